@@ -1,0 +1,58 @@
+"""``POST /api/v1/ingest``: push a pprof profile (gzip or not) as the request body."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from server.api.deps import SettingsDep, StoreDep
+from server.errors import PayloadTooLarge
+from server.ingest import ingest
+from server.labels import parse_label_pairs
+from server.timeparse import format_time, parse_time_ns
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing at the first byte past ``limit`` rather than after buffering it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body: {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body: more than {limit} bytes (the limit)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/ingest", status_code=201)
+async def push(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    service: Annotated[str, Query(min_length=1, max_length=256)],
+    type: Annotated[str | None, Query()] = None,
+    label: Annotated[list[str] | None, Query()] = None,
+    time: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
+    labels = parse_label_pairs(label or [])
+    labels["service"] = service
+    time_ns = parse_time_ns(time, "time") if time else None
+    body = await read_body(request, settings.max_body_bytes)
+    result = await run_in_threadpool(ingest, store, settings, body, labels, type, time_ns)
+    payload: dict[str, Any] = {
+        "id": result.stored.id,
+        "series": {"id": result.stored.series.id, "labels": result.stored.series.labels},
+        "type": result.kind,
+        "time": format_time(result.stored.time_ns),
+        "samples": result.stored.samples,
+        "totals": result.totals_by_name(),
+    }
+    return JSONResponse(payload, status_code=201)

@@ -1,0 +1,57 @@
+"""Query endpoints: top table, flame graph and merged pprof over a selector and a time range."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from server.api.deps import SettingsDep, StoreDep
+from server.errors import InvalidParameter
+from server.query import service
+from server.query.request import ProfileQuery
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+
+
+def profile_query(
+    type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
+    query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    sample: Annotated[str | None, Query(description="sample type; default: the profile's default")] = None,
+    aggregation: Annotated[str | None, Query(description="sum or avg")] = None,
+) -> ProfileQuery:
+    return ProfileQuery.parse(type, query, from_, to, sample, aggregation)
+
+
+QueryDep = Annotated[ProfileQuery, Depends(profile_query)]
+
+
+@router.get("/top")
+def top(
+    q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int | None, Query(ge=1)] = None
+) -> dict[str, Any]:
+    return service.top(store, settings, q, limit)
+
+
+@router.get("/flamegraph")
+def flamegraph(
+    q: QueryDep, store: StoreDep, settings: SettingsDep, max_nodes: Annotated[int | None, Query(ge=1)] = None
+) -> dict[str, Any]:
+    nodes = max_nodes or settings.default_flamegraph_nodes
+    if nodes > settings.max_flamegraph_nodes:
+        raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
+    return service.flame(store, settings, q, nodes)
+
+
+@router.get("/pprof")
+def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
+    data = service.pprof_export(store, settings, q)
+    filename = f"{q.kind}.pb.gz"
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

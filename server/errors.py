@@ -1,0 +1,52 @@
+"""Errors the service raises on bad requests; the API turns each into a JSON 4xx.
+
+    StackyardError              (400 unless a subclass says otherwise)
+    ├── InvalidParameter        a query parameter or field is wrong; names it
+    │   ├── SelectorError       a selector that does not parse; points at the character
+    │   └── TimeRangeError      a time that does not parse, or from after to
+    ├── NotFound                (404) no such profile, series or target
+    ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
+    └── TooExpensive            (422) a query that would read more than the limits allow
+
+Profile decoding errors come from :mod:`server.pprof.errors` and are mapped
+alongside these (400, and 413 for the decompressed-size limit).
+"""
+
+from __future__ import annotations
+
+
+class StackyardError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParameter(StackyardError):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+class SelectorError(InvalidParameter):
+    def __init__(self, selector: str, position: int, message: str) -> None:
+        pointer = f"{selector}\n{' ' * position}^"
+        super().__init__("query", f"{message} at character {position + 1} of the selector\n{pointer}")
+        self.position = position
+
+
+class TimeRangeError(InvalidParameter):
+    pass
+
+
+class NotFound(StackyardError):
+    status_code = 404
+
+
+class PayloadTooLarge(StackyardError):
+    status_code = 413
+
+
+class TooExpensive(StackyardError):
+    status_code = 422

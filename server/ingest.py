@@ -1,0 +1,80 @@
+"""Raw bytes in, stored profile out: the one path every profile takes, pushed or scraped.
+
+Nothing is written until the profile has been fully decoded and validated, so
+a rejected upload leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from server.errors import InvalidParameter, PayloadTooLarge
+from server.labels import check_labels
+from server.pprof import Profile, decode
+from server.pprof.errors import ProfileTooLargeError
+from server.pprof.kinds import KINDS, infer_kind
+from server.settings import Settings
+from server.store.repository import Store, StoredProfile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: StoredProfile
+    kind: str
+    profile: Profile
+
+    def totals_by_name(self) -> dict[str, int]:
+        return {vt.type: total for vt, total in zip(self.profile.sample_types, self.stored.totals, strict=True)}
+
+
+def check_kind(kind: str | None) -> str | None:
+    if kind is not None and kind not in KINDS:
+        raise InvalidParameter("type", f"unknown profile type {kind!r}; expected one of {', '.join(KINDS)}")
+    return kind
+
+
+def ingest(
+    store: Store,
+    settings: Settings,
+    data: bytes,
+    labels: dict[str, str],
+    kind: str | None = None,
+    time_ns: int | None = None,
+) -> IngestResult:
+    started = time.perf_counter()
+    check_labels(labels)
+    check_kind(kind)
+    if not data:
+        raise InvalidParameter("body", "empty body: expected a pprof profile (gzip-compressed or not)")
+    if len(data) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"body: {len(data)} bytes exceeds the limit of {settings.max_body_bytes} bytes")
+    try:
+        profile = decode(data, settings.max_decompressed_bytes)
+    except ProfileTooLargeError as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    if not profile.sample_types:
+        raise InvalidParameter("body", "malformed profile: it declares no sample types")
+    if kind is None:
+        kind = infer_kind(profile)
+        if kind is None:
+            names = ", ".join(str(v) for v in profile.sample_types)
+            raise InvalidParameter("type", f"cannot tell the profile type from its sample types ({names}); pass type=")
+    when = time_ns if time_ns is not None else (profile.time_nanos or time.time_ns())
+    stored = store.write(profile, kind, labels, when)
+    log.info(
+        "ingest",
+        extra={
+            "outcome": "stored",
+            "profile_id": stored.id,
+            "service": labels.get("service"),
+            "kind": kind,
+            "samples": stored.samples,
+            "bytes": len(data),
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return IngestResult(stored, kind, profile)

@@ -1,0 +1,34 @@
+"""Series label rules, shared by ingest, targets and selectors: Prometheus' label grammar."""
+
+from __future__ import annotations
+
+import re
+
+from server.errors import InvalidParameter
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+MAX_LABEL_VALUE = 1024
+
+
+def check_labels(labels: dict[str, str], parameter: str = "label") -> dict[str, str]:
+    for name, value in labels.items():
+        if not LABEL_NAME.fullmatch(name):
+            raise InvalidParameter(parameter, f"{name!r} is not a valid label name (letters, digits and _; not starting with a digit)")
+        if name.startswith("__"):
+            raise InvalidParameter(parameter, f"label names starting with __ are reserved: {name!r}")
+        if len(value) > MAX_LABEL_VALUE:
+            raise InvalidParameter(parameter, f"the value of {name!r} is longer than {MAX_LABEL_VALUE} characters")
+    if not labels.get("service"):
+        raise InvalidParameter("service", "every profile needs a service name")
+    return labels
+
+
+def parse_label_pairs(pairs: list[str]) -> dict[str, str]:
+    """``["env=prod", "region=eu"]`` to a dict; the value may itself contain ``=``."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidParameter("label", f"{pair!r} is not KEY=VALUE")
+        labels[name.strip()] = value
+    return labels

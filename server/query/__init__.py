@@ -1,0 +1,1 @@
+"""Queries over stored profiles: selectors, merged call trees, top tables, flame graphs, exports."""

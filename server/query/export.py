@@ -1,0 +1,84 @@
+"""A merged query result as a pprof profile that ``go tool pprof`` opens.
+
+Each stack node becomes one location with a single line for its function
+(Stackyard keeps functions, not addresses or line numbers), and each
+(leaf node, labelset) row becomes one sample carrying every sample type, so
+``-sample_index`` works on the export as on the originals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from server.pprof.merge import round_half_away
+from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
+from server.query.merge import IntArray
+from server.store import blob
+from server.store.profiles import ProfileMeta, load_blobs
+from server.store.repository import Store
+from server.store.stacks import ROOT
+
+
+def export_profile(store: Store, profiles: list[ProfileMeta], divide_by: int = 1) -> Profile:
+    """Merge every sample type of ``profiles``; ``divide_by`` > 1 averages (rounding half away from zero)."""
+    sample_types: list[str] = []
+    for meta in profiles:
+        for entry in meta.sample_types:
+            if entry not in sample_types:
+                sample_types.append(entry)
+    blobs = load_blobs(store.engine, [p.id for p in profiles])
+    nodes: list[IntArray] = []
+    labelsets: list[IntArray] = []
+    values: list[IntArray] = []
+    for meta in profiles:
+        data = blobs.get(meta.id)
+        if data is None:
+            continue
+        arrays = blob.decode(data)
+        widened = np.zeros((len(arrays), len(sample_types)), dtype=np.int64)
+        for column, entry in enumerate(meta.sample_types):
+            widened[:, sample_types.index(entry)] = arrays.values[:, column]
+        nodes.append(arrays.nodes)
+        labelsets.append(arrays.labelsets)
+        values.append(widened)
+    value_types = [ValueType(*entry.split("/", 1)) for entry in sample_types]
+    reference = profiles[-1] if profiles else None
+    result = Profile(sample_types=value_types)
+    if reference is not None:
+        if reference.period_type:
+            result.period_type = ValueType(*reference.period_type.split("/", 1))
+        result.period = max(p.period for p in profiles)
+        result.time_nanos = min(p.time_ns for p in profiles)
+        result.duration_nanos = sum(p.duration_ns for p in profiles)
+        result.default_sample_type = reference.default_sample_type
+    if not nodes:
+        return result
+    merged = blob.aggregate(np.concatenate(nodes), np.concatenate(labelsets), np.concatenate(values))
+    result.samples = _samples(store, merged, divide_by)
+    result.locations = list({id(loc): loc for s in result.samples for loc in s.locations}.values())
+    return result
+
+
+def _samples(store: Store, merged: blob.SampleArrays, divide_by: int) -> list[Sample]:
+    store.stacks.ensure(merged.nodes)
+    closure = store.stacks.ancestors_closure(merged.nodes)
+    rows = store.functions.rows(store.stacks.function[closure].tolist())
+    functions = {fid: Function(name, system_name, filename, start_line) for fid, (name, system_name, filename, start_line) in rows.items()}
+    locations: dict[int, Location] = {}
+    paths: dict[int, tuple[Location, ...]] = {ROOT: ()}
+    parent = store.stacks.parent
+    function = store.stacks.function
+    for node in closure.tolist():  # sorted ids: a parent always precedes its children
+        loc = Location((Line(functions[int(function[node])]),), 0, len(locations) + 1)
+        locations[node] = loc
+        paths[node] = (loc, *paths[int(parent[node])])
+    labelsets = store.labelsets.get(set(merged.labelsets.tolist()))
+    samples: list[Sample] = []
+    for node, labelset, row in zip(merged.nodes.tolist(), merged.labelsets.tolist(), merged.values.tolist(), strict=True):
+        if divide_by != 1:
+            row = [round_half_away(v / divide_by) for v in row]
+        if not any(row):
+            continue
+        labels, num_labels = labelsets.get(labelset, ((), ()))
+        samples.append(Sample(paths[node], tuple(row), labels, num_labels))
+    return samples

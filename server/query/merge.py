@@ -1,0 +1,102 @@
+"""Read the profiles a query selects and sum their samples as arrays.
+
+This is the hot path of every query: blobs are decoded into numpy arrays and
+concatenated; nothing loops over samples in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from server.errors import InvalidParameter, TooExpensive
+from server.pprof.kinds import is_gauge
+from server.query.request import ProfileQuery
+from server.store import blob
+from server.store.profiles import ProfileMeta, list_profiles, load_blobs
+from server.store.repository import Store
+from server.store.series import SeriesInfo
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class Merged:
+    """Summed samples of one sample type: one row per distinct (leaf node, labelset)."""
+
+    sample_type: str
+    unit: str
+    aggregation: str
+    profiles: list[ProfileMeta]
+    nodes: IntArray
+    labelsets: IntArray
+    values: IntArray
+
+    @property
+    def divisor(self) -> int:
+        return len(self.profiles) if self.aggregation == "avg" and self.profiles else 1
+
+    def total(self) -> int:
+        return int(self.values.sum())
+
+
+def matching_series(store: Store, query: ProfileQuery) -> list[SeriesInfo]:
+    return [s for s in store.series.all() if s.kind == query.kind and query.selector.matches(s.labels)]
+
+
+def select_profiles(store: Store, query: ProfileQuery, limit: int) -> list[ProfileMeta]:
+    series = matching_series(store, query)
+    if not series:
+        return []
+    profiles = list_profiles(store.engine, [s.id for s in series], query.start_ns, query.end_ns + 1, limit)
+    if len(profiles) > limit:
+        raise TooExpensive(
+            f"the query selects more than {limit} profiles; narrow the time range or the selector "
+            "(the limit is the max_query_profiles setting)"
+        )
+    return profiles
+
+
+def resolve_sample(profiles: list[ProfileMeta], sample: str | None) -> tuple[str, str]:
+    """The sample type name and unit: the requested one, else the newest profile's default."""
+    if not profiles:
+        return (sample or "", "")
+    reference = profiles[-1]
+    index = reference.default_sample_index() if sample is None else reference.sample_index(sample)
+    if index is None:
+        names = ", ".join(entry.split("/", 1)[0] for entry in reference.sample_types)
+        raise InvalidParameter("sample", f"unknown sample type {sample!r}; this profile type has {names}")
+    type_name, _, unit = reference.sample_types[index].partition("/")
+    return type_name, unit
+
+
+def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
+    profiles = select_profiles(store, query, limit)
+    sample_type, unit = resolve_sample(profiles, query.sample)
+    aggregation = query.aggregation or ("avg" if is_gauge(query.kind, sample_type) else "sum")
+    return merge_selected(store, profiles, sample_type, unit, aggregation)
+
+
+def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
+    blobs = load_blobs(store.engine, [p.id for p in profiles])
+    nodes: list[IntArray] = []
+    labelsets: list[IntArray] = []
+    values: list[IntArray] = []
+    used: list[ProfileMeta] = []
+    for meta in profiles:
+        column = meta.sample_index(sample_type)
+        data = blobs.get(meta.id)
+        if column is None or data is None:
+            continue
+        arrays = blob.decode(data)
+        nodes.append(arrays.nodes)
+        labelsets.append(arrays.labelsets)
+        values.append(arrays.values[:, column])
+        used.append(meta)
+    if not nodes:
+        empty = np.zeros(0, dtype=np.int64)
+        return Merged(sample_type, unit, aggregation, used, empty, empty, empty)
+    summed = blob.aggregate(np.concatenate(nodes), np.concatenate(labelsets), np.concatenate(values).reshape(-1, 1))
+    return Merged(sample_type, unit, aggregation, used, summed.nodes, summed.labelsets, summed.values[:, 0])

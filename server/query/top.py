@@ -1,0 +1,45 @@
+"""Per-function flat and cum, computed exactly as ``go tool pprof -top`` does.
+
+flat: the values of samples whose leaf frame is the function. cum: the values
+of samples whose stack holds the function at least once; a recursive function
+counts once per sample, which the tree gives us for free: summing the totals of
+the nodes that are not below another node of the same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.query.tree import CallTree
+
+
+@dataclass(frozen=True, slots=True)
+class TopRow:
+    function_id: int
+    flat: int
+    cum: int
+
+
+def top_rows(tree: CallTree) -> list[TopRow]:
+    if len(tree) == 0:
+        return []
+    functions, index = np.unique(tree.function, return_inverse=True)
+    flat = np.zeros(functions.shape[0], dtype=np.int64)
+    cum = np.zeros(functions.shape[0], dtype=np.int64)
+    np.add.at(flat, index, tree.self_value)
+    outermost = ~tree.recursive
+    np.add.at(cum, index[outermost], tree.total_value[outermost])
+    present = (flat != 0) | (cum != 0)
+    return [
+        TopRow(int(f), int(fl), int(c))
+        for f, fl, c in zip(functions[present], flat[present], cum[present], strict=True)
+    ]
+
+
+def sort_rows(rows: list[TopRow], names: dict[int, str], by: str = "flat") -> list[TopRow]:
+    """pprof's order: largest |flat| first, ties by name; ``by="cum"`` sorts on cum instead."""
+    if by == "cum":
+        return sorted(rows, key=lambda r: (-abs(r.cum), names.get(r.function_id, ""), -abs(r.flat)))
+    return sorted(rows, key=lambda r: (-abs(r.flat), names.get(r.function_id, ""), -abs(r.cum)))

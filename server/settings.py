@@ -1,0 +1,45 @@
+"""Settings, read once from ``STACKYARD_*`` environment variables (and a config file's ``server:`` block).
+
+Build one :class:`Settings` and pass it down (``create_app(settings)``); nothing
+reads the environment at import time, so tests can run many differently
+configured servers in one process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./data/stackyard.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STACKYARD_", extra="forbid")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL; postgresql+psycopg://... in production")
+    host: str = "127.0.0.1"
+    port: int = Field(4180, ge=0, le=65535)
+    log_level: str = "INFO"
+    log_format: str = Field("json", pattern="^(json|text)$")
+
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="largest accepted request body")
+    max_decompressed_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest profile after gunzip")
+    max_query_profiles: int = Field(100_000, gt=0, description="raw profiles one query may read")
+    default_flamegraph_nodes: int = Field(2048, gt=0)
+    max_flamegraph_nodes: int = Field(100_000, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        return value
+
+    def sqlite_path(self) -> Path | None:
+        """The database file for a SQLite URL, so the CLI can create its folder."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url[len(prefix) :])
+        return None

@@ -1,0 +1,131 @@
+"""SQLAlchemy 2 tables: everything that repeats between scrapes is stored once.
+
+- ``series``: one row per (profile kind, label set), with its labels also in
+  ``series_labels`` so selectors can be answered by index.
+- ``functions``: deduplicated by a hash of (name, system name, file).
+- ``stack_nodes``: a prefix tree of stacks, one row per (parent, function);
+  a stack is the id of its leaf node. Parent 0 is the (virtual) root, so
+  there is no foreign key on ``parent_id``. ``recursive`` marks nodes whose
+  function already occurs among their ancestors, which is what lets queries
+  compute pprof's ``cum`` (counted once per sample) with array arithmetic.
+- ``sample_labelsets``: deduplicated pprof sample labels (``pprof.Do``).
+- ``profiles``: one row per scrape or push, with totals; its samples live in
+  ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`).
+
+The schema itself is created only by Alembic migrations; a test checks that
+these models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Series(Base):
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("kind", "labels_hash"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    labels_hash: Mapped[int] = mapped_column(BigInteger)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+class SeriesLabel(Base):
+    __tablename__ = "series_labels"
+    __table_args__ = (Index("ix_series_labels_name_value", "name", "value"),)
+
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class FunctionRow(Base):
+    __tablename__ = "functions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    system_name: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(Text)
+    start_line: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StackNode(Base):
+    __tablename__ = "stack_nodes"
+    __table_args__ = (UniqueConstraint("parent_id", "function_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    parent_id: Mapped[int] = mapped_column(BigInteger)
+    function_id: Mapped[int] = mapped_column(ForeignKey("functions.id"))
+    depth: Mapped[int] = mapped_column(Integer)
+    recursive: Mapped[bool] = mapped_column(Boolean)
+
+
+class SampleLabelset(Base):
+    __tablename__ = "sample_labelsets"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
+    labels: Mapped[list[list[str]]] = mapped_column(JSON)
+    num_labels: Mapped[list[list[object]]] = mapped_column(JSON)
+
+
+class SampleLabel(Base):
+    __tablename__ = "sample_labels"
+    __table_args__ = (Index("ix_sample_labels_name_value", "name", "value"),)
+
+    labelset_id: Mapped[int] = mapped_column(ForeignKey("sample_labelsets.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class ProfileRow(Base):
+    __tablename__ = "profiles"
+    __table_args__ = (Index("ix_profiles_series_time", "series_id", "time_ns"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    time_ns: Mapped[int] = mapped_column(BigInteger)
+    duration_ns: Mapped[int] = mapped_column(BigInteger)
+    period: Mapped[int] = mapped_column(BigInteger)
+    period_type: Mapped[str] = mapped_column(String(128))
+    sample_types: Mapped[str] = mapped_column(Text)
+    default_sample_type: Mapped[str] = mapped_column(String(128))
+    samples: Mapped[int] = mapped_column(Integer)
+    totals: Mapped[list[int]] = mapped_column(JSON)
+
+
+class ProfileBlob(Base):
+    __tablename__ = "profile_blobs"
+
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,71 @@
+"""Function deduplication: each (name, system name, file) is stored once, ever."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Engine, select
+
+from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.keys import hash64
+from server.store.models import FunctionRow
+
+FunctionKey = tuple[str, str, str]
+
+
+class FunctionTable:
+    """A write-through cache of the ``functions`` table, keyed by content."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._ids: dict[FunctionKey, int] = {}
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int]) -> list[int]:
+        """The database id of every key, inserting the ones never seen before."""
+        ids = self._ids
+        missing = {key: line for key, line in zip(keys, start_lines, strict=True) if key not in ids}
+        if missing:
+            with self._lock:
+                self._store(missing)
+        return [ids[key] for key in keys]
+
+    def _store(self, missing: dict[FunctionKey, int]) -> None:
+        rows = [
+            {"hash": hash64(key), "name": key[0], "system_name": key[1], "filename": key[2], "start_line": line}
+            for key, line in missing.items()
+            if key not in self._ids
+        ]
+        by_hash = {row["hash"]: (row["name"], row["system_name"], row["filename"]) for row in rows}
+        with self._engine.begin() as conn:
+            insert_ignoring_conflicts(conn, FunctionRow.__table__, rows)  # type: ignore[arg-type]
+            for part in chunks(list(by_hash), 500):
+                for fid, fhash in conn.execute(select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))):
+                    key = by_hash[fhash]
+                    self._ids[key] = fid
+                    self._names[fid] = key[0]
+
+    def names(self, ids: Iterable[int]) -> dict[int, str]:
+        """Function names by id, loading those this process has not seen."""
+        wanted = set(ids)
+        unknown = [fid for fid in wanted if fid not in self._names]
+        if unknown:
+            with self._engine.connect() as conn:
+                for part in chunks(unknown, 500):
+                    for fid, name in conn.execute(select(FunctionRow.id, FunctionRow.name).where(FunctionRow.id.in_(part))):
+                        self._names[fid] = name
+        return {fid: self._names[fid] for fid in wanted if fid in self._names}
+
+    def rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str, int]]:
+        """Full function rows, for exports that must carry file names."""
+        result: dict[int, tuple[str, str, str, int]] = {}
+        with self._engine.connect() as conn:
+            for part in chunks(sorted(set(ids)), 500):
+                query = select(
+                    FunctionRow.id, FunctionRow.name, FunctionRow.system_name, FunctionRow.filename, FunctionRow.start_line
+                ).where(FunctionRow.id.in_(part))
+                for fid, name, system_name, filename, start_line in conn.execute(query):
+                    result[fid] = (name, system_name, filename, start_line)
+        return result

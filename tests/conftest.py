@@ -1,0 +1,72 @@
+"""Shared fixtures: real databases (a SQLite file, a PostgreSQL server), a store, an API client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.migrate import upgrade
+from server.settings import Settings
+from server.store.repository import Store
+from tests.pgserver import PostgresServer
+from tests.tools import DATA, postgres_bindir
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer(postgres_bindir())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _database_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'stackyard.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database of each kind."""
+    url = _database_url(str(request.param), request, tmp_path)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'stackyard.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    the_store = Store.from_url(database_url)
+    yield the_store
+    the_store.close()
+
+
+@pytest.fixture
+def client(settings: Settings, store: Store) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, store)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
