@@ -88,7 +88,9 @@ class _Parser:
                 self.pos += 1
                 continue
             self.skip_space()
-            if self.pos >= len(self.text) or self.text[self.pos] != "}":
+            if self.pos >= len(self.text):
+                raise self.fail("unclosed selector: expected '}'")
+            if self.text[self.pos] != "}":
                 raise self.fail("expected ',' or '}'")
         self.skip_space()
         if self.pos != len(self.text):

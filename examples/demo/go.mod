@@ -1,0 +1,3 @@
+module stackyard/examples/demo
+
+go 1.19
