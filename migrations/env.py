@@ -14,7 +14,9 @@ config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):
     logging.config.fileConfig(config.config_file_name)
 
-url = config.get_main_option("sqlalchemy.url") or os.environ.get("STACKYARD_DATABASE_URL", "sqlite:///./data/stackyard.db")
+url = config.get_main_option("sqlalchemy.url") or os.environ.get(
+    "STACKYARD_DATABASE_URL", "sqlite:///./data/stackyard.db"
+)
 config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
 target_metadata = Base.metadata
 
@@ -28,7 +30,9 @@ def run_offline() -> None:
 def run_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
-        engine = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool)
+        engine = engine_from_config(
+            config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
+        )
         with engine.connect() as connection:
             _run(connection)
         engine.dispose()

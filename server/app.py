@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server import __version__
 from server.api import errors, health, ingest, labels, query
+from server.migrate import ROOT
 from server.settings import Settings
 from server.store.repository import Store
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = ROOT / "web"
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:

@@ -53,7 +53,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade(settings.database_url)
     app = create_app(settings)
-    log.info("serving", extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)})
+    log.info(
+        "serving", extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)}
+    )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
     return 0
 
@@ -86,8 +88,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             totals = ", ".join(f"{k}={v}" for k, v in result.totals_by_name().items())
-            print(f"{name}: stored profile {result.stored.id} ({result.kind}, {result.stored.samples} samples, "
-                  f"{format_time(result.stored.time_ns)}; {totals})")
+            print(
+                f"{name}: stored profile {result.stored.id} ({result.kind}, {result.stored.samples} samples, "
+                f"{format_time(result.stored.time_ns)}; {totals})"
+            )
     finally:
         store.close()
     return 1 if failures else 0

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from server.errors import InvalidParameter, PayloadTooLarge
 from server.labels import check_labels
-from server.pprof import Profile, decode
+from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileTooLargeError
-from server.pprof.kinds import KINDS, infer_kind
+from server.pprof.header import Header, infer_kind_of
+from server.pprof.kinds import KINDS
 from server.settings import Settings
 from server.store.repository import Store, StoredProfile
 
@@ -25,10 +26,10 @@ log = logging.getLogger(__name__)
 class IngestResult:
     stored: StoredProfile
     kind: str
-    profile: Profile
+    header: Header
 
     def totals_by_name(self) -> dict[str, int]:
-        return {vt.type: total for vt, total in zip(self.profile.sample_types, self.stored.totals, strict=True)}
+        return {vt.type: total for vt, total in zip(self.header.sample_types, self.stored.totals, strict=True)}
 
 
 def check_kind(kind: str | None) -> str | None:
@@ -53,18 +54,19 @@ def ingest(
     if len(data) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body: {len(data)} bytes exceeds the limit of {settings.max_body_bytes} bytes")
     try:
-        profile = decode(data, settings.max_decompressed_bytes)
+        columns = decode_columns(data, settings.max_decompressed_bytes)
     except ProfileTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from None
-    if not profile.sample_types:
+    header = Header.of(columns)
+    if not header.sample_types:
         raise InvalidParameter("body", "malformed profile: it declares no sample types")
     if kind is None:
-        kind = infer_kind(profile)
+        kind = infer_kind_of(columns, header)
         if kind is None:
-            names = ", ".join(str(v) for v in profile.sample_types)
+            names = ", ".join(str(v) for v in header.sample_types)
             raise InvalidParameter("type", f"cannot tell the profile type from its sample types ({names}); pass type=")
-    when = time_ns if time_ns is not None else (profile.time_nanos or time.time_ns())
-    stored = store.write(profile, kind, labels, when)
+    when = time_ns if time_ns is not None else (header.time_nanos or time.time_ns())
+    stored = store.write(columns, kind, labels, when)
     log.info(
         "ingest",
         extra={
@@ -77,4 +79,4 @@ def ingest(
             "ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )
-    return IngestResult(stored, kind, profile)
+    return IngestResult(stored, kind, header)

@@ -13,7 +13,9 @@ MAX_LABEL_VALUE = 1024
 def check_labels(labels: dict[str, str], parameter: str = "label") -> dict[str, str]:
     for name, value in labels.items():
         if not LABEL_NAME.fullmatch(name):
-            raise InvalidParameter(parameter, f"{name!r} is not a valid label name (letters, digits and _; not starting with a digit)")
+            raise InvalidParameter(
+                parameter, f"{name!r} is not a valid label name (letters, digits and _; not starting with a digit)"
+            )
         if name.startswith("__"):
             raise InvalidParameter(parameter, f"label names starting with __ are reserved: {name!r}")
         if len(value) > MAX_LABEL_VALUE:

@@ -40,3 +40,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates every migration step at INFO; only its warnings matter to an operator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

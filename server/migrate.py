@@ -7,7 +7,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _project_root() -> Path:
+    """The checkout (editable install), else the working directory (the container image copies them to /app)."""
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "migrations").is_dir() else Path.cwd()
+
+
+ROOT = _project_root()
 
 
 def alembic_config(database_url: str) -> Config:

@@ -18,7 +18,9 @@ DEFAULT_DATABASE_URL = "sqlite:///./data/stackyard.db"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STACKYARD_", extra="forbid")
 
-    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL; postgresql+psycopg://... in production")
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, description="SQLAlchemy URL; postgresql+psycopg://... in production"
+    )
     host: str = "127.0.0.1"
     port: int = Field(4180, ge=0, le=65535)
     log_level: str = "INFO"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from server.errors import TimeRangeError
 
@@ -54,15 +55,15 @@ def parse_time_ns(text: str, parameter: str, now_ns: int | None = None) -> int:
     except ValueError:
         pass
     else:
-        if seconds != seconds or abs(seconds) > 1e11:
+        if math.isnan(seconds) or abs(seconds) > 1e11:
             raise TimeRangeError(parameter, f"{value!r} is out of range for Unix seconds")
-        return int(round(seconds * 1e9))
+        return round(seconds * 1e9)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise TimeRangeError(parameter, f"{value!r} is not RFC 3339, Unix seconds or now-DURATION") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000
 
 
@@ -77,4 +78,4 @@ def time_range_ns(start: str | None, end: str | None, default_span: str = "1h") 
 
 
 def format_time(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -7,9 +7,18 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-UNITS = {"cpu": "nanoseconds", "samples": "count", "inuse_space": "bytes", "alloc_space": "bytes",
-         "inuse_objects": "count", "alloc_objects": "count", "delay": "nanoseconds", "contentions": "count",
-         "goroutine": "count", "threadcreate": "count"}
+UNITS = {
+    "cpu": "nanoseconds",
+    "samples": "count",
+    "inuse_space": "bytes",
+    "alloc_space": "bytes",
+    "inuse_objects": "count",
+    "alloc_objects": "count",
+    "delay": "nanoseconds",
+    "contentions": "count",
+    "goroutine": "count",
+    "threadcreate": "count",
+}
 
 
 def push(client: TestClient, path: Path, service: str = "demo", **params: str) -> dict[str, Any]:

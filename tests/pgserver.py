@@ -37,7 +37,9 @@ class PostgresServer:
             try:
                 entry = pwd.getpwnam(self.user)
             except KeyError:
-                raise RuntimeError("running as root, but there is no 'postgres' system user to run PostgreSQL") from None
+                raise RuntimeError(
+                    "running as root, but there is no 'postgres' system user to run PostgreSQL"
+                ) from None
             os.chmod(self.root, 0o755)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
 

@@ -16,8 +16,8 @@ from server.pprof import (
     decode,
     decompress,
     encode,
+    profile_pb2,
 )
-from server.pprof import profile_pb2
 from server.pprof.kinds import infer_kind
 from tests.tools import DATA
 
@@ -71,7 +71,9 @@ def test_encode_roundtrip(path: Path) -> None:
     again = decode(encode(original))
     assert [str(v) for v in again.sample_types] == [str(v) for v in original.sample_types]
     assert again.totals() == original.totals()
-    assert [[f.name for f in s.frames()] for s in again.samples] == [[f.name for f in s.frames()] for s in original.samples]
+    assert [[f.name for f in s.frames()] for s in again.samples] == [
+        [f.name for f in s.frames()] for s in original.samples
+    ]
     assert [s.labels for s in again.samples] == [s.labels for s in original.samples]
     assert again.default_sample_type == original.default_sample_type
 

@@ -47,7 +47,7 @@ def test_empty_result_is_not_an_error(filled: TestClient) -> None:
     ("params", "status", "message"),
     [
         ({"type": "cpu", "query": '{service="api"'}, 400, "unclosed selector"),
-        ({"type": "cpu", "query": '{service=api}'}, 400, "expected a quoted value at character 10"),
+        ({"type": "cpu", "query": "{service=api}"}, 400, "expected a quoted value at character 10"),
         ({"type": "cpu", "query": '{env=~"("}'}, 400, "invalid regular expression"),
         ({"type": "cpu", "from": "now", "to": "now-1h"}, 400, "must be before"),
         ({"type": "cpu", "from": "tomorrow"}, 400, "from: 'tomorrow' is not RFC 3339"),

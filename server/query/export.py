@@ -63,7 +63,10 @@ def _samples(store: Store, merged: blob.SampleArrays, divide_by: int) -> list[Sa
     store.stacks.ensure(merged.nodes)
     closure = store.stacks.ancestors_closure(merged.nodes)
     rows = store.functions.rows(store.stacks.function[closure].tolist())
-    functions = {fid: Function(name, system_name, filename, start_line) for fid, (name, system_name, filename, start_line) in rows.items()}
+    functions = {
+        fid: Function(name, system_name, filename, start_line)
+        for fid, (name, system_name, filename, start_line) in rows.items()
+    }
     locations: dict[int, Location] = {}
     paths: dict[int, tuple[Location, ...]] = {ROOT: ()}
     parent = store.stacks.parent
@@ -74,9 +77,10 @@ def _samples(store: Store, merged: blob.SampleArrays, divide_by: int) -> list[Sa
         paths[node] = (loc, *paths[int(parent[node])])
     labelsets = store.labelsets.get(set(merged.labelsets.tolist()))
     samples: list[Sample] = []
-    for node, labelset, row in zip(merged.nodes.tolist(), merged.labelsets.tolist(), merged.values.tolist(), strict=True):
-        if divide_by != 1:
-            row = [round_half_away(v / divide_by) for v in row]
+    for node, labelset, summed in zip(
+        merged.nodes.tolist(), merged.labelsets.tolist(), merged.values.tolist(), strict=True
+    ):
+        row = summed if divide_by == 1 else [round_half_away(v / divide_by) for v in summed]
         if not any(row):
             continue
         labels, num_labels = labelsets.get(labelset, ((), ()))

@@ -51,7 +51,9 @@ def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: i
             found = name_index[label] = len(name_index)
         return found
 
-    scale = (lambda v: v / divisor) if divisor != 1 else (lambda v: v)
+    def scale(value: float) -> float:
+        return value / divisor if divisor != 1 else value
+
     level_end: list[float] = []
 
     def emit(depth: int, start: float, total: float, self_value: float, name: int) -> None:

@@ -42,15 +42,35 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[Map
     """
     if not rows:
         return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported databases exist
-        raise RuntimeError(f"unsupported database {dialect}")
+    statement = _dialect_insert(conn, table).on_conflict_do_nothing()
     for chunk in chunks(rows, 1000):
         conn.execute(statement, list(chunk))
+
+
+def insert_returning(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], returning: Sequence[Any]
+) -> list[Any]:
+    """Like :func:`insert_ignoring_conflicts`, returning the listed columns of the rows actually inserted.
+
+    Rows skipped because of a conflict are not returned: the caller looks
+    those up (they were written by someone else a moment ago).
+    """
+    if not rows:
+        return []
+    statement = _dialect_insert(conn, table).on_conflict_do_nothing().returning(*returning)
+    result: list[Any] = []
+    for chunk in chunks(rows, 1000):
+        result.extend(conn.execute(statement, list(chunk)).all())
+    return result
+
+
+def _dialect_insert(conn: Connection, table: Table) -> Any:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {dialect}")
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

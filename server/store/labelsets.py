@@ -38,7 +38,10 @@ class LabelsetTable:
 
     def _store(self, missing: set[LabelsetKey]) -> None:
         by_hash = {_hash(key): key for key in missing if key not in self._ids}
-        rows = [{"hash": h, "labels": [list(p) for p in k[0]], "num_labels": [list(p) for p in k[1]]} for h, k in by_hash.items()]
+        rows = [
+            {"hash": h, "labels": [list(p) for p in k[0]], "num_labels": [list(p) for p in k[1]]}
+            for h, k in by_hash.items()
+        ]
         with self._engine.begin() as conn:
             insert_ignoring_conflicts(conn, SampleLabelset.__table__, rows)  # type: ignore[arg-type]
             found: dict[int, int] = {}
@@ -68,7 +71,7 @@ class LabelsetTable:
                     for lid, labels, num_labels in conn.execute(query):
                         key: LabelsetKey = (
                             tuple((str(k), str(v)) for k, v in labels),
-                            tuple((str(k), int(n), str(u)) for k, n, u in num_labels),
+                            tuple((str(k), int(str(n)), str(u)) for k, n, u in num_labels),
                         )
                         self._by_id[lid] = key
                         self._ids.setdefault(key, lid)

@@ -78,7 +78,9 @@ def _meta(row: Sequence[object]) -> ProfileMeta:
     )
 
 
-def list_profiles(engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int) -> list[ProfileMeta]:
+def list_profiles(
+    engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int
+) -> list[ProfileMeta]:
     """Profiles of the series with ``start_ns <= time < end_ns``, oldest first, at most ``limit``."""
     result: list[ProfileMeta] = []
     with engine.connect() as conn:

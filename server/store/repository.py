@@ -3,18 +3,22 @@
 ``write`` turns a resolved profile into deduplicated rows: functions and stack
 nodes are looked up in (or added to) their tables, and the samples become one
 blob of (leaf node, labelset, values). Everything that only depends on content
-is cached, so a repeat scrape of a known service costs two dictionary lookups
-per sample and one INSERT of the profile.
+is cached, so a repeat scrape of a known service costs one dictionary lookup
+per sample (keyed by the bytes of the stack's function ids) and one INSERT.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine
 
-from server.pprof.model import Location, Profile
+from server.pprof.columns import ProfileColumns
+from server.pprof.frames import expand
+from server.pprof.header import Header
 from server.store import blob
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
@@ -22,6 +26,8 @@ from server.store.profiles import insert_profile
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.symbols import FunctionTable
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +46,6 @@ class Store:
         self.stacks = StackTree(engine)
         self.labelsets = LabelsetTable(engine)
         self.series = SeriesTable(engine)
-        # Location contents (root-first function ids within one location) interned to small ints,
-        # so a stack's cache key is a short tuple of ints.
-        self._location_keys: dict[tuple[int, ...], int] = {}
-        self._location_frames: list[tuple[int, ...]] = []
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -52,73 +54,93 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def write(self, profile: Profile, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
+    def write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
         """Store a validated profile under the series (kind, labels)."""
-        nodes = self._leaf_nodes(profile)
-        labelsets = self._labelsets(profile)
-        n_types = len(profile.sample_types)
-        values = np.array([s.values for s in profile.samples], dtype=np.int64).reshape(len(profile.samples), n_types)
+        header = Header.of(columns)
+        n_types = len(header.sample_types)
+        n_samples = columns.sample_loc_offsets.shape[0] - 1
+        values = columns.sample_values.reshape(n_samples, n_types)
+        nodes = self._leaf_nodes(columns)
+        labelsets = self._labelsets(columns)
         arrays = blob.aggregate(nodes, labelsets, values)
-        totals = [int(v) for v in values.sum(axis=0)] if len(profile.samples) else [0] * n_types
+        totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
         series = self.series.get_or_create(kind, labels)
-        period_type = str(profile.period_type) if profile.period_type else ""
         row = {
             "series_id": series.id,
             "time_ns": time_ns,
-            "duration_ns": profile.duration_nanos,
-            "period": profile.period,
-            "period_type": period_type,
-            "sample_types": ",".join(str(v) for v in profile.sample_types),
-            "default_sample_type": profile.default_sample_type,
-            "samples": len(profile.samples),
+            "duration_ns": header.duration_nanos,
+            "period": header.period,
+            "period_type": str(header.period_type) if header.period_type else "",
+            "sample_types": ",".join(str(v) for v in header.sample_types),
+            "default_sample_type": header.default_sample_type,
+            "samples": n_samples,
             "totals": totals,
         }
         profile_id = insert_profile(self.engine, row, blob.encode(arrays))
-        return StoredProfile(profile_id, series, time_ns, len(profile.samples), totals)
+        return StoredProfile(profile_id, series, time_ns, n_samples, totals)
 
-    def _location_ids(self, profile: Profile) -> dict[Location, int]:
-        """Intern each location's frames (functions, root first) to a small int."""
-        locations = profile.all_locations()
-        functions = profile.all_functions()
-        function_ids = self.functions.ids([f.key() for f in functions], [f.start_line for f in functions])
-        by_function = {id(f): fid for f, fid in zip(functions, function_ids, strict=True)}
-        interned: dict[Location, int] = {}
-        keys = self._location_keys
-        for location in locations:
-            frames = tuple(by_function[id(line.function)] for line in reversed(location.lines))
-            key = keys.get(frames)
-            if key is None:
-                key = keys[frames] = len(self._location_frames)
-                self._location_frames.append(frames)
-            interned[location] = key
-        return interned
+    def _function_ids(self, columns: ProfileColumns) -> IntArray:
+        """Database ids of the profile's functions, by position in its function columns."""
+        if columns.function_id.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        pick = columns.strings.__getitem__
+        keys = list(
+            zip(
+                map(pick, columns.function_name.tolist()),
+                map(pick, columns.function_system_name.tolist()),
+                map(pick, columns.function_filename.tolist()),
+                strict=True,
+            )
+        )
+        ids = self.functions.ids(keys, columns.function_start_line.tolist())
+        return np.array(ids, dtype=np.int64)
 
-    def _leaf_nodes(self, profile: Profile) -> np.ndarray:
-        interned = self._location_ids(profile)
-        lookup = interned.__getitem__
-        cached = self.stacks.cached_stack
-        nodes = np.zeros(len(profile.samples), dtype=np.int64)
-        missing_at: list[int] = []
-        missing_keys: list[tuple[int, ...]] = []
-        for position, sample in enumerate(profile.samples):
-            key = tuple(map(lookup, sample.locations))
-            node = cached(key)
-            if node is None:
-                missing_at.append(position)
-                missing_keys.append(key)
-            else:
-                nodes[position] = node
-        if missing_keys:
-            frames = self._location_frames
-            stacks = [[f for loc in reversed(key) for f in frames[loc]] for key in missing_keys]
-            resolved = self.stacks.resolve(missing_keys, stacks)
-            nodes[missing_at] = resolved
+    def _leaf_nodes(self, columns: ProfileColumns) -> IntArray:
+        """The stack node of every sample: cached by the bytes of its frame ids, walked on a miss."""
+        frames = expand(columns)
+        frame_ids = self._function_ids(columns)[frames.functions] if frames.functions.size else frames.functions
+        raw = frame_ids.astype("<i8").tobytes()
+        bounds = (frames.offsets * 8).tolist()
+        keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
+        found = list(map(self.stacks.cached_stack, keys))
+        missing_at = [position for position, node in enumerate(found) if node is None]
+        nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
+        if missing_at:
+            missing_keys = [keys[p] for p in missing_at]
+            offsets = frames.offsets
+            stacks = [frame_ids[offsets[p] : offsets[p + 1]][::-1].tolist() for p in missing_at]
+            nodes[missing_at] = self.stacks.resolve(missing_keys, stacks)
         return nodes
 
-    def _labelsets(self, profile: Profile) -> np.ndarray:
-        result = np.zeros(len(profile.samples), dtype=np.int64)
-        labelled = [(i, (s.labels, s.num_labels)) for i, s in enumerate(profile.samples) if s.labels or s.num_labels]
-        if labelled:
-            keys: list[LabelsetKey] = [key for _, key in labelled]
-            result[[i for i, _ in labelled]] = self.labelsets.ids(keys)
+    def _labelsets(self, columns: ProfileColumns) -> IntArray:
+        """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
+        offsets = columns.sample_label_offsets
+        n_samples = offsets.shape[0] - 1
+        result = np.zeros(n_samples, dtype=np.int64)
+        labelled = np.flatnonzero(np.diff(offsets) > 0)
+        if labelled.size == 0:
+            return result
+        strings = columns.strings
+        stacked = np.stack([columns.label_key, columns.label_str, columns.label_num, columns.label_num_unit], axis=1)
+        raw = stacked.astype("<i8").tobytes()
+        starts, ends = offsets[labelled].tolist(), offsets[labelled + 1].tolist()
+        local: dict[bytes, int] = {}
+        per_sample: list[int] = []
+        keys: list[LabelsetKey] = []
+        for start, end in zip(starts, ends, strict=True):
+            run = raw[start * 32 : end * 32]
+            slot = local.get(run)
+            if slot is None:
+                slot = local[run] = len(keys)
+                string_labels: list[tuple[str, str]] = []
+                num_labels: list[tuple[str, int, str]] = []
+                for key, value, number, unit in stacked[start:end].tolist():
+                    if value:
+                        string_labels.append((strings[key], strings[value]))
+                    elif number or unit:
+                        num_labels.append((strings[key], number, strings[unit]))
+                keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
+            per_sample.append(slot)
+        ids = np.array(self.labelsets.ids(keys), dtype=np.int64)
+        result[labelled] = ids[per_sample]
         return result

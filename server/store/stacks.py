@@ -19,9 +19,9 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Connection, Engine, select
 
-from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.database import chunks, insert_returning
 from server.store.models import StackNode
 
 IntArray = npt.NDArray[np.int64]
@@ -52,21 +52,25 @@ class StackTree:
 
         ``keys`` are the caller's compact names for the same stacks; they are
         remembered so the next profile with these stacks skips the walk.
+        Missing nodes are created one depth level at a time (a child needs its
+        parent's id), all levels in one transaction.
         """
         with self._lock:
             leaves = [self._walk(stack) for stack in stacks]
-            pending = [i for i, (node, depth) in enumerate(leaves) if depth < len(stacks[i])]
-            while pending:
-                wanted: dict[tuple[int, int], tuple[int, bool]] = {}
-                for i in pending:
-                    node, depth = leaves[i]
-                    stack = stacks[i]
-                    function = stack[depth]
-                    wanted[(node, function)] = (depth + 1, function in stack[:depth])
-                self._create(wanted)
-                for i in pending:
-                    leaves[i] = self._walk(stacks[i], *leaves[i])
-                pending = [i for i in pending if leaves[i][1] < len(stacks[i])]
+            pending = [i for i, (_, depth) in enumerate(leaves) if depth < len(stacks[i])]
+            if pending:
+                with self._engine.begin() as conn:
+                    while pending:
+                        wanted: dict[tuple[int, int], tuple[int, bool]] = {}
+                        for i in pending:
+                            node, depth = leaves[i]
+                            stack = stacks[i]
+                            function = stack[depth]
+                            wanted[(node, function)] = (depth + 1, function in stack[:depth])
+                        self._create(conn, wanted)
+                        for i in pending:
+                            leaves[i] = self._walk(stacks[i], *leaves[i])
+                        pending = [i for i in pending if leaves[i][1] < len(stacks[i])]
             result = [node for node, _ in leaves]
             for key, node in zip(keys, result, strict=True):
                 self._stacks[key] = node
@@ -82,18 +86,20 @@ class StackTree:
             depth += 1
         return node, depth
 
-    def _create(self, wanted: dict[tuple[int, int], tuple[int, bool]]) -> None:
+    def _create(self, conn: Connection, wanted: dict[tuple[int, int], tuple[int, bool]]) -> None:
         rows = [
             {"parent_id": parent, "function_id": function, "depth": depth, "recursive": recursive}
             for (parent, function), (depth, recursive) in wanted.items()
         ]
-        with self._engine.begin() as conn:
-            insert_ignoring_conflicts(conn, StackNode.__table__, rows)  # type: ignore[arg-type]
-            for part in chunks(list(wanted), 400):
-                query = select(
-                    StackNode.id, StackNode.parent_id, StackNode.function_id, StackNode.depth, StackNode.recursive
-                ).where(tuple_(StackNode.parent_id, StackNode.function_id).in_(part))
-                self._add(conn.execute(query).all())
+        columns = (StackNode.id, StackNode.parent_id, StackNode.function_id, StackNode.depth, StackNode.recursive)
+        self._add(insert_returning(conn, StackNode.__table__, rows, columns))  # type: ignore[arg-type]
+        raced = [pair for pair in wanted if pair not in self._children]
+        if raced:
+            # Another writer created these between our cache miss and our insert; read theirs.
+            # Filtering by parent alone uses the (parent_id, function_id) index on both databases.
+            for part in chunks(sorted({parent for parent, _ in raced}), 500):
+                query = select(*columns).where(StackNode.parent_id.in_(part))
+                self._add([row for row in conn.execute(query).all() if (row[1], row[2]) in wanted])
 
     def _add(self, rows: Sequence[Sequence[int]]) -> None:
         if not rows:

@@ -26,23 +26,27 @@ class FunctionTable:
     def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int]) -> list[int]:
         """The database id of every key, inserting the ones never seen before."""
         ids = self._ids
+        try:
+            return [ids[key] for key in keys]  # the steady state: every function seen before
+        except KeyError:
+            pass
         missing = {key: line for key, line in zip(keys, start_lines, strict=True) if key not in ids}
-        if missing:
-            with self._lock:
-                self._store(missing)
+        with self._lock:
+            self._store(missing)
         return [ids[key] for key in keys]
 
     def _store(self, missing: dict[FunctionKey, int]) -> None:
+        by_hash = {hash64(key): key for key in missing if key not in self._ids}
         rows = [
-            {"hash": hash64(key), "name": key[0], "system_name": key[1], "filename": key[2], "start_line": line}
-            for key, line in missing.items()
-            if key not in self._ids
+            {"hash": fhash, "name": key[0], "system_name": key[1], "filename": key[2], "start_line": missing[key]}
+            for fhash, key in by_hash.items()
         ]
-        by_hash = {row["hash"]: (row["name"], row["system_name"], row["filename"]) for row in rows}
         with self._engine.begin() as conn:
             insert_ignoring_conflicts(conn, FunctionRow.__table__, rows)  # type: ignore[arg-type]
             for part in chunks(list(by_hash), 500):
-                for fid, fhash in conn.execute(select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))):
+                for fid, fhash in conn.execute(
+                    select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
+                ):
                     key = by_hash[fhash]
                     self._ids[key] = fid
                     self._names[fid] = key[0]
@@ -54,7 +58,9 @@ class FunctionTable:
         if unknown:
             with self._engine.connect() as conn:
                 for part in chunks(unknown, 500):
-                    for fid, name in conn.execute(select(FunctionRow.id, FunctionRow.name).where(FunctionRow.id.in_(part))):
+                    for fid, name in conn.execute(
+                        select(FunctionRow.id, FunctionRow.name).where(FunctionRow.id.in_(part))
+                    ):
                         self._names[fid] = name
         return {fid: self._names[fid] for fid in wanted if fid in self._names}
 
@@ -64,7 +70,11 @@ class FunctionTable:
         with self._engine.connect() as conn:
             for part in chunks(sorted(set(ids)), 500):
                 query = select(
-                    FunctionRow.id, FunctionRow.name, FunctionRow.system_name, FunctionRow.filename, FunctionRow.start_line
+                    FunctionRow.id,
+                    FunctionRow.name,
+                    FunctionRow.system_name,
+                    FunctionRow.filename,
+                    FunctionRow.start_line,
                 ).where(FunctionRow.id.in_(part))
                 for fid, name, system_name, filename, start_line in conn.execute(query):
                     result[fid] = (name, system_name, filename, start_line)

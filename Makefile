@@ -1,0 +1,41 @@
+# Thin targets; CI runs `make test` too (through .ci/run).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install tools run test lint pytest bench captures clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System tools the real-part tests need (Go from Debian's golang-go); installs only what is missing.
+tools:
+	scripts/install-tools.sh
+
+run: install
+	scripts/run.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: install tools lint pytest
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+captures:
+	scripts/capture_profiles.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
