@@ -2,37 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, health, ingest, labels, query
+from server.api import errors, health, ingest, labels, metrics, query, targets
 from server.migrate import ROOT
+from server.scraping import Scraper
 from server.settings import Settings
 from server.store.repository import Store
 
 WEB_DIR = ROOT / "web"
+Hook = Callable[[], Awaitable[None]]
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
-    """Build the app; pass ``store`` to share one (and its caches) with an in-process collector or test."""
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    scraper: Scraper | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+) -> FastAPI:
+    """Build the app.
+
+    ``store`` shares one store (and its caches) with an in-process collector or
+    a test; ``scraper`` is whatever schedules scrapes (the server only knows its
+    protocol); ``on_start``/``on_stop`` run inside the app's event loop, which
+    is where an in-process scraper must live.
+    """
     owned = store is None
     the_store = store if store is not None else Store.from_url(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            the_store.close()
+        for hook in on_start:
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in on_stop:
+                await hook()
+            if owned:
+                the_store.close()
 
     app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = the_store
+    app.state.scraper = scraper
+    app.state.metrics_registry = metrics_registry or CollectorRegistry()
     errors.install(app)
-    for module in (health, ingest, query, labels):
+    for module in (health, ingest, query, labels, targets, metrics):
         app.include_router(module.router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -3,7 +3,8 @@
     StackyardError              (400 unless a subclass says otherwise)
     ├── InvalidParameter        a query parameter or field is wrong; names it
     │   ├── SelectorError       a selector that does not parse; points at the character
-    │   └── TimeRangeError      a time that does not parse, or from after to
+    │   ├── TimeRangeError      a time that does not parse, or from after to
+    │   └── InvalidTarget       (422) a scrape target that cannot be scraped (bad URL, scheme, labels)
     ├── NotFound                (404) no such profile, series or target
     ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
     └── TooExpensive            (422) a query that would read more than the limits allow
@@ -38,6 +39,10 @@ class SelectorError(InvalidParameter):
 
 class TimeRangeError(InvalidParameter):
     pass
+
+
+class InvalidTarget(InvalidParameter):
+    status_code = 422
 
 
 class NotFound(StackyardError):

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     default_flamegraph_nodes: int = Field(2048, gt=0)
     max_flamegraph_nodes: int = Field(100_000, gt=0)
 
+    scrape_sync_interval: float = Field(5.0, gt=0, description="seconds between re-reads of the target list")
+    scrape_max_in_flight: int = Field(64, gt=0, description="scrapes running at once, all targets")
+    scrape_max_per_host: int = Field(4, gt=0, description="scrapes running at once against one host:port")
+    scrape_max_response_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest accepted scrape response")
+    push_buffer_size: int = Field(
+        10_000, gt=0, description="profiles a pushing collector holds while the server is away"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -79,3 +79,16 @@ def time_range_ns(start: str | None, end: str | None, default_span: str = "1h") 
 
 def format_time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def format_duration(seconds: float) -> str:
+    """``90`` to ``1m30s``: the inverse of :func:`parse_duration_ns` for whole seconds and above."""
+    if seconds < 1 or seconds != int(seconds):
+        return f"{seconds:g}s"
+    remaining = int(seconds)
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if remaining >= size:
+            parts.append(f"{remaining // size}{unit}")
+            remaining %= size
+    return "".join(parts)

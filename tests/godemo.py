@@ -37,11 +37,11 @@ def build(example: str = "demo") -> Path:
 
 
 @contextmanager
-def running(*flags: str, example: str = "demo") -> Iterator[str]:
-    """Start the service on a free loopback port; yields its base URL and stops it afterwards."""
+def running(*flags: str, example: str = "demo", addr: str = "127.0.0.1:0") -> Iterator[str]:
+    """Start the service (on a free loopback port unless ``addr`` says); yields its base URL, stops it after."""
     binary = build(example)
     process = subprocess.Popen(
-        [str(binary), "-addr", "127.0.0.1:0", *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [str(binary), "-addr", addr, *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
         assert process.stdout is not None

@@ -17,7 +17,7 @@ def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
         "STACKYARD_LOG_LEVEL": "WARNING",
     }
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        [sys.executable, "-m", "stackyard", *args], capture_output=True, text=True, env=env, timeout=120, check=False
     )
 
 
@@ -48,7 +48,7 @@ def test_bad_files_exit_non_zero_with_a_message(tmp_path: Path) -> None:
 
 def test_bad_setting_is_reported(tmp_path: Path) -> None:
     env_result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "migrate"],
+        [sys.executable, "-m", "stackyard", "migrate"],
         capture_output=True,
         text=True,
         env={**os.environ, "STACKYARD_DATABASE_URL": "mysql://nope"},

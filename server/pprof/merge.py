@@ -128,15 +128,21 @@ def diff(base: Profile, new: Profile) -> Profile:
     return merge([new, negate(base)])
 
 
-def delta(previous: Profile, current: Profile) -> Profile | None:
-    """``current - previous`` for cumulative profiles (allocs, mutex, block).
+#: Sample types that are snapshots even inside cumulative profiles: their deltas may go down.
+GAUGE_SAMPLE_TYPES = frozenset({"inuse_objects", "inuse_space"})
 
-    Returns ``None`` when any counter went down: the process restarted between
-    the two snapshots, so ``current`` itself is the right delta's upper bound
-    and the caller decides what to store. Never returns negative values.
+
+def delta(previous: Profile, current: Profile) -> Profile | None:
+    """``current - previous`` for cumulative profiles (allocs, mutex, block), as Go's ``?seconds=`` computes it.
+
+    Returns ``None`` when a cumulative counter went down: the process
+    restarted between the two snapshots, and the caller decides what to store
+    (the new snapshot is the delta since the restart). ``inuse_*`` values are
+    snapshots, so their differences may be negative, as in Go's own deltas.
     """
     result = merge([current, negate(previous)])
-    if any(v < 0 for sample in result.samples for v in sample.values):
+    counters = [i for i, vt in enumerate(result.sample_types) if vt.type not in GAUGE_SAMPLE_TYPES]
+    if any(sample.values[i] < 0 for sample in result.samples for i in counters):
         return None
     return replace(result, time_nanos=current.time_nanos, duration_nanos=current.time_nanos - previous.time_nanos)
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -128,4 +129,37 @@ class ProfileBlob(Base):
     __tablename__ = "profile_blobs"
 
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TargetRow(Base):
+    """A scrape target registered through the API or CLI (config-file targets are not stored)."""
+
+    __tablename__ = "targets"
+    __table_args__ = (UniqueConstraint("url", "service"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    service: Mapped[str] = mapped_column(String(256))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    interval_s: Mapped[float] = mapped_column(Float)
+    timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    profiles: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    path_prefix: Mapped[str] = mapped_column(String(512))
+    auth: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class TraceRow(Base):
+    """An execution trace captured on demand; opaque bytes for ``go tool trace``."""
+
+    __tablename__ = "traces"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id", ondelete="SET NULL"), nullable=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    time_ns: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+    size: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -26,6 +26,7 @@ from server.store.profiles import insert_profile
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.symbols import FunctionTable
+from server.store.targets import TargetTable, TraceTable
 
 IntArray = npt.NDArray[np.int64]
 
@@ -46,6 +47,8 @@ class Store:
         self.stacks = StackTree(engine)
         self.labelsets = LabelsetTable(engine)
         self.series = SeriesTable(engine)
+        self.targets = TargetTable(engine)
+        self.traces = TraceTable(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -1,0 +1,41 @@
+"""Why a scrape failed, as one readable sentence each: what a targets page shows.
+
+    ScrapeError              any failed scrape; ``str()`` is the sentence
+    ├── ScrapeTimeout        "timeout after 18s"
+    ├── HTTPStatusError      "HTTP 500: <first line of the body>"
+    ├── ConnectError         "connection refused", "connection reset", ...
+    ├── ResponseTooLarge     "response larger than N bytes"
+    └── InvalidProfile       "not a pprof profile: <decoder message>"
+
+``reason`` is a short fixed word for metrics labels.
+"""
+
+from __future__ import annotations
+
+
+class ScrapeError(Exception):
+    reason = "error"
+
+
+class ScrapeTimeout(ScrapeError):
+    reason = "timeout"
+
+
+class HTTPStatusError(ScrapeError):
+    reason = "http_status"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectError(ScrapeError):
+    reason = "connect"
+
+
+class ResponseTooLarge(ScrapeError):
+    reason = "too_large"
+
+
+class InvalidProfile(ScrapeError):
+    reason = "invalid_profile"

@@ -1,0 +1,152 @@
+"""HTTP scraping of pprof endpoints: bounded concurrency, bounded size, one sentence per failure.
+
+One ``httpx.AsyncClient`` per TLS configuration is shared by every target;
+a global semaphore caps scrapes in flight and a per-host one keeps a single
+target from being hammered. Bodies are streamed and cut off at the size
+limit, so a target cannot make the collector buffer gigabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from collections import defaultdict
+from dataclasses import dataclass
+
+import httpx
+
+from collector.errors import ConnectError, HTTPStatusError, ResponseTooLarge, ScrapeError, ScrapeTimeout
+from server.targets import Auth, TargetSpec
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+USER_AGENT = "stackyard-collector/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    max_in_flight: int = 64
+    max_per_host: int = 4
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+
+class Fetcher:
+    def __init__(self, limits: FetchLimits | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.limits = limits or FetchLimits()
+        self._transport = transport
+        self._clients: dict[tuple[str | None, str | None, str | None, bool], httpx.AsyncClient] = {}
+        self._global = asyncio.Semaphore(self.limits.max_in_flight)
+        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.limits.max_per_host)
+        )
+
+    def _client(self, auth: Auth | None) -> httpx.AsyncClient:
+        key = auth.tls_key() if auth else (None, None, None, False)
+        client = self._clients.get(key)
+        if client is None:
+            verify: ssl.SSLContext | bool = True
+            if auth is not None and (auth.ca_file or auth.cert_file or auth.insecure_skip_verify):
+                context = ssl.create_default_context(cafile=auth.ca_file)
+                if auth.cert_file:
+                    context.load_cert_chain(auth.cert_file, auth.key_file)
+                if auth.insecure_skip_verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                verify = context
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                verify=verify,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=self.limits.max_in_flight, max_keepalive_connections=100),
+            )
+            self._clients[key] = client
+        return client
+
+    async def get(self, target: TargetSpec, url: str, timeout_s: float) -> bytes:
+        """GET ``url`` within ``timeout_s`` (connect, wait and body together)."""
+        host = target.instance
+        headers: dict[str, str] = {}
+        auth: httpx.BasicAuth | None = None
+        if target.auth is not None:
+            if target.auth.bearer_token:
+                headers["Authorization"] = f"Bearer {target.auth.bearer_token}"
+            elif target.auth.username is not None:
+                auth = httpx.BasicAuth(target.auth.username, target.auth.password or "")
+        async with self._global, self._per_host[host]:
+            try:
+                return await asyncio.wait_for(self._get(target, url, headers, auth), timeout_s)
+            except TimeoutError:
+                raise ScrapeTimeout(f"timeout after {timeout_s:g}s") from None
+
+    async def _get(self, target: TargetSpec, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None) -> bytes:
+        client = self._client(target.auth)
+        limit = self.limits.max_response_bytes
+        try:
+            async with client.stream("GET", url, headers=headers, auth=auth) as response:
+                if response.status_code != 200:
+                    body = (await _read_some(response, 512)).decode("utf-8", "replace").strip().splitlines()
+                    detail = f": {body[0][:200]}" if body else ""
+                    if response.is_redirect:
+                        detail = f": redirect to {response.headers.get('location', '?')} not followed"
+                    raise HTTPStatusError(response.status_code, f"HTTP {response.status_code}{detail}")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise ResponseTooLarge(f"response larger than {limit} bytes ({declared} declared)")
+                chunks: list[bytes] = []
+                size = 0
+                # Raw bytes: Go serves gzip as the body itself, and the decoder bounds decompression.
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ResponseTooLarge(f"response larger than {limit} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except ScrapeError:
+            raise
+        except httpx.ConnectError as exc:
+            raise ConnectError(_connect_sentence(exc)) from None
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:
+            raise ConnectError(f"connection broken while reading the response ({type(exc).__name__})") from None
+        except httpx.TimeoutException:
+            raise ScrapeTimeout("timeout") from None
+        except httpx.HTTPError as exc:
+            raise ScrapeError(f"{type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+async def _read_some(response: httpx.Response, limit: int) -> bytes:
+    data = b""
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit]
+
+
+def _connect_sentence(exc: httpx.ConnectError) -> str:
+    """Name the cause the way an operator would, from the OS error under httpx's wrapper."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return "host name not found"
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_SENTENCES:
+            return _ERRNO_SENTENCES[cause.errno]
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or cause})"
+        cause = cause.__cause__ or cause.__context__
+    return f"cannot connect ({exc})"
+
+
+_ERRNO_SENTENCES = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connect timed out",
+}

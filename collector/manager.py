@@ -1,0 +1,294 @@
+"""The scrape manager: targets in, one scheduled job per (target, profile kind), profiles out to a sink.
+
+Shaped like Prometheus' scrape manager: a periodic sync reads the target
+sources, starts jobs for new targets and stops those that vanished or
+changed; each job runs on APScheduler at a stable offset within its interval
+(a hash of the target), at most one run in flight, skipping ticks while it
+backs off after failures. Every failure becomes that target's health, and
+nothing one target does can stall another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collector.delta import DeltaTracker
+from collector.errors import HTTPStatusError, ScrapeError
+from collector.fetch import Fetcher
+from collector.health import HealthState
+from collector.metrics import CollectorMetrics
+from collector.sinks import ScrapedProfile, Sink
+from server.pprof.errors import ProfileError
+from server.scraping import ScrapeHealth
+from server.targets import DELTA_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
+
+log = logging.getLogger(__name__)
+# APScheduler warns on every tick a slow job skips; health and the lag metric already say so.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
+
+TargetSource = Callable[[], Iterable[TargetSpec]]
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"I/N"``: this collector takes shard I (0-based) of N."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"shard {text!r} is not I/N (for example 0/3)") from None
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"shard {text!r}: need 0 <= I < N")
+        return cls(index, count)
+
+
+@dataclass(slots=True)
+class _Job:
+    target: TargetSpec
+    spec: ProfileSpec
+    health: HealthState
+
+
+class ScrapeManager:
+    def __init__(
+        self,
+        sources: list[TargetSource],
+        sink: Sink,
+        fetcher: Fetcher,
+        metrics: CollectorMetrics,
+        shard: Shard | None = None,
+        sync_interval_s: float = 5.0,
+        max_decompressed: int = 256 * 1024 * 1024,
+    ) -> None:
+        self._sources = sources
+        self._sink = sink
+        self._fetcher = fetcher
+        self._metrics = metrics
+        self._shard = shard or Shard()
+        self._sync_interval_s = sync_interval_s
+        self._deltas = DeltaTracker(max_decompressed)
+        self._jobs: dict[str, _Job] = {}
+        self._health: dict[tuple[str, str], HealthState] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._static: list[TargetSpec] = []
+        self._sync_requested: asyncio.Event | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self._scheduler.start()
+        self._sync_requested = asyncio.Event()
+        await self.sync()
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="target-sync")
+
+    async def stop(self, deadline_s: float = 10.0) -> None:
+        """Stop scheduling, let scrapes in flight finish within the deadline, then flush the sink."""
+        started = time.monotonic()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+        if self._scheduler is not None:
+            # Pause first: shutting APScheduler's asyncio executor down cancels jobs still running.
+            self._scheduler.pause()
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=deadline_s)
+            for task in pending:
+                task.cancel()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        await self._sink.close(max(0.0, deadline_s - (time.monotonic() - started)))
+        await self._fetcher.close()
+
+    async def _sync_loop(self) -> None:
+        assert self._sync_requested is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_requested.wait(), timeout=self._sync_interval_s)
+            self._sync_requested.clear()
+            try:
+                await self.sync()
+            except Exception:  # a broken source must not stop scraping of the targets we have
+                log.exception("target sync failed")
+
+    def targets_changed(self) -> None:
+        if self._sync_requested is not None:
+            self._sync_requested.set()
+
+    # -- sync --------------------------------------------------------------
+
+    async def sync(self) -> None:
+        targets: dict[str, TargetSpec] = {}
+        for source in self._sources:
+            for target in await asyncio.to_thread(lambda s=source: list(s())):  # type: ignore[misc]
+                targets.setdefault(target.key, target)
+        self._static = [t for t in targets.values() if t.source != "api"]
+        wanted: dict[str, tuple[TargetSpec, ProfileSpec]] = {}
+        for target in targets.values():
+            if target.paused or not in_shard(target, self._shard.index, self._shard.count):
+                continue
+            for spec in target.enabled_profiles():
+                wanted[f"{target.key}|{spec.kind}"] = (target, spec)
+        for job_id in [j for j in self._jobs if j not in wanted or self._jobs[j].target != wanted[j][0]]:
+            self._remove(job_id)
+        for job_id, (target, spec) in wanted.items():
+            if job_id not in self._jobs:
+                self._add(job_id, target, spec)
+        self._metrics.targets.set(len({job.target.key for job in self._jobs.values()}))
+
+    def _add(self, job_id: str, target: TargetSpec, spec: ProfileSpec) -> None:
+        health = self._health.setdefault((target.key, spec.kind), HealthState(spec.kind))
+        self._jobs[job_id] = _Job(target, spec, health)
+        if self._scheduler is None:
+            return
+        start = datetime.fromtimestamp(offset_s(job_id, target.interval_s), tz=UTC)
+        self._scheduler.add_job(
+            self._run,
+            IntervalTrigger(seconds=target.interval_s, start_date=start, timezone=UTC),
+            args=[job_id],
+            id=job_id,
+            # Delta requests span the whole interval, so the next one starts as the last finishes.
+            max_instances=2 if spec.kind in DELTA_KINDS else 1,
+            misfire_grace_time=max(1, int(target.interval_s / 2)),
+            replace_existing=True,
+        )
+
+    def _remove(self, job_id: str) -> None:
+        job = self._jobs.pop(job_id)
+        if self._scheduler is not None and self._scheduler.get_job(job_id) is not None:
+            self._scheduler.remove_job(job_id)
+        if not any(j.target.key == job.target.key for j in self._jobs.values()):
+            self._deltas.forget(job.target.key)
+            for key in [k for k in self._health if k[0] == job.target.key]:
+                del self._health[key]
+
+    # -- one scrape --------------------------------------------------------
+
+    async def _run(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or not job.health.may_run():
+            return
+        now = time.time()
+        interval = job.target.interval_s
+        offset = offset_s(job_id, interval)
+        slot = math.floor((now - offset) / interval) * interval + offset
+        self._metrics.schedule_lag.observe(max(0.0, now - slot))
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self.scrape(job.target, job.spec, job.health)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def scrape(self, target: TargetSpec, spec: ProfileSpec, health: HealthState) -> None:
+        """Fetch one profile and hand it to the sink, recording the outcome as health and metrics."""
+        started_ns = time.time_ns()
+        started = time.perf_counter()
+        labels = target.series_labels()
+        result = "success"
+        try:
+            data = await self._fetch(target, spec, started_ns)
+            if data is not None:
+                await self._sink.send(ScrapedProfile(spec.kind, labels, data, started_ns, target.key))
+        except ScrapeError as exc:
+            result = exc.reason
+            health.failed(started_ns, time.perf_counter() - started, str(exc), target.interval_s)
+        except ProfileError as exc:
+            result = "invalid_profile"
+            health.failed(started_ns, time.perf_counter() - started, f"not a pprof profile: {exc}", target.interval_s)
+        except Exception as exc:  # never let one target's surprise kill the job
+            result = "error"
+            log.exception("scrape failed unexpectedly", extra={"target": target.key, "kind": spec.kind})
+            health.failed(started_ns, time.perf_counter() - started, f"internal error: {exc}", target.interval_s)
+        else:
+            health.succeeded(started_ns, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._metrics.scrape_duration.labels(spec.kind).observe(elapsed)
+        self._metrics.scrapes.labels(spec.kind, result).inc()
+        self._metrics.target_up.labels(target.service, labels["instance"], spec.kind).set(
+            1 if result == "success" else 0
+        )
+        log.info(
+            "scrape",
+            extra={
+                "target": target.url,
+                "service": target.service,
+                "kind": spec.kind,
+                "outcome": result,
+                "ms": round(elapsed * 1000, 1),
+                "error": health.last_error if result != "success" else None,
+            },
+        )
+
+    async def _fetch(self, target: TargetSpec, spec: ProfileSpec, started_ns: int) -> bytes | None:
+        timeout = target.timeout_for(spec)
+        if spec.kind not in TIMED_KINDS:
+            return await self._fetcher.get(target, target.url_for(spec, None), timeout)
+        seconds = target.seconds_for(spec)
+        snapshot_timeout = target.timeout_for(ProfileSpec("heap"))
+        if spec.kind in DELTA_KINDS and self._deltas.client_side(target.key, spec.kind):
+            cumulative = await self._fetcher.get(target, target.url_for(spec, None), snapshot_timeout)
+            return await asyncio.to_thread(self._deltas.next, target.key, spec.kind, cumulative, started_ns)
+        try:
+            return await self._fetcher.get(target, target.url_for(spec, seconds), timeout)
+        except HTTPStatusError:
+            if spec.kind not in DELTA_KINDS:
+                raise
+            # The target cannot compute deltas itself: take cumulative snapshots and subtract here.
+            cumulative = await self._fetcher.get(target, target.url_for(spec, None), snapshot_timeout)
+            self._deltas.fall_back(target.key, spec.kind)
+            log.info("client-side deltas", extra={"target": target.url, "kind": spec.kind})
+            return await asyncio.to_thread(self._deltas.next, target.key, spec.kind, cumulative, started_ns)
+
+    # -- what the server asks ----------------------------------------------
+
+    def health(self, target: TargetSpec) -> list[ScrapeHealth]:
+        result = []
+        for spec in target.enabled_profiles():
+            job_id = f"{target.key}|{spec.kind}"
+            state = self._health.get((target.key, spec.kind))
+            if state is None:
+                continue
+            next_ns = None
+            if self._scheduler is not None:
+                scheduled = self._scheduler.get_job(job_id)
+                if scheduled is not None and scheduled.next_run_time is not None:
+                    next_ns = int(scheduled.next_run_time.timestamp() * 1e9)
+            result.append(state.snapshot(next_ns))
+        return result
+
+    def static_targets(self) -> list[TargetSpec]:
+        return list(self._static)
+
+    async def capture_trace(self, target: TargetSpec, seconds: float) -> bytes:
+        url = target.url.rstrip("/") + "/" + target.path_prefix.strip("/") + f"/trace?seconds={seconds:g}"
+        try:
+            return await self._fetcher.get(target, url, seconds + 10)
+        except ScrapeError as exc:
+            from server.errors import StackyardError
+
+            error = StackyardError(f"trace capture from {target.url} failed: {exc}")
+            error.status_code = 502
+            raise error from None
+
+    def scheduled_jobs(self) -> int:
+        return len(self._jobs)

@@ -1,0 +1,5 @@
+import sys
+
+from stackyard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,262 @@
+"""The ``stackyard`` command: serve, collect, migrate, ingest files, manage targets.
+
+Errors a user can fix (a bad file, a bad URL) print one line to stderr and exit
+non-zero; they never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from collector.config import ConfigError
+from server import __version__, logs
+from server.errors import StackyardError
+from server.labels import parse_label_pairs
+from server.pprof.errors import ProfileError
+from server.settings import Settings
+
+log = logging.getLogger("stackyard")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    for name in ("host", "port", "database_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server.migrate import upgrade
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    log.info("migrated", extra={"database": _redact(settings.database_url)})
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.migrate import upgrade
+    from stackyard.runtime import build_server
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    app = build_server(settings, args.config)
+    log.info(
+        "serving",
+        extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from collector.manager import Shard
+    from server.api import metrics
+    from stackyard.runtime import build_collector
+
+    settings = _settings(args)
+    try:
+        shard = Shard.parse(args.shard)
+    except ValueError as exc:
+        print(f"stackyard: {exc}", file=sys.stderr)
+        return 2
+    manager, registry = build_collector(settings, args.push_url, shard, args.config)
+    app = FastAPI(title="Stackyard collector")
+    app.state.metrics_registry = registry
+    app.include_router(metrics.router)
+    host, _, port = args.listen.rpartition(":")
+
+    async def run() -> None:
+        await manager.start()
+        server = uvicorn.Server(uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_level="warning"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        serving = asyncio.create_task(server.serve())
+        log.info("collecting", extra={"push_url": args.push_url, "shard": args.shard, "metrics": args.listen})
+        await stop.wait()
+        log.info("shutting down", extra={"deadline_s": args.shutdown_deadline})
+        await manager.stop(args.shutdown_deadline)
+        server.should_exit = True
+        await serving
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from server.migrate import upgrade
+    from server.store.repository import Store
+    from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
+    from server.timeparse import format_duration, parse_duration_ns
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    store = Store.from_url(settings.database_url)
+    try:
+        if args.action == "add":
+            labels = parse_label_pairs(args.label or [])
+            kinds = args.profiles.split(",") if args.profiles else list(PROFILE_PATHS)
+            target = check_target(
+                TargetSpec(
+                    url=args.url,
+                    service=args.service,
+                    labels=labels,
+                    interval_s=parse_duration_ns(args.interval, "interval") / 1e9,
+                    profiles=tuple(ProfileSpec(kind.strip()) for kind in kinds),
+                )
+            )
+            created = store.targets.create(target)
+            print(f"added target {created.id}: {created.url} (service {created.service})")
+        elif args.action == "list":
+            rows = store.targets.list()
+            print(f"{'ID':>4}  {'SERVICE':<20} {'INTERVAL':<9} {'PAUSED':<6} URL")
+            for t in rows:
+                paused = "yes" if t.paused else "no"
+                print(f"{t.id:>4}  {t.service:<20} {format_duration(t.interval_s):<9} {paused:<6} {t.url}")
+        else:
+            store.targets.delete(args.id)
+            print(f"removed target {args.id}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from server.ingest import ingest
+    from server.migrate import upgrade
+    from server.store.repository import Store
+    from server.timeparse import format_time
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    labels = parse_label_pairs(args.label or [])
+    labels["service"] = args.service
+    store = Store.from_url(settings.database_url)
+    failures = 0
+    try:
+        for name in args.files:
+            path = Path(name)
+            try:
+                data = path.read_bytes()
+                result = ingest(store, settings, data, dict(labels), args.type)
+            except OSError as exc:
+                print(f"{name}: cannot read: {exc.strerror}", file=sys.stderr)
+                failures += 1
+                continue
+            except (StackyardError, ProfileError) as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            totals = ", ".join(f"{k}={v}" for k, v in result.totals_by_name().items())
+            print(
+                f"{name}: stored profile {result.stored.id} ({result.kind}, {result.stored.samples} samples, "
+                f"{format_time(result.stored.time_ns)}; {totals})"
+            )
+    finally:
+        store.close()
+    return 1 if failures else 0
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stackyard", description="Continuous profiling for Go fleets.")
+    parser.add_argument("--version", action="version", version=f"stackyard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--database-url", dest="database_url", help="overrides STACKYARD_DATABASE_URL")
+        return p
+
+    serve = with_db(sub.add_parser("serve", help="migrate, then serve the API and dashboard"))
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--config", type=Path, help="YAML config file with scrape_configs (docs/config.md)")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = with_db(sub.add_parser("migrate", help="bring the database schema up to date"))
+    migrate.set_defaults(func=cmd_migrate)
+
+    collect = sub.add_parser("collect", help="scrape targets and push their profiles to a remote server")
+    collect.add_argument("--push-url", required=True, help="base URL of the Stackyard server to push to")
+    collect.add_argument("--shard", default="0/1", help="I/N: scrape only targets whose URL hashes to shard I of N")
+    collect.add_argument("--config", type=Path, help="YAML config file with scrape_configs")
+    collect.add_argument("--listen", default="127.0.0.1:4181", help="where to serve /metrics")
+    collect.add_argument("--shutdown-deadline", type=float, default=15.0, help="seconds to finish and flush on stop")
+    collect.set_defaults(func=cmd_collect)
+
+    targets = sub.add_parser("targets", help="register, list and remove scrape targets")
+    target_actions = targets.add_subparsers(dest="action", required=True)
+    add = with_db(target_actions.add_parser("add", help="register a target"))
+    add.add_argument("url")
+    add.add_argument("--service", required=True)
+    add.add_argument("--label", action="append", metavar="KEY=VALUE")
+    add.add_argument("--interval", default="15s")
+    add.add_argument("--profiles", help="comma-separated kinds (default: all seven)")
+    add.set_defaults(func=cmd_targets)
+    listing = with_db(target_actions.add_parser("list", help="list registered targets"))
+    listing.set_defaults(func=cmd_targets)
+    remove = with_db(target_actions.add_parser("remove", help="remove a target"))
+    remove.add_argument("id", type=int)
+    remove.set_defaults(func=cmd_targets)
+
+    ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument("--service", required=True)
+    ingest.add_argument("--type", choices=["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"])
+    ingest.add_argument("--label", action="append", metavar="KEY=VALUE")
+    ingest.set_defaults(func=cmd_ingest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"stackyard: invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        code: int = args.func(args)
+    except StackyardError as exc:
+        print(f"stackyard: {exc.message}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"stackyard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Wiring: the objects behind ``stackyard serve`` and ``stackyard collect``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from collector.config import Config, FileSDWatcher, load_config
+from collector.fetch import Fetcher, FetchLimits
+from collector.manager import ScrapeManager, Shard
+from collector.metrics import CollectorMetrics
+from collector.sinks import HttpPushSink, InProcessSink, Sink
+from server.app import create_app
+from server.ingest import ingest
+from server.settings import Settings
+from server.store.repository import Store
+from server.targets import ProfileSpec, TargetSpec
+from server.timeparse import parse_duration_ns
+
+TargetSource = Callable[[], Iterable[TargetSpec]]
+
+
+def config_sources(config: Config | None) -> list[TargetSource]:
+    """Static targets, and one source per file_sd block that re-reads its files when they change."""
+    if config is None:
+        return []
+    sources: list[TargetSource] = [lambda: list(config.targets)]
+    for file_sd in config.file_sd:
+        sources.append(_RefreshingFileSD(FileSDWatcher(file_sd), file_sd.refresh_interval_s))
+    return sources
+
+
+class _RefreshingFileSD:
+    """A file_sd source that looks at its files at most once per ``refresh_interval``."""
+
+    def __init__(self, watcher: FileSDWatcher, refresh_interval_s: float) -> None:
+        self._watcher = watcher
+        self._refresh_s = refresh_interval_s
+        self._next = 0.0
+
+    def __call__(self) -> list[TargetSpec]:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._refresh_s
+            self._watcher.poll()
+        return self._watcher.targets()
+
+
+def fetcher_for(settings: Settings) -> Fetcher:
+    return Fetcher(
+        FetchLimits(
+            max_in_flight=settings.scrape_max_in_flight,
+            max_per_host=settings.scrape_max_per_host,
+            max_response_bytes=settings.scrape_max_response_bytes,
+        )
+    )
+
+
+def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
+    """The API, the dashboard and an in-process scrape manager sharing one store."""
+    config = load_config(config_path) if config_path else None
+    store = Store.from_url(settings.database_url)
+    registry = CollectorRegistry()
+
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
+        return ingest(store, settings, data, labels, kind, time_ns)
+
+    manager = ScrapeManager(
+        [store.targets.list, *config_sources(config)],
+        InProcessSink(ingest_scraped),
+        fetcher_for(settings),
+        CollectorMetrics(registry),
+        sync_interval_s=settings.scrape_sync_interval,
+        max_decompressed=settings.max_decompressed_bytes,
+    )
+
+    async def close_store() -> None:
+        store.close()
+
+    return create_app(
+        settings,
+        store,
+        scraper=manager,
+        metrics_registry=registry,
+        on_start=[manager.start],
+        on_stop=[manager.stop, close_store],
+    )
+
+
+def remote_targets(push_url: str) -> TargetSource:
+    """Targets registered on the remote server (through its API), for a pushing collector."""
+    url = push_url.rstrip("/") + "/api/v1/targets"
+
+    def fetch() -> list[TargetSpec]:
+        response = httpx.get(url, timeout=10)
+        response.raise_for_status()
+        return [_target_from_json(item) for item in response.json()["targets"] if item.get("source") == "api"]
+
+    return fetch
+
+
+class _RemoteProfile(BaseModel):
+    type: str
+    enabled: bool = True
+    path: str | None = None
+    seconds: float | None = None
+
+
+class _RemoteTarget(BaseModel):
+    """The subset of ``GET /api/v1/targets`` items a collector needs (see server/api/targets.py)."""
+
+    id: int | None = None
+    url: str
+    service: str
+    labels: dict[str, str] = {}
+    interval: str
+    timeout: str | None = None
+    profiles: list[_RemoteProfile] = []
+    path_prefix: str = "/debug/pprof"
+    paused: bool = False
+
+
+def _target_from_json(item: dict[str, object]) -> TargetSpec:
+    remote = _RemoteTarget.model_validate(item)
+    return TargetSpec(
+        url=remote.url,
+        service=remote.service,
+        labels=remote.labels,
+        interval_s=parse_duration_ns(remote.interval) / 1e9,
+        timeout_s=parse_duration_ns(remote.timeout) / 1e9 if remote.timeout else None,
+        profiles=tuple(ProfileSpec(p.type, p.enabled, p.path, p.seconds) for p in remote.profiles),
+        path_prefix=remote.path_prefix,
+        paused=remote.paused,
+        id=remote.id,
+        source="api",
+    )
+
+
+def build_collector(
+    settings: Settings, push_url: str, shard: Shard, config_path: Path | None = None
+) -> tuple[ScrapeManager, CollectorRegistry]:
+    """A scrape-only process: targets from the config file and the remote server, profiles pushed there."""
+    config = load_config(config_path) if config_path else None
+    registry = CollectorRegistry()
+    metrics = CollectorMetrics(registry)
+    sink: Sink = HttpPushSink(push_url, metrics, settings.push_buffer_size, settings.max_decompressed_bytes)
+    manager = ScrapeManager(
+        [remote_targets(push_url), *config_sources(config)],
+        sink,
+        fetcher_for(settings),
+        metrics,
+        shard=shard,
+        sync_interval_s=settings.scrape_sync_interval,
+        max_decompressed=settings.max_decompressed_bytes,
+    )
+    return manager, registry

@@ -1,0 +1,121 @@
+"""Registering targets over HTTP: defaults, validation, conflicts, persistence, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.store.repository import Store
+
+
+def _create(client: TestClient, **body: object) -> dict[str, object]:
+    response = client.post("/api/v1/targets", json={"url": "http://127.0.0.1:6060", "service": "checkout", **body})
+    assert response.status_code == 201, response.text
+    result: dict[str, object] = response.json()
+    return result
+
+
+def test_create_with_defaults(client: TestClient) -> None:
+    target = _create(client, labels={"env": "prod"})
+    assert target["interval"] == "15s"
+    assert target["path_prefix"] == "/debug/pprof"
+    assert [p["type"] for p in target["profiles"]] == [  # type: ignore[attr-defined]
+        "cpu",
+        "heap",
+        "allocs",
+        "goroutine",
+        "mutex",
+        "block",
+        "threadcreate",
+    ]
+    assert target["instance"] == "127.0.0.1:6060"
+    assert target["labels"] == {"env": "prod"}
+    assert target["source"] == "api"
+    assert isinstance(target["id"], int)
+
+
+def test_get_patch_delete(client: TestClient) -> None:
+    target = _create(client, interval="30s", profiles=["cpu", {"type": "heap", "enabled": False}])
+    path = f"/api/v1/targets/{target['id']}"
+    fetched = client.get(path).json()
+    assert fetched["interval"] == "30s"
+    assert fetched["profiles"][1] == {"type": "heap", "enabled": False, "path": None, "seconds": None}
+    patched = client.patch(path, json={"paused": True, "interval": "1m"}).json()
+    assert patched["paused"] is True and patched["interval"] == "1m"
+    assert client.get("/api/v1/targets").json()["targets"][0]["paused"] is True
+    assert client.delete(path).status_code == 204
+    assert client.get(path).status_code == 404
+    assert client.delete(path).status_code == 404
+
+
+def test_duplicate_is_409(client: TestClient) -> None:
+    _create(client)
+    response = client.post("/api/v1/targets", json={"url": "http://127.0.0.1:6060", "service": "checkout"})
+    assert response.status_code == 409
+    assert "already exists" in response.json()["error"]
+    other_service = client.post("/api/v1/targets", json={"url": "http://127.0.0.1:6060", "service": "other"})
+    assert other_service.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"url": "ftp://host:21"}, "scheme 'ftp' is not allowed"),
+        ({"url": "file:///etc/passwd"}, "scheme 'file' is not allowed"),
+        ({"url": "not a url"}, "must not contain spaces"),
+        ({"url": "localhost:6060"}, "scheme 'localhost' is not allowed"),
+        ({"url": "http://"}, "has no host"),
+        ({"url": "http://host:99999"}, "is not a valid URL"),
+        ({"url": "http://h:1/x?y=1"}, "base URL only"),
+        ({"interval": "soon"}, "interval: 'soon' is not a duration"),
+        ({"interval": "100ms"}, "between 1s and 24h"),
+        ({"profiles": ["cpu", "wall"]}, "unknown profile type 'wall'"),
+        ({"labels": {"bad-name": "x"}}, "not a valid label name"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_invalid_targets_are_422(client: TestClient, body: dict[str, object], message: str) -> None:
+    response = client.post("/api/v1/targets", json={"url": "http://127.0.0.1:6060", "service": "s", **body})
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]
+
+
+def test_targets_persist_across_app_restarts(client: TestClient, store: Store, database_url: str) -> None:
+    created = _create(client)
+    again = Store.from_url(database_url)
+    try:
+        assert [t.id for t in again.targets.list()] == [created["id"]]
+    finally:
+        again.close()
+
+
+def test_cli_add_list_remove(tmp_path: Path) -> None:
+    env = {**os.environ, "STACKYARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}", "STACKYARD_LOG_LEVEL": "WARNING"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stackyard", "targets", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    added = run("add", "http://127.0.0.1:7070", "--service", "api", "--label", "env=dev", "--interval", "10s")
+    assert added.returncode == 0, added.stderr
+    assert "added target 1" in added.stdout
+    listed = run("list")
+    assert "api" in listed.stdout and "10s" in listed.stdout and "http://127.0.0.1:7070" in listed.stdout
+    duplicate = run("add", "http://127.0.0.1:7070", "--service", "api")
+    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
+    bad = run("add", "gopher://x", "--service", "api")
+    assert bad.returncode == 2 and "scheme 'gopher' is not allowed" in bad.stderr
+    assert run("remove", "1").returncode == 0
+    missing = run("remove", "1")
+    assert missing.returncode == 2 and "no target with id 1" in missing.stderr
