@@ -58,6 +58,9 @@ class Fetcher:
                 transport=self._transport,
                 verify=verify,
                 follow_redirects=False,
+                # No httpx timeouts: ``get`` bounds the whole request (a CPU profile legitimately
+                # keeps the connection silent for its whole duration).
+                timeout=None,
                 headers={"User-Agent": USER_AGENT},
                 limits=httpx.Limits(max_connections=self.limits.max_in_flight, max_keepalive_connections=100),
             )

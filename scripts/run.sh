@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: serve Stackyard on SQLite at ./data/stackyard.db (127.0.0.1:4180 unless STACKYARD_HOST/PORT
 # say otherwise). When Go is installed, the demo service from examples/demo is built and started on
-# 127.0.0.1:6060 beside it, and its profiles are pushed to Stackyard every 15 s until you press Ctrl-C.
+# 127.0.0.1:6060 beside it and scraped every 15 s (examples/stackyard.yaml) until you press Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +18,11 @@ if command -v go >/dev/null 2>&1; then
   ./data/demo -addr 127.0.0.1:6060 -leak-rate 2 >/dev/null 2>&1 &
   pids+=($!)
   echo "demo Go service on http://127.0.0.1:6060/debug/pprof/"
-  .venv/bin/python scripts/push_demo.py --target http://127.0.0.1:6060 --server "http://$host:$port" &
-  pids+=($!)
+  config=(--config examples/stackyard.yaml)
 else
   echo "Go not found: starting without the demo service (apt-get install golang-go to add it)"
+  config=()
 fi
 
 echo "Stackyard on http://$host:$port/"
-.venv/bin/stackyard serve --host "$host" --port "$port"
+.venv/bin/stackyard serve --host "$host" --port "$port" "${config[@]}"

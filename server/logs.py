@@ -42,3 +42,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # Alembic narrates every migration step at INFO; only its warnings matter to an operator.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO; scrapes are logged once each by the collector instead.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

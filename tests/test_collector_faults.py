@@ -10,13 +10,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from collector.fetch import Fetcher
+from collector.health import HealthState
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from collector.sinks import InProcessSink
 from server.ingest import ingest
 from server.scraping import ScrapeHealth
 from server.settings import Settings
-from server.store.profiles import list_profiles
 from server.store.repository import Store
 from server.targets import ProfileSpec, TargetSpec
 from tests.faultserver import FaultServer
@@ -95,7 +95,7 @@ def test_faults_are_health_not_crashes(sqlite_url: str, tmp_path: Path) -> None:
     for health in first["healthy"]:
         assert health.up is True and health.consecutive_failures == 0
     healthy_series = [s.id for s in store.series.all() if s.labels["service"] == "healthy"]
-    stored = list_profiles(store.engine, healthy_series, started, time.time_ns(), 1000)
+    stored = store.profiles.list(healthy_series, started, time.time_ns(), 1000)
     heap_count = sum(1 for p in stored if "inuse_space/bytes" in p.sample_types)
     assert heap_count >= 8, f"only {heap_count} heap scrapes in ~10 s at a 1 s interval"
 
@@ -115,3 +115,17 @@ def _metrics_text(registry: CollectorRegistry) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(registry).decode()
+
+
+def test_a_cpu_profile_may_stay_silent_longer_than_httpx_defaults(sqlite_url: str) -> None:
+    """Go sends nothing until a CPU profile is done: only the target's own timeout may cut it off."""
+    settings = Settings(database_url=sqlite_url)
+    store = Store.from_url(sqlite_url)
+    with running("-leak-rate", "0") as demo:
+        target = TargetSpec(demo, "long-cpu", interval_s=8.0, profiles=(ProfileSpec("cpu", seconds=7),))
+        manager, _ = _manager(store, settings, [target])
+        health = HealthState("cpu")
+        asyncio.run(manager.scrape(target, target.profiles[0], health))
+    assert health.up is True, health.last_error
+    assert health.last_duration_ms is not None and health.last_duration_ms >= 7000
+    store.close()

@@ -29,7 +29,7 @@ from server.app import create_app
 from server.ingest import ingest
 from server.pprof import profile_pb2
 from server.settings import Settings
-from server.store.profiles import ProfileMeta, list_profiles
+from server.store.profiles import ProfileMeta
 from server.store.repository import Store
 from stackyard.runtime import config_sources
 from tests.godemo import running
@@ -65,7 +65,7 @@ def _alloc_objects(data: bytes) -> int:
 
 def _profiles(store: Store, kind: str, instance: str) -> list[ProfileMeta]:
     series = [s.id for s in store.series.all() if s.kind == kind and s.labels.get("instance") == instance]
-    return list_profiles(store.engine, series, 0, time.time_ns() + 10**12, 10_000)
+    return store.profiles.list(series, 0, time.time_ns() + 10**12, 10_000)
 
 
 @pytest.mark.timeout(240)

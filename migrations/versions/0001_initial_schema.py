@@ -49,20 +49,29 @@ def upgrade() -> None:
         sa.UniqueConstraint("kind", "labels_hash", name=op.f("uq_series_kind")),
     )
     op.create_table(
-        "profiles",
+        "profile_shapes",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("series_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("time_ns", sa.BigInteger(), nullable=False),
-        sa.Column("duration_ns", sa.BigInteger(), nullable=False),
-        sa.Column("period", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.BigInteger(), nullable=False),
         sa.Column("period_type", sa.String(length=128), nullable=False),
         sa.Column("sample_types", sa.Text(), nullable=False),
         sa.Column("default_sample_type", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_profile_shapes")),
+        sa.UniqueConstraint("hash", name=op.f("uq_profile_shapes_hash")),
+    )
+    op.create_table(
+        "profiles",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("series_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("shape_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("time_ns", sa.BigInteger(), nullable=False),
+        sa.Column("duration_ns", sa.BigInteger(), nullable=False),
+        sa.Column("period", sa.BigInteger(), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
         sa.Column("totals", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["series_id"], ["series.id"], name=op.f("fk_profiles_series_id_series"), ondelete="CASCADE"
         ),
+        sa.ForeignKeyConstraint(["shape_id"], ["profile_shapes.id"], name=op.f("fk_profiles_shape_id_profile_shapes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_profiles")),
     )
     with op.batch_alter_table("profiles", schema=None) as batch_op:
@@ -134,6 +143,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_profiles_series_time")
 
     op.drop_table("profiles")
+    op.drop_table("profile_shapes")
     op.drop_table("series")
     op.drop_table("sample_labelsets")
     op.drop_table("functions")

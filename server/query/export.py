@@ -14,7 +14,7 @@ from server.pprof.merge import round_half_away
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
 from server.query.merge import IntArray
 from server.store import blob
-from server.store.profiles import ProfileMeta, load_blobs
+from server.store.profiles import ProfileMeta
 from server.store.repository import Store
 from server.store.stacks import ROOT
 
@@ -26,7 +26,7 @@ def export_profile(store: Store, profiles: list[ProfileMeta], divide_by: int = 1
         for entry in meta.sample_types:
             if entry not in sample_types:
                 sample_types.append(entry)
-    blobs = load_blobs(store.engine, [p.id for p in profiles])
+    blobs = store.profiles.blobs([p.id for p in profiles])
     nodes: list[IntArray] = []
     labelsets: list[IntArray] = []
     values: list[IntArray] = []

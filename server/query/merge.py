@@ -15,7 +15,7 @@ from server.errors import InvalidParameter, TooExpensive
 from server.pprof.kinds import is_gauge
 from server.query.request import ProfileQuery
 from server.store import blob
-from server.store.profiles import ProfileMeta, list_profiles, load_blobs
+from server.store.profiles import ProfileMeta
 from server.store.repository import Store
 from server.store.series import SeriesInfo
 
@@ -50,7 +50,7 @@ def select_profiles(store: Store, query: ProfileQuery, limit: int) -> list[Profi
     series = matching_series(store, query)
     if not series:
         return []
-    profiles = list_profiles(store.engine, [s.id for s in series], query.start_ns, query.end_ns + 1, limit)
+    profiles = store.profiles.list([s.id for s in series], query.start_ns, query.end_ns + 1, limit)
     if len(profiles) > limit:
         raise TooExpensive(
             f"the query selects more than {limit} profiles; narrow the time range or the selector "
@@ -80,7 +80,7 @@ def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
 
 
 def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
-    blobs = load_blobs(store.engine, [p.id for p in profiles])
+    blobs = store.profiles.blobs([p.id for p in profiles])
     nodes: list[IntArray] = []
     labelsets: list[IntArray] = []
     values: list[IntArray] = []

@@ -10,7 +10,8 @@
   compute pprof's ``cum`` (counted once per sample) with array arithmetic.
 - ``sample_labelsets``: deduplicated pprof sample labels (``pprof.Do``).
 - ``profiles``: one row per scrape or push, with totals; its samples live in
-  ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`).
+  ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`),
+  and what its value columns mean in ``profile_shapes`` (shared by all).
 
 The schema itself is created only by Alembic migrations; a test checks that
 these models and the migrations agree.
@@ -109,18 +110,28 @@ class SampleLabel(Base):
     value: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
+class ProfileShape(Base):
+    """What a profile's value columns mean: sample types, period type, default type. A handful exist."""
+
+    __tablename__ = "profile_shapes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
+    period_type: Mapped[str] = mapped_column(String(128))
+    sample_types: Mapped[str] = mapped_column(Text)
+    default_sample_type: Mapped[str] = mapped_column(String(128))
+
+
 class ProfileRow(Base):
     __tablename__ = "profiles"
     __table_args__ = (Index("ix_profiles_series_time", "series_id", "time_ns"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    shape_id: Mapped[int] = mapped_column(ForeignKey("profile_shapes.id"))
     time_ns: Mapped[int] = mapped_column(BigInteger)
     duration_ns: Mapped[int] = mapped_column(BigInteger)
     period: Mapped[int] = mapped_column(BigInteger)
-    period_type: Mapped[str] = mapped_column(String(128))
-    sample_types: Mapped[str] = mapped_column(Text)
-    default_sample_type: Mapped[str] = mapped_column(String(128))
     samples: Mapped[int] = mapped_column(Integer)
     totals: Mapped[list[int]] = mapped_column(JSON)
 

@@ -1,14 +1,24 @@
-"""Profile rows and their sample blobs: writing one, listing many, reading blobs in bulk."""
+"""Profile rows, their shapes and their sample blobs: writing one, listing many, reading blobs in bulk."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from server.store.database import chunks
-from server.store.models import ProfileBlob, ProfileRow
+from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.keys import hash64
+from server.store.models import ProfileBlob, ProfileRow, ProfileShape
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    period_type: str
+    sample_types: tuple[str, ...]  # "type/unit"
+    default_sample_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +29,7 @@ class ProfileMeta:
     duration_ns: int
     period: int
     period_type: str
-    sample_types: list[str]
+    sample_types: tuple[str, ...]
     default_sample_type: str
     samples: int
     totals: list[int]
@@ -40,74 +50,115 @@ class ProfileMeta:
         return len(self.sample_types) - 1
 
 
-def insert_profile(engine: Engine, row: dict[str, object], blob: bytes) -> int:
-    """One transaction: a profile row never exists without its blob."""
-    with engine.begin() as conn:
-        profile_id = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), [row]).scalar_one())
-        conn.execute(insert(ProfileBlob), [{"profile_id": profile_id, "data": blob}])
-    return profile_id
+class ProfileTable:
+    """Profiles and their blobs; shapes are few and cached, so listing costs no join."""
 
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._shape_ids: dict[Shape, int] = {}
+        self._shapes: dict[int, Shape] = {}
+        self._lock = threading.Lock()
 
-_META_COLUMNS = (
-    ProfileRow.id,
-    ProfileRow.series_id,
-    ProfileRow.time_ns,
-    ProfileRow.duration_ns,
-    ProfileRow.period,
-    ProfileRow.period_type,
-    ProfileRow.sample_types,
-    ProfileRow.default_sample_type,
-    ProfileRow.samples,
-    ProfileRow.totals,
-)
+    def shape_id(self, shape: Shape) -> int:
+        found = self._shape_ids.get(shape)
+        if found is not None:
+            return found
+        key = hash64([shape.period_type, ",".join(shape.sample_types), shape.default_sample_type])
+        row = {
+            "hash": key,
+            "period_type": shape.period_type,
+            "sample_types": ",".join(shape.sample_types),
+            "default_sample_type": shape.default_sample_type,
+        }
+        with self._lock, self._engine.begin() as conn:
+            insert_ignoring_conflicts(conn, ProfileShape.__table__, [row])  # type: ignore[arg-type]
+            shape_id = int(conn.execute(select(ProfileShape.id).where(ProfileShape.hash == key)).scalar_one())
+        self._shape_ids[shape] = shape_id
+        self._shapes[shape_id] = shape
+        return shape_id
 
+    def _shape(self, shape_id: int) -> Shape:
+        found = self._shapes.get(shape_id)
+        if found is None:
+            with self._engine.connect() as conn:
+                for sid, ptype, stypes, default in conn.execute(
+                    select(
+                        ProfileShape.id,
+                        ProfileShape.period_type,
+                        ProfileShape.sample_types,
+                        ProfileShape.default_sample_type,
+                    )
+                ):
+                    shape = Shape(ptype, tuple(stypes.split(",")) if stypes else (), default)
+                    self._shapes[int(sid)] = shape
+                    self._shape_ids.setdefault(shape, int(sid))
+            found = self._shapes[shape_id]
+        return found
 
-def _meta(row: Sequence[object]) -> ProfileMeta:
-    pid, sid, t, d, period, ptype, stypes, default, samples, totals = row
-    return ProfileMeta(
-        int(pid),  # type: ignore[call-overload]
-        int(sid),  # type: ignore[call-overload]
-        int(t),  # type: ignore[call-overload]
-        int(d),  # type: ignore[call-overload]
-        int(period),  # type: ignore[call-overload]
-        str(ptype),
-        str(stypes).split(",") if stypes else [],
-        str(default),
-        int(samples),  # type: ignore[call-overload]
-        [int(v) for v in totals],  # type: ignore[attr-defined]
+    def insert(self, row: dict[str, Any], blob: bytes) -> int:
+        """One transaction: a profile row never exists without its blob."""
+        with self._engine.begin() as conn:
+            profile_id = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), [row]).scalar_one())
+            conn.execute(insert(ProfileBlob), [{"profile_id": profile_id, "data": blob}])
+        return profile_id
+
+    def _meta(self, row: Sequence[Any]) -> ProfileMeta:
+        pid, sid, shape_id, t, d, period, samples, totals = row
+        shape = self._shape(int(shape_id))
+        return ProfileMeta(
+            int(pid),
+            int(sid),
+            int(t),
+            int(d),
+            int(period),
+            shape.period_type,
+            shape.sample_types,
+            shape.default_sample_type,
+            int(samples),
+            [int(v) for v in totals],
+        )
+
+    _COLUMNS = (
+        ProfileRow.id,
+        ProfileRow.series_id,
+        ProfileRow.shape_id,
+        ProfileRow.time_ns,
+        ProfileRow.duration_ns,
+        ProfileRow.period,
+        ProfileRow.samples,
+        ProfileRow.totals,
     )
 
+    def list(self, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int) -> list[ProfileMeta]:
+        """Profiles of the series with ``start_ns <= time < end_ns``, oldest first, at most ``limit + 1``.
 
-def list_profiles(
-    engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int
-) -> list[ProfileMeta]:
-    """Profiles of the series with ``start_ns <= time < end_ns``, oldest first, at most ``limit``."""
-    result: list[ProfileMeta] = []
-    with engine.connect() as conn:
-        for part in chunks(list(series_ids), 500):
-            query = (
-                select(*_META_COLUMNS)
-                .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
-                .order_by(ProfileRow.time_ns, ProfileRow.id)
-                .limit(limit - len(result) + 1)
-            )
-            result.extend(_meta(row) for row in conn.execute(query))
-            if len(result) > limit:
-                break
-    result.sort(key=lambda m: (m.time_ns, m.id))
-    return result
+        One more than ``limit`` comes back when there are more, so callers can
+        tell "exactly the limit" from "too many".
+        """
+        result: list[ProfileMeta] = []
+        with self._engine.connect() as conn:
+            for part in chunks(list(series_ids), 500):
+                query = (
+                    select(*self._COLUMNS)
+                    .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
+                    .order_by(ProfileRow.time_ns, ProfileRow.id)
+                    .limit(limit - len(result) + 1)
+                )
+                result.extend(self._meta(row) for row in conn.execute(query))
+                if len(result) > limit:
+                    break
+        result.sort(key=lambda m: (m.time_ns, m.id))
+        return result
 
+    def get(self, profile_id: int) -> ProfileMeta | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(*self._COLUMNS).where(ProfileRow.id == profile_id)).first()
+        return self._meta(row) if row is not None else None
 
-def get_profile(engine: Engine, profile_id: int) -> ProfileMeta | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(*_META_COLUMNS).where(ProfileRow.id == profile_id)).first()
-    return _meta(row) if row is not None else None
-
-
-def load_blobs(engine: Engine, profile_ids: Sequence[int]) -> dict[int, bytes]:
-    blobs: dict[int, bytes] = {}
-    with engine.connect() as conn:
-        for part in chunks(list(profile_ids), 500):
-            query = select(ProfileBlob.profile_id, ProfileBlob.data).where(ProfileBlob.profile_id.in_(part))
-            blobs.update({int(pid): bytes(data) for pid, data in conn.execute(query)})
-    return blobs
+    def blobs(self, profile_ids: Sequence[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        with self._engine.connect() as conn:
+            for part in chunks(list(profile_ids), 500):
+                query = select(ProfileBlob.profile_id, ProfileBlob.data).where(ProfileBlob.profile_id.in_(part))
+                found.update({int(pid): bytes(data) for pid, data in conn.execute(query)})
+        return found

@@ -22,7 +22,7 @@ from server.pprof.header import Header
 from server.store import blob
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
-from server.store.profiles import insert_profile
+from server.store.profiles import ProfileTable, Shape
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.symbols import FunctionTable
@@ -47,6 +47,7 @@ class Store:
         self.stacks = StackTree(engine)
         self.labelsets = LabelsetTable(engine)
         self.series = SeriesTable(engine)
+        self.profiles = ProfileTable(engine)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
 
@@ -68,18 +69,21 @@ class Store:
         arrays = blob.aggregate(nodes, labelsets, values)
         totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
         series = self.series.get_or_create(kind, labels)
+        shape = Shape(
+            str(header.period_type) if header.period_type else "",
+            tuple(str(v) for v in header.sample_types),
+            header.default_sample_type,
+        )
         row = {
             "series_id": series.id,
+            "shape_id": self.profiles.shape_id(shape),
             "time_ns": time_ns,
             "duration_ns": header.duration_nanos,
             "period": header.period,
-            "period_type": str(header.period_type) if header.period_type else "",
-            "sample_types": ",".join(str(v) for v in header.sample_types),
-            "default_sample_type": header.default_sample_type,
             "samples": n_samples,
             "totals": totals,
         }
-        profile_id = insert_profile(self.engine, row, blob.encode(arrays))
+        profile_id = self.profiles.insert(row, blob.encode(arrays))
         return StoredProfile(profile_id, series, time_ns, n_samples, totals)
 
     def _function_ids(self, columns: ProfileColumns) -> IntArray:
