@@ -31,9 +31,9 @@ class InvalidParameter(StackyardError):
 
 
 class SelectorError(InvalidParameter):
-    def __init__(self, selector: str, position: int, message: str) -> None:
+    def __init__(self, selector: str, position: int, message: str, parameter: str = "query") -> None:
         pointer = f"{selector}\n{' ' * position}^"
-        super().__init__("query", f"{message} at character {position + 1} of the selector\n{pointer}")
+        super().__init__(parameter, f"{message} at character {position + 1} of the selector\n{pointer}")
         self.position = position
 
 

@@ -67,13 +67,17 @@ def parse_time_ns(text: str, parameter: str, now_ns: int | None = None) -> int:
     return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000
 
 
-def time_range_ns(start: str | None, end: str | None, default_span: str = "1h") -> tuple[int, int]:
-    """``[from, to)`` in nanoseconds; defaults to the last hour. ``from`` must come before ``to``."""
+def time_range_ns(
+    start: str | None, end: str | None, default_span: str = "1h", names: tuple[str, str] = ("from", "to")
+) -> tuple[int, int]:
+    """``[from, to]`` in nanoseconds; defaults to the last hour. ``from`` must come before ``to``."""
     now = time.time_ns()
-    end_ns = parse_time_ns(end, "to", now) if end else now
-    start_ns = parse_time_ns(start, "from", now) if start else end_ns - parse_duration_ns(default_span)
+    end_ns = parse_time_ns(end, names[1], now) if end else now
+    start_ns = parse_time_ns(start, names[0], now) if start else end_ns - parse_duration_ns(default_span)
     if start_ns >= end_ns:
-        raise TimeRangeError("from", f"from ({format_time(start_ns)}) must be before to ({format_time(end_ns)})")
+        raise TimeRangeError(
+            names[0], f"{names[0]} ({format_time(start_ns)}) must be before {names[1]} ({format_time(end_ns)})"
+        )
     return start_ns, end_ns
 
 

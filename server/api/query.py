@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import InvalidParameter
 from server.query import service
+from server.query.diff import compare, diff_flamegraph, diff_top
 from server.query.request import ProfileQuery
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -55,3 +56,37 @@ def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.get("/diff")
+def diff(
+    q: QueryDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    base_query: Annotated[str | None, Query(description="selector of the base; default: query")] = None,
+    base_from: Annotated[str | None, Query()] = None,
+    base_to: Annotated[str | None, Query()] = None,
+    format: Annotated[str, Query(pattern="^(top|flamegraph)$")] = "top",
+    normalize: bool = False,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    max_nodes: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    base = ProfileQuery.parse(
+        q.kind,
+        base_query,
+        base_from,
+        base_to,
+        q.sample,
+        q.aggregation,
+        default_selector=q.selector,
+        default_range=(q.start_ns, q.end_ns),
+        names=("base_query", "base_from", "base_to"),
+    )
+    comparison = compare(store, settings, q, base, normalize)
+    names = store.functions.names(set(comparison.tree.function.tolist()))
+    if format == "flamegraph":
+        nodes = max_nodes or settings.default_flamegraph_nodes
+        if nodes > settings.max_flamegraph_nodes:
+            raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
+        return diff_flamegraph(comparison, names, nodes)
+    return diff_top(comparison, names, limit)

@@ -12,15 +12,21 @@ import numpy as np
 
 from server.pprof.merge import round_half_away
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
-from server.query.merge import IntArray
+from server.query.merge import IntArray, labelset_filter
+from server.query.selector import Selector
 from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
 from server.store.stacks import ROOT
 
 
-def export_profile(store: Store, profiles: list[ProfileMeta], divide_by: int = 1) -> Profile:
-    """Merge every sample type of ``profiles``; ``divide_by`` > 1 averages (rounding half away from zero)."""
+def export_profile(
+    store: Store, profiles: list[ProfileMeta], divide_by: int = 1, sample_selector: Selector | None = None
+) -> Profile:
+    """Merge every sample type of ``profiles``; ``divide_by`` > 1 averages (rounding half away from zero).
+
+    ``sample_selector`` keeps only samples whose pprof labels match it.
+    """
     sample_types: list[str] = []
     for meta in profiles:
         for entry in meta.sample_types:
@@ -54,6 +60,9 @@ def export_profile(store: Store, profiles: list[ProfileMeta], divide_by: int = 1
     if not nodes:
         return result
     merged = blob.aggregate(np.concatenate(nodes), np.concatenate(labelsets), np.concatenate(values))
+    if sample_selector is not None and sample_selector.matchers:
+        keep = labelset_filter(store, merged.labelsets, sample_selector)
+        merged = blob.SampleArrays(merged.nodes[keep], merged.labelsets[keep], merged.values[keep])
     result.samples = _samples(store, merged, divide_by)
     result.locations = list({id(loc): loc for s in result.samples for loc in s.locations}.values())
     return result

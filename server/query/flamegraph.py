@@ -1,11 +1,12 @@
 """The merged call tree as compact flame graph JSON (format in docs/api.md).
 
-Each depth level is one flat list of 4 integers per node: the gap since the
-previous node on that level ends, the node's total, its self value and the
-index of its name in ``names``. Children are ordered by name, so the same
-data always draws the same picture. When the tree has more than ``max_nodes``
-nodes, the ones whose totals are below the ``max_nodes``-th largest fold into
-one ``other`` child of their parent, so huge trees stay small on the wire.
+Each depth level is one flat list of numbers per node: the gap since the
+previous node on that level ends, the node's value columns (total and self;
+for a diff, the base's then the comparison's) and the index of its name in
+``names``. Children are ordered by name, so the same data always draws the
+same picture. When the tree has more than ``max_nodes`` nodes, the ones whose
+width is below the ``max_nodes``-th largest fold into one ``other`` child of
+their parent, so huge trees stay small on the wire.
 """
 
 from __future__ import annotations
@@ -20,30 +21,38 @@ OTHER = "other"
 
 
 def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: int = 1) -> dict[str, object]:
+    """One value column: entries are ``[gap, total, self, name]``; with two (a diff),
+    ``[gap, base_total, base_self, total, self, name]`` and widths are base + comparison."""
+    columns = tree.totals.shape[1] if tree.totals.ndim == 2 else 1
     n = len(tree)
+    width = tree.totals.sum(axis=1) if n else np.zeros(0, dtype=np.int64)
     keep = np.ones(n, dtype=bool)
     truncated = False
     if n > max_nodes:
-        threshold = np.partition(tree.total_value, n - max_nodes)[n - max_nodes]
-        keep = tree.total_value >= threshold
+        threshold = np.partition(width, n - max_nodes)[n - max_nodes]
+        keep = width >= threshold
         truncated = True
     children: dict[int, list[int]] = defaultdict(list)
-    other: dict[int, int] = defaultdict(int)
+    other: dict[int, list[int]] = {}
     parents = tree.parent.tolist()
-    totals = tree.total_value.tolist()
-    selfs = tree.self_value.tolist()
+    totals = tree.totals.tolist()
+    selfs = tree.selfs.tolist()
+    widths = width.tolist()
     functions = tree.function.tolist()
     kept = keep.tolist()
     for node in range(n):
         if kept[node]:
             children[parents[node]].append(node)
         elif parents[node] == -1 or kept[parents[node]]:
-            other[parents[node]] += totals[node]
+            folded = other.setdefault(parents[node], [0] * columns)
+            for c in range(columns):
+                folded[c] += totals[node][c]
     for siblings in children.values():
         siblings.sort(key=lambda i: names.get(functions[i], ""))
 
     name_index: dict[str, int] = {"total": 0}
     levels: list[list[float]] = []
+    level_end: list[float] = []
 
     def name_of(label: str) -> int:
         found = name_index.get(label)
@@ -54,38 +63,46 @@ def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: i
     def scale(value: float) -> float:
         return value / divisor if divisor != 1 else value
 
-    level_end: list[float] = []
-
-    def emit(depth: int, start: float, total: float, self_value: float, name: int) -> None:
+    def emit(depth: int, start: float, width: float, values: list[float], name: int) -> None:
         while len(levels) <= depth:
             levels.append([])
             level_end.append(0)
-        levels[depth].extend((start - level_end[depth], total, self_value, name))
-        level_end[depth] = start + total
+        levels[depth].extend((start - level_end[depth], *values, name))
+        level_end[depth] = start + width
 
-    emit(0, 0, scale(tree.total), scale(tree.root_self), 0)
-    max_self = scale(tree.root_self)
+    def entry(total: list[int], self_: list[int]) -> list[float]:
+        return [v for c in range(columns) for v in (scale(total[c]), scale(self_[c]))]
+
+    root_total = [int(v) for v in tree.total]
+    root_self = [int(v) for v in tree.root_self]
+    emit(0, 0, scale(sum(root_total)), entry(root_total, root_self), 0)
+    max_self = max([scale(v) for v in root_self] + [scale(v) for row in selfs for v in row] + [0])
     # Iterative depth-first walk: (node index, depth, x offset); -1 is the root.
     stack: list[tuple[int, int, float]] = [(-1, 0, 0.0)]
     while stack:
         node, depth, x = stack.pop()
-        offset = x  # children start at the parent's left edge; self time is the gap at the right
+        offset = x  # children start at the parent's left edge; self is the gap at the right
         placed: list[tuple[int, int, float]] = []
         for child in children.get(node, []):
-            total = scale(totals[child])
-            emit(depth + 1, offset, total, scale(selfs[child]), name_of(names.get(functions[child], "?")))
-            max_self = max(max_self, scale(selfs[child]))
+            emit(
+                depth + 1,
+                offset,
+                scale(widths[child]),
+                entry(totals[child], selfs[child]),
+                name_of(names.get(functions[child], "?")),
+            )
             placed.append((child, depth + 1, offset))
-            offset += total
-        if other.get(node):
-            folded = scale(other[node])
-            emit(depth + 1, offset, folded, folded, name_of(OTHER))
+            offset += scale(widths[child])
+        folded_values = other.get(node)
+        if folded_values:
+            emit(depth + 1, offset, scale(sum(folded_values)), entry(folded_values, folded_values), name_of(OTHER))
         stack.extend(reversed(placed))
+    per_node = 2 * columns + 2
     return {
         "names": list(name_index),
         "levels": levels,
-        "total": scale(tree.total),
+        "total": scale(root_total[0]) if columns == 1 else [scale(v) for v in root_total],
         "max_self": max_self,
-        "nodes": sum(len(level) // 4 for level in levels),
+        "nodes": sum(len(level) // per_node for level in levels),
         "truncated": truncated,
     }

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from server.errors import InvalidParameter, TooExpensive
 from server.pprof.kinds import is_gauge
 from server.query.request import ProfileQuery
+from server.query.selector import Selector
 from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
@@ -42,12 +43,37 @@ class Merged:
         return int(self.values.sum())
 
 
+def split_selector(store: Store, query: ProfileQuery) -> tuple[list[SeriesInfo], Selector]:
+    """Series matching the selector's series-label matchers, and the matchers left for sample labels.
+
+    A matcher names a series label when any series of the kind carries that
+    label; otherwise it can only mean a pprof sample label (``pprof.Do``), and
+    keeps just the samples that carry it.
+    """
+    of_kind = [s for s in store.series.all() if s.kind == query.kind]
+    series_names = {name for s in of_kind for name in s.labels}
+    on_series, on_samples = query.selector.split(series_names)
+    return [s for s in of_kind if on_series.matches(s.labels)], on_samples
+
+
 def matching_series(store: Store, query: ProfileQuery) -> list[SeriesInfo]:
-    return [s for s in store.series.all() if s.kind == query.kind and query.selector.matches(s.labels)]
+    return split_selector(store, query)[0]
+
+
+def labelset_filter(store: Store, labelsets: IntArray, selector: Selector) -> npt.NDArray[np.bool_]:
+    """Which rows' sample labels satisfy ``selector`` (rows without labels have every label empty)."""
+    distinct = np.unique(labelsets)
+    known = store.labelsets.get(distinct.tolist())
+    allowed = [lid for lid in distinct.tolist() if selector.matches(dict(known.get(lid, ((), ()))[0]))]
+    return np.isin(labelsets, np.array(allowed, dtype=np.int64))
 
 
 def select_profiles(store: Store, query: ProfileQuery, limit: int) -> list[ProfileMeta]:
     series = matching_series(store, query)
+    return profiles_of(store, series, query, limit)
+
+
+def profiles_of(store: Store, series: list[SeriesInfo], query: ProfileQuery, limit: int) -> list[ProfileMeta]:
     if not series:
         return []
     profiles = store.profiles.list([s.id for s in series], query.start_ns, query.end_ns + 1, limit)
@@ -73,10 +99,15 @@ def resolve_sample(profiles: list[ProfileMeta], sample: str | None) -> tuple[str
 
 
 def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
-    profiles = select_profiles(store, query, limit)
+    series, sample_selector = split_selector(store, query)
+    profiles = profiles_of(store, series, query, limit)
     sample_type, unit = resolve_sample(profiles, query.sample)
     aggregation = query.aggregation or ("avg" if is_gauge(query.kind, sample_type) else "sum")
-    return merge_selected(store, profiles, sample_type, unit, aggregation)
+    merged = merge_selected(store, profiles, sample_type, unit, aggregation)
+    if sample_selector.matchers and merged.nodes.size:
+        keep = labelset_filter(store, merged.labelsets, sample_selector)
+        merged.nodes, merged.labelsets, merged.values = merged.nodes[keep], merged.labelsets[keep], merged.values[keep]
+    return merged
 
 
 def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:

@@ -49,20 +49,21 @@ class Selector:
         return Selector(on_series), Selector(rest)
 
 
-def parse_selector(text: str | None) -> Selector:
+def parse_selector(text: str | None, parameter: str = "query") -> Selector:
     if text is None or not text.strip():
         return Selector()
-    parser = _Parser(text)
+    parser = _Parser(text, parameter)
     return parser.parse()
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, parameter: str) -> None:
         self.text = text
         self.pos = 0
+        self.parameter = parameter
 
     def fail(self, message: str) -> SelectorError:
-        return SelectorError(self.text, min(self.pos, len(self.text)), message)
+        return SelectorError(self.text, min(self.pos, len(self.text)), message, self.parameter)
 
     def skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():

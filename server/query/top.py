@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from server.query.tree import CallTree
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,15 +25,23 @@ class TopRow:
     cum: int
 
 
+def flat_and_cum(tree: CallTree) -> tuple[IntArray, IntArray, IntArray]:
+    """Distinct function ids, and their flat and cum as (functions, columns) matrices."""
+    functions, index = np.unique(tree.function, return_inverse=True)
+    columns = tree.selfs.shape[1]
+    flat = np.zeros((functions.shape[0], columns), dtype=np.int64)
+    cum = np.zeros((functions.shape[0], columns), dtype=np.int64)
+    np.add.at(flat, index, tree.selfs)
+    outermost = ~tree.recursive
+    np.add.at(cum, index[outermost], tree.totals[outermost])
+    return functions, flat, cum
+
+
 def top_rows(tree: CallTree) -> list[TopRow]:
     if len(tree) == 0:
         return []
-    functions, index = np.unique(tree.function, return_inverse=True)
-    flat = np.zeros(functions.shape[0], dtype=np.int64)
-    cum = np.zeros(functions.shape[0], dtype=np.int64)
-    np.add.at(flat, index, tree.self_value)
-    outermost = ~tree.recursive
-    np.add.at(cum, index[outermost], tree.total_value[outermost])
+    functions, flat_matrix, cum_matrix = flat_and_cum(tree)
+    flat, cum = flat_matrix[:, 0], cum_matrix[:, 0]
     present = (flat != 0) | (cum != 0)
     return [
         TopRow(int(f), int(fl), int(c))

@@ -1,8 +1,10 @@
 """A merged call tree: leaf values propagated to every ancestor, as arrays.
 
-``self`` of a node is the value of samples whose stack ends there; ``total``
-adds everything below it. Propagation runs one depth level at a time, deepest
-first, with ``np.add.at``: tens of numpy calls for a tree of any width.
+``selfs`` of a node is the value of samples whose stack ends there; ``totals``
+adds everything below it. Values may have several columns (a diff carries
+the base and the comparison side by side over one set of nodes).
+Propagation runs one depth level at a time, deepest first, with
+``np.add.at``: tens of numpy calls for a tree of any width.
 """
 
 from __future__ import annotations
@@ -25,42 +27,53 @@ class CallTree:
     parent: IntArray  # index into node arrays, -1 for children of the root
     function: IntArray
     recursive: npt.NDArray[np.bool_]
-    self_value: IntArray
-    total_value: IntArray
-    root_self: int  # samples with an empty stack
-    total: int
+    selfs: IntArray  # (nodes, columns)
+    totals: IntArray  # (nodes, columns)
+    root_self: IntArray  # (columns,): samples with an empty stack
+    total: IntArray  # (columns,)
 
     def __len__(self) -> int:
         return int(self.node_ids.shape[0])
 
+    @property
+    def self_value(self) -> IntArray:
+        column: IntArray = self.selfs[:, 0]
+        return column
+
+    @property
+    def total_value(self) -> IntArray:
+        column: IntArray = self.totals[:, 0]
+        return column
+
 
 def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree:
-    """``nodes`` are leaf ids (may repeat, may include the root for empty stacks)."""
-    total = int(values.sum()) if values.size else 0
-    root_self = int(values[nodes == ROOT].sum()) if values.size else 0
+    """``nodes`` are leaf ids (may repeat, may include the root for empty stacks); ``values`` 1-D or (rows, columns)."""
+    matrix = values.reshape(-1, 1) if values.ndim == 1 else values
+    columns = matrix.shape[1]
+    total = matrix.sum(axis=0).astype(np.int64)
+    root_self = matrix[nodes == ROOT].sum(axis=0).astype(np.int64)
     all_nodes = stacks.ancestors_closure(nodes) if nodes.size else np.zeros(0, dtype=np.int64)
-    self_value = np.zeros(all_nodes.shape[0], dtype=np.int64)
+    selfs = np.zeros((all_nodes.shape[0], columns), dtype=np.int64)
     nonroot = nodes != ROOT
-    np.add.at(self_value, np.searchsorted(all_nodes, nodes[nonroot]), values[nonroot])
+    np.add.at(selfs, np.searchsorted(all_nodes, nodes[nonroot]), matrix[nonroot])
     parent_ids = stacks.parent[all_nodes]
     parent = np.where(parent_ids > ROOT, np.searchsorted(all_nodes, parent_ids), -1)
     depth = stacks.depth[all_nodes]
-    total_value = self_value.copy()
+    totals = selfs.copy()
     if all_nodes.size:
         order = np.argsort(-depth, kind="stable")
-        sorted_depth = depth[order]
-        cuts = np.flatnonzero(np.diff(sorted_depth)) + 1
+        cuts = np.flatnonzero(np.diff(depth[order])) + 1
         for level in np.split(order, cuts):
             targets = parent[level]
             keep = targets >= 0
-            np.add.at(total_value, targets[keep], total_value[level[keep]])
+            np.add.at(totals, targets[keep], totals[level[keep]])
     return CallTree(
         node_ids=all_nodes,
         parent=parent,
         function=stacks.function[all_nodes],
         recursive=stacks.recursive[all_nodes],
-        self_value=self_value,
-        total_value=total_value,
+        selfs=selfs,
+        totals=totals,
         root_self=root_self,
         total=total,
     )

@@ -1,0 +1,58 @@
+"""Series and individual profiles: list them, and open one as pprof, top table or flame graph."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from server.api.deps import SettingsDep, StoreDep
+from server.api.query import QueryDep
+from server.ingest import check_kind
+from server.query import service
+from server.query.selector import parse_selector
+
+router = APIRouter(prefix="/api/v1", tags=["profiles"])
+
+
+@router.get("/series")
+def series(
+    store: StoreDep,
+    query: Annotated[str | None, Query()] = None,
+    type: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    return {"series": service.series_list(store, check_kind(type), parse_selector(query))}
+
+
+@router.get("/profiles")
+def profiles(
+    q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+) -> dict[str, Any]:
+    return service.profile_list(store, settings, q, limit)
+
+
+@router.get("/profiles/{profile_id}/pprof")
+def profile_pprof(profile_id: int, store: StoreDep) -> Response:
+    return Response(
+        service.profile_pprof(store, profile_id),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.pb.gz"'},
+    )
+
+
+@router.get("/profiles/{profile_id}/top")
+def profile_top(profile_id: int, store: StoreDep, sample: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    return service.profile_view(store, profile_id, sample, "top", 0)
+
+
+@router.get("/profiles/{profile_id}/flamegraph")
+def profile_flamegraph(
+    profile_id: int,
+    store: StoreDep,
+    settings: SettingsDep,
+    sample: Annotated[str | None, Query()] = None,
+    max_nodes: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    nodes = min(max_nodes or settings.default_flamegraph_nodes, settings.max_flamegraph_nodes)
+    return service.profile_view(store, profile_id, sample, "flamegraph", nodes)

@@ -1,0 +1,108 @@
+"""Comparisons: two time ranges, or two selectors, side by side over one call tree.
+
+Values are the comparison minus the base, exactly as ``go tool pprof
+-diff_base=BASE NEW`` computes them (negate the base, merge). With
+``normalize``, the comparison is first scaled so its total equals the base's,
+each merged sample rounded half away from zero, as ``-normalize`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from server.pprof.merge import round_half_away
+from server.query.flamegraph import flamegraph
+from server.query.merge import Merged, merge_profiles
+from server.query.request import ProfileQuery
+from server.query.top import flat_and_cum
+from server.query.tree import CallTree, build_tree
+from server.settings import Settings
+from server.store.repository import Store
+
+
+@dataclass(slots=True)
+class Comparison:
+    base: Merged
+    new: Merged
+    tree: CallTree
+    scale: float
+
+
+def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQuery, normalize: bool) -> Comparison:
+    merged_new = merge_profiles(store, new, settings.max_query_profiles)
+    merged_base = merge_profiles(store, _same_sample(base, merged_new), settings.max_query_profiles)
+    new_values = merged_new.values
+    ratio = 1.0
+    if normalize and merged_new.total() != 0:
+        ratio = merged_base.total() / merged_new.total()
+        new_values = np.array([round_half_away(v * ratio) for v in new_values.tolist()], dtype=np.int64)
+    nodes = np.concatenate([merged_base.nodes, merged_new.nodes])
+    matrix = np.zeros((nodes.shape[0], 2), dtype=np.int64)
+    matrix[: merged_base.nodes.shape[0], 0] = merged_base.values
+    matrix[merged_base.nodes.shape[0] :, 1] = new_values
+    return Comparison(merged_base, merged_new, build_tree(store.stacks, nodes, matrix), ratio)
+
+
+def _same_sample(base: ProfileQuery, new: Merged) -> ProfileQuery:
+    """The base is read with the comparison's sample type and aggregation, so the sides are comparable."""
+    return ProfileQuery(
+        base.kind, base.selector, base.start_ns, base.end_ns, base.sample or new.sample_type or None, new.aggregation
+    )
+
+
+def _number(value: int, divisor: int) -> int | float:
+    return value if divisor == 1 else value / divisor
+
+
+def diff_top(comparison: Comparison, names: dict[int, str], limit: int | None) -> dict[str, Any]:
+    tree = comparison.tree
+    rows: list[dict[str, Any]] = []
+    if len(tree):
+        functions, flat, cum = flat_and_cum(tree)
+        base_div, new_div = comparison.base.divisor, comparison.new.divisor
+        for index, function in enumerate(functions.tolist()):
+            base_flat, new_flat = int(flat[index, 0]), int(flat[index, 1])
+            base_cum, new_cum = int(cum[index, 0]), int(cum[index, 1])
+            if not (base_flat or new_flat or base_cum or new_cum):
+                continue
+            rows.append(
+                {
+                    "name": names.get(function, "?"),
+                    "base_flat": _number(base_flat, base_div),
+                    "flat": _number(new_flat, new_div),
+                    "base_cum": _number(base_cum, base_div),
+                    "cum": _number(new_cum, new_div),
+                    "flat_change": _number(new_flat, new_div) - _number(base_flat, base_div),
+                    "cum_change": _number(new_cum, new_div) - _number(base_cum, base_div),
+                }
+            )
+    rows.sort(key=lambda r: (-abs(r["flat_change"]), -abs(r["cum_change"]), r["name"]))
+    if limit is not None:
+        rows = rows[:limit]
+    return {**_header(comparison), "rows": rows}
+
+
+def diff_flamegraph(comparison: Comparison, names: dict[int, str], max_nodes: int) -> dict[str, Any]:
+    graph = flamegraph(comparison.tree, names, max_nodes)
+    return {**_header(comparison), **graph}
+
+
+def _header(comparison: Comparison) -> dict[str, Any]:
+    base, new = comparison.base, comparison.new
+    base_total = _number(int(comparison.tree.total[0]), base.divisor)
+    new_total = _number(int(comparison.tree.total[1]), new.divisor)
+    return {
+        "sample_type": new.sample_type or base.sample_type,
+        "unit": new.unit or base.unit,
+        "aggregation": new.aggregation,
+        "normalized": comparison.scale != 1.0,
+        "scale": comparison.scale,
+        "base_profiles": len(base.profiles),
+        "profiles": len(new.profiles),
+        "base_total": base_total,
+        "total": new_total,
+        "total_change": new_total - base_total,
+    }
