@@ -122,9 +122,17 @@ def assert_matches_message(cols: ProfileColumns, msg: profile_pb2.Profile) -> No
         [(lb.key, lb.str, lb.num, lb.num_unit) for lb in s.label] for s in samples
     ]
     mappings = zip(
-        cols.mapping_id.tolist(), cols.mapping_filename.tolist(), cols.mapping_build_id.tolist(), strict=True
+        cols.mapping_id.tolist(),
+        cols.mapping_filename.tolist(),
+        cols.mapping_build_id.tolist(),
+        cols.mapping_memory_start.tolist(),
+        cols.mapping_memory_limit.tolist(),
+        cols.mapping_file_offset.tolist(),
+        strict=True,
     )
-    assert list(mappings) == [(m.id, m.filename, m.build_id) for m in msg.mapping]
+    assert list(mappings) == [
+        (m.id, m.filename, m.build_id, m.memory_start, m.memory_limit, m.file_offset) for m in msg.mapping
+    ]
     locations = list(
         zip(cols.location_id.tolist(), cols.location_mapping_id.tolist(), cols.location_address.tolist(), strict=True)
     )
@@ -195,6 +203,9 @@ def test_columns_have_their_dtypes_and_are_read_only(backend: Callable[[bytes], 
     unsigned = {
         "sample_locs",
         "mapping_id",
+        "mapping_memory_start",
+        "mapping_memory_limit",
+        "mapping_file_offset",
         "location_id",
         "location_mapping_id",
         "location_address",

@@ -87,3 +87,24 @@ def test_bad_diff_parameters(two_ranges: TestClient) -> None:
     assert "base_from" in response.json()["error"]
     response = two_ranges.get("/api/v1/diff", params={"type": "cpu", "format": "svg"})
     assert response.status_code == 422
+
+
+def test_normalized_diff_equals_pprof_exactly(two_ranges: TestClient) -> None:
+    """-normalize rounds each pprof sample separately: exact only because the store keeps pprof's sample identity."""
+    body = _diff(two_ranges, normalize="true", **{"from": "1500", "to": "2500", "base_from": "500", "base_to": "1500"})
+    total, rows = _expected(BASE, NEW, normalize=True)
+    assert body["normalized"] is True
+    assert body["base_total"] == total
+    assert _changes(body) == rows
+    assert abs(body["total"] - body["base_total"]) < 1000, "after scaling the comparison totals about the base"
+
+
+def test_normalized_diff_of_merged_ranges(client: TestClient) -> None:
+    new = [DATA / "cpu2.pb.gz", DATA / "cpu_slow.pb.gz"]
+    push(client, DATA / "cpu.pb.gz", time="100")
+    for index, path in enumerate(new):
+        push(client, path, time=str(200 + index))
+    body = _diff(client, normalize="true", **{"from": "150", "to": "250", "base_from": "50", "base_to": "150"})
+    total, rows = _expected([DATA / "cpu.pb.gz"], new, normalize=True)
+    assert body["profiles"] == 2
+    assert _changes(body) == rows

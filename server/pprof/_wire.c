@@ -386,6 +386,9 @@ typedef enum {
     COL_MAPPING_ID,
     COL_MAPPING_FILENAME,
     COL_MAPPING_BUILD_ID,
+    COL_MAPPING_MEMORY_START,
+    COL_MAPPING_MEMORY_LIMIT,
+    COL_MAPPING_FILE_OFFSET,
     COL_LOCATION_ID,
     COL_LOCATION_MAPPING_ID,
     COL_LOCATION_ADDRESS,
@@ -415,6 +418,9 @@ static const char *const COLUMN_NAMES[N_COLUMNS] = {
     [COL_MAPPING_ID] = "mapping_id",
     [COL_MAPPING_FILENAME] = "mapping_filename",
     [COL_MAPPING_BUILD_ID] = "mapping_build_id",
+    [COL_MAPPING_MEMORY_START] = "mapping_memory_start",
+    [COL_MAPPING_MEMORY_LIMIT] = "mapping_memory_limit",
+    [COL_MAPPING_FILE_OFFSET] = "mapping_file_offset",
     [COL_LOCATION_ID] = "location_id",
     [COL_LOCATION_MAPPING_ID] = "location_mapping_id",
     [COL_LOCATION_ADDRESS] = "location_address",
@@ -563,7 +569,10 @@ parse_mapping(Reader *r, Profile *prof)
     }
     if (int64buf_push(&prof->col[COL_MAPPING_ID], v[0]) < 0 ||
         int64buf_push(&prof->col[COL_MAPPING_FILENAME], v[4]) < 0 ||
-        int64buf_push(&prof->col[COL_MAPPING_BUILD_ID], v[5]) < 0) {
+        int64buf_push(&prof->col[COL_MAPPING_BUILD_ID], v[5]) < 0 ||
+        int64buf_push(&prof->col[COL_MAPPING_MEMORY_START], v[1]) < 0 ||
+        int64buf_push(&prof->col[COL_MAPPING_MEMORY_LIMIT], v[2]) < 0 ||
+        int64buf_push(&prof->col[COL_MAPPING_FILE_OFFSET], v[3]) < 0) {
         return -1;
     }
     return 0;

@@ -69,6 +69,9 @@ class ProfileColumns:
     mapping_id: UInt64Array
     mapping_filename: Int64Array
     mapping_build_id: Int64Array
+    mapping_memory_start: UInt64Array
+    mapping_memory_limit: UInt64Array
+    mapping_file_offset: UInt64Array
     location_id: UInt64Array
     location_mapping_id: UInt64Array
     location_address: UInt64Array
@@ -160,6 +163,9 @@ def _columns_from_wire(parse: NativeParse, raw: bytes) -> ProfileColumns:
         mapping_id=u64("mapping_id"),
         mapping_filename=i64("mapping_filename"),
         mapping_build_id=i64("mapping_build_id"),
+        mapping_memory_start=u64("mapping_memory_start"),
+        mapping_memory_limit=u64("mapping_memory_limit"),
+        mapping_file_offset=u64("mapping_file_offset"),
         location_id=u64("location_id"),
         location_mapping_id=u64("location_mapping_id"),
         location_address=u64("location_address"),
@@ -232,6 +238,9 @@ def parse_columns_python(raw: bytes) -> ProfileColumns:
         mapping_id=_uint64(m.id for m in mappings),
         mapping_filename=_int64(m.filename for m in mappings),
         mapping_build_id=_int64(m.build_id for m in mappings),
+        mapping_memory_start=_uint64(m.memory_start for m in mappings),
+        mapping_memory_limit=_uint64(m.memory_limit for m in mappings),
+        mapping_file_offset=_uint64(m.file_offset for m in mappings),
         location_id=_uint64(loc.id for loc in locations),
         location_mapping_id=_uint64(loc.mapping_id for loc in locations),
         location_address=_uint64(loc.address for loc in locations),

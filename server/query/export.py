@@ -33,8 +33,7 @@ def export_profile(
             if entry not in sample_types:
                 sample_types.append(entry)
     blobs = store.profiles.blobs([p.id for p in profiles])
-    nodes: list[IntArray] = []
-    labelsets: list[IntArray] = []
+    keys: list[IntArray] = []
     values: list[IntArray] = []
     for meta in profiles:
         data = blobs.get(meta.id)
@@ -44,8 +43,7 @@ def export_profile(
         widened = np.zeros((len(arrays), len(sample_types)), dtype=np.int64)
         for column, entry in enumerate(meta.sample_types):
             widened[:, sample_types.index(entry)] = arrays.values[:, column]
-        nodes.append(arrays.nodes)
-        labelsets.append(arrays.labelsets)
+        keys.append(arrays.keys)
         values.append(widened)
     value_types = [ValueType(*entry.split("/", 1)) for entry in sample_types]
     reference = profiles[-1] if profiles else None
@@ -57,24 +55,27 @@ def export_profile(
         result.time_nanos = min(p.time_ns for p in profiles)
         result.duration_nanos = sum(p.duration_ns for p in profiles)
         result.default_sample_type = reference.default_sample_type
-    if not nodes:
+    if not keys:
         return result
-    merged = blob.aggregate(np.concatenate(nodes), np.concatenate(labelsets), np.concatenate(values))
+    summed = blob.aggregate(np.concatenate(keys), np.concatenate(values))
+    nodes, labelsets = store.sample_keys.resolve(summed.keys)
+    rows = summed.values
     if sample_selector is not None and sample_selector.matchers:
-        keep = labelset_filter(store, merged.labelsets, sample_selector)
-        merged = blob.SampleArrays(merged.nodes[keep], merged.labelsets[keep], merged.values[keep])
-    result.samples = _samples(store, merged, divide_by)
+        keep = labelset_filter(store, labelsets, sample_selector)
+        nodes, labelsets, rows = nodes[keep], labelsets[keep], rows[keep]
+    result.samples = _samples(store, *blob.group_pairs(nodes, labelsets, rows), divide_by)
     result.locations = list({id(loc): loc for s in result.samples for loc in s.locations}.values())
     return result
 
 
-def _samples(store: Store, merged: blob.SampleArrays, divide_by: int) -> list[Sample]:
-    store.stacks.ensure(merged.nodes)
-    closure = store.stacks.ancestors_closure(merged.nodes)
-    rows = store.functions.rows(store.stacks.function[closure].tolist())
+def _samples(store: Store, nodes: IntArray, labelset_ids: IntArray, rows: IntArray, divide_by: int) -> list[Sample]:
+    """One sample per (node, label set): function granularity, as everything else Stackyard shows."""
+    store.stacks.ensure(nodes)
+    closure = store.stacks.ancestors_closure(nodes)
+    function_rows = store.functions.rows(store.stacks.function[closure].tolist())
     functions = {
         fid: Function(name, system_name, filename, start_line)
-        for fid, (name, system_name, filename, start_line) in rows.items()
+        for fid, (name, system_name, filename, start_line) in function_rows.items()
     }
     locations: dict[int, Location] = {}
     paths: dict[int, tuple[Location, ...]] = {ROOT: ()}
@@ -84,11 +85,9 @@ def _samples(store: Store, merged: blob.SampleArrays, divide_by: int) -> list[Sa
         loc = Location((Line(functions[int(function[node])]),), 0, len(locations) + 1)
         locations[node] = loc
         paths[node] = (loc, *paths[int(parent[node])])
-    labelsets = store.labelsets.get(set(merged.labelsets.tolist()))
+    labelsets = store.labelsets.get(set(labelset_ids.tolist()))
     samples: list[Sample] = []
-    for node, labelset, summed in zip(
-        merged.nodes.tolist(), merged.labelsets.tolist(), merged.values.tolist(), strict=True
-    ):
+    for node, labelset, summed in zip(nodes.tolist(), labelset_ids.tolist(), rows.tolist(), strict=True):
         row = summed if divide_by == 1 else [round_half_away(v / divide_by) for v in summed]
         if not any(row):
             continue

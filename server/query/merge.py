@@ -25,15 +25,24 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class Merged:
-    """Summed samples of one sample type: one row per distinct (leaf node, labelset)."""
+    """Summed samples of one sample type: one row per pprof sample identity (key), with its node and label set."""
 
     sample_type: str
     unit: str
     aggregation: str
     profiles: list[ProfileMeta]
+    keys: IntArray
     nodes: IntArray
     labelsets: IntArray
     values: IntArray
+
+    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        self.keys, self.nodes, self.labelsets, self.values = (
+            self.keys[mask],
+            self.nodes[mask],
+            self.labelsets[mask],
+            self.values[mask],
+        )
 
     @property
     def divisor(self) -> int:
@@ -105,15 +114,13 @@ def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
     aggregation = query.aggregation or ("avg" if is_gauge(query.kind, sample_type) else "sum")
     merged = merge_selected(store, profiles, sample_type, unit, aggregation)
     if sample_selector.matchers and merged.nodes.size:
-        keep = labelset_filter(store, merged.labelsets, sample_selector)
-        merged.nodes, merged.labelsets, merged.values = merged.nodes[keep], merged.labelsets[keep], merged.values[keep]
+        merged.keep(labelset_filter(store, merged.labelsets, sample_selector))
     return merged
 
 
 def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
     blobs = store.profiles.blobs([p.id for p in profiles])
-    nodes: list[IntArray] = []
-    labelsets: list[IntArray] = []
+    keys: list[IntArray] = []
     values: list[IntArray] = []
     used: list[ProfileMeta] = []
     for meta in profiles:
@@ -122,12 +129,12 @@ def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, 
         if column is None or data is None:
             continue
         arrays = blob.decode(data)
-        nodes.append(arrays.nodes)
-        labelsets.append(arrays.labelsets)
+        keys.append(arrays.keys)
         values.append(arrays.values[:, column])
         used.append(meta)
-    if not nodes:
+    if not keys:
         empty = np.zeros(0, dtype=np.int64)
-        return Merged(sample_type, unit, aggregation, used, empty, empty, empty)
-    summed = blob.aggregate(np.concatenate(nodes), np.concatenate(labelsets), np.concatenate(values).reshape(-1, 1))
-    return Merged(sample_type, unit, aggregation, used, summed.nodes, summed.labelsets, summed.values[:, 0])
+        return Merged(sample_type, unit, aggregation, used, empty, empty, empty, empty)
+    summed = blob.aggregate(np.concatenate(keys), np.concatenate(values).reshape(-1, 1))
+    nodes, labelsets = store.sample_keys.resolve(summed.keys)
+    return Merged(sample_type, unit, aggregation, used, summed.keys, nodes, labelsets, summed.values[:, 0])

@@ -92,6 +92,17 @@ class StackNode(Base):
     recursive: Mapped[bool] = mapped_column(Boolean)
 
 
+class SampleKey(Base):
+    """One pprof sample identity (locations with addresses and lines, labels), hashed; see server.pprof.identity."""
+
+    __tablename__ = "sample_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
+    node_id: Mapped[int] = mapped_column(BigInteger)
+    labelset_id: Mapped[int] = mapped_column(BigInteger)
+
+
 class SampleLabelset(Base):
     __tablename__ = "sample_labelsets"
 

@@ -3,8 +3,9 @@
 ``write`` turns a resolved profile into deduplicated rows: functions and stack
 nodes are looked up in (or added to) their tables, and the samples become one
 blob of (leaf node, labelset, values). Everything that only depends on content
-is cached, so a repeat scrape of a known service costs one dictionary lookup
-per sample (keyed by the bytes of the stack's function ids) and one INSERT.
+is cached, so a repeat scrape of a known service costs one vectorised hash
+and one dictionary lookup per sample (its pprof identity, see
+:mod:`server.pprof.identity`) and one INSERT.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from sqlalchemy import Engine
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import expand
 from server.pprof.header import Header
+from server.pprof.identity import sample_keys
 from server.store import blob
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
+from server.store.samplekeys import SampleKeyTable
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.symbols import FunctionTable
@@ -48,6 +51,7 @@ class Store:
         self.labelsets = LabelsetTable(engine)
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
+        self.sample_keys = SampleKeyTable(engine)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
 
@@ -64,9 +68,8 @@ class Store:
         n_types = len(header.sample_types)
         n_samples = columns.sample_loc_offsets.shape[0] - 1
         values = columns.sample_values.reshape(n_samples, n_types)
-        nodes = self._leaf_nodes(columns)
-        labelsets = self._labelsets(columns)
-        arrays = blob.aggregate(nodes, labelsets, values)
+        keys = self._sample_keys(columns)
+        arrays = blob.aggregate(keys, values)
         totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
         series = self.series.get_or_create(kind, labels)
         shape = Shape(
@@ -86,6 +89,22 @@ class Store:
         profile_id = self.profiles.insert(row, blob.encode(arrays))
         return StoredProfile(profile_id, series, time_ns, n_samples, totals)
 
+    def _sample_keys(self, columns: ProfileColumns) -> IntArray:
+        """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
+        function_ids = self._function_ids(columns)
+        labelsets = self._labelsets(columns)
+        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64).tolist()
+        found = self.sample_keys.lookup(hashes)
+        missing = [position for position, key in enumerate(found) if key is None]
+        if missing:
+            nodes = self._leaf_nodes(columns, function_ids)
+            created = self.sample_keys.create(
+                [hashes[p] for p in missing], nodes[missing].tolist(), labelsets[missing].tolist()
+            )
+            for position, key in zip(missing, created, strict=True):
+                found[position] = key
+        return np.array(found, dtype=np.int64)
+
     def _function_ids(self, columns: ProfileColumns) -> IntArray:
         """Database ids of the profile's functions, by position in its function columns."""
         if columns.function_id.size == 0:
@@ -102,10 +121,10 @@ class Store:
         ids = self.functions.ids(keys, columns.function_start_line.tolist())
         return np.array(ids, dtype=np.int64)
 
-    def _leaf_nodes(self, columns: ProfileColumns) -> IntArray:
+    def _leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray) -> IntArray:
         """The stack node of every sample: cached by the bytes of its frame ids, walked on a miss."""
         frames = expand(columns)
-        frame_ids = self._function_ids(columns)[frames.functions] if frames.functions.size else frames.functions
+        frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
         raw = frame_ids.astype("<i8").tobytes()
         bounds = (frames.offsets * 8).tolist()
         keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]

@@ -1,0 +1,83 @@
+"""pprof sample identities, stored once: each maps to its function-level stack node and label set.
+
+A profile's blob lists sample-key ids, not stack nodes: the key keeps what
+``go tool pprof`` would keep apart (addresses, line numbers), which exact
+``-normalize`` needs, while its node gives every function-level view. Keys
+are small increasing integers, so sorted and delta-coded they compress as
+well as node ids did.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, select
+
+from server.store.database import chunks, insert_returning
+from server.store.models import SampleKey
+
+IntArray = npt.NDArray[np.int64]
+
+
+class SampleKeyTable:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._ids: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self.node = np.zeros(1024, dtype=np.int64)
+        self.labelset = np.zeros(1024, dtype=np.int64)
+        self.known = np.zeros(1024, dtype=bool)
+
+    def lookup(self, hashes: Sequence[int]) -> list[int | None]:
+        return list(map(self._ids.get, hashes))
+
+    def create(self, hashes: Sequence[int], nodes: Sequence[int], labelsets: Sequence[int]) -> list[int]:
+        """Ids for new keys (given with their node and label set), inserting those not stored yet."""
+        with self._lock:
+            rows = [
+                {"hash": h, "node_id": n, "labelset_id": ls}
+                for h, n, ls in zip(hashes, nodes, labelsets, strict=True)
+                if h not in self._ids
+            ]
+            columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
+            if rows:
+                with self._engine.begin() as conn:
+                    self._add(insert_returning(conn, SampleKey.__table__, rows, columns))  # type: ignore[arg-type]
+                    raced = [row["hash"] for row in rows if row["hash"] not in self._ids]
+                    for part in chunks(raced, 500):
+                        self._add(conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all())
+            return [self._ids[h] for h in hashes]
+
+    def _add(self, rows: Sequence[Sequence[int]]) -> None:
+        if not rows:
+            return
+        top = max(int(row[0]) for row in rows)
+        if top >= self.node.shape[0]:
+            size = max(top + 1, self.node.shape[0] * 2)
+            self.node = np.concatenate([self.node, np.zeros(size - self.node.shape[0], dtype=np.int64)])
+            self.labelset = np.concatenate([self.labelset, np.zeros(size - self.labelset.shape[0], dtype=np.int64)])
+            self.known = np.concatenate([self.known, np.zeros(size - self.known.shape[0], dtype=bool)])
+        for key_id, key_hash, node, labelset in rows:
+            self._ids[int(key_hash)] = int(key_id)
+            self.node[key_id] = node
+            self.labelset[key_id] = labelset
+            self.known[key_id] = True
+
+    def resolve(self, ids: IntArray) -> tuple[IntArray, IntArray]:
+        """Stack node and label set of every key id, reading keys other processes wrote."""
+        if ids.size:
+            top = int(ids.max())
+            unknown = np.unique(
+                ids[(ids >= self.known.shape[0]) | ~self.known[np.minimum(ids, self.known.shape[0] - 1)]]
+            )
+            if unknown.size:
+                with self._lock, self._engine.connect() as conn:
+                    columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
+                    for part in chunks(unknown.tolist(), 500):
+                        self._add(conn.execute(select(*columns).where(SampleKey.id.in_(part))).all())
+                if top >= self.known.shape[0] or not bool(self.known[ids].all()):
+                    raise LookupError("sample keys are missing from the database")
+        return self.node[ids], self.labelset[ids]
