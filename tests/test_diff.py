@@ -107,4 +107,5 @@ def test_normalized_diff_of_merged_ranges(client: TestClient) -> None:
     body = _diff(client, normalize="true", **{"from": "150", "to": "250", "base_from": "50", "base_to": "150"})
     total, rows = _expected([DATA / "cpu.pb.gz"], new, normalize=True)
     assert body["profiles"] == 2
+    assert body["base_total"] == total
     assert _changes(body) == rows
