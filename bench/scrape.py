@@ -35,9 +35,11 @@ import asyncio
 import contextlib
 import cProfile
 import ipaddress
+import logging
 import math
 import multiprocessing
 import os
+import ssl
 import sys
 import time
 from array import array
@@ -217,8 +219,8 @@ _SLOT: ContextVar[tuple[float, float]] = ContextVar("slot", default=(0.0, 0.0))
 class TimingFetcher(Fetcher):
     """The real fetcher; also records when each request gets past the semaphores, relative to its slot."""
 
-    def __init__(self, limits: FetchLimits) -> None:
-        super().__init__(limits)
+    def __init__(self, limits: FetchLimits, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(limits, transport)
         self.waits = array("d")  # seconds queued on the global and per-host semaphores
         self.start_lags = array("d")  # seconds from the slot to the request really starting
         self.start_times = array("d")
@@ -239,6 +241,32 @@ class TimingFetcher(Fetcher):
         self.start_lags.append(time.time() - slot)
         self.start_times.append(time.monotonic())
         return await super()._get(target, url, headers, auth)
+
+
+class PerHostPools(httpx.AsyncBaseTransport):
+    """What-if (``--per-host-pools``): one small httpcore pool per ``host:port`` instead of one shared pool.
+
+    Passed through ``Fetcher``'s public ``transport`` argument; collector code is unchanged. httpcore's
+    pool scans all of its connections on every request start and end, so one pool per host keeps each
+    scan to a handful of connections. One SSL context is shared by all pools.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._ssl = ssl.create_default_context()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            limits = httpx.Limits(max_connections=self._per_host, max_keepalive_connections=self._per_host)
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._ssl, limits=limits)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            await pool.aclose()
 
 
 @dataclass(slots=True)
@@ -281,6 +309,16 @@ class CollectorRun:
     fetcher: TimingFetcher
     sink: CountingSink
     jobs: int
+    cancelled_at_stop: int
+
+
+class _CountingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
 
 
 async def _sample_forever(samples: list[Sample], sink: CountingSink, started: float) -> None:
@@ -291,11 +329,11 @@ async def _sample_forever(samples: list[Sample], sink: CountingSink, started: fl
 
 
 async def run_collector(
-    targets: list[TargetSpec], limits: FetchLimits, duration_s: float, warmup_s: float
+    targets: list[TargetSpec], limits: FetchLimits, duration_s: float, warmup_s: float, per_host_pools: bool
 ) -> CollectorRun:
     registry = CollectorRegistry()
     metrics = RecordingMetrics(registry)
-    fetcher = TimingFetcher(limits)
+    fetcher = TimingFetcher(limits, PerHostPools(limits.max_per_host) if per_host_pools else None)
     sink = CountingSink()
     manager = ScrapeManager([lambda: targets], sink, fetcher, metrics, sync_interval_s=5.0)
     samples: list[Sample] = []
@@ -313,19 +351,36 @@ async def run_collector(
     with contextlib.suppress(asyncio.CancelledError):
         await sampler
     samples.append(Sample(window_end - started, _rss_bytes(), time.process_time(), 0))
-    await manager.stop(deadline_s=1.0)
-    return CollectorRun(started, (window_start, window_end), cpu_window, samples, metrics, fetcher, sink, jobs)
+    # stop() cancels the scrapes still in flight after its deadline; APScheduler logs each cancelled job
+    # as an ERROR with a traceback. Count those records instead of printing thousands of tracebacks.
+    executor_log = logging.getLogger("apscheduler.executors.default")
+    counter = _CountingHandler()
+    executor_log.addHandler(counter)
+    executor_log.propagate = False
+    try:
+        await manager.stop(deadline_s=1.0)
+    finally:
+        executor_log.removeHandler(counter)
+        executor_log.propagate = True
+    return CollectorRun(
+        started, (window_start, window_end), cpu_window, samples, metrics, fetcher, sink, jobs, counter.count
+    )
 
 
 # -- the baseline ------------------------------------------------------------
 
 
-async def bare_httpx(urls: list[str], requests: int, concurrency: int, limits: FetchLimits) -> tuple[float, float]:
-    """CPU seconds and wall seconds per GET of a bare httpx client looping over ``urls``."""
+async def bare_httpx(urls: list[str], requests: int, concurrency: int) -> tuple[float, float]:
+    """CPU seconds and wall seconds per GET of a bare httpx client looping over ``urls``.
+
+    ``concurrency`` workers share one client whose pool holds as many connections as there are workers
+    (the Fetcher's default: 64 in flight, a pool of 64), whatever limits the collector run used, so the
+    baseline is the same in every run.
+    """
     client = httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=limits.max_in_flight, max_keepalive_connections=100),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=100),
     )
     numbers = iter(range(requests))
 
@@ -383,6 +438,7 @@ def report(
     print(
         f"targets: one port on each of {first} .. {last} (loopback), served by one child process; "
         f"fetch limits: {limits.max_in_flight} in flight, {limits.max_per_host} per host; "
+        f"{'WHAT-IF one httpx pool per host; ' if args.per_host_pools else ''}"
         f"{run.jobs} scheduled jobs; {os.cpu_count()} cores"
     )
     print()
@@ -428,6 +484,7 @@ def report(
     results = run.metrics.scrapes_by_result()
     failures = {f"{kind}/{result}": n for (kind, result), n in sorted(results.items()) if result != "success"}
     print(f"failures by kind/result (whole run): {failures or 'none'}")
+    print(f"scrapes cancelled by manager.stop() (each logged by APScheduler with a traceback): {run.cancelled_at_stop}")
     print()
 
     cores = run.cpu_window_s / window_s
@@ -479,6 +536,9 @@ def main() -> int:
     parser.add_argument("--max-in-flight", type=int, default=FetchLimits().max_in_flight)
     parser.add_argument("--max-per-host", type=int, default=FetchLimits().max_per_host)
     parser.add_argument("--baseline-requests", type=int, default=None)
+    parser.add_argument(
+        "--per-host-pools", action="store_true", help="what-if: give the Fetcher one httpx pool per host:port"
+    )
     parser.add_argument("--cprofile", type=Path, default=None, help="write cProfile stats of the collector run here")
     parser.add_argument("--quick", action="store_true", help="200 targets for 60 s, for a smoke run")
     args = parser.parse_args()
@@ -494,7 +554,7 @@ def main() -> int:
         parser.error("--duration must be longer than the warm-up (one interval)")
     limits = FetchLimits(max_in_flight=args.max_in_flight, max_per_host=args.max_per_host)
     baseline_requests = args.baseline_requests or (1000 if args.quick else 4000)
-    baseline_concurrency = min(limits.max_in_flight, 64)
+    baseline_concurrency = FetchLimits().max_in_flight
 
     hosts = [str(FIRST_ADDRESS + i) for i in range(args.targets)]
     parent, child = multiprocessing.get_context("fork").Pipe()
@@ -515,7 +575,7 @@ def main() -> int:
     profiler = cProfile.Profile() if args.cprofile else None
     if profiler is not None:
         profiler.enable()
-    run = asyncio.run(run_collector(targets, limits, args.duration, args.warmup))
+    run = asyncio.run(run_collector(targets, limits, args.duration, args.warmup, args.per_host_pools))
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.cprofile)
@@ -527,7 +587,7 @@ def main() -> int:
         for kind in ("heap", "goroutine")
         for target in targets  # consecutive requests go to different targets, as the collector's do
     ]
-    baseline = asyncio.run(bare_httpx(snapshot_urls, baseline_requests, baseline_concurrency, limits))
+    baseline = asyncio.run(bare_httpx(snapshot_urls, baseline_requests, baseline_concurrency))
     parent.send("stop")
     parent.recv()
     server.join(timeout=5)

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     default_flamegraph_nodes: int = Field(2048, gt=0)
     max_flamegraph_nodes: int = Field(100_000, gt=0)
 
+    rollup_interval: float = Field(60.0, gt=0, description="seconds between rollup builds (hourly, daily)")
+
     scrape_sync_interval: float = Field(5.0, gt=0, description="seconds between re-reads of the target list")
     scrape_max_in_flight: int = Field(64, gt=0, description="scrapes running at once, all targets")
     scrape_max_per_host: int = Field(4, gt=0, description="scrapes running at once against one host:port")

@@ -68,7 +68,7 @@ def test_too_many_profiles_is_refused(filled: TestClient) -> None:
     filled.app.state.settings.max_query_profiles = 2  # type: ignore[attr-defined]
     response = filled.get("/api/v1/top", params={"type": "cpu", "from": "0"})
     assert response.status_code == 422
-    assert "more than 2 profiles" in response.json()["error"]
+    assert "more than 2 stored profiles" in response.json()["error"]
 
 
 def test_flamegraph_folds_small_nodes_into_other(client: TestClient) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from server.pprof.merge import round_half_away
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
-from server.query.merge import IntArray, labelset_filter
+from server.query.merge import IntArray, labelset_filter, load_blobs
 from server.query.selector import Selector
 from server.store import blob
 from server.store.profiles import ProfileMeta
@@ -32,11 +32,11 @@ def export_profile(
         for entry in meta.sample_types:
             if entry not in sample_types:
                 sample_types.append(entry)
-    blobs = store.profiles.blobs([p.id for p in profiles])
+    blobs = load_blobs(store, profiles)
     keys: list[IntArray] = []
     values: list[IntArray] = []
     for meta in profiles:
-        data = blobs.get(meta.id)
+        data = blobs.get((meta.width_s, meta.id))
         if data is None:
             continue
         arrays = blob.decode(data)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from server.errors import InvalidParameter, TooExpensive
+from server.errors import InvalidParameter
 from server.pprof.kinds import is_gauge
+from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.store import blob
@@ -45,8 +46,13 @@ class Merged:
         )
 
     @property
+    def profile_count(self) -> int:
+        """Raw profiles merged (a rollup counts for the profiles it holds)."""
+        return sum(p.profiles for p in self.profiles)
+
+    @property
     def divisor(self) -> int:
-        return len(self.profiles) if self.aggregation == "avg" and self.profiles else 1
+        return self.profile_count if self.aggregation == "avg" and self.profiles else 1
 
     def total(self) -> int:
         return int(self.values.sum())
@@ -83,15 +89,19 @@ def select_profiles(store: Store, query: ProfileQuery, limit: int) -> list[Profi
 
 
 def profiles_of(store: Store, series: list[SeriesInfo], query: ProfileQuery, limit: int) -> list[ProfileMeta]:
-    if not series:
-        return []
-    profiles = store.profiles.list([s.id for s in series], query.start_ns, query.end_ns + 1, limit)
-    if len(profiles) > limit:
-        raise TooExpensive(
-            f"the query selects more than {limit} profiles; narrow the time range or the selector "
-            "(the limit is the max_query_profiles setting)"
-        )
-    return profiles
+    """Raw profiles and rollups that together hold exactly the query's profiles."""
+    return plan(store, [s.id for s in series], query.start_ns, query.end_ns + 1, limit, rollups=query.rollups)
+
+
+def load_blobs(store: Store, parts: list[ProfileMeta]) -> dict[tuple[int, int], bytes]:
+    """Blobs of raw profiles and rollups, keyed by (width, id)."""
+    raw = store.profiles.blobs([p.id for p in parts if not p.width_s])
+    rolled = store.rollups.blobs([p.id for p in parts if p.width_s])
+    found = {(0, pid): data for pid, data in raw.items()}
+    for part in parts:
+        if part.width_s and part.id in rolled:
+            found[(part.width_s, part.id)] = rolled[part.id]
+    return found
 
 
 def resolve_sample(profiles: list[ProfileMeta], sample: str | None) -> tuple[str, str]:
@@ -119,13 +129,13 @@ def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
 
 
 def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
-    blobs = store.profiles.blobs([p.id for p in profiles])
+    blobs = load_blobs(store, profiles)
     keys: list[IntArray] = []
     values: list[IntArray] = []
     used: list[ProfileMeta] = []
     for meta in profiles:
         column = meta.sample_index(sample_type)
-        data = blobs.get(meta.id)
+        data = blobs.get((meta.width_s, meta.id))
         if column is None or data is None:
             continue
         arrays = blob.decode(data)

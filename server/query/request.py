@@ -18,6 +18,7 @@ class ProfileQuery:
     end_ns: int
     sample: str | None = None
     aggregation: str | None = None
+    rollups: bool = True  # False reads raw profiles only (tests prove both give the same answer)
 
     @classmethod
     def parse(

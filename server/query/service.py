@@ -49,7 +49,7 @@ def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None
         "sample_type": merged.sample_type,
         "unit": merged.unit,
         "aggregation": merged.aggregation,
-        "profiles": len(merged.profiles),
+        "profiles": merged.profile_count,
         "total": _number(int(tree.total[0]), d),
         "rows": [
             {"name": names.get(r.function_id, "?"), "flat": _number(r.flat, d), "cum": _number(r.cum, d)} for r in rows
@@ -67,7 +67,7 @@ def flame(store: Store, settings: Settings, query: ProfileQuery, max_nodes: int)
         "sample_type": merged.sample_type,
         "unit": merged.unit,
         "aggregation": merged.aggregation,
-        "profiles": len(merged.profiles),
+        "profiles": merged.profile_count,
         **graph,
     }
 
@@ -76,7 +76,7 @@ def pprof_export(store: Store, settings: Settings, query: ProfileQuery) -> bytes
     """The merged profile; aggregation ``avg`` divides every value by the number of profiles."""
     series, sample_selector = split_selector(store, query)
     profiles = profiles_of(store, series, query, settings.max_query_profiles)
-    divide = len(profiles) if query.aggregation == "avg" and profiles else 1
+    divide = sum(p.profiles for p in profiles) if query.aggregation == "avg" and profiles else 1
     return encode(export_profile(store, profiles, divide, sample_selector))
 
 

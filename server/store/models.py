@@ -185,3 +185,30 @@ class TraceRow(Base):
     seconds: Mapped[float] = mapped_column(Float)
     size: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Rollup(Base):
+    """Profiles of one series pre-merged per hour (``width_s`` 3600) or day (86400), so long ranges read few rows.
+
+    A rollup exists only while it is complete: ingesting a profile into a
+    closed bucket deletes the bucket's rollups, and the maintenance job
+    rebuilds them, so a query may always use one in place of the raw profiles.
+    """
+
+    __tablename__ = "rollups"
+    __table_args__ = (
+        UniqueConstraint("series_id", "width_s", "bucket_ns", "shape_id"),
+        Index("ix_rollups_width_bucket", "width_s", "bucket_ns"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    width_s: Mapped[int] = mapped_column(Integer)
+    bucket_ns: Mapped[int] = mapped_column(BigInteger)
+    shape_id: Mapped[int] = mapped_column(ForeignKey("profile_shapes.id"))
+    profiles: Mapped[int] = mapped_column(Integer)
+    duration_ns: Mapped[int] = mapped_column(BigInteger)
+    period: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[int] = mapped_column(Integer)
+    totals: Mapped[list[int]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

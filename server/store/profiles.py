@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
@@ -23,6 +23,8 @@ class Shape:
 
 @dataclass(frozen=True, slots=True)
 class ProfileMeta:
+    """One raw profile, or one rollup standing for ``profiles`` of them (``width_s`` > 0)."""
+
     id: int
     series_id: int
     time_ns: int
@@ -33,6 +35,9 @@ class ProfileMeta:
     default_sample_type: str
     samples: int
     totals: list[int]
+    shape_id: int = 0
+    profiles: int = 1
+    width_s: int = 0
 
     def sample_index(self, name: str) -> int | None:
         """Position of the sample type ``name`` ("cpu" or "cpu/nanoseconds")."""
@@ -77,7 +82,7 @@ class ProfileTable:
         self._shapes[shape_id] = shape
         return shape_id
 
-    def _shape(self, shape_id: int) -> Shape:
+    def shape(self, shape_id: int) -> Shape:
         found = self._shapes.get(shape_id)
         if found is None:
             with self._engine.connect() as conn:
@@ -95,16 +100,19 @@ class ProfileTable:
             found = self._shapes[shape_id]
         return found
 
-    def insert(self, row: dict[str, Any], blob: bytes) -> int:
-        """One transaction: a profile row never exists without its blob."""
+    def insert(self, row: dict[str, Any], blob: bytes, also: Callable[[Connection], None] | None = None) -> int:
+        """One transaction: a profile row never exists without its blob (``also`` joins the transaction)."""
         with self._engine.begin() as conn:
+            if also is not None:
+                also(conn)
             profile_id = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), [row]).scalar_one())
             conn.execute(insert(ProfileBlob), [{"profile_id": profile_id, "data": blob}])
         return profile_id
 
-    def _meta(self, row: Sequence[Any]) -> ProfileMeta:
+    def meta(self, row: Sequence[Any], profiles: int = 1, width_s: int = 0) -> ProfileMeta:
+        """A meta from (id, series, shape, time, duration, period, samples, totals) columns."""
         pid, sid, shape_id, t, d, period, samples, totals = row
-        shape = self._shape(int(shape_id))
+        shape = self.shape(int(shape_id))
         return ProfileMeta(
             int(pid),
             int(sid),
@@ -116,9 +124,12 @@ class ProfileTable:
             shape.default_sample_type,
             int(samples),
             [int(v) for v in totals],
+            int(shape_id),
+            profiles,
+            width_s,
         )
 
-    _COLUMNS = (
+    COLUMNS = (
         ProfileRow.id,
         ProfileRow.series_id,
         ProfileRow.shape_id,
@@ -139,12 +150,12 @@ class ProfileTable:
         with self._engine.connect() as conn:
             for part in chunks(list(series_ids), 500):
                 query = (
-                    select(*self._COLUMNS)
+                    select(*self.COLUMNS)
                     .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
                     .order_by(ProfileRow.time_ns, ProfileRow.id)
                     .limit(limit - len(result) + 1)
                 )
-                result.extend(self._meta(row) for row in conn.execute(query))
+                result.extend(self.meta(row) for row in conn.execute(query))
                 if len(result) > limit:
                     break
         result.sort(key=lambda m: (m.time_ns, m.id))
@@ -152,8 +163,8 @@ class ProfileTable:
 
     def get(self, profile_id: int) -> ProfileMeta | None:
         with self._engine.connect() as conn:
-            row = conn.execute(select(*self._COLUMNS).where(ProfileRow.id == profile_id)).first()
-        return self._meta(row) if row is not None else None
+            row = conn.execute(select(*self.COLUMNS).where(ProfileRow.id == profile_id)).first()
+        return self.meta(row) if row is not None else None
 
     def blobs(self, profile_ids: Sequence[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}

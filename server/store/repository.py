@@ -11,6 +11,7 @@ and one dictionary lookup per sample (its pprof identity, see
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ from server.store import blob
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
+from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
@@ -52,6 +54,7 @@ class Store:
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
         self.sample_keys = SampleKeyTable(engine)
+        self.rollups = RollupTable(engine, self.profiles)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
 
@@ -86,7 +89,9 @@ class Store:
             "samples": n_samples,
             "totals": totals,
         }
-        profile_id = self.profiles.insert(row, blob.encode(arrays))
+        late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
+        also = (lambda conn: invalidate(conn, series.id, time_ns)) if late else None
+        profile_id = self.profiles.insert(row, blob.encode(arrays), also)
         return StoredProfile(profile_id, series, time_ns, n_samples, totals)
 
     def _sample_keys(self, columns: ProfileColumns) -> IntArray:
