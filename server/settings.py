@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="largest accepted request body")
     max_decompressed_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest profile after gunzip")
     max_query_profiles: int = Field(100_000, gt=0, description="raw profiles one query may read")
+    max_timeseries_points: int = Field(11_000, gt=0, description="points per trend line, at most")
+    max_timeseries_raw_profiles: int = Field(2_000_000, gt=0, description="raw profile rows one trend query may read")
     default_flamegraph_nodes: int = Field(2048, gt=0)
     max_flamegraph_nodes: int = Field(100_000, gt=0)
 

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("period", sa.BigInteger(), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
         sa.Column("totals", sa.JSON(), nullable=False),
+        sa.Column("max_totals", sa.JSON(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["series_id"], ["series.id"], name=op.f("fk_rollups_series_id_series"), ondelete="CASCADE"

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import InvalidParameter
 from server.query import service
+from server.query import timeseries as trends
 from server.query.diff import compare, diff_flamegraph, diff_top
 from server.query.request import ProfileQuery
 
@@ -90,3 +91,21 @@ def diff(
             raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
         return diff_flamegraph(comparison, names, nodes)
     return diff_top(comparison, names, limit)
+
+
+@router.get("/timeseries")
+def timeseries(
+    store: StoreDep,
+    settings: SettingsDep,
+    type: Annotated[str | None, Query()] = None,
+    query: Annotated[str | None, Query()] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    sample: Annotated[str | None, Query()] = None,
+    step: Annotated[str | None, Query(description="e.g. 60s, 1h; default: about 240 points")] = None,
+    group_by: Annotated[str | None, Query(description="comma-separated label names")] = None,
+    aggregation: Annotated[str, Query(description="avg, sum or max over time within each series")] = "avg",
+) -> dict[str, Any]:
+    q = ProfileQuery.parse(type, query, from_, to, sample)
+    names = [name.strip() for name in (group_by or "").split(",") if name.strip()]
+    return trends.timeseries(store, settings, q, step, names, aggregation)

@@ -23,7 +23,7 @@ def _whole_buckets(start_ns: int, end_ns: int, width_s: int) -> list[int]:
     return list(range(first, end_ns - width + 1, width))
 
 
-def _subtract(interval: Interval, covered: list[Interval]) -> list[Interval]:
+def subtract(interval: Interval, covered: list[Interval]) -> list[Interval]:
     result: list[Interval] = []
     cursor, end = interval
     for start, stop in sorted(covered):
@@ -61,7 +61,7 @@ def plan(
     # Raw profiles for what no rollup covers, one query per distinct gap (usually the two edges).
     gaps: dict[Interval, list[int]] = defaultdict(list)
     for series_id in series_ids:
-        for gap in _subtract((start_ns, end_ns), covered[series_id]):
+        for gap in subtract((start_ns, end_ns), covered[series_id]):
             gaps[gap].append(series_id)
     if len(gaps) > 64:  # rollups are missing all over: one scan is cheaper than many
         gaps = {(start_ns, end_ns): [s for s in series_ids if not covered[s]]}

@@ -211,4 +211,5 @@ class Rollup(Base):
     period: Mapped[int] = mapped_column(BigInteger)
     samples: Mapped[int] = mapped_column(Integer)
     totals: Mapped[list[int]] = mapped_column(JSON)
+    max_totals: Mapped[list[int]] = mapped_column(JSON)  # the largest single profile's totals, for max trends
     data: Mapped[bytes] = mapped_column(LargeBinary)

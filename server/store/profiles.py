@@ -38,6 +38,7 @@ class ProfileMeta:
     shape_id: int = 0
     profiles: int = 1
     width_s: int = 0
+    max_totals: list[int] | None = None  # rollups: the largest single profile's totals
 
     def sample_index(self, name: str) -> int | None:
         """Position of the sample type ``name`` ("cpu" or "cpu/nanoseconds")."""
@@ -173,3 +174,21 @@ class ProfileTable:
                 query = select(ProfileBlob.profile_id, ProfileBlob.data).where(ProfileBlob.profile_id.in_(part))
                 found.update({int(pid): bytes(data) for pid, data in conn.execute(query)})
         return found
+
+
+def totals_rows(
+    engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """(series, shape, time, totals) of raw profiles in ``[start, end)``: the trend lines, no blobs read."""
+    rows: list[tuple[Any, ...]] = []
+    with engine.connect() as conn:
+        for part in chunks(list(series_ids), 500):
+            query = (
+                select(ProfileRow.series_id, ProfileRow.shape_id, ProfileRow.time_ns, ProfileRow.totals)
+                .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
+                .limit(limit - len(rows) + 1)
+            )
+            rows.extend(tuple(row) for row in conn.execute(query))
+            if len(rows) > limit:
+                break
+    return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,7 @@ _COLUMNS = (
     Rollup.totals,
     Rollup.profiles,
     Rollup.width_s,
+    Rollup.max_totals,
 )
 
 
@@ -107,6 +109,9 @@ class RollupTable:
                 rows = [self._merge(series_id, width_s, bucket_ns, group) for group in _by_shape(parts).values()]
                 insert_ignoring_conflicts(conn, Rollup.__table__, rows)  # type: ignore[arg-type]
         except OperationalError as exc:
+            # Only contention is expected here (another writer won the race); anything else is a real fault.
+            if not any(word in str(exc.orig).lower() for word in ("locked", "busy", "serializ", "deadlock")):
+                raise
             log.info("rollup deferred", extra={"series_id": series_id, "bucket_ns": bucket_ns, "error": str(exc.orig)})
             return 0
         return len(rows)
@@ -127,7 +132,7 @@ class RollupTable:
             Rollup.bucket_ns >= bucket_ns,
             Rollup.bucket_ns < end_ns,
         )
-        return [(self._meta(tuple(row)[:10]), bytes(tuple(row)[10])) for row in conn.execute(hourly)]
+        return [(self._meta(tuple(row)[:11]), bytes(tuple(row)[11])) for row in conn.execute(hourly)]
 
     def _merge(
         self, series_id: int, width_s: int, bucket_ns: int, parts: list[tuple[ProfileMeta, bytes]]
@@ -145,14 +150,16 @@ class RollupTable:
             "period": max(m.period for m in metas),
             "samples": len(merged),
             "totals": [int(v) for v in np.sum([m.totals for m in metas], axis=0)],
+            "max_totals": [int(v) for v in np.max([m.max_totals or m.totals for m in metas], axis=0)],
             "data": blob.encode(merged),
         }
 
     def _meta(self, row: Sequence[Any]) -> ProfileMeta:
-        rid, sid, shape_id, bucket, duration, period, samples, totals, profiles, width = row
-        return self._profiles.meta(
+        rid, sid, shape_id, bucket, duration, period, samples, totals, profiles, width, max_totals = row
+        meta = self._profiles.meta(
             (rid, sid, shape_id, bucket, duration, period, samples, totals), int(profiles), int(width)
         )
+        return replace(meta, max_totals=[int(v) for v in max_totals])
 
     def list(
         self, series_ids: Sequence[int], width_s: int, first_bucket_ns: int, last_bucket_ns: int

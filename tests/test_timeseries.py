@@ -1,0 +1,86 @@
+"""Trend lines from stored totals: per series, grouped, aggregated, from raw rows or rollups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from server.maintenance import build_rollups
+from server.pprof import decode
+from server.store.repository import Store
+from server.store.rollups import NS
+from tests.helpers import push
+from tests.tools import DATA
+
+T0 = 1_790_000_000 - 1_790_000_000 % 86_400
+GOROUTINES = decode((DATA / "goroutine.pb.gz").read_bytes()).totals()[0]
+CPU = decode((DATA / "cpu.pb.gz").read_bytes()).totals()
+
+
+def _series(client: TestClient, **params: str) -> dict[str, Any]:
+    response = client.get("/api/v1/timeseries", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_per_instance_and_fleet_total(client: TestClient) -> None:
+    for minute in range(6):
+        for instance in ("a", "b", "c"):
+            push(client, DATA / "goroutine.pb.gz", time=str(T0 + minute * 60 + 5), label=f"instance={instance}")
+    window = {"type": "goroutine", "from": str(T0), "to": str(T0 + 359)}
+    per_instance = _series(client, step="2m", group_by="instance", **window)
+    assert [s["labels"] for s in per_instance["series"]] == [{"instance": i} for i in "abc"]
+    assert per_instance["series"][0]["points"] == [[T0, GOROUTINES], [T0 + 120, GOROUTINES], [T0 + 240, GOROUTINES]]
+    fleet = _series(client, step="2m", group_by="service", **window)
+    assert fleet["series"] == [
+        {"labels": {"service": "demo"}, "points": [[T0 + 120 * i, 3 * GOROUTINES] for i in range(3)]}
+    ]
+    summed = _series(client, step="2m", group_by="service", aggregation="sum", **window)
+    assert summed["series"][0]["points"][0][1] == 6 * GOROUTINES  # two profiles per instance per step
+    ungrouped = _series(client, step="6m", **window)
+    assert len(ungrouped["series"]) == 3 and ungrouped["series"][0]["labels"]["service"] == "demo"
+
+
+def test_sample_types_and_max(client: TestClient) -> None:
+    push(client, DATA / "cpu.pb.gz", time=str(T0 + 10))
+    push(client, DATA / "cpu2.pb.gz", time=str(T0 + 20))
+    cpu2 = decode((DATA / "cpu2.pb.gz").read_bytes()).totals()
+    window = {"type": "cpu", "from": str(T0), "to": str(T0 + 59), "step": "1m", "group_by": "service"}
+    assert _series(client, sample="samples", aggregation="max", **window)["series"][0]["points"] == [
+        [T0, max(CPU[0], cpu2[0])]
+    ]
+    body = _series(client, sample="cpu", aggregation="sum", **window)
+    assert body["unit"] == "nanoseconds" and body["series"][0]["points"] == [[T0, CPU[1] + cpu2[1]]]
+
+
+def test_hourly_steps_read_rollups_with_the_same_answer(client: TestClient, store: Store) -> None:
+    for hour in range(5):
+        for quarter in range(4):
+            push(client, DATA / "goroutine.pb.gz", time=str(T0 + hour * 3600 + quarter * 900), label="instance=a")
+    params = {"type": "goroutine", "from": str(T0), "to": str(T0 + 5 * 3600 - 1), "step": "1h", "group_by": "service"}
+    raw = [_series(client, aggregation=a, **params) for a in ("avg", "sum", "max")]
+    build_rollups(store, now_ns=(T0 + 2 * 86_400) * NS)
+    assert len(store.rollups.list([s.id for s in store.series.all()], 3600, T0 * NS, (T0 + 86_400) * NS)) == 5
+    rolled = [_series(client, aggregation=a, **params) for a in ("avg", "sum", "max")]
+    assert rolled == raw
+    assert raw[1]["series"][0]["points"][0] == [T0, 4 * GOROUTINES]
+
+
+def test_bad_trend_parameters(client: TestClient) -> None:
+    bad = client.get("/api/v1/timeseries", params={"type": "goroutine", "from": "now-7d", "step": "1s"})
+    assert bad.status_code == 400 and "maximum is 11000" in bad.json()["error"]
+    bad = client.get("/api/v1/timeseries", params={"type": "goroutine", "aggregation": "median"})
+    assert bad.status_code == 400 and "'median' is not one of avg, sum, max" in bad.json()["error"]
+    bad = client.get("/api/v1/timeseries", params={"type": "goroutine", "step": "fast"})
+    assert bad.status_code == 400 and "step" in bad.json()["error"]
+
+
+def test_too_many_raw_rows_is_refused(client: TestClient) -> None:
+    client.app.state.settings.max_timeseries_raw_profiles = 3  # type: ignore[attr-defined]
+    for minute in range(5):
+        push(client, DATA / "goroutine.pb.gz", time=str(T0 + minute * 60))
+    response = client.get("/api/v1/timeseries", params={"type": "goroutine", "from": str(T0), "to": str(T0 + 600)})
+    assert response.status_code == 422
+    assert "more than 3 raw profiles" in response.json()["error"]
