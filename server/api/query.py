@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import InvalidParameter
-from server.query import service
+from server.query import history, service
 from server.query import timeseries as trends
 from server.query.diff import compare, diff_flamegraph, diff_top
 from server.query.request import ProfileQuery
@@ -109,3 +109,20 @@ def timeseries(
     q = ProfileQuery.parse(type, query, from_, to, sample)
     names = [name.strip() for name in (group_by or "").split(",") if name.strip()]
     return trends.timeseries(store, settings, q, step, names, aggregation)
+
+
+@router.get("/functions/{name:path}/history")
+def function_history(
+    name: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    type: Annotated[str | None, Query()] = None,
+    query: Annotated[str | None, Query()] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    sample: Annotated[str | None, Query()] = None,
+    step: Annotated[str | None, Query(description="e.g. 1h; default: about 240 points")] = None,
+    aggregation: Annotated[str, Query(description="sum, or avg per profile")] = "sum",
+) -> dict[str, Any]:
+    q = ProfileQuery.parse(type, query, from_, to, sample)
+    return history.function_history(store, settings, q, name, step, aggregation)

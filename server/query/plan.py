@@ -38,20 +38,27 @@ def subtract(interval: Interval, covered: list[Interval]) -> list[Interval]:
 
 
 def plan(
-    store: Store, series_ids: list[int], start_ns: int, end_ns: int, limit: int, rollups: bool = True
+    store: Store,
+    series_ids: list[int],
+    start_ns: int,
+    end_ns: int,
+    limit: int,
+    rollups: bool = True,
+    max_width_s: int = DAY_S,
 ) -> list[ProfileMeta]:
-    """Rows covering ``[start_ns, end_ns)`` for the series: rollups where whole buckets allow, else raw."""
+    """Rows covering ``[start_ns, end_ns)`` for the series: rollups (none wider than ``max_width_s``)
+    where whole buckets allow, else raw."""
     if not series_ids:
         return []
     covered: dict[int, list[Interval]] = defaultdict(list)
     parts: list[ProfileMeta] = []
     if rollups:
-        days = _whole_buckets(start_ns, end_ns, DAY_S)
+        days = _whole_buckets(start_ns, end_ns, DAY_S) if max_width_s >= DAY_S else []
         if days:
             for meta in store.rollups.list(series_ids, DAY_S, days[0], days[-1]):
                 parts.append(meta)
                 covered[meta.series_id].append((meta.time_ns, meta.time_ns + DAY_S * NS))
-        hours = _whole_buckets(start_ns, end_ns, HOUR_S)
+        hours = _whole_buckets(start_ns, end_ns, HOUR_S) if max_width_s >= HOUR_S else []
         if hours:
             for meta in store.rollups.list(series_ids, HOUR_S, hours[0], hours[-1]):
                 if any(a <= meta.time_ns < b for a, b in covered[meta.series_id]):

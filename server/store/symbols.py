@@ -79,3 +79,8 @@ class FunctionTable:
                 for fid, name, system_name, filename, start_line in conn.execute(query):
                     result[fid] = (name, system_name, filename, start_line)
         return result
+
+    def ids_named(self, name: str) -> set[int]:
+        """Every stored function with this name (it may exist in several files or binaries)."""
+        with self._engine.connect() as conn:
+            return {int(fid) for (fid,) in conn.execute(select(FunctionRow.id).where(FunctionRow.name == name))}

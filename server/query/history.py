@@ -1,0 +1,120 @@
+"""One function's flat and cum over time: when did it start costing more?
+
+All profiles of the range are read once (hourly rollups stand in for whole
+hours when the step allows), each row is assigned its step, and flat and
+cum are summed per step with masks over the stack tree: flat where the
+row's leaf frame is the function, cum where the function is anywhere on the
+row's stack (once, however often it recurses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from server.errors import InvalidParameter, NotFound
+from server.query.merge import load_blobs, matching_series, resolve_sample
+from server.query.plan import plan
+from server.query.request import ProfileQuery
+from server.query.timeseries import choose_step
+from server.settings import Settings
+from server.store import blob
+from server.store.repository import Store
+from server.store.rollups import HOUR_S, NS
+
+IntArray = npt.NDArray[np.int64]
+
+
+def function_history(
+    store: Store, settings: Settings, query: ProfileQuery, name: str, step: str | None, aggregation: str = "sum"
+) -> dict[str, Any]:
+    if aggregation not in ("sum", "avg"):
+        raise InvalidParameter("aggregation", f"{aggregation!r} is not sum or avg")
+    functions = store.functions.ids_named(name)
+    if not functions:
+        raise NotFound(f"no function named {name!r} has been stored")
+    start_ns, end_ns = query.start_ns, query.end_ns + 1
+    step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points)
+    whole_hours = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
+    series = [s.id for s in matching_series(store, query)]
+    parts = plan(
+        store,
+        series,
+        start_ns,
+        end_ns,
+        settings.max_query_profiles,
+        rollups=query.rollups and whole_hours,
+        max_width_s=HOUR_S,
+    )
+    sample_type, unit = resolve_sample(parts, query.sample)
+    blobs = load_blobs(store, parts)
+    keys: list[IntArray] = []
+    values: list[IntArray] = []
+    buckets: list[IntArray] = []
+    counts: dict[int, int] = {}
+    for part in parts:
+        column = part.sample_index(sample_type)
+        data = blobs.get((part.width_s, part.id))
+        if column is None or data is None:
+            continue
+        arrays = blob.decode(data)
+        bucket = (part.time_ns - start_ns) // step_ns
+        counts[bucket] = counts.get(bucket, 0) + part.profiles
+        keys.append(arrays.keys)
+        values.append(arrays.values[:, column])
+        buckets.append(np.full(arrays.keys.shape[0], bucket, dtype=np.int64))
+    points: list[list[float]] = []
+    if keys:
+        all_keys = np.concatenate(keys)
+        nodes, _ = store.sample_keys.resolve(all_keys)
+        flat_mask, cum_mask = _masks(store, nodes, np.array(sorted(functions), dtype=np.int64))
+        row_values = np.concatenate(values)
+        row_buckets = np.concatenate(buckets)
+        size = int(row_buckets.max()) + 1
+        flat = np.zeros(size, dtype=np.int64)
+        cum = np.zeros(size, dtype=np.int64)
+        np.add.at(flat, row_buckets[flat_mask], row_values[flat_mask])
+        np.add.at(cum, row_buckets[cum_mask], row_values[cum_mask])
+        for bucket in sorted(counts):
+            divisor = counts[bucket] if aggregation == "avg" else 1
+            time_s = (start_ns + bucket * step_ns) / NS
+            points.append([time_s, _number(int(flat[bucket]), divisor), _number(int(cum[bucket]), divisor)])
+    return {
+        "name": name,
+        "sample_type": sample_type,
+        "unit": unit,
+        "step": step_ns / NS,
+        "aggregation": aggregation,
+        "points": points,
+    }
+
+
+def _number(value: int, divisor: int) -> float:
+    return value if divisor == 1 else value / divisor
+
+
+def _masks(store: Store, nodes: IntArray, functions: IntArray) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Per row: is the leaf the function (flat), is the function on the stack (cum)."""
+    stacks = store.stacks
+    closure = stacks.ancestors_closure(nodes)
+    is_function = np.isin(stacks.function[closure], functions)
+    contains = np.zeros(closure.shape[0], dtype=bool)
+    parent = np.searchsorted(closure, stacks.parent[closure])
+    has_parent = stacks.parent[closure] > 0
+    depth = stacks.depth[closure]
+    order = np.argsort(depth, kind="stable")
+    cuts = np.flatnonzero(np.diff(depth[order])) + 1
+    for level in np.split(order, cuts):  # shallow first: a parent is settled before its children
+        inherited = np.zeros(level.shape[0], dtype=bool)
+        linked = has_parent[level]
+        inherited[linked] = contains[parent[level[linked]]]
+        contains[level] = is_function[level] | inherited
+    index = np.searchsorted(closure, nodes)
+    real = nodes > 0
+    flat = np.zeros(nodes.shape[0], dtype=bool)
+    cum = np.zeros(nodes.shape[0], dtype=bool)
+    flat[real] = is_function[index[real]]
+    cum[real] = contains[index[real]]
+    return flat, cum
