@@ -20,6 +20,7 @@ from server.errors import StackyardError
 from server.labels import parse_label_pairs
 from server.pprof.errors import ProfileError
 from server.settings import Settings
+from stackyard import querycli
 
 log = logging.getLogger("stackyard")
 
@@ -226,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove = with_db(target_actions.add_parser("remove", help="remove a target"))
     remove.add_argument("id", type=int)
     remove.set_defaults(func=cmd_targets)
+
+    querycli.add_parser(sub)
 
     ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
     ingest.add_argument("files", nargs="+", metavar="FILE")
