@@ -84,3 +84,21 @@ def test_too_many_raw_rows_is_refused(client: TestClient) -> None:
     response = client.get("/api/v1/timeseries", params={"type": "goroutine", "from": str(T0), "to": str(T0 + 600)})
     assert response.status_code == 422
     assert "more than 3 raw profiles" in response.json()["error"]
+
+
+def test_group_by_and_filter_on_sample_labels(client: TestClient, store: Store) -> None:
+    from tests.oracle import pprof_top
+
+    for minute in range(4):
+        push(client, DATA / "cpu.pb.gz", time=str(T0 + minute * 60 + 1))
+    window = {"type": "cpu", "sample": "cpu", "from": str(T0), "to": str(T0 + 239), "step": "2m"}
+    by_handler = _series(client, group_by="handler", aggregation="sum", **window)
+    checkout = pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds", extra=("-tagfocus=handler=^/checkout$",)).shown
+    lines = {s["labels"]["handler"]: s["points"] for s in by_handler["series"]}
+    assert set(lines) == {"", "/checkout", "/search"}  # "" is the samples without a handler label
+    assert lines["/checkout"] == [[T0, 2 * checkout], [T0 + 120, 2 * checkout]]
+    assert sum(points[0][1] for points in lines.values()) == 2 * CPU[1]
+    only = _series(client, query='{handler="/checkout"}', aggregation="avg", **window)
+    assert [p[1] for p in only["series"][0]["points"]] == [checkout, checkout]
+    peak = _series(client, query='{handler="/checkout"}', aggregation="max", group_by="service", **window)
+    assert peak["series"][0]["points"][0][1] == checkout

@@ -5,6 +5,8 @@ sum or max); the series of one ``group_by`` group are then added up, so
 ``group_by=service`` gives a fleet total. Steps that are whole hours read
 hourly and daily rollup rows (their totals, counts and maxima); finer steps
 read the raw profile rows, up to a limit that says so when it is reached.
+Filtering or grouping by pprof sample labels needs the samples themselves,
+so those trends read profile (or rollup) blobs instead of totals.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidParameter, TooExpensive
-from server.query.merge import matching_series
-from server.query.plan import subtract
+from server.query.merge import labelset_filter, load_blobs, resolve_sample, split_selector
+from server.query.plan import plan, subtract
 from server.query.request import ProfileQuery
+from server.query.selector import Selector
 from server.settings import Settings
+from server.store import blob
 from server.store.profiles import totals_rows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
+from server.store.series import SeriesInfo
 from server.timeparse import parse_duration_ns
 
 AGGREGATIONS = ("avg", "sum", "max")
@@ -47,30 +52,49 @@ def timeseries(
         raise InvalidParameter("aggregation", f"{aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
     start_ns, end_ns = query.start_ns, query.end_ns + 1
     step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points)
-    series = {s.id: s for s in matching_series(store, query)}
+    matched, sample_selector = split_selector(store, query)
+    series = {s.id: s for s in matched}
     if not series:
-        return {"step": step_ns / NS, "sample_type": query.sample, "unit": "", "series": []}
+        return {"step": step_ns / NS, "sample_type": query.sample, "unit": "", "aggregation": aggregation, "series": []}
+    series_names = {name for s in store.series.all() if s.kind == query.kind for name in s.labels}
+    if sample_selector.matchers or any(name not in series_names for name in group_by):
+        return samples_timeseries(store, settings, query, step_ns, group_by, aggregation, series, sample_selector)
     # Per stored series and step: sum, count and max of the chosen sample type.
     ids, times, sums, counts, maxima, sample_type, unit = _collect(store, settings, query, list(series), step_ns)
     buckets = (times - start_ns) // step_ns
-    cells: dict[tuple[int, int], list[int]] = {}
-    for sid, bucket, total, count, peak in zip(
-        ids.tolist(), buckets.tolist(), sums.tolist(), counts.tolist(), maxima.tolist(), strict=True
-    ):
-        cell = cells.setdefault((sid, bucket), [0, 0, peak])
-        cell[0] += total
-        cell[1] += count
-        cell[2] = max(cell[2], peak)
+    cells, inverse = np.unique(ids * (buckets.max(initial=0) + 1) + buckets, return_inverse=True)
+    cell_sum = np.zeros(cells.shape[0], dtype=np.int64)
+    cell_count = np.zeros(cells.shape[0], dtype=np.int64)
+    cell_max = np.full(cells.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
+    np.add.at(cell_sum, inverse, sums)
+    np.add.at(cell_count, inverse, counts)
+    np.maximum.at(cell_max, inverse, maxima)
+    width = buckets.max(initial=0) + 1
+    if aggregation == "avg":
+        values = cell_sum / cell_count
+    else:
+        values = (cell_sum if aggregation == "sum" else cell_max).astype(np.float64)
     groups: dict[tuple[tuple[str, str], ...], dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for (sid, bucket), (total, count, peak) in cells.items():
-        labels = series[sid].labels
-        key = (
-            tuple(sorted((name, labels.get(name, "")) for name in group_by))
-            if group_by
-            else tuple(sorted(labels.items()))
-        )
-        value = total / count if aggregation == "avg" else (total if aggregation == "sum" else peak)
-        groups[key][bucket] += value
+    for cell, value in zip(cells.tolist(), values.tolist(), strict=True):
+        sid, bucket = divmod(cell, int(width))
+        groups[_group_key(series[sid].labels, group_by)][bucket] += value
+    return _answer(groups, start_ns, step_ns, sample_type, unit, aggregation)
+
+
+def _group_key(labels: dict[str, str], group_by: list[str]) -> tuple[tuple[str, str], ...]:
+    if group_by:
+        return tuple(sorted((name, labels.get(name, "")) for name in group_by))
+    return tuple(sorted(labels.items()))
+
+
+def _answer(
+    groups: dict[tuple[tuple[str, str], ...], dict[int, float]],
+    start_ns: int,
+    step_ns: int,
+    sample_type: str,
+    unit: str,
+    aggregation: str,
+) -> dict[str, Any]:
     result = [
         {
             "labels": dict(key),
@@ -85,6 +109,67 @@ def timeseries(
         "aggregation": aggregation,
         "series": result,
     }
+
+
+def samples_timeseries(
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    step_ns: int,
+    group_by: list[str],
+    aggregation: str,
+    series: dict[int, SeriesInfo],
+    sample_selector: Selector,
+) -> dict[str, Any]:
+    """Trends that split or filter by pprof sample labels: read from the samples, not the totals.
+
+    ``max`` needs each profile on its own, so it reads raw profiles; ``avg``
+    and ``sum`` may use hourly rollups when the step is whole hours.
+    """
+    start_ns, end_ns = query.start_ns, query.end_ns + 1
+    whole_hours = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
+    use_rollups = query.rollups and whole_hours and aggregation != "max"
+    parts = plan(
+        store, list(series), start_ns, end_ns, settings.max_query_profiles, rollups=use_rollups, max_width_s=HOUR_S
+    )
+    sample_type, unit = resolve_sample(parts, query.sample)
+    blobs = load_blobs(store, parts)
+    # cell -> [sum, profiles, max of per-profile sums]; a cell is (series, step, group).
+    cells: dict[tuple[int, int, tuple[tuple[str, str], ...]], list[float]] = {}
+    profiles_in: dict[tuple[int, int], int] = defaultdict(int)
+    for part in parts:
+        column = part.sample_index(sample_type)
+        data = blobs.get((part.width_s, part.id))
+        if column is None or data is None:
+            continue
+        bucket = (part.time_ns - start_ns) // step_ns
+        profiles_in[(part.series_id, bucket)] += part.profiles
+        arrays = blob.decode(data)
+        _, labelsets = store.sample_keys.resolve(arrays.keys)
+        values = arrays.values[:, column]
+        if sample_selector.matchers:
+            keep = labelset_filter(store, labelsets, sample_selector)
+            labelsets, values = labelsets[keep], values[keep]
+        distinct, inverse = np.unique(labelsets, return_inverse=True)
+        sums = np.zeros(distinct.shape[0], dtype=np.int64)
+        np.add.at(sums, inverse, values)
+        known = store.labelsets.get(distinct.tolist())
+        per_group: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
+        for labelset, total in zip(distinct.tolist(), sums.tolist(), strict=True):
+            labels = {**dict(known.get(labelset, ((), ()))[0]), **series[part.series_id].labels}
+            per_group[_group_key(labels, group_by)] += total
+        for key, total in per_group.items():
+            cell = cells.setdefault((part.series_id, bucket, key), [0, 0, total])
+            cell[0] += total
+            cell[2] = max(cell[2], total)
+    groups: dict[tuple[tuple[str, str], ...], dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for (sid, bucket, key), (cell_total, _, peak) in cells.items():
+        count = profiles_in[(sid, bucket)]
+        if aggregation == "avg":
+            groups[key][bucket] += cell_total / count
+        else:
+            groups[key][bucket] += cell_total if aggregation == "sum" else peak
+    return _answer(groups, start_ns, step_ns, sample_type, unit, aggregation)
 
 
 def _collect(
