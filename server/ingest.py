@@ -18,6 +18,7 @@ from server.pprof.header import Header, infer_kind_of
 from server.pprof.kinds import KINDS
 from server.settings import Settings
 from server.store.repository import Store, StoredProfile
+from server.timeparse import format_time, parse_duration_ns
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,13 @@ def ingest(
             names = ", ".join(str(v) for v in header.sample_types)
             raise InvalidParameter("type", f"cannot tell the profile type from its sample types ({names}); pass type=")
     when = time_ns if time_ns is not None else (header.time_nanos or time.time_ns())
+    oldest = time.time_ns() - parse_duration_ns(settings.retention_raw)
+    if when < oldest:
+        # Its bucket may be rolled up from raw profiles that retention already deleted: storing it
+        # would make the rebuilt rollup lose them.
+        raise InvalidParameter(
+            "time", f"{format_time(when)} is older than the raw retention ({settings.retention_raw})"
+        )
     stored = store.write(columns, kind, labels, when)
     log.info(
         "ingest",

@@ -1,4 +1,4 @@
-"""Background upkeep of the store: rollups after each hour and day closes (and after late data).
+"""Background upkeep of the store: rollups after each hour and day closes (and after late data), retention.
 
 Runs on APScheduler inside the server's event loop; the work itself runs in
 a worker thread, so queries and ingest are never blocked by it.
@@ -12,6 +12,8 @@ import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from server.retention import apply_retention
+from server.settings import Settings
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, bucket_of
 
@@ -36,22 +38,29 @@ def build_rollups(store: Store, now_ns: int | None = None) -> dict[str, int]:
 
 
 class Maintenance:
-    def __init__(self, store: Store, interval_s: float = 60.0) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
-        self._interval_s = interval_s
+        self._settings = settings
         self._scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
-        self._scheduler.add_job(self._run, "interval", seconds=self._interval_s, next_run_time=None)
+        self._scheduler.add_job(self._rollups, "interval", seconds=self._settings.rollup_interval)
+        self._scheduler.add_job(self._retention, "interval", seconds=self._settings.retention_interval)
         self._scheduler.start()
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._run()))
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._rollups()))
 
-    async def _run(self) -> None:
+    async def _rollups(self) -> None:
         try:
             await asyncio.to_thread(build_rollups, self._store)
         except Exception:  # upkeep must never take the server down; the next run retries
             log.exception("rollup job failed")
+
+    async def _retention(self) -> None:
+        try:
+            await asyncio.to_thread(apply_retention, self._store, self._settings)
+        except Exception:  # likewise
+            log.exception("retention job failed")
 
     async def stop(self) -> None:
         if self._scheduler is not None:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     max_flamegraph_nodes: int = Field(100_000, gt=0)
 
     rollup_interval: float = Field(60.0, gt=0, description="seconds between rollup builds (hourly, daily)")
+    retention_raw: str = Field("7d", description="how long raw profiles are kept")
+    retention_hourly: str = Field("90d", description="how long hourly rollups are kept")
+    retention_daily: str = Field("365d", description="how long daily rollups are kept")
+    retention_interval: float = Field(3600.0, gt=0, description="seconds between retention runs")
 
     scrape_sync_interval: float = Field(5.0, gt=0, description="seconds between re-reads of the target list")
     scrape_max_in_flight: int = Field(64, gt=0, description="scrapes running at once, all targets")
@@ -43,6 +47,15 @@ class Settings(BaseSettings):
     push_buffer_size: int = Field(
         10_000, gt=0, description="profiles a pushing collector holds while the server is away"
     )
+
+    @field_validator("retention_raw", "retention_hourly", "retention_daily")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from server.timeparse import parse_duration_ns
+
+        if parse_duration_ns(value, "retention") < 3600 * 10**9:
+            raise ValueError("retention must be at least 1h")
+        return value
 
     @field_validator("database_url")
     @classmethod

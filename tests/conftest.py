@@ -49,9 +49,13 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
+# Tests push profiles stamped at fixed past times (1970, 2026-09): keep raw profiles "forever".
+TEST_RETENTION = "36500d"
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+    return Settings(database_url=database_url, retention_raw=TEST_RETENTION)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("start_line", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_functions")),
         sa.UniqueConstraint("hash", name=op.f("uq_functions_hash")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "sample_labelsets",
@@ -38,6 +39,7 @@ def upgrade() -> None:
         sa.Column("num_labels", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sample_labelsets")),
         sa.UniqueConstraint("hash", name=op.f("uq_sample_labelsets_hash")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "series",
@@ -116,6 +118,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["function_id"], ["functions.id"], name=op.f("fk_stack_nodes_function_id_functions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stack_nodes")),
         sa.UniqueConstraint("parent_id", "function_id", name=op.f("uq_stack_nodes_parent_id")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "profile_blobs",

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("labelset_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sample_keys")),
         sa.UniqueConstraint("hash", name=op.f("uq_sample_keys_hash")),
+        sqlite_autoincrement=True,
     )
 
 

@@ -70,8 +70,14 @@ class SeriesLabel(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+# Tables whose rows garbage collection deletes must never hand a deleted id out again (caches in
+# other processes may still hold it), so SQLite gets AUTOINCREMENT; PostgreSQL sequences never reuse.
+NO_REUSE = {"sqlite_autoincrement": True}
+
+
 class FunctionRow(Base):
     __tablename__ = "functions"
+    __table_args__ = NO_REUSE
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     hash: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -83,7 +89,7 @@ class FunctionRow(Base):
 
 class StackNode(Base):
     __tablename__ = "stack_nodes"
-    __table_args__ = (UniqueConstraint("parent_id", "function_id"),)
+    __table_args__ = (UniqueConstraint("parent_id", "function_id"), NO_REUSE)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     parent_id: Mapped[int] = mapped_column(BigInteger)
@@ -96,6 +102,7 @@ class SampleKey(Base):
     """One pprof sample identity (locations with addresses and lines, labels), hashed; see server.pprof.identity."""
 
     __tablename__ = "sample_keys"
+    __table_args__ = NO_REUSE
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     hash: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -105,6 +112,7 @@ class SampleKey(Base):
 
 class SampleLabelset(Base):
     __tablename__ = "sample_labelsets"
+    __table_args__ = NO_REUSE
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     hash: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -213,3 +221,12 @@ class Rollup(Base):
     totals: Mapped[list[int]] = mapped_column(JSON)
     max_totals: Mapped[list[int]] = mapped_column(JSON)  # the largest single profile's totals, for max trends
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoreState(Base):
+    """Small named counters shared by every process; ``gc_epoch`` tells caches that rows were collected."""
+
+    __tablename__ = "store_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

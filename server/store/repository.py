@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import expand
@@ -30,10 +30,17 @@ from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
+from server.store.state import lock_against_gc, read_epoch
 from server.store.symbols import FunctionTable
 from server.store.targets import TargetTable, TraceTable
 
 IntArray = npt.NDArray[np.int64]
+
+
+class _CachesStale(Exception):
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"garbage collection ran (epoch {epoch})")
+        self.epoch = epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class Store:
         self.profiles = ProfileTable(engine)
         self.sample_keys = SampleKeyTable(engine)
         self.rollups = RollupTable(engine, self.profiles)
+        self._epoch: int | None = None
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
 
@@ -66,7 +74,31 @@ class Store:
         self.engine.dispose()
 
     def write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
-        """Store a validated profile under the series (kind, labels)."""
+        """Store a validated profile under the series (kind, labels).
+
+        If garbage collection ran since the caches were filled, the ids they
+        hold may be gone: the store transaction notices (``gc_epoch``), and the
+        profile is resolved again with empty caches.
+        """
+        if self._epoch is None:
+            with self.engine.connect() as conn:
+                self._epoch = read_epoch(conn)
+        try:
+            return self._write(columns, kind, labels, time_ns)
+        except _CachesStale as stale:
+            self.reset_caches()
+            self._epoch = stale.epoch
+            return self._write(columns, kind, labels, time_ns)
+
+    def reset_caches(self) -> None:
+        """Forget every cached id (after garbage collection, here or in another process)."""
+        self.functions = FunctionTable(self.engine)
+        self.stacks = StackTree(self.engine)
+        self.labelsets = LabelsetTable(self.engine)
+        self.sample_keys = SampleKeyTable(self.engine)
+        self._epoch = None
+
+    def _write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
         header = Header.of(columns)
         n_types = len(header.sample_types)
         n_samples = columns.sample_loc_offsets.shape[0] - 1
@@ -90,7 +122,15 @@ class Store:
             "totals": totals,
         }
         late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
-        also = (lambda conn: invalidate(conn, series.id, time_ns)) if late else None
+        epoch = self._epoch
+
+        def also(conn: Connection) -> None:
+            current = lock_against_gc(conn)
+            if current != epoch:
+                raise _CachesStale(current)
+            if late:
+                invalidate(conn, series.id, time_ns)
+
         profile_id = self.profiles.insert(row, blob.encode(arrays), also)
         return StoredProfile(profile_id, series, time_ns, n_samples, totals)
 

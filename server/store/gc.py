@@ -1,0 +1,138 @@
+"""Garbage collection of deduplicated rows that no stored profile or rollup references any more.
+
+After retention deletes old profiles, functions, stack nodes, sample keys and
+label sets that only they used are dead weight. Blobs reference them by id,
+invisibly to SQL, so collection is mark and sweep:
+
+1. mark, without blocking anyone: read every blob up to the current highest
+   profile and rollup ids and collect the sample keys they use;
+2. in one write transaction that first bumps ``gc_epoch`` (which takes the
+   write lock): mark the blobs written meanwhile, derive the stack nodes (with
+   all their ancestors), functions and label sets still in use, delete the rest.
+
+Every process's ingest compares ``gc_epoch`` with the epoch its caches were
+filled in, inside the transaction that stores a profile, and retries with
+empty caches when it changed; ids are never reused, so a cache can only miss.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, delete, func, select
+
+from server.store import blob
+from server.store.database import chunks
+from server.store.models import (
+    FunctionRow,
+    ProfileBlob,
+    Rollup,
+    SampleKey,
+    SampleLabelset,
+    StackNode,
+)
+from server.store.repository import Store
+from server.store.state import lock_for_gc
+
+log = logging.getLogger(__name__)
+IntArray = npt.NDArray[np.int64]
+BATCH = 2000
+
+
+def _mark(conn: Connection, profiles_above: int, profiles_upto: int, rollups_above: int, rollups_upto: int) -> IntArray:
+    found: list[IntArray] = []
+    cursor = profiles_above
+    while cursor < profiles_upto:
+        rows = conn.execute(
+            select(ProfileBlob.profile_id, ProfileBlob.data)
+            .where(ProfileBlob.profile_id > cursor, ProfileBlob.profile_id <= profiles_upto)
+            .order_by(ProfileBlob.profile_id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            break
+        found.extend(blob.decode(bytes(data)).keys for _, data in rows)
+        cursor = int(rows[-1][0])
+        found = [np.unique(np.concatenate(found))]
+    cursor = rollups_above
+    while cursor < rollups_upto:
+        rows = conn.execute(
+            select(Rollup.id, Rollup.data)
+            .where(Rollup.id > cursor, Rollup.id <= rollups_upto)
+            .order_by(Rollup.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            break
+        found.extend(blob.decode(bytes(data)).keys for _, data in rows)
+        cursor = int(rows[-1][0])
+        found = [np.unique(np.concatenate(found))]
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+
+def _highest(conn: Connection) -> tuple[int, int]:
+    profiles = conn.execute(select(func.max(ProfileBlob.profile_id))).scalar() or 0
+    rollups = conn.execute(select(func.max(Rollup.id))).scalar() or 0
+    return int(profiles), int(rollups)
+
+
+def collect_garbage(store: Store) -> dict[str, int]:
+    """Delete unreferenced functions, stack nodes, sample keys and label sets; returns counts deleted."""
+    with store.engine.connect() as conn:
+        profiles_upto, rollups_upto = _highest(conn)
+        keys = _mark(conn, 0, profiles_upto, 0, rollups_upto)
+    removed = {"sample_keys": 0, "stack_nodes": 0, "functions": 0, "labelsets": 0}
+    with store.engine.begin() as conn:
+        lock_for_gc(conn)
+        latest_profiles, latest_rollups = _highest(conn)
+        newer = _mark(conn, profiles_upto, latest_profiles, rollups_upto, latest_rollups)
+        keys = np.union1d(keys, newer)
+        key_rows = np.array(
+            conn.execute(select(SampleKey.id, SampleKey.node_id, SampleKey.labelset_id)).all(), dtype=np.int64
+        ).reshape(-1, 3)
+        live_keys = np.isin(key_rows[:, 0], keys)
+        nodes = np.unique(key_rows[live_keys, 1])
+        labelsets = np.unique(key_rows[live_keys, 2])
+        node_rows = np.array(
+            conn.execute(select(StackNode.id, StackNode.parent_id, StackNode.function_id)).all(), dtype=np.int64
+        ).reshape(-1, 3)
+        live_nodes = _with_ancestors(node_rows, nodes)
+        live_functions = np.unique(node_rows[np.isin(node_rows[:, 0], live_nodes), 2])
+        function_ids = np.array(conn.execute(select(FunctionRow.id)).scalars().all(), dtype=np.int64)
+        labelset_ids = np.array(conn.execute(select(SampleLabelset.id)).scalars().all(), dtype=np.int64)
+        removed["sample_keys"] = _delete(conn, SampleKey.__table__, key_rows[~live_keys, 0])
+        removed["stack_nodes"] = _delete(conn, StackNode.__table__, node_rows[~np.isin(node_rows[:, 0], live_nodes), 0])
+        removed["functions"] = _delete(
+            conn, FunctionRow.__table__, function_ids[~np.isin(function_ids, live_functions)]
+        )
+        removed["labelsets"] = _delete(conn, SampleLabelset.__table__, labelset_ids[~np.isin(labelset_ids, labelsets)])
+    store.reset_caches()
+    log.info("garbage collected", extra=removed)
+    return removed
+
+
+def _with_ancestors(node_rows: IntArray, nodes: IntArray) -> IntArray:
+    if node_rows.size == 0:
+        return nodes
+    order = np.argsort(node_rows[:, 0])
+    ids, parents = node_rows[order, 0], node_rows[order, 1]
+    seen = [nodes[nodes > 0]]
+    frontier = seen[0]
+    while frontier.size:
+        where = np.searchsorted(ids, frontier)
+        where = where[(where < ids.shape[0])]
+        frontier = np.unique(parents[where])
+        frontier = frontier[frontier > 0]
+        frontier = frontier[~np.isin(frontier, np.concatenate(seen))]
+        seen.append(frontier)
+    return np.unique(np.concatenate(seen))
+
+
+def _delete(conn: Connection, table: object, ids: IntArray) -> int:
+    count = 0
+    for part in chunks(ids.tolist(), 500):
+        result = conn.execute(delete(table).where(table.c.id.in_(part)))  # type: ignore[attr-defined,arg-type]
+        count += int(result.rowcount or 0)
+    return count
