@@ -49,15 +49,16 @@ def throughput(name: str, path: Path, scrapes: int, workdir: Path) -> dict[str, 
     settings = Settings(database_url=url)
     store = Store.from_url(url)
     db_file = workdir / (name + ".db")
-    ingest(store, settings, payloads[0], {"service": name}, time_ns=1)  # first scrape fills the dedup tables
+    base = time.time_ns() - len(payloads) * 10 * 10**9  # 10 s apart, ending now: inside raw retention
+    ingest(store, settings, payloads[0], {"service": name}, time_ns=base)  # the first scrape fills the dedup tables
     started = time.perf_counter()
     tenth = max(2, len(payloads) // 10)
     for index, payload in enumerate(payloads[1:tenth], start=2):
-        ingest(store, settings, payload, {"service": name}, time_ns=index)
+        ingest(store, settings, payload, {"service": name}, time_ns=base + index * 10 * 10**9)
     size_at_tenth = _vacuumed_size(db_file)
     started_rest = time.perf_counter()
     for index, payload in enumerate(payloads[tenth:], start=tenth + 1):
-        ingest(store, settings, payload, {"service": name}, time_ns=index)
+        ingest(store, settings, payload, {"service": name}, time_ns=base + index * 10 * 10**9)
     ingest_seconds = (time.perf_counter() - started_rest) / max(1, len(payloads) - tenth)
     del started
     bare_seconds = median_seconds(lambda: bare_decode(payloads[:50]), repeat=5) / min(50, len(payloads))

@@ -155,7 +155,8 @@ def fmt_s(seconds: float | None, estimated: bool = False) -> str:
 def fmt_ratio(numerator: float | None, denominator: float | None, estimated: bool = False) -> str:
     if numerator is None or denominator is None or denominator <= 0:
         return "-"
-    return f"{'~' if estimated else ''}{numerator / denominator:.0f}x"
+    ratio = numerator / denominator
+    return f"{'~' if estimated else ''}{ratio:.0f}x" if ratio >= 10 else f"{'~' if estimated else ''}{ratio:.2g}x"
 
 
 # -- configuration -----------------------------------------------------------------------------------------------
