@@ -31,6 +31,20 @@ def profile_query(
 QueryDep = Annotated[ProfileQuery, Depends(profile_query)]
 
 
+def trend_query(
+    type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
+    query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    sample: Annotated[str | None, Query(description="sample type; default: the profile's default")] = None,
+) -> ProfileQuery:
+    """The common parameters without ``aggregation``, which trend endpoints define their own way."""
+    return ProfileQuery.parse(type, query, from_, to, sample)
+
+
+TrendQueryDep = Annotated[ProfileQuery, Depends(trend_query)]
+
+
 @router.get("/top")
 def top(
     q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int | None, Query(ge=1)] = None
@@ -95,18 +109,13 @@ def diff(
 
 @router.get("/timeseries")
 def timeseries(
+    q: TrendQueryDep,
     store: StoreDep,
     settings: SettingsDep,
-    type: Annotated[str | None, Query()] = None,
-    query: Annotated[str | None, Query()] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
-    sample: Annotated[str | None, Query()] = None,
     step: Annotated[str | None, Query(description="e.g. 60s, 1h; default: about 240 points")] = None,
     group_by: Annotated[str | None, Query(description="comma-separated label names")] = None,
     aggregation: Annotated[str, Query(description="avg, sum or max over time within each series")] = "avg",
 ) -> dict[str, Any]:
-    q = ProfileQuery.parse(type, query, from_, to, sample)
     names = [name.strip() for name in (group_by or "").split(",") if name.strip()]
     return trends.timeseries(store, settings, q, step, names, aggregation)
 
@@ -114,15 +123,10 @@ def timeseries(
 @router.get("/functions/{name:path}/history")
 def function_history(
     name: str,
+    q: TrendQueryDep,
     store: StoreDep,
     settings: SettingsDep,
-    type: Annotated[str | None, Query()] = None,
-    query: Annotated[str | None, Query()] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
-    sample: Annotated[str | None, Query()] = None,
     step: Annotated[str | None, Query(description="e.g. 1h; default: about 240 points")] = None,
     aggregation: Annotated[str, Query(description="sum, or avg per profile")] = "sum",
 ) -> dict[str, Any]:
-    q = ProfileQuery.parse(type, query, from_, to, sample)
     return history.function_history(store, settings, q, name, step, aggregation)

@@ -14,7 +14,8 @@ import zlib
 
 from server.pprof.columns import ProfileColumns, parse_columns
 from server.pprof.errors import DecompressError, ParseError, ProfileTooLargeError
-from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
+from server.pprof.header import Header
+from server.pprof.model import Function, Line, Location, Profile, Sample
 from server.pprof.validate import validate
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -101,11 +102,8 @@ def to_profile(columns: ProfileColumns) -> Profile:
         )
     ]
     location_by_id = dict(zip(columns.location_id.tolist(), locations, strict=True))
-    n_types = columns.sample_type.shape[0] // 2
-    sample_types = [
-        ValueType(strings[int(columns.sample_type[2 * i])], strings[int(columns.sample_type[2 * i + 1])])
-        for i in range(n_types)
-    ]
+    header = Header.of(columns)
+    n_types = len(header.sample_types)
     locs = [location_by_id[i] for i in columns.sample_locs.tolist()]
     loc_offsets = columns.sample_loc_offsets.tolist()
     values = columns.sample_values.tolist()
@@ -133,15 +131,13 @@ def to_profile(columns: ProfileColumns) -> Profile:
             sample.num_labels = tuple(sorted(num_labels))
         samples.append(sample)
     return Profile(
-        sample_types=sample_types,
+        sample_types=header.sample_types,
         samples=samples,
-        period_type=ValueType(strings[columns.period_type_type], strings[columns.period_type_unit])
-        if columns.has_period_type
-        else None,
-        period=columns.period,
-        time_nanos=columns.time_nanos,
-        duration_nanos=columns.duration_nanos,
-        default_sample_type=strings[columns.default_sample_type],
+        period_type=header.period_type,
+        period=header.period,
+        time_nanos=header.time_nanos,
+        duration_nanos=header.duration_nanos,
+        default_sample_type=header.default_sample_type,
         comments=[strings[i] for i in columns.comment.tolist()],
         drop_frames=strings[columns.drop_frames],
         keep_frames=strings[columns.keep_frames],

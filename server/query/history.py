@@ -15,12 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import InvalidParameter, NotFound
-from server.query.merge import load_blobs, matching_series, resolve_sample
+from server.query.merge import matching_series, resolve_sample, sample_columns
 from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.timeseries import choose_step
 from server.settings import Settings
-from server.store import blob
 from server.store.repository import Store
 from server.store.rollups import HOUR_S, NS
 
@@ -49,22 +48,16 @@ def function_history(
         max_width_s=HOUR_S,
     )
     sample_type, unit = resolve_sample(parts, query.sample)
-    blobs = load_blobs(store, parts)
     keys: list[IntArray] = []
     values: list[IntArray] = []
     buckets: list[IntArray] = []
     counts: dict[int, int] = {}
-    for part in parts:
-        column = part.sample_index(sample_type)
-        data = blobs.get((part.width_s, part.id))
-        if column is None or data is None:
-            continue
-        arrays = blob.decode(data)
+    for part, part_keys, part_values in sample_columns(store, parts, sample_type):
         bucket = (part.time_ns - start_ns) // step_ns
         counts[bucket] = counts.get(bucket, 0) + part.profiles
-        keys.append(arrays.keys)
-        values.append(arrays.values[:, column])
-        buckets.append(np.full(arrays.keys.shape[0], bucket, dtype=np.int64))
+        keys.append(part_keys)
+        values.append(part_values)
+        buckets.append(np.full(part_keys.shape[0], bucket, dtype=np.int64))
     points: list[list[float]] = []
     if keys:
         all_keys = np.concatenate(keys)

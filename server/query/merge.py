@@ -6,6 +6,7 @@ concatenated; nothing loops over samples in Python.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,19 +129,27 @@ def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
     return merged
 
 
-def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
-    blobs = load_blobs(store, profiles)
-    keys: list[IntArray] = []
-    values: list[IntArray] = []
-    used: list[ProfileMeta] = []
-    for meta in profiles:
-        column = meta.sample_index(sample_type)
-        data = blobs.get((meta.width_s, meta.id))
+def sample_columns(
+    store: Store, parts: list[ProfileMeta], sample_type: str
+) -> Iterator[tuple[ProfileMeta, IntArray, IntArray]]:
+    """Each part's sample keys and its values of ``sample_type`` (parts without that type are skipped)."""
+    blobs = load_blobs(store, parts)
+    for part in parts:
+        column = part.sample_index(sample_type)
+        data = blobs.get((part.width_s, part.id))
         if column is None or data is None:
             continue
         arrays = blob.decode(data)
-        keys.append(arrays.keys)
-        values.append(arrays.values[:, column])
+        yield part, arrays.keys, arrays.values[:, column]
+
+
+def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
+    keys: list[IntArray] = []
+    values: list[IntArray] = []
+    used: list[ProfileMeta] = []
+    for meta, part_keys, part_values in sample_columns(store, profiles, sample_type):
+        keys.append(part_keys)
+        values.append(part_values)
         used.append(meta)
     if not keys:
         empty = np.zeros(0, dtype=np.int64)

@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidParameter, TooExpensive
-from server.query.merge import labelset_filter, load_blobs, resolve_sample, split_selector
+from server.query.merge import labelset_filter, resolve_sample, sample_columns, split_selector
 from server.query.plan import plan, subtract
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.settings import Settings
-from server.store import blob
 from server.store.profiles import totals_rows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
@@ -133,20 +132,14 @@ def samples_timeseries(
         store, list(series), start_ns, end_ns, settings.max_query_profiles, rollups=use_rollups, max_width_s=HOUR_S
     )
     sample_type, unit = resolve_sample(parts, query.sample)
-    blobs = load_blobs(store, parts)
     # cell -> [sum, profiles, max of per-profile sums]; a cell is (series, step, group).
     cells: dict[tuple[int, int, tuple[tuple[str, str], ...]], list[float]] = {}
     profiles_in: dict[tuple[int, int], int] = defaultdict(int)
-    for part in parts:
-        column = part.sample_index(sample_type)
-        data = blobs.get((part.width_s, part.id))
-        if column is None or data is None:
-            continue
+    for part, keys, part_values in sample_columns(store, parts, sample_type):
         bucket = (part.time_ns - start_ns) // step_ns
         profiles_in[(part.series_id, bucket)] += part.profiles
-        arrays = blob.decode(data)
-        _, labelsets = store.sample_keys.resolve(arrays.keys)
-        values = arrays.values[:, column]
+        _, labelsets = store.sample_keys.resolve(keys)
+        values = part_values
         if sample_selector.matchers:
             keep = labelset_filter(store, labelsets, sample_selector)
             labelsets, values = labelsets[keep], values[keep]

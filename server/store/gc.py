@@ -18,6 +18,7 @@ empty caches when it changed; ids are never reused, so a cache can only miss.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,34 +42,24 @@ IntArray = npt.NDArray[np.int64]
 BATCH = 2000
 
 
-def _mark(conn: Connection, profiles_above: int, profiles_upto: int, rollups_above: int, rollups_upto: int) -> IntArray:
+def _keys_in(conn: Connection, id_column: Any, data_column: Any, above: int, upto: int) -> list[IntArray]:
+    """Distinct sample keys of the blobs with ``above < id <= upto``, read in batches."""
     found: list[IntArray] = []
-    cursor = profiles_above
-    while cursor < profiles_upto:
+    cursor = above
+    while cursor < upto:
         rows = conn.execute(
-            select(ProfileBlob.profile_id, ProfileBlob.data)
-            .where(ProfileBlob.profile_id > cursor, ProfileBlob.profile_id <= profiles_upto)
-            .order_by(ProfileBlob.profile_id)
-            .limit(BATCH)
+            select(id_column, data_column).where(id_column > cursor, id_column <= upto).order_by(id_column).limit(BATCH)
         ).all()
         if not rows:
             break
-        found.extend(blob.decode(bytes(data)).keys for _, data in rows)
+        found = [np.unique(np.concatenate(found + [blob.decode(bytes(data)).keys for _, data in rows]))]
         cursor = int(rows[-1][0])
-        found = [np.unique(np.concatenate(found))]
-    cursor = rollups_above
-    while cursor < rollups_upto:
-        rows = conn.execute(
-            select(Rollup.id, Rollup.data)
-            .where(Rollup.id > cursor, Rollup.id <= rollups_upto)
-            .order_by(Rollup.id)
-            .limit(BATCH)
-        ).all()
-        if not rows:
-            break
-        found.extend(blob.decode(bytes(data)).keys for _, data in rows)
-        cursor = int(rows[-1][0])
-        found = [np.unique(np.concatenate(found))]
+    return found
+
+
+def _mark(conn: Connection, profiles_above: int, profiles_upto: int, rollups_above: int, rollups_upto: int) -> IntArray:
+    found = _keys_in(conn, ProfileBlob.profile_id, ProfileBlob.data, profiles_above, profiles_upto)
+    found += _keys_in(conn, Rollup.id, Rollup.data, rollups_above, rollups_upto)
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
