@@ -86,3 +86,12 @@ def test_flamegraph_folds_small_nodes_into_other(client: TestClient) -> None:
     level1_full = sum(full["levels"][1][i + 1] for i in range(0, len(full["levels"][1]), 4))
     level1_small = sum(small["levels"][1][i + 1] for i in range(0, len(small["levels"][1]), 4))
     assert level1_small == level1_full
+
+
+def test_max_nodes_is_a_real_bound(client: TestClient) -> None:
+    push(client, DATA / "big_cpu.pb.gz")
+    for limit in (1, 50, 2048, 5000):
+        graph = client.get("/api/v1/flamegraph", params={"type": "cpu", "from": "0", "max_nodes": str(limit)}).json()
+        other = graph["names"].index("other") if "other" in graph["names"] else -1
+        real = sum(1 for level in graph["levels"][1:] for i in range(3, len(level), 4) if level[i] != other)
+        assert real <= limit, (limit, real)

@@ -4,9 +4,9 @@ Each depth level is one flat list of numbers per node: the gap since the
 previous node on that level ends, the node's value columns (total and self;
 for a diff, the base's then the comparison's) and the index of its name in
 ``names``. Children are ordered by name, so the same data always draws the
-same picture. When the tree has more than ``max_nodes`` nodes, the ones whose
-width is below the ``max_nodes``-th largest fold into one ``other`` child of
-their parent, so huge trees stay small on the wire.
+same picture. When the tree has more than ``max_nodes`` nodes, all but the
+``max_nodes`` widest fold into one ``other`` child of their parent, so huge
+trees stay small on the wire.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: i
     keep = np.ones(n, dtype=bool)
     truncated = False
     if n > max_nodes:
-        threshold = np.partition(width, n - max_nodes)[n - max_nodes]
-        keep = width >= threshold
+        # The max_nodes widest nodes, ties going to the lower index: nodes are in id order and a
+        # parent's id is below its children's, so a kept node's ancestors are always kept too.
+        order = np.lexsort((np.arange(n), -width))[:max_nodes]
+        keep = np.zeros(n, dtype=bool)
+        keep[order] = True
         truncated = True
     children: dict[int, list[int]] = defaultdict(list)
     other: dict[int, list[int]] = {}

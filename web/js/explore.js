@@ -1,0 +1,319 @@
+// The Explore page: a selector, a profile and sample type and a time range give a timeline, the merged
+// flame graph and the top table. Everything that defines the view is in the URL.
+
+import { api, isAbort } from "./api.js";
+import { FlameGraph } from "./flamegraph.js";
+import { formatValue, isoSeconds } from "./format.js";
+import { renderHeader } from "./header.js";
+import { SelectorInput } from "./selector.js";
+import { UrlState } from "./state.js";
+import { describeRange, parseTimeMs, PRESETS } from "./time.js";
+import { Timeline } from "./timeline.js";
+import { TopTable } from "./toptable.js";
+
+const DATA_KEYS = ["type", "query", "from", "to", "sample"];
+const state = new UrlState({
+  type: "cpu",
+  query: null, // absent: the first service of the type is chosen
+  from: "now-1h",
+  to: "now",
+  sample: "",
+  search: "",
+  fn: "",
+  sort: "flat",
+  filter: "",
+  zoom: "",
+});
+
+const $ = (id) => document.getElementById(id);
+const form = {
+  bar: $("querybar"),
+  type: $("type"),
+  query: $("query"),
+  sample: $("sample"),
+  rangeButton: $("range-button"),
+  rangeText: $("range-text"),
+  popover: $("range-popover"),
+  from: $("from"),
+  to: $("to"),
+  apply: $("range-apply"),
+  filter: $("filter"),
+  download: $("download"),
+  summary: $("summary"),
+  error: $("error"),
+  errorMessage: $("error-message"),
+  timelineMeta: $("timeline-meta"),
+};
+
+renderHeader();
+
+const flame = new FlameGraph($("flamegraph"), {
+  onViewChange({ zoom, search }) {
+    const fn = flame.highlighted || "";
+    table.setSelected(fn || null);
+    state.set({ zoom, search, fn }, { silent: true });
+  },
+});
+
+const table = new TopTable($("top"), {
+  onSelect(name) {
+    flame.highlight(name);
+    state.set({ fn: name || "", search: "" }, { silent: true });
+  },
+  onViewChange({ sort }) {
+    state.set({ sort }, { silent: true });
+  },
+});
+
+const timeline = new Timeline($("timeline"), {
+  onSelect(fromMs, toMs) {
+    state.set({ from: isoSeconds(fromMs), to: isoSeconds(toMs), zoom: "" }, { push: true });
+  },
+});
+
+new SelectorInput(form.query, $("query-suggestions"), {
+  getType: () => form.type.value,
+  onSubmit: () => submit(),
+});
+
+// ------------------------------------------------------------------------------------------------ form
+
+for (const preset of PRESETS) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "preset";
+  b.dataset.from = preset.from;
+  b.textContent = preset.label;
+  b.addEventListener("click", () => {
+    closePopover();
+    state.set({ from: preset.from, to: "now", zoom: "" }, { push: true });
+  });
+  form.popover.querySelector(".presets").append(b);
+}
+
+function syncForm(s) {
+  form.type.value = s.type;
+  if (document.activeElement !== form.query) form.query.value = s.query ?? "";
+  form.from.value = s.from;
+  form.to.value = s.to;
+  form.rangeText.textContent = describeRange(s.from, s.to);
+  for (const b of form.popover.querySelectorAll(".preset")) {
+    b.classList.toggle("active", b.dataset.from === s.from && s.to === "now");
+  }
+  if (document.activeElement !== form.filter) form.filter.value = s.filter;
+  if (![...form.sample.options].some((o) => o.value === s.sample)) setSampleOptions([s.sample || ""], s.sample);
+  form.sample.value = s.sample;
+  const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
+  form.download.href = api.pprofUrl(q);
+  form.download.download = `${s.type}.pb.gz`;
+  document.title = `Explore · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
+}
+
+/** Sample type options: "" is the profile's default, labelled with its name once known. */
+function setSampleOptions(names, selected, defaultName = "") {
+  const options = [new Option(defaultName ? `${defaultName} (default)` : "default", "")];
+  for (const n of names) if (n && n !== defaultName) options.push(new Option(n, n));
+  form.sample.replaceChildren(...options);
+  form.sample.value = [...form.sample.options].some((o) => o.value === selected) ? selected : "";
+}
+
+function submit(patch = {}) {
+  state.set({ type: form.type.value, query: form.query.value.trim(), sample: form.sample.value, ...patch }, { push: true });
+  if (!UrlState.differs(state.get(), lastLoaded || {}, DATA_KEYS)) load(); // same query again: refresh
+}
+
+form.bar.addEventListener("submit", (e) => {
+  e.preventDefault();
+  submit();
+});
+form.type.addEventListener("change", () => {
+  form.sample.value = "";
+  submit({ sample: "", zoom: "" });
+});
+form.sample.addEventListener("change", () => submit({ zoom: "" }));
+
+let filterTimer = 0;
+form.filter.addEventListener("input", () => {
+  table.setFilter(form.filter.value);
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => state.set({ filter: form.filter.value }, { silent: true }), 250);
+});
+
+function openPopover() {
+  form.popover.hidden = false;
+  form.rangeButton.setAttribute("aria-expanded", "true");
+}
+function closePopover() {
+  form.popover.hidden = true;
+  form.rangeButton.setAttribute("aria-expanded", "false");
+}
+form.rangeButton.addEventListener("click", () => (form.popover.hidden ? openPopover() : closePopover()));
+document.addEventListener("mousedown", (e) => {
+  if (!form.popover.hidden && !e.target.closest(".timepicker")) closePopover();
+});
+form.popover.addEventListener("keydown", (e) => {
+  if (e.key === "Escape") {
+    e.stopPropagation();
+    closePopover();
+    form.rangeButton.focus();
+  } else if (e.key === "Enter" && e.target.tagName === "INPUT") {
+    e.preventDefault();
+    form.apply.click();
+  }
+});
+form.apply.addEventListener("click", () => {
+  closePopover();
+  state.set({ from: form.from.value.trim() || "now-1h", to: form.to.value.trim() || "now", zoom: "" }, { push: true });
+});
+
+// ------------------------------------------------------------------------------------------------ data
+
+let controller = null;
+let lastLoaded = null;
+const panels = [$("timeline-panel"), $("top-panel"), $("flame-panel")];
+const timelinePanel = $("timeline-panel");
+const topPanel = $("top-panel");
+const flamePanel = $("flame-panel");
+
+function setLoading(panel, on) {
+  panel.classList.toggle("is-loading", on);
+  panel.setAttribute("aria-busy", String(on));
+}
+
+function showError(err) {
+  if (!err) {
+    form.error.hidden = true;
+    form.query.removeAttribute("aria-invalid");
+    return;
+  }
+  form.errorMessage.textContent = err.message;
+  form.error.hidden = false;
+  if (/^(base_)?query:/.test(err.message)) form.query.setAttribute("aria-invalid", "true");
+}
+
+/** View details that need no new data: search, highlighted function, zoom, table order and filter. */
+function applyView(s) {
+  if (s.fn) flame.highlight(s.fn);
+  else {
+    flame.highlighted = null;
+    flame.setSearch(s.search);
+  }
+  if (flame.graph && flame.zoomPath() !== s.zoom) flame.zoomTo(s.zoom ? flame.findPath(s.zoom) : 0);
+  table.setSort(s.sort);
+  table.setFilter(s.filter);
+  table.setSelected(s.fn || null);
+}
+
+const FAILED = "No data: the query failed (see the message above).";
+
+/** Ask for everything the view shows; each panel fills in as soon as its own answer arrives. */
+async function load() {
+  const s = state.get();
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const { signal } = controller;
+  lastLoaded = s;
+  syncForm(s);
+  showError(null);
+  document.body.classList.add("is-loading");
+  for (const p of panels) setLoading(p, true);
+  const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
+  const now = Date.now();
+  let failed = false;
+  const fail = (err) => {
+    if (signal.aborted || isAbort(err)) return false;
+    if (!failed) showError(err); // the first failure explains the others
+    failed = true;
+    return true;
+  };
+  const done = (panel) => () => {
+    if (!signal.aborted) setLoading(panel, false);
+  };
+
+  const top = api.top(q, { signal }).then(
+    (t) => {
+      if (signal.aborted) return null;
+      table.setData(t);
+      const what = t.aggregation === "avg" ? "average per profile" : "sum";
+      form.summary.textContent = t.profiles
+        ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} (${what}) · total ${formatValue(t.total, t.unit)}`
+        : `No ${s.type} profiles${s.query ? ` match ${s.query}` : ""} in this range.`;
+      return t;
+    },
+    (err) => {
+      if (fail(err)) {
+        table.message(FAILED, "error");
+        form.summary.textContent = "\u00a0";
+      }
+      return null;
+    },
+  );
+  top.finally(done(topPanel));
+
+  const graph = api.flamegraph(q, { signal }).then(
+    (g) => {
+      if (signal.aborted) return;
+      flame.setData(g, { zoomPath: s.zoom });
+      // a frame the new data does not have cannot stay zoomed: keep the link honest
+      if (flame.zoomPath() !== s.zoom) state.set({ zoom: flame.zoomPath() }, { silent: true });
+    },
+    (err) => {
+      if (fail(err)) flame.setMessage(FAILED);
+    },
+  );
+  graph.finally(done(flamePanel));
+
+  const series = api.timeseries(q, { signal }).then(
+    (ts) => {
+      if (signal.aborted) return;
+      timeline.setData(ts, parseTimeMs(s.from, now), parseTimeMs(s.to, now));
+      form.timelineMeta.textContent = ts.series.length
+        ? `${ts.sample_type} · ${ts.aggregation} per profile · step ${formatValue(ts.step * 1e9, "nanoseconds")}`
+        : "";
+    },
+    (err) => {
+      if (fail(err)) {
+        timeline.setMessage(FAILED);
+        form.timelineMeta.textContent = "";
+      }
+    },
+  );
+  series.finally(done(timelinePanel));
+
+  // Sample types: the names of a stored profile's totals; the default one is named by the top response.
+  const profiles = api.profiles({ ...q, limit: 1 }, { signal }).catch(() => null);
+  const samples = Promise.all([top, profiles]).then(([t, p]) => {
+    if (signal.aborted || !t) return;
+    const names = p && p.profiles.length ? Object.keys(p.profiles[0].totals) : [t.sample_type];
+    setSampleOptions(names, s.sample, s.sample ? "" : t.sample_type);
+  });
+
+  await Promise.allSettled([top, graph, series, samples]);
+  if (!signal.aborted) document.body.classList.remove("is-loading");
+}
+
+state.subscribe((s, previous, how) => {
+  syncForm(s);
+  if (how === "history") applyView(s);
+  if (UrlState.differs(s, previous, DATA_KEYS)) load();
+});
+
+async function start() {
+  const s = state.get();
+  syncForm(s);
+  applyView(s);
+  if (s.query === null) {
+    // No selector in the link: start with the type's first service, or everything when there is none.
+    let query = "";
+    try {
+      const { values } = await api.labelValues("service", s.type);
+      if (values.length) query = `{service="${values[0].replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"}`;
+    } catch {
+      // the real query below will show the error
+    }
+    state.set({ query }, { silent: true });
+  }
+  load();
+}
+
+start();

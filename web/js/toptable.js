@@ -1,0 +1,167 @@
+// The top table (/api/v1/top): flat and cum per function, sortable, filterable; a row click selects a function.
+
+import { packageOf } from "./flamegraph.js";
+import { formatPercent, formatValue } from "./format.js";
+
+/** `stackyard.example/x/internal/api.F` → [`stackyard.example/x/internal/`, `api.F`]: the directory can shrink. */
+function splitName(name) {
+  const slash = name.lastIndexOf("/", packageOf(name).length);
+  return slash < 0 ? ["", name] : [name.slice(0, slash + 1), name.slice(slash + 1)];
+}
+
+const MAX_ROWS = 500; // more rows than this wait for a filter: a long table helps nobody
+
+const COLUMNS = [
+  { key: "flat", label: "Flat", title: "Samples whose stack ends in this function (self)", numeric: true },
+  { key: "cum", label: "Cum", title: "Samples with this function anywhere on the stack (total)", numeric: true },
+  { key: "name", label: "Function", title: "Go function", numeric: false },
+];
+
+export class TopTable {
+  /** `onSelect(name | null)` on a row click; `onViewChange({sort, filter})` when the user sorts or filters. */
+  constructor(container, { onSelect, onViewChange } = {}) {
+    this.onSelect = onSelect;
+    this.onViewChange = onViewChange;
+    this.data = null;
+    this.sort = "flat";
+    this.filter = "";
+    this.selected = null;
+    this.root = document.createElement("div");
+    this.root.className = "top";
+    this.table = document.createElement("table");
+    this.table.className = "top-table";
+    this.thead = this.table.createTHead();
+    this.tbody = this.table.createTBody();
+    this.footer = document.createElement("div");
+    this.footer.className = "top-footer";
+    this.root.append(this.table, this.footer);
+    container.replaceChildren(this.root);
+    this.renderHead();
+    this.tbody.addEventListener("click", (e) => {
+      const tr = e.target.closest("tr[data-name]");
+      if (!tr) return;
+      const name = tr.dataset.name === this.selected ? null : tr.dataset.name;
+      this.setSelected(name);
+      if (this.onSelect) this.onSelect(name);
+    });
+    this.tbody.addEventListener("keydown", (e) => {
+      if ((e.key === "Enter" || e.key === " ") && e.target.matches("tr[data-name]")) {
+        e.preventDefault();
+        e.target.click();
+      }
+    });
+  }
+
+  renderHead() {
+    const tr = document.createElement("tr");
+    for (const col of COLUMNS) {
+      const th = document.createElement("th");
+      th.className = col.numeric ? "num" : "name";
+      if (col.numeric) th.colSpan = 2;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      button.dataset.sort = col.key;
+      button.title = `${col.title}. Click to sort.`;
+      button.textContent = col.label;
+      button.addEventListener("click", () => {
+        this.setSort(col.key);
+        if (this.onViewChange) this.onViewChange({ sort: this.sort, filter: this.filter });
+      });
+      th.append(button);
+      th.setAttribute("aria-sort", this.sort === col.key ? (col.numeric ? "descending" : "ascending") : "none");
+      tr.append(th);
+    }
+    this.thead.replaceChildren(tr);
+  }
+
+  setData(response) {
+    this.data = response;
+    this.render();
+  }
+
+  setSort(key) {
+    this.sort = COLUMNS.some((c) => c.key === key) ? key : "flat";
+    this.renderHead();
+    this.render();
+  }
+
+  setFilter(text) {
+    this.filter = text || "";
+    this.render();
+  }
+
+  setSelected(name) {
+    this.selected = name || null;
+    for (const tr of this.tbody.querySelectorAll("tr[data-name]")) {
+      const on = tr.dataset.name === this.selected;
+      tr.classList.toggle("selected", on);
+      tr.setAttribute("aria-selected", String(on));
+    }
+  }
+
+  message(text, className = "") {
+    this.data = null;
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 5;
+    td.className = `top-message ${className}`;
+    td.textContent = text;
+    tr.append(td);
+    this.tbody.replaceChildren(tr);
+    this.footer.textContent = "";
+  }
+
+  render() {
+    const data = this.data;
+    if (!data) return;
+    const needle = this.filter.trim().toLowerCase();
+    let rows = data.rows || [];
+    if (needle) rows = rows.filter((r) => r.name.toLowerCase().includes(needle));
+    const key = this.sort;
+    rows = [...rows].sort((a, b) => {
+      if (key === "name") return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+      return Math.abs(b[key]) - Math.abs(a[key]) || (a.name < b.name ? -1 : 1);
+    });
+    const total = data.total;
+    const unit = data.unit;
+    const shown = rows.slice(0, MAX_ROWS);
+    const fragment = document.createDocumentFragment();
+    for (const row of shown) {
+      const tr = document.createElement("tr");
+      tr.dataset.name = row.name;
+      tr.tabIndex = 0;
+      if (row.name === this.selected) {
+        tr.className = "selected";
+        tr.setAttribute("aria-selected", "true");
+      }
+      const flatShare = total ? Math.max(0, Math.min(1, row.flat / total)) : 0;
+      tr.innerHTML =
+        `<td class="num value" data-value="${row.flat}"></td><td class="num pct"></td>` +
+        `<td class="num value" data-value="${row.cum}"></td><td class="num pct"></td>` +
+        `<td class="name"><span class="bar"></span><span class="fn"><span class="fn-dir"></span><span class="fn-name"></span></span></td>`;
+      const cells = tr.children;
+      cells[0].textContent = formatValue(row.flat, unit);
+      cells[1].textContent = formatPercent(row.flat, total);
+      cells[2].textContent = formatValue(row.cum, unit);
+      cells[3].textContent = formatPercent(row.cum, total);
+      cells[4].firstChild.style.width = `${(flatShare * 100).toFixed(2)}%`;
+      const [dir, short] = splitName(row.name);
+      cells[4].lastChild.firstChild.textContent = dir ? `${dir}\u200e` : ""; // LRM keeps the "/" at the end in rtl
+      cells[4].lastChild.lastChild.textContent = short;
+      cells[4].title = row.name;
+      fragment.append(tr);
+    }
+    this.tbody.replaceChildren(fragment);
+    if (!shown.length) {
+      this.message(needle ? `No function matches “${this.filter}”.` : "No samples in this range.", "muted");
+      this.data = data;
+    }
+    const all = (data.rows || []).length;
+    const parts = [];
+    if (needle) parts.push(`${rows.length.toLocaleString("en-US")} of ${all.toLocaleString("en-US")} functions`);
+    else parts.push(`${all.toLocaleString("en-US")} functions`);
+    if (rows.length > MAX_ROWS) parts.push(`showing the first ${MAX_ROWS}; filter to narrow down`);
+    this.footer.textContent = parts.join(" · ");
+  }
+}
