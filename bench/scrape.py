@@ -2,30 +2,40 @@
 
     .venv/bin/python bench/scrape.py            # full run: 1,000 targets x 6 kinds, every 15 s, for 180 s
     .venv/bin/python bench/scrape.py --quick    # a smoke run: 200 targets, 60 s
-    .venv/bin/python bench/scrape.py --max-in-flight 8000 --max-per-host 16   # limits raised past the fleet
-    .venv/bin/python bench/scrape.py --duration 45 --cprofile /tmp/scrape.prof  # where the collector's CPU goes
+    .venv/bin/python bench/scrape.py --max-in-flight 10000 --max-per-host 10   # limits raised past the fleet
+    .venv/bin/python bench/scrape.py --max-in-flight 10000 --max-per-host 10 --per-host-pools   # what-if
+    .venv/bin/python bench/scrape.py --max-in-flight 10000 --max-per-host 10 --per-host-pools --gc-threshold 700,10,100
+    .venv/bin/python bench/scrape.py --duration 60 --cprofile /tmp/scrape.prof   # where the collector's CPU goes
 
 Aim: 1,000 targets with 6 profile types each at a 15 s interval on one core,
-p99 lag under 1 s, flat memory.
+p99 lag under 1 s, flat memory. Results and their reading: docs/benchmarks.md.
 
 The targets are one asyncio HTTP/1.1 keep-alive server in a child process,
-listening on one port of each of the loopback addresses 127.0.0.2, 127.0.0.3,
-... (the whole 127.0.0.0/8 is loopback on Linux), so every target is its own
-``host:port`` and the collector's per-host limit applies per target, as in a
-real fleet. It serves the real Go captures of tests/data and, like Go, waits
-``seconds=N`` before answering a CPU or delta request. The collector is this
-process: the real ``ScrapeManager`` (APScheduler jobs, health, metrics) and
-``Fetcher`` (httpx, global and per-host semaphores) with a sink that only
-counts, so no database is involved (bench/ingest.py measures that path).
+with one listening socket (on a kernel-chosen port) on each of the loopback
+addresses 127.0.0.2, 127.0.0.3, ... (the whole 127.0.0.0/8 is loopback on
+Linux), so every target is its own ``host:port`` and the collector's per-host
+limit applies per target, as in a real fleet. It serves the real Go captures
+of tests/data and, like Go, waits ``seconds=N`` before answering a CPU or
+delta request. The collector is this process: the real ``ScrapeManager``
+(APScheduler jobs, health, metrics) and ``Fetcher`` (httpx, global and
+per-host semaphores) with a sink that only counts, so no database is involved
+(bench/ingest.py measures that path).
 
 Measured in the collector's process: the schedule lag the manager itself
 observes (raw values, through a recording ``schedule_lag`` histogram), the
 lag at which each request really starts (after the fetcher's semaphores),
-scrape durations, failures by result, CPU time / wall time ("cores used") and
-RSS every 10 s. The baseline, measured in the same run against the same
-server, is a bare ``httpx.AsyncClient`` GET loop over the same snapshot
-endpoints with the same connection limits: the ratio is the collector's CPU
-per completed scrape over the bare GET's CPU per request.
+scrape durations, failures by result, CPU time / wall time ("cores used"),
+RSS every 10 s, the event loop's lateness, garbage-collector pauses and the
+duration of target syncs. The baseline, measured in the same run against the
+same server, is a bare ``httpx.AsyncClient`` GET loop over the same snapshot
+endpoints, 64 concurrent with a pool of 64 (the Fetcher's default limits):
+the ratio is the collector's CPU per completed scrape over the bare GET's CPU
+per request.
+
+The what-if flags change the process around the collector, never collector
+code: ``--per-host-pools`` hands the Fetcher (through its ``transport``
+argument) one small httpx pool per target, ``--gc-threshold`` calls
+``gc.set_threshold`` before the run.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import ipaddress
 import logging
 import math
@@ -44,11 +55,12 @@ import sys
 import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Histogram
@@ -225,14 +237,21 @@ class TimingFetcher(Fetcher):
         self.start_lags = array("d")  # seconds from the slot to the request really starting
         self.start_times = array("d")
 
-    async def get(self, target: TargetSpec, url: str, timeout_s: float) -> bytes:
+    async def get(
+        self,
+        target: TargetSpec,
+        url: str,
+        timeout_s: float,
+        timed: bool = False,
+        on_start: Callable[[], None] | None = None,
+    ) -> bytes:
         now = time.time()
         kind = KIND_BY_PATH.get(url.partition("?")[0].rsplit("/", 1)[-1], "")
         interval = target.interval_s
         offset = offset_s(f"{target.key}|{kind}", interval)
         slot = math.floor((now - offset) / interval) * interval + offset  # as ScrapeManager._run computes it
         _SLOT.set((slot, time.perf_counter()))
-        return await super().get(target, url, timeout_s)
+        return await super().get(target, url, timeout_s, timed, on_start)
 
     async def _get(self, target: TargetSpec, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None) -> bytes:
         # Runs inside the semaphores (wait_for's task inherits the context set in get()).
@@ -310,6 +329,46 @@ class CollectorRun:
     sink: CountingSink
     jobs: int
     cancelled_at_stop: int
+    load: tuple[float, float]  # 1-minute load average of the machine at the window's start and end
+    stalls: _Stalls
+    sync_seconds: array[float]
+    gc_tracked: int  # objects the garbage collector tracks at the window's end
+
+
+class TimedSyncManager(ScrapeManager):
+    """The real manager; also times each target sync (it runs on the event loop every 5 s)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sync_seconds = array("d")
+
+    async def sync(self) -> None:
+        started = time.perf_counter()
+        await super().sync()
+        self.sync_seconds.append(time.perf_counter() - started)
+
+
+@dataclass(slots=True)
+class _Stalls:
+    """Why the event loop runs late: its own lateness, and the garbage collector's pauses."""
+
+    loop_late: array[float] = field(default_factory=lambda: array("d"))
+    gc_pauses: dict[int, array[float]] = field(default_factory=dict)
+    _gc_started: float = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._gc_started
+            self.gc_pauses.setdefault(info["generation"], array("d")).append(pause)
+
+    async def probe(self, every_s: float = 0.05) -> None:
+        """Sleep ``every_s`` again and again; how much later than asked the loop wakes us is its lateness."""
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(every_s)
+            self.loop_late.append(time.perf_counter() - started - every_s)
 
 
 class _CountingHandler(logging.Handler):
@@ -335,22 +394,35 @@ async def run_collector(
     metrics = RecordingMetrics(registry)
     fetcher = TimingFetcher(limits, PerHostPools(limits.max_per_host) if per_host_pools else None)
     sink = CountingSink()
-    manager = ScrapeManager([lambda: targets], sink, fetcher, metrics, sync_interval_s=5.0)
+    manager = TimedSyncManager([lambda: targets], sink, fetcher, metrics, sync_interval_s=5.0)
     samples: list[Sample] = []
     started = time.monotonic()
     await manager.start()
     sampler = asyncio.create_task(_sample_forever(samples, sink, started))
+    stalls = _Stalls()
     await asyncio.sleep(max(0.0, started + warmup_s - time.monotonic()))
+    prober = asyncio.create_task(stalls.probe())
+    gc.callbacks.append(stalls.on_gc)
     cpu_start = time.process_time()
     window_start = time.monotonic()
+    load_start = os.getloadavg()[0]
     await asyncio.sleep(max(0.0, started + duration_s - time.monotonic()))
-    cpu_window = time.process_time() - cpu_start
+    cpu_end = time.process_time()
+    cpu_window = cpu_end - cpu_start
+    rss_end = _rss_bytes()
+    done_end = sum(len(times) for times in sink.done_times.values())
+    load_end = os.getloadavg()[0]
+    gc_tracked = len(gc.get_objects())
     window_end = time.monotonic()
     jobs = manager.scheduled_jobs()
+    gc.callbacks.remove(stalls.on_gc)
+    prober.cancel()
     sampler.cancel()
     with contextlib.suppress(asyncio.CancelledError):
+        await prober
+    with contextlib.suppress(asyncio.CancelledError):
         await sampler
-    samples.append(Sample(window_end - started, _rss_bytes(), time.process_time(), 0))
+    samples.append(Sample(window_end - started, rss_end, cpu_end, done_end))
     # stop() cancels the scrapes still in flight after its deadline; APScheduler logs each cancelled job
     # as an ERROR with a traceback. Count those records instead of printing thousands of tracebacks.
     executor_log = logging.getLogger("apscheduler.executors.default")
@@ -363,7 +435,19 @@ async def run_collector(
         executor_log.removeHandler(counter)
         executor_log.propagate = True
     return CollectorRun(
-        started, (window_start, window_end), cpu_window, samples, metrics, fetcher, sink, jobs, counter.count
+        started,
+        (window_start, window_end),
+        cpu_window,
+        samples,
+        metrics,
+        fetcher,
+        sink,
+        jobs,
+        counter.count,
+        (load_start, load_end),
+        stalls,
+        manager.sync_seconds,
+        gc_tracked,
     )
 
 
@@ -439,7 +523,8 @@ def report(
         f"targets: one port on each of {first} .. {last} (loopback), served by one child process; "
         f"fetch limits: {limits.max_in_flight} in flight, {limits.max_per_host} per host; "
         f"{'WHAT-IF one httpx pool per host; ' if args.per_host_pools else ''}"
-        f"{run.jobs} scheduled jobs; {os.cpu_count()} cores"
+        f"{run.jobs} scheduled jobs; {os.cpu_count()} cores, "
+        f"load average {run.load[0]:.1f} at the window's start and {run.load[1]:.1f} at its end"
     )
     print()
     print(f"{'kind':<10} {'expect/s':>8} {'done/s':>7} {'done %':>7} {'dur p50 ms':>10} {'dur p99 ms':>10}")
@@ -485,6 +570,23 @@ def report(
     failures = {f"{kind}/{result}": n for (kind, result), n in sorted(results.items()) if result != "success"}
     print(f"failures by kind/result (whole run): {failures or 'none'}")
     print(f"scrapes cancelled by manager.stop() (each logged by APScheduler with a traceback): {run.cancelled_at_stop}")
+    late = run.stalls.loop_late
+    print(
+        f"event loop lateness (50 ms sleep probe, steady window): p50 {_pct(late, 0.5):.3f} s, "
+        f"p99 {_pct(late, 0.99):.3f} s, max {max(late, default=math.nan):.3f} s"
+    )
+    pauses = run.stalls.gc_pauses
+    print(
+        f"GC ({run.gc_tracked / 1e6:.2f} M tracked objects at the end, thresholds {gc.get_threshold()}) pauses: "
+        + ", ".join(
+            f"gen{gen} {len(p)} x (max {max(p):.3f} s, total {sum(p):.1f} s)" for gen, p in sorted(pauses.items())
+        )
+    )
+    syncs = run.sync_seconds
+    print(
+        f"target syncs (every 5 s, on the event loop): {len(syncs)}, "
+        f"median {_pct(syncs, 0.5):.3f} s, max {max(syncs, default=math.nan):.3f} s"
+    )
     print()
 
     cores = run.cpu_window_s / window_s
@@ -539,6 +641,9 @@ def main() -> int:
     parser.add_argument(
         "--per-host-pools", action="store_true", help="what-if: give the Fetcher one httpx pool per host:port"
     )
+    parser.add_argument(
+        "--gc-threshold", default=None, help="what-if: gc.set_threshold(A, B, C) in the collector, given as A,B,C"
+    )
     parser.add_argument("--cprofile", type=Path, default=None, help="write cProfile stats of the collector run here")
     parser.add_argument("--quick", action="store_true", help="200 targets for 60 s, for a smoke run")
     args = parser.parse_args()
@@ -572,6 +677,8 @@ def main() -> int:
         for index, (host, port) in enumerate(addresses)
     ]
 
+    if args.gc_threshold:
+        gc.set_threshold(*(int(part) for part in args.gc_threshold.split(",")))
     profiler = cProfile.Profile() if args.cprofile else None
     if profiler is not None:
         profiler.enable()

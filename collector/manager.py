@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -33,7 +34,7 @@ from server.scraping import ScrapeHealth
 from server.targets import DELTA_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
 
 log = logging.getLogger(__name__)
-# APScheduler warns on every tick a slow job skips; health and the lag metric already say so.
+# APScheduler warns on every tick a slow job skips; stackyard_scrapes_skipped_total counts them instead.
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
 
@@ -94,6 +95,9 @@ class ScrapeManager:
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self._scheduler.add_listener(
+            lambda _event: self._metrics.skipped.inc(), EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED
+        )
         self._scheduler.start()
         self._sync_requested = asyncio.Event()
         await self.sync()
@@ -185,28 +189,35 @@ class ScrapeManager:
         job = self._jobs.get(job_id)
         if job is None or not job.health.may_run():
             return
-        now = time.time()
         interval = job.target.interval_s
         offset = offset_s(job_id, interval)
-        slot = math.floor((now - offset) / interval) * interval + offset
-        self._metrics.schedule_lag.observe(max(0.0, now - slot))
+        slot = math.floor((time.time() - offset) / interval) * interval + offset
+
+        def started() -> None:
+            # Lag counts until the request really goes out, past the fetch limits.
+            self._metrics.schedule_lag.observe(max(0.0, time.time() - slot))
+
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
         try:
-            await self.scrape(job.target, job.spec, job.health)
+            await self.scrape(job.target, job.spec, job.health, started)
+        except asyncio.CancelledError:
+            return  # stop() ran out of time for this scrape; nothing to report per job
         finally:
             if task is not None:
                 self._in_flight.discard(task)
 
-    async def scrape(self, target: TargetSpec, spec: ProfileSpec, health: HealthState) -> None:
+    async def scrape(
+        self, target: TargetSpec, spec: ProfileSpec, health: HealthState, on_start: Callable[[], None] | None = None
+    ) -> None:
         """Fetch one profile and hand it to the sink, recording the outcome as health and metrics."""
         started_ns = time.time_ns()
         started = time.perf_counter()
         labels = target.series_labels()
         result = "success"
         try:
-            data = await self._fetch(target, spec, started_ns)
+            data = await self._fetch(target, spec, started_ns, on_start)
             if data is not None:
                 await self._sink.send(ScrapedProfile(spec.kind, labels, data, started_ns, target.key))
         except ScrapeError as exc:
@@ -239,17 +250,23 @@ class ScrapeManager:
             },
         )
 
-    async def _fetch(self, target: TargetSpec, spec: ProfileSpec, started_ns: int) -> bytes | None:
+    async def _fetch(
+        self, target: TargetSpec, spec: ProfileSpec, started_ns: int, on_start: Callable[[], None] | None
+    ) -> bytes | None:
         timeout = target.timeout_for(spec)
         if spec.kind not in TIMED_KINDS:
-            return await self._fetcher.get(target, target.url_for(spec, None), timeout)
+            return await self._fetcher.get(target, target.url_for(spec, None), timeout, on_start=on_start)
         seconds = target.seconds_for(spec)
         snapshot_timeout = target.timeout_for(ProfileSpec("heap"))
         if spec.kind in DELTA_KINDS and self._deltas.client_side(target.key, spec.kind):
-            cumulative = await self._fetcher.get(target, target.url_for(spec, None), snapshot_timeout)
+            cumulative = await self._fetcher.get(
+                target, target.url_for(spec, None), snapshot_timeout, on_start=on_start
+            )
             return await asyncio.to_thread(self._deltas.next, target.key, spec.kind, cumulative, started_ns)
         try:
-            return await self._fetcher.get(target, target.url_for(spec, seconds), timeout)
+            return await self._fetcher.get(
+                target, target.url_for(spec, seconds), timeout, timed=True, on_start=on_start
+            )
         except HTTPStatusError:
             if spec.kind not in DELTA_KINDS:
                 raise

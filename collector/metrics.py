@@ -26,6 +26,11 @@ class CollectorMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.skipped = Counter(
+            "stackyard_scrapes_skipped",
+            "Scheduled scrapes that did not run because the previous one of the job was still running or late.",
+            registry=registry,
+        )
         self.sink_sent = Counter("stackyard_sink_sent_total", "Profiles pushed to the server.", registry=registry)
         self.sink_rejected = Counter(
             "stackyard_sink_rejected_total", "Profiles the server refused (4xx).", registry=registry
