@@ -7,7 +7,8 @@
     .venv/bin/python bench/query.py --reuse --workdir /tmp/sy-query --cprofile /tmp/sy-prof   # + one cProfile'd run
     .venv/bin/python bench/query.py --database-url postgresql+psycopg://user@host/db   # an empty database instead
 
-The store is built in the same run, ending at the last UTC midnight (``END``):
+The store is built in the same run, ending at the last UTC midnight (``END``;
+raw retention is raised to 30 d so the oldest of the 7 days stays ingestible):
 
 - **CPU**: one service (``service="bigservice"``), a 10 s CPU profile every
   10 s for 7 days (60,480 profiles). The payloads are ``--distinct`` varied
@@ -24,25 +25,27 @@ The store is built in the same run, ending at the last UTC midnight (``END``):
   row + blob, as ``ingest()`` writes them) that differ from it only in the
   count of the ``main.leakyWorker`` stack: +-8 of noise, and for every tenth
   instance a leak of one goroutine per minute. Totals always equal the blob's
-  sum. Hourly rollups are computed in bulk (one row per instance and hour),
-  after checking on a sample of instances that they are byte-identical to
-  what ``RollupTable.build`` writes; that sample is timed, and the time for
-  all of them extrapolated. Daily ones come from ``build_rollups``.
+  sum. Then ``build_rollups(store, now_ns=END)`` builds the 24,000 hourly and
+  1,000 daily rollups, timed. (``--fleet-rollups bulk`` computes the hourly
+  ones in bulk instead, after checking on a timed sample of instances that
+  they are byte-identical to what ``RollupTable.build`` writes: for fleets
+  too big to wait for.)
 
-Measured (medians of ``--repeat`` warm runs; anything over a second is
-timed once): ``service.flame`` (2,048 nodes) and ``service.top`` over the
-last 1 h, 24 h and 7 d of CPU, aligned on whole hours and shifted by
-7 min 13 s (two raw edges); the first flame graph on a fresh ``Store``
-(empty caches); the same query with rollups off, which is also checked to
-give the same answer; ``timeseries`` over the fleet with a 1 h step (group
-by ``service``, by ``instance``) and a 5 min step; a goroutine flame graph
-over the whole fleet.
+Measured (medians of ``--repeat`` warm runs, anything over a second timed
+once; the process's peak RSS per query): ``service.flame`` (2,048 nodes)
+and ``service.top`` over the last 1 h, 24 h and 7 d of CPU, aligned on
+whole hours and shifted by 7 min 13 s (two raw edges); the first flame
+graph on a fresh ``Store`` (empty caches); the same query with rollups off,
+which is also checked to give the same answer; ``timeseries`` over the
+fleet with a 1 h step (group by ``service``, by ``instance``) and a 5 min
+step; a goroutine flame graph over the whole fleet. The machine's load
+average is printed too: other work on it shows up in every timing.
 
 Baselines in the same run: ``go tool pprof -proto FILE...`` merging the
 very payloads that were ingested, written to files (all of them up to
-``--pprof-max-files``; beyond it the time is extrapolated per profile from
-the largest merge measured, and labelled so), and for trends a plain SQL
-GROUP BY over the raw rows. Correctness: the top table (total, every flat
+``--pprof-max-files``; beyond it, and for the shifted 24 h and 7 d ranges,
+the time is extrapolated per profile from the largest merge measured, and
+labelled so), and for trends a plain SQL GROUP BY over the raw rows. Correctness: the top table (total, every flat
 and cum) of each range pprof merged must equal ``go tool pprof -top`` of
 that merge, as tests/oracle.py compares; a mismatch exits with status 1.
 """
@@ -62,7 +65,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -119,6 +122,18 @@ def rss_mb() -> tuple[float, float]:
     return found.get("VmRSS", 0.0), found.get("VmHWM", 0.0)
 
 
+def reset_peak_rss() -> None:
+    """Start a new peak (VmHWM) for this process, so the next reading is the peak of what ran since."""
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def load() -> str:
+    """The machine's load average: other work on a 2-core machine shows up in every timing."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
@@ -170,6 +185,7 @@ class Config:
     fleet_hours: int
     pprof_max_files: int
     repeat: int
+    fleet_rollups: str
 
     @property
     def cpu_profiles(self) -> int:
@@ -277,7 +293,7 @@ def fleet_offsets(instances: int, seed: int = 11) -> list[int]:
     return [int(v) * 1_000_000 for v in rng.integers(0, FLEET_STEP_NS // 1_000_000, size=instances)]
 
 
-def build_fleet(store: Store, settings: Settings, build: Build) -> None:
+def build_fleet(store: Store, settings: Settings, build: Build, bulk_rollups: bool) -> None:
     instances, hours = build.fleet_instances, build.fleet_hours
     steps = hours * FLEET_PER_HOUR
     deltas = fleet_deltas(instances, steps)
@@ -321,7 +337,8 @@ def build_fleet(store: Store, settings: Settings, build: Build) -> None:
             f"{inserted / seconds:,.0f} rows/s, {len(template.encoded)} distinct blobs",
         )
     )
-    _fleet_hourly_rollups(store, build, template, series_ids, deltas)
+    if bulk_rollups:
+        _fleet_hourly_rollups(store, build, template, series_ids, deltas)
 
 
 def _insert_fleet_rows(
@@ -494,15 +511,16 @@ def make_build(store: Store, settings: Settings, config: Config, url: str, paylo
             "",
         )
     )
-    build_fleet(store, settings, build)
+    build_fleet(store, settings, build, bulk_rollups=config.fleet_rollups == "bulk")
     started = time.perf_counter()
     written = build_rollups(store, now_ns=end_ns)
     build.phases.append(
         (
-            "fleet: build_rollups(now=END) (days)",
-            f"{written['hourly']} h + {written['daily']} d",
+            "fleet: build_rollups(now=END)",
+            f"{written['hourly']:,} h + {written['daily']:,} d",
             time.perf_counter() - started,
-            "incl. its scan of every profile row for pending hours",
+            "the real path, incl. its scans for pending buckets"
+            + ("; hours were bulk-computed" if config.fleet_rollups == "bulk" else ""),
         )
     )
     started = time.perf_counter()
@@ -554,21 +572,35 @@ def write_files(directory: Path, payloads: list[bytes], indexes: Sequence[int]) 
     return names
 
 
+# Runs the command and reports its wall time and peak RSS (wait4, which covers the pprof child of `go tool`).
+# A small helper process rather than this one: a child's peak RSS starts from its parent's at fork.
+_MEASURE = """
+import os, subprocess, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+child = subprocess.Popen(command)
+_, status, usage = os.wait4(child.pid, 0)
+elapsed = time.perf_counter() - started
+with open(report, "w") as out:
+    out.write(f"{elapsed} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def pprof_merge(go: str, directory: Path, names: list[str], output: Path, repeat: int) -> PprofRun:
     """``go tool pprof -proto`` of the files: median wall time over ``repeat`` runs and the peak RSS of any run."""
     times: list[float] = []
     peak = 0.0
+    report = output.with_suffix(".rusage")
     for _ in range(repeat):
         with output.open("wb") as out, tempfile.TemporaryFile() as err:
-            started = time.perf_counter()
-            process = subprocess.Popen([go, "tool", "pprof", "-proto", *names], cwd=directory, stdout=out, stderr=err)
-            _pid, status, usage = os.wait4(process.pid, 0)
-            times.append(time.perf_counter() - started)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            if process.returncode != 0:
+            command = [sys.executable, "-c", _MEASURE, str(report), go, "tool", "pprof", "-proto", *names]
+            subprocess.run(command, cwd=directory, stdout=out, stderr=err, check=True)
+            elapsed, max_rss_kb, code = report.read_text().split()
+            if int(code) != 0:
                 err.seek(0)
                 raise SystemExit(f"go tool pprof -proto failed: {err.read().decode()[-2000:]}")
-        peak = max(peak, usage.ru_maxrss / 1024)  # includes the pprof child of `go tool`
+        times.append(float(elapsed))
+        peak = max(peak, int(max_rss_kb) / 1024)
     return PprofRun(len(names), statistics.median(times), repeat, peak, output)
 
 
@@ -598,6 +630,8 @@ class Result:
     top_s: float = 0.0
     fresh_s: float = 0.0
     raw_s: float | None = None
+    peak_mb: float = 0.0
+    raw_peak_mb: float = 0.0
     flame_kb: float = 0.0
     pprof: PprofRun | None = None
     pprof_estimate: float | None = None
@@ -660,8 +694,10 @@ def run_cpu_queries(
         query = case.query("cpu", selector, "cpu")
         result = Result(case)
         result.parts, result.profiles = describe_parts(store, settings, query)
+        reset_peak_rss()
         result.flame_s, _ = measure(partial(service.flame, store, settings, query, MAX_NODES), config.repeat)
         result.top_s, _ = measure(partial(service.top, store, settings, query), config.repeat)
+        result.peak_mb = rss_mb()[1]
         result.flame_kb = len(json.dumps(service.flame(store, settings, query, MAX_NODES))) / 1024
         fresh = Store.from_url(build.url)
         started = time.perf_counter()
@@ -684,9 +720,11 @@ def check_raw_path(store: Store, settings: Settings, results: list[Result], chec
     for result in results:
         with_rollups = top_map(service.top(store, settings, result.case.query("cpu", selector, "cpu")))
         raw_query = result.case.query("cpu", selector, "cpu", rollups=False)
+        reset_peak_rss()
         started = time.perf_counter()
         raw = service.flame(store, settings, raw_query, MAX_NODES)
         result.raw_s = time.perf_counter() - started
+        result.raw_peak_mb = rss_mb()[1]
         raw_top = top_map(service.top(store, settings, raw_query))
         checks.add(
             f"{result.case.name}: rollups == raw profiles",
@@ -752,6 +790,7 @@ class TrendResult:
     seconds: float
     runs: int
     sql_s: float
+    peak_mb: float
     error: str = ""
 
 
@@ -798,13 +837,15 @@ def run_fleet_queries(
             except TooExpensive as exc:
                 error = exc.message
 
+        reset_peak_rss()
         seconds, runs = measure(call, config.repeat)
+        peak_mb = rss_mb()[1]
         sql_s, _ = measure(partial(sql_trend, store, series_ids, case.start_ns, case.end_ns, step_ns), 3)
         lines = len(answer.get("series", []))
         points = sum(len(line["points"]) for line in answer.get("series", []))
         with maybe_profiled(profile_dir, "timeseries_" + name.replace(" ", "_").replace(",", "")):
             call()
-        trends.append(TrendResult(name, reads, lines, points, seconds, runs, sql_s, error))
+        trends.append(TrendResult(name, reads, lines, points, seconds, runs, sql_s, peak_mb, error))
         progress(f"timeseries {name}: {seconds * 1000:.1f} ms {error[:60]}")
 
     flames: list[tuple[str, str, int, float, float]] = []
@@ -861,7 +902,8 @@ def print_build(build: Build) -> None:
 def print_results(results: list[Result]) -> None:
     header = (
         f"{'CPU range':<16} {'read d+h+raw':>14} {'profiles':>9} {'flame ms':>9} {'top ms':>8} {'fresh ms':>9} "
-        f"{'no-rollup s':>11} {'pprof s':>8} {'pprof/flame':>11} {'pprof/top':>9} {'flame KB':>8}"
+        f"{'RSS MB':>7} {'no-rollup s':>11} {'RSS MB':>7} {'pprof s':>8} {'pprof/flame':>11} {'pprof/top':>9} "
+        f"{'flame KB':>8}"
     )
     say(header)
     notes = []
@@ -870,7 +912,8 @@ def print_results(results: list[Result]) -> None:
         estimated = r.pprof is None and r.pprof_estimate is not None
         say(
             f"{r.case.name:<16} {r.parts:>14} {r.profiles:>9,} {fmt_ms(r.flame_s):>9} {fmt_ms(r.top_s):>8} "
-            f"{fmt_ms(r.fresh_s):>9} {fmt_s(r.raw_s):>11} {fmt_s(pprof_s, estimated):>8} "
+            f"{fmt_ms(r.fresh_s):>9} {r.peak_mb:>7,.0f} {fmt_s(r.raw_s):>11} {r.raw_peak_mb:>7,.0f} "
+            f"{fmt_s(pprof_s, estimated):>8} "
             f"{fmt_ratio(pprof_s, r.flame_s, estimated):>11} {fmt_ratio(pprof_s, r.top_s, estimated):>9} "
             f"{r.flame_kb:>8.0f}"
         )
@@ -888,12 +931,12 @@ def print_results(results: list[Result]) -> None:
 def print_fleet(trends: list[TrendResult], flames: list[tuple[str, str, int, float, float]]) -> None:
     say(
         f"{'fleet timeseries':<34} {'reads':>24} {'lines':>6} {'points':>7} {'ms':>9} {'runs':>4} "
-        f"{'SQL GROUP BY ms':>15} {'SQL/ours':>8}"
+        f"{'SQL GROUP BY ms':>15} {'SQL/ours':>8} {'RSS MB':>7}"
     )
     for t in trends:
         say(
             f"{t.name:<34} {t.reads:>24} {t.lines:>6} {t.points:>7} {fmt_ms(t.seconds):>9} {t.runs:>4} "
-            f"{fmt_ms(t.sql_s):>15} {fmt_ratio(t.sql_s, t.seconds) if not t.error else '-':>8}"
+            f"{fmt_ms(t.sql_s):>15} {fmt_ratio(t.sql_s, t.seconds) if not t.error else '-':>8} {t.peak_mb:>7,.0f}"
         )
         if t.error:
             say(f"  -> refused (TooExpensive) after {t.seconds * 1000:.0f} ms: {t.error}")
@@ -912,6 +955,12 @@ def main() -> int:
     parser.add_argument("--distinct", type=int, default=None, help="distinct varied CPU payloads (default 500)")
     parser.add_argument("--fleet-instances", type=int, default=None, help="default 1000")
     parser.add_argument("--fleet-hours", type=int, default=None, help="default 24")
+    parser.add_argument(
+        "--fleet-rollups",
+        choices=("build", "bulk"),
+        default="build",
+        help="fleet hourly rollups by build_rollups (default) or computed in bulk, checked against a timed sample",
+    )
     parser.add_argument("--pprof-max-files", type=int, default=None, help="largest pprof merge run (default 8640)")
     parser.add_argument("--repeat", type=int, default=None, help="warm runs per query (median); default 7")
     parser.add_argument("--database-url", default=None, help="an empty database (default: SQLite in the workdir)")
@@ -932,6 +981,7 @@ def main() -> int:
         fleet_hours=pick(args.fleet_hours, 24, 2),
         pprof_max_files=pick(args.pprof_max_files, 8640, 360),
         repeat=pick(args.repeat, 7, 3),
+        fleet_rollups=args.fleet_rollups,
     )
     if args.reuse and args.workdir is None:
         parser.error("--reuse needs --workdir")
@@ -949,7 +999,7 @@ def main() -> int:
 
 def run(config: Config, url: str, workdir: Path, reuse: bool, profile_dir: Path | None) -> int:
     say(f"query benchmark on {machine()}")
-    say(f"config: {config}; database {url.rsplit('@', maxsplit=1)[-1]}")
+    say(f"config: {config}; database {url.rsplit('@', maxsplit=1)[-1]}; {load()}")
     settings = Settings(database_url=url)
     if "retention_raw" in Settings.model_fields:
         # The data ends at the last midnight, so its first hours are older than now - 7 d: keep them ingestible.
@@ -989,9 +1039,11 @@ def run(config: Config, url: str, workdir: Path, reuse: bool, profile_dir: Path 
     end_text = time.strftime("%Y-%m-%d %H:%M", time.gmtime(build.end_ns / NS))
     say(f"END = {end_text} UTC; CPU data from {build.cpu_count * 10 / 86400:.2f} days before it")
 
+    say(f"queries start; {load()}")
     results = run_cpu_queries(store, settings, build, config, profile_dir)
     trends, flames = run_fleet_queries(store, settings, build, config, profile_dir)
     after_queries = rss_mb()
+    say(f"queries done; {load()}")
     checks = Checks()
     run_pprof_baseline(store, settings, build, config, results, payloads, workdir, checks)
     check_raw_path(store, settings, results, checks)
@@ -1001,7 +1053,8 @@ def run(config: Config, url: str, workdir: Path, reuse: bool, profile_dir: Path 
     print_results(results)
     say(
         "read d+h+raw = daily rollups + hourly rollups + raw profiles the plan reads; fresh = first flame graph on "
-        "a new Store (caches empty); no-rollup = the same flame graph from raw profiles only, one run; pprof s = "
+        "a new Store (caches empty); RSS MB = this process's peak RSS while that query ran (VmHWM reset before); "
+        "no-rollup = the same flame graph from raw profiles only, one run; pprof s = "
         "`go tool pprof -proto` merging the same payloads from files (~ = extrapolated, see above); ratios = "
         f"pprof time / Stackyard time; flame KB = JSON size; medians of {config.repeat} warm runs"
     )
@@ -1010,9 +1063,10 @@ def run(config: Config, url: str, workdir: Path, reuse: bool, profile_dir: Path 
     say("SQL GROUP BY = one aggregate over the raw profile rows (avg per series and step), no rollups, fetched")
     say("")
     say(
-        f"RSS after the warm queries {after_queries[0]:,.0f} MB (peak so far {after_queries[1]:,.0f} MB); "
-        f"peak over the whole run {rss_mb()[1]:,.0f} MB (the no-rollup checks dominate it)"
+        f"RSS after the warm queries {after_queries[0]:,.0f} MB, at the end {rss_mb()[0]:,.0f} MB; "
+        "peaks per query are in the tables"
     )
+    say(f"end of run; {load()}")
     for what, ok, detail in checks.items:
         say(f"check {'ok    ' if ok else 'FAILED'} {what}{'' if ok else ': ' + detail}")
     return 1 if checks.failed else 0

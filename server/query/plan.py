@@ -37,6 +37,31 @@ def subtract(interval: Interval, covered: list[Interval]) -> list[Interval]:
     return [(a, b) for a, b in result if a < b]
 
 
+def _hour_ranges(
+    series_ids: list[int], hours: list[int], days: list[int], rolled_days: dict[int, set[int]]
+) -> list[tuple[list[int], int, int]]:
+    """Which hourly rollups to read: (series, first bucket, last bucket) lists that skip rolled-up days.
+
+    Reading the hours of days a daily rollup already answers was most of a
+    fleet query's time (24,000 rows listed to use 1,000).
+    """
+    if not hours:
+        return []
+    if not days:
+        return [(series_ids, hours[0], hours[-1])]
+    hour_ns, day_ns = HOUR_S * NS, DAY_S * NS
+    first_day, after_days = days[0], days[-1] + day_ns
+    ranges = []
+    if hours[0] < first_day:
+        ranges.append((series_ids, hours[0], first_day - hour_ns))
+    if hours[-1] >= after_days:
+        ranges.append((series_ids, after_days, hours[-1]))
+    partly = [s for s in series_ids if len(rolled_days[s]) < len(days)]
+    if partly:
+        ranges.append((partly, max(hours[0], first_day), min(hours[-1], after_days - hour_ns)))
+    return [(members, first, last) for members, first, last in ranges if first <= last]
+
+
 def plan(
     store: Store,
     series_ids: list[int],
@@ -54,14 +79,16 @@ def plan(
     parts: list[ProfileMeta] = []
     if rollups:
         days = _whole_buckets(start_ns, end_ns, DAY_S) if max_width_s >= DAY_S else []
+        rolled_days: dict[int, set[int]] = defaultdict(set)
         if days:
             for meta in store.rollups.list(series_ids, DAY_S, days[0], days[-1]):
                 parts.append(meta)
+                rolled_days[meta.series_id].add(meta.time_ns)
                 covered[meta.series_id].append((meta.time_ns, meta.time_ns + DAY_S * NS))
         hours = _whole_buckets(start_ns, end_ns, HOUR_S) if max_width_s >= HOUR_S else []
-        if hours:
-            for meta in store.rollups.list(series_ids, HOUR_S, hours[0], hours[-1]):
-                if any(a <= meta.time_ns < b for a, b in covered[meta.series_id]):
+        for members, first, last in _hour_ranges(series_ids, hours, days, rolled_days):
+            for meta in store.rollups.list(members, HOUR_S, first, last):
+                if meta.time_ns - meta.time_ns % (DAY_S * NS) in rolled_days[meta.series_id]:
                     continue
                 parts.append(meta)
                 covered[meta.series_id].append((meta.time_ns, meta.time_ns + HOUR_S * NS))
