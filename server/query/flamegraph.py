@@ -35,21 +35,24 @@ def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: i
         keep = np.zeros(n, dtype=bool)
         keep[order] = True
         truncated = True
+    # Decide in numpy, convert only what is sent: a week's tree has tens of thousands of nodes
+    # and Python lists for all of them cost more than the rest of the query (and set off GCs).
+    kept_nodes = np.flatnonzero(keep)
+    parent = tree.parent
+    folded_nodes = np.flatnonzero(~keep & ((parent < 0) | keep[np.maximum(parent, 0)]))
+    folded_sums = np.zeros((n + 1, columns), dtype=np.int64)  # row p + 1 holds node p's "other"; row 0 the root's
+    np.add.at(folded_sums, parent[folded_nodes] + 1, tree.totals[folded_nodes])
+    other = {int(row) - 1: folded_sums[row].tolist() for row in np.unique(parent[folded_nodes] + 1).tolist()}
+    index_of = {int(node): position for position, node in enumerate(kept_nodes.tolist())}
+    parents = [index_of.get(p, -1) if p >= 0 else -1 for p in parent[kept_nodes].tolist()]
+    totals = tree.totals[kept_nodes].tolist()
+    selfs = tree.selfs[kept_nodes].tolist()
+    widths = width[kept_nodes].tolist()
+    functions = tree.function[kept_nodes].tolist()
+    other = {(index_of[node] if node >= 0 else -1): sums for node, sums in other.items()}
     children: dict[int, list[int]] = defaultdict(list)
-    other: dict[int, list[int]] = {}
-    parents = tree.parent.tolist()
-    totals = tree.totals.tolist()
-    selfs = tree.selfs.tolist()
-    widths = width.tolist()
-    functions = tree.function.tolist()
-    kept = keep.tolist()
-    for node in range(n):
-        if kept[node]:
-            children[parents[node]].append(node)
-        elif parents[node] == -1 or kept[parents[node]]:
-            folded = other.setdefault(parents[node], [0] * columns)
-            for c in range(columns):
-                folded[c] += totals[node][c]
+    for position, parent_position in enumerate(parents):
+        children[parent_position].append(position)
     for siblings in children.values():
         siblings.sort(key=lambda i: names.get(functions[i], ""))
 
