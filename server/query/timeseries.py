@@ -22,7 +22,7 @@ from server.query.plan import plan, subtract
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.settings import Settings
-from server.store.profiles import totals_rows
+from server.store.profiles import TooManyRows, totals_rows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.series import SeriesInfo
@@ -188,13 +188,14 @@ def _collect(
             gaps[gap].append(sid)
     limit = settings.max_timeseries_raw_profiles
     raw: list[tuple[Any, ...]] = []
-    for (gap_start, gap_end), members in gaps.items():
-        raw.extend(totals_rows(store.engine, members, gap_start, gap_end, limit - len(raw)))
-        if len(raw) > limit:
-            raise TooExpensive(
-                f"this trend reads more than {limit} raw profiles; use a step of whole hours (1h, 1d), "
-                "which reads rollups, or a shorter range"
-            )
+    try:
+        for (gap_start, gap_end), members in gaps.items():
+            raw.extend(totals_rows(store.engine, members, gap_start, gap_end, limit - len(raw)))
+    except TooManyRows:
+        raise TooExpensive(
+            f"this trend reads more than {limit} raw profiles; use a step of whole hours (1h, 1d), "
+            "which reads rollups, or a shorter range"
+        ) from None
     for sid, shape_id, time_ns, totals in raw:
         for index, total in enumerate(totals):
             rows.append((sid, shape_id * 16 + index, time_ns, int(total), 1, int(total)))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
@@ -176,12 +176,34 @@ class ProfileTable:
         return found
 
 
+class TooManyRows(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} rows")
+        self.limit = limit
+
+
 def totals_rows(
     engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int
 ) -> list[tuple[Any, ...]]:
-    """(series, shape, time, totals) of raw profiles in ``[start, end)``: the trend lines, no blobs read."""
+    """(series, shape, time, totals) of raw profiles in ``[start, end)``: the trend lines, no blobs read.
+
+    Raises :class:`TooManyRows` when there are more than ``limit``; an index-only
+    count comes first, so a query far over the limit is refused without reading
+    (and decoding) millions of rows.
+    """
     rows: list[tuple[Any, ...]] = []
     with engine.connect() as conn:
+        counted = 0
+        for part in chunks(list(series_ids), 500):
+            counted += int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(ProfileRow)
+                    .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
+                ).scalar_one()
+            )
+            if counted > limit:
+                raise TooManyRows(limit)
         for part in chunks(list(series_ids), 500):
             query = (
                 select(ProfileRow.series_id, ProfileRow.shape_id, ProfileRow.time_ns, ProfileRow.totals)
