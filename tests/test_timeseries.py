@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from server.maintenance import build_rollups
 from server.pprof import decode
+from server.query.request import ProfileQuery
+from server.query.timeseries import timeseries
 from server.store.repository import Store
 from server.store.rollups import NS
 from tests.helpers import push
@@ -55,6 +58,24 @@ def test_sample_types_and_max(client: TestClient) -> None:
     assert body["unit"] == "nanoseconds" and body["series"][0]["points"] == [[T0, CPU[1] + cpu2[1]]]
 
 
+def test_totals_past_32_bits(client: TestClient, store: Store) -> None:
+    """A production CPU profile's nanoseconds overflow a 32-bit integer; trends must not (PostgreSQL included)."""
+    big = decode((DATA / "big_cpu.pb.gz").read_bytes()).totals()[1]
+    assert big > 2**31
+    for hour in range(2):
+        push(client, DATA / "big_cpu.pb.gz", time=str(T0 + hour * 3600 + 10))
+    build_rollups(store, now_ns=(T0 + 2 * 86_400) * NS)
+    window = {"type": "cpu", "sample": "cpu", "from": str(T0), "to": str(T0 + 7199), "group_by": "service"}
+    assert _series(client, step="1h", aggregation="sum", **window)["series"][0]["points"] == [
+        [T0, big],
+        [T0 + 3600, big],
+    ]
+    assert _series(client, step="1m", aggregation="max", **window)["series"][0]["points"] == [
+        [T0, big],
+        [T0 + 3600, big],
+    ]
+
+
 def test_hourly_steps_read_rollups_with_the_same_answer(client: TestClient, store: Store) -> None:
     for hour in range(5):
         for quarter in range(4):
@@ -66,6 +87,47 @@ def test_hourly_steps_read_rollups_with_the_same_answer(client: TestClient, stor
     rolled = [_series(client, aggregation=a, **params) for a in ("avg", "sum", "max")]
     assert rolled == raw
     assert raw[1]["series"][0]["points"][0] == [T0, 4 * GOROUTINES]
+
+
+def test_rollup_holes_edges_and_days_give_the_raw_answer(client: TestClient, store: Store) -> None:
+    """Rollups missing for some hours of some series (late data, a new instance) and an open edge hour.
+
+    The planner reads rollups where they exist and raw rows for every other
+    range of each series; the answer equals the raw-only one for each
+    aggregation, with hour and day steps.
+    """
+    for hour in range(30):
+        for instance in ("a", "b", "c"):
+            if instance == "c" and hour < 20:
+                continue  # an instance that started later
+            for quarter in range(2):
+                at = T0 + hour * 3600 + quarter * 1800 + ord(instance)
+                push(client, DATA / "goroutine.pb.gz", time=str(at), label=f"instance={instance}")
+    push(client, DATA / "heap.pb.gz", time=str(T0 + 7200), label="instance=a")  # another kind: not matched
+    build_rollups(store, now_ns=(T0 + 29 * 3600) * NS)  # hour 29 stays open: raw only
+    push(client, DATA / "goroutine.pb.gz", time=str(T0 + 5 * 3600 + 60), label="instance=b")  # late: hour 5 of b
+    series = [s.id for s in store.series.all()]
+    hourly = len(store.rollups.list(series, 3600, T0 * NS, (T0 + 30 * 3600) * NS))
+    assert 0 < hourly < 3 * 30  # holes: b's hour 5 invalidated, c's first 20 hours, the open hour
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    for step, to in (("1h", T0 + 30 * 3600 - 1), ("1d", T0 + 2 * 86_400 - 1)):
+        query = ProfileQuery.parse("goroutine", None, str(T0), str(to))
+        for group_by in ("instance", "service"):
+            for aggregation in ("avg", "sum", "max"):
+                rolled = timeseries(store, settings, query, step, [group_by], aggregation)
+                raw = timeseries(store, settings, replace(query, rollups=False), step, [group_by], aggregation)
+                assert rolled == raw and rolled["series"], (step, group_by, aggregation)
+    by_instance = _series(
+        client,
+        type="goroutine",
+        group_by="instance",
+        aggregation="sum",
+        step="1h",
+        **{"from": str(T0), "to": str(T0 + 30 * 3600 - 1)},
+    )
+    lines = {s["labels"]["instance"]: dict(s["points"]) for s in by_instance["series"]}
+    assert lines["b"][T0 + 5 * 3600] == 3 * GOROUTINES and lines["a"][T0 + 5 * 3600] == 2 * GOROUTINES
+    assert min(lines["c"]) == T0 + 20 * 3600
 
 
 def test_bad_trend_parameters(client: TestClient) -> None:

@@ -18,14 +18,15 @@ import numpy as np
 
 from server.errors import InvalidParameter, TooExpensive
 from server.query.merge import labelset_filter, resolve_sample, sample_columns, split_selector
-from server.query.plan import plan, subtract
+from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.settings import Settings
-from server.store.profiles import TooManyRows, totals_rows
+from server.store.profiles import Shape, TooManyRows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.series import SeriesInfo
+from server.store.trends import IntArray, count_raw, raw_cells, rollup_cells
 from server.timeparse import parse_duration_ns
 
 AGGREGATIONS = ("avg", "sum", "max")
@@ -59,25 +60,33 @@ def timeseries(
     if sample_selector.matchers or any(name not in series_names for name in group_by):
         return samples_timeseries(store, settings, query, step_ns, group_by, aggregation, series, sample_selector)
     # Per stored series and step: sum, count and max of the chosen sample type.
-    ids, times, sums, counts, maxima, sample_type, unit = _collect(store, settings, query, list(series), step_ns)
-    buckets = (times - start_ns) // step_ns
-    cells, inverse = np.unique(ids * (buckets.max(initial=0) + 1) + buckets, return_inverse=True)
-    cell_sum = np.zeros(cells.shape[0], dtype=np.int64)
-    cell_count = np.zeros(cells.shape[0], dtype=np.int64)
-    cell_max = np.full(cells.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
-    np.add.at(cell_sum, inverse, sums)
-    np.add.at(cell_count, inverse, counts)
-    np.maximum.at(cell_max, inverse, maxima)
-    width = buckets.max(initial=0) + 1
+    cells, sample_type, unit = _collect(store, settings, query, sorted(series), step_ns)
+    sids, buckets, sums, counts, maxima = (cells[:, i] for i in range(5))
     if aggregation == "avg":
-        values = cell_sum / cell_count
+        values = sums / np.maximum(counts, 1)
     else:
-        values = (cell_sum if aggregation == "sum" else cell_max).astype(np.float64)
-    groups: dict[tuple[tuple[str, str], ...], dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for cell, value in zip(cells.tolist(), values.tolist(), strict=True):
-        sid, bucket = divmod(cell, int(width))
-        groups[_group_key(series[sid].labels, group_by)][bucket] += value
-    return _answer(groups, start_ns, step_ns, sample_type, unit, aggregation)
+        values = (sums if aggregation == "sum" else maxima).astype(np.float64)
+    # Series -> group, then the series of one group are added up, cell by cell.
+    group_index: dict[tuple[tuple[str, str], ...], int] = {}
+    order = np.array(sorted(series), dtype=np.int64)
+    group_of = np.array(
+        [group_index.setdefault(_group_key(series[sid].labels, group_by), len(group_index)) for sid in order.tolist()],
+        dtype=np.int64,
+    )
+    width = int(buckets.max(initial=0)) + 1
+    keys, inverse = np.unique(group_of[np.searchsorted(order, sids)] * width + buckets, return_inverse=True)
+    totals = np.zeros(keys.shape[0], dtype=np.float64)
+    np.add.at(totals, inverse, values)
+    groups_of_key, buckets_of_key = np.divmod(keys, width)
+    times = (start_ns + buckets_of_key * step_ns) / NS
+    bounds = np.searchsorted(groups_of_key, np.arange(len(group_index) + 1))
+    lines = []
+    for key, g in sorted(group_index.items()):
+        lo, hi = int(bounds[g]), int(bounds[g + 1])
+        if hi > lo:
+            points = [[t, v] for t, v in zip(times[lo:hi].tolist(), totals[lo:hi].tolist(), strict=True)]
+            lines.append({"labels": dict(key), "points": points})
+    return {"step": step_ns / NS, "sample_type": sample_type, "unit": unit, "aggregation": aggregation, "series": lines}
 
 
 def _group_key(labels: dict[str, str], group_by: list[str]) -> tuple[tuple[str, str], ...]:
@@ -167,60 +176,111 @@ def samples_timeseries(
 
 def _collect(
     store: Store, settings: Settings, query: ProfileQuery, series_ids: list[int], step_ns: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str, str]:
+) -> tuple[IntArray, str, str]:
+    """Cells of (series, step, sum, count, max), one per series and step with data.
+
+    Whole-hour steps read rollup buckets where they exist and raw profiles for
+    the rest of each series' range (the open hour, late data not yet rolled
+    up); other steps read raw profiles. The database does the per-row work
+    (:mod:`server.store.trends`).
+    """
     start_ns, end_ns = query.start_ns, query.end_ns + 1
-    rows: list[tuple[int, int, int, int, int, int]] = []  # series, shape, time, sum, count, max
-    hour = HOUR_S * NS
-    covered: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    aligned = step_ns % hour == 0 and (start_ns - 0) % hour == 0
+    index_by_shape = _sample_indexes(store, query.sample)
+    parts: list[IntArray] = []  # (series, shape, step, count, sum, max, missing)
+    gaps: dict[tuple[tuple[int, int], ...], list[int]] = {((start_ns, end_ns),): list(series_ids)}
+    aligned = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
     if aligned and query.rollups:
         width = DAY_S if step_ns % (DAY_S * NS) == 0 and start_ns % (DAY_S * NS) == 0 else HOUR_S
-        last = end_ns - width * NS
-        if last >= start_ns:
-            for meta in store.rollups.list(series_ids, width, start_ns, last):
-                covered[meta.series_id].append((meta.time_ns, meta.time_ns + width * NS))
-                peaks = meta.max_totals or meta.totals
-                for index, (total, peak) in enumerate(zip(meta.totals, peaks, strict=True)):
-                    rows.append((meta.series_id, meta.shape_id * 16 + index, meta.time_ns, total, meta.profiles, peak))
-    gaps: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for sid in series_ids:
-        for gap in subtract((start_ns, end_ns), covered[sid]):
-            gaps[gap].append(sid)
+        n_buckets = (end_ns - start_ns) // (width * NS)
+        if n_buckets > 0:
+            last = start_ns + (n_buckets - 1) * width * NS
+            rows = rollup_cells(store.engine, width, series_ids, index_by_shape, start_ns, last)
+            gaps = _uncovered(rows, series_ids, start_ns, end_ns, width * NS, n_buckets)
+            rows[:, 2] = (rows[:, 2] - start_ns) // step_ns
+            parts.append(rows)
     limit = settings.max_timeseries_raw_profiles
-    raw: list[tuple[Any, ...]] = []
     try:
-        for (gap_start, gap_end), members in gaps.items():
-            raw.extend(totals_rows(store.engine, members, gap_start, gap_end, limit - len(raw)))
+        counted = 0
+        for ranges, members in gaps.items():
+            for gap_start, gap_end in ranges:
+                counted += count_raw(store.engine, members, gap_start, gap_end, limit - counted)
+        for ranges, members in gaps.items():
+            for gap_start, gap_end in ranges:
+                parts.append(raw_cells(store.engine, members, index_by_shape, gap_start, gap_end, start_ns, step_ns))
     except TooManyRows:
         raise TooExpensive(
             f"this trend reads more than {limit} raw profiles; use a step of whole hours (1h, 1d), "
             "which reads rollups, or a shorter range"
         ) from None
-    for sid, shape_id, time_ns, totals in raw:
-        for index, total in enumerate(totals):
-            rows.append((sid, shape_id * 16 + index, time_ns, int(total), 1, int(total)))
-    # Keep the chosen sample type: by name per shape.
-    wanted, sample_type, unit = _sample_columns(store, {r[1] // 16 for r in rows}, query.sample)
-    kept = [r for r in rows if r[1] in wanted]
-    array = np.array([[r[0], r[2], r[3], r[4], r[5]] for r in kept], dtype=np.int64).reshape(-1, 5)
-    return array[:, 0], array[:, 1], array[:, 2], array[:, 3], array[:, 4], sample_type, unit
+    rows = np.concatenate(parts) if parts else np.zeros((0, 7), dtype=np.int64)
+    sample_type, unit = _check_sample(store, rows, query.sample)
+    rows = rows[rows[:, 3] > rows[:, 6]]  # drop rows whose shape lacks the sample type entirely
+    # One cell per (series, step): the rollup and raw parts of a step add up.
+    width = int(rows[:, 2].max(initial=0)) + 1
+    cells, inverse = np.unique(rows[:, 0] * width + rows[:, 2], return_inverse=True)
+    out = np.zeros((cells.shape[0], 5), dtype=np.int64)
+    out[:, 0], out[:, 1] = np.divmod(cells, width)
+    np.add.at(out[:, 2], inverse, rows[:, 4])
+    np.add.at(out[:, 3], inverse, rows[:, 3] - rows[:, 6])
+    out[:, 4] = np.iinfo(np.int64).min
+    np.maximum.at(out[:, 4], inverse, rows[:, 5])
+    return out, sample_type, unit
 
 
-def _sample_columns(store: Store, shape_ids: set[int], sample: str | None) -> tuple[set[int], str, str]:
-    wanted: set[int] = set()
+def _uncovered(
+    rows: IntArray, series_ids: list[int], start_ns: int, end_ns: int, width_ns: int, n_buckets: int
+) -> dict[tuple[tuple[int, int], ...], list[int]]:
+    """Per series, the time ranges no rollup covers, with series sharing the same ranges put together.
+
+    Usually every series misses just the open bucket at the end, so the raw
+    reads are one statement for the whole fleet.
+    """
+    order = np.array(series_ids, dtype=np.int64)
+    covered = np.zeros((order.shape[0], n_buckets), dtype=bool)
+    covered[np.searchsorted(order, rows[:, 0]), (rows[:, 2] - start_ns) // width_ns] = True
+    patterns, which = np.unique(covered, axis=0, return_inverse=True)
+    tail = start_ns + n_buckets * width_ns
+    gaps: dict[tuple[tuple[int, int], ...], list[int]] = {}
+    for p, pattern in enumerate(patterns):
+        edges = np.flatnonzero(np.diff(np.concatenate(([True], pattern, [True])).astype(np.int8)))
+        ranges = [(start_ns + int(a) * width_ns, start_ns + int(b) * width_ns) for a, b in edges.reshape(-1, 2)]
+        if tail < end_ns:
+            if ranges and ranges[-1][1] == tail:
+                ranges[-1] = (ranges[-1][0], end_ns)
+            else:
+                ranges.append((tail, end_ns))
+        if ranges:
+            gaps[tuple(ranges)] = order[np.asarray(which).reshape(-1) == p].tolist()
+    return gaps
+
+
+def _sample_index(shape: Shape, sample: str | None) -> int | None:
+    names = [entry.split("/", 1)[0] for entry in shape.sample_types]
+    if sample is None:
+        if not names:
+            return None
+        return names.index(shape.default_sample_type if shape.default_sample_type in names else names[-1])
+    return names.index(sample) if sample in names else None
+
+
+def _sample_indexes(store: Store, sample: str | None) -> dict[int, int]:
+    """For every known profile shape holding the sample type (or, with none asked, its default), its position."""
+    found: dict[int, int] = {}
+    for shape_id, shape in store.profiles.shapes().items():
+        index = _sample_index(shape, sample)
+        if index is not None:
+            found[shape_id] = index
+    return found
+
+
+def _check_sample(store: Store, rows: IntArray, sample: str | None) -> tuple[str, str]:
+    """The sample type's name and unit; refuse a sample type that the matched profiles do not have."""
     sample_type, unit = sample or "", ""
-    for shape_id in sorted(shape_ids):
+    for shape_id in np.unique(rows[:, 1]).tolist():
         shape = store.profiles.shape(shape_id)
-        names = [entry.split("/", 1)[0] for entry in shape.sample_types]
-        if sample is None:
-            default = shape.default_sample_type if shape.default_sample_type in names else names[-1]
-            index = names.index(default)
-        elif sample in names:
-            index = names.index(sample)
-        else:
-            raise InvalidParameter(
-                "sample", f"unknown sample type {sample!r}; this profile type has {', '.join(names)}"
-            )
-        wanted.add(shape_id * 16 + index)
+        index = _sample_index(shape, sample)
+        if index is None:
+            names = ", ".join(entry.split("/", 1)[0] for entry in shape.sample_types)
+            raise InvalidParameter("sample", f"unknown sample type {sample!r}; this profile type has {names}")
         sample_type, _, unit = shape.sample_types[index].partition("/")
-    return wanted, sample_type, unit
+    return sample_type, unit

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
@@ -83,23 +83,31 @@ class ProfileTable:
         self._shapes[shape_id] = shape
         return shape_id
 
+    def shapes(self) -> dict[int, Shape]:
+        """Every stored shape (few: one per distinct set of sample types), read afresh."""
+        self._load_shapes()
+        return dict(self._shapes)
+
     def shape(self, shape_id: int) -> Shape:
         found = self._shapes.get(shape_id)
         if found is None:
-            with self._engine.connect() as conn:
-                for sid, ptype, stypes, default in conn.execute(
-                    select(
-                        ProfileShape.id,
-                        ProfileShape.period_type,
-                        ProfileShape.sample_types,
-                        ProfileShape.default_sample_type,
-                    )
-                ):
-                    shape = Shape(ptype, tuple(stypes.split(",")) if stypes else (), default)
-                    self._shapes[int(sid)] = shape
-                    self._shape_ids.setdefault(shape, int(sid))
+            self._load_shapes()
             found = self._shapes[shape_id]
         return found
+
+    def _load_shapes(self) -> None:
+        with self._engine.connect() as conn:
+            for sid, ptype, stypes, default in conn.execute(
+                select(
+                    ProfileShape.id,
+                    ProfileShape.period_type,
+                    ProfileShape.sample_types,
+                    ProfileShape.default_sample_type,
+                )
+            ):
+                shape = Shape(ptype, tuple(stypes.split(",")) if stypes else (), default)
+                self._shapes[int(sid)] = shape
+                self._shape_ids.setdefault(shape, int(sid))
 
     def insert(self, row: dict[str, Any], blob: bytes, also: Callable[[Connection], None] | None = None) -> int:
         """One transaction: a profile row never exists without its blob (``also`` joins the transaction)."""
@@ -180,37 +188,3 @@ class TooManyRows(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} rows")
         self.limit = limit
-
-
-def totals_rows(
-    engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int
-) -> list[tuple[Any, ...]]:
-    """(series, shape, time, totals) of raw profiles in ``[start, end)``: the trend lines, no blobs read.
-
-    Raises :class:`TooManyRows` when there are more than ``limit``; an index-only
-    count comes first, so a query far over the limit is refused without reading
-    (and decoding) millions of rows.
-    """
-    rows: list[tuple[Any, ...]] = []
-    with engine.connect() as conn:
-        counted = 0
-        for part in chunks(list(series_ids), 500):
-            counted += int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(ProfileRow)
-                    .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
-                ).scalar_one()
-            )
-            if counted > limit:
-                raise TooManyRows(limit)
-        for part in chunks(list(series_ids), 500):
-            query = (
-                select(ProfileRow.series_id, ProfileRow.shape_id, ProfileRow.time_ns, ProfileRow.totals)
-                .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
-                .limit(limit - len(rows) + 1)
-            )
-            rows.extend(tuple(row) for row in conn.execute(query))
-            if len(rows) > limit:
-                break
-    return rows
