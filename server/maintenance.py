@@ -15,26 +15,45 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from server.retention import apply_retention
 from server.settings import Settings
 from server.store.repository import Store
-from server.store.rollups import DAY_S, HOUR_S, bucket_of
+from server.store.rollups import DAY_S, HOUR_S, NS, bucket_of
 
 log = logging.getLogger(__name__)
+
+
+#: A bucket counts as closed this long after its end, so a profile of its last seconds still in flight
+#: (scraped before the hour turned, committed just after) lands before the rollup is built.
+CLOSE_GRACE_NS = 120 * NS
 
 
 def build_rollups(store: Store, now_ns: int | None = None) -> dict[str, int]:
     """Build every missing rollup of a closed bucket: hours from raw profiles, then days from hours.
 
-    Late data deletes the rollups it lands in, so this is also the back-fill.
+    Each run scans only raw profiles newer than the last run's watermark;
+    late data behind it marks its hour dirty at ingest, so this is also the
+    back-fill. A build deferred by a concurrent writer keeps the watermark
+    where it was, so the next run tries it again.
     """
-    now = time.time_ns() if now_ns is None else now_ns
-    written = {"hourly": 0, "daily": 0}
-    for series_id, bucket in store.rollups.pending(HOUR_S, bucket_of(now, HOUR_S)):
-        written["hourly"] += store.rollups.build(series_id, HOUR_S, bucket)
+    now = (time.time_ns() - CLOSE_GRACE_NS) if now_ns is None else now_ns
+    closed_hour, closed_day = bucket_of(now, HOUR_S), bucket_of(now, DAY_S)
+    written = {"hourly": 0, "daily": 0, "deferred": 0}
+    scan = store.rollups.pending_hours(closed_hour)
+    for series_id, bucket in scan.pairs:
+        _count(written, "hourly", store.rollups.try_build(series_id, HOUR_S, bucket))
     # A day is rolled from its hours, so only once every hour of it is (its last hour has closed).
-    for series_id, bucket in store.rollups.pending(DAY_S, bucket_of(now, DAY_S)):
-        written["daily"] += store.rollups.build(series_id, DAY_S, bucket)
-    if written["hourly"] or written["daily"]:
+    for series_id, bucket in store.rollups.pending_days(closed_day, scan):
+        _count(written, "daily", store.rollups.try_build(series_id, DAY_S, bucket))
+    if not written["deferred"]:  # else the next run scans the same range again
+        store.rollups.finish_scan(scan, closed_hour)
+    if written["hourly"] or written["daily"] or written["deferred"]:
         log.info("rollups built", extra=written)
     return written
+
+
+def _count(written: dict[str, int], width: str, built: int | None) -> None:
+    if built is None:
+        written["deferred"] += 1
+    else:
+        written[width] += built
 
 
 class Maintenance:

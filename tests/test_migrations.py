@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
-from server.migrate import upgrade
+from server.migrate import alembic_config, upgrade
 from server.store.models import Base
 
 
@@ -26,3 +27,44 @@ def test_migrations_match_models(database_url: str) -> None:
 def test_upgrade_is_idempotent(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)
+
+
+def test_rollup_blobs_move_out_of_rollups_and_back(database_url: str) -> None:
+    """0006 moves each rollup's samples into ``rollup_blobs`` without losing one, and its downgrade moves them back."""
+    config = alembic_config(database_url)
+    command.downgrade(config, "0005")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO series (id, kind, labels_hash, labels) VALUES (1, 'cpu', 7, '{}')"))
+            conn.execute(
+                text(
+                    "INSERT INTO profile_shapes (id, hash, period_type, sample_types, default_sample_type)"
+                    " VALUES (1, 9, '', '', '')"
+                )
+            )
+            for rid in (1, 2):
+                conn.execute(
+                    text(
+                        "INSERT INTO rollups (id, series_id, width_s, bucket_ns, shape_id, profiles, duration_ns,"
+                        " period, samples, totals, max_totals, data)"
+                        " VALUES (:id, 1, 3600, :bucket, 1, 1, 0, 1, 0, '[1]', '[1]', :data)"
+                    ),
+                    {"id": rid, "bucket": rid * 3600, "data": b"samples-%d" % rid},
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            moved = conn.execute(text("SELECT rollup_id, data FROM rollup_blobs ORDER BY rollup_id")).all()
+            assert [(int(r), bytes(d)) for r, d in moved] == [(1, b"samples-1"), (2, b"samples-2")]
+            assert "data" not in {c["name"] for c in inspect(conn).get_columns("rollups")}
+        with engine.begin() as conn:  # the key cascades: a deleted rollup takes its blob along
+            if conn.dialect.name == "sqlite":
+                conn.execute(text("PRAGMA foreign_keys=ON"))
+            conn.execute(text("DELETE FROM rollups WHERE id = 2"))
+            assert conn.execute(text("SELECT count(*) FROM rollup_blobs")).scalar_one() == 1
+        command.downgrade(config, "0005")
+        with engine.connect() as conn:
+            assert [bytes(d) for (d,) in conn.execute(text("SELECT data FROM rollups"))] == [b"samples-1"]
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, select
 
 from server.maintenance import build_rollups
 from server.pprof import decode
@@ -15,8 +16,9 @@ from server.query.diff import compare, diff_top
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.settings import Settings
+from server.store.models import RollupDirty
 from server.store.repository import Store
-from server.store.rollups import DAY_S, HOUR_S, NS
+from server.store.rollups import DAY_S, HOUR_S, NS, SCAN_KEY, read_state
 from tests.helpers import push
 from tests.oracle import pprof_top
 from tests.tools import DATA
@@ -104,14 +106,31 @@ def test_late_data_invalidates_then_rebuilds(filled: Store, client: TestClient, 
     (series,) = [s.id for s in filled.series.all() if s.labels["file"] == "f1"]
     assert filled.rollups.list([series], HOUR_S, DAY0 * NS, DAY0 * NS), "the first hour of day 0 is rolled up"
     push(client, FILES[1], time=str(DAY0 + 1200), label="file=f1")
+    with filled.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(RollupDirty)).scalar_one() == 1
     assert not filled.rollups.list([series], HOUR_S, DAY0 * NS, DAY0 * NS), "late data drops its hour's rollup"
     assert not filled.rollups.list([series], DAY_S, DAY0 * NS, DAY0 * NS), "and its day's"
     before = service.top(filled, settings, _query(0, 86_400, True))
     assert before == service.top(filled, settings, _query(0, 86_400, False))
     assert before["profiles"] == 1 + sum(1 for offset, _ in TIMELINE if 0 <= offset <= 86_400)
     written = build_rollups(filled, now_ns=(DAY0 + 4 * DAY_S) * NS)
-    assert written == {"hourly": 1, "daily": 1}
+    assert written == {"hourly": 1, "daily": 1, "deferred": 0}  # behind the scan watermark: found as dirty
     assert service.top(filled, settings, _query(0, 86_400, True)) == before
+    assert build_rollups(filled, now_ns=(DAY0 + 4 * DAY_S) * NS) == {"hourly": 0, "daily": 0, "deferred": 0}
+
+
+def test_each_run_scans_from_the_watermark(filled: Store, client: TestClient) -> None:
+    """A run reads raw profiles only past the last run's watermark; new closed hours are still found."""
+    end = (DAY0 + 4 * DAY_S) * NS
+    with filled.engine.connect() as conn:
+        assert read_state(conn, SCAN_KEY) == end  # the fixture's run scanned up to its closed hour
+    push(client, FILES[0], time=str(DAY0 + 4 * DAY_S + 10), label="file=f0")  # a new hour, after the watermark
+    with filled.engine.begin() as conn:  # it is in the past, so ingest marked it dirty too: find it by the scan alone
+        conn.execute(delete(RollupDirty))
+    assert build_rollups(filled, now_ns=end + 3600 * NS)["hourly"] == 1
+    with filled.engine.connect() as conn:
+        assert read_state(conn, SCAN_KEY) == end + 3600 * NS
+        assert conn.execute(select(func.count()).select_from(RollupDirty)).scalar_one() == 0
 
 
 def test_rollup_blob_holds_every_sample_type(filled: Store) -> None:

@@ -29,7 +29,7 @@ from server.store.database import chunks
 from server.store.models import (
     FunctionRow,
     ProfileBlob,
-    Rollup,
+    RollupBlob,
     SampleKey,
     SampleLabelset,
     StackNode,
@@ -59,13 +59,13 @@ def _keys_in(conn: Connection, id_column: Any, data_column: Any, above: int, upt
 
 def _mark(conn: Connection, profiles_above: int, profiles_upto: int, rollups_above: int, rollups_upto: int) -> IntArray:
     found = _keys_in(conn, ProfileBlob.profile_id, ProfileBlob.data, profiles_above, profiles_upto)
-    found += _keys_in(conn, Rollup.id, Rollup.data, rollups_above, rollups_upto)
+    found += _keys_in(conn, RollupBlob.rollup_id, RollupBlob.data, rollups_above, rollups_upto)
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
 def _highest(conn: Connection) -> tuple[int, int]:
     profiles = conn.execute(select(func.max(ProfileBlob.profile_id))).scalar() or 0
-    rollups = conn.execute(select(func.max(Rollup.id))).scalar() or 0
+    rollups = conn.execute(select(func.max(RollupBlob.rollup_id))).scalar() or 0
     return int(profiles), int(rollups)
 
 

@@ -220,7 +220,36 @@ class Rollup(Base):
     samples: Mapped[int] = mapped_column(Integer)
     totals: Mapped[list[int]] = mapped_column(JSON)
     max_totals: Mapped[list[int]] = mapped_column(JSON)  # the largest single profile's totals, for max trends
+
+
+class RollupBlob(Base):
+    """A rollup's merged samples, apart from its row: trends read many rollup rows and no samples.
+
+    With the blob inline, a week's fleet trend read every rollup's samples off
+    disk just to reach its totals (10 µs a row on SQLite); apart, the rollup
+    rows are a narrow table, like ``profiles`` beside ``profile_blobs``.
+    """
+
+    __tablename__ = "rollup_blobs"
+
+    rollup_id: Mapped[int] = mapped_column(ForeignKey("rollups.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RollupDirty(Base):
+    """An hour that took a profile after it closed: its rollups were dropped and must be built again.
+
+    The maintenance job scans raw profiles only from a time watermark on
+    (``store_state.rollup_scan_ns``); late data behind the watermark is found
+    here instead, so a run costs the new hour, not the whole raw retention.
+    Written in the late profile's own transaction, so none is missed.
+    """
+
+    __tablename__ = "rollup_dirty"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    series_id: Mapped[int] = mapped_column(BigInteger)
+    bucket_ns: Mapped[int] = mapped_column(BigInteger)
 
 
 class StoreState(Base):

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, delete, or_, select, text
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from server.store import blob
-from server.store.database import chunks, insert_ignoring_conflicts
-from server.store.models import ProfileBlob, ProfileRow, Rollup
+from server.store.database import chunks, insert_returning
+from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
 from server.store.profiles import ProfileMeta, ProfileTable
 
 log = logging.getLogger(__name__)
+#: ``store_state`` key: raw profiles before this time have been scanned for rollups (late ones are dirty rows).
+SCAN_KEY = "rollup_scan_ns"
 
 HOUR_S = 3600
 DAY_S = 86400
@@ -33,6 +35,16 @@ def bucket_of(time_ns: int, width_s: int) -> int:
     return time_ns - time_ns % (width_s * NS)
 
 
+@dataclass(frozen=True)
+class HourScan:
+    """One run's view of what needs rolling up: pairs to build, the dirty rows it answers, where it scanned from."""
+
+    pairs: list[tuple[int, int]]
+    dirty_ids: list[int]
+    late_days: set[tuple[int, int]]
+    since_ns: int
+
+
 def lock_series(conn: Connection, series_id: int) -> None:
     """Serialise rollup builds and late-data invalidation per series (PostgreSQL; SQLite writers already are)."""
     if conn.dialect.name == "postgresql":
@@ -40,8 +52,13 @@ def lock_series(conn: Connection, series_id: int) -> None:
 
 
 def invalidate(conn: Connection, series_id: int, time_ns: int) -> None:
-    """A profile arrived for a bucket that may be rolled up already: drop its hour's and day's rollups."""
+    """A profile arrived for a bucket that may be rolled up already: drop its hour's and day's rollups.
+
+    The hour is also marked dirty, so the next rollup run rebuilds it even
+    though it lies behind the scan watermark.
+    """
     lock_series(conn, series_id)
+    conn.execute(insert(RollupDirty).values(series_id=series_id, bucket_ns=bucket_of(time_ns, HOUR_S)))
     conn.execute(
         delete(Rollup).where(
             Rollup.series_id == series_id,
@@ -73,29 +90,55 @@ class RollupTable:
         self._engine = engine
         self._profiles = profiles
 
-    def pending(self, width_s: int, closed_before_ns: int, since_ns: int = 0) -> list[tuple[int, int]]:
-        """(series, bucket) pairs with data in closed buckets but no rollup of this width yet."""
-        width = width_s * NS
-        if width_s == HOUR_S:
-            source = select(ProfileRow.series_id, ProfileRow.time_ns - ProfileRow.time_ns % width).where(
-                ProfileRow.time_ns < closed_before_ns, ProfileRow.time_ns >= since_ns
-            )
-        else:
-            source = select(Rollup.series_id, Rollup.bucket_ns - Rollup.bucket_ns % width).where(
-                Rollup.width_s == HOUR_S, Rollup.bucket_ns < closed_before_ns, Rollup.bucket_ns >= since_ns
-            )
+    def pending_hours(self, closed_before_ns: int) -> HourScan:
+        """Closed hours with raw profiles and no hourly rollup: new ones past the watermark, and dirty ones."""
+        width = HOUR_S * NS
         with self._engine.connect() as conn:
-            candidates = {(int(s), int(b)) for s, b in conn.execute(source.distinct())}
-            done = {
-                (int(s), int(b))
-                for s, b in conn.execute(
-                    select(Rollup.series_id, Rollup.bucket_ns).where(Rollup.width_s == width_s).distinct()
+            since = read_state(conn, SCAN_KEY)
+            new = select(ProfileRow.series_id, ProfileRow.time_ns - ProfileRow.time_ns % width).where(
+                ProfileRow.time_ns >= since, ProfileRow.time_ns < closed_before_ns
+            )
+            candidates = {(int(s), int(b)) for s, b in conn.execute(new.distinct())}
+            dirty = conn.execute(
+                select(RollupDirty.id, RollupDirty.series_id, RollupDirty.bucket_ns).where(
+                    RollupDirty.bucket_ns < closed_before_ns
                 )
-            }
+            ).all()
+            late = {(int(s), int(b)) for _, s, b in dirty}
+            done = _existing(conn, HOUR_S, candidates | late)
+        return HourScan(
+            pairs=sorted((candidates | late) - done, key=lambda pair: (pair[1], pair[0])),
+            dirty_ids=[int(row[0]) for row in dirty],
+            late_days={(s, bucket_of(b, DAY_S)) for s, b in late},
+            since_ns=since,
+        )
+
+    def pending_days(self, closed_before_ns: int, scan: HourScan) -> list[tuple[int, int]]:
+        """Closed days with hourly rollups and no daily one, among the days the hour scan could have changed."""
+        width = DAY_S * NS
+        first_day = bucket_of(scan.since_ns, DAY_S)
+        with self._engine.connect() as conn:
+            source = select(Rollup.series_id, Rollup.bucket_ns - Rollup.bucket_ns % width).where(
+                Rollup.width_s == HOUR_S, Rollup.bucket_ns < closed_before_ns, Rollup.bucket_ns >= first_day
+            )
+            candidates = {(int(s), int(b)) for s, b in conn.execute(source.distinct())}
+            candidates |= {(s, b) for s, b in scan.late_days if b < closed_before_ns}
+            done = _existing(conn, DAY_S, candidates)
         return sorted(candidates - done, key=lambda pair: (pair[1], pair[0]))
 
+    def finish_scan(self, scan: HourScan, watermark_ns: int) -> None:
+        """Move the watermark and forget the dirty hours this run rebuilt (later ones keep their own rows)."""
+        with self._engine.begin() as conn:
+            for part in chunks(scan.dirty_ids, 500):
+                conn.execute(delete(RollupDirty).where(RollupDirty.id.in_(part)))
+            conn.execute(update(StoreState).where(StoreState.key == SCAN_KEY).values(value=watermark_ns))
+
     def build(self, series_id: int, width_s: int, bucket_ns: int) -> int:
-        """Merge one bucket into rollup rows (one per shape); returns how many were written.
+        """Merge one bucket into rollup rows (one per shape); returns how many were written."""
+        return max(0, self.try_build(series_id, width_s, bucket_ns) or 0)
+
+    def try_build(self, series_id: int, width_s: int, bucket_ns: int) -> int | None:
+        """Like :meth:`build`, but None when another writer held the series and the build must be retried.
 
         Reading the inputs and writing the rollup happen in one transaction, so
         a late profile cannot slip in between (SQLite refuses the write on a
@@ -107,14 +150,23 @@ class RollupTable:
                 lock_series(conn, series_id)
                 parts = self._inputs(conn, series_id, width_s, bucket_ns, end_ns)
                 rows = [self._merge(series_id, width_s, bucket_ns, group) for group in _by_shape(parts).values()]
-                insert_ignoring_conflicts(conn, Rollup.__table__, rows)  # type: ignore[arg-type]
+                data = {row["shape_id"]: row.pop("data") for row in rows}
+                written = insert_returning(
+                    conn,
+                    Rollup.__table__,  # type: ignore[arg-type]
+                    rows,
+                    (Rollup.id, Rollup.shape_id),
+                )
+                blobs = [{"rollup_id": int(rid), "data": data[int(shape_id)]} for rid, shape_id in written]
+                if blobs:
+                    conn.execute(insert(RollupBlob), blobs)
         except OperationalError as exc:
             # Only contention is expected here (another writer won the race); anything else is a real fault.
             if not any(word in str(exc.orig).lower() for word in ("locked", "busy", "serializ", "deadlock")):
                 raise
             log.info("rollup deferred", extra={"series_id": series_id, "bucket_ns": bucket_ns, "error": str(exc.orig)})
-            return 0
-        return len(rows)
+            return None
+        return len(written)
 
     def _inputs(
         self, conn: Connection, series_id: int, width_s: int, bucket_ns: int, end_ns: int
@@ -126,11 +178,15 @@ class RollupTable:
                 .where(ProfileRow.series_id == series_id, ProfileRow.time_ns >= bucket_ns, ProfileRow.time_ns < end_ns)
             )
             return [(self._profiles.meta(row[:8]), bytes(row[8])) for row in conn.execute(query)]
-        hourly = select(*_COLUMNS, Rollup.data).where(
-            Rollup.series_id == series_id,
-            Rollup.width_s == HOUR_S,
-            Rollup.bucket_ns >= bucket_ns,
-            Rollup.bucket_ns < end_ns,
+        hourly = (
+            select(*_COLUMNS, RollupBlob.data)
+            .join(RollupBlob, RollupBlob.rollup_id == Rollup.id)
+            .where(
+                Rollup.series_id == series_id,
+                Rollup.width_s == HOUR_S,
+                Rollup.bucket_ns >= bucket_ns,
+                Rollup.bucket_ns < end_ns,
+            )
         )
         return [(self._meta(tuple(row)[:11]), bytes(tuple(row)[11])) for row in conn.execute(hourly)]
 
@@ -181,9 +237,23 @@ class RollupTable:
         found: dict[int, bytes] = {}
         with self._engine.connect() as conn:
             for part in chunks(list(rollup_ids), 500):
-                query = select(Rollup.id, Rollup.data).where(Rollup.id.in_(part))
+                query = select(RollupBlob.rollup_id, RollupBlob.data).where(RollupBlob.rollup_id.in_(part))
                 found.update({int(rid): bytes(data) for rid, data in conn.execute(query)})
         return found
+
+
+def _existing(conn: Connection, width_s: int, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which of these (series, bucket) pairs already have a rollup of this width (asked per bucket, not per row)."""
+    buckets = sorted({bucket for _, bucket in pairs})
+    found: set[tuple[int, int]] = set()
+    for part in chunks(buckets, 500):
+        query = select(Rollup.series_id, Rollup.bucket_ns).where(Rollup.width_s == width_s, Rollup.bucket_ns.in_(part))
+        found.update((int(s), int(b)) for s, b in conn.execute(query.distinct()))
+    return found & pairs
+
+
+def read_state(conn: Connection, key: str) -> int:
+    return int(conn.execute(select(StoreState.value).where(StoreState.key == key)).scalar() or 0)
 
 
 def _by_shape(parts: list[tuple[ProfileMeta, bytes]]) -> dict[int, list[tuple[ProfileMeta, bytes]]]:
