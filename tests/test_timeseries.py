@@ -110,13 +110,17 @@ def test_rollup_holes_edges_and_days_give_the_raw_answer(client: TestClient, sto
     hourly = len(store.rollups.list(series, 3600, T0 * NS, (T0 + 30 * 3600) * NS))
     assert 0 < hourly < 3 * 30  # holes: b's hour 5 invalidated, c's first 20 hours, the open hour
     settings = client.app.state.settings  # type: ignore[attr-defined]
-    for step, to in (("1h", T0 + 30 * 3600 - 1), ("1d", T0 + 2 * 86_400 - 1)):
-        query = ProfileQuery.parse("goroutine", None, str(T0), str(to))
+    windows = [("1h", T0, T0 + 30 * 3600 - 1), ("1d", T0, T0 + 2 * 86_400 - 1)]
+    windows += [("1h", T0 + 1234, T0 + 29 * 3600 + 77), ("2h", T0 + 3599, T0 + 20 * 3600), ("1d", T0 + 7, T0 + 86_500)]
+    for step, since, to in windows:  # the last three start and end mid-bucket: raw edges on both sides
+        query = ProfileQuery.parse("goroutine", None, str(since), str(to))
         for group_by in ("instance", "service"):
             for aggregation in ("avg", "sum", "max"):
                 rolled = timeseries(store, settings, query, step, [group_by], aggregation)
                 raw = timeseries(store, settings, replace(query, rollups=False), step, [group_by], aggregation)
-                assert rolled == raw and rolled["series"], (step, group_by, aggregation)
+                assert rolled == raw and rolled["series"], (step, since, group_by, aggregation)
+                first = rolled["series"][0]["points"][0][0]
+                assert first % rolled["step"] == 0 and first <= since  # steps sit on multiples of the step
     by_instance = _series(
         client,
         type="goroutine",

@@ -52,15 +52,18 @@ def timeseries(
         raise InvalidParameter("aggregation", f"{aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
     start_ns, end_ns = query.start_ns, query.end_ns + 1
     step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points)
+    origin_ns = start_ns - start_ns % step_ns  # steps on multiples of the step, as Prometheus and Grafana draw them
     matched, sample_selector = split_selector(store, query)
     series = {s.id: s for s in matched}
     if not series:
         return {"step": step_ns / NS, "sample_type": query.sample, "unit": "", "aggregation": aggregation, "series": []}
     series_names = {name for s in store.series.all() if s.kind == query.kind for name in s.labels}
     if sample_selector.matchers or any(name not in series_names for name in group_by):
-        return samples_timeseries(store, settings, query, step_ns, group_by, aggregation, series, sample_selector)
+        return samples_timeseries(
+            store, settings, query, origin_ns, step_ns, group_by, aggregation, series, sample_selector
+        )
     # Per stored series and step: sum, count and max of the chosen sample type.
-    cells, sample_type, unit = _collect(store, settings, query, sorted(series), step_ns)
+    cells, sample_type, unit = _collect(store, settings, query, sorted(series), origin_ns, step_ns)
     sids, buckets, sums, counts, maxima = (cells[:, i] for i in range(5))
     if aggregation == "avg":
         values = sums / np.maximum(counts, 1)
@@ -78,7 +81,7 @@ def timeseries(
     totals = np.zeros(keys.shape[0], dtype=np.float64)
     np.add.at(totals, inverse, values)
     groups_of_key, buckets_of_key = np.divmod(keys, width)
-    times = (start_ns + buckets_of_key * step_ns) / NS
+    times = (origin_ns + buckets_of_key * step_ns) / NS
     bounds = np.searchsorted(groups_of_key, np.arange(len(group_index) + 1))
     lines = []
     for key, g in sorted(group_index.items()):
@@ -123,6 +126,7 @@ def samples_timeseries(
     store: Store,
     settings: Settings,
     query: ProfileQuery,
+    origin_ns: int,
     step_ns: int,
     group_by: list[str],
     aggregation: str,
@@ -135,7 +139,7 @@ def samples_timeseries(
     and ``sum`` may use hourly rollups when the step is whole hours.
     """
     start_ns, end_ns = query.start_ns, query.end_ns + 1
-    whole_hours = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
+    whole_hours = step_ns % (HOUR_S * NS) == 0  # then every step is whole hours from origin: no rollup straddles two
     use_rollups = query.rollups and whole_hours and aggregation != "max"
     parts = plan(
         store, list(series), start_ns, end_ns, settings.max_query_profiles, rollups=use_rollups, max_width_s=HOUR_S
@@ -145,7 +149,7 @@ def samples_timeseries(
     cells: dict[tuple[int, int, tuple[tuple[str, str], ...]], list[float]] = {}
     profiles_in: dict[tuple[int, int], int] = defaultdict(int)
     for part, keys, part_values in sample_columns(store, parts, sample_type):
-        bucket = (part.time_ns - start_ns) // step_ns
+        bucket = (part.time_ns - origin_ns) // step_ns
         profiles_in[(part.series_id, bucket)] += part.profiles
         _, labelsets = store.sample_keys.resolve(keys)
         values = part_values
@@ -171,32 +175,32 @@ def samples_timeseries(
             groups[key][bucket] += cell_total / count
         else:
             groups[key][bucket] += cell_total if aggregation == "sum" else peak
-    return _answer(groups, start_ns, step_ns, sample_type, unit, aggregation)
+    return _answer(groups, origin_ns, step_ns, sample_type, unit, aggregation)
 
 
 def _collect(
-    store: Store, settings: Settings, query: ProfileQuery, series_ids: list[int], step_ns: int
+    store: Store, settings: Settings, query: ProfileQuery, series_ids: list[int], origin_ns: int, step_ns: int
 ) -> tuple[IntArray, str, str]:
     """Cells of (series, step, sum, count, max), one per series and step with data.
 
     Whole-hour steps read rollup buckets where they exist and raw profiles for
-    the rest of each series' range (the open hour, late data not yet rolled
-    up); other steps read raw profiles. The database does the per-row work
-    (:mod:`server.store.trends`).
+    the rest of each series' range (the edges of the range, the open hour,
+    late data not yet rolled up); other steps read raw profiles. The database
+    does the per-row work (:mod:`server.store.trends`).
     """
     start_ns, end_ns = query.start_ns, query.end_ns + 1
     index_by_shape = _sample_indexes(store, query.sample)
     parts: list[IntArray] = []  # (series, shape, step, count, sum, max, missing)
     gaps: dict[tuple[tuple[int, int], ...], list[int]] = {((start_ns, end_ns),): list(series_ids)}
-    aligned = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
-    if aligned and query.rollups:
-        width = DAY_S if step_ns % (DAY_S * NS) == 0 and start_ns % (DAY_S * NS) == 0 else HOUR_S
-        n_buckets = (end_ns - start_ns) // (width * NS)
+    if step_ns % (HOUR_S * NS) == 0 and query.rollups:
+        width_ns = (DAY_S if step_ns % (DAY_S * NS) == 0 else HOUR_S) * NS
+        first = -(-start_ns // width_ns) * width_ns  # whole buckets inside the range
+        n_buckets = (end_ns - first) // width_ns
         if n_buckets > 0:
-            last = start_ns + (n_buckets - 1) * width * NS
-            rows = rollup_cells(store.engine, width, series_ids, index_by_shape, start_ns, last)
-            gaps = _uncovered(rows, series_ids, start_ns, end_ns, width * NS, n_buckets)
-            rows[:, 2] = (rows[:, 2] - start_ns) // step_ns
+            last = first + (n_buckets - 1) * width_ns
+            rows = rollup_cells(store.engine, width_ns // NS, series_ids, index_by_shape, first, last)
+            gaps = _uncovered(rows, series_ids, (start_ns, end_ns), first, width_ns, n_buckets)
+            rows[:, 2] = (rows[:, 2] - origin_ns) // step_ns
             parts.append(rows)
     limit = settings.max_timeseries_raw_profiles
     try:
@@ -206,7 +210,7 @@ def _collect(
                 counted += count_raw(store.engine, members, gap_start, gap_end, limit - counted)
         for ranges, members in gaps.items():
             for gap_start, gap_end in ranges:
-                parts.append(raw_cells(store.engine, members, index_by_shape, gap_start, gap_end, start_ns, step_ns))
+                parts.append(raw_cells(store.engine, members, index_by_shape, gap_start, gap_end, origin_ns, step_ns))
     except TooManyRows:
         raise TooExpensive(
             f"this trend reads more than {limit} raw profiles; use a step of whole hours (1h, 1d), "
@@ -228,22 +232,30 @@ def _collect(
 
 
 def _uncovered(
-    rows: IntArray, series_ids: list[int], start_ns: int, end_ns: int, width_ns: int, n_buckets: int
+    rows: IntArray, series_ids: list[int], span: tuple[int, int], first_ns: int, width_ns: int, n_buckets: int
 ) -> dict[tuple[tuple[int, int], ...], list[int]]:
-    """Per series, the time ranges no rollup covers, with series sharing the same ranges put together.
+    """Per series, the parts of ``span`` no rollup covers, with series sharing the same parts put together.
 
-    Usually every series misses just the open bucket at the end, so the raw
-    reads are one statement for the whole fleet.
+    The whole buckets run from ``first_ns``; the span's edges before and
+    after them are raw for every series. Usually every series misses just the
+    edges and the open bucket, so the raw reads are one statement per range
+    for the whole fleet.
     """
+    start_ns, end_ns = span
     order = np.array(series_ids, dtype=np.int64)
     covered = np.zeros((order.shape[0], n_buckets), dtype=bool)
-    covered[np.searchsorted(order, rows[:, 0]), (rows[:, 2] - start_ns) // width_ns] = True
+    covered[np.searchsorted(order, rows[:, 0]), (rows[:, 2] - first_ns) // width_ns] = True
     patterns, which = np.unique(covered, axis=0, return_inverse=True)
-    tail = start_ns + n_buckets * width_ns
+    tail = first_ns + n_buckets * width_ns
     gaps: dict[tuple[tuple[int, int], ...], list[int]] = {}
     for p, pattern in enumerate(patterns):
         edges = np.flatnonzero(np.diff(np.concatenate(([True], pattern, [True])).astype(np.int8)))
-        ranges = [(start_ns + int(a) * width_ns, start_ns + int(b) * width_ns) for a, b in edges.reshape(-1, 2)]
+        ranges = [(first_ns + int(a) * width_ns, first_ns + int(b) * width_ns) for a, b in edges.reshape(-1, 2)]
+        if start_ns < first_ns:
+            if ranges and ranges[0][0] == first_ns:
+                ranges[0] = (start_ns, ranges[0][1])
+            else:
+                ranges.insert(0, (start_ns, first_ns))
         if tail < end_ns:
             if ranges and ranges[-1][1] == tail:
                 ranges[-1] = (ranges[-1][0], end_ns)
