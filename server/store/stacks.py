@@ -28,6 +28,10 @@ IntArray = npt.NDArray[np.int64]
 ROOT = 0
 
 
+#: Unknown nodes at which ``ensure`` reads every node up to the highest one in one query.
+BULK_LOAD = 2000
+
+
 class StackTree:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -138,13 +142,34 @@ class StackTree:
             while frontier.size:
                 self._grow(int(frontier[-1]) + 1)
                 missing = frontier[~self.known[frontier]]
-                if missing.size:
+                if missing.size > BULK_LOAD:
+                    # A cold cache (a fresh process): ancestors always have smaller ids than their
+                    # children, so one range read loads them all, instead of a query per depth level.
+                    self._load_upto(int(missing[-1]))
+                elif missing.size:
                     self._load(missing.tolist())
                     lost = frontier[~self.known[frontier]]
                     if lost.size:
                         raise LookupError(f"stack nodes {lost[:5].tolist()} are missing from the database")
                 parents = np.unique(self.parent[frontier])
                 frontier = parents[parents > ROOT]
+
+    def _load_upto(self, highest: int) -> None:
+        columns = (StackNode.id, StackNode.parent_id, StackNode.function_id, StackNode.depth, StackNode.recursive)
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(*columns).where(StackNode.id <= highest)).all()
+        if not rows:
+            return
+        table = np.array([tuple(row) for row in rows], dtype=np.int64).reshape(-1, 5)
+        nodes = table[:, 0]
+        self._grow(int(nodes.max()) + 1)
+        self.parent[nodes] = table[:, 1]
+        self.function[nodes] = table[:, 2]
+        self.depth[nodes] = table[:, 3]
+        self.recursive[nodes] = table[:, 4].astype(bool)
+        self.known[nodes] = True
+        keys = zip(table[:, 1].tolist(), table[:, 2].tolist(), strict=True)
+        self._children.update(zip(keys, nodes.tolist(), strict=True))
 
     def _load(self, ids: list[int]) -> None:
         with self._engine.connect() as conn:
