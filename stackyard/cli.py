@@ -50,12 +50,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.auth.binding import InsecureBind, check_bind
     from server.migrate import upgrade
     from stackyard.runtime import build_server
 
     settings = _settings(args)
-    upgrade(settings.database_url)
     app = build_server(settings, args.config)
+    try:
+        warning = check_bind(settings.host, bool(app.state.tokens), args.insecure)
+    except InsecureBind as exc:
+        print(f"stackyard: {exc}", file=sys.stderr)
+        return 2
+    if warning:
+        log.warning(warning, extra={"host": settings.host})
+    upgrade(settings.database_url)
     log.info(
         "serving",
         extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
@@ -126,7 +134,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
                     labels=labels,
                     interval_s=parse_duration_ns(args.interval, "interval") / 1e9,
                     profiles=tuple(ProfileSpec(kind.strip()) for kind in kinds),
-                )
+                ),
+                settings.network_policy(),
             )
             created = store.targets.create(target)
             print(f"added target {created.id}: {created.url} (service {created.service})")
@@ -200,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", type=Path, help="YAML config file with scrape_configs (docs/config.md)")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without API tokens")
     serve.set_defaults(func=cmd_serve)
 
     migrate = with_db(sub.add_parser("migrate", help="bring the database schema up to date"))
