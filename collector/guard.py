@@ -22,7 +22,7 @@ import httpcore
 import httpx
 
 from collector.errors import TargetRefused
-from server.netpolicy import NetworkPolicy, normalise
+from server.netpolicy import NetworkPolicy, normalise, numeric_host
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -54,7 +54,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             tried.add(str(address))
             why = self._policy.why_not(address)
             if why is not None:
-                numeric = host.strip("[]") == str(address)
+                numeric = numeric_host(host) == address
                 refusals.append(f"{address} is {why}" if numeric else f"{host} resolves to {address}, which is {why}")
                 continue
             try:
