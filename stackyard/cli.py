@@ -189,6 +189,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """A new token and the entry to configure for it; only the entry (a digest) goes into settings."""
+    import json
+
+    from server.auth.tokens import digest, new_token
+
+    token = new_token()
+    entry = {"name": args.name, "scopes": sorted(set(args.scope)), "sha256": digest(token)}
+    print(f"token: {token}")
+    print(f"entry: {json.dumps(entry)}")
+    print("Keep the token secret; add the entry to STACKYARD_AUTH_TOKENS or the config file's auth.tokens.")
+    return 0
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -239,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(func=cmd_targets)
 
     querycli.add_parser(sub)
+
+    token = sub.add_parser("token", help="create an API token and print the entry to configure for it")
+    token.add_argument("name", help="who uses it (shows in logs, never in responses)")
+    token.add_argument(
+        "--scope", action="append", required=True, choices=["read", "ingest", "admin"], help="repeatable"
+    )
+    token.set_defaults(func=cmd_token)
 
     ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
     ingest.add_argument("files", nargs="+", metavar="FILE")

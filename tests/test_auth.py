@@ -263,3 +263,18 @@ def test_serve_on_loopback_says_access_control_is_off(tmp_path: Path) -> None:
         pass
     assert process.stderr is not None
     assert "access control is off, so serving on loopback only" in process.stderr.read()
+
+
+def test_token_command_prints_a_token_and_its_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from stackyard.cli import main
+
+    assert main(["token", "ci", "--scope", "ingest", "--scope", "read"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    token = lines[0].removeprefix("token: ")
+    entry = TokenEntry.model_validate(json.loads(lines[1].removeprefix("entry: ")))
+    assert entry.name == "ci" and set(entry.scopes) == {Scope.INGEST, Scope.READ}
+    principal = TokenSet([entry]).authenticate(token)
+    assert principal is not None and principal.allows(Scope.INGEST)
+    assert token not in lines[1]
