@@ -159,6 +159,9 @@ def test_static_assets_and_login_page_are_open_pages_redirect(secured: TestClien
     assert secured.get("/js/login.js").status_code == 200
     assert secured.get("/css/app.css").status_code == 200
     assert secured.get("/favicon.svg").status_code == 200
+    # An asset-looking name outside the asset folders is not open (a page route could match it).
+    assert secured.get("/services/checkout.js").status_code == 401
+    assert secured.get("/api/v1/series.css").status_code == 401
     login = secured.get("/login.html")
     assert login.status_code == 200 and 'id="login-form"' in login.text
     page = secured.get("/index.html?x=1", headers={"Accept": "text/html,application/xhtml+xml"})
@@ -326,3 +329,29 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
         assert asyncio.run(push({})) == (0, 0, 1)
         series = httpx.get(f"{live.url}/api/v1/series", headers=headers).json()
         assert [s["labels"]["service"] for s in series["series"]] == ["pushed"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/healthz", None),
+        ("HEAD", "/js/explore.js", None),
+        ("GET", "/login", None),
+        ("GET", "/", Scope.READ),
+        ("GET", "/explore", Scope.READ),
+        ("GET", "/metrics", Scope.READ),
+        ("GET", "/api/v1/goroutines", Scope.READ),
+        ("POST", "/api/v1/ingest", Scope.INGEST),
+        ("PUT", "/api/v1/goroutines/ingest", Scope.INGEST),
+        ("POST", "/api/v1/targets", Scope.ADMIN),
+        ("PUT", "/api/v1/rules/cpu-high", Scope.ADMIN),
+        ("DELETE", "/api/v1/receivers/slack", Scope.ADMIN),
+        ("PATCH", "/api/v1/alerts/3", Scope.ADMIN),
+        ("POST", "/api/v1/ingestion-settings", Scope.ADMIN),  # "ingest" must be a whole segment
+        ("PATCH", "/api/v1/ingest", Scope.ADMIN),
+        ("POST", "/healthz", Scope.ADMIN),
+        ("TRACE", "/", Scope.ADMIN),
+    ],
+)
+def test_policy_table(method: str, path: str, scope: Scope | None) -> None:
+    assert required_scope(method, path) == scope

@@ -4,8 +4,9 @@ Deciding from the path rather than per router keeps one table to review and
 makes the safe answer the default: an unknown read of ``/api/...`` needs
 ``read``, an unknown write anywhere needs ``admin``. ``None`` means open.
 
-    GET/HEAD /healthz, /readyz, /login.html,
-             static assets (.js, .css, images, fonts)      open
+    GET/HEAD /healthz, /readyz, /login.html, /login,
+             static assets (.js, .css, images, fonts
+             under /css/, /js/, /img/, /fonts/)            open
     POST     /api/v1/login, /api/v1/logout                 open
     GET/HEAD anything else (API, pages, /metrics)          read
     POST/PUT any path with an ``ingest`` segment           ingest
@@ -18,7 +19,10 @@ from server.auth.tokens import Scope
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUSH_METHODS = frozenset({"POST", "PUT"})
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login.html", "/favicon.svg", "/favicon.ico"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login.html", "/login", "/favicon.svg", "/favicon.ico"})
+#: Assets are open only in these folders: a page route with a path parameter (``/services/{name}``)
+#: must not become open because someone asks for ``/services/x.js``.
+ASSET_DIRS = ("/css/", "/js/", "/img/", "/fonts/")
 OPEN_POSTS = frozenset({"/api/v1/login", "/api/v1/logout"})
 ASSET_SUFFIXES = (".js", ".mjs", ".css", ".map", ".svg", ".png", ".jpg", ".ico", ".woff", ".woff2")
 LOGIN_PAGE = "/login.html"
@@ -29,7 +33,7 @@ def is_api(path: str) -> bool:
 
 
 def is_asset(path: str) -> bool:
-    return not is_api(path) and path.lower().endswith(ASSET_SUFFIXES)
+    return path.startswith(ASSET_DIRS) and path.lower().endswith(ASSET_SUFFIXES)
 
 
 def required_scope(method: str, path: str) -> Scope | None:
