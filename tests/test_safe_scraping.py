@@ -244,3 +244,17 @@ def test_refusals_are_target_health_errors(server: RedirectingServer, sqlite_url
     assert states["redirect"].last_error == "refused: redirect to another host (169.254.169.254) not followed"
     assert states["normal"].up is True and states["normal"].last_error is None
     assert len(stored) == 1
+
+
+def test_cli_refuses_a_denied_address_and_a_bad_network_setting(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackyard.cli import main
+
+    args = ["targets", "add", "http://169.254.169.254/", "--service", "s", "--database-url", sqlite_url]
+    assert main(args) == 2
+    assert "url: refused: 169.254.169.254 is in the denied network 169.254.0.0/16" in capsys.readouterr().err
+    monkeypatch.setenv("STACKYARD_SCRAPE_DENY_NETWORKS", '["10.0.0.0/8", "not-a-network"]')
+    assert main(["targets", "list", "--database-url", sqlite_url]) == 2
+    err = capsys.readouterr().err
+    assert "invalid setting: scrape_deny_networks" in err and "not-a-network" in err
