@@ -51,10 +51,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from server.auth.tokens import TokenEntry
 from server.errors import InvalidParameter, StackyardError
 from server.labels import LABEL_NAME, MAX_LABEL_VALUE
 from server.targets import (
     DEFAULT_INTERVAL_S,
+    MAX_RESPONSE_BYTES_LIMIT,
     MIN_INTERVAL_S,
     PROFILE_PATHS,
     TIMED_KINDS,
@@ -394,6 +396,7 @@ class _ScrapeConfigModel(_Model):
     job_name: str = Field(min_length=1, max_length=256)
     scrape_interval: Interval = DEFAULT_INTERVAL_S
     scrape_timeout: Timeout | None = None
+    max_response_bytes: int | None = Field(default=None, gt=0, le=MAX_RESPONSE_BYTES_LIMIT)
     scheme: Literal["http", "https"] = "http"
     path_prefix: str = DEFAULT_PATH_PREFIX
     profiles: dict[str, _ProfileModel] = Field(default_factory=dict)
@@ -412,10 +415,21 @@ class _ScrapeConfigModel(_Model):
         return value
 
 
+class _TokenModel(_Model):
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[Literal["read", "ingest", "admin"]] = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class _AuthModel(_Model):
+    tokens: list[_TokenModel] = Field(default_factory=list)
+
+
 class _ConfigModel(_Model):
     """One field per top-level section."""
 
     scrape_configs: list[_ScrapeConfigModel] = Field(default_factory=list)
+    auth: _AuthModel | None = None
 
 
 _SD_FILE = TypeAdapter(list[_TargetGroupModel])
@@ -530,6 +544,7 @@ class JobDefaults:
     path_prefix: str = DEFAULT_PATH_PREFIX
     profiles: tuple[ProfileSpec, ...] = field(default_factory=default_profiles)
     auth: Auth | None = None
+    max_response_bytes: int | None = None
 
     def target(self, address: str, labels: Mapping[str, str], source: str) -> TargetSpec:
         """Build and check one target; raises :class:`InvalidParameter` naming what is wrong.
@@ -560,6 +575,7 @@ class JobDefaults:
                 path_prefix=self.path_prefix,
                 auth=self.auth,
                 source=source,
+                max_response_bytes=self.max_response_bytes,
             )
         )
 
@@ -579,6 +595,7 @@ class Config:
 
     targets: list[TargetSpec] = field(default_factory=list)
     file_sd: list[FileSDConfig] = field(default_factory=list)
+    auth_tokens: list[TokenEntry] = field(default_factory=list)
 
 
 def _read_secret(src: _Source, parts: KeyPath, name: str) -> str | None:
@@ -728,6 +745,7 @@ def _build_scrape_section(jobs: list[_ScrapeConfigModel], src: _Source) -> tuple
             path_prefix=model.path_prefix,
             profiles=_build_profiles(model, src, at),
             auth=_build_auth(model, src, at),
+            max_response_bytes=model.max_response_bytes,
         )
         for j, group in enumerate(model.static_configs):
             _add_group_targets(group, job, "config", src, (*at, "static_configs", j), seen, targets)
@@ -750,7 +768,8 @@ def load_config(path: Path) -> Config:
     model: _ConfigModel = _validate(_ConfigModel.model_validate, _ConfigModel, data, src)
     targets, file_sd = _build_scrape_section(model.scrape_configs, src)
     src.raise_if_any()
-    return Config(targets=targets, file_sd=file_sd)
+    tokens = [TokenEntry.model_validate(t.model_dump()) for t in (model.auth.tokens if model.auth else [])]
+    return Config(targets=targets, file_sd=file_sd, auth_tokens=tokens)
 
 
 # --------------------------------------------------------------------------- file-based service discovery

@@ -5,7 +5,8 @@
     ├── HTTPStatusError      "HTTP 500: <first line of the body>"
     ├── ConnectError         "connection refused", "connection reset", ...
     ├── ResponseTooLarge     "response larger than N bytes"
-    └── InvalidProfile       "not a pprof profile: <decoder message>"
+    ├── InvalidProfile       "not a pprof profile: <decoder message>"
+    └── TargetRefused        "refused: 169.254.169.254 is in the denied network 169.254.0.0/16"
 
 ``reason`` is a short fixed word for metrics labels.
 """
@@ -39,3 +40,9 @@ class ResponseTooLarge(ScrapeError):
 
 class InvalidProfile(ScrapeError):
     reason = "invalid_profile"
+
+
+class TargetRefused(ScrapeError):
+    """The network policy or the redirect rules forbid this request: "refused: <why>"."""
+
+    reason = "refused"

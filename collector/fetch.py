@@ -23,7 +23,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from collector.errors import ConnectError, HTTPStatusError, ResponseTooLarge, ScrapeError, ScrapeTimeout
+from collector.errors import (
+    ConnectError,
+    HTTPStatusError,
+    ResponseTooLarge,
+    ScrapeError,
+    ScrapeTimeout,
+    TargetRefused,
+)
+from collector.guard import GuardedTransport
+from server.netpolicy import NetworkPolicy
 from server.targets import Auth, TargetSpec
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -35,12 +44,21 @@ class FetchLimits:
     max_in_flight: int = 64
     max_per_host: int = 9  # seven kinds, plus two delta requests overlapping the next ones
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_redirects: int = 3
 
 
 class Fetcher:
-    def __init__(self, limits: FetchLimits | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    """``transport`` replaces the guarded network path (tests of protocol handling); ``policy`` guards it."""
+
+    def __init__(
+        self,
+        limits: FetchLimits | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: NetworkPolicy | None = None,
+    ) -> None:
         self.limits = limits or FetchLimits()
         self._transport = transport
+        self._policy = policy or NetworkPolicy()
         self._clients: dict[tuple[str, tuple[str | None, str | None, str | None, bool]], httpx.AsyncClient] = {}
         self._global = asyncio.Semaphore(self.limits.max_in_flight)
         self._default_tls = ssl.create_default_context()
@@ -63,17 +81,20 @@ class Fetcher:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
                 verify = context
+            limits = httpx.Limits(
+                max_connections=self.limits.max_per_host, max_keepalive_connections=self.limits.max_per_host
+            )
             client = httpx.AsyncClient(
-                transport=self._transport,
+                transport=self._transport or GuardedTransport(self._policy, verify, limits),
                 verify=verify,
+                # Redirects are followed by ``_get``, which refuses those to another host.
                 follow_redirects=False,
+                trust_env=False,
                 # No httpx timeouts: ``get`` bounds the whole request (a CPU profile legitimately
                 # keeps the connection silent for its whole duration).
                 timeout=None,
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(
-                    max_connections=self.limits.max_per_host, max_keepalive_connections=self.limits.max_per_host
-                ),
+                limits=limits,
             )
             self._clients[key] = client
         return client
@@ -110,27 +131,16 @@ class Fetcher:
 
     async def _get(self, target: TargetSpec, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None) -> bytes:
         client = self._client(target.instance, target.auth)
-        limit = self.limits.max_response_bytes
+        limit = target.max_response_bytes or self.limits.max_response_bytes
+        current = httpx.URL(url)
         try:
-            async with client.stream("GET", url, headers=headers, auth=auth) as response:
-                if response.status_code != 200:
-                    body = (await _read_some(response, 512)).decode("utf-8", "replace").strip().splitlines()
-                    detail = f": {body[0][:200]}" if body else ""
-                    if response.is_redirect:
-                        detail = f": redirect to {response.headers.get('location', '?')} not followed"
-                    raise HTTPStatusError(response.status_code, f"HTTP {response.status_code}{detail}")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > limit:
-                    raise ResponseTooLarge(f"response larger than {limit} bytes ({declared} declared)")
-                chunks: list[bytes] = []
-                size = 0
-                # Raw bytes: Go serves gzip as the body itself, and the decoder bounds decompression.
-                async for chunk in response.aiter_raw():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ResponseTooLarge(f"response larger than {limit} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+            for hop in range(self.limits.max_redirects + 1):
+                async with client.stream("GET", current, headers=headers, auth=auth) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = _next_hop(current, response.headers["location"], hop, self.limits.max_redirects)
+                        continue
+                    return await _read_body(response, limit)
+            raise AssertionError("unreachable: the last hop either returns or raises")
         except ScrapeError:
             raise
         except httpx.ConnectError as exc:
@@ -146,6 +156,46 @@ class Fetcher:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+
+def _next_hop(current: httpx.URL, location: str, hop: int, max_redirects: int) -> httpx.URL:
+    """Where a redirect leads, if it may be followed: same host, http or https, within the hop limit.
+
+    A redirect to another host would let any target send the scraper
+    anywhere (the network policy still guards every connection, but the
+    target should not choose where its scrape goes).
+    """
+    try:
+        target = current.join(location)
+    except httpx.InvalidURL:
+        raise TargetRefused(f"refused: redirect to an invalid URL {location[:200]!r}") from None
+    if target.scheme not in ("http", "https"):
+        raise TargetRefused(f"refused: redirect to scheme {target.scheme!r} not followed (only http and https)")
+    if target.host.lower() != current.host.lower():
+        raise TargetRefused(f"refused: redirect to another host ({target.host}) not followed")
+    if hop >= max_redirects:
+        raise TargetRefused(f"refused: more than {max_redirects} redirects")
+    return target
+
+
+async def _read_body(response: httpx.Response, limit: int) -> bytes:
+    """The body of a 200 within ``limit`` bytes; anything else becomes the sentence a targets page shows."""
+    if response.status_code != 200:
+        body = (await _read_some(response, 512)).decode("utf-8", "replace").strip().splitlines()
+        detail = f": {body[0][:200]}" if body else ""
+        raise HTTPStatusError(response.status_code, f"HTTP {response.status_code}{detail}")
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(f"response larger than {limit} bytes ({declared} declared)")
+    chunks: list[bytes] = []
+    size = 0
+    # Raw bytes: Go serves gzip as the body itself, and the decoder bounds decompression.
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(f"response larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _read_some(response: httpx.Response, limit: int) -> bytes:

@@ -139,6 +139,13 @@ class HttpPushSink:
         except httpx.HTTPError as exc:
             log.warning("push failed", extra={"url": self._url, "error": str(exc), "outcome": "retry"})
             return "retry"
+        if response.status_code in (401, 403):
+            # A missing or wrong STACKYARD_API_TOKEN is fixed by the operator, not by the profile:
+            # keep it buffered (bounded) rather than drop every profile until then.
+            log.error(
+                "push unauthorized; check STACKYARD_API_TOKEN", extra={"url": self._url, "status": response.status_code}
+            )
+            return "retry"
         if response.status_code in (408, 429) or response.status_code >= 500:
             log.warning("push failed", extra={"url": self._url, "status": response.status_code, "outcome": "retry"})
             return "retry"

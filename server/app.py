@@ -10,7 +10,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, health, ingest, labels, metrics, profiles, query, targets
+from server.api import errors, health, ingest, labels, login, metrics, profiles, query, targets
+from server.auth.middleware import AuthMiddleware, failure_counter
+from server.auth.tokens import TokenSet
+from server.limits import limit_rejections
 from server.migrate import ROOT
 from server.scraping import Scraper
 from server.settings import Settings
@@ -55,8 +58,12 @@ def create_app(
     app.state.store = the_store
     app.state.scraper = scraper
     app.state.metrics_registry = metrics_registry or CollectorRegistry()
+    limit_rejections(app.state.metrics_registry)  # every store limit in /metrics from the start, at zero
+    app.state.tokens = TokenSet(settings.auth_tokens)
+    # Every request, routed or static, passes the access policy (server/auth/policy.py).
+    app.add_middleware(AuthMiddleware, tokens=app.state.tokens, failures=failure_counter(app.state.metrics_registry))
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics):
+    for module in (health, ingest, query, profiles, labels, targets, metrics, login):
         app.include_router(module.router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

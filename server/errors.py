@@ -7,7 +7,9 @@
     │   └── InvalidTarget       (422) a scrape target that cannot be scraped (bad URL, scheme, labels)
     ├── NotFound                (404) no such profile, series or target
     ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
-    └── TooExpensive            (422) a query that would read more than the limits allow
+    ├── TooExpensive            (422) a query that would read more than the limits allow
+    └── LimitExceeded           (400, 413 or 422) a store limit (labels, series per service, profile size);
+                                ``limit`` names it for stackyard_limit_rejections_total
 
 Profile decoding errors come from :mod:`server.pprof.errors` and are mapped
 alongside these (400, and 413 for the decompressed-size limit).
@@ -55,3 +57,10 @@ class PayloadTooLarge(StackyardError):
 
 class TooExpensive(StackyardError):
     status_code = 422
+
+
+class LimitExceeded(StackyardError):
+    def __init__(self, limit: str, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.status_code = status_code

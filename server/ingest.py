@@ -10,8 +10,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from server.errors import InvalidParameter, PayloadTooLarge
+from prometheus_client import Counter
+
+from server.errors import InvalidParameter, LimitExceeded, PayloadTooLarge
 from server.labels import check_labels
+from server.limits import StoreLimits
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileTooLargeError
 from server.pprof.header import Header, infer_kind_of
@@ -46,9 +49,30 @@ def ingest(
     labels: dict[str, str],
     kind: str | None = None,
     time_ns: int | None = None,
+    rejections: Counter | None = None,
+) -> IngestResult:
+    """Decode, check and store one profile; ``rejections`` counts refusals by store limit."""
+    try:
+        return _ingest(store, settings, data, labels, kind, time_ns)
+    except LimitExceeded as exc:
+        if rejections is not None:
+            rejections.labels(exc.limit).inc()
+        log.info("ingest", extra={"outcome": "rejected", "limit": exc.limit, "service": labels.get("service")})
+        raise
+
+
+def _ingest(
+    store: Store,
+    settings: Settings,
+    data: bytes,
+    labels: dict[str, str],
+    kind: str | None,
+    time_ns: int | None,
 ) -> IngestResult:
     started = time.perf_counter()
-    check_labels(labels)
+    limits = StoreLimits.of(settings)
+    limits.check_labels(labels)
+    check_labels(labels, max_value=limits.label_value_length)
     check_kind(kind)
     if not data:
         raise InvalidParameter("body", "empty body: expected a pprof profile (gzip-compressed or not)")
@@ -58,6 +82,7 @@ def ingest(
         columns = decode_columns(data, settings.max_decompressed_bytes)
     except ProfileTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from None
+    limits.check_profile(columns)
     header = Header.of(columns)
     if not header.sample_types:
         raise InvalidParameter("body", "malformed profile: it declares no sample types")
@@ -74,7 +99,7 @@ def ingest(
         raise InvalidParameter(
             "time", f"{format_time(when)} is older than the raw retention ({settings.retention_raw})"
         )
-    stored = store.write(columns, kind, labels, when)
+    stored = store.write(columns, kind, labels, when, max_series_per_service=limits.series_per_service)
     log.info(
         "ingest",
         extra={

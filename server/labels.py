@@ -10,7 +10,7 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_LABEL_VALUE = 1024
 
 
-def check_labels(labels: dict[str, str], parameter: str = "label") -> dict[str, str]:
+def check_labels(labels: dict[str, str], parameter: str = "label", max_value: int = MAX_LABEL_VALUE) -> dict[str, str]:
     for name, value in labels.items():
         if not LABEL_NAME.fullmatch(name):
             raise InvalidParameter(
@@ -18,8 +18,8 @@ def check_labels(labels: dict[str, str], parameter: str = "label") -> dict[str, 
             )
         if name.startswith("__"):
             raise InvalidParameter(parameter, f"label names starting with __ are reserved: {name!r}")
-        if len(value) > MAX_LABEL_VALUE:
-            raise InvalidParameter(parameter, f"the value of {name!r} is longer than {MAX_LABEL_VALUE} characters")
+        if len(value) > max_value:
+            raise InvalidParameter(parameter, f"the value of {name!r} is longer than {max_value} characters")
     if not labels.get("service"):
         raise InvalidParameter("service", "every profile needs a service name")
     return labels

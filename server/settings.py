@@ -7,10 +7,14 @@ configured servers in one process.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.auth.tokens import TokenEntry
+from server.netpolicy import DEFAULT_DENY_NETWORKS, NetworkPolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/stackyard.db"
 
@@ -48,6 +52,35 @@ class Settings(BaseSettings):
         10_000, gt=0, description="profiles a pushing collector holds while the server is away"
     )
 
+    # Access control (docs/config.md#access-control).
+    auth_tokens: list[TokenEntry] = Field(
+        default_factory=list, description='JSON list of {"name", "scopes", "sha256"}; empty: no auth, loopback only'
+    )
+    auth_cookie_max_age: float = Field(7 * 86400, gt=0, description="seconds the dashboard's login cookie lasts")
+    api_token: SecretStr | None = Field(None, description="token sent to a remote server (collect, query)")
+
+    # Safe scraping (docs/config.md#scrape-networks).
+    scrape_allow_networks: list[str] = Field(
+        default_factory=list, description="if not empty, targets must resolve into one of these networks"
+    )
+    scrape_deny_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENY_NETWORKS), description="targets resolving here are refused"
+    )
+    scrape_max_redirects: int = Field(3, ge=0, le=10, description="same-host redirects a scrape follows")
+
+    # Limits that protect the store (docs/config.md#store-limits).
+    max_labels_per_series: int = Field(32, gt=0, description="labels of one series, service included")
+    max_label_name_length: int = Field(128, gt=0, le=256, description="the store's column holds 256")
+    max_label_value_length: int = Field(1024, gt=0)
+    max_series_per_service: int = Field(10_000, gt=0, description="series (kind x label set) one service may have")
+    max_profile_samples: int = Field(1_000_000, gt=0, description="samples of one profile, after decoding")
+    max_profile_locations: int = Field(1_000_000, gt=0, description="locations of one profile, after decoding")
+
+    @field_validator("scrape_allow_networks", "scrape_deny_networks")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(value.strip(), strict=False)) for value in values]
+
     @field_validator("retention_raw", "retention_hourly", "retention_daily")
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -63,6 +96,9 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
         return value
+
+    def network_policy(self) -> NetworkPolicy:
+        return NetworkPolicy(self.scrape_allow_networks, self.scrape_deny_networks)
 
     def sqlite_path(self) -> Path | None:
         """The database file for a SQLite URL, so the CLI can create its folder."""

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from server.errors import InvalidTarget
 from server.labels import LABEL_NAME
+from server.netpolicy import NetworkPolicy
 
 #: Path of each profile kind under the target's pprof prefix.
 PROFILE_PATHS = {
@@ -33,6 +34,8 @@ TIMED_KINDS = frozenset({"cpu"}) | DELTA_KINDS
 DEFAULT_INTERVAL_S = 15.0
 MIN_INTERVAL_S = 1.0
 MAX_SNAPSHOT_TIMEOUT_S = 10.0
+#: A per-target response limit may raise the global one, up to this.
+MAX_RESPONSE_BYTES_LIMIT = 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class TargetSpec:
     paused: bool = False
     id: int | None = None
     source: str = "api"
+    max_response_bytes: int | None = None  # None: the global scrape_max_response_bytes
 
     @property
     def key(self) -> str:
@@ -142,8 +146,12 @@ def in_shard(target: TargetSpec, shard: int, shards: int) -> bool:
     return stable_hash(target.url) % shards == shard
 
 
-def check_target(target: TargetSpec) -> TargetSpec:
-    """Reject what cannot be scraped, naming the field; returns the target unchanged."""
+def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> TargetSpec:
+    """Reject what cannot be scraped, naming the field; returns the target unchanged.
+
+    With a ``policy``, a URL whose host is an address the policy refuses is
+    rejected here; host names are checked when the scraper resolves them.
+    """
     if any(c.isspace() or ord(c) < 32 for c in target.url):
         raise InvalidTarget("url", "must not contain spaces or control characters")
     try:
@@ -157,6 +165,10 @@ def check_target(target: TargetSpec) -> TargetSpec:
         raise InvalidTarget("url", f"{target.url!r} has no host")
     if port == 0:
         raise InvalidTarget("url", "port 0 is not a valid target port")
+    if policy is not None:
+        refusal = policy.literal_refusal(parts.hostname)
+        if refusal is not None:
+            raise InvalidTarget("url", f"refused: {refusal}")
     if parts.query or parts.fragment:
         raise InvalidTarget("url", "give the base URL only (no query or fragment); set path_prefix for the pprof path")
     if not target.service or len(target.service) > 256:
@@ -170,6 +182,8 @@ def check_target(target: TargetSpec) -> TargetSpec:
         raise InvalidTarget("interval", f"must be between {MIN_INTERVAL_S:g}s and 24h")
     if target.timeout_s is not None and not 0 < target.timeout_s <= 3600:
         raise InvalidTarget("timeout", "must be positive and at most 1h")
+    if target.max_response_bytes is not None and not 0 < target.max_response_bytes <= MAX_RESPONSE_BYTES_LIMIT:
+        raise InvalidTarget("max_response_bytes", f"must be positive and at most {MAX_RESPONSE_BYTES_LIMIT}")
     seen: set[str] = set()
     for spec in target.profiles:
         if spec.kind not in PROFILE_PATHS:

@@ -50,12 +50,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.auth.binding import InsecureBind, check_bind
     from server.migrate import upgrade
     from stackyard.runtime import build_server
 
     settings = _settings(args)
-    upgrade(settings.database_url)
     app = build_server(settings, args.config)
+    try:
+        warning = check_bind(settings.host, bool(app.state.tokens), args.insecure)
+    except InsecureBind as exc:
+        print(f"stackyard: {exc}", file=sys.stderr)
+        return 2
+    if warning:
+        log.warning(warning, extra={"host": settings.host})
+    upgrade(settings.database_url)
     log.info(
         "serving",
         extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
@@ -126,7 +134,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
                     labels=labels,
                     interval_s=parse_duration_ns(args.interval, "interval") / 1e9,
                     profiles=tuple(ProfileSpec(kind.strip()) for kind in kinds),
-                )
+                ),
+                settings.network_policy(),
             )
             created = store.targets.create(target)
             print(f"added target {created.id}: {created.url} (service {created.service})")
@@ -180,6 +189,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """A new token and the entry to configure for it; only the entry (a digest) goes into settings."""
+    import json
+
+    from server.auth.tokens import digest, new_token
+
+    token = new_token()
+    entry = {"name": args.name, "scopes": sorted(set(args.scope)), "sha256": digest(token)}
+    print(f"token: {token}")
+    print(f"entry: {json.dumps(entry)}")
+    print("Keep the token secret; add the entry to STACKYARD_AUTH_TOKENS or the config file's auth.tokens.")
+    return 0
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -200,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", type=Path, help="YAML config file with scrape_configs (docs/config.md)")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without API tokens")
     serve.set_defaults(func=cmd_serve)
 
     migrate = with_db(sub.add_parser("migrate", help="bring the database schema up to date"))
@@ -229,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(func=cmd_targets)
 
     querycli.add_parser(sub)
+
+    token = sub.add_parser("token", help="create an API token and print the entry to configure for it")
+    token.add_argument("name", help="who uses it (shows in logs, never in responses)")
+    token.add_argument(
+        "--scope", action="append", required=True, choices=["read", "ingest", "admin"], help="repeatable"
+    )
+    token.set_defaults(func=cmd_token)
 
     ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
     ingest.add_argument("files", nargs="+", metavar="FILE")

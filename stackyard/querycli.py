@@ -150,7 +150,12 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, client: httpx.Client | None = None) -> int:
     own = client is None
-    http = client or httpx.Client(base_url=args.server, timeout=60)
+    if client is None:
+        from server.auth.tokens import bearer_header
+        from server.settings import Settings
+
+        client = httpx.Client(base_url=args.server, timeout=60, headers=bearer_header(Settings().api_token))
+    http = client
     try:
         print(COMMANDS[args.view](http, args))
     except QueryFailed as exc:

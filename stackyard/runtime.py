@@ -17,7 +17,9 @@ from collector.manager import ScrapeManager, Shard
 from collector.metrics import CollectorMetrics
 from collector.sinks import HttpPushSink, InProcessSink, Sink
 from server.app import create_app
+from server.auth.tokens import bearer_header
 from server.ingest import ingest
+from server.limits import limit_rejections
 from server.settings import Settings
 from server.store.repository import Store
 from server.targets import ProfileSpec, TargetSpec
@@ -58,18 +60,24 @@ def fetcher_for(settings: Settings) -> Fetcher:
             max_in_flight=settings.scrape_max_in_flight,
             max_per_host=settings.scrape_max_per_host,
             max_response_bytes=settings.scrape_max_response_bytes,
-        )
+            max_redirects=settings.scrape_max_redirects,
+        ),
+        policy=settings.network_policy(),
     )
 
 
 def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
     """The API, the dashboard and an in-process scrape manager sharing one store."""
     config = load_config(config_path) if config_path else None
+    if config is not None and config.auth_tokens:
+        settings = settings.model_copy(update={"auth_tokens": [*settings.auth_tokens, *config.auth_tokens]})
     store = Store.from_url(settings.database_url)
     registry = CollectorRegistry()
 
+    rejections = limit_rejections(registry)
+
     def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
-        return ingest(store, settings, data, labels, kind, time_ns)
+        return ingest(store, settings, data, labels, kind, time_ns, rejections)
 
     manager = ScrapeManager(
         [store.targets.list, *config_sources(config)],
@@ -93,12 +101,12 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     )
 
 
-def remote_targets(push_url: str) -> TargetSource:
+def remote_targets(push_url: str, headers: dict[str, str] | None = None) -> TargetSource:
     """Targets registered on the remote server (through its API), for a pushing collector."""
     url = push_url.rstrip("/") + "/api/v1/targets"
 
     def fetch() -> list[TargetSpec]:
-        response = httpx.get(url, timeout=10)
+        response = httpx.get(url, timeout=10, headers=headers)
         response.raise_for_status()
         return [_target_from_json(item) for item in response.json()["targets"] if item.get("source") == "api"]
 
@@ -124,6 +132,7 @@ class _RemoteTarget(BaseModel):
     profiles: list[_RemoteProfile] = []
     path_prefix: str = "/debug/pprof"
     paused: bool = False
+    max_response_bytes: int | None = None
 
 
 def _target_from_json(item: dict[str, object]) -> TargetSpec:
@@ -139,6 +148,7 @@ def _target_from_json(item: dict[str, object]) -> TargetSpec:
         paused=remote.paused,
         id=remote.id,
         source="api",
+        max_response_bytes=remote.max_response_bytes,
     )
 
 
@@ -149,9 +159,12 @@ def build_collector(
     config = load_config(config_path) if config_path else None
     registry = CollectorRegistry()
     metrics = CollectorMetrics(registry)
-    sink: Sink = HttpPushSink(push_url, metrics, settings.push_buffer_size, settings.max_decompressed_bytes)
+    headers = bearer_header(settings.api_token)
+    sink: Sink = HttpPushSink(
+        push_url, metrics, settings.push_buffer_size, settings.max_decompressed_bytes, headers=headers
+    )
     manager = ScrapeManager(
-        [remote_targets(push_url), *config_sources(config)],
+        [remote_targets(push_url, headers), *config_sources(config)],
         sink,
         fetcher_for(settings),
         metrics,

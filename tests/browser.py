@@ -84,10 +84,10 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serving(database_url: str) -> Iterator[LiveServer]:
+def serving(database_url: str, **settings: Any) -> Iterator[LiveServer]:
     """Serve ``create_app`` on a free port (a fresh, migrated database) while the context lasts."""
     upgrade(database_url)
-    app = create_app(Settings(database_url=database_url, retention_raw="36500d"))
+    app = create_app(Settings(database_url=database_url, retention_raw="36500d", **settings))
     sock = free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

@@ -12,6 +12,7 @@ from server.api.deps import SettingsDep, StoreDep
 from server.errors import PayloadTooLarge
 from server.ingest import ingest
 from server.labels import parse_label_pairs
+from server.limits import limit_rejections
 from server.timeparse import format_time, parse_time_ns
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -46,7 +47,8 @@ async def push(
     labels["service"] = service
     time_ns = parse_time_ns(time, "time") if time else None
     body = await read_body(request, settings.max_body_bytes)
-    result = await run_in_threadpool(ingest, store, settings, body, labels, type, time_ns)
+    rejections = limit_rejections(request.app.state.metrics_registry)
+    result = await run_in_threadpool(ingest, store, settings, body, labels, type, time_ns, rejections)
     payload: dict[str, Any] = {
         "id": result.stored.id,
         "series": {"id": result.stored.series.id, "labels": result.stored.series.labels},

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import StoreDep
 from server.errors import InvalidParameter, InvalidTarget, StackyardError
+from server.netpolicy import NetworkPolicy
 from server.scraping import ScrapeHealth, Scraper
+from server.settings import Settings
 from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
 from server.timeparse import format_duration, format_time, parse_duration_ns
 
@@ -36,6 +38,7 @@ class TargetIn(BaseModel):
     profiles: list[str | ProfileIn] | None = None
     path_prefix: str = "/debug/pprof"
     paused: bool = False
+    max_response_bytes: int | None = None
 
 
 class TargetPatch(BaseModel):
@@ -48,6 +51,12 @@ class TargetPatch(BaseModel):
     profiles: list[str | ProfileIn] | None = None
     path_prefix: str | None = None
     paused: bool | None = None
+    max_response_bytes: int | None = None
+
+
+def _policy(request: Request) -> NetworkPolicy:
+    settings: Settings = request.app.state.settings
+    return settings.network_policy()
 
 
 def _seconds(text: str, field: str) -> float:
@@ -93,6 +102,7 @@ def target_json(target: TargetSpec, scraper: Scraper | None) -> dict[str, Any]:
         ],
         "path_prefix": target.path_prefix,
         "paused": target.paused,
+        "max_response_bytes": target.max_response_bytes,
         "source": target.source,
         "up": (all(ups) if ups else None) if not target.paused else None,
         "health": health,
@@ -116,7 +126,9 @@ def create_target(body: TargetIn, store: StoreDep, request: Request) -> dict[str
             profiles=_profiles(body.profiles),
             path_prefix=body.path_prefix,
             paused=body.paused,
-        )
+            max_response_bytes=body.max_response_bytes,
+        ),
+        _policy(request),
     )
     created = store.targets.create(target)
     scraper = _scraper(request)
@@ -159,7 +171,9 @@ def patch_target(target_id: int, body: TargetPatch, store: StoreDep, request: Re
         changes["path_prefix"] = body.path_prefix
     if body.paused is not None:
         changes["paused"] = body.paused
-    updated = store.targets.replace(check_target(replace(current, **changes)))
+    if body.max_response_bytes is not None:
+        changes["max_response_bytes"] = body.max_response_bytes
+    updated = store.targets.replace(check_target(replace(current, **changes), _policy(request)))
     scraper = _scraper(request)
     if scraper:
         scraper.targets_changed()

@@ -179,6 +179,7 @@ class TargetRow(Base):
     auth: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     paused: Mapped[bool] = mapped_column(Boolean)
     created_ns: Mapped[int] = mapped_column(BigInteger)
+    max_response_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TraceRow(Base):

@@ -73,7 +73,14 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
+    def write(
+        self,
+        columns: ProfileColumns,
+        kind: str,
+        labels: dict[str, str],
+        time_ns: int,
+        max_series_per_service: int | None = None,
+    ) -> StoredProfile:
         """Store a validated profile under the series (kind, labels).
 
         If garbage collection ran since the caches were filled, the ids they
@@ -84,11 +91,11 @@ class Store:
             with self.engine.connect() as conn:
                 self._epoch = read_epoch(conn)
         try:
-            return self._write(columns, kind, labels, time_ns)
+            return self._write(columns, kind, labels, time_ns, max_series_per_service)
         except _CachesStale as stale:
             self.reset_caches()
             self._epoch = stale.epoch
-            return self._write(columns, kind, labels, time_ns)
+            return self._write(columns, kind, labels, time_ns, max_series_per_service)
 
     def reset_caches(self) -> None:
         """Forget every cached id (after garbage collection, here or in another process)."""
@@ -98,15 +105,23 @@ class Store:
         self.sample_keys = SampleKeyTable(self.engine)
         self._epoch = None
 
-    def _write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
+    def _write(
+        self,
+        columns: ProfileColumns,
+        kind: str,
+        labels: dict[str, str],
+        time_ns: int,
+        max_series_per_service: int | None,
+    ) -> StoredProfile:
         header = Header.of(columns)
         n_types = len(header.sample_types)
         n_samples = columns.sample_loc_offsets.shape[0] - 1
         values = columns.sample_values.reshape(n_samples, n_types)
+        # The series first: a series past its service's limit is refused before any stack is written.
+        series = self.series.get_or_create(kind, labels, max_series_per_service)
         keys = self._sample_keys(columns)
         arrays = blob.aggregate(keys, values)
         totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
-        series = self.series.get_or_create(kind, labels)
         shape = Shape(
             str(header.period_type) if header.period_type else "",
             tuple(str(v) for v in header.sample_types),

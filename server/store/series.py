@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
+from server.errors import LimitExceeded
 from server.store.database import insert_ignoring_conflicts
 from server.store.keys import labels_hash
 from server.store.models import Series, SeriesLabel
@@ -25,12 +26,20 @@ class SeriesTable:
         self._by_key: dict[tuple[str, int], SeriesInfo] = {}
         self._lock = threading.Lock()
 
-    def get_or_create(self, kind: str, labels: dict[str, str]) -> SeriesInfo:
+    def get_or_create(self, kind: str, labels: dict[str, str], max_per_service: int | None = None) -> SeriesInfo:
+        """The series of (kind, labels), created if new, unless its service already has ``max_per_service``.
+
+        The count is taken in the creating transaction; writers in other
+        processes creating series of the same service at the same moment may
+        each pass it, so the limit can be overshot by their number, never more.
+        """
         key = (kind, labels_hash(labels))
         found = self._by_key.get(key)
         if found is not None:
             return found
         with self._lock, self._engine.begin() as conn:
+            if max_per_service is not None:
+                self._check_room(conn, kind, key[1], labels, max_per_service)
             insert_ignoring_conflicts(conn, Series.__table__, [{"kind": kind, "labels_hash": key[1], "labels": labels}])  # type: ignore[arg-type]
             series_id = conn.execute(
                 select(Series.id).where(Series.kind == kind, Series.labels_hash == key[1])
@@ -43,6 +52,25 @@ class SeriesTable:
         info = SeriesInfo(series_id, kind, dict(labels))
         self._by_key[key] = info
         return info
+
+    @staticmethod
+    def _check_room(conn: Connection, kind: str, digest: int, labels: dict[str, str], limit: int) -> None:
+        exists = conn.execute(select(Series.id).where(Series.kind == kind, Series.labels_hash == digest)).first()
+        if exists is not None:
+            return
+        service = labels.get("service", "")
+        count = conn.execute(
+            select(func.count())
+            .select_from(SeriesLabel)
+            .where(SeriesLabel.name == "service", SeriesLabel.value == service)
+        ).scalar_one()
+        if count >= limit:
+            raise LimitExceeded(
+                "series_per_service",
+                f"series limit: service {service!r} already has {count} series, the limit "
+                f"(max_series_per_service); a new label set or profile type is refused",
+                422,
+            )
 
     def all(self) -> list[SeriesInfo]:
         """Every series, read afresh: other processes may have created some.

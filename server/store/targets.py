@@ -29,6 +29,7 @@ def _row(target: TargetSpec) -> dict[str, Any]:
         "path_prefix": target.path_prefix,
         "auth": asdict(target.auth) if target.auth else None,
         "paused": target.paused,
+        "max_response_bytes": target.max_response_bytes,
     }
 
 
@@ -45,6 +46,7 @@ def _target(row: Any) -> TargetSpec:
         paused=bool(row.paused),
         id=int(row.id),
         source="api",
+        max_response_bytes=None if row.max_response_bytes is None else int(row.max_response_bytes),
     )
 
 

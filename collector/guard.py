@@ -1,0 +1,91 @@
+"""Connect only where the network policy allows: the check sits where the address is chosen.
+
+httpx lets the operating system resolve a host name when it connects, which
+is too late to look at the address and too early to see it. So scrape
+clients get a network backend that resolves the name itself, drops every
+address the policy refuses, and connects to a checked address (TLS still
+verifies the certificate against the name). A name that resolves to the
+metadata service, or a DNS answer that changes between registration and
+scrape, therefore reaches nothing it should not. Proxies from the
+environment are not used: through a proxy, the proxy would choose the address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Iterable
+
+import httpcore
+import httpx
+
+from collector.errors import TargetRefused
+from server.netpolicy import NetworkPolicy, normalise, numeric_host
+
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, policy: NetworkPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._policy = policy
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        refusals: list[str] = []
+        last_error: Exception | None = None
+        tried: set[str] = set()
+        for _family, _type, _proto, _name, sockaddr in infos:
+            address = normalise(ipaddress.ip_address(sockaddr[0]))
+            if str(address) in tried:
+                continue
+            tried.add(str(address))
+            why = self._policy.why_not(address)
+            if why is not None:
+                numeric = numeric_host(host) == address
+                refusals.append(f"{address} is {why}" if numeric else f"{host} resolves to {address}, which is {why}")
+                continue
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:  # try the next address, as the OS resolver path would
+                last_error = exc
+        if last_error is not None:
+            raise last_error
+        raise TargetRefused(f"refused: {refusals[0] if refusals else f'{host} resolves to no address'}")
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[SocketOption] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise TargetRefused("refused: Unix sockets are not scraped")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, with its connection pool built on :class:`GuardedBackend`."""
+
+    def __init__(self, policy: NetworkPolicy, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
+        # httpx exposes no network backend option; the pool it builds is replaced by an equal one that has ours.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy),
+        )

@@ -1,0 +1,54 @@
+"""``POST /api/v1/login`` and ``/logout``: the dashboard's token, kept in an HttpOnly cookie.
+
+The cookie holds the token itself (the server keeps no sessions to lose on a
+restart or to share between replicas); ``HttpOnly`` keeps page scripts from
+reading it, ``SameSite=Strict`` keeps other sites from sending it, and
+``Secure`` is set whenever the request came over HTTPS.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from server.api.deps import SettingsDep
+from server.api.errors import error_response
+from server.auth.middleware import COOKIE_NAME
+from server.auth.tokens import TokenSet
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    token: str = Field(min_length=1, max_length=4096)
+
+
+@router.post("/login")
+def login(body: LoginIn, request: Request, settings: SettingsDep) -> Response:
+    tokens: TokenSet = request.app.state.tokens
+    if not tokens:
+        return error_response(400, "authentication is not enabled on this server (no tokens configured)")
+    principal = tokens.authenticate(body.token)
+    if principal is None:
+        return error_response(401, "authentication required")
+    response = JSONResponse({"scopes": sorted(principal.scopes)})
+    response.set_cookie(
+        COOKIE_NAME,
+        body.token,
+        max_age=int(settings.auth_cookie_max_age),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout", status_code=204)
+def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(
+        COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+    return response
