@@ -7,7 +7,9 @@
     │   └── InvalidTarget       (422) a scrape target that cannot be scraped (bad URL, scheme, labels)
     ├── NotFound                (404) no such profile, series or target
     ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
-    └── TooExpensive            (422) a query that would read more than the limits allow
+    ├── TooExpensive            (422) a query that would read more than the limits allow
+    ├── Conflict                (409) an idempotency key reused for a different profile
+    └── DatabaseUnavailable     (503) the database cannot be reached (yet); retry later
 
 Profile decoding errors come from :mod:`server.pprof.errors` and are mapped
 alongside these (400, and 413 for the decompressed-size limit).
@@ -55,3 +57,15 @@ class PayloadTooLarge(StackyardError):
 
 class TooExpensive(StackyardError):
     status_code = 422
+
+
+class Conflict(StackyardError):
+    status_code = 409
+
+
+class DatabaseUnavailable(StackyardError):
+    status_code = 503
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"database unavailable: {reason}")
+        self.reason = reason

@@ -10,13 +10,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from server.errors import InvalidParameter, PayloadTooLarge
+from server.errors import Conflict, InvalidParameter, PayloadTooLarge
 from server.labels import check_labels
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileTooLargeError
 from server.pprof.header import Header, infer_kind_of
 from server.pprof.kinds import KINDS
 from server.settings import Settings
+from server.store import idempotency
 from server.store.repository import Store, StoredProfile
 from server.timeparse import format_time, parse_duration_ns
 
@@ -39,6 +40,15 @@ def check_kind(kind: str | None) -> str | None:
     return kind
 
 
+def check_idempotency_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise InvalidParameter(
+            "Idempotency-Key", f"expected 1 to {idempotency.MAX_KEY_LENGTH} printable ASCII characters"
+        )
+
+
 def ingest(
     store: Store,
     settings: Settings,
@@ -46,10 +56,12 @@ def ingest(
     labels: dict[str, str],
     kind: str | None = None,
     time_ns: int | None = None,
+    idempotency_key: str | None = None,
 ) -> IngestResult:
     started = time.perf_counter()
     check_labels(labels)
     check_kind(kind)
+    check_idempotency_key(idempotency_key)
     if not data:
         raise InvalidParameter("body", "empty body: expected a pprof profile (gzip-compressed or not)")
     if len(data) > settings.max_body_bytes:
@@ -74,11 +86,14 @@ def ingest(
         raise InvalidParameter(
             "time", f"{format_time(when)} is older than the raw retention ({settings.retention_raw})"
         )
-    stored = store.write(columns, kind, labels, when)
+    try:
+        stored = store.write(columns, kind, labels, when, idempotency_key)
+    except idempotency.KeyReused as exc:
+        raise Conflict(f"idempotency key: {exc}") from None
     log.info(
         "ingest",
         extra={
-            "outcome": "stored",
+            "outcome": "stored" if stored.created else "replayed",
             "profile_id": stored.id,
             "service": labels.get("service"),
             "kind": kind,

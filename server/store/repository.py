@@ -22,7 +22,7 @@ from server.pprof.columns import ProfileColumns
 from server.pprof.frames import expand
 from server.pprof.header import Header
 from server.pprof.identity import sample_keys
-from server.store import blob
+from server.store import blob, idempotency
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
@@ -50,6 +50,7 @@ class StoredProfile:
     time_ns: int
     samples: int
     totals: list[int]
+    created: bool = True  # False: an earlier write with the same idempotency key is what is returned
 
 
 class Store:
@@ -73,22 +74,53 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
+    def write(
+        self,
+        columns: ProfileColumns,
+        kind: str,
+        labels: dict[str, str],
+        time_ns: int,
+        idempotency_key: str | None = None,
+    ) -> StoredProfile:
         """Store a validated profile under the series (kind, labels).
 
         If garbage collection ran since the caches were filled, the ids they
         hold may be gone: the store transaction notices (``gc_epoch``), and the
         profile is resolved again with empty caches.
+
+        With an ``idempotency_key`` already stored, nothing is written and the
+        stored profile is returned (``created`` False); a retry costs one
+        indexed lookup, not a second resolve of every sample.
         """
+        key = idempotency.digest(idempotency_key) if idempotency_key is not None else None
+        if key is not None:
+            found = self._existing(key, kind, labels)
+            if found is not None:
+                return found
         if self._epoch is None:
             with self.engine.connect() as conn:
                 self._epoch = read_epoch(conn)
         try:
-            return self._write(columns, kind, labels, time_ns)
+            stored = self._write(columns, kind, labels, time_ns, key)
         except _CachesStale as stale:
             self.reset_caches()
             self._epoch = stale.epoch
-            return self._write(columns, kind, labels, time_ns)
+            stored = self._write(columns, kind, labels, time_ns, key)
+        if not stored.created and key is not None:
+            # Another writer stored this key between our lookup and our insert.
+            found = self._existing(key, kind, labels)
+            assert found is not None
+            return found
+        return stored
+
+    def _existing(self, key: str, kind: str, labels: dict[str, str]) -> StoredProfile | None:
+        meta = self.profiles.find_key(key)
+        if meta is None:
+            return None
+        series = self.series.get_or_create(kind, labels)
+        if meta.series_id != series.id:
+            raise idempotency.KeyReused(meta.id)
+        return StoredProfile(meta.id, series, meta.time_ns, meta.samples, meta.totals, created=False)
 
     def reset_caches(self) -> None:
         """Forget every cached id (after garbage collection, here or in another process)."""
@@ -98,7 +130,9 @@ class Store:
         self.sample_keys = SampleKeyTable(self.engine)
         self._epoch = None
 
-    def _write(self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int) -> StoredProfile:
+    def _write(
+        self, columns: ProfileColumns, kind: str, labels: dict[str, str], time_ns: int, key: str | None
+    ) -> StoredProfile:
         header = Header.of(columns)
         n_types = len(header.sample_types)
         n_samples = columns.sample_loc_offsets.shape[0] - 1
@@ -120,6 +154,7 @@ class Store:
             "period": header.period,
             "samples": n_samples,
             "totals": totals,
+            "idempotency_key": key,
         }
         late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
         epoch = self._epoch
@@ -131,8 +166,8 @@ class Store:
             if late:
                 invalidate(conn, series.id, time_ns)
 
-        profile_id = self.profiles.insert(row, blob.encode(arrays), also)
-        return StoredProfile(profile_id, series, time_ns, n_samples, totals)
+        profile_id, created = self.profiles.insert_once(row, blob.encode(arrays), also)
+        return StoredProfile(profile_id, series, time_ns, n_samples, totals, created)
 
     def _sample_keys(self, columns: ProfileColumns) -> IntArray:
         """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
