@@ -50,12 +50,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.migrate import upgrade
     from stackyard.runtime import build_server
 
     settings = _settings(args)
-    upgrade(settings.database_url)
-    app = build_server(settings, args.config)
+    app = build_server(settings, args.config)  # migrates at start, retrying while the database is away
     log.info(
         "serving",
         extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
@@ -180,6 +178,36 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Verify the store is consistent (after a crash, a restore, an upgrade); exit 1 when it is not."""
+    import time
+
+    from server.store.check import check_store
+    from server.store.database import make_engine
+    from server.timeparse import parse_duration_ns
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    now = time.time_ns()
+    try:
+        report = check_store(
+            engine,
+            blobs=not args.skip_blobs,
+            raw_since_ns=now - parse_duration_ns(settings.retention_raw),
+            hourly_since_ns=now - parse_duration_ns(settings.retention_hourly),
+        )
+    finally:
+        engine.dispose()
+    counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
+    if report.ok:
+        print(f"store consistent: {counts}")
+        return 0
+    print(f"store INCONSISTENT ({counts}):", file=sys.stderr)
+    for problem in report.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -229,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(func=cmd_targets)
 
     querycli.add_parser(sub)
+
+    check = with_db(sub.add_parser("check", help="verify the store is consistent (exit 1 if not)"))
+    check.add_argument("--skip-blobs", action="store_true", help="only row references; do not decode every blob")
+    check.set_defaults(func=cmd_check)
 
     ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
     ingest.add_argument("files", nargs="+", metavar="FILE")
