@@ -6,6 +6,7 @@ and ``start``), so the session's shared server is never disturbed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -15,10 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
+from collector.errors import InvalidProfile
+from collector.metrics import CollectorMetrics
+from collector.sinks import InProcessSink, ScrapedProfile
 from server.app import create_app
+from server.ingest import ingest
 from server.migrate import upgrade
 from server.settings import Settings
 from server.store.check import check_store
@@ -232,3 +238,42 @@ def test_postgres_stopped_mid_run_loses_and_doubles_nothing(pg: PostgresServer, 
     # And the outage was real: profiles scraped while PostgreSQL was down were written afterwards.
     outage_rows = {service: during[service] - after_outage.get(service, 0) for service in during}
     assert outage_rows["inproc"] >= 3 and outage_rows["pushed"] >= 3, outage_rows
+
+
+def test_the_in_process_buffer_drops_the_oldest_when_full_and_writes_the_rest(pg: PostgresServer) -> None:
+    url = _fresh_database(pg)
+    upgrade(url)
+    store = Store.from_url(url)
+    settings = Settings(database_url=url, retention_raw=TEST_RETENTION)
+    registry = CollectorRegistry()
+    metrics = CollectorMetrics(registry)
+
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
+        return ingest(store, settings, data, labels, kind, time_ns, key)
+
+    sink = InProcessSink(ingest_scraped, metrics, buffer_size=3, max_backoff_s=0.5)
+    times = [1_790_000_000 * 10**9 + n * 10**9 for n in range(5)]
+
+    async def scenario() -> None:
+        await sink.send(ScrapedProfile("heap", {"service": "buf"}, HEAP, times[0] - 10**9, "t"))  # stored at once
+        pg.pause()
+        for when in times:
+            await sink.send(ScrapedProfile("heap", {"service": "buf"}, HEAP, when, "t"))
+        assert sink.buffered() == 3
+        with pytest.raises(InvalidProfile):  # behind a backlog, a bad profile is still refused at once
+            await sink.send(ScrapedProfile("heap", {"service": "buf"}, b"not a profile", times[-1] + 1, "t"))
+        await asyncio.sleep(1.5)  # retries fail meanwhile, nothing is lost from the buffer
+        assert sink.buffered() == 3
+        await asyncio.to_thread(pg.resume)
+        await sink.close(deadline_s=30)
+
+    try:
+        asyncio.run(scenario())
+        with store.engine.connect() as conn:
+            stored = [int(t) for t in conn.execute(select(ProfileRow.time_ns).order_by(ProfileRow.time_ns)).scalars()]
+    finally:
+        store.close()
+    assert sink.buffered() == 0
+    assert registry.get_sample_value("stackyard_sink_dropped_total") == 2
+    assert registry.get_sample_value("stackyard_sink_sent_total") == 4
+    assert stored == [times[0] - 10**9, *times[2:]]  # the two oldest buffered ones were dropped, in order otherwise
