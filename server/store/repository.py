@@ -88,15 +88,12 @@ class Store:
         hold may be gone: the store transaction notices (``gc_epoch``), and the
         profile is resolved again with empty caches.
 
-        With an ``idempotency_key`` already stored, nothing is written and the
-        stored profile is returned (``created`` False); a retry costs one
-        indexed lookup, not a second resolve of every sample.
+        With an ``idempotency_key`` already stored, no profile is written and
+        the stored one is returned (``created`` False). The unique index
+        decides, in the writing transaction, rather than a lookup first: that
+        would cost every write a query to speed up only the rare retry.
         """
         key = idempotency.digest(idempotency_key) if idempotency_key is not None else None
-        if key is not None:
-            found = self._existing(key, kind, labels)
-            if found is not None:
-                return found
         if self._epoch is None:
             with self.engine.connect() as conn:
                 self._epoch = read_epoch(conn)
@@ -107,7 +104,6 @@ class Store:
             self._epoch = stale.epoch
             stored = self._write(columns, kind, labels, time_ns, key)
         if not stored.created and key is not None:
-            # Another writer stored this key between our lookup and our insert.
             found = self._existing(key, kind, labels)
             assert found is not None
             return found
