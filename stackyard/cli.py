@@ -290,6 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from server.availability import describe, is_unavailable
+
+        if not is_unavailable(exc):
+            raise
+        print(f"stackyard: database unavailable: {describe(exc)}", file=sys.stderr)
+        return 3
     return code
 
 

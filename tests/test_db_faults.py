@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -277,3 +279,18 @@ def test_the_in_process_buffer_drops_the_oldest_when_full_and_writes_the_rest(pg
     assert registry.get_sample_value("stackyard_sink_dropped_total") == 2
     assert registry.get_sample_value("stackyard_sink_sent_total") == 4
     assert stored == [times[0] - 10**9, *times[2:]]  # the two oldest buffered ones were dropped, in order otherwise
+
+
+def test_cli_commands_say_database_unavailable_and_exit_3(pg: PostgresServer) -> None:
+    url = _fresh_database(pg)
+    pg.pause()
+    for command in (["migrate"], ["check"], ["targets", "list"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "stackyard", *command, "--database-url", url],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 3, (command, done.stderr)
+        assert done.stderr.startswith("stackyard: database unavailable: ") and "Traceback" not in done.stderr
