@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.availability import describe, is_unavailable
 from server.errors import StackyardError
@@ -56,13 +56,26 @@ def install(app: FastAPI) -> None:
     async def _pool(_request: Request, exc: PoolTimeout) -> JSONResponse:
         return _database_error(exc)
 
-    @app.middleware("http")
-    async def _gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """While the schema is not migrated (the database was away at start), the API answers 503, not 500."""
-        gate = getattr(request.app.state, "database_gate", None)
-        if gate is not None and not gate.ready and request.url.path.startswith("/api/"):
-            return unavailable_response(gate.reason)
-        return await call_next(request)
+    app.add_middleware(DatabaseGateMiddleware)
+
+
+class DatabaseGateMiddleware:
+    """While the schema is not migrated (the database was away at start), the API answers 503, not 500.
+
+    Plain ASGI rather than ``BaseHTTPMiddleware``: it looks at one attribute
+    per request and must not buffer or re-wrap streamed responses.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            gate = getattr(scope["app"].state, "database_gate", None)
+            if gate is not None and not gate.ready:
+                await unavailable_response(gate.reason)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def unavailable_response(reason: str) -> JSONResponse:
