@@ -99,7 +99,7 @@ class InProcessSink:
             self._task = asyncio.create_task(self._drain(), name="ingest-sink")
 
     async def _store(self, profile: ScrapedProfile, direct: bool) -> str:
-        """ "sent", "retry" (database away) or "rejected"; a direct send raises InvalidProfile instead."""
+        """Returns "sent", "retry" (database away) or "rejected"; a direct send raises InvalidProfile instead."""
         try:
             await asyncio.to_thread(
                 self._ingest, profile.data, profile.labels, profile.kind, profile.time_ns, profile.idempotency_key
