@@ -100,7 +100,10 @@ class ScrapeManager:
         )
         self._scheduler.start()
         self._sync_requested = asyncio.Event()
-        await self.sync()
+        try:
+            await self.sync()
+        except Exception:  # e.g. the database holding the targets is not up yet: the sync loop retries
+            log.exception("first target sync failed")
         self._sync_task = asyncio.create_task(self._sync_loop(), name="target-sync")
 
     async def stop(self, deadline_s: float = 10.0) -> None:

@@ -31,12 +31,18 @@ class CollectorMetrics:
             "Scheduled scrapes that did not run because the previous one of the job was still running or late.",
             registry=registry,
         )
-        self.sink_sent = Counter("stackyard_sink_sent_total", "Profiles pushed to the server.", registry=registry)
+        self.sink_sent = Counter(
+            "stackyard_sink_sent_total", "Profiles pushed to the server (or stored, in-process).", registry=registry
+        )
         self.sink_rejected = Counter(
-            "stackyard_sink_rejected_total", "Profiles the server refused (4xx).", registry=registry
+            "stackyard_sink_rejected_total",
+            "Profiles the server refused (4xx), or in-process ingest refused after buffering.",
+            registry=registry,
         )
         self.sink_dropped = Counter(
-            "stackyard_sink_dropped_total", "Profiles dropped because the push buffer was full.", registry=registry
+            "stackyard_sink_dropped_total", "Profiles dropped because the buffer was full.", registry=registry
         )
-        self.sink_buffered = Gauge("stackyard_sink_buffered", "Profiles waiting to be pushed.", registry=registry)
+        self.sink_buffered = Gauge(
+            "stackyard_sink_buffered", "Profiles waiting for the server (or database).", registry=registry
+        )
         self.targets = Gauge("stackyard_targets", "Targets scheduled by this process.", registry=registry)

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
+from prometheus_client import CollectorRegistry
 
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
+from server.availability import describe, is_unavailable
 from server.errors import StackyardError
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileError
+from server.store.idempotency import scrape_key
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ class ScrapedProfile:
     time_ns: int
     target_key: str
 
+    @property
+    def idempotency_key(self) -> str:
+        return scrape_key(self.target_key, self.kind, self.time_ns)
+
 
 class Sink(Protocol):
     async def send(self, profile: ScrapedProfile) -> None: ...
@@ -41,23 +48,102 @@ class Sink(Protocol):
     async def close(self, deadline_s: float) -> None: ...
 
 
-IngestFunction = Callable[[bytes, dict[str, str], str, int], object]
+IngestFunction = Callable[[bytes, dict[str, str], str, int, str], object]
+"""(data, labels, kind, time_ns, idempotency key) -> whatever; raises on bad profiles or an unreachable database."""
 
 
 class InProcessSink:
-    """Hands profiles to ``server.ingest`` in a worker thread (``stackyard serve``)."""
+    """Hands profiles to ``server.ingest`` in a worker thread (``stackyard serve``), through a bounded buffer.
 
-    def __init__(self, ingest: IngestFunction) -> None:
+    While the database is reachable a profile is stored before ``send``
+    returns, so a bad profile shows in the target's health. When the database
+    is away (see :func:`server.availability.is_unavailable`) profiles wait in
+    the buffer, validated first, and are retried with backoff in scrape
+    order; past ``buffer_size`` the oldest is dropped and counted. Each
+    carries its idempotency key, so a write that committed just before the
+    connection broke is not stored twice when retried.
+    """
+
+    def __init__(
+        self,
+        ingest: IngestFunction,
+        metrics: CollectorMetrics | None = None,
+        buffer_size: int = 10_000,
+        max_decompressed: int = 256 * 1024 * 1024,
+        max_backoff_s: float = 10.0,
+    ) -> None:
         self._ingest = ingest
+        self._metrics = metrics if metrics is not None else CollectorMetrics(CollectorRegistry())
+        self._buffer: deque[ScrapedProfile] = deque()
+        self._size = buffer_size
+        self._max_decompressed = max_decompressed
+        self._max_backoff_s = max_backoff_s
+        self._task: asyncio.Task[None] | None = None
 
     async def send(self, profile: ScrapedProfile) -> None:
+        if not self._buffer:
+            if await self._store(profile, direct=True) != "retry":
+                return
+        else:
+            # Behind a backlog: keep scrape order, but still tell the target's health about a bad profile now.
+            try:
+                await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
+            except ProfileError as exc:
+                raise InvalidProfile(f"not a pprof profile: {exc}") from None
+        if len(self._buffer) >= self._size:
+            self._buffer.popleft()
+            self._metrics.sink_dropped.inc()
+        self._buffer.append(profile)
+        self._metrics.sink_buffered.set(len(self._buffer))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="ingest-sink")
+
+    async def _store(self, profile: ScrapedProfile, direct: bool) -> str:
+        """Returns "sent", "retry" (database away) or "rejected"; a direct send raises InvalidProfile instead."""
         try:
-            await asyncio.to_thread(self._ingest, profile.data, profile.labels, profile.kind, profile.time_ns)
-        except (ProfileError, StackyardError) as exc:
-            raise InvalidProfile(f"not a pprof profile: {exc}") from None
+            await asyncio.to_thread(
+                self._ingest, profile.data, profile.labels, profile.kind, profile.time_ns, profile.idempotency_key
+            )
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("ingest deferred", extra={"target": profile.target_key, "error": describe(exc)})
+                return "retry"
+            if not isinstance(exc, (ProfileError, StackyardError)) and direct:
+                raise  # the scrape reports it as an internal error
+            if direct:
+                raise InvalidProfile(f"not a pprof profile: {exc}") from None
+            self._metrics.sink_rejected.inc()
+            log.error("buffered profile rejected", extra={"target": profile.target_key, "error": str(exc)})
+            return "rejected"
+        self._metrics.sink_sent.inc()
+        return "sent"
+
+    async def _drain(self) -> None:
+        backoff = 0.5
+        while self._buffer:
+            profile = self._buffer[0]
+            if await self._store(profile, direct=False) == "retry":
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+                continue
+            backoff = 0.5
+            if self._buffer and self._buffer[0] is profile:
+                self._buffer.popleft()
+            self._metrics.sink_buffered.set(len(self._buffer))
 
     async def close(self, deadline_s: float) -> None:
-        return None
+        """Write what is buffered within the deadline (the database may be back by now), then stop."""
+        if self._task is None or self._task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=max(0.0, deadline_s))
+        except TimeoutError:
+            self._task.cancel()
+        if self._buffer:
+            log.warning("ingest sink closed with profiles unstored", extra={"unstored": len(self._buffer)})
+
+    def buffered(self) -> int:
+        return len(self._buffer)
 
 
 class HttpPushSink:
@@ -67,6 +153,8 @@ class HttpPushSink:
     even though the server is remote. When the server is down, profiles wait
     in the buffer and are retried with backoff; when the buffer is full the
     oldest profile is dropped and counted, so memory never grows without bound.
+    Each push carries an ``Idempotency-Key``, so a retry after a lost answer
+    is stored once.
     """
 
     def __init__(
@@ -135,7 +223,9 @@ class HttpPushSink:
         params += [("label", f"{k}={v}") for k, v in profile.labels.items() if k != "service"]
         params.append(("time", f"{profile.time_ns / 1e9:.9f}"))
         try:
-            response = await self._client.post(self._url, params=params, content=profile.data)
+            response = await self._client.post(
+                self._url, params=params, content=profile.data, headers={"Idempotency-Key": profile.idempotency_key}
+            )
         except httpx.HTTPError as exc:
             log.warning("push failed", extra={"url": self._url, "error": str(exc), "outcome": "retry"})
             return "retry"
@@ -146,6 +236,7 @@ class HttpPushSink:
                 "push unauthorized; check STACKYARD_API_TOKEN", extra={"url": self._url, "status": response.status_code}
             )
             return "retry"
+        # 503 is the server saying its database is away: the profile waits here until it is back.
         if response.status_code in (408, 429) or response.status_code >= 500:
             log.warning("push failed", extra={"url": self._url, "status": response.status_code, "outcome": "retry"})
             return "retry"

@@ -8,8 +8,10 @@
     ├── NotFound                (404) no such profile, series or target
     ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
     ├── TooExpensive            (422) a query that would read more than the limits allow
-    └── LimitExceeded           (400, 413 or 422) a store limit (labels, series per service, profile size);
-                                ``limit`` names it for stackyard_limit_rejections_total
+    ├── LimitExceeded           (400, 413 or 422) a store limit (labels, series per service, profile size);
+    │                           ``limit`` names it for stackyard_limit_rejections_total
+    ├── Conflict                (409) an idempotency key reused for a different profile
+    └── DatabaseUnavailable     (503) the database cannot be reached (yet); retry later
 
 Profile decoding errors come from :mod:`server.pprof.errors` and are mapped
 alongside these (400, and 413 for the decompressed-size limit).
@@ -64,3 +66,15 @@ class LimitExceeded(StackyardError):
         super().__init__(message)
         self.limit = limit
         self.status_code = status_code
+
+
+class Conflict(StackyardError):
+    status_code = 409
+
+
+class DatabaseUnavailable(StackyardError):
+    status_code = 503
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"database unavailable: {reason}")
+        self.reason = reason

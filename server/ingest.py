@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from server.errors import InvalidParameter, LimitExceeded, PayloadTooLarge
+from server.errors import Conflict, InvalidParameter, LimitExceeded, PayloadTooLarge
 from server.labels import check_labels
 from server.limits import StoreLimits
 from server.pprof.decode import decode_columns
@@ -20,6 +20,7 @@ from server.pprof.errors import ProfileTooLargeError
 from server.pprof.header import Header, infer_kind_of
 from server.pprof.kinds import KINDS
 from server.settings import Settings
+from server.store import idempotency
 from server.store.repository import Store, StoredProfile
 from server.timeparse import format_time, parse_duration_ns
 
@@ -42,6 +43,15 @@ def check_kind(kind: str | None) -> str | None:
     return kind
 
 
+def check_idempotency_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise InvalidParameter(
+            "Idempotency-Key", f"expected 1 to {idempotency.MAX_KEY_LENGTH} printable ASCII characters"
+        )
+
+
 def ingest(
     store: Store,
     settings: Settings,
@@ -50,10 +60,11 @@ def ingest(
     kind: str | None = None,
     time_ns: int | None = None,
     rejections: Counter | None = None,
+    idempotency_key: str | None = None,
 ) -> IngestResult:
     """Decode, check and store one profile; ``rejections`` counts refusals by store limit."""
     try:
-        return _ingest(store, settings, data, labels, kind, time_ns)
+        return _ingest(store, settings, data, labels, kind, time_ns, idempotency_key)
     except LimitExceeded as exc:
         if rejections is not None:
             rejections.labels(exc.limit).inc()
@@ -68,12 +79,14 @@ def _ingest(
     labels: dict[str, str],
     kind: str | None,
     time_ns: int | None,
+    idempotency_key: str | None = None,
 ) -> IngestResult:
     started = time.perf_counter()
     limits = StoreLimits.of(settings)
     limits.check_labels(labels)
     check_labels(labels, max_value=limits.label_value_length)
     check_kind(kind)
+    check_idempotency_key(idempotency_key)
     if not data:
         raise InvalidParameter("body", "empty body: expected a pprof profile (gzip-compressed or not)")
     if len(data) > settings.max_body_bytes:
@@ -99,11 +112,16 @@ def _ingest(
         raise InvalidParameter(
             "time", f"{format_time(when)} is older than the raw retention ({settings.retention_raw})"
         )
-    stored = store.write(columns, kind, labels, when, max_series_per_service=limits.series_per_service)
+    try:
+        stored = store.write(
+            columns, kind, labels, when, idempotency_key, max_series_per_service=limits.series_per_service
+        )
+    except idempotency.KeyReused as exc:
+        raise Conflict(f"idempotency key: {exc}") from None
     log.info(
         "ingest",
         extra={
-            "outcome": "stored",
+            "outcome": "stored" if stored.created else "replayed",
             "profile_id": stored.id,
             "service": labels.get("service"),
             "kind": kind,

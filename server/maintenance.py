@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -57,9 +58,12 @@ def _count(written: dict[str, int], width: str, built: int | None) -> None:
 
 
 class Maintenance:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    """The upkeep jobs on their own APScheduler; ``ready`` tells them whether the database is there yet."""
+
+    def __init__(self, store: Store, settings: Settings, ready: Callable[[], bool] = lambda: True) -> None:
         self._store = store
         self._settings = settings
+        self._ready = ready
         self._scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
@@ -70,12 +74,16 @@ class Maintenance:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._rollups()))
 
     async def _rollups(self) -> None:
+        if not self._ready():
+            return  # not migrated yet: the next run tries
         try:
             await asyncio.to_thread(build_rollups, self._store)
         except Exception:  # upkeep must never take the server down; the next run retries
             log.exception("rollup job failed")
 
     async def _retention(self) -> None:
+        if not self._ready():
+            return
         try:
             await asyncio.to_thread(apply_retention, self._store, self._settings)
         except Exception:  # likewise

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     push_buffer_size: int = Field(
         10_000, gt=0, description="profiles a pushing collector holds while the server is away"
     )
+    ingest_buffer_size: int = Field(
+        10_000, gt=0, description="profiles the in-process collector holds while the database is away"
+    )
+    database_retry_max_interval: float = Field(
+        10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
+    )
 
     # Access control (docs/config.md#access-control).
     auth_tokens: list[TokenEntry] = Field(

@@ -51,11 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.auth.binding import InsecureBind, check_bind
-    from server.migrate import upgrade
     from stackyard.runtime import build_server
 
     settings = _settings(args)
-    app = build_server(settings, args.config)
+    app = build_server(settings, args.config)  # migrates at start, retrying while the database is away
     try:
         warning = check_bind(settings.host, bool(app.state.tokens), args.insecure)
     except InsecureBind as exc:
@@ -63,7 +62,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if warning:
         log.warning(warning, extra={"host": settings.host})
-    upgrade(settings.database_url)
     log.info(
         "serving",
         extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
@@ -203,6 +201,36 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Verify the store is consistent (after a crash, a restore, an upgrade); exit 1 when it is not."""
+    import time
+
+    from server.store.check import check_store
+    from server.store.database import make_engine
+    from server.timeparse import parse_duration_ns
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    now = time.time_ns()
+    try:
+        report = check_store(
+            engine,
+            blobs=not args.skip_blobs,
+            raw_since_ns=now - parse_duration_ns(settings.retention_raw),
+            hourly_since_ns=now - parse_duration_ns(settings.retention_hourly),
+        )
+    finally:
+        engine.dispose()
+    counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
+    if report.ok:
+        print(f"store consistent: {counts}")
+        return 0
+    print(f"store INCONSISTENT ({counts}):", file=sys.stderr)
+    for problem in report.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -260,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", action="append", required=True, choices=["read", "ingest", "admin"], help="repeatable"
     )
     token.set_defaults(func=cmd_token)
+    check = with_db(sub.add_parser("check", help="verify the store is consistent (exit 1 if not)"))
+    check.add_argument("--skip-blobs", action="store_true", help="only row references; do not decode every blob")
+    check.set_defaults(func=cmd_check)
 
     ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
     ingest.add_argument("files", nargs="+", metavar="FILE")
@@ -289,6 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from server.availability import describe, is_unavailable
+
+        if not is_unavailable(exc):
+            raise
+        print(f"stackyard: database unavailable: {describe(exc)}", file=sys.stderr)
+        return 3
     return code
 
 

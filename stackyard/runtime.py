@@ -18,8 +18,11 @@ from collector.metrics import CollectorMetrics
 from collector.sinks import HttpPushSink, InProcessSink, Sink
 from server.app import create_app
 from server.auth.tokens import bearer_header
+from server.availability import DatabaseGate
 from server.ingest import ingest
 from server.limits import limit_rejections
+from server.maintenance import Maintenance
+from server.migrate import upgrade
 from server.settings import Settings
 from server.store.repository import Store
 from server.targets import ProfileSpec, TargetSpec
@@ -67,38 +70,56 @@ def fetcher_for(settings: Settings) -> Fetcher:
 
 
 def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
-    """The API, the dashboard and an in-process scrape manager sharing one store."""
+    """The API, the dashboard, an in-process scrape manager and the upkeep jobs, sharing one store.
+
+    The schema is migrated at start by a :class:`DatabaseGate`: if the
+    database is not there yet, the server starts anyway, answers 503 and
+    reports not-ready until the migration has run.
+    """
     config = load_config(config_path) if config_path else None
     if config is not None and config.auth_tokens:
         settings = settings.model_copy(update={"auth_tokens": [*settings.auth_tokens, *config.auth_tokens]})
     store = Store.from_url(settings.database_url)
     registry = CollectorRegistry()
+    metrics = CollectorMetrics(registry)
+    gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)
 
     rejections = limit_rejections(registry)
 
-    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
-        return ingest(store, settings, data, labels, kind, time_ns, rejections)
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
+        gate.check()
+        return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
 
     manager = ScrapeManager(
         [store.targets.list, *config_sources(config)],
-        InProcessSink(ingest_scraped),
+        InProcessSink(
+            ingest_scraped,
+            metrics,
+            settings.ingest_buffer_size,
+            settings.max_decompressed_bytes,
+            settings.database_retry_max_interval,
+        ),
         fetcher_for(settings),
-        CollectorMetrics(registry),
+        metrics,
         sync_interval_s=settings.scrape_sync_interval,
         max_decompressed=settings.max_decompressed_bytes,
     )
 
+    upkeep = Maintenance(store, settings, lambda: gate.ready)  # rollups after each bucket closes, retention
+
     async def close_store() -> None:
         store.close()
 
-    return create_app(
+    app = create_app(
         settings,
         store,
         scraper=manager,
         metrics_registry=registry,
-        on_start=[manager.start],
-        on_stop=[manager.stop, close_store],
+        on_start=[gate.start, manager.start, upkeep.start],
+        on_stop=[upkeep.stop, gate.stop, manager.stop, close_store],
     )
+    app.state.database_gate = gate
+    return app
 
 
 def remote_targets(push_url: str, headers: dict[str, str] | None = None) -> TargetSource:

@@ -51,6 +51,18 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self.resume()
+
+    def pause(self, mode: str = "fast") -> None:
+        """``pg_ctl stop`` the running server, keeping its data: an outage the tests can end with :meth:`resume`.
+
+        "fast" disconnects every client (what a restart looks like to them);
+        "immediate" is a crash of the server.
+        """
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "-t", "60", "stop")
+
+    def resume(self) -> None:
+        """``pg_ctl start`` on the same port and data directory; returns once it accepts connections."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
         deadline = time.monotonic() + 30
@@ -61,6 +73,12 @@ class PostgresServer:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"PostgreSQL did not start; see {self.log}")
+
+    def running(self) -> bool:
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "status"]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        return subprocess.run(command, check=False, capture_output=True, timeout=30).returncode == 0
 
     def stop(self) -> None:
         try:

@@ -35,8 +35,8 @@ def _free_port() -> int:
 def _manager(store: Store, settings: Settings, targets: list[TargetSpec]) -> tuple[ScrapeManager, CollectorRegistry]:
     registry = CollectorRegistry()
 
-    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
-        return ingest(store, settings, data, labels, kind, time_ns)
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
+        return ingest(store, settings, data, labels, kind, time_ns, idempotency_key=key)
 
     manager = ScrapeManager(
         [lambda: targets], InProcessSink(ingest_scraped), Fetcher(), CollectorMetrics(registry), sync_interval_s=0.5

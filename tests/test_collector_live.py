@@ -42,8 +42,8 @@ KINDS = ("cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate")
 
 class TeeSink(InProcessSink):
     def __init__(self, store: Store, settings: Settings, out: Path) -> None:
-        def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
-            return ingest(store, settings, data, labels, kind, time_ns)
+        def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
+            return ingest(store, settings, data, labels, kind, time_ns, idempotency_key=key)
 
         super().__init__(ingest_scraped)
         self.out = out

@@ -116,3 +116,31 @@ def test_rejected_profiles_are_not_retried_forever() -> None:
     asyncio.run(scenario())
     assert len(server.received) == 2
     assert registry.get_sample_value("stackyard_sink_rejected_total") == 2
+
+
+def test_every_attempt_of_one_profile_carries_the_same_idempotency_key() -> None:
+    keys: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        if len(keys) < 3:
+            return httpx.Response(503, json={"error": "database unavailable: connection refused", "status": 503})
+        return httpx.Response(201 if len(keys) == 3 else 200, json={"id": 1})
+
+    registry = CollectorRegistry()
+    sink = HttpPushSink("http://stackyard", CollectorMetrics(registry), transport=httpx.MockTransport(server))
+
+    async def scenario() -> None:
+        await sink.send(_profile(0))
+        await sink.send(_profile(1))
+        for _ in range(100):  # two retries with backoff (0.5 s, 1 s), then both pushes go through
+            if len(keys) >= 4:
+                break
+            await asyncio.sleep(0.1)
+        await sink.close(deadline_s=5)
+
+    asyncio.run(scenario())
+    assert len(keys) == 4
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+    assert keys[0] == _profile(0).idempotency_key and keys[0].startswith("scrape:k|heap|")
+    assert registry.get_sample_value("stackyard_sink_sent_total") == 2

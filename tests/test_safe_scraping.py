@@ -208,10 +208,10 @@ def test_refusals_are_target_health_errors(server: RedirectingServer, sqlite_url
     settings = Settings(database_url=sqlite_url, retention_raw=TEST_RETENTION)
     stored: list[object] = []
 
-    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
         from server.ingest import ingest
 
-        stored.append(ingest(store, settings, data, labels, kind, time_ns))
+        stored.append(ingest(store, settings, data, labels, kind, time_ns, idempotency_key=key))
         return stored[-1]
 
     async def run() -> dict[str, HealthState]:

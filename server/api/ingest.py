@@ -1,10 +1,14 @@
-"""``POST /api/v1/ingest``: push a pprof profile (gzip or not) as the request body."""
+"""``POST /api/v1/ingest``: push a pprof profile (gzip or not) as the request body.
+
+An ``Idempotency-Key`` header (or ``idempotency_key`` parameter) makes a retry
+safe: the first write answers 201, every repeat 200 with the same profile.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -42,13 +46,16 @@ async def push(
     type: Annotated[str | None, Query()] = None,
     label: Annotated[list[str] | None, Query()] = None,
     time: Annotated[str | None, Query()] = None,
+    idempotency_key: Annotated[str | None, Query()] = None,
+    idempotency_header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     labels = parse_label_pairs(label or [])
     labels["service"] = service
     time_ns = parse_time_ns(time, "time") if time else None
     body = await read_body(request, settings.max_body_bytes)
     rejections = limit_rejections(request.app.state.metrics_registry)
-    result = await run_in_threadpool(ingest, store, settings, body, labels, type, time_ns, rejections)
+    key = idempotency_header if idempotency_header is not None else idempotency_key
+    result = await run_in_threadpool(ingest, store, settings, body, labels, type, time_ns, rejections, key)
     payload: dict[str, Any] = {
         "id": result.stored.id,
         "series": {"id": result.stored.series.id, "labels": result.stored.series.labels},
@@ -57,4 +64,6 @@ async def push(
         "samples": result.stored.samples,
         "totals": result.totals_by_name(),
     }
-    return JSONResponse(payload, status_code=201)
+    if not result.stored.created:
+        payload["replayed"] = True  # stored before under this idempotency key: the same profile, not a new one
+    return JSONResponse(payload, status_code=201 if result.stored.created else 200)

@@ -143,7 +143,10 @@ class ProfileShape(Base):
 
 class ProfileRow(Base):
     __tablename__ = "profiles"
-    __table_args__ = (Index("ix_profiles_series_time", "series_id", "time_ns"),)
+    __table_args__ = (
+        Index("ix_profiles_series_time", "series_id", "time_ns"),
+        Index("uq_profiles_idempotency_key", "idempotency_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
@@ -153,6 +156,8 @@ class ProfileRow(Base):
     period: Mapped[int] = mapped_column(BigInteger)
     samples: Mapped[int] = mapped_column(Integer)
     totals: Mapped[list[int]] = mapped_column(JSON)
+    # sha256 of the writer's idempotency key (see server.store.idempotency); NULL for pushes without one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ProfileBlob(Base):

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.database import chunks, insert_ignoring_conflicts, insert_returning
 from server.store.keys import hash64
 from server.store.models import ProfileBlob, ProfileRow, ProfileShape
 
@@ -111,12 +111,37 @@ class ProfileTable:
 
     def insert(self, row: dict[str, Any], blob: bytes, also: Callable[[Connection], None] | None = None) -> int:
         """One transaction: a profile row never exists without its blob (``also`` joins the transaction)."""
+        return self.insert_once(row, blob, also)[0]
+
+    def insert_once(
+        self, row: dict[str, Any], blob: bytes, also: Callable[[Connection], None] | None = None
+    ) -> tuple[int, bool]:
+        """Like :meth:`insert`, but a row whose ``idempotency_key`` is stored already is not written again.
+
+        Returns (id, created). The unique index decides, inside the transaction,
+        so two writers racing with one key (a retry overtaking its original,
+        two replicas) still leave one row: the loser finds the winner's id.
+        """
+        key = row.get("idempotency_key")
         with self._engine.begin() as conn:
             if also is not None:
                 also(conn)
-            profile_id = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), [row]).scalar_one())
+            if key is None:
+                profile_id = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), [row]).scalar_one())
+            else:
+                inserted = insert_returning(conn, ProfileRow.__table__, [row], [ProfileRow.id])  # type: ignore[arg-type]
+                if not inserted:
+                    existing = conn.execute(select(ProfileRow.id).where(ProfileRow.idempotency_key == key)).scalar_one()
+                    return int(existing), False
+                profile_id = int(inserted[0][0])
             conn.execute(insert(ProfileBlob), [{"profile_id": profile_id, "data": blob}])
-        return profile_id
+        return profile_id, True
+
+    def find_key(self, key: str) -> ProfileMeta | None:
+        """The profile stored under an idempotency key (its digest), if any."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(*self.COLUMNS).where(ProfileRow.idempotency_key == key)).first()
+        return self.meta(row) if row is not None else None
 
     def meta(self, row: Sequence[Any], profiles: int = 1, width_s: int = 0) -> ProfileMeta:
         """A meta from (id, series, shape, time, duration, period, samples, totals) columns."""

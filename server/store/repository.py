@@ -22,7 +22,7 @@ from server.pprof.columns import ProfileColumns
 from server.pprof.frames import expand
 from server.pprof.header import Header
 from server.pprof.identity import sample_keys
-from server.store import blob
+from server.store import blob, idempotency
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
@@ -50,6 +50,7 @@ class StoredProfile:
     time_ns: int
     samples: int
     totals: list[int]
+    created: bool = True  # False: an earlier write with the same idempotency key is what is returned
 
 
 class Store:
@@ -79,6 +80,7 @@ class Store:
         kind: str,
         labels: dict[str, str],
         time_ns: int,
+        idempotency_key: str | None = None,
         max_series_per_service: int | None = None,
     ) -> StoredProfile:
         """Store a validated profile under the series (kind, labels).
@@ -86,16 +88,36 @@ class Store:
         If garbage collection ran since the caches were filled, the ids they
         hold may be gone: the store transaction notices (``gc_epoch``), and the
         profile is resolved again with empty caches.
+
+        With an ``idempotency_key`` already stored, no profile is written and
+        the stored one is returned (``created`` False). The unique index
+        decides, in the writing transaction, rather than a lookup first: that
+        would cost every write a query to speed up only the rare retry.
         """
+        key = idempotency.digest(idempotency_key) if idempotency_key is not None else None
         if self._epoch is None:
             with self.engine.connect() as conn:
                 self._epoch = read_epoch(conn)
         try:
-            return self._write(columns, kind, labels, time_ns, max_series_per_service)
+            stored = self._write(columns, kind, labels, time_ns, key, max_series_per_service)
         except _CachesStale as stale:
             self.reset_caches()
             self._epoch = stale.epoch
-            return self._write(columns, kind, labels, time_ns, max_series_per_service)
+            stored = self._write(columns, kind, labels, time_ns, key, max_series_per_service)
+        if not stored.created and key is not None:
+            found = self._existing(key, kind, labels)
+            assert found is not None
+            return found
+        return stored
+
+    def _existing(self, key: str, kind: str, labels: dict[str, str]) -> StoredProfile | None:
+        meta = self.profiles.find_key(key)
+        if meta is None:
+            return None
+        series = self.series.get_or_create(kind, labels)
+        if meta.series_id != series.id:
+            raise idempotency.KeyReused(meta.id)
+        return StoredProfile(meta.id, series, meta.time_ns, meta.samples, meta.totals, created=False)
 
     def reset_caches(self) -> None:
         """Forget every cached id (after garbage collection, here or in another process)."""
@@ -111,6 +133,7 @@ class Store:
         kind: str,
         labels: dict[str, str],
         time_ns: int,
+        key: str | None,
         max_series_per_service: int | None,
     ) -> StoredProfile:
         header = Header.of(columns)
@@ -135,6 +158,7 @@ class Store:
             "period": header.period,
             "samples": n_samples,
             "totals": totals,
+            "idempotency_key": key,
         }
         late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
         epoch = self._epoch
@@ -146,8 +170,8 @@ class Store:
             if late:
                 invalidate(conn, series.id, time_ns)
 
-        profile_id = self.profiles.insert(row, blob.encode(arrays), also)
-        return StoredProfile(profile_id, series, time_ns, n_samples, totals)
+        profile_id, created = self.profiles.insert_once(row, blob.encode(arrays), also)
+        return StoredProfile(profile_id, series, time_ns, n_samples, totals, created)
 
     def _sample_keys(self, columns: ProfileColumns) -> IntArray:
         """The sample-key id of every sample: one hash and one dictionary lookup each once known."""

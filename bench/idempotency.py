@@ -1,0 +1,81 @@
+"""What idempotency keys cost: ingest with a key per profile against without, and a retry against a first write.
+
+    .venv/bin/python bench/idempotency.py            # 300 varied scrapes per case
+    .venv/bin/python bench/idempotency.py --quick    # a smoke run
+
+Each case ingests the same varied scrapes into two fresh SQLite files, with
+and without keys, alternating in the same process, so machine noise hits both;
+then repeats every keyed write (what a collector's retry does) and times it.
+Printed as ratios to the keyless ingest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import DATA, varied_scrapes
+from server.ingest import ingest
+from server.migrate import upgrade
+from server.settings import Settings
+from server.store.repository import Store
+
+
+def _store(path: Path) -> tuple[Store, Settings]:
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return Store.from_url(url), Settings(database_url=url)
+
+
+def run(name: str, source: Path, scrapes: int, workdir: Path) -> dict[str, float]:
+    payloads = varied_scrapes(source, scrapes)
+    plain, plain_settings = _store(workdir / f"{name}-plain.db")
+    keyed, keyed_settings = _store(workdir / f"{name}-keyed.db")
+    base = time.time_ns() - len(payloads) * 10 * 10**9
+    spent = {"plain": 0.0, "keyed": 0.0, "retry": 0.0}
+    labels = {"service": name}
+    for index, payload in enumerate(payloads):
+        when = base + index * 10 * 10**9
+        key = f"scrape:{name}|cpu|{when}"
+        started = time.perf_counter()
+        ingest(plain, plain_settings, payload, dict(labels), time_ns=when)
+        spent["plain"] += time.perf_counter() - started
+        started = time.perf_counter()
+        first = ingest(keyed, keyed_settings, payload, dict(labels), time_ns=when, idempotency_key=key)
+        spent["keyed"] += time.perf_counter() - started
+        started = time.perf_counter()
+        again = ingest(keyed, keyed_settings, payload, dict(labels), time_ns=when, idempotency_key=key)
+        spent["retry"] += time.perf_counter() - started
+        assert first.stored.created and not again.stored.created and again.stored.id == first.stored.id
+    plain.close()
+    keyed.close()
+    return {name: seconds / len(payloads) * 1000 for name, seconds in spent.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scrapes", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="30 scrapes, for a smoke run")
+    args = parser.parse_args()
+    scrapes = 30 if args.quick else args.scrapes
+    cases = {"demo_cpu": DATA / "cpu.pb.gz", "demo_heap": DATA / "heap.pb.gz", "big_cpu": DATA / "big_cpu.pb.gz"}
+    print(f"idempotency benchmark: {scrapes} varied scrapes per case, SQLite files, one process")
+    print(f"{'case':<10} {'no key ms':>10} {'key ms':>8} {'key/none':>9} {'retry ms':>9} {'retry/none':>11}")
+    with tempfile.TemporaryDirectory(prefix="stackyard-bench-") as tmp:
+        for name, path in cases.items():
+            r = run(name, path, scrapes, Path(tmp))
+            print(
+                f"{name:<10} {r['plain']:>10.2f} {r['keyed']:>8.2f} {r['keyed'] / r['plain']:>8.2f}x "
+                f"{r['retry']:>9.2f} {r['retry'] / r['plain']:>10.2f}x"
+            )
+    print("ms = mean ingest time per profile; a retry repeats a keyed write and stores nothing")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

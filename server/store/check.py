@@ -1,0 +1,262 @@
+"""The store's consistency checker: what must hold after any crash, and ``stackyard check`` reports.
+
+Every write is one transaction, so a ``kill -9`` at any moment should leave
+only whole writes behind; this module verifies that rather than trusting it.
+It checks what SQL constraints cannot see (blobs reference sample keys by
+id, invisibly to the database) as well as what they should have enforced:
+
+- every profile has its blob, and the blob decodes and sums to the totals
+  recorded on the row (a torn or truncated blob shows here);
+- stack nodes hang off existing parents and functions; sample keys point at
+  existing nodes and label sets; every sample key a blob names exists;
+- every rollup decodes, sums to its totals, and still stands for exactly the
+  profiles of its bucket (a rollup is complete or absent, never half-built);
+- the ``gc_epoch`` row exists; on SQLite, ``PRAGMA quick_check`` and
+  ``foreign_key_check`` pass.
+
+Read-only, in one connection; reading every blob is what makes it thorough,
+and ``blobs=False`` skips that for a quick look at a large store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, func, literal_column, select, text
+
+from server.store import blob
+from server.store.database import chunks
+from server.store.models import (
+    FunctionRow,
+    ProfileBlob,
+    ProfileRow,
+    Rollup,
+    RollupBlob,
+    SampleKey,
+    SampleLabelset,
+    StackNode,
+    StoreState,
+)
+from server.store.rollups import DAY_S, HOUR_S, NS
+from server.store.state import EPOCH
+
+BATCH = 500
+EXAMPLES = 5  # ids quoted per problem; the count says how many there are
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    check: str
+    count: int
+    examples: tuple[int, ...]
+
+    def __str__(self) -> str:
+        ids = ", ".join(str(i) for i in self.examples)
+        return f"{self.check}: {self.count} (e.g. {ids})" if ids else f"{self.check}: {self.count}"
+
+
+@dataclass(slots=True)
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, check: str, ids: Iterable[int]) -> None:
+        found = sorted(int(i) for i in ids)
+        if found:
+            self.problems.append(Problem(check, len(found), tuple(found[:EXAMPLES])))
+
+
+def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourly_since_ns: int = 0) -> Report:
+    """Check everything; ``*_since_ns`` are the retention cutoffs (now minus ``retention_raw``/``_hourly``)."""
+    report = Report()
+    with engine.connect() as conn:
+        for name, model in (
+            ("profiles", ProfileRow),
+            ("rollups", Rollup),
+            ("stack_nodes", StackNode),
+            ("sample_keys", SampleKey),
+            ("functions", FunctionRow),
+        ):
+            report.counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+        _rows(conn, report)
+        if blobs:
+            _profile_blobs(conn, report)
+            _rollup_blobs(conn, report)
+        _rollup_coverage(conn, report, raw_since_ns, hourly_since_ns)
+        if conn.execute(select(StoreState.value).where(StoreState.key == EPOCH)).first() is None:
+            report.problems.append(Problem("store_state has no gc_epoch row", 1, ()))
+        if conn.dialect.name == "sqlite":
+            quick = [str(row[0]) for row in conn.execute(text("PRAGMA quick_check"))]
+            if quick != ["ok"]:
+                report.problems.append(Problem(f"SQLite quick_check: {'; '.join(quick[:3])}", len(quick), ()))
+            broken = conn.execute(text("PRAGMA foreign_key_check")).all()
+            report.add("rows whose foreign key points nowhere (SQLite foreign_key_check)", (r[1] for r in broken))
+    return report
+
+
+def _ids(conn: Connection, query: object) -> list[int]:
+    return [int(row[0]) for row in conn.execute(query)]  # type: ignore[call-overload]
+
+
+def _rows(conn: Connection, report: Report) -> None:
+    """Row-to-row references, answered by the database with anti-joins."""
+    blob_row = select(ProfileBlob.profile_id).where(ProfileBlob.profile_id == ProfileRow.id)
+    report.add("profiles without a blob", _ids(conn, select(ProfileRow.id).where(~blob_row.exists())))
+    owner = select(ProfileRow.id).where(ProfileRow.id == ProfileBlob.profile_id)
+    report.add("blobs without a profile", _ids(conn, select(ProfileBlob.profile_id).where(~owner.exists())))
+    rollup_blob = select(RollupBlob.rollup_id).where(RollupBlob.rollup_id == Rollup.id)
+    report.add("rollups without a blob", _ids(conn, select(Rollup.id).where(~rollup_blob.exists())))
+    rollup_owner = select(Rollup.id).where(Rollup.id == RollupBlob.rollup_id)
+    report.add("rollup blobs without a rollup", _ids(conn, select(RollupBlob.rollup_id).where(~rollup_owner.exists())))
+    parent = StackNode.__table__.alias("parent")
+    report.add(
+        "stack nodes whose parent is missing",
+        _ids(
+            conn,
+            select(StackNode.id).where(
+                StackNode.parent_id != 0, ~select(parent.c.id).where(parent.c.id == StackNode.parent_id).exists()
+            ),
+        ),
+    )
+    report.add(
+        "stack nodes whose function is missing",
+        _ids(
+            conn,
+            select(StackNode.id).where(~select(FunctionRow.id).where(FunctionRow.id == StackNode.function_id).exists()),
+        ),
+    )
+    report.add(
+        "sample keys whose stack node is missing",
+        _ids(
+            conn,
+            select(SampleKey.id).where(
+                SampleKey.node_id != 0, ~select(StackNode.id).where(StackNode.id == SampleKey.node_id).exists()
+            ),
+        ),
+    )
+    report.add(
+        "sample keys whose label set is missing",
+        _ids(
+            conn,
+            select(SampleKey.id).where(
+                SampleKey.labelset_id != 0,
+                ~select(SampleLabelset.id).where(SampleLabelset.id == SampleKey.labelset_id).exists(),
+            ),
+        ),
+    )
+
+
+def _decode_and_sum(rows: list[tuple[int, bytes, list[int]]], keys_seen: set[int]) -> tuple[list[int], list[int]]:
+    """Blobs that do not decode, and blobs whose values do not sum to the row's totals."""
+    undecodable: list[int] = []
+    wrong_totals: list[int] = []
+    for row_id, data, totals in rows:
+        try:
+            arrays = blob.decode(data)
+        except Exception:  # a torn blob may fail anywhere in numpy or zlib
+            undecodable.append(row_id)
+            continue
+        keys_seen.update(arrays.keys.tolist())
+        sums = arrays.values.sum(axis=0).tolist() if len(arrays) else [0] * len(totals)
+        if [int(v) for v in sums] != [int(v) for v in totals]:
+            wrong_totals.append(row_id)
+    return undecodable, wrong_totals
+
+
+def _missing_keys(conn: Connection, keys: set[int]) -> list[int]:
+    missing: list[int] = []
+    for part in chunks(sorted(keys), BATCH):
+        found = {int(k) for k in conn.execute(select(SampleKey.id).where(SampleKey.id.in_(part))).scalars()}
+        missing.extend(k for k in part if k not in found)
+    return missing
+
+
+def _profile_blobs(conn: Connection, report: Report) -> None:
+    keys: set[int] = set()
+    undecodable: list[int] = []
+    wrong: list[int] = []
+    cursor = 0
+    while True:
+        batch = conn.execute(
+            select(ProfileRow.id, ProfileBlob.data, ProfileRow.totals)
+            .join(ProfileBlob, ProfileBlob.profile_id == ProfileRow.id)
+            .where(ProfileRow.id > cursor)
+            .order_by(ProfileRow.id)
+            .limit(BATCH)
+        ).all()
+        if not batch:
+            break
+        cursor = int(batch[-1][0])
+        bad, off = _decode_and_sum([(int(i), bytes(d), list(t)) for i, d, t in batch], keys)
+        undecodable += bad
+        wrong += off
+    report.add("profile blobs that do not decode", undecodable)
+    report.add("profile blobs that do not sum to the profile's totals", wrong)
+    report.add("sample keys named by profile blobs but missing", _missing_keys(conn, keys))
+
+
+def _rollup_blobs(conn: Connection, report: Report) -> None:
+    keys: set[int] = set()
+    undecodable: list[int] = []
+    wrong: list[int] = []
+    cursor = 0
+    while True:
+        batch = conn.execute(
+            select(Rollup.id, RollupBlob.data, Rollup.totals)
+            .join(RollupBlob, RollupBlob.rollup_id == Rollup.id)
+            .where(Rollup.id > cursor)
+            .order_by(Rollup.id)
+            .limit(BATCH)
+        ).all()
+        if not batch:
+            break
+        cursor = int(batch[-1][0])
+        bad, off = _decode_and_sum([(int(i), bytes(d), list(t)) for i, d, t in batch], keys)
+        undecodable += bad
+        wrong += off
+    report.add("rollup blobs that do not decode", undecodable)
+    report.add("rollup blobs that do not sum to the rollup's totals", wrong)
+    report.add("sample keys named by rollup blobs but missing", _missing_keys(conn, keys))
+
+
+def _rollup_coverage(conn: Connection, report: Report, raw_since_ns: int, hourly_since_ns: int) -> None:
+    """A rollup stands for every profile of its bucket, or it would not exist (late data deletes it).
+
+    Retention deletes raw profiles (the inputs of hourly rollups) and hourly
+    rollups (those of daily ones) older than its cutoff, so a bucket that
+    starts before the cutoff may have fewer inputs left than its rollup
+    counts, never more; buckets after it must match exactly.
+    """
+    hour = HOUR_S * NS
+    bucket = (ProfileRow.time_ns - ProfileRow.time_ns % literal_column(str(hour))).label("bucket")
+    inputs = {
+        (int(s), int(b), int(shape)): int(n)
+        for s, b, shape, n in conn.execute(
+            select(ProfileRow.series_id, bucket, ProfileRow.shape_id, func.count()).group_by(
+                ProfileRow.series_id, bucket, ProfileRow.shape_id
+            )
+        )
+    }
+    rollups = conn.execute(
+        select(Rollup.id, Rollup.series_id, Rollup.width_s, Rollup.bucket_ns, Rollup.shape_id, Rollup.profiles)
+        .where(Rollup.width_s.in_((HOUR_S, DAY_S)))
+        .order_by(Rollup.width_s)  # hours first: they are the days' inputs
+    ).all()
+    hours_per_day: dict[tuple[int, int, int], int] = {}
+    wrong: list[int] = []
+    for rid, raw_sid, width, raw_bucket, raw_shape, raw_profiles in rollups:
+        sid, start, shape, profiles = int(raw_sid), int(raw_bucket), int(raw_shape), int(raw_profiles)
+        if int(width) == HOUR_S:
+            day = start - start % (DAY_S * NS)
+            hours_per_day[(sid, day, shape)] = hours_per_day.get((sid, day, shape), 0) + profiles
+            found, since = inputs.get((sid, start, shape), 0), raw_since_ns
+        else:
+            found, since = hours_per_day.get((sid, start, shape), 0), hourly_since_ns
+        if profiles != found and (start >= since or profiles < found):
+            wrong.append(int(rid))
+    report.add("rollups that no longer stand for every profile of their bucket", wrong)
