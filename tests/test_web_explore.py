@@ -37,7 +37,7 @@ DIM = (0xE4, 0xE7, 0xEC)  # flamegraph.js: frames that do not match an active se
 
 def open_explore(bp: BrowserPage, live: LiveServer, **params: str) -> None:
     query = urllib.parse.urlencode(params)
-    bp.page.goto(f"{live.url}/{'?' + query if query else ''}")
+    bp.page.goto(f"{live.url}/explore{'?' + query if query else ''}")
     bp.page.wait_for_function(READY, timeout=15_000)
 
 
@@ -290,7 +290,7 @@ def test_top_table_sorts_filters_and_highlights_in_the_flame_graph(
 def test_a_bad_selector_shows_the_server_message(live_server: LiveServer, browser_page: BrowserPage) -> None:
     bp = browser_page
     broken = '{service="demo"'
-    bp.page.goto(f"{live_server.url}/?{urllib.parse.urlencode({'query': broken})}")
+    bp.page.goto(f"{live_server.url}/explore?{urllib.parse.urlencode({'query': broken})}")
     alert = bp.page.locator("#error")
     alert.wait_for(state="visible")
     bp.page.wait_for_function(IDLE)
@@ -489,7 +489,7 @@ def test_loading_and_empty_states_are_visible(live_server: LiveServer, browser_p
         held.append(route)
 
     bp.page.route("**/api/v1/flamegraph?*", hold)
-    bp.page.goto(f"{live_server.url}/?{urllib.parse.urlencode({'query': DEMO})}")
+    bp.page.goto(f"{live_server.url}/explore?{urllib.parse.urlencode({'query': DEMO})}")
     bp.page.wait_for_function("() => document.querySelector('#top tbody tr[data-name]')")
     assert held
     panel = bp.page.locator("#flame-panel")
