@@ -86,7 +86,7 @@ def fill(fleet: Fleet) -> None:
         push(live, demo, demo.fetch("heap"), "heap", now - 30 * 60)
     for k, minutes in enumerate(GOROUTINE_MINUTES_AGO):
         if k:
-            time.sleep(0.6)  # the leaking instance starts LEAK_RATE more goroutines a second meanwhile
+            time.sleep(1.0)  # the leaking instance starts LEAK_RATE more goroutines a second meanwhile
         for demo in demos:
             push(live, demo, demo.fetch("goroutine"), "goroutine", now - minutes * 60)
 

@@ -127,8 +127,9 @@ function renderChanges(data) {
   const table = document.createElement("table");
   table.className = "top-table changes-table";
   table.innerHTML =
-    "<thead><tr><th class='name'>Function</th><th class='num'>Base</th><th class='num'>Comparison</th>" +
-    "<th class='num'>Change</th><th class='num'>%</th></tr></thead>";
+    "<thead><tr><th class='name'>Function</th><th class='num' title='self (flat) in the base'>Base</th>" +
+    "<th class='num' title='self (flat) in the comparison'>Comparison</th><th class='num'>Change</th>" +
+    "<th class='num' title='change of the total (cum): this function and everything it calls'>Cum change</th></tr></thead>";
   const body = table.createTBody();
   const rows = data.rows.filter((r) => r.flat_change !== 0 || r.cum_change !== 0).slice(0, MAX_ROWS);
   for (const r of rows) {
@@ -142,15 +143,17 @@ function renderChanges(data) {
       ["name", r.name],
       ["num value", formatValue(r.base_flat, data.unit)],
       ["num value", formatValue(r.flat, data.unit)],
-      ["num change", formatChange(r.flat_change, data.unit)],
-      ["num pct", formatRelative(r.base_flat, r.flat)],
+      ["num change", r.flat_change ? `${formatChange(r.flat_change, data.unit)} (${formatRelative(r.base_flat, r.flat)})` : "±0"],
+      ["num cum", formatChange(r.cum_change, data.unit)],
     ];
     for (const [cls, text] of cells) {
       const td = tr.insertCell();
       td.className = cls;
       td.textContent = text;
     }
-    tr.cells[0].title = `${r.name}\ncum: ${formatValue(r.base_cum, data.unit)} → ${formatValue(r.cum, data.unit)} (${formatChange(r.cum_change, data.unit)})`;
+    tr.cells[0].title =
+      `${r.name}\nself: ${formatValue(r.base_flat, data.unit)} → ${formatValue(r.flat, data.unit)}` +
+      `\ntotal (cum): ${formatValue(r.base_cum, data.unit)} → ${formatValue(r.cum, data.unit)} (${formatRelative(r.base_cum, r.cum)})`;
     tr.dataset.flatChange = String(r.flat_change);
   }
   if (!rows.length) {

@@ -61,6 +61,24 @@ let lastStep = 60;
 let groups = new Map(); // key → labels of the group
 let controller = null;
 
+/**
+ * The fleet total per step: each line's last known count added up. A line without a point in a step (its
+ * instance was scraped less often, or pushed) still has its goroutines, so its previous value counts.
+ */
+export function fleetTotal(series) {
+  const times = [...new Set(series.flatMap((line) => line.points.map((p) => p[0])))].sort((a, b) => a - b);
+  const at = series.map(() => 0);
+  const last = series.map(() => null);
+  return times.map((t) => {
+    let sum = 0;
+    series.forEach((line, k) => {
+      while (at[k] < line.points.length && line.points[at[k]][0] <= t) last[k] = line.points[at[k]++][1];
+      if (last[k] !== null) sum += last[k];
+    });
+    return [t, sum];
+  });
+}
+
 /** The chart: one line per group, and the fleet total (the groups added up per step) when there are several. */
 async function loadChart(s, signal) {
   const now = Date.now();
@@ -76,12 +94,12 @@ async function loadChart(s, signal) {
       groups.set(key, line.labels);
       return { key, name: describeLabels(line.labels), points: line.points };
     });
-    const sums = new Map();
-    for (const line of series) for (const [t, v] of line.points) sums.set(t, (sums.get(t) || 0) + v);
-    const total = series.length > 1 ? { key: TOTAL, name: "fleet total", points: [...sums].sort((a, b) => a[0] - b[0]) } : null;
+    const total = series.length > 1 ? { key: TOTAL, name: "fleet total", points: fleetTotal(series) } : null;
     chart.setData({ series, total, unit: ts.unit, fromMs, toMs, step: ts.step });
     chart.select(s.pick || null, s.at ? Number(s.at) : null);
-    $("chart-meta").textContent = `${ts.aggregation} per step of ${ts.step} s${s.group_by ? ` · grouped by ${s.group_by}` : ""}`;
+    $("chart-meta").textContent =
+      `${ts.aggregation} per step of ${ts.step} s${s.group_by ? ` · grouped by ${s.group_by}` : ""}` +
+      (total ? " · fleet total: every line's last count added up" : "");
   } catch (err) {
     if (isAbort(err)) return;
     showError(err);

@@ -108,9 +108,11 @@ export class LineChart {
       label.textContent = formatDateTime(ms).slice(11, 16);
       svg.append(label);
     }
-    all.forEach((s, k) => {
+    // the total first, so each instance's points stay on top (clickable) where the lines meet
+    const drawOrder = d.total ? [d.total, ...d.series] : d.series;
+    drawOrder.forEach((s) => {
       const isTotal = s === d.total;
-      const color = isTotal ? "#1b2130" : LINE_COLORS[k % LINE_COLORS.length];
+      const color = isTotal ? "#1b2130" : LINE_COLORS[d.series.indexOf(s) % LINE_COLORS.length];
       const g = svgEl("g", { class: `line${isTotal ? " total" : ""}` });
       g.dataset.key = s.key;
       if (s.points.length > 1) {
