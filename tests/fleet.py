@@ -28,7 +28,7 @@ from tests.godemo import running
 SERVICE = "shop"
 SLOW_FACTOR = 8
 LEAK_RATE = 200  # goroutines per second
-CPU_SECONDS = "1"
+CPU_SECONDS = "2"
 CPU_MINUTES_AGO = (45, 25)
 GOROUTINE_MINUTES_AGO = (50, 38, 26, 14)
 

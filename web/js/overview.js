@@ -116,6 +116,10 @@ function renderInstance(service, entry, fromMs, toMs) {
   if (!Number.isNaN(lastMs)) {
     last.textContent = ago(lastMs);
     last.title = formatDateTime(lastMs);
+  } else if (!entry.targets.length && entry.points && entry.points.length) {
+    const pushedMs = entry.points[entry.points.length - 1][0] * 1000; // the step of its last goroutine profile
+    last.textContent = `pushed, ${ago(pushedMs)}`;
+    last.title = `goroutine profiles pushed; the last one in the step from ${formatDateTime(pushedMs)}`;
   } else {
     last.textContent = entry.targets.length ? "never" : "pushed";
     last.classList.add("muted");
