@@ -143,7 +143,7 @@ function renderChanges(data) {
       ["name", r.name],
       ["num value", formatValue(r.base_flat, data.unit)],
       ["num value", formatValue(r.flat, data.unit)],
-      ["num change", r.flat_change ? `${formatChange(r.flat_change, data.unit)} (${formatRelative(r.base_flat, r.flat)})` : "±0"],
+      [r.flat_change ? "num change" : "num change zero", r.flat_change ? `${formatChange(r.flat_change, data.unit)} (${formatRelative(r.base_flat, r.flat)})` : "±0"],
       ["num cum", formatChange(r.cum_change, data.unit)],
     ];
     for (const [cls, text] of cells) {
