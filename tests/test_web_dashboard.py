@@ -76,6 +76,8 @@ def test_pages_are_served_at_their_paths(fleet: Fleet) -> None:
 
 def test_every_page_loads_without_console_errors(fleet: Fleet, browser_page: BrowserPage) -> None:
     bp = browser_page
+    requested: list[str] = []
+    bp.page.on("request", lambda request: requested.append(request.url))
     shop = fleet.selector()
     for path, params, ready in (
         ("/", {}, "() => document.querySelectorAll('tr.instance').length >= 3"),
@@ -97,6 +99,8 @@ def test_every_page_loads_without_console_errors(fleet: Fleet, browser_page: Bro
         ]
         assert bp.page.locator("#error").is_hidden(), (path, bp.page.inner_text("#error"))
         no_errors(bp)
+    # no CDN: every request of every page went to the Stackyard server
+    assert requested and all(url.startswith(fleet.live.url + "/") for url in requested), set(requested)
 
 
 # ------------------------------------------------------------------------------------------ overview
@@ -385,7 +389,8 @@ def test_bad_selectors_show_the_server_message(fleet: Fleet, browser_page: Brows
     open_page(bp, fleet, "/diff", query=fleet.selector(), base_query=broken)
     bp.page.locator("#error").wait_for(state="visible")
     assert bp.page.inner_text("#error-message").startswith("base_query:")
-    assert bp.page.get_attribute("#base-query", "aria-invalid") is not None
+    assert bp.page.get_attribute("#base-query", "aria-invalid") == "true"
+    assert bp.page.get_attribute("#query", "aria-invalid") is None
     assert "comparison failed" in bp.page.inner_text(".fg-empty")
     no_errors(bp, allow=r"status of 400")
 

@@ -116,8 +116,13 @@ function showError(err) {
   $("error").hidden = !err;
   $("error-message").textContent = err ? err.message : "";
   const msg = err ? err.message : "";
-  form.baseQuery.toggleAttribute("aria-invalid", /^base_query:/.test(msg));
-  form.query.toggleAttribute("aria-invalid", /^query:/.test(msg));
+  for (const [input, re] of [
+    [form.baseQuery, /^base_query:/],
+    [form.query, /^query:/],
+  ]) {
+    if (re.test(msg)) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
 }
 
 // ------------------------------------------------------------------------------------------ changes table
