@@ -44,9 +44,10 @@ function seriesNames(series) {
 }
 
 export class Timeline {
-  /** `onSelect(fromMs, toMs)` after a drag across the plot. */
-  constructor(container, { onSelect } = {}) {
+  /** `onSelect(fromMs, toMs)` after a drag across the plot; `onPick(stepStartMs, stepEndMs)` after a click on a bar. */
+  constructor(container, { onSelect, onPick } = {}) {
     this.onSelect = onSelect;
+    this.onPick = onPick;
     this.data = null;
     this.root = document.createElement("div");
     this.root.className = "timeline";
@@ -215,6 +216,19 @@ export class Timeline {
     this.renderMarks();
   }
 
+  /** A click: the step under `x`, when it has data. */
+  pick(x) {
+    const d = this.data;
+    if (!this.onPick || !d) return;
+    const ms = this.msOf(x);
+    for (const t of d.steps.keys()) {
+      if (ms >= t && ms < t + d.stepMs) {
+        this.onPick(t, t + d.stepMs);
+        return;
+      }
+    }
+  }
+
   /** Ranges to show over the plot: `[{fromMs, toMs, label, className}]` (the diff page's base and comparison). */
   setMarks(marks) {
     this.marks = marks || [];
@@ -301,7 +315,11 @@ export class Timeline {
     const x1 = Math.min(Math.max(this.localX(e), PAD.left), this.width - PAD.right);
     this.drag = null;
     this.selection.hidden = true;
-    if (Math.abs(x1 - x0) < 4 || !this.onSelect) return;
+    if (Math.abs(x1 - x0) < 4) {
+      this.pick(x1);
+      return;
+    }
+    if (!this.onSelect) return;
     const a = this.msOf(Math.min(x0, x1));
     const b = this.msOf(Math.max(x0, x1));
     if (b - a >= 1000) this.onSelect(a, b);
