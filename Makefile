@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools run test lint pytest bench captures clean
+.PHONY: install tools run test lint pytest bench captures screenshots clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 
 captures:
 	scripts/capture_profiles.sh
+
+# Dashboard screenshots from a real session (Go demo, live server, headless chromium) into docs/img/.
+screenshots: install
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

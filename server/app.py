@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, health, ingest, labels, login, metrics, profiles, query, targets
+from server.api import errors, health, ingest, labels, login, metrics, pages, profiles, query, targets
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.tokens import TokenSet
 from server.limits import limit_rejections
@@ -65,6 +65,7 @@ def create_app(
     errors.install(app)
     for module in (health, ingest, query, profiles, labels, targets, metrics, login):
         app.include_router(module.router)
+    app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

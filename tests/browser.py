@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +84,15 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serving(database_url: str, **settings: Any) -> Iterator[LiveServer]:
-    """Serve ``create_app`` on a free port (a fresh, migrated database) while the context lasts."""
+def serving(database_url: str, build: Callable[[Settings], Any] | None = None, **settings: Any) -> Iterator[LiveServer]:
+    """Serve ``create_app`` on a free port (a fresh, migrated database) while the context lasts.
+
+    ``build`` makes the app from the settings instead (``stackyard.runtime.build_server``: with the
+    in-process scraper); ``settings`` are extra ``Settings`` fields.
+    """
     upgrade(database_url)
-    app = create_app(Settings(database_url=database_url, retention_raw="36500d", **settings))
+    config = Settings(database_url=database_url, retention_raw="36500d", **settings)
+    app = build(config) if build else create_app(config)
     sock = free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

@@ -37,7 +37,7 @@ DIM = (0xE4, 0xE7, 0xEC)  # flamegraph.js: frames that do not match an active se
 
 def open_explore(bp: BrowserPage, live: LiveServer, **params: str) -> None:
     query = urllib.parse.urlencode(params)
-    bp.page.goto(f"{live.url}/{'?' + query if query else ''}")
+    bp.page.goto(f"{live.url}/explore{'?' + query if query else ''}")
     bp.page.wait_for_function(READY, timeout=15_000)
 
 
@@ -290,7 +290,7 @@ def test_top_table_sorts_filters_and_highlights_in_the_flame_graph(
 def test_a_bad_selector_shows_the_server_message(live_server: LiveServer, browser_page: BrowserPage) -> None:
     bp = browser_page
     broken = '{service="demo"'
-    bp.page.goto(f"{live_server.url}/?{urllib.parse.urlencode({'query': broken})}")
+    bp.page.goto(f"{live_server.url}/explore?{urllib.parse.urlencode({'query': broken})}")
     alert = bp.page.locator("#error")
     alert.wait_for(state="visible")
     bp.page.wait_for_function(IDLE)
@@ -489,7 +489,7 @@ def test_loading_and_empty_states_are_visible(live_server: LiveServer, browser_p
         held.append(route)
 
     bp.page.route("**/api/v1/flamegraph?*", hold)
-    bp.page.goto(f"{live_server.url}/?{urllib.parse.urlencode({'query': DEMO})}")
+    bp.page.goto(f"{live_server.url}/explore?{urllib.parse.urlencode({'query': DEMO})}")
     bp.page.wait_for_function("() => document.querySelector('#top tbody tr[data-name]')")
     assert held
     panel = bp.page.locator("#flame-panel")
@@ -533,4 +533,53 @@ def test_high_dpi_canvas_is_sharp_and_hit_tests_match(live_server: LiveServer, b
         assert pixel(bp, box["x"] + box["w"] + 0.5, box["y"] + box["h"] + 0.6) == (255, 255, 255)  # the gap
         bp.page.mouse.move(box["x"] + box["w"] / 2, box["y"] + box["h"] / 2)
         bp.page.wait_for_function(f"() => document.querySelector('.fg-tooltip').dataset.name === '{name}'")
+    no_errors(bp)
+
+
+def test_a_click_on_the_timeline_opens_one_profile(live_server: LiveServer, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    open_explore(bp, live_server, query=DEMO)
+    # the bars, found in the canvas's own pixels along the bottom row of the plot
+    bars: list[list[float]] = bp.page.evaluate(
+        """() => {
+          const c = document.querySelector(".timeline-canvas");
+          const r = c.getBoundingClientRect();
+          const dpr = c.width / r.width;
+          const y = Math.floor((132 - 22 - 2) * dpr);
+          const row = c.getContext("2d").getImageData(0, y, c.width, 1).data;
+          const xs = [];
+          for (let x = Math.ceil(64 * dpr); x < c.width; x++) {  // right of the value axis (PAD.left)
+            const [red, green, blue, alpha] = row.slice(x * 4, x * 4 + 4);
+            if (alpha > 0 && Math.max(red, green, blue) - Math.min(red, green, blue) > 60) xs.push(x / dpr);
+          }
+          const bars = [];
+          for (const x of xs) {
+            if (bars.length && x - bars[bars.length - 1][1] <= 1.5) bars[bars.length - 1][1] = x;
+            else bars.push([x, x]);
+          }
+          return bars.map(([a, b]) => [r.left + (a + b) / 2, r.top + 100]);
+        }"""
+    )
+    assert len(bars) == 2, bars  # demo-1 40 minutes ago, demo-2 25 minutes ago
+    bp.page.mouse.click(*bars[0])
+    items = bp.page.locator("#step-profiles li")
+    items.first.wait_for()
+    assert items.count() == 1
+    assert "instance=demo-1" in items.first.inner_text()
+    profile_id = items.first.get_attribute("data-id") or ""
+    expected = next(p for p in live_server.ingested if str(p["id"]) == profile_id)
+    assert expected["series"]["labels"]["instance"] == "demo-1" and expected["type"] == "cpu"
+    items.first.locator("button.open-profile").click()
+    bp.page.wait_for_function(f"() => new URL(location.href).searchParams.get('profile') === '{profile_id}'")
+    bp.page.wait_for_function(READY)
+    graph = live_server.get(f"/api/v1/profiles/{profile_id}/flamegraph")
+    assert fg_state(bp)["nodes"] == graph["nodes"]
+    assert widest(bp, "total")["total"] == graph["total"]
+    assert f"Profile #{profile_id} alone" in bp.page.inner_text("#summary")
+    assert bp.page.get_attribute("#download", "href") == f"/api/v1/profiles/{profile_id}/pprof"
+    assert bp.page.request.get(f"{live_server.url}/api/v1/profiles/{profile_id}/pprof").status == 200
+    # back to the merged view of both profiles
+    bp.page.click(".back-to-merged")
+    bp.page.wait_for_function("() => !new URL(location.href).searchParams.has('profile')")
+    bp.page.wait_for_function("() => document.querySelector('#summary').textContent.includes('2 profiles merged')")
     no_errors(bp)

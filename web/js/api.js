@@ -71,3 +71,31 @@ export const api = {
   labelValues: (name, type, opts) => getJSON(`/api/v1/labels/${encodeURIComponent(name)}/values`, { type }, opts),
   pprofUrl: (q) => apiUrl("/api/v1/pprof", q),
 };
+
+/** POST, PATCH or DELETE with a JSON body; resolves to the JSON answer (null for 204). Rejects with ApiError. */
+export async function sendJSON(method, path, body = undefined, params = {}) {
+  const url = apiUrl(path, params);
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(`Cannot reach the Stackyard server (${err.message})`, 0, path);
+  }
+  if (!response.ok) throw await readError(response, path);
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/** The fleet and targets endpoints. */
+export const fleet = {
+  targets: (opts) => getJSON("/api/v1/targets", {}, opts),
+  series: (q, opts) => getJSON("/api/v1/series", q, opts),
+  addTarget: (body) => sendJSON("POST", "/api/v1/targets", body),
+  patchTarget: (id, body) => sendJSON("PATCH", `/api/v1/targets/${id}`, body),
+  removeTarget: (id) => sendJSON("DELETE", `/api/v1/targets/${id}`),
+  captureTrace: (id, seconds) => sendJSON("POST", `/api/v1/targets/${id}/trace`, undefined, { seconds }),
+};

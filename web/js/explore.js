@@ -1,9 +1,9 @@
 // The Explore page: a selector, a profile and sample type and a time range give a timeline, the merged
 // flame graph and the top table. Everything that defines the view is in the URL.
 
-import { api, isAbort } from "./api.js";
+import { api, getJSON, isAbort } from "./api.js";
 import { FlameGraph } from "./flamegraph.js";
-import { formatValue, isoSeconds } from "./format.js";
+import { formatDateTime, formatValue, isoSeconds } from "./format.js";
 import { renderHeader } from "./header.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
@@ -11,7 +11,7 @@ import { describeRange, parseTimeMs, PRESETS } from "./time.js";
 import { Timeline } from "./timeline.js";
 import { TopTable } from "./toptable.js";
 
-const DATA_KEYS = ["type", "query", "from", "to", "sample"];
+const DATA_KEYS = ["type", "query", "from", "to", "sample", "profile"];
 const state = new UrlState({
   type: "cpu",
   query: null, // absent: the first service of the type is chosen
@@ -23,6 +23,7 @@ const state = new UrlState({
   sort: "flat",
   filter: "",
   zoom: "",
+  profile: "", // one stored profile's id instead of the merged view
 });
 
 const $ = (id) => document.getElementById(id);
@@ -67,9 +68,62 @@ const table = new TopTable($("top"), {
 
 const timeline = new Timeline($("timeline"), {
   onSelect(fromMs, toMs) {
-    state.set({ from: isoSeconds(fromMs), to: isoSeconds(toMs), zoom: "" }, { push: true });
+    state.set({ from: isoSeconds(fromMs), to: isoSeconds(toMs), zoom: "", profile: "" }, { push: true });
+  },
+  onPick(fromMs, toMs) {
+    listProfiles(fromMs, toMs);
   },
 });
+
+// ------------------------------------------------------------------------------------------------ one profile
+
+const stepBox = $("step-profiles");
+
+/** The stored profiles of one timeline step, each to open alone or download as pprof. */
+async function listProfiles(fromMs, toMs) {
+  const s = state.get();
+  const q = { type: s.type, query: s.query, from: String(fromMs / 1000), to: String(toMs / 1000 - 0.001), limit: 50 };
+  stepBox.hidden = false;
+  stepBox.textContent = "Loading the profiles of this step…";
+  try {
+    const { profiles, truncated } = await api.profiles(q);
+    const head = document.createElement("div");
+    head.className = "step-head";
+    head.textContent = `${profiles.length}${truncated ? "+" : ""} profile${profiles.length === 1 ? "" : "s"} from ${formatDateTime(fromMs)} to ${formatDateTime(toMs)}`;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn btn-ghost";
+    close.textContent = "Close";
+    close.addEventListener("click", () => (stepBox.hidden = true));
+    head.append(close);
+    const list = document.createElement("ul");
+    for (const p of profiles) {
+      const li = document.createElement("li");
+      li.dataset.id = String(p.id);
+      const what = Object.entries(p.labels)
+        .filter(([k]) => k !== "service")
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ");
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "btn open-profile";
+      open.textContent = "Open";
+      open.addEventListener("click", () => state.set({ profile: String(p.id), zoom: "" }, { push: true }));
+      const pprof = document.createElement("a");
+      pprof.className = "btn";
+      pprof.href = `/api/v1/profiles/${p.id}/pprof`;
+      pprof.download = `profile-${p.id}.pb.gz`;
+      pprof.textContent = "pprof";
+      const text = document.createElement("span");
+      text.textContent = `${formatDateTime(Date.parse(p.time))} · ${p.labels.service ?? ""}${what ? ` (${what})` : ""} · ${p.samples.toLocaleString("en-US")} samples`;
+      li.append(text, open, pprof);
+      list.append(li);
+    }
+    stepBox.replaceChildren(head, list);
+  } catch (err) {
+    stepBox.textContent = `The profiles of this step could not be listed: ${err.message}`;
+  }
+}
 
 new SelectorInput(form.query, $("query-suggestions"), {
   getType: () => form.type.value,
@@ -86,9 +140,19 @@ for (const preset of PRESETS) {
   b.textContent = preset.label;
   b.addEventListener("click", () => {
     closePopover();
-    state.set({ from: preset.from, to: "now", zoom: "" }, { push: true });
+    state.set({ from: preset.from, to: "now", zoom: "", profile: "" }, { push: true });
   });
   form.popover.querySelector(".presets").append(b);
+}
+
+/** The summary of a single profile's view, with the way back to the merged one. */
+function showSingle(id, t) {
+  const back = document.createElement("button");
+  back.type = "button";
+  back.className = "btn btn-ghost back-to-merged";
+  back.textContent = "Back to the merged view";
+  back.addEventListener("click", () => state.set({ profile: "", zoom: "" }, { push: true }));
+  form.summary.replaceChildren(`Profile #${id} alone · ${t.sample_type} · total ${formatValue(t.total, t.unit)} `, back);
 }
 
 function syncForm(s) {
@@ -104,8 +168,8 @@ function syncForm(s) {
   if (![...form.sample.options].some((o) => o.value === s.sample)) setSampleOptions([s.sample || ""], s.sample);
   form.sample.value = s.sample;
   const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
-  form.download.href = api.pprofUrl(q);
-  form.download.download = `${s.type}.pb.gz`;
+  form.download.href = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}/pprof` : api.pprofUrl(q);
+  form.download.download = s.profile ? `profile-${s.profile}.pb.gz` : `${s.type}.pb.gz`;
   document.title = `Explore · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
 }
 
@@ -118,7 +182,8 @@ function setSampleOptions(names, selected, defaultName = "") {
 }
 
 function submit(patch = {}) {
-  state.set({ type: form.type.value, query: form.query.value.trim(), sample: form.sample.value, ...patch }, { push: true });
+  const next = { type: form.type.value, query: form.query.value.trim(), sample: form.sample.value, profile: "" };
+  state.set({ ...next, ...patch }, { push: true });
   if (!UrlState.differs(state.get(), lastLoaded || {}, DATA_KEYS)) load(); // same query again: refresh
 }
 
@@ -163,7 +228,8 @@ form.popover.addEventListener("keydown", (e) => {
 });
 form.apply.addEventListener("click", () => {
   closePopover();
-  state.set({ from: form.from.value.trim() || "now-1h", to: form.to.value.trim() || "now", zoom: "" }, { push: true });
+  const range = { from: form.from.value.trim() || "now-1h", to: form.to.value.trim() || "now" };
+  state.set({ ...range, zoom: "", profile: "" }, { push: true });
 });
 
 // ------------------------------------------------------------------------------------------------ data
@@ -230,14 +296,19 @@ async function load() {
     if (!signal.aborted) setLoading(panel, false);
   };
 
-  const top = api.top(q, { signal }).then(
+  const one = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}` : "";
+  const topRequest = one ? getJSON(`${one}/top`, { sample: s.sample }, { signal }) : api.top(q, { signal });
+  const top = topRequest.then(
     (t) => {
       if (signal.aborted) return null;
       table.setData(t);
       const what = t.aggregation === "avg" ? "average per profile" : "sum";
-      form.summary.textContent = t.profiles
-        ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} (${what}) · total ${formatValue(t.total, t.unit)}`
-        : `No ${s.type} profiles${s.query ? ` match ${s.query}` : ""} in this range.`;
+      if (one) showSingle(s.profile, t);
+      else {
+        form.summary.textContent = t.profiles
+          ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} (${what}) · total ${formatValue(t.total, t.unit)}`
+          : `No ${s.type} profiles${s.query ? ` match ${s.query}` : ""} in this range.`;
+      }
       return t;
     },
     (err) => {
@@ -250,7 +321,8 @@ async function load() {
   );
   top.finally(done(topPanel));
 
-  const graph = api.flamegraph(q, { signal }).then(
+  const graphRequest = one ? getJSON(`${one}/flamegraph`, { sample: s.sample }, { signal }) : api.flamegraph(q, { signal });
+  const graph = graphRequest.then(
     (g) => {
       if (signal.aborted) return;
       flame.setData(g, { zoomPath: s.zoom });

@@ -509,7 +509,7 @@ export class FlameGraph {
       el("span", "fg-legend-label", "−75% or less"),
       bar,
       el("span", "fg-legend-label", "+300% or more"),
-      el("span", "fg-legend-note", "grey: unchanged · width: base + comparison"),
+      el("span", "fg-legend-note", "red: more in the comparison · green: less · grey: unchanged · width: base + comparison"),
       el(
         "span",
         "fg-legend-total",

@@ -44,9 +44,10 @@ function seriesNames(series) {
 }
 
 export class Timeline {
-  /** `onSelect(fromMs, toMs)` after a drag across the plot. */
-  constructor(container, { onSelect } = {}) {
+  /** `onSelect(fromMs, toMs)` after a drag across the plot; `onPick(stepStartMs, stepEndMs)` after a click on a bar. */
+  constructor(container, { onSelect, onPick } = {}) {
     this.onSelect = onSelect;
+    this.onPick = onPick;
     this.data = null;
     this.root = document.createElement("div");
     this.root.className = "timeline";
@@ -69,7 +70,10 @@ export class Timeline {
     this.legend.className = "timeline-legend";
     this.plot = document.createElement("div");
     this.plot.className = "timeline-plot";
-    this.plot.append(this.canvas, this.selection, this.cursor, this.tip, this.message);
+    this.marks = [];
+    this.markLayer = document.createElement("div");
+    this.markLayer.className = "timeline-marks";
+    this.plot.append(this.canvas, this.markLayer, this.selection, this.cursor, this.tip, this.message);
     this.root.append(this.plot, this.legend);
     container.replaceChildren(this.root);
     this.ctx = this.canvas.getContext("2d");
@@ -209,6 +213,48 @@ export class Timeline {
     ctx.moveTo(PAD.left, bottom + 0.5);
     ctx.lineTo(width - PAD.right, bottom + 0.5);
     ctx.stroke();
+    this.renderMarks();
+  }
+
+  /** A click: the step under `x`, when it has data. */
+  pick(x) {
+    const d = this.data;
+    if (!this.onPick || !d) return;
+    const ms = this.msOf(x);
+    for (const t of d.steps.keys()) {
+      if (ms >= t && ms < t + d.stepMs) {
+        this.onPick(t, t + d.stepMs);
+        return;
+      }
+    }
+  }
+
+  /** Ranges to show over the plot: `[{fromMs, toMs, label, className}]` (the diff page's base and comparison). */
+  setMarks(marks) {
+    this.marks = marks || [];
+    this.renderMarks();
+  }
+
+  renderMarks() {
+    const d = this.data;
+    this.markLayer.replaceChildren();
+    if (!d || !(d.toMs > d.fromMs)) return;
+    const right = this.width - PAD.right;
+    for (const m of this.marks) {
+      if (!(m.toMs > m.fromMs)) continue;
+      const x0 = Math.max(PAD.left, Math.min(right, this.xOf(m.fromMs)));
+      const x1 = Math.max(PAD.left, Math.min(right, this.xOf(m.toMs)));
+      const box = document.createElement("div");
+      box.className = `timeline-mark ${m.className || ""}`;
+      box.style.left = `${x0}px`;
+      box.style.width = `${Math.max(2, x1 - x0)}px`;
+      box.style.top = `${PAD.top}px`;
+      box.style.height = `${HEIGHT - PAD.top - PAD.bottom}px`;
+      const label = document.createElement("span");
+      label.textContent = m.label || "";
+      box.append(label);
+      this.markLayer.append(box);
+    }
   }
 
   // ---------------------------------------------------------------- pointer: hover read-out and drag
@@ -269,7 +315,11 @@ export class Timeline {
     const x1 = Math.min(Math.max(this.localX(e), PAD.left), this.width - PAD.right);
     this.drag = null;
     this.selection.hidden = true;
-    if (Math.abs(x1 - x0) < 4 || !this.onSelect) return;
+    if (Math.abs(x1 - x0) < 4) {
+      this.pick(x1);
+      return;
+    }
+    if (!this.onSelect) return;
     const a = this.msOf(Math.min(x0, x1));
     const b = this.msOf(Math.max(x0, x1));
     if (b - a >= 1000) this.onSelect(a, b);

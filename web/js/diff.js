@@ -1,0 +1,306 @@
+// The diff page: a base and a comparison (two time ranges, two selectors, or both), as a diff flame graph
+// (red for more, green for less) and a table of the largest changes. Dragging on the timeline sets the
+// base's or the comparison's range, as the toggle says. Everything that defines the view is in the URL.
+
+import { api, isAbort } from "./api.js";
+import { FlameGraph } from "./flamegraph.js";
+import { formatChange, formatValue, formatRelative, isoSeconds } from "./format.js";
+import { renderHeader } from "./header.js";
+import { quote } from "./labels.js";
+import { SelectorInput } from "./selector.js";
+import { UrlState } from "./state.js";
+import { parseTimeMs, PRESETS } from "./time.js";
+import { Timeline } from "./timeline.js";
+
+const DATA_KEYS = ["type", "sample", "query", "base_query", "from", "to", "base_from", "base_to", "normalize"];
+const state = new UrlState({
+  type: "cpu",
+  sample: "",
+  query: null, // absent: the type's first service
+  base_query: "",
+  from: "now-30m",
+  to: "now",
+  base_from: "now-1h",
+  base_to: "now-30m",
+  normalize: "",
+  window: "now-1h",
+  brush: "comparison",
+  search: "",
+  zoom: "",
+  fn: "",
+});
+const MAX_ROWS = 60;
+const $ = (id) => document.getElementById(id);
+const form = {
+  bar: $("diffbar"),
+  type: $("type"),
+  sample: $("sample"),
+  normalize: $("normalize"),
+  query: $("query"),
+  baseQuery: $("base-query"),
+  from: $("from"),
+  to: $("to"),
+  baseFrom: $("base-from"),
+  baseTo: $("base-to"),
+  window: $("window"),
+};
+
+renderHeader();
+
+for (const p of PRESETS) form.window.append(new Option(p.label, p.from));
+
+const flame = new FlameGraph($("flamegraph"), {
+  onViewChange({ zoom, search }) {
+    state.set({ zoom, search, fn: flame.highlighted || "" }, { silent: true });
+  },
+});
+const timeline = new Timeline($("timeline"), {
+  onSelect(fromMs, toMs) {
+    const range = { from: isoSeconds(fromMs), to: isoSeconds(toMs) };
+    if (state.get().brush === "base") state.set({ base_from: range.from, base_to: range.to, zoom: "" }, { push: true });
+    else state.set({ ...range, zoom: "" }, { push: true });
+  },
+});
+
+new SelectorInput(form.query, $("query-suggestions"), { getType: () => form.type.value, onSubmit: () => submit() });
+new SelectorInput(form.baseQuery, $("base-query-suggestions"), { getType: () => form.type.value, onSubmit: () => submit() });
+
+function submit(patch = {}) {
+  state.set(
+    {
+      type: form.type.value,
+      sample: form.sample.value.trim(),
+      query: form.query.value.trim(),
+      base_query: form.baseQuery.value.trim(),
+      from: form.from.value.trim() || "now-30m",
+      to: form.to.value.trim() || "now",
+      base_from: form.baseFrom.value.trim() || "now-1h",
+      base_to: form.baseTo.value.trim() || "now-30m",
+      normalize: form.normalize.checked ? "true" : "",
+      ...patch,
+    },
+    { push: true },
+  );
+}
+form.bar.addEventListener("submit", (e) => {
+  e.preventDefault();
+  submit();
+});
+form.type.addEventListener("change", () => submit({ sample: "", zoom: "" }));
+form.normalize.addEventListener("change", () => submit());
+form.window.addEventListener("change", () => state.set({ window: form.window.value }, { push: true }));
+for (const radio of document.querySelectorAll("input[name=brush]")) {
+  radio.addEventListener("change", () => state.set({ brush: radio.value }, { silent: true }));
+}
+
+function syncForm(s) {
+  form.type.value = s.type;
+  const set = (input, value) => {
+    if (document.activeElement !== input) input.value = value ?? "";
+  };
+  set(form.sample, s.sample);
+  set(form.query, s.query);
+  set(form.baseQuery, s.base_query);
+  set(form.from, s.from);
+  set(form.to, s.to);
+  set(form.baseFrom, s.base_from);
+  set(form.baseTo, s.base_to);
+  form.normalize.checked = s.normalize === "true";
+  if (![...form.window.options].some((o) => o.value === s.window)) form.window.append(new Option(s.window, s.window));
+  form.window.value = s.window;
+  $(s.brush === "base" ? "brush-base" : "brush-comparison").checked = true;
+  document.title = `Diff · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
+}
+
+function showError(err) {
+  $("error").hidden = !err;
+  $("error-message").textContent = err ? err.message : "";
+  const msg = err ? err.message : "";
+  for (const [input, re] of [
+    [form.baseQuery, /^base_query:/],
+    [form.query, /^query:/],
+  ]) {
+    if (re.test(msg)) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+}
+
+// ------------------------------------------------------------------------------------------ changes table
+
+function renderChanges(data) {
+  const host = $("changes");
+  const table = document.createElement("table");
+  table.className = "top-table changes-table";
+  table.innerHTML =
+    "<thead><tr><th class='name'>Function</th><th class='num' title='self (flat) in the base'>Base</th>" +
+    "<th class='num' title='self (flat) in the comparison'>Comparison</th><th class='num'>Change</th>" +
+    "<th class='num' title='change of the total (cum): this function and everything it calls'>Cum change</th></tr></thead>";
+  const body = table.createTBody();
+  const rows = data.rows.filter((r) => r.flat_change !== 0 || r.cum_change !== 0).slice(0, MAX_ROWS);
+  for (const r of rows) {
+    const tr = body.insertRow();
+    tr.dataset.name = r.name;
+    tr.tabIndex = 0;
+    const change = r.flat_change || r.cum_change;
+    tr.className = change > 0 ? "more" : change < 0 ? "less" : "";
+    if (r.name === state.get().fn) tr.classList.add("selected");
+    const cells = [
+      ["name", r.name],
+      ["num value", formatValue(r.base_flat, data.unit)],
+      ["num value", formatValue(r.flat, data.unit)],
+      [r.flat_change ? "num change" : "num change zero", r.flat_change ? `${formatChange(r.flat_change, data.unit)} (${formatRelative(r.base_flat, r.flat)})` : "±0"],
+      ["num cum", formatChange(r.cum_change, data.unit)],
+    ];
+    for (const [cls, text] of cells) {
+      const td = tr.insertCell();
+      td.className = cls;
+      td.textContent = text;
+    }
+    tr.cells[0].title =
+      `${r.name}\nself: ${formatValue(r.base_flat, data.unit)} → ${formatValue(r.flat, data.unit)}` +
+      `\ntotal (cum): ${formatValue(r.base_cum, data.unit)} → ${formatValue(r.cum, data.unit)} (${formatRelative(r.base_cum, r.cum)})`;
+    tr.dataset.flatChange = String(r.flat_change);
+  }
+  if (!rows.length) {
+    const td = body.insertRow().insertCell();
+    td.colSpan = 5;
+    td.className = "top-message muted";
+    td.textContent = data.profiles || data.base_profiles ? "No function changed." : "No profiles on either side.";
+  }
+  host.replaceChildren(table);
+}
+
+$("changes").addEventListener("click", (e) => {
+  const tr = e.target.closest("tr[data-name]");
+  if (!tr) return;
+  const name = tr.dataset.name === state.get().fn ? "" : tr.dataset.name;
+  for (const row of $("changes").querySelectorAll("tr[data-name]")) row.classList.toggle("selected", row.dataset.name === name);
+  flame.highlight(name || null);
+  state.set({ fn: name, search: "" }, { silent: true });
+});
+
+function tableMessage(text) {
+  const p = document.createElement("p");
+  p.className = "top-message error";
+  p.textContent = text;
+  $("changes").replaceChildren(p);
+}
+
+// ------------------------------------------------------------------------------------------ data
+
+let controller = null;
+const FAILED = "No data: the comparison failed (see the message above).";
+
+function params(s) {
+  const q = { type: s.type, sample: s.sample, query: s.query, from: s.from, to: s.to, base_from: s.base_from, base_to: s.base_to };
+  if (s.base_query) q.base_query = s.base_query;
+  if (s.normalize === "true") q.normalize = "true";
+  return q;
+}
+
+function marks(s, now) {
+  return [
+    { fromMs: parseTimeMs(s.base_from, now), toMs: parseTimeMs(s.base_to, now), label: "Base", className: "base" },
+    { fromMs: parseTimeMs(s.from, now), toMs: parseTimeMs(s.to, now), label: "Comparison", className: "comparison" },
+  ];
+}
+
+async function loadTimeline(s, signal) {
+  const now = Date.now();
+  const panel = $("timeline-panel");
+  panel.classList.add("is-loading");
+  try {
+    const queries = s.base_query && s.base_query !== s.query ? [s.base_query, s.query] : [s.query];
+    const answers = await Promise.all(
+      queries.map((query) => api.timeseries({ type: s.type, sample: s.sample, query, from: s.window, to: "now" }, { signal })),
+    );
+    const series = answers.flatMap((a, k) =>
+      a.series.map((line) => ({ ...line, labels: queries.length > 1 ? { side: k ? "comparison" : "base", ...line.labels } : line.labels })),
+    );
+    timeline.setData({ ...answers[0], series }, parseTimeMs(s.window, now), now);
+    timeline.setMarks(marks(s, now));
+  } catch (err) {
+    if (isAbort(err)) return;
+    timeline.setMessage(FAILED);
+  } finally {
+    if (!signal.aborted) panel.classList.remove("is-loading");
+  }
+}
+
+async function load() {
+  const s = state.get();
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const { signal } = controller;
+  syncForm(s);
+  showError(null);
+  document.body.classList.add("is-loading");
+  for (const id of ["changes-panel", "flame-panel"]) $(id).classList.add("is-loading");
+  const q = params(s);
+  let failed = false;
+  const fail = (err) => {
+    if (isAbort(err) || signal.aborted) return false;
+    if (!failed) showError(err);
+    failed = true;
+    return true;
+  };
+  const top = api.diff({ ...q, format: "top" }, { signal }).then(
+    (d) => {
+      if (signal.aborted) return;
+      renderChanges(d);
+      const scale = d.normalized ? ` · comparison scaled ×${d.scale.toFixed(3)} to the base's total` : "";
+      $("summary").textContent =
+        `Base: ${d.base_profiles} profile${d.base_profiles === 1 ? "" : "s"}, ${formatValue(d.base_total, d.unit)} · ` +
+        `Comparison: ${d.profiles} profile${d.profiles === 1 ? "" : "s"}, ${formatValue(d.total, d.unit)} · ` +
+        `change ${formatChange(d.total_change, d.unit)} (${formatRelative(d.base_total, d.total)})${scale}`;
+    },
+    (err) => {
+      if (fail(err)) {
+        tableMessage(FAILED);
+        $("summary").textContent = "\u00a0";
+      }
+    },
+  );
+  const graph = api.diff({ ...q, format: "flamegraph" }, { signal }).then(
+    (g) => {
+      if (signal.aborted) return;
+      flame.setData(g, { zoomPath: s.zoom });
+      if (s.fn) flame.highlight(s.fn);
+      else if (s.search) flame.setSearch(s.search);
+    },
+    (err) => {
+      if (fail(err)) flame.setMessage(FAILED);
+    },
+  );
+  const done = Promise.allSettled([top, graph]).then(() => {
+    if (!signal.aborted) for (const id of ["changes-panel", "flame-panel"]) $(id).classList.remove("is-loading");
+  });
+  await Promise.allSettled([done, loadTimeline(s, signal)]);
+  if (!signal.aborted) document.body.classList.remove("is-loading");
+}
+
+state.subscribe((s, previous, how) => {
+  syncForm(s);
+  if (UrlState.differs(s, previous, [...DATA_KEYS, "window"])) load();
+  else if (how === "history") {
+    if (s.fn) flame.highlight(s.fn);
+    else flame.setSearch(s.search);
+  }
+});
+
+async function start() {
+  const s = state.get();
+  if (s.query === null) {
+    let query = "";
+    try {
+      const { values } = await api.labelValues("service", s.type);
+      if (values.length) query = `{service=${quote(values[0])}}`;
+    } catch {
+      // the comparison below shows the error
+    }
+    state.set({ query }, { silent: true });
+  }
+  load();
+}
+
+start();

@@ -1,0 +1,244 @@
+// The targets page: every scrape target and profile kind with its health, last error and last duration;
+// add, pause, resume and remove targets; capture an execution trace and download it.
+
+import { fleet } from "./api.js";
+import { formatDateTime } from "./format.js";
+import { renderHeader } from "./header.js";
+import { ago } from "./labels.js";
+import { UrlState } from "./state.js";
+
+const KINDS = ["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"];
+const REFRESH_MS = 10_000;
+const state = new UrlState({ service: "" });
+const $ = (id) => document.getElementById(id);
+const el = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+renderHeader();
+
+for (const kind of KINDS) {
+  const label = el("label", "kind");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = kind;
+  box.checked = kind !== "threadcreate";
+  label.append(box, ` ${kind}`);
+  $("add-kinds").append(label);
+}
+
+function showError(title, err) {
+  $("error").hidden = !err;
+  $("error-title").textContent = title;
+  $("error-message").textContent = err ? err.message : "";
+}
+
+/** "env=prod, version=1.5" → {env: "prod", version: "1.5"}; throws on a part without "=". */
+function parseLabels(text) {
+  const labels = {};
+  for (const part of text.split(",")) {
+    const p = part.trim();
+    if (!p) continue;
+    const at = p.indexOf("=");
+    if (at <= 0) throw new Error(`labels: "${p}" is not NAME=VALUE`);
+    labels[p.slice(0, at).trim()] = p.slice(at + 1).trim().replace(/^"(.*)"$/, "$1");
+  }
+  return labels;
+}
+
+$("add-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  let body;
+  try {
+    body = {
+      url: $("add-url").value.trim(),
+      service: $("add-service").value.trim(),
+      labels: parseLabels($("add-labels").value),
+      interval: $("add-interval").value.trim() || "15s",
+      profiles: [...$("add-kinds").querySelectorAll("input:checked")].map((b) => b.value),
+    };
+  } catch (err) {
+    showError("The target was not added", err);
+    return;
+  }
+  try {
+    const created = await fleet.addTarget(body);
+    showError("", null);
+    $("add-url").value = "";
+    flash(`Added ${created.service} ${created.instance}.`);
+    await load();
+  } catch (err) {
+    showError("The target was not added", err);
+  }
+});
+
+let flashUntil = 0;
+
+/** A short confirmation in the summary line, kept over refreshes for a few seconds. */
+function flash(text) {
+  flashUntil = Date.now() + 4000;
+  $("targets-summary").textContent = text;
+  $("targets-summary").className = "verdict ok";
+}
+
+/** Whether the user is in the middle of something a refresh would undo (an armed Remove, a capture). */
+function busy() {
+  return Boolean(document.querySelector(".remove[data-armed='true'], .trace:disabled"));
+}
+
+async function act(title, fn) {
+  try {
+    await fn();
+    showError("", null);
+  } catch (err) {
+    showError(title, err);
+  }
+  await load();
+}
+
+function statusOf(t) {
+  if (t.paused) return "paused";
+  if (t.up === true) return "up";
+  if (t.up === false) return "down";
+  return "waiting";
+}
+const STATUS_TEXT = { up: "up", down: "down", paused: "paused", waiting: "not scraped yet" };
+
+function healthRow(kind, profile, h) {
+  const tr = el("tr", "kind-row");
+  tr.dataset.kind = kind;
+  const status = !profile.enabled ? "off" : !h ? "waiting" : h.up === true ? "up" : h.up === false ? "down" : "waiting";
+  tr.dataset.status = status;
+  const statusCell = el("td", "status");
+  statusCell.append(el("span", `dot ${status}`), el("span", "status-text", { off: "disabled", waiting: "not scraped yet", up: "up", down: "down" }[status]));
+  const last = el("td", "num", h && h.last_scrape ? ago(Date.parse(h.last_scrape)) : "–");
+  if (h && h.last_scrape) last.title = formatDateTime(Date.parse(h.last_scrape));
+  const duration = el("td", "num", h && h.last_duration_ms != null ? `${h.last_duration_ms.toFixed(h.last_duration_ms < 10 ? 1 : 0)} ms` : "–");
+  const err = el("td", "last-error");
+  if (h && h.last_error) {
+    err.textContent = h.last_error + (h.consecutive_failures > 1 ? ` (${h.consecutive_failures} failures in a row)` : "");
+    if (h.up === false) err.classList.add("scrape-error");
+  } else err.textContent = "";
+  const seconds = profile.seconds ? ` · ${profile.seconds} s` : "";
+  tr.append(el("td", "kind-name mono", `${kind}${seconds}`), statusCell, last, duration, err);
+  return tr;
+}
+
+function actions(t) {
+  const box = el("div", "target-actions");
+  if (t.id === null || t.id === undefined) {
+    box.append(el("span", "muted", `from the ${t.source === "file_sd" ? "file_sd files" : "config file"}`));
+    return box;
+  }
+  const pause = el("button", "btn pause", t.paused ? "Resume" : "Pause");
+  pause.type = "button";
+  pause.addEventListener("click", () => act(`Could not ${t.paused ? "resume" : "pause"} the target`, () => fleet.patchTarget(t.id, { paused: !t.paused })));
+  const remove = el("button", "btn remove", "Remove");
+  remove.type = "button";
+  remove.addEventListener("click", () => {
+    if (remove.dataset.armed !== "true") {
+      remove.dataset.armed = "true";
+      remove.textContent = "Click again to remove";
+      remove.classList.add("btn-danger");
+      setTimeout(() => {
+        remove.dataset.armed = "";
+        remove.textContent = "Remove";
+        remove.classList.remove("btn-danger");
+      }, 4000);
+      return;
+    }
+    act("Could not remove the target", () => fleet.removeTarget(t.id));
+  });
+  const seconds = document.createElement("input");
+  seconds.type = "number";
+  seconds.min = "1";
+  seconds.max = "60";
+  seconds.value = "2";
+  seconds.className = "input tiny trace-seconds";
+  seconds.setAttribute("aria-label", "Trace seconds");
+  const trace = el("button", "btn trace", "Capture trace");
+  trace.type = "button";
+  const result = el("span", "trace-result");
+  trace.addEventListener("click", async () => {
+    trace.disabled = true;
+    result.textContent = `capturing ${seconds.value} s…`;
+    try {
+      const t0 = await fleet.captureTrace(t.id, seconds.value);
+      const a = el("a", "trace-download", `Download trace (${(t0.size / 1024).toFixed(1)} kB)`);
+      a.href = t0.download;
+      a.download = `trace-${t0.id}.out`;
+      result.replaceChildren(a, el("span", "muted", " · open with go tool trace"));
+      showError("", null);
+    } catch (err) {
+      result.textContent = "";
+      showError("The trace was not captured", err);
+    } finally {
+      trace.disabled = false;
+    }
+  });
+  box.append(pause, remove, seconds, el("span", "muted", "s"), trace, result);
+  return box;
+}
+
+function renderTarget(t) {
+  const card = el("section", "target");
+  card.dataset.id = String(t.id ?? "");
+  card.dataset.url = t.url;
+  card.dataset.status = statusOf(t);
+  const head = el("div", "target-head");
+  const status = statusOf(t);
+  head.append(el("span", `dot ${status}`), el("strong", "target-service", t.service), el("span", "mono target-url", t.url));
+  const labels = el("span", "target-labels");
+  for (const [k, v] of Object.entries(t.labels)) labels.append(el("span", "chip mono", `${k}=${v}`));
+  head.append(labels, el("span", "muted", `every ${t.interval} · ${STATUS_TEXT[status]}`), el("span", "spacer"), actions(t));
+  const table = el("table", "health-table");
+  table.innerHTML = "<thead><tr><th>Profile</th><th>Health</th><th class='num'>Last scrape</th><th class='num'>Duration</th><th>Last error</th></tr></thead>";
+  const body = table.createTBody();
+  for (const p of t.profiles) body.append(healthRow(p.type, p, t.health[p.type]));
+  card.append(head, table);
+  return card;
+}
+
+let sequence = 0;
+
+/** Fetch and draw the targets; an answer that arrives after a newer request's is dropped. */
+async function load() {
+  const mine = ++sequence;
+  const s = state.get();
+  if (document.activeElement !== $("service-filter")) $("service-filter").value = s.service;
+  try {
+    const { targets } = await fleet.targets();
+    if (mine !== sequence) return;
+    const shown = targets.filter((t) => !s.service || t.service === s.service);
+    const list = $("target-list");
+    if (!shown.length) {
+      list.replaceChildren(el("p", "empty-note", targets.length ? `No target of service “${s.service}”.` : "No targets yet: add one above."));
+    } else list.replaceChildren(...shown.map(renderTarget));
+    const down = shown.filter((t) => statusOf(t) === "down").length;
+    $("list-meta").textContent = `${shown.length} target${shown.length === 1 ? "" : "s"}${s.service ? ` of ${s.service}` : ""}`;
+    if (Date.now() > flashUntil) {
+      $("targets-summary").textContent = down ? `${down} of ${shown.length} targets down.` : `${shown.length} targets, none down.`;
+      $("targets-summary").className = `verdict ${down ? "bad" : "ok"}`;
+    }
+  } catch (err) {
+    if (mine !== sequence) return;
+    showError("The targets could not be loaded", err);
+    $("target-list").replaceChildren(el("p", "empty-note error", "No data: the server did not answer (see the message above)."));
+    $("targets-summary").textContent = "Unknown.";
+  }
+}
+
+let filterTimer = 0;
+$("service-filter").addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => state.set({ service: $("service-filter").value.trim() }), 250);
+});
+$("refresh").addEventListener("click", () => load());
+state.subscribe(() => load());
+setInterval(() => {
+  if (document.visibilityState === "visible" && !busy() && !document.activeElement?.closest?.("form")) load();
+}, REFRESH_MS);
+load();
