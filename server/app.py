@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, health, ingest, labels, metrics, profiles, query, targets
+from server.api import errors, goroutines, health, ingest, labels, metrics, profiles, query, targets
 from server.migrate import ROOT
 from server.scraping import Scraper
 from server.settings import Settings
@@ -56,7 +56,7 @@ def create_app(
     app.state.scraper = scraper
     app.state.metrics_registry = metrics_registry or CollectorRegistry()
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics):
+    for module in (health, ingest, query, profiles, labels, targets, metrics, goroutines):
         app.include_router(module.router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

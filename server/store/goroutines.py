@@ -132,6 +132,25 @@ class GoroutineTable:
                     found.append(DumpInfo(row[0], series_id, row[1], row[2]))
         return found
 
+    def newest(self, series_ids: Sequence[int]) -> list[DumpInfo]:
+        """The newest dump of each series that has one."""
+        if not series_ids:
+            return []
+        newest = (
+            select(GoroutineDump.series_id, func.max(GoroutineDump.time_ns).label("time_ns"))
+            .where(GoroutineDump.series_id.in_(series_ids))
+            .group_by(GoroutineDump.series_id)
+            .subquery()
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(GoroutineDump.id, GoroutineDump.series_id, GoroutineDump.time_ns, GoroutineDump.goroutines).join(
+                    newest,
+                    (GoroutineDump.series_id == newest.c.series_id) & (GoroutineDump.time_ns == newest.c.time_ns),
+                )
+            ).all()
+        return [DumpInfo(*row) for row in rows]
+
     def dumps(self, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int) -> list[DumpInfo]:
         """Dumps of the series in ``[start_ns, end_ns]``, oldest first, at most ``limit + 1`` (to detect more)."""
         if not series_ids:
