@@ -6,8 +6,9 @@ dump to dump in the window, with 0 where a dump lacks the stack. A stack is a
 suspect when all of these hold:
 
 - at least :data:`MIN_DUMPS` dumps of the instance fall in the window;
-- its count at the end is higher than at the start, and the least-squares
-  slope over time is positive;
+- its count at the end is at least :data:`MIN_GROWTH` higher than at the
+  start, and the least-squares slope over time is positive (a service opening
+  its few keep-alive connections right after start is not a leak);
 - it rose across at least :data:`MIN_RISING_FRACTION` of the window (the time
   covered by intervals between consecutive dumps in which the count went up),
   which a leak does and a burst of work that comes and goes does not;
@@ -33,6 +34,7 @@ from server.query.selector import parse_selector
 from server.store.repository import Store
 
 MIN_DUMPS = 4
+MIN_GROWTH = 5
 MIN_RISING_FRACTION = 0.5
 MAX_STEP_SHARE = 0.75
 WAITS_GROWING_BONUS = 1.5
@@ -139,7 +141,7 @@ def _trend(hours: FloatArray, counts: IntArray, waits: IntArray) -> _Trend | Non
     start, end = int(counts[0]), int(counts[-1])
     growth = end - start
     span = float(hours[-1] - hours[0])
-    if growth <= 0 or span <= 0:
+    if growth < MIN_GROWTH or span <= 0:
         return None
     steps = np.diff(counts)
     if int(steps.max()) > MAX_STEP_SHARE * growth:
