@@ -174,6 +174,8 @@ def test_goroutineleak_where_served_and_quietly_dropped_where_not(sqlite_url: st
             "/api/v1/top", params={"type": "goroutineleak", "query": '{service="has-leak-profile"}', "from": "0"}
         ).json()
         assert top["rows"] and top["rows"][0]["cum"] > 0
+    # Each kind on its own schedule: the leak profile every second, the dump every two.
+    assert hits["/debug/pprof/goroutine?debug=2"] < hits["/debug/pprof/goroutineleak"]
     # Not served (real Go 1.19 and the fake's broken prefix both 404): asked once, then never again, no error.
     assert set(health["go119"]) == {"goroutine_dump"} and health["go119"]["goroutine_dump"].up
     assert hits.get("/broken/debug/pprof/goroutineleak") == 1
