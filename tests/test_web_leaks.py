@@ -40,6 +40,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             for instance, count in (("leaky:6060", n), ("calm:6060", 3)):
                 params = [("service", "shop"), ("label", f"instance={instance}"), ("time", at)]
                 server.post("/api/v1/goroutines/ingest", dump(count), params)
+        # What Go's experimental leak profile would hold: a real goroutine-format profile, for the leaky one.
+        params = [("service", "shop"), ("label", "instance=leaky:6060"), ("type", "goroutineleak")]
+        server.post("/api/v1/ingest", (DATA / "goroutine.pb.gz").read_bytes(), [*params, ("time", str(now - 60))])
         yield server
 
 
@@ -89,6 +92,16 @@ def test_suspects_groups_stack_and_trend(browser_page: BrowserPage, live: LiveSe
     locked = [s for s in sentences.all_inner_texts() if "locked" in s]
     assert len(locked) == 1 and re.search(r"at main\.lockThread .*, 2 locked to their OS thread$", locked[0])
 
+    # Go's leak profile, where stored: the non-runtime functions by goroutines under them.
+    top_leak = live.get(
+        "/api/v1/top", type="goroutineleak", query='{service="shop"}', **{"from": "now-1h", "to": "now", "limit": "200"}
+    )
+    worker = next(r for r in top_leak["rows"] if r["name"] == "main.leakyWorker")
+    assert bp.page.locator("#goleak-panel").is_visible()
+    rows = bp.page.locator(".goleak-row").all_inner_texts()
+    assert f"{round(worker['cum']):,} leaked goroutines under main.leakyWorker" in rows
+    assert not any(r.split(" under ")[1].startswith("runtime.") for r in rows)
+
     # The header links the page, marked current.
     nav = bp.page.locator(".nav a[aria-current=page]")
     assert nav.inner_text() == "Leaks" and nav.get_attribute("href") == "/leaks"
@@ -100,6 +113,7 @@ def test_calm_instance_and_a_bad_selector(browser_page: BrowserPage, live: LiveS
     bp = browser_page
     open_leaks(bp, live, query='{instance="calm:6060"}')
     assert bp.page.locator("#suspects .empty").inner_text() == "No stack grew steadily in this range."
+    assert bp.page.locator("#goleak-panel").is_hidden()  # no leak profile stored for this instance
     bp.page.fill("#query", '{instance="calm:6060"')
     bp.page.click("button.run")
     bp.page.wait_for_selector("#error:not([hidden])")

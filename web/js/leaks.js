@@ -104,6 +104,7 @@ class LeaksPage {
       ]);
       this.renderSuspects(leaks);
       this.renderGroups(groups);
+      await this.loadLeakProfile(signal);
     } catch (err) {
       if (isAbort(err)) return;
       this.showError(err instanceof ApiError ? err : new ApiError(String(err)));
@@ -145,6 +146,33 @@ class LeaksPage {
     });
     $("suspects-meta").textContent = `${body.suspects.length} suspect${body.suspects.length === 1 ? "" : "s"} · ${body.from} to ${body.to}`;
     $("suspects").replaceChildren(body.suspects.length ? list : el("p", { className: "empty" }, "No stack grew steadily in this range."));
+  }
+
+  /** Go's own leak detector (`goroutineleak`, Go with GOEXPERIMENT=goroutineleakprofile): shown where stored. */
+  async loadLeakProfile(signal) {
+    const { query, from, to } = this.params;
+    const params = { type: "goroutineleak", query, from, to };
+    let top;
+    try {
+      top = await getJSON("/api/v1/top", { ...params, limit: 200 }, { signal });
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      $("goleak-panel").hidden = true; // no such profiles here: nothing to show
+      return;
+    }
+    if (!top.profiles) {
+      $("goleak-panel").hidden = true;
+      return;
+    }
+    const rows = top.rows.filter((r) => !r.name.startsWith("runtime.")).sort((a, b) => b.cum - a.cum).slice(0, 10);
+    const list = el("ul", { className: "groups" });
+    for (const row of rows) {
+      list.append(el("li", { className: "group goleak-row" }, el("p", { className: "group-line" }, `${integer.format(Math.round(row.cum))} leaked goroutine${Math.round(row.cum) === 1 ? "" : "s"} under `, code(row.name))));
+    }
+    $("goleak-meta").textContent = `${top.profiles} profile${top.profiles === 1 ? "" : "s"}, ${integer.format(Math.round(top.total))} leaked goroutines on average`;
+    $("goleak-explore").href = `/?${new URLSearchParams(Object.entries(params).filter(([, v]) => v))}`;
+    $("goleak").replaceChildren(list);
+    $("goleak-panel").hidden = false;
   }
 
   async showTrend(suspect) {
