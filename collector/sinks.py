@@ -22,6 +22,8 @@ from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
 from server.availability import describe, is_unavailable
 from server.errors import StackyardError
+from server.goroutines.dump import DumpError, parse_dump
+from server.goroutines.ingest import DUMP_KIND
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileError
 from server.store.idempotency import scrape_key
@@ -50,6 +52,13 @@ class Sink(Protocol):
 
 IngestFunction = Callable[[bytes, dict[str, str], str, int, str], object]
 """(data, labels, kind, time_ns, idempotency key) -> whatever; raises on bad profiles or an unreachable database."""
+
+
+def _invalid(exc: Exception) -> InvalidProfile:
+    """The scrape error a target's health shows for a profile or dump that cannot be stored."""
+    if isinstance(exc, DumpError):
+        return InvalidProfile(exc.message.removeprefix("body: "))
+    return InvalidProfile(f"not a pprof profile: {exc}")
 
 
 class InProcessSink:
@@ -87,9 +96,12 @@ class InProcessSink:
         else:
             # Behind a backlog: keep scrape order, but still tell the target's health about a bad profile now.
             try:
-                await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
-            except ProfileError as exc:
-                raise InvalidProfile(f"not a pprof profile: {exc}") from None
+                if profile.kind == DUMP_KIND:
+                    await asyncio.to_thread(parse_dump, profile.data)
+                else:
+                    await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
+            except (ProfileError, DumpError) as exc:
+                raise _invalid(exc) from None
         if len(self._buffer) >= self._size:
             self._buffer.popleft()
             self._metrics.sink_dropped.inc()
@@ -111,7 +123,7 @@ class InProcessSink:
             if not isinstance(exc, (ProfileError, StackyardError)) and direct:
                 raise  # the scrape reports it as an internal error
             if direct:
-                raise InvalidProfile(f"not a pprof profile: {exc}") from None
+                raise _invalid(exc) from None
             self._metrics.sink_rejected.inc()
             log.error("buffered profile rejected", extra={"target": profile.target_key, "error": str(exc)})
             return "rejected"
@@ -167,6 +179,7 @@ class HttpPushSink:
         headers: dict[str, str] | None = None,
     ) -> None:
         self._url = url.rstrip("/") + "/api/v1/ingest"
+        self._dump_url = url.rstrip("/") + "/api/v1/goroutines/ingest"
         self._buffer: deque[ScrapedProfile] = deque()
         self._size = buffer_size
         self._metrics = metrics
@@ -182,7 +195,12 @@ class HttpPushSink:
 
     async def send(self, profile: ScrapedProfile) -> None:
         try:
-            await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
+            if profile.kind == DUMP_KIND:
+                await asyncio.to_thread(parse_dump, profile.data)
+            else:
+                await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
+        except DumpError as exc:
+            raise InvalidProfile(exc.message.removeprefix("body: ")) from None
         except ProfileError as exc:
             raise InvalidProfile(f"not a pprof profile: {exc}") from None
         self._ensure_running()
@@ -222,9 +240,13 @@ class HttpPushSink:
         ]
         params += [("label", f"{k}={v}") for k, v in profile.labels.items() if k != "service"]
         params.append(("time", f"{profile.time_ns / 1e9:.9f}"))
+        url = self._url
+        if profile.kind == DUMP_KIND:
+            url = self._dump_url
+            params = [p for p in params if p[0] != "type"]
         try:
             response = await self._client.post(
-                self._url, params=params, content=profile.data, headers={"Idempotency-Key": profile.idempotency_key}
+                url, params=params, content=profile.data, headers={"Idempotency-Key": profile.idempotency_key}
             )
         except httpx.HTTPError as exc:
             log.warning("push failed", extra={"url": self._url, "error": str(exc), "outcome": "retry"})

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, health, ingest, labels, login, metrics, pages, profiles, query, targets
+from server.api import errors, goroutines, health, ingest, labels, login, metrics, pages, profiles, query, targets
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.tokens import TokenSet
 from server.limits import limit_rejections
@@ -63,7 +63,7 @@ def create_app(
     # Every request, routed or static, passes the access policy (server/auth/policy.py).
     app.add_middleware(AuthMiddleware, tokens=app.state.tokens, failures=failure_counter(app.state.metrics_registry))
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login):
+    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines):
         app.include_router(module.router)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():

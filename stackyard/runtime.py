@@ -8,17 +8,18 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
 from collector.config import Config, FileSDWatcher, load_config
 from collector.fetch import Fetcher, FetchLimits
 from collector.manager import ScrapeManager, Shard
 from collector.metrics import CollectorMetrics
-from collector.sinks import HttpPushSink, InProcessSink, Sink
+from collector.sinks import HttpPushSink, IngestFunction, InProcessSink, Sink
 from server.app import create_app
 from server.auth.tokens import bearer_header
 from server.availability import DatabaseGate
+from server.goroutines.ingest import DUMP_KIND, ingest_dump
 from server.ingest import ingest
 from server.limits import limit_rejections
 from server.maintenance import Maintenance
@@ -69,6 +70,24 @@ def fetcher_for(settings: Settings) -> Fetcher:
     )
 
 
+def scraped_ingest(
+    store: Store, settings: Settings, rejections: Counter | None = None, gate: DatabaseGate | None = None
+) -> IngestFunction:
+    """What the in-process sink calls: goroutine dumps to their parser, everything else to pprof ingest.
+
+    ``gate`` refuses writes until the schema is migrated; ``rejections`` counts store-limit refusals.
+    """
+
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
+        if gate is not None:
+            gate.check()
+        if kind == DUMP_KIND:  # one dump per (series, time): a retried dump is not stored twice either
+            return ingest_dump(store, settings, data, labels, time_ns)
+        return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
+
+    return ingest_scraped
+
+
 def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
     """The API, the dashboard, an in-process scrape manager and the upkeep jobs, sharing one store.
 
@@ -84,16 +103,10 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     metrics = CollectorMetrics(registry)
     gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)
 
-    rejections = limit_rejections(registry)
-
-    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
-        gate.check()
-        return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
-
     manager = ScrapeManager(
         [store.targets.list, *config_sources(config)],
         InProcessSink(
-            ingest_scraped,
+            scraped_ingest(store, settings, limit_rejections(registry), gate),
             metrics,
             settings.ingest_buffer_size,
             settings.max_decompressed_bytes,
@@ -139,6 +152,7 @@ class _RemoteProfile(BaseModel):
     enabled: bool = True
     path: str | None = None
     seconds: float | None = None
+    interval: str | None = None
 
 
 class _RemoteTarget(BaseModel):
@@ -164,7 +178,12 @@ def _target_from_json(item: dict[str, object]) -> TargetSpec:
         labels=remote.labels,
         interval_s=parse_duration_ns(remote.interval) / 1e9,
         timeout_s=parse_duration_ns(remote.timeout) / 1e9 if remote.timeout else None,
-        profiles=tuple(ProfileSpec(p.type, p.enabled, p.path, p.seconds) for p in remote.profiles),
+        profiles=tuple(
+            ProfileSpec(
+                p.type, p.enabled, p.path, p.seconds, parse_duration_ns(p.interval) / 1e9 if p.interval else None
+            )
+            for p in remote.profiles
+        ),
         path_prefix=remote.path_prefix,
         paused=remote.paused,
         id=remote.id,

@@ -24,6 +24,7 @@ from server.pprof.header import Header
 from server.pprof.identity import sample_keys
 from server.store import blob, idempotency
 from server.store.database import make_engine
+from server.store.goroutines import GoroutineTable
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
@@ -66,6 +67,7 @@ class Store:
         self._epoch: int | None = None
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
+        self.goroutines = GoroutineTable(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -7,6 +7,7 @@ export const PAGES = [
   { id: "explore", href: "/explore", label: "Explore" },
   { id: "diff", href: "/diff", label: "Diff" },
   { id: "goroutines", href: "/goroutines", label: "Goroutines" },
+  { id: "leaks", href: "/leaks", label: "Leaks" },
   { id: "targets", href: "/targets", label: "Targets" },
 ];
 
