@@ -251,6 +251,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: how much of the machine the server actually got."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sample_rss(pid: int, every: float, stop: threading.Event, out: list[tuple[float, float]], t0: float) -> None:
     while not stop.is_set():
         out.append((time.monotonic() - t0, rss_mb(pid)))
@@ -323,7 +329,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"load phase {result['duration_s']:.0f} s (after {result['warmup_s']:.0f} s warm-up); "
         f"target rate {result['rate']}/s; {result['pushers']} pushers, {result['query_workers']} query workers; "
-        f"load average at start {result['loadavg_start']}, at end {result['loadavg_end']}",
+        f"load average at start {result['loadavg_start']}, at end {result['loadavg_end']}; "
+        f"the server process used {result['server_cores']:.2f} cores during the load phase",
         "",
         f"ingest: {result['ingest']['ok']} profiles stored in {result['ingest']['seconds']:.1f} s = "
         f"**{result['ingest']['per_second']:.1f} profiles/s** ({result['ingest']['big']} production-sized), "
@@ -384,6 +391,7 @@ def main() -> int:
         time.sleep(args.warmup)
         load_start = time.monotonic() - t0
         loadavg_start = os.getloadavg()
+        cpu_start = cpu_seconds(server.pid)
         print(f"warm-up done ({pushed.value} profiles); load phase for {args.duration:.0f} s", flush=True)
         stop_queries = threading.Event()
         timer = threading.Timer(args.duration, stop_queries.set)
@@ -391,6 +399,7 @@ def main() -> int:
         progress = threading.Thread(target=_progress, args=(pushed, stop_queries, t0, server.pid), daemon=True)
         progress.start()
         under_load = query_workers(url, args.query_workers, stop_queries)
+        server_cores = (cpu_seconds(server.pid) - cpu_start) / (time.monotonic() - t0 - load_start)
         stats: PushStats = out.get(timeout=300)
         process.join(30)
         load_end = time.monotonic() - t0
@@ -435,6 +444,7 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "loadavg_start": " ".join(f"{x:.1f}" for x in loadavg_start),
         "loadavg_end": " ".join(f"{x:.1f}" for x in loadavg_end),
+        "server_cores": server_cores,
         "ingest": {
             "ok": stats.ok,
             "big": stats.big,
