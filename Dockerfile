@@ -1,10 +1,12 @@
-# Stackyard server image: `docker build -t stackyard .`
+# Stackyard image (server and collector): `docker build -t stackyard .`
+# The C decoder is compiled in the build stage (gcc), so the runtime stage needs no compiler.
 FROM python:3.11-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md alembic.ini ./
 COPY server ./server
 COPY collector ./collector
+COPY stackyard ./stackyard
 COPY migrations ./migrations
 COPY web ./web
 RUN pip wheel --wheel-dir /wheels .

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools run test lint pytest bench captures screenshots clean
+.PHONY: install tools run test lint pytest bench captures screenshots clean fuzz
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: install tools lint pytest
 
 bench: install
 	$(BIN)/python bench/ingest.py
+
+# The long fuzzing run: hypothesis with many examples, then atheris per target (FUZZ_SECONDS each).
+fuzz: install
+	$(BIN)/pip install --quiet -e ".[fuzz]" || echo "atheris did not install: hypothesis only"
+	scripts/fuzz.sh
 
 captures:
 	scripts/capture_profiles.sh

@@ -24,6 +24,11 @@ _UNITS_NS = {
 }
 
 
+# The span datetime can format (years 1 to 9999): times outside it are refused, not crashed on later.
+_MIN_NS = int((datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9
+_MAX_NS = int((datetime(9999, 12, 31, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9
+
+
 def parse_duration_ns(text: str, parameter: str = "duration") -> int:
     """``1h30m``, ``15s``, ``7d`` to nanoseconds."""
     text = text.strip()
@@ -36,11 +41,23 @@ def parse_duration_ns(text: str, parameter: str = "duration") -> int:
         position = match.end()
     if not text or position != len(text):
         raise TimeRangeError(parameter, f"{text!r} is not a duration (like 30s, 15m, 1h30m, 7d)")
+    if not total <= _MAX_NS - _MIN_NS:  # also catches inf from a 400-digit number
+        raise TimeRangeError(parameter, f"{text!r} is longer than 10,000 years")
     return int(total)
 
 
 def parse_time_ns(text: str, parameter: str, now_ns: int | None = None) -> int:
-    """Parse one time; ``now_ns`` is injectable so tests and a query's two ends agree on "now"."""
+    """Parse one time; ``now_ns`` is injectable so tests and a query's two ends agree on "now".
+
+    Times before year 1 or after year 9999 are refused, so every accepted time can be formatted.
+    """
+    value = _parse_time_ns(text, parameter, now_ns)
+    if not _MIN_NS <= value <= _MAX_NS:
+        raise TimeRangeError(parameter, f"{text.strip()!r} is out of range (years 1 to 9999)")
+    return value
+
+
+def _parse_time_ns(text: str, parameter: str, now_ns: int | None) -> int:
     now = time.time_ns() if now_ns is None else now_ns
     value = text.strip()
     if not value:

@@ -1,0 +1,249 @@
+"""Fuzz targets: one function per parser that takes untrusted input, and the only errors it may raise.
+
+Each target feeds one input to the real parser and fails (raises something
+that is not :class:`Rejected`) if the parser crashes, raises an exception other
+than its documented error type, or accepts input it then cannot use. Two
+drivers run them: hypothesis (tests/test_fuzz.py, bounded in CI, long with
+``scripts/fuzz.sh``) and atheris (scripts/fuzz_atheris.py, coverage-guided,
+for minutes). Keeping the targets here means both drivers check exactly the
+same properties, and a finding from either becomes a file in
+``tests/data/fuzz/<target>/`` that tests/test_fuzz.py replays.
+
+Adding a parser (the goroutine dump parser, for example): write one function
+``def fuzz_goroutine_dump(data: bytes) -> None`` that calls it and lets its
+own error type through as :class:`Rejected`, add it to :data:`TARGETS`, give
+it a strategy in tests/test_fuzz.py and a seed corpus in :func:`seeds`
+(``tests/data/goroutine_debug2.txt``). Nothing else changes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from collector.config import ConfigError, load_config
+from server.app import create_app
+from server.errors import SelectorError, TimeRangeError
+from server.goroutines.dump import DumpError, parse_dump
+from server.goroutines.groups import group_goroutines
+from server.migrate import upgrade
+from server.pprof import ProfileError, decode, encode
+from server.pprof.columns import NATIVE, ProfileColumns, parse_columns_native, parse_columns_python
+from server.pprof.decode import decompress
+from server.query.selector import parse_selector
+from server.settings import Settings
+from server.timeparse import format_time, parse_duration_ns, parse_time_ns, time_range_ns
+from tests.tools import DATA
+
+FUZZ_DATA = DATA / "fuzz"
+#: Small enough that a random gzip bomb is cheap to reject, big enough for every capture in tests/data.
+MAX_DECOMPRESSED = 4 * 1024 * 1024
+#: A fixed "now" so that a replayed regression case behaves as it did when it was found.
+NOW_NS = 1_790_000_000 * 10**9
+
+
+class Rejected(Exception):
+    """The input was refused the documented way; the driver counts it and moves on."""
+
+
+# --------------------------------------------------------------------------- pprof
+
+
+def _same_columns(a: ProfileColumns, b: ProfileColumns) -> bool:
+    for name in ProfileColumns.__slots__:
+        left, right = getattr(a, name), getattr(b, name)
+        if isinstance(left, np.ndarray):
+            if not np.array_equal(left, right):
+                return False
+        elif left != right:
+            return False
+    return True
+
+
+def fuzz_pprof(data: bytes) -> None:
+    """decode() raises only ``ProfileError``; what it accepts survives re-encoding; C and upb agree.
+
+    The C decoder and the upb fallback must produce identical columns for
+    every input both accept. They may disagree on acceptance only in the two
+    ways server/pprof/columns.py documents (invalid UTF-8 in the string table,
+    a known field with the wrong wire type), so only that case is compared.
+    """
+    try:
+        profile = decode(data, MAX_DECOMPRESSED)
+    except ProfileError as exc:
+        if not str(exc):
+            raise AssertionError("a ProfileError without a message") from exc
+        raise Rejected(str(exc)) from None
+    again = decode(encode(profile), MAX_DECOMPRESSED)
+    if len(again.samples) != len(profile.samples) or again.sample_types != profile.sample_types:
+        raise AssertionError("re-encoding an accepted profile changed it")
+    if NATIVE:
+        raw = decompress(data, MAX_DECOMPRESSED)
+        native = parse_columns_native(raw)
+        try:
+            python = parse_columns_python(raw)
+        except ProfileError:
+            return  # upb is stricter about UTF-8 and wire types; documented
+        if not _same_columns(native, python):
+            raise AssertionError("the C decoder and the upb fallback disagree on an accepted profile")
+
+
+def fuzz_pprof_gzip(data: bytes) -> None:
+    """The same input gzip-wrapped, as Go serves profiles: every stage after gunzip is reached again."""
+    fuzz_pprof(gzip.compress(data, compresslevel=1, mtime=0))
+
+
+_ingest_client: list[TestClient] = []
+
+
+def fuzz_ingest(data: bytes) -> None:
+    """POST /api/v1/ingest on a real app over SQLite: 201, or a 4xx JSON error; never a 500.
+
+    Reaches everything after decoding that a push runs (type inference, frame
+    expansion, dedup, the store), which a bare decoder target cannot.
+    """
+    if not _ingest_client:
+        folder = Path(tempfile.mkdtemp(prefix="stackyard-fuzz-ingest-"))
+        url = f"sqlite:///{folder / 'fuzz.db'}"
+        upgrade(url)
+        settings = Settings(database_url=url, retention_raw="36500d", max_decompressed_bytes=MAX_DECOMPRESSED)
+        _ingest_client.append(TestClient(create_app(settings), raise_server_exceptions=True))
+    response = _ingest_client[0].post("/api/v1/ingest", params={"service": "fuzz", "time": "1790000000"}, content=data)
+    if response.status_code == 201:
+        return
+    body = response.json()
+    if not (400 <= response.status_code < 500 and body.get("status") == response.status_code and body.get("error")):
+        raise AssertionError(f"ingest answered {response.status_code}: {response.text[:300]}")
+    raise Rejected(body["error"])
+
+
+# --------------------------------------------------------------------------- selectors and times
+
+
+def fuzz_selector(data: bytes) -> None:
+    """parse_selector raises only ``SelectorError``, whose position lies inside the text; a parsed selector works."""
+    text = data.decode("utf-8", "replace")
+    try:
+        selector = parse_selector(text)
+    except SelectorError as exc:
+        raise Rejected(exc.message) from None
+    labels = {m.name: m.value for m in selector.matchers}
+    selector.matches(labels)
+    selector.matches({})
+    selector.split({m.name for m in selector.matchers[:1]})
+
+
+def fuzz_time(data: bytes) -> None:
+    """Durations, times and ranges raise only ``TimeRangeError``; what they accept can be formatted back."""
+    text = data.decode("utf-8", "replace")
+    start, _, end = text.partition("\n")
+    rejected = 0
+    try:
+        parse_duration_ns(text)
+    except TimeRangeError:
+        rejected += 1
+    try:
+        format_time(parse_time_ns(text, "from", NOW_NS))
+    except TimeRangeError:
+        rejected += 1
+    try:
+        time_range_ns(start or None, end or None)
+    except TimeRangeError:
+        rejected += 1
+    if rejected == 3:
+        raise Rejected(text)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _yaml_lines(data: bytes) -> int:
+    """Lines as YAML counts them: CR, NEL, LS and PS end lines too (CRLF is one break)."""
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    return 1 + sum(text.count(b) for b in ("\n", "\r", "\x85", "\u2028", "\u2029"))
+
+
+def fuzz_config(data: bytes) -> None:
+    """load_config raises only ``ConfigError``, with a line number whenever the text is a YAML document."""
+    with tempfile.TemporaryDirectory(prefix="stackyard-fuzz-") as folder:
+        path = Path(folder) / "stackyard.yaml"
+        path.write_bytes(data)
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                if problem.line is None and not problem.message.startswith(
+                    ("cannot read the file", "YAML syntax error: nested too deeply")
+                ):
+                    raise AssertionError(f"a config problem without a line number: {problem}") from exc
+                if problem.line is not None and not 1 <= problem.line <= _yaml_lines(data) + 1:
+                    raise AssertionError(f"line {problem.line} is outside the file: {problem}") from exc
+            raise Rejected(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- goroutine dumps
+
+
+def fuzz_goroutine_dump(data: bytes) -> None:
+    """A ``debug=2`` dump parses or raises ``DumpError``; what parses also groups (what ingest does next)."""
+    try:
+        goroutines = parse_dump(data)
+    except DumpError as exc:
+        raise Rejected(str(exc)) from None
+    groups = group_goroutines(goroutines)
+    assert sum(group.count for group in groups) == len(goroutines)
+
+
+Target = Callable[[bytes], None]
+
+TARGETS: dict[str, Target] = {
+    "pprof": fuzz_pprof,
+    "pprof_gzip": fuzz_pprof_gzip,
+    "ingest": fuzz_ingest,
+    "selector": fuzz_selector,
+    "time": fuzz_time,
+    "config": fuzz_config,
+    "goroutine_dump": fuzz_goroutine_dump,
+}
+
+
+def seeds(target: str) -> Iterator[bytes]:
+    """Real inputs to start mutating from: captures, the example config, typical selectors and times."""
+    if target in ("pprof", "pprof_gzip", "ingest"):
+        for path in sorted(DATA.glob("*.pb.gz")):
+            raw = gzip.decompress(path.read_bytes())
+            yield raw
+            if target != "pprof_gzip":
+                yield path.read_bytes()
+    elif target == "selector":
+        yield from (b'{service="api", env=~"prod|dev", instance!="x"}', b"{handler!~'/check.*'}", b"{}")
+    elif target == "time":
+        yield from (b"now-1h\nnow", b"2026-09-01T00:00:00Z\n1790000000", b"1h30m", b"now-7d\nnow-6d")
+    elif target == "goroutine_dump":
+        yield from (path.read_bytes() for path in sorted(DATA.glob("goroutine*.txt")))
+    elif target == "config":
+        yield (DATA.parent.parent / "examples" / "stackyard.yaml").read_bytes()
+    for path in sorted((FUZZ_DATA / target).glob("*")) if (FUZZ_DATA / target).is_dir() else ():
+        yield path.read_bytes()
+
+
+def regressions() -> Iterator[tuple[str, Path]]:
+    """Every kept finding, as (target, file): tests/data/fuzz/<target>/<anything>."""
+    for folder in sorted(FUZZ_DATA.iterdir()) if FUZZ_DATA.is_dir() else ():
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                yield folder.name, path
+
+
+def run(target: str, data: bytes) -> bool:
+    """One input through one target: True if accepted, False if rejected the documented way."""
+    try:
+        TARGETS[target](data)
+    except Rejected:
+        return False
+    return True

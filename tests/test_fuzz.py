@@ -1,0 +1,277 @@
+"""Fuzzing the parsers of untrusted input with hypothesis (the targets are in tests/fuzzing.py).
+
+In CI this is a bounded, deterministic run (profile ``ci``: few examples, a
+fixed seed, a few seconds in all). ``scripts/fuzz.sh`` (``make fuzz``) runs the
+same tests with profile ``long`` and many more examples, then atheris. Every
+finding is kept in tests/data/fuzz/<target>/ and replayed by
+:func:`test_kept_findings_stay_fixed`.
+
+Inputs are real captures from tests/data, mutated (bytes flipped, inserted,
+deleted, chunks spliced, varints replaced with extremes, truncated) and sent
+both raw and gzip-wrapped; random bytes; and protobuf ``Profile`` messages
+built field by field with small, often dangling, indices, so that the
+validation stage sees input that parses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.pprof import profile_pb2
+from tests.fuzzing import FUZZ_DATA, TARGETS, regressions, run, seeds
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("STACKYARD_FUZZ_EXAMPLES", "5000")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+FUZZ = settings.get_profile(os.environ.get("STACKYARD_FUZZ_PROFILE", "ci"))
+
+PPROF_SEEDS = list(seeds("pprof"))
+
+# --------------------------------------------------------------------------- strategies
+
+
+@st.composite
+def mutated(draw: st.DrawFn, originals: list[bytes]) -> bytes:
+    """A real input with a few byte-level edits, the way a flaky network or a buggy agent would damage it."""
+    data = bytearray(draw(st.sampled_from(originals)))
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "splice", "varint", "truncate"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if op == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del data[at : at + draw(st.integers(1, 16))]
+        elif op == "splice" and data:
+            start = draw(st.integers(0, len(data) - 1))
+            data[at:at] = data[start : start + draw(st.integers(1, 64))]
+        elif op == "varint":
+            extreme = draw(st.sampled_from([b"\xff" * 9 + b"\x01", b"\xff" * 10, b"\x80" * 11, b"\x00", b"\x7f"]))
+            data[at : at + len(extreme)] = extreme
+        elif op == "truncate":
+            del data[at:]
+    return bytes(data)
+
+
+small = st.integers(-2, 6)
+ids = st.integers(0, 6)
+
+
+@st.composite
+def profile_messages(draw: st.DrawFn) -> bytes:
+    """A protobuf Profile with tiny tables and indices that are as often wrong as right."""
+    message = profile_pb2.Profile()
+    message.string_table.extend(draw(st.lists(st.text(max_size=6), max_size=6)))
+    for _ in range(draw(st.integers(0, 3))):
+        value_type = message.sample_type.add()
+        value_type.type, value_type.unit = draw(small), draw(small)
+    for _ in range(draw(st.integers(0, 4))):
+        sample = message.sample.add()
+        sample.location_id.extend(draw(st.lists(ids, max_size=5)))
+        sample.value.extend(draw(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3)))
+        for _ in range(draw(st.integers(0, 2))):
+            label = sample.label.add()
+            label.key, label.str, label.num, label.num_unit = draw(small), draw(small), draw(small), draw(small)
+    for _ in range(draw(st.integers(0, 2))):
+        mapping = message.mapping.add()
+        mapping.id, mapping.filename = draw(ids), draw(small)
+    for _ in range(draw(st.integers(0, 4))):
+        location = message.location.add()
+        location.id, location.mapping_id, location.address = draw(ids), draw(ids), draw(st.integers(0, 2**64 - 1))
+        for _ in range(draw(st.integers(0, 2))):
+            line = location.line.add()
+            line.function_id, line.line = draw(ids), draw(small)
+    for _ in range(draw(st.integers(0, 4))):
+        function = message.function.add()
+        function.id, function.name, function.system_name, function.filename = (
+            draw(ids),
+            draw(small),
+            draw(small),
+            draw(small),
+        )
+    message.comment.extend(draw(st.lists(small, max_size=2)))
+    message.default_sample_type = draw(small)
+    if draw(st.booleans()):
+        message.period_type.type, message.period_type.unit = draw(small), draw(small)
+    message.period = draw(st.integers(-(2**63), 2**63 - 1))
+    message.time_nanos = draw(st.integers(-(2**63), 2**63 - 1))
+    return message.SerializeToString()
+
+
+pprof_inputs = st.one_of(
+    mutated(PPROF_SEEDS),
+    st.binary(max_size=512),
+    st.binary(max_size=512).map(lambda b: gzip.compress(b, mtime=0)),
+    mutated(PPROF_SEEDS).map(lambda b: gzip.compress(b, compresslevel=1, mtime=0)),
+    profile_messages(),
+)
+
+label_names = st.sampled_from(["service", "env", "handler", "a_1", "_x", "1bad", "", "__name__"])
+label_values = st.text(max_size=8) | st.sampled_from([".*", "prod|dev", "(", "[a-", "\\", '"', "a{2,1}", "(?P<x"])
+ops = st.sampled_from(["=", "!=", "=~", "!~", "==", "~", ""])
+quotes = st.sampled_from(['"', "'", "`", ""])
+
+
+@st.composite
+def selectors(draw: st.DrawFn) -> bytes:
+    """Mostly-well-formed selectors, with one part often wrong; plus plain text."""
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        quote = draw(quotes)
+        closing = draw(quotes) if draw(st.booleans()) else quote
+        parts.append(f"{draw(label_names)}{draw(ops)}{quote}{draw(label_values)}{closing}")
+    body = draw(st.sampled_from([", ", ",", " ", ""])).join(parts)
+    text = f"{draw(st.sampled_from(['{', '', ' {']))}{body}{draw(st.sampled_from(['}', '', '},', '} x']))}"
+    return text.encode()
+
+
+numbers = st.one_of(
+    st.integers(0, 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", ".", "1.", ".5", "0x10", "1e400", "9" * 400, "-0", "١٢", "²"]),
+)
+units = st.sampled_from(["ns", "us", "µs", "ms", "s", "m", "h", "d", "w", "y", "", "x", "H"])
+
+
+@st.composite
+def times(draw: st.DrawFn) -> bytes:
+    """Durations (``1h30m``), ``now-DURATION``, Unix seconds and RFC 3339, joined into a from/to pair."""
+
+    def one() -> str:
+        duration = "".join(f"{draw(numbers)}{draw(units)}" for _ in range(draw(st.integers(1, 3))))
+        kind = draw(st.sampled_from(["duration", "now", "unix", "rfc3339", "text"]))
+        if kind == "duration":
+            return duration
+        if kind == "now":
+            return f"now{draw(st.sampled_from(['-', '+', '', '--']))}{duration}"
+        if kind == "unix":
+            return draw(numbers)
+        if kind == "rfc3339":
+            year = draw(st.integers(0, 99999))
+            zone = draw(st.sampled_from(["Z", "z", "+00:00", "-23:59", "+24:00", ""]))
+            return f"{year:04d}-{draw(st.integers(0, 13)):02d}-{draw(st.integers(0, 32)):02d}T12:00:00{zone}"
+        return draw(st.text(max_size=12))
+
+    return f"{one()}\n{one()}".encode()
+
+
+config_keys = st.sampled_from(
+    [
+        "scrape_configs",
+        "job_name",
+        "scrape_interval",
+        "scrape_timeout",
+        "static_configs",
+        "targets",
+        "labels",
+        "scheme",
+        "path_prefix",
+        "profiles",
+        "basic_auth",
+        "bearer_token",
+        "bearer_token_file",
+        "tls_config",
+        "file_sd_configs",
+        "files",
+        "cpu",
+        "seconds",
+        "enabled",
+        "<<",
+        "nope",
+    ]
+)
+config_scalars = st.one_of(
+    st.sampled_from(["15s", "0s", "1h30m", "-1s", "9" * 30 + "s", "http", "ftp", "127.0.0.1:6060", "[::1]:1", "/x"]),
+    st.sampled_from(["null", "~", "true", "1e400", "0x", "2026-02-30", "*a", "&a x", "!!binary x", "'", '"']),
+    st.integers(-(10**20), 10**20).map(str),
+    st.text(max_size=10),
+)
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> bytes:
+    """YAML assembled from the config's own keys with values of every shape, at random depths and indents."""
+    lines: list[str] = []
+    for _ in range(draw(st.integers(1, 12))):
+        indent = "  " * draw(st.integers(0, 4))
+        dash = draw(st.sampled_from(["", "- "]))
+        key = draw(config_keys)
+        value = draw(config_scalars) if draw(st.booleans()) else ""
+        lines.append(f"{indent}{dash}{key}: {value}".rstrip())
+    return "\n".join(lines).encode()
+
+
+CONFIG_SEED = list(seeds("config"))
+DUMP_SEEDS = list(seeds("goroutine_dump"))
+
+INPUTS: dict[str, st.SearchStrategy[bytes]] = {
+    "pprof": pprof_inputs,
+    "pprof_gzip": pprof_inputs,
+    "ingest": pprof_inputs,
+    "selector": selectors() | st.binary(max_size=64),
+    "time": times() | st.binary(max_size=32),
+    "config": configs() | mutated(CONFIG_SEED) | st.binary(max_size=128),
+    "goroutine_dump": mutated(DUMP_SEEDS) | st.binary(max_size=256),
+}
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fuzz(target: str) -> None:
+    """Every generated input is accepted or refused with the parser's own error; counts show both happen."""
+    outcomes = {True: 0, False: 0}
+
+    @FUZZ
+    @given(INPUTS[target])
+    def check(data: bytes) -> None:
+        outcomes[run(target, data)] += 1
+
+    check()
+    assert outcomes[False] > 0, f"no {target} input was rejected: the strategy is not reaching the error paths"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_seeds_are_accepted(target: str) -> None:
+    """The real inputs the mutations start from are valid, so mutations probe the edge of valid input."""
+    originals = list(seeds(target))
+    assert originals
+    accepted = [run(target, data) for data in originals]
+    assert any(accepted), f"no seed of {target} is accepted"
+
+
+def _finding_ids() -> list[str]:
+    return [f"{target}/{path.name}" for target, path in regressions()]
+
+
+@pytest.mark.parametrize(("target", "path"), list(regressions()), ids=_finding_ids())
+def test_kept_findings_stay_fixed(target: str, path: Path) -> None:
+    """Each file under tests/data/fuzz/<target>/ once crashed its target; now it must be accepted or refused."""
+    run(target, path.read_bytes())
+
+
+def test_every_finding_folder_names_a_target() -> None:
+    assert FUZZ_DATA.is_dir()
+    folders = {p.name for p in FUZZ_DATA.iterdir() if p.is_dir()}
+    assert folders <= set(TARGETS), folders - set(TARGETS)
