@@ -44,11 +44,15 @@ class SampleKeyTable:
             ]
             columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
             if rows:
+                found: list[Sequence[int]] = []
                 with self._engine.begin() as conn:
-                    self._add(insert_returning(conn, SampleKey.__table__, rows, columns))  # type: ignore[arg-type]
-                    raced = [row["hash"] for row in rows if row["hash"] not in self._ids]
+                    found.extend(insert_returning(conn, SampleKey.__table__, rows, columns))  # type: ignore[arg-type]
+                    inserted = {int(row[1]) for row in found}
+                    raced = [row["hash"] for row in rows if row["hash"] not in inserted]
                     for part in chunks(raced, 500):
-                        self._add(conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all())
+                        found.extend(conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all())
+                # Cached only once committed: an id from a rolled-back insert must never be handed out.
+                self._add(found)
             return [self._ids[h] for h in hashes]
 
     def _add(self, rows: Sequence[Sequence[int]]) -> None:

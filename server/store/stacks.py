@@ -37,6 +37,7 @@ class StackTree:
         self._engine = engine
         self._lock = threading.RLock()
         self._children: dict[tuple[int, int], int] = {}
+        self._journal: list[int] | None = None  # nodes cached by the transaction in progress
         self._stacks: dict[Hashable, int] = {}
         size = 1024
         self.parent: IntArray = np.full(size, -1, dtype=np.int64)
@@ -63,22 +64,41 @@ class StackTree:
             leaves = [self._walk(stack) for stack in stacks]
             pending = [i for i, (_, depth) in enumerate(leaves) if depth < len(stacks[i])]
             if pending:
-                with self._engine.begin() as conn:
-                    while pending:
-                        wanted: dict[tuple[int, int], tuple[int, bool]] = {}
-                        for i in pending:
-                            node, depth = leaves[i]
-                            stack = stacks[i]
-                            function = stack[depth]
-                            wanted[(node, function)] = (depth + 1, function in stack[:depth])
-                        self._create(conn, wanted)
-                        for i in pending:
-                            leaves[i] = self._walk(stacks[i], *leaves[i])
-                        pending = [i for i in pending if leaves[i][1] < len(stacks[i])]
+                journal: list[int] = []
+                self._journal = journal
+                try:
+                    self._create_levels(stacks, leaves, pending)
+                except BaseException:
+                    self._forget(journal)  # rolled back: no id from it may stay in the cache
+                    raise
+                finally:
+                    self._journal = None
             result = [node for node, _ in leaves]
             for key, node in zip(keys, result, strict=True):
                 self._stacks[key] = node
             return result
+
+    def _create_levels(
+        self, stacks: Sequence[Sequence[int]], leaves: list[tuple[int, int]], pending: list[int]
+    ) -> None:
+        """Create the missing nodes one depth level at a time (a child needs its parent's id), in one transaction."""
+        with self._engine.begin() as conn:
+            while pending:
+                wanted: dict[tuple[int, int], tuple[int, bool]] = {}
+                for i in pending:
+                    node, depth = leaves[i]
+                    stack = stacks[i]
+                    function = stack[depth]
+                    wanted[(node, function)] = (depth + 1, function in stack[:depth])
+                self._create(conn, wanted)
+                for i in pending:
+                    leaves[i] = self._walk(stacks[i], *leaves[i])
+                pending = [i for i in pending if leaves[i][1] < len(stacks[i])]
+
+    def _forget(self, nodes: list[int]) -> None:
+        for node in nodes:
+            self._children.pop((int(self.parent[node]), int(self.function[node])), None)
+            self.known[node] = False
 
     def _walk(self, stack: Sequence[int], node: int = ROOT, depth: int = 0) -> tuple[int, int]:
         children = self._children
@@ -111,6 +131,8 @@ class StackTree:
         top = max(int(row[0]) for row in rows)
         self._grow(top + 1)
         for node, parent, function, depth, recursive in rows:
+            if self._journal is not None:
+                self._journal.append(int(node))
             self._children[(parent, function)] = node
             self.parent[node] = parent
             self.function[node] = function

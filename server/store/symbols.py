@@ -41,15 +41,17 @@ class FunctionTable:
             {"hash": fhash, "name": key[0], "system_name": key[1], "filename": key[2], "start_line": missing[key]}
             for fhash, key in by_hash.items()
         ]
+        found: list[tuple[int, int]] = []
         with self._engine.begin() as conn:
             insert_ignoring_conflicts(conn, FunctionRow.__table__, rows)  # type: ignore[arg-type]
             for part in chunks(list(by_hash), 500):
-                for fid, fhash in conn.execute(
-                    select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
-                ):
-                    key = by_hash[fhash]
-                    self._ids[key] = fid
-                    self._names[fid] = key[0]
+                query = select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
+                found.extend((int(fid), int(fhash)) for fid, fhash in conn.execute(query))
+        # Cached only once committed: an id from a rolled-back insert must never be handed out.
+        for fid, fhash in found:
+            key = by_hash[fhash]
+            self._ids[key] = fid
+            self._names[fid] = key[0]
 
     def names(self, ids: Iterable[int]) -> dict[int, str]:
         """Function names by id, loading those this process has not seen."""
