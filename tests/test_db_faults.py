@@ -132,7 +132,10 @@ def test_a_server_started_while_postgres_is_down_becomes_ready_when_it_comes_up(
         engine.dispose()
 
 
-KINDS_OFF = ", ".join(f"{kind}: {{enabled: false}}" for kind in ("cpu", "allocs", "mutex", "block", "threadcreate"))
+KINDS_OFF = ", ".join(
+    f"{kind}: {{enabled: false}}"
+    for kind in ("cpu", "allocs", "mutex", "block", "threadcreate", "goroutine_dump", "goroutineleak")
+)
 SINK = ("sent", "dropped", "rejected")
 
 
