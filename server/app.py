@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, health, ingest, labels, metrics, profiles, query, targets
+from server.alerts.service import Alerting
+from server.api import alerts, errors, health, ingest, labels, metrics, profiles, query, targets
 from server.migrate import ROOT
 from server.scraping import Scraper
 from server.settings import Settings
@@ -27,6 +28,7 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
+    alerting: Alerting | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -55,8 +57,9 @@ def create_app(
     app.state.store = the_store
     app.state.scraper = scraper
     app.state.metrics_registry = metrics_registry or CollectorRegistry()
+    app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics):
+    for module in (health, ingest, query, profiles, labels, targets, metrics, alerts):
         app.include_router(module.router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -48,6 +48,16 @@ class Settings(BaseSettings):
         10_000, gt=0, description="profiles a pushing collector holds while the server is away"
     )
 
+    rule_eval_interval: float = Field(15.0, gt=0, description="seconds between evaluations of the alert rules")
+    rule_max_points: int = Field(200_000, gt=0, description="raw profile rows one rule evaluation may read")
+    alertmanager_url: str | None = Field(None, description="Alertmanager URL; alerts also go to its /api/v2/alerts")
+    external_url: str | None = Field(None, description="this server's URL as people reach it, for notification links")
+    notify_interval: float = Field(1.0, gt=0, description="seconds between looks at the notification outbox")
+    notify_timeout: float = Field(10.0, gt=0, description="seconds one webhook request may take")
+    notify_max_attempts: int = Field(10, gt=0, description="tries per notification before it is given up")
+    notify_backoff_initial: float = Field(1.0, gt=0, description="seconds before the first retry; doubles per try")
+    notify_backoff_max: float = Field(300.0, gt=0, description="longest wait between two tries")
+
     @field_validator("retention_raw", "retention_hourly", "retention_daily")
     @classmethod
     def _duration(cls, value: str) -> str:

@@ -16,6 +16,7 @@ from collector.fetch import Fetcher, FetchLimits
 from collector.manager import ScrapeManager, Shard
 from collector.metrics import CollectorMetrics
 from collector.sinks import HttpPushSink, InProcessSink, Sink
+from server.alerts.service import Alerting
 from server.app import create_app
 from server.ingest import ingest
 from server.settings import Settings
@@ -80,6 +81,8 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         max_decompressed=settings.max_decompressed_bytes,
     )
 
+    alerting = Alerting(store, settings, config.rules if config else (), config.receivers if config else ())
+
     async def close_store() -> None:
         store.close()
 
@@ -88,8 +91,9 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         store,
         scraper=manager,
         metrics_registry=registry,
-        on_start=[manager.start],
-        on_stop=[manager.stop, close_store],
+        on_start=[manager.start, alerting.start],
+        on_stop=[manager.stop, alerting.stop, close_store],
+        alerting=alerting,
     )
 
 

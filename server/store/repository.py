@@ -23,6 +23,7 @@ from server.pprof.frames import expand
 from server.pprof.header import Header
 from server.pprof.identity import sample_keys
 from server.store import blob
+from server.store.alerting import AlertTables
 from server.store.database import make_engine
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
@@ -65,6 +66,7 @@ class Store:
         self._epoch: int | None = None
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
+        self.alerts = AlertTables(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
