@@ -368,6 +368,7 @@ class _ProfileModel(_Model):
     enabled: bool = True
     path: str | None = Field(default=None, min_length=1)
     seconds: float | None = Field(default=None, gt=0, le=3600)
+    interval: Interval | None = None  # this kind's own interval (goroutine_dump defaults to 1m)
 
 
 class _BasicAuthModel(_Model):
@@ -667,7 +668,9 @@ def _build_profiles(job: _ScrapeConfigModel, src: _Source, at: KeyPath) -> tuple
     for kind in PROFILE_PATHS:
         given = job.profiles.get(kind)
         specs.append(
-            ProfileSpec(kind) if given is None else ProfileSpec(kind, given.enabled, given.path, given.seconds)
+            ProfileSpec(kind)
+            if given is None
+            else ProfileSpec(kind, given.enabled, given.path, given.seconds, given.interval)
         )
     return tuple(specs)
 

@@ -31,7 +31,7 @@ from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile, Sink
 from server.pprof.errors import ProfileError
 from server.scraping import ScrapeHealth
-from server.targets import DELTA_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
+from server.targets import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
 
 log = logging.getLogger(__name__)
 # APScheduler warns on every tick a slow job skips; stackyard_scrapes_skipped_total counts them instead.
@@ -90,6 +90,8 @@ class ScrapeManager:
         self._static: list[TargetSpec] = []
         self._sync_requested: asyncio.Event | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        # Optional kinds a target answered 404 for: not scheduled again while the target stays the same.
+        self._not_served: dict[str, TargetSpec] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -144,12 +146,15 @@ class ScrapeManager:
             for target in await asyncio.to_thread(lambda s=source: list(s())):  # type: ignore[misc]
                 targets.setdefault(target.key, target)
         self._static = [t for t in targets.values() if t.source != "api"]
+        self._not_served = {j: t for j, t in self._not_served.items() if targets.get(t.key) == t}
         wanted: dict[str, tuple[TargetSpec, ProfileSpec]] = {}
         for target in targets.values():
             if target.paused or not in_shard(target, self._shard.index, self._shard.count):
                 continue
             for spec in target.enabled_profiles():
-                wanted[f"{target.key}|{spec.kind}"] = (target, spec)
+                job_id = f"{target.key}|{spec.kind}"
+                if self._not_served.get(job_id) != target:
+                    wanted[job_id] = (target, spec)
         for job_id in [j for j in self._jobs if j not in wanted or self._jobs[j].target != wanted[j][0]]:
             self._remove(job_id)
         for job_id, (target, spec) in wanted.items():
@@ -162,15 +167,16 @@ class ScrapeManager:
         self._jobs[job_id] = _Job(target, spec, health)
         if self._scheduler is None:
             return
-        start = datetime.fromtimestamp(offset_s(job_id, target.interval_s), tz=UTC)
+        interval = target.interval_for(spec)
+        start = datetime.fromtimestamp(offset_s(job_id, interval), tz=UTC)
         self._scheduler.add_job(
             self._run,
-            IntervalTrigger(seconds=target.interval_s, start_date=start, timezone=UTC),
+            IntervalTrigger(seconds=interval, start_date=start, timezone=UTC),
             args=[job_id],
             id=job_id,
             # Delta requests span the whole interval, so the next one starts as the last finishes.
             max_instances=2 if spec.kind in DELTA_KINDS else 1,
-            misfire_grace_time=max(1, int(target.interval_s / 2)),
+            misfire_grace_time=max(1, int(interval / 2)),
             replace_existing=True,
         )
 
@@ -189,7 +195,7 @@ class ScrapeManager:
         job = self._jobs.get(job_id)
         if job is None or not job.health.may_run():
             return
-        interval = job.target.interval_s
+        interval = job.target.interval_for(job.spec)
         offset = offset_s(job_id, interval)
         slot = math.floor((time.time() - offset) / interval) * interval + offset
 
@@ -215,21 +221,28 @@ class ScrapeManager:
         started_ns = time.time_ns()
         started = time.perf_counter()
         labels = target.series_labels()
+        interval = target.interval_for(spec)
         result = "success"
         try:
             data = await self._fetch(target, spec, started_ns, on_start)
             if data is not None:
                 await self._sink.send(ScrapedProfile(spec.kind, labels, data, started_ns, target.key))
+        except HTTPStatusError as exc:
+            if exc.status == 404 and spec.kind in OPTIONAL_KINDS:
+                self._drop_not_served(target, spec)
+                return
+            result = exc.reason
+            health.failed(started_ns, time.perf_counter() - started, str(exc), interval)
         except ScrapeError as exc:
             result = exc.reason
-            health.failed(started_ns, time.perf_counter() - started, str(exc), target.interval_s)
+            health.failed(started_ns, time.perf_counter() - started, str(exc), interval)
         except ProfileError as exc:
             result = "invalid_profile"
-            health.failed(started_ns, time.perf_counter() - started, f"not a pprof profile: {exc}", target.interval_s)
+            health.failed(started_ns, time.perf_counter() - started, f"not a pprof profile: {exc}", interval)
         except Exception as exc:  # never let one target's surprise kill the job
             result = "error"
             log.exception("scrape failed unexpectedly", extra={"target": target.key, "kind": spec.kind})
-            health.failed(started_ns, time.perf_counter() - started, f"internal error: {exc}", target.interval_s)
+            health.failed(started_ns, time.perf_counter() - started, f"internal error: {exc}", interval)
         else:
             health.succeeded(started_ns, time.perf_counter() - started)
         elapsed = time.perf_counter() - started
@@ -249,6 +262,15 @@ class ScrapeManager:
                 "error": health.last_error if result != "success" else None,
             },
         )
+
+    def _drop_not_served(self, target: TargetSpec, spec: ProfileSpec) -> None:
+        """An optional kind the target does not serve (404): stop asking, without an error in its health."""
+        job_id = f"{target.key}|{spec.kind}"
+        self._not_served[job_id] = target
+        if job_id in self._jobs:
+            self._remove(job_id)
+        self._health.pop((target.key, spec.kind), None)
+        log.info("not served", extra={"target": target.url, "kind": spec.kind, "outcome": "not_scheduled"})
 
     async def _fetch(
         self, target: TargetSpec, spec: ProfileSpec, started_ns: int, on_start: Callable[[], None] | None

@@ -20,6 +20,8 @@ import httpx
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
 from server.errors import StackyardError
+from server.goroutines.dump import DumpError, parse_dump
+from server.goroutines.ingest import DUMP_KIND
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileError
 
@@ -53,6 +55,8 @@ class InProcessSink:
     async def send(self, profile: ScrapedProfile) -> None:
         try:
             await asyncio.to_thread(self._ingest, profile.data, profile.labels, profile.kind, profile.time_ns)
+        except DumpError as exc:
+            raise InvalidProfile(exc.message.removeprefix("body: ")) from None
         except (ProfileError, StackyardError) as exc:
             raise InvalidProfile(f"not a pprof profile: {exc}") from None
 
@@ -79,6 +83,7 @@ class HttpPushSink:
         headers: dict[str, str] | None = None,
     ) -> None:
         self._url = url.rstrip("/") + "/api/v1/ingest"
+        self._dump_url = url.rstrip("/") + "/api/v1/goroutines/ingest"
         self._buffer: deque[ScrapedProfile] = deque()
         self._size = buffer_size
         self._metrics = metrics
@@ -94,7 +99,12 @@ class HttpPushSink:
 
     async def send(self, profile: ScrapedProfile) -> None:
         try:
-            await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
+            if profile.kind == DUMP_KIND:
+                await asyncio.to_thread(parse_dump, profile.data)
+            else:
+                await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
+        except DumpError as exc:
+            raise InvalidProfile(exc.message.removeprefix("body: ")) from None
         except ProfileError as exc:
             raise InvalidProfile(f"not a pprof profile: {exc}") from None
         self._ensure_running()
@@ -134,8 +144,12 @@ class HttpPushSink:
         ]
         params += [("label", f"{k}={v}") for k, v in profile.labels.items() if k != "service"]
         params.append(("time", f"{profile.time_ns / 1e9:.9f}"))
+        url = self._url
+        if profile.kind == DUMP_KIND:
+            url = self._dump_url
+            params = [p for p in params if p[0] != "type"]
         try:
-            response = await self._client.post(self._url, params=params, content=profile.data)
+            response = await self._client.post(url, params=params, content=profile.data)
         except httpx.HTTPError as exc:
             log.warning("push failed", extra={"url": self._url, "error": str(exc), "outcome": "retry"})
             return "retry"

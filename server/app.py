@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from server import __version__
 from server.alerts.service import Alerting
-from server.api import alerts, errors, health, ingest, labels, metrics, profiles, query, targets
+from server.api import alerts, errors, goroutines, health, ingest, labels, metrics, profiles, query, targets
 from server.migrate import ROOT
 from server.scraping import Scraper
 from server.settings import Settings
@@ -59,7 +59,7 @@ def create_app(
     app.state.metrics_registry = metrics_registry or CollectorRegistry()
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, alerts):
+    for module in (health, ingest, query, profiles, labels, targets, metrics, goroutines, alerts):
         app.include_router(module.router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

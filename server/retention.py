@@ -53,6 +53,10 @@ def apply_retention(
             & (Rollup.bucket_ns + DAY_S * NS <= now - parse_duration_ns(settings.retention_daily)),
         ),
     }
+    # Goroutine dumps follow raw retention; their stacks are collected when dumps went.
+    deleted["goroutine_dumps"] = store.goroutines.delete_before(now - parse_duration_ns(settings.retention_raw))
+    if collect and deleted["goroutine_dumps"]:
+        deleted["goroutine_stacks"] = store.goroutines.collect_stacks()
     if collect and any(deleted.values()):
         deleted.update(collect_garbage(store))
     if any(deleted.values()):

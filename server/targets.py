@@ -25,11 +25,19 @@ PROFILE_PATHS = {
     "mutex": "mutex",
     "block": "block",
     "threadcreate": "threadcreate",
+    # Text, not pprof: states, waits and creators of every goroutine (server/goroutines/).
+    "goroutine_dump": "goroutine?debug=2",
+    # Go's experimental leak profile (GOEXPERIMENT=goroutineleakprofile); dropped quietly where it 404s.
+    "goroutineleak": "goroutineleak",
 }
 #: Kinds whose counters are cumulative since process start: scraped as deltas.
 DELTA_KINDS = frozenset({"allocs", "mutex", "block"})
 #: Kinds that need ``?seconds=`` of wall time to produce a profile.
 TIMED_KINDS = frozenset({"cpu"}) | DELTA_KINDS
+#: Kinds many targets do not serve: a 404 stops their scraping for that target without an error.
+OPTIONAL_KINDS = frozenset({"goroutineleak"})
+#: Kinds with their own default interval, whatever the target's: a full dump is large.
+KIND_INTERVALS_S = {"goroutine_dump": 60.0}
 DEFAULT_INTERVAL_S = 15.0
 MIN_INTERVAL_S = 1.0
 MAX_SNAPSHOT_TIMEOUT_S = 10.0
@@ -43,6 +51,7 @@ class ProfileSpec:
     enabled: bool = True
     path: str | None = None
     seconds: float | None = None
+    interval_s: float | None = None  # None: the kind's default (KIND_INTERVALS_S), else the target's
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,12 @@ class TargetSpec:
 
     def series_labels(self) -> dict[str, str]:
         return {**self.labels, "service": self.service, "instance": self.labels.get("instance", self.instance)}
+
+    def interval_for(self, spec: ProfileSpec) -> float:
+        """How often ``spec`` is scraped: its own interval, its kind's default, or the target's."""
+        if spec.interval_s is not None:
+            return spec.interval_s
+        return KIND_INTERVALS_S.get(spec.kind, self.interval_s)
 
     def enabled_profiles(self) -> list[ProfileSpec]:
         return [p for p in self.profiles if p.enabled]
@@ -181,6 +196,8 @@ def check_target(target: TargetSpec) -> TargetSpec:
         seen.add(spec.kind)
         if spec.seconds is not None and not 0 < spec.seconds <= 3600:
             raise InvalidTarget("profiles", f"{spec.kind}: seconds must be positive and at most 3600")
+        if spec.interval_s is not None and not MIN_INTERVAL_S <= spec.interval_s <= 86_400:
+            raise InvalidTarget("profiles", f"{spec.kind}: interval must be between {MIN_INTERVAL_S:g}s and 24h")
     if not target.path_prefix.startswith("/"):
         raise InvalidTarget("path_prefix", "must start with /")
     return target

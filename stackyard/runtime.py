@@ -18,6 +18,7 @@ from collector.metrics import CollectorMetrics
 from collector.sinks import HttpPushSink, InProcessSink, Sink
 from server.alerts.service import Alerting
 from server.app import create_app
+from server.goroutines.ingest import DUMP_KIND, ingest_dump
 from server.ingest import ingest
 from server.settings import Settings
 from server.store.repository import Store
@@ -70,6 +71,8 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     registry = CollectorRegistry()
 
     def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
+        if kind == DUMP_KIND:
+            return ingest_dump(store, settings, data, labels, time_ns)
         return ingest(store, settings, data, labels, kind, time_ns)
 
     manager = ScrapeManager(
@@ -114,6 +117,7 @@ class _RemoteProfile(BaseModel):
     enabled: bool = True
     path: str | None = None
     seconds: float | None = None
+    interval: str | None = None
 
 
 class _RemoteTarget(BaseModel):
@@ -138,7 +142,12 @@ def _target_from_json(item: dict[str, object]) -> TargetSpec:
         labels=remote.labels,
         interval_s=parse_duration_ns(remote.interval) / 1e9,
         timeout_s=parse_duration_ns(remote.timeout) / 1e9 if remote.timeout else None,
-        profiles=tuple(ProfileSpec(p.type, p.enabled, p.path, p.seconds) for p in remote.profiles),
+        profiles=tuple(
+            ProfileSpec(
+                p.type, p.enabled, p.path, p.seconds, parse_duration_ns(p.interval) / 1e9 if p.interval else None
+            )
+            for p in remote.profiles
+        ),
         path_prefix=remote.path_prefix,
         paused=remote.paused,
         id=remote.id,

@@ -141,7 +141,8 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     assert by_service["slow-svc"]["source"] == "config" and by_service["leaky-svc"]["source"] == "api"
     for target in listed:
         assert target["up"] is True, target
-        assert set(target["health"]) == set(KINDS)
+        # goroutineleak 404s on Go 1.19 and is dropped quietly; goroutine_dump may not have run yet (1m).
+        assert set(target["health"]) == {*KINDS, "goroutine_dump"}
         for kind, health in target["health"].items():
             assert health["consecutive_failures"] == 0, (target["service"], kind, health)
     assert 'stackyard_scrapes_total{kind="cpu",result="success"}' in metrics_text

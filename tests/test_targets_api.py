@@ -32,6 +32,8 @@ def test_create_with_defaults(client: TestClient) -> None:
         "mutex",
         "block",
         "threadcreate",
+        "goroutine_dump",
+        "goroutineleak",
     ]
     assert target["instance"] == "127.0.0.1:6060"
     assert target["labels"] == {"env": "prod"}

@@ -18,14 +18,13 @@ it has no value, which is not an alert.
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from server.alerts.rules import Rule
+from server.goroutines.leaks import find_leak_suspects
 from server.store.alerting import profile_points
 from server.store.repository import Store
 
@@ -41,12 +40,12 @@ class Sample:
 
 
 def rule_samples(store: Store, rule: Rule, now_ns: int, max_points: int) -> list[Sample]:
+    if rule.expr.function == "leak_suspect":
+        return _leak_samples(store, rule, now_ns)
     selector = rule.selector
     series = {s.id: s for s in store.series.all() if s.kind == rule.type and selector.matches(s.labels)}
     if not series:
         return []
-    if rule.expr.function == "leak_suspect":
-        return _leak_samples(store, rule, now_ns, series)
     window = rule.expr.window_ns or LOOKBACK_NS
     points = profile_points(store.engine, list(series), now_ns - window, now_ns + 1, max_points)
     columns: dict[int, int | None] = {}
@@ -108,9 +107,11 @@ def _measure(rule: Rule, line: list[tuple[int, float]]) -> float | None:
     return per_second * rule.expr.per_s
 
 
-def _leak_samples(store: Store, rule: Rule, now_ns: int, series: dict[int, Any]) -> list[Sample]:
-    """One sample per suspect stack; the suspect finder belongs to goroutine analysis (server.goroutines)."""
-    find_leak_suspects = importlib.import_module("server.goroutines.leaks").find_leak_suspects
+def _leak_samples(store: Store, rule: Rule, now_ns: int) -> list[Sample]:
+    """One sample per suspect stack (from the goroutine dumps), labelled with the function its goroutines block in.
+
+    A stack that stops qualifying as a suspect has no value, so its alert resolves.
+    """
     samples: list[Sample] = []
     for suspect in find_leak_suspects(store, rule.query, now_ns - rule.expr.window_ns, now_ns):
         samples.append(Sample({**suspect.labels, "function": suspect.function}, float(suspect.growth_per_hour)))

@@ -130,8 +130,7 @@ def list_alerts(
     current = [
         _state_json(record, generator_url(base, record.rule))
         for record in alerting.store.alerts.states()
-        if (rule is None or record.rule == rule)
-        and (record.state == state if state else record.state != "inactive")
+        if (rule is None or record.rule == rule) and (record.state == state if state else record.state != "inactive")
     ]
     order = {"firing": 0, "pending": 1, "resolved": 2, "inactive": 3}
     current.sort(key=lambda a: (order[a["state"]], a["rule"], sorted(a["labels"].items())))

@@ -24,6 +24,7 @@ class ProfileIn(BaseModel):
     enabled: bool = True
     path: str | None = None
     seconds: float | None = Field(default=None, gt=0, le=3600)
+    interval: str | None = None  # this kind's own interval; goroutine_dump defaults to 1m
 
 
 class TargetIn(BaseModel):
@@ -60,7 +61,12 @@ def _seconds(text: str, field: str) -> float:
 def _profiles(items: list[str | ProfileIn] | None) -> tuple[ProfileSpec, ...]:
     if items is None:
         return tuple(ProfileSpec(kind) for kind in PROFILE_PATHS)
-    specs = [ProfileSpec(i) if isinstance(i, str) else ProfileSpec(i.type, i.enabled, i.path, i.seconds) for i in items]
+    specs = [
+        ProfileSpec(i)
+        if isinstance(i, str)
+        else ProfileSpec(i.type, i.enabled, i.path, i.seconds, _seconds(i.interval, "profiles") if i.interval else None)
+        for i in items
+    ]
     if not specs:
         raise InvalidTarget("profiles", "list at least one profile type")
     return tuple(specs)
@@ -89,7 +95,9 @@ def target_json(target: TargetSpec, scraper: Scraper | None) -> dict[str, Any]:
         "interval": format_duration(target.interval_s),
         "timeout": format_duration(target.timeout_s) if target.timeout_s is not None else None,
         "profiles": [
-            {"type": p.kind, "enabled": p.enabled, "path": p.path, "seconds": p.seconds} for p in target.profiles
+            {"type": p.kind, "enabled": p.enabled, "path": p.path, "seconds": p.seconds}
+            | ({"interval": format_duration(p.interval_s)} if p.interval_s is not None else {})
+            for p in target.profiles
         ],
         "path_prefix": target.path_prefix,
         "paused": target.paused,

@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 from server.pprof.model import Profile
 
-KINDS = ("cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate")
+KINDS = ("cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate", "goroutineleak")
 
 #: Kinds whose values are snapshots (gauges): over a time range they are averaged per profile.
 GAUGE_SAMPLES = {
     "heap": {"inuse_objects", "inuse_space"},
     "goroutine": {"goroutine"},
+    "goroutineleak": {"goroutine"},  # Go's experimental leak profile: goroutine format, leaked ones only
     "threadcreate": {"threadcreate"},
 }
 

@@ -313,3 +313,49 @@ class AlertOutboxRow(Base):
     claimed_until_ns: Mapped[int] = mapped_column(BigInteger)
     sent_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class GoroutineStack(Base):
+    """One goroutine stack (frames and ``created by``), deduplicated by a hash of its content.
+
+    ``function`` and ``location`` are where its goroutines block (the first
+    frame outside the runtime), kept as columns because every view names them.
+    """
+
+    __tablename__ = "goroutine_stacks"
+    __table_args__ = NO_REUSE
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
+    function: Mapped[str] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(Text)
+    frames: Mapped[list[list[object]]] = mapped_column(JSON)  # [[function, file, line], ...], innermost first
+
+
+class GoroutineDump(Base):
+    """One ``goroutine?debug=2`` dump of one series (kind ``goroutine_dump``) at one time."""
+
+    __tablename__ = "goroutine_dumps"
+    __table_args__ = (UniqueConstraint("series_id", "time_ns"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    time_ns: Mapped[int] = mapped_column(BigInteger)
+    goroutines: Mapped[int] = mapped_column(Integer)
+
+
+class GoroutineGroup(Base):
+    """The goroutines of one dump in one state with one stack: how many, how long they waited, how many locked."""
+
+    __tablename__ = "goroutine_groups"
+    __table_args__ = (Index("ix_goroutine_groups_stack_id", "stack_id"),)
+
+    dump_id: Mapped[int] = mapped_column(ForeignKey("goroutine_dumps.id", ondelete="CASCADE"), primary_key=True)
+    stack_id: Mapped[int] = mapped_column(ForeignKey("goroutine_stacks.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    max_wait_minutes: Mapped[int] = mapped_column(Integer)
+    median_wait_minutes: Mapped[float] = mapped_column(Float)
+    locked: Mapped[int] = mapped_column(Integer)

@@ -25,6 +25,7 @@ from server.pprof.identity import sample_keys
 from server.store import blob
 from server.store.alerting import AlertTables
 from server.store.database import make_engine
+from server.store.goroutines import GoroutineTable
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
@@ -67,6 +68,7 @@ class Store:
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
         self.alerts = AlertTables(engine)
+        self.goroutines = GoroutineTable(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

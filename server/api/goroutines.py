@@ -1,0 +1,81 @@
+"""Goroutine endpoints: push a dump, the groups at a time, leak suspects, one stack's trend."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from server.api.deps import SettingsDep, StoreDep
+from server.api.ingest import read_body
+from server.goroutines import views
+from server.goroutines.ingest import ingest_dump
+from server.labels import parse_label_pairs
+from server.query.selector import parse_selector
+from server.timeparse import format_time, parse_time_ns, time_range_ns
+
+router = APIRouter(prefix="/api/v1/goroutines", tags=["goroutines"])
+Selector = Annotated[str | None, Query(description='selector, e.g. {service="api"}')]
+
+
+@router.post("/ingest", status_code=201)
+async def push_dump(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    service: Annotated[str, Query(min_length=1, max_length=256)],
+    label: Annotated[list[str] | None, Query()] = None,
+    time: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
+    """The text of ``goroutine?debug=2`` as the body; stored under kind ``goroutine_dump``."""
+    labels = parse_label_pairs(label or [])
+    labels["service"] = service
+    time_ns = parse_time_ns(time, "time") if time else None
+    body = await read_body(request, settings.max_body_bytes)
+    stored = await run_in_threadpool(ingest_dump, store, settings, body, labels, time_ns)
+    payload: dict[str, Any] = {
+        "id": stored.id,
+        "series": {"id": stored.series_id, "labels": labels},
+        "type": "goroutine_dump",
+        "time": format_time(stored.time_ns),
+        "goroutines": stored.goroutines,
+    }
+    return JSONResponse(payload, status_code=201)
+
+
+@router.get("/groups")
+def groups(
+    store: StoreDep,
+    query: Selector = None,
+    at: Annotated[str | None, Query(description="time; default now")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> dict[str, Any]:
+    at_ns = parse_time_ns(at, "at") if at else parse_time_ns("now", "at")
+    return views.groups_at(store, parse_selector(query), at_ns, limit)
+
+
+@router.get("/leaks")
+def leaks(
+    store: StoreDep,
+    query: Selector = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    start_ns, end_ns = time_range_ns(from_, to)
+    parse_selector(query)  # a bad selector is a 400 naming the query before any work
+    return views.leaks(store, query or "", start_ns, end_ns, limit)
+
+
+@router.get("/stacks/{stack_id}/trend")
+def stack_trend(
+    stack_id: int,
+    store: StoreDep,
+    query: Selector = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    start_ns, end_ns = time_range_ns(from_, to)
+    return views.stack_trend(store, parse_selector(query), stack_id, start_ns, end_ns)

@@ -1,0 +1,196 @@
+"""Parse Go's ``goroutine?debug=2`` text dump into goroutines with state, wait, frames and creator.
+
+The format is what ``runtime.Stack(buf, true)`` prints, one block per goroutine,
+blocks separated by a blank line::
+
+    goroutine 42 [chan receive, 15 minutes, locked to thread]:
+    main.leakyWorker(0x2a)
+    \tstackyard/examples/demo/main.go:212 +0x45
+    created by main.startWorkers in goroutine 7
+    \tstackyard/examples/demo/main.go:226 +0x7e
+
+Go before 1.21 writes ``created by main.startWorkers`` without the goroutine.
+``pprof`` cannot read this text, and it is the only place Go reports how long a
+goroutine has waited and whether it is locked to its thread, which is why the
+collector scrapes it as its own kind.
+
+The parser is one pass over the lines with no recursion or backtracking, so its
+time and memory are linear in the input; anything it does not recognise is a
+:class:`DumpError` naming the line, never another exception (the fuzz test
+holds it to that). A dump cut off mid-line or mid-goroutine is an error too:
+storing it would silently undercount.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from server.errors import InvalidParameter
+
+_HEADER = re.compile(r"goroutine (\d+)(?: [^\[\]]*)? \[([^\]]*)\]:\Z")
+_WAIT = re.compile(r"(\d+) minutes?\Z")
+_LOCATION = re.compile(r"\t(.+?):(\d+)(?: \+0x([0-9a-fA-F]+))?(?: .*)?\Z")
+_CREATED_BY = re.compile(r"created by (.+?)(?: in goroutine (\d+))?\Z")
+_ELIDED = "...additional frames elided..."
+_NO_STACK = "\tgoroutine running on other thread; stack unavailable"
+MAX_LINE = 64 * 1024
+
+
+class DumpError(InvalidParameter):
+    """The text is not a complete goroutine dump; the message names the line and what was wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("body", f"not a goroutine dump: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    function: str
+    file: str
+    line: int
+    offset: int | None = None  # pc offset in the function (``+0x45``); absent for inlined frames
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Goroutine:
+    id: int
+    state: str  # "chan receive", "select", "IO wait", "chan receive (nil chan)", ...
+    wait_minutes: int  # 0 when Go printed no wait (it only prints waits of a minute or more)
+    locked: bool  # "locked to thread"
+    frames: tuple[Frame, ...]  # innermost first
+    created_by: Frame | None = None
+    creator_id: int | None = None  # "in goroutine N" (Go 1.21+)
+    elided: bool = False  # Go cut the stack at 100 frames
+    flags: tuple[str, ...] = ()  # anything else in the brackets, kept verbatim
+
+
+def parse_dump(data: bytes | str) -> list[Goroutine]:
+    """Every goroutine in the dump, in order; :class:`DumpError` when it is not a whole dump."""
+    if isinstance(data, bytes):
+        if data[:2] == b"\x1f\x8b":
+            raise DumpError("the body is gzip-compressed (a pprof profile?); ask for goroutine?debug=2")
+        text = data.decode("utf-8", "replace")
+    else:
+        text = data
+    if not text.strip():
+        raise DumpError("the body is empty")
+    if not text.endswith("\n"):
+        raise DumpError("it ends in the middle of a line (truncated)")
+    parser = _Parser(text.split("\n")[:-1])
+    return parser.parse()
+
+
+class _Parser:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.at = 0
+
+    def fail(self, message: str) -> DumpError:
+        line = self.lines[self.at] if self.at < len(self.lines) else ""
+        shown = line if len(line) <= 80 else line[:77] + "..."
+        return DumpError(f"line {self.at + 1}: {message} ({shown!r})")
+
+    def parse(self) -> list[Goroutine]:
+        result: list[Goroutine] = []
+        lines = self.lines
+        while self.at < len(lines):
+            if not lines[self.at].strip():
+                self.at += 1
+                continue
+            result.append(self.goroutine())
+        return result
+
+    def goroutine(self) -> Goroutine:
+        lines = self.lines
+        header = _HEADER.match(lines[self.at]) if len(lines[self.at]) <= MAX_LINE else None
+        if header is None:
+            expected = "expected 'goroutine N [state]:'"
+            raise self.fail(expected if self.at else f"{expected} on the first line")
+        goroutine_id = int(header.group(1)[:19])
+        state, wait, locked, flags = _state(header.group(2))
+        if not state:
+            raise self.fail("the goroutine has no state")
+        self.at += 1
+        frames: list[Frame] = []
+        created_by: Frame | None = None
+        creator: int | None = None
+        elided = False
+        while self.at < len(lines) and lines[self.at].strip():
+            line = lines[self.at]
+            if len(line) > MAX_LINE:
+                raise self.fail(f"line longer than {MAX_LINE} characters")
+            if line == _ELIDED:
+                elided = True
+                self.at += 1
+                continue
+            if line == _NO_STACK:
+                self.at += 1
+                continue
+            if created_by is not None:
+                raise self.fail("nothing may follow 'created by'")
+            made = _CREATED_BY.match(line)
+            function = made.group(1) if made else _function(line)
+            if function is None:
+                raise self.fail("expected a function call")
+            self.at += 1
+            if self.at >= len(lines) or not lines[self.at].startswith("\t"):
+                raise self.fail(f"{function} has no file:line after it (truncated?)")
+            location = _LOCATION.match(lines[self.at])
+            if location is None or len(lines[self.at]) > MAX_LINE:
+                raise self.fail("expected '\\tfile:line +0xoffset'")
+            frame = Frame(
+                function,
+                location.group(1),
+                int(location.group(2)[:18]),
+                int(location.group(3)[:15], 16) if location.group(3) else None,
+            )
+            self.at += 1
+            if made:
+                created_by = frame
+                creator = int(made.group(2)[:19]) if made.group(2) else None
+            else:
+                frames.append(frame)
+        if not frames and created_by is None and state != "running":
+            self.at -= 1
+            raise self.fail(f"goroutine {goroutine_id} has no frames (truncated?)")
+        return Goroutine(goroutine_id, state, wait, locked, tuple(frames), created_by, creator, elided, tuple(flags))
+
+
+def _state(bracket: str) -> tuple[str, int, bool, list[str]]:
+    """``chan receive, 15 minutes, locked to thread`` → state, wait in minutes, locked, other flags."""
+    parts = [p.strip() for p in bracket.split(",")]
+    state = parts[0]
+    wait = 0
+    locked = False
+    flags: list[str] = []
+    for part in parts[1:]:
+        minutes = _WAIT.match(part)
+        if minutes:
+            wait = int(minutes.group(1)[:12])
+        elif part == "locked to thread":
+            locked = True
+        elif part:
+            flags.append(part)
+    return state, wait, locked, flags
+
+
+def _function(line: str) -> str | None:
+    """``main.(*T).m[...](0x1, {0x2, 0x3})`` → ``main.(*T).m[...]``: drop the final argument list."""
+    if line.startswith(("\t", " ")) or not line.endswith(")"):
+        return None
+    depth = 0
+    for position in range(len(line) - 1, -1, -1):
+        char = line[position]
+        if char == ")":
+            depth += 1
+        elif char == "(":
+            depth -= 1
+            if depth == 0:
+                name = line[:position]
+                return name if name and not name.isspace() else None
+    return None
