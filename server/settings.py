@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     rule_eval_interval: float = Field(15.0, gt=0, description="seconds between evaluations of the alert rules")
     rule_max_points: int = Field(200_000, gt=0, description="raw profile rows one rule evaluation may read")
     alertmanager_url: str | None = Field(None, description="Alertmanager URL; alerts also go to its /api/v2/alerts")
+    alertmanager_resend_interval: float = Field(
+        60.0, gt=0, description="seconds between re-sends of firing alerts to Alertmanager (it expires silent ones)"
+    )
     external_url: str | None = Field(None, description="this server's URL as people reach it, for notification links")
     notify_interval: float = Field(1.0, gt=0, description="seconds between looks at the notification outbox")
     notify_timeout: float = Field(10.0, gt=0, description="seconds one webhook request may take")

@@ -288,3 +288,49 @@ def test_a_hanging_webhook_blocks_neither_evaluation_nor_other_receivers(store: 
     stuck_row = by_receiver["stuck"]
     assert (stuck_row.outcome, stuck_row.attempts) == ("pending", 1)
     assert stuck_row.last_error is not None and "Timeout" in stuck_row.last_error
+
+
+@pytest.mark.timeout(60)
+def test_alertmanager_gets_postable_alerts_on_its_api(store: Store, settings: Settings) -> None:
+    # No Alertmanager binary here: a loopback server stands in for its POST /api/v2/alerts.
+    with WebhookServer() as manager:
+        base = manager.url.removesuffix("/hook")
+        with_am = settings.model_copy(update={"alertmanager_url": base})
+        push(store, with_am, 2, 0, "a")
+        push(store, with_am, 1, 10, "a")
+        alerting = Alerting(store, with_am, [parse_rule(rule(f"value > {N * 1.5}"))])
+
+        async def scenario() -> int:
+            await alerting.start()
+            try:
+                assert alerting.dispatcher is not None
+                await asyncio.to_thread(alerting.evaluator.evaluate, T0 + NS)
+                await alerting.dispatcher.run_once()
+                await alerting.dispatcher.drain()
+                resent = await alerting.dispatcher.resend()  # what the periodic job does while it fires
+                await asyncio.to_thread(alerting.evaluator.evaluate, T0 + 11 * NS)
+                await alerting.dispatcher.run_once()
+                await alerting.dispatcher.drain()
+                return resent
+            finally:
+                await alerting.stop()
+
+        resent = asyncio.run(scenario())
+        urls = sorted(n.url for n in store.alerts.outbox())
+        paths = [path for path, _ in manager.paths]
+    assert resent == 1
+    assert urls == [base + "/api/v2/alerts"] * 2
+    assert paths == ["/api/v2/alerts"] * 3
+    firing, again, resolved = manager.bodies()
+    labels = {"service": "checkout", "instance": "a", "alertname": "Growth"}
+    assert firing == [
+        {
+            "labels": labels,
+            "annotations": {},
+            "startsAt": format_time(T0 + NS),
+            "endsAt": format_time(T0 + NS + 4 * 60 * NS),  # kept alive by re-sends, as Prometheus does
+            "generatorURL": "http://127.0.0.1:4180/alerts?rule=Growth",
+        }
+    ]
+    assert again[0]["labels"] == labels and again[0]["startsAt"] == format_time(T0 + NS)
+    assert resolved[0]["endsAt"] == format_time(T0 + 11 * NS)

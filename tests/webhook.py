@@ -17,8 +17,9 @@ class WebhookServer:
     def __init__(self, statuses: list[int] | None = None, hang_s: float = 0.0) -> None:
         self.statuses = list(statuses or [])
         self.hang_s = hang_s
-        self.received: list[dict[str, Any]] = []  # bodies of requests answered 2xx
+        self.received: list[Any] = []  # bodies of requests answered 2xx
         self.attempts: list[tuple[float, int]] = []  # (time, status) of every request
+        self.paths: list[tuple[str, int]] = []  # (path, status) of every request
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -33,18 +34,10 @@ class WebhookServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def bodies(self, status: str | None = None) -> list[dict[str, Any]]:
+    def bodies(self, status: str | None = None) -> list[Any]:
+        """Bodies received (answered 2xx); ``status`` keeps webhook payloads of that status."""
         with self._lock:
             return [b for b in self.received if status is None or b.get("status") == status]
-
-    def wait_for(self, count: int, status: str | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.bodies(status)
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        return self.bodies(status)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -58,6 +51,7 @@ class WebhookServer:
                 with server._lock:
                     status = server.statuses.pop(0) if server.statuses else 200
                     server.attempts.append((time.monotonic(), status))
+                    server.paths.append((self.path, status))
                     if 200 <= status < 300:
                         server.received.append(body)
                 try:

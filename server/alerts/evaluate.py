@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from server.alerts.payload import alert_json, alertmanager_body, fingerprint, generator_url, webhook_body
+from server.alerts.payload import (
+    alert_json,
+    alertmanager_body,
+    external_url,
+    fingerprint,
+    generator_url,
+    webhook_body,
+)
 from server.alerts.receivers import Receiver
 from server.alerts.rules import Rule, expand_template
 from server.alerts.values import Sample, rule_samples
@@ -44,10 +51,6 @@ class RoundResult:
     transitions: list[Transition] = field(default_factory=list)
     notifications: int = 0
     errors: dict[str, str] = field(default_factory=dict)
-
-
-def external_url(settings: Settings) -> str:
-    return settings.external_url or f"http://{settings.host}:{settings.port}"
 
 
 class Evaluator:
@@ -209,7 +212,8 @@ class _Step:
                 )
         if self.settings.alertmanager_url:
             url = self.settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-            targets.append((ALERTMANAGER, url, alertmanager_body(alert)))
+            valid_until = self.now + int(4 * self.settings.alertmanager_resend_interval * 1e9)
+            targets.append((ALERTMANAGER, url, alertmanager_body(alert, valid_until)))
         for name, url, body in targets:
             self.changes.notifications.append(
                 Notification(name, rule.name, record.fingerprint, starts, "firing", url, body)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import httpx
 
+from server.alerts.payload import alert_json, alertmanager_body, external_url, generator_url
 from server.settings import Settings
 from server.store.alerting import Notification
 from server.store.repository import Store
@@ -69,6 +70,9 @@ class Dispatcher:
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
 
+    async def resend(self) -> int:
+        return await resend_to_alertmanager(self._store, self._settings, self._client)
+
     async def close(self) -> None:
         for task in list(self._in_flight.values()):
             task.cancel()
@@ -108,3 +112,36 @@ class Dispatcher:
                 "error": error,
             },
         )
+
+
+async def resend_to_alertmanager(store: Store, settings: Settings, client: httpx.AsyncClient) -> int:
+    """Post every firing alert to Alertmanager again; returns how many.
+
+    Alertmanager forgets an alert nobody repeats (``resolve_timeout``), so
+    like Prometheus we re-send firing alerts every
+    ``alertmanager_resend_interval`` with an endsAt four intervals ahead.
+    This is not a notification: Alertmanager deduplicates, and a failure here
+    is only logged, since the next re-send comes soon.
+    """
+    if not settings.alertmanager_url:
+        return 0
+    base = external_url(settings)
+    now = time.time_ns()
+    valid_until = now + int(4 * settings.alertmanager_resend_interval * 1e9)
+    body: list[dict[str, object]] = []
+    for record in await asyncio.to_thread(store.alerts.states):
+        if record.state != "firing":
+            continue
+        starts = record.active_ns if record.active_ns is not None else now
+        alert = alert_json("firing", record.labels, record.annotations, starts, None, generator_url(base, record.rule))
+        body.extend(alertmanager_body(alert, valid_until))
+    if not body:
+        return 0
+    url = settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
+    try:
+        response = await client.post(url, json=body)
+        if response.status_code >= 300:
+            log.warning("alertmanager re-send refused", extra={"status": response.status_code, "alerts": len(body)})
+    except httpx.HTTPError as exc:
+        log.warning("alertmanager re-send failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+    return len(body)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from server.settings import Settings
 from server.timeparse import format_time
 
 #: Alertmanager's "not ended yet": Go's zero time.
@@ -21,6 +22,11 @@ def fingerprint(labels: dict[str, str]) -> str:
     """16 hex digits identifying an alert by its labels, stable across processes and restarts."""
     text = json.dumps(sorted(labels.items()), separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def external_url(settings: Settings) -> str:
+    """Where people reach this server: links in notifications point there."""
+    return settings.external_url or f"http://{settings.host}:{settings.port}"
 
 
 def generator_url(external_url: str, rule: str) -> str:
@@ -62,8 +68,13 @@ def webhook_body(receiver: str, alert: dict[str, Any], external_url: str) -> dic
     }
 
 
-def alertmanager_body(alert: dict[str, Any]) -> list[dict[str, Any]]:
-    """``POST /api/v2/alerts``: a list of postable alerts; a resolved one carries its endsAt."""
+def alertmanager_body(alert: dict[str, Any], valid_until_ns: int | None = None) -> list[dict[str, Any]]:
+    """``POST /api/v2/alerts``: a list of postable alerts; a resolved one carries its endsAt.
+
+    A firing alert may carry ``valid_until_ns`` as its endsAt, as Prometheus
+    does: Alertmanager then keeps it firing until then, and the periodic
+    re-send moves it on (see :func:`server.alerts.notify.resend_to_alertmanager`).
+    """
     item: dict[str, Any] = {
         "labels": alert["labels"],
         "annotations": alert["annotations"],
@@ -72,4 +83,6 @@ def alertmanager_body(alert: dict[str, Any]) -> list[dict[str, Any]]:
     }
     if alert["status"] == "resolved":
         item["endsAt"] = alert["endsAt"]
+    elif valid_until_ns is not None:
+        item["endsAt"] = format_time(valid_until_ns)
     return [item]

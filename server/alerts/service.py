@@ -105,6 +105,8 @@ class Alerting:
         self._scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         self._scheduler.add_job(self.evaluate, "interval", seconds=self.settings.rule_eval_interval)
         self._scheduler.add_job(self.dispatch, "interval", seconds=self.settings.notify_interval)
+        if self.settings.alertmanager_url:
+            self._scheduler.add_job(self.resend, "interval", seconds=self.settings.alertmanager_resend_interval)
         self._scheduler.start()
 
     async def evaluate(self) -> RoundResult | None:
@@ -121,6 +123,14 @@ class Alerting:
             await self.dispatcher.run_once()
         except Exception:  # likewise (the database may be away for a moment)
             log.exception("notification round failed")
+
+    async def resend(self) -> None:
+        if self.dispatcher is None:
+            return
+        try:
+            await self.dispatcher.resend()
+        except Exception:  # likewise
+            log.exception("alertmanager re-send failed")
 
     async def stop(self) -> None:
         if self._scheduler is not None:

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from server.alerts.evaluate import external_url
-from server.alerts.payload import generator_url
+from server.alerts.payload import external_url, generator_url
 from server.alerts.service import Alerting
 from server.errors import NotFound
 from server.store.alerting import StateRecord, Transition
