@@ -2,7 +2,10 @@
 
 import { getJSON } from "./api.js";
 
-export const PAGES = [{ id: "explore", href: "/", label: "Explore" }];
+export const PAGES = [
+  { id: "explore", href: "/", label: "Explore" },
+  { id: "alerts", href: "/alerts", label: "Alerts" },
+];
 
 const LOGO = `<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
 <rect x="2" y="3" width="20" height="4.2" rx="1.2" fill="#4c6ef5"/>
