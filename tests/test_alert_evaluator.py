@@ -172,6 +172,8 @@ def test_pending_that_clears_goes_back_to_inactive_and_for_zero_fires_at_once(st
         ("pending", "inactive"),
     ]
     assert store.alerts.outbox() == []
+    slow.evaluator.evaluate(T0 + 50 * NS)  # an inactive state is not kept once its transition is recorded
+    assert store.alerts.states() == []
     eager = Alerting(store, settings, [parse_rule(rule(f"value > {N * 1.5}", name="Eager"))])
     eager.evaluator.evaluate(T0 + 10 * NS)
     assert {(s.rule, s.state) for s in store.alerts.states()} >= {("Eager", "firing")}

@@ -33,6 +33,7 @@ from server.alerts.payload import (
 from server.alerts.receivers import Receiver
 from server.alerts.rules import Rule, expand_template
 from server.alerts.values import Sample, rule_samples
+from server.errors import StackyardError
 from server.settings import Settings
 from server.store.alerting import Notification, Round, StateRecord, Transition
 from server.store.profiles import TooManyRows
@@ -41,7 +42,7 @@ from server.store.repository import Store
 log = logging.getLogger(__name__)
 
 ALERTMANAGER = "alertmanager"
-#: Resolved and inactive states of instances that no longer report are forgotten after this long.
+#: Resolved states are shown this long after they resolve, then forgotten (their history stays).
 FORGET_AFTER_NS = 15 * 60 * 10**9
 
 
@@ -81,6 +82,8 @@ class Evaluator:
                 samples[rule.name] = rule_samples(self._store, rule, now, self._settings.rule_max_points)
             except TooManyRows as exc:
                 errors[rule.name] = f"the window reads more than {exc.limit} profiles (STACKYARD_RULE_MAX_POINTS)"
+            except StackyardError as exc:  # a limit of the leak finder, say: the rule's problem, not a crash
+                errors[rule.name] = exc.message
             except Exception as exc:  # one broken rule must not stop the others
                 log.exception("rule evaluation failed", extra={"rule": rule.name})
                 errors[rule.name] = f"evaluation failed: {exc}"
@@ -171,6 +174,8 @@ class _Step:
                 record.state = "inactive"
             elif before == "firing":
                 self.resolve(record)
+            elif self.forgettable(record):
+                continue
             self.keep(record, before)
         for (rule_name, fp), record in self.states.items():
             if rule_name != rule.name or fp in seen:
@@ -184,8 +189,15 @@ class _Step:
                 record.updated_ns = now
                 self.resolve(record)
                 self.keep(record, before)
-            elif now - record.updated_ns > FORGET_AFTER_NS:
-                self.changes.deletes.append((rule_name, fp))
+            else:
+                self.forgettable(record)
+
+    def forgettable(self, record: StateRecord) -> bool:
+        """Drop a quiet state: inactive at once (history keeps the story), resolved after FORGET_AFTER_NS."""
+        if record.state == "inactive" or self.now - (record.resolved_ns or 0) > FORGET_AFTER_NS:
+            self.changes.deletes.append((record.rule, record.fingerprint))
+            return True
+        return False
 
     def keep(self, record: StateRecord, before: str) -> None:
         self.changes.upserts.append(record)
