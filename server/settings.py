@@ -70,6 +70,13 @@ class Settings(BaseSettings):
             raise ValueError("retention must be at least 1h")
         return value
 
+    @field_validator("alertmanager_url", "external_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -194,3 +194,15 @@ def test_config_file_mistakes_are_line_numbered(tmp_path: Path) -> None:
     assert lines[3] == f"{path}:16: rules[2].labels.severity: expected a string"
     assert lines[4] == f"{path}:20: rules[3].receiver: no receiver named 'pager' under receivers: (none are defined)"
     assert len(lines) == 5
+
+
+def test_alerting_settings_refuse_what_cannot_work() -> None:
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    with pytest.raises(ValidationError, match="alertmanager_url"):
+        Settings(alertmanager_url="alertmanager:9093")
+    with pytest.raises(ValidationError, match="rule_eval_interval"):
+        Settings(rule_eval_interval=0)
+    assert Settings().rule_eval_interval == 15.0
