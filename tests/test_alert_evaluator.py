@@ -336,3 +336,34 @@ def test_alertmanager_gets_postable_alerts_on_its_api(store: Store, settings: Se
     ]
     assert again[0]["labels"] == labels and again[0]["startsAt"] == format_time(T0 + NS)
     assert resolved[0]["endsAt"] == format_time(T0 + 11 * NS)
+
+
+def test_two_replicas_evaluating_at_once_notify_once(store: Store, settings: Settings, database_url: str) -> None:
+    import threading
+
+    push(store, settings, 2, 0, "a")
+    push(store, settings, 2, 0, "b")
+    stores = [Store.from_url(database_url) for _ in range(4)]
+    try:
+        replicas = [_alerting(other, settings, "http://127.0.0.1:9/hook") for other in stores]
+        barrier = threading.Barrier(len(replicas))
+
+        def run(replica: Alerting) -> None:
+            barrier.wait()
+            for second in (1, 2, 3):
+                replica.evaluator.evaluate(T0 + second * NS)
+
+        threads = [threading.Thread(target=run, args=(replica,)) for replica in replicas]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for other in stores:
+            other.close()
+    assert sorted((n.status, n.body["alerts"][0]["labels"]["instance"]) for n in store.alerts.outbox()) == [
+        ("firing", "a"),
+        ("firing", "b"),
+    ]
+    firings = [t for t in store.alerts.history(100) if t.to_state == "firing"]
+    assert len(firings) == 2
