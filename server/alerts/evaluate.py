@@ -32,7 +32,7 @@ from server.alerts.payload import (
 )
 from server.alerts.receivers import Receiver
 from server.alerts.rules import Rule, expand_template
-from server.alerts.values import Sample, rule_samples
+from server.alerts.values import RoundReader, Sample, rule_samples
 from server.errors import StackyardError
 from server.settings import Settings
 from server.store.alerting import Notification, Round, StateRecord, Transition
@@ -77,9 +77,10 @@ class Evaluator:
         rules = self._rules()
         samples: dict[str, list[Sample]] = {}
         errors: dict[str, str] = {}
+        reader = RoundReader(self._store, now, self._settings.rule_max_points, rules)
         for rule in rules:
             try:
-                samples[rule.name] = rule_samples(self._store, rule, now, self._settings.rule_max_points)
+                samples[rule.name] = rule_samples(self._store, rule, now, self._settings.rule_max_points, reader)
             except TooManyRows as exc:
                 errors[rule.name] = f"the window reads more than {exc.limit} profiles (STACKYARD_RULE_MAX_POINTS)"
             except StackyardError as exc:  # a limit of the leak finder, say: the rule's problem, not a crash

@@ -18,6 +18,7 @@ it has no value, which is not an alert.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -25,8 +26,9 @@ import numpy as np
 
 from server.alerts.rules import Rule
 from server.goroutines.leaks import find_leak_suspects
-from server.store.alerting import profile_points
+from server.store.alerting import Point, profile_points
 from server.store.repository import Store
+from server.store.series import SeriesInfo
 
 LOOKBACK_NS = 5 * 60 * 10**9
 
@@ -39,28 +41,66 @@ class Sample:
     value: float
 
 
-def rule_samples(store: Store, rule: Rule, now_ns: int, max_points: int) -> list[Sample]:
+class RoundReader:
+    """The profile rows one evaluation round reads: one query per (type, selector), for the longest window.
+
+    Rules over the same series (a value rule and a growth rule on one
+    service, say) then share one read, each taking the part of it its own
+    window covers. Series are read once per round.
+    """
+
+    def __init__(self, store: Store, now_ns: int, max_points: int, rules: list[Rule]) -> None:
+        self.store = store
+        self.now_ns = now_ns
+        self.max_points = max_points
+        self.windows: dict[tuple[str, str], int] = {}
+        for rule in rules:
+            key = (rule.type, rule.query)
+            self.windows[key] = max(self.windows.get(key, 0), rule.expr.window_ns or LOOKBACK_NS)
+        self._all_series = store.series.all()
+        self._read: dict[tuple[str, str], tuple[dict[int, SeriesInfo], list[int], list[Point]]] = {}
+
+    def points(self, rule: Rule) -> tuple[dict[int, SeriesInfo], list[Point]]:
+        """The rule's series, and their rows inside the rule's window, oldest first."""
+        key = (rule.type, rule.query)
+        if key not in self._read:
+            selector = rule.selector
+            series = {s.id: s for s in self._all_series if s.kind == rule.type and selector.matches(s.labels)}
+            start = self.now_ns - self.windows.get(key, rule.expr.window_ns or LOOKBACK_NS)
+            rows = (
+                profile_points(self.store.engine, list(series), start, self.now_ns + 1, self.max_points)
+                if series
+                else []
+            )
+            self._read[key] = (series, [row[2] for row in rows], rows)
+        series, times, rows = self._read[key]
+        first = bisect.bisect_left(times, self.now_ns - (rule.expr.window_ns or LOOKBACK_NS))
+        return series, rows[first:]
+
+
+def rule_samples(
+    store: Store, rule: Rule, now_ns: int, max_points: int, reader: RoundReader | None = None
+) -> list[Sample]:
     if rule.expr.function == "leak_suspect":
         return _leak_samples(store, rule, now_ns)
-    selector = rule.selector
-    series = {s.id: s for s in store.series.all() if s.kind == rule.type and selector.matches(s.labels)}
-    if not series:
-        return []
-    window = rule.expr.window_ns or LOOKBACK_NS
-    points = profile_points(store.engine, list(series), now_ns - window, now_ns + 1, max_points)
+    series, points = (reader or RoundReader(store, now_ns, max_points, [rule])).points(rule)
     columns: dict[int, int | None] = {}
+    cpu_time: dict[int, bool] = {}
     per_series: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for series_id, shape_id, time_ns, duration_ns, totals in points:
         if shape_id not in columns:
             columns[shape_id] = _column(store, shape_id, rule.sample)
+            cpu_time[shape_id] = columns[shape_id] == _cpu_time_index(store, shape_id)
         index = columns[shape_id]
-        if index is None or index >= len(totals):
+        if index is None:
             continue
-        value = float(totals[index])
+        value = _total(totals, index)
+        if value is None:
+            continue
         if rule.type == "cpu":  # per second of profile; CPU nanoseconds per nanosecond are cores
             if duration_ns <= 0:
                 continue
-            value = value / duration_ns * (1.0 if index == _cpu_time_index(store, shape_id) else 1e9)
+            value = value / duration_ns * (1.0 if cpu_time[shape_id] else 1e9)
         per_series[series_id].append((time_ns, value))
     samples: list[Sample] = []
     for series_id, line in per_series.items():
@@ -68,6 +108,14 @@ def rule_samples(store: Store, rule: Rule, now_ns: int, max_points: int) -> list
         if measured is not None:
             samples.append(Sample(dict(series[series_id].labels), measured))
     return samples
+
+
+def _total(totals: str | list[int], index: int) -> float | None:
+    """One entry of a stored totals list; SQLite hands over the JSON text, which is split rather than parsed."""
+    if isinstance(totals, str):
+        parts = totals.strip("[] ").split(",")
+        return float(parts[index]) if index < len(parts) and parts[index].strip() else None
+    return float(totals[index]) if index < len(totals) else None
 
 
 def _column(store: Store, shape_id: int, sample: str | None) -> int | None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Text, delete, func, insert, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import NotFound
@@ -328,29 +328,28 @@ class AlertTables:
             return int(conn.execute(query).scalar_one())
 
 
-def profile_points(
-    engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int
-) -> list[tuple[int, int, int, int, list[int]]]:
-    """(series, shape, time, duration, totals) of raw profiles in ``[start, end)``, oldest first; what rules read."""
-    rows: list[tuple[int, int, int, int, list[int]]] = []
+#: (series, shape, time, duration, totals); totals as stored: JSON text on SQLite, a list on PostgreSQL.
+Point = tuple[int, int, int, int, "str | list[int]"]
+
+
+def profile_points(engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, limit: int) -> list[Point]:
+    """The rows rules read, oldest first: raw profiles of the series in ``[start, end)``, no blobs.
+
+    Totals are not decoded here: a round reads hundreds of thousands of rows
+    and needs one entry of each, so the caller picks it out of the text.
+    Raises :class:`TooManyRows` past ``limit``.
+    """
+    rows: list[Point] = []
+    totals = type_coerce(ProfileRow.totals, Text)
     with engine.connect() as conn:
         for part in chunks(list(series_ids), 500):
             query = (
-                select(
-                    ProfileRow.series_id,
-                    ProfileRow.shape_id,
-                    ProfileRow.time_ns,
-                    ProfileRow.duration_ns,
-                    ProfileRow.totals,
-                )
+                select(ProfileRow.series_id, ProfileRow.shape_id, ProfileRow.time_ns, ProfileRow.duration_ns, totals)
                 .where(ProfileRow.series_id.in_(part), ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
-                .order_by(ProfileRow.time_ns, ProfileRow.id)
                 .limit(limit - len(rows) + 1)
             )
-            rows.extend(
-                (int(s), int(sh), int(t), int(d), [int(v) for v in totals])
-                for s, sh, t, d, totals in conn.execute(query)
-            )
+            rows.extend(tuple(row) for row in conn.execute(query))  # type: ignore[misc]
             if len(rows) > limit:
                 raise TooManyRows(limit)
+    rows.sort(key=lambda row: row[2])
     return rows
