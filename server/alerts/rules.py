@@ -35,6 +35,7 @@ SAMPLE_TYPES = {
     "mutex": ("contentions", "delay"),
     "block": ("contentions", "delay"),
     "threadcreate": ("threadcreate",),
+    "goroutineleak": ("goroutine",),
 }
 SLOPE_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 MAX_WINDOW_NS = 7 * 86_400 * 10**9
@@ -228,10 +229,10 @@ def parse_rule(data: dict[str, Any], source: str = "api") -> Rule:
     query = _string(data, "query") or "{}"
     parse_selector(query, "query")
     sample = _string(data, "sample") or None
-    if sample is not None and sample not in SAMPLE_TYPES[kind]:
-        raise InvalidParameter(
-            "sample", f"unknown sample type {sample!r} for {kind}; expected one of {', '.join(SAMPLE_TYPES[kind])}"
-        )
+    known = SAMPLE_TYPES.get(kind)
+    if sample is not None and known is not None and sample not in known:
+        choices = ", ".join(known)
+        raise InvalidParameter("sample", f"unknown sample type {sample!r} for {kind}; expected one of {choices}")
     expr_text = _string(data, "expr", required=True)
     assert expr_text is not None
     expr = parse_expr(expr_text)
