@@ -189,6 +189,8 @@ def test_deleting_a_rule_resolves_what_it_fired(store: Store, settings: Settings
     alerting.evaluator.evaluate(T0 + 2 * NS)
     assert store.alerts.states() == []
     assert sorted(n.status for n in store.alerts.outbox()) == ["firing", "resolved"]
+    newest = store.alerts.history(1)[0]
+    assert (newest.from_state, newest.to_state) == ("firing", "resolved")
 
 
 def _fire_once(store: Store, settings: Settings, url: str) -> Alerting:

@@ -103,6 +103,7 @@ class Evaluator:
                 if rule_name not in known:  # the rule was deleted: resolve what fired, then forget
                     if record.state == "firing":
                         step.resolve(record)
+                        step.keep(record, "firing")  # the history shows it ended
                     changes.deletes.append((rule_name, fp))
             self._store.alerts.apply(conn, changes)
         self.errors = errors
