@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from server.alerts.evaluate import Evaluator, RoundResult
 from server.alerts.notify import Dispatcher
-from server.alerts.receivers import Receiver, parse_receiver
+from server.alerts.receivers import Receiver
 from server.alerts.rules import Rule, parse_rule
 from server.errors import InvalidParameter, NotFound
 from server.settings import Settings
@@ -89,14 +89,6 @@ class Alerting:
         if users:
             raise Conflict(f"receiver {name!r} is used by rule(s) {', '.join(users)}; delete or change them first")
         self.store.alerts.delete_receiver(name)
-
-    @staticmethod
-    def parse_rule(data: dict[str, object]) -> Rule:
-        return parse_rule(data)
-
-    @staticmethod
-    def parse_receiver(data: dict[str, object]) -> Receiver:
-        return parse_receiver(data)
 
     # ------------------------------------------------------------------ jobs
 

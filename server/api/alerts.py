@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from server.alerts.payload import external_url, generator_url
+from server.alerts.receivers import parse_receiver
+from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
 from server.errors import NotFound
 from server.store.alerting import StateRecord, Transition
@@ -89,7 +91,7 @@ def get_rule(name: str, request: Request) -> dict[str, Any]:
 @router.post("/rules", status_code=201)
 def create_rule(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
     alerting = _alerting(request)
-    return alerting.add_rule(alerting.parse_rule(body)).to_json()
+    return alerting.add_rule(parse_rule(body)).to_json()
 
 
 @router.delete("/rules/{name}", status_code=204)
@@ -107,7 +109,7 @@ def list_receivers(request: Request) -> dict[str, Any]:
 @router.post("/receivers", status_code=201)
 def create_receiver(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
     alerting = _alerting(request)
-    return alerting.add_receiver(alerting.parse_receiver(body)).to_json()
+    return alerting.add_receiver(parse_receiver(body)).to_json()
 
 
 @router.delete("/receivers/{name}", status_code=204)
