@@ -64,20 +64,26 @@ def fetcher_for(settings: Settings) -> Fetcher:
     )
 
 
-def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
-    """The API, the dashboard and an in-process scrape manager sharing one store."""
-    config = load_config(config_path) if config_path else None
-    store = Store.from_url(settings.database_url)
-    registry = CollectorRegistry()
+def scraped_ingest(store: Store, settings: Settings) -> Callable[[bytes, dict[str, str], str, int], object]:
+    """What the in-process sink calls: goroutine dumps to their parser, everything else to pprof ingest."""
 
     def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
         if kind == DUMP_KIND:
             return ingest_dump(store, settings, data, labels, time_ns)
         return ingest(store, settings, data, labels, kind, time_ns)
 
+    return ingest_scraped
+
+
+def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
+    """The API, the dashboard and an in-process scrape manager sharing one store."""
+    config = load_config(config_path) if config_path else None
+    store = Store.from_url(settings.database_url)
+    registry = CollectorRegistry()
+
     manager = ScrapeManager(
         [store.targets.list, *config_sources(config)],
-        InProcessSink(ingest_scraped),
+        InProcessSink(scraped_ingest(store, settings)),
         fetcher_for(settings),
         CollectorMetrics(registry),
         sync_interval_s=settings.scrape_sync_interval,

@@ -26,12 +26,11 @@ from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from collector.sinks import InProcessSink, ScrapedProfile
 from server.app import create_app
-from server.ingest import ingest
 from server.pprof import profile_pb2
 from server.settings import Settings
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
-from stackyard.runtime import config_sources
+from stackyard.runtime import config_sources, scraped_ingest
 from tests.godemo import running
 from tests.oracle import pprof_top
 
@@ -42,10 +41,7 @@ KINDS = ("cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate")
 
 class TeeSink(InProcessSink):
     def __init__(self, store: Store, settings: Settings, out: Path) -> None:
-        def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int) -> object:
-            return ingest(store, settings, data, labels, kind, time_ns)
-
-        super().__init__(ingest_scraped)
+        super().__init__(scraped_ingest(store, settings))
         self.out = out
         self.cpu: list[tuple[str, int, Path]] = []
 

@@ -105,10 +105,18 @@ def test_the_growing_stack_is_the_suspect(store: Store, settings: Settings, bloc
     assert find_leak_suspects(store, '{instance="leaky:1"}', T0, short) == []
 
 
-def test_a_one_off_jump_is_not_a_leak(store: Store, settings: Settings, blocks: dict[str, list[str]]) -> None:
-    for i, n in enumerate([5, 5, 5, 60, 60, 61]):
-        ingest_dump(store, settings, dump(blocks, n), labels("jump:1"), T0 + i * MINUTE)
+def test_a_one_off_jump_or_a_few_more_is_not_a_leak(
+    store: Store, settings: Settings, blocks: dict[str, list[str]]
+) -> None:
+    for i, (jump, few) in enumerate(zip([5, 5, 5, 60, 60, 61], [1, 2, 3, 4, 4, 5], strict=True)):
+        ingest_dump(store, settings, dump(blocks, jump), labels("jump:1"), T0 + i * MINUTE)
+        # Rising all along, but by 4 goroutines in all: a few keep-alive connections, not a leak.
+        ingest_dump(store, settings, dump(blocks, few), labels("few:1"), T0 + i * MINUTE)
     assert find_leak_suspects(store, "", T0, T0 + 10 * MINUTE) == []
+    # The same shape, larger, is one.
+    for i, n in enumerate([10, 20, 30, 40, 40, 50]):
+        ingest_dump(store, settings, dump(blocks, n), labels("more:1"), T0 + i * MINUTE)
+    assert [s.labels["instance"] for s in find_leak_suspects(store, "", T0, T0 + 10 * MINUTE)] == ["more:1"]
 
 
 def test_retention_deletes_old_dumps_and_their_stacks(
@@ -124,3 +132,16 @@ def test_retention_deletes_old_dumps_and_their_stacks(
         used = conn.execute(select(func.count(func.distinct(GoroutineGroup.stack_id)))).scalar()
         assert conn.execute(select(func.count()).select_from(GoroutineStack)).scalar() == used
     assert store.goroutines.groups([recent.id])  # the kept dump still reads whole
+
+
+def test_a_slow_leak_under_frequent_dumps_is_found(
+    store: Store, settings: Settings, blocks: dict[str, list[str]]
+) -> None:
+    """One more goroutine every seven dumps: most dump-to-dump intervals are flat, every stretch of the range rises."""
+    counts = [10 + i // 7 for i in range(85)]  # 84 minutes: twelve parts of seven dumps
+    for i, n in enumerate(counts):
+        ingest_dump(store, settings, dump(blocks, n), labels("slow:1"), T0 + i * MINUTE)
+    (suspect,) = find_leak_suspects(store, "", T0, T0 + len(counts) * MINUTE)
+    assert (suspect.function, suspect.count_start, suspect.count_end) == ("main.leakyWorker", 10, 22)
+    assert suspect.rising_fraction == 1.0  # each part ends one higher, though 6 of its 7 steps are flat
+    assert suspect.growth_per_hour == pytest.approx(np.polyfit(np.arange(85) / 60, counts, 1)[0])

@@ -17,7 +17,7 @@ from server.query.selector import parse_selector
 from server.timeparse import format_time, parse_time_ns, time_range_ns
 
 router = APIRouter(prefix="/api/v1/goroutines", tags=["goroutines"])
-Selector = Annotated[str | None, Query(description='selector, e.g. {service="api"}')]
+SelectorParam = Annotated[str | None, Query(description='selector, e.g. {service="api"}')]
 
 
 @router.post("/ingest", status_code=201)
@@ -48,7 +48,7 @@ async def push_dump(
 @router.get("/groups")
 def groups(
     store: StoreDep,
-    query: Selector = None,
+    query: SelectorParam = None,
     at: Annotated[str | None, Query(description="time; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def groups(
 @router.get("/leaks")
 def leaks(
     store: StoreDep,
-    query: Selector = None,
+    query: SelectorParam = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -73,7 +73,7 @@ def leaks(
 def stack_trend(
     stack_id: int,
     store: StoreDep,
-    query: Selector = None,
+    query: SelectorParam = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:

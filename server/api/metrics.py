@@ -14,7 +14,10 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
-    stored = CollectorRegistry(auto_describe=False)
-    stored.register(StoredDataCollector(request.app.state.store))
-    body = generate_latest(registry) + await run_in_threadpool(generate_latest, stored)
+    body = generate_latest(registry)
+    store = getattr(request.app.state, "store", None)
+    if store is not None:  # a scrape-only `stackyard collect` process has no database
+        stored = CollectorRegistry(auto_describe=False)
+        stored.register(StoredDataCollector(store))
+        body += await run_in_threadpool(generate_latest, stored)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

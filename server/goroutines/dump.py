@@ -89,6 +89,10 @@ class _Parser:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.at = 0
+        # Leaked goroutines repeat the same lines thousands of times: parse each distinct one once.
+        # Both caches hold at most one entry per input line, so they stay bounded by the input.
+        self.states: dict[str, tuple[str, int, bool, tuple[str, ...]]] = {}
+        self.frames: dict[tuple[str, str], Frame | None] = {}
 
     def fail(self, message: str) -> DumpError:
         line = self.lines[self.at] if self.at < len(self.lines) else ""
@@ -112,7 +116,11 @@ class _Parser:
             expected = "expected 'goroutine N [state]:'"
             raise self.fail(expected if self.at else f"{expected} on the first line")
         goroutine_id = int(header.group(1)[:19])
-        state, wait, locked, flags = _state(header.group(2))
+        bracket = header.group(2)
+        parsed_state = self.states.get(bracket)
+        if parsed_state is None:
+            parsed_state = self.states[bracket] = _state(bracket)
+        state, wait, locked, flags = parsed_state
         if not state:
             raise self.fail("the goroutine has no state")
         self.at += 1
@@ -140,15 +148,7 @@ class _Parser:
             self.at += 1
             if self.at >= len(lines) or not lines[self.at].startswith("\t"):
                 raise self.fail(f"{function} has no file:line after it (truncated?)")
-            location = _LOCATION.match(lines[self.at])
-            if location is None or len(lines[self.at]) > MAX_LINE:
-                raise self.fail("expected '\\tfile:line +0xoffset'")
-            frame = Frame(
-                function,
-                location.group(1),
-                int(location.group(2)[:18]),
-                int(location.group(3)[:15], 16) if location.group(3) else None,
-            )
+            frame = self.frame(function, lines[self.at])
             self.at += 1
             if made:
                 created_by = frame
@@ -158,10 +158,31 @@ class _Parser:
         if not frames and created_by is None and state != "running":
             self.at -= 1
             raise self.fail(f"goroutine {goroutine_id} has no frames (truncated?)")
-        return Goroutine(goroutine_id, state, wait, locked, tuple(frames), created_by, creator, elided, tuple(flags))
+        return Goroutine(goroutine_id, state, wait, locked, tuple(frames), created_by, creator, elided, flags)
+
+    def frame(self, function: str, line: str) -> Frame:
+        """The frame of ``function`` at the location ``line`` (``\\tfile:line +0xoffset``)."""
+        key = (function, line)
+        if key in self.frames:
+            found = self.frames[key]
+        else:
+            location = _LOCATION.match(line) if len(line) <= MAX_LINE else None
+            found = self.frames[key] = (
+                None
+                if location is None
+                else Frame(
+                    function,
+                    location.group(1),
+                    int(location.group(2)[:18]),
+                    int(location.group(3)[:15], 16) if location.group(3) else None,
+                )
+            )
+        if found is None:
+            raise self.fail("expected '\\tfile:line +0xoffset'")
+        return found
 
 
-def _state(bracket: str) -> tuple[str, int, bool, list[str]]:
+def _state(bracket: str) -> tuple[str, int, bool, tuple[str, ...]]:
     """``chan receive, 15 minutes, locked to thread`` → state, wait in minutes, locked, other flags."""
     parts = [p.strip() for p in bracket.split(",")]
     state = parts[0]
@@ -176,7 +197,7 @@ def _state(bracket: str) -> tuple[str, int, bool, list[str]]:
             locked = True
         elif part:
             flags.append(part)
-    return state, wait, locked, flags
+    return state, wait, locked, tuple(flags)
 
 
 def _function(line: str) -> str | None:

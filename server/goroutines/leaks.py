@@ -6,11 +6,16 @@ dump to dump in the window, with 0 where a dump lacks the stack. A stack is a
 suspect when all of these hold:
 
 - at least :data:`MIN_DUMPS` dumps of the instance fall in the window;
-- its count at the end is higher than at the start, and the least-squares
-  slope over time is positive;
-- it rose across at least :data:`MIN_RISING_FRACTION` of the window (the time
-  covered by intervals between consecutive dumps in which the count went up),
-  which a leak does and a burst of work that comes and goes does not;
+- its count at the end is at least :data:`MIN_GROWTH` higher than at the
+  start, and the least-squares slope over time is positive (a service opening
+  its few keep-alive connections right after start is not a leak);
+- it rose across at least :data:`MIN_RISING_FRACTION` of the window, which a
+  leak does and a burst of work that comes and goes does not. The window is cut
+  into up to :data:`SEGMENTS` equal parts (fewer when there are fewer dumps:
+  then each part is one interval between dumps), and a part "rose" when the
+  count at its end is above the count at its start. Parts, not single
+  intervals, so a slow leak that adds one goroutine every half hour still
+  rises everywhere when dumps come every minute;
 - no single step carries more than :data:`MAX_STEP_SHARE` of the net growth,
   so a one-off jump (a pool filling up once) is not a leak.
 
@@ -33,7 +38,9 @@ from server.query.selector import parse_selector
 from server.store.repository import Store
 
 MIN_DUMPS = 4
+MIN_GROWTH = 5
 MIN_RISING_FRACTION = 0.5
+SEGMENTS = 12
 MAX_STEP_SHARE = 0.75
 WAITS_GROWING_BONUS = 1.5
 #: Dumps one leak search reads at most (a day of 1-minute dumps of 13 instances).
@@ -139,12 +146,12 @@ def _trend(hours: FloatArray, counts: IntArray, waits: IntArray) -> _Trend | Non
     start, end = int(counts[0]), int(counts[-1])
     growth = end - start
     span = float(hours[-1] - hours[0])
-    if growth <= 0 or span <= 0:
+    if growth < MIN_GROWTH or span <= 0:
         return None
     steps = np.diff(counts)
     if int(steps.max()) > MAX_STEP_SHARE * growth:
         return None
-    rising = float(np.diff(hours)[steps > 0].sum()) / span
+    rising = _rising_fraction(hours, counts, span)
     if rising < MIN_RISING_FRACTION:
         return None
     centred = hours - hours.mean()
@@ -155,6 +162,15 @@ def _trend(hours: FloatArray, counts: IntArray, waits: IntArray) -> _Trend | Non
     waits_growing = bool(present.size and waits[present[-1]] > waits[present[0]])
     score = slope * rising * (WAITS_GROWING_BONUS if waits_growing else 1.0)
     return _Trend(start, end, slope, rising, waits_growing, score)
+
+
+def _rising_fraction(hours: FloatArray, counts: IntArray, span: float) -> float:
+    """Share of the window's equal parts whose end count is above their start count."""
+    parts = min(len(hours) - 1, SEGMENTS)
+    # The count at each part's edge is that of the last dump at or before it (a hair of slack for float edges).
+    edges = hours[0] + span * np.arange(parts + 1) / parts + span * 1e-9
+    at_edge = counts[np.searchsorted(hours, edges, side="right") - 1]
+    return float((np.diff(at_edge) > 0).sum()) / parts
 
 
 def _last_states(

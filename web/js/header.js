@@ -4,6 +4,7 @@ import { getJSON } from "./api.js";
 
 export const PAGES = [
   { id: "explore", href: "/", label: "Explore" },
+  { id: "leaks", href: "/leaks", label: "Leaks" },
   { id: "alerts", href: "/alerts", label: "Alerts" },
 ];
 

@@ -1,0 +1,247 @@
+// The Leaks page: ranked leak suspects over a time range, each linked to its stack and its trend,
+// and the goroutines of every instance at the end of the range, grouped by state and stack.
+
+import { ApiError, getJSON, isAbort } from "./api.js";
+import { renderHeader } from "./header.js";
+
+const $ = (id) => document.getElementById(id);
+const integer = new Intl.NumberFormat("en-US");
+const DEFAULTS = { query: "", from: "now-1h", to: "now" };
+
+/** `stackyard/examples/demo/main.go:212` → `main.go:212`: the file people recognise. */
+export function shortLocation(location) {
+  const slash = location.lastIndexOf("/");
+  return slash >= 0 ? location.slice(slash + 1) : location;
+}
+
+function minutes(n) {
+  return `${integer.format(n)} minute${n === 1 ? "" : "s"}`;
+}
+
+/** An element with text and children: `el("span", {className: "x"}, "text", child)`. */
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+const code = (text, title = "") => el("code", { className: "mono", title }, text);
+
+function labelText(labels) {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(", ");
+}
+
+/**
+ * "1,204 goroutines in `chan receive` for over 30 minutes at `main.leakyWorker` (worker.go:42),
+ * created by `main.startWorkers`": one sentence per group, as an array of nodes.
+ */
+export function groupSentence(group) {
+  const parts = [`${integer.format(group.count)} goroutine${group.count === 1 ? "" : "s"} in `, code(group.state)];
+  const median = Math.floor(group.median_wait_minutes);
+  if (median >= 1) parts.push(` for over ${minutes(median)}`);
+  if (group.max_wait_minutes > median) parts.push(` (longest ${minutes(group.max_wait_minutes)})`);
+  if (group.function) {
+    parts.push(" at ", code(group.function), " (", code(shortLocation(group.location), group.location), ")");
+  }
+  if (group.created_by) parts.push(", created by ", code(group.created_by, group.created_at));
+  if (group.locked) parts.push(`, ${integer.format(group.locked)} locked to their OS thread`);
+  return parts;
+}
+
+function framesList(frames) {
+  const list = el("ol", { className: "stack-frames mono" });
+  for (const f of frames) {
+    list.append(el("li", {}, el("span", { className: "frame-fn" }, f.function), el("span", { className: "frame-loc" }, ` ${f.file}:${f.line}`)));
+  }
+  return list;
+}
+
+function stackDetails(summary, frames, createdBy, createdAt) {
+  const details = el("details", { className: "stack" }, el("summary", {}, summary), framesList(frames));
+  if (createdBy) details.append(el("p", { className: "frame-created mono" }, `created by ${createdBy} ${createdAt}`));
+  return details;
+}
+
+class LeaksPage {
+  constructor() {
+    this.controller = null;
+    this.trendController = null;
+    this.params = { ...DEFAULTS, ...Object.fromEntries(new URLSearchParams(location.search)) };
+    for (const name of ["query", "from", "to"]) $(name).value = this.params[name] || "";
+    $("querybar").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.params = { query: $("query").value.trim(), from: $("from").value.trim() || DEFAULTS.from, to: $("to").value.trim() || DEFAULTS.to };
+      const search = new URLSearchParams(Object.entries(this.params).filter(([, v]) => v));
+      history.pushState(null, "", `${location.pathname}?${search}`);
+      this.load();
+    });
+    window.addEventListener("popstate", () => {
+      this.params = { ...DEFAULTS, ...Object.fromEntries(new URLSearchParams(location.search)) };
+      for (const name of ["query", "from", "to"]) $(name).value = this.params[name] || "";
+      this.load();
+    });
+  }
+
+  showError(err) {
+    $("error").hidden = !err;
+    $("error-message").textContent = err ? err.message : "";
+  }
+
+  async load() {
+    this.controller?.abort();
+    this.controller = new AbortController();
+    const { signal } = this.controller;
+    const { query, from, to } = this.params;
+    document.body.classList.add("is-loading");
+    this.showError(null);
+    $("trend-panel").hidden = true;
+    try {
+      const [leaks, groups] = await Promise.all([
+        getJSON("/api/v1/goroutines/leaks", { query, from, to }, { signal }),
+        getJSON("/api/v1/goroutines/groups", { query, at: to }, { signal }),
+      ]);
+      this.renderSuspects(leaks);
+      this.renderGroups(groups);
+      await this.loadLeakProfile(signal);
+    } catch (err) {
+      if (isAbort(err)) return;
+      this.showError(err instanceof ApiError ? err : new ApiError(String(err)));
+      $("suspects").replaceChildren();
+      $("groups").replaceChildren();
+    } finally {
+      if (!signal.aborted) document.body.classList.remove("is-loading");
+    }
+  }
+
+  renderSuspects(body) {
+    const list = el("ol", { className: "suspects" });
+    body.suspects.forEach((s, index) => {
+      const growth = `+${integer.format(Math.round(s.growth_per_hour))}/hour`;
+      const head = el(
+        "p",
+        { className: "suspect-line" },
+        el("strong", {}, `#${index + 1} `),
+        code(s.function || "(unknown)"),
+        " (",
+        code(shortLocation(s.location), s.location),
+        `) in `,
+        code(s.state),
+        `: ${integer.format(s.count_start)} → ${integer.format(s.count_end)} goroutines, ${growth}, rising ${Math.round(s.rising_fraction * 100)}% of the range`,
+        s.waits_growing ? ", waits growing" : "",
+        s.created_by ? ", created by " : "",
+        s.created_by ? code(s.created_by) : "",
+      );
+      const where = el("p", { className: "suspect-labels mono" }, `{${labelText(s.labels)}}`);
+      const trend = el("a", { href: "#trend", className: "btn btn-ghost trend-link" }, "Trend");
+      trend.addEventListener("click", (event) => {
+        event.preventDefault();
+        this.showTrend(s);
+      });
+      const item = el("li", { className: "suspect", id: `suspect-${index + 1}` }, head, where, trend);
+      item.dataset.stackId = String(s.stack_id);
+      item.append(stackDetails("Stack", s.frames, s.created_by, ""));
+      list.append(item);
+    });
+    $("suspects-meta").textContent = `${body.suspects.length} suspect${body.suspects.length === 1 ? "" : "s"} · ${body.from} to ${body.to}`;
+    $("suspects").replaceChildren(body.suspects.length ? list : el("p", { className: "empty" }, "No stack grew steadily in this range."));
+  }
+
+  /** Go's own leak detector (`goroutineleak`, Go with GOEXPERIMENT=goroutineleakprofile): shown where stored. */
+  async loadLeakProfile(signal) {
+    const { query, from, to } = this.params;
+    const params = { type: "goroutineleak", query, from, to };
+    let top;
+    try {
+      top = await getJSON("/api/v1/top", { ...params, limit: 200 }, { signal });
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      $("goleak-panel").hidden = true; // no such profiles here: nothing to show
+      return;
+    }
+    if (!top.profiles) {
+      $("goleak-panel").hidden = true;
+      return;
+    }
+    const rows = top.rows.filter((r) => !r.name.startsWith("runtime.")).sort((a, b) => b.cum - a.cum).slice(0, 10);
+    const list = el("ul", { className: "groups" });
+    for (const row of rows) {
+      list.append(el("li", { className: "group goleak-row" }, el("p", { className: "group-line" }, `${integer.format(Math.round(row.cum))} leaked goroutine${Math.round(row.cum) === 1 ? "" : "s"} under `, code(row.name))));
+    }
+    $("goleak-meta").textContent = `${top.profiles} profile${top.profiles === 1 ? "" : "s"}, ${integer.format(Math.round(top.total))} leaked goroutines on average`;
+    $("goleak-explore").href = `/?${new URLSearchParams(Object.entries(params).filter(([, v]) => v))}`;
+    $("goleak").replaceChildren(list);
+    $("goleak-panel").hidden = false;
+  }
+
+  async showTrend(suspect) {
+    this.trendController?.abort();
+    this.trendController = new AbortController();
+    const { from, to } = this.params;
+    const instance = `{${labelText(suspect.labels)}}`;
+    try {
+      const body = await getJSON(`/api/v1/goroutines/stacks/${suspect.stack_id}/trend`, { query: instance, from, to }, { signal: this.trendController.signal });
+      const points = body.series.length ? body.series[0].points : [];
+      $("trend-meta").textContent = `${suspect.function} on ${instance}`;
+      $("trend").replaceChildren(trendChart(points), el("p", { className: "hint" }, `${points.length} dumps; last: ${points.length ? integer.format(points[points.length - 1].count) : 0} of ${points.length ? integer.format(points[points.length - 1].goroutines) : 0} goroutines`));
+      $("trend-panel").hidden = false;
+      $("trend-panel").scrollIntoView({ block: "nearest" });
+    } catch (err) {
+      if (!isAbort(err)) this.showError(err);
+    }
+  }
+
+  renderGroups(body) {
+    const blocks = [];
+    for (const instance of body.instances) {
+      const list = el("ul", { className: "groups" });
+      for (const group of instance.groups) {
+        const item = el("li", { className: "group" }, el("p", { className: "group-line" }, ...groupSentence(group)));
+        item.dataset.stackId = String(group.stack_id);
+        item.append(stackDetails("Stack", group.frames, group.created_by, group.created_at));
+        list.append(item);
+      }
+      blocks.push(
+        el(
+          "div",
+          { className: "instance" },
+          el("h3", { className: "mono" }, `{${labelText(instance.labels)}}`),
+          el("p", { className: "hint" }, `${integer.format(instance.goroutines)} goroutines in the dump of ${instance.time}`),
+          list,
+        ),
+      );
+    }
+    $("groups-meta").textContent = `newest dump at or before ${body.at}`;
+    $("groups").replaceChildren(...(blocks.length ? blocks : [el("p", { className: "empty" }, "No goroutine dump stored for these instances at this time.")]));
+  }
+}
+
+/** Count per dump as an SVG line; the y axis starts at 0 so growth reads honestly. */
+function trendChart(points) {
+  const width = 720;
+  const height = 160;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "trend-chart");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  if (points.length === 0) return svg;
+  const t0 = points[0].time_ns;
+  const span = Math.max(1, points[points.length - 1].time_ns - t0);
+  const top = Math.max(1, ...points.map((p) => p.count));
+  const xy = points.map((p) => [8 + ((p.time_ns - t0) / span) * (width - 16), height - 8 - (p.count / top) * (height - 16)]);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
+  line.setAttribute("class", "trend-line");
+  svg.append(line);
+  svg.setAttribute("aria-label", `goroutine count from ${points[0].count} to ${points[points.length - 1].count}`);
+  svg.dataset.counts = points.map((p) => p.count).join(",");
+  return svg;
+}
+
+renderHeader();
+const page = new LeaksPage();
+window.__stackyard = { ...(window.__stackyard || {}), leaks: page };
+page.load();
