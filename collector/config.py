@@ -18,7 +18,10 @@ typo in one round rather than one per restart.
 their resolved glob patterns. :func:`read_file_sd` reads them once and
 :class:`FileSDWatcher` re-reads them as they change.
 
-Adding a top-level section (``receivers:``, ``rules:``): add a field to
+``rules:`` and ``receivers:`` (alerting) are checked by the parsers the API
+uses (:mod:`server.alerts`), whose errors name the field they reject.
+
+Adding a top-level section: add a field to
 ``_ConfigModel``, a builder next to ``_build_scrape_section`` and a field to
 :class:`Config`; unknown keys and line numbers then work without more code.
 """
@@ -51,6 +54,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from server.alerts.receivers import Receiver, parse_receiver
+from server.alerts.rules import Rule, parse_rule
 from server.auth.tokens import TokenEntry
 from server.errors import InvalidParameter, StackyardError
 from server.labels import LABEL_NAME, MAX_LABEL_VALUE
@@ -431,6 +436,9 @@ class _ConfigModel(_Model):
 
     scrape_configs: list[_ScrapeConfigModel] = Field(default_factory=list)
     auth: _AuthModel | None = None
+    # Checked by the same parsers as the API (server.alerts), so both report the same mistakes.
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+    receivers: list[dict[str, Any]] = Field(default_factory=list)
 
 
 _SD_FILE = TypeAdapter(list[_TargetGroupModel])
@@ -597,6 +605,8 @@ class Config:
     targets: list[TargetSpec] = field(default_factory=list)
     file_sd: list[FileSDConfig] = field(default_factory=list)
     auth_tokens: list[TokenEntry] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    receivers: list[Receiver] = field(default_factory=list)
 
 
 def _read_secret(src: _Source, parts: KeyPath, name: str) -> str | None:
@@ -758,6 +768,48 @@ def _build_scrape_section(jobs: list[_ScrapeConfigModel], src: _Source) -> tuple
     return targets, file_sd
 
 
+def _alert_problem(src: _Source, at: KeyPath, exc: InvalidParameter) -> None:
+    """``labels.severity`` from the parser becomes the key path ``rules[0].labels.severity``."""
+    parts = tuple(p for p in exc.parameter.split(".") if p) if exc.parameter not in ("rule", "receiver") else ()
+    src.add((*at, *parts), exc.message.removeprefix(f"{exc.parameter}: "))
+
+
+def _build_alert_sections(model: _ConfigModel, src: _Source) -> tuple[list[Rule], list[Receiver]]:
+    receivers: list[Receiver] = []
+    seen: dict[str, int | None] = {}
+    for i, data in enumerate(model.receivers):
+        at: KeyPath = ("receivers", i)
+        try:
+            receiver = parse_receiver(data, source="config")
+        except InvalidParameter as exc:
+            _alert_problem(src, at, exc)
+            continue
+        if receiver.name in seen:
+            src.add((*at, "name"), f"duplicate receiver {receiver.name!r} (first at line {seen[receiver.name]})")
+            continue
+        seen[receiver.name] = src.line((*at, "name"))
+        receivers.append(receiver)
+    rules: list[Rule] = []
+    names: dict[str, int | None] = {}
+    for i, data in enumerate(model.rules):
+        at = ("rules", i)
+        try:
+            rule = parse_rule(data, source="config")
+        except InvalidParameter as exc:
+            _alert_problem(src, at, exc)
+            continue
+        if rule.name in names:
+            src.add((*at, "name"), f"duplicate rule {rule.name!r} (first at line {names[rule.name]})")
+            continue
+        if rule.receiver is not None and rule.receiver not in seen:
+            known = ", ".join(seen) or "none are defined"
+            src.add((*at, "receiver"), f"no receiver named {rule.receiver!r} under receivers: ({known})")
+            continue
+        names[rule.name] = src.line((*at, "name"))
+        rules.append(rule)
+    return rules, receivers
+
+
 def load_config(path: Path) -> Config:
     """Read and check the whole config; raises :class:`ConfigError` listing every problem found."""
     file = str(path)
@@ -770,9 +822,10 @@ def load_config(path: Path) -> Config:
     src = _Source(file, lines, path.parent)
     model: _ConfigModel = _validate(_ConfigModel.model_validate, _ConfigModel, data, src)
     targets, file_sd = _build_scrape_section(model.scrape_configs, src)
+    rules, receivers = _build_alert_sections(model, src)
     src.raise_if_any()
     tokens = [TokenEntry.model_validate(t.model_dump()) for t in (model.auth.tokens if model.auth else [])]
-    return Config(targets=targets, file_sd=file_sd, auth_tokens=tokens)
+    return Config(targets=targets, file_sd=file_sd, auth_tokens=tokens, rules=rules, receivers=receivers)
 
 
 # --------------------------------------------------------------------------- file-based service discovery

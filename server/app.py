@@ -10,7 +10,21 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from server import __version__
-from server.api import errors, goroutines, health, ingest, labels, login, metrics, pages, profiles, query, targets
+from server.alerts.service import Alerting
+from server.api import (
+    alerts,
+    errors,
+    goroutines,
+    health,
+    ingest,
+    labels,
+    login,
+    metrics,
+    pages,
+    profiles,
+    query,
+    targets,
+)
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.tokens import TokenSet
 from server.limits import limit_rejections
@@ -30,6 +44,7 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
+    alerting: Alerting | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -62,8 +77,9 @@ def create_app(
     app.state.tokens = TokenSet(settings.auth_tokens)
     # Every request, routed or static, passes the access policy (server/auth/policy.py).
     app.add_middleware(AuthMiddleware, tokens=app.state.tokens, failures=failure_counter(app.state.metrics_registry))
+    app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines):
+    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
         app.include_router(module.router)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():

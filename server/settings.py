@@ -87,6 +87,19 @@ class Settings(BaseSettings):
     def _networks(cls, values: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(value.strip(), strict=False)) for value in values]
 
+    rule_eval_interval: float = Field(15.0, gt=0, description="seconds between evaluations of the alert rules")
+    rule_max_points: int = Field(200_000, gt=0, description="raw profile rows one rule evaluation may read")
+    alertmanager_url: str | None = Field(None, description="Alertmanager URL; alerts also go to its /api/v2/alerts")
+    alertmanager_resend_interval: float = Field(
+        60.0, gt=0, description="seconds between re-sends of firing alerts to Alertmanager (it expires silent ones)"
+    )
+    external_url: str | None = Field(None, description="this server's URL as people reach it, for notification links")
+    notify_interval: float = Field(1.0, gt=0, description="seconds between looks at the notification outbox")
+    notify_timeout: float = Field(10.0, gt=0, description="seconds one webhook request may take")
+    notify_max_attempts: int = Field(10, gt=0, description="tries per notification before it is given up")
+    notify_backoff_initial: float = Field(1.0, gt=0, description="seconds before the first retry; doubles per try")
+    notify_backoff_max: float = Field(300.0, gt=0, description="longest wait between two tries")
+
     @field_validator("retention_raw", "retention_hourly", "retention_daily")
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -94,6 +107,13 @@ class Settings(BaseSettings):
 
         if parse_duration_ns(value, "retention") < 3600 * 10**9:
             raise ValueError("retention must be at least 1h")
+        return value
+
+    @field_validator("alertmanager_url", "external_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 
     @field_validator("database_url")

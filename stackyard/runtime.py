@@ -16,6 +16,7 @@ from collector.fetch import Fetcher, FetchLimits
 from collector.manager import ScrapeManager, Shard
 from collector.metrics import CollectorMetrics
 from collector.sinks import HttpPushSink, IngestFunction, InProcessSink, Sink
+from server.alerts.service import Alerting
 from server.app import create_app
 from server.auth.tokens import bearer_header
 from server.availability import DatabaseGate
@@ -119,6 +120,7 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     )
 
     upkeep = Maintenance(store, settings, lambda: gate.ready)  # rollups after each bucket closes, retention
+    alerting = Alerting(store, settings, config.rules if config else (), config.receivers if config else ())
 
     async def close_store() -> None:
         store.close()
@@ -128,8 +130,9 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         store,
         scraper=manager,
         metrics_registry=registry,
-        on_start=[gate.start, manager.start, upkeep.start],
-        on_stop=[upkeep.stop, gate.stop, manager.stop, close_store],
+        on_start=[gate.start, manager.start, upkeep.start, alerting.start],
+        on_stop=[alerting.stop, upkeep.stop, gate.stop, manager.stop, close_store],
+        alerting=alerting,
     )
     app.state.database_gate = gate
     return app

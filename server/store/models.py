@@ -267,6 +267,89 @@ class StoreState(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class AlertRuleRow(Base):
+    """An alert rule created through the API (config-file rules are not stored); ``spec`` is its JSON form."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    spec: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertReceiverRow(Base):
+    __tablename__ = "alert_receivers"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    webhook_url: Mapped[str] = mapped_column(String(2048))
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertStateRow(Base):
+    """The state of one rule on one instance (its labels' fingerprint): what survives a restart."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (UniqueConstraint("rule_name", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rule_name: Mapped[str] = mapped_column(String(256))
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    annotations: Mapped[dict[str, str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    active_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # condition true since
+    fired_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # startsAt of the current firing
+    resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertHistoryRow(Base):
+    __tablename__ = "alert_history"
+    __table_args__ = (Index("ix_alert_history_time", "time_ns"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rule_name: Mapped[str] = mapped_column(String(256))
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertOutboxRow(Base):
+    """One notification to send: written with the state change that causes it, so it is neither lost nor doubled.
+
+    The unique key (receiver, rule, instance, firing start, status) is what
+    makes "one firing, one message" hold across restarts and replicas.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        UniqueConstraint("receiver", "rule_name", "fingerprint", "starts_ns", "status"),
+        Index("ix_alert_outbox_outcome_next", "outcome", "next_ns"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    receiver: Mapped[str] = mapped_column(String(256))
+    rule_name: Mapped[str] = mapped_column(String(256))
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    starts_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_ns: Mapped[int] = mapped_column(BigInteger)
+    claimed_until_ns: Mapped[int] = mapped_column(BigInteger)
+    sent_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class GoroutineStack(Base):
     """One goroutine stack (frames and ``created by``), deduplicated by a hash of its content.
 

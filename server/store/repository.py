@@ -23,6 +23,7 @@ from server.pprof.frames import expand
 from server.pprof.header import Header
 from server.pprof.identity import sample_keys
 from server.store import blob, idempotency
+from server.store.alerting import AlertTables
 from server.store.database import make_engine
 from server.store.goroutines import GoroutineTable
 from server.store.labelsets import LabelsetKey, LabelsetTable
@@ -67,6 +68,7 @@ class Store:
         self._epoch: int | None = None
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
+        self.alerts = AlertTables(engine)
         self.goroutines = GoroutineTable(engine)
 
     @classmethod

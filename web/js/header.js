@@ -9,6 +9,7 @@ export const PAGES = [
   { id: "goroutines", href: "/goroutines", label: "Goroutines" },
   { id: "leaks", href: "/leaks", label: "Leaks" },
   { id: "targets", href: "/targets", label: "Targets" },
+  { id: "alerts", href: "/alerts", label: "Alerts" },
 ];
 
 const LOGO = `<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">

@@ -1,0 +1,1 @@
+"""Alerting on stored profile totals: rules, their evaluation, alert states and notifications."""

@@ -1,0 +1,51 @@
+"""Receivers: named webhook endpoints that get Alertmanager's webhook JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from server.alerts.rules import MAX_NAME, RULE_NAME
+from server.errors import InvalidParameter
+
+RECEIVER_KEYS = ("name", "webhook_url")
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    name: str
+    webhook_url: str
+    source: str = "api"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "webhook_url": self.webhook_url, "source": self.source}
+
+
+def check_webhook_url(url: str) -> str:
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise InvalidParameter("webhook_url", "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise InvalidParameter("webhook_url", f"{url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameter("webhook_url", f"{url!r} is not an http:// or https:// URL")
+    return url
+
+
+def parse_receiver(data: dict[str, Any], source: str = "api") -> Receiver:
+    if not isinstance(data, dict):
+        raise InvalidParameter("receiver", "expected a JSON object")
+    for key in data:
+        if key not in RECEIVER_KEYS:
+            raise InvalidParameter(str(key), f"unknown field; a receiver has {', '.join(RECEIVER_KEYS)}")
+    name, url = data.get("name"), data.get("webhook_url")
+    if not isinstance(name, str) or not name:
+        raise InvalidParameter("name", "required: a non-empty string")
+    if len(name) > MAX_NAME or not RULE_NAME.fullmatch(name):
+        raise InvalidParameter("name", f"{name!r} must be letters, digits and _ : . - (at most {MAX_NAME})")
+    if not isinstance(url, str) or not url:
+        raise InvalidParameter("webhook_url", "required: an http:// or https:// URL")
+    return Receiver(name, check_webhook_url(url.strip()), source)
