@@ -90,12 +90,14 @@ def test_every_page_loads_without_console_errors(fleet: Fleet, browser_page: Bro
         bp.page.wait_for_function(ready, timeout=20_000)
         bp.page.wait_for_function(IDLE)
         nav = bp.page.eval_on_selector_all(".nav a", "as => as.map(a => [a.textContent, a.getAttribute('href')])")
-        assert nav[:5] == [
+        assert nav == [
             ["Overview", "/"],
             ["Explore", "/explore"],
             ["Diff", "/diff"],
             ["Goroutines", "/goroutines"],
+            ["Leaks", "/leaks"],
             ["Targets", "/targets"],
+            ["Alerts", "/alerts"],
         ]
         assert bp.page.locator("#error").is_hidden(), (path, bp.page.inner_text("#error"))
         no_errors(bp)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.concurrency import run_in_threadpool
 
 from server.availability import describe, is_unavailable
+from server.store.repository import Store
 from server.stored_metrics import StoredDataCollector
 
 router = APIRouter(tags=["metrics"])
@@ -24,16 +25,34 @@ async def metrics(request: Request) -> Response:
     body = generate_latest(registry)
     store = getattr(request.app.state, "store", None)
     if store is not None:  # a scrape-only `stackyard collect` process has no database
-        # The process's own metrics (buffers, scrapes) matter most while the database is away, so
-        # an unreachable or hanging database drops only the stored-data part, never the whole scrape.
-        stored = CollectorRegistry(auto_describe=False)
-        stored.register(StoredDataCollector(store))
-        try:
-            body += await asyncio.wait_for(run_in_threadpool(generate_latest, stored), STORED_METRICS_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("stored metrics left out", extra={"error": f"database slower than {STORED_METRICS_TIMEOUT_S}s"})
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            log.warning("stored metrics left out", extra={"error": describe(exc)})
+        body += await _stored_metrics(request, store)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def _stored_metrics(request: Request, store: Store) -> bytes:
+    """The stored-data part of a scrape, or nothing while the database is away or slow.
+
+    The process's own metrics (buffers, scrapes) matter most during an outage,
+    so a hanging database must not fail the scrape. A read that outlives its
+    timeout keeps its worker thread until the database answers; one read at a
+    time (single flight) keeps frequent scrapes from piling such threads up
+    and starving the API's thread pool.
+    """
+    pending: asyncio.Future[bytes] | None = getattr(request.app.state, "stored_metrics_read", None)
+    if pending is not None and not pending.done():
+        log.warning("stored metrics left out", extra={"error": "the previous read has not finished"})
+        return b""
+    stored = CollectorRegistry(auto_describe=False)
+    stored.register(StoredDataCollector(store))
+    read = asyncio.ensure_future(run_in_threadpool(generate_latest, stored))
+    read.add_done_callback(lambda done: done.cancelled() or done.exception())  # a late failure is not news
+    request.app.state.stored_metrics_read = read
+    try:
+        return await asyncio.wait_for(asyncio.shield(read), STORED_METRICS_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("stored metrics left out", extra={"error": f"database slower than {STORED_METRICS_TIMEOUT_S}s"})
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("stored metrics left out", extra={"error": describe(exc)})
+    return b""
