@@ -29,6 +29,7 @@ from collector.fetch import Fetcher
 from collector.health import HealthState
 from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile, Sink
+from server.availability import log_failure
 from server.pprof.errors import ProfileError
 from server.scraping import ScrapeHealth
 from server.targets import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
@@ -104,8 +105,8 @@ class ScrapeManager:
         self._sync_requested = asyncio.Event()
         try:
             await self.sync()
-        except Exception:  # e.g. the database holding the targets is not up yet: the sync loop retries
-            log.exception("first target sync failed")
+        except Exception as exc:  # e.g. the database holding the targets is not up yet: the sync loop retries
+            log_failure(log, "first target sync failed", exc)
         self._sync_task = asyncio.create_task(self._sync_loop(), name="target-sync")
 
     async def stop(self, deadline_s: float = 10.0) -> None:
@@ -134,8 +135,8 @@ class ScrapeManager:
             self._sync_requested.clear()
             try:
                 await self.sync()
-            except Exception:  # a broken source must not stop scraping of the targets we have
-                log.exception("target sync failed")
+            except Exception as exc:  # a broken source must not stop scraping of the targets we have
+                log_failure(log, "target sync failed", exc)
 
     def targets_changed(self) -> None:
         if self._sync_requested is not None:

@@ -100,3 +100,15 @@ class DatabaseGate:
         self._stopped.set()
         if self._task is not None:
             self._task.cancel()
+
+
+def log_failure(logger: logging.Logger, event: str, exc: BaseException) -> None:
+    """A background job's failure: one line while the database is away (it says why), a traceback otherwise.
+
+    An outage makes every job fail every round; a traceback per job per
+    second buries the one line that matters and can fill a log pipe.
+    """
+    if is_unavailable(exc):
+        logger.warning(event, extra={"error": describe(exc)})
+    else:
+        logger.error(event, exc_info=exc)

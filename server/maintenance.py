@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from server.availability import log_failure
 from server.retention import apply_retention
 from server.settings import Settings
 from server.store.repository import Store
@@ -78,16 +79,16 @@ class Maintenance:
             return  # not migrated yet: the next run tries
         try:
             await asyncio.to_thread(build_rollups, self._store)
-        except Exception:  # upkeep must never take the server down; the next run retries
-            log.exception("rollup job failed")
+        except Exception as exc:  # upkeep must never take the server down; the next run retries
+            log_failure(log, "rollup job failed", exc)
 
     async def _retention(self) -> None:
         if not self._ready():
             return
         try:
             await asyncio.to_thread(apply_retention, self._store, self._settings)
-        except Exception:  # likewise
-            log.exception("retention job failed")
+        except Exception as exc:  # likewise
+            log_failure(log, "retention job failed", exc)
 
     async def stop(self) -> None:
         if self._scheduler is not None:

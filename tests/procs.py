@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,24 +16,30 @@ import httpx
 
 @contextmanager
 def stackyard(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """``python -m stackyard ARGS`` with extra environment; SIGTERM (then SIGKILL) on the way out if still alive."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stackyard", *args],
-        env={**os.environ, "STACKYARD_LOG_LEVEL": "WARNING", **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """``python -m stackyard ARGS`` with extra environment; SIGTERM (then SIGKILL) on the way out if still alive.
+
+    Its log goes to a file, not a pipe: nobody reads a pipe while the process
+    runs, and a full one (64 KB of log during an outage) would block the
+    server's event loop on its next log line.
+    """
+    with tempfile.TemporaryFile("w+") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stackyard", *args],
+            env={**os.environ, "STACKYARD_LOG_LEVEL": "WARNING", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def wait_for(

@@ -19,6 +19,7 @@ from server.alerts.evaluate import Evaluator, RoundResult
 from server.alerts.notify import Dispatcher
 from server.alerts.receivers import Receiver
 from server.alerts.rules import Rule, parse_rule
+from server.availability import log_failure
 from server.errors import InvalidParameter, NotFound
 from server.settings import Settings
 from server.store.repository import Store
@@ -104,8 +105,8 @@ class Alerting:
     async def evaluate(self) -> RoundResult | None:
         try:
             return await asyncio.to_thread(self.evaluator.evaluate)
-        except Exception:  # evaluation must never take the server down; the next round retries
-            log.exception("rule evaluation round failed")
+        except Exception as exc:  # evaluation must never take the server down; the next round retries
+            log_failure(log, "rule evaluation round failed", exc)
             return None
 
     async def dispatch(self) -> None:
@@ -113,16 +114,16 @@ class Alerting:
             return
         try:
             await self.dispatcher.run_once()
-        except Exception:  # likewise (the database may be away for a moment)
-            log.exception("notification round failed")
+        except Exception as exc:  # likewise (the database may be away for a moment)
+            log_failure(log, "notification round failed", exc)
 
     async def resend(self) -> None:
         if self.dispatcher is None:
             return
         try:
             await self.dispatcher.resend()
-        except Exception:  # likewise
-            log.exception("alertmanager re-send failed")
+        except Exception as exc:  # likewise
+            log_failure(log, "alertmanager re-send failed", exc)
 
     async def stop(self) -> None:
         if self._scheduler is not None:
