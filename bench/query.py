@@ -391,15 +391,17 @@ def _insert_fleet_rows(
     return inserted
 
 
-def _rollup_row(template: Template, series_id: int, bucket_ns: int, window: IntArray) -> dict[str, Any]:
-    """One instance's hourly rollup (leak deltas ``window``), as ``RollupTable.build`` writes it."""
+def rollup_row(
+    template: Template, series_id: int, bucket_ns: int, window: IntArray, width_s: int = HOUR_S
+) -> dict[str, Any]:
+    """One instance's rollup (leak deltas ``window``) as ``RollupTable.build`` writes it; hourly unless told."""
     count = int(window.shape[0])
     values = template.values * count
     values[template.leak_row, 0] += int(window.sum())
     merged = blob.aggregate(template.keys, values)
     return {
         "series_id": series_id,
-        "width_s": HOUR_S,
+        "width_s": width_s,
         "bucket_ns": bucket_ns,
         "shape_id": template.shape_id,
         "profiles": count,
@@ -465,7 +467,7 @@ def _fleet_hourly_rollups(
 
     started = time.perf_counter()
     rows = [
-        _rollup_row(
+        rollup_row(
             template,
             series_ids[i],
             build.fleet_start_ns + h * HOUR_NS,

@@ -45,6 +45,7 @@ from bench.query import (
     fleet_offsets,
     insert_rollups,
     load,
+    rollup_row,
     rss_mb,
 )
 from server.ingest import ingest
@@ -65,27 +66,6 @@ RAW_HOURS = 2
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def rollup_row(template: Template, series_id: int, width_s: int, bucket_ns: int, window: np.ndarray) -> dict[str, Any]:
-    """One instance's rollup over ``window`` (leak deltas per scrape), as ``RollupTable.build`` writes it."""
-    count = int(window.shape[0])
-    values = template.values * count
-    values[template.leak_row, 0] += int(window.sum())
-    merged = blob.aggregate(template.keys, values)
-    return {
-        "series_id": series_id,
-        "width_s": width_s,
-        "bucket_ns": bucket_ns,
-        "shape_id": template.shape_id,
-        "profiles": count,
-        "duration_ns": template.duration_ns * count,
-        "period": template.period,
-        "samples": len(merged),
-        "totals": [template.base_total * count + int(window.sum())],
-        "max_totals": [template.base_total + int(window.max())],
-        "data": blob.encode(merged),
-    }
 
 
 def build(store: Store, settings: Settings, instances: int, end_ns: int) -> dict[str, float]:
@@ -161,10 +141,10 @@ def build(store: Store, settings: Settings, instances: int, end_ns: int) -> dict
     for i in range(instances):
         for h in range(days * 24 - RAW_HOURS):
             window = deltas[i, h * FLEET_PER_HOUR : (h + 1) * FLEET_PER_HOUR]
-            bulk.append(rollup_row(template, series_ids[i], HOUR_S, start_ns + h * HOUR_NS, window))
+            bulk.append(rollup_row(template, series_ids[i], start_ns + h * HOUR_NS, window))
         for d in range(days - 1):  # the last day holds the raw window: build_rollups made (or will make) it
             window = deltas[i, d * 24 * FLEET_PER_HOUR : (d + 1) * 24 * FLEET_PER_HOUR]
-            bulk.append(rollup_row(template, series_ids[i], DAY_S, start_ns + d * DAY_NS, window))
+            bulk.append(rollup_row(template, series_ids[i], start_ns + d * DAY_NS, window, DAY_S))
     insert_rollups(store, bulk)
     timings[f"bulk insert of {len(bulk):,} hourly and daily rollups"] = time.perf_counter() - started
     return timings
