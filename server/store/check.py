@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, func, literal_column, select, text
+from sqlalchemy.orm import InstrumentedAttribute
 
 from server.store import blob
 from server.store.database import chunks
@@ -177,40 +178,32 @@ def _missing_keys(conn: Connection, keys: set[int]) -> list[int]:
 
 
 def _profile_blobs(conn: Connection, report: Report) -> None:
-    keys: set[int] = set()
-    undecodable: list[int] = []
-    wrong: list[int] = []
-    cursor = 0
-    while True:
-        batch = conn.execute(
-            select(ProfileRow.id, ProfileBlob.data, ProfileRow.totals)
-            .join(ProfileBlob, ProfileBlob.profile_id == ProfileRow.id)
-            .where(ProfileRow.id > cursor)
-            .order_by(ProfileRow.id)
-            .limit(BATCH)
-        ).all()
-        if not batch:
-            break
-        cursor = int(batch[-1][0])
-        bad, off = _decode_and_sum([(int(i), bytes(d), list(t)) for i, d, t in batch], keys)
-        undecodable += bad
-        wrong += off
-    report.add("profile blobs that do not decode", undecodable)
-    report.add("profile blobs that do not sum to the profile's totals", wrong)
-    report.add("sample keys named by profile blobs but missing", _missing_keys(conn, keys))
+    _blobs(conn, report, "profile", ProfileRow, ProfileBlob.data, ProfileBlob.profile_id)
 
 
 def _rollup_blobs(conn: Connection, report: Report) -> None:
+    _blobs(conn, report, "rollup", Rollup, RollupBlob.data, RollupBlob.rollup_id)
+
+
+def _blobs(
+    conn: Connection,
+    report: Report,
+    what: str,
+    owner: type[ProfileRow] | type[Rollup],
+    data: InstrumentedAttribute[bytes],
+    owner_id: InstrumentedAttribute[int],
+) -> None:
+    """Every blob of ``owner`` rows (profiles or rollups) decodes, sums to its row's totals, names stored keys."""
     keys: set[int] = set()
     undecodable: list[int] = []
     wrong: list[int] = []
     cursor = 0
     while True:
         batch = conn.execute(
-            select(Rollup.id, RollupBlob.data, Rollup.totals)
-            .join(RollupBlob, RollupBlob.rollup_id == Rollup.id)
-            .where(Rollup.id > cursor)
-            .order_by(Rollup.id)
+            select(owner.id, data, owner.totals)
+            .join(data.class_, owner_id == owner.id)
+            .where(owner.id > cursor)
+            .order_by(owner.id)
             .limit(BATCH)
         ).all()
         if not batch:
@@ -219,9 +212,9 @@ def _rollup_blobs(conn: Connection, report: Report) -> None:
         bad, off = _decode_and_sum([(int(i), bytes(d), list(t)) for i, d, t in batch], keys)
         undecodable += bad
         wrong += off
-    report.add("rollup blobs that do not decode", undecodable)
-    report.add("rollup blobs that do not sum to the rollup's totals", wrong)
-    report.add("sample keys named by rollup blobs but missing", _missing_keys(conn, keys))
+    report.add(f"{what} blobs that do not decode", undecodable)
+    report.add(f"{what} blobs that do not sum to the {what}'s totals", wrong)
+    report.add(f"sample keys named by {what} blobs but missing", _missing_keys(conn, keys))
 
 
 def _rollup_coverage(conn: Connection, report: Report, raw_since_ns: int, hourly_since_ns: int) -> None:
