@@ -60,7 +60,7 @@ def test_the_page_shows_states_rules_and_history(
         store.close()
     expected = live.get("/api/v1/alerts")["alerts"][0]
     page = browser_page.page
-    page.goto(f"{live.url}/alerts.html")
+    page.goto(f"{live.url}/alerts")
     page.wait_for_selector("#current tr[data-state=firing]", timeout=15_000)
     row = page.locator("#current tr[data-state=firing]")
     assert row.locator("td").nth(1).inner_text() == "ManyGoroutines"

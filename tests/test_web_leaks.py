@@ -1,7 +1,6 @@
 """The Leaks page in a real headless Chromium against a real server holding dumps made of real goroutine blocks.
 
-The page is served as /leaks.html here; the dashboard branch's page router
-serves it at /leaks too.
+The page is opened at /leaks, where the page router serves web/leaks.html.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 def open_leaks(bp: BrowserPage, live: LiveServer, **params: str) -> None:
     query = urllib.parse.urlencode(params)
-    bp.page.goto(f"{live.url}/leaks.html{'?' + query if query else ''}")
+    bp.page.goto(f"{live.url}/leaks{'?' + query if query else ''}")
     bp.page.wait_for_function(IDLE, timeout=15_000)
 
 
