@@ -277,6 +277,23 @@ class Template:
         return found
 
 
+def template_of(store: Store, profile_id: int) -> Template:
+    """The stored goroutine capture as a template for bulk rows: its row, blob arrays and leak stack."""
+    meta = store.profiles.get(profile_id)
+    assert meta is not None
+    arrays = blob.decode(store.profiles.blobs([profile_id])[profile_id])
+    return Template(
+        shape_id=meta.shape_id,
+        duration_ns=meta.duration_ns,
+        period=meta.period,
+        samples=meta.samples,
+        keys=arrays.keys,
+        values=arrays.values.copy(),
+        leak_row=int(np.argmax(arrays.values[:, 0])),
+        base_total=meta.totals[0],
+    )
+
+
 def fleet_deltas(instances: int, steps: int, seed: int = 7) -> IntArray:
     """Goroutines added to the leak stack per (instance, scrape): noise, and a slow leak on every tenth instance."""
     rng = np.random.default_rng(seed)
@@ -313,19 +330,7 @@ def build_fleet(store: Store, settings: Settings, build: Build, bulk_rollups: bo
         ("fleet: ingest() of each first profile", f"{instances:,}", seconds, f"{seconds / instances * 1000:.2f} ms")
     )
 
-    meta = store.profiles.get(first_ids[0])
-    assert meta is not None
-    arrays = blob.decode(store.profiles.blobs([first_ids[0]])[first_ids[0]])
-    template = Template(
-        shape_id=meta.shape_id,
-        duration_ns=meta.duration_ns,
-        period=meta.period,
-        samples=meta.samples,
-        keys=arrays.keys,
-        values=arrays.values.copy(),
-        leak_row=int(np.argmax(arrays.values[:, 0])),
-        base_total=meta.totals[0],
-    )
+    template = template_of(store, first_ids[0])
     started = time.perf_counter()
     inserted = _insert_fleet_rows(store, build, template, series_ids, offsets, deltas)
     seconds = time.perf_counter() - started

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,13 +39,13 @@ from bench.query import (
     FLEET_PER_HOUR,
     FLEET_STEP_NS,
     HOUR_NS,
-    Template,
     fleet_deltas,
     fleet_offsets,
     insert_rollups,
     load,
     rollup_row,
     rss_mb,
+    template_of,
 )
 from server.ingest import ingest
 from server.maintenance import build_rollups
@@ -54,7 +53,6 @@ from server.migrate import upgrade
 from server.query.request import ProfileQuery
 from server.query.timeseries import timeseries
 from server.settings import Settings
-from server.store import blob
 from server.store.models import ProfileBlob, ProfileRow, Rollup
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
@@ -87,19 +85,7 @@ def build(store: Store, settings: Settings, instances: int, end_ns: int) -> dict
         series_ids.append(result.stored.series.id)
         first_ids.append(result.stored.id)
     timings["ingest() of each instance's first raw profile"] = time.perf_counter() - started
-    meta = store.profiles.get(first_ids[0])
-    assert meta is not None
-    arrays = blob.decode(store.profiles.blobs([first_ids[0]])[first_ids[0]])
-    template = Template(
-        shape_id=meta.shape_id,
-        duration_ns=meta.duration_ns,
-        period=meta.period,
-        samples=meta.samples,
-        keys=arrays.keys,
-        values=arrays.values.copy(),
-        leak_row=int(np.argmax(arrays.values[:, 0])),
-        base_total=meta.totals[0],
-    )
+    template = template_of(store, first_ids[0])
 
     # Raw rows for the rest of the raw window (scrape 1.. of each instance in it), as ingest() writes them.
     started = time.perf_counter()
