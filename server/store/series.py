@@ -25,6 +25,8 @@ class SeriesTable:
         self._engine = engine
         self._by_key: dict[tuple[str, int], SeriesInfo] = {}
         self._lock = threading.Lock()
+        self._all: list[SeriesInfo] = []
+        self._fingerprint: tuple[int, ...] | None = None
 
     def get_or_create(self, kind: str, labels: dict[str, str], max_per_service: int | None = None) -> SeriesInfo:
         """The series of (kind, labels), created if new, unless its service already has ``max_per_service``.
@@ -73,15 +75,27 @@ class SeriesTable:
             )
 
     def all(self) -> list[SeriesInfo]:
-        """Every series, read afresh: other processes may have created some.
+        """Every series, current as of this call: other processes may have created some.
 
-        Series are few (one per instance and kind), so a full read is cheap, and
-        unlike an id watermark it cannot miss a row committed out of id order.
+        Every query starts here, so the full table is read only when it
+        changed. Series are never updated or deleted and ids only grow, so
+        (count, max id, sum of ids) changes whenever a row appears, even one
+        committed out of id order, which an id watermark alone would miss.
         """
         with self._engine.connect() as conn:
+            fingerprint = tuple(
+                conn.execute(
+                    select(func.count(), func.coalesce(func.max(Series.id), 0), func.coalesce(func.sum(Series.id), 0))
+                ).one()
+            )
+            if fingerprint == self._fingerprint:
+                return list(self._all)
             rows = conn.execute(select(Series.id, Series.kind, Series.labels).order_by(Series.id)).all()
         result = [SeriesInfo(series_id, kind, dict(labels)) for series_id, kind, labels in rows]
         with self._lock:
             for info in result:
-                self._by_key[(info.kind, labels_hash(info.labels))] = info
-        return result
+                self._by_key.setdefault((info.kind, labels_hash(info.labels)), info)
+            # Read before the rows, the fingerprint can only be older than them: at worst one extra re-read,
+            # never a cached list missing a row that the fingerprint counts.
+            self._all, self._fingerprint = result, fingerprint
+        return list(result)
