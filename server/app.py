@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
@@ -54,7 +55,7 @@ def create_app(
     is where an in-process scraper must live.
     """
     owned = store is None
-    the_store = store if store is not None else Store.from_url(settings.database_url)
+    the_store = store if store is not None else Store.from_url(settings.database_url, settings.database_pool_size)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +75,9 @@ def create_app(
     app.state.scraper = scraper
     app.state.metrics_registry = metrics_registry or CollectorRegistry()
     limit_rejections(app.state.metrics_registry)  # every store limit in /metrics from the start, at zero
+    # Ingest holds the GIL for most of its time: more at once only makes every request, queries
+    # included, wait longer for it. Pushes beyond the limit wait in the event loop instead.
+    app.state.ingest_limiter = CapacityLimiter(settings.ingest_concurrency)
     app.state.tokens = TokenSet(settings.auth_tokens)
     # Every request, routed or static, passes the access policy (server/auth/policy.py).
     app.add_middleware(AuthMiddleware, tokens=app.state.tokens, failures=failure_counter(app.state.metrics_registry))

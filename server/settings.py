@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     ingest_buffer_size: int = Field(
         10_000, gt=0, description="profiles the in-process collector holds while the database is away"
     )
+    database_pool_size: int = Field(
+        20, gt=0, description="PostgreSQL connections one server process keeps open (as many again may be borrowed)"
+    )
+    ingest_concurrency: int = Field(
+        4, gt=0, description="pushed profiles one server process decodes and stores at once; more wait their turn"
+    )
     database_retry_max_interval: float = Field(
         10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
     )

@@ -99,7 +99,7 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     config = load_config(config_path) if config_path else None
     if config is not None and config.auth_tokens:
         settings = settings.model_copy(update={"auth_tokens": [*settings.auth_tokens, *config.auth_tokens]})
-    store = Store.from_url(settings.database_url)
+    store = Store.from_url(settings.database_url, settings.database_pool_size)
     registry = CollectorRegistry()
     metrics = CollectorMetrics(registry)
     gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)

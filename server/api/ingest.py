@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import PayloadTooLarge
@@ -55,7 +55,9 @@ async def push(
     body = await read_body(request, settings.max_body_bytes)
     rejections = limit_rejections(request.app.state.metrics_registry)
     key = idempotency_header if idempotency_header is not None else idempotency_key
-    result = await run_in_threadpool(ingest, store, settings, body, labels, type, time_ns, rejections, key)
+    result = await to_thread.run_sync(
+        ingest, store, settings, body, labels, type, time_ns, rejections, key, limiter=request.app.state.ingest_limiter
+    )
     payload: dict[str, Any] = {
         "id": result.stored.id,
         "series": {"id": result.stored.series.id, "labels": result.stored.series.labels},

@@ -122,20 +122,45 @@ class ProfileTable:
         so two writers racing with one key (a retry overtaking its original,
         two replicas) still leave one row: the loser finds the winner's id.
         """
-        key = row.get("idempotency_key")
         with self._engine.begin() as conn:
             if also is not None:
                 also(conn)
-            if key is None:
-                profile_id = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), [row]).scalar_one())
+            return self.insert_rows(conn, [(row, blob)])[0]
+
+    @staticmethod
+    def insert_rows(conn: Connection, items: Sequence[tuple[dict[str, Any], bytes]]) -> list[tuple[int, bool]]:
+        """Rows and their blobs inside the caller's transaction: (id, created) per item, in order.
+
+        Rows without an idempotency key go in as one multi-row statement. A
+        keyed row gets a statement of its own, so a key stored before (or
+        twice in this batch) is told apart: its later copies answer the
+        first one's id with ``created`` False.
+        """
+        results: list[tuple[int, bool] | None] = [None] * len(items)
+        unkeyed = [i for i, (row, _) in enumerate(items) if row.get("idempotency_key") is None]
+        if unkeyed:
+            statement = insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True)
+            ids = conn.execute(statement, [items[i][0] for i in unkeyed]).scalars().all()
+            for i, profile_id in zip(unkeyed, ids, strict=True):
+                results[i] = (int(profile_id), True)
+        for i, (row, _) in enumerate(items):
+            if results[i] is not None:
+                continue
+            inserted = insert_returning(conn, ProfileRow.__table__, [row], [ProfileRow.id])  # type: ignore[arg-type]
+            if inserted:
+                results[i] = (int(inserted[0][0]), True)
             else:
-                inserted = insert_returning(conn, ProfileRow.__table__, [row], [ProfileRow.id])  # type: ignore[arg-type]
-                if not inserted:
-                    existing = conn.execute(select(ProfileRow.id).where(ProfileRow.idempotency_key == key)).scalar_one()
-                    return int(existing), False
-                profile_id = int(inserted[0][0])
-            conn.execute(insert(ProfileBlob), [{"profile_id": profile_id, "data": blob}])
-        return profile_id, True
+                key = row["idempotency_key"]
+                existing = conn.execute(select(ProfileRow.id).where(ProfileRow.idempotency_key == key)).scalar_one()
+                results[i] = (int(existing), False)
+        blobs = [
+            {"profile_id": result[0], "data": blob}
+            for result, (_, blob) in zip(results, items, strict=True)
+            if result is not None and result[1]
+        ]
+        if blobs:
+            conn.execute(insert(ProfileBlob), blobs)
+        return [result for result in results if result is not None]
 
     def find_key(self, key: str) -> ProfileMeta | None:
         """The profile stored under an idempotency key (its digest), if any."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import expand
@@ -26,6 +28,7 @@ from server.store import blob, idempotency
 from server.store.alerting import AlertTables
 from server.store.database import make_engine
 from server.store.goroutines import GoroutineTable
+from server.store.groupcommit import GroupCommit
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
@@ -43,6 +46,16 @@ class _CachesStale(Exception):
     def __init__(self, epoch: int) -> None:
         super().__init__(f"garbage collection ran (epoch {epoch})")
         self.epoch = epoch
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A resolved profile waiting for its transaction (see :mod:`server.store.groupcommit`)."""
+
+    row: dict[str, Any]
+    blob: bytes
+    epoch: int | None  # the GC epoch its cached ids were resolved under
+    late: bool  # its hour may be rolled up already
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +79,15 @@ class Store:
         self.sample_keys = SampleKeyTable(engine)
         self.rollups = RollupTable(engine, self.profiles)
         self._epoch: int | None = None
+        self._commits: GroupCommit[_Pending, tuple[int, bool]] = GroupCommit(self._commit)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
         self.alerts = AlertTables(engine)
         self.goroutines = GoroutineTable(engine)
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, pool_size: int = 20) -> Store:
+        return cls(make_engine(url, pool_size))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -165,17 +179,23 @@ class Store:
             "idempotency_key": key,
         }
         late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
-        epoch = self._epoch
-
-        def also(conn: Connection) -> None:
-            current = lock_against_gc(conn)
-            if current != epoch:
-                raise _CachesStale(current)
-            if late:
-                invalidate(conn, series.id, time_ns)
-
-        profile_id, created = self.profiles.insert_once(row, blob.encode(arrays), also)
+        profile_id, created = self._commits.submit(_Pending(row, blob.encode(arrays), self._epoch, late))
         return StoredProfile(profile_id, series, time_ns, n_samples, totals, created)
+
+    def _commit(self, pending: Sequence[_Pending]) -> Sequence[tuple[int, bool] | BaseException]:
+        """One transaction for profiles written at the same moment: a row never exists without its blob.
+
+        A profile resolved under an older GC epoch may name collected ids:
+        it alone is refused (and resolved again by its writer).
+        """
+        with self.engine.begin() as conn:
+            current = lock_against_gc(conn)
+            fresh = [i for i, p in enumerate(pending) if p.epoch == current]
+            # Series in a fixed order: two batches locking the same series cannot wait on each other.
+            for series_id, time_ns in sorted({(p.row["series_id"], p.row["time_ns"]) for p in pending if p.late}):
+                invalidate(conn, series_id, time_ns)
+            written = iter(self.profiles.insert_rows(conn, [(pending[i].row, pending[i].blob) for i in fresh]))
+        return [next(written) if p.epoch == current else _CachesStale(current) for p in pending]
 
     def _sample_keys(self, columns: ProfileColumns) -> IntArray:
         """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
