@@ -244,17 +244,46 @@ def idle_latencies(url: str, repeats: int) -> dict[str, list[float]]:
 # --------------------------------------------------------------------------- server and memory
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants: the server is its ingest worker processes too."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        tree += frontier
+    return tree
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server and its worker processes together."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue  # exited meanwhile
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far: how much of the machine the server actually got."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the server (workers included) so far: how much of the machine it got."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def sample_rss(pid: int, every: float, stop: threading.Event, out: list[tuple[float, float]], t0: float) -> None:
@@ -278,10 +307,11 @@ def _progress(pushed: Synchronized[int], stop: threading.Event, t0: float, pid: 
         last = now
 
 
-def start_server(database_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(database_url: str, workdir: Path, ingest_processes: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
+        "STACKYARD_INGEST_PROCESSES": str(ingest_processes),
         "STACKYARD_DATABASE_URL": database_url,
         "STACKYARD_LOG_LEVEL": "WARNING",
         "STACKYARD_PORT": str(port),
@@ -328,9 +358,10 @@ def pct(values: list[float], q: float) -> float:
 def report(result: dict[str, Any]) -> str:
     lines = [
         f"load phase {result['duration_s']:.0f} s (after {result['warmup_s']:.0f} s warm-up); "
-        f"target rate {result['rate']}/s; {result['pushers']} pushers, {result['query_workers']} query workers; "
+        f"target rate {result['rate']}/s; {result['pushers']} pushers, {result['query_workers']} query workers, "
+        f"{result['ingest_processes']} ingest processes; "
         f"load average at start {result['loadavg_start']}, at end {result['loadavg_end']}; "
-        f"the server process used {result['server_cores']:.2f} cores during the load phase",
+        f"the server (with its ingest processes) used {result['server_cores']:.2f} cores during the load phase",
         "",
         f"ingest: {result['ingest']['ok']} profiles stored in {result['ingest']['seconds']:.1f} s = "
         f"**{result['ingest']['per_second']:.1f} profiles/s** ({result['ingest']['big']} production-sized), "
@@ -364,6 +395,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="profiles pushed per second (target)")
     parser.add_argument("--pushers", type=int, default=16, help="concurrent push connections")
     parser.add_argument("--query-workers", type=int, default=4, help="concurrent dashboard clients")
+    parser.add_argument(
+        "--ingest-processes", type=int, default=2, help="the server's STACKYARD_INGEST_PROCESSES (0: ingest in threads)"
+    )
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--instances", type=int, default=10, help="instances per service")
     parser.add_argument("--big-every", type=int, default=100, help="every Nth push is big_cpu.pb.gz (0: never)")
@@ -378,7 +412,7 @@ def main() -> int:
     server: subprocess.Popen[bytes] | None = None
     try:
         database_url = postgres.create_database("stackyard_load")
-        server, url = start_server(database_url, workdir)
+        server, url = start_server(database_url, workdir, args.ingest_processes)
         print(f"server pid {server.pid} at {url}, PostgreSQL on port {postgres.port}; warming up", flush=True)
         t0 = time.monotonic()
         rss: list[tuple[float, float]] = []
@@ -441,6 +475,7 @@ def main() -> int:
         "rate": args.rate,
         "pushers": args.pushers,
         "query_workers": args.query_workers,
+        "ingest_processes": args.ingest_processes,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "loadavg_start": " ".join(f"{x:.1f}" for x in loadavg_start),
         "loadavg_end": " ".join(f"{x:.1f}" for x in loadavg_end),

@@ -28,6 +28,7 @@ from server.api import (
 )
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.tokens import TokenSet
+from server.ingest_workers import IngestWorkers
 from server.limits import limit_rejections
 from server.migrate import ROOT
 from server.scraping import Scraper
@@ -56,15 +57,18 @@ def create_app(
     """
     owned = store is None
     the_store = store if store is not None else Store.from_url(settings.database_url, settings.database_pool_size)
+    workers = IngestWorkers(settings, settings.ingest_processes) if settings.ingest_processes else None
+    starts = [*on_start, *([workers.start] if workers else [])]
+    stops = [*([workers.stop] if workers else []), *on_stop]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        for hook in on_start:
+        for hook in starts:
             await hook()
         try:
             yield
         finally:
-            for hook in on_stop:
+            for hook in stops:
                 await hook()
             if owned:
                 the_store.close()
@@ -78,6 +82,7 @@ def create_app(
     # Ingest holds the GIL for most of its time: more at once only makes every request, queries
     # included, wait longer for it. Pushes beyond the limit wait in the event loop instead.
     app.state.ingest_limiter = CapacityLimiter(settings.ingest_concurrency)
+    app.state.ingest_workers = workers
     app.state.tokens = TokenSet(settings.auth_tokens)
     # Every request, routed or static, passes the access policy (server/auth/policy.py).
     app.add_middleware(AuthMiddleware, tokens=app.state.tokens, failures=failure_counter(app.state.metrics_registry))

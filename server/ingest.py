@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -35,6 +36,20 @@ class IngestResult:
 
     def totals_by_name(self) -> dict[str, int]:
         return {vt.type: total for vt, total in zip(self.header.sample_types, self.stored.totals, strict=True)}
+
+    def answer(self) -> dict[str, Any]:
+        """What ``POST /api/v1/ingest`` answers (built here: worker processes build it too)."""
+        payload: dict[str, Any] = {
+            "id": self.stored.id,
+            "series": {"id": self.stored.series.id, "labels": self.stored.series.labels},
+            "type": self.kind,
+            "time": format_time(self.stored.time_ns),
+            "samples": self.stored.samples,
+            "totals": self.totals_by_name(),
+        }
+        if not self.stored.created:
+            payload["replayed"] = True  # stored before under this idempotency key: the same profile, not a new one
+        return payload
 
 
 def check_kind(kind: str | None) -> str | None:

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     ingest_concurrency: int = Field(
         4, gt=0, description="pushed profiles one server process decodes and stores at once; more wait their turn"
     )
+    ingest_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="worker processes that decode and store pushes (0: threads of the API process)",
+    )
     database_retry_max_interval: float = Field(
         10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
     )

@@ -27,7 +27,7 @@ log = logging.getLogger("stackyard")
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
-    for name in ("host", "port", "database_url"):
+    for name in ("host", "port", "database_url", "ingest_processes"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -252,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", type=Path, help="YAML config file with scrape_configs (docs/config.md)")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without API tokens")
+    serve.add_argument(
+        "--ingest-processes",
+        type=int,
+        help="worker processes that decode and store pushes (STACKYARD_INGEST_PROCESSES; 0: in-process threads)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = with_db(sub.add_parser("migrate", help="bring the database schema up to date"))

@@ -6,7 +6,7 @@ safe: the first write answers 201, every repeat 200 with the same profile.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request
@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import PayloadTooLarge
 from server.ingest import ingest
+from server.ingest_workers import IngestWorkers, RemoteRefusal
 from server.labels import parse_label_pairs
 from server.limits import limit_rejections
-from server.timeparse import format_time, parse_time_ns
+from server.timeparse import parse_time_ns
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
@@ -55,17 +56,16 @@ async def push(
     body = await read_body(request, settings.max_body_bytes)
     rejections = limit_rejections(request.app.state.metrics_registry)
     key = idempotency_header if idempotency_header is not None else idempotency_key
+    workers: IngestWorkers | None = request.app.state.ingest_workers
+    if workers is not None:
+        try:
+            answer = await workers.ingest(body, labels, type, time_ns, key)
+        except RemoteRefusal as exc:
+            if exc.limit is not None:
+                rejections.labels(exc.limit).inc()
+            raise
+        return JSONResponse(answer.body, status_code=201 if answer.created else 200)
     result = await to_thread.run_sync(
         ingest, store, settings, body, labels, type, time_ns, rejections, key, limiter=request.app.state.ingest_limiter
     )
-    payload: dict[str, Any] = {
-        "id": result.stored.id,
-        "series": {"id": result.stored.series.id, "labels": result.stored.series.labels},
-        "type": result.kind,
-        "time": format_time(result.stored.time_ns),
-        "samples": result.stored.samples,
-        "totals": result.totals_by_name(),
-    }
-    if not result.stored.created:
-        payload["replayed"] = True  # stored before under this idempotency key: the same profile, not a new one
-    return JSONResponse(payload, status_code=201 if result.stored.created else 200)
+    return JSONResponse(result.answer(), status_code=201 if result.stored.created else 200)
