@@ -143,4 +143,3 @@ def test_a_batch_written_across_a_collection_resolves_stale_writers_again(store:
     again = ingest(store, settings, data, {"service": "gc"}, "cpu")
     assert again.stored.id != first.stored.id and again.stored.totals == first.stored.totals
     assert _counts(store) == (2, 2)
-
