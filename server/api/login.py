@@ -11,6 +11,8 @@ past the limit the answer is 429 with ``Retry-After``, whatever the token.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -22,6 +24,7 @@ from server.auth.ratelimit import AuthThrottle, client_address, retry_after_head
 from server.auth.tokens import TokenSet
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+log = logging.getLogger(__name__)
 
 
 class LoginIn(BaseModel):
@@ -37,6 +40,7 @@ def login(body: LoginIn, request: Request, settings: SettingsDep) -> Response:
     client = client_address(request.scope.get("client"))
     wait = throttle.blocked(client, "login")
     if wait is not None:
+        log.info("login throttled", extra={"client": client})
         return JSONResponse(too_many_body(wait), status_code=429, headers={"Retry-After": retry_after_header(wait)})
     principal = tokens.authenticate(body.token)
     if principal is None:
