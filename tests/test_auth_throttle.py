@@ -173,3 +173,20 @@ def test_remembered_addresses_are_bounded() -> None:
     limiter.record_failure("10.0.3.231")  # the newest address keeps its count
     assert limiter.retry_after("10.0.3.231") is not None
     assert limiter.retry_after("10.0.0.0") is None
+
+
+def test_a_stale_cookie_is_dropped_and_counts_once(app: FastAPI) -> None:
+    # A dashboard left open after its token was rotated away: the first refusal removes the cookie.
+    browser = client_at(app, USER)
+    # Where the client keeps the cookie the login route sets (the jar names the host testserver.local).
+    browser.cookies.set("stackyard_token", "sy_a-token-rotated-away", domain="testserver.local", path="/")
+    first = browser.get("/api/v1/series")
+    assert first.status_code == 401 and 'stackyard_token=""' in first.headers["set-cookie"]
+    assert "Max-Age=0" in first.headers["set-cookie"] and "HttpOnly" in first.headers["set-cookie"]
+    assert "stackyard_token" not in browser.cookies
+    for _ in range(20):  # the page keeps polling, now without a token: nothing to count
+        assert browser.get("/api/v1/series").status_code == 401
+    status, body, _ = login(browser, GOOD)
+    assert status == 200 and body == {"scopes": ["admin"]}
+    # A wrong bearer header is not a cookie: nothing to remove.
+    assert "set-cookie" not in browser.get("/api/v1/series", headers={"Authorization": "Bearer x"}).headers

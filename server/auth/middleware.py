@@ -79,9 +79,10 @@ class AuthMiddleware:
         headers = Headers(scope=scope)
         token = presented_token(headers)
         client = client_address(scope.get("client"))
-        guessing = token is not None and needed is not None and self.throttle is not None
-        if guessing and self.throttle is not None:
-            wait = self.throttle.blocked(client, "token")
+        # A token where one is needed is a guess until it matches; none, or on an open path, is not.
+        throttle = self.throttle if token is not None and needed is not None else None
+        if throttle is not None:
+            wait = throttle.blocked(client, "token")
             if wait is not None:
                 log.info("access throttled", extra={"method": method, "path": path, "client": client})
                 body = json.dumps(too_many_body(wait)).encode()
@@ -95,21 +96,38 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         status = 401 if principal is None else 403
-        if guessing and principal is None and self.throttle is not None:
-            self.throttle.failed(client)
+        if throttle is not None and principal is None:
+            throttle.failed(client)
         self.failures.labels(str(status)).inc()
         log.info(
             "access refused",
             extra={"method": method, "path": path, "status": status, "token": principal.name if principal else None},
         )
+        # A cookie that matches no token (one rotated away) is dropped, so a dashboard left open keeps
+        # no stream of failures going that would count against its address's login limit.
+        forget = [_expired_cookie(scope)] if status == 401 and token is not None and _from_cookie(headers) else []
         if status == 401 and self.pages and is_page(method, path, headers.get("accept", "")):
             target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
-            await _send(send, 303, b"", [(b"location", f"{LOGIN_PAGE}?next={quote(target, safe='')}".encode())])
+            location = f"{LOGIN_PAGE}?next={quote(target, safe='')}".encode()
+            await _send(send, 303, b"", [(b"location", location), *forget])
             return
         message = "authentication required" if status == 401 else "forbidden"
         body = json.dumps({"error": message, "status": status}).encode()
-        extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+        extra = [(b"www-authenticate", b"Bearer"), *forget] if status == 401 else []
         await _send(send, status, body, [(b"content-type", b"application/json"), *extra])
+
+
+def _from_cookie(headers: Headers) -> bool:
+    """Whether :func:`presented_token` took the token from the cookie (no bearer header was sent)."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return not (scheme.lower() == "bearer" and credentials.strip())
+
+
+def _expired_cookie(scope: Scope) -> tuple[bytes, bytes]:
+    """The ``Set-Cookie`` that removes the login cookie, with the attributes it was set with."""
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+    value = f'{COOKIE_NAME}=""; Max-Age=0; Path=/; HttpOnly; SameSite=strict{secure}'
+    return (b"set-cookie", value.encode())
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
