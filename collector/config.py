@@ -9,7 +9,9 @@ Loading happens in three steps, so that every mistake can be reported as
    whose error ``loc`` is looked up in that line map;
 3. the validated models are turned into the domain model of
    :mod:`server.targets` (``TargetSpec``, ``Auth``, ``ProfileSpec``), reading
-   secret files and checking every target with :func:`server.targets.check_target`.
+   secret files and checking every target with :func:`server.targets.check_target`;
+   given a network policy, target addresses are checked against it, and the
+   static targets' names are resolved and checked too (:mod:`collector.preflight`).
 
 All problems found in one step are reported together, so a user fixes every
 typo in one round rather than one per restart.
@@ -59,6 +61,7 @@ from server.alerts.rules import Rule, parse_rule
 from server.auth.tokens import TokenEntry
 from server.errors import InvalidParameter, StackyardError
 from server.labels import LABEL_NAME, MAX_LABEL_VALUE
+from server.netpolicy import NetworkPolicy
 from server.targets import (
     DEFAULT_INTERVAL_S,
     MAX_RESPONSE_BYTES_LIMIT,
@@ -554,6 +557,8 @@ class JobDefaults:
     profiles: tuple[ProfileSpec, ...] = field(default_factory=default_profiles)
     auth: Auth | None = None
     max_response_bytes: int | None = None
+    #: Refuses targets written as denied addresses, file-SD ones included (names: at connect time).
+    policy: NetworkPolicy | None = field(default=None, compare=False, repr=False)
 
     def target(self, address: str, labels: Mapping[str, str], source: str) -> TargetSpec:
         """Build and check one target; raises :class:`InvalidParameter` naming what is wrong.
@@ -585,7 +590,8 @@ class JobDefaults:
                 auth=self.auth,
                 source=source,
                 max_response_bytes=self.max_response_bytes,
-            )
+            ),
+            self.policy,
         )
 
 
@@ -700,6 +706,7 @@ def _add_group_targets(
     at: KeyPath,
     seen: dict[str, int | None] | None,
     out: list[TargetSpec],
+    places: dict[str, tuple[KeyPath, str]] | None = None,
 ) -> None:
     """Targets of one group, each checked.
 
@@ -722,6 +729,8 @@ def _add_group_targets(
                 src.add((*at, "targets", index), f"{target.url} of service {target.service!r} is listed twice{where}")
                 continue
             seen[target.key] = src.line((*at, "targets", index))
+        if places is not None:
+            places[target.key] = ((*at, "targets", index), address)
         out.append(target)
 
 
@@ -737,7 +746,12 @@ def _sd_patterns(model: _FileSDModel, src: _Source, at: KeyPath) -> tuple[str, .
     return tuple(patterns)
 
 
-def _build_scrape_section(jobs: list[_ScrapeConfigModel], src: _Source) -> tuple[list[TargetSpec], list[FileSDConfig]]:
+def _build_scrape_section(
+    jobs: list[_ScrapeConfigModel],
+    src: _Source,
+    policy: NetworkPolicy | None = None,
+    places: dict[str, tuple[KeyPath, str]] | None = None,
+) -> tuple[list[TargetSpec], list[FileSDConfig]]:
     targets: list[TargetSpec] = []
     file_sd: list[FileSDConfig] = []
     names: dict[str, int | None] = {}
@@ -759,9 +773,10 @@ def _build_scrape_section(jobs: list[_ScrapeConfigModel], src: _Source) -> tuple
             profiles=_build_profiles(model, src, at),
             auth=_build_auth(model, src, at),
             max_response_bytes=model.max_response_bytes,
+            policy=policy,
         )
         for j, group in enumerate(model.static_configs):
-            _add_group_targets(group, job, "config", src, (*at, "static_configs", j), seen, targets)
+            _add_group_targets(group, job, "config", src, (*at, "static_configs", j), seen, targets, places)
         for j, sd in enumerate(model.file_sd_configs):
             patterns = _sd_patterns(sd, src, (*at, "file_sd_configs", j))
             file_sd.append(FileSDConfig(job=job, patterns=patterns, refresh_interval_s=sd.refresh_interval))
@@ -810,8 +825,15 @@ def _build_alert_sections(model: _ConfigModel, src: _Source) -> tuple[list[Rule]
     return rules, receivers
 
 
-def load_config(path: Path) -> Config:
-    """Read and check the whole config; raises :class:`ConfigError` listing every problem found."""
+def load_config(path: Path, policy: NetworkPolicy | None = None) -> Config:
+    """Read and check the whole config; raises :class:`ConfigError` listing every problem found.
+
+    With ``policy`` (``stackyard serve`` and ``collect`` pass the configured
+    one), a static target the scraper would refuse is a problem of the file,
+    reported before anything starts: written as a denied address, or a name
+    resolving only into denied networks. Names that do not resolve now pass
+    (see :mod:`collector.preflight`).
+    """
     file = str(path)
     text = _read_text(path, file)
     data, lines = _parse_yaml(text, file)
@@ -821,7 +843,14 @@ def load_config(path: Path) -> Config:
         raise ConfigError.single(file, lines.get(()), f"expected a mapping at the top level, got {_describe(data)}")
     src = _Source(file, lines, path.parent)
     model: _ConfigModel = _validate(_ConfigModel.model_validate, _ConfigModel, data, src)
-    targets, file_sd = _build_scrape_section(model.scrape_configs, src)
+    places: dict[str, tuple[KeyPath, str]] = {}  # target key -> where it is written, and how
+    targets, file_sd = _build_scrape_section(model.scrape_configs, src, policy, places)
+    if policy is not None:
+        from collector.preflight import refused_targets  # resolves names: only callers with a policy pay for it
+
+        for key, refusal in refused_targets(targets, policy).items():
+            at, address = places[key]
+            src.add(at, f"invalid target {address!r}: {refusal}")
     rules, receivers = _build_alert_sections(model, src)
     src.raise_if_any()
     tokens = [TokenEntry.model_validate(t.model_dump()) for t in (model.auth.tokens if model.auth else [])]

@@ -22,7 +22,7 @@ import httpcore
 import httpx
 
 from collector.errors import TargetRefused
-from server.netpolicy import NetworkPolicy, normalise, numeric_host
+from server.netpolicy import NetworkPolicy, normalise
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -52,10 +52,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             if str(address) in tried:
                 continue
             tried.add(str(address))
-            why = self._policy.why_not(address)
-            if why is not None:
-                numeric = numeric_host(host) == address
-                refusals.append(f"{address} is {why}" if numeric else f"{host} resolves to {address}, which is {why}")
+            refusal = self._policy.resolved_refusal(host, address)
+            if refusal is not None:
+                refusals.append(refusal)
                 continue
             try:
                 return await self._inner.connect_tcp(

@@ -27,6 +27,7 @@ from server.api import (
     targets,
 )
 from server.auth.middleware import AuthMiddleware, failure_counter
+from server.auth.ratelimit import AuthThrottle
 from server.auth.tokens import TokenSet
 from server.ingest_workers import IngestWorkers
 from server.limits import limit_rejections
@@ -85,7 +86,16 @@ def create_app(
     app.state.ingest_workers = workers
     app.state.tokens = TokenSet(settings.auth_tokens)
     # Every request, routed or static, passes the access policy (server/auth/policy.py).
-    app.add_middleware(AuthMiddleware, tokens=app.state.tokens, failures=failure_counter(app.state.metrics_registry))
+    # Failed logins and wrong tokens per client address (server/auth/ratelimit.py).
+    app.state.auth_throttle = AuthThrottle.create(
+        settings.login_max_failures, settings.login_window, app.state.metrics_registry
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        tokens=app.state.tokens,
+        failures=failure_counter(app.state.metrics_registry),
+        throttle=app.state.auth_throttle,
+    )
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
     for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):

@@ -79,6 +79,18 @@ class NetworkPolicy:
         why = self.why_not(ip)
         return None if why is None else f"{ip} is {why}"
 
+    def resolved_refusal(self, host: str, address: IPAddress) -> str | None:
+        """The refusal of one address ``host`` resolved to, naming the name when there was one:
+        ``"localhost resolves to 127.0.0.1, which is in the denied network 127.0.0.0/8"``.
+
+        Shared by the connect-time guard and the config-file check, so both say the same thing.
+        """
+        ip = normalise(address)
+        why = self.why_not(ip)
+        if why is None:
+            return None
+        return f"{ip} is {why}" if numeric_host(host) == ip else f"{host} resolves to {ip}, which is {why}"
+
     def literal_refusal(self, host: str) -> str | None:
         """The refusal for a host written as an address; None for names (they are checked when resolved)."""
         ip = numeric_host(host)

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     )
     auth_cookie_max_age: float = Field(7 * 86400, gt=0, description="seconds the dashboard's login cookie lasts")
     api_token: SecretStr | None = Field(None, description="token sent to a remote server (collect, query)")
+    login_max_failures: int = Field(
+        10, gt=0, description="failed logins or wrong tokens per client address per window; more: 429"
+    )
+    login_window: float = Field(60.0, gt=0, description="seconds over which failed authentications are counted")
 
     # Safe scraping (docs/config.md#scrape-networks).
     scrape_allow_networks: list[str] = Field(

@@ -75,27 +75,29 @@ def cmd_collect(args: argparse.Namespace) -> int:
     import signal
 
     import uvicorn
-    from fastapi import FastAPI
 
+    from collector.httpapp import metrics_app, parse_listen
     from collector.manager import Shard
-    from server.api import metrics
+    from server.auth.binding import InsecureBind, check_bind
     from stackyard.runtime import build_collector
 
     settings = _settings(args)
     try:
         shard = Shard.parse(args.shard)
-    except ValueError as exc:
+        host, port = parse_listen(args.listen)
+        # /metrics names every target: the same rule as serve's (tokens, loopback, or --insecure).
+        warning = check_bind(host, bool(settings.auth_tokens), args.insecure)
+    except (ValueError, InsecureBind) as exc:
         print(f"stackyard: {exc}", file=sys.stderr)
         return 2
+    if warning:
+        log.warning(warning, extra={"host": host})
     manager, registry = build_collector(settings, args.push_url, shard, args.config)
-    app = FastAPI(title="Stackyard collector")
-    app.state.metrics_registry = registry
-    app.include_router(metrics.router)
-    host, _, port = args.listen.rpartition(":")
+    app = metrics_app(registry, settings)
 
     async def run() -> None:
         await manager.start()
-        server = uvicorn.Server(uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -267,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--shard", default="0/1", help="I/N: scrape only targets whose URL hashes to shard I of N")
     collect.add_argument("--config", type=Path, help="YAML config file with scrape_configs")
     collect.add_argument("--listen", default="127.0.0.1:4181", help="where to serve /metrics")
+    collect.add_argument("--insecure", action="store_true", help="allow a non-loopback --listen without API tokens")
     collect.add_argument("--shutdown-deadline", type=float, default=15.0, help="seconds to finish and flush on stop")
     collect.set_defaults(func=cmd_collect)
 

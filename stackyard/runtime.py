@@ -96,7 +96,7 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     database is not there yet, the server starts anyway, answers 503 and
     reports not-ready until the migration has run.
     """
-    config = load_config(config_path) if config_path else None
+    config = load_config(config_path, settings.network_policy()) if config_path else None
     if config is not None and config.auth_tokens:
         settings = settings.model_copy(update={"auth_tokens": [*settings.auth_tokens, *config.auth_tokens]})
     store = Store.from_url(settings.database_url, settings.database_pool_size)
@@ -199,7 +199,7 @@ def build_collector(
     settings: Settings, push_url: str, shard: Shard, config_path: Path | None = None
 ) -> tuple[ScrapeManager, CollectorRegistry]:
     """A scrape-only process: targets from the config file and the remote server, profiles pushed there."""
-    config = load_config(config_path) if config_path else None
+    config = load_config(config_path, settings.network_policy()) if config_path else None
     registry = CollectorRegistry()
     metrics = CollectorMetrics(registry)
     headers = bearer_header(settings.api_token)

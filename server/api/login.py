@@ -4,9 +4,14 @@ The cookie holds the token itself (the server keeps no sessions to lose on a
 restart or to share between replicas); ``HttpOnly`` keeps page scripts from
 reading it, ``SameSite=Strict`` keeps other sites from sending it, and
 ``Secure`` is set whenever the request came over HTTPS.
+
+Failed logins count against the client's address (:mod:`server.auth.ratelimit`);
+past the limit the answer is 429 with ``Retry-After``, whatever the token.
 """
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,9 +20,11 @@ from pydantic import BaseModel, Field
 from server.api.deps import SettingsDep
 from server.api.errors import error_response
 from server.auth.middleware import COOKIE_NAME
+from server.auth.ratelimit import AuthThrottle, client_address, retry_after_header, too_many_body
 from server.auth.tokens import TokenSet
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+log = logging.getLogger(__name__)
 
 
 class LoginIn(BaseModel):
@@ -29,8 +36,15 @@ def login(body: LoginIn, request: Request, settings: SettingsDep) -> Response:
     tokens: TokenSet = request.app.state.tokens
     if not tokens:
         return error_response(400, "authentication is not enabled on this server (no tokens configured)")
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    client = client_address(request.scope.get("client"))
+    wait = throttle.blocked(client, "login")
+    if wait is not None:
+        log.info("login throttled", extra={"client": client})
+        return JSONResponse(too_many_body(wait), status_code=429, headers={"Retry-After": retry_after_header(wait)})
     principal = tokens.authenticate(body.token)
     if principal is None:
+        throttle.failed(client)
         return error_response(401, "authentication required")
     response = JSONResponse({"scopes": sorted(principal.scopes)})
     response.set_cookie(

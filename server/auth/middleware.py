@@ -5,6 +5,11 @@ refused like one that does (a 404 would tell an anonymous caller which paths
 are real). Refusals say no more than ``authentication required`` (401) or
 ``forbidden`` (403): no token names, no scope names, no hint which part was
 wrong. A browser asking for a page is sent to the login page instead.
+
+A client presenting tokens that do not match, again and again, is guessing:
+with a throttle (:mod:`server.auth.ratelimit`) each such refusal counts
+against its address, and past the limit its token-bearing requests are
+answered 429 before the token is even looked at.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.auth.policy import LOGIN_PAGE, is_page, required_scope
+from server.auth.ratelimit import AuthThrottle, client_address, retry_after_header, too_many_body
 from server.auth.tokens import Principal, TokenSet
 
 log = logging.getLogger(__name__)
@@ -46,10 +52,22 @@ def failure_counter(registry: CollectorRegistry) -> Counter:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, tokens: TokenSet, failures: Counter) -> None:
+    """``throttle``: limit wrong tokens per client address; ``pages``: send browsers to the login page on 401
+    (False for a process that has no login page, such as ``stackyard collect``'s /metrics)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: TokenSet,
+        failures: Counter,
+        throttle: AuthThrottle | None = None,
+        pages: bool = True,
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.failures = failures
+        self.throttle = throttle
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.tokens:
@@ -60,6 +78,17 @@ class AuthMiddleware:
         needed = required_scope(method, path)
         headers = Headers(scope=scope)
         token = presented_token(headers)
+        client = client_address(scope.get("client"))
+        # A token where one is needed is a guess until it matches; none, or on an open path, is not.
+        throttle = self.throttle if token is not None and needed is not None else None
+        if throttle is not None:
+            wait = throttle.blocked(client, "token")
+            if wait is not None:
+                log.info("access throttled", extra={"method": method, "path": path, "client": client})
+                body = json.dumps(too_many_body(wait)).encode()
+                retry = retry_after_header(wait).encode()
+                await _send(send, 429, body, [(b"content-type", b"application/json"), (b"retry-after", retry)])
+                return
         principal: Principal | None = self.tokens.authenticate(token) if token is not None else None
         if principal is not None:
             scope.setdefault("state", {})["principal"] = principal
@@ -67,19 +96,38 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         status = 401 if principal is None else 403
+        if throttle is not None and principal is None:
+            throttle.failed(client)
         self.failures.labels(str(status)).inc()
         log.info(
             "access refused",
             extra={"method": method, "path": path, "status": status, "token": principal.name if principal else None},
         )
-        if status == 401 and is_page(method, path, headers.get("accept", "")):
+        # A cookie that matches no token (one rotated away) is dropped, so a dashboard left open keeps
+        # no stream of failures going that would count against its address's login limit.
+        forget = [_expired_cookie(scope)] if status == 401 and token is not None and _from_cookie(headers) else []
+        if status == 401 and self.pages and is_page(method, path, headers.get("accept", "")):
             target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
-            await _send(send, 303, b"", [(b"location", f"{LOGIN_PAGE}?next={quote(target, safe='')}".encode())])
+            location = f"{LOGIN_PAGE}?next={quote(target, safe='')}".encode()
+            await _send(send, 303, b"", [(b"location", location), *forget])
             return
         message = "authentication required" if status == 401 else "forbidden"
         body = json.dumps({"error": message, "status": status}).encode()
-        extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+        extra = [(b"www-authenticate", b"Bearer"), *forget] if status == 401 else []
         await _send(send, status, body, [(b"content-type", b"application/json"), *extra])
+
+
+def _from_cookie(headers: Headers) -> bool:
+    """Whether :func:`presented_token` took the token from the cookie (no bearer header was sent)."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return not (scheme.lower() == "bearer" and credentials.strip())
+
+
+def _expired_cookie(scope: Scope) -> tuple[bytes, bytes]:
+    """The ``Set-Cookie`` that removes the login cookie, with the attributes it was set with."""
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+    value = f'{COOKIE_NAME}=""; Max-Age=0; Path=/; HttpOnly; SameSite=strict{secure}'
+    return (b"set-cookie", value.encode())
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
