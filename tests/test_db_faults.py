@@ -65,11 +65,14 @@ def _fresh_database(pg: PostgresServer) -> str:
     return pg.create_database(f"f_{uuid.uuid4().hex[:12]}")
 
 
-def test_ingest_answers_503_and_readyz_not_ready_while_postgres_is_down(pg: PostgresServer) -> None:
+@pytest.mark.parametrize("ingest_processes", [0, 2], ids=["in-process", "ingest-workers"])
+def test_ingest_answers_503_and_readyz_not_ready_while_postgres_is_down(
+    pg: PostgresServer, ingest_processes: int
+) -> None:
     url = _fresh_database(pg)
     upgrade(url)
     store = Store.from_url(url)
-    settings = Settings(database_url=url, retention_raw=TEST_RETENTION)
+    settings = Settings(database_url=url, retention_raw=TEST_RETENTION, ingest_processes=ingest_processes)
     params = {"service": "api", "time": "2026-11-01T10:00:00Z"}
     try:
         with TestClient(create_app(settings, store)) as client:
