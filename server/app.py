@@ -48,19 +48,25 @@ def create_app(
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
     alerting: Alerting | None = None,
+    ingest_workers: IngestWorkers | None = None,
 ) -> FastAPI:
     """Build the app.
 
     ``store`` shares one store (and its caches) with an in-process collector or
     a test; ``scraper`` is whatever schedules scrapes (the server only knows its
     protocol); ``on_start``/``on_stop`` run inside the app's event loop, which
-    is where an in-process scraper must live.
+    is where an in-process scraper must live. ``ingest_workers`` shares a pool
+    with that scraper's sink; without one, ``settings.ingest_processes`` makes one.
     """
     owned = store is None
     the_store = store if store is not None else Store.from_url(settings.database_url, settings.database_pool_size)
-    workers = IngestWorkers(settings, settings.ingest_processes) if settings.ingest_processes else None
-    starts = [*on_start, *([workers.start] if workers else [])]
-    stops = [*([workers.stop] if workers else []), *on_stop]
+    workers = ingest_workers
+    if workers is None and settings.ingest_processes:
+        workers = IngestWorkers(settings, settings.ingest_processes)
+    # Workers first and last: an in-process collector started by ``on_start`` may hand them profiles at once,
+    # and its buffer is written out while ``on_stop`` stops it.
+    starts = [*([workers.start] if workers else []), *on_start]
+    stops = [*on_stop, *([workers.stop] if workers else [])]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from server.errors import DatabaseUnavailable
+from server.errors import DatabaseUnavailable, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ def is_unavailable(exc: BaseException) -> bool:
     SQLite's "database is locked" is an OperationalError too: retrying later is
     also the right answer to it.
     """
-    if isinstance(exc, (DatabaseUnavailable, OperationalError, InterfaceError, PoolTimeout)):
+    if isinstance(exc, (Unavailable, OperationalError, InterfaceError, PoolTimeout)):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def describe(exc: BaseException) -> str:
     """The first line of the driver's message: enough to tell "connection refused" from "no such host"."""
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, Unavailable):
         return exc.reason
     origin = getattr(exc, "orig", None) or exc
     text = str(origin).strip().splitlines()

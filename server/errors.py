@@ -11,7 +11,8 @@
     ├── LimitExceeded           (400, 413 or 422) a store limit (labels, series per service, profile size);
     │                           ``limit`` names it for stackyard_limit_rejections_total
     ├── Conflict                (409) an idempotency key reused for a different profile
-    └── DatabaseUnavailable     (503) the database cannot be reached (yet); retry later
+    └── Unavailable             (503) the store cannot take work right now; retry later
+        └── DatabaseUnavailable the database cannot be reached (yet)
 
 Profile decoding errors come from :mod:`server.pprof.errors` and are mapped
 alongside these (400, and 413 for the decompressed-size limit).
@@ -72,9 +73,16 @@ class Conflict(StackyardError):
     status_code = 409
 
 
-class DatabaseUnavailable(StackyardError):
+class Unavailable(StackyardError):
+    """The store cannot take work right now: clients and the in-process collector retry later."""
+
     status_code = 503
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"database unavailable: {reason}")
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message or reason)
         self.reason = reason
+
+
+class DatabaseUnavailable(Unavailable):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, f"database unavailable: {reason}")

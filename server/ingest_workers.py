@@ -1,16 +1,18 @@
-"""Pushed profiles decoded and stored in worker processes, off the API process's interpreter lock.
+"""Profiles decoded and stored in worker processes, off the API process's interpreter lock.
 
-Why: in one process, decoding and storing a push (about 1.7 ms of Python and
-numpy per demo-sized profile) and the dashboard's queries take turns on one
-interpreter lock, so a push burst makes every query wait, however many cores
+Why: in one process, decoding and storing a profile (about 1.7 ms of Python
+and numpy per demo-sized one) and the dashboard's queries take turns on one
+interpreter lock, so an ingest burst makes every query wait, however many cores
 the machine has. Worker processes each have their own lock, dedup caches and
 connection pool. The store is built for several writers at once (server
 replicas), so nothing about storage changes; and because the API process
 keeps HTTP, queries, scraping, upkeep jobs and ``/metrics``, there is still
 exactly one of each of those.
 
-A worker answers with plain data (the push's JSON answer, or an error's status
-and message), never with an exception object to unpickle.
+Pushes and the in-process collector's pprof profiles come here; goroutine
+dumps stay in the API process. A worker answers with plain data (the push's
+JSON answer, or an error's status and message), never with an exception
+object to unpickle.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from typing import Any
 
 from server import logs
 from server.availability import describe, is_unavailable
-from server.errors import DatabaseUnavailable, StackyardError
+from server.errors import DatabaseUnavailable, StackyardError, Unavailable
 from server.ingest import ingest
 from server.pprof.errors import ProfileError, ProfileTooLargeError
 from server.settings import Settings
@@ -34,14 +37,12 @@ from server.store.repository import Store
 log = logging.getLogger(__name__)
 
 
-class WorkerFailed(StackyardError):
-    """An ingest worker process died mid-push: the push was not stored, and a retry is safe."""
-
-    status_code = 503
+class WorkerFailed(Unavailable):
+    """An ingest worker process died mid-write: the profile was not stored, and a retry is safe."""
 
 
 class RemoteRefusal(StackyardError):
-    """A push a worker refused: the same status and message as in-process ingest would give."""
+    """A profile a worker refused: the same status and message as in-process ingest would give."""
 
     def __init__(self, status: int, message: str, limit: str | None) -> None:
         super().__init__(message)
@@ -103,6 +104,7 @@ class IngestWorkers:
         self._settings = settings
         self._processes = processes
         self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     async def start(self) -> None:
         self._executor = self._new_executor()
@@ -128,23 +130,49 @@ class IngestWorkers:
         self, data: bytes, labels: dict[str, str], kind: str | None, time_ns: int | None, key: str | None
     ) -> PushAnswer:
         """Store one push in a worker; refusals raise what in-process ingest would (``limit`` set for store limits)."""
-        executor = self._executor
-        if executor is None:
-            raise WorkerFailed("the ingest workers are not running (the server is starting or stopping)")
+        executor = self._running()
         try:
-            outcome, detail = await asyncio.get_running_loop().run_in_executor(
+            outcome = await asyncio.get_running_loop().run_in_executor(
                 executor, _ingest_here, data, labels, kind, time_ns, key
             )
         except BrokenProcessPool:
-            if self._executor is executor:
+            raise self._replace(executor) from None
+        return _settle(outcome)
+
+    def ingest_blocking(
+        self, data: bytes, labels: dict[str, str], kind: str | None, time_ns: int | None, key: str | None
+    ) -> PushAnswer:
+        """:meth:`ingest` for a caller in a thread (the in-process collector's sink)."""
+        executor = self._running()
+        try:
+            outcome = executor.submit(_ingest_here, data, labels, kind, time_ns, key).result()
+        except BrokenProcessPool:
+            raise self._replace(executor) from None
+        return _settle(outcome)
+
+    def _running(self) -> ProcessPoolExecutor:
+        executor = self._executor
+        if executor is None:
+            raise WorkerFailed("the ingest workers are not running (the server is starting or stopping)")
+        return executor
+
+    def _replace(self, broken: ProcessPoolExecutor) -> WorkerFailed:
+        """Start a new pool in place of ``broken`` (once, however many callers saw it break)."""
+        with self._lock:
+            if self._executor is broken:
                 log.error("an ingest worker died; starting a new pool", extra={"processes": self._processes})
                 self._executor = self._new_executor()
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise WorkerFailed("an ingest worker process died before storing this profile; try again") from None
-        if outcome == "unavailable":
-            raise DatabaseUnavailable(detail)
-        if outcome == "refused":
-            status, message, limit = detail
-            raise RemoteRefusal(status, message, limit)
-        body, created = detail
-        return PushAnswer(body, created)
+                broken.shutdown(wait=False, cancel_futures=True)
+        return WorkerFailed("an ingest worker process died before storing this profile; try again")
+
+
+def _settle(outcome: tuple[str, Any]) -> PushAnswer:
+    """A worker's plain answer as the in-process result or exception."""
+    kind, detail = outcome
+    if kind == "unavailable":
+        raise DatabaseUnavailable(detail)
+    if kind == "refused":
+        status, message, limit = detail
+        raise RemoteRefusal(status, message, limit)
+    body, created = detail
+    return PushAnswer(body, created)

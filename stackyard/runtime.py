@@ -22,6 +22,7 @@ from server.auth.tokens import bearer_header
 from server.availability import DatabaseGate
 from server.goroutines.ingest import DUMP_KIND, ingest_dump
 from server.ingest import ingest
+from server.ingest_workers import IngestWorkers, RemoteRefusal
 from server.limits import limit_rejections
 from server.maintenance import Maintenance
 from server.migrate import upgrade
@@ -72,11 +73,16 @@ def fetcher_for(settings: Settings) -> Fetcher:
 
 
 def scraped_ingest(
-    store: Store, settings: Settings, rejections: Counter | None = None, gate: DatabaseGate | None = None
+    store: Store,
+    settings: Settings,
+    rejections: Counter | None = None,
+    gate: DatabaseGate | None = None,
+    workers: IngestWorkers | None = None,
 ) -> IngestFunction:
     """What the in-process sink calls: goroutine dumps to their parser, everything else to pprof ingest.
 
-    ``gate`` refuses writes until the schema is migrated; ``rejections`` counts store-limit refusals.
+    ``gate`` refuses writes until the schema is migrated; ``rejections`` counts store-limit refusals;
+    ``workers``, if given, store pprof profiles in their processes (dumps stay here, as pushed dumps do).
     """
 
     def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
@@ -84,7 +90,14 @@ def scraped_ingest(
             gate.check()
         if kind == DUMP_KIND:  # one dump per (series, time): a retried dump is not stored twice either
             return ingest_dump(store, settings, data, labels, time_ns)
-        return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
+        if workers is None:
+            return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
+        try:
+            return workers.ingest_blocking(data, labels, kind, time_ns, key)
+        except RemoteRefusal as exc:
+            if exc.limit is not None and rejections is not None:
+                rejections.labels(exc.limit).inc()
+            raise
 
     return ingest_scraped
 
@@ -103,11 +116,12 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     registry = CollectorRegistry()
     metrics = CollectorMetrics(registry)
     gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)
+    workers = IngestWorkers(settings, settings.ingest_processes) if settings.ingest_processes else None
 
     manager = ScrapeManager(
         [store.targets.list, *config_sources(config)],
         InProcessSink(
-            scraped_ingest(store, settings, limit_rejections(registry), gate),
+            scraped_ingest(store, settings, limit_rejections(registry), gate, workers),
             metrics,
             settings.ingest_buffer_size,
             settings.max_decompressed_bytes,
@@ -133,6 +147,7 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         on_start=[gate.start, manager.start, upkeep.start, alerting.start],
         on_stop=[alerting.stop, upkeep.stop, gate.stop, manager.stop, close_store],
         alerting=alerting,
+        ingest_workers=workers,
     )
     app.state.database_gate = gate
     return app

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
 from server.app import create_app
+from server.availability import is_unavailable
+from server.ingest_workers import IngestWorkers, PushAnswer, RemoteRefusal, WorkerFailed
+from server.limits import limit_rejections
 from server.settings import Settings
 from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
+from stackyard.runtime import scraped_ingest
 from tests.conftest import TEST_RETENTION
 from tests.tools import DATA
 
@@ -126,3 +132,36 @@ def test_a_killed_worker_costs_one_retryable_503_at_most(pooled: TestClient, dat
     stored = 1 + statuses.count(201)
     assert _rows(database_url) == (stored, stored)
     assert not set(pids) & set(workers._executor._processes)
+
+
+def test_scraped_profiles_go_through_the_workers_too(database_url: str) -> None:
+    """The in-process collector's ingest function hands pprof kinds to the pool, refusals counted here."""
+    settings = Settings(database_url=database_url, retention_raw=TEST_RETENTION, max_profile_samples=500)
+    workers = IngestWorkers(settings, 1)
+    registry = CollectorRegistry()
+    rejections = limit_rejections(registry)
+    store = Store.from_url(database_url)
+    asyncio.run(workers.start())
+    try:
+        pid = next(iter(workers._executor._processes))  # type: ignore[union-attr]
+        ingest_scraped = scraped_ingest(store, settings, rejections, None, workers)
+        answer = ingest_scraped((DATA / "heap.pb.gz").read_bytes(), {"service": "scraped"}, "heap", 10**18, "s-1")
+        assert isinstance(answer, PushAnswer) and answer.created and answer.body["type"] == "heap"
+        # Stored by the worker, which then is the only process that has seen its stacks.
+        assert store.stacks.known.sum() == 1  # the root alone: this process resolved nothing
+        assert _rows(database_url) == (1, 1)
+        with pytest.raises(RemoteRefusal) as refused:
+            ingest_scraped((DATA / "big_cpu.pb.gz").read_bytes(), {"service": "scraped"}, "cpu", 10**18, "s-2")
+        assert refused.value.status_code == 413 and refused.value.limit == "profile_samples"
+        assert registry.get_sample_value("stackyard_limit_rejections_total", {"limit": "profile_samples"}) == 1
+        # A killed worker is an outage to the collector's sink (it buffers and retries), not a bad profile.
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerFailed) as failed:
+            for _ in range(3):  # the pool may notice the death only at the next call
+                ingest_scraped((DATA / "heap.pb.gz").read_bytes(), {"service": "scraped"}, "heap", 10**18 + 1, "s-3")
+        assert is_unavailable(failed.value)
+        again = ingest_scraped((DATA / "heap.pb.gz").read_bytes(), {"service": "scraped"}, "heap", 10**18 + 1, "s-3")
+        assert isinstance(again, PushAnswer) and again.body["type"] == "heap"
+    finally:
+        asyncio.run(workers.stop())
+        store.close()

@@ -51,6 +51,22 @@ def stackyard(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[
                 process.wait()
 
 
+def _spawned_workers(pid: int) -> list[int]:
+    """Child processes started by multiprocessing's spawn (the ingest workers), its resource tracker left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and b"multiprocessing.spawn" in command and b"resource_tracker" not in command:
+            found.append(int(entry.name))
+    return found
+
+
 def _wait_for(predicate: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -61,7 +77,8 @@ def _wait_for(predicate: object, timeout: float, what: str) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_serve_scrapes_collect_pushes_and_traces_download(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ingest_processes", ["0", "2"], ids=["in-process", "ingest-workers"])
+def test_serve_scrapes_collect_pushes_and_traces_download(tmp_path: Path, ingest_processes: str) -> None:
     port, collector_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {"STACKYARD_DATABASE_URL": f"sqlite:///{tmp_path / 'db' / 's.db'}", "STACKYARD_SCRAPE_SYNC_INTERVAL": "1"}
@@ -80,14 +97,30 @@ def test_serve_scrapes_collect_pushes_and_traces_download(tmp_path: Path) -> Non
             " block: {enabled: false}, threadcreate: {enabled: false}}\n"
             f"    static_configs:\n      - targets: ['{pushed.removeprefix('http://')}']\n"
         )
-        serve_args = ["serve", "--port", str(port), "--config", str(serve_config)]
-        with stackyard(serve_args, env, f"{base}/readyz"):
+        serve_args = [
+            "serve",
+            "--port",
+            str(port),
+            "--config",
+            str(serve_config),
+            "--ingest-processes",
+            ingest_processes,
+        ]
+        with stackyard(serve_args, env, f"{base}/readyz") as server:
+            assert len(_spawned_workers(server.pid)) == int(ingest_processes)
+
             # The config target is scraped by the server itself.
             def config_target_up() -> bool:
                 targets = httpx.get(f"{base}/api/v1/targets").json()["targets"]
                 return any(t["service"] == "from-config" and t["up"] for t in targets)
 
             _wait_for(config_target_up, 30, "the config target to be up")
+
+            def scraped_stored() -> bool:
+                params = {"type": "goroutine", "query": '{service="from-config"}', "from": "now-5m"}
+                return bool(httpx.get(f"{base}/api/v1/top", params=params).json()["profiles"] >= 1)
+
+            _wait_for(scraped_stored, 30, "scraped profiles stored")
 
             # A collector process pushes another service's profiles to the server.
             collect_args = [
