@@ -60,7 +60,7 @@ def _submit_all(commits: GroupCommit[int, int], items: list[int], writer: _SlowB
 
 def test_writers_arriving_during_a_write_share_the_next_one() -> None:
     writer = _SlowBatches()
-    results = _submit_all(GroupCommit(writer), list(range(9)), writer)
+    results = _submit_all(GroupCommit(writer, writers=1), list(range(9)), writer)
     assert results == {i: i * 10 for i in range(9)}
     assert writer.batches[0] == [0]  # a lone writer does not wait for company
     assert sorted(writer.batches[1]) == list(range(1, 9))  # the eight that queued meanwhile: one transaction
@@ -69,7 +69,7 @@ def test_writers_arriving_during_a_write_share_the_next_one() -> None:
 
 def test_an_item_error_reaches_only_its_own_writer() -> None:
     writer = _SlowBatches(fail={3})
-    results = _submit_all(GroupCommit(writer), list(range(6)), writer)
+    results = _submit_all(GroupCommit(writer, writers=1), list(range(6)), writer)
     error = results.pop(3)
     assert isinstance(error, ValueError) and str(error) == "item 3"
     assert results == {i: i * 10 for i in (0, 1, 2, 4, 5)}
@@ -80,10 +80,51 @@ def test_an_item_error_reaches_only_its_own_writer() -> None:
 
 def test_batches_are_capped() -> None:
     writer = _SlowBatches()
-    results = _submit_all(GroupCommit(writer, max_batch=3), list(range(8)), writer)
+    results = _submit_all(GroupCommit(writer, max_batch=3, writers=1), list(range(8)), writer)
     assert results == {i: i * 10 for i in range(8)}
     assert max(len(batch) for batch in writer.batches) == 3
     assert sorted(i for batch in writer.batches for i in batch) == list(range(8))
+
+
+class _Overlapping:
+    """A batch writer that takes 0.2 s a batch and records how many batches ran at once."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, items: Sequence[int]) -> list[int | BaseException]:
+        with self.lock:
+            self.batches.append(list(items))
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.2)
+        with self.lock:
+            self.running -= 1
+        return [i * 10 for i in items]
+
+
+def test_two_writers_overlap_and_the_rest_share_their_transactions() -> None:
+    writer = _Overlapping()
+    commits: GroupCommit[int, int] = GroupCommit(writer, writers=2)
+    results: dict[int, int] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, commits.submit(i))) for i in range(12)]
+    for thread in threads[:2]:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(writer.batches) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for thread in threads[2:]:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == {i: i * 10 for i in range(12)}
+    assert writer.most == 2  # never more than two transactions at once, and two did overlap
+    assert sorted(len(batch) for batch in writer.batches[:2]) == [1, 1]  # the first two wrote alone, at once
+    assert len(writer.batches) <= 4  # the ten that queued meanwhile went in at most two more transactions
+    assert sorted(i for batch in writer.batches for i in batch) == list(range(12))
 
 
 def _counts(store: Store) -> tuple[int, int]:
