@@ -81,6 +81,10 @@ def main() -> None:
             page.mouse.move(0, 0)
             save(page, "goroutines")
             shoot(page, fleet, "targets", "/targets", {}, "() => document.querySelectorAll('.target').length === 2")
+            page.locator(f".target[data-url='{fleet.base.url}'] button.edit").click()  # the in-place edit form
+            page.locator("form.target-edit").wait_for()
+            page.mouse.move(0, 0)
+            save(page, "targets")
             context.close()
 
 

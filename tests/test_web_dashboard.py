@@ -268,6 +268,70 @@ def test_diff_colours_the_slower_function_red(fleet: Fleet, browser_page: Browse
     no_errors(bp)
 
 
+HEAP_SAMPLES = ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"]
+SAMPLE_OPTIONS = "() => [...document.querySelectorAll('#sample option')].map(o => [o.value, o.textContent])"
+HEAP_LISTED = (
+    f"() => ({SAMPLE_OPTIONS})().map(([, text]) => text.replace(' (default)', '')).sort().join()"
+    f" === '{','.join(HEAP_SAMPLES)}'"
+)
+
+
+def summary_of(bp: BrowserPage, d: dict[str, Any]) -> str:
+    """The summary's two totals as diff.js writes them, formatted by format.js itself."""
+    text: str = bp.page.evaluate(
+        """async (d) => {
+          const { formatValue } = await import("/js/format.js");
+          const n = (k) => `${k} profile${k === 1 ? "" : "s"}`;
+          return `Base: ${n(d.base_profiles)}, ${formatValue(d.base_total, d.unit)} · ` +
+            `Comparison: ${n(d.profiles)}, ${formatValue(d.total, d.unit)} · `;
+        }""",
+        d,
+    )
+    return text
+
+
+def test_diff_sample_type_is_chosen_from_the_types_of_the_data(fleet: Fleet, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    params = {**diff_params(fleet), "type": "cpu"}
+    open_page(bp, fleet, "/diff", **params)
+    bp.page.wait_for_function(FLAME_READY)
+    assert bp.page.eval_on_selector_all("#sample option", "os => os.map(o => o.value)") == ["", "samples"]
+    # heap: the select lists the heap's sample types, as the stored profiles name them
+    bp.page.select_option("#type", "heap")
+    bp.page.wait_for_function(HEAP_LISTED)
+    bp.page.wait_for_function(IDLE)
+    # as on Explore, "" is the default type, named once the answer tells it
+    heap = fleet.live.get("/api/v1/diff", format="top", **{**params, "type": "heap"})
+    assert heap["sample_type"] == "inuse_space"
+    assert bp.page.evaluate(SAMPLE_OPTIONS) == [
+        ["", "inuse_space (default)"],
+        *([n, n] for n in HEAP_SAMPLES if n != "inuse_space"),
+    ]
+    # choosing one: in the URL, and the totals shown are the API's for that sample type
+    bp.page.select_option("#sample", "alloc_space")
+    bp.page.wait_for_function("() => new URL(location.href).searchParams.get('sample') === 'alloc_space'")
+    bp.page.wait_for_function(FLAME_READY)
+    alloc = fleet.live.get("/api/v1/diff", format="top", **{**params, "type": "heap", "sample": "alloc_space"})
+    assert alloc["sample_type"] == "alloc_space" and alloc["total"] != heap["total"]
+    assert bp.page.inner_text("#summary").startswith(summary_of(bp, alloc))
+    graph = fleet.live.get("/api/v1/diff", format="flamegraph", **{**params, "type": "heap", "sample": "alloc_space"})
+    assert fg_state(bp)["nodes"] == graph["nodes"]
+    assert bp.page.input_value("#sample") == "alloc_space"
+    # a link naming a sample type opens with it selected, before and after the types are learnt
+    open_page(bp, fleet, "/diff", **{**params, "type": "heap", "sample": "inuse_space"})
+    bp.page.wait_for_function("() => document.querySelector('#sample').value === 'inuse_space'")
+    bp.page.wait_for_function(FLAME_READY)
+    bp.page.wait_for_function(f"() => ({SAMPLE_OPTIONS})().length === 5")  # "default" and the four types
+    assert bp.page.evaluate(SAMPLE_OPTIONS)[0] == ["", "default"]
+    assert bp.page.input_value("#sample") == "inuse_space"
+    inuse = fleet.live.get("/api/v1/diff", format="top", **{**params, "type": "heap", "sample": "inuse_space"})
+    assert bp.page.inner_text("#summary").startswith(summary_of(bp, inuse))
+    # back to the default: the parameter leaves the URL
+    bp.page.select_option("#sample", "")
+    bp.page.wait_for_function("() => !new URL(location.href).searchParams.has('sample')")
+    no_errors(bp)
+
+
 def drag(bp: BrowserPage, selector: str, start: float, end: float) -> None:
     box = bp.page.locator(selector).bounding_box()
     assert box is not None

@@ -7,6 +7,7 @@ import { FlameGraph } from "./flamegraph.js";
 import { formatChange, formatValue, formatRelative, isoSeconds } from "./format.js";
 import { renderHeader } from "./header.js";
 import { quote } from "./labels.js";
+import { learnSampleTypes, showSample } from "./samples.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
 import { parseTimeMs, PRESETS } from "./time.js";
@@ -69,7 +70,7 @@ function submit(patch = {}) {
   state.set(
     {
       type: form.type.value,
-      sample: form.sample.value.trim(),
+      sample: form.sample.value,
       query: form.query.value.trim(),
       base_query: form.baseQuery.value.trim(),
       from: form.from.value.trim() || "now-30m",
@@ -87,6 +88,7 @@ form.bar.addEventListener("submit", (e) => {
   submit();
 });
 form.type.addEventListener("change", () => submit({ sample: "", zoom: "" }));
+form.sample.addEventListener("change", () => submit({ zoom: "" }));
 form.normalize.addEventListener("change", () => submit());
 form.window.addEventListener("change", () => state.set({ window: form.window.value }, { push: true }));
 for (const radio of document.querySelectorAll("input[name=brush]")) {
@@ -98,7 +100,7 @@ function syncForm(s) {
   const set = (input, value) => {
     if (document.activeElement !== input) input.value = value ?? "";
   };
-  set(form.sample, s.sample);
+  showSample(form.sample, s.sample);
   set(form.query, s.query);
   set(form.baseQuery, s.base_query);
   set(form.from, s.from);
@@ -253,14 +255,18 @@ async function load() {
         `Base: ${d.base_profiles} profile${d.base_profiles === 1 ? "" : "s"}, ${formatValue(d.base_total, d.unit)} · ` +
         `Comparison: ${d.profiles} profile${d.profiles === 1 ? "" : "s"}, ${formatValue(d.total, d.unit)} · ` +
         `change ${formatChange(d.total_change, d.unit)} (${formatRelative(d.base_total, d.total)})${scale}`;
+      return d;
     },
     (err) => {
       if (fail(err)) {
         tableMessage(FAILED);
         $("summary").textContent = "\u00a0";
       }
+      return null;
     },
   );
+  // the comparison side's stored profiles name the sample types; the diff's answer names the default
+  const samples = learnSampleTypes(form.sample, q, top, s.sample, signal);
   const graph = api.diff({ ...q, format: "flamegraph" }, { signal }).then(
     (g) => {
       if (signal.aborted) return;
@@ -275,7 +281,7 @@ async function load() {
   const done = Promise.allSettled([top, graph]).then(() => {
     if (!signal.aborted) for (const id of ["changes-panel", "flame-panel"]) $(id).classList.remove("is-loading");
   });
-  await Promise.allSettled([done, loadTimeline(s, signal)]);
+  await Promise.allSettled([done, samples, loadTimeline(s, signal)]);
   if (!signal.aborted) document.body.classList.remove("is-loading");
 }
 

@@ -5,6 +5,7 @@ import { api, getJSON, isAbort } from "./api.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatDateTime, formatValue, isoSeconds } from "./format.js";
 import { renderHeader } from "./header.js";
+import { learnSampleTypes, showSample } from "./samples.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
 import { describeRange, parseTimeMs, PRESETS } from "./time.js";
@@ -165,20 +166,11 @@ function syncForm(s) {
     b.classList.toggle("active", b.dataset.from === s.from && s.to === "now");
   }
   if (document.activeElement !== form.filter) form.filter.value = s.filter;
-  if (![...form.sample.options].some((o) => o.value === s.sample)) setSampleOptions([s.sample || ""], s.sample);
-  form.sample.value = s.sample;
+  showSample(form.sample, s.sample);
   const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
   form.download.href = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}/pprof` : api.pprofUrl(q);
   form.download.download = s.profile ? `profile-${s.profile}.pb.gz` : `${s.type}.pb.gz`;
   document.title = `Explore · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
-}
-
-/** Sample type options: "" is the profile's default, labelled with its name once known. */
-function setSampleOptions(names, selected, defaultName = "") {
-  const options = [new Option(defaultName ? `${defaultName} (default)` : "default", "")];
-  for (const n of names) if (n && n !== defaultName) options.push(new Option(n, n));
-  form.sample.replaceChildren(...options);
-  form.sample.value = [...form.sample.options].some((o) => o.value === selected) ? selected : "";
 }
 
 function submit(patch = {}) {
@@ -352,13 +344,7 @@ async function load() {
   );
   series.finally(done(timelinePanel));
 
-  // Sample types: the names of a stored profile's totals; the default one is named by the top response.
-  const profiles = api.profiles({ ...q, limit: 1 }, { signal }).catch(() => null);
-  const samples = Promise.all([top, profiles]).then(([t, p]) => {
-    if (signal.aborted || !t) return;
-    const names = p && p.profiles.length ? Object.keys(p.profiles[0].totals) : [t.sample_type];
-    setSampleOptions(names, s.sample, s.sample ? "" : t.sample_type);
-  });
+  const samples = learnSampleTypes(form.sample, q, top, s.sample, signal);
 
   await Promise.allSettled([top, graph, series, samples]);
   if (!signal.aborted) document.body.classList.remove("is-loading");

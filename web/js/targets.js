@@ -1,13 +1,13 @@
 // The targets page: every scrape target and profile kind with its health, last error and last duration;
-// add, pause, resume and remove targets; capture an execution trace and download it.
+// add, edit in place, pause, resume and remove targets; capture an execution trace and download it.
 
 import { fleet } from "./api.js";
 import { formatDateTime } from "./format.js";
 import { renderHeader } from "./header.js";
 import { ago } from "./labels.js";
 import { UrlState } from "./state.js";
+import { editForm, KINDS, parseLabels, readOnlyReason } from "./targetedit.js";
 
-const KINDS = ["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"];
 const REFRESH_MS = 10_000;
 const state = new UrlState({ service: "" });
 const $ = (id) => document.getElementById(id);
@@ -34,19 +34,6 @@ function showError(title, err) {
   $("error").hidden = !err;
   $("error-title").textContent = title;
   $("error-message").textContent = err ? err.message : "";
-}
-
-/** "env=prod, version=1.5" → {env: "prod", version: "1.5"}; throws on a part without "=". */
-function parseLabels(text) {
-  const labels = {};
-  for (const part of text.split(",")) {
-    const p = part.trim();
-    if (!p) continue;
-    const at = p.indexOf("=");
-    if (at <= 0) throw new Error(`labels: "${p}" is not NAME=VALUE`);
-    labels[p.slice(0, at).trim()] = p.slice(at + 1).trim().replace(/^"(.*)"$/, "$1");
-  }
-  return labels;
 }
 
 $("add-form").addEventListener("submit", async (e) => {
@@ -84,9 +71,9 @@ function flash(text) {
   $("targets-summary").className = "verdict ok";
 }
 
-/** Whether the user is in the middle of something a refresh would undo (an armed Remove, a capture). */
+/** Whether the user is in the middle of something a refresh would undo (an armed Remove, a capture, an edit). */
 function busy() {
-  return Boolean(document.querySelector(".remove[data-armed='true'], .trace:disabled"));
+  return Boolean(document.querySelector(".remove[data-armed='true'], .trace:disabled, .target.editing"));
 }
 
 async function act(title, fn) {
@@ -129,10 +116,18 @@ function healthRow(kind, profile, h) {
 
 function actions(t) {
   const box = el("div", "target-actions");
-  if (t.id === null || t.id === undefined) {
-    box.append(el("span", "muted", `from the ${t.source === "file_sd" ? "file_sd files" : "config file"}`));
+  const readOnly = readOnlyReason(t);
+  const edit = el("button", "btn edit", "Edit");
+  edit.type = "button";
+  if (readOnly) {
+    edit.disabled = true;
+    edit.title = `This target cannot be edited here. ${readOnly}`;
+    const note = el("span", "muted read-only", `from the ${t.source === "file_sd" ? "file_sd files" : "config file"}: read-only`);
+    note.title = readOnly;
+    box.append(edit, note);
     return box;
   }
+  edit.addEventListener("click", () => openEditor(edit.closest(".target"), t));
   const pause = el("button", "btn pause", t.paused ? "Resume" : "Pause");
   pause.type = "button";
   pause.addEventListener("click", () => act(`Could not ${t.paused ? "resume" : "pause"} the target`, () => fleet.patchTarget(t.id, { paused: !t.paused })));
@@ -179,8 +174,30 @@ function actions(t) {
       trace.disabled = false;
     }
   });
-  box.append(pause, remove, seconds, el("span", "muted", "s"), trace, result);
+  box.append(edit, pause, remove, seconds, el("span", "muted", "s"), trace, result);
   return box;
+}
+
+/** Open the in-place form of target `t` in its card; on success the card is redrawn from the server's answer. */
+function openEditor(card, t) {
+  if (card.classList.contains("editing")) return;
+  const close = () => {
+    card.classList.remove("editing");
+    form.remove();
+    card.querySelector("button.edit")?.focus();
+  };
+  const form = editForm(t, {
+    onSaved(updated) {
+      const fresh = renderTarget(updated);
+      card.replaceWith(fresh);
+      fresh.querySelector("button.edit")?.focus();
+      flash(`Saved ${updated.service} ${updated.instance}.`);
+    },
+    onClose: close,
+  });
+  card.classList.add("editing");
+  card.querySelector(".target-head").after(form);
+  form.elements.url.focus();
 }
 
 function renderTarget(t) {
@@ -216,7 +233,11 @@ async function load() {
     const list = $("target-list");
     if (!shown.length) {
       list.replaceChildren(el("p", "empty-note", targets.length ? `No target of service “${s.service}”.` : "No targets yet: add one above."));
-    } else list.replaceChildren(...shown.map(renderTarget));
+    } else {
+      // a target being edited keeps its card (and the user's unsaved input) until the form is closed
+      const editing = new Map([...list.querySelectorAll(".target.editing")].map((card) => [card.dataset.id, card]));
+      list.replaceChildren(...shown.map((t) => editing.get(String(t.id ?? "")) || renderTarget(t)));
+    }
     const down = shown.filter((t) => statusOf(t) === "down").length;
     $("list-meta").textContent = `${shown.length} target${shown.length === 1 ? "" : "s"}${s.service ? ` of ${s.service}` : ""}`;
     if (Date.now() > flashUntil) {

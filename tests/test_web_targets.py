@@ -1,0 +1,182 @@
+"""Editing scrape targets in place on the Targets page, in real headless Chromium.
+
+One live server per module, built as ``stackyard serve --config`` builds it (the real
+in-process scraper), with API tokens: an admin token to edit, a read-only token that the
+server refuses with 403. Its targets: a real Go demo instance registered through the API
+(editable) and a target from the config file (read-only: the API has no row to change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from server.auth.tokens import Scope, TokenEntry, digest
+from stackyard.runtime import build_server
+from tests.browser import BrowserPage, LiveServer, browser, browser_page, require_browser, serving
+from tests.fleet import closed_port_url
+from tests.godemo import running
+from tests.test_web_explore import no_errors
+from tests.tools import go_binary
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
+
+__all__ = ["browser", "browser_page"]  # fixtures, used by name
+
+ADMIN_TOKEN = "sy_admin_token_for_the_targets_page_test"
+READ_TOKEN = "sy_read_token_for_the_targets_page_test"
+CONFIG_JOB = "configured"
+
+
+@dataclass
+class Site:
+    live: LiveServer
+    target: dict[str, Any]  # the API target, as created
+    config_url: str  # the config file's target
+
+    def api(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+        return httpx.Client(base_url=self.live.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def stored(self) -> dict[str, Any]:
+        with self.api() as client:
+            response = client.get(f"/api/v1/targets/{self.target['id']}")
+            assert response.status_code == 200, response.text
+            found: dict[str, Any] = response.json()
+            return found
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    require_browser()
+    go_binary()  # skips (or fails under STACKYARD_STRICT) without Go
+    folder = tmp_path_factory.mktemp("targets")
+    config_url = closed_port_url()
+    config = folder / "stackyard.yaml"
+    config.write_text(
+        f"scrape_configs:\n  - job_name: {CONFIG_JOB}\n    scrape_interval: 1h\n"
+        f'    static_configs:\n      - targets: ["{config_url}"]\n'
+    )
+    tokens = [
+        TokenEntry(name="ops", scopes=[Scope.READ, Scope.ADMIN], sha256=digest(ADMIN_TOKEN)),
+        TokenEntry(name="viewer", scopes=[Scope.READ], sha256=digest(READ_TOKEN)),
+    ]
+    with (
+        running() as demo_url,
+        serving(f"sqlite:///{folder / 'stackyard.db'}", lambda s: build_server(s, config), auth_tokens=tokens) as live,
+    ):
+        body = {"url": demo_url, "service": "shop", "labels": {"version": "1.4"}, "interval": "2s"}
+        body["profiles"] = ["goroutine"]
+        response = httpx.post(
+            f"{live.url}/api/v1/targets", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        )
+        assert response.status_code == 201, response.text
+        yield Site(live, response.json(), config_url)
+
+
+def sign_in(bp: BrowserPage, site: Site, token: str) -> None:
+    """Log in as the dashboard does: the server sets its HttpOnly cookie in the browser context."""
+    bp.page.context.clear_cookies()
+    response = bp.page.request.post(f"{site.live.url}/api/v1/login", data={"token": token})
+    assert response.status == 200, response.text()
+
+
+def open_editor(bp: BrowserPage, site: Site, token: str) -> tuple[Locator, Locator]:
+    """Sign in with ``token``, open the Targets page and the API target's edit form: (its card, the form)."""
+    sign_in(bp, site, token)
+    bp.page.goto(f"{site.live.url}/targets")
+    bp.page.wait_for_function("() => document.querySelectorAll('.target').length === 2")
+    card = bp.page.locator(f".target[data-id='{site.target['id']}']")
+    card.locator("button.edit").click()
+    form = card.locator("form.target-edit")
+    form.wait_for()
+    return card, form
+
+
+def test_edit_a_target_in_place(site: Site, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    before = site.stored()
+    card, form = open_editor(bp, site, ADMIN_TOKEN)
+    # pre-filled with the target's current values
+    assert form.locator("input[name=url]").input_value() == before["url"]
+    assert form.locator("input[name=service]").input_value() == "shop"
+    assert form.locator("input[name=labels]").input_value() == "version=1.4"
+    assert form.locator("input[name=interval]").input_value() == before["interval"]
+    assert form.locator("input[name=path_prefix]").input_value() == "/debug/pprof"
+    checked = form.locator(".edit-kinds input:checked")
+    assert [checked.nth(k).get_attribute("value") for k in range(checked.count())] == ["goroutine"]
+
+    # a URL the server refuses: its own message in the form, the target unchanged
+    form.locator("input[name=url]").fill("ftp://x")
+    form.locator("button.save").click()
+    error = form.locator(".edit-error")
+    error.wait_for(state="visible")
+    with site.api() as client:
+        refused = client.patch(f"/api/v1/targets/{site.target['id']}", json={"url": "ftp://x"})
+    assert refused.status_code == 422 and refused.json()["error"]
+    assert error.inner_text() == refused.json()["error"]
+    assert site.stored()["url"] == before["url"]
+    assert form.is_visible()  # the input is kept to correct it
+
+    # a new interval and a new label: saved, the card redrawn from the answer, the API agrees
+    form.locator("input[name=url]").fill(before["url"])
+    form.locator("input[name=interval]").fill("3s")
+    form.locator("input[name=labels]").fill("version=1.4, team=shop")
+    form.locator(".edit-kinds input[value=heap]").check()
+    form.locator("button.save").click()
+    form.wait_for(state="detached")
+    stored = site.stored()
+    assert stored["interval"] == "3s" and stored["interval"] != before["interval"]
+    assert stored["labels"] == {"version": "1.4", "team": "shop"}
+    assert stored["url"] == before["url"]
+    assert [(p["type"], p["enabled"]) for p in stored["profiles"]] == [("goroutine", True), ("heap", True)]
+    card = bp.page.locator(f".target[data-id='{site.target['id']}']")
+    assert "every 3s" in card.locator(".target-head").inner_text()
+    chips = card.locator(".target-labels .chip").all_inner_texts()
+    assert chips == ["version=1.4", "team=shop"]
+    assert "Saved shop" in bp.page.inner_text("#targets-summary")
+    # Cancel leaves it as it is
+    card.locator("button.edit").click()
+    card.locator("form.target-edit input[name=interval]").fill("9s")
+    card.locator("form.target-edit button.cancel").click()
+    card.locator("form.target-edit").wait_for(state="detached")
+    assert site.stored()["interval"] == "3s"
+    no_errors(bp, allow=r"status of 422")
+
+
+def test_config_file_targets_are_read_only(site: Site, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    open_editor(bp, site, ADMIN_TOKEN)  # an API target's form open does not make the config target editable
+    card = bp.page.locator(f".target[data-url='{site.config_url}']")
+    with site.api() as client:
+        listed = [t for t in client.get("/api/v1/targets").json()["targets"] if t["url"] == site.config_url]
+    assert len(listed) == 1 and listed[0]["id"] is None and listed[0]["service"] == CONFIG_JOB
+    edit = card.locator("button.edit")
+    assert edit.is_disabled()
+    assert "config file" in (edit.get_attribute("title") or "")
+    assert "read-only" in card.locator(".read-only").inner_text()
+    edit.click(force=True)  # a disabled button does nothing
+    assert card.locator("form.target-edit").count() == 0
+    assert card.locator("button.pause, button.remove").count() == 0
+    no_errors(bp)
+
+
+def test_a_read_only_token_sees_the_servers_refusal(site: Site, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    before = site.stored()
+    _, form = open_editor(bp, site, READ_TOKEN)
+    form.locator("input[name=interval]").fill("7s")
+    form.locator("button.save").click()
+    error = form.locator(".edit-error")
+    error.wait_for(state="visible")
+    with site.api(READ_TOKEN) as client:
+        refused = client.patch(f"/api/v1/targets/{site.target['id']}", json={"interval": "7s"})
+    assert refused.status_code == 403
+    assert error.inner_text() == refused.json()["error"]
+    assert site.stored()["interval"] == before["interval"]
+    assert bp.page.locator(".target").count() == 2  # the page still works
+    no_errors(bp, allow=r"status of 403")

@@ -1,0 +1,168 @@
+// Editing a scrape target in place on the Targets page: a form pre-filled with the target's current
+// values, sent as PATCH /api/v1/targets/{id} with only the fields that changed (so a profile kind's own
+// path, seconds or interval, which the form does not show, is kept as it was). Targets from the config
+// file or file_sd files are not in the database: the API cannot change them, so they get no form.
+
+import { fleet } from "./api.js";
+
+export const KINDS = ["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"];
+
+/** Why a target cannot be edited here, or "" when it can. */
+export function readOnlyReason(t) {
+  if (t.id !== null && t.id !== undefined) return "";
+  return t.source === "file_sd"
+    ? "It comes from a file_sd file: change that file and the scraper picks it up."
+    : "It comes from the config file: change the file and restart the server.";
+}
+
+const el = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+/** "env=prod, version=1.5" → {env: "prod", version: "1.5"}; throws on a part without "=". */
+export function parseLabels(text) {
+  const labels = {};
+  for (const part of text.split(",")) {
+    const p = part.trim();
+    if (!p) continue;
+    const at = p.indexOf("=");
+    if (at <= 0) throw new Error(`labels: "${p}" is not NAME=VALUE`);
+    labels[p.slice(0, at).trim()] = p.slice(at + 1).trim().replace(/^"(.*)"$/, "$1");
+  }
+  return labels;
+}
+
+const formatLabels = (labels) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+
+const sameLabels = (a, b) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+
+function field(label, name, value, { grow = false, type = "text", placeholder = "" } = {}) {
+  const wrap = el("label", grow ? "field grow" : "field", label);
+  const input = document.createElement("input");
+  input.type = type;
+  input.name = name;
+  input.className = type === "number" ? "input mono small-input" : "input mono";
+  input.spellcheck = false;
+  input.value = value ?? "";
+  if (placeholder) input.placeholder = placeholder;
+  wrap.append(" ", input);
+  return wrap;
+}
+
+/** The PATCH body: the fields whose value in the form differs from the target's. Throws on bad input. */
+function changes(t, form) {
+  const value = (name) => form.elements[name].value.trim();
+  const body = {};
+  if (value("url") !== t.url) body.url = value("url");
+  if (value("service") !== t.service) body.service = value("service");
+  const labels = parseLabels(value("labels"));
+  if (!sameLabels(labels, t.labels)) body.labels = labels;
+  if (value("interval") !== t.interval) body.interval = value("interval");
+  for (const name of ["timeout", "max_response_bytes"]) {
+    if (!value(name) && t[name] != null) throw new Error(`${name}: the API cannot unset it; give a value`);
+  }
+  if (value("timeout") && value("timeout") !== (t.timeout ?? "")) body.timeout = value("timeout");
+  if (value("path_prefix") !== t.path_prefix) body.path_prefix = value("path_prefix");
+  const bytes = value("max_response_bytes");
+  if (bytes && Number(bytes) !== t.max_response_bytes) {
+    if (!/^\d+$/.test(bytes)) throw new Error(`max_response_bytes: "${bytes}" is not a whole number of bytes`);
+    body.max_response_bytes = Number(bytes);
+  }
+  const checked = new Set([...form.querySelectorAll(".edit-kinds input:checked")].map((b) => b.value));
+  const enabled = new Set(t.profiles.filter((p) => p.enabled).map((p) => p.type));
+  if (checked.size !== enabled.size || [...checked].some((k) => !enabled.has(k))) {
+    const known = new Set(t.profiles.map((p) => p.type));
+    body.profiles = [
+      ...t.profiles.map((p) => ({
+        type: p.type,
+        enabled: checked.has(p.type),
+        path: p.path,
+        seconds: p.seconds,
+        ...(p.interval ? { interval: p.interval } : {}),
+      })),
+      ...[...checked].filter((k) => !known.has(k)),
+    ];
+  }
+  return body;
+}
+
+/**
+ * The edit form of target `t`. `onSaved(updated)` gets the server's answer after a successful PATCH,
+ * `onClose()` is called on Cancel; a refusal stays in the form with the server's own message.
+ */
+export function editForm(t, { onSaved, onClose }) {
+  const form = el("form", "target-edit");
+  form.autocomplete = "off";
+  form.setAttribute("aria-label", `Edit ${t.service} ${t.url}`);
+  const kinds = el("fieldset", "field kinds edit-kinds");
+  const boxes = el("span");
+  kinds.append(el("legend", "field-label", "Profiles"), boxes);
+  const shown = [...KINDS, ...t.profiles.map((p) => p.type).filter((k) => !KINDS.includes(k))];
+  for (const kind of shown) {
+    const label = el("label", "kind");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = kind;
+    box.checked = t.profiles.some((p) => p.type === kind && p.enabled);
+    label.append(box, ` ${kind}`);
+    boxes.append(label);
+  }
+  const error = el("pre", "alert-message edit-error");
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  const save = el("button", "btn btn-primary save", "Save");
+  save.type = "submit";
+  const cancel = el("button", "btn cancel", "Cancel");
+  cancel.type = "button";
+  cancel.addEventListener("click", onClose);
+  const buttons = el("div", "edit-buttons");
+  buttons.append(save, cancel);
+  form.append(
+    field("URL", "url", t.url, { grow: true }),
+    field("Service", "service", t.service),
+    field("Labels", "labels", formatLabels(t.labels), { grow: true, placeholder: "env=prod, version=1.5" }),
+    field("Interval", "interval", t.interval),
+    field("Timeout", "timeout", t.timeout, { placeholder: "default" }),
+    field("Path prefix", "path_prefix", t.path_prefix),
+    field("Max response bytes", "max_response_bytes", t.max_response_bytes, { type: "number", placeholder: "default" }),
+    kinds,
+    buttons,
+    error,
+  );
+  const refuse = (err) => {
+    error.textContent = err.message;
+    error.hidden = false;
+  };
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    let body;
+    try {
+      body = changes(t, form);
+    } catch (err) {
+      refuse(err);
+      return;
+    }
+    if (!Object.keys(body).length) {
+      onClose();
+      return;
+    }
+    save.disabled = true;
+    try {
+      onSaved(await fleet.patchTarget(t.id, body));
+    } catch (err) {
+      refuse(err);
+    } finally {
+      save.disabled = false;
+    }
+  });
+  form.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") onClose();
+  });
+  return form;
+}
