@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,23 @@ from server.settings import Settings
 from server.store.repository import Store
 from tests.pgserver import PostgresServer
 from tests.tools import DATA, postgres_bindir
+
+
+@pytest.fixture(autouse=True)
+def _terminal_logging_undone() -> Iterator[None]:
+    """Undo ``logs.configure`` after a test that ran a ``stackyard`` command in-process (``main([...])``).
+
+    It points the root logger at the ``sys.stderr`` of that moment, which is
+    this test's capture stream: once pytest closes it, any later log line
+    (from a server thread of another test) fails with "Logging error".
+    """
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
