@@ -267,6 +267,19 @@ class Template:
     base_total: int
     encoded: dict[int, bytes] = field(default_factory=dict)
 
+    def row(self, profile_id: int, series_id: int, time_ns: int, delta: int) -> dict[str, Any]:
+        """The ``profiles`` row of this capture stored at ``time_ns`` with ``delta`` more goroutines."""
+        return {
+            "id": profile_id,
+            "series_id": series_id,
+            "shape_id": self.shape_id,
+            "time_ns": time_ns,
+            "duration_ns": self.duration_ns,
+            "period": self.period,
+            "samples": self.samples,
+            "totals": [self.base_total + delta],
+        }
+
     def blob_with(self, delta: int) -> bytes:
         """The blob ingest() writes for this profile with ``delta`` more goroutines in the leak stack."""
         found = self.encoded.get(delta)
@@ -368,18 +381,7 @@ def _insert_fleet_rows(
         for k in range(first, min(steps, first + per_chunk)):
             at = build.fleet_start_ns + k * FLEET_STEP_NS
             for i, delta in enumerate(columns[k]):
-                rows.append(
-                    {
-                        "id": next_id,
-                        "series_id": series_ids[i],
-                        "shape_id": template.shape_id,
-                        "time_ns": at + offsets[i],
-                        "duration_ns": template.duration_ns,
-                        "period": template.period,
-                        "samples": template.samples,
-                        "totals": [template.base_total + delta],
-                    }
-                )
+                rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
                 blobs.append({"profile_id": next_id, "data": template.blob_with(delta)})
                 next_id += 1
         with store.engine.begin() as conn:

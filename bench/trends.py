@@ -97,18 +97,7 @@ def build(store: Store, settings: Settings, instances: int, end_ns: int) -> dict
         at = start_ns + k * FLEET_STEP_NS
         for i in range(instances):
             delta = int(deltas[i, k])
-            rows.append(
-                {
-                    "id": next_id,
-                    "series_id": series_ids[i],
-                    "shape_id": template.shape_id,
-                    "time_ns": at + offsets[i],
-                    "duration_ns": template.duration_ns,
-                    "period": template.period,
-                    "samples": template.samples,
-                    "totals": [template.base_total + delta],
-                }
-            )
+            rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
             blobs.append({"profile_id": next_id, "data": template.blob_with(delta)})
             next_id += 1
     deltas[:, first_raw_step] = 0  # that scrape is the ingested capture itself
