@@ -49,6 +49,13 @@ def test_get_patch_delete(client: TestClient) -> None:
     assert fetched["profiles"][1] == {"type": "heap", "enabled": False, "path": None, "seconds": None}
     patched = client.patch(path, json={"paused": True, "interval": "1m"}).json()
     assert patched["paused"] is True and patched["interval"] == "1m"
+    # The two fields with a default can be set, left alone by a PATCH that does not name them, and cleared.
+    limited = client.patch(path, json={"timeout": "5s", "max_response_bytes": 1000}).json()
+    assert (limited["timeout"], limited["max_response_bytes"]) == ("5s", 1000)
+    assert client.patch(path, json={"interval": "2m"}).json()["timeout"] == "5s"
+    cleared = client.patch(path, json={"timeout": None, "max_response_bytes": None}).json()
+    assert (cleared["timeout"], cleared["max_response_bytes"]) == (None, None)
+    assert cleared["interval"] == "2m" and cleared["paused"] is True
     assert client.get("/api/v1/targets").json()["targets"][0]["paused"] is True
     assert client.delete(path).status_code == 204
     assert client.get(path).status_code == 404

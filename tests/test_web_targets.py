@@ -139,6 +139,13 @@ def test_edit_a_target_in_place(site: Site, browser_page: BrowserPage) -> None:
     chips = card.locator(".target-labels .chip").all_inner_texts()
     assert chips == ["version=1.4", "team=shop"]
     assert "Saved shop" in bp.page.inner_text("#targets-summary")
+    # a timeout set, then emptied again: the field empty means the default (null in the API)
+    for timeout, stored_timeout in (("2s", "2s"), ("", None)):
+        card.locator("button.edit").click()
+        card.locator("form.target-edit input[name=timeout]").fill(timeout)
+        card.locator("form.target-edit button.save").click()
+        card.locator("form.target-edit").wait_for(state="detached")
+        assert site.stored()["timeout"] == stored_timeout
     # Cancel leaves it as it is
     card.locator("button.edit").click()
     card.locator("form.target-edit input[name=interval]").fill("9s")

@@ -171,15 +171,16 @@ def patch_target(target_id: int, body: TargetPatch, store: StoreDep, request: Re
         changes["labels"] = dict(body.labels)
     if body.interval is not None:
         changes["interval_s"] = _seconds(body.interval, "interval")
-    if body.timeout is not None:
-        changes["timeout_s"] = _seconds(body.timeout, "timeout")
+    # These two have a default the target may go back to: an explicit null clears them.
+    if "timeout" in body.model_fields_set:
+        changes["timeout_s"] = _seconds(body.timeout, "timeout") if body.timeout is not None else None
     if body.profiles is not None:
         changes["profiles"] = _profiles(body.profiles)
     if body.path_prefix is not None:
         changes["path_prefix"] = body.path_prefix
     if body.paused is not None:
         changes["paused"] = body.paused
-    if body.max_response_bytes is not None:
+    if "max_response_bytes" in body.model_fields_set:
         changes["max_response_bytes"] = body.max_response_bytes
     updated = store.targets.replace(check_target(replace(current, **changes), _policy(request)))
     scraper = _scraper(request)

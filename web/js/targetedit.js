@@ -64,12 +64,11 @@ function changes(t, form) {
   const labels = parseLabels(value("labels"));
   if (!sameLabels(labels, t.labels)) body.labels = labels;
   if (value("interval") !== t.interval) body.interval = value("interval");
-  for (const name of ["timeout", "max_response_bytes"]) {
-    if (!value(name) && t[name] != null) throw new Error(`${name}: the API cannot unset it; give a value`);
-  }
-  if (value("timeout") && value("timeout") !== (t.timeout ?? "")) body.timeout = value("timeout");
+  // An emptied field goes back to the default (null clears it in the API).
+  if (value("timeout") !== (t.timeout ?? "")) body.timeout = value("timeout") || null;
   if (value("path_prefix") !== t.path_prefix) body.path_prefix = value("path_prefix");
   const bytes = value("max_response_bytes");
+  if (!bytes && t.max_response_bytes != null) body.max_response_bytes = null;
   if (bytes && Number(bytes) !== t.max_response_bytes) {
     if (!/^\d+$/.test(bytes)) throw new Error(`max_response_bytes: "${bytes}" is not a whole number of bytes`);
     body.max_response_bytes = Number(bytes);
