@@ -3,11 +3,11 @@
 // (and a test can find) with its time and value on it.
 
 import { formatDateTime, formatValue } from "./format.js";
+import { legendItem, SERIES_COLORS as LINE_COLORS } from "./legend.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 260;
 const PAD = { left: 56, right: 16, top: 12, bottom: 26 };
-export const LINE_COLORS = ["#4c6ef5", "#f08c00", "#12b886", "#e64980", "#7950f2", "#15aabf", "#82c91e", "#fa5252", "#be4bdb", "#fab005"];
 
 const svgEl = (tag, attrs = {}) => {
   const node = document.createElementNS(NS, tag);
@@ -52,13 +52,10 @@ export class LineChart {
     this.legend.replaceChildren();
     const items = total ? [...series, total] : series;
     items.forEach((s, k) => {
-      const item = document.createElement("span");
-      item.className = "timeline-legend-item";
-      item.dataset.key = s.key;
-      const swatch = document.createElement("i");
-      swatch.style.background = s === total ? "#1b2130" : LINE_COLORS[k % LINE_COLORS.length];
       const last = s.points.length ? s.points[s.points.length - 1][1] : null;
-      item.append(swatch, `${s.name}${last === null ? "" : ` · ${formatValue(last, unit)}`}`);
+      const color = s === total ? "#1b2130" : LINE_COLORS[k % LINE_COLORS.length];
+      const item = legendItem(color, `${s.name}${last === null ? "" : ` · ${formatValue(last, unit)}`}`);
+      item.dataset.key = s.key;
       this.legend.append(item);
     });
     this.render();

@@ -2,10 +2,10 @@
 // canvas. Dragging across it selects a time range.
 
 import { formatDateTime, formatValue } from "./format.js";
+import { legendItem, SERIES_COLORS } from "./legend.js";
 
 const HEIGHT = 132;
 const PAD = { left: 64, right: 12, top: 10, bottom: 22 };
-const SERIES_COLORS = ["#4c6ef5", "#f08c00", "#12b886", "#e64980", "#7950f2", "#15aabf", "#82c91e", "#fa5252", "#be4bdb", "#fab005"];
 const MAX_STACKED = SERIES_COLORS.length; // more series than this are drawn as one total
 const TICKS = [
   1e3, 5e3, 15e3, 30e3, 60e3, 2 * 60e3, 5 * 60e3, 10 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 2 * 3600e3, 3 * 3600e3,
@@ -108,12 +108,7 @@ export class Timeline {
     this.legend.replaceChildren();
     if (names.length > 1 || series.length > MAX_STACKED) {
       names.forEach((n, k) => {
-        const item = document.createElement("span");
-        item.className = "timeline-legend-item";
-        const swatch = document.createElement("i");
-        swatch.style.background = SERIES_COLORS[k % SERIES_COLORS.length];
-        item.append(swatch, n);
-        this.legend.append(item);
+        this.legend.append(legendItem(SERIES_COLORS[k % SERIES_COLORS.length], n));
       });
     }
     this.render();
