@@ -4,6 +4,7 @@
     ├── InvalidParameter        a query parameter or field is wrong; names it
     │   ├── SelectorError       a selector that does not parse; points at the character
     │   ├── TimeRangeError      a time that does not parse, or from after to
+    │   │   └── TooOld          a profile's time older than the raw retention; ``option`` names the fix
     │   └── InvalidTarget       (422) a scrape target that cannot be scraped (bad URL, scheme, labels)
     ├── NotFound                (404) no such profile, series or target
     ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
@@ -44,6 +45,26 @@ class SelectorError(InvalidParameter):
 
 class TimeRangeError(InvalidParameter):
     pass
+
+
+class TooOld(TimeRangeError):
+    """A profile stamped before the raw retention: its hour may already be rolled up from deleted profiles.
+
+    The message names how to store it anyway (a later time); each caller says it in its own words:
+    ``time=`` for the API, ``--time`` for the CLI.
+    """
+
+    def __init__(self, when: str, retention: str, option: str = "time=") -> None:
+        super().__init__(
+            "time",
+            f"{when} is older than the raw retention ({retention}); to store it, give it a later time "
+            f"with {option} (now, RFC 3339 or Unix seconds)",
+        )
+        self.when = when
+        self.retention = retention
+
+    def naming(self, option: str) -> TooOld:
+        return TooOld(self.when, self.retention, option)
 
 
 class InvalidTarget(InvalidParameter):

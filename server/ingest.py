@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from server.errors import Conflict, InvalidParameter, LimitExceeded, PayloadTooLarge
+from server.errors import Conflict, InvalidParameter, LimitExceeded, PayloadTooLarge, TooOld
 from server.labels import check_labels
 from server.limits import StoreLimits
 from server.pprof.decode import decode_columns
@@ -124,9 +124,7 @@ def _ingest(
     if when < oldest:
         # Its bucket may be rolled up from raw profiles that retention already deleted: storing it
         # would make the rebuilt rollup lose them.
-        raise InvalidParameter(
-            "time", f"{format_time(when)} is older than the raw retention ({settings.retention_raw})"
-        )
+        raise TooOld(format_time(when), settings.retention_raw)
     try:
         stored = store.write(
             columns, kind, labels, when, idempotency_key, max_series_per_service=limits.series_per_service

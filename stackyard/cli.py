@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from collector.config import ConfigError
 from server import __version__, logs
-from server.errors import StackyardError
+from server.errors import StackyardError, TooOld
 from server.labels import parse_label_pairs
 from server.pprof.errors import ProfileError
 from server.settings import Settings
@@ -157,9 +157,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from server.ingest import ingest
     from server.migrate import upgrade
     from server.store.repository import Store
-    from server.timeparse import format_time
+    from server.timeparse import format_time, parse_time_ns
 
     settings = _settings(args)
+    # Parsed once, before anything is opened: a typo in --time is one message, not one per file.
+    time_ns = parse_time_ns(args.time, "--time") if args.time else None
     upgrade(settings.database_url)
     labels = parse_label_pairs(args.label or [])
     labels["service"] = args.service
@@ -170,9 +172,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             path = Path(name)
             try:
                 data = path.read_bytes()
-                result = ingest(store, settings, data, dict(labels), args.type)
+                result = ingest(store, settings, data, dict(labels), args.type, time_ns)
             except OSError as exc:
                 print(f"{name}: cannot read: {exc.strerror}", file=sys.stderr)
+                failures += 1
+                continue
+            except TooOld as exc:
+                print(f"{name}: {exc.naming('--time')}", file=sys.stderr)
                 failures += 1
                 continue
             except (StackyardError, ProfileError) as exc:
@@ -305,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--service", required=True)
     ingest.add_argument("--type", choices=["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"])
     ingest.add_argument("--label", action="append", metavar="KEY=VALUE")
+    ingest.add_argument(
+        "--time",
+        metavar="now|RFC3339|UNIX",
+        help="store every file at this time instead of its own capture time (needed for captures older than "
+        "the raw retention)",
+    )
     ingest.set_defaults(func=cmd_ingest)
     return parser
 

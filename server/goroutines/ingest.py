@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from server.errors import InvalidParameter, PayloadTooLarge
+from server.errors import PayloadTooLarge, TooOld
 from server.goroutines.dump import parse_dump
 from server.goroutines.groups import group_goroutines
 from server.labels import check_labels
@@ -36,9 +36,7 @@ def ingest_dump(
     groups = group_goroutines(goroutines)
     when = time_ns if time_ns is not None else time.time_ns()
     if when < time.time_ns() - parse_duration_ns(settings.retention_raw):
-        raise InvalidParameter(
-            "time", f"{format_time(when)} is older than the raw retention ({settings.retention_raw})"
-        )
+        raise TooOld(format_time(when), settings.retention_raw)
     series = store.series.get_or_create(DUMP_KIND, labels)
     stored = store.goroutines.write(series.id, when, len(goroutines), groups)
     log.info(
