@@ -14,6 +14,8 @@ answered 429 before the token is even looked at.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from urllib.parse import quote
@@ -33,13 +35,34 @@ COOKIE_NAME = "stackyard_token"
 
 
 def presented_token(headers: Headers) -> str | None:
-    """The bearer token of the ``Authorization`` header, else the login cookie's."""
-    authorization = headers.get("authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+    """The token of the ``Authorization`` header, else the login cookie's.
+
+    ``Bearer <token>``, or ``Basic`` with the token as the password (the user name is not read):
+    that is how Pyroscope's clients send credentials (the pyroscope-go SDK's ``BasicAuthPassword``,
+    Alloy's ``basic_auth``). Basic credentials that do not decode are presented as an empty token,
+    which matches none and counts as a failed attempt, like any wrong token.
+    """
+    scheme, credentials = _authorization(headers)
+    if scheme == "bearer":
+        return credentials
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        _user, _, password = decoded.partition(":")
+        return password
     cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE_NAME)
     return cookie or None
+
+
+def _authorization(headers: Headers) -> tuple[str, str]:
+    """The scheme (lower case) and credentials of ``Authorization``; ``("", "")`` when there are none."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if scheme in ("bearer", "basic") and credentials:
+        return scheme, credentials
+    return "", ""
 
 
 def failure_counter(registry: CollectorRegistry) -> Counter:
@@ -122,9 +145,8 @@ class AuthMiddleware:
 
 
 def _from_cookie(headers: Headers) -> bool:
-    """Whether :func:`presented_token` took the token from the cookie (no bearer header was sent)."""
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    return not (scheme.lower() == "bearer" and credentials.strip())
+    """Whether :func:`presented_token` took the token from the cookie (no Bearer or Basic header was sent)."""
+    return _authorization(headers) == ("", "")
 
 
 def _expired_cookie(scope: Scope) -> tuple[bytes, bytes]:
