@@ -43,8 +43,15 @@ class _State:
     problem: str | None = None
 
 
-async def read_form(chunks: AsyncIterator[bytes], content_type: str, body_limit: int) -> dict[str, bytes]:
-    """The named parts of the form; unknown parts are read past and dropped."""
+async def read_form(
+    chunks: AsyncIterator[bytes], content_type: str, body_limit: int, declared: str | None = None
+) -> dict[str, bytes]:
+    """The named parts of the form; unknown parts are read past and dropped.
+
+    ``declared``: the request's Content-Length, refused before reading when it is past the limit.
+    """
+    if declared and declared.isdigit() and int(declared) > body_limit:
+        raise PayloadTooLarge(f"body: {declared} bytes exceeds the limit of {body_limit} bytes")
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:

@@ -86,7 +86,8 @@ async def ingest_upload(
 
     content_type = request.headers.get("content-type")
     if is_multipart(content_type):
-        form = await read_form(request.stream(), content_type or "", settings.max_body_bytes)
+        declared = request.headers.get("content-length")
+        form = await read_form(request.stream(), content_type or "", settings.max_body_bytes, declared)
         if "profile" not in form:
             raise InvalidParameter("body", "the multipart form has no 'profile' part (the gzipped pprof profile)")
         profile, previous = form["profile"], form.get("prev_profile")
