@@ -13,6 +13,7 @@ from typing import Any
 from anyio import to_thread
 from starlette.datastructures import State
 
+from server.errors import InvalidParameter
 from server.ingest import ingest
 from server.ingest_workers import IngestWorkers, RemoteRefusal
 from server.limits import limit_rejections
@@ -39,7 +40,23 @@ class Written:
 
 
 async def store(state: State, write: Write) -> Written:
-    """Store one profile; refusals raise what ``/api/v1/ingest`` would raise for it."""
+    """Store one profile; refusals raise what ``/api/v1/ingest`` would raise for it.
+
+    Except one: a profile whose kind cannot be told is refused without ``/api/v1/ingest``'s
+    advice to pass ``type=``, which Pyroscope's clients have no way to send.
+    """
+    try:
+        return await _store(state, write)
+    except InvalidParameter as exc:
+        if write.kind is not None or exc.parameter != "type":
+            raise
+        message = exc.message.removeprefix("type: ").removesuffix("; pass type=")
+        raise InvalidParameter(
+            "profile", f"{message}; Stackyard stores Go's CPU, heap, goroutine, mutex and block profiles"
+        ) from None
+
+
+async def _store(state: State, write: Write) -> Written:
     settings: Settings = state.settings
     rejections = limit_rejections(state.metrics_registry)
     workers: IngestWorkers | None = state.ingest_workers
