@@ -10,19 +10,26 @@ import base64
 import gzip
 import http.client
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from server.app import create_app
 from server.auth.tokens import Scope, TokenEntry, digest
+from server.errors import InvalidParameter
 from server.pprof import decode, encode
 from server.pprof.merge import scale
+from server.pyroscope.multipart import read_form
+from server.pyroscope.series import parse_app_key
+from server.pyroscope.uploadparams import parse_unix_time_ns
 from server.settings import Settings
 from server.store.models import ProfileRow
 from server.store.repository import Store
@@ -295,3 +302,35 @@ def test_the_sdks_credentials(secured: TestClient) -> None:
     response = send(basic(READ_TOKEN))
     assert response.status_code == 403 and response.json() == {"error": "forbidden", "status": 403}
     assert len(secured.get("/api/v1/series", headers=basic(READ_TOKEN)).json()["series"]) == 1
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
+@given(st.text(max_size=120), st.text(alphabet="0123456789x -", max_size=30))
+def test_names_and_times_are_parsed_or_refused_by_name(name: str, when: str) -> None:
+    # Whatever a client sends as name= or from=, the answer is a result or an error naming the parameter.
+    try:
+        labels = parse_app_key(name).labels
+        assert labels["service"] == name.partition("{")[0].strip()
+    except InvalidParameter as exc:
+        assert exc.parameter == "name"
+    try:
+        assert parse_unix_time_ns(when, "from") >= 0
+    except InvalidParameter as exc:
+        assert exc.parameter == "from"
+
+
+@settings(max_examples=100, derandomize=True, deadline=None, database=None)
+@given(st.integers(min_value=0, max_value=1784), st.binary(max_size=16), st.integers(min_value=1, max_value=700))
+def test_a_mangled_multipart_body_is_parsed_or_refused_by_name(cut: int, junk: bytes, chunk: int) -> None:
+    capture = load(0)
+    body = capture.body[:cut] + junk + capture.body[cut + len(junk) :]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), chunk):
+            yield body[start : start + chunk]
+
+    try:
+        parts = anyio.run(read_form, chunks(), capture.headers["Content-Type"], 1 << 20)
+        assert set(parts) <= {"profile", "sample_type_config", "prev_profile"}
+    except InvalidParameter as exc:
+        assert exc.parameter == "body"
