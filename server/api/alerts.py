@@ -109,7 +109,7 @@ def list_receivers(request: Request) -> dict[str, Any]:
 @router.post("/receivers", status_code=201)
 def create_receiver(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
     alerting = _alerting(request)
-    return alerting.add_receiver(parse_receiver(body)).to_json()
+    return alerting.add_receiver(parse_receiver(body, policy=alerting.settings.network_policy())).to_json()
 
 
 @router.delete("/receivers/{name}", status_code=204)
