@@ -19,13 +19,16 @@ log = logging.getLogger(__name__)
 STORED_METRICS_TIMEOUT_S = 2.0
 
 
-@router.get("/metrics")
+@router.api_route("/metrics", methods=["GET", "HEAD"])
 async def metrics(request: Request) -> Response:
+    """The exposition; ``HEAD`` answers with the same status and headers, and no body (monitors probe with it)."""
     registry: CollectorRegistry = request.app.state.metrics_registry
     body = generate_latest(registry)
     store = getattr(request.app.state, "store", None)
     if store is not None:  # a scrape-only `stackyard collect` process has no database
         body += await _stored_metrics(request, store)
+    if request.method == "HEAD":
+        return Response(media_type=CONTENT_TYPE_LATEST, headers={"content-length": str(len(body))})
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
