@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 STORED_METRICS_TIMEOUT_S = 2.0
 
 
-@router.api_route("/metrics", methods=["GET", "HEAD"])
+@router.get("/metrics")
+@router.head("/metrics", include_in_schema=False)  # one operation in the schema (two would share an id)
 async def metrics(request: Request) -> Response:
     """The exposition; ``HEAD`` answers with the same status and headers, and no body (monitors probe with it)."""
     registry: CollectorRegistry = request.app.state.metrics_registry
