@@ -90,8 +90,11 @@ def numeric_host(host: str) -> IPAddress | None:
     Beyond dotted quads this accepts what the C resolver accepts as a number
     (``2852039166``, ``0xa9fea9fe``, ``169.254.43518``, ``0177.0.0.1``, ``0``): a URL
     using such a form reaches the same address, so it must be refused the same way.
+    One trailing dot is ignored (``169.254.169.254.``), as browsers' URL parsers do.
     """
     host = host.strip("[]")
+    if host.endswith(".") and not host.endswith(".."):
+        host = host[:-1]
     try:
         return normalise(ipaddress.ip_address(host))
     except ValueError:

@@ -281,6 +281,8 @@ METADATA_FORMS = [
     ("http://0251.0376.0251.0376/", "169.254.169.254 is in"),  # octal
     ("http://0xa9.0xfe.0xa9.0xfe/", "169.254.169.254 is in"),  # hex per part
     ("http://169.16689662/", "169.254.169.254 is in"),  # a.b-as-24-bits
+    ("http://169.254.169.254./", "169.254.169.254 is in"),  # a trailing dot, which browsers drop
+    ("http://169\u3002254\u3002169\u3002254/", "169.254.169.254 is in"),  # ideographic full stops (IDNA dots)
 ]
 THIS_HOST_FORMS = [
     ("http://0.0.0.0:6060/", "0.0.0.0 reaches 127.0.0.1, which is in the denied network 127.0.0.0/8"),
