@@ -30,6 +30,8 @@ from stackyard.runtime import build_server
 from tests.conftest import TEST_RETENTION
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 PASSWORD = "s3cret-pass-do-not-show"
 TOKENS = {scope: f"sy_redaction-test-{scope.value}-token" for scope in Scope}
 COLLECTOR = "sy_redaction-test-collector-token"  # what `stackyard collect` needs: read (targets) and ingest
