@@ -142,7 +142,6 @@ def test_a_refused_alertmanager_url_stops_the_start(
 # ---------------------------------------------------------------- connect time
 
 
-@pytest.mark.timeout(60)
 def test_firing_rules_do_not_reach_denied_addresses(store: Store, settings: Settings) -> None:
     denied = settings.model_copy(update={"scrape_deny_networks": LOOPBACK_DENY})
     with WebhookServer() as v4, WebhookServer(host="::1") as v6:
@@ -157,7 +156,6 @@ def test_firing_rules_do_not_reach_denied_addresses(store: Store, settings: Sett
     }
 
 
-@pytest.mark.timeout(60)
 def test_the_same_receivers_are_reached_under_the_default_policy(store: Store, settings: Settings) -> None:
     with WebhookServer() as v4, WebhookServer(host="::1") as v6:
         hooks = {"v4": v4.url, "v6": v6.url, "named": f"http://localhost:{v4.port}/named"}
@@ -167,7 +165,6 @@ def test_the_same_receivers_are_reached_under_the_default_policy(store: Store, s
     assert {n.outcome for n in outbox} == {"sent"}
 
 
-@pytest.mark.timeout(60)
 def test_environment_proxies_are_ignored_and_a_configured_one_is_used(
     store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,7 +185,6 @@ def test_environment_proxies_are_ignored_and_a_configured_one_is_used(
         assert [path for path, _ in hook.paths] == ["/hook"]  # nothing more arrived directly
 
 
-@pytest.mark.timeout(60)
 def test_only_a_status_line_is_kept_from_a_reply(
     store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -203,7 +199,6 @@ def test_only_a_status_line_is_kept_from_a_reply(
     assert not any("SECRET" in f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
 
 
-@pytest.mark.timeout(60)
 def test_alertmanager_is_refused_at_connect_when_its_name_resolves_into_a_denied_network(
     store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
