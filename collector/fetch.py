@@ -31,7 +31,7 @@ from collector.errors import (
     ScrapeTimeout,
     TargetRefused,
 )
-from collector.guard import GuardedTransport
+from server.netguard import AddressRefused, GuardedTransport
 from server.netpolicy import NetworkPolicy
 from server.targets import Auth, TargetSpec
 
@@ -143,6 +143,8 @@ class Fetcher:
             raise AssertionError("unreachable: the last hop either returns or raises")
         except ScrapeError:
             raise
+        except AddressRefused as exc:
+            raise TargetRefused(str(exc)) from None
         except httpx.ConnectError as exc:
             raise ConnectError(_connect_sentence(exc)) from None
         except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:

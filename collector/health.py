@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from server.redact import redact_credentials
 from server.scraping import ScrapeHealth
 
 MAX_BACKOFF_S = 300.0
@@ -33,7 +34,7 @@ class HealthState:
         self.up = False
         self.last_scrape_ns = started_ns
         self.last_duration_ms = round(duration_s * 1000, 1)
-        self.last_error = error
+        self.last_error = redact_credentials(error)  # health is shown to read tokens; a URL in it may carry a password
         self.consecutive_failures += 1
         backoff = min(MAX_BACKOFF_S, interval_s * 2 ** (self.consecutive_failures - 1))
         # Leave half an interval of slack so the tick after the backoff is not skipped by jitter.

@@ -31,6 +31,7 @@ from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile, Sink
 from server.availability import log_failure
 from server.pprof.errors import ProfileError
+from server.redact import redact_credentials
 from server.scraping import ScrapeHealth
 from server.targets import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
 
@@ -258,7 +259,7 @@ class ScrapeManager:
         log.info(
             "scrape",
             extra={
-                "target": target.url,
+                "target": target.shown_url,
                 "service": target.service,
                 "kind": spec.kind,
                 "outcome": result,
@@ -274,7 +275,7 @@ class ScrapeManager:
         if job_id in self._jobs:
             self._remove(job_id)
         self._health.pop((target.key, spec.kind), None)
-        log.info("not served", extra={"target": target.url, "kind": spec.kind, "outcome": "not_scheduled"})
+        log.info("not served", extra={"target": target.shown_url, "kind": spec.kind, "outcome": "not_scheduled"})
 
     async def _fetch(
         self, target: TargetSpec, spec: ProfileSpec, started_ns: int, on_start: Callable[[], None] | None
@@ -299,7 +300,7 @@ class ScrapeManager:
             # The target cannot compute deltas itself: take cumulative snapshots and subtract here.
             cumulative = await self._fetcher.get(target, target.url_for(spec, None), snapshot_timeout)
             self._deltas.fall_back(target.key, spec.kind)
-            log.info("client-side deltas", extra={"target": target.url, "kind": spec.kind})
+            log.info("client-side deltas", extra={"target": target.shown_url, "kind": spec.kind})
             return await asyncio.to_thread(self._deltas.next, target.key, spec.kind, cumulative, started_ns)
 
     # -- what the server asks ----------------------------------------------
@@ -329,7 +330,7 @@ class ScrapeManager:
         except ScrapeError as exc:
             from server.errors import StackyardError
 
-            error = StackyardError(f"trace capture from {target.url} failed: {exc}")
+            error = StackyardError(f"trace capture from {target.shown_url} failed: {redact_credentials(str(exc))}")
             error.status_code = 502
             raise error from None
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from server.errors import InvalidTarget
 from server.labels import LABEL_NAME
 from server.netpolicy import NetworkPolicy
+from server.redact import redact_credentials
 
 #: Path of each profile kind under the target's pprof prefix.
 PROFILE_PATHS = {
@@ -93,8 +94,17 @@ class TargetSpec:
 
     @property
     def key(self) -> str:
-        """Identity of a target across restarts and sources: its URL and service."""
-        return f"{self.url}|{self.service}"
+        """Identity of a target across restarts and sources: its URL (credentials redacted) and service.
+
+        The key travels: into logs, job ids and the idempotency key a pushing
+        collector sends, so it must not carry a password from the URL.
+        """
+        return f"{self.shown_url}|{self.service}"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as logs, errors and read-only readers see it: ``http://user:xxxxx@host/``."""
+        return redact_credentials(self.url)
 
     @property
     def instance(self) -> str:
@@ -173,11 +183,11 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
         parts = urlsplit(target.url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidTarget("url", f"{target.url!r} is not a valid URL ({exc})") from None
+        raise InvalidTarget("url", f"{target.shown_url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise InvalidTarget("url", f"scheme {parts.scheme or '(none)'!r} is not allowed; use http or https")
     if not parts.hostname:
-        raise InvalidTarget("url", f"{target.url!r} has no host")
+        raise InvalidTarget("url", f"{target.shown_url!r} has no host")
     if port == 0:
         raise InvalidTarget("url", "port 0 is not a valid target port")
     if policy is not None:

@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.auth.binding import InsecureBind, check_bind
+    from server.proxies import uvicorn_proxy_options
     from stackyard.runtime import build_server
 
     settings = _settings(args)
@@ -66,7 +67,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving",
         extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        **uvicorn_proxy_options(settings),  # forwarded headers only from STACKYARD_TRUSTED_PROXIES
+    )
     return 0
 
 
@@ -79,6 +87,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from collector.httpapp import metrics_app, parse_listen
     from collector.manager import Shard
     from server.auth.binding import InsecureBind, check_bind
+    from server.proxies import uvicorn_proxy_options
     from stackyard.runtime import build_collector
 
     settings = _settings(args)
@@ -97,7 +106,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         await manager.start()
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_proxy_options(settings))
+        server = uvicorn.Server(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
