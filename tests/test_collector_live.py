@@ -137,8 +137,10 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     assert by_service["slow-svc"]["source"] == "config" and by_service["leaky-svc"]["source"] == "api"
     for target in listed:
         assert target["up"] is True, target
-        # goroutineleak 404s on Go 1.19 and is dropped quietly; goroutine_dump may not have run yet (1m).
-        assert set(target["health"]) == {*KINDS, "goroutine_dump"}
+        # goroutine_dump may not have run yet (1m); goroutineleak 404s on Go 1.19: not served, not down.
+        assert set(target["health"]) == {*KINDS, "goroutine_dump", "goroutineleak"}
+        leak = target["health"]["goroutineleak"]
+        assert leak["not_served"] is True and leak["up"] is None and leak["last_error"] is None, leak
         for kind, health in target["health"].items():
             assert health["consecutive_failures"] == 0, (target["service"], kind, health)
     assert 'stackyard_scrapes_total{kind="cpu",result="success"}' in metrics_text

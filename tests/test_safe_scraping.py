@@ -240,8 +240,13 @@ def test_refusals_are_target_health_errors(server: RedirectingServer, sqlite_url
     finally:
         store.close()
     assert states["metadata"].up is False
-    assert states["metadata"].last_error == "refused: 169.254.169.254 is in the denied network 169.254.0.0/16"
-    assert states["redirect"].last_error == "refused: redirect to another host (169.254.169.254) not followed"
+    assert states["metadata"].last_error == (
+        "refused: 169.254.169.254 is in the denied network 169.254.0.0/16 (GET http://169.254.169.254/good)"
+    )
+    assert states["redirect"].last_error == (
+        "refused: redirect to another host (169.254.169.254) not followed "
+        f"(GET {server.base}/to?url=http://169.254.169.254/heap)"
+    )
     assert states["normal"].up is True and states["normal"].last_error is None
     assert len(stored) == 1
 
