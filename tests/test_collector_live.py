@@ -1,5 +1,8 @@
 """End to end with real Go: three demo instances registered three ways, every kind scraped for 30 s.
 
+The three ways: the API, the ``stackyard targets add`` command (run in-process against the same app) and
+the config file.
+
 The pieces are the ones ``stackyard serve`` wires together (API, store,
 ScrapeManager, in-process sink), plus a tee that keeps the raw bytes of
 every CPU scrape so stored numbers can be checked against ``go tool pprof``
@@ -9,9 +12,6 @@ on exactly what was fetched.
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +30,9 @@ from server.pprof import profile_pb2
 from server.settings import Settings
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
+from stackyard import targetscli
+from stackyard.apiclient import ApiClient
+from stackyard.cli import build_parser
 from stackyard.runtime import config_sources, scraped_ingest
 from tests.godemo import running
 from tests.oracle import pprof_top
@@ -100,30 +103,12 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
             on_start=[manager.start],
             on_stop=[manager.stop],
         )
-        cli_env = {**os.environ, "STACKYARD_DATABASE_URL": sqlite_url, "STACKYARD_LOG_LEVEL": "WARNING"}
-        added = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stackyard",
-                "targets",
-                "add",
-                steady,
-                "--service",
-                "steady-svc",
-                "--interval",
-                INTERVAL,
-            ],
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            timeout=60,
-            check=False,
-        )
-        assert added.returncode == 0, added.stderr
         leaky_instance = leaky.removeprefix("http://")
         allocs_before = _alloc_objects(httpx.get(f"{leaky}/debug/pprof/allocs", timeout=10).content)
         with TestClient(app) as client:
+            # The command line's way: `stackyard targets add` asks the API (here the in-process app).
+            add = ["targets", "add", steady, "--service", "steady-svc", "--interval", INTERVAL]
+            assert targetscli.run(build_parser().parse_args(add), ApiClient("http://testserver", client=client)) == 0
             created = client.post("/api/v1/targets", json={"url": leaky, "service": "leaky-svc", "interval": INTERVAL})
             assert created.status_code == 201, created.text
             time.sleep(RUN_SECONDS)
