@@ -16,7 +16,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from collector.config import ConfigError
 from server import __version__, logs
 from server.errors import StackyardError
 from server.settings import Settings
@@ -248,14 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackyardError as exc:
         print(f"stackyard: {exc.message}", file=sys.stderr)
         return 2
-    except ConfigError as exc:
-        print(f"stackyard: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        # Imported here: the config loader is heavy, and only serve and collect read a config file.
+        from collector.config import ConfigError
         from server.availability import describe, is_unavailable
 
+        if isinstance(exc, ConfigError):
+            print(f"stackyard: {exc}", file=sys.stderr)
+            return 2
         if not is_unavailable(exc):
             raise
         print(f"stackyard: database unavailable: {describe(exc)}", file=sys.stderr)
