@@ -1,4 +1,4 @@
-"""End to end with real Go: three demo instances registered three ways, every kind scraped for 30 s.
+"""End to end with real Go: three demo instances registered three ways, every kind scraped for 20 s.
 
 The three ways: the API, the ``stackyard targets add`` command (run in-process against the same app) and
 the config file.
@@ -38,7 +38,7 @@ from tests.godemo import running
 from tests.oracle import pprof_top
 
 INTERVAL = "3s"
-RUN_SECONDS = 32.0
+RUN_SECONDS = 20.0  # about six scrapes of every kind per instance
 KINDS = ("cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate")
 
 
@@ -72,7 +72,7 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     settings = Settings(database_url=sqlite_url)
     store = Store.from_url(sqlite_url)
     with (
-        running("-leak-rate", "15") as leaky,
+        running("-leak-rate", "30") as leaky,
         running("-leak-rate", "0") as steady,
         running("-leak-rate", "0", "-slow-factor", "2") as slow,
     ):
