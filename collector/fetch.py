@@ -127,7 +127,12 @@ class Fetcher:
             try:
                 return await asyncio.wait_for(self._get(target, url, headers, auth), timeout_s)
             except TimeoutError:
-                raise ScrapeTimeout(f"timeout after {timeout_s:g}s") from None
+                timeout = ScrapeTimeout(f"timeout after {timeout_s:g}s")
+                timeout.url = url
+                raise timeout from None
+            except ScrapeError as exc:
+                exc.url = url
+                raise
 
     async def _get(self, target: TargetSpec, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None) -> bytes:
         client = self._client(target.instance, target.auth)

@@ -20,8 +20,10 @@ class HealthState:
     last_error: str | None = None
     consecutive_failures: int = 0
     retry_after_ns: int = 0
+    not_served: bool = False  # an optional kind the target answered 404 for: asked again only rarely
 
     def succeeded(self, started_ns: int, duration_s: float) -> None:
+        self.not_served = False
         self.up = True
         self.last_scrape_ns = started_ns
         self.last_duration_ms = round(duration_s * 1000, 1)
@@ -40,6 +42,16 @@ class HealthState:
         # Leave half an interval of slack so the tick after the backoff is not skipped by jitter.
         self.retry_after_ns = started_ns + int((backoff - interval_s / 2) * 1e9)
 
+    def unserved(self, started_ns: int, duration_s: float) -> None:
+        """A 404 for an optional kind: not a failure (the target is healthy), just nothing to scrape."""
+        self.not_served = True
+        self.up = None
+        self.last_scrape_ns = started_ns
+        self.last_duration_ms = round(duration_s * 1000, 1)
+        self.last_error = None
+        self.consecutive_failures = 0
+        self.retry_after_ns = 0
+
     def may_run(self, now_ns: int | None = None) -> bool:
         return (now_ns if now_ns is not None else time.time_ns()) >= self.retry_after_ns
 
@@ -52,4 +64,5 @@ class HealthState:
             last_error=self.last_error,
             consecutive_failures=self.consecutive_failures,
             next_scrape_ns=next_scrape_ns,
+            not_served=self.not_served,
         )

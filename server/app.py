@@ -14,6 +14,7 @@ from server import __version__
 from server.alerts.service import Alerting
 from server.api import (
     alerts,
+    docs,
     errors,
     goroutines,
     health,
@@ -80,7 +81,8 @@ def create_app(
             if owned:
                 the_store.close()
 
-    app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan)
+    # /docs comes from server/api/docs.py, with its scripts served here rather than from a CDN.
+    app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = the_store
     app.state.scraper = scraper
@@ -106,6 +108,7 @@ def create_app(
     errors.install(app)
     for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
         app.include_router(module.router)
+    docs.install(app)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -76,7 +76,12 @@ class Settings(BaseSettings):
         default_factory=list, description='JSON list of {"name", "scopes", "sha256"}; empty: no auth, loopback only'
     )
     auth_cookie_max_age: float = Field(7 * 86400, gt=0, description="seconds the dashboard's login cookie lasts")
-    api_token: SecretStr | None = Field(None, description="token sent to a remote server (collect, query)")
+    api_token: SecretStr | None = Field(
+        None, description="token sent to a remote server (collect, query, targets, ingest)"
+    )
+    url: str = Field(
+        "http://127.0.0.1:4180", description="the server `stackyard targets`, `ingest` and `query` talk to"
+    )
     login_max_failures: int = Field(
         10, gt=0, description="failed logins or wrong tokens per client address per window; more: 429"
     )
@@ -134,7 +139,7 @@ class Settings(BaseSettings):
             raise ValueError("retention must be at least 1h")
         return value
 
-    @field_validator("alertmanager_url", "external_url", "notify_proxy")
+    @field_validator("alertmanager_url", "external_url", "notify_proxy", "url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

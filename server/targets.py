@@ -172,10 +172,13 @@ def in_shard(target: TargetSpec, shard: int, shards: int) -> bool:
 
 
 def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> TargetSpec:
-    """Reject what cannot be scraped, naming the field; returns the target unchanged.
+    """Reject what cannot be scraped, naming the field; returns the target, its URL made a base URL.
 
     With a ``policy``, a URL whose host is an address the policy refuses is
     rejected here; host names are checked when the scraper resolves them.
+    A URL pasted with the pprof path (``http://host:6060/debug/pprof/``) has
+    that path taken off, since ``path_prefix`` adds it to every scrape; a
+    profile's own URL (``.../debug/pprof/heap``) is refused, saying what to give.
     """
     if any(c.isspace() or ord(c) < 32 for c in target.url):
         raise InvalidTarget("url", "must not contain spaces or control characters")
@@ -224,4 +227,30 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
             raise InvalidTarget("profiles", f"{spec.kind}: interval must be between {MIN_INTERVAL_S:g}s and 24h")
     if not target.path_prefix.startswith("/"):
         raise InvalidTarget("path_prefix", "must start with /")
+    return _without_pprof_path(target)
+
+
+def _without_pprof_path(target: TargetSpec) -> TargetSpec:
+    """``http://host:6060/debug/pprof/`` scraped at ``/debug/pprof/debug/pprof/heap`` answers 404: take it off.
+
+    A path before the prefix stays (a service behind a proxy at ``/app`` is
+    scraped at ``/app/debug/pprof/heap``); a path reaching past the prefix
+    names one profile, which no target URL should.
+    """
+    parts = urlsplit(target.url.strip())
+    prefix = target.path_prefix.rstrip("/")
+    path = parts.path.rstrip("/")
+    if not prefix or not path:
+        return target
+    if path.endswith(prefix):
+        base = f"{parts.scheme}://{parts.netloc}{path[: -len(prefix)]}"
+        return replace(target, url=base)
+    inside = (path + "/").find(prefix + "/")
+    if inside >= 0:
+        base = f"{parts.scheme}://{parts.netloc}{path[:inside]}"
+        raise InvalidTarget(
+            "url",
+            f"{target.url} is the URL of one profile; give the service's base URL ({base}): "
+            f"every profile kind is scraped under it, at path_prefix {prefix}/",
+        )
     return target

@@ -248,22 +248,30 @@ def test_refusals_are_target_health_errors(server: RedirectingServer, sqlite_url
     finally:
         store.close()
     assert states["metadata"].up is False
-    assert states["metadata"].last_error == "refused: 169.254.169.254 is in the denied network 169.254.0.0/16"
-    assert states["redirect"].last_error == "refused: redirect to another host (169.254.169.254) not followed"
+    assert states["metadata"].last_error == (
+        "refused: 169.254.169.254 is in the denied network 169.254.0.0/16 (GET http://169.254.169.254/good)"
+    )
+    assert states["redirect"].last_error == (
+        "refused: redirect to another host (169.254.169.254) not followed "
+        f"(GET {server.base}/to?url=http://169.254.169.254/heap)"
+    )
     assert states["normal"].up is True and states["normal"].last_error is None
     assert len(stored) == 1
 
 
 def test_cli_refuses_a_denied_address_and_a_bad_network_setting(
-    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stackyard.cli import main
+    from stackyard import targetscli
+    from stackyard.apiclient import ApiClient
+    from stackyard.cli import build_parser, main
 
-    args = ["targets", "add", "http://169.254.169.254/", "--service", "s", "--database-url", sqlite_url]
-    assert main(args) == 2
-    assert "url: refused: 169.254.169.254 is in the denied network 169.254.0.0/16" in capsys.readouterr().err
+    # `stackyard targets add` asks the server, whose check refuses the address (here the in-process app).
+    args = build_parser().parse_args(["targets", "add", "http://169.254.169.254/", "--service", "s"])
+    assert targetscli.run(args, ApiClient("http://testserver", client=client)) == 2
+    assert "422: url: refused: 169.254.169.254 is in the denied network 169.254.0.0/16" in capsys.readouterr().err
     monkeypatch.setenv("STACKYARD_SCRAPE_DENY_NETWORKS", '["10.0.0.0/8", "not-a-network"]')
-    assert main(["targets", "list", "--database-url", sqlite_url]) == 2
+    assert main(["targets", "list"]) == 2
     err = capsys.readouterr().err
     assert "invalid setting: scrape_deny_networks" in err and "not-a-network" in err
 

@@ -90,6 +90,7 @@ def _health_json(health: ScrapeHealth) -> dict[str, Any]:
         "last_error": redact_credentials(health.last_error) if health.last_error else health.last_error,
         "consecutive_failures": health.consecutive_failures,
         "next_scrape": format_time(health.next_scrape_ns) if health.next_scrape_ns else None,
+        "not_served": health.not_served,
     }
 
 
