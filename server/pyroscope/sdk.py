@@ -24,7 +24,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from server.api.ingest import read_body
-from server.errors import InvalidParameter, TooOld
+from server.errors import InvalidParameter, TimeRangeError, TooOld
 from server.ingest import check_idempotency_key
 from server.pprof.decode import decode_columns
 from server.pprof.select import sample_type_names
@@ -115,7 +115,9 @@ async def ingest_upload(
         )
         try:
             written = await store(request.app.state, write)
-        except TooOld as exc:
-            raise exc.naming("from=") from None
+        except TooOld as exc:  # /api/v1/ingest's advice (time=) is not for this route: from= is the time here
+            raise TimeRangeError(
+                "from", f"{exc.when} is older than the raw retention ({exc.retention}); such a profile is not stored"
+            ) from None
         stored.append(written.answer)
     return JSONResponse({"profiles": stored})
