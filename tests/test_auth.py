@@ -80,7 +80,9 @@ def expected_scope(method: str, path: str) -> Scope | None:
     if (method, path) in EXPECTED:
         return EXPECTED[(method, path)]
     scope = required_scope(method, concrete(path))
-    if method not in ("GET", "HEAD", "OPTIONS"):
+    if method == "POST" and path.startswith("/querier.v1.QuerierService/"):
+        assert scope is Scope.READ, f"{path} only reads"  # Connect queries are POSTs
+    elif method not in ("GET", "HEAD", "OPTIONS"):
         assert scope in (Scope.INGEST, Scope.ADMIN), f"{method} {path} would be {scope}: mutating routes need more"
     return scope
 
@@ -356,6 +358,9 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
         ("PATCH", "/api/v1/ingest", Scope.ADMIN),
         ("POST", "/healthz", Scope.ADMIN),
         ("TRACE", "/", Scope.ADMIN),
+        ("POST", "/querier.v1.QuerierService/SelectMergeStacktraces", Scope.READ),
+        ("PUT", "/querier.v1.QuerierService/SelectMergeStacktraces", Scope.ADMIN),
+        ("POST", "/api/v1/querier.v1.QuerierService/Series", Scope.ADMIN),
     ],
 )
 def test_policy_table(method: str, path: str, scope: Scope | None) -> None:
