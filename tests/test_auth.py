@@ -118,6 +118,14 @@ def test_route_table_is_read_from_the_app(secured: TestClient) -> None:
     assert len(routes) >= 25
 
 
+def refusal(path: str, status: int) -> dict[str, Any]:
+    """The refusal body: Connect's error shape on a Connect service's path, Stackyard's elsewhere."""
+    message = "authentication required" if status == 401 else "forbidden"
+    if path.startswith("/querier.v1.QuerierService/"):
+        return {"code": "unauthenticated" if status == 401 else "permission_denied", "message": message}
+    return {"error": message, "status": status}
+
+
 def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestClient) -> None:
     routes = route_table(secured.app)  # type: ignore[arg-type]
     checked = 0
@@ -131,7 +139,7 @@ def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestCli
         for response in (anonymous, wrong):
             assert response.status_code == 401, f"{method} {path}: {response.status_code}"
             if method != "HEAD":
-                assert response.json() == {"error": "authentication required", "status": 401}
+                assert response.json() == refusal(path, 401)
             assert response.headers["www-authenticate"] == "Bearer"
             _assert_no_leak(response)
         for scope, token in TOKENS.items():
@@ -143,7 +151,7 @@ def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestCli
             else:
                 assert response.status_code == 403, f"{method} {path} with {scope}: {response.status_code}"
                 if method != "HEAD":
-                    assert response.json() == {"error": "forbidden", "status": 403}
+                    assert response.json() == refusal(path, 403)
                 _assert_no_leak(response)
             checked += 1
     assert checked >= 60

@@ -212,7 +212,7 @@ def test_unsupported_content_type_and_protocol_version(client: TestClient) -> No
 
 def test_unserved_methods_and_wrong_http_methods(client: TestClient) -> None:
     message = _error(
-        client.post("/querier.v1.QuerierService/SelectHeatmap", content=b"", headers=PROTO), 501, "unimplemented"
+        client.post("/querier.v1.QuerierService/SelectHeatmap", content=b"", headers=PROTO), 404, "unimplemented"
     )
     assert "querier.v1.QuerierService/SelectHeatmap" in message
     response = client.get("/querier.v1.QuerierService/LabelNames")

@@ -266,8 +266,9 @@ class _Procedure:
 class ConnectService:
     """The unary methods of one service, mounted at ``/<package>.<Service>/<Method>``.
 
-    Methods of the service without a handler answer ``unimplemented``, as
-    does any other method name under the service's path.
+    Methods of the service without a handler, and any other name under the
+    service's path, answer ``unimplemented`` with status 404 (what a
+    connect-go server answers for a procedure it does not have).
     """
 
     def __init__(self, descriptor: ServiceDescriptor, limits: Callable[[Settings], BodyLimits] = BodyLimits.of) -> None:
@@ -314,7 +315,10 @@ class ConnectService:
             response.status_code = 405
             response.headers["Allow"] = "POST"
             return response
-        return error_response(ConnectError("unimplemented", f"{procedure} is not served by Stackyard"))
+        # 404, as a connect-go server's mux answers a procedure it does not have; clients read "unimplemented".
+        response = error_response(ConnectError("unimplemented", f"{procedure} is not served by Stackyard"))
+        response.status_code = 404
+        return response
 
     def _endpoint(self, procedure: _Procedure) -> Callable[[Request], Awaitable[Response]]:
         name = f"{self.descriptor.full_name}/{procedure.method.name}"
