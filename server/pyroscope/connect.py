@@ -351,7 +351,9 @@ class ConnectService:
                 return error_response(error)
             headers = {}
             if len(payload) >= GZIP_MIN_BYTES and accepts_gzip(request.headers.get("accept-encoding")):
-                payload = gzip.compress(payload, compresslevel=5, mtime=0)
+                payload = gzip.compress(
+                    payload, compresslevel=1, mtime=0
+                )  # a third of level 6's time, most of its gain
                 headers["Content-Encoding"] = "gzip"
             log.debug(
                 "connect call",

@@ -19,14 +19,14 @@ from server.pyroscope.proto.querier.v1 import querier_pb2
 
 def _max_self(levels: Sequence[Sequence[int]], stride: int, slots: tuple[int, ...]) -> int:
     """The largest self value of any node drawn, ``other`` nodes included, as Pyroscope reports it."""
-    return max((int(value) for level in levels for slot in slots for value in level[slot::stride]), default=0)
+    return int(max((max(level[slot::stride], default=0) for level in levels for slot in slots), default=0))
 
 
 def single(graph: dict[str, Any]) -> querier_pb2.FlameGraph:
     levels: list[list[int]] = graph["levels"]
     message = querier_pb2.FlameGraph(names=graph["names"], total=int(graph["total"]))
     for level in levels:
-        message.levels.add().values.extend(int(v) for v in level)
+        message.levels.add().values.extend(level)  # integers already: merges are sums (divisor 1)
     message.max_self = _max_self(levels, 4, (2,))
     return message
 
@@ -37,7 +37,7 @@ def diff(graph: dict[str, Any]) -> querier_pb2.FlameGraphDiff:
     left, right = (int(v) for v in graph["total"])
     message = querier_pb2.FlameGraphDiff(names=graph["names"], total=left + right, leftTicks=left, rightTicks=right)
     for level in levels:
-        message.levels.add().values.extend(int(v) for v in level)
+        message.levels.add().values.extend(level)
     message.max_self = _max_self(levels, 7, (2, 5))
     return message
 

@@ -317,12 +317,14 @@ def step_sums(
 
     Unlike :func:`timeseries`, groups are keyed by the ``group_by`` labels
     alone (none: one group of everything) and the caller chooses the grid:
-    ``origin_ns`` need not be a multiple of the step. Rollups are read where a
+    ``origin_ns`` (at or before the range's start) need not be a multiple of the step. Rollups are read where a
     whole number of them fits each step; otherwise raw profile totals are.
     Returns the groups in label order, the sample type and its unit.
     """
     if step_ns <= 0:
         raise InvalidParameter("step", "must be positive")
+    if origin_ns > query.start_ns:
+        raise ValueError("the grid must start at or before the range")  # a caller's bug, not a client's
     points = (query.end_ns + 1 - origin_ns) // step_ns + 1
     if points > settings.max_timeseries_points:
         raise InvalidParameter(
