@@ -131,10 +131,12 @@ def series(message: querier_pb2.SeriesRequest, request: Request) -> querier_pb2.
 
 
 def profile_query(
-    profile_type_id: str, label_selector: str, start_ms: int, end_ms: int, names: tuple[str, str, str] = ("", "", "")
+    profile_type_id: str, label_selector: str, start_ms: int, end_ms: int, prefix: str = ""
 ) -> tuple[ProfileType, ProfileQuery | None]:
-    """The Stackyard query for a Pyroscope selection; ``None`` when nothing can match (an empty answer)."""
-    prefix = names[0]
+    """The Stackyard query for a Pyroscope selection; ``None`` when nothing can match (an empty answer).
+
+    ``prefix`` names the part of the request in refusals (``left.`` in a diff).
+    """
     profile_type = parse_id(profile_type_id, f"{prefix}profile_typeID")
     selector = parse(label_selector, f"{prefix}label_selector")
     start_ns, end_ns = time_range(start_ms, end_ms, (f"{prefix}start", f"{prefix}end"))
@@ -177,9 +179,7 @@ def merged_flame_graph(
     if message.format == querier_pb2.PROFILE_FORMAT_TREE:
         raise InvalidParameter(f"{prefix}format", "the tree format is not served; ask for the flame graph")
     nodes = _max_nodes(settings, message.max_nodes if message.HasField("max_nodes") else None, f"{prefix}max_nodes")
-    _, query = profile_query(
-        message.profile_typeID, message.label_selector, message.start, message.end, (prefix, "", "")
-    )
+    _, query = profile_query(message.profile_typeID, message.label_selector, message.start, message.end, prefix)
     if query is None:
         return flame.empty()
     return flame.single(service.flame(store, settings, query, nodes, drop_empty=True))
@@ -202,11 +202,9 @@ def diff_flame_graph(
     """Left is the base, right the comparison: each side's own values, on its own axis."""
     _refuse_unserved(left)
     _refuse_unserved(right)
-    left_type, left_query = profile_query(
-        left.profile_typeID, left.label_selector, left.start, left.end, ("left.", "", "")
-    )
+    left_type, left_query = profile_query(left.profile_typeID, left.label_selector, left.start, left.end, "left.")
     right_type, right_query = profile_query(
-        right.profile_typeID, right.label_selector, right.start, right.end, ("right.", "", "")
+        right.profile_typeID, right.label_selector, right.start, right.end, "right."
     )
     if left_type != right_type:
         raise InvalidParameter("right.profile_typeID", f"{right_type.id} is not the left side's {left_type.id}")
