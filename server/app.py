@@ -14,6 +14,7 @@ from server import __version__
 from server.alerts.service import Alerting
 from server.api import (
     alerts,
+    docs,
     errors,
     goroutines,
     health,
@@ -82,7 +83,8 @@ def create_app(
             if owned:
                 the_store.close()
 
-    app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan)
+    # /docs comes from server/api/docs.py, with its scripts served here rather than from a CDN.
+    app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = the_store
     app.state.scraper = scraper
@@ -110,6 +112,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(querier.router())  # Pyroscope's query service, at /querier.v1.QuerierService/...
     app.include_router(render.router)  # and its flamebearer JSON, at /pyroscope/render...
+    docs.install(app)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from server.errors import InvalidTarget
 from server.labels import LABEL_NAME
 from server.netpolicy import NetworkPolicy
+from server.redact import redact_credentials
 
 #: Path of each profile kind under the target's pprof prefix.
 PROFILE_PATHS = {
@@ -93,8 +94,17 @@ class TargetSpec:
 
     @property
     def key(self) -> str:
-        """Identity of a target across restarts and sources: its URL and service."""
-        return f"{self.url}|{self.service}"
+        """Identity of a target across restarts and sources: its URL (credentials redacted) and service.
+
+        The key travels: into logs, job ids and the idempotency key a pushing
+        collector sends, so it must not carry a password from the URL.
+        """
+        return f"{self.shown_url}|{self.service}"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as logs, errors and read-only readers see it: ``http://user:xxxxx@host/``."""
+        return redact_credentials(self.url)
 
     @property
     def instance(self) -> str:
@@ -162,10 +172,13 @@ def in_shard(target: TargetSpec, shard: int, shards: int) -> bool:
 
 
 def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> TargetSpec:
-    """Reject what cannot be scraped, naming the field; returns the target unchanged.
+    """Reject what cannot be scraped, naming the field; returns the target, its URL made a base URL.
 
     With a ``policy``, a URL whose host is an address the policy refuses is
     rejected here; host names are checked when the scraper resolves them.
+    A URL pasted with the pprof path (``http://host:6060/debug/pprof/``) has
+    that path taken off, since ``path_prefix`` adds it to every scrape; a
+    profile's own URL (``.../debug/pprof/heap``) is refused, saying what to give.
     """
     if any(c.isspace() or ord(c) < 32 for c in target.url):
         raise InvalidTarget("url", "must not contain spaces or control characters")
@@ -173,11 +186,11 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
         parts = urlsplit(target.url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidTarget("url", f"{target.url!r} is not a valid URL ({exc})") from None
+        raise InvalidTarget("url", f"{target.shown_url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise InvalidTarget("url", f"scheme {parts.scheme or '(none)'!r} is not allowed; use http or https")
     if not parts.hostname:
-        raise InvalidTarget("url", f"{target.url!r} has no host")
+        raise InvalidTarget("url", f"{target.shown_url!r} has no host")
     if port == 0:
         raise InvalidTarget("url", "port 0 is not a valid target port")
     if policy is not None:
@@ -214,4 +227,30 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
             raise InvalidTarget("profiles", f"{spec.kind}: interval must be between {MIN_INTERVAL_S:g}s and 24h")
     if not target.path_prefix.startswith("/"):
         raise InvalidTarget("path_prefix", "must start with /")
+    return _without_pprof_path(target)
+
+
+def _without_pprof_path(target: TargetSpec) -> TargetSpec:
+    """``http://host:6060/debug/pprof/`` scraped at ``/debug/pprof/debug/pprof/heap`` answers 404: take it off.
+
+    A path before the prefix stays (a service behind a proxy at ``/app`` is
+    scraped at ``/app/debug/pprof/heap``); a path reaching past the prefix
+    names one profile, which no target URL should.
+    """
+    parts = urlsplit(target.url.strip())
+    prefix = target.path_prefix.rstrip("/")
+    path = parts.path.rstrip("/")
+    if not prefix or not path:
+        return target
+    if path.endswith(prefix):
+        base = f"{parts.scheme}://{parts.netloc}{path[: -len(prefix)]}"
+        return replace(target, url=base)
+    inside = (path + "/").find(prefix + "/")
+    if inside >= 0:
+        base = f"{parts.scheme}://{parts.netloc}{path[:inside]}"
+        raise InvalidTarget(
+            "url",
+            f"{target.url} is the URL of one profile; give the service's base URL ({base}): "
+            f"every profile kind is scraped under it, at path_prefix {prefix}/",
+        )
     return target

@@ -30,6 +30,7 @@ import uvicorn
 
 from server.app import create_app
 from server.migrate import upgrade
+from server.proxies import uvicorn_proxy_options
 from server.settings import Settings
 from tests.tools import DATA, missing
 
@@ -95,7 +96,8 @@ def serving(database_url: str, build: Callable[[Settings], Any] | None = None, *
     app = build(config) if build else create_app(config)
     sock = free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    proxies = uvicorn_proxy_options(config)  # as `stackyard serve` runs it: forwarded headers from nobody by default
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **proxies))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn")
     thread.start()
     deadline = time.monotonic() + 20

@@ -396,7 +396,11 @@ def test_selector_autocomplete(live_server: LiveServer, browser_page: BrowserPag
     bp.page.keyboard.type("{")
     suggestions = bp.page.locator("#query-suggestions li[data-index]")
     suggestions.first.wait_for()
-    assert set(suggestions.all_inner_texts()) == {"env", "instance", "service"}
+    # series labels, and the captures' pprof sample label, marked as such (tests/test_web_docs_and_labels.py)
+    names = bp.page.evaluate(
+        "() => [...document.querySelectorAll('#query-suggestions li[data-index]')].map(l => l.firstChild.textContent)"
+    )
+    assert set(names) == {"env", "handler", "instance", "service"}
     bp.page.keyboard.type("se")
     bp.page.wait_for_function("() => document.querySelectorAll('#query-suggestions li[data-index]').length === 1")
     bp.page.keyboard.press("Enter")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -48,9 +49,9 @@ class Alerting:
 
     def rules(self) -> list[Rule]:
         stored = []
-        for spec in self.store.alerts.rule_specs():
+        for spec, created_ns in self.store.alerts.rule_specs():
             try:
-                stored.append(parse_rule(spec))
+                stored.append(replace(parse_rule(spec), created_ns=created_ns))
             except InvalidParameter as exc:  # written by an older version that allowed it: skip, say so
                 log.error("stored rule no longer valid", extra={"rule": spec.get("name"), "error": exc.message})
         return [*self.config_rules.values(), *(r for r in stored if r.name not in self.config_rules)]

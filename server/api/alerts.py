@@ -11,7 +11,9 @@ from server.alerts.payload import external_url, generator_url
 from server.alerts.receivers import parse_receiver
 from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
+from server.api.deps import reveals_credentials
 from server.errors import NotFound
+from server.redact import redact_credentials
 from server.store.alerting import StateRecord, Transition
 from server.timeparse import format_time
 
@@ -102,14 +104,18 @@ def delete_rule(name: str, request: Request) -> Response:
 
 @router.get("/receivers")
 def list_receivers(request: Request) -> dict[str, Any]:
-    receivers = _alerting(request).receivers_by_name().values()
-    return {"receivers": [r.to_json() for r in sorted(receivers, key=lambda r: r.name)]}
+    receivers = sorted(_alerting(request).receivers_by_name().values(), key=lambda r: r.name)
+    shown = [r.to_json() for r in receivers]
+    if not reveals_credentials(request):  # a password in a webhook URL, as in a target's
+        for item in shown:
+            item["webhook_url"] = redact_credentials(item["webhook_url"])
+    return {"receivers": shown}
 
 
 @router.post("/receivers", status_code=201)
 def create_receiver(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
     alerting = _alerting(request)
-    return alerting.add_receiver(parse_receiver(body)).to_json()
+    return alerting.add_receiver(parse_receiver(body, policy=alerting.settings.network_policy())).to_json()
 
 
 @router.delete("/receivers/{name}", status_code=204)

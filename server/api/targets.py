@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import StoreDep
+from server.api.deps import StoreDep, reveals_credentials
 from server.errors import InvalidParameter, InvalidTarget, StackyardError
 from server.netpolicy import NetworkPolicy
+from server.redact import redact_credentials
 from server.scraping import ScrapeHealth, Scraper
 from server.settings import Settings
 from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
@@ -86,18 +87,20 @@ def _health_json(health: ScrapeHealth) -> dict[str, Any]:
         "up": health.up,
         "last_scrape": format_time(health.last_scrape_ns) if health.last_scrape_ns else None,
         "last_duration_ms": health.last_duration_ms,
-        "last_error": health.last_error,
+        "last_error": redact_credentials(health.last_error) if health.last_error else health.last_error,
         "consecutive_failures": health.consecutive_failures,
         "next_scrape": format_time(health.next_scrape_ns) if health.next_scrape_ns else None,
+        "not_served": health.not_served,
     }
 
 
-def target_json(target: TargetSpec, scraper: Scraper | None) -> dict[str, Any]:
+def target_json(target: TargetSpec, scraper: Scraper | None, reveal: bool = False) -> dict[str, Any]:
+    """A target as the API shows it; ``reveal`` keeps a password in its URL (see :func:`reveals_credentials`)."""
     health = {h.kind: _health_json(h) for h in scraper.health(target)} if scraper else {}
     ups = [h["up"] for h in health.values() if h["up"] is not None]
     return {
         "id": target.id,
-        "url": target.url,
+        "url": target.url if reveal else target.shown_url,
         "service": target.service,
         "labels": target.labels,
         "instance": target.instance,
@@ -142,7 +145,7 @@ def create_target(body: TargetIn, store: StoreDep, request: Request) -> dict[str
     scraper = _scraper(request)
     if scraper:
         scraper.targets_changed()
-    return target_json(created, scraper)
+    return target_json(created, scraper, reveals_credentials(request))
 
 
 @router.get("/targets")
@@ -151,19 +154,20 @@ def list_targets(store: StoreDep, request: Request) -> dict[str, Any]:
     targets = store.targets.list()
     if scraper is not None:
         targets += getattr(scraper, "static_targets", list)()
-    return {"targets": [target_json(t, scraper) for t in targets]}
+    reveal = reveals_credentials(request)
+    return {"targets": [target_json(t, scraper, reveal) for t in targets]}
 
 
 @router.get("/targets/{target_id}")
 def get_target(target_id: int, store: StoreDep, request: Request) -> dict[str, Any]:
-    return target_json(store.targets.get(target_id), _scraper(request))
+    return target_json(store.targets.get(target_id), _scraper(request), reveals_credentials(request))
 
 
 @router.patch("/targets/{target_id}")
 def patch_target(target_id: int, body: TargetPatch, store: StoreDep, request: Request) -> dict[str, Any]:
     current = store.targets.get(target_id)
     changes: dict[str, Any] = {}
-    if body.url is not None:
+    if body.url is not None and body.url.strip() != current.shown_url:  # the redacted URL sent back: unchanged
         changes["url"] = body.url.strip()
     if body.service is not None:
         changes["service"] = body.service
@@ -186,7 +190,7 @@ def patch_target(target_id: int, body: TargetPatch, store: StoreDep, request: Re
     scraper = _scraper(request)
     if scraper:
         scraper.targets_changed()
-    return target_json(updated, scraper)
+    return target_json(updated, scraper, reveals_credentials(request))
 
 
 @router.delete("/targets/{target_id}", status_code=204)

@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from server.pyroscope.profiletypes import ProfileType, types_of
 from server.query.catalog import ActiveSeries
+from server.query.regex import compile_regex
 from server.query.selector import Matcher, Selector, parse_selector
 
 SERVICE = "service_name"
@@ -59,7 +59,8 @@ def _renamed(matcher: Matcher) -> Matcher:
 
 
 def matcher(name: str, op: str, value: str) -> Matcher:
-    return Matcher(name, op, value, re.compile(value) if op in ("=~", "!~") else None)
+    """A matcher made here (not typed by a user), its regex compiled as every selector's is."""
+    return Matcher(name, op, value, compile_regex(value) if op in ("=~", "!~") else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,10 @@ export const api = {
   diff: (q, opts) => getJSON("/api/v1/diff", q, opts),
   timeseries: (q, opts) => getJSON("/api/v1/timeseries", q, opts),
   profiles: (q, opts) => getJSON("/api/v1/profiles", q, opts),
-  labelNames: (type, opts) => getJSON("/api/v1/labels", { type }, opts),
-  labelValues: (name, type, opts) => getJSON(`/api/v1/labels/${encodeURIComponent(name)}/values`, { type }, opts),
+  // `range`: {from, to} where pprof sample labels are looked for (series labels are found at any time)
+  labelNames: (type, opts, range = {}) => getJSON("/api/v1/labels", { type, ...range }, opts),
+  labelValues: (name, type, opts, range = {}) =>
+    getJSON(`/api/v1/labels/${encodeURIComponent(name)}/values`, { type, ...range }, opts),
   pprofUrl: (q) => apiUrl("/api/v1/pprof", q),
 };
 

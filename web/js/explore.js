@@ -128,6 +128,7 @@ async function listProfiles(fromMs, toMs) {
 
 new SelectorInput(form.query, $("query-suggestions"), {
   getType: () => form.type.value,
+  getRange: () => ({ from: state.get().from, to: state.get().to }),
   onSubmit: () => submit(),
 });
 

@@ -97,10 +97,12 @@ const STATUS_TEXT = { up: "up", down: "down", paused: "paused", waiting: "not sc
 function healthRow(kind, profile, h) {
   const tr = el("tr", "kind-row");
   tr.dataset.kind = kind;
-  const status = !profile.enabled ? "off" : !h ? "waiting" : h.up === true ? "up" : h.up === false ? "down" : "waiting";
+  const status = !profile.enabled ? "off" : !h ? "waiting" : h.not_served ? "unserved" : h.up === true ? "up" : h.up === false ? "down" : "waiting";
   tr.dataset.status = status;
   const statusCell = el("td", "status");
-  statusCell.append(el("span", `dot ${status}`), el("span", "status-text", { off: "disabled", waiting: "not scraped yet", up: "up", down: "down" }[status]));
+  // unserved: an optional kind (goroutineleak) the target's Go answers 404 for; asked again hourly
+  const words = { off: "disabled", waiting: "not scraped yet", up: "up", down: "down", unserved: "not served by this Go version" };
+  statusCell.append(el("span", `dot ${status === "unserved" ? "off" : status}`), el("span", "status-text", words[status]));
   const last = el("td", "num", h && h.last_scrape ? ago(Date.parse(h.last_scrape)) : "–");
   if (h && h.last_scrape) last.title = formatDateTime(Date.parse(h.last_scrape));
   const duration = el("td", "num", h && h.last_duration_ms != null ? `${h.last_duration_ms.toFixed(h.last_duration_ms < 10 ? 1 : 0)} ms` : "–");
