@@ -20,13 +20,14 @@ Pyroscope does), or ``now-1h``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import InvalidParameter
 from server.pyroscope import querier
+from server.pyroscope.flamebearer import Flamebearer, FlamebearerDiff, FlamebearerProfile, Metadata, Timeline
 from server.pyroscope.profiletypes import ProfileType, parse_id
 from server.pyroscope.proto.querier.v1 import querier_pb2
 from server.pyroscope.proto.types.v1 import types_pb2
@@ -115,32 +116,23 @@ def units(profile_type: ProfileType) -> tuple[str, int]:
     return profile_type.sample_unit, 100
 
 
-def _envelope(
+def _parts(
     graph: querier_pb2.FlameGraph | querier_pb2.FlameGraphDiff, profile_type: ProfileType, double: bool
-) -> dict[str, Any]:
+) -> tuple[Flamebearer, Metadata]:
     unit, rate = units(profile_type)
-    return {
-        "version": 1,
-        "flamebearer": {
-            "names": list(graph.names),
-            "levels": [list(level.values) for level in graph.levels],
-            "numTicks": graph.total,
-            "maxSelf": graph.max_self,
-        },
-        "metadata": {
-            "format": "double" if double else "single",
-            "spyName": "",
-            "sampleRate": rate,
-            "units": unit,
-            "name": profile_type.sample_type,
-        },
-        "timeline": None,
-        "groups": None,
-        "heatmap": None,
-    }
+    bearer = Flamebearer(
+        names=list(graph.names),
+        levels=[list(level.values) for level in graph.levels],
+        numTicks=graph.total,
+        maxSelf=graph.max_self,
+    )
+    metadata = Metadata(
+        format="double" if double else "single", spyName="", sampleRate=rate, units=unit, name=profile_type.sample_type
+    )
+    return bearer, metadata
 
 
-def timeline(points: list[tuple[int, float]], start_ms: int, end_ms: int, step_s: int) -> dict[str, Any]:
+def timeline(points: list[tuple[int, float]], start_ms: int, end_ms: int, step_s: int) -> Timeline:
     """Samples every ``step_s`` seconds from ``start``, zero where no point is; points outside the range dropped."""
     start_s = start_ms // 1000
     size = max(0, (end_ms // 1000 - start_s) // step_s)
@@ -150,7 +142,7 @@ def timeline(points: list[tuple[int, float]], start_ms: int, end_ms: int, step_s
             index = (stamp // 1000 - start_s) // step_s
             if 0 <= index < size:
                 samples[index] = int(value)
-    return {"startTime": start_s, "samples": samples, "durationDelta": step_s, "watermarks": None}
+    return Timeline(startTime=start_s, samples=samples, durationDelta=step_s)
 
 
 @router.get("/render")
@@ -164,7 +156,7 @@ def render(
     group_by: Annotated[list[str] | None, Query(alias="groupBy")] = None,
     aggregation: Annotated[str | None, Query(pattern="^(sum|avg)$")] = None,
     format: Annotated[str, Query(pattern="^json$")] = "json",
-) -> dict[str, Any]:
+) -> FlamebearerProfile:
     profile_type, selector = split_query(query, "query")
     start_ms, end_ms = render_time_ms(from_, "from"), render_time_ms(until, "until")
     select = querier_pb2.SelectMergeStacktracesRequest(
@@ -186,11 +178,11 @@ def render(
     if aggregation == "avg":
         series_request.aggregation = types_pb2.TIME_SERIES_AGGREGATION_TYPE_AVERAGE
     lines = querier.series_lines(store, settings, series_request)
-    answer = _envelope(graph, profile_type, double=False)
+    bearer, metadata = _parts(graph, profile_type, double=False)
     only = [(p.timestamp, p.value) for p in lines[0].points] if len(lines) == 1 else []
-    answer["timeline"] = timeline(only, start_ms, end_ms, step)
+    answer = FlamebearerProfile(flamebearer=bearer, metadata=metadata, timeline=timeline(only, start_ms, end_ms, step))
     if group_by:
-        answer["groups"] = {
+        answer.groups = {
             next((label.value for label in line.labels if label.name == group_by[0]), "*"): timeline(
                 [(p.timestamp, p.value) for p in line.points], start_ms, end_ms, step
             )
@@ -210,7 +202,7 @@ def render_diff(
     right_query: Annotated[str | None, Query(alias="rightQuery")] = None,
     right_from: Annotated[str | None, Query(alias="rightFrom")] = None,
     right_until: Annotated[str | None, Query(alias="rightUntil")] = None,
-) -> dict[str, Any]:
+) -> FlamebearerDiff:
     sides = []
     for text, since, until, names in (
         (left_query, left_from, left_until, ("leftQuery", "leftFrom", "leftUntil")),
@@ -231,7 +223,7 @@ def render_diff(
     if left_type != right_type:
         raise InvalidParameter("rightQuery", f"the profile types must match ({left_type.id}, {right_type.id})")
     graph = querier.diff_flame_graph(store, settings, left, right)
-    answer = _envelope(graph, left_type, double=True)
-    answer["leftTicks"] = graph.leftTicks
-    answer["rightTicks"] = graph.rightTicks
-    return answer
+    bearer, metadata = _parts(graph, left_type, double=True)
+    return FlamebearerDiff(
+        flamebearer=bearer, metadata=metadata, leftTicks=graph.leftTicks, rightTicks=graph.rightTicks
+    )
