@@ -20,6 +20,7 @@ from server.errors import StackyardError, TooOld
 from server.labels import parse_label_pairs
 from server.pprof.errors import ProfileError
 from server.settings import Settings
+from server.targets import PROFILE_PATHS, default_kinds
 from stackyard import querycli
 
 log = logging.getLogger("stackyard")
@@ -117,7 +118,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_targets(args: argparse.Namespace) -> int:
     from server.migrate import upgrade
     from server.store.repository import Store
-    from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
+    from server.targets import ProfileSpec, TargetSpec, check_target, default_kinds
     from server.timeparse import format_duration, parse_duration_ns
 
     settings = _settings(args)
@@ -126,7 +127,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
     try:
         if args.action == "add":
             labels = parse_label_pairs(args.label or [])
-            kinds = args.profiles.split(",") if args.profiles else list(PROFILE_PATHS)
+            kinds = args.profiles.split(",") if args.profiles else default_kinds()
             target = check_target(
                 TargetSpec(
                     url=args.url,
@@ -286,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--service", required=True)
     add.add_argument("--label", action="append", metavar="KEY=VALUE")
     add.add_argument("--interval", default="15s")
-    add.add_argument("--profiles", help="comma-separated kinds (default: all seven)")
+    kinds, defaults = ", ".join(PROFILE_PATHS), ", ".join(default_kinds())
+    add.add_argument("--profiles", help=f"comma-separated, of {kinds} (default: {defaults})")
     add.set_defaults(func=cmd_targets)
     listing = with_db(target_actions.add_parser("list", help="list registered targets"))
     listing.set_defaults(func=cmd_targets)
