@@ -15,6 +15,7 @@ from server.alerts.service import Alerting
 from server.api import (
     alerts,
     errors,
+    fleet,
     goroutines,
     health,
     ingest,
@@ -104,7 +105,7 @@ def create_app(
     )
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
+    for module in (health, ingest, query, profiles, labels, targets, fleet, metrics, login, goroutines, alerts):
         app.include_router(module.router)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():
