@@ -59,9 +59,10 @@ class QueryFailed(Exception):
 def top(client: httpx.Client, args: argparse.Namespace) -> str:
     body = _get(client, "/api/v1/top", _params(args, "query", "sample", "aggregation", "limit"))
     unit, total = body["unit"], body["total"]
+    amount = "average per profile" if body["aggregation"] == "avg" else "total"  # an average is never a total
     lines = [
         f"{body['type']} {body['sample_type']} ({body['aggregation']}) over {body['profiles']} profiles, "
-        f"total {human(total, unit)}",
+        f"{amount} {human(total, unit)}",
         f"{'flat':>12} {'flat%':>7} {'cum':>12} {'cum%':>7}  function",
     ]
     for row in body["rows"]:
