@@ -92,6 +92,8 @@ export async function sendJSON(method, path, body = undefined, params = {}) {
 
 /** The fleet and targets endpoints. */
 export const fleet = {
+  instances: (opts) => getJSON("/api/v1/fleet", {}, opts),
+  profileKinds: (opts) => getJSON("/api/v1/profile-kinds", {}, opts),
   targets: (opts) => getJSON("/api/v1/targets", {}, opts),
   series: (q, opts) => getJSON("/api/v1/series", q, opts),
   addTarget: (body) => sendJSON("POST", "/api/v1/targets", body),
