@@ -99,7 +99,7 @@ async function loadChart(s, signal) {
     chart.select(s.pick || null, s.at ? Number(s.at) : null);
     const per = ts.aggregation === "avg" ? "average per profile" : ts.aggregation;
     $("chart-meta").textContent =
-      `each line: its series' ${per} per step of ${ts.step} s, added up${s.group_by ? ` per ${s.group_by}` : ""}` +
+      `${per} per ${ts.step} s step${s.group_by ? `, the series of each ${s.group_by} added up` : ""}` +
       (total ? " · fleet total: the sum of every line's last count" : "");
   } catch (err) {
     if (isAbort(err)) return;
