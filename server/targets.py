@@ -126,7 +126,9 @@ class TargetSpec:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def series_labels(self) -> dict[str, str]:
-        return {**self.labels, "service": self.service, "instance": self.labels.get("instance", self.instance)}
+        # The URL is parsed only when no instance label names it (a thousand targets' overview asks often).
+        instance = self.labels["instance"] if "instance" in self.labels else self.instance
+        return {**self.labels, "service": self.service, "instance": instance}
 
     def interval_for(self, spec: ProfileSpec) -> float:
         """How often ``spec`` is scraped: its own interval, its kind's default, or the target's."""

@@ -3,7 +3,7 @@
 // GET /api/v1/fleet (status, labels, errors and newest goroutine count per instance), so a thousand instances
 // paint at once; the goroutine sparklines are asked for the shown page only, in one timeseries request.
 
-import { api, fleet, isAbort } from "./api.js";
+import { api, fleet, isAbort, readJSON } from "./api.js";
 import { renderHeader } from "./header.js";
 import { quote, selectorOf } from "./labels.js";
 import { sparkline } from "./sparkline.js";
@@ -306,7 +306,10 @@ async function load() {
   const { signal } = controller;
   document.body.classList.add("is-loading");
   try {
-    const answer = await fleet.instances({ signal });
+    // the first answer comes from the request index.html started before this module loaded
+    const early = window.__fleetRequest;
+    window.__fleetRequest = null;
+    const answer = early ? await readJSON(early, "/api/v1/fleet") : await fleet.instances({ signal });
     rows = answer.instances.map((r) => ({
       ...r,
       haystack: [r.service, r.instance, r.status, STATUS_TEXT[r.status], ...Object.values(r.labels), ...r.errors].join("\n").toLowerCase(),
