@@ -127,7 +127,9 @@ class TargetSpec:
 
     def series_labels(self) -> dict[str, str]:
         # The URL is parsed only when no instance label names it (a thousand targets' overview asks often).
-        instance = self.labels["instance"] if "instance" in self.labels else self.instance
+        instance = self.labels.get("instance")
+        if instance is None:
+            instance = self.instance
         return {**self.labels, "service": self.service, "instance": instance}
 
     def interval_for(self, spec: ProfileSpec) -> float:
