@@ -15,6 +15,7 @@ when no target scrapes it (its profiles are pushed).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -43,8 +44,9 @@ class Instance:
     goroutines_ns: int | None = None
     last_profile_ns: int | None = None
 
-    @property
+    @functools.cached_property
     def status(self) -> Status:
+        """Computed once, when every target and series is in (the sort, the counts and the answer ask)."""
         if not self.targets:
             return "push"
         active = [health for target, health in zip(self.targets, self.health, strict=True) if not target.paused]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from server.api.deps import StoreDep
@@ -39,16 +39,20 @@ class FleetOut(BaseModel):
     statuses: dict[str, int] = Field(description="instances per status")
 
 
-@router.get("/fleet")
-def get_fleet(store: StoreDep, request: Request) -> FleetOut:
-    """Every instance the server scrapes or holds profiles of, with its status: the overview in one request."""
+@router.get("/fleet", response_model=FleetOut)
+def get_fleet(store: StoreDep, request: Request) -> Response:
+    """Every instance the server scrapes or holds profiles of, with its status: the overview in one request.
+
+    The model is built (and so checked) once and written by pydantic's own serializer: a thousand rows
+    through FastAPI's generic response path cost the overview twice the time.
+    """
     scraper: Scraper | None = getattr(request.app.state, "scraper", None)
     targets = store.targets.list()
     if scraper is not None:
         targets += getattr(scraper, "static_targets", list)()
     instances = fleet(store, targets, scraper)
     counts = Counter(i.status for i in instances)
-    return FleetOut(
+    answer = FleetOut(
         instances=[
             FleetInstanceOut(
                 service=i.service,
@@ -68,3 +72,4 @@ def get_fleet(store: StoreDep, request: Request) -> FleetOut:
         services=len({i.service for i in instances}),
         statuses={status: counts.get(status, 0) for status in STATUS_ORDER},
     )
+    return Response(answer.model_dump_json(), media_type="application/json")

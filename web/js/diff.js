@@ -207,14 +207,18 @@ function renderChanges(data) {
     const tr = body.insertRow();
     tr.dataset.name = r.name;
     tr.tabIndex = 0;
-    const change = sorted && sorted.key.startsWith("cum") ? r.cum_change : r.flat_change || r.cum_change;
+    const change = r.flat_change || r.cum_change;
     tr.className = change > 0 ? "more" : change < 0 ? "less" : "";
     if (r.name === state.get().fn) tr.classList.add("selected");
     const cells = [
       ["name", r.name],
       ["num value", formatValue(r.base_flat, data.unit)],
       ["num value", formatValue(r.flat, data.unit)],
-      ...CHANGE_COLUMNS.map((col) => [`num ${col.key.endsWith("relative") ? "pct" : "change"}`, col.text(r, data.unit)]),
+      // each change coloured by its own sign: red for more, green for less
+      ...CHANGE_COLUMNS.map((col) => {
+        const v = col.value(r);
+        return [`num ${col.key.endsWith("relative") ? "pct" : "change"} ${v > 0 ? "up" : v < 0 ? "down" : "zero"}`, col.text(r, data.unit)];
+      }),
     ];
     for (const [cls, text] of cells) {
       const td = tr.insertCell();
