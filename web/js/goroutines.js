@@ -9,7 +9,7 @@ import { describeLabels, narrow } from "./labels.js";
 import { LineChart } from "./linechart.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
-import { parseTimeMs, PRESETS, timeElement } from "./time.js";
+import { describeRange, parseTimeMs, PRESETS, timeElement } from "./time.js";
 
 const TYPE = "goroutine";
 const TOTAL = "__total__";
@@ -161,7 +161,7 @@ function syncForm(s) {
   if (![...groupBy.options].some((o) => o.value === s.group_by)) setGroupOptions([], s.group_by);
   groupBy.value = s.group_by;
   const range = $("range");
-  if (![...range.options].some((o) => o.value === s.from)) range.append(new Option(`${s.from} → ${s.to}`, s.from));
+  if (![...range.options].some((o) => o.value === s.from)) range.append(new Option(describeRange(s.from, s.to), s.from));
   range.value = s.from;
 }
 

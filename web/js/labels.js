@@ -28,6 +28,8 @@ export function describeLabels(labels) {
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(", ") : "all series";
 }
 
+export { ago } from "./time.js"; // times live in time.js; re-exported for modules that import it from here
+
 const SEPARATOR = /[\s,]/;
 
 /**
