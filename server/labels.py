@@ -13,19 +13,24 @@ MAX_LABEL_VALUE = 1024
 _PASTED = re.compile(r"\s+([a-zA-Z_][a-zA-Z0-9_]*)=")
 
 
+def pasted_hint(value: str) -> str | None:
+    """What is wrong with a value that is several labels run together, or None when it is not."""
+    found = _PASTED.search(value)
+    if found is None:
+        return None
+    return f"looks like several labels separated by spaces; give {found.group(1)!r} as a label of its own"
+
+
 def pasted_labels(name: str, value: str) -> str | None:
     """Why ``name=value`` looks like several labels run together, or None.
 
     A value is never split silently: ``env=prod version=1`` would otherwise be stored as
     ``env="prod version=1"`` and match no selector anyone writes.
     """
-    found = _PASTED.search(value)
-    if found is None:
+    hint = pasted_hint(value)
+    if hint is None:
         return None
-    return (
-        f"the value of {name!r} is {value!r}, which looks like several labels separated by spaces; "
-        f"give {found.group(1)!r} as a label of its own (separate labels with commas)"
-    )
+    return f"the value of {name!r} is {value!r}, which {hint} (separate labels with commas)"
 
 
 def check_labels(labels: dict[str, str], parameter: str = "label", max_value: int = MAX_LABEL_VALUE) -> dict[str, str]:

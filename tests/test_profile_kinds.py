@@ -7,9 +7,12 @@ CLI's help are compared with the one Python list, ``server.targets.KINDS``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
+from collector.config import ConfigError, load_config
 from server.targets import KINDS, PROFILE_PATHS
 from stackyard.cli import build_parser
 from tests.tools import DATA
@@ -81,3 +84,17 @@ def test_a_space_separated_paste_is_refused_at_ingest(client: TestClient) -> Non
     assert response.json()["error"].startswith("label: the value of 'env' is 'prod version=1'")
     assert "one label per label= parameter" in response.json()["error"]
     assert client.get("/api/v1/series").json()["series"] == []
+
+
+def test_a_space_separated_paste_is_refused_in_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "stackyard.yaml"
+    path.write_text(
+        "scrape_configs:\n  - job_name: checkout\n    static_configs:\n      - targets: [h:1]\n"
+        '        labels: {env: "prod version=1"}\n'
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == (
+        f"{path}:5: scrape_configs[0].static_configs[0].labels.env: 'prod version=1' looks like several labels "
+        "separated by spaces; give 'version' as a label of its own"
+    )
