@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 
 def _run(args: list[str], tmp_path: Path, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
