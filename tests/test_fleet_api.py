@@ -2,7 +2,7 @@
 
 Scrape health comes from a scraper; without one (as here) a target is ``waiting``.
 The up and down states of real scrapes are checked in the browser against real Go
-demo instances (tests/test_web_fleet.py).
+demo instances (tests/test_web_dashboard.py).
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.oracle import pprof_top
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 T0 = 1_790_000_000  # 2026-09-21: pushed profiles carry explicit times, never the clock's
 

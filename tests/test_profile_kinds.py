@@ -17,6 +17,8 @@ from server.targets import KINDS, PROFILE_PATHS
 from stackyard.cli import build_parser
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 
 def test_the_endpoint_serves_every_kind_with_its_path_and_default(client: TestClient) -> None:
     response = client.get("/api/v1/profile-kinds")
