@@ -553,7 +553,10 @@ def test_an_average_is_never_shown_as_a_total(fleet: Fleet, browser_page: Browse
     assert graph["aggregation"] == "avg" and len(profiles) == graph["profiles"] == 2
     assert widest(bp, "total")["total"] == graph["total"] < v  # two instances: the average is below their sum
     meta = bp.page.inner_text("#moment-meta")
-    assert f"2 profiles · the flame graph is their average per profile ({round(graph['total']):,} goroutines)" in meta
+    shown: str = bp.page.evaluate(
+        "async ([v, u]) => (await import('/js/format.js')).formatValue(v, u)", [graph["total"], graph["unit"]]
+    )
+    assert f"2 profiles · the flame graph is their average per profile ({shown} goroutines)" in meta
     assert "the chart's fleet total adds up the instances" in meta
     assert "average per profile of 2" in bp.page.inner_text(".fg")
     # Explore over the fleet: the number is the average per profile, not a "total"
