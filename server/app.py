@@ -16,6 +16,7 @@ from server.api import (
     alerts,
     docs,
     errors,
+    fleet,
     goroutines,
     health,
     ingest,
@@ -106,7 +107,7 @@ def create_app(
     )
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
+    for module in (health, ingest, query, profiles, labels, targets, fleet, metrics, login, goroutines, alerts):
         app.include_router(module.router)
     docs.install(app)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
