@@ -16,6 +16,7 @@ from server.api import (
     alerts,
     docs,
     errors,
+    fleet,
     goroutines,
     health,
     ingest,
@@ -108,7 +109,7 @@ def create_app(
     )
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
+    for module in (health, ingest, query, profiles, labels, targets, fleet, metrics, login, goroutines, alerts):
         app.include_router(module.router)
     app.include_router(querier.router())  # Pyroscope's query service, at /querier.v1.QuerierService/...
     app.include_router(render.router)  # and its flamebearer JSON, at /pyroscope/render...
