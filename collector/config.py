@@ -60,7 +60,7 @@ from server.alerts.receivers import Receiver, parse_receiver
 from server.alerts.rules import Rule, parse_rule
 from server.auth.tokens import TokenEntry
 from server.errors import InvalidParameter, StackyardError
-from server.labels import LABEL_NAME, MAX_LABEL_VALUE
+from server.labels import LABEL_NAME, MAX_LABEL_VALUE, pasted_hint
 from server.netpolicy import NetworkPolicy
 from server.targets import (
     DEFAULT_INTERVAL_S,
@@ -345,6 +345,9 @@ def _check_label_name(name: Any) -> Any:
 def _check_label_value(value: Any) -> Any:
     if isinstance(value, str) and len(value) > MAX_LABEL_VALUE:
         raise ValueError(f"label values are at most {MAX_LABEL_VALUE} characters")
+    hint = pasted_hint(value) if isinstance(value, str) else None
+    if hint:
+        raise ValueError(f"{value!r} {hint}")
     return value
 
 

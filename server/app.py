@@ -16,6 +16,7 @@ from server.api import (
     alerts,
     docs,
     errors,
+    fleet,
     goroutines,
     health,
     ingest,
@@ -33,8 +34,9 @@ from server.auth.tokens import TokenSet
 from server.ingest_workers import IngestWorkers
 from server.limits import limit_rejections
 from server.migrate import ROOT
-from server.pyroscope import sdk
+from server.pyroscope import render, sdk
 from server.pyroscope.pusher import pusher
+from server.pyroscope.querier import querier
 from server.scraping import Scraper
 from server.settings import Settings
 from server.store.repository import Store
@@ -108,8 +110,10 @@ def create_app(
     )
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
+    for module in (health, ingest, query, profiles, labels, targets, fleet, metrics, login, goroutines, alerts):
         app.include_router(module.router)
+    app.include_router(querier.router())  # Pyroscope's query service, at /querier.v1.QuerierService/...
+    app.include_router(render.router)  # and its flamebearer JSON, at /pyroscope/render...
     app.include_router(sdk.router)  # Pyroscope's push clients: POST /ingest (the SDK) and Push (Alloy)
     app.include_router(pusher.router())
     docs.install(app)

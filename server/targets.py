@@ -14,24 +14,40 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from server.errors import InvalidTarget
-from server.labels import LABEL_NAME
+from server.labels import LABEL_NAME, pasted_labels
 from server.netpolicy import NetworkPolicy
 from server.redact import redact_credentials
 
-#: Path of each profile kind under the target's pprof prefix.
-PROFILE_PATHS = {
-    "cpu": "profile",
-    "heap": "heap",
-    "allocs": "allocs",
-    "goroutine": "goroutine",
-    "mutex": "mutex",
-    "block": "block",
-    "threadcreate": "threadcreate",
+
+@dataclass(frozen=True, slots=True)
+class ProfileKind:
+    """One kind of endpoint a target can be scraped for: the one list the API, the CLI and the pages share."""
+
+    name: str
+    path: str  # under the target's pprof prefix
+    description: str
+    default: bool = True  # scraped when a target names no profiles
+
+
+#: Every kind, in the order forms and help texts list them. ``GET /api/v1/profile-kinds`` serves this list,
+#: the dashboard's target forms are built from it, and ``stackyard targets add`` derives its help from it.
+KINDS: tuple[ProfileKind, ...] = (
+    ProfileKind("cpu", "profile", "CPU time, sampled over most of each interval"),
+    ProfileKind("heap", "heap", "memory in use and allocated, sampled"),
+    ProfileKind("allocs", "allocs", "allocations during each interval (a delta)"),
+    ProfileKind("goroutine", "goroutine", "goroutine stacks and their count"),
+    ProfileKind("mutex", "mutex", "lock contention during each interval (a delta)"),
+    ProfileKind("block", "block", "time blocked on channels and locks during each interval (a delta)"),
+    ProfileKind("threadcreate", "threadcreate", "stacks that created OS threads"),
     # Text, not pprof: states, waits and creators of every goroutine (server/goroutines/).
-    "goroutine_dump": "goroutine?debug=2",
+    ProfileKind(
+        "goroutine_dump", "goroutine?debug=2", "every goroutine's state, wait and creator: what leak detection reads"
+    ),
     # Go's experimental leak profile (GOEXPERIMENT=goroutineleakprofile); dropped quietly where it 404s.
-    "goroutineleak": "goroutineleak",
-}
+    ProfileKind("goroutineleak", "goroutineleak", "Go's own leak profile, where the Go version serves it"),
+)
+#: Path of each profile kind under the target's pprof prefix.
+PROFILE_PATHS = {kind.name: kind.path for kind in KINDS}
 #: Kinds whose counters are cumulative since process start: scraped as deltas.
 DELTA_KINDS = frozenset({"allocs", "mutex", "block"})
 #: Kinds that need ``?seconds=`` of wall time to produce a profile.
@@ -73,8 +89,13 @@ class Auth:
         return (self.ca_file, self.cert_file, self.key_file, self.insecure_skip_verify)
 
 
+def default_kinds() -> list[str]:
+    """The kinds a target gets when it names none."""
+    return [kind.name for kind in KINDS if kind.default]
+
+
 def default_profiles() -> tuple[ProfileSpec, ...]:
-    return tuple(ProfileSpec(kind) for kind in PROFILE_PATHS)
+    return tuple(ProfileSpec(kind) for kind in default_kinds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +136,11 @@ class TargetSpec:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def series_labels(self) -> dict[str, str]:
-        return {**self.labels, "service": self.service, "instance": self.labels.get("instance", self.instance)}
+        # The URL is parsed only when no instance label names it (a thousand targets' overview asks often).
+        instance = self.labels.get("instance")
+        if instance is None:
+            instance = self.instance
+        return {**self.labels, "service": self.service, "instance": instance}
 
     def interval_for(self, spec: ProfileSpec) -> float:
         """How often ``spec`` is scraped: its own interval, its kind's default, or the target's."""
@@ -206,6 +231,9 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
             raise InvalidTarget("labels", f"{name!r} is not a valid label name")
         if name == "service":
             raise InvalidTarget("labels", "set the service with the service field, not a label")
+        pasted = pasted_labels(name, target.labels[name])
+        if pasted:
+            raise InvalidTarget("labels", pasted)
     if not MIN_INTERVAL_S <= target.interval_s <= 86_400:
         raise InvalidTarget("interval", f"must be between {MIN_INTERVAL_S:g}s and 24h")
     if target.timeout_s is not None and not 0 < target.timeout_s <= 3600:

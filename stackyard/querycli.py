@@ -50,9 +50,10 @@ def _get(client: ApiClient, path: str, params: dict[str, str]) -> dict[str, Any]
 def top(client: ApiClient, args: argparse.Namespace) -> str:
     body = _get(client, "/api/v1/top", _params(args, "query", "sample", "aggregation", "limit"))
     unit, total = body["unit"], body["total"]
+    amount = "average per profile" if body["aggregation"] == "avg" else "total"  # an average is never a total
     lines = [
         f"{body['type']} {body['sample_type']} ({body['aggregation']}) over {body['profiles']} profiles, "
-        f"total {human(total, unit)}",
+        f"{amount} {human(total, unit)}",
         f"{'flat':>12} {'flat%':>7} {'cum':>12} {'cum%':>7}  function",
     ]
     for row in body["rows"]:

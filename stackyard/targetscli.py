@@ -13,6 +13,7 @@ from typing import Any
 
 from server.errors import StackyardError
 from server.labels import parse_label_pairs
+from server.targets import PROFILE_PATHS, default_kinds
 from stackyard.apiclient import ApiClient, ApiError
 
 
@@ -29,7 +30,10 @@ def add_parser(sub: Any, with_server: Any) -> None:
     add.add_argument("--service", required=True)
     add.add_argument("--label", action="append", metavar="KEY=VALUE")
     add.add_argument("--interval", default="15s")
-    add.add_argument("--profiles", help="comma-separated kinds (default: every kind the server scrapes)")
+    # The same list the server and the dashboard's forms use (server.targets.KINDS); without
+    # --profiles nothing is sent and the server applies its defaults, which are these.
+    kinds, defaults = ", ".join(PROFILE_PATHS), ", ".join(default_kinds())
+    add.add_argument("--profiles", help=f"comma-separated, of {kinds} (default: {defaults})")
     add.set_defaults(func=run)
 
     listing = with_server(actions.add_parser("list", help="list targets with their health"))

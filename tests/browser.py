@@ -133,8 +133,9 @@ def chromium_path() -> str | None:
     return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
 
 
-def launch(playwright: Any, user_data_dir: Path) -> BrowserContext:
-    """Debian's Chromium, headless, offline-quiet, in a fresh profile directory."""
+def launch(playwright: Any, user_data_dir: Path, **options: Any) -> BrowserContext:
+    """Debian's Chromium, headless, offline-quiet, in a fresh profile directory; ``options`` such as
+    ``timezone_id`` go to Playwright's context."""
     context: BrowserContext = playwright.chromium.launch_persistent_context(
         str(user_data_dir),
         executable_path=chromium_path() or CHROMIUM,
@@ -142,6 +143,7 @@ def launch(playwright: Any, user_data_dir: Path) -> BrowserContext:
         args=CHROMIUM_ARGS,
         viewport={"width": 1440, "height": 1000},
         device_scale_factor=1,
+        **options,
     )
     return context
 

@@ -240,6 +240,12 @@ def test_errors_carry_their_code_and_status(client: TestClient, name: str, statu
     _error(client.post("/querier.v1.QuerierService/LabelValues", content=body, headers=PROTO), status, code)
 
 
+def test_unavailable_says_when_to_retry(client: TestClient) -> None:
+    body = types_pb2.LabelValuesRequest(name="code:unavailable").SerializeToString()
+    response = client.post("/querier.v1.QuerierService/LabelValues", content=body, headers=PROTO)
+    assert _error(response, 503, "unavailable") and response.headers["retry-after"] == "5"
+
+
 def test_a_bug_is_internal_and_says_nothing_of_itself(client: TestClient) -> None:
     for name, path in (("bug", "LabelValues"), ("", "GetProfileStats")):
         body = types_pb2.LabelValuesRequest(name=name).SerializeToString() if name else b""

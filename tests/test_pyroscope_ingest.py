@@ -28,6 +28,7 @@ from server.errors import InvalidParameter
 from server.pprof import decode, encode
 from server.pprof.merge import scale
 from server.pyroscope.multipart import read_form
+from server.pyroscope.proto.querier.v1 import querier_pb2
 from server.pyroscope.series import parse_app_key
 from server.pyroscope.uploadparams import parse_unix_time_ns
 from server.settings import Settings
@@ -334,3 +335,47 @@ def test_a_mangled_multipart_body_is_parsed_or_refused_by_name(cut: int, junk: b
         assert set(parts) <= {"profile", "sample_type_config", "prev_profile"}
     except InvalidParameter as exc:
         assert exc.parameter == "body"
+
+
+def test_what_the_sdk_uploaded_is_what_grafanas_queries_read(client: TestClient, tmp_path: Path) -> None:
+    # The heap upload's two halves answer Grafana's memory types; the SDK's goroutines keep their own name.
+    for capture in all_captures()[:5]:
+        assert client.post(capture.path, content=capture.body, headers=capture.headers).status_code == 200
+    proto = {"Content-Type": "application/proto"}
+    start, end = ROUNDS[0][0] * 1000, ROUNDS[0][1] * 1000
+    types = querier_pb2.ProfileTypesResponse.FromString(
+        client.post(
+            "/querier.v1.QuerierService/ProfileTypes",
+            content=querier_pb2.ProfileTypesRequest(start=start, end=end).SerializeToString(),
+            headers=proto,
+        ).content
+    )
+    assert {t.ID for t in types.profile_types} == {
+        "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+        "process_cpu:samples:count:cpu:nanoseconds",
+        "memory:inuse_space:bytes:space:bytes",
+        "memory:inuse_objects:count:space:bytes",
+        "memory:alloc_space:bytes:space:bytes",
+        "memory:alloc_objects:count:space:bytes",
+        "goroutines:goroutine:count:goroutine:count",
+        "mutex:contentions:count:contentions:count",
+        "mutex:delay:nanoseconds:contentions:count",
+        "block:contentions:count:contentions:count",
+        "block:delay:nanoseconds:contentions:count",
+    }
+    heap = load(0).profile_file(tmp_path)
+    for type_id, sample in (
+        ("memory:alloc_space:bytes:space:bytes", "alloc_space"),
+        ("memory:inuse_space:bytes:space:bytes", "inuse_space"),
+    ):
+        request = querier_pb2.SelectMergeStacktracesRequest(
+            profile_typeID=type_id, label_selector=f'{{service_name="{SERVICE}"}}', start=start, end=end
+        )
+        answer = querier_pb2.SelectMergeStacktracesResponse.FromString(
+            client.post(
+                "/querier.v1.QuerierService/SelectMergeStacktraces",
+                content=request.SerializeToString(),
+                headers=proto,
+            ).content
+        )
+        assert answer.flamegraph.total == pprof_top([heap], sample, "bytes").total

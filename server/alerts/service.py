@@ -71,6 +71,18 @@ class Alerting:
         self.store.alerts.add_rule(rule.name, spec)
         return rule
 
+    def replace_rule(self, rule: Rule) -> Rule:
+        """Edit a rule of the API. Its current alerts stay and are judged by the new definition at the next
+        round, as Prometheus keeps a rule's alerts across a reload: a firing alert whose condition no longer
+        holds resolves (and is notified), one that still holds keeps firing without a second notification."""
+        if rule.name in self.config_rules:
+            raise Conflict(f"rule {rule.name!r} is defined in the config file; change it there")
+        if rule.receiver is not None and rule.receiver not in self.receivers_by_name():
+            raise InvalidParameter("receiver", f"no receiver named {rule.receiver!r}; create it first")
+        spec = {k: v for k, v in rule.to_json().items() if k != "source"}
+        self.store.alerts.replace_rule(rule.name, spec)
+        return rule
+
     def delete_rule(self, name: str) -> None:
         if name in self.config_rules:
             raise Conflict(f"rule {name!r} is defined in the config file; remove it there")

@@ -1,4 +1,4 @@
-"""Alerting: rules and receivers (list, create, delete), current alerts and their history."""
+"""Alerting: rules (list, create, edit, delete) and receivers (list, create, delete), current alerts, history."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.alerts.payload import external_url, generator_url
 from server.alerts.receivers import parse_receiver
 from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
 from server.api.deps import reveals_credentials
-from server.errors import NotFound
+from server.errors import InvalidParameter, NotFound
 from server.redact import redact_credentials
 from server.store.alerting import StateRecord, Transition
 from server.timeparse import format_time
@@ -94,6 +95,32 @@ def get_rule(name: str, request: Request) -> dict[str, Any]:
 def create_rule(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
     alerting = _alerting(request)
     return alerting.add_rule(parse_rule(body)).to_json()
+
+
+class RuleOut(BaseModel):
+    """A rule as stored (docs/api.md#rules)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    name: str
+    query: str
+    type: str
+    sample: str | None
+    expr: str
+    for_: str = Field(alias="for", serialization_alias="for")
+    receiver: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    source: str
+
+
+@router.put("/rules/{name}", response_model_by_alias=True)
+def replace_rule(name: str, body: Annotated[dict[str, Any], Body()], request: Request) -> RuleOut:
+    """Edit a rule made through the API: the whole rule, under the same name. Its alerts stay (see the docs)."""
+    given = body.get("name", name)
+    if given != name:
+        raise InvalidParameter("name", f"{given!r} is not the rule in the path, {name!r}; a rule cannot be renamed")
+    rule = _alerting(request).replace_rule(parse_rule({**body, "name": name}))
+    return RuleOut.model_validate(rule.to_json())
 
 
 @router.delete("/rules/{name}", status_code=204)

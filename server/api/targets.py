@@ -14,7 +14,17 @@ from server.netpolicy import NetworkPolicy
 from server.redact import redact_credentials
 from server.scraping import ScrapeHealth, Scraper
 from server.settings import Settings
-from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
+from server.targets import (
+    DELTA_KINDS,
+    KIND_INTERVALS_S,
+    KINDS,
+    OPTIONAL_KINDS,
+    TIMED_KINDS,
+    ProfileSpec,
+    TargetSpec,
+    check_target,
+    default_profiles,
+)
 from server.timeparse import format_duration, format_time, parse_duration_ns
 
 router = APIRouter(prefix="/api/v1", tags=["targets"])
@@ -56,6 +66,23 @@ class TargetPatch(BaseModel):
     max_response_bytes: int | None = None
 
 
+class ProfileKindOut(BaseModel):
+    """A kind of endpoint a target can be scraped for."""
+
+    name: str
+    path: str = Field(description="under the target's path_prefix")
+    description: str
+    default: bool = Field(description="scraped when a target names no profiles")
+    delta: bool = Field(description="cumulative in Go: scraped as a delta over each interval")
+    timed: bool = Field(description="asked for ?seconds= of wall time")
+    optional: bool = Field(description="many Go versions do not serve it: a 404 is not an error")
+    interval: str | None = Field(description="its own default interval, whatever the target's")
+
+
+class ProfileKindsOut(BaseModel):
+    kinds: list[ProfileKindOut]
+
+
 def _policy(request: Request) -> NetworkPolicy:
     settings: Settings = request.app.state.settings
     return settings.network_policy()
@@ -70,7 +97,7 @@ def _seconds(text: str, field: str) -> float:
 
 def _profiles(items: list[str | ProfileIn] | None) -> tuple[ProfileSpec, ...]:
     if items is None:
-        return tuple(ProfileSpec(kind) for kind in PROFILE_PATHS)
+        return default_profiles()
     specs = [
         ProfileSpec(i)
         if isinstance(i, str)
@@ -123,6 +150,26 @@ def target_json(target: TargetSpec, scraper: Scraper | None, reveal: bool = Fals
 def _scraper(request: Request) -> Scraper | None:
     scraper: Scraper | None = getattr(request.app.state, "scraper", None)
     return scraper
+
+
+@router.get("/profile-kinds")
+def profile_kinds() -> ProfileKindsOut:
+    """Every kind a target can be scraped for: the list the dashboard's forms and the CLI are built from."""
+    return ProfileKindsOut(
+        kinds=[
+            ProfileKindOut(
+                name=kind.name,
+                path=kind.path,
+                description=kind.description,
+                default=kind.default,
+                delta=kind.name in DELTA_KINDS,
+                timed=kind.name in TIMED_KINDS,
+                optional=kind.name in OPTIONAL_KINDS,
+                interval=format_duration(KIND_INTERVALS_S[kind.name]) if kind.name in KIND_INTERVALS_S else None,
+            )
+            for kind in KINDS
+        ]
+    )
 
 
 @router.post("/targets", status_code=201)

@@ -57,6 +57,7 @@ from google.protobuf.message import DecodeError, Message
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from server.api.errors import RETRY_AFTER_S
 from server.availability import describe, is_unavailable
 from server.errors import StackyardError
 from server.pprof.decode import GZIP_MAGIC, decompress
@@ -137,7 +138,10 @@ class BodyLimits:
 def error_response(error: ConnectError) -> Response:
     """Connect's JSON error body, with the status that goes with its code."""
     body = json.dumps({"code": error.code, "message": error.message}).encode()
-    return Response(body, status_code=error.status, media_type=JSON, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if error.code == "unavailable":
+        headers["Retry-After"] = str(RETRY_AFTER_S)  # as the rest of the API says it during a database outage
+    return Response(body, status_code=error.status, media_type=JSON, headers=headers)
 
 
 def as_connect_error(exc: Exception, procedure: str) -> ConnectError:
@@ -351,7 +355,8 @@ class ConnectService:
                 return error_response(error)
             headers = {}
             if len(payload) >= GZIP_MIN_BYTES and accepts_gzip(request.headers.get("accept-encoding")):
-                payload = gzip.compress(payload, compresslevel=5, mtime=0)
+                # Level 1: a third of level 6's time for most of its gain (390 KB to 111 KB for a large flame graph).
+                payload = gzip.compress(payload, compresslevel=1, mtime=0)
                 headers["Content-Encoding"] = "gzip"
             log.debug(
                 "connect call",

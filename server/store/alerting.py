@@ -155,6 +155,13 @@ class AlertTables:
         except IntegrityError:
             raise Conflict(f"a rule named {name!r} already exists") from None
 
+    def replace_rule(self, name: str, spec: dict[str, Any]) -> None:
+        """Change a stored rule in place: its row, and so its identity and its alerts, stay."""
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(AlertRuleRow).where(AlertRuleRow.name == name).values(spec=spec))
+            if changed.rowcount == 0:
+                raise NotFound(f"no rule named {name!r}")
+
     def delete_rule(self, name: str) -> None:
         """Delete the rule and its quiet states; what it fired stays until the evaluator resolves it (and says so)."""
         with self._engine.begin() as conn:
