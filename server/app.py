@@ -34,7 +34,8 @@ from server.auth.tokens import TokenSet
 from server.ingest_workers import IngestWorkers
 from server.limits import limit_rejections
 from server.migrate import ROOT
-from server.pyroscope import render
+from server.pyroscope import render, sdk
+from server.pyroscope.pusher import pusher
 from server.pyroscope.querier import querier
 from server.scraping import Scraper
 from server.settings import Settings
@@ -113,6 +114,8 @@ def create_app(
         app.include_router(module.router)
     app.include_router(querier.router())  # Pyroscope's query service, at /querier.v1.QuerierService/...
     app.include_router(render.router)  # and its flamebearer JSON, at /pyroscope/render...
+    app.include_router(sdk.router)  # Pyroscope's push clients: POST /ingest (the SDK) and Push (Alloy)
+    app.include_router(pusher.router())
     docs.install(app)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():

@@ -20,6 +20,7 @@ from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileTooLargeError
 from server.pprof.header import Header, infer_kind_of
 from server.pprof.kinds import KINDS
+from server.pprof.select import SampleView, select_sample_types
 from server.settings import Settings
 from server.store import idempotency
 from server.store.repository import Store, StoredProfile
@@ -76,10 +77,15 @@ def ingest(
     time_ns: int | None = None,
     rejections: Counter | None = None,
     idempotency_key: str | None = None,
+    view: SampleView | None = None,
 ) -> IngestResult:
-    """Decode, check and store one profile; ``rejections`` counts refusals by store limit."""
+    """Decode, check and store one profile; ``rejections`` counts refusals by store limit.
+
+    ``view`` stores only some of the profile's sample types (a Pyroscope heap upload is
+    stored as ``heap`` with its ``inuse_*`` types and as ``allocs`` with its ``alloc_*`` ones).
+    """
     try:
-        return _ingest(store, settings, data, labels, kind, time_ns, idempotency_key)
+        return _ingest(store, settings, data, labels, kind, time_ns, idempotency_key, view)
     except LimitExceeded as exc:
         if rejections is not None:
             rejections.labels(exc.limit).inc()
@@ -95,6 +101,7 @@ def _ingest(
     kind: str | None,
     time_ns: int | None,
     idempotency_key: str | None = None,
+    view: SampleView | None = None,
 ) -> IngestResult:
     started = time.perf_counter()
     limits = StoreLimits.of(settings)
@@ -110,6 +117,8 @@ def _ingest(
         columns = decode_columns(data, settings.max_decompressed_bytes)
     except ProfileTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from None
+    if view is not None:
+        columns = select_sample_types(columns, view)
     limits.check_profile(columns)
     header = Header.of(columns)
     if not header.sample_types:

@@ -31,6 +31,7 @@ from server.availability import describe, is_unavailable
 from server.errors import DatabaseUnavailable, StackyardError, Unavailable
 from server.ingest import ingest
 from server.pprof.errors import ProfileError, ProfileTooLargeError
+from server.pprof.select import SampleView
 from server.settings import Settings
 from server.store.repository import Store
 
@@ -77,12 +78,17 @@ def _ready() -> bool:
 
 
 def _ingest_here(
-    data: bytes, labels: dict[str, str], kind: str | None, time_ns: int | None, key: str | None
+    data: bytes,
+    labels: dict[str, str],
+    kind: str | None,
+    time_ns: int | None,
+    key: str | None,
+    view: SampleView | None = None,
 ) -> tuple[str, Any]:
     store, settings = _Worker.store, _Worker.settings
     assert store is not None and settings is not None
     try:
-        result = ingest(store, settings, data, labels, kind, time_ns, None, key)
+        result = ingest(store, settings, data, labels, kind, time_ns, None, key, view)
     except StackyardError as exc:
         return "refused", (exc.status_code, exc.message, getattr(exc, "limit", None))
     except ProfileError as exc:
@@ -127,13 +133,19 @@ class IngestWorkers:
         )
 
     async def ingest(
-        self, data: bytes, labels: dict[str, str], kind: str | None, time_ns: int | None, key: str | None
+        self,
+        data: bytes,
+        labels: dict[str, str],
+        kind: str | None,
+        time_ns: int | None,
+        key: str | None,
+        view: SampleView | None = None,
     ) -> PushAnswer:
         """Store one push in a worker; refusals raise what in-process ingest would (``limit`` set for store limits)."""
         executor = self._running()
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(
-                executor, _ingest_here, data, labels, kind, time_ns, key
+                executor, _ingest_here, data, labels, kind, time_ns, key, view
             )
         except BrokenProcessPool:
             raise self._replace(executor) from None

@@ -8,6 +8,10 @@ from server.errors import InvalidParameter
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_LABEL_VALUE = 1024
+#: Reserved names that are kept all the same, because Pyroscope's clients send them and its query API
+#: reads them: the SDK's ``__session_id__`` (one per process run) and ``__name__`` where it names a
+#: profile differently from its kind (the SDK's ``goroutines``; see server/pyroscope/profilekinds.py).
+KEPT_RESERVED = frozenset({"__session_id__", "__name__"})
 # What a space-separated paste of labels leaves in the first one's value: `prod version=1` from
 # `env=prod version=1`. Linear: one character class, then a bounded name and "=".
 _PASTED = re.compile(r"\s+([a-zA-Z_][a-zA-Z0-9_]*)=")
@@ -39,7 +43,7 @@ def check_labels(labels: dict[str, str], parameter: str = "label", max_value: in
             raise InvalidParameter(
                 parameter, f"{name!r} is not a valid label name (letters, digits and _; not starting with a digit)"
             )
-        if name.startswith("__"):
+        if name.startswith("__") and name not in KEPT_RESERVED:
             raise InvalidParameter(parameter, f"label names starting with __ are reserved: {name!r}")
         if len(value) > max_value:
             raise InvalidParameter(parameter, f"the value of {name!r} is longer than {max_value} characters")

@@ -8,6 +8,7 @@ rule that nothing mutating is ever open or read-only.
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.auth.binding import InsecureBind, check_bind
-from server.auth.policy import required_scope
+from server.auth.policy import is_connect, required_scope
 from server.auth.tokens import Scope, TokenEntry, TokenSet, digest, new_token
 from server.settings import Settings
 from tests.conftest import TEST_RETENTION
@@ -82,6 +83,8 @@ def expected_scope(method: str, path: str) -> Scope | None:
     scope = required_scope(method, concrete(path))
     if method == "POST" and path.startswith("/querier.v1.QuerierService/"):
         assert scope is Scope.READ, f"{path} only reads"  # Connect queries are POSTs
+    elif method == "POST" and path.startswith("/push.v1.PusherService/"):
+        assert scope is Scope.INGEST, f"{path} stores profiles"
     elif method not in ("GET", "HEAD", "OPTIONS"):
         assert scope in (Scope.INGEST, Scope.ADMIN), f"{method} {path} would be {scope}: mutating routes need more"
     return scope
@@ -98,9 +101,23 @@ def secured(sqlite_url: str) -> Iterator[TestClient]:
         yield client
 
 
-def _call(client: TestClient, method: str, path: str, token: str | None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+def _call(client: TestClient, method: str, path: str, token: str | None, basic: bool = False) -> Any:
+    """The request with ``token`` as a Bearer token, or as Basic auth's password (as Pyroscope's clients send it)."""
+    if token is None:
+        headers = {}
+    elif basic:
+        headers = {"Authorization": "Basic " + base64.b64encode(f"pyroscope:{token}".encode()).decode()}
+    else:
+        headers = {"Authorization": f"Bearer {token}"}
     return client.request(method, concrete(path), headers=headers)
+
+
+def refusal(path: str, status: int) -> dict[str, Any]:
+    """The refusal body: Connect's error shape on a Connect service's path, Stackyard's elsewhere."""
+    message = "authentication required" if status == 401 else "forbidden"
+    if is_connect(path):
+        return {"code": "unauthenticated" if status == 401 else "permission_denied", "message": message}
+    return {"error": message, "status": status}
 
 
 def _assert_no_leak(response: Any) -> None:
@@ -118,14 +135,6 @@ def test_route_table_is_read_from_the_app(secured: TestClient) -> None:
     assert len(routes) >= 25
 
 
-def refusal(path: str, status: int) -> dict[str, Any]:
-    """The refusal body: Connect's error shape on a Connect service's path, Stackyard's elsewhere."""
-    message = "authentication required" if status == 401 else "forbidden"
-    if path.startswith("/querier.v1.QuerierService/"):
-        return {"code": "unauthenticated" if status == 401 else "permission_denied", "message": message}
-    return {"error": message, "status": status}
-
-
 def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestClient) -> None:
     routes = route_table(secured.app)  # type: ignore[arg-type]
     checked = 0
@@ -133,10 +142,11 @@ def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestCli
         needed = expected_scope(method, path)
         anonymous = _call(secured, method, path, None)
         wrong = _call(secured, method, path, WRONG)
+        wrong_password = _call(secured, method, path, WRONG, basic=True)
         if needed is None:
             assert anonymous.status_code not in (401, 403), f"{method} {path} should be open"
             continue
-        for response in (anonymous, wrong):
+        for response in (anonymous, wrong, wrong_password):
             assert response.status_code == 401, f"{method} {path}: {response.status_code}"
             if method != "HEAD":
                 assert response.json() == refusal(path, 401)
@@ -148,6 +158,9 @@ def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestCli
             if allowed:
                 assert response.status_code not in (401, 403), f"{method} {path} with {scope}: {response.text}"
                 assert response.status_code < 500, f"{method} {path} with {scope}: {response.text}"
+                if scope is needed:  # the same token as Basic auth's password is the same token
+                    basic = _call(secured, method, path, token, basic=True)
+                    assert basic.status_code not in (401, 403), f"{method} {path} with Basic {scope}: {basic.text}"
             else:
                 assert response.status_code == 403, f"{method} {path} with {scope}: {response.status_code}"
                 if method != "HEAD":
@@ -369,6 +382,10 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
         ("POST", "/querier.v1.QuerierService/SelectMergeStacktraces", Scope.READ),
         ("PUT", "/querier.v1.QuerierService/SelectMergeStacktraces", Scope.ADMIN),
         ("POST", "/api/v1/querier.v1.QuerierService/Series", Scope.ADMIN),
+        ("POST", "/ingest", Scope.INGEST),  # the pyroscope-go SDK
+        ("POST", "/push.v1.PusherService/Push", Scope.INGEST),  # Alloy
+        ("GET", "/push.v1.PusherService/Push", Scope.READ),  # answered "only POST is served" to a reader
+        ("PUT", "/push.v1.PusherService/Push", Scope.ADMIN),
     ],
 )
 def test_policy_table(method: str, path: str, scope: Scope | None) -> None:

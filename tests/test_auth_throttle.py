@@ -8,6 +8,7 @@ shown with a one-second window and a real wait.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 
@@ -190,3 +191,23 @@ def test_a_stale_cookie_is_dropped_and_counts_once(app: FastAPI) -> None:
     assert status == 200 and body == {"scopes": ["admin"]}
     # A wrong bearer header is not a cookie: nothing to remove.
     assert "set-cookie" not in browser.get("/api/v1/series", headers={"Authorization": "Bearer x"}).headers
+
+
+def _basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"pyroscope:{password}".encode()).decode()}
+
+
+def test_wrong_basic_passwords_count_like_wrong_tokens(app: FastAPI) -> None:
+    # How Pyroscope's clients send a token: the password of Basic auth (the user name is not read).
+    attacker, user = client_at(app, ATTACKER), client_at(app, USER)
+    assert user.get("/api/v1/series", headers=_basic(GOOD)).status_code == 200
+    undecodable = {"Authorization": "Basic %%%not-base64%%%"}
+    for attempt in range(10):
+        headers = undecodable if attempt == 0 else _basic(f"guess-{attempt}")
+        response = attacker.post("/ingest", params={"name": "app"}, content=b"", headers=headers)
+        assert response.status_code == 401 and response.json() == {"error": "authentication required", "status": 401}
+    # Past the limit even the right password waits, on every route and in every form.
+    assert attacker.get("/api/v1/series", headers=_basic(GOOD)).status_code == 429
+    assert attacker.get("/api/v1/series", headers={"Authorization": f"Bearer {GOOD}"}).status_code == 429
+    assert user.get("/api/v1/series", headers=_basic(GOOD)).status_code == 200
+    assert rate_limited(app, "token") == 2

@@ -8,6 +8,7 @@ attack in real Chromium is tests/test_web_csrf.py).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,6 +155,16 @@ def test_default_ports_are_the_same_origin(sqlite_url: str) -> None:
 def test_bearer_token_requests_are_unaffected(app_with_tokens: TestClient) -> None:
     headers = {**bearer(Scope.ADMIN), "Origin": "http://elsewhere.test", "Sec-Fetch-Site": "cross-site"}
     assert app_with_tokens.post("/api/v1/targets", json=TARGET, headers=headers).status_code == 201
+
+
+def test_basic_auth_writes_pass_from_clients_and_are_refused_from_other_sites(app_with_tokens: TestClient) -> None:
+    # Pyroscope's clients send the token as a Basic password and no Origin: not a browser, so they pass.
+    # A browser may have cached Basic credentials, so another site's request carrying them is refused.
+    basic = {"Authorization": "Basic " + base64.b64encode(f"alloy:{TOKENS[Scope.ADMIN]}".encode()).decode()}
+    assert app_with_tokens.post("/api/v1/targets", json=TARGET, headers=basic).status_code == 201
+    elsewhere = {**basic, "Origin": "http://elsewhere.test", "Sec-Fetch-Site": "cross-site"}
+    refused = app_with_tokens.post("/api/v1/targets", json={**TARGET, "service": "other"}, headers=elsewhere)
+    assert refused.status_code == 403 and refused.json()["error"].startswith("cross-site request refused: ")
 
 
 def test_open_posts_and_servers_without_tokens_refuse_what_a_browser_marks_cross_site(

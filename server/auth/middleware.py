@@ -19,6 +19,8 @@ router or the static files).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from urllib.parse import quote
@@ -39,13 +41,34 @@ COOKIE_NAME = "stackyard_token"
 
 
 def presented_token(headers: Headers) -> str | None:
-    """The bearer token of the ``Authorization`` header, else the login cookie's."""
-    authorization = headers.get("authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+    """The token of the ``Authorization`` header, else the login cookie's.
+
+    ``Bearer <token>``, or ``Basic`` with the token as the password (the user name is not read):
+    that is how Pyroscope's clients send credentials (the pyroscope-go SDK's ``BasicAuthPassword``,
+    Alloy's ``basic_auth``). Basic credentials that do not decode are presented as an empty token,
+    which matches none and counts as a failed attempt, like any wrong token.
+    """
+    scheme, credentials = _authorization(headers)
+    if scheme == "bearer":
+        return credentials
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        _user, _, password = decoded.partition(":")
+        return password
     cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE_NAME)
     return cookie or None
+
+
+def _authorization(headers: Headers) -> tuple[str, str]:
+    """The scheme (lower case) and credentials of ``Authorization``; ``("", "")`` when there are none."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if scheme in ("bearer", "basic") and credentials:
+        return scheme, credentials
+    return "", ""
 
 
 def failure_counter(registry: CollectorRegistry) -> Counter:
@@ -90,7 +113,10 @@ class AuthMiddleware:
         # A request with a bearer token is an API client's: unaffected. One the cookie would authorise
         # must prove it comes from our own pages; any other write is refused only when the browser itself
         # says it comes from another site.
-        by_cookie = token is not None and needed is not None
+        # Basic credentials are not exempt (a browser may have cached some and attach them to another
+        # site's request), but neither are they the cookie: a request without Origin or Sec-Fetch-Site
+        # carrying them is a client such as the pyroscope-go SDK or Alloy, not a browser.
+        by_cookie = token is not None and needed is not None and _from_cookie(headers)
         forged = None if _has_bearer(headers) else forgery(method, scope, headers, strict=by_cookie)
         if forged is not None:
             log.info("cross-site write refused", extra={"method": method, "path": path, "why": forged})
@@ -144,13 +170,12 @@ class AuthMiddleware:
 
 
 def _has_bearer(headers: Headers) -> bool:
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(credentials.strip())
+    return _authorization(headers)[0] == "bearer"
 
 
 def _from_cookie(headers: Headers) -> bool:
-    """Whether :func:`presented_token` took the token from the cookie (no bearer header was sent)."""
-    return not _has_bearer(headers)
+    """Whether :func:`presented_token` took the token from the cookie (no Bearer or Basic header was sent)."""
+    return _authorization(headers) == ("", "")
 
 
 def _expired_cookie(scope: Scope) -> tuple[bytes, bytes]:

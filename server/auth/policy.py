@@ -11,6 +11,7 @@ makes the safe answer the default: an unknown read of ``/api/...`` needs
     GET/HEAD anything else (API, pages, /metrics)          read
     POST     /querier.v1.QuerierService/... (Connect)      read
     POST/PUT any path with an ``ingest`` segment           ingest
+    POST     /push.v1.PusherService/... (Connect)          ingest
     any other method on any path                           admin
 """
 
@@ -27,6 +28,8 @@ ASSET_DIRS = ("/css/", "/js/", "/img/", "/fonts/")
 OPEN_POSTS = frozenset({"/api/v1/login", "/api/v1/logout"})
 #: Connect services whose every method only reads (Pyroscope's querier: Grafana POSTs its queries).
 READ_SERVICES = ("/querier.v1.QuerierService/",)
+#: Connect services that store profiles (Pyroscope's pusher: what Alloy sends).
+INGEST_SERVICES = ("/push.v1.PusherService/",)
 ASSET_SUFFIXES = (".js", ".mjs", ".css", ".map", ".svg", ".png", ".jpg", ".ico", ".woff", ".woff2")
 LOGIN_PAGE = "/login.html"
 
@@ -50,6 +53,8 @@ def required_scope(method: str, path: str) -> Scope | None:
     if method == "POST" and path.startswith(READ_SERVICES):
         return Scope.READ
     if method in PUSH_METHODS and "ingest" in path.split("/"):
+        return Scope.INGEST
+    if method == "POST" and path.startswith(INGEST_SERVICES):
         return Scope.INGEST
     return Scope.ADMIN
 
