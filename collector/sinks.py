@@ -21,11 +21,12 @@ from prometheus_client import CollectorRegistry
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
 from server.availability import describe, is_unavailable
-from server.errors import StackyardError
-from server.goroutines.dump import DumpError, parse_dump
+from server.errors import LimitExceeded, StackyardError
+from server.goroutines.dump import MAX_GOROUTINES, MAX_STACKS, DumpError, parse_dump
 from server.goroutines.ingest import DUMP_KIND
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileError
+from server.pprof.limits import DecodeLimits
 from server.store.idempotency import scrape_key
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,34 @@ IngestFunction = Callable[[bytes, dict[str, str], str, int, str], object]
 
 def _invalid(exc: Exception) -> InvalidProfile:
     """The scrape error a target's health shows for a profile or dump that cannot be stored."""
-    if isinstance(exc, DumpError):
+    if isinstance(exc, (DumpError, LimitExceeded)):
         return InvalidProfile(exc.message.removeprefix("body: "))
     return InvalidProfile(f"not a pprof profile: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What a sink checks a scraped profile against before queueing it: the decoder's and the dump parser's limits.
+
+    The same limits the server applies (the server checks again), so a target
+    serving something hostile is refused here with memory bounded, and its
+    health says why, whichever sink is in use.
+    """
+
+    max_decompressed: int = 256 * 1024 * 1024
+    decode: DecodeLimits | None = None  # None: the defaults, with a memory budget of max_decompressed
+    max_dump_goroutines: int = MAX_GOROUTINES
+    max_dump_stacks: int = MAX_STACKS
+
+    def run(self, profile: ScrapedProfile) -> None:
+        """Raises :class:`~collector.errors.InvalidProfile` naming the problem (call in a worker thread)."""
+        try:
+            if profile.kind == DUMP_KIND:
+                parse_dump(profile.data, self.max_dump_goroutines, max_stacks=self.max_dump_stacks)
+            else:
+                decode_columns(profile.data, self.max_decompressed, self.decode)
+        except (ProfileError, DumpError, LimitExceeded) as exc:
+            raise _invalid(exc) from None
 
 
 class InProcessSink:
@@ -78,14 +104,14 @@ class InProcessSink:
         ingest: IngestFunction,
         metrics: CollectorMetrics | None = None,
         buffer_size: int = 10_000,
-        max_decompressed: int = 256 * 1024 * 1024,
+        checks: Checks | None = None,
         max_backoff_s: float = 10.0,
     ) -> None:
         self._ingest = ingest
         self._metrics = metrics if metrics is not None else CollectorMetrics(CollectorRegistry())
         self._buffer: deque[ScrapedProfile] = deque()
         self._size = buffer_size
-        self._max_decompressed = max_decompressed
+        self._checks = checks if checks is not None else Checks()
         self._max_backoff_s = max_backoff_s
         self._task: asyncio.Task[None] | None = None
 
@@ -95,13 +121,7 @@ class InProcessSink:
                 return
         else:
             # Behind a backlog: keep scrape order, but still tell the target's health about a bad profile now.
-            try:
-                if profile.kind == DUMP_KIND:
-                    await asyncio.to_thread(parse_dump, profile.data)
-                else:
-                    await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
-            except (ProfileError, DumpError) as exc:
-                raise _invalid(exc) from None
+            await asyncio.to_thread(self._checks.run, profile)
         if len(self._buffer) >= self._size:
             self._buffer.popleft()
             self._metrics.sink_dropped.inc()
@@ -174,7 +194,7 @@ class HttpPushSink:
         url: str,
         metrics: CollectorMetrics,
         buffer_size: int = 10_000,
-        max_decompressed: int = 256 * 1024 * 1024,
+        checks: Checks | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -183,7 +203,7 @@ class HttpPushSink:
         self._buffer: deque[ScrapedProfile] = deque()
         self._size = buffer_size
         self._metrics = metrics
-        self._max_decompressed = max_decompressed
+        self._checks = checks if checks is not None else Checks()
         self._client = httpx.AsyncClient(transport=transport, timeout=30.0, headers=headers)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -194,15 +214,7 @@ class HttpPushSink:
             self._task = asyncio.create_task(self._drain(), name="push-sink")
 
     async def send(self, profile: ScrapedProfile) -> None:
-        try:
-            if profile.kind == DUMP_KIND:
-                await asyncio.to_thread(parse_dump, profile.data)
-            else:
-                await asyncio.to_thread(decode_columns, profile.data, self._max_decompressed)
-        except DumpError as exc:
-            raise InvalidProfile(exc.message.removeprefix("body: ")) from None
-        except ProfileError as exc:
-            raise InvalidProfile(f"not a pprof profile: {exc}") from None
+        await asyncio.to_thread(self._checks.run, profile)
         self._ensure_running()
         if len(self._buffer) >= self._size:
             self._buffer.popleft()

@@ -15,9 +15,9 @@ from prometheus_client import Counter
 
 from server.errors import Conflict, InvalidParameter, LimitExceeded, PayloadTooLarge, TooOld
 from server.labels import check_labels
-from server.limits import StoreLimits
+from server.limits import StoreLimits, decode_limits, decode_refusal
 from server.pprof.decode import decode_columns
-from server.pprof.errors import ProfileTooLargeError
+from server.pprof.errors import DecodeLimitError, ProfileTooLargeError
 from server.pprof.header import Header, infer_kind_of
 from server.pprof.kinds import KINDS
 from server.settings import Settings
@@ -107,10 +107,11 @@ def _ingest(
     if len(data) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body: {len(data)} bytes exceeds the limit of {settings.max_body_bytes} bytes")
     try:
-        columns = decode_columns(data, settings.max_decompressed_bytes)
+        columns = decode_columns(data, settings.max_decompressed_bytes, decode_limits(settings))
+    except DecodeLimitError as exc:
+        raise decode_refusal(exc) from None
     except ProfileTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from None
-    limits.check_profile(columns)
     header = Header.of(columns)
     if not header.sample_types:
         raise InvalidParameter("body", "malformed profile: it declares no sample types")
