@@ -112,6 +112,11 @@ def _ingest(
         raise decode_refusal(exc) from None
     except ProfileTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from None
+    if columns.strings_with_nul:
+        log.warning(
+            "profile strings with NUL stored with U+FFFD in its place",
+            extra={"strings": columns.strings_with_nul, "service": labels.get("service")},
+        )
     header = Header.of(columns)
     if not header.sample_types:
         raise InvalidParameter("body", "malformed profile: it declares no sample types")

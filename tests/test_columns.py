@@ -117,7 +117,9 @@ def split(offsets: NDArray[np.int64], *flats: NDArray[np.int64] | NDArray[np.uin
 
 def assert_matches_message(cols: ProfileColumns, msg: profile_pb2.Profile) -> None:
     """Checks the columns record by record against the upb message, independently of either backend."""
-    assert cols.strings == list(msg.string_table)
+    # NUL is stored as U+FFFD (PostgreSQL's text cannot hold it), and counted.
+    assert cols.strings == [text.replace("\0", "\ufffd") for text in msg.string_table]
+    assert cols.strings_with_nul == sum(1 for text in msg.string_table if "\0" in text)
     assert cols.sample_type.reshape(-1, 2).tolist() == [[vt.type, vt.unit] for vt in msg.sample_type]
     samples = msg.sample
     assert len(cols.sample_loc_offsets) == len(samples) + 1

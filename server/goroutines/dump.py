@@ -17,12 +17,13 @@ collector scrapes it as its own kind.
 The parser is one pass over the lines with no recursion or backtracking, so its
 time and memory are linear in the input; anything it does not recognise is a
 :class:`DumpError` naming the line, never another exception (the fuzz test
-holds it to that). It works within limits checked as it goes: the size of the
-text first, then the number of goroutines and of distinct stacks, counted as
-they are read, so a dump of a million minimal goroutines with a stack each is
-refused after the first 10,000 (:class:`DumpTooLarge`) instead of costing
-gigabytes and a minute. A dump cut off mid-line or mid-goroutine is an error too:
-storing it would silently undercount.
+holds it to that). A NUL character becomes U+FFFD, as invalid UTF-8 does.
+It works within limits checked as it goes: the size of the text first, then
+the number of goroutines and of distinct stacks, counted as they are read, so
+a dump of a million minimal goroutines with a stack each is refused after the
+first 10,000 (:class:`DumpTooLarge`) instead of costing gigabytes and a
+minute. A dump cut off mid-line or mid-goroutine is an error too: storing it
+would silently undercount.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def parse_dump(
         text = data.decode("utf-8", "replace")
     else:
         text = data
+    if "\0" in text:
+        text = text.replace("\0", "\ufffd")  # as in pprof strings: PostgreSQL's text cannot hold NUL
     if not text.strip():
         raise DumpError("the body is empty")
     if not text.endswith("\n"):

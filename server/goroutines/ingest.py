@@ -60,6 +60,8 @@ def _ingest_dump(
     limits.check_labels(labels)
     check_labels(labels, max_value=limits.label_value_length)
     goroutines = parse_dump(data, settings.max_dump_goroutines, settings.max_body_bytes, settings.max_dump_stacks)
+    if b"\0" in data:
+        log.warning("goroutine dump with NUL stored with U+FFFD in its place", extra={"service": labels.get("service")})
     groups = group_goroutines(goroutines)
     when = time_ns if time_ns is not None else time.time_ns()
     if when < time.time_ns() - parse_duration_ns(settings.retention_raw):

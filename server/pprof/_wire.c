@@ -43,7 +43,9 @@
  * Deliberately stricter than upb: groups, and known fields sent with the wrong
  * wire type (upb keeps those as unknown fields; here they mean corrupt data).
  * Deliberately more lenient than upb: the string table is decoded as UTF-8
- * with errors="replace", because Go does not promise valid UTF-8.
+ * with errors="replace", because Go does not promise valid UTF-8; a NUL
+ * becomes U+FFFD too (the fallback does the same after upb), since no
+ * database column Stackyard writes to may hold one on PostgreSQL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1284,22 +1286,38 @@ as_int64(uint64_t word)
     return value;
 }
 
-/* The string table as a list of str, made from the kept bytes. */
+/* The string table as a list of str, made from the kept bytes. A NUL becomes
+ * U+FFFD, as undecodable bytes do: PostgreSQL's text cannot hold NUL, and a
+ * profile must be stored the same on every database. *replaced counts the
+ * strings that had one. */
 static PyObject *
-strings_list(Profile *prof)
+strings_list(Profile *prof, Py_ssize_t *replaced)
 {
     size_t n = prof->string_ends.len;
     PyObject *list = PyList_New((Py_ssize_t)n);
+    PyObject *nul = NULL, *replacement = NULL;
     size_t start = 0;
 
+    *replaced = 0;
     if (list == NULL) {
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         size_t end = (size_t)prof->string_ends.data[i];
-        PyObject *s = PyUnicode_DecodeUTF8((const char *)prof->string_bytes.data + start, (Py_ssize_t)(end - start),
-                                           "replace");
+        const char *text = (const char *)prof->string_bytes.data + start;
+        PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)(end - start), "replace");
+        if (s != NULL && end > start && memchr(text, 0, end - start) != NULL) {
+            PyObject *clean = NULL;
+            if ((nul != NULL || (nul = PyUnicode_FromOrdinal(0)) != NULL) &&
+                (replacement != NULL || (replacement = PyUnicode_FromOrdinal(0xFFFD)) != NULL)) {
+                clean = PyUnicode_Replace(s, nul, replacement, -1);
+            }
+            Py_SETREF(s, clean);
+            ++*replaced;
+        }
         if (s == NULL) {
+            Py_XDECREF(nul);
+            Py_XDECREF(replacement);
             Py_DECREF(list);
             return NULL;
         }
@@ -1310,6 +1328,8 @@ strings_list(Profile *prof)
             Py_END_ALLOW_THREADS
         }
     }
+    Py_XDECREF(nul);
+    Py_XDECREF(replacement);
     return list;
 }
 
@@ -1317,11 +1337,13 @@ static PyObject *
 profile_to_dict(ModuleState *ms, Profile *prof)
 {
     PyObject *dict = PyDict_New();
+    Py_ssize_t replaced = 0;
 
     if (dict == NULL) {
         return NULL;
     }
-    if (set_item(dict, "strings", strings_list(prof)) < 0) {
+    if (set_item(dict, "strings", strings_list(prof, &replaced)) < 0 ||
+        set_item(dict, "strings_with_nul", PyLong_FromSsize_t(replaced)) < 0) {
         goto error;
     }
     bytebuf_free(&prof->string_bytes);
@@ -1558,7 +1580,8 @@ static PyType_Spec parser_spec = {
 PyDoc_STRVAR(wire_parse_doc,
              "parse(raw, /, *, samples, locations, sample_types, memory, record)\n--\n\n"
              "Decode the raw (not gzipped) bytes of a perftools.profiles.Profile into flat columns.\n\n"
-             "Returns a dict: 'strings' is the string table as a list of str (UTF-8, errors replaced);\n"
+             "Returns a dict: 'strings' is the string table as a list of str (UTF-8, errors and NUL\n"
+             "replaced by U+FFFD; 'strings_with_nul' counts the strings that had a NUL);\n"
              "each column is a Column of packed little-endian 64-bit words; the remaining\n"
              "singular fields are ints, plus the bool 'has_period_type'.\n"
              "Raises ValueError naming the problem and its byte offset on malformed wire data, and\n"

@@ -103,6 +103,8 @@ class ProfileColumns:
     period_type_unit: int
     default_sample_type: int
     has_period_type: bool
+    strings_with_nul: int = 0
+    """Strings of the table that held a NUL, now U+FFFD (PostgreSQL's text cannot store NUL)."""
 
 
 def _load_native() -> ModuleType | None:
@@ -244,6 +246,7 @@ def _columns_from_wire(wire: dict[str, object]) -> ProfileColumns:
         period_type_unit=scalar("period_type_unit"),
         default_sample_type=scalar("default_sample_type"),
         has_period_type=_get(wire, "has_period_type", bool),
+        strings_with_nul=scalar("strings_with_nul"),
     )
 
 
@@ -392,6 +395,10 @@ def _parse_upb(raw: bytes) -> ProfileColumns:
     except DecodeError as exc:
         raise ParseError(f"not a protobuf message ({exc})") from None
 
+    strings = list(message.string_table)
+    with_nul = [index for index, text in enumerate(strings) if "\0" in text]
+    for index in with_nul:
+        strings[index] = strings[index].replace("\0", "\ufffd")  # as the C decoder does
     samples = message.sample
     labels = [label for sample in samples for label in sample.label]
     locations = message.location
@@ -399,7 +406,7 @@ def _parse_upb(raw: bytes) -> ProfileColumns:
     mappings = message.mapping
     functions = message.function
     return ProfileColumns(
-        strings=list(message.string_table),
+        strings=strings,
         sample_type=_int64(itertools.chain.from_iterable((vt.type, vt.unit) for vt in message.sample_type)),
         sample_loc_offsets=_offsets(len(s.location_id) for s in samples),
         sample_locs=_uint64(itertools.chain.from_iterable(s.location_id for s in samples)),
@@ -437,6 +444,7 @@ def _parse_upb(raw: bytes) -> ProfileColumns:
         period_type_unit=message.period_type.unit,
         default_sample_type=message.default_sample_type,
         has_period_type=message.HasField("period_type"),
+        strings_with_nul=len(with_nul),
     )
 
 
