@@ -23,7 +23,7 @@ from server.pprof.kinds import KINDS
 from server.settings import Settings
 from server.store import idempotency
 from server.store.repository import Store, StoredProfile
-from server.timeparse import format_time, parse_duration_ns
+from server.timeparse import check_time_ns, format_time, parse_duration_ns
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,8 @@ def _ingest(
         if kind is None:
             names = ", ".join(str(v) for v in header.sample_types)
             raise InvalidParameter("type", f"cannot tell the profile type from its sample types ({names}); pass type=")
+    if time_ns is None and header.time_nanos:
+        check_time_ns(header.time_nanos, "time_nanos", "; give the profile a time with time=")
     when = time_ns if time_ns is not None else (header.time_nanos or time.time_ns())
     oldest = time.time_ns() - parse_duration_ns(settings.retention_raw)
     if when < oldest:

@@ -65,6 +65,10 @@ def test_a_capture_older_than_retention_is_refused_naming_the_option(tmp_path: P
     bad = _run(["ingest", str(DATA / "cpu.pb.gz"), "--service", "cli", "--time", "last tuesday"], tmp_path)
     assert bad.returncode == 2
     assert "--time: 'last tuesday' is not RFC 3339" in bad.stderr
+    # Past what 64-bit nanoseconds hold: refused here, not a database error later.
+    late = _run(["ingest", str(DATA / "cpu.pb.gz"), "--service", "cli", "--time", "2300-01-01T00:00:00Z"], tmp_path)
+    assert late.returncode == 2
+    assert "--time: '2300-01-01T00:00:00Z' is out of range (years 1678 to 2261)" in late.stderr
 
 
 def test_bad_files_exit_non_zero_with_a_message(tmp_path: Path) -> None:
