@@ -1246,14 +1246,9 @@ column_from(ModuleState *ms, Int64Buf *buf)
         buf->data[i] = swapped;
     }
 #endif
-    /* Give back the room doubling left unused; shrinking in place cannot fail
-     * on common allocators, but if it does the larger block serves as well. */
-    if (buf->len && buf->len < buf->cap) {
-        uint64_t *smaller = PyMem_RawRealloc(buf->data, buf->len * sizeof(uint64_t));
-        if (smaller != NULL) {
-            buf->data = smaller;
-        }
-    }
+    /* The room doubling left unused stays with the column: giving it back
+     * costs a realloc per column, more than the memory is worth for a profile
+     * that is dropped after ingest, and the budget already counts it. */
     column->data = buf->len ? buf->data : NULL;
     column->nbytes = (Py_ssize_t)(buf->len * sizeof(uint64_t));
     if (!buf->len) {

@@ -41,7 +41,7 @@ SAFE_MAX: Final = SATURATED - 1
 _LOW: Final = np.int64(0xFFFF_FFFF)
 
 
-def _bounded(values: IntArray, count: int) -> bool:
+def bounded(values: IntArray, count: int) -> bool:
     """True when no sum of ``count`` of these values can leave the safe range (the common case)."""
     if values.size == 0:
         return True
@@ -51,7 +51,7 @@ def _bounded(values: IntArray, count: int) -> bool:
 
 def signed_sums(values: IntArray) -> list[tuple[int, int]]:
     """Per column of a 2-D array: (sum of its positive values, sum of its negative values), exactly."""
-    if _bounded(values, values.shape[0]):
+    if bounded(values, values.shape[0]):
         positive = np.where(values > 0, values, 0).sum(axis=0).tolist()
         negative = np.where(values < 0, values, 0).sum(axis=0).tolist()
         return list(zip(positive, negative, strict=True))
@@ -78,7 +78,7 @@ def grouped_sums(values: IntArray, starts: npt.NDArray[np.intp]) -> tuple[IntArr
     (rows, columns), its rows already ordered so that each group is a run
     starting at one of ``starts``.
     """
-    if _bounded(values, values.shape[0]):
+    if bounded(values, values.shape[0]):
         return np.add.reduceat(values, starts, axis=0), False
     high = np.add.reduceat(values >> 32, starts, axis=0)
     low = np.add.reduceat(values & _LOW, starts, axis=0)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidParameter, TooExpensive
-from server.pprof.checked import grouped_sums, holds_saturated
+from server.pprof.checked import bounded, grouped_sums, holds_saturated
 from server.query.merge import labelset_filter, resolve_sample, sample_columns, split_selector
 from server.query.overflow import SumGuard, overflow
 from server.query.plan import plan
@@ -231,7 +231,9 @@ def _collect(
     cells, inverse = np.unique(rows[:, 0] * width + rows[:, 2], return_inverse=True)
     out = np.zeros((cells.shape[0], 5), dtype=np.int64)
     out[:, 0], out[:, 1] = np.divmod(cells, width)
-    if rows.shape[0]:
+    if bounded(rows[:, 4], rows.shape[0]):
+        np.add.at(out[:, 2], inverse, rows[:, 4])  # no sum of these can leave 64 bits: the usual case
+    else:
         order = np.argsort(inverse, kind="stable")
         sums, saturated = grouped_sums(rows[order, 4:5], np.flatnonzero(np.diff(inverse[order], prepend=-1)))
         if saturated:
