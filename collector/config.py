@@ -60,7 +60,7 @@ from server.alerts.receivers import Receiver, parse_receiver
 from server.alerts.rules import Rule, parse_rule
 from server.auth.tokens import TokenEntry
 from server.errors import InvalidParameter, StackyardError
-from server.labels import LABEL_NAME, MAX_LABEL_VALUE
+from server.labels import LABEL_NAME, MAX_LABEL_VALUE, pasted_hint
 from server.netpolicy import NetworkPolicy
 from server.targets import (
     DEFAULT_INTERVAL_S,
@@ -345,6 +345,9 @@ def _check_label_name(name: Any) -> Any:
 def _check_label_value(value: Any) -> Any:
     if isinstance(value, str) and len(value) > MAX_LABEL_VALUE:
         raise ValueError(f"label values are at most {MAX_LABEL_VALUE} characters")
+    hint = pasted_hint(value) if isinstance(value, str) else None
+    if hint:
+        raise ValueError(f"{value!r} {hint}")
     return value
 
 
@@ -789,13 +792,15 @@ def _alert_problem(src: _Source, at: KeyPath, exc: InvalidParameter) -> None:
     src.add((*at, *parts), exc.message.removeprefix(f"{exc.parameter}: "))
 
 
-def _build_alert_sections(model: _ConfigModel, src: _Source) -> tuple[list[Rule], list[Receiver]]:
+def _build_alert_sections(
+    model: _ConfigModel, src: _Source, policy: NetworkPolicy | None = None
+) -> tuple[list[Rule], list[Receiver]]:
     receivers: list[Receiver] = []
     seen: dict[str, int | None] = {}
     for i, data in enumerate(model.receivers):
         at: KeyPath = ("receivers", i)
         try:
-            receiver = parse_receiver(data, source="config")
+            receiver = parse_receiver(data, source="config", policy=policy)
         except InvalidParameter as exc:
             _alert_problem(src, at, exc)
             continue
@@ -829,10 +834,11 @@ def load_config(path: Path, policy: NetworkPolicy | None = None) -> Config:
     """Read and check the whole config; raises :class:`ConfigError` listing every problem found.
 
     With ``policy`` (``stackyard serve`` and ``collect`` pass the configured
-    one), a static target the scraper would refuse is a problem of the file,
-    reported before anything starts: written as a denied address, or a name
-    resolving only into denied networks. Names that do not resolve now pass
-    (see :mod:`collector.preflight`).
+    one), a static target the scraper would refuse, or a receiver's webhook
+    the dispatcher would refuse, is a problem of the file, reported before
+    anything starts: written as a denied address, or a name resolving only
+    into denied networks. Names that do not resolve now pass (see
+    :mod:`collector.preflight`).
     """
     file = str(path)
     text = _read_text(path, file)
@@ -845,13 +851,21 @@ def load_config(path: Path, policy: NetworkPolicy | None = None) -> Config:
     model: _ConfigModel = _validate(_ConfigModel.model_validate, _ConfigModel, data, src)
     places: dict[str, tuple[KeyPath, str]] = {}  # target key -> where it is written, and how
     targets, file_sd = _build_scrape_section(model.scrape_configs, src, policy, places)
+    rules, receivers = _build_alert_sections(model, src, policy)
     if policy is not None:
-        from collector.preflight import refused_targets  # resolves names: only callers with a policy pay for it
+        from collector.preflight import refused_urls  # resolves names: only callers with a policy pay for it
 
-        for key, refusal in refused_targets(targets, policy).items():
-            at, address = places[key]
-            src.add(at, f"invalid target {address!r}: {refusal}")
-    rules, receivers = _build_alert_sections(model, src)
+        # Targets and webhooks together, so all names resolve in one parallel round.
+        refused = refused_urls([*(t.url for t in targets), *(r.webhook_url for r in receivers)], policy)
+        for target in targets:
+            if target.url in refused:
+                at, address = places[target.key]
+                src.add(at, f"invalid target {address!r}: {refused[target.url]}")
+        accepted = {r.webhook_url for r in receivers}
+        for i, data in enumerate(model.receivers):
+            url = data.get("webhook_url") if isinstance(data, dict) else None
+            if isinstance(url, str) and url.strip() in accepted and url.strip() in refused:
+                src.add(("receivers", i, "webhook_url"), refused[url.strip()])
     src.raise_if_any()
     tokens = [TokenEntry.model_validate(t.model_dump()) for t in (model.auth.tokens if model.auth else [])]
     return Config(targets=targets, file_sd=file_sd, auth_tokens=tokens, rules=rules, receivers=receivers)

@@ -8,7 +8,8 @@
     ├── InvalidProfile       "not a pprof profile: <decoder message>"
     └── TargetRefused        "refused: 169.254.169.254 is in the denied network 169.254.0.0/16"
 
-``reason`` is a short fixed word for metrics labels.
+``reason`` is a short fixed word for metrics labels; ``url`` is what was fetched
+(the health a targets page shows ends with it, so a wrong path is plain to see).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 class ScrapeError(Exception):
     reason = "error"
+    #: The URL whose fetch failed, set by the fetcher: health shows it beside the sentence.
+    url: str | None = None
 
 
 class ScrapeTimeout(ScrapeError):

@@ -31,7 +31,7 @@ from collector.errors import (
     ScrapeTimeout,
     TargetRefused,
 )
-from collector.guard import GuardedTransport
+from server.netguard import AddressRefused, GuardedTransport
 from server.netpolicy import NetworkPolicy
 from server.targets import Auth, TargetSpec
 
@@ -127,7 +127,12 @@ class Fetcher:
             try:
                 return await asyncio.wait_for(self._get(target, url, headers, auth), timeout_s)
             except TimeoutError:
-                raise ScrapeTimeout(f"timeout after {timeout_s:g}s") from None
+                timeout = ScrapeTimeout(f"timeout after {timeout_s:g}s")
+                timeout.url = url
+                raise timeout from None
+            except ScrapeError as exc:
+                exc.url = url
+                raise
 
     async def _get(self, target: TargetSpec, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None) -> bytes:
         client = self._client(target.instance, target.auth)
@@ -143,6 +148,8 @@ class Fetcher:
             raise AssertionError("unreachable: the last hop either returns or raises")
         except ScrapeError:
             raise
+        except AddressRefused as exc:
+            raise TargetRefused(str(exc)) from None
         except httpx.ConnectError as exc:
             raise ConnectError(_connect_sentence(exc)) from None
         except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:

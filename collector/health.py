@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from server.redact import redact_credentials
 from server.scraping import ScrapeHealth
 
 MAX_BACKOFF_S = 300.0
@@ -19,8 +20,10 @@ class HealthState:
     last_error: str | None = None
     consecutive_failures: int = 0
     retry_after_ns: int = 0
+    not_served: bool = False  # an optional kind the target answered 404 for: asked again only rarely
 
     def succeeded(self, started_ns: int, duration_s: float) -> None:
+        self.not_served = False
         self.up = True
         self.last_scrape_ns = started_ns
         self.last_duration_ms = round(duration_s * 1000, 1)
@@ -33,11 +36,21 @@ class HealthState:
         self.up = False
         self.last_scrape_ns = started_ns
         self.last_duration_ms = round(duration_s * 1000, 1)
-        self.last_error = error
+        self.last_error = redact_credentials(error)  # health is shown to read tokens; a URL in it may carry a password
         self.consecutive_failures += 1
         backoff = min(MAX_BACKOFF_S, interval_s * 2 ** (self.consecutive_failures - 1))
         # Leave half an interval of slack so the tick after the backoff is not skipped by jitter.
         self.retry_after_ns = started_ns + int((backoff - interval_s / 2) * 1e9)
+
+    def unserved(self, started_ns: int, duration_s: float) -> None:
+        """A 404 for an optional kind: not a failure (the target is healthy), just nothing to scrape."""
+        self.not_served = True
+        self.up = None
+        self.last_scrape_ns = started_ns
+        self.last_duration_ms = round(duration_s * 1000, 1)
+        self.last_error = None
+        self.consecutive_failures = 0
+        self.retry_after_ns = 0
 
     def may_run(self, now_ns: int | None = None) -> bool:
         return (now_ns if now_ns is not None else time.time_ns()) >= self.retry_after_ns
@@ -51,4 +64,5 @@ class HealthState:
             last_error=self.last_error,
             consecutive_failures=self.consecutive_failures,
             next_scrape_ns=next_scrape_ns,
+            not_served=self.not_served,
         )

@@ -32,6 +32,7 @@ from collector.sinks import ScrapedProfile, Sink
 from server.availability import log_failure
 from server.pprof.errors import ProfileError
 from server.pprof.limits import DecodeLimits
+from server.redact import redact_credentials
 from server.scraping import ScrapeHealth
 from server.targets import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
 
@@ -41,6 +42,8 @@ logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
 
 TargetSource = Callable[[], Iterable[TargetSpec]]
+#: An optional kind a target answered 404 for is asked again this often (an upgraded Go may serve it).
+NOT_SERVED_RETRY_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ class ScrapeManager:
         self._static: list[TargetSpec] = []
         self._sync_requested: asyncio.Event | None = None
         self._sync_task: asyncio.Task[None] | None = None
-        # Optional kinds a target answered 404 for: not scheduled again while the target stays the same.
+        # Optional kinds a target answered 404 for: asked only every NOT_SERVED_RETRY_S while the target stays.
         self._not_served: dict[str, TargetSpec] = {}
 
     # -- lifecycle ---------------------------------------------------------
@@ -158,9 +161,7 @@ class ScrapeManager:
             if target.paused or not in_shard(target, self._shard.index, self._shard.count):
                 continue
             for spec in target.enabled_profiles():
-                job_id = f"{target.key}|{spec.kind}"
-                if self._not_served.get(job_id) != target:
-                    wanted[job_id] = (target, spec)
+                wanted[f"{target.key}|{spec.kind}"] = (target, spec)
         for job_id in [j for j in self._jobs if j not in wanted or self._jobs[j].target != wanted[j][0]]:
             self._remove(job_id)
         for job_id, (target, spec) in wanted.items():
@@ -168,12 +169,17 @@ class ScrapeManager:
                 self._add(job_id, target, spec)
         self._metrics.targets.set(len({job.target.key for job in self._jobs.values()}))
 
+    def _interval(self, job_id: str, target: TargetSpec, spec: ProfileSpec) -> float:
+        if self._not_served.get(job_id) == target:
+            return max(NOT_SERVED_RETRY_S, target.interval_for(spec))
+        return target.interval_for(spec)
+
     def _add(self, job_id: str, target: TargetSpec, spec: ProfileSpec) -> None:
         health = self._health.setdefault((target.key, spec.kind), HealthState(spec.kind))
         self._jobs[job_id] = _Job(target, spec, health)
         if self._scheduler is None:
             return
-        interval = target.interval_for(spec)
+        interval = self._interval(job_id, target, spec)
         start = datetime.fromtimestamp(offset_s(job_id, interval), tz=UTC)
         self._scheduler.add_job(
             self._run,
@@ -201,7 +207,7 @@ class ScrapeManager:
         job = self._jobs.get(job_id)
         if job is None or not job.health.may_run():
             return
-        interval = job.target.interval_for(job.spec)
+        interval = self._interval(job_id, job.target, job.spec)
         offset = offset_s(job_id, interval)
         slot = math.floor((time.time() - offset) / interval) * interval + offset
 
@@ -235,22 +241,27 @@ class ScrapeManager:
                 await self._sink.send(ScrapedProfile(spec.kind, labels, data, started_ns, target.key))
         except HTTPStatusError as exc:
             if exc.status == 404 and spec.kind in OPTIONAL_KINDS:
-                self._drop_not_served(target, spec)
+                health.unserved(started_ns, time.perf_counter() - started)
+                self._ask_rarely(target, spec)
                 return
             result = exc.reason
-            health.failed(started_ns, time.perf_counter() - started, str(exc), interval)
-        except ScrapeError as exc:
+            health.failed(started_ns, time.perf_counter() - started, _at(str(exc), exc.url), interval)
+        except ScrapeError as exc:  # from the fetch (which names its URL) or the sink (the body it was given)
             result = exc.reason
-            health.failed(started_ns, time.perf_counter() - started, str(exc), interval)
+            error = _at(str(exc), exc.url or target.url_for(spec, None))
+            health.failed(started_ns, time.perf_counter() - started, error, interval)
         except ProfileError as exc:
             result = "invalid_profile"
-            health.failed(started_ns, time.perf_counter() - started, f"not a pprof profile: {exc}", interval)
+            error = _at(f"not a pprof profile: {exc}", target.url_for(spec, None))
+            health.failed(started_ns, time.perf_counter() - started, error, interval)
         except Exception as exc:  # never let one target's surprise kill the job
             result = "error"
             log.exception("scrape failed unexpectedly", extra={"target": target.key, "kind": spec.kind})
             health.failed(started_ns, time.perf_counter() - started, f"internal error: {exc}", interval)
         else:
             health.succeeded(started_ns, time.perf_counter() - started)
+            if self._not_served.pop(f"{target.key}|{spec.kind}", None) is not None:
+                self._reschedule(target, spec)  # served now (Go was upgraded): back to the usual interval
         elapsed = time.perf_counter() - started
         self._metrics.scrape_duration.labels(spec.kind).observe(elapsed)
         self._metrics.scrapes.labels(spec.kind, result).inc()
@@ -260,7 +271,7 @@ class ScrapeManager:
         log.info(
             "scrape",
             extra={
-                "target": target.url,
+                "target": target.shown_url,
                 "service": target.service,
                 "kind": spec.kind,
                 "outcome": result,
@@ -269,14 +280,25 @@ class ScrapeManager:
             },
         )
 
-    def _drop_not_served(self, target: TargetSpec, spec: ProfileSpec) -> None:
-        """An optional kind the target does not serve (404): stop asking, without an error in its health."""
+    def _ask_rarely(self, target: TargetSpec, spec: ProfileSpec) -> None:
+        """An optional kind the target does not serve (404): no error in its health, and asked only hourly."""
         job_id = f"{target.key}|{spec.kind}"
+        if self._not_served.get(job_id) == target:
+            return
         self._not_served[job_id] = target
-        if job_id in self._jobs:
-            self._remove(job_id)
-        self._health.pop((target.key, spec.kind), None)
-        log.info("not served", extra={"target": target.url, "kind": spec.kind, "outcome": "not_scheduled"})
+        self._reschedule(target, spec)
+        log.info("not served", extra={"target": target.shown_url, "kind": spec.kind, "outcome": "retry_rarely"})
+
+    def _reschedule(self, target: TargetSpec, spec: ProfileSpec) -> None:
+        job_id = f"{target.key}|{spec.kind}"
+        job = self._jobs.get(job_id)
+        if job is None or job.target != target or self._scheduler is None:
+            return
+        interval = self._interval(job_id, target, spec)
+        start = datetime.fromtimestamp(time.time() + interval, tz=UTC)
+        self._scheduler.reschedule_job(
+            job_id, trigger=IntervalTrigger(seconds=interval, start_date=start, timezone=UTC)
+        )
 
     async def _fetch(
         self, target: TargetSpec, spec: ProfileSpec, started_ns: int, on_start: Callable[[], None] | None
@@ -301,7 +323,7 @@ class ScrapeManager:
             # The target cannot compute deltas itself: take cumulative snapshots and subtract here.
             cumulative = await self._fetcher.get(target, target.url_for(spec, None), snapshot_timeout)
             self._deltas.fall_back(target.key, spec.kind)
-            log.info("client-side deltas", extra={"target": target.url, "kind": spec.kind})
+            log.info("client-side deltas", extra={"target": target.shown_url, "kind": spec.kind})
             return await asyncio.to_thread(self._deltas.next, target.key, spec.kind, cumulative, started_ns)
 
     # -- what the server asks ----------------------------------------------
@@ -331,9 +353,14 @@ class ScrapeManager:
         except ScrapeError as exc:
             from server.errors import StackyardError
 
-            error = StackyardError(f"trace capture from {target.url} failed: {exc}")
+            error = StackyardError(f"trace capture from {target.shown_url} failed: {redact_credentials(str(exc))}")
             error.status_code = 502
             raise error from None
 
     def scheduled_jobs(self) -> int:
         return len(self._jobs)
+
+
+def _at(error: str, url: str | None) -> str:
+    """A health error names the URL it came from: a path pasted twice shows as such, not as a mystery 404."""
+    return f"{error} (GET {url})" if url else error

@@ -1,10 +1,10 @@
-"""Config-file targets checked against the network policy when the file is loaded, names resolved.
+"""Config-file targets and webhooks checked against the network policy when the file is loaded, names resolved.
 
 A target typed into the API is refused at once; one written in the config
 file used to be refused only when scraped, so a file pointing at the metadata
 service started fine and showed the refusal in a target's health page. Here
 each target's name is resolved once at load time and refused the way the
-connect-time guard (:mod:`collector.guard`) would refuse it: when *every*
+connect-time guard (:mod:`server.netguard`) would refuse it: when *every*
 address it resolves to is refused. A name resolving to allowed and refused
 addresses passes, since the guard would connect to an allowed one.
 
@@ -70,16 +70,24 @@ def refused_targets(
     policy: NetworkPolicy,
     timeout_s: float = RESOLVE_TIMEOUT_S,
 ) -> dict[str, str]:
-    """``{target.key: "refused: ..."}`` for the targets whose names resolve only into refused networks.
+    """``{target.key: "refused: ..."}`` for the targets whose names resolve only into refused networks."""
+    listed = list(targets)
+    refused = refused_urls([target.url for target in listed], policy, timeout_s)
+    return {target.key: refused[target.url] for target in listed if target.url in refused}
 
-    Hosts written as addresses are left out (``check_target`` refuses those
-    without DNS). Each distinct ``host:port`` is resolved once, in parallel.
+
+def refused_urls(urls: Iterable[str], policy: NetworkPolicy, timeout_s: float = RESOLVE_TIMEOUT_S) -> dict[str, str]:
+    """``{url: "refused: ..."}`` for the URLs (targets, webhooks) whose names resolve only into refused networks.
+
+    Hosts written as addresses are left out (``check_target`` and
+    ``check_webhook_url`` refuse those without DNS). Each distinct
+    ``host:port`` is resolved once, in parallel.
     """
-    by_host: dict[tuple[str, int], list[TargetSpec]] = {}
-    for target in targets:
-        host, port = host_port(target.url)
+    by_host: dict[tuple[str, int], list[str]] = {}
+    for url in urls:
+        host, port = host_port(url)
         if host and numeric_host(host) is None:
-            by_host.setdefault((host, port), []).append(target)
+            by_host.setdefault((host, port), []).append(url)
     if not by_host:
         return {}
     pool = ThreadPoolExecutor(max_workers=min(RESOLVE_THREADS, len(by_host)), thread_name_prefix="resolve")
@@ -92,8 +100,8 @@ def refused_targets(
     for future, (host, port) in futures.items():
         verdict = future.result() if future in done else Verdict(unresolved=f"no answer within {timeout_s:g} s")
         if verdict.refusal is not None:
-            for target in by_host[(host, port)]:
-                refused[target.key] = verdict.refusal
+            for url in by_host[(host, port)]:
+                refused[url] = verdict.refusal
         elif verdict.unresolved is not None:
             log.warning(
                 "config target does not resolve now; its addresses are checked when it is scraped",

@@ -14,7 +14,9 @@ from server import __version__
 from server.alerts.service import Alerting
 from server.api import (
     alerts,
+    docs,
     errors,
+    fleet,
     goroutines,
     health,
     ingest,
@@ -80,7 +82,8 @@ def create_app(
             if owned:
                 the_store.close()
 
-    app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan)
+    # /docs comes from server/api/docs.py, with its scripts served here rather than from a CDN.
+    app = FastAPI(title="Stackyard", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = the_store
     app.state.scraper = scraper
@@ -104,8 +107,9 @@ def create_app(
     )
     app.state.alerting = alerting or Alerting(the_store, settings)
     errors.install(app)
-    for module in (health, ingest, query, profiles, labels, targets, metrics, login, goroutines, alerts):
+    for module in (health, ingest, query, profiles, labels, targets, fleet, metrics, login, goroutines, alerts):
         app.include_router(module.router)
+    docs.install(app)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -51,8 +51,8 @@ class TimeRangeError(InvalidParameter):
 class TooOld(TimeRangeError):
     """A profile stamped before the raw retention: its hour may already be rolled up from deleted profiles.
 
-    The message names how to store it anyway (a later time); each caller says it in its own words:
-    ``time=`` for the API, ``--time`` for the CLI.
+    The message names how to store it anyway (a later time): ``time=`` for the API, which
+    ``stackyard ingest`` (a client of the API) shows as its ``--time`` option.
     """
 
     def __init__(self, when: str, retention: str, option: str = "time=") -> None:
@@ -63,9 +63,6 @@ class TooOld(TimeRangeError):
         )
         self.when = when
         self.retention = retention
-
-    def naming(self, option: str) -> TooOld:
-        return TooOld(self.when, self.retention, option)
 
 
 class InvalidTarget(InvalidParameter):

@@ -8,6 +8,29 @@ from server.errors import InvalidParameter
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_LABEL_VALUE = 1024
+# What a space-separated paste of labels leaves in the first one's value: `prod version=1` from
+# `env=prod version=1`. Linear: one character class, then a bounded name and "=".
+_PASTED = re.compile(r"\s+([a-zA-Z_][a-zA-Z0-9_]*)=")
+
+
+def pasted_hint(value: str) -> str | None:
+    """What is wrong with a value that is several labels run together, or None when it is not."""
+    found = _PASTED.search(value)
+    if found is None:
+        return None
+    return f"looks like several labels separated by spaces; give {found.group(1)!r} as a label of its own"
+
+
+def pasted_labels(name: str, value: str) -> str | None:
+    """Why ``name=value`` looks like several labels run together, or None.
+
+    A value is never split silently: ``env=prod version=1`` would otherwise be stored as
+    ``env="prod version=1"`` and match no selector anyone writes.
+    """
+    hint = pasted_hint(value)
+    if hint is None:
+        return None
+    return f"the value of {name!r} is {value!r}, which {hint} (separate labels with commas)"
 
 
 def check_labels(labels: dict[str, str], parameter: str = "label", max_value: int = MAX_LABEL_VALUE) -> dict[str, str]:
@@ -35,5 +58,8 @@ def parse_label_pairs(pairs: list[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep:
             raise InvalidParameter("label", f"{pair!r} is not KEY=VALUE")
+        pasted = pasted_labels(name.strip(), value)
+        if pasted:
+            raise InvalidParameter("label", f"{pasted}; one label per label= parameter")
         labels[name.strip()] = value
     return labels

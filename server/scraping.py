@@ -22,6 +22,7 @@ class ScrapeHealth:
     last_error: str | None
     consecutive_failures: int
     next_scrape_ns: int | None = None
+    not_served: bool = False  # an optional kind (goroutineleak) this target's Go version does not serve
 
 
 class Scraper(Protocol):

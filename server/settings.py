@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth.tokens import TokenEntry
@@ -77,11 +78,21 @@ class Settings(BaseSettings):
         default_factory=list, description='JSON list of {"name", "scopes", "sha256"}; empty: no auth, loopback only'
     )
     auth_cookie_max_age: float = Field(7 * 86400, gt=0, description="seconds the dashboard's login cookie lasts")
-    api_token: SecretStr | None = Field(None, description="token sent to a remote server (collect, query)")
+    api_token: SecretStr | None = Field(
+        None, description="token sent to a remote server (collect, query, targets, ingest)"
+    )
+    url: str = Field(
+        "http://127.0.0.1:4180", description="the server `stackyard targets`, `ingest` and `query` talk to"
+    )
     login_max_failures: int = Field(
         10, gt=0, description="failed logins or wrong tokens per client address per window; more: 429"
     )
     login_window: float = Field(60.0, gt=0, description="seconds over which failed authentications are counted")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For and -Proto are believed; "
+        "none: no forwarded header is",
+    )
 
     # Safe scraping (docs/config.md#scrape-networks).
     scrape_allow_networks: list[str] = Field(
@@ -102,7 +113,7 @@ class Settings(BaseSettings):
     max_dump_goroutines: int = Field(100_000, gt=0, description="goroutines of one goroutine dump, counted as parsed")
     max_dump_stacks: int = Field(10_000, gt=0, description="distinct stacks of one goroutine dump, counted as parsed")
 
-    @field_validator("scrape_allow_networks", "scrape_deny_networks")
+    @field_validator("scrape_allow_networks", "scrape_deny_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(value.strip(), strict=False)) for value in values]
@@ -119,6 +130,9 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(10, gt=0, description="tries per notification before it is given up")
     notify_backoff_initial: float = Field(1.0, gt=0, description="seconds before the first retry; doubles per try")
     notify_backoff_max: float = Field(300.0, gt=0, description="longest wait between two tries")
+    notify_proxy: str | None = Field(
+        None, description="HTTP proxy for webhooks and Alertmanager; none: direct, through the network policy"
+    )
 
     @field_validator("retention_raw", "retention_hourly", "retention_daily")
     @classmethod
@@ -129,7 +143,7 @@ class Settings(BaseSettings):
             raise ValueError("retention must be at least 1h")
         return value
 
-    @field_validator("alertmanager_url", "external_url")
+    @field_validator("alertmanager_url", "external_url", "notify_proxy", "url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -141,6 +155,18 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        return value
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_allowed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An address the network policy refuses stops the start, as a webhook's would (names: at connect time)."""
+        host = urlsplit(value).hostname if value else None
+        if host and "scrape_deny_networks" in info.data and "scrape_allow_networks" in info.data:
+            policy = NetworkPolicy(info.data["scrape_allow_networks"], info.data["scrape_deny_networks"])
+            refusal = policy.literal_refusal(host)
+            if refusal is not None:
+                raise ValueError(f"refused: {refusal}")
         return value
 
     def network_policy(self) -> NetworkPolicy:

@@ -14,23 +14,40 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from server.errors import InvalidTarget
-from server.labels import LABEL_NAME
+from server.labels import LABEL_NAME, pasted_labels
 from server.netpolicy import NetworkPolicy
+from server.redact import redact_credentials
 
-#: Path of each profile kind under the target's pprof prefix.
-PROFILE_PATHS = {
-    "cpu": "profile",
-    "heap": "heap",
-    "allocs": "allocs",
-    "goroutine": "goroutine",
-    "mutex": "mutex",
-    "block": "block",
-    "threadcreate": "threadcreate",
+
+@dataclass(frozen=True, slots=True)
+class ProfileKind:
+    """One kind of endpoint a target can be scraped for: the one list the API, the CLI and the pages share."""
+
+    name: str
+    path: str  # under the target's pprof prefix
+    description: str
+    default: bool = True  # scraped when a target names no profiles
+
+
+#: Every kind, in the order forms and help texts list them. ``GET /api/v1/profile-kinds`` serves this list,
+#: the dashboard's target forms are built from it, and ``stackyard targets add`` derives its help from it.
+KINDS: tuple[ProfileKind, ...] = (
+    ProfileKind("cpu", "profile", "CPU time, sampled over most of each interval"),
+    ProfileKind("heap", "heap", "memory in use and allocated, sampled"),
+    ProfileKind("allocs", "allocs", "allocations during each interval (a delta)"),
+    ProfileKind("goroutine", "goroutine", "goroutine stacks and their count"),
+    ProfileKind("mutex", "mutex", "lock contention during each interval (a delta)"),
+    ProfileKind("block", "block", "time blocked on channels and locks during each interval (a delta)"),
+    ProfileKind("threadcreate", "threadcreate", "stacks that created OS threads"),
     # Text, not pprof: states, waits and creators of every goroutine (server/goroutines/).
-    "goroutine_dump": "goroutine?debug=2",
+    ProfileKind(
+        "goroutine_dump", "goroutine?debug=2", "every goroutine's state, wait and creator: what leak detection reads"
+    ),
     # Go's experimental leak profile (GOEXPERIMENT=goroutineleakprofile); dropped quietly where it 404s.
-    "goroutineleak": "goroutineleak",
-}
+    ProfileKind("goroutineleak", "goroutineleak", "Go's own leak profile, where the Go version serves it"),
+)
+#: Path of each profile kind under the target's pprof prefix.
+PROFILE_PATHS = {kind.name: kind.path for kind in KINDS}
 #: Kinds whose counters are cumulative since process start: scraped as deltas.
 DELTA_KINDS = frozenset({"allocs", "mutex", "block"})
 #: Kinds that need ``?seconds=`` of wall time to produce a profile.
@@ -72,8 +89,13 @@ class Auth:
         return (self.ca_file, self.cert_file, self.key_file, self.insecure_skip_verify)
 
 
+def default_kinds() -> list[str]:
+    """The kinds a target gets when it names none."""
+    return [kind.name for kind in KINDS if kind.default]
+
+
 def default_profiles() -> tuple[ProfileSpec, ...]:
-    return tuple(ProfileSpec(kind) for kind in PROFILE_PATHS)
+    return tuple(ProfileSpec(kind) for kind in default_kinds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +115,17 @@ class TargetSpec:
 
     @property
     def key(self) -> str:
-        """Identity of a target across restarts and sources: its URL and service."""
-        return f"{self.url}|{self.service}"
+        """Identity of a target across restarts and sources: its URL (credentials redacted) and service.
+
+        The key travels: into logs, job ids and the idempotency key a pushing
+        collector sends, so it must not carry a password from the URL.
+        """
+        return f"{self.shown_url}|{self.service}"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as logs, errors and read-only readers see it: ``http://user:xxxxx@host/``."""
+        return redact_credentials(self.url)
 
     @property
     def instance(self) -> str:
@@ -105,7 +136,11 @@ class TargetSpec:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def series_labels(self) -> dict[str, str]:
-        return {**self.labels, "service": self.service, "instance": self.labels.get("instance", self.instance)}
+        # The URL is parsed only when no instance label names it (a thousand targets' overview asks often).
+        instance = self.labels.get("instance")
+        if instance is None:
+            instance = self.instance
+        return {**self.labels, "service": self.service, "instance": instance}
 
     def interval_for(self, spec: ProfileSpec) -> float:
         """How often ``spec`` is scraped: its own interval, its kind's default, or the target's."""
@@ -162,10 +197,13 @@ def in_shard(target: TargetSpec, shard: int, shards: int) -> bool:
 
 
 def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> TargetSpec:
-    """Reject what cannot be scraped, naming the field; returns the target unchanged.
+    """Reject what cannot be scraped, naming the field; returns the target, its URL made a base URL.
 
     With a ``policy``, a URL whose host is an address the policy refuses is
     rejected here; host names are checked when the scraper resolves them.
+    A URL pasted with the pprof path (``http://host:6060/debug/pprof/``) has
+    that path taken off, since ``path_prefix`` adds it to every scrape; a
+    profile's own URL (``.../debug/pprof/heap``) is refused, saying what to give.
     """
     if any(c.isspace() or ord(c) < 32 for c in target.url):
         raise InvalidTarget("url", "must not contain spaces or control characters")
@@ -173,11 +211,11 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
         parts = urlsplit(target.url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidTarget("url", f"{target.url!r} is not a valid URL ({exc})") from None
+        raise InvalidTarget("url", f"{target.shown_url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise InvalidTarget("url", f"scheme {parts.scheme or '(none)'!r} is not allowed; use http or https")
     if not parts.hostname:
-        raise InvalidTarget("url", f"{target.url!r} has no host")
+        raise InvalidTarget("url", f"{target.shown_url!r} has no host")
     if port == 0:
         raise InvalidTarget("url", "port 0 is not a valid target port")
     if policy is not None:
@@ -193,6 +231,9 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
             raise InvalidTarget("labels", f"{name!r} is not a valid label name")
         if name == "service":
             raise InvalidTarget("labels", "set the service with the service field, not a label")
+        pasted = pasted_labels(name, target.labels[name])
+        if pasted:
+            raise InvalidTarget("labels", pasted)
     if not MIN_INTERVAL_S <= target.interval_s <= 86_400:
         raise InvalidTarget("interval", f"must be between {MIN_INTERVAL_S:g}s and 24h")
     if target.timeout_s is not None and not 0 < target.timeout_s <= 3600:
@@ -214,4 +255,30 @@ def check_target(target: TargetSpec, policy: NetworkPolicy | None = None) -> Tar
             raise InvalidTarget("profiles", f"{spec.kind}: interval must be between {MIN_INTERVAL_S:g}s and 24h")
     if not target.path_prefix.startswith("/"):
         raise InvalidTarget("path_prefix", "must start with /")
+    return _without_pprof_path(target)
+
+
+def _without_pprof_path(target: TargetSpec) -> TargetSpec:
+    """``http://host:6060/debug/pprof/`` scraped at ``/debug/pprof/debug/pprof/heap`` answers 404: take it off.
+
+    A path before the prefix stays (a service behind a proxy at ``/app`` is
+    scraped at ``/app/debug/pprof/heap``); a path reaching past the prefix
+    names one profile, which no target URL should.
+    """
+    parts = urlsplit(target.url.strip())
+    prefix = target.path_prefix.rstrip("/")
+    path = parts.path.rstrip("/")
+    if not prefix or not path:
+        return target
+    if path.endswith(prefix):
+        base = f"{parts.scheme}://{parts.netloc}{path[: -len(prefix)]}"
+        return replace(target, url=base)
+    inside = (path + "/").find(prefix + "/")
+    if inside >= 0:
+        base = f"{parts.scheme}://{parts.netloc}{path[:inside]}"
+        raise InvalidTarget(
+            "url",
+            f"{target.url} is the URL of one profile; give the service's base URL ({base}): "
+            f"every profile kind is scraped under it, at path_prefix {prefix}/",
+        )
     return target

@@ -1,7 +1,9 @@
-"""The ``stackyard`` command: serve, collect, migrate, ingest files, manage targets.
+"""The ``stackyard`` command: serve, collect, migrate, check; targets, ingest and query through a server's API.
 
 Errors a user can fix (a bad file, a bad URL) print one line to stderr and exit
-non-zero; they never end in a traceback.
+non-zero; they never end in a traceback. Only ``serve``, ``migrate`` and
+``check`` open the database; ``targets``, ``ingest`` and ``query`` ask a
+running server (``--server`` or ``STACKYARD_URL``), which stays its one writer.
 """
 
 from __future__ import annotations
@@ -14,18 +16,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from collector.config import ConfigError
 from server import __version__, logs
-from server.errors import StackyardError, TooOld
-from server.labels import parse_label_pairs
-from server.pprof.errors import ProfileError
+from server.errors import StackyardError
 from server.settings import Settings
-from stackyard import querycli
+from stackyard import ingestcli, querycli, targetscli
 
 log = logging.getLogger("stackyard")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, database: bool = True) -> Settings:
+    """Settings with the command line's overrides; ``database``: create a SQLite file's folder."""
     overrides: dict[str, object] = {}
     for name in ("host", "port", "database_url", "ingest_processes"):
         value = getattr(args, name, None)
@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             overrides[name] = value
     settings = Settings(**overrides)  # type: ignore[arg-type]
     path = settings.sqlite_path()
-    if path is not None:
+    if database and path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     return settings
 
@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.auth.binding import InsecureBind, check_bind
+    from server.proxies import uvicorn_proxy_options
     from stackyard.runtime import build_server
 
     settings = _settings(args)
@@ -66,7 +67,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving",
         extra={"url": f"http://{settings.host}:{settings.port}", "database": _redact(settings.database_url)},
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        **uvicorn_proxy_options(settings),  # forwarded headers only from STACKYARD_TRUSTED_PROXIES
+    )
     return 0
 
 
@@ -79,6 +87,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from collector.httpapp import metrics_app, parse_listen
     from collector.manager import Shard
     from server.auth.binding import InsecureBind, check_bind
+    from server.proxies import uvicorn_proxy_options
     from stackyard.runtime import build_collector
 
     settings = _settings(args)
@@ -97,7 +106,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         await manager.start()
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_proxy_options(settings))
+        server = uvicorn.Server(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -112,87 +122,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
-
-
-def cmd_targets(args: argparse.Namespace) -> int:
-    from server.migrate import upgrade
-    from server.store.repository import Store
-    from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
-    from server.timeparse import format_duration, parse_duration_ns
-
-    settings = _settings(args)
-    upgrade(settings.database_url)
-    store = Store.from_url(settings.database_url)
-    try:
-        if args.action == "add":
-            labels = parse_label_pairs(args.label or [])
-            kinds = args.profiles.split(",") if args.profiles else list(PROFILE_PATHS)
-            target = check_target(
-                TargetSpec(
-                    url=args.url,
-                    service=args.service,
-                    labels=labels,
-                    interval_s=parse_duration_ns(args.interval, "interval") / 1e9,
-                    profiles=tuple(ProfileSpec(kind.strip()) for kind in kinds),
-                ),
-                settings.network_policy(),
-            )
-            created = store.targets.create(target)
-            print(f"added target {created.id}: {created.url} (service {created.service})")
-        elif args.action == "list":
-            rows = store.targets.list()
-            print(f"{'ID':>4}  {'SERVICE':<20} {'INTERVAL':<9} {'PAUSED':<6} URL")
-            for t in rows:
-                paused = "yes" if t.paused else "no"
-                print(f"{t.id:>4}  {t.service:<20} {format_duration(t.interval_s):<9} {paused:<6} {t.url}")
-        else:
-            store.targets.delete(args.id)
-            print(f"removed target {args.id}")
-    finally:
-        store.close()
-    return 0
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from server.ingest import ingest
-    from server.migrate import upgrade
-    from server.store.repository import Store
-    from server.timeparse import format_time, parse_time_ns
-
-    settings = _settings(args)
-    # Parsed once, before anything is opened: a typo in --time is one message, not one per file.
-    time_ns = parse_time_ns(args.time, "--time") if args.time else None
-    upgrade(settings.database_url)
-    labels = parse_label_pairs(args.label or [])
-    labels["service"] = args.service
-    store = Store.from_url(settings.database_url)
-    failures = 0
-    try:
-        for name in args.files:
-            path = Path(name)
-            try:
-                data = path.read_bytes()
-                result = ingest(store, settings, data, dict(labels), args.type, time_ns)
-            except OSError as exc:
-                print(f"{name}: cannot read: {exc.strerror}", file=sys.stderr)
-                failures += 1
-                continue
-            except TooOld as exc:
-                print(f"{name}: {exc.naming('--time')}", file=sys.stderr)
-                failures += 1
-                continue
-            except (StackyardError, ProfileError) as exc:
-                print(f"{name}: {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            totals = ", ".join(f"{k}={v}" for k, v in result.totals_by_name().items())
-            print(
-                f"{name}: stored profile {result.stored.id} ({result.kind}, {result.stored.samples} samples, "
-                f"{format_time(result.stored.time_ns)}; {totals})"
-            )
-    finally:
-        store.close()
-    return 1 if failures else 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -255,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--database-url", dest="database_url", help="overrides STACKYARD_DATABASE_URL")
         return p
 
+    def with_server(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--server",
+            metavar="URL",
+            help="the Stackyard server to ask (default: STACKYARD_URL, else http://127.0.0.1:4180)",
+        )
+        # These commands never open a database (the server is its one writer); say so to whoever tries.
+        p.add_argument("--database-url", dest="database_url", help=argparse.SUPPRESS)
+        p.set_defaults(uses_server=True)
+        return p
+
     serve = with_db(sub.add_parser("serve", help="migrate, then serve the API and dashboard"))
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -279,22 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--shutdown-deadline", type=float, default=15.0, help="seconds to finish and flush on stop")
     collect.set_defaults(func=cmd_collect)
 
-    targets = sub.add_parser("targets", help="register, list and remove scrape targets")
-    target_actions = targets.add_subparsers(dest="action", required=True)
-    add = with_db(target_actions.add_parser("add", help="register a target"))
-    add.add_argument("url")
-    add.add_argument("--service", required=True)
-    add.add_argument("--label", action="append", metavar="KEY=VALUE")
-    add.add_argument("--interval", default="15s")
-    add.add_argument("--profiles", help="comma-separated kinds (default: all seven)")
-    add.set_defaults(func=cmd_targets)
-    listing = with_db(target_actions.add_parser("list", help="list registered targets"))
-    listing.set_defaults(func=cmd_targets)
-    remove = with_db(target_actions.add_parser("remove", help="remove a target"))
-    remove.add_argument("id", type=int)
-    remove.set_defaults(func=cmd_targets)
-
-    querycli.add_parser(sub)
+    targetscli.add_parser(sub, with_server)
+    ingestcli.add_parser(sub, with_server)
+    querycli.add_parser(sub, with_server)
 
     token = sub.add_parser("token", help="create an API token and print the entry to configure for it")
     token.add_argument("name", help="who uses it (shows in logs, never in responses)")
@@ -306,26 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--skip-blobs", action="store_true", help="only row references; do not decode every blob")
     check.set_defaults(func=cmd_check)
 
-    ingest = with_db(sub.add_parser("ingest", help="store pprof files from disk"))
-    ingest.add_argument("files", nargs="+", metavar="FILE")
-    ingest.add_argument("--service", required=True)
-    ingest.add_argument("--type", choices=["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"])
-    ingest.add_argument("--label", action="append", metavar="KEY=VALUE")
-    ingest.add_argument(
-        "--time",
-        metavar="now|RFC3339|UNIX",
-        help="store every file at this time instead of its own capture time (needed for captures older than "
-        "the raw retention)",
-    )
-    ingest.set_defaults(func=cmd_ingest)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "uses_server", False) and args.database_url is not None:
+        print(
+            f"stackyard: {args.command} asks a running server and opens no database; "
+            "point it at the server with --server URL (or STACKYARD_URL)",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        settings = _settings(args)
+        settings = _settings(args, database=not getattr(args, "uses_server", False))
     except ValidationError as exc:
         print(f"stackyard: invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
@@ -335,14 +257,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackyardError as exc:
         print(f"stackyard: {exc.message}", file=sys.stderr)
         return 2
-    except ConfigError as exc:
-        print(f"stackyard: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        # Imported here: the config loader is heavy, and only serve and collect read a config file.
+        from collector.config import ConfigError
         from server.availability import describe, is_unavailable
 
+        if isinstance(exc, ConfigError):
+            print(f"stackyard: {exc}", file=sys.stderr)
+            return 2
         if not is_unavailable(exc):
             raise
         print(f"stackyard: database unavailable: {describe(exc)}", file=sys.stderr)

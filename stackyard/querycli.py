@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from stackyard.apiclient import ApiClient, ApiError
+
 UNITS: dict[str, list[tuple[float, str]]] = {
     "nanoseconds": [(1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1, "ns")],
     "bytes": [(1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "kB"), (1, "B")],
@@ -40,28 +42,18 @@ def _params(args: argparse.Namespace, *names: str) -> dict[str, str]:
     return params
 
 
-def _get(client: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any]:
-    response = client.get(path, params=params)
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        raise QueryFailed(f"{response.status_code}: {message}")
-    body: dict[str, Any] = response.json()
+def _get(client: ApiClient, path: str, params: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(path, params)
     return body
 
 
-class QueryFailed(Exception):
-    pass
-
-
-def top(client: httpx.Client, args: argparse.Namespace) -> str:
+def top(client: ApiClient, args: argparse.Namespace) -> str:
     body = _get(client, "/api/v1/top", _params(args, "query", "sample", "aggregation", "limit"))
     unit, total = body["unit"], body["total"]
+    amount = "average per profile" if body["aggregation"] == "avg" else "total"  # an average is never a total
     lines = [
         f"{body['type']} {body['sample_type']} ({body['aggregation']}) over {body['profiles']} profiles, "
-        f"total {human(total, unit)}",
+        f"{amount} {human(total, unit)}",
         f"{'flat':>12} {'flat%':>7} {'cum':>12} {'cum%':>7}  function",
     ]
     for row in body["rows"]:
@@ -72,7 +64,7 @@ def top(client: httpx.Client, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def diff(client: httpx.Client, args: argparse.Namespace) -> str:
+def diff(client: ApiClient, args: argparse.Namespace) -> str:
     params = _params(args, "query", "sample", "base_query", "base_from", "base_to", "normalize", "limit")
     body = _get(client, "/api/v1/diff", params)
     unit = body["unit"]
@@ -92,7 +84,7 @@ def diff(client: httpx.Client, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def timeseries(client: httpx.Client, args: argparse.Namespace) -> str:
+def timeseries(client: ApiClient, args: argparse.Namespace) -> str:
     params = _params(args, "query", "sample", "step", "aggregation", "group_by")
     body = _get(client, "/api/v1/timeseries", params)
     unit = body["unit"]
@@ -114,19 +106,18 @@ def _signed(text: str, value: float) -> str:
     return f"+{text}" if value > 0 else text
 
 
-COMMANDS: dict[str, Callable[[httpx.Client, argparse.Namespace], str]] = {
+COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], str]] = {
     "top": top,
     "diff": diff,
     "timeseries": timeseries,
 }
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, with_server: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
     query = sub.add_parser("query", help="ask a running server: top, diff, timeseries")
     actions = query.add_subparsers(dest="view", required=True)
     for view in COMMANDS:
-        parser = actions.add_parser(view)
-        parser.add_argument("--server", default="http://127.0.0.1:4180")
+        parser = with_server(actions.add_parser(view))
         parser.add_argument("--type", required=True, help="cpu, heap, allocs, goroutine, mutex, block, threadcreate")
         parser.add_argument("--query", help='selector, e.g. {service="api"}')
         parser.add_argument("--from", dest="from_", default="now-1h")
@@ -149,22 +140,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, client: httpx.Client | None = None) -> int:
-    own = client is None
-    if client is None:
-        from server.auth.tokens import bearer_header
-        from server.settings import Settings
-
-        client = httpx.Client(base_url=args.server, timeout=60, headers=bearer_header(Settings().api_token))
-    http = client
+    """``client``: an HTTP client to use instead of one for ``--server`` (a test's in-process app)."""
+    api = ApiClient.from_args(args.server) if client is None else ApiClient(str(client.base_url), client=client)
     try:
-        print(COMMANDS[args.view](http, args))
-    except QueryFailed as exc:
+        print(COMMANDS[args.view](api, args))
+    except ApiError as exc:
         print(f"stackyard: {exc}", file=sys.stderr)
-        return 2
-    except httpx.HTTPError as exc:
-        print(f"stackyard: cannot reach {args.server}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     finally:
-        if own:
-            http.close()
+        api.close()
     return 0

@@ -30,6 +30,7 @@ import uvicorn
 
 from server.app import create_app
 from server.migrate import upgrade
+from server.proxies import uvicorn_proxy_options
 from server.settings import Settings
 from tests.tools import DATA, missing
 
@@ -95,7 +96,8 @@ def serving(database_url: str, build: Callable[[Settings], Any] | None = None, *
     app = build(config) if build else create_app(config)
     sock = free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    proxies = uvicorn_proxy_options(config)  # as `stackyard serve` runs it: forwarded headers from nobody by default
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **proxies))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn")
     thread.start()
     deadline = time.monotonic() + 20
@@ -131,8 +133,9 @@ def chromium_path() -> str | None:
     return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
 
 
-def launch(playwright: Any, user_data_dir: Path) -> BrowserContext:
-    """Debian's Chromium, headless, offline-quiet, in a fresh profile directory."""
+def launch(playwright: Any, user_data_dir: Path, **options: Any) -> BrowserContext:
+    """Debian's Chromium, headless, offline-quiet, in a fresh profile directory; ``options`` such as
+    ``timezone_id`` go to Playwright's context."""
     context: BrowserContext = playwright.chromium.launch_persistent_context(
         str(user_data_dir),
         executable_path=chromium_path() or CHROMIUM,
@@ -140,6 +143,7 @@ def launch(playwright: Any, user_data_dir: Path) -> BrowserContext:
         args=CHROMIUM_ARGS,
         viewport={"width": 1440, "height": 1000},
         device_scale_factor=1,
+        **options,
     )
     return context
 

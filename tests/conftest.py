@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,19 @@ from server.settings import Settings
 from server.store.repository import Store
 from tests.pgserver import PostgresServer
 from tests.tools import DATA, postgres_bindir
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The run 400 days ahead (scripts/pytest-later.sh) proves something only if the clock really moved.
+
+    The script passes the real time and the offset it asked faketime for; a plain run sets neither.
+    """
+    ahead, real = os.environ.get("STACKYARD_CLOCK_AHEAD_DAYS"), os.environ.get("STACKYARD_REAL_TIME")
+    if ahead is None or real is None:
+        return
+    expected = int(real) + int(ahead) * 86400
+    if abs(time.time() - expected) > 3600:
+        pytest.exit(f"the clock reads {time.time():.0f}, but the run expected about {expected} (faketime)", 1)
 
 
 @pytest.fixture(autouse=True)
@@ -45,26 +61,49 @@ def postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; each test gets a copy (the same schema, without the wait)."""
+    path = tmp_path_factory.mktemp("template") / "stackyard.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresServer) -> str:
+    """A PostgreSQL database migrated once per session, which each test's database is created from."""
+    name = "stackyard_template"
+    upgrade(postgres.create_database(name))  # the migration's engine is gone when it returns
+    return name
+
+
 def _database_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of ``kind``, migrated: a copy of the session's migrated template.
+
+    A PostgreSQL one is dropped after its test: 200 of them left to the end cost a minute
+    or two of deleting files when the server stops.
+    """
     if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'stackyard.db'}"
+        path = tmp_path / "stackyard.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     server: PostgresServer = request.getfixturevalue("postgres")
-    return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    template: str = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = server.create_database(name, template=template)
+    request.addfinalizer(lambda: server.drop_database(name))
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, migrated database of each kind."""
-    url = _database_url(str(request.param), request, tmp_path)
-    upgrade(url)
-    return url
+    return _database_url(str(request.param), request, tmp_path)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'stackyard.db'}"
-    upgrade(url)
-    return url
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _database_url("sqlite", request, tmp_path)
 
 
 # Tests push profiles stamped at fixed past times (1970, 2026-09): keep raw profiles "forever".

@@ -18,21 +18,28 @@ it a strategy in tests/test_fuzz.py and a seed corpus in :func:`seeds`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpcore
+import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 
 from collector.config import ConfigError, load_config
+from server.alerts.receivers import check_webhook_url
 from server.app import create_app
-from server.errors import SelectorError, TimeRangeError
+from server.errors import InvalidParameter, SelectorError, TimeRangeError
 from server.goroutines.dump import DumpError, DumpTooLarge, parse_dump
 from server.goroutines.groups import group_goroutines
 from server.migrate import upgrade
+from server.netguard import AddressRefused, GuardedBackend
+from server.netpolicy import DEFAULT_DENY_NETWORKS, NetworkPolicy, numeric_host
 from server.pprof import DecodeLimitError, DecodeLimits, ProfileError, decode, encode
 from server.pprof.columns import (
     NATIVE,
@@ -43,6 +50,7 @@ from server.pprof.columns import (
     parse_columns_python,
 )
 from server.pprof.decode import decompress
+from server.query.regex import RegexError, compile_regex
 from server.query.selector import parse_selector
 from server.settings import Settings
 from server.timeparse import format_time, parse_duration_ns, parse_time_ns, time_range_ns
@@ -232,6 +240,96 @@ def fuzz_time(data: bytes) -> None:
         raise Rejected(text)
 
 
+# --------------------------------------------------------------------------- regular expressions
+
+#: Patterns made only of these characters mean the same in RE2 and Python's ``re`` when both accept them,
+#: on subjects of ``REGEX_SUBJECT_ALPHABET``: the differential check below holds exactly there.
+REGEX_PORTABLE = frozenset("abc.|*+?()[]{},0123456789^-")
+REGEX_SUBJECT_ALPHABET = frozenset("abc\n")
+
+
+def fuzz_regex(data: bytes) -> None:
+    """Pattern, NUL, subject: compile_regex raises only ``RegexError``; a compiled pattern matches whole strings.
+
+    Matching never raises, whatever the subject (lone surrogates included).
+    Where the pattern uses only the portable subset and the subject only
+    a, b, c and newlines, RE2's answer must equal ``re.fullmatch``'s: the
+    switch of engine kept Prometheus's anchored semantics.
+    """
+    text = data.decode("utf-8", "surrogateescape")
+    pattern, _, subject = text.partition("\0")
+    try:
+        regex = compile_regex(pattern)
+    except RegexError as exc:
+        if not str(exc):
+            raise AssertionError("a RegexError without a message") from exc
+        raise Rejected(str(exc)) from None
+    found = regex.fullmatch(subject)
+    if set(pattern) <= REGEX_PORTABLE and set(subject) <= REGEX_SUBJECT_ALPHABET and len(subject) <= 12:
+        try:
+            expected = re.fullmatch(pattern, subject) is not None
+        except re.error:
+            return  # RE2 accepts some patterns re does not (a{,2}, nested repeats): nothing to compare
+        if found != expected:
+            raise AssertionError(f"RE2 says {found}, re says {expected} for {pattern!r} on {subject!r}")
+
+
+# --------------------------------------------------------------------------- webhook URLs
+
+#: Loopback denied as well as the defaults, so "this host" forms are refusals to find.
+WEBHOOK_POLICY = NetworkPolicy(deny=[*DEFAULT_DENY_NETWORKS, "127.0.0.0/8", "::1/128"])
+
+
+class _Recorder(httpcore.AsyncNetworkBackend):
+    """Stands in for the socket layer (a test cannot connect to 169.254.169.254): records where it was sent."""
+
+    def __init__(self) -> None:
+        self.connected: list[str] = []
+
+    async def connect_tcp(self, host: str, port: int, *args: object, **kwargs: object) -> httpcore.AsyncNetworkStream:
+        self.connected.append(host)
+        raise httpcore.ConnectError("recorded, not connected")
+
+
+async def _guard_connects(host: str, port: int) -> list[str]:
+    recorder = _Recorder()
+    with contextlib.suppress(AddressRefused, httpcore.ConnectError):
+        await GuardedBackend(WEBHOOK_POLICY, recorder).connect_tcp(host, port)
+    return recorder.connected
+
+
+def fuzz_webhook_url(data: bytes) -> None:
+    """check_webhook_url raises only ``InvalidParameter``; what it accepts cannot reach a denied address.
+
+    For an accepted URL, the host httpx (the dispatcher's client) would
+    connect to is taken from httpx's own parse, not ours: if it is written as
+    an address, the policy must allow it (a parser disagreement would be a
+    way around the registration check), and the connect-time guard, handed
+    that host, may only ever connect to addresses the policy allows. Names
+    are not resolved here (no DNS in a fuzz run); the guard's name path is
+    the same code with the resolver's answers.
+    """
+    url = data.decode("utf-8", "replace")
+    try:
+        check_webhook_url(url, WEBHOOK_POLICY)
+    except InvalidParameter as exc:
+        raise Rejected(exc.message) from None
+    try:
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
+    except (httpx.InvalidURL, ValueError):
+        return  # the dispatcher's client refuses it before any connection
+    address = numeric_host(host) if host else None
+    if address is None:
+        return
+    refusal = WEBHOOK_POLICY.refusal(address)
+    if refusal is not None:
+        raise AssertionError(f"accepted {url!r}, which httpx sends to {host} ({refusal})")
+    for connected in asyncio.run(_guard_connects(host, port)):
+        if WEBHOOK_POLICY.refusal(connected) is not None:
+            raise AssertionError(f"the guard connected to {connected} for {url!r}")
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -297,6 +395,8 @@ TARGETS: dict[str, Target] = {
     "time": fuzz_time,
     "config": fuzz_config,
     "goroutine_dump": fuzz_goroutine_dump,
+    "regex": fuzz_regex,
+    "webhook_url": fuzz_webhook_url,
 }
 
 
@@ -316,6 +416,10 @@ def seeds(target: str) -> Iterator[bytes]:
         yield from (path.read_bytes() for path in sorted(DATA.glob("goroutine*.txt")))
     elif target == "config":
         yield (DATA.parent.parent / "examples" / "stackyard.yaml").read_bytes()
+    elif target == "regex":
+        yield from (b"prod|dev\0prod", b"(.|.)*x\0" + b"a" * 40, b"/check.*\0/checkout", b"a{2,3}b\0aab", b"(a)\\1\0aa")
+    elif target == "webhook_url":
+        yield from (b"http://192.0.2.7:9093/hook", b"https://hooks.example/T0/B1", b"http://169.254.169.254/latest")
     for path in sorted((FUZZ_DATA / target).glob("*")) if (FUZZ_DATA / target).is_dir() else ():
         yield path.read_bytes()
 

@@ -32,6 +32,7 @@ class PostgresServer:
         self.datadir = self.root / "data"
         self.log = self.root / "server.log"
         self.user: str | None = None
+        self._version: int | None = None
         if os.geteuid() == 0:
             self.user = "postgres"
             try:
@@ -91,9 +92,31 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database, empty or a copy of ``template`` (which nobody may be connected to).
+
+        A copy is made file by file (``STRATEGY FILE_COPY``): PostgreSQL 15's default writes
+        every block of the template through the WAL, a third slower for these small databases.
+        """
+        import psycopg
+
+        statement = f'CREATE DATABASE "{name}"'
+        if template:
+            statement += f' TEMPLATE "{template}"' + (" STRATEGY FILE_COPY" if self.version() >= 15 else "")
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(statement)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a test's database, ending any connection it left open (its files go now, not all at the end)."""
         import psycopg
 
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+            force = " WITH (FORCE)" if self.version() >= 13 else ""
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
+
+    def version(self) -> int:
+        """The server's major version, from ``PG_VERSION`` in its data directory."""
+        if self._version is None:
+            self._version = int((self.datadir / "PG_VERSION").read_text().strip().split(".")[0])
+        return self._version

@@ -10,13 +10,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
 
 @contextmanager
-def stackyard(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """``python -m stackyard ARGS`` with extra environment; SIGTERM (then SIGKILL) on the way out if still alive.
+def stackyard(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Iterator[subprocess.Popen[str]]:
+    """``python -m stackyard ARGS`` with extra environment (in ``cwd``); SIGTERM, then SIGKILL, on the way out.
 
     Its log goes to a file, not a pipe: nobody reads a pipe while the process
     runs, and a full one (64 KB of log during an outage) would block the
@@ -29,6 +30,7 @@ def stackyard(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen
             stdout=subprocess.DEVNULL,
             stderr=log_file,
             text=True,
+            cwd=cwd,
         )
         try:
             yield process

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from server.alerts.evaluate import Evaluator
 from server.alerts.receivers import Receiver
 from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
@@ -24,6 +25,8 @@ from server.store.repository import Store
 from server.timeparse import format_time
 from tests.tools import DATA
 from tests.webhook import WebhookServer
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 NS = 10**9
 T0 = 1_790_000_000 * NS
@@ -369,3 +372,54 @@ def test_two_replicas_evaluating_at_once_notify_once(store: Store, settings: Set
     ]
     firings = [t for t in store.alerts.history(100) if t.to_state == "firing"]
     assert len(firings) == 2
+
+
+def test_a_rule_made_again_under_its_name_starts_inactive(store: Store, settings: Settings) -> None:
+    """Replay: a rule deleted and re-created fired 44 s after creation despite ``for: 1m``."""
+    for at in range(0, 181, 15):
+        push(store, settings, 2, at, "a")
+    alerting = Alerting(store, settings)
+    spec = rule(f"value > {N}", **{"for": "1m"})
+    alerting.add_rule(parse_rule(spec))
+    alerting.evaluator.evaluate(T0)
+    assert [s.state for s in store.alerts.states()] == ["pending"]
+    alerting.delete_rule("Growth")
+    assert store.alerts.states() == []  # a quiet state goes with its rule
+    alerting.add_rule(parse_rule(spec))  # again, 16 s in
+    for at in (30, 45, 60, 75):
+        alerting.evaluator.evaluate(T0 + at * NS)
+        assert [s.state for s in store.alerts.states()] == ["pending"], at  # the old pending would fire at 60
+    (state,) = store.alerts.states()
+    assert state.active_ns == T0 + 30 * NS
+    alerting.evaluator.evaluate(T0 + 90 * NS)  # a minute after the new rule's first round
+    assert [s.state for s in store.alerts.states()] == ["firing"]
+
+
+def test_a_former_rules_states_are_retired_not_inherited(store: Store, settings: Settings) -> None:
+    """Whatever a former rule of the name left (a round in flight while it was deleted, or what it fired)."""
+    for at in range(0, 121, 15):
+        push(store, settings, 2, at, "a")
+    alerting = Alerting(store, settings, receivers=[Receiver("oncall", "http://127.0.0.1:9/hook")])
+    alerting.add_rule(parse_rule(rule(f"value > {N}", receiver="oncall")))
+    (former,) = alerting.rules()
+    alerting.evaluator.evaluate(T0)
+    assert [s.state for s in store.alerts.states()] == ["firing"]
+    alerting.delete_rule("Growth")  # what fired stays until a round resolves it
+    slow = parse_rule(rule(f"value > {N}", receiver="oncall", **{"for": "1m"}))
+    alerting.add_rule(slow)
+    (current,) = alerting.rules()
+    assert current.created_ns > former.created_ns
+    alerting.evaluator.evaluate(T0 + 15 * NS)
+    assert [(s.state, s.rule_created_ns) for s in store.alerts.states()] == [("pending", current.created_ns)]
+    assert sorted(n.status for n in store.alerts.outbox()) == ["firing", "resolved"]  # the former firing ended
+    history = [(t.from_state, t.to_state) for t in reversed(store.alerts.history(10))]
+    assert history == [("inactive", "firing"), ("firing", "resolved"), ("inactive", "pending")]
+    # A round that read the rules before the delete wrote the former rule's state after it: not inherited.
+    stale = Evaluator(store, settings, lambda: [former], alerting.receivers_by_name)
+    alerting.delete_rule("Growth")
+    alerting.add_rule(slow)
+    stale.evaluate(T0 + 30 * NS)
+    assert [s.state for s in store.alerts.states()] == ["firing"]
+    alerting.evaluator.evaluate(T0 + 45 * NS)
+    (state,) = store.alerts.states()
+    assert (state.state, state.active_ns) == ("pending", T0 + 45 * NS)

@@ -28,6 +28,8 @@ from tests.helpers import push, top
 from tests.pgserver import PostgresServer
 from tests.tools import DATA, missing, postgres_bindir
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 
 def _fill(url: str) -> None:
     with TestClient(create_app(Settings(database_url=url, retention_raw=TEST_RETENTION))) as client:

@@ -74,9 +74,13 @@ def test_faults_are_health_not_crashes(sqlite_url: str, tmp_path: Path) -> None:
         first, second, started = asyncio.run(scenario())
 
     def error(service: str) -> str:
+        """The health's sentence, after checking it ends with the URL that was fetched."""
         (health,) = first[service]
         assert health.up is False, f"{service} should be down: {health}"
-        return str(health.last_error)
+        target = next(t for t in [*targets, vanishing] if t.service == service)
+        fetched = f" (GET {target.url_for(HEAP_ONLY[0], None)})"
+        assert str(health.last_error).endswith(fetched), health.last_error
+        return str(health.last_error).removesuffix(fetched)
 
     assert error("fault-slow") == "timeout after 1s"
     assert error("fault-error500") == "HTTP 500: internal failure: profiler exploded"

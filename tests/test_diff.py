@@ -12,6 +12,8 @@ from tests.helpers import push
 from tests.oracle import pprof_top
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 BASE = [DATA / "cpu.pb.gz", DATA / "cpu2.pb.gz"]
 NEW = [DATA / "cpu_slow.pb.gz"]
 

@@ -16,6 +16,8 @@ from tests.helpers import UNITS, push, top
 from tests.oracle import pprof_top
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 SAMPLE_TYPES = {
     "cpu": ["samples", "cpu"],
     "heap": ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"],

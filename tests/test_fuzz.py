@@ -157,7 +157,11 @@ pprof_inputs = st.one_of(
 )
 
 label_names = st.sampled_from(["service", "env", "handler", "a_1", "_x", "1bad", "", "__name__"])
-label_values = st.text(max_size=8) | st.sampled_from([".*", "prod|dev", "(", "[a-", "\\", '"', "a{2,1}", "(?P<x"])
+#: Patterns that hurt a backtracking engine, and syntax RE2 lacks: the selector's regex path must refuse or answer.
+REGEX_TRAPS = ["(.|.)*x", "(a+)+$", "(a|aa)*b", "(x+x+)+y", "(a)\\\\1", "(?=a)", "(?<!a)b", "a++", "\\\\Z", "a{1001}"]
+label_values = st.text(max_size=8) | st.sampled_from(
+    [".*", "prod|dev", "(", "[a-", "\\", '"', "a{2,1}", "(?P<x", *REGEX_TRAPS]
+)
 ops = st.sampled_from(["=", "!=", "=~", "!~", "==", "~", ""])
 quotes = st.sampled_from(['"', "'", "`", ""])
 
@@ -251,6 +255,82 @@ def configs(draw: st.DrawFn) -> bytes:
     return "\n".join(lines).encode()
 
 
+@st.composite
+def portable_regexes(draw: st.DrawFn) -> str:
+    """Patterns from the subset RE2 and ``re`` read alike (tests/fuzzing.py REGEX_PORTABLE), nested a few levels."""
+    atoms = st.sampled_from(["a", "b", "c", ".", "[ab]", "[^c]", "[a-c]", "()", "a{2}", "[]a]"])
+    quantifiers = st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "{0,}", "*?", "+?", "{0,2}?"])
+    tree = st.recursive(
+        atoms,
+        lambda inner: st.one_of(
+            inner.map(lambda r: f"({r})"),
+            st.tuples(inner, inner).map("".join),
+            st.tuples(inner, inner).map("|".join),
+            st.tuples(inner, quantifiers).map(lambda t: f"({t[0]}){t[1]}"),
+        ),
+        max_leaves=8,
+    )
+    return str(draw(tree))
+
+
+regex_inputs = st.one_of(
+    st.tuples(portable_regexes(), st.text(alphabet="abc\n", max_size=12)),
+    st.tuples(st.sampled_from(REGEX_TRAPS), st.text(alphabet="abxy", min_size=20, max_size=200)),
+    st.tuples(st.text(max_size=12), st.text(max_size=12)),
+).map(lambda pair: f"{pair[0]}\0{pair[1]}".encode("utf-8", "surrogatepass")) | st.binary(max_size=64)
+
+webhook_hosts = st.sampled_from(
+    [
+        "169.254.169.254",
+        "2852039166",
+        "0xa9fea9fe",
+        "0251.0376.0251.0376",
+        "169.254.43518",
+        "169.16689662",
+        "[::ffff:169.254.169.254]",
+        "[::ffff:a9fe:a9fe]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[::a9fe:a9fe]",
+        "[2002:a9fe:a9fe::]",
+        "[::ffff:0:a9fe:a9fe]",
+        "[fd00:ec2::254]",
+        "[fe80::1%25eth0]",
+        "127.0.0.1",
+        "127.1",
+        "0",
+        "0.0.0.0",
+        "0x0",
+        "[::]",
+        "[::1]",
+        "[0:0:0:0:0:0:0:1]",
+        "[::ffff:127.0.0.1]",
+        "192.0.2.7",
+        "hooks.example",
+        "169.254.169.254.",
+        "%31%36%39.254.169.254",
+        "169\u3002254\u3002169\u3002254",
+        "\uff11\uff16\uff19.254.169.254",
+        "",
+    ]
+)
+
+
+@st.composite
+def webhook_urls(draw: st.DrawFn) -> bytes:
+    """URLs assembled from schemes, userinfo tricks, address forms, ports and paths, with stray text at times."""
+    scheme = draw(st.sampled_from(["http", "https", "HTTP", "hTtPs", "ftp", "", "javascript"]))
+    separator = draw(st.sampled_from(["://", ":/", ":\\\\", ":", "://\t"]))
+    userinfo = draw(st.sampled_from(["", "user@", "user:pass@", "a@b@", "hooks.example@", "x\\@", "@"]))
+    host = draw(webhook_hosts)
+    port = draw(st.sampled_from(["", ":80", ":9093", ":0", ":65536", ":-1", ":x", ":"]))
+    path = draw(st.sampled_from(["", "/", "/hook", "?q=1", "#f", "\\@hooks.example/", "/\t/x", "@hooks.example"]))
+    parts = [scheme, separator, userinfo, host, port, path]
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(parts)))
+        parts.insert(at, draw(st.text(max_size=4)))
+    return "".join(parts).encode("utf-8", "surrogatepass")
+
+
 CONFIG_SEED = list(seeds("config"))
 DUMP_SEEDS = list(seeds("goroutine_dump"))
 
@@ -265,6 +345,8 @@ INPUTS: dict[str, st.SearchStrategy[bytes]] = {
     "time": times() | st.binary(max_size=32),
     "config": configs() | mutated(CONFIG_SEED) | st.binary(max_size=128),
     "goroutine_dump": mutated(DUMP_SEEDS) | st.binary(max_size=256),
+    "regex": regex_inputs,
+    "webhook_url": webhook_urls() | st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
 }
 
 

@@ -22,6 +22,8 @@ from server.settings import Settings
 from server.store.models import GoroutineDump, GoroutineGroup, GoroutineStack
 from server.store.repository import Store
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 T0 = 1_790_000_000 * 10**9
 MINUTE = 60 * 10**9
 

@@ -2,8 +2,8 @@
 
 Also the goroutineleak kind, which Go 1.19 does not serve: a small loopback
 server stands in for a Go build that has it (serving a real goroutine-format
-profile at that path), and the real demo shows that a 404 drops the kind
-quietly instead of failing the target.
+profile at that path), and the real demo shows that a 404 makes the kind
+"not served" (asked again only hourly) instead of failing the target.
 """
 
 from __future__ import annotations
@@ -78,8 +78,11 @@ def test_the_leaking_instance_names_its_leak(sqlite_url: str) -> None:
             finally:
                 health = {t.instance: manager.health(t) for t in (leaky, calm)}
                 await manager.stop()
-                assert all(h.kind == "goroutine_dump" for views in health.values() for h in views), health
-                assert all(h.up and h.consecutive_failures == 0 for views in health.values() for h in views), health
+                # goroutineleak: Go 1.19 answers 404, which is "not served", neither up nor down.
+                leak = [h for views in health.values() for h in views if h.kind == "goroutineleak"]
+                assert len(leak) == 2 and all(h.not_served and h.up is None for h in leak), health
+                dumps = [h for views in health.values() for h in views if h.kind == "goroutine_dump"]
+                assert len(dumps) == 2 and all(h.up and h.consecutive_failures == 0 for h in dumps), health
 
         first, ended = asyncio.run(scrape_until_found())
         assert first, "no leak suspect within 60 s"
@@ -143,7 +146,7 @@ def leak_profile_target() -> Iterator[tuple[str, dict[str, int]]]:
 
 
 @pytest.mark.timeout(120)
-def test_goroutineleak_where_served_and_quietly_dropped_where_not(sqlite_url: str) -> None:
+def test_goroutineleak_where_served_and_not_served_where_not(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url)
     store = Store.from_url(sqlite_url)
     kinds = (ProfileSpec("goroutineleak"), DUMP_EVERY)
@@ -176,8 +179,10 @@ def test_goroutineleak_where_served_and_quietly_dropped_where_not(sqlite_url: st
         assert top["rows"] and top["rows"][0]["cum"] > 0
     # Each kind on its own schedule: the leak profile every second, the dump every two.
     assert hits["/debug/pprof/goroutine?debug=2"] < hits["/debug/pprof/goroutineleak"]
-    # Not served (real Go 1.19 and the fake's broken prefix both 404): asked once, then never again, no error.
-    assert set(health["go119"]) == {"goroutine_dump"} and health["go119"]["goroutine_dump"].up
+    # Not served (real Go 1.19 and the fake's broken prefix both 404): asked once, then only hourly, no error.
+    go119_leak = health["go119"]["goroutineleak"]
+    assert go119_leak.not_served and go119_leak.up is None and go119_leak.last_error is None
+    assert go119_leak.last_scrape_ns is not None and health["go119"]["goroutine_dump"].up
     assert hits.get("/broken/debug/pprof/goroutineleak") == 1
     # A truncated dump is a scrape error naming the problem, and nothing is stored for it.
     dump_health = health["broken-dumps"]["goroutine_dump"]

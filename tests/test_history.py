@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.maintenance import build_rollups
@@ -10,6 +11,8 @@ from server.store.rollups import NS
 from tests.helpers import push
 from tests.oracle import pprof_top
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 T0 = 1_790_000_000 - 1_790_000_000 % 86_400
 NORMAL, SLOW = DATA / "cpu.pb.gz", DATA / "cpu_slow.pb.gz"

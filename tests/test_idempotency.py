@@ -14,6 +14,8 @@ from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 HEAP = (DATA / "heap.pb.gz").read_bytes()
 CPU = (DATA / "cpu.pb.gz").read_bytes()
 WHEN = "2026-11-01T10:00:00Z"

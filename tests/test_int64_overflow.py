@@ -24,6 +24,8 @@ from server.store.repository import Store
 from server.store.rollups import HOUR_S, NS
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 INT64_MAX = 2**63 - 1
 HOUR0 = 1_790_000_000 - 1_790_000_000 % HOUR_S  # a whole hour in 2026, in seconds
 CPU = (DATA / "cpu.pb.gz").read_bytes()

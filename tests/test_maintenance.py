@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.settings import Settings
@@ -13,6 +14,8 @@ from stackyard.runtime import build_server
 from tests.conftest import TEST_RETENTION
 from tests.helpers import push
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 
 def test_serve_builds_rollups_in_the_background(database_url: str) -> None:

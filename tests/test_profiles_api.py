@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.helpers import UNITS, push, top
 from tests.oracle import pprof_top
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 
 def test_series_and_profiles_listing(client: TestClient) -> None:

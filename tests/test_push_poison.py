@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.metrics import CollectorMetrics
@@ -21,6 +22,8 @@ from server.settings import Settings
 from server.store.repository import Store
 from tests.test_nul_characters import DUMP, profile_with_nuls
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 CAPTURES = {kind: (DATA / f"{kind}.pb.gz").read_bytes() for kind in ("cpu", "heap", "goroutine")}
 WHEN_NS = 1_790_000_000 * 10**9  # 2026-09-21, inside the tests' raw retention

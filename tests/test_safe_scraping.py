@@ -9,6 +9,7 @@ metadata service, which a test machine cannot reach.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,10 +37,17 @@ GOOD = (DATA / "heap.pb.gz").read_bytes()
 LOOPBACK_DENIED = NetworkPolicy(deny=["127.0.0.0/8", "::1/128"])
 
 
-class RedirectingServer:
-    """``/good`` serves a real heap profile; ``/to?url=X`` redirects to X; ``/loop`` redirects to itself."""
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
-    def __init__(self) -> None:
+
+class RedirectingServer:
+    """``/good`` serves a real heap profile; ``/to?url=X`` redirects to X; ``/loop`` redirects to itself.
+
+    It listens on 127.0.0.1, or on ::1 with ``family_v6``.
+    """
+
+    def __init__(self, family_v6: bool = False) -> None:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
                 return
@@ -65,10 +73,10 @@ class RedirectingServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _IPv6Server(("::1", 0), Handler) if family_v6 else ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://[::1]:{self.port}" if family_v6 else f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -240,21 +248,96 @@ def test_refusals_are_target_health_errors(server: RedirectingServer, sqlite_url
     finally:
         store.close()
     assert states["metadata"].up is False
-    assert states["metadata"].last_error == "refused: 169.254.169.254 is in the denied network 169.254.0.0/16"
-    assert states["redirect"].last_error == "refused: redirect to another host (169.254.169.254) not followed"
+    assert states["metadata"].last_error == (
+        "refused: 169.254.169.254 is in the denied network 169.254.0.0/16 (GET http://169.254.169.254/good)"
+    )
+    assert states["redirect"].last_error == (
+        "refused: redirect to another host (169.254.169.254) not followed "
+        f"(GET {server.base}/to?url=http://169.254.169.254/heap)"
+    )
     assert states["normal"].up is True and states["normal"].last_error is None
     assert len(stored) == 1
 
 
 def test_cli_refuses_a_denied_address_and_a_bad_network_setting(
-    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stackyard.cli import main
+    from stackyard import targetscli
+    from stackyard.apiclient import ApiClient
+    from stackyard.cli import build_parser, main
 
-    args = ["targets", "add", "http://169.254.169.254/", "--service", "s", "--database-url", sqlite_url]
-    assert main(args) == 2
-    assert "url: refused: 169.254.169.254 is in the denied network 169.254.0.0/16" in capsys.readouterr().err
+    # `stackyard targets add` asks the server, whose check refuses the address (here the in-process app).
+    args = build_parser().parse_args(["targets", "add", "http://169.254.169.254/", "--service", "s"])
+    assert targetscli.run(args, ApiClient("http://testserver", client=client)) == 2
+    assert "422: url: refused: 169.254.169.254 is in the denied network 169.254.0.0/16" in capsys.readouterr().err
     monkeypatch.setenv("STACKYARD_SCRAPE_DENY_NETWORKS", '["10.0.0.0/8", "not-a-network"]')
-    assert main(["targets", "list", "--database-url", sqlite_url]) == 2
+    assert main(["targets", "list"]) == 2
     err = capsys.readouterr().err
     assert "invalid setting: scrape_deny_networks" in err and "not-a-network" in err
+
+
+# ---------------------------------------------------------------- address forms (what an address reaches)
+
+METADATA_FORMS = [
+    ("http://[::a9fe:a9fe]/", "::a9fe:a9fe reaches 169.254.169.254"),  # IPv4-compatible
+    ("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe reaches 169.254.169.254"),  # NAT64
+    ("http://[64:ff9b:1::a9fe:a9fe]/", "64:ff9b:1::a9fe:a9fe reaches 169.254.169.254"),  # NAT64, local use
+    ("http://[::ffff:0:a9fe:a9fe]/", "::ffff:0:a9fe:a9fe reaches 169.254.169.254"),  # IPv4-translated
+    ("http://[2002:a9fe:a9fe::1]/", "2002:a9fe:a9fe::1 reaches 169.254.169.254"),  # 6to4
+    ("http://[2001:0:4136:e378:8000:63bf:5601:5601]/", "reaches 169.254.169.254"),  # Teredo client
+    ("http://[::ffff:a9fe:a9fe]/", "169.254.169.254 is in"),  # IPv4-mapped: the same address on the wire
+    ("http://0251.0376.0251.0376/", "169.254.169.254 is in"),  # octal
+    ("http://0xa9.0xfe.0xa9.0xfe/", "169.254.169.254 is in"),  # hex per part
+    ("http://169.16689662/", "169.254.169.254 is in"),  # a.b-as-24-bits
+    ("http://169.254.169.254./", "169.254.169.254 is in"),  # a trailing dot, which browsers drop
+    ("http://169\u3002254\u3002169\u3002254/", "169.254.169.254 is in"),  # ideographic full stops (IDNA dots)
+]
+THIS_HOST_FORMS = [
+    ("http://0.0.0.0:6060/", "0.0.0.0 reaches 127.0.0.1, which is in the denied network 127.0.0.0/8"),
+    ("http://0:6060/", "0.0.0.0 reaches 127.0.0.1, which is in the denied network 127.0.0.0/8"),
+    ("http://0.1.2.3:6060/", "0.1.2.3 reaches 127.0.0.1"),
+    ("http://[::]:6060/", ":: reaches 127.0.0.1, which is in the denied network 127.0.0.0/8"),
+    ("http://[::ffff:0.0.0.0]:6060/", "0.0.0.0 reaches 127.0.0.1"),
+    ("http://[64:ff9b::]:6060/", "64:ff9b:: reaches 127.0.0.1"),  # NAT64 of 0.0.0.0
+    ("http://2130706433:6060/", "127.0.0.1 is in the denied network 127.0.0.0/8"),
+    ("http://0x7f000001:6060/", "127.0.0.1 is in the denied network 127.0.0.0/8"),
+    ("http://0177.1:6060/", "127.0.0.1 is in the denied network 127.0.0.0/8"),
+    ("http://127.1:6060/", "127.0.0.1 is in the denied network 127.0.0.0/8"),
+    ("http://[::ffff:127.0.0.1]:6060/", "127.0.0.1 is in the denied network 127.0.0.0/8"),
+    ("http://[::1]:6060/", "::1 is in the denied network ::1/128"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), METADATA_FORMS)
+def test_metadata_address_in_any_form_is_refused_by_the_default_policy(url: str, reason: str) -> None:
+    with pytest.raises(InvalidTarget, match=r"denied network 169\.254\.0\.0/16") as refused:
+        check_target(TargetSpec(url=url, service="s"), NetworkPolicy())
+    assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize(("url", "reason"), THIS_HOST_FORMS)
+def test_this_host_in_any_form_is_refused_by_a_loopback_deny(url: str, reason: str) -> None:
+    with pytest.raises(InvalidTarget) as refused:
+        check_target(TargetSpec(url=url, service="s"), LOOPBACK_DENIED)
+    assert reason in str(refused.value)
+    assert check_target(TargetSpec(url=url, service="s"), NetworkPolicy()).url == url  # loopback is allowed by default
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "0", "[::ffff:0.0.0.0]"])
+def test_unspecified_addresses_really_reach_this_host_and_are_refused_at_connect(
+    server: RedirectingServer, host: str
+) -> None:
+    if host in ("[::]",):
+        ipv6 = RedirectingServer(family_v6=True)
+        try:
+            url = f"http://{host}:{ipv6.port}/good"
+            assert fetch(url) == GOOD  # the default policy: :: reaches the server on ::1
+            with pytest.raises(TargetRefused, match=r"^refused: :: reaches 127\.0\.0\.1, which is in the denied"):
+                fetch(url, LOOPBACK_DENIED)
+        finally:
+            ipv6.close()
+        return
+    url = f"http://{host}:{server.port}/good"
+    assert fetch(url) == GOOD  # 0.0.0.0 reaches the server listening on 127.0.0.1
+    with pytest.raises(TargetRefused, match=r"^refused: 0\.0\.0\.0 reaches 127\.0\.0\.1, which is in the denied"):
+        fetch(url, LOOPBACK_DENIED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -15,6 +16,8 @@ from server.store.repository import Store
 from server.store.stacks import BULK_LOAD
 from tests.helpers import push
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 
 def test_fresh_store_loads_the_tree_and_answers_the_same(

@@ -15,6 +15,8 @@ from server.store.repository import Store
 from tests.conftest import TEST_RETENTION
 from tests.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 CPU = (DATA / "cpu.pb.gz").read_bytes()
 HEAP = (DATA / "heap.pb.gz").read_bytes()
 

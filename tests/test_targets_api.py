@@ -1,16 +1,18 @@
-"""Registering targets over HTTP: defaults, validation, conflicts, persistence, CLI."""
+"""Registering targets over HTTP: defaults, validation, conflicts, persistence, pasted pprof URLs.
+
+The ``stackyard targets`` command is a client of this API: tests/test_cli.py.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from collector.config import load_config
 from server.store.repository import Store
+from server.targets import ProfileSpec
 
 
 def _create(client: TestClient, **body: object) -> dict[str, object]:
@@ -103,28 +105,32 @@ def test_targets_persist_across_app_restarts(client: TestClient, store: Store, d
         again.close()
 
 
-def test_cli_add_list_remove(tmp_path: Path) -> None:
-    env = {**os.environ, "STACKYARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}", "STACKYARD_LOG_LEVEL": "WARNING"}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "stackyard", "targets", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-
-    added = run("add", "http://127.0.0.1:7070", "--service", "api", "--label", "env=dev", "--interval", "10s")
-    assert added.returncode == 0, added.stderr
-    assert "added target 1" in added.stdout
-    listed = run("list")
-    assert "api" in listed.stdout and "10s" in listed.stdout and "http://127.0.0.1:7070" in listed.stdout
-    duplicate = run("add", "http://127.0.0.1:7070", "--service", "api")
-    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
-    bad = run("add", "gopher://x", "--service", "api")
-    assert bad.returncode == 2 and "scheme 'gopher' is not allowed" in bad.stderr
-    assert run("remove", "1").returncode == 0
-    missing = run("remove", "1")
-    assert missing.returncode == 2 and "no target with id 1" in missing.stderr
+def test_a_pasted_pprof_url_is_scraped_under_its_prefix_once(client: TestClient, tmp_path: Path) -> None:
+    """``http://host:6060/debug/pprof/`` was scraped at ``/debug/pprof/debug/pprof/heap`` and 404ed."""
+    pasted = _create(client, url="http://127.0.0.1:6060/debug/pprof/")
+    assert (pasted["url"], pasted["path_prefix"]) == ("http://127.0.0.1:6060", "/debug/pprof")
+    behind_proxy = _create(client, url="http://127.0.0.1:6061/app/debug/pprof", service="proxied")
+    assert behind_proxy["url"] == "http://127.0.0.1:6061/app"
+    own_prefix = _create(client, url="http://127.0.0.1:6062/internal/pprof/", path_prefix="/internal/pprof")
+    assert (own_prefix["url"], own_prefix["path_prefix"]) == ("http://127.0.0.1:6062", "/internal/pprof")
+    plain = _create(client, url="http://127.0.0.1:6063/app", service="plain")
+    assert plain["url"] == "http://127.0.0.1:6063/app"  # another path stays: scraped at /app/debug/pprof/...
+    # A profile's own URL is refused, saying what to give instead.
+    one_profile = client.post("/api/v1/targets", json={"url": "http://127.0.0.1:6064/debug/pprof/heap", "service": "s"})
+    assert one_profile.status_code == 422
+    assert one_profile.json()["error"] == (
+        "url: http://127.0.0.1:6064/debug/pprof/heap is the URL of one profile; give the service's base URL "
+        "(http://127.0.0.1:6064): every profile kind is scraped under it, at path_prefix /debug/pprof/"
+    )
+    # A change goes through the same check.
+    patched = client.patch(f"/api/v1/targets/{plain['id']}", json={"url": "http://127.0.0.1:6065/debug/pprof"})
+    assert patched.status_code == 200 and patched.json()["url"] == "http://127.0.0.1:6065"
+    # And so does the config file.
+    config = tmp_path / "stackyard.yaml"
+    config.write_text(
+        "scrape_configs:\n  - job_name: pasted\n"
+        "    static_configs:\n      - targets: ['http://127.0.0.1:6066/debug/pprof/']\n"
+    )
+    (from_file,) = load_config(config).targets
+    assert (from_file.url, from_file.path_prefix) == ("http://127.0.0.1:6066", "/debug/pprof")
+    assert from_file.url_for(ProfileSpec("heap"), None) == "http://127.0.0.1:6066/debug/pprof/heap"

@@ -5,16 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from server.ingest import ingest
 from server.maintenance import build_rollups
 from server.pprof import decode
 from server.query.request import ProfileQuery
 from server.query.timeseries import timeseries
+from server.settings import Settings
 from server.store.repository import Store
 from server.store.rollups import NS
 from tests.helpers import push
 from tests.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 
 T0 = 1_790_000_000 - 1_790_000_000 % 86_400
 GOROUTINES = decode((DATA / "goroutine.pb.gz").read_bytes()).totals()[0]
@@ -168,3 +173,31 @@ def test_group_by_and_filter_on_sample_labels(client: TestClient, store: Store) 
     assert [p[1] for p in only["series"][0]["points"]] == [checkout, checkout]
     peak = _series(client, query='{handler="/checkout"}', aggregation="max", group_by="service", **window)
     assert peak["series"][0]["points"][0][1] == checkout
+
+
+def test_the_default_step_is_never_finer_than_the_scrape_interval(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """15 s scrapes over 15 minutes: about 240 points would be a 4 s step, most steps empty, the line dashed."""
+    data = (DATA / "goroutine.pb.gz").read_bytes()
+    start = T0 + 3 * 3600
+    for k in range(64):  # 16 minutes, with the few milliseconds of jitter real scrapes have
+        for instance, offset_ms in (("a", 3_217), ("b", 11_902)):
+            at_ns = (start + 15 * k) * NS + offset_ms * 1_000_000 + (k % 3) * 4_000_000
+            ingest(store, settings, data, {"service": "demo", "instance": instance}, "goroutine", at_ns)
+    window = {"type": "goroutine", "from": str(start + 30), "to": str(start + 930), "group_by": "instance"}
+    trend = _series(client, **window)
+    assert trend["step"] == 20  # the first round step above 15 s and its jitter
+    for line in trend["series"]:
+        times = [t for t, _ in line["points"]]
+        assert times == list(range(int(times[0]), int(times[-1]) + 1, 20)), "a step without a point"
+        assert all(value == GOROUTINES for _, value in line["points"])
+    # Given explicitly, a step is the caller's choice; on a long range the 240 points are coarser anyway.
+    assert _series(client, step="5s", **window)["step"] == 5
+    hours = {**window, "from": str(start - 6 * 3600), "to": str(start + 930)}
+    assert _series(client, **hours)["step"] == 94  # (6 h 15.5 min) / 240, rounded up to a second
+    # Function history learns the same interval.
+    span = {"type": "goroutine", "from": window["from"], "to": window["to"]}
+    history = client.get("/api/v1/functions/runtime.gopark/history", params=span)
+    assert history.status_code == 200, history.text
+    assert history.json()["step"] == 20

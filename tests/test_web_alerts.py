@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,24 +73,99 @@ def test_the_page_shows_states_rules_and_history(
     assert page.locator("#receivers").inner_text().count("oncall") == 1
     assert page.locator(".app-header nav a[aria-current=page]").inner_text() == "Alerts"
 
-    # The form: a bad expression shows the server's message naming the field; a good rule appears, then goes.
+    # The form: a bad expression shows the server's message naming the field, under the form (the page
+    # loaded fine: its banner stays hidden); a good rule appears, then goes.
     page.click("#new-rule-button")
     page.fill("#new-rule input[name=name]", "HeapBig")
     page.select_option("#new-rule select[name=type]", "heap")
     page.fill("#new-rule input[name=expr]", "slope(10m) > 100")
     page.click("#new-rule button[type=submit]")
-    page.wait_for_selector("#error:not([hidden])")
-    assert page.locator("#error-message").inner_text().startswith("expr: 'slope(10m) > 100' does not parse")
+    page.wait_for_selector("#new-rule #rule-error:not([hidden])")
+    assert page.locator("#rule-error").inner_text().startswith("expr: 'slope(10m) > 100' does not parse")
+    assert page.locator("#error").is_hidden()
+    assert page.input_value("#new-rule input[name=expr]") == "slope(10m) > 100"  # kept, to correct it
     page.fill("#new-rule input[name=expr]", "value > 2e9")
     page.click("#new-rule button[type=submit]")
     page.wait_for_selector("#rules tr[data-rule=HeapBig]")
-    assert page.locator("#error").is_hidden()
+    assert page.locator("#error").is_hidden() and page.locator("#new-rule").is_hidden()
     assert [r["name"] for r in live.get("/api/v1/rules")["rules"]] == ["ManyGoroutines", "HeapBig"]
     page.once("dialog", lambda dialog: dialog.accept())
-    page.locator("#rules tr[data-rule=HeapBig] button").click()
+    page.locator("#rules tr[data-rule=HeapBig] button.delete-rule").click()
     page.wait_for_selector("#rules tr[data-rule=HeapBig]", state="detached")
     assert [r["name"] for r in live.get("/api/v1/rules")["rules"]] == ["ManyGoroutines"]
     # Chromium logs every 4xx response; the one refused rule is the only complaint.
     assert browser_page.errors == [
         "console: Failed to load resource: the server responded with a status of 400 (Bad Request)"
     ]
+
+
+def test_rules_are_edited_and_receivers_added_on_the_page(
+    alerting_server: tuple[LiveServer, str], browser_page: BrowserPage
+) -> None:
+    live, _ = alerting_server
+    page = browser_page.page
+    page.goto(f"{live.url}/alerts")
+    page.wait_for_selector("#rules tr[data-rule=ManyGoroutines]")
+
+    # A receiver from the page: a refused URL is said under its form; a good one is listed and offered to rules.
+    page.click("#new-receiver-button")
+    page.fill("#new-receiver input[name=name]", "pager")
+    page.fill("#new-receiver input[name=webhook_url]", "file:///etc/passwd")
+    page.click("#new-receiver button[type=submit]")
+    page.wait_for_selector("#receiver-error:not([hidden])")
+    refused = urllib.request.Request(
+        f"{live.url}/api/v1/receivers",
+        data=json.dumps({"name": "pager", "webhook_url": "file:///etc/passwd"}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(refused, timeout=30)
+    assert page.inner_text("#receiver-error") == json.loads(answer.value.read())["error"]
+    page.fill("#new-receiver input[name=webhook_url]", "http://127.0.0.1:9/pager")
+    page.click("#new-receiver button[type=submit]")
+    page.wait_for_selector("#receivers tr[data-receiver=pager]")
+    assert {r["name"]: r["webhook_url"] for r in live.get("/api/v1/receivers")["receivers"]} == {
+        "oncall": "http://127.0.0.1:9/hook",
+        "pager": "http://127.0.0.1:9/pager",
+    }
+    assert "pager" in page.eval_on_selector_all("#new-rule select[name=receiver] option", "os => os.map(o => o.value)")
+
+    # Edit the rule: the form is filled with it, the name fixed; a refusal stays under the form.
+    page.locator("#rules tr[data-rule=ManyGoroutines] button.edit-rule").click()
+    form = page.locator("#new-rule")
+    form.wait_for()
+    assert page.inner_text("#rule-form-title") == "Edit rule ManyGoroutines"
+    assert form.locator("input[name=name]").input_value() == "ManyGoroutines"
+    assert form.locator("input[name=name]").get_attribute("readonly") is not None
+    assert form.locator("input[name=expr]").input_value() == "value > 1"
+    assert form.locator("select[name=receiver]").input_value() == "oncall"
+    assert form.locator("input[name=summary]").input_value() == "{{ $value }} goroutines on {{ $labels.instance }}"
+    form.locator("input[name=expr]").fill("value >")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#rule-error:not([hidden])")
+    assert page.inner_text("#rule-error").startswith("expr: 'value >' does not parse")
+    assert live.get("/api/v1/rules/ManyGoroutines")["expr"] == "value > 1"
+    # then a good edit: a new threshold, for, receiver and labels typed with spaces
+    form.locator("input[name=expr]").fill("value > 5000")
+    form.locator("input[name=for]").fill("2m")
+    form.locator("select[name=receiver]").select_option("pager")
+    form.locator("input[name=labels]").fill("severity=page team=checkout")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#new-rule", state="hidden")
+    rule = live.get("/api/v1/rules/ManyGoroutines")
+    assert (rule["expr"], rule["for"], rule["receiver"]) == ("value > 5000", "2m", "pager")
+    assert rule["labels"] == {"severity": "page", "team": "checkout"}
+    assert rule["annotations"] == {"summary": "{{ $value }} goroutines on {{ $labels.instance }}"}  # kept
+    page.wait_for_function(
+        "() => document.querySelector('#rules tr[data-rule=ManyGoroutines]').textContent.includes('value > 5000')"
+    )
+    assert [r["name"] for r in live.get("/api/v1/rules")["rules"]] == ["ManyGoroutines"]
+
+    # A receiver still in use cannot go: the server's reason is said above the receivers.
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#receivers tr[data-receiver=pager] button.delete-receiver").click()
+    page.wait_for_selector("#receivers-message:not([hidden])")
+    assert "used by rule(s) ManyGoroutines" in page.inner_text("#receivers-message")
+    assert page.locator("#error").is_hidden()
+    assert [e for e in browser_page.errors if "status of 4" not in e] == []

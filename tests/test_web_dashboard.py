@@ -9,6 +9,7 @@ show and compares it with what the page shows, after real mouse and keyboard inp
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import urllib.parse
@@ -108,43 +109,87 @@ def test_every_page_loads_without_console_errors(fleet: Fleet, browser_page: Bro
 # ------------------------------------------------------------------------------------------ overview
 
 
+def overview_rows(bp: BrowserPage) -> list[tuple[str, str, str]]:
+    """(service, instance, status) of the overview's shown rows, top to bottom."""
+    found: list[list[str]] = bp.page.eval_on_selector_all(
+        "tr.instance", "trs => trs.map(t => [t.dataset.service, t.dataset.instance, t.dataset.status])"
+    )
+    return [(a, b, c) for a, b, c in found]
+
+
 def test_overview_shows_every_instance_its_health_and_goroutines(fleet: Fleet, browser_page: BrowserPage) -> None:
     bp = browser_page
     wait_target_health(fleet)
     open_page(bp, fleet, "/")
     bp.page.wait_for_function("() => document.querySelectorAll('tr.instance').length === 3")
-    rows = bp.page.locator(f"section.service[data-service='{SERVICE}'] tr.instance")
-    assert rows.count() == 2
+    answer = fleet.live.get("/api/v1/fleet")
+    # one table, down instances first: the scrape target nobody listens on, then the scraped one, then the push
+    ghost_instance = fleet.ghost_url.removeprefix("http://")
+    assert overview_rows(bp) == [
+        ("ghost", ghost_instance, "down"),
+        (SERVICE, fleet.base.instance, "up"),
+        (SERVICE, fleet.slow.instance, "push"),
+    ]
+    assert [(i["service"], i["instance"], i["status"]) for i in answer["instances"]] == overview_rows(bp)
     base = bp.page.locator(f"tr.instance[data-instance='{fleet.base.instance}']")
     slow = bp.page.locator(f"tr.instance[data-instance='{fleet.slow.instance}']")
-    assert base.get_attribute("data-status") == "up"  # a scrape target
-    assert slow.get_attribute("data-status") == "push"  # only pushed profiles
-    assert "ago" in base.locator(".last-scrape").inner_text()
+    ghost = bp.page.locator("tr.instance[data-service='ghost']")
     # the scrape error in words, and the verdict names what is down
-    ghost = bp.page.locator("section.service[data-service='ghost'] tr.instance")
-    assert ghost.get_attribute("data-status") == "down"
     assert "heap: connection refused" in ghost.locator(".errors").inner_text()
-    assert "1 of 3 instances down" in bp.page.inner_text("#verdict")
-    assert "ghost" in bp.page.inner_text("#verdict")
-    # the sparkline is the API's goroutine line: the leaking instance rises
+    assert "1 of 3 instances down" in bp.page.inner_text("#verdict") and "ghost" in bp.page.inner_text("#verdict")
+    # the last scrape as a relative time, the moment in local time and UTC on hover
+    last = base.locator(".last-scrape time")
+    assert last.inner_text().endswith(" ago") and (last.get_attribute("title") or "").endswith(" UTC")
+    # the newest goroutine count, as the API has it; the sparkline is the API's goroutine line
+    row = next(i for i in answer["instances"] if i["instance"] == fleet.slow.instance)
+    assert slow.locator(".spark-value").inner_text() == f"{row['goroutines']:,}"
     series = fleet.live.get("/api/v1/timeseries", type="goroutine", group_by="service,instance", **HOUR)["series"]
     line = next(s for s in series if s["labels"].get("instance") == fleet.slow.instance)["points"]
     spark = slow.locator("svg.sparkline")
+    spark.wait_for()
     assert float(spark.get_attribute("data-first") or "nan") == line[0][1]
     assert float(spark.get_attribute("data-last") or "nan") == line[-1][1]
     assert line[-1][1] > line[0][1] + 100
-    # links into each view carry the service's selector
-    links = dict(
-        bp.page.eval_on_selector_all(
-            f"section.service[data-service='{SERVICE}'] .view-links a", "as => as.map(a => [a.textContent, a.href])"
-        )
-    )
-    assert urllib.parse.parse_qs(urllib.parse.urlsplit(links["Explore"]).query)["query"] == [fleet.selector()]
+    # labels of the targets and of the stored series, as chips
+    assert "version=1.5" in slow.locator("td.labels").inner_text()
+    # filter by words and by name=value; by status
+    for typed, expected in (
+        ("ghost", [("ghost", ghost_instance, "down")]),
+        ("version=1.4", [(SERVICE, fleet.base.instance, "up")]),
+        (f"service={SERVICE} version!=1.4", [(SERVICE, fleet.slow.instance, "push")]),
+        ("refused", [("ghost", ghost_instance, "down")]),
+    ):
+        bp.page.fill("#filter", typed)
+        bp.page.press("#filter", "Enter")
+        bp.page.wait_for_function(f"() => document.querySelectorAll('tr.instance').length === {len(expected)}")
+        assert overview_rows(bp) == expected, typed
+    bp.page.fill("#filter", "")
+    bp.page.press("#filter", "Enter")
+    bp.page.select_option("#status", "up")
+    bp.page.wait_for_function("() => document.querySelectorAll('tr.instance').length === 1")
+    assert overview_rows(bp) == [(SERVICE, fleet.base.instance, "up")]
+    assert params_of(bp)["status"] == "up"
+    bp.page.select_option("#status", "")
+    bp.page.wait_for_function("() => document.querySelectorAll('tr.instance').length === 3")
+    # sort by goroutines, most first; by a label as its own column
+    bp.page.click("th button[data-sort='goroutines']")
+    shown = [float(t.replace(",", "")) for t in bp.page.locator("td.spark .spark-value").all_inner_texts() if t != "–"]
+    assert shown == sorted(shown, reverse=True) and len(shown) == 2
+    bp.page.select_option("#label-column", "version")
+    bp.page.wait_for_function("() => document.querySelectorAll('td.label-value').length === 3")
+    assert bp.page.locator("td.label-value").all_inner_texts() == ["", "1.4", "1.5"]
+    assert params_of(bp)["sort"] == "label:version"
+    bp.page.click("th button[data-sort='label:version']")  # reversed
+    assert bp.page.locator("td.label-value").all_inner_texts() == ["1.5", "1.4", ""]
+    # each row links into the views with its selector
+    links = dict(slow.locator(".view-links a").evaluate_all("as => as.map(a => [a.textContent, a.href])"))
+    selector = fleet.selector(instance=fleet.slow.instance)
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(links["Explore"]).query)["query"] == [selector]
     assert urllib.parse.urlsplit(links["Goroutines"]).path == "/goroutines"
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(links["Targets"]).query)["service"] == [SERVICE]
-    bp.page.click(f"section.service[data-service='{SERVICE}'] .view-links a:text-is('Explore')")
+    slow.locator(".view-links a:text-is('Explore')").click()
     bp.page.wait_for_function(FLAME_READY)
-    assert params_of(bp)["query"] == fleet.selector()
+    assert params_of(bp)["query"] == selector
     assert rects(bp, "main.cpuHogB")
     no_errors(bp)
 
@@ -369,6 +414,54 @@ def test_diff_timeline_brushes_set_the_base_and_the_comparison(fleet: Fleet, bro
     no_errors(bp)
 
 
+def relative(base: float, value: float) -> float:
+    """diff.js's relative change for sorting: new is +inf, gone is -100%."""
+    if base == 0:
+        return 0.0 if value == 0 else math.copysign(math.inf, value)
+    return (value - base) / abs(base)
+
+
+CHANGE_KEYS: dict[str, Any] = {
+    "flat_change": lambda r: r["flat_change"],
+    "flat_relative": lambda r: relative(r["base_flat"], r["flat"]),
+    "cum_change": lambda r: r["cum_change"],
+    "cum_relative": lambda r: relative(r["base_cum"], r["cum"]),
+}
+
+
+def test_diff_changes_sort_by_every_change_column_both_ways(fleet: Fleet, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    params = diff_params(fleet)
+    open_page(bp, fleet, "/diff", **params)
+    bp.page.wait_for_function(FLAME_READY)
+    rows = [
+        r for r in fleet.live.get("/api/v1/diff", format="top", **params)["rows"] if r["flat_change"] or r["cum_change"]
+    ]
+    shown = "() => [...document.querySelectorAll('#changes tbody tr[data-name]')].map(t => t.dataset.name)"
+    for key, value in CHANGE_KEYS.items():
+        for order in ("desc", "asc"):  # a first click: the biggest increase first; a second: the biggest decrease
+            bp.page.click(f"#changes th[data-sort='{key}'] button")
+            bp.page.wait_for_function(f"() => new URL(location.href).searchParams.get('sort') === '{key}:{order}'")
+            sign = -1 if order == "desc" else 1
+            expected = [r["name"] for r in sorted(rows, key=lambda r: (sign * value(r), r["name"]))][:60]
+            assert bp.page.evaluate(shown) == expected, (key, order)
+            aria = bp.page.get_attribute(f"#changes th[data-sort='{key}']", "aria-sort")
+            assert aria == ("descending" if order == "desc" else "ascending")
+    # the biggest growth of cum, one click away, with the value the API gives
+    bp.page.click("#changes th[data-sort='cum_change'] button")
+    top = max(rows, key=lambda r: (r["cum_change"], [-ord(c) for c in r["name"]]))
+    first = bp.page.locator("#changes tbody tr[data-name]").first
+    assert first.get_attribute("data-name") == top["name"]
+    assert float(first.get_attribute("data-cum-change") or "nan") == top["cum_change"]
+    assert first.locator("td").nth(5).inner_text() == "+" + format_ns(top["cum_change"])
+    assert "sorted by cum change, biggest increase first" in bp.page.inner_text("#changes-meta")
+    # the order is part of the link: a reload shows the same table
+    bp.page.reload()
+    bp.page.wait_for_function(FLAME_READY)
+    assert bp.page.locator("#changes tbody tr[data-name]").first.get_attribute("data-name") == top["name"]
+    no_errors(bp)
+
+
 # ------------------------------------------------------------------------------------------ goroutines
 
 
@@ -440,6 +533,43 @@ def test_goroutine_chart_rises_for_the_leaking_instance(fleet: Fleet, browser_pa
     no_errors(bp)
 
 
+def test_an_average_is_never_shown_as_a_total(fleet: Fleet, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    query = fleet.selector()
+    # the chart's fleet total is a sum; the moment's flame graph behind it an average per profile, said so
+    open_page(bp, fleet, "/goroutines", query=query, group_by="instance")
+    bp.page.wait_for_function("() => document.querySelectorAll('circle.point[data-key=\"__total__\"]').length > 0")
+    assert "fleet total: the sum of every line's last count" in bp.page.inner_text("#chart-meta")
+    total = bp.page.locator("circle.point[data-key='__total__']").first
+    t, v = float(total.get_attribute("data-t") or "nan"), float(total.get_attribute("data-v") or "nan")
+    # where the counts are close, the instance's own point lies over the total's (so that one stays
+    # clickable): the click goes to the total's point itself
+    total.dispatch_event("click")
+    bp.page.wait_for_function(FLAME_READY)
+    step = float(params_of(bp)["step"])
+    span = {"from": str(t), "to": str(t + step - 0.001)}
+    graph = fleet.live.get("/api/v1/flamegraph", type="goroutine", query=query, **span)
+    profiles = fleet.live.get("/api/v1/profiles", type="goroutine", query=query, **span)["profiles"]
+    assert graph["aggregation"] == "avg" and len(profiles) == graph["profiles"] == 2
+    assert widest(bp, "total")["total"] == graph["total"] < v  # two instances: the average is below their sum
+    meta = bp.page.inner_text("#moment-meta")
+    shown: str = bp.page.evaluate(
+        "async ([v, u]) => (await import('/js/format.js')).formatValue(v, u)", [graph["total"], graph["unit"]]
+    )
+    assert f"2 profiles · the flame graph is their average per profile ({shown} goroutines)" in meta
+    assert "the chart's fleet total adds up the instances" in meta
+    assert "average per profile of 2" in bp.page.inner_text(".fg")
+    # Explore over the fleet: the number is the average per profile, not a "total"
+    open_page(bp, fleet, "/explore", type="goroutine", query=query)
+    bp.page.wait_for_function(FLAME_READY)
+    top = fleet.live.get("/api/v1/top", type="goroutine", query=query, **HOUR)
+    summary = bp.page.inner_text("#summary")
+    assert top["aggregation"] == "avg" and top["profiles"] > 1
+    assert summary.startswith(f"{top['profiles']:,} profiles merged · goroutine · average per profile ")
+    assert "total" not in summary
+    no_errors(bp)
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 
@@ -485,20 +615,21 @@ def test_targets_page_shows_health_and_adds_pauses_removes(fleet: Fleet, browser
     bp.page.fill("#add-url", "ftp://example.invalid")
     bp.page.fill("#add-service", "extra")
     bp.page.click("#add-form button[type=submit]")
-    bp.page.locator("#error").wait_for(state="visible")
+    bp.page.wait_for_function("() => document.querySelector('#message').dataset.kind === 'error'")
     reason = httpx.post(f"{fleet.live.url}/api/v1/targets", json={"url": "ftp://example.invalid", "service": "extra"})
-    assert bp.page.inner_text("#error-message") == reason.json()["error"]
+    assert bp.page.inner_text("#message-text") == reason.json()["error"]
     # add the slow instance as a new target
     url = fleet.slow.url + "/"
     bp.page.fill("#add-url", url)
     bp.page.fill("#add-labels", "version=1.5, team=shop")
     bp.page.fill("#add-interval", "1h")
-    for kind in ("cpu", "allocs", "goroutine", "mutex", "block"):
-        bp.page.uncheck(f"#add-kinds input[value='{kind}']")
+    for kind in fleet.live.get("/api/v1/profile-kinds")["kinds"]:
+        if kind["name"] != "heap":
+            bp.page.uncheck(f"#add-kinds input[value='{kind['name']}']")
     bp.page.click("#add-form button[type=submit]")
     added = bp.page.locator(f".target[data-url='{url}']")
     added.wait_for()
-    assert bp.page.locator("#error").is_hidden()
+    assert bp.page.get_attribute("#message", "data-kind") == "ok"  # the success replaced the refusal
     stored = api_target(fleet, url)
     assert stored is not None
     assert stored["labels"] == {"version": "1.5", "team": "shop"} and stored["interval"] == "1h"

@@ -287,6 +287,63 @@ def test_top_table_sorts_filters_and_highlights_in_the_flame_graph(
     no_errors(bp)
 
 
+def pasted_copy_of(bp: BrowserPage, selector: str, drag: bool = False) -> str:
+    """What a user gets by selecting ``selector`` (a triple click, or a drag across it), pressing Ctrl+C and
+    pasting into a text field."""
+    target = bp.page.locator(selector)
+    target.scroll_into_view_if_needed()
+    if drag:
+        box = target.bounding_box()
+        assert box is not None
+        bp.page.mouse.move(box["x"] + 1, box["y"] + box["height"] / 2)
+        bp.page.mouse.down()
+        bp.page.mouse.move(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2, steps=6)
+        bp.page.mouse.up()
+    else:
+        target.click(click_count=3)
+    bp.page.keyboard.press("Control+C")
+    bp.page.evaluate("() => { const i = document.createElement('textarea'); i.id = 'paste'; document.body.append(i); }")
+    bp.page.focus("#paste")
+    bp.page.keyboard.press("Control+V")
+    pasted = bp.page.input_value("#paste")
+    bp.page.evaluate("() => document.querySelector('#paste').remove()")
+    return pasted
+
+
+def test_copying_a_function_name_gives_exactly_the_name(live_server: LiveServer, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    open_explore(bp, live_server, query=DEMO)
+    names = [r["name"] for r in live_server.get("/api/v1/top", type="cpu", query=DEMO)["rows"]]
+    # a name with a package directory ("runtime/" is shown apart, cut first when narrow) and one without
+    for name in ("runtime/pprof.Do", "main.cpuHogB"):
+        assert name in names
+        assert pasted_copy_of(bp, f"#top tr[data-name='{name}'] .fn-name") == name
+        assert pasted_copy_of(bp, f"#top tr[data-name='{name}'] .fn", drag=True) == name
+    # no hidden character in the page's text either: the left-to-right mark is generated content
+    shown = bp.page.eval_on_selector("#top tr[data-name='runtime/pprof.Do'] td.name", "td => td.textContent")
+    assert shown == "runtime/pprof.Do"
+    # several rows: one line each, the cells apart by tabs, each name whole
+    first, third = (bp.page.locator("#top tbody tr[data-name]").nth(k) for k in (0, 2))
+    first.scroll_into_view_if_needed()
+    start, end = first.locator("td").first.bounding_box(), third.locator(".fn-name").bounding_box()
+    assert start is not None and end is not None
+    bp.page.mouse.move(start["x"] + 2, start["y"] + start["height"] / 2)
+    bp.page.mouse.down()
+    bp.page.mouse.move(end["x"] + end["width"] - 1, end["y"] + end["height"] / 2, steps=8)
+    bp.page.mouse.up()
+    bp.page.keyboard.press("Control+C")
+    bp.page.evaluate("() => { const i = document.createElement('textarea'); i.id = 'paste'; document.body.append(i); }")
+    bp.page.focus("#paste")
+    bp.page.keyboard.press("Control+V")
+    lines = bp.page.input_value("#paste").split("\n")
+    shown_names = bp.page.eval_on_selector_all(
+        "#top tbody tr[data-name]", "trs => trs.slice(0, 3).map(t => t.dataset.name)"
+    )
+    assert [line.split("\t")[-1] for line in lines] == shown_names
+    assert all(len(line.split("\t")) == 5 for line in lines)
+    no_errors(bp)
+
+
 def test_a_bad_selector_shows_the_server_message(live_server: LiveServer, browser_page: BrowserPage) -> None:
     bp = browser_page
     broken = '{service="demo"'
@@ -396,7 +453,11 @@ def test_selector_autocomplete(live_server: LiveServer, browser_page: BrowserPag
     bp.page.keyboard.type("{")
     suggestions = bp.page.locator("#query-suggestions li[data-index]")
     suggestions.first.wait_for()
-    assert set(suggestions.all_inner_texts()) == {"env", "instance", "service"}
+    # series labels, and the captures' pprof sample label, marked as such (tests/test_web_docs_and_labels.py)
+    names = bp.page.evaluate(
+        "() => [...document.querySelectorAll('#query-suggestions li[data-index]')].map(l => l.firstChild.textContent)"
+    )
+    assert set(names) == {"env", "handler", "instance", "service"}
     bp.page.keyboard.type("se")
     bp.page.wait_for_function("() => document.querySelectorAll('#query-suggestions li[data-index]').length === 1")
     bp.page.keyboard.press("Enter")

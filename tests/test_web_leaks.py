@@ -70,11 +70,29 @@ def test_suspects_groups_stack_and_trend(browser_page: BrowserPage, live: LiveSe
     assert frames.first.inner_text().startswith("main.leakyWorker stackyard/examples/demo/main.go:")
     assert frames.count() == len(suspect["frames"])
 
-    # Its trend: the chart plots exactly the counts the API gives for this instance.
+    # Its trend, on the shared line chart: the stack's counts and the instance's goroutines, as the API gives them.
     items.first.locator(".trend-link").click()
-    bp.page.wait_for_selector("#trend-panel:not([hidden]) svg.trend-chart")
-    drawn = bp.page.locator("svg.trend-chart").get_attribute("data-counts")
-    assert drawn == ",".join(str(n) for n in LEAKED)
+    bp.page.wait_for_selector("#trend-panel:not([hidden]) svg.linechart-svg circle.point")
+    selector = "{" + ", ".join(f'{k}="{v}"' for k, v in suspect["labels"].items()) + "}"
+    trend = live.get(
+        f"/api/v1/goroutines/stacks/{suspect['stack_id']}/trend", query=selector, **{"from": "now-1h", "to": "now"}
+    )
+    (line,) = trend["series"]
+    assert [p["count"] for p in line["points"]] == LEAKED
+    assert drawn_points(bp, "stack") == [(p["time_ns"] / 1e9, p["count"]) for p in line["points"]]
+    assert drawn_points(bp, "all") == [(p["time_ns"] / 1e9, p["goroutines"]) for p in line["points"]]
+    # not a hairline: a drawn line that rises across the chart, with axes (counts and times)
+    box = bp.page.locator("#trend g.line[data-key='stack'] polyline").bounding_box()
+    assert box is not None and box["width"] > 150 and box["height"] > 40
+    width = bp.page.eval_on_selector("#trend g.line[data-key='stack'] polyline", "p => getComputedStyle(p).strokeWidth")
+    assert float(width.removesuffix("px")) >= 1.5
+    axes = bp.page.locator("#trend text.axis").all_text_contents()
+    assert "0" in axes and any(re.fullmatch(r"\d\d:\d\d", a) for a in axes)
+    # hover values: the last point says its count
+    bp.page.locator("#trend circle.point[data-key='stack']").last.hover()
+    tip = bp.page.locator("#trend .timeline-tip")
+    tip.wait_for(state="visible")
+    assert tip.inner_text().endswith(f" · {LEAKED[-1]}") and "(this stack)" in tip.inner_text()
 
     # The groups at the end of the range, as sentences, biggest first, per instance.
     groups = live.get("/api/v1/goroutines/groups", query='{service="shop"}')
@@ -120,6 +138,13 @@ def test_calm_instance_and_a_bad_selector(browser_page: BrowserPage, live: LiveS
     expected = live_error(live, '{instance="calm:6060"')
     assert message == expected and "query" in message
     assert [e for e in bp.errors if "400" not in e] == []  # the failed request is the only complaint
+
+
+def drawn_points(bp: BrowserPage, key: str) -> list[tuple[float, float]]:
+    found: list[list[float]] = bp.page.eval_on_selector_all(
+        f"#trend circle.point[data-key='{key}']", "cs => cs.map(c => [Number(c.dataset.t), Number(c.dataset.v)])"
+    )
+    return [(t, v) for t, v in found]
 
 
 def live_error(live: LiveServer, query: str) -> str:

@@ -1,4 +1,4 @@
-"""Editing scrape targets in place on the Targets page, in real headless Chromium.
+"""Adding and editing scrape targets on the Targets page, in real headless Chromium.
 
 One live server per module, built as ``stackyard serve --config`` builds it (the real
 in-process scraper), with API tokens: an admin token to edit, a read-only token that the
@@ -138,7 +138,7 @@ def test_edit_a_target_in_place(site: Site, browser_page: BrowserPage) -> None:
     assert "every 3s" in card.locator(".target-head").inner_text()
     chips = card.locator(".target-labels .chip").all_inner_texts()
     assert chips == ["version=1.4", "team=shop"]
-    assert "Saved shop" in bp.page.inner_text("#targets-summary")
+    assert "Saved shop" in bp.page.inner_text("#message")
     # a timeout set, then emptied again: the field empty means the default (null in the API)
     for timeout, stored_timeout in (("2s", "2s"), ("", None)):
         card.locator("button.edit").click()
@@ -187,3 +187,111 @@ def test_a_read_only_token_sees_the_servers_refusal(site: Site, browser_page: Br
     assert site.stored()["interval"] == before["interval"]
     assert bp.page.locator(".target").count() == 2  # the page still works
     no_errors(bp, allow=r"status of 403")
+
+
+def visible_messages(bp: BrowserPage) -> list[str]:
+    """Every message banner the user can see on the page."""
+    texts: list[str] = bp.page.eval_on_selector_all(
+        ".alert", "els => els.filter(e => e.offsetParent !== null).map(e => e.innerText.trim())"
+    )
+    return texts
+
+
+def remove_target(site: Site, url: str) -> None:
+    with site.api() as client:
+        for t in client.get("/api/v1/targets").json()["targets"]:
+            if t["url"] == url and t["id"] is not None:
+                assert client.delete(f"/api/v1/targets/{t['id']}").status_code == 204
+
+
+def test_the_forms_offer_every_profile_kind_of_the_server(site: Site, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    with site.api() as client:
+        kinds = client.get("/api/v1/profile-kinds").json()["kinds"]
+    names = [k["name"] for k in kinds]
+    assert "goroutine_dump" in names and "goroutineleak" in names
+    _, form = open_editor(bp, site, ADMIN_TOKEN)
+    # the edit form: every kind of the server's list, each explained on hover
+    assert form.locator(".edit-kinds input").evaluate_all("bs => bs.map(b => b.value)") == names
+    titles = form.locator(".edit-kinds label").evaluate_all("ls => ls.map(l => l.title)")
+    assert titles == [k["description"] for k in kinds]
+    form.locator("button.cancel").click()
+    # the add form: the same list, the server's defaults checked
+    boxes = bp.page.locator("#add-kinds input")
+    assert boxes.evaluate_all("bs => bs.map(b => b.value)") == names
+    assert boxes.evaluate_all("bs => bs.filter(b => b.checked).map(b => b.value)") == [
+        k["name"] for k in kinds if k["default"]
+    ]
+    # a target added with the form as it comes gets leak detection: the dump and the leak profile are on
+    url = closed_port_url()
+    try:
+        bp.page.fill("#add-url", url)
+        bp.page.fill("#add-service", "leakcheck")
+        # labels separated by spaces, one value quoted: three labels, never one long value
+        bp.page.fill("#add-labels", 'env=prod version=1 team="web platform"')
+        bp.page.click("#add-form button[type=submit]")
+        bp.page.locator(f".target[data-url='{url}']").wait_for()
+        with site.api() as client:
+            (stored,) = [t for t in client.get("/api/v1/targets").json()["targets"] if t["url"] == url]
+        assert [(p["type"], p["enabled"]) for p in stored["profiles"]] == [
+            (k["name"], True) for k in kinds if k["default"]
+        ]
+        assert stored["labels"] == {"env": "prod", "version": "1", "team": "web platform"}
+        assert visible_messages(bp) == [f"Added leakcheck {stored['instance']}."]
+    finally:
+        remove_target(site, url)
+    no_errors(bp)
+
+
+def test_a_label_list_that_is_not_name_value_is_refused(site: Site, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    sign_in(bp, site, ADMIN_TOKEN)
+    bp.page.goto(f"{site.live.url}/targets")
+    bp.page.wait_for_function("() => document.querySelectorAll('#add-kinds input').length > 0")
+    url = closed_port_url()
+    bp.page.fill("#add-url", url)
+    bp.page.fill("#add-service", "labels")
+    for typed, says in (
+        ("env=prod oops", 'labels: "oops" is not NAME=VALUE; separate labels with commas or spaces'),
+        ('team="web platform', 'labels: the quoted value of "team" has no closing quote'),
+        ("env=prod env=test", 'labels: "env" is given twice'),
+    ):
+        bp.page.fill("#add-labels", typed)
+        bp.page.click("#add-form button[type=submit]")
+        bp.page.wait_for_function(
+            "(says) => document.querySelector('#message-text').textContent.startsWith(says)", arg=says
+        )
+        assert bp.page.get_attribute("#message", "data-kind") == "error"
+        assert bp.page.inner_text("#message-title") == "The target was not added"
+    with site.api() as client:
+        assert all(t["url"] != url for t in client.get("/api/v1/targets").json()["targets"])  # nothing stored
+    no_errors(bp)
+
+
+def test_one_message_area_for_successes_and_refusals(site: Site, browser_page: BrowserPage) -> None:
+    bp = browser_page
+    card, form = open_editor(bp, site, ADMIN_TOKEN)
+    form.locator("button.cancel").click()
+    # a refusal
+    bp.page.fill("#add-url", "ftp://example.invalid")
+    bp.page.fill("#add-service", "extra")
+    bp.page.click("#add-form button[type=submit]")
+    bp.page.wait_for_function("() => document.querySelector('#message').dataset.kind === 'error'")
+    with site.api() as client:
+        reason = client.post("/api/v1/targets", json={"url": "ftp://example.invalid", "service": "extra"}).json()
+    assert visible_messages(bp) == [f"The target was not added\n{reason['error']}"]
+    # then a success: it replaces the refusal, never beside it
+    try:
+        card.locator("button.pause").click()
+        bp.page.wait_for_function("() => document.querySelector('#message').dataset.kind === 'ok'")
+        assert visible_messages(bp) == [f"Paused shop {site.target['instance']}."]
+        assert site.stored()["paused"] is True
+        # and a refusal replaces the success
+        bp.page.click("#add-form button[type=submit]")
+        bp.page.wait_for_function("() => document.querySelector('#message').dataset.kind === 'error'")
+        assert visible_messages(bp) == [f"The target was not added\n{reason['error']}"]
+    finally:
+        with site.api() as client:
+            client.patch(f"/api/v1/targets/{site.target['id']}", json={"paused": False})
+    assert bp.page.locator(".alert").count() == 1  # one message area on the page
+    no_errors(bp, allow=r"status of 422")

@@ -7,6 +7,9 @@ The state machine per (rule, instance):
         └─────clears───────────┘          resolved ──condition──▶ pending (or firing when for is 0)
 
 A rule with ``for: 0s`` goes straight from inactive (or resolved) to firing.
+A state belongs to one rule, named and created once: a rule deleted and made
+again under the same name starts inactive, whatever the old one had pending
+(what the old one fired is resolved, as for any deleted rule).
 Only two transitions notify: into firing, and firing into resolved. Both
 write their outbox rows in the same transaction as the state change, keyed
 by (receiver, rule, instance, start of the firing, status), so neither a
@@ -98,6 +101,7 @@ class Evaluator:
             for rule in rules:
                 if rule.name not in errors:  # a failed read keeps the states as they are, rather than resolve them
                     step.advance(rule, samples[rule.name])
+            step.finish()
             known = {rule.name for rule in rules}
             for (rule_name, fp), record in states.items():
                 if rule_name not in known:  # the rule was deleted: resolve what fired, then forget
@@ -145,6 +149,8 @@ class _Step:
         self.receivers = receivers
         self.errors = errors
         self.external_url = external_url(settings)
+        #: States of former rules of the same name, taken out this round.
+        self.retired: set[tuple[str, str]] = set()
 
     def advance(self, rule: Rule, samples: list[Sample]) -> None:
         now = self.now
@@ -153,12 +159,14 @@ class _Step:
             labels = {**sample.labels, **rule.labels, "alertname": rule.name}
             fp = fingerprint(labels)
             seen.add(fp)
-            record = self.states.get((rule.name, fp))
+            record = self.own_state(rule, fp)
             holds = rule.expr.holds(sample.value)
             if record is None:
                 if not holds:
                     continue  # nothing to remember about an instance that never alerted
-                record = StateRecord(rule.name, fp, labels, {}, "inactive", None, None, None, None, now)
+                record = StateRecord(
+                    rule.name, fp, labels, {}, "inactive", None, None, None, None, now, rule.created_ns
+                )
             before = record.state
             record.value, record.updated_ns, record.labels = sample.value, now, labels
             if holds:
@@ -179,9 +187,11 @@ class _Step:
             elif self.forgettable(record):
                 continue
             self.keep(record, before)
-        for (rule_name, fp), record in self.states.items():
+        for (rule_name, fp), record in list(self.states.items()):
             if rule_name != rule.name or fp in seen:
                 continue
+            if self.own_state(rule, fp) is None:
+                continue  # a former rule's state, retired just now
             # No value this round: the instance stopped reporting, or its window is short of profiles.
             before = record.state
             if before == "pending":
@@ -193,6 +203,34 @@ class _Step:
                 self.keep(record, before)
             else:
                 self.forgettable(record)
+
+    def own_state(self, rule: Rule, fp: str) -> StateRecord | None:
+        """The rule's state for this instance; a state of a former rule of the same name is retired first.
+
+        A state written before states named their rule's creation is taken to be this rule's.
+        """
+        record = self.states.get((rule.name, fp))
+        if record is None:
+            return None
+        if record.rule_created_ns is None:
+            record.rule_created_ns = rule.created_ns
+        if record.rule_created_ns == rule.created_ns:
+            return record
+        if record.state == "firing":  # the former rule's firing ends: who was told hears it resolved
+            before = record.state
+            self.resolve(record)
+            self.changes.transitions.append(
+                Transition(record.rule, fp, dict(record.labels), before, record.state, record.value, self.now)
+            )
+        # Gone from the database unless this round keeps a new state under the key (see finish()).
+        self.retired.add((rule.name, fp))
+        del self.states[(rule.name, fp)]
+        return None
+
+    def finish(self) -> None:
+        """Delete retired states no new state replaced (deletes run after upserts, so a replaced one must not)."""
+        kept = {(record.rule, record.fingerprint) for record in self.changes.upserts}
+        self.changes.deletes.extend(key for key in sorted(self.retired) if key not in kept)
 
     def forgettable(self, record: StateRecord) -> bool:
         """Drop a quiet state: inactive at once (history keeps the story), resolved after FORGET_AFTER_NS."""

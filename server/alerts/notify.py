@@ -10,18 +10,31 @@ Delivery is at least once: a notification is marked sent after the receiver
 answered 2xx, so a crash between the answer and the mark sends it again. A
 claimed notification is leased for the request's timeout plus a margin; a
 process that dies mid-send loses the lease, and another picks it up.
+
+Webhooks and Alertmanager are URLs users typed, so they are posted to the way
+scrapes are fetched: through :class:`server.netguard.GuardedTransport`, which
+resolves the name, checks every address against the network policy and
+connects to the address it checked; no proxy from the environment
+(``HTTP_PROXY`` would choose the address instead), only the one configured
+in ``STACKYARD_NOTIFY_PROXY``; no redirects. A reply is never read: only its
+status line is kept (in the outbox and the logs), so a receiver cannot fill
+either with its body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from server.alerts.payload import alert_json, alertmanager_body, external_url, generator_url
+from server.netguard import AddressRefused, GuardedTransport
+from server.redact import redact_credentials
 from server.settings import Settings
 from server.store.alerting import Notification
 from server.store.repository import Store
@@ -30,6 +43,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 LEASE_MARGIN_S = 5.0
+#: The longest reason phrase kept from a reply's status line.
+MAX_REASON = 60
 
 
 def backoff_s(settings: Settings, attempts: int) -> float:
@@ -37,11 +52,44 @@ def backoff_s(settings: Settings, attempts: int) -> float:
     return float(min(settings.notify_backoff_max, settings.notify_backoff_initial * 2 ** max(0, attempts - 1)))
 
 
+def notify_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The guarded network path, or the configured proxy (then the proxy chooses the address, and is trusted to)."""
+    if settings.notify_proxy:
+        return httpx.AsyncHTTPTransport(proxy=settings.notify_proxy, trust_env=False)
+    return GuardedTransport(settings.network_policy(), ssl.create_default_context())
+
+
+def status_line(response: httpx.Response) -> str:
+    """``HTTP 500 Internal Server Error``: all that is kept of a reply (the reason phrase cut short, printable)."""
+    reason = "".join(ch for ch in response.reason_phrase[:MAX_REASON] if ch.isprintable())
+    return f"HTTP {response.status_code} {reason}".rstrip()
+
+
+def failure(exc: Exception) -> str:
+    """One line about a failed request that says nothing the receiver sent.
+
+    Connection failures and timeouts are described by this side; a protocol
+    error may quote the reply, so only its type is kept.
+    """
+    if isinstance(exc, AddressRefused):
+        return str(exc)
+    if isinstance(exc, httpx.ConnectError | httpx.TimeoutException) and str(exc):
+        return redact_credentials(f"{type(exc).__name__}: {str(exc)[:200]}")
+    return type(exc).__name__
+
+
 class Dispatcher:
+    """``transport`` replaces the network path (tests of protocol handling); by default it is guarded."""
+
     def __init__(self, store: Store, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._store = store
         self._settings = settings
-        self._client = httpx.AsyncClient(timeout=settings.notify_timeout, transport=transport, follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            timeout=settings.notify_timeout,
+            transport=transport or notify_transport(settings),
+            follow_redirects=False,
+            trust_env=False,
+        )
         self._in_flight: dict[int, asyncio.Task[None]] = {}
 
     async def run_once(self) -> int:
@@ -82,8 +130,8 @@ class Dispatcher:
     async def _deliver(self, notification: Notification) -> None:
         error = ""
         try:
-            response = await self._client.post(notification.url, json=notification.body)
-            if 200 <= response.status_code < 300:
+            status, line = await post(self._client, notification.url, notification.body)
+            if 200 <= status < 300:
                 await asyncio.to_thread(self._store.alerts.delivered, notification.id, time.time_ns())
                 log.info(
                     "notification sent",
@@ -95,9 +143,9 @@ class Dispatcher:
                     },
                 )
                 return
-            error = f"HTTP {response.status_code}: {response.text[:200]}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = line
+        except (httpx.HTTPError, AddressRefused) as exc:
+            error = failure(exc)
         attempts = notification.attempts + 1
         give_up = attempts >= self._settings.notify_max_attempts
         next_ns = None if give_up else time.time_ns() + int(backoff_s(self._settings, attempts) * 1e9)
@@ -139,9 +187,15 @@ async def resend_to_alertmanager(store: Store, settings: Settings, client: httpx
         return 0
     url = settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
     try:
-        response = await client.post(url, json=body)
-        if response.status_code >= 300:
-            log.warning("alertmanager re-send refused", extra={"status": response.status_code, "alerts": len(body)})
-    except httpx.HTTPError as exc:
-        log.warning("alertmanager re-send failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        status, line = await post(client, url, body)
+        if status >= 300:
+            log.warning("alertmanager re-send refused", extra={"status": line, "alerts": len(body)})
+    except (httpx.HTTPError, AddressRefused) as exc:
+        log.warning("alertmanager re-send failed", extra={"error": failure(exc)})
     return len(body)
+
+
+async def post(client: httpx.AsyncClient, url: str, body: Any) -> tuple[int, str]:
+    """POST ``body`` as JSON; the reply's status and status line. Its body is never read."""
+    async with client.stream("POST", url, json=body) as response:
+        return response.status_code, status_line(response)

@@ -86,6 +86,8 @@ class Rule:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     source: str = "api"  # "api" (stored, deletable) or "config" (from the YAML file)
+    #: When an API rule was created (0 for config rules): a rule made again under the same name is another rule.
+    created_ns: int = 0
 
     @property
     def selector(self) -> Selector:

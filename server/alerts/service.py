@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -48,9 +49,9 @@ class Alerting:
 
     def rules(self) -> list[Rule]:
         stored = []
-        for spec in self.store.alerts.rule_specs():
+        for spec, created_ns in self.store.alerts.rule_specs():
             try:
-                stored.append(parse_rule(spec))
+                stored.append(replace(parse_rule(spec), created_ns=created_ns))
             except InvalidParameter as exc:  # written by an older version that allowed it: skip, say so
                 log.error("stored rule no longer valid", extra={"rule": spec.get("name"), "error": exc.message})
         return [*self.config_rules.values(), *(r for r in stored if r.name not in self.config_rules)]
@@ -68,6 +69,18 @@ class Alerting:
             raise InvalidParameter("receiver", f"no receiver named {rule.receiver!r}; create it first")
         spec = {k: v for k, v in rule.to_json().items() if k != "source"}
         self.store.alerts.add_rule(rule.name, spec)
+        return rule
+
+    def replace_rule(self, rule: Rule) -> Rule:
+        """Edit a rule of the API. Its current alerts stay and are judged by the new definition at the next
+        round, as Prometheus keeps a rule's alerts across a reload: a firing alert whose condition no longer
+        holds resolves (and is notified), one that still holds keeps firing without a second notification."""
+        if rule.name in self.config_rules:
+            raise Conflict(f"rule {rule.name!r} is defined in the config file; change it there")
+        if rule.receiver is not None and rule.receiver not in self.receivers_by_name():
+            raise InvalidParameter("receiver", f"no receiver named {rule.receiver!r}; create it first")
+        spec = {k: v for k, v in rule.to_json().items() if k != "source"}
+        self.store.alerts.replace_rule(rule.name, spec)
         return rule
 
     def delete_rule(self, name: str) -> None:

@@ -1,4 +1,4 @@
-"""Alerting: rules and receivers (list, create, delete), current alerts and their history."""
+"""Alerting: rules (list, create, edit, delete) and receivers (list, create, delete), current alerts, history."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.alerts.payload import external_url, generator_url
 from server.alerts.receivers import parse_receiver
 from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
-from server.errors import NotFound
+from server.api.deps import reveals_credentials
+from server.errors import InvalidParameter, NotFound
+from server.redact import redact_credentials
 from server.store.alerting import StateRecord, Transition
 from server.timeparse import format_time
 
@@ -94,6 +97,32 @@ def create_rule(body: Annotated[dict[str, Any], Body()], request: Request) -> di
     return alerting.add_rule(parse_rule(body)).to_json()
 
 
+class RuleOut(BaseModel):
+    """A rule as stored (docs/api.md#rules)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    name: str
+    query: str
+    type: str
+    sample: str | None
+    expr: str
+    for_: str = Field(alias="for", serialization_alias="for")
+    receiver: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    source: str
+
+
+@router.put("/rules/{name}", response_model_by_alias=True)
+def replace_rule(name: str, body: Annotated[dict[str, Any], Body()], request: Request) -> RuleOut:
+    """Edit a rule made through the API: the whole rule, under the same name. Its alerts stay (see the docs)."""
+    given = body.get("name", name)
+    if given != name:
+        raise InvalidParameter("name", f"{given!r} is not the rule in the path, {name!r}; a rule cannot be renamed")
+    rule = _alerting(request).replace_rule(parse_rule({**body, "name": name}))
+    return RuleOut.model_validate(rule.to_json())
+
+
 @router.delete("/rules/{name}", status_code=204)
 def delete_rule(name: str, request: Request) -> Response:
     _alerting(request).delete_rule(name)
@@ -102,14 +131,18 @@ def delete_rule(name: str, request: Request) -> Response:
 
 @router.get("/receivers")
 def list_receivers(request: Request) -> dict[str, Any]:
-    receivers = _alerting(request).receivers_by_name().values()
-    return {"receivers": [r.to_json() for r in sorted(receivers, key=lambda r: r.name)]}
+    receivers = sorted(_alerting(request).receivers_by_name().values(), key=lambda r: r.name)
+    shown = [r.to_json() for r in receivers]
+    if not reveals_credentials(request):  # a password in a webhook URL, as in a target's
+        for item in shown:
+            item["webhook_url"] = redact_credentials(item["webhook_url"])
+    return {"receivers": shown}
 
 
 @router.post("/receivers", status_code=201)
 def create_receiver(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
     alerting = _alerting(request)
-    return alerting.add_receiver(parse_receiver(body)).to_json()
+    return alerting.add_receiver(parse_receiver(body, policy=alerting.settings.network_policy())).to_json()
 
 
 @router.delete("/receivers/{name}", status_code=204)

@@ -1,31 +1,65 @@
-"""Label discovery for selectors and autocomplete."""
+"""Label discovery for selectors and autocomplete: series labels, and pprof sample labels marked as such."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
-from server.api.deps import StoreDep
+from server.api.deps import SettingsDep, StoreDep
 from server.ingest import check_kind
-from server.query import service
+from server.query import labels
 from server.query.selector import parse_selector
+from server.timeparse import time_range_ns
 
 router = APIRouter(prefix="/api/v1", tags=["labels"])
 
+TypeParam = Annotated[str | None, Query(description="profile type; default: every type")]
+QueryParam = Annotated[str | None, Query(description='selector the labels must go with, e.g. {service="api"}')]
+FromParam = Annotated[str | None, Query(alias="from", description="where sample labels are looked for; default now-1h")]
+ToParam = Annotated[str | None, Query(description="default now")]
+
+
+class LabelNames(BaseModel):
+    names: list[str]
+    sample_labels: list[str]  # the names among ``names`` that are pprof sample labels, not series labels
+
+
+class LabelValues(BaseModel):
+    name: str
+    values: list[str]
+    sample_label: bool
+
 
 @router.get("/labels")
-def names(store: StoreDep, type: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-    return {"names": service.label_names(store, check_kind(type))}
+def names(
+    store: StoreDep,
+    settings: SettingsDep,
+    type: TypeParam = None,
+    query: QueryParam = None,
+    from_: FromParam = None,
+    to: ToParam = None,
+) -> LabelNames:
+    kind = check_kind(type)
+    selector = parse_selector(query) if query else None
+    start_ns, end_ns = time_range_ns(from_, to)
+    found = labels.label_names(store, kind, selector, start_ns, end_ns, settings.max_query_profiles)
+    return LabelNames(names=found["names"], sample_labels=found["sample_labels"])
 
 
 @router.get("/labels/{name}/values")
 def values(
     name: str,
     store: StoreDep,
-    type: Annotated[str | None, Query()] = None,
-    query: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+    settings: SettingsDep,
+    type: TypeParam = None,
+    query: QueryParam = None,
+    from_: FromParam = None,
+    to: ToParam = None,
+) -> LabelValues:
     kind = check_kind(type)
     selector = parse_selector(query) if query else None
-    return {"name": name, "values": service.label_values(store, name, kind, selector)}
+    start_ns, end_ns = time_range_ns(from_, to)
+    found, sample = labels.label_values(store, name, kind, selector, start_ns, end_ns, settings.max_query_profiles)
+    return LabelValues(name=name, values=found, sample_label=sample)

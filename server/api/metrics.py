@@ -20,12 +20,16 @@ STORED_METRICS_TIMEOUT_S = 2.0
 
 
 @router.get("/metrics")
+@router.head("/metrics", include_in_schema=False)  # one operation in the schema (two would share an id)
 async def metrics(request: Request) -> Response:
+    """The exposition; ``HEAD`` answers with the same status and headers, and no body (monitors probe with it)."""
     registry: CollectorRegistry = request.app.state.metrics_registry
     body = generate_latest(registry)
     store = getattr(request.app.state, "store", None)
     if store is not None:  # a scrape-only `stackyard collect` process has no database
         body += await _stored_metrics(request, store)
+    if request.method == "HEAD":
+        return Response(media_type=CONTENT_TYPE_LATEST, headers={"content-length": str(len(body))})
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

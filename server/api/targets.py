@@ -8,12 +8,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import StoreDep
+from server.api.deps import StoreDep, reveals_credentials
 from server.errors import InvalidParameter, InvalidTarget, StackyardError
 from server.netpolicy import NetworkPolicy
+from server.redact import redact_credentials
 from server.scraping import ScrapeHealth, Scraper
 from server.settings import Settings
-from server.targets import PROFILE_PATHS, ProfileSpec, TargetSpec, check_target
+from server.targets import (
+    DELTA_KINDS,
+    KIND_INTERVALS_S,
+    KINDS,
+    OPTIONAL_KINDS,
+    TIMED_KINDS,
+    ProfileSpec,
+    TargetSpec,
+    check_target,
+    default_profiles,
+)
 from server.timeparse import format_duration, format_time, parse_duration_ns
 
 router = APIRouter(prefix="/api/v1", tags=["targets"])
@@ -55,6 +66,23 @@ class TargetPatch(BaseModel):
     max_response_bytes: int | None = None
 
 
+class ProfileKindOut(BaseModel):
+    """A kind of endpoint a target can be scraped for."""
+
+    name: str
+    path: str = Field(description="under the target's path_prefix")
+    description: str
+    default: bool = Field(description="scraped when a target names no profiles")
+    delta: bool = Field(description="cumulative in Go: scraped as a delta over each interval")
+    timed: bool = Field(description="asked for ?seconds= of wall time")
+    optional: bool = Field(description="many Go versions do not serve it: a 404 is not an error")
+    interval: str | None = Field(description="its own default interval, whatever the target's")
+
+
+class ProfileKindsOut(BaseModel):
+    kinds: list[ProfileKindOut]
+
+
 def _policy(request: Request) -> NetworkPolicy:
     settings: Settings = request.app.state.settings
     return settings.network_policy()
@@ -69,7 +97,7 @@ def _seconds(text: str, field: str) -> float:
 
 def _profiles(items: list[str | ProfileIn] | None) -> tuple[ProfileSpec, ...]:
     if items is None:
-        return tuple(ProfileSpec(kind) for kind in PROFILE_PATHS)
+        return default_profiles()
     specs = [
         ProfileSpec(i)
         if isinstance(i, str)
@@ -86,18 +114,20 @@ def _health_json(health: ScrapeHealth) -> dict[str, Any]:
         "up": health.up,
         "last_scrape": format_time(health.last_scrape_ns) if health.last_scrape_ns else None,
         "last_duration_ms": health.last_duration_ms,
-        "last_error": health.last_error,
+        "last_error": redact_credentials(health.last_error) if health.last_error else health.last_error,
         "consecutive_failures": health.consecutive_failures,
         "next_scrape": format_time(health.next_scrape_ns) if health.next_scrape_ns else None,
+        "not_served": health.not_served,
     }
 
 
-def target_json(target: TargetSpec, scraper: Scraper | None) -> dict[str, Any]:
+def target_json(target: TargetSpec, scraper: Scraper | None, reveal: bool = False) -> dict[str, Any]:
+    """A target as the API shows it; ``reveal`` keeps a password in its URL (see :func:`reveals_credentials`)."""
     health = {h.kind: _health_json(h) for h in scraper.health(target)} if scraper else {}
     ups = [h["up"] for h in health.values() if h["up"] is not None]
     return {
         "id": target.id,
-        "url": target.url,
+        "url": target.url if reveal else target.shown_url,
         "service": target.service,
         "labels": target.labels,
         "instance": target.instance,
@@ -122,6 +152,26 @@ def _scraper(request: Request) -> Scraper | None:
     return scraper
 
 
+@router.get("/profile-kinds")
+def profile_kinds() -> ProfileKindsOut:
+    """Every kind a target can be scraped for: the list the dashboard's forms and the CLI are built from."""
+    return ProfileKindsOut(
+        kinds=[
+            ProfileKindOut(
+                name=kind.name,
+                path=kind.path,
+                description=kind.description,
+                default=kind.default,
+                delta=kind.name in DELTA_KINDS,
+                timed=kind.name in TIMED_KINDS,
+                optional=kind.name in OPTIONAL_KINDS,
+                interval=format_duration(KIND_INTERVALS_S[kind.name]) if kind.name in KIND_INTERVALS_S else None,
+            )
+            for kind in KINDS
+        ]
+    )
+
+
 @router.post("/targets", status_code=201)
 def create_target(body: TargetIn, store: StoreDep, request: Request) -> dict[str, Any]:
     target = check_target(
@@ -142,7 +192,7 @@ def create_target(body: TargetIn, store: StoreDep, request: Request) -> dict[str
     scraper = _scraper(request)
     if scraper:
         scraper.targets_changed()
-    return target_json(created, scraper)
+    return target_json(created, scraper, reveals_credentials(request))
 
 
 @router.get("/targets")
@@ -151,19 +201,20 @@ def list_targets(store: StoreDep, request: Request) -> dict[str, Any]:
     targets = store.targets.list()
     if scraper is not None:
         targets += getattr(scraper, "static_targets", list)()
-    return {"targets": [target_json(t, scraper) for t in targets]}
+    reveal = reveals_credentials(request)
+    return {"targets": [target_json(t, scraper, reveal) for t in targets]}
 
 
 @router.get("/targets/{target_id}")
 def get_target(target_id: int, store: StoreDep, request: Request) -> dict[str, Any]:
-    return target_json(store.targets.get(target_id), _scraper(request))
+    return target_json(store.targets.get(target_id), _scraper(request), reveals_credentials(request))
 
 
 @router.patch("/targets/{target_id}")
 def patch_target(target_id: int, body: TargetPatch, store: StoreDep, request: Request) -> dict[str, Any]:
     current = store.targets.get(target_id)
     changes: dict[str, Any] = {}
-    if body.url is not None:
+    if body.url is not None and body.url.strip() != current.shown_url:  # the redacted URL sent back: unchanged
         changes["url"] = body.url.strip()
     if body.service is not None:
         changes["service"] = body.service
@@ -186,7 +237,7 @@ def patch_target(target_id: int, body: TargetPatch, store: StoreDep, request: Re
     scraper = _scraper(request)
     if scraper:
         scraper.targets_changed()
-    return target_json(updated, scraper)
+    return target_json(updated, scraper, reveals_credentials(request))
 
 
 @router.delete("/targets/{target_id}", status_code=204)

@@ -10,6 +10,11 @@ A client presenting tokens that do not match, again and again, is guessing:
 with a throttle (:mod:`server.auth.ratelimit`) each such refusal counts
 against its address, and past the limit its token-bearing requests are
 answered 429 before the token is even looked at.
+
+Writes carried by the login cookie are checked for cross-site forgery
+(:mod:`server.auth.origin`) before anything else; WebSocket connections are
+refused outright, since no route serves one (the scope never reaches a
+router or the static files).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.auth.origin import forgery
 from server.auth.policy import LOGIN_PAGE, is_page, required_scope
 from server.auth.ratelimit import AuthThrottle, client_address, retry_after_header, too_many_body
 from server.auth.tokens import Principal, TokenSet
@@ -70,14 +76,30 @@ class AuthMiddleware:
         self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens:
+        if scope["type"] == "websocket":
+            await _refuse_websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
         path: str = scope["path"]
-        needed = required_scope(method, path)
+        needed = required_scope(method, path) if self.tokens else None
         headers = Headers(scope=scope)
-        token = presented_token(headers)
+        token = presented_token(headers) if self.tokens else None
+        # A request with a bearer token is an API client's: unaffected. One the cookie would authorise
+        # must prove it comes from our own pages; any other write is refused only when the browser itself
+        # says it comes from another site.
+        by_cookie = token is not None and needed is not None
+        forged = None if _has_bearer(headers) else forgery(method, scope, headers, strict=by_cookie)
+        if forged is not None:
+            log.info("cross-site write refused", extra={"method": method, "path": path, "why": forged})
+            body = json.dumps({"error": f"cross-site request refused: {forged}", "status": 403}).encode()
+            await _send(send, 403, body, [(b"content-type", b"application/json")])
+            return
+        if not self.tokens:
+            await self.app(scope, receive, send)
+            return
         client = client_address(scope.get("client"))
         # A token where one is needed is a guess until it matches; none, or on an open path, is not.
         throttle = self.throttle if token is not None and needed is not None else None
@@ -117,10 +139,14 @@ class AuthMiddleware:
         await _send(send, status, body, [(b"content-type", b"application/json"), *extra])
 
 
+def _has_bearer(headers: Headers) -> bool:
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(credentials.strip())
+
+
 def _from_cookie(headers: Headers) -> bool:
     """Whether :func:`presented_token` took the token from the cookie (no bearer header was sent)."""
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    return not (scheme.lower() == "bearer" and credentials.strip())
+    return not _has_bearer(headers)
 
 
 def _expired_cookie(scope: Scope) -> tuple[bytes, bytes]:
@@ -128,6 +154,14 @@ def _expired_cookie(scope: Scope) -> tuple[bytes, bytes]:
     secure = "; Secure" if scope.get("scheme") == "https" else ""
     value = f'{COOKIE_NAME}=""; Max-Age=0; Path=/; HttpOnly; SameSite=strict{secure}'
     return (b"set-cookie", value.encode())
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Close the handshake before accepting it (the server answers 403): no route serves a WebSocket."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1008})
+    log.info("websocket refused", extra={"path": scope.get("path")})
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

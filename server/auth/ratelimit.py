@@ -98,10 +98,11 @@ def retry_after_header(seconds: float) -> str:
 def client_address(scope_client: tuple[str, int] | list[object] | None) -> str:
     """The peer address of an ASGI scope's ``client``.
 
-    Behind a reverse proxy this is the proxy, so all clients share one limit;
-    ``X-Forwarded-For`` is not read because any client can write it (run
-    uvicorn with ``--proxy-headers`` and ``FORWARDED_ALLOW_IPS`` to have it
-    replace the peer address with the proxy's word).
+    Behind a reverse proxy this is the proxy, so all clients share one limit,
+    unless the proxy is named in ``STACKYARD_TRUSTED_PROXIES``: then uvicorn
+    has already replaced the peer address with the client the proxy names in
+    ``X-Forwarded-For`` (:mod:`server.proxies`). The header is never read
+    here, and from no other peer, because any client can write it.
     """
     if not scope_client:
         return UNKNOWN_CLIENT

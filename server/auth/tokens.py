@@ -81,5 +81,9 @@ class TokenSet:
 
 
 def bearer_header(token: SecretStr | None) -> dict[str, str]:
-    """``Authorization`` for a client of a server with access control (``STACKYARD_API_TOKEN``), if it has one."""
-    return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
+    """``Authorization`` for a client of a server with access control (``STACKYARD_API_TOKEN``), if it has one.
+
+    An empty ``STACKYARD_API_TOKEN=`` means none (``Bearer `` alone is not even a valid header).
+    """
+    value = token.get_secret_value().strip() if token is not None else ""
+    return {"Authorization": f"Bearer {value}"} if value else {}

@@ -19,7 +19,7 @@ from server.query.merge import matching_series, resolve_sample, sample_columns
 from server.query.overflow import SumGuard
 from server.query.plan import plan
 from server.query.request import ProfileQuery
-from server.query.timeseries import choose_step
+from server.query.timeseries import choose_step, series_interval_ns
 from server.settings import Settings
 from server.store.repository import Store
 from server.store.rollups import HOUR_S, NS
@@ -36,9 +36,10 @@ def function_history(
     if not functions:
         raise NotFound(f"no function named {name!r} has been stored")
     start_ns, end_ns = query.start_ns, query.end_ns + 1
-    step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points)
-    whole_hours = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
     series = [s.id for s in matching_series(store, query)]
+    interval_ns = None if step else series_interval_ns(store, series, start_ns, end_ns)
+    step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points, interval_ns)
+    whole_hours = step_ns % (HOUR_S * NS) == 0 and start_ns % (HOUR_S * NS) == 0
     parts = plan(
         store,
         series,

@@ -1,7 +1,10 @@
 """Prometheus-style series selectors: ``{service="api", env=~"prod|dev", instance!="x"}``.
 
-Regular expressions are fully anchored, as in Prometheus. Parse errors point at
-the character where parsing stopped, so a typo in a dashboard box is easy to find.
+Regular expressions are fully anchored, as in Prometheus, and compiled by
+:func:`server.query.regex.compile_regex` (RE2: linear-time matching, a size
+budget, and Prometheus's own syntax). Parse errors point at the character where
+parsing stopped, so a typo in a dashboard box is easy to find; a pattern RE2
+refuses is named with its matcher (``pod=~"(a)\\1"``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from server.errors import SelectorError
+from server.query.regex import Regex, RegexError, compile_regex
 
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _OPS = ("=~", "!~", "!=", "=")
@@ -22,7 +26,7 @@ class Matcher:
     name: str
     op: str
     value: str
-    regex: re.Pattern[str] | None = field(default=None, compare=False)
+    regex: Regex | None = field(default=None, compare=False)
 
     def matches(self, actual: str) -> bool:
         if self.op == "=":
@@ -30,7 +34,7 @@ class Matcher:
         if self.op == "!=":
             return actual != self.value
         assert self.regex is not None
-        found = self.regex.fullmatch(actual) is not None
+        found = self.regex.fullmatch(actual)
         return found if self.op == "=~" else not found
 
 
@@ -117,10 +121,11 @@ class _Parser:
         regex = None
         if op in ("=~", "!~"):
             try:
-                regex = re.compile(value)
-            except re.error as exc:
+                regex = compile_regex(value)
+            except RegexError as exc:
                 self.pos = value_start
-                raise self.fail(f"invalid regular expression ({exc})") from None
+                shown = value if len(value) <= 60 else value[:57] + "..."
+                raise self.fail(f'invalid regular expression in {name}{op}"{shown}": {exc}') from None
         return Matcher(name, op, value, regex)
 
     def string(self) -> str:

@@ -142,18 +142,3 @@ def profile_view(store: Store, profile_id: int, sample: str | None, view: str, m
         "total": int(tree.total[0]),
         "rows": [{"name": names.get(r.function_id, "?"), "flat": r.flat, "cum": r.cum} for r in sort_rows(rows, names)],
     }
-
-
-def label_names(store: Store, kind: str | None = None) -> list[str]:
-    names = {name for s in store.series.all() if kind in (None, s.kind) for name in s.labels}
-    return sorted(names)
-
-
-def label_values(store: Store, name: str, kind: str | None = None, selector: Selector | None = None) -> list[str]:
-    return sorted(
-        {
-            s.labels[name]
-            for s in store.series.all()
-            if name in s.labels and kind in (None, s.kind) and (selector is None or selector.matches(s.labels))
-        }
-    )

@@ -1,6 +1,9 @@
 """Trend lines from stored per-profile totals (never from samples): goroutine counts, CPU, heap over time.
 
-Within each series, the profiles in a step are aggregated over time (avg,
+Without a ``step``, about 240 points, but never a step finer than the series'
+own interval (learnt from the gaps between their newest profiles): a step
+without a profile breaks the line. Within each series, the profiles in a step
+are aggregated over time (avg,
 sum or max); the series of one ``group_by`` group are then added up, so
 ``group_by=service`` gives a fleet total. Steps that are whole hours read
 hourly and daily rollup rows (their totals, counts and maxima); finer steps
@@ -28,19 +31,51 @@ from server.store.profiles import Shape, TooManyRows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.series import SeriesInfo
-from server.store.trends import IntArray, SumOverflow, count_raw, raw_cells, rollup_cells
+from server.store.trends import IntArray, SumOverflow, count_raw, raw_cells, recent_gaps, rollup_cells
 from server.timeparse import parse_duration_ns
 
 AGGREGATIONS = ("avg", "sum", "max")
 
 
-def choose_step(start_ns: int, end_ns: int, step: str | None, max_points: int) -> int:
+#: Steps chosen for a series' interval: the first at least the interval, so every step holds a profile.
+NICE_STEPS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 21600, 43200, 86400)
+#: Series looked at to learn the interval (spread over the matched ones), and the slack for scrape jitter.
+INTERVAL_SERIES = 16
+INTERVAL_SLACK = 1.05
+
+
+def series_interval_ns(store: Store, series_ids: list[int], start_ns: int, end_ns: int) -> int | None:
+    """How often the series get a profile: the median gap between their newest raw profiles in the range."""
+    if not series_ids:
+        return None
+    picks = sorted({series_ids[i] for i in np.linspace(0, len(series_ids) - 1, INTERVAL_SERIES).astype(int)})
+    gaps = recent_gaps(store.engine, picks, start_ns, end_ns)
+    gaps = gaps[gaps > 0]
+    return int(np.median(gaps)) if gaps.size else None
+
+
+def step_for_interval(interval_ns: int) -> int:
+    """The smallest round step that holds a profile every time, scrape jitter included (15 s scrapes: 20 s)."""
+    want = interval_ns * INTERVAL_SLACK
+    for seconds in NICE_STEPS_S:
+        if seconds * NS >= want:
+            return seconds * NS
+    return -(-int(want) // (DAY_S * NS)) * DAY_S * NS
+
+
+def choose_step(start_ns: int, end_ns: int, step: str | None, max_points: int, interval_ns: int | None = None) -> int:
+    """The given step, or about 240 points, never finer than ``interval_ns`` (the series' own interval).
+
+    Steps finer than the interval leave steps without a profile, and the lines come out dashed.
+    """
     if step:
         step_ns = parse_duration_ns(step, "step")
         if step_ns <= 0:
             raise InvalidParameter("step", "must be positive")
     else:  # about 240 points, rounded up to a whole second
         step_ns = max(NS, -(-(end_ns - start_ns) // 240 // NS) * NS)
+        if interval_ns is not None:
+            step_ns = max(step_ns, step_for_interval(interval_ns))
     points = (end_ns - start_ns) // step_ns + 1
     if points > max_points:
         raise InvalidParameter("step", f"{step} over this range gives {points} points; the maximum is {max_points}")
@@ -53,10 +88,11 @@ def timeseries(
     if aggregation not in AGGREGATIONS:
         raise InvalidParameter("aggregation", f"{aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
     start_ns, end_ns = query.start_ns, query.end_ns + 1
-    step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points)
-    origin_ns = start_ns - start_ns % step_ns  # steps on multiples of the step, as Prometheus and Grafana draw them
     matched, sample_selector = split_selector(store, query)
     series = {s.id: s for s in matched}
+    interval_ns = None if step else series_interval_ns(store, sorted(series), start_ns, end_ns)
+    step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points, interval_ns)
+    origin_ns = start_ns - start_ns % step_ns  # steps on multiples of the step, as Prometheus and Grafana draw them
     if not series:
         return {"step": step_ns / NS, "sample_type": query.sample, "unit": "", "aggregation": aggregation, "series": []}
     series_names = {name for s in store.series.all() if s.kind == query.kind for name in s.labels}

@@ -46,6 +46,7 @@ class StateRecord:
     fired_ns: int | None
     resolved_ns: int | None
     updated_ns: int
+    rule_created_ns: int | None = None  # the rule's identity beside its name (None: written before 0011)
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class StateRecord:
             "fired_ns": self.fired_ns,
             "resolved_ns": self.resolved_ns,
             "updated_ns": self.updated_ns,
+            "rule_created_ns": self.rule_created_ns,
         }
 
 
@@ -113,6 +115,7 @@ def _state(row: Any) -> StateRecord:
         fired_ns=row.fired_ns,
         resolved_ns=row.resolved_ns,
         updated_ns=int(row.updated_ns),
+        rule_created_ns=row.rule_created_ns,
     )
 
 
@@ -139,9 +142,11 @@ class AlertTables:
 
     # ------------------------------------------------------------------ rules and receivers (API-made)
 
-    def rule_specs(self) -> list[dict[str, Any]]:
+    def rule_specs(self) -> list[tuple[dict[str, Any], int]]:
+        """Every API rule's JSON and its creation time (which tells two rules of one name apart)."""
         with self._engine.connect() as conn:
-            return [dict(spec) for (spec,) in conn.execute(select(AlertRuleRow.spec).order_by(AlertRuleRow.id))]
+            query = select(AlertRuleRow.spec, AlertRuleRow.created_ns).order_by(AlertRuleRow.id)
+            return [(dict(spec), int(created)) for spec, created in conn.execute(query)]
 
     def add_rule(self, name: str, spec: dict[str, Any]) -> None:
         try:
@@ -150,10 +155,19 @@ class AlertTables:
         except IntegrityError:
             raise Conflict(f"a rule named {name!r} already exists") from None
 
+    def replace_rule(self, name: str, spec: dict[str, Any]) -> None:
+        """Change a stored rule in place: its row, and so its identity and its alerts, stay."""
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(AlertRuleRow).where(AlertRuleRow.name == name).values(spec=spec))
+            if changed.rowcount == 0:
+                raise NotFound(f"no rule named {name!r}")
+
     def delete_rule(self, name: str) -> None:
+        """Delete the rule and its quiet states; what it fired stays until the evaluator resolves it (and says so)."""
         with self._engine.begin() as conn:
             if conn.execute(delete(AlertRuleRow).where(AlertRuleRow.name == name)).rowcount == 0:
                 raise NotFound(f"no rule named {name!r}")
+            conn.execute(delete(AlertStateRow).where(AlertStateRow.rule_name == name, AlertStateRow.state != "firing"))
 
     def receivers(self) -> list[tuple[str, str]]:
         with self._engine.connect() as conn:

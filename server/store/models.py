@@ -304,6 +304,9 @@ class AlertStateRow(Base):
     fired_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # startsAt of the current firing
     resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_ns: Mapped[int] = mapped_column(BigInteger)
+    # Which rule of that name: its creation time (0 for config-file rules). A rule deleted and made again
+    # under the same name is another rule, and must not inherit this state (it would fire too early).
+    rule_created_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class AlertHistoryRow(Base):

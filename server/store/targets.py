@@ -61,7 +61,7 @@ class TargetTable:
                     insert(TargetRow).returning(TargetRow.id), [{**_row(target), "created_ns": time.time_ns()}]
                 ).scalar_one()
         except IntegrityError:
-            raise Conflict(f"a target for {target.url} with service {target.service!r} already exists") from None
+            raise Conflict(f"a target for {target.shown_url} with service {target.service!r} already exists") from None
         return target.with_id(int(target_id))
 
     def list(self) -> list[TargetSpec]:
@@ -81,7 +81,7 @@ class TargetTable:
             with self._engine.begin() as conn:
                 changed = conn.execute(update(TargetRow).where(TargetRow.id == target.id).values(**_row(target)))
         except IntegrityError:
-            raise Conflict(f"a target for {target.url} with service {target.service!r} already exists") from None
+            raise Conflict(f"a target for {target.shown_url} with service {target.service!r} already exists") from None
         if changed.rowcount == 0:
             raise NotFound(f"no target with id {target.id}")
         return target

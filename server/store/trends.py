@@ -159,3 +159,26 @@ def rollup_cells(
         for part in chunks(list(series_ids), SERIES_PER_QUERY)
     ]
     return _fetch(engine, statements, 7)
+
+
+def recent_gaps(
+    engine: Engine, series_ids: Sequence[int], start_ns: int, end_ns: int, per_series: int = 32
+) -> IntArray:
+    """Gaps between consecutive raw profiles of each series, from its newest ``per_series`` in ``[start, end)``.
+
+    One indexed statement per series (``ix_profiles_series_time``), newest first: the caller asks for a
+    handful of series, so this reads a few hundred index entries whatever the range.
+    """
+    gaps: list[IntArray] = []
+    with engine.connect() as conn:
+        for series_id in series_ids:
+            times = conn.execute(
+                select(ProfileRow.time_ns)
+                .where(ProfileRow.series_id == series_id, ProfileRow.time_ns >= start_ns, ProfileRow.time_ns < end_ns)
+                .order_by(ProfileRow.time_ns.desc())
+                .limit(per_series + 1)
+            ).scalars()
+            column = np.fromiter(times, dtype=np.int64)
+            if column.shape[0] > 1:
+                gaps.append(-np.diff(column))
+    return np.concatenate(gaps) if gaps else np.zeros(0, dtype=np.int64)

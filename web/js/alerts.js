@@ -1,8 +1,12 @@
-// The Alerts page: current alerts with their state, the rules, the receivers and the history of transitions.
-// `?rule=NAME` (the generatorURL of notifications) narrows alerts and history to one rule.
+// The Alerts page: current alerts with their state, the rules (add, edit, delete), the receivers (add,
+// delete) and the history of transitions. `?rule=NAME` (the generatorURL of notifications) narrows alerts
+// and history to one rule. A refusal shows next to what was refused: a form's under the form, a delete's
+// above its table; the banner at the top is only for the page failing to load.
 
-import { ApiError, getJSON, isAbort } from "./api.js";
+import { isAbort, getJSON, sendJSON } from "./api.js";
 import { renderHeader } from "./header.js";
+import { formatLabelList, parseLabelList } from "./labels.js";
+import { apiTime } from "./time.js";
 
 const REFRESH_MS = 5000;
 const $ = (id) => document.getElementById(id);
@@ -18,30 +22,10 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** POST or DELETE with JSON; rejects with ApiError carrying the server's own message. */
-async function send(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (err) {
-    throw new ApiError(`Cannot reach the Stackyard server (${err.message})`, 0, path);
-  }
-  if (!response.ok) {
-    let message = `HTTP ${response.status}`;
-    try {
-      const parsed = await response.json();
-      if (parsed && typeof parsed.error === "string") message = parsed.error;
-    } catch {
-      // not JSON
-    }
-    throw new ApiError(message, response.status, path);
-  }
-  return response.status === 204 ? null : response.json();
+/** A message in one of the page's message boxes (hidden when `err` is null). */
+function say(box, err) {
+  box.hidden = !err;
+  box.textContent = err ? err.message : "";
 }
 
 function showError(err) {
@@ -49,10 +33,9 @@ function showError(err) {
   $("error-message").textContent = err ? err.message : "";
 }
 
+/** A time as every page shows it: local, UTC on hover. */
 function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return date.toLocaleString(undefined, { hour12: false });
+  return iso ? apiTime(iso) : "";
 }
 
 function formatValue(value) {
@@ -88,7 +71,7 @@ function renderCurrent(alerts) {
       el("td", { class: "mono", text: a.rule }),
       el("td", {}, labelChips(a.labels)),
       el("td", { class: "num", text: formatValue(a.value) }),
-      el("td", { text: when(a.state === "resolved" ? a.resolved_at : a.active_since) }),
+      el("td", {}, when(a.state === "resolved" ? a.resolved_at : a.active_since)),
       el("td", { text: a.annotations.summary || a.annotations.description || "" }),
     ),
   );
@@ -99,17 +82,19 @@ function renderCurrent(alerts) {
   );
 }
 
-function renderRules(body, onDelete) {
+function renderRules(body, { onEdit, onDelete }) {
   const rows = body.rules.map((r) => {
     const counts = Object.entries(r.alerts)
       .filter(([, n]) => n > 0)
       .map(([state, n]) => `${n} ${state}`)
       .join(", ");
-    const actions = el("td");
+    const actions = el("td", { class: "row-actions" });
     if (r.source === "api") {
-      const button = el("button", { type: "button", class: "btn btn-ghost", text: "Delete" });
-      button.addEventListener("click", () => onDelete(r.name));
-      actions.append(button);
+      const edit = el("button", { type: "button", class: "btn btn-ghost edit-rule", text: "Edit" });
+      edit.addEventListener("click", () => onEdit(r));
+      const remove = el("button", { type: "button", class: "btn btn-ghost delete-rule", text: "Delete" });
+      remove.addEventListener("click", () => onDelete(r.name));
+      actions.append(edit, remove);
     } else {
       actions.append(el("span", { class: "hint", text: "config file" }));
     }
@@ -128,7 +113,7 @@ function renderRules(body, onDelete) {
     );
   });
   $("rules-meta").textContent = `evaluated every ${body.evaluation_interval}s`;
-  $("evaluated").textContent = body.last_evaluation ? `last evaluation ${when(body.last_evaluation)}` : "";
+  $("evaluated").replaceChildren(...(body.last_evaluation ? ["last evaluation ", when(body.last_evaluation)] : []));
   $("rules").replaceChildren(
     table(
       ["Name", "Type", "Selector", "Expression", "For", "Receiver", "Labels", "Alerts", ""],
@@ -138,17 +123,24 @@ function renderRules(body, onDelete) {
   );
 }
 
-function renderReceivers(receivers) {
-  const rows = receivers.map((r) =>
-    el(
+function renderReceivers(receivers, onDelete) {
+  const rows = receivers.map((r) => {
+    const actions = el("td", { class: "row-actions" });
+    if (r.source === "api") {
+      const remove = el("button", { type: "button", class: "btn btn-ghost delete-receiver", text: "Delete" });
+      remove.addEventListener("click", () => onDelete(r.name));
+      actions.append(remove);
+    }
+    return el(
       "tr",
-      {},
+      { "data-receiver": r.name },
       el("td", { class: "mono", text: r.name }),
       el("td", { class: "mono", text: r.webhook_url }),
       el("td", { text: r.source === "api" ? "API" : "config file" }),
-    ),
-  );
-  $("receivers").replaceChildren(table(["Name", "Webhook URL", "Defined in"], rows, "No receivers."));
+      actions,
+    );
+  });
+  $("receivers").replaceChildren(table(["Name", "Webhook URL", "Defined in", ""], rows, "No receivers yet: add one with New receiver."));
   const select = document.querySelector("#new-rule select[name=receiver]");
   const chosen = select.value;
   select.replaceChildren(el("option", { value: "", text: "(none)" }), ...receivers.map((r) => el("option", { text: r.name })));
@@ -160,7 +152,7 @@ function renderHistory(history) {
     el(
       "tr",
       { "data-rule": h.rule },
-      el("td", { text: when(h.time) }),
+      el("td", {}, when(h.time)),
       el("td", { class: "mono", text: h.rule }),
       el("td", {}, labelChips(h.labels)),
       el("td", {}, stateBadge(h.from), " → ", stateBadge(h.to)),
@@ -171,6 +163,8 @@ function renderHistory(history) {
   $("history").replaceChildren(table(["Time", "Rule", "Labels", "Transition", "Value"], rows, "No transitions yet."));
 }
 
+let rulesByName = new Map();
+
 async function refresh(rule) {
   document.body.classList.add("is-loading");
   try {
@@ -179,18 +173,11 @@ async function refresh(rule) {
       getJSON("/api/v1/rules"),
       getJSON("/api/v1/receivers"),
     ]);
+    rulesByName = new Map(rules.rules.map((r) => [r.name, r]));
     renderCurrent(alerts.alerts);
     renderHistory(alerts.history);
-    renderRules(rules, async (name) => {
-      if (!window.confirm(`Delete rule ${name}?`)) return;
-      try {
-        await send("DELETE", `/api/v1/rules/${encodeURIComponent(name)}`);
-        await refresh(rule);
-      } catch (err) {
-        showError(err);
-      }
-    });
-    renderReceivers(receivers.receivers);
+    renderRules(rules, { onEdit: (r) => ruleForm.edit(r), onDelete: (name) => deleteRule(name, rule) });
+    renderReceivers(receivers.receivers, (name) => deleteReceiver(name, rule));
     showError(null);
   } catch (err) {
     if (!isAbort(err)) showError(err);
@@ -199,39 +186,148 @@ async function refresh(rule) {
   }
 }
 
-function ruleFromForm(form) {
+async function deleteRule(name, rule) {
+  if (!window.confirm(`Delete rule ${name}?`)) return;
+  try {
+    await sendJSON("DELETE", `/api/v1/rules/${encodeURIComponent(name)}`);
+    say($("rules-message"), null);
+  } catch (err) {
+    say($("rules-message"), new Error(`Rule ${name} was not deleted: ${err.message}`));
+  }
+  await refresh(rule);
+}
+
+async function deleteReceiver(name, rule) {
+  if (!window.confirm(`Delete receiver ${name}?`)) return;
+  try {
+    await sendJSON("DELETE", `/api/v1/receivers/${encodeURIComponent(name)}`);
+    say($("receivers-message"), null);
+  } catch (err) {
+    say($("receivers-message"), new Error(`Receiver ${name} was not deleted: ${err.message}`));
+  }
+  await refresh(rule);
+}
+
+/** The rule a form describes, as the API takes it; `base` is the rule being edited (its other annotations stay). */
+function ruleFromForm(form, base = null) {
   const data = new FormData(form);
   const rule = { name: data.get("name").trim(), type: data.get("type"), expr: data.get("expr").trim() };
   for (const key of ["query", "sample", "for", "receiver"]) {
     const value = (data.get(key) || "").trim();
     if (value) rule[key] = value;
   }
+  const labels = parseLabelList(data.get("labels") || "");
+  if (Object.keys(labels).length) rule.labels = labels;
+  const annotations = { ...(base ? base.annotations : {}) };
   const summary = (data.get("summary") || "").trim();
-  if (summary) rule.annotations = { summary };
+  if (summary) annotations.summary = summary;
+  else delete annotations.summary;
+  if (Object.keys(annotations).length) rule.annotations = annotations;
   return rule;
+}
+
+/** The rule form: new (POST) or edit (PUT) of one rule; its refusals show under it. */
+class RuleForm {
+  constructor(onSaved) {
+    this.form = $("new-rule");
+    this.toggle = $("new-rule-button");
+    this.error = $("rule-error");
+    this.editing = null;
+    this.onSaved = onSaved;
+    this.toggle.addEventListener("click", () => (this.form.hidden ? this.open(null) : this.close()));
+    $("rule-cancel").addEventListener("click", () => this.close());
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+  }
+
+  open(rule) {
+    this.editing = rule;
+    this.form.reset();
+    say(this.error, null);
+    const f = this.form.elements;
+    f.name.readOnly = Boolean(rule);
+    $("rule-form-title").textContent = rule ? `Edit rule ${rule.name}` : "New rule";
+    $("rule-submit").textContent = rule ? "Save rule" : "Create rule";
+    if (rule) {
+      f.name.value = rule.name;
+      f.type.value = rule.type;
+      f.query.value = rule.query === "{}" ? "" : rule.query;
+      f.sample.value = rule.sample || "";
+      f.expr.value = rule.expr;
+      f.for.value = rule.for === "0s" ? "" : rule.for;
+      f.receiver.value = rule.receiver || "";
+      f.labels.value = formatLabelList(rule.labels || {});
+      f.summary.value = (rule.annotations || {}).summary || "";
+    }
+    this.form.hidden = false;
+    this.toggle.setAttribute("aria-expanded", "true");
+    (rule ? f.expr : f.name).focus();
+  }
+
+  edit(rule) {
+    this.open(rulesByName.get(rule.name) || rule);
+  }
+
+  close() {
+    this.form.hidden = true;
+    this.editing = null;
+    say(this.error, null);
+    this.toggle.setAttribute("aria-expanded", "false");
+  }
+
+  async submit() {
+    try {
+      const body = ruleFromForm(this.form, this.editing);
+      if (this.editing) await sendJSON("PUT", `/api/v1/rules/${encodeURIComponent(this.editing.name)}`, body);
+      else await sendJSON("POST", "/api/v1/rules", body);
+    } catch (err) {
+      say(this.error, err); // next to the form, in the server's own words; the form keeps what was typed
+      return;
+    }
+    this.close();
+    await this.onSaved();
+  }
+}
+
+let ruleForm = null;
+
+function receiverForm(onSaved) {
+  const form = $("new-receiver");
+  const toggle = $("new-receiver-button");
+  const close = () => {
+    form.hidden = true;
+    form.reset();
+    say($("receiver-error"), null);
+    toggle.setAttribute("aria-expanded", "false");
+  };
+  toggle.addEventListener("click", () => {
+    if (!form.hidden) return close();
+    form.hidden = false;
+    toggle.setAttribute("aria-expanded", "true");
+    form.elements.name.focus();
+  });
+  $("receiver-cancel").addEventListener("click", close);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    try {
+      await sendJSON("POST", "/api/v1/receivers", { name: data.get("name").trim(), webhook_url: data.get("webhook_url").trim() });
+    } catch (err) {
+      say($("receiver-error"), err);
+      return;
+    }
+    close();
+    await onSaved();
+  });
 }
 
 function main() {
   renderHeader();
   const rule = new URLSearchParams(window.location.search).get("rule") || "";
-  const form = $("new-rule");
-  const toggle = $("new-rule-button");
-  toggle.addEventListener("click", () => {
-    form.hidden = !form.hidden;
-    toggle.setAttribute("aria-expanded", String(!form.hidden));
-  });
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      await send("POST", "/api/v1/rules", ruleFromForm(form));
-      form.reset();
-      form.hidden = true;
-      toggle.setAttribute("aria-expanded", "false");
-      await refresh(rule);
-    } catch (err) {
-      showError(err);
-    }
-  });
+  ruleForm = new RuleForm(() => refresh(rule));
+  receiverForm(() => refresh(rule));
   refresh(rule);
   window.setInterval(() => refresh(rule), REFRESH_MS);
 }

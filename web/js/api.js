@@ -41,10 +41,14 @@ async function readError(response, path) {
 
 /** GET a JSON endpoint. Rejects with ApiError (or the AbortError of `signal`). */
 export async function getJSON(path, params = {}, { signal } = {}) {
-  const url = apiUrl(path, params);
+  return readJSON(fetch(apiUrl(path, params), { signal, headers: { Accept: "application/json" } }), path);
+}
+
+/** The JSON answer of a fetch already under way (a page may start one before its modules load). */
+export async function readJSON(request, path) {
   let response;
   try {
-    response = await fetch(url, { signal, headers: { Accept: "application/json" } });
+    response = await request;
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(`Cannot reach the Stackyard server (${err.message})`, 0, path);
@@ -67,8 +71,10 @@ export const api = {
   diff: (q, opts) => getJSON("/api/v1/diff", q, opts),
   timeseries: (q, opts) => getJSON("/api/v1/timeseries", q, opts),
   profiles: (q, opts) => getJSON("/api/v1/profiles", q, opts),
-  labelNames: (type, opts) => getJSON("/api/v1/labels", { type }, opts),
-  labelValues: (name, type, opts) => getJSON(`/api/v1/labels/${encodeURIComponent(name)}/values`, { type }, opts),
+  // `range`: {from, to} where pprof sample labels are looked for (series labels are found at any time)
+  labelNames: (type, opts, range = {}) => getJSON("/api/v1/labels", { type, ...range }, opts),
+  labelValues: (name, type, opts, range = {}) =>
+    getJSON(`/api/v1/labels/${encodeURIComponent(name)}/values`, { type, ...range }, opts),
   pprofUrl: (q) => apiUrl("/api/v1/pprof", q),
 };
 
@@ -92,6 +98,8 @@ export async function sendJSON(method, path, body = undefined, params = {}) {
 
 /** The fleet and targets endpoints. */
 export const fleet = {
+  instances: (opts) => getJSON("/api/v1/fleet", {}, opts),
+  profileKinds: (opts) => getJSON("/api/v1/profile-kinds", {}, opts),
   targets: (opts) => getJSON("/api/v1/targets", {}, opts),
   series: (q, opts) => getJSON("/api/v1/series", q, opts),
   addTarget: (body) => sendJSON("POST", "/api/v1/targets", body),

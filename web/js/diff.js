@@ -4,13 +4,13 @@
 
 import { api, isAbort } from "./api.js";
 import { FlameGraph } from "./flamegraph.js";
-import { formatChange, formatValue, formatRelative, isoSeconds } from "./format.js";
+import { formatChange, formatValue, formatRelative } from "./format.js";
 import { renderHeader } from "./header.js";
 import { quote } from "./labels.js";
 import { learnSampleTypes, showSample } from "./samples.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
-import { parseTimeMs, PRESETS } from "./time.js";
+import { isoSeconds, parseTimeMs, PRESETS } from "./time.js";
 import { Timeline } from "./timeline.js";
 
 const DATA_KEYS = ["type", "sample", "query", "base_query", "from", "to", "base_from", "base_to", "normalize"];
@@ -29,6 +29,7 @@ const state = new UrlState({
   search: "",
   zoom: "",
   fn: "",
+  sort: "", // the changes table's order: "cum_change:desc", ...; "" is the API's
 });
 const MAX_ROWS = 60;
 const $ = (id) => document.getElementById(id);
@@ -129,16 +130,79 @@ function showError(err) {
 
 // ------------------------------------------------------------------------------------------ changes table
 
+/** A relative change for sorting: a function new in the comparison grows without bound, one gone by −100%. */
+function relative(base, value) {
+  if (base === 0) return value === 0 ? 0 : value > 0 ? Infinity : -Infinity;
+  return (value - base) / Math.abs(base);
+}
+
+/** The sortable change columns: flat and cum, each absolute and relative. */
+const CHANGE_COLUMNS = [
+  { key: "flat_change", label: "Flat change", title: "change of self (flat): this function's own samples", value: (r) => r.flat_change, text: (r, unit) => formatChange(r.flat_change, unit) },
+  { key: "flat_relative", label: "Flat %", title: "relative change of self (flat)", value: (r) => relative(r.base_flat, r.flat), text: (r) => formatRelative(r.base_flat, r.flat) },
+  { key: "cum_change", label: "Cum change", title: "change of the total (cum): this function and everything it calls", value: (r) => r.cum_change, text: (r, unit) => formatChange(r.cum_change, unit) },
+  { key: "cum_relative", label: "Cum %", title: "relative change of the total (cum)", value: (r) => relative(r.base_cum, r.cum), text: (r) => formatRelative(r.base_cum, r.cum) },
+];
+
+/** `"cum_change:asc"` → {column, ascending}; "" is the API's order (the size of the flat change). */
+function parseSort(text) {
+  const [key, order] = (text || "").split(":");
+  const column = CHANGE_COLUMNS.find((c) => c.key === key) || null;
+  return { column, ascending: order === "asc" };
+}
+
+function sortedRows(rows, sort) {
+  const { column, ascending } = parseSort(sort);
+  if (!column) return rows;
+  const sign = ascending ? 1 : -1;
+  return [...rows].sort((a, b) => {
+    const x = column.value(a);
+    const y = column.value(b);
+    return (x < y ? -sign : x > y ? sign : 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  });
+}
+
+let lastChanges = null;
+
 function renderChanges(data) {
+  lastChanges = data;
   const host = $("changes");
+  const sort = state.get().sort;
+  const { column: sorted, ascending } = parseSort(sort);
   const table = document.createElement("table");
   table.className = "top-table changes-table";
-  table.innerHTML =
-    "<thead><tr><th class='name'>Function</th><th class='num' title='self (flat) in the base'>Base</th>" +
-    "<th class='num' title='self (flat) in the comparison'>Comparison</th><th class='num'>Change</th>" +
-    "<th class='num' title='change of the total (cum): this function and everything it calls'>Cum change</th></tr></thead>";
+  const head = table.createTHead().insertRow();
+  const th = (className, text, title) => {
+    const cell = document.createElement("th");
+    cell.className = className;
+    cell.textContent = text;
+    if (title) cell.title = title;
+    head.append(cell);
+    return cell;
+  };
+  th("name", "Function");
+  th("num", "Base", "self (flat) in the base");
+  th("num", "Comparison", "self (flat) in the comparison");
+  for (const col of CHANGE_COLUMNS) {
+    const cell = th("num sortable");
+    cell.dataset.sort = col.key;
+    cell.setAttribute("aria-sort", sorted === col ? (ascending ? "ascending" : "descending") : "none");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort";
+    button.textContent = col.label;
+    button.title = `${col.title}. Click to sort, biggest increase first; again for biggest decrease first.`;
+    // first click: largest increase first; on the sorted column the order flips
+    button.addEventListener("click", () => {
+      const next = sorted === col && !ascending ? `${col.key}:asc` : `${col.key}:desc`;
+      state.set({ sort: next }, { silent: true });
+      if (lastChanges) renderChanges(lastChanges);
+    });
+    cell.append(button);
+  }
   const body = table.createTBody();
-  const rows = data.rows.filter((r) => r.flat_change !== 0 || r.cum_change !== 0).slice(0, MAX_ROWS);
+  const changed = data.rows.filter((r) => r.flat_change !== 0 || r.cum_change !== 0);
+  const rows = sortedRows(changed, sort).slice(0, MAX_ROWS);
   for (const r of rows) {
     const tr = body.insertRow();
     tr.dataset.name = r.name;
@@ -150,8 +214,11 @@ function renderChanges(data) {
       ["name", r.name],
       ["num value", formatValue(r.base_flat, data.unit)],
       ["num value", formatValue(r.flat, data.unit)],
-      [r.flat_change ? "num change" : "num change zero", r.flat_change ? `${formatChange(r.flat_change, data.unit)} (${formatRelative(r.base_flat, r.flat)})` : "±0"],
-      ["num cum", formatChange(r.cum_change, data.unit)],
+      // each change coloured by its own sign: red for more, green for less
+      ...CHANGE_COLUMNS.map((col) => {
+        const v = col.value(r);
+        return [`num ${col.key.endsWith("relative") ? "pct" : "change"} ${v > 0 ? "up" : v < 0 ? "down" : "zero"}`, col.text(r, data.unit)];
+      }),
     ];
     for (const [cls, text] of cells) {
       const td = tr.insertCell();
@@ -162,13 +229,16 @@ function renderChanges(data) {
       `${r.name}\nself: ${formatValue(r.base_flat, data.unit)} → ${formatValue(r.flat, data.unit)}` +
       `\ntotal (cum): ${formatValue(r.base_cum, data.unit)} → ${formatValue(r.cum, data.unit)} (${formatRelative(r.base_cum, r.cum)})`;
     tr.dataset.flatChange = String(r.flat_change);
+    tr.dataset.cumChange = String(r.cum_change);
   }
   if (!rows.length) {
     const td = body.insertRow().insertCell();
-    td.colSpan = 5;
+    td.colSpan = 3 + CHANGE_COLUMNS.length;
     td.className = "top-message muted";
     td.textContent = data.profiles || data.base_profiles ? "No function changed." : "No profiles on either side.";
   }
+  const more = changed.length > rows.length ? ` · the first ${rows.length} of ${changed.length.toLocaleString("en-US")}` : "";
+  $("changes-meta").textContent = `${sorted ? `sorted by ${sorted.label.toLowerCase()}, ${ascending ? "biggest decrease" : "biggest increase"} first` : "biggest change of self (flat) first"}${more} · click a row to highlight it above`;
   host.replaceChildren(table);
 }
 
@@ -289,6 +359,7 @@ state.subscribe((s, previous, how) => {
   syncForm(s);
   if (UrlState.differs(s, previous, [...DATA_KEYS, "window"])) load();
   else if (how === "history") {
+    if (s.sort !== previous.sort && lastChanges) renderChanges(lastChanges);
     if (s.fn) flame.highlight(s.fn);
     else flame.setSearch(s.search);
   }

@@ -3,12 +3,12 @@
 
 import { api, getJSON, isAbort } from "./api.js";
 import { FlameGraph } from "./flamegraph.js";
-import { formatDateTime, formatValue, isoSeconds } from "./format.js";
+import { formatValue } from "./format.js";
 import { renderHeader } from "./header.js";
 import { learnSampleTypes, showSample } from "./samples.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
-import { describeRange, parseTimeMs, PRESETS } from "./time.js";
+import { describeRange, isoSeconds, parseTimeMs, PRESETS, timeElement } from "./time.js";
 import { Timeline } from "./timeline.js";
 import { TopTable } from "./toptable.js";
 
@@ -90,7 +90,7 @@ async function listProfiles(fromMs, toMs) {
     const { profiles, truncated } = await api.profiles(q);
     const head = document.createElement("div");
     head.className = "step-head";
-    head.textContent = `${profiles.length}${truncated ? "+" : ""} profile${profiles.length === 1 ? "" : "s"} from ${formatDateTime(fromMs)} to ${formatDateTime(toMs)}`;
+    head.append(`${profiles.length}${truncated ? "+" : ""} profile${profiles.length === 1 ? "" : "s"} from `, timeElement(fromMs), " to ", timeElement(toMs));
     const close = document.createElement("button");
     close.type = "button";
     close.className = "btn btn-ghost";
@@ -116,7 +116,7 @@ async function listProfiles(fromMs, toMs) {
       pprof.download = `profile-${p.id}.pb.gz`;
       pprof.textContent = "pprof";
       const text = document.createElement("span");
-      text.textContent = `${formatDateTime(Date.parse(p.time))} · ${p.labels.service ?? ""}${what ? ` (${what})` : ""} · ${p.samples.toLocaleString("en-US")} samples`;
+      text.append(timeElement(Date.parse(p.time)), ` · ${p.labels.service ?? ""}${what ? ` (${what})` : ""} · ${p.samples.toLocaleString("en-US")} samples`);
       li.append(text, open, pprof);
       list.append(li);
     }
@@ -128,6 +128,7 @@ async function listProfiles(fromMs, toMs) {
 
 new SelectorInput(form.query, $("query-suggestions"), {
   getType: () => form.type.value,
+  getRange: () => ({ from: state.get().from, to: state.get().to }),
   onSubmit: () => submit(),
 });
 
@@ -294,11 +295,12 @@ async function load() {
     (t) => {
       if (signal.aborted) return null;
       table.setData(t);
-      const what = t.aggregation === "avg" ? "average per profile" : "sum";
+      // avg (snapshots such as goroutines): the number is per profile, never the fleet's total
+      const amount = t.aggregation === "avg" && t.profiles > 1 ? "average per profile" : "total";
       if (one) showSingle(s.profile, t);
       else {
         form.summary.textContent = t.profiles
-          ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} (${what}) · total ${formatValue(t.total, t.unit)}`
+          ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} · ${amount} ${formatValue(t.total, t.unit)}`
           : `No ${s.type} profiles${s.query ? ` match ${s.query}` : ""} in this range.`;
       }
       return t;

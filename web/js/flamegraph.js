@@ -340,8 +340,11 @@ export class FlameGraph {
     this.computeMatches();
     this.renderLegend();
     const g = this.graph;
+    // An average is never called a total: with aggregation=avg the root is the average profile's total.
+    const averaged =
+      response.aggregation === "avg" && response.profiles > 1 ? ` · average per profile of ${response.profiles.toLocaleString("en-US")}` : "";
     this.info.textContent = g.n
-      ? `${g.n.toLocaleString("en-US")} frames${g.truncated ? " · small frames folded into “other”" : ""}`
+      ? `${g.n.toLocaleString("en-US")} frames${g.truncated ? " · small frames folded into “other”" : ""}${averaged}`
       : "";
     this.render();
     this.setDataMs = performance.now() - t0;

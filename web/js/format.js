@@ -1,4 +1,6 @@
-// Numbers as people read them: values by unit (pprof's unit names), percentages, times.
+// Numbers as people read them: values by unit (pprof's unit names), percentages. Times are in time.js.
+
+export { formatDateTime, isoSeconds } from "./time.js"; // for modules that import them from here
 
 /** Up to three significant digits, trailing zeros dropped: 730, 19.9, 1.91, 0.05. */
 export function formatNumber(x) {
@@ -68,19 +70,6 @@ export function formatRelative(base, value) {
   const p = (100 * (value - base)) / Math.abs(base);
   const text = Math.abs(p) >= 10 ? Math.round(Math.abs(p)).toString() : Math.abs(p).toFixed(1);
   return p > 0 ? `+${text}%` : p < 0 ? `−${text}%` : "±0%";
-}
-
-const pad = (n) => String(n).padStart(2, "0");
-
-/** A local date and time, to the second: 2026-11-27 01:19:45. */
-export function formatDateTime(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-/** RFC 3339 in UTC, whole seconds: what the API takes as from/to. */
-export function isoSeconds(ms) {
-  return new Date(Math.round(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
 }
 
 /** The unit's name in a sentence: "nanoseconds" reads as "time". */

@@ -3,13 +3,13 @@
 
 import { api, isAbort } from "./api.js";
 import { FlameGraph } from "./flamegraph.js";
-import { formatDateTime } from "./format.js";
 import { renderHeader } from "./header.js";
+import { formatValue } from "./format.js";
 import { describeLabels, narrow } from "./labels.js";
 import { LineChart } from "./linechart.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
-import { parseTimeMs, PRESETS } from "./time.js";
+import { describeRange, parseTimeMs, PRESETS, timeElement } from "./time.js";
 
 const TYPE = "goroutine";
 const TOTAL = "__total__";
@@ -97,9 +97,10 @@ async function loadChart(s, signal) {
     const total = series.length > 1 ? { key: TOTAL, name: "fleet total", points: fleetTotal(series) } : null;
     chart.setData({ series, total, unit: ts.unit, fromMs, toMs, step: ts.step });
     chart.select(s.pick || null, s.at ? Number(s.at) : null);
+    const per = ts.aggregation === "avg" ? "average per profile" : ts.aggregation;
     $("chart-meta").textContent =
-      `${ts.aggregation} per step of ${ts.step} s${s.group_by ? ` · grouped by ${s.group_by}` : ""}` +
-      (total ? " · fleet total: every line's last count added up" : "");
+      `${per} per ${ts.step} s step${s.group_by ? `, the series of each ${s.group_by} added up` : ""}` +
+      (total ? " · fleet total: the sum of every line's last count" : "");
   } catch (err) {
     if (isAbort(err)) return;
     showError(err);
@@ -135,8 +136,14 @@ async function loadMoment(s, signal) {
     const [graph, list] = await Promise.all([api.flamegraph(q, { signal }), api.profiles({ ...q, limit: 1000 }, { signal })]);
     flame.setData(graph);
     const n = list.profiles.length;
-    $("moment-meta").textContent =
-      `${who} · ${formatDateTime(at * 1000)} · ${n} profile${n === 1 ? "" : "s"}` + (n > 1 ? " (average per profile)" : "");
+    // The flame graph of several profiles is their average per profile: say so, and for the fleet total
+    // say that the chart's number is a sum, so the two are never read as the same thing.
+    let what = "";
+    if (n > 1 && graph.aggregation === "avg") {
+      what = ` · the flame graph is their average per profile (${formatValue(graph.total, graph.unit)} goroutines)`;
+      if (s.pick === TOTAL || !s.pick) what += "; the chart's fleet total adds up the instances";
+    }
+    $("moment-meta").replaceChildren(`${who} · `, timeElement(at * 1000), ` · ${n} profile${n === 1 ? "" : "s"}${what}`);
     const link = $("moment-explore");
     link.href = `/explore?${new URLSearchParams({ type: TYPE, query: q.query, from: q.from, to: q.to })}`;
     link.hidden = false;
@@ -154,7 +161,7 @@ function syncForm(s) {
   if (![...groupBy.options].some((o) => o.value === s.group_by)) setGroupOptions([], s.group_by);
   groupBy.value = s.group_by;
   const range = $("range");
-  if (![...range.options].some((o) => o.value === s.from)) range.append(new Option(`${s.from} → ${s.to}`, s.from));
+  if (![...range.options].some((o) => o.value === s.from)) range.append(new Option(describeRange(s.from, s.to), s.from));
   range.value = s.from;
 }
 

@@ -3,6 +3,8 @@
 
 import { ApiError, getJSON, isAbort } from "./api.js";
 import { renderHeader } from "./header.js";
+import { LineChart } from "./linechart.js";
+import { apiTime, parseTimeMs } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
 const integer = new Intl.NumberFormat("en-US");
@@ -68,6 +70,7 @@ class LeaksPage {
   constructor() {
     this.controller = null;
     this.trendController = null;
+    this.trend = new LineChart($("trend"), { label: "Goroutines of the suspect's stack over time", empty: "No dumps in this range." });
     this.params = { ...DEFAULTS, ...Object.fromEntries(new URLSearchParams(location.search)) };
     for (const name of ["query", "from", "to"]) $(name).value = this.params[name] || "";
     $("querybar").addEventListener("submit", (event) => {
@@ -144,7 +147,7 @@ class LeaksPage {
       item.append(stackDetails("Stack", s.frames, s.created_by, ""));
       list.append(item);
     });
-    $("suspects-meta").textContent = `${body.suspects.length} suspect${body.suspects.length === 1 ? "" : "s"} · ${body.from} to ${body.to}`;
+    $("suspects-meta").replaceChildren(`${body.suspects.length} suspect${body.suspects.length === 1 ? "" : "s"} · `, apiTime(body.from), " to ", apiTime(body.to));
     $("suspects").replaceChildren(body.suspects.length ? list : el("p", { className: "empty" }, "No stack grew steadily in this range."));
   }
 
@@ -169,7 +172,8 @@ class LeaksPage {
     for (const row of rows) {
       list.append(el("li", { className: "group goleak-row" }, el("p", { className: "group-line" }, `${integer.format(Math.round(row.cum))} leaked goroutine${Math.round(row.cum) === 1 ? "" : "s"} under `, code(row.name))));
     }
-    $("goleak-meta").textContent = `${top.profiles} profile${top.profiles === 1 ? "" : "s"}, ${integer.format(Math.round(top.total))} leaked goroutines on average`;
+    const per = top.aggregation === "avg" && top.profiles > 1 ? "average per profile" : "in the profile";
+    $("goleak-meta").textContent = `${top.profiles} profile${top.profiles === 1 ? "" : "s"} · ${per}: ${integer.format(Math.round(top.total))} leaked goroutines`;
     $("goleak-explore").href = `/?${new URLSearchParams(Object.entries(params).filter(([, v]) => v))}`;
     $("goleak").replaceChildren(list);
     $("goleak-panel").hidden = false;
@@ -184,8 +188,10 @@ class LeaksPage {
       const body = await getJSON(`/api/v1/goroutines/stacks/${suspect.stack_id}/trend`, { query: instance, from, to }, { signal: this.trendController.signal });
       const points = body.series.length ? body.series[0].points : [];
       $("trend-meta").textContent = `${suspect.function} on ${instance}`;
-      $("trend").replaceChildren(trendChart(points), el("p", { className: "hint" }, `${points.length} dumps; last: ${points.length ? integer.format(points[points.length - 1].count) : 0} of ${points.length ? integer.format(points[points.length - 1].goroutines) : 0} goroutines`));
-      $("trend-panel").hidden = false;
+      $("trend-panel").hidden = false; // before drawing: the chart takes the panel's width
+      this.trend.setData(trendSeries(suspect, points, from, to));
+      const last = points[points.length - 1];
+      $("trend-hint").textContent = `${points.length} dumps; last: ${last ? integer.format(last.count) : 0} of ${last ? integer.format(last.goroutines) : 0} goroutines · hover a point for its values`;
       $("trend-panel").scrollIntoView({ block: "nearest" });
     } catch (err) {
       if (!isAbort(err)) this.showError(err);
@@ -207,38 +213,37 @@ class LeaksPage {
           "div",
           { className: "instance" },
           el("h3", { className: "mono" }, `{${labelText(instance.labels)}}`),
-          el("p", { className: "hint" }, `${integer.format(instance.goroutines)} goroutines in the dump of ${instance.time}`),
+          el("p", { className: "hint" }, `${integer.format(instance.goroutines)} goroutines in the dump of `, apiTime(instance.time)),
           list,
         ),
       );
     }
-    $("groups-meta").textContent = `newest dump at or before ${body.at}`;
+    $("groups-meta").replaceChildren("newest dump at or before ", apiTime(body.at));
     $("groups").replaceChildren(...(blocks.length ? blocks : [el("p", { className: "empty" }, "No goroutine dump stored for these instances at this time.")]));
   }
 }
 
-/** Count per dump as an SVG line; the y axis starts at 0 so growth reads honestly. */
-function trendChart(points) {
-  const width = 720;
-  const height = 160;
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("class", "trend-chart");
-  svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("role", "img");
-  if (points.length === 0) return svg;
-  const t0 = points[0].time_ns;
-  const span = Math.max(1, points[points.length - 1].time_ns - t0);
-  const top = Math.max(1, ...points.map((p) => p.count));
-  const xy = points.map((p) => [8 + ((p.time_ns - t0) / span) * (width - 16), height - 8 - (p.count / top) * (height - 16)]);
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
-  line.setAttribute("class", "trend-line");
-  svg.append(line);
-  svg.setAttribute("aria-label", `goroutine count from ${points[0].count} to ${points[points.length - 1].count}`);
-  svg.dataset.counts = points.map((p) => p.count).join(",");
-  return svg;
+/**
+ * The line chart's data for a suspect's trend: its stack's count per dump (the line that matters, with the
+ * y axis from 0 so growth reads honestly) beside all the instance's goroutines.
+ */
+function trendSeries(suspect, points, from, to) {
+  const now = Date.now();
+  const at = (p) => p.time_ns / 1e9;
+  const series = [
+    { key: "stack", name: `${suspect.function || "this stack"} (this stack)`, points: points.map((p) => [at(p), p.count]) },
+    { key: "all", name: "all goroutines of the instance", points: points.map((p) => [at(p), p.goroutines]) },
+  ];
+  let fromMs = parseTimeMs(from, now);
+  let toMs = parseTimeMs(to, now);
+  if (points.length) {
+    // the points always fit: a range typed as an odd time still shows every dump
+    const first = at(points[0]) * 1000;
+    const last = at(points[points.length - 1]) * 1000;
+    fromMs = Number.isNaN(fromMs) ? first : Math.min(fromMs, first);
+    toMs = Number.isNaN(toMs) ? Math.max(last, first + 1000) : Math.max(toMs, last);
+  }
+  return { series: points.length ? series : [], total: null, unit: "count", fromMs, toMs, step: 0 };
 }
 
 renderHeader();

@@ -1,8 +1,10 @@
-// A line chart in SVG: one line per series plus an optional total, with clickable points.
+// A line chart in SVG: one line per series plus an optional total, with axes, clickable points and their
+// values on hover. The goroutines page and the Leaks page's trend share it.
 // SVG rather than canvas: a few hundred points at most, and every point is an element the user can click
 // (and a test can find) with its time and value on it.
 
-import { formatDateTime, formatValue } from "./format.js";
+import { formatValue } from "./format.js";
+import { formatDateTime } from "./time.js";
 import { legendItem, SERIES_COLORS as LINE_COLORS } from "./legend.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -23,9 +25,14 @@ function niceMax(x) {
 }
 
 export class LineChart {
-  /** `onPick({series, t, v})` when a point is clicked; `series` is null for the total line. */
-  constructor(container, { onPick } = {}) {
+  /**
+   * `onPick({series, t, v})` when a point is clicked; `series` is null for the total line. `label` names the
+   * chart for screen readers, `empty` is what an empty chart says.
+   */
+  constructor(container, { onPick, label = "Goroutine counts over time", empty = "No goroutine profiles in this range." } = {}) {
     this.onPick = onPick;
+    this.label = label;
+    this.emptyText = empty;
     this.data = null;
     this.selected = null;
     this.root = document.createElement("div");
@@ -48,7 +55,7 @@ export class LineChart {
   /** `series`: [{key, name, points: [[unix s, value]]}]; `total`: the same shape or null. */
   setData({ series, total, unit, fromMs, toMs, step }) {
     this.data = { series, total, unit, fromMs, toMs, step };
-    this.message.textContent = series.length ? "" : "No goroutine profiles in this range.";
+    this.message.textContent = series.length ? "" : this.emptyText;
     this.legend.replaceChildren();
     const items = total ? [...series, total] : series;
     items.forEach((s, k) => {
@@ -82,7 +89,7 @@ export class LineChart {
     if (!d || !(d.toMs > d.fromMs)) return;
     const width = Math.max(200, this.plot.getBoundingClientRect().width);
     const svg = svgEl("svg", { class: "linechart-svg", width, height: HEIGHT, viewBox: `0 0 ${width} ${HEIGHT}`, role: "img" });
-    svg.setAttribute("aria-label", "Goroutine counts over time");
+    svg.setAttribute("aria-label", this.label);
     const all = [...d.series, ...(d.total ? [d.total] : [])];
     const max = Math.max(0, ...all.flatMap((s) => s.points.map((p) => p[1])));
     const top = niceMax(max * 1.05);

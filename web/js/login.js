@@ -1,12 +1,26 @@
 // Sign-in: POST the token to /api/v1/login, which answers with an HttpOnly cookie this script never sees,
 // then go back to the page that sent us here.
 
-/** Only same-origin paths: a crafted ?next= must not send a signed-in user to another site. */
-export function safeNext(raw) {
-  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//") || raw.startsWith("/\\")) {
-    return "/";
+/**
+ * Where to go after signing in: ?next= resolved against this page's origin, kept only if it stays there.
+ *
+ * Checking the raw text is not enough: the browser's URL parser drops tabs and newlines, reads "\\" as "/"
+ * and collapses "/./", so "/\t/evil.example" or "/.//evil.example" become "//evil.example", another site.
+ * Resolving with the parser itself and comparing origins sees what the browser will do; the absolute URL is
+ * returned, so nothing is parsed a second time.
+ */
+export function safeNext(raw, origin = window.location.origin) {
+  const home = new URL("/", origin).href;
+  if (typeof raw !== "string" || raw === "") {
+    return home;
   }
-  return raw;
+  let url;
+  try {
+    url = new URL(raw, origin);
+  } catch {
+    return home;
+  }
+  return url.origin === origin ? url.href : home;
 }
 
 async function submit(event) {

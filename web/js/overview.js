@@ -1,17 +1,19 @@
-// The fleet overview: every service and its instances, up or down, last scrape, a goroutine sparkline per
-// instance and scrape errors in words. Scrape targets come with health; services that only push profiles
-// are found through their stored series.
+// The fleet overview: every instance in one table, down ones first, sortable by any column (and by any label,
+// as an extra column), filterable by words and name=value, a page at a time. One request feeds it,
+// GET /api/v1/fleet (status, labels, errors and newest goroutine count per instance), so a thousand instances
+// paint at once; the goroutine sparklines are asked for the shown page only, in one timeseries request.
 
-import { api, fleet, isAbort } from "./api.js";
-import { formatDateTime } from "./format.js";
+import { api, fleet, isAbort, readJSON } from "./api.js";
 import { renderHeader } from "./header.js";
-import { ago, selectorOf } from "./labels.js";
+import { quote, selectorOf } from "./labels.js";
 import { sparkline } from "./sparkline.js";
 import { UrlState } from "./state.js";
-import { parseTimeMs } from "./time.js";
+import { ago, apiTime, formatDateTime, formatUtc, parseTimeMs, PRESETS } from "./time.js";
 
 const REFRESH_MS = 15_000;
-const state = new UrlState({ range: "now-1h" });
+const STATUS_ORDER = ["down", "waiting", "up", "paused", "push"];
+const STATUS_TEXT = { up: "up", down: "down", paused: "paused", waiting: "not scraped yet", push: "pushes" };
+const state = new UrlState({ range: "now-1h", q: "", status: "", sort: "status", order: "asc", page: "1", size: "50", label: "" });
 const $ = (id) => document.getElementById(id);
 const el = (tag, className, text) => {
   const node = document.createElement(tag);
@@ -19,61 +21,105 @@ const el = (tag, className, text) => {
   if (text !== undefined) node.textContent = text;
   return node;
 };
+const integer = new Intl.NumberFormat("en-US");
 
 renderHeader();
+for (const p of PRESETS.filter((p) => !p.from.endsWith("30d"))) $("range").append(new Option(p.label.replace("Last ", ""), p.from));
 
-const STATUS_TEXT = { up: "up", down: "down", paused: "paused", waiting: "not scraped yet", push: "pushes" };
+/** When the instance was last heard of: its newest scrape, or for one that only pushes its newest profile. */
+const lastMs = (r) => Date.parse(r.last_scrape || r.last_profile || "") || 0;
 
-/** One instance's state from its scrape targets (if any). */
-function instanceStatus(targets) {
-  if (!targets.length) return "push";
-  if (targets.every((t) => t.paused)) return "paused";
-  const active = targets.filter((t) => !t.paused);
-  if (active.some((t) => t.up === false)) return "down";
-  if (active.every((t) => t.up === true)) return "up";
-  return "waiting";
+/** A label of a row by name: service, instance and status are labels here too. */
+function labelOf(r, name) {
+  if (name === "status") return r.status;
+  if (name === "service") return r.service;
+  if (name === "instance") return r.instance;
+  return r.labels[name] ?? "";
 }
 
-/** Scrape errors as sentences: "cpu: connection refused (3 failures in a row)". */
-function scrapeErrors(targets) {
-  const out = [];
-  for (const t of targets) {
-    for (const [kind, h] of Object.entries(t.health || {})) {
-      if (!h.last_error || h.up !== false) continue;
-      const times = h.consecutive_failures > 1 ? ` (${h.consecutive_failures} failures in a row)` : "";
-      out.push(`${kind}: ${h.last_error}${times}`);
-    }
-  }
-  return out;
+const COLUMNS = {
+  status: { label: "Status", value: (r) => STATUS_ORDER.indexOf(r.status), first: "asc" },
+  service: { label: "Service", value: (r) => r.service, first: "asc" },
+  instance: { label: "Instance", value: (r) => r.instance, first: "asc" },
+  last: { label: "Last scrape", value: lastMs, first: "desc" },
+  goroutines: { label: "Goroutines", value: (r) => r.goroutines ?? -1, first: "desc" },
+  errors: { label: "Scrape errors", value: (r) => r.errors.length, first: "desc" },
+};
+
+// ------------------------------------------------------------------ filter and sort
+
+/**
+ * `checkout env=prod version!=1.4 timeout`: name=value and name!=value match a label exactly, other words
+ * match any service, instance, status, label value or error, ignoring case. Every term must match.
+ */
+export function parseFilter(text) {
+  return (text || "")
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((term) => {
+      const m = /^([a-zA-Z_][a-zA-Z0-9_]*)(!=|=)(.*)$/.exec(term);
+      if (m) return { name: m[1], negate: m[2] === "!=", value: m[3].replace(/^"(.*)"$/, "$1") };
+      return { word: term.toLowerCase() };
+    });
 }
 
-function lastScrapeMs(targets) {
-  let last = NaN;
-  for (const t of targets) {
-    for (const h of Object.values(t.health || {})) {
-      const ms = h.last_scrape ? Date.parse(h.last_scrape) : NaN;
-      if (!Number.isNaN(ms) && (Number.isNaN(last) || ms > last)) last = ms;
-    }
-  }
-  return last;
+function matches(r, terms) {
+  return terms.every((t) => {
+    if (t.word !== undefined) return r.haystack.includes(t.word);
+    return (labelOf(r, t.name) === t.value) !== t.negate;
+  });
 }
 
-/** service → instance → {targets, types, points}: targets, stored series and goroutine counts joined. */
-function buildFleet(targets, series, goroutines) {
-  const services = new Map();
-  const instanceOf = (service, instance) => {
-    if (!services.has(service)) services.set(service, new Map());
-    const instances = services.get(service);
-    if (!instances.has(instance)) instances.set(instance, { instance, targets: [], types: new Set(), points: null });
-    return instances.get(instance);
+function compare(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sortRows(rows, s) {
+  const column = s.sort.startsWith("label:") ? { value: (r) => labelOf(r, s.sort.slice(6)) } : COLUMNS[s.sort] || COLUMNS.status;
+  const sign = s.order === "desc" ? -1 : 1;
+  const status = COLUMNS.status.value;
+  return [...rows].sort(
+    (a, b) =>
+      sign * compare(column.value(a), column.value(b)) ||
+      compare(status(a), status(b)) ||
+      compare(a.service, b.service) ||
+      compare(a.instance, b.instance),
+  );
+}
+
+// ------------------------------------------------------------------ rendering
+
+let rows = []; // every instance, as the API answered, each with its haystack
+let labelNames = [];
+
+function renderHead(s) {
+  const cells = [];
+  const sortable = (key, label) => {
+    const th = el("th", `col-${key.replace(":", "-")}`);
+    const button = el("button", "sort", label);
+    button.type = "button";
+    button.dataset.sort = key;
+    const on = s.sort === key;
+    th.setAttribute("aria-sort", on ? (s.order === "desc" ? "descending" : "ascending") : "none");
+    button.title = `Sort by ${label.toLowerCase()}; click again to reverse`;
+    button.addEventListener("click", () => {
+      const first = (COLUMNS[key] || { first: "asc" }).first;
+      const order = on ? (s.order === "asc" ? "desc" : "asc") : first;
+      state.set({ sort: key, order, page: "1" }, { push: true });
+    });
+    th.append(button);
+    cells.push(th);
   };
-  for (const t of targets) instanceOf(t.service, t.labels.instance ?? t.instance).targets.push(t);
-  for (const s of series) instanceOf(s.labels.service ?? "", s.labels.instance ?? "").types.add(s.type);
-  for (const g of goroutines) {
-    const entry = instanceOf(g.labels.service ?? "", g.labels.instance ?? "");
-    entry.points = (entry.points || []).concat(g.points).sort((a, b) => a[0] - b[0]);
-  }
-  return services;
+  sortable("status", "Status");
+  sortable("service", "Service");
+  sortable("instance", "Instance");
+  if (s.label) sortable(`label:${s.label}`, s.label);
+  cells.push(el("th", "col-labels", "Labels"));
+  sortable("last", "Last scrape");
+  sortable("goroutines", "Goroutines");
+  sortable("errors", "Scrape errors");
+  cells.push(el("th", "col-views", "Views"));
+  $("fleet-head").replaceChildren(...cells);
 }
 
 function link(href, text, title) {
@@ -83,140 +129,239 @@ function link(href, text, title) {
   return a;
 }
 
-function viewLinks(labels, service) {
+function viewLinks(r) {
+  const labels = { service: r.service };
+  if (r.instance) labels.instance = r.instance;
   const q = encodeURIComponent(selectorOf(labels));
   const nav = el("nav", "view-links");
-  nav.setAttribute("aria-label", `Views of ${Object.values(labels).join(" ")}`);
+  nav.setAttribute("aria-label", `Views of ${r.service} ${r.instance}`);
   nav.append(
-    link(`/explore?query=${q}`, "Explore", "CPU flame graph and top functions"),
+    link(`/explore?query=${q}`, "Explore", "CPU flame graph and top functions of this instance"),
     link(`/goroutines?query=${q}`, "Goroutines", "Goroutine counts over time"),
     link(`/diff?query=${q}`, "Diff", "Compare two time ranges"),
-    link(`/targets?service=${encodeURIComponent(service)}`, "Targets", "Scrape targets and their health"),
+    link(`/targets?service=${encodeURIComponent(r.service)}`, "Targets", "Scrape targets of the service and their health"),
   );
   return nav;
 }
 
-function renderInstance(service, entry, fromMs, toMs) {
-  const row = el("tr", "instance");
-  const status = instanceStatus(entry.targets);
-  row.dataset.instance = entry.instance;
-  row.dataset.status = status;
-  const statusCell = el("td", "status");
-  statusCell.append(el("span", `dot ${status}`), el("span", "status-text", STATUS_TEXT[status]));
+function renderRow(r, s) {
+  const tr = el("tr", "instance");
+  tr.dataset.service = r.service;
+  tr.dataset.instance = r.instance;
+  tr.dataset.status = r.status;
+  const status = el("td", "status");
+  status.append(el("span", `dot ${r.status}`), el("span", "status-text", STATUS_TEXT[r.status]));
+  const service = el("td", "service-name");
+  const filterLink = el("a", "mono", r.service || "(no service label)");
+  filterLink.href = `?${new URLSearchParams({ q: `service=${r.service}` })}`;
+  filterLink.title = `Show only ${r.service}`;
+  filterLink.addEventListener("click", (e) => {
+    e.preventDefault();
+    state.set({ q: `service=${r.service}`, page: "1" }, { push: true });
+  });
+  service.append(filterLink);
   const name = el("td", "instance-name");
-  const labels = { service };
-  if (entry.instance) labels.instance = entry.instance;
-  const a = el("a", "mono", entry.instance || "(no instance label)");
-  a.href = `/explore?query=${encodeURIComponent(selectorOf(labels))}`;
+  const a = el("a", "mono", r.instance || "(no instance label)");
+  a.href = `/explore?query=${encodeURIComponent(selectorOf(r.instance ? { service: r.service, instance: r.instance } : { service: r.service }))}`;
   name.append(a);
-  const types = [...new Set([...entry.types, ...entry.targets.flatMap((t) => t.profiles.filter((p) => p.enabled).map((p) => p.type))])];
-  if (types.length) name.append(el("div", "types", types.sort().join(" · ")));
+  if (r.kinds.length) name.append(el("div", "types", r.kinds.join(" · ")));
+  const cells = [status, service, name];
+  if (s.label) cells.push(el("td", "label-value mono", labelOf(r, s.label)));
+  const labels = el("td", "labels");
+  for (const [k, v] of Object.entries(r.labels)) if (k !== "service" && k !== "instance") labels.append(el("span", "chip mono", `${k}=${v}`));
   const last = el("td", "last-scrape");
-  const lastMs = lastScrapeMs(entry.targets);
-  if (!Number.isNaN(lastMs)) {
-    last.textContent = ago(lastMs);
-    last.title = formatDateTime(lastMs);
-  } else if (!entry.targets.length && entry.points && entry.points.length) {
-    const pushedMs = entry.points[entry.points.length - 1][0] * 1000; // the step of its last goroutine profile
-    last.textContent = `pushed, ${ago(pushedMs)}`;
-    last.title = `goroutine profiles pushed; the last one in the step from ${formatDateTime(pushedMs)}`;
-  } else {
-    last.textContent = entry.targets.length ? "never" : "pushed";
+  if (r.last_scrape) last.append(apiTime(r.last_scrape, ago(Date.parse(r.last_scrape))));
+  else if (r.last_profile) last.append(apiTime(r.last_profile, `pushed, ${ago(Date.parse(r.last_profile))}`));
+  else {
+    last.textContent = r.targets.length ? "never" : "pushed";
     last.classList.add("muted");
   }
   const spark = el("td", "spark");
-  const points = entry.points || [];
-  spark.append(sparkline(points, fromMs, toMs, { label: `goroutines of ${entry.instance || service}` }));
-  spark.append(el("span", "spark-value", points.length ? Math.round(points[points.length - 1][1]).toLocaleString("en-US") : "–"));
+  spark.append(el("span", "spark-slot"));
+  const count = el("span", "spark-value", r.goroutines === null ? "–" : integer.format(r.goroutines));
+  if (r.goroutines_at) {
+    const at = Date.parse(r.goroutines_at);
+    count.title = `goroutines in the newest goroutine profile, ${formatDateTime(at)} (${formatUtc(at)})`;
+  }
+  spark.append(count);
   const errors = el("td", "errors");
-  const messages = scrapeErrors(entry.targets);
-  for (const m of messages) errors.append(el("div", "scrape-error", m));
-  if (!messages.length) errors.append(el("span", "muted", entry.targets.length ? "no errors" : ""));
-  row.append(statusCell, name, last, spark, errors);
-  return row;
+  for (const m of r.errors) errors.append(el("div", "scrape-error", m));
+  if (!r.errors.length) errors.append(el("span", "muted", r.targets.length ? "no errors" : ""));
+  const views = el("td", "views");
+  views.append(viewLinks(r));
+  tr.append(...cells, labels, last, spark, errors, views);
+  return tr;
 }
 
-function renderService(service, instances, fromMs, toMs) {
-  const card = el("section", "panel service");
-  card.dataset.service = service;
-  const head = el("div", "panel-head");
-  const title = el("h2", "", service || "(no service label)");
-  const entries = [...instances.values()].sort((a, b) => a.instance.localeCompare(b.instance));
-  const down = entries.filter((e) => instanceStatus(e.targets) === "down").length;
-  const meta = el(
-    "span",
-    `panel-meta service-health ${down ? "bad" : "ok"}`,
-    `${entries.length} instance${entries.length === 1 ? "" : "s"}${down ? ` · ${down} down` : ""}`,
-  );
-  head.append(title, meta, el("span", "spacer"), viewLinks({ service }, service));
-  const table = el("table", "instances");
-  const thead = table.createTHead().insertRow();
-  for (const h of ["Status", "Instance", "Last scrape", "Goroutines", "Scrape errors"]) thead.append(el("th", "", h));
-  const body = table.createTBody();
-  for (const e of entries) body.append(renderInstance(service, e, fromMs, toMs));
-  const wrap = el("div", "panel-body");
-  wrap.append(table);
-  card.append(head, wrap);
-  return card;
-}
-
-function verdict(services) {
-  const all = [...services.values()].flatMap((m) => [...m.values()]);
-  const down = [];
-  for (const [service, m] of services) for (const e of m.values()) if (instanceStatus(e.targets) === "down") down.push(`${service} ${e.instance}`);
+function verdict(statuses, all, services) {
   const box = $("verdict");
-  box.className = `verdict ${down.length ? "bad" : "ok"}`;
-  if (!all.length) {
+  const down = rows.filter((r) => r.status === "down");
+  if (!all) {
     box.textContent = "No services yet: add a scrape target on the Targets page, or push profiles to POST /api/v1/ingest.";
     box.className = "verdict";
-  } else if (down.length) {
-    box.textContent = `${down.length} of ${all.length} instances down: ${down.join(", ")}.`;
-  } else {
-    box.textContent = `${services.size} service${services.size === 1 ? "" : "s"}, ${all.length} instance${all.length === 1 ? "" : "s"}: nothing is down.`;
+    return;
   }
+  box.className = `verdict ${down.length ? "bad" : "ok"}`;
+  if (down.length) {
+    const named = down.slice(0, 5).map((r) => `${r.service} ${r.instance}`);
+    const more = down.length > named.length ? ` and ${integer.format(down.length - named.length)} more` : "";
+    box.textContent = `${integer.format(down.length)} of ${integer.format(all)} instances down: ${named.join(", ")}${more}.`;
+  } else {
+    box.textContent = `${integer.format(services)} service${services === 1 ? "" : "s"}, ${integer.format(all)} instance${all === 1 ? "" : "s"}: nothing is down.`;
+  }
+  box.title = Object.entries(statuses)
+    .map(([k, n]) => `${STATUS_TEXT[k]}: ${n}`)
+    .join(" · ");
+}
+
+let painted = false;
+
+/** Filter, sort and draw the current page of the table; then ask for its sparklines. */
+function render() {
+  const s = state.get();
+  syncControls(s);
+  renderHead(s);
+  const shown = sortRows(rows.filter((r) => (!s.status || r.status === s.status) && matches(r, parseFilter(s.q))), s);
+  const size = Math.max(1, Number(s.size) || 50);
+  const pages = Math.max(1, Math.ceil(shown.length / size));
+  const page = Math.min(Math.max(1, Number(s.page) || 1), pages);
+  const slice = shown.slice((page - 1) * size, page * size);
+  $("fleet-rows").replaceChildren(...slice.map((r) => renderRow(r, s)));
+  const empty = $("fleet-empty");
+  empty.hidden = slice.length > 0;
+  empty.textContent = rows.length ? "No instance matches the filter." : "No instances yet.";
+  $("page-info").textContent = shown.length
+    ? `${integer.format((page - 1) * size + 1)}–${integer.format((page - 1) * size + slice.length)} of ${integer.format(shown.length)}`
+    : "0 of 0";
+  $("prev").disabled = page <= 1;
+  $("next").disabled = page >= pages;
+  $("prev").dataset.page = String(page - 1);
+  $("next").dataset.page = String(page + 1);
+  const filtered = shown.length !== rows.length ? ` · ${integer.format(shown.length)} match` : "";
+  $("fleet-meta").textContent = `${integer.format(rows.length)} instances${filtered}`;
+  if (!painted) {
+    painted = true;
+    requestAnimationFrame(() => {
+      window.__stackyard = { ...(window.__stackyard || {}), overview: { firstPaintMs: performance.now(), rows: rows.length } };
+    });
+  }
+  loadSparklines(slice, s);
+}
+
+function syncControls(s) {
+  if (document.activeElement !== $("filter")) $("filter").value = s.q;
+  $("status").value = s.status;
+  $("page-size").value = s.size;
+  $("range").value = s.range;
+  const select = $("label-column");
+  const names = [...new Set([...labelNames, ...(s.label ? [s.label] : [])])];
+  if (select.options.length !== names.length + 1) {
+    select.replaceChildren(new Option("none", ""), ...names.map((n) => new Option(n, n)));
+  }
+  select.value = s.label;
+}
+
+// ------------------------------------------------------------------ data
+
+const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+let sparkController = null;
+
+/** The goroutine line of every shown instance: one timeseries request for the page. */
+async function loadSparklines(slice, s) {
+  if (sparkController) sparkController.abort();
+  sparkController = new AbortController();
+  const { signal } = sparkController;
+  const wanted = slice.filter((r) => r.instance && r.kinds.includes("goroutine"));
+  const slots = new Map([...$("fleet-rows").querySelectorAll("tr.instance")].map((tr) => [`${tr.dataset.service}\n${tr.dataset.instance}`, tr]));
+  const now = Date.now();
+  const fromMs = parseTimeMs(s.range, now);
+  const draw = (tr, points) => {
+    const slot = tr.querySelector(".spark-slot");
+    if (slot) slot.replaceChildren(sparkline(points, fromMs, now, { label: `goroutines of ${tr.dataset.instance}` }));
+  };
+  if (!wanted.length) {
+    for (const tr of slots.values()) draw(tr, []);
+    return;
+  }
+  const services = [...new Set(wanted.map((r) => r.service))];
+  const query = `{service=~${quote(services.map(escapeRegex).join("|"))}, instance=~${quote(wanted.map((r) => escapeRegex(r.instance)).join("|"))}}`;
+  let lines = [];
+  try {
+    const ts = await api.timeseries({ type: "goroutine", query, from: s.range, to: "now", group_by: "service,instance" }, { signal });
+    lines = ts.series;
+  } catch (err) {
+    if (isAbort(err)) return;
+    for (const tr of slots.values()) tr.querySelector(".spark-slot")?.replaceChildren(el("span", "muted", "no trend"));
+    return;
+  }
+  const byKey = new Map(lines.map((l) => [`${l.labels.service ?? ""}\n${l.labels.instance ?? ""}`, l.points]));
+  for (const [key, tr] of slots) draw(tr, byKey.get(key) || []);
 }
 
 let controller = null;
 
 async function load() {
-  const s = state.get();
-  $("range").value = s.range;
   if (controller) controller.abort();
   controller = new AbortController();
   const { signal } = controller;
   document.body.classList.add("is-loading");
-  const now = Date.now();
-  const fromMs = parseTimeMs(s.range, now);
-  const results = await Promise.allSettled([
-    fleet.targets({ signal }),
-    fleet.series({}, { signal }),
-    api.timeseries({ type: "goroutine", from: s.range, to: "now", group_by: "service,instance" }, { signal }),
-  ]);
-  if (signal.aborted) return;
-  const failures = results.filter((r) => r.status === "rejected" && !isAbort(r.reason));
-  const what = ["targets", "series", "goroutine counts"];
-  const messages = results.map((r, k) => (r.status === "rejected" ? `${what[k]}: ${r.reason.message}` : "")).filter(Boolean);
-  $("error").hidden = !failures.length;
-  $("error-message").textContent = messages.join("\n");
-  const value = (k, key) => (results[k].status === "fulfilled" ? results[k].value[key] : []);
-  const services = buildFleet(value(0, "targets"), value(1, "series"), value(2, "series"));
-  const container = $("services");
-  const names = [...services.keys()].sort();
-  container.replaceChildren(...names.map((n) => renderService(n, services.get(n), fromMs, now)));
-  if (failures.length === results.length) {
-    container.replaceChildren(el("p", "empty-note", "Nothing to show: the server did not answer (see the message above)."));
+  try {
+    // the first answer comes from the request index.html started before this module loaded
+    const early = window.__fleetRequest;
+    window.__fleetRequest = null;
+    const answer = early ? await readJSON(early, "/api/v1/fleet") : await fleet.instances({ signal });
+    rows = answer.instances.map((r) => ({
+      ...r,
+      haystack: [r.service, r.instance, r.status, STATUS_TEXT[r.status], ...Object.values(r.labels), ...r.errors].join("\n").toLowerCase(),
+    }));
+    const names = new Set();
+    for (const r of rows) for (const k of Object.keys(r.labels)) if (k !== "service" && k !== "instance") names.add(k);
+    labelNames = [...names].sort();
+    $("error").hidden = true;
+    verdict(answer.statuses, rows.length, answer.services);
+    render();
+  } catch (err) {
+    if (isAbort(err)) return;
+    $("error").hidden = false;
+    $("error-message").textContent = err.message;
     $("verdict").textContent = "The fleet's state is unknown.";
     $("verdict").className = "verdict bad";
-  } else {
-    verdict(services);
+    if (!rows.length) {
+      $("fleet-rows").replaceChildren();
+      $("fleet-empty").hidden = false;
+      $("fleet-empty").textContent = "Nothing to show: the server did not answer (see the message above).";
+    }
+  } finally {
+    if (!signal.aborted) document.body.classList.remove("is-loading");
   }
-  document.body.classList.remove("is-loading");
 }
 
+let filterTimer = 0;
+$("filter").addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => state.set({ q: $("filter").value.trim(), page: "1" }), 200);
+});
+$("filter").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") {
+    clearTimeout(filterTimer);
+    state.set({ q: $("filter").value.trim(), page: "1" }, { push: true });
+  }
+});
+$("status").addEventListener("change", () => state.set({ status: $("status").value, page: "1" }, { push: true }));
+$("label-column").addEventListener("change", () => {
+  const label = $("label-column").value;
+  const s = state.get();
+  // the label's column sorts at once; leaving it returns to the default order
+  const sort = label ? { sort: `label:${label}`, order: "asc" } : s.sort.startsWith("label:") ? { sort: "status", order: "asc" } : {};
+  state.set({ label, ...sort, page: "1" }, { push: true });
+});
+$("page-size").addEventListener("change", () => state.set({ size: $("page-size").value, page: "1" }, { push: true }));
+$("prev").addEventListener("click", () => state.set({ page: $("prev").dataset.page }, { push: true }));
+$("next").addEventListener("click", () => state.set({ page: $("next").dataset.page }, { push: true }));
 $("range").addEventListener("change", () => state.set({ range: $("range").value }, { push: true }));
 $("refresh").addEventListener("click", () => load());
-state.subscribe(() => load());
+state.subscribe(() => render());
 setInterval(() => {
-  if (document.visibilityState === "visible") load();
+  if (document.visibilityState === "visible" && document.activeElement !== $("filter")) load();
 }, REFRESH_MS);
 load();

@@ -2,6 +2,8 @@
 //
 // Where the caret is decides what is suggested: after `{` or `,` a label name, after `name=` (or `!=`, `=~`,
 // `!~`, with or without the opening quote) that label's values. Up/Down pick, Enter or Tab take, Escape closes.
+// pprof sample labels (`pprof.Do`, e.g. handler="/checkout") are offered too, marked "sample label": the
+// server finds them in the profiles of the page's time range (`getRange`).
 
 import { api } from "./api.js";
 
@@ -26,11 +28,16 @@ export function context(before) {
 }
 
 export class SelectorInput {
-  /** `getType()` is the profile type whose labels to suggest; `onSubmit()` runs the query (Enter). */
-  constructor(input, list, { getType, onSubmit }) {
+  /**
+   * `getType()` is the profile type whose labels to suggest; `onSubmit()` runs the query (Enter);
+   * `getRange()` (optional) is the page's {from, to}, where sample labels are looked for.
+   */
+  constructor(input, list, { getType, onSubmit, getRange = () => ({}) }) {
     this.input = input;
     this.list = list;
     this.getType = getType;
+    this.getRange = getRange;
+    this.sampleNames = new Set(); // names the server marked as pprof sample labels
     this.onSubmit = onSubmit;
     this.cache = new Map();
     this.items = [];
@@ -76,12 +83,22 @@ export class SelectorInput {
     const token = ++this.token;
     if (!ctx) return this.close();
     const type = this.getType();
+    const range = this.getRange() || {};
+    const where = `${type}:${range.from ?? ""}:${range.to ?? ""}`;
     let options;
     if (ctx.kind === "name") {
-      options = await this.fetchList(`names:${type}`, () => api.labelNames(type).then((r) => r.names));
+      options = await this.fetchList(`names:${where}`, () =>
+        api.labelNames(type, undefined, range).then((r) => {
+          for (const name of r.sample_labels || []) this.sampleNames.add(name);
+          return r.names;
+        }),
+      );
     } else {
-      options = await this.fetchList(`values:${type}:${ctx.name}`, () =>
-        api.labelValues(ctx.name, type).then((r) => r.values),
+      options = await this.fetchList(`values:${where}:${ctx.name}`, () =>
+        api.labelValues(ctx.name, type, undefined, range).then((r) => {
+          if (r.sample_label) this.sampleNames.add(ctx.name);
+          return r.values;
+        }),
       );
     }
     if (token !== this.token || document.activeElement !== this.input) return;
@@ -97,13 +114,23 @@ export class SelectorInput {
     this.active = Math.min(Math.max(this.active, 0), this.items.length - 1);
     const heading = document.createElement("li");
     heading.className = "suggest-heading";
-    heading.textContent = this.ctx.kind === "name" ? "Label names" : `Values of ${this.ctx.name}`;
+    const sampleLabel = this.ctx.kind === "value" && this.sampleNames.has(this.ctx.name);
+    heading.textContent =
+      this.ctx.kind === "name" ? "Label names" : `Values of ${this.ctx.name}${sampleLabel ? " (sample label)" : ""}`;
     const items = this.items.map((text, i) => {
       const li = document.createElement("li");
       li.dataset.index = String(i);
       li.id = `${this.list.id}-${i}`;
       li.setAttribute("role", "option");
       li.textContent = text;
+      if (this.ctx.kind === "name" && this.sampleNames.has(text)) {
+        li.classList.add("sample-label");
+        const mark = document.createElement("span");
+        mark.className = "suggest-mark";
+        mark.textContent = "sample label";
+        mark.title = "A pprof sample label (pprof.Do): it selects samples within profiles, not series";
+        li.append(mark);
+      }
       if (i === this.active) {
         li.classList.add("active");
         li.setAttribute("aria-selected", "true");

@@ -2,10 +2,10 @@
 // values, sent as PATCH /api/v1/targets/{id} with only the fields that changed (so a profile kind's own
 // path, seconds or interval, which the form does not show, is kept as it was). Targets from the config
 // file or file_sd files are not in the database: the API cannot change them, so they get no form.
+// The profile kinds offered are the server's own list (GET /api/v1/profile-kinds), never a copy of it.
 
 import { fleet } from "./api.js";
-
-export const KINDS = ["cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"];
+import { formatLabelList, parseLabelList } from "./labels.js";
 
 /** Why a target cannot be edited here, or "" when it can. */
 export function readOnlyReason(t) {
@@ -22,23 +22,25 @@ const el = (tag, className, text) => {
   return node;
 };
 
-/** "env=prod, version=1.5" → {env: "prod", version: "1.5"}; throws on a part without "=". */
-export function parseLabels(text) {
-  const labels = {};
-  for (const part of text.split(",")) {
-    const p = part.trim();
-    if (!p) continue;
-    const at = p.indexOf("=");
-    if (at <= 0) throw new Error(`labels: "${p}" is not NAME=VALUE`);
-    labels[p.slice(0, at).trim()] = p.slice(at + 1).trim().replace(/^"(.*)"$/, "$1");
-  }
-  return labels;
+/**
+ * A checkbox per profile kind of the server's list (`kinds`: [{name, description, default}]), checked where
+ * `checked(kind)` says; a kind the target has that the list lacks is shown too, so it is never dropped.
+ */
+export function kindBoxes(container, kinds, checked, extra = []) {
+  const known = new Set(kinds.map((k) => k.name));
+  const all = [...kinds, ...extra.filter((name) => !known.has(name)).map((name) => ({ name, description: "" }))];
+  const boxes = all.map((kind) => {
+    const label = el("label", "kind");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = kind.name;
+    box.checked = checked(kind);
+    label.append(box, ` ${kind.name}`);
+    if (kind.description) label.title = kind.description;
+    return label;
+  });
+  container.replaceChildren(...boxes);
 }
-
-const formatLabels = (labels) =>
-  Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(", ");
 
 const sameLabels = (a, b) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 
@@ -61,7 +63,7 @@ function changes(t, form) {
   const body = {};
   if (value("url") !== t.url) body.url = value("url");
   if (value("service") !== t.service) body.service = value("service");
-  const labels = parseLabels(value("labels"));
+  const labels = parseLabelList(value("labels"));
   if (!sameLabels(labels, t.labels)) body.labels = labels;
   if (value("interval") !== t.interval) body.interval = value("interval");
   // An emptied field goes back to the default (null clears it in the API).
@@ -92,26 +94,23 @@ function changes(t, form) {
 }
 
 /**
- * The edit form of target `t`. `onSaved(updated)` gets the server's answer after a successful PATCH,
- * `onClose()` is called on Cancel; a refusal stays in the form with the server's own message.
+ * The edit form of target `t`, offering the server's profile `kinds`. `onSaved(updated)` gets the server's
+ * answer after a successful PATCH, `onClose()` is called on Cancel; a refusal stays in the form with the
+ * server's own message.
  */
-export function editForm(t, { onSaved, onClose }) {
+export function editForm(t, { kinds, onSaved, onClose }) {
   const form = el("form", "target-edit");
   form.autocomplete = "off";
   form.setAttribute("aria-label", `Edit ${t.service} ${t.url}`);
-  const kinds = el("fieldset", "field kinds edit-kinds");
+  const fieldset = el("fieldset", "field kinds edit-kinds");
   const boxes = el("span");
-  kinds.append(el("legend", "field-label", "Profiles"), boxes);
-  const shown = [...KINDS, ...t.profiles.map((p) => p.type).filter((k) => !KINDS.includes(k))];
-  for (const kind of shown) {
-    const label = el("label", "kind");
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.value = kind;
-    box.checked = t.profiles.some((p) => p.type === kind && p.enabled);
-    label.append(box, ` ${kind}`);
-    boxes.append(label);
-  }
+  fieldset.append(el("legend", "field-label", "Profiles"), boxes);
+  kindBoxes(
+    boxes,
+    kinds,
+    (kind) => t.profiles.some((p) => p.type === kind.name && p.enabled),
+    t.profiles.map((p) => p.type),
+  );
   const error = el("pre", "alert-message edit-error");
   error.setAttribute("role", "alert");
   error.hidden = true;
@@ -125,12 +124,12 @@ export function editForm(t, { onSaved, onClose }) {
   form.append(
     field("URL", "url", t.url, { grow: true }),
     field("Service", "service", t.service),
-    field("Labels", "labels", formatLabels(t.labels), { grow: true, placeholder: "env=prod, version=1.5" }),
+    field("Labels", "labels", formatLabelList(t.labels), { grow: true, placeholder: "env=prod, version=1.5" }),
     field("Interval", "interval", t.interval),
     field("Timeout", "timeout", t.timeout, { placeholder: "default" }),
     field("Path prefix", "path_prefix", t.path_prefix),
     field("Max response bytes", "max_response_bytes", t.max_response_bytes, { type: "number", placeholder: "default" }),
-    kinds,
+    fieldset,
     buttons,
     error,
   );

@@ -1,6 +1,55 @@
-// Times as the API takes them (RFC 3339, Unix seconds, now, now-DURATION), resolved in the browser for axes.
+// Times, the one place: how every page shows them (local time, to the second, with UTC on hover) and how
+// the API takes them (RFC 3339, Unix seconds, now, now-DURATION), resolved in the browser for axes.
 
-import { formatDateTime } from "./format.js";
+const pad = (n) => String(n).padStart(2, "0");
+
+/** A local date and time, to the second: 2026-11-27 01:19:45. Every page shows times this way. */
+export function formatDateTime(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** The same moment in UTC, for the hover text: 2026-11-27 00:19:45 UTC. */
+export function formatUtc(ms) {
+  const d = new Date(ms);
+  const date = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+  return `${date} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
+}
+
+/** RFC 3339 in UTC, whole seconds: what the API takes as from/to. */
+export function isoSeconds(ms) {
+  return new Date(Math.round(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/**
+ * A `<time>` showing `ms` in local time with UTC on hover; `text` replaces the shown text (such as
+ * "12 s ago"), and then the hover gives both the local time and UTC.
+ */
+export function timeElement(ms, text = "") {
+  const node = document.createElement("time");
+  if (Number.isNaN(ms) || ms === null || ms === undefined) {
+    node.textContent = text || "–";
+    return node;
+  }
+  node.dateTime = new Date(ms).toISOString();
+  node.textContent = text || formatDateTime(ms);
+  node.title = text ? `${formatDateTime(ms)} local · ${formatUtc(ms)}` : formatUtc(ms);
+  return node;
+}
+
+/** An API time (RFC 3339) as a `<time>` element; see `timeElement`. */
+export function apiTime(iso, text = "") {
+  return timeElement(iso ? Date.parse(iso) : NaN, text);
+}
+
+/** "12 s ago", "4 min ago", "3 h ago" from epoch milliseconds. */
+export function ago(ms, nowMs = Date.now()) {
+  const s = Math.max(0, Math.round((nowMs - ms) / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
+  if (s < 48 * 3600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
 
 const UNIT_MS = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3, y: 365 * 86400e3 };
 
@@ -35,6 +84,7 @@ export function parseTimeMs(text, nowMs = Date.now()) {
 }
 
 export const PRESETS = [
+  { from: "now-5m", label: "Last 5 minutes", short: "5m" },
   { from: "now-15m", label: "Last 15 minutes", short: "15m" },
   { from: "now-1h", label: "Last 1 hour", short: "1h" },
   { from: "now-6h", label: "Last 6 hours", short: "6h" },

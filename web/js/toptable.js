@@ -44,12 +44,45 @@ export class TopTable {
       this.setSelected(name);
       if (this.onSelect) this.onSelect(name);
     });
+    this.table.addEventListener("copy", (e) => this.copy(e));
+    // A triple click selects a function's whole name (its directory and short name are two boxes, of which
+    // the browser would select one).
+    this.tbody.addEventListener("mousedown", (e) => {
+      const fn = e.detail >= 3 && e.target.closest("td.name")?.querySelector(".fn");
+      if (!fn) return;
+      e.preventDefault();
+      document.getSelection().selectAllChildren(fn);
+    });
     this.tbody.addEventListener("keydown", (e) => {
       if ((e.key === "Enter" || e.key === " ") && e.target.matches("tr[data-name]")) {
         e.preventDefault();
         e.target.click();
       }
     });
+  }
+
+  /**
+   * Copy what the user selected as text, without the layout's artefacts (a name's directory and short name
+   * are two flex items, which the browser would copy on two lines): within one function cell, exactly the
+   * selected part of the name; across rows, one line per row, its cells separated by tabs.
+   */
+  copy(e) {
+    const selection = document.getSelection();
+    if (!selection || selection.isCollapsed || !e.clipboardData) return;
+    const start = selection.getRangeAt(0).startContainer;
+    const cell = (start.nodeType === Node.ELEMENT_NODE ? start : start.parentElement)?.closest("td.name");
+    const name = cell?.closest("tr")?.dataset.name;
+    // a triple click selects the cell and the line break after it: what is left must be part of the name
+    const part = selection.toString().replace(/[\u200e\u200f]/g, "").replace(/\s*\n\s*/g, "").trim();
+    let text;
+    if (name && part && name.includes(part)) text = part;
+    else {
+      const rows = [...this.tbody.querySelectorAll("tr[data-name]")].filter((tr) => selection.containsNode(tr, true));
+      if (!rows.length) return;
+      text = rows.map((tr) => [...tr.cells].map((td) => (td.classList.contains("name") ? tr.dataset.name : td.textContent.trim())).join("\t")).join("\n");
+    }
+    e.clipboardData.setData("text/plain", text.replace(/[\u200e\u200f]/g, ""));
+    e.preventDefault();
   }
 
   renderHead() {
@@ -147,7 +180,7 @@ export class TopTable {
       cells[3].textContent = formatPercent(row.cum, total);
       cells[4].firstChild.style.width = `${(flatShare * 100).toFixed(2)}%`;
       const [dir, short] = splitName(row.name);
-      cells[4].lastChild.firstChild.textContent = dir ? `${dir}\u200e` : ""; // LRM keeps the "/" at the end in rtl
+      cells[4].lastChild.firstChild.textContent = dir; // its LRM is CSS generated content: never copied
       cells[4].lastChild.lastChild.textContent = short;
       cells[4].title = row.name;
       fragment.append(tr);

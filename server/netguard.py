@@ -1,13 +1,19 @@
 """Connect only where the network policy allows: the check sits where the address is chosen.
 
 httpx lets the operating system resolve a host name when it connects, which
-is too late to look at the address and too early to see it. So scrape
-clients get a network backend that resolves the name itself, drops every
-address the policy refuses, and connects to a checked address (TLS still
-verifies the certificate against the name). A name that resolves to the
-metadata service, or a DNS answer that changes between registration and
-scrape, therefore reaches nothing it should not. Proxies from the
-environment are not used: through a proxy, the proxy would choose the address.
+is too late to look at the address and too early to see it. So every client
+that connects to a URL a user gave (the collector's scrapes, alert webhooks
+and Alertmanager) gets a network backend that resolves the name itself, drops
+every address the policy refuses (as what it reaches: see
+:func:`server.netpolicy.reached`), and connects to the very address it
+checked (TLS still verifies the certificate against the name). A name that
+resolves to the metadata service, or a DNS answer that changes between
+registration and connection, therefore reaches nothing it should not.
+Proxies from the environment are not used: through a proxy, the proxy would
+choose the address.
+
+A refused connection raises :class:`AddressRefused` (not an httpx error, so
+it passes through httpx unchanged); each caller turns it into its own error.
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from collector.errors import TargetRefused
 from server.netpolicy import NetworkPolicy, normalise
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+
+
+class AddressRefused(Exception):
+    """The policy refuses every address the host resolves to: ``"refused: <why>"``."""
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -64,12 +73,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 last_error = exc
         if last_error is not None:
             raise last_error
-        raise TargetRefused(f"refused: {refusals[0] if refusals else f'{host} resolves to no address'}")
+        raise AddressRefused(f"refused: {refusals[0] if refusals else f'{host} resolves to no address'}")
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[SocketOption] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        raise TargetRefused("refused: Unix sockets are not scraped")
+        raise AddressRefused("refused: Unix sockets are not connected to")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -78,7 +87,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, with its connection pool built on :class:`GuardedBackend`."""
 
-    def __init__(self, policy: NetworkPolicy, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+    def __init__(self, policy: NetworkPolicy, ssl_context: ssl.SSLContext, limits: httpx.Limits | None = None) -> None:
+        limits = limits or httpx.Limits()
         super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         # httpx exposes no network backend option; the pool it builds is replaced by an equal one that has ours.
         self._pool = httpcore.AsyncConnectionPool(
