@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools run test lint pytest pytest-later bench captures screenshots clean fuzz
+.PHONY: install tools run test lint pytest pytest-later bench captures screenshots clean fuzz protos
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: install
 fuzz: install
 	$(BIN)/pip install --quiet -e ".[fuzz]" || echo "atheris did not install: hypothesis only"
 	scripts/fuzz.sh
+
+# The generated protobuf modules, from the .proto files (server/pprof, server/pyroscope/proto).
+protos: install
+	scripts/protos.sh
 
 captures:
 	scripts/capture_profiles.sh

@@ -34,6 +34,8 @@ from server.auth.tokens import TokenSet
 from server.ingest_workers import IngestWorkers
 from server.limits import limit_rejections
 from server.migrate import ROOT
+from server.pyroscope import render
+from server.pyroscope.querier import querier
 from server.scraping import Scraper
 from server.settings import Settings
 from server.store.repository import Store
@@ -109,6 +111,8 @@ def create_app(
     errors.install(app)
     for module in (health, ingest, query, profiles, labels, targets, fleet, metrics, login, goroutines, alerts):
         app.include_router(module.router)
+    app.include_router(querier.router())  # Pyroscope's query service, at /querier.v1.QuerierService/...
+    app.include_router(render.router)  # and its flamebearer JSON, at /pyroscope/render...
     docs.install(app)
     app.include_router(pages.router_for(WEB_DIR))  # /explore, /diff, ... before the static mount
     if WEB_DIR.is_dir():

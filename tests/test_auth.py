@@ -80,7 +80,9 @@ def expected_scope(method: str, path: str) -> Scope | None:
     if (method, path) in EXPECTED:
         return EXPECTED[(method, path)]
     scope = required_scope(method, concrete(path))
-    if method not in ("GET", "HEAD", "OPTIONS"):
+    if method == "POST" and path.startswith("/querier.v1.QuerierService/"):
+        assert scope is Scope.READ, f"{path} only reads"  # Connect queries are POSTs
+    elif method not in ("GET", "HEAD", "OPTIONS"):
         assert scope in (Scope.INGEST, Scope.ADMIN), f"{method} {path} would be {scope}: mutating routes need more"
     return scope
 
@@ -116,6 +118,14 @@ def test_route_table_is_read_from_the_app(secured: TestClient) -> None:
     assert len(routes) >= 25
 
 
+def refusal(path: str, status: int) -> dict[str, Any]:
+    """The refusal body: Connect's error shape on a Connect service's path, Stackyard's elsewhere."""
+    message = "authentication required" if status == 401 else "forbidden"
+    if path.startswith("/querier.v1.QuerierService/"):
+        return {"code": "unauthenticated" if status == 401 else "permission_denied", "message": message}
+    return {"error": message, "status": status}
+
+
 def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestClient) -> None:
     routes = route_table(secured.app)  # type: ignore[arg-type]
     checked = 0
@@ -129,7 +139,7 @@ def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestCli
         for response in (anonymous, wrong):
             assert response.status_code == 401, f"{method} {path}: {response.status_code}"
             if method != "HEAD":
-                assert response.json() == {"error": "authentication required", "status": 401}
+                assert response.json() == refusal(path, 401)
             assert response.headers["www-authenticate"] == "Bearer"
             _assert_no_leak(response)
         for scope, token in TOKENS.items():
@@ -141,7 +151,7 @@ def test_every_route_with_no_token_a_wrong_token_and_each_scope(secured: TestCli
             else:
                 assert response.status_code == 403, f"{method} {path} with {scope}: {response.status_code}"
                 if method != "HEAD":
-                    assert response.json() == {"error": "forbidden", "status": 403}
+                    assert response.json() == refusal(path, 403)
                 _assert_no_leak(response)
             checked += 1
     assert checked >= 60
@@ -356,6 +366,9 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
         ("PATCH", "/api/v1/ingest", Scope.ADMIN),
         ("POST", "/healthz", Scope.ADMIN),
         ("TRACE", "/", Scope.ADMIN),
+        ("POST", "/querier.v1.QuerierService/SelectMergeStacktraces", Scope.READ),
+        ("PUT", "/querier.v1.QuerierService/SelectMergeStacktraces", Scope.ADMIN),
+        ("POST", "/api/v1/querier.v1.QuerierService/Series", Scope.ADMIN),
     ],
 )
 def test_policy_table(method: str, path: str, scope: Scope | None) -> None:

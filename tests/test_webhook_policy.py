@@ -135,7 +135,7 @@ def test_a_refused_alertmanager_url_stops_the_start(
     from stackyard.cli import main
 
     monkeypatch.setenv("STACKYARD_ALERTMANAGER_URL", "http://[::ffff:a9fe:a9fe]:9093")
-    assert main(["targets", "list", "--database-url", sqlite_url]) == 2
+    assert main(["migrate", "--database-url", sqlite_url]) == 2
     assert "invalid setting: alertmanager_url: Value error, refused: 169.254.169.254" in capsys.readouterr().err
 
 

@@ -29,7 +29,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.auth.origin import forgery
-from server.auth.policy import LOGIN_PAGE, is_page, required_scope
+from server.auth.policy import LOGIN_PAGE, is_connect, is_page, required_scope
 from server.auth.ratelimit import AuthThrottle, client_address, retry_after_header, too_many_body
 from server.auth.tokens import Principal, TokenSet
 
@@ -134,7 +134,11 @@ class AuthMiddleware:
             await _send(send, 303, b"", [(b"location", location), *forget])
             return
         message = "authentication required" if status == 401 else "forbidden"
-        body = json.dumps({"error": message, "status": status}).encode()
+        if is_connect(path):
+            code = "unauthenticated" if status == 401 else "permission_denied"
+            body = json.dumps({"code": code, "message": message}).encode()
+        else:
+            body = json.dumps({"error": message, "status": status}).encode()
         extra = [(b"www-authenticate", b"Bearer"), *forget] if status == 401 else []
         await _send(send, status, body, [(b"content-type", b"application/json"), *extra])
 

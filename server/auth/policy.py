@@ -9,6 +9,7 @@ makes the safe answer the default: an unknown read of ``/api/...`` needs
              under /css/, /js/, /img/, /fonts/)            open
     POST     /api/v1/login, /api/v1/logout                 open
     GET/HEAD anything else (API, pages, /metrics)          read
+    POST     /querier.v1.QuerierService/... (Connect)      read
     POST/PUT any path with an ``ingest`` segment           ingest
     any other method on any path                           admin
 """
@@ -24,6 +25,8 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login.html", "/login", "/favico
 #: must not become open because someone asks for ``/services/x.js``.
 ASSET_DIRS = ("/css/", "/js/", "/img/", "/fonts/")
 OPEN_POSTS = frozenset({"/api/v1/login", "/api/v1/logout"})
+#: Connect services whose every method only reads (Pyroscope's querier: Grafana POSTs its queries).
+READ_SERVICES = ("/querier.v1.QuerierService/",)
 ASSET_SUFFIXES = (".js", ".mjs", ".css", ".map", ".svg", ".png", ".jpg", ".ico", ".woff", ".woff2")
 LOGIN_PAGE = "/login.html"
 
@@ -44,9 +47,17 @@ def required_scope(method: str, path: str) -> Scope | None:
         return Scope.READ
     if method == "POST" and path in OPEN_POSTS:
         return None
+    if method == "POST" and path.startswith(READ_SERVICES):
+        return Scope.READ
     if method in PUSH_METHODS and "ingest" in path.split("/"):
         return Scope.INGEST
     return Scope.ADMIN
+
+
+def is_connect(path: str) -> bool:
+    """A Connect call (``/<package>.<Service>/<Method>``), whose clients read errors as ``{"code", "message"}``."""
+    service, _, method = path.removeprefix("/").partition("/")
+    return "." in service and bool(method) and "/" not in method
 
 
 def is_page(method: str, path: str, accept: str) -> bool:

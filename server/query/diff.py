@@ -89,8 +89,11 @@ def diff_top(comparison: Comparison, names: dict[int, str], limit: int | None) -
     return {**_header(comparison), "rows": rows}
 
 
-def diff_flamegraph(comparison: Comparison, names: dict[int, str], max_nodes: int) -> dict[str, Any]:
-    graph = flamegraph(comparison.tree, names, max_nodes)
+def diff_flamegraph(
+    comparison: Comparison, names: dict[int, str], max_nodes: int, per_side: bool = False, drop_empty: bool = False
+) -> dict[str, Any]:
+    """Both sides over one tree; ``per_side`` and ``drop_empty`` as :func:`flamegraph` takes them."""
+    graph = flamegraph(comparison.tree, names, max_nodes, per_side=per_side, drop_empty=drop_empty)
     return {**_header(comparison), **graph}
 
 

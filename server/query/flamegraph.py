@@ -7,6 +7,12 @@ for a diff, the base's then the comparison's) and the index of its name in
 same picture. When the tree has more than ``max_nodes`` nodes, all but the
 ``max_nodes`` widest fold into one ``other`` child of their parent, so huge
 trees stay small on the wire.
+
+Two options serve Pyroscope's encoding (:mod:`server.pyroscope.flame`):
+``per_side`` lays out each value column on its own axis, so a diff's entries
+are ``[gap, total, self]`` per side then the name, each gap measured on its
+side; ``drop_empty`` leaves out nodes whose every value is zero, which a
+reader that finds parents by position could not place.
 """
 
 from __future__ import annotations
@@ -20,20 +26,33 @@ from server.query.tree import CallTree
 OTHER = "other"
 
 
-def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: int = 1) -> dict[str, object]:
+def flamegraph(
+    tree: CallTree,
+    names: dict[int, str],
+    max_nodes: int,
+    divisor: int = 1,
+    per_side: bool = False,
+    drop_empty: bool = False,
+) -> dict[str, object]:
     """One value column: entries are ``[gap, total, self, name]``; with two (a diff),
-    ``[gap, base_total, base_self, total, self, name]`` and widths are base + comparison."""
+    ``[gap, base_total, base_self, total, self, name]`` and widths are base + comparison,
+    or with ``per_side`` ``[base_gap, base_total, base_self, gap, total, self, name]``."""
     columns = tree.totals.shape[1] if tree.totals.ndim == 2 else 1
+    sides = columns if per_side else 1
     n = len(tree)
     width = tree.totals.sum(axis=1) if n else np.zeros(0, dtype=np.int64)
-    keep = np.ones(n, dtype=bool)
+    # With no negative value, a node whose values are all zero has only such nodes below it,
+    # so leaving them out keeps every kept node's parent.
+    empty = drop_empty and n > 0 and not bool((tree.selfs < 0).any())
+    keep = np.any(tree.totals != 0, axis=1) if empty else np.ones(n, dtype=bool)
     truncated = False
-    if n > max_nodes:
+    if int(keep.sum()) > max_nodes:
         # The max_nodes widest nodes, ties going to the lower index: nodes are in id order and a
         # parent's id is below its children's, so a kept node's ancestors are always kept too.
         order = np.lexsort((np.arange(n), -width))[:max_nodes]
-        keep = np.zeros(n, dtype=bool)
-        keep[order] = True
+        widest = np.zeros(n, dtype=bool)
+        widest[order] = True
+        keep &= widest
         truncated = True
     # Decide in numpy, convert only what is sent: a week's tree has tens of thousands of nodes
     # and Python lists for all of them cost more than the rest of the query (and set off GCs).
@@ -58,7 +77,7 @@ def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: i
 
     name_index: dict[str, int] = {"total": 0}
     levels: list[list[float]] = []
-    level_end: list[float] = []
+    level_end: list[list[float]] = []
 
     def name_of(label: str) -> int:
         found = name_index.get(label)
@@ -66,44 +85,56 @@ def flamegraph(tree: CallTree, names: dict[int, str], max_nodes: int, divisor: i
             found = name_index[label] = len(name_index)
         return found
 
+    # Whole numbers stay integers (exact past 2**53, where a week of a fleet's CPU nanoseconds lies).
+    zero: float = 0 if divisor == 1 else 0.0
+
     def scale(value: float) -> float:
         return value / divisor if divisor != 1 else value
 
-    def emit(depth: int, start: float, width: float, values: list[float], name: int) -> None:
+    def emit(depth: int, starts: list[float], spans: list[float], values: list[float], name: int) -> None:
+        """``values`` are (total, self) per column; ``starts`` and ``spans`` one per side."""
         while len(levels) <= depth:
             levels.append([])
-            level_end.append(0)
-        levels[depth].extend((start - level_end[depth], *values, name))
-        level_end[depth] = start + width
+            level_end.append([zero] * sides)
+        ends = level_end[depth]
+        row = levels[depth]
+        if per_side:
+            for c in range(columns):
+                row.extend((starts[c] - ends[c], values[2 * c], values[2 * c + 1]))
+                ends[c] = starts[c] + spans[c]
+        else:
+            row.extend((starts[0] - ends[0], *values))
+            ends[0] = starts[0] + spans[0]
+        row.append(name)
 
     def entry(total: list[int], self_: list[int]) -> list[float]:
         return [v for c in range(columns) for v in (scale(total[c]), scale(self_[c]))]
 
+    def spans_of(total: list[int]) -> list[float]:
+        return [scale(v) for v in total] if per_side else [scale(sum(total))]
+
     root_total = [int(v) for v in tree.total]
     root_self = [int(v) for v in tree.root_self]
-    emit(0, 0, scale(sum(root_total)), entry(root_total, root_self), 0)
+    emit(0, [zero] * sides, spans_of(root_total), entry(root_total, root_self), 0)
     max_self = max([scale(v) for v in root_self] + [scale(v) for row in selfs for v in row] + [0])
-    # Iterative depth-first walk: (node index, depth, x offset); -1 is the root.
-    stack: list[tuple[int, int, float]] = [(-1, 0, 0.0)]
+    # Iterative depth-first walk: (node index, depth, x offset per side); -1 is the root.
+    stack: list[tuple[int, int, list[float]]] = [(-1, 0, [zero] * sides)]
     while stack:
         node, depth, x = stack.pop()
-        offset = x  # children start at the parent's left edge; self is the gap at the right
-        placed: list[tuple[int, int, float]] = []
+        offset = list(x)  # children start at the parent's left edge; self is the gap at the right
+        placed: list[tuple[int, int, list[float]]] = []
         for child in children.get(node, []):
+            spans = spans_of(totals[child]) if per_side else [scale(widths[child])]
             emit(
-                depth + 1,
-                offset,
-                scale(widths[child]),
-                entry(totals[child], selfs[child]),
-                name_of(names.get(functions[child], "?")),
+                depth + 1, offset, spans, entry(totals[child], selfs[child]), name_of(names.get(functions[child], "?"))
             )
             placed.append((child, depth + 1, offset))
-            offset += scale(widths[child])
+            offset = [start + span for start, span in zip(offset, spans, strict=True)]
         folded_values = other.get(node)
-        if folded_values:
-            emit(depth + 1, offset, scale(sum(folded_values)), entry(folded_values, folded_values), name_of(OTHER))
+        if folded_values and any(folded_values):
+            emit(depth + 1, offset, spans_of(folded_values), entry(folded_values, folded_values), name_of(OTHER))
         stack.extend(reversed(placed))
-    per_node = 2 * columns + 2
+    per_node = (3 * columns + 1) if per_side else (2 * columns + 2)
     return {
         "names": list(name_index),
         "levels": levels,

@@ -57,11 +57,14 @@ def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None
     }
 
 
-def flame(store: Store, settings: Settings, query: ProfileQuery, max_nodes: int) -> dict[str, Any]:
+def flame(
+    store: Store, settings: Settings, query: ProfileQuery, max_nodes: int, drop_empty: bool = False
+) -> dict[str, Any]:
+    """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`)."""
     merged = merge_profiles(store, query, settings.max_query_profiles)
     tree = _tree(store, merged)
     names = store.functions.names(set(tree.function.tolist()))
-    graph = flamegraph(tree, names, max_nodes, merged.divisor)
+    graph = flamegraph(tree, names, max_nodes, merged.divisor, drop_empty=drop_empty)
     return {
         "type": query.kind,
         "sample_type": merged.sample_type,

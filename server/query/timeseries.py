@@ -15,6 +15,7 @@ so those trends read profile (or rollup) blobs instead of totals.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -231,8 +232,9 @@ def _collect(
     index_by_shape = _sample_indexes(store, query.sample)
     parts: list[IntArray] = []  # (series, shape, step, count, sum, max, missing)
     gaps: dict[tuple[tuple[int, int], ...], list[int]] = {((start_ns, end_ns),): list(series_ids)}
-    if step_ns % (HOUR_S * NS) == 0 and query.rollups:
-        width_ns = (DAY_S if step_ns % (DAY_S * NS) == 0 else HOUR_S) * NS
+    width_ns = (DAY_S if step_ns % (DAY_S * NS) == 0 else HOUR_S) * NS
+    # A rollup bucket must fall inside one step: steps of whole buckets, starting on a bucket boundary.
+    if step_ns % (HOUR_S * NS) == 0 and origin_ns % width_ns == 0 and query.rollups:
         first = -(-start_ns // width_ns) * width_ns  # whole buckets inside the range
         n_buckets = (end_ns - first) // width_ns
         if n_buckets > 0:
@@ -346,3 +348,113 @@ def _check_sample(store: Store, rows: IntArray, sample: str | None) -> tuple[str
             raise InvalidParameter("sample", f"unknown sample type {sample!r}; this profile type has {names}")
         sample_type, _, unit = shape.sample_types[index].partition("/")
     return sample_type, unit
+
+
+@dataclass(frozen=True, slots=True)
+class StepSums:
+    """One group's steps with data: the sum of the sample type over the step's profiles, and how many there were."""
+
+    labels: dict[str, str]
+    steps: list[int]  # index k of the step [origin + k * step, origin + (k + 1) * step)
+    sums: list[float]
+    profiles: list[int]
+
+
+def step_sums(
+    store: Store, settings: Settings, query: ProfileQuery, origin_ns: int, step_ns: int, group_by: list[str]
+) -> tuple[list[StepSums], str, str]:
+    """Per ``group_by`` label set (only the labels a series has) and step, the sum and the profile count.
+
+    Unlike :func:`timeseries`, groups are keyed by the ``group_by`` labels
+    alone (none: one group of everything) and the caller chooses the grid:
+    ``origin_ns`` (at or before the range's start) need not be a multiple of
+    the step. Rollups are read where a whole number of them fits each step;
+    otherwise raw profile totals are.
+    Returns the groups in label order, the sample type and its unit.
+    """
+    if step_ns <= 0:
+        raise InvalidParameter("step", "must be positive")
+    if origin_ns > query.start_ns:
+        raise ValueError("the grid must start at or before the range")  # a caller's bug, not a client's
+    points = (query.end_ns + 1 - origin_ns) // step_ns + 1
+    if points > settings.max_timeseries_points:
+        raise InvalidParameter(
+            "step",
+            f"{step_ns / NS:g}s over this range gives {points} points; the maximum is {settings.max_timeseries_points}",
+        )
+    matched, sample_selector = split_selector(store, query)
+    series = {s.id: s for s in matched}
+    if not series:
+        return [], query.sample or "", ""
+    series_names = {name for s in store.series.all() if s.kind == query.kind for name in s.labels}
+    if sample_selector.matchers or any(name not in series_names for name in group_by):
+        return _sample_step_sums(store, settings, query, origin_ns, step_ns, group_by, series, sample_selector)
+    cells, sample_type, unit = _collect(store, settings, query, sorted(series), origin_ns, step_ns)
+    groups: dict[tuple[tuple[str, str], ...], dict[int, list[float]]] = defaultdict(dict)
+    for sid, bucket, total, count in cells[:, :4].tolist():
+        key = _present(series[sid].labels, group_by)
+        cell = groups[key].setdefault(bucket, [0.0, 0])
+        cell[0] += total
+        cell[1] += count
+    return _step_groups(groups), sample_type, unit
+
+
+def _present(labels: dict[str, str], group_by: list[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, labels[name]) for name in group_by if name in labels))
+
+
+def _step_groups(groups: dict[tuple[tuple[str, str], ...], dict[int, list[float]]]) -> list[StepSums]:
+    result = []
+    for key, cells in sorted(groups.items()):
+        steps = sorted(cells)
+        result.append(StepSums(dict(key), steps, [cells[k][0] for k in steps], [int(cells[k][1]) for k in steps]))
+    return result
+
+
+def _sample_step_sums(
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    origin_ns: int,
+    step_ns: int,
+    group_by: list[str],
+    series: dict[int, SeriesInfo],
+    sample_selector: Selector,
+) -> tuple[list[StepSums], str, str]:
+    """:func:`step_sums` when a matcher or a group names pprof sample labels: read the samples.
+
+    A profile counts once for each group it has samples in.
+    """
+    start_ns, end_ns = query.start_ns, query.end_ns + 1
+    aligned = step_ns % (HOUR_S * NS) == 0 and origin_ns % (HOUR_S * NS) == 0
+    parts = plan(
+        store,
+        list(series),
+        start_ns,
+        end_ns,
+        settings.max_query_profiles,
+        rollups=query.rollups and aligned,
+        max_width_s=HOUR_S,
+    )
+    sample_type, unit = resolve_sample(parts, query.sample)
+    groups: dict[tuple[tuple[str, str], ...], dict[int, list[float]]] = defaultdict(dict)
+    for part, keys, part_values in sample_columns(store, parts, sample_type):
+        bucket = (part.time_ns - origin_ns) // step_ns
+        _, labelsets = store.sample_keys.resolve(keys)
+        values = part_values
+        if sample_selector.matchers:
+            keep = labelset_filter(store, labelsets, sample_selector)
+            labelsets, values = labelsets[keep], values[keep]
+        distinct, inverse = np.unique(labelsets, return_inverse=True)
+        sums = np.zeros(distinct.shape[0], dtype=np.int64)
+        np.add.at(sums, inverse, values)
+        known = store.labelsets.get(distinct.tolist())
+        per_group: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
+        for labelset, total in zip(distinct.tolist(), sums.tolist(), strict=True):
+            labels = {**dict(known.get(labelset, ((), ()))[0]), **series[part.series_id].labels}
+            per_group[_present(labels, group_by)] += total
+        for key, total in per_group.items():
+            cell = groups[key].setdefault(bucket, [0.0, 0])
+            cell[0] += total
+            cell[1] += part.profiles
+    return _step_groups(groups), sample_type, unit

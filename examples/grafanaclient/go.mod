@@ -1,0 +1,3 @@
+module stackyard/examples/grafanaclient
+
+go 1.19
