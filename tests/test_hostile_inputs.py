@@ -78,7 +78,7 @@ def test_a_scrape_target_serving_the_bomb_is_refused_the_same_way(probe: ServerP
     with serving(empty_samples()) as url:
         outcome = probe.scrape(url, "heap")
     assert outcome.status == 0  # the target is down, and its health says why
-    assert outcome.message == "the profile has more than 1000000 samples, the limit (max_profile_samples)"
+    assert outcome.message.startswith("the profile has more than 1000000 samples, the limit (max_profile_samples)")
     check_alive(outcome)
 
 
@@ -93,5 +93,5 @@ def test_a_scraped_dump_of_minimal_goroutines_is_refused(probe: ServerProbe) -> 
     with serving(goroutine_bomb()) as url:
         outcome = probe.scrape(url, "goroutine_dump")
     assert outcome.status == 0
-    assert outcome.message == "the dump has more than 10000 distinct stacks, the limit (max_dump_stacks)"
+    assert outcome.message.startswith("the dump has more than 10000 distinct stacks, the limit (max_dump_stacks)")
     check_alive(outcome)
