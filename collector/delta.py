@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 
-from server.pprof import Profile, decode, encode
+from server.pprof import DecodeLimits, Profile, decode, encode
 from server.pprof.merge import delta
 
 
 class DeltaTracker:
-    def __init__(self, max_decompressed: int) -> None:
+    def __init__(self, max_decompressed: int, limits: DecodeLimits | None = None) -> None:
         self._max = max_decompressed
+        self._limits = limits
         self._previous: dict[tuple[str, str], Profile] = {}
         self._client_side: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -39,7 +40,7 @@ class DeltaTracker:
 
         Decoding errors propagate (the caller records them as the target's error).
         """
-        current = decode(data, self._max)
+        current = decode(data, self._max, self._limits)
         if not current.time_nanos:
             current.time_nanos = time_ns
         with self._lock:

@@ -31,6 +31,7 @@ from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile, Sink
 from server.availability import log_failure
 from server.pprof.errors import ProfileError
+from server.pprof.limits import DecodeLimits
 from server.redact import redact_credentials
 from server.scraping import ScrapeHealth
 from server.targets import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
@@ -79,6 +80,7 @@ class ScrapeManager:
         shard: Shard | None = None,
         sync_interval_s: float = 5.0,
         max_decompressed: int = 256 * 1024 * 1024,
+        decode_limits: DecodeLimits | None = None,
     ) -> None:
         self._sources = sources
         self._sink = sink
@@ -86,7 +88,7 @@ class ScrapeManager:
         self._metrics = metrics
         self._shard = shard or Shard()
         self._sync_interval_s = sync_interval_s
-        self._deltas = DeltaTracker(max_decompressed)
+        self._deltas = DeltaTracker(max_decompressed, decode_limits)
         self._jobs: dict[str, _Job] = {}
         self._health: dict[tuple[str, str], HealthState] = {}
         self._in_flight: set[asyncio.Task[None]] = set()

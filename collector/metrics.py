@@ -39,6 +39,11 @@ class CollectorMetrics:
             "Profiles the server refused (4xx), or in-process ingest refused after buffering.",
             registry=registry,
         )
+        self.sink_set_aside = Counter(
+            "stackyard_sink_set_aside_total",
+            "Profiles a pushing collector gave up on after repeated server errors (5xx) that the rest did not meet.",
+            registry=registry,
+        )
         self.sink_dropped = Counter(
             "stackyard_sink_dropped_total", "Profiles dropped because the buffer was full.", registry=registry
         )

@@ -9,6 +9,7 @@
     ├── NotFound                (404) no such profile, series or target
     ├── PayloadTooLarge         (413) a body or decompressed profile past its limit
     ├── TooExpensive            (422) a query that would read more than the limits allow
+    │   └── ValueOverflow       (422) sums past the 64-bit range (what is selected adds up to too much)
     ├── LimitExceeded           (400, 413 or 422) a store limit (labels, series per service, profile size);
     │                           ``limit`` names it for stackyard_limit_rejections_total
     ├── Conflict                (409) an idempotency key reused for a different profile
@@ -78,6 +79,10 @@ class PayloadTooLarge(StackyardError):
 
 class TooExpensive(StackyardError):
     status_code = 422
+
+
+class ValueOverflow(TooExpensive):
+    """What a query selects adds up past what 64-bit integers hold: refused rather than shown wrapped."""
 
 
 class LimitExceeded(StackyardError):

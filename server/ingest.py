@@ -15,16 +15,16 @@ from prometheus_client import Counter
 
 from server.errors import Conflict, InvalidParameter, LimitExceeded, PayloadTooLarge, TooOld
 from server.labels import check_labels
-from server.limits import StoreLimits
+from server.limits import StoreLimits, decode_limits, decode_refusal
 from server.pprof.decode import decode_columns
-from server.pprof.errors import ProfileTooLargeError
+from server.pprof.errors import DecodeLimitError, ProfileTooLargeError
 from server.pprof.header import Header, infer_kind_of
 from server.pprof.kinds import KINDS
 from server.pprof.select import SampleView, select_sample_types
 from server.settings import Settings
 from server.store import idempotency
 from server.store.repository import Store, StoredProfile
-from server.timeparse import format_time, parse_duration_ns
+from server.timeparse import check_time_ns, format_time, parse_duration_ns
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,18 @@ def _ingest(
     if len(data) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body: {len(data)} bytes exceeds the limit of {settings.max_body_bytes} bytes")
     try:
-        columns = decode_columns(data, settings.max_decompressed_bytes)
+        columns = decode_columns(data, settings.max_decompressed_bytes, decode_limits(settings))
+    except DecodeLimitError as exc:
+        raise decode_refusal(exc) from None
     except ProfileTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from None
+    if columns.strings_with_nul:
+        log.warning(
+            "profile strings with NUL stored with U+FFFD in its place",
+            extra={"strings": columns.strings_with_nul, "service": labels.get("service")},
+        )
     if view is not None:
         columns = select_sample_types(columns, view)
-    limits.check_profile(columns)
     header = Header.of(columns)
     if not header.sample_types:
         raise InvalidParameter("body", "malformed profile: it declares no sample types")
@@ -128,6 +134,8 @@ def _ingest(
         if kind is None:
             names = ", ".join(str(v) for v in header.sample_types)
             raise InvalidParameter("type", f"cannot tell the profile type from its sample types ({names}); pass type=")
+    if time_ns is None and header.time_nanos:
+        check_time_ns(header.time_nanos, "time_nanos", "; give the profile a time with time=")
     when = time_ns if time_ns is not None else (header.time_nanos or time.time_ns())
     oldest = time.time_ns() - parse_duration_ns(settings.retention_raw)
     if when < oldest:

@@ -47,6 +47,9 @@ def check_labels(labels: dict[str, str], parameter: str = "label", max_value: in
             raise InvalidParameter(parameter, f"label names starting with __ are reserved: {name!r}")
         if len(value) > max_value:
             raise InvalidParameter(parameter, f"the value of {name!r} is longer than {max_value} characters")
+        if "\0" in value:
+            # PostgreSQL cannot store NUL in text, and a series label is matched as sent: refused, not altered.
+            raise InvalidParameter(parameter, f"the value of {name!r} contains a NUL character")
     if not labels.get("service"):
         raise InvalidParameter("service", "every profile needs a service name")
     return labels

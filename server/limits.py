@@ -7,9 +7,14 @@ are cheap to send and expensive to keep. Each limit is a setting
 and each is counted in ``stackyard_limit_rejections_total{limit=...}`` so an
 operator sees it before users do.
 
-Label and profile limits are checked after decoding and before anything is
-written; the series limit is checked by the store when a series would be
-created (:meth:`server.store.series.SeriesTable.get_or_create`).
+Label limits are checked before decoding; profile limits while decoding, at
+the first record past them (:func:`decode_limits`, enforced by
+:mod:`server.pprof.limits`), so a hostile profile costs only what the limits
+accept; the series limit is checked by the store when a series would be
+created (:meth:`server.store.series.SeriesTable.get_or_create`). Goroutine
+dumps go through the same label and series limits, and their own goroutine
+and distinct-stack counts (``dump_goroutines``, ``dump_stacks``) are counted
+while they are parsed.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from weakref import WeakKeyDictionary
 from prometheus_client import CollectorRegistry, Counter
 
 from server.errors import LimitExceeded
-from server.pprof.columns import ProfileColumns
+from server.pprof.errors import DecodeLimitError
+from server.pprof.limits import DecodeLimits
 from server.settings import Settings
 
 LIMITS = (
@@ -31,7 +37,36 @@ LIMITS = (
     "series_per_service",
     "profile_samples",
     "profile_locations",
+    "profile_sample_types",
+    "profile_decoded_bytes",
+    "profile_record_bytes",
+    "dump_goroutines",
+    "dump_stacks",
+    "dump_bytes",
 )
+
+#: The setting behind each decoding limit, named in refusals (fixed limits have none).
+_DECODE_SETTINGS = {
+    "profile_samples": "max_profile_samples",
+    "profile_locations": "max_profile_locations",
+    "profile_decoded_bytes": "max_decompressed_bytes",
+}
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    """What one profile may cost while it is decoded: counts, and its decompressed size as its memory budget."""
+    return DecodeLimits(
+        samples=settings.max_profile_samples,
+        locations=settings.max_profile_locations,
+        memory=settings.max_decompressed_bytes,
+    )
+
+
+def decode_refusal(exc: DecodeLimitError) -> LimitExceeded:
+    """The store-limit refusal (413, counted) for a profile that passed a decoding limit, naming its setting."""
+    setting = _DECODE_SETTINGS.get(exc.name)
+    where = f" ({setting})" if setting else ""
+    return LimitExceeded(exc.name, f"body: {exc.detail}, the limit{where}", 413)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +75,6 @@ class StoreLimits:
     label_name_length: int
     label_value_length: int
     series_per_service: int
-    profile_samples: int
-    profile_locations: int
 
     @classmethod
     def of(cls, settings: Settings) -> StoreLimits:
@@ -50,8 +83,6 @@ class StoreLimits:
             label_name_length=settings.max_label_name_length,
             label_value_length=settings.max_label_value_length,
             series_per_service=settings.max_series_per_service,
-            profile_samples=settings.max_profile_samples,
-            profile_locations=settings.max_profile_locations,
         )
 
     def check_labels(self, labels: dict[str, str]) -> None:
@@ -74,24 +105,6 @@ class StoreLimits:
                     f"label: the value of {name!r} is {len(value)} characters, over the limit of "
                     f"{self.label_value_length} (max_label_value_length)",
                 )
-
-    def check_profile(self, columns: ProfileColumns) -> None:
-        samples = int(columns.sample_loc_offsets.shape[0]) - 1
-        if samples > self.profile_samples:
-            raise LimitExceeded(
-                "profile_samples",
-                f"body: the profile has {samples} samples, over the limit of {self.profile_samples} "
-                "(max_profile_samples)",
-                413,
-            )
-        locations = int(columns.location_id.shape[0])
-        if locations > self.profile_locations:
-            raise LimitExceeded(
-                "profile_locations",
-                f"body: the profile has {locations} locations, over the limit of {self.profile_locations} "
-                "(max_profile_locations)",
-                413,
-            )
 
 
 _counters: WeakKeyDictionary[CollectorRegistry, Counter] = WeakKeyDictionary()

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     log_format: str = Field("json", pattern="^(json|text)$")
 
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="largest accepted request body")
-    max_decompressed_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest profile after gunzip")
+    max_decompressed_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="largest profile after gunzip, and the memory its decoded form may take"
+    )
     max_query_profiles: int = Field(100_000, gt=0, description="raw profiles one query may read")
     max_timeseries_points: int = Field(11_000, gt=0, description="points per trend line, at most")
     max_timeseries_raw_profiles: int = Field(2_000_000, gt=0, description="raw profile rows one trend query may read")
@@ -108,6 +110,8 @@ class Settings(BaseSettings):
     max_series_per_service: int = Field(10_000, gt=0, description="series (kind x label set) one service may have")
     max_profile_samples: int = Field(1_000_000, gt=0, description="samples of one profile, after decoding")
     max_profile_locations: int = Field(1_000_000, gt=0, description="locations of one profile, after decoding")
+    max_dump_goroutines: int = Field(100_000, gt=0, description="goroutines of one goroutine dump, counted as parsed")
+    max_dump_stacks: int = Field(10_000, gt=0, description="distinct stacks of one goroutine dump, counted as parsed")
 
     @field_validator("scrape_allow_networks", "scrape_deny_networks", "trusted_proxies")
     @classmethod

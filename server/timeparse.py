@@ -24,9 +24,15 @@ _UNITS_NS = {
 }
 
 
-# The span datetime can format (years 1 to 9999): times outside it are refused, not crashed on later.
-_MIN_NS = int((datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9
-_MAX_NS = int((datetime(9999, 12, 31, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9
+# Every time is stored and compared as 64-bit nanoseconds since 1970 (BIGINT columns, numpy
+# arrays), which reach from 1677-09-21 to 2262-04-11. Times are accepted in the whole years
+# inside that span, so a bucket, a step or a day added to one still fits; anything else is
+# refused here rather than failing in the database (a 500) or wrapping in numpy.
+_MIN_NS = int((datetime(1678, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9
+_MAX_NS = int((datetime(2262, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9 - 1
+#: The longest duration: what 64-bit nanoseconds hold (about 292 years).
+MAX_DURATION_NS = 2**63 - 1
+YEARS = "years 1678 to 2261"
 
 
 def parse_duration_ns(text: str, parameter: str = "duration") -> int:
@@ -41,19 +47,27 @@ def parse_duration_ns(text: str, parameter: str = "duration") -> int:
         position = match.end()
     if not text or position != len(text):
         raise TimeRangeError(parameter, f"{text!r} is not a duration (like 30s, 15m, 1h30m, 7d)")
-    if not total <= _MAX_NS - _MIN_NS:  # also catches inf from a 400-digit number
-        raise TimeRangeError(parameter, f"{text!r} is longer than 10,000 years")
+    if not total <= MAX_DURATION_NS:  # also catches inf from a 400-digit number
+        raise TimeRangeError(parameter, f"{text!r} is longer than 292 years (64-bit nanoseconds)")
     return int(total)
 
 
 def parse_time_ns(text: str, parameter: str, now_ns: int | None = None) -> int:
     """Parse one time; ``now_ns`` is injectable so tests and a query's two ends agree on "now".
 
-    Times before year 1 or after year 9999 are refused, so every accepted time can be formatted.
+    Times outside the years 1678 to 2261 are refused: every accepted time fits in 64-bit
+    nanoseconds with room to spare, and can be formatted.
     """
     value = _parse_time_ns(text, parameter, now_ns)
     if not _MIN_NS <= value <= _MAX_NS:
-        raise TimeRangeError(parameter, f"{text.strip()!r} is out of range (years 1 to 9999)")
+        raise TimeRangeError(parameter, f"{text.strip()!r} is out of range ({YEARS})")
+    return value
+
+
+def check_time_ns(value: int, parameter: str, hint: str = "") -> int:
+    """A time that did not come from text (a profile's own ``time_nanos``) in the same span as parsed ones."""
+    if not _MIN_NS <= value <= _MAX_NS:
+        raise TimeRangeError(parameter, f"{value} ns since 1970 is out of range ({YEARS}){hint}")
     return value
 
 

@@ -15,7 +15,7 @@ from collector.config import Config, FileSDWatcher, load_config
 from collector.fetch import Fetcher, FetchLimits
 from collector.manager import ScrapeManager, Shard
 from collector.metrics import CollectorMetrics
-from collector.sinks import HttpPushSink, IngestFunction, InProcessSink, Sink
+from collector.sinks import Checks, HttpPushSink, IngestFunction, InProcessSink, Sink
 from server.alerts.service import Alerting
 from server.app import create_app
 from server.auth.tokens import bearer_header
@@ -23,7 +23,7 @@ from server.availability import DatabaseGate
 from server.goroutines.ingest import DUMP_KIND, ingest_dump
 from server.ingest import ingest
 from server.ingest_workers import IngestWorkers, RemoteRefusal
-from server.limits import limit_rejections
+from server.limits import decode_limits, limit_rejections
 from server.maintenance import Maintenance
 from server.migrate import upgrade
 from server.settings import Settings
@@ -72,6 +72,13 @@ def fetcher_for(settings: Settings) -> Fetcher:
     )
 
 
+def checks_for(settings: Settings) -> Checks:
+    """What a sink checks scraped profiles and dumps against: the limits the server applies."""
+    return Checks(
+        settings.max_decompressed_bytes, decode_limits(settings), settings.max_dump_goroutines, settings.max_dump_stacks
+    )
+
+
 def scraped_ingest(
     store: Store,
     settings: Settings,
@@ -89,7 +96,7 @@ def scraped_ingest(
         if gate is not None:
             gate.check()
         if kind == DUMP_KIND:  # one dump per (series, time): a retried dump is not stored twice either
-            return ingest_dump(store, settings, data, labels, time_ns)
+            return ingest_dump(store, settings, data, labels, time_ns, rejections)
         if workers is None:
             return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
         try:
@@ -124,13 +131,14 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
             scraped_ingest(store, settings, limit_rejections(registry), gate, workers),
             metrics,
             settings.ingest_buffer_size,
-            settings.max_decompressed_bytes,
+            checks_for(settings),
             settings.database_retry_max_interval,
         ),
         fetcher_for(settings),
         metrics,
         sync_interval_s=settings.scrape_sync_interval,
         max_decompressed=settings.max_decompressed_bytes,
+        decode_limits=decode_limits(settings),
     )
 
     upkeep = Maintenance(store, settings, lambda: gate.ready)  # rollups after each bucket closes, retention
@@ -218,9 +226,7 @@ def build_collector(
     registry = CollectorRegistry()
     metrics = CollectorMetrics(registry)
     headers = bearer_header(settings.api_token)
-    sink: Sink = HttpPushSink(
-        push_url, metrics, settings.push_buffer_size, settings.max_decompressed_bytes, headers=headers
-    )
+    sink: Sink = HttpPushSink(push_url, metrics, settings.push_buffer_size, checks_for(settings), headers=headers)
     manager = ScrapeManager(
         [remote_targets(push_url, headers), *config_sources(config)],
         sink,
@@ -229,5 +235,6 @@ def build_collector(
         shard=shard,
         sync_interval_s=settings.scrape_sync_interval,
         max_decompressed=settings.max_decompressed_bytes,
+        decode_limits=decode_limits(settings),
     )
     return manager, registry

@@ -9,17 +9,17 @@ a reset in the middle of a body).
 
 from __future__ import annotations
 
-import gzip
 import socket
 import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.hostile import long_string
 from tests.tools import DATA
 
 GOOD = (DATA / "heap.pb.gz").read_bytes()
-BOMB = gzip.compress(b"\x00" * (64 * 1024 * 1024))
+BOMB = long_string(12 * 1024 * 1024)  # well-formed until it passes the 4 MiB the fault tests allow
 
 
 class FaultServer:

@@ -35,13 +35,20 @@ from collector.config import ConfigError, load_config
 from server.alerts.receivers import check_webhook_url
 from server.app import create_app
 from server.errors import InvalidParameter, SelectorError, TimeRangeError
-from server.goroutines.dump import DumpError, parse_dump
+from server.goroutines.dump import DumpError, DumpTooLarge, parse_dump
 from server.goroutines.groups import group_goroutines
 from server.migrate import upgrade
 from server.netguard import AddressRefused, GuardedBackend
 from server.netpolicy import DEFAULT_DENY_NETWORKS, NetworkPolicy, numeric_host
-from server.pprof import ProfileError, decode, encode
-from server.pprof.columns import NATIVE, ProfileColumns, parse_columns_native, parse_columns_python
+from server.pprof import DecodeLimitError, DecodeLimits, ProfileError, decode, encode
+from server.pprof.columns import (
+    NATIVE,
+    ColumnParser,
+    ProfileColumns,
+    column_parser,
+    parse_columns_native,
+    parse_columns_python,
+)
 from server.pprof.decode import decompress
 from server.query.regex import RegexError, compile_regex
 from server.query.selector import parse_selector
@@ -100,6 +107,71 @@ def fuzz_pprof(data: bytes) -> None:
             return  # upb is stricter about UTF-8 and wire types; documented
         if not _same_columns(native, python):
             raise AssertionError("the C decoder and the upb fallback disagree on an accepted profile")
+
+
+#: Limits small enough that fuzzed inputs reach them: every count limit, the record limit and the budget.
+SMALL_LIMITS = DecodeLimits(samples=40, locations=40, sample_types=6, memory=48 * 1024, record=4096)
+#: The limits that count records (the fallback must refuse whenever the C decoder does by one of these).
+COUNTED = {"profile_samples", "profile_locations", "profile_sample_types", "profile_record_bytes"}
+
+Outcome = ProfileColumns | tuple[str, str]
+
+
+def _decode_in_pieces(parser: ColumnParser, data: bytes, piece: int) -> Outcome:
+    try:
+        for start in range(0, len(data), piece):
+            parser.feed(data[start : start + piece])
+        return parser.finish()
+    except DecodeLimitError as exc:
+        return ("limit", exc.name)
+    except ProfileError as exc:
+        if not str(exc):
+            raise AssertionError("a ProfileError without a message") from exc
+        return ("error", str(exc))
+
+
+def _same(a: Outcome, b: Outcome) -> bool:
+    if isinstance(a, ProfileColumns) and isinstance(b, ProfileColumns):
+        return _same_columns(a, b)
+    return a == b
+
+
+def fuzz_pprof_limits(data: bytes) -> None:
+    """The decoder under small limits: a limit or a parse error, never more memory than the budget.
+
+    The same input fed whole and in pieces (as inflation hands it over) has
+    the same outcome, to the error message; the C decoder's budget is never
+    passed; and when the C decoder refuses by a count, the fallback refuses too
+    (it may refuse more: it estimates memory before upb parses).
+    """
+    whole = _decode_in_pieces(column_parser(SMALL_LIMITS), data, max(len(data), 1))
+    piece = 1 + (data[0] if data else 0) % 13
+    if not _same(whole, _decode_in_pieces(column_parser(SMALL_LIMITS), data, piece)):
+        raise AssertionError(f"fed {piece} bytes at a time, the decoder answered differently than at once")
+    if NATIVE:
+        from server.pprof import _wire
+
+        parser = _wire.Parser(
+            samples=SMALL_LIMITS.samples,
+            locations=SMALL_LIMITS.locations,
+            sample_types=SMALL_LIMITS.sample_types,
+            memory=SMALL_LIMITS.memory,
+            record=SMALL_LIMITS.record,
+        )
+        with contextlib.suppress(ValueError):
+            parser.feed(data)
+        if parser.used > SMALL_LIMITS.memory:
+            raise AssertionError(f"the C decoder used {parser.used} bytes, over its budget of {SMALL_LIMITS.memory}")
+        fallback = _decode_in_pieces(column_parser(SMALL_LIMITS, native=False), data, max(len(data), 1))
+        if (
+            isinstance(whole, tuple)
+            and whole[0] == "limit"
+            and whole[1] in COUNTED
+            and isinstance(fallback, ProfileColumns)
+        ):
+            raise AssertionError(f"the C decoder refused by {whole[1]}, the fallback accepted")
+    if isinstance(whole, tuple):
+        raise Rejected(whole[1])
 
 
 def fuzz_pprof_gzip(data: bytes) -> None:
@@ -289,19 +361,34 @@ def fuzz_config(data: bytes) -> None:
 
 
 def fuzz_goroutine_dump(data: bytes) -> None:
-    """A ``debug=2`` dump parses or raises ``DumpError``; what parses also groups (what ingest does next)."""
+    """A ``debug=2`` dump parses or raises ``DumpError``; what parses also groups (what ingest does next).
+
+    Parsed twice: with the default limits, and with limits small enough to be
+    met (20 goroutines, 8 stacks), where the only other answer is ``DumpTooLarge``
+    naming its limit, and what parses within them is what parses without.
+    """
     try:
         goroutines = parse_dump(data)
     except DumpError as exc:
         raise Rejected(str(exc)) from None
     groups = group_goroutines(goroutines)
     assert sum(group.count for group in groups) == len(goroutines)
+    try:
+        within = parse_dump(data, max_goroutines=20, max_stacks=8)
+    except DumpTooLarge as exc:
+        if exc.limit not in ("dump_goroutines", "dump_stacks"):
+            raise AssertionError(f"an unknown dump limit {exc.limit}") from exc
+        if len(goroutines) <= 20 and len({(g.frames, g.created_by) for g in goroutines}) <= 8:
+            raise AssertionError("refused by a limit the whole dump is within") from exc
+        return
+    assert within == goroutines
 
 
 Target = Callable[[bytes], None]
 
 TARGETS: dict[str, Target] = {
     "pprof": fuzz_pprof,
+    "pprof_limits": fuzz_pprof_limits,
     "pprof_gzip": fuzz_pprof_gzip,
     "ingest": fuzz_ingest,
     "selector": fuzz_selector,
@@ -315,11 +402,11 @@ TARGETS: dict[str, Target] = {
 
 def seeds(target: str) -> Iterator[bytes]:
     """Real inputs to start mutating from: captures, the example config, typical selectors and times."""
-    if target in ("pprof", "pprof_gzip", "ingest"):
+    if target in ("pprof", "pprof_gzip", "ingest", "pprof_limits"):
         for path in sorted(DATA.glob("*.pb.gz")):
             raw = gzip.decompress(path.read_bytes())
             yield raw
-            if target != "pprof_gzip":
+            if target not in ("pprof_gzip", "pprof_limits"):
                 yield path.read_bytes()
     elif target == "selector":
         yield from (b'{service="api", env=~"prod|dev", instance!="x"}', b"{handler!~'/check.*'}", b"{}")

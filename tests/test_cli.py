@@ -167,6 +167,10 @@ def test_ingest_refusals_name_the_file_and_the_option(server: Server, tmp_path: 
     bad_time = server.run("ingest", str(DATA / "cpu.pb.gz"), "--service", "cli", "--time", "last tuesday")
     assert bad_time.returncode == 2
     assert "--time: 'last tuesday' is not RFC 3339" in bad_time.stderr
+    # Past what 64-bit nanoseconds hold: refused, not a database error later.
+    late = server.run("ingest", str(DATA / "cpu.pb.gz"), "--service", "cli", "--time", "2300-01-01T00:00:00Z")
+    assert late.returncode == 2
+    assert "'2300-01-01T00:00:00Z' is out of range (years 1678 to 2261)" in late.stderr
 
     garbage = tmp_path / "garbage.pb.gz"
     garbage.write_bytes(b"\x1f\x8bnot really gzip")

@@ -48,6 +48,11 @@ I64 = st.integers(-(2**63), 2**63 - 1)
 U64 = st.integers(0, 2**64 - 1)
 
 
+def wire_parse(raw: bytes | bytearray | memoryview) -> dict[str, object]:
+    """``_wire.parse`` with every column as ``bytes``, so two results compare by content."""
+    return {key: bytes(value) if isinstance(value, _wire.Column) else value for key, value in _wire.parse(raw).items()}
+
+
 # --- a hand encoder, for encodings protobuf's serializer never produces -------
 
 
@@ -112,7 +117,9 @@ def split(offsets: NDArray[np.int64], *flats: NDArray[np.int64] | NDArray[np.uin
 
 def assert_matches_message(cols: ProfileColumns, msg: profile_pb2.Profile) -> None:
     """Checks the columns record by record against the upb message, independently of either backend."""
-    assert cols.strings == list(msg.string_table)
+    # NUL is stored as U+FFFD (PostgreSQL's text cannot hold it), and counted.
+    assert cols.strings == [text.replace("\0", "\ufffd") for text in msg.string_table]
+    assert cols.strings_with_nul == sum(1 for text in msg.string_table if "\0" in text)
     assert cols.sample_type.reshape(-1, 2).tolist() == [[vt.type, vt.unit] for vt in msg.sample_type]
     samples = msg.sample
     assert len(cols.sample_loc_offsets) == len(samples) + 1
@@ -406,9 +413,9 @@ def test_invalid_utf8_is_replaced_natively_but_rejected_by_upb() -> None:
 @needs_native
 def test_native_accepts_any_contiguous_buffer() -> None:
     raw = RAW["cpu.pb.gz"]
-    expected = _wire.parse(raw)
-    assert _wire.parse(bytearray(raw)) == expected
-    assert _wire.parse(memoryview(raw)) == expected
+    expected = wire_parse(raw)
+    assert wire_parse(bytearray(raw)) == expected
+    assert wire_parse(memoryview(raw)) == expected
     with pytest.raises(TypeError):
         _wire.parse("not bytes")  # type: ignore[arg-type]
 
@@ -454,6 +461,8 @@ def test_malformed_wire_data_names_the_problem_and_offset(raw: bytes, problem: s
     with pytest.raises(ParseError) as info:
         parse_columns_native(raw)
     assert str(info.value) == f"parsing profile: {problem}"
+    # A byte at a time, as a slow inflater might hand it over: the same problem at the same offset.
+    assert fed_in_pieces(raw, 1) == problem
 
 
 @pytest.mark.parametrize("raw", [tag(12, 0), b"\x12\x05\x08", tag(20, 7), b"\x00"])
@@ -489,19 +498,35 @@ def test_failed_and_successful_parses_release_all_memory() -> None:
 # --- fuzzing ----------------------------------------------------------------------------
 
 
+def fed_in_pieces(raw: bytes, size: int) -> dict[str, object] | str:
+    """``raw`` given to a Parser ``size`` bytes at a time: its columns, or its error's message."""
+    parser = _wire.Parser()
+    try:
+        for start in range(0, len(raw), size):
+            parser.feed(raw[start : start + size])
+        result = parser.finish()
+    except ValueError as exc:
+        return str(exc)
+    return {key: bytes(value) if isinstance(value, _wire.Column) else value for key, value in result.items()}
+
+
 def check_hostile(raw: bytes) -> None:
     """The C decoder returns or raises ValueError; when it returns, upb agrees or rejects bad UTF-8."""
     # A bytes object carries a hidden trailing NUL, which would hide a one-byte
     # overread from AddressSanitizer; numpy allocates exactly len(raw) bytes.
     exact = np.frombuffer(raw, dtype=np.uint8).copy().data
+    in_pieces = fed_in_pieces(raw, 7 if len(raw) < 20_000 else 4096)
     try:
-        wire = _wire.parse(exact)
+        wire = wire_parse(exact)
     except ValueError as exc:
         assert " at offset " in str(exc)
         with pytest.raises(ValueError, match=f"^{re.escape(str(exc))}$"):
             _wire.parse(raw)
+        # Streamed, the same input fails the same way, at the same offset.
+        assert in_pieces == str(exc)
         return
-    assert _wire.parse(raw) == wire
+    assert wire_parse(raw) == wire
+    assert in_pieces == wire
     native = parse_columns_native(raw)
     try:
         fallback = parse_columns_python(raw)

@@ -45,6 +45,7 @@ settings.register_profile(
 FUZZ = settings.get_profile(os.environ.get("STACKYARD_FUZZ_PROFILE", "ci"))
 
 PPROF_SEEDS = list(seeds("pprof"))
+RAW_SEEDS = list(seeds("pprof_limits"))
 
 # --------------------------------------------------------------------------- strategies
 
@@ -116,6 +117,35 @@ def profile_messages(draw: st.DrawFn) -> bytes:
     message.period = draw(st.integers(-(2**63), 2**63 - 1))
     message.time_nanos = draw(st.integers(-(2**63), 2**63 - 1))
     return message.SerializeToString()
+
+
+RECORDS = [
+    b"\x12\x00",  # an empty sample
+    b"\x12\x04\x08\x01\x10\x05",  # a sample at location 1, value 5
+    b"\x12\x02\x1a\x00",  # a sample with an empty label
+    b"\x1a\x02\x08\x01",  # a mapping
+    b"\x22\x04\x08\x01\x22\x00",  # a location with an empty line
+    b"\x2a\x02\x08\x01",  # a function
+    b"\x32\x01a",  # a string
+    b"\x0a\x04\x08\x01\x10\x02",  # a sample type
+    b"\x6a\x03\x01\x02\x03",  # packed comments
+    b"\x32\x80\x40",  # a string of 8 KiB, announced (more than the record limit)
+]
+
+
+@st.composite
+def record_floods(draw: st.DrawFn) -> bytes:
+    """Records repeated past the small limits: what a bomb is made of, with the odd byte off."""
+    parts = [b"\x32\x00"]
+    for _ in range(draw(st.integers(1, 4))):
+        parts.append(draw(st.sampled_from(RECORDS)) * draw(st.integers(1, 400)))
+    data = bytearray(b"".join(parts))
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(data) - 1))
+        data[at] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        del data[draw(st.integers(0, len(data))) :]
+    return bytes(data)
 
 
 pprof_inputs = st.one_of(
@@ -306,6 +336,9 @@ DUMP_SEEDS = list(seeds("goroutine_dump"))
 
 INPUTS: dict[str, st.SearchStrategy[bytes]] = {
     "pprof": pprof_inputs,
+    "pprof_limits": record_floods()
+    | mutated([seed for seed in PPROF_SEEDS if seed[:2] != b"\x1f\x8b"])
+    | profile_messages(),
     "pprof_gzip": pprof_inputs,
     "ingest": pprof_inputs,
     "selector": selectors() | st.binary(max_size=64),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from server.goroutines.dump import DumpError, Frame, parse_dump
+from server.goroutines.dump import DumpError, DumpTooLarge, Frame, parse_dump
 from server.goroutines.groups import group_goroutines
+from tests.hostile import goroutine_bomb
 
 DEMO = "stackyard/examples/demo/main.go"
 
@@ -176,3 +178,61 @@ def test_fuzzed_bytes_never_crash(long_dump: bytes) -> None:
         outcomes["parsed"] += 1
         assert all(g.state and (g.frames or g.created_by or g.state == "running") for g in parsed)
     assert outcomes["error"] > 100 and outcomes["parsed"] > 100
+
+
+def test_the_goroutine_limit_is_counted_while_parsing(long_dump: bytes) -> None:
+    count = len(headers(long_dump))
+    assert len(parse_dump(long_dump, max_goroutines=count)) == count
+    with pytest.raises(DumpTooLarge) as caught:
+        parse_dump(long_dump, max_goroutines=count - 1)
+    assert caught.value.limit == "dump_goroutines" and caught.value.status_code == 413
+    assert caught.value.message == (
+        f"body: the dump has more than {count - 1} goroutines, the limit (max_dump_goroutines)"
+    )
+
+
+def test_the_size_limit_comes_before_any_parsing(long_dump: bytes) -> None:
+    with pytest.raises(DumpTooLarge) as caught:
+        parse_dump(long_dump + b"\x00" * 10, max_bytes=len(long_dump))
+    assert caught.value.limit == "dump_bytes"
+    assert caught.value.message == (
+        f"body: the dump is {len(long_dump) + 10} bytes, over the limit of {len(long_dump)} (max_body_bytes)"
+    )
+
+
+def test_the_distinct_stack_limit_is_counted_while_parsing(long_dump: bytes) -> None:
+    stacks = len({(g.frames, g.created_by) for g in parse_dump(long_dump)})
+    assert len(parse_dump(long_dump, max_stacks=stacks)) == len(headers(long_dump))
+    with pytest.raises(DumpTooLarge) as caught:
+        parse_dump(long_dump, max_stacks=stacks - 1)
+    assert caught.value.limit == "dump_stacks"
+    assert caught.value.message == (
+        f"body: the dump has more than {stacks - 1} distinct stacks, the limit (max_dump_stacks)"
+    )
+
+
+def test_a_dump_of_minimal_goroutines_is_refused_holding_little() -> None:
+    """32 MiB of 750,000 minimal goroutines, each with a frame of its own: refused at the 10,001st stack.
+
+    Before the limits, parsing it held 650 MB (a list of every line, then a
+    goroutine and a frame per block) and took 20 s; grouping took 27 s more.
+    """
+    bomb = goroutine_bomb()
+    assert bomb.count(b"goroutine ") > 700_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DumpTooLarge, match="more than 10000 distinct stacks"):
+            parse_dump(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The text (32 MiB as str) and 10,000 goroutines, never a list of the 3 million lines.
+    assert peak < 64 * 1024 * 1024
+
+
+def test_many_goroutines_of_few_stacks_stop_at_the_goroutine_limit() -> None:
+    """What a leak looks like, 100,001 times over: the goroutine count is the limit that holds."""
+    block = b"goroutine %d [chan receive, 5 minutes]:\nmain.leak(0x%x)\n\tmain.go:7 +0x1d\n\n"
+    dump = b"".join(block % (n, n) for n in range(1, 100_002))
+    with pytest.raises(DumpTooLarge, match="more than 100000 goroutines"):
+        parse_dump(dump)

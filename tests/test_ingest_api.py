@@ -12,6 +12,7 @@ from server.pprof import profile_pb2
 from server.store.models import Base
 from server.store.repository import Store
 from tests.helpers import push
+from tests.hostile import long_string
 from tests.tools import DATA
 
 pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
@@ -103,12 +104,21 @@ def test_empty_body(client: TestClient, store: Store) -> None:
 
 def test_gzip_bomb_is_413(client: TestClient, store: Store) -> None:
     client.app.state.settings.max_decompressed_bytes = 4 * 1024 * 1024  # type: ignore[attr-defined]
-    bomb = gzip.compress(b"\x00" * (64 * 1024 * 1024))
+    bomb = long_string(12 * 1024 * 1024)
     assert len(bomb) < 128 * 1024
     before = _row_counts(store)
     response = client.post("/api/v1/ingest", params={"service": "demo"}, content=bomb)
     assert response.status_code == 413
     assert "exceeds the limit of 4194304 bytes" in response.json()["error"]
+    assert _row_counts(store) == before
+
+
+def test_gzip_bomb_of_garbage_is_refused_at_its_first_byte(client: TestClient, store: Store) -> None:
+    bomb = gzip.compress(b"\x00" * (64 * 1024 * 1024))
+    before = _row_counts(store)
+    response = client.post("/api/v1/ingest", params={"service": "demo"}, content=bomb)
+    assert response.status_code == 400
+    assert response.json()["error"] == "parsing profile: invalid field number 0 at offset 0"
     assert _row_counts(store) == before
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.pprof import (
+    DecodeLimitError,
     DecompressError,
     MalformedProfileError,
     ParseError,
@@ -133,6 +134,9 @@ def test_corrupt_gzip() -> None:
 
 def test_gzip_of_invalid_protobuf() -> None:
     with pytest.raises((ParseError, MalformedProfileError)):
+        decode(gzip.compress(b"\x0a\x05\x08 garbage"))
+    # A record claiming 4 GiB is refused as soon as its length is read, before any more input is inflated.
+    with pytest.raises(DecodeLimitError, match="longer than 16777216 bytes"):
         decode(gzip.compress(b"\x0a\xff\xff\xff\xff\x0f garbage"))
 
 

@@ -74,7 +74,7 @@ def test_full_buffer_drops_the_oldest_and_counts_it() -> None:
     async def scenario() -> list[str]:
         for index in range(5):
             await sink.send(_profile(index))
-        waiting = [p.labels["instance"] for p in sink._buffer]
+        waiting = [queued.profile.labels["instance"] for queued in sink._buffer]
         await sink.close(deadline_s=0.1)
         return waiting
 
@@ -144,3 +144,68 @@ def test_every_attempt_of_one_profile_carries_the_same_idempotency_key() -> None
     assert keys[0] == keys[1] == keys[2] != keys[3]
     assert keys[0] == _profile(0).idempotency_key and keys[0].startswith("scrape:k|heap|")
     assert registry.get_sample_value("stackyard_sink_sent_total") == 2
+
+
+def test_a_poison_profile_is_set_aside_while_the_rest_flows() -> None:
+    """A 500 that only some profiles meet: they step aside, are retried with backoff, then given up and counted."""
+    poison = {"i2", "i5"}
+    attempts: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        instance = dict(request.url.params.multi_items())["label"].removeprefix("instance=")
+        attempts.append(instance)
+        if instance in poison:
+            return httpx.Response(500, json={"error": "internal error", "status": 500})
+        return httpx.Response(201, json={"id": len(attempts)})
+
+    registry = CollectorRegistry()
+    sink = HttpPushSink(
+        "http://stackyard",
+        CollectorMetrics(registry),
+        transport=httpx.MockTransport(server),
+        max_failures=3,
+        failure_backoff_s=0.05,
+    )
+
+    async def scenario() -> None:
+        for index in range(10):
+            await sink.send(_profile(index))
+        for _ in range(200):
+            if registry.get_sample_value("stackyard_sink_set_aside_total") == 2:
+                break
+            await asyncio.sleep(0.05)
+        await sink.close(deadline_s=5)
+
+    asyncio.run(scenario())
+    good = [f"i{n}" for n in range(10) if f"i{n}" not in poison]
+    assert sorted(a for a in attempts if a not in poison) == sorted(good)  # each good one once
+    assert attempts.count("i2") == attempts.count("i5") == 3
+    # The rest did not wait for the poison: the last good one went before the poison's last try.
+    assert attempts.index("i9") < len(attempts) - 1 - attempts[::-1].index("i2")
+    assert registry.get_sample_value("stackyard_sink_set_aside_total") == 2
+    assert registry.get_sample_value("stackyard_sink_sent_total") == 8
+    assert sink.buffered() == 0
+
+
+def test_server_errors_of_everything_still_hold_the_queue() -> None:
+    """502-504 and connection errors mean the server is away: every profile waits, none is set aside."""
+    answers = [502, 503, 504, 201, 201]
+
+    def server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(answers.pop(0) if answers else 201, json={"id": 1})
+
+    registry = CollectorRegistry()
+    sink = HttpPushSink("http://stackyard", CollectorMetrics(registry), transport=httpx.MockTransport(server))
+
+    async def scenario() -> None:
+        await sink.send(_profile(0))
+        await sink.send(_profile(1))
+        for _ in range(100):  # backoff 0.5 s, 1 s, 2 s, then both go through
+            if registry.get_sample_value("stackyard_sink_sent_total") == 2:
+                break
+            await asyncio.sleep(0.1)
+        await sink.close(deadline_s=5)
+
+    asyncio.run(scenario())
+    assert registry.get_sample_value("stackyard_sink_sent_total") == 2
+    assert registry.get_sample_value("stackyard_sink_set_aside_total") == 0

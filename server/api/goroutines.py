@@ -13,6 +13,7 @@ from server.api.ingest import read_body
 from server.goroutines import views
 from server.goroutines.ingest import ingest_dump
 from server.labels import parse_label_pairs
+from server.limits import limit_rejections
 from server.query.selector import parse_selector
 from server.timeparse import format_time, parse_time_ns, time_range_ns
 
@@ -34,7 +35,8 @@ async def push_dump(
     labels["service"] = service
     time_ns = parse_time_ns(time, "time") if time else None
     body = await read_body(request, settings.max_body_bytes)
-    stored = await run_in_threadpool(ingest_dump, store, settings, body, labels, time_ns)
+    rejections = limit_rejections(request.app.state.metrics_registry)
+    stored = await run_in_threadpool(ingest_dump, store, settings, body, labels, time_ns, rejections)
     payload: dict[str, Any] = {
         "id": stored.id,
         "series": {"id": stored.series_id, "labels": labels},

@@ -8,15 +8,19 @@ project, so the format code can be tested (and fuzzed) on its own.
 from server.pprof.decode import decode, decompress
 from server.pprof.encode import encode
 from server.pprof.errors import (
+    DecodeLimitError,
     DecompressError,
     MalformedProfileError,
     ParseError,
     ProfileError,
     ProfileTooLargeError,
 )
+from server.pprof.limits import DecodeLimits
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
 
 __all__ = [
+    "DecodeLimitError",
+    "DecodeLimits",
     "DecompressError",
     "Function",
     "Line",

@@ -5,16 +5,35 @@
  * Python wrapper for every Sample, Location and Line, which costs 15-30 ms on
  * a production profile. Here the wire format of perftools.profiles.Profile
  * (see profile.proto) is walked once in C, appending every scalar to a
- * growable buffer of 64-bit words; each buffer becomes one `bytes` object that
- * Python wraps with numpy.frombuffer without a copy.
+ * growable buffer of 64-bit words; each buffer is handed to Python as a
+ * read-only buffer object (Column) that numpy.frombuffer wraps without a copy.
+ *
+ * Why it streams and counts: a 255 KiB gzip upload can inflate to 256 MiB of
+ * empty samples, and each 2-byte empty sample costs 24 bytes of columns, so a
+ * parser that checks its limits only at the end needs gigabytes to refuse it.
+ * A Parser is fed the inflated bytes as they come (feed), parses every
+ * complete top-level field at once and keeps only an incomplete one, and
+ * enforces its limits on the record that would pass them:
+ *   - samples, locations and sample types, each counted as it is read;
+ *   - a memory budget: every byte a column or the string table reserves, plus
+ *     a fixed charge per string for the str object it will become, so what a
+ *     profile costs in memory is bounded whatever its shape;
+ *   - the length of one top-level record (a sample, a location, a string...),
+ *     refused as soon as it is read: it bounds the bytes kept waiting for the
+ *     rest of a field, and a 128 MiB "sample" is refused before it inflates.
+ * Parsing needs no Python object (the string table is kept as bytes until
+ * finish), so feed releases the GIL on large inputs: a long parse in a worker
+ * thread does not stop the server's event loop.
  *
  * Safety rules, since this parses untrusted uploads:
  *   - every read goes through a Reader whose [pos, end) is checked first, and
  *     a length-delimited field gets a sub-Reader clipped to its own length, so
  *     nothing can run past its enclosing message;
- *   - buffer growth checks for size overflow before multiplying;
- *   - every error sets ValueError("<problem> at offset N") and returns -1, and
- *     the single caller (wire_parse) frees everything on both paths.
+ *   - buffer growth checks for size overflow before multiplying, and the
+ *     budget before allocating;
+ *   - while parsing, errors are recorded in a Failure (no Python API without
+ *     the GIL) and turned into the exception by the caller, which frees
+ *     everything on every path.
  *
  * Deliberately the same as upb where both accept an input, so the pure-Python
  * fallback in columns.py produces identical columns: last value wins for
@@ -24,59 +43,148 @@
  * Deliberately stricter than upb: groups, and known fields sent with the wrong
  * wire type (upb keeps those as unknown fields; here they mean corrupt data).
  * Deliberately more lenient than upb: the string table is decoded as UTF-8
- * with errors="replace", because Go does not promise valid UTF-8.
+ * with errors="replace", because Go does not promise valid UTF-8; a NUL
+ * becomes U+FFFD too (the fallback does the same after upb), since no
+ * database column Stackyard writes to may hold one on PostgreSQL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+/* Inputs at least this long are parsed with the GIL released; shorter ones
+ * take less time than handing the GIL over and back can cost. */
+#define RELEASE_GIL_BYTES (64 * 1024)
+
+/* The str objects of the string table are made with the GIL held; every this
+ * many, other threads get a turn. */
+#define STRINGS_PER_TURN 65536
+
+/* What one string of the table is charged against the budget besides its
+ * bytes: about what CPython's str object and the list's pointer take. */
+#define STRING_OBJECT_COST 64
+
 /* ------------------------------------------------------------------------ */
-/* Growable buffer of 64-bit words                                           */
+/* Failures, limits and the memory budget of one parse                       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    FAIL_NONE,
+    FAIL_MALFORMED, /* ValueError("<problem> at offset N") */
+    FAIL_NOMEM,     /* MemoryError */
+    FAIL_LIMIT,     /* LimitError(text, name, limit) */
+} FailKind;
+
+typedef struct {
+    FailKind kind;
+    char text[200];
+    const char *limit_name;
+    Py_ssize_t limit;
+} Failure;
+
+typedef struct {
+    Failure failure;
+    size_t used;   /* bytes reserved so far, with the per-string charge */
+    size_t budget; /* the most `used` may reach */
+    Py_ssize_t max_samples;
+    Py_ssize_t max_locations;
+    Py_ssize_t max_sample_types;
+    Py_ssize_t max_record; /* bytes of one top-level field: what may wait for the rest of it */
+} Context;
+
+/* Only the first failure is kept: it is the one that stopped the parse. */
+static int
+fail_limit(Context *ctx, const char *name, Py_ssize_t limit, const char *text)
+{
+    if (ctx->failure.kind == FAIL_NONE) {
+        ctx->failure.kind = FAIL_LIMIT;
+        ctx->failure.limit_name = name;
+        ctx->failure.limit = limit;
+        snprintf(ctx->failure.text, sizeof(ctx->failure.text), "%s", text);
+    }
+    return -1;
+}
+
+static int
+fail_budget(Context *ctx)
+{
+    return fail_limit(ctx, "profile_decoded_bytes", (Py_ssize_t)ctx->budget, "decoded size past the budget");
+}
+
+static int
+fail_nomem(Context *ctx)
+{
+    if (ctx->failure.kind == FAIL_NONE) {
+        ctx->failure.kind = FAIL_NOMEM;
+    }
+    return -1;
+}
+
+/* How many more bytes the budget allows. */
+static size_t
+budget_room(const Context *ctx)
+{
+    return ctx->used < ctx->budget ? ctx->budget - ctx->used : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Growable buffers of 64-bit words and of bytes                             */
 /* ------------------------------------------------------------------------ */
 
 /* Holds the raw 64-bit two's complement words of int64 and uint64 fields
  * alike: a decoded varint already is that word, so no conversion happens here
- * and Python picks the signedness through the dtype. */
+ * and Python picks the signedness through the dtype. Memory comes from
+ * PyMem_Raw*, which needs no GIL. */
 typedef struct {
     uint64_t *data;
     size_t len;
     size_t cap;
+    Context *ctx;
 } Int64Buf;
 
 #define INT64BUF_MIN_CAP 16
 
-/* The final bytes object needs cap * 8 <= PY_SSIZE_T_MAX. */
+/* A Column's buffer needs cap * 8 <= PY_SSIZE_T_MAX. */
 #define INT64BUF_MAX_CAP ((size_t)PY_SSIZE_T_MAX / sizeof(uint64_t))
 
 /* Makes room for `extra` more words, at least doubling the capacity so that
- * a run of pushes costs amortized O(1). */
+ * a run of pushes costs amortized O(1), but never past the budget: near it,
+ * the buffer grows only by what the budget has left. With `soft`, running out
+ * of budget returns 1 without recording a failure (the caller has a slower way). */
 static int
-int64buf_reserve(Int64Buf *buf, size_t extra)
+int64buf_reserve(Int64Buf *buf, size_t extra, int soft)
 {
-    size_t new_cap;
+    size_t need, new_cap, room;
     uint64_t *data;
 
     if (extra <= buf->cap - buf->len) {
         return 0;
     }
     if (extra > INT64BUF_MAX_CAP - buf->len) {
-        PyErr_NoMemory();
-        return -1;
+        return soft ? 1 : fail_budget(buf->ctx);
     }
+    need = buf->len + extra;
     new_cap = buf->cap <= INT64BUF_MAX_CAP / 2 ? buf->cap * 2 : INT64BUF_MAX_CAP;
-    if (new_cap < buf->len + extra) {
-        new_cap = buf->len + extra;
+    if (new_cap < need) {
+        new_cap = need;
     }
     if (new_cap < INT64BUF_MIN_CAP) {
         new_cap = INT64BUF_MIN_CAP;
     }
-    data = PyMem_Realloc(buf->data, new_cap * sizeof(uint64_t));
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    room = budget_room(buf->ctx) / sizeof(uint64_t);
+    if (new_cap - buf->cap > room) {
+        if (need - buf->cap > room) {
+            return soft ? 1 : fail_budget(buf->ctx);
+        }
+        new_cap = buf->cap + room;
     }
+    data = PyMem_RawRealloc(buf->data, new_cap * sizeof(uint64_t));
+    if (data == NULL) {
+        return fail_nomem(buf->ctx);
+    }
+    buf->ctx->used += (new_cap - buf->cap) * sizeof(uint64_t);
     buf->data = data;
     buf->cap = new_cap;
     return 0;
@@ -85,7 +193,7 @@ int64buf_reserve(Int64Buf *buf, size_t extra)
 static inline int
 int64buf_push(Int64Buf *buf, uint64_t value)
 {
-    if (buf->len == buf->cap && int64buf_reserve(buf, 1) < 0) {
+    if (buf->len == buf->cap && int64buf_reserve(buf, 1, 0) != 0) {
         return -1;
     }
     buf->data[buf->len++] = value;
@@ -95,28 +203,72 @@ int64buf_push(Int64Buf *buf, uint64_t value)
 static void
 int64buf_free(Int64Buf *buf)
 {
-    PyMem_Free(buf->data);
+    PyMem_RawFree(buf->data);
     buf->data = NULL;
     buf->len = buf->cap = 0;
 }
 
-/* The columns are little-endian on every host, so the Python side can name
- * one dtype; on big-endian hosts the words are swapped once, at the end. */
-static PyObject *
-int64buf_to_bytes(Int64Buf *buf)
+/* Bytes: the string table's text (charged to the budget) and the part of the
+ * input waiting for the rest of its field (not charged: the caller's limit on
+ * the inflated size bounds it). */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    Context *ctx;
+    int charged;
+} ByteBuf;
+
+static int
+bytebuf_append(ByteBuf *buf, const uint8_t *bytes, size_t n)
 {
-#if PY_BIG_ENDIAN
-    for (size_t i = 0; i < buf->len; i++) {
-        uint64_t v = buf->data[i];
-        uint64_t swapped = 0;
-        for (int b = 0; b < 8; b++) {
-            swapped = (swapped << 8) | ((v >> (8 * b)) & 0xff);
+    size_t need, new_cap;
+    uint8_t *data;
+
+    if (n > buf->cap - buf->len) {
+        if (n > (size_t)PY_SSIZE_T_MAX - buf->len) {
+            return buf->charged ? fail_budget(buf->ctx) : fail_nomem(buf->ctx);
         }
-        buf->data[i] = swapped;
+        need = buf->len + n;
+        new_cap = buf->cap <= (size_t)PY_SSIZE_T_MAX / 2 ? buf->cap * 2 : (size_t)PY_SSIZE_T_MAX;
+        if (new_cap < need) {
+            new_cap = need;
+        }
+        if (new_cap < 256) {
+            new_cap = 256;
+        }
+        if (buf->charged) {
+            size_t room = budget_room(buf->ctx);
+            if (new_cap - buf->cap > room) {
+                if (need - buf->cap > room) {
+                    return fail_budget(buf->ctx);
+                }
+                new_cap = buf->cap + room;
+            }
+        }
+        data = PyMem_RawRealloc(buf->data, new_cap);
+        if (data == NULL) {
+            return fail_nomem(buf->ctx);
+        }
+        if (buf->charged) {
+            buf->ctx->used += new_cap - buf->cap;
+        }
+        buf->data = data;
+        buf->cap = new_cap;
     }
-#endif
-    /* len <= cap <= INT64BUF_MAX_CAP: the size cannot overflow. */
-    return PyBytes_FromStringAndSize((const char *)buf->data, (Py_ssize_t)(buf->len * sizeof(uint64_t)));
+    if (n) {
+        memcpy(buf->data + buf->len, bytes, n);
+    }
+    buf->len += n;
+    return 0;
+}
+
+static void
+bytebuf_free(ByteBuf *buf)
+{
+    PyMem_RawFree(buf->data);
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -133,10 +285,12 @@ enum {
 };
 
 typedef struct {
-    const uint8_t *origin; /* start of the whole input: only for error offsets */
+    const uint8_t *origin; /* start of the bytes in hand: only for error offsets */
+    Py_ssize_t base;       /* offset of `origin` in the whole input */
     const uint8_t *pos;
-    const uint8_t *end; /* end of the message being read, not of the input */
+    const uint8_t *end;  /* end of the message being read, not of the input */
     const char *message; /* message type name, for error messages */
+    Context *ctx;
 } Reader;
 
 typedef struct {
@@ -148,7 +302,12 @@ typedef struct {
 static int
 fail_at(const Reader *r, const uint8_t *at, const char *problem)
 {
-    PyErr_Format(PyExc_ValueError, "%s at offset %zd", problem, (Py_ssize_t)(at - r->origin));
+    Failure *failure = &r->ctx->failure;
+
+    if (failure->kind == FAIL_NONE) {
+        failure->kind = FAIL_MALFORMED;
+        snprintf(failure->text, sizeof(failure->text), "%s at offset %zd", problem, r->base + (at - r->origin));
+    }
     return -1;
 }
 
@@ -249,8 +408,7 @@ read_submessage(Reader *r, const char *message, Reader *sub)
     if (len > (uint64_t)(r->end - r->pos)) {
         return fail_at(r, at, "length runs past the end of its message");
     }
-    sub->origin = r->origin;
-    sub->pos = r->pos;
+    *sub = *r;
     sub->end = r->pos + len;
     sub->message = message;
     r->pos = sub->end;
@@ -290,8 +448,13 @@ skip_field(Reader *r, const Tag *tag)
 static int
 wrong_wire_type(const Reader *r, const Tag *tag, const char *expected)
 {
-    PyErr_Format(PyExc_ValueError, "wire type %d for field %u of %s (expected %s) at offset %zd", tag->wire,
-                 (unsigned)tag->field, r->message, expected, (Py_ssize_t)(tag->at - r->origin));
+    Failure *failure = &r->ctx->failure;
+
+    if (failure->kind == FAIL_NONE) {
+        failure->kind = FAIL_MALFORMED;
+        snprintf(failure->text, sizeof(failure->text), "wire type %d for field %u of %s (expected %s) at offset %zd",
+                 tag->wire, (unsigned)tag->field, r->message, expected, r->base + (tag->at - r->origin));
+    }
     return -1;
 }
 
@@ -318,6 +481,7 @@ static int
 read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
 {
     uint64_t value;
+    int reserved;
 
     if (tag->wire == WIRE_VARINT) {
         return read_varint(r, &value) < 0 ? -1 : int64buf_push(out, value);
@@ -328,15 +492,22 @@ read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
             return -1;
         }
         /* Each varint takes at least one byte: reserving one word per byte
-         * lets the loop below store without checking capacity. */
-        if (int64buf_reserve(out, (size_t)(packed.end - packed.pos)) < 0) {
+         * lets the loop below store without checking capacity. When the
+         * budget cannot cover that worst case, count word by word instead. */
+        reserved = int64buf_reserve(out, (size_t)(packed.end - packed.pos), 1);
+        if (reserved < 0) {
             return -1;
         }
         while (!reader_done(&packed)) {
             if (read_varint(&packed, &value) < 0) {
                 return -1;
             }
-            out->data[out->len++] = value;
+            if (reserved == 0) {
+                out->data[out->len++] = value;
+            }
+            else if (int64buf_push(out, value) < 0) {
+                return -1;
+            }
         }
         return 0;
     }
@@ -457,7 +628,8 @@ static const char *const SCALAR_NAMES[N_SCALARS] = {
 
 typedef struct {
     Int64Buf col[N_COLUMNS];
-    PyObject *strings; /* list[str] */
+    ByteBuf string_bytes;    /* the string table's text, one entry after another */
+    Int64Buf string_ends;    /* where each entry ends in string_bytes */
     uint64_t scalar[N_SCALARS];
     uint64_t period_type[2]; /* ValueType.type, ValueType.unit */
     int has_period_type;
@@ -492,6 +664,9 @@ parse_value_type(Reader *r, Profile *prof)
 {
     uint64_t v[2] = {0, 0}; /* type, unit */
 
+    if ((Py_ssize_t)(prof->col[COL_SAMPLE_TYPE].len / 2) >= r->ctx->max_sample_types) {
+        return fail_limit(r->ctx, "profile_sample_types", r->ctx->max_sample_types, "too many sample types");
+    }
     if (read_scalar_message(r, v, 2) < 0) {
         return -1;
     }
@@ -521,6 +696,10 @@ parse_sample(Reader *r, Profile *prof)
 {
     Tag tag;
 
+    /* The offsets column starts with a 0, so it holds one entry per sample more. */
+    if ((Py_ssize_t)(prof->col[COL_SAMPLE_LOC_OFFSETS].len - 1) >= r->ctx->max_samples) {
+        return fail_limit(r->ctx, "profile_samples", r->ctx->max_samples, "too many samples");
+    }
     while (!reader_done(r)) {
         if (read_tag(r, &tag) < 0) {
             return -1;
@@ -599,6 +778,9 @@ parse_location(Reader *r, Profile *prof)
     uint64_t v[5] = {0}; /* id, mapping_id, address, (line), is_folded */
     Tag tag;
 
+    if ((Py_ssize_t)prof->col[COL_LOCATION_ID].len >= r->ctx->max_locations) {
+        return fail_limit(r->ctx, "profile_locations", r->ctx->max_locations, "too many locations");
+    }
     while (!reader_done(r)) {
         if (read_tag(r, &tag) < 0) {
             return -1;
@@ -650,18 +832,20 @@ parse_function(Reader *r, Profile *prof)
     return 0;
 }
 
+/* The text is kept as bytes; the str objects are made at the end, with the GIL. */
 static int
 append_string(Reader *r, Profile *prof)
 {
-    PyObject *s = PyUnicode_DecodeUTF8((const char *)r->pos, (Py_ssize_t)(r->end - r->pos), "replace");
-    int rc;
+    Context *ctx = r->ctx;
 
-    if (s == NULL) {
+    if (budget_room(ctx) < STRING_OBJECT_COST) {
+        return fail_budget(ctx);
+    }
+    ctx->used += STRING_OBJECT_COST;
+    if (bytebuf_append(&prof->string_bytes, r->pos, (size_t)(r->end - r->pos)) < 0) {
         return -1;
     }
-    rc = PyList_Append(prof->strings, s);
-    Py_DECREF(s);
-    return rc;
+    return int64buf_push(&prof->string_ends, (uint64_t)prof->string_bytes.len);
 }
 
 static int
@@ -736,34 +920,343 @@ parse_profile(Reader *r, Profile *prof)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Python glue                                                               */
+/* Streaming: whole top-level fields are parsed as soon as they are in hand  */
 /* ------------------------------------------------------------------------ */
 
+/* 1: a varint was read; 0: the bytes end inside it; -1: longer than 10 bytes. */
 static int
-profile_init(Profile *prof)
+scan_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
-    memset(prof, 0, sizeof(*prof));
-    prof->strings = PyList_New(0);
-    if (prof->strings == NULL) {
-        return -1;
+    const uint8_t *q = *p;
+    uint64_t value = 0;
+
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (q >= end) {
+            return 0;
+        }
+        if (shift < 64) {
+            value |= (uint64_t)(*q & 0x7f) << shift;
+        }
+        if ((*q++ & 0x80) == 0) {
+            *p = q;
+            *out = value;
+            return 1;
+        }
     }
+    return -1;
+}
+
+/* How many leading bytes of [start, start + len) are whole top-level fields.
+ * A field the parser will refuse (a bad tag or varint) counts as whole, so
+ * the parser gets to it now and names the problem exactly as it would in one
+ * buffer; a field cut off by the end of the bytes does not. A length-delimited
+ * field longer than `max_record` stops the scan at its start, with *oversized
+ * set: it is refused as soon as its length is known, before its bytes come. */
+static size_t
+complete_prefix(const uint8_t *start, size_t len, Py_ssize_t max_record, int *oversized)
+{
+    const uint8_t *p = start;
+    const uint8_t *end = start + len;
+
+    *oversized = 0;
+    while (p < end) {
+        const uint8_t *field = p;
+        uint64_t tag, n;
+        int rc = scan_varint(&p, end, &tag);
+
+        if (rc == 0) {
+            return (size_t)(field - start);
+        }
+        if (rc < 0 || p - field > 5 || tag > UINT32_MAX || (tag >> 3) == 0) {
+            return len;
+        }
+        switch (tag & 7) {
+        case WIRE_VARINT:
+            rc = scan_varint(&p, end, &n);
+            if (rc <= 0) {
+                return rc == 0 ? (size_t)(field - start) : len;
+            }
+            break;
+        case WIRE_I64:
+            if (end - p < 8) {
+                return (size_t)(field - start);
+            }
+            p += 8;
+            break;
+        case WIRE_I32:
+            if (end - p < 4) {
+                return (size_t)(field - start);
+            }
+            p += 4;
+            break;
+        case WIRE_LEN:
+            rc = scan_varint(&p, end, &n);
+            if (rc <= 0) {
+                return rc == 0 ? (size_t)(field - start) : len;
+            }
+            if (n > (uint64_t)max_record) {
+                *oversized = 1;
+                return (size_t)(field - start);
+            }
+            if (n > (uint64_t)(end - p)) {
+                return (size_t)(field - start);
+            }
+            p += n;
+            break;
+        default:
+            return len;
+        }
+    }
+    return len;
+}
+
+/* One parse: its context, the profile so far, and the bytes waiting for the
+ * rest of their field. Touches no Python object, so it runs without the GIL. */
+typedef struct {
+    Context ctx;
+    Profile prof;
+    ByteBuf pending;
+    Py_ssize_t consumed; /* offset in the whole input of the first byte not parsed yet */
+    int failed;
+} State;
+
+static int
+state_init(State *st, Py_ssize_t max_samples, Py_ssize_t max_locations, Py_ssize_t max_sample_types,
+           Py_ssize_t max_bytes, Py_ssize_t max_record)
+{
+    memset(st, 0, sizeof(*st));
+    st->ctx.max_record = max_record;
+    st->ctx.max_samples = max_samples;
+    st->ctx.max_locations = max_locations;
+    st->ctx.max_sample_types = max_sample_types;
+    st->ctx.budget = (size_t)max_bytes;
+    for (int i = 0; i < N_COLUMNS; i++) {
+        st->prof.col[i].ctx = &st->ctx;
+    }
+    st->prof.string_bytes.ctx = &st->ctx;
+    st->prof.string_bytes.charged = 1;
+    st->prof.string_ends.ctx = &st->ctx;
+    st->pending.ctx = &st->ctx;
     /* Every offsets column starts at 0 and gains one entry per record. */
-    if (int64buf_push(&prof->col[COL_SAMPLE_LOC_OFFSETS], 0) < 0 ||
-        int64buf_push(&prof->col[COL_SAMPLE_VALUE_OFFSETS], 0) < 0 ||
-        int64buf_push(&prof->col[COL_SAMPLE_LABEL_OFFSETS], 0) < 0 ||
-        int64buf_push(&prof->col[COL_LOCATION_LINE_OFFSETS], 0) < 0) {
+    if (int64buf_push(&st->prof.col[COL_SAMPLE_LOC_OFFSETS], 0) < 0 ||
+        int64buf_push(&st->prof.col[COL_SAMPLE_VALUE_OFFSETS], 0) < 0 ||
+        int64buf_push(&st->prof.col[COL_SAMPLE_LABEL_OFFSETS], 0) < 0 ||
+        int64buf_push(&st->prof.col[COL_LOCATION_LINE_OFFSETS], 0) < 0) {
+        st->failed = 1;
         return -1;
     }
     return 0;
 }
 
 static void
-profile_clear(Profile *prof)
+state_clear(State *st)
 {
     for (int i = 0; i < N_COLUMNS; i++) {
-        int64buf_free(&prof->col[i]);
+        int64buf_free(&st->prof.col[i]);
     }
-    Py_CLEAR(prof->strings);
+    bytebuf_free(&st->prof.string_bytes);
+    int64buf_free(&st->prof.string_ends);
+    bytebuf_free(&st->pending);
+}
+
+static int
+state_parse(State *st, const uint8_t *bytes, size_t n)
+{
+    Reader reader;
+
+    reader.origin = bytes;
+    reader.base = st->consumed;
+    reader.pos = bytes;
+    reader.end = bytes + n;
+    reader.message = "Profile";
+    reader.ctx = &st->ctx;
+    st->consumed += (Py_ssize_t)n;
+    return parse_profile(&reader, &st->prof);
+}
+
+static int
+fail_record(State *st)
+{
+    st->failed = 1;
+    return fail_limit(&st->ctx, "profile_record_bytes", st->ctx.max_record, "a record longer than the limit");
+}
+
+/* The next bytes of the input; a field they leave unfinished waits in `pending`. */
+static int
+state_feed(State *st, const uint8_t *bytes, size_t len)
+{
+    size_t whole;
+    int oversized;
+
+    if (st->failed) {
+        return -1;
+    }
+    if (st->pending.len == 0) {
+        whole = complete_prefix(bytes, len, st->ctx.max_record, &oversized);
+        if (whole && state_parse(st, bytes, whole) < 0) {
+            st->failed = 1;
+            return -1;
+        }
+        if (oversized) {
+            return fail_record(st);
+        }
+        if (whole < len && bytebuf_append(&st->pending, bytes + whole, len - whole) < 0) {
+            st->failed = 1;
+            return -1;
+        }
+        return 0;
+    }
+    if (bytebuf_append(&st->pending, bytes, len) < 0) {
+        st->failed = 1;
+        return -1;
+    }
+    whole = complete_prefix(st->pending.data, st->pending.len, st->ctx.max_record, &oversized);
+    if (whole) {
+        if (state_parse(st, st->pending.data, whole) < 0) {
+            st->failed = 1;
+            return -1;
+        }
+        memmove(st->pending.data, st->pending.data + whole, st->pending.len - whole);
+        st->pending.len -= whole;
+    }
+    return oversized ? fail_record(st) : 0;
+}
+
+/* The end of the input: what waits in `pending` is parsed as it is, so a
+ * field cut short fails exactly as it would have in one buffer. */
+static int
+state_end(State *st)
+{
+    if (st->failed) {
+        return -1;
+    }
+    if (st->pending.len && state_parse(st, st->pending.data, st->pending.len) < 0) {
+        st->failed = 1;
+        return -1;
+    }
+    bytebuf_free(&st->pending);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Python glue                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject *column_type;
+    PyObject *parser_type;
+    PyObject *limit_error;
+} ModuleState;
+
+static inline ModuleState *
+module_state(PyObject *module)
+{
+    return (ModuleState *)PyModule_GetState(module);
+}
+
+/* Sets the Python exception for a failed parse (with the GIL). */
+static void
+raise_failure(ModuleState *ms, const Failure *failure)
+{
+    PyObject *args;
+
+    switch (failure->kind) {
+    case FAIL_MALFORMED:
+        PyErr_SetString(PyExc_ValueError, failure->text);
+        return;
+    case FAIL_LIMIT:
+        args = Py_BuildValue("(ssn)", failure->text, failure->limit_name, failure->limit);
+        if (args != NULL) {
+            PyErr_SetObject(ms->limit_error, args);
+            Py_DECREF(args);
+        }
+        return;
+    case FAIL_NOMEM:
+    default:
+        PyErr_NoMemory();
+    }
+}
+
+/* --- Column: a read-only buffer owning one column's words ------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    uint64_t *data;
+    Py_ssize_t nbytes;
+} ColumnObject;
+
+static int
+column_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+    static uint64_t empty[1];
+    ColumnObject *column = (ColumnObject *)self;
+
+    return PyBuffer_FillInfo(view, self, column->data ? (void *)column->data : (void *)empty, column->nbytes, 1, flags);
+}
+
+static Py_ssize_t
+column_length(PyObject *self)
+{
+    return ((ColumnObject *)self)->nbytes / (Py_ssize_t)sizeof(uint64_t);
+}
+
+static void
+column_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    PyMem_RawFree(((ColumnObject *)self)->data);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyType_Slot column_slots[] = {
+    {Py_bf_getbuffer, column_getbuffer},
+    {Py_sq_length, column_length},
+    {Py_tp_dealloc, column_dealloc},
+    {Py_tp_doc, "One column of a decoded profile: packed little-endian 64-bit words, read-only, "
+                "owned here (numpy.frombuffer wraps it without a copy)."},
+    {0, NULL},
+};
+
+static PyType_Spec column_spec = {
+    .name = "server.pprof._wire.Column",
+    .basicsize = sizeof(ColumnObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = column_slots,
+};
+
+/* Moves the buffer's words into a new Column (the buffer is left empty). */
+static PyObject *
+column_from(ModuleState *ms, Int64Buf *buf)
+{
+    ColumnObject *column = PyObject_New(ColumnObject, (PyTypeObject *)ms->column_type);
+
+    if (column == NULL) {
+        return NULL;
+    }
+#if PY_BIG_ENDIAN
+    /* The columns are little-endian on every host, so the Python side can name one dtype. */
+    for (size_t i = 0; i < buf->len; i++) {
+        uint64_t v = buf->data[i];
+        uint64_t swapped = 0;
+        for (int b = 0; b < 8; b++) {
+            swapped = (swapped << 8) | ((v >> (8 * b)) & 0xff);
+        }
+        buf->data[i] = swapped;
+    }
+#endif
+    /* The room doubling left unused stays with the column: giving it back
+     * costs a realloc per column, more than the memory is worth for a profile
+     * that is dropped after ingest, and the budget already counts it. */
+    column->data = buf->len ? buf->data : NULL;
+    column->nbytes = (Py_ssize_t)(buf->len * sizeof(uint64_t));
+    if (!buf->len) {
+        PyMem_RawFree(buf->data);
+    }
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+    return (PyObject *)column;
 }
 
 /* Stores value under key, consuming the reference to value (even on error). */
@@ -788,23 +1281,72 @@ as_int64(uint64_t word)
     return value;
 }
 
+/* The string table as a list of str, made from the kept bytes. A NUL becomes
+ * U+FFFD, as undecodable bytes do: PostgreSQL's text cannot hold NUL, and a
+ * profile must be stored the same on every database. *replaced counts the
+ * strings that had one. */
 static PyObject *
-profile_to_dict(Profile *prof)
+strings_list(Profile *prof, Py_ssize_t *replaced)
+{
+    size_t n = prof->string_ends.len;
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    PyObject *nul = NULL, *replacement = NULL;
+    size_t start = 0;
+
+    *replaced = 0;
+    if (list == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t end = (size_t)prof->string_ends.data[i];
+        const char *text = (const char *)prof->string_bytes.data + start;
+        PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)(end - start), "replace");
+        if (s != NULL && end > start && memchr(text, 0, end - start) != NULL) {
+            PyObject *clean = NULL;
+            if ((nul != NULL || (nul = PyUnicode_FromOrdinal(0)) != NULL) &&
+                (replacement != NULL || (replacement = PyUnicode_FromOrdinal(0xFFFD)) != NULL)) {
+                clean = PyUnicode_Replace(s, nul, replacement, -1);
+            }
+            Py_SETREF(s, clean);
+            ++*replaced;
+        }
+        if (s == NULL) {
+            Py_XDECREF(nul);
+            Py_XDECREF(replacement);
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+        start = end;
+        if ((i + 1) % STRINGS_PER_TURN == 0) {
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_XDECREF(nul);
+    Py_XDECREF(replacement);
+    return list;
+}
+
+static PyObject *
+profile_to_dict(ModuleState *ms, Profile *prof)
 {
     PyObject *dict = PyDict_New();
+    Py_ssize_t replaced = 0;
 
     if (dict == NULL) {
         return NULL;
     }
-    Py_INCREF(prof->strings);
-    if (set_item(dict, "strings", prof->strings) < 0) {
+    if (set_item(dict, "strings", strings_list(prof, &replaced)) < 0 ||
+        set_item(dict, "strings_with_nul", PyLong_FromSsize_t(replaced)) < 0) {
         goto error;
     }
+    bytebuf_free(&prof->string_bytes);
+    int64buf_free(&prof->string_ends);
     for (int i = 0; i < N_COLUMNS; i++) {
-        if (set_item(dict, COLUMN_NAMES[i], int64buf_to_bytes(&prof->col[i])) < 0) {
+        if (set_item(dict, COLUMN_NAMES[i], column_from(ms, &prof->col[i])) < 0) {
             goto error;
         }
-        int64buf_free(&prof->col[i]); /* the bytes object has its own copy */
     }
     for (int i = 0; i < N_SCALARS; i++) {
         if (set_item(dict, SCALAR_NAMES[i], PyLong_FromLongLong(as_int64(prof->scalar[i]))) < 0) {
@@ -823,51 +1365,313 @@ error:
     return NULL;
 }
 
-PyDoc_STRVAR(wire_parse_doc,
-             "parse(raw, /)\n--\n\n"
-             "Decode the raw (not gzipped) bytes of a perftools.profiles.Profile into flat columns.\n\n"
-             "Returns a dict: 'strings' is the string table as a list of str (UTF-8, errors replaced);\n"
-             "each column is a bytes object of packed little-endian 64-bit words; the remaining\n"
-             "singular fields are ints, plus the bool 'has_period_type'.\n"
-             "Raises ValueError naming the problem and its byte offset on malformed wire data.");
-
-static PyObject *
-wire_parse(PyObject *Py_UNUSED(module), PyObject *arg)
+/* Parses a buffer, without the GIL when it is large. */
+static int
+feed_buffer(State *st, const Py_buffer *view)
 {
     static const uint8_t no_bytes[1] = {0}; /* an empty buffer's pointer may be NULL */
-    Py_buffer view;
-    Profile prof;
-    Reader reader;
-    PyObject *result = NULL;
+    const uint8_t *bytes = view->len > 0 ? (const uint8_t *)view->buf : no_bytes;
+    int rc;
 
+    if (view->len >= RELEASE_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = state_feed(st, bytes, (size_t)view->len);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        rc = state_feed(st, bytes, (size_t)view->len);
+    }
+    return rc;
+}
+
+/* --- limits, as keyword arguments of Parser and parse ---------------------- */
+
+typedef struct {
+    Py_ssize_t samples, locations, sample_types, memory, record;
+} Limits;
+
+static int
+parse_limits(PyObject *kwargs, Limits *limits)
+{
+    static char *keywords[] = {"samples", "locations", "sample_types", "memory", "record", NULL};
+    PyObject *empty = PyTuple_New(0);
+    int ok;
+
+    limits->samples = limits->locations = limits->sample_types = limits->memory = limits->record = PY_SSIZE_T_MAX;
+    if (empty == NULL) {
+        return -1;
+    }
+    ok = PyArg_ParseTupleAndKeywords(empty, kwargs, "|$nnnnn", keywords, &limits->samples, &limits->locations,
+                                     &limits->sample_types, &limits->memory, &limits->record);
+    Py_DECREF(empty);
+    if (!ok) {
+        return -1;
+    }
+    if (limits->samples < 0 || limits->locations < 0 || limits->sample_types < 0 || limits->memory < 0 ||
+        limits->record < 0) {
+        PyErr_SetString(PyExc_ValueError, "limits must not be negative");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+state_init_py(ModuleState *ms, State *st, const Limits *limits)
+{
+    if (state_init(st, limits->samples, limits->locations, limits->sample_types, limits->memory, limits->record) < 0) {
+        raise_failure(ms, &st->ctx.failure);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- Parser: feed the bytes as they come, then finish ---------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    State state;
+    int busy;     /* a feed is running (maybe without the GIL) */
+    int finished; /* finish ran: the parser is spent */
+} ParserObject;
+
+static PyObject *
+parser_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    ModuleState *ms = (ModuleState *)PyType_GetModuleState(type);
+    Limits limits;
+    ParserObject *self;
+
+    if (ms == NULL) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Parser() takes keyword arguments only");
+        return NULL;
+    }
+    if (parse_limits(kwargs, &limits) < 0) {
+        return NULL;
+    }
+    self = (ParserObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    if (state_init_py(ms, &self->state, &limits) < 0) {
+        state_clear(&self->state);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+parser_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    state_clear(&((ParserObject *)self)->state);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static int
+parser_usable(ParserObject *self)
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the parser is in use by another thread");
+        return -1;
+    }
+    if (self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "the parser has finished");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+parser_feed(PyObject *op, PyObject *arg)
+{
+    ParserObject *self = (ParserObject *)op;
+    ModuleState *ms = (ModuleState *)PyType_GetModuleState(Py_TYPE(op));
+    Py_buffer view;
+    int rc;
+
+    if (ms == NULL || parser_usable(self) < 0) {
+        return NULL;
+    }
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    if (profile_init(&prof) == 0) {
-        reader.origin = view.len > 0 ? (const uint8_t *)view.buf : no_bytes;
-        reader.pos = reader.origin;
-        reader.end = reader.origin + view.len;
-        reader.message = "Profile";
-        if (parse_profile(&reader, &prof) == 0) {
-            result = profile_to_dict(&prof);
+    self->busy = 1;
+    rc = feed_buffer(&self->state, &view);
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    if (rc < 0) {
+        raise_failure(ms, &self->state.ctx.failure);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parser_finish(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ParserObject *self = (ParserObject *)op;
+    ModuleState *ms = (ModuleState *)PyType_GetModuleState(Py_TYPE(op));
+    PyObject *result;
+
+    if (ms == NULL || parser_usable(self) < 0) {
+        return NULL;
+    }
+    self->finished = 1;
+    if (state_end(&self->state) < 0) {
+        raise_failure(ms, &self->state.ctx.failure);
+        state_clear(&self->state);
+        return NULL;
+    }
+    result = profile_to_dict(ms, &self->state.prof);
+    state_clear(&self->state);
+    return result;
+}
+
+static PyObject *
+parser_used(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSize_t(((ParserObject *)op)->state.ctx.used);
+}
+
+static PyMethodDef parser_methods[] = {
+    {"feed", parser_feed, METH_O,
+     "feed(data, /)\n--\n\nThe next bytes of the (not gzipped) profile. Whole top-level fields are parsed now,\n"
+     "without the GIL for large inputs; raises ValueError on malformed data and LimitError past a limit."},
+    {"finish", parser_finish, METH_NOARGS,
+     "finish()\n--\n\nThe end of the input: the columns, as parse() returns them. The parser is spent after."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef parser_getset[] = {
+    {"used", parser_used, NULL, "bytes of the memory budget used so far", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot parser_slots[] = {
+    {Py_tp_new, parser_new},
+    {Py_tp_dealloc, parser_dealloc},
+    {Py_tp_methods, parser_methods},
+    {Py_tp_getset, parser_getset},
+    {Py_tp_doc, "Parser(*, samples, locations, sample_types, memory, record)\n--\n\n"
+                "An incremental decoder of one profile, enforcing its limits on the record that passes them."},
+    {0, NULL},
+};
+
+static PyType_Spec parser_spec = {
+    .name = "server.pprof._wire.Parser",
+    .basicsize = sizeof(ParserObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = parser_slots,
+};
+
+/* --- parse: the whole input at once --------------------------------------- */
+
+PyDoc_STRVAR(wire_parse_doc,
+             "parse(raw, /, *, samples, locations, sample_types, memory, record)\n--\n\n"
+             "Decode the raw (not gzipped) bytes of a perftools.profiles.Profile into flat columns.\n\n"
+             "Returns a dict: 'strings' is the string table as a list of str (UTF-8, errors and NUL\n"
+             "replaced by U+FFFD; 'strings_with_nul' counts the strings that had a NUL);\n"
+             "each column is a Column of packed little-endian 64-bit words; the remaining\n"
+             "singular fields are ints, plus the bool 'has_period_type'.\n"
+             "Raises ValueError naming the problem and its byte offset on malformed wire data, and\n"
+             "LimitError(text, name, limit) at the first record past a limit (each unlimited if not given).");
+
+static PyObject *
+wire_parse(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    ModuleState *ms = module_state(module);
+    PyObject *raw;
+    PyObject *result = NULL;
+    Py_buffer view;
+    Limits limits;
+    State st;
+
+    if (!PyArg_ParseTuple(args, "O:parse", &raw) || parse_limits(kwargs, &limits) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (state_init_py(ms, &st, &limits) == 0) {
+        if (feed_buffer(&st, &view) < 0 || state_end(&st) < 0) {
+            raise_failure(ms, &st.ctx.failure);
+        }
+        else {
+            result = profile_to_dict(ms, &st.prof);
         }
     }
-    profile_clear(&prof);
+    state_clear(&st);
     PyBuffer_Release(&view);
     return result;
 }
 
 static PyMethodDef wire_methods[] = {
-    {"parse", wire_parse, METH_O, wire_parse_doc},
+    {"parse", (PyCFunction)(void (*)(void))wire_parse, METH_VARARGS | METH_KEYWORDS, wire_parse_doc},
     {NULL, NULL, 0, NULL},
 };
 
+static int
+wire_exec(PyObject *module)
+{
+    ModuleState *ms = module_state(module);
+
+    ms->column_type = PyType_FromModuleAndSpec(module, &column_spec, NULL);
+    if (ms->column_type == NULL || PyModule_AddObjectRef(module, "Column", ms->column_type) < 0) {
+        return -1;
+    }
+    ms->parser_type = PyType_FromModuleAndSpec(module, &parser_spec, NULL);
+    if (ms->parser_type == NULL || PyModule_AddObjectRef(module, "Parser", ms->parser_type) < 0) {
+        return -1;
+    }
+    ms->limit_error = PyErr_NewExceptionWithDoc(
+        "server.pprof._wire.LimitError",
+        "A decoding limit passed: args are (text, name, limit), name one of profile_samples, "
+        "profile_locations, profile_sample_types, profile_decoded_bytes, profile_record_bytes.",
+        PyExc_ValueError, NULL);
+    if (ms->limit_error == NULL || PyModule_AddObjectRef(module, "LimitError", ms->limit_error) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+wire_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ModuleState *ms = module_state(module);
+
+    Py_VISIT(ms->column_type);
+    Py_VISIT(ms->parser_type);
+    Py_VISIT(ms->limit_error);
+    return 0;
+}
+
+static int
+wire_clear(PyObject *module)
+{
+    ModuleState *ms = module_state(module);
+
+    Py_CLEAR(ms->column_type);
+    Py_CLEAR(ms->parser_type);
+    Py_CLEAR(ms->limit_error);
+    return 0;
+}
+
+static void
+wire_free(void *module)
+{
+    wire_clear((PyObject *)module);
+}
+
 static PyModuleDef_Slot wire_slots[] = {
+    {Py_mod_exec, wire_exec},
 #ifdef Py_mod_multiple_interpreters
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
-#endif
-#ifdef Py_mod_gil
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif
     {0, NULL},
 };
@@ -875,10 +1679,13 @@ static PyModuleDef_Slot wire_slots[] = {
 static struct PyModuleDef wire_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "server.pprof._wire",
-    .m_doc = "Single-pass decoder from pprof protobuf bytes to flat columns (see server.pprof.columns).",
-    .m_size = 0,
+    .m_doc = "Incremental decoder from pprof protobuf bytes to flat columns, within limits (see server.pprof.columns).",
+    .m_size = sizeof(ModuleState),
     .m_methods = wire_methods,
     .m_slots = wire_slots,
+    .m_traverse = wire_traverse,
+    .m_clear = wire_clear,
+    .m_free = wire_free,
 };
 
 PyMODINIT_FUNC

@@ -1,12 +1,54 @@
 """Typed signature of the C decoder in ``_wire.c``; see :mod:`server.pprof.columns`."""
 
+from typing import final
+
 from typing_extensions import Buffer
 
-def parse(raw: Buffer, /) -> dict[str, object]:
+@final
+class Column:
+    """One decoded column: a read-only buffer of packed little-endian 64-bit words."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+class LimitError(ValueError):
+    """``args`` are (text, name, limit); name is one of ``profile_samples``, ``profile_locations``,
+    ``profile_sample_types``, ``profile_decoded_bytes``, ``profile_record_bytes``."""
+
+@final
+class Parser:
+    """An incremental decoder of one profile; every limit not given is unlimited."""
+
+    def __init__(
+        self, *, samples: int = ..., locations: int = ..., sample_types: int = ..., memory: int = ..., record: int = ...
+    ) -> None: ...
+    @property
+    def used(self) -> int:
+        """Bytes of the memory budget used so far."""
+
+    def feed(self, data: Buffer, /) -> None:
+        """The next bytes of the (not gzipped) profile.
+
+        ``ValueError`` on malformed data, :class:`LimitError` past a limit.
+        """
+
+    def finish(self) -> dict[str, object]:
+        """The end of the input: the columns, as :func:`parse` returns them; the parser is spent after."""
+
+def parse(
+    raw: Buffer,
+    /,
+    *,
+    samples: int = ...,
+    locations: int = ...,
+    sample_types: int = ...,
+    memory: int = ...,
+    record: int = ...,
+) -> dict[str, object]:
     """Decode raw (not gzipped) pprof protobuf bytes into flat columns.
 
     ``raw`` is any C-contiguous buffer (``bytes``, ``bytearray``, ``memoryview``...).
-    ``"strings"`` is a ``list[str]``; every other column is ``bytes`` of packed
-    little-endian 64-bit words; the remaining singular fields are ``int``, and
-    ``"has_period_type"`` is a ``bool``. Raises ``ValueError`` on malformed wire data.
+    ``"strings"`` is a ``list[str]``; every other column is a :class:`Column`; the remaining
+    singular fields are ``int``, and ``"has_period_type"`` is a ``bool``. Raises ``ValueError``
+    on malformed wire data and :class:`LimitError` at the first record past a limit.
     """

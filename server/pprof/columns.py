@@ -16,9 +16,14 @@ Only the wire format is checked here. String indices, ids and value counts are
 returned exactly as sent, possibly dangling or duplicated: validating them is
 the job of the module that resolves them.
 
-The arrays are read-only in both backends: the native ones are views of
-immutable ``bytes``, and the fallback's are frozen to match, so code that
-works with one backend cannot break on the other by writing into a column.
+Parsing is incremental and bounded (:mod:`server.pprof.limits`): a
+:class:`ColumnParser` takes the inflated bytes as they come and refuses at the
+first record past a limit, so neither the input nor its columns are ever held
+in full before a hostile profile is refused.
+
+The arrays are read-only in both backends: the native ones are views of the
+extension's read-only buffers, and the fallback's are frozen to match, so code
+that works with one backend cannot break on the other by writing into a column.
 """
 
 from __future__ import annotations
@@ -26,14 +31,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias, TypeVar
+from types import ModuleType
+from typing import Any, Final, Protocol, TypeAlias, TypeVar, cast
 
 import numpy as np
 from google.protobuf.message import DecodeError
 from numpy.typing import NDArray
+from typing_extensions import Buffer
 
 from server.pprof import profile_pb2
-from server.pprof.errors import ParseError
+from server.pprof.errors import DecodeLimitError, ParseError
+from server.pprof.limits import DecodeLimits
 
 Int64Array: TypeAlias = NDArray[np.int64]
 UInt64Array: TypeAlias = NDArray[np.uint64]
@@ -45,6 +53,8 @@ _WIRE_UINT64: Final = np.dtype("<u8")
 
 _T = TypeVar("_T")
 _A = TypeVar("_A", bound=np.ndarray[Any, Any])
+
+DEFAULT_LIMITS: Final = DecodeLimits()
 
 
 @dataclass(slots=True, frozen=True, eq=False)
@@ -93,57 +103,106 @@ class ProfileColumns:
     period_type_unit: int
     default_sample_type: int
     has_period_type: bool
+    strings_with_nul: int = 0
+    """Strings of the table that held a NUL, now U+FFFD (PostgreSQL's text cannot store NUL)."""
 
 
-NativeParse: TypeAlias = Callable[[bytes], dict[str, object]]
-
-
-def _load_native() -> NativeParse | None:
+def _load_native() -> ModuleType | None:
     try:
         from server.pprof import _wire
     except ImportError:
         return None
-    return _wire.parse
+    return _wire
 
 
-_native_parse: Final = _load_native()
+_native: Final = _load_native()
 
-NATIVE: Final[bool] = _native_parse is not None
+NATIVE: Final[bool] = _native is not None
 """Whether the C decoder was built; when it was not, the fallback does the same job slower."""
 
 
-def parse_columns(raw: bytes) -> ProfileColumns:
+class ColumnParser(Protocol):
+    """One profile's bytes fed as they arrive (inflated, not gzip), then its columns.
+
+    ``feed`` raises :class:`~server.pprof.errors.ParseError` on malformed wire
+    data and :class:`~server.pprof.errors.DecodeLimitError` at the first record
+    past a limit, so a hostile input is refused after the bytes that pass the
+    limit, not after all of them.
+    """
+
+    def feed(self, data: bytes) -> None: ...
+
+    def finish(self) -> ProfileColumns: ...
+
+
+def column_parser(limits: DecodeLimits = DEFAULT_LIMITS, native: bool | None = None) -> ColumnParser:
+    """The C decoder's incremental parser when it is built, else the fallback's (``native`` forces one)."""
+    if native is None:
+        native = _native is not None
+    if native:
+        if _native is None:
+            raise RuntimeError("server.pprof._wire is not built")
+        return _NativeParser(_native, limits)
+    return _FallbackParser(limits)
+
+
+def parse_columns(raw: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ProfileColumns:
     """Decode raw (already decompressed) pprof bytes into columns.
 
     Raises :class:`~server.pprof.errors.ParseError` if the bytes are not a
-    well-formed protobuf ``Profile``.
+    well-formed protobuf ``Profile``, and :class:`~server.pprof.errors.DecodeLimitError`
+    if they pass a limit.
     """
-    if _native_parse is not None:
-        return _columns_from_wire(_native_parse, raw)
-    return parse_columns_python(raw)
+    parser = column_parser(limits)
+    parser.feed(raw)
+    return parser.finish()
 
 
-def parse_columns_native(raw: bytes) -> ProfileColumns:
+def parse_columns_native(raw: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ProfileColumns:
     """:func:`parse_columns` forced onto the C decoder, for tests and benchmarks.
 
     Raises ``RuntimeError`` when the extension is not built.
     """
-    if _native_parse is None:
-        raise RuntimeError("server.pprof._wire is not built")
-    return _columns_from_wire(_native_parse, raw)
+    parser = column_parser(limits, native=True)
+    parser.feed(raw)
+    return parser.finish()
 
 
-def _columns_from_wire(parse: NativeParse, raw: bytes) -> ProfileColumns:
-    try:
-        wire = parse(raw)
-    except ValueError as exc:
-        raise ParseError(str(exc)) from None
+class _NativeParser:
+    def __init__(self, wire: ModuleType, limits: DecodeLimits) -> None:
+        self._wire = wire
+        self._limits = limits
+        self._parser = wire.Parser(
+            samples=limits.samples,
+            locations=limits.locations,
+            sample_types=limits.sample_types,
+            memory=limits.memory,
+            record=limits.record,
+        )
 
+    def feed(self, data: bytes) -> None:
+        self._call(self._parser.feed, data)
+
+    def finish(self) -> ProfileColumns:
+        wire: dict[str, object] = self._call(self._parser.finish)
+        return _columns_from_wire(wire)
+
+    def _call(self, method: Callable[..., _T], *args: object) -> _T:
+        try:
+            return method(*args)
+        except self._wire.LimitError as exc:
+            _text, name, limit = exc.args
+            raise DecodeLimitError(name, limit, self._limits.describe(name)) from None
+        except ValueError as exc:
+            raise ParseError(str(exc)) from None
+
+
+def _columns_from_wire(wire: dict[str, object]) -> ProfileColumns:
     def i64(name: str) -> Int64Array:
-        return np.frombuffer(_get(wire, name, bytes), dtype=_WIRE_INT64).astype(np.int64, copy=False)
+        return np.frombuffer(_buffer(wire, name), dtype=_WIRE_INT64).astype(np.int64, copy=False)
 
     def u64(name: str) -> UInt64Array:
-        return np.frombuffer(_get(wire, name, bytes), dtype=_WIRE_UINT64).astype(np.uint64, copy=False)
+        return np.frombuffer(_buffer(wire, name), dtype=_WIRE_UINT64).astype(np.uint64, copy=False)
 
     def scalar(name: str) -> int:
         return _get(wire, name, int)
@@ -187,7 +246,13 @@ def _columns_from_wire(parse: NativeParse, raw: bytes) -> ProfileColumns:
         period_type_unit=scalar("period_type_unit"),
         default_sample_type=scalar("default_sample_type"),
         has_period_type=_get(wire, "has_period_type", bool),
+        strings_with_nul=scalar("strings_with_nul"),
     )
+
+
+def _buffer(wire: Mapping[str, object], key: str) -> memoryview:
+    """A column the extension returned (a ``Column``, which numpy wraps in place)."""
+    return memoryview(cast(Buffer, wire[key]))
 
 
 def _get(wire: Mapping[str, object], key: str, kind: type[_T]) -> _T:
@@ -202,21 +267,138 @@ def _get(wire: Mapping[str, object], key: str, kind: type[_T]) -> _T:
 # --- pure-Python fallback ---------------------------------------------------
 
 
-def parse_columns_python(raw: bytes) -> ProfileColumns:
+def parse_columns_python(raw: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ProfileColumns:
     """:func:`parse_columns` over upb messages, for installs without the extension.
 
     Produces the same columns as the C decoder on every input both accept.
     They differ on rejection only: upb refuses a string table entry that is
     not valid UTF-8 (the C decoder replaces the bad bytes, because Go does not
     promise UTF-8), and upb keeps a known field sent with the wrong wire type
-    as an unknown field (the C decoder rejects it as corrupt).
+    as an unknown field (the C decoder rejects it as corrupt). The memory
+    budget is estimated from the wire bytes before upb reads them (see
+    :class:`_FallbackParser`), an upper bound of what the C decoder counts, so
+    the fallback may refuse a profile near the budget that the C decoder takes.
     """
+    parser = _FallbackParser(limits)
+    parser.feed(raw)
+    return parser.finish()
+
+
+# What the C decoder's columns take per top-level record at least (its fixed
+# words), and per payload byte at most (each byte may start a varint that
+# becomes a word; a sample's 2-byte empty label becomes four). Strings cost
+# their bytes and about a str object each. Field numbers as in profile.proto.
+_FIXED_COST = {1: 16, 2: 24, 3: 48, 4: 32, 5: 40, 6: 64, 13: 8}
+_BYTE_COST = {2: 16, 4: 8, 6: 1, 13: 8}
+
+
+class _FallbackParser:
+    """Counts top-level records as bytes arrive, the same limits as the C decoder, then lets upb parse.
+
+    upb parses one whole buffer, so the counting is done first on the wire:
+    only tags and lengths are read (payloads are skipped), each sample,
+    location and sample type is counted, and the memory the columns would
+    take is estimated from the payload sizes. A record past a limit stops the
+    input there, before upb builds anything.
+    """
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self._limits = limits
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._counts = {1: 0, 2: 0, 4: 0}  # sample types, samples, locations
+        self._memory = 0
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        self._scan()
+
+    def finish(self) -> ProfileColumns:
+        raw, self._buffer = bytes(self._buffer), bytearray()
+        return _parse_upb(raw)
+
+    def _scan(self) -> None:
+        buffer, position, end = self._buffer, self._scanned, len(self._buffer)
+        limits = self._limits
+        while position < end:
+            field = _top_level_field(buffer, position, end)
+            if field is None:
+                break  # its tag or length is cut off by the end of the bytes so far, or malformed (upb says so)
+            number, size, following = field
+            if size > limits.record:
+                raise DecodeLimitError("profile_record_bytes", limits.record, limits.describe("profile_record_bytes"))
+            if following > end:
+                break
+            position = following
+            self._memory += _FIXED_COST.get(number, 0) + _BYTE_COST.get(number, 0) * size
+            if number in self._counts:
+                self._counts[number] += 1
+                self._check(number)
+            if self._memory > limits.memory:
+                raise DecodeLimitError("profile_decoded_bytes", limits.memory, limits.describe("profile_decoded_bytes"))
+        self._scanned = position
+
+    def _check(self, number: int) -> None:
+        name, limit = {
+            1: ("profile_sample_types", self._limits.sample_types),
+            2: ("profile_samples", self._limits.samples),
+            4: ("profile_locations", self._limits.locations),
+        }[number]
+        if self._counts[number] > limit:
+            raise DecodeLimitError(name, limit, self._limits.describe(name))
+
+
+def _top_level_field(buffer: bytearray, position: int, end: int) -> tuple[int, int, int] | None:
+    """(field number, payload length, where the next field starts) of the field at ``position``.
+
+    None when its tag or length is not all there yet, or is malformed. The
+    next field may start past ``end``: the payload has not all arrived. The
+    payload length is 0 for fields that are not length-delimited.
+    """
+    tag, position = _read_varint(buffer, position, end)
+    if tag is None:
+        return None
+    wire, size = tag & 7, 0
+    if wire == 0:
+        value, position = _read_varint(buffer, position, end)
+        if value is None:
+            return None
+    elif wire in (1, 5):
+        position += 8 if wire == 1 else 4
+    elif wire == 2:
+        length, position = _read_varint(buffer, position, end)
+        if length is None:
+            return None
+        size, position = length, position + length
+    else:
+        return None
+    return tag >> 3, size, position
+
+
+def _read_varint(buffer: bytearray, position: int, end: int) -> tuple[int | None, int]:
+    """A varint at ``position``, or None when the bytes end inside it or it is longer than 10 bytes."""
+    value = shift = 0
+    while position < end and shift < 70:
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value & 0xFFFF_FFFF_FFFF_FFFF, position
+        shift += 7
+    return None, position
+
+
+def _parse_upb(raw: bytes) -> ProfileColumns:
     message = profile_pb2.Profile()
     try:
         message.ParseFromString(raw)
     except DecodeError as exc:
         raise ParseError(f"not a protobuf message ({exc})") from None
 
+    strings = list(message.string_table)
+    with_nul = [index for index, text in enumerate(strings) if "\0" in text]
+    for index in with_nul:
+        strings[index] = strings[index].replace("\0", "\ufffd")  # as the C decoder does
     samples = message.sample
     labels = [label for sample in samples for label in sample.label]
     locations = message.location
@@ -224,7 +406,7 @@ def parse_columns_python(raw: bytes) -> ProfileColumns:
     mappings = message.mapping
     functions = message.function
     return ProfileColumns(
-        strings=list(message.string_table),
+        strings=strings,
         sample_type=_int64(itertools.chain.from_iterable((vt.type, vt.unit) for vt in message.sample_type)),
         sample_loc_offsets=_offsets(len(s.location_id) for s in samples),
         sample_locs=_uint64(itertools.chain.from_iterable(s.location_id for s in samples)),
@@ -262,6 +444,7 @@ def parse_columns_python(raw: bytes) -> ProfileColumns:
         period_type_unit=message.period_type.unit,
         default_sample_type=message.default_sample_type,
         has_period_type=message.HasField("period_type"),
+        strings_with_nul=len(with_nul),
     )
 
 

@@ -6,49 +6,61 @@ protobuf into columns (:mod:`server.pprof.columns`), then validate every index
 and id (:mod:`server.pprof.validate`), so nothing past this module ever meets
 a dangling reference. ``decode_columns`` stops there, for ingest;
 ``decode`` goes on to resolved objects.
+
+The first two stages stream: gzip is inflated a slice at a time and each
+slice goes straight to the parser, which refuses at the first record past a
+limit (:mod:`server.pprof.limits`). A 255 KiB upload that inflates to 256 MiB
+of empty samples is refused after its first few megabytes, with neither the
+inflated bytes nor their columns ever held in full.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
-from server.pprof.columns import ProfileColumns, parse_columns
+from server.pprof.columns import ProfileColumns, column_parser
 from server.pprof.errors import DecompressError, ParseError, ProfileTooLargeError
 from server.pprof.header import Header
+from server.pprof.limits import DecodeLimits
 from server.pprof.model import Function, Line, Location, Profile, Sample
 from server.pprof.validate import validate
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DECOMPRESSED = 256 * 1024 * 1024
+#: Inflated bytes handed to the parser at a time: large enough that the C parser releases the GIL on each.
+SLICE = 1024 * 1024
 
 
-def decompress(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED) -> bytes:
-    """Gunzip ``data`` if it is gzip, refusing to produce more than ``max_size`` bytes.
+def inflate(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED, slice_size: int = SLICE) -> Iterator[bytes]:
+    """``data`` gunzipped if it is gzip, as slices of at most ``slice_size`` bytes; never more than ``max_size`` in all.
 
-    The limit is enforced while inflating, so a gzip bomb costs at most
-    ``max_size`` bytes of memory before it is rejected. Concatenated gzip
-    members are accepted, as Go's reader accepts them.
+    The limit is enforced while inflating, so a gzip bomb costs at most one
+    slice of memory here before it is rejected (or before the parser refuses
+    what the slices hold). Concatenated gzip members are accepted, as Go's
+    reader accepts them.
     """
     if not data.startswith(GZIP_MAGIC):
         if len(data) > max_size:
             raise ProfileTooLargeError(max_size)
-        return data
-    chunks: list[bytes] = []
+        yield data
+        return
     total = 0
     pending = data
     try:
         while True:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            while True:
-                chunk = inflater.decompress(pending, max_size + 1 - total)
+            while not inflater.eof:
+                before = len(pending)
+                chunk = inflater.decompress(pending, min(slice_size, max_size + 1 - total))
+                pending = inflater.unconsumed_tail
                 total += len(chunk)
                 if total > max_size:
                     raise ProfileTooLargeError(max_size)
-                chunks.append(chunk)
-                if inflater.eof:
-                    break
-                pending = inflater.unconsumed_tail
-                if not pending:
+                if chunk:
+                    yield chunk
+                elif not inflater.eof and (not pending or len(pending) == before):
+                    # All input read and no more output: the stream stops before its end.
                     raise DecompressError("truncated gzip stream (unexpected end of data)")
             pending = inflater.unused_data
             if not pending:
@@ -57,21 +69,37 @@ def decompress(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED) -> bytes:
                 raise DecompressError("trailing bytes after the gzip stream")
     except zlib.error as exc:
         raise DecompressError(f"invalid gzip data ({exc})") from None
-    return b"".join(chunks)
 
 
-def decode_columns(data: bytes, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> ProfileColumns:
-    """Decompress, parse and validate: the fast path ingest uses, with no per-sample objects."""
+def decompress(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED) -> bytes:
+    """Gunzip ``data`` if it is gzip, refusing to produce more than ``max_size`` bytes (see :func:`inflate`)."""
+    return b"".join(inflate(data, max_size))
+
+
+def decode_columns(
+    data: bytes, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED, limits: DecodeLimits | None = None
+) -> ProfileColumns:
+    """Decompress, parse and validate: the fast path ingest uses, with no per-sample objects.
+
+    ``limits`` defaults to :class:`DecodeLimits` with a memory budget of
+    ``max_decompressed`` bytes: what the inflated profile may take, its
+    decoded form may take too.
+    """
     if not data:
         raise ParseError("empty input")
-    columns = parse_columns(decompress(data, max_decompressed))
+    parser = column_parser(limits if limits is not None else DecodeLimits(memory=max_decompressed))
+    for piece in inflate(data, max_decompressed):
+        parser.feed(piece)
+    columns = parser.finish()
     validate(columns)
     return columns
 
 
-def decode(data: bytes, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> Profile:
+def decode(
+    data: bytes, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED, limits: DecodeLimits | None = None
+) -> Profile:
     """Decompress, parse and validate a pprof profile into resolved objects."""
-    return to_profile(decode_columns(data, max_decompressed))
+    return to_profile(decode_columns(data, max_decompressed, limits))
 
 
 def to_profile(columns: ProfileColumns) -> Profile:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from server.pprof.checked import SAFE_MAX, bounded, signed_sums
 from server.pprof.columns import ProfileColumns
 from server.pprof.errors import MalformedProfileError
 
@@ -88,6 +89,8 @@ def validate(columns: ProfileColumns) -> None:
             f"sample {bad} has {int(counts[bad])} values but the profile declares {n_types} sample types"
         )
     _check_labels(columns)
+    if n_samples and n_types:
+        _check_sums(columns, n_types)
 
     _check_ids(columns.function_id, "function")
     _check_ids(columns.mapping_id, "mapping")
@@ -121,6 +124,27 @@ def validate(columns: ProfileColumns) -> None:
         raise MalformedProfileError(
             f"sample {sample} refers to location {int(columns.sample_locs[entry])}, which does not exist"
         )
+
+
+def _check_sums(columns: ProfileColumns, n_types: int) -> None:
+    """Per sample type, the positive values and the negative values must each add up within 64 bits.
+
+    Then no total, stack or function value of this profile can wrap (see
+    :mod:`server.pprof.checked`): two samples of 2^63-1 would otherwise add
+    up to -2.
+    """
+    values = columns.sample_values.reshape(-1, n_types)
+    if bounded(values, values.shape[0]):
+        return  # no sum of these values can leave 64 bits: every real profile
+    for index, (positive, negative) in enumerate(signed_sums(values)):
+        if positive > SAFE_MAX or negative < -SAFE_MAX:
+            type_index, unit_index = columns.sample_type[2 * index : 2 * index + 2].tolist()
+            name = f"{columns.strings[type_index]}/{columns.strings[unit_index]}"
+            which, total = ("positive", positive) if positive > SAFE_MAX else ("negative", negative)
+            raise MalformedProfileError(
+                f"the {which} values of sample type {name} add up to {total}, "
+                f"past the 64-bit range (at most {SAFE_MAX} either way)"
+            )
 
 
 def _check_labels(columns: ProfileColumns) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from server.pprof.merge import round_half_away
 from server.query.flamegraph import flamegraph
 from server.query.merge import Merged, merge_profiles
+from server.query.overflow import BOUND, overflow
 from server.query.request import ProfileQuery
 from server.query.top import flat_and_cum
 from server.query.tree import CallTree, build_tree
@@ -38,7 +39,10 @@ def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQu
     ratio = 1.0
     if normalize and merged_new.total() != 0:
         ratio = merged_base.total() / merged_new.total()
-        new_values = np.array([round_half_away(v * ratio) for v in new_values.tolist()], dtype=np.int64)
+        scaled = [round_half_away(v * ratio) for v in new_values.tolist()]
+        if sum(abs(v) for v in scaled) > BOUND:  # scaled up by a base whose values cancel out: still 64 bits?
+            raise overflow(merged_new.sample_type)
+        new_values = np.array(scaled, dtype=np.int64)
     nodes = np.concatenate([merged_base.nodes, merged_new.nodes])
     matrix = np.zeros((nodes.shape[0], 2), dtype=np.int64)
     matrix[: merged_base.nodes.shape[0], 0] = merged_base.values

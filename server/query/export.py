@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from server.pprof.checked import clamp
 from server.pprof.merge import round_half_away
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
 from server.query.merge import IntArray, labelset_filter, load_blobs
+from server.query.overflow import SumGuard
 from server.query.selector import Selector
 from server.store import blob
 from server.store.profiles import ProfileMeta
@@ -35,6 +37,7 @@ def export_profile(
     blobs = load_blobs(store, profiles)
     keys: list[IntArray] = []
     values: list[IntArray] = []
+    guards = {entry: SumGuard(entry.split("/", 1)[0]) for entry in sample_types}
     for meta in profiles:
         data = blobs.get((meta.width_s, meta.id))
         if data is None:
@@ -42,6 +45,7 @@ def export_profile(
         arrays = blob.decode(data)
         widened = np.zeros((len(arrays), len(sample_types)), dtype=np.int64)
         for column, entry in enumerate(meta.sample_types):
+            guards[entry].add(arrays.values[:, column])
             widened[:, sample_types.index(entry)] = arrays.values[:, column]
         keys.append(arrays.keys)
         values.append(widened)
@@ -53,7 +57,7 @@ def export_profile(
             result.period_type = ValueType(*reference.period_type.split("/", 1))
         result.period = max(p.period for p in profiles)
         result.time_nanos = min(p.time_ns for p in profiles)
-        result.duration_nanos = sum(p.duration_ns for p in profiles)
+        result.duration_nanos = clamp(sum(p.duration_ns for p in profiles))  # pprof's field is 64 bits
         result.default_sample_type = reference.default_sample_type
     if not keys:
         return result

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from server.errors import InvalidParameter, NotFound
 from server.query.merge import matching_series, resolve_sample, sample_columns
+from server.query.overflow import SumGuard
 from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.timeseries import choose_step, series_interval_ns
@@ -53,8 +54,10 @@ def function_history(
     values: list[IntArray] = []
     buckets: list[IntArray] = []
     counts: dict[int, int] = {}
+    guards: dict[int, SumGuard] = {}  # each point is its own sum
     for part, part_keys, part_values in sample_columns(store, parts, sample_type):
         bucket = (part.time_ns - start_ns) // step_ns
+        guards.setdefault(bucket, SumGuard(sample_type)).add(part_values)
         counts[bucket] = counts.get(bucket, 0) + part.profiles
         keys.append(part_keys)
         values.append(part_values)

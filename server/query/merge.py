@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from server.errors import InvalidParameter
 from server.pprof.kinds import is_gauge
+from server.query.overflow import SumGuard
 from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
@@ -144,10 +145,13 @@ def sample_columns(
 
 
 def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
+    """The profiles' samples of one type summed per sample key; a 422 if any sum could pass 64 bits."""
     keys: list[IntArray] = []
     values: list[IntArray] = []
     used: list[ProfileMeta] = []
+    guard = SumGuard(sample_type)
     for meta, part_keys, part_values in sample_columns(store, profiles, sample_type):
+        guard.add(part_values)
         keys.append(part_keys)
         values.append(part_values)
         used.append(meta)

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidParameter, TooExpensive
+from server.pprof.checked import bounded, grouped_sums, holds_saturated
 from server.query.merge import labelset_filter, resolve_sample, sample_columns, split_selector
+from server.query.overflow import SumGuard, overflow
 from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
@@ -30,7 +32,7 @@ from server.store.profiles import Shape, TooManyRows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.series import SeriesInfo
-from server.store.trends import IntArray, count_raw, raw_cells, recent_gaps, rollup_cells
+from server.store.trends import IntArray, SumOverflow, count_raw, raw_cells, recent_gaps, rollup_cells
 from server.timeparse import parse_duration_ns
 
 AGGREGATIONS = ("avg", "sum", "max")
@@ -188,6 +190,7 @@ def samples_timeseries(
     for part, keys, part_values in sample_columns(store, parts, sample_type):
         bucket = (part.time_ns - origin_ns) // step_ns
         profiles_in[(part.series_id, bucket)] += part.profiles
+        SumGuard(sample_type).add(part_values)  # summed per label set here; across parts in Python's integers
         _, labelsets = store.sample_keys.resolve(keys)
         values = part_values
         if sample_selector.matchers:
@@ -249,6 +252,8 @@ def _collect(
         for ranges, members in gaps.items():
             for gap_start, gap_end in ranges:
                 parts.append(raw_cells(store.engine, members, index_by_shape, gap_start, gap_end, origin_ns, step_ns))
+    except SumOverflow:
+        raise overflow(query.sample) from None
     except TooManyRows:
         raise TooExpensive(
             f"this trend reads more than {limit} raw profiles; use a step of whole hours (1h, 1d), "
@@ -257,12 +262,21 @@ def _collect(
     rows = np.concatenate(parts) if parts else np.zeros((0, 7), dtype=np.int64)
     sample_type, unit = _check_sample(store, rows, query.sample)
     rows = rows[rows[:, 3] > rows[:, 6]]  # drop rows whose shape lacks the sample type entirely
+    if holds_saturated(rows[:, 4:6]):
+        raise overflow(sample_type)  # a rollup whose total passed the 64-bit range
     # One cell per (series, step): the rollup and raw parts of a step add up.
     width = int(rows[:, 2].max(initial=0)) + 1
     cells, inverse = np.unique(rows[:, 0] * width + rows[:, 2], return_inverse=True)
     out = np.zeros((cells.shape[0], 5), dtype=np.int64)
     out[:, 0], out[:, 1] = np.divmod(cells, width)
-    np.add.at(out[:, 2], inverse, rows[:, 4])
+    if bounded(rows[:, 4], rows.shape[0]):
+        np.add.at(out[:, 2], inverse, rows[:, 4])  # no sum of these can leave 64 bits: the usual case
+    else:
+        order = np.argsort(inverse, kind="stable")
+        sums, saturated = grouped_sums(rows[order, 4:5], np.flatnonzero(np.diff(inverse[order], prepend=-1)))
+        if saturated:
+            raise overflow(sample_type)
+        out[:, 2] = sums[:, 0]
     np.add.at(out[:, 3], inverse, rows[:, 3] - rows[:, 6])
     out[:, 4] = np.iinfo(np.int64).min
     np.maximum.at(out[:, 4], inverse, rows[:, 5])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from server.pprof.checked import grouped_sums
+
 _HEADER = struct.Struct("<2sBBII")
 _MAGIC = b"SY"
 _VERSION = 2
@@ -53,6 +55,23 @@ def aggregate(keys: Int64Array, values: Int64Array) -> SampleArrays:
         return SampleArrays(sorted_keys, values[order])
     starts, sums = _sum_runs(order, boundary, values)
     return SampleArrays(sorted_keys[starts], sums)
+
+
+def aggregate_saturating(keys: Int64Array, values: Int64Array) -> tuple[SampleArrays, bool]:
+    """:func:`aggregate` for merges of many profiles (rollups): a sum out of the 64-bit range is saturated.
+
+    Returns the arrays and whether any sum was saturated (see :mod:`server.pprof.checked`).
+    """
+    if keys.size == 0:
+        return aggregate(keys, values), False
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    boundary = np.empty(sorted_keys.shape[0], dtype=bool)
+    boundary[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=boundary[1:])
+    starts = np.flatnonzero(boundary)
+    sums, saturated = grouped_sums(values[order], starts)
+    return SampleArrays(sorted_keys[starts], sums), saturated
 
 
 def group_pairs(

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
+from server.pprof.checked import SATURATED, clamp
 from server.store import blob
 from server.store.database import chunks, insert_returning
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
@@ -194,19 +195,28 @@ class RollupTable:
         self, series_id: int, width_s: int, bucket_ns: int, parts: list[tuple[ProfileMeta, bytes]]
     ) -> dict[str, Any]:
         decoded = [blob.decode(data) for _, data in parts]
-        merged = blob.aggregate(np.concatenate([d.keys for d in decoded]), np.concatenate([d.values for d in decoded]))
+        merged, saturated = blob.aggregate_saturating(
+            np.concatenate([d.keys for d in decoded]), np.concatenate([d.values for d in decoded])
+        )
         metas = [meta for meta, _ in parts]
+        # Python's integers add exactly; what does not fit is stored saturated, so a query meeting it refuses.
+        totals = [clamp(sum(column)) for column in zip(*(m.totals for m in metas), strict=True)]
+        if saturated or any(abs(total) == SATURATED for total in totals):
+            log.warning(
+                "rollup sums past the 64-bit range stored saturated",
+                extra={"series_id": series_id, "width_s": width_s, "bucket_ns": bucket_ns},
+            )
         return {
             "series_id": series_id,
             "width_s": width_s,
             "bucket_ns": bucket_ns,
             "shape_id": metas[0].shape_id,
             "profiles": sum(m.profiles for m in metas),
-            "duration_ns": sum(m.duration_ns for m in metas),
+            "duration_ns": clamp(sum(m.duration_ns for m in metas)),
             "period": max(m.period for m in metas),
             "samples": len(merged),
-            "totals": [int(v) for v in np.sum([m.totals for m in metas], axis=0)],
-            "max_totals": [int(v) for v in np.max([m.max_totals or m.totals for m in metas], axis=0)],
+            "totals": totals,
+            "max_totals": [max(column) for column in zip(*(m.max_totals or m.totals for m in metas), strict=True)],
             "data": blob.encode(merged),
         }
 

@@ -13,6 +13,7 @@ it give NULL, and the caller checks that none of those turned up.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
@@ -26,6 +27,12 @@ from server.store.models import ProfileRow, Rollup
 from server.store.profiles import TooManyRows
 
 IntArray = NDArray[np.int64]
+
+
+class SumOverflow(Exception):
+    """A sum of totals the database made is past the 64-bit range (the query is refused, not wrapped)."""
+
+
 #: Series per statement: keeps the expanding IN list well under every database's parameter limit.
 SERIES_PER_QUERY = 1000
 
@@ -58,6 +65,12 @@ def _fetch(engine: Engine, statements: Sequence[Any], width: int) -> IntArray:
                 cursor.execute(str(compiled))
                 rows = cursor.fetchall()
                 flat.append(np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=len(rows) * width))
+        except sqlite3.OperationalError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            raise SumOverflow() from None  # SQLite's SUM() past 64 bits
+        except OverflowError:
+            raise SumOverflow() from None  # PostgreSQL sums BIGINT as NUMERIC: a sum past 64 bits arrives whole
         finally:
             cursor.close()
     return np.concatenate(flat).reshape(-1, width) if flat else np.zeros((0, width), dtype=np.int64)
