@@ -475,9 +475,23 @@ def points(bp: BrowserPage, key: dict[str, str] | str) -> list[tuple[float, floa
     return [(t, v) for t, v, _ in found]
 
 
+def wait_for_fine_steps(fleet: Fleet) -> None:
+    """Wait until the goroutine chart's steps are seconds, not minutes.
+
+    The chart's step follows the series' own interval (the median gap between their newest profiles).
+    The pushed profiles are 12 minutes apart, which alone gives 15-minute steps that may hold two of them;
+    the base instance's scrapes every 2 s make the steps fine once a few have been stored.
+    """
+    deadline = time.monotonic() + 60
+    while fleet.live.get("/api/v1/timeseries", type="goroutine", query=fleet.selector(), **HOUR)["step"] > 60:
+        assert time.monotonic() < deadline, "the base instance's goroutine scrapes never made the steps fine"
+        time.sleep(1)
+
+
 def test_goroutine_chart_rises_for_the_leaking_instance(fleet: Fleet, browser_page: BrowserPage) -> None:
     bp = browser_page
     query = fleet.selector()
+    wait_for_fine_steps(fleet)
     open_page(bp, fleet, "/goroutines", query=query, group_by="instance")
     bp.page.wait_for_function("() => document.querySelectorAll('circle.point').length > 0")
     api = fleet.live.get("/api/v1/timeseries", type="goroutine", query=query, group_by="instance", **HOUR)
@@ -537,6 +551,7 @@ def test_an_average_is_never_shown_as_a_total(fleet: Fleet, browser_page: Browse
     bp = browser_page
     query = fleet.selector()
     # the chart's fleet total is a sum; the moment's flame graph behind it an average per profile, said so
+    wait_for_fine_steps(fleet)
     open_page(bp, fleet, "/goroutines", query=query, group_by="instance")
     bp.page.wait_for_function("() => document.querySelectorAll('circle.point[data-key=\"__total__\"]').length > 0")
     assert "fleet total: the sum of every line's last count" in bp.page.inner_text("#chart-meta")
