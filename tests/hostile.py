@@ -102,6 +102,23 @@ def bombs() -> dict[str, bytes]:
     }
 
 
+def connect_bombs(inflated: int = 32 * MIB - 64) -> dict[str, tuple[bytes, str]]:
+    """Alloy-shaped Push bodies (gzip, as Content-Encoding) that inflate to ``inflated`` bytes of empty entries.
+
+    Each entry is two bytes on the wire but a whole object once parsed: an empty
+    series, or a series of empty labels, or a series of empty samples; and the
+    JSON form of empty series. The value is (gzip body, Content-Type).
+    """
+    count = inflated // 2
+    one_series = b"\x0a" + _varint(inflated) + b""  # a single series whose body is the repeated entries
+    return {
+        "empty series": (_gzip_members(b"", b"\x0a\x00", count), "application/proto"),
+        "empty labels": (_gzip_members(one_series, b"\x0a\x00", count), "application/proto"),
+        "empty samples": (_gzip_members(one_series, b"\x12\x00", count), "application/proto"),
+        "JSON empty series": (_gzip_members(b'{"series":[{}', b",{}", count // 2, b"]}"), "application/json"),
+    }
+
+
 def long_string(size: int) -> bytes:
     """gzip of a profile whose first record is one string of ``size`` zero bytes: well-formed until it ends.
 
@@ -209,10 +226,16 @@ class ServerProbe:
         during = sum(1 for at in watcher.answered_at if started < at < finished)
         return Outcome(status, message, finished - started, peak_rss(self.pid), watcher.worst, during, watcher.failures)
 
-    def push(self, body: bytes, path: str = "/api/v1/ingest", **params: str) -> Outcome:
+    def push(
+        self, body: bytes, path: str = "/api/v1/ingest", headers: dict[str, str] | None = None, **params: str
+    ) -> Outcome:
         def action() -> tuple[int, str]:
             response = httpx.post(
-                self.base_url + path, params={"service": "hostile", **params}, content=body, timeout=120
+                self.base_url + path,
+                params={"service": "hostile", **params},
+                content=body,
+                headers=headers,
+                timeout=120,
             )
             return response.status_code, response.text
 

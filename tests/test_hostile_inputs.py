@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile import MIB, Outcome, ServerProbe, bombs, empty_samples, goroutine_bomb, serving
+from tests.hostile import (
+    MIB,
+    Outcome,
+    ServerProbe,
+    bombs,
+    connect_bombs,
+    empty_samples,
+    goroutine_bomb,
+    serving,
+)
 from tests.pgserver import free_port
 from tests.procs import stackyard, status, wait_for
 
@@ -71,6 +80,17 @@ def test_pushed_bombs_are_refused_naming_the_limit(probe: ServerProbe, name: str
     outcome = probe.push(bombs()[name])
     assert outcome.status == 413, outcome.message
     assert EXPECTED[name] in outcome.message
+    check_alive(outcome)
+
+
+@pytest.mark.parametrize("name", sorted(connect_bombs()))
+def test_pyroscope_push_bombs_are_refused_before_they_are_parsed(probe: ServerProbe, name: str) -> None:
+    # 32 MiB of two-byte entries would be 16 million protobuf objects (about 700 MB) once parsed.
+    body, content_type = connect_bombs()[name]
+    headers = {"Content-Type": content_type, "Content-Encoding": "gzip", "Connect-Protocol-Version": "1"}
+    outcome = probe.push(body, "/push.v1.PusherService/Push", headers)
+    assert outcome.status == 400, outcome.message
+    assert '"code": "invalid_argument"' in outcome.message and "more than 100000" in outcome.message
     check_alive(outcome)
 
 

@@ -62,6 +62,7 @@ from server.availability import describe, is_unavailable
 from server.errors import StackyardError
 from server.pprof.decode import GZIP_MAGIC, decompress
 from server.pprof.errors import DecompressError, ProfileError, ProfileTooLargeError
+from server.pyroscope.budget import Malformed, TooManyElements, count_elements
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,15 @@ class ConnectError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BodyLimits:
-    """Largest request body as sent, and after gunzip."""
+    """Largest request body as sent, and after gunzip; ``elements``: most submessages (and JSON values) it may hold.
+
+    The byte limits bound what is read; ``elements`` bounds what the parse would build from it
+    (:mod:`server.pyroscope.budget`), for a method whose requests may be large.
+    """
 
     body_bytes: int
     decompressed_bytes: int
+    elements: int | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> BodyLimits:
@@ -250,6 +256,31 @@ def parse(message_type: type[M], body: bytes, codec: str) -> M:
     return message
 
 
+def check_elements(message_type: type[Message], body: bytes, codec: str, budget: int) -> None:
+    """Refuse a body that would parse into more than ``budget`` objects, before parsing it.
+
+    Binary: its submessages, counted on the wire. JSON: an upper bound on its values, from the commas
+    and brackets that separate and open them (counted in C, by ``bytes.count``). The refusal is
+    ``invalid_argument``, not ``resource_exhausted``, so a client does not retry it as it is.
+    """
+    name = message_type.DESCRIPTOR.full_name
+    if codec == "json":
+        values = body.count(b",") + body.count(b"{") + body.count(b"[") + 1
+        if values > budget:
+            raise ConnectError(
+                "invalid_argument", f"body: {name} holds more than {budget} values; send fewer series per request"
+            )
+        return
+    try:
+        count_elements(message_type.DESCRIPTOR, body, budget)
+    except TooManyElements:
+        raise ConnectError(
+            "invalid_argument", f"body: {name} holds more than {budget} entries; send fewer series per request"
+        ) from None
+    except Malformed as exc:
+        raise ConnectError("invalid_argument", f"body: not a binary {name} ({exc})") from None
+
+
 def serialize(message: Message, codec: str) -> bytes:
     if codec == "proto":
         return message.SerializeToString()
@@ -337,7 +368,10 @@ class ConnectService:
                 if version is not None and version.strip() != "1":
                     raise ConnectError("invalid_argument", f"Connect-Protocol-Version: {version} is not 1")
                 settings: Settings = request.app.state.settings
-                body = await read_body(request, procedure.limits(settings))
+                limits = procedure.limits(settings)
+                body = await read_body(request, limits)
+                if limits.elements is not None:
+                    check_elements(procedure.request_type, body, codec, limits.elements)
                 message = parse(procedure.request_type, body, codec)
                 if is_async:
                     answer = await procedure.handler(message, request)

@@ -30,7 +30,7 @@ from fastapi import Request
 
 from server.errors import InvalidParameter
 from server.pprof.select import SampleView
-from server.pyroscope.connect import ConnectError, ConnectService, as_connect_error
+from server.pyroscope.connect import BodyLimits, ConnectError, ConnectService, as_connect_error
 from server.pyroscope.cumulative import PreviousProfiles, delta_bytes
 from server.pyroscope.profilekinds import Part, parts_of
 from server.pyroscope.proto.push.v1 import push_pb2
@@ -42,7 +42,17 @@ from server.store import idempotency
 
 log = logging.getLogger(__name__)
 
-pusher = ConnectService(push_pb2.DESCRIPTOR.services_by_name["PusherService"])
+#: Series, labels and profiles one push may hold. Alloy sends one series per target and profile type,
+#: each with a dozen labels and one profile: 100,000 is thousands of targets in one request.
+PUSH_ELEMENTS = 100_000
+
+
+def _push_limits(settings: Settings) -> BodyLimits:
+    """The body limit after gunzip too: the profiles inside are gzip already, so an honest push hardly grows."""
+    return BodyLimits(settings.max_body_bytes, settings.max_body_bytes, elements=PUSH_ELEMENTS)
+
+
+pusher = ConnectService(push_pb2.DESCRIPTOR.services_by_name["PusherService"], limits=_push_limits)
 PROCEDURE = "push.v1.PusherService/Push"
 
 
