@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DATA, median_seconds
 from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
-from server.ingest import ingest
+from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.settings import Settings
 from server.store.models import ProfileBlob, ProfileRow

@@ -22,11 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATA, median_seconds
-from server.goroutines.dump import parse_dump
 from server.goroutines.groups import group_goroutines
-from server.goroutines.ingest import DUMP_KIND, ingest_dump
-from server.goroutines.leaks import find_leak_suspects
+from server.goroutines.parse import parse_dump
+from server.ingest.dumps import DUMP_KIND, ingest_dump
 from server.migrate import upgrade
+from server.query.leaks import find_leak_suspects
 from server.settings import Settings
 from server.store.repository import Store
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/groupcommit.py --threads 4 --profiles 1000
 
 Both modes run in this process against the same throwaway PostgreSQL
-(tests/pgserver.py, fsync off), each on a fresh database with warm caches
+(tests/support/pgserver.py, fsync off), each on a fresh database with warm caches
 (the same payloads ingested once before timing), so the only difference is
 how rows reach the database: ``group`` is the store as shipped
 (:mod:`server.store.groupcommit`), ``alone`` calls the store's batch writer
@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import DATA, varied_scrapes  # noqa: E402
 from bench.load import CAPTURES  # noqa: E402
-from server.ingest import ingest  # noqa: E402
+from server.ingest.profile import ingest  # noqa: E402
 from server.migrate import upgrade  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.store.repository import Store  # noqa: E402
-from tests.pgserver import PostgresServer  # noqa: E402
-from tests.tools import postgres_bindir  # noqa: E402
+from tests.support.pgserver import PostgresServer  # noqa: E402
+from tests.support.tools import postgres_bindir  # noqa: E402
 
 
 def postgres_cpu_seconds() -> float:

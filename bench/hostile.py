@@ -1,6 +1,6 @@
 """Hostile inputs against a real server: time to refusal, peak memory, /healthz meanwhile.
 
-    .venv/bin/python bench/hostile.py               # every input of tests/hostile.py
+    .venv/bin/python bench/hostile.py               # every input of tests/support/hostile.py
     .venv/bin/python bench/hostile.py --only "empty samples"
 
 One ``stackyard serve`` on SQLite gets each input in turn: pushed profiles
@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.hostile import (
+from tests.support.hostile import (
     MIB,
     Outcome,
     ServerProbe,
@@ -35,9 +35,9 @@ from tests.hostile import (
     peak_rss,
     serving,
 )
-from tests.pgserver import free_port
-from tests.procs import stackyard, status, wait_for
-from tests.tools import DATA
+from tests.support.pgserver import free_port
+from tests.support.procs import stackyard, status, wait_for
+from tests.support.tools import DATA
 
 
 def cases(probe: ServerProbe) -> dict[str, Callable[[], Outcome]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATA, varied_scrapes
-from server.ingest import ingest
+from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.settings import Settings
 from server.store.repository import Store

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATA, median_seconds, varied_scrapes
-from server.ingest import ingest
+from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.pprof import profile_pb2
 from server.settings import Settings

@@ -6,7 +6,7 @@
 
 What runs, all real and local:
 
-- a throwaway PostgreSQL (tests/pgserver.py: initdb in a temp dir, fsync off)
+- a throwaway PostgreSQL (tests/support/pgserver.py: initdb in a temp dir, fsync off)
   and one ``stackyard serve`` subprocess on it (migrating at start), with its
   own temporary working directory; both are removed at the end;
 - a **push process** (its own interpreter, so its CPU does not disturb the
@@ -64,8 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import DATA, varied_scrapes  # noqa: E402
-from tests.pgserver import PostgresServer, free_port  # noqa: E402
-from tests.tools import postgres_bindir  # noqa: E402
+from tests.support.pgserver import PostgresServer, free_port  # noqa: E402
+from tests.support.tools import postgres_bindir  # noqa: E402
 
 #: Kind of each capture, and how many varied copies of it the pushers cycle through.
 CAPTURES = {

@@ -40,9 +40,9 @@ from playwright.sync_api import sync_playwright
 import server.app
 from bench.common import ROOT
 from stackyard.runtime import build_server
-from tests.browser import launch, serving
-from tests.fleet import closed_port_url
-from tests.godemo import running
+from tests.support.browser import launch, serving
+from tests.support.fleet import closed_port_url
+from tests.support.godemo import running
 
 AIM_MS = 1000
 INSTANCES = 5

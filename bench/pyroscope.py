@@ -7,7 +7,7 @@
 The store (SQLite) is built in the same run: ``--distinct`` varied copies of
 the production-sized real capture ``tests/data/big_cpu.pb.gz`` (~2,600
 functions, stacks of 30-55 frames; ``bench.common.varied_scrapes``), one every
-10 s, each through the real ``server.ingest.ingest()``, ending at a fixed
+10 s, each through the real ``server.ingest.profile.ingest()``, ending at a fixed
 time (``END``, 2026-05-28 00:00 UTC), then hourly and daily rollups built as
 the server builds them.
 
@@ -50,12 +50,12 @@ from google.protobuf import json_format
 
 from bench.common import DATA, varied_scrapes
 from server.app import create_app
-from server.ingest import ingest
-from server.maintenance import build_rollups
+from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.pyroscope.proto.querier.v1 import querier_pb2
 from server.settings import Settings
 from server.store.repository import Store
+from server.upkeep.jobs import build_rollups
 
 NS = 1_000_000_000
 END_S = 1_779_926_400  # 2026-05-28T00:00:00Z

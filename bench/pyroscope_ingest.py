@@ -33,7 +33,7 @@ from server.migrate import upgrade
 from server.pyroscope.proto.push.v1 import push_pb2
 from server.pyroscope.proto.types.v1 import types_pb2
 from server.settings import Settings
-from tests.pyroscope_captures import load
+from tests.support.pyroscope_captures import load
 
 START_S = 1_790_000_000
 

@@ -15,7 +15,7 @@ raw retention is raised to 30 d so the oldest of the 7 days stays ingestible):
   copies of the production-sized real capture ``tests/data/big_cpu.pb.gz``
   (``bench.common.varied_scrapes``: values rescaled, a tenth of the samples
   dropped, re-encoded; ~190 KB each), used in turn, and **every one of the
-  60,480 goes through the real ``server.ingest.ingest()``** (gunzip, decode,
+  60,480 goes through the real ``server.ingest.profile.ingest()``** (gunzip, decode,
   dedup, blob, one commit each). Then ``build_rollups(store, now_ns=END)``
   builds the hourly and daily rollups, timed: it is part of the cost.
 - **Fleet**: 1,000 instances (``service="fleet"``, ``instance="i-0000"``...),
@@ -47,7 +47,7 @@ very payloads that were ingested, written to files (all of them up to
 the time is extrapolated per profile from the largest merge measured, and
 labelled so), and for trends a plain SQL GROUP BY over the raw rows. Correctness: the top table (total, every flat
 and cum) of each range pprof merged must equal ``go tool pprof -top`` of
-that merge, as tests/oracle.py compares; a mismatch exits with status 1.
+that merge, as tests/support/oracle.py compares; a mismatch exits with status 1.
 """
 
 from __future__ import annotations
@@ -79,11 +79,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATA, median_seconds, varied_scrapes
 from server.errors import TooExpensive
-from server.ingest import ingest
-from server.maintenance import build_rollups
+from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.query import service
-from server.query.merge import select_profiles
+from server.query.aggregate import select_profiles
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.query.timeseries import timeseries
@@ -92,7 +91,8 @@ from server.store import blob
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
-from tests.oracle import pprof_top
+from server.upkeep.jobs import build_rollups
+from tests.support.oracle import pprof_top
 
 IntArray = npt.NDArray[np.int64]
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playwright.sync_api import sync_playwright
 
 from bench.common import DATA
-from tests.browser import launch, serving
+from tests.support.browser import launch, serving
 
 FIRST_DRAW_MS = 100
 ZOOM_MS = 16

@@ -72,7 +72,7 @@ from collector.fetch import USER_AGENT, Fetcher, FetchLimits
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile
-from server.targets import PROFILE_PATHS, TIMED_KINDS, ProfileSpec, TargetSpec, offset_s
+from server.scrape.spec import PROFILE_PATHS, TIMED_KINDS, ProfileSpec, TargetSpec, offset_s
 
 FIRST_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
 CAPTURES = {

@@ -47,8 +47,7 @@ from bench.query import (
     rss_mb,
     template_of,
 )
-from server.ingest import ingest
-from server.maintenance import build_rollups
+from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.query.request import ProfileQuery
 from server.query.timeseries import timeseries
@@ -56,6 +55,7 @@ from server.settings import Settings
 from server.store.models import ProfileBlob, ProfileRow, Rollup
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
+from server.upkeep.jobs import build_rollups
 
 DAY_NS = DAY_S * NS
 SERVICE = "fleet"

@@ -8,8 +8,8 @@ Loading happens in three steps, so that every mistake can be reported as
 2. the loaded data is validated by strict pydantic models (``extra="forbid"``),
    whose error ``loc`` is looked up in that line map;
 3. the validated models are turned into the domain model of
-   :mod:`server.targets` (``TargetSpec``, ``Auth``, ``ProfileSpec``), reading
-   secret files and checking every target with :func:`server.targets.check_target`;
+   :mod:`server.scrape.spec` (``TargetSpec``, ``Auth``, ``ProfileSpec``), reading
+   secret files and checking every target with :func:`server.scrape.spec.check_target`;
    given a network policy, target addresses are checked against it, and the
    static targets' names are resolved and checked too (:mod:`collector.preflight`).
 
@@ -60,9 +60,8 @@ from server.alerts.receivers import Receiver, parse_receiver
 from server.alerts.rules import Rule, parse_rule
 from server.auth.tokens import TokenEntry
 from server.errors import InvalidParameter, StackyardError
-from server.labels import LABEL_NAME, MAX_LABEL_VALUE, pasted_hint
-from server.netpolicy import NetworkPolicy
-from server.targets import (
+from server.network.policy import NetworkPolicy
+from server.scrape.spec import (
     DEFAULT_INTERVAL_S,
     MAX_RESPONSE_BYTES_LIMIT,
     MIN_INTERVAL_S,
@@ -74,7 +73,8 @@ from server.targets import (
     check_target,
     default_profiles,
 )
-from server.timeparse import parse_duration_ns
+from server.syntax.labels import LABEL_NAME, MAX_LABEL_VALUE, pasted_hint
+from server.syntax.times import parse_duration_ns
 
 __all__ = [
     "Config",

@@ -31,9 +31,9 @@ from collector.errors import (
     ScrapeTimeout,
     TargetRefused,
 )
-from server.netguard import AddressRefused, GuardedTransport
-from server.netpolicy import NetworkPolicy
-from server.targets import Auth, TargetSpec
+from server.network.guard import AddressRefused, GuardedTransport
+from server.network.policy import NetworkPolicy
+from server.scrape.spec import Auth, TargetSpec
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 USER_AGENT = "stackyard-collector/0.1"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from server.redact import redact_credentials
-from server.scraping import ScrapeHealth
+from server.network.redact import redact_credentials
+from server.scrape.protocol import ScrapeHealth
 
 MAX_BACKOFF_S = 300.0
 

@@ -29,12 +29,12 @@ from collector.fetch import Fetcher
 from collector.health import HealthState
 from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile, Sink
-from server.availability import log_failure
+from server.network.redact import redact_credentials
 from server.pprof.errors import ProfileError
 from server.pprof.limits import DecodeLimits
-from server.redact import redact_credentials
-from server.scraping import ScrapeHealth
-from server.targets import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
+from server.scrape.protocol import ScrapeHealth
+from server.scrape.spec import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
+from server.store.availability import log_failure
 
 log = logging.getLogger(__name__)
 # APScheduler warns on every tick a slow job skips; stackyard_scrapes_skipped_total counts them instead.

@@ -4,7 +4,7 @@ A target typed into the API is refused at once; one written in the config
 file used to be refused only when scraped, so a file pointing at the metadata
 service started fine and showed the refusal in a target's health page. Here
 each target's name is resolved once at load time and refused the way the
-connect-time guard (:mod:`server.netguard`) would refuse it: when *every*
+connect-time guard (:mod:`server.network.guard`) would refuse it: when *every*
 address it resolves to is refused. A name resolving to allowed and refused
 addresses passes, since the guard would connect to an allowed one.
 
@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from server.netpolicy import NetworkPolicy, numeric_host
-from server.targets import TargetSpec
+from server.network.policy import NetworkPolicy, numeric_host
+from server.scrape.spec import TargetSpec
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from prometheus_client import CollectorRegistry
 
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
-from server.availability import describe, is_unavailable
 from server.errors import LimitExceeded, StackyardError
-from server.goroutines.dump import MAX_GOROUTINES, MAX_STACKS, DumpError, parse_dump
-from server.goroutines.ingest import DUMP_KIND
+from server.goroutines.parse import MAX_GOROUTINES, MAX_STACKS, DumpError, parse_dump
+from server.ingest.dumps import DUMP_KIND
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileError
 from server.pprof.limits import DecodeLimits
+from server.store.availability import describe, is_unavailable
 from server.store.idempotency import scrape_key
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,11 @@ class Checks:
 
 
 class InProcessSink:
-    """Hands profiles to ``server.ingest`` in a worker thread (``stackyard serve``), through a bounded buffer.
+    """Hands profiles to ``server.ingest.profile`` in a worker thread (``stackyard serve``), through a bounded buffer.
 
     While the database is reachable a profile is stored before ``send``
     returns, so a bad profile shows in the target's health. When the database
-    is away (see :func:`server.availability.is_unavailable`) profiles wait in
+    is away (see :func:`server.store.availability.is_unavailable`) profiles wait in
     the buffer, validated first, and are retried with backoff in scrape
     order; past ``buffer_size`` the oldest is dropped and counted. Each
     carries its idempotency key, so a write that committed just before the

@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 EXAMPLES=${FUZZ_EXAMPLES:-20000}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-300}
-TARGETS=${FUZZ_TARGETS:-$($PY -c 'from tests.fuzzing import TARGETS; print(" ".join(TARGETS))')}
+TARGETS=${FUZZ_TARGETS:-$($PY -c 'from tests.support.fuzzing import TARGETS; print(" ".join(TARGETS))')}
 
 echo "== hypothesis: $EXAMPLES examples per target"
 filter=$(echo "$TARGETS" | sed 's/ / or /g')
 STACKYARD_FUZZ_PROFILE=long STACKYARD_FUZZ_EXAMPLES=$EXAMPLES \
-  .venv/bin/pytest tests/test_fuzz.py -q -p no:cacheprovider --timeout=0 -k "kept or ($filter)"
+  .venv/bin/pytest tests/server/pprof/test_fuzz.py -q -p no:cacheprovider --timeout=0 -k "kept or ($filter)"
 
 if ! $PY -c 'import atheris' 2>/dev/null; then
   echo "== atheris is not installed (pip install -e '.[fuzz]'); hypothesis only"

@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of one target of tests/fuzzing.py with atheris (libFuzzer), for a fixed time.
+"""Coverage-guided fuzzing of one target of tests/support/fuzzing.py with atheris (libFuzzer), for a fixed time.
 
     .venv/bin/python scripts/fuzz_atheris.py pprof --seconds 300
     .venv/bin/python scripts/fuzz_atheris.py config --seconds 60 --findings /tmp/findings

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Regenerate the committed protobuf modules (*_pb2.py and their .pyi stubs) from the .proto files,
 # with grpcio-tools (a dev dependency): `make protos`. OUT=DIR writes them under DIR instead of in
-# place, which is how tests/test_protos.py checks that the committed ones are not stale.
+# place, which is how tests/server/pyroscope/test_protos.py checks that the committed ones are not stale.
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}

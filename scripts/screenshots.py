@@ -1,6 +1,6 @@
 """Screenshots of every dashboard page from a real session, for the README: ``make screenshots``.
 
-Starts the same real fleet the browser tests use (tests/fleet.py: two Go demo
+Starts the same real fleet the browser tests use (tests/support/fleet.py: two Go demo
 instances, one slower in cpuHogB and leaking goroutines; their profiles pushed
 through the API; the in-process scraper with a live and a dead target), opens each
 page in Debian's headless chromium and saves ``docs/img/<page>.png``.
@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from tests.browser import launch  # noqa: E402
-from tests.fleet import Fleet, running_fleet  # noqa: E402
+from tests.support.browser import launch  # noqa: E402
+from tests.support.fleet import Fleet, running_fleet  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 FLAME_READY = """() => {

@@ -31,13 +31,13 @@ from server.api import (
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.ratelimit import AuthThrottle
 from server.auth.tokens import TokenSet
-from server.ingest_workers import IngestWorkers
-from server.limits import limit_rejections
+from server.ingest.storelimits import limit_rejections
+from server.ingest.workers import IngestWorkers
 from server.migrate import ROOT
 from server.pyroscope import render, sdk
 from server.pyroscope.pusher import pusher
 from server.pyroscope.querier import querier
-from server.scraping import Scraper
+from server.scrape.protocol import Scraper
 from server.settings import Settings
 from server.store.repository import Store
 

@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 
-from server.redact import redact_credentials
+from server.network.redact import redact_credentials
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth.tokens import TokenEntry
-from server.netpolicy import DEFAULT_DENY_NETWORKS, NetworkPolicy
+from server.network.policy import DEFAULT_DENY_NETWORKS, NetworkPolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/stackyard.db"
 
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     @field_validator("retention_raw", "retention_hourly", "retention_daily")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from server.timeparse import parse_duration_ns
+        from server.syntax.times import parse_duration_ns
 
         if parse_duration_ns(value, "retention") < 3600 * 10**9:
             raise ValueError("retention must be at least 1h")

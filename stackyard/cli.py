@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.auth.binding import InsecureBind, check_bind
-    from server.proxies import uvicorn_proxy_options
+    from server.network.proxies import uvicorn_proxy_options
     from stackyard.runtime import build_server
 
     settings = _settings(args)
@@ -87,7 +87,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from collector.httpapp import metrics_app, parse_listen
     from collector.manager import Shard
     from server.auth.binding import InsecureBind, check_bind
-    from server.proxies import uvicorn_proxy_options
+    from server.network.proxies import uvicorn_proxy_options
     from stackyard.runtime import build_collector
 
     settings = _settings(args)
@@ -144,7 +144,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from server.store.check import check_store
     from server.store.database import make_engine
-    from server.timeparse import parse_duration_ns
+    from server.syntax.times import parse_duration_ns
 
     settings = _settings(args)
     engine = make_engine(settings.database_url)
@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Imported here: the config loader is heavy, and only serve and collect read a config file.
         from collector.config import ConfigError
-        from server.availability import describe, is_unavailable
+        from server.store.availability import describe, is_unavailable
 
         if isinstance(exc, ConfigError):
             print(f"stackyard: {exc}", file=sys.stderr)

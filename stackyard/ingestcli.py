@@ -17,7 +17,7 @@ from typing import Any
 
 from server.errors import StackyardError
 from server.pprof.kinds import KINDS
-from server.timeparse import parse_time_ns
+from server.syntax.times import parse_time_ns
 from stackyard.apiclient import ApiClient, ApiError, ApiRefused, ServerUnreachable
 
 

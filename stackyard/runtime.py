@@ -19,17 +19,17 @@ from collector.sinks import Checks, HttpPushSink, IngestFunction, InProcessSink,
 from server.alerts.service import Alerting
 from server.app import create_app
 from server.auth.tokens import bearer_header
-from server.availability import DatabaseGate
-from server.goroutines.ingest import DUMP_KIND, ingest_dump
-from server.ingest import ingest
-from server.ingest_workers import IngestWorkers, RemoteRefusal
-from server.limits import decode_limits, limit_rejections
-from server.maintenance import Maintenance
+from server.ingest.dumps import DUMP_KIND, ingest_dump
+from server.ingest.profile import ingest
+from server.ingest.storelimits import decode_limits, limit_rejections
+from server.ingest.workers import IngestWorkers, RemoteRefusal
 from server.migrate import upgrade
+from server.scrape.spec import ProfileSpec, TargetSpec
 from server.settings import Settings
+from server.store.availability import DatabaseGate
 from server.store.repository import Store
-from server.targets import ProfileSpec, TargetSpec
-from server.timeparse import parse_duration_ns
+from server.syntax.times import parse_duration_ns
+from server.upkeep.jobs import Maintenance
 
 TargetSource = Callable[[], Iterable[TargetSpec]]
 

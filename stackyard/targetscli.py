@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from server.errors import StackyardError
-from server.labels import parse_label_pairs
-from server.targets import PROFILE_PATHS, default_kinds
+from server.scrape.spec import PROFILE_PATHS, default_kinds
+from server.syntax.labels import parse_label_pairs
 from stackyard.apiclient import ApiClient, ApiError
 
 
@@ -30,7 +30,7 @@ def add_parser(sub: Any, with_server: Any) -> None:
     add.add_argument("--service", required=True)
     add.add_argument("--label", action="append", metavar="KEY=VALUE")
     add.add_argument("--interval", default="15s")
-    # The same list the server and the dashboard's forms use (server.targets.KINDS); without
+    # The same list the server and the dashboard's forms use (server.scrape.spec.KINDS); without
     # --profiles nothing is sent and the server applies its defaults, which are these.
     kinds, defaults = ", ".join(PROFILE_PATHS), ", ".join(default_kinds())
     add.add_argument("--profiles", help=f"comma-separated, of {kinds} (default: {defaults})")

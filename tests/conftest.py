@@ -17,8 +17,8 @@ from server.app import create_app
 from server.migrate import upgrade
 from server.settings import Settings
 from server.store.repository import Store
-from tests.pgserver import PostgresServer
-from tests.tools import DATA, postgres_bindir
+from tests.support.pgserver import PostgresServer
+from tests.support.tools import DATA, postgres_bindir
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

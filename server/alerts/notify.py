@@ -12,7 +12,7 @@ claimed notification is leased for the request's timeout plus a margin; a
 process that dies mid-send loses the lease, and another picks it up.
 
 Webhooks and Alertmanager are URLs users typed, so they are posted to the way
-scrapes are fetched: through :class:`server.netguard.GuardedTransport`, which
+scrapes are fetched: through :class:`server.network.guard.GuardedTransport`, which
 resolves the name, checks every address against the network policy and
 connects to the address it checked; no proxy from the environment
 (``HTTP_PROXY`` would choose the address instead), only the one configured
@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 
 from server.alerts.payload import alert_json, alertmanager_body, external_url, generator_url
-from server.netguard import AddressRefused, GuardedTransport
-from server.redact import redact_credentials
+from server.network.guard import AddressRefused, GuardedTransport
+from server.network.redact import redact_credentials
 from server.settings import Settings
 from server.store.alerting import Notification
 from server.store.repository import Store

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from server.settings import Settings
-from server.timeparse import format_time
+from server.syntax.times import format_time
 
 #: Alertmanager's "not ended yet": Go's zero time.
 ZERO_TIME = "0001-01-01T00:00:00Z"

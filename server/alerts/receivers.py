@@ -4,7 +4,7 @@ A webhook URL is a place the server will post to, so it passes the same
 network policy as a scrape target: a URL whose host is written as an address
 the policy refuses is refused here, when the receiver is created (API) or the
 config file is loaded; names are checked when they are resolved, at every
-connection (:mod:`server.netguard`), and config-file names also at load.
+connection (:mod:`server.network.guard`), and config-file names also at load.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from server.alerts.rules import MAX_NAME, RULE_NAME
 from server.errors import InvalidParameter
-from server.netpolicy import NetworkPolicy
-from server.redact import redact_credentials
+from server.network.policy import NetworkPolicy
+from server.network.redact import redact_credentials
 
 RECEIVER_KEYS = ("name", "webhook_url")
 

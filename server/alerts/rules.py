@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.errors import InvalidParameter
-from server.labels import LABEL_NAME, MAX_LABEL_VALUE
 from server.pprof.kinds import KINDS
 from server.query.selector import Selector, parse_selector
-from server.timeparse import format_duration, parse_duration_ns
+from server.syntax.labels import LABEL_NAME, MAX_LABEL_VALUE
+from server.syntax.times import format_duration, parse_duration_ns
 
 #: Sample types of each profile type (Go's names), so a rule naming one that cannot exist is refused.
 SAMPLE_TYPES = {

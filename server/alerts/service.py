@@ -20,11 +20,11 @@ from server.alerts.evaluate import Evaluator, RoundResult
 from server.alerts.notify import Dispatcher
 from server.alerts.receivers import Receiver
 from server.alerts.rules import Rule, parse_rule
-from server.availability import log_failure
 from server.errors import InvalidParameter, NotFound
 from server.settings import Settings
+from server.store.availability import log_failure
+from server.store.registry import Conflict
 from server.store.repository import Store
-from server.store.targets import Conflict
 
 log = logging.getLogger(__name__)
 

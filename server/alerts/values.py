@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.alerts.rules import Rule
-from server.goroutines.leaks import find_leak_suspects
+from server.query.leaks import find_leak_suspects
 from server.store.alerting import Point, profile_points
 from server.store.repository import Store
 from server.store.series import SeriesInfo

@@ -14,9 +14,9 @@ from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
 from server.api.deps import reveals_credentials
 from server.errors import InvalidParameter, NotFound
-from server.redact import redact_credentials
+from server.network.redact import redact_credentials
 from server.store.alerting import StateRecord, Transition
-from server.timeparse import format_time
+from server.syntax.times import format_time
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 STATES = ("inactive", "pending", "firing", "resolved")

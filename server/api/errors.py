@@ -12,9 +12,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.availability import describe, is_unavailable
 from server.errors import StackyardError
 from server.pprof.errors import ProfileError, ProfileTooLargeError
+from server.store.availability import describe, is_unavailable
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from server.api.deps import StoreDep
-from server.fleet import STATUS_ORDER, Status, fleet
-from server.scraping import Scraper
-from server.timeparse import format_time
+from server.query.fleet import STATUS_ORDER, Status, fleet
+from server.scrape.protocol import Scraper
+from server.syntax.times import format_time
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 

@@ -10,12 +10,12 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import SettingsDep, StoreDep
 from server.api.ingest import read_body
-from server.goroutines import views
-from server.goroutines.ingest import ingest_dump
-from server.labels import parse_label_pairs
-from server.limits import limit_rejections
+from server.ingest.dumps import ingest_dump
+from server.ingest.storelimits import limit_rejections
+from server.query import dumpviews as views
 from server.query.selector import parse_selector
-from server.timeparse import format_time, parse_time_ns, time_range_ns
+from server.syntax.labels import parse_label_pairs
+from server.syntax.times import format_time, parse_time_ns, time_range_ns
 
 router = APIRouter(prefix="/api/v1/goroutines", tags=["goroutines"])
 SelectorParam = Annotated[str | None, Query(description='selector, e.g. {service="api"}')]

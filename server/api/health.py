@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from server import __version__
 from server.api.deps import StoreDep
-from server.availability import describe
+from server.store.availability import describe
 
 router = APIRouter(tags=["health"])
 

@@ -14,11 +14,11 @@ from fastapi.responses import JSONResponse
 
 from server.api.deps import SettingsDep, StoreDep
 from server.errors import PayloadTooLarge
-from server.ingest import ingest
-from server.ingest_workers import IngestWorkers, RemoteRefusal
-from server.labels import parse_label_pairs
-from server.limits import limit_rejections
-from server.timeparse import parse_time_ns
+from server.ingest.profile import ingest
+from server.ingest.storelimits import limit_rejections
+from server.ingest.workers import IngestWorkers, RemoteRefusal
+from server.syntax.labels import parse_label_pairs
+from server.syntax.times import parse_time_ns
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from server.api.deps import SettingsDep, StoreDep
-from server.ingest import check_kind
+from server.ingest.profile import check_kind
 from server.query import labels
 from server.query.selector import parse_selector
-from server.timeparse import time_range_ns
+from server.syntax.times import time_range_ns
 
 router = APIRouter(prefix="/api/v1", tags=["labels"])
 

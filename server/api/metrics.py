@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from server.availability import describe, is_unavailable
+from server.query.storedmetrics import StoredDataCollector
+from server.store.availability import describe, is_unavailable
 from server.store.repository import Store
-from server.stored_metrics import StoredDataCollector
 
 router = APIRouter(tags=["metrics"])
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from server.api.deps import SettingsDep, StoreDep
 from server.api.query import QueryDep
-from server.ingest import check_kind
+from server.ingest.profile import check_kind
 from server.query import service
 from server.query.selector import parse_selector
 

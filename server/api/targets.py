@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import StoreDep, reveals_credentials
 from server.errors import InvalidParameter, InvalidTarget, StackyardError
-from server.netpolicy import NetworkPolicy
-from server.redact import redact_credentials
-from server.scraping import ScrapeHealth, Scraper
-from server.settings import Settings
-from server.targets import (
+from server.network.policy import NetworkPolicy
+from server.network.redact import redact_credentials
+from server.scrape.protocol import ScrapeHealth, Scraper
+from server.scrape.spec import (
     DELTA_KINDS,
     KIND_INTERVALS_S,
     KINDS,
@@ -25,7 +24,8 @@ from server.targets import (
     check_target,
     default_profiles,
 )
-from server.timeparse import format_duration, format_time, parse_duration_ns
+from server.settings import Settings
+from server.syntax.times import format_duration, format_time, parse_duration_ns
 
 router = APIRouter(prefix="/api/v1", tags=["targets"])
 MAX_TRACE_SECONDS = 60.0

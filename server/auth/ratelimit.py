@@ -101,7 +101,7 @@ def client_address(scope_client: tuple[str, int] | list[object] | None) -> str:
     Behind a reverse proxy this is the proxy, so all clients share one limit,
     unless the proxy is named in ``STACKYARD_TRUSTED_PROXIES``: then uvicorn
     has already replaced the peer address with the client the proxy names in
-    ``X-Forwarded-For`` (:mod:`server.proxies`). The header is never read
+    ``X-Forwarded-For`` (:mod:`server.network.proxies`). The header is never read
     here, and from no other peer, because any client can write it.
     """
     if not scope_client:

@@ -13,7 +13,7 @@ import hashlib
 import statistics
 from dataclasses import dataclass
 
-from server.goroutines.dump import Frame, Goroutine
+from server.goroutines.parse import Frame, Goroutine
 
 #: Frames of the runtime itself: a goroutine "blocks at" the first frame outside them.
 RUNTIME_PREFIXES = ("runtime.", "runtime/internal/", "internal/runtime/")

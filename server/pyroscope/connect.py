@@ -58,12 +58,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from server.api.errors import RETRY_AFTER_S
-from server.availability import describe, is_unavailable
 from server.errors import StackyardError
 from server.pprof.decode import GZIP_MAGIC, decompress
 from server.pprof.errors import DecompressError, ProfileError, ProfileTooLargeError
 from server.pyroscope.budget import Malformed, TooManyElements, count_elements
 from server.settings import Settings
+from server.store.availability import describe, is_unavailable
 
 log = logging.getLogger(__name__)
 

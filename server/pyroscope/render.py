@@ -32,7 +32,7 @@ from server.pyroscope.profiletypes import ProfileType, parse_id
 from server.pyroscope.proto.querier.v1 import querier_pb2
 from server.pyroscope.proto.types.v1 import types_pb2
 from server.query.selector import parse_selector
-from server.timeparse import parse_time_ns
+from server.syntax.times import parse_time_ns
 
 router = APIRouter(prefix="/pyroscope", tags=["pyroscope"])
 

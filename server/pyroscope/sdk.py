@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 
 from server.api.ingest import read_body
 from server.errors import InvalidParameter, TimeRangeError, TooOld
-from server.ingest import check_idempotency_key
+from server.ingest.profile import check_idempotency_key
 from server.pprof.decode import decode_columns
 from server.pprof.select import sample_type_names
 from server.pyroscope import uploadparams

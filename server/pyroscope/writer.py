@@ -14,9 +14,9 @@ from anyio import to_thread
 from starlette.datastructures import State
 
 from server.errors import InvalidParameter
-from server.ingest import ingest
-from server.ingest_workers import IngestWorkers, RemoteRefusal
-from server.limits import limit_rejections
+from server.ingest.profile import ingest
+from server.ingest.storelimits import limit_rejections
+from server.ingest.workers import IngestWorkers, RemoteRefusal
 from server.pprof.select import SampleView
 from server.settings import Settings
 

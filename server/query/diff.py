@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from server.pprof.merge import round_half_away
+from server.query.aggregate import Merged, merge_profiles
 from server.query.flamegraph import flamegraph
-from server.query.merge import Merged, merge_profiles
 from server.query.overflow import BOUND, overflow
 from server.query.request import ProfileQuery
 from server.query.top import flat_and_cum

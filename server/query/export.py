@@ -13,7 +13,7 @@ import numpy as np
 from server.pprof.checked import clamp
 from server.pprof.merge import round_half_away
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
-from server.query.merge import IntArray, labelset_filter, load_blobs
+from server.query.aggregate import IntArray, labelset_filter, load_blobs
 from server.query.overflow import SumGuard
 from server.query.selector import Selector
 from server.store import blob

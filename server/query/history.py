@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import InvalidParameter, NotFound
-from server.query.merge import matching_series, resolve_sample, sample_columns
+from server.query.aggregate import matching_series, resolve_sample, sample_columns
 from server.query.overflow import SumGuard
 from server.query.plan import plan
 from server.query.request import ProfileQuery

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from server.errors import InvalidParameter
 from server.pprof.kinds import KINDS
 from server.query.selector import Selector, parse_selector
-from server.timeparse import time_range_ns
+from server.syntax.times import time_range_ns
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,7 @@ from typing import Any
 
 from server.errors import NotFound
 from server.pprof import encode
-from server.query.export import export_profile
-from server.query.flamegraph import flamegraph
-from server.query.merge import (
+from server.query.aggregate import (
     Merged,
     matching_series,
     merge_profiles,
@@ -17,6 +15,8 @@ from server.query.merge import (
     resolve_sample,
     split_selector,
 )
+from server.query.export import export_profile
+from server.query.flamegraph import flamegraph
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.query.top import sort_rows, top_rows
@@ -24,7 +24,7 @@ from server.query.tree import CallTree, build_tree
 from server.settings import Settings
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
-from server.timeparse import format_time
+from server.syntax.times import format_time
 
 
 def _tree(store: Store, merged: Merged) -> CallTree:

@@ -22,7 +22,7 @@ import numpy as np
 
 from server.errors import InvalidParameter, TooExpensive
 from server.pprof.checked import bounded, grouped_sums, holds_saturated
-from server.query.merge import labelset_filter, resolve_sample, sample_columns, split_selector
+from server.query.aggregate import labelset_filter, resolve_sample, sample_columns, split_selector
 from server.query.overflow import SumGuard, overflow
 from server.query.plan import plan
 from server.query.request import ProfileQuery
@@ -32,8 +32,8 @@ from server.store.profiles import Shape, TooManyRows
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.series import SeriesInfo
-from server.store.trends import IntArray, SumOverflow, count_raw, raw_cells, recent_gaps, rollup_cells
-from server.timeparse import parse_duration_ns
+from server.store.totals import IntArray, SumOverflow, count_raw, raw_cells, recent_gaps, rollup_cells
+from server.syntax.times import parse_duration_ns
 
 AGGREGATIONS = ("avg", "sum", "max")
 
@@ -226,7 +226,7 @@ def _collect(
     Whole-hour steps read rollup buckets where they exist and raw profiles for
     the rest of each series' range (the edges of the range, the open hour,
     late data not yet rolled up); other steps read raw profiles. The database
-    does the per-row work (:mod:`server.store.trends`).
+    does the per-row work (:mod:`server.store.totals`).
     """
     start_ns, end_ns = query.start_ns, query.end_ns + 1
     index_by_shape = _sample_indexes(store, query.sample)

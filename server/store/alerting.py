@@ -28,7 +28,7 @@ from server.store.models import (
     ProfileRow,
 )
 from server.store.profiles import TooManyRows
-from server.store.targets import Conflict
+from server.store.registry import Conflict
 
 #: PostgreSQL advisory lock held by the replica evaluating rules, so replicas never evaluate the same round twice.
 EVAL_LOCK = 7_299_999_998

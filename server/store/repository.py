@@ -27,17 +27,17 @@ from server.pprof.identity import sample_keys
 from server.store import blob, idempotency
 from server.store.alerting import AlertTables
 from server.store.database import make_engine
-from server.store.goroutines import GoroutineTable
+from server.store.dumps import GoroutineTable
 from server.store.groupcommit import GroupCommit
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileTable, Shape
+from server.store.registry import TargetTable, TraceTable
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.state import lock_against_gc, read_epoch
 from server.store.symbols import FunctionTable
-from server.store.targets import TargetTable, TraceTable
 
 IntArray = npt.NDArray[np.int64]
 

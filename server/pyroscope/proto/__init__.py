@@ -2,5 +2,5 @@
 
 The ``.proto`` files beside the modules are written from the public field
 numbers; the ``*_pb2.py`` modules and ``.pyi`` stubs are generated from them
-(scripts/protos.sh) and committed. tests/test_protos.py fails when they are stale.
+(scripts/protos.sh) and committed. tests/server/pyroscope/test_protos.py fails when they are stale.
 """

@@ -1,0 +1,1 @@
+"""What users type, parsed and checked in one place: label pairs and label limits, times and durations."""

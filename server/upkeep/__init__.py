@@ -1,0 +1,1 @@
+"""Background upkeep of the store: rollups on a schedule (``jobs``), then retention and garbage collection."""

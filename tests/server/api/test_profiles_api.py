@@ -1,0 +1,67 @@
+"""Series and single profiles, and pprof sample labels in selectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.helpers import UNITS, push, top
+from tests.support.oracle import pprof_top
+from tests.support.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
+
+def test_series_and_profiles_listing(client: TestClient) -> None:
+    push(client, DATA / "cpu.pb.gz", service="api", label="instance=a", time="1000")
+    push(client, DATA / "cpu2.pb.gz", service="api", label="instance=b", time="1010")
+    push(client, DATA / "heap.pb.gz", service="api", label="instance=a", time="1020")
+    series = client.get("/api/v1/series", params={"type": "cpu"}).json()["series"]
+    assert sorted(s["labels"]["instance"] for s in series) == ["a", "b"]
+    one = client.get("/api/v1/series", params={"query": '{instance="a"}'}).json()["series"]
+    assert sorted(s["type"] for s in one) == ["cpu", "heap"]
+    listed = client.get("/api/v1/profiles", params={"type": "cpu", "from": "0", "to": "2000"}).json()
+    assert [p["time"] for p in listed["profiles"]] == ["1970-01-01T00:16:40Z", "1970-01-01T00:16:50Z"]
+    assert listed["profiles"][0]["totals"]["cpu"] == pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds").total
+    assert listed["profiles"][0]["labels"] == {"service": "api", "instance": "a"}
+    limited = client.get("/api/v1/profiles", params={"type": "cpu", "from": "0", "to": "2000", "limit": "1"}).json()
+    assert len(limited["profiles"]) == 1 and limited["truncated"] is True
+
+
+def test_open_one_profile(client: TestClient, tmp_path: Path) -> None:
+    stored = push(client, DATA / "heap.pb.gz")
+    path = f"/api/v1/profiles/{stored['id']}"
+    for sample in ("inuse_space", "alloc_objects"):
+        ours = client.get(f"{path}/top", params={"sample": sample}).json()
+        expected = pprof_top([DATA / "heap.pb.gz"], sample, UNITS[sample])
+        assert ours["total"] == expected.total
+        assert {r["name"]: (r["flat"], r["cum"]) for r in ours["rows"]} == expected.rows
+    exported = tmp_path / "one.pb.gz"
+    exported.write_bytes(client.get(f"{path}/pprof").content)
+    assert pprof_top([exported], "inuse_space", "bytes") == pprof_top([DATA / "heap.pb.gz"], "inuse_space", "bytes")
+    graph = client.get(f"{path}/flamegraph").json()
+    assert graph["sample_type"] == "inuse_space" and graph["total"] == stored["totals"]["inuse_space"]
+    assert client.get("/api/v1/profiles/999999/top").status_code == 404
+
+
+def test_sample_label_matchers_equal_pprof_tagfocus(client: TestClient, tmp_path: Path) -> None:
+    push(client, DATA / "cpu.pb.gz", service="demo")
+    push(client, DATA / "cpu2.pb.gz", service="demo")
+    files = [DATA / "cpu.pb.gz", DATA / "cpu2.pb.gz"]
+    ours = top(client, type="cpu", sample="cpu", query='{service="demo", handler="/checkout"}')
+    expected = pprof_top(files, "cpu", "nanoseconds", extra=("-tagfocus=handler=^/checkout$",))
+    assert ours["total"] == expected.shown > 0
+    assert {r["name"]: (r["flat"], r["cum"]) for r in ours["rows"]} == expected.rows
+    everything = top(client, type="cpu", sample="cpu", query='{service="demo"}')
+    other = top(client, type="cpu", sample="cpu", query='{service="demo", handler!="/checkout"}')
+    assert other["total"] + ours["total"] == everything["total"]
+    response = client.get(
+        "/api/v1/pprof", params={"type": "cpu", "from": "0", "to": "now+1h", "query": '{handler=~"/check.*"}'}
+    )
+    exported = tmp_path / "checkout.pb.gz"
+    exported.write_bytes(response.content)
+    again = pprof_top([exported], "cpu", "nanoseconds")
+    assert again.total == expected.shown
+    assert again.rows == expected.rows

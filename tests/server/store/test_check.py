@@ -1,0 +1,90 @@
+"""The consistency checker: clean on a real store, and each kind of damage it exists for is named, on both DBs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import delete, insert, select, update
+
+from server.ingest.profile import ingest
+from server.settings import Settings
+from server.store.check import check_store
+from server.store.models import FunctionRow, ProfileBlob, ProfileRow, Rollup, SampleKey, StackNode
+from server.store.repository import Store
+from server.upkeep.jobs import build_rollups
+from tests.support.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
+HOUR_NS = 3600 * 10**9
+BASE_NS = 1_790_000_000 * 10**9 - (1_790_000_000 * 10**9) % HOUR_NS  # an hour long closed
+
+
+def _fill(store: Store, settings: Settings) -> None:
+    for index, name in enumerate(("cpu.pb.gz", "cpu2.pb.gz", "heap.pb.gz", "goroutine.pb.gz")):
+        data = (DATA / name).read_bytes()
+        for minute in (1, 2):
+            ingest(store, settings, data, {"service": "svc"}, None, BASE_NS + minute * 60 * 10**9 + index)
+    assert build_rollups(store)["hourly"] > 0
+
+
+def _problems(store: Store) -> list[str]:
+    return [problem.check for problem in check_store(store.engine).problems]
+
+
+def test_a_real_store_is_consistent_and_the_cli_says_so(store: Store, settings: Settings, database_url: str) -> None:
+    _fill(store, settings)
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    assert report.counts["profiles"] == 8
+    assert report.counts["rollups"] >= 3
+    done = subprocess.run(
+        [sys.executable, "-m", "stackyard", "check", "--database-url", database_url],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "store consistent: 8 profiles" in done.stdout
+
+
+def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database_url: str) -> None:
+    _fill(store, settings)
+    with store.engine.begin() as conn:
+        victim = int(conn.execute(select(ProfileRow.id).order_by(ProfileRow.id)).scalars().first() or 0)
+        conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id == victim))
+        function = int(conn.execute(select(FunctionRow.id)).scalars().first() or 0)
+        conn.execute(insert(StackNode).values(parent_id=10**12, function_id=function, depth=3, recursive=False))
+        conn.execute(insert(SampleKey).values(hash=42, node_id=10**12, labelset_id=0))
+        other = int(conn.execute(select(ProfileRow.id).where(ProfileRow.id != victim)).scalars().first() or 0)
+        data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())
+        conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == other).values(data=data[: len(data) // 2]))
+        conn.execute(update(Rollup).where(Rollup.width_s == 3600).values(profiles=Rollup.profiles + 1))
+    problems = _problems(store)
+    assert "profiles without a blob" in problems
+    assert "stack nodes whose parent is missing" in problems
+    assert "sample keys whose stack node is missing" in problems
+    assert "profile blobs that do not decode" in problems or (
+        "profile blobs that do not sum to the profile's totals" in problems
+    )
+    assert "rollups that no longer stand for every profile of their bucket" in problems
+    done = subprocess.run(
+        [sys.executable, "-m", "stackyard", "check", "--database-url", database_url],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "store INCONSISTENT" in done.stderr and "profiles without a blob: 1 (e.g. " in done.stderr
+
+
+def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Settings) -> None:
+    _fill(store, settings)
+    with store.engine.begin() as conn:
+        used = int(conn.execute(select(SampleKey.id).order_by(SampleKey.id)).scalars().first() or 0)
+        conn.execute(delete(SampleKey).where(SampleKey.id == used))
+    assert "sample keys named by profile blobs but missing" in _problems(store)

@@ -1,0 +1,91 @@
+"""Retention deletes old data in batches; garbage collection removes what nothing references, safely."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from server.app import create_app
+from server.settings import Settings
+from server.store.models import FunctionRow, Rollup, SampleKey, StackNode
+from server.store.repository import Store
+from server.upkeep.jobs import build_rollups
+from server.upkeep.retention import apply_retention
+from tests.support.helpers import push, top
+from tests.support.oracle import pprof_top
+from tests.support.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
+BIG, DEMO = DATA / "big_cpu.pb.gz", DATA / "cpu.pb.gz"
+HOUR = 3600
+
+
+def _count(store: Store, table: object) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def _matches_pprof(client: TestClient, path: object, service: str) -> None:
+    ours = top(client, type="cpu", sample="cpu", query=f'{{service="{service}"}}', **{"from": "now-1d"})
+    expected = pprof_top([path], "cpu", "nanoseconds")  # type: ignore[list-item]
+    assert ours["total"] == expected.total
+    assert {r["name"]: (r["flat"], r["cum"]) for r in ours["rows"]} == expected.rows
+
+
+def test_retention_then_collection(database_url: str) -> None:
+    settings = Settings(database_url=database_url, retention_raw="2h", retention_hourly="1d", retention_daily="2d")
+    store = Store.from_url(database_url)
+    now = time.time()
+    with TestClient(create_app(settings, store)) as client:
+        push(client, BIG, service="big", time=f"{now - 1.5 * HOUR:.3f}")
+        push(client, DEMO, service="demo", time=f"{now - 600:.3f}")
+        too_old = client.post(
+            "/api/v1/ingest", params={"service": "x", "time": f"{now - 3 * HOUR:.0f}"}, content=DEMO.read_bytes()
+        )
+        assert too_old.status_code == 400 and "older than the raw retention (2h)" in too_old.json()["error"]
+        functions_before = _count(store, FunctionRow.__table__)
+        nodes_before, keys_before = _count(store, StackNode.__table__), _count(store, SampleKey.__table__)
+
+        removed = apply_retention(store, settings, now_ns=int((now + HOUR) * 1e9))
+        assert removed["raw"] == 1
+        assert removed["functions"] > 2000, "the big service's functions went with its only profile"
+        assert _count(store, FunctionRow.__table__) == functions_before - removed["functions"]
+        assert _count(store, StackNode.__table__) == nodes_before - removed["stack_nodes"] < nodes_before
+        assert _count(store, SampleKey.__table__) == keys_before - removed["sample_keys"] < keys_before
+        _matches_pprof(client, DEMO, "demo")
+
+        # What was collected comes back when it is seen again.
+        push(client, BIG, service="big", time=f"{now - 60:.3f}")
+        _matches_pprof(client, BIG, "big")
+    store.close()
+
+
+def test_another_process_collecting_does_not_corrupt_my_ingest(database_url: str) -> None:
+    settings = Settings(database_url=database_url, retention_raw="2h")
+    mine, theirs = Store.from_url(database_url), Store.from_url(database_url)
+    now = time.time()
+    with TestClient(create_app(settings, mine)) as client:
+        push(client, BIG, service="big", time=f"{now - 1.5 * HOUR:.3f}")  # fills my caches
+        apply_retention(theirs, settings, now_ns=int((now + HOUR) * 1e9))  # their GC deletes those rows
+        push(client, BIG, service="big", time=f"{now - 60:.3f}")  # my caches are stale: must notice
+    with TestClient(create_app(settings, Store.from_url(database_url))) as fresh:
+        _matches_pprof(fresh, BIG, "big")
+    mine.close()
+    theirs.close()
+
+
+def test_rollups_expire_by_resolution(client: TestClient, store: Store, settings: Settings) -> None:
+    day0 = 1_790_000_000 - 1_790_000_000 % 86_400
+    for hour in range(3):
+        push(client, DEMO, time=str(day0 + hour * HOUR + 60))
+    build_rollups(store, now_ns=(day0 + 3 * 86_400) * 10**9)
+    assert _count(store, Rollup.__table__) == 4  # three hours and their day
+    short = Settings(database_url=settings.database_url, retention_raw="36500d", retention_hourly="1d")
+    removed = apply_retention(store, short, now_ns=(day0 + 2 * 86_400) * 10**9, collect=False)
+    assert removed["hourly"] == 3 and removed["daily"] == 0
+    whole_day = top(client, type="cpu", sample="cpu", **{"from": str(day0), "to": str(day0 + 86_399)})
+    assert whole_day["profiles"] == 3, "the daily rollup still answers for the day"

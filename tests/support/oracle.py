@@ -1,0 +1,90 @@
+"""``go tool pprof`` as the correctness oracle: run it and read its numbers back exactly.
+
+``-unit`` is set to the sample type's base unit so values print as exact
+integers (``400000000ns``), and node trimming is off so every function shows.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.tools import go_binary
+
+_UNIT_FLAG = {"nanoseconds": "ns", "bytes": "B"}
+_TOTAL = re.compile(r"of (-?[\d.]+)\S* total")
+_SHOWN = re.compile(r"accounting for (-?[\d.]+)\S*,")
+_ROW = re.compile(r"^\s*(-?\d+)\S*\s+\S+\s+\S+\s+(-?\d+)\S*\s+\S+\s+(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class PprofTop:
+    total: int
+    rows: dict[str, tuple[int, int]]  # function name -> (flat, cum)
+    shown: int = 0  # "accounting for": the sum of what survived filters such as -tagfocus
+
+
+def run_pprof(args: list[str], cwd: Path | None = None) -> str:
+    result = subprocess.run(
+        [go_binary(), "tool", "pprof", *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"go tool pprof {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+def merged_file(files: list[Path]) -> Path:
+    """One file for several: pprof's own merge (``-proto``), since ``-diff_base`` takes a single profile."""
+    if len(files) == 1:
+        return files[0]
+    out = Path(tempfile.mkdtemp(prefix="stackyard-merge-")) / "merged.pb.gz"
+    out.write_bytes(run_pprof_bytes(["-proto", *[str(f) for f in files]]))
+    return out
+
+
+def run_pprof_bytes(args: list[str]) -> bytes:
+    result = subprocess.run([go_binary(), "tool", "pprof", *args], capture_output=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"go tool pprof {' '.join(args)} failed: {result.stderr.decode()}")
+    return result.stdout
+
+
+def pprof_top(
+    files: list[Path],
+    sample: str,
+    unit: str,
+    diff_base: list[Path] | None = None,
+    normalize: bool = False,
+    extra: tuple[str, ...] = (),
+) -> PprofTop:
+    args = ["-top", "-nodecount=100000", "-nodefraction=0", "-edgefraction=0", f"-sample_index={sample}", *extra]
+    if unit in _UNIT_FLAG:
+        args.append(f"-unit={_UNIT_FLAG[unit]}")
+    if diff_base:
+        args.append(f"-diff_base={merged_file(diff_base)}")
+    if normalize:
+        args.append("-normalize")
+    output = run_pprof([*args, *[str(f) for f in files]])
+    total_match = _TOTAL.search(output)
+    assert total_match, f"no total in pprof output:\n{output}"
+    total = int(float(total_match.group(1)))
+    shown_match = _SHOWN.search(output)
+    shown = int(float(shown_match.group(1))) if shown_match else total
+    rows: dict[str, tuple[int, int]] = {}
+    in_table = False
+    for line in output.splitlines():
+        if line.strip().startswith("flat") and "flat%" in line:
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        match = _ROW.match(line)
+        assert match, f"unparsed pprof row: {line!r}"
+        name = re.sub(r" \((partial-)?inline\)$", "", match.group(3))
+        flat, cum = int(match.group(1)), int(match.group(2))
+        assert name not in rows, f"pprof printed {name} twice:\n{output}"
+        rows[name] = (flat, cum)
+    return PprofTop(total, rows, shown)
