@@ -67,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text
 
 from bench import churn_captures, churn_sets
-from bench.query import PprofRun, go_binary, pprof_merge
+from bench.query import PprofRun, go_binary, machine, pprof_merge
 from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.pprof import profile_pb2
@@ -685,7 +685,8 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stackyard-bench-churn-"))
     workdir.mkdir(parents=True, exist_ok=True)
     modes = MODES if args.mode == "both" else (args.mode,)
-    say(f"churn benchmark: {config}; {load()}")
+    say(f"churn benchmark on {machine()}")
+    say(f"config: {config}; {load()}")
     try:
         results = []
         for mode in modes:
