@@ -53,6 +53,7 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,9 +213,19 @@ def profile_set(mode: str, config: Config) -> ProfileSet:
         directory.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         base_time_ns = churn_sets.first_time(real)
+        gzip_tool = churn_captures.gzip_tool()
+        pending: list[str] = []
         for slot in plan:
             payload = churn_sets.derive(mode, real, slot, relabeller, base_time_ns, config.seed)
-            (directory / f"{slot.index:05d}.pb.gz").write_bytes(payload)
+            if payload.real:
+                (directory / f"{slot.index:05d}.pb.gz").write_bytes(payload.data)
+            else:
+                (directory / f"{slot.index:05d}.pb").write_bytes(payload.data)
+                pending.append(f"{slot.index:05d}.pb")
+            if len(pending) == 250 or (pending and slot is plan[-1]):
+                # Compressed as Go's runtime writes CPU profiles (gzip.BestSpeed), so the raw sizes are true.
+                subprocess.run([str(gzip_tool), *pending], cwd=directory, check=True)
+                pending.clear()
             if (slot.index + 1) % 500 == 0:
                 progress(f"{mode}: derived {slot.index + 1:,}/{len(plan):,} ({time.perf_counter() - started:.0f} s)")
         (directory / "complete").write_text("")
@@ -520,7 +531,7 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
     go = go_binary()
     merged = workdir / f"{mode}-merged-24h.pb.gz"
     progress(f"{mode}: go tool pprof -proto of {len(last_day)} files")
-    pprof_day = pprof_merge(go, profiles.directory, profiles.names(last_day), merged, 3 if len(last_day) <= 100 else 1)
+    pprof_day = pprof_merge(go, profiles.directory, profiles.names(last_day), merged, 3)
     from tests.support.oracle import pprof_top
 
     theirs = pprof_top([merged], "cpu", "nanoseconds")
@@ -604,6 +615,13 @@ def print_aims(results: list[ModeResult], config: Config) -> None:
         say(line)
 
 
+def largest(stored: Storage, count: int = 3) -> str:
+    """The tables that grew most, per profile: where the bytes go."""
+    top = sorted(stored.tables.items(), key=lambda item: -item[1])[:count]
+    short = {"stack_nodes": "nodes", "profile_blobs": "blobs", "sample_keys": "keys", "profiles": "rows"}
+    return " ".join(f"{short.get(name, name)} {size / stored.profiles / 1024:.1f}" for name, size in top)
+
+
 def print_details(results: list[ModeResult], config: Config) -> None:
     rows: list[tuple[str, Callable[[ModeResult], str]]] = [
         ("profiles stored (7 d set; the last 360 are the 24 h range)", lambda r: f"{r.profiles:,}"),
@@ -624,11 +642,13 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         ("ingest, later copies / bare", lambda r: fmt(statistics.mean(r.repeats) / r.bare_s, "x")),
         ("SQLite growth per profile, day 1", lambda r: f"{r.sqlite.growth / 1024:,.1f} KB"),
         ("  of it stack_nodes (table + index)", lambda r: f"{r.sqlite.stack_share:.0%}"),
+        ("  by table (KB per profile)", lambda r: largest(r.sqlite)),
         (
             "PostgreSQL growth per profile, day 1",
             lambda r: f"{r.postgres.growth / 1024:,.1f} KB" if r.postgres else "-",
         ),
         ("  of it stack_nodes", lambda r: f"{r.postgres.stack_share:.0%}" if r.postgres else "-"),
+        ("  by table (KB per profile)", lambda r: largest(r.postgres) if r.postgres else "-"),
         ("SQLite file after all days", lambda r: f"{r.db_mb:,.0f} MB"),
         ("build_rollups(now=END), all days", lambda r: f"{r.rollup_s:,.1f} s"),
         ("24 h flame: first answer of a fresh server", lambda r: f"{r.day.cold_s * 1000:,.0f} ms"),
@@ -692,6 +712,10 @@ def main() -> int:
         for mode in modes:
             results.append(run_mode(mode, config, workdir))
             progress(f"{mode} done; {load()}")
+        if args.keep or args.workdir:
+            saved = [{**asdict(r), "aims": aim_values(r)} for r in results]
+            (workdir / "results.json").write_text(json.dumps(saved, indent=1, default=str))
+            progress(f"results in {workdir / 'results.json'}")
     finally:
         if not (args.keep or args.workdir):
             shutil.rmtree(workdir, ignore_errors=True)

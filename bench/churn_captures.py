@@ -104,6 +104,17 @@ def generate() -> Path:
     return directory
 
 
+def gzip_tool() -> Path:
+    """``bench/gogzip`` built with the installed Go: compresses derived profiles as runtime/pprof does."""
+    source = ROOT / "bench" / "gogzip" / "main.go"
+    binary = CACHE / f"gogzip-{hashlib.sha256(source.read_bytes()).hexdigest()[:12]}"
+    if not binary.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GOPROXY": "off", "CGO_ENABLED": "0"}
+        subprocess.run([go_binary(), "build", "-o", str(binary), str(source)], env=env, check=True)
+    return binary
+
+
 def captures_dir(build_dir: Path, mode: str) -> Path:
     """Where the captures of ``mode`` by the service built in ``build_dir`` (with this script's flags) are kept."""
     flags = f"workers{WORKERS}" + (f"-routes{ROUTES}" if mode == "steady" else "")

@@ -15,11 +15,13 @@ captured). So:
 - every later slot is a *derived* copy: values perturbed (about a tenth of
   the samples dropped, as real consecutive captures differ in their rarely
   hit stacks, and one sample in five counted twice; seeded per slot, so no two
-  slots hold the same profile) and ``time_nanos`` set to its slot (counted
-  from the first capture's time). With the
-  defaults each capture appears ten times a day (as in the measurement that
-  opened this work: ten scrapes of each capture), and each day the same 36
-  stack sets: a 7 d tree is no larger than one day's.
+  slots hold the same profile), ``time_nanos`` set to its slot (counted
+  from the first capture's time), compressed as Go's runtime compresses CPU
+  profiles (gzip at BestSpeed, ``bench/gogzip``: a real capture re-compressed
+  so comes out byte-identical in size), so raw sizes are what a service
+  would serve. With the defaults each capture appears ten times a day (as in
+  the measurement that opened this work: ten scrapes of each capture), and
+  each day the same 36 stack sets: a 7 d tree is no larger than one day's.
 - D > R makes a day churn more: stack sets past the R real ones are copies
   with *functions relabelled* (churn mode only): variant ``v`` renames the
   generated functions by a permutation within their own kind (same layer of
@@ -50,7 +52,6 @@ from server.pprof import profile_pb2
 
 DROP = 0.1  # share of samples a derived copy drops
 DOUBLE = 0.2  # share of the rest counted twice
-GZIP_LEVEL = 6  # what Go's pprof writer uses (gzip.DefaultCompression)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ def perturb(message: profile_pb2.Profile, rng: random.Random) -> None:
         del message.sample[i]
 
 
+@dataclass(frozen=True)
+class Payload:
+    """A slot's profile: a real capture's ``.pb.gz`` bytes, or a derived copy, serialised but not yet compressed."""
+
+    data: bytes
+    real: bool
+
+
 def derive(
     mode: str,
     real: Sequence[bytes],
@@ -134,11 +143,15 @@ def derive(
     relabeller: Relabeller | None,
     base_time_ns: int,
     seed: int = 1,
-) -> bytes:
-    """The payload of ``slot``: a real capture as it is, or a derived copy as the module docstring says."""
+) -> Payload:
+    """The profile of ``slot``: a real capture as it is, or a derived copy as the module docstring says.
+
+    A derived copy is left uncompressed: the caller compresses it as Go's
+    runtime does (``bench/gogzip``), so it weighs what a service would serve.
+    """
     capture, variant = slot.stack_set % len(real), slot.stack_set // len(real)
     if slot.repeat == 0 and variant == 0:
-        return real[capture]
+        return Payload(real[capture], real=True)
     message = profile_pb2.Profile()
     message.ParseFromString(gzip.decompress(real[capture]))
     if variant and mode == "churn":
@@ -146,7 +159,7 @@ def derive(
         relabeller.apply(message, relabeller.mapping(seed * 1_000_003 + variant))
     perturb(message, random.Random(seed * 1_000_003 + slot.index))
     message.time_nanos = base_time_ns + slot.offset_ns
-    return gzip.compress(message.SerializeToString(), compresslevel=GZIP_LEVEL, mtime=0)
+    return Payload(message.SerializeToString(), real=False)
 
 
 def first_time(real: Sequence[bytes]) -> int:

@@ -47,7 +47,7 @@ def profstats() -> ModuleType:
 
 def parse(payload: bytes) -> profile_pb2.Profile:
     message = profile_pb2.Profile()
-    message.ParseFromString(gzip.decompress(payload))
+    message.ParseFromString(gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload)
     return message
 
 
@@ -105,12 +105,14 @@ def test_go_tool_pprof_reads_a_derived_copy_with_the_same_total(manifest: Path, 
     real = [CAPTURE.read_bytes()]
     relabeller = Relabeller(manifest)
     plan = slots(3, 2, 240 * 10**9)  # stack sets 0 (the capture) and 1 (relabelled), then set 0 again
-    copies = [derive("churn", real, slot, relabeller, base_time_ns=10**18) for slot in plan]
+    payloads = [derive("churn", real, slot, relabeller, base_time_ns=10**18) for slot in plan]
+    assert [p.real for p in payloads] == [True, False, False]
+    copies = [p.data for p in payloads]
     assert copies[0] == real[0]  # the first slot is the real capture, byte for byte
     files = []
-    for slot, payload in zip(plan, copies, strict=True):
-        path = tmp_path / f"{slot.index}.pb.gz"
-        path.write_bytes(payload)
+    for slot, payload in zip(plan, payloads, strict=True):
+        path = tmp_path / f"{slot.index}.pb{'.gz' if payload.real else ''}"  # copies are left uncompressed
+        path.write_bytes(payload.data)
         files.append(path)
     original = pprof_top([files[0]], "cpu", "nanoseconds")
     relabelled = pprof_top([files[1]], "cpu", "nanoseconds")
