@@ -624,7 +624,7 @@ def largest(stored: Storage, count: int = 3) -> str:
 
 def print_details(results: list[ModeResult], config: Config) -> None:
     rows: list[tuple[str, Callable[[ModeResult], str]]] = [
-        ("profiles stored (7 d set; the last 360 are the 24 h range)", lambda r: f"{r.profiles:,}"),
+        (f"profiles stored ({config.days} d; the last {config.per_day} are the 24 h)", lambda r: f"{r.profiles:,}"),
         ("real captures / stack sets per day", lambda r: f"{config.captures} / {config.distinct}"),
         ("real: samples per capture", lambda r: f"{r.real.samples:,.0f}"),
         ("real: distinct stacks, shared with the previous", lambda r: f"{r.real.stacks:,.0f}, {r.real.shared:,.0f}"),
@@ -726,8 +726,9 @@ def main() -> int:
     print_details(results, config)
     say()
     say(
-        "first pass = the day's first profile of each stack set after the very first profile (for churn: stacks "
-        "not stored yet, what every profile of a churny service brings); repeats = later copies of a stack set; "
+        "first pass = the day's first profile of each stack set after the very first profile (the real captures in "
+        "order; for churn: stacks not stored yet, what every profile of a churny service brings); later copies = "
+        "the other slots of a stack set; "
         "stored bytes = growth of the VACUUMed SQLite file (PostgreSQL: total relation sizes) over day 1 from an "
         "empty store, per profile; flame graphs: a fresh process (the server) opens the store, answers once "
         "(first) and again (warm), peak RSS = its VmHWM; ~ = extrapolated per profile from the 24 h merge"
