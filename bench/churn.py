@@ -666,9 +666,11 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         ("24 h top == go tool pprof -top", lambda r: "yes" if r.correct else f"NO: {r.mismatch}"),
         ("bench process peak RSS (ingest)", lambda r: f"{r.ingest_peak_mb:,.0f} MB"),
     ]
-    say(f"{'detail':<62}" + "".join(f" {r.mode:>17}" for r in results))
-    for name, value in rows:
-        say(f"{name:<62}" + "".join(f" {value(r):>17}" for r in results))
+    cells = [(name, [value(r) for r in results]) for name, value in rows]
+    widths = [max(17, *(len(values[i]) for _, values in cells)) for i in range(len(results))]
+    say(f"{'detail':<62}" + "".join(f" {r.mode:>{w}}" for r, w in zip(results, widths, strict=True)))
+    for name, values in cells:
+        say(f"{name:<62}" + "".join(f" {v:>{w}}" for v, w in zip(values, widths, strict=True)))
 
 
 # -- main ----------------------------------------------------------------------------------------------------------
