@@ -461,7 +461,7 @@ class ModeResult:
     week: Answer
     pprof_day: PprofRun
     pprof_week_s: float
-    pprof_week_measured: bool
+    pprof_week_rss_mb: float | None
     db_mb: float
     ingest_peak_mb: float
     correct: bool
@@ -542,9 +542,9 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
     if config.pprof_week:
         progress(f"{mode}: go tool pprof -proto of {len(plan)} files")
         week_run = pprof_merge(go, profiles.directory, profiles.names(plan), workdir / f"{mode}-merged-week.pb.gz", 1)
-        pprof_week_s = week_run.seconds
+        pprof_week_s, pprof_week_rss = week_run.seconds, week_run.peak_rss_mb
     else:
-        pprof_week_s = pprof_day.seconds / pprof_day.files * len(plan)
+        pprof_week_s, pprof_week_rss = pprof_day.seconds / pprof_day.files * len(plan), None
 
     return ModeResult(
         mode=mode,
@@ -561,7 +561,7 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
         week=week,
         pprof_day=pprof_day,
         pprof_week_s=pprof_week_s,
-        pprof_week_measured=config.pprof_week,
+        pprof_week_rss_mb=pprof_week_rss,
         db_mb=db_mb,
         ingest_peak_mb=ingest_peak,
         correct=correct,
@@ -660,8 +660,9 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         (f"{config.days} d flame: warm, median", lambda r: f"{r.week.warm_s * 1000:,.0f} ms"),
         (
             f"{config.days} d: go tool pprof -proto",
-            lambda r: f"{'' if r.pprof_week_measured else '~'}{r.pprof_week_s:,.0f} s",
+            lambda r: f"{'' if r.pprof_week_rss_mb is not None else '~'}{r.pprof_week_s:,.0f} s",
         ),
+        ("  its peak RSS", lambda r: "-" if r.pprof_week_rss_mb is None else f"{r.pprof_week_rss_mb:,.0f} MB"),
         (f"{config.days} d: pprof / ours", lambda r: fmt(r.pprof_week_s / r.week.warm_s, "x")),
         ("24 h top == go tool pprof -top", lambda r: "yes" if r.correct else f"NO: {r.mismatch}"),
         ("bench process peak RSS (ingest)", lambda r: f"{r.ingest_peak_mb:,.0f} MB"),
