@@ -19,9 +19,9 @@ Functions are arranged in ``--layers`` layers of ``--width`` functions. Each
 layer belongs to one package; packages are stacked in the order of PACKAGES
 (api -> service -> pricing -> storage -> codec -> platform), so imports only
 point "down" and there are no cycles. Every function calls one of 2-4
-callees in the next 1-3 layers, picked at run time from a per-goroutine
-random state, so a single walk from the top layer to a leaf is 30-55 calls
-deep and almost every walk takes a different path. Leaves (the last layers,
+callees in the next 1-3 layers, picked at run time from a hash of the
+request's argument (see -mode below), so a single walk from the top layer to
+a leaf is 30-55 calls deep. Leaves (the last layers,
 plus some "terminal" branches deeper than 40% of the layers) do most of the
 CPU work, in a handful of different loop shapes; intermediate functions do a
 little work too so samples land at many depths.
