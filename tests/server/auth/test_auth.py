@@ -331,7 +331,7 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
     from collector.metrics import CollectorMetrics
     from collector.sinks import HttpPushSink, ScrapedProfile
     from server.auth.tokens import bearer_header
-    from stackyard.runtime import remote_targets
+    from stackyard.collecting import remote_targets
     from tests.support.browser import serving
     from tests.support.tools import DATA
 
