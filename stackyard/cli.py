@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Imported here: only serve and collect read a config file, and only serve, migrate and check
         # open a database (a scrape-only collector loads no SQLAlchemy).
-        from collector.config import ConfigError
+        from server.config.problems import ConfigError
 
         if isinstance(exc, ConfigError):
             print(f"stackyard: {exc}", file=sys.stderr)

@@ -15,12 +15,13 @@ import httpx
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from collector.config import Config, FileSDWatcher, load_config
 from collector.fetch import Fetcher, FetchLimits
 from collector.manager import ScrapeManager, Shard
 from collector.metrics import CollectorMetrics
 from collector.sinks import Checks, HttpPushSink, Sink
 from server.auth.tokens import bearer_header
+from server.config.filesd import FileSDWatcher
+from server.config.load import Config, load_config
 from server.ingest.storelimits import decode_limits
 from server.scrape.spec import ProfileSpec, TargetSpec
 from server.settings import Settings

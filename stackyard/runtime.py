@@ -11,11 +11,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from collector.config import load_config
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from server.alerts.service import Alerting
 from server.app import create_app
+from server.config.load import load_config
 from server.errors import DatabaseUnavailable
 from server.ingest.storelimits import decode_limits, limit_rejections
 from server.ingest.workers import IngestWorkers

@@ -312,7 +312,8 @@ def test_token_command_prints_a_token_and_its_entry(capsys: pytest.CaptureFixtur
 
 
 def test_config_file_auth_section_is_checked(tmp_path: Path) -> None:
-    from collector.config import ConfigError, load_config
+    from server.config.load import load_config
+    from server.config.problems import ConfigError
 
     config = tmp_path / "stackyard.yaml"
     config.write_text("auth:\n  tokens:\n    - name: ops\n      scopes: [root]\n      sha256: not-a-digest\n")
