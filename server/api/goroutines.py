@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from server.api.body import read_body
 from server.api.deps import SettingsDep, StoreDep
-from server.api.ingest import read_body
 from server.ingest.dumps import ingest_dump
 from server.ingest.storelimits import limit_rejections
 from server.query import dumpviews as views

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import SettingsDep, StoreDep
-from server.api.query import QueryDep
+from server.api.deps import QueryDep, SettingsDep, StoreDep
 from server.ingest.profile import check_kind
 from server.query import service
 from server.query.selector import parse_selector

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import SettingsDep, StoreDep
+from server.api.deps import QueryDep, SettingsDep, StoreDep, TrendQueryDep
 from server.errors import InvalidParameter
 from server.query import history, service
 from server.query import timeseries as trends
@@ -15,34 +15,6 @@ from server.query.diff import compare, diff_flamegraph, diff_top
 from server.query.request import ProfileQuery
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
-
-
-def profile_query(
-    type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
-    query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
-    sample: Annotated[str | None, Query(description="sample type; default: the profile's default")] = None,
-    aggregation: Annotated[str | None, Query(description="sum or avg")] = None,
-) -> ProfileQuery:
-    return ProfileQuery.parse(type, query, from_, to, sample, aggregation)
-
-
-QueryDep = Annotated[ProfileQuery, Depends(profile_query)]
-
-
-def trend_query(
-    type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
-    query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
-    sample: Annotated[str | None, Query(description="sample type; default: the profile's default")] = None,
-) -> ProfileQuery:
-    """The common parameters without ``aggregation``, which trend endpoints define their own way."""
-    return ProfileQuery.parse(type, query, from_, to, sample)
-
-
-TrendQueryDep = Annotated[ProfileQuery, Depends(trend_query)]
 
 
 @router.get("/top")

@@ -23,7 +23,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from server.api.ingest import read_body
+from server.api.body import read_body
 from server.errors import InvalidParameter, TimeRangeError, TooOld
 from server.ingest.profile import check_idempotency_key
 from server.pprof.decode import decode_columns

@@ -10,9 +10,9 @@ from collections import defaultdict
 from typing import Any
 
 from server.errors import NotFound, TooExpensive
-from server.ingest.dumps import DUMP_KIND
 from server.query.leaks import LeakSuspect, find_leak_suspects
 from server.query.selector import Selector
+from server.scrape.spec import DUMP_KIND
 from server.store.dumps import StackInfo
 from server.store.repository import Store
 from server.store.series import SeriesInfo
