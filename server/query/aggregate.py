@@ -21,6 +21,7 @@ from server.query.selector import Selector
 from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
+from server.store.samples import aggregate
 from server.store.series import SeriesInfo
 
 IntArray = npt.NDArray[np.int64]
@@ -158,6 +159,6 @@ def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, 
     if not keys:
         empty = np.zeros(0, dtype=np.int64)
         return Merged(sample_type, unit, aggregation, used, empty, empty, empty, empty)
-    summed = blob.aggregate(np.concatenate(keys), np.concatenate(values).reshape(-1, 1))
+    summed = aggregate(np.concatenate(keys), np.concatenate(values).reshape(-1, 1))
     nodes, labelsets = store.sample_keys.resolve(summed.keys)
     return Merged(sample_type, unit, aggregation, used, summed.keys, nodes, labelsets, summed.values[:, 0])

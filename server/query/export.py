@@ -19,6 +19,7 @@ from server.query.selector import Selector
 from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
+from server.store.samples import aggregate, group_pairs
 from server.store.stacks import ROOT
 
 
@@ -61,13 +62,13 @@ def export_profile(
         result.default_sample_type = reference.default_sample_type
     if not keys:
         return result
-    summed = blob.aggregate(np.concatenate(keys), np.concatenate(values))
+    summed = aggregate(np.concatenate(keys), np.concatenate(values))
     nodes, labelsets = store.sample_keys.resolve(summed.keys)
     rows = summed.values
     if sample_selector is not None and sample_selector.matchers:
         keep = labelset_filter(store, labelsets, sample_selector)
         nodes, labelsets, rows = nodes[keep], labelsets[keep], rows[keep]
-    result.samples = _samples(store, *blob.group_pairs(nodes, labelsets, rows), divide_by)
+    result.samples = _samples(store, *group_pairs(nodes, labelsets, rows), divide_by)
     result.locations = list({id(loc): loc for s in result.samples for loc in s.locations}.values())
     return result
 

@@ -34,6 +34,7 @@ from server.store.profiles import ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
+from server.store.samples import aggregate
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.state import lock_against_gc, read_epoch
@@ -161,7 +162,7 @@ class Store:
         # The series first: a series past its service's limit is refused before any stack is written.
         series = self.series.get_or_create(kind, labels, max_series_per_service)
         keys = self._sample_keys(columns)
-        arrays = blob.aggregate(keys, values)
+        arrays = aggregate(keys, values)
         totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
         shape = Shape(
             str(header.period_type) if header.period_type else "",
