@@ -3,13 +3,14 @@
 ``write`` turns a resolved profile into rows: its samples become sample-key
 ids (:mod:`server.store.dedup`, which stores each function, stack, label set
 and sample identity once) and one blob of (sample key, values), committed
-with the profile's row.
+with the profile's row. The read methods at the end are what the query layer
+needs from stored profiles, so it never handles blobs or dedup tables itself.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,12 @@ from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
 from server.store.groupcommit import GroupCommit
-from server.store.labelsets import LabelsetTable
-from server.store.profiles import ProfileTable, Shape
+from server.store.labelsets import LabelsetKey, LabelsetTable
+from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
-from server.store.samples import aggregate
+from server.store.samples import SampleArrays, aggregate
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.state import lock_against_gc
@@ -197,3 +198,27 @@ class Store:
                 invalidate(conn, series_id, time_ns)
             written = iter(self.profiles.insert_rows(conn, [(pending[i].row, pending[i].blob) for i in fresh]))
         return [next(written) if p.epoch == current else CachesStale(current) for p in pending]
+
+    # -- reading, for queries ------------------------------------------------
+
+    def read_samples(self, parts: Sequence[ProfileMeta]) -> Iterator[tuple[ProfileMeta, SampleArrays]]:
+        """The stored samples of raw profiles and rollups (``width_s`` > 0), in the order given.
+
+        Every blob is fetched up front (two queries), each decoded only when
+        its turn comes. A part whose blob is gone (retention deleted it after
+        the part was listed) is left out.
+        """
+        raw = self.profiles.blobs([p.id for p in parts if not p.width_s])
+        rolled = self.rollups.blobs([p.id for p in parts if p.width_s])
+        for part in parts:
+            data = rolled.get(part.id) if part.width_s else raw.get(part.id)
+            if data is not None:
+                yield part, blob.decode(data)
+
+    def sample_identities(self, keys: IntArray) -> tuple[IntArray, IntArray]:
+        """The stack node (its leaf) and label set of every sample key, including keys other processes wrote."""
+        return self.dedup.sample_keys.resolve(keys)
+
+    def label_sets(self, ids: Iterable[int]) -> dict[int, LabelsetKey]:
+        """Sample label sets by id: (string labels, numeric labels), each sorted."""
+        return self.dedup.labelsets.get(ids)
