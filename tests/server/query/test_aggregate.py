@@ -27,6 +27,8 @@ from server.store.stacks import ROOT
 from tests.support.oracle import pprof_top
 from tests.support.tools import DATA
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 NS = 10**9
 T0 = 1_790_000_000 * NS
 CPU = [DATA / "cpu.pb.gz", DATA / "cpu2.pb.gz"]

@@ -12,6 +12,7 @@ capture drawn whole and read back: every function's flat and cum equal
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from server.ingest.profile import ingest
 from server.query.aggregate import merge_selected
@@ -163,6 +164,7 @@ def _drawn(graph: dict[str, object]) -> list[tuple[str, int, int, int]]:
     return nodes
 
 
+@pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
 def test_a_real_capture_drawn_whole_equals_pprof(store: Store, settings: Settings) -> None:
     path = DATA / "cpu.pb.gz"
     stored = ingest(store, settings, path.read_bytes(), {"service": "demo"}, "cpu", 1_790_000_000 * 10**9).stored
