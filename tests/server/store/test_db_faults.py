@@ -158,12 +158,14 @@ def _scraped(base: str) -> float:
 
 def _per_service(engine: Engine, since_ns: int = 0) -> dict[str, int]:
     with engine.connect() as conn:
-        labels = dict(conn.execute(select(Series.id, Series.labels)).all())
+        # Profiles first: a series is committed before any profile of it, so the labels read next
+        # name every series these rows do (the other order misses a series created in between).
         rows = conn.execute(
             select(ProfileRow.series_id, func.count())
             .where(ProfileRow.time_ns >= since_ns)
             .group_by(ProfileRow.series_id)
         ).all()
+        labels = dict(conn.execute(select(Series.id, Series.labels)).all())
     counts: dict[str, int] = {}
     for series_id, n in rows:
         service = labels[series_id]["service"]
