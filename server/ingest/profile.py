@@ -105,8 +105,7 @@ def _ingest(
 ) -> IngestResult:
     started = time.perf_counter()
     limits = StoreLimits.of(settings)
-    limits.check_labels(labels)
-    check_labels(labels, max_value=limits.label_value_length)
+    check_labels(labels, limits=limits.labels)
     check_kind(kind)
     check_idempotency_key(idempotency_key)
     if not data:
