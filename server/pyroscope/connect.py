@@ -57,6 +57,7 @@ from google.protobuf.message import DecodeError, Message
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from server.api.deps import settings_of
 from server.api.errors import RETRY_AFTER_S
 from server.errors import StackyardError
 from server.pprof.decode import GZIP_MAGIC, decompress
@@ -367,8 +368,7 @@ class ConnectService:
                 version = request.headers.get("connect-protocol-version")
                 if version is not None and version.strip() != "1":
                     raise ConnectError("invalid_argument", f"Connect-Protocol-Version: {version} is not 1")
-                settings: Settings = request.app.state.settings
-                limits = procedure.limits(settings)
+                limits = procedure.limits(settings_of(request))
                 body = await read_body(request, limits)
                 if limits.elements is not None:
                     check_elements(procedure.request_type, body, codec, limits.elements)

@@ -18,12 +18,34 @@ reader that finds parents by position could not place.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 from server.query.tree import CallTree
 
 OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class FlameGraph:
+    """The encoded levels and what a viewer needs beside them (the format in docs/api.md).
+
+    Numbers are ``int`` when whole (merges are sums, exact past 2**53) and ``float`` under ``avg``;
+    ``total`` is one number per value column: a diff has ``[base, comparison]``.
+    """
+
+    names: list[str]
+    levels: list[list[float]]
+    total: float | list[float]
+    max_self: float
+    nodes: int
+    truncated: bool
+
+    @property
+    def side_totals(self) -> list[float]:
+        """``total`` as a list: one number per value column."""
+        return self.total if isinstance(self.total, list) else [self.total]
 
 
 def flamegraph(
@@ -33,7 +55,7 @@ def flamegraph(
     divisor: int = 1,
     per_side: bool = False,
     drop_empty: bool = False,
-) -> dict[str, object]:
+) -> FlameGraph:
     """One value column: entries are ``[gap, total, self, name]``; with two (a diff),
     ``[gap, base_total, base_self, total, self, name]`` and widths are base + comparison,
     or with ``per_side`` ``[base_gap, base_total, base_self, gap, total, self, name]``."""
@@ -135,11 +157,11 @@ def flamegraph(
             emit(depth + 1, offset, spans_of(folded_values), entry(folded_values, folded_values), name_of(OTHER))
         stack.extend(reversed(placed))
     per_node = (3 * columns + 1) if per_side else (2 * columns + 2)
-    return {
-        "names": list(name_index),
-        "levels": levels,
-        "total": scale(root_total[0]) if columns == 1 else [scale(v) for v in root_total],
-        "max_self": max_self,
-        "nodes": sum(len(level) // per_node for level in levels),
-        "truncated": truncated,
-    }
+    return FlameGraph(
+        names=list(name_index),
+        levels=levels,
+        total=scale(root_total[0]) if columns == 1 else [scale(v) for v in root_total],
+        max_self=max_self,
+        nodes=sum(len(level) // per_node for level in levels),
+        truncated=truncated,
+    )
