@@ -32,9 +32,10 @@ HTTP status its code maps to. Stackyard's own errors keep their meaning::
 Use: build a :class:`ConnectService` from a service descriptor of the
 generated modules, register handlers with :meth:`ConnectService.unary`, and
 include :meth:`ConnectService.router` in the app. A handler takes the parsed
-request message and the Starlette request (for ``app.state``) and returns the
-response message; a plain function runs in a worker thread (queries and
-stores block), a coroutine function in the event loop.
+request message and the Starlette request (whose app's store and services
+``server.api.deps``'s ``*_of`` functions give) and returns the response
+message; a plain function runs in a worker thread (queries and stores block),
+a coroutine function in the event loop.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ _CODE_OF_STATUS = {
 PROTO = "application/proto"
 JSON = "application/json"
 M = TypeVar("M", bound=Message)
-#: A handler: the parsed request and the HTTP request (for ``app.state``) in, the response message out.
+#: A handler: the parsed request and the HTTP request (for ``server.api.deps.*_of``) in, the response message out.
 Handler = Callable[[M, Request], Message] | Callable[[M, Request], Awaitable[Message]]
 
 #: Answers smaller than this go uncompressed even when gzip is accepted: gzip would only add bytes.
