@@ -88,7 +88,7 @@ from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.query.timeseries import Trend, timeseries
 from server.settings import Settings
-from server.store import blob
+from server.store import blob, samples
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
@@ -287,7 +287,7 @@ class Template:
         if found is None:
             values = self.values.copy()
             values[self.leak_row, 0] += delta
-            found = self.encoded[delta] = blob.encode(blob.SampleArrays(self.keys, values))
+            found = self.encoded[delta] = blob.encode(samples.SampleArrays(self.keys, values))
         return found
 
 
@@ -406,7 +406,7 @@ def rollup_row(
     count = int(window.shape[0])
     values = template.values * count
     values[template.leak_row, 0] += int(window.sum())
-    merged = blob.aggregate(template.keys, values)
+    merged = samples.aggregate(template.keys, values)
     return {
         "series_id": series_id,
         "width_s": width_s,

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from server.api.body import read_body
 from server.api.deps import IngestionDep, SettingsDep, StoreDep
-from server.api.ingest import read_body
 from server.api.schemas.goroutines import DumpStoredOut, GroupsOut, LeaksOut, StackTrendOut
-from server.ingest.dumps import DUMP_KIND
 from server.query import dumpviews as views
 from server.query.selector import parse_selector
+from server.scrape.spec import DUMP_KIND
 from server.syntax.labels import parse_label_pairs
 from server.syntax.times import parse_time_ns, time_range_ns
 

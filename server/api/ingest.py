@@ -10,28 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from server.api.body import read_body
 from server.api.deps import IngestionDep, SettingsDep
 from server.api.schemas.ingest import IngestOut
-from server.errors import PayloadTooLarge
 from server.syntax.labels import parse_label_pairs
 from server.syntax.times import parse_time_ns
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing at the first byte past ``limit`` rather than after buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body: {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body: more than {limit} bytes (the limit)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.post(

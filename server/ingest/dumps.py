@@ -19,6 +19,7 @@ from server.errors import LimitExceeded, TooOld
 from server.goroutines.groups import group_goroutines
 from server.goroutines.parse import parse_dump
 from server.ingest.storelimits import StoreLimits
+from server.scrape.spec import DUMP_KIND
 from server.settings import Settings
 from server.store.dumps import DumpInfo
 from server.store.repository import Store
@@ -26,9 +27,6 @@ from server.syntax.labels import check_labels
 from server.syntax.times import format_time, parse_duration_ns
 
 log = logging.getLogger(__name__)
-
-#: The series kind dumps are stored under (and the target profile kind that scrapes them).
-DUMP_KIND = "goroutine_dump"
 
 
 def ingest_dump(

@@ -156,7 +156,7 @@ def _ingest(
         raise TooOld(format_time(when), settings.retention_raw)
     try:
         stored = store.write(
-            columns, kind, labels, when, idempotency_key, max_series_per_service=limits.series_per_service
+            columns, header, kind, labels, when, idempotency_key, max_series_per_service=limits.series_per_service
         )
     except idempotency.KeyReused as exc:
         raise Conflict(f"idempotency key: {exc}") from None

@@ -201,7 +201,7 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 async def read_body(request: Request, limits: BodyLimits) -> bytes:
-    """The body, refused at the first byte past the limit, then gunzipped within its own budget."""
+    """The body as sent, refused at the first byte past the limit (inflating it is :func:`inflate`'s job)."""
     limit = limits.body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -213,13 +213,32 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
         if size > limit:
             raise ConnectError("resource_exhausted", f"body: more than {limit} bytes (the limit)")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    return b"".join(chunks)
+
+
+def inflate(body: bytes, content_encoding: str | None, limits: BodyLimits) -> bytes:
+    """The body gunzipped within its own budget when its ``Content-Encoding`` says gzip."""
+    encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding != "gzip":
         raise ConnectError("unimplemented", f"Content-Encoding: {encoding} is not served; send gzip or identity")
     return gunzip(body, limits.decompressed_bytes)
+
+
+def decode_request(
+    message_type: type[M], body: bytes, content_encoding: str | None, codec: str, limits: BodyLimits
+) -> M:
+    """Inflate, count and parse a request body.
+
+    Run in a worker thread: tens of megabytes of gzip, or a walk over a
+    hundred thousand submessages, would otherwise hold the event loop and
+    every other request (``/healthz`` included) behind it.
+    """
+    raw = inflate(body, content_encoding, limits)
+    if limits.elements is not None:
+        check_elements(message_type, raw, codec, limits.elements)
+    return parse(message_type, raw, codec)
 
 
 def gunzip(data: bytes, limit: int) -> bytes:
@@ -371,9 +390,10 @@ class ConnectService:
                     raise ConnectError("invalid_argument", f"Connect-Protocol-Version: {version} is not 1")
                 limits = procedure.limits(settings_of(request))
                 body = await read_body(request, limits)
-                if limits.elements is not None:
-                    check_elements(procedure.request_type, body, codec, limits.elements)
-                message = parse(procedure.request_type, body, codec)
+                encoding = request.headers.get("content-encoding")
+                message = await to_thread.run_sync(
+                    decode_request, procedure.request_type, body, encoding, codec, limits
+                )
                 if is_async:
                     answer = await procedure.handler(message, request)
                 else:

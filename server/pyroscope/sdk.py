@@ -23,8 +23,8 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
+from server.api.body import read_body
 from server.api.deps import IngestionDep, SettingsDep
-from server.api.ingest import read_body
 from server.api.schemas.ingest import IngestOut
 from server.errors import InvalidParameter, TimeRangeError, TooOld
 from server.ingest.profile import check_idempotency_key

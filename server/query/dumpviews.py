@@ -10,9 +10,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from server.errors import NotFound, TooExpensive
-from server.ingest.dumps import DUMP_KIND
 from server.query.leaks import LeakSuspect, find_leak_suspects
 from server.query.selector import Selector
+from server.scrape.spec import DUMP_KIND
 from server.store.dumps import DumpInfo, StackInfo, StackPoint, StoredGroup
 from server.store.repository import Store
 from server.store.series import SeriesInfo

@@ -77,7 +77,7 @@ def function_history(
     points: list[list[float]] = []
     if keys:
         all_keys = np.concatenate(keys)
-        nodes, _ = store.sample_keys.resolve(all_keys)
+        nodes, _ = store.sample_identities(all_keys)
         flat_mask, cum_mask = _masks(store, nodes, np.array(sorted(functions), dtype=np.int64))
         row_values = np.concatenate(values)
         row_buckets = np.concatenate(buckets)

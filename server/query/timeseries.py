@@ -200,7 +200,7 @@ def samples_timeseries(
         bucket = (part.time_ns - origin_ns) // step_ns
         profiles_in[(part.series_id, bucket)] += part.profiles
         SumGuard(sample_type).add(part_values)  # summed per label set here; across parts in Python's integers
-        _, labelsets = store.sample_keys.resolve(keys)
+        _, labelsets = store.sample_identities(keys)
         values = part_values
         if sample_selector.matchers:
             keep = labelset_filter(store, labelsets, sample_selector)
@@ -208,7 +208,7 @@ def samples_timeseries(
         distinct, inverse = np.unique(labelsets, return_inverse=True)
         sums = np.zeros(distinct.shape[0], dtype=np.int64)
         np.add.at(sums, inverse, values)
-        known = store.labelsets.get(distinct.tolist())
+        known = store.label_sets(distinct.tolist())
         per_group: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
         for labelset, total in zip(distinct.tolist(), sums.tolist(), strict=True):
             labels = {**dict(known.get(labelset, ((), ()))[0]), **series[part.series_id].labels}
@@ -449,7 +449,7 @@ def _sample_step_sums(
     groups: dict[tuple[tuple[str, str], ...], dict[int, list[float]]] = defaultdict(dict)
     for part, keys, part_values in sample_columns(store, parts, sample_type):
         bucket = (part.time_ns - origin_ns) // step_ns
-        _, labelsets = store.sample_keys.resolve(keys)
+        _, labelsets = store.sample_identities(keys)
         values = part_values
         if sample_selector.matchers:
             keep = labelset_filter(store, labelsets, sample_selector)
@@ -457,7 +457,7 @@ def _sample_step_sums(
         distinct, inverse = np.unique(labelsets, return_inverse=True)
         sums = np.zeros(distinct.shape[0], dtype=np.int64)
         np.add.at(sums, inverse, values)
-        known = store.labelsets.get(distinct.tolist())
+        known = store.label_sets(distinct.tolist())
         per_group: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
         for labelset, total in zip(distinct.tolist(), sums.tolist(), strict=True):
             labels = {**dict(known.get(labelset, ((), ()))[0]), **series[part.series_id].labels}

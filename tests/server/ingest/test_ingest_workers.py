@@ -19,7 +19,7 @@ from server.settings import Settings
 from server.store.availability import is_unavailable
 from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
-from stackyard.runtime import scraped_ingest
+from stackyard.ingestsink import scraped_ingest
 from tests.conftest import TEST_RETENTION
 from tests.support.tools import DATA
 

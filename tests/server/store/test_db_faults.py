@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
-from collector.sinks import InProcessSink, ScrapedProfile
+from collector.sinks import ScrapedProfile
 from server.app import create_app
 from server.ingest.profile import ingest
 from server.migrate import upgrade
@@ -32,6 +32,7 @@ from server.settings import Settings
 from server.store.check import check_store
 from server.store.models import ProfileRow, Series
 from server.store.repository import Store
+from stackyard.ingestsink import InProcessSink
 from tests.conftest import TEST_RETENTION
 from tests.support.godemo import running
 from tests.support.pgserver import PostgresServer, free_port
