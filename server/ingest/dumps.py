@@ -55,8 +55,7 @@ def _ingest_dump(
 ) -> DumpInfo:
     started = time.perf_counter()
     limits = StoreLimits.of(settings)
-    limits.check_labels(labels)
-    check_labels(labels, max_value=limits.label_value_length)
+    check_labels(labels, limits=limits.labels)
     goroutines = parse_dump(data, settings.max_dump_goroutines, settings.max_body_bytes, settings.max_dump_stacks)
     if b"\0" in data:
         log.warning("goroutine dump with NUL stored with U+FFFD in its place", extra={"service": labels.get("service")})

@@ -32,9 +32,10 @@ HTTP status its code maps to. Stackyard's own errors keep their meaning::
 Use: build a :class:`ConnectService` from a service descriptor of the
 generated modules, register handlers with :meth:`ConnectService.unary`, and
 include :meth:`ConnectService.router` in the app. A handler takes the parsed
-request message and the Starlette request (for ``app.state``) and returns the
-response message; a plain function runs in a worker thread (queries and
-stores block), a coroutine function in the event loop.
+request message and the Starlette request (whose app's store and services
+``server.api.deps``'s ``*_of`` functions give) and returns the response
+message; a plain function runs in a worker thread (queries and stores block),
+a coroutine function in the event loop.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from google.protobuf.message import DecodeError, Message
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from server.api.deps import settings_of
 from server.api.errors import RETRY_AFTER_S
 from server.errors import StackyardError
 from server.pprof.decode import GZIP_MAGIC, decompress
@@ -102,7 +104,7 @@ _CODE_OF_STATUS = {
 PROTO = "application/proto"
 JSON = "application/json"
 M = TypeVar("M", bound=Message)
-#: A handler: the parsed request and the HTTP request (for ``app.state``) in, the response message out.
+#: A handler: the parsed request and the HTTP request (for ``server.api.deps.*_of``) in, the response message out.
 Handler = Callable[[M, Request], Message] | Callable[[M, Request], Awaitable[Message]]
 
 #: Answers smaller than this go uncompressed even when gzip is accepted: gzip would only add bytes.
@@ -386,8 +388,7 @@ class ConnectService:
                 version = request.headers.get("connect-protocol-version")
                 if version is not None and version.strip() != "1":
                     raise ConnectError("invalid_argument", f"Connect-Protocol-Version: {version} is not 1")
-                settings: Settings = request.app.state.settings
-                limits = procedure.limits(settings)
+                limits = procedure.limits(settings_of(request))
                 body = await read_body(request, limits)
                 encoding = request.headers.get("content-encoding")
                 message = await to_thread.run_sync(

@@ -36,6 +36,27 @@ BoolArray = npt.NDArray[np.bool_]
 OTHER = "other"
 
 
+@dataclass(frozen=True, slots=True)
+class FlameGraph:
+    """The encoded levels and what a viewer needs beside them (the format in docs/api.md).
+
+    Numbers are ``int`` when whole (merges are sums, exact past 2**53) and ``float`` under ``avg``;
+    ``total`` is one number per value column: a diff has ``[base, comparison]``.
+    """
+
+    names: list[str]
+    levels: list[list[float]]
+    total: float | list[float]
+    max_self: float
+    nodes: int
+    truncated: bool
+
+    @property
+    def side_totals(self) -> list[float]:
+        """``total`` as a list: one number per value column."""
+        return self.total if isinstance(self.total, list) else [self.total]
+
+
 def flamegraph(
     tree: CallTree,
     names: dict[int, str],
@@ -43,7 +64,7 @@ def flamegraph(
     divisor: int = 1,
     per_side: bool = False,
     drop_empty: bool = False,
-) -> dict[str, object]:
+) -> FlameGraph:
     """One value column: entries are ``[gap, total, self, name]``; with two (a diff),
     ``[gap, base_total, base_self, total, self, name]`` and widths are base + comparison,
     or with ``per_side`` ``[base_gap, base_total, base_self, gap, total, self, name]``."""
@@ -183,7 +204,7 @@ class _Levels:
 
 def encode_levels(
     tree: CallTree, pruned: Pruned, names: dict[int, str], divisor: int = 1, per_side: bool = False
-) -> dict[str, object]:
+) -> FlameGraph:
     """The drawn nodes as rows of numbers per depth, children left to right in name order, ``other`` last."""
     columns = tree.totals.shape[1] if tree.totals.ndim == 2 else 1
     out = _Levels(columns, per_side, divisor)
@@ -218,11 +239,11 @@ def encode_levels(
             emit(depth + 1, offset, spans_of(folded), entry(folded, folded), name_of(OTHER))
         stack.extend(reversed(placed))
     per_node = (3 * columns + 1) if per_side else (2 * columns + 2)
-    return {
-        "names": list(out.names),
-        "levels": out.rows,
-        "total": scale(root_total[0]) if columns == 1 else [scale(v) for v in root_total],
-        "max_self": max_self,
-        "nodes": sum(len(level) // per_node for level in out.rows),
-        "truncated": pruned.truncated,
-    }
+    return FlameGraph(
+        names=list(out.names),
+        levels=out.rows,
+        total=scale(root_total[0]) if columns == 1 else [scale(v) for v in root_total],
+        max_self=max_self,
+        nodes=sum(len(level) // per_node for level in out.rows),
+        truncated=pruned.truncated,
+    )

@@ -94,12 +94,10 @@ def discover(
 
 def label_names(
     store: Store, kind: str | None, selector: Selector | None, start_ns: int, end_ns: int, limit: int
-) -> dict[str, list[str]]:
+) -> tuple[list[str], list[str]]:
+    """Every label name, and those among them that are pprof sample labels (not on any series)."""
     found = discover(store, kind, selector, start_ns, end_ns, limit)
-    return {
-        "names": sorted(set(found.series) | set(found.samples)),
-        "sample_labels": sorted(found.samples),
-    }
+    return sorted(set(found.series) | set(found.samples)), sorted(found.samples)
 
 
 def label_values(

@@ -16,7 +16,7 @@ import pytest
 
 from server.ingest.profile import ingest
 from server.query.aggregate import merge_selected
-from server.query.flamegraph import flamegraph, prune
+from server.query.flamegraph import FlameGraph, flamegraph, prune
 from server.query.tree import CallTree, build_tree
 from server.settings import Settings
 from server.store.repository import Store
@@ -50,47 +50,40 @@ def tree(
     )
 
 
-def levels(graph: dict[str, object]) -> list[list[float]]:
-    found = graph["levels"]
-    assert isinstance(found, list)
-    return found
+def levels(graph: FlameGraph) -> list[list[float]]:
+    return graph.levels
 
 
 def test_no_stack_at_all_is_the_root_alone() -> None:
-    assert flamegraph(tree([], [], [], [0]), NAMES, 10) == {
-        "names": ["total"],
-        "levels": [[0, 0, 0, 0]],
-        "total": 0,
-        "max_self": 0,
-        "nodes": 1,
-        "truncated": False,
-    }
+    assert flamegraph(tree([], [], [], [0]), NAMES, 10) == FlameGraph(
+        names=["total"], levels=[[0, 0, 0, 0]], total=0, max_self=0, nodes=1, truncated=False
+    )
     only_empty_stacks = flamegraph(tree([], [], [], [7]), NAMES, 10)
-    assert (only_empty_stacks["levels"], only_empty_stacks["max_self"]) == ([[0, 7, 7, 0]], 7)
+    assert (only_empty_stacks.levels, only_empty_stacks.max_self) == ([[0, 7, 7, 0]], 7)
 
 
 def test_one_sample() -> None:
-    assert flamegraph(tree([-1, 0], [5, 6], [[0], [5]]), NAMES, 10) == {
-        "names": ["total", "main.main", "main.work"],
-        "levels": [[0, 5, 0, 0], [0, 5, 0, 1], [0, 5, 5, 2]],
-        "total": 5,
-        "max_self": 5,
-        "nodes": 3,
-        "truncated": False,
-    }
+    assert flamegraph(tree([-1, 0], [5, 6], [[0], [5]]), NAMES, 10) == FlameGraph(
+        names=["total", "main.main", "main.work"],
+        levels=[[0, 5, 0, 0], [0, 5, 0, 1], [0, 5, 5, 2]],
+        total=5,
+        max_self=5,
+        nodes=3,
+        truncated=False,
+    )
 
 
 def test_recursion_draws_one_level_per_frame() -> None:
     graph = flamegraph(tree([-1, 0, 1], [4, 4, 4], [[0], [2], [3]]), NAMES, 10)
-    assert graph["names"] == ["total", "main.fib"]
-    assert graph["levels"] == [[0, 5, 0, 0], [0, 5, 0, 1], [0, 5, 2, 1], [0, 3, 3, 1]]
+    assert graph.names == ["total", "main.fib"]
+    assert graph.levels == [[0, 5, 0, 0], [0, 5, 0, 1], [0, 5, 2, 1], [0, 3, 3, 1]]
 
 
 def test_siblings_in_name_order_and_gaps_where_a_parent_has_self() -> None:
     # b (self 3) -> c (1); a -> c (2): a is drawn first, whatever the node order.
     graph = flamegraph(tree([-1, 0, -1, 2], [2, 3, 1, 3], [[3], [1], [0], [2]], [1]), NAMES, 10)
-    assert graph["names"] == ["total", "a", "b", "c"]  # indexed as first drawn, level by level
-    assert graph["levels"] == [
+    assert graph.names == ["total", "a", "b", "c"]  # indexed as first drawn, level by level
+    assert graph.levels == [
         [0, 7, 1, 0],
         [0, 2, 0, 1, 0, 4, 3, 2],  # a over [0, 2), b over [2, 6)
         [0, 2, 2, 3, 0, 1, 1, 3],  # c under a at 0, c under b at 2
@@ -104,16 +97,16 @@ def test_pruning_keeps_the_widest_and_folds_the_rest_into_other() -> None:
     # a (self 2) -> d (3); b (5); c (1). Widths: a 5, b 5, c 1, d 3.
     nodes = tree([-1, -1, -1, 0], [1, 2, 3, 6], [[2], [5], [1], [3]])
     graph = flamegraph(nodes, NAMES, 2)
-    assert graph["truncated"] is True
-    assert graph["names"] == ["total", "a", "b", "other"]
-    assert graph["levels"] == [
+    assert graph.truncated is True
+    assert graph.names == ["total", "a", "b", "other"]
+    assert graph.levels == [
         [0, 11, 0, 0],
         [0, 5, 2, 1, 0, 5, 5, 2, 0, 1, 1, 3],  # c folded into the root's "other", drawn last
         [0, 3, 3, 3],  # d folded into a's "other"
     ]
-    assert graph["nodes"] == 5
+    assert graph.nodes == 5
     one = flamegraph(nodes, NAMES, 1)  # a and b tie: the older node (lower id) stays
-    assert one["names"] == ["total", "a", "other"]
+    assert one.names == ["total", "a", "other"]
     assert levels(one)[1] == [0, 5, 2, 1, 0, 6, 6, 2]
     untouched = prune(nodes, NAMES, 4)
     assert untouched.truncated is False and untouched.other == {}
@@ -131,23 +124,23 @@ def test_a_diff_in_both_layouts() -> None:
     # Base then comparison: main (0, 0) -> work (2, 3).
     diff = tree([-1, 0], [5, 6], [[0, 0], [2, 3]])
     shared = flamegraph(diff, NAMES, 10)
-    assert shared["total"] == [2, 3] and shared["max_self"] == 3
-    assert shared["levels"] == [[0, 2, 0, 3, 0, 0], [0, 2, 0, 3, 0, 1], [0, 2, 2, 3, 3, 2]]
+    assert shared.total == [2, 3] and shared.max_self == 3
+    assert shared.levels == [[0, 2, 0, 3, 0, 0], [0, 2, 0, 3, 0, 1], [0, 2, 2, 3, 3, 2]]
     two_axes = flamegraph(tree([-1, -1], [1, 2], [[2, 1], [1, 3]]), NAMES, 10, per_side=True)
-    assert two_axes["levels"] == [[0, 3, 0, 0, 4, 0, 0], [0, 2, 2, 0, 1, 1, 1, 0, 1, 1, 0, 3, 3, 2]]
-    assert two_axes["nodes"] == 3
+    assert two_axes.levels == [[0, 3, 0, 0, 4, 0, 0], [0, 2, 2, 0, 1, 1, 1, 0, 1, 1, 0, 3, 3, 2]]
+    assert two_axes.nodes == 3
 
 
 def test_a_divisor_averages_and_makes_every_value_a_float() -> None:
     graph = flamegraph(tree([-1, 0], [5, 6], [[0], [5]]), NAMES, 10, divisor=2)
-    assert graph["levels"] == [[0.0, 2.5, 0.0, 0], [0.0, 2.5, 0.0, 1], [0.0, 2.5, 2.5, 2]]
+    assert graph.levels == [[0.0, 2.5, 0.0, 0], [0.0, 2.5, 0.0, 1], [0.0, 2.5, 2.5, 2]]
     assert all(isinstance(v, float) for level in levels(graph) for v in level[:3])
-    assert (graph["total"], graph["max_self"]) == (2.5, 2.5)
+    assert (graph.total, graph.max_self) == (2.5, 2.5)
 
 
-def _drawn(graph: dict[str, object]) -> list[tuple[str, int, int, int]]:
+def _drawn(graph: FlameGraph) -> list[tuple[str, int, int, int]]:
     """(name, total, self, parent index) of every drawn node, parents found by position on the level above."""
-    names: list[str] = graph["names"]  # type: ignore[assignment]
+    names = graph.names
     nodes: list[tuple[str, int, int, int]] = []
     above: list[tuple[int, int]] = []  # (start, index) on the level above, left to right
     for depth, level in enumerate(levels(graph)):
@@ -176,7 +169,7 @@ def test_a_real_capture_drawn_whole_equals_pprof(store: Store, settings: Setting
     expected = pprof_top([path], "cpu", "nanoseconds")
 
     whole = flamegraph(calls, names, 100_000)
-    assert whole["truncated"] is False and whole["total"] == expected.total
+    assert whole.truncated is False and whole.total == expected.total
     drawn = _drawn(whole)[1:]  # the root is "total", not a function
     flat: dict[str, int] = {}
     cum: dict[str, int] = {}
