@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DATA, median_seconds
 from server.goroutines.groups import group_goroutines
 from server.goroutines.parse import parse_dump
-from server.ingest.dumps import DUMP_KIND, ingest_dump
+from server.ingest.dumps import ingest_dump
 from server.migrate import upgrade
 from server.query.leaks import find_leak_suspects
+from server.scrape.spec import DUMP_KIND
 from server.settings import Settings
 from server.store.repository import Store
 

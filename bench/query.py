@@ -78,6 +78,7 @@ from sqlalchemy import func, insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATA, median_seconds, varied_scrapes
+from server.api.schemas.query import FlameGraphOut
 from server.errors import TooExpensive
 from server.ingest.profile import ingest
 from server.migrate import upgrade
@@ -85,9 +86,9 @@ from server.query import service
 from server.query.aggregate import select_profiles
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
-from server.query.timeseries import timeseries
+from server.query.timeseries import Trend, timeseries
 from server.settings import Settings
-from server.store import blob
+from server.store import blob, samples
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
@@ -286,7 +287,7 @@ class Template:
         if found is None:
             values = self.values.copy()
             values[self.leak_row, 0] += delta
-            found = self.encoded[delta] = blob.encode(blob.SampleArrays(self.keys, values))
+            found = self.encoded[delta] = blob.encode(samples.SampleArrays(self.keys, values))
         return found
 
 
@@ -405,7 +406,7 @@ def rollup_row(
     count = int(window.shape[0])
     values = template.values * count
     values[template.leak_row, 0] += int(window.sum())
-    merged = blob.aggregate(template.keys, values)
+    merged = samples.aggregate(template.keys, values)
     return {
         "series_id": series_id,
         "width_s": width_s,
@@ -688,8 +689,8 @@ def describe_parts(store: Store, settings: Settings, query: ProfileQuery) -> tup
     return f"{days}d+{hours}h+{raw}r", sum(p.profiles for p in parts)
 
 
-def top_map(result: dict[str, Any]) -> tuple[int, dict[str, tuple[int, int]]]:
-    return int(result["total"]), {row["name"]: (int(row["flat"]), int(row["cum"])) for row in result["rows"]}
+def top_map(result: service.TopTable) -> tuple[int, dict[str, tuple[int, int]]]:
+    return int(result.total), {row.name: (int(row.flat), int(row.cum)) for row in result.rows}
 
 
 @contextmanager
@@ -719,7 +720,8 @@ def run_cpu_queries(
         result.flame_s, _ = measure(partial(service.flame, store, settings, query, MAX_NODES), config.repeat)
         result.top_s, _ = measure(partial(service.top, store, settings, query), config.repeat)
         result.peak_mb = rss_mb()[1]
-        result.flame_kb = len(json.dumps(service.flame(store, settings, query, MAX_NODES))) / 1024
+        flame_json = FlameGraphOut.of(service.flame(store, settings, query, MAX_NODES)).model_dump_json()
+        result.flame_kb = len(flame_json) / 1024
         fresh = Store.from_url(build.url)
         started = time.perf_counter()
         service.flame(fresh, settings, query, MAX_NODES)
@@ -749,7 +751,7 @@ def check_raw_path(store: Store, settings: Settings, results: list[Result], chec
         raw_top = top_map(service.top(store, settings, raw_query))
         checks.add(
             f"{result.case.name}: rollups == raw profiles",
-            raw_top == with_rollups and int(raw["total"]) == with_rollups[0],
+            raw_top == with_rollups and int(raw.graph.side_totals[0]) == with_rollups[0],
             f"total {with_rollups[0]} vs {raw_top[0]}",
         )
 
@@ -783,7 +785,8 @@ def run_pprof_baseline(
         measured.append(run)
         ours = top_map(service.top(store, settings, result.case.query("cpu", selector, "cpu")))
         theirs = pprof_top([run.output], "cpu", "nanoseconds")
-        flame_total = int(service.flame(store, settings, result.case.query("cpu", selector, "cpu"), MAX_NODES)["total"])
+        flame = service.flame(store, settings, result.case.query("cpu", selector, "cpu"), MAX_NODES)
+        flame_total = int(flame.graph.side_totals[0])
         checks.add(
             f"{result.case.name}: top == go tool pprof -top ({len(names):,} files)",
             ours == (theirs.total, theirs.rows) and flame_total == theirs.total,
@@ -849,7 +852,7 @@ def run_fleet_queries(
         raw_rows = _count(store, ProfileRow, case, series_ids)
         reads = f"{_count(store, Rollup, case, series_ids):,} hourly rollups" if step == "1h" else f"{raw_rows:,} raw"
         error = ""
-        answer: dict[str, Any] = {}
+        answer: Trend | None = None
 
         def call(q: ProfileQuery = query, s: str = step, g: list[str] = group_by) -> None:
             nonlocal answer, error
@@ -862,8 +865,8 @@ def run_fleet_queries(
         seconds, runs = measure(call, config.repeat)
         peak_mb = rss_mb()[1]
         sql_s, _ = measure(partial(sql_trend, store, series_ids, case.start_ns, case.end_ns, step_ns), 3)
-        lines = len(answer.get("series", []))
-        points = sum(len(line["points"]) for line in answer.get("series", []))
+        lines = len(answer.series) if answer else 0
+        points = sum(len(line.points) for line in answer.series) if answer else 0
         with maybe_profiled(profile_dir, "timeseries_" + name.replace(" ", "_").replace(",", "")):
             call()
         trends.append(TrendResult(name, reads, lines, points, seconds, runs, sql_s, peak_mb, error))

@@ -50,7 +50,7 @@ from bench.query import (
 from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.query.request import ProfileQuery
-from server.query.timeseries import timeseries
+from server.query.timeseries import Trend, timeseries
 from server.settings import Settings
 from server.store.models import ProfileBlob, ProfileRow, Rollup
 from server.store.repository import Store
@@ -184,7 +184,7 @@ def main() -> None:
     for name, start_ns, end, step, group_by, _ in cases:
         query = ProfileQuery.parse("goroutine", f'{{service="{SERVICE}"}}', str(start_ns / NS), str((end - 1) / NS))
 
-        def run(q: ProfileQuery = query, s: str = step, g: str = group_by) -> dict[str, Any]:
+        def run(q: ProfileQuery = query, s: str = step, g: str = group_by) -> Trend:
             return timeseries(store, settings, q, s, [g], "avg")
 
         answer = run()
@@ -196,8 +196,8 @@ def main() -> None:
             return bare_rollup_fetch(store, w, a, b) if s >= HOUR_NS else bare_raw_group_by(store, a, b, s)
 
         bare = median_seconds(baseline, args.repeat)
-        lines = len(answer["series"])
-        points = sum(len(line["points"]) for line in answer["series"])
+        lines = len(answer.series)
+        points = sum(len(line.points) for line in answer.series)
         _, peak = rss_mb()
         say(
             f"{name:<46} {lines:>6} {points:>8,} {seconds * 1000:>8.1f} {bare * 1000:>13.1f} "

@@ -1,4 +1,4 @@
-"""The HTTP side of ``stackyard collect``: its /metrics, behind the same access control as the server.
+"""The HTTP side of ``stackyard collect``: its own /metrics, behind the same access control as the server.
 
 A collector's metrics name every target it scrapes (``stackyard_target_up``
 carries service and instance labels), which is a map of the fleet. So the
@@ -6,14 +6,21 @@ collector follows the server's rule (:mod:`server.auth.binding`): without
 tokens it listens on loopback only, unless ``--insecure`` says otherwise; with
 ``STACKYARD_AUTH_TOKENS`` every request needs a token with the ``read``
 scope, checked by the server's own middleware, tokens and failure limit.
+
+The exposition is this process's registry only: a scrape-only process has no
+stored data to report, so it serves the page itself (a small Starlette app)
+rather than the server's API router, and loads none of the API or the store.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from server.api import metrics
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.ratelimit import AuthThrottle
 from server.auth.tokens import TokenSet
@@ -30,17 +37,21 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or DEFAULT_HOST, int(port_text)
 
 
-def metrics_app(registry: CollectorRegistry, settings: Settings) -> FastAPI:
+def metrics_app(registry: CollectorRegistry, settings: Settings) -> Starlette:
     """``GET /metrics`` of ``registry``; with tokens configured, only for a ``read`` token."""
-    app = FastAPI(title="Stackyard collector", openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.metrics_registry = registry
-    app.state.tokens = TokenSet(settings.auth_tokens)
-    app.add_middleware(
+
+    async def metrics(request: Request) -> Response:
+        """The exposition; ``HEAD`` answers with the same status and headers, and no body (monitors probe with it)."""
+        body = generate_latest(registry)
+        if request.method == "HEAD":
+            return Response(media_type=CONTENT_TYPE_LATEST, headers={"content-length": str(len(body))})
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    auth = Middleware(
         AuthMiddleware,
-        tokens=app.state.tokens,
+        tokens=TokenSet(settings.auth_tokens),
         failures=failure_counter(registry),
         throttle=AuthThrottle.create(settings.login_max_failures, settings.login_window, registry),
         pages=False,  # no login page here: a browser gets the 401 too
     )
-    app.include_router(metrics.router)
-    return app
+    return Starlette(routes=[Route("/metrics", metrics, methods=["GET", "HEAD"])], middleware=[auth])

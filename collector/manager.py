@@ -29,12 +29,12 @@ from collector.fetch import Fetcher
 from collector.health import HealthState
 from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile, Sink
+from server.errors import Unavailable
 from server.network.redact import redact_credentials
 from server.pprof.errors import ProfileError
 from server.pprof.limits import DecodeLimits
 from server.scrape.protocol import ScrapeHealth
 from server.scrape.spec import DELTA_KINDS, OPTIONAL_KINDS, TIMED_KINDS, ProfileSpec, TargetSpec, in_shard, offset_s
-from server.store.availability import log_failure
 
 log = logging.getLogger(__name__)
 # APScheduler warns on every tick a slow job skips; stackyard_scrapes_skipped_total counts them instead.
@@ -44,6 +44,18 @@ logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
 TargetSource = Callable[[], Iterable[TargetSpec]]
 #: An optional kind a target answered 404 for is asked again this often (an upgraded Go may serve it).
 NOT_SERVED_RETRY_S = 3600.0
+
+
+def _log_sync_failure(event: str, exc: BaseException) -> None:
+    """A target source's failure: one line while it is away (it says why), a traceback otherwise.
+
+    A source that is away (``serve``'s database, raising :class:`~server.errors.Unavailable`) fails every
+    sync, each few seconds; a traceback each time would bury the one line that matters.
+    """
+    if isinstance(exc, Unavailable):
+        log.warning(event, extra={"error": exc.reason})
+    else:
+        log.error(event, exc_info=exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +123,7 @@ class ScrapeManager:
         try:
             await self.sync()
         except Exception as exc:  # e.g. the database holding the targets is not up yet: the sync loop retries
-            log_failure(log, "first target sync failed", exc)
+            _log_sync_failure("first target sync failed", exc)
         self._sync_task = asyncio.create_task(self._sync_loop(), name="target-sync")
 
     async def stop(self, deadline_s: float = 10.0) -> None:
@@ -141,7 +153,7 @@ class ScrapeManager:
             try:
                 await self.sync()
             except Exception as exc:  # a broken source must not stop scraping of the targets we have
-                log_failure(log, "target sync failed", exc)
+                _log_sync_failure("target sync failed", exc)
 
     def targets_changed(self) -> None:
         if self._sync_requested is not None:

@@ -1,8 +1,10 @@
-"""Where scraped profiles go: the in-process ingest path, or a remote server's push API.
+"""Where scraped profiles go: the :class:`Sink` interface, and the sink that pushes to a server's API.
 
 A sink's ``send`` either accepts the profile or raises
 :class:`~collector.errors.InvalidProfile`, so the target's health says when a
 target serves something that is not a profile, whichever sink is in use.
+``stackyard serve`` plugs in a sink that stores through its own ingest path
+(``stackyard.ingestsink``); the collector itself knows no database.
 """
 
 from __future__ import annotations
@@ -12,23 +14,20 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from prometheus_client import CollectorRegistry
 
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
-from server.errors import LimitExceeded, StackyardError
+from server.errors import LimitExceeded
 from server.goroutines.parse import MAX_GOROUTINES, MAX_STACKS, DumpError, parse_dump
-from server.ingest.dumps import DUMP_KIND
 from server.pprof.decode import decode_columns
 from server.pprof.errors import ProfileError
 from server.pprof.limits import DecodeLimits
-from server.store.availability import describe, is_unavailable
-from server.store.idempotency import scrape_key
+from server.scrape.keys import scrape_key
+from server.scrape.spec import DUMP_KIND
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +51,7 @@ class Sink(Protocol):
     async def close(self, deadline_s: float) -> None: ...
 
 
-IngestFunction = Callable[[bytes, dict[str, str], str, int, str], object]
-"""(data, labels, kind, time_ns, idempotency key) -> whatever; raises on bad profiles or an unreachable database."""
-
-
-def _invalid(exc: Exception) -> InvalidProfile:
+def invalid_profile(exc: Exception) -> InvalidProfile:
     """The scrape error a target's health shows for a profile or dump that cannot be stored."""
     if isinstance(exc, (DumpError, LimitExceeded)):
         return InvalidProfile(exc.message.removeprefix("body: "))
@@ -85,98 +80,7 @@ class Checks:
             else:
                 decode_columns(profile.data, self.max_decompressed, self.decode)
         except (ProfileError, DumpError, LimitExceeded) as exc:
-            raise _invalid(exc) from None
-
-
-class InProcessSink:
-    """Hands profiles to ``server.ingest.profile`` in a worker thread (``stackyard serve``), through a bounded buffer.
-
-    While the database is reachable a profile is stored before ``send``
-    returns, so a bad profile shows in the target's health. When the database
-    is away (see :func:`server.store.availability.is_unavailable`) profiles wait in
-    the buffer, validated first, and are retried with backoff in scrape
-    order; past ``buffer_size`` the oldest is dropped and counted. Each
-    carries its idempotency key, so a write that committed just before the
-    connection broke is not stored twice when retried.
-    """
-
-    def __init__(
-        self,
-        ingest: IngestFunction,
-        metrics: CollectorMetrics | None = None,
-        buffer_size: int = 10_000,
-        checks: Checks | None = None,
-        max_backoff_s: float = 10.0,
-    ) -> None:
-        self._ingest = ingest
-        self._metrics = metrics if metrics is not None else CollectorMetrics(CollectorRegistry())
-        self._buffer: deque[ScrapedProfile] = deque()
-        self._size = buffer_size
-        self._checks = checks if checks is not None else Checks()
-        self._max_backoff_s = max_backoff_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def send(self, profile: ScrapedProfile) -> None:
-        if not self._buffer:
-            if await self._store(profile, direct=True) != "retry":
-                return
-        else:
-            # Behind a backlog: keep scrape order, but still tell the target's health about a bad profile now.
-            await asyncio.to_thread(self._checks.run, profile)
-        if len(self._buffer) >= self._size:
-            self._buffer.popleft()
-            self._metrics.sink_dropped.inc()
-        self._buffer.append(profile)
-        self._metrics.sink_buffered.set(len(self._buffer))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="ingest-sink")
-
-    async def _store(self, profile: ScrapedProfile, direct: bool) -> str:
-        """Returns "sent", "retry" (database away) or "rejected"; a direct send raises InvalidProfile instead."""
-        try:
-            await asyncio.to_thread(
-                self._ingest, profile.data, profile.labels, profile.kind, profile.time_ns, profile.idempotency_key
-            )
-        except Exception as exc:
-            if is_unavailable(exc):
-                log.warning("ingest deferred", extra={"target": profile.target_key, "error": describe(exc)})
-                return "retry"
-            if not isinstance(exc, (ProfileError, StackyardError)) and direct:
-                raise  # the scrape reports it as an internal error
-            if direct:
-                raise _invalid(exc) from None
-            self._metrics.sink_rejected.inc()
-            log.error("buffered profile rejected", extra={"target": profile.target_key, "error": str(exc)})
-            return "rejected"
-        self._metrics.sink_sent.inc()
-        return "sent"
-
-    async def _drain(self) -> None:
-        backoff = 0.5
-        while self._buffer:
-            profile = self._buffer[0]
-            if await self._store(profile, direct=False) == "retry":
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
-                continue
-            backoff = 0.5
-            if self._buffer and self._buffer[0] is profile:
-                self._buffer.popleft()
-            self._metrics.sink_buffered.set(len(self._buffer))
-
-    async def close(self, deadline_s: float) -> None:
-        """Write what is buffered within the deadline (the database may be back by now), then stop."""
-        if self._task is None or self._task.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=max(0.0, deadline_s))
-        except TimeoutError:
-            self._task.cancel()
-        if self._buffer:
-            log.warning("ingest sink closed with profiles unstored", extra={"unstored": len(self._buffer)})
-
-    def buffered(self) -> int:
-        return len(self._buffer)
+            raise invalid_profile(exc) from None
 
 
 @dataclass(slots=True)

@@ -88,7 +88,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from collector.manager import Shard
     from server.auth.binding import InsecureBind, check_bind
     from server.network.proxies import uvicorn_proxy_options
-    from stackyard.runtime import build_collector
+    from stackyard.collecting import build_collector
 
     settings = _settings(args)
     try:
@@ -260,13 +260,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        # Imported here: the config loader is heavy, and only serve and collect read a config file.
-        from collector.config import ConfigError
-        from server.store.availability import describe, is_unavailable
+        # Imported here: only serve and collect read a config file, and only serve, migrate and check
+        # open a database (a scrape-only collector loads no SQLAlchemy).
+        from server.config.problems import ConfigError
 
         if isinstance(exc, ConfigError):
             print(f"stackyard: {exc}", file=sys.stderr)
             return 2
+        from server.store.availability import describe, is_unavailable
+
         if not is_unavailable(exc):
             raise
         print(f"stackyard: database unavailable: {describe(exc)}", file=sys.stderr)

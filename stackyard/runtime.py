@@ -1,112 +1,50 @@
-"""Wiring: the objects behind ``stackyard serve`` and ``stackyard collect``."""
+"""Wiring of ``stackyard serve``: API, dashboard, store, upkeep, and a collector storing through ingest.
+
+The scrape parts it shares with ``stackyard collect`` are in :mod:`stackyard.collecting`; the sink that
+joins the collector to this process's ingest path is :mod:`stackyard.ingestsink`.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel
+from prometheus_client import CollectorRegistry
 
-from collector.config import Config, FileSDWatcher, load_config
-from collector.fetch import Fetcher, FetchLimits
-from collector.manager import ScrapeManager, Shard
+from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
-from collector.sinks import Checks, HttpPushSink, IngestFunction, InProcessSink, Sink
 from server.alerts.service import Alerting
 from server.app import create_app
-from server.auth.tokens import bearer_header
-from server.ingest.dumps import DUMP_KIND, ingest_dump
-from server.ingest.profile import ingest
+from server.config.load import load_config
+from server.errors import DatabaseUnavailable
 from server.ingest.storelimits import decode_limits, limit_rejections
-from server.ingest.workers import IngestWorkers, RemoteRefusal
+from server.ingest.workers import IngestWorkers
 from server.migrate import upgrade
-from server.scrape.spec import ProfileSpec, TargetSpec
+from server.scrape.spec import TargetSpec
 from server.settings import Settings
-from server.store.availability import DatabaseGate
+from server.store.availability import DatabaseGate, describe, is_unavailable
 from server.store.repository import Store
-from server.syntax.times import parse_duration_ns
 from server.upkeep.jobs import Maintenance
-
-TargetSource = Callable[[], Iterable[TargetSpec]]
-
-
-def config_sources(config: Config | None) -> list[TargetSource]:
-    """Static targets, and one source per file_sd block that re-reads its files when they change."""
-    if config is None:
-        return []
-    sources: list[TargetSource] = [lambda: list(config.targets)]
-    for file_sd in config.file_sd:
-        sources.append(_RefreshingFileSD(FileSDWatcher(file_sd), file_sd.refresh_interval_s))
-    return sources
+from stackyard.collecting import TargetSource, checks_for, config_sources, fetcher_for
+from stackyard.ingestsink import InProcessSink, scraped_ingest
 
 
-class _RefreshingFileSD:
-    """A file_sd source that looks at its files at most once per ``refresh_interval``."""
+def stored_targets(store: Store) -> TargetSource:
+    """The targets registered through the API; a database outage becomes :class:`DatabaseUnavailable`.
 
-    def __init__(self, watcher: FileSDWatcher, refresh_interval_s: float) -> None:
-        self._watcher = watcher
-        self._refresh_s = refresh_interval_s
-        self._next = 0.0
-
-    def __call__(self) -> list[TargetSpec]:
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self._refresh_s
-            self._watcher.poll()
-        return self._watcher.targets()
-
-
-def fetcher_for(settings: Settings) -> Fetcher:
-    return Fetcher(
-        FetchLimits(
-            max_in_flight=settings.scrape_max_in_flight,
-            max_per_host=settings.scrape_max_per_host,
-            max_response_bytes=settings.scrape_max_response_bytes,
-            max_redirects=settings.scrape_max_redirects,
-        ),
-        policy=settings.network_policy(),
-    )
-
-
-def checks_for(settings: Settings) -> Checks:
-    """What a sink checks scraped profiles and dumps against: the limits the server applies."""
-    return Checks(
-        settings.max_decompressed_bytes, decode_limits(settings), settings.max_dump_goroutines, settings.max_dump_stacks
-    )
-
-
-def scraped_ingest(
-    store: Store,
-    settings: Settings,
-    rejections: Counter | None = None,
-    gate: DatabaseGate | None = None,
-    workers: IngestWorkers | None = None,
-) -> IngestFunction:
-    """What the in-process sink calls: goroutine dumps to their parser, everything else to pprof ingest.
-
-    ``gate`` refuses writes until the schema is migrated; ``rejections`` counts store-limit refusals;
-    ``workers``, if given, store pprof profiles in their processes (dumps stay here, as pushed dumps do).
+    The collector knows no database errors: it logs an outage of a target source (one line, saying why)
+    apart from a bug (a traceback), by this error's type.
     """
 
-    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
-        if gate is not None:
-            gate.check()
-        if kind == DUMP_KIND:  # one dump per (series, time): a retried dump is not stored twice either
-            return ingest_dump(store, settings, data, labels, time_ns, rejections)
-        if workers is None:
-            return ingest(store, settings, data, labels, kind, time_ns, rejections, idempotency_key=key)
+    def read() -> list[TargetSpec]:
         try:
-            return workers.ingest_blocking(data, labels, kind, time_ns, key)
-        except RemoteRefusal as exc:
-            if exc.limit is not None and rejections is not None:
-                rejections.labels(exc.limit).inc()
+            return store.targets.list()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(describe(exc)) from exc
             raise
 
-    return ingest_scraped
+    return read
 
 
 def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI:
@@ -126,7 +64,7 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     workers = IngestWorkers(settings, settings.ingest_processes) if settings.ingest_processes else None
 
     manager = ScrapeManager(
-        [store.targets.list, *config_sources(config)],
+        [stored_targets(store), *config_sources(config)],
         InProcessSink(
             scraped_ingest(store, settings, limit_rejections(registry), gate, workers),
             metrics,
@@ -159,82 +97,3 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     )
     app.state.database_gate = gate
     return app
-
-
-def remote_targets(push_url: str, headers: dict[str, str] | None = None) -> TargetSource:
-    """Targets registered on the remote server (through its API), for a pushing collector."""
-    url = push_url.rstrip("/") + "/api/v1/targets"
-
-    def fetch() -> list[TargetSpec]:
-        response = httpx.get(url, timeout=10, headers=headers)
-        response.raise_for_status()
-        return [_target_from_json(item) for item in response.json()["targets"] if item.get("source") == "api"]
-
-    return fetch
-
-
-class _RemoteProfile(BaseModel):
-    type: str
-    enabled: bool = True
-    path: str | None = None
-    seconds: float | None = None
-    interval: str | None = None
-
-
-class _RemoteTarget(BaseModel):
-    """The subset of ``GET /api/v1/targets`` items a collector needs (see server/api/targets.py)."""
-
-    id: int | None = None
-    url: str
-    service: str
-    labels: dict[str, str] = {}
-    interval: str
-    timeout: str | None = None
-    profiles: list[_RemoteProfile] = []
-    path_prefix: str = "/debug/pprof"
-    paused: bool = False
-    max_response_bytes: int | None = None
-
-
-def _target_from_json(item: dict[str, object]) -> TargetSpec:
-    remote = _RemoteTarget.model_validate(item)
-    return TargetSpec(
-        url=remote.url,
-        service=remote.service,
-        labels=remote.labels,
-        interval_s=parse_duration_ns(remote.interval) / 1e9,
-        timeout_s=parse_duration_ns(remote.timeout) / 1e9 if remote.timeout else None,
-        profiles=tuple(
-            ProfileSpec(
-                p.type, p.enabled, p.path, p.seconds, parse_duration_ns(p.interval) / 1e9 if p.interval else None
-            )
-            for p in remote.profiles
-        ),
-        path_prefix=remote.path_prefix,
-        paused=remote.paused,
-        id=remote.id,
-        source="api",
-        max_response_bytes=remote.max_response_bytes,
-    )
-
-
-def build_collector(
-    settings: Settings, push_url: str, shard: Shard, config_path: Path | None = None
-) -> tuple[ScrapeManager, CollectorRegistry]:
-    """A scrape-only process: targets from the config file and the remote server, profiles pushed there."""
-    config = load_config(config_path, settings.network_policy()) if config_path else None
-    registry = CollectorRegistry()
-    metrics = CollectorMetrics(registry)
-    headers = bearer_header(settings.api_token)
-    sink: Sink = HttpPushSink(push_url, metrics, settings.push_buffer_size, checks_for(settings), headers=headers)
-    manager = ScrapeManager(
-        [remote_targets(push_url, headers), *config_sources(config)],
-        sink,
-        fetcher_for(settings),
-        metrics,
-        shard=shard,
-        sync_interval_s=settings.scrape_sync_interval,
-        max_decompressed=settings.max_decompressed_bytes,
-        decode_limits=decode_limits(settings),
-    )
-    return manager, registry

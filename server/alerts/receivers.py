@@ -27,9 +27,6 @@ class Receiver:
     webhook_url: str
     source: str = "api"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "webhook_url": self.webhook_url, "source": self.source}
-
 
 def check_webhook_url(url: str, policy: NetworkPolicy | None = None, parameter: str = "webhook_url") -> str:
     """Refuse what cannot be posted to, naming ``parameter``; with ``policy``, a host written as a refused address."""

@@ -94,6 +94,7 @@ class Rule:
         return parse_selector(self.query)
 
     def to_json(self) -> dict[str, Any]:
+        """The rule in the form :func:`parse_rule` reads: what the store keeps of an API rule."""
         return {
             "name": self.name,
             "query": self.query,

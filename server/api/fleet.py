@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Response
 
-from server.api.deps import StoreDep
-from server.query.fleet import STATUS_ORDER, Status, fleet
-from server.scrape.protocol import Scraper
+from server.api.deps import ScraperDep, StoreDep
+from server.api.schemas.fleet import FleetInstanceOut, FleetOut
+from server.query.fleet import STATUS_ORDER, fleet
 from server.syntax.times import format_time
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
@@ -19,34 +18,13 @@ def _time(ns: int | None) -> str | None:
     return format_time(ns) if ns else None
 
 
-class FleetInstanceOut(BaseModel):
-    service: str
-    instance: str
-    status: Status = Field(description="down, waiting (not scraped yet), up, paused, or push (no scrape target)")
-    labels: dict[str, str] = Field(description="the labels of its targets and stored series, service and instance too")
-    targets: list[int | None] = Field(description="ids of its scrape targets (null: from the config file)")
-    kinds: list[str] = Field(description="profile kinds scraped or stored")
-    last_scrape: str | None = Field(description="newest scrape of any of its targets")
-    last_profile: str | None = Field(description="newest stored profile, for instances that only push")
-    errors: list[str] = Field(description="failing kinds in words: 'heap: connection refused (3 failures in a row)'")
-    goroutines: int | None = Field(description="goroutines in its newest stored goroutine profile")
-    goroutines_at: str | None
-
-
-class FleetOut(BaseModel):
-    instances: list[FleetInstanceOut] = Field(description="down first, then by service and instance")
-    services: int
-    statuses: dict[str, int] = Field(description="instances per status")
-
-
 @router.get("/fleet", response_model=FleetOut)
-def get_fleet(store: StoreDep, request: Request) -> Response:
+def get_fleet(store: StoreDep, scraper: ScraperDep) -> Response:
     """Every instance the server scrapes or holds profiles of, with its status: the overview in one request.
 
     The model is built (and so checked) once and written by pydantic's own serializer: a thousand rows
     through FastAPI's generic response path cost the overview twice the time.
     """
-    scraper: Scraper | None = getattr(request.app.state, "scraper", None)
     targets = store.targets.list()
     if scraper is not None:
         targets += getattr(scraper, "static_targets", list)()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import SettingsDep, StoreDep
-from server.api.ingest import read_body
-from server.ingest.dumps import ingest_dump
-from server.ingest.storelimits import limit_rejections
+from server.api.body import read_body
+from server.api.deps import IngestionDep, SettingsDep, StoreDep
+from server.api.schemas.goroutines import DumpStoredOut, GroupsOut, LeaksOut, StackTrendOut
 from server.query import dumpviews as views
 from server.query.selector import parse_selector
+from server.scrape.spec import DUMP_KIND
 from server.syntax.labels import parse_label_pairs
-from server.syntax.times import format_time, parse_time_ns, time_range_ns
+from server.syntax.times import parse_time_ns, time_range_ns
 
 router = APIRouter(prefix="/api/v1/goroutines", tags=["goroutines"])
 SelectorParam = Annotated[str | None, Query(description='selector, e.g. {service="api"}')]
@@ -24,27 +22,19 @@ SelectorParam = Annotated[str | None, Query(description='selector, e.g. {service
 @router.post("/ingest", status_code=201)
 async def push_dump(
     request: Request,
-    store: StoreDep,
+    ingestion: IngestionDep,
     settings: SettingsDep,
     service: Annotated[str, Query(min_length=1, max_length=256)],
     label: Annotated[list[str] | None, Query()] = None,
     time: Annotated[str | None, Query()] = None,
-) -> JSONResponse:
+) -> DumpStoredOut:
     """The text of ``goroutine?debug=2`` as the body; stored under kind ``goroutine_dump``."""
     labels = parse_label_pairs(label or [])
     labels["service"] = service
     time_ns = parse_time_ns(time, "time") if time else None
     body = await read_body(request, settings.max_body_bytes)
-    rejections = limit_rejections(request.app.state.metrics_registry)
-    stored = await run_in_threadpool(ingest_dump, store, settings, body, labels, time_ns, rejections)
-    payload: dict[str, Any] = {
-        "id": stored.id,
-        "series": {"id": stored.series_id, "labels": labels},
-        "type": "goroutine_dump",
-        "time": format_time(stored.time_ns),
-        "goroutines": stored.goroutines,
-    }
-    return JSONResponse(payload, status_code=201)
+    stored = await ingestion.dump(body, labels, time_ns)
+    return DumpStoredOut.of(stored, labels, DUMP_KIND)
 
 
 @router.get("/groups")
@@ -53,9 +43,9 @@ def groups(
     query: SelectorParam = None,
     at: Annotated[str | None, Query(description="time; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-) -> dict[str, Any]:
+) -> GroupsOut:
     at_ns = parse_time_ns(at, "at") if at else parse_time_ns("now", "at")
-    return views.groups_at(store, parse_selector(query), at_ns, limit)
+    return GroupsOut.of(views.groups_at(store, parse_selector(query), at_ns, limit))
 
 
 @router.get("/leaks")
@@ -65,10 +55,10 @@ def leaks(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> dict[str, Any]:
+) -> LeaksOut:
     start_ns, end_ns = time_range_ns(from_, to)
     parse_selector(query)  # a bad selector is a 400 naming the query before any work
-    return views.leaks(store, query or "", start_ns, end_ns, limit)
+    return LeaksOut.of(views.leaks(store, query or "", start_ns, end_ns, limit))
 
 
 @router.get("/stacks/{stack_id}/trend")
@@ -78,6 +68,6 @@ def stack_trend(
     query: SelectorParam = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> StackTrendOut:
     start_ns, end_ns = time_range_ns(from_, to)
-    return views.stack_trend(store, parse_selector(query), stack_id, start_ns, end_ns)
+    return StackTrendOut.of(views.stack_trend(store, parse_selector(query), stack_id, start_ns, end_ns))

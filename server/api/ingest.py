@@ -8,40 +8,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from anyio import to_thread
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from server.api.deps import SettingsDep, StoreDep
-from server.errors import PayloadTooLarge
-from server.ingest.profile import ingest
-from server.ingest.storelimits import limit_rejections
-from server.ingest.workers import IngestWorkers, RemoteRefusal
+from server.api.body import read_body
+from server.api.deps import IngestionDep, SettingsDep
+from server.api.schemas.ingest import IngestOut
 from server.syntax.labels import parse_label_pairs
 from server.syntax.times import parse_time_ns
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing at the first byte past ``limit`` rather than after buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body: {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body: more than {limit} bytes (the limit)")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-@router.post("/ingest", status_code=201)
+@router.post(
+    "/ingest",
+    status_code=201,
+    responses={200: {"model": IngestOut, "description": "A repeat of an idempotency key: the profile stored before."}},
+)
 async def push(
     request: Request,
-    store: StoreDep,
+    response: Response,
+    ingestion: IngestionDep,
     settings: SettingsDep,
     service: Annotated[str, Query(min_length=1, max_length=256)],
     type: Annotated[str | None, Query()] = None,
@@ -49,23 +35,14 @@ async def push(
     time: Annotated[str | None, Query()] = None,
     idempotency_key: Annotated[str | None, Query()] = None,
     idempotency_header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
+) -> IngestOut:
+    """Store one profile: 201 when stored, 200 for a repeat of an idempotency key (the same profile again)."""
     labels = parse_label_pairs(label or [])
     labels["service"] = service
     time_ns = parse_time_ns(time, "time") if time else None
     body = await read_body(request, settings.max_body_bytes)
-    rejections = limit_rejections(request.app.state.metrics_registry)
     key = idempotency_header if idempotency_header is not None else idempotency_key
-    workers: IngestWorkers | None = request.app.state.ingest_workers
-    if workers is not None:
-        try:
-            answer = await workers.ingest(body, labels, type, time_ns, key)
-        except RemoteRefusal as exc:
-            if exc.limit is not None:
-                rejections.labels(exc.limit).inc()
-            raise
-        return JSONResponse(answer.body, status_code=201 if answer.created else 200)
-    result = await to_thread.run_sync(
-        ingest, store, settings, body, labels, type, time_ns, rejections, key, limiter=request.app.state.ingest_limiter
-    )
-    return JSONResponse(result.answer(), status_code=201 if result.stored.created else 200)
+    answer = await ingestion.profile(body, labels, type, time_ns, key)
+    if not answer.created:
+        response.status_code = 200
+    return IngestOut.of(answer.body)

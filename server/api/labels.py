@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from server.api.deps import SettingsDep, StoreDep
+from server.api.schemas.labels import LabelNames, LabelValues
 from server.ingest.profile import check_kind
 from server.query import labels
 from server.query.selector import parse_selector
@@ -19,17 +19,6 @@ TypeParam = Annotated[str | None, Query(description="profile type; default: ever
 QueryParam = Annotated[str | None, Query(description='selector the labels must go with, e.g. {service="api"}')]
 FromParam = Annotated[str | None, Query(alias="from", description="where sample labels are looked for; default now-1h")]
 ToParam = Annotated[str | None, Query(description="default now")]
-
-
-class LabelNames(BaseModel):
-    names: list[str]
-    sample_labels: list[str]  # the names among ``names`` that are pprof sample labels, not series labels
-
-
-class LabelValues(BaseModel):
-    name: str
-    values: list[str]
-    sample_label: bool
 
 
 @router.get("/labels")
@@ -44,8 +33,8 @@ def names(
     kind = check_kind(type)
     selector = parse_selector(query) if query else None
     start_ns, end_ns = time_range_ns(from_, to)
-    found = labels.label_names(store, kind, selector, start_ns, end_ns, settings.max_query_profiles)
-    return LabelNames(names=found["names"], sample_labels=found["sample_labels"])
+    found, sample = labels.label_names(store, kind, selector, start_ns, end_ns, settings.max_query_profiles)
+    return LabelNames(names=found, sample_labels=sample)
 
 
 @router.get("/labels/{name}/values")

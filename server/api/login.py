@@ -15,28 +15,28 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
-from server.api.deps import SettingsDep
+from server.api.deps import SettingsDep, ThrottleDep, TokensDep
 from server.api.errors import error_response
+from server.api.schemas.auth import LoginIn, LoginOut
 from server.auth.middleware import COOKIE_NAME
-from server.auth.ratelimit import AuthThrottle, client_address, retry_after_header, too_many_body
-from server.auth.tokens import TokenSet
+from server.auth.ratelimit import client_address, retry_after_header, too_many_body
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 log = logging.getLogger(__name__)
 
 
-class LoginIn(BaseModel):
-    token: str = Field(min_length=1, max_length=4096)
-
-
-@router.post("/login")
-def login(body: LoginIn, request: Request, settings: SettingsDep) -> Response:
-    tokens: TokenSet = request.app.state.tokens
+@router.post("/login", response_model=LoginOut)
+def login(
+    body: LoginIn,
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    tokens: TokensDep,
+    throttle: ThrottleDep,
+) -> LoginOut | Response:
     if not tokens:
         return error_response(400, "authentication is not enabled on this server (no tokens configured)")
-    throttle: AuthThrottle = request.app.state.auth_throttle
     client = client_address(request.scope.get("client"))
     wait = throttle.blocked(client, "login")
     if wait is not None:
@@ -46,7 +46,6 @@ def login(body: LoginIn, request: Request, settings: SettingsDep) -> Response:
     if principal is None:
         throttle.failed(client)
         return error_response(401, "authentication required")
-    response = JSONResponse({"scopes": sorted(principal.scopes)})
     response.set_cookie(
         COOKIE_NAME,
         body.token,
@@ -56,7 +55,7 @@ def login(body: LoginIn, request: Request, settings: SettingsDep) -> Response:
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return response
+    return LoginOut(scopes=sorted(principal.scopes))
 
 
 @router.post("/logout", status_code=204)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from server.api.deps import OptionalStoreDep, RegistryDep
+from server.api.schemas.files import METRICS_TEXT
 from server.query.storedmetrics import StoredDataCollector
 from server.store.availability import describe, is_unavailable
 from server.store.repository import Store
@@ -19,13 +21,11 @@ log = logging.getLogger(__name__)
 STORED_METRICS_TIMEOUT_S = 2.0
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses=METRICS_TEXT)
 @router.head("/metrics", include_in_schema=False)  # one operation in the schema (two would share an id)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, registry: RegistryDep, store: OptionalStoreDep) -> Response:
     """The exposition; ``HEAD`` answers with the same status and headers, and no body (monitors probe with it)."""
-    registry: CollectorRegistry = request.app.state.metrics_registry
     body = generate_latest(registry)
-    store = getattr(request.app.state, "store", None)
     if store is not None:  # a scrape-only `stackyard collect` process has no database
         body += await _stored_metrics(request, store)
     if request.method == "HEAD":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import SettingsDep, StoreDep
-from server.api.query import QueryDep
+from server.api.deps import QueryDep, SettingsDep, StoreDep
+from server.api.schemas.files import PPROF_FILE
+from server.api.schemas.profiles import ProfileFlameGraphOut, ProfileListOut, ProfileTopOut, SeriesListOut
 from server.ingest.profile import check_kind
 from server.query import service
 from server.query.selector import parse_selector
@@ -21,18 +22,16 @@ def series(
     store: StoreDep,
     query: Annotated[str | None, Query()] = None,
     type: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
-    return {"series": service.series_list(store, check_kind(type), parse_selector(query))}
+) -> SeriesListOut:
+    return SeriesListOut.of(service.series_list(store, check_kind(type), parse_selector(query)))
 
 
 @router.get("/profiles")
-def profiles(
-    q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
-) -> dict[str, Any]:
-    return service.profile_list(store, settings, q, limit)
+def profiles(q: QueryDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> ProfileListOut:
+    return ProfileListOut.of(service.profile_list(store, q, limit))
 
 
-@router.get("/profiles/{profile_id}/pprof")
+@router.get("/profiles/{profile_id}/pprof", response_class=Response, responses=PPROF_FILE)
 def profile_pprof(profile_id: int, store: StoreDep) -> Response:
     return Response(
         service.profile_pprof(store, profile_id),
@@ -42,8 +41,8 @@ def profile_pprof(profile_id: int, store: StoreDep) -> Response:
 
 
 @router.get("/profiles/{profile_id}/top")
-def profile_top(profile_id: int, store: StoreDep, sample: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-    return service.profile_view(store, profile_id, sample, "top", 0)
+def profile_top(profile_id: int, store: StoreDep, sample: Annotated[str | None, Query()] = None) -> ProfileTopOut:
+    return ProfileTopOut.of(service.profile_top(store, profile_id, sample))
 
 
 @router.get("/profiles/{profile_id}/flamegraph")
@@ -53,6 +52,6 @@ def profile_flamegraph(
     settings: SettingsDep,
     sample: Annotated[str | None, Query()] = None,
     max_nodes: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
+) -> ProfileFlameGraphOut:
     nodes = min(max_nodes or settings.default_flamegraph_nodes, settings.max_flamegraph_nodes)
-    return service.profile_view(store, profile_id, sample, "flamegraph", nodes)
+    return ProfileFlameGraphOut.of(service.profile_flamegraph(store, profile_id, sample, nodes))

@@ -2,67 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import SettingsDep, StoreDep
+from server.api.deps import QueryDep, SettingsDep, StoreDep, TrendQueryDep
+from server.api.schemas.files import PPROF_FILE
+from server.api.schemas.query import (
+    DiffFlameGraphOut,
+    DiffTopOut,
+    FlameGraphOut,
+    FunctionHistoryOut,
+    TimeseriesOut,
+    TopOut,
+)
 from server.errors import InvalidParameter
 from server.query import history, service
 from server.query import timeseries as trends
 from server.query.diff import compare, diff_flamegraph, diff_top
 from server.query.request import ProfileQuery
+from server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
 
-def profile_query(
-    type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
-    query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
-    sample: Annotated[str | None, Query(description="sample type; default: the profile's default")] = None,
-    aggregation: Annotated[str | None, Query(description="sum or avg")] = None,
-) -> ProfileQuery:
-    return ProfileQuery.parse(type, query, from_, to, sample, aggregation)
-
-
-QueryDep = Annotated[ProfileQuery, Depends(profile_query)]
-
-
-def trend_query(
-    type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
-    query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
-    sample: Annotated[str | None, Query(description="sample type; default: the profile's default")] = None,
-) -> ProfileQuery:
-    """The common parameters without ``aggregation``, which trend endpoints define their own way."""
-    return ProfileQuery.parse(type, query, from_, to, sample)
-
-
-TrendQueryDep = Annotated[ProfileQuery, Depends(trend_query)]
+def _max_nodes(settings: Settings, max_nodes: int | None) -> int:
+    nodes = max_nodes or settings.default_flamegraph_nodes
+    if nodes > settings.max_flamegraph_nodes:
+        raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
+    return nodes
 
 
 @router.get("/top")
 def top(
     q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int | None, Query(ge=1)] = None
-) -> dict[str, Any]:
-    return service.top(store, settings, q, limit)
+) -> TopOut:
+    return TopOut.of(service.top(store, settings, q, limit))
 
 
 @router.get("/flamegraph")
 def flamegraph(
     q: QueryDep, store: StoreDep, settings: SettingsDep, max_nodes: Annotated[int | None, Query(ge=1)] = None
-) -> dict[str, Any]:
-    nodes = max_nodes or settings.default_flamegraph_nodes
-    if nodes > settings.max_flamegraph_nodes:
-        raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
-    return service.flame(store, settings, q, nodes)
+) -> FlameGraphOut:
+    return FlameGraphOut.of(service.flame(store, settings, q, _max_nodes(settings, max_nodes)))
 
 
-@router.get("/pprof")
+@router.get("/pprof", response_class=Response, responses=PPROF_FILE)
 def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
     data = service.pprof_export(store, settings, q)
     filename = f"{q.kind}.pb.gz"
@@ -85,7 +71,7 @@ def diff(
     normalize: bool = False,
     limit: Annotated[int | None, Query(ge=1)] = None,
     max_nodes: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
+) -> DiffTopOut | DiffFlameGraphOut:
     base = ProfileQuery.parse(
         q.kind,
         base_query,
@@ -98,13 +84,9 @@ def diff(
         names=("base_query", "base_from", "base_to"),
     )
     comparison = compare(store, settings, q, base, normalize)
-    names = store.functions.names(set(comparison.tree.function.tolist()))
     if format == "flamegraph":
-        nodes = max_nodes or settings.default_flamegraph_nodes
-        if nodes > settings.max_flamegraph_nodes:
-            raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
-        return diff_flamegraph(comparison, names, nodes)
-    return diff_top(comparison, names, limit)
+        return DiffFlameGraphOut.of(diff_flamegraph(comparison, _max_nodes(settings, max_nodes)))
+    return DiffTopOut.of(diff_top(comparison, limit))
 
 
 @router.get("/timeseries")
@@ -115,9 +97,9 @@ def timeseries(
     step: Annotated[str | None, Query(description="e.g. 60s, 1h; default: about 240 points")] = None,
     group_by: Annotated[str | None, Query(description="comma-separated label names")] = None,
     aggregation: Annotated[str, Query(description="avg, sum or max over time within each series")] = "avg",
-) -> dict[str, Any]:
+) -> TimeseriesOut:
     names = [name.strip() for name in (group_by or "").split(",") if name.strip()]
-    return trends.timeseries(store, settings, q, step, names, aggregation)
+    return TimeseriesOut.of(trends.timeseries(store, settings, q, step, names, aggregation))
 
 
 @router.get("/functions/{name:path}/history")
@@ -128,5 +110,5 @@ def function_history(
     settings: SettingsDep,
     step: Annotated[str | None, Query(description="e.g. 1h; default: about 240 points")] = None,
     aggregation: Annotated[str, Query(description="sum, or avg per profile")] = "sum",
-) -> dict[str, Any]:
-    return history.function_history(store, settings, q, name, step, aggregation)
+) -> FunctionHistoryOut:
+    return FunctionHistoryOut.of(history.function_history(store, settings, q, name, step, aggregation))

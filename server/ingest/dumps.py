@@ -19,6 +19,7 @@ from server.errors import LimitExceeded, TooOld
 from server.goroutines.groups import group_goroutines
 from server.goroutines.parse import parse_dump
 from server.ingest.storelimits import StoreLimits
+from server.scrape.spec import DUMP_KIND
 from server.settings import Settings
 from server.store.dumps import DumpInfo
 from server.store.repository import Store
@@ -26,9 +27,6 @@ from server.syntax.labels import check_labels
 from server.syntax.times import format_time, parse_duration_ns
 
 log = logging.getLogger(__name__)
-
-#: The series kind dumps are stored under (and the target profile kind that scrapes them).
-DUMP_KIND = "goroutine_dump"
 
 
 def ingest_dump(
@@ -57,8 +55,7 @@ def _ingest_dump(
 ) -> DumpInfo:
     started = time.perf_counter()
     limits = StoreLimits.of(settings)
-    limits.check_labels(labels)
-    check_labels(labels, max_value=limits.label_value_length)
+    check_labels(labels, limits=limits.labels)
     goroutines = parse_dump(data, settings.max_dump_goroutines, settings.max_body_bytes, settings.max_dump_stacks)
     if b"\0" in data:
         log.warning("goroutine dump with NUL stored with U+FFFD in its place", extra={"service": labels.get("service")})

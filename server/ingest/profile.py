@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import Counter
 
@@ -30,6 +29,20 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class IngestAnswer:
+    """What a push learns of its profile: plain data, so an ingest worker process can send it back."""
+
+    id: int
+    series_id: int
+    labels: dict[str, str]
+    kind: str
+    time_ns: int
+    samples: int
+    totals: dict[str, int]  # per sample type
+    replayed: bool  # stored before under this idempotency key: the same profile, not a new one
+
+
+@dataclass(frozen=True, slots=True)
 class IngestResult:
     stored: StoredProfile
     kind: str
@@ -38,19 +51,19 @@ class IngestResult:
     def totals_by_name(self) -> dict[str, int]:
         return {vt.type: total for vt, total in zip(self.header.sample_types, self.stored.totals, strict=True)}
 
-    def answer(self) -> dict[str, Any]:
-        """What ``POST /api/v1/ingest`` answers (built here: worker processes build it too)."""
-        payload: dict[str, Any] = {
-            "id": self.stored.id,
-            "series": {"id": self.stored.series.id, "labels": self.stored.series.labels},
-            "type": self.kind,
-            "time": format_time(self.stored.time_ns),
-            "samples": self.stored.samples,
-            "totals": self.totals_by_name(),
-        }
-        if not self.stored.created:
-            payload["replayed"] = True  # stored before under this idempotency key: the same profile, not a new one
-        return payload
+    def answer(self) -> IngestAnswer:
+        """What a push is answered (built here: worker processes build it too)."""
+        stored = self.stored
+        return IngestAnswer(
+            id=stored.id,
+            series_id=stored.series.id,
+            labels=stored.series.labels,
+            kind=self.kind,
+            time_ns=stored.time_ns,
+            samples=stored.samples,
+            totals=self.totals_by_name(),
+            replayed=not stored.created,
+        )
 
 
 def check_kind(kind: str | None) -> str | None:
@@ -105,8 +118,7 @@ def _ingest(
 ) -> IngestResult:
     started = time.perf_counter()
     limits = StoreLimits.of(settings)
-    limits.check_labels(labels)
-    check_labels(labels, max_value=limits.label_value_length)
+    check_labels(labels, limits=limits.labels)
     check_kind(kind)
     check_idempotency_key(idempotency_key)
     if not data:
@@ -144,7 +156,7 @@ def _ingest(
         raise TooOld(format_time(when), settings.retention_raw)
     try:
         stored = store.write(
-            columns, kind, labels, when, idempotency_key, max_series_per_service=limits.series_per_service
+            columns, header, kind, labels, when, idempotency_key, max_series_per_service=limits.series_per_service
         )
     except idempotency.KeyReused as exc:
         raise Conflict(f"idempotency key: {exc}") from None

@@ -7,7 +7,8 @@ are cheap to send and expensive to keep. Each limit is a setting
 and each is counted in ``stackyard_limit_rejections_total{limit=...}`` so an
 operator sees it before users do.
 
-Label limits are checked before decoding; profile limits while decoding, at
+Label limits are checked before decoding (by :func:`server.syntax.labels.check_labels`,
+with the grammar); profile limits while decoding, at
 the first record past them (:func:`decode_limits`, enforced by
 :mod:`server.pprof.limits`), so a hostile profile costs only what the limits
 accept; the series limit is checked by the store when a series would be
@@ -29,6 +30,7 @@ from server.errors import LimitExceeded
 from server.pprof.errors import DecodeLimitError
 from server.pprof.limits import DecodeLimits
 from server.settings import Settings
+from server.syntax.labels import LabelLimits
 
 LIMITS = (
     "labels_per_series",
@@ -85,26 +87,10 @@ class StoreLimits:
             series_per_service=settings.max_series_per_service,
         )
 
-    def check_labels(self, labels: dict[str, str]) -> None:
-        if len(labels) > self.labels_per_series:
-            raise LimitExceeded(
-                "labels_per_series",
-                f"label: {len(labels)} labels exceed the limit of {self.labels_per_series} per series "
-                "(max_labels_per_series)",
-            )
-        for name, value in labels.items():
-            if len(name) > self.label_name_length:
-                raise LimitExceeded(
-                    "label_name_length",
-                    f"label: the name {name[:64]!r}... is {len(name)} characters, over the limit of "
-                    f"{self.label_name_length} (max_label_name_length)",
-                )
-            if len(value) > self.label_value_length:
-                raise LimitExceeded(
-                    "label_value_length",
-                    f"label: the value of {name!r} is {len(value)} characters, over the limit of "
-                    f"{self.label_value_length} (max_label_value_length)",
-                )
+    @property
+    def labels(self) -> LabelLimits:
+        """The label limits, for :func:`server.syntax.labels.check_labels` (the one label checker)."""
+        return LabelLimits(self.labels_per_series, self.label_name_length, self.label_value_length)
 
 
 _counters: WeakKeyDictionary[CollectorRegistry, Counter] = WeakKeyDictionary()

@@ -11,8 +11,8 @@ exactly one of each of those.
 
 Pushes and the in-process collector's pprof profiles come here; goroutine
 dumps stay in the API process. A worker answers with plain data (the push's
-JSON answer, or an error's status and message), never with an exception
-object to unpickle.
+answer, or an error's status and message), never with an exception object to
+unpickle.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from server import logs
 from server.errors import DatabaseUnavailable, StackyardError, Unavailable
-from server.ingest.profile import ingest
+from server.ingest.profile import IngestAnswer, ingest
 from server.pprof.errors import ProfileError, ProfileTooLargeError
 from server.pprof.select import SampleView
 from server.settings import Settings
@@ -53,7 +53,7 @@ class RemoteRefusal(StackyardError):
 
 @dataclass(frozen=True, slots=True)
 class PushAnswer:
-    body: dict[str, Any]
+    body: IngestAnswer
     created: bool
 
 

@@ -994,6 +994,9 @@ complete_prefix(const uint8_t *start, size_t len, Py_ssize_t max_record, int *ov
             if (rc <= 0) {
                 return rc == 0 ? (size_t)(field - start) : len;
             }
+            if (n > (uint64_t)PY_SSIZE_T_MAX) {
+                return len; /* no input is that long: the parser names it (runs past the end) */
+            }
             if (n > (uint64_t)max_record) {
                 *oversized = 1;
                 return (size_t)(field - start);

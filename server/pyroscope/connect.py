@@ -32,9 +32,10 @@ HTTP status its code maps to. Stackyard's own errors keep their meaning::
 Use: build a :class:`ConnectService` from a service descriptor of the
 generated modules, register handlers with :meth:`ConnectService.unary`, and
 include :meth:`ConnectService.router` in the app. A handler takes the parsed
-request message and the Starlette request (for ``app.state``) and returns the
-response message; a plain function runs in a worker thread (queries and
-stores block), a coroutine function in the event loop.
+request message and the Starlette request (whose app's store and services
+``server.api.deps``'s ``*_of`` functions give) and returns the response
+message; a plain function runs in a worker thread (queries and stores block),
+a coroutine function in the event loop.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from google.protobuf.message import DecodeError, Message
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from server.api.deps import settings_of
 from server.api.errors import RETRY_AFTER_S
 from server.errors import StackyardError
 from server.pprof.decode import GZIP_MAGIC, decompress
@@ -102,7 +104,7 @@ _CODE_OF_STATUS = {
 PROTO = "application/proto"
 JSON = "application/json"
 M = TypeVar("M", bound=Message)
-#: A handler: the parsed request and the HTTP request (for ``app.state``) in, the response message out.
+#: A handler: the parsed request and the HTTP request (for ``server.api.deps.*_of``) in, the response message out.
 Handler = Callable[[M, Request], Message] | Callable[[M, Request], Awaitable[Message]]
 
 #: Answers smaller than this go uncompressed even when gzip is accepted: gzip would only add bytes.
@@ -199,7 +201,7 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 async def read_body(request: Request, limits: BodyLimits) -> bytes:
-    """The body, refused at the first byte past the limit, then gunzipped within its own budget."""
+    """The body as sent, refused at the first byte past the limit (inflating it is :func:`inflate`'s job)."""
     limit = limits.body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -211,13 +213,32 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
         if size > limit:
             raise ConnectError("resource_exhausted", f"body: more than {limit} bytes (the limit)")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    return b"".join(chunks)
+
+
+def inflate(body: bytes, content_encoding: str | None, limits: BodyLimits) -> bytes:
+    """The body gunzipped within its own budget when its ``Content-Encoding`` says gzip."""
+    encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding != "gzip":
         raise ConnectError("unimplemented", f"Content-Encoding: {encoding} is not served; send gzip or identity")
     return gunzip(body, limits.decompressed_bytes)
+
+
+def decode_request(
+    message_type: type[M], body: bytes, content_encoding: str | None, codec: str, limits: BodyLimits
+) -> M:
+    """Inflate, count and parse a request body.
+
+    Run in a worker thread: tens of megabytes of gzip, or a walk over a
+    hundred thousand submessages, would otherwise hold the event loop and
+    every other request (``/healthz`` included) behind it.
+    """
+    raw = inflate(body, content_encoding, limits)
+    if limits.elements is not None:
+        check_elements(message_type, raw, codec, limits.elements)
+    return parse(message_type, raw, codec)
 
 
 def gunzip(data: bytes, limit: int) -> bytes:
@@ -367,12 +388,12 @@ class ConnectService:
                 version = request.headers.get("connect-protocol-version")
                 if version is not None and version.strip() != "1":
                     raise ConnectError("invalid_argument", f"Connect-Protocol-Version: {version} is not 1")
-                settings: Settings = request.app.state.settings
-                limits = procedure.limits(settings)
+                limits = procedure.limits(settings_of(request))
                 body = await read_body(request, limits)
-                if limits.elements is not None:
-                    check_elements(procedure.request_type, body, codec, limits.elements)
-                message = parse(procedure.request_type, body, codec)
+                encoding = request.headers.get("content-encoding")
+                message = await to_thread.run_sync(
+                    decode_request, procedure.request_type, body, encoding, codec, limits
+                )
                 if is_async:
                     answer = await procedure.handler(message, request)
                 else:

@@ -12,9 +12,10 @@ zero-width node would make ambiguous.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from server.pyroscope.proto.querier.v1 import querier_pb2
+from server.query.flamegraph import FlameGraph
 
 
 def _max_self(levels: Sequence[Sequence[int]], stride: int, slots: tuple[int, ...]) -> int:
@@ -22,20 +23,25 @@ def _max_self(levels: Sequence[Sequence[int]], stride: int, slots: tuple[int, ..
     return int(max((max(level[slot::stride], default=0) for level in levels for slot in slots), default=0))
 
 
-def single(graph: dict[str, Any]) -> querier_pb2.FlameGraph:
-    levels: list[list[int]] = graph["levels"]
-    message = querier_pb2.FlameGraph(names=graph["names"], total=int(graph["total"]))
+def _integers(graph: FlameGraph) -> list[list[int]]:
+    """The levels, integers already: Pyroscope's graphs are sums (divisor 1), never ``avg``."""
+    return cast(list[list[int]], graph.levels)
+
+
+def single(graph: FlameGraph) -> querier_pb2.FlameGraph:
+    levels = _integers(graph)
+    message = querier_pb2.FlameGraph(names=graph.names, total=int(graph.side_totals[0]))
     for level in levels:
-        message.levels.add().values.extend(level)  # integers already: merges are sums (divisor 1)
+        message.levels.add().values.extend(level)
     message.max_self = _max_self(levels, 4, (2,))
     return message
 
 
-def diff(graph: dict[str, Any]) -> querier_pb2.FlameGraphDiff:
+def diff(graph: FlameGraph) -> querier_pb2.FlameGraphDiff:
     """``graph`` from :func:`server.query.diff.diff_flamegraph` with ``per_side``: the base is the left side."""
-    levels: list[list[int]] = graph["levels"]
-    left, right = (int(v) for v in graph["total"])
-    message = querier_pb2.FlameGraphDiff(names=graph["names"], total=left + right, leftTicks=left, rightTicks=right)
+    levels = _integers(graph)
+    left, right = (int(v) for v in graph.side_totals)
+    message = querier_pb2.FlameGraphDiff(names=graph.names, total=left + right, leftTicks=left, rightTicks=right)
     for level in levels:
         message.levels.add().values.extend(level)
     message.max_self = _max_self(levels, 7, (2, 5))

@@ -28,6 +28,7 @@ import logging
 from anyio import to_thread
 from fastapi import Request
 
+from server.api.deps import ingestion_of, settings_of
 from server.errors import InvalidParameter
 from server.pprof.select import SampleView
 from server.pyroscope.connect import BodyLimits, ConnectError, ConnectService, as_connect_error
@@ -78,7 +79,7 @@ def sample_key(sample: push_pb2.RawSample, series: SeriesLabels) -> str:
 
 @pusher.unary("Push", push_pb2.PushRequest)
 async def push(message: push_pb2.PushRequest, request: Request) -> push_pb2.PushResponse:
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     previous = previous_profiles(request)
     stored = 0
     refusals: list[tuple[str, ConnectError]] = []
@@ -120,7 +121,7 @@ async def _store_sample(
         if part.cumulative:
             payload = await _delta_since_previous(previous, baseline, data, settings)
         if payload is not None:
-            await store(request.app.state, _write(payload, series, part, key, len(parts)))
+            await store(ingestion_of(request), _write(payload, series, part, key, len(parts)))
             count += 1
         if part.cumulative:
             previous.remember(baseline, data)  # only once stored: a retry of a failed write subtracts the same

@@ -17,6 +17,7 @@ import gzip
 
 from fastapi import Request
 
+from server.api.deps import settings_of, store_of
 from server.errors import InvalidParameter
 from server.pyroscope import flame
 from server.pyroscope.connect import BodyLimits, ConnectService
@@ -58,7 +59,7 @@ querier = ConnectService(querier_pb2.DESCRIPTOR.services_by_name["QuerierService
 
 
 def _state(request: Request) -> tuple[Store, Settings]:
-    return request.app.state.store, request.app.state.settings
+    return store_of(request), settings_of(request)
 
 
 def time_range(start_ms: int, end_ms: int, names: tuple[str, str] = ("start", "end")) -> tuple[int, int]:
@@ -182,7 +183,7 @@ def merged_flame_graph(
     _, query = profile_query(message.profile_typeID, message.label_selector, message.start, message.end, prefix)
     if query is None:
         return flame.empty()
-    return flame.single(service.flame(store, settings, query, nodes, drop_empty=True))
+    return flame.single(service.flame(store, settings, query, nodes, drop_empty=True).graph)
 
 
 @querier.unary("SelectMergeStacktraces", querier_pb2.SelectMergeStacktracesRequest)
@@ -213,8 +214,7 @@ def diff_flame_graph(
     if left_query is None or right_query is None:
         return flame.empty_diff()
     comparison = compare(store, settings, right_query, left_query, normalize=False)
-    names = store.functions.names(set(comparison.tree.function.tolist()))
-    return flame.diff(diff_flamegraph(comparison, names, nodes, per_side=True, drop_empty=True))
+    return flame.diff(diff_flamegraph(comparison, nodes, per_side=True, drop_empty=True).graph)
 
 
 @querier.unary("Diff", querier_pb2.DiffRequest)

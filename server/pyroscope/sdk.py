@@ -17,13 +17,15 @@ success, with what was stored.
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from server.api.ingest import read_body
+from server.api.body import read_body
+from server.api.deps import IngestionDep, SettingsDep
+from server.api.schemas.ingest import IngestOut
 from server.errors import InvalidParameter, TimeRangeError, TooOld
 from server.ingest.profile import check_idempotency_key
 from server.pprof.decode import decode_columns
@@ -39,6 +41,12 @@ from server.store import idempotency
 
 router = APIRouter(tags=["pyroscope"])
 SPY_LABEL = "pyroscope_spy"
+
+
+class UploadOut(BaseModel):
+    """What one upload stored: a profile per kind it held, as ``POST /api/v1/ingest`` answers each."""
+
+    profiles: list[IngestOut]
 
 
 def sample_types(data: bytes, settings: Settings) -> list[str]:
@@ -61,6 +69,8 @@ def part_key(key: str | None, part: Part, parts: int) -> str | None:
 @router.post("/ingest")
 async def ingest_upload(
     request: Request,
+    ingestion: IngestionDep,
+    settings: SettingsDep,
     name: Annotated[str, Query(min_length=1)],
     from_: Annotated[str | None, Query(alias="from")] = None,
     until: Annotated[str | None, Query()] = None,
@@ -71,8 +81,7 @@ async def ingest_upload(
     aggregation_type: Annotated[str | None, Query(alias="aggregationType")] = None,
     idempotency_key: Annotated[str | None, Query()] = None,
     idempotency_header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
-    settings: Settings = request.app.state.settings
+) -> UploadOut:
     series = parse_app_key(name)
     start, end = uploadparams.time_range_ns(from_, until)
     uploadparams.check_format(format)
@@ -102,7 +111,7 @@ async def ingest_upload(
     delta: bytes | None = None
     if previous is not None:
         delta = await to_thread.run_sync(delta_bytes, previous, profile, settings.max_decompressed_bytes)
-    stored: list[dict[str, Any]] = []
+    stored: list[IngestOut] = []
     for part in parts:
         uses_delta = delta is not None and (part.kind is None or part.kind in CUMULATIVE_KINDS)
         write = Write(
@@ -114,10 +123,10 @@ async def ingest_upload(
             key=part_key(key, part, len(parts)),
         )
         try:
-            written = await store(request.app.state, write)
+            written = await store(ingestion, write)
         except TooOld as exc:  # /api/v1/ingest's advice (time=) is not for this route: from= is the time here
             raise TimeRangeError(
                 "from", f"{exc.when} is older than the raw retention ({exc.retention}); such a profile is not stored"
             ) from None
-        stored.append(written.answer)
-    return JSONResponse({"profiles": stored})
+        stored.append(IngestOut.of(written.body))
+    return UploadOut(profiles=stored)

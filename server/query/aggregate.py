@@ -1,7 +1,8 @@
 """Read the profiles a query selects and sum their samples as arrays.
 
-This is the hot path of every query: blobs are decoded into numpy arrays and
-concatenated; nothing loops over samples in Python.
+This is the hot path of every query: the store hands over each profile's
+samples as numpy arrays (:meth:`Store.read_samples`), which are concatenated
+and summed per sample key; nothing loops over samples in Python.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from server.query.overflow import SumGuard
 from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
-from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
+from server.store.samples import aggregate
 from server.store.series import SeriesInfo
 
 IntArray = npt.NDArray[np.int64]
@@ -80,7 +81,7 @@ def matching_series(store: Store, query: ProfileQuery) -> list[SeriesInfo]:
 def labelset_filter(store: Store, labelsets: IntArray, selector: Selector) -> npt.NDArray[np.bool_]:
     """Which rows' sample labels satisfy ``selector`` (rows without labels have every label empty)."""
     distinct = np.unique(labelsets)
-    known = store.labelsets.get(distinct.tolist())
+    known = store.label_sets(distinct.tolist())
     allowed = [lid for lid in distinct.tolist() if selector.matches(dict(known.get(lid, ((), ()))[0]))]
     return np.isin(labelsets, np.array(allowed, dtype=np.int64))
 
@@ -93,17 +94,6 @@ def select_profiles(store: Store, query: ProfileQuery, limit: int) -> list[Profi
 def profiles_of(store: Store, series: list[SeriesInfo], query: ProfileQuery, limit: int) -> list[ProfileMeta]:
     """Raw profiles and rollups that together hold exactly the query's profiles."""
     return plan(store, [s.id for s in series], query.start_ns, query.end_ns + 1, limit, rollups=query.rollups)
-
-
-def load_blobs(store: Store, parts: list[ProfileMeta]) -> dict[tuple[int, int], bytes]:
-    """Blobs of raw profiles and rollups, keyed by (width, id)."""
-    raw = store.profiles.blobs([p.id for p in parts if not p.width_s])
-    rolled = store.rollups.blobs([p.id for p in parts if p.width_s])
-    found = {(0, pid): data for pid, data in raw.items()}
-    for part in parts:
-        if part.width_s and part.id in rolled:
-            found[(part.width_s, part.id)] = rolled[part.id]
-    return found
 
 
 def resolve_sample(profiles: list[ProfileMeta], sample: str | None) -> tuple[str, str]:
@@ -134,13 +124,10 @@ def sample_columns(
     store: Store, parts: list[ProfileMeta], sample_type: str
 ) -> Iterator[tuple[ProfileMeta, IntArray, IntArray]]:
     """Each part's sample keys and its values of ``sample_type`` (parts without that type are skipped)."""
-    blobs = load_blobs(store, parts)
-    for part in parts:
+    having = [part for part in parts if part.sample_index(sample_type) is not None]
+    for part, arrays in store.read_samples(having):
         column = part.sample_index(sample_type)
-        data = blobs.get((part.width_s, part.id))
-        if column is None or data is None:
-            continue
-        arrays = blob.decode(data)
+        assert column is not None
         yield part, arrays.keys, arrays.values[:, column]
 
 
@@ -158,6 +145,6 @@ def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, 
     if not keys:
         empty = np.zeros(0, dtype=np.int64)
         return Merged(sample_type, unit, aggregation, used, empty, empty, empty, empty)
-    summed = blob.aggregate(np.concatenate(keys), np.concatenate(values).reshape(-1, 1))
-    nodes, labelsets = store.sample_keys.resolve(summed.keys)
+    summed = aggregate(np.concatenate(keys), np.concatenate(values).reshape(-1, 1))
+    nodes, labelsets = store.sample_identities(summed.keys)
     return Merged(sample_type, unit, aggregation, used, summed.keys, nodes, labelsets, summed.values[:, 0])

@@ -9,13 +9,12 @@ each merged sample rounded half away from zero, as ``-normalize`` does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from server.pprof.merge import round_half_away
 from server.query.aggregate import Merged, merge_profiles
-from server.query.flamegraph import flamegraph
+from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.overflow import BOUND, overflow
 from server.query.request import ProfileQuery
 from server.query.top import flat_and_cum
@@ -30,6 +29,51 @@ class Comparison:
     new: Merged
     tree: CallTree
     scale: float
+    names: dict[int, str]  # function id -> name, for every function of the tree: both sides matched by it
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSummary:
+    """The two sides in numbers: what each merged, their totals, and whether the comparison was normalised."""
+
+    sample_type: str
+    unit: str
+    aggregation: str
+    normalized: bool
+    scale: float
+    base_profiles: int
+    profiles: int
+    base_total: float
+    total: float
+
+    @property
+    def total_change(self) -> float:
+        return self.total - self.base_total
+
+
+@dataclass(slots=True)
+class DiffEntry:
+    """One function on both sides; the changes are the comparison minus the base."""
+
+    name: str
+    base_flat: float
+    flat: float
+    base_cum: float
+    cum: float
+    flat_change: float
+    cum_change: float
+
+
+@dataclass(frozen=True, slots=True)
+class DiffTable:
+    summary: DiffSummary
+    rows: list[DiffEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class DiffFlameGraph:
+    summary: DiffSummary
+    graph: FlameGraph
 
 
 def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQuery, normalize: bool) -> Comparison:
@@ -47,7 +91,10 @@ def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQu
     matrix = np.zeros((nodes.shape[0], 2), dtype=np.int64)
     matrix[: merged_base.nodes.shape[0], 0] = merged_base.values
     matrix[merged_base.nodes.shape[0] :, 1] = new_values
-    return Comparison(merged_base, merged_new, build_tree(store.stacks, nodes, matrix), ratio)
+    tree = build_tree(store.stacks, nodes, matrix)
+    # Functions are matched between the sides by id in one tree; names are looked up once, for both.
+    names = store.functions.names(set(tree.function.tolist()))
+    return Comparison(merged_base, merged_new, tree, ratio, names)
 
 
 def _same_sample(base: ProfileQuery, new: Merged) -> ProfileQuery:
@@ -57,13 +104,13 @@ def _same_sample(base: ProfileQuery, new: Merged) -> ProfileQuery:
     )
 
 
-def _number(value: int, divisor: int) -> int | float:
+def _number(value: int, divisor: int) -> float:
     return value if divisor == 1 else value / divisor
 
 
-def diff_top(comparison: Comparison, names: dict[int, str], limit: int | None) -> dict[str, Any]:
-    tree = comparison.tree
-    rows: list[dict[str, Any]] = []
+def diff_top(comparison: Comparison, limit: int | None) -> DiffTable:
+    tree, names = comparison.tree, comparison.names
+    rows: list[DiffEntry] = []
     if len(tree):
         functions, flat, cum = flat_and_cum(tree)
         base_div, new_div = comparison.base.divisor, comparison.new.divisor
@@ -73,43 +120,40 @@ def diff_top(comparison: Comparison, names: dict[int, str], limit: int | None) -
             if not (base_flat or new_flat or base_cum or new_cum):
                 continue
             rows.append(
-                {
-                    "name": names.get(function, "?"),
-                    "base_flat": _number(base_flat, base_div),
-                    "flat": _number(new_flat, new_div),
-                    "base_cum": _number(base_cum, base_div),
-                    "cum": _number(new_cum, new_div),
-                    "flat_change": _number(new_flat, new_div) - _number(base_flat, base_div),
-                    "cum_change": _number(new_cum, new_div) - _number(base_cum, base_div),
-                }
+                DiffEntry(
+                    name=names.get(function, "?"),
+                    base_flat=_number(base_flat, base_div),
+                    flat=_number(new_flat, new_div),
+                    base_cum=_number(base_cum, base_div),
+                    cum=_number(new_cum, new_div),
+                    flat_change=_number(new_flat, new_div) - _number(base_flat, base_div),
+                    cum_change=_number(new_cum, new_div) - _number(base_cum, base_div),
+                )
             )
-    rows.sort(key=lambda r: (-abs(r["flat_change"]), -abs(r["cum_change"]), r["name"]))
+    rows.sort(key=lambda r: (-abs(r.flat_change), -abs(r.cum_change), r.name))
     if limit is not None:
         rows = rows[:limit]
-    return {**_header(comparison), "rows": rows}
+    return DiffTable(_summary(comparison), rows)
 
 
 def diff_flamegraph(
-    comparison: Comparison, names: dict[int, str], max_nodes: int, per_side: bool = False, drop_empty: bool = False
-) -> dict[str, Any]:
+    comparison: Comparison, max_nodes: int, per_side: bool = False, drop_empty: bool = False
+) -> DiffFlameGraph:
     """Both sides over one tree; ``per_side`` and ``drop_empty`` as :func:`flamegraph` takes them."""
-    graph = flamegraph(comparison.tree, names, max_nodes, per_side=per_side, drop_empty=drop_empty)
-    return {**_header(comparison), **graph}
+    graph = flamegraph(comparison.tree, comparison.names, max_nodes, per_side=per_side, drop_empty=drop_empty)
+    return DiffFlameGraph(_summary(comparison), graph)
 
 
-def _header(comparison: Comparison) -> dict[str, Any]:
+def _summary(comparison: Comparison) -> DiffSummary:
     base, new = comparison.base, comparison.new
-    base_total = _number(int(comparison.tree.total[0]), base.divisor)
-    new_total = _number(int(comparison.tree.total[1]), new.divisor)
-    return {
-        "sample_type": new.sample_type or base.sample_type,
-        "unit": new.unit or base.unit,
-        "aggregation": new.aggregation,
-        "normalized": comparison.scale != 1.0,
-        "scale": comparison.scale,
-        "base_profiles": base.profile_count,
-        "profiles": new.profile_count,
-        "base_total": base_total,
-        "total": new_total,
-        "total_change": new_total - base_total,
-    }
+    return DiffSummary(
+        sample_type=new.sample_type or base.sample_type,
+        unit=new.unit or base.unit,
+        aggregation=new.aggregation,
+        normalized=comparison.scale != 1.0,
+        scale=comparison.scale,
+        base_profiles=base.profile_count,
+        profiles=new.profile_count,
+        base_total=_number(int(comparison.tree.total[0]), base.divisor),
+        total=_number(int(comparison.tree.total[1]), new.divisor),
+    )

@@ -13,12 +13,12 @@ import numpy as np
 from server.pprof.checked import clamp
 from server.pprof.merge import round_half_away
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
-from server.query.aggregate import IntArray, labelset_filter, load_blobs
+from server.query.aggregate import IntArray, labelset_filter
 from server.query.overflow import SumGuard
 from server.query.selector import Selector
-from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
+from server.store.samples import aggregate, group_pairs
 from server.store.stacks import ROOT
 
 
@@ -34,15 +34,10 @@ def export_profile(
         for entry in meta.sample_types:
             if entry not in sample_types:
                 sample_types.append(entry)
-    blobs = load_blobs(store, profiles)
     keys: list[IntArray] = []
     values: list[IntArray] = []
     guards = {entry: SumGuard(entry.split("/", 1)[0]) for entry in sample_types}
-    for meta in profiles:
-        data = blobs.get((meta.width_s, meta.id))
-        if data is None:
-            continue
-        arrays = blob.decode(data)
+    for meta, arrays in store.read_samples(profiles):
         widened = np.zeros((len(arrays), len(sample_types)), dtype=np.int64)
         for column, entry in enumerate(meta.sample_types):
             guards[entry].add(arrays.values[:, column])
@@ -61,13 +56,13 @@ def export_profile(
         result.default_sample_type = reference.default_sample_type
     if not keys:
         return result
-    summed = blob.aggregate(np.concatenate(keys), np.concatenate(values))
-    nodes, labelsets = store.sample_keys.resolve(summed.keys)
+    summed = aggregate(np.concatenate(keys), np.concatenate(values))
+    nodes, labelsets = store.sample_identities(summed.keys)
     rows = summed.values
     if sample_selector is not None and sample_selector.matchers:
         keep = labelset_filter(store, labelsets, sample_selector)
         nodes, labelsets, rows = nodes[keep], labelsets[keep], rows[keep]
-    result.samples = _samples(store, *blob.group_pairs(nodes, labelsets, rows), divide_by)
+    result.samples = _samples(store, *group_pairs(nodes, labelsets, rows), divide_by)
     result.locations = list({id(loc): loc for s in result.samples for loc in s.locations}.values())
     return result
 
@@ -89,7 +84,7 @@ def _samples(store: Store, nodes: IntArray, labelset_ids: IntArray, rows: IntArr
         loc = Location((Line(functions[int(function[node])]),), 0, len(locations) + 1)
         locations[node] = loc
         paths[node] = (loc, *paths[int(parent[node])])
-    labelsets = store.labelsets.get(set(labelset_ids.tolist()))
+    labelsets = store.label_sets(set(labelset_ids.tolist()))
     samples: list[Sample] = []
     for node, labelset, summed in zip(nodes.tolist(), labelset_ids.tolist(), rows.tolist(), strict=True):
         row = summed if divide_by == 1 else [round_half_away(v / divide_by) for v in summed]

@@ -9,7 +9,7 @@ row's stack (once, however often it recurses).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +27,21 @@ from server.store.rollups import HOUR_S, NS
 IntArray = npt.NDArray[np.int64]
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionHistory:
+    """One function's ``[unix seconds of the step's start, flat, cum]`` per step with profiles."""
+
+    name: str
+    sample_type: str
+    unit: str
+    step_s: float
+    aggregation: str
+    points: list[list[float]]
+
+
 def function_history(
     store: Store, settings: Settings, query: ProfileQuery, name: str, step: str | None, aggregation: str = "sum"
-) -> dict[str, Any]:
+) -> FunctionHistory:
     if aggregation not in ("sum", "avg"):
         raise InvalidParameter("aggregation", f"{aggregation!r} is not sum or avg")
     functions = store.functions.ids_named(name)
@@ -65,7 +77,7 @@ def function_history(
     points: list[list[float]] = []
     if keys:
         all_keys = np.concatenate(keys)
-        nodes, _ = store.sample_keys.resolve(all_keys)
+        nodes, _ = store.sample_identities(all_keys)
         flat_mask, cum_mask = _masks(store, nodes, np.array(sorted(functions), dtype=np.int64))
         row_values = np.concatenate(values)
         row_buckets = np.concatenate(buckets)
@@ -78,14 +90,7 @@ def function_history(
             divisor = counts[bucket] if aggregation == "avg" else 1
             time_s = (start_ns + bucket * step_ns) / NS
             points.append([time_s, _number(int(flat[bucket]), divisor), _number(int(cum[bucket]), divisor)])
-    return {
-        "name": name,
-        "sample_type": sample_type,
-        "unit": unit,
-        "step": step_ns / NS,
-        "aggregation": aggregation,
-        "points": points,
-    }
+    return FunctionHistory(name, sample_type, unit, step_ns / NS, aggregation, points)
 
 
 def _number(value: int, divisor: int) -> float:

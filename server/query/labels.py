@@ -20,7 +20,6 @@ import numpy as np
 from server.errors import TooExpensive
 from server.query.plan import plan
 from server.query.selector import Selector
-from server.store import blob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
 from server.store.series import SeriesInfo
@@ -64,14 +63,12 @@ def sample_labels(
 ) -> dict[str, set[str]]:
     """Sample label names and values in the series' profiles of ``[start_ns, end_ns]`` that ``on_samples`` keeps."""
     parts = _spread(_parts(store, [s.id for s in series], start_ns, end_ns + 1, limit), MAX_PARTS)
-    raw = store.profiles.blobs([p.id for p in parts if not p.width_s])
-    rolled = store.rollups.blobs([p.id for p in parts if p.width_s])
-    keys = [blob.decode(data).keys for data in [*raw.values(), *rolled.values()]]
+    keys = [arrays.keys for _, arrays in store.read_samples(parts)]
     if not keys:
         return {}
-    _, labelsets = store.sample_keys.resolve(np.unique(np.concatenate(keys)))
+    _, labelsets = store.sample_identities(np.unique(np.concatenate(keys)))
     found: dict[str, set[str]] = {}
-    for labels, _numeric in store.labelsets.get(np.unique(labelsets).tolist()).values():
+    for labels, _numeric in store.label_sets(np.unique(labelsets).tolist()).values():
         if labels and on_samples.matches(dict(labels)):
             for name, value in labels:
                 found.setdefault(name, set()).add(value)
@@ -97,12 +94,10 @@ def discover(
 
 def label_names(
     store: Store, kind: str | None, selector: Selector | None, start_ns: int, end_ns: int, limit: int
-) -> dict[str, list[str]]:
+) -> tuple[list[str], list[str]]:
+    """Every label name, and those among them that are pprof sample labels (not on any series)."""
     found = discover(store, kind, selector, start_ns, end_ns, limit)
-    return {
-        "names": sorted(set(found.series) | set(found.samples)),
-        "sample_labels": sorted(found.samples),
-    }
+    return sorted(set(found.series) | set(found.samples)), sorted(found.samples)
 
 
 def label_values(

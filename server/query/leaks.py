@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import TooExpensive
-from server.ingest.dumps import DUMP_KIND
 from server.query.selector import parse_selector
+from server.scrape.spec import DUMP_KIND
 from server.store.repository import Store
 
 MIN_DUMPS = 4

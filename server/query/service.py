@@ -1,8 +1,8 @@
-"""The query operations the API and CLI expose, each returning plain JSON-ready data."""
+"""The query operations the API and CLI expose, each returning a domain object the caller shapes for its wire."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from server.errors import NotFound
 from server.pprof import encode
@@ -16,7 +16,7 @@ from server.query.aggregate import (
     split_selector,
 )
 from server.query.export import export_profile
-from server.query.flamegraph import flamegraph
+from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.query.top import sort_rows, top_rows
@@ -24,55 +24,111 @@ from server.query.tree import CallTree, build_tree
 from server.settings import Settings
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
-from server.syntax.times import format_time
+from server.store.series import SeriesInfo
+
+
+@dataclass(slots=True)
+class TopEntry:
+    """One function's row of a top table; under ``avg`` the values are divided by the profile count."""
+
+    name: str
+    flat: float
+    cum: float
+
+
+@dataclass(frozen=True, slots=True)
+class MergeInfo:
+    """What a merged answer was made of: the profile kind, its sample type and unit, how it was aggregated."""
+
+    kind: str
+    sample_type: str
+    unit: str
+    aggregation: str
+    profiles: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopTable:
+    merge: MergeInfo
+    total: float
+    rows: list[TopEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class MergedFlameGraph:
+    merge: MergeInfo
+    graph: FlameGraph
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileList:
+    """Stored profiles, oldest first, with their series; ``truncated`` when more matched than the limit."""
+
+    profiles: list[ProfileMeta]
+    series: dict[int, SeriesInfo]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OneProfile:
+    """A single stored profile and the sample type read from it."""
+
+    meta: ProfileMeta
+    kind: str
+    sample_type: str
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileTop:
+    profile: OneProfile
+    total: int
+    rows: list[TopEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileFlameGraph:
+    profile: OneProfile
+    graph: FlameGraph
 
 
 def _tree(store: Store, merged: Merged) -> CallTree:
     return build_tree(store.stacks, merged.nodes, merged.values)
 
 
-def _number(value: int, divisor: int) -> int | float:
+def _number(value: int, divisor: int) -> float:
     return value if divisor == 1 else value / divisor
 
 
-def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None) -> dict[str, Any]:
-    merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree = _tree(store, merged)
+def _merge_info(query: ProfileQuery, merged: Merged) -> MergeInfo:
+    return MergeInfo(query.kind, merged.sample_type, merged.unit, merged.aggregation, merged.profile_count)
+
+
+def _entries(tree: CallTree, store: Store, divisor: int = 1, limit: int | None = None) -> list[TopEntry]:
     rows = top_rows(tree)
     names = store.functions.names(r.function_id for r in rows)
     rows = sort_rows(rows, names)
     if limit is not None:
         rows = rows[:limit]
+    return [TopEntry(names.get(r.function_id, "?"), _number(r.flat, divisor), _number(r.cum, divisor)) for r in rows]
+
+
+def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None) -> TopTable:
+    merged = merge_profiles(store, query, settings.max_query_profiles)
+    tree = _tree(store, merged)
     d = merged.divisor
-    return {
-        "type": query.kind,
-        "sample_type": merged.sample_type,
-        "unit": merged.unit,
-        "aggregation": merged.aggregation,
-        "profiles": merged.profile_count,
-        "total": _number(int(tree.total[0]), d),
-        "rows": [
-            {"name": names.get(r.function_id, "?"), "flat": _number(r.flat, d), "cum": _number(r.cum, d)} for r in rows
-        ],
-    }
+    return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, store, d, limit))
 
 
 def flame(
     store: Store, settings: Settings, query: ProfileQuery, max_nodes: int, drop_empty: bool = False
-) -> dict[str, Any]:
+) -> MergedFlameGraph:
     """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`)."""
     merged = merge_profiles(store, query, settings.max_query_profiles)
     tree = _tree(store, merged)
     names = store.functions.names(set(tree.function.tolist()))
     graph = flamegraph(tree, names, max_nodes, merged.divisor, drop_empty=drop_empty)
-    return {
-        "type": query.kind,
-        "sample_type": merged.sample_type,
-        "unit": merged.unit,
-        "aggregation": merged.aggregation,
-        "profiles": merged.profile_count,
-        **graph,
-    }
+    return MergedFlameGraph(_merge_info(query, merged), graph)
 
 
 def pprof_export(store: Store, settings: Settings, query: ProfileQuery) -> bytes:
@@ -83,36 +139,14 @@ def pprof_export(store: Store, settings: Settings, query: ProfileQuery) -> bytes
     return encode(export_profile(store, profiles, divide, sample_selector))
 
 
-def series_list(store: Store, kind: str | None, selector: Selector) -> list[dict[str, Any]]:
-    return [
-        {"id": s.id, "type": s.kind, "labels": s.labels}
-        for s in store.series.all()
-        if kind in (None, s.kind) and selector.matches(s.labels)
-    ]
+def series_list(store: Store, kind: str | None, selector: Selector) -> list[SeriesInfo]:
+    return [s for s in store.series.all() if kind in (None, s.kind) and selector.matches(s.labels)]
 
 
-def profile_list(store: Store, settings: Settings, query: ProfileQuery, limit: int) -> dict[str, Any]:
+def profile_list(store: Store, query: ProfileQuery, limit: int) -> ProfileList:
     series = {s.id: s for s in matching_series(store, query)}
     profiles = store.profiles.list(list(series), query.start_ns, query.end_ns + 1, limit)
-    truncated = len(profiles) > limit
-    return {
-        "profiles": [
-            {
-                "id": p.id,
-                "series_id": p.series_id,
-                "labels": series[p.series_id].labels,
-                "time": format_time(p.time_ns),
-                "time_ns": p.time_ns,
-                "duration_ns": p.duration_ns,
-                "samples": p.samples,
-                "totals": {
-                    entry.split("/", 1)[0]: total for entry, total in zip(p.sample_types, p.totals, strict=True)
-                },
-            }
-            for p in profiles[:limit]
-        ],
-        "truncated": truncated,
-    }
+    return ProfileList(profiles[:limit], series, len(profiles) > limit)
 
 
 def one_profile(store: Store, profile_id: int) -> tuple[ProfileMeta, str]:
@@ -128,20 +162,21 @@ def profile_pprof(store: Store, profile_id: int) -> bytes:
     return encode(export_profile(store, [meta]))
 
 
-def profile_view(store: Store, profile_id: int, sample: str | None, view: str, max_nodes: int) -> dict[str, Any]:
-    """Top table or flame graph of a single stored profile."""
+def _profile_tree(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, CallTree]:
     meta, kind = one_profile(store, profile_id)
     sample_type, unit = resolve_sample([meta], sample)
     merged = merge_selected(store, [meta], sample_type, unit, "sum")
-    tree = _tree(store, merged)
-    header = {"id": meta.id, "type": kind, "sample_type": sample_type, "unit": unit, "time": format_time(meta.time_ns)}
-    if view == "flamegraph":
-        names = store.functions.names(set(tree.function.tolist()))
-        return {**header, **flamegraph(tree, names, max_nodes)}
-    rows = top_rows(tree)
-    names = store.functions.names(r.function_id for r in rows)
-    return {
-        **header,
-        "total": int(tree.total[0]),
-        "rows": [{"name": names.get(r.function_id, "?"), "flat": r.flat, "cum": r.cum} for r in sort_rows(rows, names)],
-    }
+    return OneProfile(meta, kind, sample_type, unit), _tree(store, merged)
+
+
+def profile_top(store: Store, profile_id: int, sample: str | None) -> ProfileTop:
+    """The top table of a single stored profile."""
+    profile, tree = _profile_tree(store, profile_id, sample)
+    return ProfileTop(profile, int(tree.total[0]), _entries(tree, store))
+
+
+def profile_flamegraph(store: Store, profile_id: int, sample: str | None, max_nodes: int) -> ProfileFlameGraph:
+    """The flame graph of a single stored profile."""
+    profile, tree = _profile_tree(store, profile_id, sample)
+    names = store.functions.names(set(tree.function.tolist()))
+    return ProfileFlameGraph(profile, flamegraph(tree, names, max_nodes))

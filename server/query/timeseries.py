@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -36,6 +35,25 @@ from server.store.totals import IntArray, SumOverflow, count_raw, raw_cells, rec
 from server.syntax.times import parse_duration_ns
 
 AGGREGATIONS = ("avg", "sum", "max")
+
+
+@dataclass(slots=True)
+class TrendLine:
+    """One group's line: its labels and ``[unix seconds of the step's start, value]`` for the steps with data."""
+
+    labels: dict[str, str]
+    points: list[list[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Trend lines and how they were drawn: the step in seconds, the sample type and unit, the aggregation."""
+
+    step_s: float
+    sample_type: str | None  # the one asked for (or none) when no series matched
+    unit: str
+    aggregation: str
+    series: list[TrendLine]
 
 
 #: Steps chosen for a series' interval: the first at least the interval, so every step holds a profile.
@@ -85,7 +103,7 @@ def choose_step(start_ns: int, end_ns: int, step: str | None, max_points: int, i
 
 def timeseries(
     store: Store, settings: Settings, query: ProfileQuery, step: str | None, group_by: list[str], aggregation: str
-) -> dict[str, Any]:
+) -> Trend:
     if aggregation not in AGGREGATIONS:
         raise InvalidParameter("aggregation", f"{aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
     start_ns, end_ns = query.start_ns, query.end_ns + 1
@@ -95,7 +113,7 @@ def timeseries(
     step_ns = choose_step(start_ns, end_ns, step, settings.max_timeseries_points, interval_ns)
     origin_ns = start_ns - start_ns % step_ns  # steps on multiples of the step, as Prometheus and Grafana draw them
     if not series:
-        return {"step": step_ns / NS, "sample_type": query.sample, "unit": "", "aggregation": aggregation, "series": []}
+        return Trend(step_ns / NS, query.sample, "", aggregation, [])
     series_names = {name for s in store.series.all() if s.kind == query.kind for name in s.labels}
     if sample_selector.matchers or any(name not in series_names for name in group_by):
         return samples_timeseries(
@@ -127,8 +145,8 @@ def timeseries(
         lo, hi = int(bounds[g]), int(bounds[g + 1])
         if hi > lo:
             points = [[t, v] for t, v in zip(times[lo:hi].tolist(), totals[lo:hi].tolist(), strict=True)]
-            lines.append({"labels": dict(key), "points": points})
-    return {"step": step_ns / NS, "sample_type": sample_type, "unit": unit, "aggregation": aggregation, "series": lines}
+            lines.append(TrendLine(dict(key), points))
+    return Trend(step_ns / NS, sample_type, unit, aggregation, lines)
 
 
 def _group_key(labels: dict[str, str], group_by: list[str]) -> tuple[tuple[str, str], ...]:
@@ -144,21 +162,12 @@ def _answer(
     sample_type: str,
     unit: str,
     aggregation: str,
-) -> dict[str, Any]:
+) -> Trend:
     result = [
-        {
-            "labels": dict(key),
-            "points": [[(start_ns + bucket * step_ns) / NS, value] for bucket, value in sorted(points.items())],
-        }
+        TrendLine(dict(key), [[(start_ns + bucket * step_ns) / NS, value] for bucket, value in sorted(points.items())])
         for key, points in sorted(groups.items())
     ]
-    return {
-        "step": step_ns / NS,
-        "sample_type": sample_type,
-        "unit": unit,
-        "aggregation": aggregation,
-        "series": result,
-    }
+    return Trend(step_ns / NS, sample_type, unit, aggregation, result)
 
 
 def samples_timeseries(
@@ -171,7 +180,7 @@ def samples_timeseries(
     aggregation: str,
     series: dict[int, SeriesInfo],
     sample_selector: Selector,
-) -> dict[str, Any]:
+) -> Trend:
     """Trends that split or filter by pprof sample labels: read from the samples, not the totals.
 
     ``max`` needs each profile on its own, so it reads raw profiles; ``avg``
@@ -191,7 +200,7 @@ def samples_timeseries(
         bucket = (part.time_ns - origin_ns) // step_ns
         profiles_in[(part.series_id, bucket)] += part.profiles
         SumGuard(sample_type).add(part_values)  # summed per label set here; across parts in Python's integers
-        _, labelsets = store.sample_keys.resolve(keys)
+        _, labelsets = store.sample_identities(keys)
         values = part_values
         if sample_selector.matchers:
             keep = labelset_filter(store, labelsets, sample_selector)
@@ -199,7 +208,7 @@ def samples_timeseries(
         distinct, inverse = np.unique(labelsets, return_inverse=True)
         sums = np.zeros(distinct.shape[0], dtype=np.int64)
         np.add.at(sums, inverse, values)
-        known = store.labelsets.get(distinct.tolist())
+        known = store.label_sets(distinct.tolist())
         per_group: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
         for labelset, total in zip(distinct.tolist(), sums.tolist(), strict=True):
             labels = {**dict(known.get(labelset, ((), ()))[0]), **series[part.series_id].labels}
@@ -440,7 +449,7 @@ def _sample_step_sums(
     groups: dict[tuple[tuple[str, str], ...], dict[int, list[float]]] = defaultdict(dict)
     for part, keys, part_values in sample_columns(store, parts, sample_type):
         bucket = (part.time_ns - origin_ns) // step_ns
-        _, labelsets = store.sample_keys.resolve(keys)
+        _, labelsets = store.sample_identities(keys)
         values = part_values
         if sample_selector.matchers:
             keep = labelset_filter(store, labelsets, sample_selector)
@@ -448,7 +457,7 @@ def _sample_step_sums(
         distinct, inverse = np.unique(labelsets, return_inverse=True)
         sums = np.zeros(distinct.shape[0], dtype=np.int64)
         np.add.at(sums, inverse, values)
-        known = store.labelsets.get(distinct.tolist())
+        known = store.label_sets(distinct.tolist())
         per_group: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
         for labelset, total in zip(distinct.tolist(), sums.tolist(), strict=True):
             labels = {**dict(known.get(labelset, ((), ()))[0]), **series[part.series_id].labels}

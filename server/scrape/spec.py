@@ -29,6 +29,9 @@ class ProfileKind:
     default: bool = True  # scraped when a target names no profiles
 
 
+#: The kind a target is scraped for its goroutine dump (text, not pprof), and the series kind dumps are stored under.
+DUMP_KIND = "goroutine_dump"
+
 #: Every kind, in the order forms and help texts list them. ``GET /api/v1/profile-kinds`` serves this list,
 #: the dashboard's target forms are built from it, and ``stackyard targets add`` derives its help from it.
 KINDS: tuple[ProfileKind, ...] = (
@@ -40,9 +43,7 @@ KINDS: tuple[ProfileKind, ...] = (
     ProfileKind("block", "block", "time blocked on channels and locks during each interval (a delta)"),
     ProfileKind("threadcreate", "threadcreate", "stacks that created OS threads"),
     # Text, not pprof: states, waits and creators of every goroutine (server/goroutines/).
-    ProfileKind(
-        "goroutine_dump", "goroutine?debug=2", "every goroutine's state, wait and creator: what leak detection reads"
-    ),
+    ProfileKind(DUMP_KIND, "goroutine?debug=2", "every goroutine's state, wait and creator: what leak detection reads"),
     # Go's experimental leak profile (GOEXPERIMENT=goroutineleakprofile); dropped quietly where it 404s.
     ProfileKind("goroutineleak", "goroutineleak", "Go's own leak profile, where the Go version serves it"),
 )
@@ -55,7 +56,7 @@ TIMED_KINDS = frozenset({"cpu"}) | DELTA_KINDS
 #: Kinds many targets do not serve: a 404 stops their scraping for that target without an error.
 OPTIONAL_KINDS = frozenset({"goroutineleak"})
 #: Kinds with their own default interval, whatever the target's: a full dump is large.
-KIND_INTERVALS_S = {"goroutine_dump": 60.0}
+KIND_INTERVALS_S = {DUMP_KIND: 60.0}
 DEFAULT_INTERVAL_S = 15.0
 MIN_INTERVAL_S = 1.0
 MAX_SNAPSHOT_TIMEOUT_S = 10.0

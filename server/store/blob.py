@@ -1,93 +1,33 @@
-"""The compact encoding of one profile's samples: (sample key, values) arrays.
+"""The byte layout of one profile's samples (:class:`~server.store.samples.SampleArrays`) in the database.
 
 Layout: a 12-byte header (magic ``SY``, version, number of value columns,
 row count, flags) followed by one zlib stream of column arrays: sample-key
 ids as deltas after sorting (small numbers that compress to almost nothing),
 then each value column as little-endian int64. Columns rather than rows keep
 like bytes together, which is what makes zlib effective here.
+
+A blob that does not hold what its header says (torn, truncated, another
+format) is refused with :class:`CorruptBlob` naming what is wrong, never read
+as fewer or shifted samples.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from server.pprof.checked import grouped_sums
+from server.store.samples import SampleArrays
 
 _HEADER = struct.Struct("<2sBBII")
 _MAGIC = b"SY"
 _VERSION = 2
 _FLAG_KEYS_32 = 1
 
-Int64Array = npt.NDArray[np.int64]
 
-
-@dataclass(slots=True)
-class SampleArrays:
-    """Rows sorted by sample key, one row per key; ``values`` has one column per sample type."""
-
-    keys: Int64Array
-    values: Int64Array  # shape (rows, sample types)
-
-    def __len__(self) -> int:
-        return int(self.keys.shape[0])
-
-
-def _sum_runs(order: Int64Array, boundary: npt.NDArray[np.bool_], values: Int64Array) -> tuple[Int64Array, Int64Array]:
-    starts = np.flatnonzero(boundary)
-    return starts, np.add.reduceat(values[order], starts, axis=0)
-
-
-def aggregate(keys: Int64Array, values: Int64Array) -> SampleArrays:
-    """Sort rows by key and sum rows that share one."""
-    if keys.size == 0:
-        return SampleArrays(keys, values.reshape(0, values.shape[1] if values.ndim == 2 else 0))
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    boundary = np.empty(sorted_keys.shape[0], dtype=bool)
-    boundary[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=boundary[1:])
-    if boundary.all():
-        return SampleArrays(sorted_keys, values[order])
-    starts, sums = _sum_runs(order, boundary, values)
-    return SampleArrays(sorted_keys[starts], sums)
-
-
-def aggregate_saturating(keys: Int64Array, values: Int64Array) -> tuple[SampleArrays, bool]:
-    """:func:`aggregate` for merges of many profiles (rollups): a sum out of the 64-bit range is saturated.
-
-    Returns the arrays and whether any sum was saturated (see :mod:`server.pprof.checked`).
-    """
-    if keys.size == 0:
-        return aggregate(keys, values), False
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    boundary = np.empty(sorted_keys.shape[0], dtype=bool)
-    boundary[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=boundary[1:])
-    starts = np.flatnonzero(boundary)
-    sums, saturated = grouped_sums(values[order], starts)
-    return SampleArrays(sorted_keys[starts], sums), saturated
-
-
-def group_pairs(
-    nodes: Int64Array, labelsets: Int64Array, values: Int64Array
-) -> tuple[Int64Array, Int64Array, Int64Array]:
-    """Sum rows that share (node, label set): the function-level view of keyed rows."""
-    if nodes.size == 0:
-        return nodes, labelsets, values
-    order = np.lexsort((labelsets, nodes))
-    sorted_nodes, sorted_labelsets = nodes[order], labelsets[order]
-    boundary = np.empty(nodes.shape[0], dtype=bool)
-    boundary[0] = True
-    np.not_equal(sorted_nodes[1:], sorted_nodes[:-1], out=boundary[1:])
-    boundary[1:] |= sorted_labelsets[1:] != sorted_labelsets[:-1]
-    starts, sums = _sum_runs(order, boundary, values)
-    return sorted_nodes[starts], sorted_labelsets[starts], sums
+class CorruptBlob(ValueError):
+    """Stored bytes that are not a whole sample blob."""
 
 
 def encode(arrays: SampleArrays, level: int = 6) -> bytes:
@@ -106,16 +46,25 @@ def encode(arrays: SampleArrays, level: int = 6) -> bytes:
 
 
 def decode(data: bytes) -> SampleArrays:
+    if len(data) < _HEADER.size:
+        raise CorruptBlob(f"sample blob of {len(data)} bytes is shorter than its {_HEADER.size}-byte header")
     magic, version, columns, rows, flags = _HEADER.unpack_from(data)
     if magic != _MAGIC or version != _VERSION:
-        raise ValueError("not a Stackyard sample blob (or one of an unsupported version)")
-    raw = zlib.decompress(data[_HEADER.size :])
-    offset = 0
-    if flags & _FLAG_KEYS_32:
-        keys = np.cumsum(np.frombuffer(raw, "<u4", rows, offset).astype(np.int64))
-        offset += 4 * rows
+        raise CorruptBlob("not a Stackyard sample blob (or one of an unsupported version)")
+    key_width = 4 if flags & _FLAG_KEYS_32 else 8
+    expected = rows * (key_width + 8 * columns)
+    try:
+        # Sized to what the header promises: one allocation, no regrowing, for the query's hot path.
+        raw = zlib.decompress(data[_HEADER.size :], bufsize=max(expected, 1))
+    except zlib.error as exc:
+        raise CorruptBlob(f"sample blob columns do not decompress: {exc}") from None
+    if len(raw) != expected:
+        raise CorruptBlob(
+            f"sample blob holds {len(raw)} bytes of columns; its header says {rows} rows of {columns} values"
+        )
+    if key_width == 4:
+        keys = np.cumsum(np.frombuffer(raw, "<u4", rows, 0).astype(np.int64))
     else:
-        keys = np.cumsum(np.frombuffer(raw, "<i8", rows, offset))
-        offset += 8 * rows
-    values = np.frombuffer(raw, "<i8", rows * columns, offset).reshape(columns, rows).T.astype(np.int64)
+        keys = np.cumsum(np.frombuffer(raw, "<i8", rows, 0))
+    values = np.frombuffer(raw, "<i8", rows * columns, key_width * rows).reshape(columns, rows).T.astype(np.int64)
     return SampleArrays(keys, values)

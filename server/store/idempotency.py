@@ -3,9 +3,10 @@
 A retry after a lost answer (the server stored the profile, then the
 connection broke; the database committed, then went away before saying so)
 must not store the profile twice. Each write may carry a key: the collector
-derives one from (target, profile type, scrape time), a push client sends its
-own. The store keeps the key's sha256, so any key length indexes the same and
-a unique index makes the second write a no-op that answers with the first.
+derives one from (target, profile type, scrape time) (:mod:`server.scrape.keys`),
+a push client sends its own. The store keeps the key's sha256, so any key
+length indexes the same and a unique index makes the second write a no-op that
+answers with the first.
 """
 
 from __future__ import annotations
@@ -25,8 +26,3 @@ class KeyReused(Exception):
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def scrape_key(target_key: str, kind: str, time_ns: int) -> str:
-    """The key of one scrape: a target scrapes each kind at most once per timestamp."""
-    return f"scrape:{target_key}|{kind}|{time_ns}"

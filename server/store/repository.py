@@ -1,18 +1,16 @@
-"""The store: one object per database that owns the engine and the dedup caches.
+"""The store: one object per database that owns the engine, the dedup caches and the tables.
 
-``write`` turns a resolved profile into deduplicated rows: functions and stack
-nodes are looked up in (or added to) their tables, and the samples become one
-blob of (leaf node, labelset, values). Everything that only depends on content
-is cached, so a repeat scrape of a known service costs one vectorised hash
-and one dictionary lookup per sample (its pprof identity, see
-:mod:`server.pprof.identity`) and one INSERT.
+``write`` turns a resolved profile into rows: its samples become sample-key
+ids (:mod:`server.store.dedup`, which stores each function, stack, label set
+and sample identity once) and one blob of (sample key, values), committed
+with the profile's row. The read methods at the end are what the query layer
+needs from stored profiles, so it never handles blobs or dedup tables itself.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,31 +19,25 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.frames import expand
 from server.pprof.header import Header
-from server.pprof.identity import sample_keys
 from server.store import blob, idempotency
 from server.store.alerting import AlertTables
 from server.store.database import make_engine
+from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
 from server.store.groupcommit import GroupCommit
 from server.store.labelsets import LabelsetKey, LabelsetTable
-from server.store.profiles import ProfileTable, Shape
+from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
+from server.store.samples import SampleArrays, aggregate
 from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
-from server.store.state import lock_against_gc, read_epoch
+from server.store.state import lock_against_gc
 from server.store.symbols import FunctionTable
 
 IntArray = npt.NDArray[np.int64]
-
-
-class _CachesStale(Exception):
-    def __init__(self, epoch: int) -> None:
-        super().__init__(f"garbage collection ran (epoch {epoch})")
-        self.epoch = epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +63,10 @@ class StoredProfile:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.functions = FunctionTable(engine)
-        self.stacks = StackTree(engine)
-        self.labelsets = LabelsetTable(engine)
+        self.dedup = Dedup(engine)
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
-        self.sample_keys = SampleKeyTable(engine)
         self.rollups = RollupTable(engine, self.profiles)
-        self._epoch: int | None = None
         self._commits: GroupCommit[_Pending, tuple[int, bool]] = GroupCommit(self._commit)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
@@ -92,16 +80,41 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    # The dedup caches, by their tables' names (a reset replaces them, so they are looked up each time).
+
+    @property
+    def functions(self) -> FunctionTable:
+        return self.dedup.functions
+
+    @property
+    def stacks(self) -> StackTree:
+        return self.dedup.stacks
+
+    @property
+    def labelsets(self) -> LabelsetTable:
+        return self.dedup.labelsets
+
+    @property
+    def sample_keys(self) -> SampleKeyTable:
+        return self.dedup.sample_keys
+
+    def reset_caches(self) -> None:
+        """Forget every cached id (after garbage collection, here or in another process)."""
+        self.dedup.reset()
+
+    # -- writing -----------------------------------------------------------
+
     def write(
         self,
         columns: ProfileColumns,
+        header: Header,
         kind: str,
         labels: dict[str, str],
         time_ns: int,
         idempotency_key: str | None = None,
         max_series_per_service: int | None = None,
     ) -> StoredProfile:
-        """Store a validated profile under the series (kind, labels).
+        """Store a validated profile (``header`` is :meth:`Header.of` its columns) under the series (kind, labels).
 
         If garbage collection ran since the caches were filled, the ids they
         hold may be gone: the store transaction notices (``gc_epoch``), and the
@@ -113,15 +126,12 @@ class Store:
         would cost every write a query to speed up only the rare retry.
         """
         key = idempotency.digest(idempotency_key) if idempotency_key is not None else None
-        if self._epoch is None:
-            with self.engine.connect() as conn:
-                self._epoch = read_epoch(conn)
+        self.dedup.ensure_epoch()
         try:
-            stored = self._write(columns, kind, labels, time_ns, key, max_series_per_service)
-        except _CachesStale as stale:
-            self.reset_caches()
-            self._epoch = stale.epoch
-            stored = self._write(columns, kind, labels, time_ns, key, max_series_per_service)
+            stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
+        except CachesStale as stale:
+            self.dedup.reset(stale.epoch)
+            stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
         if not stored.created and key is not None:
             found = self._existing(key, kind, labels)
             assert found is not None
@@ -137,31 +147,22 @@ class Store:
             raise idempotency.KeyReused(meta.id)
         return StoredProfile(meta.id, series, meta.time_ns, meta.samples, meta.totals, created=False)
 
-    def reset_caches(self) -> None:
-        """Forget every cached id (after garbage collection, here or in another process)."""
-        self.functions = FunctionTable(self.engine)
-        self.stacks = StackTree(self.engine)
-        self.labelsets = LabelsetTable(self.engine)
-        self.sample_keys = SampleKeyTable(self.engine)
-        self._epoch = None
-
     def _write(
         self,
         columns: ProfileColumns,
+        header: Header,
         kind: str,
         labels: dict[str, str],
         time_ns: int,
         key: str | None,
         max_series_per_service: int | None,
     ) -> StoredProfile:
-        header = Header.of(columns)
         n_types = len(header.sample_types)
         n_samples = columns.sample_loc_offsets.shape[0] - 1
         values = columns.sample_values.reshape(n_samples, n_types)
         # The series first: a series past its service's limit is refused before any stack is written.
         series = self.series.get_or_create(kind, labels, max_series_per_service)
-        keys = self._sample_keys(columns)
-        arrays = blob.aggregate(keys, values)
+        arrays = aggregate(self.dedup.sample_key_ids(columns), values)
         totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
         shape = Shape(
             str(header.period_type) if header.period_type else "",
@@ -179,7 +180,8 @@ class Store:
             "idempotency_key": key,
         }
         late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
-        profile_id, created = self._commits.submit(_Pending(row, blob.encode(arrays), self._epoch, late))
+        pending = _Pending(row, blob.encode(arrays), self.dedup.epoch, late)
+        profile_id, created = self._commits.submit(pending)
         return StoredProfile(profile_id, series, time_ns, n_samples, totals, created)
 
     def _commit(self, pending: Sequence[_Pending]) -> Sequence[tuple[int, bool] | BaseException]:
@@ -195,86 +197,28 @@ class Store:
             for series_id, time_ns in sorted({(p.row["series_id"], p.row["time_ns"]) for p in pending if p.late}):
                 invalidate(conn, series_id, time_ns)
             written = iter(self.profiles.insert_rows(conn, [(pending[i].row, pending[i].blob) for i in fresh]))
-        return [next(written) if p.epoch == current else _CachesStale(current) for p in pending]
+        return [next(written) if p.epoch == current else CachesStale(current) for p in pending]
 
-    def _sample_keys(self, columns: ProfileColumns) -> IntArray:
-        """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
-        function_ids = self._function_ids(columns)
-        labelsets = self._labelsets(columns)
-        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64).tolist()
-        found = self.sample_keys.lookup(hashes)
-        missing = [position for position, key in enumerate(found) if key is None]
-        if missing:
-            nodes = self._leaf_nodes(columns, function_ids)
-            created = self.sample_keys.create(
-                [hashes[p] for p in missing], nodes[missing].tolist(), labelsets[missing].tolist()
-            )
-            for position, key in zip(missing, created, strict=True):
-                found[position] = key
-        return np.array(found, dtype=np.int64)
+    # -- reading, for queries ------------------------------------------------
 
-    def _function_ids(self, columns: ProfileColumns) -> IntArray:
-        """Database ids of the profile's functions, by position in its function columns."""
-        if columns.function_id.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        pick = columns.strings.__getitem__
-        keys = list(
-            zip(
-                map(pick, columns.function_name.tolist()),
-                map(pick, columns.function_system_name.tolist()),
-                map(pick, columns.function_filename.tolist()),
-                strict=True,
-            )
-        )
-        ids = self.functions.ids(keys, columns.function_start_line.tolist())
-        return np.array(ids, dtype=np.int64)
+    def read_samples(self, parts: Sequence[ProfileMeta]) -> Iterator[tuple[ProfileMeta, SampleArrays]]:
+        """The stored samples of raw profiles and rollups (``width_s`` > 0), in the order given.
 
-    def _leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray) -> IntArray:
-        """The stack node of every sample: cached by the bytes of its frame ids, walked on a miss."""
-        frames = expand(columns)
-        frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
-        raw = frame_ids.astype("<i8").tobytes()
-        bounds = (frames.offsets * 8).tolist()
-        keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
-        found = list(map(self.stacks.cached_stack, keys))
-        missing_at = [position for position, node in enumerate(found) if node is None]
-        nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
-        if missing_at:
-            missing_keys = [keys[p] for p in missing_at]
-            offsets = frames.offsets
-            stacks = [frame_ids[offsets[p] : offsets[p + 1]][::-1].tolist() for p in missing_at]
-            nodes[missing_at] = self.stacks.resolve(missing_keys, stacks)
-        return nodes
+        Every blob is fetched up front (two queries), each decoded only when
+        its turn comes. A part whose blob is gone (retention deleted it after
+        the part was listed) is left out.
+        """
+        raw = self.profiles.blobs([p.id for p in parts if not p.width_s])
+        rolled = self.rollups.blobs([p.id for p in parts if p.width_s])
+        for part in parts:
+            data = rolled.get(part.id) if part.width_s else raw.get(part.id)
+            if data is not None:
+                yield part, blob.decode(data)
 
-    def _labelsets(self, columns: ProfileColumns) -> IntArray:
-        """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
-        offsets = columns.sample_label_offsets
-        n_samples = offsets.shape[0] - 1
-        result = np.zeros(n_samples, dtype=np.int64)
-        labelled = np.flatnonzero(np.diff(offsets) > 0)
-        if labelled.size == 0:
-            return result
-        strings = columns.strings
-        stacked = np.stack([columns.label_key, columns.label_str, columns.label_num, columns.label_num_unit], axis=1)
-        raw = stacked.astype("<i8").tobytes()
-        starts, ends = offsets[labelled].tolist(), offsets[labelled + 1].tolist()
-        local: dict[bytes, int] = {}
-        per_sample: list[int] = []
-        keys: list[LabelsetKey] = []
-        for start, end in zip(starts, ends, strict=True):
-            run = raw[start * 32 : end * 32]
-            slot = local.get(run)
-            if slot is None:
-                slot = local[run] = len(keys)
-                string_labels: list[tuple[str, str]] = []
-                num_labels: list[tuple[str, int, str]] = []
-                for key, value, number, unit in stacked[start:end].tolist():
-                    if value:
-                        string_labels.append((strings[key], strings[value]))
-                    elif number or unit:
-                        num_labels.append((strings[key], number, strings[unit]))
-                keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
-            per_sample.append(slot)
-        ids = np.array(self.labelsets.ids(keys), dtype=np.int64)
-        result[labelled] = ids[per_sample]
-        return result
+    def sample_identities(self, keys: IntArray) -> tuple[IntArray, IntArray]:
+        """The stack node (its leaf) and label set of every sample key, including keys other processes wrote."""
+        return self.dedup.sample_keys.resolve(keys)
+
+    def label_sets(self, ids: Iterable[int]) -> dict[int, LabelsetKey]:
+        """Sample label sets by id: (string labels, numeric labels), each sorted."""
+        return self.dedup.labelsets.get(ids)

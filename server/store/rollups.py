@@ -22,6 +22,7 @@ from server.store import blob
 from server.store.database import chunks, insert_returning
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
 from server.store.profiles import ProfileMeta, ProfileTable
+from server.store.samples import aggregate_saturating
 
 log = logging.getLogger(__name__)
 #: ``store_state`` key: raw profiles before this time have been scanned for rollups (late ones are dirty rows).
@@ -195,7 +196,7 @@ class RollupTable:
         self, series_id: int, width_s: int, bucket_ns: int, parts: list[tuple[ProfileMeta, bytes]]
     ) -> dict[str, Any]:
         decoded = [blob.decode(data) for _, data in parts]
-        merged, saturated = blob.aggregate_saturating(
+        merged, saturated = aggregate_saturating(
             np.concatenate([d.keys for d in decoded]), np.concatenate([d.values for d in decoded])
         )
         metas = [meta for meta, _ in parts]

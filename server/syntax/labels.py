@@ -1,10 +1,15 @@
-"""Series label rules, shared by ingest, targets and selectors: Prometheus' label grammar."""
+"""Series label rules, shared by ingest, targets and selectors: Prometheus' label grammar and the store's limits.
+
+:func:`check_labels` is the one checker of a profile's or dump's labels: the
+store's limits first (counted refusals naming their setting), then the grammar.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from server.errors import InvalidParameter
+from server.errors import InvalidParameter, LimitExceeded
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_LABEL_VALUE = 1024
@@ -37,7 +42,45 @@ def pasted_labels(name: str, value: str) -> str | None:
     return f"the value of {name!r} is {value!r}, which {hint} (separate labels with commas)"
 
 
-def check_labels(labels: dict[str, str], parameter: str = "label", max_value: int = MAX_LABEL_VALUE) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class LabelLimits:
+    """What the store accepts of one series' labels (``STACKYARD_MAX_LABELS_PER_SERIES`` and the lengths)."""
+
+    per_series: int
+    name_length: int
+    value_length: int
+
+
+def _check_limits(labels: dict[str, str], limits: LabelLimits) -> None:
+    """Refuse labels past a store limit, as :class:`LimitExceeded` naming the limit and its setting."""
+    if len(labels) > limits.per_series:
+        raise LimitExceeded(
+            "labels_per_series",
+            f"label: {len(labels)} labels exceed the limit of {limits.per_series} per series (max_labels_per_series)",
+        )
+    for name, value in labels.items():
+        if len(name) > limits.name_length:
+            raise LimitExceeded(
+                "label_name_length",
+                f"label: the name {name[:64]!r}... is {len(name)} characters, over the limit of "
+                f"{limits.name_length} (max_label_name_length)",
+            )
+        if len(value) > limits.value_length:
+            raise LimitExceeded(
+                "label_value_length",
+                f"label: the value of {name!r} is {len(value)} characters, over the limit of "
+                f"{limits.value_length} (max_label_value_length)",
+            )
+
+
+def check_labels(labels: dict[str, str], parameter: str = "label", limits: LabelLimits | None = None) -> dict[str, str]:
+    """Check a series' labels: ``limits`` (the store's, when given) first, then the grammar; ``service`` is required.
+
+    Without ``limits`` a value may be :data:`MAX_LABEL_VALUE` characters long; with them, ``limits.value_length``.
+    """
+    if limits is not None:
+        _check_limits(labels, limits)
+    max_value = limits.value_length if limits is not None else MAX_LABEL_VALUE
     for name, value in labels.items():
         if not LABEL_NAME.fullmatch(name):
             raise InvalidParameter(

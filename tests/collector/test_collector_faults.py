@@ -13,12 +13,12 @@ from collector.fetch import Fetcher
 from collector.health import HealthState
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
-from collector.sinks import InProcessSink
 from server.ingest.profile import ingest
 from server.scrape.protocol import ScrapeHealth
 from server.scrape.spec import ProfileSpec, TargetSpec
 from server.settings import Settings
 from server.store.repository import Store
+from stackyard.ingestsink import InProcessSink
 from tests.support.faultserver import FaultServer
 from tests.support.godemo import running
 

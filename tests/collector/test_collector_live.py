@@ -20,12 +20,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from collector.config import load_config
 from collector.fetch import Fetcher
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
-from collector.sinks import InProcessSink, ScrapedProfile
+from collector.sinks import ScrapedProfile
 from server.app import create_app
+from server.config.load import load_config
 from server.pprof import profile_pb2
 from server.settings import Settings
 from server.store.profiles import ProfileMeta
@@ -33,7 +33,8 @@ from server.store.repository import Store
 from stackyard import targetscli
 from stackyard.apiclient import ApiClient
 from stackyard.cli import build_parser
-from stackyard.runtime import config_sources, scraped_ingest
+from stackyard.collecting import config_sources
+from stackyard.ingestsink import InProcessSink, scraped_ingest
 from tests.support.godemo import running
 from tests.support.oracle import pprof_top
 

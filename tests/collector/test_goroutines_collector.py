@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.fetch import Fetcher
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
-from collector.sinks import InProcessSink
 from server.app import create_app
 from server.pprof.decode import decode_columns
 from server.query.leaks import MIN_DUMPS, find_leak_suspects
@@ -31,7 +30,7 @@ from server.scrape.protocol import ScrapeHealth
 from server.scrape.spec import ProfileSpec, TargetSpec
 from server.settings import Settings
 from server.store.repository import Store
-from stackyard.runtime import scraped_ingest
+from stackyard.ingestsink import InProcessSink, scraped_ingest
 from tests.support.godemo import running
 from tests.support.tools import DATA
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from collector.config import load_config
+from server.config.load import load_config
 from server.settings import Settings
 from stackyard.cli import build_parser
 from tests.support.tools import ROOT

@@ -31,9 +31,10 @@ import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 
-from collector.config import ConfigError, load_config
 from server.alerts.receivers import check_webhook_url
 from server.app import create_app
+from server.config.load import load_config
+from server.config.problems import ConfigError
 from server.errors import InvalidParameter, SelectorError, TimeRangeError
 from server.goroutines.groups import group_goroutines
 from server.goroutines.parse import DumpError, DumpTooLarge, parse_dump

@@ -4,33 +4,17 @@
 // above its table; the banner at the top is only for the page failing to load.
 
 import { isAbort, getJSON, sendJSON } from "./api.js";
+import { $, el, latestLoad, showBanner } from "./dom.js";
 import { renderHeader } from "./header.js";
 import { formatLabelList, parseLabelList } from "./labels.js";
 import { apiTime } from "./time.js";
 
 const REFRESH_MS = 5000;
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
 
 /** A message in one of the page's message boxes (hidden when `err` is null). */
 function say(box, err) {
   box.hidden = !err;
   box.textContent = err ? err.message : "";
-}
-
-function showError(err) {
-  $("error").hidden = !err;
-  $("error-message").textContent = err ? err.message : "";
 }
 
 /** A time as every page shows it: local, UTC on hover. */
@@ -45,21 +29,21 @@ function formatValue(value) {
 }
 
 function labelChips(labels, skip = ["alertname"]) {
-  const box = el("div", { class: "labels" });
+  const box = el("div", "labels");
   for (const [name, value] of Object.entries(labels).sort()) {
-    if (!skip.includes(name)) box.append(el("span", { class: "label", text: `${name}=${value}` }));
+    if (!skip.includes(name)) box.append(el("span", "label", `${name}=${value}`));
   }
   return box;
 }
 
 function stateBadge(state) {
-  return el("span", { class: `state state-${state}`, text: state });
+  return el("span", `state state-${state}`, state);
 }
 
 function table(headers, rows, empty) {
-  if (!rows.length) return el("p", { class: "alerts-empty", text: empty });
-  const head = el("tr", {}, ...headers.map((h) => el("th", { text: h })));
-  return el("table", { class: "alerts-table" }, el("thead", {}, head), el("tbody", {}, ...rows));
+  if (!rows.length) return el("p", "alerts-empty", empty);
+  const head = el("tr", "", ...headers.map((h) => el("th", "", h)));
+  return el("table", "alerts-table", el("thead", "", head), el("tbody", "", ...rows));
 }
 
 function renderCurrent(alerts) {
@@ -67,12 +51,12 @@ function renderCurrent(alerts) {
     el(
       "tr",
       { "data-rule": a.rule, "data-state": a.state },
-      el("td", {}, stateBadge(a.state)),
-      el("td", { class: "mono", text: a.rule }),
-      el("td", {}, labelChips(a.labels)),
-      el("td", { class: "num", text: formatValue(a.value) }),
-      el("td", {}, when(a.state === "resolved" ? a.resolved_at : a.active_since)),
-      el("td", { text: a.annotations.summary || a.annotations.description || "" }),
+      el("td", "", stateBadge(a.state)),
+      el("td", "mono", a.rule),
+      el("td", "", labelChips(a.labels)),
+      el("td", "num", formatValue(a.value)),
+      el("td", "", when(a.state === "resolved" ? a.resolved_at : a.active_since)),
+      el("td", "", a.annotations.summary || a.annotations.description || ""),
     ),
   );
   const firing = alerts.filter((a) => a.state === "firing").length;
@@ -88,27 +72,27 @@ function renderRules(body, { onEdit, onDelete }) {
       .filter(([, n]) => n > 0)
       .map(([state, n]) => `${n} ${state}`)
       .join(", ");
-    const actions = el("td", { class: "row-actions" });
+    const actions = el("td", "row-actions");
     if (r.source === "api") {
-      const edit = el("button", { type: "button", class: "btn btn-ghost edit-rule", text: "Edit" });
+      const edit = el("button", { type: "button", className: "btn btn-ghost edit-rule" }, "Edit");
       edit.addEventListener("click", () => onEdit(r));
-      const remove = el("button", { type: "button", class: "btn btn-ghost delete-rule", text: "Delete" });
+      const remove = el("button", { type: "button", className: "btn btn-ghost delete-rule" }, "Delete");
       remove.addEventListener("click", () => onDelete(r.name));
       actions.append(edit, remove);
     } else {
-      actions.append(el("span", { class: "hint", text: "config file" }));
+      actions.append(el("span", "hint", "config file"));
     }
     return el(
       "tr",
       { "data-rule": r.name },
-      el("td", { class: "mono", text: r.name }),
-      el("td", { text: r.sample ? `${r.type} (${r.sample})` : r.type }),
-      el("td", { class: "mono", text: r.query }),
-      el("td", { class: "mono" }, r.expr, r.error ? el("div", { class: "rule-error", text: r.error }) : null),
-      el("td", { text: r.for }),
-      el("td", { text: r.receiver || "" }),
-      el("td", {}, labelChips(r.labels, [])),
-      el("td", { text: counts || "none" }),
+      el("td", "mono", r.name),
+      el("td", "", r.sample ? `${r.type} (${r.sample})` : r.type),
+      el("td", "mono", r.query),
+      el("td", "mono", r.expr, r.error ? el("div", "rule-error", r.error) : null),
+      el("td", "", r.for),
+      el("td", "", r.receiver || ""),
+      el("td", "", labelChips(r.labels, [])),
+      el("td", "", counts || "none"),
       actions,
     );
   });
@@ -125,25 +109,25 @@ function renderRules(body, { onEdit, onDelete }) {
 
 function renderReceivers(receivers, onDelete) {
   const rows = receivers.map((r) => {
-    const actions = el("td", { class: "row-actions" });
+    const actions = el("td", "row-actions");
     if (r.source === "api") {
-      const remove = el("button", { type: "button", class: "btn btn-ghost delete-receiver", text: "Delete" });
+      const remove = el("button", { type: "button", className: "btn btn-ghost delete-receiver" }, "Delete");
       remove.addEventListener("click", () => onDelete(r.name));
       actions.append(remove);
     }
     return el(
       "tr",
       { "data-receiver": r.name },
-      el("td", { class: "mono", text: r.name }),
-      el("td", { class: "mono", text: r.webhook_url }),
-      el("td", { text: r.source === "api" ? "API" : "config file" }),
+      el("td", "mono", r.name),
+      el("td", "mono", r.webhook_url),
+      el("td", "", r.source === "api" ? "API" : "config file"),
       actions,
     );
   });
   $("receivers").replaceChildren(table(["Name", "Webhook URL", "Defined in", ""], rows, "No receivers yet: add one with New receiver."));
   const select = document.querySelector("#new-rule select[name=receiver]");
   const chosen = select.value;
-  select.replaceChildren(el("option", { value: "", text: "(none)" }), ...receivers.map((r) => el("option", { text: r.name })));
+  select.replaceChildren(el("option", { value: "" }, "(none)"), ...receivers.map((r) => el("option", "", r.name)));
   select.value = chosen;
 }
 
@@ -152,11 +136,11 @@ function renderHistory(history) {
     el(
       "tr",
       { "data-rule": h.rule },
-      el("td", {}, when(h.time)),
-      el("td", { class: "mono", text: h.rule }),
-      el("td", {}, labelChips(h.labels)),
-      el("td", {}, stateBadge(h.from), " → ", stateBadge(h.to)),
-      el("td", { class: "num", text: formatValue(h.value) }),
+      el("td", "", when(h.time)),
+      el("td", "mono", h.rule),
+      el("td", "", labelChips(h.labels)),
+      el("td", "", stateBadge(h.from), " → ", stateBadge(h.to)),
+      el("td", "num", formatValue(h.value)),
     ),
   );
   $("history-meta").textContent = `${history.length} newest transitions`;
@@ -165,26 +149,25 @@ function renderHistory(history) {
 
 let rulesByName = new Map();
 
-async function refresh(rule) {
-  document.body.classList.add("is-loading");
+/** Everything the page shows, asked again (every few seconds, and after a change); a newer refresh drops an older one. */
+const refresh = latestLoad(async (signal, rule) => {
   try {
     const [alerts, rules, receivers] = await Promise.all([
-      getJSON("/api/v1/alerts", { rule }),
-      getJSON("/api/v1/rules"),
-      getJSON("/api/v1/receivers"),
+      getJSON("/api/v1/alerts", { rule }, { signal }),
+      getJSON("/api/v1/rules", {}, { signal }),
+      getJSON("/api/v1/receivers", {}, { signal }),
     ]);
+    if (signal.aborted) return;
     rulesByName = new Map(rules.rules.map((r) => [r.name, r]));
     renderCurrent(alerts.alerts);
     renderHistory(alerts.history);
     renderRules(rules, { onEdit: (r) => ruleForm.edit(r), onDelete: (name) => deleteRule(name, rule) });
     renderReceivers(receivers.receivers, (name) => deleteReceiver(name, rule));
-    showError(null);
+    showBanner(null);
   } catch (err) {
-    if (!isAbort(err)) showError(err);
-  } finally {
-    document.body.classList.remove("is-loading");
+    if (!isAbort(err)) showBanner(err);
   }
-}
+});
 
 async function deleteRule(name, rule) {
   if (!window.confirm(`Delete rule ${name}?`)) return;

@@ -1,6 +1,7 @@
 // Render benchmark for the flame graph (bench.html): a synthetic graph of N nodes, or a real API response.
 // Every timing includes rasterisation: a 1-pixel getImageData read waits for the canvas to finish drawing.
 
+import { $ } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 
 const params = new URLSearchParams(location.search);
@@ -106,7 +107,7 @@ function time(fn) {
 
 async function run() {
   const response = SRC ? await (await fetch(SRC)).json() : synthetic(NODES);
-  const host = document.getElementById("host");
+  const host = $("host");
   const fg = new FlameGraph(host);
   let firstParts = {};
   const first = time(() => {
@@ -186,11 +187,11 @@ async function run() {
     search_ms: { median: round(median(search)), max: round(max(search)) },
     hover_hit_test_us: round((hover * 1000) / hits),
   };
-  document.getElementById("results").textContent = JSON.stringify(results, null, 2);
+  $("results").textContent = JSON.stringify(results, null, 2);
   window.__bench = results;
 }
 
 run().catch((err) => {
-  document.getElementById("results").textContent = `failed: ${err.stack || err}`;
+  $("results").textContent = `failed: ${err.stack || err}`;
   window.__bench = { error: String(err) };
 });

@@ -3,6 +3,7 @@
 // base's or the comparison's range, as the toggle says. Everything that defines the view is in the URL.
 
 import { api, isAbort } from "./api.js";
+import { $, latestLoad, showBanner } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatChange, formatValue, formatRelative } from "./format.js";
 import { renderHeader } from "./header.js";
@@ -32,7 +33,6 @@ const state = new UrlState({
   sort: "", // the changes table's order: "cum_change:desc", ...; "" is the API's
 });
 const MAX_ROWS = 60;
-const $ = (id) => document.getElementById(id);
 const form = {
   bar: $("diffbar"),
   type: $("type"),
@@ -115,9 +115,9 @@ function syncForm(s) {
   document.title = `Diff · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
 }
 
+/** The banner, and the selector the server named as the problem marked invalid. */
 function showError(err) {
-  $("error").hidden = !err;
-  $("error-message").textContent = err ? err.message : "";
+  showBanner(err);
   const msg = err ? err.message : "";
   for (const [input, re] of [
     [form.baseQuery, /^base_query:/],
@@ -260,7 +260,6 @@ function tableMessage(text) {
 
 // ------------------------------------------------------------------------------------------ data
 
-let controller = null;
 const FAILED = "No data: the comparison failed (see the message above).";
 
 function params(s) {
@@ -299,14 +298,11 @@ async function loadTimeline(s, signal) {
   }
 }
 
-async function load() {
+/** Ask for everything the view shows; each panel fills in as soon as its own answer arrives. */
+const load = latestLoad(async (signal) => {
   const s = state.get();
-  if (controller) controller.abort();
-  controller = new AbortController();
-  const { signal } = controller;
   syncForm(s);
   showError(null);
-  document.body.classList.add("is-loading");
   for (const id of ["changes-panel", "flame-panel"]) $(id).classList.add("is-loading");
   const q = params(s);
   let failed = false;
@@ -352,8 +348,7 @@ async function load() {
     if (!signal.aborted) for (const id of ["changes-panel", "flame-panel"]) $(id).classList.remove("is-loading");
   });
   await Promise.allSettled([done, samples, loadTimeline(s, signal)]);
-  if (!signal.aborted) document.body.classList.remove("is-loading");
-}
+});
 
 state.subscribe((s, previous, how) => {
   syncForm(s);

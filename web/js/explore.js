@@ -2,6 +2,7 @@
 // flame graph and the top table. Everything that defines the view is in the URL.
 
 import { api, getJSON, isAbort } from "./api.js";
+import { $, latestLoad } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatValue } from "./format.js";
 import { renderHeader } from "./header.js";
@@ -27,7 +28,6 @@ const state = new UrlState({
   profile: "", // one stored profile's id instead of the merged view
 });
 
-const $ = (id) => document.getElementById(id);
 const form = {
   bar: $("querybar"),
   type: $("type"),
@@ -227,7 +227,6 @@ form.apply.addEventListener("click", () => {
 
 // ------------------------------------------------------------------------------------------------ data
 
-let controller = null;
 let lastLoaded = null;
 const panels = [$("timeline-panel"), $("top-panel"), $("flame-panel")];
 const timelinePanel = $("timeline-panel");
@@ -266,15 +265,11 @@ function applyView(s) {
 const FAILED = "No data: the query failed (see the message above).";
 
 /** Ask for everything the view shows; each panel fills in as soon as its own answer arrives. */
-async function load() {
+const load = latestLoad(async (signal) => {
   const s = state.get();
-  if (controller) controller.abort();
-  controller = new AbortController();
-  const { signal } = controller;
   lastLoaded = s;
   syncForm(s);
   showError(null);
-  document.body.classList.add("is-loading");
   for (const p of panels) setLoading(p, true);
   const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
   const now = Date.now();
@@ -349,8 +344,7 @@ async function load() {
   const samples = learnSampleTypes(form.sample, q, top, s.sample, signal);
 
   await Promise.allSettled([top, graph, series, samples]);
-  if (!signal.aborted) document.body.classList.remove("is-loading");
-}
+});
 
 state.subscribe((s, previous, how) => {
   syncForm(s);

@@ -2,6 +2,7 @@
 // a click on a point opens the goroutine flame graph of that moment (the profiles of that step).
 
 import { api, isAbort } from "./api.js";
+import { $, latestLoad, showBanner } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { renderHeader } from "./header.js";
 import { formatValue } from "./format.js";
@@ -14,7 +15,6 @@ import { describeRange, parseTimeMs, PRESETS, timeElement } from "./time.js";
 const TYPE = "goroutine";
 const TOTAL = "__total__";
 const state = new UrlState({ query: "", group_by: "instance", from: "now-1h", to: "now", at: "", pick: "", step: "" });
-const $ = (id) => document.getElementById(id);
 
 renderHeader();
 
@@ -50,16 +50,15 @@ $("querybar").addEventListener("submit", (e) => {
 groupBy.addEventListener("change", () => submit());
 $("range").addEventListener("change", () => submit());
 
+/** The banner, and the selector marked invalid when the server named the query as the problem. */
 function showError(err) {
-  $("error").hidden = !err;
-  $("error-message").textContent = err ? err.message : "";
+  showBanner(err);
   if (err && /^query:/.test(err.message)) $("query").setAttribute("aria-invalid", "true");
   else $("query").removeAttribute("aria-invalid");
 }
 
 let lastStep = 60;
 let groups = new Map(); // key → labels of the group
-let controller = null;
 
 /**
  * The fleet total per step: each line's last known count added up. A line without a point in a step (its
@@ -165,22 +164,18 @@ function syncForm(s) {
   range.value = s.from;
 }
 
-async function load(previous) {
+/** The chart when its query changed (`previous`: the state drawn before, null at first), and the picked moment. */
+const load = latestLoad(async (signal, previous) => {
   const s = state.get();
-  if (controller) controller.abort();
-  controller = new AbortController();
-  const { signal } = controller;
   syncForm(s);
   showError(null);
-  document.body.classList.add("is-loading");
   const chartChanged = !previous || UrlState.differs(s, previous, ["query", "group_by", "from", "to"]);
   const jobs = [];
   if (chartChanged) jobs.push(loadChart(s, signal));
   else chart.select(s.pick || null, s.at ? Number(s.at) : null);
   jobs.push(loadMoment(s, signal));
   await Promise.allSettled(jobs);
-  if (!signal.aborted) document.body.classList.remove("is-loading");
-}
+});
 
 state.subscribe((s, previous) => load(previous));
 api.labelNames(TYPE).then(

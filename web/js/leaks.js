@@ -2,11 +2,11 @@
 // and the goroutines of every instance at the end of the range, grouped by state and stack.
 
 import { ApiError, getJSON, isAbort } from "./api.js";
+import { $, el, latestLoad, showBanner } from "./dom.js";
 import { renderHeader } from "./header.js";
 import { LineChart } from "./linechart.js";
 import { apiTime, parseTimeMs } from "./time.js";
 
-const $ = (id) => document.getElementById(id);
 const integer = new Intl.NumberFormat("en-US");
 const DEFAULTS = { query: "", from: "now-1h", to: "now" };
 
@@ -18,13 +18,6 @@ export function shortLocation(location) {
 
 function minutes(n) {
   return `${integer.format(n)} minute${n === 1 ? "" : "s"}`;
-}
-
-/** An element with text and children: `el("span", {className: "x"}, "text", child)`. */
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  for (const child of children) node.append(child);
-  return node;
 }
 
 const code = (text, title = "") => el("code", { className: "mono", title }, text);
@@ -53,22 +46,23 @@ export function groupSentence(group) {
 }
 
 function framesList(frames) {
-  const list = el("ol", { className: "stack-frames mono" });
+  const list = el("ol", "stack-frames mono");
   for (const f of frames) {
-    list.append(el("li", {}, el("span", { className: "frame-fn" }, f.function), el("span", { className: "frame-loc" }, ` ${f.file}:${f.line}`)));
+    list.append(el("li", "", el("span", "frame-fn", f.function), el("span", "frame-loc", ` ${f.file}:${f.line}`)));
   }
   return list;
 }
 
 function stackDetails(summary, frames, createdBy, createdAt) {
-  const details = el("details", { className: "stack" }, el("summary", {}, summary), framesList(frames));
-  if (createdBy) details.append(el("p", { className: "frame-created mono" }, `created by ${createdBy} ${createdAt}`));
+  const details = el("details", "stack", el("summary", "", summary), framesList(frames));
+  if (createdBy) details.append(el("p", "frame-created mono", `created by ${createdBy} ${createdAt}`));
   return details;
 }
 
 class LeaksPage {
   constructor() {
-    this.controller = null;
+    // the page's load: a new one (a submitted range, back/forward) abandons the one still running
+    this.load = latestLoad((signal) => this.show(signal));
     this.trendController = null;
     this.trend = new LineChart($("trend"), { label: "Goroutines of the suspect's stack over time", empty: "No dumps in this range." });
     this.params = { ...DEFAULTS, ...Object.fromEntries(new URLSearchParams(location.search)) };
@@ -87,18 +81,10 @@ class LeaksPage {
     });
   }
 
-  showError(err) {
-    $("error").hidden = !err;
-    $("error-message").textContent = err ? err.message : "";
-  }
-
-  async load() {
-    this.controller?.abort();
-    this.controller = new AbortController();
-    const { signal } = this.controller;
+  /** The suspects and groups of the range in the URL, and the leak profile where a target serves one. */
+  async show(signal) {
     const { query, from, to } = this.params;
-    document.body.classList.add("is-loading");
-    this.showError(null);
+    showBanner(null);
     $("trend-panel").hidden = true;
     try {
       const [leaks, groups] = await Promise.all([
@@ -110,22 +96,20 @@ class LeaksPage {
       await this.loadLeakProfile(signal);
     } catch (err) {
       if (isAbort(err)) return;
-      this.showError(err instanceof ApiError ? err : new ApiError(String(err)));
+      showBanner(err instanceof ApiError ? err : new ApiError(String(err)));
       $("suspects").replaceChildren();
       $("groups").replaceChildren();
-    } finally {
-      if (!signal.aborted) document.body.classList.remove("is-loading");
     }
   }
 
   renderSuspects(body) {
-    const list = el("ol", { className: "suspects" });
+    const list = el("ol", "suspects");
     body.suspects.forEach((s, index) => {
       const growth = `+${integer.format(Math.round(s.growth_per_hour))}/hour`;
       const head = el(
         "p",
-        { className: "suspect-line" },
-        el("strong", {}, `#${index + 1} `),
+        "suspect-line",
+        el("strong", "", `#${index + 1} `),
         code(s.function || "(unknown)"),
         " (",
         code(shortLocation(s.location), s.location),
@@ -136,7 +120,7 @@ class LeaksPage {
         s.created_by ? ", created by " : "",
         s.created_by ? code(s.created_by) : "",
       );
-      const where = el("p", { className: "suspect-labels mono" }, `{${labelText(s.labels)}}`);
+      const where = el("p", "suspect-labels mono", `{${labelText(s.labels)}}`);
       const trend = el("a", { href: "#trend", className: "btn btn-ghost trend-link" }, "Trend");
       trend.addEventListener("click", (event) => {
         event.preventDefault();
@@ -148,7 +132,7 @@ class LeaksPage {
       list.append(item);
     });
     $("suspects-meta").replaceChildren(`${body.suspects.length} suspect${body.suspects.length === 1 ? "" : "s"} · `, apiTime(body.from), " to ", apiTime(body.to));
-    $("suspects").replaceChildren(body.suspects.length ? list : el("p", { className: "empty" }, "No stack grew steadily in this range."));
+    $("suspects").replaceChildren(body.suspects.length ? list : el("p", "empty", "No stack grew steadily in this range."));
   }
 
   /** Go's own leak detector (`goroutineleak`, Go with GOEXPERIMENT=goroutineleakprofile): shown where stored. */
@@ -168,9 +152,9 @@ class LeaksPage {
       return;
     }
     const rows = top.rows.filter((r) => !r.name.startsWith("runtime.")).sort((a, b) => b.cum - a.cum).slice(0, 10);
-    const list = el("ul", { className: "groups" });
+    const list = el("ul", "groups");
     for (const row of rows) {
-      list.append(el("li", { className: "group goleak-row" }, el("p", { className: "group-line" }, `${integer.format(Math.round(row.cum))} leaked goroutine${Math.round(row.cum) === 1 ? "" : "s"} under `, code(row.name))));
+      list.append(el("li", "group goleak-row", el("p", "group-line", `${integer.format(Math.round(row.cum))} leaked goroutine${Math.round(row.cum) === 1 ? "" : "s"} under `, code(row.name))));
     }
     const per = top.aggregation === "avg" && top.profiles > 1 ? "average per profile" : "in the profile";
     $("goleak-meta").textContent = `${top.profiles} profile${top.profiles === 1 ? "" : "s"} · ${per}: ${integer.format(Math.round(top.total))} leaked goroutines`;
@@ -194,16 +178,16 @@ class LeaksPage {
       $("trend-hint").textContent = `${points.length} dumps; last: ${last ? integer.format(last.count) : 0} of ${last ? integer.format(last.goroutines) : 0} goroutines · hover a point for its values`;
       $("trend-panel").scrollIntoView({ block: "nearest" });
     } catch (err) {
-      if (!isAbort(err)) this.showError(err);
+      if (!isAbort(err)) showBanner(err);
     }
   }
 
   renderGroups(body) {
     const blocks = [];
     for (const instance of body.instances) {
-      const list = el("ul", { className: "groups" });
+      const list = el("ul", "groups");
       for (const group of instance.groups) {
-        const item = el("li", { className: "group" }, el("p", { className: "group-line" }, ...groupSentence(group)));
+        const item = el("li", "group", el("p", "group-line", ...groupSentence(group)));
         item.dataset.stackId = String(group.stack_id);
         item.append(stackDetails("Stack", group.frames, group.created_by, group.created_at));
         list.append(item);
@@ -211,15 +195,15 @@ class LeaksPage {
       blocks.push(
         el(
           "div",
-          { className: "instance" },
-          el("h3", { className: "mono" }, `{${labelText(instance.labels)}}`),
-          el("p", { className: "hint" }, `${integer.format(instance.goroutines)} goroutines in the dump of `, apiTime(instance.time)),
+          "instance",
+          el("h3", "mono", `{${labelText(instance.labels)}}`),
+          el("p", "hint", `${integer.format(instance.goroutines)} goroutines in the dump of `, apiTime(instance.time)),
           list,
         ),
       );
     }
     $("groups-meta").replaceChildren("newest dump at or before ", apiTime(body.at));
-    $("groups").replaceChildren(...(blocks.length ? blocks : [el("p", { className: "empty" }, "No goroutine dump stored for these instances at this time.")]));
+    $("groups").replaceChildren(...(blocks.length ? blocks : [el("p", "empty", "No goroutine dump stored for these instances at this time.")]));
   }
 }
 

@@ -1,6 +1,8 @@
 // Sign-in: POST the token to /api/v1/login, which answers with an HttpOnly cookie this script never sees,
 // then go back to the page that sent us here.
 
+import { $ } from "./dom.js";
+
 /**
  * Where to go after signing in: ?next= resolved against this page's origin, kept only if it stays there.
  *
@@ -25,9 +27,9 @@ export function safeNext(raw, origin = window.location.origin) {
 
 async function submit(event) {
   event.preventDefault();
-  const input = document.getElementById("token");
-  const error = document.getElementById("login-error");
-  const button = document.getElementById("login-submit");
+  const input = $("token");
+  const error = $("login-error");
+  const button = $("login-submit");
   error.hidden = true;
   button.disabled = true;
   try {
@@ -53,4 +55,4 @@ async function submit(event) {
   }
 }
 
-document.getElementById("login-form")?.addEventListener("submit", submit);
+$("login-form")?.addEventListener("submit", submit);

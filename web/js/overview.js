@@ -4,6 +4,7 @@
 // paint at once; the goroutine sparklines are asked for the shown page only, in one timeseries request.
 
 import { api, fleet, isAbort, readJSON } from "./api.js";
+import { $, el, latestLoad, showBanner } from "./dom.js";
 import { renderHeader } from "./header.js";
 import { quote, selectorOf } from "./labels.js";
 import { sparkline } from "./sparkline.js";
@@ -14,13 +15,6 @@ const REFRESH_MS = 15_000;
 const STATUS_ORDER = ["down", "waiting", "up", "paused", "push"];
 const STATUS_TEXT = { up: "up", down: "down", paused: "paused", waiting: "not scraped yet", push: "pushes" };
 const state = new UrlState({ range: "now-1h", q: "", status: "", sort: "status", order: "asc", page: "1", size: "50", label: "" });
-const $ = (id) => document.getElementById(id);
-const el = (tag, className, text) => {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-};
 const integer = new Intl.NumberFormat("en-US");
 
 renderHeader();
@@ -298,13 +292,8 @@ async function loadSparklines(slice, s) {
   for (const [key, tr] of slots) draw(tr, byKey.get(key) || []);
 }
 
-let controller = null;
-
-async function load() {
-  if (controller) controller.abort();
-  controller = new AbortController();
-  const { signal } = controller;
-  document.body.classList.add("is-loading");
+/** The fleet's answer, drawn; asked again on refresh and every few seconds (a newer ask drops an older one). */
+const load = latestLoad(async (signal) => {
   try {
     // the first answer comes from the request index.html started before this module loaded
     const early = window.__fleetRequest;
@@ -317,13 +306,12 @@ async function load() {
     const names = new Set();
     for (const r of rows) for (const k of Object.keys(r.labels)) if (k !== "service" && k !== "instance") names.add(k);
     labelNames = [...names].sort();
-    $("error").hidden = true;
+    showBanner(null);
     verdict(answer.statuses, rows.length, answer.services);
     render();
   } catch (err) {
     if (isAbort(err)) return;
-    $("error").hidden = false;
-    $("error-message").textContent = err.message;
+    showBanner(err);
     $("verdict").textContent = "The fleet's state is unknown.";
     $("verdict").className = "verdict bad";
     if (!rows.length) {
@@ -331,10 +319,8 @@ async function load() {
       $("fleet-empty").hidden = false;
       $("fleet-empty").textContent = "Nothing to show: the server did not answer (see the message above).";
     }
-  } finally {
-    if (!signal.aborted) document.body.classList.remove("is-loading");
   }
-}
+});
 
 let filterTimer = 0;
 $("filter").addEventListener("input", () => {

@@ -5,6 +5,7 @@
 // The profile kinds offered are the server's own list (GET /api/v1/profile-kinds), never a copy of it.
 
 import { fleet } from "./api.js";
+import { el } from "./dom.js";
 import { formatLabelList, parseLabelList } from "./labels.js";
 
 /** Why a target cannot be edited here, or "" when it can. */
@@ -14,13 +15,6 @@ export function readOnlyReason(t) {
     ? "It comes from a file_sd file: change that file and the scraper picks it up."
     : "It comes from the config file: change the file and restart the server.";
 }
-
-const el = (tag, className, text) => {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-};
 
 /**
  * A checkbox per profile kind of the server's list (`kinds`: [{name, description, default}]), checked where

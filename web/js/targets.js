@@ -1,7 +1,8 @@
 // The targets page: every scrape target and profile kind with its health, last error and last duration;
 // add, edit in place, pause, resume and remove targets; capture an execution trace and download it.
 
-import { fleet } from "./api.js";
+import { fleet, isAbort } from "./api.js";
+import { $, el, latestLoad } from "./dom.js";
 import { renderHeader } from "./header.js";
 import { parseLabelList } from "./labels.js";
 import { UrlState } from "./state.js";
@@ -10,13 +11,6 @@ import { ago, apiTime } from "./time.js";
 
 const REFRESH_MS = 10_000;
 const state = new UrlState({ service: "" });
-const $ = (id) => document.getElementById(id);
-const el = (tag, className, text) => {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-};
 
 renderHeader();
 
@@ -250,16 +244,13 @@ function renderTarget(t) {
   return card;
 }
 
-let sequence = 0;
-
-/** Fetch and draw the targets; an answer that arrives after a newer request's is dropped. */
-async function load() {
-  const mine = ++sequence;
+/** Fetch and draw the targets; a newer load abandons an older one, whose answer is never drawn. */
+const load = latestLoad(async (signal) => {
   const s = state.get();
   if (document.activeElement !== $("service-filter")) $("service-filter").value = s.service;
   try {
-    const { targets } = await fleet.targets();
-    if (mine !== sequence) return;
+    const { targets } = await fleet.targets({ signal });
+    if (signal.aborted) return;
     const shown = targets.filter((t) => !s.service || t.service === s.service);
     const list = $("target-list");
     if (!shown.length) {
@@ -275,12 +266,12 @@ async function load() {
     $("targets-summary").className = `verdict ${down ? "bad" : "ok"}`;
     clearMessage("load"); // the list loads again: an earlier failure to load it is over
   } catch (err) {
-    if (mine !== sequence) return;
+    if (signal.aborted || isAbort(err)) return;
     notify("error", "The targets could not be loaded", err.message, "load");
     $("target-list").replaceChildren(el("p", "empty-note error", "No data: the server did not answer (see the message above)."));
     $("targets-summary").textContent = "Unknown.";
   }
-}
+});
 
 let filterTimer = 0;
 $("service-filter").addEventListener("input", () => {

@@ -1,6 +1,6 @@
 // The top table (/api/v1/top): flat and cum per function, sortable, filterable; a row click selects a function.
 
-import { packageOf } from "./flamegraph.js";
+import { packageOf } from "./flamegraph/colors.js";
 import { formatPercent, formatValue } from "./format.js";
 
 /** `stackyard.example/x/internal/api.F` → [`stackyard.example/x/internal/`, `api.F`]: the directory can shrink. */

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, load_config
 from server.alerts.receivers import parse_receiver
 from server.alerts.rules import expand_template, parse_expr, parse_rule
+from server.config.load import load_config
+from server.config.problems import ConfigError
 from server.errors import InvalidParameter
 
 pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)

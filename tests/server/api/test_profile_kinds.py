@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.config import ConfigError, load_config
+from server.config.load import load_config
+from server.config.problems import ConfigError
 from server.scrape.spec import KINDS, PROFILE_PATHS
 from stackyard.cli import build_parser
 from tests.support.tools import DATA

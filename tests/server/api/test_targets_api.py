@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.config import load_config
+from server.config.load import load_config
 from server.scrape.spec import ProfileSpec
 from server.store.repository import Store
 

@@ -312,7 +312,8 @@ def test_token_command_prints_a_token_and_its_entry(capsys: pytest.CaptureFixtur
 
 
 def test_config_file_auth_section_is_checked(tmp_path: Path) -> None:
-    from collector.config import ConfigError, load_config
+    from server.config.load import load_config
+    from server.config.problems import ConfigError
 
     config = tmp_path / "stackyard.yaml"
     config.write_text("auth:\n  tokens:\n    - name: ops\n      scopes: [root]\n      sha256: not-a-digest\n")
@@ -331,7 +332,7 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
     from collector.metrics import CollectorMetrics
     from collector.sinks import HttpPushSink, ScrapedProfile
     from server.auth.tokens import bearer_header
-    from stackyard.runtime import remote_targets
+    from stackyard.collecting import remote_targets
     from tests.support.browser import serving
     from tests.support.tools import DATA
 

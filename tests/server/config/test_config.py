@@ -14,15 +14,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.config import (
-    Config,
-    ConfigError,
-    FileSDConfig,
-    FileSDWatcher,
-    JobDefaults,
-    load_config,
-    read_file_sd,
-)
+from server.config.filesd import FileSDConfig, FileSDWatcher, read_file_sd
+from server.config.load import Config, load_config
+from server.config.problems import ConfigError
+from server.config.targetgroups import JobDefaults
 from server.scrape.spec import PROFILE_PATHS, Auth, ProfileSpec, TargetSpec, check_target
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, FileSDWatcher, load_config
+from server.config.filesd import FileSDWatcher
+from server.config.load import load_config
+from server.config.problems import ConfigError
 from server.network.policy import NetworkPolicy
 from tests.stackyard.test_processes import stackyard
 from tests.support.pgserver import free_port

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.config import ConfigError, load_config
+from server.config.load import load_config
+from server.config.problems import ConfigError
 from server.scrape.spec import ProfileSpec, TargetSpec
 
 

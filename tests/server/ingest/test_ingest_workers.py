@@ -19,7 +19,7 @@ from server.settings import Settings
 from server.store.availability import is_unavailable
 from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
-from stackyard.runtime import scraped_ingest
+from stackyard.ingestsink import scraped_ingest
 from tests.conftest import TEST_RETENTION
 from tests.support.tools import DATA
 
@@ -146,7 +146,7 @@ def test_scraped_profiles_go_through_the_workers_too(database_url: str) -> None:
         pid = next(iter(workers._executor._processes))  # type: ignore[union-attr]
         ingest_scraped = scraped_ingest(store, settings, rejections, None, workers)
         answer = ingest_scraped((DATA / "heap.pb.gz").read_bytes(), {"service": "scraped"}, "heap", 10**18, "s-1")
-        assert isinstance(answer, PushAnswer) and answer.created and answer.body["type"] == "heap"
+        assert isinstance(answer, PushAnswer) and answer.created and answer.body.kind == "heap"
         # Stored by the worker, which then is the only process that has seen its stacks.
         assert store.stacks.known.sum() == 1  # the root alone: this process resolved nothing
         assert _rows(database_url) == (1, 1)
@@ -161,7 +161,7 @@ def test_scraped_profiles_go_through_the_workers_too(database_url: str) -> None:
                 ingest_scraped((DATA / "heap.pb.gz").read_bytes(), {"service": "scraped"}, "heap", 10**18 + 1, "s-3")
         assert is_unavailable(failed.value)
         again = ingest_scraped((DATA / "heap.pb.gz").read_bytes(), {"service": "scraped"}, "heap", 10**18 + 1, "s-3")
-        assert isinstance(again, PushAnswer) and again.body["type"] == "heap"
+        assert isinstance(again, PushAnswer) and again.body.kind == "heap"
     finally:
         asyncio.run(workers.stop())
         store.close()

@@ -23,13 +23,13 @@ from collector.fetch import Fetcher, FetchLimits
 from collector.health import HealthState
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
-from collector.sinks import InProcessSink
 from server.app import create_app
 from server.errors import InvalidTarget
 from server.network.policy import NetworkPolicy
 from server.scrape.spec import ProfileSpec, TargetSpec, check_target
 from server.settings import Settings
 from server.store.repository import Store
+from stackyard.ingestsink import InProcessSink
 from tests.conftest import TEST_RETENTION
 from tests.support.tools import DATA
 

@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from collector.config import ConfigError, load_config
 from server.alerts.receivers import Receiver
 from server.alerts.rules import parse_rule
 from server.alerts.service import Alerting
 from server.app import create_app
+from server.config.load import load_config
+from server.config.problems import ConfigError
 from server.network.policy import DEFAULT_DENY_NETWORKS
 from server.settings import Settings
 from server.store.alerting import Notification

@@ -427,6 +427,8 @@ MALFORMED = [
     (b"\x80", "truncated varint at offset 0"),
     (f_bytes(13, b"\x80"), "truncated varint at offset 2"),
     (b"\x12\x05\x08", "length runs past the end of its message at offset 1"),
+    # A length of 2^64 - 1 in an unknown field: malformed, not "longer than the limit" (found by fuzzing).
+    (b"\x92\x08" + b"\xff" * 9 + b"\x01", "length runs past the end of its message at offset 2"),
     # The label's length fits in the input but not in its sample.
     (b"\x12\x03\x1a\x05\x08" + f_varint(12, 1) * 3, "length runs past the end of its message at offset 3"),
     (tag(1, 3), "unsupported group wire type at offset 0"),

@@ -138,9 +138,9 @@ def test_merges_past_the_range_are_refused_with_or_without_rollups(
         )
     # The hour after, alone, and one of the two, alone, are answered exactly.
     after = service.top(two_big, settings, query(HOUR0 + HOUR_S, HOUR0 + 2 * HOUR_S, rollups))
-    assert after["total"] == 7
+    assert after.total == 7
     one = service.top(two_big, settings, query(HOUR0, HOUR0 + 90, False))
-    assert one["total"] == BIG and one["rows"][0]["flat"] == BIG
+    assert one.total == BIG and one.rows[0].flat == BIG
 
 
 def test_a_rollup_past_the_range_is_stored_saturated(two_big: Store) -> None:
@@ -170,6 +170,6 @@ def test_sums_inside_the_range_stay_exact(client: TestClient, store: Store, sett
     four = 4 * 10**18
     for offset in (60, 120):
         assert push(client, profile(four), time=str(HOUR0 + offset)).status_code == 201
-    assert service.top(store, settings, query(HOUR0, HOUR0 + HOUR_S, False))["total"] == 2 * four
+    assert service.top(store, settings, query(HOUR0, HOUR0 + HOUR_S, False)).total == 2 * four
     build_rollups(store, now_ns=(HOUR0 + 2 * HOUR_S) * NS)
-    assert service.top(store, settings, query(HOUR0, HOUR0 + HOUR_S, True))["total"] == 2 * four
+    assert service.top(store, settings, query(HOUR0, HOUR0 + HOUR_S, True)).total == 2 * four

@@ -123,9 +123,9 @@ def test_rollup_holes_edges_and_days_give_the_raw_answer(client: TestClient, sto
             for aggregation in ("avg", "sum", "max"):
                 rolled = timeseries(store, settings, query, step, [group_by], aggregation)
                 raw = timeseries(store, settings, replace(query, rollups=False), step, [group_by], aggregation)
-                assert rolled == raw and rolled["series"], (step, since, group_by, aggregation)
-                first = rolled["series"][0]["points"][0][0]
-                assert first % rolled["step"] == 0 and first <= since  # steps sit on multiples of the step
+                assert rolled == raw and rolled.series, (step, since, group_by, aggregation)
+                first = rolled.series[0].points[0][0]
+                assert first % rolled.step_s == 0 and first <= since  # steps sit on multiples of the step
     by_instance = _series(
         client,
         type="goroutine",

@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from collector.errors import InvalidProfile
 from collector.metrics import CollectorMetrics
-from collector.sinks import InProcessSink, ScrapedProfile
+from collector.sinks import ScrapedProfile
 from server.app import create_app
 from server.ingest.profile import ingest
 from server.migrate import upgrade
@@ -32,6 +32,7 @@ from server.settings import Settings
 from server.store.check import check_store
 from server.store.models import ProfileRow, Series
 from server.store.repository import Store
+from stackyard.ingestsink import InProcessSink
 from tests.conftest import TEST_RETENTION
 from tests.support.godemo import running
 from tests.support.pgserver import PostgresServer, free_port
@@ -157,12 +158,14 @@ def _scraped(base: str) -> float:
 
 def _per_service(engine: Engine, since_ns: int = 0) -> dict[str, int]:
     with engine.connect() as conn:
-        labels = dict(conn.execute(select(Series.id, Series.labels)).all())
+        # Profiles first: a series is committed before any profile of it, so the labels read next
+        # name every series these rows do (the other order misses a series created in between).
         rows = conn.execute(
             select(ProfileRow.series_id, func.count())
             .where(ProfileRow.time_ns >= since_ns)
             .group_by(ProfileRow.series_id)
         ).all()
+        labels = dict(conn.execute(select(Series.id, Series.labels)).all())
     counts: dict[str, int] = {}
     for series_id, n in rows:
         service = labels[series_id]["service"]

@@ -69,9 +69,9 @@ def test_rollups_equal_raw_and_pprof(filled: Store, settings: Settings, start: i
     assert with_rollups == raw_only
     files = [FILES[i] for offset, i in TIMELINE if start <= offset <= end]
     expected = pprof_top(files, "cpu", "nanoseconds")
-    assert with_rollups["profiles"] == len(files)
-    assert with_rollups["total"] == expected.total
-    assert {r["name"]: (r["flat"], r["cum"]) for r in with_rollups["rows"]} == expected.rows
+    assert with_rollups.merge.profiles == len(files)
+    assert with_rollups.total == expected.total
+    assert {r.name: (r.flat, r.cum) for r in with_rollups.rows} == expected.rows
     graph = service.flame(filled, settings, _query(start, end, True), 10_000)
     assert graph == service.flame(filled, settings, _query(start, end, False), 10_000)
 
@@ -98,10 +98,10 @@ def test_exports_diffs_and_sample_filters_agree(filled: Store, settings: Setting
             comparison = compare(
                 filled, settings, _query(0, 2 * 86_400, rollups), _query(2 * 86_400, 4 * 86_400, rollups), normalize
             )
-            results.append(diff_top(comparison, {}, None))
+            results.append(diff_top(comparison, None))
         assert results[0] == results[1]
     labelled = [service.top(filled, settings, _query(0, 4 * 86_400, r, '{handler="/search"}')) for r in (True, False)]
-    assert labelled[0] == labelled[1] and labelled[0]["total"] > 0
+    assert labelled[0] == labelled[1] and labelled[0].total > 0
 
 
 def test_late_data_invalidates_then_rebuilds(filled: Store, client: TestClient, settings: Settings) -> None:
@@ -114,7 +114,7 @@ def test_late_data_invalidates_then_rebuilds(filled: Store, client: TestClient, 
     assert not filled.rollups.list([series], DAY_S, DAY0 * NS, DAY0 * NS), "and its day's"
     before = service.top(filled, settings, _query(0, 86_400, True))
     assert before == service.top(filled, settings, _query(0, 86_400, False))
-    assert before["profiles"] == 1 + sum(1 for offset, _ in TIMELINE if 0 <= offset <= 86_400)
+    assert before.merge.profiles == 1 + sum(1 for offset, _ in TIMELINE if 0 <= offset <= 86_400)
     written = build_rollups(filled, now_ns=(DAY0 + 4 * DAY_S) * NS)
     assert written == {"hourly": 1, "daily": 1, "deferred": 0}  # behind the scan watermark: found as dirty
     assert service.top(filled, settings, _query(0, 86_400, True)) == before

@@ -1,0 +1,160 @@
+"""Deduplication: a profile's samples turned into sample-key ids, each thing that repeats stored once.
+
+A sample's identity needs four kinds of ids: its functions (by content, see
+:mod:`server.store.symbols`), its stack as a node of the prefix tree
+(:mod:`server.store.stacks`), its label set (:mod:`server.store.labelsets`)
+and the sample key tying them together (:mod:`server.store.samplekeys`).
+Each table keeps a per-process cache of the ids it has handed out, so a
+repeat scrape of a known service costs one vectorised hash and one dictionary
+lookup per sample (its pprof identity, see :mod:`server.pprof.identity`);
+only a miss walks the frames and touches the database.
+
+Two rules keep cached ids true:
+
+- *Rollback*: an id is cached only once the transaction that created it has
+  committed. Each table's get-or-create does so (the stack tree journals the
+  nodes of its multi-level transaction and forgets them if it fails). An id
+  kept from a rolled-back insert would be handed to the next profile, whose
+  rows would then point at nothing.
+- *Garbage collection*: collection deletes rows nothing references and moves
+  the GC epoch on. A profile remembers the epoch its ids were resolved under;
+  its commit compares it with the current one, and on a mismatch raises
+  :class:`CachesStale`, after which :meth:`Dedup.reset` empties the caches and
+  the profile is resolved again.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine
+
+from server.pprof.columns import ProfileColumns
+from server.pprof.frames import expand
+from server.pprof.identity import sample_keys
+from server.store.labelsets import LabelsetKey, LabelsetTable
+from server.store.samplekeys import SampleKeyTable
+from server.store.stacks import StackTree
+from server.store.state import read_epoch
+from server.store.symbols import FunctionTable
+
+IntArray = npt.NDArray[np.int64]
+
+
+class CachesStale(Exception):
+    """Garbage collection ran since the ids of a profile were resolved: they may name deleted rows."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"garbage collection ran (epoch {epoch})")
+        self.epoch = epoch
+
+
+class Dedup:
+    """The id caches of one process and the get-or-create that fills them from a profile's columns."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.epoch: int | None = None  # the GC epoch the cached ids belong to; None: not read yet
+        self.functions = FunctionTable(engine)
+        self.stacks = StackTree(engine)
+        self.labelsets = LabelsetTable(engine)
+        self.sample_keys = SampleKeyTable(engine)
+
+    def reset(self, epoch: int | None = None) -> None:
+        """Forget every cached id (after garbage collection, here or in another process)."""
+        self.functions = FunctionTable(self._engine)
+        self.stacks = StackTree(self._engine)
+        self.labelsets = LabelsetTable(self._engine)
+        self.sample_keys = SampleKeyTable(self._engine)
+        self.epoch = epoch
+
+    def ensure_epoch(self) -> None:
+        """Read the GC epoch the caches start from, once (a fresh process, or after a reset)."""
+        if self.epoch is None:
+            with self._engine.connect() as conn:
+                self.epoch = read_epoch(conn)
+
+    def sample_key_ids(self, columns: ProfileColumns) -> IntArray:
+        """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
+        function_ids = self.function_ids(columns)
+        labelsets = self.labelset_ids(columns)
+        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64).tolist()
+        found = self.sample_keys.lookup(hashes)
+        missing = [position for position, key in enumerate(found) if key is None]
+        if missing:
+            nodes = self.leaf_nodes(columns, function_ids)
+            created = self.sample_keys.create(
+                [hashes[p] for p in missing], nodes[missing].tolist(), labelsets[missing].tolist()
+            )
+            for position, key in zip(missing, created, strict=True):
+                found[position] = key
+        return np.array(found, dtype=np.int64)
+
+    def function_ids(self, columns: ProfileColumns) -> IntArray:
+        """Database ids of the profile's functions, by position in its function columns."""
+        if columns.function_id.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        pick = columns.strings.__getitem__
+        keys = list(
+            zip(
+                map(pick, columns.function_name.tolist()),
+                map(pick, columns.function_system_name.tolist()),
+                map(pick, columns.function_filename.tolist()),
+                strict=True,
+            )
+        )
+        ids = self.functions.ids(keys, columns.function_start_line.tolist())
+        return np.array(ids, dtype=np.int64)
+
+    def leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray) -> IntArray:
+        """The stack node of every sample: cached by the bytes of its frame ids, walked on a miss."""
+        frames = expand(columns)
+        frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
+        raw = frame_ids.astype("<i8").tobytes()
+        bounds = (frames.offsets * 8).tolist()
+        keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
+        stacks = self.stacks
+        found = list(map(stacks.cached_stack, keys))
+        missing_at = [position for position, node in enumerate(found) if node is None]
+        nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
+        if missing_at:
+            missing_keys = [keys[p] for p in missing_at]
+            offsets = frames.offsets
+            walks = [frame_ids[offsets[p] : offsets[p + 1]][::-1].tolist() for p in missing_at]
+            nodes[missing_at] = stacks.resolve(missing_keys, walks)
+        return nodes
+
+    def labelset_ids(self, columns: ProfileColumns) -> IntArray:
+        """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
+        offsets = columns.sample_label_offsets
+        n_samples = offsets.shape[0] - 1
+        result = np.zeros(n_samples, dtype=np.int64)
+        labelled = np.flatnonzero(np.diff(offsets) > 0)
+        if labelled.size == 0:
+            return result
+        strings = columns.strings
+        stacked = np.stack([columns.label_key, columns.label_str, columns.label_num, columns.label_num_unit], axis=1)
+        raw = stacked.astype("<i8").tobytes()
+        starts, ends = offsets[labelled].tolist(), offsets[labelled + 1].tolist()
+        local: dict[bytes, int] = {}
+        per_sample: list[int] = []
+        keys: list[LabelsetKey] = []
+        for start, end in zip(starts, ends, strict=True):
+            run = raw[start * 32 : end * 32]
+            slot = local.get(run)
+            if slot is None:
+                slot = local[run] = len(keys)
+                string_labels: list[tuple[str, str]] = []
+                num_labels: list[tuple[str, int, str]] = []
+                for key, value, number, unit in stacked[start:end].tolist():
+                    if value:
+                        string_labels.append((strings[key], strings[value]))
+                    elif number or unit:
+                        num_labels.append((strings[key], number, strings[unit]))
+                keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
+            per_sample.append(slot)
+        ids = np.array(self.labelsets.ids(keys), dtype=np.int64)
+        result[labelled] = ids[per_sample]
+        return result
