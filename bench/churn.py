@@ -421,11 +421,12 @@ def _serve(url: str, name: str, start_ns: int, end_ns: int, repeat: int, with_to
     now, peak = rss_mb()
     top: dict[str, tuple[int, int]] = {}
     if with_top:
-        answer = service.top(store, settings, query)
-        top = {row["name"]: (int(row["flat"]), int(row["cum"])) for row in answer["rows"]}
+        table = service.top(store, settings, query)
+        top = {row.name: (int(row.flat), int(row.cum)) for row in table.rows}
     store.close()
-    nodes = int(graph["nodes"])
-    result = Answer(name, int(graph["profiles"]), cold, warm, peak, now, nodes, int(graph["total"]), top)
+    total = graph.graph.total
+    assert not isinstance(total, list)  # one value column: not a diff
+    result = Answer(name, graph.merge.profiles, cold, warm, peak, now, graph.graph.nodes, int(total), top)
     out.put(json.dumps(asdict(result)))
 
 
