@@ -10,6 +10,8 @@ The output is a self-contained Go module (stdlib only) written to
     gen/main.go                      HTTP server (net/http/pprof) + workers
     gen/internal/work/work.go        shared walk state and inlinable helpers
     gen/internal/<pkg>/<type>.go     generated methods, functions and closures
+    gen/functions.json               every generated function's Go name, layer,
+                                     file and whether its body is a closure
 
 Call structure
 --------------
@@ -17,12 +19,20 @@ Functions are arranged in ``--layers`` layers of ``--width`` functions. Each
 layer belongs to one package; packages are stacked in the order of PACKAGES
 (api -> service -> pricing -> storage -> codec -> platform), so imports only
 point "down" and there are no cycles. Every function calls one of 2-4
-callees in the next 1-3 layers, picked at run time from a per-goroutine
-random state, so a single walk from the top layer to a leaf is 30-55 calls
-deep and almost every walk takes a different path. Leaves (the last layers,
+callees in the next 1-3 layers, picked at run time from a hash of the
+request's argument (see -mode below), so a single walk from the top layer to
+a leaf is 30-55 calls deep. Leaves (the last layers,
 plus some "terminal" branches deeper than 40% of the layers) do most of the
 CPU work, in a handful of different loop shapes; intermediate functions do a
 little work too so samples land at many depths.
+
+How a function picks its callee is decided at run time by ``-mode``. In
+``churn`` mode (the default) every request carries a new argument and each
+function picks its callee from a hash of it, as request routers, template
+engines and interpreters pick code from their input: almost every walk takes
+a different path, and two consecutive 10 s CPU profiles share almost no
+stack. In ``steady`` mode the arguments come from a fixed set of routes
+(``-routes`` per endpoint), so the same paths are hot in every profile.
 
 The generator is deterministic: the same --seed and sizes produce
 byte-identical output.
@@ -30,7 +40,7 @@ byte-identical output.
 Usage:
     python3 examples/bigservice/generate.py [--seed N] [--out DIR]
     cd examples/bigservice/gen && go build -o bigservice .
-    ./bigservice -addr 127.0.0.1:0 [-workers 2]
+    ./bigservice -addr 127.0.0.1:0 [-workers 2] [-mode churn|steady] [-routes 16]
 
 Check a capture with examples/bigservice/profstats.py.
 """
@@ -38,6 +48,7 @@ Check a capture with examples/bigservice/profstats.py.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -424,20 +435,62 @@ func dispatch(w *work.Walk, entry int) {{
 {"".join(cases)}\t}}
 }}
 
+// requests hands out the argument of every request a worker serves. Each
+// generated function picks its callee from a hash of that argument (the walk
+// state is seeded with it and advances one xorshift step per decision), as
+// routers, template engines and interpreters pick code from their input.
+//
+// churn: every request carries a new argument (a request id), so a walk from
+// the top layer to a leaf almost never repeats and consecutive profiles share
+// few stacks (but for one fixed route per endpoint, see argument). steady:
+// arguments come from a fixed set of routes per endpoint, so the same few
+// hundred paths are hot in every profile.
+type requests struct {{
+	steady bool
+	routes uint64 // per endpoint, steady mode
+	worker uint64
+	n      uint64
+}}
+
+// endpoint picks the endpoint of the next batch.
+func (r *requests) endpoint() int {{
+	r.n++
+	return int(work.Mix(r.worker<<40^r.n^0x2545F4914F6CDD1D) % uint64(len(endpoints)))
+}}
+
+// argument returns the argument of request i of a batch for endpoint ep
+// (never zero: it seeds a xorshift state). In churn mode the first request of
+// every batch still takes its endpoint's one fixed route (a health check, a
+// default path): about 3% of requests, which is what consecutive profiles of
+// a real router still share.
+func (r *requests) argument(ep, i int) uint64 {{
+	r.n++
+	if r.steady || i == 0 {{
+		route := uint64(0)
+		if r.steady {{
+			route = work.Mix(r.worker<<40^r.n^0x632BE59BD9B4E019) % r.routes
+		}}
+		return work.Mix(uint64(ep+1)*0x9E3779B97F4A7C15+route) | 1
+	}}
+	return work.Mix(r.worker<<40^r.n^0x9E3779B97F4A7C15) | 1
+}}
+
 // serveBatch runs a batch of requests for one endpoint under a label.
-func serveBatch(ctx context.Context, w *work.Walk, ep int) {{
+func serveBatch(ctx context.Context, w *work.Walk, reqs *requests, ep int) {{
 	pprof.Do(ctx, pprof.Labels("endpoint", endpoints[ep]), func(context.Context) {{
 		per := {len(top)} / len(endpoints)
 		for i := 0; i < 32; i++ {{
+			w.Rng = reqs.argument(ep, i)
 			dispatch(w, ep+len(endpoints)*int(w.Next()%uint64(per)))
 		}}
 	}})
 }}
 
-func worker(ctx context.Context, id int, leaf int, idle time.Duration) {{
-	w := &work.Walk{{Rng: 0x9E3779B97F4A7C15 + uint64(id)*0x632BE59BD9B4E019, Leaf: leaf}}
+func worker(ctx context.Context, id int, leaf int, idle time.Duration, steady bool, routes int) {{
+	w := &work.Walk{{Leaf: leaf}}
+	reqs := &requests{{steady: steady, routes: uint64(routes), worker: uint64(id) + 1}}
 	for ctx.Err() == nil {{
-		serveBatch(ctx, w, int(w.Next()%uint64(len(endpoints))))
+		serveBatch(ctx, w, reqs, reqs.endpoint())
 		if idle > 0 {{
 			time.Sleep(idle)
 		}}
@@ -449,7 +502,15 @@ func main() {{
 	workers := flag.Int("workers", 2, "number of busy worker goroutines")
 	leaf := flag.Int("leaf", 5000, "iterations of CPU work per leaf call")
 	idle := flag.Duration("idle", 0, "sleep between request batches (lowers CPU use)")
+	mode := flag.String("mode", "churn", "churn: a new argument per request; steady: a fixed set of routes")
+	routes := flag.Int("routes", 16, "steady mode: routes per endpoint")
 	flag.Parse()
+	if *mode != "churn" && *mode != "steady" {{
+		log.Fatalf("-mode %q: expected churn or steady", *mode)
+	}}
+	if *routes < 1 {{
+		log.Fatalf("-routes %d: expected at least 1", *routes)
+	}}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {{
@@ -465,7 +526,7 @@ func main() {{
 		wg.Add(1)
 		go func(id int) {{
 			defer wg.Done()
-			worker(ctx, id, *leaf, *idle)
+			worker(ctx, id, *leaf, *idle, *mode == "steady", *routes)
 		}}(i)
 	}}
 
@@ -506,6 +567,27 @@ def depth_stats(grid: list[list[Func]], rng: random.Random, walks: int = 20000) 
     return min(depths), max(depths), sum(depths) / len(depths)
 
 
+def go_name(f: Func) -> str:
+    """The function's name as Go's runtime (and so every pprof profile) spells it."""
+    pkg = f"{MODULE}/internal/{PACKAGES[f.pkg]['name']}"
+    return f"{pkg}.(*{f.recv}).{f.name}" if f.recv else f"{pkg}.{f.name}"
+
+
+def manifest(grid: list[list[Func]]) -> str:
+    """functions.json: what a profile's function names mean (layer, closure, file), one line per function.
+
+    Tools that rewrite captures (bench/churn_captures.py relabels functions
+    within a layer) read it instead of parsing names.
+    """
+    rows = []
+    for row in grid:
+        for f in row:
+            key = snake(f.recv) if f.recv else "funcs"
+            file = f"internal/{PACKAGES[f.pkg]['name']}/{key}.go"
+            rows.append(json.dumps({"name": go_name(f), "layer": f.layer, "closure": f.closure, "file": file}))
+    return '{"module": "%s", "functions": [\n%s\n]}\n' % (MODULE, ",\n".join(rows))
+
+
 def clean(out: Path) -> None:
     """Delete previously generated .go files (only ours) under out."""
     if not out.exists():
@@ -538,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         "go.mod": f"module {MODULE}\n\ngo 1.19\n",
         "main.go": render_main(grid),
         "internal/work/work.go": WORK_GO,
+        "functions.json": manifest(grid),
     }
     by_pkg: dict[int, list[Func]] = {}
     for row in grid:

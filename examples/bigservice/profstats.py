@@ -6,6 +6,14 @@ by hand (only the fields needed for the statistics).
 
     python3 examples/bigservice/profstats.py tests/data/big_cpu.pb.gz [...]
     python3 examples/bigservice/profstats.py --json tests/data/*.pb.gz
+    python3 examples/bigservice/profstats.py --sharing capture-*.pb.gz
+
+With more than one file (in capture order), each file after the first also
+reports what it shares with the one before: distinct stacks in both, and
+nodes of the stack prefix tree (a node is a stack prefix, root first, of
+function names) in both. "New nodes" are the prefix nodes no earlier file
+had: what a store that keeps every distinct stack prefix once must add for
+that file. ``--sharing`` prints only that table.
 
 Depth is counted in frames, i.e. the number of Line entries over all of a
 sample's locations (inlined frames count), as `go tool pprof -traces`
@@ -138,6 +146,11 @@ def stats(path: str) -> dict:
             frames.extend(loc_funcs.get(l, []))
         used_funcs.update(frames)
         stacks.add(tuple(frames))
+    # Root first, by function name: ids differ between profiles, names do not.
+    named = {
+        tuple(strings[functions.get(f, 0)] if functions.get(f, 0) < len(strings) else "?" for f in reversed(st))
+        for st in stacks
+    }
     label_keys = sorted({strings[k] for _, _, ls in samples for k in ls if k < len(strings)})
     multi_line = sum(1 for n in locations.values() if n > 1)
     types = [f"{strings[t]}/{strings[u]}" for t, u in sample_types if t < len(strings) and u < len(strings)]
@@ -162,24 +175,105 @@ def stats(path: str) -> dict:
         "min_depth": min(depths, default=0),
         "avg_depth": round(sum(depths) / len(depths), 1) if depths else 0.0,
         "depth_p5_p50_p95": _percentiles(depths, (5, 50, 95)),
+        "_named_stacks": named,
     }
+
+
+class PrefixTree:
+    """Stack prefixes of every file seen, each with a number: root-first stacks become sets of node ids."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[int, str], int] = {}
+
+    def nodes(self, stacks: set[tuple[str, ...]]) -> tuple[set[int], set[int]]:
+        """(every prefix node of these stacks, their leaf nodes), numbering new prefixes."""
+        nodes: set[int] = set()
+        leaves: set[int] = set()
+        ids = self.ids
+        for stack in stacks:
+            node = 0
+            for name in stack:
+                key = (node, name)
+                found = ids.get(key)
+                if found is None:
+                    found = ids[key] = len(ids) + 1
+                node = found
+                nodes.add(node)
+            leaves.add(node)
+        return nodes, leaves
+
+
+def sharing(named_stacks: list[set[tuple[str, ...]]]) -> list[dict]:
+    """Per file (in order): distinct stacks and prefix nodes, and what it shares with the file before."""
+    tree = PrefixTree()
+    out: list[dict] = []
+    previous: tuple[set[int], set[int]] | None = None
+    for stacks in named_stacks:
+        known = len(tree.ids)
+        nodes, leaves = tree.nodes(stacks)
+        row = {
+            "distinct_stacks": len(leaves),
+            "prefix_nodes": len(nodes),
+            "new_nodes": len(tree.ids) - known,
+        }
+        if previous is not None:
+            row["shared_stacks"] = len(leaves & previous[1])
+            row["shared_nodes"] = len(nodes & previous[0])
+        out.append(row)
+        previous = nodes, leaves
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pprof profile statistics (stdlib only)")
     ap.add_argument("files", nargs="+")
     ap.add_argument("--json", action="store_true", help="print one JSON object per file")
+    ap.add_argument("--sharing", action="store_true", help="print only what consecutive files share")
     args = ap.parse_args(argv)
-    for path in args.files:
-        s = stats(path)
+    all_stats = [stats(path) for path in args.files]
+    shared = sharing([s.pop("_named_stacks") for s in all_stats])
+    for s, share in zip(all_stats, shared):
+        if len(all_stats) > 1:
+            s["sharing_with_previous"] = share
         if args.json:
             print(json.dumps(s))
-            continue
-        print(f"{os.path.basename(path)}:")
-        for k, v in s.items():
-            if k != "file":
-                print(f"  {k:30} {v}")
+        elif not args.sharing:
+            print(f"{os.path.basename(path_of(s))}:")
+            for k, v in s.items():
+                if k not in ("file", "sharing_with_previous"):
+                    print(f"  {k:30} {v}")
+    if len(all_stats) > 1 and not args.json:
+        print_sharing(all_stats, shared)
     return 0
+
+
+def path_of(s: dict) -> str:
+    return s["file"]
+
+
+def print_sharing(all_stats: list[dict], shared: list[dict]) -> None:
+    print(f"{'file':<28} {'KB':>6} {'samples':>7} {'stacks':>7} {'shared':>13} {'nodes':>7} {'shared':>14} {'new':>7}")
+    for s, share in zip(all_stats, shared):
+        stacks, nodes = share["distinct_stacks"], share["prefix_nodes"]
+        if "shared_stacks" in share:
+            st = f"{share['shared_stacks']} ({share['shared_stacks'] / max(1, stacks):.1%})"
+            nd = f"{share['shared_nodes']} ({share['shared_nodes'] / max(1, nodes):.1%})"
+        else:
+            st = nd = "-"
+        print(
+            f"{os.path.basename(s['file'])[:28]:<28} {s['compressed_bytes'] / 1024:>6.0f} {s['samples']:>7} "
+            f"{stacks:>7} {st:>13} {nodes:>7} {nd:>14} {share['new_nodes']:>7}"
+        )
+    later = shared[1:]
+    if later:
+        mean = lambda key: sum(r[key] for r in later) / len(later)  # noqa: E731
+        print(
+            f"mean over the {len(later)} files after the first: {mean('distinct_stacks'):.0f} stacks, "
+            f"{mean('shared_stacks'):.0f} shared with the previous file "
+            f"({mean('shared_stacks') / max(1, mean('distinct_stacks')):.1%}); {mean('prefix_nodes'):.0f} prefix nodes, "
+            f"{mean('shared_nodes'):.0f} shared ({mean('shared_nodes') / max(1, mean('prefix_nodes')):.1%}), "
+            f"{mean('new_nodes'):.0f} new"
+        )
 
 
 if __name__ == "__main__":
