@@ -15,6 +15,7 @@ from server.query.aggregate import (
     resolve_sample,
     split_selector,
 )
+from server.query.byname import by_name
 from server.query.export import export_profile
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.request import ProfileQuery
@@ -105,6 +106,7 @@ def _merge_info(query: ProfileQuery, merged: Merged) -> MergeInfo:
 
 
 def _entries(tree: CallTree, store: Store, divisor: int = 1, limit: int | None = None) -> list[TopEntry]:
+    tree = by_name(tree, store.functions.names(set(tree.function.tolist())))
     rows = top_rows(tree)
     names = store.functions.names(r.function_id for r in rows)
     rows = sort_rows(rows, names)
