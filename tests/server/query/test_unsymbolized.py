@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.server.pprof.test_frames import _unsymbolized_profile
+from tests.support.foreign import FOREIGN, FOREIGN_DIR
 from tests.support.helpers import push, top
 from tests.support.oracle import pprof_top
 
@@ -26,3 +27,17 @@ def test_top_keeps_unsymbolized_frames_and_merges_names(client: TestClient, tmp_
         expected = pprof_top([path], sample, unit, extra=("-symbolize=none",))
         assert ours["total"] == expected.total
         assert {row["name"]: (row["flat"], row["cum"]) for row in ours["rows"]} == expected.rows
+
+
+def test_foreign_profiles_equal_pprof_top(client: TestClient) -> None:
+    """C++-, Rust- and JavaScript-shaped profiles: every sample type equals ``go tool pprof -top``."""
+    for name in FOREIGN:
+        path = FOREIGN_DIR / name
+        service = name.removesuffix(".pb.gz").replace("_", "-")
+        push(client, path, service=service, type="cpu")
+        for sample, unit in (("samples", "count"), ("cpu", "nanoseconds")):
+            query = f'{{service="{service}"}}'
+            ours = top(client, type="cpu", sample=sample, aggregation="sum", query=query)
+            expected = pprof_top([path], sample, unit, extra=("-symbolize=none",))
+            assert ours["total"] == expected.total > 0, name
+            assert {row["name"]: (row["flat"], row["cum"]) for row in ours["rows"]} == expected.rows, name
