@@ -110,3 +110,20 @@ def test_foreign_diff_equals_pprof(client: TestClient) -> None:
     assert len(boxes) == len(set(boxes)), "two siblings of one name"
     # (root)/A, (root)/A/A, (root)/A/A/A (index.js and db.js under router.js: one box), and under runQuery.
     assert sum(1 for _p, function in boxes if function == "(anonymous)") == 4
+
+
+def test_foreign_pprof_export_equals_the_original(client: TestClient, tmp_path: Path) -> None:
+    """The exported profile gives pprof the same top table as the file pushed, named frames included."""
+    for name in FOREIGN:
+        path = FOREIGN_DIR / name
+        service = name.removesuffix(".pb.gz").replace("_", "-")
+        push(client, path, service=service, type="cpu")
+        params = {"type": "cpu", "from": "0", "to": "now+1h", "query": f'{{service="{service}"}}'}
+        response = client.get("/api/v1/pprof", params=params)
+        assert response.status_code == 200, response.text
+        exported = tmp_path / name
+        exported.write_bytes(response.content)
+        for sample, unit in (("samples", "count"), ("cpu", "nanoseconds")):
+            original = pprof_top([path], sample, unit, extra=("-symbolize=none",))
+            again = pprof_top([exported], sample, unit, extra=("-symbolize=none",))
+            assert (again.total, again.rows) == (original.total, original.rows), name
