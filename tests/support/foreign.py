@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from server.pprof import profile_pb2
 from server.pprof.encode import encode
 from server.pprof.model import Function, Line, Location, Mapping, Profile, Sample, ValueType
 
@@ -152,6 +153,38 @@ def js_cpu() -> Profile:
         time_nanos=TIME_NANOS,
         duration_nanos=10 * 10**9,
     )
+
+
+def unsymbolized_message() -> profile_pb2.Profile:
+    """The small case as a raw message: address-only locations in libc, the vdso, a mapping with no file
+    and no mapping; same-name functions."""
+    message = profile_pb2.Profile()
+    strings = [""]
+
+    def s(text: str) -> int:
+        if text not in strings:
+            strings.append(text)
+        return strings.index(text)
+
+    message.sample_type.add(type=s("samples"), unit=s("count"))
+    message.sample_type.add(type=s("cpu"), unit=s("nanoseconds"))
+    for mapping_id, filename, start in ((1, "/opt/app", 0x40000), (2, "/usr/lib/libc.so.6", 0x1000)):
+        message.mapping.add(id=mapping_id, filename=s(filename), memory_start=start, memory_limit=start + 0x8000)
+    message.mapping.add(id=3, filename=s("[vdso]"), memory_start=0x10000, memory_limit=0x11000)
+    message.mapping.add(id=4, memory_start=0x20000, memory_limit=0x30000)
+    for function_id, name, filename in ((1, "(anonymous)", "a.js"), (2, "(anonymous)", "b.js"), (3, "main", "m.c")):
+        message.function.add(id=function_id, name=s(name), filename=s(filename))
+    for location_id, function_id in ((1, 1), (2, 2), (3, 3)):
+        location = message.location.add(id=location_id, mapping_id=1, address=0x40000 + 16 * location_id)
+        location.line.add(function_id=function_id, line=location_id)
+    bare = ((4, 2, 0x1100), (5, 2, 0x1200), (6, 3, 0x10010), (7, 4, 0x20010), (8, 0, 0x9))
+    for location_id, mapping_id, address in bare:
+        message.location.add(id=location_id, mapping_id=mapping_id, address=address)
+    stacks = ([4, 3], [5, 3], [6, 1, 3], [7, 3], [8, 3], [1, 2, 1, 3], [2, 3], [4, 6, 4, 3])
+    for weight, stack in enumerate(stacks):
+        message.sample.add(location_id=stack, value=[weight + 1, (weight + 1) * 1000])
+    message.string_table.extend(strings)
+    return message
 
 
 FOREIGN: dict[str, Callable[[], Profile]] = {

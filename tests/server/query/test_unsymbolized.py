@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.server.pprof.test_frames import _unsymbolized_profile
-from tests.support.foreign import FOREIGN, FOREIGN_DIR
+from tests.support.foreign import FOREIGN, FOREIGN_DIR, unsymbolized_message
 from tests.support.helpers import push, top
 from tests.support.oracle import pprof_top
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.dates
 
 
 def test_top_keeps_unsymbolized_frames_and_merges_names(client: TestClient, tmp_path: Path) -> None:
-    message = _unsymbolized_profile()
+    message = unsymbolized_message()
     message.time_nanos = 1_700_000_000 * 10**9
     path = tmp_path / "unsymbolized.pb.gz"
     path.write_bytes(gzip.compress(message.SerializeToString()))
