@@ -41,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -85,8 +86,7 @@ def generate() -> Path:
     generator's comments keeps the cache and changing the Go code does not.
     """
     CACHE.mkdir(parents=True, exist_ok=True)
-    staging = CACHE / "gen-staging"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix="gen-", dir=CACHE))  # one per process: runs may overlap
     subprocess.run([sys.executable, str(GENERATOR), "--quiet", "--out", str(staging)], check=True)
     digest = hashlib.sha256()
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
@@ -97,7 +97,7 @@ def generate() -> Path:
         shutil.rmtree(staging)
         return directory
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir()
+    directory.mkdir(exist_ok=True)
     staging.rename(directory / "gen")
     env = {**os.environ, "GOPROXY": "off", "CGO_ENABLED": "0"}
     command = [go_binary(), "build", "-trimpath", "-o", str(binary), "."]
