@@ -24,8 +24,19 @@ from server.query.tree import CallTree
 IntArray = npt.NDArray[np.int64]
 
 
+def function_ids(tree: CallTree) -> list[int]:
+    """The distinct function ids of ``tree``, in linear time (a mark per id, not a sort of every node)."""
+    if tree.function.shape[0] == 0:
+        return []
+    seen = np.zeros(int(tree.function.max()) + 1, dtype=bool)
+    seen[tree.function] = True
+    return np.flatnonzero(seen).tolist()
+
+
 def by_name(tree: CallTree, names: dict[int, str]) -> CallTree:
     """``tree`` with each function id replaced by the smallest id of its name and same-name siblings merged."""
+    if len(set(names.values())) == len(names):  # the common case (Go): no name has two ids, nothing to walk
+        return tree
     renamed = _canonical(tree, names)
     return tree if renamed is tree else _merge_siblings(renamed)
 

@@ -15,7 +15,7 @@ from server.query.aggregate import (
     resolve_sample,
     split_selector,
 )
-from server.query.byname import by_name
+from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.request import ProfileQuery
@@ -96,7 +96,7 @@ class ProfileFlameGraph:
 def _tree(store: Store, merged: Merged) -> tuple[CallTree, dict[int, str]]:
     """The merged call tree with same-name functions as one node (pprof's function granularity), and its names."""
     tree = build_tree(store.stacks, merged.nodes, merged.values)
-    names = store.functions.names(set(tree.function.tolist()))
+    names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 
 
