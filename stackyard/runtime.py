@@ -20,6 +20,7 @@ from server.errors import DatabaseUnavailable
 from server.ingest.storelimits import decode_limits, limit_rejections
 from server.ingest.workers import IngestWorkers
 from server.migrate import upgrade
+from server.replicas.membership import Membership, ReplicaCollector, Solo
 from server.scrape.spec import TargetSpec
 from server.settings import Settings
 from server.store.availability import DatabaseGate, describe, is_unavailable
@@ -63,6 +64,12 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)
     workers = IngestWorkers(settings, settings.ingest_processes) if settings.ingest_processes else None
 
+    # Replicas on one PostgreSQL share the targets and elect one upkeep leader; SQLite has one process.
+    replicas: Solo | Membership = Solo()
+    if not settings.database_url.startswith("sqlite"):
+        replicas = Membership.for_settings(settings, lambda: gate.ready)
+    registry.register(ReplicaCollector(replicas))
+
     manager = ScrapeManager(
         [stored_targets(store), *config_sources(config)],
         InProcessSink(
@@ -77,10 +84,15 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         sync_interval_s=settings.scrape_sync_interval,
         max_decompressed=settings.max_decompressed_bytes,
         decode_limits=decode_limits(settings),
+        owns=None if isinstance(replicas, Solo) else replicas.owns,
     )
+    if isinstance(replicas, Membership):
+        replicas.on_change(manager.targets_changed)  # a member joined or left: divide the targets again
 
-    upkeep = Maintenance(store, settings, lambda: gate.ready)  # rollups after each bucket closes, retention
-    alerting = Alerting(store, settings, config.rules if config else (), config.receivers if config else ())
+    # Rollups after each bucket closes, retention; on the leading replica only.
+    upkeep = Maintenance(store, settings, lambda: gate.ready, replicas.leading)
+    rules, receivers = (config.rules, config.receivers) if config else ((), ())
+    alerting = Alerting(store, settings, rules, receivers, replicas.leading)
 
     async def close_store() -> None:
         store.close()
@@ -90,8 +102,10 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         store,
         scraper=manager,
         metrics_registry=registry,
-        on_start=[gate.start, manager.start, upkeep.start, alerting.start],
-        on_stop=[alerting.stop, upkeep.stop, gate.stop, manager.stop, close_store],
+        # Membership starts first (a replica scrapes nothing until it has joined) and leaves after the
+        # scraper has stopped, so the others take its targets only once it scrapes no more.
+        on_start=[gate.start, replicas.start, manager.start, upkeep.start, alerting.start],
+        on_stop=[alerting.stop, upkeep.stop, gate.stop, manager.stop, replicas.stop, close_store],
         alerting=alerting,
         ingest_workers=workers,
     )
