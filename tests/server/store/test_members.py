@@ -26,9 +26,7 @@ def _age(engine: Engine, member: Member, seconds: float) -> None:
     """Make ``member``'s last heartbeat ``seconds`` old by the database's clock (a replica that stopped beating)."""
     with engine.begin() as conn:
         now = clock_now_ns(conn)
-        conn.execute(
-            update(MemberRow).where(MemberRow.id == member.id).values(heartbeat_ns=now - int(seconds * NS))
-        )
+        conn.execute(update(MemberRow).where(MemberRow.id == member.id).values(heartbeat_ns=now - int(seconds * NS)))
 
 
 def test_the_database_clock_is_read_in_nanoseconds(engine: Engine) -> None:
