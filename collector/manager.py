@@ -374,6 +374,10 @@ class ScrapeManager:
             result.append(state.snapshot(next_ns))
         return result
 
+    def scraped_health(self) -> list[tuple[str, ScrapeHealth]]:
+        """(target key, health) of every job scheduled here: what a replica shares with the others."""
+        return [(job.target.key, job.health.snapshot(None)) for job in self._jobs.values()]
+
     def static_targets(self) -> list[TargetSpec]:
         return list(self._static)
 

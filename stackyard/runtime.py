@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from server.alerts.service import Alerting
-from server.app import create_app
+from server.app import Hook, create_app
 from server.config.load import load_config
 from server.errors import DatabaseUnavailable
 from server.ingest.storelimits import decode_limits, limit_rejections
@@ -25,9 +25,11 @@ from server.scrape.spec import TargetSpec
 from server.settings import Settings
 from server.store.availability import DatabaseGate, describe, is_unavailable
 from server.store.repository import Store
+from server.store.scrapehealth import ScrapeHealthTable
 from server.upkeep.jobs import Maintenance
 from stackyard.collecting import TargetSource, checks_for, config_sources, fetcher_for
 from stackyard.ingestsink import InProcessSink, scraped_ingest
+from stackyard.sharedhealth import SharedHealth
 
 
 def stored_targets(store: Store) -> TargetSource:
@@ -86,8 +88,20 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         decode_limits=decode_limits(settings),
         owns=None if isinstance(replicas, Solo) else replicas.owns,
     )
+    scraper: ScrapeManager | SharedHealth = manager
+    # Membership starts first (a replica scrapes nothing until it has joined) and leaves after the
+    # scraper has stopped, so the others take its targets only once it scrapes no more.
+    starts: list[Hook] = [gate.start, replicas.start, manager.start]
+    stops: list[Hook] = [gate.stop, manager.stop, replicas.stop]
     if isinstance(replicas, Membership):
         replicas.on_change(manager.targets_changed)  # a member joined or left: divide the targets again
+        # Each replica shows every target's health: its own share's from memory, the others' as they publish it.
+        shared = SharedHealth(
+            manager, ScrapeHealthTable(store.engine), replicas.id, settings.scrape_sync_interval, lambda: gate.ready
+        )
+        scraper = shared
+        starts.append(shared.start)
+        stops.insert(0, shared.stop)
 
     # Rollups after each bucket closes, retention; on the leading replica only.
     upkeep = Maintenance(store, settings, lambda: gate.ready, replicas.leading)
@@ -100,12 +114,10 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     app = create_app(
         settings,
         store,
-        scraper=manager,
+        scraper=scraper,
         metrics_registry=registry,
-        # Membership starts first (a replica scrapes nothing until it has joined) and leaves after the
-        # scraper has stopped, so the others take its targets only once it scrapes no more.
-        on_start=[gate.start, replicas.start, manager.start, upkeep.start, alerting.start],
-        on_stop=[alerting.stop, upkeep.stop, gate.stop, manager.stop, replicas.stop, close_store],
+        on_start=[*starts, upkeep.start, alerting.start],
+        on_stop=[alerting.stop, upkeep.stop, *stops, close_store],
         alerting=alerting,
         ingest_workers=workers,
     )

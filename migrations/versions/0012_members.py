@@ -1,4 +1,4 @@
-"""replica membership (heartbeats) and leases for jobs one replica runs at a time
+"""replica membership (heartbeats), leases for jobs one replica runs at a time, scrape health shared by replicas
 
 Revision ID: 0012
 Revises: 0011
@@ -35,8 +35,18 @@ def upgrade() -> None:
         sa.Column("expires_ns", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
     )
+    op.create_table(
+        "scrape_health",
+        sa.Column("key_hash", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("member", sa.String(length=64), nullable=False),
+        sa.Column("health", sa.JSON(), nullable=False),
+        sa.Column("updated_ns", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("key_hash", "kind", name=op.f("pk_scrape_health")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("scrape_health")
     op.drop_table("leases")
     op.drop_table("members")

@@ -423,3 +423,20 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ScrapeHealthRow(Base):
+    """The last known health of one (target, profile kind), published by the replica that scrapes it.
+
+    Scrape health lives in the scraping replica's memory; this copy lets every
+    other replica show it too. ``key_hash`` is the target key's stable hash,
+    ``updated_ns`` the database's clock at the last publication.
+    """
+
+    __tablename__ = "scrape_health"
+
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(String(64))
+    health: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)

@@ -83,6 +83,12 @@ def _settled(replicas: list[Replica], targets: int) -> bool:
     )
 
 
+def _every_target_up(replica: Replica, count: int) -> bool:
+    """The replica's target list shows every target up: its own share's health, and the others' as they share it."""
+    listed = httpx.get(replica.url + "/api/v1/targets", timeout=10).json()["targets"]
+    return len(listed) == count and all(target["up"] is True for target in listed)
+
+
 def _stored_per_series(engine: Engine, from_ns: int, to_ns: int) -> dict[str, int]:
     with engine.connect() as conn:
         counts = conn.execute(
@@ -127,6 +133,8 @@ def test_replicas_split_the_targets_and_take_over_from_a_killed_one(shared_datab
             _add_targets(replicas[0], targets, count)
             wait_for(lambda: _settled(replicas, count), 60, "three replicas sharing every target")
             _once_each(*_measure(targets, engine, count), count)
+            for replica in replicas:  # whichever replica a load balancer picks shows the same health
+                wait_for(lambda r=replica: _every_target_up(r, count), 60, f"every target up on {replica.url}")
 
             # The leader dies without a word (SIGKILL): its targets and the upkeep lease move to the others.
             (leader,) = [r for r in replicas if r.metric("stackyard_replica_leader") == 1]
