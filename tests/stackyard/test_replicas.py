@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from functools import partial
 
 import httpx
 import pytest
@@ -134,7 +135,7 @@ def test_replicas_split_the_targets_and_take_over_from_a_killed_one(shared_datab
             wait_for(lambda: _settled(replicas, count), 60, "three replicas sharing every target")
             _once_each(*_measure(targets, engine, count), count)
             for replica in replicas:  # whichever replica a load balancer picks shows the same health
-                wait_for(lambda r=replica: _every_target_up(r, count), 60, f"every target up on {replica.url}")
+                wait_for(partial(_every_target_up, replica, count), 60, f"every target up on {replica.url}")
 
             # The leader dies without a word (SIGKILL): its targets and the upkeep lease move to the others.
             (leader,) = [r for r in replicas if r.metric("stackyard_replica_leader") == 1]
