@@ -94,7 +94,6 @@ class Membership:
         timeout_s: float,
         me: Member | None = None,
         on_change: Callable[[], None] = lambda: None,
-        clock: Callable[[], float] = time.monotonic,
         ready: Callable[[], bool] = lambda: True,
     ) -> None:
         """``ready``: whether the schema is migrated yet (``serve`` may start before its database)."""
@@ -104,7 +103,6 @@ class Membership:
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s
         self._on_change = on_change
-        self._clock = clock
         self._seen: _Seen | None = None
         self._live_since: float | None = None  # when it last became live after not being so
         self._task: asyncio.Task[None] | None = None
@@ -131,7 +129,7 @@ class Membership:
 
     def _current(self) -> _Seen | None:
         seen = self._seen
-        if seen is None or self._clock() - seen.sent >= self.timeout_s:
+        if seen is None or time.monotonic() - seen.sent >= self.timeout_s:
             return None  # its row is dead to the others by now (or will be before they look again)
         return seen
 
@@ -139,7 +137,7 @@ class Membership:
         seen = self._current()
         if seen is None or self.id not in seen.beat.members or self._live_since is None:
             return False
-        return self._clock() - self._live_since >= self.heartbeat_s
+        return time.monotonic() - self._live_since >= self.heartbeat_s
 
     def owns(self, key: str) -> bool:
         seen = self._seen
@@ -150,7 +148,7 @@ class Membership:
         if seen is None or UPKEEP_LEASE not in seen.beat.leases:
             return False
         # Let go one heartbeat before the lease expires in the database: no two leaders at once.
-        return self._clock() - seen.sent < self.timeout_s - self.heartbeat_s
+        return time.monotonic() - seen.sent < self.timeout_s - self.heartbeat_s
 
     def members(self) -> tuple[str, ...]:
         seen = self._current()
@@ -163,7 +161,7 @@ class Membership:
         if not self._ready() or (self._beating is not None and not self._beating.done()):
             self._announce()
             return False
-        sent = self._clock()
+        sent = time.monotonic()
         was_live = self.id in self.members()  # else (first beat, or dead to the others) this beat is a join
         self._beating = asyncio.ensure_future(
             asyncio.to_thread(self.table.beat, self.me, self.timeout_s, (UPKEEP_LEASE,))
@@ -179,7 +177,7 @@ class Membership:
             return False
         self._seen = _Seen(beat, sent)
         if not was_live and self.id in beat.members:
-            self._live_since = self._clock()
+            self._live_since = time.monotonic()
         self.last_error = ""
         self._announce()
         return True
