@@ -397,3 +397,46 @@ class GoroutineGroup(Base):
     max_wait_minutes: Mapped[int] = mapped_column(Integer)
     median_wait_minutes: Mapped[float] = mapped_column(Float)
     locked: Mapped[int] = mapped_column(Integer)
+
+
+class MemberRow(Base):
+    """One running ``serve`` replica on a shared database: who it is, and when it last said it was alive.
+
+    Times are the database's clock (nanoseconds since the epoch), never a
+    replica's own, so replicas whose clocks disagree still agree who is alive.
+    """
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_ns: Mapped[int] = mapped_column(BigInteger)
+    heartbeat_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaseRow(Base):
+    """A named job only one replica may run at a time, held by ``holder`` until ``expires_ns`` (database clock)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ScrapeHealthRow(Base):
+    """The last known health of one (target, profile kind), published by the replica that scrapes it.
+
+    Scrape health lives in the scraping replica's memory; this copy lets every
+    other replica show it too. ``key_hash`` is the target key's stable hash,
+    ``updated_ns`` the database's clock at the last publication.
+    """
+
+    __tablename__ = "scrape_health"
+
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(String(64))
+    health: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
