@@ -1,7 +1,7 @@
 """bench/fleet.py keeps working: its smoke run on a database of the session's PostgreSQL.
 
-Three real ``stackyard serve`` replicas scrape 30 loopback targets every 4 s for
-a 10 s window. What is checked is what the benchmark reports, not its speed:
+Three real ``stackyard serve`` replicas scrape 30 loopback targets every 3 s for
+an 8 s window. What is checked is what the benchmark reports, not its speed:
 the shares add up to the fleet, profiles are stored at about the scheduled rate
 (a busy machine may drop a few), no scrape fails, and the per-profile costs the
 extrapolation multiplies are measured.
