@@ -19,7 +19,7 @@ def test_migrations_match_models(database_url: str) -> None:
             differences = compare_metadata(context, Base.metadata)
             assert differences == [], differences
             tables = set(inspect(conn).get_table_names())
-        assert {"series", "functions", "stack_nodes", "profiles", "profile_blobs", "alembic_version"} <= tables
+        assert {"series", "functions", "stack_segments", "profiles", "profile_blobs", "alembic_version"} <= tables
     finally:
         engine.dispose()
 
