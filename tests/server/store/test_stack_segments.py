@@ -62,9 +62,9 @@ def test_stacks_resolve_to_the_prefix_tree_of_a_plain_walk(database_url: str) ->
         expected = _reference([s for batch in batches for s in batch])
         assert tree.size == len(expected)
         for path, (recursive, depth) in expected.items():
-            leaf = leaves.get(path)
-            if leaf is not None:
-                assert (bool(tree.recursive[leaf]), int(tree.depth[leaf])) == (recursive, depth)
+            found = leaves.get(path)
+            if found is not None:
+                assert (bool(tree.recursive[found]), int(tree.depth[found])) == (recursive, depth)
         with engine.connect() as conn:
             assert conn.execute(select(func.sum(StackSegment.nodes))).scalar_one() == len(expected)
             assert conn.execute(select(func.count()).select_from(StackSegment)).scalar_one() <= len(batches)
