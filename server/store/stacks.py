@@ -411,13 +411,25 @@ class StackTree:
             if lost.size:
                 raise LookupError(f"stack nodes {lost[:5].tolist()} are missing from the database")
 
+    def closure_mask(self, leaves: IntArray) -> BoolArray:
+        """A flag per node id up to the highest loaded: set for ``leaves`` (loaded, see :meth:`ensure`) and
+        every ancestor of them, the root excluded. Each ancestor is visited once: a walk stops at flagged
+        nodes, and each level's frontier is deduplicated with a scratch array instead of a sort."""
+        size = max(self._high, int(leaves.max()) if leaves.size else 0) + 1
+        mark = np.zeros(size, dtype=bool)
+        scratch = np.zeros(size, dtype=np.int64)
+        frontier = leaves[leaves > ROOT]
+        parent = self.parent
+        while frontier.size:
+            frontier = frontier[~mark[frontier]]
+            scratch[frontier] = np.arange(frontier.shape[0])
+            frontier = frontier[scratch[frontier] == np.arange(frontier.shape[0])]  # one of each
+            mark[frontier] = True
+            frontier = parent[frontier]
+            frontier = frontier[frontier > ROOT]
+        return mark
+
     def ancestors_closure(self, nodes: IntArray) -> IntArray:
         """``nodes`` plus every ancestor of them, sorted, the root excluded."""
         self.ensure(nodes)
-        seen = [np.unique(nodes[nodes > ROOT])]
-        frontier = seen[0]
-        while frontier.size:
-            frontier = np.unique(self.parent[frontier])
-            frontier = frontier[frontier > ROOT]
-            seen.append(frontier)
-        return np.unique(np.concatenate(seen))
+        return np.flatnonzero(self.closure_mask(nodes)).astype(np.int64)
