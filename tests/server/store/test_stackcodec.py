@@ -120,3 +120,19 @@ def test_refuses_decoded_order_violations() -> None:
     columns = parent_above + planes([1, 1]) + b"\x00"
     with pytest.raises(CorruptSegment, match="parent is not below"):
         decode(header + zlib.compress(columns))
+
+
+def test_reads_zlib_segments_of_version_1() -> None:
+    """Segments are written with zstd (version 2); those written with zlib (version 1) still read the same."""
+    import zstandard
+
+    original = segment([3, 4, 5, 9], [0, 3, 4, 3], [7, 8, 7, 2**33], [False, False, True, False])
+    data = encode(original)
+    magic, version, flags, count, first = struct.unpack_from("<2sBBIQ", data)
+    assert version == 2
+    columns = zstandard.ZstdDecompressor().decompress(data[16:])
+    old = struct.pack("<2sBBIQ", magic, 1, flags, count, first) + zlib.compress(columns)
+    back = decode(old)
+    assert back.ids.tolist() == original.ids.tolist() and back.frames.tolist() == original.frames.tolist()
+    assert back.parents.tolist() == original.parents.tolist()
+    assert back.recursive.tolist() == original.recursive.tolist()
