@@ -250,7 +250,7 @@ class StackTree:
             self._match(frames, offsets, lengths, nodes, matched, pending)
             pending = pending[matched[pending] < lengths[pending]]
             if pending.size:
-                segment, leaves = self._new_nodes(frames, offsets, lengths, nodes, matched, pending)
+                segment, leaves, depth = self._new_nodes(frames, offsets, lengths, nodes, matched, pending)
                 first, last = int(segment.ids[0]), int(segment.ids[-1])
                 conn.execute(
                     insert(StackSegment).values(
@@ -262,7 +262,7 @@ class StackTree:
                     )
                 )
         if segment is not None:  # committed: now its ids may be handed out
-            self._add(segment)
+            self._add(segment, depth)
             nodes[pending] = leaves
 
     def _new_nodes(
@@ -273,7 +273,7 @@ class StackTree:
         nodes: IntArray,
         matched: IntArray,
         pending: IntArray,
-    ) -> tuple[stackcodec.Segment, IntArray]:
+    ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
         """The nodes the ``pending`` stacks lack, numbered past every stored node, and each stack's leaf.
 
         Stacks sharing a new prefix share its nodes: step ``k`` of every stack's
@@ -311,8 +311,10 @@ class StackTree:
         temp_recursive: list[BoolArray] = []
         made = 0
         previous = np.zeros(0, dtype=np.int64)
+        by_step = np.argsort(step.astype(np.int32), kind="stable")  # positions grouped by step, stack order kept
+        bounds = np.searchsorted(step[by_step], np.arange(int(counts.max()) + 1))
         for k in range(int(counts.max())):
-            at = np.flatnonzero(step == k)  # positions of step k, in stack order
+            at = by_step[bounds[k] : bounds[k + 1]]
             parents = nodes[pending[owner[at]]] if k == 0 else base + temp[previous[owner[at]]]
             keys = _pack(parents, frame[at])
             unique, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -338,9 +340,10 @@ class StackTree:
             frames=np.concatenate(temp_frame)[order],
             recursive=np.concatenate(temp_recursive)[order],
         )
+        depth = matched[pending][np.concatenate(temp_owner)[order]] + np.concatenate(temp_step)[order] + 1
         last_of_stack = np.cumsum(counts) - 1
         leaves = final[temp[last_of_stack]]
-        return segment, leaves
+        return segment, leaves, depth
 
     # -- loading -------------------------------------------------------------
 
@@ -351,8 +354,9 @@ class StackTree:
         if segments:
             self._add(concatenate(segments))
 
-    def _add(self, segment: stackcodec.Segment) -> None:
-        """Nodes (in increasing id order, all above those loaded) into the columns and the index."""
+    def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None) -> None:
+        """Nodes (in increasing id order, all above those loaded) into the columns and the index;
+        ``depth`` when the caller knows it, else derived from the parents."""
         ids, parents = segment.ids, segment.parents
         if ids.size == 0:
             return
@@ -360,8 +364,17 @@ class StackTree:
         self.parent[ids] = parents
         self.function[ids] = segment.frames
         self.recursive[ids] = segment.recursive
-        # Depth follows from the parents: those loaded before have theirs, the rest are resolved
-        # a level at a time (parents come before children, so each pass settles one more level).
+        if depth is None:
+            depth = self._depths(segment)
+        self.depth[ids] = depth
+        self.known[ids] = True
+        self._index.add(_pack(parents, segment.frames), ids)
+        self._high = max(self._high, int(ids[-1]))
+
+    def _depths(self, segment: stackcodec.Segment) -> IntArray:
+        """Depth from the parents: those loaded before have theirs, the rest are resolved a level at a
+        time (parents come before children, so each pass settles one more level)."""
+        ids, parents = segment.ids, segment.parents
         unknown_parent = ~self.known[parents]
         depth = np.where(unknown_parent, -1, self.depth[parents] + 1)
         inside = np.flatnonzero(unknown_parent)
@@ -375,10 +388,7 @@ class StackTree:
             ready = parent_depth >= 0
             depth[inside[ready]] = parent_depth[ready] + 1
             inside, at = inside[~ready], at[~ready]
-        self.depth[ids] = depth
-        self.known[ids] = True
-        self._index.add(_pack(parents, segment.frames), ids)
-        self._high = max(self._high, int(ids[-1]))
+        return depth
 
     def _grow(self, size: int) -> None:
         current = self.parent.shape[0]
