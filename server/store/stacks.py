@@ -372,22 +372,26 @@ class StackTree:
         self._high = max(self._high, int(ids[-1]))
 
     def _depths(self, segment: stackcodec.Segment) -> IntArray:
-        """Depth from the parents: those loaded before have theirs, the rest are resolved a level at a
-        time (parents come before children, so each pass settles one more level)."""
+        """Depth from the parents, by pointer jumping: a parent loaded before has its depth; for one in
+        the segment, each pass adds the depth gathered so far at the node pointed to and points twice
+        as far up, so a chain of any length takes log2 of it passes over the segment."""
         ids, parents = segment.ids, segment.parents
         unknown_parent = ~self.known[parents]
-        depth = np.where(unknown_parent, -1, self.depth[parents] + 1)
+        depth = np.where(unknown_parent, 1, self.depth[parents] + 1)
         inside = np.flatnonzero(unknown_parent)
         at = np.searchsorted(ids, parents[inside])
         if inside.size and bool(
             ((at >= ids.shape[0]) | (ids[np.minimum(at, ids.shape[0] - 1)] != parents[inside])).any()
         ):
             raise stackcodec.CorruptSegment("a stack segment names a parent node that is not stored")
-        while inside.size:
-            parent_depth = depth[at]
-            ready = parent_depth >= 0
-            depth[inside[ready]] = parent_depth[ready] + 1
-            inside, at = inside[~ready], at[~ready]
+        pointer = np.full(ids.shape[0], -1, dtype=np.int64)
+        pointer[inside] = at
+        live = inside
+        while live.size:
+            up = pointer[live]
+            depth[live] += depth[up]
+            pointer[live] = pointer[up]
+            live = live[pointer[live] >= 0]
         return depth
 
     def _grow(self, size: int) -> None:
