@@ -10,7 +10,9 @@ import numpy as np
 from sqlalchemy import func, select
 
 from server.store.database import make_engine
+from server.store.gc import collect_garbage
 from server.store.models import StackSegment
+from server.store.repository import Store
 from server.store.stacks import ROOT, PairIndex, StackTree, concatenate, read_segments
 
 
@@ -127,3 +129,23 @@ def test_pair_index_finds_recent_and_merged_keys() -> None:
     probe = np.array([0, 3, 4, 299_997, 300_000, 150_000], dtype=np.int64)
     assert index.lookup(probe).tolist() == [0, 30, -1, 2_999_970, -1, 1_500_000]
     assert len(index) == keys.shape[0]
+
+
+def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) -> None:
+    """Nodes no sample key reaches are dropped from their segments, except the highest node and its
+    ancestors: new nodes are numbered past it, so an id another process still caches never changes meaning."""
+    store = Store.from_url(database_url)
+    try:
+        stacks = [[1, 2, 3], [1, 2, 4], [5, 6], [5, 7, 8, 9]]
+        leaves = store.stacks.resolve([("gc", i) for i in range(len(stacks))], stacks)
+        highest = max(leaves)
+        removed = collect_garbage(store)  # no profile: nothing is referenced
+        fresh = StackTree(store.engine)
+        fresh.ensure(np.array([highest], dtype=np.int64))
+        assert _paths(fresh, highest) == (5, 7, 8, 9)
+        assert fresh.size == 4 and removed["stack_nodes"] == len(_reference(stacks)) - 4
+        again = fresh.resolve([("again", 0)], [[1, 2, 3]])
+        assert again[0] > highest  # numbered past every id ever handed out
+        assert _paths(fresh, again[0]) == (1, 2, 3)
+    finally:
+        store.close()
