@@ -347,7 +347,7 @@ class Storage:
     profiles: int
     raw_bytes: float  # mean .pb.gz size
     growth: float  # bytes per profile
-    stack_share: float  # of the growth: the stack tree (stack_segments; stack_nodes before migration 0012)
+    stack_share: float  # of the growth: the stack tree (stack_segments; stack_nodes before migration 0013)
     tables: dict[str, int]
 
     @property

@@ -73,10 +73,10 @@ def test_rollup_blobs_move_out_of_rollups_and_back(database_url: str) -> None:
 
 
 def test_stack_nodes_become_segments_and_back(database_url: str) -> None:
-    """0012 copies every stack node into segments (same ids, parents, functions, flags); its downgrade writes
+    """0013 copies every stack node into segments (same ids, parents, functions, flags); its downgrade writes
     the rows back with their depths."""
     config = alembic_config(database_url)
-    command.downgrade(config, "0011")
+    command.downgrade(config, "0012")
     # Ids as the row-per-node store gave them: a level at a time, with a gap where a node was collected.
     rows = [(1, 0, 1, 1, False), (2, 0, 2, 1, False), (3, 1, 2, 2, False), (5, 3, 1, 3, True), (6, 5, 2, 4, True)]
     engine = create_engine(database_url)
@@ -108,7 +108,7 @@ def test_stack_nodes_become_segments_and_back(database_url: str) -> None:
         stacks = StackTree(engine)
         stacks.ensure(np.array([6], dtype=np.int64))
         assert stacks.depth[[1, 2, 3, 5, 6]].tolist() == [1, 1, 2, 3, 4]
-        command.downgrade(config, "0011")
+        command.downgrade(config, "0012")
         with engine.connect() as conn:
             back = conn.execute(
                 text("SELECT id, parent_id, function_id, depth, recursive FROM stack_nodes ORDER BY id")

@@ -1,7 +1,7 @@
 """stack prefix-tree nodes stored as compressed segments instead of one row each
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-05 (reviewed by hand)
 
 A row plus its unique-index entry per node was 93-95 % of a high-churn
@@ -23,8 +23,8 @@ from alembic import op
 
 from server.store import stackcodec
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
