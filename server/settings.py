@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     database_retry_max_interval: float = Field(
         10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
     )
+    # Queries on a PostgreSQL hot standby (docs/scaling.md#read-replicas).
+    database_read_url: str | None = Field(
+        None, description="a hot standby of database_url that queries read from; writes still go to database_url"
+    )
+    read_max_lag_seconds: float = Field(
+        30.0, ge=0, description="a standby further behind the primary than this is skipped: queries go to the primary"
+    )
+    read_check_interval: float = Field(1.0, gt=0, description="seconds between measurements of the standby's lag")
 
     # Access control (docs/config.md#access-control).
     auth_tokens: list[TokenEntry] = Field(
@@ -155,6 +163,17 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        return value
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _standby(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("postgresql"):
+            raise ValueError("a read replica is a PostgreSQL hot standby: a postgresql+psycopg:// URL")
+        if not str(info.data.get("database_url", "")).startswith("postgresql"):
+            raise ValueError("a read replica needs a PostgreSQL database_url (its primary)")
         return value
 
     @field_validator("alertmanager_url")
