@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     retention_hourly: str = Field("90d", description="how long hourly rollups are kept")
     retention_daily: str = Field("365d", description="how long daily rollups are kept")
     retention_interval: float = Field(3600.0, gt=0, description="seconds between retention runs")
+    partition_interval: str = Field(
+        "1d", description="time partitions on PostgreSQL span this (whole hours); retention drops data in these steps"
+    )
+    partitions_ahead: int = Field(2, ge=1, le=366, description="partitions created ahead of the current one")
 
     scrape_sync_interval: float = Field(5.0, gt=0, description="seconds between re-reads of the target list")
     scrape_max_in_flight: int = Field(64, gt=0, description="scrapes running at once, all targets")
@@ -149,6 +153,16 @@ class Settings(BaseSettings):
 
         if parse_duration_ns(value, "retention") < 3600 * 10**9:
             raise ValueError("retention must be at least 1h")
+        return value
+
+    @field_validator("partition_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        from server.syntax.times import parse_duration_ns
+
+        interval = parse_duration_ns(value, "partition_interval")
+        if interval < 3600 * 10**9 or interval % (3600 * 10**9):
+            raise ValueError("a partition interval is a whole number of hours (1h, 6h, 1d, 7d)")
         return value
 
     @field_validator("alertmanager_url", "external_url", "notify_proxy", "url")

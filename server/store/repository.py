@@ -227,7 +227,9 @@ class Store:
         its turn comes. A part whose blob is gone (retention deleted it after
         the part was listed) is left out.
         """
-        raw = self.profiles.blobs([p.id for p in parts if not p.width_s])
+        raw_parts = [p for p in parts if not p.width_s]
+        times = (min(p.time_ns for p in raw_parts), max(p.time_ns for p in raw_parts)) if raw_parts else None
+        raw = self.profiles.blobs([p.id for p in raw_parts], times)
         rolled = self.rollups.blobs([p.id for p in parts if p.width_s])
         for part in parts:
             data = rolled.get(part.id) if part.width_s else raw.get(part.id)
