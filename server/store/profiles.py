@@ -19,21 +19,21 @@ KEY_LOCK_CLASS = 7301
 
 
 def lock_keys(conn: Connection, keys: Sequence[str]) -> None:
-    """Hold each key (sorted, so two writers cannot wait on each other) until the transaction ends.
+    """Hold each key (in a fixed order, so two writers cannot wait on each other) until the transaction ends.
 
     PostgreSQL: an advisory lock per key (32 bits of the key's sha256 name
-    the lock; a collision only makes two writers wait). SQLite:
-    the write lock, taken by a no-op write, serialises every writer anyway.
+    the lock; a collision only makes two writers wait), all of a batch's in
+    one statement, taken in the array's order. SQLite: the write lock, taken
+    by a no-op write, serialises every writer anyway.
     """
     if conn.dialect.name == "postgresql":
-        for key in keys:
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(:cls, :key)"),
-                {
-                    "cls": KEY_LOCK_CLASS,
-                    "key": int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True),
-                },
-            )
+        numbers = sorted(
+            {int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True) for key in keys}
+        )
+        conn.execute(
+            text("SELECT count(pg_advisory_xact_lock(:cls, n)) FROM unnest(CAST(:numbers AS integer[])) AS n"),
+            {"cls": KEY_LOCK_CLASS, "numbers": numbers},
+        )
     else:
         conn.execute(update(StoreState).where(StoreState.key == "gc_epoch").values(value=StoreState.value))
 
