@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import QueryDep, SettingsDep, StoreDep, TrendQueryDep
+from server.api.deps import QueryDep, ReaderDep, SettingsDep, TrendQueryDep
 from server.api.schemas.files import PPROF_FILE
 from server.api.schemas.query import (
     DiffFlameGraphOut,
@@ -36,20 +36,20 @@ def _max_nodes(settings: Settings, max_nodes: int | None) -> int:
 
 @router.get("/top")
 def top(
-    q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int | None, Query(ge=1)] = None
+    q: QueryDep, store: ReaderDep, settings: SettingsDep, limit: Annotated[int | None, Query(ge=1)] = None
 ) -> TopOut:
     return TopOut.of(service.top(store, settings, q, limit))
 
 
 @router.get("/flamegraph")
 def flamegraph(
-    q: QueryDep, store: StoreDep, settings: SettingsDep, max_nodes: Annotated[int | None, Query(ge=1)] = None
+    q: QueryDep, store: ReaderDep, settings: SettingsDep, max_nodes: Annotated[int | None, Query(ge=1)] = None
 ) -> FlameGraphOut:
     return FlameGraphOut.of(service.flame(store, settings, q, _max_nodes(settings, max_nodes)))
 
 
 @router.get("/pprof", response_class=Response, responses=PPROF_FILE)
-def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
+def pprof(q: QueryDep, store: ReaderDep, settings: SettingsDep) -> Response:
     data = service.pprof_export(store, settings, q)
     filename = f"{q.kind}.pb.gz"
     return Response(
@@ -62,7 +62,7 @@ def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
 @router.get("/diff")
 def diff(
     q: QueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     base_query: Annotated[str | None, Query(description="selector of the base; default: query")] = None,
     base_from: Annotated[str | None, Query()] = None,
@@ -92,7 +92,7 @@ def diff(
 @router.get("/timeseries")
 def timeseries(
     q: TrendQueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     step: Annotated[str | None, Query(description="e.g. 60s, 1h; default: about 240 points")] = None,
     group_by: Annotated[str | None, Query(description="comma-separated label names")] = None,
@@ -106,7 +106,7 @@ def timeseries(
 def function_history(
     name: str,
     q: TrendQueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     step: Annotated[str | None, Query(description="e.g. 1h; default: about 240 points")] = None,
     aggregation: Annotated[str, Query(description="sum, or avg per profile")] = "sum",
