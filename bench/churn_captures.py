@@ -1,6 +1,6 @@
 """Real CPU captures of ``examples/bigservice`` in its steady and churn modes, cached for ``bench/churn.py``.
 
-    .venv/bin/python bench/churn_captures.py                      # 24 captures per mode (reused when cached)
+    .venv/bin/python bench/churn_captures.py                      # 36 captures per mode (reused when cached)
     .venv/bin/python bench/churn_captures.py --count 36 --mode churn
     .venv/bin/python bench/churn_captures.py --fresh              # drop the cached captures, capture again
 
@@ -31,6 +31,7 @@ service; ``captures.json`` says which run each came from).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gzip
 import hashlib
 import json
@@ -40,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -84,8 +86,7 @@ def generate() -> Path:
     generator's comments keeps the cache and changing the Go code does not.
     """
     CACHE.mkdir(parents=True, exist_ok=True)
-    staging = CACHE / "gen-staging"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix="gen-", dir=CACHE))  # one per process: runs may overlap
     subprocess.run([sys.executable, str(GENERATOR), "--quiet", "--out", str(staging)], check=True)
     digest = hashlib.sha256()
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
@@ -96,7 +97,7 @@ def generate() -> Path:
         shutil.rmtree(staging)
         return directory
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir()
+    directory.mkdir(exist_ok=True)
     staging.rename(directory / "gen")
     env = {**os.environ, "GOPROXY": "off", "CGO_ENABLED": "0"}
     command = [go_binary(), "build", "-trimpath", "-o", str(binary), "."]
@@ -217,7 +218,28 @@ def ensure(mode: str, count: int, target_samples: int = 2000, max_seconds: int =
     captures = _read_index(directory)
     if len(captures) >= count:
         return directory, captures[:count]
-    binary = build_dir / "bigservice"
+    with (directory / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another process is capturing into {directory}; wait for it") from None
+        captures = _read_index(directory)  # what the other process left, if one just finished
+        _capture(build_dir / "bigservice", mode, directory, captures, count, target_samples, max_seconds)
+    return directory, captures[:count]
+
+
+def _capture(
+    binary: Path,
+    mode: str,
+    directory: Path,
+    captures: list[Capture],
+    count: int,
+    target_samples: int,
+    max_seconds: int,
+) -> None:
+    """Run the service and append consecutive captures to ``captures`` (and the index) until there are ``count``."""
+    if len(captures) >= count:
+        return
     run = max((c.run for c in captures), default=-1) + 1
     say(f"{mode}: capturing {count - len(captures)} CPU profiles (run {run}), {WORKERS} workers; {load_text()}")
     service = Service(binary, mode, directory / f"service-run{run}.log")
@@ -240,7 +262,6 @@ def ensure(mode: str, count: int, target_samples: int = 2000, max_seconds: int =
             say(f"{mode} {name}: {seconds} s, {samples} samples, {len(payload) / 1024:.0f} KB, load {load:.1f}")
     finally:
         service.stop()
-    return directory, captures[:count]
 
 
 def manifest() -> Path:
@@ -255,7 +276,7 @@ def load_text() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=24, help="captures per mode (default 24)")
+    parser.add_argument("--count", type=int, default=36, help="captures per mode (default 36)")
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--samples", type=int, default=2000, help="samples a capture aims at (default 2000)")
     parser.add_argument("--max-seconds", type=int, default=60, help="longest capture on a busy machine (default 60)")

@@ -23,7 +23,7 @@ from server.pprof.columns import ProfileColumns, column_parser
 from server.pprof.errors import DecompressError, ParseError, ProfileTooLargeError
 from server.pprof.header import Header
 from server.pprof.limits import DecodeLimits
-from server.pprof.model import Function, Line, Location, Profile, Sample
+from server.pprof.model import Function, Line, Location, Mapping, Profile, Sample
 from server.pprof.validate import validate
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -118,15 +118,33 @@ def to_profile(columns: ProfileColumns) -> Profile:
     function_by_id = dict(zip(columns.function_id.tolist(), functions, strict=True))
     line_functions = [function_by_id[f] for f in columns.line_function_id.tolist()]
     line_numbers = columns.line_line.tolist()
+    mapping_by_id = {
+        mapping_id: Mapping(strings[filename], start, limit, offset, strings[build_id])
+        for mapping_id, filename, start, limit, offset, build_id in zip(
+            columns.mapping_id.tolist(),
+            columns.mapping_filename.tolist(),
+            columns.mapping_memory_start.tolist(),
+            columns.mapping_memory_limit.tolist(),
+            columns.mapping_file_offset.tolist(),
+            columns.mapping_build_id.tolist(),
+            strict=True,
+        )
+    }
     offsets = columns.location_line_offsets.tolist()
     locations = [
         Location(
             tuple(Line(line_functions[i], line_numbers[i]) for i in range(offsets[k], offsets[k + 1])),
             address,
             location_id,
+            mapping_by_id.get(mapping_id),
         )
-        for k, (location_id, address) in enumerate(
-            zip(columns.location_id.tolist(), columns.location_address.tolist(), strict=True)
+        for k, (location_id, address, mapping_id) in enumerate(
+            zip(
+                columns.location_id.tolist(),
+                columns.location_address.tolist(),
+                columns.location_mapping_id.tolist(),
+                strict=True,
+            )
         )
     ]
     location_by_id = dict(zip(columns.location_id.tolist(), locations, strict=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 
 from server.pprof import profile_pb2
-from server.pprof.model import Function, Location, Profile
+from server.pprof.model import Function, Location, Mapping, Profile
 
 
 class _Strings:
@@ -34,6 +34,24 @@ def to_message(profile: Profile) -> profile_pb2.Profile:
         out.sample_type.add(type=strings(value_type.type), unit=strings(value_type.unit))
     function_ids: dict[int, int] = {}
     location_ids: dict[int, int] = {}
+    mapping_ids: dict[int, int] = {}
+
+    def mapping_id(mapping: Mapping | None) -> int:
+        if mapping is None:
+            return 0
+        key = id(mapping)
+        found = mapping_ids.get(key)
+        if found is None:
+            found = mapping_ids[key] = len(mapping_ids) + 1
+            out.mapping.add(
+                id=found,
+                memory_start=mapping.memory_start,
+                memory_limit=mapping.memory_limit,
+                file_offset=mapping.file_offset,
+                filename=strings(mapping.filename),
+                build_id=strings(mapping.build_id),
+            )
+        return found
 
     def function_id(function: Function) -> int:
         key = id(function)
@@ -54,7 +72,7 @@ def to_message(profile: Profile) -> profile_pb2.Profile:
         found = location_ids.get(key)
         if found is None:
             found = location_ids[key] = len(location_ids) + 1
-            pb_location = out.location.add(id=found, address=location.address)
+            pb_location = out.location.add(id=found, mapping_id=mapping_id(location.mapping), address=location.address)
             for line in location.lines:
                 pb_location.line.add(function_id=function_id(line.function), line=line.line)
         return found

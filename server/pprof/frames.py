@@ -5,11 +5,20 @@ sample's frames are the concatenation of its locations' lines in order.
 Done with array arithmetic for all samples at once: this is the step that
 turns a Go profile's 70,000 location references into function references
 without a Python loop per frame.
+
+A location with no line (an address pprof could not symbolize: C code under
+cgo, the vdso, a stripped or foreign binary) is one frame, named as
+``go tool pprof`` names it at function granularity: ``[<base name of its
+mapping's file>]``, or ``<unknown>`` when it has no mapping or the mapping
+has no file. Addresses are not kept at that granularity, so every such
+location of one mapping is the same frame. Dropping them instead would
+charge their time to the caller, or lose whole stacks of a foreign profile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -24,11 +33,57 @@ IntArray = npt.NDArray[np.int64]
 class Frames:
     """``functions[offsets[i]:offsets[i + 1]]`` are sample ``i``'s frames, leaf first.
 
-    Values are indices into the profile's function columns (not ids).
+    Values are indices into the profile's function columns (not ids); an index
+    ``n_functions + k`` is the unsymbolized frame named ``extra_names[k]``.
     """
 
     functions: IntArray
     offsets: IntArray
+    extra_names: tuple[str, ...] = field(default=())
+
+
+UNKNOWN = "<unknown>"
+
+
+def unsymbolized_name(mapping_file: str) -> str:
+    """pprof's name for a frame with no line in a mapping of this file (``""``: none)."""
+    if not mapping_file:
+        return UNKNOWN
+    return f"[{posixpath.basename(mapping_file)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Unsymbolized:
+    """Which locations have no line, and the name index of each (``-1`` for symbolized ones)."""
+
+    name_of_location: IntArray
+    names: tuple[str, ...]
+
+
+def unsymbolized(columns: ProfileColumns) -> Unsymbolized:
+    """Names of the locations without lines; cheap when there are none (one array comparison)."""
+    n_locations = columns.location_id.shape[0]
+    line_counts = np.diff(columns.location_line_offsets) if n_locations else np.zeros(0, dtype=np.int64)
+    bare = line_counts == 0
+    name_of_location = np.full(n_locations, -1, dtype=np.int64)
+    if not bool(bare.any()):
+        return Unsymbolized(name_of_location, ())
+    strings = columns.strings
+    # One name per mapping, "" (-> <unknown>) for locations with no mapping.
+    mapping_names = [unsymbolized_name(strings[f]) for f in columns.mapping_filename.tolist()]
+    names = tuple(sorted({*mapping_names, UNKNOWN}))
+    index = {name: k for k, name in enumerate(names)}
+    mapping_index = np.array([index[name] for name in mapping_names] + [index[UNKNOWN]], dtype=np.int64)
+    wanted = columns.location_mapping_id[bare]
+    slot = np.full(wanted.shape[0], mapping_index.shape[0] - 1, dtype=np.int64)
+    mapped = wanted != 0
+    if bool(mapped.any()):
+        order = np.argsort(columns.mapping_id, kind="stable").astype(np.int64)
+        where, _ = positions(columns.mapping_id, order, wanted[mapped])
+        slot[mapped] = where
+    used, name_of_bare = np.unique(mapping_index[slot], return_inverse=True)
+    name_of_location[bare] = name_of_bare.reshape(-1)
+    return Unsymbolized(name_of_location, tuple(names[k] for k in used.tolist()))
 
 
 def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
@@ -47,6 +102,16 @@ def expand(columns: ProfileColumns) -> Frames:
     line_function, _ = positions(columns.function_id, function_order, columns.line_function_id)
     line_starts = columns.location_line_offsets[:-1] if n_locations else np.zeros(0, dtype=np.int64)
     line_counts = np.diff(columns.location_line_offsets) if n_locations else np.zeros(0, dtype=np.int64)
+    bare = unsymbolized(columns)
+    if bare.names:
+        # A location with no line becomes one entry pointing past the function columns.
+        n_lines = line_function.shape[0]
+        n_functions = columns.function_id.shape[0]
+        is_bare = bare.name_of_location >= 0
+        line_function = np.concatenate([line_function, n_functions + bare.name_of_location[is_bare]])
+        line_starts = line_starts.copy()
+        line_starts[is_bare] = n_lines + np.arange(int(is_bare.sum()), dtype=np.int64)
+        line_counts = np.where(is_bare, 1, line_counts)
     entry_starts = line_starts[location_pos]
     entry_counts = line_counts[location_pos]
     functions = line_function[ranges(entry_starts, entry_counts)]
@@ -56,4 +121,4 @@ def expand(columns: ProfileColumns) -> Frames:
     ends = loc_offsets[1:]
     has = ends > 0
     offsets[1:][has] = per_entry_end[ends[has] - 1]
-    return Frames(functions, offsets)
+    return Frames(functions, offsets, bare.names)

@@ -27,6 +27,10 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _LINE = np.uint64(0xC2B2AE3D27D4EB4F)
 _FRAME = np.uint64(0x165667B19E3779F9)
 _LABELS = np.uint64(0x27D4EB2F165667C5)
+# The lines term of a location with no line. Not 0: sample keys stored while such
+# locations were dropped from stacks point at stacks without them, and must not be
+# reused for profiles ingested since (symbolized samples keep their keys).
+_BARE = np.uint64(0x85EBCA77C2B2AE63)
 
 
 def _mix(x: U64) -> U64:
@@ -97,6 +101,7 @@ def sample_keys(columns: ProfileColumns, function_ids: IntArray, labelset_ids: I
     with np.errstate(over="ignore"):
         line_terms = _mix(function_ids[line_function].astype(np.uint64) * _LINE ^ columns.line_line.astype(np.uint64))
         lines = _ordered_sum(line_terms, columns.location_line_offsets, _GOLDEN)
+        lines[np.diff(columns.location_line_offsets) == 0] = _BARE
         location_hash = _mix(_mix(address ^ mapping_key) + lines)
     # Samples: their locations in order, then the label set.
     location_order = np.argsort(columns.location_id, kind="stable").astype(np.int64)

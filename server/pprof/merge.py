@@ -15,7 +15,8 @@ from dataclasses import replace
 from server.pprof.errors import MalformedProfileError
 from server.pprof.model import Function, Line, Location, Profile, Sample
 
-_LocationKey = tuple[int, tuple[tuple[tuple[str, str, str], int], ...]]
+# The mapping's file is part of a location's identity: unsymbolized locations are named after it.
+_LocationKey = tuple[int, str | None, tuple[tuple[tuple[str, str, str], int], ...]]
 _SampleKey = tuple[tuple[_LocationKey, ...], tuple[tuple[str, str], ...], tuple[tuple[str, int, str], ...]]
 
 
@@ -31,11 +32,13 @@ class _Interner:
         cached = self.location_keys.get(id(location))
         if cached is not None:
             return cached, self.locations[cached]
-        key: _LocationKey = (location.address, tuple((line.function.key(), line.line) for line in location.lines))
+        mapping_file = None if location.mapping is None else location.mapping.filename
+        lines_key = tuple((line.function.key(), line.line) for line in location.lines)
+        key: _LocationKey = (location.address, mapping_file, lines_key)
         shared = self.locations.get(key)
         if shared is None:
             lines = tuple(Line(self.function(line.function), line.line) for line in location.lines)
-            shared = self.locations[key] = Location(lines, location.address, len(self.locations) + 1)
+            shared = self.locations[key] = Location(lines, location.address, len(self.locations) + 1, location.mapping)
         self.location_keys[id(location)] = key
         return key, shared
 

@@ -34,6 +34,17 @@ class Function:
         return (self.name, self.system_name, self.filename)
 
 
+@dataclass(eq=False, slots=True)
+class Mapping:
+    """A binary or library loaded in the process; pprof names a location with no lines after its file."""
+
+    filename: str = ""
+    memory_start: int = 0
+    memory_limit: int = 0
+    file_offset: int = 0
+    build_id: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     function: Function
@@ -42,11 +53,16 @@ class Line:
 
 @dataclass(eq=False, slots=True)
 class Location:
-    """One program counter; ``lines`` are its inlined frames, innermost first."""
+    """One program counter; ``lines`` are its inlined frames, innermost first.
+
+    ``mapping`` is ``None`` for a location outside any mapping; a location
+    with no lines (not symbolized) is named after its mapping's file.
+    """
 
     lines: tuple[Line, ...]
     address: int = 0
     id: int = 0
+    mapping: Mapping | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from server.pprof.merge import round_half_away
 from server.query.aggregate import Merged, merge_profiles
+from server.query.byname import by_name, function_ids
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.overflow import BOUND, overflow
 from server.query.request import ProfileQuery
@@ -92,9 +93,10 @@ def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQu
     matrix[: merged_base.nodes.shape[0], 0] = merged_base.values
     matrix[merged_base.nodes.shape[0] :, 1] = new_values
     tree = build_tree(store.stacks, nodes, matrix)
-    # Functions are matched between the sides by id in one tree; names are looked up once, for both.
-    names = store.functions.names(set(tree.function.tolist()))
-    return Comparison(merged_base, merged_new, tree, ratio, names)
+    # Functions are matched between the sides in one tree; names are looked up once, for both,
+    # and same-name functions are one node on both sides, as at pprof's function granularity.
+    names = store.functions.names(function_ids(tree))
+    return Comparison(merged_base, merged_new, by_name(tree, names), ratio, names)
 
 
 def _same_sample(base: ProfileQuery, new: Merged) -> ProfileQuery:

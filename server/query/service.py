@@ -15,6 +15,7 @@ from server.query.aggregate import (
     resolve_sample,
     split_selector,
 )
+from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.request import ProfileQuery
@@ -92,8 +93,11 @@ class ProfileFlameGraph:
     graph: FlameGraph
 
 
-def _tree(store: Store, merged: Merged) -> CallTree:
-    return build_tree(store.stacks, merged.nodes, merged.values)
+def _tree(store: Store, merged: Merged) -> tuple[CallTree, dict[int, str]]:
+    """The merged call tree with same-name functions as one node (pprof's function granularity), and its names."""
+    tree = build_tree(store.stacks, merged.nodes, merged.values)
+    names = store.functions.names(function_ids(tree))
+    return by_name(tree, names), names
 
 
 def _number(value: int, divisor: int) -> float:
@@ -104,9 +108,8 @@ def _merge_info(query: ProfileQuery, merged: Merged) -> MergeInfo:
     return MergeInfo(query.kind, merged.sample_type, merged.unit, merged.aggregation, merged.profile_count)
 
 
-def _entries(tree: CallTree, store: Store, divisor: int = 1, limit: int | None = None) -> list[TopEntry]:
+def _entries(tree: CallTree, names: dict[int, str], divisor: int = 1, limit: int | None = None) -> list[TopEntry]:
     rows = top_rows(tree)
-    names = store.functions.names(r.function_id for r in rows)
     rows = sort_rows(rows, names)
     if limit is not None:
         rows = rows[:limit]
@@ -115,9 +118,9 @@ def _entries(tree: CallTree, store: Store, divisor: int = 1, limit: int | None =
 
 def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None) -> TopTable:
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree = _tree(store, merged)
+    tree, names = _tree(store, merged)
     d = merged.divisor
-    return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, store, d, limit))
+    return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, names, d, limit))
 
 
 def flame(
@@ -125,8 +128,7 @@ def flame(
 ) -> MergedFlameGraph:
     """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`)."""
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree = _tree(store, merged)
-    names = store.functions.names(set(tree.function.tolist()))
+    tree, names = _tree(store, merged)
     graph = flamegraph(tree, names, max_nodes, merged.divisor, drop_empty=drop_empty)
     return MergedFlameGraph(_merge_info(query, merged), graph)
 
@@ -162,21 +164,21 @@ def profile_pprof(store: Store, profile_id: int) -> bytes:
     return encode(export_profile(store, [meta]))
 
 
-def _profile_tree(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, CallTree]:
+def _profile_tree(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, CallTree, dict[int, str]]:
     meta, kind = one_profile(store, profile_id)
     sample_type, unit = resolve_sample([meta], sample)
     merged = merge_selected(store, [meta], sample_type, unit, "sum")
-    return OneProfile(meta, kind, sample_type, unit), _tree(store, merged)
+    tree, names = _tree(store, merged)
+    return OneProfile(meta, kind, sample_type, unit), tree, names
 
 
 def profile_top(store: Store, profile_id: int, sample: str | None) -> ProfileTop:
     """The top table of a single stored profile."""
-    profile, tree = _profile_tree(store, profile_id, sample)
-    return ProfileTop(profile, int(tree.total[0]), _entries(tree, store))
+    profile, tree, names = _profile_tree(store, profile_id, sample)
+    return ProfileTop(profile, int(tree.total[0]), _entries(tree, names))
 
 
 def profile_flamegraph(store: Store, profile_id: int, sample: str | None, max_nodes: int) -> ProfileFlameGraph:
     """The flame graph of a single stored profile."""
-    profile, tree = _profile_tree(store, profile_id, sample)
-    names = store.functions.names(set(tree.function.tolist()))
+    profile, tree, names = _profile_tree(store, profile_id, sample)
     return ProfileFlameGraph(profile, flamegraph(tree, names, max_nodes))

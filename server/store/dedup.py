@@ -32,7 +32,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.frames import expand
+from server.pprof.frames import expand, unsymbolized
 from server.pprof.identity import sample_keys
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.samplekeys import SampleKeyTable
@@ -93,8 +93,13 @@ class Dedup:
         return np.array(found, dtype=np.int64)
 
     def function_ids(self, columns: ProfileColumns) -> IntArray:
-        """Database ids of the profile's functions, by position in its function columns."""
-        if columns.function_id.size == 0:
+        """Database ids of the profile's functions, by position in its function columns.
+
+        Followed by the ids of its unsymbolized frames (named ``[libc.so.6]``, ``<unknown>``...,
+        see :mod:`server.pprof.frames`), stored as functions of that name with no file.
+        """
+        extra = unsymbolized(columns).names
+        if columns.function_id.size == 0 and not extra:
             return np.zeros(0, dtype=np.int64)
         pick = columns.strings.__getitem__
         keys = list(
@@ -105,7 +110,8 @@ class Dedup:
                 strict=True,
             )
         )
-        ids = self.functions.ids(keys, columns.function_start_line.tolist())
+        keys.extend((name, "", "") for name in extra)
+        ids = self.functions.ids(keys, columns.function_start_line.tolist() + [0] * len(extra))
         return np.array(ids, dtype=np.int64)
 
     def leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray) -> IntArray:
