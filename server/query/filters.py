@@ -11,10 +11,14 @@ The semantics are ``go tool pprof``'s, checked against it by the tests:
 - ``show_from`` then keeps each stack from its leaf up to its root-most
   matching frame, and drops samples with none.
 
-The total the caller reports stays the unfiltered one, as pprof's percentages do.
+pprof's percentages keep dividing by the unfiltered total; the filtered tree's
+own ``total`` is what survives (pprof's "accounting for"), so a flame graph of
+it is whole. Callers that report pprof's total read it before filtering.
 
 A sample is its leaf node in the tree, so every filter works per node, in
-time proportional to the tree and not to the samples behind it.
+time proportional to the tree and not to the samples behind it, and in numpy:
+one pass per depth level (a handful of array operations each), as
+:mod:`server.query.tree` propagates totals.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from server.errors import InvalidParameter
 from server.query.regex import Regex, RegexError, compile_regex
 from server.query.tree import CallTree
 
@@ -33,10 +38,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: Query parameter names, in the order pprof applies them.
 FILTER_PARAMS = ("focus", "ignore", "hide", "show", "show_from")
-
-
-class FilterError(ValueError):
-    """A filter pattern that does not compile; ``str()`` names the parameter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,11 @@ class Filters:
         return any(getattr(self, name) is not None for name in FILTER_PARAMS)
 
 
+NO_FILTERS = Filters()
+
+
 def parse_filters(values: Mapping[str, str | None]) -> Filters:
-    """Compile the non-empty patterns among ``values``; a bad one raises :class:`FilterError` naming it."""
+    """Compile the non-empty patterns among ``values``; a bad one is refused naming its parameter."""
     compiled: dict[str, Regex] = {}
     for name in FILTER_PARAMS:
         pattern = values.get(name)
@@ -62,125 +66,234 @@ def parse_filters(values: Mapping[str, str | None]) -> Filters:
         try:
             compiled[name] = compile_regex(pattern)
         except RegexError as exc:
-            raise FilterError(f"{name}: {exc}") from None
+            raise InvalidParameter(name, str(exc)) from None
     return Filters(**compiled)
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """The filtered tree, and where each node of the original went.
+
+    ``new_of[i]`` is the filtered node holding original node ``i``'s samples, -1 when they are dropped.
+    """
+
+    tree: CallTree
+    new_of: IntArray
 
 
 def apply_filters(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]]) -> CallTree:
     """The tree of the samples and frames ``filters`` keep; ``frames`` maps function id to (name, file)."""
-    if not filters.active or len(tree) == 0:
+    if not filters.active:
         return tree
-    selfs = tree.selfs.copy()
-    root_self = tree.root_self.copy()
+    return filter_tree(tree, filters, frames).tree
+
+
+def filter_tree(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]]) -> Filtered:
+    """:func:`apply_filters`, keeping the map from original nodes to filtered ones (exports need it)."""
+    n = len(tree)
+    levels = _levels(tree.parent)
+    parent = tree.parent
+    keep_samples = np.ones(n, dtype=bool)
+    keep_root = True  # samples with an empty stack
     if filters.focus is not None:
-        keep = _on_path(tree, _matches(tree, filters.focus, frames))
-        selfs[~keep] = 0
-        root_self[:] = 0
+        keep_samples &= _on_path(levels, parent, _matches(tree, filters.focus, frames))
+        keep_root = False
     if filters.ignore is not None:
-        selfs[_on_path(tree, _matches(tree, filters.ignore, frames))] = 0
-    kept = np.ones(len(tree), dtype=bool)
+        keep_samples &= ~_on_path(levels, parent, _matches(tree, filters.ignore, frames))
+    kept = np.ones(n, dtype=bool)
     if filters.hide is not None:
         kept &= ~_matches(tree, filters.hide, frames)
     if filters.show is not None:
         kept &= _matches(tree, filters.show, frames)
-    if filters.hide is not None or filters.show is not None:
-        root_self[:] = 0  # an empty stack has no frame to show; pprof drops it too
-    start = np.full(len(tree), -1, dtype=np.int64)  # root-most show_from match on each path, -1: none
     if filters.show_from is not None:
-        start = _root_most(tree, _matches(tree, filters.show_from, frames) & kept)
-        root_self[:] = 0
-    return _reintern(tree, selfs, root_self, kept, start, filters.show_from is not None)
+        # Root-most match among the frames still shown; the frames above it go, stacks without one go too.
+        kept &= _below_first(levels, parent, _matches(tree, filters.show_from, frames) & kept)
+    if filters.hide is not None or filters.show is not None or filters.show_from is not None:
+        keep_root = False  # an empty stack has no frame to show; pprof drops it too
+    # Nodes in original order; ``new_of`` per node: the filtered node at or above it.
+    new_of, new_parent, new_function = _reintern(levels, parent, tree.function, kept)
+    landed = keep_samples & (new_of >= 0)
+    columns = tree.selfs.shape[1]
+    selfs = np.zeros((new_parent.shape[0], columns), dtype=np.int64)
+    np.add.at(selfs, new_of[landed], tree.selfs[landed])
+    root_self = tree.root_self.copy() if keep_root else np.zeros(columns, dtype=np.int64)
+    recursive = _recursive(tree, new_of, new_parent, new_function, kept, filters.show_from is not None)
+    result = _with_totals(new_parent, new_function, recursive, selfs, root_self)
+    result, moved = _drop_empty(result)
+    moved = np.append(moved, -1)  # position -1 (no node) stays -1
+    new_of = np.where(landed, moved[new_of], -1)
+    return Filtered(result, new_of)
+
+
+def _levels(parent: IntArray) -> list[IntArray]:
+    """Node indexes per depth, root's children first (a parent's index is below its children's)."""
+    n = parent.shape[0]
+    if n == 0:
+        return []
+    # List ranking by pointer doubling: log2(depth) passes over the nodes.
+    depth = np.ones(n, dtype=np.int64)
+    jump = parent.copy()
+    while bool((jump >= 0).any()):
+        live = jump >= 0
+        safe = np.maximum(jump, 0)
+        depth = depth + np.where(live, depth[safe], 0)
+        jump = np.where(live, jump[safe], -1)
+    order = np.argsort(depth, kind="stable")
+    cuts = np.flatnonzero(np.diff(depth[order])) + 1
+    return np.split(order, cuts)
 
 
 def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]) -> BoolArray:
-    """Per node: does its frame's function name or file name contain a match."""
+    """Per node: does its frame's function name or file name contain a match (one test per function)."""
+    if len(tree) == 0:
+        return np.zeros(0, dtype=bool)
     functions, index = np.unique(tree.function, return_inverse=True)
-    hit = np.array(
-        [
-            regex.search(frames.get(int(f), ("", ""))[0]) or regex.search(frames.get(int(f), ("", ""))[1])
-            for f in functions
-        ],
-        dtype=bool,
-    )
-    result: BoolArray = hit[index] if functions.size else np.zeros(0, dtype=bool)
+    hit = np.zeros(functions.shape[0], dtype=bool)
+    for position, function in enumerate(functions.tolist()):
+        name, filename = frames.get(function, ("", ""))
+        hit[position] = regex.search(name) or (bool(filename) and regex.search(filename))
+    result: BoolArray = hit[index.reshape(-1)]
     return result
 
 
-def _on_path(tree: CallTree, match: BoolArray) -> BoolArray:
-    """Per node: does the path from the root to it hold a matching frame (parents precede children)."""
+def _on_path(levels: list[IntArray], parent: IntArray, match: BoolArray) -> BoolArray:
+    """Per node: does the path from the root down to it hold a matching frame."""
     on_path = match.copy()
-    for node in range(len(tree)):
-        parent = tree.parent[node]
-        if parent >= 0 and on_path[parent]:
-            on_path[node] = True
+    for level in levels[1:]:
+        on_path[level] |= on_path[parent[level]]
     return on_path
 
 
-def _root_most(tree: CallTree, match: BoolArray) -> IntArray:
-    """Per node: the root-most matching node on its path, or -1."""
-    start = np.full(len(tree), -1, dtype=np.int64)
-    for node in range(len(tree)):
-        parent = tree.parent[node]
-        if parent >= 0 and start[parent] >= 0:
-            start[node] = start[parent]
-        elif match[node]:
-            start[node] = node
-    return start
+def _below_first(levels: list[IntArray], parent: IntArray, match: BoolArray) -> BoolArray:
+    """Per node: is it at or below the root-most matching node of its path."""
+    below = match.copy()
+    for level in levels[1:]:
+        below[level] |= below[parent[level]]
+    return below
 
 
 def _reintern(
-    tree: CallTree, selfs: IntArray, root_self: IntArray, kept: BoolArray, start: IntArray, cut: bool
-) -> CallTree:
-    """Rebuild the tree with unkept frames removed and, when ``cut``, each path begun at ``start``."""
-    new_of = np.full(len(tree), -1, dtype=np.int64)  # new index of the node's kept path, -1: empty path
-    children: dict[tuple[int, int], int] = {}
-    parents: list[int] = []
-    functions: list[int] = []
-    for node in range(len(tree)):
-        parent = int(tree.parent[node])
-        if cut and start[node] < 0:
+    levels: list[IntArray], parent: IntArray, function: IntArray, kept: BoolArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The tree of kept frames: per original node its new node (-1: no kept frame on its path),
+    and the new nodes' parents and functions, parents before children.
+
+    A kept node's new parent is the new node of its nearest kept ancestor; nodes
+    that end up with the same (new parent, function) are one node. They are
+    interned by their depth in the new tree, so a new parent always exists first.
+    """
+    n = parent.shape[0]
+    at_or_above = np.full(n, -1, dtype=np.int64)  # nearest kept node at or above, -1: none
+    new_depth = np.zeros(n, dtype=np.int64)  # kept nodes on the path, itself included
+    for index, level in enumerate(levels):
+        own = np.where(kept[level], level, -1)
+        if index == 0:
+            at_or_above[level] = own
+            new_depth[level] = kept[level]
             continue
-        above = -1 if parent < 0 or (cut and node == start[node]) else int(new_of[parent])
-        if not kept[node]:
-            new_of[node] = above
-            continue
-        key = (above, int(tree.function[node]))
-        index = children.get(key)
-        if index is None:
-            index = len(parents)
-            children[key] = index
-            parents.append(above)
-            functions.append(key[1])
-        new_of[node] = index
-    return _from_selfs(
-        tree, np.array(parents, dtype=np.int64), np.array(functions, dtype=np.int64), new_of, selfs, root_self
+        above = parent[level]
+        at_or_above[level] = np.where(kept[level], level, at_or_above[above])
+        new_depth[level] = new_depth[above] + kept[level]
+    kept_parent = np.where(parent >= 0, at_or_above[np.maximum(parent, 0)], -1)  # nearest kept strict ancestor
+    new_of = np.full(n, -1, dtype=np.int64)
+    parents: list[IntArray] = []
+    functions: list[IntArray] = []
+    count = 0
+    width = int(function.max()) + 1 if n else 1
+    candidates = np.flatnonzero(kept)
+    if candidates.size:
+        order = candidates[np.argsort(new_depth[candidates], kind="stable")]
+        cuts = np.flatnonzero(np.diff(new_depth[order])) + 1
+        for level in np.split(order, cuts):
+            above = kept_parent[level]
+            new_above = np.where(above >= 0, new_of[np.maximum(above, 0)], -1)
+            keys = (new_above + 1) * width + function[level]
+            unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            new_of[level] = count + inverse.reshape(-1)
+            parents.append(new_above[first])
+            functions.append(function[level][first])
+            count += unique.shape[0]
+    unkept = np.flatnonzero(~kept)
+    source = at_or_above[unkept]
+    new_of[unkept] = np.where(source >= 0, new_of[np.maximum(source, 0)], -1)
+    empty = np.zeros(0, dtype=np.int64)
+    return (
+        new_of,
+        np.concatenate(parents) if parents else empty,
+        np.concatenate(functions) if functions else empty,
     )
 
 
-def _from_selfs(
-    tree: CallTree, parent: IntArray, function: IntArray, new_of: IntArray, selfs: IntArray, root_self: IntArray
-) -> CallTree:
-    columns = selfs.shape[1]
-    new_selfs = np.zeros((parent.shape[0], columns), dtype=np.int64)
-    landed = new_of >= 0
-    np.add.at(new_selfs, new_of[landed], selfs[landed])
-    totals = new_selfs.copy()
-    for node in range(parent.shape[0] - 1, -1, -1):  # children come after their parents
-        if parent[node] >= 0:
-            totals[parent[node]] += totals[node]
+def _recursive(
+    tree: CallTree, new_of: IntArray, parent: IntArray, function: IntArray, kept: BoolArray, cut: bool
+) -> BoolArray:
+    """Whether each new node has an ancestor of its function.
+
+    Frames are removed by function, so a kept frame's same-function ancestors are
+    kept too: without a cut the flag carries over. A cut may remove them, so the
+    nodes that were recursive are walked up their new ancestors.
+    """
     recursive = np.zeros(parent.shape[0], dtype=bool)
-    for node in range(parent.shape[0]):
-        above = int(parent[node])
-        while above >= 0 and not recursive[node]:
-            recursive[node] = function[above] == function[node]
-            above = int(parent[above])
+    source = np.flatnonzero(kept)
+    recursive[new_of[source]] = tree.recursive[source]
+    if not cut:
+        return recursive
+    walk = np.flatnonzero(recursive)
+    hit = np.zeros(walk.shape[0], dtype=bool)
+    ancestor = parent[walk]
+    while bool((ancestor >= 0).any()):
+        live = ancestor >= 0
+        safe = np.maximum(ancestor, 0)
+        hit |= live & (function[safe] == function[walk])
+        ancestor = np.where(live & ~hit, parent[safe], -1)
+    recursive[walk] = hit
+    return recursive
+
+
+def _with_totals(
+    parent: IntArray, function: IntArray, recursive: BoolArray, selfs: IntArray, root_self: IntArray
+) -> CallTree:
+    """A tree from its self values, totals propagated level by level, deepest first."""
+    totals = selfs.copy()
+    levels = _levels(parent)
+    for level in reversed(levels[1:]):
+        np.add.at(totals, parent[level], totals[level])
+    total = root_self + (totals[parent < 0].sum(axis=0) if parent.shape[0] else 0)
     return CallTree(
         node_ids=np.arange(parent.shape[0], dtype=np.int64),
         parent=parent,
         function=function,
         recursive=recursive,
-        selfs=new_selfs,
+        selfs=selfs,
         totals=totals,
         root_self=root_self,
-        total=tree.total.copy(),
+        total=np.asarray(total, dtype=np.int64).reshape(-1),
+    )
+
+
+def _drop_empty(tree: CallTree) -> tuple[CallTree, IntArray]:
+    """The tree without nodes whose values are all zero, and each old node's new index (-1: dropped).
+
+    With no negative value, a node of zero has only such nodes below it, so no kept node loses its parent.
+    """
+    n = len(tree)
+    if n == 0 or bool((tree.selfs < 0).any()):
+        return tree, np.arange(n, dtype=np.int64)
+    keep = np.any(tree.totals != 0, axis=1)
+    moved = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
+    if bool(keep.all()):
+        return tree, moved
+    parent = np.where(tree.parent[keep] >= 0, moved[np.maximum(tree.parent[keep], 0)], -1)
+    return (
+        CallTree(
+            node_ids=np.arange(int(keep.sum()), dtype=np.int64),
+            parent=parent,
+            function=tree.function[keep],
+            recursive=tree.recursive[keep],
+            selfs=tree.selfs[keep],
+            totals=tree.totals[keep],
+            root_self=tree.root_self,
+            total=tree.total,
+        ),
+        moved,
     )

@@ -17,6 +17,7 @@ from server.query.aggregate import (
 )
 from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
+from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
@@ -50,9 +51,12 @@ class MergeInfo:
 
 @dataclass(frozen=True, slots=True)
 class TopTable:
+    """``total`` is the unfiltered one (pprof's percentages divide by it); ``shown`` what the filters kept."""
+
     merge: MergeInfo
     total: float
     rows: list[TopEntry]
+    shown: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +97,19 @@ class ProfileFlameGraph:
     graph: FlameGraph
 
 
-def _tree(store: Store, merged: Merged) -> tuple[CallTree, dict[int, str]]:
-    """The merged call tree with same-name functions as one node (pprof's function granularity), and its names."""
+def _tree(store: Store, merged: Merged, filters: Filters = NO_FILTERS) -> tuple[CallTree, dict[int, str]]:
+    """The merged call tree with same-name functions as one node (pprof's function granularity), and its names.
+
+    Filters see each stored function with its own file, before same-name functions merge, as pprof's do.
+    """
     tree = build_tree(store.stacks, merged.nodes, merged.values)
+    return named_tree(store, tree, filters)
+
+
+def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> tuple[CallTree, dict[int, str]]:
+    """``tree`` filtered, then with same-name functions as one node, and its names."""
+    if filters.active:
+        tree = apply_filters(tree, filters, store.functions.frames(function_ids(tree)))
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 
@@ -116,19 +130,31 @@ def _entries(tree: CallTree, names: dict[int, str], divisor: int = 1, limit: int
     return [TopEntry(names.get(r.function_id, "?"), _number(r.flat, divisor), _number(r.cum, divisor)) for r in rows]
 
 
-def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None) -> TopTable:
+def top(
+    store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None, filters: Filters = NO_FILTERS
+) -> TopTable:
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree, names = _tree(store, merged)
+    tree, names = _tree(store, merged, filters)
     d = merged.divisor
-    return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, names, d, limit))
+    total = _number(merged.total(), d)
+    shown = _number(int(tree.total[0]), d)
+    return TopTable(_merge_info(query, merged), total, _entries(tree, names, d, limit), shown)
 
 
 def flame(
-    store: Store, settings: Settings, query: ProfileQuery, max_nodes: int, drop_empty: bool = False
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    max_nodes: int,
+    drop_empty: bool = False,
+    filters: Filters = NO_FILTERS,
 ) -> MergedFlameGraph:
-    """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`)."""
+    """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`).
+
+    Under filters the root is what they kept, so the graph is whole.
+    """
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree, names = _tree(store, merged)
+    tree, names = _tree(store, merged, filters)
     graph = flamegraph(tree, names, max_nodes, merged.divisor, drop_empty=drop_empty)
     return MergedFlameGraph(_merge_info(query, merged), graph)
 

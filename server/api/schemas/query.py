@@ -54,12 +54,14 @@ class TopOut(BaseModel):
     unit: str
     aggregation: str = Field(description="sum, or avg: values divided by the number of profiles")
     profiles: int = Field(description="raw profiles merged")
-    total: Number
+    total: Number = Field(description="the unfiltered total, which pprof's percentages divide by")
+    shown: Number = Field(description="what the filters kept (pprof's 'accounting for'); total without filters")
     rows: list[TopRowOut]
 
     @classmethod
     def of(cls, table: TopTable) -> TopOut:
-        return cls.model_construct(**_merge_fields(table.merge), total=table.total, rows=top_rows(table.rows))
+        rows = top_rows(table.rows)
+        return cls.model_construct(**_merge_fields(table.merge), total=table.total, shown=table.shown, rows=rows)
 
 
 class FlameGraphOut(BaseModel):
