@@ -14,6 +14,7 @@ from server.api.schemas.query import (
     DiffTopOut,
     FlameGraphOut,
     FunctionHistoryOut,
+    SandwichOut,
     TimeseriesOut,
     TopOut,
 )
@@ -74,9 +75,24 @@ def flamegraph(
     return FlameGraphOut.of(service.flame(store, settings, q, nodes, filters=filters))
 
 
+@router.get("/sandwich")
+def sandwich(
+    q: QueryDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    filters: FiltersDep,
+    function: Annotated[str | None, Query(description="the function's exact name, as top shows it")] = None,
+    max_nodes: Annotated[int | None, Query(ge=1, description="per side")] = None,
+) -> SandwichOut:
+    if not function:
+        raise InvalidParameter("function", "required: the function's exact name, as top shows it")
+    nodes = _max_nodes(settings, max_nodes)
+    return SandwichOut.of(service.sandwich_view(store, settings, q, function, nodes, filters))
+
+
 @router.get("/pprof", response_class=Response, responses=PPROF_FILE)
-def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
-    data = service.pprof_export(store, settings, q)
+def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep, filters: FiltersDep) -> Response:
+    data = service.pprof_export(store, settings, q, filters)
     filename = f"{q.kind}.pb.gz"
     return Response(
         data,
@@ -90,6 +106,7 @@ def diff(
     q: QueryDep,
     store: StoreDep,
     settings: SettingsDep,
+    filters: FiltersDep,
     base_query: Annotated[str | None, Query(description="selector of the base; default: query")] = None,
     base_from: Annotated[str | None, Query()] = None,
     base_to: Annotated[str | None, Query()] = None,
@@ -109,7 +126,7 @@ def diff(
         default_range=(q.start_ns, q.end_ns),
         names=("base_query", "base_from", "base_to"),
     )
-    comparison = compare(store, settings, q, base, normalize)
+    comparison = compare(store, settings, q, base, normalize, filters)
     if format == "flamegraph":
         return DiffFlameGraphOut.of(diff_flamegraph(comparison, _max_nodes(settings, max_nodes)))
     return DiffTopOut.of(diff_top(comparison, limit))

@@ -74,11 +74,13 @@ def parse_filters(values: Mapping[str, str | None]) -> Filters:
 class Filtered:
     """The filtered tree, and where each node of the original went.
 
-    ``new_of[i]`` is the filtered node holding original node ``i``'s samples, -1 when they are dropped.
+    ``new_of[i]`` is the filtered node holding original node ``i``'s samples, -1 when they are dropped;
+    ``keeps_empty`` whether samples with an empty stack stay.
     """
 
     tree: CallTree
     new_of: IntArray
+    keeps_empty: bool
 
 
 def apply_filters(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]]) -> CallTree:
@@ -122,7 +124,26 @@ def filter_tree(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str
     result, moved = _drop_empty(result)
     moved = np.append(moved, -1)  # position -1 (no node) stays -1
     new_of = np.where(landed, moved[new_of], -1)
-    return Filtered(result, new_of)
+    return Filtered(result, new_of, keep_root)
+
+
+def keep_frames(tree: CallTree, kept: BoolArray) -> CallTree:
+    """``tree`` without the frames not ``kept`` (as ``hide`` removes them); samples with no frame left go.
+
+    Frames are removed per node here, not per function, so ``recursive`` is not carried over (it is all false).
+    """
+    levels = _levels(tree.parent)
+    new_of, new_parent, new_function = _reintern(levels, tree.parent, tree.function, kept)
+    landed = new_of >= 0
+    selfs = np.zeros((new_parent.shape[0], tree.selfs.shape[1]), dtype=np.int64)
+    np.add.at(selfs, new_of[landed], tree.selfs[landed])
+    recursive = np.zeros(new_parent.shape[0], dtype=bool)
+    return _with_totals(new_parent, new_function, recursive, selfs, np.zeros_like(tree.root_self))
+
+
+def levels_of(parent: IntArray) -> list[IntArray]:
+    """Node indexes per depth, root's children first (a parent's index is below its children's)."""
+    return _levels(parent)
 
 
 def _levels(parent: IntArray) -> list[IntArray]:

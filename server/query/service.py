@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.errors import NotFound
 from server.pprof import encode
@@ -20,6 +20,7 @@ from server.query.export import export_profile
 from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.request import ProfileQuery
+from server.query.sandwich import sandwich
 from server.query.selector import Selector
 from server.query.top import sort_rows, top_rows
 from server.query.tree import CallTree, build_tree
@@ -63,6 +64,22 @@ class TopTable:
 class MergedFlameGraph:
     merge: MergeInfo
     graph: FlameGraph
+
+
+@dataclass(frozen=True, slots=True)
+class MergedSandwich:
+    """A function's flat and cum, its callers (inverted) and callees, both as flame graphs whose root is it.
+
+    ``total`` is the unfiltered total, which pprof's percentages divide by.
+    """
+
+    merge: MergeInfo
+    function: str
+    flat: float
+    cum: float
+    total: float
+    callers: FlameGraph
+    callees: FlameGraph
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +176,46 @@ def flame(
     return MergedFlameGraph(_merge_info(query, merged), graph)
 
 
-def pprof_export(store: Store, settings: Settings, query: ProfileQuery) -> bytes:
+def sandwich_view(
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    function: str,
+    max_nodes: int,
+    filters: Filters = NO_FILTERS,
+) -> MergedSandwich:
+    """The sandwich of ``function`` over the whole merged tree; ``max_nodes`` applies to each side afterwards.
+
+    A name that has no sample in the selection is refused (a typo should not look like "no data");
+    one whose samples the filters took away has empty trees and zero flat and cum.
+    """
+    merged = merge_profiles(store, query, settings.max_query_profiles)
+    full = build_tree(store.stacks, merged.nodes, merged.values)
+    if function not in store.functions.names(function_ids(full)).values():
+        raise NotFound(f"function {function!r} has no samples in the selected profiles")
+    tree, names = named_tree(store, full, filters)
+    ids = [fid for fid in function_ids(tree) if names.get(fid) == function]
+    answer = sandwich(tree, min(ids) if ids else -1)
+    d = merged.divisor
+    callers = flamegraph(answer.callers, names, max_nodes, d)
+    callees = flamegraph(answer.callees, names, max_nodes, d)
+    return MergedSandwich(
+        merge=_merge_info(query, merged),
+        function=function,
+        flat=_number(int(answer.flat[0]), d),
+        cum=_number(int(answer.cum[0]), d),
+        total=_number(merged.total(), d),
+        callers=replace(callers, names=[function, *callers.names[1:]]),
+        callees=replace(callees, names=[function, *callees.names[1:]]),
+    )
+
+
+def pprof_export(store: Store, settings: Settings, query: ProfileQuery, filters: Filters = NO_FILTERS) -> bytes:
     """The merged profile; aggregation ``avg`` divides every value by the number of profiles."""
     series, sample_selector = split_selector(store, query)
     profiles = profiles_of(store, series, query, settings.max_query_profiles)
     divide = sum(p.profiles for p in profiles) if query.aggregation == "avg" and profiles else 1
-    return encode(export_profile(store, profiles, divide, sample_selector))
+    return encode(export_profile(store, profiles, divide, sample_selector, filters))
 
 
 def series_list(store: Store, kind: str | None, selector: Selector) -> list[SeriesInfo]:

@@ -90,4 +90,32 @@ def test_a_bad_pattern_is_refused_naming_its_parameter(client: TestClient, name:
         params = {"type": "cpu", "from": "0", "to": "now", "function": "main.fib", name: "(?=x)"}
         response = client.get(f"/api/v1/{route}", params=params)
         assert response.status_code == 400, (route, response.text)
-        assert response.json()["detail"].startswith(f"{name}: lookahead"), response.text
+        assert response.json()["error"].startswith(f"{name}: lookahead"), response.text
+
+
+def test_a_filtered_export_reopens_as_pprof_filters_the_original(client: TestClient, tmp_path: Path) -> None:
+    """The pprof download carries the filtered stacks: pprof's plain -top of it equals its filtered -top."""
+    push(client, DATA / "cpu.pb.gz")
+    for number, filters in enumerate([{"hide": "runtime", "focus": "main"}, {"show_from": r"cpuHogA|main\.every"}]):
+        params = {"type": "cpu", "from": "0", "to": "now+1h", **filters}
+        response = client.get("/api/v1/pprof", params=params)
+        assert response.status_code == 200, response.text
+        exported = tmp_path / f"filtered-{number}.pb.gz"
+        exported.write_bytes(response.content)
+        expected = pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds", extra=_flags(filters))
+        again = pprof_top([exported], "cpu", "nanoseconds")
+        assert again.total == expected.shown
+        assert again.rows == expected.rows
+
+
+def test_a_filtered_diff_equals_pprof_diff_base(client: TestClient) -> None:
+    base, new = DATA / "cpu.pb.gz", DATA / "cpu_slow.pb.gz"
+    push(client, base, time="1000")
+    push(client, new, time="2000")
+    for filters in [{"focus": "main", "hide": r"main\.step"}, {"ignore": "fib", "show_from": r"main\.every"}]:
+        params = {"type": "cpu", "sample": "cpu", "from": "1500", "to": "2500", "base_from": "500", "base_to": "1500"}
+        body = client.get("/api/v1/diff", params={**params, **filters}).json()
+        expected = pprof_top([new], "cpu", "nanoseconds", diff_base=[base], extra=_flags(filters))
+        assert body["base_total"] == expected.total
+        changes = {r["name"]: (r["flat_change"], r["cum_change"]) for r in body["rows"]}
+        assert {k: v for k, v in changes.items() if v != (0, 0)} == expected.rows
