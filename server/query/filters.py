@@ -23,6 +23,8 @@ one pass per depth level (a handful of array operations each), as
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -164,16 +166,57 @@ def _levels(parent: IntArray) -> list[IntArray]:
     return np.split(order, cuts)
 
 
+class _MatchCache:
+    """Per pattern, which function ids matched: a function id's name and file never change.
+
+    A user who set a filter keeps it while exploring, so the next query with it
+    looks each function up instead of running RE2 on it again. At most
+    :data:`MATCH_CACHE_PATTERNS` patterns of at most :data:`MATCH_CACHE_FUNCTIONS`
+    functions each are kept, the least recently used going first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_pattern: OrderedDict[str, dict[int, bool]] = OrderedDict()
+
+    def get(self, pattern: str) -> dict[int, bool]:
+        with self._lock:
+            found = self._by_pattern.pop(pattern, None)
+            if found is None or len(found) > MATCH_CACHE_FUNCTIONS:
+                found = {}
+            self._by_pattern[pattern] = found
+            while len(self._by_pattern) > MATCH_CACHE_PATTERNS:
+                self._by_pattern.popitem(last=False)
+            return found
+
+
+MATCH_CACHE_PATTERNS = 32
+MATCH_CACHE_FUNCTIONS = 200_000
+_CACHE = _MatchCache()
+
+
 def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]) -> BoolArray:
-    """Per node: does its frame's function name or file name contain a match (one test per function)."""
+    """Per node: does its frame's function name or file name contain a match (RE2 once per distinct text)."""
     if len(tree) == 0:
         return np.zeros(0, dtype=bool)
     functions, index = np.unique(tree.function, return_inverse=True)
-    hit = np.zeros(functions.shape[0], dtype=bool)
-    for position, function in enumerate(functions.tolist()):
-        name, filename = frames.get(function, ("", ""))
-        hit[position] = regex.search(name) or (bool(filename) and regex.search(filename))
-    result: BoolArray = hit[index.reshape(-1)]
+    known = _CACHE.get(regex.pattern)
+    texts: dict[str, bool] = {}
+
+    def found(text: str) -> bool:
+        hit = texts.get(text)
+        if hit is None:
+            hit = texts[text] = bool(text) and regex.search(text)
+        return hit
+
+    hits: list[bool] = []
+    for function in functions.tolist():
+        hit = known.get(function)
+        if hit is None:
+            name, filename = frames.get(function, ("", ""))
+            hit = known[function] = found(name) or found(filename)
+        hits.append(hit)
+    result: BoolArray = np.array(hits, dtype=bool)[index.reshape(-1)]
     return result
 
 

@@ -37,6 +37,7 @@ from server.query.filters import keep_frames, levels_of
 from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +65,18 @@ def sandwich(tree: CallTree, function: int) -> Sandwich:
         tree = keep_frames(tree, ~(is_f & parent_is_f))  # F calling F directly: one frame
     levels = levels_of(tree.parent)
     tin, tout = _intervals(tree.parent, levels)
-    f_nodes = np.flatnonzero(tree.function == function)
+    is_f = tree.function == function
+    under_f = np.zeros(len(tree), dtype=bool)  # an F strictly above
+    for level in levels[1:]:
+        above = tree.parent[level]
+        under_f[level] = is_f[above] | under_f[above]
+    f_nodes = np.flatnonzero(is_f)
+    nested = under_f[f_nodes]
     return Sandwich(
         flat,
         cum,
-        _callers(tree, f_nodes, tin, tout, flat, cum),
-        _callees(tree, f_nodes, tin, tout, flat, cum),
+        _callers(tree, f_nodes, nested, tin, tout, flat, cum),
+        _callees(tree, f_nodes, nested, tin, tout, flat, cum),
     )
 
 
@@ -101,16 +108,30 @@ def _intervals(parent: IntArray, levels: list[IntArray]) -> tuple[IntArray, IntA
     return tin, tin + size
 
 
-def _once(ids: IntArray, nodes: IntArray, values: IntArray, count: int, tin: IntArray, tout: IntArray) -> IntArray:
-    """Per id, the sum of ``values`` of its nodes that are not inside another of its nodes' subtree."""
+def _once(
+    ids: IntArray, nodes: IntArray, nested: BoolArray, values: IntArray, count: int, tin: IntArray, tout: IntArray
+) -> IntArray:
+    """Per id, the sum of ``values`` of its nodes that are not inside another of its nodes' subtree.
+
+    ``nested`` marks the entries whose F lies below another F: only an id one of them reaches
+    can have a node inside another's subtree, so only those ids are sorted and checked.
+    """
     result = np.zeros((count, values.shape[1]), dtype=np.int64)
     if ids.shape[0] == 0:
         return result
-    order = np.lexsort((tin[nodes], ids))
-    ids, nodes = ids[order], nodes[order]
+    suspect = np.zeros(count, dtype=bool)
+    suspect[ids[nested]] = True
+    check = suspect[ids]
+    plain = ~check
+    np.add.at(result, ids[plain], values[nodes[plain]])
+    if not bool(check.any()):
+        return result
+    ids, nodes = ids[check], nodes[check]
     span = int(tout.max()) + 1
     start = ids * span + tin[nodes]
-    end = ids * span + tout[nodes]
+    order = np.argsort(start, kind="stable")
+    ids, nodes, start = ids[order], nodes[order], start[order]
+    end = start + (tout[nodes] - tin[nodes])
     reach = np.concatenate(([-1], np.maximum.accumulate(end)[:-1]))
     outer = start >= reach  # intervals nest or are disjoint: inside an earlier one means inside its reach
     np.add.at(result, ids[outer], values[nodes[outer]])
@@ -151,7 +172,13 @@ class _Interner:
 
 
 def _callees(
-    tree: CallTree, f_nodes: IntArray, tin: IntArray, tout: IntArray, flat: IntArray, cum: IntArray
+    tree: CallTree,
+    f_nodes: IntArray,
+    nested: BoolArray,
+    tin: IntArray,
+    tout: IntArray,
+    flat: IntArray,
+    cum: IntArray,
 ) -> CallTree:
     """Paths down from every F, merged; a path's value counts each sample that holds it once."""
     n = len(tree)
@@ -161,6 +188,7 @@ def _callees(
     interner = _Interner(int(tree.function.max()) + 1)
     all_ids: list[IntArray] = []
     all_nodes: list[IntArray] = []
+    all_nested: list[BoolArray] = []
     nodes, ids = f_nodes, np.full(f_nodes.shape[0], -1, dtype=np.int64)
     while nodes.shape[0]:
         many = counts[nodes + 1]
@@ -168,38 +196,48 @@ def _callees(
         within = np.arange(pair.shape[0]) - np.repeat(np.cumsum(many) - many, many)
         children = child_order[firsts[nodes + 1][pair] + within]
         ids = interner.add(ids[pair], tree.function[children])
-        nodes = children
+        nodes, nested = children, nested[pair]
         all_ids.append(ids)
         all_nodes.append(nodes)
+        all_nested.append(nested)
     every_id = np.concatenate(all_ids) if all_ids else np.zeros(0, dtype=np.int64)
     every_node = np.concatenate(all_nodes) if all_nodes else np.zeros(0, dtype=np.int64)
-    totals = _once(every_id, every_node, tree.totals, interner.count, tin, tout)
+    every_nested = np.concatenate(all_nested) if all_nested else np.zeros(0, dtype=bool)
+    totals = _once(every_id, every_node, every_nested, tree.totals, interner.count, tin, tout)
     selfs = np.zeros_like(totals)
     np.add.at(selfs, every_id, tree.selfs[every_node])  # a sample ends once: no double count possible
     return interner.tree(selfs, totals, flat, cum)
 
 
 def _callers(
-    tree: CallTree, f_nodes: IntArray, tin: IntArray, tout: IntArray, flat: IntArray, cum: IntArray
+    tree: CallTree,
+    f_nodes: IntArray,
+    nested: BoolArray,
+    tin: IntArray,
+    tout: IntArray,
+    flat: IntArray,
+    cum: IntArray,
 ) -> CallTree:
     """Paths up from every F, merged; a path's value counts once each sample below an F it leads to."""
     interner = _Interner(int(tree.function.max()) + 1)
     all_ids: list[IntArray] = []
     all_sources: list[IntArray] = []
+    all_nested: list[BoolArray] = []
     top_ids: list[IntArray] = []
     top_sources: list[IntArray] = []
     at_root = tree.parent[f_nodes] < 0
     columns = tree.selfs.shape[1]
-    root_self = _once(np.zeros(int(at_root.sum()), dtype=np.int64), f_nodes[at_root], tree.totals, 1, tin, tout)
+    root_self = tree.totals[f_nodes[at_root]].sum(axis=0)  # no F above a root: each sample once
     sources, ids, above = f_nodes, np.full(f_nodes.shape[0], -1, dtype=np.int64), tree.parent[f_nodes]
     while True:
         alive = above >= 0
-        sources, ids, above = sources[alive], ids[alive], above[alive]
+        sources, ids, above, nested = sources[alive], ids[alive], above[alive], nested[alive]
         if sources.shape[0] == 0:
             break
         ids = interner.add(ids, tree.function[above])
         all_ids.append(ids)
         all_sources.append(sources)
+        all_nested.append(nested)
         above = tree.parent[above]
         ends = above < 0
         top_ids.append(ids[ends])
@@ -208,6 +246,7 @@ def _callers(
     totals = _once(
         np.concatenate(all_ids) if all_ids else empty,
         np.concatenate(all_sources) if all_sources else empty,
+        np.concatenate(all_nested) if all_nested else np.zeros(0, dtype=bool),
         tree.totals,
         interner.count,
         tin,
