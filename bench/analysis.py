@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def measure(store: Store, settings: Settings, end_ns: int, hours: int, repeat: i
     query = ProfileQuery("cpu", parse_selector(f'{{service="{SERVICE}"}}'), end_ns - hours * HOUR_NS, end_ns - 1)
     failures: list[str] = []
 
-    def timed(function: partial[object]) -> float:
+    def timed(function: Callable[[], object]) -> float:
         return median_seconds(function, repeat)
 
     top_base = timed(partial(service.top, store, settings, query))
