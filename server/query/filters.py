@@ -114,15 +114,21 @@ def filter_tree(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str
         kept &= _below_first(levels, parent, _matches(tree, filters.show_from, frames) & kept)
     if filters.hide is not None or filters.show is not None or filters.show_from is not None:
         keep_root = False  # an empty stack has no frame to show; pprof drops it too
-    # Nodes in original order; ``new_of`` per node: the filtered node at or above it.
-    new_of, new_parent, new_function = _reintern(levels, parent, tree.function, kept)
-    landed = keep_samples & (new_of >= 0)
     columns = tree.selfs.shape[1]
+    root_self = tree.root_self.copy() if keep_root else np.zeros(columns, dtype=np.int64)
+    if filters.hide is None and filters.show is None and filters.show_from is None:
+        # Only samples go: the same nodes, their values recomputed.
+        selfs = np.where(keep_samples[:, None], tree.selfs, 0)
+        result = _with_totals(parent, tree.function, tree.recursive, selfs, root_self, levels)
+        result, moved = _drop_empty(result)
+        return Filtered(result, np.where(keep_samples, moved, -1), keep_root)
+    # Nodes in original order; ``new_of`` per node: the filtered node at or above it.
+    new_of, new_parent, new_function, new_levels = _reintern(levels, parent, tree.function, kept)
+    landed = keep_samples & (new_of >= 0)
     selfs = np.zeros((new_parent.shape[0], columns), dtype=np.int64)
     np.add.at(selfs, new_of[landed], tree.selfs[landed])
-    root_self = tree.root_self.copy() if keep_root else np.zeros(columns, dtype=np.int64)
     recursive = _recursive(tree, new_of, new_parent, new_function, kept, filters.show_from is not None)
-    result = _with_totals(new_parent, new_function, recursive, selfs, root_self)
+    result = _with_totals(new_parent, new_function, recursive, selfs, root_self, new_levels)
     result, moved = _drop_empty(result)
     moved = np.append(moved, -1)  # position -1 (no node) stays -1
     new_of = np.where(landed, moved[new_of], -1)
@@ -135,12 +141,12 @@ def keep_frames(tree: CallTree, kept: BoolArray) -> CallTree:
     Frames are removed per node here, not per function, so ``recursive`` is not carried over (it is all false).
     """
     levels = _levels(tree.parent)
-    new_of, new_parent, new_function = _reintern(levels, tree.parent, tree.function, kept)
+    new_of, new_parent, new_function, new_levels = _reintern(levels, tree.parent, tree.function, kept)
     landed = new_of >= 0
     selfs = np.zeros((new_parent.shape[0], tree.selfs.shape[1]), dtype=np.int64)
     np.add.at(selfs, new_of[landed], tree.selfs[landed])
     recursive = np.zeros(new_parent.shape[0], dtype=bool)
-    return _with_totals(new_parent, new_function, recursive, selfs, np.zeros_like(tree.root_self))
+    return _with_totals(new_parent, new_function, recursive, selfs, np.zeros_like(tree.root_self), new_levels)
 
 
 def levels_of(parent: IntArray) -> list[IntArray]:
@@ -238,9 +244,9 @@ def _below_first(levels: list[IntArray], parent: IntArray, match: BoolArray) -> 
 
 def _reintern(
     levels: list[IntArray], parent: IntArray, function: IntArray, kept: BoolArray
-) -> tuple[IntArray, IntArray, IntArray]:
+) -> tuple[IntArray, IntArray, IntArray, list[IntArray]]:
     """The tree of kept frames: per original node its new node (-1: no kept frame on its path),
-    and the new nodes' parents and functions, parents before children.
+    the new nodes' parents and functions (parents before children), and the new nodes per depth.
 
     A kept node's new parent is the new node of its nearest kept ancestor; nodes
     that end up with the same (new parent, function) are one node. They are
@@ -263,6 +269,7 @@ def _reintern(
     parents: list[IntArray] = []
     functions: list[IntArray] = []
     count = 0
+    new_levels: list[IntArray] = []
     width = int(function.max()) + 1 if n else 1
     candidates = np.flatnonzero(kept)
     if candidates.size:
@@ -276,6 +283,7 @@ def _reintern(
             new_of[level] = count + inverse.reshape(-1)
             parents.append(new_above[first])
             functions.append(function[level][first])
+            new_levels.append(np.arange(count, count + unique.shape[0], dtype=np.int64))
             count += unique.shape[0]
     unkept = np.flatnonzero(~kept)
     source = at_or_above[unkept]
@@ -285,6 +293,7 @@ def _reintern(
         new_of,
         np.concatenate(parents) if parents else empty,
         np.concatenate(functions) if functions else empty,
+        new_levels,
     )
 
 
@@ -315,11 +324,15 @@ def _recursive(
 
 
 def _with_totals(
-    parent: IntArray, function: IntArray, recursive: BoolArray, selfs: IntArray, root_self: IntArray
+    parent: IntArray,
+    function: IntArray,
+    recursive: BoolArray,
+    selfs: IntArray,
+    root_self: IntArray,
+    levels: list[IntArray],
 ) -> CallTree:
     """A tree from its self values, totals propagated level by level, deepest first."""
     totals = selfs.copy()
-    levels = _levels(parent)
     for level in reversed(levels[1:]):
         np.add.at(totals, parent[level], totals[level])
     total = root_self + (totals[parent < 0].sum(axis=0) if parent.shape[0] else 0)
