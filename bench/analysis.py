@@ -10,8 +10,11 @@ The store: one service, a 10 s CPU profile every 10 s for ``--hours`` hours
 ``tests/data/big_cpu.pb.gz`` (``bench.common.varied_scrapes``) through the real
 ``ingest()``, then the hourly rollups, as bench/query.py builds its CPU series.
 
-Measured over the whole range (medians of ``--repeat`` warm runs), each as a
-ratio to its baseline timed in the same process:
+Measured over the whole range, each as a ratio to its baseline timed in the
+same process: after two warm-up calls of each, the query and its baseline run
+in turn ``--repeat`` times (so load from elsewhere on the machine falls on
+both alike), and the ratio is the median of the query's times over the median
+of the baseline's:
 
 - ``service.top`` and ``service.flame`` (2,048 nodes) with each filter (focus,
   ignore, hide, show, show_from, and all of them at once) against the same call
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -133,20 +137,34 @@ def measure(store: Store, settings: Settings, end_ns: int, hours: int, repeat: i
     query = ProfileQuery("cpu", parse_selector(f'{{service="{SERVICE}"}}'), end_ns - hours * HOUR_NS, end_ns - 1)
     failures: list[str] = []
 
-    def timed(function: Callable[[], object]) -> float:
-        return median_seconds(function, repeat)
+    def paired(function: Callable[[], object], baseline: Callable[[], object]) -> tuple[float, float]:
+        """Median seconds of ``function`` and of ``baseline``, run in turn."""
+        for _ in range(2):
+            function()
+            baseline()
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(repeat):
+            for call, times in ((function, ours), (baseline, theirs)):
+                started = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - started)
+        return statistics.median(ours), statistics.median(theirs)
 
-    top_base = timed(partial(service.top, store, settings, query))
-    flame_base = timed(partial(service.flame, store, settings, query, MAX_NODES))
+    run_top = partial(service.top, store, settings, query)
+    run_flame = partial(service.flame, store, settings, query, MAX_NODES)
+    top_base = median_seconds(run_top, repeat)
+    flame_base = median_seconds(run_flame, repeat)
     plain = service.top(store, settings, query)
-    say(f"baseline: top {top_base * 1000:.1f} ms, flame graph {flame_base * 1000:.1f} ms ({len(plain.rows)} functions)")
+    say(f"alone: top {top_base * 1000:.1f} ms, flame graph {flame_base * 1000:.1f} ms ({len(plain.rows)} functions)")
+    say("each ratio below divides by its baseline's median over the same turns")
     say(f"{'filter':<72} {'top':>9} {'ratio':>6} {'flame':>9} {'ratio':>6}")
     for raw in FILTERS:
         filters: Filters = parse_filters(raw)
-        top_s = timed(partial(service.top, store, settings, query, None, filters))
-        flame_s = timed(partial(service.flame, store, settings, query, MAX_NODES, filters=filters))
+        top_s, top_b = paired(partial(service.top, store, settings, query, None, filters), run_top)
+        flame_s, flame_b = paired(partial(service.flame, store, settings, query, MAX_NODES, filters=filters), run_flame)
         label = " ".join(f"{k}={v}" for k, v in raw.items())
-        top_ratio, flame_ratio = top_s / top_base, flame_s / flame_base
+        top_ratio, flame_ratio = top_s / top_b, flame_s / flame_b
         say(f"{label:<72} {top_s * 1000:7.1f}ms {top_ratio:5.2f}x {flame_s * 1000:7.1f}ms {flame_ratio:5.2f}x")
         filtered = service.top(store, settings, query, None, filters)
         graph = service.flame(store, settings, query, MAX_NODES, filters=filters).graph
@@ -159,9 +177,9 @@ def measure(store: Store, settings: Settings, end_ns: int, hours: int, repeat: i
     cums = {row.name: row.cum for row in plain.rows}
     say(f"{'sandwich of':<72} {'time':>9} {'vs flame':>8}")
     for function in (widest, middle, RUN):
-        seconds = timed(partial(service.sandwich_view, store, settings, query, function, MAX_NODES))
+        seconds, base = paired(partial(service.sandwich_view, store, settings, query, function, MAX_NODES), run_flame)
         answer = service.sandwich_view(store, settings, query, function, MAX_NODES)
-        ratio = seconds / flame_base
+        ratio = seconds / base
         say(f"{function:<72} {seconds * 1000:7.1f}ms {ratio:7.2f}x")
         if answer.cum != cums[function]:
             failures.append(f"sandwich {function}: cum {answer.cum} but top says {cums[function]}")
