@@ -105,7 +105,8 @@ def compare(
     tree = build_tree(store.stacks, nodes, matrix)
     totals = (int(tree.total[0]), int(tree.total[1]))
     if filters.active:
-        tree = apply_filters(tree, filters, store.functions.frames(function_ids(tree)))
+        frames = store.functions.frames(function_ids(tree))
+        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids])
     # Functions are matched between the sides in one tree; names are looked up once, for both,
     # and same-name functions are one node on both sides, as at pprof's function granularity.
     names = store.functions.names(function_ids(tree))

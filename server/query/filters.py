@@ -85,17 +85,24 @@ class Filtered:
     keeps_empty: bool
 
 
-def apply_filters(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]]) -> CallTree:
-    """The tree of the samples and frames ``filters`` keep; ``frames`` maps function id to (name, file)."""
+def apply_filters(
+    tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]], depth: IntArray | None = None
+) -> CallTree:
+    """The tree of the samples and frames ``filters`` keep; ``frames`` maps function id to (name, file).
+
+    ``depth`` (per node, any numbering that grows by one per level) saves working it out from ``parent``.
+    """
     if not filters.active:
         return tree
-    return filter_tree(tree, filters, frames).tree
+    return filter_tree(tree, filters, frames, depth).tree
 
 
-def filter_tree(tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]]) -> Filtered:
+def filter_tree(
+    tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]], depth: IntArray | None = None
+) -> Filtered:
     """:func:`apply_filters`, keeping the map from original nodes to filtered ones (exports need it)."""
     n = len(tree)
-    levels = _levels(tree.parent)
+    levels = _levels(tree.parent) if depth is None else _by_depth(depth)
     parent = tree.parent
     keep_samples = np.ones(n, dtype=bool)
     keep_root = True  # samples with an empty stack
@@ -167,6 +174,13 @@ def _levels(parent: IntArray) -> list[IntArray]:
         safe = np.maximum(jump, 0)
         depth = depth + np.where(live, depth[safe], 0)
         jump = np.where(live, jump[safe], -1)
+    return _by_depth(depth)
+
+
+def _by_depth(depth: IntArray) -> list[IntArray]:
+    """Node indexes grouped by depth, shallowest first, in index order within a level."""
+    if depth.shape[0] == 0:
+        return []
     order = np.argsort(depth, kind="stable")
     cuts = np.flatnonzero(np.diff(depth[order])) + 1
     return np.split(order, cuts)
@@ -205,7 +219,9 @@ def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]
     """Per node: does its frame's function name or file name contain a match (RE2 once per distinct text)."""
     if len(tree) == 0:
         return np.zeros(0, dtype=bool)
-    functions, index = np.unique(tree.function, return_inverse=True)
+    present = np.zeros(int(tree.function.max()) + 1, dtype=bool)  # a mark per id: linear, no sort
+    present[tree.function] = True
+    functions = np.flatnonzero(present)
     known = _CACHE.get(regex.pattern)
     texts: dict[str, bool] = {}
 
@@ -222,7 +238,9 @@ def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]
             name, filename = frames.get(function, ("", ""))
             hit = known[function] = found(name) or found(filename)
         hits.append(hit)
-    result: BoolArray = np.array(hits, dtype=bool)[index.reshape(-1)]
+    by_id = np.zeros(present.shape[0], dtype=bool)
+    by_id[functions] = hits
+    result: BoolArray = by_id[tree.function]
     return result
 
 
@@ -279,12 +297,12 @@ def _reintern(
             above = kept_parent[level]
             new_above = np.where(above >= 0, new_of[np.maximum(above, 0)], -1)
             keys = (new_above + 1) * width + function[level]
-            unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            new_of[level] = count + inverse.reshape(-1)
+            first, inverse = _groups(keys)
+            new_of[level] = count + inverse
             parents.append(new_above[first])
             functions.append(function[level][first])
-            new_levels.append(np.arange(count, count + unique.shape[0], dtype=np.int64))
-            count += unique.shape[0]
+            new_levels.append(np.arange(count, count + first.shape[0], dtype=np.int64))
+            count += first.shape[0]
     unkept = np.flatnonzero(~kept)
     source = at_or_above[unkept]
     new_of[unkept] = np.where(source >= 0, new_of[np.maximum(source, 0)], -1)
@@ -295,6 +313,23 @@ def _reintern(
         np.concatenate(functions) if functions else empty,
         new_levels,
     )
+
+
+def _groups(keys: IntArray) -> tuple[IntArray, IntArray]:
+    """Equal keys as groups: one member of each group, and each key's group (0, 1, ... in key order).
+
+    ``np.unique`` with ``return_index`` sorts stably; any member will do here, so an unstable sort is enough.
+    """
+    order = np.argsort(keys)
+    ordered = keys[order]
+    starts = np.empty(keys.shape[0], dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    group = np.cumsum(starts) - 1
+    inverse = np.empty(keys.shape[0], dtype=np.int64)
+    inverse[order] = group
+    first: IntArray = order[starts]
+    return first, inverse
 
 
 def _recursive(

@@ -124,9 +124,11 @@ def _tree(store: Store, merged: Merged, filters: Filters = NO_FILTERS) -> tuple[
 
 
 def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> tuple[CallTree, dict[int, str]]:
-    """``tree`` filtered, then with same-name functions as one node, and its names."""
+    """``tree`` (as :func:`build_tree` makes it: nodes are stack nodes) filtered, then with same-name
+    functions as one node, and its names."""
     if filters.active:
-        tree = apply_filters(tree, filters, store.functions.frames(function_ids(tree)))
+        frames = store.functions.frames(function_ids(tree))
+        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids])
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 
