@@ -297,7 +297,7 @@ def _reintern(
             above = kept_parent[level]
             new_above = np.where(above >= 0, new_of[np.maximum(above, 0)], -1)
             keys = (new_above + 1) * width + function[level]
-            first, inverse = _groups(keys)
+            first, inverse = group_keys(keys)
             new_of[level] = count + inverse
             parents.append(new_above[first])
             functions.append(function[level][first])
@@ -315,7 +315,7 @@ def _reintern(
     )
 
 
-def _groups(keys: IntArray) -> tuple[IntArray, IntArray]:
+def group_keys(keys: IntArray) -> tuple[IntArray, IntArray]:
     """Equal keys as groups: one member of each group, and each key's group (0, 1, ... in key order).
 
     ``np.unique`` with ``return_index`` sorts stably; any member will do here, so an unstable sort is enough.

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from server.query.filters import keep_frames, levels_of
+from server.query.filters import group_keys, keep_frames, levels_of
 from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
@@ -149,11 +149,11 @@ class _Interner:
 
     def add(self, above: IntArray, function: IntArray) -> IntArray:
         keys = (above + 1) * self.width + function
-        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        first, inverse = group_keys(keys)
         self.parents.append(above[first])
         self.functions.append(function[first])
-        ids: IntArray = inverse.reshape(-1).astype(np.int64) + self.count
-        self.count += unique.shape[0]
+        ids: IntArray = inverse + self.count
+        self.count += first.shape[0]
         return ids
 
     def tree(self, selfs: IntArray, totals: IntArray, root_self: IntArray, total: IntArray) -> CallTree:
