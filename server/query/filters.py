@@ -118,7 +118,8 @@ def filter_tree(
         kept &= _matches(tree, filters.show, frames)
     if filters.show_from is not None:
         # Root-most match among the frames still shown; the frames above it go, stacks without one go too.
-        kept &= _below_first(levels, parent, _matches(tree, filters.show_from, frames) & kept)
+        # A node at or below a match (on_path) is at or below the root-most one.
+        kept &= _on_path(levels, parent, _matches(tree, filters.show_from, frames) & kept)
     if filters.hide is not None or filters.show is not None or filters.show_from is not None:
         keep_root = False  # an empty stack has no frame to show; pprof drops it too
     columns = tree.selfs.shape[1]
@@ -250,14 +251,6 @@ def _on_path(levels: list[IntArray], parent: IntArray, match: BoolArray) -> Bool
     for level in levels[1:]:
         on_path[level] |= on_path[parent[level]]
     return on_path
-
-
-def _below_first(levels: list[IntArray], parent: IntArray, match: BoolArray) -> BoolArray:
-    """Per node: is it at or below the root-most matching node of its path."""
-    below = match.copy()
-    for level in levels[1:]:
-        below[level] |= below[parent[level]]
-    return below
 
 
 def _reintern(
