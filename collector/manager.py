@@ -93,8 +93,13 @@ class ScrapeManager:
         sync_interval_s: float = 5.0,
         max_decompressed: int = 256 * 1024 * 1024,
         decode_limits: DecodeLimits | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """``owns(target key)`` says whether a target is this process's to scrape (``serve`` replicas sharing
+        a fleet); it is asked at every sync and again before every scrape, so a replica that lost its place
+        stops at once. Call :meth:`targets_changed` when its answers change."""
         self._sources = sources
+        self._owns = owns
         self._sink = sink
         self._fetcher = fetcher
         self._metrics = metrics
@@ -106,6 +111,7 @@ class ScrapeManager:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._static: list[TargetSpec] = []
+        self._known: dict[str, TargetSpec] = {}  # the last targets read, re-divided when ownership changes
         self._sync_requested: asyncio.Event | None = None
         self._sync_task: asyncio.Task[None] | None = None
         # Optional kinds a target answered 404 for: asked only every NOT_SERVED_RETRY_S while the target stays.
@@ -163,14 +169,25 @@ class ScrapeManager:
 
     async def sync(self) -> None:
         targets: dict[str, TargetSpec] = {}
-        for source in self._sources:
-            for target in await asyncio.to_thread(lambda s=source: list(s())):  # type: ignore[misc]
-                targets.setdefault(target.key, target)
+        try:
+            for source in self._sources:
+                for target in await asyncio.to_thread(lambda s=source: list(s())):  # type: ignore[misc]
+                    targets.setdefault(target.key, target)
+        except Exception:
+            if self._owns is not None:  # the targets are unreadable, but who owns them may have changed
+                self._apply(self._known)
+            raise
+        self._known = targets
+        self._apply(targets)
+
+    def _apply(self, targets: dict[str, TargetSpec]) -> None:
         self._static = [t for t in targets.values() if t.source != "api"]
         self._not_served = {j: t for j, t in self._not_served.items() if targets.get(t.key) == t}
         wanted: dict[str, tuple[TargetSpec, ProfileSpec]] = {}
         for target in targets.values():
             if target.paused or not in_shard(target, self._shard.index, self._shard.count):
+                continue
+            if self._owns is not None and not self._owns(target.key):
                 continue
             for spec in target.enabled_profiles():
                 wanted[f"{target.key}|{spec.kind}"] = (target, spec)
@@ -219,6 +236,8 @@ class ScrapeManager:
         job = self._jobs.get(job_id)
         if job is None or not job.health.may_run():
             return
+        if self._owns is not None and not self._owns(job.target.key):
+            return  # no longer ours (a replica joined or this one lost the database); the next sync removes it
         interval = self._interval(job_id, job.target, job.spec)
         offset = offset_s(job_id, interval)
         slot = math.floor((time.time() - offset) / interval) * interval + offset
@@ -354,6 +373,10 @@ class ScrapeManager:
                     next_ns = int(scheduled.next_run_time.timestamp() * 1e9)
             result.append(state.snapshot(next_ns))
         return result
+
+    def scraped_health(self) -> list[tuple[str, ScrapeHealth]]:
+        """(target key, health) of every job scheduled here: what a replica shares with the others."""
+        return [(job.target.key, job.health.snapshot(None)) for job in self._jobs.values()]
 
     def static_targets(self) -> list[TargetSpec]:
         return list(self._static)

@@ -118,6 +118,22 @@ class Settings(BaseSettings):
     def _networks(cls, values: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(value.strip(), strict=False)) for value in values]
 
+    # Replicas on one PostgreSQL (docs/scaling.md#replicas).
+    member_heartbeat_interval: float = Field(
+        3.0, gt=0, description="seconds between a replica's heartbeats (PostgreSQL; SQLite has one process)"
+    )
+    member_timeout: float = Field(
+        15.0, gt=0, description="seconds without a heartbeat after which a replica is dead and its targets move"
+    )
+
+    @field_validator("member_timeout")
+    @classmethod
+    def _member_timeout(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("member_heartbeat_interval")
+        if heartbeat is not None and value < 2 * heartbeat:
+            raise ValueError("must be at least twice member_heartbeat_interval, or one late heartbeat kills a replica")
+        return value
+
     rule_eval_interval: float = Field(15.0, gt=0, description="seconds between evaluations of the alert rules")
     rule_max_points: int = Field(200_000, gt=0, description="raw profile rows one rule evaluation may read")
     alertmanager_url: str | None = Field(None, description="Alertmanager URL; alerts also go to its /api/v2/alerts")

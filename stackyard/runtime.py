@@ -14,19 +14,22 @@ from prometheus_client import CollectorRegistry
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from server.alerts.service import Alerting
-from server.app import create_app
+from server.app import Hook, create_app
 from server.config.load import load_config
 from server.errors import DatabaseUnavailable
 from server.ingest.storelimits import decode_limits, limit_rejections
 from server.ingest.workers import IngestWorkers
 from server.migrate import upgrade
+from server.replicas.membership import Membership, ReplicaCollector, Solo
 from server.scrape.spec import TargetSpec
 from server.settings import Settings
 from server.store.availability import DatabaseGate, describe, is_unavailable
 from server.store.repository import Store
+from server.store.scrapehealth import ScrapeHealthTable
 from server.upkeep.jobs import Maintenance
 from stackyard.collecting import TargetSource, checks_for, config_sources, fetcher_for
 from stackyard.ingestsink import InProcessSink, scraped_ingest
+from stackyard.sharedhealth import SharedHealth
 
 
 def stored_targets(store: Store) -> TargetSource:
@@ -63,6 +66,12 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)
     workers = IngestWorkers(settings, settings.ingest_processes) if settings.ingest_processes else None
 
+    # Replicas on one PostgreSQL share the targets and elect one upkeep leader; SQLite has one process.
+    replicas: Solo | Membership = Solo()
+    if not settings.database_url.startswith("sqlite"):
+        replicas = Membership.for_settings(settings, lambda: gate.ready)
+    registry.register(ReplicaCollector(replicas))
+
     manager = ScrapeManager(
         [stored_targets(store), *config_sources(config)],
         InProcessSink(
@@ -77,10 +86,27 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         sync_interval_s=settings.scrape_sync_interval,
         max_decompressed=settings.max_decompressed_bytes,
         decode_limits=decode_limits(settings),
+        owns=None if isinstance(replicas, Solo) else replicas.owns,
     )
+    scraper: ScrapeManager | SharedHealth = manager
+    # Membership starts first (a replica scrapes nothing until it has joined) and leaves after the
+    # scraper has stopped, so the others take its targets only once it scrapes no more.
+    starts: list[Hook] = [gate.start, replicas.start, manager.start]
+    stops: list[Hook] = [gate.stop, manager.stop, replicas.stop]
+    if isinstance(replicas, Membership):
+        replicas.on_change(manager.targets_changed)  # a member joined or left: divide the targets again
+        # Each replica shows every target's health: its own share's from memory, the others' as they publish it.
+        shared = SharedHealth(
+            manager, ScrapeHealthTable(store.engine), replicas.id, settings.scrape_sync_interval, lambda: gate.ready
+        )
+        scraper = shared
+        starts.append(shared.start)
+        stops.insert(0, shared.stop)
 
-    upkeep = Maintenance(store, settings, lambda: gate.ready)  # rollups after each bucket closes, retention
-    alerting = Alerting(store, settings, config.rules if config else (), config.receivers if config else ())
+    # Rollups after each bucket closes, retention; on the leading replica only.
+    upkeep = Maintenance(store, settings, lambda: gate.ready, replicas.leading)
+    rules, receivers = (config.rules, config.receivers) if config else ((), ())
+    alerting = Alerting(store, settings, rules, receivers, replicas.leading)
 
     async def close_store() -> None:
         store.close()
@@ -88,10 +114,10 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     app = create_app(
         settings,
         store,
-        scraper=manager,
+        scraper=scraper,
         metrics_registry=registry,
-        on_start=[gate.start, manager.start, upkeep.start, alerting.start],
-        on_stop=[alerting.stop, upkeep.stop, gate.stop, manager.stop, close_store],
+        on_start=[*starts, upkeep.start, alerting.start],
+        on_stop=[alerting.stop, upkeep.stop, *stops, close_store],
         alerting=alerting,
         ingest_workers=workers,
     )

@@ -5,13 +5,14 @@ API-made ones live in the database, so every replica (and the next restart)
 sees them. Names are unique across both. Two APScheduler jobs run in the
 server's event loop: evaluation every ``rule_eval_interval`` (in a worker
 thread), and the outbox every ``notify_interval``; neither waits for the other.
+Among replicas only the one holding the upkeep lease runs them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -36,7 +37,10 @@ class Alerting:
         settings: Settings,
         rules: Sequence[Rule] = (),
         receivers: Sequence[Receiver] = (),
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leading``: whether this replica evaluates and notifies (it holds the upkeep lease; always, alone)."""
+        self.leading = leading
         self.store = store
         self.settings = settings
         self.config_rules = {rule.name: rule for rule in rules}
@@ -116,6 +120,8 @@ class Alerting:
         self._scheduler.start()
 
     async def evaluate(self) -> RoundResult | None:
+        if not self.leading():
+            return None  # another replica evaluates: one round per interval for the fleet, not one per replica
         try:
             return await asyncio.to_thread(self.evaluator.evaluate)
         except Exception as exc:  # evaluation must never take the server down; the next round retries
@@ -123,7 +129,7 @@ class Alerting:
             return None
 
     async def dispatch(self) -> None:
-        if self.dispatcher is None:
+        if self.dispatcher is None or not self.leading():
             return
         try:
             await self.dispatcher.run_once()
@@ -131,7 +137,7 @@ class Alerting:
             log_failure(log, "notification round failed", exc)
 
     async def resend(self) -> None:
-        if self.dispatcher is None:
+        if self.dispatcher is None or not self.leading():
             return
         try:
             await self.dispatcher.resend()

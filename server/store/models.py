@@ -3,11 +3,12 @@
 - ``series``: one row per (profile kind, label set), with its labels also in
   ``series_labels`` so selectors can be answered by index.
 - ``functions``: deduplicated by a hash of (name, system name, file).
-- ``stack_nodes``: a prefix tree of stacks, one row per (parent, function);
-  a stack is the id of its leaf node. Parent 0 is the (virtual) root, so
-  there is no foreign key on ``parent_id``. ``recursive`` marks nodes whose
-  function already occurs among their ancestors, which is what lets queries
-  compute pprof's ``cum`` (counted once per sample) with array arithmetic.
+- ``stack_segments``: a prefix tree of stacks, one node per (parent, function),
+  stored as append-only compressed segments of nodes (see docs/storage.md);
+  a stack is the id of its leaf node. Parent 0 is the (virtual) root. A node's
+  ``recursive`` flag marks a function that already occurs among its ancestors,
+  which is what lets queries compute pprof's ``cum`` (counted once per sample)
+  with array arithmetic.
 - ``sample_labelsets``: deduplicated pprof sample labels (``pprof.Do``).
 - ``profiles``: one row per scrape or push, with totals; its samples live in
   ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`),
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -87,15 +89,21 @@ class FunctionRow(Base):
     start_line: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class StackNode(Base):
-    __tablename__ = "stack_nodes"
-    __table_args__ = (UniqueConstraint("parent_id", "function_id"), NO_REUSE)
+class StackSegment(Base):
+    """A run of stack prefix-tree nodes written together, as compressed columns (:mod:`server.store.stackcodec`).
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    parent_id: Mapped[int] = mapped_column(BigInteger)
-    function_id: Mapped[int] = mapped_column(ForeignKey("functions.id"))
-    depth: Mapped[int] = mapped_column(Integer)
-    recursive: Mapped[bool] = mapped_column(Boolean)
+    ``tree`` tells prefix trees apart (0: stacks of functions); node ids count per tree.
+    Segments are appended under a lock (:mod:`server.store.stacks`), each starting past
+    every node written before it, so ``first_node`` orders them and says what is new.
+    """
+
+    __tablename__ = "stack_segments"
+
+    tree: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    first_node: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_node: Mapped[int] = mapped_column(BigInteger)
+    nodes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SampleKey(Base):
@@ -397,3 +405,46 @@ class GoroutineGroup(Base):
     max_wait_minutes: Mapped[int] = mapped_column(Integer)
     median_wait_minutes: Mapped[float] = mapped_column(Float)
     locked: Mapped[int] = mapped_column(Integer)
+
+
+class MemberRow(Base):
+    """One running ``serve`` replica on a shared database: who it is, and when it last said it was alive.
+
+    Times are the database's clock (nanoseconds since the epoch), never a
+    replica's own, so replicas whose clocks disagree still agree who is alive.
+    """
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_ns: Mapped[int] = mapped_column(BigInteger)
+    heartbeat_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaseRow(Base):
+    """A named job only one replica may run at a time, held by ``holder`` until ``expires_ns`` (database clock)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ScrapeHealthRow(Base):
+    """The last known health of one (target, profile kind), published by the replica that scrapes it.
+
+    Scrape health lives in the scraping replica's memory; this copy lets every
+    other replica show it too. ``key_hash`` is the target key's stable hash,
+    ``updated_ns`` the database's clock at the last publication.
+    """
+
+    __tablename__ = "scrape_health"
+
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(String(64))
+    health: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)

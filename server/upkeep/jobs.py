@@ -59,12 +59,23 @@ def _count(written: dict[str, int], width: str, built: int | None) -> None:
 
 
 class Maintenance:
-    """The upkeep jobs on their own APScheduler; ``ready`` tells them whether the database is there yet."""
+    """The upkeep jobs on their own APScheduler; ``ready`` tells them whether the database is there yet.
 
-    def __init__(self, store: Store, settings: Settings, ready: Callable[[], bool] = lambda: True) -> None:
+    ``leading`` says whether this replica is the one that runs them (it holds the upkeep lease; always,
+    alone on SQLite): the others skip every run, so the work is done once, not once per replica.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        ready: Callable[[], bool] = lambda: True,
+        leading: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._ready = ready
+        self._leading = leading
         self._scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
@@ -75,15 +86,15 @@ class Maintenance:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._rollups()))
 
     async def _rollups(self) -> None:
-        if not self._ready():
-            return  # not migrated yet: the next run tries
+        if not self._ready() or not self._leading():
+            return  # not migrated yet, or another replica leads: the next run asks again
         try:
             await asyncio.to_thread(build_rollups, self._store)
         except Exception as exc:  # upkeep must never take the server down; the next run retries
             log_failure(log, "rollup job failed", exc)
 
     async def _retention(self) -> None:
-        if not self._ready():
+        if not self._ready() or not self._leading():
             return
         try:
             await asyncio.to_thread(apply_retention, self._store, self._settings)

@@ -61,7 +61,7 @@ class FaultServer:
             def do_GET(self) -> None:
                 behaviour = self.path.strip("/").split("/", 1)[0]
                 server.hits[behaviour] = server.hits.get(behaviour, 0) + 1
-                if behaviour == "healthy":
+                if behaviour == "healthy" or behaviour.startswith("healthy-"):  # healthy-N: one of many targets
                     self._send(200, GOOD)
                 elif behaviour == "slow":
                     time.sleep(30)
