@@ -26,7 +26,7 @@ Measured per mode, each against a baseline in the same run:
   profiles bring new stacks, this is what it pays) and for the later copies;
 - **stored bytes**: growth of the VACUUMed SQLite file over the first day
   (360 profiles from an empty store), per profile, against the raw ``.pb.gz``
-  bytes; its ``stack_nodes`` share (SQLite's ``dbstat``); the same day stored in
+  bytes; the stack tree's share (SQLite's ``dbstat``); the same day stored in
   a PostgreSQL the bench starts (as the tests do), growth of its relation
   sizes (``--no-postgres`` skips it);
 - **flame graphs**: after ``build_rollups(now=END)`` (hourly and daily rollups
@@ -347,7 +347,7 @@ class Storage:
     profiles: int
     raw_bytes: float  # mean .pb.gz size
     growth: float  # bytes per profile
-    stack_share: float  # of the growth: stack_nodes (table + index)
+    stack_share: float  # of the growth: the stack tree (stack_segments; stack_nodes before migration 0013)
     tables: dict[str, int]
 
     @property
@@ -359,7 +359,7 @@ def storage(before: dict[str, int], after: dict[str, int], total: tuple[int, int
     count = len(day.raw_bytes)
     grown = {name: after.get(name, 0) - before.get(name, 0) for name in after}
     growth = (total[1] - total[0]) / count
-    nodes = grown.get("stack_nodes", 0) / count
+    nodes = (grown.get("stack_segments", 0) + grown.get("stack_nodes", 0)) / count
     return Storage(count, statistics.mean(day.raw_bytes), growth, nodes / growth if growth else 0.0, grown)
 
 
@@ -614,7 +614,13 @@ def print_aims(results: list[ModeResult], config: Config) -> None:
 def largest(stored: Storage, count: int = 3) -> str:
     """The tables that grew most, per profile: where the bytes go."""
     top = sorted(stored.tables.items(), key=lambda item: -item[1])[:count]
-    short = {"stack_nodes": "nodes", "profile_blobs": "blobs", "sample_keys": "keys", "profiles": "rows"}
+    short = {
+        "stack_segments": "stacks",
+        "stack_nodes": "nodes",
+        "profile_blobs": "blobs",
+        "sample_keys": "keys",
+        "profiles": "rows",
+    }
     return " ".join(f"{short.get(name, name)} {size / stored.profiles / 1024:.1f}" for name, size in top)
 
 
@@ -637,13 +643,13 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         ("ingest, later copies of a stack set, mean", lambda r: f"{statistics.mean(r.repeats) * 1000:,.1f} ms"),
         ("ingest, later copies / bare", lambda r: fmt(statistics.mean(r.repeats) / r.bare_s, "x")),
         ("SQLite growth per profile, day 1", lambda r: f"{r.sqlite.growth / 1024:,.1f} KB"),
-        ("  of it stack_nodes (table + index)", lambda r: f"{r.sqlite.stack_share:.0%}"),
+        ("  of it the stack tree (table + index)", lambda r: f"{r.sqlite.stack_share:.0%}"),
         ("  by table (KB per profile)", lambda r: largest(r.sqlite)),
         (
             "PostgreSQL growth per profile, day 1",
             lambda r: f"{r.postgres.growth / 1024:,.1f} KB" if r.postgres else "-",
         ),
-        ("  of it stack_nodes", lambda r: f"{r.postgres.stack_share:.0%}" if r.postgres else "-"),
+        ("  of it the stack tree", lambda r: f"{r.postgres.stack_share:.0%}" if r.postgres else "-"),
         ("  by table (KB per profile)", lambda r: largest(r.postgres) if r.postgres else "-"),
         ("SQLite file after all days", lambda r: f"{r.db_mb:,.0f} MB"),
         ("build_rollups(now=END), all days", lambda r: f"{r.rollup_s:,.1f} s"),

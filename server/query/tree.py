@@ -4,7 +4,9 @@
 adds everything below it. Values may have several columns (a diff carries
 the base and the comparison side by side over one set of nodes).
 Propagation runs one depth level at a time, deepest first, with
-``np.add.at``: tens of numpy calls for a tree of any width.
+``np.add.at``: tens of numpy calls for a tree of any width, and no step
+costs more than a pass over the nodes the query's leaves reach (plus a
+flag per stored node).
 """
 
 from __future__ import annotations
@@ -47,21 +49,34 @@ class CallTree:
 
 
 def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree:
-    """``nodes`` are leaf ids (may repeat, may include the root for empty stacks); ``values`` 1-D or (rows, columns)."""
+    """``nodes`` are leaf ids (may repeat, may include the root for empty stacks); ``values`` 1-D or (rows, columns).
+
+    Linear in the nodes the leaves reach, with no sort of them: the closure is
+    marked on a flag per stored node (each ancestor visited once), positions are
+    a running count of the flags (node ids are sorted by construction), and
+    totals are summed a depth level at a time along the tree's cached depth
+    order. Values stay integers throughout (exact past 2**53).
+    """
     matrix = values.reshape(-1, 1) if values.ndim == 1 else values
     columns = matrix.shape[1]
     total = matrix.sum(axis=0).astype(np.int64)
-    root_self = matrix[nodes == ROOT].sum(axis=0).astype(np.int64)
-    all_nodes = stacks.ancestors_closure(nodes) if nodes.size else np.zeros(0, dtype=np.int64)
-    selfs = np.zeros((all_nodes.shape[0], columns), dtype=np.int64)
     nonroot = nodes != ROOT
-    np.add.at(selfs, np.searchsorted(all_nodes, nodes[nonroot]), matrix[nonroot])
+    root_self = matrix[~nonroot].sum(axis=0).astype(np.int64)
+    leaves = nodes[nonroot]
+    if leaves.size:
+        stacks.ensure(leaves)
+    mark = stacks.closure_mask(leaves)
+    all_nodes = np.flatnonzero(mark).astype(np.int64)
+    position = np.cumsum(mark, dtype=np.int64) - 1  # node id -> index in all_nodes (where marked)
+    selfs = np.zeros((all_nodes.shape[0], columns), dtype=np.int64)
+    np.add.at(selfs, position[leaves], matrix[nonroot])
     parent_ids = stacks.parent[all_nodes]
-    parent = np.where(parent_ids > ROOT, np.searchsorted(all_nodes, parent_ids), -1)
-    depth = stacks.depth[all_nodes]
+    parent = np.where(parent_ids > ROOT, position[np.maximum(parent_ids, 0)], -1)
     totals = selfs.copy()
     if all_nodes.size:
-        order = np.argsort(-depth, kind="stable")
+        depth = stacks.depth[all_nodes]
+        narrow = np.int16 if int(depth.max()) < 2**15 else np.int64  # 16 bits: numpy sorts by radix, linear
+        order = np.argsort((-depth).astype(narrow), kind="stable")
         cuts = np.flatnonzero(np.diff(depth[order])) + 1
         for level in np.split(order, cuts):
             targets = parent[level]

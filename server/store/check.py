@@ -7,8 +7,9 @@ id, invisibly to the database) as well as what they should have enforced:
 
 - every profile has its blob, and the blob decodes and sums to the totals
   recorded on the row (a torn or truncated blob shows here);
-- stack nodes hang off existing parents and functions; sample keys point at
-  existing nodes and label sets; every sample key a blob names exists;
+- stack segments decode, their nodes hang off existing parents and
+  functions; sample keys point at existing nodes and label sets; every
+  sample key a blob names exists;
 - every rollup decodes, sums to its totals, and still stands for exactly the
   profiles of its bucket (a rollup is complete or absent, never half-built);
 - the ``gc_epoch`` row exists; on SQLite, ``PRAGMA quick_check`` and
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -36,10 +40,12 @@ from server.store.models import (
     RollupBlob,
     SampleKey,
     SampleLabelset,
-    StackNode,
+    StackSegment,
     StoreState,
 )
 from server.store.rollups import DAY_S, HOUR_S, NS
+from server.store.stackcodec import CorruptSegment, decode
+from server.store.stacks import FUNCTIONS
 from server.store.state import EPOCH
 
 BATCH = 500
@@ -79,12 +85,15 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
         for name, model in (
             ("profiles", ProfileRow),
             ("rollups", Rollup),
-            ("stack_nodes", StackNode),
             ("sample_keys", SampleKey),
             ("functions", FunctionRow),
         ):
             report.counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+        report.counts["stack_nodes"] = int(
+            conn.execute(select(func.coalesce(func.sum(StackSegment.nodes), 0))).scalar_one()
+        )
         _rows(conn, report)
+        _stack_segments(conn, report)
         if blobs:
             _profile_blobs(conn, report)
             _rollup_blobs(conn, report)
@@ -114,32 +123,6 @@ def _rows(conn: Connection, report: Report) -> None:
     report.add("rollups without a blob", _ids(conn, select(Rollup.id).where(~rollup_blob.exists())))
     rollup_owner = select(Rollup.id).where(Rollup.id == RollupBlob.rollup_id)
     report.add("rollup blobs without a rollup", _ids(conn, select(RollupBlob.rollup_id).where(~rollup_owner.exists())))
-    parent = StackNode.__table__.alias("parent")
-    report.add(
-        "stack nodes whose parent is missing",
-        _ids(
-            conn,
-            select(StackNode.id).where(
-                StackNode.parent_id != 0, ~select(parent.c.id).where(parent.c.id == StackNode.parent_id).exists()
-            ),
-        ),
-    )
-    report.add(
-        "stack nodes whose function is missing",
-        _ids(
-            conn,
-            select(StackNode.id).where(~select(FunctionRow.id).where(FunctionRow.id == StackNode.function_id).exists()),
-        ),
-    )
-    report.add(
-        "sample keys whose stack node is missing",
-        _ids(
-            conn,
-            select(SampleKey.id).where(
-                SampleKey.node_id != 0, ~select(StackNode.id).where(StackNode.id == SampleKey.node_id).exists()
-            ),
-        ),
-    )
     report.add(
         "sample keys whose label set is missing",
         _ids(
@@ -150,6 +133,57 @@ def _rows(conn: Connection, report: Report) -> None:
             ),
         ),
     )
+
+
+def _stack_segments(conn: Connection, report: Report) -> None:
+    """Segments decode and agree with their rows; nodes hang off stored parents and functions; sample keys
+    point at stored nodes. The node ids are held as sorted arrays: a few bytes per node."""
+    id_parts: list[npt.NDArray[np.int64]] = []
+    parent_parts: list[npt.NDArray[np.int64]] = []
+    frame_parts: list[npt.NDArray[np.int64]] = []
+    torn: list[int] = []
+    rows = conn.execute(
+        select(
+            StackSegment.tree, StackSegment.first_node, StackSegment.last_node, StackSegment.nodes, StackSegment.data
+        )
+    )
+    for tree, first, last, count, data in rows:
+        try:
+            segment = decode(bytes(data))
+        except CorruptSegment:
+            torn.append(int(first))
+            continue
+        if len(segment) != int(count) or (
+            len(segment) and (int(segment.ids[0]) != int(first) or int(segment.ids[-1]) != int(last))
+        ):
+            torn.append(int(first))
+            continue
+        if int(tree) == FUNCTIONS:
+            id_parts.append(segment.ids)
+            parent_parts.append(segment.parents)
+            frame_parts.append(segment.frames)
+    report.add("stack segments that do not decode or disagree with their row (by first node)", torn)
+    empty = np.zeros(0, dtype=np.int64)
+    ids = np.sort(np.concatenate(id_parts)) if id_parts else empty
+    parents = np.concatenate(parent_parts) if parent_parts else empty
+    frames = np.concatenate(frame_parts) if frame_parts else empty
+    nodes = np.concatenate(id_parts) if id_parts else empty
+    report.add("stack nodes whose parent is missing", nodes[(parents != 0) & ~_member(parents, ids)].tolist())
+    functions = np.sort(np.fromiter(conn.execute(select(FunctionRow.id)).scalars(), dtype=np.int64))
+    report.add("stack nodes whose function is missing", nodes[~_member(frames, functions)].tolist())
+    keys = np.fromiter(
+        chain.from_iterable(conn.execute(select(SampleKey.id, SampleKey.node_id))), dtype=np.int64
+    ).reshape(-1, 2)
+    missing = (keys[:, 1] != 0) & ~_member(keys[:, 1], ids)
+    report.add("sample keys whose stack node is missing", keys[missing, 0].tolist())
+
+
+def _member(values: npt.NDArray[np.int64], sorted_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    if sorted_ids.size == 0:
+        return np.zeros(values.shape[0], dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, values), sorted_ids.shape[0] - 1)
+    found: npt.NDArray[np.bool_] = sorted_ids[at] == values
+    return found
 
 
 def _decode_and_sum(rows: list[tuple[int, bytes, list[int]]], keys_seen: set[int]) -> tuple[list[int], list[int]]:

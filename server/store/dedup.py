@@ -12,8 +12,8 @@ only a miss walks the frames and touches the database.
 Two rules keep cached ids true:
 
 - *Rollback*: an id is cached only once the transaction that created it has
-  committed. Each table's get-or-create does so (the stack tree journals the
-  nodes of its multi-level transaction and forgets them if it fails). An id
+  committed. Each table's get-or-create does so (the stack tree adds a new
+  segment's nodes to its index only after the segment's commit). An id
   kept from a rolled-back insert would be handed to the next profile, whose
   rows would then point at nothing.
 - *Garbage collection*: collection deletes rows nothing references and moves
@@ -127,9 +127,15 @@ class Dedup:
         nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
         if missing_at:
             missing_keys = [keys[p] for p in missing_at]
-            offsets = frames.offsets
-            walks = [frame_ids[offsets[p] : offsets[p + 1]][::-1].tolist() for p in missing_at]
-            nodes[missing_at] = stacks.resolve(missing_keys, walks)
+            # The missing samples' frames, each stack reversed to root first, as one flat array.
+            picked = np.array(missing_at, dtype=np.int64)
+            ends = frames.offsets[picked + 1].astype(np.int64)
+            lengths = ends - frames.offsets[picked]
+            walk_offsets = np.zeros(picked.shape[0] + 1, dtype=np.int64)
+            np.cumsum(lengths, out=walk_offsets[1:])
+            back = np.arange(int(walk_offsets[-1])) - np.repeat(walk_offsets[:-1], lengths)
+            positions = np.repeat(ends - 1, lengths) - back
+            nodes[missing_at] = stacks.resolve_arrays(missing_keys, frame_ids[positions], walk_offsets)
         return nodes
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:

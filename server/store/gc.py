@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from server.store import blob
 from server.store.database import chunks
@@ -33,9 +33,11 @@ from server.store.models import (
     RollupBlob,
     SampleKey,
     SampleLabelset,
-    StackNode,
+    StackSegment,
 )
 from server.store.repository import Store
+from server.store.stackcodec import Segment, encode
+from server.store.stacks import FUNCTIONS, concatenate, lock_appends, read_segments
 from server.store.state import lock_for_gc
 
 log = logging.getLogger(__name__)
@@ -91,13 +93,19 @@ def collect_garbage(store: Store) -> dict[str, int]:
         live_keys = np.isin(key_rows[:, 0], keys)
         nodes = np.unique(key_rows[live_keys, 1])
         labelsets = np.unique(key_rows[live_keys, 2])
-        node_rows = _int_rows(conn, select(StackNode.id, StackNode.parent_id, StackNode.function_id), 3)
-        live_nodes = _with_ancestors(node_rows, nodes)
-        live_functions = np.unique(node_rows[np.isin(node_rows[:, 0], live_nodes), 2])
+        lock_appends(conn)
+        segments = read_segments(conn)
+        tree = concatenate(segments)
+        node_rows = np.stack([tree.ids, tree.parents, tree.frames], axis=1)
+        # The highest node stays (with its ancestors): appends number past the highest stored node,
+        # and an id must never be handed out twice (other processes may still cache the old one).
+        highest = tree.ids[-1:]
+        live_nodes = _with_ancestors(node_rows, np.union1d(nodes, highest))
+        live_functions = np.unique(tree.frames[np.isin(tree.ids, live_nodes)])
         function_ids = np.array(conn.execute(select(FunctionRow.id)).scalars().all(), dtype=np.int64)
         labelset_ids = np.array(conn.execute(select(SampleLabelset.id)).scalars().all(), dtype=np.int64)
         removed["sample_keys"] = _delete(conn, SampleKey.__table__, key_rows[~live_keys, 0])
-        removed["stack_nodes"] = _delete(conn, StackNode.__table__, node_rows[~np.isin(node_rows[:, 0], live_nodes), 0])
+        removed["stack_nodes"] = _rewrite_segments(conn, segments, live_nodes)
         removed["functions"] = _delete(
             conn, FunctionRow.__table__, function_ids[~np.isin(function_ids, live_functions)]
         )
@@ -105,6 +113,31 @@ def collect_garbage(store: Store) -> dict[str, int]:
     store.reset_caches()
     log.info("garbage collected", extra=removed)
     return removed
+
+
+def _rewrite_segments(conn: Connection, segments: list[Segment], live_nodes: IntArray) -> int:
+    """Segments holding dead nodes are written again without them (same ids, gaps allowed); returns nodes dropped."""
+    dropped = 0
+    for segment in segments:
+        live = np.isin(segment.ids, live_nodes)
+        if bool(live.all()):
+            continue
+        dropped += int((~live).sum())
+        conn.execute(
+            delete(StackSegment).where(StackSegment.tree == FUNCTIONS, StackSegment.first_node == int(segment.ids[0]))
+        )
+        if bool(live.any()):
+            kept = Segment(segment.ids[live], segment.parents[live], segment.frames[live], segment.recursive[live])
+            conn.execute(
+                insert(StackSegment).values(
+                    tree=FUNCTIONS,
+                    first_node=int(kept.ids[0]),
+                    last_node=int(kept.ids[-1]),
+                    nodes=len(kept),
+                    data=encode(kept),
+                )
+            )
+    return dropped
 
 
 def _with_ancestors(node_rows: IntArray, nodes: IntArray) -> IntArray:

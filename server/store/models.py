@@ -3,15 +3,21 @@
 - ``series``: one row per (profile kind, label set), with its labels also in
   ``series_labels`` so selectors can be answered by index.
 - ``functions``: deduplicated by a hash of (name, system name, file).
-- ``stack_nodes``: a prefix tree of stacks, one row per (parent, function);
-  a stack is the id of its leaf node. Parent 0 is the (virtual) root, so
-  there is no foreign key on ``parent_id``. ``recursive`` marks nodes whose
-  function already occurs among their ancestors, which is what lets queries
-  compute pprof's ``cum`` (counted once per sample) with array arithmetic.
+- ``stack_segments``: a prefix tree of stacks, one node per (parent, function),
+  stored as append-only compressed segments of nodes (see docs/storage.md);
+  a stack is the id of its leaf node. Parent 0 is the (virtual) root. A node's
+  ``recursive`` flag marks a function that already occurs among its ancestors,
+  which is what lets queries compute pprof's ``cum`` (counted once per sample)
+  with array arithmetic.
 - ``sample_labelsets``: deduplicated pprof sample labels (``pprof.Do``).
 - ``profiles``: one row per scrape or push, with totals; its samples live in
   ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`),
   and what its value columns mean in ``profile_shapes`` (shared by all).
+
+On PostgreSQL the tables that grow with every profile (profiles and their
+blobs, rollups and theirs, goroutine dumps and groups) are range-partitioned
+by time (:mod:`server.store.partitions`); their primary keys there include
+the time, which these models, written for both databases, leave out.
 
 The schema itself is created only by Alembic migrations; a test checks that
 these models and the migrations agree.
@@ -29,6 +35,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -87,15 +94,21 @@ class FunctionRow(Base):
     start_line: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class StackNode(Base):
-    __tablename__ = "stack_nodes"
-    __table_args__ = (UniqueConstraint("parent_id", "function_id"), NO_REUSE)
+class StackSegment(Base):
+    """A run of stack prefix-tree nodes written together, as compressed columns (:mod:`server.store.stackcodec`).
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    parent_id: Mapped[int] = mapped_column(BigInteger)
-    function_id: Mapped[int] = mapped_column(ForeignKey("functions.id"))
-    depth: Mapped[int] = mapped_column(Integer)
-    recursive: Mapped[bool] = mapped_column(Boolean)
+    ``tree`` tells prefix trees apart (0: stacks of functions); node ids count per tree.
+    Segments are appended under a lock (:mod:`server.store.stacks`), each starting past
+    every node written before it, so ``first_node`` orders them and says what is new.
+    """
+
+    __tablename__ = "stack_segments"
+
+    tree: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    first_node: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_node: Mapped[int] = mapped_column(BigInteger)
+    nodes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SampleKey(Base):
@@ -145,7 +158,9 @@ class ProfileRow(Base):
     __tablename__ = "profiles"
     __table_args__ = (
         Index("ix_profiles_series_time", "series_id", "time_ns"),
-        Index("uq_profiles_idempotency_key", "idempotency_key", unique=True),
+        # Not unique: on PostgreSQL a unique index must include the partition column, and a key must be
+        # unique across all times. ProfileTable.insert_rows looks a key up under a lock per key instead.
+        Index("ix_profiles_idempotency_key", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -161,9 +176,18 @@ class ProfileRow(Base):
 
 
 class ProfileBlob(Base):
+    """A profile's samples. ``time_ns`` is its profile's, so both live in the same time partition.
+
+    No foreign key to ``profiles``: between two partitioned tables it would
+    have to include the time and would block dropping a partition; the two
+    rows are written in one transaction and removed together by time
+    (``stackyard check`` reports a blob without its profile).
+    """
+
     __tablename__ = "profile_blobs"
 
-    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -238,7 +262,10 @@ class RollupBlob(Base):
 
     __tablename__ = "rollup_blobs"
 
-    rollup_id: Mapped[int] = mapped_column(ForeignKey("rollups.id", ondelete="CASCADE"), primary_key=True)
+    # Its rollup's width and bucket, the partition keys on PostgreSQL (no foreign key, as for profile_blobs).
+    rollup_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    width_s: Mapped[int] = mapped_column(Integer)
+    bucket_ns: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -390,9 +417,11 @@ class GoroutineGroup(Base):
     __tablename__ = "goroutine_groups"
     __table_args__ = (Index("ix_goroutine_groups_stack_id", "stack_id"),)
 
-    dump_id: Mapped[int] = mapped_column(ForeignKey("goroutine_dumps.id", ondelete="CASCADE"), primary_key=True)
+    # The dump's time, its partition key on PostgreSQL; no foreign key to the dump (as for profile_blobs).
+    dump_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     stack_id: Mapped[int] = mapped_column(ForeignKey("goroutine_stacks.id"), primary_key=True)
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer)
     max_wait_minutes: Mapped[int] = mapped_column(Integer)
     median_wait_minutes: Mapped[float] = mapped_column(Float)

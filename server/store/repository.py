@@ -29,6 +29,7 @@ from server.store.groupcommit import GroupCommit
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
+from server.store.replica import ReadReplica
 from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.samples import SampleArrays, aggregate
@@ -61,8 +62,11 @@ class StoredProfile:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, replica: ReadReplica | None = None) -> None:
         self.engine = engine
+        #: Where queries read: a store on the hot standby's routed engine, or this store itself.
+        self.replica = replica
+        self.reader: Store = Store(replica.engine) if replica is not None else self
         self.dedup = Dedup(engine)
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
@@ -74,10 +78,25 @@ class Store:
         self.goroutines = GoroutineTable(engine)
 
     @classmethod
-    def from_url(cls, url: str, pool_size: int = 20) -> Store:
-        return cls(make_engine(url, pool_size))
+    def from_url(
+        cls,
+        url: str,
+        pool_size: int = 20,
+        read_url: str | None = None,
+        read_max_lag_s: float = 30.0,
+        read_check_interval_s: float = 1.0,
+    ) -> Store:
+        """A store on ``url``; with ``read_url`` (a PostgreSQL hot standby), queries read there while it keeps up."""
+        engine = make_engine(url, pool_size)
+        if read_url is None:
+            return cls(engine)
+        replica = ReadReplica(engine, read_url, pool_size, read_max_lag_s, read_check_interval_s)
+        replica.start()
+        return cls(engine, replica)
 
     def close(self) -> None:
+        if self.replica is not None:
+            self.replica.close()
         self.engine.dispose()
 
     # The dedup caches, by their tables' names (a reset replaces them, so they are looked up each time).
@@ -208,7 +227,9 @@ class Store:
         its turn comes. A part whose blob is gone (retention deleted it after
         the part was listed) is left out.
         """
-        raw = self.profiles.blobs([p.id for p in parts if not p.width_s])
+        raw_parts = [p for p in parts if not p.width_s]
+        times = (min(p.time_ns for p in raw_parts), max(p.time_ns for p in raw_parts)) if raw_parts else None
+        raw = self.profiles.blobs([p.id for p in raw_parts], times)
         rolled = self.rollups.blobs([p.id for p in parts if p.width_s])
         for part in parts:
             data = rolled.get(part.id) if part.width_s else raw.get(part.id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.checked import SATURATED, clamp
@@ -61,15 +61,24 @@ def invalidate(conn: Connection, series_id: int, time_ns: int) -> None:
     """
     lock_series(conn, series_id)
     conn.execute(insert(RollupDirty).values(series_id=series_id, bucket_ns=bucket_of(time_ns, HOUR_S)))
-    conn.execute(
-        delete(Rollup).where(
-            Rollup.series_id == series_id,
-            or_(
-                and_(Rollup.width_s == HOUR_S, Rollup.bucket_ns == bucket_of(time_ns, HOUR_S)),
-                and_(Rollup.width_s == DAY_S, Rollup.bucket_ns == bucket_of(time_ns, DAY_S)),
-            ),
+    for width_s in (HOUR_S, DAY_S):
+        bucket = bucket_of(time_ns, width_s)
+        # Width and bucket name the partition on PostgreSQL; the blobs go by hand (no foreign key cascades).
+        gone = (
+            conn.execute(
+                delete(Rollup)
+                .where(Rollup.series_id == series_id, Rollup.width_s == width_s, Rollup.bucket_ns == bucket)
+                .returning(Rollup.id)
+            )
+            .scalars()
+            .all()
         )
-    )
+        if gone:
+            conn.execute(
+                delete(RollupBlob).where(
+                    RollupBlob.width_s == width_s, RollupBlob.bucket_ns == bucket, RollupBlob.rollup_id.in_(gone)
+                )
+            )
 
 
 _COLUMNS = (
@@ -159,7 +168,10 @@ class RollupTable:
                     rows,
                     (Rollup.id, Rollup.shape_id),
                 )
-                blobs = [{"rollup_id": int(rid), "data": data[int(shape_id)]} for rid, shape_id in written]
+                blobs = [
+                    {"rollup_id": int(rid), "width_s": width_s, "bucket_ns": bucket_ns, "data": data[int(shape_id)]}
+                    for rid, shape_id in written
+                ]
                 if blobs:
                     conn.execute(insert(RollupBlob), blobs)
         except OperationalError as exc:
@@ -176,13 +188,20 @@ class RollupTable:
         if width_s == HOUR_S:
             query = (
                 select(*ProfileTable.COLUMNS, ProfileBlob.data)
-                .join(ProfileBlob, ProfileBlob.profile_id == ProfileRow.id)
+                .join(
+                    ProfileBlob, (ProfileBlob.profile_id == ProfileRow.id) & (ProfileBlob.time_ns == ProfileRow.time_ns)
+                )
                 .where(ProfileRow.series_id == series_id, ProfileRow.time_ns >= bucket_ns, ProfileRow.time_ns < end_ns)
             )
             return [(self._profiles.meta(row[:8]), bytes(row[8])) for row in conn.execute(query)]
         hourly = (
             select(*_COLUMNS, RollupBlob.data)
-            .join(RollupBlob, RollupBlob.rollup_id == Rollup.id)
+            .join(
+                RollupBlob,
+                (RollupBlob.rollup_id == Rollup.id)
+                & (RollupBlob.width_s == Rollup.width_s)
+                & (RollupBlob.bucket_ns == Rollup.bucket_ns),
+            )
             .where(
                 Rollup.series_id == series_id,
                 Rollup.width_s == HOUR_S,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,8 @@ from server.store.database import chunks, insert_returning
 from server.store.models import SampleKey
 
 IntArray = npt.NDArray[np.int64]
+#: Unknown keys at which ``resolve`` reads the whole id range in one query.
+BULK_LOAD = 2000
 
 
 class SampleKeyTable:
@@ -58,17 +61,30 @@ class SampleKeyTable:
     def _add(self, rows: Sequence[Sequence[int]]) -> None:
         if not rows:
             return
-        top = max(int(row[0]) for row in rows)
-        if top >= self.node.shape[0]:
-            size = max(top + 1, self.node.shape[0] * 2)
-            self.node = np.concatenate([self.node, np.zeros(size - self.node.shape[0], dtype=np.int64)])
-            self.labelset = np.concatenate([self.labelset, np.zeros(size - self.labelset.shape[0], dtype=np.int64)])
-            self.known = np.concatenate([self.known, np.zeros(size - self.known.shape[0], dtype=bool)])
+        self._grow(max(int(row[0]) for row in rows) + 1)
         for key_id, key_hash, node, labelset in rows:
             self._ids[int(key_hash)] = int(key_id)
             self.node[key_id] = node
             self.labelset[key_id] = labelset
             self.known[key_id] = True
+
+    def _add_many(self, table: IntArray) -> None:
+        """Rows ``(id, hash, node, labelset)`` as one array: the bulk form of :meth:`_add`."""
+        if table.shape[0] == 0:
+            return
+        ids = table[:, 0]
+        self._grow(int(ids.max()) + 1)
+        self.node[ids] = table[:, 2]
+        self.labelset[ids] = table[:, 3]
+        self.known[ids] = True
+        self._ids.update(zip(table[:, 1].tolist(), ids.tolist(), strict=True))
+
+    def _grow(self, size: int) -> None:
+        if size > self.node.shape[0]:
+            size = max(size, self.node.shape[0] * 2)
+            self.node = np.concatenate([self.node, np.zeros(size - self.node.shape[0], dtype=np.int64)])
+            self.labelset = np.concatenate([self.labelset, np.zeros(size - self.labelset.shape[0], dtype=np.int64)])
+            self.known = np.concatenate([self.known, np.zeros(size - self.known.shape[0], dtype=bool)])
 
     def resolve(self, ids: IntArray) -> tuple[IntArray, IntArray]:
         """Stack node and label set of every key id, reading keys other processes wrote."""
@@ -80,8 +96,14 @@ class SampleKeyTable:
             if unknown.size:
                 with self._lock, self._engine.connect() as conn:
                     columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
-                    for part in chunks(unknown.tolist(), 500):
-                        self._add(conn.execute(select(*columns).where(SampleKey.id.in_(part))).all())
+                    if unknown.size > BULK_LOAD:
+                        # A cold cache (a fresh server): one range read instead of a query per 500 ids.
+                        low, high = int(unknown[0]), int(unknown[-1])
+                        rows = conn.execute(select(*columns).where(SampleKey.id >= low, SampleKey.id <= high))
+                        self._add_many(np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 4))
+                    else:
+                        for part in chunks(unknown.tolist(), 500):
+                            self._add(conn.execute(select(*columns).where(SampleKey.id.in_(part))).all())
                 if top >= self.known.shape[0] or not bool(self.known[ids].all()):
                     raise LookupError("sample keys are missing from the database")
         return self.node[ids], self.labelset[ids]

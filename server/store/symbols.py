@@ -21,6 +21,7 @@ class FunctionTable:
         self._engine = engine
         self._ids: dict[FunctionKey, int] = {}
         self._names: dict[int, str] = {}
+        self._files: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int]) -> list[int]:
@@ -65,6 +66,21 @@ class FunctionTable:
                     ):
                         self._names[fid] = name
         return {fid: self._names[fid] for fid in wanted if fid in self._names}
+
+    def frames(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(name, file name) by id, for filters that match either; cached like :meth:`names`."""
+        wanted = set(ids)
+        unknown = [fid for fid in wanted if fid not in self._files or fid not in self._names]
+        if unknown:
+            with self._engine.connect() as conn:
+                for part in chunks(unknown, 500):
+                    query = select(FunctionRow.id, FunctionRow.name, FunctionRow.filename).where(
+                        FunctionRow.id.in_(part)
+                    )
+                    for fid, name, filename in conn.execute(query):
+                        self._names[fid] = name
+                        self._files[fid] = filename
+        return {fid: (self._names[fid], self._files[fid]) for fid in wanted if fid in self._files}
 
     def rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str, int]]:
         """Full function rows, for exports that must carry file names."""

@@ -87,29 +87,20 @@ COMING_OR_GOING = frozenset({"stack_nodes", "stack_segments"})
 #: Breaches of the rules in today's schema, by (table, rule), and why each stays for now.
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("profiles", "unique key without series_id"): (
-        "the primary key is the profile id alone (and the idempotency key is unique on its own); Citus needs "
-        "(series_id, id), and an idempotency key unique per series"
+        "the primary key is (id, time_ns), the profile id and its time partition's key; Citus needs series_id "
+        "in it too: (series_id, id, time_ns)"
     ),
     ("profile_blobs", "no series_id column"): (
-        "a blob is found by its profile's id; it needs the series id copied in (written with the profile)"
+        "a blob is found by its profile's id and time; it needs the series id copied in (written with the profile)"
     ),
-    ("profile_blobs", "unique key without series_id"): "its key is the profile id alone, as above",
-    ("profile_blobs", "foreign key between distributed tables without series_id"): (
-        "it references profiles(id), which needs (series_id, id) on both sides"
-    ),
-    ("rollups", "unique key without series_id"): "the primary key is the rollup id alone",
-    ("rollup_blobs", "no series_id column"): "a rollup's blob is found by the rollup id alone",
-    ("rollup_blobs", "unique key without series_id"): "its key is the rollup id alone",
-    ("rollup_blobs", "foreign key between distributed tables without series_id"): (
-        "it references rollups(id), which needs (series_id, id) on both sides"
-    ),
+    ("profile_blobs", "unique key without series_id"): "its key is (profile_id, time_ns), as above",
+    ("rollups", "unique key without series_id"): "the primary key is (id, width_s, bucket_ns)",
+    ("rollup_blobs", "no series_id column"): "a rollup's blob is found by the rollup's id",
+    ("rollup_blobs", "unique key without series_id"): "its key is (rollup_id, width_s, bucket_ns)",
     ("rollup_dirty", "unique key without series_id"): "the primary key is a row id alone",
-    ("goroutine_dumps", "unique key without series_id"): "the primary key is the dump id alone",
+    ("goroutine_dumps", "unique key without series_id"): "the primary key is (id, time_ns)",
     ("goroutine_groups", "no series_id column"): "a group is found by its dump's id",
-    ("goroutine_groups", "unique key without series_id"): "its key is (dump id, stack id, state)",
-    ("goroutine_groups", "foreign key between distributed tables without series_id"): (
-        "it references goroutine_dumps(id), which needs (series_id, id) on both sides"
-    ),
+    ("goroutine_groups", "unique key without series_id"): "its key is (dump_id, stack_id, state, time_ns)",
 }
 
 

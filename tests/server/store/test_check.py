@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from sqlalchemy import delete, insert, select, update
 
 from server.ingest.profile import ingest
 from server.settings import Settings
+from server.store import stackcodec
 from server.store.check import check_store
-from server.store.models import FunctionRow, ProfileBlob, ProfileRow, Rollup, SampleKey, StackNode
+from server.store.models import FunctionRow, ProfileBlob, ProfileRow, Rollup, SampleKey, StackSegment
 from server.store.repository import Store
 from server.upkeep.jobs import build_rollups
 from tests.support.tools import DATA
@@ -57,7 +59,14 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
         victim = int(conn.execute(select(ProfileRow.id).order_by(ProfileRow.id)).scalars().first() or 0)
         conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id == victim))
         function = int(conn.execute(select(FunctionRow.id)).scalars().first() or 0)
-        conn.execute(insert(StackNode).values(parent_id=10**12, function_id=function, depth=3, recursive=False))
+        orphan = stackcodec.Segment(
+            np.array([10**11]), np.array([10**11 - 1]), np.array([function]), np.array([False])
+        )  # a node whose parent was never stored
+        conn.execute(
+            insert(StackSegment).values(
+                tree=0, first_node=10**11, last_node=10**11, nodes=1, data=stackcodec.encode(orphan)
+            )
+        )
         conn.execute(insert(SampleKey).values(hash=42, node_id=10**12, labelset_id=0))
         other = int(conn.execute(select(ProfileRow.id).where(ProfileRow.id != victim)).scalars().first() or 0)
         data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -9,17 +10,26 @@ from sqlalchemy import create_engine, inspect, text
 
 from server.migrate import alembic_config, upgrade
 from server.store.models import Base
+from server.store.stacks import StackTree, concatenate, read_segments
 
 
 def test_migrations_match_models(database_url: str) -> None:
+    """The partitions of PostgreSQL's partitioned tables are not models (their parents are, and are compared)."""
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            parts: set[str] = set()
+            if conn.dialect.name == "postgresql":
+                parts = set(conn.execute(text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
+
+            def include_name(name: str | None, type_: str, _parent: object) -> bool:
+                return not (type_ == "table" and name in parts)
+
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
             differences = compare_metadata(context, Base.metadata)
             assert differences == [], differences
             tables = set(inspect(conn).get_table_names())
-        assert {"series", "functions", "stack_nodes", "profiles", "profile_blobs", "alembic_version"} <= tables
+        assert {"series", "functions", "stack_segments", "profiles", "profile_blobs", "alembic_version"} <= tables
     finally:
         engine.dispose()
 
@@ -52,7 +62,7 @@ def test_rollup_blobs_move_out_of_rollups_and_back(database_url: str) -> None:
                     ),
                     {"id": rid, "bucket": rid * 3600, "data": b"samples-%d" % rid},
                 )
-        command.upgrade(config, "head")
+        command.upgrade(config, "0011")  # 0013 drops the foreign key this checks (rollup_blobs are partitioned)
         with engine.connect() as conn:
             moved = conn.execute(text("SELECT rollup_id, data FROM rollup_blobs ORDER BY rollup_id")).all()
             assert [(int(r), bytes(d)) for r, d in moved] == [(1, b"samples-1"), (2, b"samples-2")]
@@ -65,6 +75,59 @@ def test_rollup_blobs_move_out_of_rollups_and_back(database_url: str) -> None:
         command.downgrade(config, "0005")
         with engine.connect() as conn:
             assert [bytes(d) for (d,) in conn.execute(text("SELECT data FROM rollups"))] == [b"samples-1"]
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def test_stack_nodes_become_segments_and_back(database_url: str) -> None:
+    """0013 copies every stack node into segments (same ids, parents, functions, flags); its downgrade writes
+    the rows back with their depths."""
+    config = alembic_config(database_url)
+    command.downgrade(config, "0012")
+    # Ids as the row-per-node store gave them: a level at a time, with a gap where a node was collected.
+    rows = [(1, 0, 1, 1, False), (2, 0, 2, 1, False), (3, 1, 2, 2, False), (5, 3, 1, 3, True), (6, 5, 2, 4, True)]
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for fid in (1, 2):
+                conn.execute(
+                    text(
+                        "INSERT INTO functions (id, hash, name, system_name, filename, start_line)"
+                        " VALUES (:id, :id, :name, '', '', 0)"
+                    ),
+                    {"id": fid, "name": f"f{fid}"},
+                )
+            for node, parent, function, depth, recursive in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO stack_nodes (id, parent_id, function_id, depth, recursive)"
+                        " VALUES (:id, :parent, :function, :depth, :recursive)"
+                    ),
+                    {"id": node, "parent": parent, "function": function, "depth": depth, "recursive": recursive},
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            assert "stack_nodes" not in set(inspect(conn).get_table_names())
+            tree = concatenate(read_segments(conn))
+        assert list(
+            zip(tree.ids.tolist(), tree.parents.tolist(), tree.frames.tolist(), tree.recursive.tolist(), strict=True)
+        ) == [(node, parent, function, recursive) for node, parent, function, _, recursive in rows]
+        stacks = StackTree(engine)
+        stacks.ensure(np.array([6], dtype=np.int64))
+        assert stacks.depth[[1, 2, 3, 5, 6]].tolist() == [1, 1, 2, 3, 4]
+        command.downgrade(config, "0012")
+        with engine.connect() as conn:
+            back = conn.execute(
+                text("SELECT id, parent_id, function_id, depth, recursive FROM stack_nodes ORDER BY id")
+            ).all()
+        assert [(int(a), int(b), int(c), int(d), bool(e)) for a, b, c, d, e in back] == rows
+        with engine.begin() as conn:  # ids handed out after the downgrade continue past the restored ones
+            conn.execute(
+                text("INSERT INTO stack_nodes (parent_id, function_id, depth, recursive) VALUES (6, 1, 5, :flag)"),
+                {"flag": True},
+            )
+            assert conn.execute(text("SELECT max(id) FROM stack_nodes")).scalar_one() == 7
         command.upgrade(config, "head")
     finally:
         engine.dispose()

@@ -1,4 +1,4 @@
-"""Retention deletes old data in batches; garbage collection removes what nothing references, safely."""
+"""Retention removes old data in whole intervals; garbage collection removes what nothing references, safely."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from server.app import create_app
 from server.settings import Settings
-from server.store.models import FunctionRow, Rollup, SampleKey, StackNode
+from server.store.models import FunctionRow, Rollup, SampleKey, StackSegment
 from server.store.repository import Store
 from server.upkeep.jobs import build_rollups
 from server.upkeep.retention import apply_retention
@@ -22,6 +22,11 @@ pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead
 
 BIG, DEMO = DATA / "big_cpu.pb.gz", DATA / "cpu.pb.gz"
 HOUR = 3600
+
+
+def _stack_nodes(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(StackSegment.nodes), 0))).scalar_one())
 
 
 def _count(store: Store, table: object) -> int:
@@ -37,24 +42,32 @@ def _matches_pprof(client: TestClient, path: object, service: str) -> None:
 
 
 def test_retention_then_collection(database_url: str) -> None:
-    settings = Settings(database_url=database_url, retention_raw="2h", retention_hourly="1d", retention_daily="2d")
+    # Data goes in whole partition intervals: an hour here, so "2h" keeps a profile between 2 and 3 hours.
+    settings = Settings(
+        database_url=database_url,
+        retention_raw="2h",
+        retention_hourly="1d",
+        retention_daily="2d",
+        partition_interval="1h",
+    )
     store = Store.from_url(database_url)
     now = time.time()
     with TestClient(create_app(settings, store)) as client:
-        push(client, BIG, service="big", time=f"{now - 1.5 * HOUR:.3f}")
+        push(client, BIG, service="big", time=f"{now - 1.6 * HOUR:.3f}")
         push(client, DEMO, service="demo", time=f"{now - 600:.3f}")
         too_old = client.post(
             "/api/v1/ingest", params={"service": "x", "time": f"{now - 3 * HOUR:.0f}"}, content=DEMO.read_bytes()
         )
         assert too_old.status_code == 400 and "older than the raw retention (2h)" in too_old.json()["error"]
         functions_before = _count(store, FunctionRow.__table__)
-        nodes_before, keys_before = _count(store, StackNode.__table__), _count(store, SampleKey.__table__)
+        nodes_before, keys_before = _stack_nodes(store), _count(store, SampleKey.__table__)
 
-        removed = apply_retention(store, settings, now_ns=int((now + HOUR) * 1e9))
+        # 3.1 hours old: past 2 hours and the hour it falls in; the demo's (2.2 hours old) is not yet.
+        removed = apply_retention(store, settings, now_ns=int((now + 1.5 * HOUR) * 1e9))
         assert removed["raw"] == 1
         assert removed["functions"] > 2000, "the big service's functions went with its only profile"
         assert _count(store, FunctionRow.__table__) == functions_before - removed["functions"]
-        assert _count(store, StackNode.__table__) == nodes_before - removed["stack_nodes"] < nodes_before
+        assert _stack_nodes(store) == nodes_before - removed["stack_nodes"] < nodes_before
         assert _count(store, SampleKey.__table__) == keys_before - removed["sample_keys"] < keys_before
         _matches_pprof(client, DEMO, "demo")
 
@@ -65,12 +78,12 @@ def test_retention_then_collection(database_url: str) -> None:
 
 
 def test_another_process_collecting_does_not_corrupt_my_ingest(database_url: str) -> None:
-    settings = Settings(database_url=database_url, retention_raw="2h")
+    settings = Settings(database_url=database_url, retention_raw="2h", partition_interval="1h")
     mine, theirs = Store.from_url(database_url), Store.from_url(database_url)
     now = time.time()
     with TestClient(create_app(settings, mine)) as client:
-        push(client, BIG, service="big", time=f"{now - 1.5 * HOUR:.3f}")  # fills my caches
-        apply_retention(theirs, settings, now_ns=int((now + HOUR) * 1e9))  # their GC deletes those rows
+        push(client, BIG, service="big", time=f"{now - 1.6 * HOUR:.3f}")  # fills my caches
+        apply_retention(theirs, settings, now_ns=int((now + 1.5 * HOUR) * 1e9))  # their GC deletes those rows
         push(client, BIG, service="big", time=f"{now - 60:.3f}")  # my caches are stale: must notice
     with TestClient(create_app(settings, Store.from_url(database_url))) as fresh:
         _matches_pprof(fresh, BIG, "big")

@@ -1,0 +1,150 @@
+"""The byte layout of one segment of the stack prefix tree: a run of nodes written together.
+
+A node is ``(id, parent, frame, recursive)``; ``frame`` is a function id in the
+function tree (any integer id for another tree of frames). Stored row by row,
+each node cost a table row plus a unique-index entry; stored as a segment,
+nodes written together are a few compressed columns:
+
+- node ids as deltas from the header's first id (all 1 unless garbage
+  collection left gaps);
+- ``id - parent``: ids are handed out depth first along each new stack, so a
+  node's parent is usually the node just before it and this column is mostly 1;
+- frame ids;
+- the recursive flags as a bitmap.
+
+Integer columns are stored as byte planes (all low bytes, then the next ...).
+
+Columns rather than rows keep like bytes together, which is what makes the
+compressor effective. ``depth`` is not stored: it follows from the parents.
+Each integer column is 32-bit when its values fit, 64-bit otherwise (a flag
+bit per column).
+
+Layout: a 16-byte header (magic ``SN``, version, flags, node count, first id)
+then the columns compressed: version 2 with zstd (level 3), version 1 with
+zlib (still read). On churn captures' segments zstd was 4 % larger than zlib
+at level 6 and 6 times faster to compress, 10 times to decompress
+(docs/storage.md), which is ingest time and a fresh server's load time. Bytes that do not hold what the header
+says are refused with :class:`CorruptSegment` naming what is wrong: a torn
+segment must never load as fewer or shifted nodes.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_HEADER = struct.Struct("<2sBBIQ")
+_MAGIC = b"SN"
+_ZLIB = 1
+_ZSTD = 2
+_LEVEL = 3
+_WIDE_IDS = 1
+_WIDE_PARENTS = 2
+_WIDE_FRAMES = 4
+_U32_MAX = 2**32 - 1
+
+
+class CorruptSegment(ValueError):
+    """Stored bytes that are not a whole stack segment."""
+
+
+@dataclass(slots=True)
+class Segment:
+    """Nodes in increasing id order; every parent is smaller than its child (0 is the root)."""
+
+    ids: IntArray
+    parents: IntArray
+    frames: IntArray
+    recursive: BoolArray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def _column(values: IntArray, flag: int) -> tuple[bytes, int]:
+    """The column's bytes split into planes (every value's low byte, then the next...): the compressor then finds the
+    long runs of zero high bytes and the skewed low bytes; interleaved, it does ~30 % worse on frame ids."""
+    narrow = values.size == 0 or (int(values.min()) >= 0 and int(values.max()) <= _U32_MAX)
+    dtype, width = ("<u4", 4) if narrow else ("<i8", 8)
+    planes = values.astype(dtype).view(np.uint8).reshape(-1, width).T
+    return planes.tobytes(), 0 if narrow else flag
+
+
+def _uncolumn(raw: bytes, offset: int, count: int, width: int) -> IntArray:
+    planes = np.frombuffer(raw, np.uint8, count * width, offset).reshape(width, count)
+    values = np.ascontiguousarray(planes.T).view("<u4" if width == 4 else "<i8").reshape(count)
+    return values.astype(np.int64)
+
+
+def encode(segment: Segment, level: int = _LEVEL) -> bytes:
+    """The segment's bytes; raises ``ValueError`` for nodes that break the tree's order rules."""
+    count = len(segment)
+    ids = segment.ids.astype(np.int64)
+    if count and (int(ids[0]) < 1 or bool((np.diff(ids) < 1).any())):
+        raise ValueError("stack segment ids must be positive and increasing")
+    if count and bool(((segment.parents < 0) | (segment.parents >= ids)).any()):
+        raise ValueError("every stack node's parent must be the root or a node with a smaller id")
+    first = int(ids[0]) if count else 0
+    deltas = np.diff(ids, prepend=np.int64(first))
+    flags = 0
+    parts: list[bytes] = []
+    for values, flag in ((deltas, _WIDE_IDS), (ids - segment.parents, _WIDE_PARENTS), (segment.frames, _WIDE_FRAMES)):
+        raw, used = _column(values.astype(np.int64), flag)
+        parts.append(raw)
+        flags |= used
+    parts.append(np.packbits(segment.recursive.astype(bool)).tobytes())
+    body = zstandard.ZstdCompressor(level=level).compress(b"".join(parts))
+    return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + body
+
+
+def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
+    """The column bytes; never more than ``expected`` of them (the header's count bounds the memory)."""
+    try:
+        if version == _ZLIB:
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(body, expected + 1)
+            if not inflater.eof:
+                raise CorruptSegment("stack segment columns do not decompress: the stream is cut short or too long")
+            return raw
+        size = zstandard.frame_content_size(body)
+        if size != expected:  # checked first: the frame's own size would decide the memory taken
+            raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
+        raw = zstandard.ZstdDecompressor().decompress(body)
+        return raw
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise CorruptSegment(f"stack segment columns do not decompress: {exc}") from None
+
+
+def decode(data: bytes) -> Segment:
+    if len(data) < _HEADER.size:
+        raise CorruptSegment(f"stack segment of {len(data)} bytes is shorter than its {_HEADER.size}-byte header")
+    magic, version, flags, count, first = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version not in (_ZLIB, _ZSTD):
+        raise CorruptSegment("not a Stackyard stack segment (or one of an unsupported version)")
+    widths = [8 if flags & flag else 4 for flag in (_WIDE_IDS, _WIDE_PARENTS, _WIDE_FRAMES)]
+    expected = count * sum(widths) + (count + 7) // 8
+    raw = _decompress(version, data[_HEADER.size :], expected, count)
+    if len(raw) != expected:
+        raise CorruptSegment(f"stack segment holds {len(raw)} bytes of columns; its header says {count} nodes")
+    columns: list[IntArray] = []
+    offset = 0
+    for width in widths:
+        columns.append(_uncolumn(raw, offset, count, width))
+        offset += width * count
+    deltas, parent_gaps, frames = columns
+    recursive = np.unpackbits(np.frombuffer(raw, np.uint8, (count + 7) // 8, offset), count=count).astype(bool)
+    if count and (int(deltas[0]) != 0 or bool((deltas[1:] < 1).any())):
+        raise CorruptSegment("stack segment node ids are not increasing")
+    ids = first + np.cumsum(deltas)
+    parents = ids - parent_gaps
+    if count and (int(first) < 1 or bool(((parent_gaps < 1) | (parents < 0)).any())):
+        raise CorruptSegment("stack segment has a node whose parent is not below it")
+    return Segment(ids, parents, frames, recursive)

@@ -1,0 +1,151 @@
+"""The stack tree over segments: the same nodes a row per node gave, one id per (parent, frame) with
+concurrent writers, the tree read back by a fresh process, on both databases."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+from sqlalchemy import func, select
+
+from server.store.database import make_engine
+from server.store.gc import collect_garbage
+from server.store.models import StackSegment
+from server.store.repository import Store
+from server.store.stacks import ROOT, PairIndex, StackTree, concatenate, read_segments
+
+
+def _random_stacks(rng: random.Random, count: int, frames: int = 12, depth: int = 9) -> list[list[int]]:
+    """Stacks root first over few frames, so they share prefixes and repeat frames (recursion)."""
+    return [[rng.randrange(1, frames) for _ in range(rng.randrange(0, depth))] for _ in range(count)]
+
+
+def _reference(stacks: list[list[int]]) -> dict[tuple[int, ...], tuple[bool, int]]:
+    """Every non-empty prefix of every stack: its recursive flag and depth, computed the plain way."""
+    nodes: dict[tuple[int, ...], tuple[bool, int]] = {}
+    for stack in stacks:
+        for d in range(1, len(stack) + 1):
+            nodes[tuple(stack[:d])] = (stack[d - 1] in stack[: d - 1], d)
+    return nodes
+
+
+def _paths(tree: StackTree, node: int) -> tuple[int, ...]:
+    path: list[int] = []
+    while node != ROOT:
+        path.append(int(tree.function[node]))
+        node = int(tree.parent[node])
+    return tuple(reversed(path))
+
+
+def _stored_pairs(database_url: str) -> list[tuple[int, int]]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            tree = concatenate(read_segments(conn))
+    finally:
+        engine.dispose()
+    assert bool((tree.parents < tree.ids).all())
+    return list(zip(tree.parents.tolist(), tree.frames.tolist(), strict=True))
+
+
+def test_stacks_resolve_to_the_prefix_tree_of_a_plain_walk(database_url: str) -> None:
+    rng = random.Random(7)
+    batches = [_random_stacks(rng, 300) for _ in range(4)]
+    engine = make_engine(database_url)
+    tree = StackTree(engine)
+    try:
+        leaves: dict[tuple[int, ...], int] = {}
+        for number, stacks in enumerate(batches):
+            keys = [(number, i) for i in range(len(stacks))]
+            for stack, leaf in zip(stacks, tree.resolve(keys, stacks), strict=True):
+                assert _paths(tree, leaf) == tuple(stack)
+                assert leaves.setdefault(tuple(stack), leaf) == leaf  # a stack seen again keeps its node
+        expected = _reference([s for batch in batches for s in batch])
+        assert tree.size == len(expected)
+        for path, (recursive, depth) in expected.items():
+            found = leaves.get(path)
+            if found is not None:
+                assert (bool(tree.recursive[found]), int(tree.depth[found])) == (recursive, depth)
+        with engine.connect() as conn:
+            assert conn.execute(select(func.sum(StackSegment.nodes))).scalar_one() == len(expected)
+            assert conn.execute(select(func.count()).select_from(StackSegment)).scalar_one() <= len(batches)
+        # A fresh process reads the same tree back from the segments.
+        fresh = StackTree(engine)
+        nodes = np.array(sorted(leaves.values()), dtype=np.int64)
+        fresh.ensure(nodes)
+        for name in ("parent", "function", "depth", "recursive"):
+            assert getattr(fresh, name)[nodes].tolist() == getattr(tree, name)[nodes].tolist()
+        again = fresh.resolve([("again", i) for i in range(len(batches[0]))], batches[0])
+        assert again == [leaves[tuple(s)] for s in batches[0]]
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_writers_give_one_id_per_node(database_url: str) -> None:
+    """Writers with caches of their own (replicas, worker processes) resolve overlapping new stacks at once."""
+    rng = random.Random(11)
+    shared = _random_stacks(rng, 400, frames=30, depth=14)
+    results: dict[int, dict[tuple[int, ...], int]] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer(number: int) -> None:
+        engine = make_engine(database_url)
+        try:
+            tree = StackTree(engine)
+            mine = random.Random(number).sample(shared, 300)
+            start.wait()
+            for part in range(0, len(mine), 50):
+                chunk = mine[part : part + 50]
+                leaves = tree.resolve([(number, part, i) for i in range(len(chunk))], chunk)
+                results.setdefault(number, {}).update(zip(map(tuple, chunk), leaves, strict=True))
+        except BaseException as exc:  # reported below: a thread's exception would vanish
+            failures.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    by_stack: dict[tuple[int, ...], set[int]] = {}
+    for found in results.values():
+        for stack, leaf in found.items():
+            by_stack.setdefault(stack, set()).add(leaf)
+    assert all(len(leaves) == 1 for leaves in by_stack.values())  # every writer got the same leaf
+    pairs = _stored_pairs(database_url)
+    assert len(pairs) == len(set(pairs)) == len(_reference([list(s) for s in by_stack]))
+
+
+def test_pair_index_finds_recent_and_merged_keys() -> None:
+    index = PairIndex()
+    keys = np.arange(0, 300_000, 3, dtype=np.int64)
+    for part in range(0, keys.shape[0], 7_000):  # past the merge threshold more than once
+        chunk = keys[part : part + 7_000]
+        index.add(chunk[::-1].copy(), chunk[::-1] * 10)  # keys need not come sorted
+    probe = np.array([0, 3, 4, 299_997, 300_000, 150_000], dtype=np.int64)
+    assert index.lookup(probe).tolist() == [0, 30, -1, 2_999_970, -1, 1_500_000]
+    assert len(index) == keys.shape[0]
+
+
+def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) -> None:
+    """Nodes no sample key reaches are dropped from their segments, except the highest node and its
+    ancestors: new nodes are numbered past it, so an id another process still caches never changes meaning."""
+    store = Store.from_url(database_url)
+    try:
+        stacks = [[1, 2, 3], [1, 2, 4], [5, 6], [5, 7, 8, 9]]
+        leaves = store.stacks.resolve([("gc", i) for i in range(len(stacks))], stacks)
+        highest = max(leaves)
+        removed = collect_garbage(store)  # no profile: nothing is referenced
+        fresh = StackTree(store.engine)
+        fresh.ensure(np.array([highest], dtype=np.int64))
+        assert _paths(fresh, highest) == (5, 7, 8, 9)
+        assert fresh.size == 4 and removed["stack_nodes"] == len(_reference(stacks)) - 4
+        again = fresh.resolve([("again", 0)], [[1, 2, 3]])
+        assert again[0] > highest  # numbered past every id ever handed out
+        assert _paths(fresh, again[0]) == (1, 2, 3)
+    finally:
+        store.close()
