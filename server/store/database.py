@@ -86,13 +86,14 @@ def insert_integers_returning(
     parameter handling costs ~20 µs a row. Here each chunk is one multi-row
     ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING``
     written as text, both databases understanding the same statement. The
-    values are formatted by ``int()``, so nothing but digits and minus signs
+    values are formatted by ``%d``, so nothing but digits and minus signs
     reaches the SQL; table and column names come from the models.
     """
     result: list[tuple[int, ...]] = []
     names = ", ".join(columns)
+    row_format = "(" + ", ".join(["%d"] * len(columns)) + ")"  # %d: integers only, whatever the caller passed
     for chunk in chunks(rows, 5000):
-        values = ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in chunk)
+        values = ", ".join(map(row_format.__mod__, map(tuple, chunk)))
         statement = (
             f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT ({unique}) DO NOTHING RETURNING id, {unique}"
         )
