@@ -30,7 +30,7 @@ from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.replica import ReadReplica
-from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
+from server.store.rollups import HOUR_S, LateMarks, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.samples import SampleArrays, aggregate
 from server.store.series import SeriesInfo, SeriesTable
@@ -71,6 +71,7 @@ class Store:
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
         self.rollups = RollupTable(engine, self.profiles)
+        self._late_marks = LateMarks()
         self._commits: GroupCommit[_Pending, tuple[int, bool]] = GroupCommit(self._commit)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
@@ -209,13 +210,18 @@ class Store:
         A profile resolved under an older GC epoch may name collected ids:
         it alone is refused (and resolved again by its writer).
         """
+        marks: list[tuple[int, int]] = []
         with self.engine.begin() as conn:
             current = lock_against_gc(conn)
             fresh = [i for i, p in enumerate(pending) if p.epoch == current]
+            marked = self._late_marks.snapshot()
             # Series in a fixed order: two batches locking the same series cannot wait on each other.
-            for series_id, time_ns in sorted({(p.row["series_id"], p.row["time_ns"]) for p in pending if p.late}):
-                invalidate(conn, series_id, time_ns)
+            late = {(p.row["series_id"], bucket_of(p.row["time_ns"], HOUR_S)) for p in pending if p.late}
+            for series_id, hour in sorted(late):
+                if invalidate(conn, series_id, hour, marked):
+                    marks.append((series_id, hour))
             written = iter(self.profiles.insert_rows(conn, [(pending[i].row, pending[i].blob) for i in fresh]))
+        self._late_marks.add(marks)
         return [next(written) if p.epoch == current else CachesStale(current) for p in pending]
 
     # -- reading, for queries ------------------------------------------------

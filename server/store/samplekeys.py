@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, select
 
-from server.store.database import chunks, insert_returning
+from server.store.database import chunks, insert_integers_returning
 from server.store.models import SampleKey
 
 IntArray = npt.NDArray[np.int64]
@@ -40,22 +40,26 @@ class SampleKeyTable:
     def create(self, hashes: Sequence[int], nodes: Sequence[int], labelsets: Sequence[int]) -> list[int]:
         """Ids for new keys (given with their node and label set), inserting those not stored yet."""
         with self._lock:
-            rows = [
-                {"hash": h, "node_id": n, "labelset_id": ls}
-                for h, n, ls in zip(hashes, nodes, labelsets, strict=True)
-                if h not in self._ids
-            ]
-            columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
-            if rows:
+            known = self._ids
+            wanted: dict[int, tuple[int, int, int]] = {}  # a key twice in one call is inserted once
+            for row in zip(hashes, nodes, labelsets, strict=True):
+                if row[0] not in known:
+                    wanted[row[0]] = row
+            if wanted:
+                rows = list(wanted.values())
                 found: list[Sequence[int]] = []
                 with self._engine.begin() as conn:
-                    found.extend(insert_returning(conn, SampleKey.__table__, rows, columns))  # type: ignore[arg-type]
-                    inserted = {int(row[1]) for row in found}
-                    raced = [row["hash"] for row in rows if row["hash"] not in inserted]
+                    inserted = insert_integers_returning(
+                        conn, SampleKey.__tablename__, ("hash", "node_id", "labelset_id"), rows, "hash"
+                    )
+                    found.extend((key_id, key_hash, *wanted[key_hash][1:]) for key_id, key_hash in inserted)
+                    # Stored by another writer a moment ago (the unique hash decided): read their ids.
+                    raced = list(wanted.keys() - {key_hash for _, key_hash in inserted})
+                    columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
                     for part in chunks(raced, 500):
                         found.extend(conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all())
                 # Cached only once committed: an id from a rolled-back insert must never be handed out.
-                self._add(found)
+                self._add_many(np.array(found, dtype=np.int64).reshape(-1, 4))
             return [self._ids[h] for h in hashes]
 
     def _add(self, rows: Sequence[Sequence[int]]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, select
 
-from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.database import chunks, insert_returning
 from server.store.keys import hash64
 from server.store.models import FunctionRow
 
@@ -44,8 +44,12 @@ class FunctionTable:
         ]
         found: list[tuple[int, int]] = []
         with self._engine.begin() as conn:
-            insert_ignoring_conflicts(conn, FunctionRow.__table__, rows)  # type: ignore[arg-type]
-            for part in chunks(list(by_hash), 500):
+            table = FunctionRow.__table__
+            inserted = insert_returning(conn, table, rows, (FunctionRow.id, FunctionRow.hash))  # type: ignore[arg-type]
+            found.extend((int(fid), int(fhash)) for fid, fhash in inserted)
+            # Only what another writer stored first is looked up: one statement, not two, for new functions.
+            raced = list(by_hash.keys() - {fhash for _, fhash in found})
+            for part in chunks(raced, 500):
                 query = select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
                 found.extend((int(fid), int(fhash)) for fid, fhash in conn.execute(query))
         # Cached only once committed: an id from a rolled-back insert must never be handed out.
