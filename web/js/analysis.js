@@ -3,7 +3,7 @@
 // below it). Filters and the sandwich's function live in the page's URL state; the server applies them
 // (docs/api.md: pprof's -focus, -ignore, -hide, -show, -show_from).
 
-import { api } from "./api.js";
+import { api, isAbort } from "./api.js";
 import { el } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatValue } from "./format.js";
@@ -212,4 +212,34 @@ export class SandwichView {
     this.callees.setMessage(text);
     this.meta.textContent = "";
   }
+}
+
+/**
+ * The page's sandwich loader: shows the sandwich of the function the URL state names (``sandwich``), under the
+ * state's query and filters, in ``panel`` (hidden when none). A newer call aborts the one still loading.
+ * ``view()`` gives the page's SandwichView (made on first use); ``setLoading`` marks the panel busy.
+ */
+export function sandwichLoader(panel, view, setLoading, showError) {
+  let controller = null;
+  return async function load(s, outer) {
+    if (controller) controller.abort();
+    const mine = new AbortController();
+    controller = mine;
+    const { signal } = mine;
+    outer.addEventListener("abort", () => mine.abort(), { once: true });
+    panel.hidden = !s.sandwich;
+    if (!s.sandwich) return;
+    setLoading(panel, true);
+    const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample, ...filterParams(s), function: s.sandwich };
+    try {
+      await view().load(q, { signal });
+    } catch (err) {
+      if (!signal.aborted && !isAbort(err)) {
+        showError(err);
+        view().setMessage(`No sandwich: ${err.message}`);
+      }
+    } finally {
+      if (!signal.aborted) setLoading(panel, false);
+    }
+  };
 }

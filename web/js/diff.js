@@ -2,7 +2,7 @@
 // (red for more, green for less) and a table of the largest changes. Dragging on the timeline sets the
 // base's or the comparison's range, as the toggle says. Everything that defines the view is in the URL.
 
-import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView } from "./analysis.js";
+import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView, sandwichLoader } from "./analysis.js";
 import { api, isAbort } from "./api.js";
 import { $, latestLoad, showBanner } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
@@ -378,30 +378,8 @@ const load = latestLoad(async (signal) => {
   await Promise.allSettled([done, samples, loadTimeline(s, signal), loadSandwich(s, signal)]);
 });
 
-let sandwichController = null;
-
 /** The sandwich of the function the URL names, on the comparison side, under the same filters; hidden when none. */
-async function loadSandwich(s, outer) {
-  if (sandwichController) sandwichController.abort(); // a newer sandwich replaces the one still loading
-  const mine = new AbortController();
-  sandwichController = mine;
-  const { signal } = mine;
-  outer.addEventListener("abort", () => mine.abort(), { once: true });
-  sandwichPanel.hidden = !s.sandwich;
-  if (!s.sandwich) return;
-  sandwichPanel.classList.add("is-loading");
-  const q = { type: s.type, sample: s.sample, query: s.query, from: s.from, to: s.to, ...filterParams(s), function: s.sandwich };
-  try {
-    await sandwichView().load(q, { signal });
-  } catch (err) {
-    if (!signal.aborted && !isAbort(err)) {
-      showError(err);
-      sandwichView().setMessage(`No sandwich: ${err.message}`);
-    }
-  } finally {
-    if (!signal.aborted) sandwichPanel.classList.remove("is-loading");
-  }
-}
+const loadSandwich = sandwichLoader(sandwichPanel, sandwichView, (panel, on) => panel.classList.toggle("is-loading", on), showError);
 
 const loadSandwichOnly = latestLoad((signal) => loadSandwich(state.get(), signal));
 

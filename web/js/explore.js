@@ -1,7 +1,7 @@
 // The Explore page: a selector, a profile and sample type and a time range give a timeline, the merged
 // flame graph and the top table. Everything that defines the view is in the URL.
 
-import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView } from "./analysis.js";
+import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView, sandwichLoader } from "./analysis.js";
 import { api, getJSON, isAbort } from "./api.js";
 import { $, latestLoad } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
@@ -377,30 +377,8 @@ const load = latestLoad(async (signal) => {
   await Promise.allSettled([top, graph, series, samples, loadSandwich(s, signal)]);
 });
 
-let sandwichController = null;
-
 /** The sandwich of the function the URL names, under the same query and filters; hidden when none. */
-async function loadSandwich(s, outer) {
-  if (sandwichController) sandwichController.abort(); // a newer sandwich replaces the one still loading
-  const mine = new AbortController();
-  sandwichController = mine;
-  const { signal } = mine;
-  outer.addEventListener("abort", () => mine.abort(), { once: true });
-  sandwichPanel.hidden = !s.sandwich;
-  if (!s.sandwich) return;
-  setLoading(sandwichPanel, true);
-  const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample, ...filterParams(s), function: s.sandwich };
-  try {
-    await sandwichView().load(q, { signal });
-  } catch (err) {
-    if (!signal.aborted && !isAbort(err)) {
-      showError(err);
-      sandwichView().setMessage(`No sandwich: ${err.message}`);
-    }
-  } finally {
-    if (!signal.aborted) setLoading(sandwichPanel, false);
-  }
-}
+const loadSandwich = sandwichLoader(sandwichPanel, sandwichView, setLoading, showError);
 
 const loadSandwichOnly = latestLoad((signal) => loadSandwich(state.get(), signal));
 
