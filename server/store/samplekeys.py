@@ -15,12 +15,23 @@ from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, func, select, update
 
 from server.store.database import chunks, insert_returning
 from server.store.models import SampleKey
 
 IntArray = npt.NDArray[np.int64]
+#: The line node of a key stored before line data (migration 0015): NULL in the table. (0 is the root,
+#: the leaf of an empty stack.)
+NO_LINES = -1
+#: The columns a process caches of a key.
+_COLUMNS = (
+    SampleKey.id,
+    SampleKey.hash,
+    SampleKey.node_id,
+    SampleKey.labelset_id,
+    func.coalesce(SampleKey.line_node_id, NO_LINES),
+)
 #: Unknown keys at which ``resolve`` reads the whole id range in one query.
 BULK_LOAD = 2000
 
@@ -32,24 +43,33 @@ class SampleKeyTable:
         self._lock = threading.Lock()
         self.node = np.zeros(1024, dtype=np.int64)
         self.labelset = np.zeros(1024, dtype=np.int64)
+        self.line_node = np.full(1024, NO_LINES, dtype=np.int64)
         self.known = np.zeros(1024, dtype=bool)
 
     def lookup(self, hashes: Sequence[int]) -> list[int | None]:
         return list(map(self._ids.get, hashes))
 
-    def create(self, hashes: Sequence[int], nodes: Sequence[int], labelsets: Sequence[int]) -> list[int]:
-        """Ids for new keys (given with their node and label set), inserting those not stored yet."""
+    def create(
+        self,
+        hashes: Sequence[int],
+        nodes: Sequence[int],
+        labelsets: Sequence[int],
+        line_nodes: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Ids for new keys (given with their node, label set and line-tree leaf), inserting those not stored yet."""
+        lines = line_nodes if line_nodes is not None else [None] * len(hashes)
         with self._lock:
             rows = [
-                {"hash": h, "node_id": n, "labelset_id": ls}
-                for h, n, ls in zip(hashes, nodes, labelsets, strict=True)
+                {"hash": h, "node_id": n, "labelset_id": ls, "line_node_id": ln}
+                for h, n, ls, ln in zip(hashes, nodes, labelsets, lines, strict=True)
                 if h not in self._ids
             ]
-            columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
+            columns = _COLUMNS
             if rows:
                 found: list[Sequence[int]] = []
                 with self._engine.begin() as conn:
-                    found.extend(insert_returning(conn, SampleKey.__table__, rows, columns))  # type: ignore[arg-type]
+                    returning = (*_COLUMNS[:4], SampleKey.line_node_id)
+                    found.extend(insert_returning(conn, SampleKey.__table__, rows, returning))  # type: ignore[arg-type]
                     inserted = {int(row[1]) for row in found}
                     raced = [row["hash"] for row in rows if row["hash"] not in inserted]
                     for part in chunks(raced, 500):
@@ -62,20 +82,38 @@ class SampleKeyTable:
         if not rows:
             return
         self._grow(max(int(row[0]) for row in rows) + 1)
-        for key_id, key_hash, node, labelset in rows:
+        for key_id, key_hash, node, labelset, line_node in rows:
             self._ids[int(key_hash)] = int(key_id)
             self.node[key_id] = node
             self.labelset[key_id] = labelset
+            self.line_node[key_id] = NO_LINES if line_node is None else line_node
             self.known[key_id] = True
 
+    def fill_lines(self, ids: IntArray, line_nodes: IntArray) -> None:
+        """Store the line-tree leaf of keys written before line data (seen again by ingest)."""
+        if ids.size == 0:
+            return
+        with self._lock, self._engine.begin() as conn:
+            statement = (
+                update(SampleKey.__table__)  # type: ignore[arg-type]
+                .where(SampleKey.__table__.c.id == bindparam("key_id"))
+                .values(line_node_id=bindparam("line_node"))
+            )
+            rows = [{"key_id": k, "line_node": n} for k, n in zip(ids.tolist(), line_nodes.tolist(), strict=True)]
+            for part in chunks(rows, 1000):
+                conn.execute(statement, list(part))
+        # Cached only once committed, like every id.
+        self.line_node[ids] = line_nodes
+
     def _add_many(self, table: IntArray) -> None:
-        """Rows ``(id, hash, node, labelset)`` as one array: the bulk form of :meth:`_add`."""
+        """Rows ``(id, hash, node, labelset, line node)`` as one array: the bulk form of :meth:`_add`."""
         if table.shape[0] == 0:
             return
         ids = table[:, 0]
         self._grow(int(ids.max()) + 1)
         self.node[ids] = table[:, 2]
         self.labelset[ids] = table[:, 3]
+        self.line_node[ids] = table[:, 4]
         self.known[ids] = True
         self._ids.update(zip(table[:, 1].tolist(), ids.tolist(), strict=True))
 
@@ -84,10 +122,21 @@ class SampleKeyTable:
             size = max(size, self.node.shape[0] * 2)
             self.node = np.concatenate([self.node, np.zeros(size - self.node.shape[0], dtype=np.int64)])
             self.labelset = np.concatenate([self.labelset, np.zeros(size - self.labelset.shape[0], dtype=np.int64)])
+            self.line_node = np.concatenate([self.line_node, np.full(size - self.line_node.shape[0], NO_LINES)])
             self.known = np.concatenate([self.known, np.zeros(size - self.known.shape[0], dtype=bool)])
 
     def resolve(self, ids: IntArray) -> tuple[IntArray, IntArray]:
         """Stack node and label set of every key id, reading keys other processes wrote."""
+        self.load(ids)
+        return self.node[ids], self.labelset[ids]
+
+    def resolve_lines(self, ids: IntArray) -> tuple[IntArray, IntArray]:
+        """Line-tree leaf (:data:`NO_LINES`: none stored) and label set of every key id."""
+        self.load(ids)
+        return self.line_node[ids], self.labelset[ids]
+
+    def load(self, ids: IntArray) -> None:
+        """Make sure every key id is cached, reading keys other processes wrote."""
         if ids.size:
             top = int(ids.max())
             unknown = np.unique(
@@ -95,15 +144,14 @@ class SampleKeyTable:
             )
             if unknown.size:
                 with self._lock, self._engine.connect() as conn:
-                    columns = (SampleKey.id, SampleKey.hash, SampleKey.node_id, SampleKey.labelset_id)
+                    columns = _COLUMNS
                     if unknown.size > BULK_LOAD:
                         # A cold cache (a fresh server): one range read instead of a query per 500 ids.
                         low, high = int(unknown[0]), int(unknown[-1])
                         rows = conn.execute(select(*columns).where(SampleKey.id >= low, SampleKey.id <= high))
-                        self._add_many(np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 4))
+                        self._add_many(np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 5))
                     else:
                         for part in chunks(unknown.tolist(), 500):
                             self._add(conn.execute(select(*columns).where(SampleKey.id.in_(part))).all())
                 if top >= self.known.shape[0] or not bool(self.known[ids].all()):
                     raise LookupError("sample keys are missing from the database")
-        return self.node[ids], self.labelset[ids]
