@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -36,9 +36,16 @@ def _max_nodes(settings: Settings, max_nodes: int | None) -> int:
 
 @router.get("/top")
 def top(
-    q: QueryDep, store: StoreDep, settings: SettingsDep, limit: Annotated[int | None, Query(ge=1)] = None
+    q: QueryDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    granularity: Annotated[
+        Literal["functions", "lines"],
+        Query(description="lines: a row per (function, file, line), as go tool pprof -top -lines"),
+    ] = "functions",
 ) -> TopOut:
-    return TopOut.of(service.top(store, settings, q, limit))
+    return TopOut.of(service.top(store, settings, q, limit, granularity))
 
 
 @router.get("/flamegraph")

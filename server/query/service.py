@@ -18,6 +18,7 @@ from server.query.aggregate import (
 from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
 from server.query.flamegraph import FlameGraph, flamegraph
+from server.query.lines import line_rows, line_tree
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
 from server.query.top import sort_rows, top_rows
@@ -30,11 +31,16 @@ from server.store.series import SeriesInfo
 
 @dataclass(slots=True)
 class TopEntry:
-    """One function's row of a top table; under ``avg`` the values are divided by the profile count."""
+    """One function's row of a top table; under ``avg`` the values are divided by the profile count.
+
+    At line granularity ``file`` and ``line`` say which line (``line`` 0: unknown), else they are None.
+    """
 
     name: str
     flat: float
     cum: float
+    file: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +122,17 @@ def _entries(tree: CallTree, names: dict[int, str], divisor: int = 1, limit: int
     return [TopEntry(names.get(r.function_id, "?"), _number(r.flat, divisor), _number(r.cum, divisor)) for r in rows]
 
 
-def top(store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None) -> TopTable:
+def top(
+    store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None, granularity: str = "functions"
+) -> TopTable:
+    """``go tool pprof -top``; with ``granularity="lines"``, ``-top -lines``: a row per (function, file, line)."""
     merged = merge_profiles(store, query, settings.max_query_profiles)
+    if granularity == "lines":
+        tree, places = line_tree(store, merged)
+        rows = line_rows(tree, places)[:limit]
+        d = merged.divisor
+        entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line) for r in rows]
+        return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), entries)
     tree, names = _tree(store, merged)
     d = merged.divisor
     return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, names, d, limit))

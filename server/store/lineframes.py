@@ -16,7 +16,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine, select
 
 from server.store.database import chunks, insert_ignoring_conflicts
-from server.store.models import LineFrame
+from server.store.models import LineFrame, StoreState
 
 IntArray = npt.NDArray[np.int64]
 
@@ -76,3 +76,13 @@ class LineFrameTable:
                     for frame_id, function_id, line in conn.execute(query):
                         self._pairs[int(frame_id)] = (int(function_id), int(line))
         return {i: self._pairs[i] for i in wanted if i in self._pairs}
+
+
+#: ``store_state`` key: profiles stored before this time (ns) may lack line data (see migration 0015).
+SINCE = "line_data_since_ns"
+
+
+def line_data_since_ns(engine: Engine) -> int:
+    """Just past the newest profile stored before line data was kept (0: every profile has it)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(StoreState.value).where(StoreState.key == SINCE)).scalar() or 0)

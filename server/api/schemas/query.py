@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
@@ -19,9 +19,13 @@ class TopRowOut(TypedDict):
     name: str
     flat: Number
     cum: Number
+    file: NotRequired[str]  # granularity=lines only
+    line: NotRequired[int]  # granularity=lines only (0: unknown)
 
 
 def top_rows(rows: list[TopEntry]) -> list[TopRowOut]:
+    if rows and rows[0].line is not None:
+        return [{"name": r.name, "file": r.file or "", "line": r.line or 0, "flat": r.flat, "cum": r.cum} for r in rows]
     return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in rows]
 
 

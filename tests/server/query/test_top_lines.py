@@ -1,0 +1,83 @@
+"""``GET /api/v1/top?granularity=lines`` equals ``go tool pprof -top -lines`` on the real captures, on both
+databases: row names ``pkg.F file.go:123``, flat and cum per line with inlined frames as rows of their own and
+recursion counted once per sample; profiles without line data are refused with the time line data starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from server.store.lineframes import SINCE
+from server.store.models import SampleKey, StoreState
+from server.store.repository import Store
+from tests.support.helpers import UNITS, push, top
+from tests.support.oracle import pprof_top
+from tests.support.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
+CPU = [DATA / "cpu.pb.gz", DATA / "cpu2.pb.gz", DATA / "cpu_slow.pb.gz"]
+
+
+def _lines(client: TestClient, **params: str) -> dict[str, object]:
+    return top(client, **{"granularity": "lines", "query": '{service="demo"}', **params})
+
+
+def _compare(ours: dict[str, object], files: list[Path], sample: str) -> None:
+    expected = pprof_top(files, sample, UNITS[sample], extra=("-lines",))
+    assert ours["total"] == expected.total
+    rows = ours["rows"]
+    assert isinstance(rows, list)
+    by_label = {}
+    for row in rows:
+        label = f"{row['name']} {row['file']}:{row['line']}" if row["line"] else row["name"]
+        by_label[label] = (row["flat"], row["cum"])
+    assert by_label == expected.rows
+    flats = [abs(row["flat"]) for row in rows]
+    assert flats == sorted(flats, reverse=True)
+
+
+def test_lines_of_merged_cpu_profiles_equal_pprof(client: TestClient) -> None:
+    for index, path in enumerate(CPU):
+        push(client, path, label=f"instance=i{index}")
+    for sample in ("samples", "cpu"):
+        _compare(_lines(client, type="cpu", sample=sample), CPU, sample)
+    one = _lines(client, type="cpu", sample="cpu", query='{service="demo", instance="i0"}')
+    rows = {(r["name"], r["line"]): (r["flat"], r["cum"]) for r in one["rows"]}  # type: ignore[attr-defined]
+    # Verified by hand against pprof: the inlined main.step has rows of its own, and main.fib's recursive
+    # call site counts once per sample (its cum is the function's whole cum, not times the depth).
+    assert rows[("main.step", 54)] == (110_000_000, 110_000_000)
+    assert rows[("main.fib", 117)] == (70_000_000, 310_000_000)
+    file = next(r["file"] for r in one["rows"] if r["name"] == "main.fib")  # type: ignore[attr-defined]
+    assert file == "stackyard/examples/demo/main.go"
+
+
+@pytest.mark.parametrize(
+    ("kind", "samples"), [("heap", ["alloc_space", "inuse_objects"]), ("goroutine", ["goroutine"])]
+)
+def test_lines_of_other_kinds_equal_pprof(client: TestClient, kind: str, samples: list[str]) -> None:
+    path = DATA / f"{kind}.pb.gz"
+    push(client, path, type=kind)
+    for sample in samples:
+        _compare(_lines(client, type=kind, sample=sample, aggregation="sum"), [path], sample)
+
+
+def test_profiles_without_line_data_are_refused_with_the_time(client: TestClient, store: Store) -> None:
+    push(client, CPU[0])
+    with store.engine.begin() as conn:  # as migration 0015 leaves a store with older profiles
+        conn.execute(update(SampleKey).values(line_node_id=None))
+        conn.execute(update(StoreState).where(StoreState.key == SINCE).values(value=1_764_000_000_000_000_000))
+    store.reset_caches()
+    response = client.get("/api/v1/top", params={"type": "cpu", "from": "0", "to": "now+1h", "granularity": "lines"})
+    assert response.status_code == 409, response.text
+    assert "no line data before 2025-11-24T16:00:00Z" in response.json()["error"]
+    assert top(client, type="cpu")["rows"], "function granularity still answers"
+
+
+def test_an_unknown_granularity_is_refused(client: TestClient) -> None:
+    response = client.get("/api/v1/top", params={"type": "cpu", "granularity": "addresses"})
+    assert 400 <= response.status_code < 500
+    assert "granularity" in response.text
