@@ -14,6 +14,7 @@ from server.api.schemas.query import (
     DiffTopOut,
     FlameGraphOut,
     FunctionHistoryOut,
+    SourceOut,
     TimeseriesOut,
     TopOut,
 )
@@ -46,6 +47,16 @@ def top(
     ] = "functions",
 ) -> TopOut:
     return TopOut.of(service.top(store, settings, q, limit, granularity))
+
+
+@router.get("/source")
+def source(
+    q: QueryDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    function: Annotated[str, Query(min_length=1, max_length=4096, description="the function's exact name")],
+) -> SourceOut:
+    return SourceOut.of(service.source(store, settings, q, function))
 
 
 @router.get("/flamegraph")

@@ -13,6 +13,7 @@ reaches one is refused, naming the time line data starts from.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,6 +52,14 @@ class NoLineData(Conflict):
             f"no line data before {when}: profiles stored before then have line numbers only once their "
             "stacks are ingested again; choose a range starting later"
         )
+
+
+def clean(file: str) -> str:
+    """The file name as pprof shows it (Go's ``filepath.Clean``; empty stays empty)."""
+    if not file:
+        return file
+    cleaned = posixpath.normpath(file)
+    return cleaned[1:] if cleaned.startswith("//") else cleaned
 
 
 def line_tree(store: Store, merged: Merged) -> tuple[CallTree, dict[int, tuple[str, str, int]]]:

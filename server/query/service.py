@@ -19,8 +19,10 @@ from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.lines import line_rows, line_tree
+from server.query.listing import Routine, routines
 from server.query.request import ProfileQuery
 from server.query.selector import Selector
+from server.query.sourcefiles import parse_roots
 from server.query.top import sort_rows, top_rows
 from server.query.tree import CallTree, build_tree
 from server.settings import Settings
@@ -136,6 +138,23 @@ def top(
     tree, names = _tree(store, merged)
     d = merged.divisor
     return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, names, d, limit))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceListing:
+    merge: MergeInfo
+    total: float
+    routines: list[Routine]
+    divisor: int
+
+
+def source(store: Store, settings: Settings, query: ProfileQuery, function: str) -> SourceListing:
+    """``go tool pprof -list '^F$'``: flat and cum per line of ``function``, with source text where mapped."""
+    merged = merge_profiles(store, query, settings.max_query_profiles)
+    tree, places = line_tree(store, merged)
+    found = routines(line_rows(tree, places), function, parse_roots(settings.source_roots))
+    d = merged.divisor
+    return SourceListing(_merge_info(query, merged), _number(int(tree.total[0]), d), found, d)
 
 
 def flame(
