@@ -13,6 +13,8 @@ from sqlalchemy import update
 from server.store.lineframes import SINCE
 from server.store.models import SampleKey, StoreState
 from server.store.repository import Store
+from server.store.rollups import NS
+from server.upkeep.jobs import build_rollups
 from tests.support.helpers import UNITS, push, top
 from tests.support.oracle import pprof_top
 from tests.support.tools import DATA
@@ -81,3 +83,15 @@ def test_an_unknown_granularity_is_refused(client: TestClient) -> None:
     response = client.get("/api/v1/top", params={"type": "cpu", "granularity": "addresses"})
     assert 400 <= response.status_code < 500
     assert "granularity" in response.text
+
+
+def test_rollups_answer_lines_as_raw_profiles_do(client: TestClient, store: Store) -> None:
+    """Rollups keep sample keys, so a day of line data reads them and gives pprof's numbers."""
+    day = 1_790_000_000 - 1_790_000_000 % 86_400
+    for offset, path in zip((0, 1200, 3600), CPU, strict=True):
+        push(client, path, time=str(day + offset))
+    params = {"type": "cpu", "sample": "cpu", "from": str(day), "to": str(day + 86_399), "granularity": "lines"}
+    raw = client.get("/api/v1/top", params=params).json()
+    build_rollups(store, now_ns=(day + 2 * 86_400) * NS)
+    assert client.get("/api/v1/top", params=params).json() == raw
+    _compare(raw, CPU, "cpu")
