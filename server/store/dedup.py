@@ -109,7 +109,7 @@ class Dedup:
         if lacking.size:
             line_nodes = self.line_leaf_nodes(function_ids, expand(columns))
             keys, first = np.unique(ids[lacking], return_index=True)
-            self.sample_keys.fill_lines(keys, line_nodes[lacking[first]])
+            self.sample_keys.fill_lines(keys, line_nodes[lacking[first]], self.epoch)
         return ids
 
     def function_ids(self, columns: ProfileColumns) -> IntArray:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, bindparam, func, select, update
 
 from server.store.database import chunks, insert_returning
 from server.store.models import SampleKey
+from server.store.state import lock_against_gc
 
 IntArray = npt.NDArray[np.int64]
 #: The line node of a key stored before line data (migration 0015): NULL in the table. (0 is the root,
@@ -89,11 +90,18 @@ class SampleKeyTable:
             self.line_node[key_id] = NO_LINES if line_node is None else line_node
             self.known[key_id] = True
 
-    def fill_lines(self, ids: IntArray, line_nodes: IntArray) -> None:
-        """Store the line-tree leaf of keys written before line data (seen again by ingest)."""
+    def fill_lines(self, ids: IntArray, line_nodes: IntArray, epoch: int | None = None) -> None:
+        """Store the line-tree leaf of keys written before line data (seen again by ingest).
+
+        Under the shared GC lock, and only if no collection ran since the leaves were resolved under
+        ``epoch``: a collection could have dropped a node made for them that no key pointed at yet.
+        Skipped, the keys are filled the next time they are seen.
+        """
         if ids.size == 0:
             return
         with self._lock, self._engine.begin() as conn:
+            if lock_against_gc(conn) != epoch and epoch is not None:
+                return
             statement = (
                 update(SampleKey.__table__)  # type: ignore[arg-type]
                 .where(SampleKey.__table__.c.id == bindparam("key_id"))

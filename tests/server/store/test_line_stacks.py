@@ -105,3 +105,16 @@ def test_collection_keeps_what_live_keys_reach_and_check_agrees(client: TestClie
     line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
     for sample, node in zip(to_profile(columns).samples, line_nodes.tolist(), strict=True):
         assert _line_stack(dedup, store, node) == _frames(sample)
+
+
+def test_a_collection_since_the_leaves_were_resolved_skips_the_fill(store: Store) -> None:
+    keys = Dedup(store.engine).sample_key_ids(decode_columns(CPU))
+    with store.engine.begin() as conn:
+        conn.execute(update(SampleKey).values(line_node_id=None))
+    stale = Dedup(store.engine)
+    stale.epoch = 5  # resolved under an epoch the database has moved past (it is at 0)
+    assert stale.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(SampleKey.line_node_id.is_(None))).scalar_one() == len(
+            set(keys.tolist())
+        )
