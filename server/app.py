@@ -37,6 +37,7 @@ from server.migrate import ROOT
 from server.pyroscope import render, sdk
 from server.pyroscope.pusher import pusher
 from server.pyroscope.querier import querier
+from server.query.replicametrics import ReplicaCollector
 from server.scrape.protocol import Scraper
 from server.settings import Settings
 from server.store.repository import Store
@@ -64,7 +65,17 @@ def create_app(
     with that scraper's sink; without one, ``settings.ingest_processes`` makes one.
     """
     owned = store is None
-    the_store = store if store is not None else Store.from_url(settings.database_url, settings.database_pool_size)
+    the_store = (
+        store
+        if store is not None
+        else Store.from_url(
+            settings.database_url,
+            settings.database_pool_size,
+            settings.database_read_url,
+            settings.read_max_lag_seconds,
+            settings.read_check_interval,
+        )
+    )
     workers = ingest_workers
     if workers is None and settings.ingest_processes:
         workers = IngestWorkers(settings, settings.ingest_processes)
@@ -92,6 +103,8 @@ def create_app(
     app.state.scraper = scraper
     app.state.metrics_registry = metrics_registry or CollectorRegistry()
     limit_rejections(app.state.metrics_registry)  # every store limit in /metrics from the start, at zero
+    if the_store.replica is not None:  # the hot standby's lag and who served queries
+        app.state.metrics_registry.register(ReplicaCollector(the_store.replica))
     # Ingest holds the GIL for most of its time: more at once only makes every request, queries
     # included, wait longer for it. Pushes beyond the limit wait in the event loop instead.
     app.state.ingest_limiter = CapacityLimiter(settings.ingest_concurrency)

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     retention_hourly: str = Field("90d", description="how long hourly rollups are kept")
     retention_daily: str = Field("365d", description="how long daily rollups are kept")
     retention_interval: float = Field(3600.0, gt=0, description="seconds between retention runs")
+    partition_interval: str = Field(
+        "1d", description="time partitions on PostgreSQL span this (whole hours); retention drops data in these steps"
+    )
+    partitions_ahead: int = Field(2, ge=1, le=366, description="partitions created ahead of the current one")
 
     scrape_sync_interval: float = Field(5.0, gt=0, description="seconds between re-reads of the target list")
     scrape_max_in_flight: int = Field(64, gt=0, description="scrapes running at once, all targets")
@@ -72,6 +76,14 @@ class Settings(BaseSettings):
     database_retry_max_interval: float = Field(
         10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
     )
+    # Queries on a PostgreSQL hot standby (docs/scaling.md#read-replicas).
+    database_read_url: str | None = Field(
+        None, description="a hot standby of database_url that queries read from; writes still go to database_url"
+    )
+    read_max_lag_seconds: float = Field(
+        30.0, ge=0, description="a standby further behind the primary than this is skipped: queries go to the primary"
+    )
+    read_check_interval: float = Field(1.0, gt=0, description="seconds between measurements of the standby's lag")
 
     # Access control (docs/config.md#access-control).
     auth_tokens: list[TokenEntry] = Field(
@@ -175,6 +187,16 @@ class Settings(BaseSettings):
             raise ValueError("retention must be at least 1h")
         return value
 
+    @field_validator("partition_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        from server.syntax.times import parse_duration_ns
+
+        interval = parse_duration_ns(value, "partition_interval")
+        if interval < 3600 * 10**9 or interval % (3600 * 10**9):
+            raise ValueError("a partition interval is a whole number of hours (1h, 6h, 1d, 7d)")
+        return value
+
     @field_validator("alertmanager_url", "external_url", "notify_proxy", "url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -187,6 +209,17 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        return value
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _standby(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("postgresql"):
+            raise ValueError("a read replica is a PostgreSQL hot standby: a postgresql+psycopg:// URL")
+        if not str(info.data.get("database_url", "")).startswith("postgresql"):
+            raise ValueError("a read replica needs a PostgreSQL database_url (its primary)")
         return value
 
     @field_validator("alertmanager_url")

@@ -60,7 +60,13 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
     config = load_config(config_path, settings.network_policy()) if config_path else None
     if config is not None and config.auth_tokens:
         settings = settings.model_copy(update={"auth_tokens": [*settings.auth_tokens, *config.auth_tokens]})
-    store = Store.from_url(settings.database_url, settings.database_pool_size)
+    store = Store.from_url(
+        settings.database_url,
+        settings.database_pool_size,
+        settings.database_read_url,
+        settings.read_max_lag_seconds,
+        settings.read_check_interval,
+    )
     registry = CollectorRegistry()
     metrics = CollectorMetrics(registry)
     gate = DatabaseGate(lambda: upgrade(settings.database_url), settings.database_retry_max_interval)

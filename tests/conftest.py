@@ -17,7 +17,7 @@ from server.app import create_app
 from server.migrate import upgrade
 from server.settings import Settings
 from server.store.repository import Store
-from tests.support.pgserver import PostgresServer
+from tests.support.pgserver import PostgresServer, StandbyServer
 from tests.support.tools import DATA, postgres_bindir
 
 
@@ -59,6 +59,20 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def replicated_postgres() -> Iterator[tuple[PostgresServer, StandbyServer]]:
+    """A primary of its own and a hot standby streaming from it, for the read-replica tests only."""
+    primary = PostgresServer(postgres_bindir())
+    primary.start()
+    standby = StandbyServer(postgres_bindir(), primary)
+    try:
+        standby.start()
+        yield primary, standby
+    finally:
+        standby.stop()
+        primary.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """line granularity: (function, line) frames, and each sample key's leaf in their stack tree
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-05 (reviewed by hand)
 
 ``line_frames`` holds each (function, line) pair once; its ids are the frames of
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

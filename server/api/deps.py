@@ -33,6 +33,23 @@ def store_of(request: Request) -> Store:
     return store
 
 
+def reader_of(request: Request) -> Store:
+    """The store queries read from: the hot standby's while it keeps up (``STACKYARD_DATABASE_READ_URL``).
+
+    Only routes that read stored profiles take it; what a caller has just
+    written and reads back at once (targets, rules) stays on the primary.
+    """
+    store: Store = request.app.state.store
+    if store.replica is not None:
+        store.replica.pin()
+    return store.reader
+
+
+async def _reader_in_request(request: Request) -> Store:
+    """:func:`reader_of` in the request's own context (a sync dependency's would not reach the handler's thread)."""
+    return reader_of(request)
+
+
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -121,6 +138,7 @@ def trend_query(
 
 
 StoreDep = Annotated[Store, Depends(store_of)]
+ReaderDep = Annotated[Store, Depends(_reader_in_request)]
 OptionalStoreDep = Annotated[Store | None, Depends(optional_store)]
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 RegistryDep = Annotated[CollectorRegistry, Depends(registry_of)]

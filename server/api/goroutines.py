@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from server.api.body import read_body
-from server.api.deps import IngestionDep, SettingsDep, StoreDep
+from server.api.deps import IngestionDep, ReaderDep, SettingsDep
 from server.api.schemas.goroutines import DumpStoredOut, GroupsOut, LeaksOut, StackTrendOut
 from server.query import dumpviews as views
 from server.query.selector import parse_selector
@@ -39,7 +39,7 @@ async def push_dump(
 
 @router.get("/groups")
 def groups(
-    store: StoreDep,
+    store: ReaderDep,
     query: SelectorParam = None,
     at: Annotated[str | None, Query(description="time; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
@@ -50,7 +50,7 @@ def groups(
 
 @router.get("/leaks")
 def leaks(
-    store: StoreDep,
+    store: ReaderDep,
     query: SelectorParam = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
@@ -64,7 +64,7 @@ def leaks(
 @router.get("/stacks/{stack_id}/trend")
 def stack_trend(
     stack_id: int,
-    store: StoreDep,
+    store: ReaderDep,
     query: SelectorParam = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,

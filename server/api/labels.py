@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.api.deps import SettingsDep, StoreDep
+from server.api.deps import ReaderDep, SettingsDep
 from server.api.schemas.labels import LabelNames, LabelValues
 from server.ingest.profile import check_kind
 from server.query import labels
@@ -23,7 +23,7 @@ ToParam = Annotated[str | None, Query(description="default now")]
 
 @router.get("/labels")
 def names(
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     type: TypeParam = None,
     query: QueryParam = None,
@@ -40,7 +40,7 @@ def names(
 @router.get("/labels/{name}/values")
 def values(
     name: str,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     type: TypeParam = None,
     query: QueryParam = None,

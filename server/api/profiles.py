@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import QueryDep, SettingsDep, StoreDep
+from server.api.deps import QueryDep, ReaderDep, SettingsDep
 from server.api.schemas.files import PPROF_FILE
 from server.api.schemas.profiles import ProfileFlameGraphOut, ProfileListOut, ProfileTopOut, SeriesListOut
 from server.ingest.profile import check_kind
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["profiles"])
 
 @router.get("/series")
 def series(
-    store: StoreDep,
+    store: ReaderDep,
     query: Annotated[str | None, Query()] = None,
     type: Annotated[str | None, Query()] = None,
 ) -> SeriesListOut:
@@ -27,12 +27,12 @@ def series(
 
 
 @router.get("/profiles")
-def profiles(q: QueryDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> ProfileListOut:
+def profiles(q: QueryDep, store: ReaderDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> ProfileListOut:
     return ProfileListOut.of(service.profile_list(store, q, limit))
 
 
 @router.get("/profiles/{profile_id}/pprof", response_class=Response, responses=PPROF_FILE)
-def profile_pprof(profile_id: int, store: StoreDep) -> Response:
+def profile_pprof(profile_id: int, store: ReaderDep) -> Response:
     return Response(
         service.profile_pprof(store, profile_id),
         media_type="application/octet-stream",
@@ -41,14 +41,14 @@ def profile_pprof(profile_id: int, store: StoreDep) -> Response:
 
 
 @router.get("/profiles/{profile_id}/top")
-def profile_top(profile_id: int, store: StoreDep, sample: Annotated[str | None, Query()] = None) -> ProfileTopOut:
+def profile_top(profile_id: int, store: ReaderDep, sample: Annotated[str | None, Query()] = None) -> ProfileTopOut:
     return ProfileTopOut.of(service.profile_top(store, profile_id, sample))
 
 
 @router.get("/profiles/{profile_id}/flamegraph")
 def profile_flamegraph(
     profile_id: int,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     sample: Annotated[str | None, Query()] = None,
     max_nodes: Annotated[int | None, Query(ge=1)] = None,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from server.api.deps import QueryDep, SettingsDep, StoreDep, TrendQueryDep
+from server.api.deps import QueryDep, ReaderDep, SettingsDep, TrendQueryDep
 from server.api.schemas.files import PPROF_FILE
 from server.api.schemas.query import (
     DiffFlameGraphOut,
     DiffTopOut,
     FlameGraphOut,
     FunctionHistoryOut,
+    SandwichOut,
     SourceOut,
     TimeseriesOut,
     TopOut,
@@ -22,10 +23,27 @@ from server.errors import InvalidParameter
 from server.query import history, service
 from server.query import timeseries as trends
 from server.query.diff import compare, diff_flamegraph, diff_top
+from server.query.filters import Filters, parse_filters
 from server.query.request import ProfileQuery
 from server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
+
+_FRAME = "matched (RE2, unanchored) against each frame's function name and file name, as pprof's"
+
+
+def frame_filters(
+    focus: Annotated[str | None, Query(description=f"keep samples with a frame {_FRAME}")] = None,
+    ignore: Annotated[str | None, Query(description=f"drop samples with a frame {_FRAME}")] = None,
+    hide: Annotated[str | None, Query(description=f"remove the frames {_FRAME}")] = None,
+    show: Annotated[str | None, Query(description=f"keep only the frames {_FRAME}")] = None,
+    show_from: Annotated[str | None, Query(description=f"cut each stack above its root-most frame {_FRAME}")] = None,
+) -> Filters:
+    """pprof's -focus, -ignore, -hide, -show and -show_from; a pattern that does not compile is a 400 naming it."""
+    return parse_filters({"focus": focus, "ignore": ignore, "hide": hide, "show": show, "show_from": show_from})
+
+
+FiltersDep = Annotated[Filters, Depends(frame_filters)]
 
 
 def _max_nodes(settings: Settings, max_nodes: int | None) -> int:
@@ -38,37 +56,59 @@ def _max_nodes(settings: Settings, max_nodes: int | None) -> int:
 @router.get("/top")
 def top(
     q: QueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
+    filters: FiltersDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
     granularity: Annotated[
         Literal["functions", "lines"],
         Query(description="lines: a row per (function, file, line), as go tool pprof -top -lines"),
     ] = "functions",
 ) -> TopOut:
-    return TopOut.of(service.top(store, settings, q, limit, granularity))
+    return TopOut.of(service.top(store, settings, q, limit, filters, granularity))
 
 
 @router.get("/source")
 def source(
     q: QueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
+    filters: FiltersDep,
     function: Annotated[str, Query(min_length=1, max_length=4096, description="the function's exact name")],
 ) -> SourceOut:
-    return SourceOut.of(service.source(store, settings, q, function))
+    return SourceOut.of(service.source(store, settings, q, function, filters))
 
 
 @router.get("/flamegraph")
 def flamegraph(
-    q: QueryDep, store: StoreDep, settings: SettingsDep, max_nodes: Annotated[int | None, Query(ge=1)] = None
+    q: QueryDep,
+    store: ReaderDep,
+    settings: SettingsDep,
+    filters: FiltersDep,
+    max_nodes: Annotated[int | None, Query(ge=1)] = None,
 ) -> FlameGraphOut:
-    return FlameGraphOut.of(service.flame(store, settings, q, _max_nodes(settings, max_nodes)))
+    nodes = _max_nodes(settings, max_nodes)
+    return FlameGraphOut.of(service.flame(store, settings, q, nodes, filters=filters))
+
+
+@router.get("/sandwich")
+def sandwich(
+    q: QueryDep,
+    store: ReaderDep,
+    settings: SettingsDep,
+    filters: FiltersDep,
+    function: Annotated[str | None, Query(description="the function's exact name, as top shows it")] = None,
+    max_nodes: Annotated[int | None, Query(ge=1, description="per side")] = None,
+) -> SandwichOut:
+    if not function:
+        raise InvalidParameter("function", "required: the function's exact name, as top shows it")
+    nodes = _max_nodes(settings, max_nodes)
+    return SandwichOut.of(service.sandwich_view(store, settings, q, function, nodes, filters))
 
 
 @router.get("/pprof", response_class=Response, responses=PPROF_FILE)
-def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
-    data = service.pprof_export(store, settings, q)
+def pprof(q: QueryDep, store: ReaderDep, settings: SettingsDep, filters: FiltersDep) -> Response:
+    data = service.pprof_export(store, settings, q, filters)
     filename = f"{q.kind}.pb.gz"
     return Response(
         data,
@@ -80,8 +120,9 @@ def pprof(q: QueryDep, store: StoreDep, settings: SettingsDep) -> Response:
 @router.get("/diff")
 def diff(
     q: QueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
+    filters: FiltersDep,
     base_query: Annotated[str | None, Query(description="selector of the base; default: query")] = None,
     base_from: Annotated[str | None, Query()] = None,
     base_to: Annotated[str | None, Query()] = None,
@@ -101,7 +142,7 @@ def diff(
         default_range=(q.start_ns, q.end_ns),
         names=("base_query", "base_from", "base_to"),
     )
-    comparison = compare(store, settings, q, base, normalize)
+    comparison = compare(store, settings, q, base, normalize, filters)
     if format == "flamegraph":
         return DiffFlameGraphOut.of(diff_flamegraph(comparison, _max_nodes(settings, max_nodes)))
     return DiffTopOut.of(diff_top(comparison, limit))
@@ -110,7 +151,7 @@ def diff(
 @router.get("/timeseries")
 def timeseries(
     q: TrendQueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     step: Annotated[str | None, Query(description="e.g. 60s, 1h; default: about 240 points")] = None,
     group_by: Annotated[str | None, Query(description="comma-separated label names")] = None,
@@ -124,7 +165,7 @@ def timeseries(
 def function_history(
     name: str,
     q: TrendQueryDep,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     step: Annotated[str | None, Query(description="e.g. 1h; default: about 240 points")] = None,
     aggregation: Annotated[str, Query(description="sum, or avg per profile")] = "sum",

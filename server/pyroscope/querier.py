@@ -17,7 +17,7 @@ import gzip
 
 from fastapi import Request
 
-from server.api.deps import settings_of, store_of
+from server.api.deps import reader_of, settings_of
 from server.errors import InvalidParameter
 from server.pyroscope import flame
 from server.pyroscope.connect import BodyLimits, ConnectService
@@ -59,7 +59,7 @@ querier = ConnectService(querier_pb2.DESCRIPTOR.services_by_name["QuerierService
 
 
 def _state(request: Request) -> tuple[Store, Settings]:
-    return store_of(request), settings_of(request)
+    return reader_of(request), settings_of(request)
 
 
 def time_range(start_ms: int, end_ms: int, names: tuple[str, str] = ("start", "end")) -> tuple[int, int]:

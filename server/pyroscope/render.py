@@ -24,7 +24,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from server.api.deps import SettingsDep, StoreDep
+from server.api.deps import ReaderDep, SettingsDep
 from server.errors import InvalidParameter
 from server.pyroscope import querier
 from server.pyroscope.flamebearer import Flamebearer, FlamebearerDiff, FlamebearerProfile, Metadata, Timeline
@@ -148,7 +148,7 @@ def timeline(points: list[tuple[int, float]], start_ms: int, end_ms: int, step_s
 @router.get("/render")
 def render(
     request: Request,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     query: Annotated[str | None, Query()] = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
@@ -194,7 +194,7 @@ def render(
 @router.get("/render-diff")
 def render_diff(
     request: Request,
-    store: StoreDep,
+    store: ReaderDep,
     settings: SettingsDep,
     left_query: Annotated[str | None, Query(alias="leftQuery")] = None,
     left_from: Annotated[str | None, Query(alias="leftFrom")] = None,

@@ -15,6 +15,7 @@ import numpy as np
 from server.pprof.merge import round_half_away
 from server.query.aggregate import Merged, merge_profiles
 from server.query.byname import by_name, function_ids
+from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.overflow import BOUND, overflow
 from server.query.request import ProfileQuery
@@ -31,6 +32,7 @@ class Comparison:
     tree: CallTree
     scale: float
     names: dict[int, str]  # function id -> name, for every function of the tree: both sides matched by it
+    totals: tuple[int, int]  # (base, comparison) before filters: pprof's percentages divide by them
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,15 @@ class DiffFlameGraph:
     graph: FlameGraph
 
 
-def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQuery, normalize: bool) -> Comparison:
+def compare(
+    store: Store,
+    settings: Settings,
+    new: ProfileQuery,
+    base: ProfileQuery,
+    normalize: bool,
+    filters: Filters = NO_FILTERS,
+) -> Comparison:
+    """Both sides over one tree; ``filters`` apply after normalising, as pprof applies them to the merged diff."""
     merged_new = merge_profiles(store, new, settings.max_query_profiles)
     merged_base = merge_profiles(store, _same_sample(base, merged_new), settings.max_query_profiles)
     new_values = merged_new.values
@@ -93,10 +103,14 @@ def compare(store: Store, settings: Settings, new: ProfileQuery, base: ProfileQu
     matrix[: merged_base.nodes.shape[0], 0] = merged_base.values
     matrix[merged_base.nodes.shape[0] :, 1] = new_values
     tree = build_tree(store.stacks, nodes, matrix)
+    totals = (int(tree.total[0]), int(tree.total[1]))
+    if filters.active:
+        frames = store.functions.frames(function_ids(tree))
+        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids])
     # Functions are matched between the sides in one tree; names are looked up once, for both,
     # and same-name functions are one node on both sides, as at pprof's function granularity.
     names = store.functions.names(function_ids(tree))
-    return Comparison(merged_base, merged_new, by_name(tree, names), ratio, names)
+    return Comparison(merged_base, merged_new, by_name(tree, names), ratio, names, totals)
 
 
 def _same_sample(base: ProfileQuery, new: Merged) -> ProfileQuery:
@@ -156,6 +170,6 @@ def _summary(comparison: Comparison) -> DiffSummary:
         scale=comparison.scale,
         base_profiles=base.profile_count,
         profiles=new.profile_count,
-        base_total=_number(int(comparison.tree.total[0]), base.divisor),
-        total=_number(int(comparison.tree.total[1]), new.divisor),
+        base_total=_number(comparison.totals[0], base.divisor),
+        total=_number(comparison.totals[1], new.divisor),
     )

@@ -158,8 +158,9 @@ def _folded(tree: CallTree, keep: BoolArray, index_of: dict[int, int]) -> dict[i
     folded_nodes = np.flatnonzero(~keep & ((parent < 0) | keep[np.maximum(parent, 0)]))
     sums = np.zeros((n + 1, columns), dtype=np.int64)  # row p + 1 holds node p's "other"; row 0 the root's
     np.add.at(sums, parent[folded_nodes] + 1, tree.totals[folded_nodes])
-    rows = np.unique(parent[folded_nodes] + 1).tolist()
-    return {(index_of[int(row) - 1] if row > 0 else -1): sums[row].tolist() for row in rows}
+    rows = np.unique(parent[folded_nodes] + 1)
+    values = sums[rows].tolist()  # one conversion, not one per row
+    return {(index_of[row - 1] if row > 0 else -1): value for row, value in zip(rows.tolist(), values, strict=True)}
 
 
 def _scaler(divisor: int) -> Callable[[float], float]:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from server.errors import Conflict
 from server.query.aggregate import Merged
 from server.query.byname import by_name, function_ids
+from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.top import flat_and_cum
 from server.query.tree import CallTree, build_tree
 from server.store.lineframes import line_data_since_ns
@@ -62,14 +63,23 @@ def clean(file: str) -> str:
     return cleaned[1:] if cleaned.startswith("//") else cleaned
 
 
-def line_tree(store: Store, merged: Merged) -> tuple[CallTree, dict[int, tuple[str, str, int]]]:
-    """The merged tree of line frames (same (name, file, line) as one node) and each frame's triple."""
+def line_tree(
+    store: Store, merged: Merged, filters: Filters = NO_FILTERS
+) -> tuple[CallTree, dict[int, tuple[str, str, int]]]:
+    """The merged tree of line frames (same (name, file, line) as one node) and each frame's triple.
+
+    Filters match each line frame by its function's name and file, as pprof's filters match a location's
+    lines before ``-lines`` groups them, so they cut the same samples and frames as at function level.
+    """
     leaves, _ = store.sample_keys.resolve_lines(merged.keys)
     if bool((leaves == NO_LINES).any()):
         raise NoLineData(line_data_since_ns(store.engine))
     tree = build_tree(store.line_stacks, leaves, merged.values)
     pairs = store.line_frames.pairs(function_ids(tree))
     functions = store.functions.rows({f for f, _ in pairs.values()})
+    if filters.active:
+        frames = {frame: (functions[f][0], functions[f][2]) for frame, (f, _) in pairs.items() if f in functions}
+        tree = apply_filters(tree, filters, frames, store.line_stacks.depth[tree.node_ids])
     places = {frame: (functions[f][0], functions[f][2], line) for frame, (f, line) in pairs.items() if f in functions}
     keyed = {frame: "\0".join((name, file, str(line))) for frame, (name, file, line) in places.items()}
     return by_name(tree, keyed), places

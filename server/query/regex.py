@@ -46,7 +46,7 @@ class RegexError(ValueError):
 
 
 class Regex:
-    """A compiled pattern that matches whole strings only (anchored at both ends, as Prometheus does)."""
+    """A compiled pattern: ``fullmatch`` is anchored at both ends (as Prometheus does), ``search`` is not."""
 
     __slots__ = ("_compiled", "pattern")
 
@@ -58,6 +58,10 @@ class Regex:
         # Bytes, not str: the wrapper's own encoding is strict and would raise on a lone surrogate,
         # which a label value decoded leniently can hold. RE2 reads the bytes as UTF-8 either way.
         return self._compiled.fullmatch(text.encode("utf-8", "surrogatepass")) is not None
+
+    def search(self, text: str) -> bool:
+        """Unanchored: true when the pattern matches anywhere in ``text`` (pprof's filters match this way)."""
+        return self._compiled.search(text.encode("utf-8", "surrogatepass")) is not None
 
     def __repr__(self) -> str:
         return f"Regex({self.pattern!r})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.errors import NotFound
 from server.pprof import encode
@@ -17,10 +17,12 @@ from server.query.aggregate import (
 )
 from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
+from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.flamegraph import FlameGraph, flamegraph
 from server.query.lines import line_rows, line_tree
 from server.query.listing import Routine, routines
 from server.query.request import ProfileQuery
+from server.query.sandwich import sandwich
 from server.query.selector import Selector
 from server.query.sourcefiles import parse_roots
 from server.query.top import sort_rows, top_rows
@@ -58,15 +60,34 @@ class MergeInfo:
 
 @dataclass(frozen=True, slots=True)
 class TopTable:
+    """``total`` is the unfiltered one (pprof's percentages divide by it); ``shown`` what the filters kept."""
+
     merge: MergeInfo
     total: float
     rows: list[TopEntry]
+    shown: float
 
 
 @dataclass(frozen=True, slots=True)
 class MergedFlameGraph:
     merge: MergeInfo
     graph: FlameGraph
+
+
+@dataclass(frozen=True, slots=True)
+class MergedSandwich:
+    """A function's flat and cum, its callers (inverted) and callees, both as flame graphs whose root is it.
+
+    ``total`` is the unfiltered total, which pprof's percentages divide by.
+    """
+
+    merge: MergeInfo
+    function: str
+    flat: float
+    cum: float
+    total: float
+    callers: FlameGraph
+    callees: FlameGraph
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +122,21 @@ class ProfileFlameGraph:
     graph: FlameGraph
 
 
-def _tree(store: Store, merged: Merged) -> tuple[CallTree, dict[int, str]]:
-    """The merged call tree with same-name functions as one node (pprof's function granularity), and its names."""
+def _tree(store: Store, merged: Merged, filters: Filters = NO_FILTERS) -> tuple[CallTree, dict[int, str]]:
+    """The merged call tree with same-name functions as one node (pprof's function granularity), and its names.
+
+    Filters see each stored function with its own file, before same-name functions merge, as pprof's do.
+    """
     tree = build_tree(store.stacks, merged.nodes, merged.values)
+    return named_tree(store, tree, filters)
+
+
+def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> tuple[CallTree, dict[int, str]]:
+    """``tree`` (as :func:`build_tree` makes it: nodes are stack nodes) filtered, then with same-name
+    functions as one node, and its names."""
+    if filters.active:
+        frames = store.functions.frames(function_ids(tree))
+        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids])
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 
@@ -125,19 +158,25 @@ def _entries(tree: CallTree, names: dict[int, str], divisor: int = 1, limit: int
 
 
 def top(
-    store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None, granularity: str = "functions"
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    limit: int | None = None,
+    filters: Filters = NO_FILTERS,
+    granularity: str = "functions",
 ) -> TopTable:
     """``go tool pprof -top``; with ``granularity="lines"``, ``-top -lines``: a row per (function, file, line)."""
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    if granularity == "lines":
-        tree, places = line_tree(store, merged)
-        rows = line_rows(tree, places)[:limit]
-        d = merged.divisor
-        entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line) for r in rows]
-        return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), entries)
-    tree, names = _tree(store, merged)
     d = merged.divisor
-    return TopTable(_merge_info(query, merged), _number(int(tree.total[0]), d), _entries(tree, names, d, limit))
+    total = _number(merged.total(), d)
+    if granularity == "lines":
+        tree, places = line_tree(store, merged, filters)
+        rows = line_rows(tree, places)[:limit]
+        entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line) for r in rows]
+        return TopTable(_merge_info(query, merged), total, entries, _number(int(tree.total[0]), d))
+    tree, names = _tree(store, merged, filters)
+    shown = _number(int(tree.total[0]), d)
+    return TopTable(_merge_info(query, merged), total, _entries(tree, names, d, limit), shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,31 +187,78 @@ class SourceListing:
     divisor: int
 
 
-def source(store: Store, settings: Settings, query: ProfileQuery, function: str) -> SourceListing:
-    """``go tool pprof -list '^F$'``: flat and cum per line of ``function``, with source text where mapped."""
+def source(
+    store: Store, settings: Settings, query: ProfileQuery, function: str, filters: Filters = NO_FILTERS
+) -> SourceListing:
+    """``go tool pprof -list '^F$'``: flat and cum per line of ``function``, with source text where mapped.
+
+    ``total`` is the unfiltered one, which pprof's percentages divide by.
+    """
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree, places = line_tree(store, merged)
+    tree, places = line_tree(store, merged, filters)
     found = routines(line_rows(tree, places), function, parse_roots(settings.source_roots))
     d = merged.divisor
-    return SourceListing(_merge_info(query, merged), _number(int(tree.total[0]), d), found, d)
+    return SourceListing(_merge_info(query, merged), _number(merged.total(), d), found, d)
 
 
 def flame(
-    store: Store, settings: Settings, query: ProfileQuery, max_nodes: int, drop_empty: bool = False
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    max_nodes: int,
+    drop_empty: bool = False,
+    filters: Filters = NO_FILTERS,
 ) -> MergedFlameGraph:
-    """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`)."""
+    """The merged flame graph; ``drop_empty`` leaves out nodes of value zero (see :func:`flamegraph`).
+
+    Under filters the root is what they kept, so the graph is whole.
+    """
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree, names = _tree(store, merged)
+    tree, names = _tree(store, merged, filters)
     graph = flamegraph(tree, names, max_nodes, merged.divisor, drop_empty=drop_empty)
     return MergedFlameGraph(_merge_info(query, merged), graph)
 
 
-def pprof_export(store: Store, settings: Settings, query: ProfileQuery) -> bytes:
+def sandwich_view(
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    function: str,
+    max_nodes: int,
+    filters: Filters = NO_FILTERS,
+) -> MergedSandwich:
+    """The sandwich of ``function`` over the whole merged tree; ``max_nodes`` applies to each side afterwards.
+
+    A name that has no sample in the selection is refused (a typo should not look like "no data");
+    one whose samples the filters took away has empty trees and zero flat and cum.
+    """
+    merged = merge_profiles(store, query, settings.max_query_profiles)
+    full = build_tree(store.stacks, merged.nodes, merged.values)
+    if function not in store.functions.names(function_ids(full)).values():
+        raise NotFound(f"function {function!r} has no samples in the selected profiles")
+    tree, names = named_tree(store, full, filters)
+    ids = [fid for fid in function_ids(tree) if names.get(fid) == function]
+    answer = sandwich(tree, min(ids) if ids else -1)
+    d = merged.divisor
+    callers = flamegraph(answer.callers, names, max_nodes, d)
+    callees = flamegraph(answer.callees, names, max_nodes, d)
+    return MergedSandwich(
+        merge=_merge_info(query, merged),
+        function=function,
+        flat=_number(int(answer.flat[0]), d),
+        cum=_number(int(answer.cum[0]), d),
+        total=_number(merged.total(), d),
+        callers=replace(callers, names=[function, *callers.names[1:]]),
+        callees=replace(callees, names=[function, *callees.names[1:]]),
+    )
+
+
+def pprof_export(store: Store, settings: Settings, query: ProfileQuery, filters: Filters = NO_FILTERS) -> bytes:
     """The merged profile; aggregation ``avg`` divides every value by the number of profiles."""
     series, sample_selector = split_selector(store, query)
     profiles = profiles_of(store, series, query, settings.max_query_profiles)
     divide = sum(p.profiles for p in profiles) if query.aggregation == "avg" and profiles else 1
-    return encode(export_profile(store, profiles, divide, sample_selector))
+    return encode(export_profile(store, profiles, divide, sample_selector, filters))
 
 
 def series_list(store: Store, kind: str | None, selector: Selector) -> list[SeriesInfo]:

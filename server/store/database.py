@@ -76,6 +76,31 @@ def insert_returning(
     return result
 
 
+def insert_integers_returning(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[int]], unique: str
+) -> list[tuple[int, ...]]:
+    """Rows of integers, skipping those that collide on ``unique``; returns ``(id, unique)`` of the inserted ones.
+
+    The bulk form of :func:`insert_returning` for tables of integers only
+    (sample keys): thousands of rows a profile, where SQLAlchemy's per-row
+    parameter handling costs ~20 µs a row. Here each chunk is one multi-row
+    ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING``
+    written as text, both databases understanding the same statement. The
+    values are formatted by ``%d``, so nothing but digits and minus signs
+    reaches the SQL; table and column names come from the models.
+    """
+    result: list[tuple[int, ...]] = []
+    names = ", ".join(columns)
+    row_format = "(" + ", ".join(["%d"] * len(columns)) + ")"  # %d: integers only, whatever the caller passed
+    for chunk in chunks(rows, 5000):
+        values = ", ".join(map(row_format.__mod__, map(tuple, chunk)))
+        statement = (
+            f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT ({unique}) DO NOTHING RETURNING id, {unique}"
+        )
+        result.extend(tuple(int(v) for v in row) for row in conn.exec_driver_sql(statement))
+    return result
+
+
 def _dialect_insert(conn: Connection, table: Table) -> Any:
     dialect = conn.dialect.name
     if dialect == "postgresql":

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, delete, exists, func, insert, select
 from server.goroutines.groups import Group
 from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.models import GoroutineDump, GoroutineGroup, GoroutineStack
+from server.store.partitions import DUMPS, drop_before, is_partitioned
 from server.store.state import lock_against_gc, lock_for_gc
 
 
@@ -111,6 +112,7 @@ class GoroutineTable:
                             "max_wait_minutes": g.max_wait_minutes,
                             "median_wait_minutes": g.median_wait_minutes,
                             "locked": g.locked,
+                            "time_ns": time_ns,
                         }
                         for g in groups
                     ],
@@ -230,7 +232,10 @@ class GoroutineTable:
         return result
 
     def delete_before(self, time_ns: int, batch: int = 5000) -> int:
-        """Delete dumps older than ``time_ns`` (their groups go with them), in short transactions."""
+        """Delete dumps older than ``time_ns`` with their groups: whole partitions on PostgreSQL, else in batches."""
+        with self._engine.begin() as conn:
+            if is_partitioned(conn):
+                return drop_before(conn, DUMPS, time_ns)
         total = 0
         while True:
             with self._engine.begin() as conn:

@@ -14,6 +14,11 @@
   ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`),
   and what its value columns mean in ``profile_shapes`` (shared by all).
 
+On PostgreSQL the tables that grow with every profile (profiles and their
+blobs, rollups and theirs, goroutine dumps and groups) are range-partitioned
+by time (:mod:`server.store.partitions`); their primary keys there include
+the time, which these models, written for both databases, leave out.
+
 The schema itself is created only by Alembic migrations; a test checks that
 these models and the migrations agree.
 """
@@ -166,7 +171,9 @@ class ProfileRow(Base):
     __tablename__ = "profiles"
     __table_args__ = (
         Index("ix_profiles_series_time", "series_id", "time_ns"),
-        Index("uq_profiles_idempotency_key", "idempotency_key", unique=True),
+        # Not unique: on PostgreSQL a unique index must include the partition column, and a key must be
+        # unique across all times. ProfileTable.insert_rows looks a key up under a lock per key instead.
+        Index("ix_profiles_idempotency_key", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -182,9 +189,18 @@ class ProfileRow(Base):
 
 
 class ProfileBlob(Base):
+    """A profile's samples. ``time_ns`` is its profile's, so both live in the same time partition.
+
+    No foreign key to ``profiles``: between two partitioned tables it would
+    have to include the time and would block dropping a partition; the two
+    rows are written in one transaction and removed together by time
+    (``stackyard check`` reports a blob without its profile).
+    """
+
     __tablename__ = "profile_blobs"
 
-    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -259,7 +275,10 @@ class RollupBlob(Base):
 
     __tablename__ = "rollup_blobs"
 
-    rollup_id: Mapped[int] = mapped_column(ForeignKey("rollups.id", ondelete="CASCADE"), primary_key=True)
+    # Its rollup's width and bucket, the partition keys on PostgreSQL (no foreign key, as for profile_blobs).
+    rollup_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    width_s: Mapped[int] = mapped_column(Integer)
+    bucket_ns: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -411,9 +430,11 @@ class GoroutineGroup(Base):
     __tablename__ = "goroutine_groups"
     __table_args__ = (Index("ix_goroutine_groups_stack_id", "stack_id"),)
 
-    dump_id: Mapped[int] = mapped_column(ForeignKey("goroutine_dumps.id", ondelete="CASCADE"), primary_key=True)
+    # The dump's time, its partition key on PostgreSQL; no foreign key to the dump (as for profile_blobs).
+    dump_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     stack_id: Mapped[int] = mapped_column(ForeignKey("goroutine_stacks.id"), primary_key=True)
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer)
     max_wait_minutes: Mapped[int] = mapped_column(Integer)
     median_wait_minutes: Mapped[float] = mapped_column(Float)

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from server.store.database import chunks, insert_ignoring_conflicts, insert_returning
+from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
-from server.store.models import ProfileBlob, ProfileRow, ProfileShape
+from server.store.models import ProfileBlob, ProfileRow, ProfileShape, StoreState
+
+#: Advisory lock class of idempotency keys (PostgreSQL's two-key form, apart from the one-key locks elsewhere).
+KEY_LOCK_CLASS = 7301
+
+
+def lock_keys(conn: Connection, keys: Sequence[str]) -> None:
+    """Hold each key (in a fixed order, so two writers cannot wait on each other) until the transaction ends.
+
+    PostgreSQL: an advisory lock per key (32 bits of the key's sha256 name
+    the lock; a collision only makes two writers wait), all of a batch's in
+    one statement, taken in the array's order. SQLite: the write lock, taken
+    by a no-op write, serialises every writer anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        numbers = sorted(
+            {int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True) for key in keys}
+        )
+        conn.execute(
+            text("SELECT count(pg_advisory_xact_lock(:cls, n)) FROM unnest(CAST(:numbers AS integer[])) AS n"),
+            {"cls": KEY_LOCK_CLASS, "numbers": numbers},
+        )
+    else:
+        conn.execute(update(StoreState).where(StoreState.key == "gc_epoch").values(value=StoreState.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +156,12 @@ class ProfileTable:
         """Rows and their blobs inside the caller's transaction: (id, created) per item, in order.
 
         Rows without an idempotency key go in as one multi-row statement. A
-        keyed row gets a statement of its own, so a key stored before (or
-        twice in this batch) is told apart: its later copies answer the
-        first one's id with ``created`` False.
+        keyed row is looked up first, under a lock per key, so a key stored
+        before (or twice in this batch) is told apart: its later copies answer
+        the first one's id with ``created`` False. The lock, not a unique
+        index, makes two writers racing with one key leave one row: on
+        PostgreSQL a unique index would have to include the time (the tables
+        are partitioned by it), and a retry may carry another time.
         """
         results: list[tuple[int, bool] | None] = [None] * len(items)
         unkeyed = [i for i, (row, _) in enumerate(items) if row.get("idempotency_key") is None]
@@ -143,19 +170,25 @@ class ProfileTable:
             ids = conn.execute(statement, [items[i][0] for i in unkeyed]).scalars().all()
             for i, profile_id in zip(unkeyed, ids, strict=True):
                 results[i] = (int(profile_id), True)
-        for i, (row, _) in enumerate(items):
-            if results[i] is not None:
-                continue
-            inserted = insert_returning(conn, ProfileRow.__table__, [row], [ProfileRow.id])  # type: ignore[arg-type]
-            if inserted:
-                results[i] = (int(inserted[0][0]), True)
-            else:
-                key = row["idempotency_key"]
-                existing = conn.execute(select(ProfileRow.id).where(ProfileRow.idempotency_key == key)).scalar_one()
-                results[i] = (int(existing), False)
+        keys = sorted({str(row["idempotency_key"]) for row, _ in items if row.get("idempotency_key") is not None})
+        if keys:
+            lock_keys(conn, keys)
+            known: dict[str, int] = {}
+            for part in chunks(keys, 500):
+                query = select(ProfileRow.idempotency_key, ProfileRow.id).where(ProfileRow.idempotency_key.in_(part))
+                known.update({str(key): int(pid) for key, pid in conn.execute(query)})
+            for i, (row, _) in enumerate(items):
+                key = row.get("idempotency_key")
+                if key is None:
+                    continue
+                if key in known:
+                    results[i] = (known[key], False)
+                else:
+                    known[key] = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), row).scalar_one())
+                    results[i] = (known[key], True)
         blobs = [
-            {"profile_id": result[0], "data": blob}
-            for result, (_, blob) in zip(results, items, strict=True)
+            {"profile_id": result[0], "time_ns": row["time_ns"], "data": blob}
+            for result, (row, blob) in zip(results, items, strict=True)
             if result is not None and result[1]
         ]
         if blobs:
@@ -225,11 +258,15 @@ class ProfileTable:
             row = conn.execute(select(*self.COLUMNS).where(ProfileRow.id == profile_id)).first()
         return self.meta(row) if row is not None else None
 
-    def blobs(self, profile_ids: Sequence[int]) -> dict[int, bytes]:
+    def blobs(self, profile_ids: Sequence[int], times: tuple[int, int] | None = None) -> dict[int, bytes]:
+        """Blobs by profile id; ``times`` (first, last ``time_ns`` of those profiles) lets PostgreSQL read
+        only the partitions of that range rather than probe every one."""
         found: dict[int, bytes] = {}
         with self._engine.connect() as conn:
             for part in chunks(list(profile_ids), 500):
                 query = select(ProfileBlob.profile_id, ProfileBlob.data).where(ProfileBlob.profile_id.in_(part))
+                if times is not None:
+                    query = query.where(ProfileBlob.time_ns >= times[0], ProfileBlob.time_ns <= times[1])
                 found.update({int(pid): bytes(data) for pid, data in conn.execute(query)})
         return found
 

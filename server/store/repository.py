@@ -30,7 +30,8 @@ from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
 from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
-from server.store.rollups import HOUR_S, RollupTable, bucket_of, invalidate
+from server.store.replica import ReadReplica
+from server.store.rollups import HOUR_S, LateMarks, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.samples import SampleArrays, aggregate
 from server.store.series import SeriesInfo, SeriesTable
@@ -62,12 +63,16 @@ class StoredProfile:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, replica: ReadReplica | None = None) -> None:
         self.engine = engine
+        #: Where queries read: a store on the hot standby's routed engine, or this store itself.
+        self.replica = replica
+        self.reader: Store = Store(replica.engine) if replica is not None else self
         self.dedup = Dedup(engine)
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
         self.rollups = RollupTable(engine, self.profiles)
+        self._late_marks = LateMarks()
         self._commits: GroupCommit[_Pending, tuple[int, bool]] = GroupCommit(self._commit)
         self.targets = TargetTable(engine)
         self.traces = TraceTable(engine)
@@ -75,10 +80,25 @@ class Store:
         self.goroutines = GoroutineTable(engine)
 
     @classmethod
-    def from_url(cls, url: str, pool_size: int = 20) -> Store:
-        return cls(make_engine(url, pool_size))
+    def from_url(
+        cls,
+        url: str,
+        pool_size: int = 20,
+        read_url: str | None = None,
+        read_max_lag_s: float = 30.0,
+        read_check_interval_s: float = 1.0,
+    ) -> Store:
+        """A store on ``url``; with ``read_url`` (a PostgreSQL hot standby), queries read there while it keeps up."""
+        engine = make_engine(url, pool_size)
+        if read_url is None:
+            return cls(engine)
+        replica = ReadReplica(engine, read_url, pool_size, read_max_lag_s, read_check_interval_s)
+        replica.start()
+        return cls(engine, replica)
 
     def close(self) -> None:
+        if self.replica is not None:
+            self.replica.close()
         self.engine.dispose()
 
     # The dedup caches, by their tables' names (a reset replaces them, so they are looked up each time).
@@ -200,13 +220,18 @@ class Store:
         A profile resolved under an older GC epoch may name collected ids:
         it alone is refused (and resolved again by its writer).
         """
+        marks: list[tuple[int, int]] = []
         with self.engine.begin() as conn:
             current = lock_against_gc(conn)
             fresh = [i for i, p in enumerate(pending) if p.epoch == current]
+            marked = self._late_marks.snapshot()
             # Series in a fixed order: two batches locking the same series cannot wait on each other.
-            for series_id, time_ns in sorted({(p.row["series_id"], p.row["time_ns"]) for p in pending if p.late}):
-                invalidate(conn, series_id, time_ns)
+            late = {(p.row["series_id"], bucket_of(p.row["time_ns"], HOUR_S)) for p in pending if p.late}
+            for series_id, hour in sorted(late):
+                if invalidate(conn, series_id, hour, marked):
+                    marks.append((series_id, hour))
             written = iter(self.profiles.insert_rows(conn, [(pending[i].row, pending[i].blob) for i in fresh]))
+        self._late_marks.add(marks)
         return [next(written) if p.epoch == current else CachesStale(current) for p in pending]
 
     # -- reading, for queries ------------------------------------------------
@@ -218,7 +243,9 @@ class Store:
         its turn comes. A part whose blob is gone (retention deleted it after
         the part was listed) is left out.
         """
-        raw = self.profiles.blobs([p.id for p in parts if not p.width_s])
+        raw_parts = [p for p in parts if not p.width_s]
+        times = (min(p.time_ns for p in raw_parts), max(p.time_ns for p in raw_parts)) if raw_parts else None
+        raw = self.profiles.blobs([p.id for p in raw_parts], times)
         rolled = self.rollups.blobs([p.id for p in parts if p.width_s])
         for part in parts:
             data = rolled.get(part.id) if part.width_s else raw.get(part.id)

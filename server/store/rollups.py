@@ -9,12 +9,13 @@ rollup as one more (heavier) profile.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.checked import SATURATED, clamp
@@ -53,23 +54,69 @@ def lock_series(conn: Connection, series_id: int) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 7_300_000_000 + series_id})
 
 
-def invalidate(conn: Connection, series_id: int, time_ns: int) -> None:
+def invalidate(
+    conn: Connection, series_id: int, time_ns: int, marked: frozenset[tuple[int, int]] = frozenset()
+) -> bool:
     """A profile arrived for a bucket that may be rolled up already: drop its hour's and day's rollups.
 
     The hour is also marked dirty, so the next rollup run rebuilds it even
-    though it lies behind the scan watermark.
+    though it lies behind the scan watermark; returns whether it was. One mark
+    per hour is enough, not one per profile: ``marked`` holds the hours this
+    process marked before (committed). Such a mark is still pending when no
+    rollup of the hour or day was there to drop, because a run answers a mark
+    only by building the hour (under the series lock, after reading the
+    profiles: a later profile finds that rollup and marks again) and forgets it
+    only when no build was deferred. A back-fill of a past hour, one profile
+    after another, then costs one DELETE a profile instead of a new row each.
     """
     lock_series(conn, series_id)
-    conn.execute(insert(RollupDirty).values(series_id=series_id, bucket_ns=bucket_of(time_ns, HOUR_S)))
-    conn.execute(
-        delete(Rollup).where(
-            Rollup.series_id == series_id,
-            or_(
-                and_(Rollup.width_s == HOUR_S, Rollup.bucket_ns == bucket_of(time_ns, HOUR_S)),
-                and_(Rollup.width_s == DAY_S, Rollup.bucket_ns == bucket_of(time_ns, DAY_S)),
-            ),
+    hour = bucket_of(time_ns, HOUR_S)
+    dropped = 0
+    for width_s in (HOUR_S, DAY_S):
+        bucket = bucket_of(time_ns, width_s)
+        # Width and bucket name the partition on PostgreSQL; the blobs go by hand (no foreign key cascades).
+        gone = (
+            conn.execute(
+                delete(Rollup)
+                .where(Rollup.series_id == series_id, Rollup.width_s == width_s, Rollup.bucket_ns == bucket)
+                .returning(Rollup.id)
+            )
+            .scalars()
+            .all()
         )
-    )
+        if gone:
+            dropped += len(gone)
+            conn.execute(
+                delete(RollupBlob).where(
+                    RollupBlob.width_s == width_s, RollupBlob.bucket_ns == bucket, RollupBlob.rollup_id.in_(gone)
+                )
+            )
+    if dropped or (series_id, hour) not in marked:
+        conn.execute(insert(RollupDirty).values(series_id=series_id, bucket_ns=hour))
+        return True
+    return False
+
+
+class LateMarks:
+    """The (series, hour) pairs this process has marked dirty, for :func:`invalidate` (bounded: forgetting
+    costs only a redundant mark)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._pairs: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> frozenset[tuple[int, int]]:
+        with self._lock:
+            return frozenset(self._pairs)
+
+    def add(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Pairs whose marks have committed (a rolled-back mark must not be remembered)."""
+        with self._lock:
+            if len(self._pairs) > self.LIMIT:
+                self._pairs.clear()
+            self._pairs.update(pairs)
 
 
 _COLUMNS = (
@@ -159,7 +206,10 @@ class RollupTable:
                     rows,
                     (Rollup.id, Rollup.shape_id),
                 )
-                blobs = [{"rollup_id": int(rid), "data": data[int(shape_id)]} for rid, shape_id in written]
+                blobs = [
+                    {"rollup_id": int(rid), "width_s": width_s, "bucket_ns": bucket_ns, "data": data[int(shape_id)]}
+                    for rid, shape_id in written
+                ]
                 if blobs:
                     conn.execute(insert(RollupBlob), blobs)
         except OperationalError as exc:
@@ -176,13 +226,20 @@ class RollupTable:
         if width_s == HOUR_S:
             query = (
                 select(*ProfileTable.COLUMNS, ProfileBlob.data)
-                .join(ProfileBlob, ProfileBlob.profile_id == ProfileRow.id)
+                .join(
+                    ProfileBlob, (ProfileBlob.profile_id == ProfileRow.id) & (ProfileBlob.time_ns == ProfileRow.time_ns)
+                )
                 .where(ProfileRow.series_id == series_id, ProfileRow.time_ns >= bucket_ns, ProfileRow.time_ns < end_ns)
             )
             return [(self._profiles.meta(row[:8]), bytes(row[8])) for row in conn.execute(query)]
         hourly = (
             select(*_COLUMNS, RollupBlob.data)
-            .join(RollupBlob, RollupBlob.rollup_id == Rollup.id)
+            .join(
+                RollupBlob,
+                (RollupBlob.rollup_id == Rollup.id)
+                & (RollupBlob.width_s == Rollup.width_s)
+                & (RollupBlob.bucket_ns == Rollup.bucket_ns),
+            )
             .where(
                 Rollup.series_id == series_id,
                 Rollup.width_s == HOUR_S,

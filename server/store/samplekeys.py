@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, bindparam, func, select, update
 
-from server.store.database import chunks, insert_returning
+from server.store.database import chunks, insert_integers_returning
 from server.store.models import SampleKey
 from server.store.state import lock_against_gc
 
@@ -58,25 +58,29 @@ class SampleKeyTable:
         line_nodes: Sequence[int] | None = None,
     ) -> list[int]:
         """Ids for new keys (given with their node, label set and line-tree leaf), inserting those not stored yet."""
-        lines = line_nodes if line_nodes is not None else [None] * len(hashes)
+        lines: Sequence[int | None] = line_nodes if line_nodes is not None else [None] * len(hashes)
         with self._lock:
-            rows = [
-                {"hash": h, "node_id": n, "labelset_id": ls, "line_node_id": ln}
-                for h, n, ls, ln in zip(hashes, nodes, labelsets, lines, strict=True)
-                if h not in self._ids
-            ]
+            known = self._ids
+            # a key twice in one call is inserted once; NO_LINES stands for NULL (no line leaf given)
+            wanted: dict[int, tuple[int, ...]] = {}
+            for h, n, ls, ln in zip(hashes, nodes, labelsets, lines, strict=True):
+                if h not in known:
+                    wanted[h] = (h, n, ls, NO_LINES if ln is None else ln)
             columns = _COLUMNS
-            if rows:
+            if wanted:
+                with_lines = line_nodes is not None
+                names = ("hash", "node_id", "labelset_id", "line_node_id")[: 4 if with_lines else 3]
+                rows = [row[: len(names)] for row in wanted.values()]
                 found: list[Sequence[int]] = []
                 with self._engine.begin() as conn:
-                    returning = (*_COLUMNS[:4], SampleKey.line_node_id)
-                    found.extend(insert_returning(conn, SampleKey.__table__, rows, returning))  # type: ignore[arg-type]
-                    inserted = {int(row[1]) for row in found}
-                    raced = [row["hash"] for row in rows if row["hash"] not in inserted]
+                    inserted = insert_integers_returning(conn, SampleKey.__tablename__, names, rows, "hash")
+                    found.extend((key_id, key_hash, *wanted[key_hash][1:]) for key_id, key_hash in inserted)
+                    # Stored by another writer a moment ago (the unique hash decided): read their ids.
+                    raced = list(wanted.keys() - {key_hash for _, key_hash in inserted})
                     for part in chunks(raced, 500):
                         found.extend(conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all())
                 # Cached only once committed: an id from a rolled-back insert must never be handed out.
-                self._add(found)
+                self._add_many(np.array(found, dtype=np.int64).reshape(-1, 5))
             return [self._ids[h] for h in hashes]
 
     def _add(self, rows: Sequence[Sequence[int]]) -> None:

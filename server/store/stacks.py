@@ -93,18 +93,24 @@ class PairIndex:
         return found
 
     def add(self, keys: IntArray, ids: IntArray) -> None:
-        new_keys = np.concatenate([self._new_keys, keys])
-        new_ids = np.concatenate([self._new_ids, ids])
+        """Only the new keys are sorted; they are merged into the sorted arrays in one linear pass each."""
+        order = np.argsort(keys, kind="stable")
+        keys, ids = keys[order], ids[order]
+        new_keys, new_ids = _merge(self._new_keys, self._new_ids, keys, ids)
         if new_keys.shape[0] > max(65_536, self._keys.shape[0] // 4):
-            new_keys = np.concatenate([self._keys, new_keys])
-            new_ids = np.concatenate([self._ids, new_ids])
-            order = np.argsort(new_keys, kind="stable")
-            self._keys, self._ids = new_keys[order], new_ids[order]
+            self._keys, self._ids = _merge(self._keys, self._ids, new_keys, new_ids)
             empty = np.zeros(0, dtype=np.int64)
             self._new_keys, self._new_ids = empty, empty
             return
-        order = np.argsort(new_keys, kind="stable")
-        self._new_keys, self._new_ids = new_keys[order], new_ids[order]
+        self._new_keys, self._new_ids = new_keys, new_ids
+
+
+def _merge(keys: IntArray, ids: IntArray, more_keys: IntArray, more_ids: IntArray) -> tuple[IntArray, IntArray]:
+    """Two sorted key arrays (with their ids) as one, without sorting again."""
+    if keys.size == 0:
+        return more_keys, more_ids
+    at = np.searchsorted(keys, more_keys, side="right")
+    return np.insert(keys, at, more_keys), np.insert(ids, at, more_ids)
 
 
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
@@ -247,9 +253,9 @@ class StackTree:
         segment: stackcodec.Segment | None = None
         with self._engine.begin() as conn:
             lock_appends(conn, self._tree)
-            self._catch_up(conn)
-            self._match(frames, offsets, lengths, nodes, matched, pending)
-            pending = pending[matched[pending] < lengths[pending]]
+            if self._catch_up(conn):  # another writer appended since: walk again against its nodes
+                self._match(frames, offsets, lengths, nodes, matched, pending)
+                pending = pending[matched[pending] < lengths[pending]]
             if pending.size:
                 segment, leaves, depth = self._new_nodes(frames, offsets, lengths, nodes, matched, pending)
                 first, last = int(segment.ids[0]), int(segment.ids[-1])
@@ -348,12 +354,14 @@ class StackTree:
 
     # -- loading -------------------------------------------------------------
 
-    def _catch_up(self, conn: Connection) -> None:
-        """Read the segments appended past what this process has loaded (all of them, the first time)."""
+    def _catch_up(self, conn: Connection) -> bool:
+        """Read the segments appended past what this process has loaded (all of them, the first time);
+        whether there were any."""
         segments = read_segments(conn, self._tree, self._high)
         self._loaded = True
         if segments:
             self._add(concatenate(segments))
+        return bool(segments)
 
     def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None) -> None:
         """Nodes (in increasing id order, all above those loaded) into the columns and the index;

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, select
 
-from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.database import chunks, insert_returning
 from server.store.keys import hash64
 from server.store.models import FunctionRow
 
@@ -21,6 +21,7 @@ class FunctionTable:
         self._engine = engine
         self._ids: dict[FunctionKey, int] = {}
         self._names: dict[int, str] = {}
+        self._files: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int]) -> list[int]:
@@ -43,8 +44,12 @@ class FunctionTable:
         ]
         found: list[tuple[int, int]] = []
         with self._engine.begin() as conn:
-            insert_ignoring_conflicts(conn, FunctionRow.__table__, rows)  # type: ignore[arg-type]
-            for part in chunks(list(by_hash), 500):
+            table = FunctionRow.__table__
+            inserted = insert_returning(conn, table, rows, (FunctionRow.id, FunctionRow.hash))  # type: ignore[arg-type]
+            found.extend((int(fid), int(fhash)) for fid, fhash in inserted)
+            # Only what another writer stored first is looked up: one statement, not two, for new functions.
+            raced = list(by_hash.keys() - {fhash for _, fhash in found})
+            for part in chunks(raced, 500):
                 query = select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
                 found.extend((int(fid), int(fhash)) for fid, fhash in conn.execute(query))
         # Cached only once committed: an id from a rolled-back insert must never be handed out.
@@ -65,6 +70,21 @@ class FunctionTable:
                     ):
                         self._names[fid] = name
         return {fid: self._names[fid] for fid in wanted if fid in self._names}
+
+    def frames(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(name, file name) by id, for filters that match either; cached like :meth:`names`."""
+        wanted = set(ids)
+        unknown = [fid for fid in wanted if fid not in self._files or fid not in self._names]
+        if unknown:
+            with self._engine.connect() as conn:
+                for part in chunks(unknown, 500):
+                    query = select(FunctionRow.id, FunctionRow.name, FunctionRow.filename).where(
+                        FunctionRow.id.in_(part)
+                    )
+                    for fid, name, filename in conn.execute(query):
+                        self._names[fid] = name
+                        self._files[fid] = filename
+        return {fid: (self._names[fid], self._files[fid]) for fid in wanted if fid in self._files}
 
     def rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str, int]]:
         """Full function rows, for exports that must carry file names."""

@@ -1,4 +1,5 @@
-"""Background upkeep of the store: rollups after each hour and day closes (and after late data), retention.
+"""Background upkeep of the store: rollups after each hour and day closes (and after late data), time
+partitions ahead of need (PostgreSQL), retention.
 
 Runs on APScheduler inside the server's event loop; the work itself runs in
 a worker thread, so queries and ingest are never blocked by it.
@@ -15,8 +16,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from server.settings import Settings
 from server.store.availability import log_failure
+from server.store.partitions import ensure
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS, bucket_of
+from server.syntax.times import parse_duration_ns
 from server.upkeep.retention import apply_retention
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,12 @@ def build_rollups(store: Store, now_ns: int | None = None) -> dict[str, int]:
     if written["hourly"] or written["daily"] or written["deferred"]:
         log.info("rollups built", extra=written)
     return written
+
+
+def maintain_partitions(store: Store, settings: Settings, now_ns: int | None = None) -> list[str]:
+    """PostgreSQL: the partitions of the current interval and the next ones, created before data needs them."""
+    now = time.time_ns() if now_ns is None else now_ns
+    return ensure(store.engine, parse_duration_ns(settings.partition_interval), now, settings.partitions_ahead)
 
 
 def _count(written: dict[str, int], width: str, built: int | None) -> None:
@@ -84,6 +93,7 @@ class Maintenance:
         self._scheduler.add_job(self._retention, "interval", seconds=self._settings.retention_interval)
         self._scheduler.start()
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._rollups()))
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._partitions()))
 
     async def _rollups(self) -> None:
         if not self._ready() or not self._leading():
@@ -97,9 +107,21 @@ class Maintenance:
         if not self._ready() or not self._leading():
             return
         try:
+            await asyncio.to_thread(maintain_partitions, self._store, self._settings)
+        except Exception as exc:  # likewise; retention goes on without new partitions (the default one takes rows)
+            log_failure(log, "partition job failed", exc)
+        try:
             await asyncio.to_thread(apply_retention, self._store, self._settings)
         except Exception as exc:  # likewise
             log_failure(log, "retention job failed", exc)
+
+    async def _partitions(self) -> None:
+        if not self._ready():
+            return
+        try:
+            await asyncio.to_thread(maintain_partitions, self._store, self._settings)
+        except Exception as exc:  # likewise
+            log_failure(log, "partition job failed", exc)
 
     async def stop(self) -> None:
         if self._scheduler is not None:

@@ -136,3 +136,50 @@ def pprof_list(
                 routines[-1].lines[int(listed.group(3))] = (flat, cum)
     assert routines, f"no routine in pprof -list output:\n{output}"
     return routines
+
+
+@dataclass(frozen=True)
+class PprofPeek:
+    """One function of ``go tool pprof -peek``: its flat and cum, and the edges into and out of it."""
+
+    flat: int
+    cum: int
+    callers: dict[str, int]
+    callees: dict[str, int]
+
+
+_PEEK_EDGE = re.compile(r"^\s+(-?\d+)\S*\s+\S+%\s+\|\s+(.+?)\s*$")
+_PEEK_NODE = re.compile(r"^\s*(-?\d+)\S*\s+\S+%\s+\S+%\s+(-?\d+)\S*\s+\S+%\s+\|\s+(.+?)\s*$")
+
+
+def pprof_peek(
+    files: list[Path], sample: str, unit: str, regex: str, extra: tuple[str, ...] = ()
+) -> dict[str, PprofPeek]:
+    """``go tool pprof -peek REGEX``, every function it matched, with exact values (no trimming)."""
+    args = ["-peek", regex, "-nodecount=100000", "-nodefraction=0", "-edgefraction=0", f"-sample_index={sample}"]
+    if unit in _UNIT_FLAG:
+        args.append(f"-unit={_UNIT_FLAG[unit]}")
+    output = run_pprof([*args, *extra, *[str(f) for f in files]])
+    found: dict[str, PprofPeek] = {}
+    block: list[str] = []
+    for line in [*output.splitlines(), "-----+-----"]:
+        if not line.startswith("-----"):
+            block.append(line)
+            continue
+        edges: dict[str, int] = {}
+        callers: dict[str, int] = {}
+        node: tuple[str, int, int] | None = None
+        for entry in block:
+            if (match := _PEEK_NODE.match(entry)) is not None:
+                node = (_strip_inline(match.group(3)), int(match.group(1)), int(match.group(2)))
+                callers, edges = edges, {}
+            elif (match := _PEEK_EDGE.match(entry)) is not None:
+                edges[_strip_inline(match.group(2))] = int(match.group(1))
+        if node is not None:
+            found[node[0]] = PprofPeek(node[1], node[2], callers, edges)
+        block = []
+    return found
+
+
+def _strip_inline(name: str) -> str:
+    return re.sub(r" \((partial-)?inline\)$", "", name)

@@ -33,6 +33,7 @@ class PostgresServer:
         self.log = self.root / "server.log"
         self.user: str | None = None
         self._version: int | None = None
+        self.options = ""  # more ``-c name=value`` settings for ``postgres``
         if os.geteuid() == 0:
             self.user = "postgres"
             try:
@@ -65,6 +66,7 @@ class PostgresServer:
     def resume(self) -> None:
         """``pg_ctl start`` on the same port and data directory; returns once it accepts connections."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        options += self.options
         self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -120,3 +122,52 @@ class PostgresServer:
         if self._version is None:
             self._version = int((self.datadir / "PG_VERSION").read_text().strip().split(".")[0])
         return self._version
+
+
+class StandbyServer(PostgresServer):
+    """A hot standby of ``primary``: a ``pg_basebackup -R`` copy that streams the primary's WAL and replays it.
+
+    ``-R`` writes ``standby.signal`` and the connection to the primary, so the
+    copy starts as a read-only standby; ``-X stream`` takes the WAL written
+    during the copy along. ``hot_standby_feedback`` keeps the primary from
+    vacuuming rows a query on the standby still reads.
+    """
+
+    def __init__(self, bindir: Path, primary: PostgresServer) -> None:
+        super().__init__(bindir)
+        self.primary = primary
+        self.options = " -c hot_standby=on -c hot_standby_feedback=on"
+
+    def start(self) -> None:
+        self._run(
+            "pg_basebackup",
+            *("-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres"),
+            *("-D", str(self.datadir), "-R", "-X", "stream", "--no-sync", "-c", "fast"),
+        )
+        self.resume()
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        raise RuntimeError("a standby is read-only: create databases on its primary")
+
+    def sql(self, statement: str) -> object:
+        """One statement on the standby (``pg_wal_replay_pause()``, ...), its first value."""
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            row = conn.execute(statement).fetchone()
+        return row[0] if row else None
+
+    def wait_replayed(self, timeout_s: float = 60.0) -> None:
+        """Return once the standby has replayed everything the primary had flushed when this was called."""
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.primary.port}/postgres") as conn:
+            row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+        assert row is not None
+        target = row[0]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.sql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the standby did not replay up to {target} in {timeout_s}s; see {self.log}")

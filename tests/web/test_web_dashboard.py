@@ -14,6 +14,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,6 +43,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     go_binary()  # skips (or fails under STACKYARD_STRICT) without Go
     with running_fleet(tmp_path_factory.mktemp("dashboard") / "stackyard.db") as f:
         yield f
+
+
+def _rfc3339(unix: float) -> str:
+    return datetime.fromtimestamp(int(unix), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def open_page(bp: BrowserPage, fleet: Fleet, path: str, **params: str) -> None:
@@ -574,10 +579,13 @@ def test_an_average_is_never_shown_as_a_total(fleet: Fleet, browser_page: Browse
     assert f"2 profiles · the flame graph is their average per profile ({shown} goroutines)" in meta
     assert "the chart's fleet total adds up the instances" in meta
     assert "average per profile of 2" in bp.page.inner_text(".fg")
-    # Explore over the fleet: the number is the average per profile, not a "total"
-    open_page(bp, fleet, "/explore", type="goroutine", query=query)
+    # Explore over the fleet: the number is the average per profile, not a "total". The range ends
+    # a little in the past, so the live scrapes stored between the page's query and ours don't count.
+    settled = _rfc3339(time.time() - 15)
+    fixed = {"from": _rfc3339(time.time() - 3600), "to": settled}
+    open_page(bp, fleet, "/explore", type="goroutine", query=query, **fixed)
     bp.page.wait_for_function(FLAME_READY)
-    top = fleet.live.get("/api/v1/top", type="goroutine", query=query, **HOUR)
+    top = fleet.live.get("/api/v1/top", type="goroutine", query=query, **fixed)
     summary = bp.page.inner_text("#summary")
     assert top["aggregation"] == "avg" and top["profiles"] > 1
     assert summary.startswith(f"{top['profiles']:,} profiles merged · goroutine · average per profile ")

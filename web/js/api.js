@@ -69,6 +69,7 @@ export const api = {
   top: (q, opts) => getJSON("/api/v1/top", q, opts),
   flamegraph: (q, opts) => getJSON("/api/v1/flamegraph", q, opts),
   diff: (q, opts) => getJSON("/api/v1/diff", q, opts),
+  sandwich: (q, opts) => getJSON("/api/v1/sandwich", q, opts),
   timeseries: (q, opts) => getJSON("/api/v1/timeseries", q, opts),
   profiles: (q, opts) => getJSON("/api/v1/profiles", q, opts),
   // `range`: {from, to} where pprof sample labels are looked for (series labels are found at any time)

@@ -2,6 +2,7 @@
 // (red for more, green for less) and a table of the largest changes. Dragging on the timeline sets the
 // base's or the comparison's range, as the toggle says. Everything that defines the view is in the URL.
 
+import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView, sandwichLoader } from "./analysis.js";
 import { api, isAbort } from "./api.js";
 import { $, latestLoad, showBanner } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
@@ -14,7 +15,7 @@ import { UrlState } from "./state.js";
 import { isoSeconds, parseTimeMs, PRESETS } from "./time.js";
 import { Timeline } from "./timeline.js";
 
-const DATA_KEYS = ["type", "sample", "query", "base_query", "from", "to", "base_from", "base_to", "normalize"];
+const DATA_KEYS = ["type", "sample", "query", "base_query", "from", "to", "base_from", "base_to", "normalize", ...FILTERS.map((f) => f.key)];
 const state = new UrlState({
   type: "cpu",
   sample: "",
@@ -31,6 +32,7 @@ const state = new UrlState({
   zoom: "",
   fn: "",
   sort: "", // the changes table's order: "cum_change:desc", ...; "" is the API's
+  ...ANALYSIS_DEFAULTS, // frame filters (both sides), and the function whose sandwich (comparison side) is open
 });
 const MAX_ROWS = 60;
 const form = {
@@ -56,6 +58,31 @@ const flame = new FlameGraph($("flamegraph"), {
     state.set({ zoom, search, fn: flame.highlighted || "" }, { silent: true });
   },
 });
+new FrameMenu(flame, {
+  onPick(action, name) {
+    if (action === "sandwich") state.set({ sandwich: name }, { push: true });
+    else state.set({ ...addFilter(state.get(), action, name), zoom: "" }, { push: true });
+  },
+});
+const chips = new FilterChips($("filter-chips"), {
+  onRemove(key) {
+    state.set({ [key]: "", zoom: "" }, { push: true });
+  },
+});
+const sandwichPanel = $("sandwich-panel");
+let sandwich = null; // made when first opened: the page has one flame graph until then
+const sandwichOptions = {
+  suffix: " (comparison)",
+  onCentre(name) {
+    state.set({ sandwich: name }, { push: true });
+  },
+  onClose() {
+    state.set({ sandwich: "" }, { push: true });
+  },
+};
+/** The sandwich view, made on first use. */
+const sandwichView = () => (sandwich ??= new SandwichView(sandwichPanel, sandwichOptions));
+
 const timeline = new Timeline($("timeline"), {
   onSelect(fromMs, toMs) {
     const range = { from: isoSeconds(fromMs), to: isoSeconds(toMs) };
@@ -112,6 +139,7 @@ function syncForm(s) {
   if (![...form.window.options].some((o) => o.value === s.window)) form.window.append(new Option(s.window, s.window));
   form.window.value = s.window;
   $(s.brush === "base" ? "brush-base" : "brush-comparison").checked = true;
+  chips.render(s);
   document.title = `Diff · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
 }
 
@@ -266,7 +294,7 @@ function params(s) {
   const q = { type: s.type, sample: s.sample, query: s.query, from: s.from, to: s.to, base_from: s.base_from, base_to: s.base_to };
   if (s.base_query) q.base_query = s.base_query;
   if (s.normalize === "true") q.normalize = "true";
-  return q;
+  return { ...q, ...filterParams(s) };
 }
 
 function marks(s, now) {
@@ -347,12 +375,18 @@ const load = latestLoad(async (signal) => {
   const done = Promise.allSettled([top, graph]).then(() => {
     if (!signal.aborted) for (const id of ["changes-panel", "flame-panel"]) $(id).classList.remove("is-loading");
   });
-  await Promise.allSettled([done, samples, loadTimeline(s, signal)]);
+  await Promise.allSettled([done, samples, loadTimeline(s, signal), loadSandwich(s, signal)]);
 });
+
+/** The sandwich of the function the URL names, on the comparison side, under the same filters; hidden when none. */
+const loadSandwich = sandwichLoader(sandwichPanel, sandwichView, (panel, on) => panel.classList.toggle("is-loading", on), showError);
+
+const loadSandwichOnly = latestLoad((signal) => loadSandwich(state.get(), signal));
 
 state.subscribe((s, previous, how) => {
   syncForm(s);
   if (UrlState.differs(s, previous, [...DATA_KEYS, "window"])) load();
+  else if (s.sandwich !== previous.sandwich) loadSandwichOnly();
   else if (how === "history") {
     if (s.sort !== previous.sort && lastChanges) renderChanges(lastChanges);
     if (s.fn) flame.highlight(s.fn);

@@ -1,6 +1,7 @@
 // The Explore page: a selector, a profile and sample type and a time range give a timeline, the merged
 // flame graph and the top table. Everything that defines the view is in the URL.
 
+import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView, sandwichLoader } from "./analysis.js";
 import { api, getJSON, isAbort } from "./api.js";
 import { $, latestLoad } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
@@ -13,7 +14,7 @@ import { describeRange, isoSeconds, parseTimeMs, PRESETS, timeElement } from "./
 import { Timeline } from "./timeline.js";
 import { TopTable } from "./toptable.js";
 
-const DATA_KEYS = ["type", "query", "from", "to", "sample", "profile"];
+const DATA_KEYS = ["type", "query", "from", "to", "sample", "profile", ...FILTERS.map((f) => f.key)];
 const state = new UrlState({
   type: "cpu",
   query: null, // absent: the first service of the type is chosen
@@ -26,6 +27,7 @@ const state = new UrlState({
   filter: "",
   zoom: "",
   profile: "", // one stored profile's id instead of the merged view
+  ...ANALYSIS_DEFAULTS, // frame filters, and the function whose sandwich is open
 });
 
 const form = {
@@ -56,6 +58,32 @@ const flame = new FlameGraph($("flamegraph"), {
     state.set({ zoom, search, fn }, { silent: true });
   },
 });
+
+new FrameMenu(flame, {
+  onPick(action, name) {
+    if (action === "sandwich") state.set({ sandwich: name }, { push: true });
+    else state.set({ ...addFilter(state.get(), action, name), zoom: "", profile: "" }, { push: true });
+  },
+});
+
+const chips = new FilterChips($("filter-chips"), {
+  onRemove(key) {
+    state.set({ [key]: "", zoom: "" }, { push: true });
+  },
+});
+
+const sandwichPanel = $("sandwich-panel");
+let sandwich = null; // made when first opened: the page has one flame graph until then
+const sandwichOptions = {
+  onCentre(name) {
+    state.set({ sandwich: name }, { push: true });
+  },
+  onClose() {
+    state.set({ sandwich: "" }, { push: true });
+  },
+};
+/** The sandwich view, made on first use. */
+const sandwichView = () => (sandwich ??= new SandwichView(sandwichPanel, sandwichOptions));
 
 const table = new TopTable($("top"), {
   onSelect(name) {
@@ -168,7 +196,8 @@ function syncForm(s) {
   }
   if (document.activeElement !== form.filter) form.filter.value = s.filter;
   showSample(form.sample, s.sample);
-  const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
+  chips.render(s);
+  const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample, ...filterParams(s) };
   form.download.href = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}/pprof` : api.pprofUrl(q);
   form.download.download = s.profile ? `profile-${s.profile}.pb.gz` : `${s.type}.pb.gz`;
   document.title = `Explore · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
@@ -272,6 +301,7 @@ const load = latestLoad(async (signal) => {
   showError(null);
   for (const p of panels) setLoading(p, true);
   const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample };
+  const filtered = { ...q, ...filterParams(s) };
   const now = Date.now();
   let failed = false;
   const fail = (err) => {
@@ -285,7 +315,7 @@ const load = latestLoad(async (signal) => {
   };
 
   const one = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}` : "";
-  const topRequest = one ? getJSON(`${one}/top`, { sample: s.sample }, { signal }) : api.top(q, { signal });
+  const topRequest = one ? getJSON(`${one}/top`, { sample: s.sample }, { signal }) : api.top(filtered, { signal });
   const top = topRequest.then(
     (t) => {
       if (signal.aborted) return null;
@@ -294,8 +324,9 @@ const load = latestLoad(async (signal) => {
       const amount = t.aggregation === "avg" && t.profiles > 1 ? "average per profile" : "total";
       if (one) showSingle(s.profile, t);
       else {
+        const kept = t.shown !== t.total ? ` · the filters keep ${formatValue(t.shown, t.unit)}` : "";
         form.summary.textContent = t.profiles
-          ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} · ${amount} ${formatValue(t.total, t.unit)}`
+          ? `${t.profiles.toLocaleString("en-US")} profile${t.profiles === 1 ? "" : "s"} merged · ${t.sample_type} · ${amount} ${formatValue(t.total, t.unit)}${kept}`
           : `No ${s.type} profiles${s.query ? ` match ${s.query}` : ""} in this range.`;
       }
       return t;
@@ -310,7 +341,7 @@ const load = latestLoad(async (signal) => {
   );
   top.finally(done(topPanel));
 
-  const graphRequest = one ? getJSON(`${one}/flamegraph`, { sample: s.sample }, { signal }) : api.flamegraph(q, { signal });
+  const graphRequest = one ? getJSON(`${one}/flamegraph`, { sample: s.sample }, { signal }) : api.flamegraph(filtered, { signal });
   const graph = graphRequest.then(
     (g) => {
       if (signal.aborted) return;
@@ -343,13 +374,19 @@ const load = latestLoad(async (signal) => {
 
   const samples = learnSampleTypes(form.sample, q, top, s.sample, signal);
 
-  await Promise.allSettled([top, graph, series, samples]);
+  await Promise.allSettled([top, graph, series, samples, loadSandwich(s, signal)]);
 });
+
+/** The sandwich of the function the URL names, under the same query and filters; hidden when none. */
+const loadSandwich = sandwichLoader(sandwichPanel, sandwichView, setLoading, showError);
+
+const loadSandwichOnly = latestLoad((signal) => loadSandwich(state.get(), signal));
 
 state.subscribe((s, previous, how) => {
   syncForm(s);
   if (how === "history") applyView(s);
   if (UrlState.differs(s, previous, DATA_KEYS)) load();
+  else if (s.sandwich !== previous.sandwich) loadSandwichOnly();
 });
 
 async function start() {

@@ -22,7 +22,10 @@ export { compileSearch } from "./flamegraph/search.js";
  * A flame graph in `container`: toolbar (search, match share, reset zoom), diff legend, canvas, tooltip.
  *
  * Options: `onViewChange({zoom, search})` after the user zooms or searches (for the URL);
- * `onSelect(name)` when the user picks a frame's function with a modifier click (optional).
+ * `onSelect(name)` when the user picks a frame's function with a modifier click (optional);
+ * `onFrameClick(name)` replaces zooming on a click (the sandwich re-centres on the frame's function);
+ * `inverted` draws the root at the bottom and its children above (a sandwich's callers);
+ * `emptyText` what an empty graph says; `debugName` where tests find it under `window.__stackyard`.
  */
 export class FlameGraph {
   constructor(container, options = {}) {
@@ -62,7 +65,7 @@ export class FlameGraph {
     this.canvas.setAttribute("aria-label", "Flame graph");
     this.hoverBox = el("div", "fg-hover");
     this.hoverBox.hidden = true;
-    this.empty = el("div", "fg-empty", "No samples in this range.");
+    this.empty = el("div", "fg-empty", options.emptyText || "No samples in this range.");
     this.empty.hidden = true;
     this.tooltip = el("div", "fg-tooltip");
     this.tooltip.hidden = true;
@@ -106,7 +109,7 @@ export class FlameGraph {
     this.resizer.observe(this.wrap);
 
     window.__stackyard = window.__stackyard || {};
-    window.__stackyard.flamegraph = this.debugApi();
+    window.__stackyard[options.debugName || "flamegraph"] = this.debugApi(); // tests read each graph by name
   }
 
   destroy() {
@@ -231,6 +234,7 @@ export class FlameGraph {
     const dpr = window.devicePixelRatio || 1;
     const cssWidth = Math.max(1, this.wrap.getBoundingClientRect().width); // fractional: exact device pixels
     const rows = g && g.rootWidth > 0 ? visibleLevels(g, this.zoomNode) : 0;
+    this.rows = rows;
     const cssHeight = Math.max(rows * ROW, g && g.rootWidth > 0 ? ROW : 120);
     this.cssWidth = cssWidth;
     const pw = Math.round(cssWidth * dpr);
@@ -249,7 +253,7 @@ export class FlameGraph {
     ctx.fillStyle = "#ffffff";
     ctx.fillRect(0, 0, cssWidth, cssHeight);
     if (!g) this.empty.textContent = this.messageText || "";
-    else if (g.rootWidth <= 0) this.empty.textContent = "No samples in this range.";
+    else if (g.rootWidth <= 0) this.empty.textContent = this.options.emptyText || "No samples in this range.";
     this.empty.hidden = g ? g.rootWidth > 0 : !this.messageText;
     this.reset.hidden = !g || this.zoomNode === 0;
     if (!g || g.rootWidth <= 0) {
@@ -257,7 +261,15 @@ export class FlameGraph {
       this.lastRenderMs = performance.now() - t0;
       return;
     }
-    const view = { zoom: this.zoomNode, rows, cssWidth, matched: this.matched, pattern: this.pattern, buffers: this.buffers };
+    const view = {
+      zoom: this.zoomNode,
+      rows,
+      cssWidth,
+      matched: this.matched,
+      pattern: this.pattern,
+      buffers: this.buffers,
+      inverted: Boolean(this.options.inverted),
+    };
     this.drawn = drawGraph(ctx, g, view);
     this.renders++;
     this.lastRenderMs = performance.now() - t0;
@@ -270,8 +282,9 @@ export class FlameGraph {
   nodeAt(px, py) {
     const g = this.graph;
     if (!g || g.rootWidth <= 0) return -1;
-    const d = Math.floor(py / ROW);
-    if (d < 0 || d >= g.levels || py - d * ROW > ROW - 1) return -1;
+    const row = Math.floor(py / ROW);
+    const d = this.options.inverted ? (this.rows || 0) - 1 - row : row;
+    if (d < 0 || d >= g.levels || py - row * ROW > ROW - 1) return -1;
     const { x0, x1, scale } = this.viewport();
     const x = x0 + px / scale;
     if (x < x0 || x >= x1) return -1;
@@ -291,6 +304,10 @@ export class FlameGraph {
     const rect = this.canvas.getBoundingClientRect();
     const i = this.nodeAt(e.clientX - rect.left, e.clientY - rect.top);
     if (i < 0) return;
+    if (this.options.onFrameClick) {
+      if (i > 0) this.options.onFrameClick(this.graph.names[this.graph.name[i]]);
+      return;
+    }
     if (this.options.onSelect && (e.metaKey || e.ctrlKey)) {
       this.options.onSelect(this.graph.names[this.graph.name[i]]);
       return;
@@ -316,10 +333,32 @@ export class FlameGraph {
     const right = Math.min(this.cssWidth, (g.start[i] + g.width[i] - x0) * scale);
     const box = this.hoverBox;
     box.style.left = `${x}px`;
-    box.style.top = `${g.depth[i] * ROW}px`;
+    box.style.top = `${this.rowY(g.depth[i])}px`;
     box.style.width = `${Math.max(right - x - 1, 1)}px`;
     box.style.height = `${ROW - 1}px`;
     box.hidden = false;
+  }
+
+  /** The CSS y of the row of depth `d` (the root's row is at the bottom when inverted). */
+  rowY(d) {
+    return (this.options.inverted ? (this.rows || 0) - 1 - d : d) * ROW;
+  }
+
+  /** The function name of node `i`. */
+  nameOf(i) {
+    return this.graph ? this.graph.names[this.graph.name[i]] : "";
+  }
+
+  /** Node `i`'s box in viewport CSS pixels (for a menu placed under it), or null when it is off screen. */
+  nodeBox(i) {
+    const g = this.graph;
+    if (!g || i < 0 || i >= g.n) return null;
+    const { x0, scale } = this.viewport();
+    const canvas = this.canvas.getBoundingClientRect();
+    const left = Math.max(0, (g.start[i] - x0) * scale);
+    const right = Math.min(this.cssWidth, (g.start[i] + g.width[i] - x0) * scale);
+    if (right <= left) return null;
+    return { x: canvas.left + left, y: canvas.top + this.rowY(g.depth[i]), w: right - left, h: ROW - 1 };
   }
 
   /** A read-only view for tests and benchmarks: what was drawn where (page CSS px), and the view state. */
@@ -359,7 +398,7 @@ export class FlameGraph {
           out.push({
             name,
             x: box.left + drawn.x[k],
-            y: box.top + g.depth[i] * ROW,
+            y: box.top + self.rowY(g.depth[i]),
             w: drawn.w[k],
             h: ROW - 1,
             depth: g.depth[i],

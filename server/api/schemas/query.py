@@ -12,7 +12,7 @@ from server.query.diff import DiffFlameGraph, DiffSummary, DiffTable
 from server.query.flamegraph import FlameGraph
 from server.query.history import FunctionHistory
 from server.query.listing import ListedLine
-from server.query.service import MergedFlameGraph, MergeInfo, SourceListing, TopEntry, TopTable
+from server.query.service import MergedFlameGraph, MergedSandwich, MergeInfo, SourceListing, TopEntry, TopTable
 from server.query.timeseries import Trend
 
 
@@ -59,12 +59,14 @@ class TopOut(BaseModel):
     unit: str
     aggregation: str = Field(description="sum, or avg: values divided by the number of profiles")
     profiles: int = Field(description="raw profiles merged")
-    total: Number
+    total: Number = Field(description="the unfiltered total, which pprof's percentages divide by")
+    shown: Number = Field(description="what the filters kept (pprof's 'accounting for'); total without filters")
     rows: list[TopRowOut]
 
     @classmethod
     def of(cls, table: TopTable) -> TopOut:
-        return cls.model_construct(**_merge_fields(table.merge), total=table.total, rows=top_rows(table.rows))
+        rows = top_rows(table.rows)
+        return cls.model_construct(**_merge_fields(table.merge), total=table.total, shown=table.shown, rows=rows)
 
 
 class SourceLineOut(TypedDict):
@@ -143,6 +145,45 @@ class FlameGraphOut(BaseModel):
     @classmethod
     def of(cls, answer: MergedFlameGraph) -> FlameGraphOut:
         return cls.model_construct(**_merge_fields(answer.merge), **graph_fields(answer.graph))
+
+
+class SandwichTreeOut(BaseModel):
+    """One side of a sandwich in the flame graph format; the root (level 0, name index 0) is the function."""
+
+    names: list[str]
+    levels: list[list[Number]] = Field(description="per depth: [gap, total, self, name index] per node")
+    total: Number = Field(description="the function's cum")
+    max_self: Number
+    nodes: int
+    truncated: bool = Field(description="nodes beyond max_nodes were folded into 'other'")
+
+
+class SandwichOut(BaseModel):
+    """A function's callers (an inverted tree: its children are the direct callers) and its callees."""
+
+    type: str
+    sample_type: str
+    unit: str
+    aggregation: str
+    profiles: int
+    function: str
+    flat: Number = Field(description="as go tool pprof -top")
+    cum: Number = Field(description="as go tool pprof -top: once per sample under recursion")
+    total: Number = Field(description="the unfiltered total, which pprof's percentages divide by")
+    callers: SandwichTreeOut
+    callees: SandwichTreeOut
+
+    @classmethod
+    def of(cls, answer: MergedSandwich) -> SandwichOut:
+        return cls.model_construct(
+            **_merge_fields(answer.merge),
+            function=answer.function,
+            flat=answer.flat,
+            cum=answer.cum,
+            total=answer.total,
+            callers=SandwichTreeOut.model_construct(**graph_fields(answer.callers)),
+            callees=SandwichTreeOut.model_construct(**graph_fields(answer.callees)),
+        )
 
 
 class DiffRowOut(TypedDict):

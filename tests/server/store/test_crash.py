@@ -136,7 +136,7 @@ def test_kill_9_during_a_push_burst_leaves_the_store_consistent(database_url: st
             surviving = dict(
                 conn.execute(
                     select(ProfileRow.id, ProfileRow.id)
-                    .join(ProfileBlob)
+                    .join(ProfileBlob, ProfileBlob.profile_id == ProfileRow.id)
                     .where(ProfileRow.id.in_(list(burst.acked.values())))
                 ).all()
             )

@@ -14,10 +14,18 @@ from server.store.stacks import StackTree, concatenate, read_segments
 
 
 def test_migrations_match_models(database_url: str) -> None:
+    """The partitions of PostgreSQL's partitioned tables are not models (their parents are, and are compared)."""
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            parts: set[str] = set()
+            if conn.dialect.name == "postgresql":
+                parts = set(conn.execute(text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
+
+            def include_name(name: str | None, type_: str, _parent: object) -> bool:
+                return not (type_ == "table" and name in parts)
+
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
             differences = compare_metadata(context, Base.metadata)
             assert differences == [], differences
             tables = set(inspect(conn).get_table_names())
@@ -54,7 +62,7 @@ def test_rollup_blobs_move_out_of_rollups_and_back(database_url: str) -> None:
                     ),
                     {"id": rid, "bucket": rid * 3600, "data": b"samples-%d" % rid},
                 )
-        command.upgrade(config, "head")
+        command.upgrade(config, "0011")  # 0013 drops the foreign key this checks (rollup_blobs are partitioned)
         with engine.connect() as conn:
             moved = conn.execute(text("SELECT rollup_id, data FROM rollup_blobs ORDER BY rollup_id")).all()
             assert [(int(r), bytes(d)) for r, d in moved] == [(1, b"samples-1"), (2, b"samples-2")]
@@ -130,7 +138,7 @@ def test_line_frames_migrate_down_and_up(database_url: str) -> None:
     config = alembic_config(database_url)
     engine = create_engine(database_url)
     try:
-        command.downgrade(config, "0013")
+        command.downgrade(config, "0014")
         with engine.connect() as conn:
             assert "line_frames" not in inspect(conn).get_table_names()
             assert "line_node_id" not in {c["name"] for c in inspect(conn).get_columns("sample_keys")}

@@ -1,4 +1,4 @@
-"""Retention deletes old data in batches; garbage collection removes what nothing references, safely."""
+"""Retention removes old data in whole intervals; garbage collection removes what nothing references, safely."""
 
 from __future__ import annotations
 
@@ -44,11 +44,18 @@ def _matches_pprof(client: TestClient, path: object, service: str) -> None:
 
 
 def test_retention_then_collection(database_url: str) -> None:
-    settings = Settings(database_url=database_url, retention_raw="2h", retention_hourly="1d", retention_daily="2d")
+    # Data goes in whole partition intervals: an hour here, so "2h" keeps a profile between 2 and 3 hours.
+    settings = Settings(
+        database_url=database_url,
+        retention_raw="2h",
+        retention_hourly="1d",
+        retention_daily="2d",
+        partition_interval="1h",
+    )
     store = Store.from_url(database_url)
     now = time.time()
     with TestClient(create_app(settings, store)) as client:
-        push(client, BIG, service="big", time=f"{now - 1.5 * HOUR:.3f}")
+        push(client, BIG, service="big", time=f"{now - 1.6 * HOUR:.3f}")
         push(client, DEMO, service="demo", time=f"{now - 600:.3f}")
         too_old = client.post(
             "/api/v1/ingest", params={"service": "x", "time": f"{now - 3 * HOUR:.0f}"}, content=DEMO.read_bytes()
@@ -57,7 +64,8 @@ def test_retention_then_collection(database_url: str) -> None:
         functions_before = _count(store, FunctionRow.__table__)
         nodes_before, keys_before = _stack_nodes(store), _count(store, SampleKey.__table__)
 
-        removed = apply_retention(store, settings, now_ns=int((now + HOUR) * 1e9))
+        # 3.1 hours old: past 2 hours and the hour it falls in; the demo's (2.2 hours old) is not yet.
+        removed = apply_retention(store, settings, now_ns=int((now + 1.5 * HOUR) * 1e9))
         assert removed["raw"] == 1
         assert removed["functions"] > 2000, "the big service's functions went with its only profile"
         assert _count(store, FunctionRow.__table__) == functions_before - removed["functions"]
@@ -72,12 +80,12 @@ def test_retention_then_collection(database_url: str) -> None:
 
 
 def test_another_process_collecting_does_not_corrupt_my_ingest(database_url: str) -> None:
-    settings = Settings(database_url=database_url, retention_raw="2h")
+    settings = Settings(database_url=database_url, retention_raw="2h", partition_interval="1h")
     mine, theirs = Store.from_url(database_url), Store.from_url(database_url)
     now = time.time()
     with TestClient(create_app(settings, mine)) as client:
-        push(client, BIG, service="big", time=f"{now - 1.5 * HOUR:.3f}")  # fills my caches
-        apply_retention(theirs, settings, now_ns=int((now + HOUR) * 1e9))  # their GC deletes those rows
+        push(client, BIG, service="big", time=f"{now - 1.6 * HOUR:.3f}")  # fills my caches
+        apply_retention(theirs, settings, now_ns=int((now + 1.5 * HOUR) * 1e9))  # their GC deletes those rows
         push(client, BIG, service="big", time=f"{now - 60:.3f}")  # my caches are stale: must notice
     with TestClient(create_app(settings, Store.from_url(database_url))) as fresh:
         _matches_pprof(fresh, BIG, "big")

@@ -121,6 +121,31 @@ def test_late_data_invalidates_then_rebuilds(filled: Store, client: TestClient, 
     assert build_rollups(filled, now_ns=(DAY0 + 4 * DAY_S) * NS) == {"hourly": 0, "daily": 0, "deferred": 0}
 
 
+def test_late_data_marks_its_hour_once_until_it_is_rebuilt(
+    filled: Store, client: TestClient, settings: Settings
+) -> None:
+    """A back-fill of one past hour leaves one dirty mark, not one per profile; after the rebuild the next
+    late profile of that hour drops the new rollup and marks the hour again."""
+    (series,) = [s.id for s in filled.series.all() if s.labels["file"] == "f1"]
+
+    def marks() -> int:
+        with filled.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(RollupDirty)).scalar_one())
+
+    for seconds in (1200, 1500, 1800):
+        push(client, FILES[1], time=str(DAY0 + seconds), label="file=f1")
+    assert marks() == 1
+    assert build_rollups(filled, now_ns=(DAY0 + 4 * DAY_S) * NS) == {"hourly": 1, "daily": 1, "deferred": 0}
+    assert marks() == 0 and filled.rollups.list([series], HOUR_S, DAY0 * NS, DAY0 * NS)
+    push(client, FILES[1], time=str(DAY0 + 2100), label="file=f1")
+    assert marks() == 1, "the rebuilt hour is marked again"
+    assert not filled.rollups.list([series], HOUR_S, DAY0 * NS, DAY0 * NS)
+    build_rollups(filled, now_ns=(DAY0 + 4 * DAY_S) * NS)
+    assert service.top(filled, settings, _query(0, 86_400, True)) == service.top(
+        filled, settings, _query(0, 86_400, False)
+    )
+
+
 def test_each_run_scans_from_the_watermark(filled: Store, client: TestClient) -> None:
     """A run reads raw profiles only past the last run's watermark; new closed hours are still found."""
     end = (DAY0 + 4 * DAY_S) * NS

@@ -36,9 +36,9 @@ export function prepareDraw(g) {
  * Draw levels [0, rows) of graph `g` with node `zoom` filling `cssWidth` pixels; its ancestors, which
  * contain it, stay full width above it, faded. `matched` (per node, or null) dims the frames a search does
  * not match. Returns what was drawn: the boxes wide enough to be hit (`index`, `x`, `w`, `count`), and the
- * sub-pixel frames `merged` into `runs` boxes.
+ * sub-pixel frames `merged` into `runs` boxes. `inverted` draws the root at the bottom, its children above it.
  */
-export function drawGraph(ctx, g, { zoom, rows, cssWidth, matched, pattern, buffers }) {
+export function drawGraph(ctx, g, { zoom, rows, cssWidth, matched, pattern, buffers, inverted = false }) {
   ctx.font = FONT;
   ctx.textBaseline = "middle";
   let charWidth = charWidths.get(ctx);
@@ -57,7 +57,7 @@ export function drawGraph(ctx, g, { zoom, rows, cssWidth, matched, pattern, buff
   let labelCount = 0;
 
   for (let d = 0; d < rows; d++) {
-    const y = d * ROW;
+    const y = (inverted ? rows - 1 - d : d) * ROW; // inverted: the root at the bottom (a sandwich's callers)
     const end = g.levelStart[d + 1];
     let runStart = -1; // a run of merged sub-pixel boxes: [runStart, runEnd) px, coloured like its first box
     let runEnd = -1;
