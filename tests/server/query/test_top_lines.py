@@ -95,3 +95,27 @@ def test_rollups_answer_lines_as_raw_profiles_do(client: TestClient, store: Stor
     build_rollups(store, now_ns=(day + 2 * 86_400) * NS)
     assert client.get("/api/v1/top", params=params).json() == raw
     _compare(raw, CPU, "cpu")
+
+
+def test_filters_at_line_granularity_equal_pprof(client: TestClient) -> None:
+    """Filters match a line frame by its function's name and file, as ``-top -lines`` with pprof's filters do."""
+    push(client, DATA / "cpu.pb.gz")
+    cases: list[dict[str, str]] = [
+        {"focus": "fib"},
+        {"ignore": "runtime"},
+        {"hide": r"main\.step"},  # an inlined line: its caller's line becomes flat
+        {"show": r"main\.go$"},
+        {"show_from": r"main\.every", "hide": r"main\.every"},
+    ]
+    for filters in cases:
+        ours = _lines(client, type="cpu", sample="cpu", **filters)
+        flags = tuple(f"-{name}={pattern}" for name, pattern in filters.items())
+        expected = pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds", extra=("-lines", *flags))
+        assert ours["total"] == expected.total, filters
+        assert ours["shown"] == expected.shown, filters
+        rows = ours["rows"]
+        assert isinstance(rows, list)
+        labels = {
+            f"{r['name']} {r['file']}:{r['line']}" if r["line"] else r["name"]: (r["flat"], r["cum"]) for r in rows
+        }
+        assert labels == expected.rows, filters
