@@ -136,7 +136,7 @@ def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> t
     functions as one node, and its names."""
     if filters.active:
         frames = store.functions.frames(function_ids(tree))
-        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids])
+        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids], store.functions)
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 
