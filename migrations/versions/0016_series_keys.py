@@ -29,7 +29,7 @@ new indexes take time in proportion to the data, so stop the servers while it
 runs. The downgrade restores the keys of 0014 and drops the columns.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-05 (reviewed by hand)
 """
 
@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
