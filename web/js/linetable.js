@@ -37,7 +37,6 @@ export class LineViews {
     this.setLoading = setLoading;
     this.showError = showError;
     this.topPanel = $("top-panel");
-    this.title = $("top-title");
     this.tabs = [...document.querySelectorAll("#top-tabs [role=tab]")];
     this.functionsBox = $("top");
     this.linesBox = $("lines");
@@ -64,12 +63,8 @@ export class LineViews {
     }
     this.filter.addEventListener("input", () => this.table.setFilter(this.filter.value));
     this.openButton.addEventListener("click", () => this.open(this.selected));
-    // a double click (or "l" on a focused row) opens the row's function's lines
+    // "l" on a focused row opens its function's lines (not a double click: a triple click selects a name)
     for (const box of [this.functionsBox, this.linesBox]) {
-      box.addEventListener("dblclick", (e) => {
-        const tr = e.target.closest("tr[data-name]");
-        if (tr) this.open(tr.dataset.name);
-      });
       box.addEventListener("keydown", (e) => {
         if (e.key === "l" && e.target.matches("tr[data-name]")) this.open(e.target.dataset.name);
       });
@@ -101,7 +96,7 @@ export class LineViews {
   select(name) {
     this.selected = name || "";
     this.table.setSelected(name || null);
-    this.openButton.hidden = !this.selected;
+    this.openButton.classList.toggle("none", !this.selected); // keeps its place: nothing moves
     this.openButton.textContent = this.selected ? `Lines of ${this.selected}` : "";
     this.openButton.title = this.selected ? `Show the flat and cum of ${this.selected} per source line` : "";
   }
@@ -116,7 +111,6 @@ export class LineViews {
     }
     this.functionsBox.hidden = lines;
     this.linesBox.hidden = !lines;
-    this.title.textContent = lines ? "Top lines" : "Top functions";
     this.filter.placeholder = lines ? "Filter lines" : "Filter functions";
     this.filter.setAttribute("aria-label", this.filter.placeholder);
     this.table.setSort(s.lsort);
