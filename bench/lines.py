@@ -189,7 +189,7 @@ def main() -> int:
     )
     print(f"top?granularity=lines, warm, against the function top of the same store: {lines.versus(function_top)}")
     cold: dict[str, list[tuple[float, float]]] = {"lines": [], "functions": []}
-    for _ in range(max(3, args.repeat // 3)):  # in turn, each on a fresh Store (cold caches)
+    for _ in range(args.repeat):  # in turn, each on a fresh Store (cold caches)
         for label, target, target_settings in (("lines", store, settings), ("functions", base, base_settings)):
             fresh = Store.from_url(str(target.engine.url))
             cold[label].append(clocks(lambda fresh=fresh, ts=target_settings: service.top(fresh, ts, query)))  # type: ignore[misc]
