@@ -79,7 +79,8 @@ def insert_returning(
 def insert_integers_returning(
     conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[int]], unique: str
 ) -> list[tuple[int, ...]]:
-    """Rows of integers, skipping those that collide on ``unique``; returns ``(id, unique)`` of the inserted ones.
+    """Rows of integers, skipping those that collide on ``unique`` (one column, or several comma-separated);
+    returns ``(id, *unique)`` of the inserted ones.
 
     The bulk form of :func:`insert_returning` for tables of integers only
     (sample keys): thousands of rows a profile, where SQLAlchemy's per-row

@@ -144,8 +144,9 @@ class Dedup:
         """The leaf of every sample in the tree of ``(function, line)`` frames (tree 1)."""
         if frames.functions.size == 0:
             return _leaves(self.line_stacks, frames.functions, frames.offsets)
-        line_ids = self.line_frames.ids(function_ids[frames.functions], frames.lines)
-        return _leaves(self.line_stacks, line_ids, frames.offsets)
+        # Pairs are resolved per line entry of the profile (thousands), not per frame (tens of thousands).
+        entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines)
+        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:
         """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
