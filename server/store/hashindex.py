@@ -17,6 +17,8 @@ batch (a ``np.unique`` without the sort).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
 
@@ -54,73 +56,110 @@ def _home(keys: IntArray, mask: int) -> IntArray:
 
 
 class HashIndex:
-    """Ids by non-negative int64 key. Memory: two int64 arrays of 2-4 slots per key (32-64 bytes a key)."""
+    """Ids by non-negative int64 key, each slot's key and id side by side (one cache line for both).
+
+    Memory: 2-4 slots of 16 bytes per key (32-64 bytes a key).
+    """
 
     def __init__(self) -> None:
-        self._keys: IntArray = np.full(_MIN_CAPACITY, EMPTY, dtype=np.int64)
-        self._ids: IntArray = np.zeros(_MIN_CAPACITY, dtype=np.int64)
+        self._table: IntArray = _empty_table(_MIN_CAPACITY)
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def _capacity(self) -> int:
+        return int(self._table.shape[0]) // 2
 
     def lookup(self, keys: IntArray) -> IntArray:
         """The id of each key, -1 where there is none."""
         found = np.full(keys.shape[0], -1, dtype=np.int64)
         if keys.size == 0 or self._count == 0:
             return found
-        mask = self._keys.shape[0] - 1
-        table_keys, table_ids = self._keys, self._ids
+        mask = self._capacity - 1
+        table = self._table
         active = np.arange(keys.shape[0], dtype=np.int64)
         wanted = keys
         slots = _home(keys, mask)
         while active.size:
-            present = table_keys[slots]
+            present = table[2 * slots]
             hit = present == wanted
-            found[active[hit]] = table_ids[slots[hit]]
+            found[active[hit]] = table[2 * slots[hit] + 1]
             going = ~hit & (present != EMPTY)
             active, wanted, slots = active[going], wanted[going], (slots[going] + 1) & mask
         return found
 
-    def add(self, keys: IntArray, ids: IntArray) -> None:
-        """Map ``keys`` (distinct, non-negative) to ``ids``; a key already present gets the new id."""
+    def add(self, keys: IntArray, ids: IntArray) -> BoolArray:
+        """Map ``keys`` (distinct, non-negative) to ``ids``; a key already present keeps its id.
+
+        Returns which keys were present already (their ids not stored).
+        """
         if keys.size == 0:
-            return
+            return np.zeros(0, dtype=bool)
         if int(keys.min()) < 0:
             raise ValueError("hash index keys must be non-negative")
-        if 2 * (self._count + keys.shape[0]) > self._keys.shape[0]:
+        if 2 * (self._count + keys.shape[0]) > self._capacity:
             self._rebuild(_capacity_for(self._count + keys.shape[0]))
-        self._count += self._insert(keys.astype(np.int64, copy=False), ids.astype(np.int64, copy=False))
+        taken = self._insert(keys.astype(np.int64, copy=False), ids.astype(np.int64, copy=False))
+        self._count += keys.shape[0] - int(np.count_nonzero(taken))
+        return taken
 
     def items(self) -> tuple[IntArray, IntArray]:
         """Every (key, id), in slot order."""
-        used = self._keys != EMPTY
-        return self._keys[used], self._ids[used]
+        pairs = self._table.reshape(-1, 2)
+        used = pairs[:, 0] != EMPTY
+        return pairs[used, 0], pairs[used, 1]
 
     def _rebuild(self, capacity: int) -> None:
         keys, ids = self.items()
-        self._keys = np.full(capacity, EMPTY, dtype=np.int64)
-        self._ids = np.zeros(capacity, dtype=np.int64)
+        self._table = _empty_table(capacity)
         self._insert(keys, ids)
 
-    def _insert(self, keys: IntArray, ids: IntArray) -> int:
+    def _insert(self, keys: IntArray, ids: IntArray) -> BoolArray:
         """Place every key, each round claiming the free slots the keys still looking stand on: several keys
-        on one free slot all write it, one of them stays and the others probe on. Returns the keys added."""
-        mask = self._keys.shape[0] - 1
-        table_keys, table_ids = self._keys, self._ids
+        on one free slot all write it, one of them stays and the others probe on."""
+        mask = self._capacity - 1
+        table = self._table
+        taken = np.zeros(keys.shape[0], dtype=bool)
         active = np.arange(keys.shape[0], dtype=np.int64)
+        wanted, giving = keys, ids
         slots = _home(keys, mask)
-        added = 0
         while active.size:
-            free = table_keys[slots] == EMPTY
-            table_keys[slots[free]] = keys[active[free]]
-            present = table_keys[slots]
-            placed = present == keys[active]
-            table_ids[slots[placed]] = ids[active[placed]]
-            added += int(np.count_nonzero(placed & free))
-            going = ~placed
-            active, slots = active[going], (slots[going] + 1) & mask
-        return added
+            present = table[2 * slots]
+            same = present == wanted
+            taken[active[same]] = True
+            free = np.flatnonzero(present == EMPTY)
+            claimed = 2 * slots[free]
+            table[claimed] = wanted[free]
+            won = free[table[claimed] == wanted[free]]
+            table[2 * slots[won] + 1] = giving[won]
+            going = np.ones(active.shape[0], dtype=bool)
+            going[won] = False
+            going &= ~same
+            active, wanted, giving = active[going], wanted[going], giving[going]
+            slots = (slots[going] + 1) & mask
+        return taken
+
+
+def _empty_table(capacity: int) -> IntArray:
+    table = np.zeros(2 * capacity, dtype=np.int64)
+    table[0::2] = EMPTY
+    return table
+
+
+#: Scratch tables of :func:`first_of_equal`, one per thread, kept between calls: a fresh array of
+#: megabytes costs its page faults again every call, which on a busy machine is most of the work.
+_SCRATCH = threading.local()
+_FREE = np.iinfo(np.int64).max
+
+
+def _scratch(capacity: int) -> IntArray:
+    table: IntArray | None = getattr(_SCRATCH, "table", None)
+    if table is None or table.shape[0] < capacity:
+        table = np.full(capacity, _FREE, dtype=np.int64)
+        _SCRATCH.table = table
+    return table[:capacity]
 
 
 def first_of_equal(keys: IntArray) -> IntArray:
@@ -133,19 +172,24 @@ def first_of_equal(keys: IntArray) -> IntArray:
     first = np.empty(count, dtype=np.int64)
     if count == 0:
         return first
-    capacity = _capacity_for(4 * count)  # an eighth full at most: a scratch table, probe runs kept short
+    capacity = _capacity_for(4 * count)  # an eighth full at most, so probe runs stay short
     mask = capacity - 1
-    table = np.full(capacity, count, dtype=np.int64)  # position holding the slot; ``count``: none
+    table = _scratch(capacity)
     active = np.arange(count, dtype=np.int64)
+    wanted = keys
     slots = _home(keys, mask)
-    padded = np.concatenate([keys, np.zeros(1, dtype=np.int64)])  # so an empty slot's "key" can be read
-    while active.size:
-        holder = table[slots]
-        free = holder == count
-        np.minimum.at(table, slots[free], active[free])
-        holder = table[slots]
-        same = padded[holder] == keys[active]
-        first[active[same]] = holder[same]
-        going = ~same
-        active, slots = active[going], (slots[going] + 1) & mask
+    claimed: list[IntArray] = []
+    try:
+        while active.size:
+            free = table[slots] == _FREE
+            claimed.append(slots[free])
+            np.minimum.at(table, slots[free], active[free])
+            holder = table[slots]
+            same = keys[holder] == wanted
+            first[active[same]] = holder[same]
+            going = ~same
+            active, wanted, slots = active[going], wanted[going], (slots[going] + 1) & mask
+    finally:
+        for touched in claimed:  # the table goes back clean for the next call
+            table[touched] = _FREE
     return first

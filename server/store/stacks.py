@@ -261,9 +261,54 @@ class StackTree:
     def _match(self, walk: _Walk, which: IntArray | None = None) -> tuple[IntArray, IntArray]:
         """How far each stack (of ``which``, default all) runs down the stored tree, and the node it reaches.
 
-        One index lookup for every position; a stack's match is its leading run of positions whose hit
-        is verified: the node's frame is the position's and its parent the previous position's node.
+        A stored tree holds every prefix of a stored stack, so "the prefix of length d is stored" holds
+        up to the match and not past it: a binary search over d, all stacks at once (the whole stack
+        first: a known stack takes one round), a few rounds of one lookup per stack instead of a lookup
+        per frame. The node found is then checked up its parent chain against the stack's frames; a
+        stack whose check fails (a hash collision: vanishingly rare) is matched position by position.
         """
+        assert self._index is not None
+        if which is None:
+            which = np.arange(walk.offsets.shape[0] - 1, dtype=np.int64)
+        starts, lengths = walk.offsets[which], walk.offsets[which + 1] - walk.offsets[which]
+        low = np.zeros(which.shape[0], dtype=np.int64)  # a stored prefix length (0: the root)
+        high = lengths + 1  # past every stored prefix length
+        nodes = np.zeros(which.shape[0], dtype=np.int64)
+        probe = lengths
+        active = np.flatnonzero(lengths > 0)
+        while active.size:
+            found = self._index.lookup(walk.keys[starts[active] + probe[active] - 1])
+            hit = found >= 0
+            low[active[hit]] = probe[active[hit]]
+            nodes[active[hit]] = found[hit]
+            high[active[~hit]] = probe[active[~hit]]
+            active = active[high[active] - low[active] > 1]
+            probe = (low + high) // 2
+        checked = self._check_chains(walk, starts, low, nodes)
+        if not bool(checked.all()):
+            wrong = np.flatnonzero(~checked)
+            nodes[wrong], low[wrong] = self._match_positions(walk, which[wrong])
+        return nodes, low
+
+    def _check_chains(self, walk: _Walk, starts: IntArray, matched: IntArray, nodes: IntArray) -> BoolArray:
+        """Whether each node is the one of its stack's first ``matched`` frames: its depth, and the frames
+        up its parent chain, one level at a time for all stacks."""
+        ok: BoolArray = self.depth[nodes] == matched
+        node, depth = nodes.copy(), matched.copy()
+        active = np.flatnonzero(ok & (depth > 0))
+        while active.size:
+            same = self.function[node[active]] == walk.frames[starts[active] + depth[active] - 1]
+            ok[active[~same]] = False
+            active = active[same]
+            node[active] = self.parent[node[active]]
+            depth[active] -= 1
+            active = active[depth[active] > 0]
+        return ok
+
+    def _match_positions(self, walk: _Walk, which: IntArray | None = None) -> tuple[IntArray, IntArray]:
+        """:meth:`_match` by one index lookup for every position; a stack's match is its leading run of
+        positions whose hit is verified (the node's frame is the position's and its parent the previous
+        position's node), going on through the nodes kept aside where a hit fails."""
         assert self._index is not None
         if which is None:
             positions = np.arange(walk.frames.shape[0], dtype=np.int64)
@@ -519,7 +564,8 @@ class StackTree:
 
     def _index_nodes(self, ids: IntArray, paths: U64 | None) -> None:
         """Path sums (computed a depth level at a time when not given: parents first) and index entries of
-        ``ids``; a node whose key is held already is kept aside by (parent, frame)."""
+        ``ids``; a node whose key is held already is kept aside by (parent, frame). Given sums come from
+        :meth:`_new_nodes`, whose nodes have distinct keys."""
         assert self._index is not None and self._paths is not None
         if paths is None:
             depth = self.depth[ids]
@@ -533,10 +579,14 @@ class StackTree:
         else:
             self._paths[ids] = paths
         keys = _keys(self._paths[ids], self.depth[ids])
-        held = self._index.lookup(keys) >= 0
-        fresh = ~held & (first_of_equal(keys) == np.arange(keys.shape[0]))
-        self._index.add(keys[fresh], ids[fresh])
-        for node in ids[~fresh].tolist():
+        if paths is None:  # nodes numbered here have distinct keys (grouped by key); others may share one
+            distinct = first_of_equal(keys) == np.arange(keys.shape[0])
+            aside = ids[~distinct]
+            keys, ids = keys[distinct], ids[distinct]
+        else:
+            aside = ids[:0]
+        taken = self._index.add(keys, ids)
+        for node in np.concatenate([aside, ids[taken]]).tolist():
             self._collided[(int(self.parent[node]), int(self.function[node]))] = node
 
     def _depths(self, segment: stackcodec.Segment) -> IntArray:

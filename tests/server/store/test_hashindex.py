@@ -23,11 +23,12 @@ def test_lookups_answer_what_a_dictionary_answers_across_growths() -> None:
     assert len(index) == len(reference)
 
 
-def test_adding_a_present_key_replaces_its_id() -> None:
+def test_a_present_key_keeps_its_id_and_is_reported() -> None:
     index = HashIndex()
     index.add(np.array([5, 9], dtype=np.int64), np.array([50, 90], dtype=np.int64))
-    index.add(np.array([9, 11], dtype=np.int64), np.array([99, 110], dtype=np.int64))
-    assert index.lookup(np.array([5, 9, 11, 12], dtype=np.int64)).tolist() == [50, 99, 110, -1]
+    taken = index.add(np.array([9, 11], dtype=np.int64), np.array([99, 110], dtype=np.int64))
+    assert taken.tolist() == [True, False]
+    assert index.lookup(np.array([5, 9, 11, 12], dtype=np.int64)).tolist() == [50, 90, 110, -1]
     assert len(index) == 3
 
 
