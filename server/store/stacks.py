@@ -52,7 +52,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from server.store import stackcodec
-from server.store.hashindex import HashIndex, first_of_equal, mix
+from server.store.hashindex import NodeIndex, first_of_equal, mix
 from server.store.models import StackSegment, StoreState
 from server.store.state import EPOCH
 
@@ -212,7 +212,7 @@ class StackTree:
         # The writer's index (None until the first write): path sum per node, nodes by path key, and the
         # nodes whose key another node holds, by (parent, frame).
         self._paths: U64 | None = None
-        self._index: HashIndex | None = None
+        self._index: NodeIndex | None = None
         self._collided: dict[tuple[int, int], int] = {}
 
     @property
@@ -556,11 +556,16 @@ class StackTree:
         if self._index is not None:
             return
         self._paths = np.zeros(self.parent.shape[0], dtype=np.uint64)
-        self._index = HashIndex()
+        self._index = NodeIndex(self._key_of)
         ids = np.flatnonzero(self.known)
         ids = ids[ids != ROOT]
         if ids.size:
             self._index_nodes(ids, None)
+
+    def _key_of(self, nodes: IntArray) -> IntArray:
+        """The index key of stored nodes (their path sums must be set)."""
+        assert self._paths is not None
+        return _keys(self._paths[nodes], self.depth[nodes])
 
     def _index_nodes(self, ids: IntArray, paths: U64 | None) -> None:
         """Path sums (computed a depth level at a time when not given: parents first) and index entries of
