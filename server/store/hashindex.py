@@ -234,7 +234,13 @@ _SCRATCH = threading.local()
 _FREE = np.iinfo(np.int64).max
 
 
+#: Slots of the largest scratch table kept (8 MB); a bigger batch (loading a whole tree) gets its own.
+_KEPT_SCRATCH = 1 << 20
+
+
 def _scratch(capacity: int) -> IntArray:
+    if capacity > _KEPT_SCRATCH:
+        return np.full(capacity, _FREE, dtype=np.int64)
     table: IntArray | None = getattr(_SCRATCH, "table", None)
     if table is None or table.shape[0] < capacity:
         table = np.full(capacity, _FREE, dtype=np.int64)

@@ -113,7 +113,7 @@ class LineFrameTable:
         found: list[tuple[int, int, int]] = []
         with self._engine.begin() as conn:
             inserted = insert_integers_returning(conn, LineFrame.__tablename__, ("function_id", "line"), rows, _UNIQUE)
-            found.extend((int(i), int(f), int(line)) for i, f, line in inserted)
+            found.extend((i, f, line) for i, f, line in inserted.tolist())
             # Stored by another writer a moment ago (the unique pair decided): read their ids.
             raced = set(rows) - {(f, line) for _, f, line in found}
             for part in chunks(sorted({f for f, _ in raced}), 500):
