@@ -30,6 +30,8 @@ U64 = npt.NDArray[np.uint64]
 EMPTY = -1
 _MIN_CAPACITY = 1024
 _U32_LIMIT = 1 << 32
+#: A node index starts at 2**20 slots (4 MB): a growing tree's first 512K nodes never make it rebuild.
+_MIN_NODE_SLOTS = 1 << 20
 
 
 def mix(keys: IntArray) -> U64:
@@ -44,7 +46,8 @@ def mix(keys: IntArray) -> U64:
     return mixed
 
 
-def _capacity_for(count: int) -> int:
+def capacity_for(count: int) -> int:
+    """The power of two of slots that holds ``count`` keys at most half full."""
     capacity = _MIN_CAPACITY
     while capacity < 2 * count:
         capacity *= 2
@@ -102,7 +105,7 @@ class HashIndex:
         if int(keys.min()) < 0:
             raise ValueError("hash index keys must be non-negative")
         if 2 * (self._count + keys.shape[0]) > self._capacity:
-            self._rebuild(_capacity_for(self._count + keys.shape[0]))
+            self._rebuild(capacity_for(self._count + keys.shape[0]))
         taken = self._insert(keys.astype(np.int64, copy=False), ids.astype(np.int64, copy=False))
         self._count += keys.shape[0] - int(np.count_nonzero(taken))
         return taken
@@ -154,8 +157,8 @@ class NodeIndex:
     columns. Same probing as :class:`HashIndex`; node ids must stay below 2**32 - 1.
     """
 
-    def __init__(self, key_of: Callable[[IntArray], IntArray]) -> None:
-        self._slots: npt.NDArray[np.uint32] = np.zeros(_MIN_CAPACITY, dtype=np.uint32)
+    def __init__(self, key_of: Callable[[IntArray], IntArray], capacity: int = _MIN_NODE_SLOTS) -> None:
+        self._slots: npt.NDArray[np.uint32] = np.zeros(max(capacity, _MIN_CAPACITY), dtype=np.uint32)
         self._count = 0
         self._key_of = key_of
 
@@ -189,7 +192,7 @@ class NodeIndex:
         if int(ids.max()) >= _U32_LIMIT - 1 or int(ids.min()) < 0:
             raise ValueError("node index ids must be in [0, 2**32 - 1)")
         if 2 * (self._count + keys.shape[0]) > self._slots.shape[0]:
-            self._rebuild(_capacity_for(self._count + keys.shape[0]))
+            self._rebuild(capacity_for(self._count + keys.shape[0]))
         taken = self._insert(keys, ids)
         self._count += keys.shape[0] - int(np.count_nonzero(taken))
         return taken
@@ -258,7 +261,7 @@ def first_of_equal(keys: IntArray) -> IntArray:
     first = np.empty(count, dtype=np.int64)
     if count == 0:
         return first
-    capacity = _capacity_for(4 * count)  # an eighth full at most, so probe runs stay short
+    capacity = capacity_for(4 * count)  # an eighth full at most, so probe runs stay short
     mask = capacity - 1
     table = _scratch(capacity)
     active = np.arange(count, dtype=np.int64)

@@ -52,7 +52,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from server.store import stackcodec
-from server.store.hashindex import NodeIndex, first_of_equal, mix
+from server.store.hashindex import NodeIndex, capacity_for, first_of_equal, mix
 from server.store.models import StackSegment, StoreState
 from server.store.state import EPOCH
 
@@ -556,9 +556,9 @@ class StackTree:
         if self._index is not None:
             return
         self._paths = np.zeros(self.parent.shape[0], dtype=np.uint64)
-        self._index = NodeIndex(self._key_of)
         ids = np.flatnonzero(self.known)
         ids = ids[ids != ROOT]
+        self._index = NodeIndex(self._key_of, capacity=capacity_for(ids.shape[0]))
         if ids.size:
             self._index_nodes(ids, None)
 
