@@ -63,6 +63,8 @@ def _home(keys: IntArray, mask: int) -> IntArray:
 class HashIndex:
     """Ids by non-negative int64 key, each slot's key and id side by side (one cache line for both).
 
+    Not safe to read while another thread adds: callers hold a lock around both.
+
     Memory: 2-4 slots of 16 bytes per key (32-64 bytes a key).
     """
 
@@ -82,8 +84,8 @@ class HashIndex:
         found = np.full(keys.shape[0], -1, dtype=np.int64)
         if keys.size == 0 or self._count == 0:
             return found
-        mask = self._capacity - 1
         table = self._table
+        mask = table.shape[0] // 2 - 1
         active = np.arange(keys.shape[0], dtype=np.int64)
         wanted = keys
         slots = _home(keys, mask)
@@ -154,7 +156,8 @@ class NodeIndex:
     :class:`HashIndex`. A churn profile adds tens of thousands of nodes, and the table doubles as the
     tree grows; on a busy machine the page faults of fresh memory are most of that cost, so the
     smaller table is the faster one, although a probe reads the candidate's key from the tree's
-    columns. Same probing as :class:`HashIndex`; node ids must stay below 2**32 - 1.
+    columns. Same probing as :class:`HashIndex`; node ids must stay below 2**32 - 1. Callers hold a
+    lock around reads and adds, as for :class:`HashIndex`.
     """
 
     def __init__(self, key_of: Callable[[IntArray], IntArray], capacity: int = _MIN_NODE_SLOTS) -> None:

@@ -67,13 +67,12 @@ class LineFrameTable:
         if not _packable(functions, lines):
             return self._ids_unpacked(functions, lines)
         keys, inverse = np.unique(_packed(functions, lines), return_inverse=True)
-        found = self._index.lookup(keys)
-        if bool((found < 0).any()):
-            with self._lock:
-                found = self._index.lookup(keys)  # another thread may have stored some meanwhile
+        with self._lock:  # the index's arrays change in several steps: never read them mid-insert
+            found = self._index.lookup(keys)
+            if bool((found < 0).any()):
                 wanted = keys[found < 0]
                 self._store(list(zip((wanted >> _LINE_BITS).tolist(), (wanted & _LINE_MASK).tolist(), strict=True)))
-            found = self._index.lookup(keys)
+                found = self._index.lookup(keys)
         ids: IntArray = found[inverse.reshape(-1)]
         return ids
 
