@@ -16,8 +16,8 @@ import numpy.typing as npt
 from sqlalchemy import Engine, select
 
 from server.store.database import chunks, insert_integers_returning
-from server.store.hashindex import HashIndex
 from server.store.models import LineFrame, StoreState
+from server.store.stacks import PairIndex
 
 IntArray = npt.NDArray[np.int64]
 #: A pair packs into one int64 as ``function_id << 32 | line`` when the line fits 32 bits and the function 31.
@@ -45,14 +45,14 @@ def _packed(functions: IntArray, lines: IntArray) -> IntArray:
 class LineFrameTable:
     """A write-through cache of ``line_frames``: ids by pair, and pairs by id for queries.
 
-    Pairs are looked up as one packed integer each (function id and line side by side) in a
-    hash index, one vectorised lookup per profile instead of a Python tuple per pair; pairs that do not pack
-    (a line past 2**32 or below 0) go through a dictionary.
+    Pairs are looked up as one packed integer each (function id and line side by side) in a sorted
+    index (:class:`~server.store.stacks.PairIndex`): one ``searchsorted`` a profile instead of a Python
+    tuple per pair. Pairs that do not pack (a line past 2**32 or below 0) go through a dictionary.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._index = HashIndex()
+        self._index = PairIndex()
         self._unpacked: dict[tuple[int, int], int] = {}
         self._pairs: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()

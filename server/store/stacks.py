@@ -10,20 +10,10 @@ layout in :mod:`server.store.stackcodec`), not one row each: a row and its
 unique-index entry cost 34 bytes a node on SQLite and 116 on PostgreSQL, a
 segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
-numpy columns by node id (parent, frame, depth, recursive flag). Queries
-use the same columns: merging profiles means summing values per leaf id and
-propagating sums to parents. A parent's id is always smaller than its child's.
-
-Writers also keep an index (built at the first write, so a process that only
-answers queries never pays for it): every node under a 63-bit hash of its
-whole path from the root, in a :class:`~server.store.hashindex.HashIndex`.
-A path hash is a sum of per-frame terms, so the hashes of every prefix of
-every stack of a profile come from one running sum, and all of them are
-looked up at once: no walk one depth level at a time. A hit is verified
-against the columns (its frame, and its parent being the previous prefix's
-node), so a hash collision can never join two stacks; the rare node whose
-hash another node already holds is kept in a small dictionary by ``(parent,
-frame)`` instead, which the verification falls back to.
+numpy columns by node id (parent, frame, depth, recursive flag), with a
+sorted index of ``(parent, frame)`` pairs. Queries use the same columns:
+merging profiles means summing values per leaf id and propagating sums to
+parents. A parent's id is always smaller than its child's.
 
 Concurrent writers (server replicas, ingest worker processes) stay as
 correct as a unique index made them: a writer with new nodes takes the
@@ -41,10 +31,8 @@ second instance with its own ``tree`` number and node ids.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
@@ -52,13 +40,11 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from server.store import stackcodec
-from server.store.hashindex import NodeIndex, capacity_for, first_of_equal, mix
 from server.store.models import StackSegment, StoreState
 from server.store.state import EPOCH
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-U64 = npt.NDArray[np.uint64]
 ROOT = 0
 FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
 LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
@@ -82,15 +68,70 @@ def _pack(parents: IntArray, frames: IntArray) -> IntArray:
     return packed
 
 
-#: Path hashes: a node at depth ``d`` (root 0) whose frames from the root are ``f_0 .. f_{d-1}`` sums
-#: ``mix(f_j) * _BASE**j``; its index key mixes that sum with ``d``. Sums of terms make every prefix's
-#: hash one running sum (a ``cumsum``) over a stack's frames.
+class PairIndex:
+    """Node ids by packed ``(parent, frame)``: a big sorted pair of arrays plus a small sorted one for
+    recent additions, merged when the small one passes a quarter of the big. 16 bytes a node, against
+    ~200 for a dictionary entry of two Python ints; lookups are one ``searchsorted`` per batch."""
+
+    def __init__(self) -> None:
+        empty = np.zeros(0, dtype=np.int64)
+        self._keys, self._ids = empty, empty
+        self._new_keys, self._new_ids = empty, empty
+
+    def __len__(self) -> int:
+        return int(self._keys.shape[0] + self._new_keys.shape[0])
+
+    def lookup(self, keys: IntArray) -> IntArray:
+        """The node id of each key, -1 where there is none."""
+        found = np.full(keys.shape[0], -1, dtype=np.int64)
+        for sorted_keys, ids in ((self._keys, self._ids), (self._new_keys, self._new_ids)):
+            if sorted_keys.size == 0:
+                continue
+            at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.shape[0] - 1)
+            hit = sorted_keys[at] == keys
+            found[hit] = ids[at[hit]]
+        return found
+
+    def add(self, keys: IntArray, ids: IntArray) -> None:
+        """Only the new keys are sorted; they are merged into the sorted arrays in one linear pass each."""
+        order = np.argsort(keys, kind="stable")
+        keys, ids = keys[order], ids[order]
+        new_keys, new_ids = _merge(self._new_keys, self._new_ids, keys, ids)
+        if new_keys.shape[0] > max(65_536, self._keys.shape[0] // 4):
+            self._keys, self._ids = _merge(self._keys, self._ids, new_keys, new_ids)
+            empty = np.zeros(0, dtype=np.int64)
+            self._new_keys, self._new_ids = empty, empty
+            return
+        self._new_keys, self._new_ids = new_keys, new_ids
+
+
+def _merge(keys: IntArray, ids: IntArray, more_keys: IntArray, more_ids: IntArray) -> tuple[IntArray, IntArray]:
+    """Two sorted key arrays (with their ids) as one, without sorting again."""
+    if keys.size == 0:
+        return more_keys, more_ids
+    at = np.searchsorted(keys, more_keys, side="right")
+    return np.insert(keys, at, more_keys), np.insert(ids, at, more_ids)
+
+
+#: Tail keys of new nodes: frame ``f`` at ``j`` missing frames below a stored node adds ``mix(f) * _BASE**j``.
 _BASE = np.uint64(0x9E3779B97F4A7C15)
-_DEPTH = np.uint64(0xD6E8FEB86659FD93)
-_POWERS: list[U64] = [np.ones(1, dtype=np.uint64)]  # one table, replaced when it grows
+_STEP = np.uint64(0xD6E8FEB86659FD93)
+_POWERS: list[npt.NDArray[np.uint64]] = [np.ones(1, dtype=np.uint64)]  # one table, replaced when it grows
 
 
-def _power(exponents: IntArray) -> U64:
+def _mix(values: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    x = values.view(np.uint64) if values.dtype == np.int64 else values.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        mixed: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return mixed
+
+
+def _power(exponents: IntArray) -> npt.NDArray[np.uint64]:
     """``_BASE ** e`` (mod 2**64) for every exponent, from a table grown by doubling."""
     powers = _POWERS[0]
     wanted = int(exponents.max()) + 1 if exponents.size else 1
@@ -98,30 +139,8 @@ def _power(exponents: IntArray) -> U64:
         with np.errstate(over="ignore"):
             powers = np.concatenate([powers, powers * powers[-1] * _BASE])
         _POWERS[0] = powers
-    picked: U64 = powers[exponents]
+    picked: npt.NDArray[np.uint64] = powers[exponents]
     return picked
-
-
-def _terms(frames: IntArray, depth0: IntArray) -> U64:
-    """Each frame's share of a path hash, at ``depth0`` frames below the root."""
-    with np.errstate(over="ignore"):
-        terms: U64 = mix(frames) * _power(depth0)
-    return terms
-
-
-def _keys(paths: U64, depth: IntArray) -> IntArray:
-    """Index key of a node from its path sum and depth: 63 bits, so never the index's empty mark."""
-    with np.errstate(over="ignore"):
-        mixed = mix((paths ^ (depth.astype(np.uint64) * _DEPTH)).view(np.int64))
-    keys: IntArray = (mixed >> np.uint64(1)).view(np.int64)
-    return keys
-
-
-def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
-    """Concatenate ``arange(s, s + n)`` for every (s, n), without a loop."""
-    run_starts = np.cumsum(lengths) - lengths
-    shifts: IntArray = np.repeat(starts - run_starts, lengths)
-    return np.arange(shifts.shape[0], dtype=np.int64) + shifts
 
 
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
@@ -135,9 +154,14 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
 def _first_occurrence(owner: IntArray, frames: IntArray) -> BoolArray:
     """Per position, whether its frame is the first of that frame in its owner's stack (positions in
     stack order): the others are recursive, their function already among their ancestors."""
-    first = first_of_equal((owner << _FRAME_BITS) | frames)
-    is_first: BoolArray = first == np.arange(first.shape[0])
-    return is_first
+    keys = (owner << _FRAME_BITS) | frames
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.ones(keys.shape[0], dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    first = np.empty(keys.shape[0], dtype=bool)
+    first[order] = starts
+    return first
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -170,36 +194,13 @@ def concatenate(segments: Sequence[stackcodec.Segment]) -> stackcodec.Segment:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Walk:
-    """A batch of stacks (root first, ``frames[offsets[i]:offsets[i + 1]]``) with, per position, its depth
-    below the root (0 for a stack's first frame), the path sum of the prefix ending there and its key."""
-
-    frames: IntArray
-    offsets: IntArray
-    depth0: IntArray
-    paths: U64
-    keys: IntArray
-
-    @classmethod
-    def of(cls, frames: IntArray, offsets: IntArray) -> _Walk:
-        lengths = np.diff(offsets)
-        starts = np.repeat(offsets[:-1], lengths)
-        depth0 = np.arange(frames.shape[0], dtype=np.int64) - starts
-        running = np.zeros(frames.shape[0] + 1, dtype=np.uint64)
-        np.cumsum(_terms(frames, depth0), out=running[1:])
-        with np.errstate(over="ignore"):
-            paths: U64 = running[1:] - running[starts]
-        return cls(frames, offsets, depth0, paths, _keys(paths, depth0 + 1))
-
-
 class StackTree:
     def __init__(self, engine: Engine, tree: int = FUNCTIONS) -> None:
         self._engine = engine
         self._tree = tree
         self._lock = threading.RLock()
         self._stacks: dict[Hashable, int] = {}
-        self._count = 0
+        self._index = PairIndex()
         self._high = ROOT  # every segment whose nodes are at most this is loaded
         self._loaded = False
         size = 1024
@@ -209,16 +210,11 @@ class StackTree:
         self.recursive = np.zeros(size, dtype=bool)
         self.known = np.zeros(size, dtype=bool)
         self.known[ROOT] = True
-        # The writer's index (None until the first write): path sum per node, nodes by path key, and the
-        # nodes whose key another node holds, by (parent, frame).
-        self._paths: U64 | None = None
-        self._index: NodeIndex | None = None
-        self._collided: dict[tuple[int, int], int] = {}
 
     @property
     def size(self) -> int:
         """Nodes loaded, the root excluded."""
-        return self._count
+        return len(self._index)
 
     # -- ingest side -------------------------------------------------------
 
@@ -236,140 +232,62 @@ class StackTree:
 
         ``keys`` are the caller's compact names for the same stacks; they are
         remembered so the next profile with these stacks skips the walk. The
-        walk is vectorised: every prefix of every stack is looked up at once.
+        walk is vectorised: one index lookup per depth level for all stacks.
         """
         frames = frames.astype(np.int64, copy=False)
-        if frames.size and (int(frames.min()) < 0 or int(frames.max()) >= _FRAME_LIMIT):
-            raise ValueError(f"stack frame ids must be in [0, 2**{_FRAME_BITS})")
-        offsets = offsets.astype(np.int64, copy=False)
-        lengths = np.diff(offsets)
+        lengths = np.diff(offsets).astype(np.int64)
+        nodes = np.zeros(lengths.shape[0], dtype=np.int64)
+        matched = np.zeros(lengths.shape[0], dtype=np.int64)
         with self._lock:
             if not self._loaded:
                 with self._engine.connect() as conn:
                     self._catch_up(conn)
-            self._ensure_index()
-            walk = _Walk.of(frames, offsets)
-            nodes, matched = self._match(walk)
+            self._match(frames, offsets, lengths, nodes, matched, np.arange(lengths.shape[0]))
             pending = np.flatnonzero(matched < lengths)
             if pending.size:
-                self._append(walk, nodes, matched, pending)
+                self._append(frames, offsets, lengths, nodes, matched, pending)
             if len(self._stacks) + len(keys) > MAX_CACHED_STACKS:
                 self._stacks.clear()
             self._stacks.update(zip(keys, nodes.tolist(), strict=True))
             return nodes
 
-    def _match(self, walk: _Walk, which: IntArray | None = None) -> tuple[IntArray, IntArray]:
-        """How far each stack (of ``which``, default all) runs down the stored tree, and the node it reaches.
-
-        A stored tree holds every prefix of a stored stack, so "the prefix of length d is stored" holds
-        up to the match and not past it: a binary search over d, all stacks at once (the whole stack
-        first: a known stack takes one round), a few rounds of one lookup per stack instead of a lookup
-        per frame. The node found is then checked up its parent chain against the stack's frames; a
-        stack whose check fails (a hash collision: vanishingly rare) is matched position by position.
-        """
-        assert self._index is not None
-        if which is None:
-            which = np.arange(walk.offsets.shape[0] - 1, dtype=np.int64)
-        starts, lengths = walk.offsets[which], walk.offsets[which + 1] - walk.offsets[which]
-        low = np.zeros(which.shape[0], dtype=np.int64)  # a stored prefix length (0: the root)
-        high = lengths + 1  # past every stored prefix length
-        nodes = np.zeros(which.shape[0], dtype=np.int64)
-        probe = lengths
-        active = np.flatnonzero(lengths > 0)
-        while active.size:
-            found = self._index.lookup(walk.keys[starts[active] + probe[active] - 1])
-            hit = found >= 0
-            low[active[hit]] = probe[active[hit]]
-            nodes[active[hit]] = found[hit]
-            high[active[~hit]] = probe[active[~hit]]
-            active = active[high[active] - low[active] > 1]
-            probe = (low + high) // 2
-        checked = self._check_chains(walk, starts, low, nodes)
-        if not bool(checked.all()):
-            wrong = np.flatnonzero(~checked)
-            nodes[wrong], low[wrong] = self._match_positions(walk, which[wrong])
-        return nodes, low
-
-    def _check_chains(self, walk: _Walk, starts: IntArray, matched: IntArray, nodes: IntArray) -> BoolArray:
-        """Whether each node is the one of its stack's first ``matched`` frames: its depth, and the frames
-        up its parent chain, one level at a time for all stacks."""
-        ok: BoolArray = self.depth[nodes] == matched
-        node, depth = nodes.copy(), matched.copy()
-        active = np.flatnonzero(ok & (depth > 0))
-        while active.size:
-            same = self.function[node[active]] == walk.frames[starts[active] + depth[active] - 1]
-            ok[active[~same]] = False
-            active = active[same]
-            node[active] = self.parent[node[active]]
-            depth[active] -= 1
-            active = active[depth[active] > 0]
-        return ok
-
-    def _match_positions(self, walk: _Walk, which: IntArray | None = None) -> tuple[IntArray, IntArray]:
-        """:meth:`_match` by one index lookup for every position; a stack's match is its leading run of
-        positions whose hit is verified (the node's frame is the position's and its parent the previous
-        position's node), going on through the nodes kept aside where a hit fails."""
-        assert self._index is not None
-        if which is None:
-            positions = np.arange(walk.frames.shape[0], dtype=np.int64)
-            starts, lengths = walk.offsets[:-1], np.diff(walk.offsets)
-        else:
-            starts, lengths = walk.offsets[which], walk.offsets[which + 1] - walk.offsets[which]
-            positions = ranges(starts, lengths)
-        count = lengths.shape[0]
-        nodes = np.zeros(count, dtype=np.int64)
-        matched = np.zeros(count, dtype=np.int64)
-        if positions.size == 0:
-            return nodes, matched
-        found = self._index.lookup(walk.keys[positions])
-        hit = np.maximum(found, 0)
-        first_step = walk.depth0[positions] == 0
-        previous = np.empty(positions.shape[0], dtype=np.int64)
-        previous[1:] = found[:-1]
-        previous[first_step] = ROOT
-        ok = (found >= 0) & (self.function[hit] == walk.frames[positions]) & (self.parent[hit] == previous)
-        local_starts = np.cumsum(lengths) - lengths
-        bad = np.append(np.flatnonzero(~ok), positions.shape[0])  # ends with a stop past every stack
-        stops = np.minimum(bad[np.searchsorted(bad, local_starts)], local_starts + lengths)
-        matched[:] = stops - local_starts
-        reached = matched > 0
-        nodes[reached] = found[stops[reached] - 1]
-        if self._collided:
-            # A stack stopped at a hit that failed verification may go on through a node kept aside.
-            short = np.flatnonzero(stops < local_starts + lengths)
-            stopped = short[found[stops[short]] >= 0]
-            for stack in stopped.tolist():
-                self._match_slowly(walk, int(starts[stack]), int(lengths[stack]), stack, nodes, matched)
-        return nodes, matched
-
-    def _match_slowly(
-        self, walk: _Walk, start: int, length: int, stack: int, nodes: IntArray, matched: IntArray
+    def _match(
+        self,
+        frames: IntArray,
+        offsets: IntArray,
+        lengths: IntArray,
+        nodes: IntArray,
+        matched: IntArray,
+        which: IntArray,
     ) -> None:
-        """Go on down one stack a frame at a time, through the index or the nodes kept aside (rare)."""
-        assert self._index is not None
-        node, depth = int(nodes[stack]), int(matched[stack])
-        while depth < length:
-            frame = int(walk.frames[start + depth])
-            found = int(self._index.lookup(walk.keys[start + depth : start + depth + 1])[0])
-            if not (found >= 0 and int(self.function[found]) == frame and int(self.parent[found]) == node):
-                found = self._collided.get((node, frame), -1)
-            if found < 0:
-                break
-            node, depth = found, depth + 1
-        nodes[stack], matched[stack] = node, depth
+        """Walk the stacks ``which`` down the known tree from where they stand, one level at a time."""
+        active = which[matched[which] < lengths[which]]
+        while active.size:
+            found = self._index.lookup(_pack(nodes[active], frames[offsets[active] + matched[active]]))
+            hit = found >= 0
+            active = active[hit]
+            nodes[active] = found[hit]
+            matched[active] += 1
+            active = active[matched[active] < lengths[active]]
 
-    def _append(self, walk: _Walk, nodes: IntArray, matched: IntArray, pending: IntArray) -> None:
+    def _append(
+        self,
+        frames: IntArray,
+        offsets: IntArray,
+        lengths: IntArray,
+        nodes: IntArray,
+        matched: IntArray,
+        pending: IntArray,
+    ) -> None:
         """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment."""
         segment: stackcodec.Segment | None = None
-        paths: U64 | None = None
-        lengths = np.diff(walk.offsets)
         with self._engine.begin() as conn:
             lock_appends(conn, self._tree)
-            if self._catch_up(conn):  # another writer appended since: match again against its nodes
-                nodes[pending], matched[pending] = self._match(walk, pending)
+            if self._catch_up(conn):  # another writer appended since: walk again against its nodes
+                self._match(frames, offsets, lengths, nodes, matched, pending)
                 pending = pending[matched[pending] < lengths[pending]]
             if pending.size:
-                segment, leaves, depth, paths = self._new_nodes(walk, nodes, matched, pending)
+                segment, leaves, depth = self._new_nodes(frames, offsets, lengths, nodes, matched, pending)
                 first, last = int(segment.ids[0]), int(segment.ids[-1])
                 conn.execute(
                     insert(StackSegment).values(
@@ -381,65 +299,70 @@ class StackTree:
                     )
                 )
         if segment is not None:  # committed: now its ids may be handed out
-            self._add(segment, depth, paths)
+            self._add(segment, depth)
             nodes[pending] = leaves
 
     def _new_nodes(
-        self, walk: _Walk, nodes: IntArray, matched: IntArray, pending: IntArray
-    ) -> tuple[stackcodec.Segment, IntArray, IntArray, U64 | None]:
-        """The nodes the ``pending`` stacks lack, numbered past every stored node; each stack's leaf;
-        the new nodes' depths and path sums.
+        self,
+        frames: IntArray,
+        offsets: IntArray,
+        lengths: IntArray,
+        nodes: IntArray,
+        matched: IntArray,
+        pending: IntArray,
+    ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
+        """The nodes the ``pending`` stacks lack, numbered past every stored node, and each stack's leaf.
 
-        Stacks sharing a new prefix share its nodes: equal path keys are grouped
-        at once (:func:`first_of_equal`), and each group is verified to hold one
-        prefix (same frame, same parent: a stored node, or the same group one
-        step up); should a hash collision make one group of two prefixes, the
-        step-by-step numbering below does it instead. Ids go in order of (first
+        Stacks sharing a new prefix share its nodes. Every missing position is
+        keyed at once by a hash of (the stored node its stack's match ended at,
+        the missing frames up to it): a running sum of per-frame terms, so one
+        ``cumsum`` keys them all, and one grouping of equal keys replaces a
+        ``np.unique`` per depth step. Each group is then verified to be one
+        prefix (same frame, same parent: the same stored node, or the same group
+        one step up); if a hash collision ever made one group of two prefixes,
+        the step-by-step numbering does it instead. Ids go in order of (first
         stack needing the node, depth): along a new stack they count up one by
         one, so most parents are the node just before (a column of 1s).
         """
-        lengths = np.diff(walk.offsets)
         counts = lengths[pending] - matched[pending]
-        tail = ranges(walk.offsets[pending] + matched[pending], counts)
-        total = tail.shape[0]
-        owner = np.repeat(np.arange(pending.shape[0]), counts)
-        opening = np.zeros(total, dtype=bool)
-        opening[np.cumsum(counts) - counts] = True  # the first missing frame of each stack
-        frame = walk.frames[tail]
-        first = first_of_equal(walk.keys[tail])
+        total = int(counts.sum())
+        tail_starts = np.cumsum(counts) - counts
+        step = np.arange(total, dtype=np.int64) - np.repeat(tail_starts, counts)
+        frame = frames[np.repeat(offsets[pending] + matched[pending] - tail_starts, counts) + np.arange(total)]
+        start = np.repeat(nodes[pending], counts)
+        with np.errstate(over="ignore"):
+            running = np.zeros(total + 1, dtype=np.uint64)
+            np.cumsum(_mix(frame) * _power(step), out=running[1:])
+            sums = running[1:] - np.repeat(running[tail_starts], counts)
+            keys = _mix((sums + _mix(start)) ^ (step.astype(np.uint64) * _STEP)).view(np.int64)
+        _, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        first = first_at[inverse.reshape(-1)]
+        opening = step == 0
         above = np.empty(total, dtype=np.int64)  # the parent: a stored node (>= 0), or -1 - the group one step up
         above[1:] = -1 - first[:-1]
-        above[opening] = nodes[pending[owner[opening]]]
+        above[opening] = start[opening]
         if not bool(((frame[first] == frame) & (above[first] == above)).all()):
-            segment, leaves, depth = self._new_nodes_stepwise(walk, nodes, matched, pending)
-            return segment, leaves, depth, None
+            return self._new_nodes_by_step(frames, offsets, lengths, nodes, matched, pending)
         base = self._high + 1
         if base + total >= _NODE_LIMIT:
             raise ValueError("the stack tree has passed 2**32 nodes")
         made = first == np.arange(total)
-        number = np.cumsum(made) - 1
-        node_of = base + number[first]
-        parent = np.where(opening, above, 0)
+        node_of = base + (np.cumsum(made) - 1)[first]
+        parent = start.copy()
         parent[~opening] = node_of[np.flatnonzero(~opening) - 1]
         # Recursive: the frame occurs higher up its own stack (stored part included).
-        whole = np.repeat(np.arange(pending.shape[0]), lengths[pending])
-        whole_at = ranges(walk.offsets[pending], lengths[pending])
-        first_in_stack = _first_occurrence(whole, walk.frames[whole_at])
-        skip = np.repeat(np.cumsum(lengths[pending]) - lengths[pending] + matched[pending], counts)
-        recursive = ~first_in_stack[skip + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))]
+        whole_lengths = lengths[pending]
+        whole_starts = np.cumsum(whole_lengths) - whole_lengths
+        whole = np.repeat(np.arange(pending.shape[0]), whole_lengths)
+        whole_at = np.arange(whole.shape[0]) + np.repeat(offsets[pending] - whole_starts, whole_lengths)
+        first_in_stack = _first_occurrence(whole, frames[whole_at])
+        recursive = ~first_in_stack[np.repeat(whole_starts + matched[pending], counts) + step]
         segment = stackcodec.Segment(
             ids=node_of[made], parents=parent[made], frames=frame[made], recursive=recursive[made]
         )
-        depth = walk.depth0[tail][made] + 1
-        leaves = node_of[np.cumsum(counts) - 1]
-        return segment, leaves, depth, walk.paths[tail][made]
-
-    def _new_nodes_stepwise(
-        self, walk: _Walk, nodes: IntArray, matched: IntArray, pending: IntArray
-    ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
-        """:meth:`_new_nodes` one depth step at a time, keyed by exact ``(parent, frame)``: what a path-key
-        collision inside one batch falls back to."""
-        return self._new_nodes_by_step(walk.frames, walk.offsets, np.diff(walk.offsets), nodes, matched, pending)
+        depth = (np.repeat(matched[pending], counts) + step + 1)[made]
+        leaves = node_of[tail_starts + counts - 1]
+        return segment, leaves, depth
 
     def _new_nodes_by_step(
         self,
@@ -450,7 +373,7 @@ class StackTree:
         matched: IntArray,
         pending: IntArray,
     ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
-        """The nodes the ``pending`` stacks lack, numbered past every stored node, and each stack's leaf.
+        """:meth:`_new_nodes` one depth step at a time: what a tail-key collision falls back to.
 
         Stacks sharing a new prefix share its nodes: step ``k`` of every stack's
         missing tail is keyed by (parent, frame), the parent being a stored node
@@ -532,9 +455,9 @@ class StackTree:
             self._add(concatenate(segments))
         return bool(segments)
 
-    def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None, paths: U64 | None = None) -> None:
-        """Nodes (in increasing id order, all above those loaded) into the columns, and the index if built;
-        ``depth`` and ``paths`` when the caller knows them, else derived from the parents."""
+    def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None) -> None:
+        """Nodes (in increasing id order, all above those loaded) into the columns and the index;
+        ``depth`` when the caller knows it, else derived from the parents."""
         ids, parents = segment.ids, segment.parents
         if ids.size == 0:
             return
@@ -546,53 +469,8 @@ class StackTree:
             depth = self._depths(segment)
         self.depth[ids] = depth
         self.known[ids] = True
-        self._count += ids.shape[0]
+        self._index.add(_pack(parents, segment.frames), ids)
         self._high = max(self._high, int(ids[-1]))
-        if self._index is not None:
-            self._index_nodes(ids, paths)
-
-    def _ensure_index(self) -> None:
-        """Build the writer's index of every loaded node (once: later nodes are added as they load)."""
-        if self._index is not None:
-            return
-        self._paths = np.zeros(self.parent.shape[0], dtype=np.uint64)
-        ids = np.flatnonzero(self.known)
-        ids = ids[ids != ROOT]
-        self._index = NodeIndex(self._key_of, capacity=capacity_for(ids.shape[0]))
-        if ids.size:
-            self._index_nodes(ids, None)
-
-    def _key_of(self, nodes: IntArray) -> IntArray:
-        """The index key of stored nodes (their path sums must be set)."""
-        assert self._paths is not None
-        return _keys(self._paths[nodes], self.depth[nodes])
-
-    def _index_nodes(self, ids: IntArray, paths: U64 | None) -> None:
-        """Path sums (computed a depth level at a time when not given: parents first) and index entries of
-        ``ids``; a node whose key is held already is kept aside by (parent, frame). Given sums come from
-        :meth:`_new_nodes`, whose nodes have distinct keys."""
-        assert self._index is not None and self._paths is not None
-        if paths is None:
-            depth = self.depth[ids]
-            terms = _terms(self.function[ids], depth - 1)
-            order = np.argsort(depth, kind="stable")
-            bounds = np.searchsorted(depth[order], np.arange(int(depth.min()), int(depth.max()) + 2))
-            for low, high in itertools.pairwise(bounds.tolist()):
-                level = order[low:high]
-                with np.errstate(over="ignore"):
-                    self._paths[ids[level]] = self._paths[self.parent[ids[level]]] + terms[level]
-        else:
-            self._paths[ids] = paths
-        keys = _keys(self._paths[ids], self.depth[ids])
-        if paths is None:  # nodes numbered here have distinct keys (grouped by key); others may share one
-            distinct = first_of_equal(keys) == np.arange(keys.shape[0])
-            aside = ids[~distinct]
-            keys, ids = keys[distinct], ids[distinct]
-        else:
-            aside = ids[:0]
-        taken = self._index.add(keys, ids)
-        for node in np.concatenate([aside, ids[taken]]).tolist():
-            self._collided[(int(self.parent[node]), int(self.function[node]))] = node
 
     def _depths(self, segment: stackcodec.Segment) -> IntArray:
         """Depth from the parents, by pointer jumping: a parent loaded before has its depth; for one in
@@ -627,8 +505,6 @@ class StackTree:
         self.depth = np.concatenate([self.depth, np.zeros(new - current, dtype=np.int64)])
         self.recursive = np.concatenate([self.recursive, np.zeros(new - current, dtype=bool)])
         self.known = np.concatenate([self.known, np.zeros(new - current, dtype=bool)])
-        if self._paths is not None:
-            self._paths = np.concatenate([self._paths, np.zeros(new - current, dtype=np.uint64)])
 
     # -- query side --------------------------------------------------------
 

@@ -15,10 +15,9 @@ from sqlalchemy import func, select
 from server.store import stacks
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
-from server.store.hashindex import HashIndex
 from server.store.models import StackSegment
 from server.store.repository import Store
-from server.store.stacks import ROOT, StackTree, concatenate, read_segments
+from server.store.stacks import ROOT, PairIndex, StackTree, concatenate, read_segments
 
 
 def _random_stacks(rng: random.Random, count: int, frames: int = 12, depth: int = 9) -> list[list[int]]:
@@ -58,30 +57,24 @@ def test_stacks_resolve_to_the_prefix_tree_of_a_plain_walk(database_url: str) ->
     _resolve_and_compare(database_url)
 
 
-def test_path_key_collisions_still_give_the_plain_tree(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a path key that tells only depths apart, almost every node collides: the index keeps one node a key,
-    matching goes on through the nodes kept aside, and numbering falls back to (parent, frame) steps."""
+def test_tail_key_collisions_still_give_the_plain_tree(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a hash that keeps two bits, new nodes' tail keys collide all the time: the grouping's check
+    catches it and the step-by-step numbering gives the same tree."""
 
-    def depth_only(paths: npt.NDArray[np.uint64], depth: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        return depth.astype(np.int64) % 4
+    def two_bits(values: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        return values.astype(np.int64).view(np.uint64) & np.uint64(3)
 
-    monkeypatch.setattr(stacks, "_keys", depth_only)
+    by_step = StackTree._new_nodes_by_step
     fallbacks: list[int] = []
-    stepwise = StackTree._new_nodes_stepwise
-    slow = StackTree._match_slowly
 
-    def counted_stepwise(self: StackTree, *args: Any) -> Any:
-        fallbacks.append(0)
-        return stepwise(self, *args)
-
-    def counted_slow(self: StackTree, *args: Any) -> Any:
+    def counted(self: StackTree, *args: Any) -> Any:
         fallbacks.append(1)
-        return slow(self, *args)
+        return by_step(self, *args)
 
-    monkeypatch.setattr(StackTree, "_new_nodes_stepwise", counted_stepwise)
-    monkeypatch.setattr(StackTree, "_match_slowly", counted_slow)
+    monkeypatch.setattr(stacks, "_mix", two_bits)
+    monkeypatch.setattr(StackTree, "_new_nodes_by_step", counted)
     _resolve_and_compare(database_url)
-    assert set(fallbacks) == {0, 1}  # both ways around a collision were taken
+    assert fallbacks  # the collisions were noticed
 
 
 def _resolve_and_compare(database_url: str) -> None:
@@ -155,10 +148,10 @@ def test_concurrent_writers_give_one_id_per_node(database_url: str) -> None:
     assert len(pairs) == len(set(pairs)) == len(_reference([list(s) for s in by_stack]))
 
 
-def test_hash_index_finds_keys_added_across_growths() -> None:
-    index = HashIndex()
+def test_pair_index_finds_recent_and_merged_keys() -> None:
+    index = PairIndex()
     keys = np.arange(0, 300_000, 3, dtype=np.int64)
-    for part in range(0, keys.shape[0], 7_000):  # past the growth threshold more than once
+    for part in range(0, keys.shape[0], 7_000):  # past the merge threshold more than once
         chunk = keys[part : part + 7_000]
         index.add(chunk[::-1].copy(), chunk[::-1] * 10)  # keys need not come sorted
     probe = np.array([0, 3, 4, 299_997, 300_000, 150_000], dtype=np.int64)
