@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DATA, varied_scrapes
 from server.ingest.profile import ingest
 from server.migrate import upgrade
+from server.pprof.frames import Frames
 from server.query import service
 from server.query.request import ProfileQuery
 from server.settings import Settings
@@ -61,8 +62,8 @@ def functions_only() -> Iterator[None]:
     is ever filled in; the column is set NULL before sizes are measured)."""
     original = Dedup.line_leaf_nodes
 
-    def no_leaves(self: Dedup, function_ids: np.ndarray, frames: object) -> np.ndarray:
-        return np.zeros(frames.offsets.shape[0] - 1, dtype=np.int64)  # type: ignore[attr-defined]
+    def no_leaves(self: Dedup, function_ids: np.ndarray, frames: Frames, which: np.ndarray | None = None) -> np.ndarray:
+        return np.zeros(frames.offsets.shape[0] - 1 if which is None else which.shape[0], dtype=np.int64)
 
     Dedup.line_leaf_nodes = no_leaves  # type: ignore[method-assign]
     try:

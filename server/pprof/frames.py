@@ -40,8 +40,19 @@ class Frames:
     functions: IntArray
     offsets: IntArray
     extra_names: tuple[str, ...] = field(default=())
-    #: The line number of every frame (0 for an unsymbolized one): ``-lines`` keys a frame by (function, line).
-    lines: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Every frame as an index into the profile's line entries (below), which are far fewer than frames:
+    #: work per distinct (function, line) is done per entry, then gathered with this.
+    entries: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Function index and line number of every line entry (an unsymbolized location is one entry, line 0):
+    #: ``-lines`` keys a frame by (function, line).
+    entry_functions: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    entry_lines: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def lines(self) -> IntArray:
+        """The line number of every frame (0 for an unsymbolized one)."""
+        lines: IntArray = self.entry_lines[self.entries]
+        return lines
 
 
 UNKNOWN = "<unknown>"
@@ -126,4 +137,4 @@ def expand(columns: ProfileColumns) -> Frames:
     ends = loc_offsets[1:]
     has = ends > 0
     offsets[1:][has] = per_entry_end[ends[has] - 1]
-    return Frames(functions, offsets, bare.names, line_numbers[entries])
+    return Frames(functions, offsets, bare.names, entries, line_function, line_numbers)

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.frames import Frames, expand, unsymbolized
+from server.pprof.frames import Frames, expand, ranges, unsymbolized
 from server.pprof.identity import sample_keys
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
@@ -93,13 +93,11 @@ class Dedup:
         missing = [position for position, key in enumerate(found) if key is None]
         if missing:
             frames = expand(columns)
-            nodes = self.leaf_nodes(columns, function_ids, frames)
-            line_nodes = self.line_leaf_nodes(function_ids, frames)
+            which = np.array(missing, dtype=np.int64)  # only the new keys' stacks are resolved
+            nodes = self.leaf_nodes(columns, function_ids, frames, which)
+            line_nodes = self.line_leaf_nodes(function_ids, frames, which)
             created = self.sample_keys.create(
-                [hashes[p] for p in missing],
-                nodes[missing].tolist(),
-                labelsets[missing].tolist(),
-                line_nodes[missing].tolist(),
+                [hashes[p] for p in missing], nodes.tolist(), labelsets[which].tolist(), line_nodes.tolist()
             )
             for position, key in zip(missing, created, strict=True):
                 found[position] = key
@@ -107,9 +105,9 @@ class Dedup:
         # Keys stored before line data (migration 0015) get their line leaf when seen again.
         lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
         if lacking.size:
-            line_nodes = self.line_leaf_nodes(function_ids, expand(columns))
             keys, first = np.unique(ids[lacking], return_index=True)
-            self.sample_keys.fill_lines(keys, line_nodes[lacking[first]], self.epoch)
+            line_nodes = self.line_leaf_nodes(function_ids, expand(columns), lacking[first])
+            self.sample_keys.fill_lines(keys, line_nodes, self.epoch)
         return ids
 
     def function_ids(self, columns: ProfileColumns) -> IntArray:
@@ -134,18 +132,26 @@ class Dedup:
         ids = self.functions.ids(keys, columns.function_start_line.tolist() + [0] * len(extra))
         return np.array(ids, dtype=np.int64)
 
-    def leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray, frames: Frames | None = None) -> IntArray:
-        """The stack node of every sample: cached by the bytes of its frame ids, walked on a miss."""
+    def leaf_nodes(
+        self,
+        columns: ProfileColumns,
+        function_ids: IntArray,
+        frames: Frames | None = None,
+        which: IntArray | None = None,
+    ) -> IntArray:
+        """The stack node of every sample (of ``which``, default all): cached by the bytes of its frame ids,
+        walked on a miss."""
         frames = expand(columns) if frames is None else frames
         frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
-        return _leaves(self.stacks, frame_ids, frames.offsets)
+        return _leaves(self.stacks, frame_ids, frames.offsets, which)
 
-    def line_leaf_nodes(self, function_ids: IntArray, frames: Frames) -> IntArray:
-        """The leaf of every sample in the tree of ``(function, line)`` frames (tree 1)."""
+    def line_leaf_nodes(self, function_ids: IntArray, frames: Frames, which: IntArray | None = None) -> IntArray:
+        """The leaf of every sample (of ``which``, default all) in the tree of ``(function, line)`` frames."""
         if frames.functions.size == 0:
-            return _leaves(self.line_stacks, frames.functions, frames.offsets)
-        line_ids = self.line_frames.ids(function_ids[frames.functions], frames.lines)
-        return _leaves(self.line_stacks, line_ids, frames.offsets)
+            return _leaves(self.line_stacks, frames.functions, frames.offsets, which)
+        # Pairs are resolved per line entry of the profile (thousands), not per frame (tens of thousands).
+        entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines)
+        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:
         """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
@@ -181,9 +187,14 @@ class Dedup:
         return result
 
 
-def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray) -> IntArray:
-    """Leaf node of every sample (frames leaf first, ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``:
-    cached by the bytes of its frame ids, walked on a miss."""
+def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, which: IntArray | None = None) -> IntArray:
+    """Leaf node of every sample ``i`` of ``which`` (default all; frames leaf first,
+    ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``: cached by the bytes of its frame ids, walked on a miss."""
+    if which is not None:  # the chosen samples' frames as a batch of their own
+        lengths = offsets[which + 1] - offsets[which]
+        frame_ids = frame_ids[ranges(offsets[which], lengths)]
+        offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
     raw = frame_ids.astype("<i8").tobytes()
     bounds = (offsets * 8).tolist()
     keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]

@@ -70,17 +70,22 @@ class SampleKeyTable:
             if wanted:
                 with_lines = line_nodes is not None
                 names = ("hash", "node_id", "labelset_id", "line_node_id")[: 4 if with_lines else 3]
-                rows = [row[: len(names)] for row in wanted.values()]
-                found: list[Sequence[int]] = []
+                table = np.array(list(wanted.values()), dtype=np.int64).reshape(-1, 4)
                 with self._engine.begin() as conn:
-                    inserted = insert_integers_returning(conn, SampleKey.__tablename__, names, rows, "hash")
-                    found.extend((key_id, key_hash, *wanted[key_hash][1:]) for key_id, key_hash in inserted)
+                    inserted = insert_integers_returning(
+                        conn, SampleKey.__tablename__, names, table[:, : len(names)], "hash"
+                    )
+                    # Each returned (id, hash) with the node, label set and line node it was given.
+                    order = np.argsort(table[:, 0], kind="stable")
+                    given = order[np.searchsorted(table[order, 0], inserted[:, 1])]
+                    found = np.column_stack([inserted, table[given, 1:]])
                     # Stored by another writer a moment ago (the unique hash decided): read their ids.
-                    raced = list(wanted.keys() - {key_hash for _, key_hash in inserted})
+                    raced = list(wanted.keys() - set(inserted[:, 1].tolist()))
                     for part in chunks(raced, 500):
-                        found.extend(conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all())
+                        rows = conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all()
+                        found = np.concatenate([found, np.array(rows, dtype=np.int64).reshape(-1, 5)])
                 # Cached only once committed: an id from a rolled-back insert must never be handed out.
-                self._add_many(np.array(found, dtype=np.int64).reshape(-1, 5))
+                self._add_many(found)
             return [self._ids[h] for h in hashes]
 
     def _add(self, rows: Sequence[Sequence[int]]) -> None:

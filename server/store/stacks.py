@@ -113,6 +113,36 @@ def _merge(keys: IntArray, ids: IntArray, more_keys: IntArray, more_ids: IntArra
     return np.insert(keys, at, more_keys), np.insert(ids, at, more_ids)
 
 
+#: Tail keys of new nodes: frame ``f`` at ``j`` missing frames below a stored node adds ``mix(f) * _BASE**j``.
+_BASE = np.uint64(0x9E3779B97F4A7C15)
+_STEP = np.uint64(0xD6E8FEB86659FD93)
+_POWERS: list[npt.NDArray[np.uint64]] = [np.ones(1, dtype=np.uint64)]  # one table, replaced when it grows
+
+
+def _mix(values: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    x = values.view(np.uint64) if values.dtype == np.int64 else values.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        mixed: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return mixed
+
+
+def _power(exponents: IntArray) -> npt.NDArray[np.uint64]:
+    """``_BASE ** e`` (mod 2**64) for every exponent, from a table grown by doubling."""
+    powers = _POWERS[0]
+    wanted = int(exponents.max()) + 1 if exponents.size else 1
+    while powers.shape[0] < wanted:
+        with np.errstate(over="ignore"):
+            powers = np.concatenate([powers, powers * powers[-1] * _BASE])
+        _POWERS[0] = powers
+    picked: npt.NDArray[np.uint64] = powers[exponents]
+    return picked
+
+
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     lengths = np.fromiter(map(len, stacks), dtype=np.int64, count=len(stacks))
     offsets = np.zeros(len(stacks) + 1, dtype=np.int64)
@@ -282,6 +312,68 @@ class StackTree:
         pending: IntArray,
     ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
         """The nodes the ``pending`` stacks lack, numbered past every stored node, and each stack's leaf.
+
+        Stacks sharing a new prefix share its nodes. Every missing position is
+        keyed at once by a hash of (the stored node its stack's match ended at,
+        the missing frames up to it): a running sum of per-frame terms, so one
+        ``cumsum`` keys them all, and one grouping of equal keys replaces a
+        ``np.unique`` per depth step. Each group is then verified to be one
+        prefix (same frame, same parent: the same stored node, or the same group
+        one step up); if a hash collision ever made one group of two prefixes,
+        the step-by-step numbering does it instead. Ids go in order of (first
+        stack needing the node, depth): along a new stack they count up one by
+        one, so most parents are the node just before (a column of 1s).
+        """
+        counts = lengths[pending] - matched[pending]
+        total = int(counts.sum())
+        tail_starts = np.cumsum(counts) - counts
+        step = np.arange(total, dtype=np.int64) - np.repeat(tail_starts, counts)
+        frame = frames[np.repeat(offsets[pending] + matched[pending] - tail_starts, counts) + np.arange(total)]
+        start = np.repeat(nodes[pending], counts)
+        with np.errstate(over="ignore"):
+            running = np.zeros(total + 1, dtype=np.uint64)
+            np.cumsum(_mix(frame) * _power(step), out=running[1:])
+            sums = running[1:] - np.repeat(running[tail_starts], counts)
+            keys = _mix((sums + _mix(start)) ^ (step.astype(np.uint64) * _STEP)).view(np.int64)
+        _, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        first = first_at[inverse.reshape(-1)]
+        opening = step == 0
+        above = np.empty(total, dtype=np.int64)  # the parent: a stored node (>= 0), or -1 - the group one step up
+        above[1:] = -1 - first[:-1]
+        above[opening] = start[opening]
+        if not bool(((frame[first] == frame) & (above[first] == above)).all()):
+            return self._new_nodes_by_step(frames, offsets, lengths, nodes, matched, pending)
+        base = self._high + 1
+        if base + total >= _NODE_LIMIT:
+            raise ValueError("the stack tree has passed 2**32 nodes")
+        made = first == np.arange(total)
+        node_of = base + (np.cumsum(made) - 1)[first]
+        parent = start.copy()
+        parent[~opening] = node_of[np.flatnonzero(~opening) - 1]
+        # Recursive: the frame occurs higher up its own stack (stored part included).
+        whole_lengths = lengths[pending]
+        whole_starts = np.cumsum(whole_lengths) - whole_lengths
+        whole = np.repeat(np.arange(pending.shape[0]), whole_lengths)
+        whole_at = np.arange(whole.shape[0]) + np.repeat(offsets[pending] - whole_starts, whole_lengths)
+        first_in_stack = _first_occurrence(whole, frames[whole_at])
+        recursive = ~first_in_stack[np.repeat(whole_starts + matched[pending], counts) + step]
+        segment = stackcodec.Segment(
+            ids=node_of[made], parents=parent[made], frames=frame[made], recursive=recursive[made]
+        )
+        depth = (np.repeat(matched[pending], counts) + step + 1)[made]
+        leaves = node_of[tail_starts + counts - 1]
+        return segment, leaves, depth
+
+    def _new_nodes_by_step(
+        self,
+        frames: IntArray,
+        offsets: IntArray,
+        lengths: IntArray,
+        nodes: IntArray,
+        matched: IntArray,
+        pending: IntArray,
+    ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
+        """:meth:`_new_nodes` one depth step at a time: what a tail-key collision falls back to.
 
         Stacks sharing a new prefix share its nodes: step ``k`` of every stack's
         missing tail is keyed by (parent, frame), the parent being a stored node
