@@ -62,7 +62,7 @@ def sandwich(tree: CallTree, function: int) -> Sandwich:
     below = tree.parent >= 0
     parent_is_f[below] = is_f[tree.parent[below]]
     if bool((is_f & parent_is_f).any()):
-        tree = keep_frames(tree, ~(is_f & parent_is_f))  # F calling F directly: one frame
+        tree, _ = keep_frames(tree, ~(is_f & parent_is_f))  # F calling F directly: one frame
     levels = levels_of(tree.parent)
     tin, tout = _intervals(tree.parent, levels)
     is_f = tree.function == function
