@@ -158,29 +158,23 @@ def keep_frames(tree: CallTree, kept: BoolArray) -> tuple[CallTree, IntArray]:
     return _tree_of(*values, np.zeros_like(tree.root_self)), merged.new_of
 
 
-def levels_of(parent: IntArray, depth: IntArray | None = None) -> list[IntArray]:
-    """Node indexes per depth, root's children first (a parent's index is below its children's).
-
-    ``depth`` (per node, any numbering that grows by one per level) saves working it out from ``parent``.
-    """
-    return _levels(parent, depth)
-
-
 def _levels(parent: IntArray, depth: IntArray | None = None) -> list[IntArray]:
     """Node indexes per depth, root's children first (a parent's index is below its children's)."""
-    n = parent.shape[0]
-    if n == 0:
+    if parent.shape[0] == 0:
         return []
-    if depth is None:
-        # List ranking by pointer doubling: log2(depth) passes over the nodes.
-        depth = np.ones(n, dtype=np.int64)
-        jump = parent.copy()
-        while bool((jump >= 0).any()):
-            live = jump >= 0
-            safe = np.maximum(jump, 0)
-            depth = depth + np.where(live, depth[safe], 0)
-            jump = np.where(live, jump[safe], -1)
-    return _by_depth(depth)
+    return _by_depth(depths_of(parent) if depth is None else depth)
+
+
+def depths_of(parent: IntArray) -> IntArray:
+    """Each node's depth (the root's children: 1), by list ranking with pointer doubling: log2(depth) passes."""
+    depth = np.ones(parent.shape[0], dtype=np.int64)
+    jump = parent.copy()
+    while bool((jump >= 0).any()):
+        live = jump >= 0
+        safe = np.maximum(jump, 0)
+        depth = depth + np.where(live, depth[safe], 0)
+        jump = np.where(live, jump[safe], -1)
+    return depth
 
 
 def _by_depth(depth: IntArray) -> list[IntArray]:

@@ -193,11 +193,13 @@ def sandwich_view(
     """
     merged = merge_profiles(store, query, settings.max_query_profiles)
     full = build_tree(store.stacks, merged.nodes, merged.values)
-    if function not in store.functions.names(function_ids(full)).values():
-        raise NotFound(f"function {function!r} has no samples in the selected profiles")
     tree, names = named_tree(store, full, filters)
-    ids = [fid for fid in function_ids(tree) if names.get(fid) == function]
-    answer = sandwich(tree, min(ids) if ids else -1)
+    known = store.functions.names(function_ids(full)) if filters.active else names  # unfiltered: the same
+    if function not in known.values():
+        raise NotFound(f"function {function!r} has no samples in the selected profiles")
+    ids = [fid for fid, name in names.items() if name == function]  # by_name keeps the lowest id of a name
+    depth = None if filters.active else store.stacks.depth[tree.node_ids]  # filtered nodes are not stored ones
+    answer = sandwich(tree, min(ids) if ids else -1, max_nodes, depth)
     d = merged.divisor
     callers = flamegraph(answer.callers, names, max_nodes, d)
     callees = flamegraph(answer.callees, names, max_nodes, d)
