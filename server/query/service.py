@@ -103,9 +103,12 @@ class OneProfile:
 
 @dataclass(frozen=True, slots=True)
 class ProfileTop:
+    """``total`` is the profile's unfiltered one (pprof's percentages divide by it); ``shown`` what the filters kept."""
+
     profile: OneProfile
     total: int
     rows: list[TopEntry]
+    shown: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,26 +243,30 @@ def one_profile(store: Store, profile_id: int) -> tuple[ProfileMeta, str]:
     return meta, kind
 
 
-def profile_pprof(store: Store, profile_id: int) -> bytes:
+def profile_pprof(store: Store, profile_id: int, filters: Filters = NO_FILTERS) -> bytes:
     meta, _ = one_profile(store, profile_id)
-    return encode(export_profile(store, [meta]))
+    return encode(export_profile(store, [meta], filters=filters))
 
 
-def _profile_tree(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, CallTree, dict[int, str]]:
+def _profile_tree(
+    store: Store, profile_id: int, sample: str | None, filters: Filters
+) -> tuple[OneProfile, Merged, CallTree, dict[int, str]]:
     meta, kind = one_profile(store, profile_id)
     sample_type, unit = resolve_sample([meta], sample)
     merged = merge_selected(store, [meta], sample_type, unit, "sum")
-    tree, names = _tree(store, merged)
-    return OneProfile(meta, kind, sample_type, unit), tree, names
+    tree, names = _tree(store, merged, filters)
+    return OneProfile(meta, kind, sample_type, unit), merged, tree, names
 
 
-def profile_top(store: Store, profile_id: int, sample: str | None) -> ProfileTop:
+def profile_top(store: Store, profile_id: int, sample: str | None, filters: Filters = NO_FILTERS) -> ProfileTop:
     """The top table of a single stored profile."""
-    profile, tree, names = _profile_tree(store, profile_id, sample)
-    return ProfileTop(profile, int(tree.total[0]), _entries(tree, names))
+    profile, merged, tree, names = _profile_tree(store, profile_id, sample, filters)
+    return ProfileTop(profile, merged.total(), _entries(tree, names), int(tree.total[0]))
 
 
-def profile_flamegraph(store: Store, profile_id: int, sample: str | None, max_nodes: int) -> ProfileFlameGraph:
-    """The flame graph of a single stored profile."""
-    profile, tree, names = _profile_tree(store, profile_id, sample)
+def profile_flamegraph(
+    store: Store, profile_id: int, sample: str | None, max_nodes: int, filters: Filters = NO_FILTERS
+) -> ProfileFlameGraph:
+    """The flame graph of a single stored profile; under filters its root is what they kept."""
+    profile, _, tree, names = _profile_tree(store, profile_id, sample, filters)
     return ProfileFlameGraph(profile, flamegraph(tree, names, max_nodes))
