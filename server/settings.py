@@ -125,6 +125,22 @@ class Settings(BaseSettings):
     max_dump_goroutines: int = Field(100_000, gt=0, description="goroutines of one goroutine dump, counted as parsed")
     max_dump_stacks: int = Field(10_000, gt=0, description="distinct stacks of one goroutine dump, counted as parsed")
 
+    # Source text beside line-level numbers (docs/api.md#source).
+    source_roots: str = Field(
+        "",
+        description="where GET /api/v1/source reads source text: comma-separated profile-path-prefix=local-directory"
+        " pairs, e.g. 'github.com/acme/shop=/src/shop'; empty: numbers only",
+    )
+
+    @field_validator("source_roots")
+    @classmethod
+    def _source_roots(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            _, sep, directory = entry.partition("=")
+            if not sep or not directory.strip():
+                raise ValueError(f"source root {entry!r} is not prefix=directory")
+        return value
+
     @field_validator("scrape_allow_networks", "scrape_deny_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:

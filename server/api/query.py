@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -15,6 +15,7 @@ from server.api.schemas.query import (
     FlameGraphOut,
     FunctionHistoryOut,
     SandwichOut,
+    SourceOut,
     TimeseriesOut,
     TopOut,
 )
@@ -42,8 +43,23 @@ def top(
     settings: SettingsDep,
     filters: FiltersDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
+    granularity: Annotated[
+        Literal["functions", "lines"],
+        Query(description="lines: a row per (function, file, line), as go tool pprof -top -lines"),
+    ] = "functions",
 ) -> TopOut:
-    return TopOut.of(service.top(store, settings, q, limit, filters))
+    return TopOut.of(service.top(store, settings, q, limit, filters, granularity))
+
+
+@router.get("/source")
+def source(
+    q: QueryDep,
+    store: ReaderDep,
+    settings: SettingsDep,
+    filters: FiltersDep,
+    function: Annotated[str, Query(min_length=1, max_length=4096, description="the function's exact name")],
+) -> SourceOut:
+    return SourceOut.of(service.source(store, settings, q, function, filters))
 
 
 @router.get("/flamegraph")

@@ -40,6 +40,8 @@ class Frames:
     functions: IntArray
     offsets: IntArray
     extra_names: tuple[str, ...] = field(default=())
+    #: The line number of every frame (0 for an unsymbolized one): ``-lines`` keys a frame by (function, line).
+    lines: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 UNKNOWN = "<unknown>"
@@ -103,22 +105,25 @@ def expand(columns: ProfileColumns) -> Frames:
     line_starts = columns.location_line_offsets[:-1] if n_locations else np.zeros(0, dtype=np.int64)
     line_counts = np.diff(columns.location_line_offsets) if n_locations else np.zeros(0, dtype=np.int64)
     bare = unsymbolized(columns)
+    line_numbers = columns.line_line.astype(np.int64, copy=False)
     if bare.names:
         # A location with no line becomes one entry pointing past the function columns.
         n_lines = line_function.shape[0]
         n_functions = columns.function_id.shape[0]
         is_bare = bare.name_of_location >= 0
         line_function = np.concatenate([line_function, n_functions + bare.name_of_location[is_bare]])
+        line_numbers = np.concatenate([line_numbers, np.zeros(int(is_bare.sum()), dtype=np.int64)])
         line_starts = line_starts.copy()
         line_starts[is_bare] = n_lines + np.arange(int(is_bare.sum()), dtype=np.int64)
         line_counts = np.where(is_bare, 1, line_counts)
     entry_starts = line_starts[location_pos]
     entry_counts = line_counts[location_pos]
-    functions = line_function[ranges(entry_starts, entry_counts)]
+    entries = ranges(entry_starts, entry_counts)
+    functions = line_function[entries]
     per_entry_end = np.cumsum(entry_counts)
     loc_offsets = columns.sample_loc_offsets
     offsets = np.zeros(loc_offsets.shape[0], dtype=np.int64)
     ends = loc_offsets[1:]
     has = ends > 0
     offsets[1:][has] = per_entry_end[ends[has] - 1]
-    return Frames(functions, offsets, bare.names)
+    return Frames(functions, offsets, bare.names, line_numbers[entries])

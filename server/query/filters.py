@@ -24,6 +24,7 @@ one pass per depth level (a handful of array operations each), as
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,19 +87,29 @@ class Filtered:
 
 
 def apply_filters(
-    tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]], depth: IntArray | None = None
+    tree: CallTree,
+    filters: Filters,
+    frames: Mapping[int, tuple[str, str]],
+    depth: IntArray | None = None,
+    owner: object | None = None,
 ) -> CallTree:
     """The tree of the samples and frames ``filters`` keep; ``frames`` maps function id to (name, file).
 
     ``depth`` (per node, any numbering that grows by one per level) saves working it out from ``parent``.
+    ``owner`` is the table whose ids the tree's frames are (a store's functions, or its line frames):
+    matches are remembered per owner, never across two numberings.
     """
     if not filters.active:
         return tree
-    return filter_tree(tree, filters, frames, depth).tree
+    return filter_tree(tree, filters, frames, depth, owner).tree
 
 
 def filter_tree(
-    tree: CallTree, filters: Filters, frames: Mapping[int, tuple[str, str]], depth: IntArray | None = None
+    tree: CallTree,
+    filters: Filters,
+    frames: Mapping[int, tuple[str, str]],
+    depth: IntArray | None = None,
+    owner: object | None = None,
 ) -> Filtered:
     """:func:`apply_filters`, keeping the map from original nodes to filtered ones (exports need it)."""
     n = len(tree)
@@ -108,19 +119,19 @@ def filter_tree(
     keep_samples = np.ones(n, dtype=bool)
     keep_root = True  # samples with an empty stack
     if filters.focus is not None:
-        keep_samples &= _on_path(levels, parent, _matches(tree, filters.focus, frames))
+        keep_samples &= _on_path(levels, parent, _matches(tree, filters.focus, frames, owner))
         keep_root = False
     if filters.ignore is not None:
-        keep_samples &= ~_on_path(levels, parent, _matches(tree, filters.ignore, frames))
+        keep_samples &= ~_on_path(levels, parent, _matches(tree, filters.ignore, frames, owner))
     kept = np.ones(n, dtype=bool)
     if filters.hide is not None:
-        kept &= ~_matches(tree, filters.hide, frames)
+        kept &= ~_matches(tree, filters.hide, frames, owner)
     if filters.show is not None:
-        kept &= _matches(tree, filters.show, frames)
+        kept &= _matches(tree, filters.show, frames, owner)
     if filters.show_from is not None:
         # Root-most match among the frames still shown; the frames above it go, stacks without one go too.
         # A node at or below a match (on_path) is at or below the root-most one.
-        kept &= _on_path(levels, parent, _matches(tree, filters.show_from, frames) & kept)
+        kept &= _on_path(levels, parent, _matches(tree, filters.show_from, frames, owner) & kept)
     if filters.hide is not None or filters.show is not None or filters.show_from is not None:
         keep_root = False  # an empty stack has no frame to show; pprof drops it too
     columns = tree.selfs.shape[1]
@@ -228,15 +239,28 @@ class _MatchCache:
 
 MATCH_CACHE_PATTERNS = 32
 MATCH_CACHE_IDS = 1 << 22
-_CACHE = _MatchCache()
+# One cache per table of frame ids, gone with it: ids of two stores (or of functions and line frames) never mix.
+_CACHES: weakref.WeakKeyDictionary[object, _MatchCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
 
 
-def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]) -> BoolArray:
+def _known(owner: object | None, pattern: str, size: int) -> npt.NDArray[np.int8]:
+    """The owner's match array for ``pattern`` (-1: not looked at yet); a fresh one without an owner."""
+    if owner is None:
+        return np.full(size, -1, dtype=np.int8)
+    with _CACHES_LOCK:
+        cache = _CACHES.get(owner)
+        if cache is None:
+            cache = _CACHES[owner] = _MatchCache()
+    return cache.get(pattern, size)
+
+
+def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]], owner: object | None) -> BoolArray:
     """Per node: does its frame's function name or file name contain a match (RE2 once per distinct text)."""
     if len(tree) == 0:
         return np.zeros(0, dtype=bool)
     size = int(tree.function.max()) + 1
-    known = _CACHE.get(regex.pattern, size)
+    known = _known(owner, regex.pattern, size)
     present = np.zeros(size, dtype=bool)  # a mark per id: linear, no sort
     present[tree.function] = True
     present &= known[:size] < 0

@@ -19,9 +19,12 @@ from server.query.byname import by_name, function_ids
 from server.query.export import export_profile
 from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.flamegraph import FlameGraph, flamegraph
+from server.query.lines import line_rows, line_tree
+from server.query.listing import Routine, routines
 from server.query.request import ProfileQuery
 from server.query.sandwich import sandwich
 from server.query.selector import Selector
+from server.query.sourcefiles import parse_roots
 from server.query.top import sort_rows, top_rows
 from server.query.tree import CallTree, build_tree
 from server.settings import Settings
@@ -32,11 +35,16 @@ from server.store.series import SeriesInfo
 
 @dataclass(slots=True)
 class TopEntry:
-    """One function's row of a top table; under ``avg`` the values are divided by the profile count."""
+    """One function's row of a top table; under ``avg`` the values are divided by the profile count.
+
+    At line granularity ``file`` and ``line`` say which line (``line`` 0: unknown), else they are None.
+    """
 
     name: str
     flat: float
     cum: float
+    file: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +139,7 @@ def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> t
     functions as one node, and its names."""
     if filters.active:
         frames = store.functions.frames(function_ids(tree))
-        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids])
+        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids], store.functions)
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 
@@ -153,14 +161,47 @@ def _entries(tree: CallTree, names: dict[int, str], divisor: int = 1, limit: int
 
 
 def top(
-    store: Store, settings: Settings, query: ProfileQuery, limit: int | None = None, filters: Filters = NO_FILTERS
+    store: Store,
+    settings: Settings,
+    query: ProfileQuery,
+    limit: int | None = None,
+    filters: Filters = NO_FILTERS,
+    granularity: str = "functions",
 ) -> TopTable:
+    """``go tool pprof -top``; with ``granularity="lines"``, ``-top -lines``: a row per (function, file, line)."""
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree, names = _tree(store, merged, filters)
     d = merged.divisor
     total = _number(merged.total(), d)
+    if granularity == "lines":
+        tree, places = line_tree(store, merged, filters)
+        rows = line_rows(tree, places)[:limit]
+        entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line) for r in rows]
+        return TopTable(_merge_info(query, merged), total, entries, _number(int(tree.total[0]), d))
+    tree, names = _tree(store, merged, filters)
     shown = _number(int(tree.total[0]), d)
     return TopTable(_merge_info(query, merged), total, _entries(tree, names, d, limit), shown)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceListing:
+    merge: MergeInfo
+    total: float
+    routines: list[Routine]
+    divisor: int
+
+
+def source(
+    store: Store, settings: Settings, query: ProfileQuery, function: str, filters: Filters = NO_FILTERS
+) -> SourceListing:
+    """``go tool pprof -list '^F$'``: flat and cum per line of ``function``, with source text where mapped.
+
+    ``total`` is the unfiltered one, which pprof's percentages divide by.
+    """
+    merged = merge_profiles(store, query, settings.max_query_profiles)
+    tree, places = line_tree(store, merged, filters)
+    found = routines(line_rows(tree, places), function, parse_roots(settings.source_roots))
+    d = merged.divisor
+    return SourceListing(_merge_info(query, merged), _number(merged.total(), d), found, d)
 
 
 def flame(

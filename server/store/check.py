@@ -34,6 +34,7 @@ from server.store import blob
 from server.store.database import chunks
 from server.store.models import (
     FunctionRow,
+    LineFrame,
     ProfileBlob,
     ProfileRow,
     Rollup,
@@ -45,7 +46,7 @@ from server.store.models import (
 )
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.stackcodec import CorruptSegment, decode
-from server.store.stacks import FUNCTIONS
+from server.store.stacks import FUNCTIONS, LINES
 from server.store.state import EPOCH
 
 BATCH = 500
@@ -89,9 +90,12 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
             ("functions", FunctionRow),
         ):
             report.counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
-        report.counts["stack_nodes"] = int(
-            conn.execute(select(func.coalesce(func.sum(StackSegment.nodes), 0))).scalar_one()
-        )
+        for name, number in (("stack_nodes", FUNCTIONS), ("line_nodes", LINES)):
+            report.counts[name] = int(
+                conn.execute(
+                    select(func.coalesce(func.sum(StackSegment.nodes), 0)).where(StackSegment.tree == number)
+                ).scalar_one()
+            )
         _rows(conn, report)
         _stack_segments(conn, report)
         if blobs:
@@ -138,9 +142,9 @@ def _rows(conn: Connection, report: Report) -> None:
 def _stack_segments(conn: Connection, report: Report) -> None:
     """Segments decode and agree with their rows; nodes hang off stored parents and functions; sample keys
     point at stored nodes. The node ids are held as sorted arrays: a few bytes per node."""
-    id_parts: list[npt.NDArray[np.int64]] = []
-    parent_parts: list[npt.NDArray[np.int64]] = []
-    frame_parts: list[npt.NDArray[np.int64]] = []
+    id_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
+    parent_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
+    frame_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
     torn: list[int] = []
     rows = conn.execute(
         select(
@@ -158,24 +162,40 @@ def _stack_segments(conn: Connection, report: Report) -> None:
         ):
             torn.append(int(first))
             continue
-        if int(tree) == FUNCTIONS:
-            id_parts.append(segment.ids)
-            parent_parts.append(segment.parents)
-            frame_parts.append(segment.frames)
+        if int(tree) in id_parts:
+            id_parts[int(tree)].append(segment.ids)
+            parent_parts[int(tree)].append(segment.parents)
+            frame_parts[int(tree)].append(segment.frames)
     report.add("stack segments that do not decode or disagree with their row (by first node)", torn)
-    empty = np.zeros(0, dtype=np.int64)
-    ids = np.sort(np.concatenate(id_parts)) if id_parts else empty
-    parents = np.concatenate(parent_parts) if parent_parts else empty
-    frames = np.concatenate(frame_parts) if frame_parts else empty
-    nodes = np.concatenate(id_parts) if id_parts else empty
-    report.add("stack nodes whose parent is missing", nodes[(parents != 0) & ~_member(parents, ids)].tolist())
     functions = np.sort(np.fromiter(conn.execute(select(FunctionRow.id)).scalars(), dtype=np.int64))
-    report.add("stack nodes whose function is missing", nodes[~_member(frames, functions)].tolist())
+    line_frames = _int_pairs(conn, select(LineFrame.id, LineFrame.function_id))
+    report.add("line frames whose function is missing", line_frames[~_member(line_frames[:, 1], functions), 0].tolist())
     keys = np.fromiter(
-        chain.from_iterable(conn.execute(select(SampleKey.id, SampleKey.node_id))), dtype=np.int64
-    ).reshape(-1, 2)
-    missing = (keys[:, 1] != 0) & ~_member(keys[:, 1], ids)
-    report.add("sample keys whose stack node is missing", keys[missing, 0].tolist())
+        chain.from_iterable(
+            conn.execute(select(SampleKey.id, SampleKey.node_id, func.coalesce(SampleKey.line_node_id, 0)))
+        ),
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    for tree, frames_stored, words in (
+        (FUNCTIONS, functions, ("stack nodes", "function", "stack node")),
+        (LINES, np.sort(line_frames[:, 0]), ("line stack nodes", "line frame", "line stack node")),
+    ):
+        nodes_word, frame_word, key_word = words
+        empty = np.zeros(0, dtype=np.int64)
+        nodes = np.concatenate(id_parts[tree]) if id_parts[tree] else empty
+        ids = np.sort(nodes)
+        parents = np.concatenate(parent_parts[tree]) if parent_parts[tree] else empty
+        frames = np.concatenate(frame_parts[tree]) if frame_parts[tree] else empty
+        report.add(f"{nodes_word} whose parent is missing", nodes[(parents != 0) & ~_member(parents, ids)].tolist())
+        report.add(f"{nodes_word} whose {frame_word} is missing", nodes[~_member(frames, frames_stored)].tolist())
+        column = keys[:, 1 + tree]
+        missing = (column != 0) & ~_member(column, ids)
+        report.add(f"sample keys whose {key_word} is missing", keys[missing, 0].tolist())
+
+
+def _int_pairs(conn: Connection, query: object) -> npt.NDArray[np.int64]:
+    rows = conn.execute(query)  # type: ignore[call-overload]
+    return np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 2)
 
 
 def _member(values: npt.NDArray[np.int64], sorted_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:

@@ -4,6 +4,9 @@ A sample's identity needs four kinds of ids: its functions (by content, see
 :mod:`server.store.symbols`), its stack as a node of the prefix tree
 (:mod:`server.store.stacks`), its label set (:mod:`server.store.labelsets`)
 and the sample key tying them together (:mod:`server.store.samplekeys`).
+A key also points at its stack of ``(function, line)`` frames
+(:mod:`server.store.lineframes`), a leaf of the second tree: what line
+granularity (``go tool pprof -lines``) is computed from.
 Each table keeps a per-process cache of the ids it has handed out, so a
 repeat scrape of a known service costs one vectorised hash and one dictionary
 lookup per sample (its pprof identity, see :mod:`server.pprof.identity`);
@@ -32,11 +35,12 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.frames import expand, unsymbolized
+from server.pprof.frames import Frames, expand, unsymbolized
 from server.pprof.identity import sample_keys
 from server.store.labelsets import LabelsetKey, LabelsetTable
-from server.store.samplekeys import SampleKeyTable
-from server.store.stacks import StackTree
+from server.store.lineframes import LineFrameTable
+from server.store.samplekeys import NO_LINES, SampleKeyTable
+from server.store.stacks import LINES, StackTree
 from server.store.state import read_epoch
 from server.store.symbols import FunctionTable
 
@@ -59,6 +63,8 @@ class Dedup:
         self.epoch: int | None = None  # the GC epoch the cached ids belong to; None: not read yet
         self.functions = FunctionTable(engine)
         self.stacks = StackTree(engine)
+        self.line_frames = LineFrameTable(engine)
+        self.line_stacks = StackTree(engine, tree=LINES)
         self.labelsets = LabelsetTable(engine)
         self.sample_keys = SampleKeyTable(engine)
 
@@ -66,6 +72,8 @@ class Dedup:
         """Forget every cached id (after garbage collection, here or in another process)."""
         self.functions = FunctionTable(self._engine)
         self.stacks = StackTree(self._engine)
+        self.line_frames = LineFrameTable(self._engine)
+        self.line_stacks = StackTree(self._engine, tree=LINES)
         self.labelsets = LabelsetTable(self._engine)
         self.sample_keys = SampleKeyTable(self._engine)
         self.epoch = epoch
@@ -84,13 +92,25 @@ class Dedup:
         found = self.sample_keys.lookup(hashes)
         missing = [position for position, key in enumerate(found) if key is None]
         if missing:
-            nodes = self.leaf_nodes(columns, function_ids)
+            frames = expand(columns)
+            nodes = self.leaf_nodes(columns, function_ids, frames)
+            line_nodes = self.line_leaf_nodes(function_ids, frames)
             created = self.sample_keys.create(
-                [hashes[p] for p in missing], nodes[missing].tolist(), labelsets[missing].tolist()
+                [hashes[p] for p in missing],
+                nodes[missing].tolist(),
+                labelsets[missing].tolist(),
+                line_nodes[missing].tolist(),
             )
             for position, key in zip(missing, created, strict=True):
                 found[position] = key
-        return np.array(found, dtype=np.int64)
+        ids = np.array(found, dtype=np.int64)
+        # Keys stored before line data (migration 0015) get their line leaf when seen again.
+        lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
+        if lacking.size:
+            line_nodes = self.line_leaf_nodes(function_ids, expand(columns))
+            keys, first = np.unique(ids[lacking], return_index=True)
+            self.sample_keys.fill_lines(keys, line_nodes[lacking[first]], self.epoch)
+        return ids
 
     def function_ids(self, columns: ProfileColumns) -> IntArray:
         """Database ids of the profile's functions, by position in its function columns.
@@ -114,29 +134,18 @@ class Dedup:
         ids = self.functions.ids(keys, columns.function_start_line.tolist() + [0] * len(extra))
         return np.array(ids, dtype=np.int64)
 
-    def leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray) -> IntArray:
+    def leaf_nodes(self, columns: ProfileColumns, function_ids: IntArray, frames: Frames | None = None) -> IntArray:
         """The stack node of every sample: cached by the bytes of its frame ids, walked on a miss."""
-        frames = expand(columns)
+        frames = expand(columns) if frames is None else frames
         frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
-        raw = frame_ids.astype("<i8").tobytes()
-        bounds = (frames.offsets * 8).tolist()
-        keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
-        stacks = self.stacks
-        found = list(map(stacks.cached_stack, keys))
-        missing_at = [position for position, node in enumerate(found) if node is None]
-        nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
-        if missing_at:
-            missing_keys = [keys[p] for p in missing_at]
-            # The missing samples' frames, each stack reversed to root first, as one flat array.
-            picked = np.array(missing_at, dtype=np.int64)
-            ends = frames.offsets[picked + 1].astype(np.int64)
-            lengths = ends - frames.offsets[picked]
-            walk_offsets = np.zeros(picked.shape[0] + 1, dtype=np.int64)
-            np.cumsum(lengths, out=walk_offsets[1:])
-            back = np.arange(int(walk_offsets[-1])) - np.repeat(walk_offsets[:-1], lengths)
-            positions = np.repeat(ends - 1, lengths) - back
-            nodes[missing_at] = stacks.resolve_arrays(missing_keys, frame_ids[positions], walk_offsets)
-        return nodes
+        return _leaves(self.stacks, frame_ids, frames.offsets)
+
+    def line_leaf_nodes(self, function_ids: IntArray, frames: Frames) -> IntArray:
+        """The leaf of every sample in the tree of ``(function, line)`` frames (tree 1)."""
+        if frames.functions.size == 0:
+            return _leaves(self.line_stacks, frames.functions, frames.offsets)
+        line_ids = self.line_frames.ids(function_ids[frames.functions], frames.lines)
+        return _leaves(self.line_stacks, line_ids, frames.offsets)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:
         """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
@@ -170,3 +179,26 @@ class Dedup:
         ids = np.array(self.labelsets.ids(keys), dtype=np.int64)
         result[labelled] = ids[per_sample]
         return result
+
+
+def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray) -> IntArray:
+    """Leaf node of every sample (frames leaf first, ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``:
+    cached by the bytes of its frame ids, walked on a miss."""
+    raw = frame_ids.astype("<i8").tobytes()
+    bounds = (offsets * 8).tolist()
+    keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
+    found = list(map(stacks.cached_stack, keys))
+    missing_at = [position for position, node in enumerate(found) if node is None]
+    nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
+    if missing_at:
+        missing_keys = [keys[p] for p in missing_at]
+        # The missing samples' frames, each stack reversed to root first, as one flat array.
+        picked = np.array(missing_at, dtype=np.int64)
+        ends = offsets[picked + 1].astype(np.int64)
+        lengths = ends - offsets[picked]
+        walk_offsets = np.zeros(picked.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=walk_offsets[1:])
+        back = np.arange(int(walk_offsets[-1])) - np.repeat(walk_offsets[:-1], lengths)
+        positions = np.repeat(ends - 1, lengths) - back
+        nodes[missing_at] = stacks.resolve_arrays(missing_keys, frame_ids[positions], walk_offsets)
+    return nodes

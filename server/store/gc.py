@@ -29,6 +29,7 @@ from server.store import blob
 from server.store.database import chunks
 from server.store.models import (
     FunctionRow,
+    LineFrame,
     ProfileBlob,
     RollupBlob,
     SampleKey,
@@ -37,7 +38,7 @@ from server.store.models import (
 )
 from server.store.repository import Store
 from server.store.stackcodec import Segment, encode
-from server.store.stacks import FUNCTIONS, concatenate, lock_appends, read_segments
+from server.store.stacks import FUNCTIONS, LINES, concatenate, lock_appends, read_segments
 from server.store.state import lock_for_gc
 
 log = logging.getLogger(__name__)
@@ -79,33 +80,33 @@ def _int_rows(conn: Connection, query: Any, width: int) -> IntArray:
 
 
 def collect_garbage(store: Store) -> dict[str, int]:
-    """Delete unreferenced functions, stack nodes, sample keys and label sets; returns counts deleted."""
+    """Delete unreferenced functions, line frames, stack nodes (both trees), sample keys and label sets;
+    returns counts deleted."""
     with store.engine.connect() as conn:
         profiles_upto, rollups_upto = _highest(conn)
         keys = _mark(conn, 0, profiles_upto, 0, rollups_upto)
-    removed = {"sample_keys": 0, "stack_nodes": 0, "functions": 0, "labelsets": 0}
+    removed = {"sample_keys": 0, "stack_nodes": 0, "line_nodes": 0, "line_frames": 0, "functions": 0, "labelsets": 0}
     with store.engine.begin() as conn:
         lock_for_gc(conn)
         latest_profiles, latest_rollups = _highest(conn)
         newer = _mark(conn, profiles_upto, latest_profiles, rollups_upto, latest_rollups)
         keys = np.union1d(keys, newer)
-        key_rows = _int_rows(conn, select(SampleKey.id, SampleKey.node_id, SampleKey.labelset_id), 3)
+        key_columns = (SampleKey.id, SampleKey.node_id, SampleKey.labelset_id, func.coalesce(SampleKey.line_node_id, 0))
+        key_rows = _int_rows(conn, select(*key_columns), 4)
         live_keys = np.isin(key_rows[:, 0], keys)
-        nodes = np.unique(key_rows[live_keys, 1])
         labelsets = np.unique(key_rows[live_keys, 2])
-        lock_appends(conn)
-        segments = read_segments(conn)
-        tree = concatenate(segments)
-        node_rows = np.stack([tree.ids, tree.parents, tree.frames], axis=1)
-        # The highest node stays (with its ancestors): appends number past the highest stored node,
-        # and an id must never be handed out twice (other processes may still cache the old one).
-        highest = tree.ids[-1:]
-        live_nodes = _with_ancestors(node_rows, np.union1d(nodes, highest))
-        live_functions = np.unique(tree.frames[np.isin(tree.ids, live_nodes)])
+        segments, live_nodes, live_frames = _live_tree(conn, FUNCTIONS, np.unique(key_rows[live_keys, 1]))
+        line_segments, live_line_nodes, live_line_frames = _live_tree(conn, LINES, np.unique(key_rows[live_keys, 3]))
+        line_rows = _int_rows(conn, select(LineFrame.id, LineFrame.function_id), 2)
+        live_line_rows = np.isin(line_rows[:, 0], live_line_frames)
+        # A function stays while a live stack or a live (function, line) frame names it.
+        live_functions = np.union1d(live_frames, line_rows[live_line_rows, 1])
         function_ids = np.array(conn.execute(select(FunctionRow.id)).scalars().all(), dtype=np.int64)
         labelset_ids = np.array(conn.execute(select(SampleLabelset.id)).scalars().all(), dtype=np.int64)
         removed["sample_keys"] = _delete(conn, SampleKey.__table__, key_rows[~live_keys, 0])
-        removed["stack_nodes"] = _rewrite_segments(conn, segments, live_nodes)
+        removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
+        removed["line_nodes"] = _rewrite_segments(conn, LINES, line_segments, live_line_nodes)
+        removed["line_frames"] = _delete(conn, LineFrame.__table__, line_rows[~live_line_rows, 0])
         removed["functions"] = _delete(
             conn, FunctionRow.__table__, function_ids[~np.isin(function_ids, live_functions)]
         )
@@ -115,7 +116,21 @@ def collect_garbage(store: Store) -> dict[str, int]:
     return removed
 
 
-def _rewrite_segments(conn: Connection, segments: list[Segment], live_nodes: IntArray) -> int:
+def _live_tree(conn: Connection, tree_number: int, leaves: IntArray) -> tuple[list[Segment], IntArray, IntArray]:
+    """Under the tree's write lock: its segments, the nodes ``leaves`` reach (with their ancestors) and their frames.
+
+    The highest node stays (with its ancestors): appends number past the highest stored node,
+    and an id must never be handed out twice (other processes may still cache the old one).
+    """
+    lock_appends(conn, tree_number)
+    segments = read_segments(conn, tree_number)
+    tree = concatenate(segments)
+    node_rows = np.stack([tree.ids, tree.parents, tree.frames], axis=1)
+    live_nodes = _with_ancestors(node_rows, np.union1d(leaves, tree.ids[-1:]))
+    return segments, live_nodes, np.unique(tree.frames[np.isin(tree.ids, live_nodes)])
+
+
+def _rewrite_segments(conn: Connection, tree: int, segments: list[Segment], live_nodes: IntArray) -> int:
     """Segments holding dead nodes are written again without them (same ids, gaps allowed); returns nodes dropped."""
     dropped = 0
     for segment in segments:
@@ -124,13 +139,13 @@ def _rewrite_segments(conn: Connection, segments: list[Segment], live_nodes: Int
             continue
         dropped += int((~live).sum())
         conn.execute(
-            delete(StackSegment).where(StackSegment.tree == FUNCTIONS, StackSegment.first_node == int(segment.ids[0]))
+            delete(StackSegment).where(StackSegment.tree == tree, StackSegment.first_node == int(segment.ids[0]))
         )
         if bool(live.any()):
             kept = Segment(segment.ids[live], segment.parents[live], segment.frames[live], segment.recursive[live])
             conn.execute(
                 insert(StackSegment).values(
-                    tree=FUNCTIONS,
+                    tree=tree,
                     first_node=int(kept.ids[0]),
                     last_node=int(kept.ids[-1]),
                     nodes=len(kept),

@@ -94,6 +94,17 @@ class FunctionRow(Base):
     start_line: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class LineFrame(Base):
+    """A (function, line) pair, stored once: the frames of the line-granularity stack tree (tree 1)."""
+
+    __tablename__ = "line_frames"
+    __table_args__ = (UniqueConstraint("function_id", "line"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    function_id: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[int] = mapped_column(BigInteger)
+
+
 class StackSegment(Base):
     """A run of stack prefix-tree nodes written together, as compressed columns (:mod:`server.store.stackcodec`).
 
@@ -121,6 +132,8 @@ class SampleKey(Base):
     hash: Mapped[int] = mapped_column(BigInteger, unique=True)
     node_id: Mapped[int] = mapped_column(BigInteger)
     labelset_id: Mapped[int] = mapped_column(BigInteger)
+    #: The key's leaf in the tree of (function, line) frames; NULL for keys stored before line data (0015).
+    line_node_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SampleLabelset(Base):

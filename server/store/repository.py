@@ -27,6 +27,7 @@ from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
 from server.store.groupcommit import GroupCommit
 from server.store.labelsets import LabelsetKey, LabelsetTable
+from server.store.lineframes import LineFrameTable
 from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.replica import ReadReplica
@@ -109,6 +110,15 @@ class Store:
     @property
     def stacks(self) -> StackTree:
         return self.dedup.stacks
+
+    @property
+    def line_stacks(self) -> StackTree:
+        """Stacks of (function, line) frames (tree 1): line granularity."""
+        return self.dedup.line_stacks
+
+    @property
+    def line_frames(self) -> LineFrameTable:
+        return self.dedup.line_frames
 
     @property
     def labelsets(self) -> LabelsetTable:

@@ -47,6 +47,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ROOT = 0
 FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
+LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
 
 #: PostgreSQL advisory lock key of tree ``t``'s appends is ``APPEND_LOCK + t`` (GC's is 7_299_999_999).
 APPEND_LOCK = 7_299_999_900

@@ -52,6 +52,7 @@ REFERENCE = frozenset(
         "series",
         "series_labels",
         "functions",
+        "line_frames",
         "stack_nodes",
         "stack_segments",
         "sample_keys",

@@ -91,6 +91,54 @@ def pprof_top(
 
 
 @dataclass(frozen=True)
+class PprofListing:
+    """One ``ROUTINE`` of ``go tool pprof -list``: header flat and cum, and flat and cum per line with values."""
+
+    function: str
+    flat: int
+    cum: int
+    lines: dict[int, tuple[int, int]]
+
+
+_ROUTINE = re.compile(r"^ROUTINE =+ (.+) in (.+)$")
+_HEADER = re.compile(r"^\s*(-?\d+)\S*\s+(-?\d+)\S*\s+\(flat, cum\)")
+_LISTED = re.compile(r"^\s*(\.|-?\d+\S*)\s+(\.|-?\d+\S*)\s+(\d+):")
+
+
+def _listed_value(text: str) -> int:
+    return 0 if text == "." else int(re.sub(r"[^\d-]", "", text))
+
+
+def pprof_list(
+    files: list[Path], sample: str, unit: str, function: str, source_path: Path, trim_path: str
+) -> list[PprofListing]:
+    """``-list '^function$'`` with the source found under ``source_path`` (pprof prints no line without it)."""
+    args = ["-list", f"^{re.escape(function)}$", f"-sample_index={sample}"]
+    args += [f"-source_path={source_path}", f"-trim_path={trim_path}"]
+    if unit in _UNIT_FLAG:
+        args.append(f"-unit={_UNIT_FLAG[unit]}")
+    output = run_pprof([*args, *[str(f) for f in files]])
+    routines: list[PprofListing] = []
+    for line in output.splitlines():
+        if _ROUTINE.match(line):
+            routines.append(PprofListing(_ROUTINE.match(line).group(1), 0, 0, {}))  # type: ignore[union-attr]
+            continue
+        if not routines:
+            continue
+        header = _HEADER.match(line)
+        if header and not routines[-1].lines and routines[-1].flat == routines[-1].cum == 0:
+            routines[-1] = PprofListing(routines[-1].function, int(header.group(1)), int(header.group(2)), {})
+            continue
+        listed = _LISTED.match(line)
+        if listed:
+            flat, cum = _listed_value(listed.group(1)), _listed_value(listed.group(2))
+            if flat or cum:
+                routines[-1].lines[int(listed.group(3))] = (flat, cum)
+    assert routines, f"no routine in pprof -list output:\n{output}"
+    return routines
+
+
+@dataclass(frozen=True)
 class PprofPeek:
     """One function of ``go tool pprof -peek``: its flat and cum, and the edges into and out of it."""
 

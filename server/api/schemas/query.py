@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
@@ -11,7 +11,8 @@ from server.api.schemas import Number
 from server.query.diff import DiffFlameGraph, DiffSummary, DiffTable
 from server.query.flamegraph import FlameGraph
 from server.query.history import FunctionHistory
-from server.query.service import MergedFlameGraph, MergedSandwich, MergeInfo, TopEntry, TopTable
+from server.query.listing import ListedLine
+from server.query.service import MergedFlameGraph, MergedSandwich, MergeInfo, SourceListing, TopEntry, TopTable
 from server.query.timeseries import Trend
 
 
@@ -19,9 +20,13 @@ class TopRowOut(TypedDict):
     name: str
     flat: Number
     cum: Number
+    file: NotRequired[str]  # granularity=lines only
+    line: NotRequired[int]  # granularity=lines only (0: unknown)
 
 
 def top_rows(rows: list[TopEntry]) -> list[TopRowOut]:
+    if rows and rows[0].line is not None:
+        return [{"name": r.name, "file": r.file or "", "line": r.line or 0, "flat": r.flat, "cum": r.cum} for r in rows]
     return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in rows]
 
 
@@ -62,6 +67,64 @@ class TopOut(BaseModel):
     def of(cls, table: TopTable) -> TopOut:
         rows = top_rows(table.rows)
         return cls.model_construct(**_merge_fields(table.merge), total=table.total, shown=table.shown, rows=rows)
+
+
+class SourceLineOut(TypedDict):
+    line: int
+    flat: Number
+    cum: Number
+    text: NotRequired[str]  # only when the source is shown
+
+
+class RoutineOut(TypedDict):
+    function: str
+    file: str
+    flat: Number  # the function's flat: the lines' flats added up
+    cum: Number  # the lines' cums added up, as go tool pprof -list's header (recursion counts per line)
+    source: str
+    lines: list[SourceLineOut]
+
+
+class SourceOut(BaseModel):
+    """Flat and cum per line of one function, as ``go tool pprof -list``; a routine per file of that name.
+
+    ``source`` is empty when the text is included, else says why not (no ``STACKYARD_SOURCE_ROOTS`` entry
+    maps the file, not found, refused because it would leave its root, too large).
+    """
+
+    type: str
+    sample_type: str
+    unit: str
+    aggregation: str
+    profiles: int
+    total: Number
+    routines: list[RoutineOut]
+
+    @classmethod
+    def of(cls, listing: SourceListing) -> SourceOut:
+        d = listing.divisor
+
+        def number(value: int) -> Number:
+            return value if d == 1 else value / d
+
+        def line(entry: ListedLine) -> SourceLineOut:
+            out: SourceLineOut = {"line": entry.line, "flat": number(entry.flat), "cum": number(entry.cum)}
+            if entry.text is not None:
+                out["text"] = entry.text
+            return out
+
+        routines: list[RoutineOut] = [
+            {
+                "function": r.function,
+                "file": r.file,
+                "flat": number(r.flat),
+                "cum": number(r.cum),
+                "source": r.source,
+                "lines": [line(entry) for entry in r.lines],
+            }
+            for r in listing.routines
+        ]
+        return cls.model_construct(**_merge_fields(listing.merge), total=listing.total, routines=routines)
 
 
 class FlameGraphOut(BaseModel):

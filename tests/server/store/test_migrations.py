@@ -131,3 +131,23 @@ def test_stack_nodes_become_segments_and_back(database_url: str) -> None:
         command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+def test_line_frames_migrate_down_and_up(database_url: str) -> None:
+    """0015 adds the line tree's columns and the time line data starts from; both go on downgrade."""
+    config = alembic_config(database_url)
+    engine = create_engine(database_url)
+    try:
+        command.downgrade(config, "0014")
+        with engine.connect() as conn:
+            assert "line_frames" not in inspect(conn).get_table_names()
+            assert "line_node_id" not in {c["name"] for c in inspect(conn).get_columns("sample_keys")}
+            assert conn.execute(text("SELECT count(*) FROM store_state WHERE key = 'line_data_since_ns'")).scalar() == 0
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            assert "line_node_id" in {c["name"] for c in inspect(conn).get_columns("sample_keys")}
+            # No profile was stored before line data: nothing is ever refused for lack of it.
+            since = conn.execute(text("SELECT value FROM store_state WHERE key = 'line_data_since_ns'")).scalar()
+            assert since == 0
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from server.app import create_app
 from server.settings import Settings
 from server.store.models import FunctionRow, Rollup, SampleKey, StackSegment
 from server.store.repository import Store
+from server.store.stacks import FUNCTIONS
 from server.upkeep.jobs import build_rollups
 from server.upkeep.retention import apply_retention
 from tests.support.helpers import push, top
@@ -26,7 +27,8 @@ HOUR = 3600
 
 def _stack_nodes(store: Store) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(StackSegment.nodes), 0))).scalar_one())
+        query = select(func.coalesce(func.sum(StackSegment.nodes), 0)).where(StackSegment.tree == FUNCTIONS)
+        return int(conn.execute(query).scalar_one())
 
 
 def _count(store: Store, table: object) -> int:

@@ -1,0 +1,99 @@
+"""Line granularity: flat and cum per (function, file, line), as ``go tool pprof -top -lines`` computes them.
+
+Each sample key points at its leaf in the tree of ``(function, line)`` frames
+(:mod:`server.store.lineframes`), so the merged samples build a call tree of
+line frames exactly as function-level queries build one of functions. pprof's
+node at this granularity is (name, file, line): two frame ids naming the same
+triple (functions differing only in system name) are merged like same-name
+functions (:func:`server.query.byname.by_name`), and a frame recurring on one
+stack counts once in cum. Profiles stored before line numbers were kept have
+keys without a line leaf until their stacks are ingested again; a query that
+reaches one is refused, naming the time line data starts from.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from server.errors import Conflict
+from server.query.aggregate import Merged
+from server.query.byname import by_name, function_ids
+from server.query.filters import NO_FILTERS, Filters, apply_filters
+from server.query.top import flat_and_cum
+from server.query.tree import CallTree, build_tree
+from server.store.lineframes import line_data_since_ns
+from server.store.repository import Store
+from server.store.samplekeys import NO_LINES
+
+
+@dataclass(frozen=True, slots=True)
+class LineRow:
+    """One (function, file, line) row; ``label`` is pprof's printable name, ``main.fib main.go:113``."""
+
+    name: str
+    file: str
+    line: int
+    flat: int
+    cum: int
+
+    @property
+    def label(self) -> str:
+        """pprof's ``NameComponents``: the line's place only when known, the file alone without a line."""
+        if self.line:
+            return f"{self.name} {self.file}:{self.line}"
+        return f"{self.name} {self.file}" if self.file else self.name
+
+
+class NoLineData(Conflict):
+    def __init__(self, since_ns: int) -> None:
+        when = datetime.fromtimestamp(since_ns / 1e9, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        super().__init__(
+            f"no line data before {when}: profiles stored before then have line numbers only once their "
+            "stacks are ingested again; choose a range starting later"
+        )
+
+
+def clean(file: str) -> str:
+    """The file name as pprof shows it (Go's ``filepath.Clean``; empty stays empty)."""
+    if not file:
+        return file
+    cleaned = posixpath.normpath(file)
+    return cleaned[1:] if cleaned.startswith("//") else cleaned
+
+
+def line_tree(
+    store: Store, merged: Merged, filters: Filters = NO_FILTERS
+) -> tuple[CallTree, dict[int, tuple[str, str, int]]]:
+    """The merged tree of line frames (same (name, file, line) as one node) and each frame's triple.
+
+    Filters match each line frame by its function's name and file, as pprof's filters match a location's
+    lines before ``-lines`` groups them, so they cut the same samples and frames as at function level.
+    """
+    leaves, _ = store.sample_keys.resolve_lines(merged.keys)
+    if bool((leaves == NO_LINES).any()):
+        raise NoLineData(line_data_since_ns(store.engine))
+    tree = build_tree(store.line_stacks, leaves, merged.values)
+    pairs = store.line_frames.pairs(function_ids(tree))
+    functions = store.functions.rows({f for f, _ in pairs.values()})
+    if filters.active:
+        frames = {frame: (functions[f][0], functions[f][2]) for frame, (f, _) in pairs.items() if f in functions}
+        tree = apply_filters(tree, filters, frames, store.line_stacks.depth[tree.node_ids], store.line_frames)
+    places = {frame: (functions[f][0], functions[f][2], line) for frame, (f, line) in pairs.items() if f in functions}
+    keyed = {frame: "\0".join((name, file, str(line))) for frame, (name, file, line) in places.items()}
+    return by_name(tree, keyed), places
+
+
+def line_rows(tree: CallTree, places: dict[int, tuple[str, str, int]]) -> list[LineRow]:
+    """Rows of every line with a value, in pprof's ``-top`` order: |flat| down, then printable name, then |cum|."""
+    if len(tree) == 0:
+        return []
+    frames, flat_matrix, cum_matrix = flat_and_cum(tree)
+    flat, cum = flat_matrix[:, 0], cum_matrix[:, 0]
+    present = (flat != 0) | (cum != 0)
+    rows = [
+        LineRow(*places.get(frame, ("?", "", 0)), flat=int(fl), cum=int(c))
+        for frame, fl, c in zip(frames[present].tolist(), flat[present], cum[present], strict=True)
+    ]
+    return sorted(rows, key=lambda r: (-abs(r.flat), r.label, -abs(r.cum)))

@@ -1,0 +1,120 @@
+"""Line-granularity storage on both databases: every sample key leads to its stack of (function, line)
+frames, inlined frames expanded, as ``go tool pprof -lines`` counts them; keys stored before line data
+get theirs when seen again; garbage collection keeps what live keys reach; ``check`` verifies it."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from server.pprof.decode import decode_columns, to_profile
+from server.pprof.model import Sample
+from server.store.check import check_store
+from server.store.dedup import Dedup
+from server.store.gc import collect_garbage
+from server.store.models import LineFrame, SampleKey
+from server.store.repository import Store
+from server.store.samplekeys import NO_LINES
+from server.store.stacks import ROOT
+from tests.support.helpers import push
+from tests.support.tools import DATA
+
+CPU = (DATA / "cpu.pb.gz").read_bytes()
+HEAP = (DATA / "heap.pb.gz").read_bytes()
+
+
+def _frames(sample: Sample) -> list[tuple[str, str, int]]:
+    """(name, file, line) of every frame, leaf first, inlined frames expanded."""
+    return [(ln.function.name, ln.function.filename, ln.line) for loc in sample.locations for ln in loc.lines]
+
+
+def _line_stack(dedup: Dedup, store: Store, node: int) -> list[tuple[str, str, int]]:
+    """The frames from ``node`` of the line tree up to its root, leaf first."""
+    tree = dedup.line_stacks
+    tree.ensure(np.array([node], dtype=np.int64))
+    frames: list[int] = []
+    while node != ROOT:
+        frames.append(int(tree.function[node]))
+        node = int(tree.parent[node])
+    pairs = dedup.line_frames.pairs(frames)
+    rows = store.functions.rows(f for f, _ in pairs.values())
+    return [(rows[pairs[f][0]][0], rows[pairs[f][0]][2], pairs[f][1]) for f in frames]
+
+
+def test_every_sample_key_leads_to_its_line_stack(store: Store) -> None:
+    dedup = Dedup(store.engine)
+    for data in (CPU, HEAP):
+        columns = decode_columns(data)
+        keys = dedup.sample_key_ids(columns)
+        profile = to_profile(columns)
+        line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
+        assert bool((line_nodes != NO_LINES).all())
+        fresh = Dedup(store.engine)  # another process reads the same from the database
+        for sample, node in zip(profile.samples, line_nodes.tolist(), strict=True):
+            assert _line_stack(fresh, store, node) == _frames(sample)
+    cpu = to_profile(decode_columns(CPU))
+    inlined = {(ln.function.name, ln.line) for s in cpu.samples for loc in s.locations for ln in loc.lines[:-1]}
+    assert ("main.step", 54) in inlined, "the capture has inlined frames (-top -lines shows main.step :54 (inline))"
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(LineFrame)).scalar_one()
+    distinct = {
+        (ln.function.key(), ln.line)
+        for p in (cpu, to_profile(decode_columns(HEAP)))
+        for s in p.samples
+        for loc in s.locations
+        for ln in loc.lines
+    }
+    assert stored == len(distinct)
+
+
+def test_keys_stored_before_line_data_get_it_when_seen_again(store: Store) -> None:
+    dedup = Dedup(store.engine)
+    keys = dedup.sample_key_ids(decode_columns(CPU))
+    expected, _ = dedup.sample_keys.resolve_lines(keys)
+    with store.engine.begin() as conn:  # as migration 0015 leaves keys stored before it
+        conn.execute(update(SampleKey).values(line_node_id=None))
+    fresh = Dedup(store.engine)
+    lacking, _ = fresh.sample_keys.resolve_lines(keys)
+    assert bool((lacking == NO_LINES).all())
+    assert fresh.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(SampleKey.line_node_id.is_(None))).scalar_one() == 0
+    again, _ = Dedup(store.engine).sample_keys.resolve_lines(keys)
+    assert again.tolist() == expected.tolist()
+
+
+def test_collection_keeps_what_live_keys_reach_and_check_agrees(client: TestClient, store: Store) -> None:
+    push(client, DATA / "cpu.pb.gz", service="demo", time="1764000000")
+    dead = Dedup(store.engine).sample_key_ids(decode_columns(HEAP))  # keys no profile references
+    report = check_store(store.engine, blobs=False)
+    assert report.ok, report.problems
+    before = report.counts["line_nodes"]
+    removed = collect_garbage(store)
+    assert removed["sample_keys"] == len(
+        set(dead.tolist()) - set(Dedup(store.engine).sample_key_ids(decode_columns(CPU)).tolist())
+    )
+    assert removed["line_nodes"] > 0 and removed["line_frames"] > 0
+    after = check_store(store.engine, blobs=False)
+    assert after.ok, after.problems
+    assert after.counts["line_nodes"] == before - removed["line_nodes"]
+    # The stored profile's keys still lead to their line stacks.
+    dedup = Dedup(store.engine)
+    columns = decode_columns(CPU)
+    keys = dedup.sample_key_ids(columns)
+    line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
+    for sample, node in zip(to_profile(columns).samples, line_nodes.tolist(), strict=True):
+        assert _line_stack(dedup, store, node) == _frames(sample)
+
+
+def test_a_collection_since_the_leaves_were_resolved_skips_the_fill(store: Store) -> None:
+    keys = Dedup(store.engine).sample_key_ids(decode_columns(CPU))
+    with store.engine.begin() as conn:
+        conn.execute(update(SampleKey).values(line_node_id=None))
+    stale = Dedup(store.engine)
+    stale.epoch = 5  # resolved under an epoch the database has moved past (it is at 0)
+    assert stale.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(SampleKey.line_node_id.is_(None))).scalar_one() == len(
+            set(keys.tolist())
+        )
