@@ -236,6 +236,23 @@ def sandwich_view(
     one whose samples the filters took away has empty trees and zero flat and cum.
     """
     merged = merge_profiles(store, query, settings.max_query_profiles)
+    return _sandwich_of(store, merged, _merge_info(query, merged), function, max_nodes, filters)
+
+
+def profile_sandwich(
+    store: Store, profile_id: int, sample: str | None, function: str, max_nodes: int, filters: Filters = NO_FILTERS
+) -> MergedSandwich:
+    """:func:`sandwich_view` of a single stored profile."""
+    meta, kind = one_profile(store, profile_id)
+    sample_type, unit = resolve_sample([meta], sample)
+    merged = merge_selected(store, [meta], sample_type, unit, "sum")
+    info = MergeInfo(kind, merged.sample_type, merged.unit, merged.aggregation, merged.profile_count)
+    return _sandwich_of(store, merged, info, function, max_nodes, filters)
+
+
+def _sandwich_of(
+    store: Store, merged: Merged, info: MergeInfo, function: str, max_nodes: int, filters: Filters
+) -> MergedSandwich:
     full = build_tree(store.stacks, merged.nodes, merged.values)
     tree, names = named_tree(store, full, filters)
     known = store.functions.names(function_ids(full)) if filters.active else names  # unfiltered: the same
@@ -248,7 +265,7 @@ def sandwich_view(
     callers = flamegraph(answer.callers, names, max_nodes, d)
     callees = flamegraph(answer.callees, names, max_nodes, d)
     return MergedSandwich(
-        merge=_merge_info(query, merged),
+        merge=info,
         function=function,
         flat=_number(int(answer.flat[0]), d),
         cum=_number(int(answer.cum[0]), d),
