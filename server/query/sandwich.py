@@ -113,19 +113,34 @@ class _Ancestry:
         self.is_f[f_nodes] = True
         self._depth = depth
         self._f_parent: IntArray | None = None
+        self._below: IntArray | None = None
         self._jumps: list[IntArray] = []
 
     def f_parent(self) -> IntArray:
         """Per node, for F nodes: the nearest F strictly above (-1: none); a walk up from the F nodes only."""
         if self._f_parent is None:
-            found = np.full(self.parent.shape[0], -1, dtype=np.int64)
-            nodes, above = self.f_nodes, self.parent[self.f_nodes]
-            while nodes.shape[0]:
-                done = (above < 0) | self.is_f[np.maximum(above, 0)]
-                found[nodes[done]] = above[done]
-                nodes, above = nodes[~done], self.parent[above[~done]]
-            self._f_parent = found
+            self._walk()
+        assert self._f_parent is not None
         return self._f_parent
+
+    def below_f_parent(self) -> IntArray:
+        """Per node, for F nodes: the node just below their nearest F above, on the path down to them."""
+        if self._below is None:
+            self._walk()
+        assert self._below is not None
+        return self._below
+
+    def _walk(self) -> None:
+        n = self.parent.shape[0]
+        found = np.full(n, -1, dtype=np.int64)
+        below = np.full(n, -1, dtype=np.int64)
+        nodes, at, above = self.f_nodes, self.f_nodes, self.parent[self.f_nodes]
+        while nodes.shape[0]:
+            done = (above < 0) | self.is_f[np.maximum(above, 0)]
+            found[nodes[done]] = above[done]
+            below[nodes[done]] = at[done]
+            nodes, at, above = nodes[~done], above[~done], self.parent[above[~done]]
+        self._f_parent, self._below = found, below
 
     def depth(self) -> IntArray:
         if self._depth is None:
@@ -271,10 +286,12 @@ class _Found:
         tree = self.tree
         interner = _Interner(int(tree.function.max()) + 1)
         widest = _Widest(self.max_nodes)
+        distance = 0  # of this level's frames from their F
         while level.frame.shape[0]:
+            distance += 1
             ids, count = interner.add(level.above, tree.function[level.frame])
             counted = level.source if up else level.frame
-            inner = self._inner(level, ids, count, counted, up)
+            inner = self._inner(level, ids, count, counted, up, distance)
             outer = np.flatnonzero(~inner)
             totals = np.zeros((count, tree.totals.shape[1]), dtype=np.int64)
             np.add.at(totals, ids[outer], tree.totals[counted[outer]])
@@ -283,7 +300,7 @@ class _Found:
             level = step(_Level(interner.globals(ids), level.frame, level.source, inner).where(grow))
         return interner.tree(root_self, total)
 
-    def _inner(self, level: _Level, ids: IntArray, count: int, counted: IntArray, up: bool) -> BoolArray:
+    def _inner(self, level: _Level, ids: IntArray, count: int, counted: IntArray, up: bool, distance: int) -> BoolArray:
         """Per entry, whether another entry of its sandwich node counts a node above its own (so its samples
         are counted there already).
 
@@ -301,21 +318,26 @@ class _Found:
         label[counted] = ids  # a node is counted by at most one entry per level
         ancestry = self.ancestry
         f_parent = ancestry.f_parent()
-        depth = None if up else ancestry.depth()
-        above = f_parent[level.source[check]]
+        # The other entry's node: the F above itself (callers); one level below it, the node just below
+        # that F on the way down (callees' first level, where nesting is checked most); else found by depth.
+        below = ancestry.below_f_parent() if not up and distance == 1 else None
+        depth = ancestry.depth() if not up and distance > 1 else None
+        step = level.source[check]  # the F whose F above is tried next
+        above = f_parent[step]
         live = above >= 0
-        check, above = check[live], above[live]
+        check, step, above = check[live], step[live], above[live]
         while check.shape[0]:
-            if depth is None:
-                other = above
-            else:
+            if below is not None:
+                other = below[step]
+            elif depth is not None:
                 other = ancestry.ancestor(counted[check], depth[level.source[check]] - depth[above])
+            else:
+                other = above
             hit = label[other] == ids[check]
             inner[check[hit]] = True
-            above = f_parent[above[~hit]]
-            check = check[~hit]
+            check, step, above = check[~hit], above[~hit], f_parent[above[~hit]]
             live = above >= 0
-            check, above = check[live], above[live]
+            check, step, above = check[live], step[live], above[live]
         label[counted] = -1
         return inner
 
