@@ -23,9 +23,11 @@ parent.
 Everything is numpy over the tree's nodes, one pass per level of the sandwich
 trees: a node's samples are its subtree, so "once per sample" means counting,
 among the nodes that reach the same sandwich node, only those not inside another
-one's subtree. Only a sandwich node reached from an F below another F (the tree's
-``recursive`` flag) and from more than one node can have such a pair; for those
-each node's preorder interval tells.
+one's subtree. Such a nested pair is reached from two Fs, one above the other, at
+the same distance, and the pair one level closer to the Fs is nested too: so only
+entries grown from a nested entry (at the first level: from an F below another F,
+the tree's ``recursive`` flag) are checked, each against the entries of the Fs
+above its own, walking up the chain of Fs. The checks stop after a level or two.
 
 With ``max_nodes`` the trees are grown only where a flame graph of ``max_nodes``
 nodes can draw: a node narrower than the ``max_nodes``-th widest found so far is
@@ -42,7 +44,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from server.query.filters import depths_of, group_keys, keep_frames
+from server.query.filters import depths_of, keep_frames
 from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
@@ -260,24 +262,24 @@ class _Found:
         children = self._child_order[self._firsts[nodes + 1][pair] + within]
         return _Level(level.above[pair], children, level.source[pair], level.suspect[pair])
 
-    def _reaches_root(self, level: _Level, ids: IntArray, count: int) -> IntArray:
-        """A callers node's self: the samples whose stack has its root there (one F per stack reaches it)."""
-        selfs = np.zeros((count, self.tree.selfs.shape[1]), dtype=np.int64)
+    def _reaches_root(self, level: _Level) -> IntArray:
+        """Per entry, what a callers node's self gets from it: the samples whose stack has its root there
+        (one F per stack reaches it)."""
         ends = self.tree.parent[level.frame] < 0
-        np.add.at(selfs, ids[ends], self.tree.totals[level.source[ends]])
-        return selfs
+        values: IntArray = np.where(ends[:, None], self.tree.totals[level.source], 0)
+        return values
 
-    def _own_self(self, level: _Level, ids: IntArray, count: int) -> IntArray:
-        """A callees node's self: the samples ending at its nodes (a sample ends once: no double count)."""
-        selfs = np.zeros((count, self.tree.selfs.shape[1]), dtype=np.int64)
-        np.add.at(selfs, ids, self.tree.selfs[level.frame])
-        return selfs
+    def _own_self(self, level: _Level) -> IntArray:
+        """Per entry, what a callees node's self gets from it: the samples ending at its frame (a sample
+        ends once: no double count)."""
+        values: IntArray = self.tree.selfs[level.frame]
+        return values
 
     def _grow(
         self,
         level: _Level,
         step: Callable[[_Level], _Level],
-        selfs_of: Callable[[_Level, IntArray, int], IntArray],
+        selfs_of: Callable[[_Level], IntArray],
         root_self: IntArray,
         total: IntArray,
         up: bool,
@@ -289,13 +291,15 @@ class _Found:
         distance = 0  # of this level's frames from their F
         while level.frame.shape[0]:
             distance += 1
-            ids, count = interner.add(level.above, tree.function[level.frame])
+            groups = interner.add(level.above, tree.function[level.frame])
+            ids, count = groups.ids, groups.count
             counted = level.source if up else level.frame
             inner = self._inner(level, ids, count, counted, up, distance)
-            outer = np.flatnonzero(~inner)
-            totals = np.zeros((count, tree.totals.shape[1]), dtype=np.int64)
-            np.add.at(totals, ids[outer], tree.totals[counted[outer]])
-            interner.values(selfs_of(level, ids, count), totals)
+            values = tree.totals[counted]
+            if bool(inner.any()):
+                values[inner] = 0  # a copy (fancy indexing): their samples are counted by another entry
+            totals = groups.sum(values)
+            interner.values(groups.sum(selfs_of(level)), totals)
             grow = widest.drawable(totals)[ids]
             level = step(_Level(interner.globals(ids), level.frame, level.source, inner).where(grow))
         return interner.tree(root_self, total)
@@ -342,6 +346,36 @@ class _Found:
         return inner
 
 
+class _Groups:
+    """Entries with equal keys as groups: ``ids`` per entry (0, 1, ... in key order), ``first`` per group its
+    first entry, and sums per group.
+
+    numpy's stable sort measured two to three times faster here than its default quicksort (levels of a
+    few thousand keys); sums over the sorted entries (``reduceat``) are exact integers, unlike ``bincount``,
+    and faster than ``np.add.at``.
+    """
+
+    def __init__(self, keys: IntArray) -> None:
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        starts = np.empty(keys.shape[0], dtype=bool)
+        starts[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+        self.ids = np.empty(keys.shape[0], dtype=np.int64)
+        self.ids[order] = np.cumsum(starts) - 1
+        self.bounds = np.flatnonzero(starts)
+        self.first: IntArray = order[self.bounds]
+        self.count = int(self.bounds.shape[0])
+        self._order = order
+
+    def sum(self, values: IntArray) -> IntArray:
+        """Per group, the sum of its entries' ``values`` (entries, columns)."""
+        if self.count == 0:
+            return np.zeros((0, values.shape[1]), dtype=np.int64)
+        sums: IntArray = np.add.reduceat(values[self._order], self.bounds, axis=0)
+        return sums
+
+
 class _Interner:
     """Sandwich nodes by (parent sandwich node, function), one depth level at a time (-1 is the root, F)."""
 
@@ -354,15 +388,14 @@ class _Interner:
         self.count = 0
         self.level_start = 0
 
-    def add(self, above: IntArray, function: IntArray) -> tuple[IntArray, int]:
-        """A new level's nodes: each entry's node, numbered within the level, and how many there are."""
-        keys = (above + 1) * self.width + function
-        first, inverse = group_keys(keys)
-        self.parents.append(above[first])
-        self.functions.append(function[first])
+    def add(self, above: IntArray, function: IntArray) -> _Groups:
+        """A new level's nodes, numbered in (node above, function) order."""
+        groups = _Groups((above + 1) * self.width + function)
+        self.parents.append(above[groups.first])
+        self.functions.append(function[groups.first])
         self.level_start = self.count
-        self.count += first.shape[0]
-        return inverse, int(first.shape[0])
+        self.count += groups.count
+        return groups
 
     def globals(self, ids: IntArray) -> IntArray:
         """The last level's node numbers among all levels'."""
