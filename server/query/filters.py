@@ -139,6 +139,10 @@ def filter_tree(
     if cuts_samples:
         selfs = np.where(keep_samples[:, None], tree.selfs, 0)
         totals = _propagate(parent, selfs, levels)
+        if not bool((selfs < 0).any()):
+            # A node left with no sample has only such nodes below it: dropping it now lifts nothing,
+            # and spares merging what would be dropped as empty at the end.
+            kept &= np.any(totals != 0, axis=1)
     else:
         selfs, totals = tree.selfs, tree.totals
     if filters.hide is None and filters.show is None and filters.show_from is None:
