@@ -69,17 +69,19 @@ def sandwich(tree: CallTree, function: int, max_nodes: int | None = None, depth:
     """
     columns = tree.selfs.shape[1]
     is_f = tree.function == function
-    flat = tree.selfs[is_f].sum(axis=0).astype(np.int64).reshape(columns)
-    cum = tree.totals[is_f & ~tree.recursive].sum(axis=0).astype(np.int64).reshape(columns)
-    if not bool(is_f.any()):
+    f_nodes = np.flatnonzero(is_f)
+    flat = tree.selfs[f_nodes].sum(axis=0).astype(np.int64).reshape(columns)
+    cum = tree.totals[f_nodes[~tree.recursive[f_nodes]]].sum(axis=0).astype(np.int64).reshape(columns)
+    if f_nodes.shape[0] == 0:
         return Sandwich(flat, cum, _empty(columns), _empty(columns))
-    parent_is_f = np.zeros(len(tree), dtype=bool)
-    below = tree.parent >= 0
-    parent_is_f[below] = is_f[tree.parent[below]]
-    if bool((is_f & parent_is_f).any()):
-        tree = _one_frame_per_run(tree, ~(is_f & parent_is_f))
+    above = tree.parent[f_nodes]
+    direct = f_nodes[(above >= 0) & is_f[np.maximum(above, 0)]]  # F calling F directly
+    if direct.shape[0]:
+        kept = np.ones(len(tree), dtype=bool)
+        kept[direct] = False
+        tree = _one_frame_per_run(tree, kept)
         depth = None
-    f_nodes = np.flatnonzero(tree.function == function)
+        f_nodes = np.flatnonzero(tree.function == function)
     if max_nodes is not None and bool((tree.selfs < 0).any()):
         max_nodes = None  # with negative values a child can be wider than its parent
     found = _Found(tree, f_nodes, _Ancestry(tree, f_nodes, depth), max_nodes)
@@ -110,6 +112,7 @@ class _Ancestry:
 
     def __init__(self, tree: CallTree, f_nodes: IntArray, depth: IntArray | None) -> None:
         self.parent = tree.parent
+        self.recursive = tree.recursive
         self.f_nodes = f_nodes
         self.is_f = np.zeros(len(tree), dtype=bool)
         self.is_f[f_nodes] = True
@@ -133,10 +136,12 @@ class _Ancestry:
         return self._below
 
     def _walk(self) -> None:
+        """Up from each F with an F above (the tree's ``recursive`` flag), until that F."""
         n = self.parent.shape[0]
         found = np.full(n, -1, dtype=np.int64)
         below = np.full(n, -1, dtype=np.int64)
-        nodes, at, above = self.f_nodes, self.f_nodes, self.parent[self.f_nodes]
+        nested = self.f_nodes[self.recursive[self.f_nodes]]
+        nodes, at, above = nested, nested, self.parent[nested]
         while nodes.shape[0]:
             done = (above < 0) | self.is_f[np.maximum(above, 0)]
             found[nodes[done]] = above[done]
