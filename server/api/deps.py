@@ -21,6 +21,7 @@ from server.auth.tokens import Principal, Scope, TokenSet
 from server.ingest.service import Ingestion
 from server.ingest.storelimits import limit_rejections
 from server.ingest.workers import IngestWorkers
+from server.query.filters import Filters, parse_filters
 from server.query.request import ProfileQuery
 from server.scrape.protocol import Scraper
 from server.settings import Settings
@@ -126,6 +127,20 @@ def profile_query(
     return ProfileQuery.parse(type, query, from_, to, sample, aggregation)
 
 
+_FRAME = "matched (RE2, unanchored) against each frame's function name and file name, as pprof's"
+
+
+def frame_filters(
+    focus: Annotated[str | None, Query(description=f"keep samples with a frame {_FRAME}")] = None,
+    ignore: Annotated[str | None, Query(description=f"drop samples with a frame {_FRAME}")] = None,
+    hide: Annotated[str | None, Query(description=f"remove the frames {_FRAME}")] = None,
+    show: Annotated[str | None, Query(description=f"keep only the frames {_FRAME}")] = None,
+    show_from: Annotated[str | None, Query(description=f"cut each stack above its root-most frame {_FRAME}")] = None,
+) -> Filters:
+    """pprof's -focus, -ignore, -hide, -show and -show_from; a pattern that does not compile is a 400 naming it."""
+    return parse_filters({"focus": focus, "ignore": ignore, "hide": hide, "show": show, "show_from": show_from})
+
+
 def trend_query(
     type: Annotated[str | None, Query(description="cpu, heap, allocs, goroutine, mutex, block, threadcreate")] = None,
     query: Annotated[str | None, Query(description='selector, e.g. {service="api"}')] = None,
@@ -151,3 +166,4 @@ GateDep = Annotated[DatabaseGate | None, Depends(database_gate)]
 RevealDep = Annotated[bool, Depends(reveals_credentials)]
 QueryDep = Annotated[ProfileQuery, Depends(profile_query)]
 TrendQueryDep = Annotated[ProfileQuery, Depends(trend_query)]
+FiltersDep = Annotated[Filters, Depends(frame_filters)]

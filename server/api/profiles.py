@@ -1,4 +1,5 @@
-"""Series and individual profiles: list them, and open one as pprof, top table or flame graph."""
+"""Series and individual profiles: list them, and open one as pprof, top table, flame graph or sandwich
+(frame filters apply)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import QueryDep, ReaderDep, SettingsDep
+from server.api.deps import FiltersDep, QueryDep, ReaderDep, SettingsDep
 from server.api.schemas.files import PPROF_FILE
 from server.api.schemas.profiles import ProfileFlameGraphOut, ProfileListOut, ProfileTopOut, SeriesListOut
+from server.api.schemas.query import SandwichOut
+from server.errors import InvalidParameter
 from server.ingest.profile import check_kind
 from server.query import service
 from server.query.selector import parse_selector
@@ -32,17 +35,19 @@ def profiles(q: QueryDep, store: ReaderDep, limit: Annotated[int, Query(ge=1, le
 
 
 @router.get("/profiles/{profile_id}/pprof", response_class=Response, responses=PPROF_FILE)
-def profile_pprof(profile_id: int, store: ReaderDep) -> Response:
+def profile_pprof(profile_id: int, store: ReaderDep, filters: FiltersDep) -> Response:
     return Response(
-        service.profile_pprof(store, profile_id),
+        service.profile_pprof(store, profile_id, filters),
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.pb.gz"'},
     )
 
 
 @router.get("/profiles/{profile_id}/top")
-def profile_top(profile_id: int, store: ReaderDep, sample: Annotated[str | None, Query()] = None) -> ProfileTopOut:
-    return ProfileTopOut.of(service.profile_top(store, profile_id, sample))
+def profile_top(
+    profile_id: int, store: ReaderDep, filters: FiltersDep, sample: Annotated[str | None, Query()] = None
+) -> ProfileTopOut:
+    return ProfileTopOut.of(service.profile_top(store, profile_id, sample, filters))
 
 
 @router.get("/profiles/{profile_id}/flamegraph")
@@ -50,8 +55,28 @@ def profile_flamegraph(
     profile_id: int,
     store: ReaderDep,
     settings: SettingsDep,
+    filters: FiltersDep,
     sample: Annotated[str | None, Query()] = None,
     max_nodes: Annotated[int | None, Query(ge=1)] = None,
 ) -> ProfileFlameGraphOut:
     nodes = min(max_nodes or settings.default_flamegraph_nodes, settings.max_flamegraph_nodes)
-    return ProfileFlameGraphOut.of(service.profile_flamegraph(store, profile_id, sample, nodes))
+    return ProfileFlameGraphOut.of(service.profile_flamegraph(store, profile_id, sample, nodes, filters))
+
+
+@router.get("/profiles/{profile_id}/sandwich")
+def profile_sandwich(
+    profile_id: int,
+    store: ReaderDep,
+    settings: SettingsDep,
+    filters: FiltersDep,
+    function: Annotated[str | None, Query(description="the function's exact name, as top shows it")] = None,
+    sample: Annotated[str | None, Query()] = None,
+    max_nodes: Annotated[int | None, Query(ge=1, description="per side")] = None,
+) -> SandwichOut:
+    """``GET /api/v1/sandwich`` of one stored profile."""
+    if not function:
+        raise InvalidParameter("function", "required: the function's exact name, as top shows it")
+    nodes = max_nodes or settings.default_flamegraph_nodes
+    if nodes > settings.max_flamegraph_nodes:
+        raise InvalidParameter("max_nodes", f"at most {settings.max_flamegraph_nodes}")
+    return SandwichOut.of(service.profile_sandwich(store, profile_id, sample, function, nodes, filters))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from server.api.deps import QueryDep, ReaderDep, SettingsDep, TrendQueryDep
+from server.api.deps import FiltersDep, QueryDep, ReaderDep, SettingsDep, TrendQueryDep
 from server.api.schemas.files import PPROF_FILE
 from server.api.schemas.query import (
     DiffFlameGraphOut,
@@ -23,27 +23,10 @@ from server.errors import InvalidParameter
 from server.query import history, service
 from server.query import timeseries as trends
 from server.query.diff import compare, diff_flamegraph, diff_top
-from server.query.filters import Filters, parse_filters
 from server.query.request import ProfileQuery
 from server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
-
-_FRAME = "matched (RE2, unanchored) against each frame's function name and file name, as pprof's"
-
-
-def frame_filters(
-    focus: Annotated[str | None, Query(description=f"keep samples with a frame {_FRAME}")] = None,
-    ignore: Annotated[str | None, Query(description=f"drop samples with a frame {_FRAME}")] = None,
-    hide: Annotated[str | None, Query(description=f"remove the frames {_FRAME}")] = None,
-    show: Annotated[str | None, Query(description=f"keep only the frames {_FRAME}")] = None,
-    show_from: Annotated[str | None, Query(description=f"cut each stack above its root-most frame {_FRAME}")] = None,
-) -> Filters:
-    """pprof's -focus, -ignore, -hide, -show and -show_from; a pattern that does not compile is a 400 naming it."""
-    return parse_filters({"focus": focus, "ignore": ignore, "hide": hide, "show": show, "show_from": show_from})
-
-
-FiltersDep = Annotated[Filters, Depends(frame_filters)]
 
 
 def _max_nodes(settings: Settings, max_nodes: int | None) -> int:

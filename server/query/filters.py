@@ -113,8 +113,9 @@ def filter_tree(
 ) -> Filtered:
     """:func:`apply_filters`, keeping the map from original nodes to filtered ones (exports need it)."""
     n = len(tree)
-    levels = _levels(tree.parent) if depth is None else _by_depth(depth)
     parent = tree.parent
+    cuts_samples = filters.focus is not None or filters.ignore is not None
+    levels = _levels(tree.parent, depth) if cuts_samples or filters.show_from is not None else []
     keep_samples = np.ones(n, dtype=bool)
     keep_root = True  # samples with an empty stack
     if filters.focus is not None:
@@ -135,65 +136,72 @@ def filter_tree(
         keep_root = False  # an empty stack has no frame to show; pprof drops it too
     columns = tree.selfs.shape[1]
     root_self = tree.root_self.copy() if keep_root else np.zeros(columns, dtype=np.int64)
+    if cuts_samples:
+        selfs = np.where(keep_samples[:, None], tree.selfs, 0)
+        totals = _propagate(parent, selfs, levels)
+        if not bool((selfs < 0).any()):
+            # A node left with no sample has only such nodes below it: dropping it now lifts nothing,
+            # and spares merging what would be dropped as empty at the end.
+            kept &= np.any(totals != 0, axis=1)
+    else:
+        selfs, totals = tree.selfs, tree.totals
     if filters.hide is None and filters.show is None and filters.show_from is None:
         # Only samples go: the same nodes, their values recomputed.
-        selfs = np.where(keep_samples[:, None], tree.selfs, 0)
-        result = _with_totals(parent, tree.function, tree.recursive, selfs, root_self, levels)
+        result = _tree_of(parent, tree.function, tree.recursive, selfs, totals, root_self)
         result, moved = _drop_empty(result)
         return Filtered(result, np.where(keep_samples, moved, -1), keep_root)
-    # Nodes in original order; ``new_of`` per node: the filtered node at or above it.
-    new_of, new_parent, new_function, new_levels = _reintern(levels, parent, tree.function, kept)
-    landed = keep_samples & (new_of >= 0)
-    selfs = np.zeros((new_parent.shape[0], columns), dtype=np.int64)
-    np.add.at(selfs, new_of[landed], tree.selfs[landed])
-    recursive = _recursive(tree, new_of, new_parent, new_function, kept, filters.show_from is not None)
-    result = _with_totals(new_parent, new_function, recursive, selfs, root_self, new_levels)
+    merged = _keep(parent, tree.function, kept)
+    landed = keep_samples & (merged.new_of >= 0)
+    recursive = _recursive(tree, merged, kept, filters.show_from is not None)
+    result = _tree_of(*merged.values(tree.function, recursive, selfs, totals, landed, kept), root_self)
     result, moved = _drop_empty(result)
     moved = np.append(moved, -1)  # position -1 (no node) stays -1
-    new_of = np.where(landed, moved[new_of], -1)
+    new_of = np.where(landed, moved[merged.new_of], -1)
     return Filtered(result, new_of, keep_root)
 
 
-def keep_frames(tree: CallTree, kept: BoolArray) -> CallTree:
+def keep_frames(tree: CallTree, kept: BoolArray) -> tuple[CallTree, IntArray]:
     """``tree`` without the frames not ``kept`` (as ``hide`` removes them); samples with no frame left go.
 
-    Frames are removed per node here, not per function, so ``recursive`` is not carried over (it is all false).
+    Also each original node's new node (-1: none). Frames are removed per node here, not per function,
+    so ``recursive`` is left to the caller (it is all false).
     """
-    levels = _levels(tree.parent)
-    new_of, new_parent, new_function, new_levels = _reintern(levels, tree.parent, tree.function, kept)
-    landed = new_of >= 0
-    selfs = np.zeros((new_parent.shape[0], tree.selfs.shape[1]), dtype=np.int64)
-    np.add.at(selfs, new_of[landed], tree.selfs[landed])
-    recursive = np.zeros(new_parent.shape[0], dtype=bool)
-    return _with_totals(new_parent, new_function, recursive, selfs, np.zeros_like(tree.root_self), new_levels)
+    merged = _keep(tree.parent, tree.function, kept)
+    landed = merged.new_of >= 0
+    recursive = np.zeros(merged.parent.shape[0], dtype=bool)
+    values = merged.values(tree.function, recursive, tree.selfs, tree.totals, landed, kept)
+    return _tree_of(*values, np.zeros_like(tree.root_self)), merged.new_of
 
 
-def levels_of(parent: IntArray) -> list[IntArray]:
+def _levels(parent: IntArray, depth: IntArray | None = None) -> list[IntArray]:
     """Node indexes per depth, root's children first (a parent's index is below its children's)."""
-    return _levels(parent)
-
-
-def _levels(parent: IntArray) -> list[IntArray]:
-    """Node indexes per depth, root's children first (a parent's index is below its children's)."""
-    n = parent.shape[0]
-    if n == 0:
+    if parent.shape[0] == 0:
         return []
-    # List ranking by pointer doubling: log2(depth) passes over the nodes.
-    depth = np.ones(n, dtype=np.int64)
+    return _by_depth(depths_of(parent) if depth is None else depth)
+
+
+def depths_of(parent: IntArray) -> IntArray:
+    """Each node's depth (the root's children: 1), by list ranking with pointer doubling: log2(depth) passes."""
+    depth = np.ones(parent.shape[0], dtype=np.int64)
     jump = parent.copy()
     while bool((jump >= 0).any()):
         live = jump >= 0
         safe = np.maximum(jump, 0)
         depth = depth + np.where(live, depth[safe], 0)
         jump = np.where(live, jump[safe], -1)
-    return _by_depth(depth)
+    return depth
 
 
 def _by_depth(depth: IntArray) -> list[IntArray]:
-    """Node indexes grouped by depth, shallowest first, in index order within a level."""
+    """Node indexes grouped by depth, shallowest first, in index order within a level.
+
+    Depths fit in 16 bits (less than 2**15 frames) almost always, and numpy sorts those by radix, linearly.
+    """
     if depth.shape[0] == 0:
         return []
-    order = np.argsort(depth, kind="stable")
+    low = int(depth.min())
+    narrow = np.int16 if int(depth.max()) - low < 2**15 else np.int64
+    order = np.argsort((depth - low).astype(narrow), kind="stable")
     cuts = np.flatnonzero(np.diff(depth[order])) + 1
     return np.split(order, cuts)
 
@@ -202,20 +210,31 @@ class _MatchCache:
     """Per pattern, which function ids matched: a function id's name and file never change.
 
     A user who set a filter keeps it while exploring, so the next query with it
-    looks each function up instead of running RE2 on it again. At most
-    :data:`MATCH_CACHE_PATTERNS` patterns of at most :data:`MATCH_CACHE_FUNCTIONS`
-    functions each are kept, the least recently used going first.
+    looks its functions up in one array read instead of running RE2 on each
+    again. An array per pattern holds a byte per function id (-1: not looked at
+    yet); at most :data:`MATCH_CACHE_PATTERNS` of them are kept, the least
+    recently used going first, and ids past :data:`MATCH_CACHE_IDS` are not
+    cached (the array would outgrow what it saves).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_pattern: OrderedDict[str, dict[int, bool]] = OrderedDict()
+        self._by_pattern: OrderedDict[str, npt.NDArray[np.int8]] = OrderedDict()
 
-    def get(self, pattern: str) -> dict[int, bool]:
+    def get(self, pattern: str, size: int) -> npt.NDArray[np.int8]:
+        """The pattern's array, at least ``size`` long; a fresh, unshared one when ``size`` is too big to keep.
+
+        Queries running at once may fill the same array: they write the same answers.
+        """
+        if size > MATCH_CACHE_IDS:
+            return np.full(size, -1, dtype=np.int8)
         with self._lock:
             found = self._by_pattern.pop(pattern, None)
-            if found is None or len(found) > MATCH_CACHE_FUNCTIONS:
-                found = {}
+            if found is None or found.shape[0] < size:
+                grown = np.full(size, -1, dtype=np.int8)
+                if found is not None:
+                    grown[: found.shape[0]] = found
+                found = grown
             self._by_pattern[pattern] = found
             while len(self._by_pattern) > MATCH_CACHE_PATTERNS:
                 self._by_pattern.popitem(last=False)
@@ -223,48 +242,45 @@ class _MatchCache:
 
 
 MATCH_CACHE_PATTERNS = 32
-MATCH_CACHE_FUNCTIONS = 200_000
+MATCH_CACHE_IDS = 1 << 22
 # One cache per table of frame ids, gone with it: ids of two stores (or of functions and line frames) never mix.
 _CACHES: weakref.WeakKeyDictionary[object, _MatchCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 
-def _known(owner: object | None, pattern: str) -> dict[int, bool]:
+def _known(owner: object | None, pattern: str, size: int) -> npt.NDArray[np.int8]:
+    """The owner's match array for ``pattern`` (-1: not looked at yet); a fresh one without an owner."""
     if owner is None:
-        return {}
+        return np.full(size, -1, dtype=np.int8)
     with _CACHES_LOCK:
         cache = _CACHES.get(owner)
         if cache is None:
             cache = _CACHES[owner] = _MatchCache()
-    return cache.get(pattern)
+    return cache.get(pattern, size)
 
 
 def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]], owner: object | None) -> BoolArray:
     """Per node: does its frame's function name or file name contain a match (RE2 once per distinct text)."""
     if len(tree) == 0:
         return np.zeros(0, dtype=bool)
-    present = np.zeros(int(tree.function.max()) + 1, dtype=bool)  # a mark per id: linear, no sort
+    size = int(tree.function.max()) + 1
+    known = _known(owner, regex.pattern, size)
+    present = np.zeros(size, dtype=bool)  # a mark per id: linear, no sort
     present[tree.function] = True
-    functions = np.flatnonzero(present)
-    known = _known(owner, regex.pattern)
-    texts: dict[str, bool] = {}
+    present &= known[:size] < 0
+    unknown = np.flatnonzero(present)
+    if unknown.shape[0]:
+        texts: dict[str, bool] = {}
 
-    def found(text: str) -> bool:
-        hit = texts.get(text)
-        if hit is None:
-            hit = texts[text] = bool(text) and regex.search(text)
-        return hit
+        def found(text: str) -> bool:
+            hit = texts.get(text)
+            if hit is None:
+                hit = texts[text] = bool(text) and regex.search(text)
+            return hit
 
-    hits: list[bool] = []
-    for function in functions.tolist():
-        hit = known.get(function)
-        if hit is None:
-            name, filename = frames.get(function, ("", ""))
-            hit = known[function] = found(name) or found(filename)
-        hits.append(hit)
-    by_id = np.zeros(present.shape[0], dtype=bool)
-    by_id[functions] = hits
-    result: BoolArray = by_id[tree.function]
+        rows = (frames.get(function, ("", "")) for function in unknown.tolist())
+        known[unknown] = [found(name) or found(filename) for name, filename in rows]
+    result: BoolArray = known[tree.function] == 1
     return result
 
 
@@ -276,90 +292,140 @@ def _on_path(levels: list[IntArray], parent: IntArray, match: BoolArray) -> Bool
     return on_path
 
 
-def _reintern(
-    levels: list[IntArray], parent: IntArray, function: IntArray, kept: BoolArray
-) -> tuple[IntArray, IntArray, IntArray, list[IntArray]]:
-    """The tree of kept frames: per original node its new node (-1: no kept frame on its path),
-    the new nodes' parents and functions (parents before children), and the new nodes per depth.
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """The tree of the kept frames, as a map from the original nodes.
 
-    A kept node's new parent is the new node of its nearest kept ancestor; nodes
-    that end up with the same (new parent, function) are one node. They are
-    interned by their depth in the new tree, so a new parent always exists first.
+    ``new_of[i]``: the new node holding original node ``i`` (its nearest kept node at or above), -1 when
+    its path keeps no frame; ``nodes``: per new node, the lowest original node it holds; ``parent``: the
+    new nodes' parents (-1: the root). New nodes are in the order of ``nodes``, so parents come first.
+    """
+
+    new_of: IntArray
+    nodes: IntArray
+    parent: IntArray
+
+    def values(
+        self,
+        function: IntArray,
+        recursive: BoolArray,
+        selfs: IntArray,
+        totals: IntArray,
+        landed: BoolArray,
+        kept: BoolArray,
+    ) -> tuple[IntArray, IntArray, BoolArray, IntArray, IntArray]:
+        """The new tree's parent, function, recursive, selfs and totals, from the original nodes' values.
+
+        A new node's total is the sum of its original nodes' totals: they have the same kept path, so
+        none lies below another and no sample is counted twice. No level-by-level propagation is needed.
+        """
+        nodes = self.nodes
+        # Each new node starts from its lowest original node's values; only the others are added (np.add.at
+        # is slow per item, and most nodes are their new node's lowest).
+        new_selfs = np.where(landed[nodes][:, None], selfs[nodes], 0)
+        new_totals = totals[nodes].copy()
+        others = np.ones(landed.shape[0], dtype=bool)
+        others[nodes] = False
+        more = np.flatnonzero(others & landed)
+        np.add.at(new_selfs, self.new_of[more], selfs[more])
+        more = np.flatnonzero(others & kept)
+        np.add.at(new_totals, self.new_of[more], totals[more])
+        return self.parent, function[nodes], recursive, new_selfs, new_totals
+
+
+def _keep(parent: IntArray, function: IntArray, kept: BoolArray) -> _Kept:
+    """The tree of kept frames: each kept node hangs off its nearest kept ancestor, and kept nodes
+    that end up with the same path of functions are one node."""
+    n = parent.shape[0]
+    up = _nearest_kept(parent, kept)
+    above = np.where(parent >= 0, up[np.maximum(parent, 0)], -1)  # nearest kept strict ancestor
+    slot = np.where(above >= 0, above, n)  # slot n is the root
+    rep = _merge_paths(slot, parent, function, kept)
+    nodes = np.flatnonzero(kept & (rep[:n] == np.arange(n)))
+    rank = np.full(n + 1, -1, dtype=np.int64)
+    rank[nodes] = np.arange(nodes.shape[0], dtype=np.int64)
+    new_parent = rank[rep[slot[nodes]]]
+    new_of = np.where(up >= 0, rank[rep[np.maximum(up, 0)]], -1)
+    return _Kept(new_of, nodes, new_parent)
+
+
+def _nearest_kept(parent: IntArray, kept: BoolArray) -> IntArray:
+    """Per node, the nearest kept node at or above it (itself when kept), -1 when there is none.
+
+    Pointer jumping over the runs of removed frames only: log2 of the longest run passes.
     """
     n = parent.shape[0]
-    at_or_above = np.full(n, -1, dtype=np.int64)  # nearest kept node at or above, -1: none
-    new_depth = np.zeros(n, dtype=np.int64)  # kept nodes on the path, itself included
-    for index, level in enumerate(levels):
-        own = np.where(kept[level], level, -1)
-        if index == 0:
-            at_or_above[level] = own
-            new_depth[level] = kept[level]
-            continue
-        above = parent[level]
-        at_or_above[level] = np.where(kept[level], level, at_or_above[above])
-        new_depth[level] = new_depth[above] + kept[level]
-    kept_parent = np.where(parent >= 0, at_or_above[np.maximum(parent, 0)], -1)  # nearest kept strict ancestor
-    new_of = np.full(n, -1, dtype=np.int64)
-    parents: list[IntArray] = []
-    functions: list[IntArray] = []
-    count = 0
-    new_levels: list[IntArray] = []
-    width = int(function.max()) + 1 if n else 1
-    candidates = np.flatnonzero(kept)
-    if candidates.size:
-        order = candidates[np.argsort(new_depth[candidates], kind="stable")]
-        cuts = np.flatnonzero(np.diff(new_depth[order])) + 1
-        for level in np.split(order, cuts):
-            above = kept_parent[level]
-            new_above = np.where(above >= 0, new_of[np.maximum(above, 0)], -1)
-            keys = (new_above + 1) * width + function[level]
-            first, inverse = group_keys(keys)
-            new_of[level] = count + inverse
-            parents.append(new_above[first])
-            functions.append(function[level][first])
-            new_levels.append(np.arange(count, count + first.shape[0], dtype=np.int64))
-            count += first.shape[0]
-    unkept = np.flatnonzero(~kept)
-    source = at_or_above[unkept]
-    new_of[unkept] = np.where(source >= 0, new_of[np.maximum(source, 0)], -1)
-    empty = np.zeros(0, dtype=np.int64)
-    return (
-        new_of,
-        np.concatenate(parents) if parents else empty,
-        np.concatenate(functions) if functions else empty,
-        new_levels,
-    )
+    up = np.where(kept, np.arange(n, dtype=np.int64), parent)
+    todo = np.flatnonzero(~kept & (parent >= 0))
+    todo = todo[~kept[up[todo]]]
+    while todo.shape[0]:
+        up[todo] = up[up[todo]]  # the right side is read whole before the write: every pointer doubles
+        target = up[todo]
+        todo = todo[(target >= 0) & ~kept[np.maximum(target, 0)]]
+    return up
 
 
-def group_keys(keys: IntArray) -> tuple[IntArray, IntArray]:
-    """Equal keys as groups: one member of each group, and each key's group (0, 1, ... in key order).
+def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: BoolArray) -> IntArray:
+    """Per node (and the root, slot ``n``), the lowest node with the same path of kept functions.
 
-    ``np.unique`` with ``return_index`` sorts stably; any member will do here, so an unstable sort is enough.
+    ``slot`` is each node's nearest kept strict ancestor (``n``: none). Among a node's original children
+    functions are distinct, so two kept nodes can only meet under a parent that gained children from
+    below a removed frame, or under two parents that met. Only those parents' children are grouped, in
+    rounds: each round groups the children of the parents that met in the one before, until none meet.
+    A tree where nothing meets costs one pass over the nodes lifted past a removed frame.
     """
-    order = np.argsort(keys)
-    ordered = keys[order]
-    starts = np.empty(keys.shape[0], dtype=bool)
-    starts[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
-    group = np.cumsum(starts) - 1
-    inverse = np.empty(keys.shape[0], dtype=np.int64)
-    inverse[order] = group
-    first: IntArray = order[starts]
-    return first, inverse
+    n = slot.shape[0]
+    rep = np.arange(n + 1, dtype=np.int64)
+    kept_ids = np.flatnonzero(kept)
+    kept_slots = slot[kept_ids]
+    own = parent[kept_ids]
+    lifted = kept_ids[kept_slots != np.where(own >= 0, own, n)]
+    if lifted.shape[0] == 0:
+        return rep
+    counts = np.bincount(kept_slots, minlength=n + 1)
+    by_slot = kept_ids[np.argsort(kept_slots, kind="stable")]  # kept nodes grouped by their new parent
+    starts = np.cumsum(counts) - counts
+    width = int(function.max()) + 1
+    mark = np.zeros(n + 1, dtype=bool)  # scratch: sets of nodes as marks, linear where np.unique would sort
+    mark[slot[lifted]] = True
+    members = np.flatnonzero(mark)
+    while True:
+        many = counts[members]
+        first = np.repeat(starts[members] - (np.cumsum(many) - many), many)
+        children = by_slot[first + np.arange(first.shape[0])]
+        mark[:] = False
+        mark[rep[children]] = True
+        kids = np.flatnonzero(mark)  # each group so far by its representative, in index order
+        keys = rep[slot[kids]] * width + function[kids]
+        order = np.argsort(keys, kind="stable")  # a group's lowest node first
+        ordered = keys[order]
+        starts_group = np.empty(ordered.shape[0], dtype=bool)
+        starts_group[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+        leaders = kids[order[starts_group]][np.cumsum(starts_group) - 1]
+        moved = leaders != kids[order]
+        if not bool(moved.any()):
+            return rep
+        remap = np.arange(n + 1, dtype=np.int64)
+        remap[kids[order][moved]] = leaders[moved]
+        rep = remap[rep]
+        mark[:] = False
+        mark[leaders[moved]] = True
+        members = np.flatnonzero(mark[rep])  # every node the groups that grew now hold
 
 
-def _recursive(
-    tree: CallTree, new_of: IntArray, parent: IntArray, function: IntArray, kept: BoolArray, cut: bool
-) -> BoolArray:
+def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> BoolArray:
     """Whether each new node has an ancestor of its function.
 
     Frames are removed by function, so a kept frame's same-function ancestors are
     kept too: without a cut the flag carries over. A cut may remove them, so the
     nodes that were recursive are walked up their new ancestors.
     """
+    parent = merged.parent
+    function = tree.function[merged.nodes]
     recursive = np.zeros(parent.shape[0], dtype=bool)
     source = np.flatnonzero(kept)
-    recursive[new_of[source]] = tree.recursive[source]
+    recursive[merged.new_of[source]] = tree.recursive[source]
     if not cut:
         return recursive
     walk = np.flatnonzero(recursive)
@@ -374,18 +440,23 @@ def _recursive(
     return recursive
 
 
-def _with_totals(
+def _propagate(parent: IntArray, selfs: IntArray, levels: list[IntArray]) -> IntArray:
+    """Totals from self values, level by level, deepest first."""
+    totals = selfs.copy()
+    for level in reversed(levels[1:]):
+        np.add.at(totals, parent[level], totals[level])
+    return totals
+
+
+def _tree_of(
     parent: IntArray,
     function: IntArray,
     recursive: BoolArray,
     selfs: IntArray,
+    totals: IntArray,
     root_self: IntArray,
-    levels: list[IntArray],
 ) -> CallTree:
-    """A tree from its self values, totals propagated level by level, deepest first."""
-    totals = selfs.copy()
-    for level in reversed(levels[1:]):
-        np.add.at(totals, parent[level], totals[level])
+    """A tree of nodes numbered 0, 1, ...; its total is its roots' plus what empty stacks hold."""
     total = root_self + (totals[parent < 0].sum(axis=0) if parent.shape[0] else 0)
     return CallTree(
         node_ids=np.arange(parent.shape[0], dtype=np.int64),

@@ -111,9 +111,12 @@ class OneProfile:
 
 @dataclass(frozen=True, slots=True)
 class ProfileTop:
+    """``total`` is the profile's unfiltered one (pprof's percentages divide by it); ``shown`` what the filters kept."""
+
     profile: OneProfile
     total: int
     rows: list[TopEntry]
+    shown: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,17 +236,36 @@ def sandwich_view(
     one whose samples the filters took away has empty trees and zero flat and cum.
     """
     merged = merge_profiles(store, query, settings.max_query_profiles)
+    return _sandwich_of(store, merged, _merge_info(query, merged), function, max_nodes, filters)
+
+
+def profile_sandwich(
+    store: Store, profile_id: int, sample: str | None, function: str, max_nodes: int, filters: Filters = NO_FILTERS
+) -> MergedSandwich:
+    """:func:`sandwich_view` of a single stored profile."""
+    meta, kind = one_profile(store, profile_id)
+    sample_type, unit = resolve_sample([meta], sample)
+    merged = merge_selected(store, [meta], sample_type, unit, "sum")
+    info = MergeInfo(kind, merged.sample_type, merged.unit, merged.aggregation, merged.profile_count)
+    return _sandwich_of(store, merged, info, function, max_nodes, filters)
+
+
+def _sandwich_of(
+    store: Store, merged: Merged, info: MergeInfo, function: str, max_nodes: int, filters: Filters
+) -> MergedSandwich:
     full = build_tree(store.stacks, merged.nodes, merged.values)
-    if function not in store.functions.names(function_ids(full)).values():
-        raise NotFound(f"function {function!r} has no samples in the selected profiles")
     tree, names = named_tree(store, full, filters)
-    ids = [fid for fid in function_ids(tree) if names.get(fid) == function]
-    answer = sandwich(tree, min(ids) if ids else -1)
+    known = store.functions.names(function_ids(full)) if filters.active else names  # unfiltered: the same
+    if function not in known.values():
+        raise NotFound(f"function {function!r} has no samples in the selected profiles")
+    ids = [fid for fid, name in names.items() if name == function]  # by_name keeps the lowest id of a name
+    depth = None if filters.active else store.stacks.depth[tree.node_ids]  # filtered nodes are not stored ones
+    answer = sandwich(tree, min(ids) if ids else -1, max_nodes, depth)
     d = merged.divisor
     callers = flamegraph(answer.callers, names, max_nodes, d)
     callees = flamegraph(answer.callees, names, max_nodes, d)
     return MergedSandwich(
-        merge=_merge_info(query, merged),
+        merge=info,
         function=function,
         flat=_number(int(answer.flat[0]), d),
         cum=_number(int(answer.cum[0]), d),
@@ -279,26 +301,30 @@ def one_profile(store: Store, profile_id: int) -> tuple[ProfileMeta, str]:
     return meta, kind
 
 
-def profile_pprof(store: Store, profile_id: int) -> bytes:
+def profile_pprof(store: Store, profile_id: int, filters: Filters = NO_FILTERS) -> bytes:
     meta, _ = one_profile(store, profile_id)
-    return encode(export_profile(store, [meta]))
+    return encode(export_profile(store, [meta], filters=filters))
 
 
-def _profile_tree(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, CallTree, dict[int, str]]:
+def _profile_tree(
+    store: Store, profile_id: int, sample: str | None, filters: Filters
+) -> tuple[OneProfile, Merged, CallTree, dict[int, str]]:
     meta, kind = one_profile(store, profile_id)
     sample_type, unit = resolve_sample([meta], sample)
     merged = merge_selected(store, [meta], sample_type, unit, "sum")
-    tree, names = _tree(store, merged)
-    return OneProfile(meta, kind, sample_type, unit), tree, names
+    tree, names = _tree(store, merged, filters)
+    return OneProfile(meta, kind, sample_type, unit), merged, tree, names
 
 
-def profile_top(store: Store, profile_id: int, sample: str | None) -> ProfileTop:
+def profile_top(store: Store, profile_id: int, sample: str | None, filters: Filters = NO_FILTERS) -> ProfileTop:
     """The top table of a single stored profile."""
-    profile, tree, names = _profile_tree(store, profile_id, sample)
-    return ProfileTop(profile, int(tree.total[0]), _entries(tree, names))
+    profile, merged, tree, names = _profile_tree(store, profile_id, sample, filters)
+    return ProfileTop(profile, merged.total(), _entries(tree, names), int(tree.total[0]))
 
 
-def profile_flamegraph(store: Store, profile_id: int, sample: str | None, max_nodes: int) -> ProfileFlameGraph:
-    """The flame graph of a single stored profile."""
-    profile, tree, names = _profile_tree(store, profile_id, sample)
+def profile_flamegraph(
+    store: Store, profile_id: int, sample: str | None, max_nodes: int, filters: Filters = NO_FILTERS
+) -> ProfileFlameGraph:
+    """The flame graph of a single stored profile; under filters its root is what they kept."""
+    profile, _, tree, names = _profile_tree(store, profile_id, sample, filters)
     return ProfileFlameGraph(profile, flamegraph(tree, names, max_nodes))

@@ -88,6 +88,52 @@ def test_right_click_focus_then_remove_the_chip(live_server: LiveServer, browser
     no_errors(bp)
 
 
+def test_filters_and_the_sandwich_apply_to_a_single_profile_and_keep_it_open(
+    live_server: LiveServer, browser_page: BrowserPage
+) -> None:
+    bp = browser_page
+    one = next(p for p in live_server.ingested if p["type"] == "cpu" and p["series"]["labels"]["instance"] == "demo-1")
+    profile_id = str(one["id"])
+    open_explore(bp, live_server, query=DEMO, profile=profile_id)
+    _right_click(bp, "main.cpuHogA")
+    _menu_pick(bp, "focus")
+    assert params_of(bp)["focus"] == HOG and params_of(bp)["profile"] == profile_id, "the profile stays open"
+    top = live_server.get(f"/api/v1/profiles/{profile_id}/top", focus=HOG)
+    graph = live_server.get(f"/api/v1/profiles/{profile_id}/flamegraph", focus=HOG)
+    unfiltered = live_server.get(f"/api/v1/profiles/{profile_id}/top")
+    assert top["total"] == unfiltered["total"] and 0 < top["shown"] < top["total"]
+    assert [r.get_attribute("data-name") for r in bp.page.locator("#top tbody tr[data-name]").all()] == [
+        r["name"] for r in top["rows"]
+    ]
+    assert fg_state(bp)["nodes"] == graph["nodes"] and widest(bp, "total")["total"] == graph["total"] == top["shown"]
+    assert "main.cpuHogB" not in {r["name"] for r in rects(bp)}
+    summary = bp.page.inner_text("#summary")
+    assert f"Profile #{profile_id} alone" in summary and "the filters keep" in summary
+    href = bp.page.get_attribute("#download", "href") or ""
+    assert urllib.parse.urlsplit(href).path == f"/api/v1/profiles/{profile_id}/pprof"
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(href).query)["focus"] == [HOG]
+    assert bp.page.request.get(f"{live_server.url}{href}").status == 200
+    # the sandwich is the profile's own, under the same filter
+    _right_click(bp, "main.cpuHogA")
+    bp.page.locator(".frame-menu [data-action=sandwich]").click()
+    bp.page.wait_for_function(SANDWICH_READY, timeout=15_000)
+    own = live_server.get(f"/api/v1/profiles/{profile_id}/sandwich", function="main.cpuHogA", focus=HOG)
+    merged = live_server.get("/api/v1/sandwich", type="cpu", query=DEMO, function="main.cpuHogA", focus=HOG)
+    assert own["profiles"] == 1 and own["cum"] != merged["cum"]
+    callers = _side(bp, "sandwichCallers")
+    assert next(r for r in callers if r["depth"] == 0)["total"] == own["cum"]
+    assert {r["name"]: r["total"] for r in callers if r["depth"] == 1} == {
+        n["name"]: n["total"] for n in decode(own["callers"]) if n["depth"] == 1
+    }
+    bp.page.locator(".sandwich-close").click()
+    bp.page.wait_for_function(IDLE)
+    bp.page.locator("#filter-chips .filter-chip button").click()
+    bp.page.wait_for_function(READY, timeout=15_000)
+    assert "focus" not in params_of(bp) and params_of(bp)["profile"] == profile_id
+    assert "main.cpuHogB" in {r["name"] for r in rects(bp)}
+    no_errors(bp)
+
+
 def test_the_keyboard_opens_the_menu_on_the_frame_under_the_pointer(
     live_server: LiveServer, browser_page: BrowserPage
 ) -> None:

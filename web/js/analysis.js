@@ -3,7 +3,7 @@
 // below it). Filters and the sandwich's function live in the page's URL state; the server applies them
 // (docs/api.md: pprof's -focus, -ignore, -hide, -show, -show_from).
 
-import { api, isAbort } from "./api.js";
+import { api, getJSON, isAbort } from "./api.js";
 import { el } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatValue } from "./format.js";
@@ -197,10 +197,10 @@ export class SandwichView {
     this.callees = new FlameGraph(calleesBox, { onFrameClick: pick, debugName: "sandwichCallees", emptyText: "No samples of this function." });
   }
 
-  /** Fetch and show the sandwich of `q.function`; rejects as the API does. */
-  async load(q, { signal } = {}) {
+  /** Fetch and show the sandwich of `q.function` (from `path` when given: one profile's); rejects as the API does. */
+  async load(q, { signal, path } = {}) {
     this.title.textContent = `Sandwich of ${q.function}${this.suffix}`;
-    const answer = await api.sandwich(q, { signal });
+    const answer = await (path ? getJSON(path, q, { signal }) : api.sandwich(q, { signal }));
     if (signal && signal.aborted) return answer;
     const side = (tree) => ({ ...tree, unit: answer.unit, sample_type: answer.sample_type, aggregation: answer.aggregation, profiles: answer.profiles });
     this.callers.setData(side(answer.callers));
@@ -233,8 +233,11 @@ export function sandwichLoader(panel, view, setLoading, showError) {
     if (!s.sandwich) return;
     setLoading(panel, true);
     const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample, ...filterParams(s), function: s.sandwich };
+    // a single profile open (Explore's `profile`): its own sandwich, not the range's
+    const one = s.profile ? { sample: s.sample, ...filterParams(s), function: s.sandwich } : null;
+    const path = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}/sandwich` : undefined;
     try {
-      await view().load(q, { signal });
+      await view().load(one || q, { signal, path });
     } catch (err) {
       if (!signal.aborted && !isAbort(err)) {
         showError(err);

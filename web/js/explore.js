@@ -2,7 +2,7 @@
 // flame graph and the top table. Everything that defines the view is in the URL.
 
 import { ANALYSIS_DEFAULTS, addFilter, FILTERS, FilterChips, filterParams, FrameMenu, SandwichView, sandwichLoader } from "./analysis.js";
-import { api, getJSON, isAbort } from "./api.js";
+import { api, apiUrl, getJSON, isAbort } from "./api.js";
 import { $, latestLoad } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatValue } from "./format.js";
@@ -67,7 +67,7 @@ new FrameMenu(flame, {
   onPick(action, name) {
     if (action === "lines") lineViews.open(name);
     else if (action === "sandwich") state.set({ sandwich: name }, { push: true });
-    else state.set({ ...addFilter(state.get(), action, name), zoom: "", profile: "" }, { push: true });
+    else state.set({ ...addFilter(state.get(), action, name), zoom: "" }, { push: true }); // a single profile stays open
   },
 });
 
@@ -194,7 +194,8 @@ function showSingle(id, t) {
   back.className = "btn btn-ghost back-to-merged";
   back.textContent = "Back to the merged view";
   back.addEventListener("click", () => state.set({ profile: "", zoom: "" }, { push: true }));
-  form.summary.replaceChildren(`Profile #${id} alone · ${t.sample_type} · total ${formatValue(t.total, t.unit)} `, back);
+  const kept = t.shown !== t.total ? ` · the filters keep ${formatValue(t.shown, t.unit)}` : "";
+  form.summary.replaceChildren(`Profile #${id} alone · ${t.sample_type} · total ${formatValue(t.total, t.unit)}${kept} `, back);
 }
 
 function syncForm(s) {
@@ -210,7 +211,7 @@ function syncForm(s) {
   showSample(form.sample, s.sample);
   chips.render(s);
   const q = { type: s.type, query: s.query, from: s.from, to: s.to, sample: s.sample, ...filterParams(s) };
-  form.download.href = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}/pprof` : api.pprofUrl(q);
+  form.download.href = s.profile ? apiUrl(`/api/v1/profiles/${encodeURIComponent(s.profile)}/pprof`, filterParams(s)) : api.pprofUrl(q);
   form.download.download = s.profile ? `profile-${s.profile}.pb.gz` : `${s.type}.pb.gz`;
   document.title = `Explore · ${s.type}${s.query ? ` · ${s.query}` : ""} · Stackyard`;
 }
@@ -328,7 +329,8 @@ const load = latestLoad(async (signal) => {
   };
 
   const one = s.profile ? `/api/v1/profiles/${encodeURIComponent(s.profile)}` : "";
-  const topRequest = one ? getJSON(`${one}/top`, { sample: s.sample }, { signal }) : api.top(filtered, { signal });
+  const oneParams = { sample: s.sample, ...filterParams(s) }; // a single profile takes the same filters
+  const topRequest = one ? getJSON(`${one}/top`, oneParams, { signal }) : api.top(filtered, { signal });
   const top = topRequest.then(
     (t) => {
       if (signal.aborted) return null;
@@ -354,7 +356,7 @@ const load = latestLoad(async (signal) => {
   );
   top.finally(done(topPanel));
 
-  const graphRequest = one ? getJSON(`${one}/flamegraph`, { sample: s.sample }, { signal }) : api.flamegraph(filtered, { signal });
+  const graphRequest = one ? getJSON(`${one}/flamegraph`, oneParams, { signal }) : api.flamegraph(filtered, { signal });
   const graph = graphRequest.then(
     (g) => {
       if (signal.aborted) return;

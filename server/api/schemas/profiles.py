@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from server.api.schemas import Number
@@ -83,12 +83,14 @@ class ProfileTopOut(BaseModel):
     sample_type: str
     unit: str
     time: str
-    total: int
+    total: int = Field(description="the unfiltered total, which pprof's percentages divide by")
+    shown: int = Field(description="what the filters kept (pprof's 'accounting for'); total without filters")
     rows: list[TopRowOut]
 
     @classmethod
     def of(cls, answer: ProfileTop) -> ProfileTopOut:
-        return cls.model_construct(**_profile_fields(answer.profile), total=answer.total, rows=top_rows(answer.rows))
+        fields = _profile_fields(answer.profile)
+        return cls.model_construct(**fields, total=answer.total, shown=answer.shown, rows=top_rows(answer.rows))
 
 
 class ProfileFlameGraphOut(BaseModel):

@@ -46,6 +46,29 @@ def test_open_one_profile(client: TestClient, tmp_path: Path) -> None:
     assert client.get("/api/v1/profiles/999999/top").status_code == 404
 
 
+def test_one_profile_takes_the_frame_filters_as_pprof_does(client: TestClient, tmp_path: Path) -> None:
+    push(client, DATA / "cpu2.pb.gz", time="1000")  # another profile in the range: the answers are this one's alone
+    stored = push(client, DATA / "cpu.pb.gz", time="1010")
+    path = f"/api/v1/profiles/{stored['id']}"
+    filters = {"focus": "main", "hide": r"main\.step"}
+    flags = ("-focus=main", r"-hide=main\.step")
+    ours = client.get(f"{path}/top", params={"sample": "cpu", **filters}).json()
+    expected = pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds", extra=flags)
+    assert (ours["total"], ours["shown"]) == (expected.total, expected.shown) and expected.shown < expected.total
+    assert {r["name"]: (r["flat"], r["cum"]) for r in ours["rows"]} == expected.rows
+    graph = client.get(f"{path}/flamegraph", params={"sample": "cpu", **filters}).json()
+    assert graph["total"] == expected.shown
+    exported = tmp_path / "filtered.pb.gz"
+    exported.write_bytes(client.get(f"{path}/pprof", params=filters).content)
+    assert pprof_top([exported], "cpu", "nanoseconds").rows == expected.rows
+    sandwich = client.get(f"{path}/sandwich", params={"function": "main.cpuHogA", **filters}).json()
+    assert sandwich["profiles"] == 1 and sandwich["cum"] == expected.rows["main.cpuHogA"][1]
+    refused = client.get(f"{path}/top", params={"focus": "(?=x)"})
+    assert refused.status_code == 400 and refused.json()["error"].startswith("focus: ")
+    assert client.get(f"{path}/sandwich").status_code == 400
+    assert client.get(f"{path}/sandwich", params={"function": "main.nosuch"}).status_code == 404
+
+
 def test_sample_label_matchers_equal_pprof_tagfocus(client: TestClient, tmp_path: Path) -> None:
     push(client, DATA / "cpu.pb.gz", service="demo")
     push(client, DATA / "cpu2.pb.gz", service="demo")
