@@ -286,7 +286,7 @@ class RollupTable:
             "samples": len(merged),
             "totals": totals,
             "max_totals": [max(column) for column in zip(*(m.max_totals or m.totals for m in metas), strict=True)],
-            "data": blob.encode(merged, per_node),
+            "data": blob.encode(merged, per_node, level=blob.ROLLUP_LEVEL),
         }
 
     def _per_node(self, merged: SampleArrays) -> tuple[SampleArrays, bool]:
