@@ -76,7 +76,10 @@ def build(store: Store, settings: Settings, instances: int, hours: float, end_ns
             ids = conn.execute(insert(ProfileRow).returning(ProfileRow.id), rows).scalars().all()
             conn.execute(
                 insert(ProfileBlob),
-                [{"profile_id": pid, "time_ns": r["time_ns"], "data": blob} for pid, r in zip(ids, rows, strict=True)],
+                [
+                    {"profile_id": pid, "time_ns": r["time_ns"], "series_id": r["series_id"], "data": blob}
+                    for pid, r in zip(ids, rows, strict=True)
+                ],
             )
         written += steps
     return written

@@ -12,8 +12,10 @@ One process, SQLite, two stores built from the same payloads through the real
   off in the process (no line frames, no tree 1, keys without a line leaf), which
   is what the store did before migration 0015.
 
-Printed: ingest time per profile (first pass, where stacks are new, and later
-copies) as a ratio to the baseline; warm medians of function-level ``top`` and
+Printed, as wall and CPU time (``time.process_time``, which load from other
+processes does not inflate), each measure taken in turn on both stores: ingest
+time per profile (first pass, where stacks are new, and later copies) as a ratio
+to the baseline; warm medians of function-level ``top`` and
 ``flame`` on both stores (the <= 10 % rule) and of ``top?granularity=lines``;
 the first function-level ``top`` on a fresh ``Store`` (cold caches: keys are read
 with one more column); bytes after VACUUM, per table, and the growth over the
@@ -26,18 +28,21 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DATA, median_seconds, varied_scrapes
+from bench.common import DATA, varied_scrapes
 from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.query import service
@@ -66,18 +71,73 @@ def functions_only() -> Iterator[None]:
         Dedup.line_leaf_nodes = original  # type: ignore[method-assign]
 
 
-def build(path: Path, payloads: list[bytes]) -> tuple[Store, Settings, float, float]:
-    """A store of ``payloads``; seconds of the first ingest and the median of the others."""
+def open_store(path: Path) -> tuple[Store, Settings]:
     url = f"sqlite:///{path}"
     upgrade(url)
-    settings = Settings(database_url=url, retention_raw="36500d")
-    store = Store.from_url(url)
-    times = []
+    return Store.from_url(url), Settings(database_url=url, retention_raw="36500d")
+
+
+def clocks(function: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (``time.process_time``: this process only, so other load on the machine
+    does not count) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def alternate(ours: Callable[[], object], theirs: Callable[[], object], repeat: int) -> tuple[Timing, Timing]:
+    """Medians of ``repeat`` runs of each, taken in turn (ours, theirs, ours...) so that load from outside
+    the process falls on both alike; two warm-up runs each first."""
+    for _ in range(2):
+        ours()
+        theirs()
+    mine: list[tuple[float, float]] = []
+    base: list[tuple[float, float]] = []
+    for _ in range(repeat):
+        mine.append(clocks(ours))
+        base.append(clocks(theirs))
+    return Timing.of(mine), Timing.of(base)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median wall and CPU seconds."""
+
+    wall: float
+    cpu: float
+
+    @staticmethod
+    def of(samples: list[tuple[float, float]]) -> Timing:
+        return Timing(statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples))
+
+    def versus(self, base: Timing, scale: float = 1e3, unit: str = "ms") -> str:
+        return (
+            f"wall {self.wall * scale:.1f} {unit} vs {base.wall * scale:.1f} {unit} ({self.wall / base.wall:.2f}x), "
+            f"CPU {self.cpu * scale:.1f} {unit} vs {base.cpu * scale:.1f} {unit} ({self.cpu / base.cpu:.2f}x)"
+        )
+
+
+def build_both(
+    workdir: Path, payloads: list[bytes]
+) -> tuple[tuple[Store, Settings], tuple[Store, Settings], dict[str, Timing]]:
+    """Both stores of ``payloads``, each payload ingested into the baseline then into the line store, in
+    turn; timings of the first ingest and the medians of the later ones, per store."""
+    base, base_settings = open_store(workdir / "functions.db")
+    store, settings = open_store(workdir / "lines.db")
+    mine: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
     for index, data in enumerate(payloads):
-        started = time.perf_counter()
-        ingest(store, settings, data, {"service": "big"}, kind="cpu", time_ns=START_NS + index * 10_000_000_000)
-        times.append(time.perf_counter() - started)
-    return store, settings, times[0], float(np.median(times[1:]))
+        labels, time_ns = {"service": "big"}, START_NS + index * 10_000_000_000
+        with functions_only():
+            theirs.append(clocks(partial(ingest, base, base_settings, data, labels, kind="cpu", time_ns=time_ns)))
+        mine.append(clocks(partial(ingest, store, settings, data, labels, kind="cpu", time_ns=time_ns)))
+    timings = {
+        "first": Timing.of(mine[:1]),
+        "base_first": Timing.of(theirs[:1]),
+        "later": Timing.of(mine[1:]),
+        "base_later": Timing.of(theirs[1:]),
+    }
+    return (store, settings), (base, base_settings), timings
 
 
 def tables(path: Path, strip: bool = False) -> dict[str, int]:
@@ -106,11 +166,9 @@ def main() -> int:
         f"{args.profiles} CPU profiles, {raw / args.profiles / 1024:.0f} KB each (gzip); load {os.getloadavg()[0]:.1f}"
     )
     workdir = Path(tempfile.mkdtemp(prefix="stackyard-lines-"))
-    with functions_only():
-        base, base_settings, base_first, base_later = build(workdir / "functions.db", payloads)
-    store, settings, first, later = build(workdir / "lines.db", payloads)
-    print(f"ingest, first profile: {first * 1e3:.0f} ms vs {base_first * 1e3:.0f} ms ({first / base_first:.2f}x)")
-    print(f"ingest, later copies:  {later * 1e3:.1f} ms vs {base_later * 1e3:.1f} ms ({later / base_later:.2f}x)")
+    (store, settings), (base, base_settings), ingested = build_both(workdir, payloads)
+    print(f"ingest, first profile: {ingested['first'].versus(ingested['base_first'], 1e3, 'ms')}")
+    print(f"ingest, later copies:  {ingested['later'].versus(ingested['base_later'], 1e3, 'ms')}")
 
     query = ProfileQuery.parse("cpu", '{service="big"}', str(START_NS // 10**9 - 1), str(START_NS // 10**9 + 10**6))
     measures = {
@@ -118,20 +176,25 @@ def main() -> int:
         "flame": lambda s, st: service.flame(s, st, query, 2048),
     }
     for name, run in measures.items():
-        ours = median_seconds(lambda run=run: run(store, settings), args.repeat)  # type: ignore[misc]
-        theirs = median_seconds(lambda run=run: run(base, base_settings), args.repeat)  # type: ignore[misc]
-        print(f"function {name}, warm: {ours * 1e3:.1f} ms vs {theirs * 1e3:.1f} ms ({ours / theirs:.2f}x)")
-    lines = median_seconds(lambda: service.top(store, settings, query, granularity="lines"), args.repeat)
-    function_top = median_seconds(lambda: service.top(store, settings, query), args.repeat)
-    print(f"top?granularity=lines, warm: {lines * 1e3:.1f} ms ({lines / function_top:.2f}x the function top)")
-    cold = []
-    for target, target_settings in ((store, settings), (base, base_settings)):
-        fresh = Store.from_url(str(target.engine.url))
-        started = time.perf_counter()
-        service.top(fresh, target_settings, query)
-        cold.append(time.perf_counter() - started)
-        fresh.close()
-    print(f"function top, fresh Store: {cold[0] * 1e3:.0f} ms vs {cold[1] * 1e3:.0f} ms ({cold[0] / cold[1]:.2f}x)")
+        ours, theirs = alternate(
+            lambda run=run: run(store, settings),  # type: ignore[misc]
+            lambda run=run: run(base, base_settings),  # type: ignore[misc]
+            args.repeat,
+        )
+        print(f"function {name}, warm: {ours.versus(theirs)}")
+    lines, function_top = alternate(
+        lambda: service.top(store, settings, query, granularity="lines"),
+        lambda: service.top(store, settings, query),
+        args.repeat,
+    )
+    print(f"top?granularity=lines, warm, against the function top of the same store: {lines.versus(function_top)}")
+    cold: dict[str, list[tuple[float, float]]] = {"lines": [], "functions": []}
+    for _ in range(args.repeat):  # in turn, each on a fresh Store (cold caches)
+        for label, target, target_settings in (("lines", store, settings), ("functions", base, base_settings)):
+            fresh = Store.from_url(str(target.engine.url))
+            cold[label].append(clocks(lambda fresh=fresh, ts=target_settings: service.top(fresh, ts, query)))  # type: ignore[misc]
+            fresh.close()
+    print(f"function top, fresh Store: {Timing.of(cold['lines']).versus(Timing.of(cold['functions']))}")
 
     files = []
     for index, data in enumerate(payloads):

@@ -47,7 +47,7 @@ def fill(store: Store, day_ns: int, count: int, template: dict[str, Any], blob: 
         with store.engine.begin() as conn:
             ids = conn.execute(insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True), rows)
             blobs = [
-                {"profile_id": pid, "time_ns": row["time_ns"], "data": blob}
+                {"profile_id": pid, "time_ns": row["time_ns"], "series_id": row["series_id"], "data": blob}
                 for pid, row in zip(ids.scalars(), rows, strict=True)
             ]
             conn.execute(insert(ProfileBlob), blobs)

@@ -383,7 +383,14 @@ def _insert_fleet_rows(
             at = build.fleet_start_ns + k * FLEET_STEP_NS
             for i, delta in enumerate(columns[k]):
                 rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
-                blobs.append({"profile_id": next_id, "time_ns": at + offsets[i], "data": template.blob_with(delta)})
+                blobs.append(
+                    {
+                        "profile_id": next_id,
+                        "time_ns": at + offsets[i],
+                        "series_id": series_ids[i],
+                        "data": template.blob_with(delta),
+                    }
+                )
                 next_id += 1
         with store.engine.begin() as conn:
             conn.execute(insert(ProfileRow), rows)
@@ -447,7 +454,13 @@ def insert_rollups(store: Store, rows: list[dict[str, Any]]) -> None:
             conn.execute(
                 insert(RollupBlob),
                 [
-                    {"rollup_id": rid, "width_s": row["width_s"], "bucket_ns": row["bucket_ns"], "data": row["data"]}
+                    {
+                        "rollup_id": rid,
+                        "width_s": row["width_s"],
+                        "bucket_ns": row["bucket_ns"],
+                        "series_id": row["series_id"],
+                        "data": row["data"],
+                    }
                     for rid, row in zip(ids, chunk, strict=True)
                 ],
             )

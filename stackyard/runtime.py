@@ -103,7 +103,12 @@ def build_server(settings: Settings, config_path: Path | None = None) -> FastAPI
         replicas.on_change(manager.targets_changed)  # a member joined or left: divide the targets again
         # Each replica shows every target's health: its own share's from memory, the others' as they publish it.
         shared = SharedHealth(
-            manager, ScrapeHealthTable(store.engine), replicas.id, settings.scrape_sync_interval, lambda: gate.ready
+            manager,
+            ScrapeHealthTable(store.engine),
+            replicas.id,
+            settings.scrape_sync_interval,
+            lambda: gate.ready,
+            replicas.members,
         )
         scraper = shared
         starts.append(shared.start)

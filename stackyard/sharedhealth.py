@@ -21,6 +21,7 @@ from typing import Any
 
 from collector.manager import ScrapeManager
 from server.scrape.protocol import ScrapeHealth
+from server.scrape.rendezvous import owner
 from server.scrape.spec import TargetSpec
 from server.store.availability import log_failure
 from server.store.scrapehealth import ScrapeHealthTable, key_hash
@@ -53,8 +54,11 @@ class SharedHealth:
         member_id: str,
         interval_s: float,
         ready: Callable[[], bool] = lambda: True,
+        members: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
+        """``members``: the live replicas this one sees (its membership's last heartbeat), for :meth:`owner`."""
         self._manager = manager
+        self._members = members
         self._table = table
         self._member = member_id
         self._interval_s = interval_s
@@ -83,6 +87,17 @@ class SharedHealth:
 
     def static_targets(self) -> list[TargetSpec]:
         return self._manager.static_targets()
+
+    def owner(self, target: TargetSpec) -> str | None:
+        """The member id of the replica whose share ``target`` is, by the rendezvous the scrapers use.
+
+        None when nobody scrapes it (paused), with one replica alone, or while
+        this one sees no members (its heartbeat is out of date: it cannot tell).
+        """
+        members = self._members()
+        if target.paused or len(members) < 2:
+            return None
+        return owner(target.key, members)
 
     # -- publishing and reading ------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """a function's system name is stored only when it differs from its name
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-05 (reviewed by hand)
 
 Go writes every function's ``system_name`` equal to its ``name``; stored twice,
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

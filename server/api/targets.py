@@ -60,7 +60,8 @@ def _profiles(items: list[str | ProfileIn] | None) -> tuple[ProfileSpec, ...]:
 
 
 def _shown(target: TargetSpec, scraper: Scraper | None, reveal: bool) -> TargetOut:
-    return TargetOut.of(target, scraper.health(target) if scraper else [], reveal)
+    owner = getattr(scraper, "owner", None)  # replicas sharing the targets only
+    return TargetOut.of(target, scraper.health(target) if scraper else [], reveal, owner(target) if owner else None)
 
 
 @router.get("/profile-kinds")

@@ -106,6 +106,7 @@ class Membership:
         self._seen: _Seen | None = None
         self._live_since: float | None = None  # when it last became live after not being so
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._beating: asyncio.Future[Beat] | None = None
         self._shown: tuple[bool, tuple[str, ...], bool] = (False, (), False)
         self.failures = 0
@@ -195,16 +196,20 @@ class Membership:
         self._on_change()
 
     async def _loop(self) -> None:
-        while True:
+        # The flag, not only the cancel, ends the loop: on Python 3.11 ``wait_for`` can swallow a cancel that
+        # lands as the beat it waits on completes, and the loop would beat on after ``stop``.
+        while not self._stopping:
             with contextlib.suppress(Exception):  # beat_once reports its own failures; this loop must not end
                 await self.beat_once()
             await asyncio.sleep(self.heartbeat_s)
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="membership")
 
     async def stop(self) -> None:
         """Stop beating and leave: the others take this replica's targets and lease at their next heartbeat."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -6,7 +6,9 @@ It checks what SQL constraints cannot see (blobs reference sample keys by
 id, invisibly to the database) as well as what they should have enforced:
 
 - every profile has its blob, and the blob decodes and sums to the totals
-  recorded on the row (a torn or truncated blob shows here);
+  recorded on the row (a torn or truncated blob shows here); a blob, a
+  rollup's blob and a goroutine group carry their owner's series id (the key
+  a Citus cluster would place them by, docs/scaling.md);
 - stack segments decode, their nodes hang off existing parents and
   functions; sample keys point at existing nodes and label sets; every
   sample key a blob names exists;
@@ -34,6 +36,8 @@ from server.store import blob
 from server.store.database import chunks
 from server.store.models import (
     FunctionRow,
+    GoroutineDump,
+    GoroutineGroup,
     LineFrame,
     ProfileBlob,
     ProfileRow,
@@ -127,6 +131,41 @@ def _rows(conn: Connection, report: Report) -> None:
     report.add("rollups without a blob", _ids(conn, select(Rollup.id).where(~rollup_blob.exists())))
     rollup_owner = select(Rollup.id).where(Rollup.id == RollupBlob.rollup_id)
     report.add("rollup blobs without a rollup", _ids(conn, select(RollupBlob.rollup_id).where(~rollup_owner.exists())))
+    report.add(
+        "blobs whose series is not their profile's",
+        _ids(
+            conn,
+            select(ProfileBlob.profile_id).join(
+                ProfileRow,
+                (ProfileRow.id == ProfileBlob.profile_id)
+                & (ProfileRow.time_ns == ProfileBlob.time_ns)
+                & (ProfileRow.series_id != ProfileBlob.series_id),
+            ),
+        ),
+    )
+    report.add(
+        "rollup blobs whose series is not their rollup's",
+        _ids(
+            conn,
+            select(RollupBlob.rollup_id).join(
+                Rollup, (Rollup.id == RollupBlob.rollup_id) & (Rollup.series_id != RollupBlob.series_id)
+            ),
+        ),
+    )
+    report.add(
+        "goroutine dumps whose groups name another series",
+        _ids(
+            conn,
+            select(GoroutineGroup.dump_id)
+            .join(
+                GoroutineDump,
+                (GoroutineDump.id == GoroutineGroup.dump_id)
+                & (GoroutineDump.time_ns == GoroutineGroup.time_ns)
+                & (GoroutineDump.series_id != GoroutineGroup.series_id),
+            )
+            .distinct(),
+        ),
+    )
     report.add(
         "sample keys whose label set is missing",
         _ids(

@@ -113,6 +113,7 @@ class GoroutineTable:
                             "median_wait_minutes": g.median_wait_minutes,
                             "locked": g.locked,
                             "time_ns": time_ns,
+                            "series_id": series_id,
                         }
                         for g in groups
                     ],

@@ -17,7 +17,9 @@
 On PostgreSQL the tables that grow with every profile (profiles and their
 blobs, rollups and theirs, goroutine dumps and groups) are range-partitioned
 by time (:mod:`server.store.partitions`); their primary keys there include
-the time, which these models, written for both databases, leave out.
+the time and the series id (what a Citus cluster would distribute them by,
+docs/scaling.md), which these models, written for both databases, leave out.
+Each row of them carries its series id, the blobs and groups their owner's.
 
 The schema itself is created only by Alembic migrations; a test checks that
 these models and the migrations agree.
@@ -202,6 +204,7 @@ class ProfileBlob(Base):
 
     profile_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     time_ns: Mapped[int] = mapped_column(BigInteger)
+    series_id: Mapped[int] = mapped_column(BigInteger)  # its profile's
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -280,6 +283,7 @@ class RollupBlob(Base):
     rollup_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     width_s: Mapped[int] = mapped_column(Integer)
     bucket_ns: Mapped[int] = mapped_column(BigInteger)
+    series_id: Mapped[int] = mapped_column(BigInteger)  # its rollup's
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -436,6 +440,7 @@ class GoroutineGroup(Base):
     stack_id: Mapped[int] = mapped_column(ForeignKey("goroutine_stacks.id"), primary_key=True)
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
     time_ns: Mapped[int] = mapped_column(BigInteger)
+    series_id: Mapped[int] = mapped_column(BigInteger)  # its dump's
     count: Mapped[int] = mapped_column(Integer)
     max_wait_minutes: Mapped[int] = mapped_column(Integer)
     median_wait_minutes: Mapped[float] = mapped_column(Float)

@@ -187,7 +187,7 @@ class ProfileTable:
                     known[key] = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), row).scalar_one())
                     results[i] = (known[key], True)
         blobs = [
-            {"profile_id": result[0], "time_ns": row["time_ns"], "data": blob}
+            {"profile_id": result[0], "time_ns": row["time_ns"], "series_id": row["series_id"], "data": blob}
             for result, (row, blob) in zip(results, items, strict=True)
             if result is not None and result[1]
         ]

@@ -82,7 +82,8 @@ def invalidate(
     dropped = 0
     for width_s in (HOUR_S, DAY_S):
         bucket = bucket_of(time_ns, width_s)
-        # Width and bucket name the partition on PostgreSQL; the blobs go by hand (no foreign key cascades).
+        # Width and bucket name the partition on PostgreSQL, the series a shard on Citus; the blobs go by hand
+        # (no foreign key cascades).
         gone = (
             conn.execute(
                 delete(Rollup)
@@ -96,7 +97,10 @@ def invalidate(
             dropped += len(gone)
             conn.execute(
                 delete(RollupBlob).where(
-                    RollupBlob.width_s == width_s, RollupBlob.bucket_ns == bucket, RollupBlob.rollup_id.in_(gone)
+                    RollupBlob.series_id == series_id,
+                    RollupBlob.width_s == width_s,
+                    RollupBlob.bucket_ns == bucket,
+                    RollupBlob.rollup_id.in_(gone),
                 )
             )
     if dropped or (series_id, hour) not in marked:
@@ -216,7 +220,13 @@ class RollupTable:
                     (Rollup.id, Rollup.shape_id),
                 )
                 blobs = [
-                    {"rollup_id": int(rid), "width_s": width_s, "bucket_ns": bucket_ns, "data": data[int(shape_id)]}
+                    {
+                        "rollup_id": int(rid),
+                        "width_s": width_s,
+                        "bucket_ns": bucket_ns,
+                        "series_id": series_id,
+                        "data": data[int(shape_id)],
+                    }
                     for rid, shape_id in written
                 ]
                 if blobs:
@@ -236,7 +246,10 @@ class RollupTable:
             query = (
                 select(*ProfileTable.COLUMNS, ProfileBlob.data)
                 .join(
-                    ProfileBlob, (ProfileBlob.profile_id == ProfileRow.id) & (ProfileBlob.time_ns == ProfileRow.time_ns)
+                    ProfileBlob,
+                    (ProfileBlob.profile_id == ProfileRow.id)
+                    & (ProfileBlob.time_ns == ProfileRow.time_ns)
+                    & (ProfileBlob.series_id == ProfileRow.series_id),
                 )
                 .where(ProfileRow.series_id == series_id, ProfileRow.time_ns >= bucket_ns, ProfileRow.time_ns < end_ns)
             )
@@ -247,7 +260,8 @@ class RollupTable:
                 RollupBlob,
                 (RollupBlob.rollup_id == Rollup.id)
                 & (RollupBlob.width_s == Rollup.width_s)
-                & (RollupBlob.bucket_ns == Rollup.bucket_ns),
+                & (RollupBlob.bucket_ns == Rollup.bucket_ns)
+                & (RollupBlob.series_id == Rollup.series_id),
             )
             .where(
                 Rollup.series_id == series_id,

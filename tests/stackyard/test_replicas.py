@@ -8,6 +8,7 @@ for an outcome, generously, never a timed assertion.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -22,10 +23,14 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from server.store.models import ProfileRow, Series
+from tests.support.browser import BrowserPage, browser, browser_page
 from tests.support.faultserver import FaultServer
 from tests.support.pgserver import PostgresServer, free_port
 from tests.support.procs import metric, stackyard, status, wait_for
 from tests.support.tcpproxy import TcpProxy
+from tests.web.test_web_explore import no_errors
+
+__all__ = ["browser", "browser_page"]  # fixtures, used by name
 
 INTERVAL_S = 1.0
 WINDOW_S = 6.0  # six scrapes of each target expected in it; twelve if two replicas scraped it
@@ -56,6 +61,12 @@ class Replica:
 
     def metric(self, name: str) -> float:
         return metric(self.url, name)
+
+    def member(self) -> str:
+        """Its member id, as ``/metrics`` names it."""
+        found = re.search(r'^stackyard_replica_info\{member="([^"]+)"\}', httpx.get(self.url + "/metrics").text, re.M)
+        assert found is not None
+        return found.group(1)
 
 
 def _add_targets(replica: Replica, targets: FaultServer, count: int) -> list[str]:
@@ -88,6 +99,22 @@ def _every_target_up(replica: Replica, count: int) -> bool:
     """The replica's target list shows every target up: its own share's health, and the others' as they share it."""
     listed = httpx.get(replica.url + "/api/v1/targets", timeout=10).json()["targets"]
     return len(listed) == count and all(target["up"] is True for target in listed)
+
+
+def _owners_shown(replicas: list[Replica], count: int) -> bool:
+    """Every replica's target list names the same owner for each target, a live replica, and each replica's
+    share in ``/metrics`` is the number of targets named its own."""
+    shown = [
+        {t["service"]: t["owner"] for t in httpx.get(r.url + "/api/v1/targets", timeout=10).json()["targets"]}
+        for r in replicas
+    ]
+    owners = list(shown[0].values())
+    return (
+        len(owners) == count
+        and all(view == shown[0] for view in shown)
+        and all(owners.count(r.member()) == r.metric("stackyard_targets") for r in replicas)
+        and set(owners) <= {r.member() for r in replicas}
+    )
 
 
 def _stored_per_series(engine: Engine, from_ns: int, to_ns: int) -> dict[str, int]:
@@ -133,6 +160,7 @@ def test_replicas_split_the_targets_and_take_over_from_a_killed_one(shared_datab
                 replica.ready()
             _add_targets(replicas[0], targets, count)
             wait_for(lambda: _settled(replicas, count), 60, "three replicas sharing every target")
+            wait_for(lambda: _owners_shown(replicas, count), 60, "every replica naming each target's owner")
             _once_each(*_measure(targets, engine, count), count)
             for replica in replicas:  # whichever replica a load balancer picks shows the same health
                 wait_for(partial(_every_target_up, replica, count), 60, f"every target up on {replica.url}")
@@ -143,6 +171,7 @@ def test_replicas_split_the_targets_and_take_over_from_a_killed_one(shared_datab
             leader.process.wait(timeout=30)
             survivors = [r for r in replicas if r is not leader]
             wait_for(lambda: _settled(survivors, count), 60, "the two survivors sharing every target")
+            wait_for(lambda: _owners_shown(survivors, count), 60, "the survivors naming the new owners")
             _once_each(*_measure(targets, engine, count), count)
     finally:
         engine.dispose()
@@ -176,3 +205,25 @@ def test_a_replica_cut_off_from_the_database_stops_scraping_and_the_other_takes_
             _once_each(*_measure(targets, engine, count), count)
     finally:
         engine.dispose()
+
+
+@pytest.mark.timeout(300)
+def test_the_targets_page_names_each_targets_replica(shared_database: str, browser_page: BrowserPage) -> None:
+    """The Targets page of either replica shows, on each target, the replica whose share it is (as the API says)."""
+    count = 4
+    with FaultServer() as targets, ExitStack() as stack:
+        replicas = [Replica(stack, shared_database) for _ in range(2)]
+        for replica in replicas:
+            replica.ready()
+        _add_targets(replicas[0], targets, count)
+        wait_for(lambda: _settled(replicas, count), 60, "two replicas sharing every target")
+        wait_for(lambda: _owners_shown(replicas, count), 60, "both replicas naming each target's owner")
+        listed = httpx.get(replicas[1].url + "/api/v1/targets", timeout=10).json()["targets"]
+        assert {t["owner"] for t in listed} <= {r.member() for r in replicas}
+        page = browser_page.page
+        page.goto(replicas[1].url + "/targets")
+        page.locator(".target-owner").nth(count - 1).wait_for()
+        for target in listed:
+            shown = page.locator(f".target[data-id='{target['id']}'] .target-owner").inner_text()
+            assert shown == f"replica {target['owner']}"
+        no_errors(browser_page)

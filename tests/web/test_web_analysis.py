@@ -62,6 +62,7 @@ def test_right_click_focus_then_remove_the_chip(live_server: LiveServer, browser
         "Hide main.cpuHogA",
         "Ignore stacks with main.cpuHogA",
         "Open the sandwich of main.cpuHogA",
+        "Show the lines of main.cpuHogA",  # Explore's own entry (tests/web/test_web_lines.py)
     ]
     _menu_pick(bp, "focus")
     assert params_of(bp)["focus"] == HOG

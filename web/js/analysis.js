@@ -59,12 +59,14 @@ const ACTIONS = [
 /**
  * The context menu of a flame graph's frames: right click on a frame, or the "m" key (also the context-menu
  * key and Shift+F10) on the frame under the pointer, the highlighted function, or the zoomed frame.
- * `onPick(action, name)` with action focus, hide, ignore or sandwich.
+ * `onPick(action, name)` with action focus, hide, ignore or sandwich, or one of the page's `extra` actions
+ * (`{action, text(name), hint}`).
  */
 export class FrameMenu {
-  constructor(flame, { onPick }) {
+  constructor(flame, { onPick, extra = [] }) {
     this.flame = flame;
     this.onPick = onPick;
+    this.actions = [...ACTIONS, ...extra];
     this.name = "";
     this.menu = el("div", { className: "frame-menu", role: "menu", hidden: true });
     document.body.append(this.menu);
@@ -112,7 +114,7 @@ export class FrameMenu {
 
   open(name, x, y) {
     this.name = name;
-    const items = ACTIONS.map((a) => {
+    const items = this.actions.map((a) => {
       const b = el("button", { type: "button", className: "frame-menu-item", role: "menuitem", title: a.hint }, a.text(name));
       b.dataset.action = a.action;
       b.addEventListener("click", () => {

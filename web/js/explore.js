@@ -7,6 +7,7 @@ import { $, latestLoad } from "./dom.js";
 import { FlameGraph } from "./flamegraph.js";
 import { formatValue } from "./format.js";
 import { renderHeader } from "./header.js";
+import { LINE_DEFAULTS, LINES_ACTION, LineViews } from "./linetable.js";
 import { learnSampleTypes, showSample } from "./samples.js";
 import { SelectorInput } from "./selector.js";
 import { UrlState } from "./state.js";
@@ -28,6 +29,7 @@ const state = new UrlState({
   zoom: "",
   profile: "", // one stored profile's id instead of the merged view
   ...ANALYSIS_DEFAULTS, // frame filters, and the function whose sandwich is open
+  ...LINE_DEFAULTS, // the Lines tab, and the function whose line table is open
 });
 
 const form = {
@@ -55,13 +57,16 @@ const flame = new FlameGraph($("flamegraph"), {
   onViewChange({ zoom, search }) {
     const fn = flame.highlighted || "";
     table.setSelected(fn || null);
+    lineViews.select(fn);
     state.set({ zoom, search, fn }, { silent: true });
   },
 });
 
 new FrameMenu(flame, {
+  extra: [LINES_ACTION],
   onPick(action, name) {
-    if (action === "sandwich") state.set({ sandwich: name }, { push: true });
+    if (action === "lines") lineViews.open(name);
+    else if (action === "sandwich") state.set({ sandwich: name }, { push: true });
     else state.set({ ...addFilter(state.get(), action, name), zoom: "", profile: "" }, { push: true });
   },
 });
@@ -85,15 +90,22 @@ const sandwichOptions = {
 /** The sandwich view, made on first use. */
 const sandwichView = () => (sandwich ??= new SandwichView(sandwichPanel, sandwichOptions));
 
+/** A row of either table selects its function: highlighted in the flame graph and both tables. */
+function selectFunction(name) {
+  flame.highlight(name);
+  table.setSelected(name || null);
+  lineViews.select(name);
+  state.set({ fn: name || "", search: "" }, { silent: true });
+}
+
 const table = new TopTable($("top"), {
-  onSelect(name) {
-    flame.highlight(name);
-    state.set({ fn: name || "", search: "" }, { silent: true });
-  },
+  onSelect: selectFunction,
   onViewChange({ sort }) {
     state.set({ sort }, { silent: true });
   },
 });
+
+const lineViews = new LineViews({ state, onSelect: selectFunction, setLoading, showError });
 
 const timeline = new Timeline($("timeline"), {
   onSelect(fromMs, toMs) {
@@ -289,6 +301,7 @@ function applyView(s) {
   table.setSort(s.sort);
   table.setFilter(s.filter);
   table.setSelected(s.fn || null);
+  lineViews.applyView(s);
 }
 
 const FAILED = "No data: the query failed (see the message above).";
@@ -374,7 +387,8 @@ const load = latestLoad(async (signal) => {
 
   const samples = learnSampleTypes(form.sample, q, top, s.sample, signal);
 
-  await Promise.allSettled([top, graph, series, samples, loadSandwich(s, signal)]);
+  const lines = lineViews.load(s, signal, { full: true });
+  await Promise.allSettled([top, graph, series, samples, loadSandwich(s, signal), lines]);
 });
 
 /** The sandwich of the function the URL names, under the same query and filters; hidden when none. */
@@ -382,11 +396,16 @@ const loadSandwich = sandwichLoader(sandwichPanel, sandwichView, setLoading, sho
 
 const loadSandwichOnly = latestLoad((signal) => loadSandwich(state.get(), signal));
 
+const loadLinesOnly = latestLoad((signal) => lineViews.load(state.get(), signal));
+
 state.subscribe((s, previous, how) => {
   syncForm(s);
   if (how === "history") applyView(s);
   if (UrlState.differs(s, previous, DATA_KEYS)) load();
-  else if (s.sandwich !== previous.sandwich) loadSandwichOnly();
+  else {
+    if (s.sandwich !== previous.sandwich) loadSandwichOnly();
+    if (lineViews.changed(s, previous)) loadLinesOnly();
+  }
 });
 
 async function start() {

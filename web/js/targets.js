@@ -235,7 +235,14 @@ function renderTarget(t) {
   head.append(el("span", `dot ${status}`), el("strong", "target-service", t.service), el("span", "mono target-url", t.url));
   const labels = el("span", "target-labels");
   for (const [k, v] of Object.entries(t.labels)) labels.append(el("span", "chip mono", `${k}=${v}`));
-  head.append(labels, el("span", "muted", `every ${t.interval} · ${STATUS_TEXT[status]}`), el("span", "spacer"), actions(t));
+  head.append(labels, el("span", "muted", `every ${t.interval} · ${STATUS_TEXT[status]}`));
+  if (t.owner) {
+    // replicas sharing the targets: whose share this one is (null on a single server)
+    const owner = el("span", "muted mono target-owner", `replica ${t.owner}`);
+    owner.title = "The replica that scrapes this target: its member id, as in /metrics (stackyard_replica_info).";
+    head.append(owner);
+  }
+  head.append(el("span", "spacer"), actions(t));
   const table = el("table", "health-table");
   table.innerHTML = "<thead><tr><th>Profile</th><th>Health</th><th class='num'>Last scrape</th><th class='num'>Duration</th><th>Last error</th></tr></thead>";
   const body = table.createTBody();

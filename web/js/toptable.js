@@ -1,4 +1,5 @@
 // The top table (/api/v1/top): flat and cum per function, sortable, filterable; a row click selects a function.
+// With `lines: true` it is the table of source lines (granularity=lines): a row per (function, file, line).
 
 import { packageOf } from "./flamegraph/colors.js";
 import { formatPercent, formatValue } from "./format.js";
@@ -16,11 +17,30 @@ const COLUMNS = [
   { key: "cum", label: "Cum", title: "Samples with this function anywhere on the stack (total)", numeric: true },
   { key: "name", label: "Function", title: "Go function", numeric: false },
 ];
+const LINE_COLUMNS = [
+  ...COLUMNS,
+  { key: "line", label: "Line", title: "Source file and line, as recorded in the binary", numeric: false },
+];
+
+/** A line row's name as pprof prints it (`main.fib stackyard/examples/demo/main.go:113`); a function row's name. */
+export function rowLabel(row) {
+  return row.line ? `${row.name} ${row.file}:${row.line}` : row.name;
+}
+
+/** Order by file then line number (a line's number is not text: 99 comes before 113). */
+function byLocation(a, b) {
+  return a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line;
+}
 
 export class TopTable {
-  /** `onSelect(name | null)` on a row click; `onViewChange({sort, filter})` when the user sorts or filters. */
-  constructor(container, { onSelect, onViewChange } = {}) {
+  /**
+   * `onSelect(name | null)` on a row click; `onViewChange({sort, filter})` when the user sorts or filters;
+   * `lines`: rows are source lines (a file:line column; ties ordered by pprof's printed name).
+   */
+  constructor(container, { onSelect, onViewChange, lines = false } = {}) {
     this.onSelect = onSelect;
+    this.lines = lines;
+    this.columns = lines ? LINE_COLUMNS : COLUMNS;
     this.onViewChange = onViewChange;
     this.data = null;
     this.sort = "flat";
@@ -87,7 +107,7 @@ export class TopTable {
 
   renderHead() {
     const tr = document.createElement("tr");
-    for (const col of COLUMNS) {
+    for (const col of this.columns) {
       const th = document.createElement("th");
       th.className = col.numeric ? "num" : "name";
       if (col.numeric) th.colSpan = 2;
@@ -114,7 +134,7 @@ export class TopTable {
   }
 
   setSort(key) {
-    this.sort = COLUMNS.some((c) => c.key === key) ? key : "flat";
+    this.sort = this.columns.some((c) => c.key === key) ? key : "flat";
     this.renderHead();
     this.render();
   }
@@ -137,7 +157,7 @@ export class TopTable {
     this.data = null;
     const tr = document.createElement("tr");
     const td = document.createElement("td");
-    td.colSpan = 5;
+    td.colSpan = this.lines ? 6 : 5;
     td.className = `top-message ${className}`;
     td.textContent = text;
     tr.append(td);
@@ -150,11 +170,13 @@ export class TopTable {
     if (!data) return;
     const needle = this.filter.trim().toLowerCase();
     let rows = data.rows || [];
-    if (needle) rows = rows.filter((r) => r.name.toLowerCase().includes(needle));
+    const label = this.lines ? rowLabel : (r) => r.name;
+    if (needle) rows = rows.filter((r) => label(r).toLowerCase().includes(needle));
     const key = this.sort;
     rows = [...rows].sort((a, b) => {
-      if (key === "name") return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-      return Math.abs(b[key]) - Math.abs(a[key]) || (a.name < b.name ? -1 : 1);
+      if (key === "line") return byLocation(a, b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+      if (key === "name") return a.name < b.name ? -1 : a.name > b.name ? 1 : this.lines ? byLocation(a, b) : 0;
+      return Math.abs(b[key]) - Math.abs(a[key]) || (label(a) < label(b) ? -1 : 1);
     });
     const total = data.total;
     const unit = data.unit;
@@ -183,17 +205,28 @@ export class TopTable {
       cells[4].lastChild.firstChild.textContent = dir; // its LRM is CSS generated content: never copied
       cells[4].lastChild.lastChild.textContent = short;
       cells[4].title = row.name;
+      if (this.lines) {
+        tr.dataset.file = row.file;
+        tr.dataset.line = String(row.line);
+        const where = document.createElement("td");
+        where.className = "where";
+        where.textContent = row.line ? `${row.file}:${row.line}` : "";
+        where.title = where.textContent;
+        tr.append(where);
+      }
       fragment.append(tr);
     }
     this.tbody.replaceChildren(fragment);
     if (!shown.length) {
-      this.message(needle ? `No function matches “${this.filter}”.` : "No samples in this range.", "muted");
+      const what = this.lines ? "line" : "function";
+      this.message(needle ? `No ${what} matches “${this.filter}”.` : "No samples in this range.", "muted");
       this.data = data;
     }
     const all = (data.rows || []).length;
     const parts = [];
-    if (needle) parts.push(`${rows.length.toLocaleString("en-US")} of ${all.toLocaleString("en-US")} functions`);
-    else parts.push(`${all.toLocaleString("en-US")} functions`);
+    const noun = this.lines ? "lines" : "functions";
+    if (needle) parts.push(`${rows.length.toLocaleString("en-US")} of ${all.toLocaleString("en-US")} ${noun}`);
+    else parts.push(`${all.toLocaleString("en-US")} ${noun}`);
     if (rows.length > MAX_ROWS) parts.push(`showing the first ${MAX_ROWS}; filter to narrow down`);
     this.footer.textContent = parts.join(" · ");
   }

@@ -121,9 +121,16 @@ class TargetOut(BaseModel):
     source: str = Field(description="api or config")
     up: bool | None = Field(description="every kind up; null when paused or not scraped yet")
     health: dict[str, ScrapeHealthOut] = Field(description="per profile kind")
+    owner: str | None = Field(
+        default=None,
+        description="member id of the replica whose share it is (as in /metrics' stackyard_replica_info); "
+        "null on SQLite, with one replica, or when paused",
+    )
 
     @classmethod
-    def of(cls, target: TargetSpec, health: list[ScrapeHealth], reveal: bool = False) -> TargetOut:
+    def of(
+        cls, target: TargetSpec, health: list[ScrapeHealth], reveal: bool = False, owner: str | None = None
+    ) -> TargetOut:
         """``reveal`` keeps a password in the URL (see :func:`server.api.deps.reveals_credentials`)."""
         shown = {h.kind: ScrapeHealthOut.of(h) for h in health}
         ups = [h.up for h in shown.values() if h.up is not None]
@@ -142,6 +149,7 @@ class TargetOut(BaseModel):
             source=target.source,
             up=(all(ups) if ups else None) if not target.paused else None,
             health=shown,
+            owner=owner,
         )
 
 

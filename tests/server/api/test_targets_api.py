@@ -41,6 +41,7 @@ def test_create_with_defaults(client: TestClient) -> None:
     assert target["labels"] == {"env": "prod"}
     assert target["source"] == "api"
     assert isinstance(target["id"], int)
+    assert target["owner"] is None  # no replicas sharing the targets (tests/stackyard/test_replicas.py has them)
 
 
 def test_get_patch_delete(client: TestClient) -> None:

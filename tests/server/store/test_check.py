@@ -9,11 +9,21 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, insert, select, update
 
+from server.ingest.dumps import ingest_dump
 from server.ingest.profile import ingest
 from server.settings import Settings
 from server.store import blob, stackcodec
 from server.store.check import check_store
-from server.store.models import FunctionRow, ProfileBlob, ProfileRow, Rollup, RollupBlob, SampleKey, StackSegment
+from server.store.models import (
+    FunctionRow,
+    GoroutineGroup,
+    ProfileBlob,
+    ProfileRow,
+    Rollup,
+    RollupBlob,
+    SampleKey,
+    StackSegment,
+)
 from server.store.repository import Store
 from server.upkeep.jobs import build_rollups
 from tests.support.tools import DATA
@@ -55,6 +65,8 @@ def test_a_real_store_is_consistent_and_the_cli_says_so(store: Store, settings: 
 
 def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database_url: str) -> None:
     _fill(store, settings)
+    dump = (DATA / "goroutine_debug2.txt").read_bytes()
+    ingest_dump(store, settings, dump, {"service": "svc", "instance": "a:1"}, BASE_NS + 60 * 10**9)
     with store.engine.begin() as conn:
         victim = int(conn.execute(select(ProfileRow.id).order_by(ProfileRow.id)).scalars().first() or 0)
         conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id == victim))
@@ -72,6 +84,13 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
         data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())
         conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == other).values(data=data[: len(data) // 2]))
         conn.execute(update(Rollup).where(Rollup.width_s == 3600).values(profiles=Rollup.profiles + 1))
+        # Rows carrying another series than their owner's (on Citus they would sit on another node).
+        third = int(
+            conn.execute(select(ProfileRow.id).where(ProfileRow.id.not_in((victim, other)))).scalars().first() or 0
+        )
+        conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == third).values(series_id=10**9))
+        conn.execute(update(RollupBlob).values(series_id=10**9))
+        conn.execute(update(GoroutineGroup).values(series_id=10**9))
     problems = _problems(store)
     assert "profiles without a blob" in problems
     assert "stack nodes whose parent is missing" in problems
@@ -80,6 +99,9 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
         "profile blobs that do not sum to the profile's totals" in problems
     )
     assert "rollups that no longer stand for every profile of their bucket" in problems
+    assert "blobs whose series is not their profile's" in problems
+    assert "rollup blobs whose series is not their rollup's" in problems
+    assert "goroutine dumps whose groups name another series" in problems
     done = subprocess.run(
         [sys.executable, "-m", "stackyard", "check", "--database-url", database_url],
         check=False,

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from alembic.script import ScriptDirectory
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, create_engine, inspect, text
 
 from server.migrate import alembic_config, upgrade
+from server.settings import Settings
+from server.store.check import check_store
 from server.store.models import Base
+from server.store.repository import Store
 from server.store.stacks import StackTree, concatenate, read_segments
 from server.store.symbols import FunctionTable
+from tests.support.dataset import DAY0, NS, answers, fill
+from tests.support.helpers import push
+from tests.support.tools import DATA
 
 
 def test_migrations_match_models(database_url: str) -> None:
@@ -163,7 +172,7 @@ def test_system_names_equal_to_names_are_stored_once(database_url: str) -> None:
         "VALUES (:hash, :name, :system_name, :filename, 0) RETURNING id"
     )
     try:
-        command.downgrade(config, "0015")
+        command.downgrade(config, "0016")
         with engine.begin() as conn:
             a, b, c = (
                 conn.execute(insert, {"hash": h, "name": n, "system_name": s, "filename": f}).scalar_one()
@@ -180,7 +189,7 @@ def test_system_names_equal_to_names_are_stored_once(database_url: str) -> None:
             }
             d = conn.execute(insert, {"hash": 14, "name": "d", "system_name": None, "filename": "d.go"}).scalar_one()
             assert d > c
-        command.downgrade(config, "0015")
+        command.downgrade(config, "0016")
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT id, system_name FROM functions ORDER BY id")).all()
             assert [tuple(row) for row in stored] == [(a, "main.a"), (b, "_ZN1b"), (d, "d")]
@@ -203,3 +212,106 @@ def test_functions_keep_their_system_names(database_url: str) -> None:
         assert table.rows([same, other]) == {same: ("main.f", "main.f", "f.go", 3), other: ("g", "_Zg", "g.cc", 4)}
     finally:
         engine.dispose()
+
+
+#: The primary keys 0016 gives PostgreSQL's distributed tables (series_id last, so id lookups keep their index),
+#: and those it restores on its downgrade.
+SERIES_KEYS = {
+    "profiles": ("id, time_ns", "id, time_ns, series_id"),
+    "profile_blobs": ("profile_id, time_ns", "profile_id, time_ns, series_id"),
+    "rollups": ("id, width_s, bucket_ns", "id, width_s, bucket_ns, series_id"),
+    "rollup_blobs": ("rollup_id, width_s, bucket_ns", "rollup_id, width_s, bucket_ns, series_id"),
+    "rollup_dirty": ("id", "id, series_id"),
+    "goroutine_dumps": ("id, time_ns", "id, time_ns, series_id"),
+    "goroutine_groups": ("dump_id, stack_id, state, time_ns", "dump_id, stack_id, state, time_ns, series_id"),
+}
+#: SQLite's keys, which 0016 leaves alone (a one-column INTEGER key is the rowid, and counts up by itself).
+SQLITE_KEYS = {
+    "profiles": ["id"],
+    "profile_blobs": ["profile_id"],
+    "rollups": ["id"],
+    "rollup_blobs": ["rollup_id"],
+    "rollup_dirty": ["id"],
+    "goroutine_dumps": ["id"],
+    "goroutine_groups": ["dump_id", "stack_id", "state"],
+}
+#: Each table given a series id, and the join that finds its owner holding the same one.
+SAME_SERIES = {
+    "profile_blobs": "profiles o ON o.id = c.profile_id AND o.time_ns = c.time_ns",
+    "rollup_blobs": "rollups o ON o.id = c.rollup_id AND o.width_s = c.width_s AND o.bucket_ns = c.bucket_ns",
+    "goroutine_groups": "goroutine_dumps o ON o.id = c.dump_id AND o.time_ns = c.time_ns",
+}
+
+
+def _keys(conn: Connection) -> dict[str, str | list[str]]:
+    if conn.dialect.name == "postgresql":
+        query = text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'p'"
+        )
+        return {t: str(conn.execute(query, {"t": t}).scalar_one()) for t in SERIES_KEYS}
+    return {t: inspect(conn).get_pk_constraint(t)["constrained_columns"] for t in SQLITE_KEYS}
+
+
+def _expected_keys(postgres: bool, revision: int) -> dict[str, str | list[str]]:
+    """The keys before (0) or after (1) 0016."""
+    if not postgres:
+        return dict(SQLITE_KEYS)
+    return {t: f"PRIMARY KEY ({keys[revision]})" for t, keys in SERIES_KEYS.items()}
+
+
+def _rows(conn: Connection) -> dict[str, int]:
+    return {t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in SERIES_KEYS}
+
+
+@pytest.mark.dates
+def test_series_ids_go_into_a_store_with_data_and_out_again(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """0016 on both databases holding data: the blobs, rollup blobs and goroutine groups take their owner's
+    series id, PostgreSQL's keys take it too, every answer stays; its downgrade keeps every row."""
+    fill(client, store, settings)
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600 + 30))  # late: a rollup_dirty row
+    before = answers(client)
+    config = alembic_config(settings.database_url)
+    previous = ScriptDirectory.from_config(config).get_revision("0016").down_revision
+    assert isinstance(previous, str)
+    postgres = store.engine.dialect.name == "postgresql"
+    with store.engine.connect() as conn:
+        rows = _rows(conn)
+        assert _keys(conn) == _expected_keys(postgres, 1)
+    assert all(rows.values()), rows  # every table holds rows to convert
+    store.close()
+    command.downgrade(config, previous)
+    with store.engine.begin() as conn:
+        for table in SAME_SERIES:
+            assert "series_id" not in {c["name"] for c in inspect(conn).get_columns(table)}
+        assert _rows(conn) == rows
+        assert _keys(conn) == _expected_keys(postgres, 0)
+        # A blob whose profile is gone: no series to copy, and unreadable anyway; the upgrade drops it.
+        conn.execute(
+            text("INSERT INTO profile_blobs (profile_id, time_ns, data) VALUES (:id, :t, :data)"),
+            {"id": 10**9, "t": DAY0 * NS, "data": b"orphan"},
+        )
+    store.close()
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        assert _rows(conn) == rows
+        assert _keys(conn) == _expected_keys(postgres, 1)
+        for table, owner in SAME_SERIES.items():
+            column = next(c for c in inspect(conn).get_columns(table) if c["name"] == "series_id")
+            assert column["nullable"] is False
+            same = f"SELECT count(*) FROM {table} c JOIN {owner} AND o.series_id = c.series_id"
+            assert conn.execute(text(same)).scalar_one() == rows[table]
+        high = int(conn.execute(text("SELECT max(id) FROM profiles")).scalar_one())
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    assert answers(client) == before
+    # Writes go on: ids count on from the highest (SQLite's rowid keys still count by themselves), and carry
+    # their series into the blob.
+    pushed = push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
+    assert pushed["id"] > high
+    with store.engine.connect() as conn:
+        assert _rows(conn)["profile_blobs"] == rows["profile_blobs"] + 1
+        same = f"SELECT count(*) FROM profile_blobs c JOIN {SAME_SERIES['profile_blobs']} AND o.series_id = c.series_id"
+        assert conn.execute(text(same)).scalar_one() == rows["profile_blobs"] + 1

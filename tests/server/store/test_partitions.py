@@ -22,14 +22,11 @@ from server.store.partitions import DAY_NS, is_partitioned, partition_name, part
 from server.store.repository import Store
 from server.upkeep.jobs import build_rollups, maintain_partitions
 from server.upkeep.retention import apply_retention
+from tests.support.dataset import DAY, DAY0, NS, answers, fill
 from tests.support.helpers import push, top
 from tests.support.tools import DATA
 
 pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
-
-DAY = 86_400
-DAY0 = 1_788_220_800  # 2026-09-01T00:00:00Z
-NS = 10**9
 
 
 def where(engine: Engine, table: str, column: str, value: int) -> list[str]:
@@ -42,31 +39,6 @@ def where(engine: Engine, table: str, column: str, value: int) -> list[str]:
 def count(engine: Engine, model: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
-
-
-def answers(client: TestClient) -> dict[str, Any]:
-    """What the API says about the data these tests store: raw and rolled-up top tables, a trend, profiles."""
-    whole = {"from": str(DAY0 - 40 * DAY), "to": str(DAY0 + 400 * DAY)}
-    trend = client.get("/api/v1/timeseries", params={"type": "cpu", "step": "1h", **whole})
-    listed = client.get("/api/v1/profiles", params={"type": "cpu", **whole})
-    assert trend.status_code == 200 and listed.status_code == 200
-    return {
-        "top": top(client, type="cpu", **whole),
-        "day": top(client, type="cpu", **{"from": str(DAY0), "to": str(DAY0 + DAY - 1)}),
-        "trend": trend.json(),
-        "profiles": listed.json(),
-    }
-
-
-def fill(client: TestClient, store: Store, settings: Settings) -> None:
-    """Profiles over two days (and their rollups), and goroutine dumps."""
-    for hour in (1, 2, 25):
-        push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + hour * 3600))
-        push(client, DATA / "cpu2.pb.gz", service="web", time=str(DAY0 + hour * 3600 + 60))
-    build_rollups(store, now_ns=(DAY0 + 3 * DAY) * NS)
-    dump = (DATA / "goroutine_debug2.txt").read_bytes()
-    for minute in (0, 1):
-        ingest_dump(store, settings, dump, {"service": "api", "instance": "a:1"}, (DAY0 + minute * 60) * NS)
 
 
 def test_the_migration_converts_a_store_with_data(client: TestClient, store: Store, settings: Settings) -> None:
