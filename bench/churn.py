@@ -28,7 +28,9 @@ Measured per mode, each against a baseline in the same run:
   (360 profiles from an empty store), per profile, against the raw ``.pb.gz``
   bytes; the stack tree's share (SQLite's ``dbstat``); the same day stored in
   a PostgreSQL the bench starts (as the tests do), growth of its relation
-  sizes (``--no-postgres`` skips it);
+  sizes (``--no-postgres`` skips it); and, reported beside it, the growth over
+  the later days per profile, rollups included: what a profile costs once its
+  functions, stacks and sample keys are stored;
 - **flame graphs**: after ``build_rollups(now=END)`` (hourly and daily rollups
   current), ``service.flame`` (2,048 nodes) over the last 24 h (360 profiles)
   and the whole 7 d, each in a fresh Python process standing for the server:
@@ -461,6 +463,7 @@ class ModeResult:
     pprof_week_s: float
     pprof_week_rss_mb: float | None
     db_mb: float
+    later_growth: float | None  # SQLite bytes per profile over days 2-N, rollups included
     ingest_peak_mb: float
     correct: bool
     mismatch: str
@@ -512,7 +515,11 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
     rollup_s = time.perf_counter() - started
     store.close()
     ingest_peak = rss_mb()[1]
-    db_mb = sqlite_size(db_file) / 1e6
+    db_bytes = sqlite_size(db_file)
+    db_mb = db_bytes / 1e6
+    later = len(plan) - config.per_day
+    # What a profile costs once its functions, stacks and keys are stored: the later days' growth, rollups included.
+    later_growth = (db_bytes - after_day[0]) / later if later else None
 
     sample = [profiles.path(s).read_bytes() for s in day_one[:window]]
     bare_s = median_of(lambda: bare_decode(sample), 5) / len(sample)
@@ -559,6 +566,7 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
         pprof_week_s=pprof_week_s,
         pprof_week_rss_mb=pprof_week_rss,
         db_mb=db_mb,
+        later_growth=later_growth,
         ingest_peak_mb=ingest_peak,
         correct=correct,
         mismatch=mismatch,
@@ -652,6 +660,14 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         ("  of it the stack tree", lambda r: f"{r.postgres.stack_share:.0%}" if r.postgres else "-"),
         ("  by table (KB per profile)", lambda r: largest(r.postgres) if r.postgres else "-"),
         ("SQLite file after all days", lambda r: f"{r.db_mb:,.0f} MB"),
+        (
+            f"SQLite growth per profile, days 2-{config.days}, rollups included",
+            lambda r: "-" if r.later_growth is None else f"{r.later_growth / 1024:,.2f} KB",
+        ),
+        (
+            "  of the raw .pb.gz",
+            lambda r: "-" if r.later_growth is None else fmt(r.later_growth / r.sqlite.raw_bytes, "%"),
+        ),
         ("build_rollups(now=END), all days", lambda r: f"{r.rollup_s:,.1f} s"),
         ("24 h flame: first answer of a fresh server", lambda r: f"{r.day.cold_s * 1000:,.0f} ms"),
         ("24 h flame: warm, median", lambda r: f"{r.day.warm_s * 1000:,.0f} ms"),

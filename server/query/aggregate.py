@@ -3,6 +3,12 @@
 This is the hot path of every query: the store hands over each profile's
 samples as numpy arrays (:meth:`Store.read_samples`), which are concatenated
 and summed per sample key; nothing loops over samples in Python.
+
+Function-level views (flame graphs, top tables, the sandwich, diffs) need only
+each sample's stack leaf node, not its key: merged ``by_node``, rollups hand
+over their values already summed per node (:meth:`Store.read_leaves`), so a
+week of rollups is summed as node arrays without resolving every key to its
+node again. Sample-label matchers and line granularity need the keys.
 """
 
 from __future__ import annotations
@@ -29,24 +35,26 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class Merged:
-    """Summed samples of one sample type: one row per pprof sample identity (key), with its node and label set."""
+    """Summed samples of one sample type: one row per pprof sample identity (key), with its node and label set.
+
+    Merged ``by_node``, one row per stack leaf node instead: ``keys`` and ``labelsets`` are None.
+    """
 
     sample_type: str
     unit: str
     aggregation: str
     profiles: list[ProfileMeta]
-    keys: IntArray
+    keys: IntArray | None
     nodes: IntArray
-    labelsets: IntArray
+    labelsets: IntArray | None
     values: IntArray
 
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
-        self.keys, self.nodes, self.labelsets, self.values = (
-            self.keys[mask],
-            self.nodes[mask],
-            self.labelsets[mask],
-            self.values[mask],
-        )
+        self.nodes, self.values = self.nodes[mask], self.values[mask]
+        if self.keys is not None:
+            self.keys = self.keys[mask]
+        if self.labelsets is not None:
+            self.labelsets = self.labelsets[mask]
 
     @property
     def profile_count(self) -> int:
@@ -109,13 +117,17 @@ def resolve_sample(profiles: list[ProfileMeta], sample: str | None) -> tuple[str
     return type_name, unit
 
 
-def merge_profiles(store: Store, query: ProfileQuery, limit: int) -> Merged:
+def merge_profiles(store: Store, query: ProfileQuery, limit: int, by_node: bool = False) -> Merged:
+    """The query's profiles merged; ``by_node`` when the caller needs only stack nodes (not keys or labels)."""
     series, sample_selector = split_selector(store, query)
     profiles = profiles_of(store, series, query, limit)
     sample_type, unit = resolve_sample(profiles, query.sample)
     aggregation = query.aggregation or ("avg" if is_gauge(query.kind, sample_type) else "sum")
-    merged = merge_selected(store, profiles, sample_type, unit, aggregation)
+    # Sample-label matchers need each row's label set, which per-node sums no longer have.
+    by_node = by_node and not sample_selector.matchers
+    merged = merge_selected(store, profiles, sample_type, unit, aggregation, by_node)
     if sample_selector.matchers and merged.nodes.size:
+        assert merged.labelsets is not None
         merged.keep(labelset_filter(store, merged.labelsets, sample_selector))
     return merged
 
@@ -131,8 +143,13 @@ def sample_columns(
         yield part, arrays.keys, arrays.values[:, column]
 
 
-def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
-    """The profiles' samples of one type summed per sample key; a 422 if any sum could pass 64 bits."""
+def merge_selected(
+    store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str, by_node: bool = False
+) -> Merged:
+    """The profiles' samples of one type summed per sample key (per stack node with ``by_node``);
+    a 422 if any sum could pass 64 bits."""
+    if by_node:
+        return _merge_by_node(store, profiles, sample_type, unit, aggregation)
     keys: list[IntArray] = []
     values: list[IntArray] = []
     used: list[ProfileMeta] = []
@@ -148,3 +165,31 @@ def merge_selected(store: Store, profiles: list[ProfileMeta], sample_type: str, 
     summed = aggregate(np.concatenate(keys), np.concatenate(values).reshape(-1, 1))
     nodes, labelsets = store.sample_identities(summed.keys)
     return Merged(sample_type, unit, aggregation, used, summed.keys, nodes, labelsets, summed.values[:, 0])
+
+
+def _merge_by_node(store: Store, profiles: list[ProfileMeta], sample_type: str, unit: str, aggregation: str) -> Merged:
+    """Rows per stack leaf node: rollups' per-node sums as they are, other parts' keys resolved to nodes."""
+    keys: list[IntArray] = []
+    key_values: list[IntArray] = []
+    nodes: list[IntArray] = []
+    node_values: list[IntArray] = []
+    used: list[ProfileMeta] = []
+    guard = SumGuard(sample_type)
+    having = [part for part in profiles if part.sample_index(sample_type) is not None]
+    for part, arrays, per_node in store.read_leaves(having):
+        column = part.sample_index(sample_type)
+        assert column is not None
+        part_values = arrays.values[:, column]
+        guard.add(part_values)
+        (nodes if per_node else keys).append(arrays.keys)
+        (node_values if per_node else key_values).append(part_values)
+        used.append(part)
+    if keys:
+        summed = aggregate(np.concatenate(keys), np.concatenate(key_values).reshape(-1, 1))
+        nodes.append(store.sample_identities(summed.keys)[0])
+        node_values.append(summed.values[:, 0])
+    if not nodes:
+        empty = np.zeros(0, dtype=np.int64)
+        return Merged(sample_type, unit, aggregation, used, None, empty, None, empty)
+    summed = aggregate(np.concatenate(nodes), np.concatenate(node_values).reshape(-1, 1))
+    return Merged(sample_type, unit, aggregation, used, None, summed.keys, None, summed.values[:, 0])

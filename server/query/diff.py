@@ -88,8 +88,9 @@ def compare(
     filters: Filters = NO_FILTERS,
 ) -> Comparison:
     """Both sides over one tree; ``filters`` apply after normalising, as pprof applies them to the merged diff."""
-    merged_new = merge_profiles(store, new, settings.max_query_profiles)
-    merged_base = merge_profiles(store, _same_sample(base, merged_new), settings.max_query_profiles)
+    # Normalising rounds each pprof sample (key) on its own, as pprof's -normalize does: that side keeps its keys.
+    merged_new = merge_profiles(store, new, settings.max_query_profiles, by_node=not normalize)
+    merged_base = merge_profiles(store, _same_sample(base, merged_new), settings.max_query_profiles, by_node=True)
     new_values = merged_new.values
     ratio = 1.0
     if normalize and merged_new.total() != 0:

@@ -71,6 +71,8 @@ def line_tree(
     Filters match each line frame by its function's name and file, as pprof's filters match a location's
     lines before ``-lines`` groups them, so they cut the same samples and frames as at function level.
     """
+    if merged.keys is None:
+        raise ValueError("line granularity needs samples merged by key, not by stack node")
     leaves, _ = store.sample_keys.resolve_lines(merged.keys)
     if bool((leaves == NO_LINES).any()):
         raise NoLineData(line_data_since_ns(store.engine))

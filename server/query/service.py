@@ -169,7 +169,7 @@ def top(
     granularity: str = "functions",
 ) -> TopTable:
     """``go tool pprof -top``; with ``granularity="lines"``, ``-top -lines``: a row per (function, file, line)."""
-    merged = merge_profiles(store, query, settings.max_query_profiles)
+    merged = merge_profiles(store, query, settings.max_query_profiles, by_node=granularity != "lines")
     d = merged.divisor
     total = _number(merged.total(), d)
     if granularity == "lines":
@@ -216,7 +216,7 @@ def flame(
 
     Under filters the root is what they kept, so the graph is whole.
     """
-    merged = merge_profiles(store, query, settings.max_query_profiles)
+    merged = merge_profiles(store, query, settings.max_query_profiles, by_node=True)
     tree, names = _tree(store, merged, filters)
     graph = flamegraph(tree, names, max_nodes, merged.divisor, drop_empty=drop_empty)
     return MergedFlameGraph(_merge_info(query, merged), graph)
@@ -235,7 +235,7 @@ def sandwich_view(
     A name that has no sample in the selection is refused (a typo should not look like "no data");
     one whose samples the filters took away has empty trees and zero flat and cum.
     """
-    merged = merge_profiles(store, query, settings.max_query_profiles)
+    merged = merge_profiles(store, query, settings.max_query_profiles, by_node=True)
     return _sandwich_of(store, merged, _merge_info(query, merged), function, max_nodes, filters)
 
 

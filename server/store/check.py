@@ -252,13 +252,18 @@ def _decode_and_sum(rows: list[tuple[int, bytes, list[int]]], keys_seen: set[int
     for row_id, data, totals in rows:
         try:
             arrays = blob.decode(data)
-        except Exception:  # a torn blob may fail anywhere in numpy or zlib
+            per_node = blob.decode_nodes(data)  # a rollup's values summed per stack node, when it has them
+        except Exception:  # a torn blob may fail anywhere in numpy, zlib or zstd
             undecodable.append(row_id)
             continue
         keys_seen.update(arrays.keys.tolist())
-        sums = arrays.values.sum(axis=0).tolist() if len(arrays) else [0] * len(totals)
-        if [int(v) for v in sums] != [int(v) for v in totals]:
-            wrong_totals.append(row_id)
+        for table in (arrays, per_node):
+            if table is None:
+                continue
+            sums = table.values.sum(axis=0).tolist() if len(table) else [0] * len(totals)
+            if [int(v) for v in sums] != [int(v) for v in totals]:
+                wrong_totals.append(row_id)
+                break
     return undecodable, wrong_totals
 
 

@@ -91,7 +91,8 @@ class FunctionRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     hash: Mapped[int] = mapped_column(BigInteger, unique=True)
     name: Mapped[str] = mapped_column(Text)
-    system_name: Mapped[str] = mapped_column(Text)
+    #: NULL when equal to ``name`` (Go's are always): stored twice, it was a third of the table.
+    system_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     filename: Mapped[str] = mapped_column(Text)
     start_line: Mapped[int] = mapped_column(BigInteger, default=0)
 

@@ -71,7 +71,7 @@ class Store:
         self.dedup = Dedup(engine)
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
-        self.rollups = RollupTable(engine, self.profiles)
+        self.rollups = RollupTable(engine, self.profiles, self._leaf_nodes)
         self._late_marks = LateMarks()
         self._commits: GroupCommit[_Pending, tuple[int, bool]] = GroupCommit(self._commit)
         self.targets = TargetTable(engine)
@@ -243,6 +243,20 @@ class Store:
         its turn comes. A part whose blob is gone (retention deleted it after
         the part was listed) is left out.
         """
+        for part, data in self._blobs(parts):
+            yield part, blob.decode(data)
+
+    def read_leaves(self, parts: Sequence[ProfileMeta]) -> Iterator[tuple[ProfileMeta, SampleArrays, bool]]:
+        """Like :meth:`read_samples`, but a rollup carrying values summed per stack node yields those:
+        (part, rows, whether the rows are keyed by stack node rather than by sample key)."""
+        for part, data in self._blobs(parts):
+            nodes = blob.decode_nodes(data) if part.width_s else None
+            if nodes is not None:
+                yield part, nodes, True
+            else:
+                yield part, blob.decode(data), False
+
+    def _blobs(self, parts: Sequence[ProfileMeta]) -> Iterator[tuple[ProfileMeta, bytes]]:
         raw_parts = [p for p in parts if not p.width_s]
         times = (min(p.time_ns for p in raw_parts), max(p.time_ns for p in raw_parts)) if raw_parts else None
         raw = self.profiles.blobs([p.id for p in raw_parts], times)
@@ -250,7 +264,10 @@ class Store:
         for part in parts:
             data = rolled.get(part.id) if part.width_s else raw.get(part.id)
             if data is not None:
-                yield part, blob.decode(data)
+                yield part, data
+
+    def _leaf_nodes(self, keys: IntArray) -> IntArray:
+        return self.dedup.sample_keys.resolve(keys)[0]
 
     def sample_identities(self, keys: IntArray) -> tuple[IntArray, IntArray]:
         """The stack node (its leaf) and label set of every sample key, including keys other processes wrote."""

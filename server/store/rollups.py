@@ -3,18 +3,22 @@
 Hourly rollups merge a series' raw profiles of one hour; daily ones merge
 its hourly rollups of one day. One row per (series, width, bucket, shape),
 its blob in the same sample-key format as a profile's, so queries treat a
-rollup as one more (heavier) profile.
+rollup as one more (heavier) profile. The blob also carries the same values
+summed per stack leaf node (:func:`server.store.blob.encode` with ``nodes``):
+what a flame graph or top table over a long range needs, without resolving
+every sample key of the range to its node first.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
@@ -23,7 +27,11 @@ from server.store import blob
 from server.store.database import chunks, insert_returning
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
 from server.store.profiles import ProfileMeta, ProfileTable
-from server.store.samples import aggregate_saturating
+from server.store.samples import SampleArrays, aggregate_saturating
+
+IntArray = npt.NDArray[np.int64]
+#: Sample key ids to their stack leaf nodes (the store's cache of ``sample_keys``).
+LeafNodes = Callable[[IntArray], IntArray]
 
 log = logging.getLogger(__name__)
 #: ``store_state`` key: raw profiles before this time have been scanned for rollups (late ones are dirty rows).
@@ -139,9 +147,10 @@ _COLUMNS = (
 
 
 class RollupTable:
-    def __init__(self, engine: Engine, profiles: ProfileTable) -> None:
+    def __init__(self, engine: Engine, profiles: ProfileTable, leaf_nodes: LeafNodes) -> None:
         self._engine = engine
         self._profiles = profiles
+        self._leaf_nodes = leaf_nodes
 
     def pending_hours(self, closed_before_ns: int) -> HourScan:
         """Closed hours with raw profiles and no hourly rollup: new ones past the watermark, and dirty ones."""
@@ -270,6 +279,8 @@ class RollupTable:
         merged, saturated = aggregate_saturating(
             np.concatenate([d.keys for d in decoded]), np.concatenate([d.values for d in decoded])
         )
+        per_node, node_saturated = self._per_node(merged)
+        saturated = saturated or node_saturated
         metas = [meta for meta, _ in parts]
         # Python's integers add exactly; what does not fit is stored saturated, so a query meeting it refuses.
         totals = [clamp(sum(column)) for column in zip(*(m.totals for m in metas), strict=True)]
@@ -289,8 +300,13 @@ class RollupTable:
             "samples": len(merged),
             "totals": totals,
             "max_totals": [max(column) for column in zip(*(m.max_totals or m.totals for m in metas), strict=True)],
-            "data": blob.encode(merged),
+            "data": blob.encode(merged, per_node, level=blob.ROLLUP_LEVEL),
         }
+
+    def _per_node(self, merged: SampleArrays) -> tuple[SampleArrays, bool]:
+        """The merged values summed per stack leaf node (keys differing only in addresses, lines or labels
+        share one), as a flame graph or a function-level top table reads them."""
+        return aggregate_saturating(self._leaf_nodes(merged.keys), merged.values)
 
     def _meta(self, row: Sequence[Any]) -> ProfileMeta:
         rid, sid, shape_id, bucket, duration, period, samples, totals, profiles, width, max_totals = row

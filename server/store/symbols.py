@@ -39,7 +39,13 @@ class FunctionTable:
     def _store(self, missing: dict[FunctionKey, int]) -> None:
         by_hash = {hash64(key): key for key in missing if key not in self._ids}
         rows = [
-            {"hash": fhash, "name": key[0], "system_name": key[1], "filename": key[2], "start_line": missing[key]}
+            {
+                "hash": fhash,
+                "name": key[0],
+                "system_name": None if key[1] == key[0] else key[1],  # NULL: the same as the name
+                "filename": key[2],
+                "start_line": missing[key],
+            }
             for fhash, key in by_hash.items()
         ]
         found: list[tuple[int, int]] = []
@@ -99,7 +105,7 @@ class FunctionTable:
                     FunctionRow.start_line,
                 ).where(FunctionRow.id.in_(part))
                 for fid, name, system_name, filename, start_line in conn.execute(query):
-                    result[fid] = (name, system_name, filename, start_line)
+                    result[fid] = (name, name if system_name is None else system_name, filename, start_line)
         return result
 
     def ids_named(self, name: str) -> set[int]:

@@ -72,16 +72,29 @@ def test_a_merge_of_two_captures_equals_pprofs_merge(store: Store, settings: Set
         assert merged.total() == expected.total
         assert flats(store, merged) == pprof_flats(expected.rows)
         # One row per sample key: sorted, no key twice.
-        assert bool((np.diff(merged.keys) > 0).all())
+        assert merged.keys is not None and bool((np.diff(merged.keys) > 0).all())
+        # By node: one row per stack leaf, the key rows summed per node.
+        by_node = merge_profiles(store, query("cpu", sample=sample), 100, by_node=True)
+        assert by_node.keys is None and by_node.labelsets is None
+        assert bool((np.diff(by_node.nodes) > 0).all())
+        per_node: dict[int, int] = {}
+        for node, value in zip(merged.nodes.tolist(), merged.values.tolist(), strict=True):
+            per_node[node] = per_node.get(node, 0) + value
+        assert dict(zip(by_node.nodes.tolist(), by_node.values.tolist(), strict=True)) == per_node
 
 
 def test_sample_label_matchers_keep_what_pprof_tagfocus_keeps(store: Store, settings: Settings) -> None:
     for index, path in enumerate(CPU):
         put(store, settings, path, index * 10, "cpu")
     merged = merge_profiles(store, query("cpu", '{service="demo", handler="/checkout"}', sample="cpu"), 100)
+    # Asked for node rows, a merge with sample-label matchers still reads keys: it needs their label sets.
+    assert merge_profiles(store, query("cpu", '{handler="/checkout"}', sample="cpu"), 100, by_node=True).total() == (
+        merged.total()
+    )
     expected = pprof_top(CPU, "cpu", "nanoseconds", extra=("-tagfocus=handler=^/checkout$",))
     assert merged.total() == expected.shown > 0
     assert flats(store, merged) == pprof_flats(expected.rows)
+    assert merged.labelsets is not None
     labelled = store.label_sets(set(merged.labelsets.tolist()))
     assert {dict(labelled[ls][0])["handler"] for ls in merged.labelsets.tolist()} == {"/checkout"}
 
@@ -143,6 +156,7 @@ def test_nothing_selected_is_an_empty_merge(store: Store, settings: Settings) ->
     empty = ProfileQuery("goroutine", parse_selector('{service="demo"}'), T0 + NS, T0 + 2 * NS)
     merged = merge_profiles(store, empty, 100)
     assert (merged.profile_count, merged.divisor, merged.total()) == (0, 1, 0)
+    assert merged.keys is not None and merged.labelsets is not None
     assert merged.keys.size == merged.nodes.size == merged.labelsets.size == merged.values.size == 0
     assert merged.sample_type == ""  # no profile to take the default from, and none asked for
     asked = ProfileQuery("goroutine", empty.selector, empty.start_ns, empty.end_ns, sample="goroutine")

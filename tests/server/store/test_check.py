@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from server.ingest.dumps import ingest_dump
 from server.ingest.profile import ingest
 from server.settings import Settings
-from server.store import stackcodec
+from server.store import blob, stackcodec
 from server.store.check import check_store
 from server.store.models import (
     FunctionRow,
@@ -119,3 +119,19 @@ def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Sett
         used = int(conn.execute(select(SampleKey.id).order_by(SampleKey.id)).scalars().first() or 0)
         conn.execute(delete(SampleKey).where(SampleKey.id == used))
     assert "sample keys named by profile blobs but missing" in _problems(store)
+
+
+def test_a_rollup_whose_node_sums_disagree_is_found(store: Store, settings: Settings) -> None:
+    """A rollup's values per stack node must add up to its totals, as its sample-key rows do."""
+    _fill(store, settings)
+    assert _problems(store) == []
+    with store.engine.begin() as conn:
+        rollup_id, data = conn.execute(select(RollupBlob.rollup_id, RollupBlob.data).limit(1)).one()
+        keyed = blob.decode(bytes(data))
+        per_node = blob.decode_nodes(bytes(data))
+        assert per_node is not None and len(per_node)
+        per_node.values[0] += 1
+        conn.execute(
+            update(RollupBlob).where(RollupBlob.rollup_id == rollup_id).values(data=blob.encode(keyed, per_node))
+        )
+    assert _problems(store) == ["rollup blobs that do not sum to the rollup's totals"]

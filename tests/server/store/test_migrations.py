@@ -17,6 +17,7 @@ from server.store.check import check_store
 from server.store.models import Base
 from server.store.repository import Store
 from server.store.stacks import StackTree, concatenate, read_segments
+from server.store.symbols import FunctionTable
 from tests.support.dataset import DAY0, NS, answers, fill
 from tests.support.helpers import push
 from tests.support.tools import DATA
@@ -158,6 +159,57 @@ def test_line_frames_migrate_down_and_up(database_url: str) -> None:
             # No profile was stored before line data: nothing is ever refused for lack of it.
             since = conn.execute(text("SELECT value FROM store_state WHERE key = 'line_data_since_ns'")).scalar()
             assert since == 0
+    finally:
+        engine.dispose()
+
+
+def test_system_names_equal_to_names_are_stored_once(database_url: str) -> None:
+    """0017 keeps a function's system name only where it differs; ids and the id sequence survive both ways."""
+    config = alembic_config(database_url)
+    engine = create_engine(database_url)
+    insert = text(
+        "INSERT INTO functions (hash, name, system_name, filename, start_line) "
+        "VALUES (:hash, :name, :system_name, :filename, 0) RETURNING id"
+    )
+    try:
+        command.downgrade(config, "0016")
+        with engine.begin() as conn:
+            a, b, c = (
+                conn.execute(insert, {"hash": h, "name": n, "system_name": s, "filename": f}).scalar_one()
+                for h, n, s, f in ((11, "main.a", "main.a", "a.go"), (12, "b", "_ZN1b", "b.cc"), (13, "c", "c", "c"))
+            )
+            conn.execute(text("DELETE FROM functions WHERE id = :id"), {"id": c})  # collected: never handed out again
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            stored = conn.execute(text("SELECT id, system_name FROM functions ORDER BY id")).all()
+            assert [tuple(row) for row in stored] == [(a, None), (b, "_ZN1b")]
+            assert FunctionTable(engine).rows([a, b]) == {
+                a: ("main.a", "main.a", "a.go", 0),
+                b: ("b", "_ZN1b", "b.cc", 0),
+            }
+            d = conn.execute(insert, {"hash": 14, "name": "d", "system_name": None, "filename": "d.go"}).scalar_one()
+            assert d > c
+        command.downgrade(config, "0016")
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT id, system_name FROM functions ORDER BY id")).all()
+            assert [tuple(row) for row in stored] == [(a, "main.a"), (b, "_ZN1b"), (d, "d")]
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM functions"))
+    finally:
+        engine.dispose()
+
+
+def test_functions_keep_their_system_names(database_url: str) -> None:
+    """Written through the store: the same name is stored once, a different one kept, both read back whole."""
+    engine = create_engine(database_url)
+    try:
+        table = FunctionTable(engine)
+        same, other = table.ids([("main.f", "main.f", "f.go"), ("g", "_Zg", "g.cc")], [3, 4])
+        with engine.connect() as conn:
+            stored: dict[int, str | None] = dict(conn.execute(text("SELECT id, system_name FROM functions")).all())
+        assert stored[same] is None and stored[other] == "_Zg"
+        assert table.rows([same, other]) == {same: ("main.f", "main.f", "f.go", 3), other: ("g", "_Zg", "g.cc", 4)}
     finally:
         engine.dispose()
 

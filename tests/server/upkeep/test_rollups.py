@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from server.pprof import decode
 from server.query import service
 from server.query.diff import compare, diff_top
+from server.query.plan import plan
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.settings import Settings
-from server.store.models import RollupDirty
+from server.store import blob
+from server.store.models import RollupBlob, RollupDirty
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS, SCAN_KEY, read_state
 from server.upkeep.jobs import build_rollups
@@ -168,3 +170,53 @@ def test_rollup_blob_holds_every_sample_type(filled: Store) -> None:
     assert day.profiles == len(held) == 2
     assert day.totals == [v * len(held) for v in totals]
     assert replace(day, totals=[]).sample_types == ("samples/count", "cpu/nanoseconds")
+
+
+def test_rollups_carry_their_values_per_stack_node(filled: Store) -> None:
+    """Each rollup blob holds its key rows summed per stack leaf node, as a function-level view sums them."""
+    rollups = [m for width in (HOUR_S, DAY_S) for m in filled.rollups.list(_series(filled), width, 0, 2**62)]
+    blobs = filled.rollups.blobs([m.id for m in rollups])
+    assert len(blobs) == len(rollups) >= 13
+    for data in blobs.values():
+        keyed, per_node = blob.decode(data), blob.decode_nodes(data)
+        assert per_node is not None
+        nodes, _ = filled.sample_identities(keyed.keys)
+        expected: dict[int, list[int]] = {}
+        for node, row in zip(nodes.tolist(), keyed.values.tolist(), strict=True):
+            expected[node] = [a + b for a, b in zip(expected.get(node, [0] * len(row)), row, strict=True)]
+        assert dict(zip(per_node.keys.tolist(), per_node.values.tolist(), strict=True)) == expected
+
+
+def test_a_range_of_rollups_is_drawn_from_node_sums_alone(filled: Store, settings: Settings) -> None:
+    """A fresh server answers a flame graph, top table and diff over whole days without reading a sample key."""
+    fresh = Store(filled.engine)
+    whole_days = _query(0, 2 * 86_400, True)
+    assert {p.width_s for p in plan(fresh, _series(fresh), whole_days.start_ns, whole_days.end_ns + 1, 100)} == {DAY_S}
+    graph = service.flame(fresh, settings, whole_days, 10_000)
+    table = service.top(fresh, settings, whole_days)
+    assert not fresh.sample_keys.known.any(), "no sample key was resolved"
+    assert graph == service.flame(filled, settings, _query(0, 2 * 86_400, False), 10_000)
+    assert table == service.top(filled, settings, _query(0, 2 * 86_400, False))
+    files = [FILES[i] for offset, i in TIMELINE if 0 <= offset < 2 * 86_400]
+    expected = pprof_top(files, "cpu", "nanoseconds")
+    assert (table.total, {r.name: (r.flat, r.cum) for r in table.rows}) == (expected.total, expected.rows)
+
+
+def test_rollups_written_before_node_sums_are_still_read(filled: Store, settings: Settings) -> None:
+    """A rollup blob of the older layout (keys only) answers as before: its keys are resolved to nodes."""
+    with filled.engine.begin() as conn:
+        for rollup_id, data in conn.execute(select(RollupBlob.rollup_id, RollupBlob.data)).all():
+            old = blob.encode_v2(blob.decode(bytes(data)))
+            conn.execute(update(RollupBlob).where(RollupBlob.rollup_id == rollup_id).values(data=old))
+    fresh = Store(filled.engine)
+    for start, end in RANGES:
+        assert service.top(fresh, settings, _query(start, end, True)) == service.top(
+            fresh, settings, _query(start, end, False)
+        )
+        assert service.flame(fresh, settings, _query(start, end, True), 10_000) == service.flame(
+            fresh, settings, _query(start, end, False), 10_000
+        )
+
+
+def _series(store: Store) -> list[int]:
+    return [s.id for s in store.series.all()]
