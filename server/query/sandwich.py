@@ -360,8 +360,9 @@ class _Groups:
     and faster than ``np.add.at``.
     """
 
-    def __init__(self, keys: IntArray) -> None:
-        order = np.argsort(keys, kind="stable")
+    def __init__(self, keys: IntArray, order: IntArray | None = None) -> None:
+        if order is None:
+            order = np.argsort(keys, kind="stable")
         ordered = keys[order]
         starts = np.empty(keys.shape[0], dtype=bool)
         starts[:1] = True
@@ -381,6 +382,10 @@ class _Groups:
         return sums
 
 
+_RADIX_FROM = 1024  # entries on a level from which two radix sorts beat one sort of the keys (measured)
+_SHORT = 1 << 16
+
+
 class _Interner:
     """Sandwich nodes by (parent sandwich node, function), one depth level at a time (-1 is the root, F)."""
 
@@ -395,7 +400,15 @@ class _Interner:
 
     def add(self, above: IntArray, function: IntArray) -> _Groups:
         """A new level's nodes, numbered in (node above, function) order."""
-        groups = _Groups((above + 1) * self.width + function)
+        keys = (above + 1) * self.width + function
+        order = None
+        if keys.shape[0] >= _RADIX_FROM and self.width <= _SHORT and self.count - self.level_start < _SHORT:
+            # Both parts fit 16 bits: two stable sorts of them (numpy sorts 16-bit keys by radix, in
+            # linear time), the parent's after the function's, order the entries as the keys would.
+            by_function = np.argsort(function.astype(np.uint16), kind="stable")
+            local = above[by_function] - (self.level_start if self.parents else -1)
+            order = by_function[np.argsort(local.astype(np.uint16), kind="stable")]
+        groups = _Groups(keys, order)
         self.parents.append(above[groups.first])
         self.functions.append(function[groups.first])
         self.level_start = self.count
