@@ -114,8 +114,9 @@ class _Ancestry:
         self.parent = tree.parent
         self.recursive = tree.recursive
         self.f_nodes = f_nodes
-        self.is_f = np.zeros(len(tree), dtype=bool)
+        self.is_f = np.zeros(len(tree) + 1, dtype=bool)  # and a last entry, True, for -1 (above a root)
         self.is_f[f_nodes] = True
+        self.is_f[-1] = True
         self._depth = depth
         self._f_parent: IntArray | None = None
         self._below: IntArray | None = None
@@ -143,10 +144,15 @@ class _Ancestry:
         nested = self.f_nodes[self.recursive[self.f_nodes]]
         nodes, at, above = nested, nested, self.parent[nested]
         while nodes.shape[0]:
-            done = (above < 0) | self.is_f[np.maximum(above, 0)]
+            done = self.is_f[above]  # an F, or -1 above a root
+            if bool(done.all()):
+                found[nodes], below[nodes] = above, at
+                break
             found[nodes[done]] = above[done]
             below[nodes[done]] = at[done]
-            nodes, at, above = nodes[~done], above[~done], self.parent[above[~done]]
+            left = np.flatnonzero(~done)
+            nodes, at = nodes[left], above[left]
+            above = self.parent[at]
         self._f_parent, self._below = found, below
 
     def depth(self) -> IntArray:
@@ -294,19 +300,25 @@ class _Found:
         interner = _Interner(int(tree.function.max()) + 1)
         widest = _Widest(self.max_nodes)
         distance = 0  # of this level's frames from their F
+        suspects = bool(level.suspect.any())  # once a level has none, no level below has any
         while level.frame.shape[0]:
             distance += 1
             groups = interner.add(level.above, tree.function[level.frame])
             ids, count = groups.ids, groups.count
             counted = level.source if up else level.frame
-            inner = self._inner(level, ids, count, counted, up, distance)
             values = tree.totals[counted]
-            if bool(inner.any()):
-                values[inner] = 0  # a copy (fancy indexing): their samples are counted by another entry
+            if suspects:
+                inner = self._inner(level, ids, count, counted, up, distance)
+                suspects = bool(inner.any())
+                if suspects:
+                    values[inner] = 0  # a copy (fancy indexing): their samples are counted by another entry
+            else:
+                inner = level.suspect  # all False
             totals = groups.sum(values)
             interner.values(groups.sum(selfs_of(level)), totals)
-            grow = widest.drawable(totals)[ids]
-            level = step(_Level(interner.globals(ids), level.frame, level.source, inner).where(grow))
+            grow = widest.drawable(totals)
+            nodes = _Level(interner.globals(ids), level.frame, level.source, inner)
+            level = step(nodes if bool(grow.all()) else nodes.where(grow[ids]))
         return interner.tree(root_self, total)
 
     def _inner(self, level: _Level, ids: IntArray, count: int, counted: IntArray, up: bool, distance: int) -> BoolArray:
