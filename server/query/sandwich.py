@@ -114,8 +114,9 @@ class _Ancestry:
         self.parent = tree.parent
         self.recursive = tree.recursive
         self.f_nodes = f_nodes
-        self.is_f = np.zeros(len(tree), dtype=bool)
+        self.is_f = np.zeros(len(tree) + 1, dtype=bool)  # and a last entry, True, for -1 (above a root)
         self.is_f[f_nodes] = True
+        self.is_f[-1] = True
         self._depth = depth
         self._f_parent: IntArray | None = None
         self._below: IntArray | None = None
@@ -143,10 +144,15 @@ class _Ancestry:
         nested = self.f_nodes[self.recursive[self.f_nodes]]
         nodes, at, above = nested, nested, self.parent[nested]
         while nodes.shape[0]:
-            done = (above < 0) | self.is_f[np.maximum(above, 0)]
+            done = self.is_f[above]  # an F, or -1 above a root
+            if bool(done.all()):
+                found[nodes], below[nodes] = above, at
+                break
             found[nodes[done]] = above[done]
             below[nodes[done]] = at[done]
-            nodes, at, above = nodes[~done], above[~done], self.parent[above[~done]]
+            left = np.flatnonzero(~done)
+            nodes, at = nodes[left], above[left]
+            above = self.parent[at]
         self._f_parent, self._below = found, below
 
     def depth(self) -> IntArray:
@@ -294,19 +300,25 @@ class _Found:
         interner = _Interner(int(tree.function.max()) + 1)
         widest = _Widest(self.max_nodes)
         distance = 0  # of this level's frames from their F
+        suspects = bool(level.suspect.any())  # once a level has none, no level below has any
         while level.frame.shape[0]:
             distance += 1
             groups = interner.add(level.above, tree.function[level.frame])
             ids, count = groups.ids, groups.count
             counted = level.source if up else level.frame
-            inner = self._inner(level, ids, count, counted, up, distance)
             values = tree.totals[counted]
-            if bool(inner.any()):
-                values[inner] = 0  # a copy (fancy indexing): their samples are counted by another entry
+            if suspects:
+                inner = self._inner(level, ids, count, counted, up, distance)
+                suspects = bool(inner.any())
+                if suspects:
+                    values[inner] = 0  # a copy (fancy indexing): their samples are counted by another entry
+            else:
+                inner = level.suspect  # all False
             totals = groups.sum(values)
             interner.values(groups.sum(selfs_of(level)), totals)
-            grow = widest.drawable(totals)[ids]
-            level = step(_Level(interner.globals(ids), level.frame, level.source, inner).where(grow))
+            grow = widest.drawable(totals)
+            nodes = _Level(interner.globals(ids), level.frame, level.source, inner)
+            level = step(nodes if bool(grow.all()) else nodes.where(grow[ids]))
         return interner.tree(root_self, total)
 
     def _inner(self, level: _Level, ids: IntArray, count: int, counted: IntArray, up: bool, distance: int) -> BoolArray:
@@ -360,8 +372,9 @@ class _Groups:
     and faster than ``np.add.at``.
     """
 
-    def __init__(self, keys: IntArray) -> None:
-        order = np.argsort(keys, kind="stable")
+    def __init__(self, keys: IntArray, order: IntArray | None = None) -> None:
+        if order is None:
+            order = np.argsort(keys, kind="stable")
         ordered = keys[order]
         starts = np.empty(keys.shape[0], dtype=bool)
         starts[:1] = True
@@ -381,6 +394,10 @@ class _Groups:
         return sums
 
 
+_RADIX_FROM = 1024  # entries on a level from which two radix sorts beat one sort of the keys (measured)
+_SHORT = 1 << 16
+
+
 class _Interner:
     """Sandwich nodes by (parent sandwich node, function), one depth level at a time (-1 is the root, F)."""
 
@@ -395,7 +412,15 @@ class _Interner:
 
     def add(self, above: IntArray, function: IntArray) -> _Groups:
         """A new level's nodes, numbered in (node above, function) order."""
-        groups = _Groups((above + 1) * self.width + function)
+        keys = (above + 1) * self.width + function
+        order = None
+        if keys.shape[0] >= _RADIX_FROM and self.width <= _SHORT and self.count - self.level_start < _SHORT:
+            # Both parts fit 16 bits: two stable sorts of them (numpy sorts 16-bit keys by radix, in
+            # linear time), the parent's after the function's, order the entries as the keys would.
+            by_function = np.argsort(function.astype(np.uint16), kind="stable")
+            local = above[by_function] - (self.level_start if self.parents else -1)
+            order = by_function[np.argsort(local.astype(np.uint16), kind="stable")]
+        groups = _Groups(keys, order)
         self.parents.append(above[groups.first])
         self.functions.append(function[groups.first])
         self.level_start = self.count
