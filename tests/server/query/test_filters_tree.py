@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from server.query.filters import keep_frames
 from server.query.tree import CallTree
+from tests.support.calltrees import random_tree
 
 Path = tuple[int, ...]
 
@@ -24,35 +25,8 @@ Path = tuple[int, ...]
 @st.composite
 def trees(draw: st.DrawFn) -> tuple[CallTree, np.ndarray]:
     """A call tree (parents before children, distinct functions among siblings) and a mask of kept nodes."""
-    size = draw(st.integers(1, 60))
-    parent: list[int] = []
-    function: list[int] = []
-    taken: set[tuple[int, int]] = set()
-    for _ in range(size):
-        above = draw(st.integers(-1, len(parent) - 1))
-        name = draw(st.integers(0, 3))
-        if (above, name) in taken:
-            continue
-        taken.add((above, name))
-        parent.append(above)
-        function.append(name)
-    n = len(parent)
-    selfs = np.array(draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)), dtype=np.int64).reshape(-1, 1)
-    totals = selfs.copy()
-    for index in reversed(range(n)):
-        if parent[index] >= 0:
-            totals[parent[index]] += totals[index]
-    kept = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
-    tree = CallTree(
-        node_ids=np.arange(n, dtype=np.int64),
-        parent=np.array(parent, dtype=np.int64),
-        function=np.array(function, dtype=np.int64),
-        recursive=np.zeros(n, dtype=bool),
-        selfs=selfs,
-        totals=totals,
-        root_self=np.zeros(1, dtype=np.int64),
-        total=totals[np.array(parent) < 0].sum(axis=0).reshape(1),
-    )
+    tree = random_tree(draw, max_size=60, max_self=5)
+    kept = np.array(draw(st.lists(st.booleans(), min_size=len(tree), max_size=len(tree))), dtype=bool)
     return tree, kept
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.query.flamegraph import flamegraph
 from server.query.sandwich import sandwich
 from server.query.tree import CallTree
+from tests.support.calltrees import random_tree
 
 Path = tuple[int, ...]
 F = 0
@@ -27,40 +27,7 @@ F = 0
 @st.composite
 def trees(draw: st.DrawFn) -> CallTree:
     """A call tree (parents before children, distinct functions among siblings) with ``recursive`` set."""
-    size = draw(st.integers(1, 70))
-    parent: list[int] = []
-    function: list[int] = []
-    taken: set[tuple[int, int]] = set()
-    for _ in range(size):
-        above = draw(st.integers(-1, len(parent) - 1))
-        name = draw(st.integers(0, 3))
-        if (above, name) in taken:
-            continue
-        taken.add((above, name))
-        parent.append(above)
-        function.append(name)
-    n = len(parent)
-    selfs = np.array(draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)), dtype=np.int64).reshape(-1, 1)
-    totals = selfs.copy()
-    for index in reversed(range(n)):
-        if parent[index] >= 0:
-            totals[parent[index]] += totals[index]
-    recursive = np.zeros(n, dtype=bool)
-    for index in range(n):
-        above = parent[index]
-        while above >= 0 and not recursive[index]:
-            recursive[index] = function[above] == function[index]
-            above = parent[above]
-    return CallTree(
-        node_ids=np.arange(n, dtype=np.int64),
-        parent=np.array(parent, dtype=np.int64),
-        function=np.array(function, dtype=np.int64),
-        recursive=recursive,
-        selfs=selfs,
-        totals=totals,
-        root_self=np.zeros(1, dtype=np.int64),
-        total=totals[np.array(parent) < 0].sum(axis=0).reshape(1),
-    )
+    return random_tree(draw, max_size=70, max_self=9)
 
 
 def _stacks(tree: CallTree) -> list[tuple[list[int], int]]:
