@@ -53,6 +53,20 @@ def fill(store: Store, day_ns: int, count: int, template: dict[str, Any], blob: 
             conn.execute(insert(ProfileBlob), blobs)
 
 
+def populate(store: Store, per_day: int) -> int:
+    """One ingested capture, then ``per_day`` copies of it on each of two days; returns the blob's size."""
+    settings = Settings(database_url=store.engine.url.render_as_string(hide_password=False), retention_raw="36500d")
+    ensure(store.engine, DAY_NS, DAY0, 2)
+    stored = ingest(store, settings, (DATA / "big_cpu.pb.gz").read_bytes(), {"service": "bench"}, time_ns=DAY0)
+    with store.engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM profiles WHERE id = :id"), {"id": stored.stored.id}).mappings().one()
+        blob = bytes(conn.execute(text("SELECT data FROM profile_blobs")).scalar_one())
+    template = {k: v for k, v in row.items() if k not in ("id", "time_ns")}
+    for day in (1, 2):
+        fill(store, DAY0 + day * DAY_NS, per_day, template, blob)
+    return len(blob)
+
+
 def leftovers(store: Store, day: str) -> tuple[int, int]:
     """Dead tuples and bytes on disk of one day's partitions (0, 0 once they are dropped)."""
     time.sleep(2)  # backends report their counts to the statistics about once a second
@@ -80,16 +94,8 @@ def main() -> None:
         url = postgres.create_database("partitions")
         upgrade(url)
         store = Store.from_url(url)
-        settings = Settings(database_url=url, retention_raw="36500d")
-        ensure(store.engine, DAY_NS, DAY0, 2)
-        stored = ingest(store, settings, (DATA / "big_cpu.pb.gz").read_bytes(), {"service": "bench"}, time_ns=DAY0)
-        with store.engine.connect() as conn:
-            row = conn.execute(text("SELECT * FROM profiles WHERE id = :id"), {"id": stored.stored.id}).mappings().one()
-            blob = bytes(conn.execute(text("SELECT data FROM profile_blobs")).scalar_one())
-        template = {k: v for k, v in row.items() if k not in ("id", "time_ns")}
-        for day in (1, 2):
-            fill(store, DAY0 + day * DAY_NS, args.per_day, template, blob)
-        print(f"{args.per_day:,} profiles a day, blobs of {len(blob):,} bytes", flush=True)
+        size = populate(store, args.per_day)
+        print(f"{args.per_day:,} profiles a day, blobs of {size:,} bytes", flush=True)
 
         started = time.perf_counter()
         with store.engine.begin() as conn:

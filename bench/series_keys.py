@@ -27,31 +27,20 @@ from alembic import command  # noqa: E402
 from alembic.script import ScriptDirectory  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.common import DATA  # noqa: E402
-from bench.partitions import DAY0, fill  # noqa: E402
-from server.ingest.profile import ingest  # noqa: E402
+from bench.partitions import populate as fill_two_days  # noqa: E402
 from server.migrate import alembic_config, upgrade  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from server.store.partitions import DAY_NS, ensure  # noqa: E402
 from server.store.repository import Store  # noqa: E402
 from tests.support.pgserver import PostgresServer  # noqa: E402
 from tests.support.tools import postgres_bindir  # noqa: E402
 
 
 def populate(url: str, per_day: int) -> int:
-    """One ingested capture, then ``per_day`` copies of it on each of two days; returns the blob's size."""
+    """:func:`bench.partitions.populate` on a store of its own; returns the blob's size."""
     store = Store.from_url(url)
-    settings = Settings(database_url=url, retention_raw="36500d")
-    ensure(store.engine, DAY_NS, DAY0, 2)
-    stored = ingest(store, settings, (DATA / "big_cpu.pb.gz").read_bytes(), {"service": "bench"}, time_ns=DAY0)
-    with store.engine.connect() as conn:
-        row = conn.execute(text("SELECT * FROM profiles WHERE id = :id"), {"id": stored.stored.id}).mappings().one()
-        blob = bytes(conn.execute(text("SELECT data FROM profile_blobs")).scalar_one())
-    template = {k: v for k, v in row.items() if k not in ("id", "time_ns")}
-    for day in (1, 2):
-        fill(store, DAY0 + day * DAY_NS, per_day, template, blob)
-    store.close()
-    return len(blob)
+    try:
+        return fill_two_days(store, per_day)
+    finally:
+        store.close()
 
 
 def main() -> None:
