@@ -196,7 +196,10 @@ def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
     unlabelled = (keys.labelsets != 0) & ~_member(keys.labelsets, labelsets)
     report.add("sample keys whose label set is missing", keys.ids[unlabelled].tolist())
     fills = samplekeys.read_line_fills(conn)
-    report.add("line leaves found for sample keys that are missing", fills[~_member(fills[:, 0], keys.ids), 0].tolist())
+    report.add(
+        "line leaves found for sample keys that are missing",
+        fills[~_member(fills[:, 0], np.sort(keys.ids)), 0].tolist(),
+    )
     return samplekeys.with_line_fills(keys, fills)
 
 
@@ -236,9 +239,9 @@ def _agrees(ids: npt.NDArray[np.int64], first: int, last: int, count: int) -> bo
     return len(ids) == count and (len(ids) == 0 or (int(ids[0]) == first and int(ids[-1]) == last))
 
 
-def _repeated(sorted_ids: npt.NDArray[np.int64]) -> list[int]:
-    """Ids that occur more than once in an array sorted by segment (so increasing unless repeated)."""
-    ordered = np.sort(sorted_ids)
+def _repeated(ids: npt.NDArray[np.int64]) -> list[int]:
+    """Ids that occur more than once."""
+    ordered = np.sort(ids)
     repeated: list[int] = np.unique(ordered[1:][ordered[1:] == ordered[:-1]]).tolist()
     return repeated
 

@@ -8,7 +8,10 @@ invisibly to SQL, so collection is mark and sweep:
    profile and rollup ids and collect the sample keys they use;
 2. in one write transaction that first bumps ``gc_epoch`` (which takes the
    write lock): mark the blobs written meanwhile, derive the stack nodes (with
-   all their ancestors), functions and label sets still in use, delete the rest.
+   all their ancestors), line frames, functions and label sets still in use,
+   delete the rest. Segment tables (stack nodes, sample keys, line frames) get
+   the segments that lost rows written again without them; each keeps its
+   highest id, since appends number past it.
 
 Every process's ingest compares ``gc_epoch`` with the epoch its caches were
 filled in, inside the transaction that stores a profile, and retries with
