@@ -198,8 +198,10 @@ def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, which: In
     raw = frame_ids.astype("<i8").tobytes()
     bounds = (offsets * 8).tolist()
     keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
-    found = list(map(stacks.cached_stack, keys))
+    found = stacks.cached_stacks(keys)
     missing_at = [position for position, node in enumerate(found) if node is None]
+    if keys and len(missing_at) == len(keys):  # all new (a churny profile): the batch as it is
+        return stacks.resolve_arrays(keys, frame_ids, offsets, leaf_first=True)
     nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
     if missing_at:
         # The missing samples' frames as one flat array, each stack still leaf first: the walk reads them backwards.

@@ -37,6 +37,7 @@ import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +50,7 @@ from server.store.state import EPOCH
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+_Column = TypeVar("_Column", IntArray, BoolArray)
 ROOT = 0
 FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
 LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
@@ -114,6 +116,13 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     np.cumsum(lengths, out=offsets[1:])
     frames = np.fromiter(chain.from_iterable(stacks), dtype=np.int64, count=int(offsets[-1]))
     return frames, offsets
+
+
+def _grown(column: _Column, size: int, fill: int | bool) -> _Column:
+    grown = np.empty(size, dtype=column.dtype)
+    grown[: column.shape[0]] = column
+    grown[column.shape[0] :] = fill
+    return grown
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -191,8 +200,9 @@ class StackTree:
 
     # -- ingest side -------------------------------------------------------
 
-    def cached_stack(self, key: Hashable) -> int | None:
-        return self._stacks.get(key)
+    def cached_stacks(self, keys: Sequence[Hashable]) -> list[int | None]:
+        """The leaf remembered for each key, None where there is none (one C-level map, no call a key)."""
+        return list(map(self._stacks.get, keys))
 
     def resolve(self, keys: Sequence[Hashable], stacks: Sequence[Sequence[int]]) -> list[int]:
         """Leaf node ids for stacks given root first as frame ids, creating missing nodes."""
@@ -232,7 +242,7 @@ class StackTree:
         leaves, parents, frame_ids, depths, recursive = self._index.walk(frames, offsets, first, leaf_first=leaf_first)
         return _Walk(
             first=first,
-            leaves=np.frombuffer(leaves, dtype=np.int64),
+            leaves=np.frombuffer(leaves, dtype=np.int64).copy(),  # the caller's to change
             parents=np.frombuffer(parents, dtype=np.int64),
             frames=np.frombuffer(frame_ids, dtype=np.int64),
             depths=np.frombuffer(depths, dtype=np.int64),
@@ -326,15 +336,17 @@ class StackTree:
         return depth
 
     def _grow(self, size: int) -> None:
+        """Columns for ids below ``size``, at least doubled. New arrays, not resized ones: a query may
+        hold the old ones. Each is written once (copy, then fill), so its fresh pages fault once."""
         current = self.parent.shape[0]
         if size <= current:
             return
         new = max(size, current * 2)
-        self.parent = np.concatenate([self.parent, np.full(new - current, -1, dtype=np.int64)])
-        self.function = np.concatenate([self.function, np.zeros(new - current, dtype=np.int64)])
-        self.depth = np.concatenate([self.depth, np.zeros(new - current, dtype=np.int64)])
-        self.recursive = np.concatenate([self.recursive, np.zeros(new - current, dtype=bool)])
-        self.known = np.concatenate([self.known, np.zeros(new - current, dtype=bool)])
+        self.parent = _grown(self.parent, new, -1)
+        self.function = _grown(self.function, new, 0)
+        self.depth = _grown(self.depth, new, 0)
+        self.recursive = _grown(self.recursive, new, False)
+        self.known = _grown(self.known, new, False)
 
     # -- query side --------------------------------------------------------
 
