@@ -861,11 +861,111 @@ static PyModuleDef_Slot treeindex_slots[] = {
     {0, NULL},
 };
 
+/* --- depths ---------------------------------------------------------------- */
+
+PyDoc_STRVAR(treeindex_depths_doc,
+             "depths(depth, known, parents, ids, /)\n--\n\n"
+             "Fill in depth[id] = depth[parent] + 1 and known[id] = True for nodes given in increasing id order,\n"
+             "parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.\n"
+             "depth is a writable int64 column, known a writable bool column, both by node id and long enough.\n"
+             "ValueError, with nothing written, if a parent is neither known nor an earlier node of the call.");
+
+/* Whether `node` is among ids[0:count] (increasing). */
+static int
+among(const int64_t *ids, Py_ssize_t count, int64_t node)
+{
+    Py_ssize_t low = 0, high = count;
+
+    while (low < high) {
+        Py_ssize_t middle = low + (high - low) / 2;
+        if (ids[middle] < node) {
+            low = middle + 1;
+        }
+        else {
+            high = middle;
+        }
+    }
+    return low < count && ids[low] == node;
+}
+
+static PyObject *
+treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[4];
+    Py_buffer views[4];
+    int got = 0;
+
+    if (!PyArg_ParseTuple(args, "OOOO:depths", &objs[0], &objs[1], &objs[2], &objs[3])) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(objs[0], &views[0], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    got = 1;
+    if (PyObject_GetBuffer(objs[1], &views[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        goto fail;
+    }
+    got = 2;
+    if (get_words(objs[2], &views[2], "parents") < 0) {
+        goto fail;
+    }
+    got = 3;
+    if (get_words(objs[3], &views[3], "ids") < 0) {
+        goto fail;
+    }
+    got = 4;
+    if (views[0].itemsize != 8 || views[1].itemsize != 1 || views[1].format == NULL ||
+        strcmp(views[1].format, "?") != 0) {
+        PyErr_SetString(PyExc_TypeError, "depths() needs an int64 depth column and a bool known column");
+        goto fail;
+    }
+    int64_t *depth = views[0].buf;
+    uint8_t *known = views[1].buf;
+    const int64_t *parents = views[2].buf, *ids = views[3].buf;
+    Py_ssize_t size = views[0].len / 8, count = views[2].len / 8;
+    if (views[1].len != size || views[3].len / 8 != count) {
+        PyErr_SetString(PyExc_ValueError, "depths() needs columns of one length, and parents and ids of one length");
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) { /* checked whole first */
+        if (ids[i] < 1 || ids[i] >= size || (i && ids[i] <= ids[i - 1]) || parents[i] < 0 || parents[i] >= ids[i]) {
+            PyErr_SetString(PyExc_ValueError, "stack node ids must increase, within the columns, above their parents");
+            goto fail;
+        }
+    }
+    /* Consecutive ids (every segment but one garbage collection rewrote): an earlier node is any id from the
+     * first on, with no search. */
+    int dense = count && ids[count - 1] - ids[0] == count - 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t parent = parents[i];
+        if (!known[parent] && !(dense ? parent >= ids[0] : among(ids, i, parent))) {
+            PyErr_SetString(PyExc_ValueError, "a stack segment names a parent node that is not stored");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        depth[ids[i]] = depth[parents[i]] + 1;
+        known[ids[i]] = 1;
+    }
+    release_all(views, got);
+    Py_RETURN_NONE;
+fail:
+    release_all(views, got);
+    return NULL;
+}
+
+static PyMethodDef treeindex_methods[] = {
+    {"depths", treeindex_depths, METH_VARARGS, treeindex_depths_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef treeindex_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "server.store._treeindex",
-    .m_doc = "The stack prefix tree's (parent, frame) -> node index and the batch walk (see server.store.stacks).",
+    .m_doc = "The stack prefix tree's (parent, frame) -> node index, the batch walk and the depth fill "
+              "(see server.store.stacks).",
     .m_size = 0,
+    .m_methods = treeindex_methods,
     .m_slots = treeindex_slots,
 };
 

@@ -46,3 +46,10 @@ class Index:
         The index itself is not changed. ``ValueError`` for offsets that do not cut ``frames`` into
         stacks, a frame outside [0, 2**31), or new ids that would pass 2**32.
         """
+
+def depths(depth: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
+    """Fill in ``depth[id] = depth[parent] + 1`` and ``known[id] = True`` for nodes in increasing id order,
+    parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.
+
+    ``ValueError``, with nothing written, if a parent is neither known nor an earlier node of the call.
+    """

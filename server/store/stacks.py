@@ -44,7 +44,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from server.store import stackcodec
-from server.store._treeindex import Index
+from server.store._treeindex import Index, depths
 from server.store.models import StackSegment, StoreState
 from server.store.state import EPOCH
 
@@ -61,6 +61,7 @@ APPEND_LOCK = 7_299_999_900
 MAX_CACHED_STACKS = 500_000
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
+_FRAME_LIMIT = 1 << 31
 
 
 class PairIndex:
@@ -288,52 +289,30 @@ class StackTree:
 
     def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None) -> None:
         """Nodes (in increasing id order, all above those loaded) into the columns and the index;
-        ``depth`` when the caller knows it, else derived from the parents."""
-        ids, parents = segment.ids, segment.parents
+        ``depth`` when the caller knows it, else derived from the parents (in C, one pass)."""
+        columns = (segment.ids, segment.parents, segment.frames)
+        ids, parents, frames = (np.ascontiguousarray(c, dtype=np.int64) for c in columns)
         if ids.size == 0:
             return
+        if int(frames.min()) < 0 or int(frames.max()) >= _FRAME_LIMIT:
+            raise stackcodec.CorruptSegment("a stack segment holds a frame id outside [0, 2**31)")
         first, last = int(ids[0]), int(ids[-1])
         self._grow(last + 1)
-        if depth is None:
-            depth = self._depths(segment)
-        # The index checks the nodes before it takes any (ids, parents below them, frame ids), so a
-        # segment it refuses leaves the columns as they were too.
-        self._index.add(
-            np.ascontiguousarray(parents, dtype=np.int64),
-            np.ascontiguousarray(segment.frames, dtype=np.int64),
-            np.ascontiguousarray(ids, dtype=np.int64),
-        )
         # A run of consecutive ids (every segment but one garbage collection rewrote) is written as a slice.
         at: slice | IntArray = slice(first, last + 1) if last - first + 1 == ids.shape[0] else ids
+        if depth is None:
+            try:  # checks every parent is stored (or earlier in the segment) before it writes anything
+                depths(self.depth, self.known, parents, ids)
+            except ValueError as exc:
+                raise stackcodec.CorruptSegment(str(exc)) from None
+        else:
+            self.depth[at] = depth
+            self.known[at] = True
+        self._index.add(parents, frames, ids)
         self.parent[at] = parents
-        self.function[at] = segment.frames
+        self.function[at] = frames
         self.recursive[at] = segment.recursive
-        self.depth[at] = depth
-        self.known[at] = True
         self._high = max(self._high, last)
-
-    def _depths(self, segment: stackcodec.Segment) -> IntArray:
-        """Depth from the parents, by pointer jumping: a parent loaded before has its depth; for one in
-        the segment, each pass adds the depth gathered so far at the node pointed to and points twice
-        as far up, so a chain of any length takes log2 of it passes over the segment."""
-        ids, parents = segment.ids, segment.parents
-        unknown_parent = ~self.known[parents]
-        depth = np.where(unknown_parent, 1, self.depth[parents] + 1)
-        inside = np.flatnonzero(unknown_parent)
-        at = np.searchsorted(ids, parents[inside])
-        if inside.size and bool(
-            ((at >= ids.shape[0]) | (ids[np.minimum(at, ids.shape[0] - 1)] != parents[inside])).any()
-        ):
-            raise stackcodec.CorruptSegment("a stack segment names a parent node that is not stored")
-        pointer = np.full(ids.shape[0], -1, dtype=np.int64)
-        pointer[inside] = at
-        live = inside
-        while live.size:
-            up = pointer[live]
-            depth[live] += depth[up]
-            pointer[live] = pointer[up]
-            live = live[pointer[live] >= 0]
-        return depth
 
     def _grow(self, size: int) -> None:
         """Columns for ids below ``size``, at least doubled. New arrays, not resized ones: a query may

@@ -7,13 +7,15 @@ import random
 import threading
 
 import numpy as np
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, insert, select
 
+from server.store import stackcodec
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
 from server.store.models import StackSegment
 from server.store.repository import Store
-from server.store.stacks import ROOT, PairIndex, StackTree, concatenate, read_segments
+from server.store.stacks import FUNCTIONS, ROOT, PairIndex, StackTree, concatenate, read_segments
 
 
 def _random_stacks(rng: random.Random, count: int, frames: int = 12, depth: int = 9) -> list[list[int]]:
@@ -163,3 +165,27 @@ def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) 
         assert _paths(fresh, again[0]) == (1, 2, 3)
     finally:
         store.close()
+
+
+def test_a_segment_naming_a_parent_not_stored_is_refused(database_url: str) -> None:
+    """A segment whose nodes hang off a node no segment holds is a damaged store: loading says so and
+    leaves nothing of it in memory, rather than reading nodes with wrong depths."""
+    engine = make_engine(database_url)
+    try:
+        tree = StackTree(engine)
+        tree.resolve([("ok", 0)], [[1, 2]])  # nodes 1 and 2
+        orphans = stackcodec.Segment(
+            ids=np.array([10, 11]), parents=np.array([2, 9]), frames=np.array([3, 4]), recursive=np.zeros(2, bool)
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                insert(StackSegment).values(
+                    tree=FUNCTIONS, first_node=10, last_node=11, nodes=2, data=stackcodec.encode(orphans)
+                )
+            )
+        fresh = StackTree(engine)
+        with pytest.raises(stackcodec.CorruptSegment, match="not stored"):
+            fresh.ensure(np.array([2], dtype=np.int64))
+        assert fresh.size == 0 and not bool(fresh.known[1:].any())
+    finally:
+        engine.dispose()

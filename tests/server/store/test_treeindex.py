@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.store._treeindex import Index
+from server.store._treeindex import Index, depths
 
 IntArray = npt.NDArray[np.int64]
 
@@ -154,3 +154,25 @@ def test_bad_input_is_refused_whole() -> None:
     assert np.frombuffer(index.lookup(np.array([0, 0]), np.array([8, 9])), dtype=np.int64).tolist() == [-1, -1]
     # What was refused changed nothing: the stored stack still walks to its leaf.
     assert _walk(index, [[5, 6]], 3, leaf_first=False) == ([2], [])
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_depths_follow_the_parents_in_one_pass(gaps: bool) -> None:
+    """Depths of nodes loaded from segments (consecutive ids, or with the gaps garbage collection leaves),
+    parents stored earlier or within the same call; a parent that is neither is refused before any write."""
+    rng = random.Random(3)
+    ids = np.cumsum(rng.choices([1, 3], k=2_000) if gaps else [1] * 2_000).astype(np.int64) + 10
+    parents = np.array([rng.choice([0, 4, *ids[max(0, i - 5) : i].tolist()]) for i in range(ids.shape[0])])
+    depth = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+    known = np.zeros(depth.shape[0], dtype=bool)
+    known[[0, 4]], depth[4] = True, 7  # the root, and a node loaded before
+    expected = {0: 0, 4: 7}
+    for node, parent in zip(ids.tolist(), parents.tolist(), strict=True):
+        expected[node] = expected[parent] + 1
+    orphan = parents.copy()
+    orphan[-1] = 5  # neither known nor in the call
+    with pytest.raises(ValueError, match="not stored"):
+        depths(depth, known, orphan, ids)
+    assert not known[ids].any() and not depth[ids].any()
+    depths(depth, known, parents, ids)
+    assert depth[ids].tolist() == [expected[n] for n in ids.tolist()] and bool(known[ids].all())
