@@ -5,7 +5,7 @@
  * Why this exists: resolving a profile's new stacks in numpy took a
  * searchsorted per depth level, a grouping of the missing positions with
  * np.unique and merges of sorted key arrays; on a high-churn profile (~2,000
- * new stacks, ~47,000 new nodes) that was 20 ms a tree. Here a stack is
+ * new stacks, ~47,000 new nodes) that was 13-20 ms a tree. Here a stack is
  * walked root first, a node at a time, and the nodes it lacks are numbered as
  * they are met, so the work is one pass over the batch's frames.
  *
@@ -30,6 +30,9 @@
  * add() only once their segment has committed, so a rolled back segment
  * leaves no id behind.
  *
+ * depths: a loaded tree's depths in one pass (parents come before children),
+ * where numpy needed log2(depth) passes of pointer jumping.
+ *
  * Nothing here keeps a Python object or releases the GIL; the caller (the
  * StackTree) serialises calls under its own lock.
  */
@@ -42,7 +45,8 @@
 #define FRAME_BITS 31
 #define FRAME_LIMIT ((int64_t)1 << FRAME_BITS)
 #define NODE_LIMIT ((int64_t)1 << 32)
-/* Children a node keeps in its list; the rest are found through a hash table. */
+/* Children a node keeps in its list; the rest are found through a hash table. (Both sizes can be set
+ * when building, e.g. -DLIST=2 to put the hash tables to work on small trees.) */
 #ifndef LIST
 #define LIST 8
 #endif
@@ -679,7 +683,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             int64_t start = offsets[group + m];
             length[m] = offsets[group + m + 1] - start;
             /* Root first: frame k of the stack is at start + k, or at its end - 1 - k when given leaf first. */
-            base[m] = leaf_first ? frames + start + length[m] - 1 : frames + start;
+            base[m] = leaf_first && length[m] ? frames + start + length[m] - 1 : frames + start;
             node[m] = 0;
             depth[m] = 0;
             if (length[m] > 0) {
