@@ -619,7 +619,7 @@ def print_aims(results: list[ModeResult], config: Config) -> None:
         say(line)
 
 
-def largest(stored: Storage, count: int = 3) -> str:
+def largest(stored: Storage, count: int = 6) -> str:
     """The tables that grew most, per profile: where the bytes go."""
     top = sorted(stored.tables.items(), key=lambda item: -item[1])[:count]
     short = {
@@ -627,6 +627,8 @@ def largest(stored: Storage, count: int = 3) -> str:
         "stack_nodes": "nodes",
         "profile_blobs": "blobs",
         "sample_keys": "keys",
+        "sample_key_segments": "keys",
+        "line_frame_segments": "line frames",
         "profiles": "rows",
     }
     return " ".join(f"{short.get(name, name)} {size / stored.profiles / 1024:.1f}" for name, size in top)

@@ -39,7 +39,7 @@ from server.pprof.frames import Frames, expand, ranges, unsymbolized
 from server.pprof.identity import sample_keys
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
-from server.store.samplekeys import NO_LINES, SampleKeyTable
+from server.store.samplekeys import NO_LINES, EpochMoved, SampleKeyTable
 from server.store.stacks import LINES, StackTree
 from server.store.state import read_epoch
 from server.store.symbols import FunctionTable
@@ -85,23 +85,22 @@ class Dedup:
                 self.epoch = read_epoch(conn)
 
     def sample_key_ids(self, columns: ProfileColumns) -> IntArray:
-        """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
+        """The sample-key id of every sample: one hash and one index lookup each once known."""
         function_ids = self.function_ids(columns)
         labelsets = self.labelset_ids(columns)
-        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64).tolist()
-        found = self.sample_keys.lookup(hashes)
-        missing = [position for position, key in enumerate(found) if key is None]
-        if missing:
-            frames = expand(columns)
-            which = np.array(missing, dtype=np.int64)  # only the new keys' stacks are resolved
-            nodes = self.leaf_nodes(columns, function_ids, frames, which)
-            line_nodes = self.line_leaf_nodes(function_ids, frames, which)
-            created = self.sample_keys.create(
-                [hashes[p] for p in missing], nodes.tolist(), labelsets[which].tolist(), line_nodes.tolist()
-            )
-            for position, key in zip(missing, created, strict=True):
-                found[position] = key
-        ids = np.array(found, dtype=np.int64)
+        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64)
+        ids = self.sample_keys.lookup(hashes)
+        missing = np.flatnonzero(ids < 0)
+        if missing.size:
+            frames = expand(columns)  # only the new keys' stacks are resolved
+            nodes = self.leaf_nodes(columns, function_ids, frames, missing)
+            line_nodes = self.line_leaf_nodes(function_ids, frames, missing)
+            try:
+                ids[missing] = self.sample_keys.create(
+                    hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch
+                )
+            except EpochMoved as moved:
+                raise CachesStale(moved.epoch) from None
         # Keys stored before line data (migration 0015) get their line leaf when seen again.
         lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
         if lacking.size:
