@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import Frames, expand, ranges, unsymbolized
 from server.pprof.identity import sample_keys
+from server.pprof.labelruns import label_runs
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
 from server.store.samplekeys import NO_LINES, SampleKeyTable
@@ -161,29 +162,21 @@ class Dedup:
         labelled = np.flatnonzero(np.diff(offsets) > 0)
         if labelled.size == 0:
             return result
+        groups, first = label_runs(columns, labelled)
         strings = columns.strings
         stacked = np.stack([columns.label_key, columns.label_str, columns.label_num, columns.label_num_unit], axis=1)
-        raw = stacked.astype("<i8").tobytes()
-        starts, ends = offsets[labelled].tolist(), offsets[labelled + 1].tolist()
-        local: dict[bytes, int] = {}
-        per_sample: list[int] = []
         keys: list[LabelsetKey] = []
-        for start, end in zip(starts, ends, strict=True):
-            run = raw[start * 32 : end * 32]
-            slot = local.get(run)
-            if slot is None:
-                slot = local[run] = len(keys)
-                string_labels: list[tuple[str, str]] = []
-                num_labels: list[tuple[str, int, str]] = []
-                for key, value, number, unit in stacked[start:end].tolist():
-                    if value:
-                        string_labels.append((strings[key], strings[value]))
-                    elif number or unit:
-                        num_labels.append((strings[key], number, strings[unit]))
-                keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
-            per_sample.append(slot)
+        for start, end in zip(offsets[labelled[first]].tolist(), offsets[labelled[first] + 1].tolist(), strict=True):
+            string_labels: list[tuple[str, str]] = []
+            num_labels: list[tuple[str, int, str]] = []
+            for key, value, number, unit in stacked[start:end].tolist():
+                if value:
+                    string_labels.append((strings[key], strings[value]))
+                elif number or unit:
+                    num_labels.append((strings[key], number, strings[unit]))
+            keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
         ids = np.array(self.labelsets.ids(keys), dtype=np.int64)
-        result[labelled] = ids[per_sample]
+        result[labelled] = ids[groups]
         return result
 
 
