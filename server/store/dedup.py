@@ -43,7 +43,7 @@ from server.store.lineframes import LineFrameTable
 from server.store.samplekeys import NO_LINES, SampleKeyTable
 from server.store.stacks import LINES, StackTree
 from server.store.state import read_epoch
-from server.store.symbols import FunctionTable
+from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
 
 IntArray = npt.NDArray[np.int64]
 
@@ -116,22 +116,34 @@ class Dedup:
 
         Followed by the ids of its unsymbolized frames (named ``[libc.so.6]``, ``<unknown>``...,
         see :mod:`server.pprof.frames`), stored as functions of that name with no file.
+        Functions seen before are found by digest, all at once; only the others by their strings.
         """
         extra = unsymbolized(columns).names
         if columns.function_id.size == 0 and not extra:
             return np.zeros(0, dtype=np.int64)
+        first, second = function_digests(
+            columns.strings, columns.function_name, columns.function_system_name, columns.function_filename
+        )
+        ids = self.functions.known(first, second)
+        missing = np.flatnonzero(ids == NOT_KNOWN)
+        if missing.size == 0 and not extra:
+            return ids
         pick = columns.strings.__getitem__
         keys = list(
             zip(
-                map(pick, columns.function_name.tolist()),
-                map(pick, columns.function_system_name.tolist()),
-                map(pick, columns.function_filename.tolist()),
+                map(pick, columns.function_name[missing].tolist()),
+                map(pick, columns.function_system_name[missing].tolist()),
+                map(pick, columns.function_filename[missing].tolist()),
                 strict=True,
             )
         )
         keys.extend((name, "", "") for name in extra)
-        ids = self.functions.ids(keys, columns.function_start_line.tolist() + [0] * len(extra))
-        return np.array(ids, dtype=np.int64)
+        found = np.array(
+            self.functions.ids(keys, columns.function_start_line[missing].tolist() + [0] * len(extra)), dtype=np.int64
+        )
+        ids[missing] = found[: missing.shape[0]]
+        self.functions.remember(first[missing], second[missing], ids[missing])
+        return np.concatenate([ids, found[missing.shape[0] :]])
 
     def leaf_nodes(
         self,
