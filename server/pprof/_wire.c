@@ -2052,10 +2052,154 @@ wire_sample_hashes(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     return result;
 }
 
+/* --- label_runs: samples grouped by their label entries ------------------- */
+
+enum {
+    L_OFFSETS, /* sample_label_offsets */
+    L_KEY,
+    L_STR,
+    L_NUM,
+    L_NUM_UNIT,
+    L_SEED, /* one word: the process's hash seed */
+    L_ARGS
+};
+
+typedef struct {
+    const int64_t *offsets, *key, *str, *num, *unit;
+} LabelColumns;
+
+static int
+same_run(const LabelColumns *c, Py_ssize_t a, Py_ssize_t b)
+{
+    int64_t length = c->offsets[a + 1] - c->offsets[a];
+
+    if (length != c->offsets[b + 1] - c->offsets[b]) {
+        return 0;
+    }
+    for (int64_t k = 0; k < length; k++) {
+        int64_t i = c->offsets[a] + k, j = c->offsets[b] + k;
+        if (c->key[i] != c->key[j] || c->str[i] != c->str[j] || c->num[i] != c->num[j] || c->unit[i] != c->unit[j]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Fills groups (one per sample, -1 for a sample without labels) and firsts (the first sample of each group,
+ * *n_groups of them). Returns 1, or 0 when the probes pass their budget (a hostile set of runs that collide:
+ * the caller groups another way, so the time stays linear), or -1 with an exception set. */
+static int
+label_runs_words(const Words *w, int64_t *groups, int64_t *firsts, Py_ssize_t *n_groups)
+{
+    LabelColumns c = {I64S(w, L_OFFSETS), I64S(w, L_KEY), I64S(w, L_STR), I64S(w, L_NUM), I64S(w, L_NUM_UNIT)};
+    Py_ssize_t n_samples = LEN(w, L_OFFSETS) - 1, n_entries = LEN(w, L_KEY);
+    uint64_t seed = LEN(w, L_SEED) == 1 ? U64S(w, L_SEED)[0] : 0;
+    size_t capacity = 16, mask, probes = 0, budget;
+    int64_t *slots; /* the first sample of a group, -1 for an empty slot */
+    uint64_t *hashes;
+
+    if (n_samples < 0 || LEN(w, L_STR) != n_entries || LEN(w, L_NUM) != n_entries ||
+        LEN(w, L_NUM_UNIT) != n_entries || LEN(w, L_SEED) != 1 ||
+        !offsets_ok(c.offsets, n_samples + 1, n_samples, n_entries)) {
+        PyErr_SetString(PyExc_ValueError, "label_runs(): columns of inconsistent lengths");
+        return -1;
+    }
+    while (capacity < 2 * (size_t)n_samples) {
+        capacity *= 2;
+    }
+    mask = capacity - 1;
+    budget = 64 * (size_t)n_samples + 1024;
+    slots = PyMem_RawMalloc(capacity * sizeof(int64_t));
+    hashes = PyMem_RawMalloc(capacity * sizeof(uint64_t));
+    if (slots == NULL || hashes == NULL) {
+        PyMem_RawFree(slots);
+        PyMem_RawFree(hashes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(slots, 0xff, capacity * sizeof(int64_t));
+    *n_groups = 0;
+    for (Py_ssize_t s = 0; s < n_samples; s++) {
+        uint64_t h = seed;
+        size_t at;
+        if (c.offsets[s] == c.offsets[s + 1]) {
+            groups[s] = -1;
+            continue;
+        }
+        for (int64_t i = c.offsets[s]; i < c.offsets[s + 1]; i++) {
+            h = mix64(h ^ (uint64_t)c.key[i]);
+            h = mix64(h ^ (uint64_t)c.str[i]);
+            h = mix64(h ^ (uint64_t)c.num[i]);
+            h = mix64(h ^ (uint64_t)c.unit[i]);
+        }
+        h = mix64(h ^ (uint64_t)(c.offsets[s + 1] - c.offsets[s]));
+        for (at = h & mask;; at = (at + 1) & mask) {
+            if (++probes > budget) {
+                PyMem_RawFree(slots);
+                PyMem_RawFree(hashes);
+                return 0;
+            }
+            if (slots[at] < 0) {
+                slots[at] = s;
+                hashes[at] = h;
+                firsts[*n_groups] = s;
+                groups[s] = (*n_groups)++;
+                break;
+            }
+            if (hashes[at] == h && same_run(&c, slots[at], s)) {
+                groups[s] = groups[slots[at]];
+                break;
+            }
+        }
+    }
+    PyMem_RawFree(slots);
+    PyMem_RawFree(hashes);
+    return 1;
+}
+
+PyDoc_STRVAR(wire_label_runs_doc,
+             "label_runs(sample_label_offsets, label_key, label_str, label_num, label_num_unit, seed, /)\n--\n\n"
+             "Samples grouped by their label entries, compared exactly (in order): (groups, firsts) as bytes of\n"
+             "host-order int64 words, groups one per sample (-1: no labels), numbered in order of first\n"
+             "appearance, firsts the first sample of each group. None when colliding hashes made the probes pass\n"
+             "their budget (linear in the samples): the caller groups another way. seed: one word, the\n"
+             "process's own, so that which runs collide cannot be chosen from outside.");
+
+static PyObject *
+wire_label_runs(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    PyObject *groups = NULL, *firsts = NULL, *result = NULL;
+    Py_ssize_t n_samples, n_groups = 0;
+    int rc;
+
+    if (words_get(&w, args, nargs, L_ARGS, "label_runs") < 0) {
+        return NULL;
+    }
+    n_samples = LEN(&w, L_OFFSETS) > 0 ? LEN(&w, L_OFFSETS) - 1 : 0;
+    groups = PyBytes_FromStringAndSize(NULL, n_samples * 8);
+    firsts = PyBytes_FromStringAndSize(NULL, n_samples * 8);
+    if (groups != NULL && firsts != NULL) {
+        rc = label_runs_words(&w, (int64_t *)PyBytes_AS_STRING(groups), (int64_t *)PyBytes_AS_STRING(firsts),
+                              &n_groups);
+        if (rc > 0 && _PyBytes_Resize(&firsts, n_groups * 8) == 0) {
+            result = PyTuple_Pack(2, groups, firsts);
+        }
+        else if (rc == 0) {
+            result = Py_NewRef(Py_None);
+        }
+    }
+    Py_XDECREF(groups);
+    Py_XDECREF(firsts);
+    words_release(&w);
+    return result;
+}
+
 static PyMethodDef wire_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))wire_parse, METH_VARARGS | METH_KEYWORDS, wire_parse_doc},
     {"valid", (PyCFunction)(void (*)(void))wire_valid, METH_FASTCALL, wire_valid_doc},
     {"sample_hashes", (PyCFunction)(void (*)(void))wire_sample_hashes, METH_FASTCALL, wire_sample_hashes_doc},
+    {"label_runs", (PyCFunction)(void (*)(void))wire_label_runs, METH_FASTCALL, wire_label_runs_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -59,3 +59,7 @@ def valid(*arrays: Buffer) -> bool:
 
 def sample_hashes(*arrays: Buffer) -> bytes:
     """Every sample's identity hash, one host-order word each (see :mod:`server.pprof.kernels`)."""
+
+def label_runs(*arrays: Buffer) -> tuple[bytes, bytes] | None:
+    """Samples grouped by equal label entries: (groups, firsts) as int64 words, or None past the probe budget
+    (see :mod:`server.pprof.kernels`)."""

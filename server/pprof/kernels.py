@@ -2,14 +2,17 @@
 
 Ingest's fixed cost per profile was mostly numpy call overhead: validation
 took some forty array operations, a sample's identity hash a dozen passes
-over 70,000 location references. The extension (:mod:`server.pprof._wire`)
-does each in one pass. The numpy code each kernel stands in for stays the
-reference (:mod:`server.pprof.validate`, :mod:`server.pprof.identity`): it runs
+over 70,000 location references, grouping samples by label set a dictionary
+lookup per sample. The extension (:mod:`server.pprof._wire`) does each in one
+pass. The numpy code each kernel stands in for stays the
+reference (:mod:`server.pprof.validate`, :mod:`server.pprof.identity`,
+:mod:`server.pprof.labelruns`): it runs
 when the extension is not built, and the tests hold the two equal.
 """
 
 from __future__ import annotations
 
+import secrets
 from types import ModuleType
 
 import numpy as np
@@ -32,6 +35,8 @@ NATIVE = _wire is not None
 
 U64 = npt.NDArray[np.uint64]
 IntArray = npt.NDArray[np.int64]
+#: The seed of :func:`label_runs`' hash table, drawn per process so that no upload can choose what collides.
+_SEED = np.array([secrets.randbits(64)], dtype=np.uint64)
 
 
 def _i64(array: npt.NDArray[np.int64]) -> IntArray:
@@ -107,3 +112,23 @@ def sample_hashes(
         _i64(labelset_keys),
     )
     return np.frombuffer(raw, dtype=np.uint64)
+
+
+def label_runs(columns: ProfileColumns) -> tuple[IntArray, IntArray] | None:
+    """Every sample's group of equal label entries (-1: no labels; groups numbered by first appearance),
+    and each group's first sample; None without the extension, or when hash collisions passed the
+    kernel's budget (the caller groups another way)."""
+    if _wire is None:
+        return None
+    found: tuple[bytes, bytes] | None = _wire.label_runs(
+        _i64(columns.sample_label_offsets),
+        _i64(columns.label_key),
+        _i64(columns.label_str),
+        _i64(columns.label_num),
+        _i64(columns.label_num_unit),
+        _SEED,
+    )
+    if found is None:
+        return None
+    groups, firsts = found
+    return np.frombuffer(groups, dtype=np.int64), np.frombuffer(firsts, dtype=np.int64)

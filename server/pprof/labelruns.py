@@ -1,9 +1,11 @@
-"""Samples grouped by their label entries, exactly, with array operations instead of a loop per sample.
+"""Samples grouped by their label entries, exactly, without a loop per sample in Python.
 
 A Go CPU profile labels nearly every sample (``pprof.Do``: the handler, the
 route), with a few dozen distinct label sets among thousands of samples. The
 store resolves each distinct set once; finding them used to take a Python
-dictionary lookup per sample, a millisecond per profile. Here every run of
+dictionary lookup per sample, a millisecond per profile. The C decoder's
+kernel (:func:`~server.pprof.kernels.label_runs`) groups them in one pass
+with a hash table that compares entries exactly. Without it, every run of
 label entries is hashed at once, runs are grouped by hash, and each sample is
 then compared entry by entry with its group's first sample, so a hash
 collision can never merge two different runs: if any comparison fails, the
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from server.pprof import kernels
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import ranges
 
@@ -42,6 +45,11 @@ def label_runs(columns: ProfileColumns, labelled: IntArray) -> tuple[IntArray, I
     """For samples ``labelled`` (each with at least one label entry): the group of each, and the position in
     ``labelled`` of every group's first sample; samples share a group exactly when their entries are equal,
     in order."""
+    native = kernels.label_runs(columns)
+    if native is not None:
+        groups, firsts = native
+        # Groups are numbered by first appearance, so the labelled samples' groups keep their numbers.
+        return groups[labelled], np.searchsorted(labelled, firsts)
     grouped = _hashed_runs(columns, labelled)
     return grouped if grouped is not None else runs_by_bytes(columns, labelled)
 

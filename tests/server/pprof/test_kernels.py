@@ -138,3 +138,11 @@ def test_arrays_that_do_not_fit_are_refused_not_read() -> None:
         _wire.sample_hashes(*([b"abc"] * 14))
     with pytest.raises(TypeError, match="takes 20 arrays"):
         _wire.valid(b"")
+    offsets = np.array([0, 1, 3], dtype=np.int64).tobytes()
+    seed = np.array([7], dtype=np.uint64).tobytes()
+    with pytest.raises(ValueError, match="inconsistent"):  # offsets past the entries
+        _wire.label_runs(offsets, *[np.zeros(2, dtype=np.int64).tobytes()] * 4, seed)
+    found = _wire.label_runs(offsets, *[np.zeros(3, dtype=np.int64).tobytes()] * 4, seed)
+    assert found is not None
+    groups, firsts = found
+    assert np.frombuffer(groups, np.int64).tolist() == [0, 1] and np.frombuffer(firsts, np.int64).tolist() == [0, 1]
