@@ -363,7 +363,7 @@ read_varint(Reader *r, uint64_t *out)
     return read_varint_slow(r, out);
 }
 
-static int
+static inline int
 read_tag(Reader *r, Tag *tag)
 {
     const uint8_t *at = r->pos;
@@ -397,7 +397,7 @@ read_tag(Reader *r, Tag *tag)
 }
 
 /* Splits off the payload of a length-delimited field as its own Reader. */
-static int
+static inline int
 read_submessage(Reader *r, const char *message, Reader *sub)
 {
     const uint8_t *at = r->pos;
@@ -478,7 +478,7 @@ read_len_field(Reader *r, const Tag *tag, const char *message, Reader *sub)
 }
 
 /* A repeated varint field: one value, or a packed run of them. */
-static int
+static inline int
 read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
 {
     uint64_t value;
@@ -519,7 +519,7 @@ read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
  * 1..n_fields, into values[field - 1]. Fields absent from the bytes keep what
  * values[] held, which is both proto3's default (callers zero it) and the
  * merge semantics of a repeated singular message (callers pass the old one). */
-static int
+static inline int
 read_scalar_message(Reader *r, uint64_t *values, uint32_t n_fields)
 {
     Tag tag;
@@ -649,7 +649,7 @@ push_offset(Profile *prof, Column offsets, Column flat)
 typedef int (*MessageParser)(Reader *r, Profile *prof);
 
 /* A message-typed field: its payload, clipped to its length, goes to parse. */
-static int
+static inline int
 parse_nested(Reader *r, const Tag *tag, const char *message, MessageParser parse, Profile *prof)
 {
     Reader sub;
