@@ -1,5 +1,6 @@
 # Stackyard image (server and collector): `docker build -t stackyard .`
-# The C decoder is compiled in the build stage (gcc), so the runtime stage needs no compiler.
+# The C extensions (the decoder, the stack tree index) are compiled in the build stage (gcc), so the runtime
+# stage needs no compiler.
 FROM python:3.11-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -1,8 +1,10 @@
-"""Declares the C decoder ``server.pprof._wire``; all other metadata is in pyproject.toml.
+"""Declares the C extensions (the decoder ``server.pprof._wire``, the stack tree index
+``server.store._treeindex``); all other metadata is in pyproject.toml.
 
-pyproject.toml cannot declare C extensions, hence this file. The build is not
+pyproject.toml cannot declare C extensions, hence this file. The builds are not
 marked optional: a compiler error should fail ``pip install`` loudly rather
-than leave every install silently on the slower pure-Python fallback.
+than leave every install silently on the decoder's slower pure-Python fallback
+(the stack tree index has none: ``server.store.stacks`` needs it).
 """
 
 from setuptools import Extension, setup
@@ -13,6 +15,11 @@ setup(
             "server.pprof._wire",
             ["server/pprof/_wire.c"],
             extra_compile_args=["-O2"],
-        )
+        ),
+        Extension(
+            "server.store._treeindex",
+            ["server/store/_treeindex.c"],
+            extra_compile_args=["-O2"],
+        ),
     ]
 )

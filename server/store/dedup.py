@@ -203,18 +203,18 @@ def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, which: In
     raw = frame_ids.astype("<i8").tobytes()
     bounds = (offsets * 8).tolist()
     keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
-    found = list(map(stacks.cached_stack, keys))
+    found = stacks.cached_stacks(keys)
     missing_at = [position for position, node in enumerate(found) if node is None]
+    if keys and len(missing_at) == len(keys):  # all new (a churny profile): the batch as it is
+        return stacks.resolve_arrays(keys, frame_ids, offsets, leaf_first=True)
     nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
     if missing_at:
-        missing_keys = [keys[p] for p in missing_at]
-        # The missing samples' frames, each stack reversed to root first, as one flat array.
+        # The missing samples' frames as one flat array, each stack still leaf first: the walk reads them backwards.
         picked = np.array(missing_at, dtype=np.int64)
-        ends = offsets[picked + 1].astype(np.int64)
-        lengths = ends - offsets[picked]
+        lengths = offsets[picked + 1] - offsets[picked]
         walk_offsets = np.zeros(picked.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=walk_offsets[1:])
-        back = np.arange(int(walk_offsets[-1])) - np.repeat(walk_offsets[:-1], lengths)
-        positions = np.repeat(ends - 1, lengths) - back
-        nodes[missing_at] = stacks.resolve_arrays(missing_keys, frame_ids[positions], walk_offsets)
+        walk_frames = frame_ids[ranges(offsets[picked], lengths)]
+        missing_keys = [keys[p] for p in missing_at]
+        nodes[missing_at] = stacks.resolve_arrays(missing_keys, walk_frames, walk_offsets, leaf_first=True)
     return nodes

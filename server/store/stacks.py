@@ -10,10 +10,12 @@ layout in :mod:`server.store.stackcodec`), not one row each: a row and its
 unique-index entry cost 34 bytes a node on SQLite and 116 on PostgreSQL, a
 segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
-numpy columns by node id (parent, frame, depth, recursive flag), with a
-sorted index of ``(parent, frame)`` pairs. Queries use the same columns:
-merging profiles means summing values per leaf id and propagating sums to
-parents. A parent's id is always smaller than its child's.
+numpy columns by node id (parent, frame, depth, recursive flag), and as the
+C index of :mod:`server.store._treeindex` (each node's children by frame),
+which walks a profile's new stacks in one pass and numbers the nodes they
+lack. Queries use the same columns: merging profiles means summing values
+per leaf id and propagating sums to parents. A parent's id is always smaller
+than its child's.
 
 Concurrent writers (server replicas, ingest worker processes) stay as
 correct as a unique index made them: a writer with new nodes takes the
@@ -33,18 +35,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from server.store import stackcodec
+from server.store._treeindex import Index, depths
 from server.store.models import StackSegment, StoreState
 from server.store.state import EPOCH
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+_Column = TypeVar("_Column", IntArray, BoolArray)
 ROOT = 0
 FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
 LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
@@ -53,25 +59,17 @@ LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server
 APPEND_LOCK = 7_299_999_900
 #: Distinct stacks whose leaf is remembered by key; past it the shortcut starts again empty.
 MAX_CACHED_STACKS = 500_000
-#: Frames and parents are packed into one int64 key: frame ids below 2**31, node ids below 2**32.
-_FRAME_BITS = 31
-_FRAME_LIMIT = 1 << _FRAME_BITS
+#: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
-
-
-def _pack(parents: IntArray, frames: IntArray) -> IntArray:
-    if frames.size and (int(frames.min()) < 0 or int(frames.max()) >= _FRAME_LIMIT):
-        raise ValueError(f"stack frame ids must be in [0, 2**{_FRAME_BITS})")
-    if parents.size and int(parents.max()) >= _NODE_LIMIT:
-        raise ValueError("the stack tree has passed 2**32 nodes")
-    packed: IntArray = (parents << _FRAME_BITS) | frames
-    return packed
+_FRAME_LIMIT = 1 << 31
 
 
 class PairIndex:
-    """Node ids by packed ``(parent, frame)``: a big sorted pair of arrays plus a small sorted one for
-    recent additions, merged when the small one passes a quarter of the big. 16 bytes a node, against
-    ~200 for a dictionary entry of two Python ints; lookups are one ``searchsorted`` per batch."""
+    """Ids by packed integer keys (:mod:`server.store.lineframes` keys ``(function, line)`` pairs): a big
+    sorted pair of arrays plus a small sorted one for recent additions, merged when the small one passes a
+    quarter of the big. 16 bytes a key, against ~200 for a dictionary entry of two Python ints; lookups
+    are one ``searchsorted`` per batch. (The stack trees once used it for ``(parent, frame)``; their C
+    index replaced it.)"""
 
     def __init__(self) -> None:
         empty = np.zeros(0, dtype=np.int64)
@@ -113,36 +111,6 @@ def _merge(keys: IntArray, ids: IntArray, more_keys: IntArray, more_ids: IntArra
     return np.insert(keys, at, more_keys), np.insert(ids, at, more_ids)
 
 
-#: Tail keys of new nodes: frame ``f`` at ``j`` missing frames below a stored node adds ``mix(f) * _BASE**j``.
-_BASE = np.uint64(0x9E3779B97F4A7C15)
-_STEP = np.uint64(0xD6E8FEB86659FD93)
-_POWERS: list[npt.NDArray[np.uint64]] = [np.ones(1, dtype=np.uint64)]  # one table, replaced when it grows
-
-
-def _mix(values: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """splitmix64's finaliser: every input bit moves every output bit."""
-    x = values.view(np.uint64) if values.dtype == np.int64 else values.astype(np.uint64)
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        mixed: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
-    return mixed
-
-
-def _power(exponents: IntArray) -> npt.NDArray[np.uint64]:
-    """``_BASE ** e`` (mod 2**64) for every exponent, from a table grown by doubling."""
-    powers = _POWERS[0]
-    wanted = int(exponents.max()) + 1 if exponents.size else 1
-    while powers.shape[0] < wanted:
-        with np.errstate(over="ignore"):
-            powers = np.concatenate([powers, powers * powers[-1] * _BASE])
-        _POWERS[0] = powers
-    picked: npt.NDArray[np.uint64] = powers[exponents]
-    return picked
-
-
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     lengths = np.fromiter(map(len, stacks), dtype=np.int64, count=len(stacks))
     offsets = np.zeros(len(stacks) + 1, dtype=np.int64)
@@ -151,17 +119,11 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     return frames, offsets
 
 
-def _first_occurrence(owner: IntArray, frames: IntArray) -> BoolArray:
-    """Per position, whether its frame is the first of that frame in its owner's stack (positions in
-    stack order): the others are recursive, their function already among their ancestors."""
-    keys = (owner << _FRAME_BITS) | frames
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    starts = np.ones(keys.shape[0], dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    first = np.empty(keys.shape[0], dtype=bool)
-    first[order] = starts
-    return first
+def _grown(column: _Column, size: int, fill: int | bool) -> _Column:
+    grown = np.empty(size, dtype=column.dtype)
+    grown[: column.shape[0]] = column
+    grown[column.shape[0] :] = fill
+    return grown
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -194,13 +156,34 @@ def concatenate(segments: Sequence[stackcodec.Segment]) -> stackcodec.Segment:
     )
 
 
+@dataclass(slots=True)
+class _Walk:
+    """A batch of stacks walked against the index: every stack's leaf, and the nodes missing for them,
+    numbered from ``first`` (not yet stored: provisional until their segment commits)."""
+
+    first: int
+    leaves: IntArray
+    parents: IntArray
+    frames: IntArray
+    depths: IntArray
+    recursive: BoolArray
+
+    @property
+    def missing(self) -> int:
+        return int(self.parents.shape[0])
+
+    def segment(self) -> stackcodec.Segment:
+        ids = np.arange(self.first, self.first + self.missing, dtype=np.int64)
+        return stackcodec.Segment(ids=ids, parents=self.parents, frames=self.frames, recursive=self.recursive)
+
+
 class StackTree:
     def __init__(self, engine: Engine, tree: int = FUNCTIONS) -> None:
         self._engine = engine
         self._tree = tree
         self._lock = threading.RLock()
         self._stacks: dict[Hashable, int] = {}
-        self._index = PairIndex()
+        self._index = Index()
         self._high = ROOT  # every segment whose nodes are at most this is loaded
         self._loaded = False
         size = 1024
@@ -218,8 +201,9 @@ class StackTree:
 
     # -- ingest side -------------------------------------------------------
 
-    def cached_stack(self, key: Hashable) -> int | None:
-        return self._stacks.get(key)
+    def cached_stacks(self, keys: Sequence[Hashable]) -> list[int | None]:
+        """The leaf remembered for each key, None where there is none (one C-level map, no call a key)."""
+        return list(map(self._stacks.get, keys))
 
     def resolve(self, keys: Sequence[Hashable], stacks: Sequence[Sequence[int]]) -> list[int]:
         """Leaf node ids for stacks given root first as frame ids, creating missing nodes."""
@@ -227,222 +211,66 @@ class StackTree:
         leaves: list[int] = self.resolve_arrays(keys, frames, offsets).tolist()
         return leaves
 
-    def resolve_arrays(self, keys: Sequence[Hashable], frames: IntArray, offsets: IntArray) -> IntArray:
-        """Leaf node ids for stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first), creating missing nodes.
+    def resolve_arrays(
+        self, keys: Sequence[Hashable], frames: IntArray, offsets: IntArray, *, leaf_first: bool = False
+    ) -> IntArray:
+        """Leaf node ids for stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first),
+        creating missing nodes.
 
         ``keys`` are the caller's compact names for the same stacks; they are
         remembered so the next profile with these stacks skips the walk. The
-        walk is vectorised: one index lookup per depth level for all stacks.
+        walk is one C pass over the batch's frames (:mod:`server.store._treeindex`).
         """
-        frames = frames.astype(np.int64, copy=False)
-        lengths = np.diff(offsets).astype(np.int64)
-        nodes = np.zeros(lengths.shape[0], dtype=np.int64)
-        matched = np.zeros(lengths.shape[0], dtype=np.int64)
+        frames = np.ascontiguousarray(frames, dtype=np.int64)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         with self._lock:
             if not self._loaded:
                 with self._engine.connect() as conn:
                     self._catch_up(conn)
-            self._match(frames, offsets, lengths, nodes, matched, np.arange(lengths.shape[0]))
-            pending = np.flatnonzero(matched < lengths)
-            if pending.size:
-                self._append(frames, offsets, lengths, nodes, matched, pending)
+            walk = self._walk(frames, offsets, leaf_first)
+            if walk.missing:
+                walk = self._append(frames, offsets, leaf_first, walk)
             if len(self._stacks) + len(keys) > MAX_CACHED_STACKS:
                 self._stacks.clear()
-            self._stacks.update(zip(keys, nodes.tolist(), strict=True))
-            return nodes
+            self._stacks.update(zip(keys, walk.leaves.tolist(), strict=True))
+            return walk.leaves
 
-    def _match(
-        self,
-        frames: IntArray,
-        offsets: IntArray,
-        lengths: IntArray,
-        nodes: IntArray,
-        matched: IntArray,
-        which: IntArray,
-    ) -> None:
-        """Walk the stacks ``which`` down the known tree from where they stand, one level at a time."""
-        active = which[matched[which] < lengths[which]]
-        while active.size:
-            found = self._index.lookup(_pack(nodes[active], frames[offsets[active] + matched[active]]))
-            hit = found >= 0
-            active = active[hit]
-            nodes[active] = found[hit]
-            matched[active] += 1
-            active = active[matched[active] < lengths[active]]
+    def _walk(self, frames: IntArray, offsets: IntArray, leaf_first: bool) -> _Walk:
+        """The stacks down the loaded tree; what they lack numbered past every loaded node."""
+        first = self._high + 1
+        if first >= _NODE_LIMIT:
+            raise ValueError("the stack tree has passed 2**32 nodes")
+        leaves, parents, frame_ids, depths, recursive = self._index.walk(frames, offsets, first, leaf_first=leaf_first)
+        return _Walk(
+            first=first,
+            leaves=np.frombuffer(leaves, dtype=np.int64).copy(),  # the caller's to change
+            parents=np.frombuffer(parents, dtype=np.int64),
+            frames=np.frombuffer(frame_ids, dtype=np.int64),
+            depths=np.frombuffer(depths, dtype=np.int64),
+            recursive=np.frombuffer(recursive, dtype=np.bool_),
+        )
 
-    def _append(
-        self,
-        frames: IntArray,
-        offsets: IntArray,
-        lengths: IntArray,
-        nodes: IntArray,
-        matched: IntArray,
-        pending: IntArray,
-    ) -> None:
+    def _append(self, frames: IntArray, offsets: IntArray, leaf_first: bool, walk: _Walk) -> _Walk:
         """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment."""
         segment: stackcodec.Segment | None = None
         with self._engine.begin() as conn:
             lock_appends(conn, self._tree)
             if self._catch_up(conn):  # another writer appended since: walk again against its nodes
-                self._match(frames, offsets, lengths, nodes, matched, pending)
-                pending = pending[matched[pending] < lengths[pending]]
-            if pending.size:
-                segment, leaves, depth = self._new_nodes(frames, offsets, lengths, nodes, matched, pending)
-                first, last = int(segment.ids[0]), int(segment.ids[-1])
+                walk = self._walk(frames, offsets, leaf_first)
+            if walk.missing:
+                segment = walk.segment()
                 conn.execute(
                     insert(StackSegment).values(
                         tree=self._tree,
-                        first_node=first,
-                        last_node=last,
-                        nodes=len(segment),
+                        first_node=walk.first,
+                        last_node=walk.first + walk.missing - 1,
+                        nodes=walk.missing,
                         data=stackcodec.encode(segment),
                     )
                 )
         if segment is not None:  # committed: now its ids may be handed out
-            self._add(segment, depth)
-            nodes[pending] = leaves
-
-    def _new_nodes(
-        self,
-        frames: IntArray,
-        offsets: IntArray,
-        lengths: IntArray,
-        nodes: IntArray,
-        matched: IntArray,
-        pending: IntArray,
-    ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
-        """The nodes the ``pending`` stacks lack, numbered past every stored node, and each stack's leaf.
-
-        Stacks sharing a new prefix share its nodes. Every missing position is
-        keyed at once by a hash of (the stored node its stack's match ended at,
-        the missing frames up to it): a running sum of per-frame terms, so one
-        ``cumsum`` keys them all, and one grouping of equal keys replaces a
-        ``np.unique`` per depth step. Each group is then verified to be one
-        prefix (same frame, same parent: the same stored node, or the same group
-        one step up); if a hash collision ever made one group of two prefixes,
-        the step-by-step numbering does it instead. Ids go in order of (first
-        stack needing the node, depth): along a new stack they count up one by
-        one, so most parents are the node just before (a column of 1s).
-        """
-        counts = lengths[pending] - matched[pending]
-        total = int(counts.sum())
-        tail_starts = np.cumsum(counts) - counts
-        step = np.arange(total, dtype=np.int64) - np.repeat(tail_starts, counts)
-        frame = frames[np.repeat(offsets[pending] + matched[pending] - tail_starts, counts) + np.arange(total)]
-        start = np.repeat(nodes[pending], counts)
-        with np.errstate(over="ignore"):
-            running = np.zeros(total + 1, dtype=np.uint64)
-            np.cumsum(_mix(frame) * _power(step), out=running[1:])
-            sums = running[1:] - np.repeat(running[tail_starts], counts)
-            keys = _mix((sums + _mix(start)) ^ (step.astype(np.uint64) * _STEP)).view(np.int64)
-        _, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        first = first_at[inverse.reshape(-1)]
-        opening = step == 0
-        above = np.empty(total, dtype=np.int64)  # the parent: a stored node (>= 0), or -1 - the group one step up
-        above[1:] = -1 - first[:-1]
-        above[opening] = start[opening]
-        if not bool(((frame[first] == frame) & (above[first] == above)).all()):
-            return self._new_nodes_by_step(frames, offsets, lengths, nodes, matched, pending)
-        base = self._high + 1
-        if base + total >= _NODE_LIMIT:
-            raise ValueError("the stack tree has passed 2**32 nodes")
-        made = first == np.arange(total)
-        node_of = base + (np.cumsum(made) - 1)[first]
-        parent = start.copy()
-        parent[~opening] = node_of[np.flatnonzero(~opening) - 1]
-        # Recursive: the frame occurs higher up its own stack (stored part included).
-        whole_lengths = lengths[pending]
-        whole_starts = np.cumsum(whole_lengths) - whole_lengths
-        whole = np.repeat(np.arange(pending.shape[0]), whole_lengths)
-        whole_at = np.arange(whole.shape[0]) + np.repeat(offsets[pending] - whole_starts, whole_lengths)
-        first_in_stack = _first_occurrence(whole, frames[whole_at])
-        recursive = ~first_in_stack[np.repeat(whole_starts + matched[pending], counts) + step]
-        segment = stackcodec.Segment(
-            ids=node_of[made], parents=parent[made], frames=frame[made], recursive=recursive[made]
-        )
-        depth = (np.repeat(matched[pending], counts) + step + 1)[made]
-        leaves = node_of[tail_starts + counts - 1]
-        return segment, leaves, depth
-
-    def _new_nodes_by_step(
-        self,
-        frames: IntArray,
-        offsets: IntArray,
-        lengths: IntArray,
-        nodes: IntArray,
-        matched: IntArray,
-        pending: IntArray,
-    ) -> tuple[stackcodec.Segment, IntArray, IntArray]:
-        """:meth:`_new_nodes` one depth step at a time: what a tail-key collision falls back to.
-
-        Stacks sharing a new prefix share its nodes: step ``k`` of every stack's
-        missing tail is keyed by (parent, frame), the parent being a stored node
-        at step 0 and the previous step's new node after it. Ids go in order of
-        (first stack needing the node, step): along a new stack they count up
-        one by one, so most parents are the node just before (a column of 1s).
-        """
-        counts = lengths[pending] - matched[pending]
-        starts = offsets[pending] + matched[pending]
-        total = int(counts.sum())
-        owner = np.repeat(np.arange(pending.shape[0]), counts)  # index into pending, in stack order
-        step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        position = starts[owner] + step
-        frame = frames[position]
-        # Recursive: the frame occurs higher up its own stack (stored part included).
-        whole_lengths = lengths[pending]
-        whole_starts = np.cumsum(whole_lengths) - whole_lengths
-        whole = np.repeat(np.arange(pending.shape[0]), whole_lengths)
-        whole_at = (
-            np.arange(whole.shape[0])
-            - np.repeat(whole_starts, whole_lengths)
-            + np.repeat(offsets[pending], whole_lengths)
-        )
-        first = _first_occurrence(whole, frames[whole_at])
-        skip = np.repeat(whole_starts + matched[pending], counts)
-        recursive_at = ~first[skip + step]
-
-        base = self._high + 1  # temporary id t is written base + t, above every stored node
-        temp = np.zeros(total, dtype=np.int64)
-        temp_parent: list[IntArray] = []
-        temp_frame: list[IntArray] = []
-        temp_owner: list[IntArray] = []
-        temp_step: list[IntArray] = []
-        temp_recursive: list[BoolArray] = []
-        made = 0
-        previous = np.zeros(0, dtype=np.int64)
-        by_step = np.argsort(step.astype(np.int32), kind="stable")  # positions grouped by step, stack order kept
-        bounds = np.searchsorted(step[by_step], np.arange(int(counts.max()) + 1))
-        for k in range(int(counts.max())):
-            at = by_step[bounds[k] : bounds[k + 1]]
-            parents = nodes[pending[owner[at]]] if k == 0 else base + temp[previous[owner[at]]]
-            keys = _pack(parents, frame[at])
-            unique, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            temp[at] = made + inverse.reshape(-1)
-            picked = at[first_at]
-            temp_parent.append(parents[first_at])
-            temp_frame.append(frame[picked])
-            temp_owner.append(owner[picked])
-            temp_step.append(np.full(unique.shape[0], k, dtype=np.int64))
-            temp_recursive.append(recursive_at[picked])
-            made += unique.shape[0]
-            previous = np.full(pending.shape[0], -1, dtype=np.int64)
-            previous[owner[at]] = at
-        parent = np.concatenate(temp_parent)
-        order = np.lexsort((np.concatenate(temp_step), np.concatenate(temp_owner)))
-        final = np.empty(made, dtype=np.int64)
-        final[order] = base + np.arange(made)
-        new_parent = np.where(parent >= base, final[np.maximum(parent - base, 0)], parent)
-        ids = final[order]
-        segment = stackcodec.Segment(
-            ids=ids,
-            parents=new_parent[order],
-            frames=np.concatenate(temp_frame)[order],
-            recursive=np.concatenate(temp_recursive)[order],
-        )
-        depth = matched[pending][np.concatenate(temp_owner)[order]] + np.concatenate(temp_step)[order] + 1
-        last_of_stack = np.cumsum(counts) - 1
-        leaves = final[temp[last_of_stack]]
-        return segment, leaves, depth
+            self._add(segment, walk.depths)
+        return walk
 
     # -- loading -------------------------------------------------------------
 
@@ -450,6 +278,10 @@ class StackTree:
         """Read the segments appended past what this process has loaded (all of them, the first time);
         whether there were any."""
         segments = read_segments(conn, self._tree, self._high)
+        if not self._loaded and segments:  # room for half as many nodes again before anything grows
+            size = int(segments[-1].ids[-1]) + 1 + sum(map(len, segments)) // 2
+            self._index.reserve(size)
+            self._grow(size)
         self._loaded = True
         if segments:
             self._add(concatenate(segments))
@@ -457,54 +289,43 @@ class StackTree:
 
     def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None) -> None:
         """Nodes (in increasing id order, all above those loaded) into the columns and the index;
-        ``depth`` when the caller knows it, else derived from the parents."""
-        ids, parents = segment.ids, segment.parents
+        ``depth`` when the caller knows it, else derived from the parents (in C, one pass)."""
+        columns = (segment.ids, segment.parents, segment.frames)
+        ids, parents, frames = (np.ascontiguousarray(c, dtype=np.int64) for c in columns)
         if ids.size == 0:
             return
-        self._grow(int(ids[-1]) + 1)
-        self.parent[ids] = parents
-        self.function[ids] = segment.frames
-        self.recursive[ids] = segment.recursive
+        if int(frames.min()) < 0 or int(frames.max()) >= _FRAME_LIMIT:
+            raise stackcodec.CorruptSegment("a stack segment holds a frame id outside [0, 2**31)")
+        first, last = int(ids[0]), int(ids[-1])
+        self._grow(last + 1)
+        # A run of consecutive ids (every segment but one garbage collection rewrote) is written as a slice.
+        at: slice | IntArray = slice(first, last + 1) if last - first + 1 == ids.shape[0] else ids
         if depth is None:
-            depth = self._depths(segment)
-        self.depth[ids] = depth
-        self.known[ids] = True
-        self._index.add(_pack(parents, segment.frames), ids)
-        self._high = max(self._high, int(ids[-1]))
-
-    def _depths(self, segment: stackcodec.Segment) -> IntArray:
-        """Depth from the parents, by pointer jumping: a parent loaded before has its depth; for one in
-        the segment, each pass adds the depth gathered so far at the node pointed to and points twice
-        as far up, so a chain of any length takes log2 of it passes over the segment."""
-        ids, parents = segment.ids, segment.parents
-        unknown_parent = ~self.known[parents]
-        depth = np.where(unknown_parent, 1, self.depth[parents] + 1)
-        inside = np.flatnonzero(unknown_parent)
-        at = np.searchsorted(ids, parents[inside])
-        if inside.size and bool(
-            ((at >= ids.shape[0]) | (ids[np.minimum(at, ids.shape[0] - 1)] != parents[inside])).any()
-        ):
-            raise stackcodec.CorruptSegment("a stack segment names a parent node that is not stored")
-        pointer = np.full(ids.shape[0], -1, dtype=np.int64)
-        pointer[inside] = at
-        live = inside
-        while live.size:
-            up = pointer[live]
-            depth[live] += depth[up]
-            pointer[live] = pointer[up]
-            live = live[pointer[live] >= 0]
-        return depth
+            try:  # checks every parent is stored (or earlier in the segment) before it writes anything
+                depths(self.depth, self.known, parents, ids)
+            except ValueError as exc:
+                raise stackcodec.CorruptSegment(str(exc)) from None
+        else:
+            self.depth[at] = depth
+            self.known[at] = True
+        self._index.add(parents, frames, ids)
+        self.parent[at] = parents
+        self.function[at] = frames
+        self.recursive[at] = segment.recursive
+        self._high = max(self._high, last)
 
     def _grow(self, size: int) -> None:
+        """Columns for ids below ``size``, at least doubled. New arrays, not resized ones: a query may
+        hold the old ones. Each is written once (copy, then fill), so its fresh pages fault once."""
         current = self.parent.shape[0]
         if size <= current:
             return
         new = max(size, current * 2)
-        self.parent = np.concatenate([self.parent, np.full(new - current, -1, dtype=np.int64)])
-        self.function = np.concatenate([self.function, np.zeros(new - current, dtype=np.int64)])
-        self.depth = np.concatenate([self.depth, np.zeros(new - current, dtype=np.int64)])
-        self.recursive = np.concatenate([self.recursive, np.zeros(new - current, dtype=bool)])
-        self.known = np.concatenate([self.known, np.zeros(new - current, dtype=bool)])
+        self.parent = _grown(self.parent, new, -1)
+        self.function = _grown(self.function, new, 0)
+        self.depth = _grown(self.depth, new, 0)
+        self.recursive = _grown(self.recursive, new, False)
+        self.known = _grown(self.known, new, False)
 
     # -- query side --------------------------------------------------------
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-from server.store import stacks
+from server.store import stackcodec
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
 from server.store.models import StackSegment
 from server.store.repository import Store
-from server.store.stacks import ROOT, PairIndex, StackTree, concatenate, read_segments
+from server.store.stacks import FUNCTIONS, ROOT, PairIndex, StackTree, concatenate, read_segments
 
 
 def _random_stacks(rng: random.Random, count: int, frames: int = 12, depth: int = 9) -> list[list[int]]:
@@ -54,32 +52,22 @@ def _stored_pairs(database_url: str) -> list[tuple[int, int]]:
 
 
 def test_stacks_resolve_to_the_prefix_tree_of_a_plain_walk(database_url: str) -> None:
-    _resolve_and_compare(database_url)
-
-
-def test_tail_key_collisions_still_give_the_plain_tree(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a hash that keeps two bits, new nodes' tail keys collide all the time: the grouping's check
-    catches it and the step-by-step numbering gives the same tree."""
-
-    def two_bits(values: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-        return values.astype(np.int64).view(np.uint64) & np.uint64(3)
-
-    by_step = StackTree._new_nodes_by_step
-    fallbacks: list[int] = []
-
-    def counted(self: StackTree, *args: Any) -> Any:
-        fallbacks.append(1)
-        return by_step(self, *args)
-
-    monkeypatch.setattr(stacks, "_mix", two_bits)
-    monkeypatch.setattr(StackTree, "_new_nodes_by_step", counted)
-    _resolve_and_compare(database_url)
-    assert fallbacks  # the collisions were noticed
-
-
-def _resolve_and_compare(database_url: str) -> None:
     rng = random.Random(7)
-    batches = [_random_stacks(rng, 300) for _ in range(4)]
+    _resolve_and_compare(database_url, [_random_stacks(rng, 300) for _ in range(4)])
+
+
+def test_wide_and_deep_stacks_give_the_plain_tree(database_url: str) -> None:
+    """Nodes with more children than the index keeps in a list (the rest are found through its hash
+    table), and stacks deeper than its recursion filter covers, recursive far down."""
+    rng = random.Random(5)
+    wide = [[1, rng.randrange(2, 600), rng.randrange(2, 5)] for _ in range(400)]
+    deep = [rng.randrange(1, 2000) for _ in range(300)]
+    deep[290] = deep[3]
+    deeper = [*deep, *(rng.randrange(1, 2000) for _ in range(50))]
+    _resolve_and_compare(database_url, [wide[:200], [*wide[200:], deep], [deeper, deep[:150], wide[0]]])
+
+
+def _resolve_and_compare(database_url: str, batches: list[list[list[int]]]) -> None:
     engine = make_engine(database_url)
     tree = StackTree(engine)
     try:
@@ -177,3 +165,27 @@ def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) 
         assert _paths(fresh, again[0]) == (1, 2, 3)
     finally:
         store.close()
+
+
+def test_a_segment_naming_a_parent_not_stored_is_refused(database_url: str) -> None:
+    """A segment whose nodes hang off a node no segment holds is a damaged store: loading says so and
+    leaves nothing of it in memory, rather than reading nodes with wrong depths."""
+    engine = make_engine(database_url)
+    try:
+        tree = StackTree(engine)
+        tree.resolve([("ok", 0)], [[1, 2]])  # nodes 1 and 2
+        orphans = stackcodec.Segment(
+            ids=np.array([10, 11]), parents=np.array([2, 9]), frames=np.array([3, 4]), recursive=np.zeros(2, bool)
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                insert(StackSegment).values(
+                    tree=FUNCTIONS, first_node=10, last_node=11, nodes=2, data=stackcodec.encode(orphans)
+                )
+            )
+        fresh = StackTree(engine)
+        with pytest.raises(stackcodec.CorruptSegment, match="not stored"):
+            fresh.ensure(np.array([2], dtype=np.int64))
+        assert fresh.size == 0 and not bool(fresh.known[1:].any())
+    finally:
+        engine.dispose()

@@ -1,0 +1,980 @@
+/*
+ * server.store._treeindex: the stack prefix tree's dedup index, and the walk
+ * that resolves a batch of stacks against it.
+ *
+ * Why this exists: resolving a profile's new stacks in numpy took a
+ * searchsorted per depth level, a grouping of the missing positions with
+ * np.unique and merges of sorted key arrays; on a high-churn profile (~2,000
+ * new stacks, ~47,000 new nodes) that was 13-20 ms a tree. Here a stack is
+ * walked root first, a node at a time, and the nodes it lacks are numbered as
+ * they are met, so the work is one pass over the batch's frames.
+ *
+ * Index: the tree itself, by node id, 16 bytes a node: its frame, its first
+ * child and next sibling (a list of at most LIST children a node), and how
+ * many children it has. Children past a node's first LIST go into a hash
+ * table (wide), so a node with a hundred thousand children costs a probe a
+ * lookup, not a scan. Ids are dense (given out in order, with gaps only where
+ * garbage collection removed nodes), so the nodes are one array grown by
+ * doubling, and adding a segment writes it in order: a hash table keyed by
+ * (parent, frame) scattered every insert over the whole table, and on a
+ * growing churny tree its page faults and cache misses were most of the cost.
+ * Nodes made along one stack get consecutive ids, so a walk down a path made
+ * at once reads neighbouring entries.
+ *
+ * walk: nodes are numbered from next_id in the order they are met, which is
+ * the order of (first stack needing the node, depth): along a new stack ids
+ * count up by one, and a parent's id is always smaller than its child's. The
+ * batch's new nodes are found again by later stacks of the batch through
+ * lists of their own (Batch), so a prefix shared by several stacks is one
+ * node. The index itself is not changed: the caller adds the new nodes with
+ * add() only once their segment has committed, so a rolled back segment
+ * leaves no id behind.
+ *
+ * depths: a loaded tree's depths in one pass (parents come before children),
+ * where numpy needed log2(depth) passes of pointer jumping.
+ *
+ * Nothing here keeps a Python object or releases the GIL; the caller (the
+ * StackTree) serialises calls under its own lock.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#define FRAME_BITS 31
+#define FRAME_LIMIT ((int64_t)1 << FRAME_BITS)
+#define NODE_LIMIT ((int64_t)1 << 32)
+/* Children a node keeps in its list; the rest are found through a hash table. (Both sizes can be set
+ * when building, e.g. -DLIST=2 to put the hash tables to work on small trees.) */
+#ifndef LIST
+#define LIST 8
+#endif
+/* Stacks walked down the stored tree side by side, so the memory latency of their reads overlaps. */
+#ifndef GROUP
+#define GROUP 16
+#endif
+/* A walk keeps its scratch for the next one up to this many new nodes' worth (~40 bytes each). */
+#define KEEP_SCRATCH_NODES (1 << 20)
+
+/* Set in Node.frame of every indexed node (frames are below 2**31): ids garbage collection left out, and
+ * the root, have it clear. */
+#define INDEXED 0x80000000u
+
+typedef struct {
+    uint32_t frame;        /* | INDEXED */
+    uint32_t first_child;  /* 0: none (the root is no one's child) */
+    uint32_t next_sibling; /* 0: none */
+    uint32_t children;     /* those past LIST included */
+} Node;
+
+/* A hash table of (parent, frame) keys packed as parent << 31 | frame; an id of 0 marks an empty slot. */
+typedef struct {
+    uint64_t key;
+    uint64_t id;
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    uint64_t mask;
+    Py_ssize_t used;
+} Wide;
+
+/*
+ * The nodes one walk makes (new node j gets id next_id + j) and how a later stack of the batch finds them
+ * again: the same lists as the index's (first_child, next_sibling: 1 + j, 0 for none) and a wide table of
+ * its own. Parents already stored get their list of new children through a small table keyed by their id
+ * (at most one a stack: a stack leaves the stored tree once). Kept between walks, so a steady stream of
+ * batches reuses memory already faulted in.
+ */
+typedef struct {
+    int64_t *parent;
+    int64_t *frame;
+    int64_t *depth;
+    uint8_t *recursive;
+    uint32_t *first_child;
+    uint32_t *next_sibling;
+    uint32_t *children;
+    Py_ssize_t room;
+    /* Stored parents with new children: record r is stored[r], its list and count; table holds 1 + r. */
+    int64_t *stored;
+    uint32_t *stored_first;
+    uint32_t *stored_children;
+    uint32_t *stored_table;
+    uint64_t stored_mask;
+    Py_ssize_t stored_count, stored_room;
+    Wide wide; /* ids are 1 + j */
+} Batch;
+
+typedef struct {
+    PyObject_HEAD
+    Node *nodes; /* by id; nodes[0] is the root */
+    Py_ssize_t room;
+    Py_ssize_t used; /* nodes indexed, the root excluded */
+    Wide wide;
+    Batch batch;
+} IndexObject;
+
+static inline uint64_t
+mix(uint64_t x)
+{
+    /* splitmix64's finaliser: every input bit moves every output bit. */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static inline uint64_t
+pack(int64_t parent, int64_t frame)
+{
+    return ((uint64_t)parent << FRAME_BITS) | (uint64_t)frame;
+}
+
+/* --- the wide tables ------------------------------------------------------- */
+
+static inline uint64_t
+wide_find(const Wide *w, uint64_t key)
+{
+    if (w->used == 0) {
+        return 0;
+    }
+    for (uint64_t at = mix(key) & w->mask;; at = (at + 1) & w->mask) {
+        if (w->slots[at].id == 0) {
+            return 0;
+        }
+        if (w->slots[at].key == key) {
+            return w->slots[at].id;
+        }
+    }
+}
+
+/* Keeps the table at most half full; the key must not be there yet. */
+static int
+wide_put(Wide *w, uint64_t key, uint64_t id)
+{
+    if ((uint64_t)(w->used + 1) * 2 > (w->slots ? w->mask + 1 : 0)) {
+        uint64_t slots = w->slots ? (w->mask + 1) * 2 : 1024;
+        Slot *bigger = PyMem_RawCalloc((size_t)slots, sizeof(Slot));
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (uint64_t old = 0; w->slots && old <= w->mask; old++) {
+            if (w->slots[old].id) {
+                uint64_t at = mix(w->slots[old].key) & (slots - 1);
+                while (bigger[at].id) {
+                    at = (at + 1) & (slots - 1);
+                }
+                bigger[at] = w->slots[old];
+            }
+        }
+        PyMem_RawFree(w->slots);
+        w->slots = bigger;
+        w->mask = slots - 1;
+    }
+    uint64_t at = mix(key) & w->mask;
+    while (w->slots[at].id) {
+        at = (at + 1) & w->mask;
+    }
+    w->slots[at].key = key;
+    w->slots[at].id = id;
+    w->used++;
+    return 0;
+}
+
+static void
+wide_clear(Wide *w)
+{
+    if (w->used) {
+        memset(w->slots, 0, (size_t)(w->mask + 1) * sizeof(Slot));
+        w->used = 0;
+    }
+}
+
+static void
+wide_free(Wide *w)
+{
+    PyMem_RawFree(w->slots);
+    memset(w, 0, sizeof(*w));
+}
+
+/* --- the stored tree ------------------------------------------------------- */
+
+/* The child of stored node `parent` with `frame`, 0 if none. */
+static inline uint32_t
+index_child(const IndexObject *self, int64_t parent, int64_t frame)
+{
+    if (parent >= self->room) {
+        return 0;
+    }
+    const Node *p = &self->nodes[parent];
+    for (uint32_t c = p->first_child; c; c = self->nodes[c].next_sibling) {
+        if (self->nodes[c].frame == ((uint32_t)frame | INDEXED)) {
+            return c;
+        }
+    }
+    return p->children > LIST ? (uint32_t)wide_find(&self->wide, pack(parent, frame)) : 0;
+}
+
+/* Room for node ids below `size`, the new entries empty. */
+static int
+index_room(IndexObject *self, Py_ssize_t size)
+{
+    Py_ssize_t room = self->room ? self->room : 1024;
+
+    if (size <= self->room) {
+        return 0;
+    }
+    while (room < size) {
+        room *= 2;
+    }
+    if ((size_t)room > PY_SSIZE_T_MAX / sizeof(Node)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Node *nodes = PyMem_RawRealloc(self->nodes, (size_t)room * sizeof(Node));
+    if (nodes == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(nodes + self->room, 0, (size_t)(room - self->room) * sizeof(Node));
+    self->nodes = nodes;
+    self->room = room;
+    return 0;
+}
+
+/* --- argument buffers ------------------------------------------------------ */
+
+/* A C-contiguous buffer of 64-bit integers (numpy int64 or uint64, array.array('q')...). */
+static int
+get_words(PyObject *obj, Py_buffer *view, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    const char *format = view->format ? view->format : "B";
+    if (*format == '<' || *format == '=' || *format == '@') {
+        format++;
+    }
+    if (view->itemsize != 8 || strchr("qlQLn", *format) == NULL || format[1] != '\0') {
+        PyErr_Format(PyExc_TypeError, "%s must be a contiguous buffer of 64-bit integers, not format '%s'", what,
+                     view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+release_all(Py_buffer *views, int count)
+{
+    for (int i = 0; i < count; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+}
+
+/* --- Index methods --------------------------------------------------------- */
+
+static PyObject *
+index_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":Index", keywords)) {
+        return NULL;
+    }
+    IndexObject *self = (IndexObject *)type->tp_alloc(type, 0);
+    if (self != NULL && index_room(self, 1) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+free_scratch(IndexObject *self)
+{
+    Batch *b = &self->batch;
+
+    PyMem_RawFree(b->parent);
+    PyMem_RawFree(b->frame);
+    PyMem_RawFree(b->depth);
+    PyMem_RawFree(b->recursive);
+    PyMem_RawFree(b->first_child);
+    PyMem_RawFree(b->next_sibling);
+    PyMem_RawFree(b->children);
+    PyMem_RawFree(b->stored);
+    PyMem_RawFree(b->stored_first);
+    PyMem_RawFree(b->stored_children);
+    PyMem_RawFree(b->stored_table);
+    wide_free(&b->wide);
+    memset(b, 0, sizeof(*b));
+}
+
+static void
+index_dealloc(PyObject *op)
+{
+    IndexObject *self = (IndexObject *)op;
+    PyTypeObject *type = Py_TYPE(op);
+
+    PyMem_RawFree(self->nodes);
+    wide_free(&self->wide);
+    free_scratch(self);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+static Py_ssize_t
+index_length(PyObject *op)
+{
+    return ((IndexObject *)op)->used;
+}
+
+static PyObject *
+index_capacity(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(((IndexObject *)op)->room);
+}
+
+static PyObject *
+index_reserve(PyObject *op, PyObject *arg)
+{
+    Py_ssize_t size = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0 || size > NODE_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "reserve() needs a size in [0, 2**32]");
+        return NULL;
+    }
+    if (index_room((IndexObject *)op, size) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+index_add(PyObject *op, PyObject *args)
+{
+    IndexObject *self = (IndexObject *)op;
+    PyObject *objs[3];
+    Py_buffer views[3];
+    static const char *names[3] = {"parents", "frames", "ids"};
+    int got = 0;
+
+    if (!PyArg_ParseTuple(args, "OOO:add", &objs[0], &objs[1], &objs[2])) {
+        return NULL;
+    }
+    for (; got < 3; got++) {
+        if (get_words(objs[got], &views[got], names[got]) < 0) {
+            release_all(views, got);
+            return NULL;
+        }
+    }
+    Py_ssize_t count = views[0].len / 8;
+    const int64_t *parents = views[0].buf, *frames = views[1].buf, *ids = views[2].buf;
+    if (views[1].len / 8 != count || views[2].len / 8 != count) {
+        PyErr_SetString(PyExc_ValueError, "add() needs parents, frames and ids of one length");
+        goto fail;
+    }
+    /* Checked whole first, so a bad segment changes nothing. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (ids[i] < 1 || ids[i] >= NODE_LIMIT || parents[i] < 0 || parents[i] >= ids[i]) {
+            PyErr_Format(PyExc_ValueError, "stack node %lld under %lld: ids must be in [1, 2**32), parents below them",
+                         (long long)ids[i], (long long)parents[i]);
+            goto fail;
+        }
+        if (frames[i] < 0 || frames[i] >= FRAME_LIMIT) {
+            PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
+            goto fail;
+        }
+        if (ids[i] < self->room && (self->nodes[ids[i]].frame & INDEXED)) {
+            PyErr_Format(PyExc_ValueError, "stack node %lld is indexed already", (long long)ids[i]);
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (index_room(self, ids[i] + 1) < 0) {
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t parent = parents[i], id = ids[i];
+        Node *p = &self->nodes[parent]; /* parent < id < room */
+        Node *n = &self->nodes[id];
+        n->frame = (uint32_t)frames[i] | INDEXED;
+        if (p->children < LIST) {
+            n->next_sibling = p->first_child;
+            p->first_child = (uint32_t)id;
+        }
+        else if (wide_put(&self->wide, pack(parent, frames[i]), (uint64_t)id) < 0) {
+            goto fail;
+        }
+        p->children++;
+        self->used++;
+    }
+    release_all(views, 3);
+    Py_RETURN_NONE;
+fail:
+    release_all(views, 3);
+    return NULL;
+}
+
+static PyObject *
+index_lookup(PyObject *op, PyObject *args)
+{
+    IndexObject *self = (IndexObject *)op;
+    PyObject *objs[2];
+    Py_buffer views[2];
+    PyObject *result;
+
+    if (!PyArg_ParseTuple(args, "OO:lookup", &objs[0], &objs[1])) {
+        return NULL;
+    }
+    if (get_words(objs[0], &views[0], "parents") < 0) {
+        return NULL;
+    }
+    if (get_words(objs[1], &views[1], "frames") < 0) {
+        release_all(views, 1);
+        return NULL;
+    }
+    Py_ssize_t count = views[0].len / 8;
+    if (views[1].len / 8 != count) {
+        PyErr_SetString(PyExc_ValueError, "lookup() needs parents and frames of one length");
+        release_all(views, 2);
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize(NULL, count * 8);
+    if (result != NULL) {
+        const int64_t *parents = views[0].buf, *frames = views[1].buf;
+        int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            int valid = parents[i] >= 0 && parents[i] < NODE_LIMIT && frames[i] >= 0 && frames[i] < FRAME_LIMIT;
+            uint32_t id = valid ? index_child(self, parents[i], frames[i]) : 0;
+            out[i] = id ? (int64_t)id : -1;
+        }
+    }
+    release_all(views, 2);
+    return result;
+}
+
+/* --- walk ------------------------------------------------------------------ */
+
+/* *array with room for `room` elements of `size` bytes (its contents kept); -1 with MemoryError set. */
+static int
+resize(void *array, Py_ssize_t room, size_t size)
+{
+    void **at = (void **)array;
+    void *bigger = PyMem_RawRealloc(*at, (size_t)room * size);
+
+    if (bigger == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *at = bigger;
+    return 0;
+}
+
+/* Room for `need` new nodes. */
+static int
+batch_room(Batch *b, Py_ssize_t need)
+{
+    Py_ssize_t room = b->room ? b->room : 4096;
+
+    if (need <= b->room) {
+        return 0;
+    }
+    while (room < need) {
+        room *= 2;
+    }
+    if (resize(&b->parent, room, 8) < 0 || resize(&b->frame, room, 8) < 0 || resize(&b->depth, room, 8) < 0 ||
+        resize(&b->recursive, room, 1) < 0 || resize(&b->first_child, room, 4) < 0 ||
+        resize(&b->next_sibling, room, 4) < 0 || resize(&b->children, room, 4) < 0) {
+        return -1;
+    }
+    b->room = room;
+    return 0;
+}
+
+/* Empty, with room for the stored parents of `stacks` stacks (one each at most). */
+static int
+batch_reset(Batch *b, Py_ssize_t stacks)
+{
+    uint64_t slots = 64;
+
+    while ((uint64_t)stacks * 2 > slots) {
+        slots <<= 1;
+    }
+    if (stacks > b->stored_room) {
+        if (resize(&b->stored, stacks, 8) < 0 || resize(&b->stored_first, stacks, 4) < 0 ||
+            resize(&b->stored_children, stacks, 4) < 0) {
+            return -1;
+        }
+        b->stored_room = stacks;
+    }
+    if (slots > b->stored_mask + 1 || b->stored_table == NULL) {
+        if (resize(&b->stored_table, (Py_ssize_t)slots, 4) < 0) {
+            return -1;
+        }
+    }
+    else {
+        slots = b->stored_mask + 1; /* the table kept from a bigger batch: cleared whole, as it is probed whole */
+    }
+    memset(b->stored_table, 0, (size_t)slots * 4);
+    b->stored_mask = slots - 1;
+    b->stored_count = 0;
+    wide_clear(&b->wide);
+    return batch_room(b, 1);
+}
+
+/* The record of stored parent `node`, made empty if it has none yet. */
+static inline Py_ssize_t
+batch_stored(Batch *b, int64_t node)
+{
+    uint64_t at = mix((uint64_t)node) & b->stored_mask;
+
+    for (;; at = (at + 1) & b->stored_mask) {
+        uint32_t entry = b->stored_table[at];
+        if (entry == 0) {
+            break;
+        }
+        if (b->stored[entry - 1] == node) {
+            return (Py_ssize_t)entry - 1;
+        }
+    }
+    Py_ssize_t r = b->stored_count++;
+    b->stored[r] = node;
+    b->stored_first[r] = 0;
+    b->stored_children[r] = 0;
+    b->stored_table[at] = (uint32_t)(r + 1);
+    return r;
+}
+
+/* The frames above the current position of one stack: generation-stamped, so no clearing between stacks. */
+typedef struct {
+    int64_t *frames;
+    uint32_t *stamps;
+    uint64_t mask;
+    uint32_t generation;
+} FrameSet;
+
+/*
+ * For a stack of at most SHORT frames, a 4096-bit filter of the frames above the current one stands in for
+ * the set: a clear bit (nearly always, since recursion is rare) says "not above" at the cost of a multiply,
+ * and a set bit is confirmed by scanning the frames above. Longer stacks use the set, so a deep stack of
+ * frames that share bits cannot make the scans quadratic.
+ */
+#define SHORT 256
+#define FILTER_WORDS 64
+
+static inline uint32_t
+filter_bit(int64_t frame)
+{
+    return (uint32_t)(((uint64_t)frame * 0x9e3779b97f4a7c15ULL) >> 52);
+}
+
+/* Inserts frame; returns whether it was there already. */
+static inline int
+frameset_put(FrameSet *set, int64_t frame)
+{
+    for (uint64_t i = mix((uint64_t)frame) & set->mask;; i = (i + 1) & set->mask) {
+        if (set->stamps[i] != set->generation) {
+            set->stamps[i] = set->generation;
+            set->frames[i] = frame;
+            return 0;
+        }
+        if (set->frames[i] == frame) {
+            return 1;
+        }
+    }
+}
+
+PyDoc_STRVAR(index_walk_doc,
+             "walk(frames, offsets, next_id, /, *, leaf_first=False)\n--\n\n"
+             "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index.\n\n"
+             "Returns (leaves, parents, frames, depths, recursive) as bytes: every stack's leaf id (int64; 0 for\n"
+             "an empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose\n"
+             "ids are next_id, next_id + 1, ... in that order. The index is not changed.");
+
+static PyObject *
+index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"", "", "", "leaf_first", NULL};
+    IndexObject *self = (IndexObject *)op;
+    PyObject *frames_obj, *offsets_obj;
+    long long next_id;
+    int leaf_first = 0;
+    Py_buffer views[2];
+    PyObject *leaves_obj = NULL, *result = NULL;
+    FrameSet set = {NULL, NULL, 0, 0};
+    uint64_t filter[FILTER_WORDS];
+    Batch *b = &self->batch;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOL|$p:walk", keywords, &frames_obj, &offsets_obj, &next_id,
+                                     &leaf_first)) {
+        return NULL;
+    }
+    if (next_id < 1 || next_id >= NODE_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "next_id must be in [1, 2**32)");
+        return NULL;
+    }
+    if (get_words(frames_obj, &views[0], "frames") < 0) {
+        return NULL;
+    }
+    if (get_words(offsets_obj, &views[1], "offsets") < 0) {
+        release_all(views, 1);
+        return NULL;
+    }
+    const int64_t *frames = views[0].buf, *offsets = views[1].buf;
+    Py_ssize_t n_frames = views[0].len / 8, n_offsets = views[1].len / 8;
+    Py_ssize_t n_stacks = n_offsets ? n_offsets - 1 : 0;
+    int64_t longest = 0;
+
+    /* Checked before anything is walked, so a bad batch is refused whole. */
+    if (n_offsets == 0 || offsets[0] != 0 || offsets[n_stacks] != n_frames) {
+        PyErr_SetString(PyExc_ValueError, "offsets must start at 0 and end at the number of frames");
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < n_stacks; s++) {
+        int64_t length = offsets[s + 1] - offsets[s];
+        if (length < 0) {
+            PyErr_SetString(PyExc_ValueError, "offsets must not decrease");
+            goto done;
+        }
+        longest = length > longest ? length : longest;
+    }
+    for (Py_ssize_t i = 0; i < n_frames; i++) {
+        if (frames[i] < 0 || frames[i] >= FRAME_LIMIT) {
+            PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
+            goto done;
+        }
+    }
+    leaves_obj = PyBytes_FromStringAndSize(NULL, n_stacks * 8);
+    if (leaves_obj == NULL || batch_reset(b, n_stacks) < 0) {
+        goto done;
+    }
+    set.mask = 15;
+    while ((int64_t)set.mask + 1 < longest * 2) {
+        set.mask = set.mask * 2 + 1;
+    }
+    set.frames = PyMem_RawMalloc((set.mask + 1) * sizeof(int64_t));
+    set.stamps = PyMem_RawCalloc(set.mask + 1, sizeof(uint32_t));
+    if (set.frames == NULL || set.stamps == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+
+    int64_t *leaves = (int64_t *)PyBytes_AS_STRING(leaves_obj);
+    Py_ssize_t made = 0;
+    for (Py_ssize_t group = 0; group < n_stacks; group += GROUP) {
+        Py_ssize_t members = n_stacks - group < GROUP ? n_stacks - group : GROUP;
+        const int64_t *base[GROUP];
+        Py_ssize_t step = leaf_first ? -1 : 1;
+        int64_t node[GROUP], depth[GROUP], length[GROUP];
+        Py_ssize_t active[GROUP], n_active = 0;
+
+        /* Down the stored tree, the group's stacks a level at a time: each stack's next node is prefetched
+         * as soon as it is known and read a round later, so the misses of up to GROUP stacks overlap. */
+        for (Py_ssize_t m = 0; m < members; m++) {
+            int64_t start = offsets[group + m];
+            length[m] = offsets[group + m + 1] - start;
+            /* Root first: frame k of the stack is at start + k, or at its end - 1 - k when given leaf first. */
+            base[m] = leaf_first && length[m] ? frames + start + length[m] - 1 : frames + start;
+            node[m] = 0;
+            depth[m] = 0;
+            if (length[m] > 0) {
+                active[n_active++] = m;
+            }
+        }
+        while (n_active) {
+            Py_ssize_t still = 0;
+            for (Py_ssize_t a = 0; a < n_active; a++) {
+                Py_ssize_t m = active[a];
+                uint32_t child = index_child(self, node[m], base[m][depth[m] * step]);
+                if (child) {
+                    node[m] = child;
+                    if (++depth[m] < length[m]) {
+                        __builtin_prefetch(&self->nodes[self->nodes[child].first_child]);
+                        active[still++] = m;
+                    }
+                }
+            }
+            n_active = still;
+        }
+
+        /* The rest of each stack, in stack order: nodes of this walk, met before or made now. */
+        for (Py_ssize_t m = 0; m < members; m++) {
+            int64_t k = depth[m];
+            const int64_t *frame_of = base[m];
+            int64_t at_node = node[m];
+            if (k < length[m]) {
+                int exact = length[m] > SHORT;
+                if (exact) {
+                    set.generation++;
+                    if (set.generation == 0) { /* wrapped: every stamp is stale again */
+                        memset(set.stamps, 0, (set.mask + 1) * sizeof(uint32_t));
+                        set.generation = 1;
+                    }
+                    for (int64_t above = 0; above < k; above++) {
+                        frameset_put(&set, frame_of[above * step]);
+                    }
+                }
+                else {
+                    memset(filter, 0, sizeof(filter));
+                    for (int64_t above = 0; above < k; above++) {
+                        uint32_t bit = filter_bit(frame_of[above * step]);
+                        filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
+                    }
+                }
+                for (; k < length[m]; k++) {
+                    int64_t frame = frame_of[k * step];
+                    int seen = 0;
+                    if (exact) {
+                        seen = frameset_put(&set, frame);
+                    }
+                    else {
+                        uint32_t bit = filter_bit(frame);
+                        if ((filter[bit >> 6] >> (bit & 63)) & 1) {
+                            for (int64_t above = 0; above < k && !seen; above++) {
+                                seen = frame_of[above * step] == frame;
+                            }
+                        }
+                        filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
+                    }
+                    if (batch_room(b, made + 1) < 0) { /* first: it may move the lists below */
+                        goto done;
+                    }
+                    uint32_t *first, *count;
+                    if (at_node < next_id) {
+                        Py_ssize_t r = batch_stored(b, at_node);
+                        first = &b->stored_first[r];
+                        count = &b->stored_children[r];
+                    }
+                    else {
+                        first = &b->first_child[at_node - next_id];
+                        count = &b->children[at_node - next_id];
+                    }
+                    Py_ssize_t j = -1;
+                    for (uint32_t e = *first; e; e = b->next_sibling[e - 1]) {
+                        if (b->frame[e - 1] == frame) {
+                            j = (Py_ssize_t)e - 1;
+                            break;
+                        }
+                    }
+                    if (j < 0 && *count > LIST) {
+                        j = (Py_ssize_t)wide_find(&b->wide, pack(at_node, frame)) - 1;
+                    }
+                    if (j < 0) {
+                        if (next_id + made >= NODE_LIMIT) {
+                            PyErr_SetString(PyExc_ValueError, "the stack tree has passed 2**32 nodes");
+                            goto done;
+                        }
+                        j = made++;
+                        b->parent[j] = at_node;
+                        b->frame[j] = frame;
+                        b->depth[j] = k + 1;
+                        b->recursive[j] = (uint8_t)seen;
+                        b->first_child[j] = 0;
+                        b->children[j] = 0;
+                        b->next_sibling[j] = 0;
+                        if (*count < LIST) {
+                            b->next_sibling[j] = *first;
+                            *first = (uint32_t)(j + 1);
+                        }
+                        else if (wide_put(&b->wide, pack(at_node, frame), (uint64_t)j + 1) < 0) {
+                            goto done;
+                        }
+                        (*count)++;
+                    }
+                    at_node = next_id + j;
+                }
+            }
+            leaves[group + m] = at_node;
+        }
+    }
+    result = Py_BuildValue("(Oy#y#y#y#)", leaves_obj, (const char *)b->parent, made * 8, (const char *)b->frame,
+                           made * 8, (const char *)b->depth, made * 8, (const char *)b->recursive, made);
+done:
+    if (b->room > KEEP_SCRATCH_NODES || b->stored_room > KEEP_SCRATCH_NODES) {
+        free_scratch(self);
+    }
+    PyMem_RawFree(set.frames);
+    PyMem_RawFree(set.stamps);
+    Py_XDECREF(leaves_obj);
+    release_all(views, 2);
+    return result;
+}
+
+static PyMethodDef index_methods[] = {
+    {"reserve", index_reserve, METH_O,
+     "reserve(size, /)\n--\n\nRoom for node ids below `size`, so adding nodes up to it never grows the array."},
+    {"add", index_add, METH_VARARGS,
+     "add(parents, frames, ids, /)\n--\n\nIndex nodes (buffers of int64), parents before their children; an id\n"
+     "indexed already is refused. Each (parent, frame) must be new: walk() makes only missing ones."},
+    {"lookup", index_lookup, METH_VARARGS,
+     "lookup(parents, frames, /)\n--\n\nThe id of each (parent, frame) as int64 bytes, -1 where there is none."},
+    {"walk", (PyCFunction)(void (*)(void))index_walk, METH_VARARGS | METH_KEYWORDS, index_walk_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef index_getset[] = {
+    {"capacity", index_capacity, NULL, "node ids the array has room for (it doubles when an id passes it)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot index_slots[] = {
+    {Py_tp_new, index_new},
+    {Py_tp_dealloc, index_dealloc},
+    {Py_tp_methods, index_methods},
+    {Py_tp_getset, index_getset},
+    {Py_sq_length, index_length},
+    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 16 bytes a node."},
+    {0, NULL},
+};
+
+static PyType_Spec index_spec = {
+    .name = "server.store._treeindex.Index",
+    .basicsize = sizeof(IndexObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = index_slots,
+};
+
+static int
+treeindex_exec(PyObject *module)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, &index_spec, NULL);
+    int result;
+
+    if (type == NULL) {
+        return -1;
+    }
+    result = PyModule_AddObjectRef(module, "Index", type);
+    Py_DECREF(type);
+    return result;
+}
+
+static PyModuleDef_Slot treeindex_slots[] = {
+    {Py_mod_exec, treeindex_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+/* --- depths ---------------------------------------------------------------- */
+
+PyDoc_STRVAR(treeindex_depths_doc,
+             "depths(depth, known, parents, ids, /)\n--\n\n"
+             "Fill in depth[id] = depth[parent] + 1 and known[id] = True for nodes given in increasing id order,\n"
+             "parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.\n"
+             "depth is a writable int64 column, known a writable bool column, both by node id and long enough.\n"
+             "ValueError, with nothing written, if a parent is neither known nor an earlier node of the call.");
+
+/* Whether `node` is among ids[0:count] (increasing). */
+static int
+among(const int64_t *ids, Py_ssize_t count, int64_t node)
+{
+    Py_ssize_t low = 0, high = count;
+
+    while (low < high) {
+        Py_ssize_t middle = low + (high - low) / 2;
+        if (ids[middle] < node) {
+            low = middle + 1;
+        }
+        else {
+            high = middle;
+        }
+    }
+    return low < count && ids[low] == node;
+}
+
+static PyObject *
+treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[4];
+    Py_buffer views[4];
+    int got = 0;
+
+    if (!PyArg_ParseTuple(args, "OOOO:depths", &objs[0], &objs[1], &objs[2], &objs[3])) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(objs[0], &views[0], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    got = 1;
+    if (PyObject_GetBuffer(objs[1], &views[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        goto fail;
+    }
+    got = 2;
+    if (get_words(objs[2], &views[2], "parents") < 0) {
+        goto fail;
+    }
+    got = 3;
+    if (get_words(objs[3], &views[3], "ids") < 0) {
+        goto fail;
+    }
+    got = 4;
+    if (views[0].itemsize != 8 || views[1].itemsize != 1 || views[1].format == NULL ||
+        strcmp(views[1].format, "?") != 0) {
+        PyErr_SetString(PyExc_TypeError, "depths() needs an int64 depth column and a bool known column");
+        goto fail;
+    }
+    int64_t *depth = views[0].buf;
+    uint8_t *known = views[1].buf;
+    const int64_t *parents = views[2].buf, *ids = views[3].buf;
+    Py_ssize_t size = views[0].len / 8, count = views[2].len / 8;
+    if (views[1].len != size || views[3].len / 8 != count) {
+        PyErr_SetString(PyExc_ValueError, "depths() needs columns of one length, and parents and ids of one length");
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) { /* checked whole first */
+        if (ids[i] < 1 || ids[i] >= size || (i && ids[i] <= ids[i - 1]) || parents[i] < 0 || parents[i] >= ids[i]) {
+            PyErr_SetString(PyExc_ValueError, "stack node ids must increase, within the columns, above their parents");
+            goto fail;
+        }
+    }
+    /* Consecutive ids (every segment but one garbage collection rewrote): an earlier node is any id from the
+     * first on, with no search. */
+    int dense = count && ids[count - 1] - ids[0] == count - 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t parent = parents[i];
+        if (!known[parent] && !(dense ? parent >= ids[0] : among(ids, i, parent))) {
+            PyErr_SetString(PyExc_ValueError, "a stack segment names a parent node that is not stored");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        depth[ids[i]] = depth[parents[i]] + 1;
+        known[ids[i]] = 1;
+    }
+    release_all(views, got);
+    Py_RETURN_NONE;
+fail:
+    release_all(views, got);
+    return NULL;
+}
+
+static PyMethodDef treeindex_methods[] = {
+    {"depths", treeindex_depths, METH_VARARGS, treeindex_depths_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef treeindex_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "server.store._treeindex",
+    .m_doc = "The stack prefix tree's (parent, frame) -> node index, the batch walk and the depth fill "
+              "(see server.store.stacks).",
+    .m_size = 0,
+    .m_methods = treeindex_methods,
+    .m_slots = treeindex_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__treeindex(void)
+{
+    return PyModuleDef_Init(&treeindex_module);
+}

@@ -1,0 +1,55 @@
+"""Typed signature of the stack tree index in ``_treeindex.c``; see :mod:`server.store.stacks`."""
+
+from typing import TypeAlias, final
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import Buffer
+
+#: numpy's stubs do not declare the buffer protocol, so its arrays are named beside any other buffer.
+Words: TypeAlias = Buffer | npt.NDArray[np.int64]
+
+@final
+class Index:
+    """Stack node ids by ``(parent, frame)``: the tree as child lists by node id, 16 bytes a node.
+
+    Every buffer argument is a contiguous buffer of 64-bit integers (a numpy ``int64`` array).
+    """
+
+    def __init__(self) -> None: ...
+    def __len__(self) -> int:
+        """Nodes indexed."""
+
+    @property
+    def capacity(self) -> int:
+        """Node ids the array has room for; it doubles when an id passes it."""
+
+    def reserve(self, size: int, /) -> None:
+        """Room for node ids below ``size``, so adding nodes up to it never grows the array."""
+
+    def add(self, parents: Words, frames: Words, ids: Words, /) -> None:
+        """Index nodes, parents before their children; each ``(parent, frame)`` must be new (:meth:`walk`
+        makes only missing ones). ``ValueError``, with nothing added, for an id outside [1, 2**32) or
+        indexed already, a parent not below its node, or a frame outside [0, 2**31)."""
+
+    def lookup(self, parents: Words, frames: Words, /) -> bytes:
+        """The id of each ``(parent, frame)`` as int64 bytes, -1 where there is none."""
+
+    def walk(
+        self, frames: Words, offsets: Words, next_id: int, /, *, leaf_first: bool = False
+    ) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """Resolve the stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first) against the index.
+
+        Returns ``(leaves, parents, frames, depths, recursive)``: every stack's leaf id (int64; 0 for an
+        empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose
+        ids are ``next_id, next_id + 1, ...`` in that order: by first stack needing the node, then depth.
+        The index itself is not changed. ``ValueError`` for offsets that do not cut ``frames`` into
+        stacks, a frame outside [0, 2**31), or new ids that would pass 2**32.
+        """
+
+def depths(depth: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
+    """Fill in ``depth[id] = depth[parent] + 1`` and ``known[id] = True`` for nodes in increasing id order,
+    parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.
+
+    ``ValueError``, with nothing written, if a parent is neither known nor an earlier node of the call.
+    """

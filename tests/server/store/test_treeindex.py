@@ -1,0 +1,178 @@
+"""The C stack tree index against a plain Python prefix tree: the same leaves, the same new nodes numbered
+in the same order, with their depths and recursive flags, on random stacks that share prefixes, recurse,
+fan out past a node's child list and run deeper than the recursion filter covers; and bad input refused
+whole."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.store._treeindex import Index, depths
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class Plain:
+    """The prefix tree the plain way: a dictionary from every stored path (root first) to its id."""
+
+    ids: dict[tuple[int, ...], int]
+
+    def walk(
+        self, stacks: list[list[int]], next_id: int
+    ) -> tuple[list[int], list[tuple[int, int, int, bool]], dict[tuple[int, ...], int]]:
+        """Every stack's leaf, and the missing nodes as (parent, frame, depth, recursive) in the order they
+        are first needed (stack by stack, root first), numbered from ``next_id``."""
+        ids = dict(self.ids)
+        made: list[tuple[int, int, int, bool]] = []
+        leaves = []
+        for stack in stacks:
+            for depth in range(1, len(stack) + 1):
+                path = tuple(stack[:depth])
+                if path not in ids:
+                    parent = ids[path[:-1]] if depth > 1 else 0
+                    made.append((parent, stack[depth - 1], depth, stack[depth - 1] in stack[: depth - 1]))
+                    ids[path] = next_id + len(made) - 1
+            leaves.append(ids[tuple(stack)] if stack else 0)
+        return leaves, made, ids
+
+
+def _flat(stacks: list[list[int]], leaf_first: bool) -> tuple[IntArray, IntArray]:
+    offsets = np.zeros(len(stacks) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in stacks], out=offsets[1:])
+    frames = [f for s in stacks for f in (s[::-1] if leaf_first else s)]
+    return np.array(frames, dtype=np.int64), offsets
+
+
+def _walk(
+    index: Index, stacks: list[list[int]], next_id: int, leaf_first: bool
+) -> tuple[list[int], list[tuple[int, int, int, bool]]]:
+    frames, offsets = _flat(stacks, leaf_first)
+    leaves, parents, frame_ids, depths, recursive = index.walk(frames, offsets, next_id, leaf_first=leaf_first)
+    columns = [np.frombuffer(c, dtype=np.int64).tolist() for c in (parents, frame_ids, depths)]
+    flags = np.frombuffer(recursive, dtype=np.uint8).astype(bool).tolist()
+    return np.frombuffer(leaves, dtype=np.int64).tolist(), list(zip(*columns, flags, strict=True))
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[list[list[int]]]:
+    """A few batches of random stacks. Few frames make shared prefixes and recursion; many frames at a
+    shallow depth make nodes with more children than a list holds; some stacks are deeper than 256."""
+    result = []
+    for _ in range(draw(st.integers(1, 4))):
+        rng = random.Random(draw(st.integers(0, 2**32)))
+        frames = draw(st.sampled_from([2, 4, 12, 60]))
+        depth = draw(st.sampled_from([3, 12, 40]))
+        stacks = [[rng.randrange(frames) for _ in range(rng.randrange(depth + 1))] for _ in range(rng.randrange(120))]
+        if draw(st.booleans()):  # a deep one, with a repeated frame somewhere down it
+            deep = [rng.randrange(1000) for _ in range(rng.randrange(257, 400))]
+            deep[rng.randrange(200, len(deep))] = deep[rng.randrange(0, 100)]
+            stacks.append(deep)
+            stacks.append([*deep[: rng.randrange(1, len(deep))], rng.randrange(5)])
+        result.append(stacks)
+    return result
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(batches(), st.booleans(), st.integers(0, 3))
+def test_walk_matches_a_plain_prefix_tree(stacks_per_batch: list[list[list[int]]], leaf_first: bool, gap: int) -> None:
+    index = Index()
+    plain = Plain({})
+    high = 0
+    for stacks in stacks_per_batch:
+        next_id = high + 1 + gap  # ids garbage collection left out: the index need not be dense
+        leaves, made = _walk(index, stacks, next_id, leaf_first)
+        expected_leaves, expected_made, ids = plain.walk(stacks, next_id)
+        assert (leaves, made) == (expected_leaves, expected_made)
+        assert _walk(index, stacks, next_id, leaf_first) == (leaves, made)  # the walk changed nothing
+        if made:
+            parents, frames, _, _ = (np.array(c, dtype=np.int64) for c in zip(*made, strict=True))
+            index.add(parents, frames, np.arange(next_id, next_id + len(made), dtype=np.int64))
+            high = next_id + len(made) - 1
+        plain = Plain(ids)
+        assert len(index) == len(plain.ids)
+    # Every stored pair is found by lookup, and a stored stack walks to its leaf with nothing missing.
+    paths = sorted(plain.ids)
+    parents = np.array([plain.ids[p[:-1]] if len(p) > 1 else 0 for p in paths], dtype=np.int64)
+    frames = np.array([p[-1] for p in paths], dtype=np.int64)
+    assert np.frombuffer(index.lookup(parents, frames), dtype=np.int64).tolist() == [plain.ids[p] for p in paths]
+    known = [list(p) for p in paths]
+    assert _walk(index, known, high + 1, leaf_first) == ([plain.ids[p] for p in paths], [])
+
+
+def test_a_node_with_many_children_finds_each() -> None:
+    """Children past a node's list go through the hash table, in the index and within one walk."""
+    index = Index()
+    stacks = [[7, child] for child in range(5_000)] + [[7, 3, grandchild] for grandchild in range(100)]
+    leaves, made = _walk(index, stacks, 1, leaf_first=False)
+    assert leaves[:3] == [2, 3, 4] and len(made) == 1 + 5_000 + 100
+    parents, frames, _, _ = (np.array(c, dtype=np.int64) for c in zip(*made, strict=True))
+    index.add(parents, frames, np.arange(1, len(made) + 1, dtype=np.int64))
+    assert _walk(index, stacks[::-1], len(made) + 1, leaf_first=False) == (leaves[::-1], [])
+    assert np.frombuffer(index.lookup(np.array([1, 1]), np.array([4_999, 5_000])), dtype=np.int64).tolist() == [
+        5_001,
+        -1,
+    ]
+
+
+def test_bad_input_is_refused_whole() -> None:
+    index = Index()
+    index.add(np.array([0, 1]), np.array([5, 6]), np.array([1, 2]))
+    frames, offsets = np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64)
+    for bad_frames, bad_offsets in (
+        (frames, np.array([1, 3])),  # not from 0
+        (frames, np.array([0, 2])),  # not to the end
+        (frames, np.array([0, 3, 2, 3])),  # decreasing
+        (np.array([5, -1, 7]), offsets),
+        (np.array([5, 2**31, 7]), offsets),
+    ):
+        with pytest.raises(ValueError):
+            index.walk(bad_frames, bad_offsets, 3)
+    for next_id in (0, 2**32):
+        with pytest.raises(ValueError, match="next_id"):
+            index.walk(frames, offsets, next_id)
+    with pytest.raises(ValueError, match="2\\*\\*32 nodes"):
+        index.walk(np.array([5, 6, 7, 8], dtype=np.int64), np.array([0, 4]), 2**32 - 1)
+    with pytest.raises(TypeError, match="64-bit"):
+        index.walk(frames.astype(np.int32), offsets, 3)
+    for parents, frame_ids, ids in (
+        ([0], [1], [0]),  # the root is no one's child
+        ([3], [1], [3]),  # a parent not below its node
+        ([0], [2**31], [3]),
+        ([0, 0], [8, 9], [3, 2]),  # node 2 is indexed already: nothing of the call is taken
+    ):
+        with pytest.raises(ValueError):
+            index.add(np.array(parents), np.array(frame_ids), np.array(ids))
+    assert len(index) == 2
+    assert np.frombuffer(index.lookup(np.array([0, 0]), np.array([8, 9])), dtype=np.int64).tolist() == [-1, -1]
+    # What was refused changed nothing: the stored stack still walks to its leaf.
+    assert _walk(index, [[5, 6]], 3, leaf_first=False) == ([2], [])
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_depths_follow_the_parents_in_one_pass(gaps: bool) -> None:
+    """Depths of nodes loaded from segments (consecutive ids, or with the gaps garbage collection leaves),
+    parents stored earlier or within the same call; a parent that is neither is refused before any write."""
+    rng = random.Random(3)
+    ids = np.cumsum(rng.choices([1, 3], k=2_000) if gaps else [1] * 2_000).astype(np.int64) + 10
+    parents = np.array([rng.choice([0, 4, *ids[max(0, i - 5) : i].tolist()]) for i in range(ids.shape[0])])
+    depth = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+    known = np.zeros(depth.shape[0], dtype=bool)
+    known[[0, 4]], depth[4] = True, 7  # the root, and a node loaded before
+    expected = {0: 0, 4: 7}
+    for node, parent in zip(ids.tolist(), parents.tolist(), strict=True):
+        expected[node] = expected[parent] + 1
+    orphan = parents.copy()
+    orphan[-1] = 5  # neither known nor in the call
+    with pytest.raises(ValueError, match="not stored"):
+        depths(depth, known, orphan, ids)
+    assert not known[ids].any() and not depth[ids].any()
+    depths(depth, known, parents, ids)
+    assert depth[ids].tolist() == [expected[n] for n in ids.tolist()] and bool(known[ids].all())
