@@ -309,9 +309,9 @@ class _Found:
             if up:
                 callers_of = parent[frame]
                 ends = callers_of < 0
-                selfs = np.where(ends[:, None], values, 0)
+                selfs = self._root_selfs(groups, ends, values)
             else:
-                selfs = selfs_of[frame]
+                selfs = groups.sum(selfs_of[frame])
             if suspects:
                 inner = self._inner(level, ids, groups.count, counted, up, distance)
                 suspects = bool(inner.any())
@@ -320,7 +320,7 @@ class _Found:
             else:
                 inner = level.suspect  # all False
             totals = groups.sum(values)
-            interner.values(groups.sum(selfs), totals)
+            interner.values(selfs, totals)
             grow = widest.drawable(totals)
             above = interner.globals(ids)
             keep = None if grow is None or bool(grow.all()) else grow[ids]
@@ -332,6 +332,14 @@ class _Found:
             if not bool(keep.all()):
                 level = level.where(keep)
         return interner.tree(root_self, total)
+
+    @staticmethod
+    def _root_selfs(groups: _Groups, ends: BoolArray, values: IntArray) -> IntArray:
+        """Callers' selfs: per node, the values of its entries whose frame is the root of its stack (few)."""
+        selfs = np.zeros((groups.count, values.shape[1]), dtype=np.int64)
+        if bool(ends.any()):
+            np.add.at(selfs, groups.ids[ends], values[ends])
+        return selfs
 
     def _inner(self, level: _Level, ids: IntArray, count: int, counted: IntArray, up: bool, distance: int) -> BoolArray:
         """Per entry, whether another entry of its sandwich node counts a node above its own (so its samples
