@@ -306,20 +306,49 @@ def profile_pprof(store: Store, profile_id: int, filters: Filters = NO_FILTERS) 
     return encode(export_profile(store, [meta], filters=filters))
 
 
-def _profile_tree(
-    store: Store, profile_id: int, sample: str | None, filters: Filters
-) -> tuple[OneProfile, Merged, CallTree, dict[int, str]]:
+def _one_merged(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, Merged]:
+    """A single stored profile's samples of one type, by sample key (so line granularity can read them)."""
     meta, kind = one_profile(store, profile_id)
     sample_type, unit = resolve_sample([meta], sample)
     merged = merge_selected(store, [meta], sample_type, unit, "sum")
+    return OneProfile(meta, kind, sample_type, unit), merged
+
+
+def _profile_tree(
+    store: Store, profile_id: int, sample: str | None, filters: Filters
+) -> tuple[OneProfile, Merged, CallTree, dict[int, str]]:
+    profile, merged = _one_merged(store, profile_id, sample)
     tree, names = _tree(store, merged, filters)
-    return OneProfile(meta, kind, sample_type, unit), merged, tree, names
+    return profile, merged, tree, names
 
 
-def profile_top(store: Store, profile_id: int, sample: str | None, filters: Filters = NO_FILTERS) -> ProfileTop:
-    """The top table of a single stored profile."""
+def profile_top(
+    store: Store, profile_id: int, sample: str | None, filters: Filters = NO_FILTERS, granularity: str = "functions"
+) -> ProfileTop:
+    """The top table of a single stored profile; with ``granularity="lines"``, ``go tool pprof -top -lines``."""
+    if granularity == "lines":
+        profile, merged = _one_merged(store, profile_id, sample)
+        lines, places = line_tree(store, merged, filters)
+        rows = [TopEntry(r.name, r.flat, r.cum, r.file, r.line) for r in line_rows(lines, places)]
+        return ProfileTop(profile, merged.total(), rows, int(lines.total[0]))
     profile, merged, tree, names = _profile_tree(store, profile_id, sample, filters)
     return ProfileTop(profile, merged.total(), _entries(tree, names), int(tree.total[0]))
+
+
+def profile_source(
+    store: Store,
+    settings: Settings,
+    profile_id: int,
+    sample: str | None,
+    function: str,
+    filters: Filters = NO_FILTERS,
+) -> SourceListing:
+    """:func:`source` (``go tool pprof -list '^F$'``) of a single stored profile."""
+    profile, merged = _one_merged(store, profile_id, sample)
+    lines, places = line_tree(store, merged, filters)
+    found = routines(line_rows(lines, places), function, parse_roots(settings.source_roots))
+    info = MergeInfo(profile.kind, merged.sample_type, merged.unit, merged.aggregation, merged.profile_count)
+    return SourceListing(info, merged.total(), found, 1)
 
 
 def profile_flamegraph(
