@@ -98,14 +98,16 @@ class FunctionRow(Base):
 
 
 class LineFrame(Base):
-    """A (function, line) pair, stored once: the frames of the line-granularity stack tree (tree 1)."""
+    """A (function, line) pair, stored once as called and once as inlined (``inlined`` 1: a location's line
+    entry other than its last): the frames of the line-granularity stack tree (tree 1)."""
 
     __tablename__ = "line_frames"
-    __table_args__ = (UniqueConstraint("function_id", "line"), NO_REUSE)
+    __table_args__ = (UniqueConstraint("function_id", "line", "inlined"), NO_REUSE)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     function_id: Mapped[int] = mapped_column(BigInteger)
     line: Mapped[int] = mapped_column(BigInteger)
+    inlined: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
 
 class StackSegment(Base):

@@ -88,6 +88,19 @@ def test_the_lines_tab_shows_the_api_rows_and_stays_after_a_reload(
     assert _rows(bp) == expected  # the same rows, in the same order, with the same numbers
     assert params_of(bp)["rows"] == "lines"
     assert bp.page.locator("#top").is_hidden()
+    marked = {
+        (r["name"], r["line"]): r["inline"]
+        for r in lines_server.get("/api/v1/top", type="cpu", query=DEMO, granularity="lines")["rows"]
+        if r["inline"]
+    }
+    assert marked[("main.step", 54)] == "inline"  # pprof: main.step stackyard/examples/demo/main.go:54 (inline)
+    shown_marks = bp.page.eval_on_selector_all(
+        "#lines tbody tr[data-inline]",
+        "trs => trs.map(t => [t.dataset.name, Number(t.dataset.line), t.dataset.inline])",
+    )
+    assert {(n, line): mark for n, line, mark in shown_marks} == marked
+    step = bp.page.locator("#lines tr[data-name='main.step'][data-line='54'] td.where")
+    assert step.inner_text().endswith(" (inline)")
     fib = bp.page.locator("#lines tr[data-name='main.fib'][data-line='117']")
     row = next(r for r in expected if (r["name"], r["line"]) == ("main.fib", 117))
     assert fib.locator("td.where").inner_text() == f"{row['file']}:117"
