@@ -26,12 +26,15 @@ among the nodes that reach the same sandwich node, only those not inside another
 one's subtree. Such a nested pair is reached from two Fs, one above the other, at
 the same distance, and the pair one level closer to the Fs is nested too: so only
 entries grown from a nested entry (at the first level: from an F below another F,
-the tree's ``recursive`` flag) are checked, each against the entries of the Fs
-above its own, walking up the chain of Fs. The checks stop after a level or two.
+the tree's ``recursive`` flag) are checked, and of those only the ones whose frame
+is recursive (the other entry's frame lies above it, with the same function), each
+against the entries of the Fs above its own, walking up the chain of Fs. The checks
+stop after a level or two.
 
 With ``max_nodes`` the trees are grown only where a flame graph of ``max_nodes``
-nodes can draw: a node narrower than the ``max_nodes``-th widest found so far is
-not expanded (its descendants are no wider than it, so none could be drawn).
+nodes can draw: a node narrower than the ``max_nodes``-th widest found so far (or
+than a lower bound of it) is not expanded (its descendants are no wider than it, so
+none could be drawn).
 Every node that is drawn, and each of its children (what ``other`` folds), is
 still computed whole, so the flame graph is the same as from the full trees.
 """
