@@ -133,8 +133,8 @@ def test_filters_at_line_granularity_equal_pprof(client: TestClient) -> None:
 def _inlined_here_called_there() -> bytes:
     """``helper`` line 10 inlined into ``caller`` on one stack and called from ``other`` on another (pprof:
     ``(partial-inline)``); ``leaf`` line 5 inlined into ``helper`` everywhere (``(inline)``), and ``caller``
-    called from itself through an inlined frame further down (only the first call into a row on a stack
-    counts for the mark)."""
+    called from itself through an inlined frame further down; and ``main.n`` called from ``main.p`` twice on
+    one stack, inlined the first time (only the first call into a row on a stack counts for the mark)."""
     helper = Function("main.helper", "main.helper", "main.go", 9)
     caller = Function("main.caller", "main.caller", "main.go", 19)
     other = Function("main.other", "main.other", "main.go", 29)
@@ -143,6 +143,12 @@ def _inlined_here_called_there() -> bytes:
     called = Location((Line(leaf, 5), Line(helper, 10)), address=0x2000, id=2)
     from_other = Location((Line(other, 30),), address=0x3000, id=3)
     again = Location((Line(caller, 20),), address=0x4000, id=4)
+    # main.p line 1 calls main.n line 2 twice on one stack: inlined first (from the root), then not.
+    p, n, x = (Function(f"main.{c}", f"main.{c}", "other.go", i) for i, c in enumerate("pnx"))
+    p_inlining_n = Location((Line(n, 2), Line(p, 1)), address=0x5000, id=5)
+    via_x = Location((Line(x, 3),), address=0x6000, id=6)
+    p_again = Location((Line(p, 1),), address=0x7000, id=7)
+    n_called = Location((Line(n, 2),), address=0x8000, id=8)
     profile = Profile(
         sample_types=[ValueType("samples", "count"), ValueType("cpu", "nanoseconds")],
         samples=[
@@ -150,6 +156,7 @@ def _inlined_here_called_there() -> bytes:
             Sample((called, from_other), (7, 70_000_000)),
             Sample((inlined, again), (3, 30_000_000)),
             Sample((called, again), (0, 0)),  # no value: adds no edge
+            Sample((n_called, p_again, via_x, p_inlining_n), (2, 20_000_000)),
         ],
         period_type=ValueType("cpu", "nanoseconds"),
         period=10_000_000,
@@ -167,3 +174,4 @@ def test_inline_marks_of_a_row_inlined_on_some_stacks_equal_pprof(client: TestCl
     marks = {(r["name"], r["line"]): r["inline"] for r in ours["rows"]}  # type: ignore[attr-defined]
     assert marks[("main.helper", 10)] == "partial-inline" and marks[("main.leaf", 5)] == "inline"
     assert marks[("main.other", 30)] == ""
+    assert marks[("main.n", 2)] == "inline"  # the call that counts is the first from the root
