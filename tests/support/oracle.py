@@ -25,7 +25,9 @@ class PprofTop:
     total: int
     rows: dict[str, tuple[int, int]]  # function name -> (flat, cum)
     shown: int = 0  # "accounting for": the sum of what survived filters such as -tagfocus
-    marks: dict[str, str] = field(default_factory=dict)  # name -> "inline" or "partial-inline", where printed
+    # name -> "inline" or "partial-inline", where printed; not compared: a mark depends on how frames sit in
+    # locations, which exports (one location per frame) do not keep
+    marks: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def run_pprof(args: list[str], cwd: Path | None = None) -> str:
