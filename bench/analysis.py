@@ -13,8 +13,10 @@ The store: one service, a 10 s CPU profile every 10 s for ``--hours`` hours
 Measured over the whole range, each as a ratio to its baseline timed in the
 same process: after two warm-up calls of each, the query and its baseline run
 in turn ``--repeat`` times (so load from elsewhere on the machine falls on
-both alike), and the ratio is the median of the query's times over the median
-of the baseline's:
+both alike), and the ratio is the median of the query's CPU times
+(``time.process_time``) over the median of the baseline's; the same ratio in
+wall-clock time is printed beside it (on a shared machine it moves with the
+other processes' load much more than CPU time does):
 
 - ``service.top`` and ``service.flame`` (2,048 nodes) with each filter (focus,
   ignore, hide, show, show_from, and all of them at once) against the same call
@@ -138,34 +140,39 @@ def measure(store: Store, settings: Settings, end_ns: int, hours: int, repeat: i
     failures: list[str] = []
 
     def paired(function: Callable[[], object], baseline: Callable[[], object]) -> tuple[float, float]:
-        """Median seconds of ``function`` and of ``baseline``, run in turn."""
+        """Median CPU seconds of ``function`` and of ``baseline``, run in turn; the wall-clock ratio goes to
+        ``walls`` (printed beside: it moves with the load from other processes, CPU time much less)."""
         for _ in range(2):
             function()
             baseline()
-        ours: list[float] = []
-        theirs: list[float] = []
+        ours: list[tuple[float, float]] = []
+        theirs: list[tuple[float, float]] = []
         for _ in range(repeat):
             for call, times in ((function, ours), (baseline, theirs)):
-                started = time.perf_counter()
+                wall, cpu = time.perf_counter(), time.process_time()
                 call()
-                times.append(time.perf_counter() - started)
-        return statistics.median(ours), statistics.median(theirs)
+                times.append((time.process_time() - cpu, time.perf_counter() - wall))
+        walls.append(statistics.median(t[1] for t in ours) / statistics.median(t[1] for t in theirs))
+        return statistics.median(t[0] for t in ours), statistics.median(t[0] for t in theirs)
+
+    walls: list[float] = []
 
     run_top = partial(service.top, store, settings, query)
     run_flame = partial(service.flame, store, settings, query, MAX_NODES)
     top_base = median_seconds(run_top, repeat)
-    flame_base = median_seconds(run_flame, repeat)
+    flame_base = median_seconds(run_flame, repeat)  # wall clock, alone
     plain = service.top(store, settings, query)
     say(f"alone: top {top_base * 1000:.1f} ms, flame graph {flame_base * 1000:.1f} ms ({len(plain.rows)} functions)")
     say("each ratio below divides by its baseline's median over the same turns")
-    say(f"{'filter':<72} {'top':>9} {'ratio':>6} {'flame':>9} {'ratio':>6}")
+    say(f"{'filter':<72} {'top':>9} {'ratio':>6} {'flame':>9} {'ratio':>6} {'wall ratios':>12}")
     for raw in FILTERS:
         filters: Filters = parse_filters(raw)
         top_s, top_b = paired(partial(service.top, store, settings, query, None, filters), run_top)
         flame_s, flame_b = paired(partial(service.flame, store, settings, query, MAX_NODES, filters=filters), run_flame)
         label = " ".join(f"{k}={v}" for k, v in raw.items())
         top_ratio, flame_ratio = top_s / top_b, flame_s / flame_b
-        say(f"{label:<72} {top_s * 1000:7.1f}ms {top_ratio:5.2f}x {flame_s * 1000:7.1f}ms {flame_ratio:5.2f}x")
+        wall = f"{walls[-2]:5.2f}x {walls[-1]:5.2f}x"
+        say(f"{label:<72} {top_s * 1000:7.1f}ms {top_ratio:5.2f}x {flame_s * 1000:7.1f}ms {flame_ratio:5.2f}x {wall}")
         filtered = service.top(store, settings, query, None, filters)
         graph = service.flame(store, settings, query, MAX_NODES, filters=filters).graph
         if filtered.total != plain.total or filtered.shown != graph.total:
@@ -175,12 +182,12 @@ def measure(store: Store, settings: Settings, end_ns: int, hours: int, repeat: i
     widest = plain.rows[0].name
     middle = sorted(plain.rows, key=lambda row: -row.cum)[len(plain.rows) // 10].name
     cums = {row.name: row.cum for row in plain.rows}
-    say(f"{'sandwich of':<72} {'time':>9} {'vs flame':>8}")
+    say(f"{'sandwich of':<72} {'time':>9} {'vs flame':>8} {'wall ratio':>10}")
     for function in (widest, middle, RUN):
         seconds, base = paired(partial(service.sandwich_view, store, settings, query, function, MAX_NODES), run_flame)
         answer = service.sandwich_view(store, settings, query, function, MAX_NODES)
         ratio = seconds / base
-        say(f"{function:<72} {seconds * 1000:7.1f}ms {ratio:7.2f}x")
+        say(f"{function:<72} {seconds * 1000:7.1f}ms {ratio:7.2f}x {walls[-1]:9.2f}x")
         if answer.cum != cums[function]:
             failures.append(f"sandwich {function}: cum {answer.cum} but top says {cums[function]}")
         if ratio > AIM:

@@ -113,7 +113,7 @@ def upgrade() -> None:
         keys = samplekeys.KeyRows(part[:, 0], part[:, 1], part[:, 2], part[:, 3], part[:, 4])
         conn.execute(_key_segments.insert().values(**samplekeys.segment_row(keys)))
     for part in _chunks(conn, _frames, ["id", "function_id", "line"]):
-        frames = lineframes.FrameRows(part[:, 0], part[:, 1], part[:, 2])
+        frames = lineframes.FrameRows(part[:, 0], part[:, 1], part[:, 2], np.zeros(part.shape[0], dtype=np.int64))
         conn.execute(_frame_segments.insert().values(**lineframes.segment_row(frames)))
     op.drop_table("sample_keys")
     op.drop_table("line_frames")
@@ -128,6 +128,29 @@ def _restart_sequence(conn: sa.Connection, table: str) -> None:
                 f" WHERE EXISTS (SELECT 1 FROM {table})"
             )
         )
+
+
+def _drop_inlined(conn: sa.Connection) -> bool:
+    """Before this revision a (function, line) had one frame; since it, an inlined one may have a second
+    (pprof's inline marks). If any is stored, the line tree and every key's line leaf are dropped, as
+    0015's downgrade drops them, and the profiles stored so far answer "no line data" (ingest rebuilds
+    the tree for new profiles); the inlined frames themselves are not written back. Whether any was dropped.
+    """
+    inlined = False
+    for data in conn.execute(sa.select(_frame_segments.c.data)).scalars().all():
+        if bool(lineframes.decode(bytes(data)).inlined.any()):
+            inlined = True
+            break
+    if not inlined:
+        return False
+    op.execute("DELETE FROM stack_segments WHERE tree = 1")
+    newest = conn.execute(sa.text("SELECT max(time_ns) FROM profiles")).scalar()
+    conn.execute(
+        sa.text("UPDATE store_state SET value = :since WHERE key = 'line_data_since_ns'").bindparams(
+            since=0 if newest is None else int(newest) + 1
+        )
+    )
+    return True
 
 
 def downgrade() -> None:
@@ -153,8 +176,12 @@ def downgrade() -> None:
     )
     conn = op.get_bind()
     fills = samplekeys.read_line_fills(conn)
+    lines_dropped = _drop_inlined(conn)
     for data in conn.execute(sa.select(_key_segments.c.data).order_by(_key_segments.c.first_key)).scalars().all():
         keys = samplekeys.with_line_fills(samplekeys.decode(bytes(data)), fills)
+        if lines_dropped:
+            no_lines = np.full(keys.ids.shape[0], samplekeys.NO_LINES, dtype=np.int64)
+            keys = samplekeys.KeyRows(keys.ids, keys.hashes, keys.nodes, keys.labelsets, no_lines)
         rows = [
             {
                 "id": i,
@@ -176,6 +203,7 @@ def downgrade() -> None:
             conn.execute(_keys.insert(), rows[start : start + 5000])
     for data in conn.execute(sa.select(_frame_segments.c.data).order_by(_frame_segments.c.first_frame)).scalars().all():
         frames = lineframes.decode(bytes(data))
+        frames = frames.take(frames.inlined == 0)  # the table before keys (function, line) once: see _drop_inlined
         rows = [
             {"id": i, "function_id": f, "line": line}
             for i, f, line in zip(frames.ids.tolist(), frames.functions.tolist(), frames.lines.tolist(), strict=True)

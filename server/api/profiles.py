@@ -1,9 +1,9 @@
-"""Series and individual profiles: list them, and open one as pprof, top table, flame graph or sandwich
-(frame filters apply)."""
+"""Series and individual profiles: list them, and open one as pprof, top table (of functions or lines),
+flame graph, sandwich or a function's line table (frame filters apply)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from server.api.deps import FiltersDep, QueryDep, ReaderDep, SettingsDep
 from server.api.schemas.files import PPROF_FILE
 from server.api.schemas.profiles import ProfileFlameGraphOut, ProfileListOut, ProfileTopOut, SeriesListOut
-from server.api.schemas.query import SandwichOut
+from server.api.schemas.query import SandwichOut, SourceOut
 from server.errors import InvalidParameter
 from server.ingest.profile import check_kind
 from server.query import service
@@ -45,9 +45,29 @@ def profile_pprof(profile_id: int, store: ReaderDep, filters: FiltersDep) -> Res
 
 @router.get("/profiles/{profile_id}/top")
 def profile_top(
-    profile_id: int, store: ReaderDep, filters: FiltersDep, sample: Annotated[str | None, Query()] = None
+    profile_id: int,
+    store: ReaderDep,
+    filters: FiltersDep,
+    sample: Annotated[str | None, Query()] = None,
+    granularity: Annotated[
+        Literal["functions", "lines"],
+        Query(description="lines: a row per (function, file, line), as go tool pprof -top -lines"),
+    ] = "functions",
 ) -> ProfileTopOut:
-    return ProfileTopOut.of(service.profile_top(store, profile_id, sample, filters))
+    return ProfileTopOut.of(service.profile_top(store, profile_id, sample, filters, granularity))
+
+
+@router.get("/profiles/{profile_id}/source")
+def profile_source(
+    profile_id: int,
+    store: ReaderDep,
+    settings: SettingsDep,
+    filters: FiltersDep,
+    function: Annotated[str, Query(min_length=1, max_length=4096, description="the function's exact name")],
+    sample: Annotated[str | None, Query()] = None,
+) -> SourceOut:
+    """``GET /api/v1/source`` of one stored profile."""
+    return SourceOut.of(service.profile_source(store, settings, profile_id, sample, function, filters))
 
 
 @router.get("/profiles/{profile_id}/flamegraph")

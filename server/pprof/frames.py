@@ -47,6 +47,8 @@ class Frames:
     #: ``-lines`` keys a frame by (function, line).
     entry_functions: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     entry_lines: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: 1 for a line entry other than its location's last: a function inlined there (pprof's "(inline)").
+    entry_inlined: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def lines(self) -> IntArray:
@@ -137,4 +139,6 @@ def expand(columns: ProfileColumns) -> Frames:
     ends = loc_offsets[1:]
     has = ends > 0
     offsets[1:][has] = per_entry_end[ends[has] - 1]
-    return Frames(functions, offsets, bare.names, entries, line_function, line_numbers)
+    inlined = np.ones(line_function.shape[0], dtype=np.int64)
+    inlined[(line_starts + line_counts - 1)[line_counts > 0]] = 0  # each location's last entry is the caller
+    return Frames(functions, offsets, bare.names, entries, line_function, line_numbers, inlined)

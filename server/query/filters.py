@@ -383,19 +383,19 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
     if lifted.shape[0] == 0:
         return rep
     counts = np.bincount(kept_slots, minlength=n + 1)
-    by_slot = kept_ids[np.argsort(kept_slots, kind="stable")]  # kept nodes grouped by their new parent
+    narrow = kept_slots.astype(np.uint16) if n < 2**16 else kept_slots  # 16 bits: numpy sorts them by radix
+    by_slot = kept_ids[np.argsort(narrow, kind="stable")]  # kept nodes grouped by their new parent
     starts = np.cumsum(counts) - counts
     width = int(function.max()) + 1
-    mark = np.zeros(n + 1, dtype=bool)  # scratch: sets of nodes as marks, linear where np.unique would sort
-    mark[slot[lifted]] = True
-    members = np.flatnonzero(mark)
+    # Groups as a union-find over the nodes merged so far (``merged``): rep[v] is v's lowest-numbered
+    # equal, kept pointing straight at it, so a round costs what it groups, never a pass over all nodes.
+    merged = np.zeros(0, dtype=np.int64)
+    members = np.unique(slot[lifted])
     while True:
         many = counts[members]
         first = np.repeat(starts[members] - (np.cumsum(many) - many), many)
         children = by_slot[first + np.arange(first.shape[0])]
-        mark[:] = False
-        mark[rep[children]] = True
-        kids = np.flatnonzero(mark)  # each group so far by its representative, in index order
+        kids = np.unique(rep[children])  # each group so far by its representative, in index order
         keys = rep[slot[kids]] * width + function[kids]
         order = np.argsort(keys, kind="stable")  # a group's lowest node first
         ordered = keys[order]
@@ -406,12 +406,12 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
         moved = leaders != kids[order]
         if not bool(moved.any()):
             return rep
-        remap = np.arange(n + 1, dtype=np.int64)
-        remap[kids[order][moved]] = leaders[moved]
-        rep = remap[rep]
-        mark[:] = False
-        mark[leaders[moved]] = True
-        members = np.flatnonzero(mark[rep])  # every node the groups that grew now hold
+        gone, into = kids[order][moved], leaders[moved]
+        rep[gone] = into  # the leaders are representatives: none of them moves this round
+        merged = np.concatenate((merged, gone))
+        rep[merged] = rep[rep[merged]]  # nodes merged into one that moved now point at its leader
+        grown = np.unique(into)
+        members = np.union1d(grown, merged[np.isin(rep[merged], grown)])  # every node the grown groups hold
 
 
 def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> BoolArray:

@@ -14,16 +14,18 @@ are ``[gap, total, self]`` per side then the name, each gap measured on its
 side; ``drop_empty`` leaves out nodes whose every value is zero, which a
 reader that finds parents by position could not place.
 
-Two steps: :func:`prune` decides which nodes are drawn (and what folds into
-``other``) in numpy, and :func:`encode_levels` lays the drawn ones out level
-by level.
+Two steps, both over arrays (a week's tree has a million nodes; Python work
+per drawn node cost most of a flame graph's time): :func:`prune` decides
+which nodes are drawn (and what folds into ``other``), and
+:func:`encode_levels` lays the drawn ones out level by level.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -68,53 +70,42 @@ def flamegraph(
     """One value column: entries are ``[gap, total, self, name]``; with two (a diff),
     ``[gap, base_total, base_self, total, self, name]`` and widths are base + comparison,
     or with ``per_side`` ``[base_gap, base_total, base_self, gap, total, self, name]``."""
-    return encode_levels(tree, prune(tree, names, max_nodes, drop_empty), names, divisor, per_side)
+    return encode_levels(tree, prune(tree, max_nodes, drop_empty), names, divisor, per_side)
 
 
 @dataclass(slots=True)
 class Pruned:
-    """The nodes a flame graph draws, by position (-1 is the root), as the Python values it sends."""
+    """The nodes a flame graph draws, and what folds into ``other``, as arrays over the drawn nodes."""
 
-    totals: list[list[int]]  # per drawn node, one total per value column
-    selfs: list[list[int]]
-    widths: list[int]  # the sum of a node's totals: its width when the columns share one axis
-    functions: list[int]
-    children: dict[int, list[int]]  # drawn children of a position, ordered by name
-    other: dict[int, list[int]]  # per position, the totals of its children folded into "other"
+    kept: IntArray  # the drawn nodes' indices in the tree, ascending (so parents come before children)
+    parent: IntArray  # per drawn node, its parent's position among the drawn (-1: the root)
+    other_parent: IntArray  # drawn positions (-1: the root) with children folded into "other", ascending
+    other_totals: IntArray  # (len(other_parent), columns): the summed totals of those children, not all zero
     truncated: bool  # whether any node was folded for ``max_nodes``
 
 
-def prune(tree: CallTree, names: dict[int, str], max_nodes: int, drop_empty: bool = False) -> Pruned:
+def prune(tree: CallTree, max_nodes: int, drop_empty: bool = False) -> Pruned:
     """The nodes drawn: the ``max_nodes`` widest (of the non-empty ones, with ``drop_empty``).
 
-    Every node left out whose parent is drawn folds into that parent's ``other``.
-
-    Decided in numpy, converted only for what is sent: a week's tree has tens of
-    thousands of nodes, and Python lists for all of them cost more than the rest
-    of the query (and set off garbage collections).
+    Every node left out whose parent is drawn folds into that parent's ``other``; an
+    ``other`` whose every value is zero is not drawn.
     """
     n = len(tree)
+    columns = len(tree.total)
     width = tree.totals.sum(axis=1) if n else np.zeros(0, dtype=np.int64)
     keep, truncated = _kept(tree, width, max_nodes, drop_empty)
-    kept_nodes = np.flatnonzero(keep)
-    parent = tree.parent
-    index_of = {int(node): position for position, node in enumerate(kept_nodes.tolist())}
-    parents = [index_of.get(p, -1) if p >= 0 else -1 for p in parent[kept_nodes].tolist()]
-    functions = tree.function[kept_nodes].tolist()
-    children: dict[int, list[int]] = defaultdict(list)
-    for position, parent_position in enumerate(parents):
-        children[parent_position].append(position)
-    for siblings in children.values():
-        siblings.sort(key=lambda i: names.get(functions[i], ""))
-    return Pruned(
-        totals=tree.totals[kept_nodes].tolist(),
-        selfs=tree.selfs[kept_nodes].tolist(),
-        widths=width[kept_nodes].tolist(),
-        functions=functions,
-        children=children,
-        other=_folded(tree, keep, index_of),
-        truncated=truncated,
-    )
+    kept = np.flatnonzero(keep).astype(np.int64)
+    position = np.cumsum(keep, dtype=np.int64) - 1  # node index -> its position among the drawn
+    above = tree.parent
+    # A drawn node whose parent is not (only with negative values) is drawn as a child of the root.
+    inside = (above[kept] >= 0) & keep[np.maximum(above[kept], 0)]
+    parent = np.where(inside, position[np.maximum(above[kept], 0)], -1)
+    folded = np.flatnonzero(~keep & ((above < 0) | keep[np.maximum(above, 0)]))
+    sums = np.zeros((kept.shape[0] + 1, columns), dtype=np.int64)  # row p + 1: drawn position p's; row 0: root's
+    folded_parent = np.where(above[folded] >= 0, position[np.maximum(above[folded], 0)], -1)
+    np.add.at(sums, folded_parent + 1, tree.totals[folded].reshape(-1, columns))
+    rows = np.flatnonzero(np.any(sums != 0, axis=1))
+    return Pruned(kept, parent, (rows - 1).astype(np.int64), sums[rows], truncated)
 
 
 def _kept(tree: CallTree, width: IntArray, max_nodes: int, drop_empty: bool) -> tuple[BoolArray, bool]:
@@ -150,19 +141,6 @@ def _widest(width: IntArray, count: int) -> BoolArray:
     return widest
 
 
-def _folded(tree: CallTree, keep: BoolArray, index_of: dict[int, int]) -> dict[int, list[int]]:
-    """Per drawn position (-1: the root), the summed totals of its children left out."""
-    n = len(tree)
-    columns = tree.totals.shape[1] if tree.totals.ndim == 2 else 1
-    parent = tree.parent
-    folded_nodes = np.flatnonzero(~keep & ((parent < 0) | keep[np.maximum(parent, 0)]))
-    sums = np.zeros((n + 1, columns), dtype=np.int64)  # row p + 1 holds node p's "other"; row 0 the root's
-    np.add.at(sums, parent[folded_nodes] + 1, tree.totals[folded_nodes])
-    rows = np.unique(parent[folded_nodes] + 1)
-    values = sums[rows].tolist()  # one conversion, not one per row
-    return {(index_of[row - 1] if row > 0 else -1): value for row, value in zip(rows.tolist(), values, strict=True)}
-
-
 def _scaler(divisor: int) -> Callable[[float], float]:
     """Values as sent: divided by ``divisor``; whole numbers stay integers when it is 1
     (exact past 2**53, where a week of a fleet's CPU nanoseconds lies)."""
@@ -171,96 +149,234 @@ def _scaler(divisor: int) -> Callable[[float], float]:
     return lambda value: value / divisor
 
 
-class _Levels:
-    """The flat per-depth rows being written, the names they index, and where each row's last node ends."""
-
-    __slots__ = ("columns", "ends", "names", "per_side", "rows", "scale", "sides", "zero")
-
-    def __init__(self, columns: int, per_side: bool, divisor: int) -> None:
-        self.columns = columns
-        self.per_side = per_side
-        self.scale = _scaler(divisor)
-        self.zero: float = 0 if divisor == 1 else 0.0
-        self.sides = columns if per_side else 1
-        self.names: dict[str, int] = {"total": 0}
-        self.rows: list[list[float]] = []
-        self.ends: list[list[float]] = []
-
-    def name(self, label: str) -> int:
-        found = self.names.get(label)
-        if found is None:
-            found = self.names[label] = len(self.names)
-        return found
-
-    def entry(self, total: list[int], self_: list[int]) -> list[float]:
-        """(total, self) per column, scaled."""
-        scale = self.scale
-        return [v for c in range(self.columns) for v in (scale(total[c]), scale(self_[c]))]
-
-    def spans(self, total: list[int]) -> list[float]:
-        """A node's width on each side's axis."""
-        return [self.scale(v) for v in total] if self.per_side else [self.scale(sum(total))]
-
-    def emit(self, depth: int, starts: list[float], spans: list[float], values: list[float], name: int) -> None:
-        """``values`` are (total, self) per column; ``starts`` and ``spans`` one per side."""
-        rows = self.rows
-        while len(rows) <= depth:
-            rows.append([])
-            self.ends.append([self.zero] * self.sides)
-        ends = self.ends[depth]
-        row = rows[depth]
-        if self.per_side:
-            for c in range(self.columns):
-                row.extend((starts[c] - ends[c], values[2 * c], values[2 * c + 1]))
-                ends[c] = starts[c] + spans[c]
-        else:
-            row.extend((starts[0] - ends[0], *values))
-            ends[0] = starts[0] + spans[0]
-        row.append(name)
-
-
 def encode_levels(
     tree: CallTree, pruned: Pruned, names: dict[int, str], divisor: int = 1, per_side: bool = False
 ) -> FlameGraph:
-    """The drawn nodes as rows of numbers per depth, children left to right in name order, ``other`` last."""
-    columns = tree.totals.shape[1] if tree.totals.ndim == 2 else 1
-    out = _Levels(columns, per_side, divisor)
-    scale, zero = out.scale, out.zero
-    totals, selfs, widths, functions, children, other = (
-        pruned.totals,
-        pruned.selfs,
-        pruned.widths,
-        pruned.functions,
-        pruned.children,
-        pruned.other,
-    )
-    emit, entry, spans_of, name_of = out.emit, out.entry, out.spans, out.name
-    root_total = [int(v) for v in tree.total]
-    root_self = [int(v) for v in tree.root_self]
-    emit(0, [zero] * out.sides, spans_of(root_total), entry(root_total, root_self), 0)
-    max_self = max([scale(v) for v in root_self] + [scale(v) for row in selfs for v in row] + [0])
-    # Iterative depth-first walk: (node position, depth, x offset per side); -1 is the root.
-    stack: list[tuple[int, int, list[float]]] = [(-1, 0, [zero] * out.sides)]
-    while stack:
-        node, depth, x = stack.pop()
-        offset = list(x)  # children start at the parent's left edge; self is the gap at the right
-        placed: list[tuple[int, int, list[float]]] = []
-        for child in children.get(node, []):
-            spans = spans_of(totals[child]) if per_side else [scale(widths[child])]
-            label = name_of(names.get(functions[child], "?"))
-            emit(depth + 1, offset, spans, entry(totals[child], selfs[child]), label)
-            placed.append((child, depth + 1, offset))
-            offset = [start + span for start, span in zip(offset, spans, strict=True)]
-        folded = other.get(node)
-        if folded and any(folded):
-            emit(depth + 1, offset, spans_of(folded), entry(folded, folded), name_of(OTHER))
-        stack.extend(reversed(placed))
+    """The drawn nodes as rows of numbers per depth, children left to right in name order, ``other`` last.
+
+    What a depth-first walk writes, computed over arrays (a walk in Python cost most
+    of a flame graph's time, and the sandwich draws two): see :class:`_Entries`. The
+    rows are one matrix, converted to Python numbers at once and cut per level.
+    """
+    columns = len(tree.total)
+    sides = columns if per_side else 1
+    scale = _scaler(divisor)
+    entries = _Entries.of(tree, pruned, names, per_side)
+    ordered = entries.in_levels
+    widths = entries.widths[ordered]
+    if divisor == 1:
+        starts: npt.NDArray[np.int64] | npt.NDArray[np.float64] = entries.starts[ordered]
+        ends = starts + widths
+    else:
+        starts = _float_starts(entries.up[ordered], ordered, widths, entries.root, sides, scale)
+        ends = starts + _scaled(widths, divisor)
+    level_sizes = np.bincount(entries.depth, minlength=1)[1:]
+    gaps = starts.copy()
+    gaps[1:] -= ends[:-1]
+    firsts = np.cumsum(level_sizes) - level_sizes  # a level's first entry starts from 0
+    gaps[firsts] = starts[firsts]
+    root_total = tree.total.reshape(1, columns).astype(np.int64)
+    root_self = tree.root_self.reshape(1, columns).astype(np.int64)
+    totals = np.concatenate((root_total, entries.totals[ordered]))
+    selfs = np.concatenate((root_self, entries.selfs[ordered]))
+    name_index = np.concatenate(([0], entries.name_index[ordered]))
     per_node = (3 * columns + 1) if per_side else (2 * columns + 2)
+    step = 3 if per_side else 2
+    matrix = np.zeros((totals.shape[0], per_node), dtype=np.int64 if divisor == 1 else np.float64)
+    matrix[1:, 0 : step * sides : step] = gaps  # a gap per side, before its values; the root's are 0
+    matrix[:, 1 : 1 + step * columns : step] = totals if divisor == 1 else _scaled(totals, divisor)
+    matrix[:, 2 : 2 + step * columns : step] = selfs if divisor == 1 else _scaled(selfs, divisor)
+    matrix[:, -1] = name_index
+    flat: list[float] = matrix.ravel().tolist()
+    if divisor != 1:
+        flat[per_node - 1 :: per_node] = name_index.tolist()  # name indexes stay integers
+    cuts = np.cumsum([0, 1, *level_sizes.tolist()]) * per_node
+    drawn_selfs = entries.selfs[: entries.root]  # not the "other" entries
+    best = int(root_self.max())
+    if drawn_selfs.size:
+        best = max(best, int(drawn_selfs.max()))
+    root_values = [int(v) for v in tree.total]
     return FlameGraph(
-        names=list(out.names),
-        levels=out.rows,
-        total=scale(root_total[0]) if columns == 1 else [scale(v) for v in root_total],
-        max_self=max_self,
-        nodes=sum(len(level) // per_node for level in out.rows),
+        names=entries.names,
+        levels=[flat[a:b] for a, b in itertools.pairwise(cuts.tolist())],
+        total=scale(root_values[0]) if columns == 1 else [scale(v) for v in root_values],
+        max_self=scale(best) if best >= 0 else 0,  # as max() over the scaled values and 0 picks
+        nodes=int(totals.shape[0]),
         truncated=pruned.truncated,
     )
+
+
+@dataclass(slots=True)
+class _Entries:
+    """The entries a walk writes below the root: the drawn nodes (0..m-1), then each ``other`` (m + i).
+
+    Siblings are sorted by name; subtree sizes are summed a level at a time from the
+    deepest; a node's preorder index and its x offsets are then sums along its path
+    of what its earlier siblings hold (pointer jumping). Each level's row is its
+    entries in preorder, an ``other`` right after its parent's last descendant; and
+    names are numbered in the order the walk writes them: on visiting a node (in
+    preorder), its children and then its ``other``.
+    """
+
+    root: int  # m: the root's index in ``up``
+    up: IntArray  # each entry's parent (m for the root)
+    depth: IntArray  # 1 for the root's children
+    totals: IntArray  # (entries, columns); an "other" has its folded totals as total and self
+    selfs: IntArray
+    widths: IntArray  # (entries, sides): the width on each axis
+    starts: IntArray  # (entries, sides): the left edge on each axis, whole numbers
+    in_levels: IntArray  # the entries by level, left to right
+    names: list[str]
+    name_index: IntArray  # per entry, its index in ``names``
+
+    @classmethod
+    def of(cls, tree: CallTree, pruned: Pruned, names: dict[int, str], per_side: bool) -> _Entries:
+        columns = len(tree.total)
+        kept, parent = pruned.kept, pruned.parent
+        m = int(kept.shape[0])
+        k = int(pruned.other_parent.shape[0])
+        functions = tree.function[kept].astype(np.int64)
+        labels = _Labels.of(functions, names)
+        order = np.lexsort((labels.ranks[labels.which], parent))  # by parent, then name, then position
+        up = np.append(np.where(parent >= 0, parent, m), m)  # the root is index m, its own parent
+        depth = _path_sums(up, np.append(np.ones(m, dtype=np.int64), 0))
+        size = _subtree_sizes(parent, depth[:m])
+        other_totals = pruned.other_totals.reshape(k, columns)
+        totals = np.concatenate((tree.totals[kept].reshape(m, columns), other_totals))
+        selfs = np.concatenate((tree.selfs[kept].reshape(m, columns), other_totals))
+        widths = totals if per_side else totals.sum(axis=1, keepdims=True)
+        sides = widths.shape[1]
+        steps = np.zeros((m + 1, 1 + sides), dtype=np.int64)
+        steps[order] = _before_siblings(parent[order], np.column_stack((size[:m][order], widths[:m][order])))
+        steps[:m, 0] += 1
+        walked = _path_sums(up, steps)  # column 0: the preorder index (the root's is 0); then x per side
+        pre = walked[:, 0]
+        other_up = np.where(pruned.other_parent >= 0, pruned.other_parent, m)
+        entry_up = np.concatenate((up[:m], other_up))
+        entry_depth = np.concatenate((depth[:m], depth[other_up] + 1))
+        place = np.concatenate((2 * pre[:m], 2 * (pre[other_up] + size[other_up] - 1) + 1))
+        span = 2 * m + 2  # place < span
+        children_width = np.zeros((m + 1, sides), dtype=np.int64)
+        np.add.at(children_width, up[:m], widths[:m])
+        starts = np.concatenate((walked[:m, 1:], walked[other_up, 1:] + children_width[other_up]))
+        met = np.argsort(pre[entry_up] * span + place)  # the order the walk writes the entries
+        numbered, name_index = labels.numbered(met, k)
+        return cls(
+            root=m,
+            up=entry_up,
+            depth=entry_depth,
+            totals=totals,
+            selfs=selfs,
+            widths=widths,
+            starts=starts,
+            in_levels=np.argsort(entry_depth * span + place),
+            names=numbered,
+            name_index=name_index,
+        )
+
+
+@dataclass(slots=True)
+class _Labels:
+    """The distinct functions of the drawn nodes, with their names (looked up once each)."""
+
+    which: IntArray  # per drawn node, its function's index among the distinct ones
+    labels: list[str]  # per distinct function, its name as drawn ("?" when unknown)
+    ranks: IntArray  # per distinct function, its name's rank in sort order (unknown sorts as ""); ties equal
+
+    @classmethod
+    def of(cls, functions: IntArray, names: dict[int, str]) -> _Labels:
+        distinct, which = np.unique(functions, return_inverse=True)
+        found = list(map(names.get, distinct.tolist()))
+        if None in found:
+            keys = [name if name is not None else "" for name in found]
+            labels = [name if name is not None else "?" for name in found]
+        else:
+            keys = labels = cast(list[str], found)
+        rank_of = {name: rank for rank, name in enumerate(sorted(set(keys)))}
+        ranks = np.array(list(map(rank_of.__getitem__, keys)), dtype=np.int64)
+        return cls(which.reshape(-1).astype(np.int64), labels, ranks)
+
+    def numbered(self, met: IntArray, others: int) -> tuple[list[str], IntArray]:
+        """Names numbered as the walk meets them (``met``: the entries in that order; the drawn nodes,
+        then ``others`` entries "other"), "total" first; and each entry's number."""
+        count = len(self.labels)
+        which = np.concatenate((self.which, np.full(others, count, dtype=np.int64)))  # "other" is one more
+        rank = np.empty(met.shape[0], dtype=np.int64)
+        rank[met] = np.arange(met.shape[0], dtype=np.int64)
+        first = np.full(count + 1, met.shape[0], dtype=np.int64)
+        np.minimum.at(first, which, rank)
+        met_labels = np.flatnonzero(first < met.shape[0])
+        in_order = met_labels[np.argsort(first[met_labels])].tolist()
+        labels = [*self.labels, OTHER]
+        numbering = {"total": 0}
+        number = np.zeros(count + 1, dtype=np.int64)
+        drawn = [labels[i] for i in in_order]
+        if len(set(drawn)) == len(drawn) and "total" not in drawn:  # the usual case: one function a name
+            number[in_order] = np.arange(1, len(drawn) + 1)
+            return ["total", *drawn], number[which]
+        for i, label in zip(in_order, drawn, strict=True):
+            number[i] = numbering.setdefault(label, len(numbering))
+        return list(numbering), number[which]
+
+
+def _path_sums(up: IntArray, values: IntArray) -> IntArray:
+    """Per node, ``values`` summed over it and its ancestors, by pointer jumping (log2 of the depth rounds).
+
+    ``up`` is each node's parent; the last index is the root, its own parent, with values 0.
+    """
+    sums = values.copy()
+    root = up.shape[0] - 1
+    while bool((up != root).any()):
+        sums = sums + sums[up]
+        up = up[up]
+    return sums
+
+
+def _subtree_sizes(parent: IntArray, depth: IntArray) -> IntArray:
+    """Nodes in each drawn node's subtree, itself included; the last entry is the root's (all of them, and it)."""
+    m = parent.shape[0]
+    size = np.ones(m + 1, dtype=np.int64)
+    size[m] = m + 1
+    if m == 0:
+        return size
+    by_depth = np.argsort(depth.astype(np.int16 if int(depth.max()) < 2**15 else np.int64), kind="stable")
+    bounds = np.cumsum(np.bincount(depth)).tolist()
+    for level in range(len(bounds) - 1, 1, -1):  # deepest first; level 1 hangs off the root
+        nodes = by_depth[bounds[level - 1] : bounds[level]]
+        np.add.at(size, parent[nodes], size[nodes])
+    return size
+
+
+def _before_siblings(parent: IntArray, values: IntArray) -> IntArray:
+    """Rows grouped by ``parent`` (in order): each row's sum of ``values`` over the rows before it in its group."""
+    m = parent.shape[0]
+    before = np.cumsum(values, axis=0) - values
+    first = np.ones(m, dtype=bool)
+    first[1:] = parent[1:] != parent[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(m), 0)) if m else np.zeros(0, dtype=np.int64)
+    found: IntArray = before - before[start]
+    return found
+
+
+def _scaled(values: IntArray, divisor: int) -> npt.NDArray[np.float64]:
+    """``values / divisor`` as Python divides integers (exactly rounded, also past 2**53)."""
+    if values.size == 0 or int(np.abs(values).max()) < 2**53:
+        exact: npt.NDArray[np.float64] = values / divisor
+        return exact
+    return np.array([v / divisor for v in values.ravel().tolist()], dtype=np.float64).reshape(values.shape)
+
+
+def _float_starts(
+    up: IntArray, entries: IntArray, widths: IntArray, root: int, sides: int, scale: Callable[[float], float]
+) -> npt.NDArray[np.float64]:
+    """Left edges under a divisor, added one sibling after another from the parent's edge as a walk adds
+    them (float sums depend on their order). ``entries`` in level order; ``root`` is the root's index."""
+    running: dict[int, list[float]] = {root: [0.0] * sides}
+    starts: list[list[float]] = []
+    for entry, above, width in zip(entries.tolist(), up.tolist(), widths.tolist(), strict=True):
+        start = running[above]
+        starts.append(start)
+        running[above] = [edge + scale(w) for edge, w in zip(start, width, strict=True)]
+        if entry < root:
+            running[entry] = start
+    return np.array(starts, dtype=np.float64).reshape(-1, sides)

@@ -17,6 +17,8 @@ import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from server.errors import Conflict
 from server.query.aggregate import Merged
 from server.query.byname import by_name, function_ids
@@ -27,16 +29,21 @@ from server.store.lineframes import line_data_since_ns
 from server.store.repository import Store
 from server.store.samplekeys import NO_LINES
 
+INLINE = "inline"
+PARTIAL_INLINE = "partial-inline"
+
 
 @dataclass(frozen=True, slots=True)
 class LineRow:
-    """One (function, file, line) row; ``label`` is pprof's printable name, ``main.fib main.go:113``."""
+    """One (function, file, line) row; ``label`` is pprof's printable name, ``main.fib main.go:113``;
+    ``inline`` pprof's mark after it: "inline", "partial-inline" or ""."""
 
     name: str
     file: str
     line: int
     flat: int
     cum: int
+    inline: str = ""
 
     @property
     def label(self) -> str:
@@ -65,8 +72,9 @@ def clean(file: str) -> str:
 
 def line_tree(
     store: Store, merged: Merged, filters: Filters = NO_FILTERS
-) -> tuple[CallTree, dict[int, tuple[str, str, int]]]:
-    """The merged tree of line frames (same (name, file, line) as one node) and each frame's triple.
+) -> tuple[CallTree, dict[int, tuple[str, str, int]], dict[int, str]]:
+    """The merged tree of line frames (same (name, file, line) as one node), each frame's triple, and
+    pprof's inline marks (:func:`inline_marks`) by the frame id a row keeps.
 
     Filters match each line frame by its function's name and file, as pprof's filters match a location's
     lines before ``-lines`` groups them, so they cut the same samples and frames as at function level.
@@ -78,16 +86,62 @@ def line_tree(
         raise NoLineData(line_data_since_ns(store.engine))
     tree = build_tree(store.line_stacks, leaves, merged.values)
     pairs = store.line_frames.pairs(function_ids(tree))
+    inlined = store.line_frames.inlined(pairs)
     functions = store.functions.rows({f for f, _ in pairs.values()})
     if filters.active:
         frames = {frame: (functions[f][0], functions[f][2]) for frame, (f, _) in pairs.items() if f in functions}
         tree = apply_filters(tree, filters, frames, store.line_stacks.depth[tree.node_ids], store.line_frames)
     places = {frame: (functions[f][0], functions[f][2], line) for frame, (f, line) in pairs.items() if f in functions}
     keyed = {frame: "\0".join((name, file, str(line))) for frame, (name, file, line) in places.items()}
-    return by_name(tree, keyed), places
+    return by_name(tree, keyed), places, inline_marks(tree, keyed, inlined)
 
 
-def line_rows(tree: CallTree, places: dict[int, tuple[str, str, int]]) -> list[LineRow]:
+def inline_marks(tree: CallTree, keyed: dict[int, str], inlined: set[int]) -> dict[int, str]:
+    """pprof's mark of each row (by the smallest frame id of its key, as :func:`by_name` keeps): ``inline``
+    when every edge into it is inlined, ``partial-inline`` when some are.
+
+    pprof's graph has an edge from each row to the next on a stack (none to itself); a sample adds to an
+    edge once, where the pair first appears from the root, and the edge is inlined only if every sample's
+    call there was (a frame stored as ``inlined``). Samples of value zero add nothing.
+    """
+    if len(tree) == 0 or not inlined:
+        return {}
+    ids = np.unique(tree.function)
+    first: dict[str, int] = {}
+    canonical = np.array([first.setdefault(keyed.get(f, "?"), f) for f in ids.tolist()], dtype=np.int64)
+    key = canonical[np.searchsorted(ids, tree.function)]
+    parent = tree.parent
+    above = np.where(parent >= 0, key[np.maximum(parent, 0)], -1)
+    edge = np.flatnonzero(np.any(tree.totals != 0, axis=1) & (parent >= 0) & (above != key))
+    pairs, pair = np.unique(np.stack([above[edge], key[edge]], axis=1), axis=0, return_inverse=True)
+    pair = pair.reshape(-1)
+    pair_of = np.full(len(tree), -1, dtype=np.int64)
+    pair_of[edge] = pair
+    again = np.zeros(edge.shape[0], dtype=bool)  # the same pair higher on the stack: that one counts
+    check = np.flatnonzero(np.bincount(pair)[pair] > 1)
+    up = parent[edge[check]]
+    while check.shape[0]:
+        again[check[pair_of[up] == pair[check]]] = True
+        live = parent[up] >= 0
+        check, up = check[live], parent[up[live]]
+    counted = ~again
+    calls = np.bincount(pair[counted], minlength=pairs.shape[0])
+    inlined_calls = np.bincount(pair[counted & np.isin(tree.function[edge], list(inlined))], minlength=calls.shape[0])
+    used = calls > 0
+    all_inlined = used & (inlined_calls == calls)
+    marks: dict[int, str] = {}
+    for row, whole in zip(pairs[used, 1].tolist(), all_inlined[used].tolist(), strict=True):
+        seen = marks.get(row)
+        if whole:
+            marks[row] = INLINE if seen in (None, INLINE) else PARTIAL_INLINE
+        else:
+            marks[row] = PARTIAL_INLINE if seen in (INLINE, PARTIAL_INLINE) else ""
+    return {row: mark for row, mark in marks.items() if mark}
+
+
+def line_rows(
+    tree: CallTree, places: dict[int, tuple[str, str, int]], marks: dict[int, str] | None = None
+) -> list[LineRow]:
     """Rows of every line with a value, in pprof's ``-top`` order: |flat| down, then printable name, then |cum|."""
     if len(tree) == 0:
         return []
@@ -95,7 +149,7 @@ def line_rows(tree: CallTree, places: dict[int, tuple[str, str, int]]) -> list[L
     flat, cum = flat_matrix[:, 0], cum_matrix[:, 0]
     present = (flat != 0) | (cum != 0)
     rows = [
-        LineRow(*places.get(frame, ("?", "", 0)), flat=int(fl), cum=int(c))
+        LineRow(*places.get(frame, ("?", "", 0)), flat=int(fl), cum=int(c), inline=(marks or {}).get(frame, ""))
         for frame, fl, c in zip(frames[present].tolist(), flat[present], cum[present], strict=True)
     ]
     return sorted(rows, key=lambda r: (-abs(r.flat), r.label, -abs(r.cum)))

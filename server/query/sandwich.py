@@ -26,19 +26,21 @@ among the nodes that reach the same sandwich node, only those not inside another
 one's subtree. Such a nested pair is reached from two Fs, one above the other, at
 the same distance, and the pair one level closer to the Fs is nested too: so only
 entries grown from a nested entry (at the first level: from an F below another F,
-the tree's ``recursive`` flag) are checked, each against the entries of the Fs
-above its own, walking up the chain of Fs. The checks stop after a level or two.
+the tree's ``recursive`` flag) are checked, and of those only the ones whose frame
+is recursive (the other entry's frame lies above it, with the same function), each
+against the entries of the Fs above its own, walking up the chain of Fs. The checks
+stop after a level or two.
 
 With ``max_nodes`` the trees are grown only where a flame graph of ``max_nodes``
-nodes can draw: a node narrower than the ``max_nodes``-th widest found so far is
-not expanded (its descendants are no wider than it, so none could be drawn).
+nodes can draw: a node narrower than the ``max_nodes``-th widest found so far (or
+than a lower bound of it) is not expanded (its descendants are no wider than it, so
+none could be drawn).
 Every node that is drawn, and each of its children (what ``other`` folds), is
 still computed whole, so the flame graph is the same as from the full trees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -197,28 +199,41 @@ class _Level:
         return _Level(self.above[keep], self.frame[keep], self.source[keep], self.suspect[keep])
 
 
+_REFRESH = 256  # wider nodes found before the cut is worked out again
+
+
 class _Widest:
-    """The ``max_nodes`` widest sandwich nodes found so far: a node narrower than all of them cannot be drawn."""
+    """A width under which a sandwich node cannot be drawn: the ``max_nodes``-th widest found so far, or less.
+
+    Any lower bound of it is safe (the trees only grow further than needed), so once set it is worked
+    out again only when ``_REFRESH`` wider nodes have come in, not on every level: a selection over
+    ``max_nodes`` widths cost more than the rest of a small level.
+    """
 
     def __init__(self, max_nodes: int | None) -> None:
         self._max = max_nodes
-        self._best = np.zeros(0, dtype=np.int64)
-        self._cut: int | None = None  # the narrowest of the best, once there are max_nodes of them
+        self._widths: list[IntArray] = []  # the best so far, and the wider ones found since
+        self._pending = 0  # widths in ``_widths`` since the last selection
+        self._cut: int | None = None
 
-    def drawable(self, totals: IntArray) -> BoolArray:
-        """Which of a new level's nodes (their totals) may be drawn, and so are worth growing."""
-        width = totals.sum(axis=1)
+    def drawable(self, totals: IntArray) -> BoolArray | None:
+        """Which of a new level's nodes (their totals) may be drawn, and so are worth growing; None: all."""
         if self._max is None:
-            return np.ones(width.shape[0], dtype=bool)
-        wider = width if self._cut is None else width[width > self._cut]  # only these can change the best
+            return None
+        width = totals[:, 0] if totals.shape[1] == 1 else totals.sum(axis=1)
+        wider = width if self._cut is None else width[width > self._cut]  # only these can raise the cut
         if wider.shape[0]:
-            best = np.concatenate((self._best, wider))
+            self._widths.append(wider)
+            self._pending += wider.shape[0]
+        if self._pending >= (self._max if self._cut is None else _REFRESH):
+            best = np.concatenate(self._widths)
             if best.shape[0] >= self._max:
                 best = np.partition(best, best.shape[0] - self._max)[best.shape[0] - self._max :]
                 self._cut = int(best.min())
-            self._best = best
+                self._pending = 0
+            self._widths = [best]
         if self._cut is None:
-            return np.ones(width.shape[0], dtype=bool)
+            return None
         drawable: BoolArray = width >= self._cut
         return drawable
 
@@ -243,7 +258,7 @@ class _Found:
         at_root = tree.parent[f_nodes] < 0
         root_self = tree.totals[f_nodes[at_root]].sum(axis=0).reshape(-1)  # no F above a root: each sample once
         start = _Level(np.full(f_nodes.shape[0], -1, dtype=np.int64), tree.parent[f_nodes], f_nodes, self.nested)
-        return self._grow(start.where(~at_root), self._up, self._reaches_root, root_self, cum, up=True)
+        return self._grow(start.where(~at_root), root_self, cum, up=True)
 
     def callees(self, flat: IntArray, cum: IntArray) -> CallTree:
         """Paths down from every F, merged; a path's value counts each sample that holds it once.
@@ -252,87 +267,101 @@ class _Found:
         """
         tree, f_nodes = self.tree, self.f_nodes
         n = len(tree)
-        self._child_order = np.argsort(tree.parent, kind="stable")  # siblings together, the root's children first
-        self._counts = np.bincount(tree.parent + 1, minlength=n + 1)
-        self._firsts = np.cumsum(self._counts) - self._counts  # where each node's children start (index + 1)
-        start = _Level(np.full(f_nodes.shape[0], -1, dtype=np.int64), f_nodes, f_nodes, self.nested)
-        return self._grow(self._down(start), self._down, self._own_self, flat, cum, up=False)
+        above = tree.parent + 1  # 0 for the root's children
+        narrow = above.astype(np.uint16) if n < _SHORT else above  # 16 bits: numpy sorts them by radix
+        self._child_order = np.argsort(narrow, kind="stable")  # siblings together, the root's children first
+        counts = np.bincount(above, minlength=n + 1)
+        self._many = counts[1:]  # per node, its children
+        self._firsts = (np.cumsum(counts) - counts)[1:]  # per node, where its children start in the order
+        start = self._down(np.full(f_nodes.shape[0], -1, dtype=np.int64), f_nodes, f_nodes, self.nested, None)
+        return self._grow(start, flat, cum, up=False)
 
-    def _up(self, level: _Level) -> _Level:
-        """The next callers level: each entry's frame moves to its caller, until the root of the stack."""
-        above = self.tree.parent[level.frame]
-        keep = above >= 0
-        return _Level(level.above[keep], above[keep], level.source[keep], level.suspect[keep])
+    def _down(
+        self, above: IntArray, frame: IntArray, source: IntArray, suspect: BoolArray, keep: BoolArray | None
+    ) -> _Level:
+        """The next callees level: an entry per child of each entry's frame (of the entries ``keep`` holds)."""
+        many = self._many[frame]
+        if keep is not None:
+            many = many * keep
+        ends = np.cumsum(many)
+        offsets = ends - many  # where each entry's children start among the new entries
+        count = int(ends[-1]) if ends.shape[0] else 0
+        children = self._child_order[np.repeat(self._firsts[frame] - offsets, many) + np.arange(count)]
+        return _Level(np.repeat(above, many), children, np.repeat(source, many), np.repeat(suspect, many))
 
-    def _down(self, level: _Level) -> _Level:
-        """The next callees level: an entry per child of each entry's frame."""
-        nodes = level.frame
-        many = self._counts[nodes + 1]
-        pair = np.repeat(np.arange(nodes.shape[0]), many)
-        within = np.arange(pair.shape[0]) - np.repeat(np.cumsum(many) - many, many)
-        children = self._child_order[self._firsts[nodes + 1][pair] + within]
-        return _Level(level.above[pair], children, level.source[pair], level.suspect[pair])
+    def _grow(self, level: _Level, root_self: IntArray, total: IntArray, up: bool) -> CallTree:
+        """Sandwich nodes by (node above, function), a level at a time, while some may still be drawn.
 
-    def _reaches_root(self, level: _Level) -> IntArray:
-        """Per entry, what a callers node's self gets from it: the samples whose stack has its root there
-        (one F per stack reaches it)."""
-        ends = self.tree.parent[level.frame] < 0
-        values: IntArray = np.where(ends[:, None], self.tree.totals[level.source], 0)
-        return values
-
-    def _own_self(self, level: _Level) -> IntArray:
-        """Per entry, what a callees node's self gets from it: the samples ending at its frame (a sample
-        ends once: no double count)."""
-        values: IntArray = self.tree.selfs[level.frame]
-        return values
-
-    def _grow(
-        self,
-        level: _Level,
-        step: Callable[[_Level], _Level],
-        selfs_of: Callable[[_Level], IntArray],
-        root_self: IntArray,
-        total: IntArray,
-        up: bool,
-    ) -> CallTree:
-        """Sandwich nodes by (node above, function), a level at a time, while some may still be drawn."""
+        Callers: an entry counts its F's subtree, and gives the node's self what reaches the root of
+        the stack there (one F per stack reaches it). Callees: an entry counts its frame's subtree, and
+        its self the samples ending at its frame (a sample ends once: no double count).
+        """
         tree = self.tree
-        interner = _Interner(int(tree.function.max()) + 1)
+        function, parent, totals_of, selfs_of = tree.function, tree.parent, tree.totals, tree.selfs
+        interner = _Interner(int(function.max()) + 1)
         widest = _Widest(self.max_nodes)
         distance = 0  # of this level's frames from their F
         suspects = bool(level.suspect.any())  # once a level has none, no level below has any
         while level.frame.shape[0]:
             distance += 1
-            groups = interner.add(level.above, tree.function[level.frame])
-            ids, count = groups.ids, groups.count
-            counted = level.source if up else level.frame
-            values = tree.totals[counted]
+            frame, source = level.frame, level.source
+            groups = interner.add(level.above, function[frame])
+            ids = groups.ids
+            counted = source if up else frame
+            values = totals_of[counted]
+            if up:
+                callers_of = parent[frame]
+                ends = callers_of < 0
+                selfs = self._root_selfs(groups, ends, values)
+            else:
+                selfs = groups.sum(selfs_of[frame])
             if suspects:
-                inner = self._inner(level, ids, count, counted, up, distance)
+                inner = self._inner(level, ids, groups.count, counted, up, distance)
                 suspects = bool(inner.any())
                 if suspects:
                     values[inner] = 0  # a copy (fancy indexing): their samples are counted by another entry
             else:
                 inner = level.suspect  # all False
             totals = groups.sum(values)
-            interner.values(groups.sum(selfs_of(level)), totals)
+            interner.values(selfs, totals)
             grow = widest.drawable(totals)
-            nodes = _Level(interner.globals(ids), level.frame, level.source, inner)
-            level = step(nodes if bool(grow.all()) else nodes.where(grow[ids]))
+            above = interner.globals(ids)
+            keep = None if grow is None or bool(grow.all()) else grow[ids]
+            if not up:
+                level = self._down(above, frame, source, inner, keep)
+                continue
+            keep = ~ends if keep is None else keep & ~ends  # up to the callers, until the root of the stack
+            level = _Level(above, callers_of, source, inner)
+            if not bool(keep.all()):
+                level = level.where(keep)
         return interner.tree(root_self, total)
+
+    @staticmethod
+    def _root_selfs(groups: _Groups, ends: BoolArray, values: IntArray) -> IntArray:
+        """Callers' selfs: per node, the values of its entries whose frame is the root of its stack (few)."""
+        selfs = np.zeros((groups.count, values.shape[1]), dtype=np.int64)
+        if bool(ends.any()):
+            np.add.at(selfs, groups.ids[ends], values[ends])
+        return selfs
 
     def _inner(self, level: _Level, ids: IntArray, count: int, counted: IntArray, up: bool, distance: int) -> BoolArray:
         """Per entry, whether another entry of its sandwich node counts a node above its own (so its samples
         are counted there already).
 
-        Only a ``suspect`` entry can be, and only when its sandwich node has more than one entry. Such an
+        Only a ``suspect`` entry whose frame is recursive can be, and only when its sandwich node has more
+        than one entry. Such an
         entry's counted node and the other's sit at the same distance from their Fs, and the other's F is
         an F above the entry's: each F above is tried in turn (its counted node is then that F for callers,
         the node as far above the entry's as that F is above its F for callees).
         """
         inner = np.zeros(ids.shape[0], dtype=bool)
+        # The other entry's frame lies above the entry's (its F is above) and has the same function: so the
+        # entry's frame is a recursive one. A cheap test first: then the F chain is often never walked.
+        maybe = level.suspect & self.tree.recursive[level.frame]
+        if not bool(maybe.any()):
+            return inner
         doubt = np.bincount(ids, minlength=count) > 1
-        check = np.flatnonzero(level.suspect & doubt[ids])
+        check = np.flatnonzero(maybe & doubt[ids])
         if check.shape[0] == 0:
             return inner
         label = self._label

@@ -37,7 +37,8 @@ from server.store.series import SeriesInfo
 class TopEntry:
     """One function's row of a top table; under ``avg`` the values are divided by the profile count.
 
-    At line granularity ``file`` and ``line`` say which line (``line`` 0: unknown), else they are None.
+    At line granularity ``file`` and ``line`` say which line (``line`` 0: unknown) and ``inline`` is pprof's
+    mark ("inline", "partial-inline" or ""), else they are None.
     """
 
     name: str
@@ -45,6 +46,7 @@ class TopEntry:
     cum: float
     file: str | None = None
     line: int | None = None
+    inline: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +175,9 @@ def top(
     d = merged.divisor
     total = _number(merged.total(), d)
     if granularity == "lines":
-        tree, places = line_tree(store, merged, filters)
-        rows = line_rows(tree, places)[:limit]
-        entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line) for r in rows]
+        tree, places, marks = line_tree(store, merged, filters)
+        rows = line_rows(tree, places, marks)[:limit]
+        entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line, r.inline) for r in rows]
         return TopTable(_merge_info(query, merged), total, entries, _number(int(tree.total[0]), d))
     tree, names = _tree(store, merged, filters)
     shown = _number(int(tree.total[0]), d)
@@ -198,7 +200,7 @@ def source(
     ``total`` is the unfiltered one, which pprof's percentages divide by.
     """
     merged = merge_profiles(store, query, settings.max_query_profiles)
-    tree, places = line_tree(store, merged, filters)
+    tree, places, _ = line_tree(store, merged, filters)
     found = routines(line_rows(tree, places), function, parse_roots(settings.source_roots))
     d = merged.divisor
     return SourceListing(_merge_info(query, merged), _number(merged.total(), d), found, d)
@@ -306,20 +308,49 @@ def profile_pprof(store: Store, profile_id: int, filters: Filters = NO_FILTERS) 
     return encode(export_profile(store, [meta], filters=filters))
 
 
-def _profile_tree(
-    store: Store, profile_id: int, sample: str | None, filters: Filters
-) -> tuple[OneProfile, Merged, CallTree, dict[int, str]]:
+def _one_merged(store: Store, profile_id: int, sample: str | None) -> tuple[OneProfile, Merged]:
+    """A single stored profile's samples of one type, by sample key (so line granularity can read them)."""
     meta, kind = one_profile(store, profile_id)
     sample_type, unit = resolve_sample([meta], sample)
     merged = merge_selected(store, [meta], sample_type, unit, "sum")
+    return OneProfile(meta, kind, sample_type, unit), merged
+
+
+def _profile_tree(
+    store: Store, profile_id: int, sample: str | None, filters: Filters
+) -> tuple[OneProfile, Merged, CallTree, dict[int, str]]:
+    profile, merged = _one_merged(store, profile_id, sample)
     tree, names = _tree(store, merged, filters)
-    return OneProfile(meta, kind, sample_type, unit), merged, tree, names
+    return profile, merged, tree, names
 
 
-def profile_top(store: Store, profile_id: int, sample: str | None, filters: Filters = NO_FILTERS) -> ProfileTop:
-    """The top table of a single stored profile."""
+def profile_top(
+    store: Store, profile_id: int, sample: str | None, filters: Filters = NO_FILTERS, granularity: str = "functions"
+) -> ProfileTop:
+    """The top table of a single stored profile; with ``granularity="lines"``, ``go tool pprof -top -lines``."""
+    if granularity == "lines":
+        profile, merged = _one_merged(store, profile_id, sample)
+        lines, places, marks = line_tree(store, merged, filters)
+        rows = [TopEntry(r.name, r.flat, r.cum, r.file, r.line, r.inline) for r in line_rows(lines, places, marks)]
+        return ProfileTop(profile, merged.total(), rows, int(lines.total[0]))
     profile, merged, tree, names = _profile_tree(store, profile_id, sample, filters)
     return ProfileTop(profile, merged.total(), _entries(tree, names), int(tree.total[0]))
+
+
+def profile_source(
+    store: Store,
+    settings: Settings,
+    profile_id: int,
+    sample: str | None,
+    function: str,
+    filters: Filters = NO_FILTERS,
+) -> SourceListing:
+    """:func:`source` (``go tool pprof -list '^F$'``) of a single stored profile."""
+    profile, merged = _one_merged(store, profile_id, sample)
+    lines, places, _ = line_tree(store, merged, filters)
+    found = routines(line_rows(lines, places), function, parse_roots(settings.source_roots))
+    info = MergeInfo(profile.kind, merged.sample_type, merged.unit, merged.aggregation, merged.profile_count)
+    return SourceListing(info, merged.total(), found, 1)
 
 
 def profile_flamegraph(

@@ -204,7 +204,7 @@ def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
 
 
 def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
-    """Every line frame, checked: segments decode and agree with their rows, no id or pair twice."""
+    """Every line frame, checked: segments decode and agree with their rows, no id or frame twice."""
     parts: list[lineframes.FrameRows] = []
     torn: list[int] = []
     rows = conn.execute(
@@ -226,12 +226,14 @@ def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
     frames = lineframes.concatenate(parts)
     report.add("line frames stored twice (by id)", _repeated(frames.ids))
-    pairs = np.stack([frames.functions, frames.lines], axis=1)
-    if pairs.shape[0]:
-        _, first_at = np.unique(pairs, axis=0, return_index=True)
-        seen_first = np.zeros(pairs.shape[0], dtype=bool)
+    triples = np.stack([frames.functions, frames.lines, frames.inlined], axis=1)
+    if triples.shape[0]:
+        _, first_at = np.unique(triples, axis=0, return_index=True)
+        seen_first = np.zeros(triples.shape[0], dtype=bool)
         seen_first[first_at] = True
-        report.add("line frames whose (function, line) is stored twice (by id)", frames.ids[~seen_first].tolist())
+        report.add(
+            "line frames whose (function, line, inlined) is stored twice (by id)", frames.ids[~seen_first].tolist()
+        )
     return frames
 
 

@@ -162,7 +162,7 @@ class Dedup:
         if frames.functions.size == 0:
             return _leaves(self.line_stacks, frames.functions, frames.offsets, which)
         # Pairs are resolved per line entry of the profile (thousands), not per frame (tens of thousands).
-        entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines)
+        entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined)
         return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:

@@ -1,12 +1,16 @@
-"""(function, line) pairs, each stored once: the frames of the line-granularity stack tree.
+"""(function, line) pairs, each stored once as called and once as inlined: the frames of the line-granularity
+stack tree.
 
 ``go tool pprof -lines`` keys a frame by function and line number; the store
 gives every such pair an id, and stack tree 1 is built of those ids exactly
 as tree 0 is built of function ids. Packing the pair into one integer instead
-would pass the tree's 2**31 frame-id limit at once.
+would pass the tree's 2**31 frame-id limit at once. A frame inlined into its
+location's last line entry has an id of its own (``inlined`` 1): pprof marks
+the rows whose calls were inlined, and that is known only at ingest (rows
+merge both frames, as pprof's key has no such flag).
 
-Pairs are stored as append-only segments (``line_frame_segments``, columns of
-function and line, :mod:`server.store.columncodec`) with no unique index, and
+Frames are stored as append-only segments (``line_frame_segments``, columns of
+function, line and the inlined flag, :mod:`server.store.columncodec`) with no unique index, and
 dedup is answered from memory, under the rule of sample keys
 (:mod:`server.store.samplekeys`): read every segment at first use, append new
 pairs under the append lock after catching up and looking again, cache ids
@@ -30,10 +34,12 @@ from server.store.models import LineFrameSegment, StoreState
 from server.store.stacks import PairIndex
 
 IntArray = npt.NDArray[np.int64]
-#: A pair packs into one int64 as ``function_id << 32 | line`` when the line fits 32 bits and the function 31.
+#: A frame packs into one int64 as ``function_id << 33 | inlined << 32 | line`` when the line fits 32 bits
+#: and the function 30.
 _LINE_BITS = 32
 _LINE_MASK = (1 << _LINE_BITS) - 1
-_FUNCTION_LIMIT = 1 << 31
+_FUNCTION_LIMIT = 1 << 30
+Frame = tuple[int, int, int]  # function id, line, inlined (0 or 1)
 #: A line-frame segment's magic bytes (:mod:`server.store.columncodec`).
 MAGIC = b"LF"
 #: Frames a segment holds at most when a whole store is written at once (migration 0018).
@@ -47,21 +53,22 @@ class FrameRows:
     ids: IntArray
     functions: IntArray
     lines: IntArray
+    inlined: IntArray  # 1: a location's line entry other than its last
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     def take(self, which: npt.NDArray[Any]) -> FrameRows:
-        return FrameRows(self.ids[which], self.functions[which], self.lines[which])
+        return FrameRows(self.ids[which], self.functions[which], self.lines[which], self.inlined[which])
 
 
 def encode(rows: FrameRows) -> bytes:
-    return columncodec.encode(MAGIC, rows.ids, [rows.functions, rows.lines])
+    return columncodec.encode(MAGIC, rows.ids, [rows.functions, rows.lines, rows.inlined])
 
 
 def decode(data: bytes) -> FrameRows:
-    ids, (functions, lines) = columncodec.decode(MAGIC, 2, data)
-    return FrameRows(ids, functions, lines)
+    ids, (functions, lines, inlined) = columncodec.decode(MAGIC, 3, data)
+    return FrameRows(ids, functions, lines, inlined)
 
 
 def segment_row(rows: FrameRows) -> dict[str, Any]:
@@ -72,11 +79,12 @@ def segment_row(rows: FrameRows) -> dict[str, Any]:
 def concatenate(parts: Sequence[FrameRows]) -> FrameRows:
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return FrameRows(empty, empty, empty)
+        return FrameRows(empty, empty, empty, empty)
     return FrameRows(
         np.concatenate([p.ids for p in parts]),
         np.concatenate([p.functions for p in parts]),
         np.concatenate([p.lines for p in parts]),
+        np.concatenate([p.inlined for p in parts]),
     )
 
 
@@ -97,8 +105,12 @@ def _packable(functions: IntArray, lines: IntArray) -> bool:
     )
 
 
-def _packed(functions: IntArray, lines: IntArray) -> IntArray:
-    packed: IntArray = (functions.astype(np.int64) << _LINE_BITS) | lines.astype(np.int64)
+def _packed(functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
+    packed: IntArray = (
+        (functions.astype(np.int64) << (_LINE_BITS + 1))
+        | (inlined.astype(np.int64) << _LINE_BITS)
+        | lines.astype(np.int64)
+    )
     return packed
 
 
@@ -110,78 +122,82 @@ def _fits(functions: IntArray, lines: IntArray) -> npt.NDArray[np.bool_]:
 
 
 class LineFrameTable:
-    """The process's copy of ``line_frame_segments``: ids by pair, and pairs by id for queries.
+    """The process's copy of ``line_frame_segments``: ids by frame, and frames by id for queries.
 
-    Pairs are looked up as one packed integer each (function id and line side by side) in a sorted
-    index (:class:`~server.store.stacks.PairIndex`): one ``searchsorted`` a profile instead of a Python
-    tuple per pair. Pairs that do not pack (a line past 2**32 or below 0) go through a dictionary.
+    Frames are looked up as one packed integer each (function id, inlined flag and line side by side) in
+    a sorted index (:class:`~server.store.stacks.PairIndex`): one ``searchsorted`` a profile instead of
+    a Python tuple per frame. Frames that do not pack (a line past 2**32 or below 0) go through a dictionary.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._index = PairIndex()
-        self._unpacked: dict[tuple[int, int], int] = {}
+        self._unpacked: dict[Frame, int] = {}
         self._lock = threading.RLock()
         self._high = 0  # every segment whose frames are at most this is loaded
         self._loaded = False
         self.function = np.zeros(1024, dtype=np.int64)
         self.line = np.zeros(1024, dtype=np.int64)
+        self.inlined_flag = np.zeros(1024, dtype=np.int64)
         self.known = np.zeros(1024, dtype=bool)
 
-    def ids(self, functions: IntArray, lines: IntArray) -> IntArray:
-        """The id of every ``(functions[i], lines[i])``, appending the pairs never stored before.
+    def ids(self, functions: IntArray, lines: IntArray, inlined: IntArray | None = None) -> IntArray:
+        """The id of every ``(functions[i], lines[i], inlined[i])`` (``inlined``: 1 for a frame inlined into
+        its location's last line entry; none: 0 for all), appending the frames never stored before.
 
-        Distinct pairs are looked up once (a profile repeats few of them many times).
+        Distinct frames are looked up once (a profile repeats few of them many times).
         """
         if functions.size == 0:
             return np.zeros(0, dtype=np.int64)
+        flags = np.zeros(functions.shape[0], dtype=np.int64) if inlined is None else (inlined != 0).astype(np.int64)
         if not _packable(functions, lines):
-            return self._ids_unpacked(functions, lines)
-        keys, inverse = np.unique(_packed(functions, lines), return_inverse=True)
+            return self._ids_unpacked(functions, lines, flags)
+        keys, inverse = np.unique(_packed(functions, lines, flags), return_inverse=True)
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
             self._ensure_loaded()
             found = self._index.lookup(keys)
             if bool((found < 0).any()):
                 wanted = keys[found < 0]
-                self._store(wanted >> _LINE_BITS, wanted & _LINE_MASK)
+                self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1)
                 found = self._index.lookup(keys)
         ids: IntArray = found[inverse.reshape(-1)]
         return ids
 
-    def _ids_unpacked(self, functions: IntArray, lines: IntArray) -> IntArray:
-        """The rare path: some pair does not pack into one integer."""
-        pairs, inverse = np.unique(np.stack([functions, lines], axis=1), axis=0, return_inverse=True)
+    def _ids_unpacked(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
+        """The rare path: some frame does not pack into one integer."""
+        frames, inverse = np.unique(np.stack([functions, lines, inlined], axis=1), axis=0, return_inverse=True)
         with self._lock:
             self._ensure_loaded()
-            known = self._known(pairs[:, 0], pairs[:, 1])
+            known = self._known(frames[:, 0], frames[:, 1], frames[:, 2])
             if bool((known < 0).any()):
-                self._store(pairs[known < 0, 0], pairs[known < 0, 1])
-                known = self._known(pairs[:, 0], pairs[:, 1])
+                missing = known < 0
+                self._store(frames[missing, 0], frames[missing, 1], frames[missing, 2])
+                known = self._known(frames[:, 0], frames[:, 1], frames[:, 2])
         ids: IntArray = known[inverse.reshape(-1)]
         return ids
 
-    def _known(self, functions: IntArray, lines: IntArray) -> IntArray:
-        """The id of every pair, -1 for those this process has not loaded."""
+    def _known(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
+        """The id of every frame, -1 for those this process has not loaded."""
         found = np.full(functions.shape[0], -1, dtype=np.int64)
         fits = _fits(functions, lines)
         if bool(fits.any()):
-            found[fits] = self._index.lookup(_packed(functions[fits], lines[fits]))
+            found[fits] = self._index.lookup(_packed(functions[fits], lines[fits], inlined[fits]))
         for at in np.flatnonzero(~fits).tolist():
-            found[at] = self._unpacked.get((int(functions[at]), int(lines[at])), -1)
+            found[at] = self._unpacked.get((int(functions[at]), int(lines[at]), int(inlined[at])), -1)
         return found
 
-    def _store(self, functions: IntArray, lines: IntArray) -> None:
-        """Append distinct pairs none of which this process has loaded; cache their ids once committed."""
+    def _store(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> None:
+        """Append distinct frames none of which this process has loaded; cache their ids once committed."""
         rows: FrameRows | None = None
         with self._engine.begin() as conn:
             lock_appends(conn, LINE_FRAMES)
             if self._catch_up(conn):  # another writer appended since: only what is still missing
-                missing = self._known(functions, lines) < 0
-                functions, lines = functions[missing], lines[missing]
+                missing = self._known(functions, lines, inlined) < 0
+                functions, lines, inlined = functions[missing], lines[missing], inlined[missing]
             if functions.size:
-                order = np.lexsort((lines, functions))
+                order = np.lexsort((inlined, lines, functions))
                 ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
-                rows = FrameRows(ids, functions[order], lines[order])
+                rows = FrameRows(ids, functions[order], lines[order], inlined[order])
                 conn.execute(insert(LineFrameSegment).values(**segment_row(rows)))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         if rows is not None:
@@ -210,36 +226,52 @@ class LineFrameTable:
             grow = size - self.function.shape[0]
             self.function = np.concatenate([self.function, np.zeros(grow, dtype=np.int64)])
             self.line = np.concatenate([self.line, np.zeros(grow, dtype=np.int64)])
+            self.inlined_flag = np.concatenate([self.inlined_flag, np.zeros(grow, dtype=np.int64)])
             self.known = np.concatenate([self.known, np.zeros(grow, dtype=bool)])
         self.function[rows.ids] = rows.functions
         self.line[rows.ids] = rows.lines
+        self.inlined_flag[rows.ids] = rows.inlined
         self.known[rows.ids] = True
         fits = _fits(rows.functions, rows.lines)
-        self._index.add(_packed(rows.functions[fits], rows.lines[fits]), rows.ids[fits])
-        for frame_id, function_id, line in zip(
-            rows.ids[~fits].tolist(), rows.functions[~fits].tolist(), rows.lines[~fits].tolist(), strict=True
+        self._index.add(_packed(rows.functions[fits], rows.lines[fits], rows.inlined[fits]), rows.ids[fits])
+        for frame_id, function_id, line, flag in zip(
+            rows.ids[~fits].tolist(),
+            rows.functions[~fits].tolist(),
+            rows.lines[~fits].tolist(),
+            rows.inlined[~fits].tolist(),
+            strict=True,
         ):
-            self._unpacked[(function_id, line)] = frame_id
+            self._unpacked[(function_id, line, flag)] = frame_id
         self._high = max(self._high, int(rows.ids[-1]))
 
-    def pairs(self, ids: Iterable[int]) -> dict[int, tuple[int, int]]:
-        """``(function id, line)`` of every id, reading the segments other processes appended."""
+    def _loaded_ids(self, ids: Iterable[int]) -> IntArray:
+        """``ids`` (sorted, distinct) that are stored, reading the segments other processes appended."""
         wanted = np.array(sorted(set(ids)), dtype=np.int64)
         if wanted.size == 0:
-            return {}
+            return wanted
         with self._lock:
             if not self._loaded or int(wanted[-1]) > self._high:
                 with self._engine.connect() as conn:
                     self._catch_up(conn)
             wanted = wanted[(wanted >= 0) & (wanted < self.known.shape[0])]
-            wanted = wanted[self.known[wanted]]
-            return dict(
-                zip(
-                    wanted.tolist(),
-                    zip(self.function[wanted].tolist(), self.line[wanted].tolist(), strict=True),
-                    strict=True,
-                )
+            found: IntArray = wanted[self.known[wanted]]
+            return found
+
+    def pairs(self, ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """``(function id, line)`` of every id, reading the segments other processes appended."""
+        wanted = self._loaded_ids(ids)
+        return dict(
+            zip(
+                wanted.tolist(),
+                zip(self.function[wanted].tolist(), self.line[wanted].tolist(), strict=True),
+                strict=True,
             )
+        )
+
+    def inlined(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` are inlined frames."""
+        wanted = self._loaded_ids(ids)
+        return set(wanted[self.inlined_flag[wanted] != 0].tolist())
 
 
 #: ``store_state`` key: profiles stored before this time (ns) may lack line data (see migration 0015).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.tools import go_binary
@@ -25,6 +25,9 @@ class PprofTop:
     total: int
     rows: dict[str, tuple[int, int]]  # function name -> (flat, cum)
     shown: int = 0  # "accounting for": the sum of what survived filters such as -tagfocus
+    # name -> "inline" or "partial-inline", where printed; not compared: a mark depends on how frames sit in
+    # locations, which exports (one location per frame) do not keep
+    marks: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def run_pprof(args: list[str], cwd: Path | None = None) -> str:
@@ -74,6 +77,7 @@ def pprof_top(
     shown_match = _SHOWN.search(output)
     shown = int(float(shown_match.group(1))) if shown_match else total
     rows: dict[str, tuple[int, int]] = {}
+    marks: dict[str, str] = {}
     in_table = False
     for line in output.splitlines():
         if line.strip().startswith("flat") and "flat%" in line:
@@ -83,11 +87,14 @@ def pprof_top(
             continue
         match = _ROW.match(line)
         assert match, f"unparsed pprof row: {line!r}"
-        name = re.sub(r" \((partial-)?inline\)$", "", match.group(3))
+        marked = re.search(r" \(((?:partial-)?inline)\)$", match.group(3))
+        name = match.group(3)[: marked.start()] if marked else match.group(3)
         flat, cum = int(match.group(1)), int(match.group(2))
         assert name not in rows, f"pprof printed {name} twice:\n{output}"
         rows[name] = (flat, cum)
-    return PprofTop(total, rows, shown)
+        if marked:
+            marks[name] = marked.group(1)
+    return PprofTop(total, rows, shown, marks)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,19 @@ def test_the_lines_tab_shows_the_api_rows_and_stays_after_a_reload(
     assert _rows(bp) == expected  # the same rows, in the same order, with the same numbers
     assert params_of(bp)["rows"] == "lines"
     assert bp.page.locator("#top").is_hidden()
+    marked = {
+        (r["name"], r["line"]): r["inline"]
+        for r in lines_server.get("/api/v1/top", type="cpu", query=DEMO, granularity="lines")["rows"]
+        if r["inline"]
+    }
+    assert marked[("main.step", 54)] == "inline"  # pprof: main.step stackyard/examples/demo/main.go:54 (inline)
+    shown_marks = bp.page.eval_on_selector_all(
+        "#lines tbody tr[data-inline]",
+        "trs => trs.map(t => [t.dataset.name, Number(t.dataset.line), t.dataset.inline])",
+    )
+    assert {(n, line): mark for n, line, mark in shown_marks} == marked
+    step = bp.page.locator("#lines tr[data-name='main.step'][data-line='54'] td.where")
+    assert step.inner_text().endswith(" (inline)")
     fib = bp.page.locator("#lines tr[data-name='main.fib'][data-line='117']")
     row = next(r for r in expected if (r["name"], r["line"]) == ("main.fib", 117))
     assert fib.locator("td.where").inner_text() == f"{row['file']}:117"
@@ -222,3 +235,31 @@ def test_profiles_without_line_data_show_the_409_message_in_place_of_the_rows(
     assert bp.page.locator("#top tbody tr[data-name]").count() > 0
     # the browser logs the refused request itself; the page adds no error of its own
     no_errors(bp, allow="status of 409")
+
+
+def test_a_single_profile_shows_its_own_lines(lines_server: LiveServer, browser_page: BrowserPage) -> None:
+    """With ``profile=ID`` open, the Lines tab and the line table are that profile's, not the range's."""
+    bp = browser_page
+    one = next(p for p in lines_server.ingested if p["type"] == "cpu" and p["series"]["labels"]["instance"] == "demo-1")
+    profile_id = str(one["id"])
+    open_explore(bp, lines_server, query=DEMO, profile=profile_id, rows="lines", source="main.fib")
+    bp.page.wait_for_function(LINES_READY, timeout=15_000)
+    bp.page.wait_for_function(SOURCE_READY, timeout=15_000)
+    own = lines_server.get(f"/api/v1/profiles/{profile_id}/top", granularity="lines")
+    expected = [{k: r[k] for k in ("name", "file", "line", "flat", "cum")} for r in own["rows"]]
+    assert _rows(bp) == expected
+    assert expected != _api_rows(lines_server)  # the range holds another demo profile too
+    (routine,) = lines_server.get(f"/api/v1/profiles/{profile_id}/source", function="main.fib")["routines"]
+    (merged,) = lines_server.get("/api/v1/source", type="cpu", query=DEMO, function="main.fib")["routines"]
+    shown = _routine(bp)
+    assert (shown["flat"], shown["cum"]) == (routine["flat"], routine["cum"]) != (merged["flat"], merged["cum"])
+    assert shown["lines"] == [{k: e.get(k) for k in ("line", "flat", "cum", "text")} for e in routine["lines"]]
+    # a filter chip applies to the profile's lines, and the profile stays open
+    bp.page.click("#tab-functions")
+    bp.page.wait_for_function(IDLE)
+    open_explore(bp, lines_server, query=DEMO, profile=profile_id, rows="lines", focus=r"^main\.fib$")
+    bp.page.wait_for_function(LINES_READY, timeout=15_000)
+    focused = lines_server.get(f"/api/v1/profiles/{profile_id}/top", granularity="lines", focus=r"^main\.fib$")
+    assert _rows(bp) == [{k: r[k] for k in ("name", "file", "line", "flat", "cum")} for r in focused["rows"]]
+    assert params_of(bp)["profile"] == profile_id
+    no_errors(bp)

@@ -24,8 +24,6 @@ export const LINES_ACTION = {
   hint: "its flat and cum per source line, as go tool pprof -list",
 };
 
-const SINGLE = "Lines are shown for merged views: go back to the merged view to see them.";
-
 /**
  * The Lines tab, the "Lines of F" button and the line table of one function. `state` is the page's UrlState
  * (the keys of LINE_DEFAULTS are this module's); `onSelect(name)` selects a function as a top table row
@@ -143,14 +141,10 @@ export class LineViews {
   }
 
   async loadRows(s, q, signal) {
-    if (s.profile) {
-      this.table.message(SINGLE, "muted");
-      this.loaded = null;
-      return;
-    }
     this.setLoading(this.topPanel, true);
     try {
-      const answer = await getJSON("/api/v1/top", { ...q, granularity: "lines" }, { signal });
+      const [path, params] = route(s, q, "top");
+      const answer = await getJSON(path, { ...params, granularity: "lines" }, { signal });
       if (signal.aborted) return;
       this.table.setData(answer);
       this.table.setSelected(this.selected || null);
@@ -176,14 +170,10 @@ export class LineViews {
     }
     this.listing.begin(s.source);
     if (focus) this.panel.focus();
-    if (s.profile) {
-      this.listing.setMessage(SINGLE);
-      this.listing.shown = s.source;
-      return;
-    }
     this.setLoading(this.panel, true);
     try {
-      const answer = await getJSON("/api/v1/source", { ...q, function: s.source }, { signal });
+      const [path, params] = route(s, q, "source");
+      const answer = await getJSON(path, { ...params, function: s.source }, { signal });
       if (signal.aborted) return;
       this.listing.setData(answer);
       this.listing.shown = s.source;
@@ -194,6 +184,15 @@ export class LineViews {
       if (!signal.aborted) this.setLoading(this.panel, false);
     }
   }
+}
+
+/**
+ * Where to ask: `/api/v1/<what>` with the page's query `q`, or with a single profile open (`profile=ID`),
+ * that profile's own route, which takes only the sample type and the filters.
+ */
+function route(s, q, what) {
+  if (!s.profile) return [`/api/v1/${what}`, q];
+  return [`/api/v1/profiles/${encodeURIComponent(s.profile)}/${what}`, { sample: s.sample, ...filterParams(s) }];
 }
 
 /** What the line rows depend on: the data keys of the state. */

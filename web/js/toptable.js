@@ -212,6 +212,15 @@ export class TopTable {
         where.className = "where";
         where.textContent = row.line ? `${row.file}:${row.line}` : "";
         where.title = where.textContent;
+        if (row.inline) {
+          // pprof's mark: every call into this line was inlined ("inline"), or some were ("partial-inline")
+          tr.dataset.inline = row.inline;
+          const mark = document.createElement("span");
+          mark.className = "inline-mark";
+          mark.textContent = ` (${row.inline})`;
+          mark.title = row.inline === "inline" ? "inlined wherever it is called" : "inlined where some of its calls are";
+          where.append(mark);
+        }
         tr.append(where);
       }
       fragment.append(tr);

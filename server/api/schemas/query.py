@@ -22,11 +22,22 @@ class TopRowOut(TypedDict):
     cum: Number
     file: NotRequired[str]  # granularity=lines only
     line: NotRequired[int]  # granularity=lines only (0: unknown)
+    inline: NotRequired[str]  # granularity=lines only: pprof's mark, "inline", "partial-inline" or ""
 
 
 def top_rows(rows: list[TopEntry]) -> list[TopRowOut]:
     if rows and rows[0].line is not None:
-        return [{"name": r.name, "file": r.file or "", "line": r.line or 0, "flat": r.flat, "cum": r.cum} for r in rows]
+        return [
+            {
+                "name": r.name,
+                "file": r.file or "",
+                "line": r.line or 0,
+                "inline": r.inline or "",
+                "flat": r.flat,
+                "cum": r.cum,
+            }
+            for r in rows
+        ]
     return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in rows]
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.helpers import UNITS, push, top
-from tests.support.oracle import pprof_top
+from tests.support.oracle import pprof_list, pprof_top
 from tests.support.tools import DATA
 
 pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
@@ -88,3 +88,30 @@ def test_sample_label_matchers_equal_pprof_tagfocus(client: TestClient, tmp_path
     again = pprof_top([exported], "cpu", "nanoseconds")
     assert again.total == expected.shown
     assert again.rows == expected.rows
+
+
+def test_one_profile_at_line_granularity_equals_pprof(client: TestClient) -> None:
+    """``top?granularity=lines`` and ``source`` of one profile: ``-top -lines`` and ``-list`` of that file alone."""
+    push(client, DATA / "cpu2.pb.gz", time="1000")  # another profile in the range: the answers are this one's alone
+    stored = push(client, DATA / "cpu.pb.gz", time="1010")
+    path = f"/api/v1/profiles/{stored['id']}"
+    for filters, flags in (({}, ()), ({"focus": "main", "hide": r"main\.step"}, ("-focus=main", r"-hide=main\.step"))):
+        ours = client.get(f"{path}/top", params={"sample": "cpu", "granularity": "lines", **filters}).json()
+        expected = pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds", extra=("-lines", *flags))
+        assert (ours["total"], ours["shown"]) == (expected.total, expected.shown)
+        rows = {
+            f"{r['name']} {r['file']}:{r['line']}" if r["line"] else r["name"]: (r["flat"], r["cum"])
+            for r in ours["rows"]
+        }
+        assert rows == expected.rows
+    listing = client.get(f"{path}/source", params={"sample": "cpu", "function": "main.fib"}).json()
+    expected_list = pprof_list([DATA / "cpu.pb.gz"], "cpu", "nanoseconds", "main.fib", DATA.parent.parent, "stackyard")
+    (routine,) = listing["routines"]
+    assert (routine["flat"], routine["cum"]) == (expected_list[0].flat, expected_list[0].cum)
+    assert {e["line"]: (e["flat"], e["cum"]) for e in routine["lines"] if e["flat"] or e["cum"]} == expected_list[
+        0
+    ].lines
+    assert listing["profiles"] == 1 and listing["total"] == expected.total
+    assert client.get(f"{path}/source", params={"function": "main.nosuch"}).status_code == 404
+    assert client.get(f"{path}/source").status_code == 422  # function is required
+    assert client.get(f"{path}/top", params={"granularity": "words"}).status_code == 422

@@ -108,8 +108,8 @@ def test_pruning_keeps_the_widest_and_folds_the_rest_into_other() -> None:
     one = flamegraph(nodes, NAMES, 1)  # a and b tie: the older node (lower id) stays
     assert one.names == ["total", "a", "other"]
     assert levels(one)[1] == [0, 5, 2, 1, 0, 6, 6, 2]
-    untouched = prune(nodes, NAMES, 4)
-    assert untouched.truncated is False and untouched.other == {}
+    untouched = prune(nodes, 4)
+    assert untouched.truncated is False and untouched.other_parent.size == 0
 
 
 def test_empty_nodes_are_dropped_only_when_asked_and_only_without_negatives() -> None:

@@ -11,10 +11,12 @@ same flame graph as growing them whole.
 from __future__ import annotations
 
 from collections import defaultdict
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.query import sandwich as sandwich_module
 from server.query.flamegraph import flamegraph
 from server.query.sandwich import sandwich
 from server.query.tree import CallTree
@@ -78,12 +80,14 @@ def test_sandwich_trees_count_each_sample_once_per_path(tree: CallTree) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(trees(), st.integers(1, 12))
-def test_growing_only_what_can_be_drawn_draws_the_same(tree: CallTree, max_nodes: int) -> None:
+@given(trees(), st.integers(1, 12), st.sampled_from([1, 3, 256]))
+def test_growing_only_what_can_be_drawn_draws_the_same(tree: CallTree, max_nodes: int, refresh: int) -> None:
+    """Also with the cut of the widest worked out again after every wider node, or every few."""
     if not bool((tree.function == F).any()):
         return
     names = {i: f"f{i}" for i in range(4)}
     whole = sandwich(tree, F)
-    grown = sandwich(tree, F, max_nodes)
+    with patch.object(sandwich_module, "_REFRESH", refresh):
+        grown = sandwich(tree, F, max_nodes)
     for side in ("callers", "callees"):
         assert flamegraph(getattr(grown, side), names, max_nodes) == flamegraph(getattr(whole, side), names, max_nodes)

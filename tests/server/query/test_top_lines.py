@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from server.pprof.encode import encode
+from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
 from server.store.lineframes import SINCE
 from server.store.models import StoreState
 from server.store.repository import Store
@@ -35,10 +37,14 @@ def _compare(ours: dict[str, object], files: list[Path], sample: str) -> None:
     rows = ours["rows"]
     assert isinstance(rows, list)
     by_label = {}
+    marks = {}
     for row in rows:
         label = f"{row['name']} {row['file']}:{row['line']}" if row["line"] else row["name"]
         by_label[label] = (row["flat"], row["cum"])
+        if row["inline"]:
+            marks[label] = row["inline"]
     assert by_label == expected.rows
+    assert marks == expected.marks  # pprof's "(inline)" and "(partial-inline)"
     flats = [abs(row["flat"]) for row in rows]
     assert flats == sorted(flats, reverse=True)
 
@@ -123,3 +129,50 @@ def test_filters_at_line_granularity_equal_pprof(client: TestClient) -> None:
             f"{r['name']} {r['file']}:{r['line']}" if r["line"] else r["name"]: (r["flat"], r["cum"]) for r in rows
         }
         assert labels == expected.rows, filters
+
+
+def _inlined_here_called_there() -> bytes:
+    """``helper`` line 10 inlined into ``caller`` on one stack and called from ``other`` on another (pprof:
+    ``(partial-inline)``); ``leaf`` line 5 inlined into ``helper`` everywhere (``(inline)``), and ``caller``
+    called from itself through an inlined frame further down; and ``main.n`` called from ``main.p`` twice on
+    one stack, inlined the first time (only the first call into a row on a stack counts for the mark)."""
+    helper = Function("main.helper", "main.helper", "main.go", 9)
+    caller = Function("main.caller", "main.caller", "main.go", 19)
+    other = Function("main.other", "main.other", "main.go", 29)
+    leaf = Function("main.leaf", "main.leaf", "main.go", 4)
+    inlined = Location((Line(leaf, 5), Line(helper, 10), Line(caller, 20)), address=0x1000, id=1)
+    called = Location((Line(leaf, 5), Line(helper, 10)), address=0x2000, id=2)
+    from_other = Location((Line(other, 30),), address=0x3000, id=3)
+    again = Location((Line(caller, 20),), address=0x4000, id=4)
+    # main.p line 1 calls main.n line 2 twice on one stack: inlined first (from the root), then not.
+    p, n, x = (Function(f"main.{c}", f"main.{c}", "other.go", i) for i, c in enumerate("pnx"))
+    p_inlining_n = Location((Line(n, 2), Line(p, 1)), address=0x5000, id=5)
+    via_x = Location((Line(x, 3),), address=0x6000, id=6)
+    p_again = Location((Line(p, 1),), address=0x7000, id=7)
+    n_called = Location((Line(n, 2),), address=0x8000, id=8)
+    profile = Profile(
+        sample_types=[ValueType("samples", "count"), ValueType("cpu", "nanoseconds")],
+        samples=[
+            Sample((inlined,), (5, 50_000_000)),
+            Sample((called, from_other), (7, 70_000_000)),
+            Sample((inlined, again), (3, 30_000_000)),
+            Sample((called, again), (0, 0)),  # no value: adds no edge
+            Sample((n_called, p_again, via_x, p_inlining_n), (2, 20_000_000)),
+        ],
+        period_type=ValueType("cpu", "nanoseconds"),
+        period=10_000_000,
+        time_nanos=1_764_000_000_000_000_000,
+    )
+    return encode(profile)
+
+
+def test_inline_marks_of_a_row_inlined_on_some_stacks_equal_pprof(client: TestClient, tmp_path: Path) -> None:
+    path = tmp_path / "inline.pb.gz"
+    path.write_bytes(_inlined_here_called_there())
+    push(client, path)
+    ours = _lines(client, type="cpu", sample="cpu")
+    _compare(ours, [path], "cpu")
+    marks = {(r["name"], r["line"]): r["inline"] for r in ours["rows"]}  # type: ignore[attr-defined]
+    assert marks[("main.helper", 10)] == "partial-inline" and marks[("main.leaf", 5)] == "inline"
+    assert marks[("main.other", 30)] == ""
+    assert marks[("main.n", 2)] == "inline"  # the call that counts is the first from the root

@@ -332,7 +332,8 @@ def _key_rows(conn: Connection) -> list[tuple[int, ...]]:
 
 def _frame_rows(conn: Connection) -> list[tuple[int, ...]]:
     frames = concatenate_frames(read_frame_segments(conn))
-    return list(zip(frames.ids.tolist(), frames.functions.tolist(), frames.lines.tolist(), strict=True))
+    columns = (frames.ids, frames.functions, frames.lines, frames.inlined)
+    return list(zip(*(c.tolist() for c in columns), strict=True))
 
 
 @pytest.mark.dates
@@ -340,13 +341,20 @@ def test_sample_keys_and_line_frames_become_segments_and_back(
     client: TestClient, store: Store, settings: Settings
 ) -> None:
     """0018 on both databases holding data: every key and line frame keeps its id and columns both ways (a key
-    stored before line data keeps having none), every answer stays, and ids go on past the highest."""
+    stored before line data keeps having none), every answer stays, and ids go on past the highest.
+
+    The captures hold inlined frames, which the table before 0018 cannot key apart from the called
+    (function, line): going down drops them with the line tree and every key's line leaf (as 0015's
+    downgrade does), and writes the other frames back."""
     fill(client, store, settings)
     before = answers(client)
     config = alembic_config(settings.database_url)
     with store.engine.connect() as conn:
         keys, frames = _key_rows(conn), _frame_rows(conn)
     assert len(keys) > 50 and len(frames) > 50
+    called = [frame for frame in frames if frame[3] == 0]
+    assert len(called) < len(frames)  # inlined frames are stored
+    keys = [(*key[:4], NO_LINES) for key in keys]  # dropped by the downgrade
     store.close()
     command.downgrade(config, "0017")
     with store.engine.begin() as conn:
@@ -355,7 +363,11 @@ def test_sample_keys_and_line_frames_become_segments_and_back(
         ).all()
         assert [tuple(int(v) for v in row) for row in rows] == keys
         rows = conn.execute(text("SELECT id, function_id, line FROM line_frames ORDER BY id")).all()
-        assert [tuple(int(v) for v in row) for row in rows] == frames
+        assert [(*(int(v) for v in row), 0) for row in rows] == called
+        assert conn.execute(text("SELECT count(*) FROM stack_segments WHERE tree = 1")).scalar_one() == 0
+        newest = conn.execute(text("SELECT max(time_ns) FROM profiles")).scalar_one()
+        since = conn.execute(text("SELECT value FROM store_state WHERE key = 'line_data_since_ns'")).scalar_one()
+        assert int(since) == int(newest) + 1  # line views answer "no line data before" every stored profile
         # New rows get ids past the restored ones (PostgreSQL's sequences are set past them).
         added = conn.execute(
             text("INSERT INTO sample_keys (hash, node_id, labelset_id) VALUES (7, 0, 0) RETURNING id")
@@ -369,18 +381,19 @@ def test_sample_keys_and_line_frames_become_segments_and_back(
     store.reset_caches()
     with store.engine.connect() as conn:
         assert {"sample_keys", "line_frames"}.isdisjoint(inspect(conn).get_table_names())
-        assert _key_rows(conn) == [(*keys[0][:4], NO_LINES), *keys[1:]]
-        assert _frame_rows(conn) == frames
+        assert _key_rows(conn) == keys
+        assert _frame_rows(conn) == called
     report = check_store(store.engine)
     assert report.ok, report.problems
     assert answers(client) == before
-    # Writes go on: the key without a line leaf gets it when seen again, new keys count on from the highest.
+    # Writes go on: keys without a line leaf get one when seen again, new keys count on from the highest.
     push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
     push(client, DATA / "heap.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
     store.reset_caches()
     with store.engine.connect() as conn:
         now = _key_rows(conn)
-    assert now[: len(keys)] == keys and len(now) > len(keys)
+    assert [key[:4] for key in now[: len(keys)]] == [key[:4] for key in keys] and len(now) > len(keys)
+    assert any(key[4] != NO_LINES for key in now[: len(keys)])  # keys seen again got a line leaf
     assert [row[0] for row in now[len(keys) :]] == list(range(keys[-1][0] + 1, keys[-1][0] + 1 + len(now) - len(keys)))
     report = check_store(store.engine)
     assert report.ok, report.problems
