@@ -118,9 +118,14 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
 
 
 def _grown(column: _Column, size: int, fill: int | bool) -> _Column:
-    grown = np.empty(size, dtype=column.dtype)
+    """``column`` copied into ``size`` places, the rest ``fill``. A zero fill is no pass at all: a large
+    ``np.zeros`` is calloc's fresh zeroed pages, so only the copied part is written here."""
+    if fill:
+        grown = np.empty(size, dtype=column.dtype)
+        grown[column.shape[0] :] = fill
+    else:
+        grown = np.zeros(size, dtype=column.dtype)
     grown[: column.shape[0]] = column
-    grown[column.shape[0] :] = fill
     return grown
 
 
@@ -305,7 +310,7 @@ class StackTree:
 
     def _grow(self, size: int) -> None:
         """Columns for ids below ``size``, at least doubled. New arrays, not resized ones: a query may
-        hold the old ones. Each is written once (copy, then fill), so its fresh pages fault once."""
+        hold the old ones. Only the parents' tail is filled (with -1); the others' is calloc's zeros."""
         current = self.parent.shape[0]
         if size <= current:
             return
