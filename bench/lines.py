@@ -49,8 +49,10 @@ from server.pprof.frames import Frames
 from server.query import service
 from server.query.request import ProfileQuery
 from server.settings import Settings
+from server.store.database import make_engine
 from server.store.dedup import Dedup
 from server.store.repository import Store
+from server.store.samplekeys import forget_lines
 from tests.support.oracle import pprof_top
 
 START_NS = 1_764_000_000_000_000_000
@@ -142,11 +144,13 @@ def build_both(
 
 
 def tables(path: Path, strip: bool = False) -> dict[str, int]:
-    """Bytes per table (indexes included) after VACUUM; ``strip``: the line column NULL first, as before 0015."""
+    """Bytes per table (indexes included) after VACUUM; ``strip``: the keys' line leaves dropped first, as
+    before 0015."""
+    if strip:
+        engine = make_engine(f"sqlite:///{path}")
+        forget_lines(engine)
+        engine.dispose()
     with sqlite3.connect(path) as conn:
-        if strip:
-            conn.execute("UPDATE sample_keys SET line_node_id = NULL")
-            conn.commit()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("VACUUM")
         rows = conn.execute(

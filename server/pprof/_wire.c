@@ -52,6 +52,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Inputs at least this long are parsed with the GIL released; shorter ones
@@ -362,7 +363,7 @@ read_varint(Reader *r, uint64_t *out)
     return read_varint_slow(r, out);
 }
 
-static int
+static inline int
 read_tag(Reader *r, Tag *tag)
 {
     const uint8_t *at = r->pos;
@@ -396,7 +397,7 @@ read_tag(Reader *r, Tag *tag)
 }
 
 /* Splits off the payload of a length-delimited field as its own Reader. */
-static int
+static inline int
 read_submessage(Reader *r, const char *message, Reader *sub)
 {
     const uint8_t *at = r->pos;
@@ -477,7 +478,7 @@ read_len_field(Reader *r, const Tag *tag, const char *message, Reader *sub)
 }
 
 /* A repeated varint field: one value, or a packed run of them. */
-static int
+static inline int
 read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
 {
     uint64_t value;
@@ -518,7 +519,7 @@ read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
  * 1..n_fields, into values[field - 1]. Fields absent from the bytes keep what
  * values[] held, which is both proto3's default (callers zero it) and the
  * merge semantics of a repeated singular message (callers pass the old one). */
-static int
+static inline int
 read_scalar_message(Reader *r, uint64_t *values, uint32_t n_fields)
 {
     Tag tag;
@@ -648,7 +649,7 @@ push_offset(Profile *prof, Column offsets, Column flat)
 typedef int (*MessageParser)(Reader *r, Profile *prof);
 
 /* A message-typed field: its payload, clipped to its length, goes to parse. */
-static int
+static inline int
 parse_nested(Reader *r, const Tag *tag, const char *message, MessageParser parse, Profile *prof)
 {
     Reader sub;
@@ -1614,8 +1615,591 @@ wire_parse(PyObject *module, PyObject *args, PyObject *kwargs)
     return result;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Kernels over decoded columns                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Work done on a decoded profile's columns once per ingest, where numpy would
+ * take one pass (and one temporary array) per step and Python a loop per
+ * sample: the validity check of every index and id, and every sample's
+ * identity hash (see server.pprof.kernels, which passes the columns and
+ * names the Python code each kernel stands in for). The arguments are numpy
+ * arrays of 64-bit words in the host's byte order; lengths and offsets are
+ * checked here before any index is followed, so a wrong call raises
+ * ValueError instead of reading out of bounds. */
+
+#define KERNEL_MAX_ARGS 24
+
+typedef struct {
+    Py_buffer view[KERNEL_MAX_ARGS];
+    Py_ssize_t held;
+} Words;
+
+static void
+words_release(Words *w)
+{
+    for (Py_ssize_t i = 0; i < w->held; i++) {
+        PyBuffer_Release(&w->view[i]);
+    }
+    w->held = 0;
+}
+
+static int
+words_get(Words *w, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, const char *name)
+{
+    w->held = 0;
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arrays (%zd given)", name, expected, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (PyObject_GetBuffer(args[i], &w->view[i], PyBUF_C_CONTIGUOUS) < 0) {
+            words_release(w);
+            return -1;
+        }
+        w->held++;
+        if (w->view[i].len % 8 != 0) {
+            PyErr_Format(PyExc_ValueError, "%s(): argument %zd is not an array of 64-bit words", name, i);
+            words_release(w);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+#define U64S(w, i) ((const uint64_t *)(w)->view[i].buf)
+#define I64S(w, i) ((const int64_t *)(w)->view[i].buf)
+#define LEN(w, i) ((w)->view[i].len / 8)
+
+/* Offsets into a column of n entries: count + 1 of them, from 0, never decreasing, ending at most at n. */
+static int
+offsets_ok(const int64_t *offsets, Py_ssize_t length, Py_ssize_t count, Py_ssize_t n)
+{
+    if (length != count + 1 || offsets[0] != 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (offsets[i + 1] < offsets[i]) {
+            return 0;
+        }
+    }
+    return offsets[count] <= n;
+}
+
+/* Ids 1..n in order: what Go writes, and the only layout the fast paths take. */
+static int
+dense_ids(const uint64_t *ids, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ids[i] != (uint64_t)i + 1) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Position of every id: direct when dense, else a binary search of (id, position) pairs. */
+typedef struct {
+    Py_ssize_t n;
+    uint64_t *pairs; /* NULL when dense */
+} IdIndex;
+
+static int
+pair_order(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    if (x[0] != y[0]) {
+        return x[0] < y[0] ? -1 : 1;
+    }
+    return x[1] < y[1] ? -1 : (x[1] > y[1]);
+}
+
+static int
+idindex_init(IdIndex *ix, const uint64_t *ids, Py_ssize_t n)
+{
+    ix->n = n;
+    ix->pairs = NULL;
+    if (dense_ids(ids, n)) {
+        return 0;
+    }
+    ix->pairs = PyMem_RawMalloc((size_t)n * 2 * sizeof(uint64_t));
+    if (ix->pairs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ix->pairs[2 * i] = ids[i];
+        ix->pairs[2 * i + 1] = (uint64_t)i;
+    }
+    qsort(ix->pairs, (size_t)n, 2 * sizeof(uint64_t), pair_order);
+    return 0;
+}
+
+/* The first position holding id (as a stable sort and a left search find it), or -1. */
+static inline Py_ssize_t
+idindex_find(const IdIndex *ix, uint64_t id)
+{
+    Py_ssize_t lo = 0, hi = ix->n;
+
+    if (ix->pairs == NULL) {
+        return (id >= 1 && id <= (uint64_t)ix->n) ? (Py_ssize_t)(id - 1) : -1;
+    }
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (ix->pairs[2 * mid] < id) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return (lo < ix->n && ix->pairs[2 * lo] == id) ? (Py_ssize_t)ix->pairs[2 * lo + 1] : -1;
+}
+
+static void
+idindex_free(IdIndex *ix)
+{
+    PyMem_RawFree(ix->pairs);
+    ix->pairs = NULL;
+}
+
+/* --- valid: the common case of server.pprof.validate, in one pass ---------- */
+
+enum {
+    V_HEADER, /* n_strings, then the header's string indices */
+    V_SAMPLE_TYPE,
+    V_COMMENT,
+    V_FUNCTION_NAME,
+    V_FUNCTION_SYSTEM_NAME,
+    V_FUNCTION_FILENAME,
+    V_MAPPING_FILENAME,
+    V_MAPPING_BUILD_ID,
+    V_LABEL_KEY,
+    V_LABEL_STR,
+    V_LABEL_NUM_UNIT,
+    V_SAMPLE_VALUE_OFFSETS,
+    V_SAMPLE_VALUES,
+    V_SAMPLE_LOC_OFFSETS,
+    V_SAMPLE_LOCS,
+    V_FUNCTION_ID,
+    V_MAPPING_ID,
+    V_LOCATION_ID,
+    V_LOCATION_MAPPING_ID,
+    V_LINE_FUNCTION_ID,
+    V_ARGS
+};
+
+/* The largest sum of magnitudes no kept sum may pass (server.pprof.checked.SAFE_MAX). */
+#define SAFE_MAX ((uint64_t)INT64_MAX - 1)
+
+static int
+strings_in_range(const int64_t *indices, Py_ssize_t n, int64_t n_strings)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (indices[i] < 0 || indices[i] >= n_strings) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+ids_in_range(const uint64_t *ids, Py_ssize_t n, Py_ssize_t count, int zero_allowed)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((ids[i] == 0 && !zero_allowed) || ids[i] > (uint64_t)count) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+valid_words(const Words *w)
+{
+    const int64_t *header = I64S(w, V_HEADER);
+    Py_ssize_t n_header = LEN(w, V_HEADER);
+    int64_t n_strings;
+    Py_ssize_t n_types = LEN(w, V_SAMPLE_TYPE) / 2;
+    Py_ssize_t n_samples = LEN(w, V_SAMPLE_VALUE_OFFSETS) - 1;
+    const int64_t *value_offsets = I64S(w, V_SAMPLE_VALUE_OFFSETS);
+    const int64_t *values = I64S(w, V_SAMPLE_VALUES);
+    Py_ssize_t n_values = LEN(w, V_SAMPLE_VALUES);
+    uint64_t largest = 0;
+    static const int string_columns[] = {V_SAMPLE_TYPE,      V_COMMENT,         V_FUNCTION_NAME, V_FUNCTION_SYSTEM_NAME,
+                                         V_FUNCTION_FILENAME, V_MAPPING_FILENAME, V_MAPPING_BUILD_ID, V_LABEL_KEY,
+                                         V_LABEL_STR,         V_LABEL_NUM_UNIT};
+
+    if (n_header < 1) {
+        return 0;
+    }
+    n_strings = header[0];
+    if (!strings_in_range(header + 1, n_header - 1, n_strings)) {
+        return 0;
+    }
+    for (size_t c = 0; c < sizeof(string_columns) / sizeof(string_columns[0]); c++) {
+        if (!strings_in_range(I64S(w, string_columns[c]), LEN(w, string_columns[c]), n_strings)) {
+            return 0;
+        }
+    }
+    if (n_samples < 0 || LEN(w, V_SAMPLE_LOC_OFFSETS) != n_samples + 1) {
+        return 0;
+    }
+    if (n_samples && n_types == 0) {
+        return 0;
+    }
+    if (!offsets_ok(value_offsets, n_samples + 1, n_samples, n_values)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n_samples; i++) {
+        if (value_offsets[i + 1] - value_offsets[i] != n_types) {
+            return 0;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n_values; i++) {
+        uint64_t magnitude = values[i] < 0 ? (uint64_t)(-(values[i] + 1)) + 1 : (uint64_t)values[i];
+        if (magnitude > largest) {
+            largest = magnitude;
+        }
+    }
+    /* Bounded: no sum of the values can pass the range (else the exact check decides). */
+    if (n_samples && largest > SAFE_MAX / (uint64_t)n_samples) {
+        return 0;
+    }
+    if (!dense_ids(U64S(w, V_FUNCTION_ID), LEN(w, V_FUNCTION_ID)) ||
+        !dense_ids(U64S(w, V_MAPPING_ID), LEN(w, V_MAPPING_ID)) ||
+        !dense_ids(U64S(w, V_LOCATION_ID), LEN(w, V_LOCATION_ID))) {
+        return 0;
+    }
+    return ids_in_range(U64S(w, V_LOCATION_MAPPING_ID), LEN(w, V_LOCATION_MAPPING_ID), LEN(w, V_MAPPING_ID), 1) &&
+           ids_in_range(U64S(w, V_LINE_FUNCTION_ID), LEN(w, V_LINE_FUNCTION_ID), LEN(w, V_FUNCTION_ID), 0) &&
+           ids_in_range(U64S(w, V_SAMPLE_LOCS), LEN(w, V_SAMPLE_LOCS), LEN(w, V_LOCATION_ID), 0);
+}
+
+PyDoc_STRVAR(wire_valid_doc,
+             "valid(header, sample_type, comment, function_name, function_system_name, function_filename,\n"
+             "      mapping_filename, mapping_build_id, label_key, label_str, label_num_unit,\n"
+             "      sample_value_offsets, sample_values, sample_loc_offsets, sample_locs, function_id,\n"
+             "      mapping_id, location_id, location_mapping_id, line_function_id, /)\n--\n\n"
+             "True when the columns surely pass server.pprof.validate: every string index in range, as\n"
+             "many values per sample as sample types, values whose sums cannot pass 64 bits, ids 1..N\n"
+             "in order and every reference to one resolved. False says only that the full check must\n"
+             "decide (a refusal, or ids in another order). header is (n_strings, then the header's\n"
+             "string indices).");
+
+static PyObject *
+wire_valid(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    int ok;
+
+    if (words_get(&w, args, nargs, V_ARGS, "valid") < 0) {
+        return NULL;
+    }
+    ok = valid_words(&w);
+    words_release(&w);
+    return PyBool_FromLong(ok);
+}
+
+/* --- sample_hashes: server.pprof.identity.sample_keys, exactly -------------- */
+
+enum {
+    H_LOCATION_ID,
+    H_LOCATION_MAPPING_ID,
+    H_LOCATION_ADDRESS,
+    H_LOCATION_LINE_OFFSETS,
+    H_LINE_FUNCTION_ID,
+    H_LINE_LINE,
+    H_FUNCTION_ID,
+    H_FUNCTION_KEYS, /* the stable id of every function, by position */
+    H_MAPPING_ID,
+    H_MAPPING_MEMORY_START,
+    H_MAPPING_KEYS, /* the identity hash of every mapping, by position */
+    H_SAMPLE_LOCS,
+    H_SAMPLE_LOC_OFFSETS,
+    H_LABELSET_KEYS, /* the stable id of every sample's label set */
+    H_ARGS
+};
+
+#define H_GOLDEN 0x9E3779B97F4A7C15ULL
+#define H_LINE 0xC2B2AE3D27D4EB4FULL
+#define H_FRAME 0x165667B19E3779F9ULL
+#define H_LABELS 0x27D4EB2F165667C5ULL
+#define H_BARE 0x85EBCA77C2B2AE63ULL
+
+static inline uint64_t
+mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* Fills out (one word per sample); -1 with a ValueError set when an id or an offset is out of place. */
+static int
+sample_hashes_words(const Words *w, uint64_t *out)
+{
+    Py_ssize_t n_locations = LEN(w, H_LOCATION_ID), n_lines = LEN(w, H_LINE_FUNCTION_ID);
+    Py_ssize_t n_functions = LEN(w, H_FUNCTION_ID), n_mappings = LEN(w, H_MAPPING_ID);
+    Py_ssize_t n_samples = LEN(w, H_SAMPLE_LOC_OFFSETS) - 1, n_locs = LEN(w, H_SAMPLE_LOCS);
+    const int64_t *line_offsets = I64S(w, H_LOCATION_LINE_OFFSETS), *loc_offsets = I64S(w, H_SAMPLE_LOC_OFFSETS);
+    const uint64_t *mapping_of = U64S(w, H_LOCATION_MAPPING_ID), *address = U64S(w, H_LOCATION_ADDRESS);
+    const uint64_t *line_function = U64S(w, H_LINE_FUNCTION_ID), *line_line = U64S(w, H_LINE_LINE);
+    const uint64_t *function_keys = U64S(w, H_FUNCTION_KEYS), *memory_start = U64S(w, H_MAPPING_MEMORY_START);
+    const uint64_t *mapping_keys = U64S(w, H_MAPPING_KEYS), *sample_locs = U64S(w, H_SAMPLE_LOCS);
+    const uint64_t *labelset_keys = U64S(w, H_LABELSET_KEYS);
+    IdIndex functions = {0, NULL}, mappings = {0, NULL}, locations = {0, NULL};
+    uint64_t *location_hash = NULL;
+    int rc = -1;
+
+    if (LEN(w, H_LOCATION_MAPPING_ID) != n_locations || LEN(w, H_LOCATION_ADDRESS) != n_locations ||
+        LEN(w, H_LINE_LINE) != n_lines || LEN(w, H_FUNCTION_KEYS) < n_functions ||
+        LEN(w, H_MAPPING_MEMORY_START) != n_mappings || LEN(w, H_MAPPING_KEYS) != n_mappings || n_samples < 0 ||
+        LEN(w, H_LABELSET_KEYS) != n_samples ||
+        !offsets_ok(line_offsets, LEN(w, H_LOCATION_LINE_OFFSETS), n_locations, n_lines) ||
+        !offsets_ok(loc_offsets, n_samples + 1, n_samples, n_locs)) {
+        PyErr_SetString(PyExc_ValueError, "sample_hashes(): columns of inconsistent lengths");
+        return -1;
+    }
+    location_hash = PyMem_RawMalloc((size_t)(n_locations ? n_locations : 1) * sizeof(uint64_t));
+    if (location_hash == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (idindex_init(&functions, U64S(w, H_FUNCTION_ID), n_functions) < 0 ||
+        idindex_init(&mappings, U64S(w, H_MAPPING_ID), n_mappings) < 0 ||
+        idindex_init(&locations, U64S(w, H_LOCATION_ID), n_locations) < 0) {
+        goto done;
+    }
+    /* Locations: mapping-relative address and mapping identity, then the lines in order. */
+    for (Py_ssize_t l = 0; l < n_locations; l++) {
+        uint64_t at = address[l], mapping_key = 0, lines = 0, power = 1;
+        if (mapping_of[l] != 0) {
+            Py_ssize_t m = idindex_find(&mappings, mapping_of[l]);
+            if (m < 0) {
+                PyErr_SetString(PyExc_ValueError, "sample_hashes(): a location refers to no mapping");
+                goto done;
+            }
+            at -= memory_start[m];
+            mapping_key = mapping_keys[m];
+        }
+        if (line_offsets[l] == line_offsets[l + 1]) {
+            lines = H_BARE;
+        }
+        for (int64_t j = line_offsets[l]; j < line_offsets[l + 1]; j++) {
+            Py_ssize_t f = idindex_find(&functions, line_function[j]);
+            if (f < 0) {
+                PyErr_SetString(PyExc_ValueError, "sample_hashes(): a line refers to no function");
+                goto done;
+            }
+            lines += mix64(function_keys[f] * H_LINE ^ line_line[j]) * power;
+            power *= H_GOLDEN;
+        }
+        location_hash[l] = mix64(mix64(at ^ mapping_key) + lines);
+    }
+    /* Samples: their locations in order, then the label set. */
+    for (Py_ssize_t s = 0; s < n_samples; s++) {
+        uint64_t stack = 0, power = 1;
+        for (int64_t k = loc_offsets[s]; k < loc_offsets[s + 1]; k++) {
+            Py_ssize_t l = idindex_find(&locations, sample_locs[k]);
+            if (l < 0) {
+                PyErr_SetString(PyExc_ValueError, "sample_hashes(): a sample refers to no location");
+                goto done;
+            }
+            stack += location_hash[l] * power;
+            power *= H_FRAME;
+        }
+        out[s] = mix64(stack + mix64(labelset_keys[s] * H_LABELS + (uint64_t)(loc_offsets[s + 1] - loc_offsets[s])));
+    }
+    rc = 0;
+
+done:
+    idindex_free(&functions);
+    idindex_free(&mappings);
+    idindex_free(&locations);
+    PyMem_RawFree(location_hash);
+    return rc;
+}
+
+PyDoc_STRVAR(wire_sample_hashes_doc,
+             "sample_hashes(location_id, location_mapping_id, location_address, location_line_offsets,\n"
+             "              line_function_id, line_line, function_id, function_keys, mapping_id,\n"
+             "              mapping_memory_start, mapping_keys, sample_locs, sample_loc_offsets,\n"
+             "              labelset_keys, /)\n--\n\n"
+             "Every sample's 64-bit identity as bytes (one word each, host order): the hash\n"
+             "server.pprof.identity computes with numpy, in one pass over validated columns.\n"
+             "function_keys: a stable id per function position; mapping_keys: each mapping's identity\n"
+             "hash; labelset_keys: a stable id per sample.");
+
+static PyObject *
+wire_sample_hashes(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    PyObject *result;
+
+    if (words_get(&w, args, nargs, H_ARGS, "sample_hashes") < 0) {
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize(NULL, w.view[H_SAMPLE_LOC_OFFSETS].len - 8 > 0
+                                                 ? w.view[H_SAMPLE_LOC_OFFSETS].len - 8
+                                                 : 0);
+    if (result != NULL && sample_hashes_words(&w, (uint64_t *)PyBytes_AS_STRING(result)) < 0) {
+        Py_CLEAR(result);
+    }
+    words_release(&w);
+    return result;
+}
+
+/* --- label_runs: samples grouped by their label entries ------------------- */
+
+enum {
+    L_OFFSETS, /* sample_label_offsets */
+    L_KEY,
+    L_STR,
+    L_NUM,
+    L_NUM_UNIT,
+    L_SEED, /* one word: the process's hash seed */
+    L_ARGS
+};
+
+typedef struct {
+    const int64_t *offsets, *key, *str, *num, *unit;
+} LabelColumns;
+
+static int
+same_run(const LabelColumns *c, Py_ssize_t a, Py_ssize_t b)
+{
+    int64_t length = c->offsets[a + 1] - c->offsets[a];
+
+    if (length != c->offsets[b + 1] - c->offsets[b]) {
+        return 0;
+    }
+    for (int64_t k = 0; k < length; k++) {
+        int64_t i = c->offsets[a] + k, j = c->offsets[b] + k;
+        if (c->key[i] != c->key[j] || c->str[i] != c->str[j] || c->num[i] != c->num[j] || c->unit[i] != c->unit[j]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Fills groups (one per sample, -1 for a sample without labels) and firsts (the first sample of each group,
+ * *n_groups of them). Returns 1, or 0 when the probes pass their budget (a hostile set of runs that collide:
+ * the caller groups another way, so the time stays linear), or -1 with an exception set. */
+static int
+label_runs_words(const Words *w, int64_t *groups, int64_t *firsts, Py_ssize_t *n_groups)
+{
+    LabelColumns c = {I64S(w, L_OFFSETS), I64S(w, L_KEY), I64S(w, L_STR), I64S(w, L_NUM), I64S(w, L_NUM_UNIT)};
+    Py_ssize_t n_samples = LEN(w, L_OFFSETS) - 1, n_entries = LEN(w, L_KEY);
+    uint64_t seed = LEN(w, L_SEED) == 1 ? U64S(w, L_SEED)[0] : 0;
+    size_t capacity = 16, mask, probes = 0, budget;
+    int64_t *slots; /* the first sample of a group, -1 for an empty slot */
+    uint64_t *hashes;
+
+    if (n_samples < 0 || LEN(w, L_STR) != n_entries || LEN(w, L_NUM) != n_entries ||
+        LEN(w, L_NUM_UNIT) != n_entries || LEN(w, L_SEED) != 1 ||
+        !offsets_ok(c.offsets, n_samples + 1, n_samples, n_entries)) {
+        PyErr_SetString(PyExc_ValueError, "label_runs(): columns of inconsistent lengths");
+        return -1;
+    }
+    while (capacity < 2 * (size_t)n_samples) {
+        capacity *= 2;
+    }
+    mask = capacity - 1;
+    budget = 64 * (size_t)n_samples + 1024;
+    slots = PyMem_RawMalloc(capacity * sizeof(int64_t));
+    hashes = PyMem_RawMalloc(capacity * sizeof(uint64_t));
+    if (slots == NULL || hashes == NULL) {
+        PyMem_RawFree(slots);
+        PyMem_RawFree(hashes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(slots, 0xff, capacity * sizeof(int64_t));
+    *n_groups = 0;
+    for (Py_ssize_t s = 0; s < n_samples; s++) {
+        uint64_t h = seed;
+        size_t at;
+        if (c.offsets[s] == c.offsets[s + 1]) {
+            groups[s] = -1;
+            continue;
+        }
+        for (int64_t i = c.offsets[s]; i < c.offsets[s + 1]; i++) {
+            h = mix64(h ^ (uint64_t)c.key[i]);
+            h = mix64(h ^ (uint64_t)c.str[i]);
+            h = mix64(h ^ (uint64_t)c.num[i]);
+            h = mix64(h ^ (uint64_t)c.unit[i]);
+        }
+        h = mix64(h ^ (uint64_t)(c.offsets[s + 1] - c.offsets[s]));
+        for (at = h & mask;; at = (at + 1) & mask) {
+            if (++probes > budget) {
+                PyMem_RawFree(slots);
+                PyMem_RawFree(hashes);
+                return 0;
+            }
+            if (slots[at] < 0) {
+                slots[at] = s;
+                hashes[at] = h;
+                firsts[*n_groups] = s;
+                groups[s] = (*n_groups)++;
+                break;
+            }
+            if (hashes[at] == h && same_run(&c, slots[at], s)) {
+                groups[s] = groups[slots[at]];
+                break;
+            }
+        }
+    }
+    PyMem_RawFree(slots);
+    PyMem_RawFree(hashes);
+    return 1;
+}
+
+PyDoc_STRVAR(wire_label_runs_doc,
+             "label_runs(sample_label_offsets, label_key, label_str, label_num, label_num_unit, seed, /)\n--\n\n"
+             "Samples grouped by their label entries, compared exactly (in order): (groups, firsts) as bytes of\n"
+             "host-order int64 words, groups one per sample (-1: no labels), numbered in order of first\n"
+             "appearance, firsts the first sample of each group. None when colliding hashes made the probes pass\n"
+             "their budget (linear in the samples): the caller groups another way. seed: one word, the\n"
+             "process's own, so that which runs collide cannot be chosen from outside.");
+
+static PyObject *
+wire_label_runs(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    PyObject *groups = NULL, *firsts = NULL, *result = NULL;
+    Py_ssize_t n_samples, n_groups = 0;
+    int rc;
+
+    if (words_get(&w, args, nargs, L_ARGS, "label_runs") < 0) {
+        return NULL;
+    }
+    n_samples = LEN(&w, L_OFFSETS) > 0 ? LEN(&w, L_OFFSETS) - 1 : 0;
+    groups = PyBytes_FromStringAndSize(NULL, n_samples * 8);
+    firsts = PyBytes_FromStringAndSize(NULL, n_samples * 8);
+    if (groups != NULL && firsts != NULL) {
+        rc = label_runs_words(&w, (int64_t *)PyBytes_AS_STRING(groups), (int64_t *)PyBytes_AS_STRING(firsts),
+                              &n_groups);
+        if (rc > 0 && _PyBytes_Resize(&firsts, n_groups * 8) == 0) {
+            result = PyTuple_Pack(2, groups, firsts);
+        }
+        else if (rc == 0) {
+            result = Py_NewRef(Py_None);
+        }
+    }
+    Py_XDECREF(groups);
+    Py_XDECREF(firsts);
+    words_release(&w);
+    return result;
+}
+
 static PyMethodDef wire_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))wire_parse, METH_VARARGS | METH_KEYWORDS, wire_parse_doc},
+    {"valid", (PyCFunction)(void (*)(void))wire_valid, METH_FASTCALL, wire_valid_doc},
+    {"sample_hashes", (PyCFunction)(void (*)(void))wire_sample_hashes, METH_FASTCALL, wire_sample_hashes_doc},
+    {"label_runs", (PyCFunction)(void (*)(void))wire_label_runs, METH_FASTCALL, wire_label_runs_doc},
     {NULL, NULL, 0, NULL},
 };
 

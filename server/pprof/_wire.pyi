@@ -52,3 +52,14 @@ def parse(
     singular fields are ``int``, and ``"has_period_type"`` is a ``bool``. Raises ``ValueError``
     on malformed wire data and :class:`LimitError` at the first record past a limit.
     """
+
+def valid(*arrays: Buffer) -> bool:
+    """True when the columns (arrays of 64-bit words, in the order :mod:`server.pprof.kernels` passes them)
+    surely pass validation; False: the full check must decide."""
+
+def sample_hashes(*arrays: Buffer) -> bytes:
+    """Every sample's identity hash, one host-order word each (see :mod:`server.pprof.kernels`)."""
+
+def label_runs(*arrays: Buffer) -> tuple[bytes, bytes] | None:
+    """Samples grouped by equal label entries: (groups, firsts) as int64 words, or None past the probe budget
+    (see :mod:`server.pprof.kernels`)."""

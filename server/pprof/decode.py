@@ -7,7 +7,8 @@ and id (:mod:`server.pprof.validate`), so nothing past this module ever meets
 a dangling reference. ``decode_columns`` stops there, for ingest;
 ``decode`` goes on to resolved objects.
 
-The first two stages stream: gzip is inflated a slice at a time and each
+Inflating is ISA-L's (``isal``: zlib's streaming API, about twice as fast
+on Go's gzip). The first two stages stream: gzip is inflated a slice at a time and each
 slice goes straight to the parser, which refuses at the first record past a
 limit (:mod:`server.pprof.limits`). A 255 KiB upload that inflates to 256 MiB
 of empty samples is refused after its first few megabytes, with neither the
@@ -16,8 +17,10 @@ inflated bytes nor their columns ever held in full.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
+from typing import cast
+
+from isal import isal_zlib
 
 from server.pprof.columns import ProfileColumns, column_parser
 from server.pprof.errors import DecompressError, ParseError, ProfileTooLargeError
@@ -30,6 +33,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DECOMPRESSED = 256 * 1024 * 1024
 #: Inflated bytes handed to the parser at a time: large enough that the C parser releases the GIL on each.
 SLICE = 1024 * 1024
+#: isal's stub declares its error as an instance, not a class.
+_INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
 
 def inflate(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED, slice_size: int = SLICE) -> Iterator[bytes]:
@@ -49,7 +54,7 @@ def inflate(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED, slice_size: i
     pending = data
     try:
         while True:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
             while not inflater.eof:
                 before = len(pending)
                 chunk = inflater.decompress(pending, min(slice_size, max_size + 1 - total))
@@ -67,7 +72,7 @@ def inflate(data: bytes, max_size: int = DEFAULT_MAX_DECOMPRESSED, slice_size: i
                 break
             if not pending.startswith(GZIP_MAGIC):
                 raise DecompressError("trailing bytes after the gzip stream")
-    except zlib.error as exc:
+    except _INFLATE_ERROR as exc:
         raise DecompressError(f"invalid gzip data ({exc})") from None
 
 

@@ -8,6 +8,10 @@ separately, so to reproduce it exactly the store remembers this identity
 too. The hash is computed with vectorised splitmix64 steps; callers supply
 stable ids for functions and label sets so equal content hashes equally in
 every profile and process.
+
+The C decoder computes the same hash in one pass
+(:func:`~server.pprof.kernels.sample_hashes`); the numpy below is the
+reference it is tested against, and what runs where the extension is not built.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.pprof.columns import ProfileColumns
+from server.pprof.kernels import sample_hashes
 from server.pprof.validate import positions
 
 U64 = npt.NDArray[np.uint64]
@@ -85,6 +90,18 @@ def _mapping_keys(columns: ProfileColumns) -> U64:
 
 def sample_keys(columns: ProfileColumns, function_ids: IntArray, labelset_ids: IntArray) -> U64:
     """64-bit identity of every sample; ``function_ids`` by function position, ``labelset_ids`` per sample."""
+    if bool((columns.location_mapping_id != 0).any()):
+        mapping_keys = _mapping_keys(columns)
+    else:
+        mapping_keys = np.zeros(columns.mapping_id.shape[0], dtype=np.uint64)
+    native = sample_hashes(columns, function_ids, mapping_keys, labelset_ids)
+    if native is not None:
+        return native
+    return sample_keys_numpy(columns, function_ids, labelset_ids)
+
+
+def sample_keys_numpy(columns: ProfileColumns, function_ids: IntArray, labelset_ids: IntArray) -> U64:
+    """:func:`sample_keys` with numpy alone: the reference the extension's kernel is held to."""
     n_locations = columns.location_id.shape[0]
     # Locations: mapping-relative address and mapping identity, then the lines in order.
     address = columns.location_address.copy()

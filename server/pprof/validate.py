@@ -3,6 +3,11 @@
 Runs once per profile before anything reads it, so later code (frame
 expansion, the store, ``to_profile``) may index arrays without checking.
 Messages name the offending record the way a person would look for it.
+
+The C decoder's :func:`~server.pprof.kernels.surely_valid` passes the usual
+profile (ids 1..N in order, as Go writes them) in one pass; only a profile it
+cannot vouch for, refused or merely unusual, takes the checks below, which
+alone decide and word every refusal.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy.typing as npt
 from server.pprof.checked import SAFE_MAX, bounded, signed_sums
 from server.pprof.columns import ProfileColumns
 from server.pprof.errors import MalformedProfileError
+from server.pprof.kernels import surely_valid
 
 IntArray = npt.NDArray[np.int64]
 
@@ -60,6 +66,16 @@ def positions(
 
 
 def validate(columns: ProfileColumns) -> None:
+    """Raise :class:`MalformedProfileError` naming the first problem, if any."""
+    if not columns.strings or columns.strings[0] != "":
+        raise MalformedProfileError("string_table[0] must be the empty string")
+    if surely_valid(columns):
+        return
+    validate_fully(columns)
+
+
+def validate_fully(columns: ProfileColumns) -> None:
+    """Every check, with numpy: what decides when the C decoder's one-pass check cannot vouch for a profile."""
     if not columns.strings or columns.strings[0] != "":
         raise MalformedProfileError("string_table[0] must be the empty string")
     n_types = columns.sample_type.shape[0] // 2

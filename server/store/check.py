@@ -9,9 +9,11 @@ id, invisibly to the database) as well as what they should have enforced:
   recorded on the row (a torn or truncated blob shows here); a blob, a
   rollup's blob and a goroutine group carry their owner's series id (the key
   a Citus cluster would place them by, docs/scaling.md);
-- stack segments decode, their nodes hang off existing parents and
-  functions; sample keys point at existing nodes and label sets; every
-  sample key a blob names exists;
+- stack, sample-key and line-frame segments decode and agree with their
+  rows; no key id, hash or (function, line) pair is stored twice (what the
+  unique indexes of the row-per-key tables enforced); nodes hang off existing
+  parents and functions; sample keys point at existing nodes (both trees)
+  and label sets; every sample key a blob names exists;
 - every rollup decodes, sums to its totals, and still stands for exactly the
   profiles of its bucket (a rollup is complete or absent, never half-built);
 - the ``gc_epoch`` row exists; on SQLite, ``PRAGMA quick_check`` and
@@ -32,18 +34,17 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
-from server.store import blob
-from server.store.database import chunks
+from server.store import blob, lineframes, samplekeys
 from server.store.models import (
     FunctionRow,
     GoroutineDump,
     GoroutineGroup,
-    LineFrame,
+    LineFrameSegment,
     ProfileBlob,
     ProfileRow,
     Rollup,
     RollupBlob,
-    SampleKey,
+    SampleKeySegment,
     SampleLabelset,
     StackSegment,
     StoreState,
@@ -87,13 +88,11 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
     """Check everything; ``*_since_ns`` are the retention cutoffs (now minus ``retention_raw``/``_hourly``)."""
     report = Report()
     with engine.connect() as conn:
-        for name, model in (
-            ("profiles", ProfileRow),
-            ("rollups", Rollup),
-            ("sample_keys", SampleKey),
-            ("functions", FunctionRow),
-        ):
+        for name, model in (("profiles", ProfileRow), ("rollups", Rollup), ("functions", FunctionRow)):
             report.counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+        report.counts["sample_keys"] = int(
+            conn.execute(select(func.coalesce(func.sum(SampleKeySegment.keys), 0))).scalar_one()
+        )
         for name, number in (("stack_nodes", FUNCTIONS), ("line_nodes", LINES)):
             report.counts[name] = int(
                 conn.execute(
@@ -101,10 +100,12 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
                 ).scalar_one()
             )
         _rows(conn, report)
-        _stack_segments(conn, report)
+        keys = _key_segments(conn, report)
+        frames = _frame_segments(conn, report)
+        _stack_segments(conn, report, keys, frames)
         if blobs:
-            _profile_blobs(conn, report)
-            _rollup_blobs(conn, report)
+            _profile_blobs(conn, report, keys.ids)
+            _rollup_blobs(conn, report, keys.ids)
         _rollup_coverage(conn, report, raw_since_ns, hourly_since_ns)
         if conn.execute(select(StoreState.value).where(StoreState.key == EPOCH)).first() is None:
             report.problems.append(Problem("store_state has no gc_epoch row", 1, ()))
@@ -166,19 +167,96 @@ def _rows(conn: Connection, report: Report) -> None:
             .distinct(),
         ),
     )
-    report.add(
-        "sample keys whose label set is missing",
-        _ids(
-            conn,
-            select(SampleKey.id).where(
-                SampleKey.labelset_id != 0,
-                ~select(SampleLabelset.id).where(SampleLabelset.id == SampleKey.labelset_id).exists(),
-            ),
-        ),
+
+
+def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
+    """Every sample key (line leaves found later put in), checked: segments decode and agree with their rows,
+    no id or hash twice, label sets and filled keys exist."""
+    parts: list[samplekeys.KeyRows] = []
+    torn: list[int] = []
+    rows = conn.execute(
+        select(SampleKeySegment.first_key, SampleKeySegment.last_key, SampleKeySegment.keys, SampleKeySegment.data)
     )
+    for first, last, count, data in rows:
+        try:
+            part = samplekeys.decode(bytes(data))
+        except CorruptSegment:
+            torn.append(int(first))
+            continue
+        if not _agrees(part.ids, int(first), int(last), int(count)):
+            torn.append(int(first))
+            continue
+        parts.append(part)
+    report.add("sample-key segments that do not decode or disagree with their row (by first key)", torn)
+    parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
+    keys = samplekeys.concatenate(parts)
+    report.add("sample keys stored twice (by id)", _repeated(keys.ids))
+    report.add("sample keys whose hash is stored twice (by id)", keys.ids[_repeated_at(keys.hashes)].tolist())
+    labelsets = np.sort(np.fromiter(conn.execute(select(SampleLabelset.id)).scalars(), dtype=np.int64))
+    unlabelled = (keys.labelsets != 0) & ~_member(keys.labelsets, labelsets)
+    report.add("sample keys whose label set is missing", keys.ids[unlabelled].tolist())
+    fills = samplekeys.read_line_fills(conn)
+    report.add(
+        "line leaves found for sample keys that are missing",
+        fills[~_member(fills[:, 0], np.sort(keys.ids)), 0].tolist(),
+    )
+    return samplekeys.with_line_fills(keys, fills)
 
 
-def _stack_segments(conn: Connection, report: Report) -> None:
+def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
+    """Every line frame, checked: segments decode and agree with their rows, no id or pair twice."""
+    parts: list[lineframes.FrameRows] = []
+    torn: list[int] = []
+    rows = conn.execute(
+        select(
+            LineFrameSegment.first_frame, LineFrameSegment.last_frame, LineFrameSegment.frames, LineFrameSegment.data
+        )
+    )
+    for first, last, count, data in rows:
+        try:
+            part = lineframes.decode(bytes(data))
+        except CorruptSegment:
+            torn.append(int(first))
+            continue
+        if not _agrees(part.ids, int(first), int(last), int(count)):
+            torn.append(int(first))
+            continue
+        parts.append(part)
+    report.add("line-frame segments that do not decode or disagree with their row (by first frame)", torn)
+    parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
+    frames = lineframes.concatenate(parts)
+    report.add("line frames stored twice (by id)", _repeated(frames.ids))
+    pairs = np.stack([frames.functions, frames.lines], axis=1)
+    if pairs.shape[0]:
+        _, first_at = np.unique(pairs, axis=0, return_index=True)
+        seen_first = np.zeros(pairs.shape[0], dtype=bool)
+        seen_first[first_at] = True
+        report.add("line frames whose (function, line) is stored twice (by id)", frames.ids[~seen_first].tolist())
+    return frames
+
+
+def _agrees(ids: npt.NDArray[np.int64], first: int, last: int, count: int) -> bool:
+    return len(ids) == count and (len(ids) == 0 or (int(ids[0]) == first and int(ids[-1]) == last))
+
+
+def _repeated(ids: npt.NDArray[np.int64]) -> list[int]:
+    """Ids that occur more than once."""
+    ordered = np.sort(ids)
+    repeated: list[int] = np.unique(ordered[1:][ordered[1:] == ordered[:-1]]).tolist()
+    return repeated
+
+
+def _repeated_at(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Per position, whether its value occurred at an earlier position."""
+    _, first_at = np.unique(values, return_index=True)
+    later = np.ones(values.shape[0], dtype=bool)
+    later[first_at] = False
+    return later
+
+
+def _stack_segments(
+    conn: Connection, report: Report, stored_keys: samplekeys.KeyRows, stored_frames: lineframes.FrameRows
+) -> None:
     """Segments decode and agree with their rows; nodes hang off stored parents and functions; sample keys
     point at stored nodes. The node ids are held as sorted arrays: a few bytes per node."""
     id_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
@@ -207,17 +285,13 @@ def _stack_segments(conn: Connection, report: Report) -> None:
             frame_parts[int(tree)].append(segment.frames)
     report.add("stack segments that do not decode or disagree with their row (by first node)", torn)
     functions = np.sort(np.fromiter(conn.execute(select(FunctionRow.id)).scalars(), dtype=np.int64))
-    line_frames = _int_pairs(conn, select(LineFrame.id, LineFrame.function_id))
-    report.add("line frames whose function is missing", line_frames[~_member(line_frames[:, 1], functions), 0].tolist())
-    keys = np.fromiter(
-        chain.from_iterable(
-            conn.execute(select(SampleKey.id, SampleKey.node_id, func.coalesce(SampleKey.line_node_id, 0)))
-        ),
-        dtype=np.int64,
-    ).reshape(-1, 3)
+    dangling = ~_member(stored_frames.functions, functions)
+    report.add("line frames whose function is missing", stored_frames.ids[dangling].tolist())
+    line_leaves = np.where(stored_keys.line_nodes == samplekeys.NO_LINES, 0, stored_keys.line_nodes)
+    keys = np.stack([stored_keys.ids, stored_keys.nodes, line_leaves], axis=1)
     for tree, frames_stored, words in (
         (FUNCTIONS, functions, ("stack nodes", "function", "stack node")),
-        (LINES, np.sort(line_frames[:, 0]), ("line stack nodes", "line frame", "line stack node")),
+        (LINES, np.sort(stored_frames.ids), ("line stack nodes", "line frame", "line stack node")),
     ):
         nodes_word, frame_word, key_word = words
         empty = np.zeros(0, dtype=np.int64)
@@ -267,20 +341,12 @@ def _decode_and_sum(rows: list[tuple[int, bytes, list[int]]], keys_seen: set[int
     return undecodable, wrong_totals
 
 
-def _missing_keys(conn: Connection, keys: set[int]) -> list[int]:
-    missing: list[int] = []
-    for part in chunks(sorted(keys), BATCH):
-        found = {int(k) for k in conn.execute(select(SampleKey.id).where(SampleKey.id.in_(part))).scalars()}
-        missing.extend(k for k in part if k not in found)
-    return missing
+def _profile_blobs(conn: Connection, report: Report, key_ids: npt.NDArray[np.int64]) -> None:
+    _blobs(conn, report, "profile", ProfileRow, ProfileBlob.data, ProfileBlob.profile_id, key_ids)
 
 
-def _profile_blobs(conn: Connection, report: Report) -> None:
-    _blobs(conn, report, "profile", ProfileRow, ProfileBlob.data, ProfileBlob.profile_id)
-
-
-def _rollup_blobs(conn: Connection, report: Report) -> None:
-    _blobs(conn, report, "rollup", Rollup, RollupBlob.data, RollupBlob.rollup_id)
+def _rollup_blobs(conn: Connection, report: Report, key_ids: npt.NDArray[np.int64]) -> None:
+    _blobs(conn, report, "rollup", Rollup, RollupBlob.data, RollupBlob.rollup_id, key_ids)
 
 
 def _blobs(
@@ -290,6 +356,7 @@ def _blobs(
     owner: type[ProfileRow] | type[Rollup],
     data: InstrumentedAttribute[bytes],
     owner_id: InstrumentedAttribute[int],
+    key_ids: npt.NDArray[np.int64],
 ) -> None:
     """Every blob of ``owner`` rows (profiles or rollups) decodes, sums to its row's totals, names stored keys."""
     keys: set[int] = set()
@@ -312,7 +379,8 @@ def _blobs(
         wrong += off
     report.add(f"{what} blobs that do not decode", undecodable)
     report.add(f"{what} blobs that do not sum to the {what}'s totals", wrong)
-    report.add(f"sample keys named by {what} blobs but missing", _missing_keys(conn, keys))
+    named = np.fromiter(keys, dtype=np.int64, count=len(keys))
+    report.add(f"sample keys named by {what} blobs but missing", named[~_member(named, np.sort(key_ids))].tolist())
 
 
 def _rollup_coverage(conn: Connection, report: Report, raw_since_ns: int, hourly_since_ns: int) -> None:

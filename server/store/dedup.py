@@ -35,12 +35,13 @@ from sqlalchemy import Engine
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import Frames, expand, ranges, unsymbolized
 from server.pprof.identity import sample_keys
+from server.pprof.labelruns import label_runs
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
-from server.store.samplekeys import NO_LINES, SampleKeyTable
+from server.store.samplekeys import NO_LINES, EpochMoved, SampleKeyTable
 from server.store.stacks import LINES, StackTree
 from server.store.state import read_epoch
-from server.store.symbols import FunctionTable
+from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
 
 IntArray = npt.NDArray[np.int64]
 
@@ -83,23 +84,22 @@ class Dedup:
                 self.epoch = read_epoch(conn)
 
     def sample_key_ids(self, columns: ProfileColumns) -> IntArray:
-        """The sample-key id of every sample: one hash and one dictionary lookup each once known."""
+        """The sample-key id of every sample: one hash and one index lookup each once known."""
         function_ids = self.function_ids(columns)
         labelsets = self.labelset_ids(columns)
-        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64).tolist()
-        found = self.sample_keys.lookup(hashes)
-        missing = [position for position, key in enumerate(found) if key is None]
-        if missing:
-            frames = expand(columns)
-            which = np.array(missing, dtype=np.int64)  # only the new keys' stacks are resolved
-            nodes = self.leaf_nodes(columns, function_ids, frames, which)
-            line_nodes = self.line_leaf_nodes(function_ids, frames, which)
-            created = self.sample_keys.create(
-                [hashes[p] for p in missing], nodes.tolist(), labelsets[which].tolist(), line_nodes.tolist()
-            )
-            for position, key in zip(missing, created, strict=True):
-                found[position] = key
-        ids = np.array(found, dtype=np.int64)
+        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64)
+        ids = self.sample_keys.lookup(hashes)
+        missing = np.flatnonzero(ids < 0)
+        if missing.size:
+            frames = expand(columns)  # only the new keys' stacks are resolved
+            nodes = self.leaf_nodes(columns, function_ids, frames, missing)
+            line_nodes = self.line_leaf_nodes(function_ids, frames, missing)
+            try:
+                ids[missing] = self.sample_keys.create(
+                    hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch
+                )
+            except EpochMoved as moved:
+                raise CachesStale(moved.epoch) from None
         # Keys stored before line data (migration 0015) get their line leaf when seen again.
         lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
         if lacking.size:
@@ -113,22 +113,34 @@ class Dedup:
 
         Followed by the ids of its unsymbolized frames (named ``[libc.so.6]``, ``<unknown>``...,
         see :mod:`server.pprof.frames`), stored as functions of that name with no file.
+        Functions seen before are found by digest, all at once; only the others by their strings.
         """
         extra = unsymbolized(columns).names
         if columns.function_id.size == 0 and not extra:
             return np.zeros(0, dtype=np.int64)
+        first, second = function_digests(
+            columns.strings, columns.function_name, columns.function_system_name, columns.function_filename
+        )
+        ids = self.functions.known(first, second)
+        missing = np.flatnonzero(ids == NOT_KNOWN)
+        if missing.size == 0 and not extra:
+            return ids
         pick = columns.strings.__getitem__
         keys = list(
             zip(
-                map(pick, columns.function_name.tolist()),
-                map(pick, columns.function_system_name.tolist()),
-                map(pick, columns.function_filename.tolist()),
+                map(pick, columns.function_name[missing].tolist()),
+                map(pick, columns.function_system_name[missing].tolist()),
+                map(pick, columns.function_filename[missing].tolist()),
                 strict=True,
             )
         )
         keys.extend((name, "", "") for name in extra)
-        ids = self.functions.ids(keys, columns.function_start_line.tolist() + [0] * len(extra))
-        return np.array(ids, dtype=np.int64)
+        found = np.array(
+            self.functions.ids(keys, columns.function_start_line[missing].tolist() + [0] * len(extra)), dtype=np.int64
+        )
+        ids[missing] = found[: missing.shape[0]]
+        self.functions.remember(first[missing], second[missing], ids[missing])
+        return np.concatenate([ids, found[missing.shape[0] :]])
 
     def leaf_nodes(
         self,
@@ -158,29 +170,21 @@ class Dedup:
         labelled = np.flatnonzero(np.diff(offsets) > 0)
         if labelled.size == 0:
             return result
+        groups, first = label_runs(columns, labelled)
         strings = columns.strings
         stacked = np.stack([columns.label_key, columns.label_str, columns.label_num, columns.label_num_unit], axis=1)
-        raw = stacked.astype("<i8").tobytes()
-        starts, ends = offsets[labelled].tolist(), offsets[labelled + 1].tolist()
-        local: dict[bytes, int] = {}
-        per_sample: list[int] = []
         keys: list[LabelsetKey] = []
-        for start, end in zip(starts, ends, strict=True):
-            run = raw[start * 32 : end * 32]
-            slot = local.get(run)
-            if slot is None:
-                slot = local[run] = len(keys)
-                string_labels: list[tuple[str, str]] = []
-                num_labels: list[tuple[str, int, str]] = []
-                for key, value, number, unit in stacked[start:end].tolist():
-                    if value:
-                        string_labels.append((strings[key], strings[value]))
-                    elif number or unit:
-                        num_labels.append((strings[key], number, strings[unit]))
-                keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
-            per_sample.append(slot)
+        for start, end in zip(offsets[labelled[first]].tolist(), offsets[labelled[first] + 1].tolist(), strict=True):
+            string_labels: list[tuple[str, str]] = []
+            num_labels: list[tuple[str, int, str]] = []
+            for key, value, number, unit in stacked[start:end].tolist():
+                if value:
+                    string_labels.append((strings[key], strings[value]))
+                elif number or unit:
+                    num_labels.append((strings[key], number, strings[unit]))
+            keys.append((tuple(sorted(string_labels)), tuple(sorted(num_labels))))
         ids = np.array(self.labelsets.ids(keys), dtype=np.int64)
-        result[labelled] = ids[per_sample]
+        result[labelled] = ids[groups]
         return result
 
 

@@ -8,7 +8,10 @@ invisibly to SQL, so collection is mark and sweep:
    profile and rollup ids and collect the sample keys they use;
 2. in one write transaction that first bumps ``gc_epoch`` (which takes the
    write lock): mark the blobs written meanwhile, derive the stack nodes (with
-   all their ancestors), functions and label sets still in use, delete the rest.
+   all their ancestors), line frames, functions and label sets still in use,
+   delete the rest. Segment tables (stack nodes, sample keys, line frames) get
+   the segments that lost rows written again without them; each keeps its
+   highest id, since appends number past it.
 
 Every process's ingest compares ``gc_epoch`` with the epoch its caches were
 filled in, inside the transaction that stores a profile, and retries with
@@ -25,14 +28,17 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, insert, select
 
-from server.store import blob
+from server.store import blob, lineframes, samplekeys
+from server.store.appends import LINE_FRAMES, SAMPLE_KEYS
+from server.store.appends import lock_appends as lock_table
 from server.store.database import chunks
 from server.store.models import (
     FunctionRow,
-    LineFrame,
+    LineFrameSegment,
     ProfileBlob,
     RollupBlob,
-    SampleKey,
+    SampleKeyLine,
+    SampleKeySegment,
     SampleLabelset,
     StackSegment,
 )
@@ -91,22 +97,31 @@ def collect_garbage(store: Store) -> dict[str, int]:
         latest_profiles, latest_rollups = _highest(conn)
         newer = _mark(conn, profiles_upto, latest_profiles, rollups_upto, latest_rollups)
         keys = np.union1d(keys, newer)
-        key_columns = (SampleKey.id, SampleKey.node_id, SampleKey.labelset_id, func.coalesce(SampleKey.line_node_id, 0))
-        key_rows = _int_rows(conn, select(*key_columns), 4)
-        live_keys = np.isin(key_rows[:, 0], keys)
-        labelsets = np.unique(key_rows[live_keys, 2])
-        segments, live_nodes, live_frames = _live_tree(conn, FUNCTIONS, np.unique(key_rows[live_keys, 1]))
-        line_segments, live_line_nodes, live_line_frames = _live_tree(conn, LINES, np.unique(key_rows[live_keys, 3]))
-        line_rows = _int_rows(conn, select(LineFrame.id, LineFrame.function_id), 2)
-        live_line_rows = np.isin(line_rows[:, 0], live_line_frames)
+        # Keys and line frames are read under their append locks: nothing is appended until this commits.
+        lock_table(conn, SAMPLE_KEYS)
+        key_segments = samplekeys.read_segments(conn)
+        fills = samplekeys.read_line_fills(conn)
+        stored_keys = samplekeys.with_line_fills(samplekeys.concatenate(key_segments), fills)
+        live = np.isin(stored_keys.ids, keys)
+        live[-1:] = True  # the highest key stays: appends number past it, and an id is never handed out twice
+        live_keys = stored_keys.ids[live]
+        labelsets = np.unique(stored_keys.labelsets[live])
+        segments, live_nodes, live_frames = _live_tree(conn, FUNCTIONS, np.unique(stored_keys.nodes[live]))
+        line_leaves = np.unique(stored_keys.line_nodes[live])
+        line_segments, live_line_nodes, live_line_frames = _live_tree(conn, LINES, line_leaves[line_leaves > 0])
+        lock_table(conn, LINE_FRAMES)
+        frame_segments = lineframes.read_segments(conn)
+        stored_frames = lineframes.concatenate(frame_segments)
+        live_frame_rows = np.isin(stored_frames.ids, live_line_frames)
+        live_frame_rows[-1:] = True  # the highest frame stays, as the highest key does
         # A function stays while a live stack or a live (function, line) frame names it.
-        live_functions = np.union1d(live_frames, line_rows[live_line_rows, 1])
+        live_functions = np.union1d(live_frames, stored_frames.functions[live_frame_rows])
         function_ids = np.array(conn.execute(select(FunctionRow.id)).scalars().all(), dtype=np.int64)
         labelset_ids = np.array(conn.execute(select(SampleLabelset.id)).scalars().all(), dtype=np.int64)
-        removed["sample_keys"] = _delete(conn, SampleKey.__table__, key_rows[~live_keys, 0])
+        removed["sample_keys"] = _rewrite_keys(conn, key_segments, fills, live_keys)
         removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
         removed["line_nodes"] = _rewrite_segments(conn, LINES, line_segments, live_line_nodes)
-        removed["line_frames"] = _delete(conn, LineFrame.__table__, line_rows[~live_line_rows, 0])
+        removed["line_frames"] = _rewrite_frames(conn, frame_segments, stored_frames.ids[live_frame_rows])
         removed["functions"] = _delete(
             conn, FunctionRow.__table__, function_ids[~np.isin(function_ids, live_functions)]
         )
@@ -152,6 +167,41 @@ def _rewrite_segments(conn: Connection, tree: int, segments: list[Segment], live
                     data=encode(kept),
                 )
             )
+    return dropped
+
+
+def _rewrite_keys(
+    conn: Connection, segments: list[samplekeys.KeyRows], fills: npt.NDArray[np.int64], live: IntArray
+) -> int:
+    """Key segments holding dead keys, or keys whose line leaf was found later, are written again with only
+    the live keys and the leaves folded in (same ids, gaps allowed); the fills are then all deleted.
+    Returns the keys dropped."""
+    dropped = 0
+    filled = fills[:, 0] if fills.size else np.zeros(0, dtype=np.int64)
+    for segment in segments:
+        keep = np.isin(segment.ids, live)
+        if bool(keep.all()) and not bool(np.isin(segment.ids, filled).any()):
+            continue
+        dropped += int((~keep).sum())
+        conn.execute(delete(SampleKeySegment).where(SampleKeySegment.first_key == int(segment.ids[0])))
+        if bool(keep.any()):
+            kept = samplekeys.with_line_fills(segment.take(keep), fills)
+            conn.execute(insert(SampleKeySegment).values(**samplekeys.segment_row(kept)))
+    conn.execute(delete(SampleKeyLine))
+    return dropped
+
+
+def _rewrite_frames(conn: Connection, segments: list[lineframes.FrameRows], live: IntArray) -> int:
+    """Line-frame segments holding dead frames are written again without them; returns the frames dropped."""
+    dropped = 0
+    for segment in segments:
+        keep = np.isin(segment.ids, live)
+        if bool(keep.all()):
+            continue
+        dropped += int((~keep).sum())
+        conn.execute(delete(LineFrameSegment).where(LineFrameSegment.first_frame == int(segment.ids[0])))
+        if bool(keep.any()):
+            conn.execute(insert(LineFrameSegment).values(**lineframes.segment_row(segment.take(keep))))
     return dropped
 
 

@@ -1,22 +1,32 @@
 """(function, line) pairs, each stored once: the frames of the line-granularity stack tree.
 
 ``go tool pprof -lines`` keys a frame by function and line number; the store
-gives every such pair an id (``line_frames``), and stack tree 1 is built of
-those ids exactly as tree 0 is built of function ids. Packing the pair into
-one integer instead would pass the tree's 2**31 frame-id limit at once.
+gives every such pair an id, and stack tree 1 is built of those ids exactly
+as tree 0 is built of function ids. Packing the pair into one integer instead
+would pass the tree's 2**31 frame-id limit at once.
+
+Pairs are stored as append-only segments (``line_frame_segments``, columns of
+function and line, :mod:`server.store.columncodec`) with no unique index, and
+dedup is answered from memory, under the rule of sample keys
+(:mod:`server.store.samplekeys`): read every segment at first use, append new
+pairs under the append lock after catching up and looking again, cache ids
+only once committed.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, insert, select
 
-from server.store.database import chunks, insert_integers_returning
-from server.store.models import LineFrame, StoreState
+from server.store import columncodec
+from server.store.appends import LINE_FRAMES, lock_appends
+from server.store.models import LineFrameSegment, StoreState
 from server.store.stacks import PairIndex
 
 IntArray = npt.NDArray[np.int64]
@@ -24,8 +34,58 @@ IntArray = npt.NDArray[np.int64]
 _LINE_BITS = 32
 _LINE_MASK = (1 << _LINE_BITS) - 1
 _FUNCTION_LIMIT = 1 << 31
-#: The unique key of ``line_frames``, as ``ON CONFLICT`` names it.
-_UNIQUE = "function_id, line"
+#: A line-frame segment's magic bytes (:mod:`server.store.columncodec`).
+MAGIC = b"LF"
+#: Frames a segment holds at most when a whole store is written at once (migration 0018).
+SEGMENT_FRAMES = 65_536
+
+
+@dataclass(slots=True)
+class FrameRows:
+    """Line frames in increasing id order."""
+
+    ids: IntArray
+    functions: IntArray
+    lines: IntArray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def take(self, which: npt.NDArray[Any]) -> FrameRows:
+        return FrameRows(self.ids[which], self.functions[which], self.lines[which])
+
+
+def encode(rows: FrameRows) -> bytes:
+    return columncodec.encode(MAGIC, rows.ids, [rows.functions, rows.lines])
+
+
+def decode(data: bytes) -> FrameRows:
+    ids, (functions, lines) = columncodec.decode(MAGIC, 2, data)
+    return FrameRows(ids, functions, lines)
+
+
+def segment_row(rows: FrameRows) -> dict[str, Any]:
+    """The ``line_frame_segments`` row holding ``rows`` (at least one)."""
+    return {"first_frame": int(rows.ids[0]), "last_frame": int(rows.ids[-1]), "frames": len(rows), "data": encode(rows)}
+
+
+def concatenate(parts: Sequence[FrameRows]) -> FrameRows:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return FrameRows(empty, empty, empty)
+    return FrameRows(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.functions for p in parts]),
+        np.concatenate([p.lines for p in parts]),
+    )
+
+
+def read_segments(conn: Connection, above: int = 0) -> list[FrameRows]:
+    """The segments holding frames past ``above``, in id order."""
+    rows = conn.execute(
+        select(LineFrameSegment.data).where(LineFrameSegment.first_frame > above).order_by(LineFrameSegment.first_frame)
+    ).scalars()
+    return [decode(bytes(data)) for data in rows]
 
 
 def _packable(functions: IntArray, lines: IntArray) -> bool:
@@ -42,8 +102,15 @@ def _packed(functions: IntArray, lines: IntArray) -> IntArray:
     return packed
 
 
+def _fits(functions: IntArray, lines: IntArray) -> npt.NDArray[np.bool_]:
+    fits: npt.NDArray[np.bool_] = (
+        (lines >= 0) & (lines <= _LINE_MASK) & (functions >= 0) & (functions < _FUNCTION_LIMIT)
+    )
+    return fits
+
+
 class LineFrameTable:
-    """A write-through cache of ``line_frames``: ids by pair, and pairs by id for queries.
+    """The process's copy of ``line_frame_segments``: ids by pair, and pairs by id for queries.
 
     Pairs are looked up as one packed integer each (function id and line side by side) in a sorted
     index (:class:`~server.store.stacks.PairIndex`): one ``searchsorted`` a profile instead of a Python
@@ -54,11 +121,15 @@ class LineFrameTable:
         self._engine = engine
         self._index = PairIndex()
         self._unpacked: dict[tuple[int, int], int] = {}
-        self._pairs: dict[int, tuple[int, int]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._high = 0  # every segment whose frames are at most this is loaded
+        self._loaded = False
+        self.function = np.zeros(1024, dtype=np.int64)
+        self.line = np.zeros(1024, dtype=np.int64)
+        self.known = np.zeros(1024, dtype=bool)
 
     def ids(self, functions: IntArray, lines: IntArray) -> IntArray:
-        """The id of every ``(functions[i], lines[i])``, inserting the pairs never seen before.
+        """The id of every ``(functions[i], lines[i])``, appending the pairs never stored before.
 
         Distinct pairs are looked up once (a profile repeats few of them many times).
         """
@@ -68,10 +139,11 @@ class LineFrameTable:
             return self._ids_unpacked(functions, lines)
         keys, inverse = np.unique(_packed(functions, lines), return_inverse=True)
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
+            self._ensure_loaded()
             found = self._index.lookup(keys)
             if bool((found < 0).any()):
                 wanted = keys[found < 0]
-                self._store(list(zip((wanted >> _LINE_BITS).tolist(), (wanted & _LINE_MASK).tolist(), strict=True)))
+                self._store(wanted >> _LINE_BITS, wanted & _LINE_MASK)
                 found = self._index.lookup(keys)
         ids: IntArray = found[inverse.reshape(-1)]
         return ids
@@ -79,73 +151,95 @@ class LineFrameTable:
     def _ids_unpacked(self, functions: IntArray, lines: IntArray) -> IntArray:
         """The rare path: some pair does not pack into one integer."""
         pairs, inverse = np.unique(np.stack([functions, lines], axis=1), axis=0, return_inverse=True)
-        keys = list(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
         with self._lock:
-            known = self._known(keys)
-            missing = [key for key, frame_id in zip(keys, known, strict=True) if frame_id < 0]
-            if missing:
-                self._store(missing)
-                known = self._known(keys)
+            self._ensure_loaded()
+            known = self._known(pairs[:, 0], pairs[:, 1])
+            if bool((known < 0).any()):
+                self._store(pairs[known < 0, 0], pairs[known < 0, 1])
+                known = self._known(pairs[:, 0], pairs[:, 1])
         ids: IntArray = known[inverse.reshape(-1)]
         return ids
 
-    def _known(self, keys: list[tuple[int, int]]) -> IntArray:
-        """The id of every pair, -1 for those this process has not stored or read."""
-        found = np.full(len(keys), -1, dtype=np.int64)
-        packed_at: list[int] = []
-        packed: list[int] = []
-        for at, (function_id, line) in enumerate(keys):
-            if 0 <= line <= _LINE_MASK and 0 <= function_id < _FUNCTION_LIMIT:
-                packed_at.append(at)
-                packed.append((function_id << _LINE_BITS) | line)
-            else:
-                found[at] = self._unpacked.get((function_id, line), -1)
-        if packed:
-            found[packed_at] = self._index.lookup(np.array(packed, dtype=np.int64))
+    def _known(self, functions: IntArray, lines: IntArray) -> IntArray:
+        """The id of every pair, -1 for those this process has not loaded."""
+        found = np.full(functions.shape[0], -1, dtype=np.int64)
+        fits = _fits(functions, lines)
+        if bool(fits.any()):
+            found[fits] = self._index.lookup(_packed(functions[fits], lines[fits]))
+        for at in np.flatnonzero(~fits).tolist():
+            found[at] = self._unpacked.get((int(functions[at]), int(lines[at])), -1)
         return found
 
-    def _store(self, missing: list[tuple[int, int]]) -> None:
-        """Insert pairs (under ``_lock``, none of them known here) and cache the ids, once committed."""
-        if not missing:
-            return
-        rows = sorted(set(missing))
-        found: list[tuple[int, int, int]] = []
+    def _store(self, functions: IntArray, lines: IntArray) -> None:
+        """Append distinct pairs none of which this process has loaded; cache their ids once committed."""
+        rows: FrameRows | None = None
         with self._engine.begin() as conn:
-            inserted = insert_integers_returning(conn, LineFrame.__tablename__, ("function_id", "line"), rows, _UNIQUE)
-            found.extend((i, f, line) for i, f, line in inserted.tolist())
-            # Stored by another writer a moment ago (the unique pair decided): read their ids.
-            raced = set(rows) - {(f, line) for _, f, line in found}
-            for part in chunks(sorted({f for f, _ in raced}), 500):
-                query = select(LineFrame.id, LineFrame.function_id, LineFrame.line).where(
-                    LineFrame.function_id.in_(part)
-                )
-                found.extend((int(i), int(f), int(line)) for i, f, line in conn.execute(query) if (f, line) in raced)
-        # Cached only once committed: an id from a rolled-back insert must never be handed out.
-        packed_ids: list[int] = []
-        packed_keys: list[int] = []
-        for frame_id, function_id, line in found:
-            self._pairs[frame_id] = (function_id, line)
-            if 0 <= line <= _LINE_MASK and 0 <= function_id < _FUNCTION_LIMIT:
-                packed_ids.append(frame_id)
-                packed_keys.append((function_id << _LINE_BITS) | line)
-            else:
-                self._unpacked[(function_id, line)] = frame_id
-        if packed_ids:
-            keys, ids = np.array(packed_keys, dtype=np.int64), np.array(packed_ids, dtype=np.int64)
-            fresh = self._index.lookup(keys) < 0  # the select also returns the functions' known lines
-            self._index.add(keys[fresh], ids[fresh])
+            lock_appends(conn, LINE_FRAMES)
+            if self._catch_up(conn):  # another writer appended since: only what is still missing
+                missing = self._known(functions, lines) < 0
+                functions, lines = functions[missing], lines[missing]
+            if functions.size:
+                order = np.lexsort((lines, functions))
+                ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
+                rows = FrameRows(ids, functions[order], lines[order])
+                conn.execute(insert(LineFrameSegment).values(**segment_row(rows)))
+        # Cached only once committed: an id from a rolled-back segment must never be handed out.
+        if rows is not None:
+            self._add(rows)
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            with self._engine.connect() as conn:
+                self._catch_up(conn)
+
+    def _catch_up(self, conn: Connection) -> bool:
+        """Read the segments appended past what this process has loaded; whether there were any."""
+        parts = read_segments(conn, self._high)
+        self._loaded = True
+        for part in parts:
+            self._add(part)
+        return bool(parts)
+
+    def _add(self, rows: FrameRows) -> None:
+        """Frames (in increasing id order, all above those loaded) into the columns and the indexes."""
+        if len(rows) == 0:
+            return
+        size = int(rows.ids[-1]) + 1
+        if size > self.function.shape[0]:
+            size = max(size, self.function.shape[0] * 2)
+            grow = size - self.function.shape[0]
+            self.function = np.concatenate([self.function, np.zeros(grow, dtype=np.int64)])
+            self.line = np.concatenate([self.line, np.zeros(grow, dtype=np.int64)])
+            self.known = np.concatenate([self.known, np.zeros(grow, dtype=bool)])
+        self.function[rows.ids] = rows.functions
+        self.line[rows.ids] = rows.lines
+        self.known[rows.ids] = True
+        fits = _fits(rows.functions, rows.lines)
+        self._index.add(_packed(rows.functions[fits], rows.lines[fits]), rows.ids[fits])
+        for frame_id, function_id, line in zip(
+            rows.ids[~fits].tolist(), rows.functions[~fits].tolist(), rows.lines[~fits].tolist(), strict=True
+        ):
+            self._unpacked[(function_id, line)] = frame_id
+        self._high = max(self._high, int(rows.ids[-1]))
 
     def pairs(self, ids: Iterable[int]) -> dict[int, tuple[int, int]]:
-        """``(function id, line)`` of every id, loading those this process has not seen."""
-        wanted = set(ids)
-        unknown = sorted(i for i in wanted if i not in self._pairs)
-        if unknown:
-            with self._engine.connect() as conn:
-                for part in chunks(unknown, 500):
-                    query = select(LineFrame.id, LineFrame.function_id, LineFrame.line).where(LineFrame.id.in_(part))
-                    for frame_id, function_id, line in conn.execute(query):
-                        self._pairs[int(frame_id)] = (int(function_id), int(line))
-        return {i: self._pairs[i] for i in wanted if i in self._pairs}
+        """``(function id, line)`` of every id, reading the segments other processes appended."""
+        wanted = np.array(sorted(set(ids)), dtype=np.int64)
+        if wanted.size == 0:
+            return {}
+        with self._lock:
+            if not self._loaded or int(wanted[-1]) > self._high:
+                with self._engine.connect() as conn:
+                    self._catch_up(conn)
+            wanted = wanted[(wanted >= 0) & (wanted < self.known.shape[0])]
+            wanted = wanted[self.known[wanted]]
+            return dict(
+                zip(
+                    wanted.tolist(),
+                    zip(self.function[wanted].tolist(), self.line[wanted].tolist(), strict=True),
+                    strict=True,
+                )
+            )
 
 
 #: ``store_state`` key: profiles stored before this time (ns) may lack line data (see migration 0015).

@@ -97,15 +97,16 @@ class FunctionRow(Base):
     start_line: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class LineFrame(Base):
-    """A (function, line) pair, stored once: the frames of the line-granularity stack tree (tree 1)."""
+class LineFrameSegment(Base):
+    """A run of (function, line) pairs written together, the frames of the line tree (tree 1), as compressed
+    columns (:mod:`server.store.columncodec`): ids ``first_frame..last_frame`` (gaps where collected)."""
 
-    __tablename__ = "line_frames"
-    __table_args__ = (UniqueConstraint("function_id", "line"), NO_REUSE)
+    __tablename__ = "line_frame_segments"
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    function_id: Mapped[int] = mapped_column(BigInteger)
-    line: Mapped[int] = mapped_column(BigInteger)
+    first_frame: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_frame: Mapped[int] = mapped_column(BigInteger)
+    frames: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class StackSegment(Base):
@@ -125,18 +126,27 @@ class StackSegment(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class SampleKey(Base):
-    """One pprof sample identity (locations with addresses and lines, labels), hashed; see server.pprof.identity."""
+class SampleKeySegment(Base):
+    """A run of sample keys written together (pprof sample identities, hashed: see server.pprof.identity), as
+    compressed columns of hash, stack node, label set and line node (:mod:`server.store.samplekeys`)."""
 
-    __tablename__ = "sample_keys"
-    __table_args__ = NO_REUSE
+    __tablename__ = "sample_key_segments"
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
-    node_id: Mapped[int] = mapped_column(BigInteger)
-    labelset_id: Mapped[int] = mapped_column(BigInteger)
-    #: The key's leaf in the tree of (function, line) frames; NULL for keys stored before line data (0015).
-    line_node_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    first_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_key: Mapped[int] = mapped_column(BigInteger)
+    keys: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SampleKeyLine(Base):
+    """The line-tree leaf of a key stored before line data (migration 0015), found when it was seen again.
+
+    Segments are never updated in place; garbage collection folds these into the segments it rewrites."""
+
+    __tablename__ = "sample_key_lines"
+
+    key_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    line_node_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class SampleLabelset(Base):

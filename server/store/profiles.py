@@ -14,6 +14,10 @@ from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
 from server.store.models import ProfileBlob, ProfileRow, ProfileShape, StoreState
 
+#: Built once: every profile's transaction runs them, and building a statement costs more than running it.
+_INSERT_ROWS = insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True)
+_INSERT_BLOBS = insert(ProfileBlob)
+
 #: Advisory lock class of idempotency keys (PostgreSQL's two-key form, apart from the one-key locks elsewhere).
 KEY_LOCK_CLASS = 7301
 
@@ -166,8 +170,7 @@ class ProfileTable:
         results: list[tuple[int, bool] | None] = [None] * len(items)
         unkeyed = [i for i, (row, _) in enumerate(items) if row.get("idempotency_key") is None]
         if unkeyed:
-            statement = insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True)
-            ids = conn.execute(statement, [items[i][0] for i in unkeyed]).scalars().all()
+            ids = conn.execute(_INSERT_ROWS, [items[i][0] for i in unkeyed]).scalars().all()
             for i, profile_id in zip(unkeyed, ids, strict=True):
                 results[i] = (int(profile_id), True)
         keys = sorted({str(row["idempotency_key"]) for row, _ in items if row.get("idempotency_key") is not None})
@@ -192,7 +195,7 @@ class ProfileTable:
             if result is not None and result[1]
         ]
         if blobs:
-            conn.execute(insert(ProfileBlob), blobs)
+            conn.execute(_INSERT_BLOBS, blobs)
         return [result for result in results if result is not None]
 
     def find_key(self, key: str) -> ProfileMeta | None:

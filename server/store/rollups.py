@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.checked import SATURATED, clamp
@@ -62,6 +62,18 @@ def lock_series(conn: Connection, series_id: int) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 7_300_000_000 + series_id})
 
 
+#: Built once: every late profile's transaction runs it twice.
+_DROP_ROLLUPS = (
+    delete(Rollup)
+    .where(
+        Rollup.series_id == bindparam("series"),
+        Rollup.width_s == bindparam("width"),
+        Rollup.bucket_ns == bindparam("bucket"),
+    )
+    .returning(Rollup.id)
+)
+
+
 def invalidate(
     conn: Connection, series_id: int, time_ns: int, marked: frozenset[tuple[int, int]] = frozenset()
 ) -> bool:
@@ -84,15 +96,7 @@ def invalidate(
         bucket = bucket_of(time_ns, width_s)
         # Width and bucket name the partition on PostgreSQL, the series a shard on Citus; the blobs go by hand
         # (no foreign key cascades).
-        gone = (
-            conn.execute(
-                delete(Rollup)
-                .where(Rollup.series_id == series_id, Rollup.width_s == width_s, Rollup.bucket_ns == bucket)
-                .returning(Rollup.id)
-            )
-            .scalars()
-            .all()
-        )
+        gone = conn.execute(_DROP_ROLLUPS, {"series": series_id, "width": width_s, "bucket": bucket}).scalars().all()
         if gone:
             dropped += len(gone)
             conn.execute(

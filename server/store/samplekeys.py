@@ -5,99 +5,210 @@ A profile's blob lists sample-key ids, not stack nodes: the key keeps what
 ``-normalize`` needs, while its node gives every function-level view. Keys
 are small increasing integers, so sorted and delta-coded they compress as
 well as node ids did.
+
+Keys are stored as append-only segments (``sample_key_segments``, columns of
+hash, node, label set and line node, :mod:`server.store.columncodec`), not a
+row each: a row and its unique hash index cost ~40 bytes a key on SQLite, and
+inserting them with ``RETURNING`` was most of what a churny profile's new keys
+cost. With no unique index, dedup is answered from memory: every segment is
+read at first use and the hashes kept in a sorted index. A writer with new
+keys takes the append lock (:mod:`server.store.appends`), reads the segments
+others appended since it last looked, looks its keys up again, and appends
+one segment with ids past every stored key: no hash ever gets two ids. Ids
+enter the cache only once their segment has committed.
+
+Keys stored before line data (migration 0015) have no line leaf
+(:data:`NO_LINES`); ingest finds it when it sees such a key again and records
+it in ``sample_key_lines`` (segments are never updated in place); garbage
+collection folds those rows into the segments it rewrites.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from itertools import chain
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select
 
-from server.store.database import chunks, insert_integers_returning
-from server.store.models import SampleKey
-from server.store.state import lock_against_gc
+from server.store import columncodec
+from server.store.appends import SAMPLE_KEYS, lock_appends
+from server.store.database import insert_ignoring_conflicts
+from server.store.models import SampleKeyLine, SampleKeySegment
+from server.store.stacks import PairIndex
+from server.store.state import lock_against_gc, read_epoch
 
 IntArray = npt.NDArray[np.int64]
-#: The line node of a key stored before line data (migration 0015): NULL in the table. (0 is the root,
-#: the leaf of an empty stack.)
+#: The line node of a key stored before line data (migration 0015). (0 is the root, the leaf of an empty stack.)
 NO_LINES = -1
-#: The columns a process caches of a key.
-_COLUMNS = (
-    SampleKey.id,
-    SampleKey.hash,
-    SampleKey.node_id,
-    SampleKey.labelset_id,
-    func.coalesce(SampleKey.line_node_id, NO_LINES),
-)
-#: Unknown keys at which ``resolve`` reads the whole id range in one query.
-BULK_LOAD = 2000
+#: A sample-key segment's magic bytes (:mod:`server.store.columncodec`).
+MAGIC = b"SK"
+#: Keys a segment holds at most when a whole store is written at once (migration 0018); a write appends its own.
+SEGMENT_KEYS = 65_536
+
+
+class EpochMoved(Exception):
+    """Garbage collection ran since the caller resolved the nodes of its new keys: they may be gone."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"garbage collection ran (epoch {epoch})")
+        self.epoch = epoch
+
+
+@dataclass(slots=True)
+class KeyRows:
+    """Sample keys in increasing id order, a column each."""
+
+    ids: IntArray
+    hashes: IntArray
+    nodes: IntArray
+    labelsets: IntArray
+    line_nodes: IntArray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def take(self, which: npt.NDArray[Any]) -> KeyRows:
+        """The rows ``which`` picks (a mask or positions, in order)."""
+        return KeyRows(
+            self.ids[which], self.hashes[which], self.nodes[which], self.labelsets[which], self.line_nodes[which]
+        )
+
+
+def encode(rows: KeyRows) -> bytes:
+    return columncodec.encode(MAGIC, rows.ids, [rows.hashes, rows.nodes, rows.labelsets, rows.line_nodes])
+
+
+def decode(data: bytes) -> KeyRows:
+    ids, (hashes, nodes, labelsets, line_nodes) = columncodec.decode(MAGIC, 4, data)
+    return KeyRows(ids, hashes, nodes, labelsets, line_nodes)
+
+
+def segment_row(rows: KeyRows) -> dict[str, Any]:
+    """The ``sample_key_segments`` row holding ``rows`` (at least one)."""
+    return {"first_key": int(rows.ids[0]), "last_key": int(rows.ids[-1]), "keys": len(rows), "data": encode(rows)}
+
+
+def concatenate(parts: Sequence[KeyRows]) -> KeyRows:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return KeyRows(empty, empty, empty, empty, empty)
+    return KeyRows(
+        *(
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("ids", "hashes", "nodes", "labelsets", "line_nodes")
+        )
+    )
+
+
+def read_segments(conn: Connection, above: int = 0) -> list[KeyRows]:
+    """The segments holding keys past ``above``, in id order."""
+    rows = conn.execute(
+        select(SampleKeySegment.data).where(SampleKeySegment.first_key > above).order_by(SampleKeySegment.first_key)
+    ).scalars()
+    return [decode(bytes(data)) for data in rows]
+
+
+def read_line_fills(conn: Connection) -> IntArray:
+    """``(key id, line node)`` of every key given its line leaf after it was stored."""
+    rows = conn.execute(select(SampleKeyLine.key_id, SampleKeyLine.line_node_id)).all()
+    return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def with_line_fills(keys: KeyRows, fills: IntArray) -> KeyRows:
+    """``keys`` with the line leaves found later put in (fills of keys not among them are ignored)."""
+    if fills.size == 0 or len(keys) == 0:
+        return keys
+    at = np.minimum(np.searchsorted(keys.ids, fills[:, 0]), len(keys) - 1)
+    hit = keys.ids[at] == fills[:, 0]
+    line_nodes = keys.line_nodes.copy()
+    line_nodes[at[hit]] = fills[hit, 1]
+    return KeyRows(keys.ids, keys.hashes, keys.nodes, keys.labelsets, line_nodes)
+
+
+def forget_lines(engine: Engine) -> None:
+    """Make every stored key one without a line leaf, as keys stored before migration 0015 are: what tests and
+    benchmarks of the fill start from."""
+    with engine.begin() as conn:
+        lock_appends(conn, SAMPLE_KEYS)
+        keys = read_segments(conn)
+        conn.execute(delete(SampleKeySegment))
+        conn.execute(delete(SampleKeyLine))
+        for part in keys:
+            part.line_nodes = np.full(len(part), NO_LINES, dtype=np.int64)
+            conn.execute(insert(SampleKeySegment).values(**segment_row(part)))
 
 
 class SampleKeyTable:
+    """The process's copy of every stored sample key: columns by id, and an index from hash to id."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._ids: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self._index = PairIndex()  # hash -> id
+        self._lock = threading.RLock()
+        self._high = 0  # every segment whose keys are at most this is loaded
+        self._loaded = False
         self.node = np.zeros(1024, dtype=np.int64)
         self.labelset = np.zeros(1024, dtype=np.int64)
         self.line_node = np.full(1024, NO_LINES, dtype=np.int64)
         self.known = np.zeros(1024, dtype=bool)
 
-    def lookup(self, hashes: Sequence[int]) -> list[int | None]:
-        return list(map(self._ids.get, hashes))
+    def lookup(self, hashes: IntArray) -> IntArray:
+        """The id of every hash, -1 for those not stored (every segment is read at first use)."""
+        with self._lock:
+            if not self._loaded:
+                with self._engine.connect() as conn:
+                    self._catch_up(conn)
+            return self._index.lookup(hashes)
 
     def create(
         self,
-        hashes: Sequence[int],
-        nodes: Sequence[int],
-        labelsets: Sequence[int],
-        line_nodes: Sequence[int] | None = None,
-    ) -> list[int]:
-        """Ids for new keys (given with their node, label set and line-tree leaf), inserting those not stored yet."""
-        lines: Sequence[int | None] = line_nodes if line_nodes is not None else [None] * len(hashes)
-        with self._lock:
-            known = self._ids
-            # a key twice in one call is inserted once; NO_LINES stands for NULL (no line leaf given)
-            wanted: dict[int, tuple[int, ...]] = {}
-            for h, n, ls, ln in zip(hashes, nodes, labelsets, lines, strict=True):
-                if h not in known:
-                    wanted[h] = (h, n, ls, NO_LINES if ln is None else ln)
-            columns = _COLUMNS
-            if wanted:
-                with_lines = line_nodes is not None
-                names = ("hash", "node_id", "labelset_id", "line_node_id")[: 4 if with_lines else 3]
-                table = np.array(list(wanted.values()), dtype=np.int64).reshape(-1, 4)
-                with self._engine.begin() as conn:
-                    inserted = insert_integers_returning(
-                        conn, SampleKey.__tablename__, names, table[:, : len(names)], "hash"
-                    )
-                    # Each returned (id, hash) with the node, label set and line node it was given.
-                    order = np.argsort(table[:, 0], kind="stable")
-                    given = order[np.searchsorted(table[order, 0], inserted[:, 1])]
-                    found = np.column_stack([inserted, table[given, 1:]])
-                    # Stored by another writer a moment ago (the unique hash decided): read their ids.
-                    raced = list(wanted.keys() - set(inserted[:, 1].tolist()))
-                    for part in chunks(raced, 500):
-                        rows = conn.execute(select(*columns).where(SampleKey.hash.in_(part))).all()
-                        found = np.concatenate([found, np.array(rows, dtype=np.int64).reshape(-1, 5)])
-                # Cached only once committed: an id from a rolled-back insert must never be handed out.
-                self._add_many(found)
-            return [self._ids[h] for h in hashes]
+        hashes: IntArray | Sequence[int],
+        nodes: IntArray | Sequence[int],
+        labelsets: IntArray | Sequence[int],
+        line_nodes: IntArray | Sequence[int] | None = None,
+        epoch: int | None = None,
+    ) -> IntArray:
+        """Ids for keys (given with their node, label set and line-tree leaf), appending those not stored yet.
 
-    def _add(self, rows: Sequence[Sequence[int]]) -> None:
-        if not rows:
-            return
-        self._grow(max(int(row[0]) for row in rows) + 1)
-        for key_id, key_hash, node, labelset, line_node in rows:
-            self._ids[int(key_hash)] = int(key_id)
-            self.node[key_id] = node
-            self.labelset[key_id] = labelset
-            self.line_node[key_id] = NO_LINES if line_node is None else line_node
-            self.known[key_id] = True
+        New keys get ids in order of (node, label set), so a segment's node column is mostly small steps.
+        With ``epoch`` (the GC epoch the nodes were resolved under), nothing is appended once a collection
+        has run since (:class:`EpochMoved`): it may have dropped those nodes, and a stored key is found by
+        its hash ever after, so it must never point at a node that is gone.
+        """
+        wanted_hashes = np.asarray(hashes, dtype=np.int64)
+        node = np.asarray(nodes, dtype=np.int64)
+        labelset = np.asarray(labelsets, dtype=np.int64)
+        line = np.full(node.shape[0], NO_LINES, dtype=np.int64)
+        if line_nodes is not None:
+            line = np.asarray(line_nodes, dtype=np.int64)
+        with self._lock:
+            found = self.lookup(wanted_hashes)
+            # a key twice in one call is stored once
+            _, first = np.unique(wanted_hashes[found < 0], return_index=True)
+            new = np.flatnonzero(found < 0)[first]
+            if new.size:
+                rows: KeyRows | None = None
+                with self._engine.begin() as conn:
+                    lock_appends(conn, SAMPLE_KEYS)
+                    current = read_epoch(conn)
+                    if epoch is not None and current != epoch:
+                        raise EpochMoved(current)
+                    if self._catch_up(conn):  # another writer appended since: look again against its keys
+                        new = new[self._index.lookup(wanted_hashes[new]) < 0]
+                    if new.size:
+                        new = new[np.lexsort((labelset[new], node[new]))]
+                        ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
+                        rows = KeyRows(ids, wanted_hashes[new], node[new], labelset[new], line[new])
+                        conn.execute(insert(SampleKeySegment).values(**segment_row(rows)))
+                # Cached only once committed: an id from a rolled-back segment must never be handed out.
+                if rows is not None:
+                    self._add(rows)
+                found = self._index.lookup(wanted_hashes)
+            return found
 
     def fill_lines(self, ids: IntArray, line_nodes: IntArray, epoch: int | None = None) -> None:
         """Store the line-tree leaf of keys written before line data (seen again by ingest).
@@ -111,28 +222,34 @@ class SampleKeyTable:
         with self._lock, self._engine.begin() as conn:
             if lock_against_gc(conn) != epoch and epoch is not None:
                 return
-            statement = (
-                update(SampleKey.__table__)  # type: ignore[arg-type]
-                .where(SampleKey.__table__.c.id == bindparam("key_id"))
-                .values(line_node_id=bindparam("line_node"))
-            )
-            rows = [{"key_id": k, "line_node": n} for k, n in zip(ids.tolist(), line_nodes.tolist(), strict=True)]
-            for part in chunks(rows, 1000):
-                conn.execute(statement, list(part))
+            rows = [{"key_id": k, "line_node_id": n} for k, n in zip(ids.tolist(), line_nodes.tolist(), strict=True)]
+            insert_ignoring_conflicts(conn, SampleKeyLine.__table__, rows)  # type: ignore[arg-type]
         # Cached only once committed, like every id.
         self.line_node[ids] = line_nodes
 
-    def _add_many(self, table: IntArray) -> None:
-        """Rows ``(id, hash, node, labelset, line node)`` as one array: the bulk form of :meth:`_add`."""
-        if table.shape[0] == 0:
+    def _catch_up(self, conn: Connection) -> bool:
+        """Read the segments appended past what this process has loaded (all of them and the line fills,
+        the first time); whether there were any."""
+        parts = read_segments(conn, self._high)
+        if not self._loaded:
+            parts = [with_line_fills(concatenate(parts), read_line_fills(conn))] if parts else []
+        self._loaded = True
+        for part in parts:
+            self._add(part)
+        return bool(parts)
+
+    def _add(self, rows: KeyRows) -> None:
+        """Keys (in increasing id order, all above those loaded) into the columns and the index."""
+        if len(rows) == 0:
             return
-        ids = table[:, 0]
-        self._grow(int(ids.max()) + 1)
-        self.node[ids] = table[:, 2]
-        self.labelset[ids] = table[:, 3]
-        self.line_node[ids] = table[:, 4]
+        ids = rows.ids
+        self._grow(int(ids[-1]) + 1)
+        self.node[ids] = rows.nodes
+        self.labelset[ids] = rows.labelsets
+        self.line_node[ids] = rows.line_nodes
         self.known[ids] = True
-        self._ids.update(zip(table[:, 1].tolist(), ids.tolist(), strict=True))
+        self._index.add(rows.hashes, ids)
+        self._high = max(self._high, int(ids[-1]))
 
     def _grow(self, size: int) -> None:
         if size > self.node.shape[0]:
@@ -153,22 +270,13 @@ class SampleKeyTable:
         return self.line_node[ids], self.labelset[ids]
 
     def load(self, ids: IntArray) -> None:
-        """Make sure every key id is cached, reading keys other processes wrote."""
-        if ids.size:
+        """Make sure every key id is cached, reading the segments other processes appended."""
+        if ids.size == 0:
+            return
+        with self._lock:
             top = int(ids.max())
-            unknown = np.unique(
-                ids[(ids >= self.known.shape[0]) | ~self.known[np.minimum(ids, self.known.shape[0] - 1)]]
-            )
-            if unknown.size:
-                with self._lock, self._engine.connect() as conn:
-                    columns = _COLUMNS
-                    if unknown.size > BULK_LOAD:
-                        # A cold cache (a fresh server): one range read instead of a query per 500 ids.
-                        low, high = int(unknown[0]), int(unknown[-1])
-                        rows = conn.execute(select(*columns).where(SampleKey.id >= low, SampleKey.id <= high))
-                        self._add_many(np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 5))
-                    else:
-                        for part in chunks(unknown.tolist(), 500):
-                            self._add(conn.execute(select(*columns).where(SampleKey.id.in_(part))).all())
-                if top >= self.known.shape[0] or not bool(self.known[ids].all()):
-                    raise LookupError("sample keys are missing from the database")
+            if not self._loaded or top > self._high:
+                with self._engine.connect() as conn:
+                    self._catch_up(conn)
+            if int(ids.min()) < 0 or top >= self.known.shape[0] or not bool(self.known[ids].all()):
+                raise LookupError("sample keys are missing from the database")

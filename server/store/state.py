@@ -9,9 +9,15 @@ from server.store.models import StoreState
 EPOCH = "gc_epoch"
 GC_LOCK = 7_299_999_999
 
+# Built once: every profile's transaction runs them, and building a statement costs more than running it.
+_READ = select(StoreState.value).where(StoreState.key == EPOCH)
+#: SQLite's no-op write, which takes the write lock and answers the epoch it holds in one statement.
+_HOLD = update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value)
+_SHARED = text("SELECT pg_advisory_xact_lock_shared(:key)")
+
 
 def read_epoch(conn: Connection) -> int:
-    return int(conn.execute(select(StoreState.value).where(StoreState.key == EPOCH)).scalar() or 0)
+    return int(conn.execute(_READ).scalar() or 0)
 
 
 def lock_against_gc(conn: Connection) -> int:
@@ -22,10 +28,10 @@ def lock_against_gc(conn: Connection) -> int:
     reads the latest snapshot (a collection is one write transaction too).
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": GC_LOCK})
-    else:
-        conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
-    return read_epoch(conn)
+        # Two statements: one would read the epoch from a snapshot taken before the lock was granted.
+        conn.execute(_SHARED, {"key": GC_LOCK})
+        return read_epoch(conn)
+    return int(conn.execute(_HOLD).scalar() or 0)
 
 
 def lock_for_gc(conn: Connection) -> None:

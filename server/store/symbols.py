@@ -1,10 +1,24 @@
-"""Function deduplication: each (name, system name, file) is stored once, ever."""
+"""Function deduplication: each (name, system name, file) is stored once, ever.
+
+A profile names its functions through its own string table, so finding their
+ids used to mean building a (name, system name, file) tuple per function and
+looking it up: 0.6 ms for a Go service's 1,900 functions, most of what a known
+profile cost after its samples. The table also keeps each known function under
+a 128-bit digest of its strings (:func:`function_digests`), which numpy finds
+for the whole function table at once; only functions not found that way
+(new ones, a profile of another process's making) take the tuple lookup.
+The digest is made of Python's string hash, keyed per process, like the
+cache it serves: two different functions would have to collide in it, where
+the table's stored identity (:func:`~server.store.keys.hash64`) is 64 bits.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine, select
 
 from server.store.database import chunks, insert_returning
@@ -12,6 +26,39 @@ from server.store.keys import hash64
 from server.store.models import FunctionRow
 
 FunctionKey = tuple[str, str, str]
+U64 = npt.NDArray[np.uint64]
+IntArray = npt.NDArray[np.int64]
+NOT_KNOWN = -1
+_EMPTY: tuple[U64, U64, IntArray] = (
+    np.zeros(0, dtype=np.uint64),
+    np.zeros(0, dtype=np.uint64),
+    np.zeros(0, dtype=np.int64),
+)
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64's finaliser."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def function_digests(
+    strings: Sequence[str], names: IntArray, system_names: IntArray, filenames: IntArray
+) -> tuple[U64, U64]:
+    """Two 64-bit halves of a digest of every function's (name, system name, file), by string index.
+
+    Valid in this process only (Python's string hash is keyed per process).
+    """
+    hashes = np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings)).view(np.uint64)
+    name, system_name, filename = hashes[names], hashes[system_names], hashes[filenames]
+    with np.errstate(over="ignore"):
+        first = _mix(name * np.uint64(0x9E3779B97F4A7C15) + _mix(system_name + _mix(filename)))
+        second = _mix(filename * np.uint64(0xC2B2AE3D27D4EB4F) ^ _mix(name + _mix(system_name ^ np.uint64(0x27D4EB2F))))
+    return first, second
 
 
 class FunctionTable:
@@ -23,6 +70,9 @@ class FunctionTable:
         self._names: dict[int, str] = {}
         self._files: dict[int, str] = {}
         self._lock = threading.Lock()
+        #: Known functions by digest: (first halves sorted, second halves, ids), replaced whole (readers take
+        #: the tuple once, so no lock is needed to read it).
+        self._digests = _EMPTY
 
     def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int]) -> list[int]:
         """The database id of every key, inserting the ones never seen before."""
@@ -35,6 +85,33 @@ class FunctionTable:
         with self._lock:
             self._store(missing)
         return [ids[key] for key in keys]
+
+    def known(self, first: U64, second: U64) -> IntArray:
+        """The id of every function by its digest (:func:`function_digests`), :data:`NOT_KNOWN` where not known."""
+        firsts, seconds, ids = self._digests
+        if firsts.size == 0:
+            return np.full(first.shape[0], NOT_KNOWN, dtype=np.int64)
+        slot = np.minimum(np.searchsorted(firsts, first), firsts.shape[0] - 1)
+        found = (firsts[slot] == first) & (seconds[slot] == second)
+        return np.where(found, ids[slot], NOT_KNOWN)
+
+    def remember(self, first: U64, second: U64, ids: IntArray) -> None:
+        """Digests of functions whose ids :meth:`ids` gave (so committed): found by :meth:`known` from now on."""
+        if first.size == 0:
+            return
+        with self._lock:
+            firsts, seconds, known = self._digests
+            unique, where = np.unique(first, return_index=True)
+            slot = np.searchsorted(firsts, unique)
+            if firsts.size:
+                # A first half already there is not added again: a search finds one entry per first half.
+                fresh = firsts[np.minimum(slot, firsts.shape[0] - 1)] != unique
+                where, slot = where[fresh], slot[fresh]
+            self._digests = (
+                np.insert(firsts, slot, first[where]),
+                np.insert(seconds, slot, second[where]),
+                np.insert(known, slot, ids[where]),
+            )
 
     def _store(self, missing: dict[FunctionKey, int]) -> None:
         by_hash = {hash64(key): key for key in missing if key not in self._ids}

@@ -61,9 +61,12 @@ REFERENCE = frozenset(
         "series_labels",
         "functions",
         "line_frames",
+        "line_frame_segments",
         "stack_nodes",
         "stack_segments",
         "sample_keys",
+        "sample_key_segments",
+        "sample_key_lines",
         "sample_labelsets",
         "sample_labels",
         "profile_shapes",
@@ -89,9 +92,19 @@ COORDINATOR = frozenset(
     }
 )
 
-#: Tables named above that one version of the schema has and another not: the stack tree's row-per-node
-#: storage and the segments that replace it. Every other name above must exist.
-COMING_OR_GOING = frozenset({"stack_nodes", "stack_segments"})
+#: Tables named above that one version of the schema has and another not: the row-per-node, row-per-key and
+#: row-per-frame storage and the segments that replace them. Every other name above must exist.
+COMING_OR_GOING = frozenset(
+    {
+        "stack_nodes",
+        "stack_segments",
+        "sample_keys",
+        "sample_key_segments",
+        "sample_key_lines",
+        "line_frames",
+        "line_frame_segments",
+    }
+)
 
 #: Breaches of the rules the schema is allowed, by (table, rule), each with the reason it stays. None today
 #: (migration 0016 put series_id into every row and key of the distributed tables); a breach that must stay for

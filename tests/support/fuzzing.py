@@ -47,10 +47,13 @@ from server.pprof.columns import (
     ColumnParser,
     ProfileColumns,
     column_parser,
+    parse_columns,
     parse_columns_native,
     parse_columns_python,
 )
 from server.pprof.decode import decompress
+from server.pprof.identity import sample_keys, sample_keys_numpy
+from server.pprof.validate import validate, validate_fully
 from server.query.regex import RegexError, compile_regex
 from server.query.selector import parse_selector
 from server.settings import Settings
@@ -82,14 +85,43 @@ def _same_columns(a: ProfileColumns, b: ProfileColumns) -> bool:
     return True
 
 
+def _kernels_agree(data: bytes) -> None:
+    """The C decoder's kernels agree with the numpy they stand in for, on whatever parses.
+
+    Its one-pass check may vouch only for columns the full check accepts, and
+    its identity hash must equal the numpy one on every accepted profile.
+    """
+    try:
+        columns = parse_columns(decompress(data, MAX_DECOMPRESSED))
+    except ProfileError:
+        return
+    try:
+        validate_fully(columns)
+    except ProfileError:
+        try:
+            validate(columns)
+        except ProfileError:
+            return
+        raise AssertionError("the C decoder's check vouched for columns the full check refuses") from None
+    if NATIVE:
+        functions = np.arange(3, 3 + 7 * columns.function_id.shape[0], 7, dtype=np.int64)
+        labelsets = np.arange(columns.sample_loc_offsets.shape[0] - 1, dtype=np.int64) % 3
+        if not np.array_equal(
+            sample_keys(columns, functions, labelsets), sample_keys_numpy(columns, functions, labelsets)
+        ):
+            raise AssertionError("the C decoder's identity hash differs from the numpy one")
+
+
 def fuzz_pprof(data: bytes) -> None:
     """decode() raises only ``ProfileError``; what it accepts survives re-encoding; C and upb agree.
 
+    The C decoder's kernels must agree with the numpy they replace (:func:`_kernels_agree`).
     The C decoder and the upb fallback must produce identical columns for
     every input both accept. They may disagree on acceptance only in the two
     ways server/pprof/columns.py documents (invalid UTF-8 in the string table,
     a known field with the wrong wire type), so only that case is compared.
     """
+    _kernels_agree(data)
     try:
         profile = decode(data, MAX_DECOMPRESSED)
     except ProfileError as exc:

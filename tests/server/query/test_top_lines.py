@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from server.store.lineframes import SINCE
-from server.store.models import SampleKey, StoreState
+from server.store.models import StoreState
 from server.store.repository import Store
 from server.store.rollups import NS
+from server.store.samplekeys import forget_lines
 from server.upkeep.jobs import build_rollups
 from tests.support.helpers import UNITS, push, top
 from tests.support.oracle import pprof_top
@@ -69,8 +70,8 @@ def test_lines_of_other_kinds_equal_pprof(client: TestClient, kind: str, samples
 
 def test_profiles_without_line_data_are_refused_with_the_time(client: TestClient, store: Store) -> None:
     push(client, CPU[0])
-    with store.engine.begin() as conn:  # as migration 0015 leaves a store with older profiles
-        conn.execute(update(SampleKey).values(line_node_id=None))
+    forget_lines(store.engine)  # as migration 0015 leaves a store with older profiles
+    with store.engine.begin() as conn:
         conn.execute(update(StoreState).where(StoreState.key == SINCE).values(value=1_764_000_000_000_000_000))
     store.reset_caches()
     response = client.get("/api/v1/top", params={"type": "cpu", "from": "0", "to": "now+1h", "granularity": "lines"})

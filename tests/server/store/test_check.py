@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from server.ingest.dumps import ingest_dump
 from server.ingest.profile import ingest
@@ -17,14 +17,16 @@ from server.store.check import check_store
 from server.store.models import (
     FunctionRow,
     GoroutineGroup,
+    LineFrameSegment,
     ProfileBlob,
     ProfileRow,
     Rollup,
     RollupBlob,
-    SampleKey,
+    SampleKeySegment,
     StackSegment,
 )
 from server.store.repository import Store
+from server.store.samplekeys import NO_LINES, KeyRows, read_segments, segment_row
 from server.upkeep.jobs import build_rollups
 from tests.support.tools import DATA
 
@@ -79,7 +81,15 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
                 tree=0, first_node=10**11, last_node=10**11, nodes=1, data=stackcodec.encode(orphan)
             )
         )
-        conn.execute(insert(SampleKey).values(hash=42, node_id=10**12, labelset_id=0))
+        # a key pointing at a node never stored (ids past every stored key, as an append gives them)
+        high = int(conn.execute(select(func.max(SampleKeySegment.last_key))).scalar_one())
+        bad = KeyRows(*(np.array([v]) for v in (high + 1, 42, 10**12, 0, NO_LINES)))
+        conn.execute(insert(SampleKeySegment).values(**segment_row(bad)))
+        # a key whose hash another key already has (what the unique index once refused)
+        stored = read_segments(conn)[0]
+        twice = KeyRows(*(np.array([v]) for v in (high + 2, int(stored.hashes[0]), int(stored.nodes[0]), 0, NO_LINES)))
+        conn.execute(insert(SampleKeySegment).values(**segment_row(twice)))
+        conn.execute(insert(LineFrameSegment).values(first_frame=10**9, last_frame=10**9, frames=1, data=b"LF torn"))
         other = int(conn.execute(select(ProfileRow.id).where(ProfileRow.id != victim)).scalars().first() or 0)
         data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())
         conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == other).values(data=data[: len(data) // 2]))
@@ -95,6 +105,8 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
     assert "profiles without a blob" in problems
     assert "stack nodes whose parent is missing" in problems
     assert "sample keys whose stack node is missing" in problems
+    assert "sample keys whose hash is stored twice (by id)" in problems
+    assert "line-frame segments that do not decode or disagree with their row (by first frame)" in problems
     assert "profile blobs that do not decode" in problems or (
         "profile blobs that do not sum to the profile's totals" in problems
     )
@@ -115,9 +127,11 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
 
 def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Settings) -> None:
     _fill(store, settings)
-    with store.engine.begin() as conn:
-        used = int(conn.execute(select(SampleKey.id).order_by(SampleKey.id)).scalars().first() or 0)
-        conn.execute(delete(SampleKey).where(SampleKey.id == used))
+    with store.engine.begin() as conn:  # the first segment's first key dropped, as a broken collection would
+        first = read_segments(conn)[0]
+        conn.execute(delete(SampleKeySegment).where(SampleKeySegment.first_key == int(first.ids[0])))
+        if len(first) > 1:
+            conn.execute(insert(SampleKeySegment).values(**segment_row(first.take(np.arange(1, len(first))))))
     assert "sample keys named by profile blobs but missing" in _problems(store)
 
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
 
 from server.pprof.decode import decode_columns, to_profile
 from server.pprof.model import Sample
 from server.store.check import check_store
 from server.store.dedup import Dedup
 from server.store.gc import collect_garbage
-from server.store.models import LineFrame, SampleKey
+from server.store.lineframes import LineFrameTable
 from server.store.repository import Store
-from server.store.samplekeys import NO_LINES
+from server.store.samplekeys import NO_LINES, SampleKeyTable, forget_lines
 from server.store.stacks import ROOT
 from tests.support.helpers import push
 from tests.support.tools import DATA
@@ -42,6 +41,13 @@ def _line_stack(dedup: Dedup, store: Store, node: int) -> list[tuple[str, str, i
     return [(rows[pairs[f][0]][0], rows[pairs[f][0]][2], pairs[f][1]) for f in frames]
 
 
+def _without_lines(store: Store) -> int:
+    """Stored keys without a line leaf, as a fresh process reads them."""
+    table = SampleKeyTable(store.engine)
+    table.lookup(np.zeros(0, dtype=np.int64))  # reads every segment
+    return int((table.line_node[table.known] == NO_LINES).sum())
+
+
 def test_every_sample_key_leads_to_its_line_stack(store: Store) -> None:
     dedup = Dedup(store.engine)
     for data in (CPU, HEAP):
@@ -56,8 +62,9 @@ def test_every_sample_key_leads_to_its_line_stack(store: Store) -> None:
     cpu = to_profile(decode_columns(CPU))
     inlined = {(ln.function.name, ln.line) for s in cpu.samples for loc in s.locations for ln in loc.lines[:-1]}
     assert ("main.step", 54) in inlined, "the capture has inlined frames (-top -lines shows main.step :54 (inline))"
-    with store.engine.connect() as conn:
-        stored = conn.execute(select(func.count()).select_from(LineFrame)).scalar_one()
+    frames = LineFrameTable(store.engine)
+    frames.pairs([1])  # reads every segment
+    stored = int(frames.known.sum())
     distinct = {
         (ln.function.key(), ln.line)
         for p in (cpu, to_profile(decode_columns(HEAP)))
@@ -72,14 +79,12 @@ def test_keys_stored_before_line_data_get_it_when_seen_again(store: Store) -> No
     dedup = Dedup(store.engine)
     keys = dedup.sample_key_ids(decode_columns(CPU))
     expected, _ = dedup.sample_keys.resolve_lines(keys)
-    with store.engine.begin() as conn:  # as migration 0015 leaves keys stored before it
-        conn.execute(update(SampleKey).values(line_node_id=None))
+    forget_lines(store.engine)  # as migration 0015 leaves keys stored before it
     fresh = Dedup(store.engine)
     lacking, _ = fresh.sample_keys.resolve_lines(keys)
     assert bool((lacking == NO_LINES).all())
     assert fresh.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
-    with store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).where(SampleKey.line_node_id.is_(None))).scalar_one() == 0
+    assert _without_lines(store) == 0
     again, _ = Dedup(store.engine).sample_keys.resolve_lines(keys)
     assert again.tolist() == expected.tolist()
 
@@ -91,9 +96,10 @@ def test_collection_keeps_what_live_keys_reach_and_check_agrees(client: TestClie
     assert report.ok, report.problems
     before = report.counts["line_nodes"]
     removed = collect_garbage(store)
-    assert removed["sample_keys"] == len(
-        set(dead.tolist()) - set(Dedup(store.engine).sample_key_ids(decode_columns(CPU)).tolist())
-    )
+    live = set(Dedup(store.engine).sample_key_ids(decode_columns(CPU)).tolist())
+    assert max(dead.tolist()) > max(live)
+    # The highest key stays (ids are handed out past it, never twice), with what it reaches.
+    assert removed["sample_keys"] == len(set(dead.tolist()) - live) - 1
     assert removed["line_nodes"] > 0 and removed["line_frames"] > 0
     after = check_store(store.engine, blobs=False)
     assert after.ok, after.problems
@@ -109,12 +115,8 @@ def test_collection_keeps_what_live_keys_reach_and_check_agrees(client: TestClie
 
 def test_a_collection_since_the_leaves_were_resolved_skips_the_fill(store: Store) -> None:
     keys = Dedup(store.engine).sample_key_ids(decode_columns(CPU))
-    with store.engine.begin() as conn:
-        conn.execute(update(SampleKey).values(line_node_id=None))
+    forget_lines(store.engine)
     stale = Dedup(store.engine)
     stale.epoch = 5  # resolved under an epoch the database has moved past (it is at 0)
     assert stale.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
-    with store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).where(SampleKey.line_node_id.is_(None))).scalar_one() == len(
-            set(keys.tolist())
-        )
+    assert _without_lines(store) == len(set(keys.tolist()))

@@ -14,8 +14,13 @@ from sqlalchemy import Connection, create_engine, inspect, text
 from server.migrate import alembic_config, upgrade
 from server.settings import Settings
 from server.store.check import check_store
+from server.store.lineframes import concatenate as concatenate_frames
+from server.store.lineframes import read_segments as read_frame_segments
 from server.store.models import Base
 from server.store.repository import Store
+from server.store.samplekeys import NO_LINES, read_line_fills, with_line_fills
+from server.store.samplekeys import concatenate as concatenate_keys
+from server.store.samplekeys import read_segments as read_key_segments
 from server.store.stacks import StackTree, concatenate, read_segments
 from server.store.symbols import FunctionTable
 from tests.support.dataset import DAY0, NS, answers, fill
@@ -153,9 +158,11 @@ def test_line_frames_migrate_down_and_up(database_url: str) -> None:
             assert "line_frames" not in inspect(conn).get_table_names()
             assert "line_node_id" not in {c["name"] for c in inspect(conn).get_columns("sample_keys")}
             assert conn.execute(text("SELECT count(*) FROM store_state WHERE key = 'line_data_since_ns'")).scalar() == 0
-        command.upgrade(config, "head")
+        command.upgrade(config, "0017")
         with engine.connect() as conn:
             assert "line_node_id" in {c["name"] for c in inspect(conn).get_columns("sample_keys")}
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
             # No profile was stored before line data: nothing is ever refused for lack of it.
             since = conn.execute(text("SELECT value FROM store_state WHERE key = 'line_data_since_ns'")).scalar()
             assert since == 0
@@ -315,3 +322,65 @@ def test_series_ids_go_into_a_store_with_data_and_out_again(
         assert _rows(conn)["profile_blobs"] == rows["profile_blobs"] + 1
         same = f"SELECT count(*) FROM profile_blobs c JOIN {SAME_SERIES['profile_blobs']} AND o.series_id = c.series_id"
         assert conn.execute(text(same)).scalar_one() == rows["profile_blobs"] + 1
+
+
+def _key_rows(conn: Connection) -> list[tuple[int, ...]]:
+    keys = with_line_fills(concatenate_keys(read_key_segments(conn)), read_line_fills(conn))
+    columns = (keys.ids, keys.hashes, keys.nodes, keys.labelsets, keys.line_nodes)
+    return list(zip(*(c.tolist() for c in columns), strict=True))
+
+
+def _frame_rows(conn: Connection) -> list[tuple[int, ...]]:
+    frames = concatenate_frames(read_frame_segments(conn))
+    return list(zip(frames.ids.tolist(), frames.functions.tolist(), frames.lines.tolist(), strict=True))
+
+
+@pytest.mark.dates
+def test_sample_keys_and_line_frames_become_segments_and_back(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """0018 on both databases holding data: every key and line frame keeps its id and columns both ways (a key
+    stored before line data keeps having none), every answer stays, and ids go on past the highest."""
+    fill(client, store, settings)
+    before = answers(client)
+    config = alembic_config(settings.database_url)
+    with store.engine.connect() as conn:
+        keys, frames = _key_rows(conn), _frame_rows(conn)
+    assert len(keys) > 50 and len(frames) > 50
+    store.close()
+    command.downgrade(config, "0017")
+    with store.engine.begin() as conn:
+        rows = conn.execute(
+            text("SELECT id, hash, node_id, labelset_id, coalesce(line_node_id, -1) FROM sample_keys ORDER BY id")
+        ).all()
+        assert [tuple(int(v) for v in row) for row in rows] == keys
+        rows = conn.execute(text("SELECT id, function_id, line FROM line_frames ORDER BY id")).all()
+        assert [tuple(int(v) for v in row) for row in rows] == frames
+        # New rows get ids past the restored ones (PostgreSQL's sequences are set past them).
+        added = conn.execute(
+            text("INSERT INTO sample_keys (hash, node_id, labelset_id) VALUES (7, 0, 0) RETURNING id")
+        ).scalar_one()
+        assert added > keys[-1][0]
+        conn.execute(text("DELETE FROM sample_keys WHERE id = :id"), {"id": added})
+        # A key as stored before line data (migration 0015): no line leaf.
+        conn.execute(text("UPDATE sample_keys SET line_node_id = NULL WHERE id = :id"), {"id": keys[0][0]})
+    store.close()
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        assert {"sample_keys", "line_frames"}.isdisjoint(inspect(conn).get_table_names())
+        assert _key_rows(conn) == [(*keys[0][:4], NO_LINES), *keys[1:]]
+        assert _frame_rows(conn) == frames
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    assert answers(client) == before
+    # Writes go on: the key without a line leaf gets it when seen again, new keys count on from the highest.
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
+    push(client, DATA / "heap.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        now = _key_rows(conn)
+    assert now[: len(keys)] == keys and len(now) > len(keys)
+    assert [row[0] for row in now[len(keys) :]] == list(range(keys[-1][0] + 1, keys[-1][0] + 1 + len(now) - len(keys)))
+    report = check_store(store.engine)
+    assert report.ok, report.problems

@@ -1,0 +1,134 @@
+"""The C decoder's kernels over decoded columns, with the arrays they take; None when it is not built.
+
+Ingest's fixed cost per profile was mostly numpy call overhead: validation
+took some forty array operations, a sample's identity hash a dozen passes
+over 70,000 location references, grouping samples by label set a dictionary
+lookup per sample. The extension (:mod:`server.pprof._wire`) does each in one
+pass. The numpy code each kernel stands in for stays the
+reference (:mod:`server.pprof.validate`, :mod:`server.pprof.identity`,
+:mod:`server.pprof.labelruns`): it runs
+when the extension is not built, and the tests hold the two equal.
+"""
+
+from __future__ import annotations
+
+import secrets
+from types import ModuleType
+
+import numpy as np
+import numpy.typing as npt
+
+from server.pprof.columns import ProfileColumns
+
+
+def _load() -> ModuleType | None:
+    try:
+        from server.pprof import _wire
+    except ImportError:
+        return None
+    return _wire
+
+
+_wire = _load()
+
+NATIVE = _wire is not None
+
+U64 = npt.NDArray[np.uint64]
+IntArray = npt.NDArray[np.int64]
+#: The seed of :func:`label_runs`' hash table, drawn per process so that no upload can choose what collides.
+_SEED = np.array([secrets.randbits(64)], dtype=np.uint64)
+
+
+def _i64(array: npt.NDArray[np.int64]) -> IntArray:
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _u64(array: npt.NDArray[np.uint64]) -> U64:
+    return np.ascontiguousarray(array, dtype=np.uint64)
+
+
+def surely_valid(columns: ProfileColumns) -> bool | None:
+    """True when the columns pass every check of :func:`~server.pprof.validate.validate` with ids 1..N
+    in order (what Go writes); False when the full check must decide; None without the extension."""
+    if _wire is None:
+        return None
+    header = np.array(
+        [
+            len(columns.strings),
+            columns.period_type_type,
+            columns.period_type_unit,
+            columns.default_sample_type,
+            columns.drop_frames,
+            columns.keep_frames,
+        ],
+        dtype=np.int64,
+    )
+    valid: bool = _wire.valid(
+        header,
+        _i64(columns.sample_type),
+        _i64(columns.comment),
+        _i64(columns.function_name),
+        _i64(columns.function_system_name),
+        _i64(columns.function_filename),
+        _i64(columns.mapping_filename),
+        _i64(columns.mapping_build_id),
+        _i64(columns.label_key),
+        _i64(columns.label_str),
+        _i64(columns.label_num_unit),
+        _i64(columns.sample_value_offsets),
+        _i64(columns.sample_values),
+        _i64(columns.sample_loc_offsets),
+        _u64(columns.sample_locs),
+        _u64(columns.function_id),
+        _u64(columns.mapping_id),
+        _u64(columns.location_id),
+        _u64(columns.location_mapping_id),
+        _u64(columns.line_function_id),
+    )
+    return valid
+
+
+def sample_hashes(
+    columns: ProfileColumns, function_keys: IntArray, mapping_keys: U64, labelset_keys: IntArray
+) -> U64 | None:
+    """:func:`~server.pprof.identity.sample_keys` in one pass of the extension (None without it);
+    the columns must be validated."""
+    if _wire is None:
+        return None
+    raw: bytes = _wire.sample_hashes(
+        _u64(columns.location_id),
+        _u64(columns.location_mapping_id),
+        _u64(columns.location_address),
+        _i64(columns.location_line_offsets),
+        _u64(columns.line_function_id),
+        _i64(columns.line_line),
+        _u64(columns.function_id),
+        _i64(function_keys),
+        _u64(columns.mapping_id),
+        _u64(columns.mapping_memory_start),
+        _u64(mapping_keys),
+        _u64(columns.sample_locs),
+        _i64(columns.sample_loc_offsets),
+        _i64(labelset_keys),
+    )
+    return np.frombuffer(raw, dtype=np.uint64)
+
+
+def label_runs(columns: ProfileColumns) -> tuple[IntArray, IntArray] | None:
+    """Every sample's group of equal label entries (-1: no labels; groups numbered by first appearance),
+    and each group's first sample; None without the extension, or when hash collisions passed the
+    kernel's budget (the caller groups another way)."""
+    if _wire is None:
+        return None
+    found: tuple[bytes, bytes] | None = _wire.label_runs(
+        _i64(columns.sample_label_offsets),
+        _i64(columns.label_key),
+        _i64(columns.label_str),
+        _i64(columns.label_num),
+        _i64(columns.label_num_unit),
+        _SEED,
+    )
+    if found is None:
+        return None
+    groups, firsts = found
+    return np.frombuffer(groups, dtype=np.int64), np.frombuffer(firsts, dtype=np.int64)

@@ -1,0 +1,145 @@
+"""The byte layout of a run of integer rows written together: sample-key and line-frame segments.
+
+Sample keys ``(hash, node, label set, line node)`` and line frames ``(function,
+line)`` used to be table rows with a unique index, ~40 bytes a key on SQLite
+and more on PostgreSQL. Like the stack tree's nodes (:mod:`server.store.stackcodec`)
+they are now appended as segments: rows with increasing ids, stored as one
+compressed block of columns. Each column is stored
+
+- as its values or as the differences from the row before (whichever needs
+  fewer bytes: key rows written together point at nodes numbered together,
+  so their node column is mostly small steps);
+- zigzag-coded (a negative value costs one bit, not eight bytes);
+- as byte planes, only as many as its largest value needs (every value's low
+  byte, then the next...): the compressor then sees runs of like bytes.
+
+The ids are the first column, as deltas from the header's first id (1 unless
+garbage collection left gaps).
+
+Layout: a 16-byte header (2-byte magic naming the kind of rows, version,
+column count, row count, first id), one descriptor byte per column (planes in
+the low four bits, 0x10 when delta-coded), then one zstd frame holding the
+planes. Bytes that are not what the header says are refused with
+:class:`~server.store.stackcodec.CorruptSegment`, never read as fewer or
+shifted rows; the header's row count bounds what is decompressed.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+from server.store.stackcodec import CorruptSegment
+
+IntArray = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+
+_HEADER = struct.Struct("<2sBBIQ")
+_VERSION = 1
+_LEVEL = 3
+_DELTA = 0x10
+_PLANES = 0x0F
+
+
+def _zigzag(values: IntArray) -> U64:
+    signed = values.astype(np.int64, copy=False)
+    zigzag: U64 = ((signed << 1) ^ (signed >> 63)).view(np.uint64)
+    return zigzag
+
+
+def _unzigzag(coded: U64) -> IntArray:
+    values: IntArray = ((coded >> np.uint64(1)).view(np.int64)) ^ -((coded & np.uint64(1)).view(np.int64))
+    return values
+
+
+def _planes_needed(coded: U64) -> int:
+    if coded.size == 0:
+        return 0
+    top = int(coded.max())
+    return (top.bit_length() + 7) // 8
+
+
+def _column(values: IntArray, deltas_allowed: bool = True) -> tuple[int, bytes]:
+    """A column's descriptor byte and planes: as values or deltas, whichever takes fewer planes."""
+    coded = _zigzag(values)
+    planes = _planes_needed(coded)
+    descriptor = planes
+    if deltas_allowed and values.size > 1:
+        with np.errstate(over="ignore"):
+            steps = _zigzag(np.diff(values, prepend=np.int64(0)))
+        step_planes = _planes_needed(steps)
+        if step_planes < planes:
+            coded, planes, descriptor = steps, step_planes, step_planes | _DELTA
+    raw = coded.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :planes].T
+    return descriptor, raw.tobytes()
+
+
+def encode(magic: bytes, ids: IntArray, columns: list[IntArray]) -> bytes:
+    """Rows ``ids[i]`` with ``columns[c][i]``; ids positive and increasing (``ValueError`` otherwise)."""
+    count = int(ids.shape[0])
+    if count and (int(ids[0]) < 1 or bool((np.diff(ids) < 1).any())):
+        raise ValueError("segment ids must be positive and increasing")
+    if any(int(column.shape[0]) != count for column in columns):
+        raise ValueError("every column of a segment holds one value per id")
+    first = int(ids[0]) if count else 0
+    descriptors: list[int] = []
+    parts: list[bytes] = []
+    id_steps: IntArray = np.diff(ids.astype(np.int64), prepend=np.int64(first)).astype(np.int64)
+    for values, deltas_allowed in [(id_steps, False)] + [(c.astype(np.int64, copy=False), True) for c in columns]:
+        descriptor, raw = _column(values, deltas_allowed)
+        descriptors.append(descriptor)
+        parts.append(raw)
+    body = zstandard.ZstdCompressor(level=_LEVEL).compress(b"".join(parts))
+    return _HEADER.pack(magic, _VERSION, len(columns), count, first) + bytes(descriptors) + body
+
+
+def decode(magic: bytes, width: int, data: bytes) -> tuple[IntArray, list[IntArray]]:
+    """The ids and ``width`` columns of a segment of kind ``magic``."""
+    if len(data) < _HEADER.size:
+        raise CorruptSegment(f"segment of {len(data)} bytes is shorter than its {_HEADER.size}-byte header")
+    found, version, columns, count, first = _HEADER.unpack_from(data)
+    if found != magic or version != _VERSION:
+        raise CorruptSegment(f"not a {magic.decode()} segment (or one of an unsupported version)")
+    if columns != width:
+        raise CorruptSegment(f"{magic.decode()} segment has {columns} columns, not {width}")
+    start = _HEADER.size + 1 + width
+    if len(data) < start:
+        raise CorruptSegment(f"{magic.decode()} segment is cut short in its column descriptors")
+    descriptors = list(data[_HEADER.size : start])
+    planes = [d & _PLANES for d in descriptors]
+    if any(p > 8 for p in planes) or descriptors[0] & _DELTA:
+        raise CorruptSegment(f"{magic.decode()} segment has a column descriptor out of range")
+    expected = count * sum(planes)
+    body = data[start:]
+    try:
+        size = zstandard.frame_content_size(body)
+        if size != expected:  # checked first: the frame's own size would decide the memory taken
+            raise CorruptSegment(f"{magic.decode()} segment holds {size} bytes of columns; its header says {count}")
+        raw = zstandard.ZstdDecompressor().decompress(body)
+    except zstandard.ZstdError as exc:
+        raise CorruptSegment(f"{magic.decode()} segment columns do not decompress: {exc}") from None
+    if len(raw) != expected:
+        raise CorruptSegment(f"{magic.decode()} segment holds {len(raw)} bytes of columns; its header says {count}")
+    values: list[IntArray] = []
+    offset = 0
+    for descriptor, plane_count in zip(descriptors, planes, strict=True):
+        wide = np.zeros((count, 8), dtype=np.uint8)
+        if plane_count:
+            wide[:, :plane_count] = (
+                np.frombuffer(raw, np.uint8, count * plane_count, offset).reshape(plane_count, count).T
+            )
+        offset += count * plane_count
+        coded = wide.view("<u8").reshape(count).astype(np.uint64)
+        column = _unzigzag(coded)
+        if descriptor & _DELTA:
+            with np.errstate(over="ignore"):
+                column = np.cumsum(column, dtype=np.int64)
+        values.append(column)
+    steps = values[0]
+    if count and (int(steps[0]) != 0 or bool((steps[1:] < 1).any()) or first < 1):
+        raise CorruptSegment(f"{magic.decode()} segment ids are not increasing")
+    ids: IntArray = first + np.cumsum(steps)
+    return ids, values[1:]

@@ -1,0 +1,186 @@
+"""Sample keys and line frames as segments: the bytes round-trip or are refused, one id per hash (or pair)
+with concurrent writers, nothing kept from a rolled-back append or appended after a collection, and
+collection drops dead keys but never the highest, folding late line leaves in; on both databases."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
+
+from server.pprof.decode import decode_columns
+from server.store import columncodec
+from server.store.database import make_engine
+from server.store.dedup import Dedup
+from server.store.gc import collect_garbage
+from server.store.lineframes import LineFrameTable
+from server.store.lineframes import concatenate as concatenate_frames
+from server.store.lineframes import read_segments as read_frame_segments
+from server.store.models import SampleKeyLine
+from server.store.repository import Store
+from server.store.samplekeys import (
+    NO_LINES,
+    EpochMoved,
+    SampleKeyTable,
+    concatenate,
+    forget_lines,
+    read_line_fills,
+    read_segments,
+    with_line_fills,
+)
+from server.store.stackcodec import CorruptSegment
+from tests.support.tools import DATA
+
+
+def test_columns_round_trip_whatever_their_values() -> None:
+    rng = np.random.default_rng(5)
+    ids = np.cumsum(rng.integers(1, 4, 500)) + 10
+    columns = [
+        rng.integers(-(2**63), 2**63 - 1, 500, dtype=np.int64),  # hashes: every bit
+        np.cumsum(rng.integers(0, 3, 500)),  # nodes numbered together: small steps
+        np.zeros(500, dtype=np.int64),  # no label set: no byte at all
+        np.where(rng.random(500) < 0.5, -1, rng.integers(0, 2**40, 500)),  # NO_LINES or a large leaf
+    ]
+    data = columncodec.encode(b"SK", ids, columns)
+    got_ids, got = columncodec.decode(b"SK", 4, data)
+    assert got_ids.tolist() == ids.tolist()
+    assert [c.tolist() for c in got] == [c.tolist() for c in columns]
+    empty_ids, empty = columncodec.decode(
+        b"LF", 2, columncodec.encode(b"LF", np.zeros(0, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * 2)
+    )
+    assert empty_ids.size == 0 and all(c.size == 0 for c in empty)
+    with pytest.raises(ValueError, match="increasing"):
+        columncodec.encode(b"SK", np.array([3, 3]), [np.array([1, 2])])
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda d: d[:10], "shorter than"),
+        (lambda d: b"XX" + d[2:], "not a SK segment"),
+        (lambda d: d[:3] + bytes([3]) + d[4:], "columns, not 4"),
+        (lambda d: d[:4] + (10**6).to_bytes(4, "little") + d[8:], "its header says"),
+        (lambda d: d[:-3], "decompress"),
+    ],
+)
+def test_damaged_segments_are_refused(damage: Any, words: str) -> None:
+    data = columncodec.encode(b"SK", np.arange(1, 101), [np.arange(100)] * 4)
+    with pytest.raises(CorruptSegment, match=words):
+        columncodec.decode(b"SK", 4, damage(data))
+
+
+def test_concurrent_writers_give_one_id_per_hash_and_pair(database_url: str) -> None:
+    """Writers with caches of their own (replicas, worker processes) append overlapping new keys and frames."""
+    shared = random.Random(3).sample(range(-(10**12), 10**12), 1200)
+    results: dict[int, dict[int, int]] = {}
+    frames: dict[int, dict[tuple[int, int], int]] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer(number: int) -> None:
+        engine = make_engine(database_url)
+        try:
+            keys, pairs = SampleKeyTable(engine), LineFrameTable(engine)
+            mine = random.Random(number).sample(shared, 900)
+            start.wait()
+            for part in range(0, len(mine), 150):
+                hashes = np.array(mine[part : part + 150], dtype=np.int64)
+                ids = keys.create(hashes, hashes % 97, np.zeros_like(hashes), hashes % 89)
+                results.setdefault(number, {}).update(zip(hashes.tolist(), ids.tolist(), strict=True))
+                functions, lines = hashes % 50, hashes % 7
+                got = pairs.ids(functions, lines)
+                found = zip(zip(functions.tolist(), lines.tolist(), strict=True), got.tolist(), strict=True)
+                frames.setdefault(number, {}).update(found)
+        except BaseException as exc:  # reported below: a thread's exception would vanish
+            failures.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    for found in (results, frames):
+        by_value: dict[Any, set[int]] = {}
+        for mapping in found.values():
+            for value, given in mapping.items():
+                by_value.setdefault(value, set()).add(given)
+        assert all(len(ids) == 1 for ids in by_value.values())  # every writer got the same id
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            stored = concatenate(read_segments(conn))
+            stored_frames = concatenate_frames(read_frame_segments(conn))
+    finally:
+        engine.dispose()
+    assert len(set(stored.hashes.tolist())) == len(stored) == len({h for r in results.values() for h in r})
+    assert len(set(stored.ids.tolist())) == len(stored)
+    assert bool((stored.nodes == stored.hashes % 97).all()) and bool((stored.line_nodes == stored.hashes % 89).all())
+    pairs = set(zip(stored_frames.functions.tolist(), stored_frames.lines.tolist(), strict=True))
+    assert len(pairs) == len(stored_frames) == len({p for r in frames.values() for p in r})
+
+
+def test_a_rolled_back_append_hands_out_no_id(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        keys = SampleKeyTable(engine)
+        first = keys.create(np.array([11, 12]), np.array([1, 2]), np.array([0, 0]))
+
+        def fail(_conn: Any) -> None:
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+        event.listen(engine, "commit", fail)
+        try:
+            with pytest.raises(OperationalError):
+                keys.create(np.array([13]), np.array([3]), np.array([0]))
+        finally:
+            event.remove(engine, "commit", fail)
+        assert keys.lookup(np.array([11, 12, 13])).tolist() == [*first.tolist(), -1]
+        again = keys.create(np.array([13]), np.array([3]), np.array([0]))
+        assert again.tolist() == [int(first.max()) + 1]  # the id nothing ever committed
+    finally:
+        engine.dispose()
+
+
+def test_no_key_is_appended_once_a_collection_ran(database_url: str) -> None:
+    """A collection may have dropped the nodes a new key points at: its writer resolves it again instead."""
+    engine = make_engine(database_url)
+    try:
+        keys = SampleKeyTable(engine)
+        with pytest.raises(EpochMoved):
+            keys.create(np.array([21]), np.array([1]), np.array([0]), epoch=7)  # the database is at epoch 0
+        assert keys.lookup(np.array([21])).tolist() == [-1]
+        with engine.connect() as conn:
+            assert read_segments(conn) == []
+    finally:
+        engine.dispose()
+
+
+def test_collection_drops_dead_keys_keeps_the_highest_and_folds_line_leaves_in(database_url: str) -> None:
+    store = Store.from_url(database_url)
+    try:
+        dedup = Dedup(store.engine)
+        cpu = dedup.sample_key_ids(decode_columns((DATA / "cpu.pb.gz").read_bytes()))
+        forget_lines(store.engine)
+        fresh = Dedup(store.engine)  # sees the keys again: their line leaves are recorded beside the segments
+        assert fresh.sample_key_ids(decode_columns((DATA / "cpu.pb.gz").read_bytes())).tolist() == cpu.tolist()
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(SampleKeyLine)).scalar_one() == len(set(cpu.tolist()))
+        removed = collect_garbage(store)  # no profile references any key
+        assert removed["sample_keys"] == len(set(cpu.tolist())) - 1
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(SampleKeyLine)).scalar_one() == 0
+            left = with_line_fills(concatenate(read_segments(conn)), read_line_fills(conn))
+        assert left.ids.tolist() == [int(cpu.max())]
+        assert int(left.line_nodes[0]) != NO_LINES  # the leaf found after the key was stored, now in its segment
+        after = SampleKeyTable(store.engine).create(np.array([99]), np.array([0]), np.array([0]))
+        assert after.tolist() == [int(cpu.max()) + 1]
+    finally:
+        store.close()
