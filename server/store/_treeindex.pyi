@@ -53,3 +53,9 @@ def depths(depth: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], parents: 
 
     ``ValueError``, with nothing written, if a parent is neither known nor an earlier node of the call.
     """
+
+def columns(
+    ids: Words, parents: Words, frames: Words, recursive: Buffer | npt.NDArray[np.bool_], /
+) -> tuple[bytes, int]:
+    """A stack segment's uncompressed column bytes (layout in :mod:`server.store.stackcodec`) and the flags of
+    its 64-bit columns. ``ValueError`` for ids not positive and increasing, or a parent not below its node."""

@@ -28,8 +28,6 @@ Two rules keep cached ids true:
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine
@@ -151,8 +149,7 @@ class Dedup:
         frames: Frames | None = None,
         which: IntArray | None = None,
     ) -> IntArray:
-        """The stack node of every sample (of ``which``, default all): cached by the bytes of its frame ids,
-        walked on a miss."""
+        """The stack node of every sample (of ``which``, default all), walked down the stack tree."""
         frames = expand(columns) if frames is None else frames
         frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
         return _leaves(self.stacks, frame_ids, frames.offsets, which)
@@ -193,27 +190,10 @@ class Dedup:
 
 def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, which: IntArray | None = None) -> IntArray:
     """Leaf node of every sample ``i`` of ``which`` (default all; frames leaf first,
-    ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``: cached by the bytes of its frame ids, walked on a miss."""
+    ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``: the batch is walked in C, known stacks and new alike."""
     if which is not None:  # the chosen samples' frames as a batch of their own
         lengths = offsets[which + 1] - offsets[which]
         frame_ids = frame_ids[ranges(offsets[which], lengths)]
         offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-    raw = frame_ids.astype("<i8").tobytes()
-    bounds = (offsets * 8).tolist()
-    keys = [raw[start:end] for start, end in itertools.pairwise(bounds)]
-    found = stacks.cached_stacks(keys)
-    missing_at = [position for position, node in enumerate(found) if node is None]
-    if keys and len(missing_at) == len(keys):  # all new (a churny profile): the batch as it is
-        return stacks.resolve_arrays(keys, frame_ids, offsets, leaf_first=True)
-    nodes = np.array([0 if node is None else node for node in found], dtype=np.int64)
-    if missing_at:
-        # The missing samples' frames as one flat array, each stack still leaf first: the walk reads them backwards.
-        picked = np.array(missing_at, dtype=np.int64)
-        lengths = offsets[picked + 1] - offsets[picked]
-        walk_offsets = np.zeros(picked.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lengths, out=walk_offsets[1:])
-        walk_frames = frame_ids[ranges(offsets[picked], lengths)]
-        missing_keys = [keys[p] for p in missing_at]
-        nodes[missing_at] = stacks.resolve_arrays(missing_keys, walk_frames, walk_offsets, leaf_first=True)
-    return nodes
+    return stacks.resolve_arrays(frame_ids, offsets, leaf_first=True)

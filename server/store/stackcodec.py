@@ -12,7 +12,11 @@ nodes written together are a few compressed columns:
 - frame ids;
 - the recursive flags as a bitmap.
 
-Integer columns are stored as byte planes (all low bytes, then the next ...).
+Integer columns are stored as byte planes (all low bytes, then the next ...):
+the compressor then finds the long runs of zero high bytes and the skewed low
+bytes; interleaved, it did ~30 % worse on frame ids. The column bytes are
+written in C (:func:`server.store._treeindex.columns`), in two passes over the
+nodes.
 
 Columns rather than rows keep like bytes together, which is what makes the
 compressor effective. ``depth`` is not stored: it follows from the parents.
@@ -31,12 +35,15 @@ segment must never load as fewer or shifted nodes.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import zstandard
+
+from server.store._treeindex import columns
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -49,7 +56,7 @@ _LEVEL = 3
 _WIDE_IDS = 1
 _WIDE_PARENTS = 2
 _WIDE_FRAMES = 4
-_U32_MAX = 2**32 - 1
+_COMPRESSORS = threading.local()
 
 
 class CorruptSegment(ValueError):
@@ -69,15 +76,6 @@ class Segment:
         return int(self.ids.shape[0])
 
 
-def _column(values: IntArray, flag: int) -> tuple[bytes, int]:
-    """The column's bytes split into planes (every value's low byte, then the next...): the compressor then finds the
-    long runs of zero high bytes and the skewed low bytes; interleaved, it does ~30 % worse on frame ids."""
-    narrow = values.size == 0 or (int(values.min()) >= 0 and int(values.max()) <= _U32_MAX)
-    dtype, width = ("<u4", 4) if narrow else ("<i8", 8)
-    planes = values.astype(dtype).view(np.uint8).reshape(-1, width).T
-    return planes.tobytes(), 0 if narrow else flag
-
-
 def _uncolumn(raw: bytes, offset: int, count: int, width: int) -> IntArray:
     planes = np.frombuffer(raw, np.uint8, count * width, offset).reshape(width, count)
     values = np.ascontiguousarray(planes.T).view("<u4" if width == 4 else "<i8").reshape(count)
@@ -87,22 +85,22 @@ def _uncolumn(raw: bytes, offset: int, count: int, width: int) -> IntArray:
 def encode(segment: Segment, level: int = _LEVEL) -> bytes:
     """The segment's bytes; raises ``ValueError`` for nodes that break the tree's order rules."""
     count = len(segment)
-    ids = segment.ids.astype(np.int64)
-    if count and (int(ids[0]) < 1 or bool((np.diff(ids) < 1).any())):
-        raise ValueError("stack segment ids must be positive and increasing")
-    if count and bool(((segment.parents < 0) | (segment.parents >= ids)).any()):
-        raise ValueError("every stack node's parent must be the root or a node with a smaller id")
+    ids, parents, frames = (
+        np.ascontiguousarray(c, dtype=np.int64) for c in (segment.ids, segment.parents, segment.frames)
+    )
+    raw, flags = columns(ids, parents, frames, np.ascontiguousarray(segment.recursive, dtype=np.bool_))
     first = int(ids[0]) if count else 0
-    deltas = np.diff(ids, prepend=np.int64(first))
-    flags = 0
-    parts: list[bytes] = []
-    for values, flag in ((deltas, _WIDE_IDS), (ids - segment.parents, _WIDE_PARENTS), (segment.frames, _WIDE_FRAMES)):
-        raw, used = _column(values.astype(np.int64), flag)
-        parts.append(raw)
-        flags |= used
-    parts.append(np.packbits(segment.recursive.astype(bool)).tobytes())
-    body = zstandard.ZstdCompressor(level=level).compress(b"".join(parts))
-    return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + body
+    return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + _compressor(level).compress(raw)
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """This thread's compressor for ``level``: a compressor is not safe to share between threads, and a fresh one
+    each segment set up its tables again (~15 % of a churny segment's compression time)."""
+    made: dict[int, zstandard.ZstdCompressor] = _COMPRESSORS.__dict__.setdefault("by_level", {})
+    compressor = made.get(level)
+    if compressor is None:
+        compressor = made[level] = zstandard.ZstdCompressor(level=level)
+    return compressor
 
 
 def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:

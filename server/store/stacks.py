@@ -2,7 +2,7 @@
 
 A stack (root first) is a path in the tree; a sample stores only the id of
 its leaf node. Scrapes of one service repeat the same stacks, so after the
-first few scrapes ingest finds every stack in :attr:`StackTree._stacks` and
+first few scrapes ingest finds every stack in the in-memory index and
 touches no table at all.
 
 Nodes are stored as append-only compressed segments (``stack_segments``,
@@ -34,7 +34,7 @@ second instance with its own ``tree`` number and node ids.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import TypeVar
@@ -57,8 +57,6 @@ LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server
 
 #: PostgreSQL advisory lock key of tree ``t``'s appends is ``APPEND_LOCK + t`` (GC's is 7_299_999_999).
 APPEND_LOCK = 7_299_999_900
-#: Distinct stacks whose leaf is remembered by key; past it the shortcut starts again empty.
-MAX_CACHED_STACKS = 500_000
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
 _FRAME_LIMIT = 1 << 31
@@ -120,9 +118,14 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
 
 
 def _grown(column: _Column, size: int, fill: int | bool) -> _Column:
-    grown = np.empty(size, dtype=column.dtype)
+    """``column`` copied into ``size`` places, the rest ``fill``. A zero fill is no pass at all: a large
+    ``np.zeros`` is calloc's fresh zeroed pages, so only the copied part is written here."""
+    if fill:
+        grown = np.empty(size, dtype=column.dtype)
+        grown[column.shape[0] :] = fill
+    else:
+        grown = np.zeros(size, dtype=column.dtype)
     grown[: column.shape[0]] = column
-    grown[column.shape[0] :] = fill
     return grown
 
 
@@ -182,7 +185,6 @@ class StackTree:
         self._engine = engine
         self._tree = tree
         self._lock = threading.RLock()
-        self._stacks: dict[Hashable, int] = {}
         self._index = Index()
         self._high = ROOT  # every segment whose nodes are at most this is loaded
         self._loaded = False
@@ -201,25 +203,20 @@ class StackTree:
 
     # -- ingest side -------------------------------------------------------
 
-    def cached_stacks(self, keys: Sequence[Hashable]) -> list[int | None]:
-        """The leaf remembered for each key, None where there is none (one C-level map, no call a key)."""
-        return list(map(self._stacks.get, keys))
-
-    def resolve(self, keys: Sequence[Hashable], stacks: Sequence[Sequence[int]]) -> list[int]:
+    def resolve(self, stacks: Sequence[Sequence[int]]) -> list[int]:
         """Leaf node ids for stacks given root first as frame ids, creating missing nodes."""
         frames, offsets = _flatten(stacks)
-        leaves: list[int] = self.resolve_arrays(keys, frames, offsets).tolist()
+        leaves: list[int] = self.resolve_arrays(frames, offsets).tolist()
         return leaves
 
-    def resolve_arrays(
-        self, keys: Sequence[Hashable], frames: IntArray, offsets: IntArray, *, leaf_first: bool = False
-    ) -> IntArray:
+    def resolve_arrays(self, frames: IntArray, offsets: IntArray, *, leaf_first: bool = False) -> IntArray:
         """Leaf node ids for stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first),
         creating missing nodes.
 
-        ``keys`` are the caller's compact names for the same stacks; they are
-        remembered so the next profile with these stacks skips the walk. The
-        walk is one C pass over the batch's frames (:mod:`server.store._treeindex`).
+        Every stack is walked, known or not: the walk is one C pass over the
+        batch's frames (:mod:`server.store._treeindex`), cheaper than the
+        per-stack ``bytes`` keys and dictionary a leaf-by-key shortcut took
+        (measured in docs/storage.md), and it holds no memory of its own.
         """
         frames = np.ascontiguousarray(frames, dtype=np.int64)
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
@@ -230,9 +227,6 @@ class StackTree:
             walk = self._walk(frames, offsets, leaf_first)
             if walk.missing:
                 walk = self._append(frames, offsets, leaf_first, walk)
-            if len(self._stacks) + len(keys) > MAX_CACHED_STACKS:
-                self._stacks.clear()
-            self._stacks.update(zip(keys, walk.leaves.tolist(), strict=True))
             return walk.leaves
 
     def _walk(self, frames: IntArray, offsets: IntArray, leaf_first: bool) -> _Walk:
@@ -316,7 +310,7 @@ class StackTree:
 
     def _grow(self, size: int) -> None:
         """Columns for ids below ``size``, at least doubled. New arrays, not resized ones: a query may
-        hold the old ones. Each is written once (copy, then fill), so its fresh pages fault once."""
+        hold the old ones. Only the parents' tail is filled (with -1); the others' is calloc's zeros."""
         current = self.parent.shape[0]
         if size <= current:
             return

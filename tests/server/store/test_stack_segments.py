@@ -72,9 +72,8 @@ def _resolve_and_compare(database_url: str, batches: list[list[list[int]]]) -> N
     tree = StackTree(engine)
     try:
         leaves: dict[tuple[int, ...], int] = {}
-        for number, stacks in enumerate(batches):
-            keys = [(number, i) for i in range(len(stacks))]
-            for stack, leaf in zip(stacks, tree.resolve(keys, stacks), strict=True):
+        for stacks in batches:
+            for stack, leaf in zip(stacks, tree.resolve(stacks), strict=True):
                 assert _paths(tree, leaf) == tuple(stack)
                 assert leaves.setdefault(tuple(stack), leaf) == leaf  # a stack seen again keeps its node
         expected = _reference([s for batch in batches for s in batch])
@@ -92,7 +91,7 @@ def _resolve_and_compare(database_url: str, batches: list[list[list[int]]]) -> N
         fresh.ensure(nodes)
         for name in ("parent", "function", "depth", "recursive"):
             assert getattr(fresh, name)[nodes].tolist() == getattr(tree, name)[nodes].tolist()
-        again = fresh.resolve([("again", i) for i in range(len(batches[0]))], batches[0])
+        again = fresh.resolve(batches[0])
         assert again == [leaves[tuple(s)] for s in batches[0]]
     finally:
         engine.dispose()
@@ -114,7 +113,7 @@ def test_concurrent_writers_give_one_id_per_node(database_url: str) -> None:
             start.wait()
             for part in range(0, len(mine), 50):
                 chunk = mine[part : part + 50]
-                leaves = tree.resolve([(number, part, i) for i in range(len(chunk))], chunk)
+                leaves = tree.resolve(chunk)
                 results.setdefault(number, {}).update(zip(map(tuple, chunk), leaves, strict=True))
         except BaseException as exc:  # reported below: a thread's exception would vanish
             failures.append(exc)
@@ -153,14 +152,14 @@ def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) 
     store = Store.from_url(database_url)
     try:
         stacks = [[1, 2, 3], [1, 2, 4], [5, 6], [5, 7, 8, 9]]
-        leaves = store.stacks.resolve([("gc", i) for i in range(len(stacks))], stacks)
+        leaves = store.stacks.resolve(stacks)
         highest = max(leaves)
         removed = collect_garbage(store)  # no profile: nothing is referenced
         fresh = StackTree(store.engine)
         fresh.ensure(np.array([highest], dtype=np.int64))
         assert _paths(fresh, highest) == (5, 7, 8, 9)
         assert fresh.size == 4 and removed["stack_nodes"] == len(_reference(stacks)) - 4
-        again = fresh.resolve([("again", 0)], [[1, 2, 3]])
+        again = fresh.resolve([[1, 2, 3]])
         assert again[0] > highest  # numbered past every id ever handed out
         assert _paths(fresh, again[0]) == (1, 2, 3)
     finally:
@@ -173,7 +172,7 @@ def test_a_segment_naming_a_parent_not_stored_is_refused(database_url: str) -> N
     engine = make_engine(database_url)
     try:
         tree = StackTree(engine)
-        tree.resolve([("ok", 0)], [[1, 2]])  # nodes 1 and 2
+        tree.resolve([[1, 2]])  # nodes 1 and 2
         orphans = stackcodec.Segment(
             ids=np.array([10, 11]), parents=np.array([2, 9]), frames=np.array([3, 4]), recursive=np.zeros(2, bool)
         )

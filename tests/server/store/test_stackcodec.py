@@ -13,7 +13,11 @@ import zlib
 
 import numpy as np
 import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
 
+from server.store._treeindex import columns
 from server.store.stackcodec import CorruptSegment, Segment, decode, encode
 
 
@@ -53,6 +57,47 @@ def test_chain_and_siblings() -> None:
 def test_gaps_and_wide_values() -> None:
     big = 2**40
     assert_round_trip(segment([3, 9, big, big + 1], [0, 3, 0, big], [2**33, 1, 7, 2**35], [True, False, False, True]))
+
+
+def reference_columns(original: Segment) -> bytes:
+    """The column bytes as the layout defines them, built with numpy a column at a time."""
+    ids = original.ids
+    parts = []
+    for values in (np.diff(ids, prepend=ids[:1]), ids - original.parents, original.frames):
+        narrow = values.size == 0 or (int(values.min()) >= 0 and int(values.max()) < 2**32)
+        width = 4 if narrow else 8
+        parts.append(values.astype("<u4" if narrow else "<i8").view(np.uint8).reshape(-1, width).T.tobytes())
+    return b"".join(parts) + np.packbits(original.recursive).tobytes()
+
+
+@st.composite
+def segments(draw: st.DrawFn) -> Segment:
+    """Increasing ids with gaps (some past 32 bits apart), parents anywhere below, frames of any width and sign."""
+    gaps = draw(st.lists(st.one_of(st.integers(1, 3), st.integers(1, 2**40)), max_size=40))
+    ids = np.cumsum(np.array([draw(st.integers(1, 2**20)), *gaps], dtype=np.int64))
+    parents = [draw(st.integers(0, int(node) - 1)) for node in ids]
+    frames = draw(
+        st.lists(st.one_of(st.integers(0, 5000), st.integers(-(2**62), 2**62)), min_size=ids.size, max_size=ids.size)
+    )
+    recursive = draw(st.lists(st.booleans(), min_size=ids.size, max_size=ids.size))
+    return segment(ids.tolist(), parents, frames, recursive)
+
+
+@given(segments())
+def test_column_bytes_follow_the_layout(original: Segment) -> None:
+    data = encode(original)
+    assert zstandard.ZstdDecompressor().decompress(data[16:]) == reference_columns(original)
+    assert_round_trip(original)
+
+
+def test_columns_refuses_columns_of_different_lengths() -> None:
+    ids = np.array([1, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match="one length"):
+        columns(ids, ids[:1] - 1, ids, np.zeros(2, dtype=bool))
+    with pytest.raises(ValueError, match="one length"):
+        columns(ids, ids - 1, ids, np.zeros(3, dtype=bool))
+    with pytest.raises(TypeError, match="64-bit"):
+        columns(ids.astype(np.int32), ids - 1, ids, np.zeros(2, dtype=bool))
 
 
 def test_many_nodes_compress_to_a_few_bytes_each() -> None:
