@@ -8,15 +8,11 @@ is what lets one process ingest hundreds of profiles per second.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 
-IntArray = npt.NDArray[np.int64]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A PostgreSQL host that went away silently (no RST) must fail a connect in seconds, not minutes:
 # callers answer 503 or buffer, and /readyz must not hang.
@@ -77,38 +73,6 @@ def insert_returning(
     result: list[Any] = []
     for chunk in chunks(rows, 1000):
         result.extend(conn.execute(statement, list(chunk)).all())
-    return result
-
-
-def insert_integers_returning(
-    conn: Connection, table: str, columns: Sequence[str], rows: IntArray | Sequence[Sequence[int]], unique: str
-) -> IntArray:
-    """Rows of integers, skipping those that collide on ``unique`` (one column, or several comma-separated);
-    returns ``(id, *unique)`` of the inserted ones, one row each.
-
-    The bulk form of :func:`insert_returning` for tables of integers only
-    (sample keys): thousands of rows a profile, where SQLAlchemy's per-row
-    parameter handling costs ~20 µs a row. Here each chunk is one multi-row
-    ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING``
-    written as text (one ``%`` over the whole chunk), both databases
-    understanding the same statement. The values are formatted by ``%d``, so
-    nothing but digits and minus signs reaches the SQL; table and column
-    names come from the models.
-    """
-    width = 1 + len(unique.split(","))
-    data = np.asarray(rows, dtype=np.int64).reshape(-1, len(columns))
-    names = ", ".join(columns)
-    row_format = "(" + ", ".join(["%d"] * len(columns)) + ")"  # %d: integers only, whatever the caller passed
-    parts: list[IntArray] = [np.zeros((0, width), dtype=np.int64)]
-    for start in range(0, data.shape[0], 5000):
-        chunk = data[start : start + 5000]
-        values = ", ".join([row_format] * chunk.shape[0]) % tuple(chunk.ravel().tolist())
-        statement = (
-            f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT ({unique}) DO NOTHING RETURNING id, {unique}"
-        )
-        returned = conn.exec_driver_sql(statement).fetchall()
-        parts.append(np.fromiter(chain.from_iterable(returned), dtype=np.int64).reshape(-1, width))
-    result: IntArray = np.concatenate(parts)
     return result
 
 
