@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from server.pprof.columns import ProfileColumns
 from server.pprof.kernels import sample_hashes
+from server.pprof.mixing import mix64
 from server.pprof.validate import positions
 
 U64 = npt.NDArray[np.uint64]
@@ -36,16 +37,6 @@ _LABELS = np.uint64(0x27D4EB2F165667C5)
 # locations were dropped from stacks point at stacks without them, and must not be
 # reused for profiles ingested since (symbolized samples keep their keys).
 _BARE = np.uint64(0x85EBCA77C2B2AE63)
-
-
-def _mix(x: U64) -> U64:
-    """splitmix64's finaliser: every input bit affects every output bit."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
 
 
 def _powers(length: int, base: np.uint64) -> U64:
@@ -116,16 +107,16 @@ def sample_keys_numpy(columns: ProfileColumns, function_ids: IntArray, labelset_
     function_order = np.argsort(columns.function_id, kind="stable").astype(np.int64)
     line_function, _ = positions(columns.function_id, function_order, columns.line_function_id)
     with np.errstate(over="ignore"):
-        line_terms = _mix(function_ids[line_function].astype(np.uint64) * _LINE ^ columns.line_line.astype(np.uint64))
+        line_terms = mix64(function_ids[line_function].astype(np.uint64) * _LINE ^ columns.line_line.astype(np.uint64))
         lines = _ordered_sum(line_terms, columns.location_line_offsets, _GOLDEN)
         lines[np.diff(columns.location_line_offsets) == 0] = _BARE
-        location_hash = _mix(_mix(address ^ mapping_key) + lines)
+        location_hash = mix64(mix64(address ^ mapping_key) + lines)
     # Samples: their locations in order, then the label set.
     location_order = np.argsort(columns.location_id, kind="stable").astype(np.int64)
     location_pos, _ = positions(columns.location_id, location_order, columns.sample_locs)
     stack = _ordered_sum(location_hash[location_pos], columns.sample_loc_offsets, _FRAME)
     with np.errstate(over="ignore"):
-        return _mix(
+        return mix64(
             stack
-            + _mix(labelset_ids.astype(np.uint64) * _LABELS + np.diff(columns.sample_loc_offsets).astype(np.uint64))
+            + mix64(labelset_ids.astype(np.uint64) * _LABELS + np.diff(columns.sample_loc_offsets).astype(np.uint64))
         )

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from server.pprof import kernels
 from server.pprof.columns import ProfileColumns
 from server.pprof.frames import ranges
+from server.pprof.mixing import mix64
 
 IntArray = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -29,16 +30,6 @@ _STR = np.uint64(0xC2B2AE3D27D4EB4F)
 _NUM = np.uint64(0x165667B19E3779F9)
 _UNIT = np.uint64(0x27D4EB2F165667C5)
 _POSITION = np.uint64(0x85EBCA77C2B2AE63)
-
-
-def _mix(x: U64) -> U64:
-    """splitmix64's finaliser."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
 
 
 def label_runs(columns: ProfileColumns, labelled: IntArray) -> tuple[IntArray, IntArray]:
@@ -66,12 +57,12 @@ def _hashed_runs(columns: ProfileColumns, labelled: IntArray) -> tuple[IntArray,
     number = columns.label_num[entries].astype(np.uint64)
     unit = columns.label_num_unit[entries].astype(np.uint64)
     with np.errstate(over="ignore"):
-        term = _mix(
+        term = mix64(
             key * _KEY
-            + _mix(value * _STR + _mix(number * _NUM + _mix(unit * _UNIT + position.astype(np.uint64) * _POSITION)))
+            + mix64(value * _STR + mix64(number * _NUM + mix64(unit * _UNIT + position.astype(np.uint64) * _POSITION)))
         )
         sums = np.add.reduceat(term, np.cumsum(lengths) - lengths)
-        hashes = _mix(sums + lengths.astype(np.uint64))
+        hashes = mix64(sums + lengths.astype(np.uint64))
     _, first, groups = np.unique(hashes, return_index=True, return_inverse=True)
     groups = groups.reshape(-1).astype(np.int64)
     first = first.astype(np.int64)

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, select
 
+from server.pprof.mixing import mix64
 from server.store.database import chunks, insert_returning
 from server.store.keys import hash64
 from server.store.models import FunctionRow
@@ -36,16 +37,6 @@ _EMPTY: tuple[U64, U64, IntArray] = (
 )
 
 
-def _mix(x: U64) -> U64:
-    """splitmix64's finaliser."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def function_digests(
     strings: Sequence[str], names: IntArray, system_names: IntArray, filenames: IntArray
 ) -> tuple[U64, U64]:
@@ -56,8 +47,9 @@ def function_digests(
     hashes = np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings)).view(np.uint64)
     name, system_name, filename = hashes[names], hashes[system_names], hashes[filenames]
     with np.errstate(over="ignore"):
-        first = _mix(name * np.uint64(0x9E3779B97F4A7C15) + _mix(system_name + _mix(filename)))
-        second = _mix(filename * np.uint64(0xC2B2AE3D27D4EB4F) ^ _mix(name + _mix(system_name ^ np.uint64(0x27D4EB2F))))
+        first = mix64(name * np.uint64(0x9E3779B97F4A7C15) + mix64(system_name + mix64(filename)))
+        inner = mix64(name + mix64(system_name ^ np.uint64(0x27D4EB2F)))
+        second = mix64(filename * np.uint64(0xC2B2AE3D27D4EB4F) ^ inner)
     return first, second
 
 

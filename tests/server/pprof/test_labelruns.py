@@ -63,7 +63,7 @@ def test_a_hash_collision_falls_back_to_the_bytes(monkeypatch: pytest.MonkeyPatc
     runs = [[(1, 2, 0, 0)], [(1, 2, 0, 0)], [(2, 1, 0, 0)], [], [(1, 2, 0, 0), (2, 1, 0, 0)], [(2, 1, 0, 0)]]
     columns = _with_labels(runs)
     labelled = np.flatnonzero(np.diff(columns.sample_label_offsets) > 0)
-    monkeypatch.setattr(labelruns, "_mix", np.zeros_like)  # every run hashes the same
+    monkeypatch.setattr(labelruns, "mix64", np.zeros_like)  # every run hashes the same
     assert labelruns._hashed_runs(columns, labelled) is None
     assert _canonical(*label_runs(columns, labelled)) == [0, 0, 1, 2, 1]
 
