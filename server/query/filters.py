@@ -418,25 +418,29 @@ def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> Boo
     """Whether each new node has an ancestor of its function.
 
     Frames are removed by function, so a kept frame's same-function ancestors are
-    kept too: without a cut the flag carries over. A cut may remove them, so the
-    nodes that were recursive are walked up their new ancestors.
+    kept too: without a cut the flag carries over. A cut removes the frames above
+    the root-most match, and the frames kept on a path are the ones below it: a
+    recursive node stays so when its nearest same-function ancestor in the
+    original tree is kept. That ancestor is found walking the original parents,
+    a few steps for most nodes, dropping each node from the walk as it is found.
+    Nodes merged into one new node share their kept path, so any of them answers.
     """
-    parent = merged.parent
-    function = tree.function[merged.nodes]
-    recursive = np.zeros(parent.shape[0], dtype=bool)
-    source = np.flatnonzero(kept)
-    recursive[merged.new_of[source]] = tree.recursive[source]
+    recursive = np.zeros(merged.parent.shape[0], dtype=bool)
+    source = np.flatnonzero(kept & tree.recursive)
     if not cut:
+        recursive[merged.new_of[source]] = True
         return recursive
-    walk = np.flatnonzero(recursive)
-    hit = np.zeros(walk.shape[0], dtype=bool)
-    ancestor = parent[walk]
-    while bool((ancestor >= 0).any()):
-        live = ancestor >= 0
-        safe = np.maximum(ancestor, 0)
-        hit |= live & (function[safe] == function[walk])
-        ancestor = np.where(live & ~hit, parent[safe], -1)
-    recursive[walk] = hit
+    parent, function = tree.parent, tree.function
+    target = function[source]
+    ancestor = parent[source]  # a recursive node's same-function ancestor exists, so no walk reaches the root
+    stays = np.zeros(source.shape[0], dtype=bool)
+    index = np.arange(source.shape[0], dtype=np.int64)
+    while index.shape[0]:
+        found = function[ancestor] == target
+        stays[index[found]] = kept[ancestor[found]]
+        going = ~found
+        index, target, ancestor = index[going], target[going], parent[ancestor[going]]
+    recursive[merged.new_of[source[stays]]] = True
     return recursive
 
 
