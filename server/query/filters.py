@@ -376,20 +376,19 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
     """
     n = slot.shape[0]
     rep = np.arange(n + 1, dtype=np.int64)
-    kept_ids = np.flatnonzero(kept)
-    kept_slots = slot[kept_ids]
-    own = parent[kept_ids]
-    lifted = kept_ids[kept_slots != np.where(own >= 0, own, n)]
+    lifted = np.flatnonzero(kept & (slot != np.where(parent >= 0, parent, n)))  # elementwise: no gather
     if lifted.shape[0] == 0:
         return rep
-    counts = np.bincount(kept_slots, minlength=n + 1)
-    narrow = kept_slots.astype(np.uint16) if n < 2**16 else kept_slots  # 16 bits: numpy sorts them by radix
-    by_slot = kept_ids[np.argsort(narrow, kind="stable")]  # kept nodes grouped by their new parent
+    new_parent = np.where(kept, slot, n + 1)  # the removed nodes sort last, past the root's slot
+    counts = np.bincount(new_parent, minlength=n + 2)[: n + 1]
+    narrow = new_parent.astype(np.uint16) if n + 1 < 2**16 else new_parent  # 16 bits: numpy sorts them by radix
+    by_slot = np.argsort(narrow, kind="stable")  # kept nodes grouped by their new parent (removed ones after)
     starts = np.cumsum(counts) - counts
     width = int(function.max()) + 1
     # Groups as a union-find over the nodes merged so far (``merged``): rep[v] is v's lowest-numbered
     # equal, kept pointing straight at it, so a round costs what it groups, never a pass over all nodes.
     merged = np.zeros(0, dtype=np.int64)
+    grew = np.zeros(n + 1, dtype=bool)  # a mark per representative that grew this round, cleared after
     members = np.unique(slot[lifted])
     while True:
         many = counts[members]
@@ -411,7 +410,11 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
         merged = np.concatenate((merged, gone))
         rep[merged] = rep[rep[merged]]  # nodes merged into one that moved now point at its leader
         grown = np.unique(into)
-        members = np.union1d(grown, merged[np.isin(rep[merged], grown)])  # every node the grown groups hold
+        # Every node the grown groups hold: their representatives (never merged) and the merged nodes
+        # pointing at them, each once.
+        grew[grown] = True
+        members = np.concatenate((grown, merged[grew[rep[merged]]]))
+        grew[grown] = False
 
 
 def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> BoolArray:
