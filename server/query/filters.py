@@ -128,10 +128,20 @@ def filter_tree(
         kept &= ~_matches(tree, filters.hide, frames, owner)
     if filters.show is not None:
         kept &= _matches(tree, filters.show, frames, owner)
+    up: IntArray | None = None  # per node, the nearest kept node at or above it (-1: none), when known early
     if filters.show_from is not None:
         # Root-most match among the frames still shown; the frames above it go, stacks without one go too.
         # A node at or below a match (on_path) is at or below the root-most one.
-        kept &= _on_path(levels, parent, _matches(tree, filters.show_from, frames, owner) & kept)
+        on_path = _on_path(levels, parent, _matches(tree, filters.show_from, frames, owner) & kept)
+        if filters.hide is not None or filters.show is not None:
+            # Going up from a node, on_path holds until it stops for good: the nearest frame hide and show
+            # keep is the nearest kept one if it is on the path, and no frame above it is. Pointer jumping
+            # then runs only over the frames hide and show remove, never over the long runs above the cut.
+            shown = _nearest_kept(parent, kept)
+            up = np.where(on_path[shown] & (shown >= 0), shown, -1)
+        kept &= on_path
+        if up is None:
+            up = np.where(kept, np.arange(n, dtype=np.int64), -1)  # on_path holds down to every leaf
     if filters.hide is not None or filters.show is not None or filters.show_from is not None:
         keep_root = False  # an empty stack has no frame to show; pprof drops it too
     columns = tree.selfs.shape[1]
@@ -142,6 +152,8 @@ def filter_tree(
         if not bool((selfs < 0).any()):
             # A node left with no sample has only such nodes below it: dropping it now lifts nothing,
             # and spares merging what would be dropped as empty at the end.
+            # ``up`` may now point at such a node (only from one holding no sample either): it has no new
+            # node, so what points at it lands nowhere, as an empty node does.
             kept &= np.any(totals != 0, axis=1)
     else:
         selfs, totals = tree.selfs, tree.totals
@@ -150,7 +162,7 @@ def filter_tree(
         result = _tree_of(parent, tree.function, tree.recursive, selfs, totals, root_self)
         result, moved = _drop_empty(result)
         return Filtered(result, np.where(keep_samples, moved, -1), keep_root)
-    merged = _keep(parent, tree.function, kept)
+    merged = _keep(parent, tree.function, kept, up)
     landed = keep_samples & (merged.new_of >= 0)
     recursive = _recursive(tree, merged, kept, filters.show_from is not None)
     result = _tree_of(*merged.values(tree.function, recursive, selfs, totals, landed, kept), root_self)
@@ -333,11 +345,13 @@ class _Kept:
         return self.parent, function[nodes], recursive, new_selfs, new_totals
 
 
-def _keep(parent: IntArray, function: IntArray, kept: BoolArray) -> _Kept:
+def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | None = None) -> _Kept:
     """The tree of kept frames: each kept node hangs off its nearest kept ancestor, and kept nodes
-    that end up with the same path of functions are one node."""
+    that end up with the same path of functions are one node. ``up``: each node's nearest kept node at or
+    above it, when the caller knows it."""
     n = parent.shape[0]
-    up = _nearest_kept(parent, kept)
+    if up is None:
+        up = _nearest_kept(parent, kept)
     above = np.where(parent >= 0, up[np.maximum(parent, 0)], -1)  # nearest kept strict ancestor
     slot = np.where(above >= 0, above, n)  # slot n is the root
     rep = _merge_paths(slot, parent, function, kept)
