@@ -116,23 +116,33 @@ def filter_tree(
     parent = tree.parent
     cuts_samples = filters.focus is not None or filters.ignore is not None
     levels = _levels(tree.parent, depth) if cuts_samples or filters.show_from is not None else []
-    keep_samples = np.ones(n, dtype=bool)
-    keep_root = True  # samples with an empty stack
-    if filters.focus is not None:
-        keep_samples &= _on_path(levels, parent, _matches(tree, filters.focus, frames, owner))
-        keep_root = False
-    if filters.ignore is not None:
-        keep_samples &= ~_on_path(levels, parent, _matches(tree, filters.ignore, frames, owner))
     kept = np.ones(n, dtype=bool)
     if filters.hide is not None:
         kept &= ~_matches(tree, filters.hide, frames, owner)
     if filters.show is not None:
         kept &= _matches(tree, filters.show, frames, owner)
+    # focus, ignore and show_from each ask whether a path holds a match: one pass down the levels for all.
+    # show_from looks for its root-most match among the frames still shown.
+    asked: dict[str, BoolArray] = {}
+    if filters.focus is not None:
+        asked["focus"] = _matches(tree, filters.focus, frames, owner)
+    if filters.ignore is not None:
+        asked["ignore"] = _matches(tree, filters.ignore, frames, owner)
+    if filters.show_from is not None:
+        asked["show_from"] = _matches(tree, filters.show_from, frames, owner) & kept
+    paths = dict(zip(asked, _on_paths(levels, parent, list(asked.values())), strict=True))
+    keep_samples = np.ones(n, dtype=bool)
+    keep_root = True  # samples with an empty stack
+    if filters.focus is not None:
+        keep_samples &= paths["focus"]
+        keep_root = False
+    if filters.ignore is not None:
+        keep_samples &= ~paths["ignore"]
     up: IntArray | None = None  # per node, the nearest kept node at or above it (-1: none), when known early
     if filters.show_from is not None:
-        # Root-most match among the frames still shown; the frames above it go, stacks without one go too.
-        # A node at or below a match (on_path) is at or below the root-most one.
-        on_path = _on_path(levels, parent, _matches(tree, filters.show_from, frames, owner) & kept)
+        # The frames above the root-most match go, stacks without one go too. A node at or below a match
+        # (on_path) is at or below the root-most one.
+        on_path = paths["show_from"]
         if filters.hide is not None or filters.show is not None:
             # Going up from a node, on_path holds until it stops for good: the nearest frame hide and show
             # keep is the nearest kept one if it is on the path, and no frame above it is. Pointer jumping
@@ -296,12 +306,20 @@ def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]
     return result
 
 
-def _on_path(levels: list[IntArray], parent: IntArray, match: BoolArray) -> BoolArray:
-    """Per node: does the path from the root down to it hold a matching frame."""
-    on_path = match.copy()
+def _on_paths(levels: list[IntArray], parent: IntArray, matches: list[BoolArray]) -> list[BoolArray]:
+    """Per pattern (at most 8), per node: does the path from the root down to it hold a matching frame.
+
+    The patterns go down the levels together, a bit each in one byte per node: a pass's numpy calls
+    cost the same for one pattern or three.
+    """
+    if not matches:
+        return []
+    bits = np.zeros(parent.shape[0], dtype=np.uint8)
+    for bit, match in enumerate(matches):
+        bits |= match.view(np.uint8) << np.uint8(bit)
     for level in levels[1:]:
-        on_path[level] |= on_path[parent[level]]
-    return on_path
+        bits[level] |= bits[parent[level]]
+    return [(bits & np.uint8(1 << bit)) != 0 for bit in range(len(matches))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,10 +411,19 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
     lifted = np.flatnonzero(kept & (slot != np.where(parent >= 0, parent, n)))  # elementwise: no gather
     if lifted.shape[0] == 0:
         return rep
-    new_parent = np.where(kept, slot, n + 1)  # the removed nodes sort last, past the root's slot
-    counts = np.bincount(new_parent, minlength=n + 2)[: n + 1]
-    narrow = new_parent.astype(np.uint16) if n + 1 < 2**16 else new_parent  # 16 bits: numpy sorts them by radix
-    by_slot = np.argsort(narrow, kind="stable")  # kept nodes grouped by their new parent (removed ones after)
+    # Kept nodes grouped by their new parent (slot n: the root), as a sort of new parents: 16 bits when they
+    # fit, which numpy sorts by radix. When most nodes are kept, all are sorted, the removed ones last
+    # (past slot n); when few are, only they are gathered and sorted.
+    narrow = np.uint16 if n + 1 < 2**16 else np.int64
+    kept_ids = np.flatnonzero(kept)
+    if kept_ids.shape[0] * 2 < n:
+        kept_slots = slot[kept_ids]
+        counts = np.bincount(kept_slots, minlength=n + 1)
+        by_slot = kept_ids[np.argsort(kept_slots.astype(narrow), kind="stable")]
+    else:
+        new_parent = np.where(kept, slot, n + 1)
+        counts = np.bincount(new_parent, minlength=n + 2)[: n + 1]
+        by_slot = np.argsort(new_parent.astype(narrow), kind="stable")
     starts = np.cumsum(counts) - counts
     width = int(function.max()) + 1
     # Groups as a union-find over the nodes merged so far (``merged``): rep[v] is v's lowest-numbered
