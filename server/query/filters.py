@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,10 @@ from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+
+#: (name, file name) per function id, or what gives them for the ids asked: only ids no cached match
+#: covers are asked, so a repeated filter reads no name at all.
+Frames = Mapping[int, tuple[str, str]] | Callable[[list[int]], Mapping[int, tuple[str, str]]]
 
 #: Query parameter names, in the order pprof applies them.
 FILTER_PARAMS = ("focus", "ignore", "hide", "show", "show_from")
@@ -89,11 +93,11 @@ class Filtered:
 def apply_filters(
     tree: CallTree,
     filters: Filters,
-    frames: Mapping[int, tuple[str, str]],
+    frames: Frames,
     depth: IntArray | None = None,
     owner: object | None = None,
 ) -> CallTree:
-    """The tree of the samples and frames ``filters`` keep; ``frames`` maps function id to (name, file).
+    """The tree of the samples and frames ``filters`` keep; ``frames`` gives function ids' (name, file).
 
     ``depth`` (per node, any numbering that grows by one per level) saves working it out from ``parent``.
     ``owner`` is the table whose ids the tree's frames are (a store's functions, or its line frames):
@@ -107,7 +111,7 @@ def apply_filters(
 def filter_tree(
     tree: CallTree,
     filters: Filters,
-    frames: Mapping[int, tuple[str, str]],
+    frames: Frames,
     depth: IntArray | None = None,
     owner: object | None = None,
 ) -> Filtered:
@@ -281,7 +285,7 @@ def _known(owner: object | None, pattern: str, size: int) -> npt.NDArray[np.int8
     return cache.get(pattern, size)
 
 
-def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]], owner: object | None) -> BoolArray:
+def _matches(tree: CallTree, regex: Regex, frames: Frames, owner: object | None) -> BoolArray:
     """Per node: does its frame's function name or file name contain a match (RE2 once per distinct text)."""
     if len(tree) == 0:
         return np.zeros(0, dtype=bool)
@@ -300,7 +304,9 @@ def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]
                 hit = texts[text] = bool(text) and regex.search(text)
             return hit
 
-        rows = (frames.get(function, ("", "")) for function in unknown.tolist())
+        asked = unknown.tolist()
+        found_frames = frames(asked) if callable(frames) else frames
+        rows = (found_frames.get(function, ("", "")) for function in asked)
         known[unknown] = [found(name) or found(filename) for name, filename in rows]
     result: BoolArray = known[tree.function] == 1
     return result
