@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,10 @@ from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+
+#: (name, file name) per function id, or what gives them for the ids asked: only ids no cached match
+#: covers are asked, so a repeated filter reads no name at all.
+Frames = Mapping[int, tuple[str, str]] | Callable[[list[int]], Mapping[int, tuple[str, str]]]
 
 #: Query parameter names, in the order pprof applies them.
 FILTER_PARAMS = ("focus", "ignore", "hide", "show", "show_from")
@@ -89,11 +93,11 @@ class Filtered:
 def apply_filters(
     tree: CallTree,
     filters: Filters,
-    frames: Mapping[int, tuple[str, str]],
+    frames: Frames,
     depth: IntArray | None = None,
     owner: object | None = None,
 ) -> CallTree:
-    """The tree of the samples and frames ``filters`` keep; ``frames`` maps function id to (name, file).
+    """The tree of the samples and frames ``filters`` keep; ``frames`` gives function ids' (name, file).
 
     ``depth`` (per node, any numbering that grows by one per level) saves working it out from ``parent``.
     ``owner`` is the table whose ids the tree's frames are (a store's functions, or its line frames):
@@ -107,7 +111,7 @@ def apply_filters(
 def filter_tree(
     tree: CallTree,
     filters: Filters,
-    frames: Mapping[int, tuple[str, str]],
+    frames: Frames,
     depth: IntArray | None = None,
     owner: object | None = None,
 ) -> Filtered:
@@ -116,22 +120,42 @@ def filter_tree(
     parent = tree.parent
     cuts_samples = filters.focus is not None or filters.ignore is not None
     levels = _levels(tree.parent, depth) if cuts_samples or filters.show_from is not None else []
-    keep_samples = np.ones(n, dtype=bool)
-    keep_root = True  # samples with an empty stack
-    if filters.focus is not None:
-        keep_samples &= _on_path(levels, parent, _matches(tree, filters.focus, frames, owner))
-        keep_root = False
-    if filters.ignore is not None:
-        keep_samples &= ~_on_path(levels, parent, _matches(tree, filters.ignore, frames, owner))
     kept = np.ones(n, dtype=bool)
     if filters.hide is not None:
         kept &= ~_matches(tree, filters.hide, frames, owner)
     if filters.show is not None:
         kept &= _matches(tree, filters.show, frames, owner)
+    # focus, ignore and show_from each ask whether a path holds a match: one pass down the levels for all.
+    # show_from looks for its root-most match among the frames still shown.
+    asked: dict[str, BoolArray] = {}
+    if filters.focus is not None:
+        asked["focus"] = _matches(tree, filters.focus, frames, owner)
+    if filters.ignore is not None:
+        asked["ignore"] = _matches(tree, filters.ignore, frames, owner)
     if filters.show_from is not None:
-        # Root-most match among the frames still shown; the frames above it go, stacks without one go too.
-        # A node at or below a match (on_path) is at or below the root-most one.
-        kept &= _on_path(levels, parent, _matches(tree, filters.show_from, frames, owner) & kept)
+        asked["show_from"] = _matches(tree, filters.show_from, frames, owner) & kept
+    paths = dict(zip(asked, _on_paths(levels, parent, list(asked.values())), strict=True))
+    keep_samples = np.ones(n, dtype=bool)
+    keep_root = True  # samples with an empty stack
+    if filters.focus is not None:
+        keep_samples &= paths["focus"]
+        keep_root = False
+    if filters.ignore is not None:
+        keep_samples &= ~paths["ignore"]
+    up: IntArray | None = None  # per node, the nearest kept node at or above it (-1: none), when known early
+    if filters.show_from is not None:
+        # The frames above the root-most match go, stacks without one go too. A node at or below a match
+        # (on_path) is at or below the root-most one.
+        on_path = paths["show_from"]
+        if filters.hide is not None or filters.show is not None:
+            # Going up from a node, on_path holds until it stops for good: the nearest frame hide and show
+            # keep is the nearest kept one if it is on the path, and no frame above it is. Pointer jumping
+            # then runs only over the frames hide and show remove, never over the long runs above the cut.
+            shown = _nearest_kept(parent, kept)
+            up = np.where(on_path[shown] & (shown >= 0), shown, -1)
+        kept &= on_path
+        if up is None:
+            up = np.where(kept, np.arange(n, dtype=np.int64), -1)  # on_path holds down to every leaf
     if filters.hide is not None or filters.show is not None or filters.show_from is not None:
         keep_root = False  # an empty stack has no frame to show; pprof drops it too
     columns = tree.selfs.shape[1]
@@ -142,6 +166,8 @@ def filter_tree(
         if not bool((selfs < 0).any()):
             # A node left with no sample has only such nodes below it: dropping it now lifts nothing,
             # and spares merging what would be dropped as empty at the end.
+            # ``up`` may now point at such a node (only from one holding no sample either): it has no new
+            # node, so what points at it lands nowhere, as an empty node does.
             kept &= np.any(totals != 0, axis=1)
     else:
         selfs, totals = tree.selfs, tree.totals
@@ -150,7 +176,7 @@ def filter_tree(
         result = _tree_of(parent, tree.function, tree.recursive, selfs, totals, root_self)
         result, moved = _drop_empty(result)
         return Filtered(result, np.where(keep_samples, moved, -1), keep_root)
-    merged = _keep(parent, tree.function, kept)
+    merged = _keep(parent, tree.function, kept, up)
     landed = keep_samples & (merged.new_of >= 0)
     recursive = _recursive(tree, merged, kept, filters.show_from is not None)
     result = _tree_of(*merged.values(tree.function, recursive, selfs, totals, landed, kept), root_self)
@@ -259,7 +285,7 @@ def _known(owner: object | None, pattern: str, size: int) -> npt.NDArray[np.int8
     return cache.get(pattern, size)
 
 
-def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]], owner: object | None) -> BoolArray:
+def _matches(tree: CallTree, regex: Regex, frames: Frames, owner: object | None) -> BoolArray:
     """Per node: does its frame's function name or file name contain a match (RE2 once per distinct text)."""
     if len(tree) == 0:
         return np.zeros(0, dtype=bool)
@@ -278,18 +304,28 @@ def _matches(tree: CallTree, regex: Regex, frames: Mapping[int, tuple[str, str]]
                 hit = texts[text] = bool(text) and regex.search(text)
             return hit
 
-        rows = (frames.get(function, ("", "")) for function in unknown.tolist())
+        asked = unknown.tolist()
+        found_frames = frames(asked) if callable(frames) else frames
+        rows = (found_frames.get(function, ("", "")) for function in asked)
         known[unknown] = [found(name) or found(filename) for name, filename in rows]
     result: BoolArray = known[tree.function] == 1
     return result
 
 
-def _on_path(levels: list[IntArray], parent: IntArray, match: BoolArray) -> BoolArray:
-    """Per node: does the path from the root down to it hold a matching frame."""
-    on_path = match.copy()
+def _on_paths(levels: list[IntArray], parent: IntArray, matches: list[BoolArray]) -> list[BoolArray]:
+    """Per pattern (at most 8), per node: does the path from the root down to it hold a matching frame.
+
+    The patterns go down the levels together, a bit each in one byte per node: a pass's numpy calls
+    cost the same for one pattern or three.
+    """
+    if not matches:
+        return []
+    bits = np.zeros(parent.shape[0], dtype=np.uint8)
+    for bit, match in enumerate(matches):
+        bits |= match.view(np.uint8) << np.uint8(bit)
     for level in levels[1:]:
-        on_path[level] |= on_path[parent[level]]
-    return on_path
+        bits[level] |= bits[parent[level]]
+    return [(bits & np.uint8(1 << bit)) != 0 for bit in range(len(matches))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,11 +369,13 @@ class _Kept:
         return self.parent, function[nodes], recursive, new_selfs, new_totals
 
 
-def _keep(parent: IntArray, function: IntArray, kept: BoolArray) -> _Kept:
+def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | None = None) -> _Kept:
     """The tree of kept frames: each kept node hangs off its nearest kept ancestor, and kept nodes
-    that end up with the same path of functions are one node."""
+    that end up with the same path of functions are one node. ``up``: each node's nearest kept node at or
+    above it, when the caller knows it."""
     n = parent.shape[0]
-    up = _nearest_kept(parent, kept)
+    if up is None:
+        up = _nearest_kept(parent, kept)
     above = np.where(parent >= 0, up[np.maximum(parent, 0)], -1)  # nearest kept strict ancestor
     slot = np.where(above >= 0, above, n)  # slot n is the root
     rep = _merge_paths(slot, parent, function, kept)
@@ -376,20 +414,28 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
     """
     n = slot.shape[0]
     rep = np.arange(n + 1, dtype=np.int64)
-    kept_ids = np.flatnonzero(kept)
-    kept_slots = slot[kept_ids]
-    own = parent[kept_ids]
-    lifted = kept_ids[kept_slots != np.where(own >= 0, own, n)]
+    lifted = np.flatnonzero(kept & (slot != np.where(parent >= 0, parent, n)))  # elementwise: no gather
     if lifted.shape[0] == 0:
         return rep
-    counts = np.bincount(kept_slots, minlength=n + 1)
-    narrow = kept_slots.astype(np.uint16) if n < 2**16 else kept_slots  # 16 bits: numpy sorts them by radix
-    by_slot = kept_ids[np.argsort(narrow, kind="stable")]  # kept nodes grouped by their new parent
+    # Kept nodes grouped by their new parent (slot n: the root), as a sort of new parents: 16 bits when they
+    # fit, which numpy sorts by radix. When most nodes are kept, all are sorted, the removed ones last
+    # (past slot n); when few are, only they are gathered and sorted.
+    narrow = np.uint16 if n + 1 < 2**16 else np.int64
+    kept_ids = np.flatnonzero(kept)
+    if kept_ids.shape[0] * 2 < n:
+        kept_slots = slot[kept_ids]
+        counts = np.bincount(kept_slots, minlength=n + 1)
+        by_slot = kept_ids[np.argsort(kept_slots.astype(narrow), kind="stable")]
+    else:
+        new_parent = np.where(kept, slot, n + 1)
+        counts = np.bincount(new_parent, minlength=n + 2)[: n + 1]
+        by_slot = np.argsort(new_parent.astype(narrow), kind="stable")
     starts = np.cumsum(counts) - counts
     width = int(function.max()) + 1
     # Groups as a union-find over the nodes merged so far (``merged``): rep[v] is v's lowest-numbered
     # equal, kept pointing straight at it, so a round costs what it groups, never a pass over all nodes.
     merged = np.zeros(0, dtype=np.int64)
+    grew = np.zeros(n + 1, dtype=bool)  # a mark per representative that grew this round, cleared after
     members = np.unique(slot[lifted])
     while True:
         many = counts[members]
@@ -411,32 +457,40 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
         merged = np.concatenate((merged, gone))
         rep[merged] = rep[rep[merged]]  # nodes merged into one that moved now point at its leader
         grown = np.unique(into)
-        members = np.union1d(grown, merged[np.isin(rep[merged], grown)])  # every node the grown groups hold
+        # Every node the grown groups hold: their representatives (never merged) and the merged nodes
+        # pointing at them, each once.
+        grew[grown] = True
+        members = np.concatenate((grown, merged[grew[rep[merged]]]))
+        grew[grown] = False
 
 
 def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> BoolArray:
     """Whether each new node has an ancestor of its function.
 
     Frames are removed by function, so a kept frame's same-function ancestors are
-    kept too: without a cut the flag carries over. A cut may remove them, so the
-    nodes that were recursive are walked up their new ancestors.
+    kept too: without a cut the flag carries over. A cut removes the frames above
+    the root-most match, and the frames kept on a path are the ones below it: a
+    recursive node stays so when its nearest same-function ancestor in the
+    original tree is kept. That ancestor is found walking the original parents,
+    a few steps for most nodes, dropping each node from the walk as it is found.
+    Nodes merged into one new node share their kept path, so any of them answers.
     """
-    parent = merged.parent
-    function = tree.function[merged.nodes]
-    recursive = np.zeros(parent.shape[0], dtype=bool)
-    source = np.flatnonzero(kept)
-    recursive[merged.new_of[source]] = tree.recursive[source]
+    recursive = np.zeros(merged.parent.shape[0], dtype=bool)
+    source = np.flatnonzero(kept & tree.recursive)
     if not cut:
+        recursive[merged.new_of[source]] = True
         return recursive
-    walk = np.flatnonzero(recursive)
-    hit = np.zeros(walk.shape[0], dtype=bool)
-    ancestor = parent[walk]
-    while bool((ancestor >= 0).any()):
-        live = ancestor >= 0
-        safe = np.maximum(ancestor, 0)
-        hit |= live & (function[safe] == function[walk])
-        ancestor = np.where(live & ~hit, parent[safe], -1)
-    recursive[walk] = hit
+    parent, function = tree.parent, tree.function
+    target = function[source]
+    ancestor = parent[source]  # a recursive node's same-function ancestor exists, so no walk reaches the root
+    stays = np.zeros(source.shape[0], dtype=bool)
+    index = np.arange(source.shape[0], dtype=np.int64)
+    while index.shape[0]:
+        found = function[ancestor] == target
+        stays[index[found]] = kept[ancestor[found]]
+        going = ~found
+        index, target, ancestor = index[going], target[going], parent[ancestor[going]]
+    recursive[merged.new_of[source[stays]]] = True
     return recursive
 
 

@@ -140,8 +140,8 @@ def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> t
     """``tree`` (as :func:`build_tree` makes it: nodes are stack nodes) filtered, then with same-name
     functions as one node, and its names."""
     if filters.active:
-        frames = store.functions.frames(function_ids(tree))
-        tree = apply_filters(tree, filters, frames, store.stacks.depth[tree.node_ids], store.functions)
+        depth = store.stacks.depth[tree.node_ids]
+        tree = apply_filters(tree, filters, store.functions.frames, depth, store.functions)
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 

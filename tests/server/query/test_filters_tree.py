@@ -15,7 +15,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.query.filters import keep_frames
+from server.query.filters import Filters, filter_tree, keep_frames
+from server.query.regex import compile_regex
 from server.query.tree import CallTree
 from tests.support.calltrees import random_tree
 
@@ -66,3 +67,49 @@ def test_removed_frames_merge_the_paths_they_leave(case: tuple[CallTree, np.ndar
     new_paths = _kept_paths(result, np.ones(len(result), dtype=bool))
     for index, path in enumerate(paths):
         assert (new_paths[new_of[index]] if new_of[index] >= 0 else ()) == path
+
+
+@st.composite
+def cut_trees(draw: st.DrawFn) -> tuple[CallTree, Filters]:
+    """A call tree and show_from (one or two of its four functions), with a hidden function and a focused
+    one, or none."""
+    tree = random_tree(draw, max_size=60, max_self=5)
+    shown = draw(st.sets(st.integers(0, 3), min_size=1, max_size=2))
+    hidden = draw(st.none() | st.integers(0, 3))
+    focused = draw(st.none() | st.integers(0, 3))
+    return tree, Filters(
+        focus=None if focused is None else compile_regex(f"^f{focused}$"),
+        hide=None if hidden is None else compile_regex(f"^f{hidden}$"),
+        show_from=compile_regex("|".join(f"^f{name}$" for name in sorted(shown))),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut_trees())
+def test_show_from_cuts_each_stack_and_keeps_recursion_only_below_the_cut(case: tuple[CallTree, Filters]) -> None:
+    """Per stack: stacks without the focused frame go, hidden frames go, then everything above the
+    root-most match; a node is recursive when its function is on its kept path above it (the cut may
+    take that frame away)."""
+    tree, filters = case
+    assert filters.show_from is not None
+    frames = {name: (f"f{name}", "") for name in range(4)}
+    full = _kept_paths(tree, np.ones(len(tree), dtype=bool))
+    expected_self: dict[Path, int] = defaultdict(int)
+    for index, path in enumerate(full):
+        if filters.focus is not None and not any(filters.focus.search(f"f{name}") for name in path):
+            continue
+        visible = [name for name in path if filters.hide is None or not filters.hide.search(f"f{name}")]
+        starts = [at for at, name in enumerate(visible) if filters.show_from.search(f"f{name}")]
+        if starts:
+            expected_self[tuple(visible[starts[0] :])] += int(tree.selfs[index, 0])
+    expected_total: dict[Path, int] = defaultdict(int)
+    for path, value in expected_self.items():
+        for cut in range(1, len(path) + 1):
+            expected_total[path[:cut]] += value
+    expected = {path: total for path, total in expected_total.items() if total}
+    result = filter_tree(tree, filters, frames).tree
+    paths = _kept_paths(result, np.ones(len(result), dtype=bool))
+    assert len(set(paths)) == len(paths), "two nodes of the result have the same path"
+    assert {path: int(result.totals[i, 0]) for i, path in enumerate(paths)} == expected
+    assert {path: int(result.selfs[i, 0]) for i, path in enumerate(paths)} == {p: expected_self[p] for p in expected}
+    assert [bool(flag) for flag in result.recursive] == [path[-1] in path[:-1] for path in paths]
