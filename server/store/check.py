@@ -25,9 +25,10 @@ and ``blobs=False`` skips that for a quick look at a large store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +54,16 @@ from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.stackcodec import CorruptSegment, decode
 from server.store.stacks import FUNCTIONS, LINES
 from server.store.state import EPOCH
+
+
+class _Segment(Protocol):
+    """What a decoded key or frame segment offers the checks: its ids."""
+
+    @property
+    def ids(self) -> npt.NDArray[np.int64]: ...
+
+
+_Rows = TypeVar("_Rows", bound=_Segment)
 
 BATCH = 500
 EXAMPLES = 5  # ids quoted per problem; the count says how many there are
@@ -172,21 +183,10 @@ def _rows(conn: Connection, report: Report) -> None:
 def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
     """Every sample key (line leaves found later put in), checked: segments decode and agree with their rows,
     no id or hash twice, label sets and filled keys exist."""
-    parts: list[samplekeys.KeyRows] = []
-    torn: list[int] = []
     rows = conn.execute(
         select(SampleKeySegment.first_key, SampleKeySegment.last_key, SampleKeySegment.keys, SampleKeySegment.data)
     )
-    for first, last, count, data in rows:
-        try:
-            part = samplekeys.decode(bytes(data))
-        except CorruptSegment:
-            torn.append(int(first))
-            continue
-        if not _agrees(part.ids, int(first), int(last), int(count)):
-            torn.append(int(first))
-            continue
-        parts.append(part)
+    parts, torn = _decoded(rows, samplekeys.decode)
     report.add("sample-key segments that do not decode or disagree with their row (by first key)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
     keys = samplekeys.concatenate(parts)
@@ -205,23 +205,12 @@ def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
 
 def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
     """Every line frame, checked: segments decode and agree with their rows, no id or frame twice."""
-    parts: list[lineframes.FrameRows] = []
-    torn: list[int] = []
     rows = conn.execute(
         select(
             LineFrameSegment.first_frame, LineFrameSegment.last_frame, LineFrameSegment.frames, LineFrameSegment.data
         )
     )
-    for first, last, count, data in rows:
-        try:
-            part = lineframes.decode(bytes(data))
-        except CorruptSegment:
-            torn.append(int(first))
-            continue
-        if not _agrees(part.ids, int(first), int(last), int(count)):
-            torn.append(int(first))
-            continue
-        parts.append(part)
+    parts, torn = _decoded(rows, lineframes.decode)
     report.add("line-frame segments that do not decode or disagree with their row (by first frame)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
     frames = lineframes.concatenate(parts)
@@ -235,6 +224,24 @@ def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
             "line frames whose (function, line, inlined) is stored twice (by id)", frames.ids[~seen_first].tolist()
         )
     return frames
+
+
+def _decoded(rows: Iterable[Any], decode: Callable[[bytes], _Rows]) -> tuple[list[_Rows], list[int]]:
+    """Segments from ``(first id, last id, count, data)`` rows: those that decode and agree with their row, and
+    the first ids of those that do not."""
+    parts: list[_Rows] = []
+    torn: list[int] = []
+    for first, last, count, data in rows:
+        try:
+            part = decode(bytes(data))
+        except CorruptSegment:
+            torn.append(int(first))
+            continue
+        if not _agrees(part.ids, int(first), int(last), int(count)):
+            torn.append(int(first))
+            continue
+        parts.append(part)
+    return parts, torn
 
 
 def _agrees(ids: npt.NDArray[np.int64], first: int, last: int, count: int) -> bool:
