@@ -35,11 +35,11 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from server.store import columncodec
-from server.store.appends import SAMPLE_KEYS, lock_appends
+from server.store.appends import SAMPLE_KEYS, Appends, lock_appends
 from server.store.database import insert_ignoring_conflicts
 from server.store.models import SampleKeyLine, SampleKeySegment
 from server.store.stacks import PairIndex
-from server.store.state import lock_against_gc, read_epoch
+from server.store.state import lock_against_gc
 
 IntArray = npt.NDArray[np.int64]
 #: The line node of a key stored before line data (migration 0015). (0 is the root, the leaf of an empty stack.)
@@ -171,8 +171,11 @@ class SampleKeyTable:
         labelsets: IntArray | Sequence[int],
         line_nodes: IntArray | Sequence[int] | None = None,
         epoch: int | None = None,
+        appends: Appends | None = None,
     ) -> IntArray:
-        """Ids for keys (given with their node, label set and line-tree leaf), appending those not stored yet.
+        """Ids for keys (given with their node, label set and line-tree leaf), appending those not stored yet:
+        in ``appends`` (the profile's one write transaction; its ids are cached once it commits), or in a
+        transaction of their own.
 
         New keys get ids in order of (node, label set), so a segment's node column is mostly small steps.
         With ``epoch`` (the GC epoch the nodes were resolved under), nothing is appended once a collection
@@ -190,25 +193,54 @@ class SampleKeyTable:
             # a key twice in one call is stored once
             _, first = np.unique(wanted_hashes[found < 0], return_index=True)
             new = np.flatnonzero(found < 0)[first]
-            if new.size:
-                rows: KeyRows | None = None
-                with self._engine.begin() as conn:
-                    lock_appends(conn, SAMPLE_KEYS)
-                    current = read_epoch(conn)
-                    if epoch is not None and current != epoch:
-                        raise EpochMoved(current)
-                    if self._catch_up(conn):  # another writer appended since: look again against its keys
-                        new = new[self._index.lookup(wanted_hashes[new]) < 0]
-                    if new.size:
-                        new = new[np.lexsort((labelset[new], node[new]))]
-                        ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
-                        rows = KeyRows(ids, wanted_hashes[new], node[new], labelset[new], line[new])
-                        conn.execute(insert(SampleKeySegment).values(**segment_row(rows)))
-                # Cached only once committed: an id from a rolled-back segment must never be handed out.
-                if rows is not None:
-                    self._add(rows)
-                found = self._index.lookup(wanted_hashes)
+            if not new.size:
+                return found
+            if appends is None:
+                with Appends(self._engine) as own:
+                    self._append(wanted_hashes, node, labelset, line, new, epoch, own)
+                return self._index.lookup(wanted_hashes)
+            rows = self._append(wanted_hashes, node, labelset, line, new, epoch, appends)
+            found = self._index.lookup(wanted_hashes)
+            if rows is not None:  # this transaction's keys, not in the index before it commits
+                order = np.argsort(rows.hashes)
+                at = np.searchsorted(rows.hashes, wanted_hashes, sorter=order)
+                at = order[np.minimum(at, len(rows) - 1)]
+                mine = (found < 0) & (rows.hashes[at] == wanted_hashes)
+                found[mine] = rows.ids[at[mine]]
             return found
+
+    def _append(
+        self,
+        hashes: IntArray,
+        node: IntArray,
+        labelset: IntArray,
+        line: IntArray,
+        new: IntArray,
+        epoch: int | None,
+        appends: Appends,
+    ) -> KeyRows | None:
+        """Under the append lock: catch up, then append the keys at ``new`` still missing; cached once committed."""
+        appends.claim(self)
+        conn = appends.connection()
+        if epoch is not None and appends.epoch != epoch:
+            raise EpochMoved(appends.epoch)
+        if self._catch_up(conn):  # another writer appended since: look again against its keys
+            new = new[self._index.lookup(hashes[new]) < 0]
+        if not new.size:
+            return None
+        new = new[np.lexsort((labelset[new], node[new]))]
+        ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
+        rows = KeyRows(ids, hashes[new], node[new], labelset[new], line[new])
+        conn.execute(insert(SampleKeySegment).values(**segment_row(rows)))
+        # Cached only once committed: an id from a rolled-back segment must never be handed out.
+        appends.after_commit(lambda: self._committed(rows))
+        return rows
+
+    def _committed(self, rows: KeyRows) -> None:
+        """Keys this process appended have committed (a query may have read them from the database since)."""
+        with self._lock:
+            if int(rows.ids[0]) > self._high:
+                self._add(rows)
 
     def fill_lines(self, ids: IntArray, line_nodes: IntArray, epoch: int | None = None) -> None:
         """Store the line-tree leaf of keys written before line data (seen again by ingest).
