@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from server.store import columncodec
 from server.store.appends import Appends
@@ -88,11 +88,18 @@ def concatenate(parts: Sequence[FrameRows]) -> FrameRows:
     )
 
 
+# Built once, as the stack trees' (server.store.stacks): building a statement costs more than running it.
+_READ = (
+    select(LineFrameSegment.data)
+    .where(LineFrameSegment.first_frame > bindparam("above"))
+    .order_by(LineFrameSegment.first_frame)
+)
+_INSERT = insert(LineFrameSegment)
+
+
 def read_segments(conn: Connection, above: int = 0) -> list[FrameRows]:
     """The segments holding frames past ``above``, in id order."""
-    rows = conn.execute(
-        select(LineFrameSegment.data).where(LineFrameSegment.first_frame > above).order_by(LineFrameSegment.first_frame)
-    ).scalars()
+    rows = conn.execute(_READ, {"above": above}).scalars()
     return [decode(bytes(data)) for data in rows]
 
 
@@ -224,7 +231,7 @@ class LineFrameTable:
         order = np.lexsort((inlined, lines, functions))
         ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
         rows = FrameRows(ids, functions[order], lines[order], inlined[order])
-        conn.execute(insert(LineFrameSegment).values(**segment_row(rows)))
+        conn.execute(_INSERT, segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return rows

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from server.store import columncodec
 from server.store.appends import SAMPLE_KEYS, Appends, lock_appends
@@ -104,11 +104,18 @@ def concatenate(parts: Sequence[KeyRows]) -> KeyRows:
     )
 
 
+# Built once, as the stack trees' (server.store.stacks): building a statement costs more than running it.
+_READ = (
+    select(SampleKeySegment.data)
+    .where(SampleKeySegment.first_key > bindparam("above"))
+    .order_by(SampleKeySegment.first_key)
+)
+_INSERT = insert(SampleKeySegment)
+
+
 def read_segments(conn: Connection, above: int = 0) -> list[KeyRows]:
     """The segments holding keys past ``above``, in id order."""
-    rows = conn.execute(
-        select(SampleKeySegment.data).where(SampleKeySegment.first_key > above).order_by(SampleKeySegment.first_key)
-    ).scalars()
+    rows = conn.execute(_READ, {"above": above}).scalars()
     return [decode(bytes(data)) for data in rows]
 
 
@@ -231,7 +238,7 @@ class SampleKeyTable:
         new = new[np.lexsort((labelset[new], node[new]))]
         ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
         rows = KeyRows(ids, hashes[new], node[new], labelset[new], line[new])
-        conn.execute(insert(SampleKeySegment).values(**segment_row(rows)))
+        conn.execute(_INSERT, segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return rows

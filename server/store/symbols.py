@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from server.pprof.mixing import mix64
 from server.store.appends import Appends
-from server.store.database import chunks, insert_returning
+from server.store.database import chunks
 from server.store.keys import hash64
 from server.store.models import FunctionRow
 
@@ -52,6 +54,21 @@ def function_digests(
         inner = mix64(name + mix64(system_name ^ np.uint64(0x27D4EB2F)))
         second = mix64(filename * np.uint64(0xC2B2AE3D27D4EB4F) ^ inner)
     return first, second
+
+
+#: The insert of new functions by dialect, built once (building a statement costs more than running it).
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert(conn: Connection) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id, hash``: a function another writer stored is skipped."""
+    name = conn.dialect.name
+    statement = _INSERTS.get(name)
+    if statement is None:
+        dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
+        statement = dialect_insert(FunctionRow).on_conflict_do_nothing()
+        statement = _INSERTS[name] = statement.returning(FunctionRow.id, FunctionRow.hash)
+    return statement
 
 
 class FunctionTable:
@@ -127,8 +144,7 @@ class FunctionTable:
         ]
         found: dict[FunctionKey, int] = {}
         conn = appends.connection()
-        table = FunctionRow.__table__
-        inserted = insert_returning(conn, table, rows, (FunctionRow.id, FunctionRow.hash))  # type: ignore[arg-type]
+        inserted = [row for part in chunks(rows, 1000) for row in conn.execute(_insert(conn), list(part))]
         found.update((by_hash[int(fhash)], int(fid)) for fid, fhash in inserted)
         # Only what another writer stored first is looked up: one statement, not two, for new functions.
         raced = list(by_hash.keys() - {int(fhash) for _, fhash in inserted})
