@@ -152,9 +152,12 @@ class Dedup:
             )
         )
         keys.extend((name, "", "") for name in extra)
-        appends = write.begin() if write is not None else None
-        lines = columns.function_start_line[missing].tolist() + [0] * len(extra)
-        found = np.array(self.functions.ids(keys, lines, appends), dtype=np.int64)
+        cached = self.functions.cached(keys)  # unsymbolized frames' names, say: no writer lock for them
+        appends = write.begin() if write is not None and cached is None else None
+        if cached is None:
+            lines = columns.function_start_line[missing].tolist() + [0] * len(extra)
+            cached = self.functions.ids(keys, lines, appends)
+        found = np.array(cached, dtype=np.int64)
         ids[missing] = found[: missing.shape[0]]
         digests = (first[missing], second[missing], ids[missing])
         if appends is None:

@@ -101,6 +101,14 @@ class FunctionTable:
             found = self._store(missing, appends)
         return [ids[key] if key in ids else found[key] for key in keys]
 
+    def cached(self, keys: Sequence[FunctionKey]) -> list[int] | None:
+        """The id of every key if this process has them all (stored and committed), else None."""
+        ids = self._ids
+        try:
+            return [ids[key] for key in keys]
+        except KeyError:
+            return None
+
     def known(self, first: U64, second: U64) -> IntArray:
         """The id of every function by its digest (:func:`function_digests`), :data:`NOT_KNOWN` where not known."""
         firsts, seconds, ids = self._digests
