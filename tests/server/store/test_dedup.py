@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, event, func, select
 
+from server.ingest.profile import ingest
 from server.pprof.columns import ProfileColumns
 from server.pprof.decode import decode_columns, to_profile
+from server.settings import Settings
 from server.store.check import check_store
 from server.store.database import make_engine
-from server.store.dedup import Dedup
+from server.store.dedup import CachesStale, Dedup
+from server.store.gc import collect_garbage
 from server.store.models import FunctionRow, SampleKeySegment, StackSegment
 from server.store.repository import Store
 from server.store.stacks import ROOT
@@ -173,3 +176,58 @@ def test_concurrent_writers_of_the_same_new_profiles_agree(database_url: str) ->
         engine.dispose()
     assert report.ok, report.problems
     assert len(hashes) == len(set(hashes)) > 0
+
+
+def test_writers_and_a_collection_never_wait_on_each_other(database_url: str) -> None:
+    """Writers with caches of their own store new profiles while collections run: every lock is taken in one
+    order (a collection's), so nothing deadlocks, stale writers resolve again, and the store stays whole."""
+    names = ("cpu.pb.gz", "cpu2.pb.gz", "cpu_slow.pb.gz")
+    payloads = [(DATA / name).read_bytes() for name in names]
+    settings = Settings(database_url=database_url, retention_raw="36500d")
+    failures: list[BaseException] = []
+    start = threading.Barrier(3)
+    stored: list[int] = []
+
+    def writer(number: int) -> None:
+        store = Store.from_url(database_url)
+        try:
+            start.wait()
+            for n in range(4):
+                data = payloads[(number + n) % len(payloads)]
+                labels = {"service": f"w{number}-{n}"}  # new series, and new stacks for the first of each
+                for _ in range(5):  # a write resolves again once by itself; two collections during it reach here
+                    try:
+                        written = ingest(store, settings, data, labels, time_ns=1_764_000_000_000_000_000 + n)
+                    except CachesStale:
+                        continue
+                    stored.append(written.stored.id)
+                    break
+        except BaseException as exc:  # reported below: a thread's exception would vanish
+            failures.append(exc)
+        finally:
+            store.close()
+
+    def collector() -> None:
+        store = Store.from_url(database_url)
+        try:
+            start.wait()
+            for _ in range(3):
+                collect_garbage(store)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)] + [threading.Thread(target=collector)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert len(set(stored)) == 8
+    engine = make_engine(database_url)
+    try:
+        report = check_store(engine, blobs=True)
+    finally:
+        engine.dispose()
+    assert report.ok, report.problems
