@@ -57,6 +57,14 @@ def lock_all_appends(conn: Connection) -> int:
     return lock_against_gc(conn)  # SQLite: the one write lock, and the epoch, in one statement
 
 
+class EpochMoved(Exception):
+    """Garbage collection ran since the caller resolved its ids: the rows it would append may name rows gone."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"garbage collection ran (epoch {epoch})")
+        self.epoch = epoch
+
+
 class Appends:
     """One write transaction for the new rows of a profile, begun at first need.
 
@@ -65,11 +73,17 @@ class Appends:
     writers appended under the locks it holds, insert, and register with
     :meth:`after_commit` what their memory gains; that runs only once the
     commit succeeded. A table appends at most once in a transaction
-    (:meth:`claim`): a second catch-up would read its own uncommitted rows.
+    (:meth:`segments`): a second catch-up would read its own uncommitted rows.
+
+    With ``epoch`` (the GC epoch the caller's cached ids belong to), no
+    segment is appended once a collection has run since (:class:`EpochMoved`):
+    a new node's parent, a line frame's function or a key's node might be
+    gone. Functions may still be inserted (they name nothing).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, epoch: int | None = None) -> None:
         self._engine = engine
+        self._expected = epoch
         self._begun: AbstractContextManager[Connection] | None = None
         self._conn: Connection | None = None
         self._actions: list[Callable[[], None]] = []
@@ -94,11 +108,16 @@ class Appends:
             self._begun, self._conn = begun, conn
         return self._conn
 
-    def claim(self, table: object) -> None:
-        """Note that ``table`` appends in this transaction; a second append of it is a programming error."""
+    def segments(self, table: object) -> Connection:
+        """:meth:`connection`, for ``table`` to append its segment: once a transaction, and only if no collection
+        ran since the caller's ids were resolved."""
         if table in self._claimed:
             raise RuntimeError(f"{type(table).__name__} appends twice in one transaction")
+        conn = self.connection()
+        if self._expected is not None and self.epoch != self._expected:
+            raise EpochMoved(self.epoch)
         self._claimed.add(table)
+        return conn
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the transaction has committed (never if it rolls back)."""

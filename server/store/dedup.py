@@ -38,10 +38,10 @@ from server.pprof.columns import ProfileColumns
 from server.pprof.frames import Frames, expand, ranges, unsymbolized
 from server.pprof.identity import sample_keys
 from server.pprof.labelruns import label_runs
-from server.store.appends import Appends
+from server.store.appends import Appends, EpochMoved
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
-from server.store.samplekeys import NO_LINES, EpochMoved, SampleKeyTable
+from server.store.samplekeys import NO_LINES, SampleKeyTable
 from server.store.stacks import LINES, StackTree
 from server.store.state import read_epoch
 from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
@@ -95,7 +95,8 @@ class Dedup:
         is; its ids reach the caches once it commits.
         """
         labelsets = self.labelset_ids(columns)  # first: label sets commit on a connection of their own
-        write = _Write(self._engine, self._writing)
+        # Resolved under the caches' epoch: once a collection has run since, no segment is appended.
+        write = _Write(self._engine, self._writing, self.epoch)
         try:
             with write.appends:
                 function_ids = self.function_ids(columns, write)
@@ -107,12 +108,11 @@ class Dedup:
                     frames = expand(columns)  # only the new keys' stacks are resolved
                     nodes = self.leaf_nodes(columns, function_ids, frames, missing, appends)
                     line_nodes = self.line_leaf_nodes(function_ids, frames, missing, appends)
-                    try:
-                        ids[missing] = self.sample_keys.create(
-                            hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch, appends
-                        )
-                    except EpochMoved as moved:
-                        raise CachesStale(moved.epoch) from None
+                    ids[missing] = self.sample_keys.create(
+                        hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch, appends
+                    )
+        except EpochMoved as moved:
+            raise CachesStale(moved.epoch) from None
         finally:
             write.release()
         # Keys stored before line data (migration 0015) get their line leaf when seen again.
@@ -241,8 +241,8 @@ class _Write:
     memory lock, so a writer that holds them can always take the table locks it needs next.
     """
 
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
-        self.appends = Appends(engine)
+    def __init__(self, engine: Engine, lock: threading.Lock, epoch: int | None) -> None:
+        self.appends = Appends(engine, epoch)
         self._lock = lock
         self._held = False
 

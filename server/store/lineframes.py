@@ -221,8 +221,7 @@ class LineFrameTable:
             with Appends(self._engine) as own:
                 self._store(functions, lines, inlined, own)
             return None
-        appends.claim(self)
-        conn = appends.connection()
+        conn = appends.segments(self)
         if self._catch_up(conn):  # another writer appended since: only what is still missing
             missing = self._known(functions, lines, inlined) < 0
             functions, lines, inlined = functions[missing], lines[missing], inlined[missing]

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from server.store import columncodec
-from server.store.appends import SAMPLE_KEYS, Appends, lock_appends
+from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved, lock_appends
 from server.store.database import insert_ignoring_conflicts
 from server.store.models import SampleKeyLine, SampleKeySegment
 from server.store.stacks import PairIndex
@@ -48,14 +48,6 @@ NO_LINES = -1
 MAGIC = b"SK"
 #: Keys a segment holds at most when a whole store is written at once (migration 0018); a write appends its own.
 SEGMENT_KEYS = 65_536
-
-
-class EpochMoved(Exception):
-    """Garbage collection ran since the caller resolved the nodes of its new keys: they may be gone."""
-
-    def __init__(self, epoch: int) -> None:
-        super().__init__(f"garbage collection ran (epoch {epoch})")
-        self.epoch = epoch
 
 
 @dataclass(slots=True)
@@ -203,7 +195,7 @@ class SampleKeyTable:
             if not new.size:
                 return found
             if appends is None:
-                with Appends(self._engine) as own:
+                with Appends(self._engine, epoch) as own:
                     self._append(wanted_hashes, node, labelset, line, new, epoch, own)
                 return self._index.lookup(wanted_hashes)
             rows = self._append(wanted_hashes, node, labelset, line, new, epoch, appends)
@@ -227,9 +219,8 @@ class SampleKeyTable:
         appends: Appends,
     ) -> KeyRows | None:
         """Under the append lock: catch up, then append the keys at ``new`` still missing; cached once committed."""
-        appends.claim(self)
-        conn = appends.connection()
-        if epoch is not None and appends.epoch != epoch:
+        conn = appends.segments(self)
+        if epoch is not None and appends.epoch != epoch:  # the transaction's own epoch, if any, is checked too
             raise EpochMoved(appends.epoch)
         if self._catch_up(conn):  # another writer appended since: look again against its keys
             new = new[self._index.lookup(hashes[new]) < 0]

@@ -257,8 +257,7 @@ class StackTree:
     def _append(self, frames: IntArray, offsets: IntArray, leaf_first: bool, walk: _Walk, appends: Appends) -> _Walk:
         """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment
         (added to the index once ``appends`` commits)."""
-        appends.claim(self)
-        conn = appends.connection()
+        conn = appends.segments(self)
         if self._catch_up(conn):  # another writer appended since: walk again against its nodes
             walk = self._walk(frames, offsets, leaf_first)
         if walk.missing:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import Engine, event, func, select
 
 from server.ingest.profile import ingest
@@ -25,7 +26,7 @@ from server.store.check import check_store
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
-from server.store.models import FunctionRow, SampleKeySegment, StackSegment
+from server.store.models import FunctionRow, LineFrameSegment, SampleKeySegment, StackSegment
 from server.store.repository import Store
 from server.store.stacks import ROOT
 from tests.support.tools import DATA
@@ -231,3 +232,18 @@ def test_writers_and_a_collection_never_wait_on_each_other(database_url: str) ->
     finally:
         engine.dispose()
     assert report.ok, report.problems
+
+
+def test_nothing_is_appended_once_a_collection_ran(store: Store) -> None:
+    """Caches filled before a collection may hold nodes, frames and functions it deleted: a new node could hang off
+    a parent that is gone. No segment of any table is appended; the profile is resolved again instead."""
+    stale = Dedup(store.engine)
+    stale.epoch = 7  # resolved under an epoch the database has moved past (it is at 0)
+    with pytest.raises(CachesStale):
+        stale.sample_key_ids(_columns())
+    with store.engine.connect() as conn:
+        for model in (StackSegment, LineFrameSegment, SampleKeySegment):
+            assert conn.execute(select(func.count()).select_from(model)).scalar_one() == 0
+    assert stale.stacks.size == 0 and not bool(stale.sample_keys.known.any())
+    stale.reset(0)
+    assert stale.sample_key_ids(_columns()).size > 0

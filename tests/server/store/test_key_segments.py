@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from server.pprof.decode import decode_columns
 from server.store import columncodec
-from server.store.appends import Appends
+from server.store.appends import Appends, EpochMoved
 from server.store.database import make_engine
 from server.store.dedup import Dedup
 from server.store.gc import collect_garbage
@@ -26,7 +26,6 @@ from server.store.models import SampleKeyLine
 from server.store.repository import Store
 from server.store.samplekeys import (
     NO_LINES,
-    EpochMoved,
     SampleKeyTable,
     concatenate,
     forget_lines,
