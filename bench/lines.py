@@ -49,6 +49,7 @@ from server.pprof.frames import Frames
 from server.query import service
 from server.query.request import ProfileQuery
 from server.settings import Settings
+from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.dedup import Dedup
 from server.store.repository import Store
@@ -64,7 +65,13 @@ def functions_only() -> Iterator[None]:
     is ever filled in; the column is set NULL before sizes are measured)."""
     original = Dedup.line_leaf_nodes
 
-    def no_leaves(self: Dedup, function_ids: np.ndarray, frames: Frames, which: np.ndarray | None = None) -> np.ndarray:
+    def no_leaves(
+        self: Dedup,
+        function_ids: np.ndarray,
+        frames: Frames,
+        which: np.ndarray | None = None,
+        appends: Appends | None = None,
+    ) -> np.ndarray:
         return np.zeros(frames.offsets.shape[0] - 1 if which is None else which.shape[0], dtype=np.int64)
 
     Dedup.line_leaf_nodes = no_leaves  # type: ignore[method-assign]

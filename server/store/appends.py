@@ -1,21 +1,43 @@
-"""The write lock of an append-only segment table (sample keys, line frames).
+"""The write locks of the append-only tables, and the one transaction a profile's new rows go in.
 
-Those tables have no unique index: a process answers dedup from memory, and
-two writers stay correct because each appends under this lock, after reading
-what others appended since it last looked (the rule of the stack tree's
-segments, :mod:`server.store.stacks`). The lock ends with the transaction.
+Segment tables (sample keys, line frames, the stack trees' nodes) have no
+unique index: a process answers dedup from memory, and two writers stay
+correct because each appends under the table's lock, after reading what
+others appended since it last looked (the rule of the stack tree's
+segments, :mod:`server.store.stacks`). A lock ends with its transaction.
+
+A profile that brings new rows stores all of them (functions, line frames,
+the nodes of both trees, sample keys) in one :class:`Appends` transaction
+rather than one each: every such transaction paid a begin, a lock, a
+commit. It takes every append lock at once when it opens, in the order
+garbage collection takes them (:mod:`server.store.gc`: the collection lock,
+then sample keys, tree 0, tree 1, line frames), so a collection and any
+number of writers can never wait on each other in a circle. Ids enter the
+memory caches only after the commit (:meth:`Appends.after_commit`): a
+rollback anywhere leaves none behind.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text, update
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine, text, update
 
 from server.store.models import StoreState
-from server.store.state import EPOCH
+from server.store.state import EPOCH, lock_against_gc, read_epoch
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
 SAMPLE_KEYS = 7_299_999_910
 LINE_FRAMES = 7_299_999_911
+#: Stack tree ``t``'s appends: ``TREES + t`` (:mod:`server.store.stacks`, trees 0 and 1).
+TREES = 7_299_999_900
+#: The order every writer takes the append locks in: the order garbage collection takes them.
+ORDER = (SAMPLE_KEYS, TREES, TREES + 1, LINE_FRAMES)
+# One statement for the four: a round trip each would cost more than the locks. PostgreSQL evaluates a
+# select list left to right, so they are taken in ORDER.
+_LOCK_ALL = text("SELECT " + ", ".join(f"pg_advisory_xact_lock({key})" for key in ORDER))
 
 
 def lock_appends(conn: Connection, key: int) -> None:
@@ -24,3 +46,93 @@ def lock_appends(conn: Connection, key: int) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     else:  # a no-op write takes SQLite's one write lock, and the reads after it see every commit
         conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
+
+
+def lock_all_appends(conn: Connection) -> int:
+    """Inside a writing transaction: every append lock, in :data:`ORDER`; returns the GC epoch read under them
+    (a collection holds the sample keys' lock while it runs, so the epoch cannot move until commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_ALL)
+        return read_epoch(conn)  # a statement of its own: its snapshot is taken once the locks are held
+    return lock_against_gc(conn)  # SQLite: the one write lock, and the epoch, in one statement
+
+
+class EpochMoved(Exception):
+    """Garbage collection ran since the caller resolved its ids: the rows it would append may name rows gone."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"garbage collection ran (epoch {epoch})")
+        self.epoch = epoch
+
+
+class Appends:
+    """One write transaction for the new rows of a profile, begun at first need.
+
+    The tables take :meth:`connection` when they find rows to append (so a
+    profile with nothing new never begins one), catch up on what other
+    writers appended under the locks it holds, insert, and register with
+    :meth:`after_commit` what their memory gains; that runs only once the
+    commit succeeded. A table appends at most once in a transaction
+    (:meth:`segments`): a second catch-up would read its own uncommitted rows.
+
+    With ``epoch`` (the GC epoch the caller's cached ids belong to), no
+    segment is appended once a collection has run since (:class:`EpochMoved`):
+    a new node's parent, a line frame's function or a key's node might be
+    gone. Functions may still be inserted (they name nothing).
+    """
+
+    def __init__(self, engine: Engine, epoch: int | None = None) -> None:
+        self._engine = engine
+        self._expected = epoch
+        self._begun: AbstractContextManager[Connection] | None = None
+        self._conn: Connection | None = None
+        self._actions: list[Callable[[], None]] = []
+        self._claimed: set[object] = set()
+        #: The GC epoch read under the locks (set once :meth:`connection` began the transaction).
+        self.epoch = 0
+
+    @property
+    def begun(self) -> bool:
+        return self._conn is not None
+
+    def connection(self) -> Connection:
+        """The transaction's connection, holding every append lock (begun and locked on first call)."""
+        if self._conn is None:
+            begun = self._engine.begin()
+            conn = begun.__enter__()
+            try:
+                self.epoch = lock_all_appends(conn)
+            except BaseException as exc:
+                begun.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._begun, self._conn = begun, conn
+        return self._conn
+
+    def segments(self, table: object) -> Connection:
+        """:meth:`connection`, for ``table`` to append its segment: once a transaction, and only if no collection
+        ran since the caller's ids were resolved."""
+        if table in self._claimed:
+            raise RuntimeError(f"{type(table).__name__} appends twice in one transaction")
+        conn = self.connection()
+        if self._expected is not None and self.epoch != self._expected:
+            raise EpochMoved(self.epoch)
+        self._claimed.add(table)
+        return conn
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the transaction has committed (never if it rolls back)."""
+        self._actions.append(action)
+
+    def __enter__(self) -> Appends:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        begun, actions = self._begun, self._actions
+        self._begun, self._conn, self._actions, self._claimed = None, None, [], set()
+        if begun is not None:
+            begun.__exit__(exc_type, exc, traceback)  # commits, or rolls back; a failed commit raises here
+        if exc_type is None:
+            for action in actions:
+                action()

@@ -28,6 +28,8 @@ Two rules keep cached ids true:
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine
@@ -36,9 +38,10 @@ from server.pprof.columns import ProfileColumns
 from server.pprof.frames import Frames, expand, ranges, unsymbolized
 from server.pprof.identity import sample_keys
 from server.pprof.labelruns import label_runs
+from server.store.appends import Appends, EpochMoved
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.lineframes import LineFrameTable
-from server.store.samplekeys import NO_LINES, EpochMoved, SampleKeyTable
+from server.store.samplekeys import NO_LINES, SampleKeyTable
 from server.store.stacks import LINES, StackTree
 from server.store.state import read_epoch
 from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
@@ -66,6 +69,7 @@ class Dedup:
         self.line_stacks = StackTree(engine, tree=LINES)
         self.labelsets = LabelsetTable(engine)
         self.sample_keys = SampleKeyTable(engine)
+        self._writing = threading.Lock()  # one writer of new rows at a time (see _Write)
 
     def reset(self, epoch: int | None = None) -> None:
         """Forget every cached id (after garbage collection, here or in another process)."""
@@ -84,36 +88,49 @@ class Dedup:
                 self.epoch = read_epoch(conn)
 
     def sample_key_ids(self, columns: ProfileColumns) -> IntArray:
-        """The sample-key id of every sample: one hash and one index lookup each once known."""
-        function_ids = self.function_ids(columns)
-        labelsets = self.labelset_ids(columns)
-        hashes = sample_keys(columns, function_ids, labelsets).view(np.int64)
-        ids = self.sample_keys.lookup(hashes)
-        missing = np.flatnonzero(ids < 0)
-        if missing.size:
-            frames = expand(columns)  # only the new keys' stacks are resolved
-            nodes = self.leaf_nodes(columns, function_ids, frames, missing)
-            line_nodes = self.line_leaf_nodes(function_ids, frames, missing)
-            try:
-                ids[missing] = self.sample_keys.create(
-                    hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch
-                )
-            except EpochMoved as moved:
-                raise CachesStale(moved.epoch) from None
+        """The sample-key id of every sample: one hash and one index lookup each once known.
+
+        What the profile brings that is new (functions, line frames, the nodes of both trees, sample keys)
+        goes in one write transaction (:class:`~server.store.appends.Appends`), begun only when something
+        is; its ids reach the caches once it commits.
+        """
+        labelsets = self.labelset_ids(columns)  # first: label sets commit on a connection of their own
+        # Resolved under the caches' epoch: once a collection has run since, no segment is appended.
+        write = _Write(self._engine, self._writing, self.epoch)
+        try:
+            with write.appends:
+                function_ids = self.function_ids(columns, write)
+                hashes = sample_keys(columns, function_ids, labelsets).view(np.int64)
+                ids = self.sample_keys.lookup(hashes)
+                missing = np.flatnonzero(ids < 0)
+                if missing.size:
+                    appends = write.begin()
+                    frames = expand(columns)  # only the new keys' stacks are resolved
+                    nodes = self.leaf_nodes(columns, function_ids, frames, missing, appends)
+                    line_nodes = self.line_leaf_nodes(function_ids, frames, missing, appends)
+                    ids[missing] = self.sample_keys.create(
+                        hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch, appends
+                    )
+        except EpochMoved as moved:
+            raise CachesStale(moved.epoch) from None
+        finally:
+            write.release()
         # Keys stored before line data (migration 0015) get their line leaf when seen again.
         lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
         if lacking.size:
             keys, first = np.unique(ids[lacking], return_index=True)
-            line_nodes = self.line_leaf_nodes(function_ids, expand(columns), lacking[first])
-            self.sample_keys.fill_lines(keys, line_nodes, self.epoch)
+            with self._writing:
+                line_nodes = self.line_leaf_nodes(function_ids, expand(columns), lacking[first])
+                self.sample_keys.fill_lines(keys, line_nodes, self.epoch)
         return ids
 
-    def function_ids(self, columns: ProfileColumns) -> IntArray:
+    def function_ids(self, columns: ProfileColumns, write: _Write | None = None) -> IntArray:
         """Database ids of the profile's functions, by position in its function columns.
 
         Followed by the ids of its unsymbolized frames (named ``[libc.so.6]``, ``<unknown>``...,
         see :mod:`server.pprof.frames`), stored as functions of that name with no file.
         Functions seen before are found by digest, all at once; only the others by their strings.
+        New ones are inserted in ``write``'s transaction (else in one of their own).
         """
         extra = unsymbolized(columns).names
         if columns.function_id.size == 0 and not extra:
@@ -135,11 +152,18 @@ class Dedup:
             )
         )
         keys.extend((name, "", "") for name in extra)
-        found = np.array(
-            self.functions.ids(keys, columns.function_start_line[missing].tolist() + [0] * len(extra)), dtype=np.int64
-        )
+        cached = self.functions.cached(keys)  # unsymbolized frames' names, say: no writer lock for them
+        appends = write.begin() if write is not None and cached is None else None
+        if cached is None:
+            lines = columns.function_start_line[missing].tolist() + [0] * len(extra)
+            cached = self.functions.ids(keys, lines, appends)
+        found = np.array(cached, dtype=np.int64)
         ids[missing] = found[: missing.shape[0]]
-        self.functions.remember(first[missing], second[missing], ids[missing])
+        digests = (first[missing], second[missing], ids[missing])
+        if appends is None:
+            self.functions.remember(*digests)
+        else:  # the ids may be this transaction's: found by digest only once it commits
+            appends.after_commit(lambda: self.functions.remember(*digests))
         return np.concatenate([ids, found[missing.shape[0] :]])
 
     def leaf_nodes(
@@ -148,19 +172,24 @@ class Dedup:
         function_ids: IntArray,
         frames: Frames | None = None,
         which: IntArray | None = None,
+        appends: Appends | None = None,
     ) -> IntArray:
         """The stack node of every sample (of ``which``, default all), walked down the stack tree."""
         frames = expand(columns) if frames is None else frames
         frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
-        return _leaves(self.stacks, frame_ids, frames.offsets, which)
+        return _leaves(self.stacks, frame_ids, frames.offsets, which, appends)
 
-    def line_leaf_nodes(self, function_ids: IntArray, frames: Frames, which: IntArray | None = None) -> IntArray:
+    def line_leaf_nodes(
+        self, function_ids: IntArray, frames: Frames, which: IntArray | None = None, appends: Appends | None = None
+    ) -> IntArray:
         """The leaf of every sample (of ``which``, default all) in the tree of ``(function, line)`` frames."""
         if frames.functions.size == 0:
-            return _leaves(self.line_stacks, frames.functions, frames.offsets, which)
+            return _leaves(self.line_stacks, frames.functions, frames.offsets, which, appends)
         # Pairs are resolved per line entry of the profile (thousands), not per frame (tens of thousands).
-        entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined)
-        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which)
+        entry_ids = self.line_frames.ids(
+            function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined, appends
+        )
+        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which, appends)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:
         """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
@@ -188,7 +217,13 @@ class Dedup:
         return result
 
 
-def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, which: IntArray | None = None) -> IntArray:
+def _leaves(
+    stacks: StackTree,
+    frame_ids: IntArray,
+    offsets: IntArray,
+    which: IntArray | None = None,
+    appends: Appends | None = None,
+) -> IntArray:
     """Leaf node of every sample ``i`` of ``which`` (default all; frames leaf first,
     ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``: the batch is walked in C, known stacks and new alike."""
     if which is not None:  # the chosen samples' frames as a batch of their own
@@ -196,4 +231,29 @@ def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, which: In
         frame_ids = frame_ids[ranges(offsets[which], lengths)]
         offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-    return stacks.resolve_arrays(frame_ids, offsets, leaf_first=True)
+    return stacks.resolve_arrays(frame_ids, offsets, leaf_first=True, appends=appends)
+
+
+class _Write:
+    """A profile's one write transaction, and the process's writer lock, taken before it is first needed.
+
+    One writer of new rows at a time in a process: a writer waits for the append locks holding no table's
+    memory lock, so a writer that holds them can always take the table locks it needs next.
+    """
+
+    def __init__(self, engine: Engine, lock: threading.Lock, epoch: int | None) -> None:
+        self.appends = Appends(engine, epoch)
+        self._lock = lock
+        self._held = False
+
+    def begin(self) -> Appends:
+        """The transaction, the writer lock taken (call it before any table's memory lock is held)."""
+        if not self._held:
+            self._lock.acquire()
+            self._held = True
+        return self.appends
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from server.store import columncodec
-from server.store.appends import LINE_FRAMES, lock_appends
+from server.store.appends import Appends
 from server.store.models import LineFrameSegment, StoreState
 from server.store.stacks import PairIndex
 
@@ -88,11 +88,18 @@ def concatenate(parts: Sequence[FrameRows]) -> FrameRows:
     )
 
 
+# Built once, as the stack trees' (server.store.stacks): building a statement costs more than running it.
+_READ = (
+    select(LineFrameSegment.data)
+    .where(LineFrameSegment.first_frame > bindparam("above"))
+    .order_by(LineFrameSegment.first_frame)
+)
+_INSERT = insert(LineFrameSegment)
+
+
 def read_segments(conn: Connection, above: int = 0) -> list[FrameRows]:
     """The segments holding frames past ``above``, in id order."""
-    rows = conn.execute(
-        select(LineFrameSegment.data).where(LineFrameSegment.first_frame > above).order_by(LineFrameSegment.first_frame)
-    ).scalars()
+    rows = conn.execute(_READ, {"above": above}).scalars()
     return [decode(bytes(data)) for data in rows]
 
 
@@ -141,9 +148,12 @@ class LineFrameTable:
         self.inlined_flag = np.zeros(1024, dtype=np.int64)
         self.known = np.zeros(1024, dtype=bool)
 
-    def ids(self, functions: IntArray, lines: IntArray, inlined: IntArray | None = None) -> IntArray:
+    def ids(
+        self, functions: IntArray, lines: IntArray, inlined: IntArray | None = None, appends: Appends | None = None
+    ) -> IntArray:
         """The id of every ``(functions[i], lines[i], inlined[i])`` (``inlined``: 1 for a frame inlined into
-        its location's last line entry; none: 0 for all), appending the frames never stored before.
+        its location's last line entry; none: 0 for all), appending the frames never stored before: in
+        ``appends`` (their ids are handed out, and cached once it commits), or in a transaction of their own.
 
         Distinct frames are looked up once (a profile repeats few of them many times).
         """
@@ -151,19 +161,24 @@ class LineFrameTable:
             return np.zeros(0, dtype=np.int64)
         flags = np.zeros(functions.shape[0], dtype=np.int64) if inlined is None else (inlined != 0).astype(np.int64)
         if not _packable(functions, lines):
-            return self._ids_unpacked(functions, lines, flags)
+            return self._ids_unpacked(functions, lines, flags, appends)
         keys, inverse = np.unique(_packed(functions, lines, flags), return_inverse=True)
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
             self._ensure_loaded()
             found = self._index.lookup(keys)
             if bool((found < 0).any()):
                 wanted = keys[found < 0]
-                self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1)
+                rows = self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1, appends)
                 found = self._index.lookup(keys)
+                if rows is not None:  # this transaction's frames, not in the index before it commits
+                    at = np.searchsorted(keys, _packed(rows.functions, rows.lines, rows.inlined))
+                    found[at] = rows.ids
         ids: IntArray = found[inverse.reshape(-1)]
         return ids
 
-    def _ids_unpacked(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
+    def _ids_unpacked(
+        self, functions: IntArray, lines: IntArray, inlined: IntArray, appends: Appends | None
+    ) -> IntArray:
         """The rare path: some frame does not pack into one integer."""
         frames, inverse = np.unique(np.stack([functions, lines, inlined], axis=1), axis=0, return_inverse=True)
         with self._lock:
@@ -171,8 +186,18 @@ class LineFrameTable:
             known = self._known(frames[:, 0], frames[:, 1], frames[:, 2])
             if bool((known < 0).any()):
                 missing = known < 0
-                self._store(frames[missing, 0], frames[missing, 1], frames[missing, 2])
+                rows = self._store(frames[missing, 0], frames[missing, 1], frames[missing, 2], appends)
                 known = self._known(frames[:, 0], frames[:, 1], frames[:, 2])
+                if rows is not None:  # this transaction's frames, not in the indexes before it commits
+                    new = dict(
+                        zip(
+                            map(tuple, np.stack([rows.functions, rows.lines, rows.inlined], axis=1).tolist()),
+                            rows.ids.tolist(),
+                            strict=True,
+                        )
+                    )
+                    for at in np.flatnonzero(known < 0).tolist():
+                        known[at] = new[(int(frames[at, 0]), int(frames[at, 1]), int(frames[at, 2]))]
         ids: IntArray = known[inverse.reshape(-1)]
         return ids
 
@@ -186,22 +211,35 @@ class LineFrameTable:
             found[at] = self._unpacked.get((int(functions[at]), int(lines[at]), int(inlined[at])), -1)
         return found
 
-    def _store(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> None:
-        """Append distinct frames none of which this process has loaded; cache their ids once committed."""
-        rows: FrameRows | None = None
-        with self._engine.begin() as conn:
-            lock_appends(conn, LINE_FRAMES)
-            if self._catch_up(conn):  # another writer appended since: only what is still missing
-                missing = self._known(functions, lines, inlined) < 0
-                functions, lines, inlined = functions[missing], lines[missing], inlined[missing]
-            if functions.size:
-                order = np.lexsort((inlined, lines, functions))
-                ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
-                rows = FrameRows(ids, functions[order], lines[order], inlined[order])
-                conn.execute(insert(LineFrameSegment).values(**segment_row(rows)))
+    def _store(
+        self, functions: IntArray, lines: IntArray, inlined: IntArray, appends: Appends | None
+    ) -> FrameRows | None:
+        """Append distinct frames none of which this process has loaded, in ``appends`` (or a transaction of
+        their own); cache their ids once committed. Returns the rows appended, if any: until ``appends``
+        commits, the caller finds their ids only there."""
+        if appends is None:
+            with Appends(self._engine) as own:
+                self._store(functions, lines, inlined, own)
+            return None
+        conn = appends.segments(self)
+        if self._catch_up(conn):  # another writer appended since: only what is still missing
+            missing = self._known(functions, lines, inlined) < 0
+            functions, lines, inlined = functions[missing], lines[missing], inlined[missing]
+        if not functions.size:
+            return None
+        order = np.lexsort((inlined, lines, functions))
+        ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
+        rows = FrameRows(ids, functions[order], lines[order], inlined[order])
+        conn.execute(_INSERT, segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
-        if rows is not None:
-            self._add(rows)
+        appends.after_commit(lambda: self._committed(rows))
+        return rows
+
+    def _committed(self, rows: FrameRows) -> None:
+        """Frames this process appended have committed (a query may have read them from the database since)."""
+        with self._lock:
+            if int(rows.ids[0]) > self._high:
+                self._add(rows)
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:

@@ -32,14 +32,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from server.store import columncodec
-from server.store.appends import SAMPLE_KEYS, lock_appends
+from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved, lock_appends
 from server.store.database import insert_ignoring_conflicts
 from server.store.models import SampleKeyLine, SampleKeySegment
 from server.store.stacks import PairIndex
-from server.store.state import lock_against_gc, read_epoch
+from server.store.state import lock_against_gc
 
 IntArray = npt.NDArray[np.int64]
 #: The line node of a key stored before line data (migration 0015). (0 is the root, the leaf of an empty stack.)
@@ -48,14 +48,6 @@ NO_LINES = -1
 MAGIC = b"SK"
 #: Keys a segment holds at most when a whole store is written at once (migration 0018); a write appends its own.
 SEGMENT_KEYS = 65_536
-
-
-class EpochMoved(Exception):
-    """Garbage collection ran since the caller resolved the nodes of its new keys: they may be gone."""
-
-    def __init__(self, epoch: int) -> None:
-        super().__init__(f"garbage collection ran (epoch {epoch})")
-        self.epoch = epoch
 
 
 @dataclass(slots=True)
@@ -104,11 +96,18 @@ def concatenate(parts: Sequence[KeyRows]) -> KeyRows:
     )
 
 
+# Built once, as the stack trees' (server.store.stacks): building a statement costs more than running it.
+_READ = (
+    select(SampleKeySegment.data)
+    .where(SampleKeySegment.first_key > bindparam("above"))
+    .order_by(SampleKeySegment.first_key)
+)
+_INSERT = insert(SampleKeySegment)
+
+
 def read_segments(conn: Connection, above: int = 0) -> list[KeyRows]:
     """The segments holding keys past ``above``, in id order."""
-    rows = conn.execute(
-        select(SampleKeySegment.data).where(SampleKeySegment.first_key > above).order_by(SampleKeySegment.first_key)
-    ).scalars()
+    rows = conn.execute(_READ, {"above": above}).scalars()
     return [decode(bytes(data)) for data in rows]
 
 
@@ -171,8 +170,11 @@ class SampleKeyTable:
         labelsets: IntArray | Sequence[int],
         line_nodes: IntArray | Sequence[int] | None = None,
         epoch: int | None = None,
+        appends: Appends | None = None,
     ) -> IntArray:
-        """Ids for keys (given with their node, label set and line-tree leaf), appending those not stored yet.
+        """Ids for keys (given with their node, label set and line-tree leaf), appending those not stored yet:
+        in ``appends`` (the profile's one write transaction; its ids are cached once it commits), or in a
+        transaction of their own.
 
         New keys get ids in order of (node, label set), so a segment's node column is mostly small steps.
         With ``epoch`` (the GC epoch the nodes were resolved under), nothing is appended once a collection
@@ -190,25 +192,53 @@ class SampleKeyTable:
             # a key twice in one call is stored once
             _, first = np.unique(wanted_hashes[found < 0], return_index=True)
             new = np.flatnonzero(found < 0)[first]
-            if new.size:
-                rows: KeyRows | None = None
-                with self._engine.begin() as conn:
-                    lock_appends(conn, SAMPLE_KEYS)
-                    current = read_epoch(conn)
-                    if epoch is not None and current != epoch:
-                        raise EpochMoved(current)
-                    if self._catch_up(conn):  # another writer appended since: look again against its keys
-                        new = new[self._index.lookup(wanted_hashes[new]) < 0]
-                    if new.size:
-                        new = new[np.lexsort((labelset[new], node[new]))]
-                        ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
-                        rows = KeyRows(ids, wanted_hashes[new], node[new], labelset[new], line[new])
-                        conn.execute(insert(SampleKeySegment).values(**segment_row(rows)))
-                # Cached only once committed: an id from a rolled-back segment must never be handed out.
-                if rows is not None:
-                    self._add(rows)
-                found = self._index.lookup(wanted_hashes)
+            if not new.size:
+                return found
+            if appends is None:
+                with Appends(self._engine, epoch) as own:
+                    self._append(wanted_hashes, node, labelset, line, new, epoch, own)
+                return self._index.lookup(wanted_hashes)
+            rows = self._append(wanted_hashes, node, labelset, line, new, epoch, appends)
+            found = self._index.lookup(wanted_hashes)
+            if rows is not None:  # this transaction's keys, not in the index before it commits
+                order = np.argsort(rows.hashes)
+                at = np.searchsorted(rows.hashes, wanted_hashes, sorter=order)
+                at = order[np.minimum(at, len(rows) - 1)]
+                mine = (found < 0) & (rows.hashes[at] == wanted_hashes)
+                found[mine] = rows.ids[at[mine]]
             return found
+
+    def _append(
+        self,
+        hashes: IntArray,
+        node: IntArray,
+        labelset: IntArray,
+        line: IntArray,
+        new: IntArray,
+        epoch: int | None,
+        appends: Appends,
+    ) -> KeyRows | None:
+        """Under the append lock: catch up, then append the keys at ``new`` still missing; cached once committed."""
+        conn = appends.segments(self)
+        if epoch is not None and appends.epoch != epoch:  # the transaction's own epoch, if any, is checked too
+            raise EpochMoved(appends.epoch)
+        if self._catch_up(conn):  # another writer appended since: look again against its keys
+            new = new[self._index.lookup(hashes[new]) < 0]
+        if not new.size:
+            return None
+        new = new[np.lexsort((labelset[new], node[new]))]
+        ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
+        rows = KeyRows(ids, hashes[new], node[new], labelset[new], line[new])
+        conn.execute(_INSERT, segment_row(rows))
+        # Cached only once committed: an id from a rolled-back segment must never be handed out.
+        appends.after_commit(lambda: self._committed(rows))
+        return rows
+
+    def _committed(self, rows: KeyRows) -> None:
+        """Keys this process appended have committed (a query may have read them from the database since)."""
+        with self._lock:
+            if int(rows.ids[0]) > self._high:
+                self._add(rows)
 
     def fill_lines(self, ids: IntArray, line_nodes: IntArray, epoch: int | None = None) -> None:
         """Store the line-tree leaf of keys written before line data (seen again by ingest).

@@ -41,12 +41,13 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from server.store import stackcodec
 from server.store._treeindex import Index, depths
-from server.store.models import StackSegment, StoreState
-from server.store.state import EPOCH
+from server.store.appends import TREES, Appends
+from server.store.appends import lock_appends as lock_table
+from server.store.models import StackSegment
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -56,7 +57,7 @@ FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
 LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
 
 #: PostgreSQL advisory lock key of tree ``t``'s appends is ``APPEND_LOCK + t`` (GC's is 7_299_999_999).
-APPEND_LOCK = 7_299_999_900
+APPEND_LOCK = TREES
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
 _FRAME_LIMIT = 1 << 31
@@ -131,19 +132,22 @@ def _grown(column: _Column, size: int, fill: int | bool) -> _Column:
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
     """Inside a writing transaction: wait for, then hold until commit, the right to change ``tree``'s segments."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK + tree})
-    else:  # a no-op write takes SQLite's one write lock, and the reads after it see every commit
-        conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
+    lock_table(conn, APPEND_LOCK + tree)
+
+
+# Built once: every profile with new stacks runs them, and building a statement costs more than running it
+# (~100 us against ~20 on SQLite).
+_READ = (
+    select(StackSegment.data)
+    .where(StackSegment.tree == bindparam("tree"), StackSegment.first_node > bindparam("above"))
+    .order_by(StackSegment.first_node)
+)
+_INSERT = insert(StackSegment)
 
 
 def read_segments(conn: Connection, tree: int = FUNCTIONS, above: int = ROOT) -> list[stackcodec.Segment]:
     """The tree's segments holding nodes past ``above``, in id order."""
-    rows = conn.execute(
-        select(StackSegment.data)
-        .where(StackSegment.tree == tree, StackSegment.first_node > above)
-        .order_by(StackSegment.first_node)
-    ).scalars()
+    rows = conn.execute(_READ, {"tree": tree, "above": above}).scalars()
     return [stackcodec.decode(bytes(data)) for data in rows]
 
 
@@ -209,9 +213,12 @@ class StackTree:
         leaves: list[int] = self.resolve_arrays(frames, offsets).tolist()
         return leaves
 
-    def resolve_arrays(self, frames: IntArray, offsets: IntArray, *, leaf_first: bool = False) -> IntArray:
+    def resolve_arrays(
+        self, frames: IntArray, offsets: IntArray, *, leaf_first: bool = False, appends: Appends | None = None
+    ) -> IntArray:
         """Leaf node ids for stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first),
-        creating missing nodes.
+        creating missing nodes: in ``appends`` (the profile's one write transaction; the new nodes are
+        handed out, but enter the index only once it commits), or else in a transaction of their own.
 
         Every stack is walked, known or not: the walk is one C pass over the
         batch's frames (:mod:`server.store._treeindex`), cheaper than the
@@ -226,7 +233,10 @@ class StackTree:
                     self._catch_up(conn)
             walk = self._walk(frames, offsets, leaf_first)
             if walk.missing:
-                walk = self._append(frames, offsets, leaf_first, walk)
+                if appends is not None:
+                    return self._append(frames, offsets, leaf_first, walk, appends).leaves
+                with Appends(self._engine) as own:
+                    walk = self._append(frames, offsets, leaf_first, walk, own)
             return walk.leaves
 
     def _walk(self, frames: IntArray, offsets: IntArray, leaf_first: bool) -> _Walk:
@@ -244,27 +254,32 @@ class StackTree:
             recursive=np.frombuffer(recursive, dtype=np.bool_),
         )
 
-    def _append(self, frames: IntArray, offsets: IntArray, leaf_first: bool, walk: _Walk) -> _Walk:
-        """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment."""
-        segment: stackcodec.Segment | None = None
-        with self._engine.begin() as conn:
-            lock_appends(conn, self._tree)
-            if self._catch_up(conn):  # another writer appended since: walk again against its nodes
-                walk = self._walk(frames, offsets, leaf_first)
-            if walk.missing:
-                segment = walk.segment()
-                conn.execute(
-                    insert(StackSegment).values(
-                        tree=self._tree,
-                        first_node=walk.first,
-                        last_node=walk.first + walk.missing - 1,
-                        nodes=walk.missing,
-                        data=stackcodec.encode(segment),
-                    )
-                )
-        if segment is not None:  # committed: now its ids may be handed out
-            self._add(segment, walk.depths)
+    def _append(self, frames: IntArray, offsets: IntArray, leaf_first: bool, walk: _Walk, appends: Appends) -> _Walk:
+        """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment
+        (added to the index once ``appends`` commits)."""
+        conn = appends.segments(self)
+        if self._catch_up(conn):  # another writer appended since: walk again against its nodes
+            walk = self._walk(frames, offsets, leaf_first)
+        if walk.missing:
+            segment = walk.segment()
+            row = {
+                "tree": self._tree,
+                "first_node": walk.first,
+                "last_node": walk.first + walk.missing - 1,
+                "nodes": walk.missing,
+                "data": stackcodec.encode(segment),
+            }
+            conn.execute(_INSERT, row)
+            depth = walk.depths
+            appends.after_commit(lambda: self._committed(segment, depth))
         return walk
+
+    def _committed(self, segment: stackcodec.Segment, depth: IntArray) -> None:
+        """A segment this process appended has committed: its ids may be handed out. Unless a query of another
+        thread read it from the database in the meantime (it is then loaded already)."""
+        with self._lock:
+            if int(segment.ids[0]) > self._high:
+                self._add(segment, depth)
 
     # -- loading -------------------------------------------------------------
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from server.pprof.mixing import mix64
-from server.store.database import chunks, insert_returning
+from server.store.appends import Appends
+from server.store.database import chunks
 from server.store.keys import hash64
 from server.store.models import FunctionRow
 
@@ -53,6 +56,21 @@ def function_digests(
     return first, second
 
 
+#: The insert of new functions by dialect, built once (building a statement costs more than running it).
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert(conn: Connection) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id, hash``: a function another writer stored is skipped."""
+    name = conn.dialect.name
+    statement = _INSERTS.get(name)
+    if statement is None:
+        dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
+        statement = dialect_insert(FunctionRow).on_conflict_do_nothing()
+        statement = _INSERTS[name] = statement.returning(FunctionRow.id, FunctionRow.hash)
+    return statement
+
+
 class FunctionTable:
     """A write-through cache of the ``functions`` table, keyed by content."""
 
@@ -66,8 +84,9 @@ class FunctionTable:
         #: the tuple once, so no lock is needed to read it).
         self._digests = _EMPTY
 
-    def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int]) -> list[int]:
-        """The database id of every key, inserting the ones never seen before."""
+    def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int], appends: Appends | None = None) -> list[int]:
+        """The database id of every key, inserting the ones never seen before: in ``appends`` (the profile's
+        one write transaction; cached once it commits), or in a transaction of their own."""
         ids = self._ids
         try:
             return [ids[key] for key in keys]  # the steady state: every function seen before
@@ -75,8 +94,20 @@ class FunctionTable:
             pass
         missing = {key: line for key, line in zip(keys, start_lines, strict=True) if key not in ids}
         with self._lock:
-            self._store(missing)
-        return [ids[key] for key in keys]
+            if appends is None:
+                with Appends(self._engine) as own:
+                    self._store(missing, own)
+                return [ids[key] for key in keys]
+            found = self._store(missing, appends)
+        return [ids[key] if key in ids else found[key] for key in keys]
+
+    def cached(self, keys: Sequence[FunctionKey]) -> list[int] | None:
+        """The id of every key if this process has them all (stored and committed), else None."""
+        ids = self._ids
+        try:
+            return [ids[key] for key in keys]
+        except KeyError:
+            return None
 
     def known(self, first: U64, second: U64) -> IntArray:
         """The id of every function by its digest (:func:`function_digests`), :data:`NOT_KNOWN` where not known."""
@@ -105,7 +136,9 @@ class FunctionTable:
                 np.insert(known, slot, ids[where]),
             )
 
-    def _store(self, missing: dict[FunctionKey, int]) -> None:
+    def _store(self, missing: dict[FunctionKey, int], appends: Appends) -> dict[FunctionKey, int]:
+        """Insert the functions not stored yet (under the append locks: no other writer inserts meanwhile);
+        their ids, and those another writer stored first, cached once ``appends`` commits."""
         by_hash = {hash64(key): key for key in missing if key not in self._ids}
         rows = [
             {
@@ -115,21 +148,23 @@ class FunctionTable:
                 "filename": key[2],
                 "start_line": missing[key],
             }
-            for fhash, key in by_hash.items()
+            for fhash, key in sorted(by_hash.items())  # one order for every writer: no two wait on each other
         ]
-        found: list[tuple[int, int]] = []
-        with self._engine.begin() as conn:
-            table = FunctionRow.__table__
-            inserted = insert_returning(conn, table, rows, (FunctionRow.id, FunctionRow.hash))  # type: ignore[arg-type]
-            found.extend((int(fid), int(fhash)) for fid, fhash in inserted)
-            # Only what another writer stored first is looked up: one statement, not two, for new functions.
-            raced = list(by_hash.keys() - {fhash for _, fhash in found})
-            for part in chunks(raced, 500):
-                query = select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
-                found.extend((int(fid), int(fhash)) for fid, fhash in conn.execute(query))
+        found: dict[FunctionKey, int] = {}
+        conn = appends.connection()
+        inserted = [row for part in chunks(rows, 1000) for row in conn.execute(_insert(conn), list(part))]
+        found.update((by_hash[int(fhash)], int(fid)) for fid, fhash in inserted)
+        # Only what another writer stored first is looked up: one statement, not two, for new functions.
+        raced = list(by_hash.keys() - {int(fhash) for _, fhash in inserted})
+        for part in chunks(raced, 500):
+            query = select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
+            found.update((by_hash[int(fhash)], int(fid)) for fid, fhash in conn.execute(query))
         # Cached only once committed: an id from a rolled-back insert must never be handed out.
-        for fid, fhash in found:
-            key = by_hash[fhash]
+        appends.after_commit(lambda: self._committed(found))
+        return found
+
+    def _committed(self, found: dict[FunctionKey, int]) -> None:
+        for key, fid in found.items():
             self._ids[key] = fid
             self._names[fid] = key[0]
 

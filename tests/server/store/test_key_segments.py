@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from server.pprof.decode import decode_columns
 from server.store import columncodec
+from server.store.appends import Appends, EpochMoved
 from server.store.database import make_engine
 from server.store.dedup import Dedup
 from server.store.gc import collect_garbage
@@ -25,7 +26,6 @@ from server.store.models import SampleKeyLine
 from server.store.repository import Store
 from server.store.samplekeys import (
     NO_LINES,
-    EpochMoved,
     SampleKeyTable,
     concatenate,
     forget_lines,
@@ -184,3 +184,32 @@ def test_collection_drops_dead_keys_keeps_the_highest_and_folds_line_leaves_in(d
         assert after.tolist() == [int(cpu.max()) + 1]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("line_past_32_bits", [False, True], ids=["packed", "unpacked"])
+def test_frames_of_a_transaction_are_handed_out_and_cached_only_once_committed(
+    database_url: str, line_past_32_bits: bool
+) -> None:
+    """Inside a profile's one transaction, new frames get ids at once (the line tree needs them), but the
+    table's memory learns them only from the commit; a rollback leaves none."""
+    engine = make_engine(database_url)
+    try:
+        frames = LineFrameTable(engine)
+        stored = frames.ids(np.array([1, 2]), np.array([10, 20]))
+        line = (1 << 33) if line_past_32_bits else 30
+        functions, lines = np.array([1, 3, 3]), np.array([10, line, line])
+        with pytest.raises(RuntimeError), Appends(engine) as appends:
+            handed = frames.ids(functions, lines, appends=appends)
+            assert handed[0] == stored[0] and handed[1] == handed[2] > stored.max()
+            assert frames.known.sum() == 2  # not cached before the commit
+            raise RuntimeError("rolled back")
+        assert frames.known.sum() == 2
+        with Appends(engine) as appends:
+            handed = frames.ids(functions, lines, appends=appends)
+            assert frames.known.sum() == 2
+        assert frames.known.sum() == 3
+        new = int(stored.max()) + 1  # the rolled-back id, never committed, is the next one again
+        assert frames.ids(functions, lines).tolist() == handed.tolist() == [int(stored[0]), new, new]
+        assert LineFrameTable(engine).ids(functions, lines).tolist() == handed.tolist()  # and a fresh process
+    finally:
+        engine.dispose()
