@@ -33,11 +33,12 @@ second instance with its own ``tree`` number and node ids.
 
 from __future__ import annotations
 
+import mmap
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,8 @@ _NODE_LIMIT = 1 << 32
 _FRAME_LIMIT = 1 << 31
 #: How many times the node columns grow when full (see :meth:`StackTree._grow`).
 _GROWTH = 4
+#: Columns from this size up are mappings of their own (see ``_zeros``).
+_MAPPED_BYTES = 1 << 20
 
 
 class PairIndex:
@@ -119,10 +122,21 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     return frames, offsets
 
 
+def _zeros(size: int, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """A zeroed column. Past ``_MAPPED_BYTES`` it is an anonymous mapping of its own: untouched zero pages
+    that cost no memory and no page fault until a node is written there. (``np.zeros`` goes through
+    ``calloc``, which zeroes, and so pages in, the whole array when the allocator reuses heap memory,
+    as :mod:`server.allocator` has it do for sizes under 32 MB; and numpy asks for transparent huge
+    pages on its own arrays, whose faults compacted memory for milliseconds on the machines measured.)"""
+    nbytes = size * np.dtype(dtype).itemsize
+    if nbytes < _MAPPED_BYTES:
+        return np.zeros(size, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE), dtype=dtype)
+
+
 def _grown(column: _Column, size: int) -> _Column:
-    """``column`` copied into ``size`` places, the rest zero: a large ``np.zeros`` is calloc's fresh zeroed
-    pages, so only the copied part is written (and paged in) here; the tail costs no memory until used."""
-    grown = np.zeros(size, dtype=column.dtype)
+    """``column`` copied into ``size`` places, the rest zero; only the copied part is written (and paged in)."""
+    grown: _Column = _zeros(size, column.dtype)
     grown[: column.shape[0]] = column
     return grown
 
