@@ -6,10 +6,16 @@ machine, and in every ingest worker process). The server makes no BLAS call
 (its numpy work is integer indexing, sorting and sums), so it asks for one
 thread; this package is imported before any server module imports numpy.
 A value the operator set stands.
+
+Freed arrays stay in the process for reuse rather than going back to the
+system page by page (:mod:`server.allocator`).
 """
 
 import os
 
+from server.allocator import keep_freed_memory
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+keep_freed_memory()
 
 __version__ = "0.1.0"
