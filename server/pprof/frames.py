@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.pprof.columns import ProfileColumns
+from server.pprof.kernels import expand_frames
 from server.pprof.validate import positions
 
 IntArray = npt.NDArray[np.int64]
@@ -40,8 +41,9 @@ class Frames:
     functions: IntArray
     offsets: IntArray
     extra_names: tuple[str, ...] = field(default=())
-    #: Every frame as an index into the profile's line entries (below), which are far fewer than frames:
-    #: work per distinct (function, line) is done per entry, then gathered with this.
+    #: Every frame as an index into the line entries the frames use (below), which are far fewer than frames:
+    #: work per distinct (function, line) is done per entry, then gathered with this. Entries are numbered
+    #: in the profile's order (its line entries, then its locations without lines).
     entries: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: Function index and line number of every line entry (an unsymbolized location is one entry, line 0):
     #: ``-lines`` keys a frame by (function, line).
@@ -108,8 +110,25 @@ def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
     return np.arange(shifts.shape[0], dtype=np.int64) + shifts
 
 
-def expand(columns: ProfileColumns) -> Frames:
-    """Frames of every sample; the columns must already be validated."""
+def expand(columns: ProfileColumns, which: IntArray | None = None) -> Frames:
+    """Frames of the samples at positions ``which`` (default all), in that order; the columns must be validated.
+
+    Ingest expands only the samples whose keys are new, so a profile of known stacks with a few new ones pays
+    for the few: the extension's kernel (:func:`~server.pprof.kernels.expand_frames`) follows just their
+    locations, and the line entries are just those their frames use. :func:`expand_numpy` is its reference.
+    """
+    bare = unsymbolized(columns)
+    n_samples = columns.sample_loc_offsets.shape[0] - 1
+    chosen = np.arange(n_samples, dtype=np.int64) if which is None else which
+    native = expand_frames(columns, bare.name_of_location, chosen)
+    if native is None:
+        return expand_numpy(columns, which)
+    functions, entries, offsets, entry_functions, entry_lines, entry_inlined = native
+    return Frames(functions, offsets, bare.names, entries, entry_functions, entry_lines, entry_inlined)
+
+
+def expand_numpy(columns: ProfileColumns, which: IntArray | None = None) -> Frames:
+    """:func:`expand` with numpy alone, expanding every sample first: the reference the kernel is held to."""
     n_locations = columns.location_id.shape[0]
     location_order = np.argsort(columns.location_id, kind="stable").astype(np.int64)
     location_pos, _ = positions(columns.location_id, location_order, columns.sample_locs)
@@ -132,7 +151,6 @@ def expand(columns: ProfileColumns) -> Frames:
     entry_starts = line_starts[location_pos]
     entry_counts = line_counts[location_pos]
     entries = ranges(entry_starts, entry_counts)
-    functions = line_function[entries]
     per_entry_end = np.cumsum(entry_counts)
     loc_offsets = columns.sample_loc_offsets
     offsets = np.zeros(loc_offsets.shape[0], dtype=np.int64)
@@ -141,4 +159,13 @@ def expand(columns: ProfileColumns) -> Frames:
     offsets[1:][has] = per_entry_end[ends[has] - 1]
     inlined = np.ones(line_function.shape[0], dtype=np.int64)
     inlined[(line_starts + line_counts - 1)[line_counts > 0]] = 0  # each location's last entry is the caller
-    return Frames(functions, offsets, bare.names, entries, line_function, line_numbers, inlined)
+    if which is not None:  # the chosen samples' frames as a batch of their own
+        lengths = offsets[which + 1] - offsets[which]
+        entries = entries[ranges(offsets[which], lengths)]
+        offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+    # Only the entries the frames use, in the profile's order.
+    used, local = np.unique(entries, return_inverse=True)
+    local = local.reshape(-1).astype(np.int64)
+    functions = line_function[used][local]
+    return Frames(functions, offsets, bare.names, local, line_function[used], line_numbers[used], inlined[used])

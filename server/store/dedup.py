@@ -91,9 +91,9 @@ class Dedup:
         ids = self.sample_keys.lookup(hashes)
         missing = np.flatnonzero(ids < 0)
         if missing.size:
-            frames = expand(columns)  # only the new keys' stacks are resolved
-            nodes = self.leaf_nodes(columns, function_ids, frames, missing)
-            line_nodes = self.line_leaf_nodes(function_ids, frames, missing)
+            frames = expand(columns, missing)  # the new keys' stacks only: known samples cost no frames
+            nodes = self.leaf_nodes(columns, function_ids, frames)
+            line_nodes = self.line_leaf_nodes(function_ids, frames)
             try:
                 ids[missing] = self.sample_keys.create(
                     hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch
@@ -104,7 +104,7 @@ class Dedup:
         lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
         if lacking.size:
             keys, first = np.unique(ids[lacking], return_index=True)
-            line_nodes = self.line_leaf_nodes(function_ids, expand(columns), lacking[first])
+            line_nodes = self.line_leaf_nodes(function_ids, expand(columns, lacking[first]))
             self.sample_keys.fill_lines(keys, line_nodes, self.epoch)
         return ids
 
@@ -158,7 +158,7 @@ class Dedup:
         """The leaf of every sample (of ``which``, default all) in the tree of ``(function, line)`` frames."""
         if frames.functions.size == 0:
             return _leaves(self.line_stacks, frames.functions, frames.offsets, which)
-        # Pairs are resolved per line entry of the profile (thousands), not per frame (tens of thousands).
+        # Pairs are resolved per line entry the frames use (thousands), not per frame (tens of thousands).
         entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined)
         return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which)
 

@@ -145,7 +145,8 @@ class LineFrameTable:
         """The id of every ``(functions[i], lines[i], inlined[i])`` (``inlined``: 1 for a frame inlined into
         its location's last line entry; none: 0 for all), appending the frames never stored before.
 
-        Distinct frames are looked up once (a profile repeats few of them many times).
+        Distinct frames are looked up once (a profile repeats few of them many times); after an append, only
+        the frames that were missing are looked up again.
         """
         if functions.size == 0:
             return np.zeros(0, dtype=np.int64)
@@ -156,10 +157,11 @@ class LineFrameTable:
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
             self._ensure_loaded()
             found = self._index.lookup(keys)
-            if bool((found < 0).any()):
-                wanted = keys[found < 0]
+            missing = found < 0
+            if bool(missing.any()):
+                wanted = keys[missing]
                 self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1)
-                found = self._index.lookup(keys)
+                found[missing] = self._index.lookup(wanted)
         ids: IntArray = found[inverse.reshape(-1)]
         return ids
 
