@@ -2215,13 +2215,12 @@ enum {
 
 /* The outputs, allocated by expand_frames_words once the frames are counted. */
 typedef struct {
-    PyObject *functions, *entries, *offsets, *entry_functions, *entry_lines, *entry_inlined;
+    PyObject *entries, *offsets, *entry_functions, *entry_lines, *entry_inlined;
 } Expanded;
 
 static void
 expanded_clear(Expanded *e)
 {
-    Py_CLEAR(e->functions);
     Py_CLEAR(e->entries);
     Py_CLEAR(e->offsets);
     Py_CLEAR(e->entry_functions);
@@ -2248,7 +2247,7 @@ expand_frames_words(const Words *w, Expanded *out)
     Py_ssize_t n_global = n_lines + n_locations, n_used = 0;
     int64_t n_frames = 0, f = 0;
     int64_t *rank = NULL; /* per global entry: 0 unused, 1 used (2: used, its location's last line), then its number */
-    int64_t *functions_out, *entries_out, *offsets_out, *entry_functions, *entry_lines, *entry_inlined;
+    int64_t *entries_out, *offsets_out, *entry_functions, *entry_lines, *entry_inlined;
     int rc = -1;
 
     if (LEN(w, E_LINE_LINE) != n_lines || LEN(w, E_NAME_OF_LOCATION) != n_locations || n_samples < 0 ||
@@ -2289,17 +2288,15 @@ expand_frames_words(const Words *w, Expanded *out)
         }
     }
     rank = PyMem_RawCalloc((size_t)(n_global ? n_global : 1), sizeof(int64_t));
-    out->functions = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n_frames * 8);
     out->entries = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n_frames * 8);
     out->offsets = PyBytes_FromStringAndSize(NULL, (n_which + 1) * 8);
     if (rank == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    if (out->functions == NULL || out->entries == NULL || out->offsets == NULL) {
+    if (out->entries == NULL || out->offsets == NULL) {
         goto done;
     }
-    functions_out = WORDS(out->functions);
     entries_out = WORDS(out->entries);
     offsets_out = WORDS(out->offsets);
     /* The global entry of every frame, marking the entries used. */
@@ -2356,9 +2353,7 @@ expand_frames_words(const Words *w, Expanded *out)
         rank[g] = n_used++;
     }
     for (int64_t i = 0; i < n_frames; i++) {
-        int64_t entry = rank[entries_out[i]];
-        entries_out[i] = entry;
-        functions_out[i] = entry_functions[entry];
+        entries_out[i] = rank[entries_out[i]];
     }
     rc = 0;
 
@@ -2373,7 +2368,7 @@ PyDoc_STRVAR(wire_expand_frames_doc,
              "expand_frames(location_id, location_line_offsets, line_function_id, line_line, function_id,\n"
              "              name_of_location, sample_locs, sample_loc_offsets, which, /)\n--\n\n"
              "The frames of the samples at positions which, leaf first, as server.pprof.frames.expand_numpy\n"
-             "lays them out: (functions, entries, offsets, entry_functions, entry_lines, entry_inlined), each\n"
+             "lays them out: (entries, offsets, entry_functions, entry_lines, entry_inlined), each\n"
              "bytes of host-order int64 words. entries number only the line entries these frames use, in the\n"
              "profile's order; an unsymbolized location (no line) is one entry, function n_functions plus its\n"
              "name_of_location, line 0.");
@@ -2382,14 +2377,14 @@ static PyObject *
 wire_expand_frames(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     Words w;
-    Expanded e = {NULL, NULL, NULL, NULL, NULL, NULL};
+    Expanded e = {NULL, NULL, NULL, NULL, NULL};
     PyObject *result = NULL;
 
     if (words_get(&w, args, nargs, E_ARGS, "expand_frames") < 0) {
         return NULL;
     }
     if (expand_frames_words(&w, &e) == 0) {
-        result = PyTuple_Pack(6, e.functions, e.entries, e.offsets, e.entry_functions, e.entry_lines, e.entry_inlined);
+        result = PyTuple_Pack(5, e.entries, e.offsets, e.entry_functions, e.entry_lines, e.entry_inlined);
     }
     expanded_clear(&e);
     words_release(&w);

@@ -18,7 +18,7 @@ charge their time to the caller, or lose whole stacks of a foreign profile.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -32,25 +32,29 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, slots=True)
 class Frames:
-    """``functions[offsets[i]:offsets[i + 1]]`` are sample ``i``'s frames, leaf first.
+    """``entries[offsets[i]:offsets[i + 1]]`` are sample ``i``'s frames, leaf first, as line entries.
 
-    Values are indices into the profile's function columns (not ids); an index
-    ``n_functions + k`` is the unsymbolized frame named ``extra_names[k]``.
+    Every frame is an index into the line entries the frames use, which are far fewer than frames: work per
+    entry (its function's id, its (function, line) frame's id) is done once, then gathered with ``entries``.
+    Entries are numbered in the profile's order (its line entries, then its locations without lines).
     """
 
-    functions: IntArray
+    entries: IntArray
     offsets: IntArray
-    extra_names: tuple[str, ...] = field(default=())
-    #: Every frame as an index into the line entries the frames use (below), which are far fewer than frames:
-    #: work per distinct (function, line) is done per entry, then gathered with this. Entries are numbered
-    #: in the profile's order (its line entries, then its locations without lines).
-    entries: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    extra_names: tuple[str, ...]
     #: Function index and line number of every line entry (an unsymbolized location is one entry, line 0):
-    #: ``-lines`` keys a frame by (function, line).
-    entry_functions: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    entry_lines: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: ``-lines`` keys a frame by (function, line). A function index is a position in the profile's function
+    #: columns (not an id); ``n_functions + k`` is the unsymbolized frame named ``extra_names[k]``.
+    entry_functions: IntArray
+    entry_lines: IntArray
     #: 1 for a line entry other than its location's last: a function inlined there (pprof's "(inline)").
-    entry_inlined: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    entry_inlined: IntArray
+
+    @property
+    def functions(self) -> IntArray:
+        """The function index of every frame."""
+        functions: IntArray = self.entry_functions[self.entries]
+        return functions
 
     @property
     def lines(self) -> IntArray:
@@ -123,8 +127,8 @@ def expand(columns: ProfileColumns, which: IntArray | None = None) -> Frames:
     native = expand_frames(columns, bare.name_of_location, chosen)
     if native is None:
         return expand_numpy(columns, which)
-    functions, entries, offsets, entry_functions, entry_lines, entry_inlined = native
-    return Frames(functions, offsets, bare.names, entries, entry_functions, entry_lines, entry_inlined)
+    entries, offsets, entry_functions, entry_lines, entry_inlined = native
+    return Frames(entries, offsets, bare.names, entry_functions, entry_lines, entry_inlined)
 
 
 def expand_numpy(columns: ProfileColumns, which: IntArray | None = None) -> Frames:
@@ -167,5 +171,4 @@ def expand_numpy(columns: ProfileColumns, which: IntArray | None = None) -> Fram
     # Only the entries the frames use, in the profile's order.
     used, local = np.unique(entries, return_inverse=True)
     local = local.reshape(-1).astype(np.int64)
-    functions = line_function[used][local]
-    return Frames(functions, offsets, bare.names, local, line_function[used], line_numbers[used], inlined[used])
+    return Frames(local, offsets, bare.names, line_function[used], line_numbers[used], inlined[used])

@@ -135,8 +135,8 @@ def label_runs(columns: ProfileColumns) -> tuple[IntArray, IntArray] | None:
     return np.frombuffer(groups, dtype=np.int64), np.frombuffer(firsts, dtype=np.int64)
 
 
-#: functions, entries, offsets, entry_functions, entry_lines, entry_inlined (see :class:`~server.pprof.frames.Frames`).
-ExpandedArrays = tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]
+#: entries, offsets, entry_functions, entry_lines, entry_inlined (see :class:`~server.pprof.frames.Frames`).
+ExpandedArrays = tuple[IntArray, IntArray, IntArray, IntArray, IntArray]
 
 
 def expand_frames(columns: ProfileColumns, name_of_location: IntArray, which: IntArray) -> ExpandedArrays | None:
@@ -156,7 +156,11 @@ def expand_frames(columns: ProfileColumns, name_of_location: IntArray, which: In
         _i64(columns.sample_loc_offsets),
         _i64(which),
     )
-    functions, entries, offsets, entry_functions, entry_lines, entry_inlined = (
-        np.frombuffer(part, dtype=np.int64) for part in raw
+    entries, offsets, entry_functions, entry_lines, entry_inlined = raw
+    return (
+        np.frombuffer(entries, dtype=np.int64),
+        np.frombuffer(offsets, dtype=np.int64),
+        np.frombuffer(entry_functions, dtype=np.int64),
+        np.frombuffer(entry_lines, dtype=np.int64),
+        np.frombuffer(entry_inlined, dtype=np.int64),
     )
-    return functions, entries, offsets, entry_functions, entry_lines, entry_inlined

@@ -151,13 +151,13 @@ class Dedup:
     ) -> IntArray:
         """The stack node of every sample (of ``which``, default all), walked down the stack tree."""
         frames = expand(columns) if frames is None else frames
-        frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
+        frame_ids = function_ids[frames.entry_functions][frames.entries] if frames.entries.size else frames.entries
         return _leaves(self.stacks, frame_ids, frames.offsets, which)
 
     def line_leaf_nodes(self, function_ids: IntArray, frames: Frames, which: IntArray | None = None) -> IntArray:
         """The leaf of every sample (of ``which``, default all) in the tree of ``(function, line)`` frames."""
-        if frames.functions.size == 0:
-            return _leaves(self.line_stacks, frames.functions, frames.offsets, which)
+        if frames.entries.size == 0:
+            return _leaves(self.line_stacks, frames.entries, frames.offsets, which)
         # Pairs are resolved per line entry the frames use (thousands), not per frame (tens of thousands).
         entry_ids = self.line_frames.ids(function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined)
         return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which)
