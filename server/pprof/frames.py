@@ -2,9 +2,10 @@
 
 A location's ``line`` entries are its inlined frames, innermost first, so a
 sample's frames are the concatenation of its locations' lines in order.
-Done with array arithmetic for all samples at once: this is the step that
-turns a Go profile's 70,000 location references into function references
-without a Python loop per frame.
+This is the step that turns a Go profile's 70,000 location references into
+function references without a Python loop per frame: one pass of the C
+decoder's kernel over the samples asked for (ingest asks for those whose
+stacks are new), or array arithmetic over every sample without it.
 
 A location with no line (an address pprof could not symbolize: C code under
 cgo, the vdso, a stripped or foreign binary) is one frame, named as
