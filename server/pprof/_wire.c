@@ -2231,8 +2231,8 @@ expanded_clear(Expanded *e)
 #define WORDS(obj) ((int64_t *)PyBytes_AS_STRING(obj))
 
 /* Frames of the chosen samples, leaf first: each location's line entries in order (an unsymbolized location is one
- * entry of its own), numbered among the entries these frames use in the order of the profile's (the line entries,
- * then the unsymbolized locations); 0, or -1 with an exception set when an argument is out of place. */
+ * entry of its own), numbered among the entries these frames use in the order of their first use; 0, or -1 with an
+ * exception set when an argument is out of place. */
 static int
 expand_frames_words(const Words *w, Expanded *out)
 {
@@ -2244,9 +2244,9 @@ expand_frames_words(const Words *w, Expanded *out)
     const int64_t *which = I64S(w, E_WHICH);
     const uint64_t *line_function = U64S(w, E_LINE_FUNCTION_ID), *sample_locs = U64S(w, E_SAMPLE_LOCS);
     IdIndex functions = {0, NULL}, locations = {0, NULL};
-    Py_ssize_t n_global = n_lines + n_locations, n_used = 0;
+    Py_ssize_t n_global = n_lines + n_locations, n_used = 0, capacity;
     int64_t n_frames = 0, f = 0;
-    int64_t *rank = NULL; /* per global entry: 0 unused, 1 used (2: used, its location's last line), then its number */
+    int64_t *rank = NULL; /* per line entry, then per location (its entry when it has no lines) */
     int64_t *entries_out, *offsets_out, *entry_functions, *entry_lines, *entry_inlined;
     int rc = -1;
 
@@ -2287,73 +2287,64 @@ expand_frames_words(const Words *w, Expanded *out)
             }
         }
     }
+    /* At most one entry per frame, and per line entry or location. */
+    capacity = n_frames < n_global ? (Py_ssize_t)n_frames : n_global;
     rank = PyMem_RawCalloc((size_t)(n_global ? n_global : 1), sizeof(int64_t));
     out->entries = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n_frames * 8);
     out->offsets = PyBytes_FromStringAndSize(NULL, (n_which + 1) * 8);
+    out->entry_functions = PyBytes_FromStringAndSize(NULL, capacity * 8);
+    out->entry_lines = PyBytes_FromStringAndSize(NULL, capacity * 8);
+    out->entry_inlined = PyBytes_FromStringAndSize(NULL, capacity * 8);
     if (rank == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    if (out->entries == NULL || out->offsets == NULL) {
+    if (out->entries == NULL || out->offsets == NULL || out->entry_functions == NULL || out->entry_lines == NULL ||
+        out->entry_inlined == NULL) {
         goto done;
     }
     entries_out = WORDS(out->entries);
     offsets_out = WORDS(out->offsets);
-    /* The global entry of every frame, marking the entries used. */
+    entry_functions = WORDS(out->entry_functions);
+    entry_lines = WORDS(out->entry_lines);
+    entry_inlined = WORDS(out->entry_inlined);
+    /* Every frame's entry, numbered at its first use (rank: 0 unseen, else the number + 1), each entry's function
+     * resolved once. */
     offsets_out[0] = 0;
     for (Py_ssize_t i = 0; i < n_which; i++) {
         for (int64_t k = loc_offsets[which[i]]; k < loc_offsets[which[i] + 1]; k++) {
             Py_ssize_t l = idindex_find(&locations, sample_locs[k]);
             int64_t start = line_offsets[l], end = line_offsets[l + 1];
             if (start == end) {
-                entries_out[f++] = n_lines + l;
-                rank[n_lines + l] = 1;
+                if (rank[n_lines + l] == 0) {
+                    entry_functions[n_used] = n_functions + name_of[l];
+                    entry_lines[n_used] = 0;
+                    entry_inlined[n_used] = 0;
+                    rank[n_lines + l] = ++n_used;
+                }
+                entries_out[f++] = rank[n_lines + l] - 1;
                 continue;
             }
             for (int64_t j = start; j < end; j++) {
-                entries_out[f++] = j;
-                rank[j] = j == end - 1 ? 2 : 1;
+                if (rank[j] == 0) {
+                    Py_ssize_t at = idindex_find(&functions, line_function[j]);
+                    if (at < 0) {
+                        PyErr_SetString(PyExc_ValueError, "expand_frames(): a line refers to no function");
+                        goto done;
+                    }
+                    entry_functions[n_used] = at;
+                    entry_lines[n_used] = line_line[j];
+                    entry_inlined[n_used] = j != end - 1;
+                    rank[j] = ++n_used;
+                }
+                entries_out[f++] = rank[j] - 1;
             }
         }
         offsets_out[i + 1] = f;
     }
-    for (Py_ssize_t g = 0; g < n_global; g++) {
-        n_used += rank[g] != 0;
-    }
-    out->entry_functions = PyBytes_FromStringAndSize(NULL, n_used * 8);
-    out->entry_lines = PyBytes_FromStringAndSize(NULL, n_used * 8);
-    out->entry_inlined = PyBytes_FromStringAndSize(NULL, n_used * 8);
-    if (out->entry_functions == NULL || out->entry_lines == NULL || out->entry_inlined == NULL) {
+    if (_PyBytes_Resize(&out->entry_functions, n_used * 8) < 0 || _PyBytes_Resize(&out->entry_lines, n_used * 8) < 0 ||
+        _PyBytes_Resize(&out->entry_inlined, n_used * 8) < 0) {
         goto done;
-    }
-    entry_functions = WORDS(out->entry_functions);
-    entry_lines = WORDS(out->entry_lines);
-    entry_inlined = WORDS(out->entry_inlined);
-    /* Number the used entries in order, resolving each one's function once. */
-    n_used = 0;
-    for (Py_ssize_t g = 0; g < n_global; g++) {
-        if (rank[g] == 0) {
-            continue;
-        }
-        if (g < n_lines) {
-            Py_ssize_t at = idindex_find(&functions, line_function[g]);
-            if (at < 0) {
-                PyErr_SetString(PyExc_ValueError, "expand_frames(): a line refers to no function");
-                goto done;
-            }
-            entry_functions[n_used] = at;
-            entry_lines[n_used] = line_line[g];
-            entry_inlined[n_used] = rank[g] == 1;
-        }
-        else {
-            entry_functions[n_used] = n_functions + name_of[g - n_lines];
-            entry_lines[n_used] = 0;
-            entry_inlined[n_used] = 0;
-        }
-        rank[g] = n_used++;
-    }
-    for (int64_t i = 0; i < n_frames; i++) {
-        entries_out[i] = rank[entries_out[i]];
     }
     rc = 0;
 
@@ -2370,7 +2361,7 @@ PyDoc_STRVAR(wire_expand_frames_doc,
              "The frames of the samples at positions which, leaf first, as server.pprof.frames.expand_numpy\n"
              "lays them out: (entries, offsets, entry_functions, entry_lines, entry_inlined), each\n"
              "bytes of host-order int64 words. entries number only the line entries these frames use, in the\n"
-             "profile's order; an unsymbolized location (no line) is one entry, function n_functions plus its\n"
+             "order of their first use; an unsymbolized location (no line) is one entry, function n_functions plus its\n"
              "name_of_location, line 0.");
 
 static PyObject *

@@ -37,7 +37,7 @@ class Frames:
 
     Every frame is an index into the line entries the frames use, which are far fewer than frames: work per
     entry (its function's id, its (function, line) frame's id) is done once, then gathered with ``entries``.
-    Entries are numbered in the profile's order (its line entries, then its locations without lines).
+    Entries are numbered in the order of their first use.
     """
 
     entries: IntArray
@@ -169,7 +169,11 @@ def expand_numpy(columns: ProfileColumns, which: IntArray | None = None) -> Fram
         entries = entries[ranges(offsets[which], lengths)]
         offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-    # Only the entries the frames use, in the profile's order.
-    used, local = np.unique(entries, return_inverse=True)
-    local = local.reshape(-1).astype(np.int64)
+    # Only the entries the frames use, numbered in the order of their first use.
+    used, first, inverse = np.unique(entries, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    number = np.empty(order.shape[0], dtype=np.int64)
+    number[order] = np.arange(order.shape[0], dtype=np.int64)
+    used = used[order]
+    local: IntArray = number[inverse.reshape(-1)]
     return Frames(local, offsets, bare.names, line_function[used], line_numbers[used], inlined[used])
