@@ -2195,11 +2195,199 @@ wire_label_runs(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     return result;
 }
 
+/* --- expand_frames: server.pprof.frames.expand_numpy for chosen samples ----- */
+
+enum {
+    E_LOCATION_ID,
+    E_LOCATION_LINE_OFFSETS,
+    E_LINE_FUNCTION_ID,
+    E_LINE_LINE,
+    E_FUNCTION_ID,
+    E_NAME_OF_LOCATION, /* per location: its unsymbolized name's index, -1 when it has lines */
+    E_SAMPLE_LOCS,
+    E_SAMPLE_LOC_OFFSETS,
+    E_WHICH, /* the samples to expand, positions in the sample columns */
+    E_ARGS
+};
+
+/* No more frames than this in one call (bytes of one output column stay addressable). */
+#define E_MAX_FRAMES ((int64_t)(PY_SSIZE_T_MAX / 16))
+
+/* The outputs, allocated by expand_frames_words once the frames are counted. */
+typedef struct {
+    PyObject *entries, *offsets, *entry_functions, *entry_lines, *entry_inlined;
+} Expanded;
+
+static void
+expanded_clear(Expanded *e)
+{
+    Py_CLEAR(e->entries);
+    Py_CLEAR(e->offsets);
+    Py_CLEAR(e->entry_functions);
+    Py_CLEAR(e->entry_lines);
+    Py_CLEAR(e->entry_inlined);
+}
+
+#define WORDS(obj) ((int64_t *)PyBytes_AS_STRING(obj))
+
+/* Frames of the chosen samples, leaf first: each location's line entries in order (an unsymbolized location is one
+ * entry of its own), numbered among the entries these frames use in the order of their first use; 0, or -1 with an
+ * exception set when an argument is out of place. */
+static int
+expand_frames_words(const Words *w, Expanded *out)
+{
+    Py_ssize_t n_locations = LEN(w, E_LOCATION_ID), n_lines = LEN(w, E_LINE_FUNCTION_ID);
+    Py_ssize_t n_functions = LEN(w, E_FUNCTION_ID), n_locs = LEN(w, E_SAMPLE_LOCS);
+    Py_ssize_t n_samples = LEN(w, E_SAMPLE_LOC_OFFSETS) - 1, n_which = LEN(w, E_WHICH);
+    const int64_t *line_offsets = I64S(w, E_LOCATION_LINE_OFFSETS), *loc_offsets = I64S(w, E_SAMPLE_LOC_OFFSETS);
+    const int64_t *line_line = I64S(w, E_LINE_LINE), *name_of = I64S(w, E_NAME_OF_LOCATION);
+    const int64_t *which = I64S(w, E_WHICH);
+    const uint64_t *line_function = U64S(w, E_LINE_FUNCTION_ID), *sample_locs = U64S(w, E_SAMPLE_LOCS);
+    IdIndex functions = {0, NULL}, locations = {0, NULL};
+    Py_ssize_t n_global = n_lines + n_locations, n_used = 0, capacity;
+    int64_t n_frames = 0, f = 0;
+    int64_t *rank = NULL; /* per line entry, then per location (its entry when it has no lines) */
+    int64_t *entries_out, *offsets_out, *entry_functions, *entry_lines, *entry_inlined;
+    int rc = -1;
+
+    if (LEN(w, E_LINE_LINE) != n_lines || LEN(w, E_NAME_OF_LOCATION) != n_locations || n_samples < 0 ||
+        !offsets_ok(line_offsets, LEN(w, E_LOCATION_LINE_OFFSETS), n_locations, n_lines) ||
+        !offsets_ok(loc_offsets, n_samples + 1, n_samples, n_locs)) {
+        PyErr_SetString(PyExc_ValueError, "expand_frames(): columns of inconsistent lengths");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n_which; i++) {
+        if (which[i] < 0 || which[i] >= n_samples) {
+            PyErr_SetString(PyExc_ValueError, "expand_frames(): a chosen sample is out of range");
+            return -1;
+        }
+    }
+    if (idindex_init(&functions, U64S(w, E_FUNCTION_ID), n_functions) < 0 ||
+        idindex_init(&locations, U64S(w, E_LOCATION_ID), n_locations) < 0) {
+        goto done;
+    }
+    /* Count the frames, checking every reference on the way. */
+    for (Py_ssize_t i = 0; i < n_which; i++) {
+        for (int64_t k = loc_offsets[which[i]]; k < loc_offsets[which[i] + 1]; k++) {
+            Py_ssize_t l = idindex_find(&locations, sample_locs[k]);
+            int64_t count;
+            if (l < 0) {
+                PyErr_SetString(PyExc_ValueError, "expand_frames(): a sample refers to no location");
+                goto done;
+            }
+            count = line_offsets[l + 1] - line_offsets[l];
+            if (count == 0 && (name_of[l] < 0 || name_of[l] > n_locations)) {
+                PyErr_SetString(PyExc_ValueError, "expand_frames(): a location without lines has no name");
+                goto done;
+            }
+            n_frames += count ? count : 1;
+            if (n_frames > E_MAX_FRAMES) {
+                PyErr_SetString(PyExc_MemoryError, "expand_frames(): too many frames");
+                goto done;
+            }
+        }
+    }
+    /* At most one entry per frame, and per line entry or location. */
+    capacity = n_frames < n_global ? (Py_ssize_t)n_frames : n_global;
+    rank = PyMem_RawCalloc((size_t)(n_global ? n_global : 1), sizeof(int64_t));
+    out->entries = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n_frames * 8);
+    out->offsets = PyBytes_FromStringAndSize(NULL, (n_which + 1) * 8);
+    out->entry_functions = PyBytes_FromStringAndSize(NULL, capacity * 8);
+    out->entry_lines = PyBytes_FromStringAndSize(NULL, capacity * 8);
+    out->entry_inlined = PyBytes_FromStringAndSize(NULL, capacity * 8);
+    if (rank == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (out->entries == NULL || out->offsets == NULL || out->entry_functions == NULL || out->entry_lines == NULL ||
+        out->entry_inlined == NULL) {
+        goto done;
+    }
+    entries_out = WORDS(out->entries);
+    offsets_out = WORDS(out->offsets);
+    entry_functions = WORDS(out->entry_functions);
+    entry_lines = WORDS(out->entry_lines);
+    entry_inlined = WORDS(out->entry_inlined);
+    /* Every frame's entry, numbered at its first use (rank: 0 unseen, else the number + 1), each entry's function
+     * resolved once. */
+    offsets_out[0] = 0;
+    for (Py_ssize_t i = 0; i < n_which; i++) {
+        for (int64_t k = loc_offsets[which[i]]; k < loc_offsets[which[i] + 1]; k++) {
+            Py_ssize_t l = idindex_find(&locations, sample_locs[k]);
+            int64_t start = line_offsets[l], end = line_offsets[l + 1];
+            if (start == end) {
+                if (rank[n_lines + l] == 0) {
+                    entry_functions[n_used] = n_functions + name_of[l];
+                    entry_lines[n_used] = 0;
+                    entry_inlined[n_used] = 0;
+                    rank[n_lines + l] = ++n_used;
+                }
+                entries_out[f++] = rank[n_lines + l] - 1;
+                continue;
+            }
+            for (int64_t j = start; j < end; j++) {
+                if (rank[j] == 0) {
+                    Py_ssize_t at = idindex_find(&functions, line_function[j]);
+                    if (at < 0) {
+                        PyErr_SetString(PyExc_ValueError, "expand_frames(): a line refers to no function");
+                        goto done;
+                    }
+                    entry_functions[n_used] = at;
+                    entry_lines[n_used] = line_line[j];
+                    entry_inlined[n_used] = j != end - 1;
+                    rank[j] = ++n_used;
+                }
+                entries_out[f++] = rank[j] - 1;
+            }
+        }
+        offsets_out[i + 1] = f;
+    }
+    if (_PyBytes_Resize(&out->entry_functions, n_used * 8) < 0 || _PyBytes_Resize(&out->entry_lines, n_used * 8) < 0 ||
+        _PyBytes_Resize(&out->entry_inlined, n_used * 8) < 0) {
+        goto done;
+    }
+    rc = 0;
+
+done:
+    idindex_free(&functions);
+    idindex_free(&locations);
+    PyMem_RawFree(rank);
+    return rc;
+}
+
+PyDoc_STRVAR(wire_expand_frames_doc,
+             "expand_frames(location_id, location_line_offsets, line_function_id, line_line, function_id,\n"
+             "              name_of_location, sample_locs, sample_loc_offsets, which, /)\n--\n\n"
+             "The frames of the samples at positions which, leaf first, as server.pprof.frames.expand_numpy\n"
+             "lays them out: (entries, offsets, entry_functions, entry_lines, entry_inlined), each\n"
+             "bytes of host-order int64 words. entries number only the line entries these frames use, in the\n"
+             "order of their first use; an unsymbolized location (no line) is one entry, function n_functions plus its\n"
+             "name_of_location, line 0.");
+
+static PyObject *
+wire_expand_frames(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    Expanded e = {NULL, NULL, NULL, NULL, NULL};
+    PyObject *result = NULL;
+
+    if (words_get(&w, args, nargs, E_ARGS, "expand_frames") < 0) {
+        return NULL;
+    }
+    if (expand_frames_words(&w, &e) == 0) {
+        result = PyTuple_Pack(5, e.entries, e.offsets, e.entry_functions, e.entry_lines, e.entry_inlined);
+    }
+    expanded_clear(&e);
+    words_release(&w);
+    return result;
+}
+
 static PyMethodDef wire_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))wire_parse, METH_VARARGS | METH_KEYWORDS, wire_parse_doc},
     {"valid", (PyCFunction)(void (*)(void))wire_valid, METH_FASTCALL, wire_valid_doc},
     {"sample_hashes", (PyCFunction)(void (*)(void))wire_sample_hashes, METH_FASTCALL, wire_sample_hashes_doc},
     {"label_runs", (PyCFunction)(void (*)(void))wire_label_runs, METH_FASTCALL, wire_label_runs_doc},
+    {"expand_frames", (PyCFunction)(void (*)(void))wire_expand_frames, METH_FASTCALL, wire_expand_frames_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -63,3 +63,7 @@ def sample_hashes(*arrays: Buffer) -> bytes:
 def label_runs(*arrays: Buffer) -> tuple[bytes, bytes] | None:
     """Samples grouped by equal label entries: (groups, firsts) as int64 words, or None past the probe budget
     (see :mod:`server.pprof.kernels`)."""
+
+def expand_frames(*arrays: Buffer) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The frames of chosen samples: (entries, offsets, entry_functions, entry_lines, entry_inlined) as int64
+    words (see :mod:`server.pprof.kernels`)."""

@@ -2,9 +2,10 @@
 
 A location's ``line`` entries are its inlined frames, innermost first, so a
 sample's frames are the concatenation of its locations' lines in order.
-Done with array arithmetic for all samples at once: this is the step that
-turns a Go profile's 70,000 location references into function references
-without a Python loop per frame.
+This is the step that turns a Go profile's 70,000 location references into
+function references without a Python loop per frame: one pass of the C
+decoder's kernel over the samples asked for (ingest asks for those whose
+stacks are new), or array arithmetic over every sample without it.
 
 A location with no line (an address pprof could not symbolize: C code under
 cgo, the vdso, a stripped or foreign binary) is one frame, named as
@@ -18,12 +19,13 @@ charge their time to the caller, or lose whole stacks of a foreign profile.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from server.pprof.columns import ProfileColumns
+from server.pprof.kernels import expand_frames
 from server.pprof.validate import positions
 
 IntArray = npt.NDArray[np.int64]
@@ -31,24 +33,29 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, slots=True)
 class Frames:
-    """``functions[offsets[i]:offsets[i + 1]]`` are sample ``i``'s frames, leaf first.
+    """``entries[offsets[i]:offsets[i + 1]]`` are sample ``i``'s frames, leaf first, as line entries.
 
-    Values are indices into the profile's function columns (not ids); an index
-    ``n_functions + k`` is the unsymbolized frame named ``extra_names[k]``.
+    Every frame is an index into the line entries the frames use, which are far fewer than frames: work per
+    entry (its function's id, its (function, line) frame's id) is done once, then gathered with ``entries``.
+    Entries are numbered in the order of their first use.
     """
 
-    functions: IntArray
+    entries: IntArray
     offsets: IntArray
-    extra_names: tuple[str, ...] = field(default=())
-    #: Every frame as an index into the profile's line entries (below), which are far fewer than frames:
-    #: work per distinct (function, line) is done per entry, then gathered with this.
-    entries: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    extra_names: tuple[str, ...]
     #: Function index and line number of every line entry (an unsymbolized location is one entry, line 0):
-    #: ``-lines`` keys a frame by (function, line).
-    entry_functions: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    entry_lines: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: ``-lines`` keys a frame by (function, line). A function index is a position in the profile's function
+    #: columns (not an id); ``n_functions + k`` is the unsymbolized frame named ``extra_names[k]``.
+    entry_functions: IntArray
+    entry_lines: IntArray
     #: 1 for a line entry other than its location's last: a function inlined there (pprof's "(inline)").
-    entry_inlined: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    entry_inlined: IntArray
+
+    @property
+    def functions(self) -> IntArray:
+        """The function index of every frame."""
+        functions: IntArray = self.entry_functions[self.entries]
+        return functions
 
     @property
     def lines(self) -> IntArray:
@@ -108,8 +115,25 @@ def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
     return np.arange(shifts.shape[0], dtype=np.int64) + shifts
 
 
-def expand(columns: ProfileColumns) -> Frames:
-    """Frames of every sample; the columns must already be validated."""
+def expand(columns: ProfileColumns, which: IntArray | None = None) -> Frames:
+    """Frames of the samples at positions ``which`` (default all), in that order; the columns must be validated.
+
+    Ingest expands only the samples whose keys are new, so a profile of known stacks with a few new ones pays
+    for the few: the extension's kernel (:func:`~server.pprof.kernels.expand_frames`) follows just their
+    locations, and the line entries are just those their frames use. :func:`expand_numpy` is its reference.
+    """
+    bare = unsymbolized(columns)
+    n_samples = columns.sample_loc_offsets.shape[0] - 1
+    chosen = np.arange(n_samples, dtype=np.int64) if which is None else which
+    native = expand_frames(columns, bare.name_of_location, chosen)
+    if native is None:
+        return expand_numpy(columns, which)
+    entries, offsets, entry_functions, entry_lines, entry_inlined = native
+    return Frames(entries, offsets, bare.names, entry_functions, entry_lines, entry_inlined)
+
+
+def expand_numpy(columns: ProfileColumns, which: IntArray | None = None) -> Frames:
+    """:func:`expand` with numpy alone, expanding every sample first: the reference the kernel is held to."""
     n_locations = columns.location_id.shape[0]
     location_order = np.argsort(columns.location_id, kind="stable").astype(np.int64)
     location_pos, _ = positions(columns.location_id, location_order, columns.sample_locs)
@@ -132,7 +156,6 @@ def expand(columns: ProfileColumns) -> Frames:
     entry_starts = line_starts[location_pos]
     entry_counts = line_counts[location_pos]
     entries = ranges(entry_starts, entry_counts)
-    functions = line_function[entries]
     per_entry_end = np.cumsum(entry_counts)
     loc_offsets = columns.sample_loc_offsets
     offsets = np.zeros(loc_offsets.shape[0], dtype=np.int64)
@@ -141,4 +164,16 @@ def expand(columns: ProfileColumns) -> Frames:
     offsets[1:][has] = per_entry_end[ends[has] - 1]
     inlined = np.ones(line_function.shape[0], dtype=np.int64)
     inlined[(line_starts + line_counts - 1)[line_counts > 0]] = 0  # each location's last entry is the caller
-    return Frames(functions, offsets, bare.names, entries, line_function, line_numbers, inlined)
+    if which is not None:  # the chosen samples' frames as a batch of their own
+        lengths = offsets[which + 1] - offsets[which]
+        entries = entries[ranges(offsets[which], lengths)]
+        offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+    # Only the entries the frames use, numbered in the order of their first use.
+    used, first, inverse = np.unique(entries, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    number = np.empty(order.shape[0], dtype=np.int64)
+    number[order] = np.arange(order.shape[0], dtype=np.int64)
+    used = used[order]
+    local: IntArray = number[inverse.reshape(-1)]
+    return Frames(local, offsets, bare.names, line_function[used], line_numbers[used], inlined[used])

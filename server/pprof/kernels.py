@@ -4,9 +4,10 @@ Ingest's fixed cost per profile was mostly numpy call overhead: validation
 took some forty array operations, a sample's identity hash a dozen passes
 over 70,000 location references, grouping samples by label set a dictionary
 lookup per sample. The extension (:mod:`server.pprof._wire`) does each in one
-pass. The numpy code each kernel stands in for stays the
+pass, and expanding the new samples' stacks into frames
+a few array passes over every sample. The numpy code each kernel stands in for stays the
 reference (:mod:`server.pprof.validate`, :mod:`server.pprof.identity`,
-:mod:`server.pprof.labelruns`): it runs
+:mod:`server.pprof.labelruns`, :mod:`server.pprof.frames`): it runs
 when the extension is not built, and the tests hold the two equal.
 """
 
@@ -132,3 +133,34 @@ def label_runs(columns: ProfileColumns) -> tuple[IntArray, IntArray] | None:
         return None
     groups, firsts = found
     return np.frombuffer(groups, dtype=np.int64), np.frombuffer(firsts, dtype=np.int64)
+
+
+#: entries, offsets, entry_functions, entry_lines, entry_inlined (see :class:`~server.pprof.frames.Frames`).
+ExpandedArrays = tuple[IntArray, IntArray, IntArray, IntArray, IntArray]
+
+
+def expand_frames(columns: ProfileColumns, name_of_location: IntArray, which: IntArray) -> ExpandedArrays | None:
+    """:func:`~server.pprof.frames.expand_numpy` of the samples at positions ``which`` in one pass of the
+    extension (None without it); the columns must be validated. ``name_of_location``: each location's
+    unsymbolized name index, -1 for one with lines (:func:`~server.pprof.frames.unsymbolized`)."""
+    if _wire is None:
+        return None
+    raw = _wire.expand_frames(
+        _u64(columns.location_id),
+        _i64(columns.location_line_offsets),
+        _u64(columns.line_function_id),
+        _i64(columns.line_line),
+        _u64(columns.function_id),
+        _i64(name_of_location),
+        _u64(columns.sample_locs),
+        _i64(columns.sample_loc_offsets),
+        _i64(which),
+    )
+    entries, offsets, entry_functions, entry_lines, entry_inlined = raw
+    return (
+        np.frombuffer(entries, dtype=np.int64),
+        np.frombuffer(offsets, dtype=np.int64),
+        np.frombuffer(entry_functions, dtype=np.int64),
+        np.frombuffer(entry_lines, dtype=np.int64),
+        np.frombuffer(entry_inlined, dtype=np.int64),
+    )

@@ -105,9 +105,9 @@ class Dedup:
                 missing = np.flatnonzero(ids < 0)
                 if missing.size:
                     appends = write.begin()
-                    frames = expand(columns)  # only the new keys' stacks are resolved
-                    nodes = self.leaf_nodes(columns, function_ids, frames, missing, appends)
-                    line_nodes = self.line_leaf_nodes(function_ids, frames, missing, appends)
+                    frames = expand(columns, missing)  # the new keys' stacks only: known samples cost no frames
+                    nodes = self.leaf_nodes(columns, function_ids, frames, appends=appends)
+                    line_nodes = self.line_leaf_nodes(function_ids, frames, appends=appends)
                     ids[missing] = self.sample_keys.create(
                         hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch, appends
                     )
@@ -120,7 +120,7 @@ class Dedup:
         if lacking.size:
             keys, first = np.unique(ids[lacking], return_index=True)
             with self._writing:
-                line_nodes = self.line_leaf_nodes(function_ids, expand(columns), lacking[first])
+                line_nodes = self.line_leaf_nodes(function_ids, expand(columns, lacking[first]))
                 self.sample_keys.fill_lines(keys, line_nodes, self.epoch)
         return ids
 
@@ -176,16 +176,16 @@ class Dedup:
     ) -> IntArray:
         """The stack node of every sample (of ``which``, default all), walked down the stack tree."""
         frames = expand(columns) if frames is None else frames
-        frame_ids = function_ids[frames.functions] if frames.functions.size else frames.functions
+        frame_ids = function_ids[frames.entry_functions][frames.entries] if frames.entries.size else frames.entries
         return _leaves(self.stacks, frame_ids, frames.offsets, which, appends)
 
     def line_leaf_nodes(
         self, function_ids: IntArray, frames: Frames, which: IntArray | None = None, appends: Appends | None = None
     ) -> IntArray:
         """The leaf of every sample (of ``which``, default all) in the tree of ``(function, line)`` frames."""
-        if frames.functions.size == 0:
-            return _leaves(self.line_stacks, frames.functions, frames.offsets, which, appends)
-        # Pairs are resolved per line entry of the profile (thousands), not per frame (tens of thousands).
+        if frames.entries.size == 0:
+            return _leaves(self.line_stacks, frames.entries, frames.offsets, which, appends)
+        # Pairs are resolved per line entry the frames use (thousands), not per frame (tens of thousands).
         entry_ids = self.line_frames.ids(
             function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined, appends
         )

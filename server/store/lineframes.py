@@ -155,7 +155,8 @@ class LineFrameTable:
         its location's last line entry; none: 0 for all), appending the frames never stored before: in
         ``appends`` (their ids are handed out, and cached once it commits), or in a transaction of their own.
 
-        Distinct frames are looked up once (a profile repeats few of them many times).
+        Distinct frames are looked up once (a profile repeats few of them many times); after an append, only
+        the frames that were missing are looked up again.
         """
         if functions.size == 0:
             return np.zeros(0, dtype=np.int64)
@@ -166,10 +167,11 @@ class LineFrameTable:
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
             self._ensure_loaded()
             found = self._index.lookup(keys)
-            if bool((found < 0).any()):
-                wanted = keys[found < 0]
+            missing = found < 0
+            if bool(missing.any()):
+                wanted = keys[missing]
                 rows = self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1, appends)
-                found = self._index.lookup(keys)
+                found[missing] = self._index.lookup(wanted)
                 if rows is not None:  # this transaction's frames, not in the index before it commits
                     at = np.searchsorted(keys, _packed(rows.functions, rows.lines, rows.inlined))
                     found[at] = rows.ids

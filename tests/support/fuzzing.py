@@ -52,6 +52,7 @@ from server.pprof.columns import (
     parse_columns_python,
 )
 from server.pprof.decode import decompress
+from server.pprof.frames import expand, expand_numpy
 from server.pprof.identity import sample_keys, sample_keys_numpy
 from server.pprof.validate import validate, validate_fully
 from server.query.regex import RegexError, compile_regex
@@ -89,7 +90,7 @@ def _kernels_agree(data: bytes) -> None:
     """The C decoder's kernels agree with the numpy they stand in for, on whatever parses.
 
     Its one-pass check may vouch only for columns the full check accepts, and
-    its identity hash must equal the numpy one on every accepted profile.
+    its identity hash and frame expansion must equal the numpy ones on every accepted profile.
     """
     try:
         columns = parse_columns(decompress(data, MAX_DECOMPRESSED))
@@ -110,6 +111,14 @@ def _kernels_agree(data: bytes) -> None:
             sample_keys(columns, functions, labelsets), sample_keys_numpy(columns, functions, labelsets)
         ):
             raise AssertionError("the C decoder's identity hash differs from the numpy one")
+        chosen = np.arange(0, columns.sample_loc_offsets.shape[0] - 1, 2, dtype=np.int64)
+        for which in (None, chosen):
+            native, reference = expand(columns, which), expand_numpy(columns, which)
+            if native.extra_names != reference.extra_names or not all(
+                np.array_equal(getattr(native, name), getattr(reference, name))
+                for name in ("offsets", "entries", "entry_functions", "entry_lines", "entry_inlined")
+            ):
+                raise AssertionError("the C decoder's frame expansion differs from the numpy one")
 
 
 def fuzz_pprof(data: bytes) -> None:

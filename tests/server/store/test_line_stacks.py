@@ -4,10 +4,14 @@ get theirs when seen again; garbage collection keeps what live keys reach; ``che
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 from fastapi.testclient import TestClient
 
+from server.pprof import profile_pb2
 from server.pprof.decode import decode_columns, to_profile
+from server.pprof.identity import sample_keys
 from server.pprof.model import Sample
 from server.store.check import check_store
 from server.store.dedup import Dedup
@@ -73,6 +77,37 @@ def test_every_sample_key_leads_to_its_line_stack(store: Store) -> None:
         for ln in loc.lines
     }
     assert stored == len(distinct)
+
+
+def test_a_profile_with_known_and_new_samples_expands_the_new_ones_right(store: Store) -> None:
+    """Only the samples whose keys are new are expanded (their frames alone, numbered among the entries they
+    use): a profile half of whose samples were stored by an earlier one still leads every key to its stacks."""
+    message = profile_pb2.Profile.FromString(gzip.decompress(CPU))
+    del message.sample[1::2]
+    dedup = Dedup(store.engine)
+    dedup.sample_key_ids(decode_columns(message.SerializeToString()))
+    columns = decode_columns(CPU)
+    hashes = sample_keys(columns, dedup.function_ids(columns), dedup.labelset_ids(columns)).view(np.int64)
+    before = dedup.sample_keys.lookup(hashes)
+    assert 0 < int((before < 0).sum()) < before.shape[0]  # known samples and new ones
+    keys = dedup.sample_key_ids(columns)
+    line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
+    nodes, _ = dedup.sample_keys.resolve(keys)
+    fresh = Dedup(store.engine)
+    for sample, node, line_node in zip(to_profile(columns).samples, nodes.tolist(), line_nodes.tolist(), strict=True):
+        assert _line_stack(fresh, store, line_node) == _frames(sample)
+        assert _stack(fresh, store, node) == [f.name for f in sample.frames()]
+
+
+def _stack(dedup: Dedup, store: Store, node: int) -> list[str]:
+    """Function names from ``node`` of the function tree up to its root, leaf first."""
+    dedup.stacks.ensure(np.array([node], dtype=np.int64))
+    functions: list[int] = []
+    while node != ROOT:
+        functions.append(int(dedup.stacks.function[node]))
+        node = int(dedup.stacks.parent[node])
+    names = store.functions.names(functions)
+    return [names[f] for f in functions]
 
 
 def test_keys_stored_before_line_data_get_it_when_seen_again(store: Store) -> None:
