@@ -24,6 +24,9 @@ Measured per mode, each against a baseline in the same run:
   bytes, the least any pprof consumer does. Reported for the first pass over
   the day's stack sets (the real captures in order: a churny service's
   profiles bring new stacks, this is what it pays) and for the later copies;
+  the aim is judged in CPU time (this process's, ``time.process_time``; the
+  bare decode's too), the wall-clock ratio printed beside it: on a shared
+  machine the wall clock moves with the load;
 - **stored bytes**: growth of the VACUUMed SQLite file over the first day
   (360 profiles from an empty store), per profile, against the raw ``.pb.gz``
   bytes; the stack tree's share (SQLite's ``dbstat``); the same day stored in
@@ -116,7 +119,7 @@ class Aim:
 AIMS = {
     "sqlite_bytes": Aim("stored bytes per profile / raw .pb.gz (SQLite)", 0.02, 0.50, "%", "<="),
     "pg_bytes": Aim("stored bytes per profile / raw .pb.gz (PostgreSQL)", 0.02, 0.50, "%", "<="),
-    "ingest": Aim("ingest of one CPU profile / bare gunzip + parse", 3.0, 3.0, "x", "<="),
+    "ingest": Aim("ingest of one CPU profile / bare gunzip + parse (CPU time)", 3.0, 3.0, "x", "<="),
     "day_ratio": Aim("24 h flame graph ({per_day} profiles): go tool pprof -proto / ours", 300.0, 100.0, "x", ">="),
     "week_ms": Aim("{days} d flame graph ({count} profiles), warm", 300.0, 1000.0, "ms", "<"),
     "week_rss": Aim("server peak RSS while answering the {days} d query", 1024.0, 1024.0, "MB", "<"),
@@ -165,12 +168,12 @@ def rss_mb() -> tuple[float, float]:
     return found.get("VmRSS", 0.0), found.get("VmHWM", 0.0)
 
 
-def median_of(function: Callable[[], object], repeat: int) -> float:
+def median_of(function: Callable[[], object], repeat: int, clock: Callable[[], float] = time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = clock()
         function()
-        times.append(time.perf_counter() - started)
+        times.append(clock() - started)
     return statistics.median(times)
 
 
@@ -328,6 +331,7 @@ def pg_tables(url: str) -> dict[str, int]:
 @dataclass
 class Ingested:
     seconds: list[float] = field(default_factory=list)  # per profile, in slot order
+    cpu_seconds: list[float] = field(default_factory=list)  # the same, CPU time of this process
     raw_bytes: list[int] = field(default_factory=list)
 
 
@@ -345,9 +349,10 @@ def ingest_all(
     every = max(1, len(slots) // 10)
     for n, slot in enumerate(slots, start=1):
         payload = profiles.path(slot).read_bytes()
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         ingest(store, settings, payload, {"service": SERVICE}, kind="cpu", time_ns=start_ns + slot.offset_ns)
         done.seconds.append(time.perf_counter() - began)
+        done.cpu_seconds.append(time.process_time() - began_cpu)
         done.raw_bytes.append(len(payload))
         if n % every == 0:
             progress(f"{label}: ingest {n:,}/{len(slots):,} ({time.perf_counter() - started:.0f} s)")
@@ -465,6 +470,9 @@ class ModeResult:
     isal_s: float  # the parse after ISA-L's inflate
     first_pass: list[float]
     repeats: list[float]
+    bare_cpu_s: float
+    first_pass_cpu: list[float]
+    repeats_cpu: list[float]
     sqlite: Storage
     postgres: Storage | None
     rollup_s: float
@@ -485,6 +493,11 @@ class ModeResult:
 
     @property
     def ingest_ratio(self) -> float:
+        """CPU time: the machine is shared, and a wall-clock ratio moves with its load (printed beside)."""
+        return statistics.mean(self.first_pass_cpu) / self.bare_cpu_s
+
+    @property
+    def ingest_wall_ratio(self) -> float:
         return statistics.mean(self.first_pass) / self.bare_s
 
     @property
@@ -535,9 +548,12 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
     sample = [profiles.path(s).read_bytes() for s in day_one[:window]]
     bare_s = median_of(lambda: bare_decode(sample), 5) / len(sample)
     isal_s = median_of(lambda: bare_decode_isal(sample), 5) / len(sample)
+    bare_cpu_s = median_of(lambda: bare_decode(sample), 5, time.process_time) / len(sample)
     distinct_first = min(config.distinct, config.per_day)
     first_pass = first.seconds[1:distinct_first] or first.seconds
     repeats = first.seconds[distinct_first:] or first.seconds
+    first_pass_cpu = first.cpu_seconds[1:distinct_first] or first.cpu_seconds
+    repeats_cpu = first.cpu_seconds[distinct_first:] or first.cpu_seconds
 
     postgres = postgres_day(profiles, settings, day_one, start_ns) if config.postgres else None
 
@@ -570,6 +586,9 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
         isal_s=isal_s,
         first_pass=first_pass,
         repeats=repeats,
+        bare_cpu_s=bare_cpu_s,
+        first_pass_cpu=first_pass_cpu,
+        repeats_cpu=repeats_cpu,
         sqlite=sqlite_storage,
         postgres=postgres,
         rollup_s=rollup_s,
@@ -665,6 +684,18 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         ("ingest, first pass (the captures in order), mean", lambda r: f"{r.ingest_ms:,.1f} ms"),
         ("ingest, later copies of a stack set, mean", lambda r: f"{statistics.mean(r.repeats) * 1000:,.1f} ms"),
         ("ingest, later copies / bare", lambda r: fmt(statistics.mean(r.repeats) / r.bare_s, "x")),
+        ("ingest first pass / bare, wall time", lambda r: fmt(r.ingest_wall_ratio, "x")),
+        (
+            "CPU time: bare, ingest first pass, later copies",
+            lambda r: (
+                f"{r.bare_cpu_s * 1000:.2f} ms, {statistics.mean(r.first_pass_cpu) * 1000:.1f} ms, "
+                f"{statistics.mean(r.repeats_cpu) * 1000:.1f} ms"
+            ),
+        ),
+        (
+            "CPU time: first pass / bare, later copies / bare",
+            lambda r: f"{r.ingest_ratio:.1f}x, {statistics.mean(r.repeats_cpu) / r.bare_cpu_s:.1f}x",
+        ),
         ("bare ISA-L inflate + parse (ingest's own inflate)", lambda r: f"{r.isal_s * 1000:.2f} ms"),
         (
             "ingest first pass, later copies / that",
