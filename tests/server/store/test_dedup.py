@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import Engine, event, func, select
 
@@ -28,7 +27,7 @@ from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
 from server.store.models import FunctionRow, LineFrameSegment, SampleKeySegment, StackSegment
 from server.store.repository import Store
-from server.store.stacks import ROOT
+from tests.support.stacknames import stack_names
 from tests.support.tools import DATA
 
 CPU = (DATA / "cpu.pb.gz").read_bytes()
@@ -52,17 +51,6 @@ def _statements(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def _stack_names(dedup: Dedup, store: Store, node: int) -> list[str]:
-    """Function names from ``node`` up to the root: leaf first, as a sample lists its frames."""
-    dedup.stacks.ensure(np.array([node], dtype=np.int64))
-    functions: list[int] = []
-    while node != ROOT:
-        functions.append(int(dedup.stacks.function[node]))
-        node = int(dedup.stacks.parent[node])
-    names = store.functions.names(functions)
-    return [names[f] for f in functions]
-
-
 def test_every_sample_key_gives_back_its_frames_and_labels(store: Store) -> None:
     dedup = Dedup(store.engine)
     columns = _columns()
@@ -72,7 +60,7 @@ def test_every_sample_key_gives_back_its_frames_and_labels(store: Store) -> None
     nodes, labelsets = dedup.sample_keys.resolve(keys)
     label_sets = dedup.labelsets.get(labelsets.tolist())
     for sample, node, labelset in zip(profile.samples, nodes.tolist(), labelsets.tolist(), strict=True):
-        assert _stack_names(dedup, store, node) == [f.name for f in sample.frames()]
+        assert stack_names(dedup, store, node) == [f.name for f in sample.frames()]
         assert label_sets[labelset] == (sample.labels, sample.num_labels)
     # The capture's labels (tests/data/README.md): some samples carry handler=..., others none (label set 0).
     handlers = {dict(label_sets[ls][0]).get("handler") for ls in labelsets.tolist()}

@@ -21,6 +21,7 @@ from server.store.repository import Store
 from server.store.samplekeys import NO_LINES, SampleKeyTable, forget_lines
 from server.store.stacks import ROOT
 from tests.support.helpers import push
+from tests.support.stacknames import stack_names
 from tests.support.tools import DATA
 
 CPU = (DATA / "cpu.pb.gz").read_bytes()
@@ -96,18 +97,7 @@ def test_a_profile_with_known_and_new_samples_expands_the_new_ones_right(store: 
     fresh = Dedup(store.engine)
     for sample, node, line_node in zip(to_profile(columns).samples, nodes.tolist(), line_nodes.tolist(), strict=True):
         assert _line_stack(fresh, store, line_node) == _frames(sample)
-        assert _stack(fresh, store, node) == [f.name for f in sample.frames()]
-
-
-def _stack(dedup: Dedup, store: Store, node: int) -> list[str]:
-    """Function names from ``node`` of the function tree up to its root, leaf first."""
-    dedup.stacks.ensure(np.array([node], dtype=np.int64))
-    functions: list[int] = []
-    while node != ROOT:
-        functions.append(int(dedup.stacks.function[node]))
-        node = int(dedup.stacks.parent[node])
-    names = store.functions.names(functions)
-    return [names[f] for f in functions]
+        assert stack_names(fresh, store, node) == [f.name for f in sample.frames()]
 
 
 def test_keys_stored_before_line_data_get_it_when_seen_again(store: Store) -> None:
