@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
 from server.store.models import SampleLabel, SampleLabelset
+from server.store.state import lock_against_gc
 
 StringLabels = tuple[tuple[str, str], ...]
 NumLabels = tuple[tuple[str, int, str], ...]
@@ -43,6 +44,10 @@ class LabelsetTable:
             for h, k in by_hash.items()
         ]
         with self._engine.begin() as conn:
+            # A collection deletes label sets no key points at: one must not run between finding a stored
+            # set's id and inserting its labels (a foreign key to a row gone). Ids found here may still be
+            # collected once this commits: the profile's commit sees the epoch moved and resolves it again.
+            lock_against_gc(conn)
             insert_ignoring_conflicts(conn, SampleLabelset.__table__, rows)  # type: ignore[arg-type]
             found: dict[int, int] = {}
             for part in chunks(list(by_hash), 500):

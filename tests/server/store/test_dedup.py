@@ -146,6 +146,7 @@ def test_concurrent_writers_of_the_same_new_profiles_agree(database_url: str) ->
             results[number] = [found[id(columns)] for columns in payloads]
         except BaseException as exc:  # reported below: a thread's exception would vanish
             failures.append(exc)
+            start.abort()  # the others, if still waiting to start, fail at once instead of waiting forever
         finally:
             engine.dispose()
 
@@ -193,6 +194,7 @@ def test_writers_and_a_collection_never_wait_on_each_other(database_url: str) ->
                     break
         except BaseException as exc:  # reported below: a thread's exception would vanish
             failures.append(exc)
+            start.abort()
         finally:
             store.close()
 
@@ -204,6 +206,7 @@ def test_writers_and_a_collection_never_wait_on_each_other(database_url: str) ->
                 collect_garbage(store)
         except BaseException as exc:
             failures.append(exc)
+            start.abort()
         finally:
             store.close()
 
