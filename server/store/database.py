@@ -7,6 +7,8 @@ is what lets one process ingest hundreds of profiles per second.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +16,8 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Between tries of a journal-mode change another opener held off (see ``_use_wal``).
+_WAL_RETRY_S = 0.005
 # A PostgreSQL host that went away silently (no RST) must fail a connect in seconds, not minutes:
 # callers answer 503 or buffer, and /readyz must not hang.
 POSTGRES_CONNECT_TIMEOUT_S = 5
@@ -26,10 +30,10 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 
         return engine
@@ -43,6 +47,25 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
         max_overflow=pool_size,
         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
     )
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the file in WAL mode (it stays so: the mode is kept in the file), waiting out other openers.
+
+    Connections opening a WAL file at the same moment (a fresh server's threads, ingest workers starting)
+    race to set up its shared-memory index, and the losers' ``PRAGMA journal_mode`` fails at once with
+    "database is locked": SQLite calls no busy handler there (5 % of four-thread first opens here). So it
+    is retried, within the busy timeout, like any other lock wait.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
