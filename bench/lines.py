@@ -69,10 +69,9 @@ def functions_only() -> Iterator[None]:
         self: Dedup,
         function_ids: np.ndarray,
         frames: Frames,
-        which: np.ndarray | None = None,
         appends: Appends | None = None,
     ) -> np.ndarray:
-        return np.zeros(frames.offsets.shape[0] - 1 if which is None else which.shape[0], dtype=np.int64)
+        return np.zeros(frames.offsets.shape[0] - 1, dtype=np.int64)
 
     Dedup.line_leaf_nodes = no_leaves  # type: ignore[method-assign]
     try:

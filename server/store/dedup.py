@@ -35,7 +35,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.frames import Frames, expand, ranges, unsymbolized
+from server.pprof.frames import Frames, expand, unsymbolized
 from server.pprof.identity import sample_keys
 from server.pprof.labelruns import label_runs
 from server.store.appends import Appends, EpochMoved
@@ -171,25 +171,22 @@ class Dedup:
         columns: ProfileColumns,
         function_ids: IntArray,
         frames: Frames | None = None,
-        which: IntArray | None = None,
         appends: Appends | None = None,
     ) -> IntArray:
-        """The stack node of every sample (of ``which``, default all), walked down the stack tree."""
+        """The stack node of every sample ``frames`` holds (default: all the profile's), walked down the stack tree."""
         frames = expand(columns) if frames is None else frames
         frame_ids = function_ids[frames.entry_functions][frames.entries] if frames.entries.size else frames.entries
-        return _leaves(self.stacks, frame_ids, frames.offsets, which, appends)
+        return _leaves(self.stacks, frame_ids, frames.offsets, appends)
 
-    def line_leaf_nodes(
-        self, function_ids: IntArray, frames: Frames, which: IntArray | None = None, appends: Appends | None = None
-    ) -> IntArray:
-        """The leaf of every sample (of ``which``, default all) in the tree of ``(function, line)`` frames."""
+    def line_leaf_nodes(self, function_ids: IntArray, frames: Frames, appends: Appends | None = None) -> IntArray:
+        """The leaf of every sample ``frames`` holds in the tree of ``(function, line)`` frames."""
         if frames.entries.size == 0:
-            return _leaves(self.line_stacks, frames.entries, frames.offsets, which, appends)
+            return _leaves(self.line_stacks, frames.entries, frames.offsets, appends)
         # Pairs are resolved per line entry the frames use (thousands), not per frame (tens of thousands).
         entry_ids = self.line_frames.ids(
             function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined, appends
         )
-        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, which, appends)
+        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, appends)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:
         """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""
@@ -217,20 +214,10 @@ class Dedup:
         return result
 
 
-def _leaves(
-    stacks: StackTree,
-    frame_ids: IntArray,
-    offsets: IntArray,
-    which: IntArray | None = None,
-    appends: Appends | None = None,
-) -> IntArray:
-    """Leaf node of every sample ``i`` of ``which`` (default all; frames leaf first,
-    ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``: the batch is walked in C, known stacks and new alike."""
-    if which is not None:  # the chosen samples' frames as a batch of their own
-        lengths = offsets[which + 1] - offsets[which]
-        frame_ids = frame_ids[ranges(offsets[which], lengths)]
-        offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+def _leaves(stacks: StackTree, frame_ids: IntArray, offsets: IntArray, appends: Appends | None = None) -> IntArray:
+    """Leaf node of every sample ``i`` (frames leaf first, ``frame_ids[offsets[i]:offsets[i + 1]]``) in ``stacks``:
+    the batch is walked in C, known stacks and new alike. (Only the new samples' frames are expanded, so the
+    batch is theirs already.)"""
     return stacks.resolve_arrays(frame_ids, offsets, leaf_first=True, appends=appends)
 
 

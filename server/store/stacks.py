@@ -57,8 +57,6 @@ ROOT = 0
 FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
 LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
 
-#: PostgreSQL advisory lock key of tree ``t``'s appends is ``APPEND_LOCK + t`` (GC's is 7_299_999_999).
-APPEND_LOCK = TREES
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
 _FRAME_LIMIT = 1 << 31
@@ -144,7 +142,7 @@ def _grown(column: _Column, size: int) -> _Column:
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
     """Inside a writing transaction: wait for, then hold until commit, the right to change ``tree``'s segments."""
-    lock_table(conn, APPEND_LOCK + tree)
+    lock_table(conn, TREES + tree)  # PostgreSQL advisory lock key of tree ``t``: ``TREES + t``
 
 
 # Built once: every profile with new stacks runs them, and building a statement costs more than running it
