@@ -9,7 +9,8 @@ segments, :mod:`server.store.stacks`). A lock ends with its transaction.
 A profile that brings new rows stores all of them (functions, line frames,
 the nodes of both trees, sample keys) in one :class:`Appends` transaction
 rather than one each: every such transaction paid a begin, a lock, a
-commit. It takes every append lock at once when it opens, in the order
+commit; the profile's own row and blob join it (:mod:`server.store.repository`).
+It takes every append lock at once when it opens, in the order
 garbage collection takes them (:mod:`server.store.gc`: the collection lock,
 then sample keys, tree 0, tree 1, line frames), so a collection and any
 number of writers can never wait on each other in a circle. Ids enter the
