@@ -2382,12 +2382,78 @@ wire_expand_frames(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     return result;
 }
 
+/* --- function_digests: server.store.symbols.function_digests_numpy in one pass -- */
+
+PyDoc_STRVAR(wire_function_digests_doc,
+             "function_digests(strings, names, system_names, filenames, /)\n--\n\n"
+             "The digest of every function as server.store.symbols.function_digests_numpy makes it, from\n"
+             "Python's hash of its name, system name and file (indexes into the list strings, arrays of\n"
+             "int64 words of one length): (first, second), bytes of host-order uint64 words, one per\n"
+             "function. Only the strings a function names are hashed. ValueError for an index outside strings.");
+
+static PyObject *
+wire_function_digests(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    PyObject *first = NULL, *second = NULL, *result = NULL;
+    PyObject **strings;
+    Py_ssize_t n, n_strings;
+
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "function_digests() takes a list of strings and 3 arrays");
+        return NULL;
+    }
+    if (words_get(&w, args + 1, 3, 3, "function_digests") < 0) {
+        return NULL;
+    }
+    n = LEN(&w, 0);
+    if (LEN(&w, 1) != n || LEN(&w, 2) != n) {
+        PyErr_SetString(PyExc_ValueError, "function_digests(): arrays of different lengths");
+        goto done;
+    }
+    /* The list is only read, with the GIL held and no Python code run between: its items stay put. */
+    strings = PySequence_Fast_ITEMS(args[0]);
+    n_strings = PyList_GET_SIZE(args[0]);
+    first = PyBytes_FromStringAndSize(NULL, n * 8);
+    second = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (first == NULL || second == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < n; f++) {
+        uint64_t h[3];
+        for (int c = 0; c < 3; c++) {
+            int64_t at = I64S(&w, c)[f];
+            Py_hash_t hashed;
+            if (at < 0 || at >= n_strings) {
+                PyErr_SetString(PyExc_ValueError, "function_digests(): a string index outside the table");
+                goto done;
+            }
+            hashed = PyObject_Hash(strings[at]);
+            if (hashed == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+            h[c] = (uint64_t)hashed;
+        }
+        ((uint64_t *)PyBytes_AS_STRING(first))[f] = mix64(h[0] * H_GOLDEN + mix64(h[1] + mix64(h[2])));
+        ((uint64_t *)PyBytes_AS_STRING(second))[f] =
+            mix64(h[2] * H_LINE ^ mix64(h[0] + mix64(h[1] ^ 0x27D4EB2FULL)));
+    }
+    result = PyTuple_Pack(2, first, second);
+done:
+    Py_XDECREF(first);
+    Py_XDECREF(second);
+    words_release(&w);
+    return result;
+}
+
 static PyMethodDef wire_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))wire_parse, METH_VARARGS | METH_KEYWORDS, wire_parse_doc},
     {"valid", (PyCFunction)(void (*)(void))wire_valid, METH_FASTCALL, wire_valid_doc},
     {"sample_hashes", (PyCFunction)(void (*)(void))wire_sample_hashes, METH_FASTCALL, wire_sample_hashes_doc},
     {"label_runs", (PyCFunction)(void (*)(void))wire_label_runs, METH_FASTCALL, wire_label_runs_doc},
     {"expand_frames", (PyCFunction)(void (*)(void))wire_expand_frames, METH_FASTCALL, wire_expand_frames_doc},
+    {"function_digests", (PyCFunction)(void (*)(void))wire_function_digests, METH_FASTCALL,
+     wire_function_digests_doc},
     {NULL, NULL, 0, NULL},
 };
 

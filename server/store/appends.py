@@ -9,7 +9,8 @@ segments, :mod:`server.store.stacks`). A lock ends with its transaction.
 A profile that brings new rows stores all of them (functions, line frames,
 the nodes of both trees, sample keys) in one :class:`Appends` transaction
 rather than one each: every such transaction paid a begin, a lock, a
-commit. It takes every append lock at once when it opens, in the order
+commit; the profile's own row and blob join it (:mod:`server.store.repository`).
+It takes every append lock at once when it opens, in the order
 garbage collection takes them (:mod:`server.store.gc`: the collection lock,
 then sample keys, tree 0, tree 1, line frames), so a collection and any
 number of writers can never wait on each other in a circle. Ids enter the
@@ -23,10 +24,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
 
-from sqlalchemy import Connection, Engine, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 
-from server.store.models import StoreState
-from server.store.state import EPOCH, lock_against_gc, read_epoch
+from server.store.models import LineFrameSegment, SampleKeySegment, StoreState
+from server.store.state import EPOCH
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
 SAMPLE_KEYS = 7_299_999_910
@@ -48,13 +49,36 @@ def lock_appends(conn: Connection, key: int) -> None:
         conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
 
 
-def lock_all_appends(conn: Connection) -> int:
+#: The first id of the newest segment of sample keys and of line frames, read with the epoch: a table whose
+#: newest segment is one it has loaded skips its catch-up read (two statements a profile).
+_TOPS = (
+    select(func.max(SampleKeySegment.first_key)).scalar_subquery(),
+    select(func.max(LineFrameSegment.first_frame)).scalar_subquery(),
+)
+_TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES)
+_HOLD_WITH_TOPS = (
+    update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value, *_TOPS)
+)
+_READ_WITH_TOPS = select(StoreState.value, *_TOPS).where(StoreState.key == EPOCH)
+
+
+def lock_all_appends(conn: Connection) -> tuple[int, dict[int, int]]:
     """Inside a writing transaction: every append lock, in :data:`ORDER`; returns the GC epoch read under them
-    (a collection holds the sample keys' lock while it runs, so the epoch cannot move until commit)."""
+    (a collection holds the sample keys' lock while it runs, so the epoch cannot move until commit), and the
+    first id of the newest segment of each table in :data:`_TOP_KEYS` (by lock key; 0: none), read in the
+    same statement: under the locks, no other writer appends to them until commit.
+
+    PostgreSQL reads them in a statement of its own, whose snapshot is taken once the locks are held;
+    SQLite takes its one write lock and reads them in one statement.
+    """
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_ALL)
-        return read_epoch(conn)  # a statement of its own: its snapshot is taken once the locks are held
-    return lock_against_gc(conn)  # SQLite: the one write lock, and the epoch, in one statement
+        row = conn.execute(_READ_WITH_TOPS).one_or_none()
+    else:
+        row = conn.execute(_HOLD_WITH_TOPS).one_or_none()
+    if row is None:  # no epoch stored yet: epoch 0, and every table catches up as before
+        return 0, {}
+    return int(row[0] or 0), {key: int(top or 0) for key, top in zip(_TOP_KEYS, row[1:], strict=True)}
 
 
 class EpochMoved(Exception):
@@ -90,6 +114,7 @@ class Appends:
         self._claimed: set[object] = set()
         #: The GC epoch read under the locks (set once :meth:`connection` began the transaction).
         self.epoch = 0
+        self._tops: dict[int, int] = {}
 
     @property
     def begun(self) -> bool:
@@ -101,7 +126,7 @@ class Appends:
             begun = self._engine.begin()
             conn = begun.__enter__()
             try:
-                self.epoch = lock_all_appends(conn)
+                self.epoch, self._tops = lock_all_appends(conn)
             except BaseException as exc:
                 begun.__exit__(type(exc), exc, exc.__traceback__)
                 raise
@@ -119,6 +144,13 @@ class Appends:
         self._claimed.add(table)
         return conn
 
+    def appended_past(self, key: int, high: int) -> bool:
+        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_FRAMES`) may hold a
+        segment starting past id ``high``: False only when the newest one, read under the locks, does not.
+        Call it once :meth:`segments` has begun the transaction."""
+        top = self._tops.get(key)
+        return top is None or top > high
+
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the transaction has committed (never if it rolls back)."""
         self._actions.append(action)
@@ -130,7 +162,7 @@ class Appends:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         begun, actions = self._begun, self._actions
-        self._begun, self._conn, self._actions, self._claimed = None, None, [], set()
+        self._begun, self._conn, self._actions, self._claimed, self._tops = None, None, [], set(), {}
         if begun is not None:
             begun.__exit__(exc_type, exc, traceback)  # commits, or rolls back; a failed commit raises here
         if exc_type is None:

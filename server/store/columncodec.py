@@ -27,6 +27,7 @@ shifted rows; the header's row count bounds what is decompressed.
 from __future__ import annotations
 
 import struct
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,9 @@ _VERSION = 1
 _LEVEL = 3
 _DELTA = 0x10
 _PLANES = 0x0F
+#: This thread's compressor: one may not be shared between threads at once, and making one per segment
+#: cost twice the compression of a steady profile's few hundred new rows (13 µs against 4).
+_COMPRESSOR = threading.local()
 
 
 def _zigzag(values: IntArray) -> U64:
@@ -92,7 +96,10 @@ def encode(magic: bytes, ids: IntArray, columns: list[IntArray]) -> bytes:
         descriptor, raw = _column(values, deltas_allowed)
         descriptors.append(descriptor)
         parts.append(raw)
-    body = zstandard.ZstdCompressor(level=_LEVEL).compress(b"".join(parts))
+    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSOR, "made", None)
+    if compressor is None:
+        compressor = _COMPRESSOR.made = zstandard.ZstdCompressor(level=_LEVEL)
+    body = compressor.compress(b"".join(parts))
     return _HEADER.pack(magic, _VERSION, len(columns), count, first) + bytes(descriptors) + body
 
 

@@ -25,7 +25,14 @@ POSTGRES_CONNECT_TIMEOUT_S = 5
 
 def make_engine(url: str, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # The connection returned last is handed out next: a connection's page cache holds while it alone
+            # writes, and is dropped whole when another connection wrote since. Taken in turns (the pool's
+            # default order), two pooled connections re-read every page a profile's write touches.
+            pool_use_lifo=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -29,6 +29,7 @@ Two rules keep cached ids true:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,8 @@ from server.store.state import read_epoch
 from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
 
 IntArray = npt.NDArray[np.int64]
+#: What joins a profile's write transaction once its sample-key ids are known (see :meth:`Dedup.sample_key_ids`).
+Joining = Callable[[IntArray, Appends], None]
 
 
 class CachesStale(Exception):
@@ -87,12 +90,14 @@ class Dedup:
             with self._engine.connect() as conn:
                 self.epoch = read_epoch(conn)
 
-    def sample_key_ids(self, columns: ProfileColumns) -> IntArray:
+    def sample_key_ids(self, columns: ProfileColumns, joining: Joining | None = None) -> IntArray:
         """The sample-key id of every sample: one hash and one index lookup each once known.
 
         What the profile brings that is new (functions, line frames, the nodes of both trees, sample keys)
         goes in one write transaction (:class:`~server.store.appends.Appends`), begun only when something
-        is; its ids reach the caches once it commits.
+        is; its ids reach the caches once it commits. ``joining`` is given the ids and that transaction,
+        if one was begun, before it commits: the store writes the profile's own row there rather than
+        paying a second transaction for it.
         """
         labelsets = self.labelset_ids(columns)  # first: label sets commit on a connection of their own
         # Resolved under the caches' epoch: once a collection has run since, no segment is appended.
@@ -111,6 +116,8 @@ class Dedup:
                     ids[missing] = self.sample_keys.create(
                         hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch, appends
                     )
+                if joining is not None and write.appends.begun:
+                    joining(ids, write.appends)
         except EpochMoved as moved:
             raise CachesStale(moved.epoch) from None
         finally:

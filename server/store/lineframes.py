@@ -29,7 +29,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from server.store import columncodec
-from server.store.appends import Appends
+from server.store.appends import LINE_FRAMES, Appends
 from server.store.models import LineFrameSegment, StoreState
 from server.store.stacks import PairIndex
 
@@ -224,7 +224,8 @@ class LineFrameTable:
                 self._store(functions, lines, inlined, own)
             return None
         conn = appends.segments(self)
-        if self._catch_up(conn):  # another writer appended since: only what is still missing
+        # Another writer appended since (the newest segment is past this process's): only what is still missing.
+        if appends.appended_past(LINE_FRAMES, self._high) and self._catch_up(conn):
             missing = self._known(functions, lines, inlined) < 0
             functions, lines, inlined = functions[missing], lines[missing], inlined[missing]
         if not functions.size:

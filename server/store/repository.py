@@ -3,7 +3,9 @@
 ``write`` turns a resolved profile into rows: its samples become sample-key
 ids (:mod:`server.store.dedup`, which stores each function, stack, label set
 and sample identity once) and one blob of (sample key, values), committed
-with the profile's row. The read methods at the end are what the query layer
+with the profile's row: in the transaction of the new rows the profile
+brought, if any, else in a group commit shared with the profiles written at
+the same moment. The read methods at the end are what the query layer
 needs from stored profiles, so it never handles blobs or dedup tables itself.
 """
 
@@ -22,6 +24,7 @@ from server.pprof.columns import ProfileColumns
 from server.pprof.header import Header
 from server.store import blob, idempotency
 from server.store.alerting import AlertTables
+from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
@@ -192,7 +195,6 @@ class Store:
         values = columns.sample_values.reshape(n_samples, n_types)
         # The series first: a series past its service's limit is refused before any stack is written.
         series = self.series.get_or_create(kind, labels, max_series_per_service)
-        arrays = aggregate(self.dedup.sample_key_ids(columns), values)
         totals = [int(v) for v in values.sum(axis=0)] if n_samples else [0] * n_types
         shape = Shape(
             str(header.period_type) if header.period_type else "",
@@ -210,9 +212,38 @@ class Store:
             "idempotency_key": key,
         }
         late = time_ns < bucket_of(time.time_ns(), HOUR_S)  # its hour (and day) may be rolled up already
-        pending = _Pending(row, blob.encode(arrays), self.dedup.epoch, late)
-        profile_id, created = self._commits.submit(pending)
+        joined: list[tuple[int, bool]] = []
+
+        def join(ids: IntArray, appends: Appends) -> None:
+            # Written under the epoch of the caches only: otherwise the group commit refuses it, as it would.
+            if appends.epoch == self.dedup.epoch:
+                joined.append(self._insert_joined(appends, row, blob.encode(aggregate(ids, values)), late))
+
+        # A keyed row stays with the group commit: its per-key lock is never taken under the append locks.
+        ids = self.dedup.sample_key_ids(columns, join if key is None else None)
+        if joined:
+            profile_id, created = joined[0]
+        else:
+            pending = _Pending(row, blob.encode(aggregate(ids, values)), self.dedup.epoch, late)
+            profile_id, created = self._commits.submit(pending)
         return StoredProfile(profile_id, series, time_ns, n_samples, totals, created)
+
+    def _insert_joined(self, appends: Appends, row: dict[str, Any], data: bytes, late: bool) -> tuple[int, bool]:
+        """The profile's row and blob in the transaction of the new rows it brought (:class:`Appends`).
+
+        A profile that brings new stacks paid two write transactions, its rows' and its own (a begin,
+        a lock, a commit each); now one. The GC epoch needs no lock of its own here: the append locks
+        held keep a collection out until commit (:func:`~server.store.appends.lock_all_appends`).
+        """
+        conn = appends.connection()
+        marks: list[tuple[int, int]] = []
+        if late:
+            series_id, hour = row["series_id"], bucket_of(row["time_ns"], HOUR_S)
+            if invalidate(conn, series_id, hour, self._late_marks.snapshot()):
+                marks.append((series_id, hour))
+        (written,) = self.profiles.insert_rows(conn, [(row, data)])
+        appends.after_commit(lambda: self._late_marks.add(marks))
+        return written
 
     def _commit(self, pending: Sequence[_Pending]) -> Sequence[tuple[int, bool] | BaseException]:
         """One transaction for profiles written at the same moment: a row never exists without its blob.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.checked import SATURATED, clamp
@@ -62,15 +62,17 @@ def lock_series(conn: Connection, series_id: int) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 7_300_000_000 + series_id})
 
 
-#: Built once: every late profile's transaction runs it twice.
+#: Built once: every late profile's transaction runs it (the hour's and the day's rollups in one statement).
 _DROP_ROLLUPS = (
     delete(Rollup)
     .where(
         Rollup.series_id == bindparam("series"),
-        Rollup.width_s == bindparam("width"),
-        Rollup.bucket_ns == bindparam("bucket"),
+        or_(
+            and_(Rollup.width_s == HOUR_S, Rollup.bucket_ns == bindparam("hour")),
+            and_(Rollup.width_s == DAY_S, Rollup.bucket_ns == bindparam("day")),
+        ),
     )
-    .returning(Rollup.id)
+    .returning(Rollup.id, Rollup.width_s)
 )
 
 
@@ -91,20 +93,20 @@ def invalidate(
     """
     lock_series(conn, series_id)
     hour = bucket_of(time_ns, HOUR_S)
-    dropped = 0
-    for width_s in (HOUR_S, DAY_S):
-        bucket = bucket_of(time_ns, width_s)
-        # Width and bucket name the partition on PostgreSQL, the series a shard on Citus; the blobs go by hand
-        # (no foreign key cascades).
-        gone = conn.execute(_DROP_ROLLUPS, {"series": series_id, "width": width_s, "bucket": bucket}).scalars().all()
-        if gone:
-            dropped += len(gone)
+    buckets = {HOUR_S: hour, DAY_S: bucket_of(time_ns, DAY_S)}
+    # Width and bucket name the partition on PostgreSQL (it prunes to the two the condition names), the series
+    # a shard on Citus; the blobs go by hand (no foreign key cascades).
+    gone = conn.execute(_DROP_ROLLUPS, {"series": series_id, "hour": hour, "day": buckets[DAY_S]}).all()
+    dropped = len(gone)
+    for width_s, bucket in buckets.items():
+        ids = [int(rollup_id) for rollup_id, width in gone if width == width_s]
+        if ids:
             conn.execute(
                 delete(RollupBlob).where(
                     RollupBlob.series_id == series_id,
                     RollupBlob.width_s == width_s,
                     RollupBlob.bucket_ns == bucket,
-                    RollupBlob.rollup_id.in_(gone),
+                    RollupBlob.rollup_id.in_(ids),
                 )
             )
     if dropped or (series_id, hour) not in marked:

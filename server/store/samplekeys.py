@@ -222,7 +222,8 @@ class SampleKeyTable:
         conn = appends.segments(self)
         if epoch is not None and appends.epoch != epoch:  # the transaction's own epoch, if any, is checked too
             raise EpochMoved(appends.epoch)
-        if self._catch_up(conn):  # another writer appended since: look again against its keys
+        # Another writer appended since (the newest segment is past this process's): look again against its keys.
+        if appends.appended_past(SAMPLE_KEYS, self._high) and self._catch_up(conn):
             new = new[self._index.lookup(hashes[new]) < 0]
         if not new.size:
             return None

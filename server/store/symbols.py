@@ -23,6 +23,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from server.pprof import kernels
 from server.pprof.mixing import mix64
 from server.store.appends import Appends
 from server.store.database import chunks
@@ -45,8 +46,21 @@ def function_digests(
 ) -> tuple[U64, U64]:
     """Two 64-bit halves of a digest of every function's (name, system name, file), by string index.
 
-    Valid in this process only (Python's string hash is keyed per process).
+    Valid in this process only (Python's string hash is keyed per process). Made in one pass of the
+    C extension when it is built (:func:`server.pprof.kernels.function_digests`), the same words as
+    :func:`function_digests_numpy`.
     """
+    if isinstance(strings, list):
+        native = kernels.function_digests(strings, names, system_names, filenames)
+        if native is not None:
+            return native
+    return function_digests_numpy(strings, names, system_names, filenames)
+
+
+def function_digests_numpy(
+    strings: Sequence[str], names: IntArray, system_names: IntArray, filenames: IntArray
+) -> tuple[U64, U64]:
+    """:func:`function_digests` with numpy: what the extension's kernel is held equal to."""
     hashes = np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings)).view(np.uint64)
     name, system_name, filename = hashes[names], hashes[system_names], hashes[filenames]
     with np.errstate(over="ignore"):

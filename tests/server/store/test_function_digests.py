@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from server.pprof import profile_pb2
+import numpy as np
+import pytest
+
+from server.pprof import kernels, profile_pb2
 from server.pprof.columns import parse_columns
 from server.pprof.decode import decode_columns
 from server.store.dedup import Dedup
 from server.store.repository import Store
-from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
+from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests, function_digests_numpy
 from tests.support.tools import DATA
 
 CPU = (DATA / "cpu.pb.gz").read_bytes()
+CAPTURES = sorted([*DATA.glob("*.pb.gz"), *(DATA / "foreign").glob("*.pb.gz")])
+needs_native = pytest.mark.skipif(not kernels.NATIVE, reason="server.pprof._wire is not built (make install)")
 
 
 def _profile(strings: list[str], functions: list[tuple[str, str, str]]) -> bytes:
@@ -85,3 +90,26 @@ def test_a_half_collision_is_a_miss_never_a_wrong_id(store: Store) -> None:
         4,
         2,
     ]
+
+
+@needs_native
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_the_extension_s_digests_equal_numpy_s_on_every_capture(path: Path) -> None:
+    columns = decode_columns(path.read_bytes())
+    arrays = (columns.function_name, columns.function_system_name, columns.function_filename)
+    native = kernels.function_digests(columns.strings, *arrays)
+    assert native is not None and native[0].dtype == np.uint64
+    reference = function_digests_numpy(columns.strings, *arrays)
+    assert np.array_equal(native[0], reference[0]) and np.array_equal(native[1], reference[1])
+    assert np.array_equal(function_digests(columns.strings, *arrays)[0], reference[0])
+
+
+@needs_native
+def test_the_extension_refuses_a_string_index_outside_the_table() -> None:
+    strings = ["", "main.a", "a.go"]
+    good = np.array([1, 1], dtype=np.int64)
+    for bad in (np.array([1, 3], dtype=np.int64), np.array([-1, 1], dtype=np.int64)):
+        with pytest.raises(ValueError, match="outside the table"):
+            kernels.function_digests(strings, good, bad, good)
+    with pytest.raises(ValueError, match="different lengths"):
+        kernels.function_digests(strings, good, good[:1], good)
