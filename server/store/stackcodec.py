@@ -90,6 +90,12 @@ def encode(segment: Segment, level: int = _LEVEL) -> bytes:
     )
     raw, flags = columns(ids, parents, frames, np.ascontiguousarray(segment.recursive, dtype=np.bool_))
     first = int(ids[0]) if count else 0
+    return encode_columns(raw, flags, count, first, level)
+
+
+def encode_columns(raw: bytes, flags: int, count: int, first: int, level: int = _LEVEL) -> bytes:
+    """A segment's bytes from its column bytes as :func:`server.store._treeindex.columns` (or an index's
+    ``segment_columns``) makes them: a new segment is encoded straight from the walk that made its nodes."""
     return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + _compressor(level).compress(raw)
 
 
