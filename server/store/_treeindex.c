@@ -26,15 +26,21 @@
  * count up by one, and a parent's id is always smaller than its child's. The
  * batch's new nodes are found again by later stacks of the batch through
  * lists of their own (Batch), so a prefix shared by several stacks is one
- * node. The index itself is not changed: the caller adds the new nodes with
- * add() only once their segment has committed, so a rolled back segment
- * leaves no id behind.
+ * node. The index itself is not changed: the caller adds the new nodes only
+ * once their segment has committed, so a rolled back segment leaves no id
+ * behind. A walk can keep its new nodes in its scratch (nodes=False) rather
+ * than copy them out as arrays: the segment's column bytes are then written
+ * from there (segment_columns) and, after the commit, so are the index
+ * entries and the tree's numpy columns, in one pass (commit). On a churny
+ * profile's ~50,000 new nodes a tree, the copies, the arrays made of them
+ * and add()'s separate passes cost about as much as the walk itself.
  *
  * depths: a loaded tree's depths in one pass (parents come before children),
  * where numpy needed log2(depth) passes of pointer jumping.
  *
- * columns: a new segment's column bytes (server.store.stackcodec's layout)
- * in two passes over its nodes, ready for the compressor.
+ * columns: a segment's column bytes (server.store.stackcodec's layout) in two
+ * passes over its nodes' arrays, ready for the compressor (segments rewritten
+ * by garbage collection; a new one's come from segment_columns).
  *
  * Nothing here keeps a Python object or releases the GIL; the caller (the
  * StackTree) serialises calls under its own lock.
@@ -120,6 +126,11 @@ typedef struct {
     Py_ssize_t used; /* nodes indexed, the root excluded */
     Wide wide;
     Batch batch;
+    /* The last walk: its number (0: none yet), the id of its first new node and how many it made. Its nodes
+     * stay in the batch until the next walk, for the segment's column bytes and for commit(). */
+    uint64_t walks;
+    int64_t batch_first;
+    Py_ssize_t batch_made;
 } IndexObject;
 
 static inline uint64_t
@@ -636,28 +647,30 @@ frameset_put(FrameSet *set, int64_t frame)
 }
 
 PyDoc_STRVAR(index_walk_doc,
-             "walk(frames, offsets, next_id, /, *, leaf_first=False)\n--\n\n"
+             "walk(frames, offsets, next_id, /, *, leaf_first=False, nodes=True)\n--\n\n"
              "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index.\n\n"
              "Returns (leaves, parents, frames, depths, recursive) as bytes: every stack's leaf id (int64; 0 for\n"
              "an empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose\n"
-             "ids are next_id, next_id + 1, ... in that order. The index is not changed.");
+             "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
+             "the new nodes, which stay in the index's scratch until the next walk, numbered `walk` for\n"
+             "segment_columns() and commit(). The index is not changed.");
 
 static PyObject *
 index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"", "", "", "leaf_first", NULL};
+    static char *keywords[] = {"", "", "", "leaf_first", "nodes", NULL};
     IndexObject *self = (IndexObject *)op;
     PyObject *frames_obj, *offsets_obj;
     long long next_id;
-    int leaf_first = 0;
+    int leaf_first = 0, copy_nodes = 1;
     Py_buffer views[2];
     PyObject *leaves_obj = NULL, *result = NULL;
     FrameSet set = {NULL, NULL, 0, 0};
     uint64_t filter[FILTER_WORDS];
     Batch *b = &self->batch;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOL|$p:walk", keywords, &frames_obj, &offsets_obj, &next_id,
-                                     &leaf_first)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOL|$pp:walk", keywords, &frames_obj, &offsets_obj, &next_id,
+                                     &leaf_first, &copy_nodes)) {
         return NULL;
     }
     if (next_id < 1 || next_id >= NODE_LIMIT) {
@@ -696,6 +709,12 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         }
     }
     leaves_obj = PyBytes_FromStringAndSize(NULL, n_stacks * 8);
+    self->walks++; /* from here on, what the batch held is gone */
+    self->batch_first = next_id;
+    self->batch_made = 0;
+    if (leaves_obj != NULL && (b->room > KEEP_SCRATCH_NODES || b->stored_room > KEEP_SCRATCH_NODES)) {
+        free_scratch(self); /* a big batch left by a walk with nodes=False */
+    }
     if (leaves_obj == NULL || batch_reset(b, n_stacks) < 0) {
         goto done;
     }
@@ -838,10 +857,20 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             leaves[group + m] = at_node;
         }
     }
-    result = Py_BuildValue("(Oy#y#y#y#)", leaves_obj, (const char *)b->parent, made * 8, (const char *)b->frame,
-                           made * 8, (const char *)b->depth, made * 8, (const char *)b->recursive, made);
+    self->batch_made = made;
+    if (copy_nodes) {
+        result = Py_BuildValue("(Oy#y#y#y#)", leaves_obj, (const char *)b->parent, made * 8, (const char *)b->frame,
+                               made * 8, (const char *)b->depth, made * 8, (const char *)b->recursive, made);
+    }
+    else {
+        result = Py_BuildValue("(OnK)", leaves_obj, made, (unsigned long long)self->walks);
+    }
 done:
-    if (b->room > KEEP_SCRATCH_NODES || b->stored_room > KEEP_SCRATCH_NODES) {
+    if (result == NULL) {
+        self->batch_made = 0;
+    }
+    /* A big batch's scratch is freed, unless its nodes are still to be committed. */
+    if ((copy_nodes || result == NULL) && (b->room > KEEP_SCRATCH_NODES || b->stored_room > KEEP_SCRATCH_NODES)) {
         free_scratch(self);
     }
     PyMem_RawFree(set.frames);
@@ -849,6 +878,177 @@ done:
     Py_XDECREF(leaves_obj);
     release_all(views, 2);
     return result;
+}
+
+
+/* --- a walk's new nodes: the segment's column bytes, and the commit ------------------------------------ */
+
+/* The batch of walk number `walk`, or -1 with ValueError set when a later walk has replaced it. */
+static int
+batch_of(IndexObject *self, unsigned long long walk)
+{
+    if (walk == 0 || walk != self->walks) {
+        PyErr_SetString(PyExc_ValueError, "another walk has replaced that walk's nodes");
+        return -1;
+    }
+    return 0;
+}
+
+#define WIDE_IDS 1
+#define WIDE_PARENTS 2
+#define WIDE_FRAMES 4
+#define U32_MAX INT64_C(4294967295)
+
+PyDoc_STRVAR(index_segment_columns_doc,
+             "segment_columns(walk, /)\n--\n\n"
+             "The uncompressed column bytes of a segment of walk number `walk`'s new nodes (ids from its next_id\n"
+             "on, consecutive) and the flags naming its 64-bit columns: server.store.stackcodec's layout, the\n"
+             "same bytes columns() makes from the nodes' arrays, without making those arrays.");
+
+static PyObject *
+index_segment_columns(PyObject *op, PyObject *arg)
+{
+    IndexObject *self = (IndexObject *)op;
+    unsigned long long walk = PyLong_AsUnsignedLongLong(arg);
+
+    if ((walk == (unsigned long long)-1 && PyErr_Occurred()) || batch_of(self, walk) < 0) {
+        return NULL;
+    }
+    const Batch *b = &self->batch;
+    Py_ssize_t count = self->batch_made;
+    int64_t first = self->batch_first;
+    uint64_t most_gap = 0;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        uint64_t gap = (uint64_t)(first + j - b->parent[j]);
+        most_gap = gap > most_gap ? gap : most_gap;
+    }
+    /* Ids are consecutive (deltas 0, 1, 1, ...: 32-bit) and frames below 2**31 (32-bit). */
+    int flags = most_gap > (uint64_t)U32_MAX ? WIDE_PARENTS : 0;
+    int gap_width = flags & WIDE_PARENTS ? 8 : 4;
+    Py_ssize_t bitmap = (count + 7) / 8;
+    PyObject *raw = PyBytes_FromStringAndSize(NULL, count * (4 + gap_width + 4) + bitmap);
+    if (raw == NULL) {
+        return NULL;
+    }
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(raw);
+    memset(out, 0, (size_t)count * 4); /* the id deltas' planes: 0 for the first, 1 for the rest */
+    if (count > 1) {
+        memset(out + 1, 1, (size_t)count - 1);
+    }
+    out += count * 4;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        uint64_t gap = (uint64_t)(first + j - b->parent[j]);
+        for (int k = 0; k < gap_width; k++) {
+            out[(Py_ssize_t)k * count + j] = (uint8_t)(gap >> (8 * k));
+        }
+    }
+    out += count * gap_width;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        uint32_t frame = (uint32_t)b->frame[j];
+        out[j] = (uint8_t)frame;
+        out[count + j] = (uint8_t)(frame >> 8);
+        out[2 * count + j] = (uint8_t)(frame >> 16);
+        out[3 * count + j] = (uint8_t)(frame >> 24);
+    }
+    out += count * 4;
+    memset(out, 0, (size_t)bitmap);
+    for (Py_ssize_t j = 0; j < count; j++) {
+        if (b->recursive[j]) {
+            out[j >> 3] |= (uint8_t)(0x80u >> (j & 7));
+        }
+    }
+    return Py_BuildValue("(Ni)", raw, flags);
+}
+
+/* A writable C-contiguous buffer of `itemsize`-byte items, at least `size` of them. */
+static int
+get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t size, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        return -1;
+    }
+    if (view->itemsize != itemsize || view->len / itemsize < size) {
+        PyErr_Format(PyExc_ValueError, "%s must be a writable column of %zd-byte items with room for id %zd", what,
+                     itemsize, size - 1);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(index_commit_doc,
+             "commit(walk, parent, function, depth, recursive, known, /)\n--\n\n"
+             "Index walk number `walk`'s new nodes (once their segment has committed) and write them into the\n"
+             "tree's columns by node id: parent, function and depth (int64), recursive and known (bool), each\n"
+             "writable with room for the last new id. One pass over the nodes the walk made, where add() needs\n"
+             "their arrays made, checked and the columns written one by one. ValueError, with nothing changed,\n"
+             "if a later walk replaced them, or a column is too short.");
+
+static PyObject *
+index_commit(PyObject *op, PyObject *args)
+{
+    IndexObject *self = (IndexObject *)op;
+    unsigned long long walk;
+    PyObject *objs[5];
+    Py_buffer views[5];
+    static const char *names[5] = {"parent", "function", "depth", "recursive", "known"};
+    static const Py_ssize_t sizes[5] = {8, 8, 8, 1, 1};
+    int got = 0;
+
+    if (!PyArg_ParseTuple(args, "KOOOOO:commit", &walk, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) {
+        return NULL;
+    }
+    if (batch_of(self, walk) < 0) {
+        return NULL;
+    }
+    const Batch *b = &self->batch;
+    Py_ssize_t count = self->batch_made;
+    int64_t first = self->batch_first;
+    Py_ssize_t end = (Py_ssize_t)first + count; /* one past the last new id */
+    for (; got < 5; got++) {
+        if (get_column(objs[got], &views[got], sizes[got], end, names[got]) < 0) {
+            goto fail;
+        }
+    }
+    if (count == 0) {
+        release_all(views, got);
+        Py_RETURN_NONE;
+    }
+    if (first < self->room && (self->nodes[first].frame & INDEXED)) {
+        PyErr_Format(PyExc_ValueError, "stack node %lld is indexed already", (long long)first);
+        goto fail;
+    }
+    if (index_room(self, end) < 0) {
+        goto fail;
+    }
+    int64_t *parent = views[0].buf, *function = views[1].buf, *depth = views[2].buf;
+    uint8_t *recursive = views[3].buf, *known = views[4].buf;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        int64_t id = first + j, up = b->parent[j];
+        Node *p = &self->nodes[up];
+        Node *n = &self->nodes[id];
+        n->frame = (uint32_t)b->frame[j] | INDEXED;
+        if (p->children < LIST) {
+            n->next_sibling = p->first_child;
+            p->first_child = (uint32_t)id;
+        }
+        else if (wide_put(&self->wide, pack(up, b->frame[j]), (uint64_t)id) < 0) {
+            goto fail; /* out of memory: what is indexed so far stays (as add() leaves it) */
+        }
+        p->children++;
+        self->used++;
+        parent[id] = up;
+        function[id] = b->frame[j];
+        depth[id] = b->depth[j];
+        recursive[id] = b->recursive[j] != 0;
+        known[id] = 1;
+    }
+    self->walks++; /* committed once only */
+    release_all(views, got);
+    Py_RETURN_NONE;
+fail:
+    release_all(views, got);
+    return NULL;
 }
 
 static PyMethodDef index_methods[] = {
@@ -860,6 +1060,8 @@ static PyMethodDef index_methods[] = {
     {"lookup", index_lookup, METH_VARARGS,
      "lookup(parents, frames, /)\n--\n\nThe id of each (parent, frame) as int64 bytes, -1 where there is none."},
     {"walk", (PyCFunction)(void (*)(void))index_walk, METH_VARARGS | METH_KEYWORDS, index_walk_doc},
+    {"segment_columns", index_segment_columns, METH_O, index_segment_columns_doc},
+    {"commit", index_commit, METH_VARARGS, index_commit_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1007,11 +1209,6 @@ PyDoc_STRVAR(treeindex_columns_doc,
              "flags as a bitmap (first node in the high bit, as numpy.packbits). ids, parents and frames are int64\n"
              "buffers of one length, recursive a bool buffer of it. ValueError for ids not positive and increasing\n"
              "or a parent not below its node.");
-
-#define WIDE_IDS 1
-#define WIDE_PARENTS 2
-#define WIDE_FRAMES 4
-#define U32_MAX INT64_C(4294967295)
 
 /* One column's byte planes: every value's low byte, then every value's next byte, ... (little endian). */
 static void

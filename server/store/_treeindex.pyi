@@ -1,6 +1,6 @@
 """Typed signature of the stack tree index in ``_treeindex.c``; see :mod:`server.store.stacks`."""
 
-from typing import TypeAlias, final
+from typing import Literal, TypeAlias, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -35,17 +35,42 @@ class Index:
     def lookup(self, parents: Words, frames: Words, /) -> bytes:
         """The id of each ``(parent, frame)`` as int64 bytes, -1 where there is none."""
 
+    @overload
     def walk(
-        self, frames: Words, offsets: Words, next_id: int, /, *, leaf_first: bool = False
+        self, frames: Words, offsets: Words, next_id: int, /, *, leaf_first: bool = False, nodes: Literal[False]
+    ) -> tuple[bytes, int, int]: ...
+    @overload
+    def walk(
+        self, frames: Words, offsets: Words, next_id: int, /, *, leaf_first: bool = False, nodes: Literal[True] = True
     ) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """Resolve the stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first) against the index.
 
         Returns ``(leaves, parents, frames, depths, recursive)``: every stack's leaf id (int64; 0 for an
         empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose
         ids are ``next_id, next_id + 1, ...`` in that order: by first stack needing the node, then depth.
-        The index itself is not changed. ``ValueError`` for offsets that do not cut ``frames`` into
-        stacks, a frame outside [0, 2**31), or new ids that would pass 2**32.
+        With ``nodes=False``, ``(leaves, made, walk)``: the new nodes are not copied out; they stay in the
+        index's scratch until its next walk, as walk number ``walk``, for :meth:`segment_columns` and
+        :meth:`commit`. The index itself is not changed. ``ValueError`` for offsets that do not cut
+        ``frames`` into stacks, a frame outside [0, 2**31), or new ids that would pass 2**32.
         """
+
+    def segment_columns(self, walk: int, /) -> tuple[bytes, int]:
+        """The uncompressed column bytes of a segment of walk ``walk``'s new nodes and the flags of its 64-bit
+        columns: what :func:`columns` makes of their arrays. ``ValueError`` if a later walk replaced them."""
+
+    def commit(
+        self,
+        walk: int,
+        parent: npt.NDArray[np.int64],
+        function: npt.NDArray[np.int64],
+        depth: npt.NDArray[np.int64],
+        recursive: npt.NDArray[np.bool_],
+        known: npt.NDArray[np.bool_],
+        /,
+    ) -> None:
+        """Index walk ``walk``'s new nodes and write them into the columns by node id (each writable, with
+        room for the last new id), once. ``ValueError``, with nothing changed, if a later walk replaced
+        them, they are indexed already, or a column is too short."""
 
 def depths(depth: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
     """Fill in ``depth[id] = depth[parent] + 1`` and ``known[id] = True`` for nodes in increasing id order,

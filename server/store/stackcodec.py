@@ -24,12 +24,18 @@ Each integer column is 32-bit when its values fit, 64-bit otherwise (a flag
 bit per column).
 
 Layout: a 16-byte header (magic ``SN``, version, flags, node count, first id)
-then the columns compressed: version 2 with zstd (level 3), version 1 with
-zlib (still read). On churn captures' segments zstd was 4 % larger than zlib
-at level 6 and 6 times faster to compress, 10 times to decompress
-(docs/storage.md), which is ingest time and a fresh server's load time. Bytes that do not hold what the header
-says are refused with :class:`CorruptSegment` naming what is wrong: a torn
-segment must never load as fewer or shifted nodes.
+then the columns compressed: version 2 with zstd, version 1 with zlib (still
+read). On churn captures' segments zstd was 4 % larger than zlib at level 6
+and 6 times faster to compress, 10 times to decompress (docs/storage.md),
+which is ingest time and a fresh server's load time. Its parameters are those
+of level 1 (the fast strategy) with a 64 KB window, a 2**14-entry hash table
+and matches of 6 bytes or more: against level 3 they compress a churny
+profile's two segments in 1.3 ms instead of 2.1 and store 11 % more, which
+the stored-bytes aims leave room for (a high-churn day stores 4 % of its raw
+bytes, the aim is 50 %) and the ingest aim does not (docs/storage.md).
+Bytes that do not
+hold what the header says are refused with :class:`CorruptSegment` naming
+what is wrong: a torn segment must never load as fewer or shifted nodes.
 """
 
 from __future__ import annotations
@@ -52,11 +58,12 @@ _HEADER = struct.Struct("<2sBBIQ")
 _MAGIC = b"SN"
 _ZLIB = 1
 _ZSTD = 2
-_LEVEL = 3
 _WIDE_IDS = 1
 _WIDE_PARENTS = 2
 _WIDE_FRAMES = 4
 _COMPRESSORS = threading.local()
+#: See the module's docstring; content size and no checksum, as level 1's defaults.
+_PARAMETERS = zstandard.ZstdCompressionParameters.from_level(1, window_log=16, hash_log=14, min_match=6)
 
 
 class CorruptSegment(ValueError):
@@ -82,7 +89,7 @@ def _uncolumn(raw: bytes, offset: int, count: int, width: int) -> IntArray:
     return values.astype(np.int64)
 
 
-def encode(segment: Segment, level: int = _LEVEL) -> bytes:
+def encode(segment: Segment) -> bytes:
     """The segment's bytes; raises ``ValueError`` for nodes that break the tree's order rules."""
     count = len(segment)
     ids, parents, frames = (
@@ -90,16 +97,21 @@ def encode(segment: Segment, level: int = _LEVEL) -> bytes:
     )
     raw, flags = columns(ids, parents, frames, np.ascontiguousarray(segment.recursive, dtype=np.bool_))
     first = int(ids[0]) if count else 0
-    return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + _compressor(level).compress(raw)
+    return encode_columns(raw, flags, count, first)
 
 
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    """This thread's compressor for ``level``: a compressor is not safe to share between threads, and a fresh one
-    each segment set up its tables again (~15 % of a churny segment's compression time)."""
-    made: dict[int, zstandard.ZstdCompressor] = _COMPRESSORS.__dict__.setdefault("by_level", {})
-    compressor = made.get(level)
+def encode_columns(raw: bytes, flags: int, count: int, first: int) -> bytes:
+    """A segment's bytes from its column bytes as :func:`server.store._treeindex.columns` (or an index's
+    ``segment_columns``) makes them: a new segment is encoded straight from the walk that made its nodes."""
+    return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + _compressor().compress(raw)
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor: a compressor is not safe to share between threads, and a fresh one each
+    segment set up its tables again (~15 % of a churny segment's compression time)."""
+    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSORS, "compressor", None)
     if compressor is None:
-        compressor = made[level] = zstandard.ZstdCompressor(level=level)
+        compressor = _COMPRESSORS.compressor = zstandard.ZstdCompressor(compression_params=_PARAMETERS)
     return compressor
 
 

@@ -175,23 +175,15 @@ def concatenate(segments: Sequence[stackcodec.Segment]) -> stackcodec.Segment:
 
 @dataclass(slots=True)
 class _Walk:
-    """A batch of stacks walked against the index: every stack's leaf, and the nodes missing for them,
-    numbered from ``first`` (not yet stored: provisional until their segment commits)."""
+    """A batch of stacks walked against the index: every stack's leaf, and how many nodes they lack, numbered
+    from ``first`` (not yet stored: provisional until their segment commits). The nodes themselves stay in
+    the index's scratch, as its walk number ``walk``: the segment's bytes are made from there, and its commit
+    writes them into the index and the columns from there, with no arrays of them in between."""
 
     first: int
     leaves: IntArray
-    parents: IntArray
-    frames: IntArray
-    depths: IntArray
-    recursive: BoolArray
-
-    @property
-    def missing(self) -> int:
-        return int(self.parents.shape[0])
-
-    def segment(self) -> stackcodec.Segment:
-        ids = np.arange(self.first, self.first + self.missing, dtype=np.int64)
-        return stackcodec.Segment(ids=ids, parents=self.parents, frames=self.frames, recursive=self.recursive)
+    missing: int
+    walk: int
 
 
 class StackTree:
@@ -255,15 +247,9 @@ class StackTree:
         first = self._high + 1
         if first >= _NODE_LIMIT:
             raise ValueError("the stack tree has passed 2**32 nodes")
-        leaves, parents, frame_ids, depths, recursive = self._index.walk(frames, offsets, first, leaf_first=leaf_first)
-        return _Walk(
-            first=first,
-            leaves=np.frombuffer(leaves, dtype=np.int64).copy(),  # the caller's to change
-            parents=np.frombuffer(parents, dtype=np.int64),
-            frames=np.frombuffer(frame_ids, dtype=np.int64),
-            depths=np.frombuffer(depths, dtype=np.int64),
-            recursive=np.frombuffer(recursive, dtype=np.bool_),
-        )
+        leaves, missing, walk = self._index.walk(frames, offsets, first, leaf_first=leaf_first, nodes=False)
+        # The leaves are the caller's to change: a copy, not a view of the bytes.
+        return _Walk(first, np.frombuffer(leaves, dtype=np.int64).copy(), missing, walk)
 
     def _append(self, frames: IntArray, offsets: IntArray, leaf_first: bool, walk: _Walk, appends: Appends) -> _Walk:
         """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment
@@ -272,25 +258,35 @@ class StackTree:
         if self._catch_up(conn):  # another writer appended since: walk again against its nodes
             walk = self._walk(frames, offsets, leaf_first)
         if walk.missing:
-            segment = walk.segment()
+            raw, flags = self._index.segment_columns(walk.walk)
+            data = stackcodec.encode_columns(raw, flags, walk.missing, walk.first)
             row = {
                 "tree": self._tree,
                 "first_node": walk.first,
                 "last_node": walk.first + walk.missing - 1,
                 "nodes": walk.missing,
-                "data": stackcodec.encode(segment),
+                "data": data,
             }
             conn.execute(_INSERT, row)
-            depth = walk.depths
-            appends.after_commit(lambda: self._committed(segment, depth))
+            appends.after_commit(lambda: self._committed(walk, data))
         return walk
 
-    def _committed(self, segment: stackcodec.Segment, depth: IntArray) -> None:
+    def _committed(self, walk: _Walk, data: bytes) -> None:
         """A segment this process appended has committed: its ids may be handed out. Unless a query of another
-        thread read it from the database in the meantime (it is then loaded already)."""
+        thread read it from the database in the meantime (it is then loaded already). Its nodes go in from
+        the walk's scratch; should another walk have replaced them (a resolve of this tree between the walk
+        and the commit), from the segment's own bytes."""
         with self._lock:
-            if int(segment.ids[0]) > self._high:
-                self._add(segment, depth)
+            if walk.first <= self._high:
+                return
+            last = walk.first + walk.missing - 1
+            self._grow(last + 1)
+            try:
+                self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+            except ValueError:
+                self._add(stackcodec.decode(data))
+                return
+            self._high = last
 
     # -- loading -------------------------------------------------------------
 
@@ -307,9 +303,9 @@ class StackTree:
             self._add(concatenate(segments))
         return bool(segments)
 
-    def _add(self, segment: stackcodec.Segment, depth: IntArray | None = None) -> None:
-        """Nodes (in increasing id order, all above those loaded) into the columns and the index;
-        ``depth`` when the caller knows it, else derived from the parents (in C, one pass)."""
+    def _add(self, segment: stackcodec.Segment) -> None:
+        """Nodes (in increasing id order, all above those loaded) into the columns and the index; their depths
+        derived from the parents (in C, one pass)."""
         columns = (segment.ids, segment.parents, segment.frames)
         ids, parents, frames = (np.ascontiguousarray(c, dtype=np.int64) for c in columns)
         if ids.size == 0:
@@ -320,14 +316,10 @@ class StackTree:
         self._grow(last + 1)
         # A run of consecutive ids (every segment but one garbage collection rewrote) is written as a slice.
         at: slice | IntArray = slice(first, last + 1) if last - first + 1 == ids.shape[0] else ids
-        if depth is None:
-            try:  # checks every parent is stored (or earlier in the segment) before it writes anything
-                depths(self.depth, self.known, parents, ids)
-            except ValueError as exc:
-                raise stackcodec.CorruptSegment(str(exc)) from None
-        else:
-            self.depth[at] = depth
-            self.known[at] = True
+        try:  # checks every parent is stored (or earlier in the segment) before it writes anything
+            depths(self.depth, self.known, parents, ids)
+        except ValueError as exc:
+            raise stackcodec.CorruptSegment(str(exc)) from None
         self._index.add(parents, frames, ids)
         self.parent[at] = parents
         self.function[at] = frames

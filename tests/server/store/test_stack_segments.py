@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from server.store import stackcodec
+from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
 from server.store.models import StackSegment
@@ -186,5 +187,31 @@ def test_a_segment_naming_a_parent_not_stored_is_refused(database_url: str) -> N
         with pytest.raises(stackcodec.CorruptSegment, match="not stored"):
             fresh.ensure(np.array([2], dtype=np.int64))
         assert fresh.size == 0 and not bool(fresh.known[1:].any())
+    finally:
+        engine.dispose()
+
+
+def test_a_segment_commits_from_its_bytes_when_a_later_walk_replaced_its_nodes(database_url: str) -> None:
+    """A segment's nodes go into the index from the walk's scratch once it commits; when another walk of the
+    tree came in between (here: known stacks, resolved while the segment's transaction is open), they go in
+    from the segment's own bytes, and the tree is the same as it would have been."""
+    engine = make_engine(database_url)
+    try:
+        tree = StackTree(engine)
+        known = tree.resolve([[1, 2], [1, 3]])
+        frames = np.array([1, 2, 4, 1, 5, 6], dtype=np.int64)
+        offsets = np.array([0, 3, 6], dtype=np.int64)
+        with Appends(engine) as appends:
+            leaves = tree.resolve_arrays(frames, offsets, appends=appends)
+            assert tree.resolve([[1, 2], [1, 3]]) == known  # a walk of its own, before the commit
+            assert tree.size == 3  # the new nodes are not handed out before their segment commits
+        assert tree.size == 6
+        assert [_paths(tree, int(leaf)) for leaf in leaves] == [(1, 2, 4), (1, 5, 6)]
+        assert tree.depth[leaves].tolist() == [3, 3] and bool(tree.known[leaves].all())
+        assert tree.resolve([[1, 2, 4], [1, 5, 6], [1, 2]]) == [*leaves.tolist(), known[0]]
+        fresh = StackTree(engine)
+        fresh.ensure(leaves)
+        for name in ("parent", "function", "depth", "recursive"):
+            assert getattr(fresh, name)[:7].tolist() == getattr(tree, name)[:7].tolist()
     finally:
         engine.dispose()

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.store._treeindex import Index, depths
+from server.store._treeindex import Index, columns, depths
 
 IntArray = npt.NDArray[np.int64]
 
@@ -105,6 +105,87 @@ def test_walk_matches_a_plain_prefix_tree(stacks_per_batch: list[list[list[int]]
     assert np.frombuffer(index.lookup(parents, frames), dtype=np.int64).tolist() == [plain.ids[p] for p in paths]
     known = [list(p) for p in paths]
     assert _walk(index, known, high + 1, leaf_first) == ([plain.ids[p] for p in paths], [])
+
+
+class Columns:
+    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = np.zeros(size, dtype=np.int64)
+        self.function = np.zeros(size, dtype=np.int64)
+        self.depth = np.zeros(size, dtype=np.int64)
+        self.recursive = np.zeros(size, dtype=bool)
+        self.known = np.zeros(size, dtype=bool)
+        self.known[0] = True
+
+    def all(self) -> tuple[IntArray, ...]:
+        return (self.parent, self.function, self.depth, self.recursive, self.known)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(batches(), st.booleans(), st.integers(0, 3))
+def test_a_walk_commits_what_add_and_depths_would(
+    stacks_per_batch: list[list[list[int]]], leaf_first: bool, gap: int
+) -> None:
+    """A walk that keeps its new nodes (nodes=False), then segment_columns() and commit(), against the walk
+    that copies them out, columns(), add() and depths(): the same leaves, the same segment bytes, the same
+    columns and the same index afterwards."""
+    copied, kept = Index(), Index()
+    by_copies, by_commit = Columns(40_000), Columns(40_000)
+    high = 0
+    for stacks in stacks_per_batch:
+        next_id = high + 1 + gap
+        frames, offsets = _flat(stacks, leaf_first)
+        leaves, parents, frame_ids, node_depths, recursive = copied.walk(
+            frames, offsets, next_id, leaf_first=leaf_first
+        )
+        kept_leaves, made, walk = kept.walk(frames, offsets, next_id, leaf_first=leaf_first, nodes=False)
+        assert kept_leaves == leaves
+        assert made == len(parents) // 8
+        if not made:
+            continue
+        ids = np.arange(next_id, next_id + made, dtype=np.int64)
+        parent_ids, frame_column = np.frombuffer(parents, dtype=np.int64), np.frombuffer(frame_ids, dtype=np.int64)
+        flags = np.frombuffer(recursive, dtype=np.bool_)
+        assert kept.segment_columns(walk) == columns(ids, parent_ids, frame_column, flags)
+        copied.add(parent_ids, frame_column, ids)
+        depths(by_copies.depth, by_copies.known, parent_ids, ids)
+        by_copies.parent[ids], by_copies.function[ids], by_copies.recursive[ids] = parent_ids, frame_column, flags
+        assert by_copies.depth[ids].tolist() == np.frombuffer(node_depths, dtype=np.int64).tolist()
+        kept.commit(walk, *by_commit.all())
+        high = next_id + made - 1
+        assert len(kept) == len(copied)
+        for mine, theirs in zip(by_commit.all(), by_copies.all(), strict=True):
+            assert np.array_equal(mine, theirs)
+    every = [s for stacks in stacks_per_batch for s in stacks]
+    frames, offsets = _flat(every, leaf_first)
+    assert (
+        kept.walk(frames, offsets, high + 1, leaf_first=leaf_first)[:2]
+        == (copied.walk(frames, offsets, high + 1, leaf_first=leaf_first)[:2])
+    )
+
+
+def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
+    """commit() and segment_columns() take only the last walk's nodes, and commit() only once: a walk
+    replaced by another, a second commit or a column too short for the new ids is refused, changing nothing."""
+    index, tree = Index(), Columns(16)
+    frames, offsets = np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64)
+    _, made, first_walk = index.walk(frames, offsets, 1, nodes=False)
+    _, again, second_walk = index.walk(frames, offsets, 1, nodes=False)
+    assert made == again == 3 and second_walk != first_walk
+    for call in (lambda: index.commit(first_walk, *tree.all()), lambda: index.segment_columns(first_walk)):
+        with pytest.raises(ValueError, match="replaced"):
+            call()
+    short = Columns(3)  # room for ids 0-2, the walk made 1-3
+    with pytest.raises(ValueError, match="room for id 3"):
+        index.commit(second_walk, *short.all())
+    assert len(index) == 0 and not tree.known[1:].any() and not short.known[1:].any()
+    index.commit(second_walk, *tree.all())
+    assert len(index) == 3 and tree.parent[1:4].tolist() == [0, 1, 2] and tree.depth[1:4].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="replaced"):
+        index.commit(second_walk, *tree.all())
+    assert len(index) == 3
+    assert index.walk(frames, offsets, 4, nodes=False)[:2] == (np.array([3], dtype=np.int64).tobytes(), 0)
 
 
 def test_a_node_with_many_children_finds_each() -> None:
