@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from server.store._treeindex import Index, columns, depths
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Columns:
         self.known = np.zeros(size, dtype=bool)
         self.known[0] = True
 
-    def all(self) -> tuple[IntArray, ...]:
+    def all(self) -> tuple[IntArray, IntArray, IntArray, BoolArray, BoolArray]:
         return (self.parent, self.function, self.depth, self.recursive, self.known)
 
 
