@@ -27,7 +27,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine, func, select, text, update
 
 from server.store.models import LineFrameSegment, SampleKeySegment, StoreState
-from server.store.state import EPOCH
+from server.store.state import EPOCH, GC_LOCK
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
 SAMPLE_KEYS = 7_299_999_910
@@ -37,8 +37,14 @@ TREES = 7_299_999_900
 #: The order every writer takes the append locks in: the order garbage collection takes them.
 ORDER = (SAMPLE_KEYS, TREES, TREES + 1, LINE_FRAMES)
 # One statement for the four: a round trip each would cost more than the locks. PostgreSQL evaluates a
-# select list left to right, so they are taken in ORDER.
-_LOCK_ALL = text("SELECT " + ", ".join(f"pg_advisory_xact_lock({key})" for key in ORDER))
+# select list left to right, so they are taken in ORDER, after the collection lock, shared, as garbage
+# collection takes it (exclusively) first: its sweep bumps the epoch and reads the newest blobs under that
+# lock alone, before it waits for the append locks, so a writer holding only those could commit a profile
+# that names rows the sweep is about to delete (a profile's row joins this transaction, see
+# server.store.repository).
+_LOCK_ALL = text(
+    f"SELECT pg_advisory_xact_lock_shared({GC_LOCK}), " + ", ".join(f"pg_advisory_xact_lock({key})" for key in ORDER)
+)
 
 
 def lock_appends(conn: Connection, key: int) -> None:
@@ -63,8 +69,9 @@ _READ_WITH_TOPS = select(StoreState.value, *_TOPS).where(StoreState.key == EPOCH
 
 
 def lock_all_appends(conn: Connection) -> tuple[int, dict[int, int]]:
-    """Inside a writing transaction: every append lock, in :data:`ORDER`; returns the GC epoch read under them
-    (a collection holds the sample keys' lock while it runs, so the epoch cannot move until commit), and the
+    """Inside a writing transaction: the collection lock (shared) and every append lock, in :data:`ORDER`;
+    returns the GC epoch read under them (a collection holds its lock from its epoch bump to its commit, so
+    the epoch cannot move until this transaction commits, nor is a sweep half done), and the
     first id of the newest segment of each table in :data:`_TOP_KEYS` (by lock key; 0: none), read in the
     same statement: under the locks, no other writer appends to them until commit.
 

@@ -232,8 +232,9 @@ class Store:
         """The profile's row and blob in the transaction of the new rows it brought (:class:`Appends`).
 
         A profile that brings new stacks paid two write transactions, its rows' and its own (a begin,
-        a lock, a commit each); now one. The GC epoch needs no lock of its own here: the append locks
-        held keep a collection out until commit (:func:`~server.store.appends.lock_all_appends`).
+        a lock, a commit each); now one. The GC epoch needs no lock of its own here: the transaction holds
+        the collection lock shared with the append locks, which keeps a collection out until commit
+        (:func:`~server.store.appends.lock_all_appends`).
         """
         conn = appends.connection()
         marks: list[tuple[int, int]] = []

@@ -264,3 +264,64 @@ def test_nothing_is_appended_once_a_collection_ran(store: Store) -> None:
     assert stale.stacks.size == 0 and not bool(stale.sample_keys.known.any())
     stale.reset(0)
     assert stale.sample_key_ids(_columns()).size > 0
+
+
+def test_a_profile_is_not_committed_between_a_collections_epoch_bump_and_its_sweep(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile that brings new rows commits its own row in their transaction. A collection bumps the epoch
+    and reads the newest blobs before it takes the append locks: a writer that held only those could commit
+    a profile in between, whose sample keys the sweep then deletes (it did, on PostgreSQL). The collection
+    is held right there while a writer stores a profile of new stacks: the writer must wait for the
+    collection and resolve its ids again after it, and nothing any blob names may be missing."""
+    from server.store import gc
+
+    settings = Settings(database_url=database_url, retention_raw="36500d")
+    store = Store.from_url(database_url)
+    paused, written = threading.Event(), threading.Event()
+    real_highest = gc._highest
+    calls: list[int] = []
+
+    def held_highest(conn: Any) -> tuple[int, int]:
+        calls.append(1)
+        highest = real_highest(conn)
+        if len(calls) == 2:  # inside the sweep's transaction, after its epoch bump and its reading of the newest
+            paused.set()
+            written.wait(timeout=3)  # a writer that need not wait for the collection is done by then
+        return highest
+
+    monkeypatch.setattr(gc, "_highest", held_highest)
+    failures: list[BaseException] = []
+    stored: list[int] = []
+
+    def writer() -> None:
+        try:
+            paused.wait(timeout=30)
+            for _ in range(3):  # the collection's epoch makes it resolve once more
+                try:
+                    result = ingest(store, settings, (DATA / "cpu2.pb.gz").read_bytes(), {"service": "late"}, time_ns=2)
+                except CachesStale:
+                    continue
+                stored.append(result.stored.id)
+                break
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            written.set()
+
+    try:
+        ingest(store, settings, CPU, {"service": "early"}, time_ns=1)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        collect_garbage(Store.from_url(database_url))
+        thread.join()
+        assert not failures, failures
+        assert len(stored) == 1
+        engine = make_engine(database_url)
+        try:
+            report = check_store(engine, blobs=True)
+        finally:
+            engine.dispose()
+        assert report.ok, report.problems
+    finally:
+        store.close()
