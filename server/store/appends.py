@@ -26,7 +26,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, func, select, text, update
 
-from server.store.models import LineFrameSegment, SampleKeySegment, StoreState
+from server.store.models import LineFrameSegment, SampleKeySegment, StackSegment, StoreState
 from server.store.state import EPOCH, GC_LOCK
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
@@ -55,13 +55,16 @@ def lock_appends(conn: Connection, key: int) -> None:
         conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
 
 
-#: The first id of the newest segment of sample keys and of line frames, read with the epoch: a table whose
-#: newest segment is one it has loaded skips its catch-up read (two statements a profile).
+#: The first id of the newest segment of sample keys, of line frames and of each stack tree, read with the
+#: epoch: a table whose newest segment is one it has loaded skips its catch-up read (four statements a
+#: profile; each is an index seek here).
 _TOPS = (
     select(func.max(SampleKeySegment.first_key)).scalar_subquery(),
     select(func.max(LineFrameSegment.first_frame)).scalar_subquery(),
+    select(func.max(StackSegment.first_node)).where(StackSegment.tree == 0).scalar_subquery(),
+    select(func.max(StackSegment.first_node)).where(StackSegment.tree == 1).scalar_subquery(),
 )
-_TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES)
+_TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES, TREES, TREES + 1)
 _HOLD_WITH_TOPS = (
     update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value, *_TOPS)
 )
@@ -152,7 +155,7 @@ class Appends:
         return conn
 
     def appended_past(self, key: int, high: int) -> bool:
-        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_FRAMES`) may hold a
+        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_FRAMES`, ``TREES + t``) may hold a
         segment starting past id ``high``: False only when the newest one, read under the locks, does not.
         Call it once :meth:`segments` has begun the transaction."""
         top = self._tops.get(key)

@@ -255,7 +255,8 @@ class StackTree:
         """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment
         (added to the index once ``appends`` commits)."""
         conn = appends.segments(self)
-        if self._catch_up(conn):  # another writer appended since: walk again against its nodes
+        # Another writer appended since (the newest segment is past this process's): walk again against its nodes.
+        if appends.appended_past(TREES + self._tree, self._high) and self._catch_up(conn):
             walk = self._walk(frames, offsets, leaf_first)
         if walk.missing:
             raw, flags = self._index.segment_columns(walk.walk)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, event, func, select
 
@@ -127,30 +128,40 @@ def test_a_profile_s_new_rows_go_in_one_transaction(store: Store) -> None:
     assert trees == 2
 
 
-def test_a_writer_reads_the_key_and_line_frame_segments_only_others_appended(store: Store) -> None:
-    """The first id of their newest segments comes with the epoch, under the append locks: a writer that
-    loaded it skips the catch-up read; one behind another writer reads what it appended, and both agree."""
+def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
+    """The first id of the newest segment of sample keys, line frames and each stack tree comes with the epoch,
+    under the append locks: a writer that loaded it skips the catch-up read; one behind another writer reads
+    what it appended, and both agree."""
     mine, other = Dedup(store.engine), Dedup(store.engine)
     mine.sample_key_ids(_columns())
+    tables = {"sample_key_segments", "line_frame_segments", "stack_segments"}
 
     def caught_up(statements: list[str]) -> set[str]:
-        return {t for t in ("sample_key_segments", "line_frame_segments") for s in statements if f"{t}.data" in s}
+        return {t for t in tables for s in statements if f"{t}.data" in s}
 
     def appended(statements: list[str]) -> set[str]:
         return {s.split()[2].lower() for s in statements if s.lstrip().upper().startswith("INSERT")}
 
     with _statements(store.engine) as statements:
         mine.sample_key_ids(decode_columns((DATA / "cpu2.pb.gz").read_bytes()))
-    assert {"sample_key_segments", "line_frame_segments"} <= appended(statements)
+    assert tables <= appended(statements)
     assert caught_up(statements) == set()
     other.sample_key_ids(decode_columns((DATA / "cpu_slow.pb.gz").read_bytes()))
     big = (DATA / "big_cpu.pb.gz").read_bytes()
     with _statements(store.engine) as statements:
         keys = mine.sample_key_ids(decode_columns(big))
-    assert {"sample_key_segments", "line_frame_segments"} <= appended(statements)
-    assert caught_up(statements) == {"sample_key_segments", "line_frame_segments"}
+    assert tables <= appended(statements)
+    assert caught_up(statements) == tables
     assert other.sample_key_ids(decode_columns(big)).tolist() == keys.tolist()
     assert Dedup(store.engine).sample_key_ids(decode_columns(big)).tolist() == keys.tolist()
+    fresh = Dedup(store.engine)
+    for tree in ("stacks", "line_stacks"):  # both processes' trees hold the same nodes as the segments
+        mine_tree, other_tree, read = getattr(mine, tree), getattr(other, tree), getattr(fresh, tree)
+        read.ensure(np.array([mine_tree.size], dtype=np.int64))
+        assert mine_tree.size == other_tree.size == read.size
+        for column in ("parent", "function", "depth"):
+            top = read.size + 1
+            assert getattr(mine_tree, column)[:top].tolist() == getattr(read, column)[:top].tolist()
 
 
 def test_concurrent_writers_of_the_same_new_profiles_agree(database_url: str) -> None:
