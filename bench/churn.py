@@ -20,7 +20,8 @@ Measured per mode, each against a baseline in the same run:
 
 - **ingest**: every profile through the real ``server.ingest.profile.ingest()``
   into a fresh SQLite file (gunzip, decode, dedup, blob, one commit each),
-  timed one by one; against a bare gunzip + protobuf parse (upb) of the same
+  timed one by one, in a process whose start-up objects are frozen as a
+  started server's are (``server/gcfreeze.py``); against a bare gunzip + protobuf parse (upb) of the same
   bytes, the least any pprof consumer does. Reported for the first pass over
   the day's stack sets (the real captures in order: a churny service's
   profiles bring new stacks, this is what it pays) and for the later copies;
@@ -77,6 +78,7 @@ from sqlalchemy import text
 
 from bench import churn_captures, churn_sets
 from bench.query import PprofRun, go_binary, machine, pprof_merge
+from server.gcfreeze import freeze_startup_objects
 from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.pprof import profile_pb2
@@ -527,6 +529,7 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
     settings = settings.model_copy(update={"database_url": url})
     empty = sqlite_size(db_file), sqlite_tables(db_file)
     store = Store.from_url(url)
+    freeze_startup_objects()  # as a started server has (server/gcfreeze.py): this process stands for one
     first = ingest_all(store, settings, profiles, day_one, start_ns, f"{mode} SQLite day 1")
     store.close()
     after_day = sqlite_size(db_file), sqlite_tables(db_file)

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         le=64,
         description="worker processes that decode and store pushes (0: threads of the API process)",
     )
+    gc_freeze: bool = Field(
+        True,
+        description="once started, keep start-up objects out of Python's full garbage collections (gc.freeze)",
+    )
     database_retry_max_interval: float = Field(
         10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
     )

@@ -28,6 +28,7 @@ from typing import Any
 
 from server import logs
 from server.errors import DatabaseUnavailable, StackyardError, Unavailable
+from server.gcfreeze import freeze_startup_objects
 from server.ingest.profile import IngestAnswer, ingest
 from server.pprof.errors import ProfileError, ProfileTooLargeError
 from server.pprof.select import SampleView
@@ -71,6 +72,7 @@ def _start_worker(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
     _Worker.settings = settings
     _Worker.store = Store.from_url(settings.database_url, settings.database_pool_size)
+    freeze_startup_objects(settings.gc_freeze)
 
 
 def _ready() -> bool:
