@@ -84,17 +84,16 @@ class SeriesLabel(Base):
 NO_REUSE = {"sqlite_autoincrement": True}
 
 
-class FunctionRow(Base):
-    __tablename__ = "functions"
-    __table_args__ = NO_REUSE
+class FunctionSegment(Base):
+    """A run of functions written together, ids ``first_function..last_function`` (gaps where collected): their
+    name, system name, file name and start line, compressed (:mod:`server.store.symbols`)."""
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
-    name: Mapped[str] = mapped_column(Text)
-    #: NULL when equal to ``name`` (Go's are always): stored twice, it was a third of the table.
-    system_name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    filename: Mapped[str] = mapped_column(Text)
-    start_line: Mapped[int] = mapped_column(BigInteger, default=0)
+    __tablename__ = "function_segments"
+
+    first_function: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_function: Mapped[int] = mapped_column(BigInteger)
+    functions: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LineFrameSegment(Base):
