@@ -41,6 +41,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -185,7 +186,13 @@ class ProfileRow(Base):
         Index("ix_profiles_series_time", "series_id", "time_ns"),
         # Not unique: on PostgreSQL a unique index must include the partition column, and a key must be
         # unique across all times. ProfileTable.insert_rows looks a key up under a lock per key instead.
-        Index("ix_profiles_idempotency_key", "idempotency_key"),
+        # Only rows with a key (migration 0020): scraped profiles have none, and a key is all it is searched for.
+        Index(
+            "ix_profiles_idempotency_key",
+            "idempotency_key",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

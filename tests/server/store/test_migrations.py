@@ -469,3 +469,41 @@ def test_functions_become_segments_and_back(client: TestClient, store: Store, se
     )
     report = check_store(store.engine)
     assert report.ok, report.problems
+
+
+_IDEMPOTENCY_INDEX = {
+    "postgresql": "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_profiles_idempotency_key'",
+    "sqlite": "SELECT sql FROM sqlite_master WHERE name = 'ix_profiles_idempotency_key'",
+}
+
+
+def test_the_idempotency_index_holds_only_keyed_profiles(client: TestClient, store: Store) -> None:
+    """0020 both ways: the index leaves out profiles without a key, and a key is still found (and a retry with it
+    stored once) through it."""
+    config = alembic_config(store.engine.url.render_as_string(hide_password=False))
+    with store.engine.connect() as conn:
+        definition = str(conn.execute(text(_IDEMPOTENCY_INDEX[conn.dialect.name])).scalar_one())
+    assert "WHERE" in definition.upper() and "IS NOT NULL" in definition.upper()
+    first = push(client, DATA / "cpu.pb.gz", service="keyed", idempotency_key="k-1")
+    again = client.post(
+        "/api/v1/ingest",
+        params={"service": "keyed", "idempotency_key": "k-1"},
+        content=(DATA / "cpu.pb.gz").read_bytes(),
+    )
+    assert again.status_code == 200 and again.json()["id"] == first["id"]  # the retry found the stored profile
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET enable_seqscan = off"))  # a table this small would be scanned whatever its indexes
+            found = conn.execute(text("EXPLAIN SELECT id FROM profiles WHERE idempotency_key IN ('x', 'y')")).all()
+            plan = " ".join(str(row[0]) for row in found)
+            assert "Index" in plan and "idempotency_key_idx" in plan, plan  # each partition's copy of the index
+        else:
+            found = conn.execute(text("EXPLAIN QUERY PLAN SELECT id FROM profiles WHERE idempotency_key = 'x'")).all()
+            plan = " ".join(str(row[-1]) for row in found)
+            assert "INDEX ix_profiles_idempotency_key" in plan, plan
+    store.close()
+    command.downgrade(config, "0019")
+    with store.engine.connect() as conn:
+        definition = str(conn.execute(text(_IDEMPOTENCY_INDEX[conn.dialect.name])).scalar_one())
+    assert "WHERE" not in definition.upper()
+    command.upgrade(config, "head")
