@@ -13,12 +13,17 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from server.pprof.decode import decode_columns
 from server.store import symbols
 from server.store.appends import Appends, EpochMoved
 from server.store.check import check_store
 from server.store.database import make_engine
+from server.store.dedup import Dedup
+from server.store.gc import collect_garbage
+from server.store.repository import Store
 from server.store.stackcodec import CorruptSegment
 from server.store.symbols import FunctionKey, FunctionTable
+from tests.support.tools import DATA
 
 ODD: list[FunctionKey] = [
     ("main.main", "main.main", "/src/main.go"),
@@ -175,3 +180,27 @@ def test_no_function_is_appended_once_a_collection_ran(database_url: str) -> Non
             assert symbols.read_segments(conn) == []
     finally:
         engine.dispose()
+
+
+def test_collection_drops_dead_functions_and_keeps_the_highest(database_url: str) -> None:
+    """No profile names the keys stored: a collection keeps only the highest key's stack (and its functions) and the
+    highest function, writing the segments again without the rest; a new function is numbered past the highest."""
+    store = Store.from_url(database_url)
+    try:
+        Dedup(store.engine).sample_key_ids(decode_columns((DATA / "big_cpu.pb.gz").read_bytes()))
+        FunctionTable(store.engine).ids([("named.by.nothing", "named.by.nothing", "x.go")], [1])  # the highest
+        with store.engine.connect() as conn:
+            before = symbols.concatenate(symbols.read_segments(conn))
+        removed = collect_garbage(store)
+        with store.engine.connect() as conn:
+            after = symbols.concatenate(symbols.read_segments(conn))
+        highest = int(before.ids[-1])
+        assert 0 < removed["functions"] == len(before) - len(after)
+        assert highest in after.ids.tolist() and set(after.ids.tolist()) < set(before.ids.tolist())
+        kept = dict(zip(before.ids.tolist(), before.keys(), strict=True))
+        assert all(kept[fid] == key for fid, key in zip(after.ids.tolist(), after.keys(), strict=True))
+        report = check_store(store.engine, blobs=False)
+        assert report.ok, report.problems  # no stack node or line frame left names a dropped function
+        assert FunctionTable(store.engine).ids([("brand.new", "brand.new", "new.go")], [1]) == [highest + 1]
+    finally:
+        store.close()
