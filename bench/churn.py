@@ -664,6 +664,7 @@ def largest(stored: Storage, count: int = 6) -> str:
         "sample_keys": "keys",
         "sample_key_segments": "keys",
         "line_frame_segments": "line frames",
+        "function_segments": "functions",
         "profiles": "rows",
     }
     return " ".join(f"{short.get(name, name)} {size / stored.profiles / 1024:.1f}" for name, size in top)

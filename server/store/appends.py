@@ -1,6 +1,6 @@
 """The write locks of the append-only tables, and the one transaction a profile's new rows go in.
 
-Segment tables (sample keys, line frames, the stack trees' nodes) have no
+Segment tables (functions, sample keys, line frames, the stack trees' nodes) have no
 unique index: a process answers dedup from memory, and two writers stay
 correct because each appends under the table's lock, after reading what
 others appended since it last looked (the rule of the stack tree's
@@ -12,7 +12,7 @@ rather than one each: every such transaction paid a begin, a lock, a
 commit; the profile's own row and blob join it (:mod:`server.store.repository`).
 It takes every append lock at once when it opens, in the order
 garbage collection takes them (:mod:`server.store.gc`: the collection lock,
-then sample keys, tree 0, tree 1, line frames), so a collection and any
+then sample keys, tree 0, tree 1, line frames, functions), so a collection and any
 number of writers can never wait on each other in a circle. Ids enter the
 memory caches only after the commit (:meth:`Appends.after_commit`): a
 rollback anywhere leaves none behind.
@@ -26,17 +26,18 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, func, select, text, update
 
-from server.store.models import LineFrameSegment, SampleKeySegment, StackSegment, StoreState
+from server.store.models import FunctionSegment, LineFrameSegment, SampleKeySegment, StackSegment, StoreState
 from server.store.state import EPOCH, GC_LOCK
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
 SAMPLE_KEYS = 7_299_999_910
 LINE_FRAMES = 7_299_999_911
+FUNCTIONS = 7_299_999_912
 #: Stack tree ``t``'s appends: ``TREES + t`` (:mod:`server.store.stacks`, trees 0 and 1).
 TREES = 7_299_999_900
 #: The order every writer takes the append locks in: the order garbage collection takes them.
-ORDER = (SAMPLE_KEYS, TREES, TREES + 1, LINE_FRAMES)
-# One statement for the four: a round trip each would cost more than the locks. PostgreSQL evaluates a
+ORDER = (SAMPLE_KEYS, TREES, TREES + 1, LINE_FRAMES, FUNCTIONS)
+# One statement for the five: a round trip each would cost more than the locks. PostgreSQL evaluates a
 # select list left to right, so they are taken in ORDER, after the collection lock, shared, as garbage
 # collection takes it (exclusively) first: its sweep bumps the epoch and reads the newest blobs under that
 # lock alone, before it waits for the append locks, so a writer holding only those could commit a profile
@@ -55,16 +56,17 @@ def lock_appends(conn: Connection, key: int) -> None:
         conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
 
 
-#: The first id of the newest segment of sample keys, of line frames and of each stack tree, read with the
-#: epoch: a table whose newest segment is one it has loaded skips its catch-up read (four statements a
+#: The first id of the newest segment of sample keys, of line frames, of each stack tree and of functions, read
+#: with the epoch: a table whose newest segment is one it has loaded skips its catch-up read (five statements a
 #: profile; each is an index seek here).
 _TOPS = (
     select(func.max(SampleKeySegment.first_key)).scalar_subquery(),
     select(func.max(LineFrameSegment.first_frame)).scalar_subquery(),
     select(func.max(StackSegment.first_node)).where(StackSegment.tree == 0).scalar_subquery(),
     select(func.max(StackSegment.first_node)).where(StackSegment.tree == 1).scalar_subquery(),
+    select(func.max(FunctionSegment.first_function)).scalar_subquery(),
 )
-_TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES, TREES, TREES + 1)
+_TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES, TREES, TREES + 1, FUNCTIONS)
 _HOLD_WITH_TOPS = (
     update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value, *_TOPS)
 )
@@ -112,7 +114,8 @@ class Appends:
     With ``epoch`` (the GC epoch the caller's cached ids belong to), no
     segment is appended once a collection has run since (:class:`EpochMoved`):
     a new node's parent, a line frame's function or a key's node might be
-    gone. Functions may still be inserted (they name nothing).
+    gone. (New functions name nothing, but they share the transaction that
+    would fail: they are not appended either.)
     """
 
     def __init__(self, engine: Engine, epoch: int | None = None) -> None:
@@ -155,8 +158,9 @@ class Appends:
         return conn
 
     def appended_past(self, key: int, high: int) -> bool:
-        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_FRAMES`, ``TREES + t``) may hold a
-        segment starting past id ``high``: False only when the newest one, read under the locks, does not.
+        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_FRAMES`, ``TREES + t``,
+        :data:`FUNCTIONS`) may hold a segment starting past id ``high``: False only when the newest one, read under
+        the locks, does not.
         Call it once :meth:`segments` has begun the transaction."""
         top = self._tops.get(key)
         return top is None or top > high

@@ -9,8 +9,9 @@ id, invisibly to the database) as well as what they should have enforced:
   recorded on the row (a torn or truncated blob shows here); a blob, a
   rollup's blob and a goroutine group carry their owner's series id (the key
   a Citus cluster would place them by, docs/scaling.md);
-- stack, sample-key and line-frame segments decode and agree with their
-  rows; no key id, hash or (function, line) pair is stored twice (what the
+- stack, sample-key, line-frame and function segments decode and agree with
+  their rows; no key id, hash, (function, line) pair or function is stored
+  twice (what the
   unique indexes of the row-per-key tables enforced); nodes hang off existing
   parents and functions; sample keys point at existing nodes (both trees)
   and label sets; every sample key a blob names exists;
@@ -35,9 +36,9 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
-from server.store import blob, lineframes, samplekeys
+from server.store import blob, lineframes, samplekeys, symbols
 from server.store.models import (
-    FunctionRow,
+    FunctionSegment,
     GoroutineDump,
     GoroutineGroup,
     LineFrameSegment,
@@ -99,8 +100,11 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
     """Check everything; ``*_since_ns`` are the retention cutoffs (now minus ``retention_raw``/``_hourly``)."""
     report = Report()
     with engine.connect() as conn:
-        for name, model in (("profiles", ProfileRow), ("rollups", Rollup), ("functions", FunctionRow)):
+        for name, model in (("profiles", ProfileRow), ("rollups", Rollup)):
             report.counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+        report.counts["functions"] = int(
+            conn.execute(select(func.coalesce(func.sum(FunctionSegment.functions), 0))).scalar_one()
+        )
         report.counts["sample_keys"] = int(
             conn.execute(select(func.coalesce(func.sum(SampleKeySegment.keys), 0))).scalar_one()
         )
@@ -113,7 +117,8 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
         _rows(conn, report)
         keys = _key_segments(conn, report)
         frames = _frame_segments(conn, report)
-        _stack_segments(conn, report, keys, frames)
+        functions = _function_segments(conn, report)
+        _stack_segments(conn, report, keys, frames, functions)
         if blobs:
             _profile_blobs(conn, report, keys.ids)
             _rollup_blobs(conn, report, keys.ids)
@@ -226,6 +231,31 @@ def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
     return frames
 
 
+def _function_segments(conn: Connection, report: Report) -> npt.NDArray[np.int64]:
+    """Every function id (sorted), checked: segments decode and agree with their rows, no id or function twice."""
+    rows = conn.execute(
+        select(
+            FunctionSegment.first_function,
+            FunctionSegment.last_function,
+            FunctionSegment.functions,
+            FunctionSegment.data,
+        )
+    )
+    parts, torn = _decoded(rows, symbols.decode)
+    report.add("function segments that do not decode or disagree with their row (by first function)", torn)
+    parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
+    functions = symbols.concatenate(parts)
+    report.add("functions stored twice (by id)", _repeated(functions.ids))
+    seen: set[tuple[str, str, str]] = set()
+    twice: list[int] = []
+    for fid, key in zip(functions.ids.tolist(), functions.keys(), strict=True):
+        if key in seen:
+            twice.append(fid)
+        seen.add(key)
+    report.add("functions whose (name, system name, file) is stored twice (by id)", twice)
+    return np.sort(functions.ids)
+
+
 def _decoded(rows: Iterable[Any], decode: Callable[[bytes], _Rows]) -> tuple[list[_Rows], list[int]]:
     """Segments from ``(first id, last id, count, data)`` rows: those that decode and agree with their row, and
     the first ids of those that do not."""
@@ -264,7 +294,11 @@ def _repeated_at(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 
 def _stack_segments(
-    conn: Connection, report: Report, stored_keys: samplekeys.KeyRows, stored_frames: lineframes.FrameRows
+    conn: Connection,
+    report: Report,
+    stored_keys: samplekeys.KeyRows,
+    stored_frames: lineframes.FrameRows,
+    functions: npt.NDArray[np.int64],
 ) -> None:
     """Segments decode and agree with their rows; nodes hang off stored parents and functions; sample keys
     point at stored nodes. The node ids are held as sorted arrays: a few bytes per node."""
@@ -293,7 +327,6 @@ def _stack_segments(
             parent_parts[int(tree)].append(segment.parents)
             frame_parts[int(tree)].append(segment.frames)
     report.add("stack segments that do not decode or disagree with their row (by first node)", torn)
-    functions = np.sort(np.fromiter(conn.execute(select(FunctionRow.id)).scalars(), dtype=np.int64))
     dangling = ~_member(stored_frames.functions, functions)
     report.add("line frames whose function is missing", stored_frames.ids[dangling].tolist())
     line_leaves = np.where(stored_keys.line_nodes == samplekeys.NO_LINES, 0, stored_keys.line_nodes)

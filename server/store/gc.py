@@ -9,9 +9,9 @@ invisibly to SQL, so collection is mark and sweep:
 2. in one write transaction that first bumps ``gc_epoch`` (which takes the
    write lock): mark the blobs written meanwhile, derive the stack nodes (with
    all their ancestors), line frames, functions and label sets still in use,
-   delete the rest. Segment tables (stack nodes, sample keys, line frames) get
-   the segments that lost rows written again without them; each keeps its
-   highest id, since appends number past it.
+   delete the rest. Segment tables (stack nodes, sample keys, line frames,
+   functions) get the segments that lost rows written again without them;
+   each keeps its highest id, since appends number past it.
 
 Every process's ingest compares ``gc_epoch`` with the epoch its caches were
 filled in, inside the transaction that stores a profile, and retries with
@@ -28,12 +28,13 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, insert, select
 
-from server.store import blob, lineframes, samplekeys
+from server.store import blob, lineframes, samplekeys, symbols
+from server.store.appends import FUNCTIONS as FUNCTION_APPENDS
 from server.store.appends import LINE_FRAMES, SAMPLE_KEYS
 from server.store.appends import lock_appends as lock_table
 from server.store.database import chunks
 from server.store.models import (
-    FunctionRow,
+    FunctionSegment,
     LineFrameSegment,
     ProfileBlob,
     RollupBlob,
@@ -116,15 +117,16 @@ def collect_garbage(store: Store) -> dict[str, int]:
         live_frame_rows[-1:] = True  # the highest frame stays, as the highest key does
         # A function stays while a live stack or a live (function, line) frame names it.
         live_functions = np.union1d(live_frames, stored_frames.functions[live_frame_rows])
-        function_ids = np.array(conn.execute(select(FunctionRow.id)).scalars().all(), dtype=np.int64)
+        lock_table(conn, FUNCTION_APPENDS)
+        function_segments = symbols.read_segments(conn)
+        if function_segments:  # the highest function stays, as the highest key does
+            live_functions = np.union1d(live_functions, function_segments[-1].ids[-1:])
         labelset_ids = np.array(conn.execute(select(SampleLabelset.id)).scalars().all(), dtype=np.int64)
         removed["sample_keys"] = _rewrite_keys(conn, key_segments, fills, live_keys)
         removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
         removed["line_nodes"] = _rewrite_segments(conn, LINES, line_segments, live_line_nodes)
         removed["line_frames"] = _rewrite_frames(conn, frame_segments, stored_frames.ids[live_frame_rows])
-        removed["functions"] = _delete(
-            conn, FunctionRow.__table__, function_ids[~np.isin(function_ids, live_functions)]
-        )
+        removed["functions"] = _rewrite_functions(conn, function_segments, live_functions)
         removed["labelsets"] = _delete(conn, SampleLabelset.__table__, labelset_ids[~np.isin(labelset_ids, labelsets)])
     store.reset_caches()
     log.info("garbage collected", extra=removed)
@@ -202,6 +204,20 @@ def _rewrite_frames(conn: Connection, segments: list[lineframes.FrameRows], live
         conn.execute(delete(LineFrameSegment).where(LineFrameSegment.first_frame == int(segment.ids[0])))
         if bool(keep.any()):
             conn.execute(insert(LineFrameSegment).values(**lineframes.segment_row(segment.take(keep))))
+    return dropped
+
+
+def _rewrite_functions(conn: Connection, segments: list[symbols.FunctionRows], live: IntArray) -> int:
+    """Function segments holding dead functions are written again without them; returns the functions dropped."""
+    dropped = 0
+    for segment in segments:
+        keep = np.isin(segment.ids, live)
+        if bool(keep.all()):
+            continue
+        dropped += int((~keep).sum())
+        conn.execute(delete(FunctionSegment).where(FunctionSegment.first_function == int(segment.ids[0])))
+        if bool(keep.any()):
+            conn.execute(insert(FunctionSegment).values(**symbols.segment_row(segment.take(keep))))
     return dropped
 
 

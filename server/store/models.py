@@ -41,6 +41,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,17 +85,16 @@ class SeriesLabel(Base):
 NO_REUSE = {"sqlite_autoincrement": True}
 
 
-class FunctionRow(Base):
-    __tablename__ = "functions"
-    __table_args__ = NO_REUSE
+class FunctionSegment(Base):
+    """A run of functions written together, ids ``first_function..last_function`` (gaps where collected): their
+    name, system name, file name and start line, compressed (:mod:`server.store.symbols`)."""
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    hash: Mapped[int] = mapped_column(BigInteger, unique=True)
-    name: Mapped[str] = mapped_column(Text)
-    #: NULL when equal to ``name`` (Go's are always): stored twice, it was a third of the table.
-    system_name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    filename: Mapped[str] = mapped_column(Text)
-    start_line: Mapped[int] = mapped_column(BigInteger, default=0)
+    __tablename__ = "function_segments"
+
+    first_function: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_function: Mapped[int] = mapped_column(BigInteger)
+    functions: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LineFrameSegment(Base):
@@ -186,7 +186,13 @@ class ProfileRow(Base):
         Index("ix_profiles_series_time", "series_id", "time_ns"),
         # Not unique: on PostgreSQL a unique index must include the partition column, and a key must be
         # unique across all times. ProfileTable.insert_rows looks a key up under a lock per key instead.
-        Index("ix_profiles_idempotency_key", "idempotency_key"),
+        # Only rows with a key (migration 0020): scraped profiles have none, and a key is all it is searched for.
+        Index(
+            "ix_profiles_idempotency_key",
+            "idempotency_key",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -1,4 +1,4 @@
-"""Function deduplication: each (name, system name, file) is stored once, ever.
+"""Functions, each (name, system name, file) stored once, ever: as compressed append-only segments.
 
 A profile names its functions through its own string table, so finding their
 ids used to mean building a (name, system name, file) tuple per function and
@@ -8,27 +8,58 @@ a 128-bit digest of its strings (:func:`function_digests`), which numpy finds
 for the whole function table at once; only functions not found that way
 (new ones, a profile of another process's making) take the tuple lookup.
 The digest is made of Python's string hash, keyed per process, like the
-cache it serves: two different functions would have to collide in it, where
-the table's stored identity (:func:`~server.store.keys.hash64`) is 64 bits.
+cache it serves: two different functions would have to collide in it.
+
+Storage. A row per function, with a unique index on a hash of its strings,
+was the largest relation of a PostgreSQL store's first day (1,388 bytes a
+profile of 3,664, steady service): a heap tuple, a primary key and a unique
+index entry per function, file names repeated in every row. Functions are
+instead appended as segments (``function_segments``), under the rule of
+line frames and sample keys (:mod:`server.store.lineframes`): no unique
+index, dedup answered from memory; every segment is read at first use, new
+functions are appended under the append lock after catching up on what other
+writers appended (and looking again), and ids are cached only once
+committed. Every process holds the whole dictionary (a few hundred bytes a
+function); queries answer names and files from it without a statement.
+
+A segment's bytes (:func:`encode`): a 12-byte header (magic ``FS``, version,
+the sizes of the two integer blocks), then
+
+- the rows' integer columns (:mod:`server.store.columncodec`, magic ``FN``):
+  ids, start line, the UTF-8 length of the name, of the system name (-1: the
+  same as the name, as Go's always are) and the file's number in the
+  segment's file list;
+- the file list's lengths (columncodec, magic ``FF``): a file is named once a
+  segment, not once a function;
+- one zstd frame of the strings: every name, then the system names that
+  differ, then the distinct file names. Rows are in (name, system name, file)
+  order and the files sorted, so a package's functions and paths sit side by
+  side for the compressor.
+
+Lengths, not separators, delimit the strings: a name may hold any character.
+The frame's size must equal what the lengths add up to before it is
+decompressed, and every length and file number is checked against it.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+import zstandard
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from server.pprof import kernels
 from server.pprof.mixing import mix64
-from server.store.appends import Appends
-from server.store.database import chunks
-from server.store.keys import hash64
-from server.store.models import FunctionRow
+from server.store import columncodec
+from server.store.appends import FUNCTIONS, Appends
+from server.store.models import FunctionSegment
+from server.store.stackcodec import CorruptSegment
 
 FunctionKey = tuple[str, str, str]
 U64 = npt.NDArray[np.uint64]
@@ -70,44 +101,211 @@ def function_digests_numpy(
     return first, second
 
 
-#: The insert of new functions by dialect, built once (building a statement costs more than running it).
-_INSERTS: dict[str, Any] = {}
+#: A function segment's header: magic, version, then the byte sizes of its two integer blocks.
+_HEADER = struct.Struct("<2sBxII")
+MAGIC = b"FS"
+_VERSION = 1
+_ROWS = b"FN"
+_FILES = b"FF"
+#: The strings' compression level: they are most of a segment, written once and read by every process; a steady
+#: service's day of names takes ~14 ms at this level, once.
+_LEVEL = 12
+_SAME = -1  # a system name's length when it is the name
+#: Functions a segment holds at most when a whole store is written at once (migration 0019).
+SEGMENT_FUNCTIONS = 65_536
+_COMPRESSOR = threading.local()
 
 
-def _insert(conn: Connection) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id, hash``: a function another writer stored is skipped."""
-    name = conn.dialect.name
-    statement = _INSERTS.get(name)
-    if statement is None:
-        dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
-        statement = dialect_insert(FunctionRow).on_conflict_do_nothing()
-        statement = _INSERTS[name] = statement.returning(FunctionRow.id, FunctionRow.hash)
-    return statement
+@dataclass(slots=True)
+class FunctionRows:
+    """Functions in increasing id order."""
+
+    ids: IntArray
+    names: list[str]
+    system_names: list[str]
+    filenames: list[str]
+    start_lines: IntArray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def take(self, which: npt.NDArray[Any]) -> FunctionRows:
+        at = np.flatnonzero(which) if which.dtype == np.bool_ else which
+        picked = at.tolist()
+        return FunctionRows(
+            self.ids[at],
+            [self.names[i] for i in picked],
+            [self.system_names[i] for i in picked],
+            [self.filenames[i] for i in picked],
+            self.start_lines[at],
+        )
+
+    def keys(self) -> list[FunctionKey]:
+        return list(zip(self.names, self.system_names, self.filenames, strict=True))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def encode(rows: FunctionRows) -> bytes:
+    """The segment's bytes (layout in the module's docstring)."""
+    files = sorted(set(rows.filenames))
+    number = {name: at for at, name in enumerate(files)}
+    names = [_utf8(name) for name in rows.names]
+    systems = [
+        b"" if system == name else _utf8(system) for name, system in zip(rows.names, rows.system_names, strict=True)
+    ]
+    file_bytes = [_utf8(name) for name in files]
+    system_lengths = [
+        _SAME if system == name else len(coded)
+        for name, system, coded in zip(rows.names, rows.system_names, systems, strict=True)
+    ]
+    columns = [
+        rows.start_lines.astype(np.int64),
+        np.array([len(coded) for coded in names], dtype=np.int64),
+        np.array(system_lengths, dtype=np.int64),
+        np.array([number[name] for name in rows.filenames], dtype=np.int64),
+    ]
+    integers = columncodec.encode(_ROWS, rows.ids.astype(np.int64), columns)
+    file_ids = np.arange(1, len(files) + 1, dtype=np.int64)
+    lengths = columncodec.encode(_FILES, file_ids, [np.array([len(coded) for coded in file_bytes], dtype=np.int64)])
+    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSOR, "made", None)
+    if compressor is None:
+        compressor = _COMPRESSOR.made = zstandard.ZstdCompressor(level=_LEVEL)
+    text = compressor.compress(b"".join(names) + b"".join(systems) + b"".join(file_bytes))
+    return _HEADER.pack(MAGIC, _VERSION, len(integers), len(lengths)) + integers + lengths + text
+
+
+def _strings(raw: bytes, lengths: list[int], at: int) -> tuple[list[str], int]:
+    found: list[str] = []
+    for length in lengths:
+        found.append(raw[at : at + length].decode("utf-8", "surrogatepass"))
+        at += length
+    return found, at
+
+
+def decode(data: bytes) -> FunctionRows:
+    """A segment's functions; bytes that are not what their header says raise :class:`CorruptSegment`."""
+    if len(data) < _HEADER.size:
+        raise CorruptSegment(f"function segment of {len(data)} bytes is shorter than its header")
+    magic, version, rows_size, files_size = _HEADER.unpack_from(data)
+    if magic != MAGIC or version != _VERSION:
+        raise CorruptSegment("not a function segment (or one of an unsupported version)")
+    text_at = _HEADER.size + rows_size + files_size
+    if text_at > len(data):
+        raise CorruptSegment("function segment is cut short in its integer columns")
+    ids, (start_lines, name_lengths, system_lengths, file_numbers) = columncodec.decode(
+        _ROWS, 4, data[_HEADER.size : _HEADER.size + rows_size]
+    )
+    _, (file_lengths,) = columncodec.decode(_FILES, 1, data[_HEADER.size + rows_size : text_at])
+    if (
+        bool((name_lengths < 0).any())
+        or bool((system_lengths < _SAME).any())
+        or bool((file_lengths < 0).any())
+        or bool(((file_numbers < 0) | (file_numbers >= file_lengths.shape[0])).any())
+    ):
+        raise CorruptSegment("function segment has a string length or file number out of range")
+    expected = int(name_lengths.sum()) + int(system_lengths[system_lengths > 0].sum()) + int(file_lengths.sum())
+    body = data[text_at:]
+    try:
+        if zstandard.frame_content_size(body) != expected:  # checked first: it bounds what is decompressed
+            raise CorruptSegment("function segment's strings are not the size its lengths add up to")
+        raw = zstandard.ZstdDecompressor().decompress(body)
+    except zstandard.ZstdError as exc:
+        raise CorruptSegment(f"function segment's strings do not decompress: {exc}") from None
+    if len(raw) != expected:
+        raise CorruptSegment("function segment's strings are not the size its lengths add up to")
+    try:
+        names, at = _strings(raw, name_lengths.tolist(), 0)
+        differing, at = _strings(raw, [n for n in system_lengths.tolist() if n != _SAME], at)
+        files, at = _strings(raw, file_lengths.tolist(), at)
+    except UnicodeDecodeError as exc:
+        raise CorruptSegment(f"function segment holds a string that is not UTF-8: {exc}") from None
+    others = iter(differing)
+    systems = [name if n == _SAME else next(others) for name, n in zip(names, system_lengths.tolist(), strict=True)]
+    filenames = [files[n] for n in file_numbers.tolist()]
+    return FunctionRows(ids, names, systems, filenames, start_lines)
+
+
+def segment_row(rows: FunctionRows) -> dict[str, Any]:
+    """The ``function_segments`` row holding ``rows`` (at least one)."""
+    return {
+        "first_function": int(rows.ids[0]),
+        "last_function": int(rows.ids[-1]),
+        "functions": len(rows),
+        "data": encode(rows),
+    }
+
+
+def concatenate(parts: Sequence[FunctionRows]) -> FunctionRows:
+    return FunctionRows(
+        np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, dtype=np.int64),
+        [name for p in parts for name in p.names],
+        [name for p in parts for name in p.system_names],
+        [name for p in parts for name in p.filenames],
+        np.concatenate([p.start_lines for p in parts]) if parts else np.zeros(0, dtype=np.int64),
+    )
+
+
+def rows_of(keys: Sequence[FunctionKey], start_lines: Sequence[int], first_id: int) -> FunctionRows:
+    """Functions ``keys`` (in that order) numbered from ``first_id``."""
+    return FunctionRows(
+        np.arange(first_id, first_id + len(keys), dtype=np.int64),
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+        [key[2] for key in keys],
+        np.array(start_lines, dtype=np.int64),
+    )
+
+
+# Built once, as the line frames' (server.store.lineframes): building a statement costs more than running it.
+_READ = (
+    select(FunctionSegment.data)
+    .where(FunctionSegment.first_function > bindparam("above"))
+    .order_by(FunctionSegment.first_function)
+)
+_INSERT = insert(FunctionSegment)
+
+
+def read_segments(conn: Connection, above: int = 0) -> list[FunctionRows]:
+    """The segments holding functions past ``above``, in id order."""
+    return [decode(bytes(data)) for data in conn.execute(_READ, {"above": above}).scalars()]
 
 
 class FunctionTable:
-    """A write-through cache of the ``functions`` table, keyed by content."""
+    """The process's copy of ``function_segments``: ids by content, and content by id for queries."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._ids: dict[FunctionKey, int] = {}
-        self._names: dict[int, str] = {}
-        self._files: dict[int, str] = {}
-        self._lock = threading.Lock()
+        #: (name, system name, file name, start line) by id.
+        self._rows: dict[int, tuple[str, str, str, int]] = {}
+        #: Ids by name, made at the first :meth:`ids_named` (a function's history): other processes need none.
+        self._named: dict[str, list[int]] | None = None
+        self._lock = threading.RLock()
+        self._high = 0  # every segment whose functions are at most this is loaded
+        self._loaded = False
         #: Known functions by digest: (first halves sorted, second halves, ids), replaced whole (readers take
         #: the tuple once, so no lock is needed to read it).
         self._digests = _EMPTY
 
     def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int], appends: Appends | None = None) -> list[int]:
-        """The database id of every key, inserting the ones never seen before: in ``appends`` (the profile's
-        one write transaction; cached once it commits), or in a transaction of their own."""
+        """The id of every key, appending the ones never stored before: in ``appends`` (the profile's one write
+        transaction; their ids are handed out, and cached once it commits), or in a transaction of their own."""
         ids = self._ids
         try:
             return [ids[key] for key in keys]  # the steady state: every function seen before
         except KeyError:
             pass
-        missing = {key: line for key, line in zip(keys, start_lines, strict=True) if key not in ids}
         with self._lock:
+            self._ensure_loaded()
+            missing: dict[FunctionKey, int] = {}
+            for key, line in zip(keys, start_lines, strict=True):
+                if key not in ids:
+                    missing.setdefault(key, line)
+            if not missing:
+                return [ids[key] for key in keys]
             if appends is None:
                 with Appends(self._engine) as own:
                     self._store(missing, own)
@@ -151,82 +349,90 @@ class FunctionTable:
             )
 
     def _store(self, missing: dict[FunctionKey, int], appends: Appends) -> dict[FunctionKey, int]:
-        """Insert the functions not stored yet (under the append locks: no other writer inserts meanwhile);
-        their ids, and those another writer stored first, cached once ``appends`` commits."""
-        by_hash = {hash64(key): key for key in missing if key not in self._ids}
-        rows = [
-            {
-                "hash": fhash,
-                "name": key[0],
-                "system_name": None if key[1] == key[0] else key[1],  # NULL: the same as the name
-                "filename": key[2],
-                "start_line": missing[key],
-            }
-            for fhash, key in sorted(by_hash.items())  # one order for every writer: no two wait on each other
-        ]
-        found: dict[FunctionKey, int] = {}
-        conn = appends.connection()
-        inserted = [row for part in chunks(rows, 1000) for row in conn.execute(_insert(conn), list(part))]
-        found.update((by_hash[int(fhash)], int(fid)) for fid, fhash in inserted)
-        # Only what another writer stored first is looked up: one statement, not two, for new functions.
-        raced = list(by_hash.keys() - {int(fhash) for _, fhash in inserted})
-        for part in chunks(raced, 500):
-            query = select(FunctionRow.id, FunctionRow.hash).where(FunctionRow.hash.in_(part))
-            found.update((by_hash[int(fhash)], int(fid)) for fid, fhash in conn.execute(query))
-        # Cached only once committed: an id from a rolled-back insert must never be handed out.
-        appends.after_commit(lambda: self._committed(found))
-        return found
+        """Append the functions none of which this process has loaded, in ``appends``, after catching up on
+        what other writers appended (under the append locks: none appends meanwhile); their ids are cached
+        once it commits. Returns the ids of those appended: until the commit, the caller finds them only there."""
+        conn = appends.segments(self)
+        # Another writer appended since (the newest segment is past this process's): only what is still missing.
+        if appends.appended_past(FUNCTIONS, self._high) and self._catch_up(conn):
+            missing = {key: line for key, line in missing.items() if key not in self._ids}
+        if not missing:
+            return {}
+        keys = sorted(missing)  # a package's functions side by side: they compress together
+        rows = rows_of(keys, [missing[key] for key in keys], self._high + 1)
+        conn.execute(_INSERT, segment_row(rows))
+        # Cached only once committed: an id from a rolled-back segment must never be handed out.
+        appends.after_commit(lambda: self._committed(rows))
+        return dict(zip(keys, rows.ids.tolist(), strict=True))
 
-    def _committed(self, found: dict[FunctionKey, int]) -> None:
-        for key, fid in found.items():
-            self._ids[key] = fid
-            self._names[fid] = key[0]
+    def _committed(self, rows: FunctionRows) -> None:
+        """Functions this process appended have committed (a query may have read them from the database since)."""
+        with self._lock:
+            if int(rows.ids[0]) > self._high:
+                self._add(rows)
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            with self._engine.connect() as conn:
+                self._catch_up(conn)
+
+    def _catch_up(self, conn: Connection) -> bool:
+        """Read the segments appended past what this process has loaded; whether there were any."""
+        parts = read_segments(conn, self._high)
+        self._loaded = True
+        for part in parts:
+            self._add(part)
+        return bool(parts)
+
+    def _add(self, rows: FunctionRows) -> None:
+        """Functions (in increasing id order, all above those loaded) into the maps."""
+        if len(rows) == 0:
+            return
+        ids = rows.ids.tolist()
+        keys = list(zip(rows.names, rows.system_names, rows.filenames, strict=True))
+        self._ids.update(zip(keys, ids, strict=True))  # in bulk: 100,000 functions load in ~0.1 s
+        lines = rows.start_lines.tolist()
+        self._rows.update(zip(ids, zip(rows.names, rows.system_names, rows.filenames, lines, strict=True), strict=True))
+        if self._named is not None:
+            for fid, name in zip(ids, rows.names, strict=True):
+                self._named.setdefault(name, []).append(fid)
+        self._high = max(self._high, ids[-1])
+
+    def _loaded_rows(self, ids: Iterable[int]) -> tuple[set[int], dict[int, tuple[str, str, str, int]]]:
+        """``ids`` as a set, and the rows by id once every one of them this process may lack is read (a function
+        another process appended since): the segments past what is loaded are read only then."""
+        wanted = set(ids)
+        rows = self._rows
+        unknown = [fid for fid in wanted if fid not in rows]
+        if unknown and (not self._loaded or max(unknown) > self._high):
+            with self._lock:
+                if not self._loaded or max(unknown) > self._high:
+                    with self._engine.connect() as conn:
+                        self._catch_up(conn)
+        return wanted, rows
 
     def names(self, ids: Iterable[int]) -> dict[int, str]:
-        """Function names by id, loading those this process has not seen."""
-        wanted = set(ids)
-        unknown = [fid for fid in wanted if fid not in self._names]
-        if unknown:
-            with self._engine.connect() as conn:
-                for part in chunks(unknown, 500):
-                    for fid, name in conn.execute(
-                        select(FunctionRow.id, FunctionRow.name).where(FunctionRow.id.in_(part))
-                    ):
-                        self._names[fid] = name
-        return {fid: self._names[fid] for fid in wanted if fid in self._names}
+        """Function names by id (ids not stored are left out)."""
+        wanted, rows = self._loaded_rows(ids)
+        return {fid: rows[fid][0] for fid in wanted if fid in rows}
 
     def frames(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """(name, file name) by id, for filters that match either; cached like :meth:`names`."""
-        wanted = set(ids)
-        unknown = [fid for fid in wanted if fid not in self._files or fid not in self._names]
-        if unknown:
-            with self._engine.connect() as conn:
-                for part in chunks(unknown, 500):
-                    query = select(FunctionRow.id, FunctionRow.name, FunctionRow.filename).where(
-                        FunctionRow.id.in_(part)
-                    )
-                    for fid, name, filename in conn.execute(query):
-                        self._names[fid] = name
-                        self._files[fid] = filename
-        return {fid: (self._names[fid], self._files[fid]) for fid in wanted if fid in self._files}
+        """(name, file name) by id, for filters that match either."""
+        wanted, rows = self._loaded_rows(ids)
+        return {fid: (rows[fid][0], rows[fid][2]) for fid in wanted if fid in rows}
 
     def rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str, int]]:
-        """Full function rows, for exports that must carry file names."""
-        result: dict[int, tuple[str, str, str, int]] = {}
-        with self._engine.connect() as conn:
-            for part in chunks(sorted(set(ids)), 500):
-                query = select(
-                    FunctionRow.id,
-                    FunctionRow.name,
-                    FunctionRow.system_name,
-                    FunctionRow.filename,
-                    FunctionRow.start_line,
-                ).where(FunctionRow.id.in_(part))
-                for fid, name, system_name, filename, start_line in conn.execute(query):
-                    result[fid] = (name, name if system_name is None else system_name, filename, start_line)
-        return result
+        """Full function rows (name, system name, file name, start line), for exports that must carry file names."""
+        wanted, rows = self._loaded_rows(ids)
+        return {fid: rows[fid] for fid in sorted(wanted) if fid in rows}
 
     def ids_named(self, name: str) -> set[int]:
-        """Every stored function with this name (it may exist in several files or binaries)."""
-        with self._engine.connect() as conn:
-            return {int(fid) for (fid,) in conn.execute(select(FunctionRow.id).where(FunctionRow.name == name))}
+        """Every stored function with this name (it may exist in several files or binaries), those other
+        processes appended included."""
+        with self._lock, self._engine.connect() as conn:
+            self._catch_up(conn)
+            if self._named is None:
+                self._named = {}
+                for fid, row in self._rows.items():
+                    self._named.setdefault(row[0], []).append(fid)
+            return set(self._named.get(name, ()))

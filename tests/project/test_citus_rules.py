@@ -60,6 +60,7 @@ REFERENCE = frozenset(
         "series",
         "series_labels",
         "functions",
+        "function_segments",
         "line_frames",
         "line_frame_segments",
         "stack_nodes",
@@ -96,6 +97,8 @@ COORDINATOR = frozenset(
 #: row-per-frame storage and the segments that replace them. Every other name above must exist.
 COMING_OR_GOING = frozenset(
     {
+        "functions",
+        "function_segments",
         "stack_nodes",
         "stack_segments",
         "sample_keys",

@@ -25,7 +25,7 @@ from server.ingest.profile import ingest
 from server.pprof.decode import decode_columns
 from server.settings import Settings
 from server.store.check import check_store
-from server.store.models import FunctionRow, LineFrameSegment, SampleKeySegment, StackSegment
+from server.store.models import FunctionSegment, LineFrameSegment, SampleKeySegment, StackSegment
 from server.store.repository import Store
 from server.store.symbols import NOT_KNOWN, function_digests
 from tests.support.tools import DATA
@@ -93,7 +93,7 @@ def test_a_failed_last_insert_leaves_no_id_in_any_cache(store: Store, settings: 
     assert dedup.stacks.size == 0 and dedup.line_stacks.size == 0
     assert not bool(dedup.line_frames.known.any()) and not bool(dedup.sample_keys.known.any())
     with store.engine.connect() as conn:
-        for model in (FunctionRow, StackSegment, LineFrameSegment, SampleKeySegment):
+        for model in (FunctionSegment, StackSegment, LineFrameSegment, SampleKeySegment):
             assert conn.execute(select(func.count()).select_from(model)).scalar_one() == 0
     stored = ingest(store, settings, CPU, {"service": "torn"}, time_ns=time.time_ns())
     assert stored.stored.samples > 0

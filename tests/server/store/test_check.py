@@ -12,10 +12,10 @@ from sqlalchemy import delete, func, insert, select, update
 from server.ingest.dumps import ingest_dump
 from server.ingest.profile import ingest
 from server.settings import Settings
-from server.store import blob, stackcodec
+from server.store import blob, lineframes, stackcodec, symbols
 from server.store.check import check_store
 from server.store.models import (
-    FunctionRow,
+    FunctionSegment,
     GoroutineGroup,
     LineFrameSegment,
     ProfileBlob,
@@ -72,7 +72,7 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
     with store.engine.begin() as conn:
         victim = int(conn.execute(select(ProfileRow.id).order_by(ProfileRow.id)).scalars().first() or 0)
         conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id == victim))
-        function = int(conn.execute(select(FunctionRow.id)).scalars().first() or 0)
+        function = int(symbols.read_segments(conn)[0].ids[0])
         orphan = stackcodec.Segment(
             np.array([10**11]), np.array([10**11 - 1]), np.array([function]), np.array([False])
         )  # a node whose parent was never stored
@@ -133,6 +133,32 @@ def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Sett
         if len(first) > 1:
             conn.execute(insert(SampleKeySegment).values(**segment_row(first.take(np.arange(1, len(first))))))
     assert "sample keys named by profile blobs but missing" in _problems(store)
+
+
+def test_functions_missing_torn_or_stored_twice_are_found(store: Store, settings: Settings) -> None:
+    """What the functions' primary key and unique index once enforced, and what a broken collection would leave:
+    a function named by stack nodes and line frames but missing, one stored twice, a segment that does not decode."""
+    _fill(store, settings)
+    assert _problems(store) == []
+    with store.engine.begin() as conn:
+        segments = symbols.read_segments(conn)
+        victim = int(lineframes.read_segments(conn)[0].functions[0])  # named by a line frame and stack nodes
+        holding = next(segment for segment in segments if victim in segment.ids.tolist())
+        conn.execute(delete(FunctionSegment).where(FunctionSegment.first_function == int(holding.ids[0])))
+        if len(holding) > 1:
+            conn.execute(insert(FunctionSegment).values(**symbols.segment_row(holding.take(holding.ids != victim))))
+        high = int(segments[-1].ids[-1])
+        kept = next(key for fid, key in zip(holding.ids.tolist(), holding.keys(), strict=True) if fid != victim)
+        again = symbols.rows_of([kept], [0], high + 1)  # a function already stored, under a new id
+        conn.execute(insert(FunctionSegment).values(**symbols.segment_row(again)))
+        conn.execute(
+            insert(FunctionSegment).values(first_function=high + 2, last_function=high + 2, functions=1, data=b"FS")
+        )
+    problems = _problems(store)
+    assert "stack nodes whose function is missing" in problems
+    assert "line frames whose function is missing" in problems
+    assert "functions whose (name, system name, file) is stored twice (by id)" in problems
+    assert "function segments that do not decode or disagree with their row (by first function)" in problems
 
 
 def test_a_rollup_whose_node_sums_disagree_is_found(store: Store, settings: Settings) -> None:

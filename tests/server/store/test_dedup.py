@@ -22,11 +22,12 @@ from server.ingest.profile import ingest
 from server.pprof.columns import ProfileColumns
 from server.pprof.decode import decode_columns, to_profile
 from server.settings import Settings
+from server.store import symbols
 from server.store.check import check_store
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
-from server.store.models import FunctionRow, LineFrameSegment, SampleKeySegment, StackSegment
+from server.store.models import FunctionSegment, LineFrameSegment, SampleKeySegment, StackSegment
 from server.store.repository import Store
 from tests.support.stacknames import stack_names
 from tests.support.tools import DATA
@@ -75,7 +76,9 @@ def test_functions_are_stored_once_by_content(store: Store) -> None:
     profile = to_profile(_columns())
     distinct = {f.key() for f in profile.all_functions()}
     with store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(FunctionRow)).scalar_one() == len(distinct)
+        assert conn.execute(select(func.sum(FunctionSegment.functions))).scalar_one() == len(distinct)
+        stored = symbols.concatenate(symbols.read_segments(conn))
+    assert set(stored.keys()) == distinct and len(stored.keys()) == len(distinct)
 
 
 def test_a_profile_seen_before_resolves_from_memory(store: Store) -> None:
@@ -121,7 +124,7 @@ def test_a_profile_s_new_rows_go_in_one_transaction(store: Store) -> None:
     with _statements(store.engine) as statements:
         dedup.sample_key_ids(columns)
     inserts = {s.split()[2].lower() for s in statements if s.lstrip().upper().startswith("INSERT")}
-    assert inserts == {"functions", "stack_segments", "line_frame_segments", "sample_key_segments"}
+    assert inserts == {"function_segments", "stack_segments", "line_frame_segments", "sample_key_segments"}
     assert len(commits) == 1
     with store.engine.connect() as conn:
         trees = conn.execute(select(func.count(func.distinct(StackSegment.tree)))).scalar_one()
@@ -129,12 +132,12 @@ def test_a_profile_s_new_rows_go_in_one_transaction(store: Store) -> None:
 
 
 def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
-    """The first id of the newest segment of sample keys, line frames and each stack tree comes with the epoch,
-    under the append locks: a writer that loaded it skips the catch-up read; one behind another writer reads
-    what it appended, and both agree."""
+    """The first id of the newest segment of functions, sample keys, line frames and each stack tree comes with
+    the epoch, under the append locks: a writer that loaded it skips the catch-up read; one behind another writer
+    reads what it appended, and both agree."""
     mine, other = Dedup(store.engine), Dedup(store.engine)
     mine.sample_key_ids(_columns())
-    tables = {"sample_key_segments", "line_frame_segments", "stack_segments"}
+    tables = {"function_segments", "sample_key_segments", "line_frame_segments", "stack_segments"}
 
     def caught_up(statements: list[str]) -> set[str]:
         return {t for t in tables for s in statements if f"{t}.data" in s}
@@ -198,11 +201,11 @@ def test_concurrent_writers_of_the_same_new_profiles_agree(database_url: str) ->
     try:
         report = check_store(engine, blobs=False)
         with engine.connect() as conn:
-            hashes = conn.execute(select(FunctionRow.hash)).scalars().all()
+            functions = symbols.concatenate(symbols.read_segments(conn)).keys()
     finally:
         engine.dispose()
     assert report.ok, report.problems
-    assert len(hashes) == len(set(hashes)) > 0
+    assert len(functions) == len(set(functions)) > 0
 
 
 def test_writers_and_a_collection_never_wait_on_each_other(database_url: str) -> None:
@@ -275,7 +278,7 @@ def test_nothing_is_appended_once_a_collection_ran(store: Store) -> None:
     with pytest.raises(CachesStale):
         stale.sample_key_ids(_columns())
     with store.engine.connect() as conn:
-        for model in (StackSegment, LineFrameSegment, SampleKeySegment):
+        for model in (FunctionSegment, StackSegment, LineFrameSegment, SampleKeySegment):
             assert conn.execute(select(func.count()).select_from(model)).scalar_one() == 0
     assert stale.stacks.size == 0 and not bool(stale.sample_keys.known.any())
     stale.reset(0)

@@ -13,7 +13,9 @@ from sqlalchemy import Connection, create_engine, inspect, text
 
 from server.migrate import alembic_config, upgrade
 from server.settings import Settings
+from server.store import symbols
 from server.store.check import check_store
+from server.store.keys import hash64
 from server.store.lineframes import concatenate as concatenate_frames
 from server.store.lineframes import read_segments as read_frame_segments
 from server.store.models import Base
@@ -44,7 +46,14 @@ def test_migrations_match_models(database_url: str) -> None:
             differences = compare_metadata(context, Base.metadata)
             assert differences == [], differences
             tables = set(inspect(conn).get_table_names())
-        assert {"series", "functions", "stack_segments", "profiles", "profile_blobs", "alembic_version"} <= tables
+        assert {
+            "series",
+            "function_segments",
+            "stack_segments",
+            "profiles",
+            "profile_blobs",
+            "alembic_version",
+        } <= tables
     finally:
         engine.dispose()
 
@@ -186,37 +195,44 @@ def test_system_names_equal_to_names_are_stored_once(database_url: str) -> None:
                 for h, n, s, f in ((11, "main.a", "main.a", "a.go"), (12, "b", "_ZN1b", "b.cc"), (13, "c", "c", "c"))
             )
             conn.execute(text("DELETE FROM functions WHERE id = :id"), {"id": c})  # collected: never handed out again
-        command.upgrade(config, "head")
+        command.upgrade(config, "0017")
         with engine.begin() as conn:
             stored = conn.execute(text("SELECT id, system_name FROM functions ORDER BY id")).all()
             assert [tuple(row) for row in stored] == [(a, None), (b, "_ZN1b")]
-            assert FunctionTable(engine).rows([a, b]) == {
-                a: ("main.a", "main.a", "a.go", 0),
-                b: ("b", "_ZN1b", "b.cc", 0),
-            }
             d = conn.execute(insert, {"hash": 14, "name": "d", "system_name": None, "filename": "d.go"}).scalar_one()
             assert d > c
+        command.upgrade(config, "head")
+        assert FunctionTable(engine).rows([a, b, d]) == {
+            a: ("main.a", "main.a", "a.go", 0),
+            b: ("b", "_ZN1b", "b.cc", 0),
+            d: ("d", "d", "d.go", 0),
+        }
         command.downgrade(config, "0016")
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT id, system_name FROM functions ORDER BY id")).all()
             assert [tuple(row) for row in stored] == [(a, "main.a"), (b, "_ZN1b"), (d, "d")]
         command.upgrade(config, "head")
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM functions"))
+            conn.execute(text("DELETE FROM function_segments"))
     finally:
         engine.dispose()
 
 
 def test_functions_keep_their_system_names(database_url: str) -> None:
-    """Written through the store: the same name is stored once, a different one kept, both read back whole."""
+    """Written through the store: the same name is stored once (no copy in the segment), a different one kept,
+    both read back whole, by this process and by another."""
     engine = create_engine(database_url)
     try:
         table = FunctionTable(engine)
         same, other = table.ids([("main.f", "main.f", "f.go"), ("g", "_Zg", "g.cc")], [3, 4])
         with engine.connect() as conn:
-            stored: dict[int, str | None] = dict(conn.execute(text("SELECT id, system_name FROM functions")).all())
-        assert stored[same] is None and stored[other] == "_Zg"
-        assert table.rows([same, other]) == {same: ("main.f", "main.f", "f.go", 3), other: ("g", "_Zg", "g.cc", 4)}
+            data = conn.execute(text("SELECT data FROM function_segments")).scalars().all()
+        assert len(data) == 1 and bytes(data[0]).count(b"main.f") == 1  # too short to compress: there once, not twice
+        stored = symbols.decode(bytes(data[0]))
+        assert stored.keys() == [("g", "_Zg", "g.cc"), ("main.f", "main.f", "f.go")]
+        expected = {same: ("main.f", "main.f", "f.go", 3), other: ("g", "_Zg", "g.cc", 4)}
+        assert table.rows([same, other]) == expected
+        assert FunctionTable(engine).rows([same, other]) == expected
     finally:
         engine.dispose()
 
@@ -397,3 +413,97 @@ def test_sample_keys_and_line_frames_become_segments_and_back(
     assert [row[0] for row in now[len(keys) :]] == list(range(keys[-1][0] + 1, keys[-1][0] + 1 + len(now) - len(keys)))
     report = check_store(store.engine)
     assert report.ok, report.problems
+
+
+def _function_rows(conn: Connection) -> list[tuple[int, str, str, str, int]]:
+    functions = symbols.concatenate(symbols.read_segments(conn))
+    columns = (functions.ids.tolist(), functions.names, functions.system_names, functions.filenames)
+    return list(zip(*columns, functions.start_lines.tolist(), strict=True))
+
+
+@pytest.mark.dates
+def test_functions_become_segments_and_back(client: TestClient, store: Store, settings: Settings) -> None:
+    """0019 on both databases holding data: every function keeps its id, strings and start line both ways (the
+    content hash and its unique index come back with the rows), every answer stays, and ids go on past the
+    highest stored one: after a downgrade from the sequence, after an upgrade from the segments."""
+    fill(client, store, settings)
+    before = answers(client)
+    config = alembic_config(settings.database_url)
+    with store.engine.connect() as conn:
+        functions = _function_rows(conn)
+    assert len(functions) > 50
+    highest = functions[-1][0]
+    store.close()
+    command.downgrade(config, "0018")
+    with store.engine.begin() as conn:
+        rows = conn.execute(
+            text("SELECT id, hash, name, coalesce(system_name, name), filename, start_line FROM functions ORDER BY id")
+        ).all()
+        assert [(row[0], row[2], row[3], row[4], row[5]) for row in rows] == functions
+        assert all(row[1] == hash64((row[2], row[3], row[4])) for row in rows)
+        assert conn.execute(text("SELECT count(*) FROM functions WHERE system_name = name")).scalar_one() == 0
+        inspector = inspect(conn)
+        assert "function_segments" not in inspector.get_table_names()
+        assert [c["column_names"] for c in inspector.get_unique_constraints("functions")] == [["hash"]]
+        added = conn.execute(
+            text("INSERT INTO functions (hash, name, filename, start_line) VALUES (7, 'new', 'new.go', 1) RETURNING id")
+        ).scalar_one()
+        assert added > highest  # PostgreSQL's sequence is set past the rows written back
+        conn.execute(text("DELETE FROM functions WHERE id = :id"), {"id": added})
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        assert "functions" not in inspect(conn).get_table_names()
+        assert _function_rows(conn) == functions
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    assert answers(client) == before
+    # Writes go on: functions never seen get ids counting on from the highest stored.
+    push(client, DATA / "big_cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        now = _function_rows(conn)
+    assert now[: len(functions)] == functions and len(now) > len(functions)
+    assert [row[0] for row in now[len(functions) :]] == list(
+        range(highest + 1, highest + 1 + len(now) - len(functions))
+    )
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+
+
+_IDEMPOTENCY_INDEX = {
+    "postgresql": "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_profiles_idempotency_key'",
+    "sqlite": "SELECT sql FROM sqlite_master WHERE name = 'ix_profiles_idempotency_key'",
+}
+
+
+def test_the_idempotency_index_holds_only_keyed_profiles(client: TestClient, store: Store) -> None:
+    """0020 both ways: the index leaves out profiles without a key, and a key is still found (and a retry with it
+    stored once) through it."""
+    config = alembic_config(store.engine.url.render_as_string(hide_password=False))
+    with store.engine.connect() as conn:
+        definition = str(conn.execute(text(_IDEMPOTENCY_INDEX[conn.dialect.name])).scalar_one())
+    assert "WHERE" in definition.upper() and "IS NOT NULL" in definition.upper()
+    first = push(client, DATA / "cpu.pb.gz", service="keyed", idempotency_key="k-1")
+    again = client.post(
+        "/api/v1/ingest",
+        params={"service": "keyed", "idempotency_key": "k-1"},
+        content=(DATA / "cpu.pb.gz").read_bytes(),
+    )
+    assert again.status_code == 200 and again.json()["id"] == first["id"]  # the retry found the stored profile
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET enable_seqscan = off"))  # a table this small would be scanned whatever its indexes
+            found = conn.execute(text("EXPLAIN SELECT id FROM profiles WHERE idempotency_key IN ('x', 'y')")).all()
+            plan = " ".join(str(row[0]) for row in found)
+            assert "Index" in plan and "idempotency_key_idx" in plan, plan  # each partition's copy of the index
+        else:
+            found = conn.execute(text("EXPLAIN QUERY PLAN SELECT id FROM profiles WHERE idempotency_key = 'x'")).all()
+            plan = " ".join(str(row[-1]) for row in found)
+            assert "INDEX ix_profiles_idempotency_key" in plan, plan
+    store.close()
+    command.downgrade(config, "0019")
+    with store.engine.connect() as conn:
+        definition = str(conn.execute(text(_IDEMPOTENCY_INDEX[conn.dialect.name])).scalar_one())
+    assert "WHERE" not in definition.upper()
+    command.upgrade(config, "head")
