@@ -21,12 +21,14 @@ empty caches when it changed; ids are never reused, so a cache can only miss.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from server.store import blob, lineframes, samplekeys, symbols
 from server.store.appends import FUNCTIONS as FUNCTION_APPENDS
@@ -125,8 +127,16 @@ def collect_garbage(store: Store) -> dict[str, int]:
         removed["sample_keys"] = _rewrite_keys(conn, key_segments, fills, live_keys)
         removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
         removed["line_nodes"] = _rewrite_segments(conn, LINES, line_segments, live_line_nodes)
-        removed["line_frames"] = _rewrite_frames(conn, frame_segments, stored_frames.ids[live_frame_rows])
-        removed["functions"] = _rewrite_functions(conn, function_segments, live_functions)
+        removed["line_frames"] = _rewrite_rows(
+            conn,
+            frame_segments,
+            stored_frames.ids[live_frame_rows],
+            LineFrameSegment.first_frame,
+            lineframes.segment_row,
+        )
+        removed["functions"] = _rewrite_rows(
+            conn, function_segments, live_functions, FunctionSegment.first_function, symbols.segment_row
+        )
         removed["labelsets"] = _delete(conn, SampleLabelset.__table__, labelset_ids[~np.isin(labelset_ids, labelsets)])
     store.reset_caches()
     log.info("garbage collected", extra=removed)
@@ -193,31 +203,32 @@ def _rewrite_keys(
     return dropped
 
 
-def _rewrite_frames(conn: Connection, segments: list[lineframes.FrameRows], live: IntArray) -> int:
-    """Line-frame segments holding dead frames are written again without them; returns the frames dropped."""
+class _Rows(Protocol):
+    """A decoded segment of line frames or of functions: ids in increasing order, and a subset by mask."""
+
+    ids: IntArray
+
+    def take(self, which: npt.NDArray[Any]) -> Self: ...
+
+
+def _rewrite_rows(
+    conn: Connection,
+    segments: Sequence[_Rows],
+    live: IntArray,
+    first: InstrumentedAttribute[int],
+    segment_row: Callable[[Any], dict[str, Any]],
+) -> int:
+    """Segments holding dead rows (line frames, functions) are written again without them, found by their
+    ``first`` id; returns the rows dropped."""
     dropped = 0
     for segment in segments:
         keep = np.isin(segment.ids, live)
         if bool(keep.all()):
             continue
         dropped += int((~keep).sum())
-        conn.execute(delete(LineFrameSegment).where(LineFrameSegment.first_frame == int(segment.ids[0])))
+        conn.execute(delete(first.class_).where(first == int(segment.ids[0])))
         if bool(keep.any()):
-            conn.execute(insert(LineFrameSegment).values(**lineframes.segment_row(segment.take(keep))))
-    return dropped
-
-
-def _rewrite_functions(conn: Connection, segments: list[symbols.FunctionRows], live: IntArray) -> int:
-    """Function segments holding dead functions are written again without them; returns the functions dropped."""
-    dropped = 0
-    for segment in segments:
-        keep = np.isin(segment.ids, live)
-        if bool(keep.all()):
-            continue
-        dropped += int((~keep).sum())
-        conn.execute(delete(FunctionSegment).where(FunctionSegment.first_function == int(segment.ids[0])))
-        if bool(keep.any()):
-            conn.execute(insert(FunctionSegment).values(**symbols.segment_row(segment.take(keep))))
+            conn.execute(insert(first.class_).values(**segment_row(segment.take(keep))))
     return dropped
 
 
