@@ -147,6 +147,23 @@ def test_pair_index_finds_recent_and_merged_keys() -> None:
     assert len(index) == keys.shape[0]
 
 
+def test_pair_index_lookup_equals_a_dictionary_on_either_side_of_its_sorted_probe_threshold() -> None:
+    """Big arrays are searched with the probes sorted first: the ids must come back in the probes' order."""
+    rng = np.random.default_rng(17)
+    for wanted in (1_000, 250_000):  # below and above the threshold
+        keys = np.unique(rng.integers(-(2**40), 2**40, wanted)) * 2  # even: the odd keys + 1 below are new
+        size = keys.shape[0]
+        rng.shuffle(keys)
+        index = PairIndex()
+        index.add(keys, np.arange(size, dtype=np.int64))
+        index.add(keys[:10] + 1, np.arange(size, size + 10, dtype=np.int64))  # a few in the small array too
+        expected = dict(zip(keys.tolist(), range(size), strict=True))
+        expected.update(zip((keys[:10] + 1).tolist(), range(size, size + 10), strict=True))
+        probes = np.concatenate([keys[rng.integers(0, size, 3_000)], keys[:10] + 1, rng.integers(-(2**41), 2**41, 500)])
+        rng.shuffle(probes)
+        assert index.lookup(probes).tolist() == [expected.get(k, -1) for k in probes.tolist()]
+
+
 def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) -> None:
     """Nodes no sample key reaches are dropped from their segments, except the highest node and its
     ancestors: new nodes are numbered past it, so an id another process still caches never changes meaning."""
