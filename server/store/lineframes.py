@@ -19,7 +19,6 @@ only once committed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select
 from server.store import columncodec
 from server.store.appends import LINE_FRAMES, Appends
 from server.store.models import LineFrameSegment, StoreState
+from server.store.segmentcache import SegmentCache
 from server.store.stacks import PairIndex
 
 IntArray = npt.NDArray[np.int64]
@@ -128,7 +128,7 @@ def _fits(functions: IntArray, lines: IntArray) -> npt.NDArray[np.bool_]:
     return fits
 
 
-class LineFrameTable:
+class LineFrameTable(SegmentCache[FrameRows]):
     """The process's copy of ``line_frame_segments``: ids by frame, and frames by id for queries.
 
     Frames are looked up as one packed integer each (function id, inlined flag and line side by side) in
@@ -137,12 +137,9 @@ class LineFrameTable:
     """
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._index = PairIndex()
         self._unpacked: dict[Frame, int] = {}
-        self._lock = threading.RLock()
-        self._high = 0  # every segment whose frames are at most this is loaded
-        self._loaded = False
         self.function = np.zeros(1024, dtype=np.int64)
         self.line = np.zeros(1024, dtype=np.int64)
         self.inlined_flag = np.zeros(1024, dtype=np.int64)
@@ -238,24 +235,8 @@ class LineFrameTable:
         appends.after_commit(lambda: self._committed(rows))
         return rows
 
-    def _committed(self, rows: FrameRows) -> None:
-        """Frames this process appended have committed (a query may have read them from the database since)."""
-        with self._lock:
-            if int(rows.ids[0]) > self._high:
-                self._add(rows)
-
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            with self._engine.connect() as conn:
-                self._catch_up(conn)
-
-    def _catch_up(self, conn: Connection) -> bool:
-        """Read the segments appended past what this process has loaded; whether there were any."""
-        parts = read_segments(conn, self._high)
-        self._loaded = True
-        for part in parts:
-            self._add(part)
-        return bool(parts)
+    def _read(self, conn: Connection, above: int) -> list[FrameRows]:
+        return read_segments(conn, above)
 
     def _add(self, rows: FrameRows) -> None:
         """Frames (in increasing id order, all above those loaded) into the columns and the indexes."""

@@ -25,7 +25,6 @@ collection folds those rows into the segments it rewrites.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from server.store import columncodec
 from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved, lock_appends
 from server.store.database import insert_ignoring_conflicts
 from server.store.models import SampleKeyLine, SampleKeySegment
+from server.store.segmentcache import SegmentCache
 from server.store.stacks import PairIndex
 from server.store.state import lock_against_gc
 
@@ -141,15 +141,12 @@ def forget_lines(engine: Engine) -> None:
             conn.execute(insert(SampleKeySegment).values(**segment_row(part)))
 
 
-class SampleKeyTable:
+class SampleKeyTable(SegmentCache[KeyRows]):
     """The process's copy of every stored sample key: columns by id, and an index from hash to id."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._index = PairIndex()  # hash -> id
-        self._lock = threading.RLock()
-        self._high = 0  # every segment whose keys are at most this is loaded
-        self._loaded = False
         self.node = np.zeros(1024, dtype=np.int64)
         self.labelset = np.zeros(1024, dtype=np.int64)
         self.line_node = np.full(1024, NO_LINES, dtype=np.int64)
@@ -235,12 +232,6 @@ class SampleKeyTable:
         appends.after_commit(lambda: self._committed(rows))
         return rows
 
-    def _committed(self, rows: KeyRows) -> None:
-        """Keys this process appended have committed (a query may have read them from the database since)."""
-        with self._lock:
-            if int(rows.ids[0]) > self._high:
-                self._add(rows)
-
     def fill_lines(self, ids: IntArray, line_nodes: IntArray, epoch: int | None = None) -> None:
         """Store the line-tree leaf of keys written before line data (seen again by ingest).
 
@@ -258,16 +249,12 @@ class SampleKeyTable:
         # Cached only once committed, like every id.
         self.line_node[ids] = line_nodes
 
-    def _catch_up(self, conn: Connection) -> bool:
-        """Read the segments appended past what this process has loaded (all of them and the line fills,
-        the first time); whether there were any."""
-        parts = read_segments(conn, self._high)
+    def _read(self, conn: Connection, above: int) -> list[KeyRows]:
+        """The segments past ``above``; the first time (all of them), with the line fills put in."""
+        parts = read_segments(conn, above)
         if not self._loaded:
             parts = [with_line_fills(concatenate(parts), read_line_fills(conn))] if parts else []
-        self._loaded = True
-        for part in parts:
-            self._add(part)
-        return bool(parts)
+        return parts
 
     def _add(self, rows: KeyRows) -> None:
         """Keys (in increasing id order, all above those loaded) into the columns and the index."""

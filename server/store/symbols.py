@@ -59,6 +59,7 @@ from server.pprof.mixing import mix64
 from server.store import columncodec
 from server.store.appends import FUNCTIONS, Appends
 from server.store.models import FunctionSegment
+from server.store.segmentcache import SegmentCache
 from server.store.stackcodec import CorruptSegment
 
 FunctionKey = tuple[str, str, str]
@@ -273,19 +274,16 @@ def read_segments(conn: Connection, above: int = 0) -> list[FunctionRows]:
     return [decode(bytes(data)) for data in conn.execute(_READ, {"above": above}).scalars()]
 
 
-class FunctionTable:
+class FunctionTable(SegmentCache[FunctionRows]):
     """The process's copy of ``function_segments``: ids by content, and content by id for queries."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._ids: dict[FunctionKey, int] = {}
         #: (name, system name, file name, start line) by id.
         self._rows: dict[int, tuple[str, str, str, int]] = {}
         #: Ids by name, made at the first :meth:`ids_named` (a function's history): other processes need none.
         self._named: dict[str, list[int]] | None = None
-        self._lock = threading.RLock()
-        self._high = 0  # every segment whose functions are at most this is loaded
-        self._loaded = False
         #: Known functions by digest: (first halves sorted, second halves, ids), replaced whole (readers take
         #: the tuple once, so no lock is needed to read it).
         self._digests = _EMPTY
@@ -365,24 +363,8 @@ class FunctionTable:
         appends.after_commit(lambda: self._committed(rows))
         return dict(zip(keys, rows.ids.tolist(), strict=True))
 
-    def _committed(self, rows: FunctionRows) -> None:
-        """Functions this process appended have committed (a query may have read them from the database since)."""
-        with self._lock:
-            if int(rows.ids[0]) > self._high:
-                self._add(rows)
-
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            with self._engine.connect() as conn:
-                self._catch_up(conn)
-
-    def _catch_up(self, conn: Connection) -> bool:
-        """Read the segments appended past what this process has loaded; whether there were any."""
-        parts = read_segments(conn, self._high)
-        self._loaded = True
-        for part in parts:
-            self._add(part)
-        return bool(parts)
+    def _read(self, conn: Connection, above: int) -> list[FunctionRows]:
+        return read_segments(conn, above)
 
     def _add(self, rows: FunctionRows) -> None:
         """Functions (in increasing id order, all above those loaded) into the maps."""
