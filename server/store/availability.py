@@ -38,6 +38,17 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+#: SQLSTATEs of a transaction PostgreSQL aborted only to break a conflict with another: deadlock_detected,
+#: serialization_failure. Nothing of it was written, and the same transaction run again normally succeeds.
+_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """True when the database rolled the transaction back to break a lock conflict (a deadlock): retry it."""
+    origin = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(origin, "sqlstate", None) in _CONFLICTS
+
+
 def describe(exc: BaseException) -> str:
     """The first line of the driver's message: enough to tell "connection refused" from "no such host"."""
     if isinstance(exc, Unavailable):

@@ -11,6 +11,7 @@ needs from stored profiles, so it never handles blobs or dedup tables itself.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,12 +20,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from server.pprof.columns import ProfileColumns
 from server.pprof.header import Header
 from server.store import blob, idempotency
 from server.store.alerting import AlertTables
 from server.store.appends import Appends
+from server.store.availability import is_transient_conflict
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
@@ -41,6 +44,10 @@ from server.store.series import SeriesInfo, SeriesTable
 from server.store.stacks import StackTree
 from server.store.state import lock_against_gc
 from server.store.symbols import FunctionTable
+
+log = logging.getLogger(__name__)
+#: Times a profile's write is run again after PostgreSQL rolled it back to break a deadlock.
+_CONFLICT_RETRIES = 3
 
 IntArray = npt.NDArray[np.int64]
 
@@ -160,11 +167,21 @@ class Store:
         """
         key = idempotency.digest(idempotency_key) if idempotency_key is not None else None
         self.dedup.ensure_epoch()
-        try:
-            stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
-        except CachesStale as stale:
-            self.dedup.reset(stale.epoch)
-            stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                try:
+                    stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
+                except CachesStale as stale:
+                    self.dedup.reset(stale.epoch)
+                    stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
+                break
+            except DBAPIError as exc:
+                # PostgreSQL broke a lock cycle by rolling this profile's transaction back (another writer's, a
+                # rollup build's or a partition's locks): nothing of it was written and no id of it was cached
+                # (ids enter the caches only after a commit), so it is written again, a bounded number of times.
+                if attempt == _CONFLICT_RETRIES or not is_transient_conflict(exc):
+                    raise
+                log.warning("profile write retried after a lock conflict", extra={"attempt": attempt + 1})
         if not stored.created and key is not None:
             found = self._existing(key, kind, labels)
             assert found is not None
