@@ -86,6 +86,7 @@ from server.query import service
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.settings import Settings
+from server.store.models import SegmentKind
 from server.store.repository import Store
 from server.store.rollups import DAY_S, NS
 from server.upkeep.jobs import build_rollups
@@ -303,14 +304,37 @@ def sqlite_size(db_file: Path) -> int:
     return db_file.stat().st_size
 
 
+#: Each kind of segment's name in the table sizes (they share the ``segments`` table since migration 0021).
+SEGMENT_KINDS = {
+    SegmentKind.FUNCTION_STACKS: "segments: stacks",
+    SegmentKind.LINE_STACKS: "segments: line stacks",
+    SegmentKind.SAMPLE_KEYS: "segments: keys",
+    SegmentKind.LINE_FRAMES: "segments: line frames",
+    SegmentKind.FUNCTIONS: "segments: functions",
+}
+_SEGMENT_BYTES = "SELECT kind, sum(length(data)) FROM segments GROUP BY kind"
+
+
+def by_kind(sizes: dict[str, int], data: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """``sizes`` with the ``segments`` table's bytes shared out among its kinds, in proportion to their data."""
+    total = sum(int(n) for _, n in data)
+    if "segments" not in sizes or not total:
+        return sizes
+    table = sizes.pop("segments")
+    for kind, n in data:
+        sizes[SEGMENT_KINDS.get(SegmentKind(kind), f"segments: kind {kind}")] = table * int(n) // total
+    return sizes
+
+
 def sqlite_tables(db_file: Path) -> dict[str, int]:
-    """Bytes per table, its indexes included (SQLite's dbstat)."""
+    """Bytes per table, its indexes included (SQLite's dbstat); the segments' by kind (:func:`by_kind`)."""
     with sqlite3.connect(db_file) as conn:
         rows = conn.execute(
             "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
             "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1"
         ).fetchall()
-    return {str(name): int(size) for name, size in rows}
+        kinds = conn.execute(_SEGMENT_BYTES).fetchall()
+    return by_kind({str(name): int(size) for name, size in rows}, kinds)
 
 
 def pg_tables(url: str) -> dict[str, int]:
@@ -325,9 +349,10 @@ def pg_tables(url: str) -> dict[str, int]:
                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
                 )
             ).all()
+            kinds = [(int(kind), int(n)) for kind, n in conn.execute(text(_SEGMENT_BYTES)).all()]
     finally:
         store.close()
-    return {str(name): int(size) for name, size in rows}
+    return by_kind({str(name): int(size) for name, size in rows}, kinds)
 
 
 @dataclass
@@ -366,7 +391,7 @@ class Storage:
     profiles: int
     raw_bytes: float  # mean .pb.gz size
     growth: float  # bytes per profile
-    stack_share: float  # of the growth: the stack tree (stack_segments; stack_nodes before migration 0013)
+    stack_share: float  # of the growth: the stack trees (their segments; stack_nodes before migration 0013)
     tables: dict[str, int]
 
     @property
@@ -378,7 +403,8 @@ def storage(before: dict[str, int], after: dict[str, int], total: tuple[int, int
     count = len(day.raw_bytes)
     grown = {name: after.get(name, 0) - before.get(name, 0) for name in after}
     growth = (total[1] - total[0]) / count
-    nodes = (grown.get("stack_segments", 0) + grown.get("stack_nodes", 0)) / count
+    trees = sum(grown.get(SEGMENT_KINDS[kind], 0) for kind in (SegmentKind.FUNCTION_STACKS, SegmentKind.LINE_STACKS))
+    nodes = (trees + grown.get("stack_segments", 0) + grown.get("stack_nodes", 0)) / count
     return Storage(count, statistics.mean(day.raw_bytes), growth, nodes / growth if growth else 0.0, grown)
 
 
@@ -658,14 +684,11 @@ def largest(stored: Storage, count: int = 6) -> str:
     """The tables that grew most, per profile: where the bytes go."""
     top = sorted(stored.tables.items(), key=lambda item: -item[1])[:count]
     short = {
-        "stack_segments": "stacks",
         "stack_nodes": "nodes",
         "profile_blobs": "blobs",
         "sample_keys": "keys",
-        "sample_key_segments": "keys",
-        "line_frame_segments": "line frames",
-        "function_segments": "functions",
         "profiles": "rows",
+        **{name: name.removeprefix("segments: ") for name in SEGMENT_KINDS.values()},
     }
     return " ".join(f"{short.get(name, name)} {size / stored.profiles / 1024:.1f}" for name, size in top)
 

@@ -111,10 +111,21 @@ def upgrade() -> None:
     conn = op.get_bind()
     for part in _chunks(conn, _keys, ["id", "hash", "node_id", "labelset_id", "line_node_id"]):
         keys = samplekeys.KeyRows(part[:, 0], part[:, 1], part[:, 2], part[:, 3], part[:, 4])
-        conn.execute(_key_segments.insert().values(**samplekeys.segment_row(keys)))
+        conn.execute(
+            _key_segments.insert().values(
+                first_key=int(keys.ids[0]), last_key=int(keys.ids[-1]), keys=len(keys), data=samplekeys.encode(keys)
+            )
+        )
     for part in _chunks(conn, _frames, ["id", "function_id", "line"]):
         frames = lineframes.FrameRows(part[:, 0], part[:, 1], part[:, 2], np.zeros(part.shape[0], dtype=np.int64))
-        conn.execute(_frame_segments.insert().values(**lineframes.segment_row(frames)))
+        conn.execute(
+            _frame_segments.insert().values(
+                first_frame=int(frames.ids[0]),
+                last_frame=int(frames.ids[-1]),
+                frames=len(frames),
+                data=lineframes.encode(frames),
+            )
+        )
     op.drop_table("sample_keys")
     op.drop_table("line_frames")
 

@@ -83,7 +83,14 @@ def upgrade() -> None:
             [str(row[3]) for row in rows],
             np.array([int(row[4] or 0) for row in rows], dtype=np.int64),
         )
-        conn.execute(_segments.insert().values(**symbols.segment_row(part)))
+        conn.execute(
+            _segments.insert().values(
+                first_function=int(part.ids[0]),
+                last_function=int(part.ids[-1]),
+                functions=len(part),
+                data=symbols.encode(part),
+            )
+        )
         cursor = int(rows[-1][0])
     op.drop_table("functions")
 

@@ -1,8 +1,9 @@
 """The write locks of the append-only tables, and the one transaction a profile's new rows go in.
 
-Segment tables (functions, sample keys, line frames, the stack trees' nodes) have no
-unique index: a process answers dedup from memory, and two writers stay
-correct because each appends under the table's lock, after reading what
+Segments (functions, sample keys, line frames, the stack trees' nodes; one
+kind each in the ``segments`` table) have no unique index: a process answers
+dedup from memory, and two writers stay correct because each appends under
+its kind's lock, after reading what
 others appended since it last looked (the rule of the stack tree's
 segments, :mod:`server.store.stacks`). A lock ends with its transaction.
 
@@ -26,7 +27,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, func, select, text, update
 
-from server.store.models import FunctionSegment, LineFrameSegment, SampleKeySegment, StackSegment, StoreState
+from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.state import EPOCH, GC_LOCK
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
@@ -59,12 +60,15 @@ def lock_appends(conn: Connection, key: int) -> None:
 #: The first id of the newest segment of sample keys, of line frames, of each stack tree and of functions, read
 #: with the epoch: a table whose newest segment is one it has loaded skips its catch-up read (five statements a
 #: profile; each is an index seek here).
-_TOPS = (
-    select(func.max(SampleKeySegment.first_key)).scalar_subquery(),
-    select(func.max(LineFrameSegment.first_frame)).scalar_subquery(),
-    select(func.max(StackSegment.first_node)).where(StackSegment.tree == 0).scalar_subquery(),
-    select(func.max(StackSegment.first_node)).where(StackSegment.tree == 1).scalar_subquery(),
-    select(func.max(FunctionSegment.first_function)).scalar_subquery(),
+_TOPS = tuple(
+    select(func.max(SegmentRow.first_id)).where(SegmentRow.kind == kind).scalar_subquery()
+    for kind in (
+        SegmentKind.SAMPLE_KEYS,
+        SegmentKind.LINE_FRAMES,
+        SegmentKind.FUNCTION_STACKS,
+        SegmentKind.LINE_STACKS,
+        SegmentKind.FUNCTIONS,
+    )
 )
 _TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES, TREES, TREES + 1, FUNCTIONS)
 _HOLD_WITH_TOPS = (

@@ -10,8 +10,8 @@ id, invisibly to the database) as well as what they should have enforced:
   rollup's blob and a goroutine group carry their owner's series id (the key
   a Citus cluster would place them by, docs/scaling.md);
 - stack, sample-key, line-frame and function segments decode and agree with
-  their rows; no key id, hash, (function, line) pair or function is stored
-  twice (what the
+  their rows, and every segment is of a known kind; no key id, hash,
+  (function, line) pair or function is stored twice (what the
   unique indexes of the row-per-key tables enforced); nodes hang off existing
   parents and functions; sample keys point at existing nodes (both trees)
   and label sets; every sample key a blob names exists;
@@ -33,22 +33,20 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, func, literal_column, select, text
+from sqlalchemy import Connection, Engine, Select, func, literal_column, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
 from server.store import blob, lineframes, samplekeys, symbols
 from server.store.models import (
-    FunctionSegment,
     GoroutineDump,
     GoroutineGroup,
-    LineFrameSegment,
     ProfileBlob,
     ProfileRow,
     Rollup,
     RollupBlob,
-    SampleKeySegment,
     SampleLabelset,
-    StackSegment,
+    SegmentKind,
+    SegmentRow,
     StoreState,
 )
 from server.store.rollups import DAY_S, HOUR_S, NS
@@ -102,18 +100,20 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
     with engine.connect() as conn:
         for name, model in (("profiles", ProfileRow), ("rollups", Rollup)):
             report.counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
-        report.counts["functions"] = int(
-            conn.execute(select(func.coalesce(func.sum(FunctionSegment.functions), 0))).scalar_one()
+        grouped = select(SegmentRow.kind, func.sum(SegmentRow.items)).group_by(SegmentRow.kind)
+        items = {int(kind): int(count) for kind, count in conn.execute(grouped)}
+        for name, kind in (
+            ("functions", SegmentKind.FUNCTIONS),
+            ("sample_keys", SegmentKind.SAMPLE_KEYS),
+            ("stack_nodes", SegmentKind.FUNCTION_STACKS),
+            ("line_nodes", SegmentKind.LINE_STACKS),
+        ):
+            report.counts[name] = int(items.get(kind, 0))
+        known = [int(kind) for kind in SegmentKind]
+        report.add(
+            "segments of no known kind (by first id)",
+            _ids(conn, select(SegmentRow.first_id).where(SegmentRow.kind.not_in(known))),
         )
-        report.counts["sample_keys"] = int(
-            conn.execute(select(func.coalesce(func.sum(SampleKeySegment.keys), 0))).scalar_one()
-        )
-        for name, number in (("stack_nodes", FUNCTIONS), ("line_nodes", LINES)):
-            report.counts[name] = int(
-                conn.execute(
-                    select(func.coalesce(func.sum(StackSegment.nodes), 0)).where(StackSegment.tree == number)
-                ).scalar_one()
-            )
         _rows(conn, report)
         keys = _key_segments(conn, report)
         frames = _frame_segments(conn, report)
@@ -188,10 +188,7 @@ def _rows(conn: Connection, report: Report) -> None:
 def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
     """Every sample key (line leaves found later put in), checked: segments decode and agree with their rows,
     no id or hash twice, label sets and filled keys exist."""
-    rows = conn.execute(
-        select(SampleKeySegment.first_key, SampleKeySegment.last_key, SampleKeySegment.keys, SampleKeySegment.data)
-    )
-    parts, torn = _decoded(rows, samplekeys.decode)
+    parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.SAMPLE_KEYS)), samplekeys.decode)
     report.add("sample-key segments that do not decode or disagree with their row (by first key)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
     keys = samplekeys.concatenate(parts)
@@ -210,12 +207,7 @@ def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
 
 def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
     """Every line frame, checked: segments decode and agree with their rows, no id or frame twice."""
-    rows = conn.execute(
-        select(
-            LineFrameSegment.first_frame, LineFrameSegment.last_frame, LineFrameSegment.frames, LineFrameSegment.data
-        )
-    )
-    parts, torn = _decoded(rows, lineframes.decode)
+    parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.LINE_FRAMES)), lineframes.decode)
     report.add("line-frame segments that do not decode or disagree with their row (by first frame)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
     frames = lineframes.concatenate(parts)
@@ -233,15 +225,7 @@ def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
 
 def _function_segments(conn: Connection, report: Report) -> npt.NDArray[np.int64]:
     """Every function id (sorted), checked: segments decode and agree with their rows, no id or function twice."""
-    rows = conn.execute(
-        select(
-            FunctionSegment.first_function,
-            FunctionSegment.last_function,
-            FunctionSegment.functions,
-            FunctionSegment.data,
-        )
-    )
-    parts, torn = _decoded(rows, symbols.decode)
+    parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.FUNCTIONS)), symbols.decode)
     report.add("function segments that do not decode or disagree with their row (by first function)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
     functions = symbols.concatenate(parts)
@@ -254,6 +238,13 @@ def _function_segments(conn: Connection, report: Report) -> npt.NDArray[np.int64
         seen.add(key)
     report.add("functions whose (name, system name, file) is stored twice (by id)", twice)
     return np.sort(functions.ids)
+
+
+def _segments_of(kind: SegmentKind) -> Select[int, int, int, bytes]:
+    """``(first id, last id, count, data)`` of ``kind``'s segments."""
+    return select(SegmentRow.first_id, SegmentRow.last_id, SegmentRow.items, SegmentRow.data).where(
+        SegmentRow.kind == kind
+    )
 
 
 def _decoded(rows: Iterable[Any], decode: Callable[[bytes], _Rows]) -> tuple[list[_Rows], list[int]]:
@@ -307,8 +298,8 @@ def _stack_segments(
     frame_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
     torn: list[int] = []
     rows = conn.execute(
-        select(
-            StackSegment.tree, StackSegment.first_node, StackSegment.last_node, StackSegment.nodes, StackSegment.data
+        select(SegmentRow.kind, SegmentRow.first_id, SegmentRow.last_id, SegmentRow.items, SegmentRow.data).where(
+            SegmentRow.kind.in_((FUNCTIONS, LINES))
         )
     )
     for tree, first, last, count, data in rows:

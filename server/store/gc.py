@@ -28,24 +28,15 @@ from typing import Any, Protocol, Self
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, insert, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from server.store import blob, lineframes, samplekeys, symbols
 from server.store.appends import FUNCTIONS as FUNCTION_APPENDS
 from server.store.appends import LINE_FRAMES, SAMPLE_KEYS
 from server.store.appends import lock_appends as lock_table
 from server.store.database import chunks
-from server.store.models import (
-    FunctionSegment,
-    LineFrameSegment,
-    ProfileBlob,
-    RollupBlob,
-    SampleKeyLine,
-    SampleKeySegment,
-    SampleLabelset,
-    StackSegment,
-)
+from server.store.models import ProfileBlob, RollupBlob, SampleKeyLine, SampleLabelset, SegmentKind, SegmentRow
 from server.store.repository import Store
+from server.store.segmentcache import segment_row
 from server.store.stackcodec import Segment, encode
 from server.store.stacks import FUNCTIONS, LINES, concatenate, lock_appends, read_segments
 from server.store.state import lock_for_gc
@@ -128,14 +119,10 @@ def collect_garbage(store: Store) -> dict[str, int]:
         removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
         removed["line_nodes"] = _rewrite_segments(conn, LINES, line_segments, live_line_nodes)
         removed["line_frames"] = _rewrite_rows(
-            conn,
-            frame_segments,
-            stored_frames.ids[live_frame_rows],
-            LineFrameSegment.first_frame,
-            lineframes.segment_row,
+            conn, frame_segments, stored_frames.ids[live_frame_rows], SegmentKind.LINE_FRAMES, lineframes.segment_row
         )
         removed["functions"] = _rewrite_rows(
-            conn, function_segments, live_functions, FunctionSegment.first_function, symbols.segment_row
+            conn, function_segments, live_functions, SegmentKind.FUNCTIONS, symbols.segment_row
         )
         removed["labelsets"] = _delete(conn, SampleLabelset.__table__, labelset_ids[~np.isin(labelset_ids, labelsets)])
     store.reset_caches()
@@ -165,20 +152,10 @@ def _rewrite_segments(conn: Connection, tree: int, segments: list[Segment], live
         if bool(live.all()):
             continue
         dropped += int((~live).sum())
-        conn.execute(
-            delete(StackSegment).where(StackSegment.tree == tree, StackSegment.first_node == int(segment.ids[0]))
-        )
+        _delete_segment(conn, SegmentKind(tree), int(segment.ids[0]))
         if bool(live.any()):
             kept = Segment(segment.ids[live], segment.parents[live], segment.frames[live], segment.recursive[live])
-            conn.execute(
-                insert(StackSegment).values(
-                    tree=tree,
-                    first_node=int(kept.ids[0]),
-                    last_node=int(kept.ids[-1]),
-                    nodes=len(kept),
-                    data=encode(kept),
-                )
-            )
+            conn.execute(insert(SegmentRow).values(**segment_row(SegmentKind(tree), kept.ids, encode(kept))))
     return dropped
 
 
@@ -195,10 +172,10 @@ def _rewrite_keys(
         if bool(keep.all()) and not bool(np.isin(segment.ids, filled).any()):
             continue
         dropped += int((~keep).sum())
-        conn.execute(delete(SampleKeySegment).where(SampleKeySegment.first_key == int(segment.ids[0])))
+        _delete_segment(conn, SegmentKind.SAMPLE_KEYS, int(segment.ids[0]))
         if bool(keep.any()):
             kept = samplekeys.with_line_fills(segment.take(keep), fills)
-            conn.execute(insert(SampleKeySegment).values(**samplekeys.segment_row(kept)))
+            conn.execute(insert(SegmentRow).values(**samplekeys.segment_row(kept)))
     conn.execute(delete(SampleKeyLine))
     return dropped
 
@@ -215,21 +192,25 @@ def _rewrite_rows(
     conn: Connection,
     segments: Sequence[_Rows],
     live: IntArray,
-    first: InstrumentedAttribute[int],
+    kind: SegmentKind,
     segment_row: Callable[[Any], dict[str, Any]],
 ) -> int:
-    """Segments holding dead rows (line frames, functions) are written again without them, found by their
-    ``first`` id; returns the rows dropped."""
+    """Segments of ``kind`` holding dead rows (line frames, functions) are written again without them; returns the
+    rows dropped."""
     dropped = 0
     for segment in segments:
         keep = np.isin(segment.ids, live)
         if bool(keep.all()):
             continue
         dropped += int((~keep).sum())
-        conn.execute(delete(first.class_).where(first == int(segment.ids[0])))
+        _delete_segment(conn, kind, int(segment.ids[0]))
         if bool(keep.any()):
-            conn.execute(insert(first.class_).values(**segment_row(segment.take(keep))))
+            conn.execute(insert(SegmentRow).values(**segment_row(segment.take(keep))))
     return dropped
+
+
+def _delete_segment(conn: Connection, kind: SegmentKind, first_id: int) -> None:
+    conn.execute(delete(SegmentRow).where(SegmentRow.kind == kind, SegmentRow.first_id == first_id))
 
 
 def _with_ancestors(node_rows: IntArray, nodes: IntArray) -> IntArray:

@@ -9,7 +9,7 @@ location's last line entry has an id of its own (``inlined`` 1): pprof marks
 the rows whose calls were inlined, and that is known only at ingest (rows
 merge both frames, as pprof's key has no such flag).
 
-Frames are stored as append-only segments (``line_frame_segments``, columns of
+Frames are stored as append-only segments (``segments`` rows of their kind, columns of
 function, line and the inlined flag, :mod:`server.store.columncodec`) with no unique index, and
 dedup is answered from memory, under the rule of sample keys
 (:mod:`server.store.samplekeys`): read every segment at first use, append new
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine, select
 
-from server.store import columncodec
+from server.store import columncodec, segmentcache
 from server.store.appends import LINE_FRAMES, Appends
-from server.store.models import LineFrameSegment, StoreState
+from server.store.models import SegmentKind, StoreState
 from server.store.segmentcache import SegmentCache
 from server.store.stacks import PairIndex
 
@@ -72,8 +72,8 @@ def decode(data: bytes) -> FrameRows:
 
 
 def segment_row(rows: FrameRows) -> dict[str, Any]:
-    """The ``line_frame_segments`` row holding ``rows`` (at least one)."""
-    return {"first_frame": int(rows.ids[0]), "last_frame": int(rows.ids[-1]), "frames": len(rows), "data": encode(rows)}
+    """The ``segments`` row holding ``rows`` (at least one)."""
+    return segmentcache.segment_row(SegmentKind.LINE_FRAMES, rows.ids, encode(rows))
 
 
 def concatenate(parts: Sequence[FrameRows]) -> FrameRows:
@@ -88,19 +88,9 @@ def concatenate(parts: Sequence[FrameRows]) -> FrameRows:
     )
 
 
-# Built once, as the stack trees' (server.store.stacks): building a statement costs more than running it.
-_READ = (
-    select(LineFrameSegment.data)
-    .where(LineFrameSegment.first_frame > bindparam("above"))
-    .order_by(LineFrameSegment.first_frame)
-)
-_INSERT = insert(LineFrameSegment)
-
-
 def read_segments(conn: Connection, above: int = 0) -> list[FrameRows]:
     """The segments holding frames past ``above``, in id order."""
-    rows = conn.execute(_READ, {"above": above}).scalars()
-    return [decode(bytes(data)) for data in rows]
+    return [decode(data) for data in segmentcache.read_data(conn, SegmentKind.LINE_FRAMES, above)]
 
 
 def _packable(functions: IntArray, lines: IntArray) -> bool:
@@ -230,7 +220,7 @@ class LineFrameTable(SegmentCache[FrameRows]):
         order = np.lexsort((inlined, lines, functions))
         ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
         rows = FrameRows(ids, functions[order], lines[order], inlined[order])
-        conn.execute(_INSERT, segment_row(rows))
+        conn.execute(segmentcache.INSERT, segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return rows

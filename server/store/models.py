@@ -2,9 +2,11 @@
 
 - ``series``: one row per (profile kind, label set), with its labels also in
   ``series_labels`` so selectors can be answered by index.
-- ``functions``: deduplicated by a hash of (name, system name, file).
-- ``stack_segments``: a prefix tree of stacks, one node per (parent, function),
-  stored as append-only compressed segments of nodes (see docs/storage.md);
+- ``segments``: what every profile shares, stored once as append-only compressed
+  segments of rows, one kind each (:class:`SegmentKind`): functions, deduplicated
+  by their strings; sample keys; (function, line) frames; and the nodes of the
+  stack trees (see docs/storage.md).
+- The function stack tree: a prefix tree of stacks, one node per (parent, function);
   a stack is the id of its leaf node. Parent 0 is the (virtual) root. A node's
   ``recursive`` flag marks a function that already occurs among its ancestors,
   which is what lets queries compute pprof's ``cum`` (counted once per sample)
@@ -26,6 +28,8 @@ these models and the migrations agree.
 """
 
 from __future__ import annotations
+
+import enum
 
 from sqlalchemy import (
     JSON,
@@ -85,56 +89,33 @@ class SeriesLabel(Base):
 NO_REUSE = {"sqlite_autoincrement": True}
 
 
-class FunctionSegment(Base):
-    """A run of functions written together, ids ``first_function..last_function`` (gaps where collected): their
-    name, system name, file name and start line, compressed (:mod:`server.store.symbols`)."""
+class SegmentKind(enum.IntEnum):
+    """What a ``segments`` row holds. The stack trees keep the numbers they had as ``stack_segments.tree``."""
 
-    __tablename__ = "function_segments"
-
-    first_function: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    last_function: Mapped[int] = mapped_column(BigInteger)
-    functions: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    FUNCTION_STACKS = 0  # nodes of the prefix tree of function ids (server.store.stacks, tree 0)
+    LINE_STACKS = 1  # nodes of the prefix tree of (function, line) frame ids (tree 1)
+    SAMPLE_KEYS = 2  # hash, stack node, label set, line node (server.store.samplekeys)
+    LINE_FRAMES = 3  # (function, line) pairs, the frames of tree 1 (server.store.lineframes)
+    FUNCTIONS = 4  # name, system name, file name, start line (server.store.symbols)
 
 
-class LineFrameSegment(Base):
-    """A run of (function, line) pairs written together, the frames of the line tree (tree 1), as compressed
-    columns (:mod:`server.store.columncodec`): ids ``first_frame..last_frame`` (gaps where collected)."""
+class SegmentRow(Base):
+    """A run of rows of one kind written together, ids ``first_id..last_id`` (gaps where collected), as
+    compressed bytes whose layout its kind's module owns.
 
-    __tablename__ = "line_frame_segments"
-
-    first_frame: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    last_frame: Mapped[int] = mapped_column(BigInteger)
-    frames: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class StackSegment(Base):
-    """A run of stack prefix-tree nodes written together, as compressed columns (:mod:`server.store.stackcodec`).
-
-    ``tree`` tells prefix trees apart (0: stacks of functions); node ids count per tree.
-    Segments are appended under a lock (:mod:`server.store.stacks`), each starting past
-    every node written before it, so ``first_node`` orders them and says what is new.
+    Every kind is appended only, under the kind's append lock (:mod:`server.store.appends`), each segment
+    starting past every id of its kind written before it, so ``first_id`` orders a kind's segments and says
+    what is new. One table for all kinds rather than one each (migration 0021): on PostgreSQL every table
+    that grows past a page carries a 24 KB free-space map and, once a value passes 2 KB, a TOAST table with
+    its own map and index; a store's first day paid that four times.
     """
 
-    __tablename__ = "stack_segments"
+    __tablename__ = "segments"
 
-    tree: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    first_node: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    last_node: Mapped[int] = mapped_column(BigInteger)
-    nodes: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class SampleKeySegment(Base):
-    """A run of sample keys written together (pprof sample identities, hashed: see server.pprof.identity), as
-    compressed columns of hash, stack node, label set and line node (:mod:`server.store.samplekeys`)."""
-
-    __tablename__ = "sample_key_segments"
-
-    first_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    last_key: Mapped[int] = mapped_column(BigInteger)
-    keys: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    first_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    items: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

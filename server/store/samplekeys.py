@@ -6,7 +6,7 @@ A profile's blob lists sample-key ids, not stack nodes: the key keeps what
 are small increasing integers, so sorted and delta-coded they compress as
 well as node ids did.
 
-Keys are stored as append-only segments (``sample_key_segments``, columns of
+Keys are stored as append-only segments (``segments`` rows of their kind, columns of
 hash, node, label set and line node, :mod:`server.store.columncodec`), not a
 row each: a row and its unique hash index cost ~40 bytes a key on SQLite, and
 inserting them with ``RETURNING`` was most of what a churny profile's new keys
@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, select
 
-from server.store import columncodec
+from server.store import columncodec, segmentcache
 from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved, lock_appends
 from server.store.database import insert_ignoring_conflicts
-from server.store.models import SampleKeyLine, SampleKeySegment
+from server.store.models import SampleKeyLine, SegmentKind, SegmentRow
 from server.store.segmentcache import SegmentCache
 from server.store.stacks import PairIndex
 from server.store.state import lock_against_gc
@@ -80,8 +80,8 @@ def decode(data: bytes) -> KeyRows:
 
 
 def segment_row(rows: KeyRows) -> dict[str, Any]:
-    """The ``sample_key_segments`` row holding ``rows`` (at least one)."""
-    return {"first_key": int(rows.ids[0]), "last_key": int(rows.ids[-1]), "keys": len(rows), "data": encode(rows)}
+    """The ``segments`` row holding ``rows`` (at least one)."""
+    return segmentcache.segment_row(SegmentKind.SAMPLE_KEYS, rows.ids, encode(rows))
 
 
 def concatenate(parts: Sequence[KeyRows]) -> KeyRows:
@@ -96,19 +96,9 @@ def concatenate(parts: Sequence[KeyRows]) -> KeyRows:
     )
 
 
-# Built once, as the stack trees' (server.store.stacks): building a statement costs more than running it.
-_READ = (
-    select(SampleKeySegment.data)
-    .where(SampleKeySegment.first_key > bindparam("above"))
-    .order_by(SampleKeySegment.first_key)
-)
-_INSERT = insert(SampleKeySegment)
-
-
 def read_segments(conn: Connection, above: int = 0) -> list[KeyRows]:
     """The segments holding keys past ``above``, in id order."""
-    rows = conn.execute(_READ, {"above": above}).scalars()
-    return [decode(bytes(data)) for data in rows]
+    return [decode(data) for data in segmentcache.read_data(conn, SegmentKind.SAMPLE_KEYS, above)]
 
 
 def read_line_fills(conn: Connection) -> IntArray:
@@ -134,11 +124,11 @@ def forget_lines(engine: Engine) -> None:
     with engine.begin() as conn:
         lock_appends(conn, SAMPLE_KEYS)
         keys = read_segments(conn)
-        conn.execute(delete(SampleKeySegment))
+        conn.execute(delete(SegmentRow).where(SegmentRow.kind == SegmentKind.SAMPLE_KEYS))
         conn.execute(delete(SampleKeyLine))
         for part in keys:
             part.line_nodes = np.full(len(part), NO_LINES, dtype=np.int64)
-            conn.execute(insert(SampleKeySegment).values(**segment_row(part)))
+            conn.execute(segmentcache.INSERT, segment_row(part))
 
 
 class SampleKeyTable(SegmentCache[KeyRows]):
@@ -227,7 +217,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
         new = new[np.lexsort((labelset[new], node[new]))]
         ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
         rows = KeyRows(ids, hashes[new], node[new], labelset[new], line[new])
-        conn.execute(_INSERT, segment_row(rows))
+        conn.execute(segmentcache.INSERT, segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return rows

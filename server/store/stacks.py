@@ -5,8 +5,8 @@ its leaf node. Scrapes of one service repeat the same stacks, so after the
 first few scrapes ingest finds every stack in the in-memory index and
 touches no table at all.
 
-Nodes are stored as append-only compressed segments (``stack_segments``,
-layout in :mod:`server.store.stackcodec`), not one row each: a row and its
+Nodes are stored as append-only compressed segments (``segments`` rows of
+the tree's kind, layout in :mod:`server.store.stackcodec`), not one row each: a row and its
 unique-index entry cost 34 bytes a node on SQLite and 116 on PostgreSQL, a
 segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
@@ -42,20 +42,20 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine
 
-from server.store import stackcodec
+from server.store import segmentcache, stackcodec
 from server.store._treeindex import Index, depths
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
-from server.store.models import StackSegment
+from server.store.models import SegmentKind
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 _Column = TypeVar("_Column", IntArray, BoolArray)
 ROOT = 0
-FUNCTIONS = 0  # the ``tree`` number of stacks of function ids
-LINES = 1  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
+FUNCTIONS = SegmentKind.FUNCTION_STACKS  # the ``tree`` number of stacks of function ids (its segments' kind)
+LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
 
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
@@ -160,20 +160,9 @@ def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
     lock_table(conn, TREES + tree)  # PostgreSQL advisory lock key of tree ``t``: ``TREES + t``
 
 
-# Built once: every profile with new stacks runs them, and building a statement costs more than running it
-# (~100 us against ~20 on SQLite).
-_READ = (
-    select(StackSegment.data)
-    .where(StackSegment.tree == bindparam("tree"), StackSegment.first_node > bindparam("above"))
-    .order_by(StackSegment.first_node)
-)
-_INSERT = insert(StackSegment)
-
-
 def read_segments(conn: Connection, tree: int = FUNCTIONS, above: int = ROOT) -> list[stackcodec.Segment]:
     """The tree's segments holding nodes past ``above``, in id order."""
-    rows = conn.execute(_READ, {"tree": tree, "above": above}).scalars()
-    return [stackcodec.decode(bytes(data)) for data in rows]
+    return [stackcodec.decode(data) for data in segmentcache.read_data(conn, SegmentKind(tree), above)]
 
 
 def concatenate(segments: Sequence[stackcodec.Segment]) -> stackcodec.Segment:
@@ -276,14 +265,9 @@ class StackTree:
         if walk.missing:
             raw, flags = self._index.segment_columns(walk.walk)
             data = stackcodec.encode_columns(raw, flags, walk.missing, walk.first)
-            row = {
-                "tree": self._tree,
-                "first_node": walk.first,
-                "last_node": walk.first + walk.missing - 1,
-                "nodes": walk.missing,
-                "data": data,
-            }
-            conn.execute(_INSERT, row)
+            last = walk.first + walk.missing - 1
+            row = segmentcache.span_row(SegmentKind(self._tree), walk.first, last, walk.missing, data)
+            conn.execute(segmentcache.INSERT, row)
             appends.after_commit(lambda: self._committed(walk, data))
         return walk
 

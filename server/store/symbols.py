@@ -14,7 +14,7 @@ Storage. A row per function, with a unique index on a hash of its strings,
 was the largest relation of a PostgreSQL store's first day (1,388 bytes a
 profile of 3,664, steady service): a heap tuple, a primary key and a unique
 index entry per function, file names repeated in every row. Functions are
-instead appended as segments (``function_segments``), under the rule of
+instead appended as segments (``segments`` rows of their kind), under the rule of
 line frames and sample keys (:mod:`server.store.lineframes`): no unique
 index, dedup answered from memory; every segment is read at first use, new
 functions are appended under the append lock after catching up on what other
@@ -52,13 +52,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import zstandard
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine
 
 from server.pprof import kernels
 from server.pprof.mixing import mix64
-from server.store import columncodec
+from server.store import columncodec, segmentcache
 from server.store.appends import FUNCTIONS, Appends
-from server.store.models import FunctionSegment
+from server.store.models import SegmentKind
 from server.store.segmentcache import SegmentCache
 from server.store.stackcodec import CorruptSegment
 
@@ -230,13 +230,8 @@ def decode(data: bytes) -> FunctionRows:
 
 
 def segment_row(rows: FunctionRows) -> dict[str, Any]:
-    """The ``function_segments`` row holding ``rows`` (at least one)."""
-    return {
-        "first_function": int(rows.ids[0]),
-        "last_function": int(rows.ids[-1]),
-        "functions": len(rows),
-        "data": encode(rows),
-    }
+    """The ``segments`` row holding ``rows`` (at least one)."""
+    return segmentcache.segment_row(SegmentKind.FUNCTIONS, rows.ids, encode(rows))
 
 
 def concatenate(parts: Sequence[FunctionRows]) -> FunctionRows:
@@ -260,18 +255,9 @@ def rows_of(keys: Sequence[FunctionKey], start_lines: Sequence[int], first_id: i
     )
 
 
-# Built once, as the line frames' (server.store.lineframes): building a statement costs more than running it.
-_READ = (
-    select(FunctionSegment.data)
-    .where(FunctionSegment.first_function > bindparam("above"))
-    .order_by(FunctionSegment.first_function)
-)
-_INSERT = insert(FunctionSegment)
-
-
 def read_segments(conn: Connection, above: int = 0) -> list[FunctionRows]:
     """The segments holding functions past ``above``, in id order."""
-    return [decode(bytes(data)) for data in conn.execute(_READ, {"above": above}).scalars()]
+    return [decode(data) for data in segmentcache.read_data(conn, SegmentKind.FUNCTIONS, above)]
 
 
 class FunctionTable(SegmentCache[FunctionRows]):
@@ -358,7 +344,7 @@ class FunctionTable(SegmentCache[FunctionRows]):
             return {}
         keys = sorted(missing)  # a package's functions side by side: they compress together
         rows = rows_of(keys, [missing[key] for key in keys], self._high + 1)
-        conn.execute(_INSERT, segment_row(rows))
+        conn.execute(segmentcache.INSERT, segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return dict(zip(keys, rows.ids.tolist(), strict=True))

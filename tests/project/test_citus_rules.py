@@ -72,6 +72,7 @@ REFERENCE = frozenset(
         "sample_labels",
         "profile_shapes",
         "goroutine_stacks",
+        "segments",
     }
 )
 
@@ -94,7 +95,8 @@ COORDINATOR = frozenset(
 )
 
 #: Tables named above that one version of the schema has and another not: the row-per-node, row-per-key and
-#: row-per-frame storage and the segments that replace them. Every other name above must exist.
+#: row-per-frame storage, the segment tables that replaced them, and the one table those became (0021). Every
+#: other name above must exist.
 COMING_OR_GOING = frozenset(
     {
         "functions",
@@ -106,6 +108,7 @@ COMING_OR_GOING = frozenset(
         "sample_key_lines",
         "line_frames",
         "line_frame_segments",
+        "segments",
     }
 )
 

@@ -25,7 +25,7 @@ from server.ingest.profile import ingest
 from server.pprof.decode import decode_columns
 from server.settings import Settings
 from server.store.check import check_store
-from server.store.models import FunctionSegment, LineFrameSegment, SampleKeySegment, StackSegment
+from server.store.models import SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.symbols import NOT_KNOWN, function_digests
 from tests.support.tools import DATA
@@ -73,8 +73,9 @@ def test_a_failed_last_insert_leaves_no_id_in_any_cache(store: Store, settings: 
     """The sample keys' segment is the last insert of a profile's one transaction: by then functions,
     line frames and both trees have handed out ids. Its failure must leave none of them cached."""
 
-    def fail_key_insert(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO SAMPLE_KEY_SEGMENTS"):
+    def fail_key_insert(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        keys = [p for p in context.compiled_parameters if p.get("kind") == SegmentKind.SAMPLE_KEYS]
+        if statement.lstrip().upper().startswith("INSERT INTO SEGMENTS") and keys:
             raise OperationalError(statement, {}, Exception("server closed the connection unexpectedly"))
 
     event.listen(store.engine, "before_cursor_execute", fail_key_insert)
@@ -93,8 +94,7 @@ def test_a_failed_last_insert_leaves_no_id_in_any_cache(store: Store, settings: 
     assert dedup.stacks.size == 0 and dedup.line_stacks.size == 0
     assert not bool(dedup.line_frames.known.any()) and not bool(dedup.sample_keys.known.any())
     with store.engine.connect() as conn:
-        for model in (FunctionSegment, StackSegment, LineFrameSegment, SampleKeySegment):
-            assert conn.execute(select(func.count()).select_from(model)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(SegmentRow)).scalar_one() == 0
     stored = ingest(store, settings, CPU, {"service": "torn"}, time_ns=time.time_ns())
     assert stored.stored.samples > 0
     assert dedup.stacks.size > 0 and int(np.count_nonzero(dedup.sample_keys.known)) > 0

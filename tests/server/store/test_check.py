@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Delete, delete, func, insert, select, update
 
 from server.ingest.dumps import ingest_dump
 from server.ingest.profile import ingest
@@ -15,15 +15,13 @@ from server.settings import Settings
 from server.store import blob, lineframes, stackcodec, symbols
 from server.store.check import check_store
 from server.store.models import (
-    FunctionSegment,
     GoroutineGroup,
-    LineFrameSegment,
     ProfileBlob,
     ProfileRow,
     Rollup,
     RollupBlob,
-    SampleKeySegment,
-    StackSegment,
+    SegmentKind,
+    SegmentRow,
 )
 from server.store.repository import Store
 from server.store.samplekeys import NO_LINES, KeyRows, read_segments, segment_row
@@ -46,6 +44,10 @@ def _fill(store: Store, settings: Settings) -> None:
 
 def _problems(store: Store) -> list[str]:
     return [problem.check for problem in check_store(store.engine).problems]
+
+
+def _delete_segment(kind: SegmentKind, first_id: int) -> Delete:
+    return delete(SegmentRow).where(SegmentRow.kind == kind, SegmentRow.first_id == first_id)
 
 
 def test_a_real_store_is_consistent_and_the_cli_says_so(store: Store, settings: Settings, database_url: str) -> None:
@@ -77,19 +79,26 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
             np.array([10**11]), np.array([10**11 - 1]), np.array([function]), np.array([False])
         )  # a node whose parent was never stored
         conn.execute(
-            insert(StackSegment).values(
-                tree=0, first_node=10**11, last_node=10**11, nodes=1, data=stackcodec.encode(orphan)
+            insert(SegmentRow).values(
+                kind=SegmentKind.FUNCTION_STACKS,
+                first_id=10**11,
+                last_id=10**11,
+                items=1,
+                data=stackcodec.encode(orphan),
             )
         )
         # a key pointing at a node never stored (ids past every stored key, as an append gives them)
-        high = int(conn.execute(select(func.max(SampleKeySegment.last_key))).scalar_one())
+        keys = select(func.max(SegmentRow.last_id)).where(SegmentRow.kind == SegmentKind.SAMPLE_KEYS)
+        high = int(conn.execute(keys).scalar_one())
         bad = KeyRows(*(np.array([v]) for v in (high + 1, 42, 10**12, 0, NO_LINES)))
-        conn.execute(insert(SampleKeySegment).values(**segment_row(bad)))
+        conn.execute(insert(SegmentRow).values(**segment_row(bad)))
         # a key whose hash another key already has (what the unique index once refused)
         stored = read_segments(conn)[0]
         twice = KeyRows(*(np.array([v]) for v in (high + 2, int(stored.hashes[0]), int(stored.nodes[0]), 0, NO_LINES)))
-        conn.execute(insert(SampleKeySegment).values(**segment_row(twice)))
-        conn.execute(insert(LineFrameSegment).values(first_frame=10**9, last_frame=10**9, frames=1, data=b"LF torn"))
+        conn.execute(insert(SegmentRow).values(**segment_row(twice)))
+        torn = {"first_id": 10**9, "last_id": 10**9, "items": 1, "data": b"LF torn"}
+        conn.execute(insert(SegmentRow).values(kind=SegmentKind.LINE_FRAMES, **torn))
+        conn.execute(insert(SegmentRow).values(kind=len(SegmentKind), **torn))  # a kind no release wrote
         other = int(conn.execute(select(ProfileRow.id).where(ProfileRow.id != victim)).scalars().first() or 0)
         data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())
         conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == other).values(data=data[: len(data) // 2]))
@@ -107,6 +116,8 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
     assert "sample keys whose stack node is missing" in problems
     assert "sample keys whose hash is stored twice (by id)" in problems
     assert "line-frame segments that do not decode or disagree with their row (by first frame)" in problems
+    unknown = [p for p in check_store(store.engine).problems if p.check == "segments of no known kind (by first id)"]
+    assert [(p.count, p.examples) for p in unknown] == [(1, (10**9,))]
     assert "profile blobs that do not decode" in problems or (
         "profile blobs that do not sum to the profile's totals" in problems
     )
@@ -129,9 +140,9 @@ def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Sett
     _fill(store, settings)
     with store.engine.begin() as conn:  # the first segment's first key dropped, as a broken collection would
         first = read_segments(conn)[0]
-        conn.execute(delete(SampleKeySegment).where(SampleKeySegment.first_key == int(first.ids[0])))
+        conn.execute(_delete_segment(SegmentKind.SAMPLE_KEYS, int(first.ids[0])))
         if len(first) > 1:
-            conn.execute(insert(SampleKeySegment).values(**segment_row(first.take(np.arange(1, len(first))))))
+            conn.execute(insert(SegmentRow).values(**segment_row(first.take(np.arange(1, len(first))))))
     assert "sample keys named by profile blobs but missing" in _problems(store)
 
 
@@ -144,15 +155,17 @@ def test_functions_missing_torn_or_stored_twice_are_found(store: Store, settings
         segments = symbols.read_segments(conn)
         victim = int(lineframes.read_segments(conn)[0].functions[0])  # named by a line frame and stack nodes
         holding = next(segment for segment in segments if victim in segment.ids.tolist())
-        conn.execute(delete(FunctionSegment).where(FunctionSegment.first_function == int(holding.ids[0])))
+        conn.execute(_delete_segment(SegmentKind.FUNCTIONS, int(holding.ids[0])))
         if len(holding) > 1:
-            conn.execute(insert(FunctionSegment).values(**symbols.segment_row(holding.take(holding.ids != victim))))
+            conn.execute(insert(SegmentRow).values(**symbols.segment_row(holding.take(holding.ids != victim))))
         high = int(segments[-1].ids[-1])
         kept = next(key for fid, key in zip(holding.ids.tolist(), holding.keys(), strict=True) if fid != victim)
         again = symbols.rows_of([kept], [0], high + 1)  # a function already stored, under a new id
-        conn.execute(insert(FunctionSegment).values(**symbols.segment_row(again)))
+        conn.execute(insert(SegmentRow).values(**symbols.segment_row(again)))
         conn.execute(
-            insert(FunctionSegment).values(first_function=high + 2, last_function=high + 2, functions=1, data=b"FS")
+            insert(SegmentRow).values(
+                kind=SegmentKind.FUNCTIONS, first_id=high + 2, last_id=high + 2, items=1, data=b"FS"
+            )
         )
     problems = _problems(store)
     assert "stack nodes whose function is missing" in problems

@@ -27,12 +27,13 @@ from server.store.check import check_store
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
-from server.store.models import FunctionSegment, LineFrameSegment, SampleKeySegment, StackSegment
+from server.store.models import SegmentKind, SegmentRow
 from server.store.repository import Store
 from tests.support.stacknames import stack_names
 from tests.support.tools import DATA
 
 CPU = (DATA / "cpu.pb.gz").read_bytes()
+_KEY_COUNT = select(func.sum(SegmentRow.items)).where(SegmentRow.kind == SegmentKind.SAMPLE_KEYS)
 
 
 def _columns() -> ProfileColumns:
@@ -45,6 +46,25 @@ def _statements(engine: Engine) -> Iterator[list[str]]:
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def _segment_statements(engine: Engine) -> Iterator[list[tuple[str, SegmentKind]]]:
+    """``(verb, kind)`` of every statement on the segments table with a kind bound to it: ``INSERT`` for an append,
+    ``SELECT`` for a catch-up read of the kind's segments."""
+    seen: list[tuple[str, SegmentKind]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        if "segments" not in statement:
+            return
+        verb = statement.lstrip().split()[0].upper()
+        seen.extend((verb, SegmentKind(p["kind"])) for p in context.compiled_parameters if "kind" in p)
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -76,7 +96,8 @@ def test_functions_are_stored_once_by_content(store: Store) -> None:
     profile = to_profile(_columns())
     distinct = {f.key() for f in profile.all_functions()}
     with store.engine.connect() as conn:
-        assert conn.execute(select(func.sum(FunctionSegment.functions))).scalar_one() == len(distinct)
+        functions = select(func.sum(SegmentRow.items)).where(SegmentRow.kind == SegmentKind.FUNCTIONS)
+        assert conn.execute(functions).scalar_one() == len(distinct)
         stored = symbols.concatenate(symbols.read_segments(conn))
     assert set(stored.keys()) == distinct and len(stored.keys()) == len(distinct)
 
@@ -94,14 +115,14 @@ def test_a_fresh_process_and_a_reset_find_the_same_ids(store: Store) -> None:
     first = Dedup(store.engine)
     keys = first.sample_key_ids(_columns()).tolist()
     with store.engine.connect() as conn:
-        stored = conn.execute(select(func.sum(SampleKeySegment.keys))).scalar_one()
+        stored = conn.execute(_KEY_COUNT).scalar_one()
     fresh = Dedup(store.engine)  # another replica or worker process: empty caches, the same database
     assert fresh.sample_key_ids(_columns()).tolist() == keys
     first.reset(epoch=3)
     assert first.epoch == 3 and int(first.stacks.known.sum()) == 1  # the root alone
     assert first.sample_key_ids(_columns()).tolist() == keys
     with store.engine.connect() as conn:
-        assert conn.execute(select(func.sum(SampleKeySegment.keys))).scalar_one() == stored  # nothing added
+        assert conn.execute(_KEY_COUNT).scalar_one() == stored  # nothing added
 
 
 def test_the_epoch_is_read_once(store: Store) -> None:
@@ -121,14 +142,13 @@ def test_a_profile_s_new_rows_go_in_one_transaction(store: Store) -> None:
     dedup.labelset_ids(columns)  # label sets have a transaction of their own
     commits: list[int] = []
     event.listen(store.engine, "commit", lambda _conn: commits.append(1))
-    with _statements(store.engine) as statements:
+    with _segment_statements(store.engine) as statements:
         dedup.sample_key_ids(columns)
-    inserts = {s.split()[2].lower() for s in statements if s.lstrip().upper().startswith("INSERT")}
-    assert inserts == {"function_segments", "stack_segments", "line_frame_segments", "sample_key_segments"}
+    assert {kind for verb, kind in statements if verb == "INSERT"} == set(SegmentKind)
     assert len(commits) == 1
     with store.engine.connect() as conn:
-        trees = conn.execute(select(func.count(func.distinct(StackSegment.tree)))).scalar_one()
-    assert trees == 2
+        kinds = conn.execute(select(func.count(func.distinct(SegmentRow.kind)))).scalar_one()
+    assert kinds == len(SegmentKind)
 
 
 def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
@@ -137,24 +157,26 @@ def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
     reads what it appended, and both agree."""
     mine, other = Dedup(store.engine), Dedup(store.engine)
     mine.sample_key_ids(_columns())
-    tables = {"function_segments", "sample_key_segments", "line_frame_segments", "stack_segments"}
+    kinds = set(SegmentKind)
 
-    def caught_up(statements: list[str]) -> set[str]:
-        return {t for t in tables for s in statements if f"{t}.data" in s}
+    def caught_up(statements: list[tuple[str, SegmentKind]]) -> set[SegmentKind]:
+        return {kind for verb, kind in statements if verb == "SELECT"}
 
-    def appended(statements: list[str]) -> set[str]:
-        return {s.split()[2].lower() for s in statements if s.lstrip().upper().startswith("INSERT")}
+    def appended(statements: list[tuple[str, SegmentKind]]) -> set[SegmentKind]:
+        return {kind for verb, kind in statements if verb == "INSERT"}
 
-    with _statements(store.engine) as statements:
+    with _segment_statements(store.engine) as statements:
         mine.sample_key_ids(decode_columns((DATA / "cpu2.pb.gz").read_bytes()))
-    assert tables <= appended(statements)
+    assert appended(statements) == kinds
     assert caught_up(statements) == set()
-    other.sample_key_ids(decode_columns((DATA / "cpu_slow.pb.gz").read_bytes()))
+    with _segment_statements(store.engine) as statements:
+        other.sample_key_ids(decode_columns((DATA / "cpu_slow.pb.gz").read_bytes()))
+    others = appended(statements)
     big = (DATA / "big_cpu.pb.gz").read_bytes()
-    with _statements(store.engine) as statements:
+    with _segment_statements(store.engine) as statements:
         keys = mine.sample_key_ids(decode_columns(big))
-    assert tables <= appended(statements)
-    assert caught_up(statements) == tables
+    assert appended(statements) == kinds
+    assert caught_up(statements) == others  # the kinds the other writer appended to, and only those
     assert other.sample_key_ids(decode_columns(big)).tolist() == keys.tolist()
     assert Dedup(store.engine).sample_key_ids(decode_columns(big)).tolist() == keys.tolist()
     fresh = Dedup(store.engine)
@@ -278,8 +300,7 @@ def test_nothing_is_appended_once_a_collection_ran(store: Store) -> None:
     with pytest.raises(CachesStale):
         stale.sample_key_ids(_columns())
     with store.engine.connect() as conn:
-        for model in (FunctionSegment, StackSegment, LineFrameSegment, SampleKeySegment):
-            assert conn.execute(select(func.count()).select_from(model)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(SegmentRow)).scalar_one() == 0
     assert stale.stacks.size == 0 and not bool(stale.sample_keys.known.any())
     stale.reset(0)
     assert stale.sample_key_ids(_columns()).size > 0

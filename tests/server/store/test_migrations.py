@@ -18,7 +18,7 @@ from server.store.check import check_store
 from server.store.keys import hash64
 from server.store.lineframes import concatenate as concatenate_frames
 from server.store.lineframes import read_segments as read_frame_segments
-from server.store.models import Base
+from server.store.models import Base, SegmentKind
 from server.store.repository import Store
 from server.store.samplekeys import NO_LINES, read_line_fills, with_line_fills
 from server.store.samplekeys import concatenate as concatenate_keys
@@ -48,8 +48,7 @@ def test_migrations_match_models(database_url: str) -> None:
             tables = set(inspect(conn).get_table_names())
         assert {
             "series",
-            "function_segments",
-            "stack_segments",
+            "segments",
             "profiles",
             "profile_blobs",
             "alembic_version",
@@ -213,7 +212,7 @@ def test_system_names_equal_to_names_are_stored_once(database_url: str) -> None:
             assert [tuple(row) for row in stored] == [(a, "main.a"), (b, "_ZN1b"), (d, "d")]
         command.upgrade(config, "head")
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM function_segments"))
+            conn.execute(text("DELETE FROM segments WHERE kind = :kind"), {"kind": SegmentKind.FUNCTIONS})
     finally:
         engine.dispose()
 
@@ -226,7 +225,11 @@ def test_functions_keep_their_system_names(database_url: str) -> None:
         table = FunctionTable(engine)
         same, other = table.ids([("main.f", "main.f", "f.go"), ("g", "_Zg", "g.cc")], [3, 4])
         with engine.connect() as conn:
-            data = conn.execute(text("SELECT data FROM function_segments")).scalars().all()
+            data = (
+                conn.execute(text("SELECT data FROM segments WHERE kind = :kind"), {"kind": SegmentKind.FUNCTIONS})
+                .scalars()
+                .all()
+            )
         assert len(data) == 1 and bytes(data[0]).count(b"main.f") == 1  # too short to compress: there once, not twice
         stored = symbols.decode(bytes(data[0]))
         assert stored.keys() == [("g", "_Zg", "g.cc"), ("main.f", "main.f", "f.go")]
@@ -507,3 +510,54 @@ def test_the_idempotency_index_holds_only_keyed_profiles(client: TestClient, sto
         definition = str(conn.execute(text(_IDEMPOTENCY_INDEX[conn.dialect.name])).scalar_one())
     assert "WHERE" not in definition.upper()
     command.upgrade(config, "head")
+
+
+#: Where each kind of segment lived before 0021: (table, first-id, last-id and count columns, and a filter).
+_SEGMENT_TABLES = {
+    SegmentKind.FUNCTION_STACKS: "SELECT first_node, last_node, nodes, data FROM stack_segments WHERE tree = 0",
+    SegmentKind.LINE_STACKS: "SELECT first_node, last_node, nodes, data FROM stack_segments WHERE tree = 1",
+    SegmentKind.SAMPLE_KEYS: "SELECT first_key, last_key, keys, data FROM sample_key_segments",
+    SegmentKind.LINE_FRAMES: "SELECT first_frame, last_frame, frames, data FROM line_frame_segments",
+    SegmentKind.FUNCTIONS: "SELECT first_function, last_function, functions, data FROM function_segments",
+}
+
+
+def _segment_rows(conn: Connection, query: str) -> list[tuple[int, int, int, bytes]]:
+    return sorted((int(a), int(b), int(c), bytes(d)) for a, b, c, d in conn.execute(text(query)).all())
+
+
+@pytest.mark.dates
+def test_the_segment_tables_become_one_and_back(client: TestClient, store: Store, settings: Settings) -> None:
+    """0021 on both databases holding data: every segment of every kind keeps its ids, count and bytes both
+    ways, every answer stays, and appends go on past the highest ids after the round trip."""
+    fill(client, store, settings)
+    before = answers(client)
+    config = alembic_config(settings.database_url)
+    select_kind = "SELECT first_id, last_id, items, data FROM segments WHERE kind = {kind}"
+    with store.engine.connect() as conn:
+        segments = {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in SegmentKind}
+    assert all(len(rows) >= 2 for rows in segments.values()), {k: len(v) for k, v in segments.items()}
+    store.close()
+    command.downgrade(config, "0020")
+    with store.engine.connect() as conn:
+        assert "segments" not in inspect(conn).get_table_names()
+        assert {kind: _segment_rows(conn, query) for kind, query in _SEGMENT_TABLES.items()} == segments
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        assert {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in SegmentKind} == segments
+    assert not tables & {"stack_segments", "sample_key_segments", "line_frame_segments", "function_segments"}
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    assert answers(client) == before
+    # Appends go on in the one table: new nodes, keys, frames and functions, ids past every stored one.
+    push(client, DATA / "big_cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        for kind, rows in segments.items():
+            now = _segment_rows(conn, select_kind.format(kind=int(kind)))
+            assert now[: len(rows)] == rows
+            assert all(row[0] > rows[-1][1] for row in now[len(rows) :])
+    report = check_store(store.engine)
+    assert report.ok, report.problems

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from server.query import service
 from server.query.request import ProfileQuery
 from server.settings import Settings
-from server.store.models import StackSegment
+from server.store.models import SegmentRow
 from server.store.repository import Store
 from server.store.stacks import FUNCTIONS
 from tests.support.helpers import push
@@ -30,9 +30,7 @@ def test_fresh_store_loads_the_tree_and_answers_the_same(
     fresh = Store.from_url(database_url)
     try:
         with fresh.engine.connect() as conn:
-            nodes = conn.execute(
-                select(func.sum(StackSegment.nodes)).where(StackSegment.tree == FUNCTIONS)
-            ).scalar_one()
+            nodes = conn.execute(select(func.sum(SegmentRow.items)).where(SegmentRow.kind == FUNCTIONS)).scalar_one()
         assert nodes > 2000  # a production-sized profile
         assert (service.top(fresh, settings, query), service.flame(fresh, settings, query, 5000)) == warm
         assert int(fresh.stacks.known.sum()) == nodes + 1  # and the root, always known

@@ -14,7 +14,7 @@ from server.store import stackcodec
 from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
-from server.store.models import StackSegment
+from server.store.models import SegmentRow
 from server.store.repository import Store
 from server.store.stacks import FUNCTIONS, ROOT, PairIndex, StackTree, concatenate, read_segments
 
@@ -84,8 +84,8 @@ def _resolve_and_compare(database_url: str, batches: list[list[list[int]]]) -> N
             if found is not None:
                 assert (bool(tree.recursive[found]), int(tree.depth[found])) == (recursive, depth)
         with engine.connect() as conn:
-            assert conn.execute(select(func.sum(StackSegment.nodes))).scalar_one() == len(expected)
-            assert conn.execute(select(func.count()).select_from(StackSegment)).scalar_one() <= len(batches)
+            assert conn.execute(select(func.sum(SegmentRow.items))).scalar_one() == len(expected)
+            assert conn.execute(select(func.count()).select_from(SegmentRow)).scalar_one() <= len(batches)
         # A fresh process reads the same tree back from the segments.
         fresh = StackTree(engine)
         nodes = np.array(sorted(leaves.values()), dtype=np.int64)
@@ -196,8 +196,8 @@ def test_a_segment_naming_a_parent_not_stored_is_refused(database_url: str) -> N
         )
         with engine.begin() as conn:
             conn.execute(
-                insert(StackSegment).values(
-                    tree=FUNCTIONS, first_node=10, last_node=11, nodes=2, data=stackcodec.encode(orphans)
+                insert(SegmentRow).values(
+                    kind=FUNCTIONS, first_id=10, last_id=11, items=2, data=stackcodec.encode(orphans)
                 )
             )
         fresh = StackTree(engine)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from server.app import create_app
 from server.settings import Settings
 from server.store import symbols
-from server.store.models import Rollup, SampleKeySegment, StackSegment
+from server.store.models import Rollup, SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.stacks import FUNCTIONS
 from server.upkeep.jobs import build_rollups
@@ -28,13 +28,14 @@ HOUR = 3600
 
 def _stack_nodes(store: Store) -> int:
     with store.engine.connect() as conn:
-        query = select(func.coalesce(func.sum(StackSegment.nodes), 0)).where(StackSegment.tree == FUNCTIONS)
+        query = select(func.coalesce(func.sum(SegmentRow.items), 0)).where(SegmentRow.kind == FUNCTIONS)
         return int(conn.execute(query).scalar_one())
 
 
 def _keys(store: Store) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(SampleKeySegment.keys), 0))).scalar_one())
+        keys = select(func.coalesce(func.sum(SegmentRow.items), 0)).where(SegmentRow.kind == SegmentKind.SAMPLE_KEYS)
+        return int(conn.execute(keys).scalar_one())
 
 
 def _functions(store: Store) -> int:
