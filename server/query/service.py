@@ -176,7 +176,7 @@ def top(
     total = _number(merged.total(), d)
     if granularity == "lines":
         tree, places, marks = line_tree(store, merged, filters)
-        rows = line_rows(tree, places, marks)[:limit]
+        rows = line_rows(tree, places, marks, limit)
         entries = [TopEntry(r.name, _number(r.flat, d), _number(r.cum, d), r.file, r.line, r.inline) for r in rows]
         return TopTable(_merge_info(query, merged), total, entries, _number(int(tree.total[0]), d))
     tree, names = _tree(store, merged, filters)
