@@ -132,6 +132,9 @@ def create(conn: Connection, family: Family, start_ns: int, interval_ns: int) ->
     rollup), waited for the job while the job waited for it, a deadlock PostgreSQL broke by aborting one.
     Now the job waits for writers holding the default partitions while it holds nothing they need, and
     writers wait for its commit. The lock order is the family's, the one writers touch its tables in.
+    It also keeps a push from adding a row of the range to the default partition between the move and
+    the attach, which then failed ("updated partition constraint for default partition ... would be
+    violated"), leaving the range to the next run.
     """
     end_ns = start_ns + interval_ns * family.span
     if _overlaps(conn, family, start_ns, end_ns):
