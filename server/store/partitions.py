@@ -125,11 +125,24 @@ def create(conn: Connection, family: Family, start_ns: int, interval_ns: int) ->
     Returns False when a partition overlapping the range exists already (made
     by another process, or under another interval setting): nothing is done.
     Runs in the caller's transaction, so the family's tables get theirs together.
+
+    The default partitions are locked (ACCESS EXCLUSIVE, as the attach takes them anyway) before any row
+    moves. Locked only at the attach, the job would already hold the rows it moved: a late profile's
+    write that had touched the default partition, then came to one of those rows (dropping its hour's
+    rollup), waited for the job while the job waited for it, a deadlock PostgreSQL broke by aborting one.
+    Now the job waits for writers holding the default partitions while it holds nothing they need, and
+    writers wait for its commit. The lock order is the family's, the one writers touch its tables in.
+    It also keeps a push from adding a row of the range to the default partition between the move and
+    the attach, which then failed ("updated partition constraint for default partition ... would be
+    violated"), leaving the range to the next run.
     """
     end_ns = start_ns + interval_ns * family.span
-    for existing in partitions(conn, family.lead):
-        if existing.start_ns < end_ns and start_ns < existing.end_ns:
-            return False
+    if _overlaps(conn, family, start_ns, end_ns):
+        return False
+    defaults = ", ".join(f'"{parent}_default"' for parent in family.tables)
+    conn.execute(text(f"LOCK TABLE {defaults} IN ACCESS EXCLUSIVE MODE"))
+    if _overlaps(conn, family, start_ns, end_ns):  # another process made it while this one waited
+        return False
     for parent in family.tables:
         name = partition_name(parent, start_ns, interval_ns)
         # Made apart, filled from the default partition, then attached: attaching checks the default holds
@@ -147,6 +160,11 @@ def create(conn: Connection, family: Family, start_ns: int, interval_ns: int) ->
             text(f'ALTER TABLE "{parent}" ATTACH PARTITION "{name}" FOR VALUES FROM ({start_ns}) TO ({end_ns})')
         )
     return True
+
+
+def _overlaps(conn: Connection, family: Family, start_ns: int, end_ns: int) -> bool:
+    """Whether a partition of the family's lead table overlaps ``[start, end)``."""
+    return any(p.start_ns < end_ns and start_ns < p.end_ns for p in partitions(conn, family.lead))
 
 
 def ensure(engine: Engine, interval_ns: int, now_ns: int, ahead: int) -> list[str]:
