@@ -41,12 +41,24 @@ def is_unavailable(exc: BaseException) -> bool:
 #: SQLSTATEs of a transaction PostgreSQL aborted only to break a conflict with another: deadlock_detected,
 #: serialization_failure. Nothing of it was written, and the same transaction run again normally succeeds.
 _CONFLICTS = frozenset({"40P01", "40001"})
+#: check_violation: among its causes, a row routed to a default partition just before a partition for its
+#: range was attached (the insert then waited for the default's lock). The statement saw the partitions as
+#: they were when it started; run again, it routes the row to the new partition.
+_CHECK_VIOLATION = "23514"
+_STALE_ROUTING = "violates partition constraint"
 
 
 def is_transient_conflict(exc: BaseException) -> bool:
-    """True when the database rolled the transaction back to break a lock conflict (a deadlock): retry it."""
+    """True when the database rolled the transaction back only because of what another did meanwhile: to break
+    a lock conflict (a deadlock), or a row routed to a default partition a concurrent attach narrowed. Retry it.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
     origin = getattr(exc, "orig", None)
-    return isinstance(exc, DBAPIError) and getattr(origin, "sqlstate", None) in _CONFLICTS
+    state = getattr(origin, "sqlstate", None)
+    if state == _CHECK_VIOLATION:
+        return _STALE_ROUTING in str(origin)
+    return state in _CONFLICTS
 
 
 def describe(exc: BaseException) -> str:

@@ -176,9 +176,11 @@ class Store:
                     stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
                 break
             except DBAPIError as exc:
-                # PostgreSQL broke a lock cycle by rolling this profile's transaction back (another writer's, a
-                # rollup build's or a partition's locks): nothing of it was written and no id of it was cached
-                # (ids enter the caches only after a commit), so it is written again, a bounded number of times.
+                # PostgreSQL rolled this profile's transaction back because of what another did meanwhile: it broke
+                # a lock cycle (another writer's, a rollup build's or a partition's locks), or a partition attached
+                # while the insert waited narrowed the default partition it was routed to. Nothing of it was written
+                # and no id of it was cached (ids enter the caches only after a commit), so it is written again, a
+                # bounded number of times.
                 if attempt == _CONFLICT_RETRIES or not is_transient_conflict(exc):
                     raise
                 log.warning("profile write retried after a lock conflict", extra={"attempt": attempt + 1})

@@ -27,7 +27,8 @@ from sqlalchemy import func, select, text
 from server.ingest.profile import ingest
 from server.settings import Settings
 from server.store.models import Rollup, RollupDirty
-from server.store.partitions import DAY_NS, HOURLY, partition_name, partitions
+from server.store.check import check_store
+from server.store.partitions import DAY_NS, HOURLY, RAW, partition_name, partitions
 from server.store.partitions import create as create_partitions
 from server.store.repository import Store
 from server.store.rollups import HOUR_S, NS, invalidate
@@ -102,3 +103,76 @@ def test_a_partition_created_during_a_late_write_deadlocks_neither(store: Store,
         assert conn.execute(select(func.count()).select_from(Rollup)).scalar_one() == 0
         dirty = sorted(conn.execute(select(RollupDirty.bucket_ns)).scalars())
         assert dirty == [ROLLED_HOUR_NS, OTHER_HOUR_NS]
+
+
+def _waiting_on(store: Store, holder: int, job: threading.Thread) -> None:
+    """Return once some backend waits for a lock backend ``holder`` holds, or fail."""
+    deadline = time.monotonic() + 60
+    with store.engine.connect() as conn:
+        while time.monotonic() < deadline and job.is_alive():
+            waiting = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"),
+                {"holder": holder},
+            ).scalar_one()
+            if waiting:
+                return
+            conn.rollback()
+            time.sleep(0.01)
+    raise AssertionError("no write ever waited for the partition job")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_write_routed_to_the_default_partition_before_an_attach_is_written_again(
+    store: Store, settings: Settings
+) -> None:
+    """A profile's insert routed to the default partition, then kept waiting for it while the partition job
+    attaches the partition of its time, is refused by PostgreSQL once the attach commits (23514: the row no
+    longer fits the default's constraint). Nothing of it was stored: it is written again, into the new
+    partition, and stored once."""
+    cpu = (DATA / "cpu.pb.gz").read_bytes()
+    locked = threading.Event()
+    go_on = threading.Event()
+    job_errors: list[BaseException] = []
+    job_pid: list[int] = []
+
+    def partition_job() -> None:
+        try:
+            with store.engine.begin() as conn:
+                job_pid.append(int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+                defaults = ", ".join(f'"{table}_default"' for table in RAW.tables)
+                conn.execute(text(f"LOCK TABLE {defaults} IN ACCESS EXCLUSIVE MODE"))  # as create() takes it
+                locked.set()
+                assert go_on.wait(60)
+                assert create_partitions(conn, RAW, DAY_START_NS, DAY_NS)
+        except BaseException as exc:  # reported by the test below
+            job_errors.append(exc)
+        finally:
+            locked.set()
+
+    job = threading.Thread(target=partition_job)
+    job.start()
+    assert locked.wait(60) and job_pid, job_errors
+    stored: list[object] = []
+    write_errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            stored.append(ingest(store, settings, cpu, {"service": "api"}, None, OTHER_HOUR_NS))
+        except BaseException as exc:  # reported by the test below
+            write_errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    _waiting_on(store, job_pid[0], job)  # the write's insert waits for the default partition
+    go_on.set()
+    job.join(60)
+    writer.join(60)
+    assert not job.is_alive() and not writer.is_alive()
+    assert job_errors == [] and write_errors == []
+    assert len(stored) == 1
+    with store.engine.connect() as conn:
+        assert [p.table for p in partitions(conn, "profiles")] == [partition_name("profiles", DAY_START_NS, DAY_NS)]
+        found = conn.execute(text(f'SELECT count(*) FROM "{partition_name("profiles", DAY_START_NS, DAY_NS)}"'))
+        assert found.scalar_one() == 1
+        assert conn.execute(text('SELECT count(*) FROM "profiles_default"')).scalar_one() == 0
+    assert check_store(store.engine).problems == []
