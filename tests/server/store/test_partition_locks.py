@@ -26,8 +26,8 @@ from sqlalchemy import func, select, text
 
 from server.ingest.profile import ingest
 from server.settings import Settings
-from server.store.models import Rollup, RollupDirty
 from server.store.check import check_store
+from server.store.models import Rollup, RollupDirty
 from server.store.partitions import DAY_NS, HOURLY, RAW, partition_name, partitions
 from server.store.partitions import create as create_partitions
 from server.store.repository import Store
