@@ -38,7 +38,7 @@ from server.alerts.service import Alerting
 from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.settings import Settings
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
 
 NS = 10**9
@@ -55,7 +55,7 @@ def build(store: Store, settings: Settings, instances: int, hours: float, end_ns
         first = ingest(store, settings, capture, labels, "goroutine", start_ns)
         with store.engine.begin() as conn:
             row = conn.execute(select(ProfileRow).where(ProfileRow.id == first.stored.id)).one()
-            blob = row.data
+            blob = conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == row.id)).scalar_one()
             base = row.totals[0]
             leak = i % 10 == 0
             rows = []
@@ -71,10 +71,16 @@ def build(store: Store, settings: Settings, instances: int, hours: float, end_ns
                         "period": row.period,
                         "samples": row.samples,
                         "totals": [base + noise + growth],
-                        "data": blob,
                     }
                 )
-            conn.execute(insert(ProfileRow), rows)
+            ids = conn.execute(insert(ProfileRow).returning(ProfileRow.id), rows).scalars().all()
+            conn.execute(
+                insert(ProfileBlob),
+                [
+                    {"profile_id": pid, "time_ns": r["time_ns"], "series_id": r["series_id"], "data": blob}
+                    for pid, r in zip(ids, rows, strict=True)
+                ],
+            )
         written += steps
     return written
 

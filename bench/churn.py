@@ -685,8 +685,9 @@ def largest(stored: Storage, count: int = 6) -> str:
     top = sorted(stored.tables.items(), key=lambda item: -item[1])[:count]
     short = {
         "stack_nodes": "nodes",
+        "profile_blobs": "blobs",
         "sample_keys": "keys",
-        "profiles": "profiles",
+        "profiles": "rows",
         **{name: name.removeprefix("segments: ") for name in SEGMENT_KINDS.values()},
     }
     return " ".join(f"{short.get(name, name)} {size / stored.profiles / 1024:.1f}" for name, size in top)

@@ -79,7 +79,7 @@ def throughput(name: str, path: Path, scrapes: int, workdir: Path) -> dict[str, 
     store.close()
     raw_bytes = sum(len(p) for p in payloads) / len(payloads)
     with sqlite3.connect(db_file) as conn:
-        blob_bytes = conn.execute("SELECT sum(length(data)) FROM profiles").fetchone()[0] / len(payloads)
+        blob_bytes = conn.execute("SELECT sum(length(data)) FROM profile_blobs").fetchone()[0] / len(payloads)
     total_size = _vacuumed_size(db_file)
     disk_bytes = (total_size - size_at_tenth) / max(1, len(payloads) - tenth)
     return {

@@ -29,7 +29,7 @@ from bench.common import DATA  # noqa: E402
 from server.ingest.profile import ingest  # noqa: E402
 from server.migrate import upgrade  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from server.store.models import ProfileRow  # noqa: E402
+from server.store.models import ProfileBlob, ProfileRow  # noqa: E402
 from server.store.partitions import DAY_NS, RAW, drop_before, ensure  # noqa: E402
 from server.store.repository import Store  # noqa: E402
 from server.upkeep.retention import _delete_batches  # noqa: E402
@@ -43,11 +43,14 @@ def fill(store: Store, day_ns: int, count: int, template: dict[str, Any], blob: 
     """``count`` profiles spread over one day, with their blobs, in bulk (as many ingests would leave them)."""
     step = DAY_NS // count
     for first in range(0, count, 5000):
-        rows = [
-            {**template, "time_ns": day_ns + i * step, "data": blob} for i in range(first, min(count, first + 5000))
-        ]
+        rows = [{**template, "time_ns": day_ns + i * step} for i in range(first, min(count, first + 5000))]
         with store.engine.begin() as conn:
-            conn.execute(insert(ProfileRow), rows)
+            ids = conn.execute(insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True), rows)
+            blobs = [
+                {"profile_id": pid, "time_ns": row["time_ns"], "series_id": row["series_id"], "data": blob}
+                for pid, row in zip(ids.scalars(), rows, strict=True)
+            ]
+            conn.execute(insert(ProfileBlob), blobs)
 
 
 def populate(store: Store, per_day: int) -> int:
@@ -57,8 +60,8 @@ def populate(store: Store, per_day: int) -> int:
     stored = ingest(store, settings, (DATA / "big_cpu.pb.gz").read_bytes(), {"service": "bench"}, time_ns=DAY0)
     with store.engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM profiles WHERE id = :id"), {"id": stored.stored.id}).mappings().one()
-    blob = bytes(row["data"])
-    template = {k: v for k, v in row.items() if k not in ("id", "time_ns", "data")}
+        blob = bytes(conn.execute(text("SELECT data FROM profile_blobs")).scalar_one())
+    template = {k: v for k, v in row.items() if k not in ("id", "time_ns")}
     for day in (1, 2):
         fill(store, DAY0 + day * DAY_NS, per_day, template, blob)
     return len(blob)
@@ -69,12 +72,14 @@ def leftovers(store: Store, day: str) -> tuple[int, int]:
     time.sleep(2)  # backends report their counts to the statistics about once a second
     with store.engine.connect() as conn:
         dead = conn.execute(
-            text("SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = :a"),
-            {"a": f"profiles_p{day}"},
+            text("SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname IN (:a, :b)"),
+            {"a": f"profiles_p{day}", "b": f"profile_blobs_p{day}"},
         ).scalar_one()
         size = conn.execute(
-            text("SELECT coalesce(pg_total_relation_size(to_regclass(:a)), 0)"),
-            {"a": f"profiles_p{day}"},
+            text(
+                "SELECT coalesce(sum(pg_total_relation_size(to_regclass(name))), 0) FROM unnest(ARRAY[:a, :b]) AS name"
+            ),
+            {"a": f"profiles_p{day}", "b": f"profile_blobs_p{day}"},
         ).scalar_one()
     return int(dead), int(size)
 
@@ -100,7 +105,9 @@ def main() -> None:
 
         before = DAY0 + 3 * DAY_NS
         started = time.perf_counter()
-        deleted = _delete_batches(store, ProfileRow, ProfileRow.id, ProfileRow.time_ns < before)
+        deleted = _delete_batches(
+            store, ProfileRow, ProfileBlob, ProfileRow.id, ProfileBlob.profile_id, ProfileRow.time_ns < before
+        )
         delete_s = time.perf_counter() - started
         dead_delete, size_delete = leftovers(store, "20260903")
         left = f"left: {dead_drop} dead rows, {size_drop:,} bytes"

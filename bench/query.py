@@ -89,7 +89,7 @@ from server.query.selector import parse_selector
 from server.query.timeseries import Trend, timeseries
 from server.settings import Settings
 from server.store import blob, samples
-from server.store.models import ProfileRow, Rollup, RollupBlob
+from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.upkeep.jobs import build_rollups
@@ -378,15 +378,23 @@ def _insert_fleet_rows(
     report_every = max(1, (steps // per_chunk) // 10)
     for chunk_number, first in enumerate(range(1, steps, per_chunk)):
         rows: list[dict[str, Any]] = []
+        blobs: list[dict[str, Any]] = []
         for k in range(first, min(steps, first + per_chunk)):
             at = build.fleet_start_ns + k * FLEET_STEP_NS
             for i, delta in enumerate(columns[k]):
-                rows.append(
-                    {**template.row(next_id, series_ids[i], at + offsets[i], delta), "data": template.blob_with(delta)}
+                rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
+                blobs.append(
+                    {
+                        "profile_id": next_id,
+                        "time_ns": at + offsets[i],
+                        "series_id": series_ids[i],
+                        "data": template.blob_with(delta),
+                    }
                 )
                 next_id += 1
         with store.engine.begin() as conn:
             conn.execute(insert(ProfileRow), rows)
+            conn.execute(insert(ProfileBlob), blobs)
         inserted += len(rows)
         if chunk_number % report_every == 0:
             progress(f"fleet rows {inserted:,}/{instances * (steps - 1):,}")

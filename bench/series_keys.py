@@ -6,9 +6,7 @@
 One throwaway PostgreSQL (tests/support/pgserver.py, fsync off), one migrated
 database with day partitions, two days of profiles and blobs written in bulk
 (as bench/partitions.py does). The database is taken back to the revision
-before 0016 and migrated to 0016 again, both timed, and left at 0016 (where
-the blobs are still rows of ``profile_blobs``; 0022 moved them into
-``profiles``). The baseline, in the same run: copying
+before 0016 and migrated to 0016 again, both timed. The baseline, in the same run: copying
 ``profiles`` and ``profile_blobs`` once into plain tables and giving them the
 new primary keys (what a conversion cannot do with less). Printed: seconds
 for each, their ratio, and the plan of a read of 100 blobs by profile id

@@ -52,7 +52,7 @@ from server.migrate import upgrade
 from server.query.request import ProfileQuery
 from server.query.timeseries import Trend, timeseries
 from server.settings import Settings
-from server.store.models import ProfileRow, Rollup
+from server.store.models import ProfileBlob, ProfileRow, Rollup
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.upkeep.jobs import build_rollups
@@ -92,19 +92,26 @@ def build(store: Store, settings: Settings, instances: int, end_ns: int) -> dict
     first_raw_step = steps - RAW_HOURS * FLEET_PER_HOUR
     with store.engine.connect() as conn:
         next_id = int(conn.execute(select(func.max(ProfileRow.id))).scalar_one() or 0) + 1
-    rows = []
+    rows, blobs = [], []
     for k in range(first_raw_step + 1, steps):
         at = start_ns + k * FLEET_STEP_NS
         for i in range(instances):
             delta = int(deltas[i, k])
-            rows.append(
-                {**template.row(next_id, series_ids[i], at + offsets[i], delta), "data": template.blob_with(delta)}
+            rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
+            blobs.append(
+                {
+                    "profile_id": next_id,
+                    "time_ns": at + offsets[i],
+                    "series_id": series_ids[i],
+                    "data": template.blob_with(delta),
+                }
             )
             next_id += 1
     deltas[:, first_raw_step] = 0  # that scrape is the ingested capture itself
     with store.engine.begin() as conn:
         for begin in range(0, len(rows), 20_000):
             conn.execute(insert(ProfileRow), rows[begin : begin + 20_000])
+            conn.execute(insert(ProfileBlob), blobs[begin : begin + 20_000])
     timings[f"bulk insert of {len(rows):,} raw rows"] = time.perf_counter() - started
 
     # Rollups: the real build_rollups for the raw window's closed hour, bulk rows for everything before it.

@@ -5,11 +5,10 @@ only whole writes behind; this module verifies that rather than trusting it.
 It checks what SQL constraints cannot see (blobs reference sample keys by
 id, invisibly to the database) as well as what they should have enforced:
 
-- every profile's samples (the blob in its row, NOT NULL since migration
-  0022) decode and sum to the totals recorded on the row (a torn or truncated
-  blob shows here); every rollup has its blob; a rollup's blob and a goroutine
-  group carry their owner's series id (the key a Citus cluster would place
-  them by, docs/scaling.md);
+- every profile has its blob, and the blob decodes and sums to the totals
+  recorded on the row (a torn or truncated blob shows here); a blob, a
+  rollup's blob and a goroutine group carry their owner's series id (the key
+  a Citus cluster would place them by, docs/scaling.md);
 - stack, sample-key, line-frame and function segments decode and agree with
   their rows, and every segment is of a known kind; no key id, hash,
   (function, line) pair or function is stored twice (what the
@@ -41,6 +40,7 @@ from server.store import blob, lineframes, samplekeys, symbols
 from server.store.models import (
     GoroutineDump,
     GoroutineGroup,
+    ProfileBlob,
     ProfileRow,
     Rollup,
     RollupBlob,
@@ -140,10 +140,26 @@ def _ids(conn: Connection, query: object) -> list[int]:
 
 def _rows(conn: Connection, report: Report) -> None:
     """Row-to-row references, answered by the database with anti-joins."""
+    blob_row = select(ProfileBlob.profile_id).where(ProfileBlob.profile_id == ProfileRow.id)
+    report.add("profiles without a blob", _ids(conn, select(ProfileRow.id).where(~blob_row.exists())))
+    owner = select(ProfileRow.id).where(ProfileRow.id == ProfileBlob.profile_id)
+    report.add("blobs without a profile", _ids(conn, select(ProfileBlob.profile_id).where(~owner.exists())))
     rollup_blob = select(RollupBlob.rollup_id).where(RollupBlob.rollup_id == Rollup.id)
     report.add("rollups without a blob", _ids(conn, select(Rollup.id).where(~rollup_blob.exists())))
     rollup_owner = select(Rollup.id).where(Rollup.id == RollupBlob.rollup_id)
     report.add("rollup blobs without a rollup", _ids(conn, select(RollupBlob.rollup_id).where(~rollup_owner.exists())))
+    report.add(
+        "blobs whose series is not their profile's",
+        _ids(
+            conn,
+            select(ProfileBlob.profile_id).join(
+                ProfileRow,
+                (ProfileRow.id == ProfileBlob.profile_id)
+                & (ProfileRow.time_ns == ProfileBlob.time_ns)
+                & (ProfileRow.series_id != ProfileBlob.series_id),
+            ),
+        ),
+    )
     report.add(
         "rollup blobs whose series is not their rollup's",
         _ids(
@@ -359,7 +375,7 @@ def _decode_and_sum(rows: list[tuple[int, bytes, list[int]]], keys_seen: set[int
 
 
 def _profile_blobs(conn: Connection, report: Report, key_ids: npt.NDArray[np.int64]) -> None:
-    _blobs(conn, report, "profile", ProfileRow, ProfileRow.data, None, key_ids)
+    _blobs(conn, report, "profile", ProfileRow, ProfileBlob.data, ProfileBlob.profile_id, key_ids)
 
 
 def _rollup_blobs(conn: Connection, report: Report, key_ids: npt.NDArray[np.int64]) -> None:
@@ -372,22 +388,22 @@ def _blobs(
     what: str,
     owner: type[ProfileRow] | type[Rollup],
     data: InstrumentedAttribute[bytes],
-    owner_id: InstrumentedAttribute[int] | None,
+    owner_id: InstrumentedAttribute[int],
     key_ids: npt.NDArray[np.int64],
 ) -> None:
-    """Every blob of ``owner`` rows (profiles or rollups) decodes, sums to its row's totals, names stored keys.
-
-    ``owner_id`` is the blob table's column naming its owner; None when the blob is a column of the owner's row.
-    """
+    """Every blob of ``owner`` rows (profiles or rollups) decodes, sums to its row's totals, names stored keys."""
     keys: set[int] = set()
     undecodable: list[int] = []
     wrong: list[int] = []
     cursor = 0
     while True:
-        query = select(owner.id, data, owner.totals)
-        if owner_id is not None:
-            query = query.join(data.class_, owner_id == owner.id)
-        batch = conn.execute(query.where(owner.id > cursor).order_by(owner.id).limit(BATCH)).all()
+        batch = conn.execute(
+            select(owner.id, data, owner.totals)
+            .join(data.class_, owner_id == owner.id)
+            .where(owner.id > cursor)
+            .order_by(owner.id)
+            .limit(BATCH)
+        ).all()
         if not batch:
             break
         cursor = int(batch[-1][0])

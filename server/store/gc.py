@@ -34,7 +34,7 @@ from server.store.appends import FUNCTIONS as FUNCTION_APPENDS
 from server.store.appends import LINE_FRAMES, SAMPLE_KEYS
 from server.store.appends import lock_appends as lock_table
 from server.store.database import chunks
-from server.store.models import ProfileRow, RollupBlob, SampleKeyLine, SampleLabelset, SegmentKind, SegmentRow
+from server.store.models import ProfileBlob, RollupBlob, SampleKeyLine, SampleLabelset, SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.segmentcache import segment_row
 from server.store.stackcodec import Segment, encode
@@ -62,13 +62,13 @@ def _keys_in(conn: Connection, id_column: Any, data_column: Any, above: int, upt
 
 
 def _mark(conn: Connection, profiles_above: int, profiles_upto: int, rollups_above: int, rollups_upto: int) -> IntArray:
-    found = _keys_in(conn, ProfileRow.id, ProfileRow.data, profiles_above, profiles_upto)
+    found = _keys_in(conn, ProfileBlob.profile_id, ProfileBlob.data, profiles_above, profiles_upto)
     found += _keys_in(conn, RollupBlob.rollup_id, RollupBlob.data, rollups_above, rollups_upto)
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
 def _highest(conn: Connection) -> tuple[int, int]:
-    profiles = conn.execute(select(func.max(ProfileRow.id))).scalar() or 0
+    profiles = conn.execute(select(func.max(ProfileBlob.profile_id))).scalar() or 0
     rollups = conn.execute(select(func.max(RollupBlob.rollup_id))).scalar() or 0
     return int(profiles), int(rollups)
 

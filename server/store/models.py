@@ -12,16 +12,16 @@
   which is what lets queries compute pprof's ``cum`` (counted once per sample)
   with array arithmetic.
 - ``sample_labelsets``: deduplicated pprof sample labels (``pprof.Do``).
-- ``profiles``: one row per scrape or push, with totals and its samples as
-  one compact array blob in the row (``data``, see :mod:`server.store.blob`);
-  what its value columns mean is in ``profile_shapes`` (shared by all).
+- ``profiles``: one row per scrape or push, with totals; its samples live in
+  ``profile_blobs`` as one compact array blob (see :mod:`server.store.blob`),
+  and what its value columns mean in ``profile_shapes`` (shared by all).
 
-On PostgreSQL the tables that grow with every profile (profiles, rollups
-and their blobs, goroutine dumps and groups) are range-partitioned
+On PostgreSQL the tables that grow with every profile (profiles and their
+blobs, rollups and theirs, goroutine dumps and groups) are range-partitioned
 by time (:mod:`server.store.partitions`); their primary keys there include
 the time and the series id (what a Citus cluster would distribute them by,
 docs/scaling.md), which these models, written for both databases, leave out.
-Each row of them carries its series id, the rollup blobs and groups their owner's.
+Each row of them carries its series id, the blobs and groups their owner's.
 
 The schema itself is created only by Alembic migrations; a test checks that
 these models and the migrations agree.
@@ -186,8 +186,22 @@ class ProfileRow(Base):
     totals: Mapped[list[int]] = mapped_column(JSON)
     # sha256 of the writer's idempotency key (see server.store.idempotency); NULL for pushes without one.
     idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # The samples (server.store.blob), in the row since migration 0022: a row of their own cost a header, a
-    # copy of the keys and a primary-key index per profile. Listings select ProfileTable.COLUMNS, never this.
+
+
+class ProfileBlob(Base):
+    """A profile's samples. ``time_ns`` is its profile's, so both live in the same time partition.
+
+    No foreign key to ``profiles``: between two partitioned tables it would
+    have to include the time and would block dropping a partition; the two
+    rows are written in one transaction and removed together by time
+    (``stackyard check`` reports a blob without its profile).
+    """
+
+    __tablename__ = "profile_blobs"
+
+    profile_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
+    series_id: Mapped[int] = mapped_column(BigInteger)  # its profile's
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -257,12 +271,12 @@ class RollupBlob(Base):
 
     With the blob inline, a week's fleet trend read every rollup's samples off
     disk just to reach its totals (10 µs a row on SQLite); apart, the rollup
-    rows are a narrow table.
+    rows are a narrow table, like ``profiles`` beside ``profile_blobs``.
     """
 
     __tablename__ = "rollup_blobs"
 
-    # Its rollup's width and bucket, the partition keys on PostgreSQL (no foreign key: both are partitioned).
+    # Its rollup's width and bucket, the partition keys on PostgreSQL (no foreign key, as for profile_blobs).
     rollup_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     width_s: Mapped[int] = mapped_column(Integer)
     bucket_ns: Mapped[int] = mapped_column(BigInteger)
@@ -418,7 +432,7 @@ class GoroutineGroup(Base):
     __tablename__ = "goroutine_groups"
     __table_args__ = (Index("ix_goroutine_groups_stack_id", "stack_id"),)
 
-    # The dump's time, its partition key on PostgreSQL; no foreign key to the dump (both are partitioned).
+    # The dump's time, its partition key on PostgreSQL; no foreign key to the dump (as for profile_blobs).
     dump_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     stack_id: Mapped[int] = mapped_column(ForeignKey("goroutine_stacks.id"), primary_key=True)
     state: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -2,9 +2,8 @@
 
 The tables that grow with every profile are range-partitioned by time:
 
-- raw data, by ``time_ns``: ``profiles`` (samples in the row since migration
-  0022), ``goroutine_dumps``, ``goroutine_groups``, one partition per interval
-  (a day by default);
+- raw data, by ``time_ns``: ``profiles``, ``profile_blobs``, ``goroutine_dumps``,
+  ``goroutine_groups``, one partition per interval (a day by default);
 - rollups, by width first (``rollups_hourly``, ``rollups_daily``, and the same
   for ``rollup_blobs``), each then by ``bucket_ns``: hourly ones per interval,
   daily ones per :data:`DAILY_SPAN` intervals (they are 24 times fewer and kept
@@ -63,7 +62,7 @@ class Family:
         return self.tables[0]
 
 
-RAW = Family("raw", ("profiles",), "time_ns", 1)
+RAW = Family("raw", ("profiles", "profile_blobs"), "time_ns", 1)
 DUMPS = Family("goroutine_dumps", ("goroutine_dumps", "goroutine_groups"), "time_ns", 1)
 HOURLY = Family("hourly", ("rollups_hourly", "rollup_blobs_hourly"), "bucket_ns", 1)
 DAILY = Family("daily", ("rollups_daily", "rollup_blobs_daily"), "bucket_ns", DAILY_SPAN)

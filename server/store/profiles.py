@@ -1,4 +1,4 @@
-"""Profile rows with their sample blobs, and their shapes: writing one, listing many, reading blobs in bulk."""
+"""Profile rows, their shapes and their sample blobs: writing one, listing many, reading blobs in bulk."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from server.store.database import chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
-from server.store.models import ProfileRow, ProfileShape, StoreState
+from server.store.models import ProfileBlob, ProfileRow, ProfileShape, StoreState
 
 #: Built once: every profile's transaction runs them, and building a statement costs more than running it.
 _INSERT_ROWS = insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True)
+_INSERT_BLOBS = insert(ProfileBlob)
 
 #: Advisory lock class of idempotency keys (PostgreSQL's two-key form, apart from the one-key locks elsewhere).
 KEY_LOCK_CLASS = 7301
@@ -84,12 +85,7 @@ class ProfileMeta:
 
 
 class ProfileTable:
-    """Profiles with their blobs; shapes are few and cached, so listing costs no join.
-
-    A listing selects :attr:`COLUMNS`, which leave the blob out: samples are
-    read only where they are used (:meth:`blobs`, the hourly rollup build,
-    garbage collection's mark, ``stackyard check``).
-    """
+    """Profiles and their blobs; shapes are few and cached, so listing costs no join."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -142,7 +138,7 @@ class ProfileTable:
                 self._shape_ids.setdefault(shape, int(sid))
 
     def insert(self, row: dict[str, Any], blob: bytes, also: Callable[[Connection], None] | None = None) -> int:
-        """One transaction, one row holding the blob (``also`` joins the transaction)."""
+        """One transaction: a profile row never exists without its blob (``also`` joins the transaction)."""
         return self.insert_once(row, blob, also)[0]
 
     def insert_once(
@@ -161,7 +157,7 @@ class ProfileTable:
 
     @staticmethod
     def insert_rows(conn: Connection, items: Sequence[tuple[dict[str, Any], bytes]]) -> list[tuple[int, bool]]:
-        """Rows with their blobs inside the caller's transaction: (id, created) per item, in order.
+        """Rows and their blobs inside the caller's transaction: (id, created) per item, in order.
 
         Rows without an idempotency key go in as one multi-row statement. A
         keyed row is looked up first, under a lock per key, so a key stored
@@ -172,20 +168,19 @@ class ProfileTable:
         are partitioned by it), and a retry may carry another time.
         """
         results: list[tuple[int, bool] | None] = [None] * len(items)
-        rows = [{**row, "data": data} for row, data in items]
-        unkeyed = [i for i, row in enumerate(rows) if row.get("idempotency_key") is None]
+        unkeyed = [i for i, (row, _) in enumerate(items) if row.get("idempotency_key") is None]
         if unkeyed:
-            ids = conn.execute(_INSERT_ROWS, [rows[i] for i in unkeyed]).scalars().all()
+            ids = conn.execute(_INSERT_ROWS, [items[i][0] for i in unkeyed]).scalars().all()
             for i, profile_id in zip(unkeyed, ids, strict=True):
                 results[i] = (int(profile_id), True)
-        keys = sorted({str(row["idempotency_key"]) for row in rows if row.get("idempotency_key") is not None})
+        keys = sorted({str(row["idempotency_key"]) for row, _ in items if row.get("idempotency_key") is not None})
         if keys:
             lock_keys(conn, keys)
             known: dict[str, int] = {}
             for part in chunks(keys, 500):
                 query = select(ProfileRow.idempotency_key, ProfileRow.id).where(ProfileRow.idempotency_key.in_(part))
                 known.update({str(key): int(pid) for key, pid in conn.execute(query)})
-            for i, row in enumerate(rows):
+            for i, (row, _) in enumerate(items):
                 key = row.get("idempotency_key")
                 if key is None:
                     continue
@@ -194,6 +189,13 @@ class ProfileTable:
                 else:
                     known[key] = int(conn.execute(insert(ProfileRow).returning(ProfileRow.id), row).scalar_one())
                     results[i] = (known[key], True)
+        blobs = [
+            {"profile_id": result[0], "time_ns": row["time_ns"], "series_id": row["series_id"], "data": blob}
+            for result, (row, blob) in zip(results, items, strict=True)
+            if result is not None and result[1]
+        ]
+        if blobs:
+            conn.execute(_INSERT_BLOBS, blobs)
         return [result for result in results if result is not None]
 
     def find_key(self, key: str) -> ProfileMeta | None:
@@ -265,9 +267,9 @@ class ProfileTable:
         found: dict[int, bytes] = {}
         with self._engine.connect() as conn:
             for part in chunks(list(profile_ids), 500):
-                query = select(ProfileRow.id, ProfileRow.data).where(ProfileRow.id.in_(part))
+                query = select(ProfileBlob.profile_id, ProfileBlob.data).where(ProfileBlob.profile_id.in_(part))
                 if times is not None:
-                    query = query.where(ProfileRow.time_ns >= times[0], ProfileRow.time_ns <= times[1])
+                    query = query.where(ProfileBlob.time_ns >= times[0], ProfileBlob.time_ns <= times[1])
                 found.update({int(pid): bytes(data) for pid, data in conn.execute(query)})
         return found
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from server.pprof.checked import SATURATED, clamp
 from server.store import blob
 from server.store.database import chunks, insert_returning
-from server.store.models import ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
+from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
 from server.store.profiles import ProfileMeta, ProfileTable
 from server.store.samples import SampleArrays, aggregate_saturating
 
@@ -249,8 +249,15 @@ class RollupTable:
         self, conn: Connection, series_id: int, width_s: int, bucket_ns: int, end_ns: int
     ) -> list[tuple[ProfileMeta, bytes]]:
         if width_s == HOUR_S:
-            query = select(*ProfileTable.COLUMNS, ProfileRow.data).where(
-                ProfileRow.series_id == series_id, ProfileRow.time_ns >= bucket_ns, ProfileRow.time_ns < end_ns
+            query = (
+                select(*ProfileTable.COLUMNS, ProfileBlob.data)
+                .join(
+                    ProfileBlob,
+                    (ProfileBlob.profile_id == ProfileRow.id)
+                    & (ProfileBlob.time_ns == ProfileRow.time_ns)
+                    & (ProfileBlob.series_id == ProfileRow.series_id),
+                )
+                .where(ProfileRow.series_id == series_id, ProfileRow.time_ns >= bucket_ns, ProfileRow.time_ns < end_ns)
             )
             return [(self._profiles.meta(row[:8]), bytes(row[8])) for row in conn.execute(query)]
         hourly = (

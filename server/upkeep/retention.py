@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 
 from server.settings import Settings
 from server.store.gc import collect_garbage
-from server.store.models import ProfileRow, Rollup, RollupBlob
+from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob
 from server.store.partitions import DAILY, DAILY_SPAN, HOURLY, RAW, Family, cutoff, drop_before, is_partitioned
 from server.store.repository import Store
 from server.store.rollups import DAY_S, HOUR_S
@@ -29,19 +29,15 @@ log = logging.getLogger(__name__)
 BATCH = 5000
 
 
-def _delete_batches(
-    store: Store, lead: Any, lead_key: Any, condition: Any, blobs: Any = None, blob_key: Any = None
-) -> int:
-    """Delete lead rows matching ``condition``, with their blobs when they have a table of their own (``blob_key``
-    names their lead's id), in batches."""
+def _delete_batches(store: Store, lead: Any, blobs: Any, lead_key: Any, blob_key: Any, condition: Any) -> int:
+    """Delete lead rows matching ``condition`` with their blobs (``blob_key`` names their lead's id), in batches."""
     total = 0
     while True:
         with store.engine.begin() as conn:
             ids = conn.execute(select(lead_key).where(condition).limit(BATCH)).scalars().all()
             if not ids:
                 return total
-            if blobs is not None:
-                conn.execute(delete(blobs).where(blob_key.in_(ids)))
+            conn.execute(delete(blobs).where(blob_key.in_(ids)))
             conn.execute(delete(lead).where(lead_key.in_(ids)))
         total += len(ids)
 
@@ -51,15 +47,17 @@ def _expire(store: Store, family: Family, before_ns: int) -> int:
         if is_partitioned(conn):
             return drop_before(conn, family, before_ns)
     if family is RAW:
-        return _delete_batches(store, ProfileRow, ProfileRow.id, ProfileRow.time_ns < before_ns)
+        return _delete_batches(
+            store, ProfileRow, ProfileBlob, ProfileRow.id, ProfileBlob.profile_id, ProfileRow.time_ns < before_ns
+        )
     width = HOUR_S if family is HOURLY else DAY_S
     return _delete_batches(
         store,
         Rollup,
-        Rollup.id,
-        (Rollup.width_s == width) & (Rollup.bucket_ns < before_ns),
         RollupBlob,
+        Rollup.id,
         RollupBlob.rollup_id,
+        (Rollup.width_s == width) & (Rollup.bucket_ns < before_ns),
     )
 
 

@@ -95,11 +95,10 @@ COORDINATOR = frozenset(
 )
 
 #: Tables named above that one version of the schema has and another not: the row-per-node, row-per-key and
-#: row-per-frame storage, the segment tables that replaced them, and the one table those became (0021); and the
-#: profiles' blobs before they moved into the profile rows (0022). Every other name above must exist.
+#: row-per-frame storage, the segment tables that replaced them, and the one table those became (0021). Every
+#: other name above must exist.
 COMING_OR_GOING = frozenset(
     {
-        "profile_blobs",
         "functions",
         "function_segments",
         "stack_nodes",

@@ -17,7 +17,7 @@ from server.ingest.storelimits import limit_rejections
 from server.ingest.workers import IngestWorkers, PushAnswer, RemoteRefusal, WorkerFailed
 from server.settings import Settings
 from server.store.availability import is_unavailable
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
 from stackyard.ingestsink import scraped_ingest
 from tests.conftest import TEST_RETENTION
@@ -54,7 +54,7 @@ def _rows(database_url: str) -> tuple[int, int]:
     try:
         with store.engine.connect() as conn:
             rows = int(conn.execute(select(func.count()).select_from(ProfileRow)).scalar_one())
-            blobs = int(conn.execute(select(func.count()).where(func.length(ProfileRow.data) > 0)).scalar_one())
+            blobs = int(conn.execute(select(func.count()).select_from(ProfileBlob)).scalar_one())
     finally:
         store.close()
     return rows, blobs

@@ -20,7 +20,7 @@ from server.query.aggregate import Merged, merge_profiles, merge_selected, resol
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.settings import Settings
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob
 from server.store.profiles import ProfileMeta
 from server.store.repository import Store
 from server.store.stacks import ROOT
@@ -145,7 +145,7 @@ def test_a_profile_whose_blob_is_gone_is_left_out(store: Store, settings: Settin
     first = put(store, settings, CPU[0], 0, "cpu")
     second = put(store, settings, CPU[1], 10, "cpu")
     with store.engine.begin() as conn:
-        conn.execute(delete(ProfileRow).where(ProfileRow.id == first.id))
+        conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id == first.id))
     merged = merge_selected(store, [first, second], "cpu", "nanoseconds", "sum")
     assert merged.profiles == [second]
     assert merged.total() == pprof_top(CPU[1:], "cpu", "nanoseconds").total

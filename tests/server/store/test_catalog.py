@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from server.ingest.profile import ingest
 from server.query import catalog
@@ -19,7 +19,7 @@ from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
 from server.query.timeseries import step_sums
 from server.settings import Settings
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
 from server.store.rollups import HOUR_S, NS
 from server.upkeep.jobs import build_rollups
@@ -68,6 +68,8 @@ def test_rollups_keep_a_series_active_after_its_raw_profiles_are_gone(store: Sto
     _store(store, settings)
     assert build_rollups(store, now_ns=(HOUR0 + 3 * HOUR_S) * NS)["hourly"] == 2
     with store.engine.begin() as conn:  # what retention does to raw profiles older than its horizon
+        old = select(ProfileRow.id).where(ProfileRow.time_ns < (HOUR0 + 3600) * NS)
+        conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id.in_(old)))
         conn.execute(delete(ProfileRow).where(ProfileRow.time_ns < (HOUR0 + 3600) * NS))
     found = catalog.active_series(store, (HOUR0 + 1200) * NS, (HOUR0 + 1300) * NS)
     assert [a.series.labels["service"] for a in found] == ["api"]  # its hour's rollup overlaps the range

@@ -16,6 +16,7 @@ from server.store import blob, lineframes, stackcodec, symbols
 from server.store.check import check_store
 from server.store.models import (
     GoroutineGroup,
+    ProfileBlob,
     ProfileRow,
     Rollup,
     RollupBlob,
@@ -72,7 +73,7 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
     ingest_dump(store, settings, dump, {"service": "svc", "instance": "a:1"}, BASE_NS + 60 * 10**9)
     with store.engine.begin() as conn:
         victim = int(conn.execute(select(ProfileRow.id).order_by(ProfileRow.id)).scalars().first() or 0)
-        conn.execute(update(ProfileRow).where(ProfileRow.id == victim).values(data=b""))  # no samples at all
+        conn.execute(delete(ProfileBlob).where(ProfileBlob.profile_id == victim))
         function = int(symbols.read_segments(conn)[0].ids[0])
         orphan = stackcodec.Segment(
             np.array([10**11]), np.array([10**11 - 1]), np.array([function]), np.array([False])
@@ -99,24 +100,29 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
         conn.execute(insert(SegmentRow).values(kind=SegmentKind.LINE_FRAMES, **torn))
         conn.execute(insert(SegmentRow).values(kind=len(SegmentKind), **torn))  # a kind no release wrote
         other = int(conn.execute(select(ProfileRow.id).where(ProfileRow.id != victim)).scalars().first() or 0)
-        data = bytes(conn.execute(select(ProfileRow.data).where(ProfileRow.id == other)).scalar_one())
-        conn.execute(update(ProfileRow).where(ProfileRow.id == other).values(data=data[: len(data) // 2]))
+        data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())
+        conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == other).values(data=data[: len(data) // 2]))
         conn.execute(update(Rollup).where(Rollup.width_s == 3600).values(profiles=Rollup.profiles + 1))
         # Rows carrying another series than their owner's (on Citus they would sit on another node).
+        third = int(
+            conn.execute(select(ProfileRow.id).where(ProfileRow.id.not_in((victim, other)))).scalars().first() or 0
+        )
+        conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == third).values(series_id=10**9))
         conn.execute(update(RollupBlob).values(series_id=10**9))
         conn.execute(update(GoroutineGroup).values(series_id=10**9))
-    report = check_store(store.engine)
-    problems = [problem.check for problem in report.problems]
-    undecodable = next(p for p in report.problems if p.check == "profile blobs that do not decode")
-    assert victim in undecodable.examples
+    problems = _problems(store)
+    assert "profiles without a blob" in problems
     assert "stack nodes whose parent is missing" in problems
     assert "sample keys whose stack node is missing" in problems
     assert "sample keys whose hash is stored twice (by id)" in problems
     assert "line-frame segments that do not decode or disagree with their row (by first frame)" in problems
     unknown = [p for p in check_store(store.engine).problems if p.check == "segments of no known kind (by first id)"]
     assert [(p.count, p.examples) for p in unknown] == [(1, (10**9,))]
-    assert other in undecodable.examples or ("profile blobs that do not sum to the profile's totals" in problems)
+    assert "profile blobs that do not decode" in problems or (
+        "profile blobs that do not sum to the profile's totals" in problems
+    )
     assert "rollups that no longer stand for every profile of their bucket" in problems
+    assert "blobs whose series is not their profile's" in problems
     assert "rollup blobs whose series is not their rollup's" in problems
     assert "goroutine dumps whose groups name another series" in problems
     done = subprocess.run(
@@ -127,8 +133,7 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
         timeout=120,
     )
     assert done.returncode == 1
-    assert "store INCONSISTENT" in done.stderr
-    assert f"profile blobs that do not decode: {undecodable.count} (e.g. " in done.stderr
+    assert "store INCONSISTENT" in done.stderr and "profiles without a blob: 1 (e.g. " in done.stderr
 
 
 def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Settings) -> None:

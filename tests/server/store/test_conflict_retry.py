@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from server.ingest.profile import ingest
 from server.settings import Settings
 from server.store.check import check_store
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob, ProfileRow
 from server.store.profiles import ProfileTable
 from server.store.repository import Store
 from tests.support.tools import DATA
@@ -50,7 +50,7 @@ def _failing_once(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[int
 def _stored(store: Store) -> tuple[int, int]:
     with store.engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(ProfileRow)).scalar_one()
-        blobs = conn.execute(select(func.count()).where(func.length(ProfileRow.data) > 0)).scalar_one()
+        blobs = conn.execute(select(func.count()).select_from(ProfileBlob)).scalar_one()
     return int(rows), int(blobs)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from server.ingest.profile import ingest
 from server.settings import Settings
-from server.store.models import ProfileRow, Rollup
+from server.store.models import ProfileBlob, ProfileRow, Rollup
 from server.store.repository import Store
 from server.upkeep.jobs import build_rollups
 from tests.conftest import TEST_RETENTION
@@ -136,7 +136,7 @@ def test_kill_9_during_a_push_burst_leaves_the_store_consistent(database_url: st
             surviving = dict(
                 conn.execute(
                     select(ProfileRow.id, ProfileRow.id)
-                    .where(func.length(ProfileRow.data) > 0)
+                    .join(ProfileBlob, ProfileBlob.profile_id == ProfileRow.id)
                     .where(ProfileRow.id.in_(list(burst.acked.values())))
                 ).all()
             )

@@ -13,7 +13,7 @@ from server.ingest.profile import ingest
 from server.pprof.decode import decode_columns
 from server.settings import Settings
 from server.store.groupcommit import GroupCommit
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
 from server.store.state import lock_for_gc
 from tests.support.tools import DATA
@@ -133,7 +133,7 @@ def test_two_writers_overlap_and_the_rest_share_their_transactions() -> None:
 def _counts(store: Store) -> tuple[int, int]:
     with store.engine.connect() as conn:
         rows = int(conn.execute(select(func.count()).select_from(ProfileRow)).scalar_one())
-        blobs = int(conn.execute(select(func.count()).where(func.length(ProfileRow.data) > 0)).scalar_one())
+        blobs = int(conn.execute(select(func.count()).select_from(ProfileBlob)).scalar_one())
     return rows, blobs
 
 

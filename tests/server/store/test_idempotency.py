@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from server.ingest.profile import ingest
 from server.settings import Settings
-from server.store.models import ProfileRow
+from server.store.models import ProfileBlob, ProfileRow
 from server.store.repository import Store
 from tests.support.tools import DATA
 
@@ -24,7 +24,7 @@ WHEN = "2026-11-01T10:00:00Z"
 def _counts(store: Store) -> tuple[int, int, int]:
     with store.engine.connect() as conn:
         profiles = int(conn.execute(select(func.count()).select_from(ProfileRow)).scalar_one())
-        blobs = int(conn.execute(select(func.count()).where(func.length(ProfileRow.data) > 0)).scalar_one())
+        blobs = int(conn.execute(select(func.count()).select_from(ProfileBlob)).scalar_one())
         keys = int(conn.execute(select(func.count(func.distinct(ProfileRow.idempotency_key)))).scalar_one())
     return profiles, blobs, keys
 

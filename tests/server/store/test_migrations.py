@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import numpy as np
 import pytest
 from alembic import command
@@ -28,8 +25,7 @@ from server.store.samplekeys import concatenate as concatenate_keys
 from server.store.samplekeys import read_segments as read_key_segments
 from server.store.stacks import StackTree, concatenate, read_segments
 from server.store.symbols import FunctionTable
-from server.upkeep.jobs import build_rollups, maintain_partitions
-from tests.support.dataset import DAY, DAY0, NS, answers, fill
+from tests.support.dataset import DAY0, NS, answers, fill
 from tests.support.helpers import push
 from tests.support.tools import DATA
 
@@ -54,9 +50,9 @@ def test_migrations_match_models(database_url: str) -> None:
             "series",
             "segments",
             "profiles",
+            "profile_blobs",
             "alembic_version",
         } <= tables
-        assert "profile_blobs" not in tables  # 0022 put the samples into the profile rows
     finally:
         engine.dispose()
 
@@ -298,8 +294,7 @@ def test_series_ids_go_into_a_store_with_data_and_out_again(
     client: TestClient, store: Store, settings: Settings
 ) -> None:
     """0016 on both databases holding data: the blobs, rollup blobs and goroutine groups take their owner's
-    series id, PostgreSQL's keys take it too, every answer stays; its downgrade keeps every row. (The store is
-    taken back to 0016 first: 0022 moved the profiles' blobs into their rows since.)"""
+    series id, PostgreSQL's keys take it too, every answer stays; its downgrade keeps every row."""
     fill(client, store, settings)
     push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600 + 30))  # late: a rollup_dirty row
     before = answers(client)
@@ -307,8 +302,6 @@ def test_series_ids_go_into_a_store_with_data_and_out_again(
     previous = ScriptDirectory.from_config(config).get_revision("0016").down_revision
     assert isinstance(previous, str)
     postgres = store.engine.dialect.name == "postgresql"
-    store.close()
-    command.downgrade(config, "0016")
     with store.engine.connect() as conn:
         rows = _rows(conn)
         assert _keys(conn) == _expected_keys(postgres, 1)
@@ -326,7 +319,8 @@ def test_series_ids_go_into_a_store_with_data_and_out_again(
             {"id": 10**9, "t": DAY0 * NS, "data": b"orphan"},
         )
     store.close()
-    command.upgrade(config, "0016")
+    command.upgrade(config, "head")
+    store.reset_caches()
     with store.engine.connect() as conn:
         assert _rows(conn) == rows
         assert _keys(conn) == _expected_keys(postgres, 1)
@@ -335,19 +329,18 @@ def test_series_ids_go_into_a_store_with_data_and_out_again(
             assert column["nullable"] is False
             same = f"SELECT count(*) FROM {table} c JOIN {owner} AND o.series_id = c.series_id"
             assert conn.execute(text(same)).scalar_one() == rows[table]
-    store.close()
-    command.upgrade(config, "head")
-    store.reset_caches()
-    with store.engine.connect() as conn:
         high = int(conn.execute(text("SELECT max(id) FROM profiles")).scalar_one())
     report = check_store(store.engine)
     assert report.ok, report.problems
     assert answers(client) == before
-    # Writes go on: ids count on from the highest (SQLite's rowid keys still count by themselves).
+    # Writes go on: ids count on from the highest (SQLite's rowid keys still count by themselves), and carry
+    # their series into the blob.
     pushed = push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
     assert pushed["id"] > high
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM profiles")).scalar_one() == rows["profiles"] + 1
+        assert _rows(conn)["profile_blobs"] == rows["profile_blobs"] + 1
+        same = f"SELECT count(*) FROM profile_blobs c JOIN {SAME_SERIES['profile_blobs']} AND o.series_id = c.series_id"
+        assert conn.execute(text(same)).scalar_one() == rows["profile_blobs"] + 1
 
 
 def _key_rows(conn: Connection) -> list[tuple[int, ...]]:
@@ -568,164 +561,3 @@ def test_the_segment_tables_become_one_and_back(client: TestClient, store: Store
             assert all(row[0] > rows[-1][1] for row in now[len(rows) :])
     report = check_store(store.engine)
     assert report.ok, report.problems
-
-
-def _blob_schema(conn: Connection) -> dict[str, object]:
-    """What 0022 changes, as the catalog has it: the two tables' columns, keys and indexes; on PostgreSQL also
-    how ``profile_blobs`` is partitioned."""
-    inspector = inspect(conn)
-    tables = set(inspector.get_table_names())
-    found: dict[str, object] = {}
-    for table in ("profiles", "profile_blobs"):
-        if table not in tables:
-            continue
-        found[f"{table} columns"] = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
-        found[f"{table} foreign keys"] = sorted(
-            (str(k["name"]), tuple(k["constrained_columns"]), k["referred_table"])
-            for k in inspector.get_foreign_keys(table)
-        )
-        if conn.dialect.name == "postgresql":
-            found[f"{table} keys"] = sorted(
-                str(d)
-                for d in conn.execute(
-                    text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(:t)"),
-                    {"t": table},
-                ).scalars()
-            )
-            found[f"{table} indexes"] = sorted(
-                conn.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table}).scalars()
-            )
-            found[f"{table} partitioned by"] = conn.execute(
-                text("SELECT pg_get_partkeydef(to_regclass(:t))"), {"t": table}
-            ).scalar_one()
-        else:
-            found[f"{table} keys"] = inspector.get_pk_constraint(table)["constrained_columns"]
-            found[f"{table} indexes"] = sorted(
-                conn.execute(
-                    text("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"),
-                    {"t": table},
-                ).scalars()
-            )
-    return found
-
-
-def _partitions(conn: Connection, table: str) -> list[tuple[str, str]]:
-    """PostgreSQL: a table's partitions (its name left out) with their bounds, the default one included."""
-    rows = conn.execute(
-        text(
-            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(:t) ORDER BY c.relname"
-        ),
-        {"t": table},
-    ).all()
-    return [(str(name)[len(table) :], str(bound)) for name, bound in rows]
-
-
-def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, postgres: bool) -> str:
-    """An empty database of the same kind, not yet migrated."""
-    if not postgres:
-        return f"sqlite:///{tmp_path / 'fresh.db'}"
-    server = request.getfixturevalue("postgres")
-    name = f"fresh_{uuid.uuid4().hex[:12]}"
-    url = str(server.create_database(name))
-    request.addfinalizer(lambda: server.drop_database(name))
-    return url
-
-
-@pytest.mark.dates
-def test_profile_samples_move_into_their_rows_and_back(
-    client: TestClient, store: Store, settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """0022 on both databases holding data: every blob goes into its profile's row, byte for byte, and back out
-    into a ``profile_blobs`` shaped as a database migrated only as far has it (PostgreSQL: partitioned like
-    ``profiles``, one partition for each of its); every answer stays. A profile left without a blob is deleted
-    by the upgrade, and a blob without a profile goes with the table."""
-    maintain_partitions(store, settings, now_ns=DAY0 * NS)  # PostgreSQL: day partitions, the data's and one more
-    fill(client, store, settings)
-    before = answers(client)
-    config = alembic_config(settings.database_url)
-    previous = ScriptDirectory.from_config(config).get_revision("0022").down_revision
-    assert isinstance(previous, str)
-    postgres = store.engine.dialect.name == "postgresql"
-    with store.engine.connect() as conn:
-        blobs = {int(i): bytes(d) for i, d in conn.execute(text("SELECT id, data FROM profiles"))}
-        series = {int(i): int(s) for i, s in conn.execute(text("SELECT id, series_id FROM profiles"))}
-        times = {int(i): int(t) for i, t in conn.execute(text("SELECT id, time_ns FROM profiles"))}
-        rollups = {
-            int(w): int(n) for w, n in conn.execute(text("SELECT width_s, count(*) FROM rollups GROUP BY width_s"))
-        }
-        schema = _blob_schema(conn)
-        days = _partitions(conn, "profiles") if postgres else []
-    assert len(blobs) == 6 and all(blobs.values())
-    assert "profile_blobs columns" not in schema
-    assert ("data", "BYTEA" if postgres else "BLOB", False) in schema["profiles columns"]  # type: ignore[operator]
-    if postgres:
-        assert [suffix for suffix, _ in days] == ["_default", "_p20260901", "_p20260902", "_p20260903"]
-    fresh_url = _fresh_database(request, tmp_path, postgres)
-    command.upgrade(alembic_config(fresh_url), previous)
-    fresh = create_engine(fresh_url)
-    try:
-        with fresh.connect() as conn:
-            schema_before = _blob_schema(conn)
-    finally:
-        fresh.dispose()
-
-    store.close()
-    command.downgrade(config, previous)
-    with store.engine.begin() as conn:
-        assert _blob_schema(conn) == schema_before  # as if 0022 had never run
-        copied = conn.execute(text("SELECT profile_id, data, series_id FROM profile_blobs")).all()
-        assert {int(i): bytes(d) for i, d, _ in copied} == blobs
-        assert {int(i): int(s) for i, _, s in copied} == series
-        same = "SELECT count(*) FROM profile_blobs b JOIN profiles p ON p.id = b.profile_id AND p.time_ns = b.time_ns"
-        assert conn.execute(text(same)).scalar_one() == len(blobs)
-        if postgres:
-            assert _partitions(conn, "profile_blobs") == days
-    store.close()
-    command.upgrade(config, "head")
-    store.reset_caches()
-    with store.engine.connect() as conn:
-        assert _blob_schema(conn) == schema
-        assert {int(i): bytes(d) for i, d in conn.execute(text("SELECT id, data FROM profiles"))} == blobs
-        if postgres:
-            assert _partitions(conn, "profiles") == days
-    report = check_store(store.engine)
-    assert report.ok, report.problems
-    assert answers(client) == before
-
-    # Damage the upgrade meets: a profile whose blob is gone, a blob whose profile is.
-    store.close()
-    command.downgrade(config, previous)
-    victim = min(blobs)
-    victim_time = times[victim]
-    with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM profile_blobs WHERE profile_id = :id"), {"id": victim})
-        conn.execute(
-            text("INSERT INTO profile_blobs (profile_id, time_ns, series_id, data) VALUES (:id, :t, :s, :data)"),
-            {"id": 10**9, "t": DAY0 * NS, "s": series[victim], "data": b"orphan"},
-        )
-    store.close()
-    command.upgrade(config, "head")
-    store.reset_caches()
-    with store.engine.connect() as conn:
-        kept = {int(i): bytes(d) for i, d in conn.execute(text("SELECT id, data FROM profiles"))}
-        dirty = conn.execute(text("SELECT series_id, bucket_ns FROM rollup_dirty")).all()
-        hour = int(conn.execute(text("SELECT count(*) FROM rollups WHERE width_s = 3600")).scalar_one())
-    assert kept == {i: d for i, d in blobs.items() if i != victim}
-    assert [(int(s), int(b)) for s, b in dirty] == [(series[victim], victim_time - victim_time % (3600 * NS))]
-    assert hour == rollups[3600] - 1  # the victim's hour, and its day, are built again by the next upkeep run
-    report = check_store(store.engine)
-    assert report.ok, report.problems
-    # The victim was its series' only profile that hour: no hourly rollup is left to build, the day's is.
-    assert build_rollups(store, now_ns=(DAY0 + 3 * DAY) * NS) == {"hourly": 0, "daily": 1, "deferred": 0}
-    with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM rollup_dirty")).scalar_one() == 0
-        now = {int(w): int(n) for w, n in conn.execute(text("SELECT width_s, count(*) FROM rollups GROUP BY width_s"))}
-    assert now == {3600: rollups[3600] - 1, 86400: rollups[86400]}
-    report = check_store(store.engine)
-    assert report.ok, report.problems
-    # Writes go on, one row a profile holding its samples.
-    pushed = push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
-    assert pushed["id"] > max(blobs)
-    stored = store.profiles.blobs([pushed["id"]])
-    assert list(stored) == [pushed["id"]] and stored[pushed["id"]]

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select, text
 from server.ingest.dumps import ingest_dump
 from server.migrate import alembic_config
 from server.settings import Settings
-from server.store.models import GoroutineDump, ProfileRow, Rollup, RollupBlob
+from server.store.models import GoroutineDump, ProfileBlob, ProfileRow, Rollup, RollupBlob
 from server.store.partitions import DAY_NS, is_partitioned, partition_name, partitions
 from server.store.repository import Store
 from server.upkeep.jobs import build_rollups, maintain_partitions
@@ -45,7 +45,7 @@ def test_the_migration_converts_a_store_with_data(client: TestClient, store: Sto
     """0014 on a database holding data (PostgreSQL: plain tables copied into partitions): the same answers after."""
     fill(client, store, settings)
     before = answers(client)
-    rows = {m.__tablename__: count(store.engine, m) for m in (ProfileRow, Rollup, RollupBlob)}
+    rows = {m.__tablename__: count(store.engine, m) for m in (ProfileRow, ProfileBlob, Rollup, RollupBlob)}
     assert rows["profiles"] == 6 and rows["rollups"] > 0
     config = alembic_config(settings.database_url)
     store.close()
@@ -57,13 +57,14 @@ def test_the_migration_converts_a_store_with_data(client: TestClient, store: Sto
     command.upgrade(config, "head")
     store.reset_caches()
     assert answers(client) == before
-    assert {m.__tablename__: count(store.engine, m) for m in (ProfileRow, Rollup, RollupBlob)} == rows
+    assert {m.__tablename__: count(store.engine, m) for m in (ProfileRow, ProfileBlob, Rollup, RollupBlob)} == rows
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect() as conn:
             assert is_partitioned(conn)
-            # A day's partition per day with data.
+            # A day's partition per day with data, for the profiles and their blobs alike.
             days = [(p.start_ns, p.end_ns) for p in partitions(conn, "profiles")]
             assert days == [(DAY0 * NS, (DAY0 + DAY) * NS), ((DAY0 + DAY) * NS, (DAY0 + 2 * DAY) * NS)]
+            assert [(p.start_ns, p.end_ns) for p in partitions(conn, "profile_blobs")] == days
         assert where(store.engine, "profiles", "time_ns", (DAY0 + 25 * 3600) * NS) == ["profiles_p20260902"]
         assert where(store.engine, "goroutine_dumps", "time_ns", DAY0 * NS) == ["goroutine_dumps_p20260901"]
         month = DAY0 - DAY0 % (30 * DAY)  # daily rollups: partitions of 30 days
@@ -88,7 +89,7 @@ def test_a_profile_late_or_far_ahead_lands_in_a_partition(client: TestClient, st
     postgres = store.engine.dialect.name == "postgresql"
     if postgres:
         assert where(store.engine, "profiles", "time_ns", ahead * NS) == ["profiles_default"]
-        assert where(store.engine, "profiles", "time_ns", late * NS) == ["profiles_default"]
+        assert where(store.engine, "profile_blobs", "time_ns", late * NS) == ["profile_blobs_default"]
         assert where(store.engine, "profiles", "time_ns", on_time * NS) == ["profiles_p20260901"]
     # When that day comes, the upkeep job makes its partition and moves the rows out of the default one.
     made = maintain_partitions(store, settings, now_ns=ahead * NS)
@@ -96,6 +97,7 @@ def test_a_profile_late_or_far_ahead_lands_in_a_partition(client: TestClient, st
     if postgres:
         assert "profiles_p20270320" in made
         assert where(store.engine, "profiles", "time_ns", ahead * NS) == ["profiles_p20270320"]
+        assert where(store.engine, "profile_blobs", "time_ns", ahead * NS) == ["profile_blobs_p20270320"]
         assert where(store.engine, "profiles", "time_ns", late * NS) == ["profiles_default"]
         assert maintain_partitions(store, settings, now_ns=ahead * NS) == []  # made already: nothing to do
     else:
@@ -125,11 +127,15 @@ def test_retention_drops_whole_partitions(client: TestClient, store: Store, sett
     ]
     # The daily rollups (kept a year) still answer for the days whose raw profiles went.
     assert top(client, type="cpu", **{"from": str(DAY0 - 20 * DAY), "to": str(DAY0 + 3 * DAY)})["profiles"] == 4
-    assert count(store.engine, ProfileRow) == 2
+    assert count(store.engine, ProfileBlob) == 2
     assert count(store.engine, GoroutineDump) == 1
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect() as conn:
             assert [p.table for p in partitions(conn, "profiles")] == ["profiles_p20260902", "profiles_p20260903"]
+            assert [p.table for p in partitions(conn, "profile_blobs")] == [
+                "profile_blobs_p20260902",
+                "profile_blobs_p20260903",
+            ]
             assert conn.execute(text("SELECT to_regclass('rollup_blobs_hourly_p20260901')")).scalar() is None
             assert conn.execute(text("SELECT count(*) FROM profiles_default")).scalar_one() == 0
             # Nothing was deleted row by row from the partitions that stay: no dead tuples to vacuum.

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.dates]
 
 #: What each read must find its rows by: the id column in the index condition.
 READS: dict[str, tuple[str, str]] = {
-    "blobs of profiles": ("profiles", "id"),
+    "blobs of profiles": ("profile_blobs", "profile_id"),
     "blobs of rollups": ("rollup_blobs", "rollup_id"),
     "groups of dumps": ("goroutine_groups", "dump_id"),
     "stack points of dumps": ("goroutine_groups", "dump_id"),
