@@ -144,9 +144,10 @@ def _once_each(hits: dict[int, int], stored: dict[str, int], count: int) -> None
     expected = WINDOW_S / INTERVAL_S
     # One scraper per target gives `expected` (one more or less at the window's edges, a skipped tick on a
     # busy machine); two would give twice as many.
-    assert all(expected - 3 <= n <= expected + 1 for n in hits.values()), hits
-    assert set(stored) == {f"svc{n}" for n in range(count)}, stored
-    assert all(expected - 3 <= n <= expected + 1 for n in stored.values()), stored
+    # The messages are strings, so a failure shows every target's count (pytest shortens a dict's repr).
+    assert all(expected - 3 <= n <= expected + 1 for n in hits.values()), f"requests per target: {sorted(hits.items())}"
+    assert set(stored) == {f"svc{n}" for n in range(count)}, f"stored per series: {sorted(stored.items())}"
+    assert all(expected - 3 <= n <= expected + 1 for n in stored.values()), f"stored: {sorted(stored.items())}"
 
 
 @pytest.mark.timeout(300)
