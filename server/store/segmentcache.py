@@ -22,6 +22,7 @@ Every kind's segments are rows of the one ``segments`` table
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -66,7 +67,7 @@ def span_row(kind: SegmentKind, first: int, last: int, items: int, data: bytes) 
     return {"kind": int(kind), "first_id": first, "last_id": last, "items": items, "data": data}
 
 
-class SegmentCache(Generic[Rows]):
+class SegmentCache(ABC, Generic[Rows]):
     """The loaded high-water mark of a segment table's copy, and its catch-up and commit steps."""
 
     def __init__(self, engine: Engine) -> None:
@@ -75,13 +76,13 @@ class SegmentCache(Generic[Rows]):
         self._high = 0  # every segment whose ids are at most this is loaded
         self._loaded = False
 
+    @abstractmethod
     def _read(self, conn: Connection, above: int) -> list[Rows]:
         """The table's segments holding ids past ``above``, decoded, in id order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _add(self, rows: Rows) -> None:
         """Rows (in increasing id order, all above those loaded) into the table's maps; moves ``_high``."""
-        raise NotImplementedError
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
