@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.state import EPOCH, GC_LOCK
@@ -75,6 +76,8 @@ _HOLD_WITH_TOPS = (
     update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value, *_TOPS)
 )
 _READ_WITH_TOPS = select(StoreState.value, *_TOPS).where(StoreState.key == EPOCH)
+#: The one statement a transaction's segments are written with (built once: building costs more than running).
+_INSERT_SEGMENTS = insert(SegmentRow)
 
 
 def lock_all_appends(conn: Connection) -> tuple[int, dict[int, int]]:
@@ -112,7 +115,10 @@ class Appends:
     profile with nothing new never begins one), catch up on what other
     writers appended under the locks it holds, insert, and register with
     :meth:`after_commit` what their memory gains; that runs only once the
-    commit succeeded. A table appends at most once in a transaction
+    commit succeeded. Their segments (:meth:`add_segment`) are written
+    together, in one statement just before the commit: a steady profile's
+    five small segments cost five statements' overhead (~50 µs each on
+    SQLite, most of it SQLAlchemy's), more than their rows. A table appends at most once in a transaction
     (:meth:`segments`): a second catch-up would read its own uncommitted rows.
 
     With ``epoch`` (the GC epoch the caller's cached ids belong to), no
@@ -129,6 +135,7 @@ class Appends:
         self._conn: Connection | None = None
         self._actions: list[Callable[[], None]] = []
         self._claimed: set[object] = set()
+        self._segments: list[dict[str, Any]] = []
         #: The GC epoch read under the locks (set once :meth:`connection` began the transaction).
         self.epoch = 0
         self._tops: dict[int, int] = {}
@@ -169,6 +176,14 @@ class Appends:
         top = self._tops.get(key)
         return top is None or top > high
 
+    def add_segment(self, row: dict[str, Any]) -> None:
+        """Write ``row`` (a ``segments`` row) in this transaction, before it commits. Call it once :meth:`segments`
+        has begun the transaction: nothing in it reads back a segment it appends (a table appends once, after its
+        catch-up read)."""
+        if self._conn is None:
+            raise RuntimeError("a segment is added to a transaction not begun")
+        self._segments.append(row)
+
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the transaction has committed (never if it rolls back)."""
         self._actions.append(action)
@@ -179,9 +194,16 @@ class Appends:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        begun, actions = self._begun, self._actions
+        begun, conn, actions, segments = self._begun, self._conn, self._actions, self._segments
         self._begun, self._conn, self._actions, self._claimed, self._tops = None, None, [], set(), {}
-        if begun is not None:
+        self._segments = []
+        if begun is not None and conn is not None:
+            if exc_type is None and segments:
+                try:
+                    conn.execute(_INSERT_SEGMENTS, segments)
+                except BaseException as failed:
+                    begun.__exit__(type(failed), failed, failed.__traceback__)  # rolls back
+                    raise
             begun.__exit__(exc_type, exc, traceback)  # commits, or rolls back; a failed commit raises here
         if exc_type is None:
             for action in actions:

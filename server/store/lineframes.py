@@ -220,7 +220,7 @@ class LineFrameTable(SegmentCache[FrameRows]):
         order = np.lexsort((inlined, lines, functions))
         ids = self._high + 1 + np.arange(functions.shape[0], dtype=np.int64)
         rows = FrameRows(ids, functions[order], lines[order], inlined[order])
-        conn.execute(segmentcache.INSERT, segment_row(rows))
+        appends.add_segment(segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return rows

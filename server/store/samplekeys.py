@@ -217,7 +217,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
         new = new[np.lexsort((labelset[new], node[new]))]
         ids = self._high + 1 + np.arange(new.shape[0], dtype=np.int64)
         rows = KeyRows(ids, hashes[new], node[new], labelset[new], line[new])
-        conn.execute(segmentcache.INSERT, segment_row(rows))
+        appends.add_segment(segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return rows

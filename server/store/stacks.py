@@ -267,7 +267,7 @@ class StackTree:
             data = stackcodec.encode_columns(raw, flags, walk.missing, walk.first)
             last = walk.first + walk.missing - 1
             row = segmentcache.span_row(SegmentKind(self._tree), walk.first, last, walk.missing, data)
-            conn.execute(segmentcache.INSERT, row)
+            appends.add_segment(row)
             appends.after_commit(lambda: self._committed(walk, data))
         return walk
 

@@ -344,7 +344,7 @@ class FunctionTable(SegmentCache[FunctionRows]):
             return {}
         keys = sorted(missing)  # a package's functions side by side: they compress together
         rows = rows_of(keys, [missing[key] for key in keys], self._high + 1)
-        conn.execute(segmentcache.INSERT, segment_row(rows))
+        appends.add_segment(segment_row(rows))
         # Cached only once committed: an id from a rolled-back segment must never be handed out.
         appends.after_commit(lambda: self._committed(rows))
         return dict(zip(keys, rows.ids.tolist(), strict=True))
