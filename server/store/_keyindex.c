@@ -238,14 +238,16 @@ keyindex_reserve(PyObject *op, PyObject *arg)
 }
 
 static PyObject *
-keyindex_add(PyObject *op, PyObject *args)
+keyindex_add(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     KeyIndexObject *self = (KeyIndexObject *)op;
+    static char *keywords[] = {"", "", "replace", NULL};
     PyObject *key_obj, *id_obj;
     Py_buffer keys_view, ids_view;
+    int replace = 0;
     Py_ssize_t i = 0;
 
-    if (!PyArg_ParseTuple(args, "OO:add", &key_obj, &id_obj)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$p:add", keywords, &key_obj, &id_obj, &replace)) {
         return NULL;
     }
     if (get_words(key_obj, &keys_view, "keys") < 0) {
@@ -272,7 +274,7 @@ keyindex_add(PyObject *op, PyObject *args)
             goto fail;
         }
     }
-    for (i = 0; self->used > 0 && i < count; i++) {
+    for (i = 0; !replace && self->used > 0 && i < count; i++) {
         if (i + PREFETCH < count) {
             __builtin_prefetch(&self->slots[mix(keys[i + PREFETCH]) & self->mask]);
         }
@@ -291,6 +293,10 @@ keyindex_add(PyObject *op, PyObject *args)
         }
         uint64_t at = find(self, keys[i]);
         if (self->slots[at].id != 0) {
+            if (replace) {
+                self->slots[at].id = ids[i];
+                continue;
+            }
             /* None was indexed before the call: a key twice in it. Take out what this call put in. */
             PyErr_Format(PyExc_ValueError, "key %lld is given twice", (long long)keys[i]);
             for (Py_ssize_t back = 0; back < i; back++) {
@@ -350,9 +356,10 @@ keyindex_lookup(PyObject *op, PyObject *arg)
 static PyMethodDef keyindex_methods[] = {
     {"reserve", keyindex_reserve, METH_O,
      "reserve(size, /)\n--\n\nRoom for `size` keys in all, so adding keys up to that many never grows the table."},
-    {"add", keyindex_add, METH_VARARGS,
-     "add(keys, ids, /)\n--\n\nIndex keys with their ids (buffers of int64; ids at least 1). ValueError, with\n"
-     "nothing added, for an id below 1, a key indexed already or a key given twice."},
+    {"add", (PyCFunction)(void (*)(void))keyindex_add, METH_VARARGS | METH_KEYWORDS,
+     "add(keys, ids, /, *, replace=False)\n--\n\nIndex keys with their ids (buffers of int64; ids at least 1).\n"
+     "ValueError, with nothing added, for an id below 1, a key indexed already or a key given twice; with\n"
+     "replace, such a key takes the id given (the last, if given twice) instead."},
     {"lookup", keyindex_lookup, METH_O,
      "lookup(keys, /)\n--\n\nThe id of each key (a buffer of int64) as int64 bytes, -1 where there is none."},
     {NULL, NULL, 0, NULL},

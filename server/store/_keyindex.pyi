@@ -30,10 +30,11 @@ class KeyIndex:
     def reserve(self, size: int, /) -> None:
         """Room for ``size`` keys in all, so adding keys up to that many never grows (rehashes) the table."""
 
-    def add(self, keys: Words, ids: Words, /) -> None:
+    def add(self, keys: Words, ids: Words, /, *, replace: bool = False) -> None:
         """Index each ``keys[i]`` with ``ids[i]``. ``ValueError``, with nothing added, for an id below 1, a
-        key indexed already or a key given twice: a key's id never changes, so the callers (which add only
-        keys their lookup missed) would be wrong to try."""
+        key indexed already or a key given twice. With ``replace``, such a key takes the id given instead
+        (the last one, if given twice): a segment table's copy from before another process's garbage
+        collection can meet a hash again under the new id it was stored with since."""
 
     def lookup(self, keys: Words, /) -> bytes:
         """The id of each key as int64 bytes, -1 where there is none."""
