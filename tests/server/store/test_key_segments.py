@@ -213,3 +213,21 @@ def test_frames_of_a_transaction_are_handed_out_and_cached_only_once_committed(
         assert LineFrameTable(engine).ids(functions, lines).tolist() == handed.tolist()  # and a fresh process
     finally:
         engine.dispose()
+
+
+def test_a_copy_from_before_a_collection_takes_a_hash_stored_again_under_its_new_id(database_url: str) -> None:
+    """Another process collects a dead key and later stores its hash again: a copy loaded before the collection
+    reads the new segment on a query's catch-up and finds the hash under the new id, not the dropped one."""
+    store = Store.from_url(database_url)
+    try:
+        stale = SampleKeyTable(store.engine)
+        dropped = stale.create(np.array([11, -12]), np.array([0, 0]), np.array([0, 0]))
+        highest = stale.create(np.array([13]), np.array([0]), np.array([0]))  # a collection keeps the highest
+        assert collect_garbage(store)["sample_keys"] == 2
+        again = SampleKeyTable(store.engine).create(np.array([-12]), np.array([0]), np.array([0]))
+        assert int(again[0]) > int(highest[0]) > int(dropped.max())
+        assert stale.lookup(np.array([11, -12, 13])).tolist() == [*dropped.tolist(), *highest.tolist()]
+        stale.resolve(again)  # the query's catch-up
+        assert stale.lookup(np.array([11, -12, 13])).tolist() == [int(dropped[0]), int(again[0]), int(highest[0])]
+    finally:
+        store.close()

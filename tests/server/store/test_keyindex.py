@@ -18,7 +18,8 @@ IntArray = npt.NDArray[np.int64]
 
 
 def _lookup(index: KeyIndex, keys: IntArray) -> list[int]:
-    return np.frombuffer(index.lookup(keys), dtype=np.int64).tolist()
+    ids: list[int] = np.frombuffer(index.lookup(keys), dtype=np.int64).tolist()
+    return ids
 
 
 def _check(index: KeyIndex, expected: dict[int, int], probes: IntArray) -> None:
@@ -183,3 +184,44 @@ def test_wrong_buffers_are_refused_with_a_clear_error() -> None:
         index.lookup([1, 2])  # type: ignore[arg-type]
     assert len(index) == 3
     assert _lookup(index, np.array([1, 2, 3, 7, 8], dtype=np.int64)) == [1, 2, 3, -1, -1]
+
+
+def test_replace_gives_keys_indexed_already_their_new_id() -> None:
+    """What a table's copy does when a hash comes back under a new id (stored again after a collection)."""
+    index = KeyIndex()
+    index.add(np.array([10, -20, 30], dtype=np.int64), np.array([1, 2, 3], dtype=np.int64))
+    index.add(np.array([-20, 40, 40], dtype=np.int64), np.array([7, 8, 9], dtype=np.int64), replace=True)
+    _check(index, {10: 1, -20: 7, 30: 3, 40: 9}, np.array([10, -20, 30, 40, 50], dtype=np.int64))
+    with pytest.raises(ValueError, match="ids must be at least 1"):
+        index.add(np.array([10], dtype=np.int64), np.array([0], dtype=np.int64), replace=True)
+    _check(index, {10: 1, -20: 7, 30: 3, 40: 9}, np.array([10], dtype=np.int64))
+
+
+def test_keys_added_in_many_batches_unsorted_are_all_found() -> None:
+    """Batches as segments bring them (ids increasing, keys in any order), past several doublings."""
+    index = KeyIndex()
+    keys = np.arange(0, 300_000, 3, dtype=np.int64)
+    for part in range(0, keys.shape[0], 7_000):
+        chunk = keys[part : part + 7_000]
+        index.add(chunk[::-1].copy(), chunk[::-1] * 10 + 1)
+    probe = np.array([0, 3, 4, 299_997, 300_000, 150_000, -3], dtype=np.int64)
+    assert _lookup(index, probe) == [1, 31, -1, 2_999_971, -1, 1_500_001, -1]
+    assert len(index) == keys.shape[0]
+
+
+def test_lookup_keeps_the_probes_order_on_small_and_big_tables() -> None:
+    """The ids come back in the probes' order, whether the table fits in cache or not (lookup prefetches
+    probes ahead of the one it reads)."""
+    rng = np.random.default_rng(17)
+    for wanted in (1_000, 250_000):
+        keys = np.unique(rng.integers(-(2**40), 2**40, wanted)) * 2  # even: the odd keys + 1 below are new
+        size = keys.shape[0]
+        rng.shuffle(keys)
+        index = KeyIndex()
+        index.add(keys, np.arange(1, size + 1, dtype=np.int64))
+        index.add(keys[:10] + 1, np.arange(size + 1, size + 11, dtype=np.int64))
+        expected = dict(zip(keys.tolist(), range(1, size + 1), strict=True))
+        expected.update(zip((keys[:10] + 1).tolist(), range(size + 1, size + 11), strict=True))
+        probes = np.concatenate([keys[rng.integers(0, size, 3_000)], keys[:10] + 1, rng.integers(-(2**41), 2**41, 500)])
+        rng.shuffle(probes)
+        assert _lookup(index, probes) == [expected.get(k, -1) for k in probes.tolist()]
