@@ -192,14 +192,15 @@ class SampleKeyTable(SegmentCache[KeyRows]):
                 with Appends(self._engine, epoch) as own:
                     self._append(wanted_hashes, node, labelset, line, new, epoch, own)
                 return self._ids(wanted_hashes)
+            high = self._high
             rows = self._append(wanted_hashes, node, labelset, line, new, epoch, appends)
-            found = self._ids(wanted_hashes)
+            if self._high != high:  # the append's catch-up read other writers' keys: some may be among ours
+                found = self._ids(wanted_hashes)
             if rows is not None:  # this transaction's keys, not in the index before it commits
-                order = np.argsort(rows.hashes)
-                at = np.searchsorted(rows.hashes, wanted_hashes, sorter=order)
-                at = order[np.minimum(at, len(rows) - 1)]
-                mine = (found < 0) & (rows.hashes[at] == wanted_hashes)
-                found[mine] = rows.ids[at[mine]]
+                missing = np.flatnonzero(found < 0)
+                mine = KeyIndex()
+                mine.add(rows.hashes, rows.ids)
+                found[missing] = np.frombuffer(mine.lookup(wanted_hashes[missing]), dtype=np.int64)
             return found
 
     def _append(
