@@ -1,10 +1,11 @@
 """Declares the C extensions (the decoder ``server.pprof._wire``, the stack tree index
-``server.store._treeindex``); all other metadata is in pyproject.toml.
+``server.store._treeindex``, the key index ``server.store._keyindex``); all other metadata is in
+pyproject.toml.
 
 pyproject.toml cannot declare C extensions, hence this file. The builds are not
 marked optional: a compiler error should fail ``pip install`` loudly rather
 than leave every install silently on the decoder's slower pure-Python fallback
-(the stack tree index has none: ``server.store.stacks`` needs it).
+(the indexes have none: ``server.store.stacks``, ``samplekeys`` and ``lineframes`` need them).
 """
 
 from setuptools import Extension, setup
@@ -19,6 +20,11 @@ setup(
         Extension(
             "server.store._treeindex",
             ["server/store/_treeindex.c"],
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
+            "server.store._keyindex",
+            ["server/store/_keyindex.c"],
             extra_compile_args=["-O2"],
         ),
     ]

@@ -28,10 +28,10 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, select
 
 from server.store import columncodec, segmentcache
+from server.store._keyindex import KeyIndex
 from server.store.appends import LINE_FRAMES, Appends
 from server.store.models import SegmentKind, StoreState
 from server.store.segmentcache import SegmentCache
-from server.store.stacks import PairIndex
 
 IntArray = npt.NDArray[np.int64]
 #: A frame packs into one int64 as ``function_id << 33 | inlined << 32 | line`` when the line fits 32 bits
@@ -122,13 +122,13 @@ class LineFrameTable(SegmentCache[FrameRows]):
     """The process's copy of ``line_frame_segments``: ids by frame, and frames by id for queries.
 
     Frames are looked up as one packed integer each (function id, inlined flag and line side by side) in
-    a sorted index (:class:`~server.store.stacks.PairIndex`): one ``searchsorted`` a profile instead of
-    a Python tuple per frame. Frames that do not pack (a line past 2**32 or below 0) go through a dictionary.
+    a hash table (:class:`~server.store._keyindex.KeyIndex`): one C call a profile instead of a Python
+    tuple per frame. Frames that do not pack (a line past 2**32 or below 0) go through a dictionary.
     """
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
-        self._index = PairIndex()
+        self._index = KeyIndex()
         self._unpacked: dict[Frame, int] = {}
         self.function = np.zeros(1024, dtype=np.int64)
         self.line = np.zeros(1024, dtype=np.int64)
@@ -153,12 +153,12 @@ class LineFrameTable(SegmentCache[FrameRows]):
         keys, inverse = np.unique(_packed(functions, lines, flags), return_inverse=True)
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
             self._ensure_loaded()
-            found = self._index.lookup(keys)
+            found = self._lookup(keys)
             missing = found < 0
             if bool(missing.any()):
                 wanted = keys[missing]
                 rows = self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1, appends)
-                found[missing] = self._index.lookup(wanted)
+                found[missing] = self._lookup(wanted)
                 if rows is not None:  # this transaction's frames, not in the index before it commits
                     at = np.searchsorted(keys, _packed(rows.functions, rows.lines, rows.inlined))
                     found[at] = rows.ids
@@ -190,12 +190,17 @@ class LineFrameTable(SegmentCache[FrameRows]):
         ids: IntArray = known[inverse.reshape(-1)]
         return ids
 
+    def _lookup(self, keys: IntArray) -> IntArray:
+        """The id of every packed frame, -1 for those this process has not loaded (a writable array)."""
+        found: IntArray = np.frombuffer(self._index.lookup(np.ascontiguousarray(keys, dtype=np.int64)), dtype=np.int64)
+        return found.copy()
+
     def _known(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
         """The id of every frame, -1 for those this process has not loaded."""
         found = np.full(functions.shape[0], -1, dtype=np.int64)
         fits = _fits(functions, lines)
         if bool(fits.any()):
-            found[fits] = self._index.lookup(_packed(functions[fits], lines[fits], inlined[fits]))
+            found[fits] = self._lookup(_packed(functions[fits], lines[fits], inlined[fits]))
         for at in np.flatnonzero(~fits).tolist():
             found[at] = self._unpacked.get((int(functions[at]), int(lines[at]), int(inlined[at])), -1)
         return found
@@ -245,7 +250,10 @@ class LineFrameTable(SegmentCache[FrameRows]):
         self.inlined_flag[rows.ids] = rows.inlined
         self.known[rows.ids] = True
         fits = _fits(rows.functions, rows.lines)
-        self._index.add(_packed(rows.functions[fits], rows.lines[fits], rows.inlined[fits]), rows.ids[fits])
+        # replace: the rule of sample keys' hashes (SampleKeyTable._add), a frame met again under a newer id.
+        self._index.add(
+            _packed(rows.functions[fits], rows.lines[fits], rows.inlined[fits]), rows.ids[fits], replace=True
+        )
         for frame_id, function_id, line, flag in zip(
             rows.ids[~fits].tolist(),
             rows.functions[~fits].tolist(),

@@ -11,7 +11,7 @@ hash, node, label set and line node, :mod:`server.store.columncodec`), not a
 row each: a row and its unique hash index cost ~40 bytes a key on SQLite, and
 inserting them with ``RETURNING`` was most of what a churny profile's new keys
 cost. With no unique index, dedup is answered from memory: every segment is
-read at first use and the hashes kept in a sorted index. A writer with new
+read at first use and the hashes kept in a hash table (:mod:`server.store._keyindex`). A writer with new
 keys takes the append lock (:mod:`server.store.appends`), reads the segments
 others appended since it last looked, looks its keys up again, and appends
 one segment with ids past every stored key: no hash ever gets two ids. Ids
@@ -34,11 +34,11 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, select
 
 from server.store import columncodec, segmentcache
+from server.store._keyindex import KeyIndex
 from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved, lock_appends
 from server.store.database import insert_ignoring_conflicts
 from server.store.models import SampleKeyLine, SegmentKind, SegmentRow
 from server.store.segmentcache import SegmentCache
-from server.store.stacks import PairIndex
 from server.store.state import lock_against_gc
 
 IntArray = npt.NDArray[np.int64]
@@ -136,7 +136,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
-        self._index = PairIndex()  # hash -> id
+        self._index = KeyIndex()  # hash -> id
         self.node = np.zeros(1024, dtype=np.int64)
         self.labelset = np.zeros(1024, dtype=np.int64)
         self.line_node = np.full(1024, NO_LINES, dtype=np.int64)
@@ -148,7 +148,14 @@ class SampleKeyTable(SegmentCache[KeyRows]):
             if not self._loaded:
                 with self._engine.connect() as conn:
                     self._catch_up(conn)
-            return self._index.lookup(hashes)
+            return self._ids(hashes)
+
+    def _ids(self, hashes: IntArray) -> IntArray:
+        """The index's id of every hash (-1: none), as an array of the caller's own."""
+        found: IntArray = np.frombuffer(
+            self._index.lookup(np.ascontiguousarray(hashes, dtype=np.int64)), dtype=np.int64
+        )
+        return found.copy()
 
     def create(
         self,
@@ -184,15 +191,16 @@ class SampleKeyTable(SegmentCache[KeyRows]):
             if appends is None:
                 with Appends(self._engine, epoch) as own:
                     self._append(wanted_hashes, node, labelset, line, new, epoch, own)
-                return self._index.lookup(wanted_hashes)
+                return self._ids(wanted_hashes)
+            high = self._high
             rows = self._append(wanted_hashes, node, labelset, line, new, epoch, appends)
-            found = self._index.lookup(wanted_hashes)
+            if self._high != high:  # the append's catch-up read other writers' keys: some may be among ours
+                found = self._ids(wanted_hashes)
             if rows is not None:  # this transaction's keys, not in the index before it commits
-                order = np.argsort(rows.hashes)
-                at = np.searchsorted(rows.hashes, wanted_hashes, sorter=order)
-                at = order[np.minimum(at, len(rows) - 1)]
-                mine = (found < 0) & (rows.hashes[at] == wanted_hashes)
-                found[mine] = rows.ids[at[mine]]
+                missing = np.flatnonzero(found < 0)
+                mine = KeyIndex()
+                mine.add(rows.hashes, rows.ids)
+                found[missing] = np.frombuffer(mine.lookup(wanted_hashes[missing]), dtype=np.int64)
             return found
 
     def _append(
@@ -211,7 +219,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
             raise EpochMoved(appends.epoch)
         # Another writer appended since (the newest segment is past this process's): look again against its keys.
         if appends.appended_past(SAMPLE_KEYS, self._high) and self._catch_up(conn):
-            new = new[self._index.lookup(hashes[new]) < 0]
+            new = new[self._ids(hashes[new]) < 0]
         if not new.size:
             return None
         new = new[np.lexsort((labelset[new], node[new]))]
@@ -256,7 +264,10 @@ class SampleKeyTable(SegmentCache[KeyRows]):
         self.labelset[ids] = rows.labelsets
         self.line_node[ids] = rows.line_nodes
         self.known[ids] = True
-        self._index.add(rows.hashes, ids)
+        # A hash met again under a newer id replaces the old: this copy can predate a collection in another
+        # process that dropped the key, after which the hash was stored anew (the caches reset on the next
+        # write, but a query's catch-up may read the new segment first).
+        self._index.add(np.ascontiguousarray(rows.hashes, dtype=np.int64), np.ascontiguousarray(ids), replace=True)
         self._high = max(self._high, int(ids[-1]))
 
     def _grow(self, size: int) -> None:

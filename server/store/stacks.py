@@ -64,68 +64,6 @@ _FRAME_LIMIT = 1 << 31
 _GROWTH = 4
 #: Columns from this size up are mappings of their own (see ``_zeros``).
 _MAPPED_BYTES = 1 << 20
-#: A sorted array of at least this many keys is searched with the probes sorted first (:meth:`PairIndex.lookup`).
-_SORTED_PROBES = 100_000
-
-
-class PairIndex:
-    """Ids by packed integer keys (:mod:`server.store.lineframes` keys ``(function, line)`` pairs): a big
-    sorted pair of arrays plus a small sorted one for recent additions, merged when the small one passes a
-    quarter of the big. 16 bytes a key, against ~200 for a dictionary entry of two Python ints; lookups
-    are one ``searchsorted`` per batch. (The stack trees once used it for ``(parent, frame)``; their C
-    index replaced it.)"""
-
-    def __init__(self) -> None:
-        empty = np.zeros(0, dtype=np.int64)
-        self._keys, self._ids = empty, empty
-        self._new_keys, self._new_ids = empty, empty
-
-    def __len__(self) -> int:
-        return int(self._keys.shape[0] + self._new_keys.shape[0])
-
-    def lookup(self, keys: IntArray) -> IntArray:
-        """The node id of each key, -1 where there is none.
-
-        Against a big array the probes are searched in sorted order: each binary search then starts near
-        the last one's end, in cache, instead of from the top of a cold array (2,000 probes into 300,000
-        keys: 189 -> 53 us, into 3,000,000: 373 -> 121 us; into 25,000 it makes no difference). A store's
-        sample keys pass a million, and every profile, known or new, looks its keys up here."""
-        found = np.full(keys.shape[0], -1, dtype=np.int64)
-        order: IntArray | None = None
-        for sorted_keys, ids in ((self._keys, self._ids), (self._new_keys, self._new_ids)):
-            if sorted_keys.size == 0:
-                continue
-            if sorted_keys.shape[0] >= _SORTED_PROBES and keys.shape[0] >= 64:
-                if order is None:
-                    order = np.argsort(keys)
-                at = np.empty(keys.shape[0], dtype=np.int64)
-                at[order] = np.searchsorted(sorted_keys, keys[order])
-            else:
-                at = np.searchsorted(sorted_keys, keys)
-            np.minimum(at, sorted_keys.shape[0] - 1, out=at)
-            hit = sorted_keys[at] == keys
-            found[hit] = ids[at[hit]]
-        return found
-
-    def add(self, keys: IntArray, ids: IntArray) -> None:
-        """Only the new keys are sorted; they are merged into the sorted arrays in one linear pass each."""
-        order = np.argsort(keys, kind="stable")
-        keys, ids = keys[order], ids[order]
-        new_keys, new_ids = _merge(self._new_keys, self._new_ids, keys, ids)
-        if new_keys.shape[0] > max(65_536, self._keys.shape[0] // 4):
-            self._keys, self._ids = _merge(self._keys, self._ids, new_keys, new_ids)
-            empty = np.zeros(0, dtype=np.int64)
-            self._new_keys, self._new_ids = empty, empty
-            return
-        self._new_keys, self._new_ids = new_keys, new_ids
-
-
-def _merge(keys: IntArray, ids: IntArray, more_keys: IntArray, more_ids: IntArray) -> tuple[IntArray, IntArray]:
-    """Two sorted key arrays (with their ids) as one, without sorting again."""
-    if keys.size == 0:
-        return more_keys, more_ids
-    at = np.searchsorted(keys, more_keys, side="right")
-    return np.insert(keys, at, more_keys), np.insert(ids, at, more_ids)
 
 
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:

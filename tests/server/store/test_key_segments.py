@@ -213,3 +213,45 @@ def test_frames_of_a_transaction_are_handed_out_and_cached_only_once_committed(
         assert LineFrameTable(engine).ids(functions, lines).tolist() == handed.tolist()  # and a fresh process
     finally:
         engine.dispose()
+
+
+def test_a_copy_from_before_a_collection_takes_a_hash_stored_again_under_its_new_id(database_url: str) -> None:
+    """Another process collects a dead key and later stores its hash again: a copy loaded before the collection
+    reads the new segment on a query's catch-up and finds the hash under the new id, not the dropped one."""
+    store = Store.from_url(database_url)
+    try:
+        stale = SampleKeyTable(store.engine)
+        dropped = stale.create(np.array([11, -12]), np.array([0, 0]), np.array([0, 0]))
+        highest = stale.create(np.array([13]), np.array([0]), np.array([0]))  # a collection keeps the highest
+        assert collect_garbage(store)["sample_keys"] == 2
+        again = SampleKeyTable(store.engine).create(np.array([-12]), np.array([0]), np.array([0]))
+        assert int(again[0]) > int(highest[0]) > int(dropped.max())
+        assert stale.lookup(np.array([11, -12, 13])).tolist() == [*dropped.tolist(), *highest.tolist()]
+        stale.resolve(again)  # the query's catch-up
+        assert stale.lookup(np.array([11, -12, 13])).tolist() == [int(dropped[0]), int(again[0]), int(highest[0])]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("others_first", [False, True], ids=["alone", "after-another-writer"])
+def test_keys_created_in_a_transaction_get_their_ids_whether_or_not_the_append_caught_up(
+    database_url: str, others_first: bool
+) -> None:
+    """Inside a profile's transaction, create answers new keys from the rows it appends; known keys, those
+    given twice, and (when another writer appended first) keys the catch-up read, from the index."""
+    engine = make_engine(database_url)
+    try:
+        mine, other = SampleKeyTable(engine), SampleKeyTable(engine)
+        known = mine.create(np.array([1, 2]), np.array([5, 5]), np.array([0, 0]))
+        theirs = other.create(np.array([3, -4]), np.array([6, 6]), np.array([0, 0])) if others_first else None
+        hashes = np.array([2, 3, -4, 7, 3, 2**62, 7, 1], dtype=np.int64)
+        with Appends(engine) as appends:
+            got = mine.create(hashes, np.arange(8), np.zeros(8, dtype=np.int64), appends=appends)
+        assert got[0] == known[1] and got[7] == known[0]
+        assert got[1] == got[4] and got[3] == got[6]
+        if theirs is not None:
+            assert got[1:3].tolist() == theirs.tolist()
+        assert len(set(got.tolist())) == 6 and int(got.min()) > 0  # six distinct hashes
+        assert mine.lookup(hashes).tolist() == got.tolist() == SampleKeyTable(engine).lookup(hashes).tolist()
+    finally:
+        engine.dispose()

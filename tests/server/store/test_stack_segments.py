@@ -16,7 +16,7 @@ from server.store.database import make_engine
 from server.store.gc import collect_garbage
 from server.store.models import SegmentRow
 from server.store.repository import Store
-from server.store.stacks import FUNCTIONS, ROOT, PairIndex, StackTree, concatenate, read_segments
+from server.store.stacks import FUNCTIONS, ROOT, StackTree, concatenate, read_segments
 
 
 def _random_stacks(rng: random.Random, count: int, frames: int = 12, depth: int = 9) -> list[list[int]]:
@@ -134,34 +134,6 @@ def test_concurrent_writers_give_one_id_per_node(database_url: str) -> None:
     assert all(len(leaves) == 1 for leaves in by_stack.values())  # every writer got the same leaf
     pairs = _stored_pairs(database_url)
     assert len(pairs) == len(set(pairs)) == len(_reference([list(s) for s in by_stack]))
-
-
-def test_pair_index_finds_recent_and_merged_keys() -> None:
-    index = PairIndex()
-    keys = np.arange(0, 300_000, 3, dtype=np.int64)
-    for part in range(0, keys.shape[0], 7_000):  # past the merge threshold more than once
-        chunk = keys[part : part + 7_000]
-        index.add(chunk[::-1].copy(), chunk[::-1] * 10)  # keys need not come sorted
-    probe = np.array([0, 3, 4, 299_997, 300_000, 150_000], dtype=np.int64)
-    assert index.lookup(probe).tolist() == [0, 30, -1, 2_999_970, -1, 1_500_000]
-    assert len(index) == keys.shape[0]
-
-
-def test_pair_index_lookup_equals_a_dictionary_on_either_side_of_its_sorted_probe_threshold() -> None:
-    """Big arrays are searched with the probes sorted first: the ids must come back in the probes' order."""
-    rng = np.random.default_rng(17)
-    for wanted in (1_000, 250_000):  # below and above the threshold
-        keys = np.unique(rng.integers(-(2**40), 2**40, wanted)) * 2  # even: the odd keys + 1 below are new
-        size = keys.shape[0]
-        rng.shuffle(keys)
-        index = PairIndex()
-        index.add(keys, np.arange(size, dtype=np.int64))
-        index.add(keys[:10] + 1, np.arange(size, size + 10, dtype=np.int64))  # a few in the small array too
-        expected = dict(zip(keys.tolist(), range(size), strict=True))
-        expected.update(zip((keys[:10] + 1).tolist(), range(size, size + 10), strict=True))
-        probes = np.concatenate([keys[rng.integers(0, size, 3_000)], keys[:10] + 1, rng.integers(-(2**41), 2**41, 500)])
-        rng.shuffle(probes)
-        assert index.lookup(probes).tolist() == [expected.get(k, -1) for k in probes.tolist()]
 
 
 def test_collection_rewrites_segments_and_never_reuses_an_id(database_url: str) -> None:
