@@ -204,3 +204,36 @@ def test_a_segment_commits_from_its_bytes_when_a_later_walk_replaced_its_nodes(d
             assert getattr(fresh, name)[:7].tolist() == getattr(tree, name)[:7].tolist()
     finally:
         engine.dispose()
+
+
+def test_columns_grow_in_place_within_their_reserved_room_and_by_copy_past_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree's columns past a megabyte are views of mappings with room reserved: growing within it makes a longer
+    view of the same memory (nothing copied), past it a copy. Either way the arrays a query held keep their values,
+    and every node reads back as it was made."""
+    from server.store import stacks as module
+
+    monkeypatch.setattr(module, "_RESERVED_IDS", 1 << 21)  # room for 2 Mi nodes, so the test passes it
+    tree = StackTree(store.engine)
+    stacks = [[1 + (i % 50), 100 + i] for i in range(140_000)]  # 140,050 nodes: columns past 1 MB
+    leaves = tree.resolve(stacks)
+    held = tree.parent
+    assert held.nbytes >= module._MAPPED_BYTES
+    assert isinstance(held.base, memoryview)
+    before = held.copy()
+
+    tree._grow(held.shape[0] + 1)  # within the reserved room: the same memory, a longer view
+    assert tree.parent.shape[0] > held.shape[0]
+    assert np.shares_memory(tree.parent, held)
+    assert np.array_equal(tree.parent[: held.shape[0]], before)
+
+    tree._grow((1 << 21) + 1)  # past it: a copy
+    assert not np.shares_memory(tree.parent, held)
+    assert np.array_equal(held, before)  # what a query held is unchanged
+    assert np.array_equal(tree.parent[: held.shape[0]], before)
+    for stack, leaf in zip(stacks[:200] + stacks[-200:], leaves[:200] + leaves[-200:], strict=True):
+        assert _paths(tree, leaf) == tuple(stack)
+    more = [[7, 10_000_000 + i] for i in range(10)]  # nodes added after growing read back too
+    for stack, leaf in zip(more, tree.resolve(more), strict=True):
+        assert _paths(tree, leaf) == tuple(stack)
