@@ -20,11 +20,13 @@ setup(
         Extension(
             "server.store._treeindex",
             ["server/store/_treeindex.c"],
+            depends=["server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.store._keyindex",
             ["server/store/_keyindex.c"],
+            depends=["server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
     ]

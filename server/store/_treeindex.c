@@ -51,6 +51,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_words.h"
+
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -300,26 +302,6 @@ index_room(IndexObject *self, Py_ssize_t size)
 }
 
 /* --- argument buffers ------------------------------------------------------ */
-
-/* A C-contiguous buffer of 64-bit integers (numpy int64 or uint64, array.array('q')...). */
-static int
-get_words(PyObject *obj, Py_buffer *view, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        return -1;
-    }
-    const char *format = view->format ? view->format : "B";
-    if (*format == '<' || *format == '=' || *format == '@') {
-        format++;
-    }
-    if (view->itemsize != 8 || strchr("qlQLn", *format) == NULL || format[1] != '\0') {
-        PyErr_Format(PyExc_TypeError, "%s must be a contiguous buffer of 64-bit integers, not format '%s'", what,
-                     view->format ? view->format : "B");
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
 
 static void
 release_all(Py_buffer *views, int count)
