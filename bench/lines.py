@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/lines.py                  # 60 varied copies of tests/data/big_cpu.pb.gz + the demo captures
     .venv/bin/python bench/lines.py --profiles 200 --repeat 9
+    .venv/bin/python bench/lines.py --shape churn    # the 12 real high-churn captures of bench/churn.py
 
 One process, SQLite, two stores built from the same payloads through the real
 ``server.ingest.profile.ingest()``:
@@ -21,6 +22,12 @@ the first function-level ``top`` on a fresh ``Store`` (cold caches: keys are rea
 with one more column); bytes after VACUUM, per table, and the growth over the
 payloads' raw size. Correctness: the line-level top equals ``go tool pprof -top
 -lines`` of the same payloads (exit status 1 if not).
+
+Two shapes of store: *steady* (the default), varied copies of one capture, so
+every stack repeats; *churn*, the real captures of ``examples/bigservice`` in
+its high-churn mode (``bench/churn_captures.py``, captured once and cached),
+where few stacks repeat between captures, so the line tree and the line
+frames a query walks are as big as the profiles make them.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import churn_captures
 from bench.common import DATA, varied_scrapes
 from server.ingest.profile import ingest
 from server.migrate import upgrade
@@ -168,13 +176,26 @@ def tables(path: Path, strip: bool = False) -> dict[str, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", type=int, default=60)
+    parser.add_argument("--profiles", type=int, default=None, help="how many (default: 60 steady, 12 churn)")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--shape",
+        choices=("steady", "churn"),
+        default="steady",
+        help="steady: varied copies of one capture; churn: the real high-churn captures",
+    )
     args = parser.parse_args()
-    payloads = varied_scrapes(DATA / "big_cpu.pb.gz", args.profiles)
+    if args.shape == "churn":
+        args.profiles = args.profiles or 12
+        directory, captures = churn_captures.ensure("churn", args.profiles)
+        payloads = [capture.path(directory).read_bytes() for capture in captures]
+    else:
+        args.profiles = args.profiles or 60
+        payloads = varied_scrapes(DATA / "big_cpu.pb.gz", args.profiles)
     raw = sum(len(p) for p in payloads)
     print(
-        f"{args.profiles} CPU profiles, {raw / args.profiles / 1024:.0f} KB each (gzip); load {os.getloadavg()[0]:.1f}"
+        f"{args.profiles} CPU profiles ({args.shape}), {raw / args.profiles / 1024:.0f} KB each (gzip); "
+        f"load {os.getloadavg()[0]:.1f}"
     )
     workdir = Path(tempfile.mkdtemp(prefix="stackyard-lines-"))
     (store, settings), (base, base_settings), ingested = build_both(workdir, payloads)

@@ -19,9 +19,14 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from server.query.grouping import distinct, distinct_inverse, groups
 from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
+#: A (parent, function) pair packs into one int64 as ``(parent + 1) << _FRAME_BITS | function`` while both fit.
+_FRAME_BITS = 31
+_FRAME_LIMIT = 1 << _FRAME_BITS
+_PARENT_LIMIT = 1 << 31
 
 
 def function_ids(tree: CallTree) -> list[int]:
@@ -43,13 +48,13 @@ def by_name(tree: CallTree, names: dict[int, str]) -> CallTree:
 
 def _canonical(tree: CallTree, names: dict[int, str]) -> CallTree:
     """``tree`` with each function id replaced by the smallest id of its name, ``recursive`` recomputed."""
-    ids = np.unique(tree.function)
+    ids, at = distinct_inverse(tree.function)
     first: dict[str, int] = {}
     canonical = np.array([first.setdefault(names.get(f, "?"), f) for f in ids.tolist()], dtype=np.int64)
     if bool((canonical == ids).all()):
         return tree
-    function = canonical[np.searchsorted(ids, tree.function)]
-    shared_ids = np.unique(canonical[canonical != ids])
+    function = canonical[at]
+    shared_ids = distinct(canonical[canonical != ids])
     walk = np.flatnonzero(np.isin(function, shared_ids) & ~tree.recursive)
     recursive = tree.recursive.copy()
     hit = np.zeros(walk.shape[0], dtype=bool)
@@ -72,18 +77,29 @@ def _merge_siblings(tree: CallTree) -> CallTree:
     """
     n = len(tree)
     rep = np.arange(n, dtype=np.int64)
+    # (parent, function) pairs as one integer each when they fit: numpy's unique of rows views them as
+    # opaque 16-byte records and sorts those with a stable sort, several times slower than grouping
+    # integers (:mod:`server.query.grouping`; a 500,000-node tree of high-churn line frames).
+    packed = n < _PARENT_LIMIT and (
+        n == 0 or (int(tree.function.min()) >= 0 and int(tree.function.max()) < _FRAME_LIMIT)
+    )
     while True:
         parent = np.where(tree.parent >= 0, rep[np.maximum(tree.parent, 0)], -1)
-        keys = np.stack([parent, tree.function], axis=1)
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        if packed:
+            keys = ((parent + 1) << _FRAME_BITS) | tree.function
+            first, inverse = groups(keys)
+        else:
+            rows = np.stack([parent, tree.function], axis=1)
+            _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
         merged = first[inverse.reshape(-1)].astype(np.int64)
         if bool((merged == rep).all()):
             break
         rep = merged
-    kept = np.unique(rep)
-    if kept.shape[0] == n:
+    representative = rep == np.arange(n)  # a group's smallest index is its own representative
+    if bool(representative.all()):
         return tree
-    position = np.searchsorted(kept, rep)
+    kept = np.flatnonzero(representative)
+    position = (np.cumsum(representative) - 1)[rep]
     selfs = np.zeros((kept.shape[0], tree.selfs.shape[1]), dtype=np.int64)
     totals = np.zeros_like(selfs)
     np.add.at(selfs, position, tree.selfs)

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import InvalidParameter
+from server.query.grouping import distinct
 from server.query.regex import Regex, RegexError, compile_regex
 from server.query.tree import CallTree
 
@@ -436,12 +437,12 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
     # equal, kept pointing straight at it, so a round costs what it groups, never a pass over all nodes.
     merged = np.zeros(0, dtype=np.int64)
     grew = np.zeros(n + 1, dtype=bool)  # a mark per representative that grew this round, cleared after
-    members = np.unique(slot[lifted])
+    members = distinct(slot[lifted])
     while True:
         many = counts[members]
         first = np.repeat(starts[members] - (np.cumsum(many) - many), many)
         children = by_slot[first + np.arange(first.shape[0])]
-        kids = np.unique(rep[children])  # each group so far by its representative, in index order
+        kids = distinct(rep[children])  # each group so far by its representative, in index order
         keys = rep[slot[kids]] * width + function[kids]
         order = np.argsort(keys, kind="stable")  # a group's lowest node first
         ordered = keys[order]
@@ -456,7 +457,7 @@ def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: Boo
         rep[gone] = into  # the leaders are representatives: none of them moves this round
         merged = np.concatenate((merged, gone))
         rep[merged] = rep[rep[merged]]  # nodes merged into one that moved now point at its leader
-        grown = np.unique(into)
+        grown = distinct(into)
         # Every node the grown groups hold: their representatives (never merged) and the merged nodes
         # pointing at them, each once.
         grew[grown] = True

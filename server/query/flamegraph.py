@@ -30,6 +30,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
+from server.query.grouping import distinct_inverse
 from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
@@ -285,7 +286,7 @@ class _Labels:
 
     @classmethod
     def of(cls, functions: IntArray, names: dict[int, str]) -> _Labels:
-        distinct, which = np.unique(functions, return_inverse=True)
+        distinct, which = distinct_inverse(functions)
         found = list(map(names.get, distinct.tolist()))
         if None in found:
             keys = [name if name is not None else "" for name in found]

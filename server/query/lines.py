@@ -23,6 +23,7 @@ from server.errors import Conflict
 from server.query.aggregate import Merged
 from server.query.byname import by_name, function_ids
 from server.query.filters import NO_FILTERS, Filters, apply_filters
+from server.query.grouping import distinct, distinct_inverse
 from server.query.top import flat_and_cum
 from server.query.tree import CallTree, build_tree
 from server.store.lineframes import line_data_since_ns
@@ -113,7 +114,7 @@ def inline_marks(tree: CallTree, keyed: dict[int, str], inlined: set[int]) -> di
     """
     if len(tree) == 0 or not inlined:
         return {}
-    ids, at = np.unique(tree.function, return_inverse=True)
+    ids, at = distinct_inverse(tree.function)
     first: dict[str, int] = {}
     canonical = np.array([first.setdefault(keyed.get(f, "?"), f) for f in ids.tolist()], dtype=np.int64)
     key = canonical[at.reshape(-1)]
@@ -124,12 +125,12 @@ def inline_marks(tree: CallTree, keyed: dict[int, str], inlined: set[int]) -> di
     # edge's copy higher on the stack goes into the same row, so it is never one of those left out.
     frames = np.fromiter(inlined, dtype=np.int64)
     found = np.minimum(np.searchsorted(ids, frames), ids.shape[0] - 1)
-    rows = np.unique(canonical[found[ids[found] == frames]])
+    rows = distinct(canonical[found[ids[found] == frames]])
     marked = np.isin(key, rows)
     edge = np.flatnonzero(marked & np.any(tree.totals != 0, axis=1) & (parent >= 0) & (above != key))
     # (row above, row) packed into one int64 (frame ids are below 2**31), in the order of the pairs: a sort of
     # integers where np.unique(axis=0) sorted rows as byte strings (three quarters of this function's time).
-    packed, pair = np.unique((above[edge] << _PAIR_SHIFT) | key[edge], return_inverse=True)
+    packed, pair = distinct_inverse((above[edge] << _PAIR_SHIFT) | key[edge])
     pairs = np.stack([packed >> _PAIR_SHIFT, packed & _PAIR_MASK], axis=1)
     pair = pair.reshape(-1)
     pair_of = np.full(len(tree), -1, dtype=np.int64)

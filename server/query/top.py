@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from server.query.grouping import distinct_inverse
 from server.query.tree import CallTree
 
 IntArray = npt.NDArray[np.int64]
@@ -27,7 +28,7 @@ class TopRow:
 
 def flat_and_cum(tree: CallTree) -> tuple[IntArray, IntArray, IntArray]:
     """Distinct function ids, and their flat and cum as (functions, columns) matrices."""
-    functions, index = np.unique(tree.function, return_inverse=True)
+    functions, index = distinct_inverse(tree.function)
     columns = tree.selfs.shape[1]
     flat = np.zeros((functions.shape[0], columns), dtype=np.int64)
     cum = np.zeros((functions.shape[0], columns), dtype=np.int64)
