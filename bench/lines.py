@@ -15,7 +15,8 @@ One process, SQLite, two stores built from the same payloads through the real
 
 Printed, as wall and CPU time (``time.process_time``, which load from other
 processes does not inflate), each measure taken in turn on both stores: ingest
-time per profile (first pass, where stacks are new, and later copies) as a ratio
+time per profile (first pass, where stacks are new, and the later ones: copies, or
+for churn other captures) as a ratio
 to the baseline; warm medians of function-level ``top`` and
 ``flame`` on both stores (the <= 10 % rule) and of ``top?granularity=lines``;
 the first function-level ``top`` on a fresh ``Store`` (cold caches: keys are read
@@ -200,7 +201,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="stackyard-lines-"))
     (store, settings), (base, base_settings), ingested = build_both(workdir, payloads)
     print(f"ingest, first profile: {ingested['first'].versus(ingested['base_first'], 1e3, 'ms')}")
-    print(f"ingest, later copies:  {ingested['later'].versus(ingested['base_later'], 1e3, 'ms')}")
+    later = "later copies" if args.shape == "steady" else "later captures (their stacks mostly new)"
+    print(f"ingest, {later}: {ingested['later'].versus(ingested['base_later'], 1e3, 'ms')}")
 
     query = ProfileQuery.parse("cpu", '{service="big"}', str(START_NS // 10**9 - 1), str(START_NS // 10**9 + 10**6))
     measures = {
