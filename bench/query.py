@@ -281,6 +281,10 @@ class Template:
             "totals": [self.base_total + delta],
         }
 
+    def blob_row(self, profile_id: int, series_id: int, time_ns: int, delta: int) -> dict[str, Any]:
+        """The ``profile_blobs`` row beside :meth:`row`'s."""
+        return {"profile_id": profile_id, "time_ns": time_ns, "series_id": series_id, "data": self.blob_with(delta)}
+
     def blob_with(self, delta: int) -> bytes:
         """The blob ingest() writes for this profile with ``delta`` more goroutines in the leak stack."""
         found = self.encoded.get(delta)
@@ -383,14 +387,7 @@ def _insert_fleet_rows(
             at = build.fleet_start_ns + k * FLEET_STEP_NS
             for i, delta in enumerate(columns[k]):
                 rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
-                blobs.append(
-                    {
-                        "profile_id": next_id,
-                        "time_ns": at + offsets[i],
-                        "series_id": series_ids[i],
-                        "data": template.blob_with(delta),
-                    }
-                )
+                blobs.append(template.blob_row(next_id, series_ids[i], at + offsets[i], delta))
                 next_id += 1
         with store.engine.begin() as conn:
             conn.execute(insert(ProfileRow), rows)

@@ -98,14 +98,7 @@ def build(store: Store, settings: Settings, instances: int, end_ns: int) -> dict
         for i in range(instances):
             delta = int(deltas[i, k])
             rows.append(template.row(next_id, series_ids[i], at + offsets[i], delta))
-            blobs.append(
-                {
-                    "profile_id": next_id,
-                    "time_ns": at + offsets[i],
-                    "series_id": series_ids[i],
-                    "data": template.blob_with(delta),
-                }
-            )
+            blobs.append(template.blob_row(next_id, series_ids[i], at + offsets[i], delta))
             next_id += 1
     deltas[:, first_raw_step] = 0  # that scrape is the ingested capture itself
     with store.engine.begin() as conn:
