@@ -31,7 +31,7 @@ from server.store import columncodec, segmentcache
 from server.store._keyindex import KeyIndex
 from server.store.appends import LINE_FRAMES, Appends
 from server.store.models import SegmentKind, StoreState
-from server.store.segmentcache import SegmentCache
+from server.store.segmentcache import SegmentCache, lookup_ids
 
 IntArray = npt.NDArray[np.int64]
 #: A frame packs into one int64 as ``function_id << 33 | inlined << 32 | line`` when the line fits 32 bits
@@ -153,12 +153,12 @@ class LineFrameTable(SegmentCache[FrameRows]):
         keys, inverse = np.unique(_packed(functions, lines, flags), return_inverse=True)
         with self._lock:  # the index's arrays change in several steps: never read them mid-insert
             self._ensure_loaded()
-            found = self._lookup(keys)
+            found = lookup_ids(self._index, keys)
             missing = found < 0
             if bool(missing.any()):
                 wanted = keys[missing]
                 rows = self._store(wanted >> (_LINE_BITS + 1), wanted & _LINE_MASK, (wanted >> _LINE_BITS) & 1, appends)
-                found[missing] = self._lookup(wanted)
+                found[missing] = lookup_ids(self._index, wanted)
                 if rows is not None:  # this transaction's frames, not in the index before it commits
                     at = np.searchsorted(keys, _packed(rows.functions, rows.lines, rows.inlined))
                     found[at] = rows.ids
@@ -190,17 +190,12 @@ class LineFrameTable(SegmentCache[FrameRows]):
         ids: IntArray = known[inverse.reshape(-1)]
         return ids
 
-    def _lookup(self, keys: IntArray) -> IntArray:
-        """The id of every packed frame, -1 for those this process has not loaded (a writable array)."""
-        found: IntArray = np.frombuffer(self._index.lookup(np.ascontiguousarray(keys, dtype=np.int64)), dtype=np.int64)
-        return found.copy()
-
     def _known(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
         """The id of every frame, -1 for those this process has not loaded."""
         found = np.full(functions.shape[0], -1, dtype=np.int64)
         fits = _fits(functions, lines)
         if bool(fits.any()):
-            found[fits] = self._lookup(_packed(functions[fits], lines[fits], inlined[fits]))
+            found[fits] = lookup_ids(self._index, _packed(functions[fits], lines[fits], inlined[fits]))
         for at in np.flatnonzero(~fits).tolist():
             found[at] = self._unpacked.get((int(functions[at]), int(lines[at]), int(inlined[at])), -1)
         return found

@@ -38,7 +38,7 @@ from server.store._keyindex import KeyIndex
 from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved, lock_appends
 from server.store.database import insert_ignoring_conflicts
 from server.store.models import SampleKeyLine, SegmentKind, SegmentRow
-from server.store.segmentcache import SegmentCache
+from server.store.segmentcache import SegmentCache, lookup_ids
 from server.store.state import lock_against_gc
 
 IntArray = npt.NDArray[np.int64]
@@ -148,14 +148,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
             if not self._loaded:
                 with self._engine.connect() as conn:
                     self._catch_up(conn)
-            return self._ids(hashes)
-
-    def _ids(self, hashes: IntArray) -> IntArray:
-        """The index's id of every hash (-1: none), as an array of the caller's own."""
-        found: IntArray = np.frombuffer(
-            self._index.lookup(np.ascontiguousarray(hashes, dtype=np.int64)), dtype=np.int64
-        )
-        return found.copy()
+            return lookup_ids(self._index, hashes)
 
     def create(
         self,
@@ -191,11 +184,11 @@ class SampleKeyTable(SegmentCache[KeyRows]):
             if appends is None:
                 with Appends(self._engine, epoch) as own:
                     self._append(wanted_hashes, node, labelset, line, new, epoch, own)
-                return self._ids(wanted_hashes)
+                return lookup_ids(self._index, wanted_hashes)
             high = self._high
             rows = self._append(wanted_hashes, node, labelset, line, new, epoch, appends)
             if self._high != high:  # the append's catch-up read other writers' keys: some may be among ours
-                found = self._ids(wanted_hashes)
+                found = lookup_ids(self._index, wanted_hashes)
             if rows is not None:  # this transaction's keys, not in the index before it commits
                 missing = np.flatnonzero(found < 0)
                 mine = KeyIndex()
@@ -219,7 +212,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
             raise EpochMoved(appends.epoch)
         # Another writer appended since (the newest segment is past this process's): look again against its keys.
         if appends.appended_past(SAMPLE_KEYS, self._high) and self._catch_up(conn):
-            new = new[self._ids(hashes[new]) < 0]
+            new = new[lookup_ids(self._index, hashes[new]) < 0]
         if not new.size:
             return None
         new = new[np.lexsort((labelset[new], node[new]))]

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 
+from server.store._keyindex import KeyIndex
 from server.store.models import SegmentKind, SegmentRow
 
 
@@ -65,6 +66,15 @@ def segment_row(kind: SegmentKind, ids: npt.NDArray[np.int64], data: bytes) -> d
 def span_row(kind: SegmentKind, first: int, last: int, items: int, data: bytes) -> dict[str, Any]:
     """The ``segments`` row of ``kind`` holding ``items`` rows with ids from ``first`` to ``last`` as ``data``."""
     return {"kind": int(kind), "first_id": first, "last_id": last, "items": items, "data": data}
+
+
+def lookup_ids(index: KeyIndex, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The id of every key in a table's key index (-1: none), as a writable array of the caller's own (the
+    index answers bytes, which numpy can only view read-only)."""
+    found: npt.NDArray[np.int64] = np.frombuffer(
+        index.lookup(np.ascontiguousarray(keys, dtype=np.int64)), dtype=np.int64
+    ).copy()
+    return found
 
 
 class SegmentCache(ABC, Generic[Rows]):
