@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import zstandard
-from sqlalchemy import Connection, Engine, delete
+from sqlalchemy import Connection, Engine, delete, select
 
 from server.store import columncodec, segmentcache
 from server.store.appends import LINE_VECTORS, Appends, lock_appends
-from server.store.models import SegmentKind, SegmentRow
+from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.segmentcache import SegmentCache
 from server.store.stackcodec import CorruptSegment, fast_parameters
 
@@ -77,8 +77,10 @@ class VectorRows:
         lengths: IntArray = np.diff(self.offsets)
         return lengths
 
-    def take(self, which: IntArray) -> VectorRows:
-        """The rows at positions ``which`` (increasing), their values with them."""
+    def take(self, which: npt.NDArray[Any]) -> VectorRows:
+        """The rows ``which`` picks (a mask or increasing positions), their values with them."""
+        if which.dtype == np.bool_:
+            which = np.flatnonzero(which)
         lengths = self.lengths[which]
         offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -243,6 +245,18 @@ class LineVectorTable(SegmentCache[VectorRows]):
         with self._lock, self._engine.connect() as conn:
             self._catch_up(conn)
 
+    def lacking(self, keys: IntArray) -> npt.NDArray[np.bool_]:
+        """Which key ids have no stored vector, reading what other processes appended only when some seem to
+        lack one (a key another process wrote comes with its vector)."""
+        with self._lock:
+            if not self._loaded:
+                self.load()
+            missing = ~self.has(keys)
+            if bool(missing.any()):
+                self.load()
+                missing = ~self.has(keys)
+            return missing
+
     def has(self, keys: IntArray) -> npt.NDArray[np.bool_]:
         """Whether each key id has a vector this process has loaded."""
         inside = (keys >= 0) & (keys < self.start.shape[0])
@@ -258,3 +272,13 @@ class LineVectorTable(SegmentCache[VectorRows]):
             np.cumsum(lengths, out=offsets[1:])
             values: IntArray = self._values[ragged(self.start[keys], lengths)]
             return values, offsets
+
+
+#: ``store_state`` key: profiles stored before this time (ns) may lack line data (see migration 0015).
+SINCE = "line_data_since_ns"
+
+
+def line_data_since_ns(engine: Engine) -> int:
+    """Just past the newest profile stored before line data was kept (0: every profile has it)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(StoreState.value).where(StoreState.key == SINCE)).scalar() or 0)

@@ -87,7 +87,8 @@ def concatenate(parts: Sequence[KeyRows]) -> KeyRows:
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return KeyRows(empty, empty, empty, empty)
-    return KeyRows(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("ids", "hashes", "nodes", "labelsets")))
+    columns = ("ids", "hashes", "nodes", "labelsets")
+    return KeyRows(*(np.concatenate([getattr(p, name) for p in parts]) for name in columns))
 
 
 def read_segments(conn: Connection, above: int = 0) -> list[KeyRows]:

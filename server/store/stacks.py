@@ -27,8 +27,9 @@ ever gets two ids. Nodes enter the memory index only once their segment
 has committed: a rolled-back segment leaves no id behind.
 
 The class is generic over what a frame is: ``tree`` 0 holds stacks of
-function ids; another tree (frames of ``(function, line)`` ids, say) is a
-second instance with its own ``tree`` number and node ids.
+function ids. A tree with no engine is kept in memory only, never stored: the
+tree of ``(function, line)`` frames that line granularity builds from the
+keys' line vectors (:mod:`server.store.linestacks`).
 """
 
 from __future__ import annotations
@@ -152,13 +153,13 @@ class _Walk:
 
 
 class StackTree:
-    def __init__(self, engine: Engine, tree: int = FUNCTIONS) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine | None, tree: int = FUNCTIONS) -> None:
+        self._engine = engine  # None: a tree in memory only, whose new nodes are never stored
         self._tree = tree
         self._lock = threading.RLock()
         self._index = Index()
         self._high = ROOT  # every segment whose nodes are at most this is loaded
-        self._loaded = False
+        self._loaded = engine is None
         size = 1024
         self.parent: IntArray = np.zeros(size, dtype=np.int64)
         self.parent[ROOT] = -1
@@ -197,15 +198,23 @@ class StackTree:
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         with self._lock:
             if not self._loaded:
-                with self._engine.connect() as conn:
+                with self._connect() as conn:
                     self._catch_up(conn)
             walk = self._walk(frames, offsets, leaf_first)
             if walk.missing:
-                if appends is not None:
+                if self._engine is None:  # in memory only: the nodes are the tree's at once
+                    self._commit_walk(walk)
+                elif appends is not None:
                     return self._append(frames, offsets, leaf_first, walk, appends).leaves
-                with Appends(self._engine) as own:
-                    walk = self._append(frames, offsets, leaf_first, walk, own)
+                else:
+                    with Appends(self._engine) as own:
+                        walk = self._append(frames, offsets, leaf_first, walk, own)
             return walk.leaves
+
+    def _connect(self) -> Connection:
+        if self._engine is None:
+            raise RuntimeError("a stack tree kept in memory only has no database to read")
+        return self._engine.connect()
 
     def _walk(self, frames: IntArray, offsets: IntArray, leaf_first: bool) -> _Walk:
         """The stacks down the loaded tree; what they lack numbered past every loaded node."""
@@ -240,14 +249,18 @@ class StackTree:
         with self._lock:
             if walk.first <= self._high:
                 return
-            last = walk.first + walk.missing - 1
-            self._grow(last + 1)
             try:
-                self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+                self._commit_walk(walk)
             except ValueError:
                 self._add(stackcodec.decode(data))
-                return
-            self._high = last
+
+    def _commit_walk(self, walk: _Walk) -> None:
+        """The walk's new nodes into the index and the columns, from its scratch (``ValueError`` if another walk
+        has replaced it)."""
+        last = walk.first + walk.missing - 1
+        self._grow(last + 1)
+        self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+        self._high = last
 
     # -- loading -------------------------------------------------------------
 
@@ -317,8 +330,8 @@ class StackTree:
             wanted = nodes[nodes > ROOT]
             if not wanted.size:
                 return
-            if not self._loaded or int(wanted.max()) > self._high:
-                with self._engine.connect() as conn:
+            if not self._loaded or (self._engine is not None and int(wanted.max()) > self._high):
+                with self._connect() as conn:
                     self._catch_up(conn)
             self._grow(int(wanted.max()) + 1)
             lost = np.unique(wanted[~self.known[wanted]])
