@@ -141,11 +141,12 @@ class Dedup:
 
         def append(keys: IntArray, samples: IntArray, appends: Appends) -> None:
             lengths = frames.offsets[samples + 1] - frames.offsets[samples]
-            entries = frames.entries[ragged(frames.offsets[samples], lengths)]
-            values = (frames.entry_lines[entries] << 1) | (frames.entry_inlined[entries] != 0)
+            # Per line entry first (thousands), then per frame (tens of thousands).
+            entry_values = (frames.entry_lines << 1) | (frames.entry_inlined != 0)
+            values = entry_values[frames.entries[ragged(frames.offsets[samples], lengths)]]
             offsets = np.zeros(keys.shape[0] + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            self.line_vectors.append(keys, offsets, values.astype(np.int64), appends)
+            self.line_vectors.append(keys, offsets, values, appends)
 
         return append
 

@@ -27,10 +27,12 @@ same vector); garbage collection keeps the newest vector of each live key.
 
 Layout: a 4-byte length, then the rows (vector id, key id, frame count) as a
 segment of :mod:`server.store.columncodec` (magic ``LV``), then one byte
-giving the values' width (1, 2, 4 or 8 bytes; 8 is signed), then the values
-as byte planes in one zstd frame with the fast parameters the stack trees'
-segments use (:mod:`server.store.stackcodec`): a churny profile writes
-~85,000 values at once.
+giving the values' width (1, 2, 4 or 8 bytes; 8 is signed), then the values,
+little-endian one after another, in one zstd frame compressed with level 1's
+fast strategy and a 128 KB window. A churny profile writes ~82,000 values at
+once: as byte planes they compressed to 92 KB in 540 µs, one after another
+to 71 KB in 380 µs (a vector's lines repeat along other vectors' and the
+planes cut those runs apart).
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ import numpy.typing as npt
 import zstandard
 from sqlalchemy import Connection, Engine, delete, select
 
-from server.store import columncodec, segmentcache
+from server.store import columncodec, reserved, segmentcache
 from server.store.appends import LINE_VECTORS, Appends, lock_appends
 from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.segmentcache import SegmentCache
-from server.store.stackcodec import CorruptSegment, fast_parameters
+from server.store.stackcodec import CorruptSegment
 
 IntArray = npt.NDArray[np.int64]
 #: A line-vector segment's magic bytes (its rows, :mod:`server.store.columncodec`).
@@ -58,6 +60,7 @@ MAGIC = b"LV"
 _LENGTH = struct.Struct("<I")
 _WIDTHS = (1, 2, 4, 8)
 _COMPRESSORS = threading.local()
+_PARAMETERS = zstandard.ZstdCompressionParameters.from_level(1, window_log=17, hash_log=14, min_match=6)
 
 
 @dataclass(slots=True)
@@ -110,16 +113,14 @@ def encode(rows: VectorRows) -> bytes:
     elif int(values.min()) >= 0:
         top = int(values.max())
         width = next(w for w in _WIDTHS if w == 8 or top < 1 << (8 * w))
-    coded = values.astype(f"<u{width}" if width < 8 else "<i8")
-    planes = coded.view(np.uint8).reshape(values.shape[0], width).T.tobytes()
-    body = _compressor().compress(planes)
+    body = _compressor().compress(values.astype(f"<u{width}" if width < 8 else "<i8").tobytes())
     return _LENGTH.pack(len(head)) + head + bytes([width]) + body
 
 
 def _compressor() -> zstandard.ZstdCompressor:
     compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSORS, "compressor", None)
     if compressor is None:
-        compressor = _COMPRESSORS.compressor = zstandard.ZstdCompressor(compression_params=fast_parameters())
+        compressor = _COMPRESSORS.compressor = zstandard.ZstdCompressor(compression_params=_PARAMETERS)
     return compressor
 
 
@@ -148,8 +149,7 @@ def decode(data: bytes) -> VectorRows:
         raise CorruptSegment(f"line vector segment values do not decompress: {exc}") from None
     if len(raw) != count * width:
         raise CorruptSegment(f"line vector segment holds {len(raw)} bytes of values; its rows say {count * width}")
-    planes = np.frombuffer(raw, np.uint8).reshape(width, count)
-    values = np.ascontiguousarray(planes.T).view(f"<u{width}" if width < 8 else "<i8").reshape(count)
+    values = np.frombuffer(raw, f"<u{width}" if width < 8 else "<i8", count)
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return VectorRows(ids, keys, offsets, values.astype(np.int64))
@@ -193,9 +193,9 @@ class LineVectorTable(SegmentCache[VectorRows]):
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
-        self.start = np.full(1024, -1, dtype=np.int64)  # by key id; -1: no vector
+        self.start = np.full(1024, -1, dtype=np.int64)  # by key id, where its vector begins in the values; -1: none
         self.length = np.zeros(1024, dtype=np.int64)
-        self._values = np.zeros(1024, dtype=np.int64)
+        self._values: IntArray = np.zeros(1024, dtype=np.int64)
         self._used = 0
 
     def append(self, keys: IntArray, offsets: IntArray, values: IntArray, appends: Appends | None = None) -> None:
@@ -220,20 +220,23 @@ class LineVectorTable(SegmentCache[VectorRows]):
         return read_segments(conn, above)
 
     def _add(self, rows: VectorRows) -> None:
-        """Vectors (in increasing id order, all above those loaded) into the values and the by-key positions."""
+        """Vectors (in increasing id order, all above those loaded) into the values and the by-key positions. The
+        columns grow in place (:mod:`server.store.reserved`): a churny profile adds ~85,000 values, and copies
+        of a growing array faulted in most of their pages again."""
         if len(rows) == 0:
             return
         count = rows.values.shape[0]
         if self._used + count > self._values.shape[0]:
-            grown = np.zeros(max(self._used + count, 2 * self._values.shape[0]), dtype=np.int64)
-            grown[: self._used] = self._values[: self._used]
-            self._values = grown
+            self._values = reserved.grown(self._values, max(self._used + count, 2 * self._values.shape[0]))
         self._values[self._used : self._used + count] = rows.values
         top = int(rows.keys.max()) + 1
         if top > self.start.shape[0]:
             size = max(top, 2 * self.start.shape[0])
-            self.start = np.concatenate([self.start, np.full(size - self.start.shape[0], -1, dtype=np.int64)])
-            self.length = np.concatenate([self.length, np.zeros(size - self.length.shape[0], dtype=np.int64)])
+            old = self.start.shape[0]
+            # Stored as start + 1 would spare this fill; -1 reads clearer wherever a vector is looked up.
+            self.start = reserved.grown(self.start, size)
+            self.start[old:] = -1
+            self.length = reserved.grown(self.length, size)
         # In id order, so a key's later vector (a fill written twice) is the one kept.
         self.start[rows.keys] = self._used + rows.offsets[:-1]
         self.length[rows.keys] = rows.lengths

@@ -106,11 +106,6 @@ def encode_columns(raw: bytes, flags: int, count: int, first: int) -> bytes:
     return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + _compressor().compress(raw)
 
 
-def fast_parameters() -> zstandard.ZstdCompressionParameters:
-    """The compression parameters of stack segments, for other segments written as big at once (line vectors)."""
-    return _PARAMETERS
-
-
 def _compressor() -> zstandard.ZstdCompressor:
     """This thread's compressor: a compressor is not safe to share between threads, and a fresh one each
     segment set up its tables again (~15 % of a churny segment's compression time)."""
