@@ -39,7 +39,6 @@ from sqlalchemy import Connection, Engine, Select, func, literal_column, select,
 from sqlalchemy.orm import InstrumentedAttribute
 
 from server.store import blob, linevectors, samplekeys, symbols
-from server.store._treeindex import depths
 from server.store.models import (
     GoroutineDump,
     GoroutineGroup,
@@ -123,8 +122,8 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
         _rows(conn, report)
         keys = _key_segments(conn, report)
         functions = _function_segments(conn, report)
-        depth = _stack_segments(conn, report, keys, functions)
-        _vector_segments(conn, report, keys, depth)
+        tree = _stack_segments(conn, report, keys, functions)
+        _vector_segments(conn, report, keys, tree)
         if blobs:
             _profile_blobs(conn, report, keys.ids)
             _rollup_blobs(conn, report, keys.ids)
@@ -207,11 +206,14 @@ def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
 
 
 def _vector_segments(
-    conn: Connection, report: Report, keys: samplekeys.KeyRows, depth: npt.NDArray[np.int64] | None
+    conn: Connection,
+    report: Report,
+    keys: samplekeys.KeyRows,
+    tree: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
 ) -> None:
     """Line vectors, checked: segments decode and agree with their rows, no id twice, each names a stored key
-    and has as many frames as the key's node is deep (``depth`` by node id; None: the tree itself is broken,
-    reported already)."""
+    and has as many frames as the key's node is deep (``tree``: node ids, sorted, and their depths; -1 where
+    the tree is broken, reported already, and those keys' vectors are not judged)."""
     parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.LINE_VECTORS)), linevectors.decode)
     report.add("line-vector segments that do not decode or disagree with their row (by first vector)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
@@ -221,13 +223,15 @@ def _vector_segments(
     sorted_keys = keys.ids[order]
     stored = _member(vectors.keys, sorted_keys)
     report.add("line vectors whose sample key is missing (by vector id)", vectors.ids[~stored].tolist())
-    if depth is None or not bool(stored.any()):
+    if not bool(stored.any()):
         return
     at = np.searchsorted(sorted_keys, vectors.keys[stored])
     nodes = keys.nodes[order][at]
-    inside = nodes < depth.shape[0]
-    expected = np.where(inside, depth[np.where(inside, nodes, 0)], -1)
-    wrong = vectors.lengths[stored] != expected
+    ids, depth = tree
+    where = np.minimum(np.searchsorted(ids, nodes), max(ids.shape[0] - 1, 0))
+    inside = (ids[where] == nodes) if ids.size else np.zeros(nodes.shape[0], dtype=bool)
+    expected = np.where(nodes == 0, 0, np.where(inside, depth[where] if ids.size else 0, -1))
+    wrong = (expected >= 0) & (vectors.lengths[stored] != expected)
     report.add(
         "line vectors whose frame count is not their key's stack depth (by vector id)",
         vectors.ids[stored][wrong].tolist(),
@@ -297,10 +301,10 @@ def _repeated_at(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 def _stack_segments(
     conn: Connection, report: Report, stored_keys: samplekeys.KeyRows, functions: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64] | None:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Segments decode and agree with their rows; nodes hang off stored parents and functions; sample keys
-    point at stored nodes. Returns every node's depth by id (None when some parent is missing). The node ids
-    are held as sorted arrays: a few bytes per node."""
+    point at stored nodes. Returns the node ids (sorted) and their depths (-1: below a missing parent). The
+    node ids are held as sorted arrays: a few bytes per node."""
     id_parts: list[npt.NDArray[np.int64]] = []
     parent_parts: list[npt.NDArray[np.int64]] = []
     frame_parts: list[npt.NDArray[np.int64]] = []
@@ -333,17 +337,29 @@ def _stack_segments(
     report.add("stack nodes whose function is missing", nodes[~_member(frames, functions)].tolist())
     missing = (stored_keys.nodes != 0) & ~_member(stored_keys.nodes, ids)
     report.add("sample keys whose stack node is missing", stored_keys.ids[missing].tolist())
-    if orphans.size or _repeated(nodes):
-        return None
-    order = np.argsort(nodes)
-    size = int(ids[-1]) + 1 if ids.size else 1
-    depth = np.zeros(size, dtype=np.int64)
-    known = np.zeros(size, dtype=bool)
-    known[0] = True
-    try:
-        depths(depth, known, np.ascontiguousarray(parents[order]), np.ascontiguousarray(nodes[order]))
-    except ValueError:  # a parent not below its child: the segments are not a tree
-        return None
+    return ids, _depths(nodes, parents, ids)
+
+
+def _depths(
+    nodes: npt.NDArray[np.int64], parents: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The depth of each node of ``ids`` (sorted), -1 for nodes below a missing parent: by pointer doubling,
+    log2(depth) passes over the nodes, none per node in Python."""
+    if not nodes.size:
+        return np.zeros(0, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, parents), ids.shape[0] - 1)
+    found = ids[at] == parents
+    up = np.where(parents == 0, -1, np.where(found, at, -2))  # an index into ids; -1: the root; -2: missing
+    order = np.argsort(nodes, kind="stable")
+    up = up[order]  # by position in ids
+    dist = np.ones(ids.shape[0], dtype=np.int64)
+    live = up >= 0
+    while bool(live.any()):
+        target = np.where(live, up, 0)
+        dist = dist + np.where(live, dist[target], 0)
+        up = np.where(live, up[target], up)
+        live = up >= 0
+    depth: npt.NDArray[np.int64] = np.where(up == -1, dist, -1)
     return depth
 
 
