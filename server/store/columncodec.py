@@ -109,7 +109,7 @@ def columns_of(data: bytes) -> int:
     lost a column tells its old segments apart."""
     if len(data) < _HEADER.size:
         return 0
-    columns: int = _HEADER.unpack_from(data)[3]
+    columns: int = _HEADER.unpack_from(data)[2]
     return columns
 
 

@@ -135,6 +135,12 @@ class Dedup:
                     pass  # filled the next time the keys are seen
         return ids
 
+    def line_leaves(self, keys: IntArray) -> IntArray:
+        """The leaf of every sample key in the tree of line frames (:attr:`lines`), built from the keys' line
+        vectors; :class:`~server.store.linestacks.NoLineVector` if some key has none (stored before line data)."""
+        nodes, _ = self.sample_keys.resolve(keys)
+        return self.lines.leaves(keys, nodes, self.stacks, self.line_vectors)
+
     def _vectors_of(self, frames: Frames) -> Appended:
         """What appends the line vectors of the keys made of samples ``frames`` holds (told the new keys' ids and
         the positions of their samples there, in the keys' transaction)."""

@@ -133,8 +133,7 @@ class Store:
     def line_leaves(self, keys: IntArray) -> IntArray:
         """The leaf of every sample key in :attr:`line_stacks`, built from the keys' line vectors;
         :class:`~server.store.linestacks.NoLineVector` if some key has none (stored before line data)."""
-        nodes, _ = self.sample_keys.resolve(keys)
-        return self.dedup.lines.leaves(keys, nodes, self.dedup.stacks, self.dedup.line_vectors)
+        return self.dedup.line_leaves(keys)
 
     @property
     def labelsets(self) -> LabelsetTable:
