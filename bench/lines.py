@@ -61,8 +61,8 @@ from server.settings import Settings
 from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.dedup import Dedup
+from server.store.linevectors import forget
 from server.store.repository import Store
-from server.store.samplekeys import forget_lines
 from tests.support.oracle import pprof_top
 
 START_NS = 1_764_000_000_000_000_000
@@ -163,7 +163,7 @@ def tables(path: Path, strip: bool = False) -> dict[str, int]:
     before 0015."""
     if strip:
         engine = make_engine(f"sqlite:///{path}")
-        forget_lines(engine)
+        forget(engine)
         engine.dispose()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -36,7 +36,7 @@ def test_columns_round_trip_whatever_their_values() -> None:
         rng.integers(-(2**63), 2**63 - 1, 500, dtype=np.int64),  # hashes: every bit
         np.cumsum(rng.integers(0, 3, 500)),  # nodes numbered together: small steps
         np.zeros(500, dtype=np.int64),  # no label set: no byte at all
-        np.where(rng.random(500) < 0.5, -1, rng.integers(0, 2**40, 500)),  # NO_LINES or a large leaf
+        np.where(rng.random(500) < 0.5, -1, rng.integers(0, 2**40, 500)),  # -1 or a large value: any integer
     ]
     data = columncodec.encode(b"SK", ids, columns)
     got_ids, got = columncodec.decode(b"SK", 4, data)
