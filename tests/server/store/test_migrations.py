@@ -791,3 +791,61 @@ def test_line_vectors_not_as_deep_as_their_stacks_are_refused(
     store.close()
     with pytest.raises(Exception, match=f"sample key {key} has 1 frames of lines for a stack of"):
         command.downgrade(config, "0021")
+
+
+def test_a_key_with_two_vectors_goes_down_with_the_newer(client: TestClient, store: Store, settings: Settings) -> None:
+    """Two processes may each fill a key stored before line data; the vector with the higher id is the key's, and
+    0022's downgrade gives the key that one's lines, on both databases."""
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600))
+    config = alembic_config(settings.database_url)
+    with store.engine.begin() as conn:
+        vectors = _vectors(conn)
+        key = next(k for k, v in vectors.items() if v)
+        newer = [vectors[key][0] + 2, *vectors[key][1:]]  # another line for the leaf frame
+        high = int(conn.execute(text("SELECT max(last_id) FROM segments WHERE kind = 5")).scalar_one())
+        rows = linevectors.VectorRows(
+            np.array([high + 1]), np.array([key]), np.array([0, len(newer)]), np.array(newer, dtype=np.int64)
+        )
+        conn.execute(
+            text(
+                "INSERT INTO segments (kind, first_id, last_id, items, data)"
+                " VALUES (:kind, :first_id, :last_id, :items, :data)"
+            ),
+            linevectors.segment_row(rows),
+        )
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.connect() as conn:
+        stacks = _line_stacks(conn)
+    assert [line << 1 | inlined for _, line, inlined in stacks[key]] == newer
+    command.upgrade(config, "head")
+    with store.engine.connect() as conn:
+        assert _vectors(conn) == {**vectors, key: newer}
+
+
+def test_line_leaves_not_as_deep_as_their_stacks_are_refused(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """0022's upgrade refuses a key whose line leaf is not as deep as its function node, naming the key: no
+    vector it could write would line up with the key's stack."""
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600))
+    config = alembic_config(settings.database_url)
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.begin() as conn:
+        stacks = _line_stacks(conn)
+        keys = _legacy_keys(conn)
+        deep, shallow = max(stacks, key=lambda k: len(stacks[k])), min(stacks, key=lambda k: len(stacks[k]))
+        assert len(stacks[deep]) != len(stacks[shallow])
+        first, data = conn.execute(
+            text("SELECT first_id, data FROM segments WHERE kind = 2 AND first_id <= :key ORDER BY first_id DESC"),
+            {"key": shallow},
+        ).all()[0]
+        part = legacylines.decode(bytes(data))
+        part.line_nodes[part.ids == shallow] = keys.line_nodes[keys.ids == deep]
+        conn.execute(
+            text("UPDATE segments SET data = :data WHERE kind = 2 AND first_id = :first"),
+            {"data": legacylines.encode(part), "first": first},
+        )
+    with pytest.raises(Exception, match=f"sample key {shallow} has {len(stacks[deep])} frames of lines for a stack"):
+        command.upgrade(config, "head")
