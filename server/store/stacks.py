@@ -53,7 +53,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ROOT = 0
 FUNCTIONS = SegmentKind.FUNCTION_STACKS  # the ``tree`` number of stacks of function ids (its segments' kind)
-LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
+LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of the in-memory tree of line frames (server.store.linestacks)
 
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
