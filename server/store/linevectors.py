@@ -207,8 +207,8 @@ class LineVectorTable(SegmentCache[VectorRows]):
             with Appends(self._engine) as own:
                 self.append(keys, offsets, values, own)
             return
+        conn = appends.segments(self)  # the transaction and its locks first, holding no memory lock (appends.py)
         with self._lock:
-            conn = appends.segments(self)
             if appends.appended_past(LINE_VECTORS, self._high):
                 self._catch_up(conn)
             ids = self._high + 1 + np.arange(keys.shape[0], dtype=np.int64)
