@@ -7,11 +7,11 @@
 One process, SQLite, two stores built from the same payloads through the real
 ``server.ingest.profile.ingest()``:
 
-- **lines**: this code, which stores each sample key's leaf in the tree of
-  (function, line) frames;
+- **lines**: this code, which stores each sample key's line vector (and builds
+  the tree of (function, line) frames in memory when a query asks for lines);
 - **functions only** (the baseline): the same code with the line work switched
-  off in the process (no line frames, no tree 1, keys without a line leaf), which
-  is what the store did before migration 0015.
+  off in the process (no vectors written or filled in), which is what the store
+  did before migration 0015.
 
 Printed, as wall and CPU time (``time.process_time``, which load from other
 processes does not inflate), each measure taken in turn on both stores: ingest
@@ -28,7 +28,7 @@ Two shapes of store: *steady* (the default), varied copies of one capture, so
 every stack repeats; *churn*, the real captures of ``examples/bigservice`` in
 its high-churn mode (``bench/churn_captures.py``, captured once and cached),
 where few stacks repeat between captures, so the line tree and the line
-frames a query walks are as big as the profiles make them.
+frames a query builds are as big as the profiles make them.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ from server.settings import Settings
 from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.dedup import Dedup
+from server.store.linevectors import LineVectorTable, forget
 from server.store.repository import Store
-from server.store.samplekeys import forget_lines
+from server.store.samplekeys import Appended
 from tests.support.oracle import pprof_top
 
 START_NS = 1_764_000_000_000_000_000
@@ -70,23 +71,25 @@ START_NS = 1_764_000_000_000_000_000
 
 @contextmanager
 def functions_only() -> Iterator[None]:
-    """Ingest as before line data: no line frames, no tree 1 (every key's line leaf is the root, so none
-    is ever filled in; the column is set NULL before sizes are measured)."""
-    original = Dedup.line_leaf_nodes
+    """Ingest as before line data: no line vectors written, none filled in for keys seen again."""
+    vectors_of, lacking = Dedup._vectors_of, LineVectorTable.lacking
 
-    def no_leaves(
-        self: Dedup,
-        function_ids: np.ndarray,
-        frames: Frames,
-        appends: Appends | None = None,
-    ) -> np.ndarray:
-        return np.zeros(frames.offsets.shape[0] - 1, dtype=np.int64)
+    def no_vectors(self: Dedup, frames: Frames) -> Appended:
+        def append(keys: np.ndarray, samples: np.ndarray, appends: Appends) -> None:
+            return None
 
-    Dedup.line_leaf_nodes = no_leaves  # type: ignore[method-assign]
+        return append
+
+    def none_lacking(self: LineVectorTable, keys: np.ndarray) -> np.ndarray:
+        return np.zeros(keys.shape[0], dtype=bool)
+
+    Dedup._vectors_of = no_vectors  # type: ignore[method-assign]
+    LineVectorTable.lacking = none_lacking  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Dedup.line_leaf_nodes = original  # type: ignore[method-assign]
+        Dedup._vectors_of = vectors_of  # type: ignore[method-assign]
+        LineVectorTable.lacking = lacking  # type: ignore[method-assign]
 
 
 def open_store(path: Path) -> tuple[Store, Settings]:
@@ -159,11 +162,11 @@ def build_both(
 
 
 def tables(path: Path, strip: bool = False) -> dict[str, int]:
-    """Bytes per table (indexes included) after VACUUM; ``strip``: the keys' line leaves dropped first, as
+    """Bytes per table (indexes included) after VACUUM; ``strip``: the line vectors dropped first, as
     before 0015."""
     if strip:
         engine = make_engine(f"sqlite:///{path}")
-        forget_lines(engine)
+        forget(engine)
         engine.dispose()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -30,7 +30,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 from alembic import op
 
-from server.store import lineframes, samplekeys
+from server.store import legacylines
 
 revision: str = "0018"
 down_revision: str | None = "0017"
@@ -76,7 +76,7 @@ def _chunks(conn: sa.Connection, table: sa.TableClause, columns: list[str]) -> l
     found: list[npt.NDArray[np.int64]] = []
     cursor = -1
     while True:
-        picked = [sa.func.coalesce(table.c[name], samplekeys.NO_LINES) for name in columns]
+        picked = [sa.func.coalesce(table.c[name], legacylines.NO_LINES) for name in columns]
         rows = conn.execute(sa.select(*picked).where(table.c.id > cursor).order_by(table.c.id).limit(CHUNK)).all()
         if not rows:
             return found
@@ -110,20 +110,20 @@ def upgrade() -> None:
     )
     conn = op.get_bind()
     for part in _chunks(conn, _keys, ["id", "hash", "node_id", "labelset_id", "line_node_id"]):
-        keys = samplekeys.KeyRows(part[:, 0], part[:, 1], part[:, 2], part[:, 3], part[:, 4])
+        keys = legacylines.LegacyKeyRows(part[:, 0], part[:, 1], part[:, 2], part[:, 3], part[:, 4])
         conn.execute(
             _key_segments.insert().values(
-                first_key=int(keys.ids[0]), last_key=int(keys.ids[-1]), keys=len(keys), data=samplekeys.encode(keys)
+                first_key=int(keys.ids[0]), last_key=int(keys.ids[-1]), keys=len(keys), data=legacylines.encode(keys)
             )
         )
     for part in _chunks(conn, _frames, ["id", "function_id", "line"]):
-        frames = lineframes.FrameRows(part[:, 0], part[:, 1], part[:, 2], np.zeros(part.shape[0], dtype=np.int64))
+        frames = legacylines.FrameRows(part[:, 0], part[:, 1], part[:, 2], np.zeros(part.shape[0], dtype=np.int64))
         conn.execute(
             _frame_segments.insert().values(
                 first_frame=int(frames.ids[0]),
                 last_frame=int(frames.ids[-1]),
                 frames=len(frames),
-                data=lineframes.encode(frames),
+                data=legacylines.encode_frames(frames),
             )
         )
     op.drop_table("sample_keys")
@@ -149,7 +149,7 @@ def _drop_inlined(conn: sa.Connection) -> bool:
     """
     inlined = False
     for data in conn.execute(sa.select(_frame_segments.c.data)).scalars().all():
-        if bool(lineframes.decode(bytes(data)).inlined.any()):
+        if bool(legacylines.decode_frames(bytes(data)).inlined.any()):
             inlined = True
             break
     if not inlined:
@@ -186,20 +186,20 @@ def downgrade() -> None:
         sqlite_autoincrement=True,
     )
     conn = op.get_bind()
-    fills = samplekeys.read_line_fills(conn)
+    fills = legacylines.read_line_fills(conn)
     lines_dropped = _drop_inlined(conn)
     for data in conn.execute(sa.select(_key_segments.c.data).order_by(_key_segments.c.first_key)).scalars().all():
-        keys = samplekeys.with_line_fills(samplekeys.decode(bytes(data)), fills)
+        keys = legacylines.with_line_fills(legacylines.decode(bytes(data)), fills)
         if lines_dropped:
-            no_lines = np.full(keys.ids.shape[0], samplekeys.NO_LINES, dtype=np.int64)
-            keys = samplekeys.KeyRows(keys.ids, keys.hashes, keys.nodes, keys.labelsets, no_lines)
+            no_lines = np.full(keys.ids.shape[0], legacylines.NO_LINES, dtype=np.int64)
+            keys = legacylines.LegacyKeyRows(keys.ids, keys.hashes, keys.nodes, keys.labelsets, no_lines)
         rows = [
             {
                 "id": i,
                 "hash": h,
                 "node_id": n,
                 "labelset_id": ls,
-                "line_node_id": None if ln == samplekeys.NO_LINES else ln,
+                "line_node_id": None if ln == legacylines.NO_LINES else ln,
             }
             for i, h, n, ls, ln in zip(
                 keys.ids.tolist(),
@@ -213,7 +213,7 @@ def downgrade() -> None:
         for start in range(0, len(rows), 5000):
             conn.execute(_keys.insert(), rows[start : start + 5000])
     for data in conn.execute(sa.select(_frame_segments.c.data).order_by(_frame_segments.c.first_frame)).scalars().all():
-        frames = lineframes.decode(bytes(data))
+        frames = legacylines.decode_frames(bytes(data))
         frames = frames.take(frames.inlined == 0)  # the table before keys (function, line) once: see _drop_inlined
         rows = [
             {"id": i, "function_id": f, "line": line}

@@ -1,13 +1,14 @@
 """Line granularity: flat and cum per (function, file, line), as ``go tool pprof -top -lines`` computes them.
 
-Each sample key points at its leaf in the tree of ``(function, line)`` frames
-(:mod:`server.store.lineframes`), so the merged samples build a call tree of
-line frames exactly as function-level queries build one of functions. pprof's
+Each sample key's line vector gives its stack of ``(function, line)`` frames,
+a leaf in a tree of them the store builds in memory (:mod:`server.store.linestacks`),
+so the merged samples build a call tree of line frames exactly as
+function-level queries build one of functions. pprof's
 node at this granularity is (name, file, line): two frame ids naming the same
 triple (functions differing only in system name) are merged like same-name
 functions (:func:`server.query.byname.by_name`), and a frame recurring on one
 stack counts once in cum. Profiles stored before line numbers were kept have
-keys without a line leaf until their stacks are ingested again; a query that
+keys without a line vector until their stacks are ingested again; a query that
 reaches one is refused, naming the time line data starts from.
 """
 
@@ -26,9 +27,9 @@ from server.query.filters import NO_FILTERS, Filters, apply_filters
 from server.query.grouping import distinct, distinct_inverse
 from server.query.top import flat_and_cum
 from server.query.tree import CallTree, build_tree
-from server.store.lineframes import line_data_since_ns
+from server.store.linestacks import NoLineVector
+from server.store.linevectors import line_data_since_ns
 from server.store.repository import Store
-from server.store.samplekeys import NO_LINES
 
 INLINE = "inline"
 PARTIAL_INLINE = "partial-inline"
@@ -89,9 +90,10 @@ def line_tree(
     """
     if merged.keys is None:
         raise ValueError("line granularity needs samples merged by key, not by stack node")
-    leaves, _ = store.sample_keys.resolve_lines(merged.keys)
-    if bool((leaves == NO_LINES).any()):
-        raise NoLineData(line_data_since_ns(store.engine))
+    try:
+        leaves = store.line_leaves(merged.keys)
+    except NoLineVector:
+        raise NoLineData(line_data_since_ns(store.engine)) from None
     tree = build_tree(store.line_stacks, leaves, merged.values)
     pairs = store.line_frames.pairs(function_ids(tree))
     inlined = store.line_frames.inlined(pairs)

@@ -1,19 +1,19 @@
 """The write locks of the append-only tables, and the one transaction a profile's new rows go in.
 
-Segments (functions, sample keys, line frames, the stack trees' nodes; one
+Segments (functions, sample keys, their line vectors, the stack tree's nodes; one
 kind each in the ``segments`` table) have no unique index: a process answers
 dedup from memory, and two writers stay correct because each appends under
 its kind's lock, after reading what
 others appended since it last looked (the rule of the stack tree's
 segments, :mod:`server.store.stacks`). A lock ends with its transaction.
 
-A profile that brings new rows stores all of them (functions, line frames,
-the nodes of both trees, sample keys) in one :class:`Appends` transaction
+A profile that brings new rows stores all of them (functions, the stack
+tree's nodes, sample keys and their line vectors) in one :class:`Appends` transaction
 rather than one each: every such transaction paid a begin, a lock, a
 commit; the profile's own row and blob join it (:mod:`server.store.repository`).
 It takes every append lock at once when it opens, in the order
 garbage collection takes them (:mod:`server.store.gc`: the collection lock,
-then sample keys, tree 0, tree 1, line frames, functions), so a collection and any
+then sample keys, the stack tree, line vectors, functions), so a collection and any
 number of writers can never wait on each other in a circle. Ids enter the
 memory caches only after the commit (:meth:`Appends.after_commit`): a
 rollback anywhere leaves none behind.
@@ -33,13 +33,13 @@ from server.store.state import EPOCH, GC_LOCK
 
 #: PostgreSQL advisory lock keys (the stack trees use 7_299_999_900 + tree, garbage collection 7_299_999_999).
 SAMPLE_KEYS = 7_299_999_910
-LINE_FRAMES = 7_299_999_911
+LINE_VECTORS = 7_299_999_911
 FUNCTIONS = 7_299_999_912
-#: Stack tree ``t``'s appends: ``TREES + t`` (:mod:`server.store.stacks`, trees 0 and 1).
+#: Stack tree ``t``'s appends: ``TREES + t`` (:mod:`server.store.stacks`; only tree 0 is still written).
 TREES = 7_299_999_900
 #: The order every writer takes the append locks in: the order garbage collection takes them.
-ORDER = (SAMPLE_KEYS, TREES, TREES + 1, LINE_FRAMES, FUNCTIONS)
-# One statement for the five: a round trip each would cost more than the locks. PostgreSQL evaluates a
+ORDER = (SAMPLE_KEYS, TREES, LINE_VECTORS, FUNCTIONS)
+# One statement for the four: a round trip each would cost more than the locks. PostgreSQL evaluates a
 # select list left to right, so they are taken in ORDER, after the collection lock, shared, as garbage
 # collection takes it (exclusively) first: its sweep bumps the epoch and reads the newest blobs under that
 # lock alone, before it waits for the append locks, so a writer holding only those could commit a profile
@@ -58,20 +58,19 @@ def lock_appends(conn: Connection, key: int) -> None:
         conn.execute(update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value))
 
 
-#: The first id of the newest segment of sample keys, of line frames, of each stack tree and of functions, read
-#: with the epoch: a table whose newest segment is one it has loaded skips its catch-up read (five statements a
+#: The first id of the newest segment of sample keys, of line vectors, of the stack tree and of functions, read
+#: with the epoch: a table whose newest segment is one it has loaded skips its catch-up read (four statements a
 #: profile; each is an index seek here).
 _TOPS = tuple(
     select(func.max(SegmentRow.first_id)).where(SegmentRow.kind == kind).scalar_subquery()
     for kind in (
         SegmentKind.SAMPLE_KEYS,
-        SegmentKind.LINE_FRAMES,
+        SegmentKind.LINE_VECTORS,
         SegmentKind.FUNCTION_STACKS,
-        SegmentKind.LINE_STACKS,
         SegmentKind.FUNCTIONS,
     )
 )
-_TOP_KEYS = (SAMPLE_KEYS, LINE_FRAMES, TREES, TREES + 1, FUNCTIONS)
+_TOP_KEYS = (SAMPLE_KEYS, LINE_VECTORS, TREES, FUNCTIONS)
 _HOLD_WITH_TOPS = (
     update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value, *_TOPS)
 )
@@ -169,7 +168,7 @@ class Appends:
         return conn
 
     def appended_past(self, key: int, high: int) -> bool:
-        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_FRAMES`, ``TREES + t``,
+        """Whether the table of append lock ``key`` (:data:`SAMPLE_KEYS`, :data:`LINE_VECTORS`, ``TREES + t``,
         :data:`FUNCTIONS`) may hold a segment starting past id ``high``: False only when the newest one, read under
         the locks, does not.
         Call it once :meth:`segments` has begun the transaction."""

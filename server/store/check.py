@@ -9,12 +9,14 @@ id, invisibly to the database) as well as what they should have enforced:
   recorded on the row (a torn or truncated blob shows here); a blob, a
   rollup's blob and a goroutine group carry their owner's series id (the key
   a Citus cluster would place them by, docs/scaling.md);
-- stack, sample-key, line-frame and function segments decode and agree with
-  their rows, and every segment is of a known kind; no key id, hash,
-  (function, line) pair or function is stored twice (what the
-  unique indexes of the row-per-key tables enforced); nodes hang off existing
-  parents and functions; sample keys point at existing nodes (both trees)
-  and label sets; every sample key a blob names exists;
+- stack, sample-key, line-vector and function segments decode and agree with
+  their rows, and every segment is of a kind still written (the line tree and
+  line frames that migration 0022 converts are not); no key id, hash or
+  function is stored twice (what the unique indexes of the row-per-key tables
+  enforced); nodes hang off existing parents and functions; sample keys point
+  at existing nodes and label sets; a line vector belongs to an existing key
+  and has a frame for each level of the key's stack; every sample key a blob
+  names exists;
 - every rollup decodes, sums to its totals, and still stands for exactly the
   profiles of its bucket (a rollup is complete or absent, never half-built);
 - the ``gc_epoch`` row exists; on SQLite, ``PRAGMA quick_check`` and
@@ -36,7 +38,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, Select, func, literal_column, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
-from server.store import blob, lineframes, samplekeys, symbols
+from server.store import blob, linevectors, samplekeys, symbols
 from server.store.models import (
     GoroutineDump,
     GoroutineGroup,
@@ -51,12 +53,12 @@ from server.store.models import (
 )
 from server.store.rollups import DAY_S, HOUR_S, NS
 from server.store.stackcodec import CorruptSegment, decode
-from server.store.stacks import FUNCTIONS, LINES
+from server.store.stacks import FUNCTIONS
 from server.store.state import EPOCH
 
 
 class _Segment(Protocol):
-    """What a decoded key or frame segment offers the checks: its ids."""
+    """What a decoded key, vector or function segment offers the checks: its ids."""
 
     @property
     def ids(self) -> npt.NDArray[np.int64]: ...
@@ -65,6 +67,8 @@ class _Segment(Protocol):
 _Rows = TypeVar("_Rows", bound=_Segment)
 
 BATCH = 500
+#: Kinds no longer written: the tree of (function, line) frames and its frames, which migration 0022 converts.
+_CONVERTED = (SegmentKind.LINE_STACKS, SegmentKind.LINE_FRAMES)
 EXAMPLES = 5  # ids quoted per problem; the count says how many there are
 
 
@@ -106,19 +110,20 @@ def check_store(engine: Engine, blobs: bool = True, raw_since_ns: int = 0, hourl
             ("functions", SegmentKind.FUNCTIONS),
             ("sample_keys", SegmentKind.SAMPLE_KEYS),
             ("stack_nodes", SegmentKind.FUNCTION_STACKS),
-            ("line_nodes", SegmentKind.LINE_STACKS),
+            ("line_vectors", SegmentKind.LINE_VECTORS),
         ):
             report.counts[name] = int(items.get(kind, 0))
-        known = [int(kind) for kind in SegmentKind]
+        known = [int(kind) for kind in SegmentKind if kind not in _CONVERTED]
         report.add(
-            "segments of no known kind (by first id)",
+            "segments of no kind still written (by first id; the line tree's and line frames' are converted by "
+            "migration 0022)",
             _ids(conn, select(SegmentRow.first_id).where(SegmentRow.kind.not_in(known))),
         )
         _rows(conn, report)
         keys = _key_segments(conn, report)
-        frames = _frame_segments(conn, report)
         functions = _function_segments(conn, report)
-        _stack_segments(conn, report, keys, frames, functions)
+        tree = _stack_segments(conn, report, keys, functions)
+        _vector_segments(conn, report, keys, tree)
         if blobs:
             _profile_blobs(conn, report, keys.ids)
             _rollup_blobs(conn, report, keys.ids)
@@ -186,8 +191,8 @@ def _rows(conn: Connection, report: Report) -> None:
 
 
 def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
-    """Every sample key (line leaves found later put in), checked: segments decode and agree with their rows,
-    no id or hash twice, label sets and filled keys exist."""
+    """Every sample key, checked: segments decode and agree with their rows, no id or hash twice, label sets
+    exist."""
     parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.SAMPLE_KEYS)), samplekeys.decode)
     report.add("sample-key segments that do not decode or disagree with their row (by first key)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
@@ -197,30 +202,40 @@ def _key_segments(conn: Connection, report: Report) -> samplekeys.KeyRows:
     labelsets = np.sort(np.fromiter(conn.execute(select(SampleLabelset.id)).scalars(), dtype=np.int64))
     unlabelled = (keys.labelsets != 0) & ~_member(keys.labelsets, labelsets)
     report.add("sample keys whose label set is missing", keys.ids[unlabelled].tolist())
-    fills = samplekeys.read_line_fills(conn)
-    report.add(
-        "line leaves found for sample keys that are missing",
-        fills[~_member(fills[:, 0], np.sort(keys.ids)), 0].tolist(),
-    )
-    return samplekeys.with_line_fills(keys, fills)
+    return keys
 
 
-def _frame_segments(conn: Connection, report: Report) -> lineframes.FrameRows:
-    """Every line frame, checked: segments decode and agree with their rows, no id or frame twice."""
-    parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.LINE_FRAMES)), lineframes.decode)
-    report.add("line-frame segments that do not decode or disagree with their row (by first frame)", torn)
+def _vector_segments(
+    conn: Connection,
+    report: Report,
+    keys: samplekeys.KeyRows,
+    tree: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+) -> None:
+    """Line vectors, checked: segments decode and agree with their rows, no id twice, each names a stored key
+    and has as many frames as the key's node is deep (``tree``: node ids, sorted, and their depths; -1 where
+    the tree is broken, reported already, and those keys' vectors are not judged)."""
+    parts, torn = _decoded(conn.execute(_segments_of(SegmentKind.LINE_VECTORS)), linevectors.decode)
+    report.add("line-vector segments that do not decode or disagree with their row (by first vector)", torn)
     parts.sort(key=lambda part: int(part.ids[0]) if len(part) else 0)
-    frames = lineframes.concatenate(parts)
-    report.add("line frames stored twice (by id)", _repeated(frames.ids))
-    triples = np.stack([frames.functions, frames.lines, frames.inlined], axis=1)
-    if triples.shape[0]:
-        _, first_at = np.unique(triples, axis=0, return_index=True)
-        seen_first = np.zeros(triples.shape[0], dtype=bool)
-        seen_first[first_at] = True
-        report.add(
-            "line frames whose (function, line, inlined) is stored twice (by id)", frames.ids[~seen_first].tolist()
-        )
-    return frames
+    vectors = linevectors.concatenate(parts)
+    report.add("line vectors stored twice (by id)", _repeated(vectors.ids))
+    order = np.argsort(keys.ids)
+    sorted_keys = keys.ids[order]
+    stored = _member(vectors.keys, sorted_keys)
+    report.add("line vectors whose sample key is missing (by vector id)", vectors.ids[~stored].tolist())
+    if not bool(stored.any()):
+        return
+    at = np.searchsorted(sorted_keys, vectors.keys[stored])
+    nodes = keys.nodes[order][at]
+    ids, depth = tree
+    where = np.minimum(np.searchsorted(ids, nodes), max(ids.shape[0] - 1, 0))
+    inside = (ids[where] == nodes) if ids.size else np.zeros(nodes.shape[0], dtype=bool)
+    expected = np.where(nodes == 0, 0, np.where(inside, depth[where] if ids.size else 0, -1))
+    wrong = (expected >= 0) & (vectors.lengths[stored] != expected)
+    report.add(
+        "line vectors whose frame count is not their key's stack depth (by vector id)",
+        vectors.ids[stored][wrong].tolist(),
+    )
 
 
 def _function_segments(conn: Connection, report: Report) -> npt.NDArray[np.int64]:
@@ -285,58 +300,67 @@ def _repeated_at(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 
 def _stack_segments(
-    conn: Connection,
-    report: Report,
-    stored_keys: samplekeys.KeyRows,
-    stored_frames: lineframes.FrameRows,
-    functions: npt.NDArray[np.int64],
-) -> None:
+    conn: Connection, report: Report, stored_keys: samplekeys.KeyRows, functions: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Segments decode and agree with their rows; nodes hang off stored parents and functions; sample keys
-    point at stored nodes. The node ids are held as sorted arrays: a few bytes per node."""
-    id_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
-    parent_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
-    frame_parts: dict[int, list[npt.NDArray[np.int64]]] = {FUNCTIONS: [], LINES: []}
+    point at stored nodes. Returns the node ids (sorted) and their depths (-1: below a missing parent). The
+    node ids are held as sorted arrays: a few bytes per node."""
+    id_parts: list[npt.NDArray[np.int64]] = []
+    parent_parts: list[npt.NDArray[np.int64]] = []
+    frame_parts: list[npt.NDArray[np.int64]] = []
     torn: list[int] = []
     rows = conn.execute(
-        select(SegmentRow.kind, SegmentRow.first_id, SegmentRow.last_id, SegmentRow.items, SegmentRow.data).where(
-            SegmentRow.kind.in_((FUNCTIONS, LINES))
+        select(SegmentRow.first_id, SegmentRow.last_id, SegmentRow.items, SegmentRow.data).where(
+            SegmentRow.kind == FUNCTIONS
         )
     )
-    for tree, first, last, count, data in rows:
+    for first, last, count, data in rows:
         try:
             segment = decode(bytes(data))
         except CorruptSegment:
             torn.append(int(first))
             continue
-        if len(segment) != int(count) or (
-            len(segment) and (int(segment.ids[0]) != int(first) or int(segment.ids[-1]) != int(last))
-        ):
+        if not _agrees(segment.ids, int(first), int(last), int(count)):
             torn.append(int(first))
             continue
-        if int(tree) in id_parts:
-            id_parts[int(tree)].append(segment.ids)
-            parent_parts[int(tree)].append(segment.parents)
-            frame_parts[int(tree)].append(segment.frames)
+        id_parts.append(segment.ids)
+        parent_parts.append(segment.parents)
+        frame_parts.append(segment.frames)
     report.add("stack segments that do not decode or disagree with their row (by first node)", torn)
-    dangling = ~_member(stored_frames.functions, functions)
-    report.add("line frames whose function is missing", stored_frames.ids[dangling].tolist())
-    line_leaves = np.where(stored_keys.line_nodes == samplekeys.NO_LINES, 0, stored_keys.line_nodes)
-    keys = np.stack([stored_keys.ids, stored_keys.nodes, line_leaves], axis=1)
-    for tree, frames_stored, words in (
-        (FUNCTIONS, functions, ("stack nodes", "function", "stack node")),
-        (LINES, np.sort(stored_frames.ids), ("line stack nodes", "line frame", "line stack node")),
-    ):
-        nodes_word, frame_word, key_word = words
-        empty = np.zeros(0, dtype=np.int64)
-        nodes = np.concatenate(id_parts[tree]) if id_parts[tree] else empty
-        ids = np.sort(nodes)
-        parents = np.concatenate(parent_parts[tree]) if parent_parts[tree] else empty
-        frames = np.concatenate(frame_parts[tree]) if frame_parts[tree] else empty
-        report.add(f"{nodes_word} whose parent is missing", nodes[(parents != 0) & ~_member(parents, ids)].tolist())
-        report.add(f"{nodes_word} whose {frame_word} is missing", nodes[~_member(frames, frames_stored)].tolist())
-        column = keys[:, 1 + tree]
-        missing = (column != 0) & ~_member(column, ids)
-        report.add(f"sample keys whose {key_word} is missing", keys[missing, 0].tolist())
+    empty = np.zeros(0, dtype=np.int64)
+    nodes = np.concatenate(id_parts) if id_parts else empty
+    parents = np.concatenate(parent_parts) if parent_parts else empty
+    frames = np.concatenate(frame_parts) if frame_parts else empty
+    ids = np.sort(nodes)
+    orphans = nodes[(parents != 0) & ~_member(parents, ids)]
+    report.add("stack nodes whose parent is missing", orphans.tolist())
+    report.add("stack nodes whose function is missing", nodes[~_member(frames, functions)].tolist())
+    missing = (stored_keys.nodes != 0) & ~_member(stored_keys.nodes, ids)
+    report.add("sample keys whose stack node is missing", stored_keys.ids[missing].tolist())
+    return ids, _depths(nodes, parents, ids)
+
+
+def _depths(
+    nodes: npt.NDArray[np.int64], parents: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The depth of each node of ``ids`` (sorted), -1 for nodes below a missing parent: by pointer doubling,
+    log2(depth) passes over the nodes, none per node in Python."""
+    if not nodes.size:
+        return np.zeros(0, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, parents), ids.shape[0] - 1)
+    found = ids[at] == parents
+    up = np.where(parents == 0, -1, np.where(found, at, -2))  # an index into ids; -1: the root; -2: missing
+    order = np.argsort(nodes, kind="stable")
+    up = up[order]  # by position in ids
+    dist = np.ones(ids.shape[0], dtype=np.int64)
+    live = up >= 0
+    while bool(live.any()):
+        target = np.where(live, up, 0)
+        dist = dist + np.where(live, dist[target], 0)
+        up = np.where(live, up[target], up)
+        live = up >= 0
+    depth: npt.NDArray[np.int64] = np.where(up == -1, dist, -1)
+    return depth
 
 
 def _int_pairs(conn: Connection, query: object) -> npt.NDArray[np.int64]:

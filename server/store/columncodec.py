@@ -104,6 +104,15 @@ def encode(magic: bytes, ids: IntArray, columns: list[IntArray]) -> bytes:
     return _HEADER.pack(magic, _VERSION, len(columns), count, first) + bytes(descriptors) + body
 
 
+def columns_of(data: bytes) -> int:
+    """The column count a segment's header gives (0 for bytes shorter than a header): how a kind whose rows
+    lost a column tells its old segments apart."""
+    if len(data) < _HEADER.size:
+        return 0
+    columns: int = _HEADER.unpack_from(data)[2]
+    return columns
+
+
 def decode(magic: bytes, width: int, data: bytes) -> tuple[IntArray, list[IntArray]]:
     """The ids and ``width`` columns of a segment of kind ``magic``."""
     if len(data) < _HEADER.size:

@@ -4,9 +4,10 @@ A sample's identity needs four kinds of ids: its functions (by content, see
 :mod:`server.store.symbols`), its stack as a node of the prefix tree
 (:mod:`server.store.stacks`), its label set (:mod:`server.store.labelsets`)
 and the sample key tying them together (:mod:`server.store.samplekeys`).
-A key also points at its stack of ``(function, line)`` frames
-(:mod:`server.store.lineframes`), a leaf of the second tree: what line
-granularity (``go tool pprof -lines``) is computed from.
+A key's lines are stored with it as its line vector
+(:mod:`server.store.linevectors`): what line granularity (``go tool pprof
+-lines``) is built from, in memory, when a query asks for it
+(:mod:`server.store.linestacks`).
 Each table keeps a per-process cache of the ids it has handed out, so a
 repeat scrape of a known service costs one vectorised hash and one dictionary
 lookup per sample (its pprof identity, see :mod:`server.pprof.identity`);
@@ -41,9 +42,10 @@ from server.pprof.identity import sample_keys
 from server.pprof.labelruns import label_runs
 from server.store.appends import Appends, EpochMoved
 from server.store.labelsets import LabelsetKey, LabelsetTable
-from server.store.lineframes import LineFrameTable
-from server.store.samplekeys import NO_LINES, SampleKeyTable
-from server.store.stacks import LINES, StackTree
+from server.store.linestacks import LineStacks
+from server.store.linevectors import LineVectorTable, ragged
+from server.store.samplekeys import Appended, SampleKeyTable
+from server.store.stacks import StackTree
 from server.store.state import read_epoch
 from server.store.symbols import NOT_KNOWN, FunctionTable, function_digests
 
@@ -68,8 +70,8 @@ class Dedup:
         self.epoch: int | None = None  # the GC epoch the cached ids belong to; None: not read yet
         self.functions = FunctionTable(engine)
         self.stacks = StackTree(engine)
-        self.line_frames = LineFrameTable(engine)
-        self.line_stacks = StackTree(engine, tree=LINES)
+        self.line_vectors = LineVectorTable(engine)
+        self.lines = LineStacks()
         self.labelsets = LabelsetTable(engine)
         self.sample_keys = SampleKeyTable(engine)
         self._writing = threading.Lock()  # one writer of new rows at a time (see _Write)
@@ -78,8 +80,8 @@ class Dedup:
         """Forget every cached id (after garbage collection, here or in another process)."""
         self.functions = FunctionTable(self._engine)
         self.stacks = StackTree(self._engine)
-        self.line_frames = LineFrameTable(self._engine)
-        self.line_stacks = StackTree(self._engine, tree=LINES)
+        self.line_vectors = LineVectorTable(self._engine)
+        self.lines = LineStacks()
         self.labelsets = LabelsetTable(self._engine)
         self.sample_keys = SampleKeyTable(self._engine)
         self.epoch = epoch
@@ -93,7 +95,7 @@ class Dedup:
     def sample_key_ids(self, columns: ProfileColumns, joining: Joining | None = None) -> IntArray:
         """The sample-key id of every sample: one hash and one index lookup each once known.
 
-        What the profile brings that is new (functions, line frames, the nodes of both trees, sample keys)
+        What the profile brings that is new (functions, stack nodes, sample keys and their line vectors)
         goes in one write transaction (:class:`~server.store.appends.Appends`), begun only when something
         is; its ids reach the caches once it commits. ``joining`` is given the ids and that transaction,
         if one was begun, before it commits: the store writes the profile's own row there rather than
@@ -112,9 +114,8 @@ class Dedup:
                     appends = write.begin()
                     frames = expand(columns, missing)  # the new keys' stacks only: known samples cost no frames
                     nodes = self.leaf_nodes(columns, function_ids, frames, appends=appends)
-                    line_nodes = self.line_leaf_nodes(function_ids, frames, appends=appends)
                     ids[missing] = self.sample_keys.create(
-                        hashes[missing], nodes, labelsets[missing], line_nodes, self.epoch, appends
+                        hashes[missing], nodes, labelsets[missing], self.epoch, appends, self._vectors_of(frames)
                     )
                 if joining is not None and write.appends.begun:
                     joining(ids, write.appends)
@@ -122,14 +123,38 @@ class Dedup:
             raise CachesStale(moved.epoch) from None
         finally:
             write.release()
-        # Keys stored before line data (migration 0015) get their line leaf when seen again.
-        lacking = np.flatnonzero(self.sample_keys.line_node[ids] == NO_LINES) if ids.size else ids
+        # Keys stored before line data (migration 0015) get their line vector when seen again.
+        lacking = np.flatnonzero(self.line_vectors.lacking(ids))
         if lacking.size:
             keys, first = np.unique(ids[lacking], return_index=True)
             with self._writing:
-                line_nodes = self.line_leaf_nodes(function_ids, expand(columns, lacking[first]))
-                self.sample_keys.fill_lines(keys, line_nodes, self.epoch)
+                try:
+                    with Appends(self._engine, self.epoch) as fill:
+                        self._vectors_of(expand(columns, lacking[first]))(keys, np.arange(keys.shape[0]), fill)
+                except EpochMoved:
+                    pass  # filled the next time the keys are seen
         return ids
+
+    def line_leaves(self, keys: IntArray) -> IntArray:
+        """The leaf of every sample key in the tree of line frames (:attr:`lines`), built from the keys' line
+        vectors; :class:`~server.store.linestacks.NoLineVector` if some key has none (stored before line data)."""
+        nodes, _ = self.sample_keys.resolve(keys)
+        return self.lines.leaves(keys, nodes, self.stacks, self.line_vectors)
+
+    def _vectors_of(self, frames: Frames) -> Appended:
+        """What appends the line vectors of the keys made of samples ``frames`` holds (told the new keys' ids and
+        the positions of their samples there, in the keys' transaction)."""
+
+        def append(keys: IntArray, samples: IntArray, appends: Appends) -> None:
+            lengths = frames.offsets[samples + 1] - frames.offsets[samples]
+            # Per line entry first (thousands), then per frame (tens of thousands).
+            entry_values = (frames.entry_lines << 1) | (frames.entry_inlined != 0)
+            values = entry_values[frames.entries[ragged(frames.offsets[samples], lengths)]]
+            offsets = np.zeros(keys.shape[0] + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            self.line_vectors.append(keys, offsets, values, appends)
+
+        return append
 
     def function_ids(self, columns: ProfileColumns, write: _Write | None = None) -> IntArray:
         """Database ids of the profile's functions, by position in its function columns.
@@ -184,16 +209,6 @@ class Dedup:
         frames = expand(columns) if frames is None else frames
         frame_ids = function_ids[frames.entry_functions][frames.entries] if frames.entries.size else frames.entries
         return _leaves(self.stacks, frame_ids, frames.offsets, appends)
-
-    def line_leaf_nodes(self, function_ids: IntArray, frames: Frames, appends: Appends | None = None) -> IntArray:
-        """The leaf of every sample ``frames`` holds in the tree of ``(function, line)`` frames."""
-        if frames.entries.size == 0:
-            return _leaves(self.line_stacks, frames.entries, frames.offsets, appends)
-        # Pairs are resolved per line entry the frames use (thousands), not per frame (tens of thousands).
-        entry_ids = self.line_frames.ids(
-            function_ids[frames.entry_functions], frames.entry_lines, frames.entry_inlined, appends
-        )
-        return _leaves(self.line_stacks, entry_ids[frames.entries], frames.offsets, appends)
 
     def labelset_ids(self, columns: ProfileColumns) -> IntArray:
         """Labelset ids per sample (0: none); distinct label index runs are resolved once per profile."""

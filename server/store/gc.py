@@ -8,8 +8,8 @@ invisibly to SQL, so collection is mark and sweep:
    profile and rollup ids and collect the sample keys they use;
 2. in one write transaction that first bumps ``gc_epoch`` (which takes the
    write lock): mark the blobs written meanwhile, derive the stack nodes (with
-   all their ancestors), line frames, functions and label sets still in use,
-   delete the rest. Segment tables (stack nodes, sample keys, line frames,
+   all their ancestors), line vectors, functions and label sets still in use,
+   delete the rest. Segment tables (stack nodes, sample keys, line vectors,
    functions) get the segments that lost rows written again without them;
    each keeps its highest id, since appends number past it.
 
@@ -29,16 +29,16 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, insert, select
 
-from server.store import blob, lineframes, samplekeys, symbols
+from server.store import blob, linevectors, samplekeys, symbols
 from server.store.appends import FUNCTIONS as FUNCTION_APPENDS
-from server.store.appends import LINE_FRAMES, SAMPLE_KEYS
+from server.store.appends import LINE_VECTORS, SAMPLE_KEYS
 from server.store.appends import lock_appends as lock_table
 from server.store.database import chunks
-from server.store.models import ProfileBlob, RollupBlob, SampleKeyLine, SampleLabelset, SegmentKind, SegmentRow
+from server.store.models import ProfileBlob, RollupBlob, SampleLabelset, SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.segmentcache import segment_row
 from server.store.stackcodec import Segment, encode
-from server.store.stacks import FUNCTIONS, LINES, concatenate, lock_appends, read_segments
+from server.store.stacks import FUNCTIONS, concatenate, lock_appends, read_segments
 from server.store.state import lock_for_gc
 
 log = logging.getLogger(__name__)
@@ -80,46 +80,40 @@ def _int_rows(conn: Connection, query: Any, width: int) -> IntArray:
 
 
 def collect_garbage(store: Store) -> dict[str, int]:
-    """Delete unreferenced functions, line frames, stack nodes (both trees), sample keys and label sets;
+    """Delete unreferenced functions, stack nodes, sample keys (with their line vectors) and label sets;
     returns counts deleted."""
     with store.engine.connect() as conn:
         profiles_upto, rollups_upto = _highest(conn)
         keys = _mark(conn, 0, profiles_upto, 0, rollups_upto)
-    removed = {"sample_keys": 0, "stack_nodes": 0, "line_nodes": 0, "line_frames": 0, "functions": 0, "labelsets": 0}
+    removed = {"sample_keys": 0, "stack_nodes": 0, "line_vectors": 0, "functions": 0, "labelsets": 0}
     with store.engine.begin() as conn:
         lock_for_gc(conn)
         latest_profiles, latest_rollups = _highest(conn)
         newer = _mark(conn, profiles_upto, latest_profiles, rollups_upto, latest_rollups)
         keys = np.union1d(keys, newer)
-        # Keys and line frames are read under their append locks: nothing is appended until this commits.
+        # Keys and line vectors are read under their append locks: nothing is appended until this commits.
         lock_table(conn, SAMPLE_KEYS)
         key_segments = samplekeys.read_segments(conn)
-        fills = samplekeys.read_line_fills(conn)
-        stored_keys = samplekeys.with_line_fills(samplekeys.concatenate(key_segments), fills)
+        stored_keys = samplekeys.concatenate(key_segments)
         live = np.isin(stored_keys.ids, keys)
         live[-1:] = True  # the highest key stays: appends number past it, and an id is never handed out twice
         live_keys = stored_keys.ids[live]
         labelsets = np.unique(stored_keys.labelsets[live])
-        segments, live_nodes, live_frames = _live_tree(conn, FUNCTIONS, np.unique(stored_keys.nodes[live]))
-        line_leaves = np.unique(stored_keys.line_nodes[live])
-        line_segments, live_line_nodes, live_line_frames = _live_tree(conn, LINES, line_leaves[line_leaves > 0])
-        lock_table(conn, LINE_FRAMES)
-        frame_segments = lineframes.read_segments(conn)
-        stored_frames = lineframes.concatenate(frame_segments)
-        live_frame_rows = np.isin(stored_frames.ids, live_line_frames)
-        live_frame_rows[-1:] = True  # the highest frame stays, as the highest key does
-        # A function stays while a live stack or a live (function, line) frame names it.
-        live_functions = np.union1d(live_frames, stored_frames.functions[live_frame_rows])
+        segments, live_nodes, live_functions = _live_tree(conn, FUNCTIONS, np.unique(stored_keys.nodes[live]))
+        lock_table(conn, LINE_VECTORS)
+        vector_segments = linevectors.read_segments(conn)
+        live_vectors = _live_vectors(linevectors.concatenate(vector_segments), live_keys)
         lock_table(conn, FUNCTION_APPENDS)
         function_segments = symbols.read_segments(conn)
         if function_segments:  # the highest function stays, as the highest key does
             live_functions = np.union1d(live_functions, function_segments[-1].ids[-1:])
         labelset_ids = np.array(conn.execute(select(SampleLabelset.id)).scalars().all(), dtype=np.int64)
-        removed["sample_keys"] = _rewrite_keys(conn, key_segments, fills, live_keys)
+        removed["sample_keys"] = _rewrite_rows(
+            conn, key_segments, live_keys, SegmentKind.SAMPLE_KEYS, samplekeys.segment_row
+        )
         removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
-        removed["line_nodes"] = _rewrite_segments(conn, LINES, line_segments, live_line_nodes)
-        removed["line_frames"] = _rewrite_rows(
-            conn, frame_segments, stored_frames.ids[live_frame_rows], SegmentKind.LINE_FRAMES, lineframes.segment_row
+        removed["line_vectors"] = _rewrite_rows(
+            conn, vector_segments, live_vectors, SegmentKind.LINE_VECTORS, linevectors.segment_row
         )
         removed["functions"] = _rewrite_rows(
             conn, function_segments, live_functions, SegmentKind.FUNCTIONS, symbols.segment_row
@@ -159,29 +153,23 @@ def _rewrite_segments(conn: Connection, tree: int, segments: list[Segment], live
     return dropped
 
 
-def _rewrite_keys(
-    conn: Connection, segments: list[samplekeys.KeyRows], fills: npt.NDArray[np.int64], live: IntArray
-) -> int:
-    """Key segments holding dead keys, or keys whose line leaf was found later, are written again with only
-    the live keys and the leaves folded in (same ids, gaps allowed); the fills are then all deleted.
-    Returns the keys dropped."""
-    dropped = 0
-    filled = fills[:, 0] if fills.size else np.zeros(0, dtype=np.int64)
-    for segment in segments:
-        keep = np.isin(segment.ids, live)
-        if bool(keep.all()) and not bool(np.isin(segment.ids, filled).any()):
-            continue
-        dropped += int((~keep).sum())
-        _delete_segment(conn, SegmentKind.SAMPLE_KEYS, int(segment.ids[0]))
-        if bool(keep.any()):
-            kept = samplekeys.with_line_fills(segment.take(keep), fills)
-            conn.execute(insert(SegmentRow).values(**samplekeys.segment_row(kept)))
-    conn.execute(delete(SampleKeyLine))
-    return dropped
+def _live_vectors(vectors: linevectors.VectorRows, live_keys: IntArray) -> IntArray:
+    """The ids of the vectors to keep: each live key's newest (an older one of the same key, written twice by
+    processes filling it at once, goes), and the highest, since appends number past it."""
+    newest = np.zeros(vectors.ids.shape[0], dtype=bool)
+    if vectors.ids.size:
+        # The last row of each key in id order is its newest.
+        order = np.lexsort((vectors.ids, vectors.keys))
+        last = np.ones(order.shape[0], dtype=bool)
+        last[:-1] = vectors.keys[order][1:] != vectors.keys[order][:-1]
+        newest[order[last]] = True
+        newest[-1] = True
+    kept: IntArray = vectors.ids[newest & (np.isin(vectors.keys, live_keys) | (vectors.ids == vectors.ids[-1:]))]
+    return kept
 
 
 class _Rows(Protocol):
-    """A decoded segment of line frames or of functions: ids in increasing order, and a subset by mask."""
+    """A decoded segment of sample keys, line vectors or functions: ids in increasing order, and a subset."""
 
     ids: IntArray
 
@@ -195,8 +183,8 @@ def _rewrite_rows(
     kind: SegmentKind,
     segment_row: Callable[[Any], dict[str, Any]],
 ) -> int:
-    """Segments of ``kind`` holding dead rows (line frames, functions) are written again without them; returns the
-    rows dropped."""
+    """Segments of ``kind`` holding dead rows (sample keys, line vectors, functions) are written again without them
+    (same ids, gaps allowed); returns the rows dropped."""
     dropped = 0
     for segment in segments:
         keep = np.isin(segment.ids, live)

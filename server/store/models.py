@@ -93,10 +93,11 @@ class SegmentKind(enum.IntEnum):
     """What a ``segments`` row holds. The stack trees keep the numbers they had as ``stack_segments.tree``."""
 
     FUNCTION_STACKS = 0  # nodes of the prefix tree of function ids (server.store.stacks, tree 0)
-    LINE_STACKS = 1  # nodes of the prefix tree of (function, line) frame ids (tree 1)
-    SAMPLE_KEYS = 2  # hash, stack node, label set, line node (server.store.samplekeys)
-    LINE_FRAMES = 3  # (function, line) pairs, the frames of tree 1 (server.store.lineframes)
+    LINE_STACKS = 1  # no longer written: the prefix tree of (function, line) frames (migration 0022 converts it)
+    SAMPLE_KEYS = 2  # hash, stack node, label set (server.store.samplekeys)
+    LINE_FRAMES = 3  # no longer written: the (function, line) frames of kind 1 (migration 0022 converts them)
     FUNCTIONS = 4  # name, system name, file name, start line (server.store.symbols)
+    LINE_VECTORS = 5  # each sample key's lines, frame by frame (server.store.linevectors)
 
 
 class SegmentRow(Base):
@@ -117,17 +118,6 @@ class SegmentRow(Base):
     last_id: Mapped[int] = mapped_column(BigInteger)
     items: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class SampleKeyLine(Base):
-    """The line-tree leaf of a key stored before line data (migration 0015), found when it was seen again.
-
-    Segments are never updated in place; garbage collection folds these into the segments it rewrites."""
-
-    __tablename__ = "sample_key_lines"
-
-    key_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    line_node_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class SampleLabelset(Base):

@@ -33,7 +33,7 @@ from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
 from server.store.groupcommit import GroupCommit
 from server.store.labelsets import LabelsetKey, LabelsetTable
-from server.store.lineframes import LineFrameTable
+from server.store.linestacks import LineFrames
 from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.replica import ReadReplica
@@ -123,12 +123,17 @@ class Store:
 
     @property
     def line_stacks(self) -> StackTree:
-        """Stacks of (function, line) frames (tree 1): line granularity."""
-        return self.dedup.line_stacks
+        """Stacks of (function, line) frames, in memory: line granularity (see :meth:`line_leaves`)."""
+        return self.dedup.lines.tree
 
     @property
-    def line_frames(self) -> LineFrameTable:
-        return self.dedup.line_frames
+    def line_frames(self) -> LineFrames:
+        return self.dedup.lines.frames
+
+    def line_leaves(self, keys: IntArray) -> IntArray:
+        """The leaf of every sample key in :attr:`line_stacks`, built from the keys' line vectors;
+        :class:`~server.store.linestacks.NoLineVector` if some key has none (stored before line data)."""
+        return self.dedup.line_leaves(keys)
 
     @property
     def labelsets(self) -> LabelsetTable:

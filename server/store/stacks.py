@@ -27,25 +27,23 @@ ever gets two ids. Nodes enter the memory index only once their segment
 has committed: a rolled-back segment leaves no id behind.
 
 The class is generic over what a frame is: ``tree`` 0 holds stacks of
-function ids; another tree (frames of ``(function, line)`` ids, say) is a
-second instance with its own ``tree`` number and node ids.
+function ids. A tree with no engine is kept in memory only, never stored: the
+tree of ``(function, line)`` frames that line granularity builds from the
+keys' line vectors (:mod:`server.store.linestacks`).
 """
 
 from __future__ import annotations
 
-import mmap
-import platform
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine
 
-from server.store import segmentcache, stackcodec
+from server.store import reserved, segmentcache, stackcodec
 from server.store._treeindex import Index, depths
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
@@ -53,24 +51,15 @@ from server.store.models import SegmentKind
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-_Column = TypeVar("_Column", IntArray, BoolArray)
 ROOT = 0
 FUNCTIONS = SegmentKind.FUNCTION_STACKS  # the ``tree`` number of stacks of function ids (its segments' kind)
-LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of stacks of (function, line) frame ids (server.store.lineframes)
+LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of the in-memory tree of line frames (server.store.linestacks)
 
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31.
 _NODE_LIMIT = 1 << 32
 _FRAME_LIMIT = 1 << 31
 #: How many times the node columns grow when full (see :meth:`StackTree._grow`).
 _GROWTH = 4
-#: Columns from this size up are mappings of their own (see ``_zeros``).
-_MAPPED_BYTES = 1 << 20
-#: Node ids a column's mapping has address space for when it is made (see ``_zeros``): 1 GB of an int64 column,
-#: reserved, not used.
-_RESERVED_IDS = 1 << 27
-#: ``MAP_NORESERVE`` (Python's ``mmap`` names it only from 3.13; its value on Linux's x86-64 and arm64): the
-#: reserved room is not counted against the system's commit limit until it is written.
-_NORESERVE = 0x4000 if platform.system() == "Linux" and platform.machine() in ("x86_64", "aarch64") else 0
 
 
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
@@ -79,41 +68,6 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     np.cumsum(lengths, out=offsets[1:])
     frames = np.fromiter(chain.from_iterable(stacks), dtype=np.int64, count=int(offsets[-1]))
     return frames, offsets
-
-
-def _zeros(size: int, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-    """A zeroed column of ``size`` entries. Past ``_MAPPED_BYTES`` it is a view of an anonymous mapping of its own,
-    with address space for ``_RESERVED_IDS`` entries (or ``size``, if more): untouched zero pages that cost no
-    memory and no page fault until a node is written there, and room to grow into without a copy (``_grown``).
-    (``np.zeros`` goes through ``calloc``, which zeroes, and so pages in, the whole array when the allocator
-    reuses heap memory, as :mod:`server.allocator` has it do for sizes under 32 MB; and numpy asks for
-    transparent huge pages on its own arrays, whose faults compacted memory for milliseconds on the machines
-    measured.) Where the system refuses the reservation (a strict commit limit, an address-space limit), the
-    mapping is as big as the column."""
-    itemsize = np.dtype(dtype).itemsize
-    if size * itemsize < _MAPPED_BYTES:
-        return np.zeros(size, dtype=dtype)
-    try:
-        mapping = mmap.mmap(-1, max(size, _RESERVED_IDS) * itemsize, flags=mmap.MAP_PRIVATE | _NORESERVE)
-    except OSError:
-        mapping = mmap.mmap(-1, size * itemsize, flags=mmap.MAP_PRIVATE)
-    return np.frombuffer(mapping, dtype=dtype, count=size)
-
-
-def _grown(column: _Column, size: int) -> _Column:
-    """``column`` with ``size`` places, the new ones zero. Within its mapping's reserved room, a longer view of the
-    same memory: nothing is copied or paged in (on a churny store, the copies of growth faulted in half again
-    as many pages as the new nodes did, and stalled the profile that grew a tree). Past it (or for a small
-    column), a new column with the old one copied in; only the copied part is written (and paged in). Either
-    way a new array: a query holding the old one keeps it, and it sees the same values for every id it had."""
-    base = column.base
-    mapping = base.obj if isinstance(base, memoryview) else None
-    if isinstance(mapping, mmap.mmap) and len(mapping) >= size * column.itemsize:
-        view: _Column = np.frombuffer(mapping, dtype=column.dtype, count=size)
-        return view
-    grown: _Column = _zeros(size, column.dtype)
-    grown[: column.shape[0]] = column
-    return grown
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -152,13 +106,13 @@ class _Walk:
 
 
 class StackTree:
-    def __init__(self, engine: Engine, tree: int = FUNCTIONS) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine | None, tree: int = FUNCTIONS) -> None:
+        self._engine = engine  # None: a tree in memory only, whose new nodes are never stored
         self._tree = tree
         self._lock = threading.RLock()
         self._index = Index()
         self._high = ROOT  # every segment whose nodes are at most this is loaded
-        self._loaded = False
+        self._loaded = engine is None
         size = 1024
         self.parent: IntArray = np.zeros(size, dtype=np.int64)
         self.parent[ROOT] = -1
@@ -197,15 +151,23 @@ class StackTree:
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         with self._lock:
             if not self._loaded:
-                with self._engine.connect() as conn:
+                with self._connect() as conn:
                     self._catch_up(conn)
             walk = self._walk(frames, offsets, leaf_first)
             if walk.missing:
-                if appends is not None:
+                if self._engine is None:  # in memory only: the nodes are the tree's at once
+                    self._commit_walk(walk)
+                elif appends is not None:
                     return self._append(frames, offsets, leaf_first, walk, appends).leaves
-                with Appends(self._engine) as own:
-                    walk = self._append(frames, offsets, leaf_first, walk, own)
+                else:
+                    with Appends(self._engine) as own:
+                        walk = self._append(frames, offsets, leaf_first, walk, own)
             return walk.leaves
+
+    def _connect(self) -> Connection:
+        if self._engine is None:
+            raise RuntimeError("a stack tree kept in memory only has no database to read")
+        return self._engine.connect()
 
     def _walk(self, frames: IntArray, offsets: IntArray, leaf_first: bool) -> _Walk:
         """The stacks down the loaded tree; what they lack numbered past every loaded node."""
@@ -240,14 +202,18 @@ class StackTree:
         with self._lock:
             if walk.first <= self._high:
                 return
-            last = walk.first + walk.missing - 1
-            self._grow(last + 1)
             try:
-                self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+                self._commit_walk(walk)
             except ValueError:
                 self._add(stackcodec.decode(data))
-                return
-            self._high = last
+
+    def _commit_walk(self, walk: _Walk) -> None:
+        """The walk's new nodes into the index and the columns, from its scratch (``ValueError`` if another walk
+        has replaced it)."""
+        last = walk.first + walk.missing - 1
+        self._grow(last + 1)
+        self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+        self._high = last
 
     # -- loading -------------------------------------------------------------
 
@@ -289,8 +255,8 @@ class StackTree:
 
     def _grow(self, size: int) -> None:
         """Columns for ids below ``size``, at least ``_GROWTH`` times as many. New arrays, not resized ones:
-        a query may hold the old ones. Up to ``_RESERVED_IDS`` nodes they are longer views of the mappings
-        already there (``_grown``); past it, growing copies what is there, and the copy is what a new node
+        a query may hold the old ones. Up to ``reserved.RESERVED`` nodes they are longer views of the mappings
+        already there (``reserved.grown``); past it, growing copies what is there, and the copy is what a new node
         costs most after its own bytes (fresh pages are faulted in: ~2-5 us a page here), so the columns grow
         by 4x rather than 2x: each node is copied 1/3 of a time on average instead of once. The spare room is
         untouched zero pages: address space, not memory. Ids past those loaded read as parent 0,
@@ -299,11 +265,11 @@ class StackTree:
         if size <= current:
             return
         new = max(size, current * _GROWTH)
-        self.parent = _grown(self.parent, new)
-        self.function = _grown(self.function, new)
-        self.depth = _grown(self.depth, new)
-        self.recursive = _grown(self.recursive, new)
-        self.known = _grown(self.known, new)
+        self.parent = reserved.grown(self.parent, new)
+        self.function = reserved.grown(self.function, new)
+        self.depth = reserved.grown(self.depth, new)
+        self.recursive = reserved.grown(self.recursive, new)
+        self.known = reserved.grown(self.known, new)
 
     # -- query side --------------------------------------------------------
 
@@ -317,8 +283,8 @@ class StackTree:
             wanted = nodes[nodes > ROOT]
             if not wanted.size:
                 return
-            if not self._loaded or int(wanted.max()) > self._high:
-                with self._engine.connect() as conn:
+            if not self._loaded or (self._engine is not None and int(wanted.max()) > self._high):
+                with self._connect() as conn:
                     self._catch_up(conn)
             self._grow(int(wanted.max()) + 1)
             lost = np.unique(wanted[~self.known[wanted]])

@@ -15,7 +15,7 @@ was the largest relation of a PostgreSQL store's first day (1,388 bytes a
 profile of 3,664, steady service): a heap tuple, a primary key and a unique
 index entry per function, file names repeated in every row. Functions are
 instead appended as segments (``segments`` rows of their kind), under the rule of
-line frames and sample keys (:mod:`server.store.lineframes`): no unique
+sample keys (:mod:`server.store.samplekeys`): no unique
 index, dedup answered from memory; every segment is read at first use, new
 functions are appended under the append lock after catching up on what other
 writers appended (and looking again), and ids are cached only once

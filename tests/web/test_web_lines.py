@@ -22,10 +22,9 @@ from sqlalchemy import update
 from server.ingest.profile import ingest
 from server.migrate import upgrade
 from server.settings import Settings
-from server.store.lineframes import SINCE
+from server.store.linevectors import SINCE, forget
 from server.store.models import StoreState
 from server.store.repository import Store
-from server.store.samplekeys import forget_lines
 from tests.support.browser import BrowserPage, LiveServer, browser, browser_page, ingest_captures, serving
 from tests.support.tools import DATA
 from tests.web.test_web_explore import DEMO, IDLE, READY, no_errors, open_explore, params_of, widest
@@ -49,7 +48,7 @@ def lines_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
     stored_ns = (int(time.time()) - 30 * 60) * 10**9
     settings = Settings(database_url=url, retention_raw="36500d")
     ingest(store, settings, (DATA / "block.pb.gz").read_bytes(), {"service": "legacy"}, kind="block", time_ns=stored_ns)
-    forget_lines(store.engine)
+    forget(store.engine)
     with store.engine.begin() as conn:
         conn.execute(update(StoreState).where(StoreState.key == SINCE).values(value=stored_ns + 1))
     store.close()

@@ -12,11 +12,10 @@ from sqlalchemy import update
 
 from server.pprof.encode import encode
 from server.pprof.model import Function, Line, Location, Profile, Sample, ValueType
-from server.store.lineframes import SINCE
+from server.store.linevectors import SINCE, forget
 from server.store.models import StoreState
 from server.store.repository import Store
 from server.store.rollups import NS
-from server.store.samplekeys import forget_lines
 from server.upkeep.jobs import build_rollups
 from tests.support.helpers import UNITS, push, top
 from tests.support.oracle import pprof_top
@@ -76,7 +75,7 @@ def test_lines_of_other_kinds_equal_pprof(client: TestClient, kind: str, samples
 
 def test_profiles_without_line_data_are_refused_with_the_time(client: TestClient, store: Store) -> None:
     push(client, CPU[0])
-    forget_lines(store.engine)  # as migration 0015 leaves a store with older profiles
+    forget(store.engine)  # as migration 0015 leaves a store with older profiles
     with store.engine.begin() as conn:
         conn.execute(update(StoreState).where(StoreState.key == SINCE).values(value=1_764_000_000_000_000_000))
     store.reset_caches()

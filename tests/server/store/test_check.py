@@ -12,7 +12,7 @@ from sqlalchemy import Delete, delete, func, insert, select, update
 from server.ingest.dumps import ingest_dump
 from server.ingest.profile import ingest
 from server.settings import Settings
-from server.store import blob, lineframes, stackcodec, symbols
+from server.store import blob, linevectors, stackcodec, stacks, symbols
 from server.store.check import check_store
 from server.store.models import (
     GoroutineGroup,
@@ -24,7 +24,7 @@ from server.store.models import (
     SegmentRow,
 )
 from server.store.repository import Store
-from server.store.samplekeys import NO_LINES, KeyRows, read_segments, segment_row
+from server.store.samplekeys import KeyRows, read_segments, segment_row
 from server.upkeep.jobs import build_rollups
 from tests.support.tools import DATA
 
@@ -90,15 +90,28 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
         # a key pointing at a node never stored (ids past every stored key, as an append gives them)
         keys = select(func.max(SegmentRow.last_id)).where(SegmentRow.kind == SegmentKind.SAMPLE_KEYS)
         high = int(conn.execute(keys).scalar_one())
-        bad = KeyRows(*(np.array([v]) for v in (high + 1, 42, 10**12, 0, NO_LINES)))
+        bad = KeyRows(*(np.array([v]) for v in (high + 1, 42, 10**12, 0)))
         conn.execute(insert(SegmentRow).values(**segment_row(bad)))
         # a key whose hash another key already has (what the unique index once refused)
         stored = read_segments(conn)[0]
-        twice = KeyRows(*(np.array([v]) for v in (high + 2, int(stored.hashes[0]), int(stored.nodes[0]), 0, NO_LINES)))
+        twice = KeyRows(*(np.array([v]) for v in (high + 2, int(stored.hashes[0]), int(stored.nodes[0]), 0)))
         conn.execute(insert(SegmentRow).values(**segment_row(twice)))
-        torn = {"first_id": 10**9, "last_id": 10**9, "items": 1, "data": b"LF torn"}
-        conn.execute(insert(SegmentRow).values(kind=SegmentKind.LINE_FRAMES, **torn))
+        # line vectors: one of a key never stored, one with fewer frames than its key's stack is deep
+        vectors = linevectors.read_segments(conn)
+        top = int(vectors[-1].ids[-1])
+        short = linevectors.VectorRows(
+            np.array([top + 1, top + 2]),
+            np.array([10**12, int(stored.ids[0])]),
+            np.array([0, 1, 1]),
+            np.array([7 << 1]),
+        )
+        conn.execute(insert(SegmentRow).values(**linevectors.segment_row(short)))
+        torn = {"first_id": 10**9, "last_id": 10**9, "items": 1, "data": b"LV torn"}
+        conn.execute(insert(SegmentRow).values(kind=SegmentKind.LINE_VECTORS, **torn))
         conn.execute(insert(SegmentRow).values(kind=len(SegmentKind), **torn))  # a kind no release wrote
+        # a kind migration 0022 converts, left behind
+        converted = {"first_id": 10**9 + 1, "last_id": 10**9 + 1, "items": 1, "data": b"SN"}
+        conn.execute(insert(SegmentRow).values(kind=SegmentKind.LINE_STACKS, **converted))
         other = int(conn.execute(select(ProfileRow.id).where(ProfileRow.id != victim)).scalars().first() or 0)
         data = bytes(conn.execute(select(ProfileBlob.data).where(ProfileBlob.profile_id == other)).scalar_one())
         conn.execute(update(ProfileBlob).where(ProfileBlob.profile_id == other).values(data=data[: len(data) // 2]))
@@ -115,9 +128,11 @@ def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database
     assert "stack nodes whose parent is missing" in problems
     assert "sample keys whose stack node is missing" in problems
     assert "sample keys whose hash is stored twice (by id)" in problems
-    assert "line-frame segments that do not decode or disagree with their row (by first frame)" in problems
-    unknown = [p for p in check_store(store.engine).problems if p.check == "segments of no known kind (by first id)"]
-    assert [(p.count, p.examples) for p in unknown] == [(1, (10**9,))]
+    assert "line-vector segments that do not decode or disagree with their row (by first vector)" in problems
+    assert "line vectors whose sample key is missing (by vector id)" in problems
+    assert "line vectors whose frame count is not their key's stack depth (by vector id)" in problems
+    unknown = [p for p in check_store(store.engine).problems if p.check.startswith("segments of no kind still written")]
+    assert [(p.count, p.examples) for p in unknown] == [(2, (10**9, 10**9 + 1))]
     assert "profile blobs that do not decode" in problems or (
         "profile blobs that do not sum to the profile's totals" in problems
     )
@@ -148,12 +163,12 @@ def test_a_sample_key_missing_under_a_blob_is_found(store: Store, settings: Sett
 
 def test_functions_missing_torn_or_stored_twice_are_found(store: Store, settings: Settings) -> None:
     """What the functions' primary key and unique index once enforced, and what a broken collection would leave:
-    a function named by stack nodes and line frames but missing, one stored twice, a segment that does not decode."""
+    a function named by stack nodes but missing, one stored twice, a segment that does not decode."""
     _fill(store, settings)
     assert _problems(store) == []
     with store.engine.begin() as conn:
         segments = symbols.read_segments(conn)
-        victim = int(lineframes.read_segments(conn)[0].functions[0])  # named by a line frame and stack nodes
+        victim = int(stacks.read_segments(conn)[0].frames[0])  # named by stack nodes
         holding = next(segment for segment in segments if victim in segment.ids.tolist())
         conn.execute(_delete_segment(SegmentKind.FUNCTIONS, int(holding.ids[0])))
         if len(holding) > 1:
@@ -169,7 +184,6 @@ def test_functions_missing_torn_or_stored_twice_are_found(store: Store, settings
         )
     problems = _problems(store)
     assert "stack nodes whose function is missing" in problems
-    assert "line frames whose function is missing" in problems
     assert "functions whose (name, system name, file) is stored twice (by id)" in problems
     assert "function segments that do not decode or disagree with their row (by first function)" in problems
 

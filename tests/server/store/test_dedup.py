@@ -35,6 +35,9 @@ from tests.support.tools import DATA
 CPU = (DATA / "cpu.pb.gz").read_bytes()
 _KEY_COUNT = select(func.sum(SegmentRow.items)).where(SegmentRow.kind == SegmentKind.SAMPLE_KEYS)
 
+#: The kinds of segment a write appends (the line tree's and line frames' are no longer written).
+_WRITTEN = set(SegmentKind) - {SegmentKind.LINE_STACKS, SegmentKind.LINE_FRAMES}
+
 
 def _columns() -> ProfileColumns:
     return decode_columns(CPU)
@@ -136,7 +139,7 @@ def test_the_epoch_is_read_once(store: Store) -> None:
 
 
 def test_a_profile_s_new_rows_go_in_one_transaction(store: Store) -> None:
-    """Functions, line frames, both trees' nodes and sample keys: one begin and one commit, not one a table."""
+    """Functions, stack nodes, sample keys and their line vectors: one begin and one commit, not one a table."""
     dedup = Dedup(store.engine)
     columns = _columns()
     dedup.labelset_ids(columns)  # label sets have a transaction of their own
@@ -144,20 +147,20 @@ def test_a_profile_s_new_rows_go_in_one_transaction(store: Store) -> None:
     event.listen(store.engine, "commit", lambda _conn: commits.append(1))
     with _segment_statements(store.engine) as statements:
         dedup.sample_key_ids(columns)
-    assert {kind for verb, kind in statements if verb == "INSERT"} == set(SegmentKind)
+    assert {kind for verb, kind in statements if verb == "INSERT"} == _WRITTEN
     assert len(commits) == 1
     with store.engine.connect() as conn:
         kinds = conn.execute(select(func.count(func.distinct(SegmentRow.kind)))).scalar_one()
-    assert kinds == len(SegmentKind)
+    assert kinds == len(_WRITTEN)
 
 
 def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
-    """The first id of the newest segment of functions, sample keys, line frames and each stack tree comes with
+    """The first id of the newest segment of functions, sample keys, line vectors and the stack tree comes with
     the epoch, under the append locks: a writer that loaded it skips the catch-up read; one behind another writer
     reads what it appended, and both agree."""
     mine, other = Dedup(store.engine), Dedup(store.engine)
     mine.sample_key_ids(_columns())
-    kinds = set(SegmentKind)
+    kinds = _WRITTEN
 
     def caught_up(statements: list[tuple[str, SegmentKind]]) -> set[SegmentKind]:
         return {kind for verb, kind in statements if verb == "SELECT"}
@@ -180,13 +183,20 @@ def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
     assert other.sample_key_ids(decode_columns(big)).tolist() == keys.tolist()
     assert Dedup(store.engine).sample_key_ids(decode_columns(big)).tolist() == keys.tolist()
     fresh = Dedup(store.engine)
-    for tree in ("stacks", "line_stacks"):  # both processes' trees hold the same nodes as the segments
-        mine_tree, other_tree, read = getattr(mine, tree), getattr(other, tree), getattr(fresh, tree)
-        read.ensure(np.array([mine_tree.size], dtype=np.int64))
-        assert mine_tree.size == other_tree.size == read.size
-        for column in ("parent", "function", "depth"):
-            top = read.size + 1
-            assert getattr(mine_tree, column)[:top].tolist() == getattr(read, column)[:top].tolist()
+    # Both processes' trees hold the same nodes as the segments.
+    mine_tree, other_tree, read = mine.stacks, other.stacks, fresh.stacks
+    read.ensure(np.array([mine_tree.size], dtype=np.int64))
+    assert mine_tree.size == other_tree.size == read.size
+    for column in ("parent", "function", "depth"):
+        top = read.size + 1
+        assert getattr(mine_tree, column)[:top].tolist() == getattr(read, column)[:top].tolist()
+    # And every key's line vector, whichever process wrote it.
+    for process in (mine, other, fresh):
+        assert not bool(process.line_vectors.lacking(keys).any())
+    for process in (other, fresh):
+        assert [v.tolist() for v in process.line_vectors.vectors(keys)] == [
+            v.tolist() for v in mine.line_vectors.vectors(keys)
+        ]
 
 
 def test_concurrent_writers_of_the_same_new_profiles_agree(database_url: str) -> None:

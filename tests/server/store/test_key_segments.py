@@ -1,6 +1,6 @@
-"""Sample keys and line frames as segments: the bytes round-trip or are refused, one id per hash (or pair)
-with concurrent writers, nothing kept from a rolled-back append or appended after a collection, and
-collection drops dead keys but never the highest, folding late line leaves in; on both databases."""
+"""Sample keys and their line vectors as segments: the bytes round-trip or are refused, one id per hash and
+one vector per key with concurrent writers, nothing kept from a rolled-back append or appended after a
+collection, and collection drops dead keys (and their vectors) but never the highest; on both databases."""
 
 from __future__ import annotations
 
@@ -9,32 +9,24 @@ import threading
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.decode import decode_columns
-from server.store import columncodec
+from server.store import columncodec, linevectors
 from server.store.appends import Appends, EpochMoved
 from server.store.database import make_engine
 from server.store.dedup import Dedup
 from server.store.gc import collect_garbage
-from server.store.lineframes import LineFrameTable
-from server.store.lineframes import concatenate as concatenate_frames
-from server.store.lineframes import read_segments as read_frame_segments
-from server.store.models import SampleKeyLine
+from server.store.linevectors import LineVectorTable
 from server.store.repository import Store
-from server.store.samplekeys import (
-    NO_LINES,
-    SampleKeyTable,
-    concatenate,
-    forget_lines,
-    read_line_fills,
-    read_segments,
-    with_line_fills,
-)
+from server.store.samplekeys import SampleKeyTable, concatenate, read_segments
 from server.store.stackcodec import CorruptSegment
 from tests.support.tools import DATA
+
+IntArray = npt.NDArray[np.int64]
 
 
 def test_columns_round_trip_whatever_their_values() -> None:
@@ -44,7 +36,7 @@ def test_columns_round_trip_whatever_their_values() -> None:
         rng.integers(-(2**63), 2**63 - 1, 500, dtype=np.int64),  # hashes: every bit
         np.cumsum(rng.integers(0, 3, 500)),  # nodes numbered together: small steps
         np.zeros(500, dtype=np.int64),  # no label set: no byte at all
-        np.where(rng.random(500) < 0.5, -1, rng.integers(0, 2**40, 500)),  # NO_LINES or a large leaf
+        np.where(rng.random(500) < 0.5, -1, rng.integers(0, 2**40, 500)),  # -1 or a large value: any integer
     ]
     data = columncodec.encode(b"SK", ids, columns)
     got_ids, got = columncodec.decode(b"SK", 4, data)
@@ -74,28 +66,36 @@ def test_damaged_segments_are_refused(damage: Any, words: str) -> None:
         columncodec.decode(b"SK", 4, damage(data))
 
 
-def test_concurrent_writers_give_one_id_per_hash_and_pair(database_url: str) -> None:
-    """Writers with caches of their own (replicas, worker processes) append overlapping new keys and frames."""
+def _vector_of(hashes: IntArray) -> tuple[IntArray, IntArray]:
+    """Each hash's made-up vector, ``hash % 5`` frames of value ``hash % 89``: offsets and values."""
+    lengths = hashes % 5
+    offsets = np.zeros(hashes.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, np.repeat(hashes % 89, lengths)
+
+
+def test_concurrent_writers_give_one_id_per_hash_and_one_vector_per_key(database_url: str) -> None:
+    """Writers with caches of their own (replicas, worker processes) append overlapping new keys, each with its
+    line vector in the key's transaction."""
     shared = random.Random(3).sample(range(-(10**12), 10**12), 1200)
     results: dict[int, dict[int, int]] = {}
-    frames: dict[int, dict[tuple[int, int], int]] = {}
     failures: list[BaseException] = []
     start = threading.Barrier(4)
 
     def writer(number: int) -> None:
         engine = make_engine(database_url)
         try:
-            keys, pairs = SampleKeyTable(engine), LineFrameTable(engine)
+            keys, vectors = SampleKeyTable(engine), LineVectorTable(engine)
             mine = random.Random(number).sample(shared, 900)
             start.wait()
             for part in range(0, len(mine), 150):
                 hashes = np.array(mine[part : part + 150], dtype=np.int64)
-                ids = keys.create(hashes, hashes % 97, np.zeros_like(hashes), hashes % 89)
+
+                def appended(ids: IntArray, at: IntArray, appends: Appends, hashes: IntArray = hashes) -> None:
+                    vectors.append(ids, *_vector_of(hashes[at]), appends)
+
+                ids = keys.create(hashes, hashes % 97, np.zeros_like(hashes), appended=appended)
                 results.setdefault(number, {}).update(zip(hashes.tolist(), ids.tolist(), strict=True))
-                functions, lines = hashes % 50, hashes % 7
-                got = pairs.ids(functions, lines)
-                found = zip(zip(functions.tolist(), lines.tolist(), strict=True), got.tolist(), strict=True)
-                frames.setdefault(number, {}).update(found)
         except BaseException as exc:  # reported below: a thread's exception would vanish
             failures.append(exc)
         finally:
@@ -107,24 +107,29 @@ def test_concurrent_writers_give_one_id_per_hash_and_pair(database_url: str) -> 
     for thread in threads:
         thread.join()
     assert not failures, failures
-    for found in (results, frames):
-        by_value: dict[Any, set[int]] = {}
-        for mapping in found.values():
-            for value, given in mapping.items():
-                by_value.setdefault(value, set()).add(given)
-        assert all(len(ids) == 1 for ids in by_value.values())  # every writer got the same id
+    by_value: dict[Any, set[int]] = {}
+    for mapping in results.values():
+        for value, given in mapping.items():
+            by_value.setdefault(value, set()).add(given)
+    assert all(len(ids) == 1 for ids in by_value.values())  # every writer got the same id
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
             stored = concatenate(read_segments(conn))
-            stored_frames = concatenate_frames(read_frame_segments(conn))
+            vectors = linevectors.concatenate(linevectors.read_segments(conn))
     finally:
         engine.dispose()
     assert len(set(stored.hashes.tolist())) == len(stored) == len({h for r in results.values() for h in r})
     assert len(set(stored.ids.tolist())) == len(stored)
-    assert bool((stored.nodes == stored.hashes % 97).all()) and bool((stored.line_nodes == stored.hashes % 89).all())
-    pairs = set(zip(stored_frames.functions.tolist(), stored_frames.lines.tolist(), strict=True))
-    assert len(pairs) == len(stored_frames) == len({p for r in frames.values() for p in r})
+    assert bool((stored.nodes == stored.hashes % 97).all())
+    # One vector a key, written by whichever writer stored the key, with that key's values.
+    assert sorted(vectors.keys.tolist()) == sorted(stored.ids.tolist())
+    assert len(set(vectors.ids.tolist())) == len(vectors)
+    hash_of = dict(zip(stored.ids.tolist(), stored.hashes.tolist(), strict=True))
+    for i, key in enumerate(vectors.keys.tolist()):
+        _, values = _vector_of(np.array([hash_of[key]]))
+        got = vectors.values[vectors.offsets[i] : vectors.offsets[i + 1]]
+        assert got.tolist() == values.tolist()
 
 
 def test_a_rolled_back_append_hands_out_no_id(database_url: str) -> None:
@@ -163,54 +168,62 @@ def test_no_key_is_appended_once_a_collection_ran(database_url: str) -> None:
         engine.dispose()
 
 
-def test_collection_drops_dead_keys_keeps_the_highest_and_folds_line_leaves_in(database_url: str) -> None:
+def test_collection_drops_dead_keys_and_their_vectors_keeping_the_highest(database_url: str) -> None:
+    """Keys seen again without a vector (stored before line data) get one; a collection with no profile left
+    drops every key but the highest, and every vector but that key's newest and the highest."""
     store = Store.from_url(database_url)
     try:
         dedup = Dedup(store.engine)
         cpu = dedup.sample_key_ids(decode_columns((DATA / "cpu.pb.gz").read_bytes()))
-        forget_lines(store.engine)
-        fresh = Dedup(store.engine)  # sees the keys again: their line leaves are recorded beside the segments
+        distinct = len(set(cpu.tolist()))
+        with store.engine.connect() as conn:
+            written = linevectors.concatenate(linevectors.read_segments(conn))
+        assert sorted(written.keys.tolist()) == sorted(set(cpu.tolist()))  # with the keys, one each
+        linevectors.forget(store.engine)
+        fresh = Dedup(store.engine)  # sees the keys again: their vectors are written beside them
         assert fresh.sample_key_ids(decode_columns((DATA / "cpu.pb.gz").read_bytes())).tolist() == cpu.tolist()
         with store.engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(SampleKeyLine)).scalar_one() == len(set(cpu.tolist()))
+            filled = linevectors.concatenate(linevectors.read_segments(conn))
+        assert sorted(filled.keys.tolist()) == sorted(set(cpu.tolist()))
+        order = np.argsort(written.keys)
+        again = np.argsort(filled.keys)
+        for i, j in zip(order.tolist(), again.tolist(), strict=True):  # the same vectors as at first
+            first = written.values[written.offsets[i] : written.offsets[i + 1]]
+            assert first.tolist() == filled.values[filled.offsets[j] : filled.offsets[j + 1]].tolist()
         removed = collect_garbage(store)  # no profile references any key
-        assert removed["sample_keys"] == len(set(cpu.tolist())) - 1
+        assert removed["sample_keys"] == distinct - 1
+        assert removed["line_vectors"] == distinct - 1
         with store.engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(SampleKeyLine)).scalar_one() == 0
-            left = with_line_fills(concatenate(read_segments(conn)), read_line_fills(conn))
+            left = concatenate(read_segments(conn))
+            vectors = linevectors.concatenate(linevectors.read_segments(conn))
         assert left.ids.tolist() == [int(cpu.max())]
-        assert int(left.line_nodes[0]) != NO_LINES  # the leaf found after the key was stored, now in its segment
+        assert vectors.ids.tolist() == [int(filled.ids.max())]  # the highest, whatever its key
         after = SampleKeyTable(store.engine).create(np.array([99]), np.array([0]), np.array([0]))
         assert after.tolist() == [int(cpu.max()) + 1]
     finally:
         store.close()
 
 
-@pytest.mark.parametrize("line_past_32_bits", [False, True], ids=["packed", "unpacked"])
-def test_frames_of_a_transaction_are_handed_out_and_cached_only_once_committed(
-    database_url: str, line_past_32_bits: bool
-) -> None:
-    """Inside a profile's one transaction, new frames get ids at once (the line tree needs them), but the
-    table's memory learns them only from the commit; a rollback leaves none."""
+def test_vectors_of_a_transaction_are_cached_only_once_committed(database_url: str) -> None:
+    """A rolled-back append leaves no vector behind, in memory or stored, and its ids are handed out again."""
     engine = make_engine(database_url)
     try:
-        frames = LineFrameTable(engine)
-        stored = frames.ids(np.array([1, 2]), np.array([10, 20]))
-        line = (1 << 33) if line_past_32_bits else 30
-        functions, lines = np.array([1, 3, 3]), np.array([10, line, line])
+        vectors = LineVectorTable(engine)
+        vectors.append(np.array([1, 2]), np.array([0, 2, 3]), np.array([10, 12, 14]))
         with pytest.raises(RuntimeError), Appends(engine) as appends:
-            handed = frames.ids(functions, lines, appends=appends)
-            assert handed[0] == stored[0] and handed[1] == handed[2] > stored.max()
-            assert frames.known.sum() == 2  # not cached before the commit
+            vectors.append(np.array([3]), np.array([0, 1]), np.array([40]), appends)
+            assert vectors.lacking(np.array([1, 2, 3])).tolist() == [False, False, True]
             raise RuntimeError("rolled back")
-        assert frames.known.sum() == 2
+        assert vectors.lacking(np.array([1, 2, 3])).tolist() == [False, False, True]
         with Appends(engine) as appends:
-            handed = frames.ids(functions, lines, appends=appends)
-            assert frames.known.sum() == 2
-        assert frames.known.sum() == 3
-        new = int(stored.max()) + 1  # the rolled-back id, never committed, is the next one again
-        assert frames.ids(functions, lines).tolist() == handed.tolist() == [int(stored[0]), new, new]
-        assert LineFrameTable(engine).ids(functions, lines).tolist() == handed.tolist()  # and a fresh process
+            vectors.append(np.array([3]), np.array([0, 1]), np.array([41]), appends)
+        fresh = LineVectorTable(engine)
+        for table in (vectors, fresh):
+            assert table.lacking(np.array([1, 2, 3])).tolist() == [False, False, False]
+            values, offsets = table.vectors(np.array([3, 1, 2]))
+            assert values.tolist() == [41, 10, 12, 14] and offsets.tolist() == [0, 1, 3, 4]
+        with engine.connect() as conn:
+            assert [part.ids.tolist() for part in linevectors.read_segments(conn)] == [[1, 2], [3]]
     finally:
         engine.dispose()
 

@@ -1,24 +1,27 @@
-"""Line-granularity storage on both databases: every sample key leads to its stack of (function, line)
-frames, inlined frames expanded, as ``go tool pprof -lines`` counts them; keys stored before line data
-get theirs when seen again; garbage collection keeps what live keys reach; ``check`` verifies it."""
+"""Line granularity on both databases: every sample key's line vector leads to its stack of (function, line)
+frames, inlined frames expanded, as ``go tool pprof -lines`` counts them, in this process and in a fresh one;
+keys stored before line data get theirs when seen again; garbage collection keeps the vectors of live keys;
+``check`` verifies them."""
 
 from __future__ import annotations
 
 import gzip
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from server.pprof import profile_pb2
 from server.pprof.decode import decode_columns, to_profile
 from server.pprof.identity import sample_keys
 from server.pprof.model import Sample
+from server.store import linevectors
 from server.store.check import check_store
 from server.store.dedup import Dedup
 from server.store.gc import collect_garbage
-from server.store.lineframes import LineFrameTable
+from server.store.linestacks import NoLineVector
+from server.store.linevectors import LineVectorTable
 from server.store.repository import Store
-from server.store.samplekeys import NO_LINES, SampleKeyTable, forget_lines
 from server.store.stacks import ROOT
 from tests.support.helpers import push
 from tests.support.stacknames import stack_names
@@ -35,49 +38,53 @@ def _frames(sample: Sample) -> list[tuple[str, str, int]]:
 
 def _line_stack(dedup: Dedup, store: Store, node: int) -> list[tuple[str, str, int]]:
     """The frames from ``node`` of the line tree up to its root, leaf first."""
-    tree = dedup.line_stacks
+    tree = dedup.lines.tree
     tree.ensure(np.array([node], dtype=np.int64))
     frames: list[int] = []
     while node != ROOT:
         frames.append(int(tree.function[node]))
         node = int(tree.parent[node])
-    pairs = dedup.line_frames.pairs(frames)
+    pairs = dedup.lines.frames.pairs(frames)
     rows = store.functions.rows(f for f, _ in pairs.values())
     return [(rows[pairs[f][0]][0], rows[pairs[f][0]][2], pairs[f][1]) for f in frames]
 
 
-def _without_lines(store: Store) -> int:
-    """Stored keys without a line leaf, as a fresh process reads them."""
-    table = SampleKeyTable(store.engine)
-    table.lookup(np.zeros(0, dtype=np.int64))  # reads every segment
-    return int((table.line_node[table.known] == NO_LINES).sum())
+def _without_lines(store: Store, keys: np.ndarray) -> int:
+    """How many of ``keys`` have no line vector, as a fresh process reads them."""
+    return int(LineVectorTable(store.engine).lacking(np.unique(keys)).sum())
 
 
 def test_every_sample_key_leads_to_its_line_stack(store: Store) -> None:
     dedup = Dedup(store.engine)
+    fresh = Dedup(store.engine)  # another process, reading the vectors from the database
     for data in (CPU, HEAP):
         columns = decode_columns(data)
         keys = dedup.sample_key_ids(columns)
         profile = to_profile(columns)
-        line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
-        assert bool((line_nodes != NO_LINES).all())
-        fresh = Dedup(store.engine)  # another process reads the same from the database
-        for sample, node in zip(profile.samples, line_nodes.tolist(), strict=True):
-            assert _line_stack(fresh, store, node) == _frames(sample)
-    cpu = to_profile(decode_columns(CPU))
-    inlined = {(ln.function.name, ln.line) for s in cpu.samples for loc in s.locations for ln in loc.lines[:-1]}
-    assert ("main.step", 54) in inlined, "the capture has inlined frames (-top -lines shows main.step :54 (inline))"
-    frames = LineFrameTable(store.engine)
-    frames.pairs([1])  # reads every segment
-    stored = int(frames.known.sum())
-    distinct = {
-        (ln.function.key(), ln.line)
-        for p in (cpu, to_profile(decode_columns(HEAP)))
+        for reader in (dedup, fresh):
+            leaves = reader.line_leaves(keys)
+            for sample, node in zip(profile.samples, leaves.tolist(), strict=True):
+                assert _line_stack(reader, store, node) == _frames(sample)
+    cpu, heap = to_profile(decode_columns(CPU)), to_profile(decode_columns(HEAP))
+    inlined = {
+        (ln.function.name, ln.line)
+        for p in (cpu, heap)
         for s in p.samples
         for loc in s.locations
-        for ln in loc.lines
+        for ln in loc.lines[:-1]
     }
-    assert stored == len(distinct)
+    assert ("main.step", 54) in inlined, "the capture has inlined frames (-top -lines shows main.step :54 (inline))"
+    marked = {
+        pair
+        for frame, pair in fresh.lines.frames.pairs(range(1, 10_000)).items()
+        if frame in fresh.lines.frames.inlined([frame])
+    }
+    names = {(store.functions.rows([f])[f][0], line) for f, line in marked}
+    assert names == inlined  # the inlined flag reaches the frames, from the vectors alone
+    distinct = {
+        (ln.function.key(), ln.line) for p in (cpu, heap) for s in p.samples for loc in s.locations for ln in loc.lines
+    }
+    assert len(fresh.lines.frames.pairs(range(1, 10_000))) == len(distinct)
 
 
 def test_a_profile_with_known_and_new_samples_expands_the_new_ones_right(store: Store) -> None:
@@ -92,9 +99,9 @@ def test_a_profile_with_known_and_new_samples_expands_the_new_ones_right(store: 
     before = dedup.sample_keys.lookup(hashes)
     assert 0 < int((before < 0).sum()) < before.shape[0]  # known samples and new ones
     keys = dedup.sample_key_ids(columns)
-    line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
     nodes, _ = dedup.sample_keys.resolve(keys)
     fresh = Dedup(store.engine)
+    line_nodes = fresh.line_leaves(keys)
     for sample, node, line_node in zip(to_profile(columns).samples, nodes.tolist(), line_nodes.tolist(), strict=True):
         assert _line_stack(fresh, store, line_node) == _frames(sample)
         assert stack_names(fresh, store, node) == [f.name for f in sample.frames()]
@@ -102,46 +109,47 @@ def test_a_profile_with_known_and_new_samples_expands_the_new_ones_right(store: 
 
 def test_keys_stored_before_line_data_get_it_when_seen_again(store: Store) -> None:
     dedup = Dedup(store.engine)
-    keys = dedup.sample_key_ids(decode_columns(CPU))
-    expected, _ = dedup.sample_keys.resolve_lines(keys)
-    forget_lines(store.engine)  # as migration 0015 leaves keys stored before it
+    columns = decode_columns(CPU)
+    keys = dedup.sample_key_ids(columns)
+    linevectors.forget(store.engine)  # as migration 0015 leaves keys stored before it
     fresh = Dedup(store.engine)
-    lacking, _ = fresh.sample_keys.resolve_lines(keys)
-    assert bool((lacking == NO_LINES).all())
-    assert fresh.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
-    assert _without_lines(store) == 0
-    again, _ = Dedup(store.engine).sample_keys.resolve_lines(keys)
-    assert again.tolist() == expected.tolist()
+    with pytest.raises(NoLineVector):
+        fresh.line_leaves(keys)
+    assert _without_lines(store, keys) == len(set(keys.tolist()))
+    assert fresh.sample_key_ids(columns).tolist() == keys.tolist()
+    assert _without_lines(store, keys) == 0
+    again = Dedup(store.engine)
+    for sample, node in zip(to_profile(columns).samples, again.line_leaves(keys).tolist(), strict=True):
+        assert _line_stack(again, store, node) == _frames(sample)
 
 
-def test_collection_keeps_what_live_keys_reach_and_check_agrees(client: TestClient, store: Store) -> None:
+def test_collection_keeps_the_vectors_of_live_keys_and_check_agrees(client: TestClient, store: Store) -> None:
     push(client, DATA / "cpu.pb.gz", service="demo", time="1764000000")
     dead = Dedup(store.engine).sample_key_ids(decode_columns(HEAP))  # keys no profile references
     report = check_store(store.engine, blobs=False)
     assert report.ok, report.problems
-    before = report.counts["line_nodes"]
+    before = report.counts["line_vectors"]
     removed = collect_garbage(store)
     live = set(Dedup(store.engine).sample_key_ids(decode_columns(CPU)).tolist())
     assert max(dead.tolist()) > max(live)
-    # The highest key stays (ids are handed out past it, never twice), with what it reaches.
+    # The highest key stays (ids are handed out past it, never twice), and the highest vector, its own.
     assert removed["sample_keys"] == len(set(dead.tolist()) - live) - 1
-    assert removed["line_nodes"] > 0 and removed["line_frames"] > 0
+    assert removed["line_vectors"] == removed["sample_keys"]
     after = check_store(store.engine, blobs=False)
     assert after.ok, after.problems
-    assert after.counts["line_nodes"] == before - removed["line_nodes"]
+    assert after.counts["line_vectors"] == before - removed["line_vectors"]
     # The stored profile's keys still lead to their line stacks.
     dedup = Dedup(store.engine)
     columns = decode_columns(CPU)
     keys = dedup.sample_key_ids(columns)
-    line_nodes, _ = dedup.sample_keys.resolve_lines(keys)
-    for sample, node in zip(to_profile(columns).samples, line_nodes.tolist(), strict=True):
+    for sample, node in zip(to_profile(columns).samples, dedup.line_leaves(keys).tolist(), strict=True):
         assert _line_stack(dedup, store, node) == _frames(sample)
 
 
-def test_a_collection_since_the_leaves_were_resolved_skips_the_fill(store: Store) -> None:
+def test_a_collection_since_the_keys_were_resolved_skips_the_fill(store: Store) -> None:
     keys = Dedup(store.engine).sample_key_ids(decode_columns(CPU))
-    forget_lines(store.engine)
+    linevectors.forget(store.engine)
     stale = Dedup(store.engine)
     stale.epoch = 5  # resolved under an epoch the database has moved past (it is at 0)
     assert stale.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
-    assert _without_lines(store) == len(set(keys.tolist()))
+    assert _without_lines(store, keys) == len(set(keys.tolist()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from alembic import command
@@ -13,20 +15,18 @@ from sqlalchemy import Connection, create_engine, inspect, text
 
 from server.migrate import alembic_config, upgrade
 from server.settings import Settings
-from server.store import symbols
+from server.store import legacylines, linevectors, symbols
 from server.store.check import check_store
 from server.store.keys import hash64
-from server.store.lineframes import concatenate as concatenate_frames
-from server.store.lineframes import read_segments as read_frame_segments
+from server.store.legacylines import NO_LINES, read_line_fills, with_line_fills
 from server.store.models import Base, SegmentKind
 from server.store.repository import Store
-from server.store.samplekeys import NO_LINES, read_line_fills, with_line_fills
 from server.store.samplekeys import concatenate as concatenate_keys
 from server.store.samplekeys import read_segments as read_key_segments
 from server.store.stacks import StackTree, concatenate, read_segments
 from server.store.symbols import FunctionTable
-from tests.support.dataset import DAY0, NS, answers, fill
-from tests.support.helpers import push
+from tests.support.dataset import DAY, DAY0, NS, answers, fill
+from tests.support.helpers import push, top
 from tests.support.tools import DATA
 
 
@@ -343,16 +343,41 @@ def test_series_ids_go_into_a_store_with_data_and_out_again(
         assert conn.execute(text(same)).scalar_one() == rows["profile_blobs"] + 1
 
 
+def _kind_data(conn: Connection, kind: SegmentKind) -> list[bytes]:
+    query = text("SELECT data FROM segments WHERE kind = :kind ORDER BY first_id")
+    return [bytes(data) for data in conn.execute(query, {"kind": int(kind)}).scalars()]
+
+
+def _legacy_keys(conn: Connection) -> legacylines.LegacyKeyRows:
+    """The keys as a store before 0022 held them, the line leaves found later put in."""
+    keys = [legacylines.decode(data) for data in _kind_data(conn, SegmentKind.SAMPLE_KEYS)]
+    return with_line_fills(legacylines.concatenate(keys), read_line_fills(conn))
+
+
+def _legacy_frames(conn: Connection) -> legacylines.FrameRows:
+    return legacylines.concatenate_frames(
+        [legacylines.decode_frames(data) for data in _kind_data(conn, SegmentKind.LINE_FRAMES)]
+    )
+
+
 def _key_rows(conn: Connection) -> list[tuple[int, ...]]:
-    keys = with_line_fills(concatenate_keys(read_key_segments(conn)), read_line_fills(conn))
+    """Before 0022 (0018 to 0021): every key with its line leaf."""
+    keys = _legacy_keys(conn)
     columns = (keys.ids, keys.hashes, keys.nodes, keys.labelsets, keys.line_nodes)
     return list(zip(*(c.tolist() for c in columns), strict=True))
 
 
 def _frame_rows(conn: Connection) -> list[tuple[int, ...]]:
-    frames = concatenate_frames(read_frame_segments(conn))
+    frames = _legacy_frames(conn)
     columns = (frames.ids, frames.functions, frames.lines, frames.inlined)
     return list(zip(*(c.tolist() for c in columns), strict=True))
+
+
+def _vectors(conn: Connection) -> dict[int, list[int]]:
+    """Every key's line vector (the newest, should a key have two), by key id."""
+    rows = linevectors.concatenate(linevectors.read_segments(conn))
+    offsets = rows.offsets.tolist()
+    return {key: rows.values[offsets[i] : offsets[i + 1]].tolist() for i, key in enumerate(rows.keys.tolist())}
 
 
 @pytest.mark.dates
@@ -364,17 +389,19 @@ def test_sample_keys_and_line_frames_become_segments_and_back(
 
     The captures hold inlined frames, which the table before 0018 cannot key apart from the called
     (function, line): going down drops them with the line tree and every key's line leaf (as 0015's
-    downgrade does), and writes the other frames back."""
+    downgrade does), and writes the other frames back. (The store keeps line vectors since 0022; its
+    downgrade gives back the line tree and leaves 0018 converts.)"""
     fill(client, store, settings)
     before = answers(client)
     config = alembic_config(settings.database_url)
+    store.close()
+    command.downgrade(config, "0021")
     with store.engine.connect() as conn:
         keys, frames = _key_rows(conn), _frame_rows(conn)
     assert len(keys) > 50 and len(frames) > 50
     called = [frame for frame in frames if frame[3] == 0]
     assert len(called) < len(frames)  # inlined frames are stored
     keys = [(*key[:4], NO_LINES) for key in keys]  # dropped by the downgrade
-    store.close()
     command.downgrade(config, "0017")
     with store.engine.begin() as conn:
         rows = conn.execute(
@@ -396,23 +423,36 @@ def test_sample_keys_and_line_frames_become_segments_and_back(
         # A key as stored before line data (migration 0015): no line leaf.
         conn.execute(text("UPDATE sample_keys SET line_node_id = NULL WHERE id = :id"), {"id": keys[0][0]})
     store.close()
-    command.upgrade(config, "head")
-    store.reset_caches()
+    command.upgrade(config, "0021")
     with store.engine.connect() as conn:
         assert {"sample_keys", "line_frames"}.isdisjoint(inspect(conn).get_table_names())
         assert _key_rows(conn) == keys
         assert _frame_rows(conn) == called
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        assert _vectors(conn) == {}  # no key has lines: every one is as stored before line data
     report = check_store(store.engine)
     assert report.ok, report.problems
     assert answers(client) == before
-    # Writes go on: keys without a line leaf get one when seen again, new keys count on from the highest.
+    # Writes go on: keys without lines get them when seen again, new keys count on from the highest.
     push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
     push(client, DATA / "heap.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
     store.reset_caches()
     with store.engine.connect() as conn:
-        now = _key_rows(conn)
-    assert [key[:4] for key in now[: len(keys)]] == [key[:4] for key in keys] and len(now) > len(keys)
-    assert any(key[4] != NO_LINES for key in now[: len(keys)])  # keys seen again got a line leaf
+        stored = concatenate_keys(read_key_segments(conn))
+        now = list(
+            zip(
+                stored.ids.tolist(),
+                stored.hashes.tolist(),
+                stored.nodes.tolist(),
+                stored.labelsets.tolist(),
+                strict=True,
+            )
+        )
+        vectors = _vectors(conn)
+    assert now[: len(keys)] == [key[:4] for key in keys] and len(now) > len(keys)
+    assert any(key[0] in vectors for key in keys)  # keys seen again got their lines
     assert [row[0] for row in now[len(keys) :]] == list(range(keys[-1][0] + 1, keys[-1][0] + 1 + len(now) - len(keys)))
     report = check_store(store.engine)
     assert report.ok, report.problems
@@ -529,35 +569,283 @@ def _segment_rows(conn: Connection, query: str) -> list[tuple[int, int, int, byt
 @pytest.mark.dates
 def test_the_segment_tables_become_one_and_back(client: TestClient, store: Store, settings: Settings) -> None:
     """0021 on both databases holding data: every segment of every kind keeps its ids, count and bytes both
-    ways, every answer stays, and appends go on past the highest ids after the round trip."""
+    ways, every answer stays, and appends go on past the highest ids after the round trip.
+
+    The kinds are those of 0021: the store keeps line vectors since 0022, whose downgrade gives back the line
+    tree and frames (in one segment each, for this little data) that 0021 copies."""
     fill(client, store, settings)
     before = answers(client)
     config = alembic_config(settings.database_url)
     select_kind = "SELECT first_id, last_id, items, data FROM segments WHERE kind = {kind}"
-    with store.engine.connect() as conn:
-        segments = {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in SegmentKind}
-    assert all(len(rows) >= 2 for rows in segments.values()), {k: len(v) for k, v in segments.items()}
     store.close()
+    command.downgrade(config, "0021")
+    with store.engine.connect() as conn:
+        segments = {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in _SEGMENT_TABLES}
+    rebuilt = (SegmentKind.LINE_STACKS, SegmentKind.LINE_FRAMES)
+    assert all(len(rows) >= (1 if kind in rebuilt else 2) for kind, rows in segments.items()), {
+        k: len(v) for k, v in segments.items()
+    }
     command.downgrade(config, "0020")
     with store.engine.connect() as conn:
         assert "segments" not in inspect(conn).get_table_names()
         assert {kind: _segment_rows(conn, query) for kind, query in _SEGMENT_TABLES.items()} == segments
-    command.upgrade(config, "head")
-    store.reset_caches()
+    command.upgrade(config, "0021")
     with store.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
-        assert {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in SegmentKind} == segments
+        assert {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in _SEGMENT_TABLES} == segments
     assert not tables & {"stack_segments", "sample_key_segments", "line_frame_segments", "function_segments"}
+    command.upgrade(config, "head")
+    store.reset_caches()
     report = check_store(store.engine)
     assert report.ok, report.problems
     assert answers(client) == before
-    # Appends go on in the one table: new nodes, keys, frames and functions, ids past every stored one.
+    # Appends go on in the one table: new nodes, keys, vectors and functions, ids past every stored one.
+    written = (SegmentKind.FUNCTION_STACKS, SegmentKind.SAMPLE_KEYS, SegmentKind.LINE_VECTORS, SegmentKind.FUNCTIONS)
+    with store.engine.connect() as conn:
+        segments = {kind: _segment_rows(conn, select_kind.format(kind=int(kind))) for kind in written}
     push(client, DATA / "big_cpu.pb.gz", service="api", time=str(DAY0 + 5 * 3600))
     store.reset_caches()
     with store.engine.connect() as conn:
         for kind, rows in segments.items():
             now = _segment_rows(conn, select_kind.format(kind=int(kind)))
-            assert now[: len(rows)] == rows
+            assert now[: len(rows)] == rows and len(now) > len(rows), kind
             assert all(row[0] > rows[-1][1] for row in now[len(rows) :])
     report = check_store(store.engine)
     assert report.ok, report.problems
+
+
+def _line_stacks(conn: Connection) -> dict[int, list[tuple[int, int, int]]]:
+    """Before 0022: every key with a line leaf, its stack read from the line tree, leaf first, as
+    ``(function, line, inlined)`` frames; and the tree is one ingest could have written: parents below their
+    children, no ``(parent, frame)`` twice, every frame stored once, recursive flags true to the frames."""
+    tree = concatenate(read_segments(conn, SegmentKind.LINE_STACKS))
+    frames = _legacy_frames(conn)
+    triples = list(zip(frames.functions.tolist(), frames.lines.tolist(), frames.inlined.tolist(), strict=True))
+    assert len(set(triples)) == len(triples)
+    frame_of = dict(zip(frames.ids.tolist(), triples, strict=True))
+    parent_of: dict[int, int] = {}
+    line_frame_of: dict[int, int] = {}
+    children: set[tuple[int, int]] = set()
+    for node, parent, frame, recursive in zip(
+        tree.ids.tolist(), tree.parents.tolist(), tree.frames.tolist(), tree.recursive.tolist(), strict=True
+    ):
+        assert parent < node and (parent == 0 or parent in parent_of) and frame in frame_of
+        assert (parent, frame) not in children
+        children.add((parent, frame))
+        parent_of[node], line_frame_of[node] = parent, frame
+        above, seen = parent, False
+        while above:
+            seen = seen or line_frame_of[above] == frame
+            above = parent_of[above]
+        assert bool(recursive) == seen
+    stacks: dict[int, list[tuple[int, int, int]]] = {}
+    keys = _legacy_keys(conn)
+    for key, leaf in zip(keys.ids.tolist(), keys.line_nodes.tolist(), strict=True):
+        if leaf == NO_LINES:
+            continue
+        node, stack = leaf, []
+        while node:
+            stack.append(frame_of[line_frame_of[node]])
+            node = parent_of[node]
+        stacks[key] = stack
+    return stacks
+
+
+def _function_stacks(conn: Connection, keys: list[int]) -> dict[int, list[int]]:
+    """The function ids of each key's stack, leaf first."""
+    tree = concatenate(read_segments(conn))
+    parent_of = dict(zip(tree.ids.tolist(), tree.parents.tolist(), strict=True))
+    function_of = dict(zip(tree.ids.tolist(), tree.frames.tolist(), strict=True))
+    stored = concatenate_keys(read_key_segments(conn))
+    node_of = dict(zip(stored.ids.tolist(), stored.nodes.tolist(), strict=True))
+    stacks: dict[int, list[int]] = {}
+    for key in keys:
+        node, stack = node_of[key], []
+        while node:
+            stack.append(function_of[node])
+            node = parent_of[node]
+        stacks[key] = stack
+    return stacks
+
+
+def _line_answers(client: TestClient) -> dict[str, dict[str, Any]]:
+    """Line granularity over the whole store and over one series (the lines are what 0022 converts)."""
+    whole = {"from": str(DAY0 - 40 * DAY), "to": str(DAY0 + 400 * DAY), "type": "cpu", "granularity": "lines"}
+    return {"all": top(client, **whole), "web": top(client, **whole, query='{service="web"}')}
+
+
+@pytest.mark.dates
+def test_line_trees_become_line_vectors_and_back(client: TestClient, store: Store, settings: Settings) -> None:
+    """0022 on both databases holding data: its downgrade gives every key with lines a leaf in a rebuilt line
+    tree whose stack, read back, is the key's vector with the functions of its stack (keys without lines get
+    none, and ``sample_key_lines`` is back, empty); the upgrade gives every key the same vector again, the key
+    segments the bytes they had, and every answer, line granularity's too, stays."""
+    fill(client, store, settings)
+    before, lines = answers(client), _line_answers(client)
+    assert lines["all"]["rows"] and any(row["line"] for row in lines["all"]["rows"])
+    config = alembic_config(settings.database_url)
+    with store.engine.connect() as conn:
+        vectors = _vectors(conn)
+        keys = concatenate_keys(read_key_segments(conn)).ids.tolist()
+        key_segments = _segment_rows(conn, f"SELECT first_id, last_id, items, data FROM segments WHERE kind = {2}")
+        functions = _function_stacks(conn, keys)
+    assert len(vectors) > 50 and set(vectors) <= set(keys)
+    assert any(value & 1 for vector in vectors.values() for value in vector)  # inlined frames among them
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.connect() as conn:
+        assert "sample_key_lines" in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT count(*) FROM sample_key_lines")).scalar_one() == 0
+        assert _kind_data(conn, SegmentKind.LINE_VECTORS) == []
+        stacks = _line_stacks(conn)
+        legacy = _legacy_keys(conn)
+    assert legacy.ids.tolist() == keys
+    assert set(stacks) == set(vectors)  # a key without a vector has no leaf (NO_LINES)
+    for key, stack in stacks.items():
+        assert [function for function, _, _ in stack] == functions[key]
+        assert [line << 1 | inlined for _, line, inlined in stack] == vectors[key]
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        assert "sample_key_lines" not in inspect(conn).get_table_names()
+        assert _kind_data(conn, SegmentKind.LINE_STACKS) == _kind_data(conn, SegmentKind.LINE_FRAMES) == []
+        assert _vectors(conn) == vectors
+        assert _segment_rows(conn, f"SELECT first_id, last_id, items, data FROM segments WHERE kind = {2}") == (
+            key_segments
+        )
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    assert answers(client) == before
+    assert _line_answers(client) == lines
+
+
+def test_keys_stored_before_line_data_keep_none_or_their_later_leaf(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """0022 on a key stored before line data (0015, leaf -1): with a leaf found later in ``sample_key_lines``
+    it gets that leaf's vector, without one it gets no vector (as it had no lines), on both databases; going
+    down again, the first has its leaf in its segment, the second still none."""
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600))
+    config = alembic_config(settings.database_url)
+    with store.engine.connect() as conn:
+        vectors = _vectors(conn)
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.begin() as conn:
+        stored = _legacy_keys(conn)
+        filled, lacking = (int(k) for k in stored.ids[stored.line_nodes > 0][:2])
+        leaf = int(stored.line_nodes[stored.ids == filled][0])
+        # As 0018 wrote such keys: leaf -1 in the segment; the first one's found later.
+        rows = conn.execute(
+            text("SELECT first_id, data FROM segments WHERE kind = :kind"), {"kind": SegmentKind.SAMPLE_KEYS}
+        ).all()
+        for first, data in rows:
+            part = legacylines.decode(bytes(data))
+            part.line_nodes[np.isin(part.ids, [filled, lacking])] = NO_LINES
+            conn.execute(
+                text("UPDATE segments SET data = :data WHERE kind = :kind AND first_id = :first"),
+                {"data": legacylines.encode(part), "kind": SegmentKind.SAMPLE_KEYS, "first": first},
+            )
+        conn.execute(
+            text("INSERT INTO sample_key_lines (key_id, line_node_id) VALUES (:k, :n)"), {"k": filled, "n": leaf}
+        )
+    command.upgrade(config, "head")
+    store.reset_caches()
+    with store.engine.connect() as conn:
+        now = _vectors(conn)
+    assert now[filled] == vectors[filled]
+    assert lacking not in now
+    assert now == {k: v for k, v in vectors.items() if k != lacking}
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.connect() as conn:
+        again = _legacy_keys(conn)
+        assert conn.execute(text("SELECT count(*) FROM sample_key_lines")).scalar_one() == 0
+    assert int(again.line_nodes[again.ids == filled][0]) > 0
+    assert int(again.line_nodes[again.ids == lacking][0]) == NO_LINES
+    command.upgrade(config, "head")
+
+
+def test_line_vectors_not_as_deep_as_their_stacks_are_refused(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """A vector whose length is not its key's stack depth is a corrupt store: 0022's downgrade refuses it,
+    naming the key, rather than build a tree of guesses."""
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600))
+    config = alembic_config(settings.database_url)
+    with store.engine.begin() as conn:
+        rows = linevectors.concatenate(linevectors.read_segments(conn))
+        key = int(rows.keys[rows.lengths > 1][0])
+        short = linevectors.VectorRows(
+            np.array([int(rows.ids[-1]) + 1]), np.array([key]), np.array([0, 1]), np.array([2])
+        )
+        conn.execute(
+            text(
+                "INSERT INTO segments (kind, first_id, last_id, items, data)"
+                " VALUES (:kind, :first_id, :last_id, :items, :data)"
+            ),
+            linevectors.segment_row(short),
+        )
+    store.close()
+    with pytest.raises(Exception, match=f"sample key {key} has 1 frames of lines for a stack of"):
+        command.downgrade(config, "0021")
+
+
+def test_a_key_with_two_vectors_goes_down_with_the_newer(client: TestClient, store: Store, settings: Settings) -> None:
+    """Two processes may each fill a key stored before line data; the vector with the higher id is the key's, and
+    0022's downgrade gives the key that one's lines, on both databases."""
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600))
+    config = alembic_config(settings.database_url)
+    with store.engine.begin() as conn:
+        vectors = _vectors(conn)
+        key = next(k for k, v in vectors.items() if v)
+        newer = [vectors[key][0] + 2, *vectors[key][1:]]  # another line for the leaf frame
+        high = int(conn.execute(text("SELECT max(last_id) FROM segments WHERE kind = 5")).scalar_one())
+        rows = linevectors.VectorRows(
+            np.array([high + 1]), np.array([key]), np.array([0, len(newer)]), np.array(newer, dtype=np.int64)
+        )
+        conn.execute(
+            text(
+                "INSERT INTO segments (kind, first_id, last_id, items, data)"
+                " VALUES (:kind, :first_id, :last_id, :items, :data)"
+            ),
+            linevectors.segment_row(rows),
+        )
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.connect() as conn:
+        stacks = _line_stacks(conn)
+    assert [line << 1 | inlined for _, line, inlined in stacks[key]] == newer
+    command.upgrade(config, "head")
+    with store.engine.connect() as conn:
+        assert _vectors(conn) == {**vectors, key: newer}
+
+
+def test_line_leaves_not_as_deep_as_their_stacks_are_refused(
+    client: TestClient, store: Store, settings: Settings
+) -> None:
+    """0022's upgrade refuses a key whose line leaf is not as deep as its function node, naming the key: no
+    vector it could write would line up with the key's stack."""
+    push(client, DATA / "cpu.pb.gz", service="api", time=str(DAY0 + 3600))
+    config = alembic_config(settings.database_url)
+    store.close()
+    command.downgrade(config, "0021")
+    with store.engine.begin() as conn:
+        stacks = _line_stacks(conn)
+        keys = _legacy_keys(conn)
+        deep, shallow = max(stacks, key=lambda k: len(stacks[k])), min(stacks, key=lambda k: len(stacks[k]))
+        assert len(stacks[deep]) != len(stacks[shallow])
+        first, data = conn.execute(
+            text("SELECT first_id, data FROM segments WHERE kind = 2 AND first_id <= :key ORDER BY first_id DESC"),
+            {"key": shallow},
+        ).all()[0]
+        part = legacylines.decode(bytes(data))
+        part.line_nodes[part.ids == shallow] = keys.line_nodes[keys.ids == deep]
+        conn.execute(
+            text("UPDATE segments SET data = :data WHERE kind = 2 AND first_id = :first"),
+            {"data": legacylines.encode(part), "first": first},
+        )
+    with pytest.raises(Exception, match=f"sample key {shallow} has {len(stacks[deep])} frames of lines for a stack"):
+        command.upgrade(config, "head")

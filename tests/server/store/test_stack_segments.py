@@ -212,14 +212,14 @@ def test_columns_grow_in_place_within_their_reserved_room_and_by_copy_past_it(
     """A tree's columns past a megabyte are views of mappings with room reserved: growing within it makes a longer
     view of the same memory (nothing copied), past it a copy. Either way the arrays a query held keep their values,
     and every node reads back as it was made."""
-    from server.store import stacks as module
+    from server.store import reserved as module
 
-    monkeypatch.setattr(module, "_RESERVED_IDS", 1 << 21)  # room for 2 Mi nodes, so the test passes it
+    monkeypatch.setattr(module, "RESERVED", 1 << 21)  # room for 2 Mi nodes, so the test passes it
     tree = StackTree(store.engine)
     stacks = [[1 + (i % 50), 100 + i] for i in range(140_000)]  # 140,050 nodes: columns past 1 MB
     leaves = tree.resolve(stacks)
     held = tree.parent
-    assert held.nbytes >= module._MAPPED_BYTES
+    assert held.nbytes >= module.MAPPED_BYTES
     assert isinstance(held.base, memoryview)
     before = held.copy()
 

@@ -1,0 +1,287 @@
+"""The line numbers of every sample key's stack: one *line vector* a key, what line granularity is built from.
+
+A key's stack of functions is its node in the function tree
+(:mod:`server.store.stacks`). ``go tool pprof -lines`` also needs each
+frame's line, and whether the frame was inlined into its location's last line
+entry (pprof marks rows whose calls were all inlined). A key stores them as a
+vector aligned with its node's path, leaf first: ``line << 1 | inlined`` a
+frame. The key's identity already holds its lines (:mod:`server.pprof.identity`),
+so a key has exactly one vector, written with the key.
+
+Why vectors, not a second prefix tree of ``(function, line)`` frames (what
+the store kept before): on a high-churn profile that tree gained as many
+nodes as the function tree (~50,000 a profile), each walked, indexed, paged
+in, compressed and kept in memory by every process, which was a third of
+ingest's time and ~2 MB of memory a profile, for a view most queries never
+ask for. A vector costs two bytes a frame at ingest. The tree is now built
+in memory when a query asks for lines, from the vectors of the keys it
+merges (:mod:`server.store.linestacks`).
+
+Vectors are stored as append-only segments of their kind (``segments`` rows,
+:class:`~server.store.models.SegmentKind`), numbered by vector ids of their
+own: a key stored before line data was kept (migration 0015) gets its vector
+when ingest sees it again, long after the key itself, so vectors cannot be
+numbered by key id and stay appended in order. A later vector of a key
+replaces an earlier one (two processes filling the same old key write the
+same vector); garbage collection keeps the newest vector of each live key.
+
+Layout: a 4-byte length, then the rows (vector id, key id, frame count) as a
+segment of :mod:`server.store.columncodec` (magic ``LV``), then one byte
+giving the values' width (1, 2, 4 or 8 bytes; 8 is signed), then the values,
+little-endian one after another, in one zstd frame compressed with level 1's
+fast strategy and a 128 KB window. A churny profile writes ~82,000 values at
+once: as byte planes they compressed to 92 KB in 540 µs, one after another
+to 71 KB in 380 µs (a vector's lines repeat along other vectors' and the
+planes cut those runs apart).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+from sqlalchemy import Connection, Engine, delete, select
+
+from server.store import columncodec, reserved, segmentcache
+from server.store.appends import LINE_VECTORS, Appends, lock_appends
+from server.store.models import SegmentKind, SegmentRow, StoreState
+from server.store.segmentcache import SegmentCache
+from server.store.stackcodec import CorruptSegment
+
+IntArray = npt.NDArray[np.int64]
+#: A line-vector segment's magic bytes (its rows, :mod:`server.store.columncodec`).
+MAGIC = b"LV"
+_LENGTH = struct.Struct("<I")
+_WIDTHS = (1, 2, 4, 8)
+_COMPRESSORS = threading.local()
+_PARAMETERS = zstandard.ZstdCompressionParameters.from_level(1, window_log=17, hash_log=14, min_match=6)
+
+
+@dataclass(slots=True)
+class VectorRows:
+    """Vectors in increasing vector-id order: key ``keys[i]``'s is ``values[offsets[i]:offsets[i + 1]]``."""
+
+    ids: IntArray
+    keys: IntArray
+    offsets: IntArray
+    values: IntArray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def lengths(self) -> IntArray:
+        lengths: IntArray = np.diff(self.offsets)
+        return lengths
+
+    def take(self, which: npt.NDArray[Any]) -> VectorRows:
+        """The rows ``which`` picks (a mask or increasing positions), their values with them."""
+        if which.dtype == np.bool_:
+            which = np.flatnonzero(which)
+        lengths = self.lengths[which]
+        offsets = np.zeros(which.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return VectorRows(self.ids[which], self.keys[which], offsets, self.values[ragged(self.offsets[which], lengths)])
+
+
+def ragged(starts: IntArray, lengths: IntArray) -> IntArray:
+    """The positions ``starts[i] .. starts[i] + lengths[i] - 1`` of every run, runs one after another."""
+    total = int(lengths.sum()) if lengths.size else 0
+    before = np.cumsum(lengths) - lengths  # where each run begins in the result
+    positions: IntArray = np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
+    return positions
+
+
+def encode(rows: VectorRows) -> bytes:
+    """The segment's bytes; ``ValueError`` for ids that do not increase or offsets that do not fit the values."""
+    lengths = rows.lengths
+    if rows.offsets.shape[0] != len(rows) + 1 or int(rows.offsets[0]) != 0 or bool((lengths < 0).any()):
+        raise ValueError("line vector offsets must start at 0 and not decrease, one more than the rows")
+    if int(rows.offsets[-1]) != rows.values.shape[0]:
+        raise ValueError("line vector offsets must end at the number of values")
+    head = columncodec.encode(MAGIC, rows.ids, [rows.keys, lengths])
+    values = np.ascontiguousarray(rows.values, dtype=np.int64)
+    width = 8
+    if values.size == 0:
+        width = 1
+    elif int(values.min()) >= 0:
+        top = int(values.max())
+        width = next(w for w in _WIDTHS if w == 8 or top < 1 << (8 * w))
+    body = _compressor().compress(values.astype(f"<u{width}" if width < 8 else "<i8").tobytes())
+    return _LENGTH.pack(len(head)) + head + bytes([width]) + body
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSORS, "compressor", None)
+    if compressor is None:
+        compressor = _COMPRESSORS.compressor = zstandard.ZstdCompressor(compression_params=_PARAMETERS)
+    return compressor
+
+
+def decode(data: bytes) -> VectorRows:
+    """The rows of a segment; :class:`CorruptSegment` naming what is wrong for bytes that are not one."""
+    if len(data) < _LENGTH.size:
+        raise CorruptSegment("line vector segment is shorter than its length prefix")
+    (head_size,) = _LENGTH.unpack_from(data)
+    start = _LENGTH.size + head_size
+    if len(data) < start + 1:
+        raise CorruptSegment("line vector segment is cut short before its values")
+    ids, (keys, lengths) = columncodec.decode(MAGIC, 2, data[_LENGTH.size : start])
+    if bool((lengths < 0).any()) or bool((keys < 1).any()):
+        raise CorruptSegment("line vector segment has a negative frame count or a key id below 1")
+    width = data[start]
+    if width not in _WIDTHS:
+        raise CorruptSegment(f"line vector segment has values {width} bytes wide")
+    count = int(lengths.sum()) if lengths.size else 0
+    body = data[start + 1 :]
+    try:
+        size = zstandard.frame_content_size(body)
+        if size != count * width:  # checked first: the frame's own size would decide the memory taken
+            raise CorruptSegment(f"line vector segment holds {size} bytes of values; its rows say {count * width}")
+        raw = zstandard.ZstdDecompressor().decompress(body)
+    except zstandard.ZstdError as exc:
+        raise CorruptSegment(f"line vector segment values do not decompress: {exc}") from None
+    if len(raw) != count * width:
+        raise CorruptSegment(f"line vector segment holds {len(raw)} bytes of values; its rows say {count * width}")
+    values = np.frombuffer(raw, f"<u{width}" if width < 8 else "<i8", count)
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return VectorRows(ids, keys, offsets, values.astype(np.int64))
+
+
+def segment_row(rows: VectorRows) -> dict[str, Any]:
+    """The ``segments`` row holding ``rows`` (at least one)."""
+    return segmentcache.segment_row(SegmentKind.LINE_VECTORS, rows.ids, encode(rows))
+
+
+def concatenate(parts: Sequence[VectorRows]) -> VectorRows:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return VectorRows(empty, empty, np.zeros(1, dtype=np.int64), empty)
+    offsets = [parts[0].offsets]
+    for part in parts[1:]:
+        offsets.append(part.offsets[1:] + offsets[-1][-1])
+    return VectorRows(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.keys for p in parts]),
+        np.concatenate(offsets),
+        np.concatenate([p.values for p in parts]),
+    )
+
+
+def read_segments(conn: Connection, above: int = 0) -> list[VectorRows]:
+    """The segments holding vectors past ``above``, in id order."""
+    return [decode(data) for data in segmentcache.read_data(conn, SegmentKind.LINE_VECTORS, above)]
+
+
+def forget(engine: Engine) -> None:
+    """Drop every stored vector, making every key one stored before line data (migration 0015): what tests and
+    benchmarks of the fill start from."""
+    with engine.begin() as conn:
+        lock_appends(conn, LINE_VECTORS)
+        conn.execute(delete(SegmentRow).where(SegmentRow.kind == SegmentKind.LINE_VECTORS))
+
+
+class LineVectorTable(SegmentCache[VectorRows]):
+    """The process's copy of every stored vector: where each key's values are, by key id."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.start = np.full(1024, -1, dtype=np.int64)  # by key id, where its vector begins in the values; -1: none
+        self.length = np.zeros(1024, dtype=np.int64)
+        self._values: IntArray = np.zeros(1024, dtype=np.int64)
+        self._used = 0
+
+    def append(self, keys: IntArray, offsets: IntArray, values: IntArray, appends: Appends | None = None) -> None:
+        """Store the vector of each key ``keys[i]`` (``values[offsets[i]:offsets[i + 1]]``): in ``appends`` (the
+        write transaction of the keys themselves; cached once it commits), or in a transaction of its own."""
+        if keys.size == 0:
+            return
+        if appends is None:
+            with Appends(self._engine) as own:
+                self.append(keys, offsets, values, own)
+            return
+        conn = appends.segments(self)  # the transaction and its locks first, holding no memory lock (appends.py)
+        with self._lock:
+            if appends.appended_past(LINE_VECTORS, self._high):
+                self._catch_up(conn)
+            ids = self._high + 1 + np.arange(keys.shape[0], dtype=np.int64)
+            rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values.astype(np.int64))
+            appends.add_segment(segment_row(rows))
+            appends.after_commit(lambda: self._committed(rows))
+
+    def _read(self, conn: Connection, above: int) -> list[VectorRows]:
+        return read_segments(conn, above)
+
+    def _add(self, rows: VectorRows) -> None:
+        """Vectors (in increasing id order, all above those loaded) into the values and the by-key positions. The
+        columns grow in place (:mod:`server.store.reserved`): a churny profile adds ~85,000 values, and copies
+        of a growing array faulted in most of their pages again."""
+        if len(rows) == 0:
+            return
+        count = rows.values.shape[0]
+        if self._used + count > self._values.shape[0]:
+            self._values = reserved.grown(self._values, max(self._used + count, 2 * self._values.shape[0]))
+        self._values[self._used : self._used + count] = rows.values
+        top = int(rows.keys.max()) + 1
+        if top > self.start.shape[0]:
+            size = max(top, 2 * self.start.shape[0])
+            old = self.start.shape[0]
+            # Stored as start + 1 would spare this fill; -1 reads clearer wherever a vector is looked up.
+            self.start = reserved.grown(self.start, size)
+            self.start[old:] = -1
+            self.length = reserved.grown(self.length, size)
+        # In id order, so a key's later vector (a fill written twice) is the one kept.
+        self.start[rows.keys] = self._used + rows.offsets[:-1]
+        self.length[rows.keys] = rows.lengths
+        self._used += count
+        self._high = max(self._high, int(rows.ids[-1]))
+
+    def load(self) -> None:
+        """Read the vectors other processes appended since this one last looked."""
+        with self._lock, self._engine.connect() as conn:
+            self._catch_up(conn)
+
+    def lacking(self, keys: IntArray) -> npt.NDArray[np.bool_]:
+        """Which key ids have no stored vector, reading what other processes appended only when some seem to
+        lack one (a key another process wrote comes with its vector)."""
+        with self._lock:
+            if not self._loaded:
+                self.load()
+            missing = ~self.has(keys)
+            if bool(missing.any()):
+                self.load()
+                missing = ~self.has(keys)
+            return missing
+
+    def has(self, keys: IntArray) -> npt.NDArray[np.bool_]:
+        """Whether each key id has a vector this process has loaded."""
+        inside = (keys >= 0) & (keys < self.start.shape[0])
+        found = np.zeros(keys.shape[0], dtype=bool)
+        found[inside] = self.start[keys[inside]] >= 0
+        return found
+
+    def vectors(self, keys: IntArray) -> tuple[IntArray, IntArray]:
+        """The vectors of ``keys`` (every one loaded, see :meth:`has`) one after another, and their offsets."""
+        with self._lock:
+            lengths = self.length[keys]
+            offsets = np.zeros(keys.shape[0] + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            values: IntArray = self._values[ragged(self.start[keys], lengths)]
+            return values, offsets
+
+
+#: ``store_state`` key: profiles stored before this time (ns) may lack line data (see migration 0015).
+SINCE = "line_data_since_ns"
+
+
+def line_data_since_ns(engine: Engine) -> int:
+    """Just past the newest profile stored before line data was kept (0: every profile has it)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(StoreState.value).where(StoreState.key == SINCE)).scalar() or 0)
