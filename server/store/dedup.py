@@ -43,7 +43,7 @@ from server.pprof.labelruns import label_runs
 from server.store.appends import Appends, EpochMoved
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.linestacks import LineStacks
-from server.store.linevectors import LineVectorTable, ragged
+from server.store.linevectors import LineVectorTable
 from server.store.samplekeys import Appended, SampleKeyTable
 from server.store.stacks import StackTree
 from server.store.state import read_epoch
@@ -146,13 +146,23 @@ class Dedup:
         the positions of their samples there, in the keys' transaction)."""
 
         def append(keys: IntArray, samples: IntArray, appends: Appends) -> None:
-            lengths = frames.offsets[samples + 1] - frames.offsets[samples]
+            # In the samples' order, so the frames are picked by a mask (all of them, on a churny profile) rather
+            # than gathered run by run; a segment's rows need not be in key order.
+            order = np.argsort(samples, kind="stable")
+            keys, samples = keys[order], samples[order]
+            every = np.diff(frames.offsets)
+            lengths = every[samples]
+            if samples.shape[0] == every.shape[0]:
+                picked = frames.entries
+            else:
+                chosen = np.zeros(every.shape[0], dtype=bool)
+                chosen[samples] = True
+                picked = frames.entries[np.repeat(chosen, every)]
             # Per line entry first (thousands), then per frame (tens of thousands).
             entry_values = (frames.entry_lines << 1) | (frames.entry_inlined != 0)
-            values = entry_values[frames.entries[ragged(frames.offsets[samples], lengths)]]
             offsets = np.zeros(keys.shape[0] + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            self.line_vectors.append(keys, offsets, values, appends)
+            self.line_vectors.append(keys, offsets, entry_values[picked], appends)
 
         return append
 

@@ -55,7 +55,12 @@ class LineFrames:
         self.inlined_flag = np.zeros(1024, dtype=np.int64)
 
     def ids(self, functions: IntArray, lines: IntArray, inlined: IntArray) -> IntArray:
-        """The id of every ``(functions[i], lines[i], inlined[i])``, numbering the frames not met before."""
+        """The id of every ``(functions[i], lines[i], inlined[i])``, numbering the frames not met before.
+
+        Every frame is looked up in the C hash table (a 24 h of churn is ~1,000,000 frames over ~11,000
+        distinct ones); only the frames not found are sorted, to number each distinct one once, and looked up
+        again. (``np.unique`` with its inverse took 76 ms of the first line-level query on such a range.)
+        """
         if functions.size == 0:
             return np.zeros(0, dtype=np.int64)
         flags = (inlined != 0).astype(np.int64)
@@ -63,16 +68,16 @@ class LineFrames:
         found = np.full(functions.shape[0], -1, dtype=np.int64)
         if bool(fits.any()):
             packed = (functions[fits] << (_LINE_BITS + 1)) | (flags[fits] << _LINE_BITS) | lines[fits]
-            keys, inverse = np.unique(packed, return_inverse=True)
-            known = lookup_ids(self._index, keys)
-            missing = np.flatnonzero(known < 0)
-            if missing.size:
-                new = self._number(
-                    keys[missing] >> (_LINE_BITS + 1), keys[missing] & _LINE_MASK, (keys[missing] >> _LINE_BITS) & 1
-                )
-                self._index.add(keys[missing], new)
-                known[missing] = new
-            found[fits] = known[inverse.reshape(-1)]
+            known = lookup_ids(self._index, packed)
+            missing = known < 0
+            if bool(missing.any()):
+                ordered = np.sort(packed[missing])
+                first = np.ones(ordered.shape[0], dtype=bool)
+                first[1:] = ordered[1:] != ordered[:-1]
+                new = ordered[first]
+                self._index.add(new, self._number(new >> (_LINE_BITS + 1), new & _LINE_MASK, (new >> _LINE_BITS) & 1))
+                known[missing] = lookup_ids(self._index, packed[missing])
+            found[fits] = known
         for at in np.flatnonzero(~fits).tolist():  # the rare frame that does not pack
             frame = (int(functions[at]), int(lines[at]), int(flags[at]))
             if frame not in self._unpacked:
@@ -97,7 +102,14 @@ class LineFrames:
         return ids
 
     def _known(self, ids: Iterable[int]) -> IntArray:
-        wanted = np.array(sorted(set(ids)), dtype=np.int64)
+        """``ids`` (an array, or any iterable of ints) sorted, once each, those handed out only. (A set of numpy
+        integers, hashed one by one, took 40 ms for a churny day's ~11,000 frames.)"""
+        given = ids if isinstance(ids, np.ndarray) else np.fromiter(ids, dtype=np.int64)
+        wanted = np.sort(given.astype(np.int64, copy=False))
+        if wanted.size:
+            keep = np.ones(wanted.shape[0], dtype=bool)
+            keep[1:] = wanted[1:] != wanted[:-1]
+            wanted = wanted[keep]
         found: IntArray = wanted[(wanted >= 1) & (wanted <= self._count)]
         return found
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import mmap
 import platform
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
-Column = TypeVar("Column", npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.bool_])
+Column = TypeVar("Column", bound=npt.NDArray[Any])
 
 #: Columns from this size up are mappings of their own (see ``zeros``).
 MAPPED_BYTES = 1 << 20
@@ -60,8 +60,8 @@ def grown(column: Column, size: int) -> Column:
     base = column.base
     mapping = base.obj if isinstance(base, memoryview) else None
     if isinstance(mapping, mmap.mmap) and len(mapping) >= size * column.itemsize:
-        view: Column = np.frombuffer(mapping, dtype=column.dtype, count=size)
+        view = cast(Column, np.frombuffer(mapping, dtype=column.dtype, count=size))
         return view
-    bigger: Column = zeros(size, column.dtype)
+    bigger = cast(Column, zeros(size, column.dtype))
     bigger[: column.shape[0]] = column
     return bigger

@@ -268,3 +268,21 @@ def test_keys_created_in_a_transaction_get_their_ids_whether_or_not_the_append_c
         assert mine.lookup(hashes).tolist() == got.tolist() == SampleKeyTable(engine).lookup(hashes).tolist()
     finally:
         engine.dispose()
+
+
+def test_vector_values_past_32_bits_are_kept_whole(database_url: str) -> None:
+    """Values are held as 32-bit integers while they fit; a line past 2**30 (a value past 2**31) or a negative one
+    turns the column 64-bit, and every vector, before and after, reads back whole, here and in a fresh process."""
+    engine = make_engine(database_url)
+    try:
+        vectors = LineVectorTable(engine)
+        vectors.append(np.array([1]), np.array([0, 2]), np.array([10, 11]))
+        vectors.append(np.array([2, 3]), np.array([0, 1, 3]), np.array([(1 << 40) << 1 | 1, -(1 << 33), 7]))
+        vectors.append(np.array([4]), np.array([0, 1]), np.array([12]))
+        for table in (vectors, LineVectorTable(engine)):
+            assert not bool(table.lacking(np.array([1, 2, 3, 4])).any())
+            values, offsets = table.vectors(np.array([2, 4, 1, 3]))
+            assert values.tolist() == [(1 << 40) << 1 | 1, 12, 10, 11, -(1 << 33), 7]
+            assert offsets.tolist() == [0, 1, 2, 4, 6]
+    finally:
+        engine.dispose()
