@@ -158,10 +158,8 @@ class LineStacks:
             return leaves
 
     def _build(self, keys: IntArray, nodes: IntArray, stacks: StackTree, vectors: LineVectorTable) -> IntArray:
-        if not bool(vectors.has(keys).all()):
-            vectors.load()  # another process may have written them since
-            if not bool(vectors.has(keys).all()):
-                raise NoLineVector("some sample keys have no line vector")
+        if bool(vectors.lacking(keys).any()):  # (what other processes wrote since is read first)
+            raise NoLineVector("some sample keys have no line vector")
         values, offsets = vectors.vectors(keys)
         lengths = np.diff(offsets)
         stacks.ensure(nodes)
