@@ -85,7 +85,7 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     return CallTree(
         node_ids=all_nodes,
         parent=parent,
-        function=stacks.function[all_nodes],
+        function=stacks.function[all_nodes].astype(np.int64),  # a CallTree's columns are int64, the tree's any width
         recursive=stacks.recursive[all_nodes],
         selfs=selfs,
         totals=totals,
