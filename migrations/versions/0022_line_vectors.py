@@ -108,7 +108,7 @@ class _Tree:
         size = int(ids[-1]) + 1 if ids.size else 1
         self.parent = np.zeros(size, dtype=np.int64)
         self.frame = np.zeros(size, dtype=np.int64)
-        self.depth = np.zeros(size, dtype=np.int64)
+        self.depth = np.zeros(size, dtype=np.int32)  # as depths() takes it (the stack tree's depth column)
         self.known = np.zeros(size, dtype=bool)
         self.known[0] = True
         if ids.size:

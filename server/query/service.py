@@ -140,7 +140,7 @@ def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> t
     """``tree`` (as :func:`build_tree` makes it: nodes are stack nodes) filtered, then with same-name
     functions as one node, and its names."""
     if filters.active:
-        depth = store.stacks.depth[tree.node_ids]
+        depth = store.stacks.depth_of(tree.node_ids)
         tree = apply_filters(tree, filters, store.functions.frames, depth, store.functions)
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
@@ -261,7 +261,7 @@ def _sandwich_of(
     if function not in known.values():
         raise NotFound(f"function {function!r} has no samples in the selected profiles")
     ids = [fid for fid, name in names.items() if name == function]  # by_name keeps the lowest id of a name
-    depth = None if filters.active else store.stacks.depth[tree.node_ids]  # filtered nodes are not stored ones
+    depth = None if filters.active else store.stacks.depth_of(tree.node_ids)  # filtered nodes are not stored ones
     answer = sandwich(tree, min(ids) if ids else -1, max_nodes, depth)
     d = merged.divisor
     callers = flamegraph(answer.callers, names, max_nodes, d)

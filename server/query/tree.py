@@ -85,7 +85,7 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     return CallTree(
         node_ids=all_nodes,
         parent=parent,
-        function=stacks.function[all_nodes],
+        function=stacks.function[all_nodes].astype(np.int64),  # int64 as a CallTree's columns are; the tree's is int32
         recursive=stacks.recursive[all_nodes],
         selfs=selfs,
         totals=totals,

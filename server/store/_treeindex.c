@@ -42,6 +42,14 @@
  * passes over its nodes' arrays, ready for the compressor (segments rewritten
  * by garbage collection; a new one's come from segment_columns).
  *
+ * The tree's numpy columns that commit and depths write, by node id: parent
+ * int64 (ids reach 2**32, the root's parent is -1), function and depth int32
+ * (frames are below 2**31, and a walk refuses a stack of 2**31 frames or
+ * more), recursive and known bool: 18 bytes a node. Every node a churny
+ * profile adds is written to fresh pages there, and each page's first touch
+ * costs a fault (~1.6 us on the machines measured): with function and depth
+ * int64, 26 bytes a node faulted in 44% more pages.
+ *
  * Nothing here keeps a Python object or releases the GIL; the caller (the
  * StackTree) serialises calls under its own lock.
  */
@@ -59,6 +67,8 @@
 
 #define FRAME_BITS 31
 #define FRAME_LIMIT ((int64_t)1 << FRAME_BITS)
+/* Depths (the depth column's int32) stay below this: a walk refuses a longer stack. */
+#define DEPTH_LIMIT INT32_MAX
 #define NODE_LIMIT ((int64_t)1 << 32)
 /* Children a node keeps in its list; the rest are found through a hash table. (Both sizes can be set
  * when building, e.g. -DLIST=2 to put the hash tables to work on small trees.) */
@@ -635,7 +645,8 @@ PyDoc_STRVAR(index_walk_doc,
              "an empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose\n"
              "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
              "the new nodes, which stay in the index's scratch until the next walk, numbered `walk` for\n"
-             "segment_columns() and commit(). The index is not changed.");
+             "segment_columns() and commit(). The index is not changed. ValueError for a stack of 2**31 frames\n"
+             "or more (the tree's depth column is int32).");
 
 static PyObject *
 index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
@@ -683,6 +694,10 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             goto done;
         }
         longest = length > longest ? length : longest;
+    }
+    if (longest > DEPTH_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "stacks must be shorter than 2**31 frames (the depth column is int32)");
+        goto done;
     }
     for (Py_ssize_t i = 0; i < n_frames; i++) {
         if (frames[i] < 0 || frames[i] >= FRAME_LIMIT) {
@@ -942,16 +957,36 @@ index_segment_columns(PyObject *op, PyObject *arg)
     return Py_BuildValue("(Ni)", raw, flags);
 }
 
-/* A writable C-contiguous buffer of `itemsize`-byte items, at least `size` of them. */
+/* Whether `view` holds `itemsize`-byte signed integers (integer: 1), or bools (integer: 0), in native order. */
 static int
-get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t size, const char *what)
+column_type_ok(const Py_buffer *view, Py_ssize_t itemsize, int integer)
+{
+    const char *format = view->format ? view->format : "B";
+    if (*format == '@' || *format == '=' || *format == '<') {
+        format++;
+    }
+    return view->itemsize == itemsize && format[0] != '\0' && format[1] == '\0' &&
+           strchr(integer ? "bhilqn" : "?", format[0]) != NULL;
+}
+
+/* A writable C-contiguous column: `itemsize`-byte signed integers (integer: 1) or bools (integer: 0), with room
+ * for ids below `size`. Any other width or type is refused (ValueError), as its bytes would be misread. */
+static int
+get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size, const char *what)
 {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
         return -1;
     }
-    if (view->itemsize != itemsize || view->len / itemsize < size) {
-        PyErr_Format(PyExc_ValueError, "%s must be a writable column of %zd-byte items with room for id %zd", what,
-                     itemsize, size - 1);
+    const char *type = integer ? (itemsize == 8 ? "int64" : "int32") : "bool";
+    if (!column_type_ok(view, itemsize, integer)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a writable column of %s, not format '%s'", what, type,
+                     view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (view->len / itemsize < size) {
+        PyErr_Format(PyExc_ValueError, "%s must be a writable column of %s with room for id %zd", what, type,
+                     size - 1);
         PyBuffer_Release(view);
         return -1;
     }
@@ -961,10 +996,10 @@ get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t size,
 PyDoc_STRVAR(index_commit_doc,
              "commit(walk, parent, function, depth, recursive, known, /)\n--\n\n"
              "Index walk number `walk`'s new nodes (once their segment has committed) and write them into the\n"
-             "tree's columns by node id: parent, function and depth (int64), recursive and known (bool), each\n"
-             "writable with room for the last new id. One pass over the nodes the walk made, where add() needs\n"
+             "tree's columns by node id: parent (int64), function and depth (int32), recursive and known (bool),\n"
+             "each writable with room for the last new id. One pass over the nodes the walk made, where add() needs\n"
              "their arrays made, checked and the columns written one by one. ValueError, with nothing changed,\n"
-             "if a later walk replaced them, or a column is too short.");
+             "if a later walk replaced them, or a column is too short or of another type.");
 
 static PyObject *
 index_commit(PyObject *op, PyObject *args)
@@ -974,7 +1009,8 @@ index_commit(PyObject *op, PyObject *args)
     PyObject *objs[5];
     Py_buffer views[5];
     static const char *names[5] = {"parent", "function", "depth", "recursive", "known"};
-    static const Py_ssize_t sizes[5] = {8, 8, 8, 1, 1};
+    static const Py_ssize_t sizes[5] = {8, 4, 4, 1, 1};
+    static const int integers[5] = {1, 1, 1, 0, 0};
     int got = 0;
 
     if (!PyArg_ParseTuple(args, "KOOOOO:commit", &walk, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) {
@@ -988,7 +1024,7 @@ index_commit(PyObject *op, PyObject *args)
     int64_t first = self->batch_first;
     Py_ssize_t end = (Py_ssize_t)first + count; /* one past the last new id */
     for (; got < 5; got++) {
-        if (get_column(objs[got], &views[got], sizes[got], end, names[got]) < 0) {
+        if (get_column(objs[got], &views[got], sizes[got], integers[got], end, names[got]) < 0) {
             goto fail;
         }
     }
@@ -1003,7 +1039,8 @@ index_commit(PyObject *op, PyObject *args)
     if (index_room(self, end) < 0) {
         goto fail;
     }
-    int64_t *parent = views[0].buf, *function = views[1].buf, *depth = views[2].buf;
+    int64_t *parent = views[0].buf;
+    int32_t *function = views[1].buf, *depth = views[2].buf;
     uint8_t *recursive = views[3].buf, *known = views[4].buf;
     for (Py_ssize_t j = 0; j < count; j++) {
         int64_t id = first + j, up = b->parent[j];
@@ -1020,8 +1057,8 @@ index_commit(PyObject *op, PyObject *args)
         p->children++;
         self->used++;
         parent[id] = up;
-        function[id] = b->frame[j];
-        depth[id] = b->depth[j];
+        function[id] = (int32_t)b->frame[j]; /* below FRAME_LIMIT, and depths below DEPTH_LIMIT: walk() checks */
+        depth[id] = (int32_t)b->depth[j];
         recursive[id] = b->recursive[j] != 0;
         known[id] = 1;
     }
@@ -1097,8 +1134,9 @@ PyDoc_STRVAR(treeindex_depths_doc,
              "depths(depth, known, parents, ids, /)\n--\n\n"
              "Fill in depth[id] = depth[parent] + 1 and known[id] = True for nodes given in increasing id order,\n"
              "parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.\n"
-             "depth is a writable int64 column, known a writable bool column, both by node id and long enough.\n"
-             "ValueError, with nothing written, if a parent is neither known nor an earlier node of the call.");
+             "depth is a writable int32 column, known a writable bool column, both by node id and long enough.\n"
+             "ValueError, with nothing written, if a parent is neither known nor an earlier node of the call, a\n"
+             "column is of another type, or a depth could reach 2**31.");
 
 /* Whether `node` is among ids[0:count] (increasing). */
 static int
@@ -1128,11 +1166,11 @@ treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOO:depths", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
-    if (PyObject_GetBuffer(objs[0], &views[0], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+    if (get_column(objs[0], &views[0], 4, 1, 0, "depth") < 0) {
         return NULL;
     }
     got = 1;
-    if (PyObject_GetBuffer(objs[1], &views[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+    if (get_column(objs[1], &views[1], 1, 0, 0, "known") < 0) {
         goto fail;
     }
     got = 2;
@@ -1144,15 +1182,10 @@ treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
         goto fail;
     }
     got = 4;
-    if (views[0].itemsize != 8 || views[1].itemsize != 1 || views[1].format == NULL ||
-        strcmp(views[1].format, "?") != 0) {
-        PyErr_SetString(PyExc_TypeError, "depths() needs an int64 depth column and a bool known column");
-        goto fail;
-    }
-    int64_t *depth = views[0].buf;
+    int32_t *depth = views[0].buf;
     uint8_t *known = views[1].buf;
     const int64_t *parents = views[2].buf, *ids = views[3].buf;
-    Py_ssize_t size = views[0].len / 8, count = views[2].len / 8;
+    Py_ssize_t size = views[0].len / 4, count = views[2].len / 8;
     if (views[1].len != size || views[3].len / 8 != count) {
         PyErr_SetString(PyExc_ValueError, "depths() needs columns of one length, and parents and ids of one length");
         goto fail;
@@ -1166,12 +1199,20 @@ treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
     /* Consecutive ids (every segment but one garbage collection rewrote): an earlier node is any id from the
      * first on, with no search. */
     int dense = count && ids[count - 1] - ids[0] == count - 1;
+    int64_t deepest = 0; /* of the known parents: no node of the call is deeper than it plus `count` */
     for (Py_ssize_t i = 0; i < count; i++) {
         int64_t parent = parents[i];
-        if (!known[parent] && !(dense ? parent >= ids[0] : among(ids, i, parent))) {
+        if (known[parent]) {
+            deepest = depth[parent] > deepest ? depth[parent] : deepest;
+        }
+        else if (!(dense ? parent >= ids[0] : among(ids, i, parent))) {
             PyErr_SetString(PyExc_ValueError, "a stack segment names a parent node that is not stored");
             goto fail;
         }
+    }
+    if (deepest + count > DEPTH_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "a stack segment's nodes could be 2**31 deep (the depth column is int32)");
+        goto fail;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         depth[ids[i]] = depth[parents[i]] + 1;

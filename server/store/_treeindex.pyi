@@ -51,7 +51,8 @@ class Index:
         With ``nodes=False``, ``(leaves, made, walk)``: the new nodes are not copied out; they stay in the
         index's scratch until its next walk, as walk number ``walk``, for :meth:`segment_columns` and
         :meth:`commit`. The index itself is not changed. ``ValueError`` for offsets that do not cut
-        ``frames`` into stacks, a frame outside [0, 2**31), or new ids that would pass 2**32.
+        ``frames`` into stacks, a frame outside [0, 2**31), a stack of 2**31 frames or more (depths are
+        int32), or new ids that would pass 2**32.
         """
 
     def segment_columns(self, walk: int, /) -> tuple[bytes, int]:
@@ -62,21 +63,23 @@ class Index:
         self,
         walk: int,
         parent: npt.NDArray[np.int64],
-        function: npt.NDArray[np.int64],
-        depth: npt.NDArray[np.int64],
+        function: npt.NDArray[np.int32],
+        depth: npt.NDArray[np.int32],
         recursive: npt.NDArray[np.bool_],
         known: npt.NDArray[np.bool_],
         /,
     ) -> None:
         """Index walk ``walk``'s new nodes and write them into the columns by node id (each writable, with
         room for the last new id), once. ``ValueError``, with nothing changed, if a later walk replaced
-        them, they are indexed already, or a column is too short."""
+        them, they are indexed already, or a column is too short or of another type (parent int64, function
+        and depth int32, recursive and known bool)."""
 
-def depths(depth: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
+def depths(depth: npt.NDArray[np.int32], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
     """Fill in ``depth[id] = depth[parent] + 1`` and ``known[id] = True`` for nodes in increasing id order,
     parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.
 
-    ``ValueError``, with nothing written, if a parent is neither known nor an earlier node of the call.
+    ``ValueError``, with nothing written, if a parent is neither known nor an earlier node of the call, a
+    column is of another type (depth int32, known bool), or a depth could reach 2**31.
     """
 
 def columns(

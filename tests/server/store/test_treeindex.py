@@ -5,6 +5,7 @@ whole."""
 
 from __future__ import annotations
 
+import mmap
 import random
 from dataclasses import dataclass
 
@@ -15,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.store._treeindex import Index, columns, depths
+from server.store.reserved import _NORESERVE
 
 IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -109,17 +112,18 @@ def test_walk_matches_a_plain_prefix_tree(stacks_per_batch: list[list[list[int]]
 
 
 class Columns:
-    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them."""
+    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them: parent int64, function
+    and depth int32."""
 
     def __init__(self, size: int) -> None:
-        self.parent = np.zeros(size, dtype=np.int64)
-        self.function = np.zeros(size, dtype=np.int64)
-        self.depth = np.zeros(size, dtype=np.int64)
-        self.recursive = np.zeros(size, dtype=bool)
-        self.known = np.zeros(size, dtype=bool)
+        self.parent: IntArray = np.zeros(size, dtype=np.int64)
+        self.function: Int32Array = np.zeros(size, dtype=np.int32)
+        self.depth: Int32Array = np.zeros(size, dtype=np.int32)
+        self.recursive: BoolArray = np.zeros(size, dtype=bool)
+        self.known: BoolArray = np.zeros(size, dtype=bool)
         self.known[0] = True
 
-    def all(self) -> tuple[IntArray, IntArray, IntArray, BoolArray, BoolArray]:
+    def all(self) -> tuple[IntArray, Int32Array, Int32Array, BoolArray, BoolArray]:
         return (self.parent, self.function, self.depth, self.recursive, self.known)
 
 
@@ -189,6 +193,46 @@ def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
     assert index.walk(frames, offsets, 4, nodes=False)[:2] == (np.array([3], dtype=np.int64).tobytes(), 0)
 
 
+@pytest.mark.parametrize(
+    ("column", "wrong"),
+    [(0, np.int32), (0, np.uint64), (1, np.int64), (1, np.uint32), (1, np.float32), (2, np.int16), (3, np.uint8)],
+)
+def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.generic]) -> None:
+    """Each column's bytes are written as its type (parent int64, function and depth int32, the flags bool):
+    a column of another width or kind is refused before anything is written."""
+    index, tree = Index(), Columns(16)
+    _, _, walk = index.walk(np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64), 1, nodes=False)
+    given: list[npt.NDArray[np.generic]] = list(tree.all())
+    given[column] = np.zeros(16, dtype=wrong)
+    with pytest.raises(ValueError, match="must be a writable column of"):
+        index.commit(walk, *given)  # type: ignore[arg-type]
+    assert len(index) == 0 and not tree.known[1:].any()
+    index.commit(walk, *tree.all())
+    assert tree.function[1:4].tolist() == [5, 6, 7] and tree.depth[1:4].tolist() == [1, 2, 3]
+
+
+def test_a_stack_too_deep_for_the_depth_column_is_refused() -> None:
+    """Depths are int32: a walk refuses a stack of 2**31 frames, before reading a frame (the frames here are
+    reserved address space, never touched), and depths() a segment whose nodes could reach that depth."""
+    length = 1 << 31
+    try:
+        mapping = mmap.mmap(-1, length * 8, flags=mmap.MAP_PRIVATE | _NORESERVE)
+    except OSError:
+        pytest.skip("no 16 GiB of address space to reserve")
+    frames = np.frombuffer(mapping, dtype=np.int64)
+    with pytest.raises(ValueError, match="shorter than 2\\*\\*31 frames"):
+        Index().walk(frames, np.array([0, length], dtype=np.int64), 1)
+    del frames
+    mapping.close()
+    tree = Columns(8)
+    tree.known[1], tree.depth[1] = True, 2**31 - 3
+    with pytest.raises(ValueError, match="2\\*\\*31 deep"):
+        depths(tree.depth, tree.known, np.array([1, 2, 3], dtype=np.int64), np.array([2, 3, 4], dtype=np.int64))
+    assert not tree.known[2:].any()
+    depths(tree.depth, tree.known, np.array([1, 2], dtype=np.int64), np.array([2, 3], dtype=np.int64))
+    assert tree.depth[2:4].tolist() == [2**31 - 2, 2**31 - 1]
+
+
 def test_a_node_with_many_children_finds_each() -> None:
     """Children past a node's list go through the hash table, in the index and within one walk."""
     index = Index()
@@ -245,7 +289,7 @@ def test_depths_follow_the_parents_in_one_pass(gaps: bool) -> None:
     rng = random.Random(3)
     ids = np.cumsum(rng.choices([1, 3], k=2_000) if gaps else [1] * 2_000).astype(np.int64) + 10
     parents = np.array([rng.choice([0, 4, *ids[max(0, i - 5) : i].tolist()]) for i in range(ids.shape[0])])
-    depth = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+    depth = np.zeros(int(ids[-1]) + 1, dtype=np.int32)
     known = np.zeros(depth.shape[0], dtype=bool)
     known[[0, 4]], depth[4] = True, 7  # the root, and a node loaded before
     expected = {0: 0, 4: 7}
@@ -258,3 +302,6 @@ def test_depths_follow_the_parents_in_one_pass(gaps: bool) -> None:
     assert not known[ids].any() and not depth[ids].any()
     depths(depth, known, parents, ids)
     assert depth[ids].tolist() == [expected[n] for n in ids.tolist()] and bool(known[ids].all())
+    for wrong in (depth.astype(np.int64), depth.astype(np.uint32)):
+        with pytest.raises(ValueError, match="depth must be a writable column of int32"):
+            depths(wrong, known, parents, ids)  # type: ignore[arg-type]
