@@ -24,15 +24,17 @@ Each integer column is 32-bit when its values fit, 64-bit otherwise (a flag
 bit per column).
 
 Layout: a 16-byte header (magic ``SN``, version, flags, node count, first id)
-then the columns compressed: version 2 with zstd, version 1 with zlib (still
-read). On churn captures' segments zstd was 4 % larger than zlib at level 6
-and 6 times faster to compress, 10 times to decompress (docs/storage.md),
-which is ingest time and a fresh server's load time. Its parameters are those
-of level 1 (the fast strategy) with a 64 KB window, a 2**14-entry hash table
-and matches of 6 bytes or more: against level 3 they compress a churny
-profile's two segments in 1.3 ms instead of 2.1 and store 11 % more, which
-the stored-bytes aims leave room for (a high-churn day stores 4 % of its raw
-bytes, the aim is 50 %) and the ingest aim does not (docs/storage.md).
+then the columns compressed: version 3 as raw deflate from ISA-L (``isal``)
+at its level 2, version 2 with zstd, version 1 with zlib (both still read).
+A churny profile's tree segment (~54,000 nodes, 658 KB of columns) took
+0.55 ms with zstd's fast strategy (level 1's, 64 KB window, 2**14-entry hash
+table, matches of 6 bytes or more) and 0.32 ms with ISA-L, for 1 % more
+bytes (85.4 KB against 84.5); ingest writes one such segment a new stack set,
+and ISA-L's inflate is what decoding a profile already uses. Reading it back
+takes 0.31 ms against zstd's 0.20 (docs/storage.md), paid once a segment by a
+process that loads the tree. The columns' byte planes are what lets a
+Huffman coder alone do as well as zstd: most of the information is in the
+frame ids' two low planes, which repeat little on a churny service.
 Bytes that do not
 hold what the header says are refused with :class:`CorruptSegment` naming
 what is wrong: a torn segment must never load as fewer or shifted nodes.
@@ -41,13 +43,14 @@ what is wrong: a torn segment must never load as fewer or shifted nodes.
 from __future__ import annotations
 
 import struct
-import threading
 import zlib
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 import zstandard
+from isal import isal_zlib
 
 from server.store._treeindex import columns
 
@@ -58,12 +61,16 @@ _HEADER = struct.Struct("<2sBBIQ")
 _MAGIC = b"SN"
 _ZLIB = 1
 _ZSTD = 2
+_DEFLATE = 3
 _WIDE_IDS = 1
 _WIDE_PARENTS = 2
 _WIDE_FRAMES = 4
-_COMPRESSORS = threading.local()
-#: See the module's docstring; content size and no checksum, as level 1's defaults.
-_PARAMETERS = zstandard.ZstdCompressionParameters.from_level(1, window_log=16, hash_log=14, min_match=6)
+#: See the module's docstring. Raw deflate: no zlib header, and no Adler-32 over the columns (the segment's
+#: header already says how many bytes the columns are, and decoding checks it).
+_LEVEL = 2
+_RAW = -15
+#: isal's stub declares its error as an instance, not a class.
+_DEFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
 
 class CorruptSegment(ValueError):
@@ -103,33 +110,25 @@ def encode(segment: Segment) -> bytes:
 def encode_columns(raw: bytes, flags: int, count: int, first: int) -> bytes:
     """A segment's bytes from its column bytes as :func:`server.store._treeindex.columns` (or an index's
     ``segment_columns``) makes them: a new segment is encoded straight from the walk that made its nodes."""
-    return _HEADER.pack(_MAGIC, _ZSTD, flags, count, first) + _compressor().compress(raw)
-
-
-def _compressor() -> zstandard.ZstdCompressor:
-    """This thread's compressor: a compressor is not safe to share between threads, and a fresh one each
-    segment set up its tables again (~15 % of a churny segment's compression time)."""
-    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSORS, "compressor", None)
-    if compressor is None:
-        compressor = _COMPRESSORS.compressor = zstandard.ZstdCompressor(compression_params=_PARAMETERS)
-    return compressor
+    deflater = isal_zlib.compressobj(_LEVEL, isal_zlib.DEFLATED, _RAW)
+    return _HEADER.pack(_MAGIC, _DEFLATE, flags, count, first) + deflater.compress(raw) + deflater.flush()
 
 
 def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
     """The column bytes; never more than ``expected`` of them (the header's count bounds the memory)."""
     try:
-        if version == _ZLIB:
-            inflater = zlib.decompressobj()
-            raw = inflater.decompress(body, expected + 1)
-            if not inflater.eof:
-                raise CorruptSegment("stack segment columns do not decompress: the stream is cut short or too long")
+        if version == _ZSTD:
+            size = zstandard.frame_content_size(body)
+            if size != expected:  # checked first: the frame's own size would decide the memory taken
+                raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
+            raw: bytes = zstandard.ZstdDecompressor().decompress(body)
             return raw
-        size = zstandard.frame_content_size(body)
-        if size != expected:  # checked first: the frame's own size would decide the memory taken
-            raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
-        raw = zstandard.ZstdDecompressor().decompress(body)
+        inflater = isal_zlib.decompressobj(_RAW) if version == _DEFLATE else zlib.decompressobj()
+        raw = inflater.decompress(body, expected + 1)
+        if not inflater.eof or inflater.unused_data:
+            raise CorruptSegment("stack segment columns do not decompress: the stream is cut short or too long")
         return raw
-    except (zlib.error, zstandard.ZstdError) as exc:
+    except (zlib.error, zstandard.ZstdError, _DEFLATE_ERROR) as exc:
         raise CorruptSegment(f"stack segment columns do not decompress: {exc}") from None
 
 
@@ -137,7 +136,7 @@ def decode(data: bytes) -> Segment:
     if len(data) < _HEADER.size:
         raise CorruptSegment(f"stack segment of {len(data)} bytes is shorter than its {_HEADER.size}-byte header")
     magic, version, flags, count, first = _HEADER.unpack_from(data)
-    if magic != _MAGIC or version not in (_ZLIB, _ZSTD):
+    if magic != _MAGIC or version not in (_ZLIB, _ZSTD, _DEFLATE):
         raise CorruptSegment("not a Stackyard stack segment (or one of an unsupported version)")
     widths = [8 if flags & flag else 4 for flag in (_WIDE_IDS, _WIDE_PARENTS, _WIDE_FRAMES)]
     expected = count * sum(widths) + (count + 7) // 8
