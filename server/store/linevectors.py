@@ -48,6 +48,7 @@ import numpy.typing as npt
 import zstandard
 from sqlalchemy import Connection, Engine, delete, select
 
+from server.pprof.frames import narrowest
 from server.store import columncodec, reserved, segmentcache
 from server.store.appends import LINE_VECTORS, Appends, lock_appends
 from server.store.models import SegmentKind, SegmentRow, StoreState
@@ -71,7 +72,8 @@ class VectorRows:
     ids: IntArray
     keys: IntArray
     offsets: IntArray
-    values: IntArray
+    #: int64 as decoded; as :meth:`LineVectorTable.append` is given them (packed narrow) when appended here.
+    values: npt.NDArray[np.integer[Any]]
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -107,15 +109,8 @@ def encode(rows: VectorRows) -> bytes:
     if int(rows.offsets[-1]) != rows.values.shape[0]:
         raise ValueError("line vector offsets must end at the number of values")
     head = columncodec.encode(MAGIC, rows.ids, [rows.keys, lengths])
-    values = np.ascontiguousarray(rows.values, dtype=np.int64)
-    width = 8
-    if values.size == 0:
-        width = 1
-    elif int(values.min()) >= 0:
-        top = int(values.max())
-        width = next(w for w in _WIDTHS if w == 8 or top < 1 << (8 * w))
-    body = _compressor().compress(values.astype(f"<u{width}" if width < 8 else "<i8").tobytes())
-    return _LENGTH.pack(len(head)) + head + bytes([width]) + body
+    values = narrowest(rows.values)  # no copy for values packed so already (LineVectorTable.append's)
+    return _LENGTH.pack(len(head)) + head + bytes([values.itemsize]) + _compressor().compress(values.data)
 
 
 def _compressor() -> zstandard.ZstdCompressor:
@@ -201,9 +196,17 @@ class LineVectorTable(SegmentCache[VectorRows]):
         self._values: npt.NDArray[np.int32] | IntArray = np.zeros(1024, dtype=np.int32)
         self._used = 0
 
-    def append(self, keys: IntArray, offsets: IntArray, values: IntArray, appends: Appends | None = None) -> None:
-        """Store the vector of each key ``keys[i]`` (``values[offsets[i]:offsets[i + 1]]``): in ``appends`` (the
-        write transaction of the keys themselves; cached once it commits), or in a transaction of its own."""
+    def append(
+        self,
+        keys: IntArray,
+        offsets: IntArray,
+        values: npt.NDArray[np.integer[Any]],
+        appends: Appends | None = None,
+    ) -> None:
+        """Store the vector of each key ``keys[i]`` (``values[offsets[i]:offsets[i + 1]]``, any integer type; packed
+        as the segment packs them, :func:`~server.pprof.frames.frame_values`' are stored without a copy): in
+        ``appends`` (the write transaction of the keys themselves; cached once it commits), or in a transaction
+        of its own."""
         if keys.size == 0:
             return
         if appends is None:
@@ -215,7 +218,7 @@ class LineVectorTable(SegmentCache[VectorRows]):
             if appends.appended_past(LINE_VECTORS, self._high):
                 self._catch_up(conn)
             ids = self._high + 1 + np.arange(keys.shape[0], dtype=np.int64)
-            rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values.astype(np.int64))
+            rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values)
             appends.add_segment(segment_row(rows))
             appends.after_commit(lambda: self._committed(rows))
 

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.decode import decode_columns
+from server.pprof.frames import narrowest
 from server.store import columncodec, linevectors
 from server.store.appends import Appends, EpochMoved
 from server.store.database import make_engine
@@ -286,3 +287,19 @@ def test_vector_values_past_32_bits_are_kept_whole(database_url: str) -> None:
             assert offsets.tolist() == [0, 1, 2, 4, 6]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("values", [[], [3, 255], [256, 7], [70000], [2**32], [-1, 5]])
+def test_vector_segments_are_the_same_bytes_whatever_integer_type_the_values_come_in(values: list[int]) -> None:
+    """Ingest hands the segment its values packed already (:func:`server.pprof.frames.frame_values`); decoding
+    and garbage collection hand it 64-bit ones: both make the same bytes, which read back as the values."""
+    wide = np.array(values, dtype=np.int64)
+    ids = np.array([1, 2], dtype=np.int64)
+    offsets = np.array([0, len(values) // 2, len(values)], dtype=np.int64)
+    segment = linevectors.encode(linevectors.VectorRows(ids, np.array([4, 9]), offsets, wide))
+    for given in (narrowest(wide), np.repeat(wide, 2)[::2]):  # packed, and a view that is not contiguous
+        assert linevectors.encode(linevectors.VectorRows(ids, np.array([4, 9]), offsets, given)) == segment
+    decoded = linevectors.decode(segment)
+    assert decoded.values.dtype == np.int64
+    assert decoded.values.tolist() == values
+    assert segment[4 + int.from_bytes(segment[:4], "little")] == narrowest(wide).itemsize
