@@ -2382,6 +2382,175 @@ wire_expand_frames(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     return result;
 }
 
+/* --- pack_frame_values: a value per frame of chosen samples, packed narrow -- */
+
+enum {
+    P_ENTRY_VALUES, /* one value per line entry */
+    P_ENTRIES,      /* per frame, its line entry (server.pprof.frames.Frames) */
+    P_OFFSETS,      /* sample i's frames are entries[offsets[i]:offsets[i + 1]] */
+    P_WHICH,        /* the samples whose frames are wanted, in this order */
+    P_ARGS
+};
+
+/* Little-endian stores whatever the host's order. */
+#if PY_LITTLE_ENDIAN
+#define PUT_LE(NAME, TYPE)                                                                                          \
+    static inline void NAME(unsigned char *p, uint64_t v)                                                          \
+    {                                                                                                                \
+        TYPE x = (TYPE)v;                                                                                            \
+        memcpy(p, &x, sizeof x);                                                                                     \
+    }
+#else
+#define PUT_LE(NAME, TYPE)                                                                                          \
+    static inline void NAME(unsigned char *p, uint64_t v)                                                          \
+    {                                                                                                                \
+        for (size_t b = 0; b < sizeof(TYPE); b++) {                                                                  \
+            p[b] = (unsigned char)(v >> (8 * b));                                                                    \
+        }                                                                                                            \
+    }
+#endif
+PUT_LE(put_le8, uint8_t)
+PUT_LE(put_le16, uint16_t)
+PUT_LE(put_le32, uint32_t)
+PUT_LE(put_le64, uint64_t)
+
+static inline uint64_t
+get_le(const unsigned char *p, int width)
+{
+    uint64_t v = 0;
+    for (int b = width - 1; b >= 0; b--) {
+        v = v << 8 | p[b];
+    }
+    return v;
+}
+
+/* The narrowest width holding values whose bits, or-ed together, are these: 1, 2 or 4 bytes unsigned, else 8
+ * signed (a negative value sets the top bit). */
+static int
+pack_width(uint64_t bits)
+{
+    return bits < (1 << 8) ? 1 : bits < (1 << 16) ? 2 : bits <= UINT32_MAX ? 4 : 8;
+}
+
+/* Each chosen frame's value stored at WIDTH, one after another, their bits or-ed into bits (one dependent
+ * operation a frame, where a minimum and a maximum took two compares and moves); a frame whose entry is out of
+ * range stops it (bad set). */
+#define PACK_FRAMES(STORE, WIDTH)                                                                                   \
+    for (Py_ssize_t i = 0; i < n_which && !bad; i++) {                                                             \
+        const int64_t *frame = entries + offsets[which[i]], *end = entries + offsets[which[i] + 1];                 \
+        for (; frame < end; frame++) {                                                                               \
+            int64_t v;                                                                                               \
+            if ((uint64_t)*frame >= (uint64_t)n_values) {                                                            \
+                bad = 1;                                                                                             \
+                break;                                                                                               \
+            }                                                                                                        \
+            v = values[*frame];                                                                                      \
+            bits |= (uint64_t)v;                                                                                     \
+            STORE(out, (uint64_t)v);                                                                                 \
+            out += (WIDTH);                                                                                          \
+        }                                                                                                            \
+    }
+
+PyDoc_STRVAR(wire_pack_frame_values_doc,
+             "pack_frame_values(entry_values, entries, offsets, which, /)\n--\n\n"
+             "entry_values[entries[k]] for every frame k of every sample which[i] (its frames are\n"
+             "entries[offsets[which[i]]:offsets[which[i] + 1]]), samples in the order of which: (width, bytes),\n"
+             "the values little-endian one after another, unsigned in the narrowest of 1, 2 and 4 bytes that\n"
+             "holds them all, else signed in 8 (1 when there are none). Arguments are arrays of host-order int64\n"
+             "words; ValueError for offsets, samples or entries out of range.");
+
+/* One pass over the frames: they are packed at the width every entry's value fits, their own range kept on the
+ * way, and narrowed after in the rare case that entries no chosen frame uses needed a wider one. */
+static PyObject *
+wire_pack_frame_values(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Words w;
+    const int64_t *values, *entries, *offsets, *which;
+    Py_ssize_t n_values, n_entries, n_samples, n_which;
+    int64_t n_frames = 0;
+    uint64_t bits = 0;
+    int width = 1, exact, bad = 0;
+    PyObject *packed = NULL, *result = NULL;
+    unsigned char *out;
+
+    if (words_get(&w, args, nargs, P_ARGS, "pack_frame_values") < 0) {
+        return NULL;
+    }
+    values = I64S(&w, P_ENTRY_VALUES);
+    entries = I64S(&w, P_ENTRIES);
+    offsets = I64S(&w, P_OFFSETS);
+    which = I64S(&w, P_WHICH);
+    n_values = LEN(&w, P_ENTRY_VALUES);
+    n_entries = LEN(&w, P_ENTRIES);
+    n_samples = LEN(&w, P_OFFSETS) - 1;
+    n_which = LEN(&w, P_WHICH);
+    if (n_samples < 0 || !offsets_ok(offsets, n_samples + 1, n_samples, n_entries)) {
+        PyErr_SetString(PyExc_ValueError, "pack_frame_values(): offsets do not fit the entries");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_which; i++) {
+        if (which[i] < 0 || which[i] >= n_samples) {
+            PyErr_SetString(PyExc_ValueError, "pack_frame_values(): a chosen sample is out of range");
+            goto done;
+        }
+        n_frames += offsets[which[i] + 1] - offsets[which[i]];
+        if (n_frames > PY_SSIZE_T_MAX / 8) {
+            PyErr_SetString(PyExc_MemoryError, "pack_frame_values(): too many frames");
+            goto done;
+        }
+    }
+    if (n_frames) {
+        for (Py_ssize_t e = 0; e < n_values; e++) {
+            bits |= (uint64_t)values[e];
+        }
+        width = pack_width(bits);
+        bits = 0;
+    }
+    packed = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n_frames * width);
+    if (packed == NULL) {
+        goto done;
+    }
+    out = (unsigned char *)PyBytes_AS_STRING(packed);
+    switch (width) {
+    case 1:
+        PACK_FRAMES(put_le8, 1);
+        break;
+    case 2:
+        PACK_FRAMES(put_le16, 2);
+        break;
+    case 4:
+        PACK_FRAMES(put_le32, 4);
+        break;
+    default:
+        PACK_FRAMES(put_le64, 8);
+        break;
+    }
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "pack_frame_values(): a frame refers to no entry");
+        goto done;
+    }
+    exact = pack_width(bits);
+    if (exact < width) { /* narrowed in place: each value is written no later than it was */
+        unsigned char *bytes = (unsigned char *)PyBytes_AS_STRING(packed);
+        for (int64_t k = 0; k < n_frames; k++) {
+            uint64_t v = get_le(bytes + k * width, width);
+            for (int b = 0; b < exact; b++) {
+                bytes[k * exact + b] = (unsigned char)(v >> (8 * b));
+            }
+        }
+        width = exact;
+        if (_PyBytes_Resize(&packed, (Py_ssize_t)n_frames * width) < 0) {
+            goto done;
+        }
+    }
+    result = Py_BuildValue("(iO)", width, packed);
+
+done:
+    Py_XDECREF(packed);
+    words_release(&w);
+    return result;
+}
+
 /* --- function_digests: server.store.symbols.function_digests_numpy in one pass -- */
 
 PyDoc_STRVAR(wire_function_digests_doc,
@@ -2454,6 +2623,8 @@ static PyMethodDef wire_methods[] = {
     {"expand_frames", (PyCFunction)(void (*)(void))wire_expand_frames, METH_FASTCALL, wire_expand_frames_doc},
     {"function_digests", (PyCFunction)(void (*)(void))wire_function_digests, METH_FASTCALL,
      wire_function_digests_doc},
+    {"pack_frame_values", (PyCFunction)(void (*)(void))wire_pack_frame_values, METH_FASTCALL,
+     wire_pack_frame_values_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -67,3 +67,7 @@ def label_runs(*arrays: Buffer) -> tuple[bytes, bytes] | None:
 def expand_frames(*arrays: Buffer) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     """The frames of chosen samples: (entries, offsets, entry_functions, entry_lines, entry_inlined) as int64
     words (see :mod:`server.pprof.kernels`)."""
+
+def pack_frame_values(entry_values: Buffer, entries: Buffer, offsets: Buffer, which: Buffer, /) -> tuple[int, bytes]:
+    """A value per frame of chosen samples, little-endian at the narrowest width that holds them all: (width,
+    values); width 1, 2 or 4 unsigned, else 8 signed (see :mod:`server.pprof.kernels`)."""

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.kernels import expand_frames
+from server.pprof.kernels import PACKED, expand_frames, pack_frame_values
 from server.pprof.validate import positions
 
 IntArray = npt.NDArray[np.int64]
@@ -177,3 +178,32 @@ def expand_numpy(columns: ProfileColumns, which: IntArray | None = None) -> Fram
     used = used[order]
     local: IntArray = number[inverse.reshape(-1)]
     return Frames(local, offsets, bare.names, line_function[used], line_numbers[used], inlined[used])
+
+
+def frame_values(frames: Frames, entry_values: IntArray, which: IntArray) -> npt.NDArray[np.integer[Any]]:
+    """``entry_values[frames.entries]`` of the samples at positions ``which`` of ``frames``, in that order, one
+    after another and packed as :func:`narrowest` packs them: what a line vector is made of, a value per line
+    entry (thousands) spread over its frames (tens of thousands). In one pass of the extension
+    (:func:`~server.pprof.kernels.pack_frame_values`); :func:`frame_values_numpy` is its reference."""
+    native = pack_frame_values(entry_values, frames.entries, frames.offsets, which)
+    return frame_values_numpy(frames, entry_values, which) if native is None else native
+
+
+def frame_values_numpy(frames: Frames, entry_values: IntArray, which: IntArray) -> npt.NDArray[np.integer[Any]]:
+    """:func:`frame_values` with numpy alone."""
+    lengths = np.diff(frames.offsets)[which]
+    return narrowest(entry_values[frames.entries[ranges(frames.offsets[which], lengths)]])
+
+
+def narrowest(values: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.integer[Any]]:
+    """``values`` as the narrowest little-endian type of :data:`~server.pprof.kernels.PACKED` that holds them all
+    (unsigned 1, 2 or 4 bytes, else signed 8; 1 when there are none), contiguous: the array itself when it is
+    so already."""
+    width = 8
+    if values.size == 0:
+        width = 1
+    elif int(values.min()) >= 0:
+        top = int(values.max())
+        width = next(w for w in PACKED if w == 8 or top < 1 << (8 * w))
+    packed: npt.NDArray[np.integer[Any]] = np.ascontiguousarray(values, dtype=PACKED[width])
+    return packed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -164,6 +165,24 @@ def expand_frames(columns: ProfileColumns, name_of_location: IntArray, which: In
         np.frombuffer(entry_lines, dtype=np.int64),
         np.frombuffer(entry_inlined, dtype=np.int64),
     )
+
+
+#: The little-endian type of each width :func:`pack_frame_values` packs values at.
+PACKED: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<i8")}
+
+
+def pack_frame_values(
+    entry_values: IntArray, entries: IntArray, offsets: IntArray, which: IntArray
+) -> npt.NDArray[np.integer[Any]] | None:
+    """``entry_values[entries[k]]`` for every frame ``k`` of the samples at positions ``which`` (frames as
+    :class:`~server.pprof.frames.Frames` holds them), in one pass of the extension (None without it), packed
+    at once in the narrowest type of :data:`PACKED` that holds them: numpy's gather made a 64-bit temporary
+    per frame, and narrowing it two copies more (:func:`~server.pprof.frames.frame_values` is the reference)."""
+    if _wire is None:
+        return None
+    width, packed = _wire.pack_frame_values(_i64(entry_values), _i64(entries), _i64(offsets), _i64(which))
+    values: npt.NDArray[np.integer[Any]] = np.frombuffer(packed, dtype=PACKED[width])
+    return values
 
 
 def function_digests(

@@ -37,7 +37,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from server.pprof.columns import ProfileColumns
-from server.pprof.frames import Frames, expand, unsymbolized
+from server.pprof.frames import Frames, expand, frame_values, unsymbolized
 from server.pprof.identity import sample_keys
 from server.pprof.labelruns import label_runs
 from server.store.appends import Appends, EpochMoved
@@ -146,23 +146,15 @@ class Dedup:
         the positions of their samples there, in the keys' transaction)."""
 
         def append(keys: IntArray, samples: IntArray, appends: Appends) -> None:
-            # In the samples' order, so the frames are picked by a mask (all of them, on a churny profile) rather
-            # than gathered run by run; a segment's rows need not be in key order.
+            # In the samples' order (a segment's rows need not be in key order): what the segments held since
+            # the vectors were picked by a mask.
             order = np.argsort(samples, kind="stable")
             keys, samples = keys[order], samples[order]
-            every = np.diff(frames.offsets)
-            lengths = every[samples]
-            if samples.shape[0] == every.shape[0]:
-                picked = frames.entries
-            else:
-                chosen = np.zeros(every.shape[0], dtype=bool)
-                chosen[samples] = True
-                picked = frames.entries[np.repeat(chosen, every)]
-            # Per line entry first (thousands), then per frame (tens of thousands).
-            entry_values = (frames.entry_lines << 1) | (frames.entry_inlined != 0)
             offsets = np.zeros(keys.shape[0] + 1, dtype=np.int64)
-            np.cumsum(lengths, out=offsets[1:])
-            self.line_vectors.append(keys, offsets, entry_values[picked], appends)
+            np.cumsum(np.diff(frames.offsets)[samples], out=offsets[1:])
+            # Per line entry first (thousands), then spread over the frames (tens of thousands), packed as stored.
+            entry_values = (frames.entry_lines << 1) | (frames.entry_inlined != 0)
+            self.line_vectors.append(keys, offsets, frame_values(frames, entry_values, samples), appends)
 
         return append
 

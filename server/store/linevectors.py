@@ -48,6 +48,7 @@ import numpy.typing as npt
 import zstandard
 from sqlalchemy import Connection, Engine, delete, select
 
+from server.pprof.frames import narrowest
 from server.store import columncodec, reserved, segmentcache
 from server.store.appends import LINE_VECTORS, Appends, lock_appends
 from server.store.models import SegmentKind, SegmentRow, StoreState
@@ -61,6 +62,7 @@ _LENGTH = struct.Struct("<I")
 _WIDTHS = (1, 2, 4, 8)
 _COMPRESSORS = threading.local()
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+_UINT16_MAX = (1 << 16) - 1
 _PARAMETERS = zstandard.ZstdCompressionParameters.from_level(1, window_log=17, hash_log=14, min_match=6)
 
 
@@ -71,7 +73,8 @@ class VectorRows:
     ids: IntArray
     keys: IntArray
     offsets: IntArray
-    values: IntArray
+    #: int64 as decoded; as :meth:`LineVectorTable.append` is given them (packed narrow) when appended here.
+    values: npt.NDArray[np.integer[Any]]
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -107,15 +110,8 @@ def encode(rows: VectorRows) -> bytes:
     if int(rows.offsets[-1]) != rows.values.shape[0]:
         raise ValueError("line vector offsets must end at the number of values")
     head = columncodec.encode(MAGIC, rows.ids, [rows.keys, lengths])
-    values = np.ascontiguousarray(rows.values, dtype=np.int64)
-    width = 8
-    if values.size == 0:
-        width = 1
-    elif int(values.min()) >= 0:
-        top = int(values.max())
-        width = next(w for w in _WIDTHS if w == 8 or top < 1 << (8 * w))
-    body = _compressor().compress(values.astype(f"<u{width}" if width < 8 else "<i8").tobytes())
-    return _LENGTH.pack(len(head)) + head + bytes([width]) + body
+    values = narrowest(rows.values)  # no copy for values packed so already (LineVectorTable.append's)
+    return _LENGTH.pack(len(head)) + head + bytes([values.itemsize]) + _compressor().compress(values.data)
 
 
 def _compressor() -> zstandard.ZstdCompressor:
@@ -196,14 +192,23 @@ class LineVectorTable(SegmentCache[VectorRows]):
         super().__init__(engine)
         self.start = np.full(1024, -1, dtype=np.int64)  # by key id, where its vector begins in the values; -1: none
         self.length = np.zeros(1024, dtype=np.int64)
-        # 32-bit while every value fits (lines below 2**30), half the memory and page faults of 64; 64 from the
-        # first that does not.
-        self._values: npt.NDArray[np.int32] | IntArray = np.zeros(1024, dtype=np.int32)
+        # As narrow as every value allows (_column_type): 16 bits while lines are below 2**15 (every line of the
+        # bench's captures), a quarter of the memory and page faults of 64 (~40 pages a churny profile, not 80
+        # at 32); widened from the first value that does not fit.
+        self._values: npt.NDArray[np.integer[Any]] = np.zeros(1024, dtype=np.uint16)
         self._used = 0
 
-    def append(self, keys: IntArray, offsets: IntArray, values: IntArray, appends: Appends | None = None) -> None:
-        """Store the vector of each key ``keys[i]`` (``values[offsets[i]:offsets[i + 1]]``): in ``appends`` (the
-        write transaction of the keys themselves; cached once it commits), or in a transaction of its own."""
+    def append(
+        self,
+        keys: IntArray,
+        offsets: IntArray,
+        values: npt.NDArray[np.integer[Any]],
+        appends: Appends | None = None,
+    ) -> None:
+        """Store the vector of each key ``keys[i]`` (``values[offsets[i]:offsets[i + 1]]``, any integer type; packed
+        as the segment packs them, :func:`~server.pprof.frames.frame_values`' are stored without a copy): in
+        ``appends`` (the write transaction of the keys themselves; cached once it commits), or in a transaction
+        of its own."""
         if keys.size == 0:
             return
         if appends is None:
@@ -215,7 +220,7 @@ class LineVectorTable(SegmentCache[VectorRows]):
             if appends.appended_past(LINE_VECTORS, self._high):
                 self._catch_up(conn)
             ids = self._high + 1 + np.arange(keys.shape[0], dtype=np.int64)
-            rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values.astype(np.int64))
+            rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values)
             appends.add_segment(segment_row(rows))
             appends.after_commit(lambda: self._committed(rows))
 
@@ -229,12 +234,11 @@ class LineVectorTable(SegmentCache[VectorRows]):
         if len(rows) == 0:
             return
         count = rows.values.shape[0]
-        if (
-            self._values.dtype == np.int32
-            and count
-            and (int(rows.values.min()) < _INT32_MIN or int(rows.values.max()) > _INT32_MAX)
-        ):
-            self._values = self._values.astype(np.int64)
+        wide = np.promote_types(self._values.dtype, _column_type(rows.values))
+        if wide != self._values.dtype:
+            widened = reserved.zeros(self._values.shape[0], wide)
+            widened[: self._used] = self._values[: self._used]
+            self._values = widened
         if self._used + count > self._values.shape[0]:
             self._values = reserved.grown(self._values, max(self._used + count, 2 * self._values.shape[0]))
         self._values[self._used : self._used + count] = rows.values
@@ -284,6 +288,17 @@ class LineVectorTable(SegmentCache[VectorRows]):
             np.cumsum(lengths, out=offsets[1:])
             values: IntArray = self._values[ragged(self.start[keys], lengths)].astype(np.int64)
             return values, offsets
+
+
+def _column_type(values: npt.NDArray[np.integer[Any]]) -> np.dtype[Any]:
+    """The narrowest of the in-memory column's types (uint16, int32, int64) holding ``values``: from their type
+    alone for those packed in 1 or 2 bytes (what ingest appends), else from their range."""
+    if (values.dtype.itemsize <= 2 and values.dtype.kind == "u") or values.size == 0:
+        return np.dtype(np.uint16)
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high <= _UINT16_MAX:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32 if low >= _INT32_MIN and high <= _INT32_MAX else np.int64)
 
 
 #: ``store_state`` key: profiles stored before this time (ns) may lack line data (see migration 0015).

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from server.pprof.decode import decode_columns
+from server.pprof.frames import narrowest
 from server.store import columncodec, linevectors
 from server.store.appends import Appends, EpochMoved
 from server.store.database import make_engine
@@ -271,7 +272,7 @@ def test_keys_created_in_a_transaction_get_their_ids_whether_or_not_the_append_c
 
 
 def test_vector_values_past_32_bits_are_kept_whole(database_url: str) -> None:
-    """Values are held as 32-bit integers while they fit; a line past 2**30 (a value past 2**31) or a negative one
+    """Values are held as 16-bit integers while they fit; a line past 2**30 (a value past 2**31) or a negative one
     turns the column 64-bit, and every vector, before and after, reads back whole, here and in a fresh process."""
     engine = make_engine(database_url)
     try:
@@ -284,5 +285,49 @@ def test_vector_values_past_32_bits_are_kept_whole(database_url: str) -> None:
             values, offsets = table.vectors(np.array([2, 4, 1, 3]))
             assert values.tolist() == [(1 << 40) << 1 | 1, 12, 10, 11, -(1 << 33), 7]
             assert offsets.tolist() == [0, 1, 2, 4, 6]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("values", [[], [3, 255], [256, 7], [70000], [2**32], [-1, 5]])
+def test_vector_segments_are_the_same_bytes_whatever_integer_type_the_values_come_in(values: list[int]) -> None:
+    """Ingest hands the segment its values packed already (:func:`server.pprof.frames.frame_values`); decoding
+    and garbage collection hand it 64-bit ones: both make the same bytes, which read back as the values."""
+    wide = np.array(values, dtype=np.int64)
+    ids = np.array([1, 2], dtype=np.int64)
+    offsets = np.array([0, len(values) // 2, len(values)], dtype=np.int64)
+    segment = linevectors.encode(linevectors.VectorRows(ids, np.array([4, 9]), offsets, wide))
+    for given in (narrowest(wide), np.repeat(wide, 2)[::2]):  # packed, and a view that is not contiguous
+        assert linevectors.encode(linevectors.VectorRows(ids, np.array([4, 9]), offsets, given)) == segment
+    decoded = linevectors.decode(segment)
+    assert decoded.values.dtype == np.int64
+    assert decoded.values.tolist() == values
+    assert segment[4 + int.from_bytes(segment[:4], "little")] == narrowest(wide).itemsize
+
+
+def test_vector_values_widen_the_column_one_step_at_a_time(database_url: str) -> None:
+    """16 bits while every value fits, 32 from the first past 2**16 - 1 (or below 0), 64 from the first past
+    32 bits: what was held before each widening reads back the same, in whatever type the values came."""
+    engine = make_engine(database_url)
+    try:
+        vectors = LineVectorTable(engine)
+        steps = [
+            ([65535, 0], np.uint16),
+            ([65536], np.int32),
+            ([-3, 9], np.int32),
+            ([2**31], np.int64),
+            ([1], np.int64),
+        ]
+        expected: list[int] = []
+        for key, (values, dtype) in enumerate(steps, start=1):
+            given = narrowest(np.array(values, dtype=np.int64)) if key % 2 else np.array(values, dtype=np.int64)
+            vectors.append(np.array([key]), np.array([0, len(values)]), given)
+            expected.extend(values)
+            assert vectors._values.dtype == dtype
+            for table in (vectors, LineVectorTable(engine)):
+                assert not bool(table.lacking(np.arange(1, key + 1)).any())
+                found, _ = table.vectors(np.arange(1, key + 1))
+                assert found.dtype == np.int64
+                assert found.tolist() == expected
     finally:
         engine.dispose()
