@@ -8,6 +8,7 @@ from __future__ import annotations
 import mmap
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -160,7 +161,9 @@ def test_a_walk_commits_what_add_and_depths_would(
         kept.commit(walk, *by_commit.all())
         high = next_id + made - 1
         assert len(kept) == len(copied)
-        for mine, theirs in zip(by_commit.all(), by_copies.all(), strict=True):
+        mine_all: tuple[npt.NDArray[Any], ...] = by_commit.all()
+        theirs_all: tuple[npt.NDArray[Any], ...] = by_copies.all()
+        for mine, theirs in zip(mine_all, theirs_all, strict=True):
             assert np.array_equal(mine, theirs)
     every = [s for stacks in stacks_per_batch for s in stacks]
     frames, offsets = _flat(every, leaf_first)
