@@ -110,8 +110,29 @@ def encode(segment: Segment) -> bytes:
 def encode_columns(raw: bytes, flags: int, count: int, first: int) -> bytes:
     """A segment's bytes from its column bytes as :func:`server.store._treeindex.columns` (or an index's
     ``segment_columns``) makes them: a new segment is encoded straight from the walk that made its nodes."""
-    deflater = isal_zlib.compressobj(_LEVEL, isal_zlib.DEFLATED, _RAW)
-    return _HEADER.pack(_MAGIC, _DEFLATE, flags, count, first) + deflater.compress(raw) + deflater.flush()
+    return _HEADER.pack(_MAGIC, _DEFLATE, flags, count, first) + deflate(raw, _LEVEL)
+
+
+def deflate(data: bytes | memoryview, level: int) -> bytes:
+    """``data`` as raw deflate (no header, no checksum: a segment's own header says how long the data is, and
+    decoding checks it) from ISA-L at ``level`` (0-3): the codec of the segments ingest writes most bytes of."""
+    deflater = isal_zlib.compressobj(level, isal_zlib.DEFLATED, _RAW)
+    compressed: bytes = deflater.compress(data) + deflater.flush()
+    return compressed
+
+
+def inflate(body: bytes, expected: int, what: str) -> bytes:
+    """Raw deflate ``body`` inflated to at most ``expected`` bytes (its header's count bounds the memory taken);
+    :class:`CorruptSegment` naming ``what`` when the stream is damaged, cut short, or has bytes past its end.
+    The caller checks the length against ``expected``."""
+    try:
+        inflater = isal_zlib.decompressobj(_RAW)
+        raw: bytes = inflater.decompress(body, expected + 1)
+    except _DEFLATE_ERROR as exc:
+        raise CorruptSegment(f"{what} do not decompress: {exc}") from None
+    if not inflater.eof or inflater.unused_data:
+        raise CorruptSegment(f"{what} do not decompress: the stream is cut short or too long")
+    return raw
 
 
 def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
@@ -123,7 +144,9 @@ def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
                 raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
             raw: bytes = zstandard.ZstdDecompressor().decompress(body)
             return raw
-        inflater = isal_zlib.decompressobj(_RAW) if version == _DEFLATE else zlib.decompressobj()
+        if version == _DEFLATE:
+            return inflate(body, expected, "stack segment columns")
+        inflater = zlib.decompressobj()
         raw = inflater.decompress(body, expected + 1)
         if not inflater.eof or inflater.unused_data:
             raise CorruptSegment("stack segment columns do not decompress: the stream is cut short or too long")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+import zstandard
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
@@ -24,7 +25,7 @@ from server.store.gc import collect_garbage
 from server.store.linevectors import LineVectorTable
 from server.store.repository import Store
 from server.store.samplekeys import SampleKeyTable, concatenate, read_segments
-from server.store.stackcodec import CorruptSegment
+from server.store.stackcodec import CorruptSegment, deflate
 from tests.support.tools import DATA
 
 IntArray = npt.NDArray[np.int64]
@@ -302,7 +303,49 @@ def test_vector_segments_are_the_same_bytes_whatever_integer_type_the_values_com
     decoded = linevectors.decode(segment)
     assert decoded.values.dtype == np.int64
     assert decoded.values.tolist() == values
-    assert segment[4 + int.from_bytes(segment[:4], "little")] == narrowest(wide).itemsize
+    assert segment[4 + int.from_bytes(segment[:4], "little")] == narrowest(wide).itemsize | linevectors.DEFLATED
+
+
+def _vector_segment(values: list[int], body: bytes | None = None, codec: int = linevectors.DEFLATED) -> bytes:
+    """A segment of two vectors holding ``values``: as ``encode`` writes it, or with its values' bytes and codec
+    flag replaced (``body``: the compressed values of 16-bit ``values``)."""
+    ids, offsets = np.array([1, 2], dtype=np.int64), np.array([0, 1, len(values)], dtype=np.int64)
+    segment = linevectors.encode(linevectors.VectorRows(ids, np.array([4, 9]), offsets, np.array(values)))
+    if body is None:
+        return segment
+    start = 4 + int.from_bytes(segment[:4], "little")
+    return segment[:start] + bytes([2 | codec]) + body
+
+
+def test_vector_segments_written_with_zstd_still_read() -> None:
+    """Segments written before the values were deflated hold one zstd frame (no codec flag): they read back the
+    same, and a frame of another size than the rows say is refused before it is decompressed."""
+    values = [300, 7, 1 << 15, 2]
+    raw = np.array(values, dtype="<u2").tobytes()
+    old = _vector_segment(values, zstandard.ZstdCompressor(level=1).compress(raw), codec=0)
+    assert linevectors.decode(old).values.tolist() == values
+    assert linevectors.decode(old).keys.tolist() == linevectors.decode(_vector_segment(values)).keys.tolist() == [4, 9]
+    with pytest.raises(CorruptSegment, match="holds 6 bytes of values; its rows say 8"):
+        linevectors.decode(_vector_segment(values, zstandard.ZstdCompressor().compress(raw[:6]), codec=0))
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (lambda raw: deflate(raw, 1)[:-2], "values do not decompress: the stream is cut short"),
+        (lambda raw: deflate(raw, 1) + b"\x00", "values do not decompress: the stream is cut short or too long"),
+        (lambda raw: deflate(raw + raw, 1), "values do not decompress"),
+        (lambda raw: deflate(raw[:6], 1), "holds 6 bytes of values; its rows say 8"),
+        (lambda raw: b"\xff" * 12, "values do not decompress"),
+    ],
+)
+def test_damaged_vector_values_are_refused(body: Any, words: str) -> None:
+    """Deflated values cut short, with bytes past their end, longer or shorter than the rows say, or not
+    deflate at all: refused with :class:`CorruptSegment`, never read as other values (and never inflated past
+    what the rows say)."""
+    values = [300, 7, 1 << 15, 2]
+    with pytest.raises(CorruptSegment, match=words):
+        linevectors.decode(_vector_segment(values, body(np.array(values, dtype="<u2").tobytes())))
 
 
 def test_vector_values_widen_the_column_one_step_at_a_time(database_url: str) -> None:
