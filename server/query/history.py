@@ -103,8 +103,9 @@ def _masks(store: Store, nodes: IntArray, functions: IntArray) -> tuple[npt.NDAr
     closure = stacks.ancestors_closure(nodes)
     is_function = np.isin(stacks.function[closure], functions)
     contains = np.zeros(closure.shape[0], dtype=bool)
-    parent = np.searchsorted(closure, stacks.parent[closure])
-    has_parent = stacks.parent[closure] > 0
+    parent_ids = stacks.parent[closure].astype(np.int64)  # the tree's column is uint32
+    parent = np.searchsorted(closure, parent_ids)
+    has_parent = parent_ids > 0
     depth = stacks.depth[closure]
     order = np.argsort(depth, kind="stable")
     cuts = np.flatnonzero(np.diff(depth[order])) + 1

@@ -70,7 +70,7 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     position = np.cumsum(mark, dtype=np.int64) - 1  # node id -> index in all_nodes (where marked)
     selfs = np.zeros((all_nodes.shape[0], columns), dtype=np.int64)
     np.add.at(selfs, position[leaves], matrix[nonroot])
-    parent_ids = stacks.parent[all_nodes]
+    parent_ids = stacks.parent[all_nodes].astype(np.int64)  # the tree's column is uint32
     parent = np.where(parent_ids > ROOT, position[np.maximum(parent_ids, 0)], -1)
     totals = selfs.copy()
     if all_nodes.size:

@@ -43,12 +43,12 @@
  * by garbage collection; a new one's come from segment_columns).
  *
  * The tree's numpy columns that commit and depths write, by node id: parent
- * int64 (ids reach 2**32, the root's parent is -1), function and depth int32
- * (frames are below 2**31, and a walk refuses a stack of 2**31 frames or
- * more), recursive and known bool: 18 bytes a node. Every node a churny
- * profile adds is written to fresh pages there, and each page's first touch
- * costs a fault (~1.6 us on the machines measured): with function and depth
- * int64, 26 bytes a node faulted in 44% more pages.
+ * uint32 (ids stay below 2**32; the root's entry is never read), function and
+ * depth int32 (frames are below 2**31, and a walk refuses a stack of 2**31
+ * frames or more), recursive and known bool: 14 bytes a node. Every node a
+ * churny profile adds is written to fresh pages there, and each page's first
+ * touch costs a fault (~1.6-2.6 us on the machines measured): with parent,
+ * function and depth int64, 26 bytes a node faulted in 86% more pages.
  *
  * Nothing here keeps a Python object or releases the GIL; the caller (the
  * StackTree) serialises calls under its own lock.
@@ -957,27 +957,35 @@ index_segment_columns(PyObject *op, PyObject *arg)
     return Py_BuildValue("(Ni)", raw, flags);
 }
 
-/* Whether `view` holds `itemsize`-byte signed integers (integer: 1), or bools (integer: 0), in native order. */
+/* What a column holds: bools, signed or unsigned integers. */
+#define BOOLS 0
+#define SIGNED 1
+#define UNSIGNED 2
+
+/* Whether `view` holds `itemsize`-byte integers (SIGNED, UNSIGNED) or bools (BOOLS), in native order. */
 static int
 column_type_ok(const Py_buffer *view, Py_ssize_t itemsize, int integer)
 {
+    static const char *formats[3] = {"?", "bhilqn", "BHILQN"};
     const char *format = view->format ? view->format : "B";
     if (*format == '@' || *format == '=' || *format == '<') {
         format++;
     }
     return view->itemsize == itemsize && format[0] != '\0' && format[1] == '\0' &&
-           strchr(integer ? "bhilqn" : "?", format[0]) != NULL;
+           strchr(formats[integer], format[0]) != NULL;
 }
 
-/* A writable C-contiguous column: `itemsize`-byte signed integers (integer: 1) or bools (integer: 0), with room
- * for ids below `size`. Any other width or type is refused (ValueError), as its bytes would be misread. */
+/* A writable C-contiguous column: `itemsize`-byte integers (SIGNED, UNSIGNED) or bools (BOOLS), with room for
+ * ids below `size`. Any other width or type is refused (ValueError), as its bytes would be misread. */
 static int
 get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size, const char *what)
 {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
         return -1;
     }
-    const char *type = integer ? (itemsize == 8 ? "int64" : "int32") : "bool";
+    const char *type = integer == BOOLS     ? "bool"
+                       : integer == UNSIGNED ? (itemsize == 8 ? "uint64" : "uint32")
+                                             : (itemsize == 8 ? "int64" : "int32");
     if (!column_type_ok(view, itemsize, integer)) {
         PyErr_Format(PyExc_ValueError, "%s must be a writable column of %s, not format '%s'", what, type,
                      view->format ? view->format : "B");
@@ -996,7 +1004,7 @@ get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_
 PyDoc_STRVAR(index_commit_doc,
              "commit(walk, parent, function, depth, recursive, known, /)\n--\n\n"
              "Index walk number `walk`'s new nodes (once their segment has committed) and write them into the\n"
-             "tree's columns by node id: parent (int64), function and depth (int32), recursive and known (bool),\n"
+             "tree's columns by node id: parent (uint32), function and depth (int32), recursive and known (bool),\n"
              "each writable with room for the last new id. One pass over the nodes the walk made, where add() needs\n"
              "their arrays made, checked and the columns written one by one. ValueError, with nothing changed,\n"
              "if a later walk replaced them, or a column is too short or of another type.");
@@ -1009,8 +1017,8 @@ index_commit(PyObject *op, PyObject *args)
     PyObject *objs[5];
     Py_buffer views[5];
     static const char *names[5] = {"parent", "function", "depth", "recursive", "known"};
-    static const Py_ssize_t sizes[5] = {8, 4, 4, 1, 1};
-    static const int integers[5] = {1, 1, 1, 0, 0};
+    static const Py_ssize_t sizes[5] = {4, 4, 4, 1, 1};
+    static const int integers[5] = {UNSIGNED, SIGNED, SIGNED, BOOLS, BOOLS};
     int got = 0;
 
     if (!PyArg_ParseTuple(args, "KOOOOO:commit", &walk, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) {
@@ -1039,7 +1047,7 @@ index_commit(PyObject *op, PyObject *args)
     if (index_room(self, end) < 0) {
         goto fail;
     }
-    int64_t *parent = views[0].buf;
+    uint32_t *parent = views[0].buf;
     int32_t *function = views[1].buf, *depth = views[2].buf;
     uint8_t *recursive = views[3].buf, *known = views[4].buf;
     for (Py_ssize_t j = 0; j < count; j++) {
@@ -1056,7 +1064,7 @@ index_commit(PyObject *op, PyObject *args)
         }
         p->children++;
         self->used++;
-        parent[id] = up;
+        parent[id] = (uint32_t)up; /* below the id, itself below NODE_LIMIT */
         function[id] = (int32_t)b->frame[j]; /* below FRAME_LIMIT, and depths below DEPTH_LIMIT: walk() checks */
         depth[id] = (int32_t)b->depth[j];
         recursive[id] = b->recursive[j] != 0;
@@ -1166,11 +1174,11 @@ treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOO:depths", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
-    if (get_column(objs[0], &views[0], 4, 1, 0, "depth") < 0) {
+    if (get_column(objs[0], &views[0], 4, SIGNED, 0, "depth") < 0) {
         return NULL;
     }
     got = 1;
-    if (get_column(objs[1], &views[1], 1, 0, 0, "known") < 0) {
+    if (get_column(objs[1], &views[1], 1, BOOLS, 0, "known") < 0) {
         goto fail;
     }
     got = 2;

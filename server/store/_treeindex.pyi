@@ -62,7 +62,7 @@ class Index:
     def commit(
         self,
         walk: int,
-        parent: npt.NDArray[np.int64],
+        parent: npt.NDArray[np.uint32],
         function: npt.NDArray[np.int32],
         depth: npt.NDArray[np.int32],
         recursive: npt.NDArray[np.bool_],
@@ -71,7 +71,7 @@ class Index:
     ) -> None:
         """Index walk ``walk``'s new nodes and write them into the columns by node id (each writable, with
         room for the last new id), once. ``ValueError``, with nothing changed, if a later walk replaced
-        them, they are indexed already, or a column is too short or of another type (parent int64, function
+        them, they are indexed already, or a column is too short or of another type (parent uint32, function
         and depth int32, recursive and known bool)."""
 
 def depths(depth: npt.NDArray[np.int32], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:

@@ -172,7 +172,7 @@ class LineStacks:
         at, current, remaining = at[live], current[live], lengths[live]
         while at.size:
             functions[at] = stacks.function[current]
-            current = stacks.parent[current]
+            current = stacks.parent[current].astype(np.int64)  # the tree's column is uint32
             at, remaining = at + 1, remaining - 1
             going = remaining > 0
             at, current, remaining = at[going], current[going], remaining[going]

@@ -10,8 +10,8 @@ the tree's kind, layout in :mod:`server.store.stackcodec`), not one row each: a 
 unique-index entry cost 34 bytes a node on SQLite and 116 on PostgreSQL, a
 segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
-numpy columns by node id (parent int64, frame and depth int32, recursive
-flag: 18 bytes a node with the ``known`` flag), and as the
+numpy columns by node id (parent uint32, frame and depth int32, recursive
+flag: 14 bytes a node with the ``known`` flag), and as the
 C index of :mod:`server.store._treeindex` (each node's children by frame),
 which walks a profile's new stacks in one pass and numbers the nodes they
 lack. Queries use the same columns: merging profiles means summing values
@@ -39,6 +39,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +56,9 @@ IntArray = npt.NDArray[np.int64]
 #: a fault, so each byte a node saves there is worth ~19 us a profile of ~54,000 new nodes. (Readers that mix
 #: them with int64 arrays or pass them on as ``IntArray`` widen what they gather: ``.astype(np.int64)``.)
 Int32Array = npt.NDArray[np.int32]
+#: The parent column: node ids stay below 2**32 (see ``_NODE_LIMIT``), so 4 bytes a node rather than 8. Readers
+#: widen what they gather (``.astype(np.int64)``), as for the frame and depth columns.
+UInt32Array = npt.NDArray[np.uint32]
 BoolArray = npt.NDArray[np.bool_]
 ROOT = 0
 FUNCTIONS = SegmentKind.FUNCTION_STACKS  # the ``tree`` number of stacks of function ids (its segments' kind)
@@ -120,8 +124,7 @@ class StackTree:
         self._high = ROOT  # every segment whose nodes are at most this is loaded
         self._loaded = engine is None
         size = 1024
-        self.parent: IntArray = np.zeros(size, dtype=np.int64)  # ids reach 2**32, and the root's parent is -1
-        self.parent[ROOT] = -1
+        self.parent: UInt32Array = np.zeros(size, dtype=np.uint32)  # the root's entry is never read: it has none
         self.function: Int32Array = np.zeros(size, dtype=np.int32)
         self.depth: Int32Array = np.zeros(size, dtype=np.int32)
         self.recursive = np.zeros(size, dtype=bool)
@@ -310,7 +313,7 @@ class StackTree:
         size = max(self._high, int(leaves.max()) if leaves.size else 0) + 1
         mark = np.zeros(size, dtype=bool)
         scratch = np.zeros(size, dtype=np.int64)
-        frontier = leaves[leaves > ROOT]
+        frontier: npt.NDArray[np.integer[Any]] = leaves[leaves > ROOT]  # ids, then parent ids (uint32)
         parent = self.parent
         while frontier.size:
             frontier = frontier[~mark[frontier]]

@@ -216,7 +216,7 @@ def test_columns_grow_in_place_within_their_reserved_room_and_by_copy_past_it(
 
     monkeypatch.setattr(module, "RESERVED", 1 << 21)  # room for 2 Mi nodes, so the test passes it
     tree = StackTree(store.engine)
-    stacks = [[1 + (i % 50), 100 + i] for i in range(140_000)]  # 140,050 nodes: columns past 1 MB
+    stacks = [[1 + (i % 50), 100 + i] for i in range(280_000)]  # 280,050 nodes: 4-byte columns past 1 MB
     leaves = tree.resolve(stacks)
     held = tree.parent
     assert held.nbytes >= module.MAPPED_BYTES

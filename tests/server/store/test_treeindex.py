@@ -23,6 +23,7 @@ from tests.support.tools import missing
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 BoolArray = npt.NDArray[np.bool_]
+UInt32Array = npt.NDArray[np.uint32]
 
 
 @dataclass
@@ -114,18 +115,18 @@ def test_walk_matches_a_plain_prefix_tree(stacks_per_batch: list[list[list[int]]
 
 
 class Columns:
-    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them: parent int64, function
+    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them: parent uint32, function
     and depth int32."""
 
     def __init__(self, size: int) -> None:
-        self.parent: IntArray = np.zeros(size, dtype=np.int64)
+        self.parent: UInt32Array = np.zeros(size, dtype=np.uint32)
         self.function: Int32Array = np.zeros(size, dtype=np.int32)
         self.depth: Int32Array = np.zeros(size, dtype=np.int32)
         self.recursive: BoolArray = np.zeros(size, dtype=bool)
         self.known: BoolArray = np.zeros(size, dtype=bool)
         self.known[0] = True
 
-    def all(self) -> tuple[IntArray, Int32Array, Int32Array, BoolArray, BoolArray]:
+    def all(self) -> tuple[UInt32Array, Int32Array, Int32Array, BoolArray, BoolArray]:
         return (self.parent, self.function, self.depth, self.recursive, self.known)
 
 
@@ -199,10 +200,19 @@ def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
 
 @pytest.mark.parametrize(
     ("column", "wrong"),
-    [(0, np.int32), (0, np.uint64), (1, np.int64), (1, np.uint32), (1, np.float32), (2, np.int16), (3, np.uint8)],
+    [
+        (0, np.int32),
+        (0, np.int64),
+        (0, np.uint64),
+        (1, np.int64),
+        (1, np.uint32),
+        (1, np.float32),
+        (2, np.int16),
+        (3, np.uint8),
+    ],
 )
 def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.generic]) -> None:
-    """Each column's bytes are written as its type (parent int64, function and depth int32, the flags bool):
+    """Each column's bytes are written as its type (parent uint32, function and depth int32, the flags bool):
     a column of another width or kind is refused before anything is written."""
     index, tree = Index(), Columns(16)
     _, _, walk = index.walk(np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64), 1, nodes=False)
