@@ -209,14 +209,14 @@ def test_a_segment_commits_from_its_bytes_when_a_later_walk_replaced_its_nodes(d
 def test_columns_grow_in_place_within_their_reserved_room_and_by_copy_past_it(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A tree's columns past a megabyte are views of mappings with room reserved: growing within it makes a longer
+    """A tree's columns past ``MAPPED_BYTES`` are views of mappings with room reserved: growing within it makes a longer
     view of the same memory (nothing copied), past it a copy. Either way the arrays a query held keep their values,
     and every node reads back as it was made."""
     from server.store import reserved as module
 
     monkeypatch.setattr(module, "RESERVED", 1 << 21)  # room for 2 Mi nodes, so the test passes it
     tree = StackTree(store.engine)
-    stacks = [[1 + (i % 50), 100 + i] for i in range(280_000)]  # 280,050 nodes: 4-byte columns past 1 MB
+    stacks = [[1 + (i % 50), 100 + i] for i in range(140_000)]  # 140,050 nodes: every column a mapping
     leaves = tree.resolve(stacks)
     held = tree.parent
     assert held.nbytes >= module.MAPPED_BYTES
