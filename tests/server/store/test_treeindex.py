@@ -258,6 +258,41 @@ def test_a_node_with_many_children_finds_each() -> None:
     ]
 
 
+@pytest.mark.parametrize("committed", [False, True])
+def test_every_fan_out_across_the_list_finds_each_child_and_no_other(committed: bool) -> None:
+    """A node keeps no count of its children: its list being full is what sends a lookup to the hash table.
+    So every number of children from none to past any list's length (the list holds 8, or 2 in a build with
+    -DLIST=2), indexed by add() or by commit() and in batches that each add one more, finds each child and
+    nothing for a frame it lacks, in the index and within one walk."""
+    index, tree = Index(), Columns(2_000)
+    high = 0
+    for fan_out in range(1, 21):
+        parent = [fan_out]  # frame `fan_out` at depth 1: a node of its own, under which the children go
+        for child in range(fan_out):  # one child more a batch, so lists fill across walks, not only within one
+            stacks = [[*parent, 100 + c] for c in range(child + 1)]
+            frames, offsets = _flat(stacks, leaf_first=False)
+            if committed:
+                _, made, walk = index.walk(frames, offsets, high + 1, nodes=False)
+                index.commit(walk, *tree.all())
+            else:
+                _, parents, frame_ids, _, _ = index.walk(frames, offsets, high + 1)
+                made = len(parents) // 8
+                ids = np.arange(high + 1, high + 1 + made, dtype=np.int64)
+                index.add(np.frombuffer(parents, dtype=np.int64), np.frombuffer(frame_ids, dtype=np.int64), ids)
+            assert made == (2 if child == 0 else 1)
+            high += made
+        node = int(np.frombuffer(index.lookup(np.array([0]), np.array(parent)), dtype=np.int64)[0])
+        wanted = list(range(100, 100 + fan_out + 2))  # the children, then two frames it lacks
+        found = np.frombuffer(index.lookup(np.full(len(wanted), node), np.array(wanted)), dtype=np.int64).tolist()
+        assert found[-2:] == [-1, -1] and len(set(found[:-2])) == fan_out and min(found[:-2]) > node
+        # One walk: the stored children, and new ones that fill the walk's own list past its length.
+        stacks = [[*parent, frame] for frame in [*wanted, *range(200, 220), *wanted]]
+        leaves, made_nodes = _walk(index, stacks, high + 1, leaf_first=False)
+        assert leaves[:fan_out] == found[:-2] and len(made_nodes) == 2 + 20
+        assert leaves[len(wanted) + 20 :] == leaves[: len(wanted)]
+    assert len(index) == high
+
+
 def test_bad_input_is_refused_whole() -> None:
     index = Index()
     index.add(np.array([0, 1]), np.array([5, 6]), np.array([1, 2]))
