@@ -116,17 +116,24 @@ typedef struct {
  * its own. Parents already stored get their list of new children through a small table keyed by their id
  * (at most one a stack: a stack leaves the stored tree once). Kept between walks, so a steady stream of
  * batches reuses memory already faulted in.
+ *
+ * A stored parent's count of new children starts at the length of its list in the index (at most LIST), so
+ * a new node goes into its parent's list in the batch exactly when it will go into the parent's list in the
+ * index at commit (listed[j]): the commit then counts no lists, whose stored entries are scattered over the
+ * node array (counting them cost more than the 4 bytes a node saved).
  */
 typedef struct {
     int64_t *parent;
     int64_t *frame;
     int64_t *depth;
     uint8_t *recursive;
+    uint8_t *listed; /* 1: into its parent's list at commit, 0: into the wide table */
     uint32_t *first_child;
     uint32_t *next_sibling;
     uint32_t *children;
     Py_ssize_t room;
-    /* Stored parents with new children: record r is stored[r], its list and count; table holds 1 + r. */
+    /* Stored parents with new children: record r is stored[r], its list and count (from the length of its list
+     * in the index); table holds 1 + r. */
     int64_t *stored;
     uint32_t *stored_first;
     uint32_t *stored_children;
@@ -148,6 +155,9 @@ typedef struct {
     uint64_t walks;
     int64_t batch_first;
     Py_ssize_t batch_made;
+    /* Calls of add() so far, and their number at the last walk: a commit after another add() (which may have
+     * lengthened the lists the walk saw) counts the lists again rather than trust the batch's listed[]. */
+    uint64_t adds, batch_adds;
 } IndexObject;
 
 static inline uint64_t
@@ -238,43 +248,50 @@ wide_free(Wide *w)
 
 /* --- the stored tree ------------------------------------------------------- */
 
-/* The child of stored node `parent` with `frame`, 0 if none. */
+/* The child of stored node `parent` with `frame`, 0 if none; when none, *listed is the length of the parent's
+ * list (at most LIST). */
 static inline uint32_t
-index_child(const IndexObject *self, int64_t parent, int64_t frame)
+index_child(const IndexObject *self, int64_t parent, int64_t frame, uint32_t *listed)
 {
-    if (parent >= self->room) {
-        return 0;
-    }
-    const uint32_t wanted = (uint32_t)frame | INDEXED;
-    int listed = 0;
-    for (uint32_t c = self->nodes[parent].first_child; c; c = self->nodes[c].next_sibling) {
-        if (self->nodes[c].frame == wanted) {
-            return c;
+    uint32_t length = 0;
+    if (parent < self->room) {
+        const uint32_t wanted = (uint32_t)frame | INDEXED;
+        for (uint32_t c = self->nodes[parent].first_child; c; c = self->nodes[c].next_sibling) {
+            if (self->nodes[c].frame == wanted) {
+                return c;
+            }
+            length++;
         }
+    }
+    *listed = length;
+    /* Only a full list has children past it. */
+    return length >= LIST ? (uint32_t)wide_find(&self->wide, pack(parent, frame)) : 0;
+}
+
+/* Whether stored node `parent`'s list has room for another child (it holds fewer than LIST). */
+static inline int
+index_list_open(const IndexObject *self, int64_t parent)
+{
+    int listed = 0;
+    for (uint32_t c = self->nodes[parent].first_child; c && listed < LIST; c = self->nodes[c].next_sibling) {
         listed++;
     }
-    /* Only a full list has children past it. */
-    return listed >= LIST ? (uint32_t)wide_find(&self->wide, pack(parent, frame)) : 0;
+    return listed < LIST;
 }
 
 /* Index node `id` (its entry still empty) as the child of `parent` (< id) with `frame`: at the head of the
- * parent's list while it has room, else in the wide table. -1 with MemoryError set. */
+ * parent's list (`into_list`: the list has room), else in the wide table. -1 with MemoryError set. */
 static inline int
-index_link(IndexObject *self, int64_t parent, int64_t frame, int64_t id)
+index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into_list)
 {
-    Node *p = &self->nodes[parent];
-    int listed = 0;
-    for (uint32_t c = p->first_child; c && listed < LIST; c = self->nodes[c].next_sibling) {
-        listed++;
-    }
-    self->nodes[id].frame = (uint32_t)frame | INDEXED;
-    if (listed < LIST) {
-        self->nodes[id].next_sibling = p->first_child;
-        p->first_child = (uint32_t)id;
+    if (into_list) {
+        self->nodes[id].next_sibling = self->nodes[parent].first_child;
+        self->nodes[parent].first_child = (uint32_t)id;
     }
     else if (wide_put(&self->wide, pack(parent, frame), (uint64_t)id) < 0) {
         return -1;
     }
+    self->nodes[id].frame = (uint32_t)frame | INDEXED;
     self->used++;
     return 0;
 }
@@ -378,6 +395,7 @@ free_scratch(IndexObject *self)
     PyMem_RawFree(b->frame);
     PyMem_RawFree(b->depth);
     PyMem_RawFree(b->recursive);
+    PyMem_RawFree(b->listed);
     PyMem_RawFree(b->first_child);
     PyMem_RawFree(b->next_sibling);
     PyMem_RawFree(b->children);
@@ -477,8 +495,9 @@ index_add(PyObject *op, PyObject *args)
             goto fail;
         }
     }
+    self->adds++;
     for (Py_ssize_t i = 0; i < count; i++) {
-        if (index_link(self, parents[i], frames[i], ids[i]) < 0) { /* parent < id < room */
+        if (index_put(self, parents[i], frames[i], ids[i], index_list_open(self, parents[i])) < 0) { /* parent < id < room */
             goto fail;
         }
     }
@@ -519,7 +538,8 @@ index_lookup(PyObject *op, PyObject *args)
         int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
         for (Py_ssize_t i = 0; i < count; i++) {
             int valid = parents[i] >= 0 && parents[i] < NODE_LIMIT && frames[i] >= 0 && frames[i] < FRAME_LIMIT;
-            uint32_t id = valid ? index_child(self, parents[i], frames[i]) : 0;
+            uint32_t listed;
+            uint32_t id = valid ? index_child(self, parents[i], frames[i], &listed) : 0;
             out[i] = id ? (int64_t)id : -1;
         }
     }
@@ -557,7 +577,7 @@ batch_room(Batch *b, Py_ssize_t need)
         room *= 2;
     }
     if (resize(&b->parent, room, 8) < 0 || resize(&b->frame, room, 8) < 0 || resize(&b->depth, room, 8) < 0 ||
-        resize(&b->recursive, room, 1) < 0 || resize(&b->first_child, room, 4) < 0 ||
+        resize(&b->recursive, room, 1) < 0 || resize(&b->listed, room, 1) < 0 || resize(&b->first_child, room, 4) < 0 ||
         resize(&b->next_sibling, room, 4) < 0 || resize(&b->children, room, 4) < 0) {
         return -1;
     }
@@ -596,9 +616,10 @@ batch_reset(Batch *b, Py_ssize_t stacks)
     return batch_room(b, 1);
 }
 
-/* The record of stored parent `node`, made empty if it has none yet. */
+/* The record of stored parent `node`, made with no new children (and `listed` in its list in the index) if it has
+ * none yet. */
 static inline Py_ssize_t
-batch_stored(Batch *b, int64_t node)
+batch_stored(Batch *b, int64_t node, uint32_t listed)
 {
     uint64_t at = mix((uint64_t)node) & b->stored_mask;
 
@@ -614,7 +635,7 @@ batch_stored(Batch *b, int64_t node)
     Py_ssize_t r = b->stored_count++;
     b->stored[r] = node;
     b->stored_first[r] = 0;
-    b->stored_children[r] = 0;
+    b->stored_children[r] = listed;
     b->stored_table[at] = (uint32_t)(r + 1);
     return r;
 }
@@ -729,6 +750,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
     self->walks++; /* from here on, what the batch held is gone */
     self->batch_first = next_id;
     self->batch_made = 0;
+    self->batch_adds = self->adds;
     if (leaves_obj != NULL && (b->room > KEEP_SCRATCH_NODES || b->stored_room > KEEP_SCRATCH_NODES)) {
         free_scratch(self); /* a big batch left by a walk with nodes=False */
     }
@@ -753,6 +775,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         const int64_t *base[GROUP];
         Py_ssize_t step = leaf_first ? -1 : 1;
         int64_t node[GROUP], depth[GROUP], length[GROUP];
+        uint32_t listed[GROUP]; /* where a stack leaves the stored tree: the length of that node's list */
         Py_ssize_t active[GROUP], n_active = 0;
 
         /* Down the stored tree, the group's stacks a level at a time: each stack's next node is prefetched
@@ -764,6 +787,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             base[m] = leaf_first && length[m] ? frames + start + length[m] - 1 : frames + start;
             node[m] = 0;
             depth[m] = 0;
+            listed[m] = 0;
             if (length[m] > 0) {
                 active[n_active++] = m;
             }
@@ -772,7 +796,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             Py_ssize_t still = 0;
             for (Py_ssize_t a = 0; a < n_active; a++) {
                 Py_ssize_t m = active[a];
-                uint32_t child = index_child(self, node[m], base[m][depth[m] * step]);
+                uint32_t child = index_child(self, node[m], base[m][depth[m] * step], &listed[m]);
                 if (child) {
                     node[m] = child;
                     if (++depth[m] < length[m]) {
@@ -828,7 +852,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                     }
                     uint32_t *first, *count;
                     if (at_node < next_id) {
-                        Py_ssize_t r = batch_stored(b, at_node);
+                        Py_ssize_t r = batch_stored(b, at_node, listed[m]);
                         first = &b->stored_first[r];
                         count = &b->stored_children[r];
                     }
@@ -859,6 +883,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         b->first_child[j] = 0;
                         b->children[j] = 0;
                         b->next_sibling[j] = 0;
+                        b->listed[j] = *count < LIST;
                         if (*count < LIST) {
                             b->next_sibling[j] = *first;
                             *first = (uint32_t)(j + 1);
@@ -1062,9 +1087,11 @@ index_commit(PyObject *op, PyObject *args)
     int64_t *parent = views[0].buf;
     int32_t *function = views[1].buf, *depth = views[2].buf;
     uint8_t *recursive = views[3].buf, *known = views[4].buf;
+    int trusted = self->adds == self->batch_adds; /* the lists are as the walk saw them */
     for (Py_ssize_t j = 0; j < count; j++) {
         int64_t id = first + j, up = b->parent[j];
-        if (index_link(self, up, b->frame[j], id) < 0) {
+        int into_list = trusted ? b->listed[j] : index_list_open(self, up);
+        if (index_put(self, up, b->frame[j], id, into_list) < 0) {
             goto fail; /* out of memory: what is indexed so far stays (as add() leaves it) */
         }
         parent[id] = up;

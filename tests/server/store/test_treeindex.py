@@ -293,6 +293,32 @@ def test_every_fan_out_across_the_list_finds_each_child_and_no_other(committed: 
     assert len(index) == high
 
 
+def test_a_commit_after_an_add_finds_every_child() -> None:
+    """A walk places each new node in its parent's list or the hash table by the lists it saw; nodes added
+    between the walk and its commit lengthen those lists, and the commit still indexes every node findably."""
+    for before, between, new in ((0, 1, 1), (1, 20, 3), (3, 3, 30), (7, 1, 2), (0, 0, 12)):
+        index, tree = Index(), Columns(1_000)
+        # Stored: node 1 (frame 5 under the root) with `before` children.
+        index.add(np.array([0, *[1] * before]), np.array([5, *range(100, 100 + before)]), np.arange(1, before + 2))
+        high = before + 1
+        stacks = [[5, frame, 7] for frame in range(300, 300 + new)]
+        frames, offsets = _flat(stacks, leaf_first=False)
+        leaves, made, walk = index.walk(frames, offsets, high + 1, nodes=False)
+        assert made == 2 * new
+        added = np.arange(high + made + 1, high + made + 1 + between)
+        index.add(np.ones(between, dtype=np.int64), np.arange(200, 200 + between), added)
+        index.commit(walk, *tree.all())
+        assert len(index) == 1 + before + between + made
+        children = [*range(100, 100 + before), *range(200, 200 + between), *range(300, 300 + new)]
+        lookup = index.lookup(np.ones(len(children) + 1, dtype=np.int64), np.array([*children, 400]))
+        found = np.frombuffer(lookup, dtype=np.int64)
+        assert (found[:-1] > 1).all() and found[-1] == -1 and len(set(found.tolist())) == len(children) + 1
+        assert _walk(index, stacks, high + made + between + 1, leaf_first=False) == (
+            np.frombuffer(leaves, dtype=np.int64).tolist(),
+            [],
+        )
+
+
 def test_bad_input_is_refused_whole() -> None:
     index = Index()
     index.add(np.array([0, 1]), np.array([5, 6]), np.array([1, 2]))
