@@ -11,7 +11,7 @@ Words: TypeAlias = Buffer | npt.NDArray[np.int64]
 
 @final
 class Index:
-    """Stack node ids by ``(parent, frame)``: the tree as child lists by node id, 16 bytes a node.
+    """Stack node ids by ``(parent, frame)``: the tree as child lists by node id, 12 bytes a node.
 
     Every buffer argument is a contiguous buffer of 64-bit integers (a numpy ``int64`` array).
     """
