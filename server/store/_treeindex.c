@@ -9,14 +9,18 @@
  * walked root first, a node at a time, and the nodes it lacks are numbered as
  * they are met, so the work is one pass over the batch's frames.
  *
- * Index: the tree itself, by node id, 12 bytes a node: its frame, its first
- * child and next sibling (a list of at most LIST children a node). Children
- * past a node's first LIST go into a hash table (wide), so a node with a
- * hundred thousand children costs a probe a lookup, not a scan; a lookup
- * that misses consults the table only when the list is full, and an insert
- * counts the list (at most LIST steps) to choose. A count of children in
- * each node made it 16 bytes: a churny profile's new nodes are all written
- * to fresh pages, each page a fault (~2.6 us on the machine measured). Ids are dense (given out in order, with gaps only where
+ * Index: the tree itself, by node id, 8 bytes a node: its first child and
+ * next sibling (a list of at most LIST children a node), and a bit saying it
+ * is indexed. A node's frame is not here: it is the tree's function column
+ * (int32, by node id), which the caller passes in; walk and lookup read it
+ * and commit and add write it. Children past a node's first LIST go into a
+ * hash table (wide), so a node with a hundred thousand children costs a
+ * probe a lookup, not a scan; a lookup that misses consults the table only
+ * when the list is full, and an insert counts the list (at most LIST steps)
+ * to choose. With its frame and a count of children each node was 16 bytes:
+ * a churny profile's new nodes are all written to fresh pages, each page a
+ * fault (~2.6 us on the machine measured), and the function column is
+ * written for them anyway. Ids are dense (given out in order, with gaps only where
  * garbage collection removed nodes), so the nodes are one array grown by
  * doubling (on Linux a mapping moved by mremap, never copied), and adding a
  * segment writes it in order: a hash table keyed by (parent, frame) scattered every insert over the whole table, and on a
@@ -85,15 +89,11 @@
 /* A walk keeps its scratch for the next one up to this many new nodes' worth (~40 bytes each). */
 #define KEEP_SCRATCH_NODES (1 << 20)
 
-/* Set in Node.frame of every indexed node (frames are below 2**31): ids garbage collection left out, and
- * the root, have it clear. */
-#define INDEXED 0x80000000u
-
-/* No count of a node's children: its list is full (LIST entries) exactly when some of them may be in the wide
- * table, and a list of at most LIST entries is counted in as many steps. Each new node is written to fresh
- * memory, whose pages cost a fault each: 12 bytes a node rather than 16 is a quarter fewer of them. */
+/* No frame and no count of a node's children. The frame is the tree's function column (int32, by node id), which
+ * the caller passes in and commit() and add() write. Its list is full (LIST entries) exactly when some of its
+ * children may be in the wide table, and a list of at most LIST entries is counted in as many steps. Each new
+ * node is written to fresh memory, whose pages cost a fault each: 8 bytes a node rather than 16 is half as many. */
 typedef struct {
-    uint32_t frame;        /* | INDEXED */
     uint32_t first_child;  /* 0: none (the root is no one's child) */
     uint32_t next_sibling; /* 0: none */
 } Node;
@@ -146,7 +146,9 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Node *nodes; /* by id; nodes[0] is the root */
+    uint8_t *present; /* a bit by id, set for every indexed node: ids garbage collection left out, and the root, have it clear */
     Py_ssize_t room;
+    int64_t high; /* the highest id indexed (0: none): the function column must cover it */
     Py_ssize_t used; /* nodes indexed, the root excluded */
     Wide wide;
     Batch batch;
@@ -249,15 +251,15 @@ wide_free(Wide *w)
 /* --- the stored tree ------------------------------------------------------- */
 
 /* The child of stored node `parent` with `frame`, 0 if none; when none, *listed is the length of the parent's
- * list (at most LIST). */
+ * list (at most LIST). `function` is the tree's frame by node id, covering every indexed id. */
 static inline uint32_t
-index_child(const IndexObject *self, int64_t parent, int64_t frame, uint32_t *listed)
+index_child(const IndexObject *self, const int32_t *function, int64_t parent, int64_t frame, uint32_t *listed)
 {
     uint32_t length = 0;
     if (parent < self->room) {
-        const uint32_t wanted = (uint32_t)frame | INDEXED;
+        const int32_t wanted = (int32_t)frame; /* below 2**31 */
         for (uint32_t c = self->nodes[parent].first_child; c; c = self->nodes[c].next_sibling) {
-            if (self->nodes[c].frame == wanted) {
+            if (function[c] == wanted) {
                 return c;
             }
             length++;
@@ -279,8 +281,15 @@ index_list_open(const IndexObject *self, int64_t parent)
     return listed < LIST;
 }
 
-/* Index node `id` (its entry still empty) as the child of `parent` (< id) with `frame`: at the head of the
- * parent's list (`into_list`: the list has room), else in the wide table. -1 with MemoryError set. */
+static inline int
+index_present(const IndexObject *self, int64_t id)
+{
+    return id < self->room && (self->present[id >> 3] >> (id & 7)) & 1;
+}
+
+/* Index node `id` (its entry still empty; its frame is the function column's, which the caller writes) as the
+ * child of `parent` (< id) with `frame`: at the head of the parent's list (`into_list`: the list has room), else
+ * in the wide table. -1 with MemoryError set. */
 static inline int
 index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into_list)
 {
@@ -291,7 +300,8 @@ index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into
     else if (wide_put(&self->wide, pack(parent, frame), (uint64_t)id) < 0) {
         return -1;
     }
-    self->nodes[id].frame = (uint32_t)frame | INDEXED;
+    self->present[id >> 3] |= (uint8_t)(1u << (id & 7));
+    self->high = id > self->high ? id : self->high;
     self->used++;
     return 0;
 }
@@ -348,6 +358,13 @@ index_room(IndexObject *self, Py_ssize_t size)
         PyErr_NoMemory();
         return -1;
     }
+    uint8_t *present = PyMem_RawRealloc(self->present, (size_t)room / 8); /* room: 1024 times a power of 2 */
+    if (present == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(present + self->room / 8, 0, (size_t)(room - self->room) / 8);
+    self->present = present;
     Node *nodes = nodes_grown(self->nodes, self->room, room);
     if (nodes == NULL) {
         PyErr_NoMemory();
@@ -366,6 +383,17 @@ release_all(Py_buffer *views, int count)
     for (int i = 0; i < count; i++) {
         PyBuffer_Release(&views[i]);
     }
+}
+
+static int get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size,
+                      const char *what);
+
+/* The tree's function column (writable int32, by node id) as the frames of the indexed nodes: it must cover
+ * every id indexed, and `size` more. */
+static int
+get_function(const IndexObject *self, PyObject *obj, Py_buffer *view, Py_ssize_t size)
+{
+    return get_column(obj, view, 4, 1, size > self->high + 1 ? size : (Py_ssize_t)self->high + 1, "function");
 }
 
 /* --- Index methods --------------------------------------------------------- */
@@ -414,6 +442,7 @@ index_dealloc(PyObject *op)
     PyTypeObject *type = Py_TYPE(op);
 
     nodes_free(self->nodes, self->room);
+    PyMem_RawFree(self->present);
     wide_free(&self->wide);
     free_scratch(self);
     type->tp_free(op);
@@ -454,12 +483,12 @@ static PyObject *
 index_add(PyObject *op, PyObject *args)
 {
     IndexObject *self = (IndexObject *)op;
-    PyObject *objs[3];
-    Py_buffer views[3];
+    PyObject *objs[4];
+    Py_buffer views[4];
     static const char *names[3] = {"parents", "frames", "ids"};
     int got = 0;
 
-    if (!PyArg_ParseTuple(args, "OOO:add", &objs[0], &objs[1], &objs[2])) {
+    if (!PyArg_ParseTuple(args, "OOOO:add", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
     for (; got < 3; got++) {
@@ -475,7 +504,9 @@ index_add(PyObject *op, PyObject *args)
         goto fail;
     }
     /* Checked whole first, so a bad segment changes nothing. */
+    int64_t last = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
+        last = ids[i] > last ? ids[i] : last;
         if (ids[i] < 1 || ids[i] >= NODE_LIMIT || parents[i] < 0 || parents[i] >= ids[i]) {
             PyErr_Format(PyExc_ValueError, "stack node %lld under %lld: ids must be in [1, 2**32), parents below them",
                          (long long)ids[i], (long long)parents[i]);
@@ -485,26 +516,32 @@ index_add(PyObject *op, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
             goto fail;
         }
-        if (ids[i] < self->room && (self->nodes[ids[i]].frame & INDEXED)) {
+        if (index_present(self, ids[i])) {
             PyErr_Format(PyExc_ValueError, "stack node %lld is indexed already", (long long)ids[i]);
             goto fail;
         }
     }
+    if (get_function(self, objs[3], &views[3], (Py_ssize_t)last + 1) < 0) {
+        goto fail;
+    }
+    got = 4;
     for (Py_ssize_t i = 0; i < count; i++) {
         if (index_room(self, ids[i] + 1) < 0) {
             goto fail;
         }
     }
     self->adds++;
+    int32_t *function = views[3].buf;
     for (Py_ssize_t i = 0; i < count; i++) {
+        function[ids[i]] = (int32_t)frames[i];
         if (index_put(self, parents[i], frames[i], ids[i], index_list_open(self, parents[i])) < 0) { /* parent < id < room */
             goto fail;
         }
     }
-    release_all(views, 3);
+    release_all(views, got);
     Py_RETURN_NONE;
 fail:
-    release_all(views, 3);
+    release_all(views, got);
     return NULL;
 }
 
@@ -512,11 +549,11 @@ static PyObject *
 index_lookup(PyObject *op, PyObject *args)
 {
     IndexObject *self = (IndexObject *)op;
-    PyObject *objs[2];
-    Py_buffer views[2];
+    PyObject *objs[3];
+    Py_buffer views[3];
     PyObject *result;
 
-    if (!PyArg_ParseTuple(args, "OO:lookup", &objs[0], &objs[1])) {
+    if (!PyArg_ParseTuple(args, "OOO:lookup", &objs[0], &objs[1], &objs[2])) {
         return NULL;
     }
     if (get_words(objs[0], &views[0], "parents") < 0) {
@@ -526,24 +563,29 @@ index_lookup(PyObject *op, PyObject *args)
         release_all(views, 1);
         return NULL;
     }
+    if (get_function(self, objs[2], &views[2], 0) < 0) {
+        release_all(views, 2);
+        return NULL;
+    }
     Py_ssize_t count = views[0].len / 8;
     if (views[1].len / 8 != count) {
         PyErr_SetString(PyExc_ValueError, "lookup() needs parents and frames of one length");
-        release_all(views, 2);
+        release_all(views, 3);
         return NULL;
     }
     result = PyBytes_FromStringAndSize(NULL, count * 8);
     if (result != NULL) {
         const int64_t *parents = views[0].buf, *frames = views[1].buf;
+        const int32_t *function = views[2].buf;
         int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
         for (Py_ssize_t i = 0; i < count; i++) {
             int valid = parents[i] >= 0 && parents[i] < NODE_LIMIT && frames[i] >= 0 && frames[i] < FRAME_LIMIT;
             uint32_t listed;
-            uint32_t id = valid ? index_child(self, parents[i], frames[i], &listed) : 0;
+            uint32_t id = valid ? index_child(self, function, parents[i], frames[i], &listed) : 0;
             out[i] = id ? (int64_t)id : -1;
         }
     }
-    release_all(views, 2);
+    release_all(views, 3);
     return result;
 }
 
@@ -680,8 +722,9 @@ frameset_put(FrameSet *set, int64_t frame)
 }
 
 PyDoc_STRVAR(index_walk_doc,
-             "walk(frames, offsets, next_id, /, *, leaf_first=False, nodes=True)\n--\n\n"
-             "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index.\n\n"
+             "walk(frames, offsets, next_id, function, /, *, leaf_first=False, nodes=True)\n--\n\n"
+             "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index, whose\n"
+             "nodes' frames are the tree's function column (int32 by node id, covering every indexed id).\n\n"
              "Returns (leaves, parents, frames, depths, recursive) as bytes: every stack's leaf id (int64; 0 for\n"
              "an empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose\n"
              "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
@@ -692,19 +735,19 @@ PyDoc_STRVAR(index_walk_doc,
 static PyObject *
 index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"", "", "", "leaf_first", "nodes", NULL};
+    static char *keywords[] = {"", "", "", "", "leaf_first", "nodes", NULL};
     IndexObject *self = (IndexObject *)op;
-    PyObject *frames_obj, *offsets_obj;
+    PyObject *frames_obj, *offsets_obj, *function_obj;
     long long next_id;
     int leaf_first = 0, copy_nodes = 1;
-    Py_buffer views[2];
+    Py_buffer views[3];
     PyObject *leaves_obj = NULL, *result = NULL;
     FrameSet set = {NULL, NULL, 0, 0};
     uint64_t filter[FILTER_WORDS];
     Batch *b = &self->batch;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOL|$pp:walk", keywords, &frames_obj, &offsets_obj, &next_id,
-                                     &leaf_first, &copy_nodes)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLO|$pp:walk", keywords, &frames_obj, &offsets_obj, &next_id,
+                                     &function_obj, &leaf_first, &copy_nodes)) {
         return NULL;
     }
     if (next_id < 1 || next_id >= NODE_LIMIT) {
@@ -718,7 +761,12 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         release_all(views, 1);
         return NULL;
     }
+    if (get_function(self, function_obj, &views[2], 0) < 0) {
+        release_all(views, 2);
+        return NULL;
+    }
     const int64_t *frames = views[0].buf, *offsets = views[1].buf;
+    const int32_t *function = views[2].buf;
     Py_ssize_t n_frames = views[0].len / 8, n_offsets = views[1].len / 8;
     Py_ssize_t n_stacks = n_offsets ? n_offsets - 1 : 0;
     int64_t longest = 0;
@@ -796,11 +844,13 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             Py_ssize_t still = 0;
             for (Py_ssize_t a = 0; a < n_active; a++) {
                 Py_ssize_t m = active[a];
-                uint32_t child = index_child(self, node[m], base[m][depth[m] * step], &listed[m]);
+                uint32_t child = index_child(self, function, node[m], base[m][depth[m] * step], &listed[m]);
                 if (child) {
                     node[m] = child;
                     if (++depth[m] < length[m]) {
-                        __builtin_prefetch(&self->nodes[self->nodes[child].first_child]);
+                        uint32_t next = self->nodes[child].first_child;
+                        __builtin_prefetch(&self->nodes[next]);
+                        __builtin_prefetch(&function[next]);
                         active[still++] = m;
                     }
                 }
@@ -918,7 +968,7 @@ done:
     PyMem_RawFree(set.frames);
     PyMem_RawFree(set.stamps);
     Py_XDECREF(leaves_obj);
-    release_all(views, 2);
+    release_all(views, 3);
     return result;
 }
 
@@ -1077,7 +1127,7 @@ index_commit(PyObject *op, PyObject *args)
         release_all(views, got);
         Py_RETURN_NONE;
     }
-    if (first < self->room && (self->nodes[first].frame & INDEXED)) {
+    if (index_present(self, first)) {
         PyErr_Format(PyExc_ValueError, "stack node %lld is indexed already", (long long)first);
         goto fail;
     }
@@ -1112,10 +1162,12 @@ static PyMethodDef index_methods[] = {
     {"reserve", index_reserve, METH_O,
      "reserve(size, /)\n--\n\nRoom for node ids below `size`, so adding nodes up to it never grows the array."},
     {"add", index_add, METH_VARARGS,
-     "add(parents, frames, ids, /)\n--\n\nIndex nodes (buffers of int64), parents before their children; an id\n"
-     "indexed already is refused. Each (parent, frame) must be new: walk() makes only missing ones."},
+     "add(parents, frames, ids, function, /)\n--\n\nIndex nodes (buffers of int64), parents before their children,\n"
+     "writing their frames into the tree's function column (writable int32 by node id); an id indexed already is\n"
+     "refused. Each (parent, frame) must be new: walk() makes only missing ones."},
     {"lookup", index_lookup, METH_VARARGS,
-     "lookup(parents, frames, /)\n--\n\nThe id of each (parent, frame) as int64 bytes, -1 where there is none."},
+     "lookup(parents, frames, function, /)\n--\n\nThe id of each (parent, frame) as int64 bytes, -1 where there is\n"
+     "none; function is the tree's function column."},
     {"walk", (PyCFunction)(void (*)(void))index_walk, METH_VARARGS | METH_KEYWORDS, index_walk_doc},
     {"segment_columns", index_segment_columns, METH_O, index_segment_columns_doc},
     {"commit", index_commit, METH_VARARGS, index_commit_doc},
@@ -1133,7 +1185,7 @@ static PyType_Slot index_slots[] = {
     {Py_tp_methods, index_methods},
     {Py_tp_getset, index_getset},
     {Py_sq_length, index_length},
-    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 12 bytes a node."},
+    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 8 bytes a node (frames in the tree's function column)."},
     {0, NULL},
 };
 
