@@ -146,7 +146,10 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Node *nodes; /* by id; nodes[0] is the root */
-    uint8_t *present; /* a bit by id, set for every indexed node: ids garbage collection left out, and the root, have it clear */
+    /* A bit by id, set for every indexed node (ids garbage collection left out, and the root, have it clear),
+     * for present_room ids (at least room). */
+    uint8_t *present;
+    Py_ssize_t present_room;
     Py_ssize_t room;
     int64_t high; /* the highest id indexed (0: none): the function column must cover it */
     Py_ssize_t used; /* nodes indexed, the root excluded */
@@ -307,38 +310,39 @@ index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into
 }
 
 /*
- * The node array's memory. On Linux it is a mapping of its own, grown with mremap: the kernel moves the
- * pages (no copy) and the new room is untouched zero pages, faulted in only when a node is written there.
- * Through malloc, growing copied the array and zeroed the new half at once: twice a node's bytes of page
- * traffic a node, not once, and page faults cost 2-5 us each on the virtual machines measured (docs/storage.md).
+ * The memory of the node array and the presence bits (`old_size` bytes grown to `size`). On Linux each is a
+ * mapping of its own, grown with mremap: the kernel moves the pages (no copy) and the new room is untouched
+ * zero pages, faulted in only when a node is written there (so reserving room for 2**32 ids costs address
+ * space, not memory). Through malloc, growing copied the array and zeroed the new half at once: twice a node's
+ * bytes of page traffic a node, not once, and page faults cost 2-5 us each on the virtual machines measured
+ * (docs/storage.md).
  */
-static Node *
-nodes_grown(Node *nodes, Py_ssize_t room, Py_ssize_t bigger)
+static void *
+zeroed_grown(void *old, size_t old_size, size_t size)
 {
-    size_t old_size = (size_t)room * sizeof(Node), size = (size_t)bigger * sizeof(Node);
 #ifdef __linux__
-    void *at = nodes == NULL ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                             : mremap(nodes, old_size, size, MREMAP_MAYMOVE);
-    return at == MAP_FAILED ? NULL : (Node *)at;
+    void *at = old == NULL ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                           : mremap(old, old_size, size, MREMAP_MAYMOVE);
+    return at == MAP_FAILED ? NULL : at;
 #else
-    Node *grown = PyMem_RawRealloc(nodes, size);
+    char *grown = PyMem_RawRealloc(old, size);
     if (grown != NULL) {
-        memset((char *)grown + old_size, 0, size - old_size);
+        memset(grown + old_size, 0, size - old_size);
     }
     return grown;
 #endif
 }
 
 static void
-nodes_free(Node *nodes, Py_ssize_t room)
+zeroed_free(void *memory, size_t size)
 {
-    if (nodes == NULL) {
+    if (memory == NULL) {
         return;
     }
 #ifdef __linux__
-    munmap(nodes, (size_t)room * sizeof(Node));
+    munmap(memory, size);
 #else
-    PyMem_RawFree(nodes);
+    PyMem_RawFree(memory);
 #endif
 }
 
@@ -358,14 +362,16 @@ index_room(IndexObject *self, Py_ssize_t size)
         PyErr_NoMemory();
         return -1;
     }
-    uint8_t *present = PyMem_RawRealloc(self->present, (size_t)room / 8); /* room: 1024 times a power of 2 */
-    if (present == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (self->present_room < room) { /* rooms are 1024 << k: whole bytes of bits */
+        uint8_t *present = zeroed_grown(self->present, (size_t)self->present_room / 8, (size_t)room / 8);
+        if (present == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->present = present;
+        self->present_room = room;
     }
-    memset(present + self->room / 8, 0, (size_t)(room - self->room) / 8);
-    self->present = present;
-    Node *nodes = nodes_grown(self->nodes, self->room, room);
+    Node *nodes = zeroed_grown(self->nodes, (size_t)self->room * sizeof(Node), (size_t)room * sizeof(Node));
     if (nodes == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -441,8 +447,8 @@ index_dealloc(PyObject *op)
     IndexObject *self = (IndexObject *)op;
     PyTypeObject *type = Py_TYPE(op);
 
-    nodes_free(self->nodes, self->room);
-    PyMem_RawFree(self->present);
+    zeroed_free(self->nodes, (size_t)self->room * sizeof(Node));
+    zeroed_free(self->present, (size_t)self->present_room / 8);
     wide_free(&self->wide);
     free_scratch(self);
     type->tp_free(op);
@@ -534,7 +540,8 @@ index_add(PyObject *op, PyObject *args)
     int32_t *function = views[3].buf;
     for (Py_ssize_t i = 0; i < count; i++) {
         function[ids[i]] = (int32_t)frames[i];
-        if (index_put(self, parents[i], frames[i], ids[i], index_list_open(self, parents[i])) < 0) { /* parent < id < room */
+        /* parent < id < room */
+        if (index_put(self, parents[i], frames[i], ids[i], index_list_open(self, parents[i])) < 0) {
             goto fail;
         }
     }
@@ -1185,7 +1192,8 @@ static PyType_Slot index_slots[] = {
     {Py_tp_methods, index_methods},
     {Py_tp_getset, index_getset},
     {Py_sq_length, index_length},
-    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 8 bytes a node (frames in the tree's function column)."},
+    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 8 bytes a node\n"
+                "(their frames are the tree's function column)."},
     {0, NULL},
 };
 
