@@ -248,17 +248,18 @@ def downgrade() -> None:
         _insert(conn, LINE_FRAMES, ids, legacylines.encode_frames(frame_rows))
     # The tree: the keys' frame ids, root first, walked a chunk of keys at a time against what is built so far.
     index = Index()
+    function = np.zeros(frame_ids.shape[0] + 1, dtype=np.int32)  # the index's frames by node id: a node a frame at most
     leaves = np.zeros(len(vectors), dtype=np.int64)
     next_id = 1
     for start in range(0, len(vectors), CHUNK):
         stop = min(start + CHUNK, len(vectors))
         chunk = frame_ids[offsets[start] : offsets[stop]]
-        walked = index.walk(chunk, offsets[start : stop + 1] - offsets[start], next_id, leaf_first=True)
+        walked = index.walk(chunk, offsets[start : stop + 1] - offsets[start], next_id, function, leaf_first=True)
         leaves[start:stop] = np.frombuffer(walked[0], dtype=np.int64)
         parents, frames = (np.frombuffer(b, dtype=np.int64) for b in walked[1:3])
         recursive = np.frombuffer(walked[4], dtype=np.uint8).astype(bool)
         ids = next_id + np.arange(parents.shape[0], dtype=np.int64)
-        index.add(parents, frames, ids)
+        index.add(parents, frames, ids, function)
         for at_node in range(0, ids.shape[0], CHUNK):
             cut = slice(at_node, at_node + CHUNK)
             segment = stackcodec.Segment(ids[cut], parents[cut], frames[cut], recursive[cut])

@@ -9,11 +9,18 @@
  * walked root first, a node at a time, and the nodes it lacks are numbered as
  * they are met, so the work is one pass over the batch's frames.
  *
- * Index: the tree itself, by node id, 16 bytes a node: its frame, its first
- * child and next sibling (a list of at most LIST children a node), and how
- * many children it has. Children past a node's first LIST go into a hash
- * table (wide), so a node with a hundred thousand children costs a probe a
- * lookup, not a scan. Ids are dense (given out in order, with gaps only where
+ * Index: the tree itself, by node id, 8 bytes a node: its first child and
+ * next sibling (a list of at most LIST children a node), and a bit saying it
+ * is indexed. A node's frame is not here: it is the tree's function column
+ * (int32, by node id), which the caller passes in; walk and lookup read it
+ * and commit and add write it. Children past a node's first LIST go into a
+ * hash table (wide), so a node with a hundred thousand children costs a
+ * probe a lookup, not a scan; a lookup that misses consults the table only
+ * when the list is full, and an insert counts the list (at most LIST steps)
+ * to choose. With its frame and a count of children each node was 16 bytes:
+ * a churny profile's new nodes are all written to fresh pages, each page a
+ * fault (~2.6 us on the machine measured), and the function column is
+ * written for them anyway. Ids are dense (given out in order, with gaps only where
  * garbage collection removed nodes), so the nodes are one array grown by
  * doubling (on Linux a mapping moved by mremap, never copied), and adding a
  * segment writes it in order: a hash table keyed by (parent, frame) scattered every insert over the whole table, and on a
@@ -82,15 +89,13 @@
 /* A walk keeps its scratch for the next one up to this many new nodes' worth (~40 bytes each). */
 #define KEEP_SCRATCH_NODES (1 << 20)
 
-/* Set in Node.frame of every indexed node (frames are below 2**31): ids garbage collection left out, and
- * the root, have it clear. */
-#define INDEXED 0x80000000u
-
+/* No frame and no count of a node's children. The frame is the tree's function column (int32, by node id), which
+ * the caller passes in and commit() and add() write. Its list is full (LIST entries) exactly when some of its
+ * children may be in the wide table, and a list of at most LIST entries is counted in as many steps. Each new
+ * node is written to fresh memory, whose pages cost a fault each: 8 bytes a node rather than 16 is half as many. */
 typedef struct {
-    uint32_t frame;        /* | INDEXED */
     uint32_t first_child;  /* 0: none (the root is no one's child) */
     uint32_t next_sibling; /* 0: none */
-    uint32_t children;     /* those past LIST included */
 } Node;
 
 /* A hash table of (parent, frame) keys packed as parent << 31 | frame; an id of 0 marks an empty slot. */
@@ -111,17 +116,24 @@ typedef struct {
  * its own. Parents already stored get their list of new children through a small table keyed by their id
  * (at most one a stack: a stack leaves the stored tree once). Kept between walks, so a steady stream of
  * batches reuses memory already faulted in.
+ *
+ * A stored parent's count of new children starts at the length of its list in the index (at most LIST), so
+ * a new node goes into its parent's list in the batch exactly when it will go into the parent's list in the
+ * index at commit (listed[j]): the commit then counts no lists, whose stored entries are scattered over the
+ * node array (counting them cost more than the 4 bytes a node saved).
  */
 typedef struct {
     int64_t *parent;
     int64_t *frame;
     int64_t *depth;
     uint8_t *recursive;
+    uint8_t *listed; /* 1: into its parent's list at commit, 0: into the wide table */
     uint32_t *first_child;
     uint32_t *next_sibling;
     uint32_t *children;
     Py_ssize_t room;
-    /* Stored parents with new children: record r is stored[r], its list and count; table holds 1 + r. */
+    /* Stored parents with new children: record r is stored[r], its list and count (from the length of its list
+     * in the index); table holds 1 + r. */
     int64_t *stored;
     uint32_t *stored_first;
     uint32_t *stored_children;
@@ -134,7 +146,12 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Node *nodes; /* by id; nodes[0] is the root */
+    /* A bit by id, set for every indexed node (ids garbage collection left out, and the root, have it clear),
+     * for present_room ids (at least room). */
+    uint8_t *present;
+    Py_ssize_t present_room;
     Py_ssize_t room;
+    int64_t high; /* the highest id indexed (0: none): the function column must cover it */
     Py_ssize_t used; /* nodes indexed, the root excluded */
     Wide wide;
     Batch batch;
@@ -143,6 +160,9 @@ typedef struct {
     uint64_t walks;
     int64_t batch_first;
     Py_ssize_t batch_made;
+    /* Calls of add() so far, and their number at the last walk: a commit after another add() (which may have
+     * lengthened the lists the walk saw) counts the lists again rather than trust the batch's listed[]. */
+    uint64_t adds, batch_adds;
 } IndexObject;
 
 static inline uint64_t
@@ -233,55 +253,96 @@ wide_free(Wide *w)
 
 /* --- the stored tree ------------------------------------------------------- */
 
-/* The child of stored node `parent` with `frame`, 0 if none. */
+/* The child of stored node `parent` with `frame`, 0 if none; when none, *listed is the length of the parent's
+ * list (at most LIST). `function` is the tree's frame by node id, covering every indexed id. */
 static inline uint32_t
-index_child(const IndexObject *self, int64_t parent, int64_t frame)
+index_child(const IndexObject *self, const int32_t *function, int64_t parent, int64_t frame, uint32_t *listed)
 {
-    if (parent >= self->room) {
-        return 0;
-    }
-    const Node *p = &self->nodes[parent];
-    for (uint32_t c = p->first_child; c; c = self->nodes[c].next_sibling) {
-        if (self->nodes[c].frame == ((uint32_t)frame | INDEXED)) {
-            return c;
+    uint32_t length = 0;
+    if (parent < self->room) {
+        const int32_t wanted = (int32_t)frame; /* below 2**31 */
+        for (uint32_t c = self->nodes[parent].first_child; c; c = self->nodes[c].next_sibling) {
+            if (function[c] == wanted) {
+                return c;
+            }
+            length++;
         }
     }
-    return p->children > LIST ? (uint32_t)wide_find(&self->wide, pack(parent, frame)) : 0;
+    *listed = length;
+    /* Only a full list has children past it. */
+    return length >= LIST ? (uint32_t)wide_find(&self->wide, pack(parent, frame)) : 0;
+}
+
+/* Whether stored node `parent`'s list has room for another child (it holds fewer than LIST). */
+static inline int
+index_list_open(const IndexObject *self, int64_t parent)
+{
+    int listed = 0;
+    for (uint32_t c = self->nodes[parent].first_child; c && listed < LIST; c = self->nodes[c].next_sibling) {
+        listed++;
+    }
+    return listed < LIST;
+}
+
+static inline int
+index_present(const IndexObject *self, int64_t id)
+{
+    return id < self->room && (self->present[id >> 3] >> (id & 7)) & 1;
+}
+
+/* Index node `id` (its entry still empty; its frame is the function column's, which the caller writes) as the
+ * child of `parent` (< id) with `frame`: at the head of the parent's list (`into_list`: the list has room), else
+ * in the wide table. -1 with MemoryError set. */
+static inline int
+index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into_list)
+{
+    if (into_list) {
+        self->nodes[id].next_sibling = self->nodes[parent].first_child;
+        self->nodes[parent].first_child = (uint32_t)id;
+    }
+    else if (wide_put(&self->wide, pack(parent, frame), (uint64_t)id) < 0) {
+        return -1;
+    }
+    self->present[id >> 3] |= (uint8_t)(1u << (id & 7));
+    self->high = id > self->high ? id : self->high;
+    self->used++;
+    return 0;
 }
 
 /*
- * The node array's memory. On Linux it is a mapping of its own, grown with mremap: the kernel moves the
- * pages (no copy) and the new room is untouched zero pages, faulted in only when a node is written there.
- * Through malloc, growing copied the array and zeroed the new half at once: 32 bytes of page traffic a
- * node, not 16, and page faults cost 2-5 us each on the virtual machines measured (docs/storage.md).
+ * The memory of the node array and the presence bits (`old_size` bytes grown to `size`). On Linux each is a
+ * mapping of its own, grown with mremap: the kernel moves the pages (no copy) and the new room is untouched
+ * zero pages, faulted in only when a node is written there (so reserving room for 2**32 ids costs address
+ * space, not memory). Through malloc, growing copied the array and zeroed the new half at once: twice a node's
+ * bytes of page traffic a node, not once, and page faults cost 2-5 us each on the virtual machines measured
+ * (docs/storage.md).
  */
-static Node *
-nodes_grown(Node *nodes, Py_ssize_t room, Py_ssize_t bigger)
+static void *
+zeroed_grown(void *old, size_t old_size, size_t size)
 {
-    size_t old_size = (size_t)room * sizeof(Node), size = (size_t)bigger * sizeof(Node);
 #ifdef __linux__
-    void *at = nodes == NULL ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                             : mremap(nodes, old_size, size, MREMAP_MAYMOVE);
-    return at == MAP_FAILED ? NULL : (Node *)at;
+    void *at = old == NULL ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                           : mremap(old, old_size, size, MREMAP_MAYMOVE);
+    return at == MAP_FAILED ? NULL : at;
 #else
-    Node *grown = PyMem_RawRealloc(nodes, size);
+    char *grown = PyMem_RawRealloc(old, size);
     if (grown != NULL) {
-        memset((char *)grown + old_size, 0, size - old_size);
+        memset(grown + old_size, 0, size - old_size);
     }
     return grown;
 #endif
 }
 
 static void
-nodes_free(Node *nodes, Py_ssize_t room)
+zeroed_free(void *memory, size_t size)
 {
-    if (nodes == NULL) {
+    if (memory == NULL) {
         return;
     }
 #ifdef __linux__
-    munmap(nodes, (size_t)room * sizeof(Node));
+    munmap(memory, size);
 #else
-    PyMem_RawFree(nodes);
+    PyMem_RawFree(memory);
 #endif
 }
 
@@ -301,7 +362,16 @@ index_room(IndexObject *self, Py_ssize_t size)
         PyErr_NoMemory();
         return -1;
     }
-    Node *nodes = nodes_grown(self->nodes, self->room, room);
+    if (self->present_room < room) { /* rooms are 1024 << k: whole bytes of bits */
+        uint8_t *present = zeroed_grown(self->present, (size_t)self->present_room / 8, (size_t)room / 8);
+        if (present == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->present = present;
+        self->present_room = room;
+    }
+    Node *nodes = zeroed_grown(self->nodes, (size_t)self->room * sizeof(Node), (size_t)room * sizeof(Node));
     if (nodes == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -319,6 +389,17 @@ release_all(Py_buffer *views, int count)
     for (int i = 0; i < count; i++) {
         PyBuffer_Release(&views[i]);
     }
+}
+
+static int get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size,
+                      const char *what);
+
+/* The tree's function column (writable int32, by node id) as the frames of the indexed nodes: it must cover
+ * every id indexed, and `size` more. */
+static int
+get_function(const IndexObject *self, PyObject *obj, Py_buffer *view, Py_ssize_t size)
+{
+    return get_column(obj, view, 4, 1, size > self->high + 1 ? size : (Py_ssize_t)self->high + 1, "function");
 }
 
 /* --- Index methods --------------------------------------------------------- */
@@ -348,6 +429,7 @@ free_scratch(IndexObject *self)
     PyMem_RawFree(b->frame);
     PyMem_RawFree(b->depth);
     PyMem_RawFree(b->recursive);
+    PyMem_RawFree(b->listed);
     PyMem_RawFree(b->first_child);
     PyMem_RawFree(b->next_sibling);
     PyMem_RawFree(b->children);
@@ -365,7 +447,8 @@ index_dealloc(PyObject *op)
     IndexObject *self = (IndexObject *)op;
     PyTypeObject *type = Py_TYPE(op);
 
-    nodes_free(self->nodes, self->room);
+    zeroed_free(self->nodes, (size_t)self->room * sizeof(Node));
+    zeroed_free(self->present, (size_t)self->present_room / 8);
     wide_free(&self->wide);
     free_scratch(self);
     type->tp_free(op);
@@ -406,12 +489,12 @@ static PyObject *
 index_add(PyObject *op, PyObject *args)
 {
     IndexObject *self = (IndexObject *)op;
-    PyObject *objs[3];
-    Py_buffer views[3];
+    PyObject *objs[4];
+    Py_buffer views[4];
     static const char *names[3] = {"parents", "frames", "ids"};
     int got = 0;
 
-    if (!PyArg_ParseTuple(args, "OOO:add", &objs[0], &objs[1], &objs[2])) {
+    if (!PyArg_ParseTuple(args, "OOOO:add", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
     for (; got < 3; got++) {
@@ -427,7 +510,9 @@ index_add(PyObject *op, PyObject *args)
         goto fail;
     }
     /* Checked whole first, so a bad segment changes nothing. */
+    int64_t last = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
+        last = ids[i] > last ? ids[i] : last;
         if (ids[i] < 1 || ids[i] >= NODE_LIMIT || parents[i] < 0 || parents[i] >= ids[i]) {
             PyErr_Format(PyExc_ValueError, "stack node %lld under %lld: ids must be in [1, 2**32), parents below them",
                          (long long)ids[i], (long long)parents[i]);
@@ -437,35 +522,33 @@ index_add(PyObject *op, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
             goto fail;
         }
-        if (ids[i] < self->room && (self->nodes[ids[i]].frame & INDEXED)) {
+        if (index_present(self, ids[i])) {
             PyErr_Format(PyExc_ValueError, "stack node %lld is indexed already", (long long)ids[i]);
             goto fail;
         }
     }
+    if (get_function(self, objs[3], &views[3], (Py_ssize_t)last + 1) < 0) {
+        goto fail;
+    }
+    got = 4;
     for (Py_ssize_t i = 0; i < count; i++) {
         if (index_room(self, ids[i] + 1) < 0) {
             goto fail;
         }
     }
+    self->adds++;
+    int32_t *function = views[3].buf;
     for (Py_ssize_t i = 0; i < count; i++) {
-        int64_t parent = parents[i], id = ids[i];
-        Node *p = &self->nodes[parent]; /* parent < id < room */
-        Node *n = &self->nodes[id];
-        n->frame = (uint32_t)frames[i] | INDEXED;
-        if (p->children < LIST) {
-            n->next_sibling = p->first_child;
-            p->first_child = (uint32_t)id;
-        }
-        else if (wide_put(&self->wide, pack(parent, frames[i]), (uint64_t)id) < 0) {
+        function[ids[i]] = (int32_t)frames[i];
+        /* parent < id < room */
+        if (index_put(self, parents[i], frames[i], ids[i], index_list_open(self, parents[i])) < 0) {
             goto fail;
         }
-        p->children++;
-        self->used++;
     }
-    release_all(views, 3);
+    release_all(views, got);
     Py_RETURN_NONE;
 fail:
-    release_all(views, 3);
+    release_all(views, got);
     return NULL;
 }
 
@@ -473,11 +556,11 @@ static PyObject *
 index_lookup(PyObject *op, PyObject *args)
 {
     IndexObject *self = (IndexObject *)op;
-    PyObject *objs[2];
-    Py_buffer views[2];
+    PyObject *objs[3];
+    Py_buffer views[3];
     PyObject *result;
 
-    if (!PyArg_ParseTuple(args, "OO:lookup", &objs[0], &objs[1])) {
+    if (!PyArg_ParseTuple(args, "OOO:lookup", &objs[0], &objs[1], &objs[2])) {
         return NULL;
     }
     if (get_words(objs[0], &views[0], "parents") < 0) {
@@ -487,23 +570,29 @@ index_lookup(PyObject *op, PyObject *args)
         release_all(views, 1);
         return NULL;
     }
+    if (get_function(self, objs[2], &views[2], 0) < 0) {
+        release_all(views, 2);
+        return NULL;
+    }
     Py_ssize_t count = views[0].len / 8;
     if (views[1].len / 8 != count) {
         PyErr_SetString(PyExc_ValueError, "lookup() needs parents and frames of one length");
-        release_all(views, 2);
+        release_all(views, 3);
         return NULL;
     }
     result = PyBytes_FromStringAndSize(NULL, count * 8);
     if (result != NULL) {
         const int64_t *parents = views[0].buf, *frames = views[1].buf;
+        const int32_t *function = views[2].buf;
         int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
         for (Py_ssize_t i = 0; i < count; i++) {
             int valid = parents[i] >= 0 && parents[i] < NODE_LIMIT && frames[i] >= 0 && frames[i] < FRAME_LIMIT;
-            uint32_t id = valid ? index_child(self, parents[i], frames[i]) : 0;
+            uint32_t listed;
+            uint32_t id = valid ? index_child(self, function, parents[i], frames[i], &listed) : 0;
             out[i] = id ? (int64_t)id : -1;
         }
     }
-    release_all(views, 2);
+    release_all(views, 3);
     return result;
 }
 
@@ -537,7 +626,7 @@ batch_room(Batch *b, Py_ssize_t need)
         room *= 2;
     }
     if (resize(&b->parent, room, 8) < 0 || resize(&b->frame, room, 8) < 0 || resize(&b->depth, room, 8) < 0 ||
-        resize(&b->recursive, room, 1) < 0 || resize(&b->first_child, room, 4) < 0 ||
+        resize(&b->recursive, room, 1) < 0 || resize(&b->listed, room, 1) < 0 || resize(&b->first_child, room, 4) < 0 ||
         resize(&b->next_sibling, room, 4) < 0 || resize(&b->children, room, 4) < 0) {
         return -1;
     }
@@ -576,9 +665,10 @@ batch_reset(Batch *b, Py_ssize_t stacks)
     return batch_room(b, 1);
 }
 
-/* The record of stored parent `node`, made empty if it has none yet. */
+/* The record of stored parent `node`, made with no new children (and `listed` in its list in the index) if it has
+ * none yet. */
 static inline Py_ssize_t
-batch_stored(Batch *b, int64_t node)
+batch_stored(Batch *b, int64_t node, uint32_t listed)
 {
     uint64_t at = mix((uint64_t)node) & b->stored_mask;
 
@@ -594,7 +684,7 @@ batch_stored(Batch *b, int64_t node)
     Py_ssize_t r = b->stored_count++;
     b->stored[r] = node;
     b->stored_first[r] = 0;
-    b->stored_children[r] = 0;
+    b->stored_children[r] = listed;
     b->stored_table[at] = (uint32_t)(r + 1);
     return r;
 }
@@ -639,8 +729,9 @@ frameset_put(FrameSet *set, int64_t frame)
 }
 
 PyDoc_STRVAR(index_walk_doc,
-             "walk(frames, offsets, next_id, /, *, leaf_first=False, nodes=True)\n--\n\n"
-             "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index.\n\n"
+             "walk(frames, offsets, next_id, function, /, *, leaf_first=False, nodes=True)\n--\n\n"
+             "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index, whose\n"
+             "nodes' frames are the tree's function column (int32 by node id, covering every indexed id).\n\n"
              "Returns (leaves, parents, frames, depths, recursive) as bytes: every stack's leaf id (int64; 0 for\n"
              "an empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose\n"
              "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
@@ -651,19 +742,19 @@ PyDoc_STRVAR(index_walk_doc,
 static PyObject *
 index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"", "", "", "leaf_first", "nodes", NULL};
+    static char *keywords[] = {"", "", "", "", "leaf_first", "nodes", NULL};
     IndexObject *self = (IndexObject *)op;
-    PyObject *frames_obj, *offsets_obj;
+    PyObject *frames_obj, *offsets_obj, *function_obj;
     long long next_id;
     int leaf_first = 0, copy_nodes = 1;
-    Py_buffer views[2];
+    Py_buffer views[3];
     PyObject *leaves_obj = NULL, *result = NULL;
     FrameSet set = {NULL, NULL, 0, 0};
     uint64_t filter[FILTER_WORDS];
     Batch *b = &self->batch;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOL|$pp:walk", keywords, &frames_obj, &offsets_obj, &next_id,
-                                     &leaf_first, &copy_nodes)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLO|$pp:walk", keywords, &frames_obj, &offsets_obj, &next_id,
+                                     &function_obj, &leaf_first, &copy_nodes)) {
         return NULL;
     }
     if (next_id < 1 || next_id >= NODE_LIMIT) {
@@ -677,7 +768,12 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         release_all(views, 1);
         return NULL;
     }
+    if (get_function(self, function_obj, &views[2], 0) < 0) {
+        release_all(views, 2);
+        return NULL;
+    }
     const int64_t *frames = views[0].buf, *offsets = views[1].buf;
+    const int32_t *function = views[2].buf;
     Py_ssize_t n_frames = views[0].len / 8, n_offsets = views[1].len / 8;
     Py_ssize_t n_stacks = n_offsets ? n_offsets - 1 : 0;
     int64_t longest = 0;
@@ -709,6 +805,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
     self->walks++; /* from here on, what the batch held is gone */
     self->batch_first = next_id;
     self->batch_made = 0;
+    self->batch_adds = self->adds;
     if (leaves_obj != NULL && (b->room > KEEP_SCRATCH_NODES || b->stored_room > KEEP_SCRATCH_NODES)) {
         free_scratch(self); /* a big batch left by a walk with nodes=False */
     }
@@ -733,6 +830,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         const int64_t *base[GROUP];
         Py_ssize_t step = leaf_first ? -1 : 1;
         int64_t node[GROUP], depth[GROUP], length[GROUP];
+        uint32_t listed[GROUP]; /* where a stack leaves the stored tree: the length of that node's list */
         Py_ssize_t active[GROUP], n_active = 0;
 
         /* Down the stored tree, the group's stacks a level at a time: each stack's next node is prefetched
@@ -744,6 +842,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             base[m] = leaf_first && length[m] ? frames + start + length[m] - 1 : frames + start;
             node[m] = 0;
             depth[m] = 0;
+            listed[m] = 0;
             if (length[m] > 0) {
                 active[n_active++] = m;
             }
@@ -752,11 +851,13 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             Py_ssize_t still = 0;
             for (Py_ssize_t a = 0; a < n_active; a++) {
                 Py_ssize_t m = active[a];
-                uint32_t child = index_child(self, node[m], base[m][depth[m] * step]);
+                uint32_t child = index_child(self, function, node[m], base[m][depth[m] * step], &listed[m]);
                 if (child) {
                     node[m] = child;
                     if (++depth[m] < length[m]) {
-                        __builtin_prefetch(&self->nodes[self->nodes[child].first_child]);
+                        uint32_t next = self->nodes[child].first_child;
+                        __builtin_prefetch(&self->nodes[next]);
+                        __builtin_prefetch(&function[next]);
                         active[still++] = m;
                     }
                 }
@@ -808,7 +909,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                     }
                     uint32_t *first, *count;
                     if (at_node < next_id) {
-                        Py_ssize_t r = batch_stored(b, at_node);
+                        Py_ssize_t r = batch_stored(b, at_node, listed[m]);
                         first = &b->stored_first[r];
                         count = &b->stored_children[r];
                     }
@@ -839,6 +940,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         b->first_child[j] = 0;
                         b->children[j] = 0;
                         b->next_sibling[j] = 0;
+                        b->listed[j] = *count < LIST;
                         if (*count < LIST) {
                             b->next_sibling[j] = *first;
                             *first = (uint32_t)(j + 1);
@@ -873,7 +975,7 @@ done:
     PyMem_RawFree(set.frames);
     PyMem_RawFree(set.stamps);
     Py_XDECREF(leaves_obj);
-    release_all(views, 2);
+    release_all(views, 3);
     return result;
 }
 
@@ -1040,7 +1142,7 @@ index_commit(PyObject *op, PyObject *args)
         release_all(views, got);
         Py_RETURN_NONE;
     }
-    if (first < self->room && (self->nodes[first].frame & INDEXED)) {
+    if (index_present(self, first)) {
         PyErr_Format(PyExc_ValueError, "stack node %lld is indexed already", (long long)first);
         goto fail;
     }
@@ -1050,20 +1152,13 @@ index_commit(PyObject *op, PyObject *args)
     uint32_t *parent = views[0].buf;
     int32_t *function = views[1].buf, *depth = views[2].buf;
     uint8_t *recursive = views[3].buf, *known = views[4].buf;
+    int trusted = self->adds == self->batch_adds; /* the lists are as the walk saw them */
     for (Py_ssize_t j = 0; j < count; j++) {
         int64_t id = first + j, up = b->parent[j];
-        Node *p = &self->nodes[up];
-        Node *n = &self->nodes[id];
-        n->frame = (uint32_t)b->frame[j] | INDEXED;
-        if (p->children < LIST) {
-            n->next_sibling = p->first_child;
-            p->first_child = (uint32_t)id;
-        }
-        else if (wide_put(&self->wide, pack(up, b->frame[j]), (uint64_t)id) < 0) {
+        int into_list = trusted ? b->listed[j] : index_list_open(self, up);
+        if (index_put(self, up, b->frame[j], id, into_list) < 0) {
             goto fail; /* out of memory: what is indexed so far stays (as add() leaves it) */
         }
-        p->children++;
-        self->used++;
         parent[id] = (uint32_t)up; /* below the id, itself below NODE_LIMIT */
         function[id] = (int32_t)b->frame[j]; /* below FRAME_LIMIT, and depths below DEPTH_LIMIT: walk() checks */
         depth[id] = (int32_t)b->depth[j];
@@ -1082,10 +1177,12 @@ static PyMethodDef index_methods[] = {
     {"reserve", index_reserve, METH_O,
      "reserve(size, /)\n--\n\nRoom for node ids below `size`, so adding nodes up to it never grows the array."},
     {"add", index_add, METH_VARARGS,
-     "add(parents, frames, ids, /)\n--\n\nIndex nodes (buffers of int64), parents before their children; an id\n"
-     "indexed already is refused. Each (parent, frame) must be new: walk() makes only missing ones."},
+     "add(parents, frames, ids, function, /)\n--\n\nIndex nodes (buffers of int64), parents before their children,\n"
+     "writing their frames into the tree's function column (writable int32 by node id); an id indexed already is\n"
+     "refused. Each (parent, frame) must be new: walk() makes only missing ones."},
     {"lookup", index_lookup, METH_VARARGS,
-     "lookup(parents, frames, /)\n--\n\nThe id of each (parent, frame) as int64 bytes, -1 where there is none."},
+     "lookup(parents, frames, function, /)\n--\n\nThe id of each (parent, frame) as int64 bytes, -1 where there is\n"
+     "none; function is the tree's function column."},
     {"walk", (PyCFunction)(void (*)(void))index_walk, METH_VARARGS | METH_KEYWORDS, index_walk_doc},
     {"segment_columns", index_segment_columns, METH_O, index_segment_columns_doc},
     {"commit", index_commit, METH_VARARGS, index_commit_doc},
@@ -1103,7 +1200,8 @@ static PyType_Slot index_slots[] = {
     {Py_tp_methods, index_methods},
     {Py_tp_getset, index_getset},
     {Py_sq_length, index_length},
-    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 16 bytes a node."},
+    {Py_tp_doc, "Index()\n--\n\nStack node ids by (parent, frame): the tree as child lists by node id, 8 bytes a node\n"
+                "(their frames are the tree's function column)."},
     {0, NULL},
 };
 

@@ -11,9 +11,11 @@ Words: TypeAlias = Buffer | npt.NDArray[np.int64]
 
 @final
 class Index:
-    """Stack node ids by ``(parent, frame)``: the tree as child lists by node id, 16 bytes a node.
+    """Stack node ids by ``(parent, frame)``: the tree as child lists by node id, 8 bytes a node. A node's frame
+    is the tree's ``function`` column (int32 by node id): :meth:`walk` and :meth:`lookup` read it, :meth:`add`
+    and :meth:`commit` write it, and it must reach every id indexed.
 
-    Every buffer argument is a contiguous buffer of 64-bit integers (a numpy ``int64`` array).
+    Every other buffer argument is a contiguous buffer of 64-bit integers (a numpy ``int64`` array).
     """
 
     def __init__(self) -> None: ...
@@ -27,21 +29,38 @@ class Index:
     def reserve(self, size: int, /) -> None:
         """Room for node ids below ``size``, so adding nodes up to it never grows the array."""
 
-    def add(self, parents: Words, frames: Words, ids: Words, /) -> None:
-        """Index nodes, parents before their children; each ``(parent, frame)`` must be new (:meth:`walk`
-        makes only missing ones). ``ValueError``, with nothing added, for an id outside [1, 2**32) or
-        indexed already, a parent not below its node, or a frame outside [0, 2**31)."""
+    def add(self, parents: Words, frames: Words, ids: Words, function: npt.NDArray[np.int32], /) -> None:
+        """Index nodes, parents before their children, and write their frames into ``function`` (writable, with
+        room for every id); each ``(parent, frame)`` must be new (:meth:`walk` makes only missing ones).
+        ``ValueError``, with nothing added, for an id outside [1, 2**32) or indexed already, a parent not below
+        its node, a frame outside [0, 2**31), or a function column too short or of another type."""
 
-    def lookup(self, parents: Words, frames: Words, /) -> bytes:
+    def lookup(self, parents: Words, frames: Words, function: npt.NDArray[np.int32], /) -> bytes:
         """The id of each ``(parent, frame)`` as int64 bytes, -1 where there is none."""
 
     @overload
     def walk(
-        self, frames: Words, offsets: Words, next_id: int, /, *, leaf_first: bool = False, nodes: Literal[False]
+        self,
+        frames: Words,
+        offsets: Words,
+        next_id: int,
+        function: npt.NDArray[np.int32],
+        /,
+        *,
+        leaf_first: bool = False,
+        nodes: Literal[False],
     ) -> tuple[bytes, int, int]: ...
     @overload
     def walk(
-        self, frames: Words, offsets: Words, next_id: int, /, *, leaf_first: bool = False, nodes: Literal[True] = True
+        self,
+        frames: Words,
+        offsets: Words,
+        next_id: int,
+        function: npt.NDArray[np.int32],
+        /,
+        *,
+        leaf_first: bool = False,
+        nodes: Literal[True] = True,
     ) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """Resolve the stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first) against the index.
 

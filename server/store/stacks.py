@@ -12,10 +12,11 @@ segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
 numpy columns by node id (parent uint32, frame and depth int32, recursive
 flag: 14 bytes a node with the ``known`` flag), and as the
-C index of :mod:`server.store._treeindex` (each node's children by frame),
-which walks a profile's new stacks in one pass and numbers the nodes they
-lack. Queries use the same columns: merging profiles means summing values
-per leaf id and propagating sums to parents. A parent's id is always smaller
+C index of :mod:`server.store._treeindex` (each node's children by frame, 8
+bytes a node: it reads a node's frame from the function column), which walks
+a profile's new stacks in one pass and numbers the nodes they lack. Queries
+use the same columns: merging profiles means summing values per leaf id and
+propagating sums to parents. A parent's id is always smaller
 than its child's.
 
 Concurrent writers (server replicas, ingest worker processes) stay as
@@ -183,7 +184,9 @@ class StackTree:
         first = self._high + 1
         if first >= _NODE_LIMIT:
             raise ValueError("the stack tree has passed 2**32 nodes")
-        leaves, missing, walk = self._index.walk(frames, offsets, first, leaf_first=leaf_first, nodes=False)
+        leaves, missing, walk = self._index.walk(
+            frames, offsets, first, self.function, leaf_first=leaf_first, nodes=False
+        )
         # The leaves are the caller's to change: a copy, not a view of the bytes.
         return _Walk(first, np.frombuffer(leaves, dtype=np.int64).copy(), missing, walk)
 
@@ -256,9 +259,8 @@ class StackTree:
             depths(self.depth, self.known, parents, ids)
         except ValueError as exc:
             raise stackcodec.CorruptSegment(str(exc)) from None
-        self._index.add(parents, frames, ids)
+        self._index.add(parents, frames, ids, self.function)  # writes the function column: the index reads it
         self.parent[at] = parents
-        self.function[at] = frames
         self.recursive[at] = segment.recursive
         self._high = max(self._high, last)
 

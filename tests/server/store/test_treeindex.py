@@ -51,6 +51,53 @@ class Plain:
         return leaves, made, ids
 
 
+class Columns:
+    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them: parent uint32, function
+    and depth int32."""
+
+    def __init__(self, size: int) -> None:
+        self.parent: UInt32Array = np.zeros(size, dtype=np.uint32)
+        self.function: Int32Array = np.zeros(size, dtype=np.int32)
+        self.depth: Int32Array = np.zeros(size, dtype=np.int32)
+        self.recursive: BoolArray = np.zeros(size, dtype=bool)
+        self.known: BoolArray = np.zeros(size, dtype=bool)
+        self.known[0] = True
+
+    def all(self) -> tuple[UInt32Array, Int32Array, Int32Array, BoolArray, BoolArray]:
+        return (self.parent, self.function, self.depth, self.recursive, self.known)
+
+
+class Indexed:
+    """The index with the tree's function column it reads its nodes' frames from and add() writes them to, as
+    :class:`server.store.stacks.StackTree` passes its own: the columns are the tree's, shared with commit()."""
+
+    def __init__(self, tree: Columns | None = None) -> None:
+        self.index = Index()
+        self.tree = tree if tree is not None else Columns(60_000)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def walk(
+        self, frames: IntArray, offsets: IntArray, next_id: int, *, leaf_first: bool = False, nodes: bool = True
+    ) -> Any:
+        if nodes:
+            return self.index.walk(frames, offsets, next_id, self.tree.function, leaf_first=leaf_first)
+        return self.index.walk(frames, offsets, next_id, self.tree.function, leaf_first=leaf_first, nodes=False)
+
+    def add(self, parents: IntArray, frames: IntArray, ids: IntArray) -> None:
+        self.index.add(parents, frames, ids, self.tree.function)
+
+    def lookup(self, parents: IntArray, frames: IntArray) -> bytes:
+        return self.index.lookup(parents, frames, self.tree.function)
+
+    def commit(self, walk: int, *columns: npt.NDArray[Any]) -> None:
+        self.index.commit(walk, *columns)
+
+    def segment_columns(self, walk: int) -> tuple[bytes, int]:
+        return self.index.segment_columns(walk)
+
+
 def _flat(stacks: list[list[int]], leaf_first: bool) -> tuple[IntArray, IntArray]:
     offsets = np.zeros(len(stacks) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in stacks], out=offsets[1:])
@@ -59,7 +106,7 @@ def _flat(stacks: list[list[int]], leaf_first: bool) -> tuple[IntArray, IntArray
 
 
 def _walk(
-    index: Index, stacks: list[list[int]], next_id: int, leaf_first: bool
+    index: Indexed, stacks: list[list[int]], next_id: int, leaf_first: bool
 ) -> tuple[list[int], list[tuple[int, int, int, bool]]]:
     frames, offsets = _flat(stacks, leaf_first)
     leaves, parents, frame_ids, depths, recursive = index.walk(frames, offsets, next_id, leaf_first=leaf_first)
@@ -90,7 +137,7 @@ def batches(draw: st.DrawFn) -> list[list[list[int]]]:
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(batches(), st.booleans(), st.integers(0, 3))
 def test_walk_matches_a_plain_prefix_tree(stacks_per_batch: list[list[list[int]]], leaf_first: bool, gap: int) -> None:
-    index = Index()
+    index = Indexed()
     plain = Plain({})
     high = 0
     for stacks in stacks_per_batch:
@@ -114,22 +161,6 @@ def test_walk_matches_a_plain_prefix_tree(stacks_per_batch: list[list[list[int]]
     assert _walk(index, known, high + 1, leaf_first) == ([plain.ids[p] for p in paths], [])
 
 
-class Columns:
-    """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them: parent uint32, function
-    and depth int32."""
-
-    def __init__(self, size: int) -> None:
-        self.parent: UInt32Array = np.zeros(size, dtype=np.uint32)
-        self.function: Int32Array = np.zeros(size, dtype=np.int32)
-        self.depth: Int32Array = np.zeros(size, dtype=np.int32)
-        self.recursive: BoolArray = np.zeros(size, dtype=bool)
-        self.known: BoolArray = np.zeros(size, dtype=bool)
-        self.known[0] = True
-
-    def all(self) -> tuple[UInt32Array, Int32Array, Int32Array, BoolArray, BoolArray]:
-        return (self.parent, self.function, self.depth, self.recursive, self.known)
-
-
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(batches(), st.booleans(), st.integers(0, 3))
 def test_a_walk_commits_what_add_and_depths_would(
@@ -138,8 +169,8 @@ def test_a_walk_commits_what_add_and_depths_would(
     """A walk that keeps its new nodes (nodes=False), then segment_columns() and commit(), against the walk
     that copies them out, columns(), add() and depths(): the same leaves, the same segment bytes, the same
     columns and the same index afterwards."""
-    copied, kept = Index(), Index()
     by_copies, by_commit = Columns(40_000), Columns(40_000)
+    copied, kept = Indexed(by_copies), Indexed(by_commit)
     high = 0
     for stacks in stacks_per_batch:
         next_id = high + 1 + gap
@@ -178,7 +209,8 @@ def test_a_walk_commits_what_add_and_depths_would(
 def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
     """commit() and segment_columns() take only the last walk's nodes, and commit() only once: a walk
     replaced by another, a second commit or a column too short for the new ids is refused, changing nothing."""
-    index, tree = Index(), Columns(16)
+    tree = Columns(16)
+    index = Indexed(tree)
     frames, offsets = np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64)
     _, made, first_walk = index.walk(frames, offsets, 1, nodes=False)
     _, again, second_walk = index.walk(frames, offsets, 1, nodes=False)
@@ -214,12 +246,13 @@ def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
 def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.generic]) -> None:
     """Each column's bytes are written as its type (parent uint32, function and depth int32, the flags bool):
     a column of another width or kind is refused before anything is written."""
-    index, tree = Index(), Columns(16)
+    tree = Columns(16)
+    index = Indexed(tree)
     _, _, walk = index.walk(np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64), 1, nodes=False)
     given: list[npt.NDArray[np.generic]] = list(tree.all())
     given[column] = np.zeros(16, dtype=wrong)
     with pytest.raises(ValueError, match="must be a writable column of"):
-        index.commit(walk, *given)  # type: ignore[arg-type]
+        index.commit(walk, *given)
     assert len(index) == 0 and not tree.known[1:].any()
     index.commit(walk, *tree.all())
     assert tree.function[1:4].tolist() == [5, 6, 7] and tree.depth[1:4].tolist() == [1, 2, 3]
@@ -236,7 +269,7 @@ def test_a_stack_too_deep_for_the_depth_column_is_refused() -> None:
         missing(f"no 16 GiB of address space to reserve ({exc})")
     frames = np.frombuffer(mapping, dtype=np.int64)
     with pytest.raises(ValueError, match="shorter than 2\\*\\*31 frames"):
-        Index().walk(frames, np.array([0, length], dtype=np.int64), 1)
+        Indexed().walk(frames, np.array([0, length], dtype=np.int64), 1)
     del frames
     mapping.close()
 
@@ -255,7 +288,7 @@ def test_a_segment_that_could_reach_the_depth_limit_is_refused() -> None:
 
 def test_a_node_with_many_children_finds_each() -> None:
     """Children past a node's list go through the hash table, in the index and within one walk."""
-    index = Index()
+    index = Indexed()
     stacks = [[7, child] for child in range(5_000)] + [[7, 3, grandchild] for grandchild in range(100)]
     leaves, made = _walk(index, stacks, 1, leaf_first=False)
     assert leaves[:3] == [2, 3, 4] and len(made) == 1 + 5_000 + 100
@@ -268,8 +301,71 @@ def test_a_node_with_many_children_finds_each() -> None:
     ]
 
 
+@pytest.mark.parametrize("committed", [False, True])
+def test_every_fan_out_across_the_list_finds_each_child_and_no_other(committed: bool) -> None:
+    """A node keeps no count of its children: its list being full is what sends a lookup to the hash table.
+    So every number of children from none to past any list's length (the list holds 8, or 2 in a build with
+    -DLIST=2), indexed by add() or by commit() and in batches that each add one more, finds each child and
+    nothing for a frame it lacks, in the index and within one walk."""
+    tree = Columns(2_000)
+    index = Indexed(tree)
+    high = 0
+    for fan_out in range(1, 21):
+        parent = [fan_out]  # frame `fan_out` at depth 1: a node of its own, under which the children go
+        for child in range(fan_out):  # one child more a batch, so lists fill across walks, not only within one
+            stacks = [[*parent, 100 + c] for c in range(child + 1)]
+            frames, offsets = _flat(stacks, leaf_first=False)
+            if committed:
+                _, made, walk = index.walk(frames, offsets, high + 1, nodes=False)
+                index.commit(walk, *tree.all())
+            else:
+                _, parents, frame_ids, _, _ = index.walk(frames, offsets, high + 1)
+                made = len(parents) // 8
+                ids = np.arange(high + 1, high + 1 + made, dtype=np.int64)
+                index.add(np.frombuffer(parents, dtype=np.int64), np.frombuffer(frame_ids, dtype=np.int64), ids)
+            assert made == (2 if child == 0 else 1)
+            high += made
+        node = int(np.frombuffer(index.lookup(np.array([0]), np.array(parent)), dtype=np.int64)[0])
+        wanted = list(range(100, 100 + fan_out + 2))  # the children, then two frames it lacks
+        found = np.frombuffer(index.lookup(np.full(len(wanted), node), np.array(wanted)), dtype=np.int64).tolist()
+        assert found[-2:] == [-1, -1] and len(set(found[:-2])) == fan_out and min(found[:-2]) > node
+        # One walk: the stored children, and new ones that fill the walk's own list past its length.
+        stacks = [[*parent, frame] for frame in [*wanted, *range(200, 220), *wanted]]
+        leaves, made_nodes = _walk(index, stacks, high + 1, leaf_first=False)
+        assert leaves[:fan_out] == found[:-2] and len(made_nodes) == 2 + 20
+        assert leaves[len(wanted) + 20 :] == leaves[: len(wanted)]
+    assert len(index) == high
+
+
+def test_a_commit_after_an_add_finds_every_child() -> None:
+    """A walk places each new node in its parent's list or the hash table by the lists it saw; nodes added
+    between the walk and its commit lengthen those lists, and the commit still indexes every node findably."""
+    for before, between, new in ((0, 1, 1), (1, 20, 3), (3, 3, 30), (7, 1, 2), (0, 0, 12)):
+        tree = Columns(1_000)
+        index = Indexed(tree)
+        # Stored: node 1 (frame 5 under the root) with `before` children.
+        index.add(np.array([0, *[1] * before]), np.array([5, *range(100, 100 + before)]), np.arange(1, before + 2))
+        high = before + 1
+        stacks = [[5, frame, 7] for frame in range(300, 300 + new)]
+        frames, offsets = _flat(stacks, leaf_first=False)
+        leaves, made, walk = index.walk(frames, offsets, high + 1, nodes=False)
+        assert made == 2 * new
+        added = np.arange(high + made + 1, high + made + 1 + between)
+        index.add(np.ones(between, dtype=np.int64), np.arange(200, 200 + between), added)
+        index.commit(walk, *tree.all())
+        assert len(index) == 1 + before + between + made
+        children = [*range(100, 100 + before), *range(200, 200 + between), *range(300, 300 + new)]
+        lookup = index.lookup(np.ones(len(children) + 1, dtype=np.int64), np.array([*children, 400]))
+        found = np.frombuffer(lookup, dtype=np.int64)
+        assert (found[:-1] > 1).all() and found[-1] == -1 and len(set(found.tolist())) == len(children) + 1
+        assert _walk(index, stacks, high + made + between + 1, leaf_first=False) == (
+            np.frombuffer(leaves, dtype=np.int64).tolist(),
+            [],
+        )
+
+
 def test_bad_input_is_refused_whole() -> None:
-    index = Index()
+    index = Indexed()
     index.add(np.array([0, 1]), np.array([5, 6]), np.array([1, 2]))
     frames, offsets = np.array([5, 6, 7], dtype=np.int64), np.array([0, 3], dtype=np.int64)
     for bad_frames, bad_offsets in (
@@ -296,6 +392,14 @@ def test_bad_input_is_refused_whole() -> None:
     ):
         with pytest.raises(ValueError):
             index.add(np.array(parents), np.array(frame_ids), np.array(ids))
+    # The function column holds the indexed nodes' frames: one that does not reach every indexed id (or the
+    # ids added), or of another type, is refused.
+    with pytest.raises(ValueError, match="room for id 2"):
+        index.index.walk(frames, offsets, 3, np.zeros(2, dtype=np.int32))
+    with pytest.raises(ValueError, match="function must be a writable column of int32"):
+        index.index.lookup(np.array([0]), np.array([5]), np.zeros(8, dtype=np.int64))
+    with pytest.raises(ValueError, match="room for id 9"):
+        index.index.add(np.array([0]), np.array([7]), np.array([9]), np.zeros(9, dtype=np.int32))
     assert len(index) == 2
     assert np.frombuffer(index.lookup(np.array([0, 0]), np.array([8, 9])), dtype=np.int64).tolist() == [-1, -1]
     # What was refused changed nothing: the stored stack still walks to its leaf.
