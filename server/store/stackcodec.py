@@ -121,14 +121,15 @@ def deflate(data: bytes | memoryview, level: int) -> bytes:
     return compressed
 
 
-def inflate(body: bytes, expected: int, what: str) -> bytes:
-    """Raw deflate ``body`` inflated to at most ``expected`` bytes (its header's count bounds the memory taken);
-    :class:`CorruptSegment` naming ``what`` when the stream is damaged, cut short, or has bytes past its end.
-    The caller checks the length against ``expected``."""
+def inflate(body: bytes, expected: int, what: str, *, zlib_stream: bool = False) -> bytes:
+    """Raw deflate ``body`` (or, with ``zlib_stream``, a zlib stream: stack segments of version 1) inflated to at
+    most ``expected`` bytes (its header's count bounds the memory taken); :class:`CorruptSegment` naming ``what``
+    when the stream is damaged, cut short, or has bytes past its end. The caller checks the length against
+    ``expected``."""
     try:
-        inflater = isal_zlib.decompressobj(_RAW)
+        inflater = zlib.decompressobj() if zlib_stream else isal_zlib.decompressobj(_RAW)
         raw: bytes = inflater.decompress(body, expected + 1)
-    except _DEFLATE_ERROR as exc:
+    except (zlib.error, _DEFLATE_ERROR) as exc:
         raise CorruptSegment(f"{what} do not decompress: {exc}") from None
     if not inflater.eof or inflater.unused_data:
         raise CorruptSegment(f"{what} do not decompress: the stream is cut short or too long")
@@ -137,22 +138,16 @@ def inflate(body: bytes, expected: int, what: str) -> bytes:
 
 def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
     """The column bytes; never more than ``expected`` of them (the header's count bounds the memory)."""
+    if version != _ZSTD:
+        return inflate(body, expected, "stack segment columns", zlib_stream=version == _ZLIB)
     try:
-        if version == _ZSTD:
-            size = zstandard.frame_content_size(body)
-            if size != expected:  # checked first: the frame's own size would decide the memory taken
-                raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
-            raw: bytes = zstandard.ZstdDecompressor().decompress(body)
-            return raw
-        if version == _DEFLATE:
-            return inflate(body, expected, "stack segment columns")
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(body, expected + 1)
-        if not inflater.eof or inflater.unused_data:
-            raise CorruptSegment("stack segment columns do not decompress: the stream is cut short or too long")
-        return raw
-    except (zlib.error, zstandard.ZstdError, _DEFLATE_ERROR) as exc:
+        size = zstandard.frame_content_size(body)
+        if size != expected:  # checked first: the frame's own size would decide the memory taken
+            raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
+        raw: bytes = zstandard.ZstdDecompressor().decompress(body)
+    except zstandard.ZstdError as exc:
         raise CorruptSegment(f"stack segment columns do not decompress: {exc}") from None
+    return raw
 
 
 def decode(data: bytes) -> Segment:
