@@ -57,20 +57,16 @@ from sqlalchemy import Connection, Engine
 from server.pprof import kernels
 from server.pprof.mixing import mix64
 from server.store import columncodec, segmentcache
+from server.store._keyindex import KeyIndex
 from server.store.appends import FUNCTIONS, Appends
 from server.store.models import SegmentKind
-from server.store.segmentcache import SegmentCache
+from server.store.segmentcache import SegmentCache, lookup_ids
 from server.store.stackcodec import CorruptSegment
 
 FunctionKey = tuple[str, str, str]
 U64 = npt.NDArray[np.uint64]
 IntArray = npt.NDArray[np.int64]
 NOT_KNOWN = -1
-_EMPTY: tuple[U64, U64, IntArray] = (
-    np.zeros(0, dtype=np.uint64),
-    np.zeros(0, dtype=np.uint64),
-    np.zeros(0, dtype=np.int64),
-)
 
 
 def function_digests(
@@ -109,8 +105,12 @@ _VERSION = 1
 _ROWS = b"FN"
 _FILES = b"FF"
 #: The strings' compression level: they are most of a segment, written once and read by every process; a steady
-#: service's day of names takes ~14 ms at this level, once.
+#: service's day of names takes ~14 ms at this level, once. Strings under ``_SMALL_TEXT`` bytes take ``_SMALL_LEVEL``:
+#: a churny service's profiles each bring a few dozen new functions, whose names took 70-150 us at level 12 against
+#: 55-72 at level 3, for 1-2 % fewer bytes.
 _LEVEL = 12
+_SMALL_LEVEL = 3
+_SMALL_TEXT = 16 * 1024
 _SAME = -1  # a system name's length when it is the name
 #: Functions a segment holds at most when a whole store is written at once (migration 0019).
 SEGMENT_FUNCTIONS = 65_536
@@ -171,11 +171,20 @@ def encode(rows: FunctionRows) -> bytes:
     integers = columncodec.encode(_ROWS, rows.ids.astype(np.int64), columns)
     file_ids = np.arange(1, len(files) + 1, dtype=np.int64)
     lengths = columncodec.encode(_FILES, file_ids, [np.array([len(coded) for coded in file_bytes], dtype=np.int64)])
-    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSOR, "made", None)
-    if compressor is None:
-        compressor = _COMPRESSOR.made = zstandard.ZstdCompressor(level=_LEVEL)
-    text = compressor.compress(b"".join(names) + b"".join(systems) + b"".join(file_bytes))
+    raw = b"".join(names) + b"".join(systems) + b"".join(file_bytes)
+    text = _compressor(_SMALL_LEVEL if len(raw) < _SMALL_TEXT else _LEVEL).compress(raw)
     return _HEADER.pack(MAGIC, _VERSION, len(integers), len(lengths)) + integers + lengths + text
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """This thread's compressor at ``level`` (one may not be shared between threads at once)."""
+    made: dict[int, zstandard.ZstdCompressor] | None = getattr(_COMPRESSOR, "made", None)
+    if made is None:
+        made = _COMPRESSOR.made = {}
+    found = made.get(level)
+    if found is None:
+        found = made[level] = zstandard.ZstdCompressor(level=level)
+    return found
 
 
 def _strings(raw: bytes, lengths: list[int], at: int) -> tuple[list[str], int]:
@@ -270,9 +279,12 @@ class FunctionTable(SegmentCache[FunctionRows]):
         self._rows: dict[int, tuple[str, str, str, int]] = {}
         #: Ids by name, made at the first :meth:`ids_named` (a function's history): other processes need none.
         self._named: dict[str, list[int]] | None = None
-        #: Known functions by digest: (first halves sorted, second halves, ids), replaced whole (readers take
-        #: the tuple once, so no lock is needed to read it).
-        self._digests = _EMPTY
+        #: Known functions by digest: the id by first half (one function a first half: the first remembered),
+        #: the second half by id, to confirm. A hash table, not sorted arrays: a profile's ~2,700 unsorted
+        #: probes took a binary search each, and remembering new functions copied the arrays (np.insert)
+        #: every profile that brought some, as a churny service's profiles do.
+        self._by_first = KeyIndex()
+        self._second = np.zeros(1024, dtype=np.uint64)
 
     def ids(self, keys: Sequence[FunctionKey], start_lines: Sequence[int], appends: Appends | None = None) -> list[int]:
         """The id of every key, appending the ones never stored before: in ``appends`` (the profile's one write
@@ -307,30 +319,33 @@ class FunctionTable(SegmentCache[FunctionRows]):
 
     def known(self, first: U64, second: U64) -> IntArray:
         """The id of every function by its digest (:func:`function_digests`), :data:`NOT_KNOWN` where not known."""
-        firsts, seconds, ids = self._digests
-        if firsts.size == 0:
-            return np.full(first.shape[0], NOT_KNOWN, dtype=np.int64)
-        slot = np.minimum(np.searchsorted(firsts, first), firsts.shape[0] - 1)
-        found = (firsts[slot] == first) & (seconds[slot] == second)
-        return np.where(found, ids[slot], NOT_KNOWN)
+        with self._lock:  # remember() grows the second halves: read them with the ids the index gives
+            ids = lookup_ids(self._by_first, first.view(np.int64))
+            seconds = self._second
+        found = ids > 0
+        confirmed = np.flatnonzero(found)
+        found[confirmed] = seconds[ids[confirmed]] == second[confirmed]
+        ids[~found] = NOT_KNOWN
+        return ids
 
     def remember(self, first: U64, second: U64, ids: IntArray) -> None:
         """Digests of functions whose ids :meth:`ids` gave (so committed): found by :meth:`known` from now on."""
         if first.size == 0:
             return
         with self._lock:
-            firsts, seconds, known = self._digests
-            unique, where = np.unique(first, return_index=True)
-            slot = np.searchsorted(firsts, unique)
-            if firsts.size:
-                # A first half already there is not added again: a search finds one entry per first half.
-                fresh = firsts[np.minimum(slot, firsts.shape[0] - 1)] != unique
-                where, slot = where[fresh], slot[fresh]
-            self._digests = (
-                np.insert(firsts, slot, first[where]),
-                np.insert(seconds, slot, second[where]),
-                np.insert(known, slot, ids[where]),
-            )
+            keys = first.view(np.int64)
+            _, where = np.unique(keys, return_index=True)
+            # A first half already there is not added again: the index holds one function a first half.
+            where = where[lookup_ids(self._by_first, keys[where]) < 0]
+            if where.size == 0:
+                return
+            top = int(ids[where].max()) + 1
+            if top > self._second.shape[0]:
+                grown = np.zeros(max(top, 2 * self._second.shape[0]), dtype=np.uint64)
+                grown[: self._second.shape[0]] = self._second
+                self._second = grown
+            self._second[ids[where]] = second[where]
+            self._by_first.add(np.ascontiguousarray(keys[where]), np.ascontiguousarray(ids[where], dtype=np.int64))
 
     def _store(self, missing: dict[FunctionKey, int], appends: Appends) -> dict[FunctionKey, int]:
         """Append the functions none of which this process has loaded, in ``appends``, after catching up on

@@ -83,13 +83,26 @@ def test_a_half_collision_is_a_miss_never_a_wrong_id(store: Store) -> None:
         2,
         NOT_KNOWN,
     ]
-    # Remembered in any order, found in sorted storage.
+    # Remembered in any order, found in any order.
     table.remember(np.array([8, 1], dtype=np.uint64), np.array([80, 10], dtype=np.uint64), np.array([4, 5]))
     assert table.known(np.array([1, 8, 9], dtype=np.uint64), np.array([10, 80, 90], dtype=np.uint64)).tolist() == [
         5,
         4,
         2,
     ]
+
+
+def test_digests_use_all_64_bits_and_any_id(store: Store) -> None:
+    """Halves past 2**63 (every other digest), a first half given twice in one call (the first is kept, as a
+    profile's first use), and ids past the table's first room."""
+    table = FunctionTable(store.engine)
+    top = np.uint64(2**64 - 1)
+    first = np.array([top, 2**63, top, 12], dtype=np.uint64)
+    second = np.array([1, top, 2, 2**63], dtype=np.uint64)
+    table.remember(first, second, np.array([7, 5_000, 8, 1_000_000], dtype=np.int64))
+    assert table.known(first, second).tolist() == [7, 5_000, NOT_KNOWN, 1_000_000]
+    assert table.known(np.array([top], dtype=np.uint64), np.array([1], dtype=np.uint64)).tolist() == [7]
+    assert table.known(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)).tolist() == []
 
 
 @needs_native
