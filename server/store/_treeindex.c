@@ -86,7 +86,7 @@
 #ifndef GROUP
 #define GROUP 16
 #endif
-/* A walk keeps its scratch for the next one up to this many new nodes' worth (~40 bytes each). */
+/* A walk keeps its scratch for the next one up to this many new nodes' worth (~26 bytes each). */
 #define KEEP_SCRATCH_NODES (1 << 20)
 
 /* No frame and no count of a node's children. The frame is the tree's function column (int32, by node id), which
@@ -123,9 +123,11 @@ typedef struct {
  * node array (counting them cost more than the 4 bytes a node saved).
  */
 typedef struct {
-    int64_t *parent;
-    int64_t *frame;
-    int64_t *depth;
+    /* 32-bit, as the tree's columns are (ids below 2**32, frames below 2**31, depths below 2**31): a churny
+     * profile's ~54,000 new nodes are written here by the walk and read again by segment_columns and commit. */
+    uint32_t *parent;
+    int32_t *frame;
+    int32_t *depth;
     uint8_t *recursive;
     uint8_t *listed; /* 1: into its parent's list at commit, 0: into the wide table */
     uint32_t *first_child;
@@ -625,7 +627,7 @@ batch_room(Batch *b, Py_ssize_t need)
     while (room < need) {
         room *= 2;
     }
-    if (resize(&b->parent, room, 8) < 0 || resize(&b->frame, room, 8) < 0 || resize(&b->depth, room, 8) < 0 ||
+    if (resize(&b->parent, room, 4) < 0 || resize(&b->frame, room, 4) < 0 || resize(&b->depth, room, 4) < 0 ||
         resize(&b->recursive, room, 1) < 0 || resize(&b->listed, room, 1) < 0 || resize(&b->first_child, room, 4) < 0 ||
         resize(&b->next_sibling, room, 4) < 0 || resize(&b->children, room, 4) < 0) {
         return -1;
@@ -729,9 +731,11 @@ frameset_put(FrameSet *set, int64_t frame)
 }
 
 PyDoc_STRVAR(index_walk_doc,
-             "walk(frames, offsets, next_id, function, /, *, leaf_first=False, nodes=True)\n--\n\n"
+             "walk(frames, offsets, next_id, function, /, *, leaf_first=False, nodes=True, frame_of=None)\n--\n\n"
              "Resolve stacks frames[offsets[i]:offsets[i + 1]] (root first, or leaf first) against the index, whose\n"
-             "nodes' frames are the tree's function column (int32 by node id, covering every indexed id).\n\n"
+             "nodes' frames are the tree's function column (int32 by node id, covering every indexed id). With\n"
+             "frame_of (int64), frames holds positions in it, and frame_of[p] is the frame: a profile's frames are\n"
+             "a few thousand line entries used ~80,000 times, mapped here rather than gathered into a new array.\n\n"
              "Returns (leaves, parents, frames, depths, recursive) as bytes: every stack's leaf id (int64; 0 for\n"
              "an empty stack), then the columns of the nodes the stacks lack (int64, int64, int64, uint8), whose\n"
              "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
@@ -739,22 +743,51 @@ PyDoc_STRVAR(index_walk_doc,
              "segment_columns() and commit(). The index is not changed. ValueError for a stack of 2**31 frames\n"
              "or more (the tree's depth column is int32).");
 
+/* (leaves, parents, frames, depths, recursive): the batch's `made` new nodes copied out, the columns widened to
+ * int64 as walk() returns them. */
+static PyObject *
+copied_nodes(const Batch *b, Py_ssize_t made, PyObject *leaves)
+{
+    PyObject *parents = PyBytes_FromStringAndSize(NULL, made * 8);
+    PyObject *frames = PyBytes_FromStringAndSize(NULL, made * 8);
+    PyObject *depths = PyBytes_FromStringAndSize(NULL, made * 8);
+    PyObject *result = NULL;
+
+    if (parents != NULL && frames != NULL && depths != NULL) {
+        int64_t *p = (int64_t *)PyBytes_AS_STRING(parents), *f = (int64_t *)PyBytes_AS_STRING(frames);
+        int64_t *d = (int64_t *)PyBytes_AS_STRING(depths);
+        for (Py_ssize_t j = 0; j < made; j++) {
+            p[j] = b->parent[j];
+            f[j] = b->frame[j];
+            d[j] = b->depth[j];
+        }
+        result = Py_BuildValue("(OOOOy#)", leaves, parents, frames, depths, (const char *)b->recursive, made);
+    }
+    Py_XDECREF(parents);
+    Py_XDECREF(frames);
+    Py_XDECREF(depths);
+    return result;
+}
+
+/* Frame of stack position value X: X itself, or its entry in frame_of (walk's own local) when given. */
+#define FRAME_AT(X) (frame_of != NULL ? frame_of[(X)] : (X))
+
 static PyObject *
 index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"", "", "", "", "leaf_first", "nodes", NULL};
+    static char *keywords[] = {"", "", "", "", "leaf_first", "nodes", "frame_of", NULL};
     IndexObject *self = (IndexObject *)op;
-    PyObject *frames_obj, *offsets_obj, *function_obj;
+    PyObject *frames_obj, *offsets_obj, *function_obj, *frame_of_obj = Py_None;
     long long next_id;
-    int leaf_first = 0, copy_nodes = 1;
-    Py_buffer views[3];
+    int leaf_first = 0, copy_nodes = 1, n_views = 3;
+    Py_buffer views[4];
     PyObject *leaves_obj = NULL, *result = NULL;
     FrameSet set = {NULL, NULL, 0, 0};
     uint64_t filter[FILTER_WORDS];
     Batch *b = &self->batch;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLO|$pp:walk", keywords, &frames_obj, &offsets_obj, &next_id,
-                                     &function_obj, &leaf_first, &copy_nodes)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLO|$ppO:walk", keywords, &frames_obj, &offsets_obj, &next_id,
+                                     &function_obj, &leaf_first, &copy_nodes, &frame_of_obj)) {
         return NULL;
     }
     if (next_id < 1 || next_id >= NODE_LIMIT) {
@@ -772,7 +805,16 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         release_all(views, 2);
         return NULL;
     }
+    if (frame_of_obj != Py_None) {
+        if (get_words(frame_of_obj, &views[3], "frame_of") < 0) {
+            release_all(views, 3);
+            return NULL;
+        }
+        n_views = 4;
+    }
     const int64_t *frames = views[0].buf, *offsets = views[1].buf;
+    const int64_t *frame_of = n_views == 4 ? views[3].buf : NULL;
+    Py_ssize_t n_map = n_views == 4 ? views[3].len / 8 : 0;
     const int32_t *function = views[2].buf;
     Py_ssize_t n_frames = views[0].len / 8, n_offsets = views[1].len / 8;
     Py_ssize_t n_stacks = n_offsets ? n_offsets - 1 : 0;
@@ -795,10 +837,26 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "stacks must be shorter than 2**31 frames (the depth column is int32)");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n_frames; i++) {
-        if (frames[i] < 0 || frames[i] >= FRAME_LIMIT) {
-            PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
-            goto done;
+    if (frame_of != NULL) { /* frames are entries of frame_of, whose values are the frames */
+        for (Py_ssize_t i = 0; i < n_map; i++) {
+            if (frame_of[i] < 0 || frame_of[i] >= FRAME_LIMIT) {
+                PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
+                goto done;
+            }
+        }
+        for (Py_ssize_t i = 0; i < n_frames; i++) {
+            if (frames[i] < 0 || frames[i] >= n_map) {
+                PyErr_SetString(PyExc_ValueError, "stack entries must be positions in frame_of");
+                goto done;
+            }
+        }
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n_frames; i++) {
+            if (frames[i] < 0 || frames[i] >= FRAME_LIMIT) {
+                PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
+                goto done;
+            }
         }
     }
     leaves_obj = PyBytes_FromStringAndSize(NULL, n_stacks * 8);
@@ -851,7 +909,8 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
             Py_ssize_t still = 0;
             for (Py_ssize_t a = 0; a < n_active; a++) {
                 Py_ssize_t m = active[a];
-                uint32_t child = index_child(self, function, node[m], base[m][depth[m] * step], &listed[m]);
+                uint32_t child =
+                    index_child(self, function, node[m], FRAME_AT(base[m][depth[m] * step]), &listed[m]);
                 if (child) {
                     node[m] = child;
                     if (++depth[m] < length[m]) {
@@ -868,7 +927,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         /* The rest of each stack, in stack order: nodes of this walk, met before or made now. */
         for (Py_ssize_t m = 0; m < members; m++) {
             int64_t k = depth[m];
-            const int64_t *frame_of = base[m];
+            const int64_t *stack = base[m];
             int64_t at_node = node[m];
             if (k < length[m]) {
                 int exact = length[m] > SHORT;
@@ -879,18 +938,18 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         set.generation = 1;
                     }
                     for (int64_t above = 0; above < k; above++) {
-                        frameset_put(&set, frame_of[above * step]);
+                        frameset_put(&set, FRAME_AT(stack[above * step]));
                     }
                 }
                 else {
                     memset(filter, 0, sizeof(filter));
                     for (int64_t above = 0; above < k; above++) {
-                        uint32_t bit = filter_bit(frame_of[above * step]);
+                        uint32_t bit = filter_bit(FRAME_AT(stack[above * step]));
                         filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
                     }
                 }
                 for (; k < length[m]; k++) {
-                    int64_t frame = frame_of[k * step];
+                    int64_t frame = FRAME_AT(stack[k * step]);
                     int seen = 0;
                     if (exact) {
                         seen = frameset_put(&set, frame);
@@ -899,7 +958,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         uint32_t bit = filter_bit(frame);
                         if ((filter[bit >> 6] >> (bit & 63)) & 1) {
                             for (int64_t above = 0; above < k && !seen; above++) {
-                                seen = frame_of[above * step] == frame;
+                                seen = FRAME_AT(stack[above * step]) == frame;
                             }
                         }
                         filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
@@ -919,7 +978,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                     }
                     Py_ssize_t j = -1;
                     for (uint32_t e = *first; e; e = b->next_sibling[e - 1]) {
-                        if (b->frame[e - 1] == frame) {
+                        if (b->frame[e - 1] == (int32_t)frame) {
                             j = (Py_ssize_t)e - 1;
                             break;
                         }
@@ -933,9 +992,9 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                             goto done;
                         }
                         j = made++;
-                        b->parent[j] = at_node;
-                        b->frame[j] = frame;
-                        b->depth[j] = k + 1;
+                        b->parent[j] = (uint32_t)at_node; /* an id below NODE_LIMIT */
+                        b->frame[j] = (int32_t)frame;     /* below FRAME_LIMIT: checked above */
+                        b->depth[j] = (int32_t)(k + 1);   /* at most the longest stack, below DEPTH_LIMIT */
                         b->recursive[j] = (uint8_t)seen;
                         b->first_child[j] = 0;
                         b->children[j] = 0;
@@ -958,8 +1017,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     self->batch_made = made;
     if (copy_nodes) {
-        result = Py_BuildValue("(Oy#y#y#y#)", leaves_obj, (const char *)b->parent, made * 8, (const char *)b->frame,
-                               made * 8, (const char *)b->depth, made * 8, (const char *)b->recursive, made);
+        result = copied_nodes(b, made, leaves_obj);
     }
     else {
         result = Py_BuildValue("(OnK)", leaves_obj, made, (unsigned long long)self->walks);
@@ -975,9 +1033,10 @@ done:
     PyMem_RawFree(set.frames);
     PyMem_RawFree(set.stamps);
     Py_XDECREF(leaves_obj);
-    release_all(views, 3);
+    release_all(views, n_views);
     return result;
 }
+#undef FRAME_AT
 
 
 /* --- a walk's new nodes: the segment's column bytes, and the commit ------------------------------------ */
@@ -1018,7 +1077,7 @@ index_segment_columns(PyObject *op, PyObject *arg)
     int64_t first = self->batch_first;
     uint64_t most_gap = 0;
     for (Py_ssize_t j = 0; j < count; j++) {
-        uint64_t gap = (uint64_t)(first + j - b->parent[j]);
+        uint64_t gap = (uint64_t)(first + j - (int64_t)b->parent[j]);
         most_gap = gap > most_gap ? gap : most_gap;
     }
     /* Ids are consecutive (deltas 0, 1, 1, ...: 32-bit) and frames below 2**31 (32-bit). */
@@ -1036,7 +1095,7 @@ index_segment_columns(PyObject *op, PyObject *arg)
     }
     out += count * 4;
     for (Py_ssize_t j = 0; j < count; j++) {
-        uint64_t gap = (uint64_t)(first + j - b->parent[j]);
+        uint64_t gap = (uint64_t)(first + j - (int64_t)b->parent[j]);
         for (int k = 0; k < gap_width; k++) {
             out[(Py_ssize_t)k * count + j] = (uint8_t)(gap >> (8 * k));
         }
@@ -1154,14 +1213,14 @@ index_commit(PyObject *op, PyObject *args)
     uint8_t *recursive = views[3].buf, *known = views[4].buf;
     int trusted = self->adds == self->batch_adds; /* the lists are as the walk saw them */
     for (Py_ssize_t j = 0; j < count; j++) {
-        int64_t id = first + j, up = b->parent[j];
+        int64_t id = first + j, up = (int64_t)b->parent[j];
         int into_list = trusted ? b->listed[j] : index_list_open(self, up);
         if (index_put(self, up, b->frame[j], id, into_list) < 0) {
             goto fail; /* out of memory: what is indexed so far stays (as add() leaves it) */
         }
-        parent[id] = (uint32_t)up; /* below the id, itself below NODE_LIMIT */
-        function[id] = (int32_t)b->frame[j]; /* below FRAME_LIMIT, and depths below DEPTH_LIMIT: walk() checks */
-        depth[id] = (int32_t)b->depth[j];
+        parent[id] = b->parent[j]; /* below the id, itself below NODE_LIMIT */
+        function[id] = b->frame[j]; /* below FRAME_LIMIT, and depths below DEPTH_LIMIT: walk() checks */
+        depth[id] = b->depth[j];
         recursive[id] = b->recursive[j] != 0;
         known[id] = 1;
     }

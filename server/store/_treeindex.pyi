@@ -49,6 +49,7 @@ class Index:
         *,
         leaf_first: bool = False,
         nodes: Literal[False],
+        frame_of: Words | None = None,
     ) -> tuple[bytes, int, int]: ...
     @overload
     def walk(
@@ -61,6 +62,7 @@ class Index:
         *,
         leaf_first: bool = False,
         nodes: Literal[True] = True,
+        frame_of: Words | None = None,
     ) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """Resolve the stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first) against the index.
 
@@ -69,9 +71,11 @@ class Index:
         ids are ``next_id, next_id + 1, ...`` in that order: by first stack needing the node, then depth.
         With ``nodes=False``, ``(leaves, made, walk)``: the new nodes are not copied out; they stay in the
         index's scratch until its next walk, as walk number ``walk``, for :meth:`segment_columns` and
-        :meth:`commit`. The index itself is not changed. ``ValueError`` for offsets that do not cut
-        ``frames`` into stacks, a frame outside [0, 2**31), a stack of 2**31 frames or more (depths are
-        int32), or new ids that would pass 2**32.
+        :meth:`commit`. The index itself is not changed. With ``frame_of``, ``frames`` holds positions in it
+        and ``frame_of[p]`` is the frame (a profile's line entries, mapped to their functions' ids as they
+        are walked). ``ValueError`` for offsets that do not cut ``frames`` into stacks, a frame outside
+        [0, 2**31) (or a position outside ``frame_of``), a stack of 2**31 frames or more (depths are int32),
+        or new ids that would pass 2**32.
         """
 
     def segment_columns(self, walk: int, /) -> tuple[bytes, int]:

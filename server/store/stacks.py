@@ -116,6 +116,16 @@ class _Walk:
     walk: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Stacks:
+    """A batch of stacks as :meth:`StackTree.resolve_arrays` was given them (walked again after a catch-up)."""
+
+    frames: IntArray
+    offsets: IntArray
+    leaf_first: bool
+    frame_of: IntArray | None
+
+
 class StackTree:
     def __init__(self, engine: Engine | None, tree: int = FUNCTIONS) -> None:
         self._engine = engine  # None: a tree in memory only, whose new nodes are never stored
@@ -146,32 +156,44 @@ class StackTree:
         return leaves
 
     def resolve_arrays(
-        self, frames: IntArray, offsets: IntArray, *, leaf_first: bool = False, appends: Appends | None = None
+        self,
+        frames: IntArray,
+        offsets: IntArray,
+        *,
+        leaf_first: bool = False,
+        appends: Appends | None = None,
+        frame_of: IntArray | None = None,
     ) -> IntArray:
         """Leaf node ids for stacks ``frames[offsets[i]:offsets[i + 1]]`` (root first, or leaf first),
         creating missing nodes: in ``appends`` (the profile's one write transaction; the new nodes are
         handed out, but enter the index only once it commits), or else in a transaction of their own.
+        With ``frame_of``, ``frames`` holds positions in it, and ``frame_of`` the frames (a profile's line
+        entries and their functions' ids: the walk maps them, with no array of every frame's id made first).
 
         Every stack is walked, known or not: the walk is one C pass over the
         batch's frames (:mod:`server.store._treeindex`), cheaper than the
         per-stack ``bytes`` keys and dictionary a leaf-by-key shortcut took
         (measured in docs/storage.md), and it holds no memory of its own.
         """
-        frames = np.ascontiguousarray(frames, dtype=np.int64)
-        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        stacks = _Stacks(
+            np.ascontiguousarray(frames, dtype=np.int64),
+            np.ascontiguousarray(offsets, dtype=np.int64),
+            leaf_first,
+            None if frame_of is None else np.ascontiguousarray(frame_of, dtype=np.int64),
+        )
         with self._lock:
             if not self._loaded:
                 with self._connect() as conn:
                     self._catch_up(conn)
-            walk = self._walk(frames, offsets, leaf_first)
+            walk = self._walk(stacks)
             if walk.missing:
                 if self._engine is None:  # in memory only: the nodes are the tree's at once
                     self._commit_walk(walk)
                 elif appends is not None:
-                    return self._append(frames, offsets, leaf_first, walk, appends).leaves
+                    return self._append(stacks, walk, appends).leaves
                 else:
                     with Appends(self._engine) as own:
-                        walk = self._append(frames, offsets, leaf_first, walk, own)
+                        walk = self._append(stacks, walk, own)
             return walk.leaves
 
     def _connect(self) -> Connection:
@@ -179,24 +201,30 @@ class StackTree:
             raise RuntimeError("a stack tree kept in memory only has no database to read")
         return self._engine.connect()
 
-    def _walk(self, frames: IntArray, offsets: IntArray, leaf_first: bool) -> _Walk:
+    def _walk(self, stacks: _Stacks) -> _Walk:
         """The stacks down the loaded tree; what they lack numbered past every loaded node."""
         first = self._high + 1
         if first >= _NODE_LIMIT:
             raise ValueError("the stack tree has passed 2**32 nodes")
         leaves, missing, walk = self._index.walk(
-            frames, offsets, first, self.function, leaf_first=leaf_first, nodes=False
+            stacks.frames,
+            stacks.offsets,
+            first,
+            self.function,
+            leaf_first=stacks.leaf_first,
+            nodes=False,
+            frame_of=stacks.frame_of,
         )
         # The leaves are the caller's to change: a copy, not a view of the bytes.
         return _Walk(first, np.frombuffer(leaves, dtype=np.int64).copy(), missing, walk)
 
-    def _append(self, frames: IntArray, offsets: IntArray, leaf_first: bool, walk: _Walk, appends: Appends) -> _Walk:
+    def _append(self, stacks: _Stacks, walk: _Walk, appends: Appends) -> _Walk:
         """Under the tree's write lock: catch up with other writers, then store what is still missing as a segment
         (added to the index once ``appends`` commits)."""
         conn = appends.segments(self)
         # Another writer appended since (the newest segment is past this process's): walk again against its nodes.
         if appends.appended_past(TREES + self._tree, self._high) and self._catch_up(conn):
-            walk = self._walk(frames, offsets, leaf_first)
+            walk = self._walk(stacks)
         if walk.missing:
             raw, flags = self._index.segment_columns(walk.walk)
             data = stackcodec.encode_columns(raw, flags, walk.missing, walk.first)

@@ -364,6 +364,69 @@ def test_a_commit_after_an_add_finds_every_child() -> None:
         )
 
 
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(batches(), st.booleans(), st.integers(0, 2**32))
+def test_walk_through_frame_of_equals_the_gathered_frames(
+    stacks_per_batch: list[list[list[int]]], leaf_first: bool, seed: int
+) -> None:
+    """Stacks given as positions in ``frame_of`` (a profile's line entries, several to a function) walk as the
+    frames ``frame_of[positions]`` do, new nodes and all, batch after batch."""
+    rng = random.Random(seed)
+    mapped, gathered = Indexed(), Indexed()
+    high = 0
+    for stacks in stacks_per_batch:
+        frames, offsets = _flat(stacks, leaf_first)
+        distinct = sorted(set(frames.tolist()))
+        # Each frame as one to three entries, in shuffled order; each frame of a stack takes one of them.
+        entries_of: dict[int, list[int]] = {f: [] for f in distinct}
+        frame_of_list: list[int] = []
+        for f in rng.sample(distinct * 3, len(distinct) * 3)[: len(distinct) * 2] + distinct:
+            entries_of[f].append(len(frame_of_list))
+            frame_of_list.append(f)
+        positions = np.array([rng.choice(entries_of[f]) for f in frames.tolist()], dtype=np.int64)
+        frame_of = np.array(frame_of_list, dtype=np.int64)
+        with_map = mapped.index.walk(
+            positions, offsets, high + 1, mapped.tree.function, leaf_first=leaf_first, frame_of=frame_of
+        )
+        plain = gathered.walk(frames, offsets, high + 1, leaf_first=leaf_first)
+        assert with_map == plain
+        made = len(plain[1]) // 8
+        if made:
+            _, _, walk_a = mapped.index.walk(
+                positions,
+                offsets,
+                high + 1,
+                mapped.tree.function,
+                leaf_first=leaf_first,
+                nodes=False,
+                frame_of=frame_of,
+            )
+            _, _, walk_b = gathered.walk(frames, offsets, high + 1, leaf_first=leaf_first, nodes=False)
+            assert mapped.segment_columns(walk_a) == gathered.segment_columns(walk_b)
+            mapped.commit(walk_a, *mapped.tree.all())
+            gathered.commit(walk_b, *gathered.tree.all())
+            high += made
+    assert np.array_equal(mapped.tree.function, gathered.tree.function)
+    assert np.array_equal(mapped.tree.parent, gathered.tree.parent)
+
+
+def test_frame_of_out_of_place_is_refused() -> None:
+    index = Indexed()
+    offsets = np.array([0, 3], dtype=np.int64)
+    frame_of = np.array([5, 6, 7], dtype=np.int64)
+    for positions, bad_map in (
+        (np.array([0, 1, 3]), frame_of),  # past the map
+        (np.array([0, -1, 2]), frame_of),  # before it
+        (np.array([0, 1, 2]), np.array([5, 2**31, 7])),  # a frame out of range
+        (np.array([0, 1, 2]), np.array([5, -2, 7])),
+    ):
+        with pytest.raises(ValueError):
+            index.index.walk(positions, offsets, 1, index.tree.function, frame_of=bad_map)
+    with pytest.raises(TypeError, match="frame_of must be a contiguous buffer of 64-bit integers"):
+        index.index.walk(np.array([0, 1, 2]), offsets, 1, index.tree.function, frame_of=frame_of.astype(np.int32))
+    assert len(index) == 0
+
+
 def test_bad_input_is_refused_whole() -> None:
     index = Indexed()
     index.add(np.array([0, 1]), np.array([5, 6]), np.array([1, 2]))
