@@ -264,7 +264,7 @@ class Store:
         marks: list[tuple[int, int]] = []
         if late:
             series_id, hour = row["series_id"], bucket_of(row["time_ns"], HOUR_S)
-            if invalidate(conn, series_id, hour, self._late_marks.snapshot()):
+            if invalidate(conn, series_id, hour, self._late_marks):
                 marks.append((series_id, hour))
         (written,) = self.profiles.insert_rows(conn, [(row, data)])
         appends.after_commit(lambda: self._late_marks.add(marks))
@@ -280,11 +280,10 @@ class Store:
         with self.engine.begin() as conn:
             current = lock_against_gc(conn)
             fresh = [i for i, p in enumerate(pending) if p.epoch == current]
-            marked = self._late_marks.snapshot()
             # Series in a fixed order: two batches locking the same series cannot wait on each other.
             late = {(p.row["series_id"], bucket_of(p.row["time_ns"], HOUR_S)) for p in pending if p.late}
             for series_id, hour in sorted(late):
-                if invalidate(conn, series_id, hour, marked):
+                if invalidate(conn, series_id, hour, self._late_marks):
                     marks.append((series_id, hour))
             written = iter(self.profiles.insert_rows(conn, [(pending[i].row, pending[i].blob) for i in fresh]))
         self._late_marks.add(marks)

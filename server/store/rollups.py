@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,7 +77,7 @@ _DROP_ROLLUPS = (
 
 
 def invalidate(
-    conn: Connection, series_id: int, time_ns: int, marked: frozenset[tuple[int, int]] = frozenset()
+    conn: Connection, series_id: int, time_ns: int, marked: Container[tuple[int, int]] = frozenset()
 ) -> bool:
     """A profile arrived for a bucket that may be rolled up already: drop its hour's and day's rollups.
 
@@ -125,9 +125,11 @@ class LateMarks:
         self._pairs: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
 
-    def snapshot(self) -> frozenset[tuple[int, int]]:
+    def __contains__(self, pair: object) -> bool:
+        """Whether ``pair`` was marked (asked of the set itself: a back-fill marks an hour every ~15 profiles, and a
+        copy of up to :data:`LIMIT` pairs for every late profile would cost more than its DELETE)."""
         with self._lock:
-            return frozenset(self._pairs)
+            return pair in self._pairs
 
     def add(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Pairs whose marks have committed (a rolled-back mark must not be remembered)."""

@@ -19,7 +19,7 @@ from server.settings import Settings
 from server.store import blob
 from server.store.models import RollupBlob, RollupDirty
 from server.store.repository import Store
-from server.store.rollups import DAY_S, HOUR_S, NS, SCAN_KEY, read_state
+from server.store.rollups import DAY_S, HOUR_S, NS, SCAN_KEY, LateMarks, read_state
 from server.upkeep.jobs import build_rollups
 from tests.support.helpers import push
 from tests.support.oracle import pprof_top
@@ -146,6 +146,17 @@ def test_late_data_marks_its_hour_once_until_it_is_rebuilt(
     assert service.top(filled, settings, _query(0, 86_400, True)) == service.top(
         filled, settings, _query(0, 86_400, False)
     )
+
+
+def test_late_marks_answer_membership_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    marks = LateMarks()
+    assert (1, 3600) not in marks
+    marks.add([(1, 3600), (2, 7200)])
+    assert (1, 3600) in marks and (2, 7200) in marks and (1, 7200) not in marks
+    monkeypatch.setattr(LateMarks, "LIMIT", 2)
+    marks.add([(3, 0)])  # past the limit: forgotten first (a forgotten mark costs one redundant row)
+    marks.add([(4, 0)])
+    assert (4, 0) in marks and (1, 3600) not in marks
 
 
 def test_each_run_scans_from_the_watermark(filled: Store, client: TestClient) -> None:
