@@ -948,6 +948,13 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
                     }
                 }
+                /* Room for every node the rest of the stack can make, once (it may move the lists below). */
+                if (batch_room(b, made + (length[m] - k)) < 0) {
+                    goto done;
+                }
+                /* Once the stack has made a node, it is the parent of the next: one with no children yet, so
+                 * the rest of the stack makes a node a frame with no lookup. */
+                int made_here = 0;
                 for (; k < length[m]; k++) {
                     int64_t frame = FRAME_AT(stack[k * step]);
                     int seen = 0;
@@ -963,43 +970,44 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         }
                         filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
                     }
-                    if (batch_room(b, made + 1) < 0) { /* first: it may move the lists below */
-                        goto done;
-                    }
-                    uint32_t *first, *count;
-                    if (at_node < next_id) {
-                        Py_ssize_t r = batch_stored(b, at_node, listed[m]);
-                        first = &b->stored_first[r];
-                        count = &b->stored_children[r];
+                    Py_ssize_t j;
+                    if (made_here) { /* the parent is the node made for the frame before: its first child */
+                        Py_ssize_t up = (Py_ssize_t)(at_node - next_id);
+                        j = made++;
+                        b->first_child[up] = (uint32_t)(j + 1);
+                        b->children[up] = 1;
+                        b->listed[j] = 1;
+                        b->next_sibling[j] = 0;
                     }
                     else {
-                        first = &b->first_child[at_node - next_id];
-                        count = &b->children[at_node - next_id];
-                    }
-                    Py_ssize_t j = -1;
-                    for (uint32_t e = *first; e; e = b->next_sibling[e - 1]) {
-                        if (b->frame[e - 1] == (int32_t)frame) {
-                            j = (Py_ssize_t)e - 1;
-                            break;
+                        uint32_t *first, *count;
+                        if (at_node < next_id) {
+                            Py_ssize_t r = batch_stored(b, at_node, listed[m]);
+                            first = &b->stored_first[r];
+                            count = &b->stored_children[r];
                         }
-                    }
-                    if (j < 0 && *count > LIST) {
-                        j = (Py_ssize_t)wide_find(&b->wide, pack(at_node, frame)) - 1;
-                    }
-                    if (j < 0) {
-                        if (next_id + made >= NODE_LIMIT) {
-                            PyErr_SetString(PyExc_ValueError, "the stack tree has passed 2**32 nodes");
-                            goto done;
+                        else {
+                            first = &b->first_child[at_node - next_id];
+                            count = &b->children[at_node - next_id];
+                        }
+                        j = -1;
+                        for (uint32_t e = *first; e; e = b->next_sibling[e - 1]) {
+                            if (b->frame[e - 1] == (int32_t)frame) {
+                                j = (Py_ssize_t)e - 1;
+                                break;
+                            }
+                        }
+                        if (j < 0 && *count > LIST) {
+                            j = (Py_ssize_t)wide_find(&b->wide, pack(at_node, frame)) - 1;
+                        }
+                        if (j >= 0) { /* made by an earlier stack of the batch */
+                            at_node = next_id + j;
+                            continue;
                         }
                         j = made++;
-                        b->parent[j] = (uint32_t)at_node; /* an id below NODE_LIMIT */
-                        b->frame[j] = (int32_t)frame;     /* below FRAME_LIMIT: checked above */
-                        b->depth[j] = (int32_t)(k + 1);   /* at most the longest stack, below DEPTH_LIMIT */
-                        b->recursive[j] = (uint8_t)seen;
-                        b->first_child[j] = 0;
-                        b->children[j] = 0;
-                        b->next_sibling[j] = 0;
+                        made_here = 1;
                         b->listed[j] = *count < LIST;
+                        b->next_sibling[j] = 0;
                         if (*count < LIST) {
                             b->next_sibling[j] = *first;
                             *first = (uint32_t)(j + 1);
@@ -1009,6 +1017,16 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         }
                         (*count)++;
                     }
+                    if (next_id + j >= NODE_LIMIT) {
+                        PyErr_SetString(PyExc_ValueError, "the stack tree has passed 2**32 nodes");
+                        goto done;
+                    }
+                    b->parent[j] = (uint32_t)at_node; /* an id below NODE_LIMIT */
+                    b->frame[j] = (int32_t)frame;     /* below FRAME_LIMIT: checked above */
+                    b->depth[j] = (int32_t)(k + 1);   /* at most the longest stack, below DEPTH_LIMIT */
+                    b->recursive[j] = (uint8_t)seen;
+                    b->first_child[j] = 0;
+                    b->children[j] = 0;
                     at_node = next_id + j;
                 }
             }
