@@ -499,6 +499,34 @@ read_repeated_varint(Reader *r, const Tag *tag, Int64Buf *out)
         if (reserved < 0) {
             return -1;
         }
+        if (reserved == 0) {
+            /* The buffer and its length in locals: stored through out->data, a uint64_t may be out->len itself as
+             * far as the compiler knows, which kept the length in memory (a store and a load a value). */
+            uint64_t *data = out->data;
+            size_t len = out->len;
+            const uint8_t *p = packed.pos, *end = packed.end;
+            while (p < end) {
+                if (p[0] < 0x80) {
+                    data[len++] = p[0];
+                    p++;
+                }
+                else if (end - p >= 2 && p[1] < 0x80) {
+                    data[len++] = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+                    p += 2;
+                }
+                else {
+                    packed.pos = p;
+                    if (read_varint_slow(&packed, &value) < 0) {
+                        out->len = len;
+                        return -1;
+                    }
+                    p = packed.pos;
+                    data[len++] = value;
+                }
+            }
+            out->len = len;
+            return 0;
+        }
         while (!reader_done(&packed)) {
             if (read_varint(&packed, &value) < 0) {
                 return -1;
