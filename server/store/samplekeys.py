@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine
 
-from server.store import columncodec, segmentcache
+from server.store import columncodec, reserved, segmentcache
 from server.store._keyindex import KeyIndex
 from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved
 from server.store.models import SegmentKind
@@ -102,9 +102,11 @@ class SampleKeyTable(SegmentCache[KeyRows]):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self._index = KeyIndex()  # hash -> id
-        self.node = np.zeros(1024, dtype=np.int64)
-        self.labelset = np.zeros(1024, dtype=np.int64)
-        self.known = np.zeros(1024, dtype=bool)
+        # Columns by key id, grown in place past a few thousand keys (server.store.reserved): a churny profile
+        # brings ~2,000 keys, and growing by copying wrote each key's bytes again into fresh pages.
+        self.node = reserved.zeros(1024, np.int64)
+        self.labelset = reserved.zeros(1024, np.int64)
+        self.known = reserved.zeros(1024, np.bool_)
 
     def lookup(self, hashes: IntArray) -> IntArray:
         """The id of every hash, -1 for those not stored (every segment is read at first use)."""
@@ -208,9 +210,9 @@ class SampleKeyTable(SegmentCache[KeyRows]):
     def _grow(self, size: int) -> None:
         if size > self.node.shape[0]:
             size = max(size, self.node.shape[0] * 2)
-            self.node = np.concatenate([self.node, np.zeros(size - self.node.shape[0], dtype=np.int64)])
-            self.labelset = np.concatenate([self.labelset, np.zeros(size - self.labelset.shape[0], dtype=np.int64)])
-            self.known = np.concatenate([self.known, np.zeros(size - self.known.shape[0], dtype=bool)])
+            self.node = reserved.grown(self.node, size)
+            self.labelset = reserved.grown(self.labelset, size)
+            self.known = reserved.grown(self.known, size)
 
     def resolve(self, ids: IntArray) -> tuple[IntArray, IntArray]:
         """Stack node and label set of every key id, reading keys other processes wrote."""
