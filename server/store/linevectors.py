@@ -65,6 +65,9 @@ _LENGTH = struct.Struct("<I")
 _WIDTHS = (1, 2, 4, 8)
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 _UINT16_MAX = (1 << 16) - 1
+#: A key's ``start`` while its vector is stored (by this process, committed) but its values are still only in the
+#: segment's bytes: read at the first query that needs them (:meth:`LineVectorTable.vectors`).
+_UNREAD = -2
 #: Set in the width byte when the values are raw deflate (else a zstd frame, as segments before it were written).
 DEFLATED = 0x80
 _LEVEL = 1
@@ -200,6 +203,10 @@ class LineVectorTable(SegmentCache[VectorRows]):
         # at 32); widened from the first value that does not fit.
         self._values: npt.NDArray[np.integer[Any]] = np.zeros(1024, dtype=np.uint16)
         self._used = 0
+        #: Segments this process appended (committed) whose values are not in ``_values`` yet: a churny profile's
+        #: ~85,000 values were copied into fresh pages at every commit (~40 page faults) for the line-granularity
+        #: queries alone, which may never come; their keys' ``start`` is ``_UNREAD``.
+        self._unread: list[bytes] = []
 
     def append(
         self,
@@ -224,16 +231,56 @@ class LineVectorTable(SegmentCache[VectorRows]):
                 self._catch_up(conn)
             ids = self._high + 1 + np.arange(keys.shape[0], dtype=np.int64)
             rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values)
-            appends.add_segment(segment_row(rows))
-            appends.after_commit(lambda: self._committed(rows))
+            row = segment_row(rows)
+            appends.add_segment(row)
+            data: bytes = row["data"]
+            appends.after_commit(lambda: self._committed_unread(rows, data))
+
+    def _committed_unread(self, rows: VectorRows, data: bytes) -> None:
+        """A segment this process appended has committed: its keys have a vector from now on, whose values stay in
+        ``data`` until a query asks for them (unless a catch-up read the segment meanwhile)."""
+        with self._lock:
+            if int(rows.ids[0]) <= self._high:
+                return
+            self._positions(rows.keys)
+            self.start[rows.keys] = _UNREAD
+            self.length[rows.keys] = rows.lengths
+            self._unread.append(data)
+            self._high = max(self._high, int(rows.ids[-1]))
+
+    def _read_unread(self) -> None:
+        """The values of this process's own segments into memory (under the lock), for keys still waiting for them:
+        a key whose vector a catch-up loaded meanwhile keeps it (every vector of a key holds the same values)."""
+        unread, self._unread = self._unread, []
+        for data in unread:
+            rows = decode(data)
+            self._place(rows.take(self.start[rows.keys] == _UNREAD))
 
     def _read(self, conn: Connection, above: int) -> list[VectorRows]:
         return read_segments(conn, above)
 
     def _add(self, rows: VectorRows) -> None:
-        """Vectors (in increasing id order, all above those loaded) into the values and the by-key positions. The
-        columns grow in place (:mod:`server.store.reserved`): a churny profile adds ~85,000 values, and copies
-        of a growing array faulted in most of their pages again."""
+        """Vectors (in increasing id order, all above those loaded) into the values and the by-key positions."""
+        if len(rows) == 0:
+            return
+        self._place(rows)
+        self._high = max(self._high, int(rows.ids[-1]))
+
+    def _positions(self, keys: IntArray) -> None:
+        """Room in the by-key positions for every key of ``keys``."""
+        top = int(keys.max()) + 1 if keys.size else 0
+        if top > self.start.shape[0]:
+            size = max(top, 2 * self.start.shape[0])
+            old = self.start.shape[0]
+            # Stored as start + 1 would spare this fill; -1 reads clearer wherever a vector is looked up.
+            self.start = reserved.grown(self.start, size)
+            self.start[old:] = -1
+            self.length = reserved.grown(self.length, size)
+
+    def _place(self, rows: VectorRows) -> None:
+        """Vectors' values into memory and their keys' positions to them. The columns grow in place
+        (:mod:`server.store.reserved`): a churny profile adds ~85,000 values, and copies of a growing array
+        faulted in most of their pages again."""
         if len(rows) == 0:
             return
         count = rows.values.shape[0]
@@ -245,19 +292,11 @@ class LineVectorTable(SegmentCache[VectorRows]):
         if self._used + count > self._values.shape[0]:
             self._values = reserved.grown(self._values, max(self._used + count, 2 * self._values.shape[0]))
         self._values[self._used : self._used + count] = rows.values
-        top = int(rows.keys.max()) + 1
-        if top > self.start.shape[0]:
-            size = max(top, 2 * self.start.shape[0])
-            old = self.start.shape[0]
-            # Stored as start + 1 would spare this fill; -1 reads clearer wherever a vector is looked up.
-            self.start = reserved.grown(self.start, size)
-            self.start[old:] = -1
-            self.length = reserved.grown(self.length, size)
+        self._positions(rows.keys)
         # In id order, so a key's later vector (a fill written twice) is the one kept.
         self.start[rows.keys] = self._used + rows.offsets[:-1]
         self.length[rows.keys] = rows.lengths
         self._used += count
-        self._high = max(self._high, int(rows.ids[-1]))
 
     def load(self) -> None:
         """Read the vectors other processes appended since this one last looked."""
@@ -280,12 +319,14 @@ class LineVectorTable(SegmentCache[VectorRows]):
         """Whether each key id has a vector this process has loaded."""
         inside = (keys >= 0) & (keys < self.start.shape[0])
         found = np.zeros(keys.shape[0], dtype=bool)
-        found[inside] = self.start[keys[inside]] >= 0
+        found[inside] = self.start[keys[inside]] != -1  # in memory, or _UNREAD
         return found
 
     def vectors(self, keys: IntArray) -> tuple[IntArray, IntArray]:
         """The vectors of ``keys`` (every one loaded, see :meth:`has`) one after another, and their offsets."""
         with self._lock:
+            if self._unread and bool((self.start[keys] == _UNREAD).any()):
+                self._read_unread()
             lengths = self.length[keys]
             offsets = np.zeros(keys.shape[0] + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])

@@ -230,6 +230,26 @@ def test_vectors_of_a_transaction_are_cached_only_once_committed(database_url: s
         engine.dispose()
 
 
+def test_own_vectors_stay_in_their_segment_until_a_query_reads_them(database_url: str) -> None:
+    """A process keeps the values it appended in the segment's bytes until a query asks for them; keys count as
+    having a vector at once, and a vector another writer stored meanwhile for the same key is the one kept."""
+    engine = make_engine(database_url)
+    try:
+        mine, other = LineVectorTable(engine), LineVectorTable(engine)
+        mine.append(np.array([1, 2]), np.array([0, 2, 3]), np.array([10, 12, 14]))
+        mine.append(np.array([3]), np.array([0, 2]), np.array([30, 31]))
+        assert len(mine._unread) == 2 and not bool(mine.lacking(np.array([1, 2, 3])).any())
+        other.append(np.array([2]), np.array([0, 1]), np.array([12]))  # a fill of key 2 by another process
+        mine.load()  # its catch-up reads the other's segment: key 2's vector is now in memory
+        values, offsets = mine.vectors(np.array([3, 2]))
+        assert values.tolist() == [30, 31, 12] and offsets.tolist() == [0, 2, 3]
+        assert mine._unread == []  # both segments read: each had a key the query asked for still waiting
+        values, offsets = mine.vectors(np.array([1, 2, 3]))
+        assert values.tolist() == [10, 12, 12, 30, 31] and offsets.tolist() == [0, 2, 3, 5]
+    finally:
+        engine.dispose()
+
+
 def test_a_copy_from_before_a_collection_takes_a_hash_stored_again_under_its_new_id(database_url: str) -> None:
     """Another process collects a dead key and later stores its hash again: a copy loaded before the collection
     reads the new segment on a query's catch-up and finds the hash under the new id, not the dropped one."""
@@ -366,10 +386,10 @@ def test_vector_values_widen_the_column_one_step_at_a_time(database_url: str) ->
             given = narrowest(np.array(values, dtype=np.int64)) if key % 2 else np.array(values, dtype=np.int64)
             vectors.append(np.array([key]), np.array([0, len(values)]), given)
             expected.extend(values)
-            assert vectors._values.dtype == dtype
             for table in (vectors, LineVectorTable(engine)):
                 assert not bool(table.lacking(np.arange(1, key + 1)).any())
-                found, _ = table.vectors(np.arange(1, key + 1))
+                found, _ = table.vectors(np.arange(1, key + 1))  # the appending table reads its segment here
+                assert table._values.dtype == dtype
                 assert found.dtype == np.int64
                 assert found.tolist() == expected
     finally:
