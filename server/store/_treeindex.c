@@ -769,6 +769,18 @@ copied_nodes(const Batch *b, Py_ssize_t made, PyObject *leaves)
     return result;
 }
 
+/* Whether every one of the n values is in [0, limit). */
+static int
+all_within(const int64_t *values, Py_ssize_t n, int64_t limit)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (values[i] < 0 || values[i] >= limit) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Frame of stack position value X: X itself, or its entry in frame_of (walk's own local) when given. */
 #define FRAME_AT(X) (frame_of != NULL ? frame_of[(X)] : (X))
 
@@ -837,27 +849,14 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "stacks must be shorter than 2**31 frames (the depth column is int32)");
         goto done;
     }
-    if (frame_of != NULL) { /* frames are entries of frame_of, whose values are the frames */
-        for (Py_ssize_t i = 0; i < n_map; i++) {
-            if (frame_of[i] < 0 || frame_of[i] >= FRAME_LIMIT) {
-                PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
-                goto done;
-            }
-        }
-        for (Py_ssize_t i = 0; i < n_frames; i++) {
-            if (frames[i] < 0 || frames[i] >= n_map) {
-                PyErr_SetString(PyExc_ValueError, "stack entries must be positions in frame_of");
-                goto done;
-            }
-        }
+    /* With frame_of, frames are positions in it and its values the frames. */
+    if (!all_within(frame_of != NULL ? frame_of : frames, frame_of != NULL ? n_map : n_frames, FRAME_LIMIT)) {
+        PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
+        goto done;
     }
-    else {
-        for (Py_ssize_t i = 0; i < n_frames; i++) {
-            if (frames[i] < 0 || frames[i] >= FRAME_LIMIT) {
-                PyErr_SetString(PyExc_ValueError, "stack frame ids must be in [0, 2**31)");
-                goto done;
-            }
-        }
+    if (frame_of != NULL && !all_within(frames, n_frames, n_map)) {
+        PyErr_SetString(PyExc_ValueError, "stack entries must be positions in frame_of");
+        goto done;
     }
     leaves_obj = PyBytes_FromStringAndSize(NULL, n_stacks * 8);
     self->walks++; /* from here on, what the batch held is gone */

@@ -24,6 +24,9 @@ when ingest sees it again, long after the key itself, so vectors cannot be
 numbered by key id and stay appended in order. A later vector of a key
 replaces an earlier one (two processes filling the same old key write the
 same vector); garbage collection keeps the newest vector of each live key.
+A process keeps the vectors it appends in their segment's bytes until a
+line-granularity query asks for them: a churny profile's ~82,000 values were
+copied into memory at every commit, for a view most processes never serve.
 
 Layout: a 4-byte length, then the rows (vector id, key id, frame count) as a
 segment of :mod:`server.store.columncodec` (magic ``LV``), then one byte
