@@ -51,7 +51,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import zstandard
 from sqlalchemy import Connection, Engine, delete, select
 
 from server.pprof.frames import narrowest
@@ -59,7 +58,7 @@ from server.store import columncodec, reserved, segmentcache
 from server.store.appends import LINE_VECTORS, Appends, lock_appends
 from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.segmentcache import SegmentCache
-from server.store.stackcodec import CorruptSegment, deflate, inflate
+from server.store.stackcodec import CorruptSegment, deflate, inflate, unzstd
 
 IntArray = npt.NDArray[np.int64]
 #: A line-vector segment's magic bytes (its rows, :mod:`server.store.columncodec`).
@@ -140,25 +139,23 @@ def decode(data: bytes) -> VectorRows:
         raise CorruptSegment(f"line vector segment has values {width} bytes wide")
     count = int(lengths.sum()) if lengths.size else 0
     body = data[start + 1 :]
-    raw = inflate(body, count * width, "line vector segment values") if deflated else _unzstd(body, count * width)
+    what = "line vector segment values"
+    raw = (
+        inflate(body, count * width, what)
+        if deflated
+        else unzstd(
+            body,
+            count * width,
+            what,
+            "line vector segment holds {size} bytes of values; its rows say " + str(count * width),
+        )
+    )
     if len(raw) != count * width:
         raise CorruptSegment(f"line vector segment holds {len(raw)} bytes of values; its rows say {count * width}")
     values = np.frombuffer(raw, f"<u{width}" if width < 8 else "<i8", count)
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return VectorRows(ids, keys, offsets, values.astype(np.int64))
-
-
-def _unzstd(body: bytes, expected: int) -> bytes:
-    """A segment's values as written before they were deflated: one zstd frame."""
-    try:
-        size = zstandard.frame_content_size(body)
-        if size != expected:  # checked first: the frame's own size would decide the memory taken
-            raise CorruptSegment(f"line vector segment holds {size} bytes of values; its rows say {expected}")
-        raw: bytes = zstandard.ZstdDecompressor().decompress(body)
-    except zstandard.ZstdError as exc:
-        raise CorruptSegment(f"line vector segment values do not decompress: {exc}") from None
-    return raw
 
 
 def segment_row(rows: VectorRows) -> dict[str, Any]:

@@ -136,18 +136,27 @@ def inflate(body: bytes, expected: int, what: str, *, zlib_stream: bool = False)
     return raw
 
 
+def unzstd(body: bytes, expected: int, what: str, mismatch: str) -> bytes:
+    """One zstd frame of exactly ``expected`` bytes (segments written with zstd, still read); :class:`CorruptSegment`
+    naming ``what`` otherwise. The frame's declared size is checked before anything is decompressed: the frame's
+    own size would decide the memory taken. ``mismatch`` is the message for a frame of another size, its
+    ``{size}`` filled in."""
+    try:
+        size = zstandard.frame_content_size(body)
+        if size != expected:
+            raise CorruptSegment(mismatch.format(size=size))
+        raw: bytes = zstandard.ZstdDecompressor().decompress(body)
+    except zstandard.ZstdError as exc:
+        raise CorruptSegment(f"{what} do not decompress: {exc}") from None
+    return raw
+
+
 def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
     """The column bytes; never more than ``expected`` of them (the header's count bounds the memory)."""
     if version != _ZSTD:
         return inflate(body, expected, "stack segment columns", zlib_stream=version == _ZLIB)
-    try:
-        size = zstandard.frame_content_size(body)
-        if size != expected:  # checked first: the frame's own size would decide the memory taken
-            raise CorruptSegment(f"stack segment holds {size} bytes of columns; its header says {count} nodes")
-        raw: bytes = zstandard.ZstdDecompressor().decompress(body)
-    except zstandard.ZstdError as exc:
-        raise CorruptSegment(f"stack segment columns do not decompress: {exc}") from None
-    return raw
+    mismatch = "stack segment holds {size} bytes of columns; its header says " + f"{count} nodes"
+    return unzstd(body, expected, "stack segment columns", mismatch)
 
 
 def decode(data: bytes) -> Segment:
