@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from server.store.stackcodec import CorruptSegment
+from server.store.stackcodec import CorruptSegment, unzstd
 
 IntArray = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -131,13 +131,9 @@ def decode(magic: bytes, width: int, data: bytes) -> tuple[IntArray, list[IntArr
         raise CorruptSegment(f"{magic.decode()} segment has a column descriptor out of range")
     expected = count * sum(planes)
     body = data[start:]
-    try:
-        size = zstandard.frame_content_size(body)
-        if size != expected:  # checked first: the frame's own size would decide the memory taken
-            raise CorruptSegment(f"{magic.decode()} segment holds {size} bytes of columns; its header says {count}")
-        raw = zstandard.ZstdDecompressor().decompress(body)
-    except zstandard.ZstdError as exc:
-        raise CorruptSegment(f"{magic.decode()} segment columns do not decompress: {exc}") from None
+    kind = magic.decode()
+    mismatch = f"{kind} segment holds {{size}} bytes of columns; its header says {count}"
+    raw = unzstd(body, expected, f"{kind} segment columns", mismatch)
     if len(raw) != expected:
         raise CorruptSegment(f"{magic.decode()} segment holds {len(raw)} bytes of columns; its header says {count}")
     values: list[IntArray] = []

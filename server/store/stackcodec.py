@@ -137,7 +137,8 @@ def inflate(body: bytes, expected: int, what: str, *, zlib_stream: bool = False)
 
 
 def unzstd(body: bytes, expected: int, what: str, mismatch: str) -> bytes:
-    """One zstd frame of exactly ``expected`` bytes (segments written with zstd, still read); :class:`CorruptSegment`
+    """One zstd frame of exactly ``expected`` bytes (stack segments and line vectors written with zstd, still read;
+    the columns of :mod:`server.store.columncodec` and the strings of function segments); :class:`CorruptSegment`
     naming ``what`` otherwise. The frame's declared size is checked before anything is decompressed: the frame's
     own size would decide the memory taken. ``mismatch`` is the message for a frame of another size, its
     ``{size}`` filled in."""

@@ -61,7 +61,7 @@ from server.store._keyindex import KeyIndex
 from server.store.appends import FUNCTIONS, Appends
 from server.store.models import SegmentKind
 from server.store.segmentcache import SegmentCache, lookup_ids
-from server.store.stackcodec import CorruptSegment
+from server.store.stackcodec import CorruptSegment, unzstd
 
 FunctionKey = tuple[str, str, str]
 U64 = npt.NDArray[np.uint64]
@@ -218,12 +218,8 @@ def decode(data: bytes) -> FunctionRows:
         raise CorruptSegment("function segment has a string length or file number out of range")
     expected = int(name_lengths.sum()) + int(system_lengths[system_lengths > 0].sum()) + int(file_lengths.sum())
     body = data[text_at:]
-    try:
-        if zstandard.frame_content_size(body) != expected:  # checked first: it bounds what is decompressed
-            raise CorruptSegment("function segment's strings are not the size its lengths add up to")
-        raw = zstandard.ZstdDecompressor().decompress(body)
-    except zstandard.ZstdError as exc:
-        raise CorruptSegment(f"function segment's strings do not decompress: {exc}") from None
+    mismatch = "function segment's strings are not the size its lengths add up to"
+    raw = unzstd(body, expected, "function segment's strings", mismatch)
     if len(raw) != expected:
         raise CorruptSegment("function segment's strings are not the size its lengths add up to")
     try:
