@@ -4,7 +4,7 @@
     .venv/bin/python bench/scrape.py --quick    # a smoke run: 200 targets, 60 s
     .venv/bin/python bench/scrape.py --max-in-flight 10000 --max-per-host 10   # limits raised past the fleet
     .venv/bin/python bench/scrape.py --max-in-flight 10000 --max-per-host 10 --per-host-pools   # what-if
-    .venv/bin/python bench/scrape.py --max-in-flight 10000 --max-per-host 10 --per-host-pools --gc-threshold 700,10,100
+    .venv/bin/python bench/scrape.py --gc-threshold 700,10,10   # what-if: Python's default full collections
     .venv/bin/python bench/scrape.py --duration 60 --cprofile /tmp/scrape.prof   # where the collector's CPU goes
 
 Aim: 1,000 targets with 6 profile types each at a 15 s interval on one core,
@@ -35,7 +35,9 @@ per request.
 The what-if flags change the process around the collector, never collector
 code: ``--per-host-pools`` hands the Fetcher (through its ``transport``
 argument) one small httpx pool per target, ``--gc-threshold`` calls
-``gc.set_threshold`` before the run.
+``gc.set_threshold`` before the run (otherwise the collector's full collections are spaced as a
+started collector spaces them: ``gc_full_collection_every``, ``server/gcfreeze.py``;
+``--gc-threshold 700,10,10`` is Python's default).
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ from collector.fetch import USER_AGENT, Fetcher, FetchLimits
 from collector.manager import ScrapeManager
 from collector.metrics import CollectorMetrics
 from collector.sinks import ScrapedProfile
+from server.gcfreeze import space_full_collections
 from server.scrape.spec import PROFILE_PATHS, TIMED_KINDS, ProfileSpec, TargetSpec, offset_s
+from server.settings import Settings
 
 FIRST_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
 CAPTURES = {
@@ -677,6 +681,8 @@ def main() -> int:
         for index, (host, port) in enumerate(addresses)
     ]
 
+    # As a started collector spaces them (server/gcfreeze.py); the what-if replaces all three thresholds.
+    space_full_collections(Settings().gc_full_collection_every)
     if args.gc_threshold:
         gc.set_threshold(*(int(part) for part in args.gc_threshold.split(",")))
     profiler = cProfile.Profile() if args.cprofile else None

@@ -31,7 +31,7 @@ from server.api import (
 from server.auth.middleware import AuthMiddleware, failure_counter
 from server.auth.ratelimit import AuthThrottle
 from server.auth.tokens import TokenSet
-from server.gcfreeze import freeze_startup_objects
+from server.gcfreeze import freeze_startup_objects, space_full_collections
 from server.ingest.storelimits import limit_rejections
 from server.ingest.workers import IngestWorkers
 from server.migrate import ROOT
@@ -90,6 +90,7 @@ def create_app(
         for hook in starts:
             await hook()
         freeze_startup_objects(settings.gc_freeze)  # started: what exists now lives as long as the process
+        space_full_collections(settings.gc_full_collection_every)
         try:
             yield
         finally:

@@ -16,6 +16,21 @@ service's first dozen profiles. The cost: a cycle of start-up objects that
 becomes garbage later is never freed. Start-up objects are modules, classes,
 settings and the store's engine, kept for the whole process. Garbage made
 before the freeze is collected first, so it is not kept.
+
+Objects made after the start are not frozen: a collector's scrape jobs, its
+connection pools and the scrapes in flight. With 1,000 targets that is ~0.8
+million objects, and a full collection of them stops the event loop for up to
+0.9 s here. Python runs one after every 10 collections of the middle
+generation, once a quarter more objects have reached the oldest one since the
+last. A scrape in flight lives long enough for its objects to get there, and
+they die soon after, so in a collector that quarter came every few seconds.
+:func:`space_full_collections` asks for 100 (``gc_full_collection_every``).
+In ``bench/scrape.py`` (1,000 targets x 6 kinds every 15 s, 180 s, the two
+runs right after each other), that cut full collections from 32 (21.6 s of
+pauses) to 3 (2.1 s). The p99 schedule lag fell from 0.68 to 0.30 s and CPU
+from 0.55 to 0.44 cores, with the same resident set. Ingest leaves no cyclic
+garbage (each profile leaves ~57 tracked objects), so spacing the full
+collections does not let garbage pile up there.
 """
 
 from __future__ import annotations
@@ -35,3 +50,12 @@ def freeze_startup_objects(enabled: bool = True) -> bool:
     gc.collect()
     gc.freeze()
     return True
+
+
+def space_full_collections(every: int) -> None:
+    """A full collection after ``every`` collections of the middle generation (Python's default: 10); the younger
+    generations keep their thresholds. ``ValueError`` below 1 (0 would switch full collections off)."""
+    if every < 1:
+        raise ValueError(f"full collections must come after at least one middle one, not {every}")
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, every)

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         True,
         description="once started, keep start-up objects out of Python's full garbage collections (gc.freeze)",
     )
+    gc_full_collection_every: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="a started process's full garbage collection comes after this many of the middle generation "
+        "(Python's default: 10): each walks every object the process made since it started",
+    )
     database_retry_max_interval: float = Field(
         10.0, gt=0, description="longest wait between retries while the database is away (start, buffered ingest)"
     )

@@ -87,6 +87,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from collector.httpapp import metrics_app, parse_listen
     from collector.manager import Shard
     from server.auth.binding import InsecureBind, check_bind
+    from server.gcfreeze import space_full_collections
     from server.network.proxies import uvicorn_proxy_options
     from stackyard.collecting import build_collector
 
@@ -103,6 +104,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         log.warning(warning, extra={"host": host})
     manager, registry = build_collector(settings, args.push_url, shard, args.config)
     app = metrics_app(registry, settings)
+    space_full_collections(settings.gc_full_collection_every)  # scrapes in flight: see server/gcfreeze.py
 
     async def run() -> None:
         await manager.start()

@@ -28,7 +28,7 @@ from typing import Any
 
 from server import logs
 from server.errors import DatabaseUnavailable, StackyardError, Unavailable
-from server.gcfreeze import freeze_startup_objects
+from server.gcfreeze import freeze_startup_objects, space_full_collections
 from server.ingest.profile import IngestAnswer, ingest
 from server.pprof.errors import ProfileError, ProfileTooLargeError
 from server.pprof.select import SampleView
@@ -73,6 +73,7 @@ def _start_worker(settings: Settings) -> None:
     _Worker.settings = settings
     _Worker.store = Store.from_url(settings.database_url, settings.database_pool_size)
     freeze_startup_objects(settings.gc_freeze)
+    space_full_collections(settings.gc_full_collection_every)
 
 
 def _ready() -> bool:
