@@ -135,7 +135,7 @@ def decode(magic: bytes, width: int, data: bytes) -> tuple[IntArray, list[IntArr
     mismatch = f"{kind} segment holds {{size}} bytes of columns; its header says {count}"
     raw = unzstd(body, expected, f"{kind} segment columns", mismatch)
     if len(raw) != expected:
-        raise CorruptSegment(f"{magic.decode()} segment holds {len(raw)} bytes of columns; its header says {count}")
+        raise CorruptSegment(f"{kind} segment holds {len(raw)} bytes of columns; its header says {count}")
     values: list[IntArray] = []
     offset = 0
     for descriptor, plane_count in zip(descriptors, planes, strict=True):
