@@ -21,8 +21,9 @@ Measured per mode, each against a baseline in the same run:
 - **ingest**: every profile through the real ``server.ingest.profile.ingest()``
   into a fresh SQLite file (gunzip, decode, dedup, blob, one commit each),
   timed one by one, in a process whose start-up objects are frozen and whose
-  full collections are spaced as a started server's are (``server/gcfreeze.py``); against a bare gunzip + protobuf parse (upb) of the same
-  bytes, the least any pprof consumer does. Reported for the first pass over
+  full collections are spaced as a started server's are (``server/gcfreeze.py``);
+  against a bare gunzip + protobuf parse (upb) of the same bytes, the least any
+  pprof consumer does. Reported for the first pass over
   the day's stack sets (the real captures in order: a churny service's
   profiles bring new stacks, this is what it pays) and for the later copies;
   the aim is judged in CPU time (this process's, ``time.process_time``; the
