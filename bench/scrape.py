@@ -25,7 +25,9 @@ Measured in the collector's process: the schedule lag the manager itself
 observes (raw values, through a recording ``schedule_lag`` histogram), the
 lag at which each request really starts (after the fetcher's semaphores),
 scrape durations, failures by result, CPU time / wall time ("cores used"),
-RSS every 10 s, the event loop's lateness, garbage-collector pauses and the
+RSS every 10 s (beside the blocks Python's own allocator has in use: when
+the resident set grows and they do not, the growth is below Python's
+objects), the event loop's lateness, garbage-collector pauses and the
 duration of target syncs. The baseline, measured in the same run against the
 same server, is a bare ``httpx.AsyncClient`` GET loop over the same snapshot
 endpoints, 64 concurrent with a pool of 64 (the Fetcher's default limits):
@@ -46,6 +48,8 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import ctypes
+import ctypes.util
 import gc
 import ipaddress
 import logging
@@ -53,6 +57,7 @@ import math
 import multiprocessing
 import os
 import ssl
+import statistics
 import sys
 import time
 from array import array
@@ -314,12 +319,28 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * PAGE_SIZE
 
 
+def _rss_after_trim() -> int | None:
+    """The resident set after glibc's ``malloc_trim(0)`` hands the free pages inside its heaps back to the system:
+    what it drops by is memory the C allocator held free, not memory in use. None where there is no glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+    return _rss_bytes()
+
+
 @dataclass(slots=True)
 class Sample:
     at_s: float
     rss: int
     cpu_s: float
     done: int
+    blocks: int  # memory blocks Python's own allocator has handed out and not had back (sys.getallocatedblocks)
 
 
 @dataclass(slots=True)
@@ -337,6 +358,7 @@ class CollectorRun:
     stalls: _Stalls
     sync_seconds: array[float]
     gc_tracked: int  # objects the garbage collector tracks at the window's end
+    rss_trimmed: int | None  # the resident set right after malloc_trim(0) at the window's end (None: not glibc)
 
 
 class TimedSyncManager(ScrapeManager):
@@ -387,7 +409,9 @@ class _CountingHandler(logging.Handler):
 async def _sample_forever(samples: list[Sample], sink: CountingSink, started: float) -> None:
     while True:
         done = sum(len(times) for times in sink.done_times.values())
-        samples.append(Sample(time.monotonic() - started, _rss_bytes(), time.process_time(), done))
+        samples.append(
+            Sample(time.monotonic() - started, _rss_bytes(), time.process_time(), done, sys.getallocatedblocks())
+        )
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 
@@ -426,7 +450,8 @@ async def run_collector(
         await prober
     with contextlib.suppress(asyncio.CancelledError):
         await sampler
-    samples.append(Sample(window_end - started, rss_end, cpu_end, done_end))
+    samples.append(Sample(window_end - started, rss_end, cpu_end, done_end, sys.getallocatedblocks()))
+    rss_trimmed = _rss_after_trim()
     # stop() cancels the scrapes still in flight after its deadline; APScheduler logs each cancelled job
     # as an ERROR with a traceback. Count those records instead of printing thousands of tracebacks.
     executor_log = logging.getLogger("apscheduler.executors.default")
@@ -452,6 +477,7 @@ async def run_collector(
         stalls,
         manager.sync_seconds,
         gc_tracked,
+        rss_trimmed,
     )
 
 
@@ -610,13 +636,16 @@ def report(
     )
     print()
     print("collector RSS and CPU every 10 s:")
-    print(f"{'t s':>5} {'RSS MB':>7} {'cores':>6} {'done':>7}")
+    print(f"{'t s':>5} {'RSS MB':>7} {'cores':>6} {'done':>7} {'blocks M':>8}")
     previous: Sample | None = None
     for sample in run.samples:
         cores_slice = (
             "" if previous is None else f"{(sample.cpu_s - previous.cpu_s) / (sample.at_s - previous.at_s):.2f}"
         )
-        print(f"{sample.at_s:>5.0f} {sample.rss / 1e6:>7.1f} {cores_slice:>6} {sample.done:>7}")
+        print(
+            f"{sample.at_s:>5.0f} {sample.rss / 1e6:>7.1f} {cores_slice:>6} {sample.done:>7}"
+            f" {sample.blocks / 1e6:>8.3f}"
+        )
         previous = sample
     first_minute = [s.rss for s in run.samples if s.at_s < 60]
     last_minute = [s.rss for s in run.samples if s.at_s >= run.samples[-1].at_s - 60]
@@ -630,6 +659,20 @@ def report(
         f"RSS mean, first minute {first_mean:.1f} MB, last minute {last_mean:.1f} MB "
         f"({last_mean - first_mean:+.1f} MB; the benchmark's own per-scrape records are {recorded / 1e6:.1f} MB)"
     )
+    # Python's own allocator's blocks in use: flat while the resident set grows means the growth is not objects
+    # Python holds (the records above are arrays, outside these blocks). From the second minute: the first is
+    # the start-up.
+    second = [s.blocks for s in run.samples if 60 <= s.at_s < 120] or [run.samples[-1].blocks]
+    last_blocks = statistics.mean(s.blocks for s in run.samples if s.at_s >= run.samples[-1].at_s - 60) / 1e6
+    print(
+        f"Python allocator blocks in use, second minute {statistics.mean(second) / 1e6:.3f} M, "
+        f"last minute {last_blocks:.3f} M"
+    )
+    if run.rss_trimmed is not None:
+        print(
+            f"RSS at the window's end {run.samples[-1].rss / 1e6:.1f} MB, after malloc_trim(0) "
+            f"{run.rss_trimmed / 1e6:.1f} MB (what it drops by was held free by the C allocator)"
+        )
 
 
 def main() -> int:
