@@ -15,4 +15,5 @@ fi
 # tests/conftest.py checks at the start that the clock really moved, against the real time passed here.
 export STACKYARD_CLOCK_AHEAD_DAYS=400
 export STACKYARD_REAL_TIME="$(date +%s)"
-exec faketime '+400 days' .venv/bin/pytest -p no:cacheprovider -m dates -k "not postgresql" -q "$@"
+# The workers pytest-xdist starts inherit faketime's environment, so their clock is moved too.
+exec faketime '+400 days' .venv/bin/pytest -p no:cacheprovider -m dates -k "not postgresql" -q -n auto --maxprocesses 4 "$@"
