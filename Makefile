@@ -27,15 +27,17 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# One worker a core (at most four): each runs its tests in a process of its own, with its own
-# PostgreSQL servers and Go builds, so the live multi-process tests wait side by side.
+# One worker a core (at most four), in both passes: each runs its tests in a process of its own, with its
+# own PostgreSQL servers and Go builds, so the live multi-process tests wait side by side.
+WORKERS := -n auto --maxprocesses 4
+
 pytest: install
-	$(BIN)/pytest -n auto --maxprocesses 4
+	$(BIN)/pytest $(WORKERS)
 
 # The tests that ingest, query or age data, again with the clock 400 days ahead: no test may depend on
 # today's date. On SQLite only: no SQL reads the database's clock, so PostgreSQL adds time, not coverage.
 pytest-later: install
-	scripts/pytest-later.sh
+	scripts/pytest-later.sh $(WORKERS)
 
 test: install tools lint pytest pytest-later
 

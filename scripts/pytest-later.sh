@@ -15,5 +15,6 @@ fi
 # tests/conftest.py checks at the start that the clock really moved, against the real time passed here.
 export STACKYARD_CLOCK_AHEAD_DAYS=400
 export STACKYARD_REAL_TIME="$(date +%s)"
-# The workers pytest-xdist starts inherit faketime's environment, so their clock is moved too.
-exec faketime '+400 days' .venv/bin/pytest -p no:cacheprovider -m dates -k "not postgresql" -q -n auto --maxprocesses 4 "$@"
+# Arguments go to pytest (`make test` passes its pytest-xdist workers, which inherit faketime's environment,
+# so their clock is moved too).
+exec faketime '+400 days' .venv/bin/pytest -p no:cacheprovider -m dates -k "not postgresql" -q "$@"
