@@ -1,4 +1,4 @@
-"""Errors the service raises on bad requests; the API turns each into a JSON 4xx.
+"""Errors the service raises on bad requests (and a few the store answers); the API turns each into JSON.
 
     StackyardError              (400 unless a subclass says otherwise)
     ├── InvalidParameter        a query parameter or field is wrong; names it
@@ -13,6 +13,7 @@
     ├── LimitExceeded           (400, 413 or 422) a store limit (labels, series per service, profile size);
     │                           ``limit`` names it for stackyard_limit_rejections_total
     ├── Conflict                (409) an idempotency key reused for a different profile
+    ├── IdsExhausted            (507) the stack tree has handed out every node id it can hold
     └── Unavailable             (503) the store cannot take work right now; retry later
         └── DatabaseUnavailable the database cannot be reached (yet)
 
@@ -94,6 +95,16 @@ class LimitExceeded(StackyardError):
 
 class Conflict(StackyardError):
     status_code = 409
+
+
+class IdsExhausted(StackyardError):
+    """The stack tree has handed out every node id it can hold (ids are 32-bit and never reused).
+
+    Not the client's mistake and not passing: a profile whose stacks are all known is still stored, one that
+    brings new stacks is refused whole, with nothing of it written. 507 (Insufficient Storage) says the
+    server cannot store it; retrying does not help until an operator acts (docs/operations.md)."""
+
+    status_code = 507
 
 
 class Unavailable(StackyardError):

@@ -741,7 +741,7 @@ PyDoc_STRVAR(index_walk_doc,
              "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
              "the new nodes, which stay in the index's scratch until the next walk, numbered `walk` for\n"
              "segment_columns() and commit(). The index is not changed. ValueError for a stack of 2**31 frames\n"
-             "or more (the tree's depth column is int32).");
+             "or more (the tree's depth column is int32); OverflowError when the new nodes would pass id 2**32 - 1.");
 
 /* (leaves, parents, frames, depths, recursive): the batch's `made` new nodes copied out, the columns widened to
  * int64 as walk() returns them. */
@@ -1016,8 +1016,8 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
                         }
                         (*count)++;
                     }
-                    if (next_id + j >= NODE_LIMIT) {
-                        PyErr_SetString(PyExc_ValueError, "the stack tree has passed 2**32 nodes");
+                    if (next_id + j >= NODE_LIMIT) { /* OverflowError: the store is full, not the batch wrong */
+                        PyErr_SetString(PyExc_OverflowError, "the stack tree has passed 2**32 nodes");
                         goto done;
                     }
                     b->parent[j] = (uint32_t)at_node; /* an id below NODE_LIMIT */

@@ -74,8 +74,8 @@ class Index:
         :meth:`commit`. The index itself is not changed. With ``frame_of``, ``frames`` holds positions in it
         and ``frame_of[p]`` is the frame (a profile's line entries, mapped to their functions' ids as they
         are walked). ``ValueError`` for offsets that do not cut ``frames`` into stacks, a frame outside
-        [0, 2**31) (or a position outside ``frame_of``), a stack of 2**31 frames or more (depths are int32),
-        or new ids that would pass 2**32.
+        [0, 2**31) (or a position outside ``frame_of``), or a stack of 2**31 frames or more (depths are
+        int32); ``OverflowError`` for new ids that would pass 2**32 (the tree is full, not the batch wrong).
         """
 
     def segment_columns(self, walk: int, /) -> tuple[bytes, int]:

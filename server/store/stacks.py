@@ -36,6 +36,7 @@ keys' line vectors (:mod:`server.store.linestacks`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine
 
+from server.errors import IdsExhausted
 from server.store import reserved, segmentcache, stackcodec
 from server.store._treeindex import Index, depths
 from server.store.appends import TREES, Appends
@@ -57,7 +59,7 @@ IntArray = npt.NDArray[np.int64]
 #: a fault, so each byte a node saves there is worth ~19 us a profile of ~54,000 new nodes. (Readers that mix
 #: them with int64 arrays or pass them on as ``IntArray`` widen what they gather: ``.astype(np.int64)``.)
 Int32Array = npt.NDArray[np.int32]
-#: The parent column: node ids stay below 2**32 (see ``_NODE_LIMIT``), so 4 bytes a node rather than 8. Readers
+#: The parent column: node ids stay below 2**32 (see ``NODE_LIMIT``), so 4 bytes a node rather than 8. Readers
 #: widen what they gather (``.astype(np.int64)``), as for the frame and depth columns.
 UInt32Array = npt.NDArray[np.uint32]
 BoolArray = npt.NDArray[np.bool_]
@@ -67,10 +69,14 @@ LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of the in-memory tree of 
 
 #: Node ids stay below 2**32 (the index keeps them as 32-bit integers); frame ids below 2**31 (so the frame column
 #: is int32), and depths too (the index's walk refuses a stack of 2**31 frames).
-_NODE_LIMIT = 1 << 32
-_FRAME_LIMIT = 1 << 31
+NODE_LIMIT = 1 << 32
+_INDEX_IDS = 1 << 32  # what the C index itself takes (NODE_LIMIT is the store's rule: tests lower it)
+FRAME_LIMIT = 1 << 31
 #: How many times the node columns grow when full (see :meth:`StackTree._grow`).
 _GROWTH = 4
+#: The shares of the node id space whose crossing is logged as a warning.
+_WARN_AT = (0.5, 0.75, 0.9)
+log = logging.getLogger(__name__)
 
 
 def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
@@ -79,6 +85,18 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
     np.cumsum(lengths, out=offsets[1:])
     frames = np.fromiter(chain.from_iterable(stacks), dtype=np.int64, count=int(offsets[-1]))
     return frames, offsets
+
+
+def _warn_on_crossing(before: int, after: int) -> None:
+    """A warning when this process's appends take the highest node id past a half, three quarters or nine tenths
+    of the id space: ids are never reused, so the operator has until the last to act (docs/operations.md)."""
+    for share in _WARN_AT:
+        mark = int(NODE_LIMIT * share)
+        if before < mark <= after:
+            log.warning(
+                "stack tree node ids running out",
+                extra={"highest": after, "limit": NODE_LIMIT, "share": share},
+            )
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -202,19 +220,31 @@ class StackTree:
         return self._engine.connect()
 
     def _walk(self, stacks: _Stacks) -> _Walk:
-        """The stacks down the loaded tree; what they lack numbered past every loaded node."""
+        """The stacks down the loaded tree; what they lack numbered past every loaded node.
+
+        :class:`~server.errors.IdsExhausted` when they would be numbered past the last id, before anything is
+        written: ids are never reused (garbage collection leaves gaps), so a tree that has handed out every id
+        takes known stacks only."""
         first = self._high + 1
-        if first >= _NODE_LIMIT:
-            raise ValueError("the stack tree has passed 2**32 nodes")
-        leaves, missing, walk = self._index.walk(
-            stacks.frames,
-            stacks.offsets,
-            first,
-            self.function,
-            leaf_first=stacks.leaf_first,
-            nodes=False,
-            frame_of=stacks.frame_of,
-        )
+        try:
+            # Known stacks never read the first new id, so a full tree still walks them (the index takes ids below
+            # 2**32: a full one's next would not be).
+            leaves, missing, walk = self._index.walk(
+                stacks.frames,
+                stacks.offsets,
+                min(first, _INDEX_IDS - 1),
+                self.function,
+                leaf_first=stacks.leaf_first,
+                nodes=False,
+                frame_of=stacks.frame_of,
+            )
+            if missing and first + missing > NODE_LIMIT:
+                raise OverflowError
+        except OverflowError:
+            raise IdsExhausted(
+                f"the stack tree has handed out all {NODE_LIMIT:,} node ids (the highest is {self._high:,}): "
+                "profiles that bring new stacks cannot be stored until an operator acts, see docs/operations.md"
+            ) from None
         # The leaves are the caller's to change: a copy, not a view of the bytes.
         return _Walk(first, np.frombuffer(leaves, dtype=np.int64).copy(), missing, walk)
 
@@ -253,6 +283,8 @@ class StackTree:
         last = walk.first + walk.missing - 1
         self._grow(last + 1)
         self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+        if self._engine is not None:
+            _warn_on_crossing(walk.first - 1, last)
         self._high = last
 
     # -- loading -------------------------------------------------------------
@@ -277,7 +309,7 @@ class StackTree:
         ids, parents, frames = (np.ascontiguousarray(c, dtype=np.int64) for c in columns)
         if ids.size == 0:
             return
-        if int(frames.min()) < 0 or int(frames.max()) >= _FRAME_LIMIT:
+        if int(frames.min()) < 0 or int(frames.max()) >= FRAME_LIMIT:
             raise stackcodec.CorruptSegment("a stack segment holds a frame id outside [0, 2**31)")
         first, last = int(ids[0]), int(ids[-1])
         self._grow(last + 1)
