@@ -6,6 +6,12 @@
 - ``stackyard_profile_last_total{service,instance,type,sample}``: the totals
   of each series' newest profile, per sample type (``cpu`` nanoseconds,
   ``inuse_space`` bytes, ...), with ``unit`` as a label.
+- ``stackyard_stored_ids_highest{kind}``, ``stackyard_stored_rows{kind}`` and
+  ``stackyard_stored_ids_limit{kind}``: the highest id each deduplicated kind
+  (``function_stacks``, ``functions``, ``sample_keys``, ``line_vectors``) has
+  handed out, the rows of it still stored, and the ids it can have. Ids are
+  never reused, so alert on ``highest / limit`` (docs/operations.md): a
+  service whose stacks rarely repeat can use the stack tree's in days.
 
 Built at scrape time from the database, never kept in memory: another server
 replica may have stored the newest profile.
@@ -19,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from server.query.dumpviews import goroutine_totals
+from server.store.idspace import id_use
 from server.store.latest import latest_totals
 from server.store.repository import Store
 
@@ -57,3 +64,19 @@ class StoredDataCollector(Collector):
                 goroutines.add_metric(list(key), latest.totals[0])
         yield goroutines
         yield totals
+        yield from _id_use(self._store)
+
+
+def _id_use(store: Store) -> Iterator[GaugeMetricFamily]:
+    highest = GaugeMetricFamily(
+        "stackyard_stored_ids_highest", "Highest id each deduplicated kind has handed out", labels=["kind"]
+    )
+    stored = GaugeMetricFamily("stackyard_stored_rows", "Rows of each deduplicated kind still stored", labels=["kind"])
+    limit = GaugeMetricFamily("stackyard_stored_ids_limit", "Ids each deduplicated kind can hand out", labels=["kind"])
+    for use in id_use(store.engine):
+        highest.add_metric([use.kind], use.highest)
+        stored.add_metric([use.kind], use.stored)
+        limit.add_metric([use.kind], use.limit)
+    yield highest
+    yield stored
+    yield limit
