@@ -9,7 +9,7 @@ fresh pages again, and each page costs a fault the first time it is written
 page measured here). A steady profile's first pass faulted ~800 pages.
 Raising both thresholds keeps those arrays on the heap and the heap's free
 top in the process, to be reused: the steady first pass went from 10.4-13.1
-to 8.2-11.9 ms of CPU (five runs each, docs/storage.md). The cost is memory
+to 8.2-11.9 ms of CPU (five runs each, docs/storage-history.md). The cost is memory
 kept: at most ``TRIM_MB`` of free heap top is held rather than returned.
 
 Only glibc has ``mallopt``; elsewhere this does nothing. An operator can opt

@@ -5,7 +5,7 @@ Revises: 0016
 Create Date: 2026-12-05 (reviewed by hand)
 
 Go writes every function's ``system_name`` equal to its ``name``; stored twice,
-the copy was about a third of the ``functions`` table (docs/storage.md). The
+the copy was about a third of the ``functions`` table (docs/storage-history.md). The
 column becomes nullable and NULL means "the same as ``name``"; readers take
 ``coalesce(system_name, name)``. The content hash that deduplicates functions
 is computed from the full (name, system name, file) triple as before, so ids

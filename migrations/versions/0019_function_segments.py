@@ -6,7 +6,7 @@ Create Date: 2026-12-06 (reviewed by hand)
 
 A function was a row with a unique index on a hash of its strings, its file
 name repeated in every row: on PostgreSQL the largest relation of a store's
-first day (docs/storage.md). ``function_segments`` keeps runs of functions as
+first day (docs/storage-history.md). ``function_segments`` keeps runs of functions as
 a compressed block each (``server.store.symbols``), dedup answered from
 memory as for line frames. The upgrade copies the rows in id order,
 65,536 to a segment, a chunk at a time so memory stays bounded; ids do not

@@ -9,7 +9,7 @@ Scraped profiles, and pushes without an ``Idempotency-Key``, have none
 which is only ever searched for a key (``=`` and ``IN``, which imply NOT NULL,
 so both databases use the partial index for them). On PostgreSQL that was a
 page of every time partition's index a day of a steady service (23 bytes a
-profile on the first day, docs/storage.md); on SQLite an entry a profile for
+profile on the first day, docs/storage-history.md); on SQLite an entry a profile for
 good. The index now holds only the rows with a key. On PostgreSQL the index
 of the partitioned table is made again, which makes every partition's again.
 """

@@ -10,7 +10,7 @@ compressed segments to a table of their own, four tables of the same shape
 page carries a 24 KB free-space map, and past 2 KB a value goes to the
 table's TOAST relation, which has a map and an index of its own: a steady
 service's first day paid for four of each, ~890 bytes a profile of its 2,503
-(docs/storage.md). One table pays once.
+(docs/storage-history.md). One table pays once.
 
 Rows are copied as they are (``INSERT ... SELECT``, so nothing passes through
 Python): the bytes' layouts do not change, and each kind keeps its ids. The

@@ -317,7 +317,7 @@ index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into
  * zero pages, faulted in only when a node is written there (so reserving room for 2**32 ids costs address
  * space, not memory). Through malloc, growing copied the array and zeroed the new half at once: twice a node's
  * bytes of page traffic a node, not once, and page faults cost 2-5 us each on the virtual machines measured
- * (docs/storage.md).
+ * (docs/storage-history.md).
  */
 static void *
 zeroed_grown(void *old, size_t old_size, size_t size)

@@ -31,7 +31,7 @@ A churny profile's tree segment (~54,000 nodes, 658 KB of columns) took
 table, matches of 6 bytes or more) and 0.32 ms with ISA-L, for 1 % more
 bytes (85.4 KB against 84.5); ingest writes one such segment a new stack set,
 and ISA-L's inflate is what decoding a profile already uses. Reading it back
-takes 0.31 ms against zstd's 0.20 (docs/storage.md), paid once a segment by a
+takes 0.31 ms against zstd's 0.20 (docs/storage-history.md), paid once a segment by a
 process that loads the tree. The columns' byte planes are what lets a
 Huffman coder alone do as well as zstd: most of the information is in the
 frame ids' two low planes, which repeat little on a churny service.

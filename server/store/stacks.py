@@ -191,7 +191,7 @@ class StackTree:
         Every stack is walked, known or not: the walk is one C pass over the
         batch's frames (:mod:`server.store._treeindex`), cheaper than the
         per-stack ``bytes`` keys and dictionary a leaf-by-key shortcut took
-        (measured in docs/storage.md), and it holds no memory of its own.
+        (measured in docs/storage-history.md), and it holds no memory of its own.
         """
         stacks = _Stacks(
             np.ascontiguousarray(frames, dtype=np.int64),

@@ -123,7 +123,7 @@ def test_many_nodes_compress_to_a_few_bytes_each() -> None:
     assert_round_trip(original)
     # Uniform frames carry log2(2999) = 11.6 bits (1.44 bytes) each; ids and parents next to nothing. Deflate
     # stores 1.76 bytes a node here (zstd, version 2, stored 1.60): its Huffman codes are whole bits, and it
-    # takes short matches in random bytes. On real churny segments the two differ by 1 % (docs/storage.md).
+    # takes short matches in random bytes. On real churny segments the two differ by 1 % (docs/storage-history.md).
     assert len(data) < 1.8 * count
 
 
