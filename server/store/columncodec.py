@@ -1,10 +1,12 @@
-"""The byte layout of a run of integer rows written together: sample-key and line-frame segments.
+"""The byte layout of a run of integer rows written together: sample-key segments.
 
-Sample keys ``(hash, node, label set, line node)`` and line frames ``(function,
-line)`` used to be table rows with a unique index, ~40 bytes a key on SQLite
-and more on PostgreSQL. Like the stack tree's nodes (:mod:`server.store.stackcodec`)
-they are now appended as segments: rows with increasing ids, stored as one
-compressed block of columns. Each column is stored
+Sample keys ``(hash, node, label set)`` used to be table rows with a unique
+index, ~40 bytes a key on SQLite and more on PostgreSQL (line frames
+``(function, line)`` too, until migration 0022 replaced them with line
+vectors; their old segments had the same layout, and key segments older than
+it a fourth column, a line node). Like the stack tree's nodes
+(:mod:`server.store.stackcodec`) they are now appended as segments: rows with
+increasing ids, stored as one compressed block of columns. Each column is stored
 
 - as its values or as the differences from the row before (whichever needs
   fewer bytes: key rows written together point at nodes numbered together,

@@ -1,6 +1,6 @@
 """A process's copy of one append-only segment table, and the rule that keeps it true.
 
-Sample keys, line frames and functions are stored as segments with no unique
+Sample keys, line vectors and functions are stored as segments with no unique
 index; each process reads every segment at first use and answers dedup from
 memory. What keeps the copy true is the same for all three, so it lives here
 once:

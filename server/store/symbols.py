@@ -4,8 +4,8 @@ A profile names its functions through its own string table, so finding their
 ids used to mean building a (name, system name, file) tuple per function and
 looking it up: 0.6 ms for a Go service's 1,900 functions, most of what a known
 profile cost after its samples. The table also keeps each known function under
-a 128-bit digest of its strings (:func:`function_digests`), which numpy finds
-for the whole function table at once; only functions not found that way
+a 128-bit digest of its strings (:func:`function_digests`), looked up for the
+whole function table at once in a C hash table; only functions not found that way
 (new ones, a profile of another process's making) take the tuple lookup.
 The digest is made of Python's string hash, keyed per process, like the
 cache it serves: two different functions would have to collide in it.
