@@ -1,4 +1,5 @@
-"""The byte layout of a run of integer rows written together: sample-key segments.
+"""The byte layout of a run of integer rows written together: sample-key segments, and the integer parts of
+function segments and line vectors' heads.
 
 Sample keys ``(hash, node, label set)`` used to be table rows with a unique
 index, ~40 bytes a key on SQLite and more on PostgreSQL (line frames
