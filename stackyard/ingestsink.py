@@ -64,6 +64,11 @@ def scraped_ingest(
     return ingest_scraped
 
 
+def exc_is_the_servers(exc: Exception) -> bool:
+    """A refusal that is the server's condition, not the profile's fault (a full stack tree: 507)."""
+    return isinstance(exc, StackyardError) and exc.status_code >= 500
+
+
 class InProcessSink:
     """Hands profiles to ``server.ingest.profile`` in a worker thread (``stackyard serve``), through a bounded buffer.
 
@@ -117,8 +122,8 @@ class InProcessSink:
             if is_unavailable(exc):
                 log.warning("ingest deferred", extra={"target": profile.target_key, "error": describe(exc)})
                 return "retry"
-            if not isinstance(exc, (ProfileError, StackyardError)) and direct:
-                raise  # the scrape reports it as an internal error
+            if direct and (not isinstance(exc, (ProfileError, StackyardError)) or exc_is_the_servers(exc)):
+                raise  # the scrape reports it as an internal error, not as a bad profile
             if direct:
                 raise invalid_profile(exc) from None
             self._metrics.sink_rejected.inc()

@@ -8,21 +8,28 @@ used; everything else (the store, the HTTP push, the profiles) is real.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from collector.metrics import CollectorMetrics
+from collector.sinks import ScrapedProfile
 from server.errors import IdsExhausted
+from server.ingest.profile import ingest
+from server.settings import Settings
 from server.store import stacks as stacks_module
 from server.store.gc import collect_garbage
 from server.store.idspace import LIMITS, id_use
 from server.store.models import ProfileRow, SegmentRow
 from server.store.repository import Store
 from server.store.stacks import StackTree
+from stackyard.ingestsink import InProcessSink
 from tests.support.helpers import push
 
 T0 = 1_790_000_000
@@ -126,3 +133,20 @@ def test_appends_warn_as_the_node_ids_run_out(
     with pytest.raises(IdsExhausted, match="handed out all 10 node ids \\(the highest is 9\\)"):
         store.stacks.resolve([[2, 3]])
     assert store.stacks.resolve([[1, 2, 3]]) == [3]  # known stacks still resolve
+
+
+def test_the_in_process_collector_reports_a_full_tree_as_the_servers_error_not_a_bad_profile(
+    store: Store, settings: Settings, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ingest_scraped(data: bytes, labels: dict[str, str], kind: str, time_ns: int, key: str) -> object:
+        return ingest(store, settings, data, labels, kind, time_ns, idempotency_key=key)
+
+    sink = InProcessSink(ingest_scraped, CollectorMetrics(CollectorRegistry()))
+    heap = (data_dir / "heap.pb.gz").read_bytes()
+    asyncio.run(sink.send(ScrapedProfile("heap", {"service": "s"}, heap, T0 * 10**9, "t")))
+    monkeypatch.setattr(stacks_module, "NODE_LIMIT", store.dedup.stacks.size + 1)
+    cpu = (data_dir / "cpu.pb.gz").read_bytes()
+    with pytest.raises(IdsExhausted):  # not InvalidProfile: the target's health must not blame the profile
+        asyncio.run(sink.send(ScrapedProfile("cpu", {"service": "s"}, cpu, T0 * 10**9, "t")))
+    assert sink.buffered() == 0  # refused, not queued to block the profiles behind it
+    asyncio.run(sink.send(ScrapedProfile("heap", {"service": "s"}, heap, (T0 + 15) * 10**9, "t")))  # known stacks
