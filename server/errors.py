@@ -101,7 +101,7 @@ class IdsExhausted(StackyardError):
     """The stack tree has handed out every node id it can hold (ids are 32-bit and never reused).
 
     Not the client's mistake and not passing: a profile whose stacks are all known is still stored, one that
-    brings new stacks is refused whole, with nothing of it written. 507 (Insufficient Storage) says the
+    brings new stacks is refused whole: no row, node or key of it is stored. 507 (Insufficient Storage) says the
     server cannot store it; retrying does not help until an operator acts (docs/operations.md)."""
 
     status_code = 507
