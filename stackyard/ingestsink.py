@@ -64,7 +64,7 @@ def scraped_ingest(
     return ingest_scraped
 
 
-def exc_is_the_servers(exc: Exception) -> bool:
+def _servers_condition(exc: Exception) -> bool:
     """A refusal that is the server's condition, not the profile's fault (a full stack tree: 507)."""
     return isinstance(exc, StackyardError) and exc.status_code >= 500
 
@@ -122,7 +122,7 @@ class InProcessSink:
             if is_unavailable(exc):
                 log.warning("ingest deferred", extra={"target": profile.target_key, "error": describe(exc)})
                 return "retry"
-            if direct and (not isinstance(exc, (ProfileError, StackyardError)) or exc_is_the_servers(exc)):
+            if direct and (not isinstance(exc, (ProfileError, StackyardError)) or _servers_condition(exc)):
                 raise  # the scrape reports it as an internal error, not as a bad profile
             if direct:
                 raise invalid_profile(exc) from None
