@@ -24,6 +24,8 @@ HTTP status its code maps to. Stackyard's own errors keep their meaning::
         409                         already_exists    409
         413, 429                    resource_exhausted 429 (a size or rate budget; connect-go answers a
                                                        message past its read limit the same way)
+        507                         resource_exhausted 429 (the store's stack tree is full: gRPC's code for
+                                                       "out of space")
         503                         unavailable       503
     ProfileError                    invalid_argument, or resource_exhausted past the decompressed budget
     database outage                 unavailable       503
@@ -98,6 +100,7 @@ _CODE_OF_STATUS = {
     422: "invalid_argument",
     429: "resource_exhausted",
     501: "unimplemented",
+    507: "resource_exhausted",
     503: "unavailable",
 }
 

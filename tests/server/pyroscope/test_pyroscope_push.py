@@ -22,6 +22,7 @@ from server.pprof.merge import scale
 from server.pyroscope.proto.push.v1 import push_pb2
 from server.pyroscope.proto.types.v1 import types_pb2
 from server.settings import Settings
+from server.store import stacks
 from server.store.models import ProfileRow
 from server.store.repository import Store
 from tests.conftest import TEST_RETENTION
@@ -236,3 +237,18 @@ def test_pushes_and_uploads_through_ingest_worker_processes(sqlite_url: str, tmp
         assert ours["profiles"] == 1 and ours["total"] == expected
         refused = send(client, push_pb2.PushRequest(series=[series("process_cpu", [(b"junk", "w2")])]))
         assert refused.status_code == 400 and json.loads(refused.text)["code"] == "invalid_argument"
+
+
+def test_a_full_stack_tree_answers_resource_exhausted(
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heap = push_pb2.PushRequest(series=[series("memory", [(load(0).parts()["profile"], "h")], __delta__="false")])
+    assert send(client, heap).status_code == 200
+    monkeypatch.setattr(stacks, "NODE_LIMIT", store.dedup.stacks.size + 1)  # a real tree cannot reach 2**32 here
+    stored = profiles(store)
+    cpu = push_pb2.PushRequest(series=[series("process_cpu", [(load(4).parts()["profile"], "c")], __delta__="false")])
+    response = send(client, cpu)
+    assert response.status_code == 429
+    body = response.json()
+    assert body["code"] == "resource_exhausted" and "node ids" in body["message"]
+    assert profiles(store) == stored
