@@ -146,6 +146,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from server.store.check import check_store
     from server.store.database import make_engine
+    from server.store.idspace import id_use
     from server.syntax.times import parse_duration_ns
 
     settings = _settings(args)
@@ -158,16 +159,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             raw_since_ns=now - parse_duration_ns(settings.retention_raw),
             hourly_since_ns=now - parse_duration_ns(settings.retention_hourly),
         )
+        used = id_use(engine)
     finally:
         engine.dispose()
     counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
     if report.ok:
         print(f"store consistent: {counts}")
-        return 0
-    print(f"store INCONSISTENT ({counts}):", file=sys.stderr)
-    for problem in report.problems:
-        print(f"  {problem}", file=sys.stderr)
-    return 1
+    else:
+        print(f"store INCONSISTENT ({counts}):", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+    # Ids are never reused: how much of each kind's space is spent (docs/operations.md, the stack tree's id space).
+    shares = (f"{u.kind} {u.highest:,} of {u.limit:,} ({100 * u.highest / u.limit:.1f} %)" for u in used)
+    print("ids used: " + ", ".join(shares))
+    return 0 if report.ok else 1
 
 
 def _redact(url: str) -> str:

@@ -65,6 +65,8 @@ def test_a_real_store_is_consistent_and_the_cli_says_so(store: Store, settings: 
     )
     assert done.returncode == 0, done.stderr
     assert "store consistent: 8 profiles" in done.stdout
+    nodes = store.dedup.stacks.size
+    assert f"ids used: function_stacks {nodes:,} of 4,294,967,296 (0.0 %), functions " in done.stdout
 
 
 def test_each_kind_of_damage_is_named(store: Store, settings: Settings, database_url: str) -> None:
