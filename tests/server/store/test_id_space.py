@@ -32,6 +32,8 @@ from server.store.stacks import StackTree
 from stackyard.ingestsink import InProcessSink
 from tests.support.helpers import push
 
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
 T0 = 1_790_000_000
 
 
