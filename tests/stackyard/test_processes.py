@@ -111,14 +111,14 @@ def test_serve_scrapes_collect_pushes_and_traces_download(tmp_path: Path, ingest
 
             # The config target is scraped by the server itself.
             def config_target_up() -> bool:
-                targets = httpx.get(f"{base}/api/v1/targets").json()["targets"]
+                targets = httpx.get(f"{base}/api/v1/targets", timeout=30).json()["targets"]
                 return any(t["service"] == "from-config" and t["up"] for t in targets)
 
             _wait_for(config_target_up, 30, "the config target to be up")
 
             def scraped_stored() -> bool:
                 params = {"type": "goroutine", "query": '{service="from-config"}', "from": "now-5m"}
-                return bool(httpx.get(f"{base}/api/v1/top", params=params).json()["profiles"] >= 1)
+                return bool(httpx.get(f"{base}/api/v1/top", params=params, timeout=30).json()["profiles"] >= 1)
 
             _wait_for(scraped_stored, 30, "scraped profiles stored")
 
@@ -138,30 +138,34 @@ def test_serve_scrapes_collect_pushes_and_traces_download(tmp_path: Path, ingest
 
                 def pushed_arrived() -> bool:
                     params = {"type": "goroutine", "query": '{service="pushed"}', "from": "now-5m"}
-                    return bool(httpx.get(f"{base}/api/v1/top", params=params).json()["profiles"] >= 1)
+                    return bool(httpx.get(f"{base}/api/v1/top", params=params, timeout=30).json()["profiles"] >= 1)
 
                 _wait_for(pushed_arrived, 30, "pushed profiles")
-                metrics = httpx.get(f"http://127.0.0.1:{collector_port}/metrics").text
+                metrics = httpx.get(f"http://127.0.0.1:{collector_port}/metrics", timeout=30).text
                 assert "stackyard_scrapes_total{kind=" in metrics and 'result="success"' in metrics
                 collector.send_signal(signal.SIGTERM)
                 assert collector.wait(timeout=20) == 0, "graceful shutdown exits cleanly"
 
             top = httpx.get(
-                f"{base}/api/v1/top", params={"type": "goroutine", "query": '{service="pushed"}', "from": "now-5m"}
+                f"{base}/api/v1/top",
+                params={"type": "goroutine", "query": '{service="pushed"}', "from": "now-5m"},
+                timeout=30,
             ).json()
             assert top["profiles"] >= 1 and top["total"] > 0
 
             # A trace captured on demand downloads as a Go execution trace.
-            created = httpx.post(f"{base}/api/v1/targets", json={"url": scraped, "service": "traced", "interval": "1m"})
+            created = httpx.post(
+                f"{base}/api/v1/targets", json={"url": scraped, "service": "traced", "interval": "1m"}, timeout=30
+            )
             assert created.status_code == 201, created.text
             trace = httpx.post(f"{base}/api/v1/targets/{created.json()['id']}/trace", params={"seconds": 1}, timeout=30)
             assert trace.status_code == 201, trace.text
-            download = httpx.get(base + trace.json()["download"])
+            download = httpx.get(base + trace.json()["download"], timeout=30)
             assert download.status_code == 200
             assert download.content.startswith(b"go 1.") and b" trace\x00" in download.content[:16]
             assert len(download.content) == trace.json()["size"]
 
-            bad = httpx.post(f"{base}/api/v1/targets", json={"url": "ftp://x", "service": "s"})
+            bad = httpx.post(f"{base}/api/v1/targets", json={"url": "ftp://x", "service": "s"}, timeout=30)
             assert bad.status_code == 422
 
 

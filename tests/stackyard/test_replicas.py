@@ -64,7 +64,9 @@ class Replica:
 
     def member(self) -> str:
         """Its member id, as ``/metrics`` names it."""
-        found = re.search(r'^stackyard_replica_info\{member="([^"]+)"\}', httpx.get(self.url + "/metrics").text, re.M)
+        found = re.search(
+            r'^stackyard_replica_info\{member="([^"]+)"\}', httpx.get(self.url + "/metrics", timeout=30).text, re.M
+        )
         assert found is not None
         return found.group(1)
 

@@ -94,7 +94,7 @@ def test_a_page_on_another_port_cannot_write_with_the_cookie(
     live, database = secured
     headers = {"Authorization": f"Bearer {ADMIN}"}
     created = httpx.post(
-        f"{live.url}/api/v1/targets", json={"url": "http://127.0.0.1:9", "service": "t"}, headers=headers
+        f"{live.url}/api/v1/targets", json={"url": "http://127.0.0.1:9", "service": "t"}, headers=headers, timeout=30
     )
     assert created.status_code == 201
     browser.clear_cookies()

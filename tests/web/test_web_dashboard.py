@@ -70,14 +70,14 @@ def wait_target_health(fleet: Fleet) -> None:
 
 def test_pages_are_served_at_their_paths(fleet: Fleet) -> None:
     for path, page in (("/", "overview"), ("/explore", "explore"), ("/diff", "diff"), ("/goroutines", "goroutines")):
-        response = httpx.get(fleet.live.url + path)
+        response = httpx.get(fleet.live.url + path, timeout=30)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
         assert f'data-page="{page}"' in response.text
-    assert 'data-page="targets"' in httpx.get(fleet.live.url + "/targets").text
-    assert httpx.get(fleet.live.url + "/js/api.js").status_code == 200
-    assert httpx.get(fleet.live.url + "/favicon.svg").status_code == 200
-    assert httpx.get(fleet.live.url + "/nothing").status_code == 404
+    assert 'data-page="targets"' in httpx.get(fleet.live.url + "/targets", timeout=30).text
+    assert httpx.get(fleet.live.url + "/js/api.js", timeout=30).status_code == 200
+    assert httpx.get(fleet.live.url + "/favicon.svg", timeout=30).status_code == 200
+    assert httpx.get(fleet.live.url + "/nothing", timeout=30).status_code == 404
 
 
 def test_every_page_loads_without_console_errors(fleet: Fleet, browser_page: BrowserPage) -> None:
@@ -601,7 +601,9 @@ def test_bad_selectors_show_the_server_message(fleet: Fleet, browser_page: Brows
     broken = '{service="shop"'
     open_page(bp, fleet, "/goroutines", query=broken)
     bp.page.locator("#error").wait_for(state="visible")
-    expected = httpx.get(f"{fleet.live.url}/api/v1/timeseries", params={"type": "goroutine", "query": broken}).json()
+    expected = httpx.get(
+        f"{fleet.live.url}/api/v1/timeseries", params={"type": "goroutine", "query": broken}, timeout=30
+    ).json()
     assert bp.page.inner_text("#error-message") == expected["error"]
     assert bp.page.get_attribute("#query", "aria-invalid") == "true"
     assert "query failed" in bp.page.inner_text(".linechart-message")
@@ -639,7 +641,9 @@ def test_targets_page_shows_health_and_adds_pauses_removes(fleet: Fleet, browser
     bp.page.fill("#add-service", "extra")
     bp.page.click("#add-form button[type=submit]")
     bp.page.wait_for_function("() => document.querySelector('#message').dataset.kind === 'error'")
-    reason = httpx.post(f"{fleet.live.url}/api/v1/targets", json={"url": "ftp://example.invalid", "service": "extra"})
+    reason = httpx.post(
+        f"{fleet.live.url}/api/v1/targets", json={"url": "ftp://example.invalid", "service": "extra"}, timeout=30
+    )
     assert bp.page.inner_text("#message-text") == reason.json()["error"]
     # add the slow instance as a new target
     url = fleet.slow.url + "/"

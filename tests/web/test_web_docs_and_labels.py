@@ -47,7 +47,7 @@ def test_swagger_ui_renders_with_the_network_closed(live_server: LiveServer, bro
     assert elsewhere == []
     no_errors(bp)
     # no second docs page whose bundle reaches for a CDN
-    assert httpx.get(f"{live_server.url}/redoc").status_code == 404
+    assert httpx.get(f"{live_server.url}/redoc", timeout=30).status_code == 404
 
 
 def test_autocomplete_offers_sample_labels_marked(live_server: LiveServer, browser_page: BrowserPage) -> None:

@@ -73,7 +73,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         params = [("service", "demo"), ("label", "instance=demo-1"), ("time", str(now - 10))]
         server.post("/api/v1/ingest", (DATA / "goroutine.pb.gz").read_bytes(), params)
         rule = {"name": "Many", "query": '{service="demo"}', "type": "goroutine", "expr": "value > 1"}
-        assert httpx.post(f"{server.url}/api/v1/rules", json=rule).status_code == 201
+        assert httpx.post(f"{server.url}/api/v1/rules", json=rule, timeout=30).status_code == 201
         yield server, database
 
 

@@ -53,13 +53,13 @@ def bearer(scope: Scope) -> dict[str, str]:
 
 
 def test_head_metrics_answers_like_get_without_a_body(secured: LiveServer, open_server: LiveServer) -> None:
-    got = httpx.get(f"{secured.url}/metrics", headers=bearer(Scope.READ))
-    head = httpx.head(f"{secured.url}/metrics", headers=bearer(Scope.READ))
+    got = httpx.get(f"{secured.url}/metrics", headers=bearer(Scope.READ), timeout=30)
+    head = httpx.head(f"{secured.url}/metrics", headers=bearer(Scope.READ), timeout=30)
     assert (got.status_code, head.status_code) == (200, 200)
     assert head.headers["content-type"] == got.headers["content-type"]
     assert int(head.headers["content-length"]) > 1000 and head.content == b""
-    assert httpx.head(f"{secured.url}/metrics").status_code == 401  # the same access rule as GET
-    assert httpx.head(f"{open_server.url}/metrics").status_code == 200
+    assert httpx.head(f"{secured.url}/metrics", timeout=30).status_code == 401  # the same access rule as GET
+    assert httpx.head(f"{open_server.url}/metrics", timeout=30).status_code == 200
 
 
 def test_head_metrics_on_the_collector() -> None:
@@ -87,7 +87,7 @@ def test_websocket_upgrades_are_refused_with_or_without_a_token(
         with pytest.raises(InvalidStatus) as refused:
             connect(live.url.replace("http://", "ws://") + path, additional_headers=headers, open_timeout=10)
         assert refused.value.response.status_code == 403, (live.url, headers)
-    assert httpx.get(f"{secured.url}/healthz").status_code == 200  # the server is fine afterwards
+    assert httpx.get(f"{secured.url}/healthz", timeout=30).status_code == 200  # the server is fine afterwards
 
 
 # ---------------------------------------------------------------- cross-site writes

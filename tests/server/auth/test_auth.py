@@ -356,7 +356,7 @@ def test_collector_sends_its_token_to_a_secured_server(tmp_path: Path) -> None:
         assert asyncio.run(push(headers)) == (1, 0, 0)
         # Refused for want of a token: kept for a retry once the token is fixed, not dropped as a bad profile.
         assert asyncio.run(push({})) == (0, 0, 1)
-        series = httpx.get(f"{live.url}/api/v1/series", headers=headers).json()
+        series = httpx.get(f"{live.url}/api/v1/series", headers=headers, timeout=30).json()
         assert [s["labels"]["service"] for s in series["series"]] == ["pushed"]
 
 
