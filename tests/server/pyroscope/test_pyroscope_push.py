@@ -239,15 +239,16 @@ def test_pushes_and_uploads_through_ingest_worker_processes(sqlite_url: str, tmp
         assert refused.status_code == 400 and json.loads(refused.text)["code"] == "invalid_argument"
 
 
+@pytest.mark.parametrize("encoding", ["proto", "json"])
 def test_a_full_stack_tree_answers_resource_exhausted(
-    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch, encoding: str
 ) -> None:
     heap = push_pb2.PushRequest(series=[series("memory", [(load(0).parts()["profile"], "h")], __delta__="false")])
     assert send(client, heap).status_code == 200
     monkeypatch.setattr(stacks, "NODE_LIMIT", store.dedup.stacks.size + 1)  # a real tree cannot reach 2**32 here
     stored = profiles(store)
     cpu = push_pb2.PushRequest(series=[series("process_cpu", [(load(4).parts()["profile"], "c")], __delta__="false")])
-    response = send(client, cpu)
+    response = send(client, cpu, encoding)
     assert response.status_code == 429
     body = response.json()
     assert body["code"] == "resource_exhausted" and "node ids" in body["message"]
