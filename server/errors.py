@@ -98,11 +98,12 @@ class Conflict(StackyardError):
 
 
 class IdsExhausted(StackyardError):
-    """The stack tree has handed out every node id it can hold (ids are 32-bit and never reused).
+    """The stack tree has handed out every node id it can hold (ids are 32-bit and never reused), or the function
+    table every function id (they are the tree's frames: below 2**31).
 
-    Not the client's mistake and not passing: a profile whose stacks are all known is still stored, one that
-    brings new stacks is refused whole: no row, node or key of it is stored. 507 (Insufficient Storage) says the
-    server cannot store it; retrying does not help until an operator acts (docs/operations.md)."""
+    Not the client's mistake and not passing: a profile whose stacks and functions are all known is still stored,
+    one that brings new ones is refused whole: no row, function, node or key of it is stored. 507 (Insufficient
+    Storage) says the server cannot store it; retrying does not help until an operator acts (docs/operations.md)."""
 
     status_code = 507
 

@@ -54,9 +54,10 @@ import numpy.typing as npt
 import zstandard
 from sqlalchemy import Connection, Engine
 
+from server.errors import IdsExhausted
 from server.pprof import kernels
 from server.pprof.mixing import mix64
-from server.store import columncodec, segmentcache
+from server.store import columncodec, segmentcache, stacks
 from server.store._keyindex import KeyIndex
 from server.store.appends import FUNCTIONS, Appends
 from server.store.models import SegmentKind
@@ -346,13 +347,20 @@ class FunctionTable(SegmentCache[FunctionRows]):
     def _store(self, missing: dict[FunctionKey, int], appends: Appends) -> dict[FunctionKey, int]:
         """Append the functions none of which this process has loaded, in ``appends``, after catching up on
         what other writers appended (under the append locks: none appends meanwhile); their ids are cached
-        once it commits. Returns the ids of those appended: until the commit, the caller finds them only there."""
+        once it commits. Returns the ids of those appended: until the commit, the caller finds them only there.
+        :class:`~server.errors.IdsExhausted`, before anything is written, when they would pass the last id."""
         conn = appends.segments(self)
         # Another writer appended since (the newest segment is past this process's): only what is still missing.
         if appends.appended_past(FUNCTIONS, self._high) and self._catch_up(conn):
             missing = {key: line for key, line in missing.items() if key not in self._ids}
         if not missing:
             return {}
+        if self._high + len(missing) >= stacks.FRAME_LIMIT:  # read at call time: tests lower it
+            raise IdsExhausted(
+                f"the function table has handed out all {stacks.FRAME_LIMIT:,} function ids (the highest is "
+                f"{self._high:,}): profiles that bring new functions cannot be stored until an operator acts, "
+                "see docs/operations.md"
+            )
         keys = sorted(missing)  # a package's functions side by side: they compress together
         rows = rows_of(keys, [missing[key] for key in keys], self._high + 1)
         appends.add_segment(segment_row(rows))

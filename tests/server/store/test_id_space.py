@@ -152,3 +152,24 @@ def test_the_in_process_collector_reports_a_full_tree_as_the_servers_error_not_a
         asyncio.run(sink.send(ScrapedProfile("cpu", {"service": "s"}, cpu, T0 * 10**9, "t")))
     assert sink.buffered() == 0  # refused, not queued to block the profiles behind it
     asyncio.run(sink.send(ScrapedProfile("heap", {"service": "s"}, heap, (T0 + 15) * 10**9, "t")))  # known stacks
+
+
+def test_a_full_function_table_refuses_new_functions_clearly_and_keeps_taking_known_ones(
+    client: TestClient, store: Store, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push(client, data_dir / "cpu.pb.gz", time=str(T0))
+    functions = _use(store)["functions"][0]
+    before = (_profiles(store), _use(store))
+    monkeypatch.setattr(stacks_module, "FRAME_LIMIT", functions + 2)  # room for two more functions only
+
+    refused = client.post(
+        "/api/v1/ingest",
+        params={"service": "demo", "time": str(T0 + 10)},
+        content=(data_dir / "heap.pb.gz").read_bytes(),  # brings more than two new functions
+    )
+    assert refused.status_code == 507
+    assert f"handed out all {functions + 2:,} function ids (the highest is {functions:,})" in refused.json()["error"]
+    assert (_profiles(store), _use(store)) == before  # nothing of it written: no function, node or key
+
+    push(client, data_dir / "cpu.pb.gz", time=str(T0 + 20))  # known functions only: still stored
+    assert _profiles(store) == before[0] + 1
