@@ -97,12 +97,15 @@ def collect_garbage(store: Store) -> dict[str, int]:
         stored_keys = samplekeys.concatenate(key_segments)
         live = np.isin(stored_keys.ids, keys)
         live[-1:] = True  # the highest key stays: appends number past it, and an id is never handed out twice
+        lock_table(conn, LINE_VECTORS)
+        vector_segments = linevectors.read_segments(conn)
+        vectors = linevectors.concatenate(vector_segments)
+        if vectors.ids.size:  # the highest vector stays for the same reason, and so does its key: none names a gone key
+            live |= stored_keys.ids == vectors.keys[-1]
         live_keys = stored_keys.ids[live]
         labelsets = np.unique(stored_keys.labelsets[live])
         segments, live_nodes, live_functions = _live_tree(conn, FUNCTIONS, np.unique(stored_keys.nodes[live]))
-        lock_table(conn, LINE_VECTORS)
-        vector_segments = linevectors.read_segments(conn)
-        live_vectors = _live_vectors(linevectors.concatenate(vector_segments), live_keys)
+        live_vectors = _live_vectors(vectors, live_keys)
         lock_table(conn, FUNCTION_APPENDS)
         function_segments = symbols.read_segments(conn)
         if function_segments:  # the highest function stays, as the highest key does

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from server.app import create_app
 from server.settings import Settings
 from server.store import symbols
+from server.store.check import check_store
 from server.store.models import Rollup, SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.stacks import FUNCTIONS
@@ -116,3 +117,26 @@ def test_rollups_expire_by_resolution(client: TestClient, store: Store, settings
     assert removed["hourly"] == 3 and removed["daily"] == 0
     whole_day = top(client, type="cpu", sample="cpu", **{"from": str(day0), "to": str(day0 + 86_399)})
     assert whole_day["profiles"] == 3, "the daily rollup still answers for the day"
+
+
+def test_a_collection_that_drops_the_newest_line_vectors_key_leaves_the_store_checking_clean(
+    database_url: str,
+) -> None:
+    """Collection keeps the highest line vector (appends number past it). It used to drop that vector's sample key
+    when no profile named it any more, leaving a vector whose key is gone: ``stackyard check`` reported it, after
+    the collection and after every later write. The key now stays with its vector."""
+    settings = Settings(database_url=database_url, retention_raw="2h", partition_interval="1h")
+    store = Store.from_url(database_url)
+    now = time.time()
+    with TestClient(create_app(settings, store)) as client:
+        # Its vectors are appended in sample order, its keys numbered in (node, label set) order: the highest
+        # vector is not the highest key's, and both go when the profile expires.
+        push(client, DEMO, service="demo", time=f"{now - 1.6 * HOUR:.3f}")
+        assert apply_retention(store, settings, now_ns=int((now + 1.5 * HOUR) * 1e9))["sample_keys"] > 0
+        report = check_store(store.engine)
+        assert report.ok, report.problems
+        push(client, DEMO, service="demo", time=f"{now - 60:.3f}")
+        report = check_store(store.engine)
+        assert report.ok, report.problems
+        _matches_pprof(client, DEMO, "demo")
+    store.close()
