@@ -98,8 +98,9 @@ class Conflict(StackyardError):
 
 
 class IdsExhausted(StackyardError):
-    """The stack tree has handed out every node id it can hold (ids are 32-bit and never reused), or the function
-    table every function id (they are the tree's frames: below 2**31).
+    """The stack tree has handed out every node id it can hold (ids are 32-bit; a collection gives back the gaps
+    below the highest, not the live nodes' own), or the function table every function id (they are the tree's
+    frames: below 2**31, never renumbered).
 
     Not the client's mistake and not passing: a profile whose stacks and functions are all known is still stored,
     one that brings new ones is refused whole: no row, function, node or key of it is stored. 507 (Insufficient
@@ -116,6 +117,20 @@ class Unavailable(StackyardError):
     def __init__(self, reason: str, message: str | None = None) -> None:
         super().__init__(message or reason)
         self.reason = reason
+
+
+class Renumbered(Unavailable):
+    """Garbage collection renumbered the stack tree's nodes while a request read them (docs/storage.md).
+
+    The process's caches hold the old numbering, the database the new one: an answer made of both could put
+    values under the wrong functions, so the request is refused instead, and the caches are refreshed before
+    the next. It happens at most once a renumbering, which comes weeks apart; a retry answers."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "stack nodes renumbered",
+            "garbage collection renumbered the stack tree's nodes while this request read them: retry it",
+        )
 
 
 class DatabaseUnavailable(Unavailable):

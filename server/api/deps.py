@@ -39,11 +39,13 @@ def reader_of(request: Request) -> Store:
 
     Only routes that read stored profiles take it; what a caller has just
     written and reads back at once (targets, rules) stays on the primary.
+    Its caches are fixed for the request (``Store.pinned``): every id it
+    reads goes through one set of them.
     """
     store: Store = request.app.state.store
     if store.replica is not None:
         store.replica.pin()
-    return store.reader
+    return store.reader.pinned()
 
 
 async def _reader_in_request(request: Request) -> Store:

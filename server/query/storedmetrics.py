@@ -9,9 +9,10 @@
 - ``stackyard_stored_ids_highest{kind}``, ``stackyard_stored_rows{kind}`` and
   ``stackyard_stored_ids_limit{kind}``: the highest id each deduplicated kind
   (``function_stacks``, ``functions``, ``sample_keys``, ``line_vectors``) has
-  handed out, the rows of it still stored, and the ids it can have. Ids are
-  never reused, so alert on ``highest / limit`` (docs/operations.md): a
-  service whose stacks rarely repeat can use the stack tree's in days.
+  handed out, the rows of it still stored, and the ids it can have. Alert on
+  ``highest / limit`` (docs/operations.md): a service whose stacks rarely
+  repeat can use the stack tree's in days; a collection renumbering the tree
+  brings its highest down to its rows, the others are never renumbered.
 
 Built at scrape time from the database, never kept in memory: another server
 replica may have stored the newest profile.

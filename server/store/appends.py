@@ -143,6 +143,13 @@ class Appends:
     def begun(self) -> bool:
         return self._conn is not None
 
+    @property
+    def guarded(self) -> bool:
+        """Whether the transaction refuses appends once a collection has run since the caller's caches were
+        filled (it was given their epoch): what a table catches up on under its locks is then of their node
+        generation, since only a collection renumbers."""
+        return self._expected is not None
+
     def connection(self) -> Connection:
         """The transaction's connection, holding every append lock (begun and locked on first call)."""
         if self._conn is None:

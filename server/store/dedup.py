@@ -23,8 +23,14 @@ Two rules keep cached ids true:
 - *Garbage collection*: collection deletes rows nothing references and moves
   the GC epoch on. A profile remembers the epoch its ids were resolved under;
   its commit compares it with the current one, and on a mismatch raises
-  :class:`CachesStale`, after which :meth:`Dedup.reset` empties the caches and
-  the profile is resolved again.
+  :class:`CachesStale`, after which the store replaces the caches with empty
+  ones (:meth:`Dedup.fresh`) and the profile is resolved again. The epoch a set
+  of caches holds is the one read before any of them read anything
+  (:mod:`server.store.cachemarks`), however long before its first write.
+
+A set of caches is replaced, never emptied in place: a query holding one
+(``Store.pinned``) keeps a set whose parts agree with each other, even when a
+renumbering of the stack tree makes the store start another.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from server.pprof.frames import Frames, expand, frame_values, unsymbolized
 from server.pprof.identity import sample_keys
 from server.pprof.labelruns import label_runs
 from server.store.appends import Appends, EpochMoved
+from server.store.cachemarks import CacheMarks
 from server.store.labelsets import LabelsetKey, LabelsetTable
 from server.store.linestacks import LineStacks
 from server.store.linevectors import LineVectorTable
@@ -65,32 +72,35 @@ class CachesStale(Exception):
 class Dedup:
     """The id caches of one process and the get-or-create that fills them from a profile's columns."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, epoch: int | None = None, writing: threading.Lock | None = None) -> None:
         self._engine = engine
-        self.epoch: int | None = None  # the GC epoch the cached ids belong to; None: not read yet
-        self.functions = FunctionTable(engine)
-        self.stacks = StackTree(engine)
-        self.line_vectors = LineVectorTable(engine)
+        #: The GC epoch and node generation the cached ids belong to (None: not read yet).
+        self.marks = CacheMarks(epoch)
+        self.functions = FunctionTable(engine, self.marks)
+        self.stacks = StackTree(engine, marks=self.marks)
+        self.line_vectors = LineVectorTable(engine, self.marks)
         self.lines = LineStacks()
         self.labelsets = LabelsetTable(engine)
-        self.sample_keys = SampleKeyTable(engine)
-        self._writing = threading.Lock()  # one writer of new rows at a time (see _Write)
+        self.sample_keys = SampleKeyTable(engine, self.marks)
+        self._writing = writing or threading.Lock()  # one writer of new rows at a time (see _Write)
 
-    def reset(self, epoch: int | None = None) -> None:
-        """Forget every cached id (after garbage collection, here or in another process)."""
-        self.functions = FunctionTable(self._engine)
-        self.stacks = StackTree(self._engine)
-        self.line_vectors = LineVectorTable(self._engine)
-        self.lines = LineStacks()
-        self.labelsets = LabelsetTable(self._engine)
-        self.sample_keys = SampleKeyTable(self._engine)
-        self.epoch = epoch
+    @property
+    def epoch(self) -> int | None:
+        """The GC epoch the cached ids belong to; None: not read yet."""
+        return self.marks.epoch
+
+    def fresh(self, epoch: int | None = None) -> Dedup:
+        """Empty caches on the same database (after garbage collection, here or in another process), sharing
+        this set's writer lock: a profile still being written with this set and one with the new never append
+        at once."""
+        return Dedup(self._engine, epoch, self._writing)
 
     def ensure_epoch(self) -> None:
-        """Read the GC epoch the caches start from, once (a fresh process, or after a reset)."""
-        if self.epoch is None:
+        """Read the GC epoch the caches start from, once (a fresh process, or after a reset), unless a cache has
+        read something already: the epoch read before that is theirs."""
+        if self.marks.epoch is None:
             with self._engine.connect() as conn:
-                self.epoch = read_epoch(conn)
+                self.marks.note_epoch(read_epoch(conn))
 
     def sample_key_ids(self, columns: ProfileColumns, joining: Joining | None = None) -> IntArray:
         """The sample-key id of every sample: one hash and one index lookup each once known.

@@ -11,11 +11,16 @@ invisibly to SQL, so collection is mark and sweep:
    all their ancestors), line vectors, functions and label sets still in use,
    delete the rest. Segment tables (stack nodes, sample keys, line vectors,
    functions) get the segments that lost rows written again without them;
-   each keeps its highest id, since appends number past it.
+   each keeps its highest id, since appends number past it;
+3. in the same transaction, once the stack tree's highest id has passed half of its id space and the gaps
+   below it are a quarter of the space or more, the live nodes are renumbered 1, 2, 3...
+   (:mod:`server.store.renumber`), so the ids collection left as gaps are handed out again.
 
 Every process's ingest compares ``gc_epoch`` with the epoch its caches were
 filled in, inside the transaction that stores a profile, and retries with
-empty caches when it changed; ids are never reused, so a cache can only miss.
+empty caches when it changed. Without a renumbering ids are never reused, so a
+cache can only miss; a renumbering moves the node generation on as well, which
+readers check (:mod:`server.store.cachemarks`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, insert, select
 
-from server.store import blob, linevectors, samplekeys, symbols
+from server.store import blob, linevectors, renumber, samplekeys, symbols
 from server.store.appends import FUNCTIONS as FUNCTION_APPENDS
 from server.store.appends import LINE_VECTORS, SAMPLE_KEYS
 from server.store.appends import lock_appends as lock_table
@@ -80,8 +85,9 @@ def _int_rows(conn: Connection, query: Any, width: int) -> IntArray:
 
 
 def collect_garbage(store: Store) -> dict[str, int]:
-    """Delete unreferenced functions, stack nodes, sample keys (with their line vectors) and label sets;
-    returns counts deleted."""
+    """Delete unreferenced functions, stack nodes, sample keys (with their line vectors) and label sets, and
+    renumber the stack tree when its ids run low; returns counts deleted (and ``renumbered_nodes``: the nodes
+    renumbered, 0 when it was not)."""
     with store.engine.connect() as conn:
         profiles_upto, rollups_upto = _highest(conn)
         keys = _mark(conn, 0, profiles_upto, 0, rollups_upto)
@@ -122,6 +128,11 @@ def collect_garbage(store: Store) -> dict[str, int]:
             conn, function_segments, live_functions, SegmentKind.FUNCTIONS, symbols.segment_row
         )
         removed["labelsets"] = _delete(conn, SampleLabelset.__table__, labelset_ids[~np.isin(labelset_ids, labelsets)])
+        highest = int(segments[-1].ids[-1]) if segments and len(segments[-1]) else 0
+        removed["renumbered_nodes"] = 0
+        if renumber.wanted(highest, int(live_nodes.shape[0])):
+            done = renumber.renumber(conn, concatenate(read_segments(conn, FUNCTIONS)))
+            removed["renumbered_nodes"] = done.highest_after
     store.reset_caches()
     log.info("garbage collected", extra=removed)
     return removed

@@ -1,12 +1,13 @@
 """How much of each stored kind's id space is used: the highest id handed out, and the rows still stored.
 
 Functions, stack nodes, sample keys and line vectors get ids in increasing order, each past every id of its
-kind written before (:mod:`server.store.appends`), and garbage collection deletes rows without renumbering
-the rest (:mod:`server.store.gc`). So a kind's highest id only grows, however much retention deletes, and
-it is the highest id, not the rows stored, that meets a limit. The stack tree's node ids are 32-bit (its C
-index keeps them so, 8 bytes a node), and a service whose stacks rarely repeat hands out ~50,000 of them a
-capture: at one capture every 10 s that is the whole space in about ten days (docs/operations.md). Function
-ids are the tree's frames, below 2**31. Sample keys and line vectors are 64-bit.
+kind written before (:mod:`server.store.appends`), and garbage collection deletes rows leaving gaps
+(:mod:`server.store.gc`). So it is the highest id, not the rows stored, that meets a limit. The stack tree's
+node ids are 32-bit (its C index keeps them so, 8 bytes a node), and a service whose stacks rarely repeat hands
+out ~50,000 of them a capture: at one capture every 10 s that is the whole space in about ten days
+(docs/operations.md). So a collection renumbers the tree's live nodes once the highest has passed half of the
+space (:mod:`server.store.renumber`): its highest id then drops to the nodes stored. Function ids are the tree's
+frames, below 2**31, and never renumbered. Sample keys and line vectors are 64-bit.
 
 Read from the ``segments`` rows (one aggregate over a few thousand rows), so the answer is the store's, not
 one process's: another replica may have appended since this one loaded its tree.

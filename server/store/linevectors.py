@@ -56,6 +56,7 @@ from sqlalchemy import Connection, Engine, delete, select
 from server.pprof.frames import narrowest
 from server.store import columncodec, reserved, segmentcache
 from server.store.appends import LINE_VECTORS, Appends, lock_appends
+from server.store.cachemarks import CacheMarks
 from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.segmentcache import SegmentCache
 from server.store.stackcodec import CorruptSegment, deflate, inflate, unzstd
@@ -194,8 +195,8 @@ def forget(engine: Engine) -> None:
 class LineVectorTable(SegmentCache[VectorRows]):
     """The process's copy of every stored vector: where each key's values are, by key id."""
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, marks: CacheMarks | None = None) -> None:
+        super().__init__(engine, marks)
         self.start = np.full(1024, -1, dtype=np.int64)  # by key id, where its vector begins in the values; -1: none
         self.length = np.zeros(1024, dtype=np.int64)
         # As narrow as every value allows (_column_type): 16 bits while lines are below 2**15 (every line of the
@@ -228,7 +229,7 @@ class LineVectorTable(SegmentCache[VectorRows]):
         conn = appends.segments(self)  # the transaction and its locks first, holding no memory lock (appends.py)
         with self._lock:
             if appends.appended_past(LINE_VECTORS, self._high):
-                self._catch_up(conn)
+                self._catch_up(conn, guarded=appends.guarded)
             ids = self._high + 1 + np.arange(keys.shape[0], dtype=np.int64)
             rows = VectorRows(ids, keys.astype(np.int64), offsets.astype(np.int64), values)
             row = segment_row(rows)

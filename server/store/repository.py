@@ -11,6 +11,7 @@ needs from stored profiles, so it never handles blobs or dedup tables itself.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from server.store import blob, idempotency
 from server.store.alerting import AlertTables
 from server.store.appends import Appends
 from server.store.availability import is_transient_conflict
+from server.store.cachemarks import CacheMarks
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.dumps import GoroutineTable
@@ -37,7 +39,7 @@ from server.store.linestacks import LineFrames
 from server.store.profiles import ProfileMeta, ProfileTable, Shape
 from server.store.registry import TargetTable, TraceTable
 from server.store.replica import ReadReplica
-from server.store.rollups import HOUR_S, LateMarks, RollupTable, bucket_of, invalidate
+from server.store.rollups import HOUR_S, LateMarks, LeafNodes, RollupTable, bucket_of, invalidate
 from server.store.samplekeys import SampleKeyTable
 from server.store.samples import SampleArrays, aggregate
 from server.store.series import SeriesInfo, SeriesTable
@@ -81,7 +83,7 @@ class Store:
         self.dedup = Dedup(engine)
         self.series = SeriesTable(engine)
         self.profiles = ProfileTable(engine)
-        self.rollups = RollupTable(engine, self.profiles, self._leaf_nodes)
+        self.rollups = RollupTable(engine, self.profiles, self._node_caches)
         self._late_marks = LateMarks()
         self._commits: GroupCommit[_Pending, tuple[int, bool]] = GroupCommit(self._commit)
         self.targets = TargetTable(engine)
@@ -143,9 +145,18 @@ class Store:
     def sample_keys(self) -> SampleKeyTable:
         return self.dedup.sample_keys
 
-    def reset_caches(self) -> None:
-        """Forget every cached id (after garbage collection, here or in another process)."""
-        self.dedup.reset()
+    def reset_caches(self, epoch: int | None = None) -> None:
+        """Forget every cached id (after garbage collection, here or in another process): a new set of caches,
+        so a query holding the old one (:meth:`pinned`) keeps a set whose parts agree."""
+        self.dedup = self.dedup.fresh(epoch)
+
+    def pinned(self) -> Store:
+        """This store with its caches fixed for one request: a query reads every id through one set of caches,
+        even if another thread replaces them meanwhile. A set a read found out of date (the stack tree was
+        renumbered, :mod:`server.store.cachemarks`) is replaced first."""
+        if self.dedup.marks.stale:
+            self.reset_caches()
+        return copy.copy(self)
 
     # -- writing -----------------------------------------------------------
 
@@ -177,7 +188,7 @@ class Store:
                 try:
                     stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
                 except CachesStale as stale:
-                    self.dedup.reset(stale.epoch)
+                    self.reset_caches(stale.epoch)
                     stored = self._write(columns, header, kind, labels, time_ns, key, max_series_per_service)
                 break
             except DBAPIError as exc:
@@ -304,25 +315,33 @@ class Store:
     def read_leaves(self, parts: Sequence[ProfileMeta]) -> Iterator[tuple[ProfileMeta, SampleArrays, bool]]:
         """Like :meth:`read_samples`, but a rollup carrying values summed per stack node yields those:
         (part, rows, whether the rows are keyed by stack node rather than by sample key)."""
-        for part, data in self._blobs(parts):
+        for part, data in self._blobs(parts, with_nodes=True):
             nodes = blob.decode_nodes(data) if part.width_s else None
             if nodes is not None:
                 yield part, nodes, True
             else:
                 yield part, blob.decode(data), False
 
-    def _blobs(self, parts: Sequence[ProfileMeta]) -> Iterator[tuple[ProfileMeta, bytes]]:
+    def _blobs(self, parts: Sequence[ProfileMeta], with_nodes: bool = False) -> Iterator[tuple[ProfileMeta, bytes]]:
+        """The parts' blobs; ``with_nodes``: rollups' node tables are read, so they must be of the node generation
+        of this store's caches (:mod:`server.store.cachemarks`). Profiles' blobs name sample keys only, whose
+        ids a renumbering keeps."""
         raw_parts = [p for p in parts if not p.width_s]
         times = (min(p.time_ns for p in raw_parts), max(p.time_ns for p in raw_parts)) if raw_parts else None
         raw = self.profiles.blobs([p.id for p in raw_parts], times)
-        rolled = self.rollups.blobs([p.id for p in parts if p.width_s])
+        rolled = self.rollups.blobs([p.id for p in parts if p.width_s], self.dedup.marks if with_nodes else None)
         for part in parts:
             data = rolled.get(part.id) if part.width_s else raw.get(part.id)
             if data is not None:
                 yield part, data
 
-    def _leaf_nodes(self, keys: IntArray) -> IntArray:
-        return self.dedup.sample_keys.resolve(keys)[0]
+    def _node_caches(self) -> tuple[LeafNodes, CacheMarks]:
+        """One set of caches for a rollup build: its keys' leaf nodes, and what it was filled under (a set a read
+        found out of date is replaced first, as for a query)."""
+        if self.dedup.marks.stale:
+            self.reset_caches()
+        keys = self.dedup.sample_keys
+        return (lambda ids: keys.resolve(ids)[0]), self.dedup.marks
 
     def sample_identities(self, keys: IntArray) -> tuple[IntArray, IntArray]:
         """The stack node (its leaf) and label set of every sample key, including keys other processes wrote."""

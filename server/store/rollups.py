@@ -22,16 +22,21 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
+from server.errors import Renumbered
 from server.pprof.checked import SATURATED, clamp
 from server.store import blob
+from server.store.cachemarks import CacheMarks
 from server.store.database import chunks, insert_returning
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
 from server.store.profiles import ProfileMeta, ProfileTable
-from server.store.samples import SampleArrays, aggregate_saturating
+from server.store.samples import aggregate_saturating
+from server.store.state import lock_against_gc
 
 IntArray = npt.NDArray[np.int64]
 #: Sample key ids to their stack leaf nodes (the store's cache of ``sample_keys``).
 LeafNodes = Callable[[IntArray], IntArray]
+#: The store's current caches, as a build needs them: its keys' leaf nodes, and the marks they were read under.
+NodeCaches = Callable[[], tuple[LeafNodes, CacheMarks]]
 
 log = logging.getLogger(__name__)
 #: ``store_state`` key: raw profiles before this time have been scanned for rollups (late ones are dirty rows).
@@ -155,10 +160,10 @@ _COLUMNS = (
 
 
 class RollupTable:
-    def __init__(self, engine: Engine, profiles: ProfileTable, leaf_nodes: LeafNodes) -> None:
+    def __init__(self, engine: Engine, profiles: ProfileTable, caches: NodeCaches) -> None:
         self._engine = engine
         self._profiles = profiles
-        self._leaf_nodes = leaf_nodes
+        self._caches = caches
 
     def pending_hours(self, closed_before_ns: int) -> HourScan:
         """Closed hours with raw profiles and no hourly rollup: new ones past the watermark, and dirty ones."""
@@ -212,15 +217,23 @@ class RollupTable:
 
         Reading the inputs and writing the rollup happen in one transaction, so
         a late profile cannot slip in between (SQLite refuses the write on a
-        stale snapshot; PostgreSQL waits on the series lock).
+        stale snapshot; PostgreSQL waits on the series lock). Its node tables come from
+        one set of the store's caches, and are written only if the tree has not been renumbered since
+        they were filled (checked holding the collection lock, which keeps a renumbering out until commit):
+        else None as well, and the store has fresh caches for the retry.
         """
         end_ns = bucket_ns + width_s * NS
+        leaf_nodes, marks = self._caches()
         try:
             with self._engine.begin() as conn:
                 lock_series(conn, series_id)
                 parts = self._inputs(conn, series_id, width_s, bucket_ns, end_ns)
-                rows = [self._merge(series_id, width_s, bucket_ns, group) for group in _by_shape(parts).values()]
+                rows = [
+                    self._merge(series_id, width_s, bucket_ns, group, leaf_nodes) for group in _by_shape(parts).values()
+                ]
                 data = {row["shape_id"]: row.pop("data") for row in rows}
+                lock_against_gc(conn)
+                marks.check(conn)
                 written = insert_returning(
                     conn,
                     Rollup.__table__,  # type: ignore[arg-type]
@@ -239,6 +252,9 @@ class RollupTable:
                 ]
                 if blobs:
                     conn.execute(insert(RollupBlob), blobs)
+        except Renumbered:
+            log.info("rollup deferred", extra={"series_id": series_id, "bucket_ns": bucket_ns, "error": "renumbered"})
+            return None
         except OperationalError as exc:
             # Only contention is expected here (another writer won the race); anything else is a real fault.
             if not any(word in str(exc.orig).lower() for word in ("locked", "busy", "serializ", "deadlock")):
@@ -281,13 +297,20 @@ class RollupTable:
         return [(self._meta(tuple(row)[:11]), bytes(tuple(row)[11])) for row in conn.execute(hourly)]
 
     def _merge(
-        self, series_id: int, width_s: int, bucket_ns: int, parts: list[tuple[ProfileMeta, bytes]]
+        self,
+        series_id: int,
+        width_s: int,
+        bucket_ns: int,
+        parts: list[tuple[ProfileMeta, bytes]],
+        leaf_nodes: LeafNodes,
     ) -> dict[str, Any]:
         decoded = [blob.decode(data) for _, data in parts]
         merged, saturated = aggregate_saturating(
             np.concatenate([d.keys for d in decoded]), np.concatenate([d.values for d in decoded])
         )
-        per_node, node_saturated = self._per_node(merged)
+        # Summed per stack leaf node (keys differing only in addresses, lines or labels share one), as a flame
+        # graph or a function-level top table reads them.
+        per_node, node_saturated = aggregate_saturating(leaf_nodes(merged.keys), merged.values)
         saturated = saturated or node_saturated
         metas = [meta for meta, _ in parts]
         # Python's integers add exactly; what does not fit is stored saturated, so a query meeting it refuses.
@@ -310,11 +333,6 @@ class RollupTable:
             "max_totals": [max(column) for column in zip(*(m.max_totals or m.totals for m in metas), strict=True)],
             "data": blob.encode(merged, per_node, level=blob.ROLLUP_LEVEL),
         }
-
-    def _per_node(self, merged: SampleArrays) -> tuple[SampleArrays, bool]:
-        """The merged values summed per stack leaf node (keys differing only in addresses, lines or labels
-        share one), as a flame graph or a function-level top table reads them."""
-        return aggregate_saturating(self._leaf_nodes(merged.keys), merged.values)
 
     def _meta(self, row: Sequence[Any]) -> ProfileMeta:
         rid, sid, shape_id, bucket, duration, period, samples, totals, profiles, width, max_totals = row
@@ -339,13 +357,21 @@ class RollupTable:
                 found.extend(self._meta(row) for row in conn.execute(query))
         return found
 
-    def blobs(self, rollup_ids: Sequence[int]) -> dict[int, bytes]:
-        found: dict[int, bytes] = {}
-        with self._engine.connect() as conn:
+    def blobs(self, rollup_ids: Sequence[int], marks: CacheMarks | None = None) -> dict[int, bytes]:
+        """The blobs of these rollups by id. With ``marks`` (the reader's caches: their node tables are read),
+        refused with :class:`~server.errors.Renumbered` unless of the caches' node generation."""
+
+        def read() -> dict[int, bytes]:
+            found: dict[int, bytes] = {}
             for part in chunks(list(rollup_ids), 500):
                 query = select(RollupBlob.rollup_id, RollupBlob.data).where(RollupBlob.rollup_id.in_(part))
                 found.update({int(rid): bytes(data) for rid, data in conn.execute(query)})
-        return found
+            return found
+
+        if not rollup_ids:
+            return {}
+        with self._engine.connect() as conn:
+            return read() if marks is None else marks.read(conn, read, nodes=True)
 
 
 def _existing(conn: Connection, width_s: int, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:

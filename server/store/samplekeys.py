@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine
 from server.store import columncodec, reserved, segmentcache
 from server.store._keyindex import KeyIndex
 from server.store.appends import SAMPLE_KEYS, Appends, EpochMoved
+from server.store.cachemarks import CacheMarks
 from server.store.models import SegmentKind
 from server.store.segmentcache import SegmentCache, lookup_ids
 
@@ -99,8 +100,10 @@ def read_segments(conn: Connection, above: int = 0) -> list[KeyRows]:
 class SampleKeyTable(SegmentCache[KeyRows]):
     """The process's copy of every stored sample key: columns by id, and an index from hash to id."""
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    NODE_IDS = True
+
+    def __init__(self, engine: Engine, marks: CacheMarks | None = None) -> None:
+        super().__init__(engine, marks)
         self._index = KeyIndex()  # hash -> id
         # Columns by key id, grown in place past a few thousand keys (server.store.reserved): a churny profile
         # brings ~2,000 keys, and growing by copying wrote each key's bytes again into fresh pages.
@@ -175,7 +178,7 @@ class SampleKeyTable(SegmentCache[KeyRows]):
         if epoch is not None and appends.epoch != epoch:  # the transaction's own epoch, if any, is checked too
             raise EpochMoved(appends.epoch)
         # Another writer appended since (the newest segment is past this process's): look again against its keys.
-        if appends.appended_past(SAMPLE_KEYS, self._high) and self._catch_up(conn):
+        if appends.appended_past(SAMPLE_KEYS, self._high) and self._catch_up(conn, guarded=appends.guarded):
             new = new[lookup_ids(self._index, hashes[new]) < 0]
         if not new.size:
             return None

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from server.store._keyindex import KeyIndex
+from server.store.cachemarks import CacheMarks
 from server.store.models import SegmentKind, SegmentRow
 
 
@@ -80,8 +81,13 @@ def lookup_ids(index: KeyIndex, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.i
 class SegmentCache(ABC, Generic[Rows]):
     """The loaded high-water mark of a segment table's copy, and its catch-up and commit steps."""
 
-    def __init__(self, engine: Engine) -> None:
+    #: Whether the table's rows name stack nodes (sample keys do): a catch-up then refuses rows of another node
+    #: generation than the caches' (:mod:`server.store.cachemarks`).
+    NODE_IDS = False
+
+    def __init__(self, engine: Engine, marks: CacheMarks | None = None) -> None:
         self._engine = engine
+        self._marks = marks  # what the set of caches this table belongs to was filled under (None: on its own)
         self._lock = threading.RLock()
         self._high = 0  # every segment whose ids are at most this is loaded
         self._loaded = False
@@ -99,9 +105,16 @@ class SegmentCache(ABC, Generic[Rows]):
             with self._engine.connect() as conn:
                 self._catch_up(conn)
 
-    def _catch_up(self, conn: Connection) -> bool:
-        """Read the segments appended past what this process has loaded; whether there were any."""
-        parts = self._read(conn, self._high)
+    def _catch_up(self, conn: Connection, *, guarded: bool = False) -> bool:
+        """Read the segments appended past what this process has loaded; whether there were any.
+
+        ``guarded``: under the append locks of a transaction that checked the caches' GC epoch
+        (:attr:`Appends.guarded <server.store.appends.Appends.guarded>`): no collection, so no renumbering,
+        since the caches were filled, and nothing to note or check."""
+        if self._marks is None or guarded:
+            parts = self._read(conn, self._high)
+        else:
+            parts = self._marks.read(conn, lambda: self._read(conn, self._high), nodes=self.NODE_IDS)
         self._loaded = True
         for part in parts:
             self._add(part)

@@ -52,6 +52,7 @@ from server.store import reserved, segmentcache, stackcodec
 from server.store._treeindex import Index, depths
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
+from server.store.cachemarks import CacheMarks
 from server.store.models import SegmentKind
 
 IntArray = npt.NDArray[np.int64]
@@ -89,7 +90,8 @@ def _flatten(stacks: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
 
 def _warn_on_crossing(before: int, after: int) -> None:
     """A warning when this process's appends take the highest node id past a half, three quarters or nine tenths
-    of the id space: ids are never reused, so the operator has until the last to act (docs/operations.md)."""
+    of the id space: a collection gives back only the gaps below the highest (:mod:`server.store.renumber`), so
+    where the live nodes themselves fill the space, the operator has until the last to act (docs/operations.md)."""
     for share in _WARN_AT:
         mark = int(NODE_LIMIT * share)
         if before < mark <= after:
@@ -145,9 +147,10 @@ class _Stacks:
 
 
 class StackTree:
-    def __init__(self, engine: Engine | None, tree: int = FUNCTIONS) -> None:
+    def __init__(self, engine: Engine | None, tree: int = FUNCTIONS, marks: CacheMarks | None = None) -> None:
         self._engine = engine  # None: a tree in memory only, whose new nodes are never stored
         self._tree = tree
+        self._marks = marks  # what the set of caches this tree belongs to was filled under (None: on its own)
         self._lock = threading.RLock()
         self._index = Index()
         self._high = ROOT  # every segment whose nodes are at most this is loaded
@@ -223,8 +226,8 @@ class StackTree:
         """The stacks down the loaded tree; what they lack numbered past every loaded node.
 
         :class:`~server.errors.IdsExhausted` when they would be numbered past the last id, before anything is
-        written: ids are never reused (garbage collection leaves gaps), so a tree that has handed out every id
-        takes known stacks only."""
+        written: ids are handed out past the highest (a collection gives the gaps back only once it renumbers,
+        :mod:`server.store.renumber`), so a tree that has handed out every id takes known stacks only."""
         first = self._high + 1
         try:
             # Known stacks never read the first new id, so a full tree still walks them (the index takes ids below
@@ -253,7 +256,7 @@ class StackTree:
         (added to the index once ``appends`` commits)."""
         conn = appends.segments(self)
         # Another writer appended since (the newest segment is past this process's): walk again against its nodes.
-        if appends.appended_past(TREES + self._tree, self._high) and self._catch_up(conn):
+        if appends.appended_past(TREES + self._tree, self._high) and self._catch_up(conn, guarded=appends.guarded):
             walk = self._walk(stacks)
         if walk.missing:
             raw, flags = self._index.segment_columns(walk.walk)
@@ -289,10 +292,14 @@ class StackTree:
 
     # -- loading -------------------------------------------------------------
 
-    def _catch_up(self, conn: Connection) -> bool:
+    def _catch_up(self, conn: Connection, *, guarded: bool = False) -> bool:
         """Read the segments appended past what this process has loaded (all of them, the first time);
-        whether there were any."""
-        segments = read_segments(conn, self._tree, self._high)
+        whether there were any. Unless ``guarded`` (see ``SegmentCache._catch_up``), refused with
+        :class:`~server.errors.Renumbered` when they are of another node generation than the caches'."""
+        if self._marks is None or guarded:
+            segments = read_segments(conn, self._tree, self._high)
+        else:
+            segments = self._marks.read(conn, lambda: read_segments(conn, self._tree, self._high), nodes=True)
         if not self._loaded and segments:  # room for half as many nodes again before anything grows
             size = int(segments[-1].ids[-1]) + 1 + sum(map(len, segments)) // 2
             self._index.reserve(size)

@@ -60,6 +60,7 @@ from server.pprof.mixing import mix64
 from server.store import columncodec, segmentcache, stacks
 from server.store._keyindex import KeyIndex
 from server.store.appends import FUNCTIONS, Appends
+from server.store.cachemarks import CacheMarks
 from server.store.models import SegmentKind
 from server.store.segmentcache import SegmentCache, lookup_ids
 from server.store.stackcodec import CorruptSegment, unzstd
@@ -269,8 +270,8 @@ def read_segments(conn: Connection, above: int = 0) -> list[FunctionRows]:
 class FunctionTable(SegmentCache[FunctionRows]):
     """The process's copy of ``function_segments``: ids by content, and content by id for queries."""
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, marks: CacheMarks | None = None) -> None:
+        super().__init__(engine, marks)
         self._ids: dict[FunctionKey, int] = {}
         #: (name, system name, file name, start line) by id.
         self._rows: dict[int, tuple[str, str, str, int]] = {}
@@ -351,7 +352,7 @@ class FunctionTable(SegmentCache[FunctionRows]):
         :class:`~server.errors.IdsExhausted`, before anything is written, when they would pass the last id."""
         conn = appends.segments(self)
         # Another writer appended since (the newest segment is past this process's): only what is still missing.
-        if appends.appended_past(FUNCTIONS, self._high) and self._catch_up(conn):
+        if appends.appended_past(FUNCTIONS, self._high) and self._catch_up(conn, guarded=appends.guarded):
             missing = {key: line for key, line in missing.items() if key not in self._ids}
         if not missing:
             return {}

@@ -21,6 +21,9 @@ from sqlalchemy import Engine, event, func, select
 from server.ingest.profile import ingest
 from server.pprof.columns import ProfileColumns
 from server.pprof.decode import decode_columns, to_profile
+from server.query import service
+from server.query.request import ProfileQuery
+from server.query.selector import parse_selector
 from server.settings import Settings
 from server.store import symbols
 from server.store.check import check_store
@@ -29,6 +32,8 @@ from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
 from server.store.models import SegmentKind, SegmentRow
 from server.store.repository import Store
+from server.upkeep.retention import apply_retention
+from tests.support.oracle import pprof_top
 from tests.support.stacknames import stack_names
 from tests.support.tools import DATA
 
@@ -121,9 +126,9 @@ def test_a_fresh_process_and_a_reset_find_the_same_ids(store: Store) -> None:
         stored = conn.execute(_KEY_COUNT).scalar_one()
     fresh = Dedup(store.engine)  # another replica or worker process: empty caches, the same database
     assert fresh.sample_key_ids(_columns()).tolist() == keys
-    first.reset(epoch=3)
-    assert first.epoch == 3 and int(first.stacks.known.sum()) == 1  # the root alone
-    assert first.sample_key_ids(_columns()).tolist() == keys
+    reset = first.fresh(epoch=3)
+    assert reset.epoch == 3 and int(reset.stacks.known.sum()) == 1  # the root alone
+    assert reset.sample_key_ids(_columns()).tolist() == keys
     with store.engine.connect() as conn:
         assert conn.execute(_KEY_COUNT).scalar_one() == stored  # nothing added
 
@@ -305,15 +310,13 @@ def _assert_whole(database_url: str) -> None:
 def test_nothing_is_appended_once_a_collection_ran(store: Store) -> None:
     """Caches filled before a collection may hold nodes, frames and functions it deleted: a new node could hang off
     a parent that is gone. No segment of any table is appended; the profile is resolved again instead."""
-    stale = Dedup(store.engine)
-    stale.epoch = 7  # resolved under an epoch the database has moved past (it is at 0)
+    stale = Dedup(store.engine, epoch=7)  # resolved under an epoch the database has moved past (it is at 0)
     with pytest.raises(CachesStale):
         stale.sample_key_ids(_columns())
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(SegmentRow)).scalar_one() == 0
     assert stale.stacks.size == 0 and not bool(stale.sample_keys.known.any())
-    stale.reset(0)
-    assert stale.sample_key_ids(_columns()).size > 0
+    assert stale.fresh(0).sample_key_ids(_columns()).size > 0
 
 
 def test_a_profile_is_not_committed_between_a_collections_epoch_bump_and_its_sweep(
@@ -374,3 +377,36 @@ def test_a_profile_is_not_committed_between_a_collections_epoch_bump_and_its_swe
         _assert_whole(database_url)
     finally:
         store.close()
+
+
+def test_caches_a_query_filled_before_a_collection_elsewhere_never_write_what_it_dropped(
+    store: Store, settings: Settings
+) -> None:
+    """A replica's caches may be filled by a query long before its first write. If another process collected in
+    between, the epoch they hold must be the one read before their first read, not the one read at that first
+    write: else the write is accepted with key ids the collection dropped, and the profile cannot be read."""
+    day = 86_400 * 10**9
+    t0 = 1_790_000_000 * 10**9
+    ingest(store, settings, CPU, {"service": "s"}, "cpu", t0)
+    replica = Store.from_url(settings.database_url)
+    try:
+        old = ProfileQuery("cpu", parse_selector('{service="s"}'), t0, t0 + 1, "cpu")
+        assert service.top(replica.pinned(), settings, old).total > 0  # its caches hold the profile's keys
+        short = Settings(database_url=settings.database_url, retention_raw="30d")
+        assert apply_retention(store, short, now_ns=t0 + 40 * day)["sample_keys"] > 0  # another process collects
+        ingest(replica, settings, CPU, {"service": "s"}, "cpu", t0 + 41 * day)  # the same stacks, first write
+    finally:
+        replica.close()
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    fresh = Store.from_url(settings.database_url)
+    try:
+        new = ProfileQuery("cpu", parse_selector('{service="s"}'), t0 + 41 * day, t0 + 41 * day + 1, "cpu")
+        expected = service.top(store.pinned(), settings, old)  # not stored any more: empty
+        assert expected.total == 0
+        expected_new = pprof_top([DATA / "cpu.pb.gz"], "cpu", "nanoseconds")
+        answer = service.top(fresh.pinned(), settings, new)
+        assert answer.total == expected_new.total
+        assert {row.name: (row.flat, row.cum) for row in answer.rows} == expected_new.rows
+    finally:
+        fresh.close()

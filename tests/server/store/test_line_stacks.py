@@ -149,7 +149,6 @@ def test_collection_keeps_the_vectors_of_live_keys_and_check_agrees(client: Test
 def test_a_collection_since_the_keys_were_resolved_skips_the_fill(store: Store) -> None:
     keys = Dedup(store.engine).sample_key_ids(decode_columns(CPU))
     linevectors.forget(store.engine)
-    stale = Dedup(store.engine)
-    stale.epoch = 5  # resolved under an epoch the database has moved past (it is at 0)
+    stale = Dedup(store.engine, epoch=5)  # resolved under an epoch the database has moved past (it is at 0)
     assert stale.sample_key_ids(decode_columns(CPU)).tolist() == keys.tolist()
     assert _without_lines(store, keys) == len(set(keys.tolist()))

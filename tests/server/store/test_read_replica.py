@@ -21,10 +21,16 @@ from pydantic import ValidationError
 from server.app import create_app
 from server.migrate import upgrade
 from server.settings import Settings
+from server.store import stacks
+from server.store.idspace import id_use
 from server.store.replica import PRIMARY, STANDBY, ReadReplica, lsn
 from server.store.repository import Store
+from server.store.rollups import DAY_S, NS
+from server.upkeep.jobs import build_rollups
+from server.upkeep.retention import apply_retention
 from tests.conftest import TEST_RETENTION
 from tests.support.helpers import push, top
+from tests.support.oracle import pprof_top
 from tests.support.pgserver import PostgresServer, StandbyServer
 from tests.support.tools import DATA
 
@@ -172,3 +178,33 @@ def test_a_read_url_needs_postgresql_on_both_sides() -> None:
 
 def test_wal_positions_compare_as_numbers() -> None:
     assert lsn("0/16B3748") < lsn("0/A0000000") < lsn("1/0") < lsn("16/B374D848")
+
+
+def test_a_renumbering_on_the_primary_reaches_standby_readers_as_one_refusal(
+    replicated_postgres: Pair, urls: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The standby's reader has caches of its own, which the primary's collection never resets: once the
+    renumbering is replayed there, a query reading node ids is refused once (503), then answers from fresh
+    caches what ``go tool pprof`` answers."""
+    _, standby = replicated_postgres
+    day0 = 1_790_000_000 - 1_790_000_000 % DAY_S
+    files = [DATA / "cpu.pb.gz", DATA / "cpu2.pb.gz"]
+    store, client = serve(*urls, max_lag_s=3600)
+    with client:
+        for offset, path in zip((600, 4200), files, strict=True):
+            push(client, path, service="kept", time=str(day0 + offset))
+        build_rollups(store, now_ns=(day0 + 2 * DAY_S) * NS)
+        push(client, DATA / "big_cpu.pb.gz", service="gone", time=str(day0 - 40 * DAY_S))
+        standby.wait_replayed()
+        params = {"type": "cpu", "query": '{service="kept"}', "from": str(day0), "to": str(day0 + DAY_S)}
+        expected = pprof_top(files, "cpu", "nanoseconds")
+        assert top(client, **params)["total"] == expected.total  # the standby reader's caches, filled
+        monkeypatch.setattr(stacks, "NODE_LIMIT", id_use(store.engine)[0].highest + 10)
+        retained = Settings(database_url=urls[0], retention_raw="30d")
+        assert apply_retention(store, retained, now_ns=(day0 + DAY_S) * NS)["renumbered_nodes"] > 0
+        standby.wait_replayed()
+        refused = client.get("/api/v1/top", params=params)
+        assert refused.status_code == 503 and "renumbered" in refused.json()["error"]
+        answered = top(client, **params)
+        assert answered["total"] == expected.total
+        assert {r["name"]: (r["flat"], r["cum"]) for r in answered["rows"]} == expected.rows

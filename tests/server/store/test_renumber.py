@@ -1,0 +1,206 @@
+"""Renumbering the stack tree's node ids in garbage collection, on both databases: every answer stays equal to
+``go tool pprof``'s, and processes whose caches predate it never mix the two numberings.
+
+A real store cannot reach half of 2**32 node ids in a test, so the tests lower the limit the collection's rule
+reads (``server.store.stacks.NODE_LIMIT``) to just past the highest id the profiles used. Everything else is
+real: the store, retention, rollups, the HTTP API, and other "processes" (a second ``Store`` on the same
+database, with its own caches filled before the renumbering).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.errors import Renumbered
+from server.query import service
+from server.query.request import ProfileQuery
+from server.query.selector import parse_selector
+from server.settings import Settings
+from server.store import renumber
+from server.store import stacks as stacks_module
+from server.store.check import check_store
+from server.store.idspace import id_use
+from server.store.repository import Store
+from server.store.rollups import DAY_S, HOUR_S, NS
+from server.upkeep.jobs import build_rollups
+from server.upkeep.retention import apply_retention
+from tests.support.helpers import push
+from tests.support.oracle import pprof_top
+from tests.support.tools import DATA
+
+pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
+
+DAY0 = 1_790_000_000 - 1_790_000_000 % DAY_S  # a UTC midnight, in seconds
+KEPT = [(600, DATA / "cpu.pb.gz"), (4200, DATA / "cpu2.pb.gz"), (7800, DATA / "cpu_slow.pb.gz")]
+#: Pushed 40 days before and gone by the collection: its ~20,000 nodes are most of the tree, and the newest.
+EXPIRED = DATA / "big_cpu.pb.gz"
+NOW = (DAY0 + DAY_S) * NS  # retention's "now": the kept profiles are a day old, the expired one 41 days
+RAW_ONLY = (DAY0 + 3700, DAY0 + 7100)  # inside one hour: raw profiles only (cpu2), no rollup
+WITH_ROLLUPS = (DAY0, DAY0 + DAY_S)  # the day: read from its daily rollup
+
+
+def _query(span: tuple[int, int], rollups: bool = True) -> ProfileQuery:
+    return ProfileQuery("cpu", parse_selector('{service="kept"}'), span[0] * NS, span[1] * NS, "cpu", None, rollups)
+
+
+def _expected(span: tuple[int, int]) -> tuple[int, dict[str, tuple[int, int]]]:
+    expected = pprof_top([path for offset, path in KEPT if span[0] <= DAY0 + offset < span[1]], "cpu", "nanoseconds")
+    return expected.total, expected.rows
+
+
+def _answer(store: Store, settings: Settings, span: tuple[int, int]) -> tuple[int, dict[str, tuple[int, int]]]:
+    table = service.top(store.pinned(), settings, _query(span))
+    return int(table.total), {row.name: (int(row.flat), int(row.cum)) for row in table.rows}
+
+
+@pytest.fixture
+def retained(database_url: str) -> Settings:
+    """Retention as a collection applies it at ``NOW`` (pushes take the tests' settings: theirs is past any date)."""
+    return Settings(database_url=database_url, retention_raw="30d", retention_hourly="365d", retention_daily="365d")
+
+
+@pytest.fixture
+def filled(
+    database_url: str, settings: Settings, retained: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Store, Store]]:
+    """The kept profiles rolled up, then an expired one pushed: a store about to collect most of its tree, and
+    a second process whose caches were filled from it before the collection (answers given, keys loaded)."""
+    store = Store.from_url(database_url)
+    with TestClient(create_app(settings, store)) as client:
+        for offset, path in KEPT:
+            push(client, path, "kept", time=str(DAY0 + offset))
+        assert build_rollups(store, now_ns=(DAY0 + 2 * DAY_S) * NS)["daily"] == 1
+        push(client, EXPIRED, "gone", time=str(DAY0 - 40 * DAY_S))
+    highest = id_use(store.engine)[0].highest
+    monkeypatch.setattr(stacks_module, "NODE_LIMIT", highest + 10)  # past half: the collection's rule renumbers
+    other = Store.from_url(database_url)
+    for span in (RAW_ONLY, WITH_ROLLUPS):
+        assert _answer(other, retained, span) == _expected(span)
+    yield store, other
+    other.close()
+    store.close()
+
+
+def test_the_rule_renumbers_past_half_of_the_space_when_it_gives_back_a_quarter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stacks_module, "NODE_LIMIT", 1000)
+    assert not renumber.wanted(highest=499, live=10)  # not yet half-way
+    assert renumber.wanted(highest=500, live=250)
+    assert not renumber.wanted(highest=900, live=651)  # would give back less than a quarter
+    assert renumber.wanted(highest=999, live=700)  # a full tree whose live nodes are most of it still gains
+
+
+def test_a_collection_renumbers_and_every_answer_stays_pprofs(
+    filled: tuple[Store, Store], settings: Settings, retained: Settings
+) -> None:
+    store, _ = filled
+    before = id_use(store.engine)[0]
+    deleted = apply_retention(store, retained, now_ns=NOW)
+    assert deleted["raw"] == 1
+    live = deleted["renumbered_nodes"]
+    assert 0 < live < before.highest // 2
+    after = id_use(store.engine)[0]
+    assert (after.highest, after.stored) == (live, live)  # ids 1..live, no gaps
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+    fresh = Store.from_url(retained.database_url)
+    try:
+        for span in (RAW_ONLY, WITH_ROLLUPS):
+            assert _answer(fresh, retained, span) == _expected(span)
+            raw = service.flame(fresh, retained, _query(span, rollups=False), 10_000)
+            assert service.flame(fresh, retained, _query(span), 10_000) == raw  # rollups' node tables renumbered too
+    finally:
+        fresh.close()
+    # New stacks are numbered past the live nodes: the expired profile's, stored again, are as many as before.
+    with TestClient(create_app(settings, store)) as client:
+        push(client, EXPIRED, "again", time=str(DAY0 + 9000))
+    assert id_use(store.engine)[0].highest == before.highest
+    again = ProfileQuery("cpu", parse_selector('{service="again"}'), DAY0 * NS, (DAY0 + DAY_S) * NS, "cpu")
+    table = service.top(store.pinned(), settings, again)
+    expected = pprof_top([EXPIRED], "cpu", "nanoseconds")
+    assert (int(table.total), {r.name: (int(r.flat), int(r.cum)) for r in table.rows}) == (
+        expected.total,
+        expected.rows,
+    )
+
+
+def test_a_process_whose_caches_predate_it_refuses_to_mix_then_answers(
+    filled: tuple[Store, Store], retained: Settings
+) -> None:
+    store, other = filled
+    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    # What it holds still agrees with itself: keys keep their ids, and its key nodes and tree are one numbering.
+    assert _answer(other, retained, RAW_ONLY) == _expected(RAW_ONLY)
+    # A rollup's node table is of the new numbering: refused, not mixed.
+    with pytest.raises(Renumbered):
+        _answer(other, retained, WITH_ROLLUPS)
+    # The refusal marked its caches stale: the next query has a fresh set.
+    assert _answer(other, retained, WITH_ROLLUPS) == _expected(WITH_ROLLUPS)
+
+
+def test_the_refusal_reaches_http_clients_as_a_503(filled: tuple[Store, Store], retained: Settings) -> None:
+    store, other = filled
+    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    with TestClient(create_app(retained, other)) as client:
+        params = {"type": "cpu", "query": '{service="kept"}', "from": str(WITH_ROLLUPS[0]), "to": str(WITH_ROLLUPS[1])}
+        refused = client.get("/api/v1/top", params=params)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"]
+        assert "renumbered the stack tree's nodes" in refused.json()["error"]
+        again = client.get("/api/v1/top", params=params)
+        assert again.status_code == 200 and again.json()["total"] == _expected(WITH_ROLLUPS)[0]
+
+
+def test_writers_and_rollup_builds_with_old_caches_write_the_new_numbering(
+    filled: tuple[Store, Store], settings: Settings, retained: Settings
+) -> None:
+    store, other = filled
+    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    # The other process writes a profile of new stacks and one of known stacks, into an hour already rolled up.
+    with TestClient(create_app(settings, other)) as client:
+        push(client, EXPIRED, "kept", time=str(DAY0 + 5400))
+        push(client, DATA / "cpu.pb.gz", "kept", time=str(DAY0 + 5500))
+    # Its caches were replaced when its write was refused; a third process's, filled before, build the rollups.
+    third_files = [*KEPT, (5400, EXPIRED), (5500, DATA / "cpu.pb.gz")]
+    written = build_rollups(other, now_ns=(DAY0 + 2 * DAY_S) * NS)
+    assert written["hourly"] >= 1 and written["daily"] == 1
+    fresh = Store.from_url(retained.database_url)
+    try:
+        expected = pprof_top([path for _, path in third_files], "cpu", "nanoseconds")
+        for rollups in (True, False):
+            table = service.top(fresh.pinned(), retained, _query(WITH_ROLLUPS, rollups))
+            assert int(table.total) == expected.total
+            assert {row.name: (int(row.flat), int(row.cum)) for row in table.rows} == expected.rows
+    finally:
+        fresh.close()
+    report = check_store(store.engine)
+    assert report.ok, report.problems
+
+
+def test_a_rollup_build_with_caches_of_the_old_numbering_is_deferred(
+    filled: tuple[Store, Store], settings: Settings, retained: Settings
+) -> None:
+    store, other = filled
+    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    # A late profile of known stacks (so the other process appends nothing and keeps its caches) dirties an hour.
+    with TestClient(create_app(settings, store)) as client:
+        push(client, DATA / "cpu2.pb.gz", "kept", time=str(DAY0 + 4300))
+    (kept,) = [s.id for s in store.series.all() if s.labels == {"service": "kept"}]
+    hour = (DAY0 + 3600) * NS
+    # Its node table would be of the old numbering: deferred, nothing written.
+    assert other.rollups.try_build(kept, HOUR_S, hour) is None
+    assert not [r for r in other.rollups.list([kept], HOUR_S, hour, hour)]
+    # The refusal replaced the caches: the retry builds it, from the new numbering.
+    assert other.rollups.try_build(kept, HOUR_S, hour) == 1
+    assert build_rollups(other, now_ns=(DAY0 + 2 * DAY_S) * NS)["deferred"] == 0  # the day, and the emptied hour
+    files = [path for _, path in KEPT] + [DATA / "cpu2.pb.gz"]
+    expected = pprof_top(files, "cpu", "nanoseconds")
+    for rollups in (True, False):
+        table = service.top(other.pinned(), retained, _query(WITH_ROLLUPS, rollups))
+        assert int(table.total) == expected.total
+        assert {row.name: (int(row.flat), int(row.cum)) for row in table.rows} == expected.rows
