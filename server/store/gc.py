@@ -43,11 +43,12 @@ from server.store.models import ProfileBlob, RollupBlob, SampleLabelset, Segment
 from server.store.repository import Store
 from server.store.segmentcache import segment_row
 from server.store.stackcodec import Segment, encode
-from server.store.stacks import FUNCTIONS, concatenate, lock_appends, read_segments
+from server.store.stacks import FUNCTIONS, ROOT, concatenate, lock_appends, read_segments
 from server.store.state import lock_for_gc
 
 log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 BATCH = 2000
 
 
@@ -110,7 +111,7 @@ def collect_garbage(store: Store) -> dict[str, int]:
             live |= stored_keys.ids == vectors.keys[-1]
         live_keys = stored_keys.ids[live]
         labelsets = np.unique(stored_keys.labelsets[live])
-        segments, live_nodes, live_functions = _live_tree(conn, FUNCTIONS, np.unique(stored_keys.nodes[live]))
+        segments, node_live, live_functions = _live_tree(conn, FUNCTIONS, stored_keys.nodes[live])
         live_vectors = _live_vectors(vectors, live_keys)
         lock_table(conn, FUNCTION_APPENDS)
         function_segments = symbols.read_segments(conn)
@@ -120,7 +121,7 @@ def collect_garbage(store: Store) -> dict[str, int]:
         removed["sample_keys"] = _rewrite_rows(
             conn, key_segments, live_keys, SegmentKind.SAMPLE_KEYS, samplekeys.segment_row
         )
-        removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, live_nodes)
+        removed["stack_nodes"] = _rewrite_segments(conn, FUNCTIONS, segments, node_live)
         removed["line_vectors"] = _rewrite_rows(
             conn, vector_segments, live_vectors, SegmentKind.LINE_VECTORS, linevectors.segment_row
         )
@@ -130,7 +131,7 @@ def collect_garbage(store: Store) -> dict[str, int]:
         removed["labelsets"] = _delete(conn, SampleLabelset.__table__, labelset_ids[~np.isin(labelset_ids, labelsets)])
         highest = int(segments[-1].ids[-1]) if segments and len(segments[-1]) else 0
         removed["renumbered_nodes"] = 0
-        if renumber.wanted(highest, int(live_nodes.shape[0])):
+        if renumber.wanted(highest, int(node_live.sum())):
             done = renumber.renumber(conn, concatenate(read_segments(conn, FUNCTIONS)))
             removed["renumbered_nodes"] = done.highest_after
     store.reset_caches()
@@ -138,8 +139,9 @@ def collect_garbage(store: Store) -> dict[str, int]:
     return removed
 
 
-def _live_tree(conn: Connection, tree_number: int, leaves: IntArray) -> tuple[list[Segment], IntArray, IntArray]:
-    """Under the tree's write lock: its segments, the nodes ``leaves`` reach (with their ancestors) and their frames.
+def _live_tree(conn: Connection, tree_number: int, leaves: IntArray) -> tuple[list[Segment], BoolArray, IntArray]:
+    """Under the tree's write lock: its segments, which of its nodes ``leaves`` reach (with their ancestors), as a
+    flag per stored node in id order, and their frames.
 
     The highest node stays (with its ancestors): appends number past the highest stored node,
     and an id must never be handed out twice (other processes may still cache the old one).
@@ -147,22 +149,55 @@ def _live_tree(conn: Connection, tree_number: int, leaves: IntArray) -> tuple[li
     lock_appends(conn, tree_number)
     segments = read_segments(conn, tree_number)
     tree = concatenate(segments)
-    node_rows = np.stack([tree.ids, tree.parents, tree.frames], axis=1)
-    live_nodes = _with_ancestors(node_rows, np.union1d(leaves, tree.ids[-1:]))
-    return segments, live_nodes, np.unique(tree.frames[np.isin(tree.ids, live_nodes)])
+    live = _closure(tree, np.concatenate([leaves, tree.ids[-1:]]))
+    return segments, live, np.unique(tree.frames[live])
 
 
-def _rewrite_segments(conn: Connection, tree: int, segments: list[Segment], live_nodes: IntArray) -> int:
-    """Segments holding dead nodes are written again without them (same ids, gaps allowed); returns nodes dropped."""
+def _closure(tree: Segment, nodes: IntArray) -> BoolArray:
+    """A flag per stored node (by position in ``tree``, whose ids increase) for ``nodes`` and all their ancestors.
+
+    Worked on positions, not ids: arrays as long as the nodes stored, however high the ids, and no set
+    operations. Each level's frontier is deduplicated with a scratch array, and a walk stops at flagged nodes,
+    so each node is visited once (the sorted-set version took 22 s on a churny day's 17 M nodes)."""
+    ids = tree.ids
+    count = ids.shape[0]
+    mark = np.zeros(count, dtype=bool)
+    if count == 0:
+        return mark
+    parent_at = np.searchsorted(ids, tree.parents)
+    has_parent = tree.parents > ROOT
+    inside = np.minimum(parent_at, count - 1)
+    if not bool((ids[inside] == tree.parents)[has_parent].all()):
+        raise RuntimeError("stack tree segments name parents that are not stored: collection stopped")
+    parent_at = np.where(has_parent, parent_at, -1)
+    at = np.searchsorted(ids, nodes)
+    frontier = at[(nodes > ROOT) & (at < count) & (ids[np.minimum(at, count - 1)] == nodes)]
+    scratch = np.zeros(count, dtype=np.int64)
+    while frontier.size:
+        frontier = frontier[~mark[frontier]]
+        order = np.arange(frontier.shape[0])
+        scratch[frontier] = order
+        frontier = frontier[scratch[frontier] == order]  # one of each
+        mark[frontier] = True
+        frontier = parent_at[frontier]
+        frontier = frontier[frontier >= 0]
+    return mark
+
+
+def _rewrite_segments(conn: Connection, tree: int, segments: list[Segment], live: BoolArray) -> int:
+    """Segments holding dead nodes are written again without them (same ids, gaps allowed); returns nodes dropped.
+    ``live``: a flag per node of ``segments``, in their order."""
     dropped = 0
+    start = 0
     for segment in segments:
-        live = np.isin(segment.ids, live_nodes)
-        if bool(live.all()):
+        keep = live[start : start + len(segment)]
+        start += len(segment)
+        if bool(keep.all()):
             continue
-        dropped += int((~live).sum())
+        dropped += int((~keep).sum())
         _delete_segment(conn, SegmentKind(tree), int(segment.ids[0]))
-        if bool(live.any()):
-            kept = Segment(segment.ids[live], segment.parents[live], segment.frames[live], segment.recursive[live])
+        if bool(keep.any()):
+            kept = Segment(segment.ids[keep], segment.parents[keep], segment.frames[keep], segment.recursive[keep])
             conn.execute(insert(SegmentRow).values(**segment_row(SegmentKind(tree), kept.ids, encode(kept))))
     return dropped
 
@@ -213,23 +248,6 @@ def _rewrite_rows(
 
 def _delete_segment(conn: Connection, kind: SegmentKind, first_id: int) -> None:
     conn.execute(delete(SegmentRow).where(SegmentRow.kind == kind, SegmentRow.first_id == first_id))
-
-
-def _with_ancestors(node_rows: IntArray, nodes: IntArray) -> IntArray:
-    if node_rows.size == 0:
-        return nodes
-    order = np.argsort(node_rows[:, 0])
-    ids, parents = node_rows[order, 0], node_rows[order, 1]
-    seen = [nodes[nodes > 0]]
-    frontier = seen[0]
-    while frontier.size:
-        where = np.searchsorted(ids, frontier)
-        where = where[(where < ids.shape[0])]
-        frontier = np.unique(parents[where])
-        frontier = frontier[frontier > 0]
-        frontier = frontier[~np.isin(frontier, np.concatenate(seen))]
-        seen.append(frontier)
-    return np.unique(np.concatenate(seen))
 
 
 def _delete(conn: Connection, table: object, ids: IntArray) -> int:
