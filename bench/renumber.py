@@ -1,8 +1,11 @@
 """What renumbering the stack tree costs: the collection that renumbers against the same collection without it.
 
-    .venv/bin/python bench/churn.py --mode churn --captures 12 --distinct 360 --days 1 --no-postgres \\
-        --workdir /tmp/sy-churn360 --keep                  # a day in which every profile brings new stacks
+    .venv/bin/python bench/renumber.py                                  # builds /tmp/sy-churn360 first if absent
     .venv/bin/python bench/renumber.py --store /tmp/sy-churn360/churn.db
+
+The store is a day in which every profile brings new stacks: ``bench/churn.py --mode churn --captures 12
+--distinct 360 --days 1 --no-postgres --workdir /tmp/sy-churn360 --keep`` makes it (run for you when the
+default store is missing; a few minutes once its captures are cached).
 
 The store is copied twice. On each copy, retention expires the first half of the day (raw profiles, their
 hourly rollups and the day's rollup, so the collection frees their nodes) and collects: on one copy with the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +40,8 @@ from server.store.models import ProfileRow
 from server.store.repository import Store
 from server.store.rollups import HOUR_S, NS
 from server.upkeep.retention import apply_retention
+
+DEFAULT_STORE = Path("/tmp/sy-churn360/churn.db")
 
 
 def _span(store: Store) -> tuple[int, int]:
@@ -94,8 +100,15 @@ def answer(path: Path, start_ns: int, end_ns: int) -> tuple[float, tuple[object,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", type=Path, required=True, help="a SQLite store from bench/churn.py --keep")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="a SQLite store from bench/churn.py --keep")
     args = parser.parse_args()
+    if not args.store.exists():
+        if args.store != DEFAULT_STORE:
+            parser.error(f"--store {args.store}: no such file (bench/churn.py --keep makes one)")
+        workdir = str(DEFAULT_STORE.parent)
+        churn = [sys.executable, str(Path(__file__).with_name("churn.py")), "--mode", "churn", "--captures", "12"]
+        churn += ["--distinct", "360", "--days", "1", "--no-postgres", "--workdir", workdir, "--keep"]
+        subprocess.run(churn, check=True)
     with tempfile.TemporaryDirectory(prefix="sy-renumber-") as work:
         plain, renumbered = Path(work) / "plain.db", Path(work) / "renumbered.db"
         shutil.copyfile(args.store, plain)
