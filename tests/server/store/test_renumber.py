@@ -10,6 +10,7 @@ database, with its own caches filled before the renumbering).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -48,13 +49,29 @@ def _query(span: tuple[int, int], rollups: bool = True) -> ProfileQuery:
 
 
 def _expected(span: tuple[int, int]) -> tuple[int, dict[str, tuple[int, int]]]:
-    expected = pprof_top([path for offset, path in KEPT if span[0] <= DAY0 + offset < span[1]], "cpu", "nanoseconds")
-    return expected.total, expected.rows
+    return _pprof([path for offset, path in KEPT if span[0] <= DAY0 + offset < span[1]])
+
+
+def _table(store: Store, settings: Settings, query: ProfileQuery) -> tuple[int, dict[str, tuple[int, int]]]:
+    """The top table as ``go tool pprof -top`` gives it: the total, and (flat, cum) by function."""
+    table = service.top(store.pinned(), settings, query)
+    return int(table.total), {row.name: (int(row.flat), int(row.cum)) for row in table.rows}
 
 
 def _answer(store: Store, settings: Settings, span: tuple[int, int]) -> tuple[int, dict[str, tuple[int, int]]]:
-    table = service.top(store.pinned(), settings, _query(span))
-    return int(table.total), {row.name: (int(row.flat), int(row.cum)) for row in table.rows}
+    return _table(store, settings, _query(span))
+
+
+def _pprof(files: list[Path]) -> tuple[int, dict[str, tuple[int, int]]]:
+    expected = pprof_top(files, "cpu", "nanoseconds")
+    return expected.total, expected.rows
+
+
+def _renumber(filled: tuple[Store, Store], retained: Settings) -> tuple[Store, Store]:
+    """The first half of the setup's story: retention expires the old profile and the collection renumbers."""
+    store, other = filled
+    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    return store, other
 
 
 @pytest.fixture
@@ -121,19 +138,13 @@ def test_a_collection_renumbers_and_every_answer_stays_pprofs(
         push(client, EXPIRED, "again", time=str(DAY0 + 9000))
     assert id_use(store.engine)[0].highest == before.highest
     again = ProfileQuery("cpu", parse_selector('{service="again"}'), DAY0 * NS, (DAY0 + DAY_S) * NS, "cpu")
-    table = service.top(store.pinned(), settings, again)
-    expected = pprof_top([EXPIRED], "cpu", "nanoseconds")
-    assert (int(table.total), {r.name: (int(r.flat), int(r.cum)) for r in table.rows}) == (
-        expected.total,
-        expected.rows,
-    )
+    assert _table(store, settings, again) == _pprof([EXPIRED])
 
 
 def test_a_process_whose_caches_predate_it_refuses_to_mix_then_answers(
     filled: tuple[Store, Store], retained: Settings
 ) -> None:
-    store, other = filled
-    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    _, other = _renumber(filled, retained)
     # What it holds still agrees with itself: keys keep their ids, and its key nodes and tree are one numbering.
     assert _answer(other, retained, RAW_ONLY) == _expected(RAW_ONLY)
     # A rollup's node table is of the new numbering: refused, not mixed.
@@ -144,8 +155,7 @@ def test_a_process_whose_caches_predate_it_refuses_to_mix_then_answers(
 
 
 def test_the_refusal_reaches_http_clients_as_a_503(filled: tuple[Store, Store], retained: Settings) -> None:
-    store, other = filled
-    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    _, other = _renumber(filled, retained)
     with TestClient(create_app(retained, other)) as client:
         params = {"type": "cpu", "query": '{service="kept"}', "from": str(WITH_ROLLUPS[0]), "to": str(WITH_ROLLUPS[1])}
         refused = client.get("/api/v1/top", params=params)
@@ -159,23 +169,19 @@ def test_the_refusal_reaches_http_clients_as_a_503(filled: tuple[Store, Store], 
 def test_writers_and_rollup_builds_with_old_caches_write_the_new_numbering(
     filled: tuple[Store, Store], settings: Settings, retained: Settings
 ) -> None:
-    store, other = filled
-    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    store, other = _renumber(filled, retained)
     # The other process writes a profile of new stacks and one of known stacks, into an hour already rolled up.
     with TestClient(create_app(settings, other)) as client:
         push(client, EXPIRED, "kept", time=str(DAY0 + 5400))
         push(client, DATA / "cpu.pb.gz", "kept", time=str(DAY0 + 5500))
-    # Its caches were replaced when its write was refused; a third process's, filled before, build the rollups.
-    third_files = [*KEPT, (5400, EXPIRED), (5500, DATA / "cpu.pb.gz")]
+    # Its first write was refused (the collection moved the epoch) and its caches replaced: it builds the rollups.
     written = build_rollups(other, now_ns=(DAY0 + 2 * DAY_S) * NS)
     assert written["hourly"] >= 1 and written["daily"] == 1
+    expected = _pprof([path for _, path in KEPT] + [EXPIRED, DATA / "cpu.pb.gz"])
     fresh = Store.from_url(retained.database_url)
     try:
-        expected = pprof_top([path for _, path in third_files], "cpu", "nanoseconds")
         for rollups in (True, False):
-            table = service.top(fresh.pinned(), retained, _query(WITH_ROLLUPS, rollups))
-            assert int(table.total) == expected.total
-            assert {row.name: (int(row.flat), int(row.cum)) for row in table.rows} == expected.rows
+            assert _table(fresh, retained, _query(WITH_ROLLUPS, rollups)) == expected
     finally:
         fresh.close()
     report = check_store(store.engine)
@@ -185,8 +191,7 @@ def test_writers_and_rollup_builds_with_old_caches_write_the_new_numbering(
 def test_a_rollup_build_with_caches_of_the_old_numbering_is_deferred(
     filled: tuple[Store, Store], settings: Settings, retained: Settings
 ) -> None:
-    store, other = filled
-    assert apply_retention(store, retained, now_ns=NOW)["renumbered_nodes"] > 0
+    store, other = _renumber(filled, retained)
     # A late profile of known stacks (so the other process appends nothing and keeps its caches) dirties an hour.
     with TestClient(create_app(settings, store)) as client:
         push(client, DATA / "cpu2.pb.gz", "kept", time=str(DAY0 + 4300))
@@ -198,9 +203,6 @@ def test_a_rollup_build_with_caches_of_the_old_numbering_is_deferred(
     # The refusal replaced the caches: the retry builds it, from the new numbering.
     assert other.rollups.try_build(kept, HOUR_S, hour) == 1
     assert build_rollups(other, now_ns=(DAY0 + 2 * DAY_S) * NS)["deferred"] == 0  # the day, and the emptied hour
-    files = [path for _, path in KEPT] + [DATA / "cpu2.pb.gz"]
-    expected = pprof_top(files, "cpu", "nanoseconds")
+    expected = _pprof([path for _, path in KEPT] + [DATA / "cpu2.pb.gz"])
     for rollups in (True, False):
-        table = service.top(other.pinned(), retained, _query(WITH_ROLLUPS, rollups))
-        assert int(table.total) == expected.total
-        assert {row.name: (int(row.flat), int(row.cum)) for row in table.rows} == expected.rows
+        assert _table(other, retained, _query(WITH_ROLLUPS, rollups)) == expected
