@@ -226,13 +226,18 @@ class RollupTable:
         leaf_nodes, marks = self._caches()
         try:
             with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # The collection lock (shared) before the series lock, in the order writers take them (a late
+                    # profile's transaction holds the first when it takes the second): no cycle with a collection.
+                    lock_against_gc(conn)
                 lock_series(conn, series_id)
                 parts = self._inputs(conn, series_id, width_s, bucket_ns, end_ns)
                 rows = [
                     self._merge(series_id, width_s, bucket_ns, group, leaf_nodes) for group in _by_shape(parts).values()
                 ]
                 data = {row["shape_id"]: row.pop("data") for row in rows}
-                lock_against_gc(conn)
+                if conn.dialect.name != "postgresql":
+                    lock_against_gc(conn)  # SQLite: the write lock the insert needs anyway, and the latest snapshot
                 marks.check(conn)
                 written = insert_returning(
                     conn,
