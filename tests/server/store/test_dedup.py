@@ -32,6 +32,7 @@ from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
 from server.store.models import SegmentKind, SegmentRow
 from server.store.repository import Store
+from server.store.state import read_generation
 from server.upkeep.retention import apply_retention
 from tests.support.oracle import pprof_top
 from tests.support.stacknames import stack_names
@@ -319,15 +320,21 @@ def test_nothing_is_appended_once_a_collection_ran(store: Store) -> None:
     assert stale.fresh(0).sample_key_ids(_columns()).size > 0
 
 
+@pytest.mark.parametrize("renumbering", [False, True], ids=["sweep", "renumbering"])
 def test_a_profile_is_not_committed_between_a_collections_epoch_bump_and_its_sweep(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch, renumbering: bool
 ) -> None:
     """A profile that brings new rows commits its own row in their transaction. A collection bumps the epoch
     and reads the newest blobs before it takes the append locks: a writer that held only those could commit
     a profile in between, whose sample keys the sweep then deletes (it did, on PostgreSQL). The collection
     is held right there while a writer stores a profile of new stacks: the writer must wait for the
-    collection and resolve its ids again after it, and nothing any blob names may be missing."""
-    from server.store import gc
+    collection and resolve its ids again after it, and nothing any blob names may be missing. Also when the
+    collection renumbers the tree (its rule made to hold: the test cannot hand out 2**31 ids), which rewrites
+    every key's node: the writer's nodes must be of the new numbering."""
+    from server.store import gc, renumber
+
+    if renumbering:
+        monkeypatch.setattr(renumber, "wanted", lambda highest, live: True)
 
     settings = Settings(database_url=database_url, retention_raw="36500d")
     store = Store.from_url(database_url)
@@ -375,6 +382,18 @@ def test_a_profile_is_not_committed_between_a_collections_epoch_bump_and_its_swe
         assert not failures, failures
         assert len(stored) == 1
         _assert_whole(database_url)
+        if renumbering:
+            fresh = Store.from_url(database_url)
+            try:  # the late profile reads back as pprof reads its file, through the renumbered tree
+                with fresh.engine.connect() as conn:
+                    assert read_generation(conn) == 1
+                late = ProfileQuery("cpu", parse_selector('{service="late"}'), 0, 10, "cpu")
+                answer = service.top(fresh.pinned(), settings, late)
+                expected = pprof_top([DATA / "cpu2.pb.gz"], "cpu", "nanoseconds")
+                assert answer.total == expected.total
+                assert {row.name: (row.flat, row.cum) for row in answer.rows} == expected.rows
+            finally:
+                fresh.close()
     finally:
         store.close()
 
