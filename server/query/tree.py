@@ -3,10 +3,9 @@
 ``selfs`` of a node is the value of samples whose stack ends there; ``totals``
 adds everything below it. Values may have several columns (a diff carries
 the base and the comparison side by side over one set of nodes).
-Propagation runs one depth level at a time, deepest first, with
-``np.add.at``: tens of numpy calls for a tree of any width, and no step
-costs more than a pass over the nodes the query's leaves reach (plus a
-flag per stored node).
+Propagation is one pass in C from the last node to the first (nodes are in
+id order, so every child comes after its parent); no step costs more than a
+pass over the nodes the query's leaves reach (plus a flag per stored node).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from server.store.stacks import ROOT, StackTree
+from server.store.stacks import ROOT, StackTree, sum_totals
 
 IntArray = npt.NDArray[np.int64]
 
@@ -54,8 +53,8 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     Linear in the nodes the leaves reach, with no sort of them: the closure is
     marked on a flag per stored node (each ancestor visited once), positions are
     a running count of the flags (node ids are sorted by construction), and
-    totals are summed a depth level at a time along the tree's cached depth
-    order. Values stay integers throughout (exact past 2**53).
+    totals are summed up the tree in one pass from the last node. Values stay
+    integers throughout (exact past 2**53).
     """
     matrix = values.reshape(-1, 1) if values.ndim == 1 else values
     columns = matrix.shape[1]
@@ -73,15 +72,7 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     parent_ids = stacks.parent[all_nodes].astype(np.int64)  # the tree's column is uint32
     parent = np.where(parent_ids > ROOT, position[np.maximum(parent_ids, 0)], -1)
     totals = selfs.copy()
-    if all_nodes.size:
-        depth = stacks.depth[all_nodes]
-        narrow = np.int16 if int(depth.max()) < 2**15 else np.int64  # 16 bits: numpy sorts by radix, linear
-        order = np.argsort((-depth).astype(narrow), kind="stable")
-        cuts = np.flatnonzero(np.diff(depth[order])) + 1
-        for level in np.split(order, cuts):
-            targets = parent[level]
-            keep = targets >= 0
-            np.add.at(totals, targets[keep], totals[level[keep]])
+    sum_totals(totals, parent)  # in id order a child comes after its parent: one pass from the end
     return CallTree(
         node_ids=all_nodes,
         parent=parent,

@@ -1512,17 +1512,142 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(treeindex_closure_doc,
+             "closure(mark, parent, leaves, /)\n--\n\n"
+             "Set mark[n] for every node n of `leaves` and every ancestor of them, the root (0) excluded: each\n"
+             "leaf's path is walked up through the tree's parent column (uint32, by node id) until it meets a\n"
+             "marked node, so each node is visited once. mark is a writable bool column; parent must have room\n"
+             "for every id below len(mark); leaves an int64 buffer. ValueError, before anything is marked, for a\n"
+             "leaf outside [0, len(mark)); ValueError, part marked, for a parent not below its node.");
+
+/* Why in C: numpy walked the paths a level at a time, a fancy index, a dedup by scratch array and a mask per
+ * level over the whole frontier (0.84 s for the 17 M nodes a churny day's leaves reach); one walk up per leaf
+ * that stops at the first marked node touches each node once. */
+static PyObject *
+treeindex_closure(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[3];
+    Py_buffer views[3];
+    int got = 0;
+
+    if (!PyArg_ParseTuple(args, "OOO:closure", &objs[0], &objs[1], &objs[2])) {
+        return NULL;
+    }
+    if (get_column(objs[0], &views[0], 1, BOOLS, 0, "mark") < 0) {
+        return NULL;
+    }
+    got = 1;
+    Py_ssize_t size = views[0].len;
+    if (get_column(objs[1], &views[1], 4, UNSIGNED, size, "parent") < 0) {
+        goto fail;
+    }
+    got = 2;
+    if (get_words(objs[2], &views[2], "leaves") < 0) {
+        goto fail;
+    }
+    got = 3;
+    uint8_t *mark = views[0].buf;
+    const uint32_t *parent = views[1].buf;
+    const int64_t *leaves = views[2].buf;
+    Py_ssize_t count = views[2].len / 8;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (leaves[i] < 0 || leaves[i] >= size) {
+            PyErr_SetString(PyExc_ValueError, "closure() needs leaves in [0, len(mark))");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t node = leaves[i];
+        while (node > 0 && !mark[node]) {
+            mark[node] = 1;
+            int64_t up = (int64_t)parent[node];
+            if (up >= node) {
+                PyErr_SetString(PyExc_ValueError, "a stack node's parent is not below it: the tree's columns are broken");
+                goto fail;
+            }
+            node = up;
+        }
+    }
+    release_all(views, got);
+    Py_RETURN_NONE;
+fail:
+    release_all(views, got);
+    return NULL;
+}
+
+PyDoc_STRVAR(treeindex_sum_up_doc,
+             "sum_up(totals, parent, /)\n--\n\n"
+             "Add every node's row of `totals` to its parent's, children before parents: one pass from the last\n"
+             "node to the first. totals is a writable C-contiguous int64 array of (nodes, columns); parent holds\n"
+             "each node's parent's index, -1 for none, always below the node's own (nodes are in id order, and a\n"
+             "parent's id is below its child's). Sums wrap at 64 bits, as numpy's do. ValueError, with nothing\n"
+             "changed, for a parent index not in [-1, node) or totals of another length.");
+
+/* Why in C: numpy summed a depth level at a time with np.add.at after sorting the nodes by depth, 1.3 s for the
+ * 17 M nodes of a churny day's flame graph; in id order every child comes after its parent, so one pass from
+ * the end adds each row once. */
+static PyObject *
+treeindex_sum_up(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[2];
+    Py_buffer views[2];
+    int got = 0;
+
+    if (!PyArg_ParseTuple(args, "OO:sum_up", &objs[0], &objs[1])) {
+        return NULL;
+    }
+    if (get_column(objs[0], &views[0], 8, SIGNED, 0, "totals") < 0) {
+        return NULL;
+    }
+    got = 1;
+    if (get_words(objs[1], &views[1], "parent") < 0) {
+        goto fail;
+    }
+    got = 2;
+    uint64_t *totals = views[0].buf;
+    const int64_t *parent = views[1].buf;
+    Py_ssize_t count = views[1].len / 8;
+    Py_ssize_t columns = count ? views[0].len / 8 / count : 0;
+    if (count ? views[0].len != count * columns * 8 || columns < 1 : views[0].len != 0) {
+        PyErr_SetString(PyExc_ValueError, "sum_up() needs totals of (nodes, columns) for every parent index");
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) { /* checked whole first */
+        if (parent[i] < -1 || parent[i] >= i) {
+            PyErr_SetString(PyExc_ValueError, "sum_up() needs every parent index in [-1, the node's own)");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = count - 1; i >= 0; i--) {
+        if (parent[i] >= 0) {
+            uint64_t *into = totals + parent[i] * columns;
+            const uint64_t *from = totals + i * columns;
+            for (Py_ssize_t c = 0; c < columns; c++) {
+                into[c] += from[c];
+            }
+        }
+    }
+    release_all(views, got);
+    Py_RETURN_NONE;
+fail:
+    release_all(views, got);
+    return NULL;
+}
+
 static PyMethodDef treeindex_methods[] = {
     {"columns", treeindex_columns, METH_VARARGS, treeindex_columns_doc},
     {"depths", treeindex_depths, METH_VARARGS, treeindex_depths_doc},
+    {"closure", treeindex_closure, METH_VARARGS, treeindex_closure_doc},
+    {"sum_up", treeindex_sum_up, METH_VARARGS, treeindex_sum_up_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef treeindex_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "server.store._treeindex",
-    .m_doc = "The stack prefix tree's (parent, frame) -> node index, the batch walk, the depth fill and a "
-              "segment's column bytes (see server.store.stacks and server.store.stackcodec).",
+    .m_doc = "The stack prefix tree's (parent, frame) -> node index, the batch walk, the depth fill, a "
+              "segment's column bytes, and a query's closure and sums up the tree (see server.store.stacks, "
+              "server.store.stackcodec and server.query.tree).",
     .m_size = 0,
     .m_methods = treeindex_methods,
     .m_slots = treeindex_slots,

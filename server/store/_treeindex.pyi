@@ -110,3 +110,14 @@ def columns(
 ) -> tuple[bytes, int]:
     """A stack segment's uncompressed column bytes (layout in :mod:`server.store.stackcodec`) and the flags of
     its 64-bit columns. ``ValueError`` for ids not positive and increasing, or a parent not below its node."""
+
+def closure(mark: npt.NDArray[np.bool_], parent: npt.NDArray[np.uint32], leaves: Words, /) -> None:
+    """Set ``mark[n]`` for every node of ``leaves`` and each ancestor of them, the root excluded, walking each
+    leaf's path up the parent column until a marked node: each node is visited once. ``ValueError`` for a leaf
+    outside ``[0, len(mark))`` (nothing marked) or a parent not below its node (the columns are broken)."""
+
+def sum_up(totals: npt.NDArray[np.int64], parent: Words, /) -> None:
+    """Add each node's row of ``totals`` (nodes, columns) to its parent's (``parent``: an index, -1 for none,
+    below the node's own), children before parents, in one pass from the last node; sums wrap at 64 bits, as
+    numpy's do. ``ValueError``, with nothing changed, for a parent index out of range or totals of another
+    length."""

@@ -41,7 +41,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +48,7 @@ from sqlalchemy import Connection, Engine
 
 from server.errors import IdsExhausted
 from server.store import reserved, segmentcache, stackcodec
-from server.store._treeindex import Index, depths
+from server.store._treeindex import Index, closure, depths, sum_up
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
 from server.store.cachemarks import CacheMarks
@@ -99,6 +98,14 @@ def _warn_on_crossing(before: int, after: int) -> None:
                 "stack tree node ids running out",
                 extra={"highest": after, "limit": NODE_LIMIT, "share": share},
             )
+
+
+def sum_totals(totals: IntArray, parent: IntArray) -> None:
+    """Add each node's row of ``totals`` (nodes in id order, a row of columns each) to its parent's, children
+    first: ``parent`` holds each node's parent's index in the same order, -1 for the root's children. In id
+    order every child comes after its parent, so this is one pass from the end (in C); sums wrap at 64 bits,
+    as numpy's do."""
+    sum_up(totals, np.ascontiguousarray(parent, dtype=np.int64))
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -377,20 +384,12 @@ class StackTree:
 
     def closure_mask(self, leaves: IntArray) -> BoolArray:
         """A flag per node id up to the highest loaded: set for ``leaves`` (loaded, see :meth:`ensure`) and
-        every ancestor of them, the root excluded. Each ancestor is visited once: a walk stops at flagged
-        nodes, and each level's frontier is deduplicated with a scratch array instead of a sort."""
+        every ancestor of them, the root excluded. Each ancestor is visited once: a leaf's walk up stops at
+        the first flagged node (in C, :func:`server.store._treeindex.closure`)."""
         size = max(self._high, int(leaves.max()) if leaves.size else 0) + 1
         mark = np.zeros(size, dtype=bool)
-        scratch = np.zeros(size, dtype=np.int64)
-        frontier: npt.NDArray[np.integer[Any]] = leaves[leaves > ROOT]  # ids, then parent ids (uint32)
-        parent = self.parent
-        while frontier.size:
-            frontier = frontier[~mark[frontier]]
-            scratch[frontier] = np.arange(frontier.shape[0])
-            frontier = frontier[scratch[frontier] == np.arange(frontier.shape[0])]  # one of each
-            mark[frontier] = True
-            frontier = parent[frontier]
-            frontier = frontier[frontier > ROOT]
+        self._grow(size)  # the parent column has room for every id the mark has
+        closure(mark, self.parent, np.ascontiguousarray(leaves, dtype=np.int64))
         return mark
 
     def ancestors_closure(self, nodes: IntArray) -> IntArray:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.store._treeindex import Index, columns, depths
+from server.store._treeindex import Index, closure, columns, depths, sum_up
 from server.store.reserved import _NORESERVE
 from tests.support.tools import missing
 
@@ -492,3 +492,72 @@ def test_depths_follow_the_parents_in_one_pass(gaps: bool) -> None:
     for wrong in (depth.astype(np.int64), depth.astype(np.uint32)):
         with pytest.raises(ValueError, match="depth must be a writable column of int32"):
             depths(wrong, known, parents, ids)  # type: ignore[arg-type]
+
+
+def _random_tree(rng: random.Random, count: int) -> npt.NDArray[np.uint32]:
+    """A parent column by id (0: the root; id 0 itself unused): every node's parent below it."""
+    parent = np.zeros(count + 1, dtype=np.uint32)
+    for node in range(2, count + 1):
+        parent[node] = rng.randrange(0, node)
+    return parent
+
+
+@given(st.integers(min_value=1, max_value=400), st.integers(min_value=0, max_value=60), st.integers(0, 2**32))
+@settings(max_examples=60, deadline=None)
+def test_closure_marks_the_leaves_and_every_ancestor(count: int, leaves_wanted: int, seed: int) -> None:
+    rng = random.Random(seed)
+    parent = _random_tree(rng, count)
+    leaves = np.array([rng.randrange(0, count + 1) for _ in range(leaves_wanted)], dtype=np.int64)
+    expected = np.zeros(count + 1, dtype=bool)
+    for leaf in leaves.tolist():  # the plain walk: up to the root, every node on the way
+        node = leaf
+        while node > 0:
+            expected[node] = True
+            node = int(parent[node])
+    mark = np.zeros(count + 1, dtype=bool)
+    closure(mark, parent, leaves)
+    assert mark.tolist() == expected.tolist()
+
+
+def test_closure_refuses_a_leaf_outside_the_mark_and_a_broken_column() -> None:
+    parent = np.array([0, 0, 1, 2], dtype=np.uint32)
+    mark = np.zeros(4, dtype=bool)
+    with pytest.raises(ValueError, match="leaves in"):
+        closure(mark, parent, np.array([2, 4], dtype=np.int64))
+    assert not mark.any()  # checked whole first
+    with pytest.raises(ValueError, match="room for id 3"):
+        closure(mark, parent[:3], np.array([2], dtype=np.int64))
+    broken = np.array([0, 0, 3, 2], dtype=np.uint32)  # 2's parent is 3: not below it
+    with pytest.raises(ValueError, match="not below it"):
+        closure(np.zeros(4, dtype=bool), broken, np.array([2], dtype=np.int64))
+
+
+@given(st.integers(min_value=0, max_value=300), st.integers(min_value=1, max_value=3), st.integers(0, 2**32))
+@settings(max_examples=60, deadline=None)
+def test_sum_up_equals_summing_a_level_at_a_time(count: int, columns_wanted: int, seed: int) -> None:
+    rng = random.Random(seed)
+    parent = np.array([rng.randrange(-1, node) for node in range(count)], dtype=np.int64)
+    values = np.array(
+        [[rng.randrange(-(2**62), 2**62) for _ in range(columns_wanted)] for _ in range(count)], dtype=np.int64
+    ).reshape(count, columns_wanted)
+    expected = values.copy()
+    depth = np.zeros(count, dtype=np.int64)
+    for node in range(count):
+        depth[node] = depth[parent[node]] + 1 if parent[node] >= 0 else 0
+    for level in sorted(set(depth.tolist()), reverse=True):  # numpy's way: deepest first, wrapping as numpy does
+        at = np.flatnonzero((depth == level) & (parent >= 0))
+        np.add.at(expected, parent[at], expected[at])
+    totals = values.copy()
+    sum_up(totals, parent)
+    assert totals.tolist() == expected.tolist()
+
+
+def test_sum_up_refuses_a_parent_out_of_order_and_totals_of_another_length() -> None:
+    totals = np.ones((3, 1), dtype=np.int64)
+    with pytest.raises(ValueError, match="parent index"):
+        sum_up(totals, np.array([-1, 0, 2], dtype=np.int64))  # its own index: not below it
+    assert totals.ravel().tolist() == [1, 1, 1]  # nothing changed
+    with pytest.raises(ValueError, match="for every parent index"):
+        sum_up(np.ones((2, 1), dtype=np.int64), np.array([-1, 0, 1], dtype=np.int64))
+    with pytest.raises(ValueError, match="int64"):
+        sum_up(np.ones((3, 1), dtype=np.int32), np.array([-1, 0, 1], dtype=np.int64))
