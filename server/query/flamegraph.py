@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from server.query.grouping import distinct_inverse
 from server.query.tree import CallTree
+from server.store.stacks import fold_drawn
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -93,18 +94,12 @@ def prune(tree: CallTree, max_nodes: int, drop_empty: bool = False) -> Pruned:
     """
     n = len(tree)
     columns = len(tree.total)
-    width = tree.totals.sum(axis=1) if n else np.zeros(0, dtype=np.int64)
+    totals = tree.totals.reshape(n, columns)
+    width = totals[:, 0] if columns == 1 else totals.sum(axis=1)  # one column (all but diffs): no copy of it
     keep, truncated = _kept(tree, width, max_nodes, drop_empty)
-    kept = np.flatnonzero(keep).astype(np.int64)
-    position = np.cumsum(keep, dtype=np.int64) - 1  # node index -> its position among the drawn
-    above = tree.parent
-    # A drawn node whose parent is not (only with negative values) is drawn as a child of the root.
-    inside = (above[kept] >= 0) & keep[np.maximum(above[kept], 0)]
-    parent = np.where(inside, position[np.maximum(above[kept], 0)], -1)
-    folded = np.flatnonzero(~keep & ((above < 0) | keep[np.maximum(above, 0)]))
-    sums = np.zeros((kept.shape[0] + 1, columns), dtype=np.int64)  # row p + 1: drawn position p's; row 0: root's
-    folded_parent = np.where(above[folded] >= 0, position[np.maximum(above[folded], 0)], -1)
-    np.add.at(sums, folded_parent + 1, tree.totals[folded].reshape(-1, columns))
+    # A drawn node whose parent is not (only with negative values) is drawn as a child of the root. Row p + 1
+    # of the sums is drawn position p's folded children, row 0 the root's.
+    kept, parent, sums = fold_drawn(keep, tree.parent, totals)
     rows = np.flatnonzero(np.any(sums != 0, axis=1))
     return Pruned(kept, parent, (rows - 1).astype(np.int64), sums[rows], truncated)
 

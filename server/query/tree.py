@@ -64,20 +64,16 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     leaves = nodes[nonroot]
     if leaves.size:
         stacks.ensure(leaves)
-    mark = stacks.closure_mask(leaves)
-    all_nodes = np.flatnonzero(mark).astype(np.int64)
-    position = np.cumsum(mark, dtype=np.int64) - 1  # node id -> index in all_nodes (where marked)
+    all_nodes, parent, function, recursive, position = stacks.gather(stacks.closure_mask(leaves))
     selfs = np.zeros((all_nodes.shape[0], columns), dtype=np.int64)
     np.add.at(selfs, position[leaves], matrix[nonroot])
-    parent_ids = stacks.parent[all_nodes].astype(np.int64)  # the tree's column is uint32
-    parent = np.where(parent_ids > ROOT, position[np.maximum(parent_ids, 0)], -1)
     totals = selfs.copy()
     sum_totals(totals, parent)  # in id order a child comes after its parent: one pass from the end
     return CallTree(
         node_ids=all_nodes,
         parent=parent,
-        function=stacks.function[all_nodes].astype(np.int64),  # int64 as a CallTree's columns are; the tree's is int32
-        recursive=stacks.recursive[all_nodes],
+        function=function,
+        recursive=recursive,
         selfs=selfs,
         totals=totals,
         root_self=root_self,

@@ -48,7 +48,7 @@ from sqlalchemy import Connection, Engine
 
 from server.errors import IdsExhausted
 from server.store import reserved, segmentcache, stackcodec
-from server.store._treeindex import Index, closure, depths, sum_up
+from server.store._treeindex import Index, closure, depths, fold, gather, sum_up
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
 from server.store.cachemarks import CacheMarks
@@ -106,6 +106,28 @@ def sum_totals(totals: IntArray, parent: IntArray) -> None:
     order every child comes after its parent, so this is one pass from the end (in C); sums wrap at 64 bits,
     as numpy's do."""
     sum_up(totals, np.ascontiguousarray(parent, dtype=np.int64))
+
+
+def fold_drawn(keep: BoolArray, parent: IntArray, totals: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """A call tree pruned to the nodes ``keep`` flags (nodes in id order; ``parent`` each one's parent index, -1
+    for the root's children; ``totals`` a row of columns a node): the drawn nodes' indices, each one's parent
+    among the drawn (-1: the root, or a parent not drawn), and per drawn node plus the root (row 0) the summed
+    totals of its children that are not drawn. One pass, in C; sums wrap at 64 bits, as numpy's do."""
+    drawn = int(np.count_nonzero(keep))
+    kept = np.empty(drawn, dtype=np.int64)
+    kept_parent = np.empty(drawn, dtype=np.int64)
+    sums = np.zeros((drawn + 1, totals.shape[1]), dtype=np.int64)
+    position = np.empty(keep.shape[0], dtype=np.int32)
+    fold(
+        keep,
+        np.ascontiguousarray(parent, dtype=np.int64),
+        np.ascontiguousarray(totals),
+        position,
+        kept,
+        kept_parent,
+        sums,
+    )
+    return kept, kept_parent, sums
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:
@@ -391,6 +413,20 @@ class StackTree:
         self._grow(size)  # the parent column has room for every id the mark has
         closure(mark, self.parent, np.ascontiguousarray(leaves, dtype=np.int64))
         return mark
+
+    def gather(self, mark: BoolArray) -> tuple[IntArray, IntArray, IntArray, BoolArray, Int32Array]:
+        """The marked nodes (a :meth:`closure_mask`) as a call tree's arrays, in id order: their ids, each one's
+        parent as an index into them (-1 for the root's children), function and recursive flag; and a map from
+        each marked id to its index (int32, by id; other entries are not set). One pass, in C."""
+        count = int(np.count_nonzero(mark))
+        node_ids = np.empty(count, dtype=np.int64)
+        parent = np.empty(count, dtype=np.int64)
+        function = np.empty(count, dtype=np.int64)
+        recursive = np.empty(count, dtype=bool)
+        position = np.empty(mark.shape[0], dtype=np.int32)
+        self._grow(mark.shape[0])  # the columns have room for every id the mark has
+        gather(mark, self.parent, self.function, self.recursive, position, node_ids, parent, function, recursive)
+        return node_ids, parent, function, recursive, position
 
     def ancestors_closure(self, nodes: IntArray) -> IntArray:
         """``nodes`` plus every ancestor of them, sorted, the root excluded."""
