@@ -36,6 +36,7 @@ from server.errors import InvalidParameter
 from server.query.grouping import distinct
 from server.query.regex import Regex, RegexError, compile_regex
 from server.query.tree import CallTree
+from server.store.stacks import sum_totals
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -163,7 +164,7 @@ def filter_tree(
     root_self = tree.root_self.copy() if keep_root else np.zeros(columns, dtype=np.int64)
     if cuts_samples:
         selfs = np.where(keep_samples[:, None], tree.selfs, 0)
-        totals = _propagate(parent, selfs, levels)
+        totals = _propagate(parent, selfs)
         if not bool((selfs < 0).any()):
             # A node left with no sample has only such nodes below it: dropping it now lifts nothing,
             # and spares merging what would be dropped as empty at the end.
@@ -495,11 +496,10 @@ def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> Boo
     return recursive
 
 
-def _propagate(parent: IntArray, selfs: IntArray, levels: list[IntArray]) -> IntArray:
-    """Totals from self values, level by level, deepest first."""
+def _propagate(parent: IntArray, selfs: IntArray) -> IntArray:
+    """Totals from self values: a parent's index is below its children's, so one pass from the last node."""
     totals = selfs.copy()
-    for level in reversed(levels[1:]):
-        np.add.at(totals, parent[level], totals[level])
+    sum_totals(totals, parent)
     return totals
 
 

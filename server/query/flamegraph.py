@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from server.query.grouping import distinct_inverse
 from server.query.tree import CallTree
-from server.store.stacks import fold_drawn
+from server.store.stacks import fold_drawn, sum_totals
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -206,8 +206,8 @@ def encode_levels(
 class _Entries:
     """The entries a walk writes below the root: the drawn nodes (0..m-1), then each ``other`` (m + i).
 
-    Siblings are sorted by name; subtree sizes are summed a level at a time from the
-    deepest; a node's preorder index and its x offsets are then sums along its path
+    Siblings are sorted by name; subtree sizes are summed in one pass from the last
+    node; a node's preorder index and its x offsets are then sums along its path
     of what its earlier siblings hold (pointer jumping). Each level's row is its
     entries in preorder, an ``other`` right after its parent's last descendant; and
     names are numbered in the order the walk writes them: on visiting a node (in
@@ -236,7 +236,7 @@ class _Entries:
         order = np.lexsort((labels.ranks[labels.which], parent))  # by parent, then name, then position
         up = np.append(np.where(parent >= 0, parent, m), m)  # the root is index m, its own parent
         depth = _path_sums(up, np.append(np.ones(m, dtype=np.int64), 0))
-        size = _subtree_sizes(parent, depth[:m])
+        size = _subtree_sizes(parent)
         other_totals = pruned.other_totals.reshape(k, columns)
         totals = np.concatenate((tree.totals[kept].reshape(m, columns), other_totals))
         selfs = np.concatenate((tree.selfs[kept].reshape(m, columns), other_totals))
@@ -328,19 +328,14 @@ def _path_sums(up: IntArray, values: IntArray) -> IntArray:
     return sums
 
 
-def _subtree_sizes(parent: IntArray, depth: IntArray) -> IntArray:
-    """Nodes in each drawn node's subtree, itself included; the last entry is the root's (all of them, and it)."""
+def _subtree_sizes(parent: IntArray) -> IntArray:
+    """Nodes in each drawn node's subtree, itself included; the last entry is the root's (all of them, and it).
+    A drawn node's parent comes before it, so the sizes add up in one pass from the last node."""
     m = parent.shape[0]
-    size = np.ones(m + 1, dtype=np.int64)
+    size = np.ones((m + 1, 1), dtype=np.int64)
+    sum_totals(size[:m], parent)
     size[m] = m + 1
-    if m == 0:
-        return size
-    by_depth = np.argsort(depth.astype(np.int16 if int(depth.max()) < 2**15 else np.int64), kind="stable")
-    bounds = np.cumsum(np.bincount(depth)).tolist()
-    for level in range(len(bounds) - 1, 1, -1):  # deepest first; level 1 hangs off the root
-        nodes = by_depth[bounds[level - 1] : bounds[level]]
-        np.add.at(size, parent[nodes], size[nodes])
-    return size
+    return size.reshape(-1)
 
 
 def _before_siblings(parent: IntArray, values: IntArray) -> IntArray:
