@@ -1740,7 +1740,10 @@ treeindex_fold(PyObject *Py_UNUSED(module), PyObject *args)
     static const Py_ssize_t sizes[7] = {1, 8, 8, 4, 8, 8, 8};
     static const int integers[7] = {BOOLS, SIGNED, SIGNED, SIGNED, SIGNED, SIGNED, SIGNED};
     for (; got < 7; got++) {
-        if (get_column(objs[got], &views[got], sizes[got], integers[got], 0, names[got]) < 0) {
+        /* parent and totals are only read: a read-only array will do */
+        int failed = got == 1 || got == 2 ? get_words(objs[got], &views[got], names[got])
+                                          : get_column(objs[got], &views[got], sizes[got], integers[got], 0, names[got]);
+        if (failed < 0) {
             goto fail;
         }
     }

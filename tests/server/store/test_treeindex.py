@@ -623,6 +623,7 @@ def test_fold_equals_the_numpy_pruning(count: int, columns_wanted: int, share: f
     np.add.at(expected_sums, folded_parent + 1, totals[folded])
     got_kept, got_parent = np.empty(kept.shape[0], dtype=np.int64), np.empty(kept.shape[0], dtype=np.int64)
     sums = np.zeros((kept.shape[0] + 1, columns_wanted), dtype=np.int64)
+    parent.flags.writeable = totals.flags.writeable = False  # only read: a read-only tree will do
     fold(keep, parent, totals, np.empty(count, dtype=np.int32), got_kept, got_parent, sums)
     assert got_kept.tolist() == kept.tolist()
     assert got_parent.tolist() == expected_parent.tolist()
