@@ -78,11 +78,9 @@ class _Mapping:
 
     def __call__(self, nodes: IntArray, what: str) -> IntArray:
         nodes = np.asarray(nodes, dtype=np.int64)
-        at = np.searchsorted(self.live, nodes)
+        at, stored = stacks.positions_in(self.live, nodes)
         inner = nodes > stacks.ROOT
-        found = ~inner
-        if self.live.size:
-            found |= (at < self.live.shape[0]) & (self.live[np.minimum(at, self.live.shape[0] - 1)] == nodes)
+        found = stored | ~inner
         if not bool(found.all()):
             missing = np.unique(nodes[~found])[:5].tolist()
             raise RuntimeError(f"{what} name stack nodes the collection did not keep: {missing}")

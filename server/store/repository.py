@@ -154,9 +154,14 @@ class Store:
         """This store with its caches fixed for one request: a query reads every id through one set of caches,
         even if another thread replaces them meanwhile. A set a read found out of date (the stack tree was
         renumbered, :mod:`server.store.cachemarks`) is replaced first."""
+        self._fresh_caches()
+        return copy.copy(self)
+
+    def _fresh_caches(self) -> Dedup:
+        """The current caches, replaced first if a read found them of an older node generation."""
         if self.dedup.marks.stale:
             self.reset_caches()
-        return copy.copy(self)
+        return self.dedup
 
     # -- writing -----------------------------------------------------------
 
@@ -338,10 +343,9 @@ class Store:
     def _node_caches(self) -> tuple[LeafNodes, CacheMarks]:
         """One set of caches for a rollup build: its keys' leaf nodes, and what it was filled under (a set a read
         found out of date is replaced first, as for a query)."""
-        if self.dedup.marks.stale:
-            self.reset_caches()
-        keys = self.dedup.sample_keys
-        return (lambda ids: keys.resolve(ids)[0]), self.dedup.marks
+        caches = self._fresh_caches()
+        keys = caches.sample_keys
+        return (lambda ids: keys.resolve(ids)[0]), caches.marks
 
     def sample_identities(self, keys: IntArray) -> tuple[IntArray, IntArray]:
         """The stack node (its leaf) and label set of every sample key, including keys other processes wrote."""

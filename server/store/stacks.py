@@ -100,6 +100,16 @@ def _warn_on_crossing(before: int, after: int) -> None:
             )
 
 
+def positions_in(ids: IntArray, nodes: IntArray) -> tuple[IntArray, BoolArray]:
+    """Where each of ``nodes`` sits in ``ids`` (stored node ids, increasing), and whether it is there at all
+    (never the root, 0): how a collection, which has every stored node in id order but gaps between their ids,
+    finds a node without columns as long as the highest id."""
+    at = np.searchsorted(ids, nodes)
+    found = (nodes > ROOT) & (at < ids.shape[0])
+    found[found] = ids[at[found]] == nodes[found]
+    return at, found
+
+
 def sum_totals(totals: IntArray, parent: IntArray) -> None:
     """Add each node's row of ``totals`` (nodes in id order, a row of columns each) to its parent's, children
     first: ``parent`` holds each node's parent's index in the same order, -1 for the root's children. In id
