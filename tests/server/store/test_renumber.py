@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.errors import Renumbered
+from server.pyroscope.proto.querier.v1 import querier_pb2
 from server.query import service
 from server.query.request import ProfileQuery
 from server.query.selector import parse_selector
@@ -206,3 +207,27 @@ def test_a_rollup_build_with_caches_of_the_old_numbering_is_deferred(
     expected = _pprof([path for _, path in KEPT] + [DATA / "cpu2.pb.gz"])
     for rollups in (True, False):
         assert _table(other, retained, _query(WITH_ROLLUPS, rollups)) == expected
+
+
+def test_grafanas_query_in_binary_protobuf_is_refused_once_as_unavailable_then_answers(
+    filled: tuple[Store, Store], retained: Settings
+) -> None:
+    """What Grafana's Pyroscope data source sends (Connect, binary protobuf) meets the same refusal: Connect's
+    ``unavailable``, which clients retry; the retry's flame graph holds pprof's total."""
+    _, other = _renumber(filled, retained)
+    request = querier_pb2.SelectMergeStacktracesRequest(
+        profile_typeID="process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+        label_selector='{service_name="kept"}',
+        start=WITH_ROLLUPS[0] * 1000,
+        end=WITH_ROLLUPS[1] * 1000,
+    )
+    headers = {"Content-Type": "application/proto", "Connect-Protocol-Version": "1"}
+    path = "/querier.v1.QuerierService/SelectMergeStacktraces"
+    with TestClient(create_app(retained, other)) as client:
+        refused = client.post(path, content=request.SerializeToString(), headers=headers)
+        assert refused.status_code == 503 and refused.json()["code"] == "unavailable"
+        assert "renumbered" in refused.json()["message"]
+        answered = client.post(path, content=request.SerializeToString(), headers=headers)
+        assert answered.status_code == 200, answered.text
+        graph = querier_pb2.SelectMergeStacktracesResponse.FromString(answered.content).flamegraph
+        assert graph.total == _expected(WITH_ROLLUPS)[0]
