@@ -385,17 +385,6 @@ index_room(IndexObject *self, Py_ssize_t size)
 
 /* --- argument buffers ------------------------------------------------------ */
 
-static void
-release_all(Py_buffer *views, int count)
-{
-    for (int i = 0; i < count; i++) {
-        PyBuffer_Release(&views[i]);
-    }
-}
-
-static int get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size,
-                      const char *what);
-
 /* The tree's function column (writable int32, by node id) as the frames of the indexed nodes: it must cover
  * every id indexed, and `size` more. */
 static int
@@ -1133,50 +1122,6 @@ index_segment_columns(PyObject *op, PyObject *arg)
         }
     }
     return Py_BuildValue("(Ni)", raw, flags);
-}
-
-/* What a column holds: bools, signed or unsigned integers. */
-#define BOOLS 0
-#define SIGNED 1
-#define UNSIGNED 2
-
-/* Whether `view` holds `itemsize`-byte integers (SIGNED, UNSIGNED) or bools (BOOLS), in native order. */
-static int
-column_type_ok(const Py_buffer *view, Py_ssize_t itemsize, int integer)
-{
-    static const char *formats[3] = {"?", "bhilqn", "BHILQN"};
-    const char *format = view->format ? view->format : "B";
-    if (*format == '@' || *format == '=' || *format == '<') {
-        format++;
-    }
-    return view->itemsize == itemsize && format[0] != '\0' && format[1] == '\0' &&
-           strchr(formats[integer], format[0]) != NULL;
-}
-
-/* A writable C-contiguous column: `itemsize`-byte integers (SIGNED, UNSIGNED) or bools (BOOLS), with room for
- * ids below `size`. Any other width or type is refused (ValueError), as its bytes would be misread. */
-static int
-get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        return -1;
-    }
-    const char *type = integer == BOOLS     ? "bool"
-                       : integer == UNSIGNED ? (itemsize == 8 ? "uint64" : "uint32")
-                                             : (itemsize == 8 ? "int64" : "int32");
-    if (!column_type_ok(view, itemsize, integer)) {
-        PyErr_Format(PyExc_ValueError, "%s must be a writable column of %s, not format '%s'", what, type,
-                     view->format ? view->format : "B");
-        PyBuffer_Release(view);
-        return -1;
-    }
-    if (view->len / itemsize < size) {
-        PyErr_Format(PyExc_ValueError, "%s must be a writable column of %s with room for id %zd", what, type,
-                     size - 1);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
 }
 
 PyDoc_STRVAR(index_commit_doc,

@@ -1,7 +1,11 @@
 /*
- * server/store/_words.h: how the store's C extensions (_treeindex.c, _keyindex.c) take their
- * array arguments. Each takes numpy int64 arrays through the buffer protocol, with no copy; a
- * buffer of any other shape or format must be refused before a byte of it is read as a word.
+ * server/store/_words.h: how the C extensions (the store's _treeindex.c and _keyindex.c, the
+ * query's _sandwich.c) take their array arguments. Each takes numpy arrays through the buffer
+ * protocol, with no copy; a buffer of any other shape or format must be refused before a byte of
+ * it is read as a word.
+ *
+ * The functions are static inline so that an extension that uses only some of them compiles
+ * without warnings about the others.
  */
 #ifndef STACKYARD_WORDS_H
 #define STACKYARD_WORDS_H
@@ -12,7 +16,7 @@
 
 /* A C-contiguous buffer of 64-bit integers (numpy int64 or uint64, array.array('q')...). Any other object
  * is a TypeError that names the argument (numpy's own for a strided array, a ValueError, does not). */
-static int
+static inline int
 get_words(PyObject *obj, Py_buffer *view, const char *what)
 {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
@@ -40,6 +44,69 @@ get_words(PyObject *obj, Py_buffer *view, const char *what)
         return -1;
     }
     return 0;
+}
+
+/* What a column holds: bools, signed or unsigned integers. */
+#define BOOLS 0
+#define SIGNED 1
+#define UNSIGNED 2
+
+/* Whether `view` holds `itemsize`-byte integers (SIGNED, UNSIGNED) or bools (BOOLS), in native order. */
+static inline int
+column_type_ok(const Py_buffer *view, Py_ssize_t itemsize, int integer)
+{
+    static const char *formats[3] = {"?", "bhilqn", "BHILQN"};
+    const char *format = view->format ? view->format : "B";
+    if (*format == '@' || *format == '=' || *format == '<') {
+        format++;
+    }
+    return view->itemsize == itemsize && format[0] != '\0' && format[1] == '\0' &&
+           strchr(formats[integer], format[0]) != NULL;
+}
+
+/* A C-contiguous column of `itemsize`-byte integers (SIGNED, UNSIGNED) or bools (BOOLS), writable when
+ * `writable` is set, with room for ids below `size`. Any other width or type is refused (ValueError), as its
+ * bytes would be misread. */
+static inline int
+get_typed(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size, int writable,
+          const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        return -1;
+    }
+    const char *type = integer == BOOLS     ? "bool"
+                       : integer == UNSIGNED ? (itemsize == 8 ? "uint64" : "uint32")
+                                             : (itemsize == 8 ? "int64" : "int32");
+    const char *kind = writable ? "a writable column" : "a column";
+    if (!column_type_ok(view, itemsize, integer)) {
+        PyErr_Format(PyExc_ValueError, "%s must be %s of %s, not format '%s'", what, kind, type,
+                     view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (view->len / itemsize < size) {
+        PyErr_Format(PyExc_ValueError, "%s must be %s of %s with room for id %zd", what, kind, type, size - 1);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* A writable column (get_typed), for the outputs and the tree's columns a call writes. */
+static inline int
+get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size, const char *what)
+{
+    return get_typed(obj, view, itemsize, integer, size, 1, what);
+}
+
+/* Releases the first `count` of `views`: every exit of a call that took them. */
+static inline void
+release_all(Py_buffer *views, int count)
+{
+    for (int i = 0; i < count; i++) {
+        PyBuffer_Release(&views[i]);
+    }
 }
 
 #endif
