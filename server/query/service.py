@@ -261,8 +261,7 @@ def _sandwich_of(
     if function not in known.values():
         raise NotFound(f"function {function!r} has no samples in the selected profiles")
     ids = [fid for fid, name in names.items() if name == function]  # by_name keeps the lowest id of a name
-    depth = None if filters.active else store.stacks.depth_of(tree.node_ids)  # filtered nodes are not stored ones
-    answer = sandwich(tree, min(ids) if ids else -1, max_nodes, depth)
+    answer = sandwich(tree, min(ids) if ids else -1, max_nodes)
     d = merged.divisor
     callers = flamegraph(answer.callers, names, max_nodes, d)
     callees = flamegraph(answer.callees, names, max_nodes, d)
