@@ -21,19 +21,19 @@ setup(
         Extension(
             "server.store._treeindex",
             ["server/store/_treeindex.c"],
-            depends=["server/store/_words.h"],
+            depends=["server/store/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.store._keyindex",
             ["server/store/_keyindex.c"],
-            depends=["server/store/_words.h"],
+            depends=["server/store/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.query._sandwich",
             ["server/query/_sandwich.c"],
-            depends=["server/store/_words.h"],
+            depends=["server/store/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
     ]

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../store/_mix.h"
 #include "../store/_words.h"
 
 /* The call tree, as the caller's arrays (parents before children), and what is worked out from it once. */
@@ -47,19 +48,20 @@ typedef struct {
     int64_t *f_parent, *below, *depth, *label;
 } Tree;
 
-/* One level's entries, as parallel columns. */
+/* One entry of a level: a tree node reached from an F, and where it goes. */
 typedef struct {
-    int64_t *above, *frame, *source;
-    uint8_t *suspect;
+    int64_t above;  /* the sandwich node of the level above (-1: the root, F) */
+    int64_t group;  /* its sandwich node: its group as first met, then the group's number in key order */
+    int32_t frame;  /* the tree node whose function it adds (trees have fewer than 2**31 nodes) */
+    int32_t source; /* the F it is reached from */
+    uint8_t suspect; /* whether it may be counted inside another entry of its sandwich node (inner()) */
+    uint8_t inner;   /* whether it is: its samples are counted by that other entry */
+} Entry;
+
+typedef struct {
+    Entry *at;
     Py_ssize_t len, room;
 } Entries;
-
-/* The sandwich tree grown so far: per node its parent (-1: the root, F), function, and sums. */
-typedef struct {
-    int64_t *parent, *function;
-    uint64_t *selfs, *totals;
-    Py_ssize_t count, room, columns;
-} Grown;
 
 /* A hash table slot: a key, and its group + 1 (0: empty). Together, so that a probe reads one cache line. */
 typedef struct {
@@ -67,16 +69,31 @@ typedef struct {
     Py_ssize_t group;
 } Slot;
 
-/* One level's grouping: per entry its group (as first met, then its number in key order); per group (as
- * first met) its first entry, size and number in key order; the groups' (key, group) pairs sorted; and the
- * hash table. */
+/* A group of a level's entries (as first met): its first entry, how many it has, its number in key order. */
 typedef struct {
-    int64_t *ids, *first_entry, *size, *rank;
-    int64_t (*sorted)[2], (*spare)[2]; /* spare: the radix sort's other half */
+    int64_t first_entry, size, rank;
+} Group;
+
+/* One level's grouping: its groups, their (key, group) pairs sorted by key (and as many again, the radix
+ * sort's other half), whether each may be drawn (in key order), and the hash table that groups them. */
+typedef struct {
+    Group *at;
+    int64_t (*pairs)[2];
+    uint8_t *draw;
     Slot *slots;
-    Py_ssize_t room, slot_room;
-    Py_ssize_t last; /* groups of the last level: the next one's table starts at four times as many slots */
+    Py_ssize_t room, pair_room, draw_room, slot_room;
 } Groups;
+
+/* The sandwich tree grown so far: a row per node of 2 + 2 * columns words: its parent (-1: the root, F),
+ * function, selfs and totals. One buffer, so that growing it is one reallocation. */
+typedef struct {
+    uint64_t *rows;
+    Py_ssize_t count, room, columns;
+} Grown;
+
+#define ROW(g, i) ((g)->rows + (i) * (2 + 2 * (g)->columns))
+#define SELFS(g, i) (ROW(g, i) + 2)
+#define TOTALS(g, i) (ROW(g, i) + 2 + (g)->columns)
 
 /* The width under which a node cannot be drawn: the max-th widest found so far, a lower bound of the
  * max-th widest of the whole tree (its descendants are no wider than it, so none could be drawn). The max
@@ -88,145 +105,64 @@ typedef struct {
     Py_ssize_t len;
 } Widest;
 
+/* `buffer` (room for `*room` items of `item` bytes) with room for `need`, its room doubled as often as
+ * needed; NULL with MemoryError, the buffer left as it was. */
 static void *
-grown_array(void *old, Py_ssize_t count, size_t item)
+with_room(void *buffer, Py_ssize_t *room, Py_ssize_t need, size_t item)
 {
-    if (count < 0 || (size_t)count > PY_SSIZE_T_MAX / item) {
+    if (need <= *room) {
+        return buffer;
+    }
+    Py_ssize_t grown_room = *room ? *room : 64;
+    while (grown_room < need) {
+        grown_room *= 2;
+    }
+    if (need < 0 || (size_t)grown_room > PY_SSIZE_T_MAX / item) {
+        PyErr_NoMemory();
         return NULL;
     }
-    return realloc(old, (size_t)count * item + 1);
-}
-
-/* Room for `need` entries; 0, or -1 with MemoryError. */
-static int
-entries_room(Entries *e, Py_ssize_t need)
-{
-    if (need <= e->room) {
-        return 0;
-    }
-    Py_ssize_t room = e->room ? e->room : 64;
-    while (room < need) {
-        room *= 2;
-    }
-    int64_t *above = grown_array(e->above, room, 8);
-    if (above != NULL) {
-        e->above = above;
-    }
-    int64_t *frame = above == NULL ? NULL : grown_array(e->frame, room, 8);
-    if (frame != NULL) {
-        e->frame = frame;
-    }
-    int64_t *source = frame == NULL ? NULL : grown_array(e->source, room, 8);
-    if (source != NULL) {
-        e->source = source;
-    }
-    uint8_t *suspect = source == NULL ? NULL : grown_array(e->suspect, room, 1);
-    if (suspect == NULL) {
+    void *grown = realloc(buffer, (size_t)grown_room * item);
+    if (grown == NULL) {
         PyErr_NoMemory();
-        return -1;
+        return NULL;
     }
-    e->suspect = suspect;
-    e->room = room;
-    return 0;
+    *room = grown_room;
+    return grown;
 }
 
 static inline int
 entries_push(Entries *e, int64_t above, int64_t frame, int64_t source, uint8_t suspect)
 {
-    if (e->len == e->room && entries_room(e, e->len + 1) < 0) {
-        return -1;
+    if (e->len == e->room) {
+        Entry *at = with_room(e->at, &e->room, e->len + 1, sizeof(Entry));
+        if (at == NULL) {
+            return -1;
+        }
+        e->at = at;
     }
-    e->above[e->len] = above;
-    e->frame[e->len] = frame;
-    e->source[e->len] = source;
-    e->suspect[e->len] = suspect;
-    e->len++;
+    e->at[e->len++] = (Entry){.above = above, .frame = (int32_t)frame, .source = (int32_t)source, .suspect = suspect};
     return 0;
 }
 
-static void
-entries_free(Entries *e)
-{
-    free(e->above);
-    free(e->frame);
-    free(e->source);
-    free(e->suspect);
-}
-
-/* Room for `need` nodes; 0, or -1 with MemoryError. */
-static int
-grown_room(Grown *g, Py_ssize_t need)
-{
-    if (need <= g->room) {
-        return 0;
-    }
-    Py_ssize_t room = g->room ? g->room : 64;
-    while (room < need) {
-        room *= 2;
-    }
-    if (room > PY_SSIZE_T_MAX / g->columns) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    int64_t *parent = grown_array(g->parent, room, 8);
-    if (parent != NULL) {
-        g->parent = parent;
-    }
-    int64_t *function = parent == NULL ? NULL : grown_array(g->function, room, 8);
-    if (function != NULL) {
-        g->function = function;
-    }
-    uint64_t *selfs = function == NULL ? NULL : grown_array(g->selfs, room * g->columns, 8);
-    if (selfs != NULL) {
-        g->selfs = selfs;
-    }
-    uint64_t *totals = selfs == NULL ? NULL : grown_array(g->totals, room * g->columns, 8);
-    if (totals == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    g->totals = totals;
-    g->room = room;
-    return 0;
-}
-
-static void
-grown_free(Grown *g)
-{
-    free(g->parent);
-    free(g->function);
-    free(g->selfs);
-    free(g->totals);
-}
-
-/* Room for a level of `entries` entries; 0, or -1 with MemoryError. */
+/* Room for a level of `entries` entries (as many groups at most); 0, or -1 with MemoryError. */
 static int
 groups_room(Groups *g, Py_ssize_t entries)
 {
-    if (entries <= g->room) {
-        return 0;
-    }
-    Py_ssize_t room = entries < 64 ? 64 : entries;
-    int64_t **columns[4] = {&g->ids, &g->first_entry, &g->size, &g->rank};
-    for (int c = 0; c < 4; c++) {
-        int64_t *grown = grown_array(*columns[c], room, 8);
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        *columns[c] = grown;
-    }
-    int64_t(*sorted)[2] = grown_array(g->sorted, room, 16);
-    if (sorted != NULL) {
-        g->sorted = sorted;
-    }
-    int64_t(*spare)[2] = sorted == NULL ? NULL : grown_array(g->spare, room, 16);
-    if (spare == NULL) {
-        PyErr_NoMemory();
+    Group *at = with_room(g->at, &g->room, entries, sizeof(Group));
+    if (at == NULL) {
         return -1;
     }
-    g->spare = spare;
-    g->room = room;
+    g->at = at;
+    int64_t(*pairs)[2] = with_room(g->pairs, &g->pair_room, 2 * entries, sizeof(g->pairs[0]));
+    if (pairs == NULL) {
+        return -1;
+    }
+    g->pairs = pairs;
+    uint8_t *draw = with_room(g->draw, &g->draw_room, entries, 1);
+    if (draw == NULL) {
+        return -1;
+    }
+    g->draw = draw;
     return 0;
 }
 
@@ -234,15 +170,11 @@ groups_room(Groups *g, Py_ssize_t entries)
 static int
 empty_slots(Groups *g, Py_ssize_t slots)
 {
-    if (slots > g->slot_room) {
-        Slot *grown = grown_array(g->slots, slots, sizeof(Slot));
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        g->slots = grown;
-        g->slot_room = slots;
+    Slot *at = with_room(g->slots, &g->slot_room, slots, sizeof(Slot));
+    if (at == NULL) {
+        return -1;
     }
+    g->slots = at;
     memset(g->slots, 0, (size_t)slots * sizeof(Slot));
     return 0;
 }
@@ -250,22 +182,19 @@ empty_slots(Groups *g, Py_ssize_t slots)
 static void
 groups_free(Groups *g)
 {
-    free(g->ids);
-    free(g->first_entry);
-    free(g->size);
-    free(g->rank);
-    free(g->sorted);
-    free(g->spare);
+    free(g->at);
+    free(g->pairs);
+    free(g->draw);
     free(g->slots);
 }
 
-/* Sorts g->sorted[0:count] by key: insertion for a few, else least significant byte first over the bytes in
+/* Sorts g->pairs[0:count] by key: insertion for a few, else least significant byte first over the bytes in
  * which the keys differ (a level's keys span a few million: three or four passes). qsort's call per
  * comparison cost more than the rest of the grouping. */
 static void
 sort_keys(Groups *g, Py_ssize_t count)
 {
-    int64_t(*pairs)[2] = g->sorted;
+    int64_t(*pairs)[2] = g->pairs;
     if (count < 32) {
         for (Py_ssize_t i = 1; i < count; i++) {
             int64_t key = pairs[i][0], group = pairs[i][1];
@@ -285,7 +214,7 @@ sort_keys(Groups *g, Py_ssize_t count)
         high = pairs[i][0] > high ? pairs[i][0] : high;
     }
     uint64_t span = (uint64_t)high - (uint64_t)low;
-    int64_t(*from)[2] = pairs, (*to)[2] = g->spare;
+    int64_t(*from)[2] = pairs, (*to)[2] = pairs + count;
     for (int shift = 0; shift < 64 && (span >> shift) != 0; shift += 8) {
         Py_ssize_t at[257] = {0};
         for (Py_ssize_t i = 0; i < count; i++) {
@@ -308,31 +237,30 @@ sort_keys(Groups *g, Py_ssize_t count)
     }
 }
 
-static inline uint64_t
-mix(uint64_t x)
+/* The slot of `key` in the table of `mask + 1` slots: its own, or the empty one where it goes. */
+static inline Slot *
+find(Slot *slots, uint64_t mask, int64_t key)
 {
-    /* splitmix64's finaliser: every input bit moves every output bit. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
+    Slot *slot = slots + (mix((uint64_t)key) & mask);
+    while (slot->group != 0 && slot->key != key) {
+        slot = slots + ((uint64_t)(slot - slots + 1) & mask);
+    }
+    return slot;
 }
 
 /* Groups a level's entries by (above, function of frame); returns the number of groups, or -1 with
- * MemoryError. g->ids holds each entry's group as first met, g->rank each such group's number in key order. */
+ * MemoryError. Each entry's group is its group as first met; each group's rank, its number in key order. */
 static Py_ssize_t
-group(const Tree *t, const Entries *level, Groups *g)
+group(const Tree *t, Entries *level, Groups *g)
 {
     Py_ssize_t m = level->len;
     if (groups_room(g, m) < 0) {
         return -1;
     }
-    /* A table for the groups, not the entries: a level's entries are often ten times its groups, and a table
-     * that fits the cache is probed faster than a sparse one. It doubles when half full. */
-    Py_ssize_t slots = 64, want = g->last < m ? g->last : m;
-    while (slots < 4 * want) {
+    /* Twice as many slots as entries, so never half full (there are at most as many groups): a table sized
+     * by the last level's groups and doubled when half full measured slower, with more probes a key. */
+    Py_ssize_t slots = 64;
+    while (slots < 2 * m) {
         slots *= 2;
     }
     if (empty_slots(g, slots) < 0) {
@@ -341,45 +269,21 @@ group(const Tree *t, const Entries *level, Groups *g)
     uint64_t mask = (uint64_t)slots - 1;
     Py_ssize_t count = 0;
     for (Py_ssize_t e = 0; e < m; e++) {
-        int64_t key = (level->above[e] + 1) * t->width + t->function[level->frame[e]];
-        Slot *slot = g->slots + (mix((uint64_t)key) & mask);
-        while (slot->group != 0 && slot->key != key) {
-            slot = g->slots + ((uint64_t)(slot - g->slots + 1) & mask);
-        }
+        Entry *entry = level->at + e;
+        int64_t key = (entry->above + 1) * t->width + t->function[entry->frame];
+        Slot *slot = find(g->slots, mask, key);
         if (slot->group == 0) {
-            if (2 * (count + 1) > slots) { /* doubled, and the groups so far placed again */
-                slots *= 2;
-                if (empty_slots(g, slots) < 0) {
-                    return -1;
-                }
-                mask = (uint64_t)slots - 1;
-                for (Py_ssize_t i = 0; i < count; i++) {
-                    Slot *again = g->slots + (mix((uint64_t)g->sorted[i][0]) & mask);
-                    while (again->group != 0) {
-                        again = g->slots + ((uint64_t)(again - g->slots + 1) & mask);
-                    }
-                    again->key = g->sorted[i][0];
-                    again->group = i + 1;
-                }
-                slot = g->slots + (mix((uint64_t)key) & mask);
-                while (slot->group != 0) {
-                    slot = g->slots + ((uint64_t)(slot - g->slots + 1) & mask);
-                }
-            }
-            slot->key = key;
-            slot->group = ++count;
-            g->sorted[count - 1][0] = key;
-            g->sorted[count - 1][1] = count - 1;
-            g->first_entry[count - 1] = e;
-            g->size[count - 1] = 0;
+            *slot = (Slot){.key = key, .group = ++count};
+            g->pairs[count - 1][0] = key;
+            g->pairs[count - 1][1] = count - 1;
+            g->at[count - 1] = (Group){.first_entry = e};
         }
-        g->ids[e] = slot->group - 1;
-        g->size[slot->group - 1]++;
+        entry->group = slot->group - 1;
+        g->at[entry->group].size++;
     }
-    g->last = count;
     sort_keys(g, count);
     for (Py_ssize_t i = 0; i < count; i++) {
-        g->rank[g->sorted[i][1]] = i;
+        g->at[g->pairs[i][1]].rank = i;
     }
     return count;
 }
@@ -423,17 +327,16 @@ ancestry(Tree *t)
 /* Per entry, whether another entry of its sandwich node counts a node above its own, so that its samples
  * are counted there already (sandwich.py's docstring). Only a suspect entry whose frame is recursive can be,
  * and only in a group of more than one; the other entry's F is one of the Fs above its own, tried in turn.
- * Returns whether any entry is inner, or -1 with MemoryError. */
+ * Entries' groups are numbered in key order here. Returns whether any entry is inner, or -1 with
+ * MemoryError. */
 static int
-inner(Tree *t, const Entries *level, const Groups *g, int up, int64_t distance, uint8_t *out)
+inner(Tree *t, Entries *level, const Groups *g, int up, int64_t distance)
 {
     Py_ssize_t m = level->len;
-    if (m > 0) {
-        memset(out, 0, (size_t)m);
-    }
     int candidates = 0;
-    for (Py_ssize_t e = 0; e < m && !candidates; e++) {
-        candidates = level->suspect[e] && t->recursive[level->frame[e]];
+    for (Py_ssize_t e = 0; e < m; e++) {
+        level->at[e].inner = 0;
+        candidates |= level->at[e].suspect && t->recursive[level->at[e].frame];
     }
     if (!candidates) {
         return 0;
@@ -441,18 +344,18 @@ inner(Tree *t, const Entries *level, const Groups *g, int up, int64_t distance, 
     if (ancestry(t) < 0) {
         return -1;
     }
-    const int64_t *counted = up ? level->source : level->frame;
-    for (Py_ssize_t e = 0; e < m; e++) {
-        t->label[counted[e]] = g->ids[e]; /* a node is counted by at most one entry of a level */
+    for (Py_ssize_t e = 0; e < m; e++) { /* a node is counted by at most one entry of a level */
+        const Entry *entry = level->at + e;
+        t->label[up ? entry->source : entry->frame] = entry->group;
     }
     int any = 0;
     for (Py_ssize_t e = 0; e < m; e++) {
-        if (!level->suspect[e] || !t->recursive[level->frame[e]] ||
-            g->size[g->sorted[g->ids[e]][1]] < 2) {
+        Entry *entry = level->at + e;
+        if (!entry->suspect || !t->recursive[entry->frame] || g->at[g->pairs[entry->group][1]].size < 2) {
             continue;
         }
-        int64_t step = level->source[e], above = t->f_parent[step];
-        int64_t node = counted[e], climbed = 0; /* callees: the other entry's frame, found walking up */
+        int64_t step = entry->source, above = t->f_parent[step];
+        int64_t node = entry->frame, climbed = 0; /* callees: the other entry's frame, found walking up */
         while (above >= 0) {
             int64_t other;
             if (up) {
@@ -462,14 +365,14 @@ inner(Tree *t, const Entries *level, const Groups *g, int up, int64_t distance, 
                 other = t->below[step];
             }
             else {
-                int64_t steps = t->depth[level->source[e]] - t->depth[above];
+                int64_t steps = t->depth[entry->source] - t->depth[above];
                 for (; climbed < steps; climbed++) { /* Fs further up need more steps: never walked twice */
                     node = t->parent[node];
                 }
                 other = node;
             }
-            if (t->label[other] == g->ids[e]) {
-                out[e] = 1;
+            if (t->label[other] == entry->group) {
+                entry->inner = 1;
                 any = 1;
                 break;
             }
@@ -478,7 +381,8 @@ inner(Tree *t, const Entries *level, const Groups *g, int up, int64_t distance, 
         }
     }
     for (Py_ssize_t e = 0; e < m; e++) {
-        t->label[counted[e]] = -1;
+        const Entry *entry = level->at + e;
+        t->label[up ? entry->source : entry->frame] = -1;
     }
     return any;
 }
@@ -529,16 +433,16 @@ offer(Widest *w, int64_t width)
     heap[at] = width;
 }
 
-/* Which of a level's new nodes (their totals rows) may be drawn, into out, once their widths are offered;
+/* Which of a level's new nodes (rows base.. of out) may be drawn, into draw, once their widths are offered;
  * returns whether all may. */
 static int
-drawable(Widest *w, const uint64_t *totals, Py_ssize_t columns, Py_ssize_t count, uint8_t *out)
+drawable(Widest *w, const Grown *out, Py_ssize_t base, Py_ssize_t count, uint8_t *draw)
 {
     if (w->max == 0) {
         return 1;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        offer(w, width_of(totals + i * columns, columns));
+        offer(w, width_of(TOTALS(out, base + i), out->columns));
     }
     if (w->len < w->max) {
         return 1;
@@ -546,8 +450,8 @@ drawable(Widest *w, const uint64_t *totals, Py_ssize_t columns, Py_ssize_t count
     int64_t cut = w->heap[0];
     int all = 1;
     for (Py_ssize_t i = 0; i < count; i++) {
-        out[i] = width_of(totals + i * columns, columns) >= cut;
-        all &= out[i];
+        draw[i] = width_of(TOTALS(out, base + i), out->columns) >= cut;
+        all &= draw[i];
     }
     return all;
 }
@@ -560,23 +464,33 @@ add_row(uint64_t *into, const uint64_t *from, Py_ssize_t columns)
     }
 }
 
-/* The first level: callers, an entry per F not at a root (its parent, reached from it); callees, an entry per
- * child of each F. 0, or -1 with MemoryError. */
+/* Pushes the next level's entries grown from `entry` (its group `id` among all nodes): callers, its frame's
+ * parent; callees, its frame's children. 0, or -1 with MemoryError. */
+static inline int
+grow_entry(const Tree *t, int up, const Entry *entry, int64_t id, Entries *next)
+{
+    if (up) { /* up to the callers, until the root of the stack */
+        int64_t caller = t->parent[entry->frame];
+        return caller < 0 ? 0 : entries_push(next, id, caller, entry->source, entry->inner);
+    }
+    for (int32_t c = t->first[entry->frame]; c < t->first[entry->frame + 1]; c++) {
+        if (entries_push(next, id, t->children[c], entry->source, entry->inner) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The first level: an entry per F (its F itself, as if grown from the root), then grown once. 0, or -1 with
+ * MemoryError. */
 static int
 start(const Tree *t, int up, Entries *level)
 {
     for (Py_ssize_t i = 0; i < t->f_count; i++) {
         int64_t f = t->f_nodes[i];
-        if (up) {
-            if (t->parent[f] >= 0 && entries_push(level, -1, t->parent[f], f, t->recursive[f]) < 0) {
-                return -1;
-            }
-            continue;
-        }
-        for (int32_t c = t->first[f]; c < t->first[f + 1]; c++) {
-            if (entries_push(level, -1, t->children[c], f, t->recursive[f]) < 0) {
-                return -1;
-            }
+        Entry root = {.frame = (int32_t)f, .source = (int32_t)f, .inner = t->recursive[f]}; /* F below F: suspect */
+        if (grow_entry(t, up, &root, -1, level) < 0) {
+            return -1;
         }
     }
     return 0;
@@ -619,8 +533,6 @@ grow(Tree *t, int up, Widest *widest, Grown *out)
 {
     Entries level = {0}, next = {0};
     Groups groups = {0};
-    uint8_t *inner_of = NULL, *draw = NULL;
-    Py_ssize_t scratch = 0;
     int status = -1;
 
     if ((!up && child_lists(t) < 0) || start(t, up, &level) < 0) {
@@ -629,7 +541,7 @@ grow(Tree *t, int up, Widest *widest, Grown *out)
     const Py_ssize_t columns = t->columns;
     int suspects = 0; /* once a level has none, no level below has any */
     for (Py_ssize_t e = 0; e < level.len; e++) {
-        suspects |= level.suspect[e];
+        suspects |= level.at[e].suspect;
     }
     for (int64_t distance = 1; level.len; distance++) {
         Py_ssize_t m = level.len;
@@ -641,76 +553,48 @@ grow(Tree *t, int up, Widest *widest, Grown *out)
         if (count < 0) {
             goto done;
         }
-        if (m > scratch) {
-            uint8_t *grown = grown_array(inner_of, m, 1);
-            if (grown != NULL) {
-                inner_of = grown;
-            }
-            grown = grown == NULL ? NULL : grown_array(draw, m, 1);
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            draw = grown;
-            scratch = m;
-        }
         Py_ssize_t base = out->count;
-        if (grown_room(out, base + count) < 0) {
+        uint64_t *rows = with_room(out->rows, &out->room, base + count, (2 + 2 * (size_t)columns) * 8);
+        if (rows == NULL) {
             goto done;
         }
-        for (Py_ssize_t i = 0; i < count; i++) {
-            Py_ssize_t first = groups.first_entry[groups.sorted[i][1]];
-            out->parent[base + i] = level.above[first];
-            out->function[base + i] = t->function[level.frame[first]];
-        }
-        memset(out->selfs + base * columns, 0, (size_t)(count * columns) * 8);
-        memset(out->totals + base * columns, 0, (size_t)(count * columns) * 8);
+        out->rows = rows;
         out->count += count;
-        uint64_t *selfs = out->selfs + base * columns, *totals = out->totals + base * columns;
+        memset(ROW(out, base), 0, (size_t)count * (2 + 2 * (size_t)columns) * 8);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            const Entry *first = level.at + groups.at[groups.pairs[i][1]].first_entry;
+            ROW(out, base + i)[0] = (uint64_t)first->above;
+            ROW(out, base + i)[1] = (uint64_t)t->function[first->frame];
+        }
         for (Py_ssize_t e = 0; e < m; e++) {
-            int64_t id = groups.rank[groups.ids[e]], frame = level.frame[e];
-            groups.ids[e] = id; /* from here on, the group's number in key order */
+            Entry *entry = level.at + e;
+            entry->group = groups.at[entry->group].rank; /* from here on, the group's number in key order */
             if (!up) { /* a sample ends once: no double count */
-                add_row(selfs + id * columns, t->selfs + frame * columns, columns);
+                add_row(SELFS(out, base + entry->group), t->selfs + entry->frame * columns, columns);
             }
-            else if (t->parent[frame] < 0) { /* what reaches the root of the stack there */
-                add_row(selfs + id * columns, t->totals + level.source[e] * columns, columns);
+            else if (t->parent[entry->frame] < 0) { /* what reaches the root of the stack there */
+                add_row(SELFS(out, base + entry->group), t->totals + entry->source * columns, columns);
             }
         }
         if (suspects) {
-            int any = inner(t, &level, &groups, up, distance, inner_of);
-            if (any < 0) {
+            suspects = inner(t, &level, &groups, up, distance);
+            if (suspects < 0) {
                 goto done;
             }
-            suspects = any;
         }
-        else {
-            memset(inner_of, 0, (size_t)m);
-        }
-        const int64_t *counted = up ? level.source : level.frame;
         for (Py_ssize_t e = 0; e < m; e++) {
-            if (!inner_of[e]) { /* an inner entry's samples are counted by another entry */
-                add_row(totals + groups.ids[e] * columns, t->totals + counted[e] * columns, columns);
+            const Entry *entry = level.at + e;
+            if (!entry->inner) { /* an inner entry's samples are counted by another entry */
+                int64_t counted = up ? entry->source : entry->frame;
+                add_row(TOTALS(out, base + entry->group), t->totals + counted * columns, columns);
             }
         }
-        int all = drawable(widest, totals, columns, count, draw);
+        int all = drawable(widest, out, base, count, groups.draw);
         next.len = 0;
         for (Py_ssize_t e = 0; e < m; e++) {
-            int64_t id = groups.ids[e], frame = level.frame[e];
-            if (!all && !draw[id]) {
-                continue;
-            }
-            if (up) { /* up to the callers, until the root of the stack */
-                int64_t caller = t->parent[frame];
-                if (caller >= 0 && entries_push(&next, base + id, caller, level.source[e], inner_of[e]) < 0) {
-                    goto done;
-                }
-                continue;
-            }
-            for (int32_t c = t->first[frame]; c < t->first[frame + 1]; c++) {
-                if (entries_push(&next, base + id, t->children[c], level.source[e], inner_of[e]) < 0) {
-                    goto done;
-                }
+            const Entry *entry = level.at + e;
+            if ((all || groups.draw[entry->group]) && grow_entry(t, up, entry, base + entry->group, &next) < 0) {
+                goto done;
             }
         }
         Entries swapped = level;
@@ -719,11 +603,9 @@ grow(Tree *t, int up, Widest *widest, Grown *out)
     }
     status = 0;
 done:
-    entries_free(&level);
-    entries_free(&next);
+    free(level.at);
+    free(next.at);
     groups_free(&groups);
-    free(inner_of);
-    free(draw);
     return status;
 }
 
@@ -743,11 +625,30 @@ tree_free(Tree *t)
 static PyObject *
 side(const Grown *g)
 {
-    Py_ssize_t rows = g->count * g->columns * 8;
-    return Py_BuildValue("(NNNN)", PyByteArray_FromStringAndSize((const char *)g->parent, g->count * 8),
-                         PyByteArray_FromStringAndSize((const char *)g->function, g->count * 8),
-                         PyByteArray_FromStringAndSize((const char *)g->selfs, rows),
-                         PyByteArray_FromStringAndSize((const char *)g->totals, rows));
+    Py_ssize_t columns = g->columns, count = g->count;
+    PyObject *out[4] = {PyByteArray_FromStringAndSize(NULL, count * 8), PyByteArray_FromStringAndSize(NULL, count * 8),
+                        PyByteArray_FromStringAndSize(NULL, count * columns * 8),
+                        PyByteArray_FromStringAndSize(NULL, count * columns * 8)};
+    if (out[0] == NULL || out[1] == NULL || out[2] == NULL || out[3] == NULL) {
+        for (int i = 0; i < 4; i++) {
+            Py_XDECREF(out[i]);
+        }
+        return NULL;
+    }
+    uint64_t *columns_of[4];
+    for (int i = 0; i < 4; i++) {
+        columns_of[i] = (uint64_t *)PyByteArray_AS_STRING(out[i]);
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const uint64_t *row = ROW(g, i);
+        columns_of[0][i] = row[0];
+        columns_of[1][i] = row[1];
+        for (Py_ssize_t c = 0; c < columns; c++) {
+            columns_of[2][i * columns + c] = row[2 + c];
+            columns_of[3][i * columns + c] = row[2 + columns + c];
+        }
+    }
+    return Py_BuildValue("(NNNN)", out[0], out[1], out[2], out[3]);
 }
 
 PyDoc_STRVAR(grow_doc,
@@ -756,10 +657,9 @@ PyDoc_STRVAR(grow_doc,
              "tree: parent (int64, each in [-1, its own index): parents first), function (int64, each in\n"
              "[0, 2**31)), recursive (bool), selfs and totals ((nodes, columns) int64, fewer than 2**31 nodes).\n"
              "Nodes are grown only where a flame graph of max_nodes nodes draws (0: all). Returns (callers,\n"
-             "callees), each (parents, functions, selfs,\n"
-             "totals) as bytearrays of int64: the sandwich nodes without their root F, level by level, parents as\n"
-             "indices (-1: F). ValueError, before anything is grown, for arrays of other lengths or types, or a\n"
-             "parent or function out of range.");
+             "callees), each (parents, functions, selfs, totals) as bytearrays of int64: the sandwich nodes\n"
+             "without their root F, level by level, parents as indices (-1: F). ValueError, before anything is\n"
+             "grown, for arrays of other lengths or types, or a parent or function out of range.");
 
 /* Both sides in one call: the tree is checked, and its F nodes and (when needed) ancestry found, once. */
 static PyObject *
@@ -771,6 +671,7 @@ sandwich_grow(PyObject *Py_UNUSED(module), PyObject *args)
     Py_ssize_t max_nodes;
     int got = 0;
     Tree t = {0};
+    Py_ssize_t f_room = 0;
     Grown callers = {0}, callees = {0};
     Widest widest_up = {0}, widest_down = {0};
     PyObject *result = NULL;
@@ -804,21 +705,18 @@ sandwich_grow(PyObject *Py_UNUSED(module), PyObject *args)
         }
         t.width = t.function[i] >= t.width ? t.function[i] + 1 : t.width;
         if (t.function[i] == f) {
-            if ((t.f_count & (t.f_count - 1)) == 0) { /* 0, 1, 2, 4...: full, doubled */
-                int64_t *grown = grown_array(t.f_nodes, t.f_count ? 2 * t.f_count : 1, 8);
-                if (grown == NULL) {
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                t.f_nodes = grown;
+            int64_t *f_nodes = with_room(t.f_nodes, &f_room, t.f_count + 1, 8);
+            if (f_nodes == NULL) {
+                goto done;
             }
+            t.f_nodes = f_nodes;
             t.f_nodes[t.f_count++] = i;
         }
     }
     callers.columns = callees.columns = columns;
     widest_up.max = widest_down.max = max_nodes;
-    widest_up.heap = malloc((size_t)max_nodes * 8 + 1);
-    widest_down.heap = malloc((size_t)max_nodes * 8 + 1);
+    widest_up.heap = malloc((size_t)max_nodes * 8 + 8);
+    widest_down.heap = malloc((size_t)max_nodes * 8 + 8);
     if (widest_up.heap == NULL || widest_down.heap == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -830,8 +728,8 @@ sandwich_grow(PyObject *Py_UNUSED(module), PyObject *args)
 done:
     release_all(views, got);
     tree_free(&t);
-    grown_free(&callers);
-    grown_free(&callees);
+    free(callers.rows);
+    free(callees.rows);
     free(widest_up.heap);
     free(widest_down.heap);
     return result;

@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_mix.h"
 #include "_words.h"
 
 /* The table grows (doubles) once more than MAX_LOAD_NUM / MAX_LOAD_DEN of its slots are used. */
@@ -56,19 +57,6 @@ typedef struct {
     uint64_t mask; /* slot count - 1; 0 with no slots */
     Py_ssize_t used;
 } KeyIndexObject;
-
-static inline uint64_t
-mix(int64_t key)
-{
-    /* splitmix64's finaliser: every input bit moves every output bit. */
-    uint64_t x = (uint64_t)key;
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 /* Whether `used` keys fit in `slots` slots without passing the load limit. */
 static inline int

@@ -66,6 +66,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_mix.h"
 #include "_words.h"
 
 #ifdef __linux__
@@ -166,18 +167,6 @@ typedef struct {
      * lengthened the lists the walk saw) counts the lists again rather than trust the batch's listed[]. */
     uint64_t adds, batch_adds;
 } IndexObject;
-
-static inline uint64_t
-mix(uint64_t x)
-{
-    /* splitmix64's finaliser: every input bit moves every output bit. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 static inline uint64_t
 pack(int64_t parent, int64_t frame)
