@@ -1,12 +1,12 @@
 """Declares the C extensions (the decoder ``server.pprof._wire``, the stack tree index
 ``server.store._treeindex``, the key index ``server.store._keyindex``, the sandwich's growth
-``server.query._sandwich``); all other metadata is in pyproject.toml.
+``server.query._sandwich``, the filters' kept tree ``server.query._filters``); all other metadata is in pyproject.toml.
 
 pyproject.toml cannot declare C extensions, hence this file. The builds are not
 marked optional: a compiler error should fail ``pip install`` loudly rather
 than leave every install silently on the decoder's slower pure-Python fallback
 (the indexes have none: ``server.store.stacks``, ``samplekeys`` and ``lineframes`` need them, as
-``server.query.sandwich`` needs its growth).
+``server.query.sandwich`` and ``filters`` need theirs).
 """
 
 from setuptools import Extension, setup
@@ -27,6 +27,12 @@ setup(
         Extension(
             "server.store._keyindex",
             ["server/store/_keyindex.c"],
+            depends=["server/store/_mix.h", "server/store/_words.h"],
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
+            "server.query._filters",
+            ["server/query/_filters.c"],
             depends=["server/store/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),

@@ -107,7 +107,7 @@ def compare(
     totals = (int(tree.total[0]), int(tree.total[1]))
     if filters.active:
         frames = store.functions.frames(function_ids(tree))
-        tree = apply_filters(tree, filters, frames, store.stacks.depth_of(tree.node_ids), store.functions)
+        tree = apply_filters(tree, filters, frames, store.functions)
     # Functions are matched between the sides in one tree; names are looked up once, for both,
     # and same-name functions are one node on both sides, as at pprof's function granularity.
     names = store.functions.names(function_ids(tree))

@@ -117,9 +117,7 @@ def _filtered_paths(
 ) -> dict[int, tuple[Location, ...] | None]:
     """Each stored stack as the locations ``filters`` leave of it, leaf first; None when its samples go."""
     tree = build_tree(store.stacks, nodes, np.abs(rows))
-    filtered = filter_tree(
-        tree, filters, store.functions.frames(function_ids(tree)), store.stacks.depth_of(tree.node_ids), store.functions
-    )
+    filtered = filter_tree(tree, filters, store.functions.frames(function_ids(tree)), store.functions)
     kept = filtered.tree
     function_rows = store.functions.rows(kept.function.tolist())
     functions = {

@@ -16,9 +16,10 @@ own ``total`` is what survives (pprof's "accounting for"), so a flame graph of
 it is whole. Callers that report pprof's total read it before filtering.
 
 A sample is its leaf node in the tree, so every filter works per node, in
-time proportional to the tree and not to the samples behind it, and in numpy:
-one pass per depth level (a handful of array operations each), as
-:mod:`server.query.tree` propagates totals.
+time proportional to the tree and not to the samples behind it: array
+operations over the nodes, and the passes that follow paths from the root (a
+match on the path, the tree of the kept frames) in C (``_filters.c``), one pass
+each since parents come before children.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import InvalidParameter
-from server.query.grouping import distinct
+from server.query import _filters
 from server.query.regex import Regex, RegexError, compile_regex
 from server.query.tree import CallTree
 from server.store.stacks import sum_totals
@@ -96,38 +97,34 @@ def apply_filters(
     tree: CallTree,
     filters: Filters,
     frames: Frames,
-    depth: IntArray | None = None,
     owner: object | None = None,
 ) -> CallTree:
     """The tree of the samples and frames ``filters`` keep; ``frames`` gives function ids' (name, file).
 
-    ``depth`` (per node, any numbering that grows by one per level) saves working it out from ``parent``.
     ``owner`` is the table whose ids the tree's frames are (a store's functions, or its line frames):
     matches are remembered per owner, never across two numberings.
     """
     if not filters.active:
         return tree
-    return filter_tree(tree, filters, frames, depth, owner).tree
+    return filter_tree(tree, filters, frames, owner).tree
 
 
 def filter_tree(
     tree: CallTree,
     filters: Filters,
     frames: Frames,
-    depth: IntArray | None = None,
     owner: object | None = None,
 ) -> Filtered:
     """:func:`apply_filters`, keeping the map from original nodes to filtered ones (exports need it)."""
     n = len(tree)
     parent = tree.parent
     cuts_samples = filters.focus is not None or filters.ignore is not None
-    levels = _levels(tree.parent, depth) if cuts_samples or filters.show_from is not None else []
     kept = np.ones(n, dtype=bool)
     if filters.hide is not None:
         kept &= ~_matches(tree, filters.hide, frames, owner)
     if filters.show is not None:
         kept &= _matches(tree, filters.show, frames, owner)
-    # focus, ignore and show_from each ask whether a path holds a match: one pass down the levels for all.
+    # focus, ignore and show_from each ask whether a path holds a match: one pass down the tree for all.
     # show_from looks for its root-most match among the frames still shown.
     asked: dict[str, BoolArray] = {}
     if filters.focus is not None:
@@ -136,7 +133,7 @@ def filter_tree(
         asked["ignore"] = _matches(tree, filters.ignore, frames, owner)
     if filters.show_from is not None:
         asked["show_from"] = _matches(tree, filters.show_from, frames, owner) & kept
-    paths = dict(zip(asked, _on_paths(levels, parent, list(asked.values())), strict=True))
+    paths = dict(zip(asked, _on_paths(parent, list(asked.values())), strict=True))
     keep_samples = np.ones(n, dtype=bool)
     keep_root = True  # samples with an empty stack
     if filters.focus is not None:
@@ -199,39 +196,6 @@ def keep_frames(tree: CallTree, kept: BoolArray) -> tuple[CallTree, IntArray]:
     recursive = np.zeros(merged.parent.shape[0], dtype=bool)
     values = merged.values(tree.function, recursive, tree.selfs, tree.totals, landed, kept)
     return _tree_of(*values, np.zeros_like(tree.root_self)), merged.new_of
-
-
-def _levels(parent: IntArray, depth: IntArray | None = None) -> list[IntArray]:
-    """Node indexes per depth, root's children first (a parent's index is below its children's)."""
-    if parent.shape[0] == 0:
-        return []
-    return _by_depth(depths_of(parent) if depth is None else depth)
-
-
-def depths_of(parent: IntArray) -> IntArray:
-    """Each node's depth (the root's children: 1), by list ranking with pointer doubling: log2(depth) passes."""
-    depth = np.ones(parent.shape[0], dtype=np.int64)
-    jump = parent.copy()
-    while bool((jump >= 0).any()):
-        live = jump >= 0
-        safe = np.maximum(jump, 0)
-        depth = depth + np.where(live, depth[safe], 0)
-        jump = np.where(live, jump[safe], -1)
-    return depth
-
-
-def _by_depth(depth: IntArray) -> list[IntArray]:
-    """Node indexes grouped by depth, shallowest first, in index order within a level.
-
-    Depths fit in 16 bits (less than 2**15 frames) almost always, and numpy sorts those by radix, linearly.
-    """
-    if depth.shape[0] == 0:
-        return []
-    low = int(depth.min())
-    narrow = np.int16 if int(depth.max()) - low < 2**15 else np.int64
-    order = np.argsort((depth - low).astype(narrow), kind="stable")
-    cuts = np.flatnonzero(np.diff(depth[order])) + 1
-    return np.split(order, cuts)
 
 
 class _MatchCache:
@@ -314,19 +278,17 @@ def _matches(tree: CallTree, regex: Regex, frames: Frames, owner: object | None)
     return result
 
 
-def _on_paths(levels: list[IntArray], parent: IntArray, matches: list[BoolArray]) -> list[BoolArray]:
+def _on_paths(parent: IntArray, matches: list[BoolArray]) -> list[BoolArray]:
     """Per pattern (at most 8), per node: does the path from the root down to it hold a matching frame.
 
-    The patterns go down the levels together, a bit each in one byte per node: a pass's numpy calls
-    cost the same for one pattern or three.
+    The patterns go down the tree together, a bit each in one byte per node, in one C pass.
     """
     if not matches:
         return []
     bits = np.zeros(parent.shape[0], dtype=np.uint8)
     for bit, match in enumerate(matches):
         bits |= match.view(np.uint8) << np.uint8(bit)
-    for level in levels[1:]:
-        bits[level] |= bits[parent[level]]
+    _filters.on_paths(np.ascontiguousarray(parent, dtype=np.int64), bits)
     return [(bits & np.uint8(1 << bit)) != 0 for bit in range(len(matches))]
 
 
@@ -374,19 +336,22 @@ class _Kept:
 def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | None = None) -> _Kept:
     """The tree of kept frames: each kept node hangs off its nearest kept ancestor, and kept nodes
     that end up with the same path of functions are one node. ``up``: each node's nearest kept node at or
-    above it, when the caller knows it."""
-    n = parent.shape[0]
-    if up is None:
-        up = _nearest_kept(parent, kept)
-    above = np.where(parent >= 0, up[np.maximum(parent, 0)], -1)  # nearest kept strict ancestor
-    slot = np.where(above >= 0, above, n)  # slot n is the root
-    rep = _merge_paths(slot, parent, function, kept)
-    nodes = np.flatnonzero(kept & (rep[:n] == np.arange(n)))
-    rank = np.full(n + 1, -1, dtype=np.int64)
-    rank[nodes] = np.arange(nodes.shape[0], dtype=np.int64)
-    new_parent = rank[rep[slot[nodes]]]
-    new_of = np.where(up >= 0, rank[rep[np.maximum(up, 0)]], -1)
-    return _Kept(new_of, nodes, new_parent)
+    above it, when the caller knows it (a node it names that is no longer kept holds no new node).
+
+    One pass in C (``_filters.c``): nodes come parents first, so a kept node's path is (its new parent, its
+    function) once its nearest kept ancestor has its new node.
+    """
+    new_of, nodes, new_parent = _filters.keep(
+        np.ascontiguousarray(parent, dtype=np.int64),
+        np.ascontiguousarray(function, dtype=np.int64),
+        np.ascontiguousarray(kept, dtype=np.bool_),
+        None if up is None else np.ascontiguousarray(up, dtype=np.int64),
+    )
+    return _Kept(
+        np.frombuffer(new_of, dtype=np.int64),
+        np.frombuffer(nodes, dtype=np.int64),
+        np.frombuffer(new_parent, dtype=np.int64),
+    )
 
 
 def _nearest_kept(parent: IntArray, kept: BoolArray) -> IntArray:
@@ -403,67 +368,6 @@ def _nearest_kept(parent: IntArray, kept: BoolArray) -> IntArray:
         target = up[todo]
         todo = todo[(target >= 0) & ~kept[np.maximum(target, 0)]]
     return up
-
-
-def _merge_paths(slot: IntArray, parent: IntArray, function: IntArray, kept: BoolArray) -> IntArray:
-    """Per node (and the root, slot ``n``), the lowest node with the same path of kept functions.
-
-    ``slot`` is each node's nearest kept strict ancestor (``n``: none). Among a node's original children
-    functions are distinct, so two kept nodes can only meet under a parent that gained children from
-    below a removed frame, or under two parents that met. Only those parents' children are grouped, in
-    rounds: each round groups the children of the parents that met in the one before, until none meet.
-    A tree where nothing meets costs one pass over the nodes lifted past a removed frame.
-    """
-    n = slot.shape[0]
-    rep = np.arange(n + 1, dtype=np.int64)
-    lifted = np.flatnonzero(kept & (slot != np.where(parent >= 0, parent, n)))  # elementwise: no gather
-    if lifted.shape[0] == 0:
-        return rep
-    # Kept nodes grouped by their new parent (slot n: the root), as a sort of new parents: 16 bits when they
-    # fit, which numpy sorts by radix. When most nodes are kept, all are sorted, the removed ones last
-    # (past slot n); when few are, only they are gathered and sorted.
-    narrow = np.uint16 if n + 1 < 2**16 else np.int64
-    kept_ids = np.flatnonzero(kept)
-    if kept_ids.shape[0] * 2 < n:
-        kept_slots = slot[kept_ids]
-        counts = np.bincount(kept_slots, minlength=n + 1)
-        by_slot = kept_ids[np.argsort(kept_slots.astype(narrow), kind="stable")]
-    else:
-        new_parent = np.where(kept, slot, n + 1)
-        counts = np.bincount(new_parent, minlength=n + 2)[: n + 1]
-        by_slot = np.argsort(new_parent.astype(narrow), kind="stable")
-    starts = np.cumsum(counts) - counts
-    width = int(function.max()) + 1
-    # Groups as a union-find over the nodes merged so far (``merged``): rep[v] is v's lowest-numbered
-    # equal, kept pointing straight at it, so a round costs what it groups, never a pass over all nodes.
-    merged = np.zeros(0, dtype=np.int64)
-    grew = np.zeros(n + 1, dtype=bool)  # a mark per representative that grew this round, cleared after
-    members = distinct(slot[lifted])
-    while True:
-        many = counts[members]
-        first = np.repeat(starts[members] - (np.cumsum(many) - many), many)
-        children = by_slot[first + np.arange(first.shape[0])]
-        kids = distinct(rep[children])  # each group so far by its representative, in index order
-        keys = rep[slot[kids]] * width + function[kids]
-        order = np.argsort(keys, kind="stable")  # a group's lowest node first
-        ordered = keys[order]
-        starts_group = np.empty(ordered.shape[0], dtype=bool)
-        starts_group[:1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
-        leaders = kids[order[starts_group]][np.cumsum(starts_group) - 1]
-        moved = leaders != kids[order]
-        if not bool(moved.any()):
-            return rep
-        gone, into = kids[order][moved], leaders[moved]
-        rep[gone] = into  # the leaders are representatives: none of them moves this round
-        merged = np.concatenate((merged, gone))
-        rep[merged] = rep[rep[merged]]  # nodes merged into one that moved now point at its leader
-        grown = distinct(into)
-        # Every node the grown groups hold: their representatives (never merged) and the merged nodes
-        # pointing at them, each once.
-        grew[grown] = True
-        members = np.concatenate((grown, merged[grew[rep[merged]]]))
-        grew[grown] = False
 
 
 def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> BoolArray:

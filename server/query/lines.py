@@ -100,7 +100,7 @@ def line_tree(
     functions = store.functions.rows({f for f, _ in pairs.values()})
     if filters.active:
         frames = {frame: (functions[f][0], functions[f][2]) for frame, (f, _) in pairs.items() if f in functions}
-        tree = apply_filters(tree, filters, frames, store.line_stacks.depth_of(tree.node_ids), store.line_frames)
+        tree = apply_filters(tree, filters, frames, store.line_frames)
     places = {frame: (functions[f][0], functions[f][2], line) for frame, (f, line) in pairs.items() if f in functions}
     keyed = {frame: "\0".join((name, file, str(line))) for frame, (name, file, line) in places.items()}
     return by_name(tree, keyed), places, inline_marks(tree, keyed, inlined)

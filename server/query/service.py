@@ -140,8 +140,7 @@ def named_tree(store: Store, tree: CallTree, filters: Filters = NO_FILTERS) -> t
     """``tree`` (as :func:`build_tree` makes it: nodes are stack nodes) filtered, then with same-name
     functions as one node, and its names."""
     if filters.active:
-        depth = store.stacks.depth_of(tree.node_ids)
-        tree = apply_filters(tree, filters, store.functions.frames, depth, store.functions)
+        tree = apply_filters(tree, filters, store.functions.frames, store.functions)
     names = store.functions.names(function_ids(tree))
     return by_name(tree, names), names
 

@@ -75,9 +75,10 @@ get_typed(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_s
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
         return -1;
     }
-    const char *type = integer == BOOLS     ? "bool"
-                       : integer == UNSIGNED ? (itemsize == 8 ? "uint64" : "uint32")
-                                             : (itemsize == 8 ? "int64" : "int32");
+    static const char *unsigned_names[4] = {"uint8", "uint16", "uint32", "uint64"};
+    static const char *signed_names[4] = {"int8", "int16", "int32", "int64"};
+    int width = itemsize == 1 ? 0 : itemsize == 2 ? 1 : itemsize == 4 ? 2 : 3;
+    const char *type = integer == BOOLS ? "bool" : integer == UNSIGNED ? unsigned_names[width] : signed_names[width];
     const char *kind = writable ? "a writable column" : "a column";
     if (!column_type_ok(view, itemsize, integer)) {
         PyErr_Format(PyExc_ValueError, "%s must be %s of %s, not format '%s'", what, kind, type,

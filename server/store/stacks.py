@@ -408,12 +408,6 @@ class StackTree:
             if lost.size:
                 raise LookupError(f"stack nodes {lost[:5].tolist()} are missing from the database")
 
-    def depth_of(self, nodes: IntArray) -> IntArray:
-        """The depth of each of ``nodes`` (loaded, see :meth:`ensure`) as int64, as a query's other per-node arrays
-        are (the column itself is int32, see ``Int32Array``)."""
-        depth: IntArray = self.depth[nodes].astype(np.int64)
-        return depth
-
     def closure_mask(self, leaves: IntArray) -> BoolArray:
         """A flag per node id up to the highest loaded: set for ``leaves`` (loaded, see :meth:`ensure`) and
         every ancestor of them, the root excluded. Each ancestor is visited once: a leaf's walk up stops at

@@ -4,7 +4,8 @@ on each stack: every node's path of kept functions, the paths merged.
 The pprof tests (test_filters.py) check the numbers of the top table, which stay right even if two
 nodes that should be one were left apart; the flame graph needs them merged. Random trees with few
 function names make removed frames lift children onto siblings of the same name often, and make the
-merges cascade: two parents meeting make their children meet.
+merges cascade: two parents meeting make their children meet. The kept tree's C pass is also checked
+for what it must refuse.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.query import _filters
 from server.query.filters import Filters, filter_tree, keep_frames
 from server.query.regex import compile_regex
 from server.query.tree import CallTree
@@ -113,3 +116,48 @@ def test_show_from_cuts_each_stack_and_keeps_recursion_only_below_the_cut(case: 
     assert {path: int(result.totals[i, 0]) for i, path in enumerate(paths)} == expected
     assert {path: int(result.selfs[i, 0]) for i, path in enumerate(paths)} == {p: expected_self[p] for p in expected}
     assert [bool(flag) for flag in result.recursive] == [path[-1] in path[:-1] for path in paths]
+
+
+def _kept_tree(up: list[int] | None, kept: list[bool]) -> tuple[list[int], list[int], list[int]]:
+    """``_filters.keep`` of the chain 0 <- 1 <- 2 (functions 0, 1, 2): new_of, nodes, new_parent."""
+    parent = np.array([-1, 0, 1], dtype=np.int64)
+    function = np.array([0, 1, 2], dtype=np.int64)
+    given_up = None if up is None else np.array(up, dtype=np.int64)
+    made = _filters.keep(parent, function, np.array(kept, dtype=bool), given_up)
+    new_of, nodes, new_parent = (np.frombuffer(column, dtype=np.int64).tolist() for column in made)
+    return new_of, nodes, new_parent
+
+
+def test_the_kept_tree_lands_nodes_on_their_nearest_kept_one_and_refuses_what_it_cannot_read() -> None:
+    assert _kept_tree(None, [True, False, True]) == ([0, 0, 1], [0, 2], [-1, 0])
+    # A given up may name a node dropped since (show_from drops empty nodes after working it out): what it
+    # covers lands nowhere, and a kept node below it hangs off the root.
+    assert _kept_tree([0, 0, 2], [False, False, True]) == ([-1, -1, 0], [2], [-1])
+    parent = np.array([-1, 0, 1], dtype=np.int64)
+    function = np.array([0, 1, 2], dtype=np.int64)
+    kept = np.ones(3, dtype=bool)
+    with pytest.raises(ValueError, match="parent index in"):
+        _filters.keep(np.array([-1, 2, 1], dtype=np.int64), function, kept, None)
+    with pytest.raises(ValueError, match="function in"):
+        _filters.keep(parent, np.array([0, -1, 2], dtype=np.int64), kept, None)
+    with pytest.raises(ValueError, match="up in"):
+        _filters.keep(parent, function, kept, np.array([0, 2, 2], dtype=np.int64))  # below the node
+    with pytest.raises(ValueError, match="itself when kept"):
+        _filters.keep(parent, function, kept, np.array([0, 0, 2], dtype=np.int64))
+    with pytest.raises(ValueError, match="of one length"):
+        _filters.keep(parent, function, kept[:2], None)
+    with pytest.raises(ValueError, match="kept must be a column of bool"):
+        _filters.keep(parent, function, kept.astype(np.int64), None)
+
+
+def test_matches_reach_every_node_below_them_and_bad_columns_are_refused() -> None:
+    parent = np.array([-1, 0, 1, -1, 3], dtype=np.int64)
+    bits = np.array([0, 1, 0, 2, 0], dtype=np.uint8)
+    _filters.on_paths(parent, bits)
+    assert bits.tolist() == [0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="parent index in"):
+        _filters.on_paths(np.array([-1, 1], dtype=np.int64), np.zeros(2, dtype=np.uint8))
+    with pytest.raises(ValueError, match="of one length"):
+        _filters.on_paths(parent, np.zeros(4, dtype=np.uint8))
+    with pytest.raises(ValueError, match="bits must be a writable column of uint8"):
+        _filters.on_paths(parent, np.zeros(5, dtype=np.int8))
