@@ -16,30 +16,31 @@ setup(
         Extension(
             "server.pprof._wire",
             ["server/pprof/_wire.c"],
+            depends=["server/pprof/_mix.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.store._treeindex",
             ["server/store/_treeindex.c"],
-            depends=["server/store/_mix.h", "server/store/_words.h"],
+            depends=["server/pprof/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.store._keyindex",
             ["server/store/_keyindex.c"],
-            depends=["server/store/_mix.h", "server/store/_words.h"],
+            depends=["server/pprof/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.query._filters",
             ["server/query/_filters.c"],
-            depends=["server/store/_mix.h", "server/store/_words.h"],
+            depends=["server/pprof/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(
             "server.query._sandwich",
             ["server/query/_sandwich.c"],
-            depends=["server/store/_mix.h", "server/store/_words.h"],
+            depends=["server/pprof/_mix.h", "server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
     ]

@@ -55,6 +55,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_mix.h"
+
 /* Inputs at least this long are parsed with the GIL released; shorter ones
  * take less time than handing the GIL over and back can cost. */
 #define RELEASE_GIL_BYTES (64 * 1024)
@@ -1954,16 +1956,6 @@ enum {
 #define H_FRAME 0x165667B19E3779F9ULL
 #define H_LABELS 0x27D4EB2F165667C5ULL
 #define H_BARE 0x85EBCA77C2B2AE63ULL
-
-static inline uint64_t
-mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
 
 /* Fills out (one word per sample); -1 with a ValueError set when an id or an offset is out of place. */
 static int

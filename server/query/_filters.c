@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store/_mix.h"
+#include "../pprof/_mix.h"
 #include "../store/_words.h"
 
 /* A hash table slot: a (new parent, function) key and its new node + 1 (0: empty). */
@@ -113,7 +113,7 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
         /* The nearest kept strict ancestor's new node is the new parent; -1 is the root. */
         int64_t under = above < 0 || !kept[above] ? -1 : new_of[above];
         int64_t key = (under + 1) * width + function[i];
-        Slot *slot = slots + (mix((uint64_t)key) & mask);
+        Slot *slot = slots + (mix64((uint64_t)key) & mask);
         while (slot->node != 0 && slot->key != key) {
             slot = slots + ((uint64_t)(slot - slots + 1) & mask);
         }
@@ -171,11 +171,8 @@ filters_on_paths(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "on_paths() needs parent and bits of one length");
         goto fail;
     }
-    for (Py_ssize_t i = 0; i < n; i++) { /* checked whole first */
-        if (parent[i] < -1 || parent[i] >= i) {
-            PyErr_SetString(PyExc_ValueError, "on_paths() needs every parent index in [-1, the node's own)");
-            goto fail;
-        }
+    if (parents_first(parent, n, "on_paths") < 0) { /* checked whole first */
+        goto fail;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (parent[i] >= 0) {

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store/_mix.h"
+#include "../pprof/_mix.h"
 #include "../store/_words.h"
 
 /* The call tree, as the caller's arrays (parents before children), and what is worked out from it once. */
@@ -241,7 +241,7 @@ sort_keys(Groups *g, Py_ssize_t count)
 static inline Slot *
 find(Slot *slots, uint64_t mask, int64_t key)
 {
-    Slot *slot = slots + (mix((uint64_t)key) & mask);
+    Slot *slot = slots + (mix64((uint64_t)key) & mask);
     while (slot->group != 0 && slot->key != key) {
         slot = slots + ((uint64_t)(slot - slots + 1) & mask);
     }

@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_mix.h"
+#include "../pprof/_mix.h"
 #include "_words.h"
 
 /* The table grows (doubles) once more than MAX_LOAD_NUM / MAX_LOAD_DEN of its slots are used. */
@@ -69,7 +69,7 @@ fits(uint64_t used, uint64_t slots)
 static inline uint64_t
 find(const KeyIndexObject *self, int64_t key)
 {
-    uint64_t at = mix(key) & self->mask;
+    uint64_t at = mix64(key) & self->mask;
 
     while (self->slots[at].id != 0 && self->slots[at].key != key) {
         at = (at + 1) & self->mask;
@@ -104,7 +104,7 @@ make_room(KeyIndexObject *self, uint64_t want)
     }
     for (uint64_t old = 0; old < slots; old++) {
         if (self->slots[old].id != 0) {
-            uint64_t at = mix(self->slots[old].key) & (bigger - 1);
+            uint64_t at = mix64(self->slots[old].key) & (bigger - 1);
             while (grown[at].id != 0) {
                 at = (at + 1) & (bigger - 1);
             }
@@ -125,7 +125,7 @@ remove_at(KeyIndexObject *self, uint64_t at)
     uint64_t hole = at;
 
     for (uint64_t next = (hole + 1) & self->mask; self->slots[next].id != 0; next = (next + 1) & self->mask) {
-        uint64_t home = mix(self->slots[next].key) & self->mask;
+        uint64_t home = mix64(self->slots[next].key) & self->mask;
         /* The key at `next` may fill the hole unless its home lies after the hole, up to `next`. */
         if (((next - home) & self->mask) >= ((next - hole) & self->mask)) {
             self->slots[hole] = self->slots[next];
@@ -232,7 +232,7 @@ keyindex_add(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     for (i = 0; !replace && self->used > 0 && i < count; i++) {
         if (i + PREFETCH < count) {
-            __builtin_prefetch(&self->slots[mix(keys[i + PREFETCH]) & self->mask]);
+            __builtin_prefetch(&self->slots[mix64(keys[i + PREFETCH]) & self->mask]);
         }
         if (self->slots[find(self, keys[i])].id != 0) {
             PyErr_Format(PyExc_ValueError, "key %lld is indexed already", (long long)keys[i]);
@@ -245,7 +245,7 @@ keyindex_add(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     for (i = 0; i < count; i++) {
         if (i + PREFETCH < count) {
-            __builtin_prefetch(&self->slots[mix(keys[i + PREFETCH]) & self->mask], 1);
+            __builtin_prefetch(&self->slots[mix64(keys[i + PREFETCH]) & self->mask], 1);
         }
         uint64_t at = find(self, keys[i]);
         if (self->slots[at].id != 0) {
@@ -298,7 +298,7 @@ keyindex_lookup(PyObject *op, PyObject *arg)
         else {
             for (Py_ssize_t i = 0; i < count; i++) {
                 if (i + PREFETCH < count) {
-                    __builtin_prefetch(&self->slots[mix(keys[i + PREFETCH]) & self->mask]);
+                    __builtin_prefetch(&self->slots[mix64(keys[i + PREFETCH]) & self->mask]);
                 }
                 const Slot *slot = &self->slots[find(self, keys[i])];
                 out[i] = slot->id != 0 ? slot->id : -1;

@@ -66,7 +66,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_mix.h"
+#include "../pprof/_mix.h"
 #include "_words.h"
 
 #ifdef __linux__
@@ -182,7 +182,7 @@ wide_find(const Wide *w, uint64_t key)
     if (w->used == 0) {
         return 0;
     }
-    for (uint64_t at = mix(key) & w->mask;; at = (at + 1) & w->mask) {
+    for (uint64_t at = mix64(key) & w->mask;; at = (at + 1) & w->mask) {
         if (w->slots[at].id == 0) {
             return 0;
         }
@@ -205,7 +205,7 @@ wide_put(Wide *w, uint64_t key, uint64_t id)
         }
         for (uint64_t old = 0; w->slots && old <= w->mask; old++) {
             if (w->slots[old].id) {
-                uint64_t at = mix(w->slots[old].key) & (slots - 1);
+                uint64_t at = mix64(w->slots[old].key) & (slots - 1);
                 while (bigger[at].id) {
                     at = (at + 1) & (slots - 1);
                 }
@@ -216,7 +216,7 @@ wide_put(Wide *w, uint64_t key, uint64_t id)
         w->slots = bigger;
         w->mask = slots - 1;
     }
-    uint64_t at = mix(key) & w->mask;
+    uint64_t at = mix64(key) & w->mask;
     while (w->slots[at].id) {
         at = (at + 1) & w->mask;
     }
@@ -650,7 +650,7 @@ batch_reset(Batch *b, Py_ssize_t stacks)
 static inline Py_ssize_t
 batch_stored(Batch *b, int64_t node, uint32_t listed)
 {
-    uint64_t at = mix((uint64_t)node) & b->stored_mask;
+    uint64_t at = mix64((uint64_t)node) & b->stored_mask;
 
     for (;; at = (at + 1) & b->stored_mask) {
         uint32_t entry = b->stored_table[at];
@@ -696,7 +696,7 @@ filter_bit(int64_t frame)
 static inline int
 frameset_put(FrameSet *set, int64_t frame)
 {
-    for (uint64_t i = mix((uint64_t)frame) & set->mask;; i = (i + 1) & set->mask) {
+    for (uint64_t i = mix64((uint64_t)frame) & set->mask;; i = (i + 1) & set->mask) {
         if (set->stamps[i] != set->generation) {
             set->stamps[i] = set->generation;
             set->frames[i] = frame;
@@ -1546,11 +1546,8 @@ treeindex_sum_up(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "sum_up() needs totals of (nodes, columns) for every parent index");
         goto fail;
     }
-    for (Py_ssize_t i = 0; i < count; i++) { /* checked whole first */
-        if (parent[i] < -1 || parent[i] >= i) {
-            PyErr_SetString(PyExc_ValueError, "sum_up() needs every parent index in [-1, the node's own)");
-            goto fail;
-        }
+    if (parents_first(parent, count, "sum_up") < 0) { /* checked whole first */
+        goto fail;
     }
     for (Py_ssize_t i = count - 1; i >= 0; i--) {
         if (parent[i] >= 0) {
@@ -1700,11 +1697,8 @@ treeindex_fold(PyObject *Py_UNUSED(module), PyObject *args)
                                           "drawn node (sums one row more)");
         goto fail;
     }
-    for (Py_ssize_t i = 0; i < count; i++) { /* checked whole first */
-        if (parent[i] < -1 || parent[i] >= i) {
-            PyErr_SetString(PyExc_ValueError, "fold() needs every parent index in [-1, the node's own)");
-            goto fail;
-        }
+    if (parents_first(parent, count, "fold") < 0) { /* checked whole first */
+        goto fail;
     }
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < count; i++) {

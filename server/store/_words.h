@@ -12,6 +12,7 @@
 
 #include <Python.h> /* after the includer's PY_SSIZE_T_CLEAN */
 
+#include <stdint.h>
 #include <string.h>
 
 /* A C-contiguous buffer of 64-bit integers (numpy int64 or uint64, array.array('q')...). Any other object
@@ -108,6 +109,20 @@ release_all(Py_buffer *views, int count)
     for (int i = 0; i < count; i++) {
         PyBuffer_Release(&views[i]);
     }
+}
+
+/* Whether every parent index is in [-1, the node's own): the nodes of a call tree's arrays come parents first,
+ * which each pass over them relies on. 0, or -1 with a ValueError naming `call`, before anything is written. */
+static inline int
+parents_first(const int64_t *parent, Py_ssize_t count, const char *call)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (parent[i] < -1 || parent[i] >= i) {
+            PyErr_Format(PyExc_ValueError, "%s() needs every parent index in [-1, the node's own)", call);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 #endif
