@@ -160,12 +160,25 @@ def _decompress(version: int, body: bytes, expected: int, count: int) -> bytes:
     return unzstd(body, expected, "stack segment columns", mismatch)
 
 
-def decode(data: bytes) -> Segment:
+def _header(data: bytes) -> tuple[int, int, int, int]:
+    """(version, flags, node count, first id) of a segment's header; :class:`CorruptSegment` for anything else."""
     if len(data) < _HEADER.size:
         raise CorruptSegment(f"stack segment of {len(data)} bytes is shorter than its {_HEADER.size}-byte header")
     magic, version, flags, count, first = _HEADER.unpack_from(data)
     if magic != _MAGIC or version not in (_ZLIB, _ZSTD, _DEFLATE):
         raise CorruptSegment("not a Stackyard stack segment (or one of an unsupported version)")
+    return version, flags, count, first
+
+
+def span(data: bytes) -> tuple[int, int]:
+    """A segment's (first id, node count), read from its header alone: what room a load needs is known
+    before any segment is decoded."""
+    _, _, count, first = _header(data)
+    return first, count
+
+
+def decode(data: bytes) -> Segment:
+    version, flags, count, first = _header(data)
     widths = [8 if flags & flag else 4 for flag in (_WIDE_IDS, _WIDE_PARENTS, _WIDE_FRAMES)]
     expected = count * sum(widths) + (count + 7) // 8
     raw = _decompress(version, data[_HEADER.size :], expected, count)

@@ -335,18 +335,22 @@ class StackTree:
         """Read the segments appended past what this process has loaded (all of them, the first time);
         whether there were any. Unless ``guarded`` (see ``SegmentCache._catch_up``), refused with
         :class:`~server.errors.Renumbered` when they are of another node generation than the caches'."""
+        kind = SegmentKind(self._tree)
         if self._marks is None or guarded:
-            segments = read_segments(conn, self._tree, self._high)
+            stored = segmentcache.read_data(conn, kind, self._high)
         else:
-            segments = self._marks.read(conn, lambda: read_segments(conn, self._tree, self._high), nodes=True)
-        if not self._loaded and segments:  # room for half as many nodes again before anything grows
-            size = int(segments[-1].ids[-1]) + 1 + sum(map(len, segments)) // 2
+            stored = self._marks.read(conn, lambda: segmentcache.read_data(conn, kind, self._high), nodes=True)
+        if not self._loaded and stored:  # room for half as many nodes again before anything grows
+            spans = [stackcodec.span(data) for data in stored]
+            size = spans[-1][0] + spans[-1][1] + sum(count for _, count in spans) // 2
             self._index.reserve(size)
             self._grow(size)
         self._loaded = True
-        if segments:
-            self._add(concatenate(segments))
-        return bool(segments)
+        # Decoded and added one at a time: a whole tree decoded at once (25 bytes a node) and then concatenated
+        # (25 more) was a first load's peak memory, 0.9 GB of a churny day's 18.8 M nodes.
+        for data in stored:
+            self._add(stackcodec.decode(data))
+        return bool(stored)
 
     def _add(self, segment: stackcodec.Segment) -> None:
         """Nodes (in increasing id order, all above those loaded) into the columns and the index; their depths
