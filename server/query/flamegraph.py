@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from server.query.grouping import distinct_inverse
 from server.query.tree import CallTree
-from server.store.stacks import fold_drawn, sum_totals
+from server.store.stacks import fold_drawn, sum_totals, widest_nodes
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -115,26 +115,7 @@ def _kept(tree: CallTree, width: IntArray, max_nodes: int, drop_empty: bool) -> 
         return keep, False
     # The max_nodes widest nodes, ties going to the lower index: nodes are in id order and a
     # parent's id is below its children's, so a kept node's ancestors are always kept too.
-    return keep & _widest(width, max_nodes), True
-
-
-def _widest(width: IntArray, count: int) -> BoolArray:
-    """The ``count`` widest nodes, ties to the lower index: the first ``count`` of a sort by (-width, index),
-    found by a linear-time selection of the count-th width (a week's tree has a million nodes; a sort of
-    all of them to keep 2,048 cost more than the rest of the flame graph)."""
-    n = width.shape[0]
-    widest = np.zeros(n, dtype=bool)
-    if count <= 0:
-        return widest
-    if count >= n:
-        widest[:] = True
-        return widest
-    negated = -width
-    cut = np.partition(negated, count - 1)[count - 1]  # the count-th smallest of -width
-    widest[negated < cut] = True
-    ties = np.flatnonzero(negated == cut)[: count - int(widest.sum())]
-    widest[ties] = True
-    return widest
+    return keep & widest_nodes(width, max_nodes), True
 
 
 def _scaler(divisor: int) -> Callable[[float], float]:

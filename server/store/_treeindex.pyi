@@ -152,3 +152,8 @@ def fold(
     the drawn (-1: the root or a parent not drawn), and into ``sums`` (drawn + 1 rows, zeroed) the totals of the
     nodes not drawn whose parent is drawn (row p + 1) or the root (row 0). ``ValueError`` for arrays of other
     lengths or a parent index not in ``[-1, the node's own)``."""
+
+def widest(width: Words, count: int, out: npt.NDArray[np.bool_], /) -> None:
+    """Flags in ``out`` (zeroed, one a node) the ``count`` nodes of greatest ``width``, ties going to the lower
+    index: the first ``count`` of a sort by (-width, index). ``ValueError`` for arrays of other lengths or a
+    negative count."""

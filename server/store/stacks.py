@@ -48,7 +48,7 @@ from sqlalchemy import Connection, Engine
 
 from server.errors import IdsExhausted
 from server.store import reserved, segmentcache, stackcodec
-from server.store._treeindex import Index, closure, depths, fold, gather, sum_up
+from server.store._treeindex import Index, closure, depths, fold, gather, sum_up, widest
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
 from server.store.cachemarks import CacheMarks
@@ -116,6 +116,14 @@ def sum_totals(totals: IntArray, parent: IntArray) -> None:
     order every child comes after its parent, so this is one pass from the end (in C); sums wrap at 64 bits,
     as numpy's do."""
     sum_up(totals, np.ascontiguousarray(parent, dtype=np.int64))
+
+
+def widest_nodes(width: IntArray, count: int) -> BoolArray:
+    """Per node, whether it is among the ``count`` of greatest ``width``, ties going to the lower index (the first
+    ``count`` of a sort by (-width, index)). One pass in C with a heap of ``count``, no copy of the widths."""
+    out = np.zeros(width.shape[0], dtype=bool)
+    widest(np.ascontiguousarray(width, dtype=np.int64), max(count, 0), out)
+    return out
 
 
 def fold_drawn(keep: BoolArray, parent: IntArray, totals: IntArray) -> tuple[IntArray, IntArray, IntArray]:

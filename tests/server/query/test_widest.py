@@ -1,10 +1,12 @@
-"""The flame graph's node limit picks by selection what a full sort picked: the same nodes, ties included."""
+"""The flame graph's node limit picks, in one pass with a heap, what a full sort picked: the same nodes and ties."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from server.query.flamegraph import _widest
+from server.store._treeindex import widest
+from server.store.stacks import widest_nodes
 
 
 def test_selection_equals_the_first_of_a_sort_by_width_then_index() -> None:
@@ -15,4 +17,21 @@ def test_selection_equals_the_first_of_a_sort_by_width_then_index() -> None:
         count = int(rng.integers(0, n + 3))
         expected = np.zeros(n, dtype=bool)
         expected[np.lexsort((np.arange(n), -width))[:count]] = True
-        assert _widest(width, count).tolist() == expected.tolist(), (width.tolist(), count)
+        assert widest_nodes(width, count).tolist() == expected.tolist(), (width.tolist(), count)
+
+
+def test_widths_in_increasing_order_replace_the_heap_each_time_and_still_pick_the_widest() -> None:
+    """Every node wider than all before it: the worst case of the heap (each one displaces the top)."""
+    width = np.arange(10_000, dtype=np.int64)
+    assert np.flatnonzero(widest_nodes(width, 7)).tolist() == list(range(9_993, 10_000))
+
+
+def test_bad_arguments_are_refused_before_anything_is_written() -> None:
+    out = np.zeros(3, dtype=bool)
+    with pytest.raises(ValueError, match="one length"):
+        widest(np.zeros(4, dtype=np.int64), 2, out)
+    with pytest.raises(ValueError, match="count >= 0"):
+        widest(np.zeros(3, dtype=np.int64), -1, out)
+    with pytest.raises(ValueError, match="out must be a writable column of bool"):
+        widest(np.zeros(3, dtype=np.int64), 1, np.zeros(3, dtype=np.int8))
+    assert not out.any()
