@@ -1,6 +1,7 @@
 """Declares the C extensions (the decoder ``server.pprof._wire``, the stack tree index
-``server.store._treeindex``, the key index ``server.store._keyindex``, the sandwich's growth
-``server.query._sandwich``, the filters' kept tree ``server.query._filters``); all other metadata is in pyproject.toml.
+``server.store._treeindex``, the key index ``server.store._keyindex``, the call tree's passes
+``server.query._calltree``, the sandwich's growth ``server.query._sandwich``, the filters' passes
+``server.query._filters``); all other metadata is in pyproject.toml.
 
 pyproject.toml cannot declare C extensions, hence this file. The builds are not
 marked optional: a compiler error should fail ``pip install`` loudly rather
@@ -29,6 +30,12 @@ setup(
             "server.store._keyindex",
             ["server/store/_keyindex.c"],
             depends=["server/pprof/_mix.h", "server/store/_words.h"],
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
+            "server.query._calltree",
+            ["server/query/_calltree.c"],
+            depends=["server/store/_words.h"],
             extra_compile_args=["-O2"],
         ),
         Extension(

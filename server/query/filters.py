@@ -36,8 +36,7 @@ import numpy.typing as npt
 from server.errors import InvalidParameter
 from server.query import _filters
 from server.query.regex import Regex, RegexError, compile_regex
-from server.query.tree import CallTree
-from server.store.stacks import sum_totals
+from server.query.tree import CallTree, sum_totals
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

@@ -30,9 +30,9 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
+from server.query._calltree import fold, widest
 from server.query.grouping import distinct_inverse
-from server.query.tree import CallTree
-from server.store.stacks import fold_drawn, sum_totals, widest_nodes
+from server.query.tree import CallTree, sum_totals
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -99,7 +99,7 @@ def prune(tree: CallTree, max_nodes: int, drop_empty: bool = False) -> Pruned:
     keep, truncated = _kept(tree, width, max_nodes, drop_empty)
     # A drawn node whose parent is not (only with negative values) is drawn as a child of the root. Row p + 1
     # of the sums is drawn position p's folded children, row 0 the root's.
-    kept, parent, sums = fold_drawn(keep, tree.parent, totals)
+    kept, parent, sums = _fold_drawn(keep, tree.parent, totals)
     rows = np.flatnonzero(np.any(sums != 0, axis=1))
     return Pruned(kept, parent, (rows - 1).astype(np.int64), sums[rows], truncated)
 
@@ -115,7 +115,37 @@ def _kept(tree: CallTree, width: IntArray, max_nodes: int, drop_empty: bool) -> 
         return keep, False
     # The max_nodes widest nodes, ties going to the lower index: nodes are in id order and a
     # parent's id is below its children's, so a kept node's ancestors are always kept too.
-    return keep & widest_nodes(width, max_nodes), True
+    return keep & _widest(width, max_nodes), True
+
+
+def _widest(width: IntArray, count: int) -> BoolArray:
+    """Per node, whether it is among the ``count`` of greatest ``width``, ties going to the lower index (the first
+    ``count`` of a sort by (-width, index)). One pass in C with a heap of ``count``, no copy of the widths."""
+    out = np.zeros(width.shape[0], dtype=bool)
+    widest(np.ascontiguousarray(width, dtype=np.int64), max(count, 0), out)
+    return out
+
+
+def _fold_drawn(keep: BoolArray, parent: IntArray, totals: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """A call tree pruned to the nodes ``keep`` flags (nodes in id order; ``parent`` each one's parent index, -1
+    for the root's children; ``totals`` a row of columns a node): the drawn nodes' indices, each one's parent
+    among the drawn (-1: the root, or a parent not drawn), and per drawn node plus the root (row 0) the summed
+    totals of its children that are not drawn. One pass, in C; sums wrap at 64 bits, as numpy's do."""
+    drawn = int(np.count_nonzero(keep))
+    kept = np.empty(drawn, dtype=np.int64)
+    kept_parent = np.empty(drawn, dtype=np.int64)
+    sums = np.zeros((drawn + 1, totals.shape[1]), dtype=np.int64)
+    position = np.empty(keep.shape[0], dtype=np.int32)
+    fold(
+        keep,
+        np.ascontiguousarray(parent, dtype=np.int64),
+        np.ascontiguousarray(totals),
+        position,
+        kept,
+        kept_parent,
+        sums,
+    )
+    return kept, kept_parent, sums
 
 
 def _scaler(divisor: int) -> Callable[[float], float]:

@@ -3,7 +3,7 @@
 ``selfs`` of a node is the value of samples whose stack ends there; ``totals``
 adds everything below it. Values may have several columns (a diff carries
 the base and the comparison side by side over one set of nodes).
-Propagation is one pass in C from the last node to the first (nodes are in
+Propagation is one pass in C (``_calltree.c``) from the last node to the first (nodes are in
 id order, so every child comes after its parent); no step costs more than a
 pass over the nodes the query's leaves reach (plus a flag per stored node).
 """
@@ -15,9 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from server.store.stacks import ROOT, StackTree, sum_totals
+from server.query._calltree import sum_up
+from server.store.stacks import ROOT, StackTree
 
 IntArray = npt.NDArray[np.int64]
+
+
+def sum_totals(totals: IntArray, parent: IntArray) -> None:
+    """Add each node's row of ``totals`` (nodes in id order, a row of columns each) to its parent's, children
+    first: ``parent`` holds each node's parent's index in the same order, -1 for the root's children. In id
+    order every child comes after its parent, so this is one pass from the end (in C); sums wrap at 64 bits,
+    as numpy's do."""
+    sum_up(totals, np.ascontiguousarray(parent, dtype=np.int64))
 
 
 @dataclass(slots=True)

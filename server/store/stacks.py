@@ -48,7 +48,7 @@ from sqlalchemy import Connection, Engine
 
 from server.errors import IdsExhausted
 from server.store import reserved, segmentcache, stackcodec
-from server.store._treeindex import Index, closure, depths, fold, gather, sum_up, widest
+from server.store._treeindex import Index, closure, depths, gather
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
 from server.store.cachemarks import CacheMarks
@@ -108,44 +108,6 @@ def positions_in(ids: IntArray, nodes: IntArray) -> tuple[IntArray, BoolArray]:
     found = (nodes > ROOT) & (at < ids.shape[0])
     found[found] = ids[at[found]] == nodes[found]
     return at, found
-
-
-def sum_totals(totals: IntArray, parent: IntArray) -> None:
-    """Add each node's row of ``totals`` (nodes in id order, a row of columns each) to its parent's, children
-    first: ``parent`` holds each node's parent's index in the same order, -1 for the root's children. In id
-    order every child comes after its parent, so this is one pass from the end (in C); sums wrap at 64 bits,
-    as numpy's do."""
-    sum_up(totals, np.ascontiguousarray(parent, dtype=np.int64))
-
-
-def widest_nodes(width: IntArray, count: int) -> BoolArray:
-    """Per node, whether it is among the ``count`` of greatest ``width``, ties going to the lower index (the first
-    ``count`` of a sort by (-width, index)). One pass in C with a heap of ``count``, no copy of the widths."""
-    out = np.zeros(width.shape[0], dtype=bool)
-    widest(np.ascontiguousarray(width, dtype=np.int64), max(count, 0), out)
-    return out
-
-
-def fold_drawn(keep: BoolArray, parent: IntArray, totals: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """A call tree pruned to the nodes ``keep`` flags (nodes in id order; ``parent`` each one's parent index, -1
-    for the root's children; ``totals`` a row of columns a node): the drawn nodes' indices, each one's parent
-    among the drawn (-1: the root, or a parent not drawn), and per drawn node plus the root (row 0) the summed
-    totals of its children that are not drawn. One pass, in C; sums wrap at 64 bits, as numpy's do."""
-    drawn = int(np.count_nonzero(keep))
-    kept = np.empty(drawn, dtype=np.int64)
-    kept_parent = np.empty(drawn, dtype=np.int64)
-    sums = np.zeros((drawn + 1, totals.shape[1]), dtype=np.int64)
-    position = np.empty(keep.shape[0], dtype=np.int32)
-    fold(
-        keep,
-        np.ascontiguousarray(parent, dtype=np.int64),
-        np.ascontiguousarray(totals),
-        position,
-        kept,
-        kept_parent,
-        sums,
-    )
-    return kept, kept_parent, sums
 
 
 def lock_appends(conn: Connection, tree: int = FUNCTIONS) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.store._treeindex import widest
-from server.store.stacks import widest_nodes
+from server.query._calltree import widest
+from server.query.flamegraph import _widest
 
 
 def test_selection_equals_the_first_of_a_sort_by_width_then_index() -> None:
@@ -17,13 +17,13 @@ def test_selection_equals_the_first_of_a_sort_by_width_then_index() -> None:
         count = int(rng.integers(0, n + 3))
         expected = np.zeros(n, dtype=bool)
         expected[np.lexsort((np.arange(n), -width))[:count]] = True
-        assert widest_nodes(width, count).tolist() == expected.tolist(), (width.tolist(), count)
+        assert _widest(width, count).tolist() == expected.tolist(), (width.tolist(), count)
 
 
 def test_widths_in_increasing_order_replace_the_heap_each_time_and_still_pick_the_widest() -> None:
     """Every node wider than all before it: the worst case of the heap (each one displaces the top)."""
     width = np.arange(10_000, dtype=np.int64)
-    assert np.flatnonzero(widest_nodes(width, 7)).tolist() == list(range(9_993, 10_000))
+    assert np.flatnonzero(_widest(width, 7)).tolist() == list(range(9_993, 10_000))
 
 
 def test_bad_arguments_are_refused_before_anything_is_written() -> None:
