@@ -1,13 +1,23 @@
 /*
  * server.query._filters: the filters' passes over a call tree's nodes that numpy could only do a depth
- * level at a time: the tree of the frames a filter keeps (keep), and which nodes have a matching frame on
- * their path (on_paths).
+ * level at a time: the tree of the frames a filter keeps (keep), which nodes have a matching frame on
+ * their path (on_paths), and which recursive nodes keep a same-function ancestor below a cut
+ * (kept_recursion).
  *
  * What is made is server/query/filters.py's _keep: each kept node hangs off its nearest kept ancestor, and
  * kept nodes that end up with the same path of functions are one new node, numbered by its lowest original
  * node. Nodes come parents first, so one pass in index order finds each node's nearest kept node (itself, or
  * its parent's), and a kept node's path is known once its new parent is: it is (new parent, function), which
  * a hash table turns into the new node, made when first met.
+ *
+ * Most paths never meet another, so the table holds only the children of new nodes that more than one path
+ * can reach (the root; a node with two original nodes; a node that a kept node hangs off past removed frames).
+ * The children of any other new node are the children of its one original node, whose functions differ, so
+ * each is a new node with no lookup; they are listed under their parent, and enter the table only if it is
+ * reached from a second place later. On a high-churn day's 631,619-node tree, looking every node up cost
+ * 31-38 ms of a 100 ms show_from, and kept the filters over their 2x of the flame graph (2.32-2.42x), where
+ * it is now 1.83-1.86x (hide 2.05-2.18x, now 1.56-1.58x); the table also starts small and doubles, rather
+ * than being zeroed at twice the kept nodes' size.
  *
  * Why in C: numpy found the nearest kept nodes by pointer jumping and merged paths in rounds of sorts, one
  * round per depth at which paths met; on the analysis bench's 57,056-node tree that was 2.2-2.9 ms of
@@ -31,16 +41,154 @@ typedef struct {
     uint32_t node;
 } Slot;
 
+/* The new nodes as they are made, and the table that finds those that can be met again. A new node is
+ * "shared" once paths from more than one place may reach it: it has two original nodes, or a kept node hangs
+ * off it past removed frames. Only a shared node's children are looked up (and entered) in the table; the
+ * children of any other are the children of its one original node, whose functions differ, so each is a new
+ * node of its own, and is only listed (first_child, next_sibling) in case its parent is shared later. */
+typedef struct {
+    const int64_t *function; /* the original nodes' */
+    int64_t width;           /* a key is (new parent + 1) * width + function */
+    int64_t *nodes;          /* each new node's lowest original node */
+    int64_t *new_parent;     /* -1: the root, which is always shared */
+    int32_t *first_child;    /* + 1; 0: none (listed only while the parent is not shared) */
+    int32_t *next_sibling;
+    uint8_t *shared;
+    int64_t made;
+    Slot *slots;
+    uint64_t mask;
+    int64_t used;
+} Kept;
+
+static inline uint64_t
+kept_hash(const Kept *k, int64_t under, int64_t function)
+{
+    return mix64((uint64_t)((under + 1) * k->width + function));
+}
+
+/* The slot of (under, function): its node's, or the empty one where it would go. */
+static inline Slot *
+kept_slot(const Kept *k, int64_t under, int64_t function, uint64_t hash)
+{
+    uint32_t tag = (uint32_t)(hash >> 32);
+    Slot *slot = k->slots + (hash & k->mask);
+    while (slot->node != 0 &&
+           (slot->tag != tag || k->new_parent[slot->node - 1] != under || k->function[k->nodes[slot->node - 1]] != function)) {
+        slot = k->slots + ((uint64_t)(slot - k->slots + 1) & k->mask);
+    }
+    return slot;
+}
+
+/* Room for one more entry at a load of at most a half: the table doubles, its entries placed again from the
+ * keys their nodes hold. -1 with MemoryError set. */
+static int
+kept_room(Kept *k)
+{
+    if (2 * (k->used + 1) <= (int64_t)k->mask + 1) {
+        return 0;
+    }
+    uint64_t room = 2 * (k->mask + 1);
+    Slot *old = k->slots, *slots = calloc(room, sizeof(Slot));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint64_t old_room = k->mask + 1;
+    k->slots = slots;
+    k->mask = room - 1;
+    for (uint64_t at = 0; at < old_room; at++) {
+        if (old[at].node != 0) {
+            int64_t node = old[at].node - 1;
+            int64_t under = k->new_parent[node], function = k->function[k->nodes[node]];
+            *kept_slot(k, under, function, kept_hash(k, under, function)) = old[at];
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* Enter new node `node` (not in the table) under its key. -1 with MemoryError set. */
+static int
+kept_enter(Kept *k, int64_t node)
+{
+    if (kept_room(k) < 0) {
+        return -1;
+    }
+    int64_t under = k->new_parent[node], function = k->function[k->nodes[node]];
+    uint64_t hash = kept_hash(k, under, function);
+    *kept_slot(k, under, function, hash) = (Slot){.tag = (uint32_t)(hash >> 32), .node = (uint32_t)(node + 1)};
+    k->used++;
+    return 0;
+}
+
+/* New node `node` may now be reached from more than one place: its children listed so far enter the table,
+ * where those that come later are looked up. -1 with MemoryError set. */
+static int
+kept_share(Kept *k, int64_t node)
+{
+    k->shared[node] = 1;
+    for (int32_t child = k->first_child[node]; child != 0; child = k->next_sibling[child - 1]) {
+        if (kept_enter(k, child - 1) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A new node for original node i under `under`; listed as its child unless `under` is shared. */
+static inline int64_t
+kept_make(Kept *k, Py_ssize_t i, int64_t under)
+{
+    int64_t node = k->made++;
+    k->nodes[node] = i;
+    k->new_parent[node] = under;
+    k->first_child[node] = 0;
+    k->shared[node] = 0;
+    if (under >= 0 && !k->shared[under]) {
+        k->next_sibling[node] = k->first_child[under];
+        k->first_child[under] = (int32_t)(node + 1);
+    }
+    return node;
+}
+
+/* The new node of kept node i, hanging off `under` (-1: the root); `lifted`: its parent was removed. -1 with
+ * MemoryError set. */
+static int64_t
+kept_node(Kept *k, Py_ssize_t i, int64_t under, int lifted)
+{
+    int64_t function = k->function[i];
+
+    if (under >= 0 && !k->shared[under]) {
+        if (!lifted) { /* a child of the one original node under it: no other path reaches here */
+            return kept_make(k, i, under);
+        }
+        if (kept_share(k, under) < 0) {
+            return -1;
+        }
+    }
+    Slot *slot = kept_slot(k, under, function, kept_hash(k, under, function));
+    if (slot->node != 0) { /* a second original node: paths meet here */
+        int64_t node = slot->node - 1;
+        if (!k->shared[node] && kept_share(k, node) < 0) {
+            return -1;
+        }
+        return node;
+    }
+    int64_t node = kept_make(k, i, under);
+    return kept_enter(k, node) < 0 ? -1 : node;
+}
+
 PyDoc_STRVAR(keep_doc,
              "keep(parent, function, kept, up, /)\n--\n\n"
              "The tree of the kept frames of a call tree: parent (int64, each in [-1, its own index): parents\n"
-             "first), function (int64, each in [0, 2**31)), kept (bool). up (int64, or None: worked out here) is\n"
-             "each node's nearest kept node at or above it (itself when kept), -1 for none; a node it names that\n"
-             "is not kept holds no new node (filters.py drops empty nodes after working it out). Returns\n"
-             "(new_of, nodes, new_parent) as bytearrays of int64: each original node's new node (its nearest\n"
-             "kept node's, -1 without one), each new node's lowest original node (ascending), and each new\n"
-             "node's parent (-1: the root). ValueError, before anything is made, for arrays of other lengths or\n"
-             "types, or a parent, function or up out of range.");
+             "first), function (int64, each in [0, 2**31); no two children of one node share one, as in every\n"
+             "call tree), kept (bool). up (int64, or None: worked out here) is each node's nearest kept node at\n"
+             "or above it (itself when kept), -1 for none; a node it names that is not kept holds no new node\n"
+             "(filters.py drops empty nodes after working it out). Returns (new_of, nodes, new_parent) as\n"
+             "bytearrays of int64: each original node's new node (its nearest kept node's, -1 without one), each\n"
+             "new node's lowest original node (ascending), and each new node's parent (-1: the root). ValueError,\n"
+             "before anything is made, for arrays of other lengths or types, or a parent, function or up out of\n"
+             "range.");
 
 static PyObject *
 filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
@@ -49,9 +197,9 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
     Py_buffer views[4];
     int got = 0;
     PyObject *result = NULL;
-    int64_t *up = NULL, *nodes = NULL, *new_parent = NULL;
-    Slot *slots = NULL;
-    PyObject *new_of_bytes = NULL;
+    int32_t *up = NULL; /* n < 2**31 */
+    Kept k = {0};
+    PyObject *new_of_bytes = NULL, *nodes_bytes = NULL, *new_parent_bytes = NULL;
 
     if (!PyArg_ParseTuple(args, "OOOO:keep", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
@@ -85,27 +233,32 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
         width = function[i] >= width ? function[i] + 1 : width;
         count += kept[i] != 0;
     }
-    Py_ssize_t room = 64;
-    while (room < 2 * count) {
-        room *= 2;
-    }
+    k.function = function;
+    k.width = width;
+    k.mask = 1023;
     new_of_bytes = PyByteArray_FromStringAndSize(NULL, n * 8);
-    up = given ? NULL : malloc((size_t)n * 8 + 8);
-    nodes = malloc((size_t)count * 8 + 8);
-    new_parent = malloc((size_t)count * 8 + 8);
-    slots = calloc((size_t)room, sizeof(Slot));
-    if (new_of_bytes == NULL || (!given && up == NULL) || nodes == NULL || new_parent == NULL || slots == NULL) {
+    up = given ? NULL : malloc((size_t)n * 4 + 4);
+    /* The new nodes' columns are made in the bytearrays returned, cut to length at the end (a copy of each
+     * was 5 MB of fresh memory on a 631,619-node tree). */
+    nodes_bytes = PyByteArray_FromStringAndSize(NULL, count * 8);
+    new_parent_bytes = PyByteArray_FromStringAndSize(NULL, count * 8);
+    k.nodes = nodes_bytes == NULL ? NULL : (int64_t *)PyByteArray_AS_STRING(nodes_bytes);
+    k.new_parent = new_parent_bytes == NULL ? NULL : (int64_t *)PyByteArray_AS_STRING(new_parent_bytes);
+    k.first_child = malloc((size_t)count * 4 + 4);
+    k.next_sibling = malloc((size_t)count * 4 + 4);
+    k.shared = malloc((size_t)count + 1);
+    k.slots = calloc(k.mask + 1, sizeof(Slot));
+    if (new_of_bytes == NULL || (!given && up == NULL) || k.nodes == NULL || k.new_parent == NULL ||
+        k.first_child == NULL || k.next_sibling == NULL || k.shared == NULL || k.slots == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     /* new_of holds each kept node's new node as it is made; a node's nearest kept node comes before it. */
     int64_t *new_of = (int64_t *)PyByteArray_AS_STRING(new_of_bytes);
-    uint64_t mask = (uint64_t)room - 1;
-    int64_t made = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t above = parent[i] < 0 ? -1 : given ? up_given[parent[i]] : up[parent[i]];
         if (!given) {
-            up[i] = kept[i] ? i : above;
+            up[i] = (int32_t)(kept[i] ? i : above);
         }
         if (!kept[i]) { /* a given up may name a node that is not kept: it has no new node */
             int64_t nearest = given ? up_given[i] : up[i];
@@ -114,29 +267,24 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
         }
         /* The nearest kept strict ancestor's new node is the new parent; -1 is the root. */
         int64_t under = above < 0 || !kept[above] ? -1 : new_of[above];
-        uint64_t hash = mix64((uint64_t)((under + 1) * width + function[i]));
-        uint32_t tag = (uint32_t)(hash >> 32);
-        Slot *slot = slots + (hash & mask);
-        while (slot->node != 0 && (slot->tag != tag || new_parent[slot->node - 1] != under ||
-                                   function[nodes[slot->node - 1]] != function[i])) {
-            slot = slots + ((uint64_t)(slot - slots + 1) & mask);
+        if ((new_of[i] = kept_node(&k, i, under, above != parent[i])) < 0) {
+            goto done;
         }
-        if (slot->node == 0) {
-            nodes[made] = i;
-            new_parent[made] = under;
-            *slot = (Slot){.tag = tag, .node = (uint32_t)++made};
-        }
-        new_of[i] = (int64_t)slot->node - 1;
     }
-    result = Py_BuildValue("(ONN)", new_of_bytes, PyByteArray_FromStringAndSize((const char *)nodes, made * 8),
-                           PyByteArray_FromStringAndSize((const char *)new_parent, made * 8));
+    if (PyByteArray_Resize(nodes_bytes, k.made * 8) < 0 || PyByteArray_Resize(new_parent_bytes, k.made * 8) < 0) {
+        goto done;
+    }
+    result = PyTuple_Pack(3, new_of_bytes, nodes_bytes, new_parent_bytes);
 done:
     release_all(views, got);
     Py_XDECREF(new_of_bytes);
+    Py_XDECREF(nodes_bytes);
+    Py_XDECREF(new_parent_bytes);
     free(up);
-    free(nodes);
-    free(new_parent);
-    free(slots);
+    free(k.first_child);
+    free(k.next_sibling);
+    free(k.shared);
+    free(k.slots);
     return result;
 }
 
@@ -190,9 +338,73 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(kept_recursion_doc,
+             "kept_recursion(parent, function, kept, nodes, /)\n--\n\n"
+             "For each of nodes (int64, each in [0, the tree's size)): whether its nearest ancestor of its own\n"
+             "function is kept (false when it has none). parent (int64, each in [-1, its own index): parents\n"
+             "first), function (int64) and kept (bool) are the tree's, one entry a node. Returns a bytearray of\n"
+             "one 0 or 1 a node asked about. ValueError, before anything is read, for columns of other lengths\n"
+             "or types, or a parent or node out of range.");
+
+/* Why in C: below a cut (show_from) a recursive node stays recursive only if its nearest same-function
+ * ancestor is kept, and finding that ancestor is a walk up the parents. numpy walked all of them a step at a
+ * time, a round of array copies a step: 8 ms of a high-churn day's ~100 ms show_from. */
+static PyObject *
+filters_kept_recursion(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[4];
+    Py_buffer views[4];
+    int got = 0;
+    PyObject *result = NULL;
+    static const char *names[4] = {"parent", "function", "kept", "nodes"};
+    static const Py_ssize_t sizes[4] = {8, 8, 1, 8};
+    static const int integers[4] = {SIGNED, SIGNED, BOOLS, SIGNED};
+
+    if (!PyArg_ParseTuple(args, "OOOO:kept_recursion", &objs[0], &objs[1], &objs[2], &objs[3])) {
+        return NULL;
+    }
+    for (; got < 4; got++) {
+        if (get_typed(objs[got], &views[got], sizes[got], integers[got], 0, 0, names[got]) < 0) {
+            goto done;
+        }
+    }
+    Py_ssize_t n = views[0].len / 8, asked = views[3].len / 8;
+    if (views[1].len / 8 != n || views[2].len != n) {
+        PyErr_SetString(PyExc_ValueError, "kept_recursion() needs parent, function and kept of one length");
+        goto done;
+    }
+    const int64_t *parent = views[0].buf, *function = views[1].buf, *nodes = views[3].buf;
+    const uint8_t *kept = views[2].buf;
+    if (parents_first(parent, n, "kept_recursion") < 0) {
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < asked; j++) {
+        if (nodes[j] < 0 || nodes[j] >= n) {
+            PyErr_SetString(PyExc_ValueError, "kept_recursion() needs every node in [0, the tree's size)");
+            goto done;
+        }
+    }
+    result = PyByteArray_FromStringAndSize(NULL, asked);
+    if (result == NULL) {
+        goto done;
+    }
+    uint8_t *stays = (uint8_t *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t j = 0; j < asked; j++) {
+        int64_t node = nodes[j], ancestor = parent[node];
+        while (ancestor >= 0 && function[ancestor] != function[node]) {
+            ancestor = parent[ancestor];
+        }
+        stays[j] = ancestor >= 0 && kept[ancestor];
+    }
+done:
+    release_all(views, got);
+    return result;
+}
+
 static PyMethodDef filters_methods[] = {
     {"keep", filters_keep, METH_VARARGS, keep_doc},
     {"on_paths", filters_on_paths, METH_VARARGS, on_paths_doc},
+    {"kept_recursion", filters_kept_recursion, METH_VARARGS, kept_recursion_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,7 +12,8 @@ def keep(
 ) -> tuple[bytearray, bytearray, bytearray]:
     """The tree of the kept frames of a call tree (contiguous arrays, parents first).
 
-    ``parent``: each in [-1, its own index); ``function``: each in [0, 2**31); ``kept``: which frames stay.
+    ``parent``: each in [-1, its own index); ``function``: each in [0, 2**31), no two children of one node
+    sharing one (as in every call tree); ``kept``: which frames stay.
     ``up``: each node's nearest kept node at or above it (itself when kept), -1 for none, or None to work it
     out; a node it names that is not kept holds no new node. Returns ``(new_of, nodes, new_parent)`` as int64
     bytes: each original node's new node (-1: none), each new node's lowest original node (ascending), and
@@ -25,4 +26,17 @@ def on_paths(parent: npt.NDArray[np.int64], bits: npt.NDArray[np.uint8], /) -> N
     is set when any node on its path from the root had it. ``parent``: each in [-1, its own index) (parents
     first); ``bits``: writable, one entry a node. ``ValueError``, before anything is written, for columns of
     other lengths or types, or a parent out of range.
+    """
+
+def kept_recursion(
+    parent: npt.NDArray[np.int64],
+    function: npt.NDArray[np.int64],
+    kept: npt.NDArray[np.bool_],
+    nodes: npt.NDArray[np.int64],
+    /,
+) -> bytearray:
+    """For each of ``nodes``: whether its nearest ancestor of its own function is kept (0 when it has none), as
+    one byte a node. ``parent``: each in [-1, its own index) (parents first); ``function``, ``kept``: one
+    entry a node. ``ValueError``, before anything is read, for columns of other lengths or types, or a parent
+    or node out of range.
     """

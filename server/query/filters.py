@@ -338,7 +338,8 @@ def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | 
     above it, when the caller knows it (a node it names that is no longer kept holds no new node).
 
     One pass in C (``_filters.c``): nodes come parents first, so a kept node's path is (its new parent, its
-    function) once its nearest kept ancestor has its new node.
+    function) once its nearest kept ancestor has its new node. It relies on what every call tree holds: no
+    two children of one node share a function (only where paths meet is a path looked up).
     """
     new_of, nodes, new_parent = _filters.keep(
         np.ascontiguousarray(parent, dtype=np.int64),
@@ -376,26 +377,23 @@ def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> Boo
     kept too: without a cut the flag carries over. A cut removes the frames above
     the root-most match, and the frames kept on a path are the ones below it: a
     recursive node stays so when its nearest same-function ancestor in the
-    original tree is kept. That ancestor is found walking the original parents,
-    a few steps for most nodes, dropping each node from the walk as it is found.
-    Nodes merged into one new node share their kept path, so any of them answers.
+    original tree is kept. That ancestor is found walking the original parents
+    (in C, ``_filters.kept_recursion``: numpy's rounds of a step each were 8 ms
+    of a high-churn day's show_from). Nodes merged into one new node share their
+    kept path, so any of them answers.
     """
     recursive = np.zeros(merged.parent.shape[0], dtype=bool)
     source = np.flatnonzero(kept & tree.recursive)
     if not cut:
         recursive[merged.new_of[source]] = True
         return recursive
-    parent, function = tree.parent, tree.function
-    target = function[source]
-    ancestor = parent[source]  # a recursive node's same-function ancestor exists, so no walk reaches the root
-    stays = np.zeros(source.shape[0], dtype=bool)
-    index = np.arange(source.shape[0], dtype=np.int64)
-    while index.shape[0]:
-        found = function[ancestor] == target
-        stays[index[found]] = kept[ancestor[found]]
-        going = ~found
-        index, target, ancestor = index[going], target[going], parent[ancestor[going]]
-    recursive[merged.new_of[source[stays]]] = True
+    stays = _filters.kept_recursion(
+        np.ascontiguousarray(tree.parent, dtype=np.int64),
+        np.ascontiguousarray(tree.function, dtype=np.int64),
+        np.ascontiguousarray(kept, dtype=np.bool_),
+        source,
+    )
+    recursive[merged.new_of[source[np.frombuffer(stays, dtype=np.bool_)]]] = True
     return recursive
 
 

@@ -128,6 +128,51 @@ def _kept_tree(up: list[int] | None, kept: list[bool]) -> tuple[list[int], list[
     return new_of, nodes, new_parent
 
 
+def _keep_by_paths(parent: list[int], function: list[int], kept: list[bool]) -> tuple[list[int], list[int], list[int]]:
+    """What ``_filters.keep`` makes, from each node's path of kept functions: one new node a path, numbered in
+    the order of its lowest original node."""
+    paths: list[Path] = []
+    node_of: dict[Path, int] = {}
+    nodes: list[int] = []
+    new_parent: list[int] = []
+    new_of: list[int] = []
+    for index, (above, name) in enumerate(zip(parent, function, strict=True)):
+        base = paths[above] if above >= 0 else ()
+        path = (*base, name) if kept[index] else base
+        paths.append(path)
+        if path and path not in node_of:
+            node_of[path] = len(nodes)
+            nodes.append(index)
+            new_parent.append(node_of[path[:-1]] if len(path) > 1 else -1)
+        new_of.append(node_of[path] if path else -1)
+    return new_of, nodes, new_parent
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_kept_tree_of_a_big_tree_is_one_node_a_path(seed: int) -> None:
+    """Thousands of nodes with few names: the table of paths grows many times over, and paths met first from
+    one place are met again later from another (the second original node of a new node comes after the
+    first one's children, which were made without a lookup), both through removed frames and without."""
+    rng = np.random.default_rng(seed)
+    parent: list[int] = []
+    function: list[int] = []
+    taken: set[tuple[int, int]] = set()
+    while len(parent) < 20_000:
+        above = int(rng.integers(-1, len(parent))) if parent and rng.random() < 0.3 else len(parent) - 1
+        name = int(rng.integers(0, 40))
+        if (above, name) not in taken:
+            taken.add((above, name))
+            parent.append(above)
+            function.append(name)
+    for share in (0.0, 0.1, 0.5):  # removed: none, a few, half
+        kept = (rng.random(len(parent)) >= share).tolist()
+        made = _filters.keep(
+            np.array(parent, dtype=np.int64), np.array(function, dtype=np.int64), np.array(kept, dtype=bool), None
+        )
+        got = tuple(np.frombuffer(column, dtype=np.int64).tolist() for column in made)
+        assert got == _keep_by_paths(parent, function, kept)
+
+
 def test_the_kept_tree_lands_nodes_on_their_nearest_kept_one_and_refuses_what_it_cannot_read() -> None:
     assert _kept_tree(None, [True, False, True]) == ([0, 0, 1], [0, 2], [-1, 0])
     # A given up may name a node dropped since (show_from drops empty nodes after working it out): what it
@@ -161,3 +206,21 @@ def test_matches_reach_every_node_below_them_and_bad_columns_are_refused() -> No
         _filters.on_paths(parent, np.zeros(4, dtype=np.uint8))
     with pytest.raises(ValueError, match="bits must be a writable column of uint8"):
         _filters.on_paths(parent, np.zeros(5, dtype=np.int8))
+
+
+def test_kept_recursion_reads_the_nearest_same_function_ancestor_and_refuses_what_it_cannot_read() -> None:
+    # 0:f0 <- 1:f1 <- 2:f0 <- 3:f1 <- 4:f0; node 1 has no f1 above it.
+    parent = np.array([-1, 0, 1, 2, 3], dtype=np.int64)
+    function = np.array([0, 1, 0, 1, 0], dtype=np.int64)
+    kept = np.array([False, True, True, True, True])
+    asked = np.array([4, 3, 2, 1], dtype=np.int64)
+    # 4's nearest f0 is 2 (kept), 3's f1 is 1 (kept), 2's f0 is 0 (not kept), 1 has none.
+    assert list(_filters.kept_recursion(parent, function, kept, asked)) == [1, 1, 0, 0]
+    with pytest.raises(ValueError, match="of one length"):
+        _filters.kept_recursion(parent, function[:4], kept, asked)
+    with pytest.raises(ValueError, match="every node in"):
+        _filters.kept_recursion(parent, function, kept, np.array([5], dtype=np.int64))
+    with pytest.raises(ValueError, match="parent index in"):
+        _filters.kept_recursion(np.array([-1, 0, 3, 2, 3], dtype=np.int64), function, kept, asked)
+    with pytest.raises(ValueError, match="kept must be a column of bool"):
+        _filters.kept_recursion(parent, function, kept.astype(np.int64), asked)
