@@ -4,6 +4,7 @@
     .venv/bin/python bench/analysis.py --hours 1                         # a smoke run
     .venv/bin/python bench/analysis.py --workdir /tmp/sy-analysis --keep # keep the store
     .venv/bin/python bench/analysis.py --workdir /tmp/sy-analysis --reuse  # query a kept store again
+    .venv/bin/python bench/analysis.py --store /tmp/sy-churn/churn.db      # a high-churn store (see --store)
 
 The store: one service, a 10 s CPU profile every 10 s for ``--hours`` hours
 (8,640 profiles for 24 h), each a varied copy of the production-sized capture
@@ -46,6 +47,8 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import text
 
 from bench.common import DATA, median_seconds, varied_scrapes
 from server.ingest.profile import ingest
@@ -102,9 +105,20 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the workdir and its database")
     parser.add_argument("--reuse", action="store_true", help="query the store a --keep run left in --workdir")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="query this SQLite store instead, over the --hours up to its newest profile: the high-churn one that "
+        "bench/churn.py --mode churn --captures 12 --no-postgres --workdir /tmp/sy-churn --keep leaves as churn.db",
+    )
     args = parser.parse_args()
     if args.reuse and args.workdir is None:
         parser.error("--reuse needs --workdir")
+    if args.store is not None:
+        if not args.store.is_file():
+            parser.error(f"--store: no such file: {args.store}")
+        return query_store(args.store, args.hours, args.repeat)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stackyard-bench-analysis-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -130,6 +144,22 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         meta.write_text(json.dumps({"end_ns": end_ns, "hours": hours}))
     try:
         return measure(store, settings, end_ns, hours, args.repeat)
+    finally:
+        store.close()
+
+
+def query_store(path: Path, hours: int, repeat: int) -> int:
+    """Measure a store another bench built (its profiles' times are its own, so the range ends at its newest)."""
+    url = f"sqlite:///{path}"
+    settings = Settings(database_url=url, retention_raw="36500d")  # a kept store's profiles may be months old
+    store = Store.from_url(url)
+    try:
+        with store.engine.connect() as conn:
+            newest = conn.execute(text("SELECT max(time_ns) FROM profiles")).scalar()
+        if newest is None:
+            say(f"{path} holds no profile")
+            return 1
+        return measure(store, settings, int(newest) + 1, hours, repeat)
     finally:
         store.close()
 
