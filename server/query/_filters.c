@@ -208,11 +208,10 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
     static const char *names[4] = {"parent", "function", "kept", "up"};
     static const Py_ssize_t sizes[4] = {8, 8, 1, 8};
     static const int integers[4] = {SIGNED, SIGNED, BOOLS, SIGNED};
-    for (; got < 3 + given; got++) {
-        if (get_typed(objs[got], &views[got], sizes[got], integers[got], 0, 0, names[got]) < 0) {
-            goto done;
-        }
+    if (get_typed_columns(objs, views, 3 + given, sizes, integers, names) < 0) {
+        goto done;
     }
+    got = 3 + given;
     Py_ssize_t n = views[0].len / 8;
     if (views[1].len / 8 != n || views[2].len != n || (given && views[3].len / 8 != n) || n >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "keep() needs parent, function, kept and up of one length, below 2**31");
@@ -363,11 +362,10 @@ filters_kept_recursion(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOO:kept_recursion", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
-    for (; got < 4; got++) {
-        if (get_typed(objs[got], &views[got], sizes[got], integers[got], 0, 0, names[got]) < 0) {
-            goto done;
-        }
+    if (get_typed_columns(objs, views, 4, sizes, integers, names) < 0) {
+        goto done;
     }
+    got = 4;
     Py_ssize_t n = views[0].len / 8, asked = views[3].len / 8;
     if (views[1].len / 8 != n || views[2].len != n) {
         PyErr_SetString(PyExc_ValueError, "kept_recursion() needs parent, function and kept of one length");

@@ -682,11 +682,10 @@ sandwich_grow(PyObject *Py_UNUSED(module), PyObject *args)
     static const char *names[5] = {"parent", "function", "recursive", "selfs", "totals"};
     static const Py_ssize_t sizes[5] = {8, 8, 1, 8, 8};
     static const int integers[5] = {SIGNED, SIGNED, BOOLS, SIGNED, SIGNED};
-    for (; got < 5; got++) {
-        if (get_typed(objs[got], &views[got], sizes[got], integers[got], 0, 0, names[got]) < 0) {
-            goto done;
-        }
+    if (get_typed_columns(objs, views, 5, sizes, integers, names) < 0) {
+        goto done;
     }
+    got = 5;
     Py_ssize_t n = views[0].len / 8;
     Py_ssize_t columns = n ? views[3].len / 8 / n : 1;
     if (views[1].len / 8 != n || views[2].len != n || columns < 1 || views[3].len != n * columns * 8 ||

@@ -95,6 +95,24 @@ get_typed(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_s
     return 0;
 }
 
+/* Read-only columns of any length (get_typed) for objs[0..count): the k-th of sizes[k]-byte integers or bools
+ * (integers[k]), named names[k] in a refusal. On a refusal those already got are released, so the caller
+ * holds either all `count` views or none. */
+static inline int
+get_typed_columns(PyObject *const *objs, Py_buffer *views, int count, const Py_ssize_t *sizes, const int *integers,
+                  const char *const *names)
+{
+    for (int got = 0; got < count; got++) {
+        if (get_typed(objs[got], &views[got], sizes[got], integers[got], 0, 0, names[got]) < 0) {
+            for (int k = 0; k < got; k++) {
+                PyBuffer_Release(&views[k]);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* A writable column (get_typed), for the outputs and the tree's columns a call writes. */
 static inline int
 get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int integer, Py_ssize_t size, const char *what)
