@@ -39,7 +39,11 @@ writes ~82,000 values at once: zstd took 0.41 ms for 69 KB of them, ISA-L
 0.30 ms for 80 KB (0.60-0.70 ms against 0.44-0.52 inside ingest, where the
 caches are colder); as byte planes they compressed worse and slower (a
 vector's lines repeat along other vectors' and the planes cut those runs
-apart). The vectors are a few percent of what a churny profile stores.
+apart). On a churny store the vectors are as many bytes as the tree's segments (1.01 MB against
+1.00 MB on the churn bench's store, 27.4 MB each on a day when every profile is new): a quarter
+and over two fifths of what those stores hold. Coding them smaller needs a model of a frame's line from its
+function and callee, which the vectors alone do not carry; the deflate here costs half of what
+zstd's level 3 costs, for 28 % more bytes.
 """
 
 from __future__ import annotations
