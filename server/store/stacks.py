@@ -11,11 +11,14 @@ unique-index entry cost 34 bytes a node on SQLite and 116 on PostgreSQL, a
 segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
 numpy columns by node id (parent uint32, frame and depth int32, recursive
-flag: 14 bytes a node with the ``known`` flag), and as the
-C index of :mod:`server.store._treeindex` (each node's children by frame, 8
-bytes a node: it reads a node's frame from the function column), which walks
-a profile's new stacks in one pass and numbers the nodes they lack. Queries
-use the same columns: merging profiles means summing values per leaf id and
+flag: 14 bytes a node with the ``known`` flag), and, once the process first
+resolves stacks, as the C index of :mod:`server.store._treeindex` (each
+node's children by frame, 8 bytes a node: it reads a node's frame from the
+function column), which walks a profile's new stacks in one pass and numbers
+the nodes they lack. A process that only answers queries (the API process
+when ingest runs in worker processes) never builds the index: on a day when
+every profile is new, 150 MB of its 18.8 M nodes. Queries use the same
+columns: merging profiles means summing values per leaf id and
 propagating sums to parents. A parent's id is always smaller
 than its child's.
 
@@ -72,6 +75,8 @@ LINES = SegmentKind.LINE_STACKS  # the ``tree`` number of the in-memory tree of 
 NODE_LIMIT = 1 << 32
 _INDEX_IDS = 1 << 32  # what the C index itself takes (NODE_LIMIT is the store's rule: tests lower it)
 FRAME_LIMIT = 1 << 31
+#: Node ids the index is built from at a time (see :meth:`StackTree._build_index`): 24 MB of int64 arrays.
+_INDEX_CHUNK = 1 << 20
 #: How many times the node columns grow when full (see :meth:`StackTree._grow`).
 _GROWTH = 4
 #: The shares of the node id space whose crossing is logged as a warning.
@@ -162,6 +167,9 @@ class StackTree:
         self._marks = marks  # what the set of caches this tree belongs to was filled under (None: on its own)
         self._lock = threading.RLock()
         self._index = Index()
+        # Built from the columns when the process first resolves stacks (``_indexed``): queries never read it.
+        self._indexed = False
+        self._count = 0  # nodes loaded, the root excluded
         self._high = ROOT  # every segment whose nodes are at most this is loaded
         self._loaded = engine is None
         size = 1024
@@ -175,7 +183,12 @@ class StackTree:
     @property
     def size(self) -> int:
         """Nodes loaded, the root excluded."""
-        return len(self._index)
+        return self._count
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the dedup index is built: only once the process resolves stacks (queries never read it)."""
+        return self._indexed
 
     # -- ingest side -------------------------------------------------------
 
@@ -238,6 +251,7 @@ class StackTree:
         written: ids are handed out past the highest (a collection gives the gaps back only once it renumbers,
         :mod:`server.store.renumber`), so a tree that has handed out every id takes known stacks only."""
         first = self._high + 1
+        self._build_index()
         try:
             # Known stacks never read the first new id, so a full tree still walks them (the index takes ids below
             # 2**32: a full one's next would not be).
@@ -295,6 +309,7 @@ class StackTree:
         last = walk.first + walk.missing - 1
         self._grow(last + 1)
         self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+        self._count += walk.missing
         if self._engine is not None:
             _warn_on_crossing(walk.first - 1, last)
         self._high = last
@@ -313,7 +328,6 @@ class StackTree:
         if not self._loaded and stored:  # room for half as many nodes again before anything grows
             spans = [stackcodec.span(data) for data in stored]
             size = spans[-1][0] + spans[-1][1] + sum(count for _, count in spans) // 2
-            self._index.reserve(size)
             self._grow(size)
         self._loaded = True
         # Decoded and added one at a time: a whole tree decoded at once (25 bytes a node) and then concatenated
@@ -322,9 +336,23 @@ class StackTree:
             self._add(stackcodec.decode(data))
         return bool(stored)
 
+    def _build_index(self) -> None:
+        """The index of every loaded node, from the columns, the first time the process resolves stacks. In id
+        order, as the segments were: parents come first. A chunk of ids at a time, so the int64 arrays the
+        index takes are never the whole tree's."""
+        if self._indexed:
+            return
+        self._index.reserve(self._high + 1 + self._count // 2)  # room for half as many again, as a load grows
+        for low in range(ROOT + 1, self._high + 1, _INDEX_CHUNK):
+            ids = np.flatnonzero(self.known[low : min(low + _INDEX_CHUNK, self._high + 1)]) + low
+            if ids.size:
+                parents = self.parent[ids].astype(np.int64)
+                self._index.add(parents, self.function[ids].astype(np.int64), ids, self.function)
+        self._indexed = True
+
     def _add(self, segment: stackcodec.Segment) -> None:
-        """Nodes (in increasing id order, all above those loaded) into the columns and the index; their depths
-        derived from the parents (in C, one pass)."""
+        """Nodes (in increasing id order, all above those loaded) into the columns, and the index once it is
+        built; their depths derived from the parents (in C, one pass)."""
         columns = (segment.ids, segment.parents, segment.frames)
         ids, parents, frames = (np.ascontiguousarray(c, dtype=np.int64) for c in columns)
         if ids.size == 0:
@@ -332,6 +360,11 @@ class StackTree:
         if int(frames.min()) < 0 or int(frames.max()) >= FRAME_LIMIT:
             raise stackcodec.CorruptSegment("a stack segment holds a frame id outside [0, 2**31)")
         first, last = int(ids[0]), int(ids[-1])
+        if first <= self._high or last >= _INDEX_IDS:  # (the index refused these; the columns would take them)
+            raise stackcodec.CorruptSegment(
+                f"a stack segment holds node ids from {first} to {last}, not all above the {self._high} loaded "
+                f"and below 2**32"
+            )
         self._grow(last + 1)
         # A run of consecutive ids (every segment but one garbage collection rewrote) is written as a slice.
         at: slice | IntArray = slice(first, last + 1) if last - first + 1 == ids.shape[0] else ids
@@ -339,9 +372,13 @@ class StackTree:
             depths(self.depth, self.known, parents, ids)
         except ValueError as exc:
             raise stackcodec.CorruptSegment(str(exc)) from None
-        self._index.add(parents, frames, ids, self.function)  # writes the function column: the index reads it
+        if self._indexed:
+            self._index.add(parents, frames, ids, self.function)  # writes the function column: the index reads it
+        else:
+            self.function[at] = frames
         self.parent[at] = parents
         self.recursive[at] = segment.recursive
+        self._count += ids.shape[0]
         self._high = max(self._high, last)
 
     def _grow(self, size: int) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from server.store import stackcodec
+from server.store import stacks as stacks_module
 from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
@@ -181,6 +182,53 @@ def test_a_segment_naming_a_parent_not_stored_is_refused(database_url: str) -> N
         with pytest.raises(stackcodec.CorruptSegment, match="not stored"):
             fresh.ensure(np.array([11], dtype=np.int64))
         assert fresh.size == 2
+    finally:
+        engine.dispose()
+
+
+def test_a_process_builds_the_dedup_index_only_when_it_resolves_stacks(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that only answers queries loads the columns without the index (8 bytes a node: the API
+    process, when ingest runs in worker processes); the first resolve builds it from the columns, a few ids
+    at a time here, and finds every stored stack there."""
+    monkeypatch.setattr(stacks_module, "_INDEX_CHUNK", 7)
+    rng = random.Random(11)
+    batches = [_random_stacks(rng, 200), [[1, 2, 3], *_random_stacks(rng, 200)]]
+    engine = make_engine(database_url)
+    try:
+        writer = StackTree(engine)
+        leaves = [writer.resolve(batch) for batch in batches]
+        fresh = StackTree(engine)
+        fresh.ensure(np.array(leaves[1], dtype=np.int64))
+        assert not fresh.indexed and fresh.size == writer.size
+        assert fresh.resolve(batches[1]) == leaves[1]  # known stacks: the index built from the columns
+        assert fresh.indexed and fresh.size == writer.size
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(SegmentRow)).scalar_one() == 2  # nothing new
+        new = fresh.resolve([[1, 2, 3, 4]])
+        assert new[0] == writer.size + 1 and _paths(fresh, new[0]) == (1, 2, 3, 4)
+    finally:
+        engine.dispose()
+
+
+def test_a_segment_overlapping_the_loaded_nodes_is_refused(database_url: str) -> None:
+    """Segments hold ids past every node before them: one that reuses a loaded id would overwrite that node's
+    columns (the index refused it, but a process that only queries has none)."""
+    engine = make_engine(database_url)
+    try:
+        StackTree(engine).resolve([[1, 2]])  # nodes 1 and 2
+        again = stackcodec.Segment(
+            ids=np.array([2, 3]), parents=np.array([1, 2]), frames=np.array([5, 6]), recursive=np.zeros(2, bool)
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                insert(SegmentRow).values(kind=FUNCTIONS, first_id=3, last_id=3, items=2, data=stackcodec.encode(again))
+            )
+        fresh = StackTree(engine)
+        with pytest.raises(stackcodec.CorruptSegment, match="not all above the 2 loaded"):
+            fresh.ensure(np.array([2], dtype=np.int64))
+        assert int(fresh.function[2]) == 2  # node 2 is as the first segment stored it
     finally:
         engine.dispose()
 
