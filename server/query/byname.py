@@ -108,7 +108,7 @@ def _merge_siblings(tree: CallTree) -> CallTree:
     parent = np.where(kept_parent >= 0, position[np.maximum(kept_parent, 0)], -1)
     return replace(
         tree,
-        node_ids=tree.node_ids[kept],
+        node_ids=None if tree.node_ids is None else tree.node_ids[kept],
         parent=parent,
         function=tree.function[kept],
         recursive=tree.recursive[kept],

@@ -116,7 +116,7 @@ def _filtered_paths(
     store: Store, nodes: IntArray, rows: IntArray, filters: Filters
 ) -> dict[int, tuple[Location, ...] | None]:
     """Each stored stack as the locations ``filters`` leave of it, leaf first; None when its samples go."""
-    tree = build_tree(store.stacks, nodes, np.abs(rows))
+    tree = build_tree(store.stacks, nodes, np.abs(rows), node_ids=True)
     filtered = filter_tree(tree, filters, store.functions.frames(function_ids(tree)), store.functions)
     kept = filtered.tree
     function_rows = store.functions.rows(kept.function.tolist())
@@ -129,6 +129,7 @@ def _filtered_paths(
         loc = Location((Line(functions[fid]),), 0, index + 1)  # parents come before children
         new_paths.append((loc, *(new_paths[above] if above >= 0 else ())))
     paths: dict[int, tuple[Location, ...] | None] = {ROOT: () if filtered.keeps_empty else None}
+    assert tree.node_ids is not None  # asked for above
     for node, new in zip(tree.node_ids.tolist(), filtered.new_of.tolist(), strict=True):
         paths[node] = new_paths[new] if new >= 0 else None
     return paths

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import InvalidParameter, NotFound
+from server.query import _filters
 from server.query.aggregate import matching_series, resolve_sample, sample_columns
 from server.query.overflow import SumGuard
 from server.query.plan import plan
@@ -102,18 +103,12 @@ def _masks(store: Store, nodes: IntArray, functions: IntArray) -> tuple[npt.NDAr
     stacks = store.stacks
     closure = stacks.ancestors_closure(nodes)
     is_function = np.isin(stacks.function[closure], functions)
-    contains = np.zeros(closure.shape[0], dtype=bool)
     parent_ids = stacks.parent[closure].astype(np.int64)  # the tree's column is uint32
-    parent = np.searchsorted(closure, parent_ids)
-    has_parent = parent_ids > 0
-    depth = stacks.depth[closure]
-    order = np.argsort(depth, kind="stable")
-    cuts = np.flatnonzero(np.diff(depth[order])) + 1
-    for level in np.split(order, cuts):  # shallow first: a parent is settled before its children
-        inherited = np.zeros(level.shape[0], dtype=bool)
-        linked = has_parent[level]
-        inherited[linked] = contains[parent[level[linked]]]
-        contains[level] = is_function[level] | inherited
+    parent = np.where(parent_ids > 0, np.searchsorted(closure, parent_ids), -1)
+    # In id order a parent comes before its children: one pass carries a match down every path.
+    bits = is_function.astype(np.uint8)
+    _filters.on_paths(parent, bits)
+    contains = bits != 0
     index = np.searchsorted(closure, nodes)
     real = nodes > 0
     flat = np.zeros(nodes.shape[0], dtype=bool)

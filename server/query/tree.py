@@ -33,7 +33,9 @@ def sum_totals(totals: IntArray, parent: IntArray) -> None:
 class CallTree:
     """Nodes in id order (so parents come before children); index -1 in ``parent`` is the root."""
 
-    node_ids: IntArray
+    #: The stored node of each node; None unless asked for (``build_tree(..., node_ids=True)``): only an export
+    #: reads them, and they were 136 MB of a churny day's 17 M-node flame graph.
+    node_ids: IntArray | None
     parent: IntArray  # index into node arrays, -1 for children of the root
     function: IntArray
     recursive: npt.NDArray[np.bool_]
@@ -43,7 +45,7 @@ class CallTree:
     total: IntArray  # (columns,)
 
     def __len__(self) -> int:
-        return int(self.node_ids.shape[0])
+        return int(self.parent.shape[0])
 
     @property
     def self_value(self) -> IntArray:
@@ -56,8 +58,9 @@ class CallTree:
         return column
 
 
-def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree:
-    """``nodes`` are leaf ids (may repeat, may include the root for empty stacks); ``values`` 1-D or (rows, columns).
+def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray, *, node_ids: bool = False) -> CallTree:
+    """``nodes`` are leaf ids (may repeat, may include the root for empty stacks); ``values`` 1-D or (rows, columns);
+    ``node_ids``: keep each node's stored id (an export maps stored stacks to the tree's nodes by them).
 
     Linear in the nodes the leaves reach, with no sort of them: the closure is
     marked on a flag per stored node (each ancestor visited once), positions are
@@ -73,8 +76,8 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray) -> CallTree
     leaves = nodes[nonroot]
     if leaves.size:
         stacks.ensure(leaves)
-    all_nodes, parent, function, recursive, position = stacks.gather(stacks.closure_mask(leaves))
-    selfs = np.zeros((all_nodes.shape[0], columns), dtype=np.int64)
+    all_nodes, parent, function, recursive, position = stacks.gather(stacks.closure_mask(leaves), with_ids=node_ids)
+    selfs = np.zeros((parent.shape[0], columns), dtype=np.int64)
     np.add.at(selfs, position[leaves], matrix[nonroot])
     totals = selfs.copy()
     sum_totals(totals, parent)  # in id order a child comes after its parent: one pass from the end

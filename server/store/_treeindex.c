@@ -42,8 +42,10 @@
  * profile's ~50,000 new nodes a tree, the copies, the arrays made of them
  * and add()'s separate passes cost about as much as the walk itself.
  *
- * depths: a loaded tree's depths in one pass (parents come before children),
- * where numpy needed log2(depth) passes of pointer jumping.
+ * mark_known: a loaded segment's nodes checked (each parent stored, or earlier
+ * in the segment) and marked known in one pass, before any column takes them;
+ * depths does the same and works their depths out (for a migration: the store
+ * keeps no depth column).
  *
  * columns: a segment's column bytes (server.store.stackcodec's layout) in two
  * passes over its nodes' arrays, ready for the compressor (segments rewritten
@@ -52,13 +54,15 @@
  * closure and gather: a query's stored nodes, read from the tree's columns by
  * id (the passes over the call tree made of them are server/query/_calltree.c).
  *
- * The tree's numpy columns that commit and depths write, by node id: parent
- * uint32 (ids stay below 2**32; the root's entry is never read), function and
- * depth int32 (frames are below 2**31, and a walk refuses a stack of 2**31
- * frames or more), recursive and known bool: 14 bytes a node. Every node a
- * churny profile adds is written to fresh pages there, and each page's first
- * touch costs a fault (~1.6-2.6 us on the machines measured): with parent,
- * function and depth int64, 26 bytes a node faulted in 86% more pages.
+ * The tree's numpy columns that commit writes, by node id: parent uint32
+ * (ids stay below 2**32; the root's entry is never read), function int32
+ * (frames are below 2**31), recursive and known bool: 10 bytes a node. Every
+ * node a churny profile adds is written to fresh pages there, and each page's
+ * first touch costs a fault (~1.6-2.6 us on the machines measured): with
+ * parent, function and a depth column int64, 26 bytes a node faulted in 86%
+ * more pages than 14. No column holds depths: nothing the store serves needs
+ * a node's depth that a pass over its query's nodes cannot give, and the
+ * column was 75 MB of a churny day's 18.8 M nodes.
  *
  * Nothing here keeps a Python object or releases the GIL; the caller (the
  * StackTree) serialises calls under its own lock.
@@ -78,7 +82,7 @@
 
 #define FRAME_BITS 31
 #define FRAME_LIMIT ((int64_t)1 << FRAME_BITS)
-/* Depths (the depth column's int32) stay below this: a walk refuses a longer stack. */
+/* Depths (a walk's new nodes' int32) stay below this: a walk refuses a longer stack. */
 #define DEPTH_LIMIT INT32_MAX
 #define NODE_LIMIT ((int64_t)1 << 32)
 /* Children a node keeps in its list; the rest are found through a hash table. (Both sizes can be set
@@ -722,7 +726,7 @@ PyDoc_STRVAR(index_walk_doc,
              "ids are next_id, next_id + 1, ... in that order. With nodes=False, (leaves, made, walk): no copy of\n"
              "the new nodes, which stay in the index's scratch until the next walk, numbered `walk` for\n"
              "segment_columns() and commit(). The index is not changed. ValueError for a stack of 2**31 frames\n"
-             "or more (the tree's depth column is int32); OverflowError when the new nodes would pass id 2**32 - 1.");
+             "or more (a walk's depths are int32); OverflowError when the new nodes would pass id 2**32 - 1.");
 
 /* (leaves, parents, frames, depths, recursive): the batch's `made` new nodes copied out, the columns widened to
  * int64 as walk() returns them. */
@@ -827,7 +831,7 @@ index_walk(PyObject *op, PyObject *args, PyObject *kwargs)
         longest = length > longest ? length : longest;
     }
     if (longest > DEPTH_LIMIT) {
-        PyErr_SetString(PyExc_ValueError, "stacks must be shorter than 2**31 frames (the depth column is int32)");
+        PyErr_SetString(PyExc_ValueError, "stacks must be shorter than 2**31 frames (a walk's depths are int32)");
         goto done;
     }
     /* With frame_of, frames are positions in it and its values the frames. */
@@ -1117,9 +1121,9 @@ index_segment_columns(PyObject *op, PyObject *arg)
 }
 
 PyDoc_STRVAR(index_commit_doc,
-             "commit(walk, parent, function, depth, recursive, known, /)\n--\n\n"
+             "commit(walk, parent, function, recursive, known, /)\n--\n\n"
              "Index walk number `walk`'s new nodes (once their segment has committed) and write them into the\n"
-             "tree's columns by node id: parent (uint32), function and depth (int32), recursive and known (bool),\n"
+             "tree's columns by node id: parent (uint32), function (int32), recursive and known (bool),\n"
              "each writable with room for the last new id. One pass over the nodes the walk made, where add() needs\n"
              "their arrays made, checked and the columns written one by one. ValueError, with nothing changed,\n"
              "if a later walk replaced them, or a column is too short or of another type.");
@@ -1129,14 +1133,14 @@ index_commit(PyObject *op, PyObject *args)
 {
     IndexObject *self = (IndexObject *)op;
     unsigned long long walk;
-    PyObject *objs[5];
-    Py_buffer views[5];
-    static const char *names[5] = {"parent", "function", "depth", "recursive", "known"};
-    static const Py_ssize_t sizes[5] = {4, 4, 4, 1, 1};
-    static const int integers[5] = {UNSIGNED, SIGNED, SIGNED, BOOLS, BOOLS};
+    PyObject *objs[4];
+    Py_buffer views[4];
+    static const char *names[4] = {"parent", "function", "recursive", "known"};
+    static const Py_ssize_t sizes[4] = {4, 4, 1, 1};
+    static const int integers[4] = {UNSIGNED, SIGNED, BOOLS, BOOLS};
     int got = 0;
 
-    if (!PyArg_ParseTuple(args, "KOOOOO:commit", &walk, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) {
+    if (!PyArg_ParseTuple(args, "KOOOO:commit", &walk, &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
     if (batch_of(self, walk) < 0) {
@@ -1146,7 +1150,7 @@ index_commit(PyObject *op, PyObject *args)
     Py_ssize_t count = self->batch_made;
     int64_t first = self->batch_first;
     Py_ssize_t end = (Py_ssize_t)first + count; /* one past the last new id */
-    for (; got < 5; got++) {
+    for (; got < 4; got++) {
         if (get_column(objs[got], &views[got], sizes[got], integers[got], end, names[got]) < 0) {
             goto fail;
         }
@@ -1163,8 +1167,8 @@ index_commit(PyObject *op, PyObject *args)
         goto fail;
     }
     uint32_t *parent = views[0].buf;
-    int32_t *function = views[1].buf, *depth = views[2].buf;
-    uint8_t *recursive = views[3].buf, *known = views[4].buf;
+    int32_t *function = views[1].buf;
+    uint8_t *recursive = views[2].buf, *known = views[3].buf;
     int trusted = self->adds == self->batch_adds; /* the lists are as the walk saw them */
     for (Py_ssize_t j = 0; j < count; j++) {
         int64_t id = first + j, up = (int64_t)b->parent[j];
@@ -1173,8 +1177,7 @@ index_commit(PyObject *op, PyObject *args)
             goto fail; /* out of memory: what is indexed so far stays (as add() leaves it) */
         }
         parent[id] = b->parent[j]; /* below the id, itself below NODE_LIMIT */
-        function[id] = b->frame[j]; /* below FRAME_LIMIT, and depths below DEPTH_LIMIT: walk() checks */
-        depth[id] = b->depth[j];
+        function[id] = b->frame[j]; /* below FRAME_LIMIT: walk() checks */
         recursive[id] = b->recursive[j] != 0;
         known[id] = 1;
     }
@@ -1247,15 +1250,22 @@ static PyModuleDef_Slot treeindex_slots[] = {
     {0, NULL},
 };
 
-/* --- depths ---------------------------------------------------------------- */
+/* --- mark_known and depths ------------------------------------------------ */
+
+PyDoc_STRVAR(treeindex_mark_known_doc,
+             "mark_known(known, parents, ids, /)\n--\n\n"
+             "Set known[id] for nodes given in increasing id order, each under a parent that is known or an\n"
+             "earlier node of the call: how a loaded segment's nodes are checked before any column takes them.\n"
+             "known is a writable bool column by node id, long enough for every id. ValueError, with nothing\n"
+             "written, for ids that do not increase, leave the column or are not above their parents, or a\n"
+             "parent that is neither known nor an earlier node of the call.");
 
 PyDoc_STRVAR(treeindex_depths_doc,
              "depths(depth, known, parents, ids, /)\n--\n\n"
-             "Fill in depth[id] = depth[parent] + 1 and known[id] = True for nodes given in increasing id order,\n"
-             "parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.\n"
-             "depth is a writable int32 column, known a writable bool column, both by node id and long enough.\n"
-             "ValueError, with nothing written, if a parent is neither known nor an earlier node of the call, a\n"
-             "column is of another type, or a depth could reach 2**31.");
+             "mark_known(known, parents, ids), and depth[id] = depth[parent] + 1 for each node, in one pass (the\n"
+             "store keeps no depth column; a migration that rebuilds line data works depths out with it). depth\n"
+             "is a writable int32 column as long as known. ValueError, with nothing written, as mark_known, or\n"
+             "if a depth could reach 2**31.");
 
 /* Whether `node` is among ids[0:count] (increasing). */
 static int
@@ -1275,72 +1285,121 @@ among(const int64_t *ids, Py_ssize_t count, int64_t node)
     return low < count && ids[low] == node;
 }
 
-static PyObject *
-treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
+/* Nodes given in increasing id order (ids < size, each above its parent), each parent known or an earlier node
+ * of the call. -1 with ValueError set. */
+static int
+segment_ok(const uint8_t *known, Py_ssize_t size, const int64_t *parents, const int64_t *ids, Py_ssize_t count)
 {
-    PyObject *objs[4];
-    Py_buffer views[4];
-    int got = 0;
-
-    if (!PyArg_ParseTuple(args, "OOOO:depths", &objs[0], &objs[1], &objs[2], &objs[3])) {
-        return NULL;
-    }
-    if (get_column(objs[0], &views[0], 4, SIGNED, 0, "depth") < 0) {
-        return NULL;
-    }
-    got = 1;
-    if (get_column(objs[1], &views[1], 1, BOOLS, 0, "known") < 0) {
-        goto fail;
-    }
-    got = 2;
-    if (get_words(objs[2], &views[2], "parents") < 0) {
-        goto fail;
-    }
-    got = 3;
-    if (get_words(objs[3], &views[3], "ids") < 0) {
-        goto fail;
-    }
-    got = 4;
-    int32_t *depth = views[0].buf;
-    uint8_t *known = views[1].buf;
-    const int64_t *parents = views[2].buf, *ids = views[3].buf;
-    Py_ssize_t size = views[0].len / 4, count = views[2].len / 8;
-    if (views[1].len != size || views[3].len / 8 != count) {
-        PyErr_SetString(PyExc_ValueError, "depths() needs columns of one length, and parents and ids of one length");
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) { /* checked whole first */
+    for (Py_ssize_t i = 0; i < count; i++) {
         if (ids[i] < 1 || ids[i] >= size || (i && ids[i] <= ids[i - 1]) || parents[i] < 0 || parents[i] >= ids[i]) {
             PyErr_SetString(PyExc_ValueError, "stack node ids must increase, within the columns, above their parents");
-            goto fail;
+            return -1;
         }
     }
     /* Consecutive ids (every segment but one garbage collection rewrote): an earlier node is any id from the
      * first on, with no search. */
     int dense = count && ids[count - 1] - ids[0] == count - 1;
-    int64_t deepest = 0; /* of the known parents: no node of the call is deeper than it plus `count` */
     for (Py_ssize_t i = 0; i < count; i++) {
         int64_t parent = parents[i];
-        if (known[parent]) {
-            deepest = depth[parent] > deepest ? depth[parent] : deepest;
-        }
-        else if (!(dense ? parent >= ids[0] : among(ids, i, parent))) {
+        if (!known[parent] && !(dense ? parent >= ids[0] : among(ids, i, parent))) {
             PyErr_SetString(PyExc_ValueError, "a stack segment names a parent node that is not stored");
-            goto fail;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The shared arguments of mark_known and depths: (known, parents, ids) from objs[0..3) into views[0..3). -1 with
+ * the views released. */
+static int
+segment_arguments(PyObject **objs, Py_buffer *views)
+{
+    if (get_column(objs[0], &views[0], 1, BOOLS, 0, "known") < 0) {
+        return -1;
+    }
+    if (get_words(objs[1], &views[1], "parents") < 0) {
+        release_all(views, 1);
+        return -1;
+    }
+    if (get_words(objs[2], &views[2], "ids") < 0) {
+        release_all(views, 2);
+        return -1;
+    }
+    if (views[2].len != views[1].len) {
+        PyErr_SetString(PyExc_ValueError, "parents and ids must be of one length");
+        release_all(views, 3);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+treeindex_mark_known(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[3];
+    Py_buffer views[3];
+
+    if (!PyArg_ParseTuple(args, "OOO:mark_known", &objs[0], &objs[1], &objs[2]) ||
+        segment_arguments(objs, views) < 0) {
+        return NULL;
+    }
+    uint8_t *known = views[0].buf;
+    const int64_t *parents = views[1].buf, *ids = views[2].buf;
+    Py_ssize_t count = views[1].len / 8;
+    if (segment_ok(known, views[0].len, parents, ids, count) < 0) {
+        release_all(views, 3);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        known[ids[i]] = 1;
+    }
+    release_all(views, 3);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+treeindex_depths(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *objs[4];
+    Py_buffer views[4];
+
+    if (!PyArg_ParseTuple(args, "OOOO:depths", &objs[3], &objs[0], &objs[1], &objs[2]) ||
+        segment_arguments(objs, views) < 0) {
+        return NULL;
+    }
+    if (get_column(objs[3], &views[3], 4, SIGNED, 0, "depth") < 0) {
+        release_all(views, 3);
+        return NULL;
+    }
+    uint8_t *known = views[0].buf;
+    const int64_t *parents = views[1].buf, *ids = views[2].buf;
+    int32_t *depth = views[3].buf;
+    Py_ssize_t count = views[1].len / 8;
+    if (views[3].len / 4 != views[0].len) {
+        PyErr_SetString(PyExc_ValueError, "depths() needs depth and known of one length");
+        goto fail;
+    }
+    if (segment_ok(known, views[0].len, parents, ids, count) < 0) {
+        goto fail;
+    }
+    int64_t deepest = 0; /* of the known parents: no node of the call is deeper than it plus `count` */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (known[parents[i]]) {
+            deepest = depth[parents[i]] > deepest ? depth[parents[i]] : deepest;
         }
     }
     if (deepest + count > DEPTH_LIMIT) {
-        PyErr_SetString(PyExc_ValueError, "a stack segment's nodes could be 2**31 deep (the depth column is int32)");
+        PyErr_SetString(PyExc_ValueError, "a stack segment's nodes could be 2**31 deep (depth is int32)");
         goto fail;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         depth[ids[i]] = depth[parents[i]] + 1;
         known[ids[i]] = 1;
     }
-    release_all(views, got);
+    release_all(views, 4);
     Py_RETURN_NONE;
 fail:
-    release_all(views, got);
+    release_all(views, 4);
     return NULL;
 }
 
@@ -1514,7 +1573,8 @@ fail:
 
 PyDoc_STRVAR(treeindex_gather_doc,
              "gather(mark, parent, function, recursive, position, node_ids, parents, functions, flags, /)\n--\n\n"
-             "A call tree's arrays over the marked nodes, in id order, in one pass: node_ids (int64), each node's\n"
+             "A call tree's arrays over the marked nodes, in id order, in one pass: node_ids (int64, or None:\n"
+             "not written; an export alone reads them, 8 bytes a node of a query's peak), each node's\n"
              "parent as an index into them (int64, -1 for the root's children), its function (int64) and\n"
              "recursive flag (bool), read from the tree's columns by id (parent uint32, function int32,\n"
              "recursive bool, each with room for every id below len(mark)); position (int32, as long) gets each\n"
@@ -1544,7 +1604,14 @@ treeindex_gather(PyObject *Py_UNUSED(module), PyObject *args)
                                    "flags"};
     static const Py_ssize_t sizes[8] = {4, 4, 1, 4, 8, 8, 8, 1};
     static const int integers[8] = {UNSIGNED, SIGNED, BOOLS, SIGNED, SIGNED, SIGNED, SIGNED, BOOLS};
+    int with_ids = objs[5] != Py_None;
     for (; got < 9; got++) {
+        if (got == 5 && !with_ids) {
+            views[5].buf = NULL; /* released as an empty view: get_column is not called for it */
+            views[5].obj = NULL;
+            views[5].len = 0;
+            continue;
+        }
         if (get_column(objs[got], &views[got], sizes[got - 1], integers[got - 1], got <= 4 ? size : 0,
                        names[got - 1]) < 0) {
             goto fail;
@@ -1561,8 +1628,8 @@ treeindex_gather(PyObject *Py_UNUSED(module), PyObject *args)
     for (Py_ssize_t id = 1; id < size; id++) {
         count += mark[id] != 0;
     }
-    if (count > INT32_MAX || views[5].len / 8 != count || views[6].len / 8 != count || views[7].len / 8 != count ||
-        views[8].len != count) {
+    if (count > INT32_MAX || (with_ids && views[5].len / 8 != count) || views[6].len / 8 != count ||
+        views[7].len / 8 != count || views[8].len != count) {
         PyErr_SetString(PyExc_ValueError, "gather() needs node_ids, parents, functions and flags of one entry a mark");
         goto fail;
     }
@@ -1577,7 +1644,9 @@ treeindex_gather(PyObject *Py_UNUSED(module), PyObject *args)
             goto fail;
         }
         position[id] = (int32_t)at;
-        node_ids[at] = id;
+        if (node_ids != NULL) {
+            node_ids[at] = id;
+        }
         parents[at] = up == 0 ? -1 : position[up];
         functions[at] = function[id];
         flags[at] = recursive[id];
@@ -1592,6 +1661,7 @@ fail:
 
 static PyMethodDef treeindex_methods[] = {
     {"columns", treeindex_columns, METH_VARARGS, treeindex_columns_doc},
+    {"mark_known", treeindex_mark_known, METH_VARARGS, treeindex_mark_known_doc},
     {"depths", treeindex_depths, METH_VARARGS, treeindex_depths_doc},
     {"closure", treeindex_closure, METH_VARARGS, treeindex_closure_doc},
     {"gather", treeindex_gather, METH_VARARGS, treeindex_gather_doc},
@@ -1601,7 +1671,7 @@ static PyMethodDef treeindex_methods[] = {
 static struct PyModuleDef treeindex_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "server.store._treeindex",
-    .m_doc = "The stack prefix tree's (parent, frame) -> node index, the batch walk, the depth fill, a "
+    .m_doc = "The stack prefix tree's (parent, frame) -> node index, the batch walk, a segment's check, a "
               "segment's column bytes, and a query's closure of stored nodes and their gathering into a call "
               "tree's arrays (see server.store.stacks and server.store.stackcodec).",
     .m_size = 0,

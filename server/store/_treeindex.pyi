@@ -87,7 +87,6 @@ class Index:
         walk: int,
         parent: npt.NDArray[np.uint32],
         function: npt.NDArray[np.int32],
-        depth: npt.NDArray[np.int32],
         recursive: npt.NDArray[np.bool_],
         known: npt.NDArray[np.bool_],
         /,
@@ -95,14 +94,23 @@ class Index:
         """Index walk ``walk``'s new nodes and write them into the columns by node id (each writable, with
         room for the last new id), once. ``ValueError``, with nothing changed, if a later walk replaced
         them, they are indexed already, or a column is too short or of another type (parent uint32, function
-        and depth int32, recursive and known bool)."""
+        int32, recursive and known bool)."""
 
 def depths(depth: npt.NDArray[np.int32], known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
-    """Fill in ``depth[id] = depth[parent] + 1`` and ``known[id] = True`` for nodes in increasing id order,
-    parents before their children: one pass, where numpy needs log2(depth) passes of pointer jumping.
+    """:func:`mark_known`, and ``depth[id] = depth[parent] + 1`` for each node, in one pass (the store keeps no
+    depth column; a migration that rebuilds line data works depths out with it).
 
-    ``ValueError``, with nothing written, if a parent is neither known nor an earlier node of the call, a
-    column is of another type (depth int32, known bool), or a depth could reach 2**31.
+    ``ValueError``, with nothing written, as :func:`mark_known`, for a depth column of another type or length
+    than ``known`` (int32), or if a depth could reach 2**31.
+    """
+
+def mark_known(known: npt.NDArray[np.bool_], parents: Words, ids: Words, /) -> None:
+    """Set ``known[id]`` for nodes in increasing id order, each under a parent that is known or an earlier node
+    of the call: a loaded segment's nodes checked before any column takes them.
+
+    ``ValueError``, with nothing written, for ids that do not increase, leave the column or are not above
+    their parents, a parent that is neither known nor an earlier node of the call, or a column of another
+    type (known bool).
     """
 
 def columns(
@@ -122,12 +130,13 @@ def gather(
     function: npt.NDArray[np.int32],
     recursive: npt.NDArray[np.bool_],
     position: npt.NDArray[np.int32],
-    node_ids: npt.NDArray[np.int64],
+    node_ids: npt.NDArray[np.int64] | None,
     parents: npt.NDArray[np.int64],
     functions: npt.NDArray[np.int64],
     flags: npt.NDArray[np.bool_],
     /,
 ) -> None:
-    """The marked nodes as a call tree's arrays, in id order, in one pass: ids, parent indices (-1 for the root's
+    """The marked nodes as a call tree's arrays, in id order, in one pass: ids (unless ``node_ids`` is None),
+    parent indices (-1 for the root's
     children), functions and recursive flags, read from the tree's columns by id; ``position`` gets each marked
     id's index. ``ValueError`` for outputs not of one entry a mark, or a marked node whose parent is not marked."""

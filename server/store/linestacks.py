@@ -28,7 +28,7 @@ import numpy.typing as npt
 from server.store._keyindex import KeyIndex
 from server.store.linevectors import LineVectorTable
 from server.store.segmentcache import lookup_ids
-from server.store.stacks import LINES, StackTree
+from server.store.stacks import LINES, ROOT, StackTree
 
 IntArray = npt.NDArray[np.int64]
 #: A frame packs into one int64 as ``function_id << 33 | inlined << 32 | line`` when the line fits 32 bits
@@ -163,19 +163,18 @@ class LineStacks:
         values, offsets = vectors.vectors(keys)
         lengths = np.diff(offsets)
         stacks.ensure(nodes)
-        if not bool((stacks.depth[nodes] == lengths).all()):
-            raise LookupError("a line vector does not fit its sample key's stack")
-        # Each key's functions, leaf first: its node, then the parents, a depth level at a time.
+        # Each key's functions, leaf first: its node, then the parents, a level at a time. A vector fits its
+        # key's stack when the walk meets the root exactly as its values run out.
         functions = np.zeros(values.shape[0], dtype=np.int64)
-        at, current = offsets[:-1].copy(), nodes.copy()
-        live = np.flatnonzero(lengths > 0)
-        at, current, remaining = at[live], current[live], lengths[live]
+        at, current, remaining = offsets[:-1].copy(), nodes.copy(), lengths.copy()
         while at.size:
+            if bool(((current == ROOT) != (remaining == 0)).any()):
+                raise LookupError("a line vector does not fit its sample key's stack")
+            going = remaining > 0
+            at, current, remaining = at[going], current[going], remaining[going]
             functions[at] = stacks.function[current]
             current = stacks.parent[current].astype(np.int64)  # the tree's column is uint32
             at, remaining = at + 1, remaining - 1
-            going = remaining > 0
-            at, current, remaining = at[going], current[going], remaining[going]
         frame_ids = self.frames.ids(functions, values >> 1, values & 1)
         built: IntArray = self.tree.resolve_arrays(frame_ids, offsets, leaf_first=True)
         return built

@@ -10,8 +10,8 @@ the tree's kind, layout in :mod:`server.store.stackcodec`), not one row each: a 
 unique-index entry cost 34 bytes a node on SQLite and 116 on PostgreSQL, a
 segment under 2. There is no unique index, so the process answers dedup
 from memory: every segment is read at first use and the tree is kept as
-numpy columns by node id (parent uint32, frame and depth int32, recursive
-flag: 14 bytes a node with the ``known`` flag), and, once the process first
+numpy columns by node id (parent uint32, frame int32, recursive flag: 10
+bytes a node with the ``known`` flag), and, once the process first
 resolves stacks, as the C index of :mod:`server.store._treeindex` (each
 node's children by frame, 8 bytes a node: it reads a node's frame from the
 function column), which walks a profile's new stacks in one pass and numbers
@@ -51,19 +51,20 @@ from sqlalchemy import Connection, Engine
 
 from server.errors import IdsExhausted
 from server.store import reserved, segmentcache, stackcodec
-from server.store._treeindex import Index, closure, depths, gather
+from server.store._treeindex import Index, closure, gather, mark_known
 from server.store.appends import TREES, Appends
 from server.store.appends import lock_appends as lock_table
 from server.store.cachemarks import CacheMarks
 from server.store.models import SegmentKind
 
 IntArray = npt.NDArray[np.int64]
-#: The frame and depth columns: a churny profile's new nodes are written to fresh pages, each page's first touch
-#: a fault, so each byte a node saves there is worth ~19 us a profile of ~54,000 new nodes. (Readers that mix
-#: them with int64 arrays or pass them on as ``IntArray`` widen what they gather: ``.astype(np.int64)``.)
+#: The frame column: a churny profile's new nodes are written to fresh pages, each page's first touch a fault, so
+#: each byte a node saves there is worth ~19 us a profile of ~54,000 new nodes. (Readers that mix it with int64
+#: arrays or pass it on as ``IntArray`` widen what they gather: ``.astype(np.int64)``.) No column holds depths
+#: (4 bytes a node, 75 MB of a churny day's tree): the views that need a node's depth work it out.
 Int32Array = npt.NDArray[np.int32]
 #: The parent column: node ids stay below 2**32 (see ``NODE_LIMIT``), so 4 bytes a node rather than 8. Readers
-#: widen what they gather (``.astype(np.int64)``), as for the frame and depth columns.
+#: widen what they gather (``.astype(np.int64)``), as for the frame column.
 UInt32Array = npt.NDArray[np.uint32]
 BoolArray = npt.NDArray[np.bool_]
 ROOT = 0
@@ -175,7 +176,6 @@ class StackTree:
         size = 1024
         self.parent: UInt32Array = np.zeros(size, dtype=np.uint32)  # the root's entry is never read: it has none
         self.function: Int32Array = np.zeros(size, dtype=np.int32)
-        self.depth: Int32Array = np.zeros(size, dtype=np.int32)
         self.recursive = np.zeros(size, dtype=bool)
         self.known = np.zeros(size, dtype=bool)
         self.known[ROOT] = True
@@ -308,7 +308,7 @@ class StackTree:
         has replaced it)."""
         last = walk.first + walk.missing - 1
         self._grow(last + 1)
-        self._index.commit(walk.walk, self.parent, self.function, self.depth, self.recursive, self.known)
+        self._index.commit(walk.walk, self.parent, self.function, self.recursive, self.known)
         self._count += walk.missing
         if self._engine is not None:
             _warn_on_crossing(walk.first - 1, last)
@@ -352,7 +352,7 @@ class StackTree:
 
     def _add(self, segment: stackcodec.Segment) -> None:
         """Nodes (in increasing id order, all above those loaded) into the columns, and the index once it is
-        built; their depths derived from the parents (in C, one pass)."""
+        built; each parent checked to be stored, or earlier in the segment (in C, one pass)."""
         columns = (segment.ids, segment.parents, segment.frames)
         ids, parents, frames = (np.ascontiguousarray(c, dtype=np.int64) for c in columns)
         if ids.size == 0:
@@ -369,7 +369,7 @@ class StackTree:
         # A run of consecutive ids (every segment but one garbage collection rewrote) is written as a slice.
         at: slice | IntArray = slice(first, last + 1) if last - first + 1 == ids.shape[0] else ids
         try:  # checks every parent is stored (or earlier in the segment) before it writes anything
-            depths(self.depth, self.known, parents, ids)
+            mark_known(self.known, parents, ids)
         except ValueError as exc:
             raise stackcodec.CorruptSegment(str(exc)) from None
         if self._indexed:
@@ -395,7 +395,6 @@ class StackTree:
         new = max(size, current * _GROWTH)
         self.parent = reserved.grown(self.parent, new)
         self.function = reserved.grown(self.function, new)
-        self.depth = reserved.grown(self.depth, new)
         self.recursive = reserved.grown(self.recursive, new)
         self.known = reserved.grown(self.known, new)
 
@@ -429,12 +428,15 @@ class StackTree:
         closure(mark, self.parent, np.ascontiguousarray(leaves, dtype=np.int64))
         return mark
 
-    def gather(self, mark: BoolArray) -> tuple[IntArray, IntArray, IntArray, BoolArray, Int32Array]:
-        """The marked nodes (a :meth:`closure_mask`) as a call tree's arrays, in id order: their ids, each one's
-        parent as an index into them (-1 for the root's children), function and recursive flag; and a map from
-        each marked id to its index (int32, by id; other entries are not set). One pass, in C."""
+    def gather(
+        self, mark: BoolArray, *, with_ids: bool = True
+    ) -> tuple[IntArray | None, IntArray, IntArray, BoolArray, Int32Array]:
+        """The marked nodes (a :meth:`closure_mask`) as a call tree's arrays, in id order: their ids (unless
+        ``with_ids`` is false: None), each one's parent as an index into them (-1 for the root's children),
+        function and recursive flag; and a map from each marked id to its index (int32, by id; other entries are
+        not set). One pass, in C."""
         count = int(np.count_nonzero(mark))
-        node_ids = np.empty(count, dtype=np.int64)
+        node_ids = np.empty(count, dtype=np.int64) if with_ids else None
         parent = np.empty(count, dtype=np.int64)
         function = np.empty(count, dtype=np.int64)
         recursive = np.empty(count, dtype=bool)

@@ -193,7 +193,7 @@ def test_a_writer_reads_the_segments_only_others_appended(store: Store) -> None:
     mine_tree, other_tree, read = mine.stacks, other.stacks, fresh.stacks
     read.ensure(np.array([mine_tree.size], dtype=np.int64))
     assert mine_tree.size == other_tree.size == read.size
-    for column in ("parent", "function", "depth"):
+    for column in ("parent", "function", "recursive"):
         top = read.size + 1
         assert getattr(mine_tree, column)[:top].tolist() == getattr(read, column)[:top].tolist()
     # And every key's line vector, whichever process wrote it.

@@ -23,7 +23,7 @@ from server.store.models import Base, SegmentKind
 from server.store.repository import Store
 from server.store.samplekeys import concatenate as concatenate_keys
 from server.store.samplekeys import read_segments as read_key_segments
-from server.store.stacks import StackTree, concatenate, read_segments
+from server.store.stacks import ROOT, StackTree, concatenate, read_segments
 from server.store.symbols import FunctionTable
 from tests.support.dataset import DAY, DAY0, NS, answers, fill
 from tests.support.helpers import push, top
@@ -103,6 +103,14 @@ def test_rollup_blobs_move_out_of_rollups_and_back(database_url: str) -> None:
         engine.dispose()
 
 
+def _depth(stacks: StackTree, node: int) -> int:
+    """How many nodes lead from the root to ``node``, itself included (the store keeps no depth column)."""
+    depth = 0
+    while node != ROOT:
+        node, depth = int(stacks.parent[node]), depth + 1
+    return depth
+
+
 def test_stack_nodes_become_segments_and_back(database_url: str) -> None:
     """0013 copies every stack node into segments (same ids, parents, functions, flags); its downgrade writes
     the rows back with their depths."""
@@ -138,7 +146,7 @@ def test_stack_nodes_become_segments_and_back(database_url: str) -> None:
         ) == [(node, parent, function, recursive) for node, parent, function, _, recursive in rows]
         stacks = StackTree(engine)
         stacks.ensure(np.array([6], dtype=np.int64))
-        assert stacks.depth[[1, 2, 3, 5, 6]].tolist() == [1, 1, 2, 3, 4]
+        assert [_depth(stacks, node) for node in (1, 2, 3, 5, 6)] == [1, 1, 2, 3, 4]
         command.downgrade(config, "0012")
         with engine.connect() as conn:
             back = conn.execute(

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.store._treeindex import Index, closure, columns, depths, gather
+from server.store._treeindex import Index, closure, columns, depths, gather, mark_known
 from server.store.reserved import _NORESERVE
 from tests.support.tools import missing
 
@@ -53,7 +53,7 @@ class Plain:
 
 class Columns:
     """A tree's columns by node id, as :class:`server.store.stacks.StackTree` keeps them: parent uint32, function
-    and depth int32."""
+    int32; and a depth column (int32), which the store does not keep, for depths()."""
 
     def __init__(self, size: int) -> None:
         self.parent: UInt32Array = np.zeros(size, dtype=np.uint32)
@@ -63,8 +63,9 @@ class Columns:
         self.known: BoolArray = np.zeros(size, dtype=bool)
         self.known[0] = True
 
-    def all(self) -> tuple[UInt32Array, Int32Array, Int32Array, BoolArray, BoolArray]:
-        return (self.parent, self.function, self.depth, self.recursive, self.known)
+    def all(self) -> tuple[UInt32Array, Int32Array, BoolArray, BoolArray]:
+        """The columns commit() writes."""
+        return (self.parent, self.function, self.recursive, self.known)
 
 
 class Indexed:
@@ -223,7 +224,7 @@ def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
         index.commit(second_walk, *short.all())
     assert len(index) == 0 and not tree.known[1:].any() and not short.known[1:].any()
     index.commit(second_walk, *tree.all())
-    assert len(index) == 3 and tree.parent[1:4].tolist() == [0, 1, 2] and tree.depth[1:4].tolist() == [1, 2, 3]
+    assert len(index) == 3 and tree.parent[1:4].tolist() == [0, 1, 2] and bool(tree.known[1:4].all())
     with pytest.raises(ValueError, match="replaced"):
         index.commit(second_walk, *tree.all())
     assert len(index) == 3
@@ -239,12 +240,12 @@ def test_a_walks_nodes_commit_once_and_only_while_they_are_the_last() -> None:
         (1, np.int64),
         (1, np.uint32),
         (1, np.float32),
-        (2, np.int16),
-        (3, np.uint8),
+        (2, np.uint8),
+        (3, np.int16),
     ],
 )
 def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.generic]) -> None:
-    """Each column's bytes are written as its type (parent uint32, function and depth int32, the flags bool):
+    """Each column's bytes are written as its type (parent uint32, function int32, the flags bool):
     a column of another width or kind is refused before anything is written."""
     tree = Columns(16)
     index = Indexed(tree)
@@ -255,10 +256,10 @@ def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.gen
         index.commit(walk, *given)
     assert len(index) == 0 and not tree.known[1:].any()
     index.commit(walk, *tree.all())
-    assert tree.function[1:4].tolist() == [5, 6, 7] and tree.depth[1:4].tolist() == [1, 2, 3]
+    assert tree.function[1:4].tolist() == [5, 6, 7] and tree.parent[1:4].tolist() == [0, 1, 2]
 
 
-def test_a_stack_too_deep_for_the_depth_column_is_refused() -> None:
+def test_a_stack_of_2_31_frames_is_refused() -> None:
     """Depths are int32: a walk refuses a stack of 2**31 frames, before reading a frame (the frames here are
     reserved address space, never touched). A system that will not reserve 16 GiB skips this on a developer's
     machine, and fails it under STACKYARD_STRICT (CI)."""
@@ -492,6 +493,18 @@ def test_depths_follow_the_parents_in_one_pass(gaps: bool) -> None:
     for wrong in (depth.astype(np.int64), depth.astype(np.uint32)):
         with pytest.raises(ValueError, match="depth must be a writable column of int32"):
             depths(wrong, known, parents, ids)  # type: ignore[arg-type]
+    # What a load does (the store keeps no depth column): the same checks, only known is written.
+    known = np.zeros(depth.shape[0], dtype=bool)
+    known[[0, 4]] = True
+    with pytest.raises(ValueError, match="not stored"):
+        mark_known(known, orphan, ids)
+    with pytest.raises(ValueError, match="must increase"):
+        mark_known(known, parents, ids[::-1].copy())
+    with pytest.raises(ValueError, match="of one length"):
+        mark_known(known, parents[:-1].copy(), ids)
+    assert not known[ids].any()
+    mark_known(known, parents, ids)
+    assert bool(known[ids].all()) and int(np.count_nonzero(known)) == ids.shape[0] + 2
 
 
 def _random_tree(rng: random.Random, count: int) -> npt.NDArray[np.uint32]:
@@ -552,6 +565,10 @@ def test_gather_equals_the_arrays_numpy_builds(count: int, leaves_wanted: int, s
     assert got_ids.tolist() == ids.tolist()
     assert got_parent.tolist() == expected_parent.tolist()
     assert got_function.tolist() == function[ids].tolist() and got_recursive.tolist() == recursive[ids].tolist()
+    # Without ids (what a flame graph asks: only an export reads them), the other arrays are the same.
+    again = [np.zeros_like(got_parent), np.zeros_like(got_function), np.zeros_like(got_recursive)]
+    gather(mark, parent, function, recursive, np.empty_like(position), None, *again)
+    assert [a.tolist() for a in again] == [got_parent.tolist(), got_function.tolist(), got_recursive.tolist()]
     assert position[ids].tolist() == list(range(drawn))
 
 
