@@ -342,12 +342,16 @@ class StackTree:
         index takes are never the whole tree's."""
         if self._indexed:
             return
-        self._index.reserve(self._high + 1 + self._count // 2)  # room for half as many again, as a load grows
-        for low in range(ROOT + 1, self._high + 1, _INDEX_CHUNK):
-            ids = np.flatnonzero(self.known[low : min(low + _INDEX_CHUNK, self._high + 1)]) + low
-            if ids.size:
-                parents = self.parent[ids].astype(np.int64)
-                self._index.add(parents, self.function[ids].astype(np.int64), ids, self.function)
+        try:
+            self._index.reserve(self._high + 1 + self._count // 2)  # room for half as many again, as a load grows
+            for low in range(ROOT + 1, self._high + 1, _INDEX_CHUNK):
+                ids = np.flatnonzero(self.known[low : min(low + _INDEX_CHUNK, self._high + 1)]) + low
+                if ids.size:
+                    parents = self.parent[ids].astype(np.int64)
+                    self._index.add(parents, self.function[ids].astype(np.int64), ids, self.function)
+        except BaseException:
+            self._index = Index()  # half built (out of memory): the next resolve starts again from nothing
+            raise
         self._indexed = True
 
     def _add(self, segment: stackcodec.Segment) -> None:

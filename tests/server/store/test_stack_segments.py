@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 
 from server.store import stackcodec
 from server.store import stacks as stacks_module
+from server.store._treeindex import Index
 from server.store.appends import Appends
 from server.store.database import make_engine
 from server.store.gc import collect_garbage
@@ -208,6 +209,46 @@ def test_a_process_builds_the_dedup_index_only_when_it_resolves_stacks(
             assert conn.execute(select(func.count()).select_from(SegmentRow)).scalar_one() == 2  # nothing new
         new = fresh.resolve([[1, 2, 3, 4]])
         assert new[0] == writer.size + 1 and _paths(fresh, new[0]) == (1, 2, 3, 4)
+    finally:
+        engine.dispose()
+
+
+def test_an_index_build_that_runs_out_of_memory_starts_again_at_the_next_resolve(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build cut short (MemoryError on its second chunk) leaves no half-built index behind: the next resolve
+    builds it whole, and known stacks keep their nodes."""
+
+    class FailsOnce:
+        failures = 1
+
+        def __init__(self) -> None:
+            self.index, self.adds = Index(), 0
+
+        def add(self, *args: object) -> None:
+            self.adds += 1
+            if self.adds == 2 and FailsOnce.failures:
+                FailsOnce.failures -= 1
+                raise MemoryError
+            self.index.add(*args)  # type: ignore[arg-type]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.index, name)
+
+        def __len__(self) -> int:
+            return len(self.index)
+
+    engine = make_engine(database_url)
+    try:
+        stacks = _random_stacks(random.Random(13), 100)
+        leaves = StackTree(engine).resolve(stacks)
+        monkeypatch.setattr(stacks_module, "Index", FailsOnce)
+        monkeypatch.setattr(stacks_module, "_INDEX_CHUNK", 7)
+        fresh = StackTree(engine)
+        with pytest.raises(MemoryError):
+            fresh.resolve(stacks)
+        assert not fresh.indexed
+        assert fresh.resolve(stacks) == leaves and fresh.indexed
     finally:
         engine.dispose()
 
