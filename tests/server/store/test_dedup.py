@@ -30,6 +30,7 @@ from server.store.check import check_store
 from server.store.database import make_engine
 from server.store.dedup import CachesStale, Dedup
 from server.store.gc import collect_garbage
+from server.store.linestacks import LineStacks
 from server.store.models import SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.state import read_generation
@@ -429,3 +430,21 @@ def test_caches_a_query_filled_before_a_collection_elsewhere_never_write_what_it
         assert {row.name: (row.flat, row.cum) for row in answer.rows} == expected_new.rows
     finally:
         fresh.close()
+
+
+def test_a_line_vector_that_does_not_fit_its_keys_stack_is_refused(store: Store) -> None:
+    """Line stacks are built by walking each key's node up as its vector's values run: a vector one frame
+    longer or shorter than the stack (a damaged store, which ``stackyard check`` reports) is a LookupError, not
+    a stack of the wrong functions."""
+    dedup = Dedup(store.engine)
+    keys = dedup.sample_key_ids(decode_columns((DATA / "cpu2.pb.gz").read_bytes()))
+    keys = np.unique(keys)
+    nodes = dedup.sample_keys.node[keys]
+    deep = np.flatnonzero(dedup.stacks.parent[nodes] > 0)  # keys whose node has a parent: one frame to cut
+    assert deep.size
+    wrong = nodes.copy()
+    wrong[deep[0]] = int(dedup.stacks.parent[nodes[deep[0]]])  # its parent's stack: one frame shorter
+    with pytest.raises(LookupError, match="does not fit"):
+        LineStacks().leaves(keys, wrong, dedup.stacks, dedup.line_vectors)
+    leaves = LineStacks().leaves(keys, nodes, dedup.stacks, dedup.line_vectors)
+    assert bool((leaves > 0).all())
