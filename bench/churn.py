@@ -46,7 +46,11 @@ Measured per mode, each against a baseline in the same run:
   current), ``service.flame`` (2,048 nodes) over the last 24 h (360 profiles)
   and the whole 7 d, each in a fresh Python process standing for the server:
   the first answer (stack tree loaded from the database) and the median of
-  warm ones; the process's peak RSS while answering (VmHWM). Against
+  warm ones; the process's peak RSS while answering (VmHWM). The 7 d query
+  is also answered by a process that first resolves a stored stack, as one
+  that ingests does, so it holds the dedup index too (the API process does
+  not when ingest runs in worker processes); the memory aim takes the larger
+  of the two. Against
   ``go tool pprof -proto`` merging the same files; for 7 d pprof is
   extrapolated per profile from the 24 h merge unless ``--pprof-week``.
   Correctness: the 24 h top table (total, every flat and cum) must equal
@@ -77,6 +81,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 from isal import isal_zlib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -132,6 +137,8 @@ AIMS = {
     "ingest": Aim("ingest of one CPU profile / bare gunzip + parse (CPU time)", 3.0, 3.0, "x", "<="),
     "day_ratio": Aim("24 h flame graph ({per_day} profiles): go tool pprof -proto / ours", 300.0, 100.0, "x", ">="),
     "week_ms": Aim("{days} d flame graph ({count} profiles), warm", 300.0, 1000.0, "ms", "<"),
+    # The larger of a server process that only queries (the API process with ingest workers) and one that also
+    # ingests (it holds the dedup index too).
     "week_rss": Aim("server peak RSS while answering the {days} d query", 1024.0, 1024.0, "MB", "<"),
 }
 
@@ -462,10 +469,19 @@ class Answer:
     top: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _serve(url: str, name: str, start_ns: int, end_ns: int, repeat: int, with_top: bool, out: Any) -> None:
-    """Child process: open the store as a freshly started server would, answer the flame graph, report."""
+def _serve(
+    url: str, name: str, start_ns: int, end_ns: int, repeat: int, with_top: bool, ingesting: bool, out: Any
+) -> None:
+    """Child process: open the store as a freshly started server would, answer the flame graph, report. With
+    ``ingesting``, as a server that also stores profiles: it resolves a stored stack first, which builds the
+    dedup index (8 bytes a node) that a process answering queries alone never holds."""
     settings = Settings(database_url=url, retention_raw="30d")
     store = Store.from_url(url)
+    if ingesting:
+        tree = store.stacks
+        tree.ensure(np.array([1], dtype=np.int64))
+        first = int(np.flatnonzero(tree.known[1:] & (tree.parent[1:] == 0))[0]) + 1  # a stored root child
+        assert tree.resolve([[int(tree.function[first])]]) == [first] and tree.indexed  # known: nothing written
     query = ProfileQuery("cpu", parse_selector(f'{{service="{SERVICE}"}}'), start_ns, end_ns - 1, sample="cpu")
     started = time.perf_counter()
     graph = service.flame(store, settings, query, MAX_NODES)
@@ -483,10 +499,12 @@ def _serve(url: str, name: str, start_ns: int, end_ns: int, repeat: int, with_to
     out.put(json.dumps(asdict(result)))
 
 
-def serve(url: str, name: str, start_ns: int, end_ns: int, repeat: int, with_top: bool = False) -> Answer:
+def serve(
+    url: str, name: str, start_ns: int, end_ns: int, repeat: int, with_top: bool = False, ingesting: bool = False
+) -> Answer:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_serve, args=(url, name, start_ns, end_ns, repeat, with_top, queue))
+    child = context.Process(target=_serve, args=(url, name, start_ns, end_ns, repeat, with_top, ingesting, queue))
     child.start()
     try:
         data = json.loads(queue.get(timeout=3600))
@@ -518,6 +536,7 @@ class ModeResult:
     rollup_s: float
     day: Answer
     week: Answer
+    week_ingesting: Answer  # the same query in a process that also ingests (it holds the dedup index)
     pprof_day: PprofRun
     pprof_week_s: float
     pprof_week_rss_mb: float | None
@@ -608,6 +627,7 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
     progress(f"{mode}: queries; {load()}")
     day = serve(url, "24 h", end_ns - DAY_NS, end_ns, config.repeat, with_top=True)
     week = serve(url, f"{config.days} d", start_ns, end_ns, config.repeat)
+    week_ingesting = serve(url, f"{config.days} d", start_ns, end_ns, 1, ingesting=True)
 
     go = go_binary()
     merged = workdir / f"{mode}-merged-24h.pb.gz"
@@ -643,6 +663,7 @@ def run_mode(mode: str, config: Config, workdir: Path) -> ModeResult:
         rollup_s=rollup_s,
         day=day,
         week=week,
+        week_ingesting=week_ingesting,
         pprof_day=pprof_day,
         pprof_week_s=pprof_week_s,
         pprof_week_rss_mb=pprof_week_rss,
@@ -676,7 +697,7 @@ def aim_values(result: ModeResult) -> dict[str, float | None]:
         "ingest": result.ingest_ratio,
         "day_ratio": result.day_ratio,
         "week_ms": result.week.warm_s * 1000,
-        "week_rss": result.week.peak_rss_mb,
+        "week_rss": max(result.week.peak_rss_mb, result.week_ingesting.peak_rss_mb),
     }
 
 
@@ -791,6 +812,8 @@ def print_details(results: list[ModeResult], config: Config) -> None:
         ),
         ("  its peak RSS", lambda r: "-" if r.pprof_week_rss_mb is None else f"{r.pprof_week_rss_mb:,.0f} MB"),
         (f"{config.days} d: pprof / ours", lambda r: fmt(r.pprof_week_s / r.week.warm_s, "x")),
+        (f"{config.days} d server peak RSS, a process that only queries", lambda r: f"{r.week.peak_rss_mb:,.0f} MB"),
+        ("  one that also ingests (it holds the dedup index)", lambda r: f"{r.week_ingesting.peak_rss_mb:,.0f} MB"),
         ("24 h top == go tool pprof -top", lambda r: "yes" if r.correct else f"NO: {r.mismatch}"),
         ("bench process peak RSS (ingest)", lambda r: f"{r.ingest_peak_mb:,.0f} MB"),
     ]
