@@ -288,6 +288,22 @@ index_present(const IndexObject *self, int64_t id)
     return id < self->room && (self->present[id >> 3] >> (id & 7)) & 1;
 }
 
+/* Sets the presence bits of ids [from, to): whole bytes at once between the ends. */
+static void
+present_range(uint8_t *present, int64_t from, int64_t to)
+{
+    for (; from < to && (from & 7); from++) {
+        present[from >> 3] |= (uint8_t)(1u << (from & 7));
+    }
+    if (to - from >= 8) {
+        memset(present + (from >> 3), 0xFF, (size_t)((to - from) >> 3));
+        from += (to - from) & ~(int64_t)7;
+    }
+    for (; from < to; from++) {
+        present[from >> 3] |= (uint8_t)(1u << (from & 7));
+    }
+}
+
 /* Index node `id` (its entry still empty; its frame is the function column's, which the caller writes) as the
  * child of `parent` (< id) with `frame`: at the head of the parent's list (`into_list`: the list has room), else
  * in the wide table. -1 with MemoryError set. */
@@ -1077,16 +1093,10 @@ index_segment_columns(PyObject *op, PyObject *arg)
     const Batch *b = &self->batch;
     Py_ssize_t count = self->batch_made;
     int64_t first = self->batch_first;
-    uint64_t most_gap = 0;
-    for (Py_ssize_t j = 0; j < count; j++) {
-        uint64_t gap = (uint64_t)(first + j - (int64_t)b->parent[j]);
-        most_gap = gap > most_gap ? gap : most_gap;
-    }
-    /* Ids are consecutive (deltas 0, 1, 1, ...: 32-bit) and frames below 2**31 (32-bit). */
-    int flags = most_gap > (uint64_t)U32_MAX ? WIDE_PARENTS : 0;
-    int gap_width = flags & WIDE_PARENTS ? 8 : 4;
+    /* Ids are consecutive (deltas 0, 1, 1, ...: 32-bit), frames below 2**31 and parent gaps below 2**32 (a new
+     * id is below NODE_LIMIT, walk() checks, and its parent at least 0): every column is 32-bit. */
     Py_ssize_t bitmap = (count + 7) / 8;
-    PyObject *raw = PyBytes_FromStringAndSize(NULL, count * (4 + gap_width + 4) + bitmap);
+    PyObject *raw = PyBytes_FromStringAndSize(NULL, count * 12 + bitmap);
     if (raw == NULL) {
         return NULL;
     }
@@ -1095,29 +1105,29 @@ index_segment_columns(PyObject *op, PyObject *arg)
     if (count > 1) {
         memset(out + 1, 1, (size_t)count - 1);
     }
-    out += count * 4;
+    /* The parent gaps' and the frames' planes in one pass (where a pass a column went through the gaps' width
+     * byte by byte), each of the eight planes written in order. */
+    uint8_t *gaps = out + count * 4, *frames = gaps + count * 4;
     for (Py_ssize_t j = 0; j < count; j++) {
-        uint64_t gap = (uint64_t)(first + j - (int64_t)b->parent[j]);
-        for (int k = 0; k < gap_width; k++) {
-            out[(Py_ssize_t)k * count + j] = (uint8_t)(gap >> (8 * k));
-        }
-    }
-    out += count * gap_width;
-    for (Py_ssize_t j = 0; j < count; j++) {
+        uint32_t gap = (uint32_t)(first + j - (int64_t)b->parent[j]);
         uint32_t frame = (uint32_t)b->frame[j];
-        out[j] = (uint8_t)frame;
-        out[count + j] = (uint8_t)(frame >> 8);
-        out[2 * count + j] = (uint8_t)(frame >> 16);
-        out[3 * count + j] = (uint8_t)(frame >> 24);
+        gaps[j] = (uint8_t)gap;
+        gaps[count + j] = (uint8_t)(gap >> 8);
+        gaps[2 * count + j] = (uint8_t)(gap >> 16);
+        gaps[3 * count + j] = (uint8_t)(gap >> 24);
+        frames[j] = (uint8_t)frame;
+        frames[count + j] = (uint8_t)(frame >> 8);
+        frames[2 * count + j] = (uint8_t)(frame >> 16);
+        frames[3 * count + j] = (uint8_t)(frame >> 24);
     }
-    out += count * 4;
+    out = frames + count * 4;
     memset(out, 0, (size_t)bitmap);
     for (Py_ssize_t j = 0; j < count; j++) {
         if (b->recursive[j]) {
             out[j >> 3] |= (uint8_t)(0x80u >> (j & 7));
         }
     }
-    return Py_BuildValue("(Ni)", raw, flags);
+    return Py_BuildValue("(Ni)", raw, 0);
 }
 
 PyDoc_STRVAR(index_commit_doc,
@@ -1169,17 +1179,36 @@ index_commit(PyObject *op, PyObject *args)
     uint32_t *parent = views[0].buf;
     int32_t *function = views[1].buf;
     uint8_t *recursive = views[2].buf, *known = views[3].buf;
+    /* The columns first, a sequential copy each: the segment holding the nodes has committed, so they are
+     * stored whatever the index does below. The scratch has the columns' widths and ranges: parents below their
+     * ids (below NODE_LIMIT), frames below FRAME_LIMIT (walk() checks), flags 0 or 1. (One node at a time, the
+     * four columns and the index entry were six interleaved streams of fresh memory.) */
+    memcpy(parent + first, b->parent, (size_t)count * sizeof(uint32_t));
+    memcpy(function + first, b->frame, (size_t)count * sizeof(int32_t));
+    memcpy(recursive + first, b->recursive, (size_t)count);
+    memset(known + first, 1, (size_t)count);
     int trusted = self->adds == self->batch_adds; /* the lists are as the walk saw them */
-    for (Py_ssize_t j = 0; j < count; j++) {
-        int64_t id = first + j, up = (int64_t)b->parent[j];
-        int into_list = trusted ? b->listed[j] : index_list_open(self, up);
-        if (index_put(self, up, b->frame[j], id, into_list) < 0) {
-            goto fail; /* out of memory: what is indexed so far stays (as add() leaves it) */
+    Node *nodes = self->nodes;
+    Py_ssize_t indexed = 0;
+    for (; indexed < count; indexed++) {
+        int64_t id = first + indexed, up = (int64_t)b->parent[indexed];
+        int into_list = trusted ? b->listed[indexed] : index_list_open(self, up);
+        if (into_list) { /* index_put's list case, the common one, inline */
+            nodes[id].next_sibling = nodes[up].first_child;
+            nodes[up].first_child = (uint32_t)id;
         }
-        parent[id] = b->parent[j]; /* below the id, itself below NODE_LIMIT */
-        function[id] = b->frame[j]; /* below FRAME_LIMIT: walk() checks */
-        recursive[id] = b->recursive[j] != 0;
-        known[id] = 1;
+        else if (wide_put(&self->wide, pack(up, b->frame[indexed]), (uint64_t)id) < 0) {
+            break; /* out of memory: what is indexed so far stays (as add() leaves it) */
+        }
+    }
+    /* index_put's bookkeeping, for the ids indexed: consecutive, and above every id indexed before. */
+    present_range(self->present, first, first + indexed);
+    if (indexed > 0) {
+        self->high = first + indexed - 1 > self->high ? first + indexed - 1 : self->high;
+        self->used += indexed;
+    }
+    if (indexed < count) {
+        goto fail;
     }
     self->walks++; /* committed once only */
     release_all(views, got);
