@@ -21,8 +21,8 @@
 PyDoc_STRVAR(calltree_sum_up_doc,
              "sum_up(totals, parent, /)\n--\n\n"
              "Add every node's row of `totals` to its parent's, children before parents: one pass from the last\n"
-             "node to the first. totals is a writable C-contiguous int64 array of (nodes, columns); parent holds\n"
-             "each node's parent's index, -1 for none, always below the node's own (nodes are in id order, and a\n"
+             "node to the first. totals is a writable C-contiguous int64 array of (nodes, columns); parent (int32 or\n"
+             "int64) each node's parent's index, -1 for none, always below the node's own (nodes are in id order, and a\n"
              "parent's id is below its child's). Sums wrap at 64 bits, as numpy's do. ValueError, with nothing\n"
              "changed, for a parent index not in [-1, node) or totals of another length.");
 
@@ -43,30 +43,40 @@ calltree_sum_up(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     got = 1;
-    if (get_words(objs[1], &views[1], "parent") < 0) {
+    Indices parent;
+    if (get_indices(objs[1], &views[1], &parent, "parent") < 0) {
         goto fail;
     }
     got = 2;
     uint64_t *totals = views[0].buf;
-    const int64_t *parent = views[1].buf;
-    Py_ssize_t count = views[1].len / 8;
+    Py_ssize_t count = parent.len;
     Py_ssize_t columns = count ? views[0].len / 8 / count : 0;
     if (count ? views[0].len != count * columns * 8 || columns < 1 : views[0].len != 0) {
         PyErr_SetString(PyExc_ValueError, "sum_up() needs totals of (nodes, columns) for every parent index");
         goto fail;
     }
-    if (parents_first(parent, count, "sum_up") < 0) { /* checked whole first */
+    if (parents_first(&parent, "sum_up") < 0) { /* checked whole first */
         goto fail;
     }
-    for (Py_ssize_t i = count - 1; i >= 0; i--) {
-        if (parent[i] >= 0) {
-            uint64_t *into = totals + parent[i] * columns;
-            const uint64_t *from = totals + i * columns;
-            for (Py_ssize_t c = 0; c < columns; c++) {
-                into[c] += from[c];
-            }
-        }
+    /* The loop once for each width of parent index, so neither reads through a branch. */
+#define SUM_UP(TYPE)                                                                                                 \
+    for (Py_ssize_t i = count - 1; i >= 0; i--) {                                                                   \
+        int64_t up = ((const TYPE *)parent.buf)[i];                                                                 \
+        if (up >= 0) {                                                                                               \
+            uint64_t *into = totals + up * columns;                                                                  \
+            const uint64_t *from = totals + i * columns;                                                             \
+            for (Py_ssize_t c = 0; c < columns; c++) {                                                               \
+                into[c] += from[c];                                                                                  \
+            }                                                                                                        \
+        }                                                                                                            \
     }
+    if (parent.wide) {
+        SUM_UP(int64_t)
+    }
+    else {
+        SUM_UP(int32_t)
+    }
+#undef SUM_UP
     release_all(views, got);
     Py_RETURN_NONE;
 fail:
@@ -77,7 +87,7 @@ fail:
 PyDoc_STRVAR(calltree_fold_doc,
              "fold(keep, parent, totals, position, kept, kept_parent, sums, /)\n--\n\n"
              "A pruned call tree in one pass over its nodes (in id order: parents first). keep (bool) flags the\n"
-             "drawn nodes; parent holds each node's parent index (-1 for the root's children); totals is\n"
+             "drawn nodes; parent (int32 or int64) each node's parent index (-1 for the root's children); totals is\n"
              "(nodes, columns) int64. Writes: position (int32, a scratch as long as keep) each drawn node's\n"
              "index among the drawn; kept (int64) the drawn nodes' indices; kept_parent (int64) each drawn\n"
              "node's parent among the drawn, -1 when that is the root or not drawn; sums ((drawn + 1, columns)\n"
@@ -101,16 +111,17 @@ calltree_fold(PyObject *Py_UNUSED(module), PyObject *args)
     static const char *names[7] = {"keep", "parent", "totals", "position", "kept", "kept_parent", "sums"};
     static const Py_ssize_t sizes[7] = {1, 8, 8, 4, 8, 8, 8};
     static const int integers[7] = {BOOLS, SIGNED, SIGNED, SIGNED, SIGNED, SIGNED, SIGNED};
+    Indices parent;
     for (; got < 7; got++) {
         /* parent and totals are only read: a read-only array will do */
-        int failed = got == 1 || got == 2 ? get_words(objs[got], &views[got], names[got])
-                                          : get_column(objs[got], &views[got], sizes[got], integers[got], 0, names[got]);
+        int failed = got == 1   ? get_indices(objs[got], &views[got], &parent, names[got])
+                     : got == 2 ? get_words(objs[got], &views[got], names[got])
+                                : get_column(objs[got], &views[got], sizes[got], integers[got], 0, names[got]);
         if (failed < 0) {
             goto fail;
         }
     }
     const uint8_t *keep = views[0].buf;
-    const int64_t *parent = views[1].buf;
     const uint64_t *totals = views[2].buf;
     int32_t *position = views[3].buf;
     int64_t *kept = views[4].buf, *kept_parent = views[5].buf;
@@ -121,34 +132,43 @@ calltree_fold(PyObject *Py_UNUSED(module), PyObject *args)
     for (Py_ssize_t i = 0; i < count; i++) {
         flagged += keep[i] != 0;
     }
-    if (columns < 1 || views[1].len / 8 != count || views[2].len != count * columns * 8 || views[3].len / 4 < count ||
+    if (columns < 1 || parent.len != count || views[2].len != count * columns * 8 || views[3].len / 4 < count ||
         flagged != drawn || drawn > INT32_MAX || views[5].len / 8 != drawn ||
         views[6].len != (drawn + 1) * columns * 8) {
         PyErr_SetString(PyExc_ValueError, "fold() needs arrays of the tree's length, and drawn ones of one entry a "
                                           "drawn node (sums one row more)");
         goto fail;
     }
-    if (parents_first(parent, count, "fold") < 0) { /* checked whole first */
+    if (parents_first(&parent, "fold") < 0) { /* checked whole first */
         goto fail;
     }
     Py_ssize_t at = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        int64_t up = parent[i];
-        int up_drawn = up >= 0 && keep[up];
-        if (keep[i]) {
-            position[i] = (int32_t)at;
-            kept[at] = i;
-            kept_parent[at] = up_drawn ? position[up] : -1;
-            at++;
-        }
-        else if (up < 0 || up_drawn) {
-            uint64_t *into = sums + (up < 0 ? 0 : (Py_ssize_t)position[up] + 1) * columns;
-            const uint64_t *from = totals + i * columns;
-            for (Py_ssize_t c = 0; c < columns; c++) {
-                into[c] += from[c];
-            }
-        }
+    /* The loop once for each width of parent index, so neither reads through a branch. */
+#define FOLD(TYPE)                                                                                                   \
+    for (Py_ssize_t i = 0; i < count; i++) {                                                                        \
+        int64_t up = ((const TYPE *)parent.buf)[i];                                                                 \
+        int up_drawn = up >= 0 && keep[up];                                                                          \
+        if (keep[i]) {                                                                                               \
+            position[i] = (int32_t)at;                                                                               \
+            kept[at] = i;                                                                                            \
+            kept_parent[at] = up_drawn ? position[up] : -1;                                                          \
+            at++;                                                                                                    \
+        }                                                                                                            \
+        else if (up < 0 || up_drawn) {                                                                               \
+            uint64_t *into = sums + (up < 0 ? 0 : (Py_ssize_t)position[up] + 1) * columns;                           \
+            const uint64_t *from = totals + i * columns;                                                             \
+            for (Py_ssize_t c = 0; c < columns; c++) {                                                               \
+                into[c] += from[c];                                                                                  \
+            }                                                                                                        \
+        }                                                                                                            \
     }
+    if (parent.wide) {
+        FOLD(int64_t)
+    }
+    else {
+        FOLD(int32_t)
+    }
+#undef FOLD
     release_all(views, got);
     Py_RETURN_NONE;
 fail:

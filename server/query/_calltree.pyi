@@ -4,7 +4,9 @@
 import numpy as np
 import numpy.typing as npt
 
-def sum_up(totals: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], /) -> None:
+Indices = npt.NDArray[np.int32] | npt.NDArray[np.int64]  # a call tree's parents and functions: either width
+
+def sum_up(totals: npt.NDArray[np.int64], parent: Indices, /) -> None:
     """Add each node's row of ``totals`` (nodes, columns) to its parent's (``parent``: an index, -1 for none,
     below the node's own), children before parents, in one pass from the last node; sums wrap at 64 bits, as
     numpy's do. ``ValueError``, with nothing changed, for a parent index out of range or totals of another
@@ -12,7 +14,7 @@ def sum_up(totals: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], /) -> N
 
 def fold(
     keep: npt.NDArray[np.bool_],
-    parent: npt.NDArray[np.int64],
+    parent: Indices,
     totals: npt.NDArray[np.int64],
     position: npt.NDArray[np.int32],
     kept: npt.NDArray[np.int64],

@@ -47,7 +47,7 @@ typedef struct {
  * children of any other are the children of its one original node, whose functions differ, so each is a new
  * node of its own, and is only listed (first_child, next_sibling) in case its parent is shared later. */
 typedef struct {
-    const int64_t *function; /* the original nodes' */
+    Indices function;        /* the original nodes' */
     int64_t width;           /* a key is (new parent + 1) * width + function */
     int64_t *nodes;          /* each new node's lowest original node */
     int64_t *new_parent;     /* -1: the root, which is always shared */
@@ -73,7 +73,7 @@ kept_slot(const Kept *k, int64_t under, int64_t function, uint64_t hash)
     uint32_t tag = (uint32_t)(hash >> 32);
     Slot *slot = k->slots + (hash & k->mask);
     while (slot->node != 0 &&
-           (slot->tag != tag || k->new_parent[slot->node - 1] != under || k->function[k->nodes[slot->node - 1]] != function)) {
+           (slot->tag != tag || k->new_parent[slot->node - 1] != under || indices_at(&k->function, k->nodes[slot->node - 1]) != function)) {
         slot = k->slots + ((uint64_t)(slot - k->slots + 1) & k->mask);
     }
     return slot;
@@ -99,7 +99,7 @@ kept_room(Kept *k)
     for (uint64_t at = 0; at < old_room; at++) {
         if (old[at].node != 0) {
             int64_t node = old[at].node - 1;
-            int64_t under = k->new_parent[node], function = k->function[k->nodes[node]];
+            int64_t under = k->new_parent[node], function = indices_at(&k->function, k->nodes[node]);
             *kept_slot(k, under, function, kept_hash(k, under, function)) = old[at];
         }
     }
@@ -114,7 +114,7 @@ kept_enter(Kept *k, int64_t node)
     if (kept_room(k) < 0) {
         return -1;
     }
-    int64_t under = k->new_parent[node], function = k->function[k->nodes[node]];
+    int64_t under = k->new_parent[node], function = indices_at(&k->function, k->nodes[node]);
     uint64_t hash = kept_hash(k, under, function);
     *kept_slot(k, under, function, hash) = (Slot){.tag = (uint32_t)(hash >> 32), .node = (uint32_t)(node + 1)};
     k->used++;
@@ -156,7 +156,7 @@ kept_make(Kept *k, Py_ssize_t i, int64_t under)
 static int64_t
 kept_node(Kept *k, Py_ssize_t i, int64_t under, int lifted)
 {
-    int64_t function = k->function[i];
+    int64_t function = indices_at(&k->function, i);
 
     if (under >= 0 && !k->shared[under]) {
         if (!lifted) { /* a child of the one original node under it: no other path reaches here */
@@ -180,8 +180,8 @@ kept_node(Kept *k, Py_ssize_t i, int64_t under, int lifted)
 
 PyDoc_STRVAR(keep_doc,
              "keep(parent, function, kept, up, /)\n--\n\n"
-             "The tree of the kept frames of a call tree: parent (int64, each in [-1, its own index): parents\n"
-             "first), function (int64, each in [0, 2**31); no two children of one node share one, as in every\n"
+             "The tree of the kept frames of a call tree: parent (int32 or int64, each in [-1, its own index):\n"
+             "parents first), function (int32 or int64, each in [0, 2**31); no two children of one node share one, as in every\n"
              "call tree), kept (bool). up (int64, or None: worked out here) is each node's nearest kept node at\n"
              "or above it (itself when kept), -1 for none; a node it names that is not kept holds no new node\n"
              "(filters.py drops empty nodes after working it out). Returns (new_of, nodes, new_parent) as\n"
@@ -205,31 +205,40 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     int given = objs[3] != Py_None;
-    static const char *names[4] = {"parent", "function", "kept", "up"};
-    static const Py_ssize_t sizes[4] = {8, 8, 1, 8};
-    static const int integers[4] = {SIGNED, SIGNED, BOOLS, SIGNED};
-    if (get_typed_columns(objs, views, 3 + given, sizes, integers, names) < 0) {
+    Indices parent, function;
+    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
+        goto done;
+    }
+    got = 1;
+    if (get_indices(objs[1], &views[1], &function, "function") < 0) {
+        goto done;
+    }
+    got = 2;
+    static const char *names[2] = {"kept", "up"};
+    static const Py_ssize_t sizes[2] = {1, 8};
+    static const int integers[2] = {BOOLS, SIGNED};
+    if (get_typed_columns(objs + 2, views + 2, 1 + given, sizes, integers, names) < 0) {
         goto done;
     }
     got = 3 + given;
-    Py_ssize_t n = views[0].len / 8;
-    if (views[1].len / 8 != n || views[2].len != n || (given && views[3].len / 8 != n) || n >= INT32_MAX) {
+    Py_ssize_t n = parent.len;
+    if (function.len != n || views[2].len != n || (given && views[3].len / 8 != n) || n >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "keep() needs parent, function, kept and up of one length, below 2**31");
         goto done;
     }
-    const int64_t *parent = views[0].buf, *function = views[1].buf;
     const uint8_t *kept = views[2].buf;
     const int64_t *up_given = given ? views[3].buf : NULL;
     int64_t width = 1, count = 0;
     for (Py_ssize_t i = 0; i < n; i++) { /* checked whole first */
-        if (parent[i] < -1 || parent[i] >= i || function[i] < 0 || function[i] > INT32_MAX ||
+        int64_t above = indices_at(&parent, i), f = indices_at(&function, i);
+        if (above < -1 || above >= i || f < 0 || f > INT32_MAX ||
             (given && (up_given[i] < -1 || up_given[i] > i || (kept[i] && up_given[i] != i)))) {
             PyErr_SetString(PyExc_ValueError, "keep() needs every parent index in [-1, the node's own), every "
                                               "function in [0, 2**31) and every up in [-1, the node's own] (the "
                                               "node itself when kept)");
             goto done;
         }
-        width = function[i] >= width ? function[i] + 1 : width;
+        width = f >= width ? f + 1 : width;
         count += kept[i] != 0;
     }
     k.function = function;
@@ -255,7 +264,8 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
     /* new_of holds each kept node's new node as it is made; a node's nearest kept node comes before it. */
     int64_t *new_of = (int64_t *)PyByteArray_AS_STRING(new_of_bytes);
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t above = parent[i] < 0 ? -1 : given ? up_given[parent[i]] : up[parent[i]];
+        int64_t of = indices_at(&parent, i);
+        int64_t above = of < 0 ? -1 : given ? up_given[of] : up[of];
         if (!given) {
             up[i] = (int32_t)(kept[i] ? i : above);
         }
@@ -266,7 +276,7 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
         }
         /* The nearest kept strict ancestor's new node is the new parent; -1 is the root. */
         int64_t under = above < 0 || !kept[above] ? -1 : new_of[above];
-        if ((new_of[i] = kept_node(&k, i, under, above != parent[i])) < 0) {
+        if ((new_of[i] = kept_node(&k, i, under, above != of)) < 0) {
             goto done;
         }
     }
@@ -290,8 +300,8 @@ done:
 PyDoc_STRVAR(on_paths_doc,
              "on_paths(parent, bits, /)\n--\n\n"
              "ORs each node's bits into its children's, from the root down, in place: afterwards bit b of a node is\n"
-             "set when any node on its path from the root had it (a pattern matched there). parent is int64, each\n"
-             "in [-1, its own index): parents first; bits is a writable uint8 column of one entry a node.\n"
+             "set when any node on its path from the root had it (a pattern matched there). parent is int32 or\n"
+             "int64, each in [-1, its own index): parents first; bits is a writable uint8 column of one entry a node.\n"
              "ValueError, before anything is written, for columns of other lengths or types, or a parent out of\n"
              "range.");
 
@@ -307,7 +317,8 @@ filters_on_paths(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "OO:on_paths", &objs[0], &objs[1])) {
         return NULL;
     }
-    if (get_typed(objs[0], &views[0], 8, SIGNED, 0, 0, "parent") < 0) {
+    Indices parent;
+    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
         return NULL;
     }
     got = 1;
@@ -315,19 +326,19 @@ filters_on_paths(PyObject *Py_UNUSED(module), PyObject *args)
         goto fail;
     }
     got = 2;
-    const int64_t *parent = views[0].buf;
     uint8_t *bits = views[1].buf;
-    Py_ssize_t n = views[0].len / 8;
+    Py_ssize_t n = parent.len;
     if (views[1].len != n) {
         PyErr_SetString(PyExc_ValueError, "on_paths() needs parent and bits of one length");
         goto fail;
     }
-    if (parents_first(parent, n, "on_paths") < 0) { /* checked whole first */
+    if (parents_first(&parent, "on_paths") < 0) { /* checked whole first */
         goto fail;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (parent[i] >= 0) {
-            bits[i] |= bits[parent[i]];
+        int64_t up = indices_at(&parent, i);
+        if (up >= 0) {
+            bits[i] |= bits[up];
         }
     }
     release_all(views, got);
@@ -340,8 +351,8 @@ fail:
 PyDoc_STRVAR(kept_recursion_doc,
              "kept_recursion(parent, function, kept, nodes, /)\n--\n\n"
              "For each of nodes (int64, each in [0, the tree's size)): whether its nearest ancestor of its own\n"
-             "function is kept (false when it has none). parent (int64, each in [-1, its own index): parents\n"
-             "first), function (int64) and kept (bool) are the tree's, one entry a node. Returns a bytearray of\n"
+             "function is kept (false when it has none). parent (int32 or int64, each in [-1, its own index):\n"
+             "parents first), function (int32 or int64) and kept (bool) are the tree's, one entry a node. Returns a bytearray of\n"
              "one 0 or 1 a node asked about. ValueError, before anything is read, for columns of other lengths\n"
              "or types, or a parent or node out of range.");
 
@@ -355,25 +366,34 @@ filters_kept_recursion(PyObject *Py_UNUSED(module), PyObject *args)
     Py_buffer views[4];
     int got = 0;
     PyObject *result = NULL;
-    static const char *names[4] = {"parent", "function", "kept", "nodes"};
-    static const Py_ssize_t sizes[4] = {8, 8, 1, 8};
-    static const int integers[4] = {SIGNED, SIGNED, BOOLS, SIGNED};
+    static const char *names[2] = {"kept", "nodes"};
+    static const Py_ssize_t sizes[2] = {1, 8};
+    static const int integers[2] = {BOOLS, SIGNED};
+    Indices parent, function;
 
     if (!PyArg_ParseTuple(args, "OOOO:kept_recursion", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
-    if (get_typed_columns(objs, views, 4, sizes, integers, names) < 0) {
+    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
+        goto done;
+    }
+    got = 1;
+    if (get_indices(objs[1], &views[1], &function, "function") < 0) {
+        goto done;
+    }
+    got = 2;
+    if (get_typed_columns(objs + 2, views + 2, 2, sizes, integers, names) < 0) {
         goto done;
     }
     got = 4;
-    Py_ssize_t n = views[0].len / 8, asked = views[3].len / 8;
-    if (views[1].len / 8 != n || views[2].len != n) {
+    Py_ssize_t n = parent.len, asked = views[3].len / 8;
+    if (function.len != n || views[2].len != n) {
         PyErr_SetString(PyExc_ValueError, "kept_recursion() needs parent, function and kept of one length");
         goto done;
     }
-    const int64_t *parent = views[0].buf, *function = views[1].buf, *nodes = views[3].buf;
+    const int64_t *nodes = views[3].buf;
     const uint8_t *kept = views[2].buf;
-    if (parents_first(parent, n, "kept_recursion") < 0) {
+    if (parents_first(&parent, "kept_recursion") < 0) {
         goto done;
     }
     for (Py_ssize_t j = 0; j < asked; j++) {
@@ -388,9 +408,9 @@ filters_kept_recursion(PyObject *Py_UNUSED(module), PyObject *args)
     }
     uint8_t *stays = (uint8_t *)PyByteArray_AS_STRING(result);
     for (Py_ssize_t j = 0; j < asked; j++) {
-        int64_t node = nodes[j], ancestor = parent[node];
-        while (ancestor >= 0 && function[ancestor] != function[node]) {
-            ancestor = parent[ancestor];
+        int64_t node = nodes[j], own = indices_at(&function, node), ancestor = indices_at(&parent, node);
+        while (ancestor >= 0 && indices_at(&function, ancestor) != own) {
+            ancestor = indices_at(&parent, ancestor);
         }
         stays[j] = ancestor >= 0 && kept[ancestor];
     }

@@ -3,9 +3,11 @@
 import numpy as np
 import numpy.typing as npt
 
+Indices = npt.NDArray[np.int32] | npt.NDArray[np.int64]  # a call tree's parents and functions: either width
+
 def keep(
-    parent: npt.NDArray[np.int64],
-    function: npt.NDArray[np.int64],
+    parent: Indices,
+    function: Indices,
     kept: npt.NDArray[np.bool_],
     up: npt.NDArray[np.int64] | None,
     /,
@@ -21,7 +23,7 @@ def keep(
     lengths or types, or a parent, function or ``up`` out of range.
     """
 
-def on_paths(parent: npt.NDArray[np.int64], bits: npt.NDArray[np.uint8], /) -> None:
+def on_paths(parent: Indices, bits: npt.NDArray[np.uint8], /) -> None:
     """ORs each node's ``bits`` into its children's, from the root down, in place: afterwards bit b of a node
     is set when any node on its path from the root had it. ``parent``: each in [-1, its own index) (parents
     first); ``bits``: writable, one entry a node. ``ValueError``, before anything is written, for columns of
@@ -29,8 +31,8 @@ def on_paths(parent: npt.NDArray[np.int64], bits: npt.NDArray[np.uint8], /) -> N
     """
 
 def kept_recursion(
-    parent: npt.NDArray[np.int64],
-    function: npt.NDArray[np.int64],
+    parent: Indices,
+    function: Indices,
     kept: npt.NDArray[np.bool_],
     nodes: npt.NDArray[np.int64],
     /,

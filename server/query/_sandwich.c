@@ -30,8 +30,8 @@
 
 /* The call tree, as the caller's arrays (parents before children), and what is worked out from it once. */
 typedef struct {
-    const int64_t *parent;
-    const int64_t *function;
+    Indices parent;   /* int32 or int64 */
+    Indices function; /* int32 or int64 */
     const uint8_t *recursive;
     const uint64_t *selfs;  /* (size, columns) */
     const uint64_t *totals; /* (size, columns) */
@@ -270,7 +270,7 @@ group(const Tree *t, Entries *level, Groups *g)
     Py_ssize_t count = 0;
     for (Py_ssize_t e = 0; e < m; e++) {
         Entry *entry = level->at + e;
-        int64_t key = (entry->above + 1) * t->width + t->function[entry->frame];
+        int64_t key = (entry->above + 1) * t->width + indices_at(&t->function, entry->frame);
         Slot *slot = find(g->slots, mask, key);
         if (slot->group == 0) {
             *slot = (Slot){.key = key, .group = ++count};
@@ -306,16 +306,16 @@ ancestry(Tree *t)
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t up = t->parent[i];
+        int64_t up = indices_at(&t->parent, i);
         t->depth[i] = up < 0 ? 0 : t->depth[up] + 1;
         t->label[i] = -1;
         t->f_parent[i] = -1;
         t->below[i] = -1;
-        if (t->function[i] == t->f && t->recursive[i]) {
+        if (indices_at(&t->function, i) == t->f && t->recursive[i]) {
             int64_t at = i;
-            while (up >= 0 && t->function[up] != t->f) {
+            while (up >= 0 && indices_at(&t->function, up) != t->f) {
                 at = up;
-                up = t->parent[up];
+                up = indices_at(&t->parent, up);
             }
             t->f_parent[i] = up;
             t->below[i] = at;
@@ -367,7 +367,7 @@ inner(Tree *t, Entries *level, const Groups *g, int up, int64_t distance)
             else {
                 int64_t steps = t->depth[entry->source] - t->depth[above];
                 for (; climbed < steps; climbed++) { /* Fs further up need more steps: never walked twice */
-                    node = t->parent[node];
+                    node = indices_at(&t->parent, node);
                 }
                 other = node;
             }
@@ -470,7 +470,7 @@ static inline int
 grow_entry(const Tree *t, int up, const Entry *entry, int64_t id, Entries *next)
 {
     if (up) { /* up to the callers, until the root of the stack */
-        int64_t caller = t->parent[entry->frame];
+        int64_t caller = indices_at(&t->parent, entry->frame);
         return caller < 0 ? 0 : entries_push(next, id, caller, entry->source, entry->inner);
     }
     for (int32_t c = t->first[entry->frame]; c < t->first[entry->frame + 1]; c++) {
@@ -511,16 +511,18 @@ child_lists(Tree *t)
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (t->parent[i] >= 0) {
-            t->first[t->parent[i] + 2]++;
+        int64_t up = indices_at(&t->parent, i);
+        if (up >= 0) {
+            t->first[up + 2]++;
         }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         t->first[i + 2] += t->first[i + 1];
     }
     for (Py_ssize_t i = 0; i < n; i++) { /* first[p + 1] is where p's next child goes; ends as p + 1's start */
-        if (t->parent[i] >= 0) {
-            t->children[t->first[t->parent[i] + 1]++] = (int32_t)i;
+        int64_t up = indices_at(&t->parent, i);
+        if (up >= 0) {
+            t->children[t->first[up + 1]++] = (int32_t)i;
         }
     }
     return 0;
@@ -564,7 +566,7 @@ grow(Tree *t, int up, Widest *widest, Grown *out)
         for (Py_ssize_t i = 0; i < count; i++) {
             const Entry *first = level.at + groups.at[groups.pairs[i][1]].first_entry;
             ROW(out, base + i)[0] = (uint64_t)first->above;
-            ROW(out, base + i)[1] = (uint64_t)t->function[first->frame];
+            ROW(out, base + i)[1] = (uint64_t)indices_at(&t->function, first->frame);
         }
         for (Py_ssize_t e = 0; e < m; e++) {
             Entry *entry = level.at + e;
@@ -572,7 +574,7 @@ grow(Tree *t, int up, Widest *widest, Grown *out)
             if (!up) { /* a sample ends once: no double count */
                 add_row(SELFS(out, base + entry->group), t->selfs + entry->frame * columns, columns);
             }
-            else if (t->parent[entry->frame] < 0) { /* what reaches the root of the stack there */
+            else if (indices_at(&t->parent, entry->frame) < 0) { /* what reaches the root of the stack there */
                 add_row(SELFS(out, base + entry->group), t->totals + entry->source * columns, columns);
             }
         }
@@ -654,8 +656,9 @@ side(const Grown *g)
 PyDoc_STRVAR(grow_doc,
              "grow(parent, function, recursive, selfs, totals, f, max_nodes, /)\n--\n\n"
              "The two trees of the sandwich of function id f over a call tree (server/query/sandwich.py). The\n"
-             "tree: parent (int64, each in [-1, its own index): parents first), function (int64, each in\n"
-             "[0, 2**31)), recursive (bool), selfs and totals ((nodes, columns) int64, fewer than 2**31 nodes).\n"
+             "tree: parent (int32 or int64, each in [-1, its own index): parents first), function (int32 or int64,\n"
+             "each in [0, 2**31)), recursive (bool), selfs and totals ((nodes, columns) int64, fewer than 2**31\n"
+             "nodes).\n"
              "Nodes are grown only where a flame graph of max_nodes nodes draws (0: all). Returns (callers,\n"
              "callees), each (parents, functions, selfs, totals) as bytearrays of int64: the sandwich nodes\n"
              "without their root F, level by level, parents as indices (-1: F). ValueError, before anything is\n"
@@ -679,31 +682,41 @@ sandwich_grow(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOLn:grow", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &f, &max_nodes)) {
         return NULL;
     }
-    static const char *names[5] = {"parent", "function", "recursive", "selfs", "totals"};
-    static const Py_ssize_t sizes[5] = {8, 8, 1, 8, 8};
-    static const int integers[5] = {SIGNED, SIGNED, BOOLS, SIGNED, SIGNED};
-    if (get_typed_columns(objs, views, 5, sizes, integers, names) < 0) {
+    Indices parent, function;
+    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
+        goto done;
+    }
+    got = 1;
+    if (get_indices(objs[1], &views[1], &function, "function") < 0) {
+        goto done;
+    }
+    got = 2;
+    static const char *names[3] = {"recursive", "selfs", "totals"};
+    static const Py_ssize_t sizes[3] = {1, 8, 8};
+    static const int integers[3] = {BOOLS, SIGNED, SIGNED};
+    if (get_typed_columns(objs + 2, views + 2, 3, sizes, integers, names) < 0) {
         goto done;
     }
     got = 5;
-    Py_ssize_t n = views[0].len / 8;
+    Py_ssize_t n = parent.len;
     Py_ssize_t columns = n ? views[3].len / 8 / n : 1;
-    if (views[1].len / 8 != n || views[2].len != n || columns < 1 || views[3].len != n * columns * 8 ||
+    if (function.len != n || views[2].len != n || columns < 1 || views[3].len != n * columns * 8 ||
         views[4].len != views[3].len || n >= INT32_MAX || max_nodes < 0 || max_nodes >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "grow() needs parent, function and recursive of one length (below 2**31),"
                                           " selfs and totals of (nodes, columns), and max_nodes in [0, 2**31)");
         goto done;
     }
-    t = (Tree){.parent = views[0].buf, .function = views[1].buf, .recursive = views[2].buf,
+    t = (Tree){.parent = parent, .function = function, .recursive = views[2].buf,
                .selfs = views[3].buf, .totals = views[4].buf, .size = n, .columns = columns, .width = 1, .f = f};
     for (Py_ssize_t i = 0; i < n; i++) { /* checked whole first */
-        if (t.parent[i] < -1 || t.parent[i] >= i || t.function[i] < 0 || t.function[i] > INT32_MAX) {
+        int64_t up = indices_at(&t.parent, i), own = indices_at(&t.function, i);
+        if (up < -1 || up >= i || own < 0 || own > INT32_MAX) {
             PyErr_SetString(PyExc_ValueError, "grow() needs every parent index in [-1, the node's own) and every "
                                               "function in [0, 2**31)");
             goto done;
         }
-        t.width = t.function[i] >= t.width ? t.function[i] + 1 : t.width;
-        if (t.function[i] == f) {
+        t.width = own >= t.width ? own + 1 : t.width;
+        if (own == f) {
             int64_t *f_nodes = with_room(t.f_nodes, &f_room, t.f_count + 1, 8);
             if (f_nodes == NULL) {
                 goto done;

@@ -5,11 +5,13 @@ from typing import TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+Indices = npt.NDArray[np.int32] | npt.NDArray[np.int64]  # a call tree's parents and functions: either width
+
 Side: TypeAlias = tuple[bytearray, bytearray, bytearray, bytearray]
 
 def grow(
-    parent: npt.NDArray[np.int64],
-    function: npt.NDArray[np.int64],
+    parent: Indices,
+    function: Indices,
     recursive: npt.NDArray[np.bool_],
     selfs: npt.NDArray[np.int64],
     totals: npt.NDArray[np.int64],

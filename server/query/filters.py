@@ -36,7 +36,7 @@ import numpy.typing as npt
 from server.errors import InvalidParameter
 from server.query import _filters
 from server.query.regex import Regex, RegexError, compile_regex
-from server.query.tree import CallTree, sum_totals
+from server.query.tree import CallTree, Indices, as_indices, sum_totals
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -277,7 +277,7 @@ def _matches(tree: CallTree, regex: Regex, frames: Frames, owner: object | None)
     return result
 
 
-def _on_paths(parent: IntArray, matches: list[BoolArray]) -> list[BoolArray]:
+def _on_paths(parent: Indices, matches: list[BoolArray]) -> list[BoolArray]:
     """Per pattern (at most 8), per node: does the path from the root down to it hold a matching frame.
 
     The patterns go down the tree together, a bit each in one byte per node, in one C pass.
@@ -287,7 +287,7 @@ def _on_paths(parent: IntArray, matches: list[BoolArray]) -> list[BoolArray]:
     bits = np.zeros(parent.shape[0], dtype=np.uint8)
     for bit, match in enumerate(matches):
         bits |= match.view(np.uint8) << np.uint8(bit)
-    _filters.on_paths(np.ascontiguousarray(parent, dtype=np.int64), bits)
+    _filters.on_paths(as_indices(parent), bits)
     return [(bits & np.uint8(1 << bit)) != 0 for bit in range(len(matches))]
 
 
@@ -306,13 +306,13 @@ class _Kept:
 
     def values(
         self,
-        function: IntArray,
+        function: Indices,
         recursive: BoolArray,
         selfs: IntArray,
         totals: IntArray,
         landed: BoolArray,
         kept: BoolArray,
-    ) -> tuple[IntArray, IntArray, BoolArray, IntArray, IntArray]:
+    ) -> tuple[IntArray, Indices, BoolArray, IntArray, IntArray]:
         """The new tree's parent, function, recursive, selfs and totals, from the original nodes' values.
 
         A new node's total is the sum of its original nodes' totals: they have the same kept path, so
@@ -332,7 +332,7 @@ class _Kept:
         return self.parent, function[nodes], recursive, new_selfs, new_totals
 
 
-def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | None = None) -> _Kept:
+def _keep(parent: Indices, function: Indices, kept: BoolArray, up: IntArray | None = None) -> _Kept:
     """The tree of kept frames: each kept node hangs off its nearest kept ancestor, and kept nodes
     that end up with the same path of functions are one node. ``up``: each node's nearest kept node at or
     above it, when the caller knows it (a node it names that is no longer kept holds no new node).
@@ -342,8 +342,8 @@ def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | 
     two children of one node share a function (only where paths meet is a path looked up).
     """
     new_of, nodes, new_parent = _filters.keep(
-        np.ascontiguousarray(parent, dtype=np.int64),
-        np.ascontiguousarray(function, dtype=np.int64),
+        as_indices(parent),
+        as_indices(function),
         np.ascontiguousarray(kept, dtype=np.bool_),
         None if up is None else np.ascontiguousarray(up, dtype=np.int64),
     )
@@ -354,7 +354,7 @@ def _keep(parent: IntArray, function: IntArray, kept: BoolArray, up: IntArray | 
     )
 
 
-def _nearest_kept(parent: IntArray, kept: BoolArray) -> IntArray:
+def _nearest_kept(parent: Indices, kept: BoolArray) -> IntArray:
     """Per node, the nearest kept node at or above it (itself when kept), -1 when there is none.
 
     Pointer jumping over the runs of removed frames only: log2 of the longest run passes.
@@ -388,8 +388,8 @@ def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> Boo
         recursive[merged.new_of[source]] = True
         return recursive
     stays = _filters.kept_recursion(
-        np.ascontiguousarray(tree.parent, dtype=np.int64),
-        np.ascontiguousarray(tree.function, dtype=np.int64),
+        as_indices(tree.parent),
+        as_indices(tree.function),
         np.ascontiguousarray(kept, dtype=np.bool_),
         source,
     )
@@ -397,7 +397,7 @@ def _recursive(tree: CallTree, merged: _Kept, kept: BoolArray, cut: bool) -> Boo
     return recursive
 
 
-def _propagate(parent: IntArray, selfs: IntArray) -> IntArray:
+def _propagate(parent: Indices, selfs: IntArray) -> IntArray:
     """Totals from self values: a parent's index is below its children's, so one pass from the last node."""
     totals = selfs.copy()
     sum_totals(totals, parent)
@@ -405,8 +405,8 @@ def _propagate(parent: IntArray, selfs: IntArray) -> IntArray:
 
 
 def _tree_of(
-    parent: IntArray,
-    function: IntArray,
+    parent: Indices,
+    function: Indices,
     recursive: BoolArray,
     selfs: IntArray,
     totals: IntArray,

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from server.query._calltree import fold, widest
 from server.query.grouping import distinct_inverse
-from server.query.tree import CallTree, sum_totals
+from server.query.tree import CallTree, Indices, as_indices, sum_totals
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -126,7 +126,7 @@ def _widest(width: IntArray, count: int) -> BoolArray:
     return out
 
 
-def _fold_drawn(keep: BoolArray, parent: IntArray, totals: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+def _fold_drawn(keep: BoolArray, parent: Indices, totals: IntArray) -> tuple[IntArray, IntArray, IntArray]:
     """A call tree pruned to the nodes ``keep`` flags (nodes in id order; ``parent`` each one's parent index, -1
     for the root's children; ``totals`` a row of columns a node): the drawn nodes' indices, each one's parent
     among the drawn (-1: the root, or a parent not drawn), and per drawn node plus the root (row 0) the summed
@@ -138,7 +138,7 @@ def _fold_drawn(keep: BoolArray, parent: IntArray, totals: IntArray) -> tuple[In
     position = np.empty(keep.shape[0], dtype=np.int32)
     fold(
         keep,
-        np.ascontiguousarray(parent, dtype=np.int64),
+        as_indices(parent),
         np.ascontiguousarray(totals),
         position,
         kept,

@@ -18,13 +18,15 @@ default ``argsort``: the smallest index of a group is found with
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 
 
-def _starts(ordered: IntArray) -> npt.NDArray[np.bool_]:
+def _starts(ordered: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.bool_]:
     """Where each run of equal values in a sorted array begins."""
     starts = np.empty(ordered.shape[0], dtype=bool)
     if ordered.shape[0]:
@@ -40,15 +42,16 @@ def distinct(values: IntArray) -> IntArray:
     return result
 
 
-def distinct_inverse(values: IntArray) -> tuple[IntArray, IntArray]:
-    """The distinct values, sorted, and each value's position among them: ``np.unique(values,
-    return_inverse=True)`` for a one-dimensional array."""
+def distinct_inverse(values: npt.NDArray[np.integer[Any]]) -> tuple[IntArray, IntArray]:
+    """The distinct values, sorted (as int64, whatever the width of ``values``: a call tree's functions may be
+    int32), and each value's position among them: ``np.unique(values, return_inverse=True)`` for a
+    one-dimensional array."""
     order = np.argsort(values)
     ordered = values[order]
     starts = _starts(ordered)
     inverse = np.empty(values.shape[0], dtype=np.int64)
     inverse[order] = np.cumsum(starts) - 1
-    result: IntArray = ordered[starts]
+    result: IntArray = ordered[starts].astype(np.int64, copy=False)
     return result, inverse
 
 

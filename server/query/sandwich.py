@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from server.query import _sandwich
 from server.query.filters import keep_frames
-from server.query.tree import CallTree
+from server.query.tree import CallTree, as_indices
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -87,8 +87,8 @@ def sandwich(tree: CallTree, function: int, max_nodes: int | None = None) -> San
     at_root = tree.parent[f_nodes] < 0
     root_self = tree.totals[f_nodes[at_root]].sum(axis=0).astype(np.int64).reshape(columns)  # no F above a root
     callers, callees = _sandwich.grow(
-        np.ascontiguousarray(tree.parent, dtype=np.int64),
-        np.ascontiguousarray(tree.function, dtype=np.int64),
+        as_indices(tree.parent),
+        as_indices(tree.function),
         np.ascontiguousarray(tree.recursive, dtype=np.bool_),
         np.ascontiguousarray(tree.selfs, dtype=np.int64),
         np.ascontiguousarray(tree.totals, dtype=np.int64),

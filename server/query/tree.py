@@ -11,6 +11,7 @@ pass over the nodes the query's leaves reach (plus a flag per stored node).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,14 +20,25 @@ from server.query._calltree import sum_up
 from server.store.stacks import ROOT, StackTree
 
 IntArray = npt.NDArray[np.int64]
+#: A call tree's parent and function indices. int32 in a tree gathered from the store (:func:`build_tree`): its
+#: positions and frames are below 2**31, and 4 bytes a node where int64 took 8 was 137 MB of a churny day's 17 M-node
+#: flame graph. int64 in trees the filters, the sandwich and the line views make. The C passes read either.
+Indices = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 
 
-def sum_totals(totals: IntArray, parent: IntArray) -> None:
+def as_indices(values: npt.NDArray[np.integer[Any]]) -> Indices:
+    """``values`` as the C passes read indices: int32 or int64 and contiguous, with no copy when so already."""
+    if values.dtype in (np.int32, np.int64) and values.flags.c_contiguous:
+        return values  # type: ignore[return-value]
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+def sum_totals(totals: IntArray, parent: Indices) -> None:
     """Add each node's row of ``totals`` (nodes in id order, a row of columns each) to its parent's, children
     first: ``parent`` holds each node's parent's index in the same order, -1 for the root's children. In id
     order every child comes after its parent, so this is one pass from the end (in C); sums wrap at 64 bits,
     as numpy's do."""
-    sum_up(totals, np.ascontiguousarray(parent, dtype=np.int64))
+    sum_up(totals, as_indices(parent))
 
 
 @dataclass(slots=True)
@@ -36,8 +48,8 @@ class CallTree:
     #: The stored node of each node; None unless asked for (``build_tree(..., node_ids=True)``): only an export
     #: reads them, and they were 136 MB of a churny day's 17 M-node flame graph.
     node_ids: IntArray | None
-    parent: IntArray  # index into node arrays, -1 for children of the root
-    function: IntArray
+    parent: Indices  # index into node arrays, -1 for children of the root
+    function: Indices
     recursive: npt.NDArray[np.bool_]
     selfs: IntArray  # (nodes, columns)
     totals: IntArray  # (nodes, columns)
@@ -79,6 +91,7 @@ def build_tree(stacks: StackTree, nodes: IntArray, values: IntArray, *, node_ids
     all_nodes, parent, function, recursive, position = stacks.gather(stacks.closure_mask(leaves), with_ids=node_ids)
     selfs = np.zeros((parent.shape[0], columns), dtype=np.int64)
     np.add.at(selfs, position[leaves], matrix[nonroot])
+    del position  # 4 bytes a stored node (a churny day's 17 M: 69 MB), not held while the totals are made
     totals = selfs.copy()
     sum_totals(totals, parent)  # in id order a child comes after its parent: one pass from the end
     return CallTree(

@@ -1604,7 +1604,7 @@ PyDoc_STRVAR(treeindex_gather_doc,
              "gather(mark, parent, function, recursive, position, node_ids, parents, functions, flags, /)\n--\n\n"
              "A call tree's arrays over the marked nodes, in id order, in one pass: node_ids (int64, or None:\n"
              "not written; an export alone reads them, 8 bytes a node of a query's peak), each node's\n"
-             "parent as an index into them (int64, -1 for the root's children), its function (int64) and\n"
+             "parent as an index into them (int32, -1 for the root's children), its function (int32) and\n"
              "recursive flag (bool), read from the tree's columns by id (parent uint32, function int32,\n"
              "recursive bool, each with room for every id below len(mark)); position (int32, as long) gets each\n"
              "marked id's index. The four outputs have one entry per marked node. ValueError, before anything is\n"
@@ -1631,7 +1631,7 @@ treeindex_gather(PyObject *Py_UNUSED(module), PyObject *args)
     Py_ssize_t size = views[0].len;
     static const char *names[8] = {"parent", "function", "recursive", "position", "node_ids", "parents", "functions",
                                    "flags"};
-    static const Py_ssize_t sizes[8] = {4, 4, 1, 4, 8, 8, 8, 1};
+    static const Py_ssize_t sizes[8] = {4, 4, 1, 4, 8, 4, 4, 1};
     static const int integers[8] = {UNSIGNED, SIGNED, BOOLS, SIGNED, SIGNED, SIGNED, SIGNED, BOOLS};
     int with_ids = objs[5] != Py_None;
     for (; got < 9; got++) {
@@ -1651,14 +1651,15 @@ treeindex_gather(PyObject *Py_UNUSED(module), PyObject *args)
     const int32_t *function = views[2].buf;
     const uint8_t *recursive = views[3].buf;
     int32_t *position = views[4].buf;
-    int64_t *node_ids = views[5].buf, *parents = views[6].buf, *functions = views[7].buf;
+    int64_t *node_ids = views[5].buf;
+    int32_t *parents = views[6].buf, *functions = views[7].buf; /* positions below 2**31 (checked), frames too */
     uint8_t *flags = views[8].buf;
     Py_ssize_t count = 0;
     for (Py_ssize_t id = 1; id < size; id++) {
         count += mark[id] != 0;
     }
-    if (count > INT32_MAX || (with_ids && views[5].len / 8 != count) || views[6].len / 8 != count ||
-        views[7].len / 8 != count || views[8].len != count) {
+    if (count > INT32_MAX || (with_ids && views[5].len / 8 != count) || views[6].len / 4 != count ||
+        views[7].len / 4 != count || views[8].len != count) {
         PyErr_SetString(PyExc_ValueError, "gather() needs node_ids, parents, functions and flags of one entry a mark");
         goto fail;
     }

@@ -131,8 +131,8 @@ def gather(
     recursive: npt.NDArray[np.bool_],
     position: npt.NDArray[np.int32],
     node_ids: npt.NDArray[np.int64] | None,
-    parents: npt.NDArray[np.int64],
-    functions: npt.NDArray[np.int64],
+    parents: npt.NDArray[np.int32],
+    functions: npt.NDArray[np.int32],
     flags: npt.NDArray[np.bool_],
     /,
 ) -> None:

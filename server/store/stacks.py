@@ -434,15 +434,16 @@ class StackTree:
 
     def gather(
         self, mark: BoolArray, *, with_ids: bool = True
-    ) -> tuple[IntArray | None, IntArray, IntArray, BoolArray, Int32Array]:
+    ) -> tuple[IntArray | None, Int32Array, Int32Array, BoolArray, Int32Array]:
         """The marked nodes (a :meth:`closure_mask`) as a call tree's arrays, in id order: their ids (unless
         ``with_ids`` is false: None), each one's parent as an index into them (-1 for the root's children),
         function and recursive flag; and a map from each marked id to its index (int32, by id; other entries are
-        not set). One pass, in C."""
+        not set). Parents and functions are int32 (positions and frames are below 2**31): half the bytes a node
+        reached of int64. One pass, in C."""
         count = int(np.count_nonzero(mark))
         node_ids = np.empty(count, dtype=np.int64) if with_ids else None
-        parent = np.empty(count, dtype=np.int64)
-        function = np.empty(count, dtype=np.int64)
+        parent = np.empty(count, dtype=np.int32)
+        function = np.empty(count, dtype=np.int32)
         recursive = np.empty(count, dtype=bool)
         position = np.empty(mark.shape[0], dtype=np.int32)
         self._grow(mark.shape[0])  # the columns have room for every id the mark has

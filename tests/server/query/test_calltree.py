@@ -32,6 +32,9 @@ def test_sum_up_equals_summing_a_level_at_a_time(count: int, columns_wanted: int
     totals = values.copy()
     sum_up(totals, parent)
     assert totals.tolist() == expected.tolist()
+    narrow = values.copy()  # int32 parents (a tree gathered from the store) are read the same
+    sum_up(narrow, parent.astype(np.int32))
+    assert narrow.tolist() == expected.tolist()
 
 
 def test_sum_up_refuses_a_parent_out_of_order_and_totals_of_another_length() -> None:
@@ -43,6 +46,11 @@ def test_sum_up_refuses_a_parent_out_of_order_and_totals_of_another_length() -> 
         sum_up(np.ones((2, 1), dtype=np.int64), np.array([-1, 0, 1], dtype=np.int64))
     with pytest.raises(ValueError, match="int64"):
         sum_up(np.ones((3, 1), dtype=np.int32), np.array([-1, 0, 1], dtype=np.int64))
+    with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
+        sum_up(totals, np.array([-1, 0, 1], dtype=np.int16))
+    with pytest.raises(ValueError, match="parent index"):
+        sum_up(totals, np.array([-1, 0, 2], dtype=np.int32))
+    assert totals.ravel().tolist() == [1, 1, 1]
 
 
 @given(
@@ -71,10 +79,12 @@ def test_fold_equals_the_numpy_pruning(count: int, columns_wanted: int, share: f
     got_kept, got_parent = np.empty(kept.shape[0], dtype=np.int64), np.empty(kept.shape[0], dtype=np.int64)
     sums = np.zeros((kept.shape[0] + 1, columns_wanted), dtype=np.int64)
     parent.flags.writeable = totals.flags.writeable = False  # only read: a read-only tree will do
-    fold(keep, parent, totals, np.empty(count, dtype=np.int32), got_kept, got_parent, sums)
-    assert got_kept.tolist() == kept.tolist()
-    assert got_parent.tolist() == expected_parent.tolist()
-    assert sums.tolist() == expected_sums.tolist()
+    for width in (np.int64, np.int32):  # int32 parents (a tree gathered from the store) are read the same
+        got_kept[:], got_parent[:], sums[:] = -7, -7, 0
+        fold(keep, parent.astype(width), totals, np.empty(count, dtype=np.int32), got_kept, got_parent, sums)
+        assert got_kept.tolist() == kept.tolist()
+        assert got_parent.tolist() == expected_parent.tolist()
+        assert sums.tolist() == expected_sums.tolist()
 
 
 def test_fold_refuses_arrays_of_other_lengths_and_a_parent_out_of_order() -> None:
@@ -87,3 +97,8 @@ def test_fold_refuses_arrays_of_other_lengths_and_a_parent_out_of_order() -> Non
     assert not sums.any()
     with pytest.raises(ValueError, match="one entry a drawn node"):
         fold(keep, np.array([-1, 0, 0], dtype=np.int64), totals, *outputs, np.zeros((2, 1), dtype=np.int64))
+    with pytest.raises(ValueError, match="parent index"):
+        fold(keep, np.array([-1, 1, 0], dtype=np.int32), totals, *outputs, sums)
+    with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
+        fold(keep, np.array([-1, 0, 0], dtype=np.float64), totals, *outputs, sums)
+    assert not sums.any()

@@ -166,11 +166,13 @@ def test_the_kept_tree_of_a_big_tree_is_one_node_a_path(seed: int) -> None:
             function.append(name)
     for share in (0.0, 0.1, 0.5):  # removed: none, a few, half
         kept = (rng.random(len(parent)) >= share).tolist()
-        made = _filters.keep(
-            np.array(parent, dtype=np.int64), np.array(function, dtype=np.int64), np.array(kept, dtype=bool), None
-        )
-        got = tuple(np.frombuffer(column, dtype=np.int64).tolist() for column in made)
-        assert got == _keep_by_paths(parent, function, kept)
+        expected = _keep_by_paths(parent, function, kept)
+        for width in (np.int64, np.int32):  # int32 columns (a tree gathered from the store) are read the same
+            made = _filters.keep(
+                np.array(parent, dtype=width), np.array(function, dtype=width), np.array(kept, dtype=bool), None
+            )
+            got = tuple(np.frombuffer(column, dtype=np.int64).tolist() for column in made)
+            assert got == expected
 
 
 def test_the_kept_tree_lands_nodes_on_their_nearest_kept_one_and_refuses_what_it_cannot_read() -> None:
@@ -193,6 +195,10 @@ def test_the_kept_tree_lands_nodes_on_their_nearest_kept_one_and_refuses_what_it
         _filters.keep(parent, function, kept[:2], None)
     with pytest.raises(ValueError, match="kept must be a column of bool"):
         _filters.keep(parent, function, kept.astype(np.int64), None)
+    with pytest.raises(ValueError, match="function must be a column of int32 or int64"):
+        _filters.keep(parent, function.astype(np.float64), kept, None)
+    with pytest.raises(ValueError, match="parent index in"):
+        _filters.keep(np.array([-1, 2, 1], dtype=np.int32), function.astype(np.int32), kept, None)
 
 
 def test_matches_reach_every_node_below_them_and_bad_columns_are_refused() -> None:
@@ -206,6 +212,11 @@ def test_matches_reach_every_node_below_them_and_bad_columns_are_refused() -> No
         _filters.on_paths(parent, np.zeros(4, dtype=np.uint8))
     with pytest.raises(ValueError, match="bits must be a writable column of uint8"):
         _filters.on_paths(parent, np.zeros(5, dtype=np.int8))
+    narrow = np.array([0, 1, 0, 2, 0], dtype=np.uint8)
+    _filters.on_paths(parent.astype(np.int32), narrow)  # int32 parents are read the same
+    assert narrow.tolist() == [0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
+        _filters.on_paths(parent.astype(np.int8), narrow)
 
 
 def test_kept_recursion_reads_the_nearest_same_function_ancestor_and_refuses_what_it_cannot_read() -> None:
@@ -216,6 +227,8 @@ def test_kept_recursion_reads_the_nearest_same_function_ancestor_and_refuses_wha
     asked = np.array([4, 3, 2, 1], dtype=np.int64)
     # 4's nearest f0 is 2 (kept), 3's f1 is 1 (kept), 2's f0 is 0 (not kept), 1 has none.
     assert list(_filters.kept_recursion(parent, function, kept, asked)) == [1, 1, 0, 0]
+    narrow = _filters.kept_recursion(parent.astype(np.int32), function.astype(np.int32), kept, asked)
+    assert list(narrow) == [1, 1, 0, 0]  # int32 columns are read the same
     with pytest.raises(ValueError, match="of one length"):
         _filters.kept_recursion(parent, function[:4], kept, asked)
     with pytest.raises(ValueError, match="every node in"):
@@ -224,3 +237,5 @@ def test_kept_recursion_reads_the_nearest_same_function_ancestor_and_refuses_wha
         _filters.kept_recursion(np.array([-1, 0, 3, 2, 3], dtype=np.int64), function, kept, asked)
     with pytest.raises(ValueError, match="kept must be a column of bool"):
         _filters.kept_recursion(parent, function, kept.astype(np.int64), asked)
+    with pytest.raises(ValueError, match="function must be a column of int32 or int64"):
+        _filters.kept_recursion(parent, function.astype(np.uint16), kept, asked)

@@ -141,7 +141,12 @@ def test_the_growth_refuses_a_tree_it_cannot_read() -> None:
         _sandwich.grow(parent, function, recursive, values, totals[:2], 0, 0)
     with pytest.raises(ValueError, match="max_nodes in"):
         _sandwich.grow(parent, function, recursive, values, totals, 0, -1)
-    with pytest.raises(ValueError, match="parent must be a column of int64"):
-        _sandwich.grow(parent.astype(np.int32), function, recursive, values, totals, 0, 0)
+    # int32 indices (a tree gathered from the store) are read as int64 ones are; narrower ones are refused.
+    narrow = _sandwich.grow(parent.astype(np.int32), function.astype(np.int32), recursive, values, totals, 0, 0)
+    assert narrow == (callers, callees)
+    with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
+        _sandwich.grow(parent.astype(np.int16), function, recursive, values, totals, 0, 0)
+    with pytest.raises(ValueError, match="function must be a column of int32 or int64"):
+        _sandwich.grow(parent, function.astype(np.uint32), recursive, values, totals, 0, 0)
     with pytest.raises(ValueError, match="recursive must be a column of bool"):
         _sandwich.grow(parent, function, recursive.astype(np.int8), values, totals, 0, 0)

@@ -558,7 +558,8 @@ def test_gather_equals_the_arrays_numpy_builds(count: int, leaves_wanted: int, s
     index = np.cumsum(mark) - 1
     expected_parent = np.where(parent[ids] > 0, index[parent[ids].astype(np.int64)], -1)
     drawn = int(mark.sum())
-    got_ids, got_parent, got_function = (np.empty(drawn, dtype=np.int64) for _ in range(3))
+    got_ids = np.empty(drawn, dtype=np.int64)
+    got_parent, got_function = (np.empty(drawn, dtype=np.int32) for _ in range(2))  # positions and frames fit
     got_recursive = np.empty(drawn, dtype=bool)
     position = np.empty(count + 1, dtype=np.int32)
     gather(mark, parent, function, recursive, position, got_ids, got_parent, got_function, got_recursive)
@@ -575,7 +576,8 @@ def test_gather_equals_the_arrays_numpy_builds(count: int, leaves_wanted: int, s
 def test_gather_refuses_a_mark_that_is_not_a_closure_and_outputs_of_another_length() -> None:
     parent = np.array([0, 0, 1], dtype=np.uint32)
     function, recursive, position = np.zeros(3, dtype=np.int32), np.zeros(3, dtype=bool), np.empty(3, dtype=np.int32)
-    ids, parents, functions = (np.empty(1, dtype=np.int64) for _ in range(3))
+    ids = np.empty(1, dtype=np.int64)
+    parents, functions = (np.empty(1, dtype=np.int32) for _ in range(2))
     flags = np.empty(1, dtype=bool)
     not_closed = np.array([False, False, True])  # 2 without its parent 1
     with pytest.raises(ValueError, match="parent marked"):
