@@ -47,7 +47,7 @@ def test_sum_up_refuses_a_parent_out_of_order_and_totals_of_another_length() -> 
     with pytest.raises(ValueError, match="int64"):
         sum_up(np.ones((3, 1), dtype=np.int32), np.array([-1, 0, 1], dtype=np.int64))
     with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
-        sum_up(totals, np.array([-1, 0, 1], dtype=np.int16))
+        sum_up(totals, np.array([-1, 0, 1], dtype=np.int16))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="parent index"):
         sum_up(totals, np.array([-1, 0, 2], dtype=np.int32))
     assert totals.ravel().tolist() == [1, 1, 1]
@@ -81,7 +81,7 @@ def test_fold_equals_the_numpy_pruning(count: int, columns_wanted: int, share: f
     parent.flags.writeable = totals.flags.writeable = False  # only read: a read-only tree will do
     for width in (np.int64, np.int32):  # int32 parents (a tree gathered from the store) are read the same
         got_kept[:], got_parent[:], sums[:] = -7, -7, 0
-        fold(keep, parent.astype(width), totals, np.empty(count, dtype=np.int32), got_kept, got_parent, sums)
+        fold(keep, parent.astype(width), totals, np.empty(count, dtype=np.int32), got_kept, got_parent, sums)  # type: ignore[arg-type]
         assert got_kept.tolist() == kept.tolist()
         assert got_parent.tolist() == expected_parent.tolist()
         assert sums.tolist() == expected_sums.tolist()
@@ -100,5 +100,5 @@ def test_fold_refuses_arrays_of_other_lengths_and_a_parent_out_of_order() -> Non
     with pytest.raises(ValueError, match="parent index"):
         fold(keep, np.array([-1, 1, 0], dtype=np.int32), totals, *outputs, sums)
     with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
-        fold(keep, np.array([-1, 0, 0], dtype=np.float64), totals, *outputs, sums)
+        fold(keep, np.array([-1, 0, 0], dtype=np.float64), totals, *outputs, sums)  # type: ignore[arg-type]
     assert not sums.any()

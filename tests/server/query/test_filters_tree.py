@@ -168,9 +168,8 @@ def test_the_kept_tree_of_a_big_tree_is_one_node_a_path(seed: int) -> None:
         kept = (rng.random(len(parent)) >= share).tolist()
         expected = _keep_by_paths(parent, function, kept)
         for width in (np.int64, np.int32):  # int32 columns (a tree gathered from the store) are read the same
-            made = _filters.keep(
-                np.array(parent, dtype=width), np.array(function, dtype=width), np.array(kept, dtype=bool), None
-            )
+            columns = np.array(parent, dtype=width), np.array(function, dtype=width)
+            made = _filters.keep(*columns, np.array(kept, dtype=bool), None)  # type: ignore[arg-type]
             got = tuple(np.frombuffer(column, dtype=np.int64).tolist() for column in made)
             assert got == expected
 
@@ -196,7 +195,7 @@ def test_the_kept_tree_lands_nodes_on_their_nearest_kept_one_and_refuses_what_it
     with pytest.raises(ValueError, match="kept must be a column of bool"):
         _filters.keep(parent, function, kept.astype(np.int64), None)
     with pytest.raises(ValueError, match="function must be a column of int32 or int64"):
-        _filters.keep(parent, function.astype(np.float64), kept, None)
+        _filters.keep(parent, function.astype(np.float64), kept, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="parent index in"):
         _filters.keep(np.array([-1, 2, 1], dtype=np.int32), function.astype(np.int32), kept, None)
 
@@ -216,7 +215,7 @@ def test_matches_reach_every_node_below_them_and_bad_columns_are_refused() -> No
     _filters.on_paths(parent.astype(np.int32), narrow)  # int32 parents are read the same
     assert narrow.tolist() == [0, 1, 1, 2, 2]
     with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
-        _filters.on_paths(parent.astype(np.int8), narrow)
+        _filters.on_paths(parent.astype(np.int8), narrow)  # type: ignore[arg-type]
 
 
 def test_kept_recursion_reads_the_nearest_same_function_ancestor_and_refuses_what_it_cannot_read() -> None:
@@ -238,4 +237,4 @@ def test_kept_recursion_reads_the_nearest_same_function_ancestor_and_refuses_wha
     with pytest.raises(ValueError, match="kept must be a column of bool"):
         _filters.kept_recursion(parent, function, kept.astype(np.int64), asked)
     with pytest.raises(ValueError, match="function must be a column of int32 or int64"):
-        _filters.kept_recursion(parent, function.astype(np.uint16), kept, asked)
+        _filters.kept_recursion(parent, function.astype(np.uint16), kept, asked)  # type: ignore[arg-type]

@@ -145,8 +145,8 @@ def test_the_growth_refuses_a_tree_it_cannot_read() -> None:
     narrow = _sandwich.grow(parent.astype(np.int32), function.astype(np.int32), recursive, values, totals, 0, 0)
     assert narrow == (callers, callees)
     with pytest.raises(ValueError, match="parent must be a column of int32 or int64"):
-        _sandwich.grow(parent.astype(np.int16), function, recursive, values, totals, 0, 0)
+        _sandwich.grow(parent.astype(np.int16), function, recursive, values, totals, 0, 0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="function must be a column of int32 or int64"):
-        _sandwich.grow(parent, function.astype(np.uint32), recursive, values, totals, 0, 0)
+        _sandwich.grow(parent, function.astype(np.uint32), recursive, values, totals, 0, 0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="recursive must be a column of bool"):
         _sandwich.grow(parent, function, recursive.astype(np.int8), values, totals, 0, 0)
