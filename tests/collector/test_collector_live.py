@@ -155,7 +155,10 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     assert leaky_counts[-1] - leaky_counts[0] >= 200, leaky_counts
     assert abs(steady_counts[-1] - steady_counts[0]) < 20, steady_counts
 
-    # Deltas are never negative, and the allocs deltas add up to the cumulative difference within one scrape.
+    # Deltas are never negative, and the allocs deltas add up to the cumulative difference, less what no delta
+    # can see: before the first scrape (its baseline), the target sync (up to 1 s) and the wait for the job's
+    # slot (up to an interval); after the last, up to an interval and the shutdown. At about the largest delta
+    # an interval, 2.5 of them bound it (a bound of 1.5 failed once on a busy machine: 1.55 deltas unseen).
     for kind in ("allocs", "mutex", "block"):
         for profile in _profiles(store, kind, leaky_instance):
             counters = [t for name, t in zip(profile.sample_types, profile.totals, strict=True) if "inuse" not in name]
@@ -164,5 +167,5 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     difference = allocs_after - allocs_before
     one_scrape = max(deltas)
     assert sum(deltas) <= difference * 1.02
-    assert difference - sum(deltas) <= one_scrape * 1.5, (difference, sum(deltas), deltas)
+    assert difference - sum(deltas) <= one_scrape * 2.5, (difference, sum(deltas), deltas)
     store.close()
