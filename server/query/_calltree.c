@@ -18,13 +18,22 @@
 
 #include "../store/_words.h"
 
+/* Adds a row of `columns` values to another; sums wrap at 64 bits, as numpy's do. */
+static inline void
+add_row(uint64_t *into, const uint64_t *from, Py_ssize_t columns)
+{
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        into[c] += from[c];
+    }
+}
+
 PyDoc_STRVAR(calltree_sum_up_doc,
              "sum_up(totals, parent, /)\n--\n\n"
              "Add every node's row of `totals` to its parent's, children before parents: one pass from the last\n"
-             "node to the first. totals is a writable C-contiguous int64 array of (nodes, columns); parent (int32 or\n"
-             "int64) each node's parent's index, -1 for none, always below the node's own (nodes are in id order, and a\n"
-             "parent's id is below its child's). Sums wrap at 64 bits, as numpy's do. ValueError, with nothing\n"
-             "changed, for a parent index not in [-1, node) or totals of another length.");
+             "node to the first. totals is a writable C-contiguous int64 array of (nodes, columns); parent\n"
+             "(int32 or int64) each node's parent's index, -1 for none, always below the node's own (nodes are in\n"
+             "id order, and a parent's id is below its child's). Sums wrap at 64 bits, as numpy's do. ValueError,\n"
+             "with nothing changed, for a parent index not in [-1, node) or totals of another length.");
 
 /* Why in C: numpy summed a depth level at a time with np.add.at after sorting the nodes by depth, 1.3 s for the
  * 17 M nodes of a churny day's flame graph; in id order every child comes after its parent, so one pass from
@@ -63,11 +72,7 @@ calltree_sum_up(PyObject *Py_UNUSED(module), PyObject *args)
     for (Py_ssize_t i = count - 1; i >= 0; i--) {                                                                   \
         int64_t up = ((const TYPE *)parent.buf)[i];                                                                 \
         if (up >= 0) {                                                                                               \
-            uint64_t *into = totals + up * columns;                                                                  \
-            const uint64_t *from = totals + i * columns;                                                             \
-            for (Py_ssize_t c = 0; c < columns; c++) {                                                               \
-                into[c] += from[c];                                                                                  \
-            }                                                                                                        \
+            add_row(totals + up * columns, totals + i * columns, columns);                                           \
         }                                                                                                            \
     }
     if (parent.wide) {
@@ -155,11 +160,7 @@ calltree_fold(PyObject *Py_UNUSED(module), PyObject *args)
             at++;                                                                                                    \
         }                                                                                                            \
         else if (up < 0 || up_drawn) {                                                                               \
-            uint64_t *into = sums + (up < 0 ? 0 : (Py_ssize_t)position[up] + 1) * columns;                           \
-            const uint64_t *from = totals + i * columns;                                                             \
-            for (Py_ssize_t c = 0; c < columns; c++) {                                                               \
-                into[c] += from[c];                                                                                  \
-            }                                                                                                        \
+            add_row(sums + (up < 0 ? 0 : (Py_ssize_t)position[up] + 1) * columns, totals + i * columns, columns);    \
         }                                                                                                            \
     }
     if (parent.wide) {

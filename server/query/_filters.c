@@ -181,8 +181,8 @@ kept_node(Kept *k, Py_ssize_t i, int64_t under, int lifted)
 PyDoc_STRVAR(keep_doc,
              "keep(parent, function, kept, up, /)\n--\n\n"
              "The tree of the kept frames of a call tree: parent (int32 or int64, each in [-1, its own index):\n"
-             "parents first), function (int32 or int64, each in [0, 2**31); no two children of one node share one, as in every\n"
-             "call tree), kept (bool). up (int64, or None: worked out here) is each node's nearest kept node at\n"
+             "parents first), function (int32 or int64, each in [0, 2**31); no two children of one node share\n"
+             "one, as in every call tree), kept (bool). up (int64, or None: worked out here) is each node's nearest kept node at\n"
              "or above it (itself when kept), -1 for none; a node it names that is not kept holds no new node\n"
              "(filters.py drops empty nodes after working it out). Returns (new_of, nodes, new_parent) as\n"
              "bytearrays of int64: each original node's new node (its nearest kept node's, -1 without one), each\n"
@@ -206,11 +206,7 @@ filters_keep(PyObject *Py_UNUSED(module), PyObject *args)
     }
     int given = objs[3] != Py_None;
     Indices parent, function;
-    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
-        goto done;
-    }
-    got = 1;
-    if (get_indices(objs[1], &views[1], &function, "function") < 0) {
+    if (get_parent_function(objs, views, &parent, &function) < 0) {
         goto done;
     }
     got = 2;
@@ -352,8 +348,8 @@ PyDoc_STRVAR(kept_recursion_doc,
              "kept_recursion(parent, function, kept, nodes, /)\n--\n\n"
              "For each of nodes (int64, each in [0, the tree's size)): whether its nearest ancestor of its own\n"
              "function is kept (false when it has none). parent (int32 or int64, each in [-1, its own index):\n"
-             "parents first), function (int32 or int64) and kept (bool) are the tree's, one entry a node. Returns a bytearray of\n"
-             "one 0 or 1 a node asked about. ValueError, before anything is read, for columns of other lengths\n"
+             "parents first), function (int32 or int64) and kept (bool) are the tree's, one entry a node.\n"
+             "Returns a bytearray of one 0 or 1 a node asked about. ValueError, before anything is read, for columns of other lengths\n"
              "or types, or a parent or node out of range.");
 
 /* Why in C: below a cut (show_from) a recursive node stays recursive only if its nearest same-function
@@ -374,11 +370,7 @@ filters_kept_recursion(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOO:kept_recursion", &objs[0], &objs[1], &objs[2], &objs[3])) {
         return NULL;
     }
-    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
-        goto done;
-    }
-    got = 1;
-    if (get_indices(objs[1], &views[1], &function, "function") < 0) {
+    if (get_parent_function(objs, views, &parent, &function) < 0) {
         goto done;
     }
     got = 2;

@@ -683,11 +683,7 @@ sandwich_grow(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     Indices parent, function;
-    if (get_indices(objs[0], &views[0], &parent, "parent") < 0) {
-        goto done;
-    }
-    got = 1;
-    if (get_indices(objs[1], &views[1], &function, "function") < 0) {
+    if (get_parent_function(objs, views, &parent, &function) < 0) {
         goto done;
     }
     got = 2;

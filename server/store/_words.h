@@ -1,6 +1,6 @@
 /*
  * server/store/_words.h: how the C extensions (the store's _treeindex.c and _keyindex.c, the
- * query's _sandwich.c) take their array arguments. Each takes numpy arrays through the buffer
+ * query's _calltree.c, _filters.c and _sandwich.c) take their array arguments. Each takes numpy arrays through the buffer
  * protocol, with no copy; a buffer of any other shape or format must be refused before a byte of
  * it is read as a word.
  *
@@ -165,6 +165,21 @@ get_indices(PyObject *obj, Py_buffer *view, Indices *ix, const char *what)
     ix->buf = view->buf;
     ix->len = view->len / view->itemsize;
     ix->wide = wide;
+    return 0;
+}
+
+/* A call tree's parent and function columns (objs[0] and objs[1]) as Indices in views[0] and views[1]: both got,
+ * or neither (a refusal of the second releases the first). */
+static inline int
+get_parent_function(PyObject *const *objs, Py_buffer *views, Indices *parent, Indices *function)
+{
+    if (get_indices(objs[0], &views[0], parent, "parent") < 0) {
+        return -1;
+    }
+    if (get_indices(objs[1], &views[1], function, "function") < 0) {
+        PyBuffer_Release(&views[0]);
+        return -1;
+    }
     return 0;
 }
 
