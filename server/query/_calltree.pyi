@@ -16,7 +16,6 @@ def fold(
     keep: npt.NDArray[np.bool_],
     parent: Indices,
     totals: npt.NDArray[np.int64],
-    position: npt.NDArray[np.int32],
     kept: npt.NDArray[np.int64],
     kept_parent: npt.NDArray[np.int64],
     sums: npt.NDArray[np.int64],

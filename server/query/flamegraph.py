@@ -110,12 +110,16 @@ def _kept(tree: CallTree, width: IntArray, max_nodes: int, drop_empty: bool) -> 
     # With no negative value, a node whose values are all zero has only such nodes below it,
     # so leaving them out keeps every kept node's parent.
     empty = drop_empty and n > 0 and not bool((tree.selfs < 0).any())
-    keep = np.any(tree.totals != 0, axis=1) if empty else np.ones(n, dtype=bool)
-    if int(keep.sum()) <= max_nodes:
-        return keep, False
+    keep = np.any(tree.totals != 0, axis=1) if empty else None  # None: every node may be drawn
+    if (n if keep is None else int(keep.sum())) <= max_nodes:
+        return (np.ones(n, dtype=bool) if keep is None else keep), False
     # The max_nodes widest nodes, ties going to the lower index: nodes are in id order and a
     # parent's id is below its children's, so a kept node's ancestors are always kept too.
-    return keep & _widest(width, max_nodes), True
+    # (Flags a node are made once: a flame graph's peak holds them for each node its range reached.)
+    widest = _widest(width, max_nodes)
+    if keep is not None:
+        widest &= keep
+    return widest, True
 
 
 def _widest(width: IntArray, count: int) -> BoolArray:
@@ -135,12 +139,10 @@ def _fold_drawn(keep: BoolArray, parent: Indices, totals: IntArray) -> tuple[Int
     kept = np.empty(drawn, dtype=np.int64)
     kept_parent = np.empty(drawn, dtype=np.int64)
     sums = np.zeros((drawn + 1, totals.shape[1]), dtype=np.int64)
-    position = np.empty(keep.shape[0], dtype=np.int32)
     fold(
         keep,
         as_indices(parent),
         np.ascontiguousarray(totals),
-        position,
         kept,
         kept_parent,
         sums,

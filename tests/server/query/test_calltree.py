@@ -81,7 +81,7 @@ def test_fold_equals_the_numpy_pruning(count: int, columns_wanted: int, share: f
     parent.flags.writeable = totals.flags.writeable = False  # only read: a read-only tree will do
     for width in (np.int64, np.int32):  # int32 parents (a tree gathered from the store) are read the same
         got_kept[:], got_parent[:], sums[:] = -7, -7, 0
-        fold(keep, parent.astype(width), totals, np.empty(count, dtype=np.int32), got_kept, got_parent, sums)  # type: ignore[arg-type]
+        fold(keep, parent.astype(width), totals, got_kept, got_parent, sums)  # type: ignore[arg-type]
         assert got_kept.tolist() == kept.tolist()
         assert got_parent.tolist() == expected_parent.tolist()
         assert sums.tolist() == expected_sums.tolist()
@@ -90,7 +90,7 @@ def test_fold_equals_the_numpy_pruning(count: int, columns_wanted: int, share: f
 def test_fold_refuses_arrays_of_other_lengths_and_a_parent_out_of_order() -> None:
     keep = np.array([True, False, True])
     totals = np.ones((3, 1), dtype=np.int64)
-    outputs = (np.empty(3, dtype=np.int32), np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64))
+    outputs = (np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64))
     sums = np.zeros((3, 1), dtype=np.int64)
     with pytest.raises(ValueError, match="parent index"):
         fold(keep, np.array([-1, 1, 0], dtype=np.int64), totals, *outputs, sums)
