@@ -304,17 +304,26 @@ present_range(uint8_t *present, int64_t from, int64_t to)
     }
 }
 
-/* Index node `id` (its entry still empty; its frame is the function column's, which the caller writes) as the
- * child of `parent` (< id) with `frame`: at the head of the parent's list (`into_list`: the list has room), else
- * in the wide table. -1 with MemoryError set. */
+/* Link node `id` (its entry still empty) as the child of `parent` (< id) with `frame`: at the head of the parent's
+ * list (`into_list`: the list has room), else in the wide table. -1 with MemoryError set. The bookkeeping (its
+ * presence bit, high, used) is the caller's: index_put's for one node, commit's for a walk's run of them. */
 static inline int
-index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into_list)
+index_link(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into_list)
 {
     if (into_list) {
         self->nodes[id].next_sibling = self->nodes[parent].first_child;
         self->nodes[parent].first_child = (uint32_t)id;
+        return 0;
     }
-    else if (wide_put(&self->wide, pack(parent, frame), (uint64_t)id) < 0) {
+    return wide_put(&self->wide, pack(parent, frame), (uint64_t)id);
+}
+
+/* Index node `id` (its entry still empty; its frame is the function column's, which the caller writes) as the
+ * child of `parent` (< id) with `frame` (index_link). -1 with MemoryError set. */
+static inline int
+index_put(IndexObject *self, int64_t parent, int64_t frame, int64_t id, int into_list)
+{
+    if (index_link(self, parent, frame, id, into_list) < 0) {
         return -1;
     }
     self->present[id >> 3] |= (uint8_t)(1u << (id & 7));
@@ -1188,16 +1197,11 @@ index_commit(PyObject *op, PyObject *args)
     memcpy(recursive + first, b->recursive, (size_t)count);
     memset(known + first, 1, (size_t)count);
     int trusted = self->adds == self->batch_adds; /* the lists are as the walk saw them */
-    Node *nodes = self->nodes;
     Py_ssize_t indexed = 0;
     for (; indexed < count; indexed++) {
-        int64_t id = first + indexed, up = (int64_t)b->parent[indexed];
+        int64_t up = (int64_t)b->parent[indexed];
         int into_list = trusted ? b->listed[indexed] : index_list_open(self, up);
-        if (into_list) { /* index_put's list case, the common one, inline */
-            nodes[id].next_sibling = nodes[up].first_child;
-            nodes[up].first_child = (uint32_t)id;
-        }
-        else if (wide_put(&self->wide, pack(up, b->frame[indexed]), (uint64_t)id) < 0) {
+        if (index_link(self, up, b->frame[indexed], first + indexed, into_list) < 0) {
             break; /* out of memory: what is indexed so far stays (as add() leaves it) */
         }
     }
