@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install tools run test lint pytest pytest-later bench captures screenshots clean fuzz protos
 
-$(STAMP): pyproject.toml setup.py server/pprof/_wire.c server/store/_treeindex.c server/store/_keyindex.c server/store/_words.h server/pprof/_mix.h server/query/_sandwich.c server/query/_filters.c server/query/_calltree.c
+$(STAMP): pyproject.toml setup.py server/pprof/_wire.c server/store/_treeindex.c server/store/_keyindex.c server/store/_planes.c server/store/_words.h server/pprof/_mix.h server/query/_sandwich.c server/query/_filters.c server/query/_calltree.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from server.store._planes import rows
 from server.store.stackcodec import CorruptSegment, unzstd
 
 IntArray = npt.NDArray[np.int64]
@@ -44,9 +45,13 @@ U64 = npt.NDArray[np.uint64]
 _HEADER = struct.Struct("<2sBBIQ")
 _VERSION = 1
 _LEVEL = 3
+#: For segments whose bytes are mostly random: sample keys' 64-bit hashes are 8 of their ~10 planes and do not
+#: compress. A churny profile's ~2,000 new keys (26 KB of planes) took 80 us at level 3 and 18 us at level -1,
+#: for 2 % more bytes (22.1 KB against 21.7).
+FAST_LEVEL = -1
 _DELTA = 0x10
 _PLANES = 0x0F
-#: This thread's compressor: one may not be shared between threads at once, and making one per segment
+#: This thread's compressors by level: one may not be shared between threads at once, and making one per segment
 #: cost twice the compression of a steady profile's few hundred new rows (13 µs against 4).
 _COMPRESSOR = threading.local()
 
@@ -67,18 +72,43 @@ def _planes(top: int) -> int:
     return (top.bit_length() + 7) // 8
 
 
-def encode(magic: bytes, ids: IntArray, columns: list[IntArray]) -> bytes:
-    """Rows ``ids[i]`` with ``columns[c][i]``; ids positive and increasing (``ValueError`` otherwise).
+def encode(magic: bytes, ids: IntArray, columns: list[IntArray], level: int = _LEVEL) -> bytes:
+    """Rows ``ids[i]`` with ``columns[c][i]``, the planes compressed at zstd's ``level``; ids positive and
+    increasing (``ValueError`` otherwise).
 
-    Every column is coded at once, as one table of rows: a steady profile's segments hold a few hundred
-    rows, where a dozen numpy calls per column (~100 µs a segment) cost more than the rows themselves.
+    The descriptors and byte planes come from the C extension (:func:`server.store._planes.rows`), two passes
+    a column: a high-churn profile writes four segments, and coding them with numpy took a dozen array
+    operations a column whatever its length (~50 us a segment of a handful of rows, 0.6-0.8 ms a profile).
+    :func:`planes_numpy` gives the same bytes, and is what the extension is held equal to.
     """
+    descriptors, planes = rows(
+        np.ascontiguousarray(ids, dtype=np.int64), [np.ascontiguousarray(c, dtype=np.int64) for c in columns]
+    )
+    count = int(ids.shape[0])
+    first = int(ids[0]) if count else 0
+    return _HEADER.pack(magic, _VERSION, len(columns), count, first) + descriptors + compressor(level).compress(planes)
+
+
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor at ``level`` (one may not be shared between threads at once): the segments'
+    coders share them."""
+    made: dict[int, zstandard.ZstdCompressor] | None = getattr(_COMPRESSOR, "made", None)
+    if made is None:
+        made = _COMPRESSOR.made = {}
+    found = made.get(level)
+    if found is None:
+        found = made[level] = zstandard.ZstdCompressor(level=level)
+    return found
+
+
+def planes_numpy(ids: IntArray, columns: list[IntArray]) -> tuple[bytes, bytes]:
+    """The descriptor bytes and byte planes of :func:`encode`, with numpy: the reference the C extension's
+    :func:`server.store._planes.rows` is tested against."""
     count = int(ids.shape[0])
     if count and (int(ids[0]) < 1 or bool((np.diff(ids) < 1).any())):
         raise ValueError("segment ids must be positive and increasing")
     if any(int(column.shape[0]) != count for column in columns):
         raise ValueError("every column of a segment holds one value per id")
-    first = int(ids[0]) if count else 0
     table = np.empty((len(columns) + 1, count), dtype=np.int64)
     for row, values in enumerate(columns, start=1):
         table[row] = values
@@ -100,11 +130,7 @@ def encode(magic: bytes, ids: IntArray, columns: list[IntArray]) -> bytes:
     # Byte planes, column after column: plane p of a column is byte p of each of its coded values.
     planes = coded.astype("<u8", copy=False).view(np.uint8).reshape(table.shape[0], count, 8).transpose(0, 2, 1)
     wanted = np.arange(8) < np.array([d & _PLANES for d in descriptors])[:, None]
-    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSOR, "made", None)
-    if compressor is None:
-        compressor = _COMPRESSOR.made = zstandard.ZstdCompressor(level=_LEVEL)
-    body = compressor.compress(planes[wanted].tobytes())
-    return _HEADER.pack(magic, _VERSION, len(columns), count, first) + bytes(descriptors) + body
+    return bytes(descriptors), planes[wanted].tobytes()
 
 
 def columns_of(data: bytes) -> int:

@@ -69,7 +69,7 @@ class KeyRows:
 
 
 def encode(rows: KeyRows) -> bytes:
-    return columncodec.encode(MAGIC, rows.ids, [rows.hashes, rows.nodes, rows.labelsets])
+    return columncodec.encode(MAGIC, rows.ids, [rows.hashes, rows.nodes, rows.labelsets], columncodec.FAST_LEVEL)
 
 
 def decode(data: bytes) -> KeyRows:

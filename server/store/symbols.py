@@ -44,14 +44,12 @@ decompressed, and every length and file number is checked against it.
 from __future__ import annotations
 
 import struct
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import zstandard
 from sqlalchemy import Connection, Engine
 
 from server.errors import IdsExhausted
@@ -116,7 +114,6 @@ _SMALL_TEXT = 16 * 1024
 _SAME = -1  # a system name's length when it is the name
 #: Functions a segment holds at most when a whole store is written at once (migration 0019).
 SEGMENT_FUNCTIONS = 65_536
-_COMPRESSOR = threading.local()
 
 
 @dataclass(slots=True)
@@ -174,19 +171,8 @@ def encode(rows: FunctionRows) -> bytes:
     file_ids = np.arange(1, len(files) + 1, dtype=np.int64)
     lengths = columncodec.encode(_FILES, file_ids, [np.array([len(coded) for coded in file_bytes], dtype=np.int64)])
     raw = b"".join(names) + b"".join(systems) + b"".join(file_bytes)
-    text = _compressor(_SMALL_LEVEL if len(raw) < _SMALL_TEXT else _LEVEL).compress(raw)
+    text = columncodec.compressor(_SMALL_LEVEL if len(raw) < _SMALL_TEXT else _LEVEL).compress(raw)
     return _HEADER.pack(MAGIC, _VERSION, len(integers), len(lengths)) + integers + lengths + text
-
-
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    """This thread's compressor at ``level`` (one may not be shared between threads at once)."""
-    made: dict[int, zstandard.ZstdCompressor] | None = getattr(_COMPRESSOR, "made", None)
-    if made is None:
-        made = _COMPRESSOR.made = {}
-    found = made.get(level)
-    if found is None:
-        found = made[level] = zstandard.ZstdCompressor(level=level)
-    return found
 
 
 def _strings(raw: bytes, lengths: list[int], at: int) -> tuple[list[str], int]:
