@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
+from server.store.database import SqliteStatement
 from server.store.models import SegmentKind, SegmentRow, StoreState
 from server.store.state import EPOCH, GC_LOCK
 
@@ -75,6 +76,8 @@ _HOLD_WITH_TOPS = (
     update(StoreState).where(StoreState.key == EPOCH).values(value=StoreState.value).returning(StoreState.value, *_TOPS)
 )
 _READ_WITH_TOPS = select(StoreState.value, *_TOPS).where(StoreState.key == EPOCH)
+#: SQLite runs it once a profile that brings something new: without SQLAlchemy's per-statement work (database.py).
+_SQLITE_HOLD_WITH_TOPS = SqliteStatement(_HOLD_WITH_TOPS)
 #: The one statement a transaction's segments are written with (built once: building costs more than running).
 _INSERT_SEGMENTS = insert(SegmentRow)
 
@@ -93,7 +96,7 @@ def lock_all_appends(conn: Connection) -> tuple[int, dict[int, int]]:
         conn.execute(_LOCK_ALL)
         row = conn.execute(_READ_WITH_TOPS).one_or_none()
     else:
-        row = conn.execute(_HOLD_WITH_TOPS).one_or_none()
+        row = _SQLITE_HOLD_WITH_TOPS.run(conn).one_or_none()
     if row is None:  # no epoch stored yet: epoch 0, and every table catches up as before
         return 0, {}
     return int(row[0] or 0), {key: int(top or 0) for key, top in zip(_TOP_KEYS, row[1:], strict=True)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,16 +11,33 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from server.store.database import chunks, insert_ignoring_conflicts
+from server.store.database import SqliteStatement, chunks, insert_ignoring_conflicts
 from server.store.keys import hash64
 from server.store.models import ProfileBlob, ProfileRow, ProfileShape, StoreState
 
 #: Built once: every profile's transaction runs them, and building a statement costs more than running it.
 _INSERT_ROWS = insert(ProfileRow).returning(ProfileRow.id, sort_by_parameter_order=True)
 _INSERT_BLOBS = insert(ProfileBlob)
+#: One profile's row and blob on SQLite, as a profile that brings new stacks writes them (in its segments'
+#: transaction): without SQLAlchemy's per-statement work (database.py). With the lock, 0.07 ms (median) to
+#: 0.16 ms (mean) of such a profile's ingest, paired against the Core path over 88 churn first passes.
+_ROW_KEYS = ("series_id", "shape_id", "time_ns", "duration_ns", "period", "samples", "totals", "idempotency_key")
+_SQLITE_INSERT_ROW = SqliteStatement(insert(ProfileRow).returning(ProfileRow.id), _ROW_KEYS)
+_SQLITE_INSERT_BLOB = SqliteStatement(insert(ProfileBlob), ("profile_id", "time_ns", "series_id", "data"))
 
 #: Advisory lock class of idempotency keys (PostgreSQL's two-key form, apart from the one-key locks elsewhere).
 KEY_LOCK_CLASS = 7301
+
+
+def _insert_one(conn: Connection, row: dict[str, Any], blob: bytes) -> tuple[int, bool]:
+    """A row without an idempotency key, and its blob, on SQLite: (its id, True)."""
+    values = {key: row[key] for key in _ROW_KEYS}
+    values["totals"] = json.dumps(row["totals"])  # what the JSON column's own serializer writes
+    profile_id = int(_SQLITE_INSERT_ROW.run(conn, values).scalar_one())
+    _SQLITE_INSERT_BLOB.run(
+        conn, {"profile_id": profile_id, "time_ns": row["time_ns"], "series_id": row["series_id"], "data": blob}
+    )
+    return profile_id, True
 
 
 def lock_keys(conn: Connection, keys: Sequence[str]) -> None:
@@ -167,6 +185,8 @@ class ProfileTable:
         PostgreSQL a unique index would have to include the time (the tables
         are partitioned by it), and a retry may carry another time.
         """
+        if len(items) == 1 and conn.dialect.name == "sqlite" and items[0][0].get("idempotency_key") is None:
+            return [_insert_one(conn, *items[0])]
         results: list[tuple[int, bool] | None] = [None] * len(items)
         unkeyed = [i for i, (row, _) in enumerate(items) if row.get("idempotency_key") is None]
         if unkeyed:

@@ -74,7 +74,9 @@ def _segment_statements(engine: Engine) -> Iterator[list[tuple[str, SegmentKind]
         if "segments" not in statement:
             return
         verb = statement.lstrip().split()[0].upper()
-        seen.extend((verb, SegmentKind(p["kind"])) for p in context.compiled_parameters if "kind" in p)
+        # The driver's SQL (SQLite's append lock: database.SqliteStatement) binds no kind by name.
+        compiled = getattr(context, "compiled_parameters", None) or []
+        seen.extend((verb, SegmentKind(p["kind"])) for p in compiled if "kind" in p)
 
     event.listen(engine, "before_cursor_execute", record)
     try:
