@@ -26,7 +26,7 @@ from server.errors import Renumbered
 from server.pprof.checked import SATURATED, clamp
 from server.store import blob
 from server.store.cachemarks import CacheMarks
-from server.store.database import chunks, insert_returning
+from server.store.database import SqliteStatement, chunks, insert_returning
 from server.store.models import ProfileBlob, ProfileRow, Rollup, RollupBlob, RollupDirty, StoreState
 from server.store.profiles import ProfileMeta, ProfileTable
 from server.store.samples import aggregate_saturating
@@ -79,6 +79,9 @@ _DROP_ROLLUPS = (
     )
     .returning(Rollup.id, Rollup.width_s)
 )
+#: SQLite runs it for every profile stored behind the current hour (a back-fill, a push of old profiles): without
+#: SQLAlchemy's per-statement work (database.SqliteStatement).
+_SQLITE_DROP_ROLLUPS = SqliteStatement(_DROP_ROLLUPS)
 
 
 def invalidate(
@@ -101,7 +104,11 @@ def invalidate(
     buckets = {HOUR_S: hour, DAY_S: bucket_of(time_ns, DAY_S)}
     # Width and bucket name the partition on PostgreSQL (it prunes to the two the condition names), the series
     # a shard on Citus; the blobs go by hand (no foreign key cascades).
-    gone = conn.execute(_DROP_ROLLUPS, {"series": series_id, "hour": hour, "day": buckets[DAY_S]}).all()
+    values = {"series": series_id, "hour": hour, "day": buckets[DAY_S]}
+    if conn.dialect.name == "sqlite":
+        gone = _SQLITE_DROP_ROLLUPS.run(conn, values).all()
+    else:
+        gone = conn.execute(_DROP_ROLLUPS, values).all()
     dropped = len(gone)
     for width_s, bucket in buckets.items():
         ids = [int(rollup_id) for rollup_id, width in gone if width == width_s]
