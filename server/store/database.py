@@ -150,3 +150,10 @@ class SqliteStatement:
         """The statement's cursor result in ``conn`` (a SQLite connection), with ``values`` by column key."""
         given = self._constants if not values else {**self._constants, **values}
         return conn.exec_driver_sql(self.sql, tuple(given[name] for name in self._names))
+
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The statement once a row (the driver's ``executemany``), each row's values by column key."""
+        constants = self._constants
+        conn.exec_driver_sql(
+            self.sql, [tuple(row[name] if name in row else constants[name] for name in self._names) for row in rows]
+        )

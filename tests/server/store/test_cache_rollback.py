@@ -28,6 +28,7 @@ from server.store.check import check_store
 from server.store.models import SegmentKind, SegmentRow
 from server.store.repository import Store
 from server.store.symbols import NOT_KNOWN, function_digests
+from tests.support.statements import bound_kinds
 from tests.support.tools import DATA
 
 pytestmark = pytest.mark.dates  # CI runs it again with the clock 400 days ahead (Makefile: pytest-later)
@@ -73,11 +74,10 @@ def test_a_failed_last_insert_leaves_no_id_in_any_cache(store: Store, settings: 
     """The sample keys' segment is the last insert of a profile's one transaction: by then functions,
     line frames and both trees have handed out ids. Its failure must leave none of them cached."""
 
-    def fail_key_insert(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+    def fail_key_insert(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool) -> None:
         if not statement.lstrip().upper().startswith("INSERT INTO SEGMENTS"):
-            return  # (statements run as the driver's SQL, as SQLite's append lock is, have no compiled parameters)
-        keys = [p for p in context.compiled_parameters if p.get("kind") == SegmentKind.SAMPLE_KEYS]
-        if keys:
+            return
+        if SegmentKind.SAMPLE_KEYS in bound_kinds(statement, parameters, context):
             raise OperationalError(statement, {}, Exception("server closed the connection unexpectedly"))
 
     event.listen(store.engine, "before_cursor_execute", fail_key_insert)

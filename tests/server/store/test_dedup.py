@@ -37,6 +37,7 @@ from server.store.state import read_generation
 from server.upkeep.retention import apply_retention
 from tests.support.oracle import pprof_top
 from tests.support.stacknames import stack_names
+from tests.support.statements import bound_kinds
 from tests.support.tools import DATA
 
 CPU = (DATA / "cpu.pb.gz").read_bytes()
@@ -70,13 +71,11 @@ def _segment_statements(engine: Engine) -> Iterator[list[tuple[str, SegmentKind]
     ``SELECT`` for a catch-up read of the kind's segments."""
     seen: list[tuple[str, SegmentKind]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool) -> None:
         if "segments" not in statement:
             return
         verb = statement.lstrip().split()[0].upper()
-        # The driver's SQL (SQLite's append lock: database.SqliteStatement) binds no kind by name.
-        compiled = getattr(context, "compiled_parameters", None) or []
-        seen.extend((verb, SegmentKind(p["kind"])) for p in compiled if "kind" in p)
+        seen.extend((verb, SegmentKind(kind)) for kind in bound_kinds(statement, parameters, context))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
