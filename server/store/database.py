@@ -123,11 +123,13 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 class SqliteStatement:
     """A Core statement compiled for SQLite once, then run with ``exec_driver_sql``: for the few statements a
-    profile that brings new stacks runs on SQLite (the append locks, its row, its blob).
+    profile that brings new stacks runs on SQLite (the append locks, its segments, its row and blob, and a late
+    profile's drop of its hour's rollups).
 
-    Why: each ``Connection.execute`` of a Core statement costs SQLAlchemy ~80-140 us here on top of SQLite's own
-    10-30 us (its cache key, compiled-parameter processing, result set-up), and ingesting a high-churn profile
-    is measured against its bare decode. ``exec_driver_sql`` keeps what matters of SQLAlchemy's path (the
+    Why: each ``Connection.execute`` of a Core statement costs SQLAlchemy ~80-140 µs here on top of SQLite's own
+    10-30 µs, warm (its cache key, compiled-parameter processing, result set-up), and ingesting a high-churn
+    profile is measured against its bare decode; together they saved 0.2-0.3 ms of such a profile's ingest
+    (docs/storage-history.md). ``exec_driver_sql`` keeps what matters of SQLAlchemy's path (the
     connection's transaction, ``before_cursor_execute`` events, errors raised as ``sqlalchemy.exc`` types) and
     skips the rest. Values are given as the driver takes them (a JSON column's text, say); the statement's own
     bound constants (an enum's member) are passed as their integers.
