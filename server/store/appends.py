@@ -79,8 +79,7 @@ _READ_WITH_TOPS = select(StoreState.value, *_TOPS).where(StoreState.key == EPOCH
 #: SQLite runs it once a profile that brings something new: without SQLAlchemy's per-statement work (database.py).
 _SQLITE_HOLD_WITH_TOPS = SqliteStatement(_HOLD_WITH_TOPS)
 #: The one statement a transaction's segments are written with (built once: building costs more than running).
-_INSERT_SEGMENTS = insert(SegmentRow)
-_SQLITE_INSERT_SEGMENTS = SqliteStatement(_INSERT_SEGMENTS, ("kind", "first_id", "last_id", "items", "data"))
+_INSERT_SEGMENTS = SqliteStatement(insert(SegmentRow), ("kind", "first_id", "last_id", "items", "data"))
 
 
 def lock_all_appends(conn: Connection) -> tuple[int, dict[int, int]]:
@@ -210,10 +209,7 @@ class Appends:
         if begun is not None and conn is not None:
             if exc_type is None and segments:
                 try:
-                    if conn.dialect.name == "sqlite":
-                        _SQLITE_INSERT_SEGMENTS.run_many(conn, segments)
-                    else:
-                        conn.execute(_INSERT_SEGMENTS, segments)
+                    _INSERT_SEGMENTS.run_many(conn, segments)
                 except BaseException as failed:
                     begun.__exit__(type(failed), failed, failed.__traceback__)  # rolls back
                     raise

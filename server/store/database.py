@@ -132,10 +132,12 @@ class SqliteStatement:
     (docs/storage-history.md). ``exec_driver_sql`` keeps what matters of SQLAlchemy's path (the
     connection's transaction, ``before_cursor_execute`` events, errors raised as ``sqlalchemy.exc`` types) and
     skips the rest. Values are given as the driver takes them (a JSON column's text, say); the statement's own
-    bound constants (an enum's member) are passed as their integers.
+    bound constants (an enum's member) are passed as their integers. On PostgreSQL the Core statement runs as
+    before, with the same values, so a caller whose values need no conversion names no dialect.
     """
 
     def __init__(self, statement: Any, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
         compiled = statement.compile(dialect=sqlite.dialect(), column_keys=list(column_keys or []) or None)
         self.sql: str = compiled.string
         self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
@@ -149,12 +151,17 @@ class SqliteStatement:
         }
 
     def run(self, conn: Connection, values: Mapping[str, Any] | None = None) -> Any:
-        """The statement's cursor result in ``conn`` (a SQLite connection), with ``values`` by column key."""
+        """The statement's cursor result in ``conn``, with ``values`` by column key."""
+        if conn.dialect.name != "sqlite":
+            return conn.execute(self.statement, dict(values or {}))
         given = self._constants if not values else {**self._constants, **values}
         return conn.exec_driver_sql(self.sql, tuple(given[name] for name in self._names))
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """The statement once a row (the driver's ``executemany``), each row's values by column key."""
+        """The statement once a row (the driver's ``executemany`` on SQLite), each row's values by column key."""
+        if conn.dialect.name != "sqlite":
+            conn.execute(self.statement, list(rows))
+            return
         constants = self._constants
         conn.exec_driver_sql(
             self.sql, [tuple(row[name] if name in row else constants[name] for name in self._names) for row in rows]

@@ -67,8 +67,9 @@ def lock_series(conn: Connection, series_id: int) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 7_300_000_000 + series_id})
 
 
-#: Built once: every late profile's transaction runs it (the hour's and the day's rollups in one statement).
-_DROP_ROLLUPS = (
+#: Built once: every late profile's transaction runs it (the hour's and the day's rollups in one statement): a
+#: back-fill, a push of old profiles. On SQLite without SQLAlchemy's per-statement work (database.SqliteStatement).
+_DROP_ROLLUPS = SqliteStatement(
     delete(Rollup)
     .where(
         Rollup.series_id == bindparam("series"),
@@ -79,9 +80,6 @@ _DROP_ROLLUPS = (
     )
     .returning(Rollup.id, Rollup.width_s)
 )
-#: SQLite runs it for every profile stored behind the current hour (a back-fill, a push of old profiles): without
-#: SQLAlchemy's per-statement work (database.SqliteStatement).
-_SQLITE_DROP_ROLLUPS = SqliteStatement(_DROP_ROLLUPS)
 
 
 def invalidate(
@@ -104,11 +102,7 @@ def invalidate(
     buckets = {HOUR_S: hour, DAY_S: bucket_of(time_ns, DAY_S)}
     # Width and bucket name the partition on PostgreSQL (it prunes to the two the condition names), the series
     # a shard on Citus; the blobs go by hand (no foreign key cascades).
-    values = {"series": series_id, "hour": hour, "day": buckets[DAY_S]}
-    if conn.dialect.name == "sqlite":
-        gone = _SQLITE_DROP_ROLLUPS.run(conn, values).all()
-    else:
-        gone = conn.execute(_DROP_ROLLUPS, values).all()
+    gone = _DROP_ROLLUPS.run(conn, {"series": series_id, "hour": hour, "day": buckets[DAY_S]}).all()
     dropped = len(gone)
     for width_s, bucket in buckets.items():
         ids = [int(rollup_id) for rollup_id, width in gone if width == width_s]
