@@ -259,6 +259,43 @@ def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.gen
     assert tree.function[1:4].tolist() == [5, 6, 7] and tree.parent[1:4].tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("mapped", [False, True])
+def test_commit_writes_only_the_new_ids_whole_pages_around_them_untouched(mapped: bool) -> None:
+    """commit() faults in whole pages around the new ids before writing them (prefault in _treeindex.c): the
+    columns' other entries, and memory past a column's end in the same pages, keep their bytes. Columns are
+    views into bigger arrays filled with a sentinel: heap arrays, or anonymous mappings as server.store.reserved
+    makes them."""
+    size, made = 20_000, 3_000
+    stacks = [[7, 8, *range(100 + k, 110 + k)] for k in range(made // 10)]
+    frames, offsets = _flat(stacks, leaf_first=False)
+
+    def bigger(dtype: Any, fill: int) -> npt.NDArray[Any]:
+        count = size + 4096
+        if mapped:
+            mapping = mmap.mmap(-1, count * np.dtype(dtype).itemsize, flags=mmap.MAP_PRIVATE | _NORESERVE)
+            whole = np.frombuffer(mapping, dtype=dtype, count=count)
+        else:
+            whole = np.zeros(count, dtype=dtype)
+        whole[:] = fill
+        return whole
+
+    wholes = [bigger(np.uint32, 0xABCD), bigger(np.int32, -5), bigger(np.bool_, 1), bigger(np.bool_, 0)]
+    wholes[3][0] = True
+    columns_in = [whole[:size] for whole in wholes]
+    index = Index()
+    _, count, walk = index.walk(frames, offsets, 1, columns_in[1], nodes=False)
+    before = [whole.copy() for whole in wholes]
+    index.commit(walk, *columns_in)
+    new = slice(1, 1 + count)
+    for whole, was in zip(wholes, before, strict=True):
+        outside = np.ones(whole.shape[0], dtype=bool)
+        outside[new] = False
+        assert np.array_equal(whole[outside], was[outside])
+    assert columns_in[3][new].all() and columns_in[1][1:3].tolist() == [7, 8]
+    found = index.lookup(np.array([0], np.int64), np.array([7], np.int64), columns_in[1])
+    assert np.frombuffer(found, np.int64).tolist() == [1]
+
+
 def test_a_stack_of_2_31_frames_is_refused() -> None:
     """Depths are int32: a walk refuses a stack of 2**31 frames, before reading a frame (the frames here are
     reserved address space, never touched). A system that will not reserve 16 GiB skips this on a developer's
