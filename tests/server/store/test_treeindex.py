@@ -261,10 +261,10 @@ def test_commit_refuses_a_column_of_another_type(column: int, wrong: type[np.gen
 
 @pytest.mark.parametrize("mapped", [False, True])
 def test_commit_writes_only_the_new_ids_whole_pages_around_them_untouched(mapped: bool) -> None:
-    """commit() faults in whole pages around the new ids before writing them (prefault in _treeindex.c): the
-    columns' other entries, and memory past a column's end in the same pages, keep their bytes. Columns are
-    views into bigger arrays filled with a sentinel: heap arrays, or anonymous mappings as server.store.reserved
-    makes them."""
+    """commit() faults in whole pages around the new ids before writing them (prefault in _treeindex.c): every
+    other entry keeps its bytes, those sharing a page with the new ids and the memory past the columns' end
+    alike. Columns are views into bigger arrays filled with a sentinel: heap arrays, or anonymous mappings as
+    server.store.reserved makes them."""
     size, made = 20_000, 3_000
     stacks = [[7, 8, *range(100 + k, 110 + k)] for k in range(made // 10)]
     frames, offsets = _flat(stacks, leaf_first=False)
