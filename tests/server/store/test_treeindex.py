@@ -448,6 +448,21 @@ def test_walk_through_frame_of_equals_the_gathered_frames(
     assert np.array_equal(mapped.tree.parent, gathered.tree.parent)
 
 
+def test_a_batch_past_the_kept_frames_walks_as_gathered_and_so_do_smaller_ones_after() -> None:
+    """The frames looked up in ``frame_of`` go to a scratch the index keeps for the next walk, up to 2**20 of
+    them: a batch past that (1.2 M frames) walks as its gathered frames do, and so do small batches after it,
+    whose scratch is then made again."""
+    rng = np.random.default_rng(17)
+    frame_of = np.repeat(np.arange(500, dtype=np.int64), 2)  # two entries a frame
+    mapped, gathered = Indexed(), Indexed()
+    for n_stacks in (20_000, 3, 300):
+        positions = rng.integers(0, frame_of.shape[0], n_stacks * 60, dtype=np.int64)
+        offsets = np.arange(0, positions.shape[0] + 1, 60, dtype=np.int64)
+        with_map = mapped.index.walk(positions, offsets, 1, mapped.tree.function, frame_of=frame_of)
+        assert with_map == gathered.walk(frame_of[positions], offsets, 1)
+        assert len(with_map[1]) // 8 > n_stacks  # new nodes were made: the walk went past the root
+
+
 def test_frame_of_out_of_place_is_refused() -> None:
     index = Indexed()
     offsets = np.array([0, 3], dtype=np.int64)
