@@ -846,8 +846,8 @@ all_within(const int64_t *values, Py_ssize_t n, int64_t limit)
 static const int64_t *
 walk_frames(IndexObject *self, const int64_t *frames, const int64_t *frame_of, Py_ssize_t n_frames)
 {
-    if (frame_of == NULL) {
-        return frames;
+    if (frame_of == NULL || n_frames == 0) {
+        return frames; /* (no frames: nothing to look up, and the scratch may not be there) */
     }
     if (self->mapped_room < n_frames) {
         int64_t *bigger = PyMem_RawRealloc(self->mapped, (size_t)n_frames * sizeof(int64_t));

@@ -461,6 +461,14 @@ def test_a_batch_past_the_kept_frames_walks_as_gathered_and_so_do_smaller_ones_a
         with_map = mapped.index.walk(positions, offsets, 1, mapped.tree.function, frame_of=frame_of)
         assert with_map == gathered.walk(frame_of[positions], offsets, 1)
         assert len(with_map[1]) // 8 > n_stacks  # new nodes were made: the walk went past the root
+    # No frames at all (only empty stacks), with no scratch kept: nothing to look up.
+    empty = np.zeros(0, dtype=np.int64)
+    fresh = Indexed()
+    for index in (fresh, mapped):
+        leaves, made, _ = index.index.walk(
+            empty, np.zeros(3, dtype=np.int64), 1, index.tree.function, nodes=False, frame_of=frame_of
+        )
+        assert np.frombuffer(leaves, dtype=np.int64).tolist() == [0, 0] and made == 0
 
 
 def test_frame_of_out_of_place_is_refused() -> None:
