@@ -850,12 +850,9 @@ walk_frames(IndexObject *self, const int64_t *frames, const int64_t *frame_of, P
         return frames; /* (no frames: nothing to look up, and the scratch may not be there) */
     }
     if (self->mapped_room < n_frames) {
-        int64_t *bigger = PyMem_RawRealloc(self->mapped, (size_t)n_frames * sizeof(int64_t));
-        if (bigger == NULL) {
-            PyErr_NoMemory();
+        if (resize(&self->mapped, n_frames, sizeof(int64_t)) < 0) {
             return NULL;
         }
-        self->mapped = bigger;
         self->mapped_room = n_frames;
     }
     for (Py_ssize_t i = 0; i < n_frames; i++) {
