@@ -32,9 +32,12 @@ Measured per mode, each against a baseline in the same run:
   each profile's bare decode is timed right after its ingest, so both see the
   machine as it was then (a virtual machine's speed drifts over minutes; a
   baseline timed once after the day moved the ratio by up to 1.7x between
-  runs). It runs after, so its caches are warm: the pairing can only flatter
-  the baseline. The older figure, against one baseline after the day, is
-  printed beside;
+  runs). It runs after the ingest has filled the caches with its own work,
+  so it is slower than the same decodes run back to back (by up to 14 %
+  in the runs of 2026-12-07, night: docs/storage-history.md), and the paired ratio
+  is that much lower than one against decodes run back to back. The older
+  figure, against one baseline after the day, is printed beside: read the
+  two together;
 - **stored bytes**: growth of the VACUUMed SQLite file over the first day
   (360 profiles from an empty store), per profile, against the raw ``.pb.gz``
   bytes; the stack tree's share (SQLite's ``dbstat``); the same day stored in
