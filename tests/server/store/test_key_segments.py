@@ -24,7 +24,7 @@ from server.store.dedup import Dedup
 from server.store.gc import collect_garbage
 from server.store.linevectors import LineVectorTable
 from server.store.repository import Store
-from server.store.samplekeys import SampleKeyTable, concatenate, read_segments
+from server.store.samplekeys import SampleKeyTable, by_node, concatenate, first_positions, read_segments
 from server.store.stackcodec import CorruptSegment, deflate
 from tests.support.tools import DATA
 
@@ -50,6 +50,38 @@ def test_columns_round_trip_whatever_their_values() -> None:
     assert empty_ids.size == 0 and all(c.size == 0 for c in empty)
     with pytest.raises(ValueError, match="increasing"):
         columncodec.encode(b"SK", np.array([3, 3]), [np.array([1, 2])])
+
+
+def test_first_positions_find_each_hash_first_occurrence() -> None:
+    rng = np.random.default_rng(11)
+    hashes = rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64)
+    hashes[rng.integers(0, 300, 80)] = hashes[rng.integers(0, 300, 80)]  # repeats, some far apart
+    at = np.sort(rng.choice(300, 200, replace=False))
+    first = first_positions(hashes, at)
+    for p in range(300):
+        if p in set(at.tolist()):
+            expected = next(int(q) for q in at if hashes[q] == hashes[p])
+            assert first[p] == expected
+        else:
+            assert first[p] == -1
+    unique_first = at[first[at] == at]  # what np.unique(return_index=True) picks, in position order
+    _, reference = np.unique(hashes[at], return_index=True)
+    assert unique_first.tolist() == sorted(at[reference].tolist())
+
+
+@pytest.mark.parametrize(
+    ("node_top", "labelset_top"),
+    [(2**20, 9), (2**31 + 5, 3), (50, 2**33)],  # packed into one key, and too big for it (lexsort's path)
+)
+def test_by_node_orders_as_lexsort_does(node_top: int, labelset_top: int) -> None:
+    rng = np.random.default_rng(node_top % 1000)
+    node = rng.integers(0, node_top, 2_000, dtype=np.int64)
+    node[::3] = node[0]  # ties on node, broken by label set, then kept in the order given
+    labelset = rng.integers(0, labelset_top, 2_000, dtype=np.int64)
+    labelset[::5] = 0
+    assert by_node(node, labelset).tolist() == np.lexsort((labelset, node)).tolist()
+    empty = np.zeros(0, dtype=np.int64)
+    assert by_node(empty, empty).size == 0
 
 
 @pytest.mark.parametrize(
