@@ -112,7 +112,8 @@ def first_positions(hashes: IntArray, at: IntArray) -> IntArray:
     return first
 
 
-#: Node and label-set ids below these are packed into one int64 sort key (the tree's ids stay below 2**32).
+#: Node and label-set ids below these are packed into one int64 sort key; larger ones (node ids reach 2**32) take
+#: ``lexsort``, which orders them the same.
 _PACKED_NODE = 1 << 31
 _PACKED_LABELSET = 1 << 32
 

@@ -58,8 +58,9 @@ def test_first_positions_find_each_hash_first_occurrence() -> None:
     hashes[rng.integers(0, 300, 80)] = hashes[rng.integers(0, 300, 80)]  # repeats, some far apart
     at = np.sort(rng.choice(300, 200, replace=False))
     first = first_positions(hashes, at)
+    given = set(at.tolist())
     for p in range(300):
-        if p in set(at.tolist()):
+        if p in given:
             expected = next(int(q) for q in at if hashes[q] == hashes[p])
             assert first[p] == expected
         else:
