@@ -159,6 +159,9 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     # can see: before the first scrape (its baseline), the target sync (up to 1 s) and the wait for the job's
     # slot (up to an interval); after the last, up to an interval and the shutdown. At about the largest delta
     # an interval, 2.5 of them bound it (a bound of 1.5 failed once on a busy machine: 1.55 deltas unseen).
+    # They can also count a little twice: each asks Go for a whole interval, so a request served late overlaps
+    # the next one's window by its lateness (a 2 % bound failed once in CI at 2.0 %: 0.11 of a delta). Half a
+    # delta bounds that overlap; a cumulative profile stored as a delta would exceed it many times over.
     for kind in ("allocs", "mutex", "block"):
         for profile in _profiles(store, kind, leaky_instance):
             counters = [t for name, t in zip(profile.sample_types, profile.totals, strict=True) if "inuse" not in name]
@@ -166,6 +169,6 @@ def test_three_instances_three_ways(sqlite_url: str, tmp_path: Path) -> None:
     deltas = [p.totals[0] for p in _profiles(store, "allocs", leaky_instance)]
     difference = allocs_after - allocs_before
     one_scrape = max(deltas)
-    assert sum(deltas) <= difference * 1.02
+    assert sum(deltas) - difference <= one_scrape * 0.5, (difference, sum(deltas), deltas)
     assert difference - sum(deltas) <= one_scrape * 2.5, (difference, sum(deltas), deltas)
     store.close()
