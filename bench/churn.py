@@ -336,13 +336,18 @@ _SEGMENT_BYTES = "SELECT kind, sum(length(data)) FROM segments GROUP BY kind"
 
 
 def by_kind(sizes: dict[str, int], data: Sequence[tuple[int, int]]) -> dict[str, int]:
-    """``sizes`` with the ``segments`` table's bytes shared out among its kinds, in proportion to their data."""
+    """``sizes`` with the ``segments`` table's bytes shared out among its kinds, in proportion to their data
+    (to the byte: the shares add up to the table)."""
     total = sum(int(n) for _, n in data)
     if "segments" not in sizes or not total:
         return sizes
     table = sizes.pop("segments")
+    so_far = shared = 0
     for kind, n in data:
-        sizes[SEGMENT_KINDS.get(SegmentKind(kind), f"segments: kind {kind}")] = table * int(n) // total
+        so_far += int(n)
+        share = table * so_far // total - shared  # cumulative, so the shares add up to the table exactly
+        sizes[SEGMENT_KINDS.get(SegmentKind(kind), f"segments: kind {kind}")] = share
+        shared += share
     return sizes
 
 
