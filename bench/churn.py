@@ -44,9 +44,10 @@ Measured per mode, each against a baseline in the same run:
   a PostgreSQL the bench starts (as the tests do), growth of its relations'
   main forks, counted as SQLite's file counts them: a relation's first pages
   (which SQLite's empty file holds) and the fixed-size free-space and
-  visibility maps are printed apart, as stored (``--no-postgres`` skips it); and, reported beside it, the growth over
-  the later days per profile, rollups included: what a profile costs once its
-  functions, stacks and sample keys are stored;
+  visibility maps are printed apart, as stored (``--no-postgres`` skips it);
+  and, reported beside it, the growth over the later days per profile,
+  rollups included: what a profile costs once its functions, stacks and
+  sample keys are stored;
 - **flame graphs**: after ``build_rollups(now=END)`` (hourly and daily rollups
   current), ``service.flame`` (2,048 nodes) over the last 24 h (360 profiles)
   and the whole 7 d, each in a fresh Python process standing for the server:
@@ -362,8 +363,8 @@ def sqlite_tables(db_file: Path) -> dict[str, int]:
     return by_kind({str(name): int(size) for name, size in rows}, kinds)
 
 
-#: Each relation of the public schema (tables, their indexes, their TOAST tables and those's indexes) with its
-#: owning table, its main fork's bytes, the pages it holds from its first row on, and its fixed-size maps.
+#: Each relation of the public schema (tables, their indexes, their TOAST tables and the TOAST tables' indexes)
+#: with its owning table, its access method, its main fork's bytes and its fixed-size maps' bytes.
 _PG_RELATIONS = """
 WITH tables AS (
     SELECT c.oid, c.relname, c.reltoastrelid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
